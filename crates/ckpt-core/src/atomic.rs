@@ -1,0 +1,214 @@
+//! Crash-safe output: everything is written under a temporary name beside the destination and
+//! renamed into place only when complete. A failure drops the temporary; Ctrl-C runs
+//! [`cleanup_pending`]; a SIGKILL leaves at most a hidden `.NAME.ckpt-tmp-PID` file, never a partial
+//! file under the final name.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn register(p: &Path) {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(p.to_path_buf());
+}
+
+fn unregister(p: &Path) {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x != p);
+}
+
+/// Removes every temporary output still in progress (called from the Ctrl-C handler).
+pub fn cleanup_pending() {
+    let list = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    for p in list {
+        if p.is_dir() {
+            let _ = fs::remove_dir_all(&p);
+        } else {
+            let _ = fs::remove_file(&p);
+        }
+    }
+}
+
+/// The hidden temporary path used while `final_path` is being written.
+pub fn temp_path_for(final_path: &Path) -> PathBuf {
+    let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let dir = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join(format!(".{name}.ckpt-tmp-{}", std::process::id()))
+}
+
+/// Refuses to replace an existing output unless `overwrite` is set.
+pub fn check_destination(final_path: &Path, overwrite: bool) -> Result<()> {
+    if final_path.exists() && !overwrite {
+        return Err(Error::Usage(format!("{} already exists (use --force to replace it)", final_path.display())));
+    }
+    Ok(())
+}
+
+pub struct AtomicFile {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    direct: bool,
+}
+
+impl AtomicFile {
+    pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicFile> {
+        check_destination(final_path, overwrite)?;
+        let tmp_path = temp_path_for(final_path);
+        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        register(&tmp_path);
+        Ok(AtomicFile {
+            final_path: final_path.to_path_buf(),
+            tmp_path,
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            direct: false,
+        })
+    }
+
+    /// A file inside a directory that is itself atomic ([`AtomicDir`]): written in place.
+    pub fn in_atomic_dir(path: &Path) -> Result<AtomicFile> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        Ok(AtomicFile {
+            final_path: path.to_path_buf(),
+            tmp_path: path.to_path_buf(),
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            direct: true,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.final_path
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.writer.as_mut().expect("writer taken only by commit")
+    }
+
+    /// Flushes, syncs and renames into place.
+    pub fn commit(mut self) -> Result<()> {
+        let w = self.writer.take().unwrap();
+        let file = w.into_inner().map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
+        drop(file);
+        if !self.direct {
+            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+            unregister(&self.tmp_path);
+        }
+        self.direct = true; // nothing left to clean up
+        self.tmp_path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer().flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.tmp_path.as_os_str().is_empty() {
+            return;
+        }
+        self.writer.take();
+        let _ = fs::remove_file(&self.tmp_path);
+        unregister(&self.tmp_path);
+    }
+}
+
+/// A directory output (a sharded model folder) built under a temporary name and renamed at the end.
+pub struct AtomicDir {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    overwrite: bool,
+    committed: bool,
+}
+
+impl AtomicDir {
+    pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicDir> {
+        check_destination(final_path, overwrite)?;
+        let tmp_path = temp_path_for(final_path);
+        if tmp_path.exists() {
+            let _ = fs::remove_dir_all(&tmp_path);
+        }
+        fs::create_dir_all(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        register(&tmp_path);
+        Ok(AtomicDir { final_path: final_path.to_path_buf(), tmp_path, overwrite, committed: false })
+    }
+
+    /// Where files are written while the directory is in progress.
+    pub fn path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        if self.final_path.exists() {
+            if !self.overwrite {
+                return Err(Error::Usage(format!("{} already exists (use --force)", self.final_path.display())));
+            }
+            let old = temp_path_for(&self.final_path).with_extension("old");
+            fs::rename(&self.final_path, &old).map_err(|e| Error::io(&self.final_path, e))?;
+            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+            if old.is_dir() {
+                let _ = fs::remove_dir_all(&old);
+            } else {
+                let _ = fs::remove_file(&old);
+            }
+        } else {
+            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+        }
+        unregister(&self.tmp_path);
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp_path);
+            unregister(&self.tmp_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_file_leaves_nothing() {
+        let dir = tempdir();
+        let out = dir.join("x.bin");
+        {
+            let mut f = AtomicFile::create(&out, false).unwrap();
+            f.write_all(b"partial").unwrap();
+        }
+        assert!(!out.exists());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        let mut f = AtomicFile::create(&out, false).unwrap();
+        f.write_all(b"done").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"done");
+        assert!(AtomicFile::create(&out, false).is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ckpt-atomic-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

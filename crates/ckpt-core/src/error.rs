@@ -1,0 +1,54 @@
+//! One error type for every library crate; the CLI maps each kind to an exit code.
+
+use std::path::{Path, PathBuf};
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The input is malformed, truncated or inconsistent.
+    #[error("{}: {msg}", path.display())]
+    Invalid { path: PathBuf, msg: String },
+    /// The input asks for something ckpt refuses to do for safety (a pickle global outside the
+    /// allowlist, a compressed record that could be a zip bomb).
+    #[error("{}: refused: {msg}", path.display())]
+    Unsafe { path: PathBuf, msg: String },
+    /// Valid input that ckpt does not support (yet), or a request that cannot be honoured.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The command line or the output location is wrong (existing output without --force, …).
+    #[error("{0}")]
+    Usage(String),
+    /// A check after writing found a difference.
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
+        Error::Io { path: path.as_ref().to_path_buf(), source }
+    }
+    pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
+        Error::Invalid { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+    pub fn unsafe_input(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
+        Error::Unsafe { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+
+    /// Process exit code for this kind of failure (documented in `ckpt --help`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Mismatch(_) => 1,
+            Error::Usage(_) => 2,
+            Error::Invalid { .. } => 3,
+            Error::Unsafe { .. } => 4,
+            Error::Unsupported(_) => 5,
+            Error::Io { .. } => 6,
+            Error::Other(_) => 1,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! ckpt-core: the pieces every ckpt format and command shares — element types, the lazy tensor
+//! model, checkpoints as read, shard planning and crash-safe output.
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod dtype;
+pub mod error;
+pub mod shard;
+pub mod tensor;
+
+pub use checkpoint::{Checkpoint, Format};
+pub use dtype::{numel, DType, GgmlType};
+pub use error::{Error, Result};
+pub use tensor::{Buffer, Storage, Tensor, TensorData, View};

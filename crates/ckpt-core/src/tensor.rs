@@ -1,0 +1,437 @@
+//! The lazy tensor model every conversion flows through.
+//!
+//! A [`Tensor`] is a name, a dtype, a shape and a [`TensorData`] saying where its bytes are: a view
+//! into a [`Storage`] (a byte range of a mmapped file or an owned buffer, with an element offset,
+//! optional strides and a byte order) or a computation run on demand. Nothing is read until a
+//! sink asks for the bytes, one tensor at a time.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::dtype::{numel, DType};
+use crate::error::{Error, Result};
+
+/// Bytes of one input file, memory-mapped (or owned, for inflated/synthesised data).
+pub struct Buffer {
+    pub path: PathBuf,
+    backing: Backing,
+}
+
+enum Backing {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Buffer {
+    /// Memory-maps `path` read-only. Never modifies the file.
+    pub fn map(path: &Path) -> Result<Arc<Buffer>> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let backing = if len == 0 {
+            Backing::Owned(Vec::new())
+        } else {
+            // SAFETY: read-only private mapping; ckpt never writes to its inputs. A file truncated
+            // by another process while mapped is outside what any mmap reader can defend against.
+            let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(path, e))?;
+            Backing::Mmap(map)
+        };
+        Ok(Arc::new(Buffer { path: path.to_path_buf(), backing }))
+    }
+
+    pub fn owned(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Arc<Buffer> {
+        Arc::new(Buffer { path: path.into(), backing: Backing::Owned(bytes) })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            Backing::Mmap(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tells the kernel we are done with a range so mapped pages stop counting toward our RSS.
+    pub fn release(&self, start: usize, len: usize) {
+        #[cfg(unix)]
+        if let Backing::Mmap(m) = &self.backing {
+            let page = 4096;
+            let begin = start.div_ceil(page) * page;
+            let end = ((start + len) / page) * page;
+            if end > begin {
+                // SAFETY: the mapping is read-only and file-backed; dropping pages only forces a
+                // re-read from the file on the next access, it never changes contents.
+                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, begin, end - begin) };
+            }
+        }
+        let _ = (start, len);
+    }
+}
+
+impl fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Buffer({}, {} bytes)", self.path.display(), self.len())
+    }
+}
+
+static NEXT_STORAGE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A contiguous byte range that one or more tensors view (a torch storage, or a safetensors /
+/// GGUF tensor's own data range). Tensors with the same `id` share memory.
+#[derive(Debug)]
+pub struct Storage {
+    pub id: u64,
+    pub buffer: Arc<Buffer>,
+    pub start: usize,
+    pub len: usize,
+    /// Data stored big-endian (a torch checkpoint with `byteorder = big`).
+    pub big_endian: bool,
+    /// Human-readable origin for errors, e.g. `archive/data/3`.
+    pub label: String,
+}
+
+impl Storage {
+    pub fn new(buffer: Arc<Buffer>, start: usize, len: usize, label: impl Into<String>) -> Result<Arc<Storage>> {
+        let end = start.checked_add(len);
+        if end.is_none_or(|e| e > buffer.len()) {
+            return Err(Error::invalid(
+                &buffer.path,
+                format!("data range {start}..{start}+{len} is outside the file ({} bytes)", buffer.len()),
+            ));
+        }
+        Ok(Arc::new(Storage {
+            id: NEXT_STORAGE_ID.fetch_add(1, Ordering::Relaxed),
+            buffer,
+            start,
+            len,
+            big_endian: false,
+            label: label.into(),
+        }))
+    }
+
+    pub fn with_big_endian(mut self: Arc<Self>, big_endian: bool) -> Arc<Self> {
+        Arc::get_mut(&mut self).expect("set byte order before sharing").big_endian = big_endian;
+        self
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buffer.bytes()[self.start..self.start + self.len]
+    }
+}
+
+/// A view of a storage: element offset and strides (in elements; None means contiguous).
+#[derive(Debug, Clone)]
+pub struct View {
+    pub storage: Arc<Storage>,
+    pub offset: u64,
+    pub strides: Option<Vec<u64>>,
+}
+
+pub type ComputeFn = dyn Fn() -> Result<Vec<u8>> + Send + Sync;
+
+#[derive(Clone)]
+pub enum TensorData {
+    View(View),
+    /// Bytes produced on demand (a cast, a LoRA merge, a dequantization…), little-endian, dense.
+    Computed(Arc<ComputeFn>),
+}
+
+impl fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TensorData::View(v) => v.fmt(f),
+            TensorData::Computed(_) => f.write_str("Computed"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub data: TensorData,
+}
+
+impl Tensor {
+    /// A tensor that owns a dense little-endian slice of a storage starting at byte 0.
+    pub fn contiguous(name: impl Into<String>, dtype: DType, shape: Vec<u64>, storage: Arc<Storage>) -> Tensor {
+        Tensor { name: name.into(), dtype, shape, data: TensorData::View(View { storage, offset: 0, strides: None }) }
+    }
+
+    pub fn computed(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<u64>,
+        f: impl Fn() -> Result<Vec<u8>> + Send + Sync + 'static,
+    ) -> Tensor {
+        Tensor { name: name.into(), dtype, shape, data: TensorData::Computed(Arc::new(f)) }
+    }
+
+    pub fn numel(&self) -> u64 {
+        numel(&self.shape).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes of the dense output form of this tensor.
+    pub fn nbytes(&self) -> u64 {
+        self.dtype.nbytes(&self.shape).unwrap_or(u64::MAX)
+    }
+
+    pub fn view(&self) -> Option<&View> {
+        match &self.data {
+            TensorData::View(v) => Some(v),
+            TensorData::Computed(_) => None,
+        }
+    }
+
+    /// Checks that the view lies inside its storage (torch's `set_` bound check) and the strides are
+    /// representable. Readers call this once for every tensor they produce.
+    pub fn validate(&self) -> Result<()> {
+        let nbytes = self.dtype.nbytes(&self.shape).map_err(|m| self.err(m))?;
+        let Some(v) = self.view() else { return Ok(()) };
+        let path = &v.storage.buffer.path;
+        if self.numel() == 0 {
+            return Ok(());
+        }
+        match &v.strides {
+            None => {
+                let elem_bits = self.dtype.bits().unwrap_or(8) as u64;
+                let start = v.offset.checked_mul(elem_bits).map(|b| b / 8);
+                let end = start.and_then(|s| s.checked_add(nbytes));
+                if end.is_none_or(|e| e > v.storage.len as u64) {
+                    return Err(Error::invalid(
+                        path,
+                        format!(
+                            "tensor '{}' needs {} bytes at element offset {} but {} holds {} bytes",
+                            self.name, nbytes, v.offset, v.storage.label, v.storage.len
+                        ),
+                    ));
+                }
+            }
+            Some(strides) => {
+                let elem = self.dtype.elem_size().ok_or_else(|| {
+                    self.err(format!("strided views of {} are not supported", self.dtype))
+                })? as u64;
+                if strides.len() != self.shape.len() {
+                    return Err(Error::invalid(
+                        path,
+                        format!("tensor '{}' has {} strides for {} dimensions", self.name, strides.len(), self.shape.len()),
+                    ));
+                }
+                let mut last = v.offset;
+                for (&d, &s) in self.shape.iter().zip(strides) {
+                    last = (d - 1).checked_mul(s).and_then(|x| last.checked_add(x)).ok_or_else(|| {
+                        self.err("stride arithmetic overflows".to_string())
+                    })?;
+                }
+                if last.checked_add(1).and_then(|n| n.checked_mul(elem)).is_none_or(|b| b > v.storage.len as u64) {
+                    return Err(Error::invalid(
+                        path,
+                        format!(
+                            "tensor '{}' (offset {}, shape {:?}, strides {:?}) reaches past the end of {} ({} bytes)",
+                            self.name, v.offset, self.shape, strides, v.storage.label, v.storage.len
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn err(&self, msg: String) -> Error {
+        match self.view() {
+            Some(v) => Error::invalid(&v.storage.buffer.path, format!("tensor '{}': {msg}", self.name)),
+            None => Error::Other(format!("tensor '{}': {msg}", self.name)),
+        }
+    }
+
+    /// The byte range of the storage this tensor touches, for shared-memory detection.
+    pub fn storage_byte_range(&self) -> Option<(u64, std::ops::Range<u64>)> {
+        let v = self.view()?;
+        let elem = self.dtype.elem_size()? as u64;
+        if self.numel() == 0 {
+            return None;
+        }
+        let start = v.offset * elem;
+        let last = match &v.strides {
+            None => v.offset + self.numel() - 1,
+            Some(s) => v.offset + self.shape.iter().zip(s).map(|(&d, &st)| (d - 1) * st).sum::<u64>(),
+        };
+        Some((v.storage.id, start..(last + 1) * elem))
+    }
+
+    /// Whether this tensor covers its whole storage exactly (convert.py's "complete" test).
+    pub fn covers_storage(&self) -> bool {
+        match self.view() {
+            Some(v) => v.offset == 0 && self.nbytes() == v.storage.len as u64,
+            None => false,
+        }
+    }
+
+    /// Dense little-endian bytes. Borrowed when the view is already dense and little-endian.
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>> {
+        match &self.data {
+            TensorData::Computed(f) => {
+                let out = f()?;
+                if out.len() as u64 != self.nbytes() {
+                    return Err(Error::Other(format!(
+                        "tensor '{}': computed {} bytes, expected {}",
+                        self.name,
+                        out.len(),
+                        self.nbytes()
+                    )));
+                }
+                Ok(Cow::Owned(out))
+            }
+            TensorData::View(v) => {
+                self.validate()?;
+                let nbytes = self.nbytes() as usize;
+                let storage = v.storage.bytes();
+                let contiguous = match &v.strides {
+                    None => true,
+                    Some(s) => is_contiguous(&self.shape, s),
+                };
+                let elem_bits = self.dtype.bits().unwrap_or(8) as u64;
+                let mut out: Cow<[u8]> = if contiguous {
+                    let start = (v.offset * elem_bits / 8) as usize;
+                    Cow::Borrowed(&storage[start..start + nbytes])
+                } else {
+                    Cow::Owned(gather(storage, self.dtype.elem_size().unwrap(), v.offset, &self.shape, v.strides.as_ref().unwrap()))
+                };
+                if v.storage.big_endian {
+                    let unit = self.dtype.swap_unit();
+                    if unit > 1 {
+                        let owned = out.to_mut();
+                        for chunk in owned.chunks_exact_mut(unit) {
+                            chunk.reverse();
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Streams the dense bytes into `w`; for mmapped views the pages are released afterwards so
+    /// resident memory stays flat however large the model is.
+    pub fn write_to(&self, w: &mut dyn Write) -> Result<u64> {
+        let bytes = self.bytes()?;
+        w.write_all(&bytes).map_err(|e| Error::Other(format!("writing tensor '{}': {e}", self.name)))?;
+        let n = bytes.len() as u64;
+        drop(bytes);
+        self.release();
+        Ok(n)
+    }
+
+    /// Drops mapped pages of this tensor's storage from the resident set.
+    pub fn release(&self) {
+        if let Some(v) = self.view() {
+            v.storage.buffer.release(v.storage.start, v.storage.len);
+        }
+    }
+}
+
+/// Whether `strides` describe the row-major layout of `shape` (size-1 dims may have any stride).
+pub fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
+    let mut expected = 1u64;
+    for (&d, &s) in shape.iter().zip(strides).rev() {
+        if d != 1 && s != expected {
+            return false;
+        }
+        expected = expected.saturating_mul(d);
+    }
+    true
+}
+
+pub fn contiguous_strides(shape: &[u64]) -> Vec<u64> {
+    let mut strides = vec![1u64; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+/// Copies a strided view into a dense row-major buffer.
+fn gather(storage: &[u8], elem: usize, offset: u64, shape: &[u64], strides: &[u64]) -> Vec<u8> {
+    let n = numel(shape).unwrap() as usize;
+    let mut out = Vec::with_capacity(n * elem);
+    if n == 0 {
+        return out;
+    }
+    let nd = shape.len();
+    let mut idx = vec![0u64; nd];
+    // The innermost dimension is copied as one run when its stride is 1.
+    let inner = shape[nd - 1];
+    let inner_stride = strides[nd - 1];
+    loop {
+        let base = offset + idx.iter().zip(strides).map(|(&i, &s)| i * s).sum::<u64>();
+        if inner_stride == 1 {
+            let b = base as usize * elem;
+            out.extend_from_slice(&storage[b..b + inner as usize * elem]);
+        } else {
+            for j in 0..inner {
+                let b = (base + j * inner_stride) as usize * elem;
+                out.extend_from_slice(&storage[b..b + elem]);
+            }
+        }
+        // advance the outer index (all but the last dim)
+        let mut d = nd as isize - 2;
+        loop {
+            if d < 0 {
+                return out;
+            }
+            let du = d as usize;
+            idx[du] += 1;
+            if idx[du] < shape[du] {
+                break;
+            }
+            idx[du] = 0;
+            d -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_transposed() {
+        // P = [[0,1,2],[3,4,5]] (2x3 f32); P.t() is 3x2 with strides (1,3)
+        let data: Vec<u8> = (0..6u32).flat_map(|x| (x as f32).to_le_bytes()).collect();
+        let buf = Buffer::owned("mem", data);
+        let st = Storage::new(buf, 0, 24, "s").unwrap();
+        let t = Tensor {
+            name: "t".into(),
+            dtype: DType::F32,
+            shape: vec![3, 2],
+            data: TensorData::View(View { storage: st, offset: 0, strides: Some(vec![1, 3]) }),
+        };
+        let b = t.bytes().unwrap();
+        let v: Vec<f32> = b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(v, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    fn out_of_bounds_view_is_an_error() {
+        let buf = Buffer::owned("mem", vec![0; 16]);
+        let st = Storage::new(buf, 0, 16, "s").unwrap();
+        let t = Tensor {
+            name: "t".into(),
+            dtype: DType::F32,
+            shape: vec![2, 2],
+            data: TensorData::View(View { storage: st, offset: 1, strides: None }),
+        };
+        assert!(t.bytes().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! safetensors reader (mmap, full validation, header-only) and deterministic writer
