@@ -83,6 +83,18 @@ impl AtomicFile {
         &self.final_path
     }
 
+    /// Where the bytes are while the file is in progress (to re-read them before committing).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    /// Flushes and syncs without committing, so the temporary can be verified first.
+    pub fn sync(&mut self) -> Result<()> {
+        let w = self.writer.as_mut().expect("writer taken only by commit");
+        w.flush().map_err(|e| Error::io(&self.tmp_path, e))?;
+        w.get_ref().sync_all().map_err(|e| Error::io(&self.tmp_path, e))
+    }
+
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         self.writer.as_mut().expect("writer taken only by commit")
     }
