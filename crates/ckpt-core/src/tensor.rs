@@ -84,6 +84,9 @@ impl fmt::Debug for Buffer {
     }
 }
 
+/// Unit of streamed reads and writes of mapped data.
+const STREAM_CHUNK: usize = 8 << 20;
+
 static NEXT_STORAGE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A contiguous byte range that one or more tensors view (a torch storage, or a safetensors /
@@ -322,15 +325,75 @@ impl Tensor {
         }
     }
 
-    /// Streams the dense bytes into `w`; for mmapped views the pages are released afterwards so
-    /// resident memory stays flat however large the model is.
+    /// The tensor's bytes as one range of a mapped buffer, when it is a dense little-endian view.
+    pub fn mapped_range(&self) -> Option<(&Buffer, usize, usize)> {
+        let v = self.view()?;
+        if v.storage.big_endian && self.dtype.swap_unit() > 1 {
+            return None;
+        }
+        if let Some(s) = &v.strides {
+            if !is_contiguous(&self.shape, s) {
+                return None;
+            }
+        }
+        let bits = self.dtype.bits().unwrap_or(8) as u64;
+        let start = v.storage.start as u64 + v.offset * bits / 8;
+        Some((&v.storage.buffer, start as usize, self.nbytes() as usize))
+    }
+
+    /// Streams the dense bytes into `w`. Mapped data goes out in chunks whose pages are released
+    /// right after, so resident memory stays flat however large the tensor or model is.
     pub fn write_to(&self, w: &mut dyn Write) -> Result<u64> {
+        let io_err = |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
+        if let Some((buf, start, len)) = self.mapped_range() {
+            self.validate()?;
+            let mut pos = start;
+            while pos < start + len {
+                let n = STREAM_CHUNK.min(start + len - pos);
+                w.write_all(&buf.bytes()[pos..pos + n]).map_err(io_err)?;
+                buf.release(pos, n);
+                pos += n;
+            }
+            return Ok(len as u64);
+        }
         let bytes = self.bytes()?;
-        w.write_all(&bytes).map_err(|e| Error::Other(format!("writing tensor '{}': {e}", self.name)))?;
+        w.write_all(&bytes).map_err(io_err)?;
         let n = bytes.len() as u64;
         drop(bytes);
         self.release();
         Ok(n)
+    }
+
+    /// Whether two tensors hold identical bytes, compared chunk by chunk (mapped pages released
+    /// as they are consumed). Returns the first differing byte offset.
+    pub fn first_difference(&self, other: &Tensor) -> Result<Option<u64>> {
+        if let (Some((ba, sa, la)), Some((bb, sb, lb))) = (self.mapped_range(), other.mapped_range()) {
+            self.validate()?;
+            other.validate()?;
+            let mut off = 0usize;
+            while off < la.min(lb) {
+                let n = STREAM_CHUNK.min(la.min(lb) - off);
+                let (x, y) = (&ba.bytes()[sa + off..sa + off + n], &bb.bytes()[sb + off..sb + off + n]);
+                if x != y {
+                    let at = x.iter().zip(y).position(|(p, q)| p != q).unwrap();
+                    return Ok(Some((off + at) as u64));
+                }
+                ba.release(sa + off, n);
+                bb.release(sb + off, n);
+                off += n;
+            }
+            return Ok((la != lb).then_some(la.min(lb) as u64));
+        }
+        let (a, b) = (self.bytes()?, other.bytes()?);
+        let diff = if a == b {
+            None
+        } else {
+            Some(a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len())) as u64)
+        };
+        drop((a, b));
+        self.release();
+        other.release();
+        Ok(diff)
     }
 
     /// Drops mapped pages of this tensor's storage from the resident set.
