@@ -1,0 +1,241 @@
+//! Turns the unpickled object tree into named tensors and non-tensor extras.
+//!
+//! Dicts, OrderedDicts, lists and tuples are walked in pickle order and their keys joined with `.`
+//! (integer keys and list indices in decimal). Tensors become core tensors viewing the storage
+//! they were pickled against, so tensors of one torch storage share one `Storage` (same id).
+//! Other leaves (numbers, strings, None, lists of them) become JSON extras.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ckpt_core::tensor::is_contiguous;
+use ckpt_core::{DType, Error, Result, Storage, Tensor, TensorData, View};
+use serde_json::Value as Json;
+
+use crate::globals::Global;
+use crate::pickle::{Machine, Object, Value};
+
+/// Deepest container nesting walked (a self-referencing container ends here too).
+const MAX_DEPTH: usize = 256;
+
+pub(crate) struct Flattened {
+    pub tensors: Vec<Tensor>,
+    pub extras: BTreeMap<String, Json>,
+}
+
+struct Walker<'a> {
+    m: &'a Machine<'a>,
+    storages: &'a [Arc<Storage>],
+    path: &'a Path,
+    out: Flattened,
+}
+
+/// Flattens `root` (or its `key` entry) into tensors and extras. `storages[i]` backs the pickle's
+/// storage `i`.
+pub(crate) fn flatten(
+    m: &Machine,
+    root: &Value,
+    storages: &[Arc<Storage>],
+    key: Option<&str>,
+    path: &Path,
+) -> Result<Flattened> {
+    let mut w = Walker { m, storages, path, out: Flattened { tensors: Vec::new(), extras: BTreeMap::new() } };
+    let (start, prefix) = match key {
+        None => (root.clone(), String::new()),
+        Some(k) => (w.select(root, k)?, String::new()),
+    };
+    match &start {
+        // A lone tensor has no key of its own to be named by.
+        Value::Tensor(_) => w.walk(&start, key.unwrap_or("tensor"), 0)?,
+        _ => w.walk(&start, &prefix, 0)?,
+    }
+    Ok(w.out)
+}
+
+/// The keys of the root dict (for error messages and callers choosing a subtree).
+pub(crate) fn top_level_keys(m: &Machine, root: &Value) -> Vec<String> {
+    match root {
+        Value::Object(id) => match &m.objects[*id] {
+            Object::Dict(d) => d.entries.iter().filter_map(|(k, _)| key_text(k)).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn key_text(k: &Value) -> Option<String> {
+    Some(match k {
+        Value::Str(s) => s.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+        Value::None => "None".to_string(),
+        Value::Float(f) => f.to_string(),
+        _ => return None,
+    })
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+impl Walker<'_> {
+    fn dict_entries(&self, v: &Value) -> Option<&[(Value, Value)]> {
+        match v {
+            Value::Object(id) => match &self.m.objects[*id] {
+                Object::Dict(d) => Some(&d.entries),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The subtree under `key`: an entry of the root dict, or a dotted path of nested entries.
+    fn select(&self, root: &Value, key: &str) -> Result<Value> {
+        let lookup = |v: &Value, k: &str| -> Option<Value> {
+            self.dict_entries(v)?.iter().find(|(ek, _)| key_text(ek).as_deref() == Some(k)).map(|(_, ev)| ev.clone())
+        };
+        if let Some(v) = lookup(root, key) {
+            return Ok(v);
+        }
+        let mut cur = Some(root.clone());
+        for part in key.split('.') {
+            cur = cur.and_then(|c| lookup(&c, part));
+        }
+        cur.ok_or_else(|| {
+            let keys = top_level_keys(self.m, root);
+            let listed = if keys.is_empty() {
+                format!("the checkpoint's root is a {}, not a dict", root.kind(self.m))
+            } else {
+                format!("top-level keys: {}", keys.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "))
+            };
+            Error::Usage(format!("{}: no key '{key}' in the checkpoint ({listed})", self.path.display()))
+        })
+    }
+
+    fn walk(&mut self, v: &Value, name: &str, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid(self.path, format!("'{name}': containers nested deeper than {MAX_DEPTH} levels")));
+        }
+        match v {
+            Value::Tensor(i) => {
+                let t = self.tensor(*i, name)?;
+                self.out.tensors.push(t);
+            }
+            Value::Object(id) => match &self.m.objects[*id] {
+                Object::Dict(d) => {
+                    if d.entries.is_empty() && !name.is_empty() {
+                        self.out.extras.insert(name.to_string(), Json::Object(Default::default()));
+                    }
+                    for (k, child) in &d.entries {
+                        let key = key_text(k).ok_or_else(|| {
+                            Error::invalid(self.path, format!("'{name}': a dict key is a {}", k.kind(self.m)))
+                        })?;
+                        self.walk(child, &join(name, &key), depth + 1)?;
+                    }
+                }
+                Object::Tuple(items) | Object::List(items) | Object::Set(items) => {
+                    if let Some(json) = self.plain_json(v, depth) {
+                        self.out.extras.insert(name.to_string(), json);
+                    } else {
+                        for (i, child) in items.iter().enumerate() {
+                            self.walk(child, &join(name, &i.to_string()), depth + 1)?;
+                        }
+                    }
+                }
+            },
+            other => {
+                let json = self.plain_json(other, depth).unwrap_or(Json::Null);
+                self.out.extras.insert(name.to_string(), json);
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON form of a value made only of scalars and sequences of scalars; None when it holds
+    /// a dict or a tensor (those are walked instead).
+    fn plain_json(&self, v: &Value, depth: usize) -> Option<Json> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        Some(match v {
+            Value::None => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => {
+                if let Ok(x) = i64::try_from(*i) {
+                    Json::from(x)
+                } else if let Ok(x) = u64::try_from(*i) {
+                    Json::from(x)
+                } else {
+                    Json::String(i.to_string())
+                }
+            }
+            Value::Float(f) => float_json(*f),
+            Value::Complex(re, im) => Json::Array(vec![float_json(*re), float_json(*im)]),
+            Value::Str(s) => Json::String(s.to_string()),
+            Value::Bytes(b) => Json::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+            Value::Global(g) => Json::String(global_text(g)),
+            Value::Symbol(s) => Json::String(s.to_string()),
+            Value::Storage(i) => Json::String(format!("<torch storage '{}'>", self.m.storages[*i].key)),
+            Value::Opaque => Json::String("<object>".into()),
+            Value::Tensor(_) => return None,
+            Value::Object(id) => match &self.m.objects[*id] {
+                Object::Dict(_) => return None,
+                Object::Tuple(items) | Object::List(items) | Object::Set(items) => {
+                    Json::Array(items.iter().map(|x| self.plain_json(x, depth + 1)).collect::<Option<Vec<_>>>()?)
+                }
+            },
+        })
+    }
+
+    /// The core tensor for pickled tensor `i`, named `name`.
+    fn tensor(&self, i: usize, name: &str) -> Result<Tensor> {
+        let rec = &self.m.tensors[i];
+        let storage = self.storages[rec.storage].clone();
+        let Some(dtype) = rec.dtype.dtype else {
+            return Err(Error::Unsupported(format!(
+                "{}: tensor '{name}' has torch dtype {}, which safetensors cannot represent",
+                self.path.display(),
+                rec.dtype.name
+            )));
+        };
+        let contiguous = is_contiguous(&rec.shape, &rec.strides);
+        let (shape, offset, strides) = if dtype == DType::F4 {
+            // torch's float4_e2m1fn_x2 packs two values per element; safetensors F4 counts values.
+            let (Some(&last), true) = (rec.shape.last(), contiguous) else {
+                return Err(Error::Unsupported(format!(
+                    "{}: tensor '{name}' (float4_e2m1fn_x2, shape {:?}, strides {:?}): only contiguous tensors of at \
+                     least one dimension are supported",
+                    self.path.display(),
+                    rec.shape,
+                    rec.strides
+                )));
+            };
+            let mut shape = rec.shape.clone();
+            *shape.last_mut().unwrap() = last * 2;
+            (shape, rec.offset * 2, None)
+        } else {
+            let strides = (!contiguous).then(|| rec.strides.clone());
+            (rec.shape.clone(), rec.offset, strides)
+        };
+        let t = Tensor { name: name.to_string(), dtype, shape, data: TensorData::View(View { storage, offset, strides }) };
+        t.validate()?;
+        Ok(t)
+    }
+}
+
+fn float_json(f: f64) -> Json {
+    serde_json::Number::from_f64(f).map(Json::Number).unwrap_or_else(|| Json::String(f.to_string()))
+}
+
+fn global_text(g: &Global) -> String {
+    match g {
+        Global::DType(d) => format!("torch.{}", d.name),
+        Global::Storage(c) => c.name(),
+        other => format!("{other:?}"),
+    }
+}

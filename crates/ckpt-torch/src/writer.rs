@@ -1,0 +1,458 @@
+//! Writes a zip checkpoint that `torch.load(weights_only=True)` loads (also with `mmap=True`).
+//!
+//! Layout (like `torch.save`, minus records torch treats as optional): every record STORED under
+//! one folder named after the output's stem; `data.pkl` (protocol 2, only opcodes and globals
+//! the safe loader accepts, an OrderedDict root), `byteorder` = `little`, `data/0..K-1` (one
+//! dense storage per distinct tensor, each 64-byte aligned through torch's "FB" extra-field
+//! padding), `version` = `3\n`. No `.format_version`: with it torch may compute record offsets
+//! assuming miniz's exact layout instead of reading them. Tensor data is streamed one tensor at a
+//! time; each CRC is computed on the way and patched into its local header afterwards.
+
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use ckpt_core::atomic::AtomicFile;
+use ckpt_core::tensor::contiguous_strides;
+use ckpt_core::{DType, Error, Result, Tensor, TensorData};
+
+use crate::globals::{torch_dtype_for, TorchDType};
+
+/// Every record's data starts at a multiple of this (torch's default storage alignment).
+const ALIGNMENT: u64 = 64;
+/// Extra-field id of torch's alignment padding ("FB").
+const PADDING_EXTRA_ID: u16 = 0x4246;
+const ZIP64_EXTRA_ID: u16 = 0x0001;
+const MAX32: u64 = 0xffff_ffff;
+/// DOS date 1980-01-01 (the earliest representable).
+const DOS_DATE: u16 = (1 << 5) | 1;
+/// CPython pickles dict items in batches of this many.
+const SETITEMS_BATCH: usize = 1000;
+
+/// Writes `tensors` as a torch zip checkpoint at `out`, atomically (temp file + rename).
+pub fn write(out: &Path, tensors: &[Tensor], overwrite: bool) -> Result<()> {
+    let mut file = AtomicFile::create(out, overwrite)?;
+    let folder = archive_folder(out);
+    write_to_writer(file.writer(), &folder, tensors).map_err(|e| match e {
+        Error::Other(m) => Error::Other(format!("{}: {m}", out.display())),
+        Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", out.display())),
+        other => other,
+    })?;
+    file.commit()
+}
+
+/// The archive's top-level folder, as torch names it: the file name up to its last `.`, or
+/// `archive` when that is not plain ASCII.
+fn archive_folder(out: &Path) -> String {
+    match out.file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !stem.contains('/') => {
+            stem.to_string()
+        }
+        _ => "archive".to_string(),
+    }
+}
+
+/// How one distinct tensor is stored.
+struct StoragePlan<'t> {
+    tensor: &'t Tensor,
+    torch: &'static TorchDType,
+    /// Shape and strides as torch sees them (float4_e2m1fn_x2 halves the last dimension).
+    shape: Vec<u64>,
+    /// Persistent-id size: elements for typed storages, bytes for UntypedStorage.
+    numel: u64,
+    nbytes: u64,
+    /// How many tensors of the output reference it (tied weights reference it more than once).
+    uses: usize,
+}
+
+/// (storage id, element offset, shape, strides, dtype): what makes two tensors the same view.
+type ViewKey = (u64, u64, Vec<u64>, Option<Vec<u64>>, DType);
+
+/// Groups tensors that are the same view of the same storage, so tied weights stay tied.
+fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
+    let mut names = std::collections::HashSet::new();
+    let mut plans: Vec<StoragePlan> = Vec::new();
+    let mut of_tensor = Vec::with_capacity(tensors.len());
+    let mut by_view: HashMap<ViewKey, usize> = HashMap::new();
+    for t in tensors {
+        if !names.insert(t.name.as_str()) {
+            return Err(Error::Other(format!("tensor name '{}' appears twice in the output", t.name)));
+        }
+        let view_key = match &t.data {
+            TensorData::View(v) => Some((v.storage.id, v.offset, t.shape.clone(), v.strides.clone(), t.dtype)),
+            TensorData::Computed(_) => None,
+        };
+        if let Some(&i) = view_key.as_ref().and_then(|k| by_view.get(k)) {
+            plans[i].uses += 1;
+            of_tensor.push(i);
+            continue;
+        }
+        let torch = torch_dtype_for(t.dtype).ok_or_else(|| {
+            Error::Unsupported(format!("tensor '{}' has dtype {}, which torch checkpoints cannot hold", t.name, t.dtype))
+        })?;
+        let nbytes = t.dtype.nbytes(&t.shape).map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
+        let mut shape = t.shape.clone();
+        if t.dtype == DType::F4 {
+            match shape.last_mut() {
+                Some(last) if *last % 2 == 0 => *last /= 2,
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "tensor '{}' (F4, shape {:?}) cannot be stored as float4_e2m1fn_x2: its last dimension must be even",
+                        t.name, t.shape
+                    )))
+                }
+            }
+        }
+        let numel = if torch.storage_class.is_some() { nbytes / torch.elem_size } else { nbytes };
+        if let Some(k) = view_key {
+            by_view.insert(k, plans.len());
+        }
+        of_tensor.push(plans.len());
+        plans.push(StoragePlan { tensor: t, torch, shape, numel, nbytes, uses: 1 });
+    }
+    Ok((plans, of_tensor))
+}
+
+/// Protocol-2 pickle assembly, restricted to what torch's weights-only unpickler accepts.
+#[derive(Default)]
+struct PickleBuilder {
+    out: Vec<u8>,
+}
+
+impl PickleBuilder {
+    fn op(&mut self, op: u8) {
+        self.out.push(op);
+    }
+    fn global(&mut self, module: &str, name: &str) {
+        self.out.push(b'c');
+        self.out.extend_from_slice(module.as_bytes());
+        self.out.push(b'\n');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'\n');
+    }
+    fn string(&mut self, s: &str) {
+        self.out.push(b'X');
+        self.out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(s.as_bytes());
+    }
+    fn int(&mut self, v: u64) {
+        if v < 0x100 {
+            self.out.extend_from_slice(&[b'K', v as u8]);
+        } else if v < 0x1_0000 {
+            self.out.push(b'M');
+            self.out.extend_from_slice(&(v as u16).to_le_bytes());
+        } else if v < 0x8000_0000 {
+            self.out.push(b'J');
+            self.out.extend_from_slice(&(v as u32).to_le_bytes());
+        } else {
+            // LONG1: minimal little-endian two's complement, so a set top bit needs a zero byte.
+            let mut bytes = v.to_le_bytes().to_vec();
+            while bytes.len() > 1 && bytes[bytes.len() - 1] == 0 && bytes[bytes.len() - 2] & 0x80 == 0 {
+                bytes.pop();
+            }
+            if bytes[bytes.len() - 1] & 0x80 != 0 {
+                bytes.push(0);
+            }
+            self.out.extend_from_slice(&[0x8a, bytes.len() as u8]);
+            self.out.extend_from_slice(&bytes);
+        }
+    }
+    fn int_tuple(&mut self, items: &[u64]) {
+        match items.len() {
+            0 => self.op(b')'),
+            n @ 1..=3 => {
+                items.iter().for_each(|&v| self.int(v));
+                self.op(0x84 + n as u8); // TUPLE1..TUPLE3
+            }
+            _ => {
+                self.op(b'(');
+                items.iter().for_each(|&v| self.int(v));
+                self.op(b't');
+            }
+        }
+    }
+    fn put(&mut self, index: usize) {
+        match u8::try_from(index) {
+            Ok(i) => self.out.extend_from_slice(&[b'q', i]),
+            Err(_) => {
+                self.out.push(b'r');
+                self.out.extend_from_slice(&(index as u32).to_le_bytes());
+            }
+        }
+    }
+    fn get(&mut self, index: usize) {
+        match u8::try_from(index) {
+            Ok(i) => self.out.extend_from_slice(&[b'h', i]),
+            Err(_) => {
+                self.out.push(b'j');
+                self.out.extend_from_slice(&(index as u32).to_le_bytes());
+            }
+        }
+    }
+    fn empty_ordered_dict(&mut self) {
+        self.global("collections", "OrderedDict");
+        self.op(b')');
+        self.op(b'R');
+    }
+
+    /// `_rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`, or v3 with an
+    /// UntypedStorage and a trailing dtype for dtypes without a typed storage class.
+    fn tensor(&mut self, key: usize, p: &StoragePlan) {
+        let typed = p.torch.storage_class;
+        self.global("torch._utils", if typed.is_some() { "_rebuild_tensor_v2" } else { "_rebuild_tensor_v3" });
+        self.op(b'(');
+        self.op(b'(');
+        self.string("storage");
+        match typed {
+            Some(class) => self.global("torch", class),
+            None => self.global("torch.storage", "UntypedStorage"),
+        }
+        self.string(&key.to_string());
+        self.string("cpu");
+        self.int(p.numel);
+        self.op(b't');
+        self.op(b'Q');
+        self.int(0);
+        self.int_tuple(&p.shape);
+        self.int_tuple(&contiguous_strides(&p.shape));
+        self.op(0x89); // NEWFALSE: requires_grad
+        self.empty_ordered_dict();
+        if typed.is_none() {
+            self.global("torch", p.torch.name);
+        }
+        self.op(b't');
+        self.op(b'R');
+    }
+}
+
+fn build_pickle(tensors: &[Tensor], plans: &[StoragePlan], of_tensor: &[usize]) -> Vec<u8> {
+    let mut p = PickleBuilder::default();
+    p.out.extend_from_slice(&[0x80, 2]);
+    p.empty_ordered_dict();
+    let mut emitted = vec![false; plans.len()];
+    for (batch_start, batch) in tensors.chunks(SETITEMS_BATCH).enumerate().map(|(i, b)| (i * SETITEMS_BATCH, b)) {
+        p.op(b'(');
+        for (j, t) in batch.iter().enumerate() {
+            let key = of_tensor[batch_start + j];
+            p.string(&t.name);
+            if emitted[key] {
+                p.get(key);
+            } else {
+                p.tensor(key, &plans[key]);
+                if plans[key].uses > 1 {
+                    p.put(key);
+                }
+                emitted[key] = true;
+            }
+        }
+        p.op(b'u');
+    }
+    p.op(b'.');
+    p.out
+}
+
+/// Counts and checksums what passes through.
+struct Checksummed<'w, W: Write> {
+    inner: &'w mut W,
+    crc: crc32fast::Hasher,
+    written: u64,
+}
+
+impl<W: Write> Write for Checksummed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A record as the central directory describes it.
+struct CentralRecord {
+    name: String,
+    crc: u32,
+    size: u64,
+    header_offset: u64,
+}
+
+struct ZipWriter<'w, W: Write + Seek> {
+    w: &'w mut W,
+    /// Where the archive starts in `w`; zip offsets are relative to it.
+    base: u64,
+    pos: u64,
+    records: Vec<CentralRecord>,
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::Other(format!("writing the checkpoint: {e}"))
+}
+
+impl<'w, W: Write + Seek> ZipWriter<'w, W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.w.write_all(bytes).map_err(io_err)?;
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes a local header whose data will start 64-byte aligned; returns the header offset.
+    fn local_header(&mut self, name: &str, size: u64, crc: u32) -> Result<u64> {
+        let offset = self.pos;
+        let zip64 = size >= MAX32;
+        let zip64_len = if zip64 { 20 } else { 0 };
+        let unpadded = offset + 30 + name.len() as u64 + zip64_len + 4;
+        let padding = (ALIGNMENT - unpadded % ALIGNMENT) % ALIGNMENT;
+        let mut h = Vec::with_capacity(30 + name.len() + zip64_len as usize + 4 + padding as usize);
+        h.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        h.extend_from_slice(&(if zip64 { 45u16 } else { 20 }).to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes()); // flags
+        h.extend_from_slice(&0u16.to_le_bytes()); // STORED
+        h.extend_from_slice(&0u16.to_le_bytes()); // time
+        h.extend_from_slice(&DOS_DATE.to_le_bytes());
+        h.extend_from_slice(&crc.to_le_bytes());
+        let size32 = if zip64 { MAX32 as u32 } else { size as u32 };
+        h.extend_from_slice(&size32.to_le_bytes());
+        h.extend_from_slice(&size32.to_le_bytes());
+        h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        h.extend_from_slice(&((zip64_len + 4 + padding) as u16).to_le_bytes());
+        h.extend_from_slice(name.as_bytes());
+        if zip64 {
+            h.extend_from_slice(&ZIP64_EXTRA_ID.to_le_bytes());
+            h.extend_from_slice(&16u16.to_le_bytes());
+            h.extend_from_slice(&size.to_le_bytes());
+            h.extend_from_slice(&size.to_le_bytes());
+        }
+        h.extend_from_slice(&PADDING_EXTRA_ID.to_le_bytes());
+        h.extend_from_slice(&(padding as u16).to_le_bytes());
+        h.resize(h.len() + padding as usize, b'Z');
+        self.put(&h)?;
+        Ok(offset)
+    }
+
+    fn small_record(&mut self, name: String, data: &[u8]) -> Result<()> {
+        let crc = crc32fast::hash(data);
+        let header_offset = self.local_header(&name, data.len() as u64, crc)?;
+        self.put(data)?;
+        self.records.push(CentralRecord { name, crc, size: data.len() as u64, header_offset });
+        Ok(())
+    }
+
+    /// Streams a tensor's dense bytes as a record, then patches its CRC into the local header.
+    fn tensor_record(&mut self, name: String, t: &Tensor, nbytes: u64) -> Result<()> {
+        let header_offset = self.local_header(&name, nbytes, 0)?;
+        let mut sink = Checksummed { inner: &mut *self.w, crc: crc32fast::Hasher::new(), written: 0 };
+        t.write_to(&mut sink)?;
+        let (written, crc) = (sink.written, sink.crc.finalize());
+        if written != nbytes {
+            return Err(Error::Other(format!("tensor '{}' produced {written} bytes, expected {nbytes}", t.name)));
+        }
+        self.pos += written;
+        self.w.seek(SeekFrom::Start(self.base + header_offset + 14)).map_err(io_err)?;
+        self.w.write_all(&crc.to_le_bytes()).map_err(io_err)?;
+        self.w.seek(SeekFrom::Start(self.base + self.pos)).map_err(io_err)?;
+        self.records.push(CentralRecord { name, crc, size: nbytes, header_offset });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        let cd_offset = self.pos;
+        let records = std::mem::take(&mut self.records);
+        for r in &records {
+            let big_size = r.size >= MAX32;
+            let big_offset = r.header_offset >= MAX32;
+            let mut extra = Vec::new();
+            if big_size {
+                extra.extend_from_slice(&r.size.to_le_bytes());
+                extra.extend_from_slice(&r.size.to_le_bytes());
+            }
+            if big_offset {
+                extra.extend_from_slice(&r.header_offset.to_le_bytes());
+            }
+            let zip64 = !extra.is_empty();
+            let mut h = Vec::with_capacity(46 + r.name.len() + 4 + extra.len());
+            h.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+            let version: u16 = if zip64 { 45 } else { 20 };
+            h.extend_from_slice(&version.to_le_bytes()); // made by
+            h.extend_from_slice(&version.to_le_bytes()); // needed
+            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&0u16.to_le_bytes()); // STORED
+            h.extend_from_slice(&0u16.to_le_bytes()); // time
+            h.extend_from_slice(&DOS_DATE.to_le_bytes());
+            h.extend_from_slice(&r.crc.to_le_bytes());
+            let size32 = if big_size { MAX32 as u32 } else { r.size as u32 };
+            h.extend_from_slice(&size32.to_le_bytes());
+            h.extend_from_slice(&size32.to_le_bytes());
+            h.extend_from_slice(&(r.name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&(if zip64 { extra.len() as u16 + 4 } else { 0 }).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // comment
+            h.extend_from_slice(&0u16.to_le_bytes()); // disk
+            h.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
+            h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+            let offset32 = if big_offset { MAX32 as u32 } else { r.header_offset as u32 };
+            h.extend_from_slice(&offset32.to_le_bytes());
+            h.extend_from_slice(r.name.as_bytes());
+            if zip64 {
+                h.extend_from_slice(&ZIP64_EXTRA_ID.to_le_bytes());
+                h.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+                h.extend_from_slice(&extra);
+            }
+            self.put(&h)?;
+        }
+        let cd_size = self.pos - cd_offset;
+        let count = records.len() as u64;
+        let zip64 = count >= 0xffff || cd_size >= MAX32 || cd_offset >= MAX32;
+        let mut tail = Vec::new();
+        if zip64 {
+            let z64_offset = self.pos;
+            tail.extend_from_slice(&0x0606_4b50u32.to_le_bytes());
+            tail.extend_from_slice(&44u64.to_le_bytes()); // size of the rest of this record
+            tail.extend_from_slice(&45u16.to_le_bytes());
+            tail.extend_from_slice(&45u16.to_le_bytes());
+            tail.extend_from_slice(&0u32.to_le_bytes());
+            tail.extend_from_slice(&0u32.to_le_bytes());
+            tail.extend_from_slice(&count.to_le_bytes());
+            tail.extend_from_slice(&count.to_le_bytes());
+            tail.extend_from_slice(&cd_size.to_le_bytes());
+            tail.extend_from_slice(&cd_offset.to_le_bytes());
+            tail.extend_from_slice(&0x0706_4b50u32.to_le_bytes());
+            tail.extend_from_slice(&0u32.to_le_bytes());
+            tail.extend_from_slice(&z64_offset.to_le_bytes());
+            tail.extend_from_slice(&1u32.to_le_bytes());
+        }
+        let count16 = count.min(0xffff) as u16;
+        tail.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        tail.extend_from_slice(&0u16.to_le_bytes());
+        tail.extend_from_slice(&0u16.to_le_bytes());
+        tail.extend_from_slice(&count16.to_le_bytes());
+        tail.extend_from_slice(&count16.to_le_bytes());
+        tail.extend_from_slice(&(cd_size.min(MAX32) as u32).to_le_bytes());
+        tail.extend_from_slice(&(cd_offset.min(MAX32) as u32).to_le_bytes());
+        tail.extend_from_slice(&0u16.to_le_bytes());
+        self.put(&tail)?;
+        self.w.flush().map_err(io_err)?;
+        Ok(self.pos)
+    }
+}
+
+/// Writes `tensors` as a torch zip checkpoint whose records live under `folder/`, into `w`
+/// (positioned where the archive starts). Tensors that are the same view of the same storage
+/// are stored once and pickled as one object, as torch does for tied weights. Returns the
+/// archive's size in bytes.
+pub fn write_to_writer<W: Write + Seek>(w: &mut W, folder: &str, tensors: &[Tensor]) -> Result<u64> {
+    let (plans, of_tensor) = plan(tensors)?;
+    for t in tensors {
+        t.validate()?;
+    }
+    let pickle = build_pickle(tensors, &plans, &of_tensor);
+    let base = w.stream_position().map_err(io_err)?;
+    let mut zip = ZipWriter { w, base, pos: 0, records: Vec::new() };
+    zip.small_record(format!("{folder}/data.pkl"), &pickle)?;
+    zip.small_record(format!("{folder}/byteorder"), b"little")?;
+    for (key, p) in plans.iter().enumerate() {
+        zip.tensor_record(format!("{folder}/data/{key}"), p.tensor, p.nbytes)?;
+    }
+    zip.small_record(format!("{folder}/version"), b"3\n")?;
+    zip.finish()
+}

@@ -1,0 +1,249 @@
+//! A minimal zip reader for torch checkpoints: central directory (zip64 aware), lookup by name,
+//! STORED records only.
+//!
+//! Sizes come from the central directory (torch's writer leaves them zero in the local headers);
+//! only the data offset is taken from the local header (30 + name length + extra length).
+//! Compressed records are refused: torch never writes them and inflating invites zip bombs.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use ckpt_core::{Error, Result};
+
+const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
+const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
+const EOCD_SIG: u32 = 0x0605_4b50;
+const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+const EOCD_LEN: usize = 22;
+const ZIP64_LOCATOR_LEN: usize = 20;
+const CENTRAL_HEADER_LEN: usize = 46;
+const LOCAL_HEADER_LEN: usize = 30;
+/// The zip64 "extended information" extra field.
+const ZIP64_EXTRA_ID: u16 = 0x0001;
+
+#[derive(Debug, Clone)]
+pub struct ZipEntry {
+    pub name: String,
+    /// 0 = STORED, 8 = DEFLATE, ...
+    pub method: u16,
+    pub flags: u16,
+    pub crc32: u32,
+    pub compressed_size: u64,
+    pub size: u64,
+    pub local_header_offset: u64,
+}
+
+pub struct ZipArchive<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    entries: Vec<ZipEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Whether `bytes` begins like a zip archive.
+pub fn is_zip(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && le32(bytes, 0) == LOCAL_HEADER_SIG
+}
+
+impl<'a> ZipArchive<'a> {
+    pub fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<ZipArchive<'a>> {
+        let bad = |msg: String| Error::invalid(path, msg);
+        let eocd = find_eocd(bytes).ok_or_else(|| {
+            bad(format!(
+                "not a complete zip archive: no end-of-central-directory record in the last {} bytes \
+                 (the file is truncated or not a zip)",
+                bytes.len().min(EOCD_LEN + 0xffff)
+            ))
+        })?;
+        let disk = le16(bytes, eocd + 4);
+        let cd_disk = le16(bytes, eocd + 6);
+        let mut count = le16(bytes, eocd + 10) as u64;
+        let mut cd_size = le32(bytes, eocd + 12) as u64;
+        let mut cd_offset = le32(bytes, eocd + 16) as u64;
+        if disk != 0 || cd_disk != 0 {
+            return Err(bad("multi-disk zip archives are not supported".into()));
+        }
+        let mut cd_limit = eocd as u64;
+        if eocd >= ZIP64_LOCATOR_LEN && le32(bytes, eocd - ZIP64_LOCATOR_LEN) == ZIP64_LOCATOR_SIG {
+            let loc = eocd - ZIP64_LOCATOR_LEN;
+            let z64 = le64(bytes, loc + 8);
+            if z64.checked_add(56).is_none_or(|end| end > loc as u64) {
+                return Err(bad(format!("zip64 end-of-central-directory offset {z64} is outside the file")));
+            }
+            let z = z64 as usize;
+            if le32(bytes, z) != ZIP64_EOCD_SIG {
+                return Err(bad(format!("no zip64 end-of-central-directory record at byte {z}")));
+            }
+            count = le64(bytes, z + 32);
+            cd_size = le64(bytes, z + 40);
+            cd_offset = le64(bytes, z + 48);
+            cd_limit = z64;
+        }
+        let cd_end = cd_offset.checked_add(cd_size).filter(|&e| e <= cd_limit).ok_or_else(|| {
+            bad(format!(
+                "central directory (byte {cd_offset}, {cd_size} bytes) lies outside the archive (truncated?)"
+            ))
+        })?;
+        if count > cd_size / CENTRAL_HEADER_LEN as u64 {
+            return Err(bad(format!("central directory claims {count} entries in {cd_size} bytes")));
+        }
+
+        let mut entries = Vec::with_capacity(count as usize);
+        let mut by_name = HashMap::new();
+        let mut pos = cd_offset as usize;
+        for i in 0..count {
+            if pos + CENTRAL_HEADER_LEN > cd_end as usize || le32(bytes, pos) != CENTRAL_HEADER_SIG {
+                return Err(bad(format!("central directory entry {i} at byte {pos} is malformed")));
+            }
+            let h = &bytes[pos..];
+            let name_len = le16(h, 28) as usize;
+            let extra_len = le16(h, 30) as usize;
+            let comment_len = le16(h, 32) as usize;
+            let next = pos + CENTRAL_HEADER_LEN + name_len + extra_len + comment_len;
+            if next > cd_end as usize {
+                return Err(bad(format!("central directory entry {i} at byte {pos} runs past the directory")));
+            }
+            let name_bytes = &bytes[pos + CENTRAL_HEADER_LEN..pos + CENTRAL_HEADER_LEN + name_len];
+            let name = std::str::from_utf8(name_bytes)
+                .map_err(|_| bad(format!("zip entry name at byte {pos} is not UTF-8")))?
+                .to_string();
+            let mut entry = ZipEntry {
+                name,
+                method: le16(h, 10),
+                flags: le16(h, 8),
+                crc32: le32(h, 16),
+                compressed_size: le32(h, 20) as u64,
+                size: le32(h, 24) as u64,
+                local_header_offset: le32(h, 42) as u64,
+            };
+            let extra = &bytes[pos + CENTRAL_HEADER_LEN + name_len..pos + CENTRAL_HEADER_LEN + name_len + extra_len];
+            apply_zip64_extra(&mut entry, extra).map_err(|m| bad(format!("zip entry '{}': {m}", entry.name)))?;
+            if by_name.insert(entry.name.clone(), entries.len()).is_some() {
+                return Err(bad(format!("zip entry '{}' appears twice", entry.name)));
+            }
+            entries.push(entry);
+            pos = next;
+        }
+        Ok(ZipArchive { path, bytes, entries, by_name })
+    }
+
+    pub fn entries(&self) -> &[ZipEntry] {
+        &self.entries
+    }
+
+    pub fn find(&self, name: &str) -> Option<&ZipEntry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// The byte range of a STORED entry's data in the archive file.
+    pub fn data_range(&self, entry: &ZipEntry) -> Result<Range<usize>> {
+        let bad = |msg: String| Error::invalid(self.path, format!("zip record '{}': {msg}", entry.name));
+        if entry.method != 0 {
+            let method = match entry.method {
+                8 => "DEFLATE".to_string(),
+                9 => "DEFLATE64".to_string(),
+                12 => "BZIP2".to_string(),
+                14 => "LZMA".to_string(),
+                93 => "ZSTD".to_string(),
+                m => format!("method {m}"),
+            };
+            return Err(Error::unsafe_input(
+                self.path,
+                format!(
+                    "zip record '{}' is compressed ({method}); compressed entries are not supported (torch never \
+                     writes them and inflating untrusted data risks zip bombs) — re-save the checkpoint with torch.save",
+                    entry.name
+                ),
+            ));
+        }
+        if entry.flags & 1 != 0 {
+            return Err(bad("encrypted records are not supported".into()));
+        }
+        if entry.compressed_size != entry.size {
+            return Err(bad(format!(
+                "STORED record has compressed size {} but size {}",
+                entry.compressed_size, entry.size
+            )));
+        }
+        let at = usize::try_from(entry.local_header_offset).ok().filter(|&a| a + LOCAL_HEADER_LEN <= self.bytes.len());
+        let Some(at) = at.filter(|&a| le32(self.bytes, a) == LOCAL_HEADER_SIG) else {
+            return Err(bad(format!("no local header at byte {}", entry.local_header_offset)));
+        };
+        let name_len = le16(self.bytes, at + 26) as usize;
+        let extra_len = le16(self.bytes, at + 28) as usize;
+        let local_name = self.bytes.get(at + LOCAL_HEADER_LEN..at + LOCAL_HEADER_LEN + name_len);
+        if local_name != Some(entry.name.as_bytes()) {
+            return Err(bad(format!("local header at byte {at} names a different record")));
+        }
+        let start = at + LOCAL_HEADER_LEN + name_len + extra_len;
+        let end = u64::try_from(start).ok().and_then(|s| s.checked_add(entry.size));
+        match end {
+            Some(end) if end <= self.bytes.len() as u64 => Ok(start..end as usize),
+            _ => Err(bad(format!(
+                "data ({} bytes at byte {start}) runs past the end of the file ({} bytes; truncated?)",
+                entry.size,
+                self.bytes.len()
+            ))),
+        }
+    }
+
+    /// The bytes of a STORED entry.
+    pub fn data(&self, entry: &ZipEntry) -> Result<&'a [u8]> {
+        let r = self.data_range(entry)?;
+        Ok(&self.bytes[r])
+    }
+}
+
+/// The last end-of-central-directory record whose comment ends exactly at the end of the file.
+fn find_eocd(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < EOCD_LEN {
+        return None;
+    }
+    let lowest = bytes.len().saturating_sub(EOCD_LEN + 0xffff);
+    (lowest..=bytes.len() - EOCD_LEN)
+        .rev()
+        .find(|&p| le32(bytes, p) == EOCD_SIG && p + EOCD_LEN + le16(bytes, p + 20) as usize == bytes.len())
+}
+
+/// Replaces the 0xFFFFFFFF placeholders of an entry with its zip64 extra-field values.
+fn apply_zip64_extra(entry: &mut ZipEntry, mut extra: &[u8]) -> std::result::Result<(), String> {
+    const MAX32: u64 = 0xffff_ffff;
+    while extra.len() >= 4 {
+        let id = le16(extra, 0);
+        let len = le16(extra, 2) as usize;
+        let Some(field) = extra.get(4..4 + len) else {
+            return Err("extra field runs past its header".into());
+        };
+        if id == ZIP64_EXTRA_ID {
+            let mut at = 0;
+            let mut next = |name: &str| -> std::result::Result<u64, String> {
+                let v = field.get(at..at + 8).map(|b| le64(b, 0)).ok_or(format!("zip64 extra lacks the {name}"))?;
+                at += 8;
+                Ok(v)
+            };
+            if entry.size == MAX32 {
+                entry.size = next("size")?;
+            }
+            if entry.compressed_size == MAX32 {
+                entry.compressed_size = next("compressed size")?;
+            }
+            if entry.local_header_offset == MAX32 {
+                entry.local_header_offset = next("header offset")?;
+            }
+        }
+        extra = &extra[4 + len..];
+    }
+    Ok(())
+}
