@@ -1,1 +1,179 @@
-fn main() {}
+//! The `ckpt` command line: a thin layer of argument parsing, progress bars and output formatting
+//! over the library crates.
+
+mod inspect;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ckpt_core::Error;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  verification found a difference, or another failure
+  2  usage error (bad arguments, output exists without --force)
+  3  invalid or corrupt input (the message names the file and tensor or byte offset)
+  4  input refused for safety (e.g. a pickle importing something outside the allowlist)
+  5  unsupported input or request
+  6  I/O error
+  130 interrupted (no partial output is left behind)";
+
+#[derive(Parser)]
+#[command(
+    name = "ckpt",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CKPT_GIT_REV"), ")"),
+    about = "Convert, inspect and check ML checkpoints: safetensors, PyTorch .bin, GGUF. Streaming, and never executes anything from a file.",
+    after_help = EXIT_CODES,
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct GlobalArgs {
+    /// Print machine-readable JSON on stdout instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars or informational messages
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert between PyTorch .bin and safetensors (a file or a whole model folder)
+    #[command(after_help = "\
+Examples:
+  ckpt convert pytorch_model.bin model.safetensors
+  ckpt convert ./llama-bin ./llama-st --to safetensors --max-shard-size 5GB
+  ckpt convert model.safetensors pytorch_model.bin --dtype f16
+  ckpt convert training.ckpt weights.safetensors --key state_dict
+
+Shared tensors (tied weights, views) are written once, like safetensors' convert.py, and recorded in
+the metadata as `dropped -> kept`; --materialize-shared writes every name instead. The output is written
+under a temporary name, re-read and compared with the source, and only then renamed into place.")]
+    Convert(ConvertArgs),
+    /// Show the tensors, dtypes, shapes, parameter counts and metadata of a checkpoint
+    #[command(after_help = "\
+Examples:
+  ckpt inspect model.safetensors
+  ckpt inspect ./model-folder --json | jq .total_parameters
+  ckpt inspect pytorch_model.bin")]
+    Inspect(inspect::InspectArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Source: a .safetensors/.bin/.pt file, an *.index.json, or a model folder
+    src: PathBuf,
+    /// Destination: a file (model.safetensors, pytorch_model.bin) or a folder
+    dst: PathBuf,
+    /// Output format (default: from the destination's extension, else the other format)
+    #[arg(long, value_parser = ["safetensors", "bin"])]
+    to: Option<String>,
+    /// Cast floating-point tensors (f32, f16, bf16)
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Split into shards of at most this size (decimal units: 5GB, 500MB); writes a folder with an index
+    #[arg(long)]
+    max_shard_size: Option<String>,
+    /// Write every name of tensors that share memory instead of keeping one per storage
+    #[arg(long)]
+    materialize_shared: bool,
+    /// Use only this entry of a pickled checkpoint (e.g. state_dict, model)
+    #[arg(long)]
+    key: Option<String>,
+    /// Skip re-reading and comparing the output with the source
+    #[arg(long)]
+    no_verify: bool,
+    /// Replace an existing output
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        ckpt_core::atomic::cleanup_pending();
+        eprintln!("\ninterrupted; no partial output was left");
+        std::process::exit(130);
+    });
+    let result = match &cli.command {
+        Command::Convert(a) => run_convert(a, &cli.global),
+        Command::Inspect(a) => inspect::run(a, &cli.global),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let to = a.to.as_deref().map(|t| match t {
+        "bin" => ckpt_convert::Target::Bin,
+        _ => ckpt_convert::Target::Safetensors,
+    });
+    let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
+    let max_shard_size = a
+        .max_shard_size
+        .as_deref()
+        .map(|s| ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}"))))
+        .transpose()?;
+    let bars = progress::Bars::new(g.quiet || g.json);
+    let opts = ckpt_convert::ConvertOptions {
+        to,
+        dtype,
+        max_shard_size,
+        materialize_shared: a.materialize_shared,
+        key: a.key.clone(),
+        verify: !a.no_verify,
+        overwrite: a.force,
+        progress: Some(bars.callback()),
+    };
+    let report = ckpt_convert::convert(&a.src, &a.dst, &opts)?;
+    bars.finish();
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return Ok(());
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !g.quiet {
+        println!(
+            "wrote {} tensors ({}) from {} to {}",
+            report.tensors,
+            inspect::human_bytes(report.bytes),
+            report.source_format,
+            report.output.display()
+        );
+        for f in &report.files {
+            println!("  {}", f.display());
+        }
+        if !report.dropped_shared.is_empty() {
+            println!("shared tensors written once (recorded in the metadata):");
+            for (d, k) in &report.dropped_shared {
+                println!("  {d} -> {k}");
+            }
+        }
+        if !report.copied_files.is_empty() {
+            println!("copied: {}", report.copied_files.join(", "));
+        }
+        if !report.skipped_values.is_empty() {
+            println!("non-tensor values not written: {}", report.skipped_values.join(", "));
+        }
+        if report.verified {
+            println!("verified: every tensor re-read and equal to the source");
+        }
+    }
+    Ok(())
+}

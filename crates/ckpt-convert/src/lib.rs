@@ -1,1 +1,11 @@
-//! Conversion plans: model folders, shards, shared tensors, casts, and the source to sink loop
+//! ckpt-convert: the source -> plan -> sink loop shared by every conversion command: opening
+//! files and model folders, shared-tensor de-duplication, casts, sharding, verification.
+
+pub mod cast;
+pub mod convert;
+pub mod shared;
+pub mod source;
+mod torch_io;
+
+pub use convert::{convert, ConvertOptions, ConvertReport, Progress, ProgressFn, Target};
+pub use source::{open, OpenOptions};

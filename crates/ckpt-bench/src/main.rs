@@ -1,0 +1,195 @@
+//! `ckpt-bench`: runs the release `ckpt` binary on synthetic models and prints its wall time and
+//! peak RSS next to a reference measured in the same run.
+//!
+//!   cargo build --release && target/release/ckpt-bench bin-to-safetensors [--gb 1.0]
+//!
+//! Each command is run 3 times after a warm-up; the median wall time is reported. Peak RSS is the
+//! child's `ru_maxrss` from wait4.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use ckpt_core::{Buffer, DType, Storage, Tensor};
+
+struct Run {
+    secs: f64,
+    max_rss_kb: i64,
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child; usage is a valid out-pointer.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(r, pid, "wait4 failed");
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed with status {status}");
+    std::mem::forget(child);
+    Run { secs, max_rss_kb: usage.ru_maxrss }
+}
+
+fn median_run(mut make: impl FnMut() -> Command, before_each: &mut dyn FnMut()) -> Run {
+    before_each();
+    run(&mut make()); // warm-up (page cache)
+    let mut runs: Vec<Run> = (0..3)
+        .map(|_| {
+            before_each();
+            run(&mut make())
+        })
+        .collect();
+    runs.sort_by(|a, b| a.secs.partial_cmp(&b.secs).unwrap());
+    let max_rss_kb = runs.iter().map(|r| r.max_rss_kb).max().unwrap();
+    Run { secs: runs[1].secs, max_rss_kb }
+}
+
+fn ckpt_bin() -> PathBuf {
+    let me = std::env::current_exe().unwrap();
+    let p = me.parent().unwrap().join("ckpt");
+    assert!(p.exists(), "build the ckpt binary first: cargo build --release");
+    p
+}
+
+/// Deterministic pseudo-random f32 data (xorshift), so runs are comparable.
+fn synthetic(name: &str, rows: u64, cols: u64, seed: u64) -> Tensor {
+    let n = (rows * cols) as usize;
+    let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let mut bytes = Vec::with_capacity(n * 4);
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let v = ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04;
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let len = bytes.len();
+    let storage = Storage::new(Buffer::owned(name, bytes), 0, len, name).unwrap();
+    Tensor::contiguous(name, DType::F32, vec![rows, cols], storage)
+}
+
+/// Writes a synthetic Llama-shaped float32 model of about `gb` GB as safetensors shards.
+fn make_safetensors_model(dir: &Path, gb: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let hidden = 2048u64;
+    let per_layer = 4 * hidden * hidden + 3 * hidden * (hidden * 11 / 4);
+    let layers = ((gb * 1e9 / 4.0) / per_layer as f64).ceil() as u64;
+    let mut idx = 0u64;
+    for l in 0..layers {
+        let mut ts = Vec::new();
+        for (n, r, c) in [
+            ("self_attn.q_proj", hidden, hidden),
+            ("self_attn.k_proj", hidden, hidden),
+            ("self_attn.v_proj", hidden, hidden),
+            ("self_attn.o_proj", hidden, hidden),
+            ("mlp.gate_proj", hidden * 11 / 4, hidden),
+            ("mlp.up_proj", hidden * 11 / 4, hidden),
+            ("mlp.down_proj", hidden, hidden * 11 / 4),
+        ] {
+            idx += 1;
+            ts.push(synthetic(&format!("model.layers.{l}.{n}.weight"), r, c, idx));
+        }
+        let meta = Default::default();
+        let out = dir.join(format!("part-{l:03}.safetensors"));
+        ckpt_safetensors::write(&out, &ts, &meta, true, &mut |_| {}).unwrap();
+    }
+}
+
+fn du(p: &Path) -> u64 {
+    if p.is_dir() {
+        std::fs::read_dir(p).unwrap().map(|e| du(&e.unwrap().path())).sum()
+    } else {
+        std::fs::metadata(p).unwrap().len()
+    }
+}
+
+fn bin_to_safetensors(gb: f64) {
+    let work = std::env::temp_dir().join("ckpt-bench-bin");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let parts = work.join("parts");
+    eprintln!("generating a synthetic {gb} GB model…");
+    make_safetensors_model(&parts, gb);
+    // One .bin checkpoint sharded at 500 MB, written by ckpt itself (setup, not timed).
+    let bin_dir = work.join("bin");
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(&parts).unwrap().map(|e| e.unwrap().path()).collect();
+    shards.sort();
+    // Build an index over the parts so the whole model is one source.
+    let mut weight_map = serde_json::Map::new();
+    for s in &shards {
+        let ck = ckpt_safetensors::read(s).unwrap();
+        for t in ck.tensors {
+            weight_map.insert(t.name, s.file_name().unwrap().to_string_lossy().into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(parts.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    run(Command::new(ckpt_bin()).args(["convert", "-q", "--to", "bin", "--max-shard-size", "500MB", "--no-verify"]).arg(&parts).arg(&bin_dir));
+    let bytes = du(&bin_dir);
+    eprintln!("source: {} ({:.2} GB in .bin shards)", bin_dir.display(), bytes as f64 / 1e9);
+
+    let cp_out = work.join("cp-out");
+    let st_out = work.join("st-out");
+    let cp = median_run(
+        || {
+            let mut c = Command::new("cp");
+            c.arg("-r").arg(&bin_dir).arg(&cp_out);
+            c
+        },
+        &mut || {
+            let _ = std::fs::remove_dir_all(&cp_out);
+        },
+    );
+    let conv = |verify: bool| {
+        median_run(
+            || {
+                let mut c = Command::new(ckpt_bin());
+                c.args(["convert", "-q"]).arg(&bin_dir).arg(&st_out);
+                if !verify {
+                    c.arg("--no-verify");
+                }
+                c
+            },
+            &mut || {
+                let _ = std::fs::remove_dir_all(&st_out);
+            },
+        )
+    };
+    let fast = conv(false);
+    let full = conv(true);
+    println!("bin -> safetensors, {:.2} GB sharded .bin, median of 3 (warm page cache)", bytes as f64 / 1e9);
+    println!("  cp -r                      {:>7.3} s   peak RSS {:>6.1} MB", cp.secs, cp.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  ckpt convert --no-verify   {:>7.3} s   peak RSS {:>6.1} MB   {:.2}x cp",
+        fast.secs,
+        fast.max_rss_kb as f64 / 1024.0,
+        fast.secs / cp.secs
+    );
+    println!(
+        "  ckpt convert (verified)    {:>7.3} s   peak RSS {:>6.1} MB   {:.2}x cp",
+        full.secs,
+        full.max_rss_kb as f64 / 1024.0,
+        full.secs / cp.secs
+    );
+    println!("targets: <= 2x cp, peak RSS < 256 MB");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let gb = args
+        .iter()
+        .position(|a| a == "--gb")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.parse().expect("--gb takes a number"))
+        .unwrap_or(1.0);
+    match args.get(1).map(String::as_str) {
+        Some("bin-to-safetensors") => bin_to_safetensors(gb),
+        _ => {
+            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]");
+            std::process::exit(2);
+        }
+    }
+}

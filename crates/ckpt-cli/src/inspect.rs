@@ -1,0 +1,174 @@
+//! `ckpt inspect`: what a checkpoint holds, read from headers only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ckpt_core::{Checkpoint, Error};
+use serde_json::{json, Value};
+
+use crate::GlobalArgs;
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A .safetensors, .bin/.pt, .gguf file, an *.index.json, or a model folder
+    path: PathBuf,
+    /// Use only this entry of a pickled checkpoint (e.g. state_dict)
+    #[arg(long)]
+    key: Option<String>,
+    /// Print at most this many tensors in text mode (0 = all)
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+}
+
+pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let ckpt = ckpt_convert::open(&a.path, &ckpt_convert::OpenOptions { key: a.key.clone() })?;
+    let summary = summarize(&ckpt);
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+        return Ok(());
+    }
+    print_text(&ckpt, &summary, a.limit);
+    Ok(())
+}
+
+fn file_of(t: &ckpt_core::Tensor) -> Option<&Path> {
+    t.view().map(|v| v.storage.buffer.path.as_path())
+}
+
+pub fn summarize(ckpt: &Checkpoint) -> Value {
+    let (per_dtype, total) = ckpt.parameter_counts();
+    let mut files: Vec<Value> = Vec::new();
+    for f in &ckpt.files {
+        let ts: Vec<_> = ckpt.tensors.iter().filter(|t| file_of(t) == Some(f.as_path())).collect();
+        files.push(json!({
+            "path": f,
+            "tensors": ts.len(),
+            "bytes": ts.iter().map(|t| t.nbytes()).sum::<u64>(),
+            "file_size": std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+        }));
+    }
+    let tensors: Vec<Value> = ckpt
+        .tensors
+        .iter()
+        .map(|t| {
+            let mut v = json!({
+                "name": t.name,
+                "dtype": t.dtype.to_string(),
+                "shape": t.shape,
+                "bytes": t.nbytes(),
+            });
+            if ckpt.files.len() > 1 {
+                if let Some(f) = file_of(t).and_then(|p| p.file_name()) {
+                    v["file"] = json!(f.to_string_lossy());
+                }
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format": ckpt.format.name(),
+        "files": files,
+        "tensors": tensors,
+        "parameters": per_dtype,
+        "total_parameters": total,
+        "total_bytes": ckpt.tensors.iter().map(|t| t.nbytes()).sum::<u64>(),
+        "metadata": ckpt.metadata,
+        "values": ckpt.extras,
+    })
+}
+
+fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
+    println!("format: {}", ckpt.format.name());
+    if ckpt.files.len() > 1 {
+        println!("shards: {}", ckpt.files.len());
+        for f in s["files"].as_array().unwrap() {
+            println!(
+                "  {}  {} tensors, {}",
+                f["path"].as_str().unwrap_or(""),
+                f["tensors"],
+                human_bytes(f["bytes"].as_u64().unwrap_or(0))
+            );
+        }
+    } else if let Some(f) = ckpt.files.first() {
+        println!("file: {}", f.display());
+    }
+    let shown = if limit == 0 { ckpt.tensors.len() } else { limit.min(ckpt.tensors.len()) };
+    let width = ckpt.tensors.iter().take(shown).map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    println!("\n{:<width$}  {:<8}  {:<20}  {:>10}", "name", "dtype", "shape", "size");
+    for t in ckpt.tensors.iter().take(shown) {
+        println!(
+            "{:<width$}  {:<8}  {:<20}  {:>10}",
+            t.name,
+            t.dtype.to_string(),
+            format!("{:?}", t.shape),
+            human_bytes(t.nbytes())
+        );
+    }
+    if shown < ckpt.tensors.len() {
+        println!("… {} more tensors (use --limit 0 or --json to see all)", ckpt.tensors.len() - shown);
+    }
+    println!("\ntensors: {}", ckpt.tensors.len());
+    println!("parameters:");
+    let per: BTreeMap<String, u64> = serde_json::from_value(s["parameters"].clone()).unwrap_or_default();
+    for (d, n) in &per {
+        println!("  {d:<8} {}", group_digits(*n));
+    }
+    println!("  total    {} ({})", group_digits(s["total_parameters"].as_u64().unwrap_or(0)), human_count(s["total_parameters"].as_u64().unwrap_or(0)));
+    if !ckpt.metadata.is_empty() {
+        println!("metadata:");
+        for (k, v) in &ckpt.metadata {
+            println!("  {k}: {}", truncate(v, 200));
+        }
+    }
+    if !ckpt.extras.is_empty() {
+        println!("non-tensor values:");
+        for (k, v) in &ckpt.extras {
+            println!("  {k}: {}", truncate(&v.to_string(), 200));
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_count(n: u64) -> String {
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=999_999 => format!("{:.1}K", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.2}B", n as f64 / 1e9),
+    }
+}
+
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

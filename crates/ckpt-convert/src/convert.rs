@@ -1,0 +1,366 @@
+//! `ckpt convert` between safetensors and PyTorch `.bin`: open the source, plan the output
+//! tensors (shared-memory de-duplication, casts), split into shards, write each file under a
+//! temporary name, re-read and compare every tensor, then rename into place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ckpt_core::atomic::{check_destination, AtomicDir, AtomicFile};
+use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
+use ckpt_core::{Checkpoint, DType, Error, Format, Result, Tensor};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cast::cast_tensor;
+use crate::shared::{dedup, tied_aliases};
+use crate::source::{self, OpenOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Safetensors,
+    Bin,
+}
+
+impl Target {
+    pub fn from_path(p: &Path) -> Option<Target> {
+        let ext = p.extension()?.to_string_lossy().to_ascii_lowercase();
+        match ext.as_str() {
+            "safetensors" => Some(Target::Safetensors),
+            "bin" | "pt" | "pth" => Some(Target::Bin),
+            _ => None,
+        }
+    }
+    fn stem_and_ext(self) -> (&'static str, &'static str) {
+        match self {
+            Target::Safetensors => ("model", "safetensors"),
+            Target::Bin => ("pytorch_model", "bin"),
+        }
+    }
+}
+
+/// Progress events for a front end to draw.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Start { phase: &'static str, total_bytes: u64 },
+    Advance { bytes: u64 },
+    Finish,
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct ConvertOptions {
+    pub to: Option<Target>,
+    pub dtype: Option<DType>,
+    pub max_shard_size: Option<u64>,
+    pub materialize_shared: bool,
+    pub key: Option<String>,
+    pub verify: bool,
+    pub overwrite: bool,
+    pub progress: Option<ProgressFn>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvertReport {
+    pub source_format: String,
+    pub target: Target,
+    pub output: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub tensors: usize,
+    pub bytes: u64,
+    /// dropped name -> kept name (shared memory written once).
+    pub dropped_shared: BTreeMap<String, String>,
+    pub copied_files: Vec<String>,
+    /// Non-tensor values of a pickled checkpoint that have no place in the output.
+    pub skipped_values: Vec<String>,
+    pub verified: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The tensors a conversion will write, after de-duplication and casting.
+pub struct Plan {
+    pub tensors: Vec<Tensor>,
+    pub metadata: BTreeMap<String, String>,
+    pub dropped: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn plan(ckpt: &Checkpoint, target: Target, opts: &ConvertOptions, discard: &[String]) -> Result<Plan> {
+    let mut warnings = Vec::new();
+    let (indices, dropped) = if opts.materialize_shared {
+        ((0..ckpt.tensors.len()).collect::<Vec<_>>(), BTreeMap::new())
+    } else {
+        let d = dedup(&ckpt.tensors, discard);
+        for g in &d.materialised_groups {
+            warnings.push(format!(
+                "tensors {} overlap in memory but none covers the whole storage; each is written as its own copy",
+                g.join(", ")
+            ));
+        }
+        (d.keep, d.dropped)
+    };
+    let mut tensors = Vec::with_capacity(indices.len());
+    for i in indices {
+        let t = &ckpt.tensors[i];
+        if let DType::Ggml(g) = t.dtype {
+            return Err(Error::Unsupported(format!("tensor '{}' is {g}-quantized; dequantize it first", t.name)));
+        }
+        if target == Target::Safetensors && t.dtype.safetensors_name().is_none() {
+            return Err(Error::Unsupported(format!("tensor '{}': safetensors has no dtype for {}", t.name, t.dtype)));
+        }
+        tensors.push(match opts.dtype {
+            Some(d) => cast_tensor(t, d),
+            None => t.clone(),
+        });
+    }
+    let mut metadata = BTreeMap::new();
+    if target == Target::Safetensors {
+        if ckpt.format == Format::Safetensors {
+            metadata = ckpt.metadata.clone();
+        }
+        metadata.entry("format".to_string()).or_insert_with(|| "pt".to_string());
+        for (d, k) in &dropped {
+            metadata.entry(d.clone()).or_insert_with(|| k.clone());
+        }
+    }
+    Ok(Plan { tensors, metadata, dropped, warnings })
+}
+
+fn emit(progress: &Option<ProgressFn>, ev: Progress) {
+    if let Some(p) = progress {
+        p(ev);
+    }
+}
+
+/// Where to write: a single file, or a model folder.
+enum Layout {
+    File(PathBuf),
+    Folder(PathBuf),
+}
+
+pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
+    let target = opts
+        .to
+        .or_else(|| Target::from_path(dst))
+        .or_else(|| Target::from_path(src).map(|t| if t == Target::Bin { Target::Safetensors } else { Target::Bin }))
+        .unwrap_or(Target::Safetensors);
+    let layout = if Target::from_path(dst).is_some() && !dst.is_dir() {
+        if opts.max_shard_size.is_some() {
+            return Err(Error::Usage(format!(
+                "--max-shard-size writes a model folder; give a directory instead of {}",
+                dst.display()
+            )));
+        }
+        Layout::File(dst.to_path_buf())
+    } else {
+        Layout::Folder(dst.to_path_buf())
+    };
+    check_destination(dst, opts.overwrite)?;
+    refuse_overwriting_source(src, dst)?;
+
+    let open_opts = OpenOptions { key: opts.key.clone() };
+    let (ckpt, companions, config) = if src.is_dir() {
+        let files = source::find_model_files(src)?;
+        let ck = source::open_model_files(&files, &open_opts)?;
+        let companions = source::companion_files(src, &files)?;
+        let config = std::fs::read_to_string(src.join("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+        (ck, companions, config)
+    } else {
+        let ck = source::open(src, &open_opts)?;
+        let config = src
+            .parent()
+            .map(|d| d.join("config.json"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok());
+        (ck, Vec::new(), config)
+    };
+    if ckpt.tensors.is_empty() {
+        return Err(Error::invalid(src, "no tensors found"));
+    }
+    let discard = config.as_ref().map(tied_aliases).unwrap_or_default();
+    let plan = plan(&ckpt, target, opts, &discard)?;
+    let total: u64 = plan.tensors.iter().map(|t| t.nbytes()).sum();
+
+    let mut report = ConvertReport {
+        source_format: ckpt.format.name().to_string(),
+        target,
+        output: dst.to_path_buf(),
+        files: Vec::new(),
+        tensors: plan.tensors.len(),
+        bytes: total,
+        dropped_shared: plan.dropped.clone(),
+        copied_files: Vec::new(),
+        skipped_values: ckpt.extras.keys().cloned().collect(),
+        verified: false,
+        warnings: plan.warnings.clone(),
+    };
+
+    emit(&opts.progress, Progress::Start { phase: "writing", total_bytes: total });
+    match layout {
+        Layout::File(path) => {
+            let mut file = AtomicFile::create(&path, opts.overwrite)?;
+            write_one(file.writer(), &path, target, &plan.tensors, &plan.metadata, &opts.progress)?;
+            file.sync()?;
+            emit(&opts.progress, Progress::Finish);
+            if opts.verify {
+                verify_outputs(&[(file.temp_path().to_path_buf(), plan.tensors.clone())], &opts.progress)?;
+                report.verified = true;
+            }
+            file.commit()?;
+            report.files.push(path);
+        }
+        Layout::Folder(dir) => {
+            let out = AtomicDir::create(&dir, opts.overwrite)?;
+            let (stem, ext) = target.stem_and_ext();
+            let shards: Vec<Vec<usize>> = match opts.max_shard_size {
+                Some(max) => {
+                    let items: Vec<ShardItem> =
+                        plan.tensors.iter().map(|t| ShardItem { size: t.nbytes(), storage: None }).collect();
+                    plan_shards(&items, max)
+                }
+                None => vec![(0..plan.tensors.len()).collect()],
+            };
+            let mut written = Vec::new();
+            let mut weight_map = BTreeMap::new();
+            for (si, shard) in shards.iter().enumerate() {
+                let name = shard_file_name(stem, ext, si, shards.len());
+                let path = out.path().join(&name);
+                let tensors: Vec<Tensor> = shard.iter().map(|&i| plan.tensors[i].clone()).collect();
+                let mut f = AtomicFile::in_atomic_dir(&path)?;
+                let meta = if shards.len() > 1 { shard_metadata(&plan, &tensors) } else { plan.metadata.clone() };
+                write_one(f.writer(), &path, target, &tensors, &meta, &opts.progress)?;
+                f.commit()?;
+                for t in &tensors {
+                    weight_map.insert(t.name.clone(), name.clone());
+                }
+                written.push((path, tensors, name));
+            }
+            emit(&opts.progress, Progress::Finish);
+            if shards.len() > 1 {
+                let index_name = format!("{stem}.{ext}.index.json");
+                let index = serde_json::json!({
+                    "metadata": { "total_size": total },
+                    "weight_map": weight_map,
+                });
+                let mut text = serde_json::to_string_pretty(&index).unwrap();
+                text.push('\n');
+                let p = out.path().join(&index_name);
+                std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+            }
+            for c in &companions {
+                let name = c.file_name().unwrap();
+                let to = out.path().join(name);
+                std::fs::copy(c, &to).map_err(|e| Error::io(c, e))?;
+                report.copied_files.push(name.to_string_lossy().into_owned());
+            }
+            if opts.verify {
+                let jobs: Vec<(PathBuf, Vec<Tensor>)> = written.iter().map(|(p, t, _)| (p.clone(), t.clone())).collect();
+                verify_outputs(&jobs, &opts.progress)?;
+                report.verified = true;
+            }
+            out.commit()?;
+            report.files = written.iter().map(|(_, _, n)| dir.join(n)).collect();
+            if shards.len() > 1 {
+                report.files.push(dir.join(format!("{stem}.{ext}.index.json")));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A shard's metadata: the common entries, plus the `dropped -> kept` aliases whose kept tensor
+/// is in this shard.
+fn shard_metadata(plan: &Plan, shard: &[Tensor]) -> BTreeMap<String, String> {
+    let mut out = plan.metadata.clone();
+    out.retain(|k, _| !plan.dropped.contains_key(k));
+    for (dropped, kept) in &plan.dropped {
+        if shard.iter().any(|t| &t.name == kept) {
+            out.insert(dropped.clone(), kept.clone());
+        }
+    }
+    out
+}
+
+fn write_one(
+    w: &mut dyn std::io::Write,
+    path: &Path,
+    target: Target,
+    tensors: &[Tensor],
+    metadata: &BTreeMap<String, String>,
+    progress: &Option<ProgressFn>,
+) -> Result<()> {
+    let mut tick = |n: u64| emit(progress, Progress::Advance { bytes: n });
+    match target {
+        Target::Safetensors => ckpt_safetensors::write_to(w, tensors, metadata, &mut tick),
+        Target::Bin => {
+            let archive = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
+            crate::torch_io::write_to(w, &archive, tensors, &mut tick)
+        }
+    }
+    .map_err(|e| match e {
+        Error::Other(m) => Error::Other(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// Re-reads each written file and checks every tensor against what was planned.
+pub fn verify_outputs(outputs: &[(PathBuf, Vec<Tensor>)], progress: &Option<ProgressFn>) -> Result<()> {
+    let total: u64 = outputs.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.nbytes())).sum();
+    emit(progress, Progress::Start { phase: "verifying", total_bytes: total });
+    for (path, expected) in outputs {
+        let back = source::open_file(path, &OpenOptions::default())?;
+        if back.tensors.len() != expected.len() {
+            return Err(Error::Mismatch(format!(
+                "verification failed: {} holds {} tensors, expected {}",
+                path.display(),
+                back.tensors.len(),
+                expected.len()
+            )));
+        }
+        let by_name: std::collections::HashMap<&str, &Tensor> = back.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        expected.par_iter().try_for_each(|want| -> Result<()> {
+            let got = by_name.get(want.name.as_str()).ok_or_else(|| {
+                Error::Mismatch(format!("verification failed: tensor '{}' is missing from {}", want.name, path.display()))
+            })?;
+            if got.dtype != want.dtype || got.shape != want.shape {
+                return Err(Error::Mismatch(format!(
+                    "verification failed: tensor '{}' in {} is {} {:?}, expected {} {:?}",
+                    want.name,
+                    path.display(),
+                    got.dtype,
+                    got.shape,
+                    want.dtype,
+                    want.shape
+                )));
+            }
+            if let Some(at) = got.first_difference(want)? {
+                return Err(Error::Mismatch(format!(
+                    "verification failed: tensor '{}' in {} differs from the source at byte {at}",
+                    want.name,
+                    path.display()
+                )));
+            }
+            let n = want.nbytes();
+            emit(progress, Progress::Advance { bytes: n });
+            Ok(())
+        })?;
+    }
+    emit(progress, Progress::Finish);
+    Ok(())
+}
+
+fn refuse_overwriting_source(src: &Path, dst: &Path) -> Result<()> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    if let (Some(a), Some(b)) = (canon(src), canon(dst)) {
+        if a == b || a.starts_with(&b) {
+            return Err(Error::Usage(format!(
+                "the output {} would replace the source {}; choose another output path",
+                dst.display(),
+                src.display()
+            )));
+        }
+    }
+    Ok(())
+}

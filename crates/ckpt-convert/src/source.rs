@@ -1,0 +1,269 @@
+//! Opening anything a user points at — a safetensors or PyTorch file, a sharded index, or a model
+//! folder — as one [`Checkpoint`] whose tensors are in shard order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ckpt_core::{Checkpoint, Error, Format, Result};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Select a subtree of a pickled checkpoint (`state_dict`, `model`, …).
+    pub key: Option<String>,
+}
+
+/// What a path holds, by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Safetensors,
+    TorchZip,
+    TorchLegacy,
+    Gguf,
+    Unknown,
+}
+
+pub fn sniff_file(path: &Path) -> Result<FileKind> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() {
+        let r = f.read(&mut head[n..]).map_err(|e| Error::io(path, e))?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    let head = &head[..n];
+    Ok(if head.starts_with(b"GGUF") {
+        FileKind::Gguf
+    } else if head.starts_with(b"PK\x03\x04") {
+        FileKind::TorchZip
+    } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+        FileKind::TorchLegacy
+    } else if ckpt_safetensors::sniff(head, len) || has_ext(path, "safetensors") {
+        FileKind::Safetensors
+    } else {
+        FileKind::Unknown
+    })
+}
+
+fn has_ext(path: &Path, ext: &str) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// Opens one weight file of any supported format.
+pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
+    match sniff_file(path)? {
+        FileKind::Safetensors => ckpt_safetensors::read(path),
+        FileKind::TorchZip | FileKind::TorchLegacy => {
+            crate::torch_io::read(path, opts.key.as_deref())
+        }
+        FileKind::Gguf => Err(Error::Unsupported(format!(
+            "{}: GGUF input is not supported by this command",
+            path.display()
+        ))),
+        FileKind::Unknown => {
+            let mut head = vec![0u8; 64];
+            let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+            if head[..n].starts_with(b"version https://git-lfs") {
+                return Err(Error::invalid(path, "this is a Git LFS pointer file, not the weights (run git lfs pull or ckpt pull)"));
+            }
+            Err(Error::invalid(
+                path,
+                "not a safetensors, PyTorch (zip or legacy) or GGUF file (unrecognised first bytes)",
+            ))
+        }
+    }
+}
+
+/// A model folder's weight files, as found on disk.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    /// Weight files in shard order.
+    pub weights: Vec<PathBuf>,
+    /// The index file, when the weights are sharded.
+    pub index: Option<PathBuf>,
+    /// The index's weight_map, when there is one.
+    pub weight_map: Option<BTreeMap<String, String>>,
+}
+
+const INDEX_NAMES: &[&str] = &["model.safetensors.index.json", "pytorch_model.bin.index.json"];
+const SINGLE_NAMES: &[&str] = &["model.safetensors", "pytorch_model.bin", "consolidated.safetensors", "model.pt", "model.pth"];
+
+/// Finds the weights of a Hugging Face style folder (safetensors preferred over `.bin`, as
+/// transformers does).
+pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
+    for idx in INDEX_NAMES {
+        let p = dir.join(idx);
+        if p.is_file() {
+            return read_index(&p);
+        }
+    }
+    for name in SINGLE_NAMES {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(ModelFiles { weights: vec![p], index: None, weight_map: None });
+        }
+    }
+    // Any lone weight file (e.g. diffusion_pytorch_model.safetensors, adapter_model.bin).
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && (has_ext(p, "safetensors") || has_ext(p, "bin") || has_ext(p, "pt") || has_ext(p, "pth")))
+        .filter(|p| p.file_name().is_some_and(|n| n != "training_args.bin"))
+        .collect();
+    candidates.sort();
+    let st: Vec<PathBuf> = candidates.iter().filter(|p| has_ext(p, "safetensors")).cloned().collect();
+    let chosen = if !st.is_empty() { st } else { candidates };
+    if chosen.is_empty() {
+        return Err(Error::invalid(
+            dir,
+            "no weights found (expected model.safetensors, pytorch_model.bin, a *.index.json, or *.safetensors files)",
+        ));
+    }
+    Ok(ModelFiles { weights: chosen, index: None, weight_map: None })
+}
+
+/// Reads a `*.index.json` and lists its shards (sorted, as `-00001-of-` names sort in order).
+pub fn read_index(index: &Path) -> Result<ModelFiles> {
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(index, format!("invalid JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::invalid(index, "missing \"weight_map\" object"))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut weight_map = BTreeMap::new();
+    let mut shards: Vec<String> = Vec::new();
+    for (name, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| Error::invalid(index, format!("weight_map entry '{name}' is not a file name")))?;
+        if file.contains("..") || file.starts_with('/') || file.contains("://") || file.contains('\\') {
+            return Err(Error::invalid(index, format!("weight_map entry '{name}' points outside the folder: '{file}'")));
+        }
+        if !shards.iter().any(|s| s == file) {
+            shards.push(file.to_string());
+        }
+        weight_map.insert(name.clone(), file.to_string());
+    }
+    shards.sort();
+    let mut weights = Vec::new();
+    for s in &shards {
+        let p = dir.join(s);
+        if !p.is_file() {
+            return Err(Error::invalid(index, format!("shard '{s}' listed in weight_map is missing")));
+        }
+        weights.push(p);
+    }
+    Ok(ModelFiles { weights, index: Some(index.to_path_buf()), weight_map: Some(weight_map) })
+}
+
+/// Opens a file, an index, or a model folder as one checkpoint.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
+    if path.is_dir() {
+        let files = find_model_files(path)?;
+        return open_model_files(&files, opts);
+    }
+    if !path.exists() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+    }
+    if path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".index.json")) {
+        let files = read_index(path)?;
+        return open_model_files(&files, opts);
+    }
+    open_file(path, opts)
+}
+
+pub fn open_model_files(files: &ModelFiles, opts: &OpenOptions) -> Result<Checkpoint> {
+    let mut merged: Option<Checkpoint> = None;
+    let mut seen = HashSet::new();
+    for (i, w) in files.weights.iter().enumerate() {
+        let ck = open_file(w, opts)?;
+        for t in &ck.tensors {
+            if !seen.insert(t.name.clone()) {
+                return Err(Error::invalid(w, format!("tensor '{}' also appears in an earlier shard", t.name)));
+            }
+            if let Some(map) = &files.weight_map {
+                let file_name = w.file_name().unwrap().to_string_lossy();
+                match map.get(&t.name) {
+                    Some(f) if *f == file_name => {}
+                    Some(f) => {
+                        return Err(Error::invalid(
+                            w,
+                            format!("tensor '{}' is in this shard but the index says it is in '{f}'", t.name),
+                        ))
+                    }
+                    None => {
+                        return Err(Error::invalid(
+                            w,
+                            format!("tensor '{}' is not listed in {}", t.name, files.index.as_ref().unwrap().display()),
+                        ))
+                    }
+                }
+            }
+        }
+        match &mut merged {
+            None => merged = Some(ck),
+            Some(m) => {
+                if m.format != ck.format && !(is_torch(m.format) && is_torch(ck.format)) {
+                    return Err(Error::invalid(w, format!("shard {} is {} but earlier shards are {}", i + 1, ck.format.name(), m.format.name())));
+                }
+                m.files.extend(ck.files);
+                m.tensors.extend(ck.tensors);
+                for (k, v) in ck.metadata {
+                    m.metadata.entry(k).or_insert(v);
+                }
+                for (k, v) in ck.extras {
+                    m.extras.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+    let ck = merged.expect("find_model_files returns at least one file");
+    if let Some(map) = &files.weight_map {
+        // convert.py leaves de-duplicated names in the index; they are fine when the shard's
+        // metadata records them as `dropped -> kept`.
+        for name in map.keys() {
+            if !seen.contains(name) && !ck.metadata.get(name).is_some_and(|kept| seen.contains(kept)) {
+                return Err(Error::invalid(
+                    files.index.as_ref().unwrap(),
+                    format!("tensor '{name}' is listed in the index but missing from shard '{}'", map[name]),
+                ));
+            }
+        }
+    }
+    Ok(ck)
+}
+
+fn is_torch(f: Format) -> bool {
+    matches!(f, Format::TorchZip | Format::TorchLegacy)
+}
+
+/// The non-weight files of a model folder (config, tokenizer, chat template, generation config…)
+/// that a converted folder needs beside its weights.
+pub fn companion_files(dir: &Path, files: &ModelFiles) -> Result<Vec<PathBuf>> {
+    let weights: HashSet<&PathBuf> = files.weights.iter().collect();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !p.is_file() || name.starts_with('.') || weights.contains(&p) {
+            continue;
+        }
+        if name.ends_with(".index.json")
+            || has_ext(&p, "safetensors")
+            || has_ext(&p, "gguf")
+            || ((has_ext(&p, "bin") || has_ext(&p, "pt") || has_ext(&p, "pth") || has_ext(&p, "ckpt"))
+                && name != "training_args.bin")
+        {
+            continue;
+        }
+        out.push(p);
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Opt-in interop checks against the heavy reference tools (torch, transformers, peft, llama.cpp).
+# Creates a separate venv (default ./.venv-full, or $CKPT_FULL_VENV) on first use; building
+# llama-cpp-python compiles llama.cpp from source and takes a while.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv=${CKPT_FULL_VENV:-$root/.venv-full}
+py=$venv/bin/python
+
+if ! "$py" -c "import torch, safetensors, numpy, gguf" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check torch safetensors numpy gguf
+fi
+
+cargo build --release --bin ckpt
+ckpt=$root/target/release/ckpt
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fx=$root/tests/fixtures/torch
+
+echo "== torch.load(weights_only=True) of ckpt's .bin output"
+pairs=()
+for case in all_dtypes all_dtypes_legacy extra_dtypes parameters big_endian legacy_float8 shared_partial_views; do
+  src=$fx/$case.bin
+  # .bin -> .bin through safetensors, and safetensors -> .bin directly
+  "$ckpt" convert -q "$src" "$work/$case.safetensors"
+  "$ckpt" convert -q "$work/$case.safetensors" "$work/$case.bin"
+  "$ckpt" convert -q "$fx/$case.expected.safetensors" "$work/$case.direct.bin"
+  pairs+=("$work/$case.bin" "$fx/$case.expected.safetensors" "$work/$case.direct.bin" "$fx/$case.expected.safetensors")
+done
+"$ckpt" convert -q "$fx/training_checkpoint.pt" "$work/tc.bin" --to bin
+pairs+=("$work/tc.bin" "$fx/training_checkpoint.expected-all.safetensors")
+"$ckpt" convert -q "$fx/sharded" "$work/sharded-bin" --to bin --max-shard-size 24KB
+for f in "$work"/sharded-bin/pytorch_model-*.bin; do
+  "$ckpt" convert -q "$f" "$f.safetensors"
+  pairs+=("$f" "$f.safetensors")
+done
+"$py" scripts/interop/torch_load_check.py "${pairs[@]}"
