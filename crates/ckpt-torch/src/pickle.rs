@@ -188,7 +188,8 @@ pub enum PersistentIds {
 pub struct ScanReport {
     /// Every GLOBAL / STACK_GLOBAL, as `module.name`.
     pub globals: Vec<String>,
-    /// The callable of every REDUCE / NEWOBJ, as `module.name` (or `<kind>` when not a global).
+    /// The callable of every REDUCE / NEWOBJ, as `module.name` (or `<kind>` when not a global);
+    /// filled in Scan mode only.
     pub calls: Vec<String>,
 }
 
@@ -660,14 +661,15 @@ impl<'p> Machine<'p> {
     /// Records a call target (Scan mode makes every call opaque; Load mode runs the allowlisted
     /// implementation).
     fn call(&mut self, callable: Value, args: Value, newobj: bool) -> Result<Value> {
-        let target = match &callable {
-            Value::Symbol(s) => s.to_string(),
-            Value::Global(g) => format!("{g:?}"),
-            other => format!("<{}>", other.kind(self)),
-        };
-        self.report.calls.push(target);
         match self.mode {
-            Mode::Scan => Ok(Value::Opaque),
+            Mode::Scan => {
+                let target = match &callable {
+                    Value::Symbol(s) => s.to_string(),
+                    other => format!("<{}>", other.kind(self)),
+                };
+                self.report.calls.push(target);
+                Ok(Value::Opaque)
+            }
             Mode::Load => {
                 let Value::Global(g) = callable else {
                     return Err(self.err(format!("call of a {} (only allowlisted globals can be called)", callable.kind(self))));
