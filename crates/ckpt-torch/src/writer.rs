@@ -456,3 +456,56 @@ pub fn write_to_writer<W: Write + Seek>(w: &mut W, folder: &str, tensors: &[Tens
     zip.small_record(format!("{folder}/version"), b"3\n")?;
     zip.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zip::ZipArchive;
+    use ckpt_core::Buffer;
+
+    /// Records past 4 GiB get zip64 offsets that our reader (and zip tools) follow. The file is
+    /// sparse: the first 5 GiB are a hole, so nothing that large is written.
+    #[test]
+    fn zip64_offsets() {
+        let dir = std::env::temp_dir().join(format!("ckpt-torch-zip64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sparse.bin");
+        let start = 5u64 << 30;
+        {
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.seek(SeekFrom::Start(start)).unwrap();
+            let mut zip = ZipWriter { w: &mut f, base: 0, pos: start, records: Vec::new() };
+            zip.small_record("big/data.pkl".into(), b"pickle").unwrap();
+            let t = Tensor::computed("t", DType::U8, vec![5], || Ok(b"bytes".to_vec()));
+            zip.tensor_record("big/data/0".into(), &t, 5).unwrap();
+            zip.finish().unwrap();
+        }
+        let buffer = Buffer::map(&path).unwrap();
+        let zip = ZipArchive::parse(&path, buffer.bytes()).unwrap();
+        assert_eq!(zip.entries().len(), 2);
+        for (e, data) in zip.entries().iter().zip([&b"pickle"[..], b"bytes"]) {
+            assert!(e.local_header_offset >= start);
+            let r = zip.data_range(e).unwrap();
+            assert_eq!(r.start % ALIGNMENT as usize, 0);
+            assert_eq!(&buffer.bytes()[r], data);
+            assert_eq!(e.crc32, crc32fast::hash(data));
+        }
+        drop(buffer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_ints_are_minimal_twos_complement() {
+        let enc = |v: u64| {
+            let mut p = PickleBuilder::default();
+            p.int(v);
+            p.out
+        };
+        assert_eq!(enc(255), vec![b'K', 255]);
+        assert_eq!(enc(256), vec![b'M', 0, 1]);
+        assert_eq!(enc(0x7fff_ffff), vec![b'J', 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(enc(0x8000_0000), vec![0x8a, 5, 0, 0, 0, 0x80, 0]);
+        assert_eq!(enc(1 << 40), vec![0x8a, 6, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(enc(u64::MAX), vec![0x8a, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]);
+    }
+}

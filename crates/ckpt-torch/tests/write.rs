@@ -203,3 +203,19 @@ fn torch_interop() {
     assert!(status.success(), "torch could not load what ckpt wrote (files kept in {})", dir.display());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// More than 65535 records need a zip64 end of central directory; our reader follows it.
+#[test]
+fn many_records_use_zip64_directory() {
+    let dir = scratch("many");
+    let out = dir.join("many.bin");
+    let tensors: Vec<Tensor> = (0..65_600u32)
+        .map(|i| Tensor::computed(format!("t.{i}"), DType::I32, vec![], move || Ok(i.to_le_bytes().to_vec())))
+        .collect();
+    ckpt_torch::write(&out, &tensors, false).unwrap();
+    let back = ckpt_torch::read(&out, &ReadOptions::default()).unwrap();
+    assert_eq!(back.tensors.len(), tensors.len());
+    let last = back.tensors.last().unwrap();
+    assert_eq!((last.name.as_str(), &*last.bytes().unwrap()), ("t.65599", &65_599u32.to_le_bytes()[..]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
