@@ -30,15 +30,13 @@ impl<'a> TorchArchive<'a> {
             ));
         };
         let folder = folder.to_string();
-        let archive = TorchArchive { path, folder, zip };
-        let code = format!("{}/code/", archive.folder);
-        if archive.record("constants.pkl").is_some() || archive.zip.entries().iter().any(|e| e.name.starts_with(&code)) {
-            return Err(Error::Unsupported(format!(
-                "{}: this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; TorchScript is not supported",
-                path.display()
-            )));
-        }
-        Ok(archive)
+        Ok(TorchArchive { path, folder, zip })
+    }
+
+    /// Whether this is a TorchScript archive (`torch.jit.save`): code and constants besides data.
+    pub fn is_torchscript(&self) -> bool {
+        let code = format!("{}/code/", self.folder);
+        self.record("constants.pkl").is_some() || self.zip.entries().iter().any(|e| e.name.starts_with(&code))
     }
 
     pub fn record(&self, name: &str) -> Option<&ZipEntry> {
@@ -61,13 +59,23 @@ impl<'a> TorchArchive<'a> {
 
     /// The pickle bytes and their label (`<folder>/data.pkl`).
     pub fn pickle(&self) -> Result<(&'a [u8], String)> {
-        let entry = self.required("data.pkl")?;
+        self.pickle_record("data.pkl")
+    }
+
+    pub fn pickle_record(&self, name: &str) -> Result<(&'a [u8], String)> {
+        let entry = self.required(name)?;
         Ok((self.zip.data(entry)?, entry.name.clone()))
     }
 }
 
 pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled<'p>> {
     let archive = TorchArchive::open(path, buffer.bytes())?;
+    if archive.is_torchscript() {
+        return Err(Error::Unsupported(format!(
+            "{}: this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; TorchScript is not supported",
+            path.display()
+        )));
+    }
     let version = archive.text(archive.required("version")?)?;
     match version.parse::<u64>() {
         Ok(v) if v >= 1 => {}

@@ -215,9 +215,12 @@ impl Walker<'_> {
                     rec.strides
                 )));
             };
+            let (Some(values), Some(offset)) = (last.checked_mul(2), rec.offset.checked_mul(2)) else {
+                return Err(Error::invalid(self.path, format!("tensor '{name}': float4 size or offset overflows")));
+            };
             let mut shape = rec.shape.clone();
-            *shape.last_mut().unwrap() = last * 2;
-            (shape, rec.offset * 2, None)
+            *shape.last_mut().unwrap() = values;
+            (shape, offset, None)
         } else {
             let strides = (!contiguous).then(|| rec.strides.clone());
             (rec.shape.clone(), rec.offset, strides)

@@ -105,7 +105,8 @@ pub fn is_torch_file(path: &Path) -> bool {
 }
 
 /// Every global and call target the checkpoint's pickles name, in order, found without
-/// executing or resolving anything (for `ckpt scan`).
+/// executing or resolving anything (for `ckpt scan`). TorchScript archives, which [`read`]
+/// refuses, are scanned too (`data.pkl` then `constants.pkl`).
 pub fn scan(path: &Path) -> Result<ScanReport> {
     let buffer = Buffer::map(path)?;
     let bytes = buffer.bytes();
@@ -114,6 +115,13 @@ pub fn scan(path: &Path) -> Result<ScanReport> {
         let archive = archive::TorchArchive::open(path, bytes)?;
         let (pickle, label) = archive.pickle()?;
         report = pickle::scan(path, &label, pickle, 0)?.0;
+        if archive.is_torchscript() {
+            // TorchScript keeps a second pickle of constants next to its code.
+            let (constants, label) = archive.pickle_record("constants.pkl")?;
+            let part = pickle::scan(path, &label, constants, 0)?.0;
+            report.globals.extend(part.globals);
+            report.calls.extend(part.calls);
+        }
     } else if legacy::is_legacy(bytes) {
         let mut pos = 0;
         for label in legacy::PICKLE_LABELS {

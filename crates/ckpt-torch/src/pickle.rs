@@ -638,7 +638,7 @@ impl<'p> Machine<'p> {
     }
 
     fn set_items(&mut self, target: &Value, items: Vec<Value>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if items.len() & 1 == 1 {
             return Err(self.err("SETITEMS with an odd number of values"));
         }
         let kind = target.kind(self);

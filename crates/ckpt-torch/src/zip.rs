@@ -177,7 +177,9 @@ impl<'a> ZipArchive<'a> {
                 entry.compressed_size, entry.size
             )));
         }
-        let at = usize::try_from(entry.local_header_offset).ok().filter(|&a| a + LOCAL_HEADER_LEN <= self.bytes.len());
+        let at = usize::try_from(entry.local_header_offset)
+            .ok()
+            .filter(|&a| a.checked_add(LOCAL_HEADER_LEN).is_some_and(|end| end <= self.bytes.len()));
         let Some(at) = at.filter(|&a| le32(self.bytes, a) == LOCAL_HEADER_SIG) else {
             return Err(bad(format!("no local header at byte {}", entry.local_header_offset)));
         };

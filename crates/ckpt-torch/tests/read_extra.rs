@@ -48,6 +48,9 @@ fn torchscript_is_refused() {
     let path = fixture("extra/torchscript.pt");
     let err = ckpt_torch::read(&path, &ReadOptions::default()).unwrap_err();
     assert!(matches!(&err, Error::Unsupported(m) if m.contains("TorchScript") && m.contains("torchscript.pt")), "{err}");
+    // Its pickles can still be listed.
+    let globals = ckpt_torch::scan_globals(&path).unwrap();
+    assert!(globals.iter().any(|g| g.starts_with("__torch__.")), "{globals:?}");
 }
 
 /// A legacy checkpoint from a big-endian machine (sys_info little_endian=False): counts and data
