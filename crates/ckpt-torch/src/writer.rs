@@ -6,10 +6,11 @@
 //! dense storage per distinct tensor, each 64-byte aligned through torch's "FB" extra-field
 //! padding), `version` = `3\n`. No `.format_version`: with it torch may compute record offsets
 //! assuming miniz's exact layout instead of reading them. Tensor data is streamed one tensor at a
-//! time; each CRC is computed on the way and patched into its local header afterwards.
+//! time into any `Write` (no seeking): as in torch's own files, a tensor record's CRC and size
+//! follow its data in a data descriptor and are repeated in the central directory.
 
 use std::collections::HashMap;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::Path;
 
 use ckpt_core::atomic::AtomicFile;
@@ -24,6 +25,8 @@ const ALIGNMENT: u64 = 64;
 const PADDING_EXTRA_ID: u16 = 0x4246;
 const ZIP64_EXTRA_ID: u16 = 0x0001;
 const MAX32: u64 = 0xffff_ffff;
+/// General-purpose flag bit 3: CRC and sizes follow the data.
+const DATA_DESCRIPTOR_FLAG: u16 = 1 << 3;
 /// DOS date 1980-01-01 (the earliest representable).
 const DOS_DATE: u16 = (1 << 5) | 1;
 /// CPython pickles dict items in batches of this many.
@@ -33,7 +36,7 @@ const SETITEMS_BATCH: usize = 1000;
 pub fn write(out: &Path, tensors: &[Tensor], overwrite: bool) -> Result<()> {
     let mut file = AtomicFile::create(out, overwrite)?;
     let folder = archive_folder(out);
-    write_to_writer(file.writer(), &folder, tensors).map_err(|e| match e {
+    write_to(file.writer(), &folder, tensors, &mut |_| {}).map_err(|e| match e {
         Error::Other(m) => Error::Other(format!("{}: {m}", out.display())),
         Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", out.display())),
         other => other,
@@ -43,7 +46,7 @@ pub fn write(out: &Path, tensors: &[Tensor], overwrite: bool) -> Result<()> {
 
 /// The archive's top-level folder, as torch names it: the file name up to its last `.`, or
 /// `archive` when that is not plain ASCII.
-fn archive_folder(out: &Path) -> String {
+pub fn archive_folder(out: &Path) -> String {
     match out.file_stem().and_then(|s| s.to_str()) {
         Some(stem) if !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !stem.contains('/') => {
             stem.to_string()
@@ -252,13 +255,13 @@ fn build_pickle(tensors: &[Tensor], plans: &[StoragePlan], of_tensor: &[usize]) 
 }
 
 /// Counts and checksums what passes through.
-struct Checksummed<'w, W: Write> {
-    inner: &'w mut W,
+struct Checksummed<'w> {
+    inner: &'w mut dyn Write,
     crc: crc32fast::Hasher,
     written: u64,
 }
 
-impl<W: Write> Write for Checksummed<'_, W> {
+impl Write for Checksummed<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.crc.update(&buf[..n]);
@@ -276,12 +279,13 @@ struct CentralRecord {
     crc: u32,
     size: u64,
     header_offset: u64,
+    /// Written with a data descriptor (general-purpose flag bit 3).
+    descriptor: bool,
 }
 
-struct ZipWriter<'w, W: Write + Seek> {
-    w: &'w mut W,
-    /// Where the archive starts in `w`; zip offsets are relative to it.
-    base: u64,
+struct ZipWriter<'w> {
+    w: &'w mut dyn Write,
+    /// Bytes written so far: the offset of the next record from the start of the archive.
     pos: u64,
     records: Vec<CentralRecord>,
 }
@@ -290,7 +294,7 @@ fn io_err(e: std::io::Error) -> Error {
     Error::Other(format!("writing the checkpoint: {e}"))
 }
 
-impl<'w, W: Write + Seek> ZipWriter<'w, W> {
+impl ZipWriter<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         self.w.write_all(bytes).map_err(io_err)?;
         self.pos += bytes.len() as u64;
@@ -298,16 +302,21 @@ impl<'w, W: Write + Seek> ZipWriter<'w, W> {
     }
 
     /// Writes a local header whose data will start 64-byte aligned; returns the header offset.
-    fn local_header(&mut self, name: &str, size: u64, crc: u32) -> Result<u64> {
+    /// `known` carries the CRC and size of data in hand; None announces a data descriptor.
+    fn local_header(&mut self, name: &str, known: Option<(u32, u64)>, size: u64) -> Result<u64> {
         let offset = self.pos;
         let zip64 = size >= MAX32;
+        let (flags, crc, size) = match known {
+            Some((crc, size)) => (0u16, crc, size),
+            None => (DATA_DESCRIPTOR_FLAG, 0, 0),
+        };
         let zip64_len = if zip64 { 20 } else { 0 };
         let unpadded = offset + 30 + name.len() as u64 + zip64_len + 4;
         let padding = (ALIGNMENT - unpadded % ALIGNMENT) % ALIGNMENT;
         let mut h = Vec::with_capacity(30 + name.len() + zip64_len as usize + 4 + padding as usize);
         h.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
         h.extend_from_slice(&(if zip64 { 45u16 } else { 20 }).to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes()); // flags
+        h.extend_from_slice(&flags.to_le_bytes());
         h.extend_from_slice(&0u16.to_le_bytes()); // STORED
         h.extend_from_slice(&0u16.to_le_bytes()); // time
         h.extend_from_slice(&DOS_DATE.to_le_bytes());
@@ -332,16 +341,17 @@ impl<'w, W: Write + Seek> ZipWriter<'w, W> {
     }
 
     fn small_record(&mut self, name: String, data: &[u8]) -> Result<()> {
-        let crc = crc32fast::hash(data);
-        let header_offset = self.local_header(&name, data.len() as u64, crc)?;
+        let (crc, size) = (crc32fast::hash(data), data.len() as u64);
+        let header_offset = self.local_header(&name, Some((crc, size)), size)?;
         self.put(data)?;
-        self.records.push(CentralRecord { name, crc, size: data.len() as u64, header_offset });
+        self.records.push(CentralRecord { name, crc, size, header_offset, descriptor: false });
         Ok(())
     }
 
-    /// Streams a tensor's dense bytes as a record, then patches its CRC into the local header.
+    /// Streams a tensor's dense bytes as a record, checksummed on the way; its CRC and size
+    /// follow in a data descriptor (8-byte sizes for zip64 records).
     fn tensor_record(&mut self, name: String, t: &Tensor, nbytes: u64) -> Result<()> {
-        let header_offset = self.local_header(&name, nbytes, 0)?;
+        let header_offset = self.local_header(&name, None, nbytes)?;
         let mut sink = Checksummed { inner: &mut *self.w, crc: crc32fast::Hasher::new(), written: 0 };
         t.write_to(&mut sink)?;
         let (written, crc) = (sink.written, sink.crc.finalize());
@@ -349,10 +359,18 @@ impl<'w, W: Write + Seek> ZipWriter<'w, W> {
             return Err(Error::Other(format!("tensor '{}' produced {written} bytes, expected {nbytes}", t.name)));
         }
         self.pos += written;
-        self.w.seek(SeekFrom::Start(self.base + header_offset + 14)).map_err(io_err)?;
-        self.w.write_all(&crc.to_le_bytes()).map_err(io_err)?;
-        self.w.seek(SeekFrom::Start(self.base + self.pos)).map_err(io_err)?;
-        self.records.push(CentralRecord { name, crc, size: nbytes, header_offset });
+        let mut descriptor = Vec::with_capacity(24);
+        descriptor.extend_from_slice(&0x0807_4b50u32.to_le_bytes());
+        descriptor.extend_from_slice(&crc.to_le_bytes());
+        if nbytes >= MAX32 {
+            descriptor.extend_from_slice(&nbytes.to_le_bytes());
+            descriptor.extend_from_slice(&nbytes.to_le_bytes());
+        } else {
+            descriptor.extend_from_slice(&(nbytes as u32).to_le_bytes());
+            descriptor.extend_from_slice(&(nbytes as u32).to_le_bytes());
+        }
+        self.put(&descriptor)?;
+        self.records.push(CentralRecord { name, crc, size: nbytes, header_offset, descriptor: true });
         Ok(())
     }
 
@@ -376,7 +394,7 @@ impl<'w, W: Write + Seek> ZipWriter<'w, W> {
             let version: u16 = if zip64 { 45 } else { 20 };
             h.extend_from_slice(&version.to_le_bytes()); // made by
             h.extend_from_slice(&version.to_le_bytes()); // needed
-            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&(if r.descriptor { DATA_DESCRIPTOR_FLAG } else { 0 }).to_le_bytes());
             h.extend_from_slice(&0u16.to_le_bytes()); // STORED
             h.extend_from_slice(&0u16.to_le_bytes()); // time
             h.extend_from_slice(&DOS_DATE.to_le_bytes());
@@ -436,25 +454,27 @@ impl<'w, W: Write + Seek> ZipWriter<'w, W> {
     }
 }
 
-/// Writes `tensors` as a torch zip checkpoint whose records live under `folder/`, into `w`
-/// (positioned where the archive starts). Tensors that are the same view of the same storage
-/// are stored once and pickled as one object, as torch does for tied weights. Returns the
-/// archive's size in bytes.
-pub fn write_to_writer<W: Write + Seek>(w: &mut W, folder: &str, tensors: &[Tensor]) -> Result<u64> {
+/// Streams `tensors` as a torch zip checkpoint whose records live under `folder/` (torch names it
+/// after the file's stem, see [`archive_folder`]) into `w`, which must be at the start of the
+/// file. `on_tensor` is called with each storage's byte count once it is written. Tensors that
+/// are the same view of the same storage are stored once and pickled as one object, as torch does
+/// for tied weights. Errors name the tensor, not the file (the caller knows the path).
+pub fn write_to(w: &mut dyn Write, folder: &str, tensors: &[Tensor], on_tensor: &mut dyn FnMut(u64)) -> Result<()> {
     let (plans, of_tensor) = plan(tensors)?;
     for t in tensors {
         t.validate()?;
     }
     let pickle = build_pickle(tensors, &plans, &of_tensor);
-    let base = w.stream_position().map_err(io_err)?;
-    let mut zip = ZipWriter { w, base, pos: 0, records: Vec::new() };
+    let mut zip = ZipWriter { w, pos: 0, records: Vec::new() };
     zip.small_record(format!("{folder}/data.pkl"), &pickle)?;
     zip.small_record(format!("{folder}/byteorder"), b"little")?;
     for (key, p) in plans.iter().enumerate() {
         zip.tensor_record(format!("{folder}/data/{key}"), p.tensor, p.nbytes)?;
+        on_tensor(p.nbytes);
     }
     zip.small_record(format!("{folder}/version"), b"3\n")?;
-    zip.finish()
+    zip.finish()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -472,9 +492,10 @@ mod tests {
         let path = dir.join("sparse.bin");
         let start = 5u64 << 30;
         {
+            use std::io::{Seek, SeekFrom};
             let mut f = std::fs::File::create(&path).unwrap();
             f.seek(SeekFrom::Start(start)).unwrap();
-            let mut zip = ZipWriter { w: &mut f, base: 0, pos: start, records: Vec::new() };
+            let mut zip = ZipWriter { w: &mut f, pos: start, records: Vec::new() };
             zip.small_record("big/data.pkl".into(), b"pickle").unwrap();
             let t = Tensor::computed("t", DType::U8, vec![5], || Ok(b"bytes".to_vec()));
             zip.tensor_record("big/data/0".into(), &t, 5).unwrap();

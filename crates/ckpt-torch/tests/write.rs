@@ -58,8 +58,16 @@ fn layout_matches_torch() {
         let range = zip.data_range(e).unwrap();
         assert_eq!(range.start % 64, 0, "{} starts 64-byte aligned", e.name);
         assert_eq!(crc32fast::hash(&bytes[range.clone()]), e.crc32, "CRC of {}", e.name);
-        let local_crc = u32::from_le_bytes(bytes[e.local_header_offset as usize + 14..][..4].try_into().unwrap());
-        assert_eq!(local_crc, e.crc32, "local header CRC of {}", e.name);
+        // Streamed tensor records carry their CRC and size in a data descriptor, as torch's do.
+        let crc_after_data = if e.name.contains("/data/") {
+            assert_eq!(e.flags & 8, 8, "{} has a data descriptor", e.name);
+            assert_eq!(&bytes[range.end..range.end + 4], b"PK\x07\x08");
+            assert_eq!(u32::from_le_bytes(bytes[range.end + 8..][..4].try_into().unwrap()) as u64, e.size);
+            &bytes[range.end + 4..range.end + 8]
+        } else {
+            &bytes[e.local_header_offset as usize + 14..][..4]
+        };
+        assert_eq!(u32::from_le_bytes(crc_after_data.try_into().unwrap()), e.crc32, "CRC of {}", e.name);
     }
     let record = |n: &str| zip.data(zip.find(&format!("all_dtypes/{n}")).unwrap()).unwrap();
     assert_eq!(record("version"), b"3\n");
@@ -217,5 +225,23 @@ fn many_records_use_zip64_directory() {
     assert_eq!(back.tensors.len(), tensors.len());
     let last = back.tensors.last().unwrap();
     assert_eq!((last.name.as_str(), &*last.bytes().unwrap()), ("t.65599", &65_599u32.to_le_bytes()[..]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `write_to` streams into any writer (no seeking) and reports each storage's bytes.
+#[test]
+fn write_to_streams_and_reports_progress() {
+    let ck = read("shared_tensors.bin");
+    let mut out = Vec::new();
+    let mut reported = Vec::new();
+    ckpt_torch::write_to(&mut out, "pytorch_model", &ck.tensors, &mut |n| reported.push(n)).unwrap();
+    assert_eq!(reported, vec![2048, 2048, 512, 1536], "one report per stored storage (the tied pair once)");
+    let dir = scratch("stream");
+    let path = dir.join("streamed.bin");
+    std::fs::write(&path, &out).unwrap();
+    let back = ckpt_torch::read(&path, &ReadOptions::default()).unwrap();
+    assert_same_tensors(&back.tensors, &ck.tensors, "streamed");
+    assert_eq!(ckpt_torch::archive_folder(Path::new("out/pytorch_model-00001-of-00002.bin")), "pytorch_model-00001-of-00002");
+    assert_eq!(ckpt_torch::archive_folder(Path::new("модель.bin")), "archive");
     std::fs::remove_dir_all(&dir).unwrap();
 }
