@@ -41,15 +41,14 @@ pub(crate) fn flatten(
     path: &Path,
 ) -> Result<Flattened> {
     let mut w = Walker { m, storages, path, out: Flattened { tensors: Vec::new(), extras: BTreeMap::new() } };
-    let (start, prefix) = match key {
-        None => (root.clone(), String::new()),
-        Some(k) => (w.select(root, k)?, String::new()),
+    // Names are relative to the selected subtree.
+    let start = match key {
+        None => root.clone(),
+        Some(k) => w.select(root, k)?,
     };
-    match &start {
-        // A lone tensor has no key of its own to be named by.
-        Value::Tensor(_) => w.walk(&start, key.unwrap_or("tensor"), 0)?,
-        _ => w.walk(&start, &prefix, 0)?,
-    }
+    // A lone tensor is named by the key that selected it (or `tensor` for a bare saved tensor).
+    let name = if matches!(start, Value::Tensor(_)) { key.unwrap_or("tensor") } else { "" };
+    w.walk(&start, name, 0)?;
     Ok(w.out)
 }
 

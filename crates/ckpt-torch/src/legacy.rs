@@ -30,7 +30,7 @@ fn dict_get<'v>(m: &'v Machine, v: &Value, key: &str) -> Option<&'v Value> {
     d.entries.iter().find(|(k, _)| matches!(k, Value::Str(s) if &**s == key)).map(|(_, v)| v)
 }
 
-/// The pickles that precede the storage data, for scanning: (label, start offset).
+/// The pickles that precede the storage data, in file order (labels for errors and scanning).
 pub(crate) const PICKLE_LABELS: [&str; 5] =
     ["magic-number pickle", "protocol-version pickle", "sys_info pickle", "main pickle", "storage-key pickle"];
 

@@ -28,28 +28,21 @@ impl Machine<'_> {
         let args = self.args_of(&args, &what)?;
         match g {
             Global::OrderedDict => {
-                let dict = self.new_object(Object::Dict(Dict::new(true)))?;
+                let mut dict = Dict::new(true);
                 match args.as_slice() {
                     [] => {}
                     [pairs] => {
-                        let pairs = self.sequence(pairs).ok_or_else(|| self.err("OrderedDict() of a non-sequence"))?.to_vec();
-                        let mut items = Vec::with_capacity(pairs.len() * 2);
-                        for p in &pairs {
+                        let pairs = self.sequence(pairs).ok_or_else(|| self.err("OrderedDict() of a non-sequence"))?;
+                        for p in pairs {
                             match self.sequence(p) {
-                                Some([k, v]) => items.extend([k.clone(), v.clone()]),
+                                Some([k, v]) => dict.insert(k.clone(), v.clone()),
                                 _ => return Err(self.err("OrderedDict() item is not a (key, value) pair")),
                             }
-                        }
-                        let Value::Object(id) = dict else { unreachable!() };
-                        let Object::Dict(d) = &mut self.objects[id] else { unreachable!() };
-                        let mut it = items.into_iter();
-                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                            d.insert(k, v);
                         }
                     }
                     _ => return Err(self.err("OrderedDict() takes at most one argument")),
                 }
-                Ok(dict)
+                self.new_object(Object::Dict(dict))
             }
             Global::Rebuild(r) => self.rebuild(r, args),
             Global::Size => match args.as_slice() {
