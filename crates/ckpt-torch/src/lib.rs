@@ -6,7 +6,7 @@
 //! (tensors of one torch storage share one core `Storage`, views keep their offset and strides).
 //! Nested containers are flattened with `.`; non-tensor leaves go to `Checkpoint::extras`.
 //!
-//! Writing: [`write`] produces a zip checkpoint like `torch.save`'s (STORED, 64-byte aligned
+//! Writing: [`write()`] produces a zip checkpoint like `torch.save`'s (STORED, 64-byte aligned
 //! records, protocol-2 pickle using only opcodes and globals the safe loader accepts).
 
 mod archive;

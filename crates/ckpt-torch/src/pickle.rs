@@ -3,7 +3,7 @@
 //!
 //! Globals are symbols. In [`Mode::Load`] a global must be on the allowlist ([`crate::globals`])
 //! or the whole read fails with [`Error::Unsafe`]; the few callables a checkpoint needs (tensor
-//! rebuilding, `OrderedDict()`, ...) are implemented in [`crate::rebuild`]. In [`Mode::Scan`] every
+//! rebuilding, `OrderedDict()`, ...) are implemented in the `rebuild` module. In [`Mode::Scan`] every
 //! global is recorded and every call yields an opaque value, so a pickle can be listed without
 //! trusting it.
 //!
