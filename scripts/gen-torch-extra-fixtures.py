@@ -82,6 +82,10 @@ def main(out):
     sd = torch.load("cuda_storages.pt", weights_only=True, map_location="cpu")
     save_file(sd, "cuda_storages.expected.safetensors", metadata={"format": "pt"})
 
+    # Tensors the safe loader accepts but safetensors cannot hold: refused as unsupported.
+    torch.save({"q": torch.quantize_per_tensor(torch.arange(4.0), 0.1, 0, torch.qint8)}, "quantized.pt")
+    torch.save({"s": torch.arange(9.0).reshape(3, 3).to_sparse()}, "sparse.pt")
+
     # TorchScript archive: must be refused as such.
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), "torchscript.pt")
 

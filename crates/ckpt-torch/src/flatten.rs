@@ -237,6 +237,7 @@ fn float_json(f: f64) -> Json {
 fn global_text(g: &Global) -> String {
     match g {
         Global::DType(d) => format!("torch.{}", d.name),
+        Global::Unsupported(name) => format!("torch.{name}"),
         Global::Storage(c) => c.name(),
         other => format!("{other:?}"),
     }

@@ -149,10 +149,39 @@ pub enum Global {
     Set,
     Complex,
     ByteArray,
+    /// A torch global that is harmless but builds something ckpt cannot convert (quantized,
+    /// sparse, meta or subclass tensors, and the layout / qscheme values they take).
+    Unsupported(&'static str),
 }
+
+/// torch globals the safe loader accepts whose tensors have no safetensors form: refused as
+/// unsupported rather than unsafe.
+static UNSUPPORTED_TORCH_GLOBALS: &[(&str, &str)] = &[
+    ("torch._utils", "_rebuild_qtensor"),
+    ("torch._utils", "_rebuild_sparse_tensor"),
+    ("torch._utils", "_rebuild_nested_tensor"),
+    ("torch._utils", "_rebuild_meta_tensor_no_storage"),
+    ("torch._utils", "_rebuild_wrapper_subclass"),
+    ("torch._utils", "_rebuild_device_tensor_from_numpy"),
+    ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"),
+    ("torch.serialization", "_get_layout"),
+    ("torch", "per_tensor_affine"),
+    ("torch", "per_channel_affine"),
+    ("torch", "per_tensor_symmetric"),
+    ("torch", "per_channel_symmetric"),
+    ("torch", "per_channel_affine_float_qparams"),
+    ("torch", "sparse_coo"),
+    ("torch", "sparse_csr"),
+    ("torch", "sparse_csc"),
+    ("torch", "sparse_bsr"),
+    ("torch", "sparse_bsc"),
+];
 
 /// Resolves `module.name` against the allowlist; None means the global is refused.
 pub fn resolve(module: &str, name: &str) -> Option<Global> {
+    if let Some(&(m, n)) = UNSUPPORTED_TORCH_GLOBALS.iter().find(|&&(m, n)| m == module && n == name) {
+        return Some(Global::Unsupported(if m == "torch" { n } else { n.trim_start_matches('_') }));
+    }
     let global = match (module, name) {
         ("collections", "OrderedDict") => Global::OrderedDict,
         ("torch._utils", "_rebuild_tensor") => Global::Rebuild(Rebuild::Tensor),
@@ -192,6 +221,8 @@ mod tests {
         assert!(matches!(resolve("torch.cuda", "HalfStorage"), Some(Global::Storage(StorageClass::Typed(d))) if d.name == "float16"));
         assert!(matches!(resolve("torch", "float8_e4m3fn"), Some(Global::DType(d)) if d.dtype == Some(DType::F8E4M3)));
         assert_eq!(resolve("torch.storage", "UntypedStorage"), Some(Global::Storage(StorageClass::Untyped)));
+        assert_eq!(resolve("torch._utils", "_rebuild_qtensor"), Some(Global::Unsupported("rebuild_qtensor")));
+        assert_eq!(resolve("torch", "per_tensor_affine"), Some(Global::Unsupported("per_tensor_affine")));
     }
 
     #[test]

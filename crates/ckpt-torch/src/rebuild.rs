@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use ckpt_core::Result;
+use ckpt_core::{Error, Result};
 
 use crate::globals::{Global, Rebuild, StorageClass, TorchDType};
 use crate::pickle::{Dict, Machine, Mode, Object, PersistentIds, PickledStorage, TensorRecord, Value};
@@ -89,6 +89,7 @@ impl Machine<'_> {
             Global::Storage(_) | Global::DType(_) | Global::TensorClass | Global::ParameterClass => {
                 Err(self.err(format!("{what} cannot be called in a checkpoint")))
             }
+            Global::Unsupported(name) => Err(self.unsupported(name)),
         }
     }
 
@@ -111,6 +112,23 @@ impl Machine<'_> {
             "utf-8" | "utf8" => Ok(Value::Bytes(s.as_bytes().into())),
             other => Err(self.err(format!("_codecs.encode() with unsupported encoding '{other}'"))),
         }
+    }
+
+    fn unsupported(&self, name: &str) -> Error {
+        let what = match name {
+            "rebuild_qtensor" => "quantized tensors",
+            "rebuild_sparse_tensor" | "get_layout" => "sparse tensors",
+            "rebuild_nested_tensor" => "nested tensors",
+            "rebuild_meta_tensor_no_storage" => "meta tensors (they hold no data)",
+            "rebuild_wrapper_subclass" => "tensor subclasses",
+            _ => "tensors of this kind",
+        };
+        Error::Unsupported(format!(
+            "{}: {}: pickle byte {}: {what} ({name}) cannot be converted",
+            self.path.display(),
+            self.label,
+            self.at
+        ))
     }
 
     /// `cls.__new__(cls, *args)` (NEWOBJ) for the few classes that can be created empty.

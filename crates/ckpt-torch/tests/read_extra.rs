@@ -96,3 +96,14 @@ fn float4_round_trip() {
     assert!(matches!(ckpt_torch::write(&dir.join("odd.bin"), &[odd], false), Err(Error::Unsupported(_))));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Quantized and sparse tensors use globals torch's safe loader accepts: they are refused as
+/// unsupported, not as unsafe.
+#[test]
+fn quantized_and_sparse_are_unsupported() {
+    for (file, what) in [("extra/quantized.pt", "quantized tensors"), ("extra/sparse.pt", "sparse tensors")] {
+        let err = ckpt_torch::read(&fixture(file), &ReadOptions::default()).unwrap_err();
+        assert!(matches!(&err, Error::Unsupported(m) if m.contains(what) && m.contains(file.trim_start_matches("extra/"))), "{err}");
+        assert_eq!(err.exit_code(), 5);
+    }
+}
