@@ -33,7 +33,7 @@ done
 pairs+=("$work/tc.bin" "$fx/training_checkpoint.expected-all.safetensors")
 "$ckpt" convert -q "$fx/sharded" "$work/sharded-bin" --to bin --max-shard-size 24KB
 for f in "$work"/sharded-bin/pytorch_model-*.bin; do
-  "$ckpt" convert -q "$f" "$f.safetensors"
-  pairs+=("$f" "$f.safetensors")
+  shard=$(basename "$f" .bin)
+  pairs+=("$f" "$fx/sharded.expected/${shard/pytorch_model/model}.safetensors")
 done
 "$py" scripts/interop/torch_load_check.py "${pairs[@]}"
