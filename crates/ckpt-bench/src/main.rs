@@ -3,7 +3,8 @@
 //!
 //!   cargo build --release && target/release/ckpt-bench bin-to-safetensors [--gb 1.0]
 //!
-//! Each command is run 3 times after a warm-up; the median wall time is reported. Peak RSS is the
+//! The commands are run interleaved, 5 times each after a warm-up round, with `sync` (untimed)
+//! before every run; the median wall time is reported. Peak RSS is the
 //! child's `ru_maxrss` from wait4.
 
 use std::path::{Path, PathBuf};
@@ -32,18 +33,38 @@ fn run(cmd: &mut Command) -> Run {
     Run { secs, max_rss_kb: usage.ru_maxrss }
 }
 
-fn median_run(mut make: impl FnMut() -> Command, before_each: &mut dyn FnMut()) -> Run {
-    before_each();
-    run(&mut make()); // warm-up (page cache)
-    let mut runs: Vec<Run> = (0..3)
-        .map(|_| {
-            before_each();
-            run(&mut make())
+/// A command to time: how to build it, and how to clear its output before each run.
+struct Contender<'a> {
+    label: &'a str,
+    make: Box<dyn Fn() -> Command + 'a>,
+    clear: Box<dyn Fn() + 'a>,
+}
+
+/// Runs the contenders interleaved, `rounds` times each after one warm-up round, flushing dirty
+/// pages (sync, untimed) before every run so no run pays for another's writeback. Returns the
+/// median wall time and the largest peak RSS of each.
+fn compare(contenders: &[Contender], rounds: usize) -> Vec<Run> {
+    let mut times: Vec<Vec<Run>> = contenders.iter().map(|_| Vec::new()).collect();
+    for round in 0..=rounds {
+        for (i, c) in contenders.iter().enumerate() {
+            (c.clear)();
+            run(&mut Command::new("sync"));
+            let r = run(&mut (c.make)());
+            if round > 0 {
+                times[i].push(r);
+            }
+        }
+    }
+    times
+        .into_iter()
+        .zip(contenders)
+        .map(|(mut rs, c)| {
+            rs.sort_by(|a, b| a.secs.partial_cmp(&b.secs).unwrap());
+            let max_rss_kb = rs.iter().map(|r| r.max_rss_kb).max().unwrap();
+            eprintln!("{}: {:?}", c.label, rs.iter().map(|r| (r.secs * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+            Run { secs: rs[rs.len() / 2].secs, max_rss_kb }
         })
-        .collect();
-    runs.sort_by(|a, b| a.secs.partial_cmp(&b.secs).unwrap());
-    let max_rss_kb = runs.iter().map(|r| r.max_rss_kb).max().unwrap();
-    Run { secs: runs[1].secs, max_rss_kb }
+        .collect()
 }
 
 fn ckpt_bin() -> PathBuf {
@@ -111,7 +132,9 @@ fn bin_to_safetensors(gb: f64) {
     std::fs::create_dir_all(&work).unwrap();
     let parts = work.join("parts");
     eprintln!("generating a synthetic {gb} GB model…");
-    make_safetensors_model(&parts, gb);
+    // In a child process, so this process stays small: a spawned child's ru_maxrss starts from
+    // its parent's footprint.
+    run(Command::new(std::env::current_exe().unwrap()).args(["generate", &gb.to_string()]).arg(&parts));
     // One .bin checkpoint sharded at 500 MB, written by ckpt itself (setup, not timed).
     let bin_dir = work.join("bin");
     let mut shards: Vec<PathBuf> = std::fs::read_dir(&parts).unwrap().map(|e| e.unwrap().path()).collect();
@@ -132,34 +155,47 @@ fn bin_to_safetensors(gb: f64) {
 
     let cp_out = work.join("cp-out");
     let st_out = work.join("st-out");
-    let cp = median_run(
-        || {
-            let mut c = Command::new("cp");
-            c.arg("-r").arg(&bin_dir).arg(&cp_out);
-            c
-        },
-        &mut || {
-            let _ = std::fs::remove_dir_all(&cp_out);
-        },
-    );
-    let conv = |verify: bool| {
-        median_run(
-            || {
-                let mut c = Command::new(ckpt_bin());
-                c.args(["convert", "-q"]).arg(&bin_dir).arg(&st_out);
-                if !verify {
-                    c.arg("--no-verify");
-                }
-                c
-            },
-            &mut || {
-                let _ = std::fs::remove_dir_all(&st_out);
-            },
-        )
+    let st_out2 = work.join("st-out-verified");
+    let ckpt_cmd = |out: &Path, verify: bool| {
+        let mut c = Command::new(ckpt_bin());
+        c.args(["convert", "-q"]).arg(&bin_dir).arg(out);
+        if !verify {
+            c.arg("--no-verify");
+        }
+        c
     };
-    let fast = conv(false);
-    let full = conv(true);
-    println!("bin -> safetensors, {:.2} GB sharded .bin, median of 3 (warm page cache)", bytes as f64 / 1e9);
+    let results = compare(
+        &[
+            Contender {
+                label: "cp -r",
+                make: Box::new(|| {
+                    let mut c = Command::new("cp");
+                    c.arg("-r").arg(&bin_dir).arg(&cp_out);
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_dir_all(&cp_out);
+                }),
+            },
+            Contender {
+                label: "ckpt --no-verify",
+                make: Box::new(|| ckpt_cmd(&st_out, false)),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_dir_all(&st_out);
+                }),
+            },
+            Contender {
+                label: "ckpt verified",
+                make: Box::new(|| ckpt_cmd(&st_out2, true)),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_dir_all(&st_out2);
+                }),
+            },
+        ],
+        5,
+    );
+    let (cp, fast, full) = (&results[0], &results[1], &results[2]);
+    println!("bin -> safetensors, {:.2} GB sharded .bin, median of 5 interleaved runs, page cache warm, dirty pages flushed before each run", bytes as f64 / 1e9);
     println!("  cp -r                      {:>7.3} s   peak RSS {:>6.1} MB", cp.secs, cp.max_rss_kb as f64 / 1024.0);
     println!(
         "  ckpt convert --no-verify   {:>7.3} s   peak RSS {:>6.1} MB   {:.2}x cp",
@@ -174,7 +210,9 @@ fn bin_to_safetensors(gb: f64) {
         full.secs / cp.secs
     );
     println!("targets: <= 2x cp, peak RSS < 256 MB");
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("CKPT_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }
 
 fn main() {
@@ -187,6 +225,7 @@ fn main() {
         .unwrap_or(1.0);
     match args.get(1).map(String::as_str) {
         Some("bin-to-safetensors") => bin_to_safetensors(gb),
+        Some("generate") => make_safetensors_model(Path::new(&args[3]), args[2].parse().unwrap()),
         _ => {
             eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]");
             std::process::exit(2);

@@ -284,7 +284,7 @@ fn shard_metadata(plan: &Plan, shard: &[Tensor]) -> BTreeMap<String, String> {
 }
 
 fn write_one(
-    w: &mut dyn std::io::Write,
+    w: &mut std::io::BufWriter<std::fs::File>,
     path: &Path,
     target: Target,
     tensors: &[Tensor],
@@ -293,7 +293,7 @@ fn write_one(
 ) -> Result<()> {
     let mut tick = |n: u64| emit(progress, Progress::Advance { bytes: n });
     match target {
-        Target::Safetensors => ckpt_safetensors::write_to(w, tensors, metadata, &mut tick),
+        Target::Safetensors => ckpt_safetensors::write_to_file(w, tensors, metadata, &mut tick),
         Target::Bin => {
             let archive = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
             crate::torch_io::write_to(w, &archive, tensors, &mut tick)

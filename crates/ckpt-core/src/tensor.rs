@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 pub struct Buffer {
     pub path: PathBuf,
     backing: Backing,
+    /// The open file behind a mapping, for kernel-side copies.
+    file: Option<std::fs::File>,
 }
 
 enum Backing {
@@ -39,11 +41,11 @@ impl Buffer {
             let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(path, e))?;
             Backing::Mmap(map)
         };
-        Ok(Arc::new(Buffer { path: path.to_path_buf(), backing }))
+        Ok(Arc::new(Buffer { path: path.to_path_buf(), backing, file: Some(file) }))
     }
 
     pub fn owned(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Arc<Buffer> {
-        Arc::new(Buffer { path: path.into(), backing: Backing::Owned(bytes) })
+        Arc::new(Buffer { path: path.into(), backing: Backing::Owned(bytes), file: None })
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -364,6 +366,23 @@ impl Tensor {
         Ok(n)
     }
 
+    /// Like [`Tensor::write_to`] for a file output: dense mapped data is copied by the kernel
+    /// (`copy_file_range`) without passing through user space; anything else is streamed.
+    pub fn write_to_file(&self, w: &mut std::io::BufWriter<std::fs::File>) -> Result<u64> {
+        #[cfg(target_os = "linux")]
+        if let Some((buf, start, len)) = self.mapped_range() {
+            if let Some(src) = &buf.file {
+                self.validate()?;
+                let io_err = |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
+                w.flush().map_err(io_err)?;
+                if copy_range(src, start as u64, w.get_mut(), len as u64).map_err(io_err)? {
+                    return Ok(len as u64);
+                }
+            }
+        }
+        self.write_to(w)
+    }
+
     /// Whether two tensors hold identical bytes, compared chunk by chunk (mapped pages released
     /// as they are consumed). Returns the first differing byte offset.
     pub fn first_difference(&self, other: &Tensor) -> Result<Option<u64>> {
@@ -402,6 +421,33 @@ impl Tensor {
             v.storage.buffer.release(v.storage.start, v.storage.len);
         }
     }
+}
+
+/// Copies `len` bytes of `src` at `offset` to the current position of `dst` inside the kernel.
+/// Returns false (having copied nothing) when the filesystems cannot do it, so the caller streams.
+#[cfg(target_os = "linux")]
+fn copy_range(src: &std::fs::File, offset: u64, dst: &mut std::fs::File, len: u64) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut off_in = offset as i64;
+    let mut left = len;
+    while left > 0 {
+        let chunk = left.min(1 << 30) as usize;
+        // SAFETY: valid fds; off_in is a valid pointer; the output offset is the fd's own position.
+        let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), std::ptr::null_mut(), chunk, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            let unsupported = matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP));
+            if unsupported && left == len {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source file ended early"));
+        }
+        left -= n as u64;
+    }
+    Ok(true)
 }
 
 /// Whether `strides` describe the row-major layout of `shape` (size-1 dims may have any stride).

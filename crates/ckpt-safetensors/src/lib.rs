@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use ckpt_core::atomic::AtomicFile;
@@ -263,20 +264,40 @@ pub fn write_to(
     metadata: &BTreeMap<String, String>,
     on_tensor: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    let ordered = checked_order(tensors)?;
+    let header = build_header(&ordered, metadata)?;
+    w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
+    for t in ordered {
+        on_tensor(t.write_to(w)?);
+    }
+    Ok(())
+}
+
+/// [`write_to`] for a file: tensor data that is a dense range of a mapped input is copied by the
+/// kernel instead of through user space.
+pub fn write_to_file(
+    w: &mut BufWriter<File>,
+    tensors: &[Tensor],
+    metadata: &BTreeMap<String, String>,
+    on_tensor: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let ordered = checked_order(tensors)?;
+    let header = build_header(&ordered, metadata)?;
+    w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
+    for t in ordered {
+        on_tensor(t.write_to_file(w)?);
+    }
+    Ok(())
+}
+
+fn checked_order(tensors: &[Tensor]) -> Result<Vec<&Tensor>> {
     let mut seen = HashSet::new();
     for t in tensors {
         if !seen.insert(t.name.as_str()) {
             return Err(Error::Other(format!("tensor name '{}' appears twice in the output", t.name)));
         }
     }
-    let ordered = write_order(tensors);
-    let header = build_header(&ordered, metadata)?;
-    w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
-    for t in ordered {
-        let n = t.write_to(w)?;
-        on_tensor(n);
-    }
-    Ok(())
+    Ok(write_order(tensors))
 }
 
 /// Writes a safetensors file atomically (temp file + rename).
@@ -288,7 +309,7 @@ pub fn write(
     on_tensor: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let mut file = AtomicFile::create(out, overwrite)?;
-    write_to(file.writer(), tensors, metadata, on_tensor).map_err(|e| match e {
+    write_to_file(file.writer(), tensors, metadata, on_tensor).map_err(|e| match e {
         Error::Other(m) => Error::Other(format!("{}: {m}", out.display())),
         other => other,
     })?;
