@@ -3,6 +3,7 @@
 
 mod inspect;
 mod progress;
+mod scan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,14 @@ Examples:
   ckpt inspect ./model-folder --json | jq .total_parameters
   ckpt inspect pytorch_model.bin")]
     Inspect(inspect::InspectArgs),
+    /// List every global a pickle imports and every call it makes, flagging anything outside the allowlist (nothing is executed)
+    #[command(after_help = "\
+Examples:
+  ckpt scan pytorch_model.bin
+  ckpt scan ./downloads --json
+
+Exit code 4 when any file imports a global outside the allowlist, 0 when all are clean.")]
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Convert(a) => run_convert(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
+        Command::Scan(a) => scan::run(a, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -312,3 +312,29 @@ print("ok", len(names), len(h))
         .unwrap();
     assert!(r.status.success(), "{}\n{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
 }
+
+#[test]
+fn scan_lists_globals_and_flags_the_dangerous_ones() {
+    let work = tmp();
+    for (file, global) in [
+        ("malicious_os_system.bin", "os.system"),
+        ("malicious_eval_protocol4.bin", "builtins.eval"),
+        ("malicious_subprocess_py2name.bin", "commands.call"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+            .args(["scan", "--json", fixtures().join(file).to_str().unwrap()])
+            .current_dir(work.path())
+            .env("FIXTURE_MARKER_DIR", work.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{file}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["files"][0]["dangerous"], serde_json::json!([global]), "{file}");
+        assert!(v["files"][0]["calls"].as_array().unwrap().iter().any(|c| c == global), "{file}: the call is reported");
+    }
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "nothing executed");
+    let out = ok(&["scan", "--json", fixtures().join("all_dtypes.bin").to_str().unwrap(), fixtures().join("sharded").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dangerous_files"], 0);
+    assert_eq!(v["files"].as_array().unwrap().len(), 5, "a folder is scanned file by file");
+}
