@@ -47,6 +47,30 @@ pub fn temp_path_for(final_path: &Path) -> PathBuf {
     dir.join(format!(".{name}.ckpt-tmp-{}", std::process::id()))
 }
 
+/// Removes temporaries left beside `final_path` by ckpt processes that were killed (their pid is
+/// gone), so a SIGKILL does not leave garbage forever.
+pub fn remove_stale_temps(final_path: &Path) {
+    let Some(name) = final_path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let dir = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let prefix = format!(".{name}.ckpt-tmp-");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = fname.strip_prefix(&prefix) else { continue };
+        let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() || !Path::new("/proc/self").exists() {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            let _ = fs::remove_dir_all(&p);
+        } else {
+            let _ = fs::remove_file(&p);
+        }
+    }
+}
+
 /// Refuses to replace an existing output unless `overwrite` is set.
 pub fn check_destination(final_path: &Path, overwrite: bool) -> Result<()> {
     if final_path.exists() && !overwrite {
@@ -65,6 +89,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicFile> {
         check_destination(final_path, overwrite)?;
+        remove_stale_temps(final_path);
         let tmp_path = temp_path_for(final_path);
         let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
         register(&tmp_path);
@@ -159,6 +184,7 @@ pub struct AtomicDir {
 impl AtomicDir {
     pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicDir> {
         check_destination(final_path, overwrite)?;
+        remove_stale_temps(final_path);
         let tmp_path = temp_path_for(final_path);
         if tmp_path.exists() {
             let _ = fs::remove_dir_all(&tmp_path);

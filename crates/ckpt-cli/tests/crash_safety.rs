@@ -1,0 +1,139 @@
+//! Interrupted and starved runs: `ckpt convert` killed with SIGKILL at random moments, and writing
+//! into a size-limited file, must leave either nothing or a complete, valid output, and an
+//! untouched source.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ckpt_core::{Buffer, DType, Storage, Tensor};
+
+fn ckpt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ckpt"))
+}
+
+/// A safetensors model big enough that a conversion takes a noticeable time.
+fn make_source(dir: &Path) -> PathBuf {
+    let mut tensors = Vec::new();
+    for i in 0..24u32 {
+        let n = 256 * 1024;
+        let bytes: Vec<u8> = (0..n).flat_map(|j| ((j as f32) * 0.001 + i as f32).to_le_bytes()).collect();
+        let len = bytes.len();
+        let st = Storage::new(Buffer::owned("mem", bytes), 0, len, "mem").unwrap();
+        tensors.push(Tensor::contiguous(format!("layers.{i}.weight"), DType::F32, vec![512, 512], st));
+    }
+    let p = dir.join("src.safetensors");
+    ckpt_safetensors::write(&p, &tensors, &Default::default(), false, &mut |_| {}).unwrap();
+    p
+}
+
+/// xorshift: reproducible "random" kill moments without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound.max(1)
+    }
+}
+
+fn assert_complete(out: &Path, src: &Path, to_bin: bool) {
+    let back = if to_bin {
+        ckpt_torch::read(out, &Default::default()).expect("complete .bin")
+    } else {
+        ckpt_safetensors::read(out).expect("complete safetensors")
+    };
+    let want = ckpt_safetensors::read(src).unwrap();
+    assert_eq!(back.tensors.len(), want.tensors.len());
+    for t in &want.tensors {
+        let g = back.get(&t.name).expect("tensor present");
+        assert!(g.bytes().unwrap() == t.bytes().unwrap(), "{} intact", t.name);
+    }
+}
+
+fn kill_runs(to_bin: bool, runs: usize) {
+    let work = tempfile::tempdir().unwrap();
+    let src = make_source(work.path());
+    let src_bytes = std::fs::read(&src).unwrap();
+    let out = work.path().join(if to_bin { "out.bin" } else { "out.safetensors" });
+    let t0 = Instant::now();
+    let status = ckpt().args(["convert", "-q"]).arg(&src).arg(&out).status().unwrap();
+    assert!(status.success());
+    let full = t0.elapsed().as_micros() as u64;
+    std::fs::remove_file(&out).unwrap();
+
+    let mut rng = Rng(0x5eed_1234 ^ runs as u64 ^ to_bin as u64);
+    let (mut killed, mut finished) = (0, 0);
+    for _ in 0..runs {
+        let _ = std::fs::remove_file(&out);
+        let mut child = ckpt().args(["convert", "-q"]).arg(&src).arg(&out).spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next(full * 12 / 10)));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+        if out.exists() {
+            assert_complete(&out, &src, to_bin);
+        }
+        for e in std::fs::read_dir(work.path()).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                name == "src.safetensors" || name.starts_with('.') || out.ends_with(&name),
+                "unexpected file {name} after a kill"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&src).unwrap(), src_bytes, "source unchanged");
+    assert!(killed > 0, "some runs were actually interrupted ({killed} killed, {finished} finished)");
+    // A later run cleans up what killed runs left behind and succeeds.
+    let _ = std::fs::remove_file(&out);
+    assert!(ckpt().args(["convert", "-q"]).arg(&src).arg(&out).status().unwrap().success());
+    let leftovers: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "stale temporaries removed: {leftovers:?}");
+}
+
+#[test]
+fn sigkill_during_convert_to_safetensors_leaves_nothing_partial() {
+    kill_runs(false, 50);
+}
+
+#[test]
+fn sigkill_during_convert_to_bin_leaves_nothing_partial() {
+    kill_runs(true, 50);
+}
+
+#[test]
+fn full_disk_gives_a_clear_error_and_no_output() {
+    let work = tempfile::tempdir().unwrap();
+    let src = make_source(work.path());
+    for out_name in ["out.safetensors", "out.bin"] {
+        let out = work.path().join(out_name);
+        // A 1 MB file-size limit stands in for a full disk: writes past it fail with EFBIG.
+        let cmd = format!(
+            "ulimit -f 1024; trap '' XFSZ; exec '{}' convert '{}' '{}'",
+            env!("CARGO_BIN_EXE_ckpt"),
+            src.display(),
+            out.display()
+        );
+        let r = Command::new("bash").args(["-c", &cmd]).output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success(), "{out_name}: must fail");
+        assert!(err.contains("too large") || err.contains("No space"), "{out_name}: says why: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "{out_name}: no output");
+        let left: Vec<_> = std::fs::read_dir(work.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "src.safetensors")
+            .collect();
+        assert!(left.is_empty(), "{out_name}: temporaries removed: {left:?}");
+    }
+}
