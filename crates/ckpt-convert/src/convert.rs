@@ -134,29 +134,13 @@ fn emit(progress: &Option<ProgressFn>, ev: Progress) {
     }
 }
 
-/// Where to write: a single file, or a model folder.
-enum Layout {
-    File(PathBuf),
-    Folder(PathBuf),
-}
-
 pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
     let target = opts
         .to
         .or_else(|| Target::from_path(dst))
         .or_else(|| Target::from_path(src).map(|t| if t == Target::Bin { Target::Safetensors } else { Target::Bin }))
         .unwrap_or(Target::Safetensors);
-    let layout = if Target::from_path(dst).is_some() && !dst.is_dir() {
-        if opts.max_shard_size.is_some() {
-            return Err(Error::Usage(format!(
-                "--max-shard-size writes a model folder; give a directory instead of {}",
-                dst.display()
-            )));
-        }
-        Layout::File(dst.to_path_buf())
-    } else {
-        Layout::Folder(dst.to_path_buf())
-    };
+    let layout = Layout::for_destination(dst, opts.max_shard_size.is_some())?;
     check_destination(dst, opts.overwrite)?;
     refuse_overwriting_source(src, dst)?;
 
@@ -182,7 +166,6 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
     let discard = config.as_ref().map(tied_aliases).unwrap_or_default();
     let plan = plan(&ckpt, target, opts, &discard)?;
     let total: u64 = plan.tensors.iter().map(|t| t.nbytes()).sum();
-
     let mut report = ConvertReport {
         source_format: ckpt.format.name().to_string(),
         target,
@@ -197,22 +180,71 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
         warnings: plan.warnings.clone(),
     };
 
+    let companions: Vec<Companion> = companions.into_iter().map(Companion::Copy).collect();
+    let written = write_output(&layout, target, &plan, &companions, opts)?;
+    report.files = written.files;
+    report.copied_files = written.copied;
+    report.verified = written.verified;
+    Ok(report)
+}
+
+/// A non-weight file placed beside the weights of a model folder.
+pub enum Companion {
+    Copy(PathBuf),
+    /// Written with these bytes (an edited config.json, …).
+    Bytes(String, Vec<u8>),
+}
+
+pub struct Written {
+    pub files: Vec<PathBuf>,
+    pub copied: Vec<String>,
+    pub verified: bool,
+}
+
+/// Where to write: a single file, or a model folder.
+pub enum Layout {
+    File(PathBuf),
+    Folder(PathBuf),
+}
+
+impl Layout {
+    /// A destination with a weight extension is a file, anything else a model folder.
+    pub fn for_destination(dst: &Path, sharded: bool) -> Result<Layout> {
+        if Target::from_path(dst).is_some() && !dst.is_dir() {
+            if sharded {
+                return Err(Error::Usage(format!(
+                    "--max-shard-size writes a model folder; give a directory instead of {}",
+                    dst.display()
+                )));
+            }
+            Ok(Layout::File(dst.to_path_buf()))
+        } else {
+            Ok(Layout::Folder(dst.to_path_buf()))
+        }
+    }
+}
+
+/// Writes the planned tensors (sharded when asked), the index and the companion files under a
+/// temporary name, verifies every tensor by re-reading it, and renames the result into place.
+pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[Companion], opts: &ConvertOptions) -> Result<Written> {
+    let total: u64 = plan.tensors.iter().map(|t| t.nbytes()).sum();
+    let mut result = Written { files: Vec::new(), copied: Vec::new(), verified: false };
     emit(&opts.progress, Progress::Start { phase: "writing", total_bytes: total });
     match layout {
         Layout::File(path) => {
-            let mut file = AtomicFile::create(&path, opts.overwrite)?;
-            write_one(file.writer(), &path, target, &plan.tensors, &plan.metadata, &opts.progress)?;
+            let mut file = AtomicFile::create(path, opts.overwrite)?;
+            write_one(file.writer(), path, target, &plan.tensors, &plan.metadata, &opts.progress)?;
             file.sync()?;
             emit(&opts.progress, Progress::Finish);
             if opts.verify {
                 verify_outputs(&[(file.temp_path().to_path_buf(), plan.tensors.clone())], &opts.progress)?;
-                report.verified = true;
+                result.verified = true;
             }
             file.commit()?;
-            report.files.push(path);
+            result.files.push(path.clone());
         }
         Layout::Folder(dir) => {
-            let out = AtomicDir::create(&dir, opts.overwrite)?;
+            let out = AtomicDir::create(dir, opts.overwrite)?;
             let (stem, ext) = target.stem_and_ext();
             let shards: Vec<Vec<usize>> = match opts.max_shard_size {
                 Some(max) => {
@@ -229,7 +261,7 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
                 let path = out.path().join(&name);
                 let tensors: Vec<Tensor> = shard.iter().map(|&i| plan.tensors[i].clone()).collect();
                 let mut f = AtomicFile::in_atomic_dir(&path)?;
-                let meta = if shards.len() > 1 { shard_metadata(&plan, &tensors) } else { plan.metadata.clone() };
+                let meta = if shards.len() > 1 { shard_metadata(plan, &tensors) } else { plan.metadata.clone() };
                 write_one(f.writer(), &path, target, &tensors, &meta, &opts.progress)?;
                 f.commit()?;
                 for t in &tensors {
@@ -238,8 +270,8 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
                 written.push((path, tensors, name));
             }
             emit(&opts.progress, Progress::Finish);
+            let index_name = format!("{stem}.{ext}.index.json");
             if shards.len() > 1 {
-                let index_name = format!("{stem}.{ext}.index.json");
                 let index = serde_json::json!({
                     "metadata": { "total_size": total },
                     "weight_map": weight_map,
@@ -249,25 +281,34 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
                 let p = out.path().join(&index_name);
                 std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
             }
-            for c in &companions {
-                let name = c.file_name().unwrap();
-                let to = out.path().join(name);
-                std::fs::copy(c, &to).map_err(|e| Error::io(c, e))?;
-                report.copied_files.push(name.to_string_lossy().into_owned());
+            for c in companions {
+                let name = match c {
+                    Companion::Copy(from) => {
+                        let name = from.file_name().unwrap().to_string_lossy().into_owned();
+                        std::fs::copy(from, out.path().join(&name)).map_err(|e| Error::io(from, e))?;
+                        name
+                    }
+                    Companion::Bytes(name, bytes) => {
+                        let to = out.path().join(name);
+                        std::fs::write(&to, bytes).map_err(|e| Error::io(&to, e))?;
+                        name.clone()
+                    }
+                };
+                result.copied.push(name);
             }
             if opts.verify {
                 let jobs: Vec<(PathBuf, Vec<Tensor>)> = written.iter().map(|(p, t, _)| (p.clone(), t.clone())).collect();
                 verify_outputs(&jobs, &opts.progress)?;
-                report.verified = true;
+                result.verified = true;
             }
             out.commit()?;
-            report.files = written.iter().map(|(_, _, n)| dir.join(n)).collect();
+            result.files = written.iter().map(|(_, _, n)| dir.join(n)).collect();
             if shards.len() > 1 {
-                report.files.push(dir.join(format!("{stem}.{ext}.index.json")));
+                result.files.push(dir.join(index_name));
             }
         }
     }
-    Ok(report)
+    Ok(result)
 }
 
 /// A shard's metadata: the common entries, plus the `dropped -> kept` aliases whose kept tensor
