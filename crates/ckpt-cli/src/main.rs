@@ -67,6 +67,16 @@ Examples:
   ckpt inspect ./model-folder --json | jq .total_parameters
   ckpt inspect pytorch_model.bin")]
     Inspect(inspect::InspectArgs),
+    /// Merge PEFT LoRA adapters (LoRA, rsLoRA, DoRA) into their base model, streaming, with PEFT's math
+    #[command(name = "merge-lora", after_help = "\
+Examples:
+  ckpt merge-lora --base ./Llama-3.2-1B --adapter ./my-lora --out ./merged
+  ckpt merge-lora --base ./base --adapter ./style:0.5 --adapter ./task --out ./merged --dtype bf16 --max-shard-size 2GB
+
+Adapters are applied in order; ADAPTER:WEIGHT scales that adapter's deltas. Deltas are computed in f32 and
+rounded once to the output dtype (the base dtype unless --dtype). The output folder gets the merged weights
+and the base's config, generation config, tokenizer files and chat template.")]
+    MergeLora(MergeLoraArgs),
     /// List every global a pickle imports and every call it makes, flagging anything outside the allowlist (nothing is executed)
     #[command(after_help = "\
 Examples:
@@ -106,6 +116,34 @@ struct ConvertArgs {
     force: bool,
 }
 
+#[derive(Args)]
+struct MergeLoraArgs {
+    /// The base model folder
+    #[arg(long)]
+    base: PathBuf,
+    /// An adapter folder (adapter_config.json + adapter_model.safetensors), optionally DIR:WEIGHT; repeatable
+    #[arg(long = "adapter", required = true)]
+    adapters: Vec<String>,
+    /// Output model folder
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format
+    #[arg(long, value_parser = ["safetensors", "bin"], default_value = "safetensors")]
+    to: String,
+    /// Cast floating-point tensors of the output (f32, f16, bf16)
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Split into shards of at most this size (decimal units: 5GB, 500MB)
+    #[arg(long)]
+    max_shard_size: Option<String>,
+    /// Skip re-reading and comparing the output
+    #[arg(long)]
+    no_verify: bool,
+    /// Replace an existing output
+    #[arg(long)]
+    force: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = ctrlc::set_handler(|| {
@@ -117,6 +155,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => run_convert(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Scan(a) => scan::run(a, &cli.global),
+        Command::MergeLora(a) => run_merge_lora(a, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,6 +222,64 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         if report.verified {
             println!("verified: every tensor re-read and equal to the source");
+        }
+    }
+    Ok(())
+}
+
+fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
+    if let Some((dir, w)) = spec.rsplit_once(':') {
+        if let Ok(w) = w.parse::<f32>() {
+            return Ok((PathBuf::from(dir), w));
+        }
+    }
+    Ok((PathBuf::from(spec), 1.0))
+}
+
+fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let adapters = a.adapters.iter().map(|s| parse_adapter(s)).collect::<Result<Vec<_>, _>>()?;
+    let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
+    let max_shard_size = a
+        .max_shard_size
+        .as_deref()
+        .map(|s| ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}"))))
+        .transpose()?;
+    let bars = progress::Bars::new(g.quiet || g.json);
+    let opts = ckpt_convert::lora::MergeOptions {
+        to: Some(if a.to == "bin" { ckpt_convert::Target::Bin } else { ckpt_convert::Target::Safetensors }),
+        dtype,
+        write: ckpt_convert::ConvertOptions {
+            max_shard_size,
+            verify: !a.no_verify,
+            overwrite: a.force,
+            progress: Some(bars.callback()),
+            ..Default::default()
+        },
+    };
+    let report = ckpt_convert::lora::merge_lora(&a.base, &adapters, &a.out, &opts)?;
+    bars.finish();
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return Ok(());
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !g.quiet {
+        println!(
+            "merged {} tensors, replaced {} into {}",
+            report.merged.len(),
+            report.replaced.len(),
+            report.output.display()
+        );
+        for f in &report.files {
+            println!("  {}", f.display());
+        }
+        if !report.copied_files.is_empty() {
+            println!("copied from the base: {}", report.copied_files.join(", "));
+        }
+        if report.verified {
+            println!("verified: every tensor re-read and equal to the computed merge");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod cast;
 pub mod convert;
+pub mod lora;
 pub mod shared;
 pub mod source;
 mod torch_io;

@@ -1,0 +1,566 @@
+//! PEFT LoRA adapters merged into their base, tensor by tensor, with PEFT's math
+//! (`merge_and_unload`): W' = W + s·B·A with s = alpha/r (alpha/√r for rsLoRA, per-module
+//! overrides from rank_pattern / alpha_pattern), the transpose for fan_in_fan_out (GPT-2 Conv1D),
+//! embedding LoRA, DoRA's magnitude re-normalisation, LoRA biases, and tensors the adapter
+//! replaces outright (modules_to_save, `bias="lora_only"`, saved embeddings). Deltas are computed
+//! in f32 and rounded once to the output dtype.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ckpt_core::{Checkpoint, DType, Error, Result, Tensor};
+use half::{bf16, f16};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cast::{convert_bytes, is_castable, to_f32};
+use crate::convert::{self, Companion, ConvertOptions, Layout, Plan, Target};
+use crate::source::{self, OpenOptions};
+
+const PREFIX: &str = "base_model.model.";
+
+/// The parts of `adapter_config.json` that matter for merging.
+#[derive(Debug, Clone)]
+pub struct AdapterConfig {
+    pub r: f64,
+    pub lora_alpha: f64,
+    pub use_rslora: bool,
+    /// (regex key, value) in the file's order; the first match wins.
+    pub rank_pattern: Vec<(String, f64)>,
+    pub alpha_pattern: Vec<(String, f64)>,
+    pub fan_in_fan_out: bool,
+    pub use_dora: bool,
+    pub modules_to_save: Vec<String>,
+    pub bias: String,
+    pub lora_bias: bool,
+}
+
+impl AdapterConfig {
+    pub fn parse(path: &Path) -> Result<AdapterConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        let peft_type = v.get("peft_type").and_then(Value::as_str).unwrap_or("LORA");
+        if !peft_type.eq_ignore_ascii_case("LORA") {
+            return Err(Error::Unsupported(format!(
+                "{}: peft_type {peft_type} cannot be merged by ckpt (only LORA adapters, incl. rsLoRA and DoRA)",
+                path.display()
+            )));
+        }
+        for (key, why) in [
+            ("layer_replication", "PEFT itself refuses to merge adapters with layer_replication"),
+            ("alora_invocation_tokens", "activated LoRA (aLoRA) cannot be merged"),
+            ("target_parameters", "LoRA on raw parameters (MoE experts) is not supported"),
+            ("trainable_token_indices", "trainable-token adapters are not supported"),
+        ] {
+            if v.get(key).is_some_and(|x| !x.is_null() && x != &Value::Object(Default::default())) {
+                return Err(Error::Unsupported(format!("{}: {key} is set: {why}", path.display())));
+            }
+        }
+        let num = |k: &str, default: f64| v.get(k).and_then(Value::as_f64).unwrap_or(default);
+        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let pattern = |k: &str| -> Result<Vec<(String, f64)>> {
+            match v.get(k) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Object(m)) => m
+                    .iter()
+                    .map(|(key, val)| {
+                        val.as_f64()
+                            .map(|x| (key.clone(), x))
+                            .ok_or_else(|| Error::invalid(path, format!("{k}['{key}'] is not a number")))
+                    })
+                    .collect(),
+                Some(_) => Err(Error::invalid(path, format!("{k} must be an object"))),
+            }
+        };
+        let modules_to_save = match v.get("modules_to_save") {
+            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            _ => Vec::new(),
+        };
+        Ok(AdapterConfig {
+            r: num("r", 8.0),
+            lora_alpha: num("lora_alpha", 8.0),
+            use_rslora: flag("use_rslora"),
+            rank_pattern: pattern("rank_pattern")?,
+            alpha_pattern: pattern("alpha_pattern")?,
+            fan_in_fan_out: flag("fan_in_fan_out"),
+            use_dora: flag("use_dora"),
+            modules_to_save,
+            bias: v.get("bias").and_then(Value::as_str).unwrap_or("none").to_string(),
+            lora_bias: flag("lora_bias"),
+        })
+    }
+
+    /// PEFT's pattern lookup: the first key whose regex `(.*\.)?(KEY)$` matches the module name
+    /// from its start.
+    fn lookup(patterns: &[(String, f64)], module: &str) -> Result<Option<f64>> {
+        for (key, val) in patterns {
+            let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{key})$"))
+                .map_err(|e| Error::Unsupported(format!("pattern '{key}' is not a regex ckpt understands: {e}")))?;
+            if re.is_match(module) {
+                return Ok(Some(*val));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The scaling s of a module.
+    pub fn scaling(&self, module: &str) -> Result<f32> {
+        let r = Self::lookup(&self.rank_pattern, module)?.unwrap_or(self.r);
+        let alpha = Self::lookup(&self.alpha_pattern, module)?.unwrap_or(self.lora_alpha);
+        Ok(if self.use_rslora { alpha / r.sqrt() } else { alpha / r } as f32)
+    }
+}
+
+/// One adapter folder, with the user's weight for it (`--adapter DIR:WEIGHT`).
+pub struct Adapter {
+    pub dir: PathBuf,
+    pub config: AdapterConfig,
+    pub tensors: Checkpoint,
+    pub weight: f32,
+}
+
+impl Adapter {
+    pub fn open(dir: &Path, weight: f32) -> Result<Adapter> {
+        let config = AdapterConfig::parse(&dir.join("adapter_config.json"))?;
+        let file = ["adapter_model.safetensors", "adapter_model.bin"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Error::invalid(dir, "no adapter_model.safetensors or adapter_model.bin"))?;
+        let tensors = source::open_file(&file, &OpenOptions::default())?;
+        Ok(Adapter { dir: dir.to_path_buf(), config, tensors, weight })
+    }
+}
+
+/// What one adapter does to one module `<M>`.
+#[derive(Default)]
+struct ModuleParts {
+    a: Option<Tensor>,
+    b: Option<Tensor>,
+    b_bias: Option<Tensor>,
+    emb_a: Option<Tensor>,
+    emb_b: Option<Tensor>,
+    magnitude: Option<Tensor>,
+}
+
+/// An edit of one base tensor, in application order.
+#[derive(Clone)]
+enum Edit {
+    /// The tensor is replaced by this one (modules_to_save, lora_only biases, saved embeddings).
+    Replace(Tensor),
+    Lora { a: Tensor, b: Tensor, scale: f32, transpose: bool, magnitude: Option<Tensor> },
+    Embedding { a: Tensor, b: Tensor, scale: f32 },
+    Bias { b_bias: Tensor, scale: f32 },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    pub output: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub merged: Vec<String>,
+    pub replaced: Vec<String>,
+    pub copied_files: Vec<String>,
+    pub missing_files: Vec<String>,
+    pub verified: bool,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+pub struct MergeOptions {
+    pub to: Option<Target>,
+    pub dtype: Option<DType>,
+    pub write: ConvertOptions,
+}
+
+/// Finds the base tensor an adapter module name refers to: exact, or the single base name that
+/// ends with it (an adapter trained on a bare `AutoModel` lacks the leading `model.`).
+fn resolve<'a>(base_names: &'a HashSet<String>, wanted: &str) -> Option<&'a str> {
+    if let Some(n) = base_names.get(wanted) {
+        return Some(n.as_str());
+    }
+    let suffix = format!(".{wanted}");
+    let mut hits = base_names.iter().filter(|n| n.ends_with(&suffix));
+    let first = hits.next()?;
+    if hits.next().is_some() {
+        return None;
+    }
+    Some(first.as_str())
+}
+
+/// [`resolve`], then the other direction: the adapter's path is longer than the base's (a base
+/// saved as a bare `AutoModel` under a `*ForCausalLM` adapter).
+fn resolve_either<'a>(base_names: &'a HashSet<String>, wanted: &str) -> Option<&'a str> {
+    resolve(base_names, wanted).or_else(|| {
+        let mut parts = wanted.split('.').collect::<Vec<_>>();
+        while parts.len() > 2 {
+            parts.remove(0);
+            let shorter = parts.join(".");
+            if let Some(n) = base_names.get(&shorter) {
+                return Some(n.as_str());
+            }
+        }
+        None
+    })
+}
+
+fn collect_edits(
+    adapter: &Adapter,
+    base: &Checkpoint,
+    base_names: &HashSet<String>,
+    edits: &mut HashMap<String, Vec<Edit>>,
+    added: &mut Vec<Tensor>,
+) -> Result<()> {
+    let mut modules: BTreeMap<String, ModuleParts> = BTreeMap::new();
+    let mut replacements: Vec<(String, Tensor)> = Vec::new();
+    let file = &adapter.tensors.files[0];
+    for t in &adapter.tensors.tensors {
+        let name = t.name.strip_prefix(PREFIX).unwrap_or(&t.name);
+        let (module, part) = if let Some(m) = name.strip_suffix(".lora_A.weight") {
+            (m, "A")
+        } else if let Some(m) = name.strip_suffix(".lora_B.weight") {
+            (m, "B")
+        } else if let Some(m) = name.strip_suffix(".lora_B.bias") {
+            (m, "Bbias")
+        } else if let Some(m) = name.strip_suffix(".lora_embedding_A") {
+            (m, "EA")
+        } else if let Some(m) = name.strip_suffix(".lora_embedding_B") {
+            (m, "EB")
+        } else if let Some(m) = name.strip_suffix(".lora_magnitude_vector") {
+            (m, "M")
+        } else if name.contains(".lora_") {
+            return Err(Error::Unsupported(format!("{}: adapter tensor '{}' is of a kind ckpt does not merge", file.display(), t.name)));
+        } else {
+            // A full tensor that replaces the base one: `<M>.base_layer.weight|bias`,
+            // `<M>.modules_to_save.<name>.weight`, or `<M>.weight|bias` of modules_to_save.
+            let clean = name.replace(".base_layer.", ".");
+            let clean = match clean.find(".modules_to_save.") {
+                Some(i) => {
+                    let rest = &clean[i + ".modules_to_save.".len()..];
+                    format!("{}.{}", &clean[..i], rest.split_once('.').map(|x| x.1).unwrap_or(rest))
+                }
+                None => clean,
+            };
+            replacements.push((clean, t.clone()));
+            continue;
+        };
+        let slot = modules.entry(module.to_string()).or_default();
+        let target = match part {
+            "A" => &mut slot.a,
+            "B" => &mut slot.b,
+            "Bbias" => &mut slot.b_bias,
+            "EA" => &mut slot.emb_a,
+            "EB" => &mut slot.emb_b,
+            _ => &mut slot.magnitude,
+        };
+        *target = Some(t.clone());
+    }
+
+    for (name, t) in replacements {
+        match resolve_either(base_names, &name) {
+            Some(base_name) => {
+                let bt = base.get(base_name).unwrap();
+                if bt.shape != t.shape {
+                    return Err(Error::invalid(
+                        file,
+                        format!("'{}' replaces base tensor '{base_name}' but has shape {:?}, base has {:?}", t.name, t.shape, bt.shape),
+                    ));
+                }
+                edits.entry(base_name.to_string()).or_default().push(Edit::Replace(t));
+            }
+            None if adapter.config.modules_to_save.iter().any(|m| name.starts_with(m.as_str()) || name.contains(&format!(".{m}"))) => {
+                // A saved module the base does not store (lm_head of a model with tied embeddings).
+                let mut t = t.clone();
+                t.name = name;
+                added.push(t);
+            }
+            None => {
+                return Err(Error::invalid(file, format!("adapter tensor '{}' has no matching tensor '{name}' in the base model", t.name)))
+            }
+        }
+    }
+
+    for (module, parts) in modules {
+        let scale = adapter.config.scaling(&module)? * adapter.weight;
+        let weight_name = format!("{module}.weight");
+        let base_name = resolve_either(base_names, &weight_name).ok_or_else(|| {
+            Error::invalid(file, format!("adapter module '{module}' has no weight '{weight_name}' in the base model"))
+        })?;
+        let bt = base.get(base_name).unwrap();
+        if bt.shape.len() != 2 {
+            return Err(Error::Unsupported(format!("module '{module}': base tensor '{base_name}' has shape {:?}; only 2-D (linear, Conv1D, embedding) weights can be merged", bt.shape)));
+        }
+        let (rows, cols) = (bt.shape[0], bt.shape[1]);
+        if let (Some(a), Some(b)) = (parts.emb_a, parts.emb_b) {
+            // A_e (r, vocab), B_e (dim, r): delta = (B_e @ A_e)^T is (vocab, dim).
+            let r = a.shape[0];
+            if a.shape != [r, rows] || b.shape != [cols, r] {
+                return Err(Error::invalid(file, format!(
+                    "embedding LoRA of '{module}': lora_embedding_A {:?} and lora_embedding_B {:?} do not fit base '{base_name}' {:?}",
+                    a.shape, b.shape, bt.shape
+                )));
+            }
+            edits.entry(base_name.to_string()).or_default().push(Edit::Embedding { a, b, scale });
+            continue;
+        }
+        let (Some(a), Some(b)) = (parts.a, parts.b) else {
+            return Err(Error::invalid(file, format!("adapter module '{module}' lacks lora_A or lora_B")));
+        };
+        let r = a.shape[0];
+        // PEFT forces fan_in_fan_out for Conv1D: the base stores (in, out).
+        let transpose = adapter.config.fan_in_fan_out;
+        let (out_f, in_f) = if transpose { (cols, rows) } else { (rows, cols) };
+        if a.shape != [r, in_f] || b.shape != [out_f, r] {
+            return Err(Error::invalid(file, format!(
+                "module '{module}': lora_A {:?} and lora_B {:?} do not fit base '{base_name}' {:?}{}",
+                a.shape,
+                b.shape,
+                bt.shape,
+                if transpose { " (fan_in_fan_out)" } else { "" }
+            )));
+        }
+        if let Some(m) = &parts.magnitude {
+            if m.numel() != out_f {
+                return Err(Error::invalid(file, format!("module '{module}': lora_magnitude_vector has {} values, expected {out_f}", m.numel())));
+            }
+        }
+        edits.entry(base_name.to_string()).or_default().push(Edit::Lora { a, b, scale, transpose, magnitude: parts.magnitude });
+        if let Some(bb) = parts.b_bias {
+            let bias_name = format!("{module}.bias");
+            let base_bias = resolve_either(base_names, &bias_name).ok_or_else(|| {
+                Error::invalid(file, format!("module '{module}' has a LoRA bias but the base has no '{bias_name}'"))
+            })?;
+            edits.entry(base_bias.to_string()).or_default().push(Edit::Bias { b_bias: bb, scale });
+        }
+    }
+    Ok(())
+}
+
+fn floats(t: &Tensor) -> Result<Vec<f32>> {
+    if !is_castable(t.dtype) {
+        return Err(Error::Unsupported(format!("tensor '{}' is {}; LoRA math needs float tensors", t.name, t.dtype)));
+    }
+    let bytes = t.bytes()?;
+    to_f32(t.dtype, &bytes)
+}
+
+/// (B @ A) * s, f32, row-major (out, in); transposed to (in, out) when `transpose`.
+fn delta(b: &[f32], a: &[f32], out_f: usize, r: usize, in_f: usize, scale: f32, transpose: bool) -> Vec<f32> {
+    let mut d = vec![0f32; out_f * in_f];
+    d.par_chunks_mut(in_f).enumerate().for_each(|(o, row)| {
+        for k in 0..r {
+            let bk = b[o * r + k];
+            let arow = &a[k * in_f..(k + 1) * in_f];
+            for (x, &av) in row.iter_mut().zip(arow) {
+                *x += bk * av;
+            }
+        }
+        for x in row.iter_mut() {
+            *x *= scale;
+        }
+    });
+    if !transpose {
+        return d;
+    }
+    let mut t = vec![0f32; out_f * in_f];
+    for o in 0..out_f {
+        for i in 0..in_f {
+            t[i * out_f + o] = d[o * in_f + i];
+        }
+    }
+    t
+}
+
+/// Rounds f32 values to the output dtype and back (PEFT adds in the base dtype).
+fn round_to(dtype: DType, xs: &mut [f32]) {
+    match dtype {
+        DType::BF16 => xs.iter_mut().for_each(|x| *x = bf16::from_f32(*x).to_f32()),
+        DType::F16 => xs.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32()),
+        _ => {}
+    }
+}
+
+fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
+    // Replacements come first (PEFT loads them before merging).
+    let mut current = base.clone();
+    for e in edits {
+        if let Edit::Replace(t) = e {
+            current = t.clone();
+        }
+    }
+    let dtype = current.dtype;
+    let mut w = floats(&current)?;
+    let (rows, cols) = match current.shape.as_slice() {
+        [r, c] => (*r as usize, *c as usize),
+        [n] => (1, *n as usize),
+        _ => (1, w.len()),
+    };
+    for e in edits {
+        match e {
+            Edit::Replace(_) => {}
+            Edit::Lora { a, b, scale, transpose, magnitude } => {
+                let (av, bv) = (floats(a)?, floats(b)?);
+                let r = a.shape[0] as usize;
+                let (out_f, in_f) = if *transpose { (cols, rows) } else { (rows, cols) };
+                let d = delta(&bv, &av, out_f, r, in_f, *scale, *transpose);
+                match magnitude {
+                    None => w.par_iter_mut().zip(d.par_iter()).for_each(|(x, y)| *x += y),
+                    Some(m) => {
+                        // DoRA: V = W + delta; W' = (m / ||V||) * V per output feature.
+                        let mv = floats(m)?;
+                        let mut v: Vec<f32> = w.iter().zip(&d).map(|(x, y)| x + y).collect();
+                        let mut norms = vec![0f32; out_f];
+                        for (o, n) in norms.iter_mut().enumerate() {
+                            let mut sum = 0f32;
+                            for i in 0..in_f {
+                                let x = if *transpose { v[i * out_f + o] } else { v[o * in_f + i] };
+                                sum += x * x;
+                            }
+                            *n = sum.sqrt();
+                        }
+                        for o in 0..out_f {
+                            let f = mv[o] / norms[o];
+                            for i in 0..in_f {
+                                let idx = if *transpose { i * out_f + o } else { o * in_f + i };
+                                v[idx] *= f;
+                            }
+                        }
+                        w = v;
+                    }
+                }
+            }
+            Edit::Embedding { a, b, scale } => {
+                // delta (vocab, dim) = (B_e (dim, r) @ A_e (r, vocab))^T, rounded to the base dtype
+                // before the add, as PEFT does for embeddings.
+                let (av, bv) = (floats(a)?, floats(b)?);
+                let r = a.shape[0] as usize;
+                let mut d = delta(&bv, &av, cols, r, rows, *scale, true);
+                round_to(dtype, &mut d);
+                w.par_iter_mut().zip(d.par_iter()).for_each(|(x, y)| *x += y);
+            }
+            Edit::Bias { b_bias, scale } => {
+                let bv = floats(b_bias)?;
+                w.iter_mut().zip(&bv).for_each(|(x, y)| *x += scale * y);
+            }
+        }
+    }
+    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    convert_bytes(DType::F32, out_dtype, &bytes)
+}
+
+/// Merges `adapters` (in order) into the model at `base_dir` and writes a complete model folder.
+pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts: &MergeOptions) -> Result<MergeReport> {
+    let target = opts.to.unwrap_or(Target::Safetensors);
+    let files = source::find_model_files(base_dir)?;
+    let base = source::open_model_files(&files, &OpenOptions::default())?;
+    if let Some(t) = base.tensors.iter().find(|t| matches!(t.dtype, DType::Ggml(_)) || t.name.ends_with(".qweight")) {
+        return Err(Error::Unsupported(format!(
+            "base tensor '{}' is quantized ({}); merge into an unquantized base model",
+            t.name, t.dtype
+        )));
+    }
+    let base_names: HashSet<String> = base.tensors.iter().map(|t| t.name.clone()).collect();
+    let mut edits: HashMap<String, Vec<Edit>> = HashMap::new();
+    let mut added: Vec<Tensor> = Vec::new();
+    for (dir, weight) in adapters {
+        let adapter = Adapter::open(dir, *weight)?;
+        let before = edits.values().map(Vec::len).sum::<usize>() + added.len();
+        collect_edits(&adapter, &base, &base_names, &mut edits, &mut added)?;
+        if edits.values().map(Vec::len).sum::<usize>() + added.len() == before {
+            return Err(Error::invalid(dir, "the adapter touches no tensor of the base model"));
+        }
+    }
+
+    let mut merged = Vec::new();
+    let mut replaced = Vec::new();
+    let mut tensors = Vec::with_capacity(base.tensors.len());
+    for t in &base.tensors {
+        let out_dtype = match opts.dtype {
+            Some(d) if is_castable(t.dtype) => d,
+            _ => t.dtype,
+        };
+        match edits.get(&t.name) {
+            None => tensors.push(crate::cast::cast_tensor(t, out_dtype)),
+            Some(list) => {
+                if list.iter().all(|e| matches!(e, Edit::Replace(_))) {
+                    replaced.push(t.name.clone());
+                } else {
+                    merged.push(t.name.clone());
+                }
+                let (base_t, list) = (Arc::new(t.clone()), Arc::new(list.clone()));
+                tensors.push(Tensor::computed(t.name.clone(), out_dtype, t.shape.clone(), move || {
+                    apply(&base_t, &list, out_dtype)
+                }));
+            }
+        }
+    }
+    let mut untied = false;
+    for t in added {
+        replaced.push(t.name.clone());
+        untied = true;
+        let d = opts.dtype.filter(|_| is_castable(t.dtype)).unwrap_or(t.dtype);
+        tensors.push(crate::cast::cast_tensor(&t, d));
+    }
+
+    let mut warnings = Vec::new();
+    let mut companions = Vec::new();
+    for c in source::companion_files(base_dir, &files)? {
+        if c.file_name().is_some_and(|n| n == "config.json") {
+            let text = std::fs::read_to_string(&c).map_err(|e| Error::io(&c, e))?;
+            let mut cfg: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(&c, format!("invalid JSON: {e}")))?;
+            let mut changed = false;
+            if untied && cfg.get("tie_word_embeddings").and_then(Value::as_bool) != Some(false) {
+                cfg["tie_word_embeddings"] = Value::Bool(false);
+                warnings.push("the adapter saves a separate output head: tie_word_embeddings set to false".into());
+                changed = true;
+            }
+            if let Some(d) = opts.dtype {
+                cfg["dtype"] = Value::String(d.torch_name().unwrap_or("float32").to_string());
+                changed = true;
+            }
+            if changed {
+                let mut bytes = serde_json::to_vec_pretty(&cfg).unwrap();
+                bytes.push(b'\n');
+                companions.push(Companion::Bytes("config.json".into(), bytes));
+                continue;
+            }
+        }
+        companions.push(Companion::Copy(c));
+    }
+    let missing = missing_for_transformers(base_dir);
+    for m in &missing {
+        warnings.push(format!("the base folder has no {m}; the merged model will lack it too"));
+    }
+
+    let mut metadata = BTreeMap::new();
+    if target == Target::Safetensors {
+        metadata.insert("format".to_string(), "pt".to_string());
+    }
+    let plan = Plan { tensors, metadata, dropped: BTreeMap::new(), warnings: Vec::new() };
+    let layout = Layout::Folder(out.to_path_buf());
+    let written = convert::write_output(&layout, target, &plan, &companions, &opts.write)?;
+    Ok(MergeReport {
+        output: out.to_path_buf(),
+        files: written.files,
+        merged,
+        replaced,
+        copied_files: written.copied,
+        missing_files: missing,
+        verified: written.verified,
+        warnings,
+    })
+}
+
+/// What `AutoModelForCausalLM` + `AutoTokenizer.from_pretrained` need beside the weights.
+fn missing_for_transformers(dir: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !dir.join("config.json").is_file() {
+        missing.push("config.json".to_string());
+    }
+    let tokenizer = ["tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model"];
+    if !tokenizer.iter().any(|f| dir.join(f).is_file()) {
+        missing.push("tokenizer files (tokenizer.json or tokenizer.model)".to_string());
+    }
+    missing
+}
