@@ -215,6 +215,74 @@ fn bin_to_safetensors(gb: f64) {
     }
 }
 
+/// The reference Python (with torch, transformers, peft), from --python or CKPT_BENCH_PYTHON.
+fn reference_python(args: &[String]) -> Option<PathBuf> {
+    let p = args
+        .iter()
+        .position(|a| a == "--python")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CKPT_BENCH_PYTHON").map(PathBuf::from))?;
+    Some(p)
+}
+
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench")
+}
+
+fn merge_lora(args: &[String]) {
+    let Some(py) = reference_python(args) else {
+        eprintln!("merge-lora needs --python PATH (a python with torch, transformers and peft) to build the model and run peft");
+        std::process::exit(2);
+    };
+    let work = std::env::temp_dir().join("ckpt-bench-lora");
+    if !work.join("adapter/adapter_config.json").exists() {
+        let _ = std::fs::remove_dir_all(&work);
+        eprintln!("building a synthetic Llama and a rank-16 all-linear adapter with transformers + peft…");
+        run(Command::new(&py).arg(scripts_dir().join("make_lora_model.py")).arg(&work));
+    }
+    let (base, adapter) = (work.join("base"), work.join("adapter"));
+    let ours = work.join("merged-ckpt");
+    let theirs = work.join("merged-peft");
+    let results = compare(
+        &[
+            Contender {
+                label: "peft merge_and_unload + save_pretrained",
+                make: Box::new(|| {
+                    let mut c = Command::new(&py);
+                    c.arg(scripts_dir().join("peft_merge.py")).arg(&base).arg(&adapter).arg(&theirs);
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_dir_all(&theirs);
+                }),
+            },
+            Contender {
+                label: "ckpt merge-lora",
+                make: Box::new(|| {
+                    let mut c = Command::new(ckpt_bin());
+                    c.args(["merge-lora", "-q", "--base"]).arg(&base).arg("--adapter").arg(&adapter).arg("--out").arg(&ours);
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_dir_all(&ours);
+                }),
+            },
+        ],
+        3,
+    );
+    let (peft, ckpt) = (&results[0], &results[1]);
+    println!("merge a rank-16 LoRA on every linear layer into a 134M-parameter bf16 Llama, median of 3");
+    println!("  peft + save_pretrained   {:>7.2} s   peak RSS {:>7.1} MB", peft.secs, peft.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  ckpt merge-lora          {:>7.2} s   peak RSS {:>7.1} MB   {:.1}x faster",
+        ckpt.secs,
+        ckpt.max_rss_kb as f64 / 1024.0,
+        peft.secs / ckpt.secs
+    );
+    println!("targets: >= 5x faster, peak RSS < 300 MB");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let gb = args
@@ -225,9 +293,10 @@ fn main() {
         .unwrap_or(1.0);
     match args.get(1).map(String::as_str) {
         Some("bin-to-safetensors") => bin_to_safetensors(gb),
+        Some("merge-lora") => merge_lora(&args),
         Some("generate") => make_safetensors_model(Path::new(&args[3]), args[2].parse().unwrap()),
         _ => {
-            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]");
+            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT");
             std::process::exit(2);
         }
     }

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use ckpt_core::atomic::{check_destination, AtomicDir, AtomicFile};
 use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
-use ckpt_core::{Checkpoint, DType, Error, Format, Result, Tensor};
+use ckpt_core::{Checkpoint, DType, Error, Format, Result, Tensor, TensorData};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -229,15 +230,17 @@ impl Layout {
 pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[Companion], opts: &ConvertOptions) -> Result<Written> {
     let total: u64 = plan.tensors.iter().map(|t| t.nbytes()).sum();
     let mut result = Written { files: Vec::new(), copied: Vec::new(), verified: false };
+    let crcs: WrittenCrcs = Default::default();
+    let to_write = recording(&plan.tensors, &crcs);
     emit(&opts.progress, Progress::Start { phase: "writing", total_bytes: total });
     match layout {
         Layout::File(path) => {
             let mut file = AtomicFile::create(path, opts.overwrite)?;
-            write_one(file.writer(), path, target, &plan.tensors, &plan.metadata, &opts.progress)?;
+            write_one(file.writer(), path, target, &to_write, &plan.metadata, &opts.progress)?;
             file.sync()?;
             emit(&opts.progress, Progress::Finish);
             if opts.verify {
-                verify_outputs(&[(file.temp_path().to_path_buf(), plan.tensors.clone())], &opts.progress)?;
+                verify_outputs(&[(file.temp_path().to_path_buf(), plan.tensors.clone())], &crcs, &opts.progress)?;
                 result.verified = true;
             }
             file.commit()?;
@@ -259,7 +262,7 @@ pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[
             for (si, shard) in shards.iter().enumerate() {
                 let name = shard_file_name(stem, ext, si, shards.len());
                 let path = out.path().join(&name);
-                let tensors: Vec<Tensor> = shard.iter().map(|&i| plan.tensors[i].clone()).collect();
+                let tensors: Vec<Tensor> = shard.iter().map(|&i| to_write[i].clone()).collect();
                 let mut f = AtomicFile::in_atomic_dir(&path)?;
                 let meta = if shards.len() > 1 { shard_metadata(plan, &tensors) } else { plan.metadata.clone() };
                 write_one(f.writer(), &path, target, &tensors, &meta, &opts.progress)?;
@@ -298,7 +301,7 @@ pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[
             }
             if opts.verify {
                 let jobs: Vec<(PathBuf, Vec<Tensor>)> = written.iter().map(|(p, t, _)| (p.clone(), t.clone())).collect();
-                verify_outputs(&jobs, &opts.progress)?;
+                verify_outputs(&jobs, &crcs, &opts.progress)?;
                 result.verified = true;
             }
             out.commit()?;
@@ -347,7 +350,32 @@ fn write_one(
 }
 
 /// Re-reads each written file and checks every tensor against what was planned.
-pub fn verify_outputs(outputs: &[(PathBuf, Vec<Tensor>)], progress: &Option<ProgressFn>) -> Result<()> {
+/// Checksums of computed tensors, taken as they are written, so verification need not compute
+/// them a second time.
+pub type WrittenCrcs = Arc<Mutex<HashMap<String, u32>>>;
+
+/// Wraps computed tensors so their checksum is recorded when the writer pulls their bytes; views
+/// are left alone (verification compares them with the source directly).
+fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
+    tensors
+        .iter()
+        .map(|t| match &t.data {
+            TensorData::View(_) => t.clone(),
+            TensorData::Computed(f) => {
+                let (f, crcs, name) = (f.clone(), crcs.clone(), t.name.clone());
+                Tensor::computed(t.name.clone(), t.dtype, t.shape.clone(), move || {
+                    let bytes = f()?;
+                    crcs.lock().unwrap().insert(name.clone(), crc32fast::hash(&bytes));
+                    Ok(bytes)
+                })
+            }
+        })
+        .collect()
+}
+
+/// Re-reads each written file and checks every tensor: views byte for byte against the source,
+/// computed tensors against the checksum recorded while writing them.
+pub fn verify_outputs(outputs: &[(PathBuf, Vec<Tensor>)], written_crcs: &WrittenCrcs, progress: &Option<ProgressFn>) -> Result<()> {
     let total: u64 = outputs.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.nbytes())).sum();
     emit(progress, Progress::Start { phase: "verifying", total_bytes: total });
     for (path, expected) in outputs {
@@ -376,7 +404,19 @@ pub fn verify_outputs(outputs: &[(PathBuf, Vec<Tensor>)], progress: &Option<Prog
                     want.shape
                 )));
             }
-            if let Some(at) = got.first_difference(want)? {
+            if let Some(&crc) = written_crcs.lock().unwrap().get(&want.name) {
+                let bytes = got.bytes()?;
+                let same = crc32fast::hash(&bytes) == crc;
+                drop(bytes);
+                got.release();
+                if !same {
+                    return Err(Error::Mismatch(format!(
+                        "verification failed: tensor '{}' in {} does not hold the bytes that were written",
+                        want.name,
+                        path.display()
+                    )));
+                }
+            } else if let Some(at) = got.first_difference(want)? {
                 return Err(Error::Mismatch(format!(
                     "verification failed: tensor '{}' in {} differs from the source at byte {at}",
                     want.name,

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cast::{convert_bytes, is_castable, to_f32};
+use crate::cast::{is_castable, to_f32};
 use crate::convert::{self, Companion, ConvertOptions, Layout, Plan, Target};
 use crate::source::{self, OpenOptions};
 
@@ -342,7 +342,10 @@ fn floats(t: &Tensor) -> Result<Vec<f32>> {
         return Err(Error::Unsupported(format!("tensor '{}' is {}; LoRA math needs float tensors", t.name, t.dtype)));
     }
     let bytes = t.bytes()?;
-    to_f32(t.dtype, &bytes)
+    let out = to_f32(t.dtype, &bytes);
+    drop(bytes);
+    t.release();
+    out
 }
 
 /// (B @ A) * s, f32, row-major (out, in); transposed to (in, out) when `transpose`.
@@ -403,11 +406,17 @@ fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
                 let (av, bv) = (floats(a)?, floats(b)?);
                 let r = a.shape[0] as usize;
                 let (out_f, in_f) = if *transpose { (cols, rows) } else { (rows, cols) };
-                let d = delta(&bv, &av, out_f, r, in_f, *scale, *transpose);
                 match magnitude {
-                    None => w.par_iter_mut().zip(d.par_iter()).for_each(|(x, y)| *x += y),
+                    // The common case, without a full-size delta buffer: each row of (B @ A) * s
+                    // is built in a scratch row and added, the same f32 operations as PEFT's.
+                    None if !*transpose => add_lora_rows(&mut w, &bv, &av, r, in_f, *scale),
+                    None => {
+                        let d = delta(&bv, &av, out_f, r, in_f, *scale, true);
+                        w.par_iter_mut().zip(d.par_iter()).for_each(|(x, y)| *x += y);
+                    }
                     Some(m) => {
                         // DoRA: V = W + delta; W' = (m / ||V||) * V per output feature.
+                        let d = delta(&bv, &av, out_f, r, in_f, *scale, *transpose);
                         let mv = floats(m)?;
                         let mut v: Vec<f32> = w.iter().zip(&d).map(|(x, y)| x + y).collect();
                         let mut norms = vec![0f32; out_f];
@@ -445,8 +454,43 @@ fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
             }
         }
     }
-    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
-    convert_bytes(DType::F32, out_dtype, &bytes)
+    Ok(from_f32(&w, out_dtype))
+}
+
+/// w[o, :] += (sum_k B[o, k] * A[k, :]) * s, row by row in parallel.
+fn add_lora_rows(w: &mut [f32], b: &[f32], a: &[f32], r: usize, in_f: usize, scale: f32) {
+    w.par_chunks_mut(in_f).enumerate().for_each_init(
+        || vec![0f32; in_f],
+        |row, (o, wrow)| {
+            row.iter_mut().for_each(|x| *x = 0.0);
+            for k in 0..r {
+                let bk = b[o * r + k];
+                for (x, &av) in row.iter_mut().zip(&a[k * in_f..(k + 1) * in_f]) {
+                    *x += bk * av;
+                }
+            }
+            for (x, d) in wrow.iter_mut().zip(row.iter()) {
+                *x += *d * scale;
+            }
+        },
+    );
+}
+
+/// Little-endian bytes of `xs` in `dtype` (F32, F16 or BF16, rounding to nearest even).
+fn from_f32(xs: &[f32], dtype: DType) -> Vec<u8> {
+    let unit = dtype.elem_size().unwrap_or(4);
+    let mut out = vec![0u8; xs.len() * unit];
+    out.par_chunks_mut(unit << 14).zip(xs.par_chunks(1 << 14)).for_each(|(dst, src)| {
+        for (d, &x) in dst.chunks_exact_mut(unit).zip(src) {
+            match dtype {
+                DType::BF16 => d.copy_from_slice(&bf16::from_f32(x).to_le_bytes()),
+                DType::F16 => d.copy_from_slice(&f16::from_f32(x).to_le_bytes()),
+                DType::F64 => d.copy_from_slice(&(x as f64).to_le_bytes()),
+                _ => d.copy_from_slice(&x.to_le_bytes()),
+            }
+        }
+    });
+    out
 }
 
 /// Merges `adapters` (in order) into the model at `base_dir` and writes a complete model folder.
