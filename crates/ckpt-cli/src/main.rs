@@ -1,6 +1,7 @@
 //! The `ckpt` command line: a thin layer of argument parsing, progress bars and output formatting
 //! over the library crates.
 
+mod compare;
 mod inspect;
 mod progress;
 mod scan;
@@ -77,6 +78,24 @@ Adapters are applied in order; ADAPTER:WEIGHT scales that adapter's deltas. Delt
 rounded once to the output dtype (the base dtype unless --dtype). The output folder gets the merged weights
 and the base's config, generation config, tokenizer files and chat template.")]
     MergeLora(MergeLoraArgs),
+    /// Compare two checkpoints tensor by tensor, across formats (max abs error, RMSE, cosine, identical bytes)
+    #[command(after_help = "\
+Examples:
+  ckpt diff pytorch_model.bin model.safetensors
+  ckpt diff ./model-bf16 ./model-f16 --tolerance 1e-2
+  ckpt diff a.safetensors b.safetensors --json
+
+Exit codes: 0 same (every tensor on both sides, within --tolerance), 1 different, 2 error.")]
+    Diff(compare::DiffArgs),
+    /// Check a checkpoint's integrity: every file parses, shards and tensors complete, hashes, NaN/Inf
+    #[command(after_help = "\
+Examples:
+  ckpt verify ./model-folder
+  ckpt verify ~/.cache/huggingface/hub/models--org--name/snapshots/<rev> --scan-values
+
+Files inside a Hugging Face cache are checked against the sha256 their blob is named after.
+Exit codes: 0 no problem found, 1 problems found (listed), other codes as for every command.")]
+    Verify(compare::VerifyArgs),
     /// List every global a pickle imports and every call it makes, flagging anything outside the allowlist (nothing is executed)
     #[command(after_help = "\
 Examples:
@@ -155,6 +174,14 @@ fn main() -> ExitCode {
         Command::Convert(a) => run_convert(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Scan(a) => scan::run(a, &cli.global),
+        Command::Diff(a) => match compare::run_diff(a, &cli.global) {
+            Ok(same) => return if same { ExitCode::SUCCESS } else { ExitCode::from(1) },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Verify(a) => compare::run_verify(a, &cli.global),
         Command::MergeLora(a) => run_merge_lora(a, &cli.global),
     };
     match result {

@@ -3,9 +3,11 @@
 
 pub mod cast;
 pub mod convert;
+pub mod diff;
 pub mod lora;
 pub mod shared;
 pub mod source;
+pub mod verify;
 mod torch_io;
 
 pub use convert::{convert, ConvertOptions, ConvertReport, Progress, ProgressFn, Target};

@@ -1,0 +1,199 @@
+//! `ckpt diff`: are two checkpoints the same model? Per tensor: present on one side only, shape
+//! or dtype differences, max abs error, RMSE, cosine similarity, and whether the bytes are
+//! identical. Values are compared as f64, streaming through each tensor in chunks.
+
+use std::collections::HashMap;
+
+use ckpt_core::{Checkpoint, DType, Error, Result, Tensor};
+use half::{bf16, f16};
+use rayon::prelude::*;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorDiff {
+    pub name: String,
+    /// The other side's name when the two differ (HF ↔ GGUF mapping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_name: Option<String>,
+    pub dtype_a: String,
+    pub dtype_b: String,
+    pub shape_a: Vec<u64>,
+    pub shape_b: Vec<u64>,
+    pub bytes_identical: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_error: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosine_similarity: Option<f64>,
+    /// Why values were not compared (shape mismatch, non-numeric dtype…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub within_tolerance: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub compared: Vec<TensorDiff>,
+    pub only_in_a: Vec<String>,
+    pub only_in_b: Vec<String>,
+    pub identical_bytes: usize,
+    pub within_tolerance: usize,
+    pub different: usize,
+    pub tolerance: f64,
+    /// True when every tensor is on both sides and within tolerance.
+    pub same: bool,
+}
+
+/// How names of side B map to side A (identity unless converting between naming schemes).
+pub type NameMap = HashMap<String, String>;
+
+/// Reads a tensor's elements as f64 in chunks of `chunk` elements, calling `f` per chunk.
+pub fn for_each_chunk(t: &Tensor, chunk: usize, mut f: impl FnMut(&[f64]) -> Result<()>) -> Result<()> {
+    let bytes = t.bytes()?;
+    let unit = t.dtype.elem_size().ok_or_else(|| Error::Unsupported(format!("{} values cannot be compared", t.dtype)))?;
+    let mut buf = Vec::with_capacity(chunk);
+    for part in bytes.chunks(chunk * unit) {
+        buf.clear();
+        decode(t.dtype, part, &mut buf)?;
+        f(&buf)?;
+    }
+    drop(bytes);
+    t.release();
+    Ok(())
+}
+
+fn decode(d: DType, b: &[u8], out: &mut Vec<f64>) -> Result<()> {
+    macro_rules! each {
+        ($n:expr, $conv:expr) => {
+            out.extend(b.chunks_exact($n).map(|c| $conv(c.try_into().unwrap())))
+        };
+    }
+    match d {
+        DType::F32 => each!(4, |c| f32::from_le_bytes(c) as f64),
+        DType::F64 => each!(8, f64::from_le_bytes),
+        DType::F16 => each!(2, |c| f16::from_le_bytes(c).to_f64()),
+        DType::BF16 => each!(2, |c| bf16::from_le_bytes(c).to_f64()),
+        DType::I8 => each!(1, |c: [u8; 1]| c[0] as i8 as f64),
+        DType::U8 | DType::Bool => each!(1, |c: [u8; 1]| c[0] as f64),
+        DType::I16 => each!(2, |c| i16::from_le_bytes(c) as f64),
+        DType::U16 => each!(2, |c| u16::from_le_bytes(c) as f64),
+        DType::I32 => each!(4, |c| i32::from_le_bytes(c) as f64),
+        DType::U32 => each!(4, |c| u32::from_le_bytes(c) as f64),
+        DType::I64 => each!(8, |c| i64::from_le_bytes(c) as f64),
+        DType::U64 => each!(8, |c| u64::from_le_bytes(c) as f64),
+        other => return Err(Error::Unsupported(format!("{other} values cannot be compared"))),
+    }
+    Ok(())
+}
+
+const CHUNK: usize = 1 << 16;
+
+fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64)> {
+    // Decode both sides chunk by chunk in lockstep.
+    let (ab, bb) = (a.bytes()?, b.bytes()?);
+    let (ua, ub) = (a.dtype.elem_size().unwrap_or(1), b.dtype.elem_size().unwrap_or(1));
+    let (mut max_err, mut sq, mut dot, mut na, mut nb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    let (mut xa, mut xb) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
+    for (ca, cb) in ab.chunks(CHUNK * ua).zip(bb.chunks(CHUNK * ub)) {
+        xa.clear();
+        xb.clear();
+        decode(a.dtype, ca, &mut xa)?;
+        decode(b.dtype, cb, &mut xb)?;
+        for (&x, &y) in xa.iter().zip(&xb) {
+            let d = x - y;
+            if d.is_nan() && !(x.is_nan() && y.is_nan()) {
+                max_err = f64::INFINITY;
+            } else if x != y && !(x.is_nan() && y.is_nan()) {
+                max_err = max_err.max(d.abs());
+            }
+            if d.is_finite() {
+                sq += d * d;
+            }
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
+        }
+    }
+    drop((ab, bb));
+    a.release();
+    b.release();
+    let n = a.numel().max(1) as f64;
+    let cos = if na == 0.0 && nb == 0.0 { 1.0 } else if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) };
+    Ok((max_err, (sq / n).sqrt(), cos))
+}
+
+/// Compares `b` against `a`. `b_to_a` maps B's names to A's (empty for the same naming).
+pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) -> Result<DiffReport> {
+    let a_by_name: HashMap<&str, &Tensor> = a.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut pairs: Vec<(&Tensor, &Tensor, Option<String>)> = Vec::new();
+    let mut only_in_b = Vec::new();
+    let mut matched_a = std::collections::HashSet::new();
+    for tb in &b.tensors {
+        let a_name = b_to_a.get(&tb.name).map(String::as_str).unwrap_or(tb.name.as_str());
+        match a_by_name.get(a_name) {
+            Some(ta) => {
+                matched_a.insert(ta.name.as_str());
+                let other = (a_name != tb.name).then(|| tb.name.clone());
+                pairs.push((ta, tb, other));
+            }
+            None => only_in_b.push(tb.name.clone()),
+        }
+    }
+    let only_in_a: Vec<String> =
+        a.tensors.iter().filter(|t| !matched_a.contains(t.name.as_str())).map(|t| t.name.clone()).collect();
+    // Keep A's order in the report.
+    let order: HashMap<&str, usize> = a.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    pairs.sort_by_key(|(ta, _, _)| order[ta.name.as_str()]);
+
+    let compared: Vec<TensorDiff> = pairs
+        .par_iter()
+        .map(|(ta, tb, other)| -> Result<TensorDiff> {
+            let mut d = TensorDiff {
+                name: ta.name.clone(),
+                other_name: other.clone(),
+                dtype_a: ta.dtype.to_string(),
+                dtype_b: tb.dtype.to_string(),
+                shape_a: ta.shape.clone(),
+                shape_b: tb.shape.clone(),
+                bytes_identical: false,
+                max_abs_error: None,
+                rmse: None,
+                cosine_similarity: None,
+                note: None,
+                within_tolerance: false,
+            };
+            if ta.shape != tb.shape {
+                d.note = Some("shapes differ".into());
+                return Ok(d);
+            }
+            if ta.dtype == tb.dtype && ta.first_difference(tb)?.is_none() {
+                d.bytes_identical = true;
+                d.within_tolerance = true;
+                d.max_abs_error = Some(0.0);
+                d.rmse = Some(0.0);
+                d.cosine_similarity = Some(1.0);
+                return Ok(d);
+            }
+            if ta.dtype.elem_size().is_none() || tb.dtype.elem_size().is_none() || ta.dtype == DType::C64 || tb.dtype == DType::C64 {
+                d.note = Some("bytes differ; values of this dtype are not compared".into());
+                return Ok(d);
+            }
+            match compare_values(ta, tb) {
+                Ok((m, r, c)) => {
+                    d.max_abs_error = Some(m);
+                    d.rmse = Some(r);
+                    d.cosine_similarity = Some(c);
+                    d.within_tolerance = m <= tolerance;
+                }
+                Err(e) => d.note = Some(e.to_string()),
+            }
+            Ok(d)
+        })
+        .collect::<Result<_>>()?;
+    let identical_bytes = compared.iter().filter(|d| d.bytes_identical).count();
+    let within_tolerance = compared.iter().filter(|d| d.within_tolerance).count();
+    let different = compared.len() - within_tolerance;
+    let same = different == 0 && only_in_a.is_empty() && only_in_b.is_empty();
+    Ok(DiffReport { compared, only_in_a, only_in_b, identical_bytes, within_tolerance, different, tolerance, same })
+}
