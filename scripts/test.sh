@@ -14,3 +14,8 @@ fi
 export CKPT_PYTHON="$PWD/$venv/bin/python"
 
 cargo test --workspace --no-fail-fast "$@"
+
+# A short smoke of every fuzz target (longer runs by hand: scripts/fuzz.sh 3600).
+if [ "${CKPT_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz.sh "${CKPT_FUZZ_SECONDS:-8}"
+fi

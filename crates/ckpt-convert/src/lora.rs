@@ -40,7 +40,12 @@ pub struct AdapterConfig {
 impl AdapterConfig {
     pub fn parse(path: &Path) -> Result<AdapterConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        Self::parse_str(&text, path)
+    }
+
+    /// Parses the text of an `adapter_config.json`; `path` names it in errors.
+    pub fn parse_str(text: &str, path: &Path) -> Result<AdapterConfig> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
         let peft_type = v.get("peft_type").and_then(Value::as_str).unwrap_or("LORA");
         if !peft_type.eq_ignore_ascii_case("LORA") {
             return Err(Error::Unsupported(format!(

@@ -130,12 +130,26 @@ pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
 /// Reads a `*.index.json` and lists its shards (sorted, as `-00001-of-` names sort in order).
 pub fn read_index(index: &Path) -> Result<ModelFiles> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(index, format!("invalid JSON: {e}")))?;
+    let (weights, weight_map) = parse_index(&text, index)?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut paths = Vec::new();
+    for s in &weights {
+        let p = dir.join(s);
+        if !p.is_file() {
+            return Err(Error::invalid(index, format!("shard '{s}' listed in weight_map is missing")));
+        }
+        paths.push(p);
+    }
+    Ok(ModelFiles { weights: paths, index: Some(index.to_path_buf()), weight_map: Some(weight_map) })
+}
+
+/// Parses the text of a `*.index.json`: its shard file names (sorted) and weight_map.
+pub fn parse_index(text: &str, index: &Path) -> Result<(Vec<String>, BTreeMap<String, String>)> {
+    let json: Value = serde_json::from_str(text).map_err(|e| Error::invalid(index, format!("invalid JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::invalid(index, "missing \"weight_map\" object"))?;
-    let dir = index.parent().unwrap_or(Path::new("."));
     let mut weight_map = BTreeMap::new();
     let mut shards: Vec<String> = Vec::new();
     for (name, file) in map {
@@ -151,15 +165,7 @@ pub fn read_index(index: &Path) -> Result<ModelFiles> {
         weight_map.insert(name.clone(), file.to_string());
     }
     shards.sort();
-    let mut weights = Vec::new();
-    for s in &shards {
-        let p = dir.join(s);
-        if !p.is_file() {
-            return Err(Error::invalid(index, format!("shard '{s}' listed in weight_map is missing")));
-        }
-        weights.push(p);
-    }
-    Ok(ModelFiles { weights, index: Some(index.to_path_buf()), weight_map: Some(weight_map) })
+    Ok((shards, weight_map))
 }
 
 /// Opens a file, an index, or a model folder as one checkpoint.

@@ -55,7 +55,15 @@ fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<(Unpickled<'p>, Form
 
 /// Reads a torch checkpoint (zip or legacy format) without executing anything from it.
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<Checkpoint> {
-    let buffer = Buffer::map(path)?;
+    read_buffer(path, Buffer::map(path)?, opts)
+}
+
+/// [`read`] for bytes already in memory (`label` names them in errors); used by the fuzzers.
+pub fn read_bytes(label: &Path, bytes: Vec<u8>, opts: &ReadOptions) -> Result<Checkpoint> {
+    read_buffer(label, Buffer::owned(label, bytes), opts)
+}
+
+fn read_buffer(path: &Path, buffer: Arc<Buffer>, opts: &ReadOptions) -> Result<Checkpoint> {
     let (u, format) = load(path, &buffer)?;
     let flat = flatten::flatten(&u.machine, &u.root, &u.storages, opts.key.as_deref(), path)?;
     let mut ckpt = Checkpoint::new(format, vec![path.to_path_buf()]);
