@@ -1,0 +1,136 @@
+"""Writes the hostile-input corpus in tests/fixtures/hostile/ and its expectations in
+expected.json: files a safe reader must refuse, each with the exit code and an error substring
+`ckpt inspect` must give. Pickle payloads are harmless (they would create a marker file in
+$FIXTURE_MARKER_DIR) and are never executed by ckpt. Deterministic: re-running gives the same bytes.
+
+usage: python3 scripts/gen-hostile.py
+"""
+import io
+import json
+import os
+import struct
+import zipfile
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "hostile")
+os.makedirs(OUT, exist_ok=True)
+expected = {}
+
+MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."
+PROTO = b"\x80\x02M\xe9\x03."
+SYSINFO = (
+    b"\x80\x02}(X\x10\x00\x00\x00protocol_versionM\xe9\x03X\r\x00\x00\x00little_endian\x88"
+    b"X\n\x00\x00\x00type_sizes}(X\x05\x00\x00\x00shortK\x02X\x03\x00\x00\x00intK\x04X\x04\x00\x00\x00longK\x04uu."
+)
+
+
+def uni(s):
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def glob(mod, name):
+    return b"c" + mod.encode() + b"\n" + name.encode() + b"\n"
+
+
+def marker_call(mod, name, marker):
+    # mod.name("touch $FIXTURE_MARKER_DIR/marker") -> REDUCE
+    return glob(mod, name) + uni(f'touch "${{FIXTURE_MARKER_DIR:-.}}/{marker}"') + b"\x85R"
+
+
+def legacy(main_pickle):
+    return MAGIC + PROTO + SYSINFO + main_pickle
+
+
+def torch_zip(data_pkl, records=None, folder="archive", compress=False):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        def add(name, data, method=zipfile.ZIP_STORED):
+            info = zipfile.ZipInfo(f"{folder}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            z.writestr(info, data)
+        add("data.pkl", data_pkl)
+        add("byteorder", b"little")
+        for k, v in (records or {}).items():
+            add(f"data/{k}", v, zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+        add("version", b"3\n")
+    return buf.getvalue()
+
+
+def case(name, data, code, needle):
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+    expected[name] = {"exit_code": code, "error_contains": needle}
+
+
+# --- pickles that reach for code -----------------------------------------------------------
+for mod, fn in [("os", "system"), ("posix", "system"), ("subprocess", "Popen"), ("subprocess", "check_output"),
+                ("builtins", "exec"), ("__builtin__", "eval"), ("builtins", "__import__"), ("builtins", "getattr"),
+                ("importlib", "import_module"), ("runpy", "run_path"), ("webbrowser", "open"),
+                ("pty", "spawn"), ("shutil", "rmtree"), ("pickle", "loads"), ("torch", "load"),
+                ("numpy.core.multiarray", "_reconstruct"), ("torch._utils", "not_a_rebuild")]:
+    marker = f"pwned-{mod}-{fn}.marker".replace("_", "-")
+    case(f"pickle_{mod}_{fn}.bin".replace(".", "_").replace("_bin", ".bin"),
+         torch_zip(b"\x80\x02" + marker_call(mod, fn, marker) + b"."), 4, f"{mod}.{fn}")
+
+# The call hidden inside a tensor dict, after legitimate-looking entries (nested __reduce__).
+nested = (b"\x80\x02}(" + uni("a") + b"K\x01" + uni("b") + b"}(" + uni("c") + marker_call("os", "system", "pwned-nested.marker")
+          + b"uu.")
+case("pickle_nested_reduce.bin", torch_zip(nested), 4, "os.system")
+# Protocol 4 STACK_GLOBAL with the callable's name built from memo entries.
+p4 = (b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00" + b"\x8c\x02os\x94" + b"\x8c\x06system\x94" + b"h\x00h\x01\x93"
+      + b"\x8c\x04true\x85R.")
+case("pickle_stack_global_memo.bin", torch_zip(p4), 4, "os.system")
+# Odd module names: empty, dotted tricks, whitespace, non-ASCII.
+case("pickle_global_empty_module.bin", torch_zip(b"\x80\x02" + glob("", "system") + b")R."), 4, "system")
+case("pickle_global_dotted.bin", torch_zip(b"\x80\x02" + glob("torch._utils.os", "system") + b")R."), 4, "torch._utils.os.system")
+case("pickle_global_spaces.bin", torch_zip(b"\x80\x02" + glob("collections ", "OrderedDict") + b")R."), 4, "OrderedDict")
+case("pickle_global_unicode.bin", torch_zip(b"\x80\x02" + "c\u043es\nsystem\n".encode() + b")R."), 4, "system")
+# In the legacy format too.
+case("legacy_os_system.bin", legacy(b"\x80\x02" + marker_call("os", "system", "pwned-legacy.marker") + b"."), 4, "os.system")
+
+# --- pickles that abuse the machine itself -------------------------------------------------
+case("pickle_huge_binunicode.bin", torch_zip(b"\x80\x02X\xff\xff\xff\x7f" + b"A" * 16 + b"."), 3, "BINUNICODE of 2147483647 bytes")
+case("pickle_huge_long4.bin", torch_zip(b"\x80\x02\x8b\xff\xff\xff\x7f" + b"\x01" * 8 + b"."), 3, "LONG4")
+case("pickle_memo_get_missing.bin", torch_zip(b"\x80\x02h\x05."), 3, "memo")
+case("pickle_memo_long_get.bin", torch_zip(b"\x80\x02j\xff\xff\xff\xff."), 3, "memo")
+case("pickle_stack_underflow.bin", torch_zip(b"\x80\x02R."), 3, "REDUCE")
+case("pickle_no_stop.bin", torch_zip(b"\x80\x02}("), 3, "without STOP")
+case("pickle_unknown_opcode.bin", torch_zip(b"\x80\x02\xff."), 3, "0xff")
+case("pickle_deep_nesting.bin", torch_zip(b"\x80\x02" + b"(" * 200000 + b"]" + b"."), 3, "nested")
+case("pickle_persid_not_storage.bin", torch_zip(b"\x80\x02" + uni("evil") + b"Q."), 3, "persistent id")
+# A storage that claims far more bytes than its record.
+bogus = (b"\x80\x02}(" + uni("w") + glob("torch._utils", "_rebuild_tensor_v2") + b"(("
+         + uni("storage") + glob("torch", "FloatStorage") + uni("0") + uni("cpu") + b"J\xff\xff\xff\x7ftQK\x00K\x10\x85K\x01\x85\x89"
+         + glob("collections", "OrderedDict") + b")RtRu.")
+case("storage_larger_than_record.bin", torch_zip(bogus, {"0": b"\x00" * 64}), 3, "data/0")
+# A zip bomb: the record inflates to 64 MB.
+case("zip_bomb.bin", torch_zip(bogus, {"0": b"\x00" * (64 << 20)}, compress=True), 4, "compress")
+z = bytearray(torch_zip(b"\x80\x02}."))
+case("zip_truncated_directory.bin", bytes(z[: len(z) - 30]), 3, "zip_truncated_directory.bin")
+no_folder = io.BytesIO()
+with zipfile.ZipFile(no_folder, "w") as zf:
+    zf.writestr(zipfile.ZipInfo("data.pkl", date_time=(1980, 1, 1, 0, 0, 0)), b"\x80\x02}.")
+case("zip_no_folder.bin", no_folder.getvalue(), 3, "not in a folder")
+
+# --- safetensors headers -------------------------------------------------------------------
+def st(header, data=b""):
+    h = header.encode() if isinstance(header, str) else header
+    return struct.pack("<Q", len(h)) + h + data
+
+case("st_header_len_huge.safetensors", struct.pack("<Q", 1 << 62) + b"{}", 3, "limit")
+case("st_header_len_past_eof.safetensors", struct.pack("<Q", 4096) + b"{}", 3, "truncated")
+case("st_offsets_overflow.safetensors", st('{"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551615]}}'), 3, "contiguous")
+case("st_shape_overflow.safetensors", st('{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}}', b"\0" * 4), 3, "overflow")
+case("st_duplicate_names.safetensors", st('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4), 3, "duplicate")
+case("st_overlap.safetensors", st('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', b"\0" * 12), 3, "contiguous")
+case("st_many_dims.safetensors", st('{"a":{"dtype":"F32","shape":[' + ",".join(["1"] * 10000) + '],"data_offsets":[0,4]}}', b"\0" * 4), 0, "")
+case("st_nul_padding.safetensors", st(b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}\0\0\0', b"\0" * 4), 3, "JSON")
+case("st_bad_utf8.safetensors", st(b'{"\xff\xfe":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4), 3, "UTF-8")
+case("lfs_pointer.safetensors", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n", 3, "LFS")
+case("lfs_pointer.bin", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n", 3, "LFS")
+case("empty.bin", b"", 3, "empty.bin")
+
+with open(os.path.join(OUT, "expected.json"), "w") as f:
+    json.dump(expected, f, indent=2, sort_keys=True)
+    f.write("\n")
+print(f"{len(expected)} cases in {os.path.normpath(OUT)}")
