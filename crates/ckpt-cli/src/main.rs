@@ -199,11 +199,7 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         _ => ckpt_convert::Target::Safetensors,
     });
     let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
-    let max_shard_size = a
-        .max_shard_size
-        .as_deref()
-        .map(|s| ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}"))))
-        .transpose()?;
+    let max_shard_size = parse_shard_size(a.max_shard_size.as_deref())?;
     let bars = progress::Bars::new(g.quiet || g.json);
     let opts = ckpt_convert::ConvertOptions {
         to,
@@ -254,6 +250,10 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn parse_shard_size(s: Option<&str>) -> Result<Option<u64>, Error> {
+    s.map(|s| ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}")))).transpose()
+}
+
 fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
     if let Some((dir, w)) = spec.rsplit_once(':') {
         if let Ok(w) = w.parse::<f32>() {
@@ -266,11 +266,7 @@ fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
 fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
     let adapters = a.adapters.iter().map(|s| parse_adapter(s)).collect::<Result<Vec<_>, _>>()?;
     let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
-    let max_shard_size = a
-        .max_shard_size
-        .as_deref()
-        .map(|s| ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}"))))
-        .transpose()?;
+    let max_shard_size = parse_shard_size(a.max_shard_size.as_deref())?;
     let bars = progress::Bars::new(g.quiet || g.json);
     let opts = ckpt_convert::lora::MergeOptions {
         to: Some(if a.to == "bin" { ckpt_convert::Target::Bin } else { ckpt_convert::Target::Safetensors }),

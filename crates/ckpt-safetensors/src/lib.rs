@@ -264,13 +264,7 @@ pub fn write_to(
     metadata: &BTreeMap<String, String>,
     on_tensor: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let ordered = checked_order(tensors)?;
-    let header = build_header(&ordered, metadata)?;
-    w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
-    for t in ordered {
-        on_tensor(t.write_to(w)?);
-    }
-    Ok(())
+    write_with(w, tensors, metadata, on_tensor, |t, w| t.write_to(w))
 }
 
 /// [`write_to`] for a file: tensor data that is a dense range of a mapped input is copied by the
@@ -281,11 +275,21 @@ pub fn write_to_file(
     metadata: &BTreeMap<String, String>,
     on_tensor: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    write_with(w, tensors, metadata, on_tensor, |t, w| t.write_to_file(w))
+}
+
+fn write_with<W: Write + ?Sized>(
+    w: &mut W,
+    tensors: &[Tensor],
+    metadata: &BTreeMap<String, String>,
+    on_tensor: &mut dyn FnMut(u64),
+    write_tensor: impl Fn(&Tensor, &mut W) -> Result<u64>,
+) -> Result<()> {
     let ordered = checked_order(tensors)?;
     let header = build_header(&ordered, metadata)?;
     w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
     for t in ordered {
-        on_tensor(t.write_to_file(w)?);
+        on_tensor(write_tensor(t, w)?);
     }
     Ok(())
 }
