@@ -1,1 +1,17 @@
-//! GGUF v3 reader and writer (KVs, tensor infos, alignment, split files)
+//! GGUF v2/v3 reader and writer: KV metadata of all 13 value types, tensor infos, alignment,
+//! split sets (`-00001-of-0000N.gguf`), written byte-for-byte like gguf-py or ggml's C writer.
+//!
+//! Reading applies llama.cpp's validation (see [`header`]) and maps the file; tensors are lazy
+//! [`ckpt_core::Tensor`] views with row-major shapes (`ne` reversed).
+
+pub mod file;
+pub mod header;
+pub mod value;
+pub mod writer;
+
+pub use file::{describe_kvs, open_split, open_split_with, split_path, type_label, GgufFile, GgufSplit};
+pub use file::{SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
+pub use header::{parse_header, parse_header_with, GgufHeader, HeaderParse, ParseOptions, TensorInfo};
+pub use header::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_DIMS, MAX_NAME_LEN};
+pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
+pub use writer::{encode_value, DimsMode, GgufWriter, ProgressFn};

@@ -1,0 +1,334 @@
+//! Writing GGUF v3 byte-for-byte like gguf-py's `GGUFWriter` (the converter) or ggml's C writer
+//! (llama-quantize, llama-gguf-split): header, KV pairs in insertion order, tensor infos with
+//! contiguous offsets, zero padding to the alignment, then each tensor's data zero-padded to the
+//! alignment (the last one too). Tensor data is streamed one tensor at a time.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use ckpt_core::atomic::AtomicFile;
+use ckpt_core::{numel, Error, GgmlType, Result, Tensor};
+
+use crate::header::{pad_to, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
+use crate::value::GgufValue;
+
+/// How many dimensions a tensor info declares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DimsMode {
+    /// As many as the tensor's shape has (gguf-py: `len(numpy shape)`); what
+    /// convert_hf_to_gguf.py writes.
+    #[default]
+    AsGiven,
+    /// ggml's `ggml_n_dims`: trailing `ne` of 1 dropped, at least one; what llama-quantize and
+    /// llama-gguf-split write.
+    TrimTrailingOnes,
+}
+
+/// Called after each tensor with (data bytes written so far, data bytes in total).
+pub type ProgressFn = Box<dyn FnMut(u64, u64) + Send>;
+
+pub struct GgufWriter {
+    kvs: Vec<(String, GgufValue)>,
+    tensors: Vec<Tensor>,
+    dims_mode: DimsMode,
+    alignment_override: Option<u64>,
+    progress: Option<ProgressFn>,
+}
+
+impl Default for GgufWriter {
+    fn default() -> Self {
+        GgufWriter::new()
+    }
+}
+
+/// What the header says about one tensor.
+struct PlannedTensor {
+    ggml_type: GgmlType,
+    ne: Vec<u64>,
+    offset: u64,
+    nbytes: u64,
+}
+
+/// The validated layout: the complete header bytes (padding included) and where data goes.
+struct Plan {
+    header: Vec<u8>,
+    alignment: u64,
+    tensors: Vec<PlannedTensor>,
+    data_len: u64,
+}
+
+impl GgufWriter {
+    /// An empty writer: alignment 32 unless a `general.alignment` (UINT32) KV is added.
+    pub fn new() -> Self {
+        GgufWriter { kvs: Vec::new(), tensors: Vec::new(), dims_mode: DimsMode::AsGiven, alignment_override: None, progress: None }
+    }
+
+    /// Appends a KV pair; order is kept. A key added twice is an error at write time.
+    pub fn add_kv(&mut self, key: &str, value: GgufValue) {
+        self.kvs.push((key.to_string(), value));
+    }
+
+    /// Like ggml's `gguf_set_val_*`: removes the key if present, then appends it at the end.
+    pub fn set_kv(&mut self, key: &str, value: GgufValue) {
+        self.remove_kv(key);
+        self.add_kv(key, value);
+    }
+
+    /// Removes a key; returns its value if it was there.
+    pub fn remove_kv(&mut self, key: &str) -> Option<GgufValue> {
+        let i = self.kvs.iter().position(|(k, _)| k == key)?;
+        Some(self.kvs.remove(i).1)
+    }
+
+    pub fn kvs(&self) -> &[(String, GgufValue)] {
+        &self.kvs
+    }
+
+    /// Appends a tensor (row-major shape; its dtype must have a ggml type).
+    pub fn add_tensor(&mut self, tensor: Tensor) {
+        self.tensors.push(tensor);
+    }
+
+    pub fn tensors(&self) -> &[Tensor] {
+        &self.tensors
+    }
+
+    pub fn set_dims_mode(&mut self, mode: DimsMode) -> &mut Self {
+        self.dims_mode = mode;
+        self
+    }
+
+    /// Pads with this alignment regardless of `general.alignment` (llama-quantize always pads to
+    /// 32 even when it copies another `general.alignment` from its input).
+    pub fn set_alignment(&mut self, alignment: u64) -> &mut Self {
+        self.alignment_override = Some(alignment);
+        self
+    }
+
+    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + Send + 'static) -> &mut Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// The header bytes this writer would produce (through the padding before the data).
+    pub fn header_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.plan()?.header)
+    }
+
+    /// The size of the complete file.
+    pub fn total_size(&self) -> Result<u64> {
+        let plan = self.plan()?;
+        Ok(plan.header.len() as u64 + plan.data_len)
+    }
+
+    /// Writes the file crash-safely (temporary file renamed into place when complete).
+    pub fn write(self, out: &Path, overwrite: bool) -> Result<()> {
+        let mut file = AtomicFile::create(out, overwrite)?;
+        self.write_to_file(&mut file)?;
+        file.commit()
+    }
+
+    /// Writes into an open [`AtomicFile`] (not committed, so the caller may verify first).
+    /// Mapped tensor data is copied by the kernel where possible. Returns the bytes written.
+    pub fn write_to_file(self, file: &mut AtomicFile) -> Result<u64> {
+        let path = file.path().to_path_buf();
+        let w: &mut BufWriter<File> = file.writer();
+        self.write_with(&path, w, |t, w| t.write_to_file(w))
+    }
+
+    /// Writes into any byte sink. Returns the bytes written.
+    pub fn write_to(self, w: &mut dyn Write) -> Result<u64> {
+        self.write_with(Path::new("<output>"), w, |t, w| t.write_to(w))
+    }
+
+    fn write_with<W: Write + ?Sized>(
+        mut self,
+        path: &Path,
+        w: &mut W,
+        mut write_tensor: impl FnMut(&Tensor, &mut W) -> Result<u64>,
+    ) -> Result<u64> {
+        let plan = self.plan().map_err(|e| match e {
+            Error::Other(msg) => Error::Other(format!("{}: {msg}", path.display())),
+            other => other,
+        })?;
+        let io = |e: std::io::Error| Error::io(path, e);
+        w.write_all(&plan.header).map_err(io)?;
+        let zeros = vec![0u8; plan.alignment as usize];
+        let mut done = 0u64;
+        for (tensor, planned) in self.tensors.iter().zip(&plan.tensors) {
+            let n = write_tensor(tensor, w)?;
+            if n != planned.nbytes {
+                return Err(Error::Other(format!(
+                    "{}: tensor '{}' produced {n} bytes, its GGUF info says {}",
+                    path.display(),
+                    tensor.name,
+                    planned.nbytes
+                )));
+            }
+            let padded = pad_to(n, plan.alignment).expect("checked in plan");
+            w.write_all(&zeros[..(padded - n) as usize]).map_err(io)?;
+            done += padded;
+            if let Some(p) = self.progress.as_mut() {
+                p(done, plan.data_len);
+            }
+        }
+        w.flush().map_err(io)?;
+        Ok(plan.header.len() as u64 + done)
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let fail = |msg: String| Err(Error::Other(msg));
+        let mut keys = HashSet::new();
+        for (k, v) in &self.kvs {
+            if !keys.insert(k.as_str()) {
+                return fail(format!("key '{k}' is added twice"));
+            }
+            check_value(k, v)?;
+        }
+        let alignment = match self.alignment_override {
+            Some(a) => a,
+            None => match self.kvs.iter().find(|(k, _)| k == ALIGNMENT_KEY).map(|(_, v)| v) {
+                None => DEFAULT_ALIGNMENT,
+                Some(GgufValue::U32(a)) => *a as u64,
+                Some(other) => return fail(format!("{ALIGNMENT_KEY} must be UINT32, got {}", other.value_type())),
+            },
+        };
+        if !alignment.is_power_of_two() {
+            return fail(format!("alignment {alignment} is not a non-zero power of two"));
+        }
+
+        let mut header = Vec::new();
+        header.extend_from_slice(&GGUF_MAGIC);
+        header.extend_from_slice(&3u32.to_le_bytes());
+        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        for (k, v) in &self.kvs {
+            put_string(&mut header, k);
+            header.extend_from_slice(&v.value_type().id().to_le_bytes());
+            put_value(&mut header, v);
+        }
+
+        let mut names = HashSet::new();
+        let mut tensors = Vec::with_capacity(self.tensors.len());
+        let mut offset = 0u64;
+        for t in &self.tensors {
+            if !names.insert(t.name.as_str()) {
+                return fail(format!("tensor '{}' is added twice", t.name));
+            }
+            if t.name.len() > MAX_NAME_LEN {
+                return fail(format!("tensor name '{}' is {} bytes, ggml allows at most {MAX_NAME_LEN}", t.name, t.name.len()));
+            }
+            let Some(ggml_type) = t.dtype.to_ggml() else {
+                return fail(format!("tensor '{}': {} has no GGUF (ggml) type", t.name, t.dtype));
+            };
+            let ne = self.ne_of(&t.shape);
+            if ne.len() > MAX_DIMS {
+                return fail(format!("tensor '{}' has {} dimensions, GGUF allows at most {MAX_DIMS}", t.name, ne.len()));
+            }
+            if numel(&ne).is_none_or(|n| n > i64::MAX as u64) {
+                return fail(format!("tensor '{}': element count of shape {:?} overflows int64", t.name, t.shape));
+            }
+            let nbytes = t.dtype.nbytes(&t.shape).map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
+            put_string(&mut header, &t.name);
+            header.extend_from_slice(&(ne.len() as u32).to_le_bytes());
+            for d in &ne {
+                header.extend_from_slice(&d.to_le_bytes());
+            }
+            header.extend_from_slice(&ggml_type.id().to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
+            tensors.push(PlannedTensor { ggml_type, ne, offset, nbytes });
+            offset = match pad_to(nbytes, alignment).and_then(|p| offset.checked_add(p)) {
+                Some(o) => o,
+                None => return fail(format!("tensor '{}': data offsets overflow", t.name)),
+            };
+        }
+        let padded = pad_to(header.len() as u64, alignment).expect("header fits in memory") as usize;
+        header.resize(padded, 0);
+        Ok(Plan { header, alignment, tensors, data_len: offset })
+    }
+
+    /// The tensor info's `ne` for a row-major shape under this writer's dims mode.
+    fn ne_of(&self, shape: &[u64]) -> Vec<u64> {
+        let mut ne: Vec<u64> = shape.iter().rev().copied().collect();
+        if self.dims_mode == DimsMode::TrimTrailingOnes {
+            while ne.len() > 1 && ne.last() == Some(&1) {
+                ne.pop();
+            }
+            if ne.is_empty() {
+                ne.push(1);
+            }
+        }
+        ne
+    }
+
+    /// The (ggml type, ne, offset) the header will give each tensor, in order; for tests and
+    /// dry runs.
+    pub fn planned_tensor_infos(&self) -> Result<Vec<crate::header::TensorInfo>> {
+        let plan = self.plan()?;
+        Ok(self
+            .tensors
+            .iter()
+            .zip(plan.tensors)
+            .map(|(t, p)| crate::header::TensorInfo { name: t.name.clone(), ggml_type: p.ggml_type, ne: p.ne, offset: p.offset })
+            .collect())
+    }
+}
+
+/// Array items must all have the array's element type (recursively).
+fn check_value(key: &str, v: &GgufValue) -> Result<()> {
+    if let GgufValue::Array(a) = v {
+        for (i, item) in a.items.iter().enumerate() {
+            if item.value_type() != a.elem_type {
+                return Err(Error::Other(format!(
+                    "key '{key}': item #{i} is {} in an array of {}",
+                    item.value_type(),
+                    a.elem_type
+                )));
+            }
+            check_value(key, item)?;
+        }
+    }
+    Ok(())
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The value payload (without its type tag).
+fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
+    match v {
+        GgufValue::U8(x) => out.push(*x),
+        GgufValue::I8(x) => out.push(*x as u8),
+        GgufValue::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::Bool(b) => out.push(*b as u8),
+        GgufValue::String(s) => put_string(out, s),
+        GgufValue::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::Array(a) => {
+            out.extend_from_slice(&a.elem_type.id().to_le_bytes());
+            out.extend_from_slice(&(a.items.len() as u64).to_le_bytes());
+            // Items of a nested array are arrays, whose payload starts with their own
+            // element type and count, as gguf-py writes them.
+            for item in &a.items {
+                put_value(out, item);
+            }
+        }
+    }
+}
+
+/// The exact bytes a KV value takes in a file: type tag then payload (as in the fixtures'
+/// `le_value_bytes_hex`).
+pub fn encode_value(v: &GgufValue) -> Vec<u8> {
+    let mut out = v.value_type().id().to_le_bytes().to_vec();
+    put_value(&mut out, v);
+    out
+}
