@@ -283,6 +283,154 @@ fn merge_lora(args: &[String]) {
     println!("targets: >= 5x faster, peak RSS < 300 MB");
 }
 
+/// The llama.cpp source tree (with convert_hf_to_gguf.py and a build/bin with llama-quantize),
+/// from --llama-cpp or CKPT_BENCH_LLAMA_CPP.
+fn llama_cpp(args: &[String]) -> Option<PathBuf> {
+    args.iter()
+        .position(|a| a == "--llama-cpp")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CKPT_BENCH_LLAMA_CPP").map(PathBuf::from))
+}
+
+fn sha256_of(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// A 134M-parameter bf16 Llama with a SentencePiece tokenizer, made by transformers (setup).
+fn llama_model_dir(py: &Path) -> PathBuf {
+    let work = std::env::temp_dir().join("ckpt-bench-lora");
+    if !work.join("adapter/adapter_config.json").exists() {
+        let _ = std::fs::remove_dir_all(&work);
+        run(Command::new(py).arg(scripts_dir().join("make_lora_model.py")).arg(&work));
+    }
+    let model = std::env::temp_dir().join("ckpt-bench-gguf").join("bench-llama-134m");
+    if !model.join("tokenizer.model").exists() {
+        let _ = std::fs::remove_dir_all(&model);
+        std::fs::create_dir_all(&model).unwrap();
+        for f in ["config.json", "model.safetensors", "generation_config.json"] {
+            if work.join("base").join(f).exists() {
+                std::fs::copy(work.join("base").join(f), model.join(f)).unwrap();
+            }
+        }
+        let spm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm");
+        for f in ["tokenizer.model", "tokenizer_config.json"] {
+            std::fs::copy(spm.join(f), model.join(f)).expect("tests/fixtures/gguf/tiny-llama-spm tokenizer");
+        }
+    }
+    model
+}
+
+fn hf_to_gguf(args: &[String]) {
+    let (Some(py), Some(llama)) = (reference_python(args), llama_cpp(args)) else {
+        eprintln!("hf-to-gguf needs --python PY (torch, transformers, sentencepiece) and --llama-cpp DIR (its source tree)");
+        std::process::exit(2);
+    };
+    let model = llama_model_dir(&py);
+    let out_dir = model.parent().unwrap().to_path_buf();
+    let (theirs, ours) = (out_dir.join("ref.f16.gguf"), out_dir.join("ckpt.f16.gguf"));
+    let results = compare(
+        &[
+            Contender {
+                label: "convert_hf_to_gguf.py",
+                make: Box::new(|| {
+                    let mut c = Command::new(&py);
+                    c.env("PYTHONPATH", llama.join("gguf-py"))
+                        .arg(llama.join("convert_hf_to_gguf.py"))
+                        .arg(&model)
+                        .args(["--outtype", "f16", "--outfile"])
+                        .arg(&theirs)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null());
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_file(&theirs);
+                }),
+            },
+            Contender {
+                label: "ckpt convert --to gguf",
+                make: Box::new(|| {
+                    let mut c = Command::new(ckpt_bin());
+                    c.args(["convert", "-q", "--force"]).arg(&model).arg(&ours).args(["--to", "gguf", "--outtype", "f16"]);
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_file(&ours);
+                }),
+            },
+        ],
+        3,
+    );
+    let same = sha256_of(&theirs) == sha256_of(&ours);
+    let (py_run, ck) = (&results[0], &results[1]);
+    println!("HF safetensors (134M-parameter bf16 Llama) -> F16 GGUF, median of 3");
+    println!("  convert_hf_to_gguf.py   {:>7.2} s   peak RSS {:>7.1} MB", py_run.secs, py_run.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  ckpt convert            {:>7.2} s   peak RSS {:>7.1} MB   {:.1}x faster",
+        ck.secs,
+        ck.max_rss_kb as f64 / 1024.0,
+        py_run.secs / ck.secs
+    );
+    println!("  outputs byte-identical: {same}");
+    println!("targets: >= 20x faster, peak RSS < 300 MB");
+}
+
+fn quantize(args: &[String]) {
+    let (Some(py), Some(llama)) = (reference_python(args), llama_cpp(args)) else {
+        eprintln!("quantize needs --python PY and --llama-cpp DIR (with build/bin/llama-quantize)");
+        std::process::exit(2);
+    };
+    let model = llama_model_dir(&py);
+    let dir = model.parent().unwrap().to_path_buf();
+    let f16 = dir.join("input.f16.gguf");
+    if !f16.exists() {
+        run(Command::new(ckpt_bin()).args(["convert", "-q"]).arg(&model).arg(&f16).args(["--to", "gguf", "--outtype", "f16"]));
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).to_string();
+    let (theirs, ours) = (dir.join("ref.Q4_K_M.gguf"), dir.join("ckpt.Q4_K_M.gguf"));
+    let results = compare(
+        &[
+            Contender {
+                label: "llama-quantize",
+                make: Box::new(|| {
+                    let mut c = Command::new(llama.join("build/bin/llama-quantize"));
+                    c.arg(&f16).arg(&theirs).args(["Q4_K_M", &threads]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_file(&theirs);
+                }),
+            },
+            Contender {
+                label: "ckpt quantize",
+                make: Box::new(|| {
+                    let mut c = Command::new(ckpt_bin());
+                    c.args(["quantize", "-q", "--force"]).arg(&f16).arg(&ours).args(["Q4_K_M", "--threads", &threads]);
+                    c
+                }),
+                clear: Box::new(|| {
+                    let _ = std::fs::remove_file(&ours);
+                }),
+            },
+        ],
+        3,
+    );
+    let same = sha256_of(&theirs) == sha256_of(&ours);
+    let (lq, ck) = (&results[0], &results[1]);
+    println!("F16 GGUF (134M parameters) -> Q4_K_M, {threads} threads each, median of 3");
+    println!("  llama-quantize   {:>7.2} s   peak RSS {:>7.1} MB", lq.secs, lq.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  ckpt quantize    {:>7.2} s   peak RSS {:>7.1} MB   {:.2}x llama-quantize's time",
+        ck.secs,
+        ck.max_rss_kb as f64 / 1024.0,
+        ck.secs / lq.secs
+    );
+    println!("  outputs byte-identical: {same}");
+    println!("target: <= 0.67x llama-quantize's wall time");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let gb = args
@@ -294,9 +442,11 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("bin-to-safetensors") => bin_to_safetensors(gb),
         Some("merge-lora") => merge_lora(&args),
+        Some("hf-to-gguf") => hf_to_gguf(&args),
+        Some("quantize") => quantize(&args),
         Some("generate") => make_safetensors_model(Path::new(&args[3]), args[2].parse().unwrap()),
         _ => {
-            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT");
+            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR");
             std::process::exit(2);
         }
     }
