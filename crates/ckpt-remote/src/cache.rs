@@ -1,0 +1,144 @@
+//! The huggingface_hub cache layout, so Python tools and ckpt share one cache:
+//!
+//! ```text
+//! <cache>/CACHEDIR.TAG
+//! <cache>/.locks/models--ORG--NAME/<etag>.lock
+//! <cache>/models--ORG--NAME/blobs/<etag>              the bytes (sha256 for LFS, git sha1 otherwise)
+//! <cache>/models--ORG--NAME/blobs/<etag>.incomplete   a download in progress
+//! <cache>/models--ORG--NAME/refs/<revision>           the commit sha, no newline (refs/pr/1 nests)
+//! <cache>/models--ORG--NAME/snapshots/<commit>/<path> relative symlink to ../../blobs/<etag>
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{RemoteError, Result};
+use crate::hub::is_commit_hash;
+use crate::uri::HubUri;
+
+/// huggingface_hub's CACHEDIR.TAG text (https://bford.info/cachedir/).
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by huggingface_hub.\n\
+# For information about cache directory tags, see:\n\
+#\thttps://bford.info/cachedir/\n";
+
+#[derive(Debug, Clone)]
+pub struct RepoCache {
+    pub root: PathBuf,
+    /// `models--ORG--NAME`.
+    pub folder_name: String,
+    pub folder: PathBuf,
+}
+
+impl RepoCache {
+    pub fn new(cache_dir: &Path, uri: &HubUri) -> RepoCache {
+        let folder_name = format!("{}--{}", uri.repo_type.plural(), uri.repo_id.replace('/', "--"));
+        RepoCache { root: cache_dir.to_path_buf(), folder: cache_dir.join(&folder_name), folder_name }
+    }
+
+    pub fn blob_path(&self, etag: &str) -> PathBuf {
+        self.folder.join("blobs").join(etag)
+    }
+    pub fn incomplete_path(&self, etag: &str) -> PathBuf {
+        self.folder.join("blobs").join(format!("{etag}.incomplete"))
+    }
+    pub fn lock_path(&self, etag: &str) -> PathBuf {
+        self.root.join(".locks").join(&self.folder_name).join(format!("{etag}.lock"))
+    }
+    pub fn snapshot_dir(&self, commit: &str) -> PathBuf {
+        self.folder.join("snapshots").join(commit)
+    }
+    pub fn pointer_path(&self, commit: &str, repo_path: &str) -> PathBuf {
+        let mut p = self.snapshot_dir(commit);
+        p.extend(repo_path.split('/'));
+        p
+    }
+    pub fn ref_path(&self, revision: &str) -> PathBuf {
+        let mut p = self.folder.join("refs");
+        p.extend(revision.split('/'));
+        p
+    }
+
+    /// The commit a revision points to according to the cache (a commit sha is its own answer).
+    pub fn cached_commit(&self, revision: &str) -> Option<String> {
+        if is_commit_hash(revision) {
+            return Some(revision.to_string());
+        }
+        let text = fs::read_to_string(self.ref_path(revision)).ok()?;
+        let commit = text.trim().to_string();
+        is_commit_hash(&commit).then_some(commit)
+    }
+
+    /// Records `revision → commit` (not for a revision that is itself the commit), atomically.
+    pub fn write_ref(&self, revision: &str, commit: &str) -> Result<()> {
+        if revision == commit {
+            return Ok(());
+        }
+        let path = self.ref_path(revision);
+        if fs::read_to_string(&path).is_ok_and(|c| c == commit) {
+            return Ok(());
+        }
+        let dir = path.parent().expect("ref path has a parent");
+        fs::create_dir_all(dir).map_err(|e| RemoteError::io(dir, e))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(commit.as_bytes())?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            RemoteError::io(&path, e)
+        })
+    }
+
+    pub fn ensure_layout(&self) -> Result<()> {
+        for d in [self.folder.join("blobs"), self.folder.join("refs"), self.folder.join("snapshots")] {
+            fs::create_dir_all(&d).map_err(|e| RemoteError::io(&d, e))?;
+        }
+        let tag = self.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            // Best effort, as in huggingface_hub: the cache works without it.
+            let _ = fs::write(&tag, CACHEDIR_TAG);
+        }
+        Ok(())
+    }
+
+    /// Points `snapshots/<commit>/<path>` at `blobs/<etag>` with a relative symlink
+    /// (`../../blobs/<etag>`, one more `../` per folder level of `path`).
+    pub fn link(&self, commit: &str, repo_path: &str, etag: &str) -> Result<PathBuf> {
+        let pointer = self.pointer_path(commit, repo_path);
+        let dir = pointer.parent().expect("pointer has a parent").to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| RemoteError::io(&dir, e))?;
+        let depth = repo_path.split('/').count() - 1;
+        let mut target = PathBuf::new();
+        for _ in 0..depth + 2 {
+            target.push("..");
+        }
+        target.push("blobs");
+        target.push(etag);
+        if fs::read_link(&pointer).is_ok_and(|t| t == target) {
+            return Ok(pointer);
+        }
+        // Create next to it and rename over, so a concurrent reader never sees no pointer.
+        let tmp = dir.join(format!(".{}.{}.link", pointer.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        symlink(&target, &tmp).map_err(|e| RemoteError::io(&tmp, e))?;
+        fs::rename(&tmp, &pointer).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            RemoteError::io(&pointer, e)
+        })?;
+        Ok(pointer)
+    }
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(windows)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_file(target, link)
+}

@@ -1,0 +1,478 @@
+//! Header-only inspection of remote checkpoints: a speculative ranged read per file, a second one
+//! only when the header is longer, shard headers fetched concurrently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use ckpt_core::DType;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::{RemoteError, Result};
+use crate::http::{Context, Method, Redirects};
+use crate::hub::{Hub, RepoFile};
+use crate::uri::{HubUri, RemoteLocation};
+
+/// The first read of every file: most safetensors headers (and many GGUF ones) fit.
+pub const SPECULATIVE_READ: u64 = 100_000;
+/// Shard headers fetched at the same time.
+pub const MAX_PARALLEL_HEADERS: usize = 8;
+/// Index files larger than this are refused.
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+/// GGUF headers larger than this are refused (vocabularies of a few MB are common).
+const MAX_GGUF_HEADER: u64 = 512 << 20;
+
+const LFS_POINTER_PREFIX: &[u8] = b"version https://git-lfs";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RemoteTensor {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteFile {
+    /// The path inside the repository, or the URL.
+    pub path: String,
+    pub url: String,
+    /// File size in bytes, when the server told it.
+    pub size: Option<u64>,
+    /// `safetensors`, `gguf` or `pytorch` (header not readable remotely).
+    pub format: String,
+    pub tensors: Vec<RemoteTensor>,
+    pub metadata: BTreeMap<String, String>,
+    /// Why the file has no tensor list (a `.bin` whose pickle cannot be read over HTTP).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteInspection {
+    pub location: String,
+    pub format: String,
+    /// The commit the Hub revision resolved to (Hub locations only).
+    pub commit: Option<String>,
+    pub files: Vec<RemoteFile>,
+    pub metadata: BTreeMap<String, String>,
+    pub notes: Vec<String>,
+    /// HTTP requests sent (redirect hops and retries included).
+    pub requests: u64,
+    /// Response body bytes received.
+    pub bytes_transferred: u64,
+}
+
+impl RemoteInspection {
+    pub fn tensors(&self) -> impl Iterator<Item = &RemoteTensor> {
+        self.files.iter().flat_map(|f| f.tensors.iter())
+    }
+
+    /// Parameters per dtype and in total; a 0-d tensor counts 1 (as huggingface_hub counts).
+    pub fn parameter_counts(&self) -> (BTreeMap<String, u64>, u64) {
+        let mut per = BTreeMap::new();
+        let mut total = 0u64;
+        for t in self.tensors() {
+            let n: u64 = t.shape.iter().product();
+            *per.entry(t.dtype.clone()).or_insert(0) += n;
+            total += n;
+        }
+        (per, total)
+    }
+
+    /// The JSON `ckpt inspect --json` prints for local files (same keys), plus `requests`,
+    /// `bytes_transferred`, `commit` and `notes`.
+    pub fn to_json(&self) -> Value {
+        let (per_dtype, total) = self.parameter_counts();
+        let sharded = self.files.len() > 1;
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|f| {
+                let mut v = json!({
+                    "path": f.path,
+                    "tensors": f.tensors.len(),
+                    "bytes": f.tensors.iter().map(|t| t.bytes).sum::<u64>(),
+                    "file_size": f.size.unwrap_or(0),
+                    "url": f.url,
+                });
+                if let Some(n) = &f.note {
+                    v["note"] = json!(n);
+                }
+                v
+            })
+            .collect();
+        let mut tensors = Vec::new();
+        for f in &self.files {
+            let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            for t in &f.tensors {
+                let mut v = json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes });
+                if sharded {
+                    v["file"] = json!(file_name);
+                }
+                tensors.push(v);
+            }
+        }
+        json!({
+            "format": self.format,
+            "files": files,
+            "tensors": tensors,
+            "parameters": per_dtype,
+            "total_parameters": total,
+            "total_bytes": self.tensors().map(|t| t.bytes).sum::<u64>(),
+            "metadata": self.metadata,
+            "values": {},
+            "location": self.location,
+            "commit": self.commit,
+            "notes": self.notes,
+            "requests": self.requests,
+            "bytes_transferred": self.bytes_transferred,
+        })
+    }
+}
+
+/// Inspects `hf://…` or an http(s) URL with the configuration from the environment.
+pub fn inspect_remote(uri: &str) -> Result<RemoteInspection> {
+    Hub::from_env().inspect(uri)
+}
+
+/// Which reader a file name calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Safetensors,
+    Index,
+    Gguf,
+    Pickle,
+    Unknown,
+}
+
+fn kind_of(path: &str) -> Kind {
+    let name = path.split(['?', '#']).next().unwrap_or(path).rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    if name.ends_with(".index.json") {
+        Kind::Index
+    } else if name.ends_with(".safetensors") {
+        Kind::Safetensors
+    } else if name.ends_with(".gguf") {
+        Kind::Gguf
+    } else if [".bin", ".pt", ".pth", ".ckpt"].iter().any(|e| name.ends_with(e)) {
+        Kind::Pickle
+    } else {
+        Kind::Unknown
+    }
+}
+
+/// One file to read: where it is and what to call it.
+struct Target {
+    display: String,
+    url: String,
+    ctx: Option<Context>,
+}
+
+impl Hub {
+    pub fn inspect(&self, uri: &str) -> Result<RemoteInspection> {
+        let location = RemoteLocation::parse(uri)?;
+        let start_requests = self.client.stats.requests();
+        let start_bytes = self.client.stats.bytes();
+        if self.config().offline {
+            return Err(RemoteError::Usage(format!(
+                "{uri}: HF_HUB_OFFLINE is set; remote inspect needs the network (use `ckpt inspect` on the cached snapshot instead)"
+            )));
+        }
+        let mut inspection = match &location {
+            RemoteLocation::Hub(hub_uri) => self.inspect_hub(hub_uri)?,
+            RemoteLocation::Url(url) => {
+                let target = Target { display: url.clone(), url: url.clone(), ctx: None };
+                let base = url.split(['?', '#']).next().unwrap_or(url);
+                let base_dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(base.len())];
+                self.inspect_targets(kind_of(url), target, &|shard: &str| Target {
+                    display: shard.to_string(),
+                    url: format!("{base_dir}{shard}"),
+                    ctx: None,
+                })?
+            }
+        };
+        inspection.location = location.to_string();
+        inspection.requests = self.client.stats.requests() - start_requests;
+        inspection.bytes_transferred = self.client.stats.bytes() - start_bytes;
+        Ok(inspection)
+    }
+
+    fn inspect_hub(&self, uri: &HubUri) -> Result<RemoteInspection> {
+        let revision = uri.revision_or_main().to_string();
+        let (path, commit) = match uri.path.as_deref().filter(|p| kind_of(p) != Kind::Unknown) {
+            Some(p) => (p.to_string(), None),
+            None => {
+                let info = self.repo_info(uri, &revision)?;
+                let folder = uri.path.clone().unwrap_or_default();
+                let chosen = choose_weights(&info.files, &folder).map_err(|msg| {
+                    RemoteError::Usage(format!("{uri}: {msg}"))
+                })?;
+                (chosen, Some(info.sha))
+            }
+        };
+        // Pin every read to the commit so a branch moving mid-way cannot mix revisions.
+        let pinned = commit.clone().unwrap_or(revision);
+        let target_for = |p: &str| Target {
+            display: p.to_string(),
+            url: self.resolve_url(uri, &pinned, p),
+            ctx: Some(Hub::context(uri, &pinned, p)),
+        };
+        let dir = path.rfind('/').map(|i| &path[..=i]).unwrap_or("").to_string();
+        let mut inspection =
+            self.inspect_targets(kind_of(&path), target_for(&path), &|shard: &str| target_for(&format!("{dir}{shard}")))?;
+        inspection.commit = commit;
+        Ok(inspection)
+    }
+
+    fn inspect_targets(&self, kind: Kind, target: Target, shard_target: &dyn Fn(&str) -> Target) -> Result<RemoteInspection> {
+        let mut inspection = RemoteInspection {
+            location: String::new(),
+            format: "safetensors".into(),
+            commit: None,
+            files: Vec::new(),
+            metadata: BTreeMap::new(),
+            notes: Vec::new(),
+            requests: 0,
+            bytes_transferred: 0,
+        };
+        match kind {
+            Kind::Index => {
+                let (_, body) = self.client.get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
+                if body.starts_with(LFS_POINTER_PREFIX) {
+                    return Err(RemoteError::LfsPointer { what: target.url });
+                }
+                let (shards, weight_map, index_metadata) = parse_index(&body, &target.url)?;
+                let targets: Vec<Target> = shards.iter().map(|s| shard_target(s)).collect();
+                let files = self.read_headers_concurrently(&targets)?;
+                check_against_index(&files, &weight_map, &target.url)?;
+                for f in &files {
+                    for (k, v) in &f.metadata {
+                        inspection.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                for (k, v) in index_metadata {
+                    inspection.metadata.entry(k).or_insert(v);
+                }
+                inspection.format = files.first().map(|f| f.format.clone()).unwrap_or_else(|| "safetensors".into());
+                inspection.files = files;
+            }
+            Kind::Pickle => {
+                let response = self.client.send(Method::Head, &target.url, None, Redirects::Follow, target.ctx.as_ref())?;
+                let size = response.any_header("x-linked-size").and_then(|v| v.trim().parse().ok()).or(response.content_length());
+                let note = format!(
+                    "{} is a pickled PyTorch checkpoint ({}): its tensor list lives in a zip/pickle structure that cannot be read with range requests; download it with `ckpt pull` and inspect the local copy",
+                    target.display,
+                    size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "size unknown".into())
+                );
+                inspection.format = "pytorch".into();
+                inspection.notes.push(note.clone());
+                inspection.files.push(RemoteFile {
+                    path: target.display,
+                    url: target.url,
+                    size,
+                    format: "pytorch".into(),
+                    tensors: Vec::new(),
+                    metadata: BTreeMap::new(),
+                    note: Some(note),
+                });
+            }
+            Kind::Safetensors | Kind::Gguf | Kind::Unknown => {
+                let file = self.read_header(&target)?;
+                inspection.format = file.format.clone();
+                inspection.metadata = file.metadata.clone();
+                inspection.files.push(file);
+            }
+        }
+        Ok(inspection)
+    }
+
+    fn read_headers_concurrently(&self, targets: &[Target]) -> Result<Vec<RemoteFile>> {
+        let results: Mutex<Vec<Option<Result<RemoteFile>>>> = Mutex::new((0..targets.len()).map(|_| None).collect());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = MAX_PARALLEL_HEADERS.min(targets.len()).max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(target) = targets.get(i) else { break };
+                    let r = self.read_header(target);
+                    let failed = r.is_err();
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                    if failed {
+                        // Stop handing out work; the first error is reported.
+                        next.store(targets.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let mut files = Vec::with_capacity(targets.len());
+        for r in results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten() {
+            files.push(r?);
+        }
+        Ok(files)
+    }
+
+    /// Reads one file's header: one speculative range read, a second only when needed.
+    fn read_header(&self, target: &Target) -> Result<RemoteFile> {
+        let first = self.client.read_range(&target.url, 0, SPECULATIVE_READ, target.ctx.as_ref())?;
+        if first.bytes.starts_with(LFS_POINTER_PREFIX) {
+            return Err(RemoteError::LfsPointer { what: target.url.clone() });
+        }
+        if first.bytes.starts_with(b"GGUF") || (kind_of(&target.display) == Kind::Gguf && first.bytes.len() >= 4) {
+            return crate::gguf::read_gguf_header(self, target.display.clone(), first, target.ctx.as_ref());
+        }
+        let path = Path::new(&target.display);
+        let mut bytes = first.bytes;
+        let file_len = first.file_len;
+        if let Some(n) = ckpt_safetensors::header_len_prefix(&bytes, path)? {
+            let need = 8 + n;
+            let have = bytes.len() as u64;
+            let available = file_len.unwrap_or(u64::MAX);
+            if need > have && have < available {
+                let more = need.min(available) - have;
+                let second = self.client.read_range(&first.final_url, have, more, target.ctx.as_ref())?;
+                bytes.extend_from_slice(&second.bytes);
+            }
+        }
+        let header = ckpt_safetensors::parse_header(&bytes, file_len, path)?;
+        let tensors = header
+            .entries
+            .iter()
+            .map(|e| RemoteTensor { name: e.name.clone(), dtype: e.dtype.to_string(), shape: e.shape.clone(), bytes: e.end - e.begin })
+            .collect();
+        Ok(RemoteFile {
+            path: target.display.clone(),
+            url: target.url.clone(),
+            size: file_len,
+            format: "safetensors".into(),
+            tensors,
+            metadata: header.metadata.unwrap_or_default(),
+            note: None,
+        })
+    }
+}
+
+pub(crate) fn tensor_bytes(dtype: &DType, shape: &[u64]) -> u64 {
+    dtype.nbytes(shape).unwrap_or(0)
+}
+
+/// Picks the weights of a repository folder the way a local folder is opened: a safetensors
+/// index, `model.safetensors`, other safetensors files, one GGUF, then pickles.
+pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::Result<String, String> {
+    let prefix = if folder.is_empty() { String::new() } else { format!("{}/", folder.trim_end_matches('/')) };
+    let here: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(prefix.as_str()))
+        .filter(|rest| !rest.contains('/'))
+        .collect();
+    let pick = |name: &str| here.iter().find(|n| **n == name).map(|n| format!("{prefix}{n}"));
+    let sorted = |pred: &dyn Fn(&str) -> bool| {
+        let mut v: Vec<&str> = here.iter().copied().filter(|n| pred(n)).collect();
+        v.sort();
+        v
+    };
+    if let Some(p) = pick("model.safetensors.index.json") {
+        return Ok(p);
+    }
+    if let Some(first) = sorted(&|n| n.ends_with(".safetensors.index.json")).first() {
+        return Ok(format!("{prefix}{first}"));
+    }
+    if let Some(p) = pick("model.safetensors") {
+        return Ok(p);
+    }
+    let st = sorted(&|n| n.ends_with(".safetensors"));
+    match st.len() {
+        0 => {}
+        1 => return Ok(format!("{prefix}{}", st[0])),
+        _ => {
+            return Err(format!(
+                "several safetensors files without an index ({}); name one, e.g. hf://…/{}",
+                st.join(", "),
+                st[0]
+            ))
+        }
+    }
+    let gguf = sorted(&|n| n.ends_with(".gguf"));
+    match gguf.len() {
+        0 => {}
+        1 => return Ok(format!("{prefix}{}", gguf[0])),
+        _ => return Err(format!("several GGUF files ({}); name the one to inspect, e.g. hf://…/{}", gguf.join(", "), gguf[0])),
+    }
+    for name in ["pytorch_model.bin.index.json", "pytorch_model.bin"] {
+        if let Some(p) = pick(name) {
+            return Ok(p);
+        }
+    }
+    let pickles = sorted(&|n| kind_of(n) == Kind::Pickle && n != "training_args.bin");
+    if let Some(first) = pickles.first() {
+        return Ok(format!("{prefix}{first}"));
+    }
+    Err(format!(
+        "no weights found in {} (expected model.safetensors, a *.safetensors.index.json, *.gguf or pytorch_model.bin)",
+        if folder.is_empty() { "the repository root".to_string() } else { format!("folder '{folder}'") }
+    ))
+}
+
+type IndexParts = (Vec<String>, BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// The shard names of an index (sorted, deduplicated), its weight_map and its string metadata.
+fn parse_index(body: &[u8], url: &str) -> Result<IndexParts> {
+    let invalid = |msg: String| RemoteError::InvalidResponse { url: url.to_string(), msg };
+    let json: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("index is not valid JSON: {e}")))?;
+    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| invalid("index has no \"weight_map\" object".into()))?;
+    let mut shards: Vec<String> = Vec::new();
+    let mut weight_map = BTreeMap::new();
+    for (name, file) in map {
+        let file = file.as_str().ok_or_else(|| invalid(format!("weight_map entry '{name}' is not a file name")))?;
+        if file.contains("..") || file.starts_with('/') || file.contains("://") || file.contains('\\') || file.is_empty() {
+            return Err(invalid(format!("weight_map entry '{name}' points outside the folder: '{file}'")));
+        }
+        if !shards.iter().any(|s| s == file) {
+            shards.push(file.to_string());
+        }
+        weight_map.insert(name.clone(), file.to_string());
+    }
+    shards.sort();
+    let mut metadata = BTreeMap::new();
+    if let Some(m) = json.get("metadata").and_then(|m| m.as_object()) {
+        for (k, v) in m {
+            metadata.insert(k.clone(), match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        }
+    }
+    Ok((shards, weight_map, metadata))
+}
+
+/// The same consistency checks as opening a local sharded checkpoint.
+fn check_against_index(files: &[RemoteFile], weight_map: &BTreeMap<String, String>, index_url: &str) -> Result<()> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for f in files {
+        let shard_name = f.path.rsplit('/').next().unwrap_or(&f.path);
+        for t in &f.tensors {
+            if let Some(previous) = seen.insert(&t.name, &f.path) {
+                return Err(RemoteError::InvalidResponse {
+                    url: f.url.clone(),
+                    msg: format!("tensor '{}' appears in both {previous} and {}", t.name, f.path),
+                });
+            }
+            match weight_map.get(&t.name) {
+                Some(listed) if listed.rsplit('/').next() != Some(shard_name) => {
+                    return Err(RemoteError::InvalidResponse {
+                        url: f.url.clone(),
+                        msg: format!("tensor '{}' is in this shard but the index says it is in '{listed}'", t.name),
+                    })
+                }
+                None => {
+                    return Err(RemoteError::InvalidResponse {
+                        url: f.url.clone(),
+                        msg: format!("tensor '{}' is not listed in the index {index_url}", t.name),
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}

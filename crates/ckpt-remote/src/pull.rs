@@ -1,0 +1,575 @@
+//! Downloads into the huggingface_hub cache: metadata HEAD, per-blob lock, `.incomplete` file
+//! resumed with `Range`, checksum verified, then renamed into `blobs/` and linked from the snapshot.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use sha2::Digest;
+
+use crate::cache::RepoCache;
+use crate::error::{RemoteError, Result};
+use crate::http::{io_network, parse_content_range, Context, Method, Redirects};
+use crate::hub::{check_repo_path, is_commit_hash, FileMetadata, Hub, RepoFile};
+use crate::uri::{HubUri, RemoteLocation};
+
+pub const DEFAULT_WORKERS: usize = 8;
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Progress of a pull, reported after every chunk and when a file is complete.
+#[derive(Debug, Clone)]
+pub struct PullProgress<'a> {
+    pub file: &'a str,
+    pub file_bytes: u64,
+    pub file_size: Option<u64>,
+    /// Bytes downloaded so far by this pull, over all files.
+    pub total_bytes: u64,
+    /// Bytes this pull has to download (sizes from the listing; 0 when unknown).
+    pub total_size: u64,
+    pub file_done: bool,
+}
+
+pub type ProgressFn = Arc<dyn Fn(&PullProgress<'_>) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct PullOptions {
+    /// Branch, tag, commit or `refs/pr/N` (default: the revision in the URI, else `main`).
+    pub revision: Option<String>,
+    /// Only files matching one of these globs (fnmatch-like: `*` also matches `/`; a pattern
+    /// ending in `/` means everything under that folder). Empty = all files.
+    pub include: Vec<String>,
+    /// Skip files matching one of these globs.
+    pub exclude: Vec<String>,
+    /// Cache root instead of `$HF_HUB_CACHE` / `$HF_HOME/hub`.
+    pub cache_dir: Option<PathBuf>,
+    /// Parallel downloads (0 = `DEFAULT_WORKERS`).
+    pub workers: usize,
+    pub progress: Option<ProgressFn>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PulledFile {
+    /// Path inside the repository.
+    pub path: String,
+    /// `snapshots/<commit>/<path>`.
+    pub local_path: PathBuf,
+    pub size: u64,
+    /// Bytes downloaded for it by this pull (0 when it was cached).
+    pub downloaded: u64,
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    pub repo: String,
+    pub revision: String,
+    pub commit: String,
+    pub snapshot: PathBuf,
+    pub files: Vec<PulledFile>,
+    pub downloaded_bytes: u64,
+    pub requests: u64,
+    pub bytes_transferred: u64,
+}
+
+/// Pulls `repo` (`ORG/NAME` or `hf://ORG/NAME[@REV]`) with the configuration from the environment.
+pub fn pull(repo: &str, opts: &PullOptions) -> Result<PullReport> {
+    Hub::from_env().pull(repo, opts)
+}
+
+/// The local path for an `hf://` URI (a file's snapshot path, or a folder's / repository's
+/// snapshot folder), downloading what is missing; with HF_HUB_OFFLINE=1 only the cache is used.
+pub fn resolve_to_local(uri: &str) -> Result<PathBuf> {
+    Hub::from_env().resolve_to_local(uri)
+}
+
+/// Extensions of weight files: when a repository has safetensors weights, resolving it as a
+/// whole skips the other formats (a repository often carries the same weights 3 times).
+const ALTERNATE_WEIGHT_EXTS: &[&str] =
+    &[".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".onnx_data", ".ot", ".tflite", ".gguf", ".mlmodel", ".pb"];
+
+fn parse_repo(repo: &str) -> Result<HubUri> {
+    let uri = if repo.starts_with("hf://") { repo.to_string() } else { format!("hf://{repo}") };
+    match RemoteLocation::parse(&uri)? {
+        RemoteLocation::Hub(h) => Ok(h),
+        RemoteLocation::Url(u) => Err(RemoteError::Usage(format!("{u}: pull needs a Hub repository (ORG/NAME or hf://ORG/NAME)"))),
+    }
+}
+
+fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let p = if p.ends_with('/') { format!("{p}*") } else { p.clone() };
+        let glob = GlobBuilder::new(&p)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| RemoteError::Usage(format!("invalid file pattern '{p}': {e}")))?;
+        builder.add(glob);
+    }
+    builder.build().map(Some).map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
+}
+
+struct Filter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+impl Filter {
+    fn new(opts: &PullOptions) -> Result<Filter> {
+        Ok(Filter { include: build_globs(&opts.include)?, exclude: build_globs(&opts.exclude)? })
+    }
+    fn accepts(&self, path: &str) -> bool {
+        self.include.as_ref().is_none_or(|g| g.is_match(path)) && !self.exclude.as_ref().is_some_and(|g| g.is_match(path))
+    }
+}
+
+/// Shared progress accounting of one pull.
+struct Progress {
+    callback: Option<ProgressFn>,
+    total_bytes: AtomicU64,
+    total_size: u64,
+}
+
+impl Hub {
+    fn cache_for(&self, uri: &HubUri, cache_dir: Option<&Path>) -> RepoCache {
+        RepoCache::new(cache_dir.unwrap_or(&self.config().cache_dir), uri)
+    }
+
+    pub fn pull(&self, repo: &str, opts: &PullOptions) -> Result<PullReport> {
+        let mut uri = parse_repo(repo)?;
+        if let Some(rev) = &opts.revision {
+            uri.revision = Some(rev.clone());
+        }
+        if let Some(p) = uri.path.take() {
+            return Err(RemoteError::Usage(format!("pull takes a repository, not a file ('{p}'); use --include '{p}'")));
+        }
+        self.pull_filtered(&uri, opts, &Filter::new(opts)?)
+    }
+
+    fn pull_filtered(&self, uri: &HubUri, opts: &PullOptions, filter: &Filter) -> Result<PullReport> {
+        let start_requests = self.client.stats.requests();
+        let start_bytes = self.client.stats.bytes();
+        let revision = uri.revision_or_main().to_string();
+        let cache = self.cache_for(uri, opts.cache_dir.as_deref());
+        if self.config().offline {
+            return self.pull_from_cache(uri, &cache, &revision, filter);
+        }
+        let info = match self.repo_info(uri, &revision) {
+            Ok(info) => info,
+            Err(e) if e.is_connection_failure() && cache.cached_commit(&revision).is_some() => {
+                return self.pull_from_cache(uri, &cache, &revision, filter).map_err(|_| e);
+            }
+            Err(e) => return Err(e),
+        };
+        let commit = info.sha.clone();
+        let wanted: Vec<RepoFile> = info.files.into_iter().filter(|f| filter.accepts(&f.path)).collect();
+        cache.ensure_layout()?;
+        cache.write_ref(&revision, &commit)?;
+        let progress = Progress {
+            callback: opts.progress.clone(),
+            total_bytes: AtomicU64::new(0),
+            total_size: wanted.iter().filter_map(|f| f.size).sum(),
+        };
+
+        let results: Mutex<Vec<Option<Result<PulledFile>>>> = Mutex::new((0..wanted.len()).map(|_| None).collect());
+        let next = AtomicUsize::new(0);
+        let workers = if opts.workers == 0 { DEFAULT_WORKERS } else { opts.workers }.min(wanted.len()).max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(file) = wanted.get(i) else { break };
+                    let r = self.ensure_file(uri, &cache, &commit, &file.path, None, &progress);
+                    let failed = r.is_err();
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                    if failed {
+                        next.store(wanted.len(), Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let mut files = Vec::with_capacity(wanted.len());
+        for r in results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten() {
+            files.push(r?);
+        }
+        Ok(PullReport {
+            repo: uri.repo_id.clone(),
+            revision,
+            snapshot: cache.snapshot_dir(&commit),
+            commit,
+            downloaded_bytes: files.iter().map(|f| f.downloaded).sum(),
+            files,
+            requests: self.client.stats.requests() - start_requests,
+            bytes_transferred: self.client.stats.bytes() - start_bytes,
+        })
+    }
+
+    fn pull_from_cache(&self, uri: &HubUri, cache: &RepoCache, revision: &str, filter: &Filter) -> Result<PullReport> {
+        let not_cached = || RemoteError::NotCached { what: format!("{uri} (revision '{revision}')"), cache: cache.folder.clone() };
+        let commit = cache.cached_commit(revision).ok_or_else(not_cached)?;
+        let snapshot = cache.snapshot_dir(&commit);
+        if !snapshot.is_dir() {
+            return Err(not_cached());
+        }
+        let mut files = Vec::new();
+        walk_snapshot(&snapshot, "", &mut |path, local| {
+            if filter.accepts(path) {
+                let size = fs::metadata(local).map(|m| m.len()).unwrap_or(0);
+                files.push(PulledFile { path: path.to_string(), local_path: local.to_path_buf(), size, downloaded: 0, cached: true });
+            }
+        })?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(PullReport {
+            repo: uri.repo_id.clone(),
+            revision: revision.to_string(),
+            commit,
+            snapshot,
+            files,
+            downloaded_bytes: 0,
+            requests: 0,
+            bytes_transferred: 0,
+        })
+    }
+
+    /// `hf_hub_download`: the snapshot path of one file, downloading it when missing.
+    pub fn download_file(&self, uri: &HubUri, path: &str, cache_dir: Option<&Path>) -> Result<PathBuf> {
+        check_repo_path(path).map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
+        let revision = uri.revision_or_main().to_string();
+        let cache = self.cache_for(uri, cache_dir);
+        let cached_pointer = || {
+            cache.cached_commit(&revision).map(|c| cache.pointer_path(&c, path)).filter(|p| p.exists())
+        };
+        if is_commit_hash(&revision) {
+            if let Some(p) = cached_pointer() {
+                return Ok(p);
+            }
+        }
+        if self.config().offline {
+            return cached_pointer().ok_or_else(|| RemoteError::NotCached {
+                what: format!("{} (revision '{revision}')", uri.with_path(path)),
+                cache: cache.folder.clone(),
+            });
+        }
+        let meta = match self.file_metadata(uri, &revision, path) {
+            Ok(m) => m,
+            Err(e) if e.is_connection_failure() => return cached_pointer().ok_or(e),
+            Err(e) => return Err(e),
+        };
+        cache.ensure_layout()?;
+        cache.write_ref(&revision, &meta.commit)?;
+        let progress = Progress { callback: None, total_bytes: AtomicU64::new(0), total_size: meta.size.unwrap_or(0) };
+        let commit = meta.commit.clone();
+        self.ensure_file(uri, &cache, &commit, path, Some(meta), &progress).map(|f| f.local_path)
+    }
+
+    /// Resolves an `hf://` URI to a local path (see [`resolve_to_local`]).
+    pub fn resolve_to_local(&self, uri: &str) -> Result<PathBuf> {
+        let uri = match RemoteLocation::parse(uri)? {
+            RemoteLocation::Hub(h) => h,
+            RemoteLocation::Url(u) => {
+                return Err(RemoteError::Usage(format!("{u}: only hf:// locations can be resolved to the local cache")))
+            }
+        };
+        match uri.path.clone() {
+            Some(path) => match self.download_file(&uri, &path, None) {
+                Ok(p) => Ok(p),
+                Err(RemoteError::EntryNotFound { .. }) | Err(RemoteError::NotCached { .. }) => {
+                    // Not a file: maybe a folder.
+                    let opts = PullOptions { include: vec![format!("{path}/")], ..Default::default() };
+                    let report = self.pull_filtered(&HubUri { path: None, ..uri.clone() }, &opts, &Filter::new(&opts)?)?;
+                    let dir = report.snapshot.join(&path);
+                    if report.files.is_empty() || !dir.is_dir() {
+                        return Err(RemoteError::EntryNotFound {
+                            repo: uri.repo_id.clone(),
+                            revision: uri.revision_or_main().to_string(),
+                            path,
+                            url: self.resolve_url(&uri, uri.revision_or_main(), ""),
+                        });
+                    }
+                    Ok(dir)
+                }
+                Err(e) => Err(e),
+            },
+            None => {
+                let revision = uri.revision_or_main().to_string();
+                let cache = self.cache_for(&uri, None);
+                if self.config().offline {
+                    return self.pull_from_cache(&uri, &cache, &revision, &Filter { include: None, exclude: None }).map(|r| r.snapshot);
+                }
+                let info = self.repo_info(&uri, &revision)?;
+                let exclude = default_excludes(&info.files).map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
+                let opts = PullOptions { revision: Some(info.sha.clone()), exclude, ..Default::default() };
+                let pinned = HubUri { revision: Some(info.sha.clone()), ..uri.clone() };
+                let report = self.pull_filtered(&pinned, &opts, &Filter::new(&opts)?)?;
+                cache.write_ref(&revision, &report.commit)?;
+                Ok(report.snapshot)
+            }
+        }
+    }
+
+    /// Makes `snapshots/<commit>/<path>` exist: nothing when it does, a link when the blob is
+    /// there, a download otherwise.
+    fn ensure_file(
+        &self,
+        uri: &HubUri,
+        cache: &RepoCache,
+        commit: &str,
+        path: &str,
+        meta: Option<FileMetadata>,
+        progress: &Progress,
+    ) -> Result<PulledFile> {
+        check_repo_path(path).map_err(|msg| RemoteError::InvalidResponse { url: self.resolve_url(uri, commit, ""), msg })?;
+        let pointer = cache.pointer_path(commit, path);
+        if meta.is_none() && pointer.exists() {
+            let size = fs::metadata(&pointer).map(|m| m.len()).unwrap_or(0);
+            return Ok(PulledFile { path: path.to_string(), local_path: pointer, size, downloaded: 0, cached: true });
+        }
+        let meta = match meta {
+            Some(m) => m,
+            None => self.file_metadata(uri, commit, path)?,
+        };
+        let blob = cache.blob_path(&meta.etag);
+        let mut downloaded = 0;
+        if !blob.exists() {
+            let lock_path = cache.lock_path(&meta.etag);
+            if let Some(dir) = lock_path.parent() {
+                fs::create_dir_all(dir).map_err(|e| RemoteError::io(dir, e))?;
+            }
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| RemoteError::io(&lock_path, e))?;
+            fs4::FileExt::lock(&lock).map_err(|e| RemoteError::io(&lock_path, e))?;
+            // Another process may have finished it while we waited for the lock.
+            if !blob.exists() {
+                let url = self.resolve_url(uri, commit, path);
+                let ctx = Hub::context(uri, commit, path);
+                downloaded = self.download_blob(&url, &ctx, &meta, cache, path, progress)?;
+            }
+            drop(lock);
+        }
+        let local_path = cache.link(&meta.commit, path, &meta.etag)?;
+        let size = fs::metadata(&blob).map(|m| m.len()).map_err(|e| RemoteError::io(&blob, e))?;
+        if downloaded == 0 {
+            report(progress, path, size, Some(size), true, 0);
+        }
+        Ok(PulledFile { path: path.to_string(), local_path, size, downloaded, cached: downloaded == 0 })
+    }
+
+    /// Downloads into `blobs/<etag>.incomplete` (resuming what is there), verifies, renames.
+    /// Returns the bytes received.
+    fn download_blob(&self, url: &str, ctx: &Context, meta: &FileMetadata, cache: &RepoCache, path: &str, progress: &Progress) -> Result<u64> {
+        let incomplete = cache.incomplete_path(&meta.etag);
+        let blob = cache.blob_path(&meta.etag);
+        let mut received = 0u64;
+        let mut attempt = 0;
+        loop {
+            match self.download_attempt(url, ctx, meta.size, &incomplete, path, progress, &mut received) {
+                Ok(()) => break,
+                Err(e) if e.is_transient() && attempt < self.config().max_retries => {
+                    std::thread::sleep(self.client.backoff(attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Err(e) = verify_blob(&incomplete, &meta.etag, meta.size, url) {
+            let _ = fs::remove_file(&incomplete);
+            return Err(e);
+        }
+        fs::rename(&incomplete, &blob).map_err(|e| RemoteError::io(&blob, e))?;
+        let size = fs::metadata(&blob).map(|m| m.len()).unwrap_or(0);
+        report(progress, path, size, meta.size, true, 0);
+        Ok(received)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn download_attempt(
+        &self,
+        url: &str,
+        ctx: &Context,
+        size: Option<u64>,
+        incomplete: &Path,
+        path: &str,
+        progress: &Progress,
+        received: &mut u64,
+    ) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(incomplete)
+            .map_err(|e| RemoteError::io(incomplete, e))?;
+        let mut have = file.metadata().map_err(|e| RemoteError::io(incomplete, e))?.len();
+        if size.is_some_and(|s| have > s) {
+            file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
+            have = 0;
+        }
+        if size.is_some_and(|s| s == have && s > 0) {
+            return Ok(());
+        }
+        let range = (have > 0).then_some((have, None));
+        let response = match self.client.send(Method::Get, url, range, Redirects::Follow, Some(ctx)) {
+            // The partial file already holds everything.
+            Err(RemoteError::Http { status: 416, .. }) if have > 0 => return Ok(()),
+            other => other?,
+        };
+        let final_url = response.url.clone();
+        let expected_body = response.content_length();
+        match response.status {
+            206 => {
+                let cr = response.header("content-range").unwrap_or("");
+                if parse_content_range(cr).map(|(start, _, _)| start) != Some(have) {
+                    // A wrong range would corrupt the file: start over.
+                    file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
+                    return Err(RemoteError::Network {
+                        url: final_url,
+                        msg: format!("asked to resume at byte {have} but got Content-Range '{cr}'; restarting"),
+                    });
+                }
+            }
+            200 => {
+                // Range ignored (or not asked): the whole file follows.
+                file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
+                have = 0;
+            }
+            other => {
+                return Err(RemoteError::InvalidResponse { url: final_url, msg: format!("unexpected HTTP {other} for a download") });
+            }
+        }
+        file.seek(SeekFrom::Start(have)).map_err(|e| RemoteError::io(incomplete, e))?;
+        let mut reader = response.into_reader();
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut body_bytes = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_network(&final_url, e)),
+            };
+            file.write_all(&buf[..n]).map_err(|e| RemoteError::io(incomplete, e))?;
+            body_bytes += n as u64;
+            *received += n as u64;
+            report(progress, path, have + body_bytes, size, false, n as u64);
+        }
+        file.flush().map_err(|e| RemoteError::io(incomplete, e))?;
+        let total = have + body_bytes;
+        if let Some(expected) = expected_body {
+            if body_bytes < expected {
+                return Err(RemoteError::Truncated { url: final_url, expected: have + expected, got: total });
+            }
+        }
+        if let Some(s) = size {
+            if total < s {
+                return Err(RemoteError::Truncated { url: final_url, expected: s, got: total });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn report(progress: &Progress, file: &str, file_bytes: u64, file_size: Option<u64>, file_done: bool, new_bytes: u64) {
+    let total = progress.total_bytes.fetch_add(new_bytes, Ordering::Relaxed) + new_bytes;
+    if let Some(cb) = &progress.callback {
+        cb(&PullProgress { file, file_bytes, file_size, total_bytes: total, total_size: progress.total_size, file_done });
+    }
+}
+
+/// Checks size and content: sha256 for a 64-hex etag (LFS), git blob sha1 for a 40-hex one.
+fn verify_blob(path: &Path, etag: &str, size: Option<u64>, url: &str) -> Result<()> {
+    let len = fs::metadata(path).map_err(|e| RemoteError::io(path, e))?.len();
+    if let Some(s) = size {
+        if len != s {
+            return Err(RemoteError::Truncated { url: url.to_string(), expected: s, got: len });
+        }
+    }
+    let is_hex = etag.bytes().all(|b| b.is_ascii_hexdigit());
+    let (algorithm, actual) = match etag.len() {
+        64 if is_hex => ("sha256", hash_file(path, sha2::Sha256::new(), None)?),
+        40 if is_hex => ("git-sha1", hash_file(path, sha1::Sha1::new(), Some(len))?),
+        _ => return Ok(()),
+    };
+    if !actual.eq_ignore_ascii_case(etag) {
+        return Err(RemoteError::ChecksumMismatch { url: url.to_string(), algorithm, expected: etag.to_string(), actual });
+    }
+    Ok(())
+}
+
+fn hash_file<D: Digest>(path: &Path, mut hasher: D, git_blob_len: Option<u64>) -> Result<String> {
+    if let Some(len) = git_blob_len {
+        hasher.update(format!("blob {len}\0").as_bytes());
+    }
+    let mut f = File::open(path).map_err(|e| RemoteError::io(path, e))?;
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| RemoteError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn walk_snapshot(dir: &Path, prefix: &str, f: &mut dyn FnMut(&str, &Path)) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir).map_err(|e| RemoteError::io(dir, e))?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().to_string();
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let p = e.path();
+        if p.is_dir() {
+            walk_snapshot(&p, &rel, f)?;
+        } else if p.exists() {
+            f(&rel, &p);
+        }
+    }
+    Ok(())
+}
+
+/// Which files resolving a whole repository skips: other weight formats when safetensors exist.
+fn default_excludes(files: &[RepoFile]) -> std::result::Result<Vec<String>, String> {
+    let has_safetensors = files.iter().any(|f| f.path.ends_with(".safetensors"));
+    if has_safetensors {
+        return Ok(ALTERNATE_WEIGHT_EXTS.iter().map(|e| format!("*{e}")).collect());
+    }
+    let ggufs: Vec<&str> = files.iter().map(|f| f.path.as_str()).filter(|p| p.ends_with(".gguf")).collect();
+    if ggufs.len() > 1 {
+        return Err(format!("the repository holds several GGUF files ({}); name one: hf://…/{}", ggufs.join(", "), ggufs[0]));
+    }
+    Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_follow_fnmatch() {
+        let opts = PullOptions { include: vec!["*.json".into(), "sub/".into()], exclude: vec!["*secret*".into()], ..Default::default() };
+        let f = Filter::new(&opts).unwrap();
+        assert!(f.accepts("config.json"));
+        assert!(f.accepts("a/b/config.json"), "* matches / like fnmatch");
+        assert!(f.accepts("sub/x.bin"));
+        assert!(!f.accepts("model.safetensors"));
+        assert!(!f.accepts("secret.json"));
+    }
+
+    #[test]
+    fn git_blob_sha1_matches_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"hello\n").unwrap();
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(hash_file(&p, sha1::Sha1::new(), Some(6)).unwrap(), "ce013625030ba8dba906f756967f9e9ca394464a");
+    }
+}

@@ -1,0 +1,274 @@
+//! `hf://` URIs and plain http(s) URLs.
+//!
+//! Grammar: `hf://[datasets/|spaces/|models/]ORG/NAME[@REVISION][/PATH]`.
+//!
+//! The revision ends at the next `/`, with one exception: a revision starting with `refs/` spans
+//! exactly three segments (`refs/pr/1`, `refs/convert/parquet`, `refs/heads/main`), because that is
+//! how the Hub names pull requests and special refs. Any other revision that contains a `/` (a
+//! branch named `feature/x`) is written percent-encoded: `@feature%2Fx`. The revision is
+//! percent-decoded; the path is taken literally. So
+//! `hf://org/name@refs/pr/1/sub/model.safetensors` is revision `refs/pr/1`, path
+//! `sub/model.safetensors`.
+
+use std::fmt;
+
+use crate::error::{RemoteError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RepoType {
+    Model,
+    Dataset,
+    Space,
+}
+
+impl RepoType {
+    /// The prefix in resolve URLs (`datasets/`…; empty for models).
+    pub fn url_prefix(self) -> &'static str {
+        match self {
+            RepoType::Model => "",
+            RepoType::Dataset => "datasets/",
+            RepoType::Space => "spaces/",
+        }
+    }
+    /// The plural used by the API routes and the cache folder names.
+    pub fn plural(self) -> &'static str {
+        match self {
+            RepoType::Model => "models",
+            RepoType::Dataset => "datasets",
+            RepoType::Space => "spaces",
+        }
+    }
+}
+
+/// A location on the Hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubUri {
+    pub repo_type: RepoType,
+    /// `ORG/NAME`.
+    pub repo_id: String,
+    /// A branch, tag, commit sha or `refs/pr/N`; `None` means the default branch (`main`).
+    pub revision: Option<String>,
+    /// A file or folder inside the repository, `/`-separated, without leading or trailing `/`.
+    pub path: Option<String>,
+}
+
+impl HubUri {
+    pub fn new(repo_id: &str) -> Result<HubUri> {
+        parse_hub(&format!("hf://{repo_id}"))
+    }
+    pub fn revision_or_main(&self) -> &str {
+        self.revision.as_deref().unwrap_or("main")
+    }
+    pub fn with_path(&self, path: &str) -> HubUri {
+        HubUri { path: Some(path.to_string()), ..self.clone() }
+    }
+}
+
+impl fmt::Display for HubUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hf://")?;
+        if self.repo_type != RepoType::Model {
+            write!(f, "{}/", self.repo_type.plural())?;
+        }
+        write!(f, "{}", self.repo_id)?;
+        if let Some(rev) = &self.revision {
+            if rev.starts_with("refs/") && rev.split('/').count() == 3 {
+                write!(f, "@{rev}")?;
+            } else {
+                write!(f, "@{}", percent_encode(rev, false))?;
+            }
+        }
+        if let Some(p) = &self.path {
+            write!(f, "/{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Anything `inspect`/`pull` accept as remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteLocation {
+    Hub(HubUri),
+    /// A plain `http://` or `https://` URL of one file.
+    Url(String),
+}
+
+impl RemoteLocation {
+    pub fn parse(s: &str) -> Result<RemoteLocation> {
+        if s.starts_with("hf://") {
+            return parse_hub(s).map(RemoteLocation::Hub);
+        }
+        if s.starts_with("https://") || s.starts_with("http://") {
+            let rest = s.split_once("://").map(|(_, r)| r).unwrap_or("");
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(bad(s, "the URL has no host"));
+            }
+            return Ok(RemoteLocation::Url(s.to_string()));
+        }
+        Err(bad(s, "expected hf://ORG/NAME[@REVISION][/PATH] or an http(s):// URL"))
+    }
+}
+
+impl fmt::Display for RemoteLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteLocation::Hub(h) => h.fmt(f),
+            RemoteLocation::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// True when `s` names something remote (`hf://`, `http://`, `https://`): the CLI's test for
+/// whether to call into this crate.
+pub fn is_remote(s: &str) -> bool {
+    s.starts_with("hf://") || s.starts_with("https://") || s.starts_with("http://")
+}
+
+fn bad(uri: &str, msg: impl Into<String>) -> RemoteError {
+    RemoteError::BadUri { uri: uri.to_string(), msg: msg.into() }
+}
+
+fn parse_hub(uri: &str) -> Result<HubUri> {
+    let rest = uri.strip_prefix("hf://").ok_or_else(|| bad(uri, "missing hf:// prefix"))?;
+    let (repo_type, rest) = match rest.split_once('/') {
+        Some(("datasets", r)) => (RepoType::Dataset, r),
+        Some(("spaces", r)) => (RepoType::Space, r),
+        Some(("models", r)) => (RepoType::Model, r),
+        _ => (RepoType::Model, rest),
+    };
+    let (org, rest) = rest
+        .split_once('/')
+        .ok_or_else(|| bad(uri, "expected ORG/NAME after hf:// (a repository id has two parts)"))?;
+    let (name_part, mut rest) = match rest.split_once('/') {
+        Some((n, r)) => (n, Some(r)),
+        None => (rest, None),
+    };
+    let (name, revision) = match name_part.split_once('@') {
+        Some((name, rev_start)) => {
+            let mut rev = rev_start.to_string();
+            if rev_start == "refs" {
+                // `refs/<kind>/<name>`: take two more segments from the remainder.
+                let r = rest.unwrap_or("");
+                let mut parts = r.splitn(3, '/');
+                let (kind, refname) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                if kind.is_empty() || refname.is_empty() {
+                    return Err(bad(uri, "a revision starting with refs/ must have the form refs/KIND/NAME (e.g. refs/pr/1)"));
+                }
+                rev = format!("refs/{kind}/{refname}");
+                rest = parts.next();
+            }
+            (name, Some(percent_decode(&rev).ok_or_else(|| bad(uri, "invalid %-escape in the revision"))?))
+        }
+        None => (name_part, None),
+    };
+    for (what, part) in [("organization", org), ("repository name", name)] {
+        if part.is_empty() {
+            return Err(bad(uri, format!("empty {what}")));
+        }
+        if !part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || part.starts_with('.') {
+            return Err(bad(uri, format!("invalid {what} '{part}' (letters, digits, '-', '_' and '.' only)")));
+        }
+    }
+    if revision.as_deref() == Some("") {
+        return Err(bad(uri, "empty revision after '@'"));
+    }
+    let path = match rest.map(|r| r.trim_end_matches('/')) {
+        None | Some("") => None,
+        Some(p) => {
+            if p.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") || p.contains('\\') {
+                return Err(bad(uri, format!("invalid path '{p}' (empty, '.' or '..' segments are not allowed)")));
+            }
+            Some(p.to_string())
+        }
+    };
+    Ok(HubUri { repo_type, repo_id: format!("{org}/{name}"), revision, path })
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters (and `/` when `keep_slash`).
+pub(crate) fn percent_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(s: &str) -> HubUri {
+        match RemoteLocation::parse(s).unwrap() {
+            RemoteLocation::Hub(h) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_repo_revision_and_path() {
+        let h = hub("hf://org/name");
+        assert_eq!((h.repo_id.as_str(), h.revision.as_deref(), h.path.as_deref()), ("org/name", None, None));
+        let h = hub("hf://org/name@v1.0/sub/dir/model.safetensors");
+        assert_eq!(h.revision.as_deref(), Some("v1.0"));
+        assert_eq!(h.path.as_deref(), Some("sub/dir/model.safetensors"));
+        let h = hub("hf://org/name/model.gguf");
+        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (None, Some("model.gguf")));
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(hub(&format!("hf://org/name@{sha}")).revision.as_deref(), Some(sha));
+    }
+
+    #[test]
+    fn refs_revisions_span_three_segments() {
+        let h = hub("hf://org/name@refs/pr/1");
+        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (Some("refs/pr/1"), None));
+        let h = hub("hf://org/name@refs/pr/12/a/b.safetensors");
+        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (Some("refs/pr/12"), Some("a/b.safetensors")));
+        let h = hub("hf://datasets/org/name@refs/convert/parquet/x.parquet");
+        assert_eq!(h.repo_type, RepoType::Dataset);
+        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (Some("refs/convert/parquet"), Some("x.parquet")));
+        let h = hub("hf://org/name@feature%2Fx/model.safetensors");
+        assert_eq!(h.revision.as_deref(), Some("feature/x"));
+        assert_eq!(h.to_string(), "hf://org/name@feature%2Fx/model.safetensors");
+        assert_eq!(hub("hf://org/name@refs/pr/3/f").to_string(), "hf://org/name@refs/pr/3/f");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for s in [
+            "hf://name",
+            "hf://org/",
+            "hf://org/na me",
+            "hf://org/name@",
+            "hf://org/name@refs/pr",
+            "hf://org/name/../x",
+            "hf://org/name/a//b",
+            "ftp://x",
+            "https://",
+            "hf://org/name@bad%zz",
+        ] {
+            assert!(RemoteLocation::parse(s).is_err(), "{s} should be rejected");
+        }
+        assert_eq!(RemoteLocation::parse("https://h/x.safetensors").unwrap(), RemoteLocation::Url("https://h/x.safetensors".into()));
+    }
+}
