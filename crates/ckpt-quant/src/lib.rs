@@ -1,1 +1,135 @@
-//! ggml quantization types: one table of kernels, bit-exact with ggml's reference algorithms, and llama-quantize's per-tensor type choice
+//! ggml quantization types: one table of kernels, bit-exact with ggml's reference algorithms
+//! (x86-64 build of llama.cpp 0c1e57098), and llama-quantize's per-tensor type choice.
+//!
+//! Every kernel works on whole blocks; rows are independent, so [`quantize`] and [`dequantize`]
+//! split the work by rows over rayon without changing a single output byte.
+
+pub mod float;
+pub mod iq;
+pub mod k_quants;
+pub mod legacy;
+
+use ckpt_core::{Error, GgmlType, Result};
+use rayon::prelude::*;
+
+/// Quantizes whole blocks of f32 into `dst` (exactly `len / block_size * type_size` bytes).
+pub type QuantizeRowFn = fn(src: &[f32], dst: &mut [u8]);
+/// Like [`QuantizeRowFn`] for one whole row, guided by that row's importance weights.
+pub type QuantizeRowWeightedFn = fn(src: &[f32], dst: &mut [u8], importance: &[f32]);
+/// Expands whole blocks back to f32.
+pub type DequantizeRowFn = fn(src: &[u8], dst: &mut [f32]);
+
+/// What ckpt can do with one ggml type.
+pub struct QuantKernels {
+    pub ty: GgmlType,
+    /// None for types ckpt can read but not produce (Q8_K, IQ4_*).
+    pub quantize_row: Option<QuantizeRowFn>,
+    /// The imatrix variant; None where ggml ignores the imatrix or ckpt lacks the variant.
+    pub quantize_row_weighted: Option<QuantizeRowWeightedFn>,
+    pub dequantize_row: DequantizeRowFn,
+}
+
+macro_rules! kernels {
+    ($ty:ident, $q:expr, $dq:expr) => {
+        QuantKernels { ty: GgmlType::$ty, quantize_row: $q, quantize_row_weighted: None, dequantize_row: $dq }
+    };
+}
+
+static KERNELS: &[QuantKernels] = &[
+    kernels!(F32, Some(float::quantize_row_f32), float::dequantize_row_f32),
+    kernels!(F16, Some(float::quantize_row_f16), float::dequantize_row_f16),
+    kernels!(BF16, Some(float::quantize_row_bf16), float::dequantize_row_bf16),
+    kernels!(Q4_0, Some(legacy::quantize_row_q4_0), legacy::dequantize_row_q4_0),
+    kernels!(Q4_1, Some(legacy::quantize_row_q4_1), legacy::dequantize_row_q4_1),
+    kernels!(Q5_0, Some(legacy::quantize_row_q5_0), legacy::dequantize_row_q5_0),
+    kernels!(Q5_1, Some(legacy::quantize_row_q5_1), legacy::dequantize_row_q5_1),
+    kernels!(Q8_0, Some(legacy::quantize_row_q8_0), legacy::dequantize_row_q8_0),
+    kernels!(Q2_K, Some(k_quants::quantize_row_q2_k), k_quants::dequantize_row_q2_k),
+    kernels!(Q3_K, Some(k_quants::quantize_row_q3_k), k_quants::dequantize_row_q3_k),
+    kernels!(Q4_K, Some(k_quants::quantize_row_q4_k), k_quants::dequantize_row_q4_k),
+    kernels!(Q5_K, Some(k_quants::quantize_row_q5_k), k_quants::dequantize_row_q5_k),
+    kernels!(Q6_K, Some(k_quants::quantize_row_q6_k), k_quants::dequantize_row_q6_k),
+    kernels!(Q8_K, None, k_quants::dequantize_row_q8_k),
+    kernels!(IQ4_NL, None, iq::dequantize_row_iq4_nl),
+    kernels!(IQ4_XS, None, iq::dequantize_row_iq4_xs),
+];
+
+/// The kernels of `t`, or None when ckpt can neither read nor write that type.
+pub fn kernels(t: GgmlType) -> Option<&'static QuantKernels> {
+    KERNELS.iter().find(|k| k.ty == t)
+}
+
+/// Types ckpt can quantize f32 data into.
+pub fn quantizable_types() -> impl Iterator<Item = GgmlType> {
+    KERNELS.iter().filter(|k| k.quantize_row.is_some()).map(|k| k.ty)
+}
+
+/// Rows handed to one rayon task: enough work (~64K elements) to amortise scheduling.
+fn rows_per_task(n_per_row: usize) -> usize {
+    (65536 / n_per_row.max(1)).max(1)
+}
+
+/// Quantizes `src` (rows of `n_per_row` f32) to `t`, exactly as ggml_quantize_chunk does.
+/// `imatrix`, when given, holds `n_per_row` importance weights shared by all rows.
+pub fn quantize(t: GgmlType, src: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Result<Vec<u8>> {
+    let k = kernels(t).ok_or_else(|| Error::Unsupported(format!("ckpt cannot quantize to ggml type {t}")))?;
+    let quantize_row =
+        k.quantize_row.ok_or_else(|| Error::Unsupported(format!("ckpt can read {t} but cannot quantize to it")))?;
+    if n_per_row == 0 || n_per_row % t.block_size() != 0 {
+        return Err(Error::Usage(format!(
+            "cannot quantize rows of {n_per_row} elements to {t}: the row length must be a multiple of its block size {}",
+            t.block_size()
+        )));
+    }
+    if src.len() % n_per_row != 0 {
+        return Err(Error::Usage(format!(
+            "{} elements are not a whole number of {n_per_row}-element rows",
+            src.len()
+        )));
+    }
+    if let Some(w) = imatrix {
+        if w.len() != n_per_row {
+            return Err(Error::Usage(format!(
+                "importance matrix has {} values but rows have {n_per_row} elements",
+                w.len()
+            )));
+        }
+    }
+    let row_bytes = n_per_row / t.block_size() * t.type_size();
+    let mut out = vec![0u8; src.len() / n_per_row * row_bytes];
+    let per_task = rows_per_task(n_per_row);
+    let weighted = imatrix.zip(k.quantize_row_weighted);
+    out.par_chunks_mut(row_bytes * per_task).zip(src.par_chunks(n_per_row * per_task)).for_each(|(dst, src)| {
+        match weighted {
+            Some((w, f)) => {
+                for (d, s) in dst.chunks_exact_mut(row_bytes).zip(src.chunks_exact(n_per_row)) {
+                    f(s, d, w);
+                }
+            }
+            None => quantize_row(src, dst),
+        }
+    });
+    Ok(out)
+}
+
+/// Expands `n` elements of type `t` stored in `bytes` to f32, exactly as ggml's dequantize_row_*.
+pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
+    let k = kernels(t).ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
+    let (bs, ts) = (t.block_size(), t.type_size());
+    if n % bs != 0 {
+        return Err(Error::Usage(format!("{n} elements are not a whole number of {t} blocks of {bs}")));
+    }
+    if bytes.len() != n / bs * ts {
+        return Err(Error::Usage(format!(
+            "{n} elements of {t} take {} bytes, got {}",
+            n / bs * ts,
+            bytes.len()
+        )));
+    }
+    let mut out = vec![0f32; n];
+    let blocks_per_task = (65536 / bs).max(1);
+    out.par_chunks_mut(bs * blocks_per_task)
+        .zip(bytes.par_chunks(ts * blocks_per_task))
+        .for_each(|(dst, src)| (k.dequantize_row)(src, dst));
+    Ok(out)
+}

@@ -1,0 +1,77 @@
+//! Byte-for-byte checks of every kernel against llama-quantize's outputs (fixture case 3).
+
+mod common;
+
+use ckpt_core::GgmlType;
+use common::{f32_values, fixtures, read_gguf};
+
+/// (fixture file suffix, ggml type its 2-D tensors were quantized to)
+const CASES: &[(&str, GgmlType)] = &[
+    ("Q4_0", GgmlType::Q4_0),
+    ("Q4_1", GgmlType::Q4_1),
+    ("Q5_0", GgmlType::Q5_0),
+    ("Q5_1", GgmlType::Q5_1),
+    ("Q8_0", GgmlType::Q8_0),
+    ("Q2_K", GgmlType::Q2_K),
+    ("Q3_K_S", GgmlType::Q3_K),
+    ("Q3_K_M", GgmlType::Q3_K),
+    ("Q3_K_L", GgmlType::Q3_K),
+    ("Q4_K_S", GgmlType::Q4_K),
+    ("Q4_K_M", GgmlType::Q4_K),
+    ("Q5_K_S", GgmlType::Q5_K),
+    ("Q5_K_M", GgmlType::Q5_K),
+    ("Q6_K", GgmlType::Q6_K),
+    ("F16", GgmlType::F16),
+    ("BF16", GgmlType::BF16),
+];
+
+fn quant_vectors_dir() -> std::path::PathBuf {
+    fixtures().join("quant-vectors")
+}
+
+#[test]
+fn quantize_matches_llama_quantize_for_every_vector() {
+    let source = read_gguf(&quant_vectors_dir().join("quant-vectors.f32.gguf"));
+    let mut failures = Vec::new();
+    for (suffix, ty) in CASES {
+        let expected = read_gguf(&quant_vectors_dir().join(format!("quant-vectors.{suffix}.gguf")));
+        for src in &source.tensors {
+            let exp = expected.tensors.iter().find(|t| t.name == src.name).expect("tensor in output");
+            let values = f32_values(&src.data);
+            let n_per_row = src.ne[0] as usize;
+            let (target, want) = if src.ne.len() < 2 { (GgmlType::F32, &src.data) } else { (*ty, &exp.data) };
+            assert_eq!(exp.ggml_type, target.id(), "{suffix} {}", src.name);
+            let got = ckpt_quant::quantize(target, &values, n_per_row, None).unwrap();
+            if &got != want {
+                let bs = target.type_size();
+                let first = got.iter().zip(want.iter()).position(|(a, b)| a != b).unwrap_or(0);
+                failures.push(format!("{suffix} {}: first differing byte {first} (block {})", src.name, first / bs));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn float_targets_round_trip_exactly() {
+    // F16 / BF16 widen exactly, so converting their dequantization gives back the same bytes.
+    let source = read_gguf(&quant_vectors_dir().join("quant-vectors.f32.gguf"));
+    for ty in [GgmlType::F16, GgmlType::BF16] {
+        for src in source.tensors.iter().filter(|t| t.ne.len() == 2) {
+            let values = f32_values(&src.data);
+            let n = src.ne[0] as usize;
+            let q = ckpt_quant::quantize(ty, &values, n, None).unwrap();
+            let back = ckpt_quant::dequantize(ty, &q, values.len()).unwrap();
+            assert_eq!(ckpt_quant::quantize(ty, &back, n, None).unwrap(), q, "{ty} {}", src.name);
+        }
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors_not_panics() {
+    assert!(ckpt_quant::quantize(GgmlType::Q4_K, &[0.0; 128], 128, None).is_err());
+    assert!(ckpt_quant::quantize(GgmlType::Q4_0, &[0.0; 48], 32, None).is_err());
+    assert!(ckpt_quant::quantize(GgmlType::IQ2_XXS, &[0.0; 256], 256, None).is_err());
+    assert!(ckpt_quant::dequantize(GgmlType::Q4_0, &[0u8; 17], 32).is_err());
+    assert!(ckpt_quant::dequantize(GgmlType::Q6_K, &[0u8; 210], 255).is_err());
+}
