@@ -22,6 +22,9 @@ pub struct InspectArgs {
 }
 
 pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
+    if a.path.is_file() && ckpt_convert::source::sniff_file(&a.path)? == ckpt_convert::source::FileKind::Gguf {
+        return run_gguf(a, g);
+    }
     let ckpt = ckpt_convert::open(&a.path, &ckpt_convert::OpenOptions { key: a.key.clone() })?;
     let summary = summarize(&ckpt);
     if g.json {
@@ -127,6 +130,79 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
             println!("  {k}: {}", truncate(&v.to_string(), 200));
         }
     }
+}
+
+/// GGUF: KV metadata in file order (long arrays summarised) and tensor infos with offsets.
+fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let split = ckpt_gguf::open_split(&a.path)?;
+    let ckpt = split.to_checkpoint();
+    let (per_dtype, total) = ckpt.parameter_counts();
+    let infos = split.tensor_infos();
+    if g.json {
+        let kvs: serde_json::Map<String, Value> =
+            split.kvs().iter().map(|(k, v)| (k.clone(), ckpt_gguf::to_typed_json(v, 64))).collect();
+        let tensors: Vec<Value> = infos
+            .iter()
+            .map(|(shard, t)| {
+                json!({
+                    "name": t.name,
+                    "dtype": t.dtype().to_string(),
+                    "shape": t.shape(),
+                    "ne": t.ne,
+                    "offset": t.offset,
+                    "bytes": t.nbytes(),
+                    "shard": shard,
+                })
+            })
+            .collect();
+        let first = &split.shards[0];
+        let out = json!({
+            "format": "gguf",
+            "files": split.paths(),
+            "version": first.version,
+            "alignment": first.alignment,
+            "data_offset": first.data_offset,
+            "metadata": kvs,
+            "tensors": tensors,
+            "parameters": per_dtype,
+            "total_parameters": total,
+            "total_bytes": infos.iter().map(|(_, t)| t.nbytes()).sum::<u64>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap());
+        return Ok(());
+    }
+    let first = &split.shards[0];
+    println!("format: gguf v{} (alignment {}, data at byte {})", first.version, first.alignment, first.data_offset);
+    for p in split.paths() {
+        println!("file: {}", p.display());
+    }
+    println!("\nmetadata ({} keys):", split.kvs().len());
+    for line in ckpt_gguf::describe_kvs(split.kvs(), 8) {
+        println!("  {}", truncate(&line, 300));
+    }
+    let shown = if a.limit == 0 { infos.len() } else { a.limit.min(infos.len()) };
+    let width = infos.iter().take(shown).map(|(_, t)| t.name.len()).max().unwrap_or(4).max(4);
+    println!("\n{:<width$}  {:<6}  {:<20}  {:>12}  {:>10}", "name", "type", "shape", "offset", "size");
+    for (_, t) in infos.iter().take(shown) {
+        println!(
+            "{:<width$}  {:<6}  {:<20}  {:>12}  {:>10}",
+            t.name,
+            t.dtype().to_string(),
+            format!("{:?}", t.shape()),
+            t.offset,
+            human_bytes(t.nbytes())
+        );
+    }
+    if shown < infos.len() {
+        println!("… {} more tensors (use --limit 0 or --json to see all)", infos.len() - shown);
+    }
+    println!("\ntensors: {}", infos.len());
+    println!("parameters:");
+    for (d, n) in &per_dtype {
+        println!("  {d:<8} {}", group_digits(*n));
+    }
+    println!("  total    {} ({})", group_digits(total), human_count(total));
+    Ok(())
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -61,10 +61,7 @@ pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         FileKind::TorchZip | FileKind::TorchLegacy => {
             crate::torch_io::read(path, opts.key.as_deref())
         }
-        FileKind::Gguf => Err(Error::Unsupported(format!(
-            "{}: GGUF input is not supported by this command",
-            path.display()
-        ))),
+        FileKind::Gguf => Ok(ckpt_gguf::open_split(path)?.to_checkpoint()),
         FileKind::Unknown => {
             let mut head = vec![0u8; 64];
             let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
