@@ -26,6 +26,7 @@ fx=$root/tests/fixtures
 seed safetensors_header "$fx"/torch/*.safetensors "$fx"/lora/f32/base-llama/model.safetensors
 seed torch_read "$fx"/torch/*.bin "$fx"/torch/*.pt
 seed zip_parse "$fx"/torch/all_dtypes.bin "$fx"/torch/zip_deflate.bin "$fx"/torch/truncated_half.bin
+seed gguf_read "$fx"/gguf/metadata-zoo/*.gguf "$fx"/gguf/split/*00003*.gguf
 seed json_configs "$fx"/lora/f32/*/adapter/adapter_config.json "$fx"/torch/sharded/pytorch_model.bin.index.json
 # Raw pickle streams: data.pkl of the zip fixtures.
 mkdir -p "$corpus/pickle_scan"
