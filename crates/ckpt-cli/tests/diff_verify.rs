@@ -146,3 +146,50 @@ fn verify_checks_shards_hashes_and_values() {
     let scanned: Vec<&str> = v["non_finite"].as_array().unwrap().iter().map(|x| x["tensor"].as_str().unwrap()).collect();
     assert!(scanned.contains(&"dtypes.float32") && scanned.contains(&"dtypes.bfloat16"), "{scanned:?}");
 }
+
+/// Quantization error reported by `ckpt diff` equals numpy over gguf-py's dequantization.
+#[test]
+fn diff_of_a_quantization_matches_gguf_py() {
+    let Some(py) = std::env::var_os("CKPT_PYTHON") else {
+        eprintln!("skipped: set CKPT_PYTHON (scripts/test.sh does)");
+        return;
+    };
+    let (a, b) = (fx("gguf/tiny-llama-spm.f16.gguf"), fx("gguf/tiny-llama-spm.Q4_K_M.gguf"));
+    let r = ckpt(&["diff", "--json", s(&a), s(&b)]);
+    assert_eq!(r.status.code(), Some(1), "quantized differs");
+    let script = r#"
+import json, sys, numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+report = json.loads(sys.stdin.read())
+def load(path):
+    out = {}
+    for t in GGUFReader(path).tensors:
+        out[t.name] = dequantize(t.data, t.tensor_type).astype(np.float64).ravel()
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+checked = 0
+for d in report["compared"]:
+    x, y = a[d["name"]], b[d["name"]]
+    err = np.abs(x - y).max()
+    rmse = np.sqrt(np.mean((x - y) ** 2))
+    cos = np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y))
+    assert err == d["max_abs_error"], (d["name"], err, d["max_abs_error"])
+    assert abs(rmse - d["rmse"]) <= 1e-9 * max(rmse, 1e-30), (d["name"], rmse, d["rmse"])
+    assert abs(cos - d["cosine_similarity"]) <= 1e-9, (d["name"], cos, d["cosine_similarity"])
+    checked += 1
+assert checked == 39
+print("ok", checked)
+"#;
+    let mut child = Command::new(py)
+        .args(["-c", script, s(&a), s(&b)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&r.stdout).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}

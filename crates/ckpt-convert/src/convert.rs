@@ -106,7 +106,12 @@ pub fn plan(ckpt: &Checkpoint, target: Target, opts: &ConvertOptions, discard: &
     for i in indices {
         let t = &ckpt.tensors[i];
         if let DType::Ggml(g) = t.dtype {
-            return Err(Error::Unsupported(format!("tensor '{}' is {g}-quantized; dequantize it first", t.name)));
+            // GGUF sources: quantized tensors are expanded to f32 (or --dtype) like ggml does.
+            if ckpt_quant::kernels(g).is_none() {
+                return Err(Error::Unsupported(format!("tensor '{}' is {g}, which ckpt cannot dequantize", t.name)));
+            }
+            tensors.push(crate::cast::dequantize_tensor(t, opts.dtype.unwrap_or(DType::F32)));
+            continue;
         }
         if target == Target::Safetensors && t.dtype.safetensors_name().is_none() {
             return Err(Error::Unsupported(format!("tensor '{}': safetensors has no dtype for {}", t.name, t.dtype)));

@@ -167,6 +167,20 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) ->
                 d.note = Some("shapes differ".into());
                 return Ok(d);
             }
+            // Quantized GGUF tensors are compared by their dequantized values.
+            let expand = |t: &Tensor| -> Result<Tensor> {
+                match t.dtype {
+                    DType::Ggml(g) if ckpt_quant::kernels(g).is_some() => Ok(crate::cast::dequantize_tensor(t, DType::F32)),
+                    DType::Ggml(g) => Err(Error::Unsupported(format!("tensor '{}' is {g}, which ckpt cannot dequantize", t.name))),
+                    _ => Ok(t.clone()),
+                }
+            };
+            let (ea, eb) = if matches!(ta.dtype, DType::Ggml(_)) || matches!(tb.dtype, DType::Ggml(_)) {
+                (expand(ta)?, expand(tb)?)
+            } else {
+                ((*ta).clone(), (*tb).clone())
+            };
+            let (ta, tb) = (&ea, &eb);
             if ta.dtype == tb.dtype && ta.first_difference(tb)?.is_none() {
                 d.bytes_identical = true;
                 d.within_tolerance = true;
