@@ -1,0 +1,440 @@
+//! `ollama show`, `ollama list`, `ollama rm` and `ollama cp` on the store, with the fields and
+//! error texts of Ollama's handlers (server/routes.go, server/images.go).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use crate::create::Message;
+use crate::error::{OllamaError, Result};
+use crate::gguf_meta::{self, GgufHeader};
+use crate::gojson;
+use crate::modelfile::{Command, Modelfile};
+use crate::name::ModelName;
+use crate::store::{self, Digest, Store, StoredManifest};
+
+/// The template Ollama uses when a model has no template layer.
+pub const DEFAULT_TEMPLATE: &str = "{{ .Prompt }}";
+
+/// `details` of `/api/tags` and `/api/show` (`api.ModelDetails`), read from the config blob.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelDetails {
+    pub parent_model: String,
+    pub format: String,
+    pub family: String,
+    pub families: Option<Vec<String>>,
+    pub parameter_size: String,
+    pub quantization_level: String,
+}
+
+impl ModelDetails {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "parent_model": self.parent_model,
+            "format": self.format,
+            "family": self.family,
+            "families": self.families,
+            "parameter_size": self.parameter_size,
+            "quantization_level": self.quantization_level,
+        })
+    }
+}
+
+/// One row of `ollama list`.
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub name: ModelName,
+    /// `name:tag` without default parts, as shown by `ollama list`.
+    pub display_name: String,
+    /// Hex SHA-256 of the manifest; `ollama list` ID = its first 12 digits.
+    pub digest: String,
+    pub size: u64,
+    pub modified: SystemTime,
+    pub details: ModelDetails,
+}
+
+impl ListEntry {
+    pub fn id(&self) -> &str {
+        &self.digest[..12.min(self.digest.len())]
+    }
+
+    /// One model of `/api/tags` (`api.ListModelResponse`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.display_name,
+            "model": self.display_name,
+            "modified_at": rfc3339_nano(self.modified),
+            "size": self.size,
+            "digest": self.digest,
+            "details": self.details.to_json(),
+        })
+    }
+}
+
+fn read_details(store: &Store, m: &StoredManifest) -> ModelDetails {
+    let mut d = ModelDetails::default();
+    if let Ok(digest) = Digest::parse(&m.manifest.config.digest) {
+        if let Ok(bytes) = std::fs::read(store.blob_path(&digest)) {
+            if let Ok(cfg) = serde_json::from_slice::<Map<String, Value>>(&bytes) {
+                let s = |k: &str| cfg.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                d.format = s("model_format");
+                d.family = s("model_family");
+                d.families = cfg
+                    .get("model_families")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+                d.parameter_size = s("model_type");
+                d.quantization_level = s("file_type");
+            }
+        }
+    }
+    d.parent_model = m.manifest.layers.iter().find(|l| l.media_type == store::MEDIA_MODEL).map(|l| l.from.clone()).unwrap_or_default();
+    d
+}
+
+/// All models, most recently modified first (`ollama list`, `GET /api/tags`).
+pub fn list(store: &Store) -> Result<Vec<ListEntry>> {
+    let mut out: Vec<ListEntry> = store
+        .manifests()?
+        .iter()
+        .map(|m| ListEntry {
+            name: m.name.clone(),
+            display_name: m.name.display_shortest(),
+            digest: m.digest.clone(),
+            size: m.manifest.total_size(),
+            modified: m.modified,
+            details: read_details(store, m),
+        })
+        .collect();
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    out.sort_by(|a, b| secs(b.modified).cmp(&secs(a.modified)));
+    Ok(out)
+}
+
+/// What `ollama show` reports (`api.ShowResponse`).
+#[derive(Debug, Clone)]
+pub struct ShowInfo {
+    pub name: ModelName,
+    pub modelfile: String,
+    /// `PARAMETER`s as `%-30s %#v` lines (sorted by key; Ollama's order is Go map order).
+    pub parameters: String,
+    pub parameters_map: Map<String, Value>,
+    pub template: String,
+    pub system: String,
+    pub license: String,
+    pub licenses: Vec<String>,
+    pub messages: Vec<Message>,
+    pub renderer: String,
+    pub parser: String,
+    pub requires: String,
+    pub details: ModelDetails,
+    pub capabilities: Vec<String>,
+    pub modified: SystemTime,
+    pub model_info: Map<String, Value>,
+    pub projector_info: Option<Map<String, Value>>,
+    pub tensors: Vec<Value>,
+}
+
+impl ShowInfo {
+    /// The `/api/show` response body, fields in Ollama's order with its `omitempty` rules.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        let put_str = |m: &mut Map<String, Value>, k: &str, v: &str| {
+            if !v.is_empty() {
+                m.insert(k.into(), json!(v));
+            }
+        };
+        put_str(&mut m, "license", &self.license);
+        put_str(&mut m, "modelfile", &self.modelfile);
+        put_str(&mut m, "parameters", &self.parameters);
+        put_str(&mut m, "template", &self.template);
+        put_str(&mut m, "system", &self.system);
+        put_str(&mut m, "renderer", &self.renderer);
+        put_str(&mut m, "parser", &self.parser);
+        m.insert("details".into(), self.details.to_json());
+        if !self.messages.is_empty() {
+            m.insert("messages".into(), Value::Array(self.messages.iter().map(|x| json!({"role": x.role, "content": x.content})).collect()));
+        }
+        m.insert("model_info".into(), gojson::sorted(&Value::Object(self.model_info.clone())));
+        if let Some(p) = &self.projector_info {
+            m.insert("projector_info".into(), gojson::sorted(&Value::Object(p.clone())));
+        }
+        if !self.tensors.is_empty() {
+            m.insert("tensors".into(), Value::Array(self.tensors.clone()));
+        }
+        if !self.capabilities.is_empty() {
+            m.insert("capabilities".into(), json!(self.capabilities));
+        }
+        m.insert("modified_at".into(), json!(rfc3339_nano(self.modified)));
+        put_str(&mut m, "requires", &self.requires);
+        Value::Object(m)
+    }
+}
+
+fn read_blob_string(store: &Store, digest: &str) -> Result<String> {
+    let path = store.blob_path(&Digest::parse(digest)?);
+    let bytes = std::fs::read(&path).map_err(|e| OllamaError::io("open", &path, &e))?;
+    String::from_utf8(bytes).map_err(|_| OllamaError::internal(format!("{}: not UTF-8 text", path.display())))
+}
+
+fn gguf_info(header: &GgufHeader, verbose: bool) -> Map<String, Value> {
+    let mut info = Map::new();
+    for (k, v) in &header.kvs {
+        if k == "general.name" || k == "tokenizer.chat_template" {
+            continue;
+        }
+        let value = match v {
+            gguf_meta::GgufValue::Array(items) if !verbose && items.len() > 5 => json!([]),
+            other => other.to_json(),
+        };
+        info.insert(k.clone(), value);
+    }
+    info.insert("general.parameter_count".into(), json!(header.parameter_count().unwrap_or(0)));
+    info
+}
+
+/// Resolves a user-given name to the stored model, with Ollama's 400/404 texts.
+fn find_model(store: &Store, raw: &str) -> Result<StoredManifest> {
+    let name = ModelName::parse(raw)?;
+    let name = store.existing_name(&name)?;
+    store.read_manifest(&name)?.ok_or_else(|| OllamaError::not_found(format!("model '{}' not found", name.display_shortest())))
+}
+
+/// `ollama show NAME` (`POST /api/show`); `verbose` keeps long GGUF arrays in `model_info`.
+pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
+    let stored = find_model(store, raw_name)?;
+    let details = read_details(store, &stored);
+    let config: Map<String, Value> = Digest::parse(&stored.manifest.config.digest)
+        .ok()
+        .and_then(|d| std::fs::read(store.blob_path(&d)).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let cfg_str = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+
+    let mut model_path = String::new();
+    let mut adapters = Vec::new();
+    let mut projectors = Vec::new();
+    let mut template: Option<String> = None;
+    let mut system = String::new();
+    let mut params = Map::new();
+    let mut messages: Vec<Message> = Vec::new();
+    let mut licenses = Vec::new();
+    let mut model_header = None;
+    let mut projector_header = None;
+    for layer in &stored.manifest.layers {
+        let digest = Digest::parse(&layer.digest)?;
+        let path = store.blob_path(&digest);
+        match layer.media_type.as_str() {
+            store::MEDIA_MODEL => {
+                model_path = path.display().to_string();
+                model_header = GgufHeader::open(&path).ok();
+            }
+            store::MEDIA_ADAPTER => adapters.push(path.display().to_string()),
+            store::MEDIA_PROJECTOR => {
+                projectors.push(path.display().to_string());
+                if projector_header.is_none() {
+                    projector_header = GgufHeader::open(&path).ok();
+                }
+            }
+            store::MEDIA_TEMPLATE | store::MEDIA_PROMPT => template = Some(read_blob_string(store, &layer.digest)?),
+            store::MEDIA_SYSTEM => system = read_blob_string(store, &layer.digest)?,
+            store::MEDIA_PARAMS => {
+                params = serde_json::from_str(&read_blob_string(store, &layer.digest)?)
+                    .map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))?
+            }
+            store::MEDIA_MESSAGES => {
+                let mut parsed: Vec<Message> = serde_json::from_str(&read_blob_string(store, &layer.digest)?)
+                    .map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))?;
+                for m in parsed.iter_mut() {
+                    m.role = m.role.to_lowercase();
+                }
+                messages = parsed;
+            }
+            store::MEDIA_LICENSE => licenses.push(read_blob_string(store, &layer.digest)?),
+            _ => {}
+        }
+    }
+    let template = template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
+
+    // The Modelfile, command by command as Ollama's Model.String() builds it.
+    let mut commands = vec![Command { name: "model".into(), args: model_path }];
+    commands.extend(adapters.iter().map(|a| Command { name: "adapter".into(), args: a.clone() }));
+    commands.extend(projectors.iter().map(|p| Command { name: "model".into(), args: p.clone() }));
+    commands.push(Command { name: "template".into(), args: template.clone() });
+    if !system.is_empty() {
+        commands.push(Command { name: "system".into(), args: system.clone() });
+    }
+    for key in ["renderer", "parser"] {
+        let v = cfg_str(key);
+        if !v.is_empty() {
+            commands.push(Command { name: key.into(), args: v });
+        }
+    }
+    let mut keys: Vec<&String> = params.keys().collect();
+    keys.sort();
+    let mut param_lines = Vec::new();
+    for k in &keys {
+        match &params[*k] {
+            Value::Array(items) => {
+                for item in items {
+                    commands.push(Command { name: (*k).clone(), args: gojson::fmt_v(item) });
+                    param_lines.push(format!("{k:<30} {}", gojson::fmt_sharp_v(item)));
+                }
+            }
+            v => {
+                commands.push(Command { name: (*k).clone(), args: gojson::fmt_v(v) });
+                param_lines.push(format!("{k:<30} {}", gojson::fmt_sharp_v(v)));
+            }
+        }
+    }
+    commands.extend(licenses.iter().map(|l| Command { name: "license".into(), args: l.clone() }));
+    commands.extend(messages.iter().map(|m| Command { name: "message".into(), args: format!("{}: {}", m.role, m.content) }));
+    let short = stored.name.display_shortest();
+    let modelfile = format!(
+        "# Modelfile generated by \"ollama show\"\n# To build a new Modelfile based on this, replace FROM with:\n# FROM {short}\n\n{}",
+        Modelfile { commands }
+    );
+
+    let mut details = details;
+    if matches!(details.quantization_level.as_str(), "" | "unknown") {
+        if let Some(h) = &model_header {
+            let ft = h.file_type_name();
+            if ft != "unknown" {
+                details.quantization_level = ft.to_string();
+            }
+        }
+    }
+
+    let mut capabilities = Vec::new();
+    if let Some(h) = &model_header {
+        if h.arch_uint("pooling_type").is_some() {
+            capabilities.push("embedding".to_string());
+        } else {
+            capabilities.push("completion".to_string());
+        }
+        if h.arch_uint("vision.block_count").is_some() || !projectors.is_empty() {
+            capabilities.push("vision".to_string());
+        }
+    }
+    if template.contains(".Tools") {
+        capabilities.push("tools".to_string());
+    }
+    if template.contains(".Think") {
+        capabilities.push("thinking".to_string());
+    }
+
+    let tensors = model_header
+        .as_ref()
+        .map(|h| {
+            h.tensors
+                .iter()
+                .map(|t| json!({"name": t.name, "type": gguf_meta::tensor_type_name(t.ggml_type), "shape": t.dims}))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    Ok(ShowInfo {
+        name: stored.name.clone(),
+        modelfile,
+        parameters: param_lines.join("\n"),
+        parameters_map: params,
+        template,
+        system,
+        license: licenses.join("\n"),
+        licenses,
+        messages,
+        renderer: cfg_str("renderer"),
+        parser: cfg_str("parser"),
+        requires: cfg_str("requires"),
+        details,
+        capabilities,
+        modified: stored.modified,
+        model_info: model_header.as_ref().map(|h| gguf_info(h, verbose)).unwrap_or_default(),
+        projector_info: projector_header.as_ref().map(|h| gguf_info(h, verbose)),
+        tensors,
+    })
+}
+
+/// What `ollama rm` deleted.
+#[derive(Debug, Clone)]
+pub struct RemoveReport {
+    pub name: ModelName,
+    /// Blobs deleted because no other manifest uses them (`sha256:<hex>`).
+    pub removed_blobs: Vec<String>,
+}
+
+/// `ollama rm NAME` (`DELETE /api/delete`): deletes the manifest, prunes empty manifest
+/// directories, then deletes the layers and config no other manifest references.
+pub fn remove(store: &Store, raw_name: &str) -> Result<RemoveReport> {
+    let name = ModelName::parse(raw_name).map_err(|_| OllamaError::bad_request(format!("name {} is invalid", gojson::go_quote(raw_name))))?;
+    let _lock = store.lock()?;
+    let name = store.existing_name(&name)?;
+    let stored = store.read_manifest(&name)?.ok_or_else(|| OllamaError::not_found(format!("model '{raw_name}' not found")))?;
+    std::fs::remove_file(&stored.path).map_err(|e| OllamaError::io("remove", &stored.path, &e))?;
+    store.prune_manifest_dirs();
+    let digests: Vec<String> = stored.manifest.all_digests().map(String::from).collect();
+    let removed_blobs = store.remove_unreferenced(&digests)?;
+    Ok(RemoveReport { name, removed_blobs })
+}
+
+/// `ollama cp SRC DST` (`POST /api/copy`): the destination gets the same manifest bytes (same
+/// id); no blob is copied.
+pub fn copy(store: &Store, source: &str, destination: &str) -> Result<ModelName> {
+    let src = ModelName::parse(source).map_err(|_| OllamaError::bad_request(format!("source {} is invalid", gojson::go_quote(source))))?;
+    let dst = ModelName::parse(destination)
+        .map_err(|_| OllamaError::bad_request(format!("destination {} is invalid", gojson::go_quote(destination))))?;
+    let _lock = store.lock()?;
+    let src = store.existing_name(&src)?;
+    let dst = store.existing_name(&dst)?;
+    let path = store.manifest_path(&src);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OllamaError::not_found(format!("model {} not found", gojson::go_quote(source))))
+        }
+        Err(e) => return Err(OllamaError::io("open", &path, &e)),
+    };
+    store.write_manifest_bytes(&dst, &bytes)?;
+    Ok(dst)
+}
+
+/// RFC 3339 with nanoseconds, trailing zeros trimmed, in UTC (Go's `time.Time` JSON form).
+pub fn rfc3339_nano(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let nanos = d.subsec_nanos();
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, mi, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = format!("{year:04}-{month:02}-{day:02}T{h:02}:{mi:02}:{s:02}");
+    if nanos != 0 {
+        let frac = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::new(1_795_000_000, 120_000_000);
+        assert_eq!(rfc3339_nano(t), "2026-11-18T11:06:40.12Z");
+    }
+}
