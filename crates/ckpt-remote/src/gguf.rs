@@ -3,7 +3,15 @@
 use crate::error::{RemoteError, Result};
 use crate::http::{Context, RangeRead};
 use crate::hub::Hub;
-use crate::inspect::RemoteFile;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::inspect::{RemoteFile, RemoteTensor};
+
+/// GGUF headers larger than this are refused (vocabularies of a few MB are common).
+const MAX_GGUF_HEADER: u64 = 512 << 20;
+
+const READ_SLACK: u64 = 64 * 1024;
 
 /// What an incremental parser says about the bytes it has seen so far.
 pub(crate) enum Step<T> {
@@ -42,7 +50,9 @@ pub(crate) fn read_incrementally<T>(
                 ),
             });
         }
-        let mut want = at_least.max(have.saturating_mul(2)).min(max_bytes);
+        // Slack past `at_least`: what follows a long string (more KVs, the tensor infos) is
+        // usually short, and a second round trip costs more than a few extra KB.
+        let mut want = at_least.saturating_add(READ_SLACK).max(have.saturating_mul(2)).min(max_bytes);
         if let Some(len) = file_len {
             want = want.min(len);
         }
@@ -54,14 +64,68 @@ pub(crate) fn read_incrementally<T>(
     }
 }
 
-pub(crate) fn read_gguf_header(hub: &Hub, display: String, first: RangeRead, ctx: Option<&Context>) -> Result<RemoteFile> {
-    let url = first.final_url.clone();
-    Err(RemoteError::InvalidResponse {
-        url,
-        msg: format!("{display}: GGUF remote inspect is not wired yet ({} bytes read, {:?})", first.bytes.len(), ctx.map(|c| &c.repo)),
+/// Reads a GGUF header (tensor infos and KVs) with as few range reads as the parser needs.
+pub(crate) fn read_gguf_header(hub: &Hub, display: String, url: &str, first: RangeRead, ctx: Option<&Context>) -> Result<RemoteFile> {
+    let origin = PathBuf::from(&display);
+    let options = ckpt_gguf::ParseOptions { allow_nested_arrays: true };
+    let (header, file_len) = read_incrementally(hub, first, ctx, MAX_GGUF_HEADER, |bytes| {
+        // Without the file size the parser reports NeedMore instead of failing at the end of
+        // what we have; the size check comes after.
+        match ckpt_gguf::parse_header_with(bytes, &origin, None, &options)? {
+            ckpt_gguf::HeaderParse::Complete(h) => Ok(Step::Done(h)),
+            ckpt_gguf::HeaderParse::NeedMore { at_least } => Ok(Step::NeedMore(at_least as u64)),
+        }
+    })?;
+    if let Some(len) = file_len {
+        let end = header.data_offset.saturating_add(header.data_len());
+        if end > len {
+            return Err(RemoteError::Format(ckpt_core::Error::invalid(
+                &origin,
+                format!("file is truncated: the tensor data ends at byte {end} but the file has {len} bytes"),
+            )));
+        }
+    }
+    let mut metadata = BTreeMap::new();
+    let mut values = BTreeMap::new();
+    // The same split as a local GGUF checkpoint: scalars as text, arrays as JSON values.
+    for (k, v) in &header.kvs {
+        match v {
+            ckpt_gguf::GgufValue::String(s) => {
+                metadata.insert(k.clone(), s.clone());
+            }
+            ckpt_gguf::GgufValue::Array(_) => {
+                values.insert(k.clone(), ckpt_gguf::to_json(v));
+            }
+            scalar => {
+                metadata.insert(k.clone(), ckpt_gguf::describe_value(scalar, usize::MAX));
+            }
+        }
+    }
+    let tensors = header
+        .tensor_infos
+        .iter()
+        .map(|t| RemoteTensor { name: t.name.clone(), dtype: t.dtype().to_string(), shape: t.shape(), bytes: t.nbytes() })
+        .collect();
+    Ok(RemoteFile {
+        path: display,
+        url: url.to_string(),
+        size: file_len,
+        format: "gguf".into(),
+        tensors,
+        metadata,
+        values,
+        note: None,
     })
-    .or_else(|e: RemoteError| {
-        let _ = hub;
-        Err(e)
-    })
+}
+
+/// For the first shard of a llama.cpp split (`<prefix>-00001-of-0000N.gguf`), the names of the
+/// others.
+pub(crate) fn other_split_shards(first: &RemoteFile) -> Option<Vec<String>> {
+    let count: usize = first.metadata.get(ckpt_gguf::SPLIT_COUNT_KEY)?.parse().ok()?;
+    if count < 2 {
+        return None;
+    }
+    let file_name = first.path.rsplit('/').next().unwrap_or(&first.path);
+    let prefix = file_name.strip_suffix(&format!("-00001-of-{count:05}.gguf"))?;
+    Some((1..count).map(|no| ckpt_gguf::split_path(prefix, no, count)).collect())
 }

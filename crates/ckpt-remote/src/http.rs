@@ -292,13 +292,13 @@ impl Client {
 
     fn read_range_once(&self, url: &str, start: u64, len: u64, ctx: Option<&Context>) -> Result<RangeRead> {
         if len == 0 {
-            return Ok(RangeRead { bytes: Vec::new(), file_len: None, final_url: url.to_string(), whole_file_sent: false });
+            return Ok(RangeRead { bytes: Vec::new(), file_len: None, final_url: url.to_string() });
         }
         let end = start + len - 1;
         let response = match self.send(Method::Get, url, Some((start, Some(end))), Redirects::Follow, ctx) {
             Err(RemoteError::Http { status: 416, url, .. }) => {
                 // Nothing at `start`: the file is shorter.
-                return Ok(RangeRead { bytes: Vec::new(), file_len: None, final_url: url, whole_file_sent: false });
+                return Ok(RangeRead { bytes: Vec::new(), file_len: None, final_url: url });
             }
             other => other?,
         };
@@ -320,7 +320,7 @@ impl Client {
                 }
                 let want = got_end - got_start + 1;
                 let bytes = read_exactly(response.into_reader(), want, &final_url)?;
-                Ok(RangeRead { bytes, file_len: total.or(linked_size), final_url, whole_file_sent: false })
+                Ok(RangeRead { bytes, file_len: total.or(linked_size), final_url })
             }
             200 => {
                 // No range support: the whole file is coming. Read only up to what we need and
@@ -331,7 +331,7 @@ impl Client {
                     let skipped = std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink())
                         .map_err(|e| io_network(&final_url, e))?;
                     if skipped < start {
-                        return Ok(RangeRead { bytes: Vec::new(), file_len: total, final_url, whole_file_sent: true });
+                        return Ok(RangeRead { bytes: Vec::new(), file_len: total, final_url });
                     }
                 }
                 let want = match total {
@@ -343,7 +343,7 @@ impl Client {
                 if total.is_some() && (bytes.len() as u64) < want {
                     return Err(RemoteError::Truncated { url: final_url, expected: want, got: bytes.len() as u64 });
                 }
-                Ok(RangeRead { bytes, file_len: total, final_url, whole_file_sent: true })
+                Ok(RangeRead { bytes, file_len: total, final_url })
             }
             other => Err(RemoteError::InvalidResponse { url: final_url, msg: format!("unexpected HTTP {other} for a ranged GET") }),
         }
@@ -402,8 +402,6 @@ pub(crate) struct RangeRead {
     pub file_len: Option<u64>,
     /// Where the bytes came from after redirects (reuse it for a follow-up read).
     pub final_url: String,
-    /// The server ignored Range and answered 200.
-    pub whole_file_sent: bool,
 }
 
 fn non_empty(msg: String, fallback: &str) -> String {

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
-use ckpt_core::DType;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -20,8 +19,6 @@ pub const SPECULATIVE_READ: u64 = 100_000;
 pub const MAX_PARALLEL_HEADERS: usize = 8;
 /// Index files larger than this are refused.
 const MAX_INDEX_BYTES: u64 = 64 << 20;
-/// GGUF headers larger than this are refused (vocabularies of a few MB are common).
-const MAX_GGUF_HEADER: u64 = 512 << 20;
 
 const LFS_POINTER_PREFIX: &[u8] = b"version https://git-lfs";
 
@@ -44,6 +41,8 @@ pub struct RemoteFile {
     pub format: String,
     pub tensors: Vec<RemoteTensor>,
     pub metadata: BTreeMap<String, String>,
+    /// Non-string GGUF values (arrays) as JSON, like `values` of a local inspect.
+    pub values: BTreeMap<String, Value>,
     /// Why the file has no tensor list (a `.bin` whose pickle cannot be read over HTTP).
     pub note: Option<String>,
 }
@@ -56,6 +55,7 @@ pub struct RemoteInspection {
     pub commit: Option<String>,
     pub files: Vec<RemoteFile>,
     pub metadata: BTreeMap<String, String>,
+    pub values: BTreeMap<String, Value>,
     pub notes: Vec<String>,
     /// HTTP requests sent (redirect hops and retries included).
     pub requests: u64,
@@ -121,7 +121,7 @@ impl RemoteInspection {
             "total_parameters": total,
             "total_bytes": self.tensors().map(|t| t.bytes).sum::<u64>(),
             "metadata": self.metadata,
-            "values": {},
+            "values": self.values,
             "location": self.location,
             "commit": self.commit,
             "notes": self.notes,
@@ -231,6 +231,7 @@ impl Hub {
             commit: None,
             files: Vec::new(),
             metadata: BTreeMap::new(),
+            values: BTreeMap::new(),
             notes: Vec::new(),
             requests: 0,
             bytes_transferred: 0,
@@ -273,6 +274,7 @@ impl Hub {
                     format: "pytorch".into(),
                     tensors: Vec::new(),
                     metadata: BTreeMap::new(),
+                    values: BTreeMap::new(),
                     note: Some(note),
                 });
             }
@@ -280,7 +282,14 @@ impl Hub {
                 let file = self.read_header(&target)?;
                 inspection.format = file.format.clone();
                 inspection.metadata = file.metadata.clone();
+                inspection.values = file.values.clone();
+                let others = if file.format == "gguf" { crate::gguf::other_split_shards(&file) } else { None };
                 inspection.files.push(file);
+                if let Some(names) = others {
+                    // A llama.cpp split: the model's KVs are the first shard's.
+                    let targets: Vec<Target> = names.iter().map(|n| shard_target(n)).collect();
+                    inspection.files.extend(self.read_headers_concurrently(&targets)?);
+                }
             }
         }
         Ok(inspection)
@@ -319,7 +328,7 @@ impl Hub {
             return Err(RemoteError::LfsPointer { what: target.url.clone() });
         }
         if first.bytes.starts_with(b"GGUF") || (kind_of(&target.display) == Kind::Gguf && first.bytes.len() >= 4) {
-            return crate::gguf::read_gguf_header(self, target.display.clone(), first, target.ctx.as_ref());
+            return crate::gguf::read_gguf_header(self, target.display.clone(), &target.url, first, target.ctx.as_ref());
         }
         let path = Path::new(&target.display);
         let mut bytes = first.bytes;
@@ -347,13 +356,10 @@ impl Hub {
             format: "safetensors".into(),
             tensors,
             metadata: header.metadata.unwrap_or_default(),
+            values: BTreeMap::new(),
             note: None,
         })
     }
-}
-
-pub(crate) fn tensor_bytes(dtype: &DType, shape: &[u64]) -> u64 {
-    dtype.nbytes(shape).unwrap_or(0)
 }
 
 /// Picks the weights of a repository folder the way a local folder is opened: a safetensors

@@ -384,3 +384,97 @@ fn resolve_whole_repo_skips_alternate_weight_formats_and_concurrent_pulls_share_
     assert_eq!(blobs.len(), 8);
     assert!(!cache2.path().join("models--org--mixed/refs/main").exists(), "a commit revision writes no ref");
 }
+
+fn gguf_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf")
+}
+
+fn local_gguf(paths: &[PathBuf]) -> (Vec<(String, String, Vec<u64>)>, BTreeMap<String, String>) {
+    let mut tensors = Vec::new();
+    let mut metadata = BTreeMap::new();
+    for (i, p) in paths.iter().enumerate() {
+        let ck = ckpt_gguf::GgufFile::open(p).unwrap().to_checkpoint();
+        tensors.extend(ck.tensors.iter().map(|t| (t.name.clone(), t.dtype.to_string(), t.shape.clone())));
+        if i == 0 {
+            metadata = ck.metadata;
+        }
+    }
+    (tensors, metadata)
+}
+
+/// A GGUF v3 file whose header (one long string KV) spans several speculative reads.
+fn long_gguf_header_file() -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&2u64.to_le_bytes()); // kvs
+    string(&mut out, "general.architecture");
+    out.extend_from_slice(&8u32.to_le_bytes());
+    string(&mut out, "llama");
+    string(&mut out, "tokenizer.chat_template");
+    out.extend_from_slice(&8u32.to_le_bytes());
+    string(&mut out, &"{{ message }} ".repeat(25_000));
+    string(&mut out, "token_embd.weight");
+    out.extend_from_slice(&2u32.to_le_bytes()); // n_dims
+    out.extend_from_slice(&4u64.to_le_bytes()); // ne0
+    out.extend_from_slice(&3u64.to_le_bytes()); // ne1
+    out.extend_from_slice(&0u32.to_le_bytes()); // F32
+    out.extend_from_slice(&0u64.to_le_bytes()); // offset
+    while out.len() % 32 != 0 {
+        out.push(0);
+    }
+    out.extend(std::iter::repeat_n(0u8, 4 * 3 * 4));
+    out
+}
+
+#[test]
+fn gguf_inspect_matches_local_including_splits_and_long_headers() {
+    let fake = FakeHub::start();
+    let mut files = BTreeMap::new();
+    let q4 = gguf_fixtures().join("tiny-llama-spm.Q4_K_M.gguf");
+    files.insert("tiny-llama-spm.Q4_K_M.gguf".to_string(), fake_file(std::fs::read(&q4).unwrap(), true));
+    fake.add_repo("org/gguf", COMMIT, files);
+    let split_dir = gguf_fixtures().join("split");
+    let mut split_paths: Vec<PathBuf> = std::fs::read_dir(&split_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    split_paths.sort();
+    fake.add_repo("org/split", COMMIT, files_from_dir(&split_dir));
+    let long = long_gguf_header_file();
+    let mut files = BTreeMap::new();
+    files.insert("long.gguf".to_string(), fake_file(long.clone(), true));
+    fake.add_repo("org/long", COMMIT, files);
+    let cache = tempfile::tempdir().unwrap();
+    let hub = hub_for(&fake, cache.path());
+
+    let i = hub.inspect("hf://org/gguf").unwrap();
+    let (tensors, metadata) = local_gguf(std::slice::from_ref(&q4));
+    assert_eq!(i.format, "gguf");
+    assert_eq!(remote_tensors(&i), tensors);
+    assert_eq!(i.metadata, metadata);
+    assert!(i.bytes_transferred < std::fs::metadata(&q4).unwrap().len() / 4);
+    assert_eq!(i.to_json()["parameters"], serde_json::to_value(
+        ckpt_gguf::GgufFile::open(&q4).unwrap().to_checkpoint().parameter_counts().0).unwrap());
+
+    let first = split_paths[0].file_name().unwrap().to_string_lossy().to_string();
+    let s = hub.inspect(&format!("hf://org/split/{first}")).unwrap();
+    let (tensors, metadata) = local_gguf(&split_paths);
+    assert_eq!(s.files.len(), 3);
+    assert_eq!(remote_tensors(&s), tensors);
+    assert_eq!(s.metadata, metadata);
+
+    fake.clear_requests();
+    let l = hub.inspect("hf://org/long/long.gguf").unwrap();
+    assert_eq!(remote_tensors(&l), vec![("token_embd.weight".to_string(), "F32".to_string(), vec![3, 4])]);
+    assert_eq!(l.metadata["tokenizer.chat_template"].len(), 14 * 25_000);
+    let cdn: Vec<_> = fake.requests().into_iter().filter(|r| r.host == Host::Cdn).collect();
+    assert_eq!(cdn.len(), 2, "speculative read, then everything the parser asked for: {cdn:?}");
+
+    // A truncated GGUF is an error, not a hang.
+    let mut files = BTreeMap::new();
+    files.insert("cut.gguf".to_string(), fake_file(long[..150_000].to_vec(), true));
+    fake.add_repo("org/cut", COMMIT, files);
+    assert!(hub.inspect("hf://org/cut/cut.gguf").is_err());
+}
