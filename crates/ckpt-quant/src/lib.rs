@@ -5,9 +5,12 @@
 //! split the work by rows over rayon without changing a single output byte.
 
 pub mod float;
+pub mod ftype;
 pub mod iq;
 pub mod k_quants;
 pub mod legacy;
+pub mod pipeline;
+pub mod select;
 
 use ckpt_core::{Error, GgmlType, Result};
 use rayon::prelude::*;
@@ -133,3 +136,7 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
         .for_each(|(dst, src)| (k.dequantize_row)(src, dst));
     Ok(out)
 }
+
+pub use ftype::{parse_ftype, Ftype};
+pub use select::{choose_types, ModelParams, SelectOptions, TensorDesc, TypeChoice, TypeSelector};
+pub use pipeline::{model_params, quantize_gguf, QuantizeOptions, QuantizeReport, TensorReport};

@@ -1,0 +1,275 @@
+//! GGUF -> GGUF quantization producing the same file as llama-quantize: KVs in input order with
+//! `general.quantization_version` and `general.file_type` moved to the end, tensors sorted by
+//! (layer, name), ggml's n_dims rule, 32-byte alignment, tensors quantized one at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
+use ckpt_gguf::{GgufValue, GgufWriter, TensorInfo};
+
+use crate::ftype::Ftype;
+use crate::select::{compare_tensor_names, ModelParams, SelectOptions, TensorDesc, TypeSelector};
+
+const QUANTIZATION_VERSION_KEY: &str = "general.quantization_version";
+const FILE_TYPE_KEY: &str = "general.file_type";
+/// GGML_QNT_VERSION
+const QUANTIZATION_VERSION: u32 = 2;
+const SPLIT_KEYS: &[&str] = &["split.no", "split.count", "split.tensors.count"];
+
+/// llama-quantize's options that ckpt supports.
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions {
+    pub ftype: Ftype,
+    /// `--pure`: no mix rules, every quantizable tensor gets the ftype's default type.
+    pub pure: bool,
+    pub output_tensor_type: Option<GgmlType>,
+    pub token_embedding_type: Option<GgmlType>,
+    pub leave_output_tensor: bool,
+    /// Quantize tensors that are already quantized (dequantized to f32 first, like llama.cpp).
+    pub allow_requantize: bool,
+    /// An importance matrix (GGUF or legacy .dat, as written by llama-imatrix).
+    pub imatrix: Option<PathBuf>,
+    /// Worker threads; 0 = all cores. The output does not depend on it.
+    pub threads: usize,
+    pub overwrite: bool,
+}
+
+impl QuantizeOptions {
+    pub fn new(ftype: Ftype) -> QuantizeOptions {
+        QuantizeOptions {
+            ftype,
+            pure: false,
+            output_tensor_type: None,
+            token_embedding_type: None,
+            leave_output_tensor: false,
+            allow_requantize: false,
+            imatrix: None,
+            threads: 0,
+            overwrite: false,
+        }
+    }
+}
+
+/// What happened to one tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorReport {
+    pub name: String,
+    /// ggml dims, ne0 first.
+    pub ne: Vec<u64>,
+    pub from: GgmlType,
+    pub to: GgmlType,
+    /// The type the mix wanted when the shape forced a fallback.
+    pub fallback_from: Option<GgmlType>,
+    pub used_imatrix: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuantizeReport {
+    pub ftype: Ftype,
+    /// In output order.
+    pub tensors: Vec<TensorReport>,
+    /// Tensors that needed the shape fallback ("N of M tensor(s) required fallback quantization").
+    pub n_fallback: usize,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+}
+
+fn kv_u32(kvs: &[(String, GgufValue)], key: &str) -> Option<u32> {
+    let v = kvs.iter().find(|(k, _)| k == key).map(|(_, v)| v)?;
+    match v {
+        // per-layer arrays (e.g. head_count of some models): llama.cpp's n_gqa() looks at layer 0
+        GgufValue::Array(a) => a.items.first().and_then(GgufValue::as_u64).map(|x| x as u32),
+        other => other.as_u64().map(|x| x as u32),
+    }
+}
+
+/// The hyper-parameters the type rules need, read from the GGUF KVs like llama.cpp does.
+pub fn model_params(kvs: &[(String, GgufValue)]) -> ModelParams {
+    let arch = kvs
+        .iter()
+        .find(|(k, _)| k == "general.architecture")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let n_head = kv_u32(kvs, &format!("{arch}.attention.head_count")).unwrap_or(0);
+    ModelParams {
+        n_layer: kv_u32(kvs, &format!("{arch}.block_count")).unwrap_or(0),
+        n_expert: kv_u32(kvs, &format!("{arch}.expert_count")).unwrap_or(0),
+        n_head,
+        n_head_kv: kv_u32(kvs, &format!("{arch}.attention.head_count_kv")).unwrap_or(n_head),
+        arch,
+    }
+}
+
+/// Widens (or dequantizes) a tensor's data to f32 exactly as llama-quantize does.
+fn to_f32(path: &Path, name: &str, t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
+    if t == GgmlType::F32 {
+        return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+    }
+    crate::dequantize(t, bytes, n).map_err(|e| Error::invalid(path, format!("tensor {name}: {e}")))
+}
+
+struct Planned {
+    info: TensorInfo,
+    input: Tensor,
+    to: GgmlType,
+    fallback_from: Option<GgmlType>,
+    importance: Option<Arc<Vec<f32>>>,
+}
+
+/// Quantizes a GGUF file like `llama-quantize [options] input output FTYPE` (x86-64 build of
+/// llama.cpp 0c1e57098); the output is written atomically.
+pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
+    let split = ckpt_gguf::open_split(input)?;
+    let kvs = split.kvs().to_vec();
+    let model = model_params(&kvs);
+    let imatrix: Option<NoImatrix> = match &opts.imatrix {
+        Some(p) => return Err(Error::Unsupported(format!("{}: --imatrix is not supported yet", p.display()))),
+        None => None,
+    };
+    let select = SelectOptions {
+        ftype: opts.ftype,
+        pure: opts.pure,
+        output_tensor_type: opts.output_tensor_type,
+        token_embedding_type: opts.token_embedding_type,
+        leave_output_tensor: opts.leave_output_tensor,
+        has_imatrix: imatrix.is_some(),
+    };
+
+    let mut entries: Vec<(TensorInfo, Tensor)> =
+        split.tensor_infos().into_iter().map(|(_, i)| i.clone()).zip(split.tensors()).collect();
+    entries.sort_by(|a, b| compare_tensor_names(&a.0.name, &b.0.name));
+    let mut selector = TypeSelector::new(model, select, entries.iter().map(|e| e.0.name.as_str()));
+
+    // Decide everything (and refuse what cannot be done) before writing a byte.
+    let mut planned = Vec::with_capacity(entries.len());
+    for (info, tensor) in entries {
+        let desc = TensorDesc { name: &info.name, ne: &info.ne, ggml_type: info.ggml_type };
+        let choice = selector.choose_type(&desc).map_err(|e| Error::invalid(input, e.to_string()))?;
+        let (from, to) = (info.ggml_type, choice.ggml_type);
+        let mut importance = None;
+        if from != to {
+            if from.is_quantized() && !opts.allow_requantize {
+                return Err(Error::Usage(format!(
+                    "{}: tensor {} is already quantized ({from}); requantizing to {to} loses quality and is disabled without --allow-requantize",
+                    input.display(),
+                    info.name
+                )));
+            }
+            if from != GgmlType::F32 && crate::kernels(from).is_none() {
+                return Err(Error::Unsupported(format!(
+                    "{}: tensor {}: cannot convert type {from} to f32",
+                    input.display(),
+                    info.name
+                )));
+            }
+            if crate::kernels(to).and_then(|k| k.quantize_row).is_none() {
+                return Err(Error::Unsupported(format!(
+                    "{}: tensor {} would become {to} under {}, which ckpt cannot produce yet",
+                    input.display(),
+                    info.name,
+                    opts.ftype
+                )));
+            }
+            if let Some(im) = &imatrix {
+                importance = im.for_tensor(input, &info)?;
+            }
+            if choice.requires_imatrix && importance.is_none() {
+                return Err(Error::Usage(format!(
+                    "{}: tensor {} becomes {to}, which needs an importance matrix (--imatrix)",
+                    input.display(),
+                    info.name
+                )));
+            }
+        }
+        planned.push(Planned { info, input: tensor, to, fallback_from: choice.fallback_from, importance });
+    }
+
+    let mut writer = GgufWriter::new();
+    for (k, v) in &kvs {
+        if k != QUANTIZATION_VERSION_KEY && k != FILE_TYPE_KEY && !SPLIT_KEYS.contains(&k.as_str()) {
+            writer.add_kv(k, v.clone());
+        }
+    }
+    writer.add_kv(QUANTIZATION_VERSION_KEY, GgufValue::U32(QUANTIZATION_VERSION));
+    writer.add_kv(FILE_TYPE_KEY, GgufValue::U32(opts.ftype.id()));
+    if let Some(im) = &imatrix {
+        for (k, v) in im.metadata_kvs() {
+            writer.set_kv(&k, v);
+        }
+    }
+    writer.set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes).set_alignment(32);
+
+    let mut reports = Vec::with_capacity(planned.len());
+    for p in planned {
+        let Planned { info, input: tensor, to, fallback_from, importance } = p;
+        let from = info.ggml_type;
+        let numel = info.numel();
+        let bytes_out = to.row_bytes(info.ne[0]).unwrap_or(0) * (numel / info.ne[0].max(1));
+        reports.push(TensorReport {
+            name: info.name.clone(),
+            ne: info.ne.clone(),
+            from,
+            to,
+            fallback_from,
+            used_imatrix: importance.is_some(),
+            bytes_in: info.nbytes(),
+            bytes_out,
+        });
+        if from == to {
+            writer.add_tensor(tensor);
+            continue;
+        }
+        let shape = tensor.shape.clone();
+        let path = input.to_path_buf();
+        let name = info.name.clone();
+        let ne = info.ne.clone();
+        writer.add_tensor(Tensor::computed(info.name.clone(), DType::from_ggml(to), shape, move || {
+            let bytes = tensor.bytes()?;
+            let values = to_f32(&path, &name, from, &bytes, numel as usize)?;
+            drop(bytes);
+            tensor.release();
+            quantize_tensor(to, &values, &ne, importance.as_deref().map(|v| v.as_slice()))
+        }));
+    }
+
+    let n_fallback = selector.n_fallback;
+    let input_bytes = split.shards.iter().map(|s| s.file_size).sum();
+    let write = move || writer.write(output, opts.overwrite);
+    if opts.threads > 0 {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .build()
+            .map_err(|e| Error::Other(format!("cannot start {} worker threads: {e}", opts.threads)))?;
+        pool.install(write)?;
+    } else {
+        write()?;
+    }
+    let output_bytes = std::fs::metadata(output).map_err(|e| Error::io(output, e))?.len();
+    Ok(QuantizeReport { ftype: opts.ftype, tensors: reports, n_fallback, input_bytes, output_bytes })
+}
+
+/// Quantizes one tensor; with an importance matrix each expert slice (ne2) uses its own weights.
+fn quantize_tensor(to: GgmlType, values: &[f32], ne: &[u64], importance: Option<&[f32]>) -> Result<Vec<u8>> {
+    let n_per_row = ne[0] as usize;
+    let Some(weights) = importance else {
+        return crate::quantize(to, values, n_per_row, None);
+    };
+    let rows_per_matrix = ne.get(1).copied().unwrap_or(1) as usize;
+    let matrix = n_per_row * rows_per_matrix;
+    let mut out = Vec::new();
+    for (i, slice) in values.chunks(matrix).enumerate() {
+        let w = weights.get(i * n_per_row..(i + 1) * n_per_row);
+        out.extend(crate::quantize(to, slice, n_per_row, w)?);
+    }
+    Ok(out)
+}
+
+struct NoImatrix;
+impl NoImatrix {
+    fn for_tensor(&self, _: &Path, _: &TensorInfo) -> Result<Option<Arc<Vec<f32>>>> { Ok(None) }
+    fn metadata_kvs(&self) -> Vec<(String, GgufValue)> { Vec::new() }
+}
