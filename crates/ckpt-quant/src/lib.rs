@@ -5,12 +5,14 @@
 //! split the work by rows over rayon without changing a single output byte.
 
 pub mod float;
+pub mod fp4;
 pub mod ftype;
 pub mod iq;
 pub mod k_quants;
 pub mod legacy;
 pub mod pipeline;
 pub mod select;
+pub mod ternary;
 
 use ckpt_core::{Error, GgmlType, Result};
 use rayon::prelude::*;
@@ -25,7 +27,7 @@ pub type DequantizeRowFn = fn(src: &[u8], dst: &mut [f32]);
 /// What ckpt can do with one ggml type.
 pub struct QuantKernels {
     pub ty: GgmlType,
-    /// None for types ckpt can read but not produce (Q8_K, IQ4_*).
+    /// None for types ckpt can read but not produce (Q8_K, IQ4_*, TQ*, MXFP4, NVFP4).
     pub quantize_row: Option<QuantizeRowFn>,
     /// The imatrix variant; None where ggml ignores the imatrix or ckpt lacks the variant.
     pub quantize_row_weighted: Option<QuantizeRowWeightedFn>,
@@ -55,6 +57,10 @@ static KERNELS: &[QuantKernels] = &[
     kernels!(Q8_K, None, k_quants::dequantize_row_q8_k),
     kernels!(IQ4_NL, None, iq::dequantize_row_iq4_nl),
     kernels!(IQ4_XS, None, iq::dequantize_row_iq4_xs),
+    kernels!(TQ1_0, None, ternary::dequantize_row_tq1_0),
+    kernels!(TQ2_0, None, ternary::dequantize_row_tq2_0),
+    kernels!(MXFP4, None, fp4::dequantize_row_mxfp4),
+    kernels!(NVFP4, None, fp4::dequantize_row_nvfp4),
 ];
 
 /// The kernels of `t`, or None when ckpt can neither read nor write that type.
@@ -65,6 +71,11 @@ pub fn kernels(t: GgmlType) -> Option<&'static QuantKernels> {
 /// Types ckpt can quantize f32 data into.
 pub fn quantizable_types() -> impl Iterator<Item = GgmlType> {
     KERNELS.iter().filter(|k| k.quantize_row.is_some()).map(|k| k.ty)
+}
+
+/// Types ckpt can expand to f32.
+pub fn dequantizable_types() -> impl Iterator<Item = GgmlType> {
+    KERNELS.iter().map(|k| k.ty)
 }
 
 /// Rows handed to one rayon task: enough work (~64K elements) to amortise scheduling.
