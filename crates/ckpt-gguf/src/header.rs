@@ -404,7 +404,7 @@ fn parse_value(
             cur.check_count(count, elem_type.min_encoded_size() as u64, &format!("length of array '{key}'"), count_at)?;
             let items = match elem_type.fixed_size() {
                 Some(size) => {
-                    let need = count.checked_mul(size as u64).unwrap_or(u64::MAX);
+                    let need = count.saturating_mul(size as u64);
                     let raw = cur.take(need, &what)?;
                     if elem_type == GgufValueType::Bool {
                         if let Some(pos) = raw.iter().position(|&b| b > 1) {

@@ -14,4 +14,4 @@ pub use file::{SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 pub use header::{parse_header, parse_header_with, GgufHeader, HeaderParse, ParseOptions, TensorInfo};
 pub use header::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_DIMS, MAX_NAME_LEN};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
-pub use writer::{encode_value, DimsMode, GgufWriter, ProgressFn};
+pub use writer::{encode_value, DimsMode, GgufWriter, ProgressFn, SplitBy, SplitOptions};

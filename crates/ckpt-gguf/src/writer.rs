@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ckpt_core::atomic::AtomicFile;
+use ckpt_core::atomic::{check_destination, AtomicFile};
 use ckpt_core::{numel, Error, GgmlType, Result, Tensor};
 
+use crate::file::{split_path, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 use crate::header::{pad_to, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
 use crate::value::GgufValue;
 
@@ -132,27 +133,51 @@ impl GgufWriter {
 
     /// Writes into an open [`AtomicFile`] (not committed, so the caller may verify first).
     /// Mapped tensor data is copied by the kernel where possible. Returns the bytes written.
-    pub fn write_to_file(self, file: &mut AtomicFile) -> Result<u64> {
-        let path = file.path().to_path_buf();
-        let w: &mut BufWriter<File> = file.writer();
-        self.write_with(&path, w, |t, w| t.write_to_file(w))
+    pub fn write_to_file(mut self, file: &mut AtomicFile) -> Result<u64> {
+        let mut progress = self.progress.take();
+        self.write_file_reporting(file, &mut |done, total| {
+            if let Some(p) = progress.as_mut() {
+                p(done, total)
+            }
+        })
     }
 
     /// Writes into any byte sink. Returns the bytes written.
-    pub fn write_to(self, w: &mut dyn Write) -> Result<u64> {
-        self.write_with(Path::new("<output>"), w, |t, w| t.write_to(w))
+    pub fn write_to(mut self, w: &mut dyn Write) -> Result<u64> {
+        let mut progress = self.progress.take();
+        let plan = self.plan_for(Path::new("<output>"))?;
+        self.write_planned(&plan, Path::new("<output>"), w, |t, w| t.write_to(w), &mut |done| {
+            if let Some(p) = progress.as_mut() {
+                p(done, plan.data_len)
+            }
+        })
     }
 
-    fn write_with<W: Write + ?Sized>(
-        mut self,
+    fn write_file_reporting(&self, file: &mut AtomicFile, report: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+        let path = file.path().to_path_buf();
+        let plan = self.plan_for(&path)?;
+        let w: &mut BufWriter<File> = file.writer();
+        self.write_planned(&plan, &path, w, |t, w| t.write_to_file(w), &mut |done| report(done, plan.data_len))
+    }
+
+    /// The plan, with writer errors prefixed by the output they concern.
+    fn plan_for(&self, path: &Path) -> Result<Plan> {
+        self.plan().map_err(|e| match e {
+            Error::Other(msg) => Error::Other(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Header, then each tensor's data zero-padded to the alignment; `on_tensor` gets the data
+    /// bytes written so far after each tensor.
+    fn write_planned<W: Write + ?Sized>(
+        &self,
+        plan: &Plan,
         path: &Path,
         w: &mut W,
         mut write_tensor: impl FnMut(&Tensor, &mut W) -> Result<u64>,
+        on_tensor: &mut dyn FnMut(u64),
     ) -> Result<u64> {
-        let plan = self.plan().map_err(|e| match e {
-            Error::Other(msg) => Error::Other(format!("{}: {msg}", path.display())),
-            other => other,
-        })?;
         let io = |e: std::io::Error| Error::io(path, e);
         w.write_all(&plan.header).map_err(io)?;
         let zeros = vec![0u8; plan.alignment as usize];
@@ -170,9 +195,7 @@ impl GgufWriter {
             let padded = pad_to(n, plan.alignment).expect("checked in plan");
             w.write_all(&zeros[..(padded - n) as usize]).map_err(io)?;
             done += padded;
-            if let Some(p) = self.progress.as_mut() {
-                p(done, plan.data_len);
-            }
+            on_tensor(done);
         }
         w.flush().map_err(io)?;
         Ok(plan.header.len() as u64 + done)
@@ -274,6 +297,111 @@ impl GgufWriter {
             .map(|(t, p)| crate::header::TensorInfo { name: t.name.clone(), ggml_type: p.ggml_type, ne: p.ne, offset: p.offset })
             .collect())
     }
+}
+
+/// How `write_split` distributes tensors over shards (llama-gguf-split's `--split-max-tensors`
+/// and `--split-max-size`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitBy {
+    MaxTensors(usize),
+    /// Padded tensor data bytes per shard (the header is not counted, as in llama-gguf-split).
+    MaxBytes(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitOptions {
+    pub by: SplitBy,
+    /// The first shard holds only the metadata (`--no-tensor-first-split`).
+    pub no_tensor_first_split: bool,
+}
+
+impl GgufWriter {
+    /// Writes the model as `<out_prefix>-00001-of-0000N.gguf` … like `llama-gguf-split --split`:
+    /// the first shard has every KV, then `split.no` (u16), `split.tensors.count` (i32) and
+    /// `split.count` (u16); the other shards only those three. Tensors keep their order. Every
+    /// shard is written to a temporary file and all are renamed into place only at the end.
+    /// For llama-gguf-split's exact bytes use [`DimsMode::TrimTrailingOnes`].
+    pub fn write_split(self, out_prefix: &Path, options: &SplitOptions, overwrite: bool) -> Result<Vec<PathBuf>> {
+        let plan = self.plan()?;
+        let groups = split_groups(&self.tensors, &plan, options)?;
+        let n_shards = groups.len();
+        let n_tensors = self.tensors.len();
+        if n_shards > u16::MAX as usize || n_tensors > i32::MAX as usize {
+            return Err(Error::Usage(format!("{n_shards} shards / {n_tensors} tensors do not fit the split keys")));
+        }
+        let prefix = out_prefix.to_string_lossy().into_owned();
+        let paths: Vec<PathBuf> = (0..n_shards).map(|i| split_path(&prefix, i, n_shards).into()).collect();
+        for p in &paths {
+            check_destination(p, overwrite)?;
+        }
+        let GgufWriter { kvs, tensors, dims_mode, alignment_override, mut progress } = self;
+        let mut tensors = tensors.into_iter();
+        let mut done_before = 0u64;
+        let mut files = Vec::with_capacity(n_shards);
+        for (i, group) in groups.iter().enumerate() {
+            let mut shard = GgufWriter::new();
+            shard.dims_mode = dims_mode;
+            shard.alignment_override = alignment_override;
+            if i == 0 {
+                shard.kvs = kvs.clone();
+            }
+            // llama-gguf-split sets split.count twice (a placeholder first), and every set moves
+            // the key to the end: split.no, split.tensors.count, split.count.
+            shard.set_kv(SPLIT_NO_KEY, GgufValue::U16(i as u16));
+            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(0));
+            shard.set_kv(SPLIT_TENSORS_COUNT_KEY, GgufValue::I32(n_tensors as i32));
+            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(n_shards as u16));
+            shard.tensors = tensors.by_ref().take(group.len()).collect();
+            let mut file = AtomicFile::create(&paths[i], overwrite)?;
+            let mut shard_done = 0;
+            shard.write_file_reporting(&mut file, &mut |done, _| {
+                shard_done = done;
+                if let Some(p) = progress.as_mut() {
+                    p(done_before + done, plan.data_len);
+                }
+            })?;
+            done_before += shard_done;
+            files.push(file);
+        }
+        for f in files {
+            f.commit()?;
+        }
+        Ok(paths)
+    }
+}
+
+/// Tensor indices per shard, by llama-gguf-split's rule: a new shard starts when the tensor
+/// count reaches a multiple of the limit, or when adding the next padded tensor would exceed
+/// the byte limit. A shard left without tensors is an error (except a metadata-only first one).
+fn split_groups(tensors: &[Tensor], plan: &Plan, options: &SplitOptions) -> Result<Vec<Vec<usize>>> {
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+    if options.no_tensor_first_split {
+        groups.push(Vec::new());
+    }
+    let mut current_bytes = 0u64;
+    for (i, planned) in plan.tensors.iter().enumerate() {
+        let padded = pad_to(planned.nbytes, plan.alignment).expect("checked in plan");
+        let next_bytes = current_bytes.saturating_add(padded);
+        let new_shard = match options.by {
+            SplitBy::MaxTensors(0) => return Err(Error::Usage("the tensors-per-shard limit must be at least 1".into())),
+            SplitBy::MaxTensors(n) => i > 0 && i % n == 0,
+            SplitBy::MaxBytes(max) => next_bytes > max,
+        };
+        if new_shard {
+            if groups.last().is_some_and(|g| g.is_empty()) {
+                return Err(Error::Usage(format!(
+                    "tensor '{}' ({padded} bytes padded) does not fit in a shard of the requested size",
+                    tensors[i].name
+                )));
+            }
+            groups.push(Vec::new());
+            current_bytes = padded;
+        } else {
+            current_bytes = next_bytes;
+        }
+        groups.last_mut().expect("never empty").push(i);
+    }
+    Ok(groups)
 }
 
 /// Array items must all have the array's element type (recursively).

@@ -34,7 +34,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let mut rest = text.as_str();
     while let Some(c) = rest.chars().next() {
         if in_string {
-            in_string = !(c == '"' && !escaped);
+            in_string = c != '"' || escaped;
             escaped = c == '\\' && !escaped;
         } else if c == '"' {
             in_string = true;
