@@ -83,7 +83,7 @@ const GGML_LAYOUT: &[(GgmlType, &str, usize, usize)] = &[
     (GgmlType::MXFP4, "MXFP4", 32, 17),
     (GgmlType::NVFP4, "NVFP4", 64, 36),
     (GgmlType::Q1_0, "Q1_0", 128, 18),
-    (GgmlType::Q2_0, "Q2_0", 128, 34),
+    (GgmlType::Q2_0, "Q2_0", 64, 18),
 ];
 
 impl GgmlType {
