@@ -87,6 +87,17 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// Ollama's choice for a model whose GGUF `tokenizer.chat_template` is `jinja`, with the
 /// distance that decided it; `None` when nothing is closer than 100 edits.
 pub fn detect(jinja: &str) -> Option<(NamedTemplate, usize)> {
+    let (name, distance) = closest(jinja)?;
+    if distance < MAX_DISTANCE {
+        named(name).map(|t| (t, distance))
+    } else {
+        None
+    }
+}
+
+/// The nearest known template and its edit distance, whatever the distance (to explain why
+/// nothing was detected). The first of equally near entries wins, as in Ollama.
+pub fn closest(jinja: &str) -> Option<(&'static str, usize)> {
     let query: Vec<char> = jinja.chars().collect();
     let mut best: Option<(&IndexEntry, usize)> = None;
     for entry in index() {
@@ -100,12 +111,7 @@ pub fn detect(jinja: &str) -> Option<(NamedTemplate, usize)> {
             best = Some((entry, d));
         }
     }
-    let (entry, distance) = best?;
-    if distance < MAX_DISTANCE {
-        named(entry.name).map(|t| (t, distance))
-    } else {
-        None
-    }
+    best.map(|(entry, d)| (entry.name, d))
 }
 
 /// Edit distance over Unicode scalar values (as agnivade/levenshtein on runes). Returns some
