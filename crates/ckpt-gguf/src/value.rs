@@ -291,16 +291,16 @@ fn describe_into(out: &mut String, v: &GgufValue, max_items: usize) {
         GgufValue::I32(x) => write!(out, "{x}"),
         GgufValue::U64(x) => write!(out, "{x}"),
         GgufValue::I64(x) => write!(out, "{x}"),
-        GgufValue::F32(x) => write!(out, "{}", float_text(*x as f64, x.to_string())),
-        GgufValue::F64(x) => write!(out, "{}", float_text(*x, x.to_string())),
+        GgufValue::F32(x) => write!(out, "{}", float_text(x.is_nan(), format!("{x:?}"))),
+        GgufValue::F64(x) => write!(out, "{}", float_text(x.is_nan(), format!("{x:?}"))),
         GgufValue::Bool(b) => write!(out, "{b}"),
         GgufValue::String(s) => {
             let chars = s.chars().count();
             if max_items != usize::MAX && chars > DESCRIBE_STRING_CHARS {
                 let head: String = s.chars().take(DESCRIBE_STRING_CHARS).collect();
-                write!(out, "\"{}\"… ({chars} chars)", head.escape_debug())
+                write!(out, "\"{}\"… ({chars} chars)", escape(&head))
             } else {
-                write!(out, "\"{}\"", s.escape_debug())
+                write!(out, "\"{}\"", escape(s))
             }
         }
         GgufValue::Array(a) => {
@@ -324,13 +324,34 @@ fn describe_into(out: &mut String, v: &GgufValue, max_items: usize) {
     .expect("writing to a String cannot fail");
 }
 
-/// Rust prints infinities as `inf`; keep that, and make NaN lower-case like numpy.
-fn float_text(x: f64, shortest: String) -> String {
-    if x.is_nan() {
+/// Shortest round-trip digits, exponent form for very small or large magnitudes (`1e-5`),
+/// `inf`/`-inf`, and NaN lower-case like numpy.
+fn float_text(is_nan: bool, debug_form: String) -> String {
+    if is_nan {
         "nan".to_string()
     } else {
-        shortest
+        debug_form
     }
+}
+
+/// Quotes, backslashes and control characters escaped; everything else (any script, emoji,
+/// the SentencePiece `▁`) shown as is.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The value as JSON: numbers as numbers (f32 widened exactly to f64), NaN and ±infinity as the
@@ -395,7 +416,10 @@ mod tests {
         assert_eq!(describe_value(&v, 2), "[\"t0\", \"t1\", … 32000 items]");
         assert_eq!(describe_value(&GgufValue::f32_array([1.5, f32::NAN]), 8), "[1.5, nan]");
         assert_eq!(describe_value(&GgufValue::F32(f32::NEG_INFINITY), 8), "-inf");
-        assert_eq!(describe_value(&GgufValue::string("a\"\n"), 8), "\"a\\\"\\n\"");
+        assert_eq!(describe_value(&GgufValue::string("a\"\n'▁\u{1}"), 8), "\"a\\\"\\n'▁\\u{1}\"");
+        assert_eq!(describe_value(&GgufValue::F32(1e-5), 8), "1e-5");
+        assert_eq!(describe_value(&GgufValue::F32(100000.0), 8), "100000.0");
+        assert_eq!(describe_value(&GgufValue::F64(0.1), 8), "0.1");
     }
 
     #[test]

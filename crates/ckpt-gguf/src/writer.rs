@@ -67,6 +67,8 @@ impl GgufWriter {
     }
 
     /// Appends a KV pair; order is kept. A key added twice is an error at write time.
+    /// Unlike gguf-py's `add_string`/`add_array`, which silently skip empty strings and empty
+    /// arrays, everything given is written: a caller imitating gguf-py must skip those itself.
     pub fn add_kv(&mut self, key: &str, value: GgufValue) {
         self.kvs.push((key.to_string(), value));
     }
