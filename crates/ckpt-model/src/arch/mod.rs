@@ -1,0 +1,236 @@
+//! One description per supported Hugging Face architecture: the GGUF architecture name, the
+//! tensor name table, which tensors are transformed (Q/K permutation, transposes, +1 norms),
+//! the config keys written as GGUF keys, and which vocabulary loader applies. The converter in
+//! `lib.rs` only walks these descriptions.
+
+pub mod llama;
+pub mod qwen;
+
+use std::path::Path;
+
+use ckpt_core::{Error, Result};
+use serde_json::Value;
+
+use crate::hparams::Hparams;
+use crate::kv::KvList;
+
+/// A transformation applied to a tensor's f32 values before it is stored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transform {
+    /// llama.cpp's `LlamaModel.permute`: rows viewed as [heads, 2, rows/heads/2] with the two
+    /// inner axes swapped (HF rotate-half layout -> interleaved pairs).
+    PermuteRows { heads: u64 },
+}
+
+/// What an architecture decides for one HF tensor.
+pub enum TensorAction {
+    /// Store it under this GGUF name after these transforms.
+    Keep { name: String, transforms: Vec<Transform> },
+    /// Not part of the GGUF model (the converter drops it on purpose).
+    Drop,
+}
+
+/// Everything the parameter writers need.
+pub struct ParamContext<'a> {
+    pub hp: &'a Hparams,
+    pub kv: &'a mut KvList,
+    pub block_count: u32,
+    pub file_type: u32,
+}
+
+pub struct VocabContext<'a> {
+    pub dir: &'a Path,
+    pub hp: &'a Hparams,
+    pub kv: &'a mut KvList,
+    pub pre_override: Option<&'a str>,
+    pub warnings: &'a mut Vec<String>,
+}
+
+pub trait Architecture: Sync {
+    /// `architectures[0]` values of config.json handled by this description.
+    fn hf_names(&self) -> &'static [&'static str];
+    /// `general.architecture`.
+    fn gguf_arch(&self) -> &'static str;
+    /// Defaults transformers' config class fills in (the converter reads `AutoConfig.to_dict()`).
+    fn config_defaults(&self, _hp: &mut Hparams) {}
+    /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
+    fn tensor(&self, hf_name: &str, bid: Option<u32>, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
+    /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()>;
+    /// Tokenizer keys.
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()>;
+}
+
+pub fn registry() -> &'static [&'static dyn Architecture] {
+    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3]
+}
+
+pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
+    registry().iter().copied().find(|a| a.hf_names().contains(&hf_arch))
+}
+
+/// A name table entry: HF module path (with `{bid}` for the layer) -> GGUF name.
+pub type NameTable = &'static [(&'static str, &'static str)];
+
+/// gguf-py's `TensorNameMap.get_name(key, try_suffixes=(".weight", ".bias"))`: the module path
+/// is looked up with the suffix removed and the suffix is put back on the GGUF name.
+pub fn map_name(table: NameTable, hf_name: &str, bid: Option<u32>, block_count: u32) -> Option<String> {
+    let (base, suffix) = ["weight", "bias"]
+        .iter()
+        .find_map(|s| hf_name.strip_suffix(&format!(".{s}")).map(|b| (b, format!(".{s}"))))
+        .unwrap_or((hf_name, String::new()));
+    for (hf, gguf) in table {
+        let matched = if hf.contains("{bid}") {
+            match bid {
+                Some(b) if b < block_count => *base == hf.replace("{bid}", &b.to_string()),
+                _ => false,
+            }
+        } else {
+            base == *hf
+        };
+        if matched {
+            let name = match bid {
+                Some(b) => gguf.replace("{bid}", &b.to_string()),
+                None => gguf.to_string(),
+            };
+            return Some(name + &suffix);
+        }
+    }
+    None
+}
+
+pub fn unmapped(hf_name: &str, arch: &str) -> Error {
+    Error::Unsupported(format!("cannot map tensor '{hf_name}' to a GGUF name for architecture {arch} (no rule for it; refusing to drop it silently)"))
+}
+
+/// The rope settings the converter reads: `rope_parameters`/`rope_scaling` with the top-level
+/// `rope_theta` etc. mirrored in.
+pub fn rope_parameters(hp: &Hparams) -> serde_json::Map<String, Value> {
+    let mut rp = match hp.get("rope_parameters").or_else(|| hp.get("rope_scaling")) {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if !rp.contains_key("full_attention") && !rp.contains_key("sliding_attention") {
+        let theta = hp.find(&["global_rope_theta", "rope_global_theta", "rope_theta_global", "rope_theta", "rotary_emb_base"]).cloned();
+        let local = hp.find(&["local_rope_theta", "rope_local_theta", "rope_theta_local", "swa_rope_theta", "rope_local_base_freq"]).cloned();
+        if let Some(l) = local {
+            rp.insert("sliding_attention".into(), serde_json::json!({ "rope_theta": l }));
+        }
+        if let (false, Some(t)) = (rp.contains_key("rope_theta"), theta) {
+            rp.insert("rope_theta".into(), t);
+        }
+        if !rp.contains_key("rope_type") {
+            if let Some(t) = rp.get("type").cloned() {
+                rp.insert("rope_type".into(), t);
+            }
+        }
+        if let (false, Some(v)) = (rp.contains_key("partial_rotary_factor"), hp.find(&["partial_rotary_factor", "rope_pct", "rope_percent"]).cloned()) {
+            rp.insert("partial_rotary_factor".into(), v);
+        }
+        if let (false, Some(v)) = (rp.contains_key("original_max_position_embeddings"), hp.get("original_max_position_embeddings").cloned()) {
+            rp.insert("original_max_position_embeddings".into(), v);
+        }
+    }
+    rp
+}
+
+fn as_f32(v: &Value, what: &str, hp: &Hparams) -> Result<f32> {
+    v.as_f64().map(|f| f as f32).ok_or_else(|| Error::invalid(&hp.path, format!("{what} is {v}, expected a number")))
+}
+
+fn as_u32(v: &Value, what: &str, hp: &Hparams) -> Result<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| Error::invalid(&hp.path, format!("{what} is {v}, expected a non-negative integer")))
+}
+
+/// `TextModel.set_gguf_parameters`, the keys every text model starts with.
+pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
+    let hp = ctx.hp;
+    let kv = &mut *ctx.kv;
+    kv.u32(&format!("{arch}.block_count"), ctx.block_count);
+    let u32_keys: [(&[&str], &str); 5] = [
+        (&["max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"], "context_length"),
+        (&["hidden_size", "n_embd", "dim"], "embedding_length"),
+        (&["prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"], "feed_forward_length"),
+        (&["num_attention_heads", "n_head", "n_heads"], "attention.head_count"),
+        (&["num_key_value_heads", "n_kv_heads"], "attention.head_count_kv"),
+    ];
+    for (keys, gguf) in u32_keys {
+        if let Some(v) = hp.find_u32(keys)? {
+            kv.u32(&format!("{arch}.{gguf}"), v);
+        }
+    }
+    if hp.get("is_causal") == Some(&Value::Bool(false)) {
+        kv.bool(&format!("{arch}.attention.causal"), false);
+    }
+    let rp_all = rope_parameters(hp);
+    let rp = match rp_all.get("full_attention") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => rp_all.clone(),
+    };
+    if let Some(rope_type) = rp.get("rope_type").and_then(Value::as_str) {
+        let factor = rp.get("factor").filter(|v| !v.is_null());
+        match (rope_type, factor) {
+            ("linear", Some(f)) => {
+                kv.string(&format!("{arch}.rope.scaling.type"), "linear");
+                kv.f32(&format!("{arch}.rope.scaling.factor"), as_f32(f, "rope factor", hp)?);
+            }
+            ("yarn", Some(f)) => {
+                kv.string(&format!("{arch}.rope.scaling.type"), "yarn");
+                kv.f32(&format!("{arch}.rope.scaling.factor"), as_f32(f, "rope factor", hp)?);
+                let orig = rp.get("original_max_position_embeddings").ok_or_else(|| {
+                    Error::invalid(&hp.path, "yarn rope scaling needs original_max_position_embeddings")
+                })?;
+                kv.u32(&format!("{arch}.rope.scaling.original_context_length"), as_u32(orig, "original_max_position_embeddings", hp)?);
+                let optional = [
+                    (&["extrapolation_factor"][..], "rope.scaling.yarn_ext_factor"),
+                    (&["attention_factor", "attn_factor"][..], "rope.scaling.yarn_attn_factor"),
+                    (&["beta_fast"][..], "rope.scaling.yarn_beta_fast"),
+                    (&["beta_slow"][..], "rope.scaling.yarn_beta_slow"),
+                ];
+                for (keys, gguf) in optional {
+                    if let Some(v) = keys.iter().find_map(|k| rp.get(*k)).filter(|v| !v.is_null()) {
+                        kv.f32(&format!("{arch}.{gguf}"), as_f32(v, gguf, hp)?);
+                    }
+                }
+            }
+            ("su" | "longrope", _) => kv.string(&format!("{arch}.rope.scaling.type"), "longrope"),
+            _ => {}
+        }
+    }
+    if let Some(Value::Array(sections)) = rp_all.get("mrope_section") {
+        let mut s: Vec<i32> = sections.iter().filter_map(Value::as_i64).map(|v| v as i32).collect();
+        s.resize(4, 0);
+        kv.array(&format!("{arch}.rope.dimension_sections"), ckpt_gguf::GgufValue::i32_array(s));
+    }
+    if let Some(theta) = rp.get("rope_theta").filter(|v| !v.is_null()) {
+        kv.f32(&format!("{arch}.rope.freq_base"), as_f32(theta, "rope_theta", hp)?);
+    }
+    if let Some(local) = rp_all.get("sliding_attention").and_then(|s| s.get("rope_theta")).filter(|v| !v.is_null()) {
+        kv.f32(&format!("{arch}.rope.freq_base_swa"), as_f32(local, "local rope_theta", hp)?);
+    }
+    if let Some(eps) = hp.find_f64(&["rms_norm_eps", "norm_eps"])? {
+        kv.f32(&format!("{arch}.attention.layer_norm_rms_epsilon"), eps as f32);
+    }
+    if let Some(eps) = hp.find_f64(&["layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"])? {
+        kv.f32(&format!("{arch}.attention.layer_norm_epsilon"), eps as f32);
+    }
+    if let Some(n) = hp.find_u32(&["num_local_experts", "num_experts", "n_routed_experts"])? {
+        kv.u32(&format!("{arch}.expert_count"), n);
+    }
+    if let Some(n) = hp.find_u32(&["num_experts_per_tok", "num_experts_per_token", "top_k_experts"])? {
+        kv.u32(&format!("{arch}.expert_used_count"), n);
+    }
+    if let Some(head_dim) = hp.find_u32(&["head_dim"])? {
+        kv.u32(&format!("{arch}.attention.key_length"), head_dim);
+        kv.u32(&format!("{arch}.attention.value_length"), head_dim);
+    }
+    kv.u32("general.file_type", ctx.file_type);
+    Ok(())
+}
+
+/// The (n_head, n_kv_head) pair the Q/K permutation needs.
+pub fn head_counts(hp: &Hparams) -> Result<(u32, u32)> {
+    let n_head = hp.require_u32(&["n_heads", "num_attention_heads"])?;
+    let n_kv = hp.find_u32(&["n_kv_heads", "num_key_value_heads"])?.unwrap_or(n_head);
+    Ok((n_head, n_kv))
+}

@@ -1,0 +1,241 @@
+//! Hugging Face model folders to GGUF, byte-identical to llama.cpp's `convert_hf_to_gguf.py`
+//! (commit 0c1e57098): the same KV pairs in the same order, the same tensor names, order, types
+//! and bytes.
+//!
+//! The caller loads the checkpoint (safetensors or torch) and passes it in with the model
+//! folder, which provides config.json, the tokenizer files and — through its name — the
+//! default `general.name`. Each supported architecture is one description in [`arch`].
+
+pub mod arch;
+pub mod hparams;
+pub mod kv;
+pub mod metadata;
+pub mod tensors;
+pub mod vocab;
+
+use std::path::Path;
+
+use ckpt_core::{Checkpoint, DType, Error, GgmlType, Result, Tensor};
+use ckpt_gguf::GgufWriter;
+
+use arch::{ParamContext, TensorAction, VocabContext};
+use hparams::{read_optional_json, Hparams};
+use kv::KvList;
+use metadata::ModelMetadata;
+use tensors::{choose_type, PlannedTensor};
+
+/// The converter's `--outtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutType {
+    F32,
+    F16,
+    BF16,
+    Q8_0,
+    /// The type of the first 2-D tensor (bf16 -> BF16, f16 -> F16), F16 otherwise.
+    Auto,
+}
+
+impl OutType {
+    pub fn from_name(name: &str) -> Option<OutType> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "f32" => OutType::F32,
+            "f16" => OutType::F16,
+            "bf16" => OutType::BF16,
+            "q8_0" => OutType::Q8_0,
+            "auto" => OutType::Auto,
+            _ => return None,
+        })
+    }
+
+    /// (tensor type for quantizable tensors, llama_ftype written as general.file_type)
+    fn resolve(self, first_matrix_dtype: Option<DType>) -> (GgmlType, u32) {
+        match self {
+            OutType::F32 => (GgmlType::F32, 0),
+            OutType::F16 => (GgmlType::F16, 1),
+            OutType::BF16 => (GgmlType::BF16, 32),
+            OutType::Q8_0 => (GgmlType::Q8_0, 7),
+            OutType::Auto => match first_matrix_dtype {
+                Some(DType::BF16) => (GgmlType::BF16, 32),
+                _ => (GgmlType::F16, 1),
+            },
+        }
+    }
+}
+
+pub struct HfToGgufOptions {
+    pub outtype: OutType,
+    /// Pre-tokenizer name to use when the BPE tokenizer's fingerprint is unknown to llama.cpp.
+    pub pre_tokenizer: Option<String>,
+    pub overwrite: bool,
+    /// Called with (data bytes written, data bytes in total) as tensors are written.
+    pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
+}
+
+impl Default for HfToGgufOptions {
+    fn default() -> Self {
+        HfToGgufOptions { outtype: OutType::Auto, pre_tokenizer: None, overwrite: false, progress: None }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConvertReport {
+    pub hf_architecture: String,
+    pub gguf_architecture: String,
+    pub file_type: u32,
+    pub tensor_count: usize,
+    pub kv_count: usize,
+    pub parameter_count: u64,
+    pub output_bytes: u64,
+    /// Tensors stored in another type than requested, and why.
+    pub fallbacks: Vec<String>,
+    /// Tensors of the checkpoint that the converter drops by design.
+    pub dropped: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The `architectures[0]` values of config.json this crate converts.
+pub fn supported_architectures() -> &'static [&'static str] {
+    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"]
+}
+
+/// Converts `source` (the weights of the HF folder `model_dir`) into the GGUF file `out`.
+pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opts: &HfToGgufOptions) -> Result<ConvertReport> {
+    let mut hp = Hparams::load(model_dir)?;
+    let hf_arch = match hp.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()) {
+        Some(a) => a.to_string(),
+        None => return Err(Error::invalid(&hp.path, "config.json has no \"architectures\" list")),
+    };
+    let arch = arch::find(&hf_arch).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "{}: architecture {hf_arch} is not supported; supported: {}",
+            hp.path.display(),
+            supported_architectures().join(", ")
+        ))
+    })?;
+    arch.config_defaults(&mut hp);
+    let block_count = hp.require_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
+
+    let mut warnings = Vec::new();
+    let mut dropped = Vec::new();
+    let sources = ordered_sources(source, &mut dropped);
+    let first_matrix = sources.iter().find(|t| t.shape.len() >= 2).map(|t| t.dtype);
+    let (target, file_type) = opts.outtype.resolve(first_matrix);
+
+    let mut planned = Vec::new();
+    let mut fallbacks = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in sources {
+        if t.name.ends_with(".attention.masked_bias") || t.name.ends_with(".attention.bias") || t.name.ends_with(".rotary_emb.inv_freq") {
+            dropped.push(t.name.clone());
+            continue;
+        }
+        let bid = t.name.split('.').find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).and_then(|p| p.parse::<u32>().ok());
+        match arch.tensor(&t.name, bid, &hp, block_count)? {
+            TensorAction::Drop => dropped.push(t.name.clone()),
+            TensorAction::Keep { name, transforms } => {
+                if !seen.insert(name.clone()) {
+                    return Err(Error::Unsupported(format!("tensor '{}' maps to {name}, which another tensor already produced", t.name)));
+                }
+                if name.len() >= ckpt_gguf::MAX_NAME_LEN {
+                    return Err(Error::Unsupported(format!("GGUF name {name} (from '{}') is too long", t.name)));
+                }
+                let (ggml_type, why) = choose_type(&name, &t.shape, target);
+                fallbacks.extend(why);
+                planned.push(PlannedTensor { name, source: t.clone(), transforms, ggml_type });
+            }
+        }
+    }
+    let parameter_count: u64 = planned.iter().map(|p| p.source.numel()).sum();
+
+    let mut kv = KvList::new();
+    kv.string("general.architecture", arch.gguf_arch());
+    kv.string("general.type", "model");
+    let config_raw = hparams::read_json_object(&hp.path)?;
+    let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);
+    if model_card_has_metadata(model_dir) {
+        warnings.push("README.md model card metadata (YAML front matter) is not read; general.* keys come from the folder name and config.json only".into());
+    }
+    ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count).write(&mut kv);
+    arch.write_params(&mut ParamContext { hp: &hp, kv: &mut kv, block_count, file_type })?;
+    kv.u32("general.quantization_version", 2);
+    arch.write_vocab(&mut VocabContext { dir: model_dir, hp: &hp, kv: &mut kv, pre_override: opts.pre_tokenizer.as_deref(), warnings: &mut warnings })?;
+
+    let kv_count = kv.entries().len();
+    let tensor_count = planned.len();
+    let mut writer = GgufWriter::new();
+    kv.into_writer(&mut writer);
+    for p in planned {
+        writer.add_tensor(p.into_tensor());
+    }
+    let output_bytes = writer.total_size()?;
+    write_with_progress(writer, out, opts)?;
+    Ok(ConvertReport {
+        hf_architecture: hf_arch,
+        gguf_architecture: arch.gguf_arch().to_string(),
+        file_type,
+        tensor_count,
+        kv_count,
+        parameter_count,
+        output_bytes,
+        fallbacks,
+        dropped,
+        warnings,
+    })
+}
+
+/// The converter's tensor order: model parts in sorted file-name order, tensors sorted by name
+/// inside each part; plus its generic renames and multimodal drops.
+fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor> {
+    let part_of = |t: &Tensor| -> String {
+        t.view().and_then(|v| v.storage.buffer.path.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default()
+    };
+    let mut out: Vec<(String, Tensor)> = Vec::new();
+    for t in &source.tensors {
+        let mut t = t.clone();
+        if is_multimodal(&t.name) {
+            dropped.push(t.name.clone());
+            continue;
+        }
+        if t.name.ends_with("e_score_correction_bias") {
+            t.name = t.name.replace("e_score_correction_bias", "e_score_correction.bias");
+        }
+        if t.name.contains("language_model.") {
+            t.name = t.name.replace("language_model.", "");
+        }
+        out.push((part_of(&t), t));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// `TextModel.filter_tensors`: vision/audio towers and projectors are not part of the text GGUF.
+fn is_multimodal(name: &str) -> bool {
+    const PREFIXES: [&str; 10] = ["mlp", "vit.", "vpm.", "siglip2.", "conformer.", "merger.", "resampler.", "sound_encoder.", "sound_projection.", "speech_embeddings."];
+    const PARTS: [&str; 17] = [
+        "visual.", "vision.", "audio.", "talker.", "vision_", "audio_", "token2wav.", "code2wav.", "projector.", "pre_mm_projector_norm",
+        "image_newline", "view_seperator", "patch_embed", "patch_embedding", "patch_merger.", "patch_merge_mlp.", "model.connector.",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || PARTS.iter().any(|p| name.contains(p))
+}
+
+fn model_card_has_metadata(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("README.md")).map(|s| s.lines().next() == Some("---")).unwrap_or(false)
+}
+
+/// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be
+/// driven from this thread.
+fn write_with_progress(mut writer: GgufWriter, out: &Path, opts: &HfToGgufOptions) -> Result<()> {
+    let Some(progress) = &opts.progress else { return writer.write(out, opts.overwrite) };
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
+    writer.set_progress(move |done, total| {
+        let _ = tx.send((done, total));
+    });
+    std::thread::scope(|s| {
+        let handle = s.spawn(|| writer.write(out, opts.overwrite));
+        for (done, total) in rx {
+            progress(done, total);
+        }
+        handle.join().unwrap_or_else(|_| Err(Error::Other("the GGUF writer thread panicked".into())))
+    })
+}

@@ -1,0 +1,431 @@
+//! `general.*` metadata as gguf-py's `Metadata` derives it: model name and size label from the
+//! config's `_name_or_path` or the folder name (the "model id" heuristics), sampling defaults
+//! from `generation_config.json`, and the size label from the parameter count.
+
+use std::path::Path;
+
+use ckpt_gguf::GgufValue;
+use serde_json::{Map, Value};
+
+use crate::kv::KvList;
+
+#[derive(Default, Debug, Clone)]
+pub struct ModelMetadata {
+    pub name: Option<String>,
+    pub organization: Option<String>,
+    pub basename: Option<String>,
+    pub finetune: Option<String>,
+    pub version: Option<String>,
+    pub size_label: Option<String>,
+    sampling: Vec<(&'static str, GgufValue)>,
+}
+
+/// Parts of a Hugging Face style id `org/Name-7B-Instruct-v0.2`.
+#[derive(Default, Debug, PartialEq)]
+pub struct IdComponents {
+    pub full_name: Option<String>,
+    pub org: Option<String>,
+    pub basename: Option<String>,
+    pub finetune: Option<String>,
+    pub version: Option<String>,
+    pub size_label: Option<String>,
+}
+
+impl ModelMetadata {
+    pub fn derive(model_dir: &Path, config: &Map<String, Value>, generation: Option<&Map<String, Value>>, total_params: u64) -> ModelMetadata {
+        let mut md = ModelMetadata::default();
+        if let Some(Value::String(id)) = config.get("_name_or_path") {
+            if id.matches('/').count() <= 1 {
+                md.fill_from_id(id, total_params);
+            }
+        }
+        let folder = model_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        md.fill_from_id(&folder, total_params);
+        if md.name.is_none() {
+            md.name = Some(folder);
+        }
+        if md.size_label.is_none() && total_params > 0 {
+            md.size_label = Some(size_label(total_params));
+        }
+        if let Some(gen) = generation {
+            md.sampling = sampling_keys(gen);
+        }
+        md
+    }
+
+    fn fill_from_id(&mut self, id: &str, total_params: u64) {
+        let c = model_id_components(id, total_params);
+        fill(&mut self.name, c.full_name.map(|n| id_to_title(&n)));
+        fill(&mut self.organization, c.org.map(|o| id_to_title(&o)));
+        fill(&mut self.basename, c.basename);
+        fill(&mut self.finetune, c.finetune);
+        fill(&mut self.version, c.version);
+        fill(&mut self.size_label, c.size_label);
+    }
+
+    /// Writes the keys in `Metadata.set_gguf_meta_model` order.
+    pub fn write(&self, kv: &mut KvList) {
+        for (key, value) in &self.sampling {
+            kv.set(key, value.clone());
+        }
+        let strings = [
+            ("general.name", &self.name),
+            ("general.version", &self.version),
+            ("general.organization", &self.organization),
+            ("general.finetune", &self.finetune),
+            ("general.basename", &self.basename),
+            ("general.size_label", &self.size_label),
+        ];
+        for (key, value) in strings {
+            if let Some(v) = value {
+                kv.string(key, v);
+            }
+        }
+    }
+}
+
+fn fill(slot: &mut Option<String>, value: Option<String>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+/// generation_config.json keys that become `general.sampling.*` (in gguf-py's order).
+fn sampling_keys(gen: &Map<String, Value>) -> Vec<(&'static str, GgufValue)> {
+    enum Kind {
+        Str,
+        Int,
+        Float,
+    }
+    let table: [(&[&str], &'static str, Kind); 12] = [
+        (&["sequence"], "general.sampling.sequence", Kind::Str),
+        (&["top_k"], "general.sampling.top_k", Kind::Int),
+        (&["top_p"], "general.sampling.top_p", Kind::Float),
+        (&["min_p"], "general.sampling.min_p", Kind::Float),
+        (&["xtc_probability"], "general.sampling.xtc_probability", Kind::Float),
+        (&["xtc_threshold"], "general.sampling.xtc_threshold", Kind::Float),
+        (&["temperature"], "general.sampling.temp", Kind::Float),
+        (&["penalty_last_n"], "general.sampling.penalty_last_n", Kind::Int),
+        (&["penalty_repeat", "repetition_penalty"], "general.sampling.penalty_repeat", Kind::Float),
+        (&["mirostat"], "general.sampling.mirostat", Kind::Int),
+        (&["mirostat_tau"], "general.sampling.mirostat_tau", Kind::Float),
+        (&["mirostat_eta"], "general.sampling.mirostat_eta", Kind::Float),
+    ];
+    let mut out = Vec::new();
+    for (keys, gguf_key, kind) in table {
+        let Some(v) = keys.iter().find_map(|k| gen.get(*k)).filter(|v| !v.is_null()) else { continue };
+        let value = match kind {
+            Kind::Str => v.as_str().map(GgufValue::string),
+            Kind::Int => v.as_i64().and_then(|n| i32::try_from(n).ok()).map(GgufValue::I32),
+            Kind::Float => v.as_f64().map(|f| GgufValue::F32(f as f32)),
+        };
+        if let Some(value) = value {
+            out.push((gguf_key, value));
+        }
+    }
+    out
+}
+
+/// gguf-py's `model_weight_count_rounded_notation(n, min_digits=2)`.
+pub fn size_label(params: u64) -> String {
+    let n = params as f64;
+    let (scaled, suffix) = if n > 1e12 {
+        (n * 1e-12, "T")
+    } else if n > 1e9 {
+        (n * 1e-9, "B")
+    } else if n > 1e6 {
+        (n * 1e-6, "M")
+    } else {
+        (n * 1e-3, "K")
+    };
+    let rounded = python_round(scaled).to_string();
+    let digits = rounded.trim_start_matches('0').len();
+    let fix = 2usize.saturating_sub(digits);
+    format!("{scaled:.fix$}{suffix}")
+}
+
+/// Python's round() to an integer: ties to even.
+fn python_round(x: f64) -> i64 {
+    x.round_ties_even() as i64
+}
+
+/// gguf-py's `Metadata.id_to_title`.
+pub fn id_to_title(s: &str) -> String {
+    s.trim()
+        .replace('-', " ")
+        .split_whitespace()
+        .map(|w| if is_lower(w) && !is_version_or_number(w) { title(w) } else { w.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_lower(w: &str) -> bool {
+    w.chars().any(|c| c.is_lowercase() || c.is_uppercase()) && !w.chars().any(|c| c.is_uppercase())
+}
+
+/// `^(v\d+(?:\.\d+)*|\d.*)$`
+fn is_version_or_number(w: &str) -> bool {
+    if w.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        return true;
+    }
+    match w.strip_prefix('v') {
+        Some(rest) => dotted_digits(rest),
+        None => false,
+    }
+}
+
+fn dotted_digits(s: &str) -> bool {
+    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Python's str.title(): a cased character after an uncased one starts a word.
+fn title(w: &str) -> String {
+    let mut out = String::new();
+    let mut prev_cased = false;
+    for c in w.chars() {
+        let cased = c.is_lowercase() || c.is_uppercase();
+        if cased && !prev_cased {
+            out.extend(c.to_uppercase());
+        } else if cased {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        prev_cased = cased;
+    }
+    out
+}
+
+#[derive(Default, Clone)]
+struct Tags {
+    basename: bool,
+    size_label: bool,
+    finetune: bool,
+    version: bool,
+    kind: bool,
+}
+
+impl Tags {
+    fn is_empty(&self) -> bool {
+        !(self.basename || self.size_label || self.finetune || self.version || self.kind)
+    }
+    fn count(&self) -> usize {
+        [self.basename, self.size_label, self.finetune, self.version, self.kind].iter().filter(|b| **b).count()
+    }
+}
+
+/// gguf-py's `Metadata.get_model_id_components`.
+pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
+    if model_id.contains(' ') {
+        return IdComponents { full_name: Some(model_id.to_string()), ..Default::default() };
+    }
+    let (mut org, full) = match model_id.split_once('/') {
+        Some((o, n)) => (Some(o.to_string()), n.to_string()),
+        None => (None, model_id.to_string()),
+    };
+    if org.as_deref().is_some_and(|o| o.starts_with('.')) {
+        org = None;
+    }
+    let mut parts: Vec<String> = full.split('-').filter(|p| !p.is_empty()).map(str::to_string).collect();
+    let mut tags = vec![Tags::default(); parts.len()];
+    for i in 0..parts.len() {
+        let part = parts[i].clone();
+        if is_version(&part) {
+            tags[i].version = true;
+        } else if is_quant_type(&part) {
+            tags[i].kind = true;
+            parts[i] = part.to_uppercase();
+        } else if i > 0 && is_size(&part) {
+            let mut p = part.replace('_', ".");
+            let chars: Vec<char> = p.chars().collect();
+            if chars.last().is_some_and(|c| c.is_ascii_digit()) && chars.len() >= 2 {
+                // bloom-7b1 -> 7.1B
+                let n = chars.len();
+                p = format!("{}.{}{}", chars[..n - 2].iter().collect::<String>(), chars[n - 1], chars[n - 2]);
+            }
+            let chars: Vec<char> = p.chars().collect();
+            if chars.len() > 1 && chars[chars.len() - 2].is_ascii_digit() && "kmbt".contains(chars[chars.len() - 1]) {
+                let n = chars.len();
+                p = format!("{}{}", chars[..n - 1].iter().collect::<String>(), chars[n - 1].to_ascii_uppercase());
+            }
+            if total_params != 0 {
+                let chars: Vec<char> = p.chars().collect();
+                let head: String = chars[..chars.len() - 1].iter().collect();
+                if let Ok(v) = head.parse::<f64>() {
+                    let scale = " KMBT".find(chars[chars.len() - 1]).map(|i| 1000f64.powi(i as i32)).unwrap_or(1.0 / 1000.0);
+                    let label = v * scale;
+                    let total = total_params as f64;
+                    if (label - total).abs() > (7 * total_params / 8) as f64 {
+                        tags[i].finetune = true;
+                        let n = chars.len();
+                        p = format!("{}{}", head, chars[n - 1].to_lowercase());
+                    }
+                }
+            }
+            if tags[i].is_empty() {
+                tags[i].size_label = true;
+            }
+            parts[i] = p;
+        } else if i > 0 && ["chat", "instruct", "vision", "lora"].contains(&part.to_lowercase().as_str()) {
+            tags[i].finetune = true;
+        }
+    }
+    let numeric_size = parts.iter().zip(&tags).any(|(p, t)| t.size_label && p.chars().any(|c| c.is_ascii_digit()));
+    if numeric_size {
+        for (p, t) in parts.iter().zip(tags.iter_mut()) {
+            if t.size_label && p.chars().all(char::is_alphabetic) {
+                t.size_label = false;
+            }
+        }
+    }
+    let mut at_start = true;
+    for (p, t) in parts.iter().zip(tags.iter_mut()) {
+        if at_start && ((t.is_empty() && p.chars().next().is_some_and(char::is_alphabetic)) || t.version) {
+            t.basename = true;
+        } else {
+            at_start = false;
+            if t.is_empty() {
+                t.finetune = true;
+            }
+        }
+    }
+    for t in tags.iter_mut().rev() {
+        if t.basename && t.count() > 1 {
+            t.basename = false;
+        } else {
+            break;
+        }
+    }
+    let join = |f: &dyn Fn(&Tags) -> bool| {
+        let v: Vec<&str> = parts.iter().zip(&tags).filter(|(_, t)| f(t)).map(|(p, _)| p.as_str()).collect();
+        if v.is_empty() { None } else { Some(v.join("-")) }
+    };
+    let mut basename = join(&|t| t.basename);
+    let size_label = {
+        let mut seen: Vec<&str> = Vec::new();
+        for (p, t) in parts.iter().zip(&tags) {
+            if t.size_label && !seen.contains(&p.as_str()) {
+                seen.push(p);
+            }
+        }
+        if seen.is_empty() { None } else { Some(seen.join("-")) }
+    };
+    let finetune = join(&|t| t.finetune);
+    let version = join(&|t| t.version && !t.basename);
+    if size_label.is_none() && finetune.is_none() && version.is_none() {
+        basename = None;
+    }
+    IdComponents { full_name: Some(full), org, basename, finetune, version, size_label }
+}
+
+/// `(v|iter)?\d+([.]\d+)*`, case-insensitive.
+fn is_version(p: &str) -> bool {
+    let l = p.to_ascii_lowercase();
+    let rest = l.strip_prefix("iter").or_else(|| l.strip_prefix('v')).unwrap_or(&l);
+    dotted_digits(rest)
+}
+
+/// `i?q\d(_\w)*|b?fp?(16|32)`, case-insensitive.
+fn is_quant_type(p: &str) -> bool {
+    let l = p.to_ascii_lowercase();
+    let q = l.strip_prefix('i').unwrap_or(&l);
+    if let Some(rest) = q.strip_prefix('q') {
+        let mut chars = rest.chars();
+        if chars.next().is_some_and(|c| c.is_ascii_digit()) {
+            let tail: String = chars.collect();
+            // (_\w)* : pairs of '_' followed by one word character
+            let b: Vec<char> = tail.chars().collect();
+            if b.len() % 2 == 0 && b.chunks(2).all(|c| c[0] == '_' && (c[1].is_alphanumeric() || c[1] == '_')) {
+                return true;
+            }
+        }
+    }
+    let f = l.strip_prefix('b').unwrap_or(&l);
+    let f = match f.strip_prefix('f') {
+        Some(r) => r,
+        None => return false,
+    };
+    let f = f.strip_prefix('p').unwrap_or(f);
+    f == "16" || f == "32"
+}
+
+/// `(([A]|\d+[x])?\d+([._]\d+)?[KMBT][\d]?|small|mini|medium|large|x?xl)`, case-insensitive.
+fn is_size(p: &str) -> bool {
+    let l = p.to_ascii_lowercase();
+    if ["small", "mini", "medium", "large", "xl", "xxl"].contains(&l.as_str()) {
+        return true;
+    }
+    let b = l.as_bytes();
+    // Try each way the optional prefix can match, then the numeric body.
+    let mut starts = vec![0usize];
+    if b.first() == Some(&b'a') {
+        starts.push(1);
+    }
+    let digits_end = |from: usize| (from..b.len()).find(|&i| !b[i].is_ascii_digit()).unwrap_or(b.len());
+    let d = digits_end(0);
+    if d > 0 && b.get(d) == Some(&b'x') {
+        starts.push(d + 1);
+    }
+    starts.into_iter().any(|s| size_body(&b[s..]))
+}
+
+fn size_body(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == 0 {
+        return false;
+    }
+    let try_rest = |j: usize| -> bool {
+        if j < b.len() && b"kmbt".contains(&b[j]) {
+            let r = &b[j + 1..];
+            r.is_empty() || (r.len() == 1 && r[0].is_ascii_digit())
+        } else {
+            false
+        }
+    };
+    if try_rest(i) {
+        return true;
+    }
+    if i < b.len() && (b[i] == b'.' || b[i] == b'_') {
+        let mut j = i + 1;
+        let start = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > start && try_rest(j) {
+            return true;
+        }
+    }
+    // a greedy digit run may have swallowed the optional trailing digit: 7b1 is handled above,
+    // but "1b5" style already passes; nothing else to try.
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names() {
+        assert_eq!(id_to_title("tiny-llama-spm"), "Tiny Llama Spm");
+        let c = model_id_components("tiny-llama-spm", 3_410_176);
+        assert_eq!(c.basename, None);
+        assert_eq!(c.size_label, None);
+        let c = model_id_components("meta-llama/Llama-2-7b-chat-hf", 6_738_415_616);
+        assert_eq!(c.org.as_deref(), Some("meta-llama"));
+        assert_eq!(c.basename.as_deref(), Some("Llama-2"));
+        assert_eq!(c.size_label.as_deref(), Some("7B"));
+        assert_eq!(c.finetune.as_deref(), Some("chat-hf"));
+        assert_eq!(id_to_title("Llama-2-7b-chat-hf"), "Llama 2 7b Chat Hf");
+    }
+
+    #[test]
+    fn size_labels() {
+        assert_eq!(size_label(3_410_176), "3.4M");
+        assert_eq!(size_label(393_808), "394K");
+        assert_eq!(size_label(6_738_415_616), "6.7B");
+        assert_eq!(size_label(134_515_008), "135M");
+    }
+}

@@ -1,0 +1,163 @@
+//! Tensor data: which ggml type each tensor gets (the converter's rules), and the lazy
+//! conversion that widens the source to f32, applies the architecture's transforms and encodes
+//! the target type in parallel chunks, one tensor at a time when the writer asks for it.
+
+use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
+use ckpt_quant::float::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
+use rayon::prelude::*;
+
+use crate::arch::Transform;
+
+/// Elements per parallel work item when converting.
+const CHUNK: usize = 1 << 16;
+
+/// One output tensor before its data is produced.
+pub struct PlannedTensor {
+    pub name: String,
+    pub source: Tensor,
+    pub transforms: Vec<Transform>,
+    pub ggml_type: GgmlType,
+}
+
+/// The converter's per-tensor type rule for a model-wide target type. Returns the type and, for
+/// a fallback, the reason.
+pub fn choose_type(name: &str, shape: &[u64], target: GgmlType) -> (GgmlType, Option<String>) {
+    let always_f32 = shape.len() <= 1
+        || name.ends_with("_norm.weight")
+        || is_kept_f32(name)
+        || !(name.ends_with(".weight") || name.ends_with(".lora_a") || name.ends_with(".lora_b"));
+    if always_f32 {
+        return (GgmlType::F32, None);
+    }
+    let row = shape.last().copied().unwrap_or(1);
+    if target.block_size() > 1 && row % target.block_size() as u64 != 0 {
+        return (
+            GgmlType::F16,
+            Some(format!(
+                "{name}: row length {row} is not a multiple of the {} block size {}, stored as F16 (like the converter)",
+                target.name(),
+                target.block_size()
+            )),
+        );
+    }
+    (target, None)
+}
+
+/// Tensors llama.cpp wants in F32 whatever the output type (router, position and token-type
+/// embeddings, convolution kernels).
+fn is_kept_f32(name: &str) -> bool {
+    const EXACT: [&str; 2] = ["position_embd.weight", "token_types.weight"];
+    const LAYER_SUFFIX: [&str; 4] = ["ffn_gate_inp.weight", "ffn_gate_inp_shexp.weight", "ssm_conv1d.weight", "shortconv.conv.weight"];
+    EXACT.contains(&name) || (name.starts_with("blk.") && LAYER_SUFFIX.iter().any(|s| name.split('.').skip(2).collect::<Vec<_>>().join(".") == *s))
+}
+
+fn source_err(t: &Tensor, msg: String) -> Error {
+    match t.view() {
+        Some(v) => Error::invalid(&v.storage.buffer.path, format!("tensor '{}': {msg}", t.name)),
+        None => Error::Other(format!("tensor '{}': {msg}", t.name)),
+    }
+}
+
+/// Widens the source to f32 exactly (bf16/f16 are exact in f32; f64 rounds like torch's `.float()`).
+pub fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
+    let bytes = t.bytes()?;
+    let out: Vec<f32> = match t.dtype {
+        DType::F32 => bytes.par_chunks(4 * CHUNK).flat_map_iter(|c| c.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()))).collect(),
+        DType::F16 => bytes
+            .par_chunks(2 * CHUNK)
+            .flat_map_iter(|c| c.chunks_exact(2).map(|b| f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
+            .collect(),
+        DType::BF16 => bytes
+            .par_chunks(2 * CHUNK)
+            .flat_map_iter(|c| c.chunks_exact(2).map(|b| bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
+            .collect(),
+        DType::F64 => bytes.par_chunks(8 * CHUNK).flat_map_iter(|c| c.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)).collect(),
+        other => return Err(source_err(t, format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"))),
+    };
+    if out.len() as u64 != t.numel() {
+        return Err(source_err(t, format!("has {} elements of data for shape {:?}", out.len(), t.shape)));
+    }
+    Ok(out)
+}
+
+/// `LlamaModel.permute` on the outermost dimension.
+pub fn permute_rows(data: &[f32], shape: &[u64], heads: u64) -> std::result::Result<Vec<f32>, String> {
+    let rows = shape.first().copied().unwrap_or(1);
+    let row_len = if shape.is_empty() { 1 } else { shape[1..].iter().product::<u64>() } as usize;
+    if heads == 0 || rows % (heads * 2) != 0 {
+        return Err(format!("{rows} rows cannot be split into {heads} heads of two rotary halves"));
+    }
+    let head_dim = (rows / heads) as usize;
+    let half = head_dim / 2;
+    let mut out = vec![0f32; data.len()];
+    out.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(new_row, dst)| {
+        let (h, within) = (new_row / head_dim, new_row % head_dim);
+        let (i, j) = (within / 2, within % 2);
+        let old_row = h * head_dim + j * half + i;
+        dst.copy_from_slice(&data[old_row * row_len..(old_row + 1) * row_len]);
+    });
+    Ok(out)
+}
+
+/// Encodes f32 values as `t` (rows of `n_per_row` elements).
+pub fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
+    Ok(match t {
+        GgmlType::F32 => data.par_chunks(CHUNK).flat_map_iter(|c| c.iter().flat_map(|x| x.to_le_bytes())).collect(),
+        GgmlType::F16 => data.par_chunks(CHUNK).flat_map_iter(|c| c.iter().flat_map(|x| f32_to_f16_bits(*x).to_le_bytes())).collect(),
+        GgmlType::BF16 => data.par_chunks(CHUNK).flat_map_iter(|c| c.iter().flat_map(|x| f32_to_bf16_bits(*x).to_le_bytes())).collect(),
+        other => {
+            let n_per_row = n_per_row.max(1);
+            let rows_per_chunk = (CHUNK / n_per_row).max(1);
+            let parts: Vec<Vec<u8>> = data
+                .par_chunks(rows_per_chunk * n_per_row)
+                .map(|c| ckpt_quant::quantize(other, c, n_per_row, None))
+                .collect::<Result<_>>()?;
+            parts.concat()
+        }
+    })
+}
+
+impl PlannedTensor {
+    /// The output tensor; its bytes are computed when the writer reaches it.
+    pub fn into_tensor(self) -> Tensor {
+        let PlannedTensor { name, source, transforms, ggml_type } = self;
+        let shape = source.shape.clone();
+        let out_name = name.clone();
+        Tensor::computed(out_name, DType::from_ggml(ggml_type), shape.clone(), move || {
+            let mut data = source_f32(&source)?;
+            for t in &transforms {
+                data = match t {
+                    Transform::PermuteRows { heads } => {
+                        permute_rows(&data, &shape, *heads).map_err(|m| source_err(&source, m))?
+                    }
+                };
+            }
+            let n_per_row = shape.last().copied().unwrap_or(1) as usize;
+            encode(ggml_type, &data, n_per_row)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutation_interleaves_rotary_halves() {
+        // one head of dim 4, rows [a0, a1, b0, b1] -> [a0, b0, a1, b1]
+        let data = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(permute_rows(&data, &[4], 1).unwrap(), vec![0.0, 2.0, 1.0, 3.0]);
+        assert!(permute_rows(&data, &[4], 3).is_err());
+    }
+
+    #[test]
+    fn type_rules() {
+        assert_eq!(choose_type("blk.0.attn_norm.weight", &[64], GgmlType::Q8_0).0, GgmlType::F32);
+        assert_eq!(choose_type("blk.0.attn_q.bias", &[64, 64], GgmlType::F16).0, GgmlType::F32);
+        assert_eq!(choose_type("blk.0.attn_q.weight", &[64, 64], GgmlType::Q8_0).0, GgmlType::Q8_0);
+        let (t, why) = choose_type("blk.0.attn_q.weight", &[8, 8], GgmlType::Q8_0);
+        assert_eq!(t, GgmlType::F16);
+        assert!(why.unwrap().contains("row length 8"));
+        assert_eq!(choose_type("position_embd.weight", &[8, 32], GgmlType::F16).0, GgmlType::F32);
+    }
+}

@@ -1,0 +1,160 @@
+//! Tokenizer metadata: SentencePiece (`tokenizer.model`) and GPT-2 BPE (`tokenizer.json`)
+//! vocabularies plus gguf-py's special-token handling, written as the converter writes them.
+
+pub mod bpe;
+mod pre_hashes;
+pub mod special;
+pub mod spm;
+
+use std::path::Path;
+
+use ckpt_core::{Error, Result};
+use ckpt_gguf::GgufValue;
+use serde_json::Value;
+
+use crate::hparams::read_optional_json;
+use crate::kv::KvList;
+use special::SpecialVocab;
+use spm::{PieceType, SentencePieceModel};
+
+/// llama.cpp's `llama_token_type` as stored in `tokenizer.ggml.token_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    Normal = 1,
+    Unknown = 2,
+    Control = 3,
+    UserDefined = 4,
+    Unused = 5,
+    Byte = 6,
+}
+
+/// The converter's `does_token_look_special`: added tokens some models forget to mark special.
+pub fn looks_special(token: &str) -> bool {
+    matches!(token, "<pad>" | "<mask>" | "<2mass>" | "[@BOS@]")
+        || (token.starts_with("<|") && token.ends_with("|>"))
+        || (token.starts_with("<\u{ff5c}") && token.ends_with("\u{ff5c}>"))
+        || (token.starts_with("<unused") && token.ends_with('>'))
+}
+
+pub struct SpmVocab {
+    pub tokens: Vec<String>,
+    pub scores: Vec<f32>,
+    pub types: Vec<TokenType>,
+    pub model: SentencePieceModel,
+}
+
+/// `_create_vocab_sentencepiece`: pieces of tokenizer.model, then added_tokens.json and the
+/// `added_tokens_decoder` of tokenizer_config.json, padded to the config's vocab size.
+pub fn sentencepiece_vocab(dir: &Path, vocab_size: Option<usize>, warnings: &mut Vec<String>) -> Result<SpmVocab> {
+    let model_path = dir.join("tokenizer.model");
+    let model = SentencePieceModel::load(&model_path)?;
+    let vocab_size = vocab_size.unwrap_or(model.pieces.len());
+    let mut tokens: Vec<String> = (0..vocab_size).map(|i| format!("[PAD{i}]")).collect();
+    let mut scores = vec![-10000.0f32; vocab_size];
+    let mut types = vec![TokenType::Unused; vocab_size];
+    for (id, piece) in model.pieces.iter().enumerate() {
+        if id >= vocab_size {
+            warnings.push(format!("{}: ignoring pieces from id {id}: config.json vocab_size is {vocab_size}", model_path.display()));
+            break;
+        }
+        tokens[id] = piece.text.clone();
+        scores[id] = piece.score;
+        // sentencepiece's IsUnknown/IsControl/IsUnused/IsByte; USER_DEFINED pieces stay NORMAL.
+        types[id] = match piece.kind {
+            PieceType::Unknown => TokenType::Unknown,
+            PieceType::Control => TokenType::Control,
+            PieceType::Unused => TokenType::Unused,
+            PieceType::Byte => TokenType::Byte,
+            PieceType::Normal | PieceType::UserDefined => TokenType::Normal,
+        };
+    }
+    let added_path = dir.join("added_tokens.json");
+    if let Some(added) = read_optional_json(&added_path)? {
+        for (text, id) in added {
+            let id = id.as_u64().ok_or_else(|| Error::invalid(&added_path, format!("id of {text:?} is not an integer")))? as usize;
+            if id >= vocab_size {
+                warnings.push(format!("{}: ignoring token {id}: out of range", added_path.display()));
+                continue;
+            }
+            tokens[id] = text;
+            scores[id] = -1000.0;
+            types[id] = TokenType::UserDefined;
+        }
+    }
+    let config_path = dir.join("tokenizer_config.json");
+    if let Some(config) = read_optional_json(&config_path)? {
+        if let Some(Value::Object(decoder)) = config.get("added_tokens_decoder") {
+            for (id_text, data) in decoder {
+                let id: usize = id_text.parse().map_err(|_| Error::invalid(&config_path, format!("added_tokens_decoder key {id_text:?} is not a token id")))?;
+                let content = data.get("content").and_then(Value::as_str).ok_or_else(|| {
+                    Error::invalid(&config_path, format!("added_tokens_decoder[{id_text}] has no content"))
+                })?;
+                if id >= vocab_size {
+                    warnings.push(format!("{}: ignoring token {id}: out of range", config_path.display()));
+                    continue;
+                }
+                let special = data.get("special").and_then(Value::as_bool).unwrap_or(false);
+                let mut token = content.to_string();
+                if special || looks_special(&token) {
+                    types[id] = TokenType::Control;
+                } else {
+                    token = token.replace('\u{2581}', " ");
+                    types[id] = TokenType::UserDefined;
+                }
+                scores[id] = -1000.0;
+                tokens[id] = token;
+            }
+        }
+    }
+    Ok(SpmVocab { tokens, scores, types, model })
+}
+
+fn type_array(types: &[TokenType]) -> GgufValue {
+    GgufValue::i32_array(types.iter().map(|t| *t as i32))
+}
+
+/// `_set_vocab_sentencepiece`.
+pub fn write_sentencepiece(dir: &Path, vocab_size: Option<usize>, kv: &mut KvList, warnings: &mut Vec<String>) -> Result<SpmVocab> {
+    let v = sentencepiece_vocab(dir, vocab_size, warnings)?;
+    kv.string("tokenizer.ggml.model", "llama");
+    kv.string("tokenizer.ggml.pre", "default");
+    kv.array("tokenizer.ggml.tokens", GgufValue::string_array(v.tokens.iter().cloned()));
+    kv.array("tokenizer.ggml.scores", GgufValue::f32_array(v.scores.iter().copied()));
+    kv.array("tokenizer.ggml.token_type", type_array(&v.types));
+    let special = SpecialVocab::load(dir, false, Some(v.tokens.len()))?;
+    warnings.extend(special.warnings.iter().cloned());
+    special.write(kv);
+    Ok(v)
+}
+
+/// `_set_vocab_gpt2`.
+pub fn write_gpt2(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>, kv: &mut KvList, warnings: &mut Vec<String>) -> Result<()> {
+    let v = bpe::load(dir, vocab_size, pre_override)?;
+    kv.string("tokenizer.ggml.model", "gpt2");
+    kv.string("tokenizer.ggml.pre", &v.pre);
+    kv.array("tokenizer.ggml.tokens", GgufValue::string_array(v.tokens));
+    kv.array("tokenizer.ggml.token_type", type_array(&v.types));
+    let special = SpecialVocab::load(dir, true, None)?;
+    if special.merges.is_empty() {
+        warnings.push("adding merges was requested but no merges were found; the output may not tokenize".into());
+    }
+    warnings.extend(special.warnings.iter().cloned());
+    special.write(kv);
+    Ok(())
+}
+
+/// Whether tokenizer.json is a SentencePiece-style BPE (byte fallback), which the converter
+/// reads through transformers' LlamaTokenizer ("LlamaHfVocab") rather than as GPT-2 BPE.
+pub fn is_llama_hf_tokenizer(dir: &Path) -> Result<bool> {
+    let path = dir.join("tokenizer.json");
+    let Some(tok) = read_optional_json(&path)? else { return Ok(false) };
+    let model = tok.get("model");
+    let is_bpe = model.and_then(|m| m.get("type")).and_then(Value::as_str) == Some("BPE");
+    let byte_fallback = model.and_then(|m| m.get("byte_fallback")).and_then(Value::as_bool);
+    let ignore_merges = model.and_then(|m| m.get("ignore_merges")).and_then(Value::as_bool).unwrap_or(false);
+    if is_bpe && ignore_merges && !byte_fallback.unwrap_or(true) {
+        return Ok(false); // Llama 3 style: GPT-2 BPE
+    }
+    let decoder_seq = tok.get("decoder").and_then(|d| d.get("type")).and_then(Value::as_str) == Some("Sequence");
+    Ok(is_bpe && byte_fallback.unwrap_or(false) && decoder_seq)
+}
