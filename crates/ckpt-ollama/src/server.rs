@@ -382,12 +382,9 @@ fn create_request(store: &Store, req: &Map<String, Value>) -> Result<(String, Cr
         entries
             .into_iter()
             .map(|(k, d)| {
-                let digest = Digest::parse(&d)?;
-                let path = store.blob_path(&digest);
-                if !path.is_file() {
-                    return Err(OllamaError::internal(format!("open {}: no such file or directory", path.display())));
-                }
-                Ok((k, path))
+                // A missing blob fails later, when create opens it (after "parsing GGUF" was
+                // streamed), with Go's `open PATH: no such file or directory`, as in Ollama.
+                Ok((k, store.blob_path(&Digest::parse(&d)?)))
             })
             .collect()
     };
