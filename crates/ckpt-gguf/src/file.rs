@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ckpt_core::{Buffer, Checkpoint, Error, Format, Result, Storage, Tensor};
+use ckpt_core::{Buffer, Checkpoint, DType, Error, Format, GgmlType, Result, Storage, Tensor};
 
 use crate::header::{parse_complete, GgufHeader, ParseOptions, TensorInfo};
 use crate::value::{describe_value, to_json, GgufValue};
@@ -28,6 +28,8 @@ pub struct GgufFile {
     /// Start of the data section (tensor offsets are relative to it).
     pub data_offset: u64,
     pub file_size: u64,
+    /// Stored big-endian; [`GgufFile::tensors`] still yields little-endian bytes.
+    pub big_endian: bool,
     buffer: Arc<Buffer>,
     tensors: Vec<Tensor>,
 }
@@ -51,11 +53,15 @@ impl GgufFile {
             // The parser checked these ranges against the buffer length, so they fit in usize.
             let start = (header.data_offset + info.offset) as usize;
             let storage = Storage::new(buffer.clone(), start, info.nbytes() as usize, info.name.clone())?;
-            let tensor = Tensor::contiguous(info.name.clone(), info.dtype(), info.shape(), storage);
+            let tensor = if header.big_endian {
+                big_endian_tensor(info, storage)
+            } else {
+                Tensor::contiguous(info.name.clone(), info.dtype(), info.shape(), storage)
+            };
             tensor.validate()?;
             tensors.push(tensor);
         }
-        let GgufHeader { version, kvs, tensor_infos, alignment, infos_end, data_offset } = header;
+        let GgufHeader { version, kvs, tensor_infos, alignment, infos_end, data_offset, big_endian } = header;
         Ok(GgufFile {
             file_size: buffer.len() as u64,
             path,
@@ -65,6 +71,7 @@ impl GgufFile {
             alignment,
             infos_end,
             data_offset,
+            big_endian,
             buffer,
             tensors,
         })
@@ -89,7 +96,8 @@ impl GgufFile {
         self.tensors.iter().find(|t| t.name == name)
     }
 
-    /// The raw data bytes of tensor `index` (without padding).
+    /// The data bytes of tensor `index` as stored (without padding; big-endian in a big-endian
+    /// file).
     pub fn tensor_data(&self, index: usize) -> Option<&[u8]> {
         let info = self.tensor_infos.get(index)?;
         let start = (self.data_offset + info.offset) as usize;
@@ -114,6 +122,7 @@ impl GgufFile {
             alignment: self.alignment,
             infos_end: self.infos_end,
             data_offset: self.data_offset,
+            big_endian: self.big_endian,
         }
     }
 
@@ -128,6 +137,45 @@ impl GgufFile {
         fill_metadata(&mut ck, &self.kvs);
         ck
     }
+}
+
+/// Byte offsets, inside one block, of the fp16 fields a big-endian file stores swapped
+/// (gguf-convert-endian's table); None for block types it cannot convert.
+fn big_endian_half_fields(t: GgmlType) -> Option<&'static [usize]> {
+    match t {
+        GgmlType::Q4_0 | GgmlType::Q8_0 => Some(&[0]),
+        GgmlType::Q4_K => Some(&[0, 2]),
+        GgmlType::Q6_K => Some(&[208]),
+        GgmlType::MXFP4 | GgmlType::NVFP4 => Some(&[]),
+        _ => None,
+    }
+}
+
+/// A tensor of a big-endian file, presented little-endian: element types through the storage's
+/// byte order, block types by swapping their fp16 fields on demand.
+fn big_endian_tensor(info: &TensorInfo, storage: Arc<Storage>) -> Tensor {
+    let (name, dtype, shape) = (info.name.clone(), info.dtype(), info.shape());
+    let DType::Ggml(block_type) = dtype else {
+        return Tensor::contiguous(name, dtype, shape, storage.with_big_endian(true));
+    };
+    let path = storage.buffer.path.clone();
+    let tensor_name = name.clone();
+    Tensor::computed(name, dtype, shape, move || {
+        let Some(fields) = big_endian_half_fields(block_type) else {
+            return Err(Error::Unsupported(format!(
+                "{}: tensor '{tensor_name}': big-endian {block_type} data cannot be converted (gguf-convert-endian \
+                 does not define its layout either)",
+                path.display()
+            )));
+        };
+        let mut bytes = storage.bytes().to_vec();
+        for block in bytes.chunks_exact_mut(block_type.type_size()) {
+            for &at in fields {
+                block.swap(at, at + 1);
+            }
+        }
+        Ok(bytes)
+    })
 }
 
 /// Scalar KVs go to `metadata` as text (strings verbatim, numbers as written); arrays go to

@@ -78,6 +78,8 @@ pub struct GgufHeader {
     pub infos_end: u64,
     /// Start of the tensor data section: `infos_end` padded to the alignment.
     pub data_offset: u64,
+    /// Numbers (header and tensor data) are stored big-endian (`convert_hf_to_gguf.py --bigendian`).
+    pub big_endian: bool,
 }
 
 impl GgufHeader {
@@ -120,7 +122,7 @@ pub fn parse_header_with(
     file_size: Option<u64>,
     options: &ParseOptions,
 ) -> Result<HeaderParse> {
-    let mut cur = Cursor { bytes, pos: 0, origin, file_size };
+    let mut cur = Cursor { bytes, pos: 0, origin, file_size, big_endian: false };
     match parse(&mut cur, options) {
         Ok(h) => Ok(HeaderParse::Complete(h)),
         Err(Stop::More(n)) => Ok(HeaderParse::NeedMore { at_least: usize::try_from(n).unwrap_or(usize::MAX) }),
@@ -137,6 +139,8 @@ type Parsed<T> = std::result::Result<T, Stop>;
 
 struct Cursor<'a> {
     bytes: &'a [u8],
+    /// Numbers are stored big-endian (detected from the version field).
+    big_endian: bool,
     pos: usize,
     origin: &'a Path,
     file_size: Option<u64>,
@@ -178,12 +182,21 @@ impl<'a> Cursor<'a> {
         Ok(self.take(N as u64, what)?.try_into().expect("take returns N bytes"))
     }
 
+    /// The next N bytes of a number, in little-endian order whatever the file's byte order.
+    fn number<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Parsed<[u8; N]> {
+        let mut b = self.array::<N>(what)?;
+        if self.big_endian {
+            b.reverse();
+        }
+        Ok(b)
+    }
+
     fn u32(&mut self, what: &dyn Fn() -> String) -> Parsed<u32> {
-        Ok(u32::from_le_bytes(self.array(what)?))
+        Ok(u32::from_le_bytes(self.number(what)?))
     }
 
     fn u64(&mut self, what: &dyn Fn() -> String) -> Parsed<u64> {
-        Ok(u64::from_le_bytes(self.array(what)?))
+        Ok(u64::from_le_bytes(self.number(what)?))
     }
 
     fn string(&mut self, what: &dyn Fn() -> String) -> Parsed<String> {
@@ -216,13 +229,13 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
     if magic != GGUF_MAGIC {
         return cur.fail(format!("not a GGUF file: magic bytes are {magic:02x?}, expected \"GGUF\" (47 47 55 46)"));
     }
-    let version = cur.u32(&|| "version".into())?;
+    let mut version = cur.u32(&|| "version".into())?;
+    // No flag marks a big-endian file (convert_hf_to_gguf.py --bigendian); its version, a small
+    // number, reads with the low 16 bits zero in little-endian order. gguf-py detects it the same
+    // way and reads it; llama.cpp on a little-endian host rejects it. We read it.
     if version & 0xFFFF == 0 && version != 0 {
-        return cur.fail(format!(
-            "big-endian GGUF is not supported (version field reads 0x{version:08x} little-endian, i.e. \
-             {} big-endian); convert it with gguf-py's gguf-convert-endian first",
-            version.swap_bytes()
-        ));
+        cur.big_endian = true;
+        version = version.swap_bytes();
     }
     match version {
         2 | 3 => {}
@@ -351,7 +364,7 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
             }
         }
     }
-    Ok(GgufHeader { version, kvs, tensor_infos, alignment, infos_end, data_offset })
+    Ok(GgufHeader { version, kvs, tensor_infos, alignment, infos_end, data_offset, big_endian: cur.big_endian })
 }
 
 fn parse_value(
@@ -365,14 +378,14 @@ fn parse_value(
     Ok(match vtype {
         GgufValueType::U8 => GgufValue::U8(cur.array::<1>(&what)?[0]),
         GgufValueType::I8 => GgufValue::I8(cur.array::<1>(&what)?[0] as i8),
-        GgufValueType::U16 => GgufValue::U16(u16::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::I16 => GgufValue::I16(i16::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::U32 => GgufValue::U32(u32::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::I32 => GgufValue::I32(i32::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::F32 => GgufValue::F32(f32::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::U64 => GgufValue::U64(u64::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(cur.array(&what)?)),
-        GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(cur.array(&what)?)),
+        GgufValueType::U16 => GgufValue::U16(u16::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::I16 => GgufValue::I16(i16::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::U32 => GgufValue::U32(u32::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::I32 => GgufValue::I32(i32::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::F32 => GgufValue::F32(f32::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::U64 => GgufValue::U64(u64::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(cur.number(&what)?)),
+        GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(cur.number(&what)?)),
         GgufValueType::Bool => {
             let at = cur.pos;
             match cur.array::<1>(&what)?[0] {
@@ -411,7 +424,7 @@ fn parse_value(
                             return cur.fail(format!("array '{key}' at byte {at}: bool item #{pos} is neither 0 nor 1"));
                         }
                     }
-                    decode_fixed(elem_type, raw, size)
+                    decode_fixed(elem_type, raw, size, cur.big_endian)
                 }
                 None => {
                     let mut items = Vec::new();
@@ -426,10 +439,18 @@ fn parse_value(
     })
 }
 
-/// Decodes `raw` as back-to-back little-endian values of type `t`.
-fn decode_fixed(t: GgufValueType, raw: &[u8], size: usize) -> Vec<GgufValue> {
+/// Decodes `raw` as back-to-back values of type `t`.
+fn decode_fixed(t: GgufValueType, raw: &[u8], size: usize, big_endian: bool) -> Vec<GgufValue> {
+    let mut le = [0u8; 8];
     raw.chunks_exact(size)
-        .map(|c| match t {
+        .map(|chunk| {
+            let c = &mut le[..size];
+            c.copy_from_slice(chunk);
+            if big_endian {
+                c.reverse();
+            }
+            let c: &[u8] = c;
+            match t {
             GgufValueType::U8 => GgufValue::U8(c[0]),
             GgufValueType::Bool => GgufValue::Bool(c[0] != 0),
             GgufValueType::I8 => GgufValue::I8(c[0] as i8),
@@ -442,6 +463,7 @@ fn decode_fixed(t: GgufValueType, raw: &[u8], size: usize) -> Vec<GgufValue> {
             GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(c.try_into().unwrap())),
             GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(c.try_into().unwrap())),
             GgufValueType::String | GgufValueType::Array => unreachable!("only fixed-size types are decoded here"),
+            }
         })
         .collect()
 }

@@ -2,7 +2,9 @@
 //! split sets (`-00001-of-0000N.gguf`), written byte-for-byte like gguf-py or ggml's C writer.
 //!
 //! Reading applies llama.cpp's validation (see [`header`]) and maps the file; tensors are lazy
-//! [`ckpt_core::Tensor`] views with row-major shapes (`ne` reversed).
+//! [`ckpt_core::Tensor`] views with row-major shapes (`ne` reversed). Big-endian files are read
+//! as gguf-py reads them (values and tensors come out little-endian); arrays of arrays only on
+//! request ([`ParseOptions`]), as llama.cpp rejects them. Writing is little-endian v3.
 
 pub mod file;
 pub mod header;

@@ -21,7 +21,10 @@ fn exercise(f: &GgufFile) {
         let _ = to_json(v);
     }
     for t in f.tensors() {
-        t.bytes().unwrap();
+        // Block data of a (damaged into) big-endian file may have no known layout.
+        if let Err(e) = t.bytes() {
+            assert!(f.big_endian, "{e}");
+        }
     }
 }
 
@@ -38,7 +41,7 @@ fn assert_invalid(result: ckpt_core::Result<GgufFile>, context: &str) {
 
 #[test]
 fn truncation_anywhere_is_an_error() {
-    for path in [zoo("metadata-zoo.gguf"), split_shard(2)] {
+    for path in [zoo("metadata-zoo.gguf"), zoo("metadata-zoo-bigendian.gguf"), split_shard(2)] {
         let bytes = fs::read(&path).unwrap();
         let f = GgufFile::open(&path).unwrap();
         let last_tensor_end = (f.data_offset + f.tensor_infos.iter().map(|t| t.offset + t.nbytes()).max().unwrap()) as usize;
@@ -173,7 +176,7 @@ impl Rng {
 #[test]
 fn random_byte_damage_never_panics() {
     let mut rng = Rng(0x9E3779B97F4A7C15);
-    for path in [zoo("metadata-zoo.gguf"), zoo("metadata-zoo-align64.gguf"), split_shard(3)] {
+    for path in [zoo("metadata-zoo.gguf"), zoo("metadata-zoo-align64.gguf"), zoo("metadata-zoo-bigendian.gguf"), split_shard(3)] {
         let bytes = fs::read(&path).unwrap();
         let header_len = GgufFile::open(&path).unwrap().data_offset as usize;
         for _ in 0..3000 {

@@ -118,9 +118,13 @@ fn check_zoo_file(name: &str, f: &GgufFile) {
         assert_eq!(t.name, info.name);
         assert_eq!(t.shape, ne.iter().rev().copied().collect::<Vec<_>>());
         assert_eq!(t.dtype, DType::from_ggml(info.ggml_type));
-        assert_eq!(&*t.bytes().unwrap(), data);
+        // Tensors always come out little-endian; the stored bytes (hashed above) may not be.
+        let le = t.bytes().unwrap();
+        if !f.big_endian {
+            assert_eq!(&*le, data);
+        }
         if let (Some(values), DType::F32) = (e.get("values"), t.dtype) {
-            let got: Vec<f32> = data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let got: Vec<f32> = le.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
             let want: Vec<f32> = values.as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
             assert_eq!(got, want, "{}", info.name);
         }
@@ -168,12 +172,64 @@ fn nested_arrays_are_rejected_like_llama_cpp_unless_allowed() {
 }
 
 #[test]
-fn big_endian_is_refused_clearly() {
-    let err = GgufFile::open(&zoo("metadata-zoo-bigendian.gguf")).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, ckpt_core::Error::Invalid { .. }));
-    assert!(msg.contains("metadata-zoo-bigendian.gguf"), "{msg}");
-    assert!(msg.contains("big-endian GGUF is not supported"), "{msg}");
+fn big_endian_file_reads_like_gguf_py_and_converts_to_the_little_endian_file() {
+    let f = GgufFile::open(&zoo("metadata-zoo-bigendian.gguf")).unwrap();
+    assert!(f.big_endian);
+    assert_eq!(f.version, 3);
+    check_zoo_file("metadata-zoo-bigendian.gguf", &f);
+    // Every value and every tensor (the Q8_0 one with its fp16 scales swapped back) comes out
+    // little-endian, so writing it reproduces the little-endian twin exactly.
+    let le = GgufFile::open(&zoo("metadata-zoo.gguf")).unwrap();
+    for (a, b) in f.tensors().iter().zip(le.tensors()) {
+        assert_eq!(a.bytes().unwrap(), b.bytes().unwrap(), "{}", a.name);
+    }
+    let mut w = GgufWriter::new();
+    for (k, v) in &f.kvs {
+        w.add_kv(k, v.clone());
+    }
+    for t in f.tensors() {
+        w.add_tensor(t);
+    }
+    let mut out = Vec::new();
+    w.write_to(&mut out).unwrap();
+    assert!(out == fs::read(zoo("metadata-zoo.gguf")).unwrap());
+}
+
+#[test]
+fn big_endian_block_types_without_a_known_layout_fail_when_read() {
+    // gguf-convert-endian knows where the fp16 fields of Q4_0, Q8_0, Q4_K and Q6_K blocks are,
+    // not of Q5_1: such data cannot be presented little-endian.
+    let mut w = GgufWriter::new();
+    w.add_tensor(ckpt_core::Tensor::computed("q5", DType::Ggml(ckpt_core::GgmlType::Q5_1), vec![32], || Ok(vec![0; 24])));
+    let mut le = Vec::new();
+    w.write_to(&mut le).unwrap();
+    let be = swap_header_to_big_endian(&le);
+    let f = GgufFile::from_buffer(ckpt_core::Buffer::owned("be.gguf", be), &ParseOptions::default()).unwrap();
+    assert!(f.big_endian);
+    let err = f.tensors()[0].bytes().unwrap_err().to_string();
+    assert!(err.contains("be.gguf") && err.contains("'q5'") && err.contains("Q5_1"), "{err}");
+}
+
+/// Byte-swaps the numbers of a little-endian header with one tensor and no KVs.
+fn swap_header_to_big_endian(le: &[u8]) -> Vec<u8> {
+    let mut be = le.to_vec();
+    let swap = |b: &mut Vec<u8>, at: usize, n: usize| b[at..at + n].reverse();
+    swap(&mut be, 4, 4); // version
+    swap(&mut be, 8, 8); // tensor count
+    swap(&mut be, 16, 8); // kv count
+    let name_len = u64::from_le_bytes(le[24..32].try_into().unwrap()) as usize;
+    swap(&mut be, 24, 8);
+    let mut at = 32 + name_len;
+    let n_dims = u32::from_le_bytes(le[at..at + 4].try_into().unwrap()) as usize;
+    swap(&mut be, at, 4);
+    at += 4;
+    for _ in 0..n_dims {
+        swap(&mut be, at, 8);
+        at += 8;
+    }
+    swap(&mut be, at, 4); // type
+    swap(&mut be, at + 4, 8); // offset
+    be
 }
 
 /// Reads a file and writes everything back through the writer.
