@@ -4,6 +4,7 @@
 mod compare;
 mod inspect;
 mod progress;
+mod quantize;
 mod scan;
 
 use std::path::PathBuf;
@@ -68,6 +69,17 @@ Examples:
   ckpt inspect ./model-folder --json | jq .total_parameters
   ckpt inspect pytorch_model.bin")]
     Inspect(inspect::InspectArgs),
+    /// Quantize a GGUF like llama-quantize (same per-tensor types, same bytes)
+    #[command(after_help = "\
+Examples:
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M
+  ckpt quantize model-f16.gguf model-Q8_0.gguf q8_0 --pure
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf
+
+The output is byte-identical to llama-quantize (llama.cpp 0c1e57098, x86-64 build) on the same input:
+the same per-tensor type choice (output/token_embd rules, more bits for some attn_v/ffn_down layers,
+shape fallbacks), tensor order and metadata order.")]
+    Quantize(quantize::QuantizeArgs),
     /// Merge PEFT LoRA adapters (LoRA, rsLoRA, DoRA) into their base model, streaming, with PEFT's math
     #[command(name = "merge-lora", after_help = "\
 Examples:
@@ -174,6 +186,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => run_convert(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Scan(a) => scan::run(a, &cli.global),
+        Command::Quantize(a) => quantize::run(a, &cli.global),
         Command::Diff(a) => match compare::run_diff(a, &cli.global) {
             Ok(same) => return if same { ExitCode::SUCCESS } else { ExitCode::from(1) },
             Err(e) => {

@@ -1,0 +1,125 @@
+//! `ckpt quantize`: llama-quantize's job, byte for byte, without a C++ build.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ckpt_core::{Error, GgmlType};
+use serde_json::json;
+
+use crate::GlobalArgs;
+
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// Input GGUF (F32, F16 or BF16; a quantized input needs --allow-requantize)
+    input: PathBuf,
+    /// Output GGUF
+    output: PathBuf,
+    /// Target: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, F16, BF16, F32 (case-insensitive; Q4_K = Q4_K_M)
+    #[arg(value_name = "TYPE")]
+    ftype: String,
+    /// Every quantizable tensor gets the type's default, without llama.cpp's per-tensor mix
+    #[arg(long)]
+    pure: bool,
+    /// Type of output.weight (e.g. q8_0)
+    #[arg(long)]
+    output_tensor_type: Option<String>,
+    /// Type of token_embd.weight
+    #[arg(long)]
+    token_embedding_type: Option<String>,
+    /// Keep output.weight unquantized
+    #[arg(long)]
+    leave_output_tensor: bool,
+    /// Quantize an already quantized input (dequantized first, with quality loss)
+    #[arg(long)]
+    allow_requantize: bool,
+    /// Importance matrix from llama-imatrix (GGUF or legacy .dat)
+    #[arg(long)]
+    imatrix: Option<PathBuf>,
+    /// Worker threads (default: all cores); the output does not depend on it
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Replace an existing output
+    #[arg(long)]
+    force: bool,
+}
+
+fn ggml_type(s: &str, flag: &str) -> Result<GgmlType, Error> {
+    GgmlType::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = ckpt_quant::quantizable_types().map(|t| t.name()).collect();
+        Error::Usage(format!("{flag}: unknown type '{s}' (valid: {})", names.join(", ")))
+    })
+}
+
+pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let ftype = ckpt_quant::parse_ftype(&a.ftype)?;
+    let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
+    opts.pure = a.pure;
+    opts.output_tensor_type = a.output_tensor_type.as_deref().map(|s| ggml_type(s, "--output-tensor-type")).transpose()?;
+    opts.token_embedding_type = a.token_embedding_type.as_deref().map(|s| ggml_type(s, "--token-embedding-type")).transpose()?;
+    opts.leave_output_tensor = a.leave_output_tensor;
+    opts.allow_requantize = a.allow_requantize;
+    opts.imatrix = a.imatrix.clone();
+    opts.threads = a.threads;
+    opts.overwrite = a.force;
+    let spinner = (!g.quiet && !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(format!("quantizing to {ftype}"));
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    let report = ckpt_quant::quantize_gguf(&a.input, &a.output, &opts);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let report = report?;
+    if g.json {
+        let tensors: Vec<_> = report
+            .tensors
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name, "ne": t.ne, "from": t.from.name(), "to": t.to.name(),
+                    "fallback_from": t.fallback_from.map(|f| f.name()), "imatrix": t.used_imatrix,
+                    "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
+                })
+            })
+            .collect();
+        let out = json!({
+            "output": a.output, "ftype": ftype.name(), "tensors": tensors, "fallbacks": report.n_fallback,
+            "input_bytes": report.input_bytes, "output_bytes": report.output_bytes,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap());
+        return Ok(());
+    }
+    for t in report.tensors.iter().filter(|t| t.fallback_from.is_some()) {
+        eprintln!(
+            "warning: {} ({:?}): row of {} is not a multiple of {}'s block size; used {} instead",
+            t.name,
+            t.ne,
+            t.ne[0],
+            t.fallback_from.unwrap(),
+            t.to
+        );
+    }
+    if !g.quiet {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for t in &report.tensors {
+            *counts.entry(t.to.name()).or_default() += 1;
+        }
+        let mix: Vec<String> = counts.iter().map(|(k, v)| format!("{k}x{v}")).collect();
+        println!(
+            "{} -> {} ({}): {} tensors [{}], {} -> {}",
+            a.input.display(),
+            a.output.display(),
+            ftype,
+            report.tensors.len(),
+            mix.join(", "),
+            crate::inspect::human_bytes(report.input_bytes),
+            crate::inspect::human_bytes(report.output_bytes)
+        );
+        if report.n_fallback > 0 {
+            println!("{} of {} tensor(s) required fallback quantization", report.n_fallback, report.tensors.len());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `ckpt quantize` reproduces llama-quantize's files byte for byte (hashes from the fixture
+//! manifest), and rejects what llama-quantize rejects.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::Digest;
+
+fn fx(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(p)
+}
+
+fn sha256(p: &Path) -> String {
+    sha2::Sha256::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The whole-file sha256 the manifest records for `name` (found textually: the manifest holds
+/// Python's NaN literals, which are not JSON).
+fn manifest_sha(name: &str) -> String {
+    let text = std::fs::read_to_string(fx("manifest.json")).unwrap();
+    let at = text.find(&format!("\"path\": \"{name}\"")).unwrap_or_else(|| panic!("{name} not in the manifest"));
+    let rest = &text[at..];
+    let sha = &rest[rest.find("\"sha256\": \"").unwrap() + 11..];
+    sha[..64].to_string()
+}
+
+#[test]
+fn f16_to_q4_k_m_is_byte_identical_to_llama_quantize() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("q.gguf");
+    let r = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("quantize")
+        .arg(fx("tiny-llama-spm.f16.gguf"))
+        .arg(&out)
+        .arg("q4_k_m")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(sha256(&out), manifest_sha("tiny-llama-spm.f16-to-Q4_K_M.gguf"));
+}
+
+#[test]
+fn pure_quant_vectors_are_byte_identical() {
+    let work = tempfile::tempdir().unwrap();
+    for t in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_S", "Q5_K_M", "Q6_K"] {
+        let out = work.path().join(format!("{t}.gguf"));
+        let r = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+            .args(["quantize", "--pure", "--json"])
+            .arg(fx("quant-vectors/quant-vectors.f32.gguf"))
+            .arg(&out)
+            .arg(t)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{t}: {}", String::from_utf8_lossy(&r.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(v["ftype"], t);
+        assert_eq!(sha256(&out), manifest_sha(&format!("quant-vectors/quant-vectors.{t}.gguf")), "{t}");
+    }
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_ckpt")).args(args).output().unwrap();
+    let out = work.path().join("x.gguf");
+    let r = run(&["quantize", fx("tiny-llama-spm.f16.gguf").to_str().unwrap(), out.to_str().unwrap(), "Q4_K_Q"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("Q4_K_M"), "lists the valid types");
+    let r = run(&["quantize", fx("tiny-llama-spm.Q4_K_M.gguf").to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("requantize"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!out.exists());
+}
