@@ -140,6 +140,9 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
                 if name.len() >= ckpt_gguf::MAX_NAME_LEN {
                     return Err(Error::Unsupported(format!("GGUF name {name} (from '{}') is too long", t.name)));
                 }
+                for tr in &transforms {
+                    tr.check(&t.shape).map_err(|m| Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name)))?;
+                }
                 let (ggml_type, why) = choose_type(&name, &t.shape, target);
                 fallbacks.extend(why);
                 planned.push(PlannedTensor { name, source: t.clone(), transforms, ggml_type });

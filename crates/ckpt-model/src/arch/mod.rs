@@ -9,6 +9,7 @@ pub mod qwen;
 use std::path::Path;
 
 use ckpt_core::{Error, Result};
+
 use serde_json::Value;
 
 use crate::hparams::Hparams;
@@ -20,6 +21,21 @@ pub enum Transform {
     /// llama.cpp's `LlamaModel.permute`: rows viewed as [heads, 2, rows/heads/2] with the two
     /// inner axes swapped (HF rotate-half layout -> interleaved pairs).
     PermuteRows { heads: u64 },
+}
+
+impl Transform {
+    /// Whether the transform applies to a tensor of this shape (checked before anything is written).
+    pub fn check(&self, shape: &[u64]) -> Result<(), String> {
+        match self {
+            Transform::PermuteRows { heads } => {
+                let rows = shape.first().copied().unwrap_or(1);
+                if *heads == 0 || rows % (heads * 2) != 0 {
+                    return Err(format!("{rows} rows cannot be split into {heads} heads of two rotary halves"));
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What an architecture decides for one HF tensor.
