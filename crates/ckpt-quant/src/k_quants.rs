@@ -1,6 +1,9 @@
 //! The 256-element super-block "K" types Q2_K..Q6_K (+ Q8_K dequantization), ported from
 //! ggml-quants.c's `_ref` rows: same f32 operations in the same order, no fused multiply-add.
 
+// Index loops mirror ggml's C loops one to one, which keeps the port easy to audit.
+#![allow(clippy::needless_range_loop)]
+
 use crate::float::{read_f16, write_f16};
 
 pub const QK_K: usize = 256;
@@ -362,28 +365,7 @@ pub fn quantize_row_q3_k(src: &[f32], dst: &mut [u8]) {
         } else {
             write_f16(dd, 0.0)
         };
-        for j in 0..16 {
-            let s = q3_scale(sc, j) - 32;
-            let dl = d * s as f32;
-            if dl == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                let l = nearest_int(x[16 * j + ii] / dl).clamp(-4, 3);
-                levels[16 * j + ii] = (l + 4) as i8;
-            }
-        }
-        hmask.iter_mut().for_each(|h| *h = 0);
-        let mut low2 = [0u8; QK_K];
-        for j in 0..QK_K {
-            let mut l = levels[j] as u8;
-            if l > 3 {
-                hmask[j % 32] |= 1 << (j / 32);
-                l -= 4;
-            }
-            low2[j] = l;
-        }
-        pack_2bit(&low2, qs);
+        requantize_and_pack_q3_k(x, sc, d, &mut levels, hmask, qs);
     }
 }
 
@@ -595,39 +577,45 @@ pub fn dequantize_row_q5_k(src: &[u8], dst: &mut [f32]) {
 
 pub fn quantize_row_q6_k(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)) {
-        let mut levels = [0i8; QK_K];
-        let mut scales = [0f32; 16];
-        let mut max_scale = 0.0f32;
-        let mut max_abs_scale = 0.0f32;
-        for ib in 0..16 {
-            let scale = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut levels[16 * ib..16 * ib + 16], None);
-            scales[ib] = scale;
-            if scale.abs() > max_abs_scale {
-                max_abs_scale = scale.abs();
-                max_scale = scale;
-            }
+        quantize_block_q6_k(x, y, None);
+    }
+}
+
+/// One Q6_K super-block; `qw` (the imatrix slice) replaces the x^2 weights of make_qx_quants.
+fn quantize_block_q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
+    let mut levels = [0i8; QK_K];
+    let mut scales = [0f32; 16];
+    let mut max_scale = 0.0f32;
+    let mut max_abs_scale = 0.0f32;
+    for ib in 0..16 {
+        let w = qw.map(|q| &q[16 * ib..16 * ib + 16]);
+        let scale = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut levels[16 * ib..16 * ib + 16], w);
+        scales[ib] = scale;
+        if scale.abs() > max_abs_scale {
+            max_abs_scale = scale.abs();
+            max_scale = scale;
         }
-        if max_abs_scale < GROUP_MAX_EPS {
-            y.iter_mut().for_each(|b| *b = 0);
+    }
+    if max_abs_scale < GROUP_MAX_EPS {
+        y.iter_mut().for_each(|b| *b = 0);
+        return;
+    }
+    let iscale = -128.0f32 / max_scale;
+    let d = write_f16(&mut y[208..210], 1.0 / iscale);
+    for ib in 0..16 {
+        y[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+    }
+    for j in 0..16 {
+        let dl = d * (y[192 + j] as i8) as f32;
+        if dl == 0.0 {
             continue;
         }
-        let iscale = -128.0f32 / max_scale;
-        let d = write_f16(&mut y[208..210], 1.0 / iscale);
-        for ib in 0..16 {
-            y[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+        for ii in 0..16 {
+            let l = nearest_int(x[16 * j + ii] / dl).clamp(-32, 31);
+            levels[16 * j + ii] = (l + 32) as i8;
         }
-        for j in 0..16 {
-            let dl = d * (y[192 + j] as i8) as f32;
-            if dl == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                let l = nearest_int(x[16 * j + ii] / dl).clamp(-32, 31);
-                levels[16 * j + ii] = (l + 32) as i8;
-            }
-        }
-        pack_q6_k(&levels, &mut y[0..192]);
     }
+    pack_q6_k(&levels, &mut y[0..192]);
 }
 
 fn pack_q6_k(levels: &[i8; QK_K], out: &mut [u8]) {
@@ -664,6 +652,360 @@ pub fn dequantize_row_q6_k(src: &[u8], dst: &mut [f32]) {
                 y[l + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
             }
         }
+    }
+}
+
+// ---- importance-matrix variants (ggml's quantize_row_*_impl; one whole row at a time) ----
+
+/// make_qkx3_quants: like make_qkx2_quants with its own weights and a finer, wider search.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_qkx3_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    levels: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> (f32, f32) {
+    let n = x.len();
+    let mut min = x[0];
+    let mut max = x[0];
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..n {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max <= min {
+        levels.iter_mut().for_each(|l| *l = 0);
+        return (0.0, -min);
+    }
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_mad = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+        levels[i] = l as u8;
+        let diff = scale * levels[i] as f32 + min - x[i];
+        best_mad += weights[i] * (diff * diff);
+    }
+    if nstep < 1 {
+        return (scale, -min);
+    }
+    let mut aux = [0u8; 32];
+    let aux = &mut aux[..n];
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..n {
+            let v = iscale * (x[i] - min);
+            // MIN(v, nmax) keeps inf/huge values in nearest_int's range; NaN fails v > 0
+            let l = if v > 0.0 { nearest_int(if v < nmax as f32 { v } else { nmax as f32 }) } else { 0 };
+            aux[i] = l as u8;
+            let w = weights[i];
+            let lf = l as f32;
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let det = sum_w * sum_l2 - sum_l * sum_l;
+        if det > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut mad = 0.0f32;
+            for i in 0..n {
+                let diff = this_scale * aux[i] as f32 + this_min - x[i];
+                mad += weights[i] * (diff * diff);
+            }
+            if mad < best_mad {
+                levels.copy_from_slice(aux);
+                best_mad = mad;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// make_qp_quants: quantizes non-negative values (sub-block scales or mins) to 0..=nmax with a
+/// weighted search; returns the scale.
+fn make_qp_quants(nmax: i32, x: &[f32], levels: &mut [u8], weights: &[f32]) -> f32 {
+    let n = x.len();
+    let mut max = 0.0f32;
+    for &v in x {
+        max = if max > v { max } else { v };
+    }
+    if max < GROUP_MAX_EPS {
+        levels.iter_mut().for_each(|l| *l = 0);
+        return 0.0;
+    }
+    let mut iscale = nmax as f32 / max;
+    for i in 0..n {
+        levels[i] = nearest_int(iscale * x[i]) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0.0f32;
+    for i in 0..n {
+        let diff = x[i] - scale * levels[i] as f32;
+        best_mse += weights[i] * diff * diff;
+    }
+    for is in -4i32..=4 {
+        if is == 0 {
+            continue;
+        }
+        let iscale_is = (0.1f32 * is as f32 + nmax as f32) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0.0f32;
+        for i in 0..n {
+            let l = nearest_int(iscale_is * x[i]).min(nmax);
+            let diff = x[i] - scale_is * l as f32;
+            mse += weights[i] * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * x[i]).min(nmax);
+        levels[i] = l as u8;
+        let w = weights[i];
+        let lf = l as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for i in 0..n {
+            let w = weights[i];
+            let cur = levels[i] as f32;
+            let mut slx = sumlx - w * x[i] * cur;
+            let mut sl2 = suml2 - w * cur * cur;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(x[i] * sl2 / slx).min(nmax);
+                if new_l != levels[i] as i32 {
+                    let nl = new_l as f32;
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        levels[i] = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
+}
+
+fn sum_of_squares(x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s
+}
+
+/// weights[l] = qw[l] * sqrt(sigma2 + x[l]^2), the imatrix weighting shared by most types.
+fn importance_weights(qw: &[f32], x: &[f32], sigma2: f32, out: &mut [f32]) {
+    for l in 0..x.len() {
+        out[l] = qw[l] * (sigma2 + x[l] * x[l]).sqrt();
+    }
+}
+
+pub fn quantize_row_q2_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    for ((x, y), qw_block) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(84)).zip(importance.chunks_exact(QK_K)) {
+        let mut levels = [0u8; QK_K];
+        let mut scales = [0f32; 16];
+        let mut mins = [0f32; 16];
+        let mut sw = [0f32; 16];
+        let mut weight = [0f32; 16];
+        let sigma2 = sum_of_squares(x) / QK_K as f32;
+        for j in 0..16 {
+            let xs = &x[16 * j..16 * j + 16];
+            importance_weights(&qw_block[16 * j..16 * j + 16], xs, sigma2, &mut weight);
+            for &w in &weight {
+                sw[j] += w;
+            }
+            let (s, m) = make_qkx3_quants(3, xs, &weight, &mut levels[16 * j..16 * j + 16], -0.9, 0.05, 36);
+            scales[j] = s;
+            mins[j] = m;
+        }
+        let mut ls = [0u8; 16];
+        let mut lm = [0u8; 16];
+        let dm = make_qp_quants(15, &scales, &mut ls, &sw);
+        let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+        let (sc, rest) = y.split_at_mut(16);
+        let (qs, dd) = rest.split_at_mut(64);
+        let dm = write_f16(&mut dd[0..2], dm);
+        let mm = write_f16(&mut dd[2..4], mm);
+        for j in 0..16 {
+            sc[j] = ls[j] | (lm[j] << 4);
+        }
+        for j in 0..16 {
+            let dl = dm * (sc[j] & 0xF) as f32;
+            if dl == 0.0 {
+                continue;
+            }
+            let m = mm * (sc[j] >> 4) as f32;
+            for ii in 0..16 {
+                levels[16 * j + ii] = nearest_int((x[16 * j + ii] + m) / dl).clamp(0, 3) as u8;
+            }
+        }
+        pack_2bit(&levels, qs);
+    }
+}
+
+pub fn quantize_row_q3_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    for ((x, y), qw_block) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(110)).zip(importance.chunks_exact(QK_K)) {
+        let mut levels = [0i8; QK_K];
+        let mut scales = [0f32; 16];
+        let mut sw = [0f32; 16];
+        let mut weight = [0f32; 16];
+        let sigma2 = 2.0 * sum_of_squares(x) / QK_K as f32;
+        for j in 0..16 {
+            let xs = &x[16 * j..16 * j + 16];
+            importance_weights(&qw_block[16 * j..16 * j + 16], xs, sigma2, &mut weight);
+            let mut sumw = 0.0f32;
+            for &w in &weight {
+                sumw += w;
+            }
+            sw[j] = sumw;
+            scales[j] = make_qx_quants(4, xs, &mut levels[16 * j..16 * j + 16], Some(&weight));
+        }
+        let (hmask, rest) = y.split_at_mut(32);
+        let (qs, rest) = rest.split_at_mut(64);
+        let (sc, dd) = rest.split_at_mut(12);
+        sc.iter_mut().for_each(|s| *s = 0);
+        let mut ls = [0i8; 16];
+        let d_block = make_qx_quants(32, &scales, &mut ls, Some(&sw));
+        for j in 0..16 {
+            let l = ls[j] as u8;
+            if j < 8 {
+                sc[j] = l & 0xF;
+            } else {
+                sc[j - 8] |= (l & 0xF) << 4;
+            }
+            sc[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
+        }
+        let d = write_f16(dd, d_block);
+        requantize_and_pack_q3_k(x, sc, d, &mut levels, hmask, qs);
+    }
+}
+
+/// The tail shared by Q3_K's two quantizers: requantize with the stored 6-bit scales, then pack.
+fn requantize_and_pack_q3_k(x: &[f32], sc: &[u8], d: f32, levels: &mut [i8; QK_K], hmask: &mut [u8], qs: &mut [u8]) {
+    for j in 0..16 {
+        let dl = d * (q3_scale(sc, j) - 32) as f32;
+        if dl == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let l = nearest_int(x[16 * j + ii] / dl).clamp(-4, 3);
+            levels[16 * j + ii] = (l + 4) as i8;
+        }
+    }
+    hmask.iter_mut().for_each(|h| *h = 0);
+    let mut low2 = [0u8; QK_K];
+    for j in 0..QK_K {
+        let mut l = levels[j] as u8;
+        if l > 3 {
+            hmask[j % 32] |= 1 << (j / 32);
+            l -= 4;
+        }
+        low2[j] = l;
+    }
+    pack_2bit(&low2, qs);
+}
+
+/// Shared body of the Q4_K/Q5_K imatrix variants: make_qkx3_quants per sub-block, scales and
+/// mins through make_qp_quants, then the usual requantization.
+fn quantize_k4_levels_weighted(x: &[f32], qw_block: &[f32], head: &mut [u8], nmax: i32) -> [u8; QK_K] {
+    let mut levels = [0u8; QK_K];
+    let mut scales = [0f32; 8];
+    let mut mins = [0f32; 8];
+    let mut sw = [0f32; 8];
+    let mut weights = [0f32; 32];
+    let sigma2 = 2.0 * sum_of_squares(x) / QK_K as f32;
+    for j in 0..8 {
+        let xs = &x[32 * j..32 * j + 32];
+        importance_weights(&qw_block[32 * j..32 * j + 32], xs, sigma2, &mut weights);
+        let mut sumw = 0.0f32;
+        for &w in &weights {
+            sumw += w;
+        }
+        sw[j] = sumw;
+        let (s, m) = make_qkx3_quants(nmax, xs, &weights, &mut levels[32 * j..32 * j + 32], -0.9, 0.05, 36);
+        scales[j] = s;
+        mins[j] = m;
+    }
+    let mut ls = [0u8; 8];
+    let mut lm = [0u8; 8];
+    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
+    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    let sc = &mut head[4..16];
+    sc.iter_mut().for_each(|s| *s = 0);
+    for j in 0..8 {
+        let (ls, lm) = (ls[j].min(63), lm[j].min(63));
+        if j < 4 {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            sc[j - 4] |= (ls >> 4) << 6;
+            sc[j] |= (lm >> 4) << 6;
+        }
+    }
+    let d = write_f16(&mut head[0..2], d_block);
+    let dmin = write_f16(&mut head[2..4], m_block);
+    requantize_k4(x, head, d, dmin, nmax, &mut levels);
+    levels
+}
+
+pub fn quantize_row_q4_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    for ((x, y), qw) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(144)).zip(importance.chunks_exact(QK_K)) {
+        let levels = quantize_k4_levels_weighted(x, qw, &mut y[0..16], 15);
+        pack_q4_k(&levels, &mut y[16..144]);
+    }
+}
+
+pub fn quantize_row_q5_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    for ((x, y), qw) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(176)).zip(importance.chunks_exact(QK_K)) {
+        let levels = quantize_k4_levels_weighted(x, qw, &mut y[0..16], 31);
+        pack_q5_k(&levels, &mut y[16..176]);
+    }
+}
+
+pub fn quantize_row_q6_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    for ((x, y), qw) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)).zip(importance.chunks_exact(QK_K)) {
+        quantize_block_q6_k(x, y, Some(qw));
     }
 }
 

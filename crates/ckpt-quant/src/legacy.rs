@@ -11,7 +11,8 @@ pub const QK: usize = 32;
 /// `(uint8_t)f` / `(int8_t)f` as compiled for x86-64: truncate to int32 (0x80000000 when NaN or
 /// out of range), then keep the low byte.
 pub(crate) fn c_cast_u8(f: f32) -> u8 {
-    let i = if f.is_nan() || f >= 2147483648.0 || f < -2147483648.0 { i32::MIN } else { f as i32 };
+    let in_range = (-2147483648.0..2147483648.0).contains(&f); // false for NaN too
+    let i = if in_range { f as i32 } else { i32::MIN };
     i as u8
 }
 
@@ -204,6 +205,90 @@ pub fn dequantize_row_q8_0(src: &[u8], dst: &mut [f32]) {
             y[j] = (b[2 + j] as i8) as f32 * d;
         }
     }
+}
+
+// ---- importance-matrix variants (quantize_row_*_impl): whole rows, sigma2 over the row ----
+
+use crate::k_quants::{make_qkx3_quants, make_qx_quants};
+
+/// Per-block weights qw * sqrt(sigma2 + x^2) with sigma2 = mean of x^2 over the whole row.
+fn row_weighting(src: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in src {
+        sum_x2 += v * v;
+    }
+    sum_x2 / src.len() as f32
+}
+
+fn block_weights(x: &[f32], qw: &[f32], sigma2: f32) -> [f32; QK] {
+    let mut w = [0f32; QK];
+    for j in 0..QK {
+        w[j] = qw[j] * (sigma2 + x[j] * x[j]).sqrt();
+    }
+    w
+}
+
+pub fn quantize_row_q4_0_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    let sigma2 = row_weighting(src);
+    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(18)).zip(importance.chunks_exact(QK)) {
+        let w = block_weights(x, qw, sigma2);
+        let mut levels = [0i8; QK];
+        let d = make_qx_quants(8, x, &mut levels, Some(&w));
+        write_f16(&mut y[0..2], d);
+        for j in 0..QK / 2 {
+            y[2 + j] = (levels[j] as u8) | ((levels[j + 16] as u8) << 4);
+        }
+    }
+}
+
+pub fn quantize_row_q5_0_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    let sigma2 = row_weighting(src);
+    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(22)).zip(importance.chunks_exact(QK)) {
+        let w = block_weights(x, qw, sigma2);
+        let mut levels = [0i8; QK];
+        let d = make_qx_quants(16, x, &mut levels, Some(&w));
+        write_f16(&mut y[0..2], d);
+        let mut qh = 0u32;
+        for j in 0..QK / 2 {
+            pack_q5(levels[j] as u8, levels[j + 16] as u8, j, &mut y[6 + j], &mut qh);
+        }
+        y[2..6].copy_from_slice(&qh.to_le_bytes());
+    }
+}
+
+pub fn quantize_row_q4_1_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    let sigma2 = row_weighting(src);
+    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(20)).zip(importance.chunks_exact(QK)) {
+        let w = block_weights(x, qw, sigma2);
+        let mut levels = [0u8; QK];
+        let (d, neg_min) = make_qkx3_quants(15, x, &w, &mut levels, -0.9, 0.05, 36);
+        write_f16(&mut y[0..2], d);
+        write_f16(&mut y[2..4], -neg_min);
+        for j in 0..QK / 2 {
+            y[4 + j] = levels[j] | (levels[j + 16] << 4);
+        }
+    }
+}
+
+pub fn quantize_row_q5_1_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    let sigma2 = row_weighting(src);
+    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(24)).zip(importance.chunks_exact(QK)) {
+        let w = block_weights(x, qw, sigma2);
+        let mut levels = [0u8; QK];
+        let (d, neg_min) = make_qkx3_quants(31, x, &w, &mut levels, -0.9, 0.05, 36);
+        write_f16(&mut y[0..2], d);
+        write_f16(&mut y[2..4], -neg_min);
+        let mut qh = 0u32;
+        for j in 0..QK / 2 {
+            pack_q5(levels[j], levels[j + 16], j, &mut y[8 + j], &mut qh);
+        }
+        y[4..8].copy_from_slice(&qh.to_le_bytes());
+    }
+}
+
+/// Q8_0 has no imatrix variant in ggml: the weights are ignored.
+pub fn quantize_row_q8_0_weighted(src: &[f32], dst: &mut [u8], _importance: &[f32]) {
+    quantize_row_q8_0(src, dst);
 }
 
 #[cfg(test)]

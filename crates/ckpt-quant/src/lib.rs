@@ -7,6 +7,7 @@
 pub mod float;
 pub mod fp4;
 pub mod ftype;
+pub mod imatrix;
 pub mod iq;
 pub mod k_quants;
 pub mod legacy;
@@ -29,7 +30,7 @@ pub struct QuantKernels {
     pub ty: GgmlType,
     /// None for types ckpt can read but not produce (Q8_K, IQ4_*, TQ*, MXFP4, NVFP4).
     pub quantize_row: Option<QuantizeRowFn>,
-    /// The imatrix variant; None where ggml ignores the imatrix or ckpt lacks the variant.
+    /// The imatrix variant (None for the float types, which ignore importance weights).
     pub quantize_row_weighted: Option<QuantizeRowWeightedFn>,
     pub dequantize_row: DequantizeRowFn,
 }
@@ -38,22 +39,25 @@ macro_rules! kernels {
     ($ty:ident, $q:expr, $dq:expr) => {
         QuantKernels { ty: GgmlType::$ty, quantize_row: $q, quantize_row_weighted: None, dequantize_row: $dq }
     };
+    ($ty:ident, $q:expr, $qw:expr, $dq:expr) => {
+        QuantKernels { ty: GgmlType::$ty, quantize_row: Some($q), quantize_row_weighted: Some($qw), dequantize_row: $dq }
+    };
 }
 
 static KERNELS: &[QuantKernels] = &[
     kernels!(F32, Some(float::quantize_row_f32), float::dequantize_row_f32),
     kernels!(F16, Some(float::quantize_row_f16), float::dequantize_row_f16),
     kernels!(BF16, Some(float::quantize_row_bf16), float::dequantize_row_bf16),
-    kernels!(Q4_0, Some(legacy::quantize_row_q4_0), legacy::dequantize_row_q4_0),
-    kernels!(Q4_1, Some(legacy::quantize_row_q4_1), legacy::dequantize_row_q4_1),
-    kernels!(Q5_0, Some(legacy::quantize_row_q5_0), legacy::dequantize_row_q5_0),
-    kernels!(Q5_1, Some(legacy::quantize_row_q5_1), legacy::dequantize_row_q5_1),
-    kernels!(Q8_0, Some(legacy::quantize_row_q8_0), legacy::dequantize_row_q8_0),
-    kernels!(Q2_K, Some(k_quants::quantize_row_q2_k), k_quants::dequantize_row_q2_k),
-    kernels!(Q3_K, Some(k_quants::quantize_row_q3_k), k_quants::dequantize_row_q3_k),
-    kernels!(Q4_K, Some(k_quants::quantize_row_q4_k), k_quants::dequantize_row_q4_k),
-    kernels!(Q5_K, Some(k_quants::quantize_row_q5_k), k_quants::dequantize_row_q5_k),
-    kernels!(Q6_K, Some(k_quants::quantize_row_q6_k), k_quants::dequantize_row_q6_k),
+    kernels!(Q4_0, legacy::quantize_row_q4_0, legacy::quantize_row_q4_0_weighted, legacy::dequantize_row_q4_0),
+    kernels!(Q4_1, legacy::quantize_row_q4_1, legacy::quantize_row_q4_1_weighted, legacy::dequantize_row_q4_1),
+    kernels!(Q5_0, legacy::quantize_row_q5_0, legacy::quantize_row_q5_0_weighted, legacy::dequantize_row_q5_0),
+    kernels!(Q5_1, legacy::quantize_row_q5_1, legacy::quantize_row_q5_1_weighted, legacy::dequantize_row_q5_1),
+    kernels!(Q8_0, legacy::quantize_row_q8_0, legacy::quantize_row_q8_0_weighted, legacy::dequantize_row_q8_0),
+    kernels!(Q2_K, k_quants::quantize_row_q2_k, k_quants::quantize_row_q2_k_weighted, k_quants::dequantize_row_q2_k),
+    kernels!(Q3_K, k_quants::quantize_row_q3_k, k_quants::quantize_row_q3_k_weighted, k_quants::dequantize_row_q3_k),
+    kernels!(Q4_K, k_quants::quantize_row_q4_k, k_quants::quantize_row_q4_k_weighted, k_quants::dequantize_row_q4_k),
+    kernels!(Q5_K, k_quants::quantize_row_q5_k, k_quants::quantize_row_q5_k_weighted, k_quants::dequantize_row_q5_k),
+    kernels!(Q6_K, k_quants::quantize_row_q6_k, k_quants::quantize_row_q6_k_weighted, k_quants::dequantize_row_q6_k),
     kernels!(Q8_K, None, k_quants::dequantize_row_q8_k),
     kernels!(IQ4_NL, None, iq::dequantize_row_iq4_nl),
     kernels!(IQ4_XS, None, iq::dequantize_row_iq4_xs),

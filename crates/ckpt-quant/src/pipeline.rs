@@ -9,6 +9,7 @@ use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
 use ckpt_gguf::{GgufValue, GgufWriter, TensorInfo};
 
 use crate::ftype::Ftype;
+use crate::imatrix::ImportanceMatrix;
 use crate::select::{compare_tensor_names, ModelParams, SelectOptions, TensorDesc, TypeSelector};
 
 const QUANTIZATION_VERSION_KEY: &str = "general.quantization_version";
@@ -30,6 +31,9 @@ pub struct QuantizeOptions {
     pub allow_requantize: bool,
     /// An importance matrix (GGUF or legacy .dat, as written by llama-imatrix).
     pub imatrix: Option<PathBuf>,
+    /// What to record as `quantize.imatrix.file` (llama-quantize records its argument as typed);
+    /// defaults to `imatrix` as given.
+    pub imatrix_label: Option<String>,
     /// Worker threads; 0 = all cores. The output does not depend on it.
     pub threads: usize,
     pub overwrite: bool,
@@ -45,6 +49,7 @@ impl QuantizeOptions {
             leave_output_tensor: false,
             allow_requantize: false,
             imatrix: None,
+            imatrix_label: None,
             threads: 0,
             overwrite: false,
         }
@@ -126,8 +131,11 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
     let split = ckpt_gguf::open_split(input)?;
     let kvs = split.kvs().to_vec();
     let model = model_params(&kvs);
-    let imatrix: Option<NoImatrix> = match &opts.imatrix {
-        Some(p) => return Err(Error::Unsupported(format!("{}: --imatrix is not supported yet", p.display()))),
+    let imatrix = match &opts.imatrix {
+        Some(p) => {
+            let label = opts.imatrix_label.clone().unwrap_or_else(|| p.to_string_lossy().into_owned());
+            Some(ImportanceMatrix::load(p, &label)?)
+        }
         None => None,
     };
     let select = SelectOptions {
@@ -268,8 +276,3 @@ fn quantize_tensor(to: GgmlType, values: &[f32], ne: &[u64], importance: Option<
     Ok(out)
 }
 
-struct NoImatrix;
-impl NoImatrix {
-    fn for_tensor(&self, _: &Path, _: &TensorInfo) -> Result<Option<Arc<Vec<f32>>>> { Ok(None) }
-    fn metadata_kvs(&self) -> Vec<(String, GgufValue)> { Vec::new() }
-}

@@ -27,11 +27,7 @@ pub struct ModelParams {
 
 impl ModelParams {
     fn n_gqa(&self) -> u32 {
-        if self.n_head_kv == 0 {
-            0
-        } else {
-            self.n_head / self.n_head_kv
-        }
+        self.n_head.checked_div(self.n_head_kv).unwrap_or(0)
     }
     /// llama.cpp's LLM_TYPE_70B (80-layer Llama with grouped-query attention).
     fn is_llama_70b(&self) -> bool {
@@ -331,7 +327,9 @@ impl TypeSelector {
         Ok((counter, n_layer))
     }
 
-    /// llama_tensor_get_type_impl: the ftype mix rules.
+    /// llama_tensor_get_type_impl: the ftype mix rules (branch order kept as in llama.cpp, even
+    /// where two branches give the same type).
+    #[allow(clippy::if_same_then_else)]
     fn mix_rules(&mut self, mut new_type: GgmlType, t: &TensorDesc, cat: Category) -> Result<GgmlType> {
         use Ftype as F;
         use GgmlType as G;
