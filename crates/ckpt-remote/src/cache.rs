@@ -12,6 +12,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{RemoteError, Result};
 use crate::hub::is_commit_hash;
@@ -81,7 +82,7 @@ impl RepoCache {
         }
         let dir = path.parent().expect("ref path has a parent");
         fs::create_dir_all(dir).map_err(|e| RemoteError::io(dir, e))?;
-        let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), unique_suffix()));
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(commit.as_bytes())?;
@@ -122,7 +123,7 @@ impl RepoCache {
             return Ok(pointer);
         }
         // Create next to it and rename over, so a concurrent reader never sees no pointer.
-        let tmp = dir.join(format!(".{}.{}.link", pointer.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(".{}.{}.link", pointer.file_name().unwrap_or_default().to_string_lossy(), unique_suffix()));
         let _ = fs::remove_file(&tmp);
         symlink(&target, &tmp).map_err(|e| RemoteError::io(&tmp, e))?;
         fs::rename(&tmp, &pointer).map_err(|e| {
@@ -131,6 +132,13 @@ impl RepoCache {
         })?;
         Ok(pointer)
     }
+}
+
+/// Distinct per process and per call, so concurrent writers (threads or processes) never share
+/// a temporary name.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(unix)]

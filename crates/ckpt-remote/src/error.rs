@@ -18,6 +18,9 @@ pub enum RemoteError {
     Http { url: String, status: u16, msg: String },
     #[error("{url}: {msg}")]
     Network { url: String, msg: String },
+    /// The connection failed while the body was being read.
+    #[error("{url}: {msg}")]
+    Interrupted { url: String, msg: String },
     #[error("{url}: the response ended after {got} of {expected} bytes (truncated)")]
     Truncated { url: String, expected: u64, got: u64 },
     #[error("{url}: the server ignored the Range request and sent the whole file (HTTP 200 instead of 206) {msg}")]
@@ -48,10 +51,16 @@ impl RemoteError {
     /// True for failures a retry may fix (connection resets, timeouts, 5xx, truncated bodies).
     pub fn is_transient(&self) -> bool {
         match self {
-            RemoteError::Network { .. } | RemoteError::Truncated { .. } => true,
+            RemoteError::Network { .. } | RemoteError::Truncated { .. } | RemoteError::Interrupted { .. } => true,
             RemoteError::Http { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
+    }
+
+    /// True for a failure while reading a body, which a new (ranged) request can resume; the
+    /// request itself was already retried by the HTTP layer.
+    pub fn is_interrupted_body(&self) -> bool {
+        matches!(self, RemoteError::Truncated { .. } | RemoteError::Interrupted { .. })
     }
 
     /// True when the remote side could not be reached at all (so a cached copy may be used).
@@ -80,7 +89,7 @@ impl From<RemoteError> for ckpt_core::Error {
             RemoteError::NotCached { cache, .. } => {
                 ckpt_core::Error::Io { path: cache, source: std::io::Error::new(ErrorKind::NotFound, msg) }
             }
-            RemoteError::Http { url, .. } | RemoteError::Network { url, .. } => {
+            RemoteError::Http { url, .. } | RemoteError::Network { url, .. } | RemoteError::Interrupted { url, .. } => {
                 ckpt_core::Error::Io { path: PathBuf::from(url), source: std::io::Error::other(msg) }
             }
             RemoteError::Truncated { url, .. }

@@ -281,7 +281,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self.read_range_once(url, start, len, ctx) {
-                Err(e) if e.is_transient() && attempt < self.config.max_retries => {
+                Err(e) if e.is_interrupted_body() && attempt < self.config.max_retries => {
                     std::thread::sleep(self.backoff(attempt));
                     attempt += 1;
                 }
@@ -387,7 +387,7 @@ impl Client {
                 Ok((response, bytes))
             });
             match outcome {
-                Err(e) if e.is_transient() && attempt < self.config.max_retries => {
+                Err(e) if e.is_interrupted_body() && attempt < self.config.max_retries => {
                     std::thread::sleep(self.backoff(attempt));
                     attempt += 1;
                 }
@@ -440,7 +440,7 @@ pub(crate) fn read_exactly(reader: impl Read, n: u64, url: &str) -> Result<Vec<u
 }
 
 pub(crate) fn io_network(url: &str, e: std::io::Error) -> RemoteError {
-    RemoteError::Network { url: url.to_string(), msg: format!("connection failed while reading the response: {e}") }
+    RemoteError::Interrupted { url: url.to_string(), msg: format!("connection failed while reading the response: {e}") }
 }
 
 fn map_transport_error(url: &str, e: ureq::Error) -> RemoteError {

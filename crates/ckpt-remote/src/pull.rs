@@ -373,7 +373,7 @@ impl Hub {
         loop {
             match self.download_attempt(url, ctx, meta.size, &incomplete, path, progress, &mut received) {
                 Ok(()) => break,
-                Err(e) if e.is_transient() && attempt < self.config().max_retries => {
+                Err(e) if e.is_interrupted_body() && attempt < self.config().max_retries => {
                     std::thread::sleep(self.client.backoff(attempt));
                     attempt += 1;
                 }
@@ -430,7 +430,7 @@ impl Hub {
                 if parse_content_range(cr).map(|(start, _, _)| start) != Some(have) {
                     // A wrong range would corrupt the file: start over.
                     file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
-                    return Err(RemoteError::Network {
+                    return Err(RemoteError::Interrupted {
                         url: final_url,
                         msg: format!("asked to resume at byte {have} but got Content-Range '{cr}'; restarting"),
                     });

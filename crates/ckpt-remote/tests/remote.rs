@@ -478,3 +478,27 @@ fn gguf_inspect_matches_local_including_splits_and_long_headers() {
     fake.add_repo("org/cut", COMMIT, files);
     assert!(hub.inspect("hf://org/cut/cut.gguf").is_err());
 }
+
+#[test]
+fn server_errors_are_retried_a_bounded_number_of_times() {
+    let fake = FakeHub::start();
+    single_repo(&fake, "org/single");
+    let cache = tempfile::tempdir().unwrap();
+    let hub = hub_for(&fake, cache.path());
+    fake.with(|s| s.fail_next = 2);
+    let i = hub.inspect("hf://org/single/model.safetensors").unwrap();
+    assert_eq!(i.requests, 4, "two 503s, then 302 + 206");
+
+    fake.with(|s| s.fail_next = 1000);
+    fake.clear_requests();
+    let e = hub.inspect("hf://org/single/model.safetensors").unwrap_err();
+    assert!(matches!(e, RemoteError::Http { status: 503, .. }), "{e:?}");
+    // 1 + max_retries attempts, no more.
+    assert_eq!(fake.requests().len(), 6);
+    fake.with(|s| s.fail_next = 0);
+
+    // A connection dropped in the middle of a header read is retried too.
+    fake.with(|s| s.drop_next_body_after = Some(100));
+    let i = hub.inspect("hf://org/single/model.safetensors").unwrap();
+    assert_eq!(remote_tensors(&i), local_tensors(&fixtures().join("all_dtypes.expected.safetensors")));
+}

@@ -74,6 +74,8 @@ pub struct State {
     /// CDN serves these sha256 blobs with one byte flipped.
     pub corrupt: Vec<String>,
     pub token: Option<String>,
+    /// The next this-many hub requests answer 503.
+    pub fail_next: usize,
 }
 
 pub struct FakeHub {
@@ -230,9 +232,14 @@ fn serve(stream: TcpStream, host: Host, state: &Mutex<State>, cdn: &str) -> std:
     let reply = {
         let mut st = state.lock().unwrap();
         st.requests.push(rec.clone());
-        match host {
+        if host == Host::Hub && st.fail_next > 0 {
+            st.fail_next -= 1;
+            Reply::error(503, None, "overloaded")
+        } else {
+            match host {
             Host::Hub => route_hub(&mut st, &rec, cdn),
-            Host::Cdn => route_cdn(&mut st, &rec),
+                Host::Cdn => route_cdn(&mut st, &rec),
+            }
         }
     };
     write_reply(stream, &method, reply)
