@@ -1,0 +1,418 @@
+//! `push` against a fake Hub: the full LFS protocol (basic and multipart), pull requests read back
+//! with `pull`, auth failures before any upload, per-part retries, deduplication, repository
+//! creation, and the same requests and commit contents as huggingface_hub's `upload_folder`.
+
+mod push_hub;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ckpt_remote::push::{PushAction, PushOptions, PushReport, PushStage};
+use ckpt_remote::{Hub, HubConfig, PullOptions, RemoteError};
+use push_hub::{sha256_hex, CommitEntry, FakeHub, TOKEN};
+
+fn hub_client(fake: &FakeHub, cache: &Path, token: Option<&str>) -> Hub {
+    let mut config = HubConfig::new(&fake.url, cache);
+    config.token = token.map(str::to_string);
+    config.retry_base_delay = Duration::from_millis(5);
+    config.max_retries = 3;
+    Hub::new(config)
+}
+
+/// Deterministic bytes that do not repeat within a part (so a misplaced part changes the hash).
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A model folder: two small regular files, a nested one, an empty one, a basic-LFS safetensors
+/// file and a multipart one (100 000 bytes = 5 parts of 20 480 bytes, the last one short).
+fn model_folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    files.insert("config.json".to_string(), br#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 64}"#.to_vec());
+    files.insert("tokenizer/special_tokens_map.json".to_string(), br#"{"bos_token": "<s>"}"#.to_vec());
+    files.insert("empty.txt".to_string(), Vec::new());
+    files.insert("model.safetensors".to_string(), pattern(10_000, 1));
+    files.insert("model-big.bin".to_string(), pattern(100_000, 2));
+    for (path, bytes) in &files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    files
+}
+
+fn kinds(fake: &FakeHub) -> Vec<&'static str> {
+    fake.requests().iter().map(|r| r.kind()).collect()
+}
+
+fn push_as_pr(hub: &Hub, local: &Path) -> PushReport {
+    let opts = PushOptions { create_pr: true, message: Some("Add converted weights".into()), ..Default::default() };
+    hub.push(local, "org/model", &opts).unwrap()
+}
+
+#[test]
+fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[("README.md", b"# model\n", false)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    let expected = model_folder(&local);
+    let hub = hub_client(&fake, &tmp.path().join("cache"), Some(TOKEN));
+
+    let progress_events = Arc::new(Mutex::new(Vec::new()));
+    let sink = progress_events.clone();
+    let opts = PushOptions {
+        create_pr: true,
+        message: Some("Add converted weights".into()),
+        progress: Some(Arc::new(move |p| sink.lock().unwrap().push((p.file.to_string(), p.stage, p.total_bytes)))),
+        ..Default::default()
+    };
+    let report = hub.push(&local, "org/model", &opts).unwrap();
+
+    let pr = report.pull_request.clone().expect("a pull request");
+    assert_eq!(pr.number, 1);
+    assert_eq!(pr.revision, "refs/pr/1");
+    assert_eq!(pr.url, format!("{}/org/model/discussions/1", fake.url));
+    assert!(report.commit.as_deref().is_some_and(|c| c.len() == 40));
+    assert_eq!(report.uploaded_bytes, 110_000);
+    let action = |p: &str| report.files.iter().find(|f| f.path_in_repo == p).unwrap().action;
+    assert_eq!(action("model.safetensors"), PushAction::UploadedLfs);
+    assert_eq!(action("model-big.bin"), PushAction::UploadedLfs);
+    assert_eq!(action("config.json"), PushAction::Regular);
+    assert_eq!(action("empty.txt"), PushAction::Regular);
+
+    // The protocol, in order: auth check, preupload, batch, uploads, commit last.
+    let k = kinds(&fake);
+    assert_eq!(k.first(), Some(&"whoami"));
+    assert_eq!(k.last(), Some(&"commit"));
+    assert_eq!(k.iter().filter(|x| **x == "preupload").count(), 1);
+    assert_eq!(k.iter().filter(|x| **x == "lfs-batch").count(), 1);
+    assert_eq!(k.iter().filter(|x| **x == "upload").count(), 1);
+    assert_eq!(k.iter().filter(|x| **x == "upload-part").count(), 5);
+    assert_eq!(k.iter().filter(|x| **x == "complete").count(), 1);
+    assert_eq!(k.iter().filter(|x| **x == "verify").count(), 2);
+    let requests = fake.requests();
+    for r in &requests {
+        assert_ne!(r.status, 404, "unexpected route {} {}", r.method, r.path);
+        if matches!(r.kind(), "preupload" | "lfs-batch" | "commit" | "whoami") {
+            assert_eq!(r.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{}", r.path);
+        }
+    }
+    let preupload = requests.iter().find(|r| r.kind() == "preupload").unwrap();
+    assert_eq!(preupload.path, "/api/models/org/model/preupload/main?create_pr=1");
+    let commit = requests.iter().find(|r| r.kind() == "commit").unwrap();
+    assert_eq!(commit.path, "/api/models/org/model/commit/main?create_pr=1");
+    assert_eq!(commit.header("content-type"), Some("application/x-ndjson"));
+    let batch = requests.iter().find(|r| r.kind() == "lfs-batch").unwrap();
+    assert_eq!(batch.header("content-type"), Some("application/vnd.git-lfs+json"));
+    assert_eq!(batch.header("accept"), Some("application/vnd.git-lfs+json"));
+
+    // What the Hub stored: the commit lines and the PR ref; main is untouched.
+    let received = fake.with(|st| st.commits.clone());
+    assert_eq!(received.len(), 1);
+    assert!(received[0].create_pr);
+    assert_eq!(received[0].summary, "Add converted weights");
+    let mut entries = received[0].entries.clone();
+    entries.sort();
+    let mut want: Vec<CommitEntry> = expected
+        .iter()
+        .map(|(p, b)| CommitEntry {
+            key: if p.ends_with(".safetensors") || p.ends_with(".bin") { "lfsFile" } else { "file" }.into(),
+            path: p.clone(),
+            sha256: sha256_hex(b),
+            size: b.len() as u64,
+        })
+        .collect();
+    want.sort();
+    assert_eq!(entries, want);
+    assert_eq!(fake.files_at("org/model", "main").unwrap().keys().collect::<Vec<_>>(), ["README.md"]);
+
+    // Pull the PR back into an empty cache: byte-identical files.
+    let pulled = hub
+        .pull("org/model", &PullOptions { revision: Some("refs/pr/1".into()), cache_dir: Some(tmp.path().join("cache2")), ..Default::default() })
+        .unwrap();
+    assert_eq!(Some(pulled.commit.clone()), report.commit);
+    for (path, bytes) in &expected {
+        let got = std::fs::read(pulled.snapshot.join(path)).unwrap();
+        assert_eq!(&got, bytes, "{path}");
+    }
+    assert_eq!(std::fs::read(pulled.snapshot.join("README.md")).unwrap(), b"# model\n");
+
+    let events = progress_events.lock().unwrap();
+    assert!(events.iter().any(|(_, s, _)| *s == PushStage::Hashing));
+    let last_upload = events.iter().filter(|(_, s, _)| *s != PushStage::Hashing).map(|(_, _, t)| *t).max();
+    assert_eq!(last_upload, Some(110_000));
+
+    // A second PR gets the next number.
+    std::fs::write(local.join("config.json"), b"{\"hidden_size\": 128}").unwrap();
+    let second = push_as_pr(&hub, &local);
+    assert_eq!(second.pull_request.unwrap().revision, "refs/pr/2");
+}
+
+fn nothing_uploaded(fake: &FakeHub) {
+    let k = kinds(fake);
+    for forbidden in ["preupload", "lfs-batch", "upload", "upload-part", "complete", "commit", "create-repo"] {
+        assert!(!k.contains(&forbidden), "{forbidden} was sent: {k:?}");
+    }
+    fake.with(|st| {
+        assert!(st.blobs.is_empty());
+        assert!(st.commits.is_empty());
+    });
+}
+
+#[test]
+fn bad_or_missing_or_read_only_token_fails_before_any_upload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    model_folder(&local);
+
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    let err = hub_client(&fake, tmp.path(), Some("hf_wrong")).push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    assert!(matches!(err, RemoteError::Unauthorized { status: 401, .. }), "{err}");
+    assert!(err.to_string().contains("rejected the token"), "{err}");
+    nothing_uploaded(&fake);
+
+    let err = hub_client(&fake, tmp.path(), None).push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    assert!(matches!(err, RemoteError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("HF_TOKEN"), "{err}");
+    nothing_uploaded(&fake);
+
+    fake.with(|st| st.role = "read".into());
+    let err = hub_client(&fake, tmp.path(), Some(TOKEN)).push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    assert!(matches!(err, RemoteError::Unauthorized { status: 403, .. }), "{err}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    nothing_uploaded(&fake);
+}
+
+#[test]
+fn forbidden_preupload_stops_before_any_upload() {
+    // A fine-grained token passes whoami but lacks write access to this repository: the
+    // preupload call answers 403 and nothing is uploaded.
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    model_folder(&local);
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+    fake.with(|st| st.role = "fineGrained".into());
+    let err = hub.push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    assert!(matches!(err, RemoteError::Unauthorized { status: 403, .. }), "{err}");
+    assert!(err.to_string().contains("no write access to 'org/model'"), "{err}");
+    let k = kinds(&fake);
+    assert_eq!(k, ["whoami", "preupload"]);
+    fake.with(|st| assert!(st.blobs.is_empty() && st.commits.is_empty()));
+}
+
+#[test]
+fn a_failed_part_is_retried_alone() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    fake.with(|st| st.fail_parts_once = vec![3]);
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    let expected = model_folder(&local);
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+    hub.push(&local, "org/model", &PushOptions::default()).unwrap();
+
+    let parts: Vec<(String, u16)> =
+        fake.requests().iter().filter(|r| r.kind() == "upload-part").map(|r| (r.path.split('?').next().unwrap().to_string(), r.status)).collect();
+    let count = |n: u64| parts.iter().filter(|(p, _)| p.ends_with(&format!("/part/{n}"))).count();
+    assert_eq!(parts.len(), 6, "{parts:?}");
+    assert_eq!((count(1), count(2), count(3), count(4), count(5)), (1, 1, 2, 1, 1));
+    assert_eq!(parts.iter().filter(|(_, s)| *s == 500).count(), 1);
+    let stored = fake.files_at("org/model", "main").unwrap();
+    assert_eq!(*stored["model-big.bin"].bytes, expected["model-big.bin"]);
+}
+
+#[test]
+fn a_part_that_keeps_failing_aborts_without_commit() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    fake.with(|st| st.fail_parts_once = vec![2; 10]);
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    model_folder(&local);
+    let err = hub_client(&fake, tmp.path(), Some(TOKEN)).push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("part 2 of 5") && msg.contains("model-big.bin") && msg.contains("nothing was committed"), "{msg}");
+    assert!(!kinds(&fake).contains(&"commit"));
+    assert!(!kinds(&fake).contains(&"complete"));
+}
+
+#[test]
+fn content_the_hub_already_has_is_not_sent_again() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    model_folder(&local);
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+    hub.push(&local, "org/model", &PushOptions::default()).unwrap();
+    let first_commit = fake.files_at("org/model", "main").unwrap();
+
+    // Same files again: preupload reports identical oids, so nothing is uploaded or committed.
+    let before = fake.requests().len();
+    let report = hub.push(&local, "org/model", &PushOptions::default()).unwrap();
+    assert!(report.commit.is_none());
+    assert!(report.files.iter().all(|f| f.action == PushAction::Unchanged), "{:?}", report.files);
+    let k: Vec<_> = fake.requests()[before..].iter().map(|r| r.kind()).collect();
+    assert_eq!(k, ["whoami", "preupload"]);
+
+    // Same weights under a new folder plus one changed file: storage already has the LFS
+    // objects (batch answers without actions), so only the commit carries them.
+    std::fs::write(local.join("config.json"), b"{\"hidden_size\": 65}").unwrap();
+    let before = fake.requests().len();
+    let opts = PushOptions { path_in_repo: Some("copy".into()), ..Default::default() };
+    let report = hub.push(&local, "org/model", &opts).unwrap();
+    let k: Vec<_> = fake.requests()[before..].iter().map(|r| r.kind()).collect();
+    assert_eq!(k, ["whoami", "preupload", "lfs-batch", "commit"]);
+    assert_eq!(report.uploaded_bytes, 0);
+    let action = |p: &str| report.files.iter().find(|f| f.path_in_repo == p).unwrap().action;
+    assert_eq!(action("copy/model-big.bin"), PushAction::LfsAlreadyStored);
+    assert_eq!(action("copy/model.safetensors"), PushAction::LfsAlreadyStored);
+    let now = fake.files_at("org/model", "main").unwrap();
+    assert_eq!(now["copy/model-big.bin"].bytes, first_commit["model-big.bin"].bytes);
+    assert_eq!(&now["copy/config.json"].bytes[..], b"{\"hidden_size\": 65}");
+}
+
+#[test]
+fn missing_repository_revision_and_too_large_files_are_clear_errors() {
+    let fake = FakeHub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    model_folder(&local);
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+
+    let err = hub.push(&local, "org/new-model", &PushOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("'org/new-model' does not exist") && err.to_string().contains("--create-repo"), "{err}");
+    fake.with(|st| assert!(st.blobs.is_empty() && st.commits.is_empty()));
+
+    // --create-repo: created, then pushed; a second run finds it (409) and carries on.
+    let opts = PushOptions { create_repo: true, private: true, include: vec!["*.json".into()], ..Default::default() };
+    let report = hub.push(&local, "org/new-model", &opts).unwrap();
+    assert!(report.repo_created);
+    let created = fake.with(|st| st.created.clone());
+    assert_eq!(created[0]["name"], "new-model");
+    assert_eq!(created[0]["organization"], "org");
+    assert_eq!(created[0]["private"], true);
+    assert_eq!(created[0]["type"], "model");
+    assert!(fake.with(|st| st.repos["org/new-model"].private));
+    let stored = fake.files_at("org/new-model", "main").unwrap();
+    assert_eq!(stored.keys().collect::<Vec<_>>(), ["config.json", "tokenizer/special_tokens_map.json"]);
+    let again = hub.push(&local, "org/new-model", &PushOptions { create_repo: true, ..Default::default() }).unwrap();
+    assert!(!again.repo_created);
+    assert!(again.commit.is_some());
+
+    let err = hub.push(&local, "org/new-model", &PushOptions { revision: Some("dev".into()), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("revision 'dev' does not exist in 'org/new-model'"), "{err}");
+
+    fake.add_repo("org/limited", &[]);
+    fake.with(|st| st.max_lfs_size = 50_000);
+    let err = hub.push(&local, "org/limited", &PushOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("model-big.bin") && msg.contains("100000 bytes") && msg.contains("exceeds the maximum size"), "{msg}");
+    assert!(fake.files_at("org/limited", "main").unwrap().is_empty());
+
+    let err = hub.push(&tmp.path().join("nope"), "org/limited", &PushOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[test]
+fn single_file_to_a_chosen_path() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("model-q4.gguf");
+    std::fs::write(&file, pattern(3000, 9)).unwrap();
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+    let opts = PushOptions { path_in_repo: Some("gguf/model-Q4_0.gguf".into()), ..Default::default() };
+    let report = hub.push(&file, "hf://org/model", &opts).unwrap();
+    assert_eq!(report.files.len(), 1);
+    assert!(report.files[0].lfs);
+    let stored = fake.files_at("org/model", "main").unwrap();
+    assert_eq!(*stored["gguf/model-Q4_0.gguf"].bytes, pattern(3000, 9));
+    assert_eq!(fake.with(|st| st.commits[0].summary.clone()), "Upload gguf/model-Q4_0.gguf with ckpt");
+}
+
+/// huggingface_hub's `upload_folder(create_pr=True)` against the same fake Hub: the same kinds of
+/// requests and the same commit contents (paths, oids, sizes) as ours.
+#[test]
+fn same_requests_and_commit_as_huggingface_hub_upload_folder() {
+    let Some(python) = std::env::var_os("CKPT_PYTHON") else {
+        eprintln!("skipped: set CKPT_PYTHON to a Python with huggingface_hub to compare with upload_folder");
+        return;
+    };
+    let probe = std::process::Command::new(&python).args(["-c", "import huggingface_hub"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: huggingface_hub is not importable by {python:?}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    model_folder(&local);
+
+    let run = |fake: &FakeHub| -> (Vec<&'static str>, Vec<CommitEntry>) {
+        let received = fake.with(|st| st.commits.clone());
+        assert_eq!(received.len(), 1, "one commit expected");
+        assert!(received[0].create_pr);
+        let mut entries = received[0].entries.clone();
+        entries.sort();
+        let mut k: Vec<&'static str> = fake.requests().iter().map(|r| r.kind()).filter(|k| *k != "whoami").collect();
+        k.dedup();
+        (k, entries)
+    };
+
+    let ours = FakeHub::start();
+    ours.add_repo("org/model", &[]);
+    let report = push_as_pr(&hub_client(&ours, tmp.path(), Some(TOKEN)), &local);
+    assert_eq!(report.pull_request.unwrap().revision, "refs/pr/1");
+    let (our_kinds, our_entries) = run(&ours);
+
+    let theirs = FakeHub::start();
+    theirs.add_repo("org/model", &[]);
+    let script = r#"
+import os, sys
+from huggingface_hub import HfApi
+api = HfApi(endpoint=sys.argv[1], token=sys.argv[2])
+info = api.upload_folder(folder_path=sys.argv[3], repo_id="org/model", create_pr=True, commit_message="Add converted weights")
+print(info.pr_revision)
+"#;
+    let home: PathBuf = tmp.path().join("hf_home");
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, &theirs.url, TOKEN, local.to_str().unwrap()])
+        .env("HF_HOME", &home)
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "upload_folder failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refs/pr/1");
+    let (their_kinds, their_entries) = run(&theirs);
+
+    assert_eq!(our_entries, their_entries);
+    assert_eq!(our_kinds, their_kinds);
+    let their_requests = theirs.requests();
+    for r in &their_requests {
+        assert_ne!(r.status, 404, "huggingface_hub used a route the fake Hub lacks: {} {}", r.method, r.path);
+    }
+    // The same query strings on the routes where create_pr matters.
+    let paths = |fake: &FakeHub, kind: &str| -> Vec<String> {
+        fake.requests().iter().filter(|r| r.kind() == kind).map(|r| r.path.clone()).collect()
+    };
+    for kind in ["preupload", "commit", "lfs-batch"] {
+        assert_eq!(paths(&ours, kind), paths(&theirs, kind), "{kind}");
+    }
+}
