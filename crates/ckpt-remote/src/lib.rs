@@ -17,6 +17,7 @@ pub mod http;
 pub mod hub;
 pub mod inspect;
 pub mod pull;
+pub mod push;
 pub mod uri;
 
 pub use cache::RepoCache;
