@@ -22,6 +22,9 @@ pub const MAX_DIMS: usize = 4;
 /// `GGML_MAX_NAME`: names are stored in a 64-byte buffer with a NUL, so at most 63 bytes.
 pub const MAX_NAME_LEN: usize = 63;
 pub const ALIGNMENT_KEY: &str = "general.alignment";
+/// llama.cpp's `GGUF_MAX_STRING_LENGTH` and `GGUF_MAX_ARRAY_ELEMENTS` (1 GiB each).
+pub const MAX_STRING_LENGTH: u64 = 1 << 30;
+pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 30;
 /// How deep arrays of arrays may nest when they are allowed at all (stack safety).
 const MAX_ARRAY_NESTING: usize = 8;
 
@@ -202,6 +205,9 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &dyn Fn() -> String) -> Parsed<String> {
         let at = self.pos;
         let len = self.u64(&|| format!("length of {}", what()))?;
+        if len > MAX_STRING_LENGTH {
+            return self.fail(format!("{} at byte {at}: length {len} exceeds llama.cpp's limit of {MAX_STRING_LENGTH}", what()));
+        }
         let raw = self.take(len, what)?;
         match std::str::from_utf8(raw) {
             Ok(s) => Ok(s.to_string()),
@@ -257,6 +263,9 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
     for i in 0..kv_count {
         let at = cur.pos;
         let key = cur.string(&|| format!("key of KV #{i}"))?;
+        if key.is_empty() {
+            return cur.fail(format!("KV #{i} at byte {at} has an empty key"));
+        }
         if !keys.insert(key.clone()) {
             return cur.fail(format!("duplicate key '{key}' at byte {at} (KV #{i})"));
         }
@@ -414,6 +423,11 @@ fn parse_value(
             }
             let count_at = cur.pos;
             let count = cur.u64(&|| format!("length of array '{key}'"))?;
+            if count > MAX_ARRAY_ELEMENTS {
+                return cur.fail(format!(
+                    "array '{key}' at byte {count_at} has {count} elements, more than llama.cpp's limit of {MAX_ARRAY_ELEMENTS}"
+                ));
+            }
             cur.check_count(count, elem_type.min_encoded_size() as u64, &format!("length of array '{key}'"), count_at)?;
             let items = match elem_type.fixed_size() {
                 Some(size) => {

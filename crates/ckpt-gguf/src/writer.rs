@@ -207,6 +207,9 @@ impl GgufWriter {
         let fail = |msg: String| Err(Error::Other(msg));
         let mut keys = HashSet::new();
         for (k, v) in &self.kvs {
+            if k.is_empty() {
+                return fail("a KV has an empty key".to_string());
+            }
             if !keys.insert(k.as_str()) {
                 return fail(format!("key '{k}' is added twice"));
             }

@@ -150,6 +150,25 @@ fn every_count_length_and_dimension_field_set_huge_is_rejected() {
 }
 
 #[test]
+fn limits_apply_even_when_the_file_size_is_unknown() {
+    let mut w = GgufWriter::new();
+    w.add_kv("s", GgufValue::string("abc"));
+    w.add_kv("a", GgufValue::u8_array([1, 2]));
+    let mut good = Vec::new();
+    w.write_to(&mut good).unwrap();
+    let string_len = find(&good, b"abc") - 8;
+    let mut m = good.clone();
+    m[string_len..string_len + 8].copy_from_slice(&(MAX_STRING_LENGTH + 1).to_le_bytes());
+    let err = parse_header(&m).unwrap_err().to_string();
+    assert!(err.contains("key 's'") && err.contains("limit"), "{err}");
+    let count = find(&good, &[1, 2]) - 8;
+    let mut m = good.clone();
+    m[count..count + 8].copy_from_slice(&(MAX_ARRAY_ELEMENTS + 1).to_le_bytes());
+    let err = parse_header(&m).unwrap_err().to_string();
+    assert!(err.contains("array 'a'") && err.contains("limit"), "{err}");
+}
+
+#[test]
 fn the_count_fields_name_what_is_wrong() {
     let bytes = fs::read(zoo("metadata-zoo.gguf")).unwrap();
     let mut m = bytes.clone();
@@ -278,6 +297,16 @@ fn specific_violations_have_specific_messages() {
     let mut m = good.clone();
     m[0] = b'X';
     expect_error(&m, &["not a GGUF file"]);
+
+    // An empty key (the length of "general.architecture" set to 0 leaves garbage behind, so
+    // build the case by hand).
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    bytes.extend(1u64.to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    bytes.extend(encode_value(&GgufValue::U8(1)));
+    expect_error(&bytes, &["KV #0", "empty key"]);
 
     // Invalid UTF-8 in a key.
     let mut m = good.clone();
