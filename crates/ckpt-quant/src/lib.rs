@@ -154,4 +154,7 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
 
 pub use ftype::{parse_ftype, Ftype};
 pub use select::{choose_types, ModelParams, SelectOptions, TensorDesc, TypeChoice, TypeSelector};
-pub use pipeline::{model_params, quantize_gguf, QuantizeOptions, QuantizeReport, TensorReport};
+pub use pipeline::{
+    model_params, plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions, QuantizeReport,
+    TensorReport,
+};

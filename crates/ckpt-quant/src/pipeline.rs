@@ -78,7 +78,9 @@ pub struct QuantizeReport {
     pub tensors: Vec<TensorReport>,
     /// Tensors that needed the shape fallback ("N of M tensor(s) required fallback quantization").
     pub n_fallback: usize,
+    /// All input files together.
     pub input_bytes: u64,
+    /// The output file (planned size for a dry run).
     pub output_bytes: u64,
 }
 
@@ -128,6 +130,46 @@ struct Planned {
 /// Quantizes a GGUF file like `llama-quantize [options] input output FTYPE` (x86-64 build of
 /// llama.cpp 0c1e57098); the output is written atomically.
 pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
+    quantize_gguf_with_progress(input, output, opts, |_, _| {})
+}
+
+/// [`quantize_gguf`] calling `progress(done, total)` (output data bytes) after each tensor.
+pub fn quantize_gguf_with_progress(
+    input: &Path,
+    output: &Path,
+    opts: &QuantizeOptions,
+    progress: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<QuantizeReport> {
+    let plan = plan(input, opts)?;
+    let mut report = plan.report;
+    let mut writer = plan.writer;
+    writer.set_progress(progress);
+    let write = move || writer.write(output, opts.overwrite);
+    if opts.threads > 0 {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .build()
+            .map_err(|e| Error::Other(format!("cannot start {} worker threads: {e}", opts.threads)))?;
+        pool.install(write)?;
+    } else {
+        write()?;
+    }
+    report.output_bytes = std::fs::metadata(output).map_err(|e| Error::io(output, e))?.len();
+    Ok(report)
+}
+
+/// What [`quantize_gguf`] would do (`--dry-run`): every tensor's type and size, the output size;
+/// fails exactly where the real run would, but writes nothing.
+pub fn plan_quantization(input: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
+    Ok(plan(input, opts)?.report)
+}
+
+struct Plan {
+    writer: GgufWriter,
+    report: QuantizeReport,
+}
+
+fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
     let split = ckpt_gguf::open_split(input)?;
     let kvs = split.kvs().to_vec();
     let model = model_params(&kvs);
@@ -216,7 +258,8 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         let Planned { info, input: tensor, to, fallback_from, importance } = p;
         let from = info.ggml_type;
         let numel = info.numel();
-        let bytes_out = to.row_bytes(info.ne[0]).unwrap_or(0) * (numel / info.ne[0].max(1));
+        let ne0 = info.ne.first().copied().unwrap_or(1).max(1);
+        let bytes_out = to.row_bytes(ne0).unwrap_or(0) * (numel / ne0);
         reports.push(TensorReport {
             name: info.name.clone(),
             ne: info.ne.clone(),
@@ -246,23 +289,14 @@ pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
 
     let n_fallback = selector.n_fallback;
     let input_bytes = split.shards.iter().map(|s| s.file_size).sum();
-    let write = move || writer.write(output, opts.overwrite);
-    if opts.threads > 0 {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads)
-            .build()
-            .map_err(|e| Error::Other(format!("cannot start {} worker threads: {e}", opts.threads)))?;
-        pool.install(write)?;
-    } else {
-        write()?;
-    }
-    let output_bytes = std::fs::metadata(output).map_err(|e| Error::io(output, e))?.len();
-    Ok(QuantizeReport { ftype: opts.ftype, tensors: reports, n_fallback, input_bytes, output_bytes })
+    let output_bytes = writer.total_size()?;
+    let report = QuantizeReport { ftype: opts.ftype, tensors: reports, n_fallback, input_bytes, output_bytes };
+    Ok(Plan { writer, report })
 }
 
 /// Quantizes one tensor; with an importance matrix each expert slice (ne2) uses its own weights.
 fn quantize_tensor(to: GgmlType, values: &[f32], ne: &[u64], importance: Option<&[f32]>) -> Result<Vec<u8>> {
-    let n_per_row = ne[0] as usize;
+    let n_per_row = ne.first().copied().unwrap_or(1) as usize;
     let Some(weights) = importance else {
         return crate::quantize(to, values, n_per_row, None);
     };

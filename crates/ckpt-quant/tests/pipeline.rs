@@ -193,3 +193,41 @@ fn quantized_input_needs_allow_requantize() {
     let err = quantize_gguf(&q8, &out, &opts).unwrap_err();
     assert!(matches!(err, ckpt_core::Error::Usage(_)), "{err}");
 }
+
+#[test]
+fn dry_run_plans_the_same_file_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = fixtures().join("tiny-llama-spm.f16.gguf");
+    let opts = QuantizeOptions::new(parse_ftype("q4_k_m").unwrap());
+    let plan = ckpt_quant::plan_quantization(&input, &opts).unwrap();
+    assert_eq!(plan.output_bytes, manifest_entry("tiny-llama-spm.f16-to-Q4_K_M.gguf")["size"].as_u64().unwrap());
+    let out = tmp.path().join("out.gguf");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let report = ckpt_quant::quantize_gguf_with_progress(&input, &out, &opts, move |done, total| {
+        assert!(done <= total);
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), report.tensors.len());
+    assert_eq!(report.tensors, plan.tensors);
+    assert_eq!(report.output_bytes, plan.output_bytes);
+    // output order: non-block tensors first, then blk.0.*, each sorted by name
+    let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(&names[..4], &["output.weight", "output_norm.weight", "token_embd.weight", "blk.0.attn_k.weight"]);
+}
+
+#[test]
+fn unsupported_ftype_is_refused_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.gguf");
+    let err = quantize_gguf(&fixtures().join("tiny-llama-spm.f16.gguf"), &out, &QuantizeOptions::new(parse_ftype("IQ4_XS").unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("IQ4_XS") && err.contains("cannot produce"), "{err}");
+    assert!(!out.exists());
+    let err = quantize_gguf(&fixtures().join("tiny-llama-spm.f16.gguf"), &out, &QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("IQ2_XXS"), "{err}");
+}
