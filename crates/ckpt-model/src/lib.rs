@@ -96,7 +96,7 @@ pub struct ConvertReport {
 
 /// The `architectures[0]` values of config.json this crate converts.
 pub fn supported_architectures() -> &'static [&'static str] {
-    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"]
+    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"]
 }
 
 /// Converts `source` (the weights of the HF folder `model_dir`) into the GGUF file `out`.
@@ -131,7 +131,8 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
             continue;
         }
         let bid = t.name.split('.').find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).and_then(|p| p.parse::<u32>().ok());
-        match arch.tensor(&t.name, bid, &hp, block_count)? {
+        let tref = arch::TensorRef { name: &t.name, bid, dtype: t.dtype, model_dir };
+        match arch.tensor(&tref, &hp, block_count)? {
             TensorAction::Drop => dropped.push(t.name.clone()),
             TensorAction::Keep { name, transforms } => {
                 if !seen.insert(name.clone()) {
@@ -140,16 +141,18 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
                 if name.len() >= ckpt_gguf::MAX_NAME_LEN {
                     return Err(Error::Unsupported(format!("GGUF name {name} (from '{}') is too long", t.name)));
                 }
+                let mut shape = t.shape.clone();
                 for tr in &transforms {
-                    tr.check(&t.shape).map_err(|m| Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name)))?;
+                    tr.check(&shape).map_err(|m| Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name)))?;
+                    shape = tr.output_shape(&shape);
                 }
-                let (ggml_type, why) = choose_type(&name, &t.shape, target);
+                let (ggml_type, why) = choose_type(&name, &shape, target);
                 fallbacks.extend(why);
-                planned.push(PlannedTensor { name, source: t.clone(), transforms, ggml_type });
+                planned.push(PlannedTensor { name, source: t.clone(), shape, transforms, ggml_type });
             }
         }
     }
-    let parameter_count: u64 = planned.iter().map(|p| p.source.numel()).sum();
+    let parameter_count: u64 = planned.iter().map(|p| p.shape.iter().product::<u64>()).sum();
 
     let mut kv = KvList::new();
     kv.string("general.architecture", arch.gguf_arch());

@@ -15,6 +15,8 @@ const CHUNK: usize = 1 << 16;
 pub struct PlannedTensor {
     pub name: String,
     pub source: Tensor,
+    /// Output shape (row-major), after the transforms.
+    pub shape: Vec<u64>,
     pub transforms: Vec<Transform>,
     pub ggml_type: GgmlType,
 }
@@ -99,6 +101,27 @@ pub fn permute_rows(data: &[f32], shape: &[u64], heads: u64) -> std::result::Res
     Ok(out)
 }
 
+/// `x + 1` in the checkpoint's precision (f16 additions round to f16).
+fn add_one(mut data: Vec<f32>, in_f16: bool) -> Vec<f32> {
+    data.par_iter_mut().for_each(|x| {
+        *x += 1.0;
+        if in_f16 {
+            *x = f16_bits_to_f32(f32_to_f16_bits(*x));
+        }
+    });
+    data
+}
+
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    out.par_chunks_mut(rows.max(1)).enumerate().for_each(|(c, dst)| {
+        for (r, d) in dst.iter_mut().enumerate() {
+            *d = data[r * cols + c];
+        }
+    });
+    out
+}
+
 /// Encodes f32 values as `t` (rows of `n_per_row` elements).
 pub fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
     Ok(match t {
@@ -120,18 +143,26 @@ pub fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
 impl PlannedTensor {
     /// The output tensor; its bytes are computed when the writer reaches it.
     pub fn into_tensor(self) -> Tensor {
-        let PlannedTensor { name, source, transforms, ggml_type } = self;
-        let shape = source.shape.clone();
-        let out_name = name.clone();
-        Tensor::computed(out_name, DType::from_ggml(ggml_type), shape.clone(), move || {
+        let PlannedTensor { name, source, shape: out_shape, transforms, ggml_type } = self;
+        Tensor::computed(name, DType::from_ggml(ggml_type), out_shape.clone(), move || {
             let mut data = source_f32(&source)?;
+            let mut shape = source.shape.clone();
             for t in &transforms {
                 data = match t {
                     Transform::PermuteRows { heads } => {
                         permute_rows(&data, &shape, *heads).map_err(|m| source_err(&source, m))?
                     }
+                    Transform::AddOne { in_f16 } => add_one(data, *in_f16),
+                    Transform::TruncateRows { rows } => {
+                        let row_len: u64 = shape[1..].iter().product();
+                        data.truncate((rows * row_len) as usize);
+                        data
+                    }
+                    Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),
                 };
+                shape = t.output_shape(&shape);
             }
+            let shape = out_shape.clone();
             let n_per_row = shape.last().copied().unwrap_or(1) as usize;
             encode(ggml_type, &data, n_per_row)
         })

@@ -3,7 +3,7 @@
 use ckpt_core::{Error, Result};
 use serde_json::{json, Value};
 
-use super::{head_counts, map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, Transform, VocabContext};
+use super::{head_counts, map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform, VocabContext};
 use crate::hparams::{read_optional_json, Hparams};
 use crate::vocab;
 
@@ -55,8 +55,9 @@ impl Architecture for Llama {
         llama_config_defaults(hp);
     }
 
-    fn tensor(&self, hf_name: &str, bid: Option<u32>, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        let name = map_name(LLAMA_NAMES, hf_name, bid, block_count).ok_or_else(|| unmapped(hf_name, "llama"))?;
+    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        let hf_name = t.name;
+        let name = map_name(LLAMA_NAMES, hf_name, t.bid, block_count).ok_or_else(|| unmapped(hf_name, "llama"))?;
         let (n_head, n_kv) = head_counts(hp)?;
         let mut transforms = Vec::new();
         if hf_name.ends_with("q_proj.weight") || hf_name.ends_with("q_proj.bias") {
@@ -109,10 +110,7 @@ impl Architecture for Llama {
         let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.unwrap_or(32000);
         if vocab_size == 32016 {
             // CodeLlama's infill tokens.
-            let mut special = vocab::special::SpecialVocab::load(ctx.dir, false, None)?;
-            special.ids.clear();
-            special.add.clear();
-            special.chat_template = None;
+            let mut special = vocab::special::SpecialVocab::load_with_types(ctx.dir, false, None, &["prefix", "suffix", "middle", "eot"])?;
             for (typ, id) in [("prefix", 32007), ("suffix", 32008), ("middle", 32009), ("eot", 32010)] {
                 special.set_special(typ, Some(&json!(id)), ctx.dir)?;
             }

@@ -3,6 +3,7 @@
 //! the config keys written as GGUF keys, and which vocabulary loader applies. The converter in
 //! `lib.rs` only walks these descriptions.
 
+pub mod gemma;
 pub mod llama;
 pub mod qwen;
 
@@ -21,6 +22,13 @@ pub enum Transform {
     /// llama.cpp's `LlamaModel.permute`: rows viewed as [heads, 2, rows/heads/2] with the two
     /// inner axes swapped (HF rotate-half layout -> interleaved pairs).
     PermuteRows { heads: u64 },
+    /// Gemma's RMSNorm stores weight - 1: add the 1 back. `in_f16` when the checkpoint is f16
+    /// (the converter adds in the source precision, f32 otherwise).
+    AddOne { in_f16: bool },
+    /// Keep only the first `rows` rows (Gemma 3 drops embedding rows beyond the real vocabulary).
+    TruncateRows { rows: u64 },
+    /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
+    Transpose,
 }
 
 impl Transform {
@@ -34,6 +42,25 @@ impl Transform {
                 }
                 Ok(())
             }
+            Transform::TruncateRows { rows } => match shape.first() {
+                Some(&n) if n >= *rows => Ok(()),
+                _ => Err(format!("cannot keep the first {rows} rows of a tensor of shape {shape:?}")),
+            },
+            Transform::Transpose if shape.len() != 2 => Err(format!("cannot transpose a tensor of shape {shape:?}")),
+            Transform::AddOne { .. } | Transform::Transpose => Ok(()),
+        }
+    }
+
+    /// The shape after this transform.
+    pub fn output_shape(&self, shape: &[u64]) -> Vec<u64> {
+        match self {
+            Transform::TruncateRows { rows } => {
+                let mut s = shape.to_vec();
+                s[0] = *rows;
+                s
+            }
+            Transform::Transpose => vec![shape[1], shape[0]],
+            _ => shape.to_vec(),
         }
     }
 }
@@ -44,6 +71,15 @@ pub enum TensorAction {
     Keep { name: String, transforms: Vec<Transform> },
     /// Not part of the GGUF model (the converter drops it on purpose).
     Drop,
+}
+
+/// The HF tensor an architecture is asked about.
+pub struct TensorRef<'a> {
+    pub name: &'a str,
+    /// First all-digit component of the name (the converter's block id).
+    pub bid: Option<u32>,
+    pub dtype: ckpt_core::DType,
+    pub model_dir: &'a Path,
 }
 
 /// Everything the parameter writers need.
@@ -70,7 +106,7 @@ pub trait Architecture: Sync {
     /// Defaults transformers' config class fills in (the converter reads `AutoConfig.to_dict()`).
     fn config_defaults(&self, _hp: &mut Hparams) {}
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
-    fn tensor(&self, hf_name: &str, bid: Option<u32>, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
+    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()>;
     /// Tokenizer keys.
@@ -78,7 +114,7 @@ pub trait Architecture: Sync {
 }
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
-    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3]
+    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3, &gemma::Gemma, &gemma::Gemma2, &gemma::Gemma3]
 }
 
 pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {

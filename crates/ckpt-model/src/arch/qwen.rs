@@ -5,7 +5,7 @@ use ckpt_core::{Error, Result};
 use serde_json::{json, Value};
 
 use super::llama::LLAMA_NAMES;
-use super::{map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, VocabContext};
+use super::{map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, VocabContext};
 use crate::hparams::{read_json_object, Hparams};
 use crate::vocab;
 
@@ -88,8 +88,8 @@ impl Architecture for Qwen2 {
     fn config_defaults(&self, hp: &mut Hparams) {
         qwen_defaults(hp);
     }
-    fn tensor(&self, hf_name: &str, bid: Option<u32>, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        qwen_tensor(hf_name, bid, block_count, "qwen2")
+    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        qwen_tensor(t.name, t.bid, block_count, "qwen2")
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         write_base_params(ctx, "qwen2")?;
@@ -112,8 +112,8 @@ impl Architecture for Qwen3 {
         qwen_defaults(hp);
         hp.default("head_dim", json!(128));
     }
-    fn tensor(&self, hf_name: &str, bid: Option<u32>, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        qwen_tensor(hf_name, bid, block_count, "qwen3")
+    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        qwen_tensor(t.name, t.bid, block_count, "qwen3")
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         let dir = ctx.hp.path.parent().map(|p| p.to_path_buf()).unwrap_or_default();

@@ -33,11 +33,16 @@ fn str_of<'a>(cfg: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a str>
 
 impl SpecialVocab {
     pub fn load(dir: &Path, load_merges: bool, n_vocab: Option<usize>) -> Result<SpecialVocab> {
+        Self::load_with_types(dir, load_merges, n_vocab, &DEFAULT_TYPES)
+    }
+
+    /// `SpecialVocab(dir, special_token_types=types)`.
+    pub fn load_with_types(dir: &Path, load_merges: bool, n_vocab: Option<usize>, types: &[&'static str]) -> Result<SpecialVocab> {
         let mut sv = SpecialVocab {
             merges: Vec::new(),
             load_merges,
             n_vocab,
-            types: DEFAULT_TYPES.to_vec(),
+            types: types.to_vec(),
             ids: Vec::new(),
             add: Vec::new(),
             chat_template: None,
@@ -328,8 +333,9 @@ impl SpecialVocab {
                 "unk" => "tokenizer.ggml.unknown_token_id".to_string(),
                 "sep" => "tokenizer.ggml.seperator_token_id".to_string(),
                 "pad" => "tokenizer.ggml.padding_token_id".to_string(),
-                "cls" | "mask" | "bos" | "eos" | "eot" | "eom" => format!("tokenizer.ggml.{typ}_token_id"),
-                "prefix" | "suffix" | "middle" => format!("tokenizer.ggml.{typ}_token_id"),
+                "mask" | "bos" | "eos" | "eot" | "eom" => format!("tokenizer.ggml.{typ}_token_id"),
+                // gguf-py's writer has no add_<typ>_token_id for cls/prefix/suffix/middle/fsep,
+                // so the converter skips them ("No handler").
                 _ => continue,
             };
             kv.u32(&key, *id);
