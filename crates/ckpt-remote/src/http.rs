@@ -112,7 +112,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: HubConfig) -> Client {
-        let agent_config = ureq::Agent::config_builder()
+        let mut builder = ureq::Agent::config_builder();
+        if is_loopback(&config.endpoint) {
+            // A Hub on this machine (a local mirror, the test server) is never reached through
+            // an HTTP(S)_PROXY from the environment.
+            builder = builder.proxy(None);
+        }
+        let agent_config = builder
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(config.user_agent.as_str())
@@ -484,6 +490,16 @@ pub(crate) fn origin(url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
+fn is_loopback(url: &str) -> bool {
+    let o = origin(url);
+    let host = o.split_once("://").map(|(_, h)| h).unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
 fn is_absolute(location: &str) -> bool {
     location.starts_with("http://") || location.starts_with("https://") || location.starts_with("//")
 }
@@ -527,6 +543,8 @@ mod tests {
         assert_eq!(origin("https://huggingface.co/org/x"), "https://huggingface.co");
         assert_eq!(origin("https://HuggingFace.co:443/x"), "https://huggingface.co");
         assert_ne!(origin("http://127.0.0.1:1/x"), origin("http://127.0.0.1:2/x"));
+        assert!(is_loopback("http://127.0.0.1:8080") && is_loopback("http://localhost") && is_loopback("http://[::1]:9"));
+        assert!(!is_loopback("https://huggingface.co"));
         assert_eq!(resolve_location("http://h:1/a/b?q", "/c/d"), "http://h:1/c/d");
         assert_eq!(resolve_location("http://h:1/a/b", "c"), "http://h:1/a/c");
         assert_eq!(resolve_location("https://h/a", "//cdn/x"), "https://cdn/x");
