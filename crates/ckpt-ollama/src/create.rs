@@ -598,6 +598,26 @@ pub fn create_with(
     Ok(CreateReport { name, manifest_digest, manifest, detected_template, statuses })
 }
 
+/// `ollama create NAME -f Modelfile [-q LEVEL]`: parses `modelfile_text` (paths relative to
+/// `base_dir`), applies `quantize` over the Modelfile, and creates the model. Returns the report
+/// and the warnings Ollama prints (deprecated parameters).
+pub fn create_from_modelfile(
+    store: &Store,
+    name: &str,
+    modelfile_text: &str,
+    base_dir: &Path,
+    quantize: Option<&str>,
+    opts: &CreateOptions<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(CreateReport, Vec<String>)> {
+    let modelfile = Modelfile::parse(modelfile_text)?;
+    let (mut spec, warnings) = CreateSpec::from_modelfile(&modelfile, base_dir)?;
+    if let Some(q) = quantize {
+        spec.quantize = Some(q.to_string());
+    }
+    Ok((create_with(store, name, &spec, opts, progress)?, warnings))
+}
+
 /// Removes the scratch directory (converter/quantizer outputs) when create finishes.
 struct Scratch(PathBuf);
 impl Drop for Scratch {
@@ -798,11 +818,8 @@ pub fn check_template(t: &str) -> Result<()> {
         let keyword = body.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
         match keyword {
             "if" | "range" | "with" | "define" | "block" => depth.push(keyword),
-            "end" => {
-                if depth.pop().is_none() {
-                    return Err(err(line, "unexpected {{end}}"));
-                }
-            }
+            // The guard pops the block this `end` closes; nothing to pop is an error.
+            "end" if depth.pop().is_none() => return Err(err(line, "unexpected {{end}}")),
             "else" | "break" | "continue" if depth.is_empty() => return Err(err(line, &format!("unexpected {{{{{keyword}}}}}"))),
             _ => {}
         }

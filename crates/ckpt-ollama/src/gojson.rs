@@ -169,7 +169,7 @@ pub fn fmt_g(f: f64) -> String {
     }
     let (_, point) = shortest_digits(f);
     let exp = point - 1;
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         go_exponent_form(f)
     } else {
         format!("{f}")

@@ -25,7 +25,7 @@ pub mod store;
 pub mod templates;
 
 pub use create::{
-    check_template, create, create_with, ConvertInput, CreateOptions, CreateReport, CreateSpec, Message, ModelPreparer,
+    check_template, create, create_from_modelfile, create_with, ConvertInput, CreateOptions, CreateReport, CreateSpec, Message, ModelPreparer,
     ModelSource, NoPreparer, Progress, QuantizeLevel,
 };
 pub use error::{ErrorKind, OllamaError, Result};

@@ -107,7 +107,7 @@ pub fn list(store: &Store) -> Result<Vec<ListEntry>> {
         })
         .collect();
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    out.sort_by(|a, b| secs(b.modified).cmp(&secs(a.modified)));
+    out.sort_by_key(|e| std::cmp::Reverse(secs(e.modified)));
     Ok(out)
 }
 

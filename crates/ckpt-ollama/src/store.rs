@@ -246,6 +246,7 @@ impl Store {
 
     /// Scratch space on the store's filesystem (for converter/quantizer outputs).
     pub fn scratch_dir(&self) -> Result<PathBuf> {
+        self.remove_stale_temporaries();
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = self.root.join(format!(".ckpt-scratch-{}-{n}", std::process::id()));
         fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
@@ -477,6 +478,33 @@ impl Store {
             }
         }
         prune(&self.manifests_dir(), true);
+    }
+}
+
+impl Store {
+    /// Deletes scratch directories and partial blobs left by ckpt processes that died (their
+    /// pid is gone), so a killed create does not leave garbage behind forever.
+    pub fn remove_stale_temporaries(&self) {
+        let dead = |name: &str, prefix: &str| -> bool {
+            let Some(rest) = name.strip_prefix(prefix) else { return false };
+            let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            match pid.parse::<u32>() {
+                Ok(pid) => pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists(),
+                Err(_) => false,
+            }
+        };
+        for path in sorted_entries(&self.root) {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if dead(&name, ".ckpt-scratch-") {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+        for path in sorted_entries(&self.blobs_dir()) {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if dead(&name, ".ckpt-partial-") {
+                let _ = fs::remove_file(&path);
+            }
+        }
     }
 }
 

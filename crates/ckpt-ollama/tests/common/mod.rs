@@ -55,7 +55,7 @@ pub fn write_gguf(path: &Path, kvs: &[(&str, Kv)], tensors: &[(&str, &[u64])]) {
         sizes.push(size);
         offset += size.div_ceil(32) * 32;
     }
-    while b.len() % 32 != 0 {
+    while !b.len().is_multiple_of(32) {
         b.push(0);
     }
     for size in sizes {
