@@ -386,7 +386,15 @@ fn quantize(args: &[String]) {
     let dir = model.parent().unwrap().to_path_buf();
     let f16 = dir.join("input.f16.gguf");
     if !f16.exists() {
-        run(Command::new(ckpt_bin()).args(["convert", "-q"]).arg(&model).arg(&f16).args(["--to", "gguf", "--outtype", "f16"]));
+        // The input comes from the reference converter, so this measures quantization alone.
+        run(Command::new(&py)
+            .env("PYTHONPATH", llama.join("gguf-py"))
+            .arg(llama.join("convert_hf_to_gguf.py"))
+            .arg(&model)
+            .args(["--outtype", "f16", "--outfile"])
+            .arg(&f16)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()));
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).to_string();
     let (theirs, ours) = (dir.join("ref.Q4_K_M.gguf"), dir.join("ckpt.Q4_K_M.gguf"));

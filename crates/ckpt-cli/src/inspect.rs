@@ -134,7 +134,9 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
 
 /// GGUF: KV metadata in file order (long arrays summarised) and tensor infos with offsets.
 fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let split = ckpt_gguf::open_split(&a.path)?;
+    // Like gguf-py (and unlike llama.cpp), inspect also shows arrays of arrays.
+    let lenient = ckpt_gguf::ParseOptions { allow_nested_arrays: true, ..Default::default() };
+    let split = ckpt_gguf::open_split_with(&a.path, &lenient)?;
     let ckpt = split.to_checkpoint();
     let (per_dtype, total) = ckpt.parameter_counts();
     let infos = split.tensor_infos();
