@@ -103,6 +103,9 @@ impl RemoteLocation {
             if rest.is_empty() || rest.starts_with('/') {
                 return Err(bad(s, "the URL has no host"));
             }
+            if let Some(hub) = hub_web_url(s) {
+                return Ok(RemoteLocation::Hub(hub));
+            }
             return Ok(RemoteLocation::Url(s.to_string()));
         }
         Err(bad(s, "expected hf://ORG/NAME[@REVISION][/PATH] or an http(s):// URL"))
@@ -122,6 +125,31 @@ impl fmt::Display for RemoteLocation {
 /// whether to call into this crate.
 pub fn is_remote(s: &str) -> bool {
     s.starts_with("hf://") || s.starts_with("https://") || s.starts_with("http://")
+}
+
+/// `https://huggingface.co/ORG/NAME/{resolve,blob}/REV/PATH` (also `hf.co`): the file's page or
+/// download link, read as `hf://ORG/NAME@REV/PATH` so the Hub's metadata and auth apply.
+fn hub_web_url(s: &str) -> Option<HubUri> {
+    let rest = s.strip_prefix("https://")?;
+    let rest = rest.split(['?', '#']).next()?;
+    let (host, path) = rest.split_once('/')?;
+    if !matches!(host.to_ascii_lowercase().as_str(), "huggingface.co" | "hf.co" | "www.huggingface.co") {
+        return None;
+    }
+    let (repo_type, path) = match path.split_once('/') {
+        Some(("datasets", p)) => (RepoType::Dataset, p),
+        Some(("spaces", p)) => (RepoType::Space, p),
+        _ => (RepoType::Model, path),
+    };
+    let mut parts = path.splitn(5, '/');
+    let (org, name, kind, rev, file) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if !matches!(kind, "resolve" | "blob") || file.is_empty() {
+        return None;
+    }
+    let mut hub = parse_hub(&format!("hf://{org}/{name}/{file}")).ok()?;
+    hub.repo_type = repo_type;
+    hub.revision = Some(percent_decode(rev)?);
+    Some(hub)
 }
 
 fn bad(uri: &str, msg: impl Into<String>) -> RemoteError {
@@ -270,5 +298,16 @@ mod tests {
             assert!(RemoteLocation::parse(s).is_err(), "{s} should be rejected");
         }
         assert_eq!(RemoteLocation::parse("https://h/x.safetensors").unwrap(), RemoteLocation::Url("https://h/x.safetensors".into()));
+    }
+
+    #[test]
+    fn hub_web_urls_become_hub_uris() {
+        let h = hub("https://huggingface.co/org/name/blob/refs%2Fpr%2F2/sub/model.safetensors?download=true");
+        assert_eq!(h.repo_id, "org/name");
+        assert_eq!(h.revision.as_deref(), Some("refs/pr/2"));
+        assert_eq!(h.path.as_deref(), Some("sub/model.safetensors"));
+        let h = hub("https://hf.co/datasets/org/name/resolve/main/x.parquet");
+        assert_eq!(h.repo_type, RepoType::Dataset);
+        assert!(matches!(RemoteLocation::parse("https://huggingface.co/org/name").unwrap(), RemoteLocation::Url(_)));
     }
 }
