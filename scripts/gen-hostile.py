@@ -130,6 +130,35 @@ case("lfs_pointer.safetensors", b"version https://git-lfs.github.com/spec/v1\noi
 case("lfs_pointer.bin", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n", 3, "LFS")
 case("empty.bin", b"", 3, "empty.bin")
 
+# --- GGUF headers ------------------------------------------------------------------------------
+def gstr(x):
+    b = x.encode() if isinstance(x, str) else x
+    return struct.pack("<Q", len(b)) + b
+
+def gguf(kvs=(), tensors=(), n_tensors=None, n_kv=None, version=3):
+    out = b"GGUF" + struct.pack("<I", version)
+    out += struct.pack("<Q", len(tensors) if n_tensors is None else n_tensors)
+    out += struct.pack("<Q", len(kvs) if n_kv is None else n_kv)
+    for k, raw in kvs:
+        out += gstr(k) + raw
+    for name, dims, typ, off in tensors:
+        out += gstr(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        out += struct.pack("<I", typ) + struct.pack("<Q", off)
+    return out + b"\0" * (-len(out) % 32)
+
+arch = ("general.architecture", struct.pack("<I", 8) + gstr("llama"))
+case("gguf_tensor_count_huge.gguf", gguf([arch], n_tensors=1 << 60), 3, "tensor")
+case("gguf_kv_count_huge.gguf", gguf([arch], n_kv=1 << 61), 3, "gguf_kv_count_huge.gguf")
+case("gguf_string_length_huge.gguf", b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 62) + b"key" + b"\0" * 24, 3, "string")
+case("gguf_array_count_huge.gguf", gguf([("a", struct.pack("<I", 9) + struct.pack("<I", 4) + struct.pack("<Q", 1 << 61))]), 3, "gguf_array_count_huge.gguf")
+case("gguf_too_many_dims.gguf", gguf([arch], [("t", [1, 1, 1, 1, 1], 0, 0)]), 3, "dim")
+case("gguf_dim_overflow.gguf", gguf([arch], [("t", [1 << 62, 1 << 62], 0, 0)]), 3, "gguf_dim_overflow.gguf")
+case("gguf_offset_out_of_file.gguf", gguf([arch], [("t", [8], 0, 1 << 40)]), 3, "gguf_offset_out_of_file.gguf")
+case("gguf_duplicate_tensor.gguf", gguf([arch], [("t", [8], 0, 0), ("t", [8], 0, 32)]) + b"\0" * 64, 3, "duplicate")
+case("gguf_duplicate_key.gguf", gguf([arch, arch]), 3, "duplicate")
+case("gguf_unknown_type.gguf", gguf([arch], [("t", [8], 4242, 0)]) + b"\0" * 32, 3, "4242")
+case("gguf_version_99.gguf", gguf([arch], version=99), 3, "version")
+
 with open(os.path.join(OUT, "expected.json"), "w") as f:
     json.dump(expected, f, indent=2, sort_keys=True)
     f.write("\n")
