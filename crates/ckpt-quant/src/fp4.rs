@@ -9,6 +9,40 @@ fn e8m0_to_f32_half(e: u8) -> f32 {
     f32::from_bits(bits)
 }
 
+/// best_index_mxfp4: the first level closest to `x` at scale `d`.
+fn best_index_e2m1(x: f32, d: f32) -> u8 {
+    let mut best = 0u8;
+    let mut best_err = (KVALUES_E2M1[0] as f32 * d - x).abs();
+    for i in 1..16u8 {
+        let err = (KVALUES_E2M1[i as usize] as f32 * d - x).abs();
+        if err < best_err {
+            best = i;
+            best_err = err;
+        }
+    }
+    best
+}
+
+/// quantize_row_mxfp4_ref: a power-of-two scale from the block's largest magnitude, then the
+/// nearest E2M1 level for every element.
+pub fn quantize_row_mxfp4(src: &[f32], dst: &mut [u8]) {
+    for (x, y) in src.chunks_exact(32).zip(dst.chunks_exact_mut(17)) {
+        let mut amax = 0.0f32;
+        for &v in x {
+            if amax < v.abs() {
+                amax = v.abs();
+            }
+        }
+        // (uint8_t)(floorf(log2f(amax)) - 2 + 127), with x86-64's conversion semantics
+        let e = if amax > 0.0 { crate::legacy::c_cast_u8(amax.log2().floor() - 2.0 + 127.0) } else { 0 };
+        let d = e8m0_to_f32_half(e);
+        y[0] = e;
+        for j in 0..16 {
+            y[1 + j] = best_index_e2m1(x[j], d) | (best_index_e2m1(x[j + 16], d) << 4);
+        }
+    }
+}
+
 /// MXFP4: e:u8 (E8M0 scale) | qs[16]; byte j holds element j (low nibble) and j+16 (high).
 pub fn dequantize_row_mxfp4(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(17).zip(dst.chunks_exact_mut(32)) {

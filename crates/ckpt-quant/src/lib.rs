@@ -28,7 +28,7 @@ pub type DequantizeRowFn = fn(src: &[u8], dst: &mut [f32]);
 /// What ckpt can do with one ggml type.
 pub struct QuantKernels {
     pub ty: GgmlType,
-    /// None for types ckpt can read but not produce (Q8_K, IQ4_*, TQ*, MXFP4, NVFP4).
+    /// None for types ckpt can read but not produce (Q8_K, IQ4_*, NVFP4).
     pub quantize_row: Option<QuantizeRowFn>,
     /// The imatrix variant (None for the float types, which ignore importance weights).
     pub quantize_row_weighted: Option<QuantizeRowWeightedFn>,
@@ -61,9 +61,9 @@ static KERNELS: &[QuantKernels] = &[
     kernels!(Q8_K, None, k_quants::dequantize_row_q8_k),
     kernels!(IQ4_NL, None, iq::dequantize_row_iq4_nl),
     kernels!(IQ4_XS, None, iq::dequantize_row_iq4_xs),
-    kernels!(TQ1_0, None, ternary::dequantize_row_tq1_0),
-    kernels!(TQ2_0, None, ternary::dequantize_row_tq2_0),
-    kernels!(MXFP4, None, fp4::dequantize_row_mxfp4),
+    kernels!(TQ1_0, Some(ternary::quantize_row_tq1_0), ternary::dequantize_row_tq1_0),
+    kernels!(TQ2_0, Some(ternary::quantize_row_tq2_0), ternary::dequantize_row_tq2_0),
+    kernels!(MXFP4, Some(fp4::quantize_row_mxfp4), fp4::dequantize_row_mxfp4),
     kernels!(NVFP4, None, fp4::dequantize_row_nvfp4),
 ];
 

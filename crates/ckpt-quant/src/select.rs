@@ -355,8 +355,11 @@ impl TypeSelector {
                 }
             }
         } else if ftype == F::MXFP4_MOE {
+            // expert tensors (3-D) -> MXFP4, everything else Q8_0; BailingMoE3's 3-D MLA
+            // projections are not experts
             let ne2 = t.ne.get(2).copied().unwrap_or(1);
-            new_type = if ne2 > 1 { G::MXFP4 } else { G::Q8_0 };
+            let expert_role = matches!(cat, Category::FfnUp | Category::FfnGate | Category::FfnDown);
+            new_type = if ne2 > 1 && (m.arch != "bailingmoe3" || expert_role) { G::MXFP4 } else { G::Q8_0 };
         } else if cat == Category::TokenEmbd {
             if let Some(ty) = self.opts.token_embedding_type {
                 new_type = ty;

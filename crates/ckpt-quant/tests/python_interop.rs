@@ -26,6 +26,17 @@ for c in cases:
     out.tofile(c["output"])
 "#;
 
+const QUANTIZE_SCRIPT: &str = r#"
+import sys, json
+import numpy as np
+from gguf import GGMLQuantizationType
+from gguf.quants import quantize
+cases = json.load(open(sys.argv[1]))
+for c in cases:
+    x = np.fromfile(c["input"], dtype=np.float32).reshape(c["rows"], c["cols"])
+    quantize(x, GGMLQuantizationType[c["type"]]).tofile(c["output"])
+"#;
+
 /// Deterministic pseudo-random bytes (xorshift64*).
 fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut s = seed | 1;
@@ -83,6 +94,70 @@ fn dequantize_matches_gguf_py() {
         let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
         if let Some(j) = (0..*n).find(|&j| !same(ours[j], theirs[j])) {
             failures.push(format!("case {i} {ty}: element {j}: ours {:e} ({:#x}) gguf-py {:e} ({:#x})", ours[j], ours[j].to_bits(), theirs[j], theirs[j].to_bits()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Values with a spread of magnitudes, exact zeros, ties and signs (xorshift-driven).
+fn test_values(rows: usize, cols: usize) -> Vec<f32> {
+    let bytes = random_bytes(0xfeed, rows * cols * 4);
+    let mut v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| {
+            let u = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let unit = (u >> 8) as f32 / (1u32 << 24) as f32 - 0.5; // [-0.5, 0.5)
+            let scale = 10f32.powi((u & 7) as i32 - 4);
+            unit * scale
+        })
+        .collect();
+    v[..cols].iter_mut().for_each(|x| *x = 0.0); // an all-zero row
+    for (i, x) in v[cols..2 * cols].iter_mut().enumerate() {
+        *x = (i as f32 - 128.0) * 0.5; // half-integer ties
+    }
+    v
+}
+
+#[test]
+fn quantize_matches_gguf_py() {
+    let Ok(python) = std::env::var("CKPT_PYTHON") else {
+        eprintln!("skipping quantize_matches_gguf_py: set CKPT_PYTHON to a Python with gguf and numpy");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (rows, cols) = (16usize, 512usize);
+    let values = test_values(rows, cols);
+    let input = tmp.path().join("values.f32");
+    std::fs::write(&input, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let types = [
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::TQ1_0,
+        GgmlType::TQ2_0,
+        GgmlType::MXFP4,
+    ];
+    let cases: Vec<serde_json::Value> = types
+        .iter()
+        .map(|t| serde_json::json!({"type": t.name(), "rows": rows, "cols": cols, "input": input, "output": tmp.path().join(format!("{t}.out"))}))
+        .collect();
+    let manifest = tmp.path().join("cases.json");
+    std::fs::write(&manifest, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let script = tmp.path().join("quant.py");
+    std::fs::write(&script, QUANTIZE_SCRIPT).unwrap();
+    let status = std::process::Command::new(&python).arg(&script).arg(&manifest).status().unwrap();
+    assert!(status.success(), "gguf-py script failed");
+    let mut failures = Vec::new();
+    for t in types {
+        let theirs = std::fs::read(tmp.path().join(format!("{t}.out"))).unwrap();
+        let ours = ckpt_quant::quantize(t, &values, cols, None).unwrap();
+        if ours != theirs {
+            let at = ours.iter().zip(&theirs).position(|(a, b)| a != b);
+            failures.push(format!("{t}: first differing byte {at:?} (sizes {} / {})", ours.len(), theirs.len()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
