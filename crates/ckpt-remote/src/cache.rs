@@ -7,6 +7,7 @@
 //! <cache>/models--ORG--NAME/blobs/<etag>.incomplete   a download in progress
 //! <cache>/models--ORG--NAME/refs/<revision>           the commit sha, no newline (refs/pr/1 nests)
 //! <cache>/models--ORG--NAME/snapshots/<commit>/<path> relative symlink to ../../blobs/<etag>
+//! <cache>/models--ORG--NAME/.no_exist/<commit>/<path> empty: the file is absent at that commit
 //! ```
 
 use std::fs;
@@ -52,6 +53,12 @@ impl RepoCache {
     }
     pub fn pointer_path(&self, commit: &str, repo_path: &str) -> PathBuf {
         let mut p = self.snapshot_dir(commit);
+        p.extend(repo_path.split('/'));
+        p
+    }
+    /// `.no_exist/<commit>/<path>`: an empty marker for a file known to be absent at a commit.
+    pub fn no_exist_path(&self, commit: &str, repo_path: &str) -> PathBuf {
+        let mut p = self.folder.join(".no_exist").join(commit);
         p.extend(repo_path.split('/'));
         p
     }

@@ -11,7 +11,14 @@ pub enum RemoteError {
     #[error("revision '{revision}' not found in '{repo}' ({url})")]
     RevisionNotFound { repo: String, revision: String, url: String },
     #[error("file '{path}' not found in '{repo}' at revision '{revision}' ({url})")]
-    EntryNotFound { repo: String, revision: String, path: String, url: String },
+    EntryNotFound {
+        repo: String,
+        revision: String,
+        path: String,
+        url: String,
+        /// The commit the Hub resolved the revision to (its X-Repo-Commit), when it said.
+        commit: Option<String>,
+    },
     #[error("{url}: HTTP {status}: {what}; set HF_TOKEN (or log in so that $HF_HOME/token exists) with a token that has access{}", if *.gated { " and accept the model's conditions on its page" } else { "" })]
     Unauthorized { url: String, status: u16, what: String, gated: bool },
     #[error("{url}: HTTP {status}{}", if msg.is_empty() { String::new() } else { format!(": {msg}") })]

@@ -255,6 +255,7 @@ impl Client {
         let status = response.status;
         let url = response.url.clone();
         let code = response.header("x-error-code").unwrap_or("").to_string();
+        let commit = response.header("x-repo-commit").map(|c| c.trim().to_string());
         let mut msg = response.header("x-error-message").unwrap_or("").to_string();
         if msg.is_empty() {
             let mut body = String::new();
@@ -266,7 +267,7 @@ impl Client {
             "RepoNotFound" => return RemoteError::RepoNotFound { repo: ctx.repo, url },
             "RevisionNotFound" => return RemoteError::RevisionNotFound { repo: ctx.repo, revision: ctx.revision, url },
             "EntryNotFound" => {
-                return RemoteError::EntryNotFound { repo: ctx.repo, revision: ctx.revision, path: ctx.path, url }
+                return RemoteError::EntryNotFound { repo: ctx.repo, revision: ctx.revision, path: ctx.path, url, commit }
             }
             "GatedRepo" => return RemoteError::Unauthorized { url, status, what: non_empty(msg, "gated repository"), gated: true },
             _ => {}

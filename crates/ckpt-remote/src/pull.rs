@@ -249,7 +249,20 @@ impl Hub {
                 return Ok(p);
             }
         }
+        let known_missing = |commit: &str| RemoteError::EntryNotFound {
+            repo: uri.repo_id.clone(),
+            revision: revision.clone(),
+            path: path.to_string(),
+            url: self.resolve_url(uri, commit, path),
+            commit: Some(commit.to_string()),
+        };
         if self.config().offline {
+            // huggingface_hub's `.no_exist` marker: the file is known to be absent at that commit.
+            if let Some(commit) = cache.cached_commit(&revision) {
+                if cached_pointer().is_none() && cache.no_exist_path(&commit, path).exists() {
+                    return Err(known_missing(&commit));
+                }
+            }
             return cached_pointer().ok_or_else(|| RemoteError::NotCached {
                 what: format!("{} (revision '{revision}')", uri.with_path(path)),
                 cache: cache.folder.clone(),
@@ -258,6 +271,15 @@ impl Hub {
         let meta = match self.file_metadata(uri, &revision, path) {
             Ok(m) => m,
             Err(e) if e.is_connection_failure() => return cached_pointer().ok_or(e),
+            Err(RemoteError::EntryNotFound { commit: Some(commit), .. }) if is_commit_hash(&commit) => {
+                // Remember the absence like huggingface_hub does (best effort).
+                let _ = cache.write_ref(&revision, &commit);
+                let marker = cache.no_exist_path(&commit, path);
+                if let Some(dir) = marker.parent() {
+                    let _ = fs::create_dir_all(dir).and_then(|_| File::create(&marker));
+                }
+                return Err(known_missing(&commit));
+            }
             Err(e) => return Err(e),
         };
         cache.ensure_layout()?;
@@ -289,6 +311,7 @@ impl Hub {
                             revision: uri.revision_or_main().to_string(),
                             path,
                             url: self.resolve_url(&uri, uri.revision_or_main(), ""),
+                            commit: Some(report.commit),
                         });
                     }
                     Ok(dir)

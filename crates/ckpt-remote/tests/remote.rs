@@ -354,6 +354,13 @@ fn offline_mode_resolves_from_the_cache_only() {
     assert!(offline.resolve_to_local("hf://org/sharded/sub/dir").unwrap().join("notes.txt").is_file());
     let r = offline.pull("org/sharded", &PullOptions { include: vec!["*.safetensors".into()], ..Default::default() }).unwrap();
     assert_eq!(r.files.len(), 6);
+    // A missing file leaves huggingface_hub's `.no_exist` marker, which offline mode honours.
+    let e = online.resolve_to_local("hf://org/sharded/missing.json").unwrap_err();
+    assert!(matches!(e, RemoteError::EntryNotFound { .. }), "{e:?}");
+    assert!(cache.path().join(format!("models--org--sharded/.no_exist/{COMMIT}/missing.json")).is_file());
+    fake.clear_requests();
+    let e = offline.download_file(&ckpt_remote::HubUri::new("org/sharded").unwrap(), "missing.json", None).unwrap_err();
+    assert!(matches!(e, RemoteError::EntryNotFound { .. }), "{e:?}");
     let e = offline.resolve_to_local("hf://org/other/model.safetensors").unwrap_err();
     assert!(matches!(e, RemoteError::NotCached { .. }), "{e:?}");
     assert!(e.to_string().contains("HF_HUB_OFFLINE"));
