@@ -435,7 +435,7 @@ pub fn create_with(
             let files = gguf_inputs(store, source, false, None, opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
             for (key, path, converted) in files {
                 emit(Progress::status("parsing GGUF"), &mut statuses);
-                base_layers.push(gguf_layer(store, &key, &path, converted)?);
+                base_layers.push(gguf_layer(store, &key, &path, converted, &scratch.0)?);
             }
             if spec.detect_template {
                 let mut extra = Vec::new();
@@ -468,7 +468,7 @@ pub fn create_with(
         }
         for (key, path, converted) in files {
             emit(Progress::status("parsing GGUF"), &mut statuses);
-            let mut layer = gguf_layer(store, &key, &path, converted)?;
+            let mut layer = gguf_layer(store, &key, &path, converted, &scratch.0)?;
             layer.layer.media_type = store::MEDIA_ADAPTER.to_string();
             base_layers.push(layer);
         }
@@ -491,7 +491,7 @@ pub fn create_with(
             if have != want.name() {
                 emit(Progress::status(format!("quantizing {have} model to {}", want.name())), &mut statuses);
                 let out = opts.preparer.quantize(&base.path, want, &scratch.0, &mut |p| emit(p, &mut statuses))?;
-                let mut quantized = gguf_layer(store, "", &out, true)?;
+                let mut quantized = gguf_layer(store, "", &out, true, &scratch.0)?;
                 quantized.layer.media_type = store::MEDIA_MODEL.to_string();
                 *base = quantized;
             }
@@ -689,7 +689,7 @@ fn detect_files_type(files: &[(String, PathBuf)]) -> Option<FilesType> {
 }
 
 /// Imports one GGUF as a blob and makes its layer (model, adapter or projector by its KVs).
-fn gguf_layer(store: &Store, key: &str, path: &Path, converted: bool) -> Result<BaseLayer> {
+fn gguf_layer(store: &Store, key: &str, path: &Path, converted: bool, scratch: &Path) -> Result<BaseLayer> {
     let header = GgufHeader::open(path)?;
     if header.get("split.count").and_then(|v| v.as_u64()).unwrap_or(1) > 1 {
         return Err(OllamaError::not_implemented(format!(
@@ -704,7 +704,9 @@ fn gguf_layer(store: &Store, key: &str, path: &Path, converted: bool) -> Result<
     } else {
         store::MEDIA_MODEL
     };
-    let blob = store.import_file(path)?;
+    // Converter/quantizer outputs written into our scratch directory are moved, not copied;
+    // anything else (user files, a preparer's cache) is copied.
+    let blob = if converted && path.starts_with(scratch) { store.adopt_file(path)? } else { store.import_file(path)? };
     let mut layer = Layer::new(media, &blob.digest, blob.size);
     // A file taken as is keeps its source name (`from`), a converted/quantized one is a new layer.
     let status = if converted {
@@ -827,9 +829,9 @@ pub fn check_template(t: &str) -> Result<()> {
         consumed += advance;
         rest = &rest[advance..];
     }
-    if let Some(open) = depth.last() {
+    if !depth.is_empty() {
         let line = 1 + t.matches('\n').count();
-        return Err(err(line, &format!("unexpected EOF in {open}")));
+        return Err(err(line, "unexpected EOF"));
     }
     Ok(())
 }
@@ -887,7 +889,8 @@ mod tests {
             check_template(&templates::named(t).unwrap().template).unwrap();
         }
         assert!(check_template("{{ .Prompt }").unwrap_err().message.contains("unclosed action"));
-        assert!(check_template("{{ if .System }}x").unwrap_err().message.starts_with("template error: "));
+        assert_eq!(check_template("{{ if .System }}x\n").unwrap_err().message, "template error: template: :2: unexpected EOF");
+        assert_eq!(check_template("a\n{{ end }}").unwrap_err().message, "template error: template: :2: unexpected {{end}}");
         assert!(check_template("{{ end }}").is_err());
         check_template("{{ \"}}\" }} {{/* }} */}}").unwrap();
     }

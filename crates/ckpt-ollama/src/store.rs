@@ -367,6 +367,25 @@ impl Store {
         })
     }
 
+    /// Moves a file this process wrote (a converter or quantizer output on the store's
+    /// filesystem) into `blobs/` without copying it; falls back to a copy across filesystems.
+    pub fn adopt_file(&self, path: &Path) -> Result<BlobInfo> {
+        let digest = sha256_file(path)?;
+        let size = fs::metadata(path).map_err(io_err("stat", path))?.len();
+        let blob = self.blob_path(&digest);
+        if blob.is_file() {
+            touch(&blob);
+            let _ = fs::remove_file(path);
+            return Ok(BlobInfo { digest, size, created: false });
+        }
+        fs::create_dir_all(self.blobs_dir()).map_err(io_err("mkdir", &self.blobs_dir()))?;
+        set_mode_644(path);
+        match fs::rename(path, &blob) {
+            Ok(()) => Ok(BlobInfo { digest, size, created: true }),
+            Err(_) => self.import_file(path),
+        }
+    }
+
     /// Writes the manifest atomically (temporary file + rename).
     pub fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<String> {
         self.write_manifest_bytes(name, &manifest.to_bytes())
