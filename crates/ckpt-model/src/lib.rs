@@ -96,7 +96,7 @@ pub struct ConvertReport {
 
 /// The `architectures[0]` values of config.json this crate converts.
 pub fn supported_architectures() -> &'static [&'static str] {
-    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"]
+    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "Phi3ForCausalLM"]
 }
 
 /// Converts `source` (the weights of the HF folder `model_dir`) into the GGUF file `out`.
@@ -118,7 +118,10 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
 
     let mut warnings = Vec::new();
     let mut dropped = Vec::new();
-    let sources = ordered_sources(source, &mut dropped);
+    let mut kv = KvList::new();
+    kv.string("general.architecture", arch.gguf_arch());
+    let mut sources = arch.extra_tensors(&hp, &mut kv)?;
+    sources.extend(ordered_sources(source, &mut dropped));
     let first_matrix = sources.iter().find(|t| t.shape.len() >= 2).map(|t| t.dtype);
     let (target, file_type) = opts.outtype.resolve(first_matrix);
 
@@ -154,8 +157,6 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
     }
     let parameter_count: u64 = planned.iter().map(|p| p.shape.iter().product::<u64>()).sum();
 
-    let mut kv = KvList::new();
-    kv.string("general.architecture", arch.gguf_arch());
     kv.string("general.type", "model");
     let config_raw = hparams::read_json_object(&hp.path)?;
     let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);

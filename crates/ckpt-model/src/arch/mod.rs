@@ -4,7 +4,9 @@
 //! `lib.rs` only walks these descriptions.
 
 pub mod gemma;
+pub mod gpt2;
 pub mod llama;
+pub mod phi3;
 pub mod qwen;
 
 use std::path::Path;
@@ -105,6 +107,11 @@ pub trait Architecture: Sync {
     fn gguf_arch(&self) -> &'static str;
     /// Defaults transformers' config class fills in (the converter reads `AutoConfig.to_dict()`).
     fn config_defaults(&self, _hp: &mut Hparams) {}
+    /// Tensors the converter generates from the config (rope factors), placed before the
+    /// checkpoint's tensors; KVs added here come right after `general.architecture`.
+    fn extra_tensors(&self, _hp: &Hparams, _kv: &mut KvList) -> Result<Vec<ckpt_core::Tensor>> {
+        Ok(Vec::new())
+    }
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
@@ -114,7 +121,7 @@ pub trait Architecture: Sync {
 }
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
-    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3, &gemma::Gemma, &gemma::Gemma2, &gemma::Gemma3]
+    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3, &gemma::Gemma, &gemma::Gemma2, &gemma::Gemma3, &gpt2::Gpt2, &phi3::Phi3]
 }
 
 pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
