@@ -231,3 +231,19 @@ fn unsupported_ftype_is_refused_before_writing() {
         .to_string();
     assert!(err.contains("IQ2_XXS"), "{err}");
 }
+
+#[test]
+fn split_input_is_read_as_one_model() {
+    // Re-running Q2_K on the 3-shard split of llama-quantize's own Q2_K output keeps every
+    // tensor (already the chosen type) and drops the split.* keys: the original file comes back.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("merged.gguf");
+    let report = quantize_gguf(
+        &fixtures().join("split/tiny-llama-spm.Q2_K-split-00002-of-00003.gguf"),
+        &out,
+        &QuantizeOptions::new(parse_ftype("Q2_K").unwrap()),
+    )
+    .unwrap();
+    assert!(report.tensors.iter().all(|t| t.from == t.to));
+    check_against_manifest(&out, "tiny-llama-spm.Q2_K.gguf");
+}
