@@ -396,7 +396,9 @@ fn gguf_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf")
 }
 
-fn local_gguf(paths: &[PathBuf]) -> (Vec<(String, String, Vec<u64>)>, BTreeMap<String, String>) {
+type TensorList = Vec<(String, String, Vec<u64>)>;
+
+fn local_gguf(paths: &[PathBuf]) -> (TensorList, BTreeMap<String, String>) {
     let mut tensors = Vec::new();
     let mut metadata = BTreeMap::new();
     for (i, p) in paths.iter().enumerate() {
@@ -431,7 +433,7 @@ fn long_gguf_header_file() -> Vec<u8> {
     out.extend_from_slice(&3u64.to_le_bytes()); // ne1
     out.extend_from_slice(&0u32.to_le_bytes()); // F32
     out.extend_from_slice(&0u64.to_le_bytes()); // offset
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     out.extend(std::iter::repeat_n(0u8, 4 * 3 * 4));
