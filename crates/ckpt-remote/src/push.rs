@@ -411,7 +411,7 @@ impl Hub {
 
         hash_files(&mut files, opts.progress.as_ref())?;
         let plan = self.plan_uploads(&uploader, &target, files, opts.create_pr)?;
-        let plan = self.upload_lfs_objects(&uploader, &target, plan, opts.progress.as_ref())?;
+        let plan = self.upload_lfs_objects(&uploader, &target, plan, opts.create_pr, opts.progress.as_ref())?;
 
         let to_commit: Vec<&Planned> =
             plan.iter().filter(|p| !matches!(p.action, PushAction::Unchanged | PushAction::Ignored)).collect();
@@ -584,6 +584,7 @@ impl Hub {
         uploader: &Uploader<'_>,
         target: &Target,
         mut plan: Vec<Planned>,
+        create_pr: bool,
         progress: Option<&PushProgressFn>,
     ) -> Result<Vec<Planned>> {
         let wanted: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].action == PushAction::UploadedLfs).collect();
@@ -606,13 +607,17 @@ impl Hub {
                     objects.push((f.sha256.clone(), f.size));
                 }
             }
-            let payload = json!({
+            let mut payload = json!({
                 "operation": "upload",
                 "transfers": ["basic", "multipart"],
                 "objects": objects.iter().map(|(oid, size)| json!({ "oid": oid, "size": size })).collect::<Vec<_>>(),
                 "hash_algo": "sha256",
-                "ref": { "name": target.revision },
             });
+            // Without a ref the Hub checks no write permission on the branch: opening a pull
+            // request only needs the right to open one (huggingface_hub leaves it out then too).
+            if !create_pr {
+                payload["ref"] = json!({ "name": target.revision });
+            }
             let headers = [("accept", LFS_CONTENT_TYPE), ("content-type", LFS_CONTENT_TYPE)];
             let answer = uploader.send_ok(Verb::Post, &batch_url, &Body::Json(&payload), &headers, true, target)?;
             let info = answer.json()?;
@@ -687,13 +692,10 @@ impl Hub {
         let what = &file.path_in_repo;
         match chunk_size {
             None => {
-                // basic: one PUT of the whole file, with the header fields the server asked for.
-                let extra: Vec<(String, String)> = header
-                    .map(|h| h.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-                    .unwrap_or_default();
-                let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                // basic: one PUT of the whole file to the presigned URL. Like huggingface_hub,
+                // no token and none of the action's header fields.
                 let body = Body::FileSlice { path: &file.local_path, offset: 0, len: size };
-                let answer = uploader.send(Verb::Put, &href, &body, &extra, false)?;
+                let answer = uploader.send(Verb::Put, &href, &body, &[], false)?;
                 if answer.status >= 300 {
                     return Err(upload_error(&answer, what, "upload"));
                 }
@@ -708,14 +710,8 @@ impl Hub {
         if let Some(verify) = actions.get("verify").filter(|v| !v.is_null()) {
             let verify_url = action_href(verify, endpoint)?;
             let payload = json!({ "oid": file.sha256, "size": size });
-            let mut extra: Vec<(String, String)> = verify
-                .get("header")
-                .and_then(Value::as_object)
-                .map(|h| h.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-                .unwrap_or_default();
-            extra.push(("content-type".into(), LFS_CONTENT_TYPE.into()));
-            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let answer = uploader.send(Verb::Post, &verify_url, &Body::Json(&payload), &extra, true)?;
+            // As huggingface_hub does: the Hub's token (on the Hub's origin only), a JSON body.
+            let answer = uploader.send(Verb::Post, &verify_url, &Body::Json(&payload), &[], true)?;
             if answer.status >= 300 {
                 return Err(upload_error(&answer, what, "verification"));
             }

@@ -5,7 +5,7 @@
 mod push_hub;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -345,8 +345,9 @@ fn single_file_to_a_chosen_path() {
     assert_eq!(fake.with(|st| st.commits[0].summary.clone()), "Upload gguf/model-Q4_0.gguf with ckpt");
 }
 
-/// huggingface_hub's `upload_folder(create_pr=True)` against the same fake Hub: the same kinds of
-/// requests and the same commit contents (paths, oids, sizes) as ours.
+/// huggingface_hub's `upload_folder` (Xet disabled, so it speaks LFS) against the same fake Hub,
+/// as a pull request and as a direct commit: the same kinds and counts of requests, the same
+/// payloads and headers, and the same commit contents (paths, oids, sizes) as ours.
 #[test]
 fn same_requests_and_commit_as_huggingface_hub_upload_folder() {
     let Some(python) = std::env::var_os("CKPT_PYTHON") else {
@@ -358,40 +359,60 @@ fn same_requests_and_commit_as_huggingface_hub_upload_folder() {
         eprintln!("skipped: huggingface_hub is not importable by {python:?}");
         return;
     }
+    compare_with_upload_folder(&python, true);
+    compare_with_upload_folder(&python, false);
+}
+
+/// Request kinds with their counts (huggingface_hub uploads files from several threads, so only
+/// the phases are ordered: preupload, then the LFS batch, then uploads, then the commit), and
+/// the received commit lines.
+fn protocol_summary(fake: &FakeHub, create_pr: bool) -> (BTreeMap<&'static str, usize>, Vec<CommitEntry>) {
+    let received = fake.with(|st| st.commits.clone());
+    assert_eq!(received.len(), 1, "one commit expected");
+    assert_eq!(received[0].create_pr, create_pr);
+    assert_eq!(received[0].summary, "Add converted weights");
+    let mut entries = received[0].entries.clone();
+    entries.sort();
+    let k: Vec<&'static str> = fake.requests().iter().map(|r| r.kind()).filter(|k| *k != "whoami").collect();
+    let phase = |kind: &str| match kind {
+        "preupload" => 0,
+        "lfs-batch" => 1,
+        "commit" => 3,
+        _ => 2,
+    };
+    assert!(k.windows(2).all(|w| phase(w[0]) <= phase(w[1])), "phases out of order: {k:?}");
+    let mut counts = BTreeMap::new();
+    for kind in k {
+        *counts.entry(kind).or_default() += 1;
+    }
+    (counts, entries)
+}
+
+fn compare_with_upload_folder(python: &std::ffi::OsStr, create_pr: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join("out");
     model_folder(&local);
 
-    let run = |fake: &FakeHub| -> (Vec<&'static str>, Vec<CommitEntry>) {
-        let received = fake.with(|st| st.commits.clone());
-        assert_eq!(received.len(), 1, "one commit expected");
-        assert!(received[0].create_pr);
-        let mut entries = received[0].entries.clone();
-        entries.sort();
-        let mut k: Vec<&'static str> = fake.requests().iter().map(|r| r.kind()).filter(|k| *k != "whoami").collect();
-        k.dedup();
-        (k, entries)
-    };
-
     let ours = FakeHub::start();
-    ours.add_repo("org/model", &[]);
-    let report = push_as_pr(&hub_client(&ours, tmp.path(), Some(TOKEN)), &local);
-    assert_eq!(report.pull_request.unwrap().revision, "refs/pr/1");
-    let (our_kinds, our_entries) = run(&ours);
+    ours.add_repo("org/model", &[("README.md", b"# model\n", false)]);
+    let opts = PushOptions { create_pr, message: Some("Add converted weights".into()), ..Default::default() };
+    let report = hub_client(&ours, tmp.path(), Some(TOKEN)).push(&local, "org/model", &opts).unwrap();
+    assert_eq!(report.pull_request.map(|p| p.revision), create_pr.then(|| "refs/pr/1".to_string()));
+    let (our_kinds, our_entries) = protocol_summary(&ours, create_pr);
 
     let theirs = FakeHub::start();
-    theirs.add_repo("org/model", &[]);
+    theirs.add_repo("org/model", &[("README.md", b"# model\n", false)]);
     let script = r#"
-import os, sys
+import sys
 from huggingface_hub import HfApi
 api = HfApi(endpoint=sys.argv[1], token=sys.argv[2])
-info = api.upload_folder(folder_path=sys.argv[3], repo_id="org/model", create_pr=True, commit_message="Add converted weights")
+info = api.upload_folder(folder_path=sys.argv[3], repo_id="org/model", create_pr=sys.argv[4] == "1",
+                         commit_message="Add converted weights")
 print(info.pr_revision)
 "#;
-    let home: PathBuf = tmp.path().join("hf_home");
-    let out = std::process::Command::new(&python)
-        .args(["-c", script, &theirs.url, TOKEN, local.to_str().unwrap()])
-        .env("HF_HOME", &home)
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &theirs.url, TOKEN, local.to_str().unwrap(), if create_pr { "1" } else { "0" }])
+        .env("HF_HOME", tmp.path().join("hf_home"))
         .env("HF_HUB_DISABLE_XET", "1")
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env_remove("HF_TOKEN")
@@ -399,20 +420,45 @@ print(info.pr_revision)
         .output()
         .unwrap();
     assert!(out.status.success(), "upload_folder failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refs/pr/1");
-    let (their_kinds, their_entries) = run(&theirs);
+    let expected_pr = if create_pr { "refs/pr/1" } else { "None" };
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected_pr);
+    let (their_kinds, their_entries) = protocol_summary(&theirs, create_pr);
 
     assert_eq!(our_entries, their_entries);
     assert_eq!(our_kinds, their_kinds);
-    let their_requests = theirs.requests();
-    for r in &their_requests {
+    for r in &theirs.requests() {
         assert_ne!(r.status, 404, "huggingface_hub used a route the fake Hub lacks: {} {}", r.method, r.path);
     }
-    // The same query strings on the routes where create_pr matters.
+    // The same URLs and query strings on the Hub routes.
     let paths = |fake: &FakeHub, kind: &str| -> Vec<String> {
         fake.requests().iter().filter(|r| r.kind() == kind).map(|r| r.path.clone()).collect()
     };
     for kind in ["preupload", "commit", "lfs-batch"] {
         assert_eq!(paths(&ours, kind), paths(&theirs, kind), "{kind}");
     }
+    // Per kind: whether the token was sent, and the body's content type.
+    let headers = |fake: &FakeHub| -> std::collections::BTreeSet<(&'static str, bool, String)> {
+        fake.requests()
+            .iter()
+            .map(|r| {
+                let content_type = r.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
+                let content_type = if r.method == "PUT" { String::new() } else { content_type };
+                (r.kind(), r.header("authorization").is_some(), content_type)
+            })
+            .filter(|(k, _, _)| *k != "whoami")
+            .collect()
+    };
+    assert_eq!(headers(&ours), headers(&theirs));
+    // The same preupload files (path, sample, size), LFS batch payload and completion parts.
+    let payload = |fake: &FakeHub, kind: &str, list: &str, key: &str| -> serde_json::Value {
+        let mut v = fake.requests().iter().find(|r| r.kind() == kind).unwrap().json.clone();
+        if let Some(items) = v.get_mut(list).and_then(|l| l.as_array_mut()) {
+            items.sort_by(|a, b| a[key].as_str().cmp(&b[key].as_str()));
+        }
+        v
+    };
+    assert_eq!(payload(&ours, "preupload", "files", "path"), payload(&theirs, "preupload", "files", "path"));
+    assert_eq!(payload(&ours, "lfs-batch", "objects", "oid"), payload(&theirs, "lfs-batch", "objects", "oid"));
+    assert_eq!(payload(&ours, "complete", "parts", "etag"), payload(&theirs, "complete", "parts", "etag"));
+    assert_eq!(theirs.files_at("org/model", if create_pr { "refs/pr/1" } else { "main" }).unwrap().len(), 6);
 }

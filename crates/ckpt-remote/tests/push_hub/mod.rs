@@ -22,6 +22,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
+    /// The body of JSON requests (uploads are only counted).
+    pub json: Value,
     pub status: u16,
 }
 
@@ -324,6 +326,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Re
             path: target,
             headers: req.headers.clone(),
             body_len: req.body.len(),
+            json: if req.method == "PUT" { Value::Null } else { req.json() },
             status: reply.status,
         });
         reply
