@@ -28,8 +28,18 @@ fn main() {
     match run() {
         Ok(report) => {
             for t in &report.tensors {
-                let fallback = t.fallback_from.map(|f| format!(" (fallback from {f})")).unwrap_or_default();
-                println!("{:<36} {:>6} -> {:<6}{}{}", t.name, t.from, t.to, if t.used_imatrix { " imatrix" } else { "" }, fallback);
+                let fallback = t
+                    .fallback_from
+                    .map(|f| format!(" (fallback from {f})"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<36} {:>6} -> {:<6}{}{}",
+                    t.name,
+                    t.from,
+                    t.to,
+                    if t.used_imatrix { " imatrix" } else { "" },
+                    fallback
+                );
             }
             println!("{} -> {} bytes", report.input_bytes, report.output_bytes);
         }

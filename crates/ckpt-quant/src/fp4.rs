@@ -5,7 +5,11 @@ const KVALUES_E2M1: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, 
 
 /// ggml_e8m0_to_fp32_half: 2^(e-127) / 2, with the two smallest exponents as subnormals.
 fn e8m0_to_f32_half(e: u8) -> f32 {
-    let bits = if e < 2 { 0x0020_0000u32 << e } else { ((e as u32) - 1) << 23 };
+    let bits = if e < 2 {
+        0x0020_0000u32 << e
+    } else {
+        ((e as u32) - 1) << 23
+    };
     f32::from_bits(bits)
 }
 
@@ -34,7 +38,11 @@ pub fn quantize_row_mxfp4(src: &[f32], dst: &mut [u8]) {
             }
         }
         // (uint8_t)(floorf(log2f(amax)) - 2 + 127), with x86-64's conversion semantics
-        let e = if amax > 0.0 { crate::legacy::c_cast_u8(amax.log2().floor() - 2.0 + 127.0) } else { 0 };
+        let e = if amax > 0.0 {
+            crate::legacy::c_cast_u8(amax.log2().floor() - 2.0 + 127.0)
+        } else {
+            0
+        };
         let d = e8m0_to_f32_half(e);
         y[0] = e;
         for j in 0..16 {
@@ -61,7 +69,11 @@ fn ue4m3_to_f32_half(x: u8) -> f32 {
     }
     let exp = ((x >> 3) & 0xF) as i32;
     let man = (x & 7) as f32;
-    let value = if exp == 0 { man * 2f32.powi(-9) } else { (1.0 + man / 8.0) * 2f32.powi(exp - 7) };
+    let value = if exp == 0 {
+        man * 2f32.powi(-9)
+    } else {
+        (1.0 + man / 8.0) * 2f32.powi(exp - 7)
+    };
     value * 0.5
 }
 

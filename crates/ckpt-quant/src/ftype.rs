@@ -87,14 +87,21 @@ const FTYPES: &[(Ftype, &str, GgmlType)] = &[
 ];
 
 /// llama-quantize's short aliases: the plain K names mean the _M mix.
-const ALIASES: &[(&str, Ftype)] = &[("Q3_K", Ftype::Q3_K_M), ("Q4_K", Ftype::Q4_K_M), ("Q5_K", Ftype::Q5_K_M)];
+const ALIASES: &[(&str, Ftype)] = &[
+    ("Q3_K", Ftype::Q3_K_M),
+    ("Q4_K", Ftype::Q4_K_M),
+    ("Q5_K", Ftype::Q5_K_M),
+];
 
 impl Ftype {
     pub fn all() -> impl Iterator<Item = Ftype> {
         FTYPES.iter().map(|e| e.0)
     }
     fn entry(self) -> &'static (Ftype, &'static str, GgmlType) {
-        FTYPES.iter().find(|e| e.0 == self).expect("every Ftype has a table row")
+        FTYPES
+            .iter()
+            .find(|e| e.0 == self)
+            .expect("every Ftype has a table row")
     }
     /// The number written as `general.file_type`.
     pub fn id(self) -> u32 {
@@ -115,7 +122,12 @@ impl Ftype {
     pub fn is_iq_low_bit(self) -> bool {
         matches!(
             self,
-            Ftype::IQ2_XXS | Ftype::IQ2_XS | Ftype::IQ2_S | Ftype::IQ2_M | Ftype::IQ1_S | Ftype::IQ1_M
+            Ftype::IQ2_XXS
+                | Ftype::IQ2_XS
+                | Ftype::IQ2_S
+                | Ftype::IQ2_M
+                | Ftype::IQ1_S
+                | Ftype::IQ1_M
         )
     }
 }
@@ -144,9 +156,16 @@ pub fn parse_ftype(name: &str) -> Result<Ftype> {
     let names: Vec<String> = FTYPES
         .iter()
         .map(|e| format!("{} ({})", e.1, e.0 as u32))
-        .chain(ALIASES.iter().map(|a| format!("{} (= {})", a.0, a.1.name())))
+        .chain(
+            ALIASES
+                .iter()
+                .map(|a| format!("{} (= {})", a.0, a.1.name())),
+        )
         .collect();
-    Err(Error::Usage(format!("unknown quantization type '{name}'; valid types: {}", names.join(", "))))
+    Err(Error::Usage(format!(
+        "unknown quantization type '{name}'; valid types: {}",
+        names.join(", ")
+    )))
 }
 
 #[cfg(test)]
@@ -164,7 +183,10 @@ mod tests {
         assert_eq!(Ftype::Q8_0.id(), 7);
         assert_eq!(Ftype::Q4_K_S.default_type(), GgmlType::Q4_K);
         let err = parse_ftype("Q4_K_X").unwrap_err().to_string();
-        assert!(err.contains("Q4_K_X") && err.contains("Q6_K") && err.contains("Q4_K (= Q4_K_M)"), "{err}");
+        assert!(
+            err.contains("Q4_K_X") && err.contains("Q6_K") && err.contains("Q4_K (= Q4_K_M)"),
+            "{err}"
+        );
         assert!(parse_ftype("4").is_err()); // removed ftype numbers are not accepted
     }
 }

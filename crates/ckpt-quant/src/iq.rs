@@ -3,7 +3,9 @@
 use crate::float::read_f16;
 
 /// ggml's `kvalues_iq4nl`: the 16 non-uniform levels shared by IQ4_NL and IQ4_XS.
-const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+const KVALUES_IQ4NL: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
 
 /// IQ4_NL: d:f16 | qs[16]; like Q4_0's nibble order but through the level table.
 pub fn dequantize_row_iq4_nl(src: &[u8], dst: &mut [f32]) {
@@ -25,7 +27,8 @@ pub fn dequantize_row_iq4_xs(src: &[u8], dst: &mut [f32]) {
         let scales_l = &b[4..8];
         let qs = &b[8..136];
         for ib in 0..8 {
-            let ls = ((scales_l[ib / 2] as i32 >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4);
+            let ls = ((scales_l[ib / 2] as i32 >> (4 * (ib % 2))) & 0xF)
+                | (((scales_h >> (2 * ib)) & 3) << 4);
             let dl = d * (ls - 32) as f32;
             let q = &qs[16 * ib..16 * ib + 16];
             let y = &mut y[32 * ib..32 * ib + 32];

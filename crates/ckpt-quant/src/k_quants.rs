@@ -229,7 +229,8 @@ fn pack_2bit(levels: &[u8], qs: &mut [u8]) {
     for h in 0..QK_K / 128 {
         for l in 0..32 {
             let b = 128 * h + l;
-            qs[32 * h + l] = levels[b] | (levels[b + 32] << 2) | (levels[b + 64] << 4) | (levels[b + 96] << 6);
+            qs[32 * h + l] =
+                levels[b] | (levels[b + 32] << 2) | (levels[b + 64] << 4) | (levels[b + 96] << 6);
         }
     }
 }
@@ -249,7 +250,16 @@ pub fn quantize_row_q2_k(src: &[f32], dst: &mut [u8]) {
             for l in 0..16 {
                 weights[l] = xs[l].abs();
             }
-            let (s, m) = make_qkx2_quants(3, xs, &weights, &mut levels[16 * j..16 * j + 16], -0.5, 0.1, 15, true);
+            let (s, m) = make_qkx2_quants(
+                3,
+                xs,
+                &weights,
+                &mut levels[16 * j..16 * j + 16],
+                -0.5,
+                0.1,
+                15,
+                true,
+            );
             scales[j] = s;
             mins[j] = m;
             if s > max_scale {
@@ -325,7 +335,11 @@ pub fn dequantize_row_q2_k(src: &[u8], dst: &mut [f32]) {
 
 /// The 6-bit scale j (biased by 32) of a Q3_K block.
 fn q3_scale(scales: &[u8], j: usize) -> i32 {
-    let low = if j < 8 { scales[j] & 0xF } else { scales[j - 8] >> 4 };
+    let low = if j < 8 {
+        scales[j] & 0xF
+    } else {
+        scales[j - 8] >> 4
+    };
     let high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
     (low | (high << 4)) as i32
 }
@@ -337,7 +351,8 @@ pub fn quantize_row_q3_k(src: &[f32], dst: &mut [u8]) {
         let mut max_scale = 0.0f32;
         let mut amax = 0.0f32;
         for j in 0..16 {
-            scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut levels[16 * j..16 * j + 16]);
+            scales[j] =
+                make_q3_quants(4, &x[16 * j..16 * j + 16], &mut levels[16 * j..16 * j + 16]);
             let scale = scales[j].abs();
             if scale > amax {
                 amax = scale;
@@ -424,7 +439,11 @@ fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, 
             max_min = mins[j];
         }
     }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let sc = &mut head[4..16];
     sc.iter_mut().for_each(|s| *s = 0);
@@ -463,7 +482,16 @@ fn quantize_k4_levels(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i
         for l in 0..32 {
             weights[l] = av_x + xs[l].abs();
         }
-        let (s, m) = make_qkx2_quants(nmax, xs, &weights, &mut levels[32 * j..32 * j + 32], rmin, 0.1, nstep, false);
+        let (s, m) = make_qkx2_quants(
+            nmax,
+            xs,
+            &weights,
+            &mut levels[32 * j..32 * j + 32],
+            rmin,
+            0.1,
+            nstep,
+            false,
+        );
         scales[j] = s;
         mins[j] = m;
     }
@@ -589,7 +617,12 @@ fn quantize_block_q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
     let mut max_abs_scale = 0.0f32;
     for ib in 0..16 {
         let w = qw.map(|q| &q[16 * ib..16 * ib + 16]);
-        let scale = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut levels[16 * ib..16 * ib + 16], w);
+        let scale = make_qx_quants(
+            32,
+            &x[16 * ib..16 * ib + 16],
+            &mut levels[16 * ib..16 * ib + 16],
+            w,
+        );
         scales[ib] = scale;
         if scale.abs() > max_abs_scale {
             max_abs_scale = scale.abs();
@@ -711,7 +744,11 @@ pub(crate) fn make_qkx3_quants(
         for i in 0..n {
             let v = iscale * (x[i] - min);
             // MIN(v, nmax) keeps inf/huge values in nearest_int's range; NaN fails v > 0
-            let l = if v > 0.0 { nearest_int(if v < nmax as f32 { v } else { nmax as f32 }) } else { 0 };
+            let l = if v > 0.0 {
+                nearest_int(if v < nmax as f32 { v } else { nmax as f32 })
+            } else {
+                0
+            };
             aux[i] = l as u8;
             let w = weights[i];
             let lf = l as f32;
@@ -841,7 +878,11 @@ fn importance_weights(qw: &[f32], x: &[f32], sigma2: f32, out: &mut [f32]) {
 }
 
 pub fn quantize_row_q2_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
-    for ((x, y), qw_block) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(84)).zip(importance.chunks_exact(QK_K)) {
+    for ((x, y), qw_block) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(84))
+        .zip(importance.chunks_exact(QK_K))
+    {
         let mut levels = [0u8; QK_K];
         let mut scales = [0f32; 16];
         let mut mins = [0f32; 16];
@@ -854,7 +895,15 @@ pub fn quantize_row_q2_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
             for &w in &weight {
                 sw[j] += w;
             }
-            let (s, m) = make_qkx3_quants(3, xs, &weight, &mut levels[16 * j..16 * j + 16], -0.9, 0.05, 36);
+            let (s, m) = make_qkx3_quants(
+                3,
+                xs,
+                &weight,
+                &mut levels[16 * j..16 * j + 16],
+                -0.9,
+                0.05,
+                36,
+            );
             scales[j] = s;
             mins[j] = m;
         }
@@ -884,7 +933,11 @@ pub fn quantize_row_q2_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 }
 
 pub fn quantize_row_q3_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
-    for ((x, y), qw_block) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(110)).zip(importance.chunks_exact(QK_K)) {
+    for ((x, y), qw_block) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(110))
+        .zip(importance.chunks_exact(QK_K))
+    {
         let mut levels = [0i8; QK_K];
         let mut scales = [0f32; 16];
         let mut sw = [0f32; 16];
@@ -921,7 +974,14 @@ pub fn quantize_row_q3_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 }
 
 /// The tail shared by Q3_K's two quantizers: requantize with the stored 6-bit scales, then pack.
-fn requantize_and_pack_q3_k(x: &[f32], sc: &[u8], d: f32, levels: &mut [i8; QK_K], hmask: &mut [u8], qs: &mut [u8]) {
+fn requantize_and_pack_q3_k(
+    x: &[f32],
+    sc: &[u8],
+    d: f32,
+    levels: &mut [i8; QK_K],
+    hmask: &mut [u8],
+    qs: &mut [u8],
+) {
     for j in 0..16 {
         let dl = d * (q3_scale(sc, j) - 32) as f32;
         if dl == 0.0 {
@@ -947,7 +1007,12 @@ fn requantize_and_pack_q3_k(x: &[f32], sc: &[u8], d: f32, levels: &mut [i8; QK_K
 
 /// Shared body of the Q4_K/Q5_K imatrix variants: make_qkx3_quants per sub-block, scales and
 /// mins through make_qp_quants, then the usual requantization.
-fn quantize_k4_levels_weighted(x: &[f32], qw_block: &[f32], head: &mut [u8], nmax: i32) -> [u8; QK_K] {
+fn quantize_k4_levels_weighted(
+    x: &[f32],
+    qw_block: &[f32],
+    head: &mut [u8],
+    nmax: i32,
+) -> [u8; QK_K] {
     let mut levels = [0u8; QK_K];
     let mut scales = [0f32; 8];
     let mut mins = [0f32; 8];
@@ -962,7 +1027,15 @@ fn quantize_k4_levels_weighted(x: &[f32], qw_block: &[f32], head: &mut [u8], nma
             sumw += w;
         }
         sw[j] = sumw;
-        let (s, m) = make_qkx3_quants(nmax, xs, &weights, &mut levels[32 * j..32 * j + 32], -0.9, 0.05, 36);
+        let (s, m) = make_qkx3_quants(
+            nmax,
+            xs,
+            &weights,
+            &mut levels[32 * j..32 * j + 32],
+            -0.9,
+            0.05,
+            36,
+        );
         scales[j] = s;
         mins[j] = m;
     }
@@ -990,21 +1063,33 @@ fn quantize_k4_levels_weighted(x: &[f32], qw_block: &[f32], head: &mut [u8], nma
 }
 
 pub fn quantize_row_q4_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
-    for ((x, y), qw) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(144)).zip(importance.chunks_exact(QK_K)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(144))
+        .zip(importance.chunks_exact(QK_K))
+    {
         let levels = quantize_k4_levels_weighted(x, qw, &mut y[0..16], 15);
         pack_q4_k(&levels, &mut y[16..144]);
     }
 }
 
 pub fn quantize_row_q5_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
-    for ((x, y), qw) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(176)).zip(importance.chunks_exact(QK_K)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(176))
+        .zip(importance.chunks_exact(QK_K))
+    {
         let levels = quantize_k4_levels_weighted(x, qw, &mut y[0..16], 31);
         pack_q5_k(&levels, &mut y[16..176]);
     }
 }
 
 pub fn quantize_row_q6_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
-    for ((x, y), qw) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)).zip(importance.chunks_exact(QK_K)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(210))
+        .zip(importance.chunks_exact(QK_K))
+    {
         quantize_block_q6_k(x, y, Some(qw));
     }
 }

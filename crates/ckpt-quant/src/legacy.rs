@@ -230,7 +230,11 @@ fn block_weights(x: &[f32], qw: &[f32], sigma2: f32) -> [f32; QK] {
 
 pub fn quantize_row_q4_0_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     let sigma2 = row_weighting(src);
-    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(18)).zip(importance.chunks_exact(QK)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK)
+        .zip(dst.chunks_exact_mut(18))
+        .zip(importance.chunks_exact(QK))
+    {
         let w = block_weights(x, qw, sigma2);
         let mut levels = [0i8; QK];
         let d = make_qx_quants(8, x, &mut levels, Some(&w));
@@ -243,14 +247,24 @@ pub fn quantize_row_q4_0_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 
 pub fn quantize_row_q5_0_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     let sigma2 = row_weighting(src);
-    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(22)).zip(importance.chunks_exact(QK)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK)
+        .zip(dst.chunks_exact_mut(22))
+        .zip(importance.chunks_exact(QK))
+    {
         let w = block_weights(x, qw, sigma2);
         let mut levels = [0i8; QK];
         let d = make_qx_quants(16, x, &mut levels, Some(&w));
         write_f16(&mut y[0..2], d);
         let mut qh = 0u32;
         for j in 0..QK / 2 {
-            pack_q5(levels[j] as u8, levels[j + 16] as u8, j, &mut y[6 + j], &mut qh);
+            pack_q5(
+                levels[j] as u8,
+                levels[j + 16] as u8,
+                j,
+                &mut y[6 + j],
+                &mut qh,
+            );
         }
         y[2..6].copy_from_slice(&qh.to_le_bytes());
     }
@@ -258,7 +272,11 @@ pub fn quantize_row_q5_0_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 
 pub fn quantize_row_q4_1_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     let sigma2 = row_weighting(src);
-    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(20)).zip(importance.chunks_exact(QK)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK)
+        .zip(dst.chunks_exact_mut(20))
+        .zip(importance.chunks_exact(QK))
+    {
         let w = block_weights(x, qw, sigma2);
         let mut levels = [0u8; QK];
         let (d, neg_min) = make_qkx3_quants(15, x, &w, &mut levels, -0.9, 0.05, 36);
@@ -272,7 +290,11 @@ pub fn quantize_row_q4_1_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 
 pub fn quantize_row_q5_1_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     let sigma2 = row_weighting(src);
-    for ((x, y), qw) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(24)).zip(importance.chunks_exact(QK)) {
+    for ((x, y), qw) in src
+        .chunks_exact(QK)
+        .zip(dst.chunks_exact_mut(24))
+        .zip(importance.chunks_exact(QK))
+    {
         let w = block_weights(x, qw, sigma2);
         let mut levels = [0u8; QK];
         let (d, neg_min) = make_qkx3_quants(31, x, &w, &mut levels, -0.9, 0.05, 36);

@@ -37,33 +37,117 @@ pub struct QuantKernels {
 
 macro_rules! kernels {
     ($ty:ident, $q:expr, $dq:expr) => {
-        QuantKernels { ty: GgmlType::$ty, quantize_row: $q, quantize_row_weighted: None, dequantize_row: $dq }
+        QuantKernels {
+            ty: GgmlType::$ty,
+            quantize_row: $q,
+            quantize_row_weighted: None,
+            dequantize_row: $dq,
+        }
     };
     ($ty:ident, $q:expr, $qw:expr, $dq:expr) => {
-        QuantKernels { ty: GgmlType::$ty, quantize_row: Some($q), quantize_row_weighted: Some($qw), dequantize_row: $dq }
+        QuantKernels {
+            ty: GgmlType::$ty,
+            quantize_row: Some($q),
+            quantize_row_weighted: Some($qw),
+            dequantize_row: $dq,
+        }
     };
 }
 
 static KERNELS: &[QuantKernels] = &[
-    kernels!(F32, Some(float::quantize_row_f32), float::dequantize_row_f32),
-    kernels!(F16, Some(float::quantize_row_f16), float::dequantize_row_f16),
-    kernels!(BF16, Some(float::quantize_row_bf16), float::dequantize_row_bf16),
-    kernels!(Q4_0, legacy::quantize_row_q4_0, legacy::quantize_row_q4_0_weighted, legacy::dequantize_row_q4_0),
-    kernels!(Q4_1, legacy::quantize_row_q4_1, legacy::quantize_row_q4_1_weighted, legacy::dequantize_row_q4_1),
-    kernels!(Q5_0, legacy::quantize_row_q5_0, legacy::quantize_row_q5_0_weighted, legacy::dequantize_row_q5_0),
-    kernels!(Q5_1, legacy::quantize_row_q5_1, legacy::quantize_row_q5_1_weighted, legacy::dequantize_row_q5_1),
-    kernels!(Q8_0, legacy::quantize_row_q8_0, legacy::quantize_row_q8_0_weighted, legacy::dequantize_row_q8_0),
-    kernels!(Q2_K, k_quants::quantize_row_q2_k, k_quants::quantize_row_q2_k_weighted, k_quants::dequantize_row_q2_k),
-    kernels!(Q3_K, k_quants::quantize_row_q3_k, k_quants::quantize_row_q3_k_weighted, k_quants::dequantize_row_q3_k),
-    kernels!(Q4_K, k_quants::quantize_row_q4_k, k_quants::quantize_row_q4_k_weighted, k_quants::dequantize_row_q4_k),
-    kernels!(Q5_K, k_quants::quantize_row_q5_k, k_quants::quantize_row_q5_k_weighted, k_quants::dequantize_row_q5_k),
-    kernels!(Q6_K, k_quants::quantize_row_q6_k, k_quants::quantize_row_q6_k_weighted, k_quants::dequantize_row_q6_k),
+    kernels!(
+        F32,
+        Some(float::quantize_row_f32),
+        float::dequantize_row_f32
+    ),
+    kernels!(
+        F16,
+        Some(float::quantize_row_f16),
+        float::dequantize_row_f16
+    ),
+    kernels!(
+        BF16,
+        Some(float::quantize_row_bf16),
+        float::dequantize_row_bf16
+    ),
+    kernels!(
+        Q4_0,
+        legacy::quantize_row_q4_0,
+        legacy::quantize_row_q4_0_weighted,
+        legacy::dequantize_row_q4_0
+    ),
+    kernels!(
+        Q4_1,
+        legacy::quantize_row_q4_1,
+        legacy::quantize_row_q4_1_weighted,
+        legacy::dequantize_row_q4_1
+    ),
+    kernels!(
+        Q5_0,
+        legacy::quantize_row_q5_0,
+        legacy::quantize_row_q5_0_weighted,
+        legacy::dequantize_row_q5_0
+    ),
+    kernels!(
+        Q5_1,
+        legacy::quantize_row_q5_1,
+        legacy::quantize_row_q5_1_weighted,
+        legacy::dequantize_row_q5_1
+    ),
+    kernels!(
+        Q8_0,
+        legacy::quantize_row_q8_0,
+        legacy::quantize_row_q8_0_weighted,
+        legacy::dequantize_row_q8_0
+    ),
+    kernels!(
+        Q2_K,
+        k_quants::quantize_row_q2_k,
+        k_quants::quantize_row_q2_k_weighted,
+        k_quants::dequantize_row_q2_k
+    ),
+    kernels!(
+        Q3_K,
+        k_quants::quantize_row_q3_k,
+        k_quants::quantize_row_q3_k_weighted,
+        k_quants::dequantize_row_q3_k
+    ),
+    kernels!(
+        Q4_K,
+        k_quants::quantize_row_q4_k,
+        k_quants::quantize_row_q4_k_weighted,
+        k_quants::dequantize_row_q4_k
+    ),
+    kernels!(
+        Q5_K,
+        k_quants::quantize_row_q5_k,
+        k_quants::quantize_row_q5_k_weighted,
+        k_quants::dequantize_row_q5_k
+    ),
+    kernels!(
+        Q6_K,
+        k_quants::quantize_row_q6_k,
+        k_quants::quantize_row_q6_k_weighted,
+        k_quants::dequantize_row_q6_k
+    ),
     kernels!(Q8_K, None, k_quants::dequantize_row_q8_k),
     kernels!(IQ4_NL, None, iq::dequantize_row_iq4_nl),
     kernels!(IQ4_XS, None, iq::dequantize_row_iq4_xs),
-    kernels!(TQ1_0, Some(ternary::quantize_row_tq1_0), ternary::dequantize_row_tq1_0),
-    kernels!(TQ2_0, Some(ternary::quantize_row_tq2_0), ternary::dequantize_row_tq2_0),
-    kernels!(MXFP4, Some(fp4::quantize_row_mxfp4), fp4::dequantize_row_mxfp4),
+    kernels!(
+        TQ1_0,
+        Some(ternary::quantize_row_tq1_0),
+        ternary::dequantize_row_tq1_0
+    ),
+    kernels!(
+        TQ2_0,
+        Some(ternary::quantize_row_tq2_0),
+        ternary::dequantize_row_tq2_0
+    ),
+    kernels!(
+        MXFP4,
+        Some(fp4::quantize_row_mxfp4),
+        fp4::dequantize_row_mxfp4
+    ),
     kernels!(NVFP4, None, fp4::dequantize_row_nvfp4),
 ];
 
@@ -74,7 +158,10 @@ pub fn kernels(t: GgmlType) -> Option<&'static QuantKernels> {
 
 /// Types ckpt can quantize f32 data into.
 pub fn quantizable_types() -> impl Iterator<Item = GgmlType> {
-    KERNELS.iter().filter(|k| k.quantize_row.is_some()).map(|k| k.ty)
+    KERNELS
+        .iter()
+        .filter(|k| k.quantize_row.is_some())
+        .map(|k| k.ty)
 }
 
 /// Types ckpt can expand to f32.
@@ -89,10 +176,17 @@ fn rows_per_task(n_per_row: usize) -> usize {
 
 /// Quantizes `src` (rows of `n_per_row` f32) to `t`, exactly as ggml_quantize_chunk does.
 /// `imatrix`, when given, holds `n_per_row` importance weights shared by all rows.
-pub fn quantize(t: GgmlType, src: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Result<Vec<u8>> {
-    let k = kernels(t).ok_or_else(|| Error::Unsupported(format!("ckpt cannot quantize to ggml type {t}")))?;
-    let quantize_row =
-        k.quantize_row.ok_or_else(|| Error::Unsupported(format!("ckpt can read {t} but cannot quantize to it")))?;
+pub fn quantize(
+    t: GgmlType,
+    src: &[f32],
+    n_per_row: usize,
+    imatrix: Option<&[f32]>,
+) -> Result<Vec<u8>> {
+    let k = kernels(t)
+        .ok_or_else(|| Error::Unsupported(format!("ckpt cannot quantize to ggml type {t}")))?;
+    let quantize_row = k.quantize_row.ok_or_else(|| {
+        Error::Unsupported(format!("ckpt can read {t} but cannot quantize to it"))
+    })?;
     if n_per_row == 0 || n_per_row % t.block_size() != 0 {
         return Err(Error::Usage(format!(
             "cannot quantize rows of {n_per_row} elements to {t}: the row length must be a multiple of its block size {}",
@@ -117,25 +211,31 @@ pub fn quantize(t: GgmlType, src: &[f32], n_per_row: usize, imatrix: Option<&[f3
     let mut out = vec![0u8; src.len() / n_per_row * row_bytes];
     let per_task = rows_per_task(n_per_row);
     let weighted = imatrix.zip(k.quantize_row_weighted);
-    out.par_chunks_mut(row_bytes * per_task).zip(src.par_chunks(n_per_row * per_task)).for_each(|(dst, src)| {
-        match weighted {
+    out.par_chunks_mut(row_bytes * per_task)
+        .zip(src.par_chunks(n_per_row * per_task))
+        .for_each(|(dst, src)| match weighted {
             Some((w, f)) => {
-                for (d, s) in dst.chunks_exact_mut(row_bytes).zip(src.chunks_exact(n_per_row)) {
+                for (d, s) in dst
+                    .chunks_exact_mut(row_bytes)
+                    .zip(src.chunks_exact(n_per_row))
+                {
                     f(s, d, w);
                 }
             }
             None => quantize_row(src, dst),
-        }
-    });
+        });
     Ok(out)
 }
 
 /// Expands `n` elements of type `t` stored in `bytes` to f32, exactly as ggml's dequantize_row_*.
 pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
-    let k = kernels(t).ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
+    let k = kernels(t)
+        .ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
     let (bs, ts) = (t.block_size(), t.type_size());
     if n % bs != 0 {
-        return Err(Error::Usage(format!("{n} elements are not a whole number of {t} blocks of {bs}")));
+        return Err(Error::Usage(format!(
+            "{n} elements are not a whole number of {t} blocks of {bs}"
+        )));
     }
     if bytes.len() != n / bs * ts {
         return Err(Error::Usage(format!(
@@ -153,8 +253,8 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
 }
 
 pub use ftype::{parse_ftype, Ftype};
-pub use select::{choose_types, ModelParams, SelectOptions, TensorDesc, TypeChoice, TypeSelector};
 pub use pipeline::{
-    model_params, plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions, QuantizeReport,
-    TensorReport,
+    model_params, plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions,
+    QuantizeReport, TensorReport,
 };
+pub use select::{choose_types, ModelParams, SelectOptions, TensorDesc, TypeChoice, TypeSelector};

@@ -88,7 +88,11 @@ fn kv_u32(kvs: &[(String, GgufValue)], key: &str) -> Option<u32> {
     let v = kvs.iter().find(|(k, _)| k == key).map(|(_, v)| v)?;
     match v {
         // per-layer arrays (e.g. head_count of some models): llama.cpp's n_gqa() looks at layer 0
-        GgufValue::Array(a) => a.items.first().and_then(GgufValue::as_u64).map(|x| x as u32),
+        GgufValue::Array(a) => a
+            .items
+            .first()
+            .and_then(GgufValue::as_u64)
+            .map(|x| x as u32),
         other => other.as_u64().map(|x| x as u32),
     }
 }
@@ -114,7 +118,10 @@ pub fn model_params(kvs: &[(String, GgufValue)]) -> ModelParams {
 /// Widens (or dequantizes) a tensor's data to f32 exactly as llama-quantize does.
 fn to_f32(path: &Path, name: &str, t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     if t == GgmlType::F32 {
-        return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+        return Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect());
     }
     crate::dequantize(t, bytes, n).map_err(|e| Error::invalid(path, format!("tensor {name}: {e}")))
 }
@@ -129,7 +136,11 @@ struct Planned {
 
 /// Quantizes a GGUF file like `llama-quantize [options] input output FTYPE` (x86-64 build of
 /// llama.cpp 0c1e57098); the output is written atomically.
-pub fn quantize_gguf(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
+pub fn quantize_gguf(
+    input: &Path,
+    output: &Path,
+    opts: &QuantizeOptions,
+) -> Result<QuantizeReport> {
     quantize_gguf_with_progress(input, output, opts, |_, _| {})
 }
 
@@ -149,12 +160,16 @@ pub fn quantize_gguf_with_progress(
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
-            .map_err(|e| Error::Other(format!("cannot start {} worker threads: {e}", opts.threads)))?;
+            .map_err(|e| {
+                Error::Other(format!("cannot start {} worker threads: {e}", opts.threads))
+            })?;
         pool.install(write)?;
     } else {
         write()?;
     }
-    report.output_bytes = std::fs::metadata(output).map_err(|e| Error::io(output, e))?.len();
+    report.output_bytes = std::fs::metadata(output)
+        .map_err(|e| Error::io(output, e))?
+        .len();
     Ok(report)
 }
 
@@ -175,7 +190,10 @@ fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
     let model = model_params(&kvs);
     let imatrix = match &opts.imatrix {
         Some(p) => {
-            let label = opts.imatrix_label.clone().unwrap_or_else(|| p.to_string_lossy().into_owned());
+            let label = opts
+                .imatrix_label
+                .clone()
+                .unwrap_or_else(|| p.to_string_lossy().into_owned());
             Some(ImportanceMatrix::load(p, &label)?)
         }
         None => None,
@@ -189,16 +207,26 @@ fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
         has_imatrix: imatrix.is_some(),
     };
 
-    let mut entries: Vec<(TensorInfo, Tensor)> =
-        split.tensor_infos().into_iter().map(|(_, i)| i.clone()).zip(split.tensors()).collect();
+    let mut entries: Vec<(TensorInfo, Tensor)> = split
+        .tensor_infos()
+        .into_iter()
+        .map(|(_, i)| i.clone())
+        .zip(split.tensors())
+        .collect();
     entries.sort_by(|a, b| compare_tensor_names(&a.0.name, &b.0.name));
     let mut selector = TypeSelector::new(model, select, entries.iter().map(|e| e.0.name.as_str()));
 
     // Decide everything (and refuse what cannot be done) before writing a byte.
     let mut planned = Vec::with_capacity(entries.len());
     for (info, tensor) in entries {
-        let desc = TensorDesc { name: &info.name, ne: &info.ne, ggml_type: info.ggml_type };
-        let choice = selector.choose_type(&desc).map_err(|e| Error::invalid(input, e.to_string()))?;
+        let desc = TensorDesc {
+            name: &info.name,
+            ne: &info.ne,
+            ggml_type: info.ggml_type,
+        };
+        let choice = selector
+            .choose_type(&desc)
+            .map_err(|e| Error::invalid(input, e.to_string()))?;
         let (from, to) = (info.ggml_type, choice.ggml_type);
         let mut importance = None;
         if from != to {
@@ -235,27 +263,45 @@ fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
                 )));
             }
         }
-        planned.push(Planned { info, input: tensor, to, fallback_from: choice.fallback_from, importance });
+        planned.push(Planned {
+            info,
+            input: tensor,
+            to,
+            fallback_from: choice.fallback_from,
+            importance,
+        });
     }
 
     let mut writer = GgufWriter::new();
     for (k, v) in &kvs {
-        if k != QUANTIZATION_VERSION_KEY && k != FILE_TYPE_KEY && !SPLIT_KEYS.contains(&k.as_str()) {
+        if k != QUANTIZATION_VERSION_KEY && k != FILE_TYPE_KEY && !SPLIT_KEYS.contains(&k.as_str())
+        {
             writer.add_kv(k, v.clone());
         }
     }
-    writer.add_kv(QUANTIZATION_VERSION_KEY, GgufValue::U32(QUANTIZATION_VERSION));
+    writer.add_kv(
+        QUANTIZATION_VERSION_KEY,
+        GgufValue::U32(QUANTIZATION_VERSION),
+    );
     writer.add_kv(FILE_TYPE_KEY, GgufValue::U32(opts.ftype.id()));
     if let Some(im) = &imatrix {
         for (k, v) in im.metadata_kvs() {
             writer.set_kv(&k, v);
         }
     }
-    writer.set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes).set_alignment(32);
+    writer
+        .set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes)
+        .set_alignment(32);
 
     let mut reports = Vec::with_capacity(planned.len());
     for p in planned {
-        let Planned { info, input: tensor, to, fallback_from, importance } = p;
+        let Planned {
+            info,
+            input: tensor,
+            to,
+            fallback_from,
+            importance,
+        } = p;
         let from = info.ggml_type;
         let numel = info.numel();
         let ne0 = info.ne.first().copied().unwrap_or(1).max(1);
@@ -278,24 +324,45 @@ fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
         let path = input.to_path_buf();
         let name = info.name.clone();
         let ne = info.ne.clone();
-        writer.add_tensor(Tensor::computed(info.name.clone(), DType::from_ggml(to), shape, move || {
-            let bytes = tensor.bytes()?;
-            let values = to_f32(&path, &name, from, &bytes, numel as usize)?;
-            drop(bytes);
-            tensor.release();
-            quantize_tensor(to, &values, &ne, importance.as_deref().map(|v| v.as_slice()))
-        }));
+        writer.add_tensor(Tensor::computed(
+            info.name.clone(),
+            DType::from_ggml(to),
+            shape,
+            move || {
+                let bytes = tensor.bytes()?;
+                let values = to_f32(&path, &name, from, &bytes, numel as usize)?;
+                drop(bytes);
+                tensor.release();
+                quantize_tensor(
+                    to,
+                    &values,
+                    &ne,
+                    importance.as_deref().map(|v| v.as_slice()),
+                )
+            },
+        ));
     }
 
     let n_fallback = selector.n_fallback;
     let input_bytes = split.shards.iter().map(|s| s.file_size).sum();
     let output_bytes = writer.total_size()?;
-    let report = QuantizeReport { ftype: opts.ftype, tensors: reports, n_fallback, input_bytes, output_bytes };
+    let report = QuantizeReport {
+        ftype: opts.ftype,
+        tensors: reports,
+        n_fallback,
+        input_bytes,
+        output_bytes,
+    };
     Ok(Plan { writer, report })
 }
 
 /// Quantizes one tensor; with an importance matrix each expert slice (ne2) uses its own weights.
-fn quantize_tensor(to: GgmlType, values: &[f32], ne: &[u64], importance: Option<&[f32]>) -> Result<Vec<u8>> {
+fn quantize_tensor(
+    to: GgmlType,
+    values: &[f32],
+    ne: &[u64],
+    importance: Option<&[f32]>,
+) -> Result<Vec<u8>> {
     let n_per_row = ne.first().copied().unwrap_or(1) as usize;
     let Some(weights) = importance else {
         return crate::quantize(to, values, n_per_row, None);
@@ -309,4 +376,3 @@ fn quantize_tensor(to: GgmlType, values: &[f32], ne: &[u64], importance: Option<
     }
     Ok(out)
 }
-

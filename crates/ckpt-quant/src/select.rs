@@ -125,7 +125,10 @@ fn category(name: &str) -> Category {
         ("ffn_gate", Category::FfnGate),
         ("ffn_down", Category::FfnDown),
     ];
-    BY_SUBSTRING.iter().find(|(s, _)| name.contains(s)).map_or(Category::Other, |e| e.1)
+    BY_SUBSTRING
+        .iter()
+        .find(|(s, _)| name.contains(s))
+        .map_or(Category::Other, |e| e.1)
 }
 
 fn is_attn_v_like(c: Category) -> bool {
@@ -200,7 +203,9 @@ pub fn compare_tensor_names(a: &str, b: &str) -> Ordering {
 /// sscanf("blk.%d."): the layer number of a block tensor.
 fn layer_of(name: &str) -> Option<i64> {
     let rest = name.strip_prefix("blk.")?;
-    let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let (digits, tail) = rest.split_at(digits_end);
     // %d also accepts a sign; llama.cpp names never carry one
     if digits.is_empty() || !tail.starts_with('.') {
@@ -229,7 +234,11 @@ pub struct TypeSelector {
 }
 
 impl TypeSelector {
-    pub fn new<'a>(model: ModelParams, opts: SelectOptions, names: impl IntoIterator<Item = &'a str>) -> TypeSelector {
+    pub fn new<'a>(
+        model: ModelParams,
+        opts: SelectOptions,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> TypeSelector {
         let mut n_attention_wv = 0;
         let mut has_tied_embeddings = true;
         for name in names {
@@ -258,17 +267,30 @@ impl TypeSelector {
     pub fn choose_type(&mut self, t: &TensorDesc) -> Result<TypeChoice> {
         let opts = self.opts.clone();
         let quantizable = allows_quantization(t.name, t.ne, opts.leave_output_tensor);
-        let keep = TypeChoice { ggml_type: t.ggml_type, quantizable, fallback_from: None, requires_imatrix: false };
+        let keep = TypeChoice {
+            ggml_type: t.ggml_type,
+            quantizable,
+            fallback_from: None,
+            requires_imatrix: false,
+        };
         if !quantizable {
             return Ok(keep);
         }
         let cat = category(t.name);
         let requires = |ty: GgmlType| requires_imatrix(t.name, ty, opts.ftype);
         if let (Some(ty), Category::TokenEmbd) = (opts.token_embedding_type, cat) {
-            return Ok(TypeChoice { ggml_type: ty, requires_imatrix: requires(ty), ..keep });
+            return Ok(TypeChoice {
+                ggml_type: ty,
+                requires_imatrix: requires(ty),
+                ..keep
+            });
         }
         if let (Some(ty), Category::Output) = (opts.output_tensor_type, cat) {
-            return Ok(TypeChoice { ggml_type: ty, requires_imatrix: requires(ty), ..keep });
+            return Ok(TypeChoice {
+                ggml_type: ty,
+                requires_imatrix: requires(ty),
+                ..keep
+            });
         }
         let default_type = opts.ftype.default_type();
         let mut new_type = default_type;
@@ -283,7 +305,12 @@ impl TypeSelector {
                 new_type = fallback;
             }
         }
-        Ok(TypeChoice { ggml_type: new_type, quantizable, fallback_from, requires_imatrix: requires(new_type) })
+        Ok(TypeChoice {
+            ggml_type: new_type,
+            quantizable,
+            fallback_from,
+            requires_imatrix: requires(new_type),
+        })
     }
 
     /// tensor_type_fallback: a type whose block size divides ne0.
@@ -308,15 +335,20 @@ impl TypeSelector {
                 )))
             }
         };
-        Ok(if ncols % fallback.block_size() as u64 != 0 { F16 } else { fallback })
+        Ok(if ncols % fallback.block_size() as u64 != 0 {
+            F16
+        } else {
+            fallback
+        })
     }
 
     /// layer_info: the running counter, or the layer parsed from the name for MoE models.
     fn layer_info(&self, counter: i64, name: &str) -> Result<(i64, i64)> {
         let n_layer = self.model.n_layer as i64;
         if self.model.n_expert.max(1) > 1 {
-            let layer = layer_of(name)
-                .ok_or_else(|| Error::Unsupported(format!("failed to determine the layer of tensor {name}")))?;
+            let layer = layer_of(name).ok_or_else(|| {
+                Error::Unsupported(format!("failed to determine the layer of tensor {name}"))
+            })?;
             if layer >= n_layer {
                 return Err(Error::Unsupported(format!(
                     "bad layer {layer} for tensor {name}: must be in [0, {n_layer})"
@@ -330,7 +362,12 @@ impl TypeSelector {
     /// llama_tensor_get_type_impl: the ftype mix rules (branch order kept as in llama.cpp, even
     /// where two branches give the same type).
     #[allow(clippy::if_same_then_else)]
-    fn mix_rules(&mut self, mut new_type: GgmlType, t: &TensorDesc, cat: Category) -> Result<GgmlType> {
+    fn mix_rules(
+        &mut self,
+        mut new_type: GgmlType,
+        t: &TensorDesc,
+        cat: Category,
+    ) -> Result<GgmlType> {
         use Ftype as F;
         use GgmlType as G;
         let ftype = self.opts.ftype;
@@ -347,8 +384,10 @@ impl TypeSelector {
                 let nx = t.ne.first().copied().unwrap_or(1);
                 if ftype == F::MXFP4_MOE || falcon || nx % new_type.block_size() as u64 != 0 {
                     new_type = G::Q8_0;
-                } else if matches!(ftype, F::IQ2_XXS | F::IQ2_XS | F::IQ3_XXS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M)
-                {
+                } else if matches!(
+                    ftype,
+                    F::IQ2_XXS | F::IQ2_XS | F::IQ3_XXS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
+                ) {
                     new_type = G::Q5_K;
                 } else if new_type != G::Q8_0 {
                     new_type = G::Q6_K;
@@ -358,8 +397,13 @@ impl TypeSelector {
             // expert tensors (3-D) -> MXFP4, everything else Q8_0; BailingMoE3's 3-D MLA
             // projections are not experts
             let ne2 = t.ne.get(2).copied().unwrap_or(1);
-            let expert_role = matches!(cat, Category::FfnUp | Category::FfnGate | Category::FfnDown);
-            new_type = if ne2 > 1 && (m.arch != "bailingmoe3" || expert_role) { G::MXFP4 } else { G::Q8_0 };
+            let expert_role =
+                matches!(cat, Category::FfnUp | Category::FfnGate | Category::FfnDown);
+            new_type = if ne2 > 1 && (m.arch != "bailingmoe3" || expert_role) {
+                G::MXFP4
+            } else {
+                G::Q8_0
+            };
         } else if cat == Category::TokenEmbd {
             if let Some(ty) = self.opts.token_embedding_type {
                 new_type = ty;
@@ -371,9 +415,17 @@ impl TypeSelector {
                 new_type = G::Q4_K;
             }
         } else if ftype.is_iq_low_bit() {
-            let iq3s_or_q2k = if matches!(ftype, F::IQ2_S | F::IQ2_M) { G::IQ3_S } else { G::Q2_K };
+            let iq3s_or_q2k = if matches!(ftype, F::IQ2_S | F::IQ2_M) {
+                G::IQ3_S
+            } else {
+                G::Q2_K
+            };
             if is_attn_v_like(cat) {
-                new_type = if n_gqa >= 4 || n_expert >= 4 { G::Q4_K } else { iq3s_or_q2k };
+                new_type = if n_gqa >= 4 || n_expert >= 4 {
+                    G::Q4_K
+                } else {
+                    iq3s_or_q2k
+                };
                 self.i_attention_wv += 1;
             } else if n_expert == 8 && cat == Category::AttnK {
                 new_type = G::Q4_K;
@@ -415,7 +467,9 @@ impl TypeSelector {
                 new_type = G::Q5_K;
             } else if matches!(ftype, F::IQ4_NL | F::IQ4_XS) && n_gqa >= 4 {
                 new_type = G::Q5_K;
-            } else if matches!(ftype, F::Q4_K_M | F::Q5_K_M) && use_more_bits(i, self.n_attention_wv) {
+            } else if matches!(ftype, F::Q4_K_M | F::Q5_K_M)
+                && use_more_bits(i, self.n_attention_wv)
+            {
                 new_type = G::Q6_K;
             } else if ftype == F::Q4_K_S && i < 4 {
                 new_type = G::Q5_K;
@@ -450,7 +504,11 @@ impl TypeSelector {
                     new_type = G::Q4_K;
                 }
             } else if ftype == F::IQ3_XXS && !has_imatrix {
-                new_type = if i_layer < n_layer / 8 { G::Q4_K } else { G::Q3_K };
+                new_type = if i_layer < n_layer / 8 {
+                    G::Q4_K
+                } else {
+                    G::Q3_K
+                };
             } else if ftype == F::Q3_K_M {
                 new_type = if i_layer < n_layer / 16 {
                     G::Q5_K
@@ -477,7 +535,10 @@ impl TypeSelector {
                 } else if use_more_bits(i_layer, n_layer) {
                     new_type = G::Q6_K;
                 }
-            } else if i_layer < n_layer / 8 && matches!(ftype, F::IQ4_NL | F::IQ4_XS) && !has_imatrix {
+            } else if i_layer < n_layer / 8
+                && matches!(ftype, F::IQ4_NL | F::IQ4_XS)
+                && !has_imatrix
+            {
                 new_type = G::Q5_K;
             } else if ftype == F::Q5_K_M && use_more_bits(i_layer, n_layer) {
                 new_type = G::Q6_K;
@@ -520,7 +581,11 @@ impl TypeSelector {
                 new_type = G::Q4_K;
             }
         } else if cat == Category::FfnGate || cat == Category::FfnUp {
-            let counter = if cat == Category::FfnGate { self.i_ffn_gate } else { self.i_ffn_up };
+            let counter = if cat == Category::FfnGate {
+                self.i_ffn_gate
+            } else {
+                self.i_ffn_up
+            };
             let (i_layer, n_layer) = self.layer_info(counter, t.name)?;
             if ftype == F::IQ3_XS && i_layer >= n_layer / 8 && i_layer < 7 * n_layer / 8 {
                 new_type = G::IQ3_XXS;
@@ -541,9 +606,12 @@ fn requires_imatrix(name: &str, ty: GgmlType, ftype: Ftype) -> bool {
         return false;
     }
     match ty {
-        GgmlType::IQ3_XXS | GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ2_S | GgmlType::IQ1_M | GgmlType::IQ1_S => {
-            true
-        }
+        GgmlType::IQ3_XXS
+        | GgmlType::IQ2_XXS
+        | GgmlType::IQ2_XS
+        | GgmlType::IQ2_S
+        | GgmlType::IQ1_M
+        | GgmlType::IQ1_S => true,
         GgmlType::Q2_K => ftype == Ftype::Q2_K_S,
         _ => false,
     }
@@ -551,15 +619,23 @@ fn requires_imatrix(name: &str, ty: GgmlType, ftype: Ftype) -> bool {
 
 /// The whole model's decisions, visiting tensors in llama-quantize's order; results are in the
 /// order of `tensors`. This is what a one-step HF->GGUF `--outtype q4_k_m` needs.
-pub fn choose_types(model: &ModelParams, opts: &SelectOptions, tensors: &[TensorDesc]) -> Result<Vec<TypeChoice>> {
+pub fn choose_types(
+    model: &ModelParams,
+    opts: &SelectOptions,
+    tensors: &[TensorDesc],
+) -> Result<Vec<TypeChoice>> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| compare_tensor_names(tensors[a].name, tensors[b].name));
-    let mut selector = TypeSelector::new(model.clone(), opts.clone(), tensors.iter().map(|t| t.name));
+    let mut selector =
+        TypeSelector::new(model.clone(), opts.clone(), tensors.iter().map(|t| t.name));
     let mut out = vec![None; tensors.len()];
     for i in order {
         out[i] = Some(selector.choose_type(&tensors[i])?);
     }
-    Ok(out.into_iter().map(|c| c.expect("every tensor visited")).collect())
+    Ok(out
+        .into_iter()
+        .map(|c| c.expect("every tensor visited"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -569,30 +645,64 @@ mod tests {
     #[test]
     fn use_more_bits_layers() {
         let on: Vec<i64> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
-        assert_eq!(on, vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+        assert_eq!(
+            on,
+            vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
+        );
         let on: Vec<i64> = (0..28).filter(|&i| use_more_bits(i, 28)).collect();
         assert_eq!(on, vec![0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27]);
     }
 
     #[test]
     fn order_puts_layers_numerically() {
-        let mut names = vec!["blk.10.attn_q.weight", "blk.2.ffn_up.weight", "token_embd.weight", "blk.2.attn_k.weight", "output.weight"];
+        let mut names = vec![
+            "blk.10.attn_q.weight",
+            "blk.2.ffn_up.weight",
+            "token_embd.weight",
+            "blk.2.attn_k.weight",
+            "output.weight",
+        ];
         names.sort_by(|a, b| compare_tensor_names(a, b));
         assert_eq!(
             names,
-            vec!["output.weight", "token_embd.weight", "blk.2.attn_k.weight", "blk.2.ffn_up.weight", "blk.10.attn_q.weight"]
+            vec![
+                "output.weight",
+                "token_embd.weight",
+                "blk.2.attn_k.weight",
+                "blk.2.ffn_up.weight",
+                "blk.10.attn_q.weight"
+            ]
         );
     }
 
     fn llama(n_layer: u32) -> ModelParams {
-        ModelParams { arch: "llama".into(), n_layer, n_expert: 0, n_head: 32, n_head_kv: 8 }
+        ModelParams {
+            arch: "llama".into(),
+            n_layer,
+            n_expert: 0,
+            n_head: 32,
+            n_head_kv: 8,
+        }
     }
 
     #[test]
     fn q4_k_m_mix_on_a_28_layer_model() {
-        let mut names = vec!["token_embd.weight".to_string(), "output.weight".to_string(), "output_norm.weight".to_string()];
+        let mut names = vec![
+            "token_embd.weight".to_string(),
+            "output.weight".to_string(),
+            "output_norm.weight".to_string(),
+        ];
         for l in 0..28 {
-            for t in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm"] {
+            for t in [
+                "attn_q",
+                "attn_k",
+                "attn_v",
+                "attn_output",
+                "ffn_gate",
+                "ffn_up",
+                "ffn_down",
+                "attn_norm",
+            ] {
                 names.push(format!("blk.{l}.{t}.weight"));
             }
         }
@@ -600,7 +710,11 @@ mod tests {
         let ne1 = [1024u64];
         let descs: Vec<TensorDesc> = names
             .iter()
-            .map(|n| TensorDesc { name: n, ne: if n.contains("norm") { &ne1 } else { &ne2 }, ggml_type: GgmlType::F32 })
+            .map(|n| TensorDesc {
+                name: n,
+                ne: if n.contains("norm") { &ne1 } else { &ne2 },
+                ggml_type: GgmlType::F32,
+            })
             .collect();
         let choices = choose_types(&llama(28), &SelectOptions::new(Ftype::Q4_K_M), &descs).unwrap();
         let ty = |n: &str| choices[names.iter().position(|x| x == n).unwrap()].ggml_type;
@@ -611,24 +725,213 @@ mod tests {
             let more = [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27].contains(&l);
             let want = if more { GgmlType::Q6_K } else { GgmlType::Q4_K };
             assert_eq!(ty(&format!("blk.{l}.attn_v.weight")), want, "attn_v {l}");
-            assert_eq!(ty(&format!("blk.{l}.ffn_down.weight")), want, "ffn_down {l}");
+            assert_eq!(
+                ty(&format!("blk.{l}.ffn_down.weight")),
+                want,
+                "ffn_down {l}"
+            );
             assert_eq!(ty(&format!("blk.{l}.attn_q.weight")), GgmlType::Q4_K);
         }
     }
 
     #[test]
     fn tied_embeddings_and_shape_fallback() {
-        let names = ["token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_v.weight"];
+        let names = [
+            "token_embd.weight",
+            "blk.0.attn_q.weight",
+            "blk.0.attn_v.weight",
+        ];
         let ne = [2880u64, 64];
-        let descs: Vec<TensorDesc> = names.iter().map(|n| TensorDesc { name: n, ne: &ne, ggml_type: GgmlType::F16 }).collect();
+        let descs: Vec<TensorDesc> = names
+            .iter()
+            .map(|n| TensorDesc {
+                name: n,
+                ne: &ne,
+                ggml_type: GgmlType::F16,
+            })
+            .collect();
         let c = choose_types(&llama(1), &SelectOptions::new(Ftype::Q4_K_M), &descs).unwrap();
         // tied token_embd gets the output rule; 2880 % 256 != 0 -> Q8_0 directly
         assert_eq!(c[0].ggml_type, GgmlType::Q8_0);
-        assert_eq!((c[1].ggml_type, c[1].fallback_from), (GgmlType::Q5_0, Some(GgmlType::Q4_K)));
-        assert_eq!((c[2].ggml_type, c[2].fallback_from), (GgmlType::Q8_0, Some(GgmlType::Q6_K)));
+        assert_eq!(
+            (c[1].ggml_type, c[1].fallback_from),
+            (GgmlType::Q5_0, Some(GgmlType::Q4_K))
+        );
+        assert_eq!(
+            (c[2].ggml_type, c[2].fallback_from),
+            (GgmlType::Q8_0, Some(GgmlType::Q6_K))
+        );
         let ne_odd = [100u64, 4];
-        let d = [TensorDesc { name: "blk.0.attn_q.weight", ne: &ne_odd, ggml_type: GgmlType::F32 }];
+        let d = [TensorDesc {
+            name: "blk.0.attn_q.weight",
+            ne: &ne_odd,
+            ggml_type: GgmlType::F32,
+        }];
         let c = choose_types(&llama(1), &SelectOptions::new(Ftype::Q4_K_M), &d).unwrap();
         assert_eq!(c[0].ggml_type, GgmlType::F16);
+    }
+}
+
+#[cfg(test)]
+mod moe_tests {
+    //! A gpt-oss-120b-like MoE layout (36 layers, 64 heads / 8 KV heads, 128 experts); expected
+    //! types as listed in llama.cpp's tests/snapshots/gpt-oss-120b.schema, but with ne0 = 4096:
+    //! the real n_embd 2880 is no multiple of 256, which is why the schema has output.weight at
+    //! q8_0 where a 4096-wide model gets q6_K (q5_K for the IQ2 mixes).
+    use super::*;
+
+    fn model() -> (ModelParams, Vec<String>) {
+        let mut names = vec![
+            "output.weight".to_string(),
+            "output_norm.weight".into(),
+            "token_embd.weight".into(),
+        ];
+        for l in 0..36 {
+            for t in [
+                "attn_q",
+                "attn_k",
+                "attn_v",
+                "attn_output",
+                "attn_norm",
+                "ffn_gate_inp",
+                "ffn_up_exps",
+                "ffn_gate_exps",
+                "ffn_down_exps",
+            ] {
+                names.push(format!("blk.{l}.{t}.weight"));
+            }
+        }
+        (
+            ModelParams {
+                arch: "gpt-oss".into(),
+                n_layer: 36,
+                n_expert: 128,
+                n_head: 64,
+                n_head_kv: 8,
+            },
+            names,
+        )
+    }
+
+    /// Tensors whose type differs from the ftype's default, as (name, type).
+    fn overrides(ftype: Ftype) -> Vec<(String, GgmlType)> {
+        let (m, names) = model();
+        let (ne1, ne2, ne3) = ([4096u64], [4096u64, 4096], [4096u64, 4096, 128]);
+        let descs: Vec<TensorDesc> = names
+            .iter()
+            .map(|n| {
+                let ne: &[u64] = if n.contains("norm") {
+                    &ne1
+                } else if n.contains("_exps") {
+                    &ne3
+                } else {
+                    &ne2
+                };
+                TensorDesc {
+                    name: n,
+                    ne,
+                    ggml_type: GgmlType::F32,
+                }
+            })
+            .collect();
+        let choices = choose_types(&m, &SelectOptions::new(ftype), &descs).unwrap();
+        names
+            .iter()
+            .zip(choices)
+            .filter(|(n, c)| {
+                c.quantizable && c.ggml_type != ftype.default_type() && !n.contains("norm")
+            })
+            .map(|(n, c)| (n.clone(), c.ggml_type))
+            .collect()
+    }
+
+    fn expect(ftype: Ftype, want: &[(String, GgmlType)]) {
+        let got = overrides(ftype);
+        assert_eq!(got, want, "{ftype}");
+    }
+
+    fn per_layer(
+        layers: impl Iterator<Item = i64>,
+        parts: &[(&str, GgmlType)],
+    ) -> Vec<(String, GgmlType)> {
+        let mut v = Vec::new();
+        for l in layers {
+            for (p, t) in parts {
+                v.push((format!("blk.{l}.{p}.weight"), *t));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn gpt_oss_like_mixes() {
+        use GgmlType as G;
+        let out = |t| vec![("output.weight".to_string(), t)];
+        let mut q2k = out(G::Q6_K);
+        // per layer in name order: attn_output, attn_v, ffn_down_exps
+        q2k.extend(per_layer(
+            0..36,
+            &[
+                ("attn_v", G::Q4_K),
+                ("attn_output", G::Q3_K),
+                ("ffn_down_exps", G::Q3_K),
+            ],
+        ));
+        q2k.sort();
+        let mut got = overrides(Ftype::Q2_K);
+        got.sort();
+        assert_eq!(got, q2k);
+
+        let mut q4km = out(G::Q6_K);
+        let more: Vec<i64> = (0..36).filter(|&i| use_more_bits(i, 36)).collect();
+        assert_eq!(
+            more,
+            [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34, 35]
+        );
+        q4km.extend(per_layer(
+            more.into_iter(),
+            &[("attn_v", G::Q6_K), ("ffn_down_exps", G::Q6_K)],
+        ));
+        let mut got = overrides(Ftype::Q4_K_M);
+        got.sort();
+        q4km.sort();
+        assert_eq!(got, q4km);
+
+        let mut q4ks = out(G::Q6_K);
+        q4ks.extend(per_layer(
+            0..4,
+            &[("attn_v", G::Q5_K), ("ffn_down_exps", G::Q5_K)],
+        ));
+        let mut got = overrides(Ftype::Q4_K_S);
+        got.sort();
+        q4ks.sort();
+        assert_eq!(got, q4ks);
+
+        let mut q3km = out(G::Q6_K);
+        q3km.extend(per_layer(
+            0..2,
+            &[("attn_v", G::Q5_K), ("ffn_down_exps", G::Q5_K)],
+        ));
+        q3km.extend(per_layer(
+            2..36,
+            &[("attn_v", G::Q4_K), ("ffn_down_exps", G::Q4_K)],
+        ));
+        q3km.extend(per_layer(0..36, &[("attn_output", G::Q4_K)]));
+        let mut got = overrides(Ftype::Q3_K_M);
+        got.sort();
+        q3km.sort();
+        assert_eq!(got, q3km);
+
+        let mut iq2 = out(G::Q5_K);
+        iq2.push(("token_embd.weight".into(), G::Q2_K));
+        iq2.extend(per_layer(0..36, &[("attn_v", G::Q4_K)]));
+        iq2.extend(per_layer(0..4, &[("ffn_down_exps", G::Q2_K)]));
+        let mut got = overrides(Ftype::IQ2_XXS);
+        got.sort();
+        iq2.sort();
+        assert_eq!(got, iq2);
+
+        expect(Ftype::Q6_K, &[]);
+        expect(Ftype::Q8_0, &[]);
     }
 }

@@ -5,7 +5,11 @@ use crate::float::read_f16;
 /// `lroundf(f) + 1` as the C code computes a trit index (ties away from zero; x86-64 gives
 /// LONG_MIN, truncated to int, for values out of range).
 fn trit_index(f: f32) -> i32 {
-    let l = if f.is_finite() && f.abs() < 9.2e18 { f.round() as i64 } else { i64::MIN };
+    let l = if f.is_finite() && f.abs() < 9.2e18 {
+        f.round() as i64
+    } else {
+        i64::MIN
+    };
     (l as i32).wrapping_add(1)
 }
 

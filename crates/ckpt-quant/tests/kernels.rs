@@ -36,20 +36,41 @@ fn quantize_matches_llama_quantize_for_every_vector() {
     for (suffix, ty) in CASES {
         let expected = read_gguf(&quant_vectors_dir().join(format!("quant-vectors.{suffix}.gguf")));
         for src in &source.tensors {
-            let exp = expected.tensors.iter().find(|t| t.name == src.name).expect("tensor in output");
+            let exp = expected
+                .tensors
+                .iter()
+                .find(|t| t.name == src.name)
+                .expect("tensor in output");
             let values = f32_values(&src.data);
             let n_per_row = src.ne[0] as usize;
-            let (target, want) = if src.ne.len() < 2 { (GgmlType::F32, &src.data) } else { (*ty, &exp.data) };
+            let (target, want) = if src.ne.len() < 2 {
+                (GgmlType::F32, &src.data)
+            } else {
+                (*ty, &exp.data)
+            };
             assert_eq!(exp.ggml_type, target.id(), "{suffix} {}", src.name);
             let got = ckpt_quant::quantize(target, &values, n_per_row, None).unwrap();
             if &got != want {
                 let bs = target.type_size();
-                let first = got.iter().zip(want.iter()).position(|(a, b)| a != b).unwrap_or(0);
-                failures.push(format!("{suffix} {}: first differing byte {first} (block {})", src.name, first / bs));
+                let first = got
+                    .iter()
+                    .zip(want.iter())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
+                failures.push(format!(
+                    "{suffix} {}: first differing byte {first} (block {})",
+                    src.name,
+                    first / bs
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -62,7 +83,12 @@ fn float_targets_round_trip_exactly() {
             let n = src.ne[0] as usize;
             let q = ckpt_quant::quantize(ty, &values, n, None).unwrap();
             let back = ckpt_quant::dequantize(ty, &q, values.len()).unwrap();
-            assert_eq!(ckpt_quant::quantize(ty, &back, n, None).unwrap(), q, "{ty} {}", src.name);
+            assert_eq!(
+                ckpt_quant::quantize(ty, &back, n, None).unwrap(),
+                q,
+                "{ty} {}",
+                src.name
+            );
         }
     }
 }

@@ -9,15 +9,27 @@ use common::fixtures;
 use sha2::{Digest, Sha256};
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn manifest_entry(path: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
     // Python's json writes NaN/Infinity for float KVs; serde_json does not accept them
-    let text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null");
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
     let m: serde_json::Value = serde_json::from_str(&text).unwrap();
-    m["files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap_or_else(|| panic!("{path} in manifest")).clone()
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} in manifest"))
+        .clone()
 }
 
 /// Compares a produced file with the manifest: whole-file hash, and per tensor when it differs.
@@ -32,7 +44,9 @@ fn check_against_manifest(produced: &Path, manifest_path: &str) {
     if bytes.len() as u64 != entry["size"].as_u64().unwrap() {
         problems.push(format!("size {} != {}", bytes.len(), entry["size"]));
     }
-    let header_file = fixtures().join("headers").join(format!("{manifest_path}.header"));
+    let header_file = fixtures()
+        .join("headers")
+        .join(format!("{manifest_path}.header"));
     if let Ok(header) = std::fs::read(&header_file) {
         if bytes.get(..header.len()) != Some(&header[..]) {
             let at = bytes.iter().zip(&header).position(|(a, b)| a != b);
@@ -47,14 +61,20 @@ fn check_against_manifest(produced: &Path, manifest_path: &str) {
             _ => problems.push(format!("tensor {} ({}) differs", t["name"], t["type"])),
         }
     }
-    panic!("{manifest_path}: not byte-identical to llama-quantize's output:\n{}", problems.join("\n"));
+    panic!(
+        "{manifest_path}: not byte-identical to llama-quantize's output:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn quant_vectors_files_are_reproduced_byte_for_byte() {
     let dir = fixtures().join("quant-vectors");
     let tmp = tempfile::tempdir().unwrap();
-    for t in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "F16", "BF16"] {
+    for t in [
+        "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
+        "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "F16", "BF16",
+    ] {
         let out = tmp.path().join(format!("{t}.gguf"));
         let mut opts = QuantizeOptions::new(parse_ftype(t).unwrap());
         opts.pure = true;
@@ -64,7 +84,11 @@ fn quant_vectors_files_are_reproduced_byte_for_byte() {
         let got = std::fs::read(&out).unwrap();
         if got != expected {
             let at = got.iter().zip(&expected).position(|(a, b)| a != b);
-            panic!("{t}: differs from llama-quantize (sizes {} / {}, first difference at {at:?})", got.len(), expected.len());
+            panic!(
+                "{t}: differs from llama-quantize (sizes {} / {}, first difference at {at:?})",
+                got.len(),
+                expected.len()
+            );
         }
     }
 }
@@ -79,33 +103,57 @@ fn rebuild_tiny_llama_f32(dir: &Path) -> PathBuf {
     let data = &st[8 + n..];
     let (n_head, n_head_kv) = (4usize, 2usize);
     let mut file = header.clone();
-    for t in manifest_entry("tiny-llama-spm.f32.gguf")["tensors"].as_array().unwrap() {
+    for t in manifest_entry("tiny-llama-spm.f32.gguf")["tensors"]
+        .as_array()
+        .unwrap()
+    {
         let name = t["name"].as_str().unwrap();
         let hf = hf_name(name);
         let info = &meta[&hf];
         assert_eq!(info["dtype"], "BF16", "{hf}");
         let off = info["data_offsets"].as_array().unwrap();
         let raw = &data[off[0].as_u64().unwrap() as usize..off[1].as_u64().unwrap() as usize];
-        let shape: Vec<usize> = info["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let mut values: Vec<u32> = raw.chunks_exact(2).map(|b| (u16::from_le_bytes([b[0], b[1]]) as u32) << 16).collect();
+        let shape: Vec<usize> = info["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let mut values: Vec<u32> = raw
+            .chunks_exact(2)
+            .map(|b| (u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
+            .collect();
         if name.ends_with("attn_q.weight") {
             values = permute_rows(&values, shape[0], shape[1], n_head);
         } else if name.ends_with("attn_k.weight") {
             values = permute_rows(&values, shape[0], shape[1], n_head_kv);
         }
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(sha256_hex(&bytes), t["data_sha256"].as_str().unwrap(), "rebuilt {name}");
+        assert_eq!(
+            sha256_hex(&bytes),
+            t["data_sha256"].as_str().unwrap(),
+            "rebuilt {name}"
+        );
         file.extend_from_slice(&bytes);
         file.resize(file.len().div_ceil(32) * 32, 0);
     }
-    assert_eq!(sha256_hex(&file), manifest_entry("tiny-llama-spm.f32.gguf")["sha256"].as_str().unwrap());
+    assert_eq!(
+        sha256_hex(&file),
+        manifest_entry("tiny-llama-spm.f32.gguf")["sha256"]
+            .as_str()
+            .unwrap()
+    );
     let path = dir.join("tiny-llama-spm.f32.gguf");
     std::fs::write(&path, file).unwrap();
     path
 }
 
 fn hf_name(gguf: &str) -> String {
-    let fixed = [("token_embd.weight", "model.embed_tokens.weight"), ("output.weight", "lm_head.weight"), ("output_norm.weight", "model.norm.weight")];
+    let fixed = [
+        ("token_embd.weight", "model.embed_tokens.weight"),
+        ("output.weight", "lm_head.weight"),
+        ("output_norm.weight", "model.norm.weight"),
+    ];
     if let Some((_, hf)) = fixed.iter().find(|(g, _)| *g == gguf) {
         return hf.to_string();
     }
@@ -136,7 +184,8 @@ fn permute_rows(values: &[u32], rows: usize, cols: usize, n_head: usize) -> Vec<
             for j in 0..2 {
                 let src = h * per_head + j * half + i;
                 let dst = h * per_head + i * 2 + j;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&values[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -148,11 +197,16 @@ fn tiny_llama_every_ftype_matches_llama_quantize() {
     let tmp = tempfile::tempdir().unwrap();
     let input = rebuild_tiny_llama_f32(tmp.path());
     let mut failures = Vec::new();
-    for t in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"] {
+    for t in [
+        "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
+        "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",
+    ] {
         let out = tmp.path().join(format!("tiny-llama-spm.{t}.gguf"));
         let opts = QuantizeOptions::new(parse_ftype(t).unwrap());
         quantize_gguf(&input, &out, &opts).unwrap();
-        if let Err(e) = std::panic::catch_unwind(|| check_against_manifest(&out, &format!("tiny-llama-spm.{t}.gguf"))) {
+        if let Err(e) = std::panic::catch_unwind(|| {
+            check_against_manifest(&out, &format!("tiny-llama-spm.{t}.gguf"))
+        }) {
             failures.push(e.downcast_ref::<String>().cloned().unwrap_or_default());
         }
     }
@@ -170,7 +224,12 @@ fn tiny_llama_from_f16_matches_llama_quantize() {
     )
     .unwrap();
     check_against_manifest(&out, "tiny-llama-spm.f16-to-Q4_K_M.gguf");
-    let q6: Vec<&str> = report.tensors.iter().filter(|t| t.to == ckpt_core::GgmlType::Q6_K).map(|t| t.name.as_str()).collect();
+    let q6: Vec<&str> = report
+        .tensors
+        .iter()
+        .filter(|t| t.to == ckpt_core::GgmlType::Q6_K)
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(q6.len(), 5, "{q6:?}");
 }
 
@@ -180,15 +239,26 @@ fn quantized_input_needs_allow_requantize() {
     let q8 = tmp.path().join("q8.gguf");
     let mut opts = QuantizeOptions::new(parse_ftype("Q8_0").unwrap());
     opts.pure = true;
-    quantize_gguf(&fixtures().join("quant-vectors/quant-vectors.f32.gguf"), &q8, &opts).unwrap();
+    quantize_gguf(
+        &fixtures().join("quant-vectors/quant-vectors.f32.gguf"),
+        &q8,
+        &opts,
+    )
+    .unwrap();
     let out = tmp.path().join("q4.gguf");
     let mut opts = QuantizeOptions::new(parse_ftype("Q4_0").unwrap());
     let err = quantize_gguf(&q8, &out, &opts).unwrap_err().to_string();
-    assert!(err.contains("already quantized") && err.contains("Q8_0"), "{err}");
+    assert!(
+        err.contains("already quantized") && err.contains("Q8_0"),
+        "{err}"
+    );
     assert!(!out.exists());
     opts.allow_requantize = true;
     let report = quantize_gguf(&q8, &out, &opts).unwrap();
-    assert!(report.tensors.iter().any(|t| t.from == ckpt_core::GgmlType::Q8_0 && t.to == ckpt_core::GgmlType::Q4_0));
+    assert!(report
+        .tensors
+        .iter()
+        .any(|t| t.from == ckpt_core::GgmlType::Q8_0 && t.to == ckpt_core::GgmlType::Q4_0));
     // existing output is not replaced without overwrite
     let err = quantize_gguf(&q8, &out, &opts).unwrap_err();
     assert!(matches!(err, ckpt_core::Error::Usage(_)), "{err}");
@@ -200,35 +270,63 @@ fn dry_run_plans_the_same_file_and_writes_nothing() {
     let input = fixtures().join("tiny-llama-spm.f16.gguf");
     let opts = QuantizeOptions::new(parse_ftype("q4_k_m").unwrap());
     let plan = ckpt_quant::plan_quantization(&input, &opts).unwrap();
-    assert_eq!(plan.output_bytes, manifest_entry("tiny-llama-spm.f16-to-Q4_K_M.gguf")["size"].as_u64().unwrap());
+    assert_eq!(
+        plan.output_bytes,
+        manifest_entry("tiny-llama-spm.f16-to-Q4_K_M.gguf")["size"]
+            .as_u64()
+            .unwrap()
+    );
     let out = tmp.path().join("out.gguf");
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = calls.clone();
-    let report = ckpt_quant::quantize_gguf_with_progress(&input, &out, &opts, move |done, total| {
-        assert!(done <= total);
-        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    })
-    .unwrap();
-    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), report.tensors.len());
+    let report =
+        ckpt_quant::quantize_gguf_with_progress(&input, &out, &opts, move |done, total| {
+            assert!(done <= total);
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        report.tensors.len()
+    );
     assert_eq!(report.tensors, plan.tensors);
     assert_eq!(report.output_bytes, plan.output_bytes);
     // output order: non-block tensors first, then blk.0.*, each sorted by name
     let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(&names[..4], &["output.weight", "output_norm.weight", "token_embd.weight", "blk.0.attn_k.weight"]);
+    assert_eq!(
+        &names[..4],
+        &[
+            "output.weight",
+            "output_norm.weight",
+            "token_embd.weight",
+            "blk.0.attn_k.weight"
+        ]
+    );
 }
 
 #[test]
 fn unsupported_ftype_is_refused_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.gguf");
-    let err = quantize_gguf(&fixtures().join("tiny-llama-spm.f16.gguf"), &out, &QuantizeOptions::new(parse_ftype("IQ4_XS").unwrap()))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("IQ4_XS") && err.contains("cannot produce"), "{err}");
+    let err = quantize_gguf(
+        &fixtures().join("tiny-llama-spm.f16.gguf"),
+        &out,
+        &QuantizeOptions::new(parse_ftype("IQ4_XS").unwrap()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("IQ4_XS") && err.contains("cannot produce"),
+        "{err}"
+    );
     assert!(!out.exists());
-    let err = quantize_gguf(&fixtures().join("tiny-llama-spm.f16.gguf"), &out, &QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap()))
-        .unwrap_err()
-        .to_string();
+    let err = quantize_gguf(
+        &fixtures().join("tiny-llama-spm.f16.gguf"),
+        &out,
+        &QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap()),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("IQ2_XXS"), "{err}");
 }
 

@@ -53,13 +53,19 @@ fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
 #[test]
 fn dequantize_matches_gguf_py() {
     let Ok(python) = std::env::var("CKPT_PYTHON") else {
-        eprintln!("skipping dequantize_matches_gguf_py: set CKPT_PYTHON to a Python with gguf and numpy");
+        eprintln!(
+            "skipping dequantize_matches_gguf_py: set CKPT_PYTHON to a Python with gguf and numpy"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut cases = Vec::new(); // (type, bytes, n)
-    for suffix in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "F16", "BF16"] {
-        let file = read_gguf(&fixtures().join(format!("quant-vectors/quant-vectors.{suffix}.gguf")));
+    for suffix in [
+        "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K",
+        "F16", "BF16",
+    ] {
+        let file =
+            read_gguf(&fixtures().join(format!("quant-vectors/quant-vectors.{suffix}.gguf")));
         for t in file.tensors.iter().filter(|t| t.ne.len() == 2) {
             let ty = GgmlType::from_id(t.ggml_type).unwrap();
             cases.push((ty, t.data.clone(), t.ne.iter().product::<u64>() as usize));
@@ -84,16 +90,27 @@ fn dequantize_matches_gguf_py() {
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     let script = tmp.path().join("dequant.py");
     std::fs::write(&script, SCRIPT).unwrap();
-    let status = std::process::Command::new(&python).arg(&script).arg(&manifest_path).status().unwrap();
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&manifest_path)
+        .status()
+        .unwrap();
     assert!(status.success(), "gguf-py script failed");
 
     let mut failures = Vec::new();
     for (i, (ty, bytes, n)) in cases.iter().enumerate() {
-        let theirs = common::f32_values(&std::fs::read(tmp.path().join(format!("{i}.out"))).unwrap());
+        let theirs =
+            common::f32_values(&std::fs::read(tmp.path().join(format!("{i}.out"))).unwrap());
         let ours = ckpt_quant::dequantize(*ty, bytes, *n).unwrap();
         let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
         if let Some(j) = (0..*n).find(|&j| !same(ours[j], theirs[j])) {
-            failures.push(format!("case {i} {ty}: element {j}: ours {:e} ({:#x}) gguf-py {:e} ({:#x})", ours[j], ours[j].to_bits(), theirs[j], theirs[j].to_bits()));
+            failures.push(format!(
+                "case {i} {ty}: element {j}: ours {:e} ({:#x}) gguf-py {:e} ({:#x})",
+                ours[j],
+                ours[j].to_bits(),
+                theirs[j],
+                theirs[j].to_bits()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -121,14 +138,23 @@ fn test_values(rows: usize, cols: usize) -> Vec<f32> {
 #[test]
 fn quantize_matches_gguf_py() {
     let Ok(python) = std::env::var("CKPT_PYTHON") else {
-        eprintln!("skipping quantize_matches_gguf_py: set CKPT_PYTHON to a Python with gguf and numpy");
+        eprintln!(
+            "skipping quantize_matches_gguf_py: set CKPT_PYTHON to a Python with gguf and numpy"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let (rows, cols) = (16usize, 512usize);
     let values = test_values(rows, cols);
     let input = tmp.path().join("values.f32");
-    std::fs::write(&input, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &input,
+        values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let types = [
         GgmlType::F16,
         GgmlType::BF16,
@@ -149,7 +175,11 @@ fn quantize_matches_gguf_py() {
     std::fs::write(&manifest, serde_json::to_vec(&cases).unwrap()).unwrap();
     let script = tmp.path().join("quant.py");
     std::fs::write(&script, QUANTIZE_SCRIPT).unwrap();
-    let status = std::process::Command::new(&python).arg(&script).arg(&manifest).status().unwrap();
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&manifest)
+        .status()
+        .unwrap();
     assert!(status.success(), "gguf-py script failed");
     let mut failures = Vec::new();
     for t in types {
@@ -157,7 +187,11 @@ fn quantize_matches_gguf_py() {
         let ours = ckpt_quant::quantize(t, &values, cols, None).unwrap();
         if ours != theirs {
             let at = ours.iter().zip(&theirs).position(|(a, b)| a != b);
-            failures.push(format!("{t}: first differing byte {at:?} (sizes {} / {})", ours.len(), theirs.len()));
+            failures.push(format!(
+                "{t}: first differing byte {at:?} (sizes {} / {})",
+                ours.len(),
+                theirs.len()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

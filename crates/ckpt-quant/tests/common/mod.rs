@@ -114,12 +114,19 @@ pub fn read_gguf(path: &Path) -> TestGguf {
             let n: u64 = ne.iter().product();
             let nbytes = (n / bs * ts) as usize;
             let start = data_start + off as usize;
-            TestTensor { name, ne, ggml_type: t, data: bytes[start..start + nbytes].to_vec() }
+            TestTensor {
+                name,
+                ne,
+                ggml_type: t,
+                data: bytes[start..start + nbytes].to_vec(),
+            }
         })
         .collect();
     TestGguf { kvs, tensors }
 }
 
 pub fn f32_values(data: &[u8]) -> Vec<f32> {
-    data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    data.chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
