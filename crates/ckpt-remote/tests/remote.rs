@@ -511,3 +511,26 @@ fn server_errors_are_retried_a_bounded_number_of_times() {
     let i = hub.inspect("hf://org/single/model.safetensors").unwrap();
     assert_eq!(remote_tensors(&i), local_tensors(&fixtures().join("all_dtypes.expected.safetensors")));
 }
+
+#[test]
+fn plain_urls_and_pr_revisions() {
+    let fake = FakeHub::start();
+    sharded_repo(&fake, "org/sharded");
+    fake.add_ref("org/sharded", "refs/pr/1", COMMIT);
+    let cache = tempfile::tempdir().unwrap();
+    let hub = hub_for(&fake, cache.path());
+
+    let pr = hub.inspect("hf://org/sharded@refs/pr/1/model.safetensors.index.json").unwrap();
+    assert_eq!(pr.files.len(), 6);
+    assert!(fake.requests().iter().any(|r| r.path.contains("/resolve/refs%2Fpr%2F1/model.safetensors.index.json")));
+
+    // A plain URL on another origin: read directly, and never with the Hub token.
+    let sha = fake.with(|s| s.repos["org/sharded"].commits[COMMIT]["model-00005-of-00006.safetensors"].sha256.clone());
+    fake.clear_requests();
+    let url = format!("{}/blobs/{sha}", fake.cdn_url);
+    let i = hub.inspect(&url).unwrap();
+    assert_eq!(remote_tensors(&i), local_tensors(&fixtures().join("sharded/model-00005-of-00006.safetensors")));
+    assert_eq!(i.requests, 1);
+    assert!(fake.requests().iter().all(|r| r.header("authorization").is_none()));
+    assert!(hub.resolve_to_local(&url).is_err(), "plain URLs have no cache location");
+}
