@@ -250,6 +250,16 @@ impl CreateSpec {
         }
     }
 
+    /// Adds a `KEY=VALUE` parameter with the Modelfile's typing rules (`stop` accumulates a
+    /// list, numbers and bools are typed, unknown keys are errors). Returns a warning for
+    /// deprecated keys, which are ignored as Ollama does.
+    pub fn set_parameter(&mut self, assignment: &str) -> Result<Option<String>> {
+        let mut params: Parameters = std::mem::take(&mut self.parameters).into_iter().collect();
+        let result = modelfile::add_parameter_assignment(&mut params, assignment);
+        self.parameters = params.into_iter().collect();
+        result
+    }
+
     /// Builds the request the Ollama CLI would build from a Modelfile (paths relative to
     /// `base_dir`; a FROM that is not an existing path names a model). Returns the spec and the
     /// warnings Ollama prints (deprecated parameters).

@@ -32,6 +32,6 @@ pub use error::{ErrorKind, OllamaError, Result};
 pub use gguf_meta::GgufHeader;
 pub use modelfile::{add_parameter, add_parameter_assignment, Command, Modelfile, ParseError, Parameters};
 pub use name::ModelName;
-pub use ops::{copy, list, remove, show, ListEntry, ModelDetails, RemoveReport, ShowInfo};
+pub use ops::{copy, format_list, human_bytes, human_time, list, remove, show, ListEntry, ModelDetails, RemoveReport, ShowInfo};
 pub use server::{serve, spawn, ServerHandle, ServerOptions};
 pub use store::{Digest, Layer, Manifest, Store, StoredManifest};

@@ -398,6 +398,67 @@ pub fn copy(store: &Store, source: &str, destination: &str) -> Result<ModelName>
     Ok(dst)
 }
 
+/// Ollama's `format.HumanBytes` (decimal units: "4.7 GB", "19 KB", "512 B").
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "KB")];
+    let Some(&(div, unit)) = UNITS.iter().find(|(div, _)| b >= *div) else { return format!("{b} B") };
+    let value = b as f64 / div as f64;
+    if value >= 10.0 || value == value.trunc() {
+        format!("{} {unit}", value as u64)
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+/// Ollama's `format.HumanTime`: "Less than a second ago", "5 minutes ago", "2 days ago", …
+pub fn human_time(t: SystemTime, now: SystemTime) -> String {
+    match now.duration_since(t) {
+        Ok(d) => format!("{} ago", human_duration(d.as_secs_f64())),
+        Err(e) => format!("{} from now", human_duration(e.duration().as_secs_f64())),
+    }
+}
+
+fn human_duration(secs: f64) -> String {
+    let seconds = secs as u64;
+    match seconds {
+        0 => return "Less than a second".into(),
+        1 => return "1 second".into(),
+        2..=59 => return format!("{seconds} seconds"),
+        _ => {}
+    }
+    let minutes = seconds / 60;
+    match minutes {
+        1 => return "About a minute".into(),
+        2..=59 => return format!("{minutes} minutes"),
+        _ => {}
+    }
+    let hours = (secs / 3600.0).round() as u64;
+    match hours {
+        1 => "About an hour".into(),
+        h if h < 48 => format!("{h} hours"),
+        h if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        h if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        h if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", (secs / 3600.0) as u64 / 24 / 365),
+    }
+}
+
+/// The `ollama list` table: NAME, ID, SIZE, MODIFIED, left-aligned, columns 4 spaces apart.
+pub fn format_list(entries: &[ListEntry], now: SystemTime) -> String {
+    let mut rows = vec![["NAME".to_string(), "ID".into(), "SIZE".into(), "MODIFIED".into()]];
+    for e in entries {
+        rows.push([e.display_name.clone(), e.id().to_string(), human_bytes(e.size), human_time(e.modified, now)]);
+    }
+    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("    ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// RFC 3339 with nanoseconds, trailing zeros trimmed, in UTC (Go's `time.Time` JSON form).
 pub fn rfc3339_nano(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -430,6 +491,20 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn human_formats_like_ollama() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1_500), "1.5 KB");
+        assert_eq!(human_bytes(19_000), "19 KB");
+        assert_eq!(human_bytes(4_661_224_676), "4.7 GB");
+        assert_eq!(human_bytes(2_000_000), "2 MB");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(human_time(now, now), "Less than a second ago");
+        assert_eq!(human_time(now - Duration::from_secs(90), now), "About a minute ago");
+        assert_eq!(human_time(now - Duration::from_secs(5 * 3600), now), "5 hours ago");
+        assert_eq!(human_time(now - Duration::from_secs(3 * 86400), now), "3 days ago");
+    }
 
     #[test]
     fn rfc3339() {

@@ -94,7 +94,12 @@ fn modelfile_to_create_spec() {
     assert_eq!(spec.messages, vec![Message::new("user", "ping")]);
     assert_eq!(spec.licenses, vec!["MIT".to_string()]);
 
-    let (spec, _) = CreateSpec::from_modelfile(&Modelfile::parse("FROM llama3.2:1b\n").unwrap(), dir.path()).unwrap();
+    let (mut spec, _) = CreateSpec::from_modelfile(&Modelfile::parse("FROM llama3.2:1b\n").unwrap(), dir.path()).unwrap();
+    spec.set_parameter("stop=<a>").unwrap();
+    spec.set_parameter("stop=<b>").unwrap();
+    spec.set_parameter("top_p=0.9").unwrap();
+    assert_eq!(serde_json::Value::Object(spec.parameters.clone()), json!({"stop": ["<a>", "<b>"], "top_p": 0.9}));
+    assert!(spec.set_parameter("temperature").is_err());
     assert_eq!(spec.source, ModelSource::Model("llama3.2:1b".into()));
 
     let err = CreateSpec::from_modelfile(&Modelfile::parse("FROM x\nPARAMETER top_k many\n").unwrap(), dir.path()).unwrap_err();
