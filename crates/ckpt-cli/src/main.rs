@@ -50,10 +50,12 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Convert between PyTorch .bin and safetensors (a file or a whole model folder)
+    /// Convert between PyTorch .bin, safetensors and GGUF (a file or a whole model folder)
     #[command(after_help = "\
 Examples:
   ckpt convert pytorch_model.bin model.safetensors
+  ckpt convert ./Llama-3.2-1B llama.gguf --outtype f16
+  ckpt convert ./Qwen2.5-0.5B qwen-Q4_K_M.gguf --outtype q4_k_m
   ckpt convert ./llama-bin ./llama-st --to safetensors --max-shard-size 5GB
   ckpt convert model.safetensors pytorch_model.bin --dtype f16
   ckpt convert training.ckpt weights.safetensors --key state_dict
@@ -125,8 +127,18 @@ struct ConvertArgs {
     /// Destination: a file (model.safetensors, pytorch_model.bin) or a folder
     dst: PathBuf,
     /// Output format (default: from the destination's extension, else the other format)
-    #[arg(long, value_parser = ["safetensors", "bin"])]
+    #[arg(long, value_parser = ["safetensors", "bin", "gguf"])]
     to: Option<String>,
+    /// GGUF only: f32, f16, bf16, q8_0, auto (like convert_hf_to_gguf.py), or any llama-quantize type (q4_k_m, q6_k, …)
+    #[arg(long, default_value = "auto")]
+    outtype: String,
+    /// GGUF with a llama-quantize --outtype: the precision converted to before quantizing (f16 like
+    /// `convert_hf_to_gguf.py --outtype f16` + `llama-quantize`; bf16 keeps bf16 weights exact)
+    #[arg(long, default_value = "f16")]
+    intermediate: String,
+    /// GGUF: pre-tokenizer name to use when the BPE tokenizer is not one llama.cpp knows
+    #[arg(long)]
+    pre_tokenizer: Option<String>,
     /// Cast floating-point tensors (f32, f16, bf16)
     #[arg(long)]
     dtype: Option<String>,
@@ -207,6 +219,11 @@ fn main() -> ExitCode {
 }
 
 fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let to_gguf = a.to.as_deref() == Some("gguf")
+        || (a.to.is_none() && a.dst.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")));
+    if to_gguf {
+        return run_convert_gguf(a, g);
+    }
     let to = a.to.as_deref().map(|t| match t {
         "bin" => ckpt_convert::Target::Bin,
         _ => ckpt_convert::Target::Safetensors,
@@ -258,6 +275,43 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         if report.verified {
             println!("verified: every tensor re-read and equal to the source");
+        }
+    }
+    Ok(())
+}
+
+fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let bars = progress::Bars::new(g.quiet || g.json);
+    let opts = ckpt_convert::gguf::GgufOptions {
+        outtype: a.outtype.clone(),
+        intermediate: a.intermediate.clone(),
+        pre_tokenizer: a.pre_tokenizer.clone(),
+        key: a.key.clone(),
+        overwrite: a.force,
+        progress: Some(bars.callback()),
+    };
+    let report = ckpt_convert::gguf::convert_to_gguf(&a.src, &a.dst, &opts)?;
+    bars.finish();
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return Ok(());
+    }
+    for w in report.warnings.iter().chain(&report.fallbacks) {
+        eprintln!("warning: {w}");
+    }
+    if !g.quiet {
+        println!(
+            "wrote {} ({} {}, {} tensors, {} parameters, {}) from {}",
+            report.output.display(),
+            report.gguf_architecture,
+            report.outtype,
+            report.tensors,
+            report.parameters,
+            inspect::human_bytes(report.bytes),
+            report.hf_architecture
+        );
+        if !report.dropped.is_empty() {
+            println!("dropped by design: {}", report.dropped.join(", "));
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 pub mod cast;
 pub mod convert;
 pub mod diff;
+pub mod gguf;
 pub mod lora;
 pub mod shared;
 pub mod source;

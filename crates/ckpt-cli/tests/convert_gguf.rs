@@ -1,0 +1,100 @@
+//! `ckpt convert --to gguf` reproduces llama.cpp's convert_hf_to_gguf.py (and, for quantized
+//! outtypes, convert + llama-quantize) byte for byte; hashes come from the fixture manifest.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::Digest;
+
+fn fx(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(p)
+}
+
+fn sha256(p: &Path) -> String {
+    sha2::Sha256::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The manifest holds Python NaN literals (not JSON), so look the hash up textually.
+fn manifest_sha(name: &str) -> String {
+    let text = std::fs::read_to_string(fx("manifest.json")).unwrap();
+    let at = text.find(&format!("\"path\": \"{name}\"")).unwrap_or_else(|| panic!("{name} not in the manifest"));
+    let rest = &text[at..];
+    let sha = &rest[rest.find("\"sha256\": \"").unwrap() + 11..];
+    sha[..64].to_string()
+}
+
+fn convert(model: &str, out: &Path, extra: &[&str]) {
+    let r = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(fx(model))
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{model} {extra:?}: {}", String::from_utf8_lossy(&r.stderr));
+}
+
+#[test]
+fn spm_llama_every_outtype_matches_the_reference_converter() {
+    let work = tempfile::tempdir().unwrap();
+    for t in ["f32", "f16", "bf16", "q8_0"] {
+        let out = work.path().join(format!("m.{t}.gguf"));
+        convert("tiny-llama-spm", &out, &["--outtype", t]);
+        assert_eq!(sha256(&out), manifest_sha(&format!("tiny-llama-spm.{t}.gguf")), "{t}");
+    }
+}
+
+#[test]
+fn bpe_smollm_tokenizer_matches_the_reference_converter() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("smol.gguf");
+    convert("tiny-smol-bpe", &out, &["--to", "gguf", "--outtype", "f16"]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(fx("tiny-smol-bpe.f16.gguf")).unwrap());
+}
+
+#[test]
+fn one_step_quantization_equals_convert_then_quantize() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("q.gguf");
+    convert("tiny-llama-spm", &out, &["--outtype", "q4_k_m"]);
+    assert_eq!(sha256(&out), manifest_sha("tiny-llama-spm.f16-to-Q4_K_M.gguf"), "through an F16 intermediate");
+    let out = work.path().join("qb.gguf");
+    convert("tiny-llama-spm", &out, &["--outtype", "Q4_K_M", "--intermediate", "bf16"]);
+    assert_eq!(sha256(&out), manifest_sha("tiny-llama-spm.Q4_K_M.gguf"), "bf16 widens exactly, like the f32 input");
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "no intermediate left behind: {left:?}");
+}
+
+#[test]
+fn gguf_py_reads_our_output() {
+    let Some(py) = std::env::var_os("CKPT_PYTHON") else {
+        eprintln!("skipped: set CKPT_PYTHON (scripts/test.sh does)");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("m.gguf");
+    convert("tiny-llama-spm", &out, &["--outtype", "q8_0"]);
+    let r = Command::new(py)
+        .args(["-c", "import sys, gguf; r = gguf.GGUFReader(sys.argv[1]); assert len(r.tensors) == 39; assert r.fields['general.architecture'].contents() == 'llama'; print('ok')"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+#[test]
+fn unsupported_architecture_lists_the_supported_ones() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    for f in ["model.safetensors", "tokenizer.model", "tokenizer_config.json"] {
+        std::fs::copy(fx("tiny-llama-spm").join(f), model.join(f)).unwrap();
+    }
+    let cfg = std::fs::read_to_string(fx("tiny-llama-spm/config.json")).unwrap().replace("LlamaForCausalLM", "FancyNewForCausalLM");
+    std::fs::write(model.join("config.json"), cfg).unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_ckpt")).arg("convert").arg(&model).arg(work.path().join("x.gguf")).output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(err.contains("FancyNewForCausalLM") && err.contains("LlamaForCausalLM"), "{err}");
+    assert!(!work.path().join("x.gguf").exists());
+}
