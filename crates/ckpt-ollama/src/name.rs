@@ -186,6 +186,11 @@ mod tests {
         assert_eq!(n.display_shortest(), "llama3.2:latest");
         let n = ModelName::parse("me/m:q4").unwrap();
         assert_eq!(n.display_shortest(), "me/m:q4");
+        let n = ModelName::parse("registry.ollama.ai/library/qwen2.5:0.5b").unwrap();
+        assert_eq!(n.display_shortest(), "qwen2.5:0.5b");
+        let n = ModelName::parse("hf.co/user/Repo-GGUF:Q4_K_M").unwrap();
+        assert_eq!((n.host.as_str(), n.namespace.as_str(), n.model.as_str(), n.tag.as_str()), ("hf.co", "user", "Repo-GGUF", "Q4_K_M"));
+        assert_eq!(n.relative_path(), std::path::PathBuf::from("hf.co/user/Repo-GGUF/Q4_K_M"));
         let n = ModelName::parse("https://example.com:5000/team/m").unwrap();
         assert_eq!(n.host, "example.com:5000");
         assert_eq!(n.display_shortest(), "example.com:5000/team/m:latest");

@@ -174,6 +174,14 @@ fn blob_errors_match_ollama() {
         assert_eq!((reply.status, reply.json()), (400, json!({"error": "invalid digest format"})), "{bad}");
     }
     assert_eq!(client.head("/api/blobs/sha256:zz").status, 400);
+    // Ollama compares the URL text with "sha256:<hex>", so the dash form never matches on
+    // upload (HEAD accepts both forms).
+    let dash = right.replace(':', "-");
+    assert_eq!(client.head(&format!("/api/blobs/{dash}")).status, 200);
+    let other = b"dash form";
+    let dash_other = format!("sha256-{}", sha256_hex(other));
+    let reply = client.post(&format!("/api/blobs/{dash_other}"), &other[..]);
+    assert_eq!((reply.status, reply.json()["error"].as_str().unwrap().starts_with("digest mismatch")), (400, true));
     let missing = format!("sha256:{}", "0".repeat(64));
     assert_eq!(client.head(&format!("/api/blobs/{missing}")).status, 404);
     // No partial upload files are left in blobs/.
