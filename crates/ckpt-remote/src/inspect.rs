@@ -413,10 +413,49 @@ pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::R
     if let Some(first) = pickles.first() {
         return Ok(format!("{prefix}{first}"));
     }
+    // Diffusers-style repositories keep weights in sub-folders (unet/, transformer/, …).
+    let mut folders: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(prefix.as_str()))
+        .filter(|rest| kind_of(rest) != Kind::Unknown)
+        .filter_map(|rest| rest.split_once('/').map(|(dir, _)| dir))
+        .collect();
+    folders.sort();
+    folders.dedup();
+    let hint = if folders.is_empty() {
+        String::new()
+    } else {
+        format!("; weights are in sub-folders: {} (name one, e.g. hf://…/{prefix}{})", folders.join(", "), folders[0])
+    };
     Err(format!(
-        "no weights found in {} (expected model.safetensors, a *.safetensors.index.json, *.gguf or pytorch_model.bin)",
+        "no weights found in {} (expected model.safetensors, a *.safetensors.index.json, *.gguf or pytorch_model.bin){hint}",
         if folder.is_empty() { "the repository root".to_string() } else { format!("folder '{folder}'") }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(names: &[&str]) -> Vec<RepoFile> {
+        names.iter().map(|n| RepoFile { path: n.to_string(), size: None, lfs_sha256: None }).collect()
+    }
+
+    #[test]
+    fn weight_choice_follows_local_folder_rules() {
+        let f = files(&["config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"]);
+        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors.index.json");
+        let f = files(&["pytorch_model.bin", "model.safetensors", "x.gguf"]);
+        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors");
+        let f = files(&["a.Q4_K_M.gguf"]);
+        assert_eq!(choose_weights(&f, "").unwrap(), "a.Q4_K_M.gguf");
+        assert!(choose_weights(&files(&["a.Q4_0.gguf", "a.Q8_0.gguf"]), "").unwrap_err().contains("several GGUF"));
+        assert_eq!(choose_weights(&files(&["training_args.bin", "pytorch_model.bin"]), "").unwrap(), "pytorch_model.bin");
+        let f = files(&["model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]);
+        let e = choose_weights(&f, "").unwrap_err();
+        assert!(e.contains("unet, vae"), "{e}");
+        assert_eq!(choose_weights(&f, "unet").unwrap(), "unet/diffusion_pytorch_model.safetensors");
+    }
 }
 
 type IndexParts = (Vec<String>, BTreeMap<String, String>, BTreeMap<String, String>);
