@@ -15,8 +15,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{json, Value};
@@ -39,6 +39,9 @@ const MAX_RESPONSE_BYTES: u64 = 64 << 20;
 const MAX_REGULAR_FILE: u64 = 64 << 20;
 /// Folders huggingface_hub's `upload_folder` never uploads.
 const IGNORED_DIRS: &[&str] = &[".git", ".cache/huggingface"];
+
+/// Objects uploaded at the same time (huggingface_hub's default `num_threads`).
+const UPLOAD_WORKERS: usize = 5;
 
 const LFS_CONTENT_TYPE: &str = "application/vnd.git-lfs+json";
 
@@ -172,9 +175,16 @@ struct Planned {
 /// Request bodies this module sends.
 enum Body<'a> {
     Json(&'a Value),
-    Bytes { bytes: &'a [u8], content_type: &'a str },
+    Bytes {
+        bytes: &'a [u8],
+        content_type: &'a str,
+    },
     /// `len` bytes of `path` starting at `offset`, streamed.
-    FileSlice { path: &'a Path, offset: u64, len: u64 },
+    FileSlice {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -282,10 +292,10 @@ impl<'h> Uploader<'h> {
         };
         let (parts, body) = response.into_parts();
         let mut bytes = Vec::new();
-        body.into_reader()
-            .take(MAX_RESPONSE_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|e| RemoteError::Network { url: url.to_string(), msg: format!("connection failed while reading the response: {e}") })?;
+        body.into_reader().take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes).map_err(|e| RemoteError::Network {
+            url: url.to_string(),
+            msg: format!("connection failed while reading the response: {e}"),
+        })?;
         Ok(Answer { status: parts.status.as_u16(), url: url.to_string(), headers: parts.headers, body: bytes })
     }
 
@@ -326,12 +336,7 @@ struct Target {
 
 impl Target {
     fn api(&self, endpoint: &str, route: &str) -> String {
-        format!(
-            "{endpoint}/api/{}/{}/{route}/{}",
-            self.uri.repo_type.plural(),
-            self.uri.repo_id,
-            percent_encode(&self.revision, false)
-        )
+        format!("{endpoint}/api/{}/{}/{route}/{}", self.uri.repo_type.plural(), self.uri.repo_id, percent_encode(&self.revision, false))
     }
 
     fn error(&self, answer: &Answer) -> RemoteError {
@@ -342,11 +347,7 @@ impl Target {
         match (answer.header("x-error-code").unwrap_or(""), status) {
             ("RepoNotFound", _) | ("", 404) if !msg.to_ascii_lowercase().contains("revision") => {
                 let hint = if self.create_repo { "" } else { "; pass --create-repo (PushOptions::create_repo) to create it" };
-                RemoteError::Http {
-                    url,
-                    status,
-                    msg: format!("repository '{repo}' does not exist (or the token cannot see it){hint}"),
-                }
+                RemoteError::Http { url, status, msg: format!("repository '{repo}' does not exist (or the token cannot see it){hint}") }
             }
             ("RevisionNotFound", _) | ("", 404) => RemoteError::Http {
                 url,
@@ -356,7 +357,10 @@ impl Target {
             (_, 401) => RemoteError::Unauthorized {
                 url,
                 status,
-                what: format!("the Hub rejected the token ({}); nothing was uploaded", if msg.is_empty() { "invalid or expired" } else { &msg }),
+                what: format!(
+                    "the Hub rejected the token ({}); nothing was uploaded",
+                    if msg.is_empty() { "invalid or expired" } else { &msg }
+                ),
                 gated: false,
             },
             (_, 403) => RemoteError::Unauthorized {
@@ -380,9 +384,7 @@ fn parse_target(repo: &str, opts: &PushOptions) -> Result<Target> {
         RemoteLocation::Url(u) => return Err(RemoteError::Usage(format!("{u}: push needs a Hub repository (ORG/NAME)"))),
     };
     if let Some(p) = uri.path.take() {
-        return Err(RemoteError::Usage(format!(
-            "{repo}: push takes a repository, not a path inside it ('{p}'); use --path-in-repo '{p}'"
-        )));
+        return Err(RemoteError::Usage(format!("{repo}: push takes a repository, not a path inside it ('{p}'); use --path-in-repo '{p}'")));
     }
     if !uri.repo_id.contains('/') {
         return Err(RemoteError::Usage(format!("{repo}: the repository must be written ORG/NAME (or USER/NAME)")));
@@ -413,8 +415,7 @@ impl Hub {
         let plan = self.plan_uploads(&uploader, &target, files, opts.create_pr)?;
         let plan = self.upload_lfs_objects(&uploader, &target, plan, opts.create_pr, opts.progress.as_ref())?;
 
-        let to_commit: Vec<&Planned> =
-            plan.iter().filter(|p| !matches!(p.action, PushAction::Unchanged | PushAction::Ignored)).collect();
+        let to_commit: Vec<&Planned> = plan.iter().filter(|p| !matches!(p.action, PushAction::Unchanged | PushAction::Ignored)).collect();
         let (commit, commit_url, pull_request) = if to_commit.is_empty() {
             (None, None, None)
         } else {
@@ -530,10 +531,10 @@ impl Hub {
             });
             let answer = uploader.send_ok(Verb::Post, &url, &Body::Json(&payload), &[], true, target)?;
             let info = answer.json()?;
-            let answered = info.get("files").and_then(Value::as_array).ok_or_else(|| RemoteError::InvalidResponse {
-                url: url.clone(),
-                msg: "preupload answer has no 'files' list".into(),
-            })?;
+            let answered = info
+                .get("files")
+                .and_then(Value::as_array)
+                .ok_or_else(|| RemoteError::InvalidResponse { url: url.clone(), msg: "preupload answer has no 'files' list".into() })?;
             for file in chunk {
                 let entry = answered
                     .iter()
@@ -558,7 +559,10 @@ impl Hub {
                 if mode == UploadMode::Regular && file.size > MAX_REGULAR_FILE {
                     return Err(RemoteError::InvalidResponse {
                         url: url.clone(),
-                        msg: format!("the Hub wants '{}' ({} bytes) as a regular git file; that is too large to send inline", file.path_in_repo, file.size),
+                        msg: format!(
+                            "the Hub wants '{}' ({} bytes) as a regular git file; that is too large to send inline",
+                            file.path_in_repo, file.size
+                        ),
                     });
                 }
                 let remote_oid = entry.get("oid").and_then(Value::as_str).map(str::to_ascii_lowercase);
@@ -597,7 +601,7 @@ impl Hub {
             let mut seen = std::collections::HashSet::new();
             wanted.iter().filter(|&&i| seen.insert(plan[i].file.sha256.clone())).map(|&i| plan[i].file.size).sum()
         };
-        let counter = ProgressCounter { callback: progress.cloned(), done: AtomicU64::new(0), total: total_size };
+        let counter = ProgressCounter { callback: progress.cloned(), sent: AtomicU64::new(0), total: total_size };
         for chunk in wanted.chunks(FILES_PER_REQUEST) {
             // The same content under two paths is one LFS object.
             let mut objects: Vec<(String, u64)> = Vec::new();
@@ -649,28 +653,73 @@ impl Hub {
                     msg: format!("LFS storage refused {}; nothing was committed", refusals.join("; ")),
                 });
             }
+            let mut jobs = Vec::with_capacity(objects.len());
             for (oid, size) in &objects {
                 let entry = answered.iter().find(|o| o.get("oid").and_then(Value::as_str) == Some(oid.as_str())).ok_or_else(|| {
-                    RemoteError::InvalidResponse { url: batch_url.clone(), msg: format!("LFS batch answer says nothing about object {oid}") }
+                    RemoteError::InvalidResponse {
+                        url: batch_url.clone(),
+                        msg: format!("LFS batch answer says nothing about object {oid}"),
+                    }
                 })?;
                 let first = chunk.iter().copied().find(|&i| plan[i].file.sha256 == *oid).unwrap_or(chunk[0]);
-                let file = &plan[first].file;
-                let uploaded = match entry.get("actions").filter(|a| a.get("upload").is_some()) {
-                    None => false,
-                    Some(actions) => {
-                        self.upload_object(uploader, endpoint, file, *size, actions, &counter)?;
-                        true
-                    }
-                };
+                jobs.push(UploadJob { oid, size: *size, file: first, actions: entry.get("actions").filter(|a| a.get("upload").is_some()) });
+            }
+            let uploaded = self.run_upload_jobs(uploader, endpoint, &plan, &jobs, &counter)?;
+            let uploaded: Vec<(String, bool)> = jobs.iter().zip(uploaded).map(|(j, u)| (j.oid.clone(), u)).collect();
+            for (oid, was_uploaded) in uploaded {
                 for &i in chunk {
-                    if plan[i].file.sha256 == *oid {
-                        plan[i].action = if uploaded { PushAction::UploadedLfs } else { PushAction::LfsAlreadyStored };
-                        counter.file_done(&plan[i].file.path_in_repo, plan[i].file.size, uploaded);
+                    if plan[i].file.sha256 == oid {
+                        plan[i].action = if was_uploaded { PushAction::UploadedLfs } else { PushAction::LfsAlreadyStored };
+                        counter.file_done(&plan[i].file.path_in_repo, plan[i].file.size);
                     }
                 }
             }
         }
         Ok(plan)
+    }
+
+    /// Uploads the objects that have actions, `UPLOAD_WORKERS` at a time (as huggingface_hub
+    /// does); after the first failure no new upload starts. Returns, per job, whether it was sent.
+    fn run_upload_jobs(
+        &self,
+        uploader: &Uploader<'_>,
+        endpoint: &str,
+        plan: &[Planned],
+        jobs: &[UploadJob<'_>],
+        counter: &ProgressCounter,
+    ) -> Result<Vec<bool>> {
+        let results: Mutex<Vec<Option<Result<bool>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+        let next = AtomicUsize::new(0);
+        let workers = UPLOAD_WORKERS.min(jobs.iter().filter(|j| j.actions.is_some()).count()).max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let outcome = match job.actions {
+                        None => Ok(false),
+                        Some(actions) => {
+                            self.upload_object(uploader, endpoint, &plan[job.file].file, job.size, actions, counter).map(|()| true)
+                        }
+                    };
+                    if outcome.is_err() {
+                        next.store(jobs.len(), Ordering::Relaxed);
+                    }
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
+                });
+            }
+        });
+        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut sent = Vec::with_capacity(jobs.len());
+        // The first failure in job order wins; jobs never started after it count as not sent.
+        for r in results {
+            match r {
+                Some(Ok(u)) => sent.push(u),
+                Some(Err(e)) => return Err(e),
+                None => sent.push(false),
+            }
+        }
+        Ok(sent)
     }
 
     fn upload_object(
@@ -700,10 +749,13 @@ impl Hub {
                     return Err(upload_error(&answer, what, "upload"));
                 }
                 uploader.uploaded.fetch_add(size, Ordering::Relaxed);
-                counter.advance(what, size, size);
+                counter.advance(what, size, size, size);
             }
             Some(None) | Some(Some(0)) => {
-                return Err(RemoteError::InvalidResponse { url: href, msg: format!("multipart upload of '{what}' with an unusable chunk_size") })
+                return Err(RemoteError::InvalidResponse {
+                    url: href,
+                    msg: format!("multipart upload of '{what}' with an unusable chunk_size"),
+                })
             }
             Some(Some(chunk_size)) => self.upload_multipart(uploader, &href, file, size, chunk_size, header, counter)?,
         }
@@ -763,13 +815,14 @@ impl Hub {
             if answer.status >= 300 {
                 return Err(upload_error(&answer, what, &format!("part {number} of {}", parts.len())));
             }
-            let etag = answer.header("etag").map(str::to_string).filter(|e| !e.is_empty()).ok_or_else(|| {
-                RemoteError::InvalidResponse { url: part_url.clone(), msg: format!("no ETag for part {number} of '{what}'") }
+            let etag = answer.header("etag").map(str::to_string).filter(|e| !e.is_empty()).ok_or_else(|| RemoteError::InvalidResponse {
+                url: part_url.clone(),
+                msg: format!("no ETag for part {number} of '{what}'"),
             })?;
             etags.push(json!({ "partNumber": number, "etag": etag }));
             sent += len;
             uploader.uploaded.fetch_add(len, Ordering::Relaxed);
-            counter.advance(what, sent, size);
+            counter.advance(what, len, sent, size);
         }
         let payload = json!({ "oid": file.sha256, "parts": etags });
         let headers = [("accept", LFS_CONTENT_TYPE), ("content-type", LFS_CONTENT_TYPE)];
@@ -811,15 +864,20 @@ impl Hub {
                             f.local_path.display()
                         )));
                     }
-                    line(json!({ "key": "file", "value": { "content": base64_encode(&content), "path": f.path_in_repo, "encoding": "base64" } }));
+                    line(
+                        json!({ "key": "file", "value": { "content": base64_encode(&content), "path": f.path_in_repo, "encoding": "base64" } }),
+                    );
                 }
                 UploadMode::Lfs => {
-                    line(json!({ "key": "lfsFile", "value": { "path": f.path_in_repo, "algo": "sha256", "oid": f.sha256, "size": f.size } }));
+                    line(
+                        json!({ "key": "lfsFile", "value": { "path": f.path_in_repo, "algo": "sha256", "oid": f.sha256, "size": f.size } }),
+                    );
                 }
             }
         }
         // A commit is not idempotent: like huggingface_hub, it is sent once, never retried.
-        let answer = uploader.send_once(Verb::Post, &url, &Body::Bytes { bytes: &body, content_type: "application/x-ndjson" }, &[], true)?;
+        let answer =
+            uploader.send_once(Verb::Post, &url, &Body::Bytes { bytes: &body, content_type: "application/x-ndjson" }, &[], true)?;
         if answer.status >= 300 {
             return Err(target.error(&answer));
         }
@@ -829,12 +887,18 @@ impl Hub {
         let pull_request = match info.get("pullRequestUrl").and_then(Value::as_str) {
             Some(pr_url) => {
                 let number = pr_url.trim_end_matches('/').rsplit('/').next().and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
-                    RemoteError::InvalidResponse { url: url.clone(), msg: format!("pull request URL '{pr_url}' does not end in its number") }
+                    RemoteError::InvalidResponse {
+                        url: url.clone(),
+                        msg: format!("pull request URL '{pr_url}' does not end in its number"),
+                    }
                 })?;
                 Some(PullRequest { number, revision: format!("refs/pr/{number}"), url: pr_url.to_string() })
             }
             None if create_pr => {
-                return Err(RemoteError::InvalidResponse { url, msg: "asked for a pull request but the answer has no pullRequestUrl".into() })
+                return Err(RemoteError::InvalidResponse {
+                    url,
+                    msg: "asked for a pull request but the answer has no pullRequestUrl".into(),
+                })
             }
             None => None,
         };
@@ -853,10 +917,10 @@ fn upload_error(answer: &Answer, what: &str, step: &str) -> RemoteError {
 /// An action's URL; huggingface_hub rewrites the default endpoint in it to HF_ENDPOINT (for
 /// mirrors), so do the same.
 fn action_href(action: &Value, endpoint: &str) -> Result<String> {
-    let href = action.get("href").and_then(Value::as_str).ok_or_else(|| RemoteError::InvalidResponse {
-        url: endpoint.to_string(),
-        msg: "LFS action without an href".into(),
-    })?;
+    let href = action
+        .get("href")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RemoteError::InvalidResponse { url: endpoint.to_string(), msg: "LFS action without an href".into() })?;
     let default = crate::config::DEFAULT_ENDPOINT;
     Ok(match href.strip_prefix(default) {
         Some(rest) if endpoint != default && (rest.is_empty() || rest.starts_with('/')) => format!("{endpoint}{rest}"),
@@ -887,38 +951,39 @@ fn local_oid(file: &LocalFile, mode: UploadMode) -> Result<String> {
 
 struct ProgressCounter {
     callback: Option<PushProgressFn>,
-    done: AtomicU64,
+    sent: AtomicU64,
     total: u64,
 }
 
 impl ProgressCounter {
-    fn advance(&self, file: &str, file_bytes: u64, file_size: u64) {
+    /// `delta` more bytes of `file` were sent (`file_bytes` of it so far).
+    fn advance(&self, file: &str, delta: u64, file_bytes: u64, file_size: u64) {
+        let total_bytes = self.sent.fetch_add(delta, Ordering::Relaxed) + delta;
         if let Some(cb) = &self.callback {
-            cb(&PushProgress {
-                file,
-                stage: PushStage::Uploading,
-                file_bytes,
-                file_size,
-                total_bytes: self.done.load(Ordering::Relaxed) + file_bytes,
-                total_size: self.total,
-            });
+            cb(&PushProgress { file, stage: PushStage::Uploading, file_bytes, file_size, total_bytes, total_size: self.total });
         }
     }
-    fn file_done(&self, file: &str, size: u64, uploaded: bool) {
-        if uploaded {
-            self.done.fetch_add(size, Ordering::Relaxed);
-        }
+    fn file_done(&self, file: &str, size: u64) {
         if let Some(cb) = &self.callback {
             cb(&PushProgress {
                 file,
                 stage: PushStage::Done,
                 file_bytes: size,
                 file_size: size,
-                total_bytes: self.done.load(Ordering::Relaxed),
+                total_bytes: self.sent.load(Ordering::Relaxed),
                 total_size: self.total,
             });
         }
     }
+}
+
+struct UploadJob<'a> {
+    oid: &'a String,
+    size: u64,
+    /// Index of the first planned file with this content.
+    file: usize,
+    /// None: storage already has the object.
+    actions: Option<&'a Value>,
 }
 
 fn default_message(local: &Path, plan: &[Planned]) -> String {
@@ -1131,7 +1196,10 @@ mod tests {
         assert_eq!(names(&o, dir.path()), ["v2/sub/config.json"]);
         let file = dir.path().join("a.safetensors");
         assert_eq!(names(&PushOptions::default(), &file), ["a.safetensors"]);
-        assert_eq!(names(&PushOptions { path_in_repo: Some("w/model.safetensors".into()), ..Default::default() }, &file), ["w/model.safetensors"]);
+        assert_eq!(
+            names(&PushOptions { path_in_repo: Some("w/model.safetensors".into()), ..Default::default() }, &file),
+            ["w/model.safetensors"]
+        );
         assert_eq!(names(&PushOptions { path_in_repo: Some("w/".into()), ..Default::default() }, &file), ["w/a.safetensors"]);
     }
 }

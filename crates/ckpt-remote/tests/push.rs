@@ -139,7 +139,10 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
 
     // Pull the PR back into an empty cache: byte-identical files.
     let pulled = hub
-        .pull("org/model", &PullOptions { revision: Some("refs/pr/1".into()), cache_dir: Some(tmp.path().join("cache2")), ..Default::default() })
+        .pull(
+            "org/model",
+            &PullOptions { revision: Some("refs/pr/1".into()), cache_dir: Some(tmp.path().join("cache2")), ..Default::default() },
+        )
         .unwrap();
     assert_eq!(Some(pulled.commit.clone()), report.commit);
     for (path, bytes) in &expected {
@@ -225,8 +228,12 @@ fn a_failed_part_is_retried_alone() {
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
     hub.push(&local, "org/model", &PushOptions::default()).unwrap();
 
-    let parts: Vec<(String, u16)> =
-        fake.requests().iter().filter(|r| r.kind() == "upload-part").map(|r| (r.path.split('?').next().unwrap().to_string(), r.status)).collect();
+    let parts: Vec<(String, u16)> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.kind() == "upload-part")
+        .map(|r| (r.path.split('?').next().unwrap().to_string(), r.status))
+        .collect();
     let count = |n: u64| parts.iter().filter(|(p, _)| p.ends_with(&format!("/part/{n}"))).count();
     assert_eq!(parts.len(), 6, "{parts:?}");
     assert_eq!((count(1), count(2), count(3), count(4), count(5)), (1, 1, 2, 1, 1));

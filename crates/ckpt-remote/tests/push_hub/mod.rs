@@ -576,7 +576,12 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                         assert_eq!(value["encoding"], "base64");
                         let bytes = base64_decode(value["content"].as_str().unwrap_or(""));
                         let path = value["path"].as_str().unwrap_or("").to_string();
-                        entries.push(CommitEntry { key: "file".into(), path: path.clone(), sha256: sha256_hex(&bytes), size: bytes.len() as u64 });
+                        entries.push(CommitEntry {
+                            key: "file".into(),
+                            path: path.clone(),
+                            sha256: sha256_hex(&bytes),
+                            size: bytes.len() as u64,
+                        });
                         files.insert(path, StoredFile { bytes: Arc::new(bytes), lfs: false });
                     }
                     Some("lfsFile") => {
@@ -586,7 +591,12 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                         let Some(bytes) = st.blobs.get(&oid).cloned() else {
                             return Err(Reply::error(422, None, &format!("LFS object {oid} for {path} was never uploaded")));
                         };
-                        entries.push(CommitEntry { key: "lfsFile".into(), path: path.clone(), sha256: oid, size: value["size"].as_u64().unwrap_or(0) });
+                        entries.push(CommitEntry {
+                            key: "lfsFile".into(),
+                            path: path.clone(),
+                            sha256: oid,
+                            size: value["size"].as_u64().unwrap_or(0),
+                        });
                         files.insert(path, StoredFile { bytes, lfs: true });
                     }
                     other => return Err(Reply::error(400, None, &format!("unknown commit key {other:?}"))),
@@ -637,7 +647,8 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             if let Some(range) = req.header("range").and_then(|v| v.strip_prefix("bytes=")) {
                 let (a, b) = range.split_once('-').unwrap_or(("0", ""));
                 let a: usize = a.parse().unwrap_or(0);
-                let b: usize = if b.is_empty() { body.len().saturating_sub(1) } else { b.parse::<usize>().unwrap_or(0).min(body.len() - 1) };
+                let b: usize =
+                    if b.is_empty() { body.len().saturating_sub(1) } else { b.parse::<usize>().unwrap_or(0).min(body.len() - 1) };
                 if a < body.len() {
                     r.status = 206;
                     r = r.header("Content-Range", format!("bytes {a}-{b}/{}", body.len()));
