@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::error::{RemoteError, Result};
 use crate::http::{Context, Method, Redirects};
-use crate::hub::{Hub, RepoFile};
+use crate::hub::{is_commit_hash, Hub, RepoFile};
 use crate::uri::{HubUri, RemoteLocation};
 
 /// The first read of every file: most safetensors headers (and many GGUF ones) fit.
@@ -184,7 +184,7 @@ impl Hub {
                 let target = Target { display: url.clone(), url: url.clone(), ctx: None };
                 let base = url.split(['?', '#']).next().unwrap_or(url);
                 let base_dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(base.len())];
-                self.inspect_targets(kind_of(url), target, &|shard: &str| Target {
+                self.inspect_targets(kind_of(url), target, &|shard: &str, _commit: Option<&str>| Target {
                     display: shard.to_string(),
                     url: format!("{base_dir}{shard}"),
                     ctx: None,
@@ -212,19 +212,29 @@ impl Hub {
         };
         // Pin every read to the commit so a branch moving mid-way cannot mix revisions.
         let pinned = commit.clone().unwrap_or(revision);
-        let target_for = |p: &str| Target {
+        let target_for = |p: &str, rev: &str| Target {
             display: p.to_string(),
-            url: self.resolve_url(uri, &pinned, p),
-            ctx: Some(Hub::context(uri, &pinned, p)),
+            url: self.resolve_url(uri, rev, p),
+            ctx: Some(Hub::context(uri, rev, p)),
         };
         let dir = path.rfind('/').map(|i| &path[..=i]).unwrap_or("").to_string();
-        let mut inspection =
-            self.inspect_targets(kind_of(&path), target_for(&path), &|shard: &str| target_for(&format!("{dir}{shard}")))?;
-        inspection.commit = commit;
+        let mut inspection = self.inspect_targets(kind_of(&path), target_for(&path, &pinned), &|shard, shard_commit| {
+            target_for(&format!("{dir}{shard}"), shard_commit.unwrap_or(&pinned))
+        })?;
+        if commit.is_some() {
+            inspection.commit = commit;
+        }
         Ok(inspection)
     }
 
-    fn inspect_targets(&self, kind: Kind, target: Target, shard_target: &dyn Fn(&str) -> Target) -> Result<RemoteInspection> {
+    /// `shard_target(name, commit)` locates a file next to `target`; `commit`, when the Hub told it,
+    /// pins the read to that commit.
+    fn inspect_targets(
+        &self,
+        kind: Kind,
+        target: Target,
+        shard_target: &dyn Fn(&str, Option<&str>) -> Target,
+    ) -> Result<RemoteInspection> {
         let mut inspection = RemoteInspection {
             location: String::new(),
             format: "safetensors".into(),
@@ -238,12 +248,15 @@ impl Hub {
         };
         match kind {
             Kind::Index => {
-                let (_, body) = self.client.get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
+                let (response, body) = self.client.get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
                 if body.starts_with(LFS_POINTER_PREFIX) {
                     return Err(RemoteError::LfsPointer { what: target.url });
                 }
+                // Shards come from the index's commit even if the branch moves meanwhile.
+                let commit = response.any_header("x-repo-commit").map(|c| c.trim().to_string()).filter(|c| is_commit_hash(c));
+                inspection.commit = commit.clone();
                 let (shards, weight_map, index_metadata) = parse_index(&body, &target.url)?;
-                let targets: Vec<Target> = shards.iter().map(|s| shard_target(s)).collect();
+                let targets: Vec<Target> = shards.iter().map(|s| shard_target(s, commit.as_deref())).collect();
                 let files = self.read_headers_concurrently(&targets)?;
                 check_against_index(&files, &weight_map, &target.url)?;
                 for f in &files {
@@ -287,7 +300,7 @@ impl Hub {
                 inspection.files.push(file);
                 if let Some(names) = others {
                     // A llama.cpp split: the model's KVs are the first shard's.
-                    let targets: Vec<Target> = names.iter().map(|n| shard_target(n)).collect();
+                    let targets: Vec<Target> = names.iter().map(|n| shard_target(n, None)).collect();
                     inspection.files.extend(self.read_headers_concurrently(&targets)?);
                 }
             }

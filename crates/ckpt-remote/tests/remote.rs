@@ -523,6 +523,11 @@ fn plain_urls_and_pr_revisions() {
     let pr = hub.inspect("hf://org/sharded@refs/pr/1/model.safetensors.index.json").unwrap();
     assert_eq!(pr.files.len(), 6);
     assert!(fake.requests().iter().any(|r| r.path.contains("/resolve/refs%2Fpr%2F1/model.safetensors.index.json")));
+    assert_eq!(pr.commit.as_deref(), Some(COMMIT));
+    assert!(
+        fake.requests().iter().any(|r| r.path.contains(&format!("/resolve/{COMMIT}/model-00001-of-00006.safetensors"))),
+        "shards are read at the index's commit"
+    );
 
     // A plain URL on another origin: read directly, and never with the Hub token.
     let sha = fake.with(|s| s.repos["org/sharded"].commits[COMMIT]["model-00005-of-00006.safetensors"].sha256.clone());
