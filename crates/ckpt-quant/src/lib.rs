@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod pipeline;
 pub mod select;
 pub mod ternary;
+pub mod validate;
 
 use ckpt_core::{Error, GgmlType, Result};
 use rayon::prelude::*;

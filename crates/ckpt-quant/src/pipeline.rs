@@ -144,6 +144,19 @@ pub fn quantize_gguf(
     quantize_gguf_with_progress(input, output, opts, |_, _| {})
 }
 
+/// llama-quantize refuses to overwrite its own input.
+fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(Error::Usage(format!(
+                "input and output are the same file: {}",
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// [`quantize_gguf`] calling `progress(done, total)` (output data bytes) after each tensor.
 pub fn quantize_gguf_with_progress(
     input: &Path,
@@ -151,6 +164,7 @@ pub fn quantize_gguf_with_progress(
     opts: &QuantizeOptions,
     progress: impl FnMut(u64, u64) + Send + 'static,
 ) -> Result<QuantizeReport> {
+    refuse_same_file(input, output)?;
     let plan = plan(input, opts)?;
     let mut report = plan.report;
     let mut writer = plan.writer;
@@ -330,15 +344,24 @@ fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
             shape,
             move || {
                 let bytes = tensor.bytes()?;
+                if let Some(at) = crate::validate::first_invalid_block(from, &bytes) {
+                    return Err(Error::invalid(
+                        &path,
+                        format!("tensor {name} has invalid data: NaN or infinity in {from} element/block {at}"),
+                    ));
+                }
                 let values = to_f32(&path, &name, from, &bytes, numel as usize)?;
                 drop(bytes);
                 tensor.release();
-                quantize_tensor(
-                    to,
-                    &values,
-                    &ne,
-                    importance.as_deref().map(|v| v.as_slice()),
-                )
+                let weights = importance.as_deref().map(|v| v.as_slice());
+                let out = quantize_tensor(to, &values, &ne, weights)?;
+                if let Some(at) = crate::validate::first_invalid_block(to, &out) {
+                    return Err(Error::invalid(
+                        &path,
+                        format!("tensor {name}: quantized data validation failed ({to} block {at} has a NaN or infinite scale)"),
+                    ));
+                }
+                Ok(out)
             },
         ));
     }

@@ -345,3 +345,41 @@ fn split_input_is_read_as_one_model() {
     assert!(report.tensors.iter().all(|t| t.from == t.to));
     check_against_manifest(&out, "tiny-llama-spm.Q2_K.gguf");
 }
+
+#[test]
+fn nan_weights_and_same_file_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // poison one value of blk.0.attn_q.weight in a copy of the quant-vector input
+    let src = fixtures().join("quant-vectors/quant-vectors.f32.gguf");
+    let file = ckpt_gguf::GgufFile::open(&src).unwrap();
+    let i = file
+        .tensor_infos
+        .iter()
+        .position(|t| t.name == "blk.0.attn_q.weight")
+        .unwrap();
+    let at = (file.data_offset + file.tensor_infos[i].offset) as usize + 4 * 100;
+    let mut bytes = std::fs::read(&src).unwrap();
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let poisoned = tmp.path().join("nan.gguf");
+    std::fs::write(&poisoned, bytes).unwrap();
+    let out = tmp.path().join("out.gguf");
+    let err = quantize_gguf(
+        &poisoned,
+        &out,
+        &QuantizeOptions::new(parse_ftype("Q4_0").unwrap()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("blk.0.attn_q.weight") && err.contains("invalid data") && err.contains("100"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let mut opts = QuantizeOptions::new(parse_ftype("Q8_0").unwrap());
+    opts.overwrite = true;
+    let err = quantize_gguf(&poisoned, &poisoned, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("same file"), "{err}");
+}

@@ -1,0 +1,65 @@
+//! ggml_validate_row_data: llama-quantize refuses tensors whose values (or block scales) are
+//! NaN or infinite, both when loading its input and after quantizing.
+
+use ckpt_core::GgmlType;
+
+use crate::float::{bf16_bits_to_f32, f16_bits_to_f32};
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16_bits_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+/// The index of the first element or block whose value or scale is not finite, if any.
+/// Types without scales to check (MXFP4's power-of-two exponent, integers) always pass.
+pub fn first_invalid_block(t: GgmlType, data: &[u8]) -> Option<usize> {
+    use GgmlType::*;
+    let elems = |size: usize, f: &dyn Fn(&[u8]) -> f32| {
+        data.chunks_exact(size).position(|b| !f(b).is_finite())
+    };
+    // byte offsets of the fp16 scales inside one block
+    let scales: &[usize] = match t {
+        F32 => return elems(4, &|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        F16 => return elems(2, &|b| f16_at(b, 0)),
+        BF16 => return elems(2, &|b| bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        F64 => {
+            return data
+                .chunks_exact(8)
+                .position(|b| !f64::from_le_bytes(b.try_into().unwrap()).is_finite())
+        }
+        Q4_0 | Q5_0 | Q8_0 | IQ4_NL => &[0],
+        Q4_1 | Q5_1 => &[0, 2],
+        Q2_K => &[80, 82],
+        Q3_K => &[108],
+        Q4_K | Q5_K => &[0, 2],
+        Q6_K => &[208],
+        TQ1_0 => &[52],
+        TQ2_0 => &[64],
+        IQ4_XS => &[0],
+        Q8_K => {
+            return data
+                .chunks_exact(292)
+                .position(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+        }
+        _ => return None,
+    };
+    data.chunks_exact(t.type_size())
+        .position(|b| scales.iter().any(|&at| !f16_at(b, at).is_finite()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nan_scales_and_values() {
+        let mut q = crate::quantize(GgmlType::Q4_K, &[0.5; 512], 256, None).unwrap();
+        assert_eq!(first_invalid_block(GgmlType::Q4_K, &q), None);
+        q[144 + 2..144 + 4].copy_from_slice(&0x7E00u16.to_le_bytes()); // dmin of block 1 = NaN
+        assert_eq!(first_invalid_block(GgmlType::Q4_K, &q), Some(1));
+        let f = [1.0f32, f32::INFINITY]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>();
+        assert_eq!(first_invalid_block(GgmlType::F32, &f), Some(1));
+    }
+}
