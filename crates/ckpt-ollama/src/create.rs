@@ -378,11 +378,18 @@ pub struct CreateOptions<'a> {
     pub preparer: &'a dyn ModelPreparer,
     /// Keep blobs of a replaced manifest (Ollama's `OLLAMA_NOPRUNE`).
     pub no_prune: bool,
+    /// Also write `rootfs: {type: "layers", diff_ids: [layer digests]}` in the config blob, as
+    /// Ollama up to v0.32.9 did (removed in v0.32.10, commit 5a173edb6). Ollama reads both.
+    pub config_rootfs: bool,
 }
 
 impl Default for CreateOptions<'_> {
     fn default() -> Self {
-        CreateOptions { preparer: &NoPreparer, no_prune: std::env::var_os("OLLAMA_NOPRUNE").is_some_and(|v| !v.is_empty()) }
+        CreateOptions {
+            preparer: &NoPreparer,
+            no_prune: std::env::var_os("OLLAMA_NOPRUNE").is_some_and(|v| !v.is_empty()),
+            config_rootfs: false,
+        }
     }
 }
 
@@ -585,7 +592,8 @@ pub fn create_with(
     if let Some(r) = &spec.requires {
         config.insert("requires".into(), json!(r));
     }
-    let config_bytes = config_json(&config, families.as_deref());
+    let rootfs: Option<Vec<String>> = opts.config_rootfs.then(|| layers.iter().map(|(l, _)| l.digest.clone()).collect());
+    let config_bytes = config_json(&config, families.as_deref(), rootfs.as_deref());
     let config_blob = store.write_blob_bytes(&config_bytes)?;
     let config_layer = Layer::new(store::MEDIA_CONFIG, &config_blob.digest, config_blob.size);
 
@@ -758,7 +766,7 @@ fn read_json_blob<T: serde::de::DeserializeOwned>(store: &Store, digest: &str) -
 }
 
 /// The config blob in `model.ConfigV2` field order, ending in a newline like json.Encoder.
-fn config_json(fields: &Map<String, Value>, families: Option<&[String]>) -> Vec<u8> {
+fn config_json(fields: &Map<String, Value>, families: Option<&[String]>, rootfs: Option<&[String]>) -> Vec<u8> {
     let get = |k: &str| fields.get(k).cloned().unwrap_or_else(|| json!(""));
     let mut m = Map::new();
     m.insert("model_format".into(), get("model_format"));
@@ -776,6 +784,9 @@ fn config_json(fields: &Map<String, Value>, families: Option<&[String]>) -> Vec<
     }
     m.insert("architecture".into(), json!("amd64"));
     m.insert("os".into(), json!("linux"));
+    if let Some(diff_ids) = rootfs {
+        m.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
+    }
     gojson::encode_line(&Value::Object(m))
 }
 

@@ -41,6 +41,8 @@ pub struct ServerOptions {
     pub preparer: Arc<dyn ModelPreparer>,
     /// Keep blobs of replaced manifests (`OLLAMA_NOPRUNE`).
     pub no_prune: bool,
+    /// Write the pre-v0.32.10 `rootfs` section in config blobs ([`CreateOptions::config_rootfs`]).
+    pub config_rootfs: bool,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +50,7 @@ impl Default for ServerOptions {
         ServerOptions {
             preparer: Arc::new(NoPreparer),
             no_prune: std::env::var_os("OLLAMA_NOPRUNE").is_some_and(|v| !v.is_empty()),
+            config_rootfs: false,
         }
     }
 }
@@ -497,7 +500,7 @@ async fn create_model(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return error_response(&e),
     };
     tokio::task::spawn_blocking(move || {
-        let options = CreateOptions { preparer: opts.preparer.as_ref(), no_prune: opts.no_prune };
+        let options = CreateOptions { preparer: opts.preparer.as_ref(), no_prune: opts.no_prune, config_rootfs: opts.config_rootfs };
         let progress_tx = tx.clone();
         let result = create_with(&store, &name, &spec, &options, &mut |p| {
             let _ = progress_tx.send(CreateEvent::Progress(p));

@@ -113,6 +113,23 @@ fn layout_config_and_manifest_bytes_match_ollama() {
 }
 
 #[test]
+fn legacy_config_with_rootfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let gguf = fixture("tiny-llama.Q2_K.gguf");
+    let mut spec = CreateSpec::new(ModelSource::Gguf(gguf.clone()));
+    spec.system = Some("s".into());
+    let opts = CreateOptions { config_rootfs: true, ..CreateOptions::default() };
+    let report = create_with(&store, "legacy", &spec, &opts, &mut |_| {}).unwrap();
+    let model = format!("sha256:{}", sha256_hex(&fs::read(&gguf).unwrap()));
+    let system = format!("sha256:{}", sha256_hex(b"s"));
+    let expected = format!(
+        "{{\"model_format\":\"gguf\",\"model_family\":\"llama\",\"model_families\":[\"llama\"],\"model_type\":\"19K\",\"file_type\":\"Q2_K\",\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{model}\",\"{system}\"]}}}}\n"
+    );
+    assert_eq!(String::from_utf8(blob_bytes(&store, &report.manifest.config.digest)).unwrap(), expected);
+}
+
+#[test]
 fn identical_layers_are_reused_and_rm_keeps_shared_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
@@ -353,7 +370,7 @@ fn preparer_hook_converts_and_quantizes() {
     fs::write(hf.join("config.json"), b"{}").unwrap();
     let mut spec = CreateSpec::new(ModelSource::HfDir(hf));
     spec.quantize = Some("q4_K_M".into());
-    let opts = CreateOptions { preparer: &FakePreparer, no_prune: false };
+    let opts = CreateOptions { preparer: &FakePreparer, ..CreateOptions::default() };
     let mut seen = Vec::new();
     let report = create_with(&store, "converted", &spec, &opts, &mut |p| seen.push(p.status)).unwrap();
     assert_eq!(seen[0], "converting model");
