@@ -96,7 +96,7 @@ pub struct ConvertReport {
 
 /// The `architectures[0]` values of config.json this crate converts.
 pub fn supported_architectures() -> &'static [&'static str] {
-    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "Phi3ForCausalLM"]
+    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "Phi3ForCausalLM", "BertModel"]
 }
 
 /// Converts `source` (the weights of the HF folder `model_dir`) into the GGUF file `out`.
@@ -197,8 +197,11 @@ fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor
     let part_of = |t: &Tensor| -> String {
         t.view().and_then(|v| v.storage.buffer.path.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default()
     };
-    let mut out: Vec<(String, Tensor)> = Vec::new();
-    for t in &source.tensors {
+    // Sorted by the names as stored; the renames below do not change the order.
+    let mut sorted: Vec<(String, &Tensor)> = source.tensors.iter().map(|t| (part_of(t), t)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let mut out = Vec::new();
+    for (_, t) in sorted {
         let mut t = t.clone();
         if is_multimodal(&t.name) {
             dropped.push(t.name.clone());
@@ -210,10 +213,9 @@ fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor
         if t.name.contains("language_model.") {
             t.name = t.name.replace("language_model.", "");
         }
-        out.push((part_of(&t), t));
+        out.push(t);
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    out.into_iter().map(|(_, t)| t).collect()
+    out
 }
 
 /// `TextModel.filter_tensors`: vision/audio towers and projectors are not part of the text GGUF.

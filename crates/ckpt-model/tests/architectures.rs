@@ -216,3 +216,79 @@ fn qwen3_maps_qk_norms_and_does_not_permute() {
     assert_eq!(kv(&f, "qwen3.rope.freq_base"), &GgufValue::F32(1e6));
     assert_eq!(kv(&f, "qwen3.attention.key_length"), &GgufValue::U32(32));
 }
+
+fn wordpiece_tokenizer_json() -> serde_json::Value {
+    let words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b", "c"];
+    let vocab: serde_json::Map<String, serde_json::Value> = words.iter().enumerate().map(|(i, w)| (w.to_string(), json!(i))).collect();
+    let added: Vec<serde_json::Value> = words[..5]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
+    })
+}
+
+#[test]
+fn bert_stores_phantom_space_tokens_and_drops_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), json!({
+        "architectures": ["BertModel"], "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+        "num_hidden_layers": 1, "max_position_embeddings": 16, "layer_norm_eps": 1e-12, "vocab_size": 12,
+        "type_vocab_size": 2, "pad_token_id": 0
+    }));
+    std::fs::write(dir.path().join("tokenizer.json"), wordpiece_tokenizer_json().to_string()).unwrap();
+    std::fs::write(dir.path().join("tokenizer_config.json"), json!({"cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]", "pad_token": "[PAD]", "mask_token": "[MASK]"}).to_string()).unwrap();
+    let ck = checkpoint(&[
+        ("bert.embeddings.word_embeddings.weight", vec![12, 32]),
+        ("bert.embeddings.position_embeddings.weight", vec![16, 32]),
+        ("bert.embeddings.token_type_embeddings.weight", vec![2, 32]),
+        ("bert.embeddings.LayerNorm.gamma", vec![32]),
+        ("bert.embeddings.LayerNorm.beta", vec![32]),
+        ("bert.embeddings.position_ids", vec![1, 16]),
+        ("bert.encoder.layer.0.attention.self.query.weight", vec![32, 32]),
+        ("bert.encoder.layer.0.attention.self.query.bias", vec![32]),
+        ("bert.encoder.layer.0.attention.self.key.weight", vec![32, 32]),
+        ("bert.encoder.layer.0.attention.self.value.weight", vec![32, 32]),
+        ("bert.encoder.layer.0.attention.output.dense.weight", vec![32, 32]),
+        ("bert.encoder.layer.0.attention.output.LayerNorm.weight", vec![32]),
+        ("bert.encoder.layer.0.intermediate.dense.weight", vec![64, 32]),
+        ("bert.encoder.layer.0.output.dense.weight", vec![32, 64]),
+        ("bert.encoder.layer.0.output.LayerNorm.weight", vec![32]),
+        ("bert.pooler.dense.weight", vec![32, 32]),
+        ("cls.predictions.bias", vec![12]),
+    ]);
+    // The fingerprint of this hand-made tokenizer is unknown to llama.cpp: name it explicitly.
+    let out = dir.path().join("out.gguf");
+    let opts = HfToGgufOptions { outtype: OutType::F16, overwrite: true, pre_tokenizer: Some("bert-bge".into()), ..Default::default() };
+    let report = convert_hf_to_gguf(dir.path(), &ck, &out, &opts).unwrap();
+    assert!(report.dropped.iter().any(|d| d == "bert.pooler.dense.weight"), "{:?}", report.dropped);
+    let f = GgufFile::open(&out).unwrap();
+    let names: Vec<&str> = f.tensor_infos.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"token_embd_norm.bias") && names.contains(&"blk.0.layer_output_norm.weight"), "{names:?}");
+    assert_eq!(names.len(), 14, "{names:?}");
+    // order follows the original (pre-rename) names: LayerNorm.beta sorts before LayerNorm.gamma
+    assert_eq!(&names[..2], &["token_embd_norm.bias", "token_embd_norm.weight"]);
+    let types = f.tensor_infos.iter().find(|t| t.name == "token_types.weight").unwrap();
+    assert_eq!(types.ggml_type, GgmlType::F32);
+    let toks = kv(&f, "tokenizer.ggml.tokens").as_array().unwrap().as_strings().unwrap().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(toks[2], "[CLS]");
+    assert_eq!(toks[5], "\u{2581}hello");
+    assert_eq!(toks[7], "lo");
+    assert_eq!(kv(&f, "bert.attention.causal"), &GgufValue::Bool(false));
+    assert_eq!(kv(&f, "tokenizer.ggml.token_type_count"), &GgufValue::U32(2));
+    assert_eq!(kv(&f, "tokenizer.ggml.model"), &GgufValue::string("bert"));
+    assert_eq!(kv(&f, "tokenizer.ggml.seperator_token_id"), &GgufValue::U32(3));
+    assert_eq!(kv(&f, "tokenizer.ggml.bos_token_id"), &GgufValue::U32(2));
+    assert_eq!(kv(&f, "tokenizer.ggml.normalizer.lowercase"), &GgufValue::Bool(true));
+}

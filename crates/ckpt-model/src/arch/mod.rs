@@ -3,6 +3,7 @@
 //! the config keys written as GGUF keys, and which vocabulary loader applies. The converter in
 //! `lib.rs` only walks these descriptions.
 
+pub mod bert;
 pub mod gemma;
 pub mod gpt2;
 pub mod llama;
@@ -121,7 +122,7 @@ pub trait Architecture: Sync {
 }
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
-    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3, &gemma::Gemma, &gemma::Gemma2, &gemma::Gemma3, &gpt2::Gpt2, &phi3::Phi3]
+    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3, &gemma::Gemma, &gemma::Gemma2, &gemma::Gemma3, &gpt2::Gpt2, &phi3::Phi3, &bert::Bert]
 }
 
 pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {

@@ -36,7 +36,7 @@ fn qwen_defaults(hp: &mut Hparams) {
 }
 
 /// `_try_set_pooling_type`: sentence-transformers folders declare their pooling in modules.json.
-fn write_pooling_type(ctx: &mut ParamContext, dir: &std::path::Path, arch: &str) -> Result<()> {
+pub(crate) fn write_pooling_type(ctx: &mut ParamContext, dir: &std::path::Path, arch: &str) -> Result<()> {
     let modules_path = dir.join("modules.json");
     if !modules_path.is_file() {
         return Ok(());
