@@ -446,30 +446,6 @@ pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::R
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn files(names: &[&str]) -> Vec<RepoFile> {
-        names.iter().map(|n| RepoFile { path: n.to_string(), size: None, lfs_sha256: None }).collect()
-    }
-
-    #[test]
-    fn weight_choice_follows_local_folder_rules() {
-        let f = files(&["config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"]);
-        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors.index.json");
-        let f = files(&["pytorch_model.bin", "model.safetensors", "x.gguf"]);
-        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors");
-        let f = files(&["a.Q4_K_M.gguf"]);
-        assert_eq!(choose_weights(&f, "").unwrap(), "a.Q4_K_M.gguf");
-        assert!(choose_weights(&files(&["a.Q4_0.gguf", "a.Q8_0.gguf"]), "").unwrap_err().contains("several GGUF"));
-        assert_eq!(choose_weights(&files(&["training_args.bin", "pytorch_model.bin"]), "").unwrap(), "pytorch_model.bin");
-        let f = files(&["model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]);
-        let e = choose_weights(&f, "").unwrap_err();
-        assert!(e.contains("unet, vae"), "{e}");
-        assert_eq!(choose_weights(&f, "unet").unwrap(), "unet/diffusion_pytorch_model.safetensors");
-    }
-}
 
 type IndexParts = (Vec<String>, BTreeMap<String, String>, BTreeMap<String, String>);
 
@@ -533,4 +509,29 @@ fn check_against_index(files: &[RemoteFile], weight_map: &BTreeMap<String, Strin
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(names: &[&str]) -> Vec<RepoFile> {
+        names.iter().map(|n| RepoFile { path: n.to_string(), size: None, lfs_sha256: None }).collect()
+    }
+
+    #[test]
+    fn weight_choice_follows_local_folder_rules() {
+        let f = files(&["config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"]);
+        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors.index.json");
+        let f = files(&["pytorch_model.bin", "model.safetensors", "x.gguf"]);
+        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors");
+        let f = files(&["a.Q4_K_M.gguf"]);
+        assert_eq!(choose_weights(&f, "").unwrap(), "a.Q4_K_M.gguf");
+        assert!(choose_weights(&files(&["a.Q4_0.gguf", "a.Q8_0.gguf"]), "").unwrap_err().contains("several GGUF"));
+        assert_eq!(choose_weights(&files(&["training_args.bin", "pytorch_model.bin"]), "").unwrap(), "pytorch_model.bin");
+        let f = files(&["model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]);
+        let e = choose_weights(&f, "").unwrap_err();
+        assert!(e.contains("unet, vae"), "{e}");
+        assert_eq!(choose_weights(&f, "unet").unwrap(), "unet/diffusion_pytorch_model.safetensors");
+    }
 }
