@@ -140,6 +140,8 @@ fn sharded_inspect_stays_within_request_budget_and_keeps_token_off_the_cdn() {
             Host::Hub => assert_eq!(r.header("authorization"), Some("Bearer hf_secret")),
         }
         assert!(r.header("user-agent").is_some_and(|u| u.starts_with("ckpt/")));
+        // Compressed answers would make CDNs ignore Range (hf-hub issue #141).
+        assert_eq!(r.header("accept-encoding"), Some("identity"));
     }
 }
 
