@@ -250,6 +250,22 @@ impl CreateSpec {
         }
     }
 
+    /// Uses one of Ollama's named templates (`chatml`, `llama3-instruct`, … see
+    /// [`templates::names`]) with its stop list, as auto-detection would.
+    pub fn use_named_template(&mut self, name: &str) -> Result<()> {
+        let named = templates::named(name).ok_or_else(|| {
+            OllamaError::bad_request(format!(
+                "unknown template {name:?}; Ollama's named templates are: {}",
+                templates::names().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        self.template = Some(named.template);
+        if let Some(Some(stop)) = named.stop {
+            self.parameters.entry("stop").or_insert_with(|| json!(stop));
+        }
+        Ok(())
+    }
+
     /// Adds a `KEY=VALUE` parameter with the Modelfile's typing rules (`stop` accumulates a
     /// list, numbers and bools are typed, unknown keys are errors). Returns a warning for
     /// deprecated keys, which are ignored as Ollama does.

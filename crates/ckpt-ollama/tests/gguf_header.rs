@@ -31,6 +31,19 @@ fn reads_every_value_type_of_the_metadata_zoo() {
 }
 
 #[test]
+fn big_endian_files_read_the_same_values() {
+    let le = GgufHeader::open(&fixture("metadata-zoo.gguf")).unwrap();
+    let be = GgufHeader::open(&fixture("metadata-zoo-bigendian.gguf")).unwrap();
+    assert!(be.big_endian && !le.big_endian);
+    // Compared through Debug text because NaN != NaN; a short message keeps failures readable.
+    for ((bk, bv), (lk, lv)) in be.kvs.iter().zip(&le.kvs) {
+        assert!(bk == lk && format!("{bv:?}") == format!("{lv:?}"), "{bk} differs between byte orders");
+    }
+    assert_eq!(be.kvs.len(), le.kvs.len());
+    assert_eq!(be.tensors, le.tensors);
+}
+
+#[test]
 fn rejects_truncated_and_foreign_files() {
     let dir = tempfile::tempdir().unwrap();
     let whole = std::fs::read(fixture("metadata-zoo.gguf")).unwrap();

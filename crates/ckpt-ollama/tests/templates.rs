@@ -56,6 +56,15 @@ fn llama2_chat_entries_detect_llama2_chat() {
 }
 
 #[test]
+fn named_templates_can_be_chosen() {
+    let mut spec = CreateSpec::new(ModelSource::Model("x".into()));
+    spec.use_named_template("llama3-instruct").unwrap();
+    assert!(spec.template.as_deref().unwrap().contains("<|start_header_id|>"));
+    assert_eq!(spec.parameters["stop"], json!(["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]));
+    assert!(spec.use_named_template("nope").unwrap_err().message.contains("chatml"));
+}
+
+#[test]
 fn unrelated_templates_do_not_match() {
     assert!(templates::detect("{{ messages[0]['content'] }} hello there, nothing like any known template at all, really; \
         this text is long enough that every known template is more than a hundred edits away from it. \
