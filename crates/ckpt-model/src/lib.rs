@@ -248,3 +248,24 @@ fn write_with_progress(mut writer: GgufWriter, out: &Path, opts: &HfToGgufOption
         handle.join().unwrap_or_else(|_| Err(Error::Other("the GGUF writer thread panicked".into())))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_list_matches_the_registry() {
+        let mut from_registry: Vec<&str> = arch::registry().iter().flat_map(|a| a.hf_names().iter().copied()).collect();
+        let mut listed = supported_architectures().to_vec();
+        from_registry.sort();
+        listed.sort();
+        assert_eq!(from_registry, listed);
+    }
+
+    #[test]
+    fn outtype_names() {
+        assert_eq!(OutType::from_name("Q8_0"), Some(OutType::Q8_0));
+        assert_eq!(OutType::from_name("auto"), Some(OutType::Auto));
+        assert_eq!(OutType::from_name("q4_k"), None);
+    }
+}

@@ -1,10 +1,11 @@
 //! `LlamaForCausalLM` / `MistralForCausalLM` (llama.cpp's `LlamaModel`, GGUF arch "llama").
 
-use ckpt_core::{Error, Result};
+use ckpt_core::{DType, Error, Result, Tensor};
 use serde_json::{json, Value};
 
 use super::{head_counts, map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform, VocabContext};
 use crate::hparams::{read_optional_json, Hparams};
+use crate::kv::KvList;
 use crate::vocab;
 
 pub struct Llama;
@@ -41,6 +42,50 @@ pub fn llama_config_defaults(hp: &mut Hparams) {
     }
 }
 
+/// Llama 3.1-style "llama3" rope scaling: the per-frequency factors the converter generates as
+/// `rope_freqs.weight`, computed with torch's float32 operation order (`a / t` is
+/// `t.reciprocal() * a`). `pow` is the one step whose last bit may depend on the libm.
+pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
+    let rp_all = super::rope_parameters(hp);
+    let rp = match rp_all.get("full_attention") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => rp_all,
+    };
+    if rp.get("rope_type").and_then(Value::as_str).map(str::to_lowercase).as_deref() != Some("llama3") {
+        return Ok(None);
+    }
+    let num = |k: &str, d: f64| rp.get(k).and_then(Value::as_f64).unwrap_or(d);
+    let base = num("rope_theta", 10000.0);
+    let dim = match hp.find_u32(&["head_dim"])? {
+        Some(d) => d,
+        None => hp.require_u32(&["hidden_size"])? / hp.require_u32(&["num_attention_heads"])?.max(1),
+    };
+    let factor = num("factor", 8.0);
+    let low_ff = num("low_freq_factor", 1.0);
+    let high_ff = num("high_freq_factor", 4.0);
+    let old_ctx = hp.get("original_max_position_embeddings").and_then(Value::as_f64).unwrap_or(8192.0);
+    let low_wavelen = old_ctx / low_ff;
+    let high_wavelen = old_ctx / high_ff;
+    let two_pi = (2.0 * std::f64::consts::PI) as f32;
+    let mut out = Vec::new();
+    for i in (0..dim).step_by(2) {
+        let e = i as f32 / dim as f32;
+        let p = ((base as f32) as f64).powf(e as f64) as f32;
+        let freq = (1.0f32 / p) * 1.0;
+        let wavelen = (1.0f32 / freq) * two_pi;
+        let v = if wavelen < high_wavelen as f32 {
+            1.0
+        } else if wavelen > low_wavelen as f32 {
+            factor as f32
+        } else {
+            let smooth = ((1.0f32 / wavelen) * old_ctx as f32 - low_ff as f32) / (high_ff - low_ff) as f32;
+            1.0f32 / ((1.0 - smooth) / factor as f32 + smooth)
+        };
+        out.push(v);
+    }
+    Ok(Some(out))
+}
+
 impl Architecture for Llama {
     fn hf_names(&self) -> &'static [&'static str] {
         &["LlamaForCausalLM", "MistralForCausalLM"]
@@ -55,7 +100,20 @@ impl Architecture for Llama {
         llama_config_defaults(hp);
     }
 
+    fn extra_tensors(&self, hp: &Hparams, _kv: &mut KvList) -> Result<Vec<Tensor>> {
+        Ok(match llama3_rope_factors(hp)? {
+            Some(f) => {
+                let n = f.len() as u64;
+                vec![Tensor::computed("rope_freqs.weight", DType::F32, vec![n], move || Ok(f.iter().flat_map(|v| v.to_le_bytes()).collect()))]
+            }
+            None => Vec::new(),
+        })
+    }
+
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if t.name == "rope_freqs.weight" {
+            return Ok(TensorAction::Keep { name: t.name.to_string(), transforms: Vec::new() });
+        }
         let hf_name = t.name;
         let name = map_name(LLAMA_NAMES, hf_name, t.bid, block_count).ok_or_else(|| unmapped(hf_name, "llama"))?;
         let (n_head, n_kv) = head_counts(hp)?;
@@ -121,5 +179,29 @@ impl Architecture for Llama {
             ctx.kv.bool("tokenizer.ggml.add_bos_token", false);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_factors_span_one_to_factor() {
+        let mut map = serde_json::Map::new();
+        for (k, v) in [
+            ("hidden_size", json!(4096)),
+            ("num_attention_heads", json!(32)),
+            ("rope_scaling", json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})),
+            ("rope_theta", json!(500000.0)),
+        ] {
+            map.insert(k.into(), v);
+        }
+        let hp = Hparams { path: "config.json".into(), map };
+        let f = llama3_rope_factors(&hp).unwrap().unwrap();
+        assert_eq!(f.len(), 64);
+        assert_eq!(f[0], 1.0);
+        assert_eq!(f[63], 8.0);
+        assert!(f.windows(2).all(|w| w[0] <= w[1]));
     }
 }
