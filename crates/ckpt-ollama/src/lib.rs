@@ -2,16 +2,46 @@
 //! model-management API.
 //!
 //! * [`Store`]: `$OLLAMA_MODELS` (default `~/.ollama/models`) with `blobs/sha256-<hex>` and
-//!   `manifests/<host>/<namespace>/<model>/<tag>`, written byte-for-byte as Ollama writes them.
-//! * [`create()`] / [`create_with`]: `ollama create` from a GGUF (or, through a
-//!   [`ModelPreparer`], from a Hugging Face checkpoint and with `--quantize`), with Ollama's
-//!   template auto-detection, typed parameters, system/license/messages/adapter layers.
+//!   `manifests/<host>/<namespace>/<model>/<tag>`, written byte-for-byte as Ollama writes them
+//!   (blobs first via temporary + rename, manifest last and atomically, a lock file against
+//!   concurrent ckpt writers).
+//! * [`create()`] / [`create_with`] / [`create_from_modelfile`]: `ollama create` from a GGUF (or,
+//!   through a [`ModelPreparer`], from a Hugging Face checkpoint and with `--quantize`), with
+//!   Ollama's template auto-detection, typed parameters, system/license/messages/adapter layers.
 //! * [`Modelfile`]: Ollama's Modelfile syntax, parsed and printed back.
-//! * [`show`], [`list`], [`remove`], [`copy`]: `ollama show/list/rm/cp`.
+//! * [`show`], [`list`] (+ [`format_list`]), [`remove`], [`copy`]: `ollama show/list/rm/cp`.
 //! * [`server::serve`] / [`server::spawn`]: the HTTP API (`/api/blobs`, `/api/create`,
-//!   `/api/tags`, `/api/show`, `/api/delete`, `/api/copy`, `/api/version`).
+//!   `/api/tags`, `/api/show`, `/api/delete`, `/api/copy`, `/api/version`); inference routes
+//!   answer 501.
 //!
-//! Everything is checked against Ollama's Go sources at v0.33.0-rc2 (see the module docs).
+//! Behaviour and bytes follow Ollama's Go sources at v0.33.0-rc2 (see each module). One
+//! deliberate difference: Ollama ≥ 0.30 rewrites every imported GGUF with its bundled
+//! `llama-quantize` (COPY mode), which changes the model blob; we store the GGUF as given (the
+//! earlier behaviour), so the model layer keeps `"from": "<file name>"`.
+//!
+//! # Wiring a CLI
+//!
+//! ```no_run
+//! use ckpt_ollama::*;
+//! # fn main() -> Result<()> {
+//! let store = Store::from_env()?;
+//! // ckpt ollama create NAME --from model.gguf --template auto --parameter stop=</s> --system "..."
+//! let mut spec = CreateSpec::new(ModelSource::Gguf("model.gguf".into()));
+//! spec.set_parameter("stop=</s>")?;
+//! spec.system = Some("You are terse.".into());
+//! let report = create_with(&store, "my-model", &spec, &CreateOptions::default(), &mut |p| eprintln!("{}", p.status))?;
+//! println!("{}", &report.manifest_digest[..12]);
+//! // ckpt ollama create NAME -f Modelfile [-q q4_K_M]
+//! let text = std::fs::read_to_string("Modelfile").unwrap();
+//! let (_report, warnings) = create_from_modelfile(&store, "my-model", &text, ".".as_ref(), None, &CreateOptions::default(), &mut |_| {})?;
+//! // ckpt ollama list / show --modelfile / rm / cp / serve
+//! print!("{}", format_list(&list(&store)?, std::time::SystemTime::now()));
+//! print!("{}", show(&store, "my-model", false)?.modelfile);
+//! remove(&store, "my-model")?;
+//! copy(&store, "a", "b")?;
+//! serve("127.0.0.1:11434", store, ServerOptions::default())?;
+//! # Ok(()) }
+//! ```
 
 pub mod create;
 pub mod error;
