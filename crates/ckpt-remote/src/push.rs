@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::error::{RemoteError, Result};
-use crate::http::origin;
+use crate::http::{origin, resolve_location};
 use crate::hub::{check_repo_path, Hub};
 use crate::uri::{percent_encode, HubUri, RemoteLocation, RepoType};
 
@@ -40,6 +40,7 @@ const MAX_REGULAR_FILE: u64 = 64 << 20;
 /// Folders huggingface_hub's `upload_folder` never uploads.
 const IGNORED_DIRS: &[&str] = &[".git", ".cache/huggingface"];
 
+const MAX_REDIRECTS: usize = 5;
 /// Objects uploaded at the same time (huggingface_hub's default `num_threads`).
 const UPLOAD_WORKERS: usize = 5;
 
@@ -88,7 +89,7 @@ pub struct PushOptions {
     pub include: Vec<String>,
     /// Leave out files matching one of these globs.
     pub exclude: Vec<String>,
-    /// With `create_repo`: create the repository private.
+    /// With `create_repo`: create the repository private (otherwise the Hub's default applies).
     pub private: bool,
     /// Create the repository first (an existing one is fine).
     pub create_repo: bool,
@@ -269,26 +270,24 @@ impl<'h> Uploader<'h> {
             for (k, v) in &headers {
                 r = r.header(*k, v.as_str());
             }
-            {
-                match body {
-                    Body::Json(v) => {
-                        let bytes = serde_json::to_vec(v).map_err(|e| RemoteError::Usage(format!("cannot encode request: {e}")))?;
-                        if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-                            r = r.header("content-type", "application/json");
-                        }
-                        r.send(&bytes[..])
+            match body {
+                Body::Json(v) => {
+                    let bytes = serde_json::to_vec(v).map_err(|e| RemoteError::Usage(format!("cannot encode request: {e}")))?;
+                    if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                        r = r.header("content-type", "application/json");
                     }
-                    Body::Bytes { bytes, content_type } => r.header("content-type", *content_type).send(*bytes),
-                    Body::FileSlice { path, offset, len } => {
-                        let mut file = File::open(path).map_err(|e| RemoteError::io(*path, e))?;
-                        file.seek(SeekFrom::Start(*offset)).map_err(|e| RemoteError::io(*path, e))?;
-                        let mut slice = file.take(*len);
-                        // A declared length: presigned storage URLs refuse chunked uploads.
-                        r.header("content-length", len.to_string()).send(ureq::SendBody::from_reader(&mut slice))
-                    }
+                    r.send(&bytes[..])
                 }
-                .map_err(transport)?
+                Body::Bytes { bytes, content_type } => r.header("content-type", *content_type).send(*bytes),
+                Body::FileSlice { path, offset, len } => {
+                    let mut file = File::open(path).map_err(|e| RemoteError::io(*path, e))?;
+                    file.seek(SeekFrom::Start(*offset)).map_err(|e| RemoteError::io(*path, e))?;
+                    let mut slice = file.take(*len);
+                    // A declared length: presigned storage URLs refuse chunked uploads.
+                    r.header("content-length", len.to_string()).send(ureq::SendBody::from_reader(&mut slice))
+                }
             }
+            .map_err(transport)?
         };
         let (parts, body) = response.into_parts();
         let mut bytes = Vec::new();
@@ -299,12 +298,26 @@ impl<'h> Uploader<'h> {
         Ok(Answer { status: parts.status.as_u16(), url: url.to_string(), headers: parts.headers, body: bytes })
     }
 
+    /// `send_once`, following 307/308 (a renamed repository) with the same method and body; the
+    /// token still only goes to the endpoint's origin.
+    fn send_following(&self, verb: Verb, url: &str, body: &Body<'_>, extra: &[(&str, &str)], authorize: bool) -> Result<Answer> {
+        let mut url = url.to_string();
+        for _ in 0..MAX_REDIRECTS {
+            let answer = self.send_once(verb, &url, body, extra, authorize)?;
+            match answer.header("location") {
+                Some(location) if matches!(answer.status, 307 | 308) => url = resolve_location(&url, location),
+                _ => return Ok(answer),
+            }
+        }
+        Err(RemoteError::InvalidResponse { url, msg: format!("more than {MAX_REDIRECTS} redirects") })
+    }
+
     /// Sends until the answer is not a transient failure (network error, 5xx, 429) or the
     /// retries of the Hub configuration are spent; returns the last answer whatever its status.
     fn send(&self, verb: Verb, url: &str, body: &Body<'_>, extra: &[(&str, &str)], authorize: bool) -> Result<Answer> {
         let mut attempt = 0;
         loop {
-            let outcome = self.send_once(verb, url, body, extra, authorize);
+            let outcome = self.send_following(verb, url, body, extra, authorize);
             let transient = match &outcome {
                 Ok(a) => a.status >= 500 || a.status == 429,
                 Err(e) => e.is_transient(),
@@ -493,22 +506,38 @@ impl Hub {
             RepoType::Dataset => "dataset",
             RepoType::Space => "space",
         };
-        let mut payload = json!({ "name": name, "organization": organization, "private": private, "type": repo_type });
+        let mut payload = json!({ "name": name, "organization": organization, "type": repo_type });
+        // Only an explicit request for privacy is sent: otherwise the Hub's default applies (an
+        // organization may default to private), as when huggingface_hub gets `private=None`.
+        if private {
+            payload["private"] = json!(true);
+        }
         if target.uri.repo_type == RepoType::Space {
             // The Hub refuses a Space without an SDK; a static page is the neutral choice.
             payload["sdk"] = json!("static");
         }
         let url = format!("{}/api/repos/create", self.config().endpoint);
-        let answer = uploader.send(Verb::Post, &url, &Body::Json(&payload), &[], true)?;
-        match answer.status {
-            200..=299 => Ok(true),
-            409 => Ok(false),
-            _ => Err(match target.error(&answer) {
-                RemoteError::Http { url, status, .. } => {
-                    RemoteError::Http { url, status, msg: format!("could not create '{}': {}", target.uri.repo_id, answer.error_message()) }
+        let mut attempt = 0;
+        loop {
+            let answer = uploader.send(Verb::Post, &url, &Body::Json(&payload), &[], true)?;
+            let message = answer.error_message();
+            return match answer.status {
+                200..=299 => Ok(true),
+                // The Hub serialises repository creation per user and answers this 409 to a
+                // concurrent one (huggingface_hub retries it too); any other 409 means "exists".
+                409 if message.contains("conflicting operation") && attempt < self.config().max_retries => {
+                    std::thread::sleep(self.client.backoff(attempt));
+                    attempt += 1;
+                    continue;
                 }
-                other => other,
-            }),
+                409 => Ok(false),
+                _ => Err(match target.error(&answer) {
+                    RemoteError::Http { url, status, .. } => {
+                        RemoteError::Http { url, status, msg: format!("could not create '{}': {message}", target.uri.repo_id) }
+                    }
+                    other => other,
+                }),
+            };
         }
     }
 
@@ -877,7 +906,7 @@ impl Hub {
         }
         // A commit is not idempotent: like huggingface_hub, it is sent once, never retried.
         let answer =
-            uploader.send_once(Verb::Post, &url, &Body::Bytes { bytes: &body, content_type: "application/x-ndjson" }, &[], true)?;
+            uploader.send_following(Verb::Post, &url, &Body::Bytes { bytes: &body, content_type: "application/x-ndjson" }, &[], true)?;
         if answer.status >= 300 {
             return Err(target.error(&answer));
         }

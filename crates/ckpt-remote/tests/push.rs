@@ -319,6 +319,9 @@ fn missing_repository_revision_and_too_large_files_are_clear_errors() {
     assert_eq!(stored.keys().collect::<Vec<_>>(), ["config.json", "tokenizer/special_tokens_map.json"]);
     let again = hub.push(&local, "org/new-model", &PushOptions { create_repo: true, ..Default::default() }).unwrap();
     assert!(!again.repo_created);
+    let created = fake.with(|st| st.created.clone());
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[1].get("private"), None, "no visibility sent unless asked");
     assert!(again.commit.is_some());
 
     let err = hub.push(&local, "org/new-model", &PushOptions { revision: Some("dev".into()), ..Default::default() }).unwrap_err();
@@ -350,6 +353,25 @@ fn single_file_to_a_chosen_path() {
     let stored = fake.files_at("org/model", "main").unwrap();
     assert_eq!(*stored["gguf/model-Q4_0.gguf"].bytes, pattern(3000, 9));
     assert_eq!(fake.with(|st| st.commits[0].summary.clone()), "Upload gguf/model-Q4_0.gguf with ckpt");
+}
+
+#[test]
+fn a_renamed_repository_is_followed() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    fake.with(|st| st.renamed.insert("org/old-name".into(), "org/model".into()));
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("out");
+    let expected = model_folder(&local);
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+    let report = hub.push(&local, "org/old-name", &PushOptions { create_pr: true, ..Default::default() }).unwrap();
+    assert_eq!(report.pull_request.unwrap().revision, "refs/pr/1");
+    let stored = fake.files_at("org/model", "refs/pr/1").unwrap();
+    assert_eq!(stored.len(), expected.len());
+    let redirected: Vec<String> = fake.requests().iter().filter(|r| r.status == 307).map(|r| r.kind().to_string()).collect();
+    assert_eq!(redirected, ["preupload", "lfs-batch", "commit"]);
+    // The commit after the redirect carried the token and the NDJSON body.
+    assert!(fake.requests().iter().any(|r| r.kind() == "commit" && r.status == 200 && r.header("authorization").is_some()));
 }
 
 /// huggingface_hub's `upload_folder` (Xet disabled, so it speaks LFS) against the same fake Hub,

@@ -120,6 +120,8 @@ pub struct State {
     pub fail_parts_once: Vec<u64>,
     /// Repositories created by `POST /api/repos/create` (name, organization, private).
     pub created: Vec<Value>,
+    /// Renamed repositories: old id → new id (API routes answer 307 to the new name).
+    pub renamed: HashMap<String, String>,
 }
 
 pub struct FakeHub {
@@ -158,6 +160,7 @@ impl FakeHub {
             max_lfs_size: u64::MAX,
             fail_parts_once: Vec::new(),
             created: Vec::new(),
+            renamed: HashMap::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -418,6 +421,15 @@ fn route(st: &mut State, req: &Request, base: &str) -> Reply {
 }
 
 fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply> {
+    for (old, new) in &st.renamed {
+        for (from, to) in [(format!("/api/models/{old}/"), format!("/api/models/{new}/")), (format!("/{old}.git/"), format!("/{new}.git/"))]
+        {
+            if let Some(rest) = req.path.strip_prefix(&from) {
+                let query = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
+                return Ok(Reply::new(307).header("Location", format!("{to}{rest}{query}")));
+            }
+        }
+    }
     let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let create_pr = req.query.split('&').any(|kv| kv == "create_pr=1" || kv == "create_pr=True" || kv == "create_pr=true");
     match (req.method.as_str(), segs.as_slice()) {
