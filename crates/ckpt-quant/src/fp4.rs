@@ -51,7 +51,7 @@ pub fn quantize_row_mxfp4(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// MXFP4: e:u8 (E8M0 scale) | qs[16]; byte j holds element j (low nibble) and j+16 (high).
+/// MXFP4: e:u8 (E8M0 scale) | `qs[16]`; byte j holds element j (low nibble) and j+16 (high).
 pub fn dequantize_row_mxfp4(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(17).zip(dst.chunks_exact_mut(32)) {
         let d = e8m0_to_f32_half(b[0]);
@@ -77,7 +77,7 @@ fn ue4m3_to_f32_half(x: u8) -> f32 {
     value * 0.5
 }
 
-/// NVFP4: 4 UE4M3 scales (one per 16 values) | qs[32]; each 16-value group takes 8 bytes, low
+/// NVFP4: 4 UE4M3 scales (one per 16 values) | `qs[32]`; each 16-value group takes 8 bytes, low
 /// nibbles first, then high nibbles.
 pub fn dequantize_row_nvfp4(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(36).zip(dst.chunks_exact_mut(64)) {

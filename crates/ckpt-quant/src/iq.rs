@@ -7,7 +7,7 @@ const KVALUES_IQ4NL: [i8; 16] = [
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 ];
 
-/// IQ4_NL: d:f16 | qs[16]; like Q4_0's nibble order but through the level table.
+/// IQ4_NL: d:f16 | `qs[16]`; like Q4_0's nibble order but through the level table.
 pub fn dequantize_row_iq4_nl(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(18).zip(dst.chunks_exact_mut(32)) {
         let d = read_f16(&b[0..2]);
@@ -18,7 +18,7 @@ pub fn dequantize_row_iq4_nl(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// IQ4_XS: d:f16 | scales_h:u16 | scales_l[4] | qs[128]; eight 32-element sub-blocks with 6-bit
+/// IQ4_XS: d:f16 | scales_h:u16 | `scales_l[4]` | `qs[128]`; eight 32-element sub-blocks with 6-bit
 /// scales biased by 32.
 pub fn dequantize_row_iq4_xs(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(136).zip(dst.chunks_exact_mut(256)) {

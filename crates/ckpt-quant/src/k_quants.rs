@@ -235,7 +235,7 @@ fn pack_2bit(levels: &[u8], qs: &mut [u8]) {
     }
 }
 
-// ---- Q2_K: scales[16] | qs[64] | d | dmin ----
+// ---- Q2_K: `scales[16]` | `qs[64]` | d | dmin ----
 
 pub fn quantize_row_q2_k(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(84)) {
@@ -331,7 +331,7 @@ pub fn dequantize_row_q2_k(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-// ---- Q3_K: hmask[32] | qs[64] | scales[12] | d ----
+// ---- Q3_K: `hmask[32]` | `qs[64]` | `scales[12]` | d ----
 
 /// The 6-bit scale j (biased by 32) of a Q3_K block.
 fn q3_scale(scales: &[u8], j: usize) -> i32 {
@@ -413,7 +413,7 @@ pub fn dequantize_row_q3_k(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-// ---- Q4_K / Q5_K shared scale packing: d | dmin | scales[12] ----
+// ---- Q4_K / Q5_K shared scale packing: d | dmin | `scales[12]` ----
 
 /// get_scale_min_k4: the 6-bit (scale, min) of sub-block j.
 fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
@@ -427,7 +427,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 }
 
 /// Quantizes the 8 sub-block scales and mins to 6 bits (max/63 each) and writes d, dmin and
-/// scales[12]; returns (d, dmin) as read back from fp16.
+/// `scales[12]`; returns (d, dmin) as read back from fp16.
 fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, f32) {
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
@@ -601,7 +601,7 @@ pub fn dequantize_row_q5_k(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-// ---- Q6_K: ql[128] | qh[64] | scales[16] (int8) | d ----
+// ---- Q6_K: `ql[128]` | `qh[64]` | `scales[16]` (int8) | d ----
 
 pub fn quantize_row_q6_k(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)) {
@@ -1094,7 +1094,7 @@ pub fn quantize_row_q6_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
     }
 }
 
-// ---- Q8_K (intermediate type): d:f32 | qs[256] int8 | bsums[16] int16 ----
+// ---- Q8_K (intermediate type): d:f32 | `qs[256]` int8 | `bsums[16]` int16 ----
 
 pub fn dequantize_row_q8_k(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(292).zip(dst.chunks_exact_mut(QK_K)) {

@@ -2,7 +2,7 @@
 //!
 //! The C code converts floats to `int8_t`/`uint8_t` with a plain cast. On x86-64 GCC emits
 //! `cvttss2si` (truncate to int32, 0x80000000 for NaN/out-of-range) and keeps the low byte; the
-//! reference files were made there, so [`c_cast_u8`] reproduces that instead of Rust's saturation.
+//! reference files were made there, so `c_cast_u8` reproduces that instead of Rust's saturation.
 
 use crate::float::{read_f16, write_f16};
 

@@ -1,8 +1,17 @@
 //! ggml quantization types: one table of kernels, bit-exact with ggml's reference algorithms
 //! (x86-64 build of llama.cpp 0c1e57098), and llama-quantize's per-tensor type choice.
 //!
-//! Every kernel works on whole blocks; rows are independent, so [`quantize`] and [`dequantize`]
-//! split the work by rows over rayon without changing a single output byte.
+//! * [`kernels`] / [`quantize`] / [`dequantize`]: every type ckpt reads or writes, row-parallel
+//!   (rows are independent, so the bytes never depend on the thread count).
+//! * [`quantize_gguf`] (+ [`plan_quantization`] for a dry run): GGUF -> GGUF exactly like
+//!   `llama-quantize`, including `--imatrix`, `--pure`, `--output-tensor-type`,
+//!   `--token-embedding-type`, `--leave-output-tensor`, `--allow-requantize`.
+//! * [`parse_ftype`], [`Ftype`]: llama-quantize's type names; [`choose_types`] /
+//!   [`TypeSelector`]: its per-tensor decisions, for converters that quantize in one step.
+//!
+//! Module per family: `float` (F32/F16/BF16), `legacy` (Q4_0..Q8_0), `k_quants` (Q2_K..Q8_K),
+//! `iq` (IQ4_NL/IQ4_XS), `ternary` (TQ1_0/TQ2_0), `fp4` (MXFP4/NVFP4), `select` (type choice),
+//! `pipeline` (the GGUF rewrite), `imatrix` (importance matrices), `validate` (NaN/Inf checks).
 
 pub mod float;
 pub mod fp4;

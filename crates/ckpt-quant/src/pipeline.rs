@@ -391,7 +391,7 @@ fn quantize_tensor(
         return crate::quantize(to, values, n_per_row, None);
     };
     let rows_per_matrix = ne.get(1).copied().unwrap_or(1) as usize;
-    let matrix = n_per_row * rows_per_matrix;
+    let matrix = (n_per_row * rows_per_matrix).max(1);
     let mut out = Vec::new();
     for (i, slice) in values.chunks(matrix).enumerate() {
         let w = weights.get(i * n_per_row..(i + 1) * n_per_row);

@@ -31,7 +31,7 @@ fn pack_trits(values: impl Iterator<Item = i32>, extra_shift: bool) -> u8 {
     if extra_shift {
         q = q.wrapping_mul(3);
     }
-    ((q as u16 * 256 + (243 - 1)) / 243) as u8
+    (q as u16 * 256).div_ceil(243) as u8
 }
 
 /// quantize_row_tq1_0_ref
@@ -70,7 +70,7 @@ pub fn quantize_row_tq2_0(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// TQ1_0: qs[48] (5 trits per byte, base-3 fixed point) | qh[4] (4 trits per byte) | d:f16.
+/// TQ1_0: `qs[48]` (5 trits per byte, base-3 fixed point) | `qh[4]` (4 trits per byte) | d:f16.
 pub fn dequantize_row_tq1_0(src: &[u8], dst: &mut [f32]) {
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     // a trit is recovered by scaling the byte by 3^n (mod 256) and taking the top "digit"
@@ -97,7 +97,7 @@ pub fn dequantize_row_tq1_0(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// TQ2_0: qs[64] (2 bits per value, four 32-value planes per 32 bytes) | d:f16; value = q - 1.
+/// TQ2_0: `qs[64]` (2 bits per value, four 32-value planes per 32 bytes) | d:f16; value = q - 1.
 pub fn dequantize_row_tq2_0(src: &[u8], dst: &mut [f32]) {
     for (b, y) in src.chunks_exact(66).zip(dst.chunks_exact_mut(256)) {
         let d = read_f16(&b[64..66]);
