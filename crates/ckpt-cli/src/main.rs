@@ -170,9 +170,12 @@ struct MergeLoraArgs {
     /// Output model folder
     #[arg(long)]
     out: PathBuf,
-    /// Output format
-    #[arg(long, value_parser = ["safetensors", "bin"], default_value = "safetensors")]
+    /// Output format; gguf writes OUT as a GGUF file, the same as merging and then running `ckpt convert`
+    #[arg(long, value_parser = ["safetensors", "bin", "gguf"], default_value = "safetensors")]
     to: String,
+    /// With --to gguf: f32, f16, bf16, q8_0, auto or a llama-quantize type (q4_k_m, …)
+    #[arg(long, default_value = "auto")]
+    outtype: String,
     /// Cast floating-point tensors of the output (f32, f16, bf16)
     #[arg(long)]
     dtype: Option<String>,
@@ -346,6 +349,31 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
             ..Default::default()
         },
     };
+    if a.to == "gguf" {
+        let gguf = ckpt_convert::gguf::GgufOptions {
+            outtype: a.outtype.clone(),
+            intermediate: "f16".into(),
+            pre_tokenizer: None,
+            key: None,
+            overwrite: a.force,
+            progress: Some(bars.callback()),
+        };
+        let (merged, converted) = ckpt_convert::lora::merge_lora_to_gguf(&a.base, &adapters, &a.out, &opts, &gguf)?;
+        bars.finish();
+        if g.json {
+            println!("{}", serde_json::json!({ "merge": merged, "gguf": converted }));
+        } else if !g.quiet {
+            println!(
+                "merged {} tensors, replaced {}; wrote {} ({} {})",
+                merged.merged.len(),
+                merged.replaced.len(),
+                converted.output.display(),
+                converted.gguf_architecture,
+                converted.outtype
+            );
+        }
+        return Ok(());
+    }
     let report = ckpt_convert::lora::merge_lora(&a.base, &adapters, &a.out, &opts)?;
     bars.finish();
     if g.json {

@@ -194,3 +194,42 @@ fn bad_adapters_are_refused_clearly() {
         assert!(!work.path().join(out).exists(), "no output for a refused merge");
     }
 }
+
+/// `--to gguf` gives the same file as merging to safetensors and converting that folder.
+#[test]
+fn merge_to_gguf_equals_merge_then_convert() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm");
+    let work = tempfile::tempdir().unwrap();
+    let adapter = work.path().join("adapter");
+    std::fs::create_dir(&adapter).unwrap();
+    std::fs::write(adapter.join("adapter_config.json"), r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}"#).unwrap();
+    let vals = |n: usize, seed: u32| -> ckpt_core::Tensor {
+        let bytes: Vec<u8> = (0..n).flat_map(|i| ((((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 1e5 - 0.005).to_le_bytes()).collect();
+        let len = bytes.len();
+        let st = ckpt_core::Storage::new(ckpt_core::Buffer::owned("m", bytes), 0, len, "m").unwrap();
+        ckpt_core::Tensor::contiguous("x", DType::F32, vec![], st)
+    };
+    let m = "base_model.model.model.layers.0.self_attn.q_proj";
+    let mut a = vals(4 * 256, 1);
+    a.name = format!("{m}.lora_A.weight");
+    a.shape = vec![4, 256];
+    let mut b = vals(256 * 4, 2);
+    b.name = format!("{m}.lora_B.weight");
+    b.shape = vec![256, 4];
+    ckpt_safetensors::write(&adapter.join("adapter_model.safetensors"), &[a, b], &Default::default(), false, &mut |_| {}).unwrap();
+    let run = |args: Vec<&std::ffi::OsStr>| {
+        let r = Command::new(env!("CARGO_BIN_EXE_ckpt")).args(args).output().unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    let (x, y) = (work.path().join("x"), work.path().join("y"));
+    std::fs::create_dir_all(&x).unwrap();
+    std::fs::create_dir_all(&y).unwrap();
+    run(vec!["merge-lora".as_ref(), "--base".as_ref(), base.as_os_str(), "--adapter".as_ref(), adapter.as_os_str(), "--out".as_ref(), y.join("merged").as_os_str()]);
+    run(vec!["convert".as_ref(), y.join("merged").as_os_str(), y.join("merged.gguf").as_os_str(), "--outtype".as_ref(), "q8_0".as_ref()]);
+    run(vec![
+        "merge-lora".as_ref(), "--base".as_ref(), base.as_os_str(), "--adapter".as_ref(), adapter.as_os_str(),
+        "--out".as_ref(), x.join("merged.gguf").as_os_str(), "--to".as_ref(), "gguf".as_ref(), "--outtype".as_ref(), "q8_0".as_ref(),
+    ]);
+    assert!(std::fs::read(x.join("merged.gguf")).unwrap() == std::fs::read(y.join("merged.gguf")).unwrap());
+    assert_eq!(std::fs::read_dir(&x).unwrap().count(), 1, "no scratch folder left");
+}

@@ -498,6 +498,32 @@ fn from_f32(xs: &[f32], dtype: DType) -> Vec<u8> {
     out
 }
 
+/// Merges into a GGUF: the merged model folder is written (safetensors) into a temporary folder
+/// named like the output, then converted exactly as `ckpt convert FOLDER OUT.gguf` would.
+pub fn merge_lora_to_gguf(
+    base_dir: &Path,
+    adapters: &[(PathBuf, f32)],
+    out: &Path,
+    opts: &MergeOptions,
+    gguf: &crate::gguf::GgufOptions,
+) -> Result<(MergeReport, crate::gguf::GgufReport)> {
+    ckpt_core::atomic::check_destination(out, gguf.overwrite)?;
+    let scratch = ckpt_core::atomic::temp_path_for(out).with_extension("merge");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "merged".into());
+    let folder = scratch.join(stem);
+    let result = (|| {
+        let mut folder_opts = opts.clone();
+        folder_opts.to = Some(Target::Safetensors);
+        let merged = merge_lora(base_dir, adapters, &folder, &folder_opts)?;
+        let converted = crate::gguf::convert_to_gguf(&folder, out, gguf)?;
+        Ok((merged, converted))
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
 /// Merges `adapters` (in order) into the model at `base_dir` and writes a complete model folder.
 pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts: &MergeOptions) -> Result<MergeReport> {
     let target = opts.to.unwrap_or(Target::Safetensors);
