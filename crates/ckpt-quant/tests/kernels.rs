@@ -101,3 +101,35 @@ fn bad_shapes_are_errors_not_panics() {
     assert!(ckpt_quant::dequantize(GgmlType::Q4_0, &[0u8; 17], 32).is_err());
     assert!(ckpt_quant::dequantize(GgmlType::Q6_K, &[0u8; 210], 255).is_err());
 }
+
+/// Deterministic pseudo-random u32s (xorshift32).
+fn random_words(seed: u32, n: usize) -> Vec<u32> {
+    let mut s = seed.max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn arbitrary_bit_patterns_never_panic() {
+    // every f32 class: NaN payloads, infinities, subnormals, huge and tiny values (debug builds
+    // check integer overflow, so this also catches unintended wrapping)
+    let n = 1024;
+    let values: Vec<f32> = random_words(7, n).into_iter().map(f32::from_bits).collect();
+    let importance: Vec<f32> = random_words(11, n).into_iter().map(|w| (w >> 9) as f32 / 1e5).collect();
+    for ty in ckpt_quant::quantizable_types() {
+        let q = ckpt_quant::quantize(ty, &values, n, None).unwrap();
+        assert_eq!(ckpt_quant::dequantize(ty, &q, n).unwrap().len(), n);
+        ckpt_quant::quantize(ty, &values, n, Some(&importance)).unwrap();
+    }
+    for ty in ckpt_quant::dequantizable_types() {
+        let blocks = 8;
+        let bytes: Vec<u8> = random_words(13, blocks * ty.type_size()).into_iter().map(|w| w as u8).collect();
+        ckpt_quant::dequantize(ty, &bytes, blocks * ty.block_size()).unwrap();
+    }
+}
