@@ -37,8 +37,6 @@ const MAX_RESPONSE_BYTES: u64 = 64 << 20;
 /// Regular (non-LFS) files travel base64-encoded inside the commit request; the Hub sends
 /// anything bigger than a few MB to LFS, so a larger "regular" answer is a misbehaving server.
 const MAX_REGULAR_FILE: u64 = 64 << 20;
-/// Folders huggingface_hub's `upload_folder` never uploads.
-const IGNORED_DIRS: &[&str] = &[".git", ".cache/huggingface"];
 
 const MAX_REDIRECTS: usize = 5;
 /// Objects uploaded at the same time (huggingface_hub's default `num_threads`).
@@ -144,6 +142,42 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
     /// HTTP requests sent, retries included.
     pub requests: u64,
+}
+
+impl PushAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushAction::UploadedLfs => "uploaded",
+            PushAction::LfsAlreadyStored => "already-stored",
+            PushAction::Regular => "regular",
+            PushAction::Unchanged => "unchanged",
+            PushAction::Ignored => "ignored",
+        }
+    }
+}
+
+impl PushReport {
+    /// For `--json` output.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "repo": self.repo,
+            "revision": self.revision,
+            "commit": self.commit,
+            "commit_url": self.commit_url,
+            "pull_request": self.pull_request.as_ref().map(|p| json!({ "number": p.number, "revision": p.revision, "url": p.url })),
+            "repo_created": self.repo_created,
+            "uploaded_bytes": self.uploaded_bytes,
+            "requests": self.requests,
+            "files": self.files.iter().map(|f| json!({
+                "path": f.path_in_repo,
+                "local_path": f.local_path.to_string_lossy(),
+                "size": f.size,
+                "sha256": f.sha256,
+                "lfs": f.lfs,
+                "action": f.action.as_str(),
+            })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// Pushes `local` (a file or folder) to `repo` (`ORG/NAME` or `hf://[datasets/]ORG/NAME[@REV]`)
@@ -1080,8 +1114,9 @@ fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile
     Ok(files)
 }
 
-/// Recursive listing (symlinks followed: a huggingface_hub snapshot folder is all symlinks),
-/// without `.git` and `.cache/huggingface`.
+/// Recursive listing like huggingface_hub's `upload_folder`: symlinked files are followed (a
+/// huggingface_hub snapshot folder is all symlinks), symlinked folders are not entered, and
+/// `.git` and `.cache/huggingface` (at any depth) are left out.
 fn walk(dir: &Path, relative: &str, out: &mut Vec<(PathBuf, String, u64)>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| RemoteError::io(dir, e))?;
     for entry in entries {
@@ -1091,12 +1126,13 @@ fn walk(dir: &Path, relative: &str, out: &mut Vec<(PathBuf, String, u64)>) -> Re
             .file_name()
             .into_string()
             .map_err(|n| RemoteError::Usage(format!("{}: file name {n:?} is not valid UTF-8", dir.display())))?;
-        let rel = if relative.is_empty() { name } else { format!("{relative}/{name}") };
+        let rel = if relative.is_empty() { name.clone() } else { format!("{relative}/{name}") };
+        if name == ".git" || (name == "huggingface" && (relative == ".cache" || relative.ends_with("/.cache"))) {
+            continue;
+        }
+        let is_link = entry.file_type().map_err(|e| RemoteError::io(&path, e))?.is_symlink();
         let meta = std::fs::metadata(&path).map_err(|e| RemoteError::io(&path, e))?;
-        if meta.is_dir() {
-            if IGNORED_DIRS.contains(&rel.as_str()) {
-                continue;
-            }
+        if meta.is_dir() && !is_link {
             walk(&path, &rel, out)?;
         } else if meta.is_file() {
             out.push((path, rel, meta.len()));
@@ -1209,6 +1245,7 @@ mod tests {
         assert_eq!(action_href(&s3, "http://mirror:8080").unwrap(), "https://s3.amazonaws.com/bucket/abc?sig=1");
     }
 
+    #[cfg(unix)]
     #[test]
     fn local_listing_paths_and_filters() {
         let dir = tempfile::tempdir().unwrap();
@@ -1217,10 +1254,15 @@ mod tests {
         std::fs::write(dir.path().join("a.safetensors"), b"x").unwrap();
         std::fs::write(dir.path().join("sub/config.json"), b"{}").unwrap();
         std::fs::write(dir.path().join(".git/HEAD"), b"ref").unwrap();
+        std::fs::create_dir_all(dir.path().join("sub/.cache/huggingface")).unwrap();
+        std::fs::write(dir.path().join("sub/.cache/huggingface/x.lock"), b"").unwrap();
+        std::fs::write(dir.path().join("sub/.git"), b"gitdir: ..").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("sub"), dir.path().join("sub-link")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a.safetensors"), dir.path().join("b.safetensors")).unwrap();
         let names = |opts: &PushOptions, p: &Path| -> Vec<String> {
             collect_local_files(p, opts).unwrap().into_iter().map(|f| f.path_in_repo).collect()
         };
-        assert_eq!(names(&PushOptions::default(), dir.path()), ["a.safetensors", "sub/config.json"]);
+        assert_eq!(names(&PushOptions::default(), dir.path()), ["a.safetensors", "b.safetensors", "sub/config.json"]);
         let o = PushOptions { path_in_repo: Some("v2/".into()), include: vec!["sub/".into()], ..Default::default() };
         assert_eq!(names(&o, dir.path()), ["v2/sub/config.json"]);
         let file = dir.path().join("a.safetensors");

@@ -151,6 +151,11 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
     }
     assert_eq!(std::fs::read(pulled.snapshot.join("README.md")).unwrap(), b"# model\n");
 
+    let json = report.to_json();
+    assert_eq!(json["pull_request"]["revision"], "refs/pr/1");
+    assert_eq!(json["files"].as_array().unwrap().len(), expected.len());
+    assert!(json["files"].as_array().unwrap().iter().any(|f| f["path"] == "model-big.bin" && f["action"] == "uploaded"));
+
     let events = progress_events.lock().unwrap();
     assert!(events.iter().any(|(_, s, _)| *s == PushStage::Hashing));
     let last_upload = events.iter().filter(|(_, s, _)| *s != PushStage::Hashing).map(|(_, _, t)| *t).max();
