@@ -43,7 +43,7 @@ fn list(title: &str, names: &[String]) {
 }
 
 pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
-    let open = |p: &PathBuf| ckpt_convert::open(p, &Default::default());
+    let open = |p: &PathBuf| ckpt_convert::open(&crate::remote::local(p)?, &Default::default());
     let (ca, cb) = (open(&a.a)?, open(&a.b)?);
     let report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), a.tolerance)?;
     if g.json {
@@ -94,7 +94,7 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
 }
 
 pub fn run_verify(a: &VerifyArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let report = ckpt_convert::verify::verify(&a.path, a.scan_values)?;
+    let report = ckpt_convert::verify::verify(&crate::remote::local(&a.path)?, a.scan_values)?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
     } else {

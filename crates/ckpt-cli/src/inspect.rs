@@ -22,6 +22,10 @@ pub struct InspectArgs {
 }
 
 pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let as_text = a.path.to_string_lossy();
+    if ckpt_remote::is_remote(&as_text) {
+        return crate::remote::inspect(&as_text, g);
+    }
     if a.path.is_file() && ckpt_convert::source::sniff_file(&a.path)? == ckpt_convert::source::FileKind::Gguf {
         return run_gguf(a, g);
     }

@@ -5,6 +5,7 @@ mod compare;
 mod inspect;
 mod progress;
 mod quantize;
+mod remote;
 mod scan;
 
 use std::path::PathBuf;
@@ -92,6 +93,16 @@ Adapters are applied in order; ADAPTER:WEIGHT scales that adapter's deltas. Delt
 rounded once to the output dtype (the base dtype unless --dtype). The output folder gets the merged weights
 and the base's config, generation config, tokenizer files and chat template.")]
     MergeLora(MergeLoraArgs),
+    /// Download a Hugging Face repo into the standard cache (huggingface_hub's layout), resumable and verified
+    #[command(after_help = "\
+Examples:
+  ckpt pull HuggingFaceTB/SmolLM2-135M
+  ckpt pull meta-llama/Llama-3.2-1B --include '*.safetensors' --include '*.json'
+  ckpt pull org/model --revision refs/pr/3
+
+Honours HF_ENDPOINT, HF_TOKEN (or the token file), HF_HOME / HF_HUB_CACHE and HF_HUB_OFFLINE. Every
+command that reads a model also accepts hf://ORG/NAME[@REV][/PATH] and resolves it through this cache.")]
+    Pull(remote::PullArgs),
     /// Compare two checkpoints tensor by tensor, across formats (max abs error, RMSE, cosine, identical bytes)
     #[command(after_help = "\
 Examples:
@@ -201,6 +212,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => run_convert(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Scan(a) => scan::run(a, &cli.global),
+        Command::Pull(a) => remote::pull(a, &cli.global),
         Command::Quantize(a) => quantize::run(a, &cli.global),
         Command::Diff(a) => match compare::run_diff(a, &cli.global) {
             Ok(same) => return if same { ExitCode::SUCCESS } else { ExitCode::from(1) },
@@ -244,7 +256,7 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         overwrite: a.force,
         progress: Some(bars.callback()),
     };
-    let report = ckpt_convert::convert(&a.src, &a.dst, &opts)?;
+    let report = ckpt_convert::convert(&remote::local(&a.src)?, &a.dst, &opts)?;
     bars.finish();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -293,7 +305,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         overwrite: a.force,
         progress: Some(bars.callback()),
     };
-    let report = ckpt_convert::gguf::convert_to_gguf(&a.src, &a.dst, &opts)?;
+    let report = ckpt_convert::gguf::convert_to_gguf(&remote::local(&a.src)?, &a.dst, &opts)?;
     bars.finish();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -327,10 +339,10 @@ fn parse_shard_size(s: Option<&str>) -> Result<Option<u64>, Error> {
 fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
     if let Some((dir, w)) = spec.rsplit_once(':') {
         if let Ok(w) = w.parse::<f32>() {
-            return Ok((PathBuf::from(dir), w));
+            return Ok((remote::local(std::path::Path::new(dir))?, w));
         }
     }
-    Ok((PathBuf::from(spec), 1.0))
+    Ok((remote::local(std::path::Path::new(spec))?, 1.0))
 }
 
 fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
@@ -358,7 +370,8 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
             overwrite: a.force,
             progress: Some(bars.callback()),
         };
-        let (merged, converted) = ckpt_convert::lora::merge_lora_to_gguf(&a.base, &adapters, &a.out, &opts, &gguf)?;
+        let base = remote::local(&a.base)?;
+        let (merged, converted) = ckpt_convert::lora::merge_lora_to_gguf(&base, &adapters, &a.out, &opts, &gguf)?;
         bars.finish();
         if g.json {
             println!("{}", serde_json::json!({ "merge": merged, "gguf": converted }));
@@ -374,7 +387,7 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let report = ckpt_convert::lora::merge_lora(&a.base, &adapters, &a.out, &opts)?;
+    let report = ckpt_convert::lora::merge_lora(&remote::local(&a.base)?, &adapters, &a.out, &opts)?;
     bars.finish();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());

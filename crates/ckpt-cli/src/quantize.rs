@@ -67,7 +67,8 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
         s.enable_steady_tick(std::time::Duration::from_millis(120));
         s
     });
-    let report = ckpt_quant::quantize_gguf(&a.input, &a.output, &opts);
+    let input = crate::remote::local(&a.input)?;
+    let report = ckpt_quant::quantize_gguf(&input, &a.output, &opts);
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
