@@ -428,6 +428,8 @@ struct BaseLayer {
     header: Option<GgufHeader>,
     /// The local file behind the layer (for quantization).
     path: PathBuf,
+    /// Already quantized (or checked) while importing files.
+    quantized: bool,
 }
 
 /// Creates (or replaces) model `name` in `store` without converting or quantizing.
@@ -465,10 +467,25 @@ pub fn create_with(
             base_layers = layers_from_model(store, from, &mut config)?;
         }
         source => {
-            let files = gguf_inputs(store, source, false, None, opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
+            let files = gguf_inputs(source, false, None, opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
             for (key, path, converted) in files {
                 emit(Progress::status("parsing GGUF"), &mut statuses);
-                base_layers.push(gguf_layer(store, &key, &path, converted, &scratch.0)?);
+                // Quantize before importing, so an F16 source is never copied into the store
+                // only to be replaced.
+                let header = GgufHeader::open(&path)?;
+                let is_model = header.kind() != "adapter" && !header.is_projector();
+                let quantized = match quantize_level(spec)? {
+                    Some(want) if is_model => {
+                        quantize_if_needed(&header, &path, want, opts, &scratch.0, &mut |p| emit(p, &mut statuses))?
+                    }
+                    _ => None,
+                };
+                let mut layer = match quantized {
+                    Some(out) => gguf_layer(store, "", &out, true, &scratch.0)?,
+                    None => gguf_layer(store, &key, &path, converted, &scratch.0)?,
+                };
+                layer.quantized = is_model && spec.quantize.is_some();
+                base_layers.push(layer);
             }
             if spec.detect_template {
                 let mut extra = Vec::new();
@@ -495,7 +512,7 @@ pub fn create_with(
     // 2. Adapters come after the model layers.
     if let Some(adapter) = &spec.adapter {
         let base_model = base_layers.iter().find(|b| b.layer.media_type == store::MEDIA_MODEL).map(|b| b.path.clone());
-        let files = gguf_inputs(store, adapter, true, base_model.as_deref(), opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
+        let files = gguf_inputs(adapter, true, base_model.as_deref(), opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
         if files.len() != 1 {
             return Err(OllamaError::bad_request("only one adapter is currently supported"));
         }
@@ -507,23 +524,16 @@ pub fn create_with(
         }
     }
 
-    // 3. Quantize the model layer if asked, and fill the config from it.
+    // 3. Quantize an inherited model layer if asked, and fill the config from the model.
     let mut parameters = spec.parameters.clone();
-    let quantize = spec.quantize.as_deref().filter(|q| !q.is_empty());
+    let want = quantize_level(spec)?;
     for base in base_layers.iter_mut() {
         if base.layer.media_type != store::MEDIA_MODEL {
             continue;
         }
         let Some(header) = base.header.clone() else { continue };
-        if let Some(q) = quantize {
-            let want = QuantizeLevel::parse(q)?;
-            let have = header.file_type_name();
-            if !matches!(have, "F16" | "BF16" | "F32") {
-                return Err(OllamaError::internal("quantization is only supported for F16, BF16 and F32 models"));
-            }
-            if have != want.name() {
-                emit(Progress::status(format!("quantizing {have} model to {}", want.name())), &mut statuses);
-                let out = opts.preparer.quantize(&base.path, want, &scratch.0, &mut |p| emit(p, &mut statuses))?;
+        if let (Some(want), false) = (want, base.quantized) {
+            if let Some(out) = quantize_if_needed(&header, &base.path, want, opts, &scratch.0, &mut |p| emit(p, &mut statuses))? {
                 let mut quantized = gguf_layer(store, "", &out, true, &scratch.0)?;
                 quantized.layer.media_type = store::MEDIA_MODEL.to_string();
                 *base = quantized;
@@ -652,6 +662,31 @@ pub fn create_from_modelfile(
     Ok((create_with(store, name, &spec, opts, progress)?, warnings))
 }
 
+fn quantize_level(spec: &CreateSpec) -> Result<Option<QuantizeLevel>> {
+    spec.quantize.as_deref().filter(|q| !q.is_empty()).map(QuantizeLevel::parse).transpose()
+}
+
+/// Ollama's rule: only F16/BF16/F32 models are quantized, and not when already at `want`.
+/// Returns the quantized GGUF, if one was made.
+fn quantize_if_needed(
+    header: &GgufHeader,
+    path: &Path,
+    want: QuantizeLevel,
+    opts: &CreateOptions<'_>,
+    scratch: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<PathBuf>> {
+    let have = header.file_type_name();
+    if !matches!(have, "F16" | "BF16" | "F32") {
+        return Err(OllamaError::internal("quantization is only supported for F16, BF16 and F32 models"));
+    }
+    if have == want.name() {
+        return Ok(None);
+    }
+    progress(Progress::status(format!("quantizing {have} model to {}", want.name())));
+    opts.preparer.quantize(path, want, scratch, progress).map(Some)
+}
+
 /// Removes the scratch directory (converter/quantizer outputs) when create finishes.
 struct Scratch(PathBuf);
 impl Drop for Scratch {
@@ -662,7 +697,6 @@ impl Drop for Scratch {
 
 /// The GGUF files a source yields: (name for the layer's `from`, path, made by the preparer).
 fn gguf_inputs(
-    store: &Store,
     source: &ModelSource,
     adapter: bool,
     base_model: Option<&Path>,
@@ -670,7 +704,6 @@ fn gguf_inputs(
     scratch: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<(String, PathBuf, bool)>> {
-    let _ = store;
     let convert_status = if adapter { "converting adapter" } else { "converting model" };
     match source {
         ModelSource::Gguf(path) => {
@@ -751,12 +784,12 @@ fn gguf_layer(store: &Store, key: &str, path: &Path, converted: bool, scratch: &
         format!("using existing layer {}", blob.digest)
     };
     let stored_path = store.blob_path(&blob.digest);
-    Ok(BaseLayer { layer, status, header: Some(header), path: stored_path })
+    Ok(BaseLayer { layer, status, header: Some(header), path: stored_path, quantized: false })
 }
 
 fn text_layer(media: &str, blob: &BlobInfo, status: Option<String>) -> BaseLayer {
     let (layer, default_status) = new_text_layer(media, blob);
-    BaseLayer { layer, status: status.unwrap_or(default_status), header: None, path: PathBuf::new() }
+    BaseLayer { layer, status: status.unwrap_or(default_status), header: None, path: PathBuf::new(), quantized: false }
 }
 
 fn new_text_layer(media: &str, blob: &BlobInfo) -> (Layer, String) {
@@ -836,7 +869,7 @@ fn layers_from_model(store: &Store, from: &str, config: &mut Map<String, Value>)
             store::MEDIA_MODEL | store::MEDIA_PROJECTOR | store::MEDIA_ADAPTER => Some(GgufHeader::open(&path)?),
             _ => None,
         };
-        out.push(BaseLayer { layer, status: format!("using existing layer {digest}"), header, path });
+        out.push(BaseLayer { layer, status: format!("using existing layer {digest}"), header, path, quantized: false });
     }
     Ok(out)
 }

@@ -381,6 +381,18 @@ fn preparer_hook_converts_and_quantizes() {
     assert_eq!(model_layer.from, "", "converted/quantized layers are new layers");
     let info = show(&store, "converted", false).unwrap();
     assert_eq!(info.details.quantization_level, "Q4_K_M");
+    // The intermediate F16 never entered the store: every blob is referenced by the manifest.
+    let referenced: Vec<String> = report.manifest.all_digests().map(|d| d.replace(':', "-")).collect();
+    assert_eq!(blob_names(&store).len(), referenced.len());
+
+    // A local F16 GGUF with --quantize: quantized before import, the F16 is not copied in.
+    let f16 = tiny_model(dir.path(), "local-f16.gguf", None, 1);
+    let mut spec = CreateSpec::new(ModelSource::Gguf(f16.clone()));
+    spec.quantize = Some("q8_0".into());
+    let report = create_with(&store, "local-q8", &spec, &opts, &mut |_| {}).unwrap();
+    assert!(!blob_names(&store).contains(&format!("sha256-{}", sha256_hex(&fs::read(&f16).unwrap()))));
+    assert_eq!(show(&store, "local-q8", false).unwrap().details.quantization_level, "Q8_0");
+    assert_eq!(report.statuses[..2], ["parsing GGUF".to_string(), "quantizing F16 model to Q8_0".to_string()]);
     // Scratch outputs are cleaned up: only blobs, manifests and the lock file remain.
     let mut top: Vec<String> = fs::read_dir(store.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     top.sort();
