@@ -165,7 +165,7 @@ pub fn quantize_gguf_with_progress(
     progress: impl FnMut(u64, u64) + Send + 'static,
 ) -> Result<QuantizeReport> {
     refuse_same_file(input, output)?;
-    let plan = plan(input, opts)?;
+    let plan = plan(input, opts, true)?;
     let mut report = plan.report;
     let mut writer = plan.writer;
     writer.set_progress(progress);
@@ -190,7 +190,7 @@ pub fn quantize_gguf_with_progress(
 /// What [`quantize_gguf`] would do (`--dry-run`): every tensor's type and size, the output size;
 /// fails exactly where the real run would, but writes nothing.
 pub fn plan_quantization(input: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
-    Ok(plan(input, opts)?.report)
+    Ok(plan(input, opts, false)?.report)
 }
 
 struct Plan {
@@ -198,7 +198,9 @@ struct Plan {
     report: QuantizeReport,
 }
 
-fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
+/// `check_copies`: validate the tensors copied unchanged too (llama-quantize loads every tensor
+/// with validation; its dry run loads none).
+fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan> {
     let split = ckpt_gguf::open_split(input)?;
     let kvs = split.kvs().to_vec();
     let model = model_params(&kvs);
@@ -331,6 +333,17 @@ fn plan(input: &Path, opts: &QuantizeOptions) -> Result<Plan> {
             bytes_out,
         });
         if from == to {
+            if check_copies {
+                let bytes = tensor.bytes()?;
+                if let Some(at) = crate::validate::first_invalid_block(from, &bytes) {
+                    return Err(Error::invalid(
+                        input,
+                        format!("tensor {} has invalid data: NaN or infinity in {from} element/block {at}", info.name),
+                    ));
+                }
+                drop(bytes);
+                tensor.release();
+            }
             writer.add_tensor(tensor);
             continue;
         }

@@ -121,7 +121,10 @@ fn arbitrary_bit_patterns_never_panic() {
     // check integer overflow, so this also catches unintended wrapping)
     let n = 1024;
     let values: Vec<f32> = random_words(7, n).into_iter().map(f32::from_bits).collect();
-    let importance: Vec<f32> = random_words(11, n).into_iter().map(|w| (w >> 9) as f32 / 1e5).collect();
+    let importance: Vec<f32> = random_words(11, n)
+        .into_iter()
+        .map(|w| (w >> 9) as f32 / 1e5)
+        .collect();
     for ty in ckpt_quant::quantizable_types() {
         let q = ckpt_quant::quantize(ty, &values, n, None).unwrap();
         assert_eq!(ckpt_quant::dequantize(ty, &q, n).unwrap().len(), n);
@@ -129,7 +132,10 @@ fn arbitrary_bit_patterns_never_panic() {
     }
     for ty in ckpt_quant::dequantizable_types() {
         let blocks = 8;
-        let bytes: Vec<u8> = random_words(13, blocks * ty.type_size()).into_iter().map(|w| w as u8).collect();
+        let bytes: Vec<u8> = random_words(13, blocks * ty.type_size())
+            .into_iter()
+            .map(|w| w as u8)
+            .collect();
         ckpt_quant::dequantize(ty, &bytes, blocks * ty.block_size()).unwrap();
     }
 }

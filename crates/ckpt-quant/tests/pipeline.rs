@@ -383,3 +383,31 @@ fn nan_weights_and_same_file_are_refused() {
         .to_string();
     assert!(err.contains("same file"), "{err}");
 }
+
+#[test]
+fn nan_in_a_copied_tensor_is_refused_too() {
+    // the 1-D norm is copied unchanged, but llama-quantize validates every tensor it loads
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixtures().join("quant-vectors/quant-vectors.f32.gguf");
+    let file = ckpt_gguf::GgufFile::open(&src).unwrap();
+    let info = file
+        .tensor_infos
+        .iter()
+        .find(|t| t.name == "blk.0.attn_norm.weight")
+        .unwrap();
+    let at = (file.data_offset + info.offset) as usize;
+    let mut bytes = std::fs::read(&src).unwrap();
+    bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let poisoned = tmp.path().join("inf.gguf");
+    std::fs::write(&poisoned, bytes).unwrap();
+    let opts = QuantizeOptions::new(parse_ftype("Q8_0").unwrap());
+    let err = quantize_gguf(&poisoned, &tmp.path().join("out.gguf"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("blk.0.attn_norm.weight") && err.contains("invalid data"),
+        "{err}"
+    );
+    // a dry run does not load tensor data (like llama-quantize --dry-run)
+    assert!(ckpt_quant::plan_quantization(&poisoned, &opts).is_ok());
+}
