@@ -102,14 +102,13 @@ pub fn permute_rows(data: &[f32], shape: &[u64], heads: u64) -> std::result::Res
 }
 
 /// `x + 1` in the checkpoint's precision (f16 additions round to f16).
-fn add_one(mut data: Vec<f32>, in_f16: bool) -> Vec<f32> {
+fn add_one_in_place(data: &mut [f32], in_f16: bool) {
     data.par_iter_mut().for_each(|x| {
         *x += 1.0;
         if in_f16 {
             *x = f16_bits_to_f32(f32_to_f16_bits(*x));
         }
     });
-    data
 }
 
 fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -145,28 +144,117 @@ impl PlannedTensor {
     pub fn into_tensor(self) -> Tensor {
         let PlannedTensor { name, source, shape: out_shape, transforms, ggml_type } = self;
         Tensor::computed(name, DType::from_ggml(ggml_type), out_shape.clone(), move || {
-            let mut data = source_f32(&source)?;
-            let mut shape = source.shape.clone();
-            for t in &transforms {
-                data = match t {
-                    Transform::PermuteRows { heads } => {
-                        permute_rows(&data, &shape, *heads).map_err(|m| source_err(&source, m))?
-                    }
-                    Transform::AddOne { in_f16 } => add_one(data, *in_f16),
-                    Transform::TruncateRows { rows } => {
-                        let row_len: u64 = shape[1..].iter().product();
-                        data.truncate((rows * row_len) as usize);
-                        data
-                    }
-                    Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),
-                };
-                shape = t.output_shape(&shape);
+            if transforms.contains(&Transform::Transpose) {
+                convert_whole(&source, &transforms, &out_shape, ggml_type)
+            } else {
+                convert_by_rows(&source, &transforms, &out_shape, ggml_type)
             }
-            let shape = out_shape.clone();
-            let n_per_row = shape.last().copied().unwrap_or(1) as usize;
-            encode(ggml_type, &data, n_per_row)
         })
     }
+}
+
+/// Bytes per element of the source dtypes we read.
+fn source_elem_size(t: &Tensor) -> Result<usize> {
+    match t.dtype {
+        DType::F32 => Ok(4),
+        DType::F16 | DType::BF16 => Ok(2),
+        DType::F64 => Ok(8),
+        other => Err(source_err(t, format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"))),
+    }
+}
+
+fn decode_into(dtype: DType, src: &[u8], dst: &mut [f32]) {
+    match dtype {
+        DType::F32 => dst.iter_mut().zip(src.chunks_exact(4)).for_each(|(d, b)| *d = f32::from_le_bytes(b.try_into().unwrap())),
+        DType::F16 => dst.iter_mut().zip(src.chunks_exact(2)).for_each(|(d, b)| *d = f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        DType::BF16 => dst.iter_mut().zip(src.chunks_exact(2)).for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        DType::F64 => dst.iter_mut().zip(src.chunks_exact(8)).for_each(|(d, b)| *d = f64::from_le_bytes(b.try_into().unwrap()) as f32),
+        _ => unreachable!("checked by source_elem_size"),
+    }
+}
+
+/// Row-local transforms (permutation of the outer rows, truncation, +1): the output is built a
+/// slab of rows at a time straight from the (mapped) source bytes, so only the output and one
+/// slab of f32 are in memory.
+fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
+    let elem = source_elem_size(source)?;
+    let bytes = source.bytes()?;
+    if bytes.len() as u64 != source.numel() * elem as u64 {
+        return Err(source_err(source, format!("has {} data bytes for shape {:?}", bytes.len(), source.shape)));
+    }
+    let src_rows = source.shape.first().copied().unwrap_or(1) as usize;
+    let row_len = if source.shape.len() <= 1 { 1 } else { source.shape[1..].iter().product::<u64>() as usize };
+    // Which source row each output row comes from.
+    let mut index: Vec<usize> = (0..src_rows).collect();
+    let mut plus_one = None;
+    let mut shape = source.shape.clone();
+    for t in transforms {
+        match t {
+            Transform::PermuteRows { heads } => {
+                index = permute_index(&index, shape[0], *heads).map_err(|m| source_err(source, m))?;
+            }
+            Transform::TruncateRows { rows: keep } => index.truncate(*keep as usize),
+            Transform::AddOne { in_f16 } => plus_one = Some(*in_f16),
+            Transform::Transpose => unreachable!("handled by convert_whole"),
+        }
+        shape = t.output_shape(&shape);
+    }
+    let n_per_row = out_shape.last().copied().unwrap_or(1) as usize;
+    let slab_rows = (CHUNK * 16 / row_len.max(1)).max(1);
+    let out_bytes = DType::from_ggml(ggml_type).nbytes(out_shape).map_err(|m| source_err(source, m))?;
+    let mut out = Vec::with_capacity(out_bytes as usize);
+    let mut buf = vec![0f32; slab_rows.min(index.len()) * row_len];
+    for slab in index.chunks(slab_rows) {
+        let dst = &mut buf[..slab.len() * row_len];
+        dst.par_chunks_mut(row_len.max(1)).zip(slab.par_iter()).for_each(|(d, &r)| {
+            decode_into(source.dtype, &bytes[r * row_len * elem..(r + 1) * row_len * elem], d);
+        });
+        if let Some(in_f16) = plus_one {
+            add_one_in_place(dst, in_f16);
+        }
+        out.extend_from_slice(&encode(ggml_type, dst, n_per_row)?);
+    }
+    Ok(out)
+}
+
+/// The permutation of `LlamaModel.permute` applied to a list of row indices.
+fn permute_index(index: &[usize], rows: u64, heads: u64) -> std::result::Result<Vec<usize>, String> {
+    if heads == 0 || rows % (heads * 2) != 0 {
+        return Err(format!("{rows} rows cannot be split into {heads} heads of two rotary halves"));
+    }
+    let head_dim = (rows / heads) as usize;
+    let half = head_dim / 2;
+    Ok((0..index.len())
+        .map(|new_row| {
+            let (h, within) = (new_row / head_dim, new_row % head_dim);
+            let (i, j) = (within / 2, within % 2);
+            index[h * head_dim + j * half + i]
+        })
+        .collect())
+}
+
+/// Whole-tensor path (transposes need every row at once).
+fn convert_whole(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
+    let mut data = source_f32(source)?;
+    let mut shape = source.shape.clone();
+    for t in transforms {
+        data = match t {
+            Transform::PermuteRows { heads } => permute_rows(&data, &shape, *heads).map_err(|m| source_err(source, m))?,
+            Transform::AddOne { in_f16 } => {
+                add_one_in_place(&mut data, *in_f16);
+                data
+            }
+            Transform::TruncateRows { rows } => {
+                let row_len: u64 = shape[1..].iter().product();
+                data.truncate((rows * row_len) as usize);
+                data
+            }
+            Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),
+        };
+        shape = t.output_shape(&shape);
+    }
+    let n_per_row = out_shape.last().copied().unwrap_or(1) as usize;
+    encode(ggml_type, &data, n_per_row)
 }
 
 #[cfg(test)]
@@ -179,6 +267,8 @@ mod tests {
         let data = [0.0, 1.0, 2.0, 3.0];
         assert_eq!(permute_rows(&data, &[4], 1).unwrap(), vec![0.0, 2.0, 1.0, 3.0]);
         assert!(permute_rows(&data, &[4], 3).is_err());
+        // the row-index form used by the streaming path agrees
+        assert_eq!(permute_index(&[0, 1, 2, 3, 4, 5, 6, 7], 8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);
     }
 
     #[test]

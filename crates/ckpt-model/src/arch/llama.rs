@@ -31,8 +31,8 @@ pub fn llama_config_defaults(hp: &mut Hparams) {
     if let Some(heads) = hp.get("num_attention_heads").cloned() {
         hp.default("num_key_value_heads", heads.clone());
         if let (Some(h), Some(n)) = (hp.get("hidden_size").and_then(Value::as_u64), heads.as_u64()) {
-            if n > 0 {
-                hp.default("head_dim", json!(h / n));
+            if let Some(d) = h.checked_div(n) {
+                hp.default("head_dim", json!(d));
             }
         }
     }
