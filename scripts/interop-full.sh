@@ -37,3 +37,19 @@ for f in "$work"/sharded-bin/pytorch_model-*.bin; do
   pairs+=("$f" "$fx/sharded.expected/${shard/pytorch_model/model}.safetensors")
 done
 "$py" scripts/interop/torch_load_check.py "${pairs[@]}"
+
+echo "== llama.cpp (llama-cpp-python) loads ckpt's GGUF and generates the same greedy tokens"
+if ! "$py" -c "import llama_cpp" 2>/dev/null; then
+  # llama-cpp-python builds llama.cpp from source; a native build dies with an illegal instruction here.
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_CURL=OFF" \
+    "$venv/bin/pip" install --quiet llama-cpp-python==0.3.36
+fi
+gx=$root/tests/fixtures/gguf
+cp -r "$gx/tiny-llama-spm" "$work/tiny-llama-spm"   # general.name comes from the folder name
+"$ckpt" convert -q "$work/tiny-llama-spm" "$work/ours.f16.gguf" --outtype f16
+"$ckpt" convert -q "$work/tiny-llama-spm" "$work/ours.q4km.gguf" --outtype q4_k_m --intermediate bf16
+"$ckpt" convert -q "$gx/tiny-smol-bpe" "$work/ours.smol.gguf" --outtype f16
+"$py" scripts/interop/llama_greedy.py \
+  "$work/ours.f16.gguf" "$gx/tiny-llama-spm.f16.gguf" \
+  "$work/ours.q4km.gguf" "$gx/tiny-llama-spm.Q4_K_M.gguf" \
+  "$work/ours.smol.gguf" "$gx/tiny-smol-bpe.f16.gguf"
