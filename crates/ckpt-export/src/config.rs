@@ -1,0 +1,189 @@
+//! `config.json` and `generation_config.json` rebuilt from a GGUF's hyper-parameter keys.
+
+use ckpt_gguf::{GgufSplit, GgufValue};
+use serde_json::{json, Map, Value};
+
+use crate::names::ExportArch;
+
+/// GGUF stores floats as f32: print the shortest decimal that reads back as the same f32
+/// (1e-5, not 9.999999747378752e-06), which is what the original config held.
+pub fn f32_json(x: f32) -> Value {
+    format!("{x}").parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f)).map_or(Value::Null, Value::Number)
+}
+
+pub struct Kvs<'a>(pub &'a GgufSplit);
+
+impl Kvs<'_> {
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
+        self.0.get(key)
+    }
+    pub fn u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(GgufValue::as_u64)
+    }
+    pub fn f32(&self, key: &str) -> Option<f32> {
+        self.get(key).and_then(GgufValue::as_f64).map(|f| f as f32)
+    }
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(GgufValue::as_str)
+    }
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(GgufValue::as_bool)
+    }
+}
+
+/// What the config needs besides the KVs.
+pub struct ConfigInputs<'a> {
+    pub arch: &'a ExportArch,
+    pub vocab_size: u64,
+    pub tied: bool,
+    /// `torch_dtype` / `dtype` name ("float32", "float16", "bfloat16").
+    pub torch_dtype: &'a str,
+    /// Phi-3 longrope factors (`rope_factors_long`/`_short` tensors), when the GGUF has them.
+    pub longrope: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+pub fn build_config(kv: &Kvs, inp: &ConfigInputs, warnings: &mut Vec<String>) -> Map<String, Value> {
+    let a = inp.arch.gguf;
+    let k = |s: &str| format!("{a}.{s}");
+    let mut c = Map::new();
+    let put = |c: &mut Map<String, Value>, key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            c.insert(key.to_string(), v);
+        }
+    };
+    c.insert("architectures".into(), json!([inp.arch.hf_class]));
+    c.insert("model_type".into(), json!(inp.arch.model_type));
+    let hidden = kv.u64(&k("embedding_length"));
+    let heads = kv.u64(&k("attention.head_count"));
+    let layers = kv.u64(&k("block_count"));
+    let ffn = kv.u64(&k("feed_forward_length"));
+    let ctx = kv.u64(&k("context_length"));
+    if a == "gpt2" {
+        put(&mut c, "n_embd", hidden.map(Value::from));
+        put(&mut c, "n_head", heads.map(Value::from));
+        put(&mut c, "n_layer", layers.map(Value::from));
+        put(&mut c, "n_inner", ffn.map(Value::from));
+        put(&mut c, "n_positions", ctx.map(Value::from));
+        put(&mut c, "n_ctx", ctx.map(Value::from));
+        put(&mut c, "layer_norm_epsilon", kv.f32(&k("attention.layer_norm_epsilon")).map(f32_json));
+        put(&mut c, "activation_function", Some(json!("gelu_new")));
+    } else {
+        put(&mut c, "hidden_size", hidden.map(Value::from));
+        put(&mut c, "intermediate_size", ffn.map(Value::from));
+        put(&mut c, "num_hidden_layers", layers.map(Value::from));
+        put(&mut c, "num_attention_heads", heads.map(Value::from));
+        if a != "bert" {
+            put(&mut c, "num_key_value_heads", kv.u64(&k("attention.head_count_kv")).or(heads).map(Value::from));
+        }
+        put(&mut c, "max_position_embeddings", ctx.map(Value::from));
+        put(&mut c, "rms_norm_eps", kv.f32(&k("attention.layer_norm_rms_epsilon")).map(f32_json));
+        put(&mut c, "layer_norm_eps", kv.f32(&k("attention.layer_norm_epsilon")).map(f32_json));
+    }
+    // The converter writes key_length only when config.json had head_dim.
+    let head_dim = kv.u64(&k("attention.key_length"));
+    let default_head_dim = hidden.zip(heads).and_then(|(h, n)| h.checked_div(n));
+    if let Some(d) = head_dim {
+        c.insert("head_dim".into(), json!(d));
+    }
+    if let Some(theta) = kv.f32(&k("rope.freq_base")) {
+        c.insert("rope_theta".into(), f32_json(theta));
+    }
+    if let Some(swa_theta) = kv.f32(&k("rope.freq_base_swa")) {
+        c.insert("rope_local_base_freq".into(), f32_json(swa_theta));
+    }
+    if let Some(rope_dims) = kv.u64(&k("rope.dimension_count")) {
+        let hd = head_dim.or(default_head_dim);
+        if a == "phi3" {
+            if let Some(hd) = hd.filter(|&hd| hd != rope_dims && hd > 0) {
+                c.insert("partial_rotary_factor".into(), json!(rope_dims as f64 / hd as f64));
+            }
+        }
+    }
+    match kv.str(&k("rope.scaling.type")) {
+        Some(t @ ("linear" | "yarn")) => {
+            let mut rs = Map::new();
+            rs.insert("rope_type".into(), json!(t));
+            if let Some(f) = kv.f32(&k("rope.scaling.factor")) {
+                rs.insert("factor".into(), f32_json(f));
+            }
+            if let Some(o) = kv.u64(&k("rope.scaling.original_context_length")) {
+                rs.insert("original_max_position_embeddings".into(), json!(o));
+            }
+            for (gguf, hf) in [
+                ("rope.scaling.yarn_ext_factor", "extrapolation_factor"),
+                ("rope.scaling.yarn_attn_factor", "attention_factor"),
+                ("rope.scaling.yarn_beta_fast", "beta_fast"),
+                ("rope.scaling.yarn_beta_slow", "beta_slow"),
+            ] {
+                if let Some(v) = kv.f32(&k(gguf)) {
+                    rs.insert(hf.into(), f32_json(v));
+                }
+            }
+            c.insert("rope_scaling".into(), Value::Object(rs));
+        }
+        Some("longrope") | None if inp.longrope.is_some() => {
+            let (long, short) = inp.longrope.clone().unwrap_or_default();
+            let floats = |v: Vec<f32>| Value::Array(v.into_iter().map(f32_json).collect());
+            c.insert("rope_scaling".into(), json!({"type": "longrope", "long_factor": floats(long), "short_factor": floats(short)}));
+            if let Some(o) = kv.u64(&k("rope.scaling.original_context_length")) {
+                c.insert("original_max_position_embeddings".into(), json!(o));
+            }
+        }
+        Some(other) => warnings.push(format!("rope scaling type {other} is not written to config.json")),
+        None => {}
+    }
+    for (gguf, hf) in [
+        ("attention.sliding_window", "sliding_window"),
+        ("attn_logit_softcapping", "attn_logit_softcapping"),
+        ("final_logit_softcapping", "final_logit_softcapping"),
+    ] {
+        if let Some(v) = kv.get(&k(gguf)) {
+            let v = match v {
+                GgufValue::F32(f) => f32_json(*f),
+                other => other.as_u64().map(Value::from).unwrap_or(Value::Null),
+            };
+            c.insert(hf.into(), v);
+        }
+    }
+    if a == "bert" {
+        c.insert("hidden_act".into(), json!("gelu"));
+    }
+    if a == "gemma" || a == "gemma2" || a == "gemma3" {
+        c.insert("hidden_activation".into(), json!("gelu_pytorch_tanh"));
+    }
+    if let Some(causal) = kv.bool(&k("attention.causal")) {
+        c.insert("is_causal".into(), json!(causal));
+    }
+    c.insert("vocab_size".into(), json!(inp.vocab_size));
+    c.insert("tie_word_embeddings".into(), json!(inp.tied));
+    for t in ["bos", "eos", "pad"] {
+        if let Some(id) = kv.u64(&format!("tokenizer.ggml.{t}_token_id")) {
+            c.insert(format!("{t}_token_id"), json!(id));
+        }
+    }
+    c.insert("torch_dtype".into(), json!(inp.torch_dtype));
+    c.insert("dtype".into(), json!(inp.torch_dtype));
+    c
+}
+
+pub fn build_generation_config(kv: &Kvs) -> Option<Map<String, Value>> {
+    let mut g = Map::new();
+    for t in ["bos", "eos", "pad"] {
+        if let Some(id) = kv.u64(&format!("tokenizer.ggml.{t}_token_id")) {
+            g.insert(format!("{t}_token_id"), json!(id));
+        }
+    }
+    (!g.is_empty()).then_some(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_as_the_original_decimal() {
+        assert_eq!(f32_json(1e-5f32), json!(1e-5));
+        assert_eq!(f32_json(10000.0), json!(10000.0));
+        assert_eq!(f32_json(f32::NAN), Value::Null);
+    }
+}

@@ -1,0 +1,417 @@
+//! GGUF files back to Hugging Face model folders: every tensor dequantized (exactly as ggml
+//! does) under its transformers name with llama.cpp's layout changes undone (Q/K rotary
+//! permutation, Gemma's norm +1, GPT-2's Conv1D transposes), sharded safetensors, and
+//! `config.json`, `generation_config.json` and tokenizer files rebuilt from the GGUF metadata.
+//!
+//! The name tables are the inverse of ckpt-model's converter; every exported tensor is checked
+//! against ckpt-model's forward mapping, which also says which transforms to undo.
+
+pub mod config;
+pub mod names;
+pub mod tokenizer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ckpt_core::atomic::{AtomicDir, AtomicFile};
+use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
+use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
+use ckpt_model::arch::{TensorAction, TensorRef, Transform};
+use ckpt_model::hparams::Hparams;
+use serde_json::{json, Value};
+
+use config::{ConfigInputs, Kvs};
+use names::ExportArch;
+
+/// huggingface_hub / transformers' default shard size.
+pub const DEFAULT_MAX_SHARD_SIZE: u64 = 5_000_000_000;
+
+#[derive(Clone, Debug, Default)]
+pub struct ExportOptions {
+    /// F32, F16 or BF16 for every tensor. None: F32 for quantized tensors, the stored type for
+    /// F32/F16/BF16 ones.
+    pub dtype: Option<DType>,
+    /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
+    pub strict: bool,
+    pub overwrite: bool,
+    /// Bytes per safetensors shard (default 5 GB).
+    pub max_shard_size: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExportReport {
+    pub gguf_architecture: String,
+    /// The transformers class written to config.json; None when the architecture has no mapping.
+    pub hf_architecture: Option<String>,
+    pub tensor_count: usize,
+    /// Files written, relative to the output folder.
+    pub files: Vec<String>,
+    pub total_tensor_bytes: u64,
+    /// GGUF tensors not exported (rope factors the converter computed from the config).
+    pub dropped: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl ExportReport {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "gguf_architecture": self.gguf_architecture,
+            "hf_architecture": self.hf_architecture,
+            "tensor_count": self.tensor_count,
+            "files": self.files,
+            "total_tensor_bytes": self.total_tensor_bytes,
+            "dropped": self.dropped,
+            "warnings": self.warnings,
+        })
+    }
+}
+
+/// Architectures (`general.architecture`) exported with Hugging Face names and a config.
+pub fn supported_architectures() -> Vec<&'static str> {
+    names::EXPORT_ARCHES.iter().map(|a| a.gguf).collect()
+}
+
+/// One output tensor: where it comes from and how to turn it back into the HF layout.
+struct Planned {
+    hf_name: String,
+    source: Tensor,
+    /// Forward transforms of the converter, undone in reverse order.
+    transforms: Vec<Transform>,
+    hf_shape: Vec<u64>,
+    out: DType,
+}
+
+pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
+    if let Some(d) = opts.dtype {
+        if !matches!(d, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(Error::Usage(format!("export dtype must be f32, f16 or bf16, not {d}")));
+        }
+    }
+    let split = ckpt_gguf::open_split(gguf)?;
+    let kv = Kvs(&split);
+    let gguf_label = gguf.display().to_string();
+    let arch_name = kv.str("general.architecture").ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?.to_string();
+    let mut warnings = Vec::new();
+    let mut dropped = Vec::new();
+    let tensors = split.tensors();
+
+    // Every tensor's source type must be one ckpt can expand, before anything is written.
+    for t in &tensors {
+        if let Some(g) = t.dtype.to_ggml() {
+            if !matches!(g, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) && ckpt_quant::kernels(g).is_none() {
+                return Err(Error::Unsupported(format!("{gguf_label}: tensor '{}' has ggml type {g}, which ckpt cannot dequantize", t.name)));
+            }
+        } else {
+            return Err(Error::Unsupported(format!("{gguf_label}: tensor '{}' has type {}, which has no float form", t.name, t.dtype)));
+        }
+    }
+    let out_type = |t: &Tensor| -> DType {
+        opts.dtype.unwrap_or(match t.dtype {
+            DType::F32 | DType::F16 | DType::BF16 => t.dtype,
+            _ => DType::F32,
+        })
+    };
+
+    let Some(arch) = names::find(&arch_name) else {
+        let msg = format!(
+            "{gguf_label}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
+            supported_architectures().join(", ")
+        );
+        if opts.strict {
+            return Err(Error::Unsupported(msg));
+        }
+        warnings.push(format!("{msg}; tensors are exported under their GGUF names and no config.json is written"));
+        let planned = tensors
+            .iter()
+            .map(|t| Planned { hf_name: t.name.clone(), source: t.clone(), transforms: Vec::new(), hf_shape: t.shape.clone(), out: out_type(t) })
+            .collect();
+        return write_folder(out_dir, opts, planned, Vec::new(), ReportBase { gguf_architecture: arch_name, hf_architecture: None, dropped, warnings });
+    };
+
+    let vocab = tokenizer::Vocab::read(&kv, &gguf_label)?;
+    let tied = !tensors.iter().any(|t| t.name == "output.weight");
+    let vocab_size = kv
+        .u64(&format!("{arch_name}.vocab_size"))
+        .or(vocab.as_ref().map(|v| v.tokens.len() as u64))
+        .or_else(|| tensors.iter().find(|t| t.name == "token_embd.weight").and_then(|t| t.shape.first().copied()))
+        .ok_or_else(|| Error::invalid(gguf, "cannot tell the vocabulary size (no vocab_size key, tokens or token_embd.weight)"))?;
+    let first_matrix = tensors.iter().find(|t| t.name == "token_embd.weight").or_else(|| tensors.iter().find(|t| t.shape.len() == 2));
+    let torch_dtype = match first_matrix.map(out_type) {
+        Some(DType::F16) => "float16",
+        Some(DType::BF16) => "bfloat16",
+        _ => "float32",
+    };
+    let longrope = match (tensors.iter().find(|t| t.name == "rope_factors_long.weight"), tensors.iter().find(|t| t.name == "rope_factors_short.weight")) {
+        (Some(l), Some(s)) => Some((to_f32(l, &gguf_label)?, to_f32(s, &gguf_label)?)),
+        _ => None,
+    };
+    if tensors.iter().any(|t| t.name == "rope_freqs.weight") {
+        warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) cannot be turned back into rope_scaling parameters; config.json has no rope_scaling".into());
+    }
+    let config = config::build_config(&kv, &ConfigInputs { arch, vocab_size, tied, torch_dtype, longrope }, &mut warnings);
+
+    let planned = plan_tensors(arch, &config, &tensors, &gguf_label, out_type, &mut dropped)?;
+
+    let mut extra_files: Vec<(String, Vec<u8>)> = vec![("config.json".into(), pretty(&Value::Object(config.clone())))];
+    if let Some(g) = config::build_generation_config(&kv) {
+        extra_files.push(("generation_config.json".into(), pretty(&Value::Object(g))));
+    }
+    match &vocab {
+        Some(v) if v.model == "llama" => {
+            extra_files.push(("tokenizer.model".into(), tokenizer::sentencepiece_model(v, &kv)));
+            warnings.push("SentencePiece vocabulary written as tokenizer.model (no tokenizer.json); transformers builds the fast tokenizer from it".into());
+        }
+        Some(v) if v.model == "gpt2" => {
+            extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::bpe_tokenizer_json(v, &kv, &gguf_label, &mut warnings)?)));
+        }
+        Some(v) => warnings.push(format!("tokenizer model {:?} is not exported; only tokenizer_config.json is written", v.model)),
+        None => warnings.push("the GGUF has no tokenizer metadata; no tokenizer files are written".into()),
+    }
+    if let Some(v) = &vocab {
+        let ctx = kv.u64(&format!("{arch_name}.context_length"));
+        extra_files.push(("tokenizer_config.json".into(), pretty(&tokenizer::tokenizer_config(v, &kv, ctx))));
+    }
+    write_folder(
+        out_dir,
+        opts,
+        planned,
+        extra_files,
+        ReportBase { gguf_architecture: arch_name, hf_architecture: Some(arch.hf_class.to_string()), dropped, warnings },
+    )
+}
+
+fn pretty(v: &Value) -> Vec<u8> {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// Names, shapes and undo-steps for every GGUF tensor, checked against ckpt-model's forward
+/// mapping (which must send the HF name back to the same GGUF name).
+fn plan_tensors(
+    arch: &ExportArch,
+    config: &serde_json::Map<String, Value>,
+    tensors: &[Tensor],
+    gguf_label: &str,
+    out_type: impl Fn(&Tensor) -> DType,
+    dropped: &mut Vec<String>,
+) -> Result<Vec<Planned>> {
+    let forward = ckpt_model::arch::find(arch.hf_class)
+        .ok_or_else(|| Error::Other(format!("ckpt-model does not know {}", arch.hf_class)))?;
+    let mut hp = Hparams { path: PathBuf::from(format!("{gguf_label} (rebuilt config.json)")), map: config.clone() };
+    forward.config_defaults(&mut hp);
+    let block_count = hp.require_u32(&["num_hidden_layers", "n_layer"])?;
+    let mut planned = Vec::new();
+    for t in tensors {
+        if names::is_generated(&t.name) {
+            dropped.push(t.name.clone());
+            continue;
+        }
+        let hf = names::hf_name(arch, &t.name).ok_or_else(|| {
+            Error::Unsupported(format!("{gguf_label}: tensor '{}' has no Hugging Face name for architecture {} (refusing to drop it)", t.name, arch.gguf))
+        })?;
+        let bid = hf.split('.').find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).and_then(|p| p.parse().ok());
+        let tref = TensorRef { name: &hf, bid, dtype: out_type(t), model_dir: Path::new("") };
+        let transforms = match forward.tensor(&tref, &hp, block_count)? {
+            TensorAction::Keep { name, transforms } if name == t.name => transforms,
+            TensorAction::Keep { name, .. } => {
+                return Err(Error::Other(format!("{gguf_label}: tensor '{}' maps to {hf}, which ckpt-model converts to {name}", t.name)))
+            }
+            TensorAction::Drop => return Err(Error::Other(format!("{gguf_label}: tensor '{}' maps to {hf}, which ckpt-model drops", t.name))),
+        };
+        let mut hf_shape = t.shape.clone();
+        for tr in transforms.iter().rev() {
+            if let Transform::Transpose = tr {
+                if hf_shape.len() != 2 {
+                    return Err(Error::invalid(gguf_label, format!("tensor '{}' of shape {:?} should be 2-D", t.name, t.shape)));
+                }
+                hf_shape.swap(0, 1);
+            }
+            if let Transform::PermuteRows { heads } = tr {
+                let rows = t.shape.first().copied().unwrap_or(1);
+                if *heads == 0 || rows % (heads * 2) != 0 {
+                    return Err(Error::invalid(gguf_label, format!("tensor '{}': {rows} rows cannot be split into {heads} heads of two rotary halves", t.name)));
+                }
+            }
+        }
+        planned.push(Planned { hf_name: hf, source: t.clone(), transforms, hf_shape, out: out_type(t) });
+    }
+    Ok(planned)
+}
+
+fn to_f32(t: &Tensor, gguf_label: &str) -> Result<Vec<f32>> {
+    let bytes = t.bytes()?;
+    let g = t.dtype.to_ggml().ok_or_else(|| Error::Unsupported(format!("{gguf_label}: tensor '{}' has no float form", t.name)))?;
+    let n = usize::try_from(t.numel()).map_err(|_| Error::Unsupported(format!("{gguf_label}: tensor '{}' is too large", t.name)))?;
+    let values = match g {
+        GgmlType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        GgmlType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        GgmlType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other => ckpt_quant::dequantize(other, &bytes, n).map_err(|e| Error::Other(format!("{gguf_label}: tensor '{}': {e}", t.name)))?,
+    };
+    Ok(values)
+}
+
+/// Inverse of llama.cpp's `permute`: GGUF row `h*hd + 2i + j` goes back to HF row `h*hd + j*hd/2 + i`.
+pub fn unpermute_rows(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
+    let cols = values.len() / rows.max(1);
+    let head_dim = rows / heads;
+    let half = head_dim / 2;
+    let mut out = vec![0f32; values.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let src = h * head_dim + 2 * i + j;
+                let dst = h * head_dim + j * half + i;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+/// The HF tensor's bytes in `out` (computed when the writer reaches it).
+fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
+    let mut v = to_f32(&p.source, &p.label)?;
+    let mut shape = p.source.shape.clone();
+    for tr in p.transforms.iter().rev() {
+        match tr {
+            Transform::PermuteRows { heads } => {
+                let rows = shape.first().copied().unwrap_or(1) as usize;
+                v = unpermute_rows(&v, rows, *heads as usize);
+            }
+            Transform::AddOne { .. } => v.iter_mut().for_each(|x| *x -= 1.0),
+            Transform::Transpose => {
+                v = transpose(&v, shape[0] as usize, shape[1] as usize);
+                shape.swap(0, 1);
+            }
+            // Rows the converter cut off (beyond the real vocabulary) are gone.
+            Transform::TruncateRows { .. } => {}
+        }
+    }
+    Ok(match p.out {
+        DType::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+        DType::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+        _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    })
+}
+
+struct PlannedSource {
+    source: Tensor,
+    transforms: Vec<Transform>,
+    out: DType,
+    label: String,
+}
+
+struct ReportBase {
+    gguf_architecture: String,
+    hf_architecture: Option<String>,
+    dropped: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn write_folder(out_dir: &Path, opts: &ExportOptions, planned: Vec<Planned>, extra_files: Vec<(String, Vec<u8>)>, base: ReportBase) -> Result<ExportReport> {
+    let label = out_dir.display().to_string();
+    let lazy: Vec<Tensor> = planned
+        .into_iter()
+        .map(|p| {
+            let src = Arc::new(PlannedSource { source: p.source, transforms: p.transforms, out: p.out, label: label.clone() });
+            Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
+        })
+        .collect();
+    let max = opts.max_shard_size.unwrap_or(DEFAULT_MAX_SHARD_SIZE).max(1);
+    let items: Vec<ShardItem> = lazy.iter().map(|t| ShardItem { size: t.nbytes(), storage: None }).collect();
+    let plan = plan_shards(&items, max);
+    let dir = AtomicDir::create(out_dir, opts.overwrite)?;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("format".to_string(), "pt".to_string());
+    let mut files = Vec::new();
+    let mut weight_map = serde_json::Map::new();
+    let total: u64 = items.iter().map(|i| i.size).sum();
+    for (i, members) in plan.iter().enumerate() {
+        let name = shard_file_name("model", "safetensors", i, plan.len());
+        let shard: Vec<Tensor> = members.iter().map(|&m| lazy[m].clone()).collect();
+        for t in &shard {
+            weight_map.insert(t.name.clone(), json!(name));
+        }
+        ckpt_safetensors::write(&dir.path().join(&name), &shard, &metadata, false, &mut |_| {})?;
+        files.push(name);
+    }
+    if plan.len() > 1 {
+        let mut sorted: Vec<(String, Value)> = weight_map.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let index = json!({"metadata": {"total_size": total}, "weight_map": serde_json::Map::from_iter(sorted)});
+        write_file(dir.path(), "model.safetensors.index.json", &pretty(&index))?;
+        files.push("model.safetensors.index.json".into());
+    }
+    for (name, bytes) in &extra_files {
+        write_file(dir.path(), name, bytes)?;
+        files.push(name.clone());
+    }
+    dir.commit()?;
+    Ok(ExportReport {
+        gguf_architecture: base.gguf_architecture,
+        hf_architecture: base.hf_architecture,
+        tensor_count: lazy.len(),
+        files,
+        total_tensor_bytes: total,
+        dropped: base.dropped,
+        warnings: base.warnings,
+    })
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut f = AtomicFile::in_atomic_dir(&path)?;
+    f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// llama.cpp's forward permutation, written from its definition.
+    fn permute(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
+        let cols = values.len() / rows;
+        let hd = rows / heads;
+        let mut out = vec![0f32; values.len()];
+        for h in 0..heads {
+            for i in 0..hd / 2 {
+                for j in 0..2 {
+                    let new_row = h * hd + 2 * i + j;
+                    let old_row = h * hd + j * hd / 2 + i;
+                    out[new_row * cols..(new_row + 1) * cols].copy_from_slice(&values[old_row * cols..(old_row + 1) * cols]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unpermute_inverts_permute() {
+        let values: Vec<f32> = (0..(16 * 3)).map(|x| x as f32).collect();
+        for heads in [1, 2, 4] {
+            let permuted = permute(&values, 16, heads);
+            assert_ne!(permuted, values);
+            assert_eq!(unpermute_rows(&permuted, 16, heads), values);
+        }
+    }
+
+    #[test]
+    fn transpose_swaps() {
+        assert_eq!(transpose(&[1., 2., 3., 4., 5., 6.], 2, 3), vec![1., 4., 2., 5., 3., 6.]);
+    }
+}

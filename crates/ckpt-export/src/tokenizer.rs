@@ -1,0 +1,253 @@
+//! Tokenizer files rebuilt from `tokenizer.ggml.*`: a SentencePiece `tokenizer.model` for
+//! llama-style vocabularies (tokens, scores and types are exactly what sentencepiece stores),
+//! a byte-level BPE `tokenizer.json` for GPT-2 style ones, and `tokenizer_config.json` with the
+//! special tokens and chat template.
+
+use std::collections::HashMap;
+
+use ckpt_core::{Error, Result};
+use serde_json::{json, Map, Value};
+
+use crate::config::Kvs;
+
+/// llama.cpp's token types (`tokenizer.ggml.token_type`), numbered like sentencepiece's.
+const NORMAL: i64 = 1;
+const UNKNOWN: i64 = 2;
+const CONTROL: i64 = 3;
+const USER_DEFINED: i64 = 4;
+
+/// Score the converter gives tokens that come from `added_tokens_decoder` (not from the model).
+const ADDED_TOKEN_SCORE: f32 = -1000.0;
+
+pub struct Vocab {
+    pub model: String,
+    pub tokens: Vec<String>,
+    pub scores: Option<Vec<f32>>,
+    pub types: Vec<i64>,
+    pub merges: Vec<String>,
+}
+
+impl Vocab {
+    pub fn read(kv: &Kvs, gguf: &str) -> Result<Option<Vocab>> {
+        let Some(model) = kv.str("tokenizer.ggml.model") else { return Ok(None) };
+        let bad = |what: &str| Error::invalid(gguf, format!("tokenizer.ggml.{what} is missing or not the expected array"));
+        let tokens: Vec<String> = kv
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.as_array())
+            .and_then(|a| a.as_strings())
+            .ok_or_else(|| bad("tokens"))?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let scores = match kv.get("tokenizer.ggml.scores") {
+            Some(v) => Some(v.as_array().and_then(|a| a.as_f32s()).ok_or_else(|| bad("scores"))?),
+            None => None,
+        };
+        let types = match kv.get("tokenizer.ggml.token_type") {
+            Some(v) => v.as_array().and_then(|a| a.as_i64s()).ok_or_else(|| bad("token_type"))?,
+            None => vec![NORMAL; tokens.len()],
+        };
+        let merges = match kv.get("tokenizer.ggml.merges") {
+            Some(v) => v.as_array().and_then(|a| a.as_strings()).ok_or_else(|| bad("merges"))?.into_iter().map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+        if types.len() != tokens.len() || scores.as_ref().is_some_and(|s| s.len() != tokens.len()) {
+            return Err(Error::invalid(gguf, format!("tokenizer.ggml.tokens has {} entries but scores/token_type do not match it", tokens.len())));
+        }
+        Ok(Some(Vocab { model: model.to_string(), tokens, scores, types, merges }))
+    }
+
+    fn score(&self, id: usize) -> f32 {
+        self.scores.as_ref().map_or(0.0, |s| s[id])
+    }
+
+    /// Tokens that came from `added_tokens_decoder` in the HF folder: control or user-defined
+    /// tokens with the converter's added-token score (SentencePiece), every control or
+    /// user-defined token (BPE).
+    fn is_added(&self, id: usize) -> bool {
+        let t = self.types[id];
+        (t == CONTROL || t == USER_DEFINED) && (self.model != "llama" || self.score(id) == ADDED_TOKEN_SCORE)
+    }
+}
+
+fn special_id(kv: &Kvs, typ: &str) -> Option<usize> {
+    kv.u64(&format!("tokenizer.ggml.{typ}_token_id")).map(|v| v as usize)
+}
+
+// ---- SentencePiece model (protobuf) ----------------------------------------------------------
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn key(out: &mut Vec<u8>, field: u64, wire: u64) {
+    varint(out, field << 3 | wire);
+}
+
+fn bytes_field(out: &mut Vec<u8>, field: u64, payload: &[u8]) {
+    key(out, field, 2);
+    varint(out, payload.len() as u64);
+    out.extend_from_slice(payload);
+}
+
+fn int_field(out: &mut Vec<u8>, field: u64, v: i64) {
+    key(out, field, 0);
+    varint(out, v as u64); // negative int32 is sign-extended to 10 bytes, as protobuf does
+}
+
+/// A sentencepiece `ModelProto` (BPE with byte fallback, as llama's tokenizer.model).
+pub fn sentencepiece_model(vocab: &Vocab, kv: &Kvs) -> Vec<u8> {
+    let unk = special_id(kv, "unknown")
+        .or_else(|| vocab.types.iter().position(|&t| t == UNKNOWN))
+        .or_else(|| vocab.tokens.iter().position(|t| t == "<unk>"))
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for (id, token) in vocab.tokens.iter().enumerate() {
+        // sentencepiece needs exactly one UNKNOWN piece; the converter may have relabelled it
+        // CONTROL through added_tokens_decoder.
+        let kind = if id == unk {
+            UNKNOWN
+        } else if vocab.types[id] == UNKNOWN {
+            CONTROL
+        } else {
+            vocab.types[id].clamp(1, 6)
+        };
+        let mut piece = Vec::new();
+        bytes_field(&mut piece, 1, token.as_bytes());
+        key(&mut piece, 2, 5);
+        piece.extend_from_slice(&vocab.score(id).to_le_bytes());
+        int_field(&mut piece, 3, kind);
+        bytes_field(&mut out, 1, &piece);
+    }
+    let mut trainer = Vec::new();
+    int_field(&mut trainer, 3, 2); // model_type: BPE
+    int_field(&mut trainer, 4, vocab.tokens.len() as i64);
+    int_field(&mut trainer, 35, 1); // byte_fallback
+    int_field(&mut trainer, 40, unk as i64);
+    int_field(&mut trainer, 41, special_id(kv, "bos").map_or(-1, |v| v as i64));
+    int_field(&mut trainer, 42, special_id(kv, "eos").map_or(-1, |v| v as i64));
+    int_field(&mut trainer, 43, special_id(kv, "padding").map_or(-1, |v| v as i64));
+    bytes_field(&mut out, 2, &trainer);
+    let mut normalizer = Vec::new();
+    bytes_field(&mut normalizer, 1, b"identity");
+    int_field(&mut normalizer, 3, kv.bool("tokenizer.ggml.add_space_prefix").unwrap_or(true) as i64);
+    int_field(&mut normalizer, 4, 0);
+    int_field(&mut normalizer, 5, 1);
+    bytes_field(&mut out, 3, &normalizer);
+    out
+}
+
+// ---- tokenizer.json (byte-level BPE) ---------------------------------------------------------
+
+fn added_token_json(id: usize, content: &str, special: bool) -> Value {
+    json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": !special, "special": special})
+}
+
+/// `tokenizer.json` for a GPT-2 style vocabulary. `warnings` gets the approximations made.
+pub fn bpe_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str, warnings: &mut Vec<String>) -> Result<Value> {
+    let mut vocab_map = Map::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (id, token) in vocab.tokens.iter().enumerate() {
+        if let Some(first) = seen.insert(token, id) {
+            return Err(Error::invalid(gguf, format!("token {token:?} appears twice (ids {first} and {id}); tokenizer.json cannot hold both")));
+        }
+        vocab_map.insert(token.clone(), json!(id));
+    }
+    let mut merges = Vec::with_capacity(vocab.merges.len());
+    for (i, m) in vocab.merges.iter().enumerate() {
+        let (a, b) = m.split_once(' ').ok_or_else(|| Error::invalid(gguf, format!("tokenizer.ggml.merges[{i}] {m:?} is not two tokens separated by a space")))?;
+        merges.push(json!([a, b]));
+    }
+    let added: Vec<Value> = (0..vocab.tokens.len()).filter(|&id| vocab.is_added(id)).map(|id| added_token_json(id, &vocab.tokens[id], vocab.types[id] == CONTROL)).collect();
+    let pre = kv.str("tokenizer.ggml.pre").unwrap_or("default");
+    if !matches!(pre, "default" | "gpt-2" | "smollm") {
+        warnings.push(format!("pre-tokenizer {pre:?} is written as GPT-2's byte-level pre-tokenizer; its splitting rules may differ"));
+    }
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": byte_level,
+        "post_processor": template_processing(vocab, kv),
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+            "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab_map, "merges": merges
+        }
+    }))
+}
+
+/// BOS/EOS added around each sequence as `tokenizer.ggml.add_bos_token`/`add_eos_token` say.
+fn template_processing(vocab: &Vocab, kv: &Kvs) -> Value {
+    let token = |typ: &str, flag: &str| -> Option<(String, usize)> {
+        let id = special_id(kv, typ)?;
+        (kv.bool(&format!("tokenizer.ggml.{flag}")) == Some(true)).then(|| (vocab.tokens.get(id).cloned(), id)).and_then(|(t, id)| t.map(|t| (t, id)))
+    };
+    let bos = token("bos", "add_bos_token");
+    let eos = token("eos", "add_eos_token");
+    let seq = |name: &str, type_id: u32| -> Vec<Value> {
+        let mut v = Vec::new();
+        if let Some((t, _)) = &bos {
+            v.push(json!({"SpecialToken": {"id": t, "type_id": type_id}}));
+        }
+        v.push(json!({"Sequence": {"id": name, "type_id": type_id}}));
+        if let Some((t, _)) = &eos {
+            v.push(json!({"SpecialToken": {"id": t, "type_id": type_id}}));
+        }
+        v
+    };
+    let mut specials = Map::new();
+    for (t, id) in bos.iter().chain(eos.iter()) {
+        specials.insert(t.clone(), json!({"id": t, "ids": [id], "tokens": [t]}));
+    }
+    let single = seq("A", 0);
+    let mut pair = single.clone();
+    pair.extend(seq("B", 1));
+    json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials})
+}
+
+/// `tokenizer_config.json`: special tokens by content, added tokens, add_bos/add_eos, chat template.
+pub fn tokenizer_config(vocab: &Vocab, kv: &Kvs, context_length: Option<u64>) -> Value {
+    let mut c = Map::new();
+    for (gguf, hf) in [("add_bos_token", "add_bos_token"), ("add_eos_token", "add_eos_token")] {
+        if let Some(b) = kv.bool(&format!("tokenizer.ggml.{gguf}")) {
+            c.insert(hf.into(), json!(b));
+        }
+    }
+    let mut decoder = Map::new();
+    for id in (0..vocab.tokens.len()).filter(|&id| vocab.is_added(id)) {
+        let special = vocab.types[id] == CONTROL;
+        let mut entry = added_token_json(id, &vocab.tokens[id], special);
+        if let Some(o) = entry.as_object_mut() {
+            o.remove("id");
+        }
+        decoder.insert(id.to_string(), entry);
+    }
+    c.insert("added_tokens_decoder".into(), Value::Object(decoder));
+    for (gguf, hf) in [("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"), ("padding", "pad_token"), ("sep", "sep_token"), ("cls", "cls_token"), ("mask", "mask_token")] {
+        if let Some(t) = special_id(kv, gguf).and_then(|id| vocab.tokens.get(id)) {
+            c.insert(hf.into(), json!(t));
+        }
+    }
+    c.insert("clean_up_tokenization_spaces".into(), json!(false));
+    if vocab.model == "llama" {
+        c.insert("legacy".into(), json!(true));
+        c.insert("tokenizer_class".into(), json!("LlamaTokenizer"));
+    } else {
+        c.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
+    }
+    if let Some(n) = context_length {
+        c.insert("model_max_length".into(), json!(n));
+    }
+    if let Some(t) = kv.str("tokenizer.chat_template") {
+        c.insert("chat_template".into(), json!(t));
+    }
+    Value::Object(c)
+}
