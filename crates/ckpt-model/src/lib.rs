@@ -10,6 +10,7 @@ pub mod arch;
 pub mod hparams;
 pub mod kv;
 pub mod metadata;
+pub mod model_card;
 pub mod tensors;
 pub mod vocab;
 
@@ -160,10 +161,9 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
     kv.string("general.type", "model");
     let config_raw = hparams::read_json_object(&hp.path)?;
     let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);
-    if model_card_has_metadata(model_dir) {
-        warnings.push("README.md model card metadata (YAML front matter) is not read; general.* keys come from the folder name and config.json only".into());
-    }
-    ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count).write(&mut kv);
+    let metadata = ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count);
+    warnings.extend(metadata.warnings.iter().cloned());
+    metadata.write(&mut kv);
     arch.write_params(&mut ParamContext { hp: &hp, kv: &mut kv, block_count, file_type })?;
     kv.u32("general.quantization_version", 2);
     arch.write_vocab(&mut VocabContext { dir: model_dir, hp: &hp, kv: &mut kv, pre_override: opts.pre_tokenizer.as_deref(), warnings: &mut warnings })?;
@@ -226,10 +226,6 @@ fn is_multimodal(name: &str) -> bool {
         "image_newline", "view_seperator", "patch_embed", "patch_embedding", "patch_merger.", "patch_merge_mlp.", "model.connector.",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || PARTS.iter().any(|p| name.contains(p))
-}
-
-fn model_card_has_metadata(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("README.md")).map(|s| s.lines().next() == Some("---")).unwrap_or(false)
 }
 
 /// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be

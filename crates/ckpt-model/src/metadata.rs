@@ -12,12 +12,27 @@ use crate::kv::KvList;
 #[derive(Default, Debug, Clone)]
 pub struct ModelMetadata {
     pub name: Option<String>,
-    pub organization: Option<String>,
-    pub basename: Option<String>,
-    pub finetune: Option<String>,
+    pub author: Option<String>,
     pub version: Option<String>,
+    pub organization: Option<String>,
+    pub finetune: Option<String>,
+    pub basename: Option<String>,
+    pub description: Option<String>,
     pub size_label: Option<String>,
+    pub license: Option<String>,
+    pub license_name: Option<String>,
+    pub license_link: Option<String>,
+    pub source_url: Option<String>,
+    pub source_doi: Option<String>,
+    pub source_uuid: Option<String>,
+    pub source_repo_url: Option<String>,
+    /// Entries of `base_model` / `datasets`: (field, value) pairs in gguf-py's field order.
+    pub base_models: Option<Vec<Vec<(&'static str, String)>>>,
+    pub datasets: Option<Vec<Vec<(&'static str, String)>>>,
+    pub tags: Option<Vec<String>>,
+    pub languages: Option<Vec<String>>,
     sampling: Vec<(&'static str, GgufValue)>,
+    pub warnings: Vec<String>,
 }
 
 /// Parts of a Hugging Face style id `org/Name-7B-Instruct-v0.2`.
@@ -31,9 +46,73 @@ pub struct IdComponents {
     pub size_label: Option<String>,
 }
 
+fn card_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn card_list(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other.clone()],
+    }
+}
+
+/// `base_model` / `datasets` entries as the converter expands them.
+fn source_entries(values: Vec<Value>, total_params: u64, what: &str, warnings: &mut Vec<String>) -> Vec<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    for v in values {
+        let Value::String(id) = v else {
+            warnings.push(format!("model card {what} entry {v} is not a plain id; skipped"));
+            continue;
+        };
+        let mut e: Vec<(&'static str, String)> = Vec::new();
+        let is_url = ["http://", "https://", "ssh://"].iter().any(|p| id.starts_with(p));
+        // A Hugging Face id, given directly or as https://huggingface.co/<org>/<name>.
+        let hf_id = if is_url {
+            e.push(("repo_url", id.clone()));
+            id.strip_prefix("https://huggingface.co/")
+                .or_else(|| id.strip_prefix("http://huggingface.co/"))
+                .filter(|r| r.split('/').count() == 2 && r.split('/').all(|p| !p.is_empty()))
+                .map(str::to_string)
+        } else {
+            Some(id.clone())
+        };
+        if let Some(hf) = hf_id {
+            let c = model_id_components(&hf, total_params);
+            if let Some(n) = &c.full_name {
+                e.push(("name", id_to_title(n)));
+            }
+            if let Some(o) = &c.org {
+                e.push(("organization", id_to_title(o)));
+            }
+            if let Some(v) = &c.version {
+                e.push(("version", v.clone()));
+            }
+            if let (false, Some(o), Some(n)) = (is_url, &c.org, &c.full_name) {
+                e.push(("repo_url", format!("https://huggingface.co/{o}/{n}")));
+            }
+        }
+        // gguf-py writes the fields in a fixed order.
+        let order = ["name", "author", "version", "organization", "description", "url", "doi", "uuid", "repo_url"];
+        e.sort_by_key(|(k, _)| order.iter().position(|o| o == k));
+        out.push(e);
+    }
+    out
+}
+
 impl ModelMetadata {
     pub fn derive(model_dir: &Path, config: &Map<String, Value>, generation: Option<&Map<String, Value>>, total_params: u64) -> ModelMetadata {
         let mut md = ModelMetadata::default();
+        if let Ok(card) = std::fs::read_to_string(model_dir.join("README.md")) {
+            if let Some(fm) = crate::model_card::parse(&card) {
+                md.apply_card(&fm, total_params);
+            }
+        }
         if let Some(Value::String(id)) = config.get("_name_or_path") {
             if id.matches('/').count() <= 1 {
                 md.fill_from_id(id, total_params);
@@ -53,6 +132,64 @@ impl ModelMetadata {
         md
     }
 
+    fn apply_card(&mut self, fm: &crate::model_card::FrontMatter, total_params: u64) {
+        let card = &fm.values;
+        for key in &fm.skipped {
+            if ["base_model", "base_models", "base_model_sources", "datasets", "dataset", "dataset_sources", "tags", "language", "languages", "license"].contains(&key.as_str()) {
+                self.warnings.push(format!("README.md: model card key {key} has a structure ckpt does not read; it is not exported"));
+            }
+        }
+        let rules: [(&str, &str); 27] = [
+            ("name", "name"), ("author", "author"), ("version", "version"), ("organization", "organization"),
+            ("description", "description"), ("finetune", "finetune"), ("basename", "basename"), ("size_label", "size_label"),
+            ("source_url", "url"), ("source_doi", "doi"), ("source_uuid", "uuid"), ("source_repo_url", "repo_url"),
+            ("name", "model_name"), ("author", "model_author"), ("version", "model_version"), ("organization", "model_organization"),
+            ("description", "model_description"), ("finetune", "model_finetune"), ("basename", "model_basename"),
+            ("size_label", "model_size_label"), ("source_url", "model_url"), ("source_doi", "model_doi"), ("source_uuid", "model_uuid"),
+            ("source_repo_url", "model_repo_url"), ("name", "model_name"), ("author", "model_creator"), ("basename", "model_type"),
+        ];
+        for (field, key) in rules {
+            let Some(v) = card.get(key) else { continue };
+            let slot = match field {
+                "name" => &mut self.name,
+                "author" => &mut self.author,
+                "version" => &mut self.version,
+                "organization" => &mut self.organization,
+                "description" => &mut self.description,
+                "finetune" => &mut self.finetune,
+                "basename" => &mut self.basename,
+                "size_label" => &mut self.size_label,
+                "source_url" => &mut self.source_url,
+                "source_doi" => &mut self.source_doi,
+                "source_uuid" => &mut self.source_uuid,
+                _ => &mut self.source_repo_url,
+            };
+            fill(slot, card_string(v));
+        }
+        if let Some(v) = card.get("base_model").or_else(|| card.get("base_models")).or_else(|| card.get("base_model_sources")) {
+            let entries = source_entries(card_list(Some(v)), total_params, "base_model", &mut self.warnings);
+            self.base_models.get_or_insert_with(Vec::new).extend(entries);
+        } else if ["base_model", "base_models", "base_model_sources"].iter().any(|k| card.contains_key(*k)) {
+            self.base_models.get_or_insert_with(Vec::new);
+        }
+        if let Some(v) = card.get("datasets").or_else(|| card.get("dataset")).or_else(|| card.get("dataset_sources")) {
+            let entries = source_entries(card_list(Some(v)), total_params, "datasets", &mut self.warnings);
+            self.datasets.get_or_insert_with(Vec::new).extend(entries);
+        }
+        fill(&mut self.license, card.get("license").and_then(|v| match v {
+            Value::Array(a) => Some(a.iter().filter_map(card_string).collect::<Vec<_>>().join(",")),
+            other => card_string(other),
+        }));
+        fill(&mut self.license_name, card.get("license_name").and_then(card_string));
+        fill(&mut self.license_link, card.get("license_link").and_then(card_string));
+        for (key, list) in [("tags", 0), ("pipeline_tag", 0), ("languages", 1), ("language", 1)] {
+            let Some(v) = card.get(key).filter(|v| !v.is_null()) else { continue };
+            let target = if list == 0 { &mut self.tags } else { &mut self.languages };
+            let items: Vec<String> = card_list(Some(v)).iter().filter_map(card_string).collect();
+            target.get_or_insert_with(Vec::new).extend(items);
+        }
+    }
+
     fn fill_from_id(&mut self, id: &str, total_params: u64) {
         let c = model_id_components(id, total_params);
         fill(&mut self.name, c.full_name.map(|n| id_to_title(&n)));
@@ -70,16 +207,41 @@ impl ModelMetadata {
         }
         let strings = [
             ("general.name", &self.name),
+            ("general.author", &self.author),
             ("general.version", &self.version),
             ("general.organization", &self.organization),
             ("general.finetune", &self.finetune),
             ("general.basename", &self.basename),
+            ("general.description", &self.description),
             ("general.size_label", &self.size_label),
+            ("general.license", &self.license),
+            ("general.license.name", &self.license_name),
+            ("general.license.link", &self.license_link),
+            ("general.source.url", &self.source_url),
+            ("general.source.doi", &self.source_doi),
+            ("general.source.uuid", &self.source_uuid),
+            ("general.source.repo_url", &self.source_repo_url),
         ];
         for (key, value) in strings {
             if let Some(v) = value {
                 kv.string(key, v);
             }
+        }
+        for (prefix, list) in [("general.base_model", &self.base_models), ("general.dataset", &self.datasets)] {
+            if let Some(entries) = list {
+                kv.u32(&format!("{prefix}.count"), entries.len() as u32);
+                for (i, e) in entries.iter().enumerate() {
+                    for (field, value) in e {
+                        kv.string(&format!("{prefix}.{i}.{field}"), value);
+                    }
+                }
+            }
+        }
+        if let Some(tags) = &self.tags {
+            kv.array("general.tags", GgufValue::string_array(tags.iter().cloned()));
+        }
+        if let Some(langs) = &self.languages {
+            kv.array("general.languages", GgufValue::string_array(langs.iter().cloned()));
         }
     }
 }
@@ -419,6 +581,34 @@ mod tests {
         assert_eq!(c.size_label.as_deref(), Some("7B"));
         assert_eq!(c.finetune.as_deref(), Some("chat-hf"));
         assert_eq!(id_to_title("Llama-2-7b-chat-hf"), "Llama 2 7b Chat Hf");
+    }
+
+    #[test]
+    fn model_card_keys() {
+        let dir = std::env::temp_dir().join(format!("ckpt-model-card-{}", std::process::id()));
+        let dir = dir.join("Tiny-Chat-v1.5");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("README.md"),
+            "---\nlicense: mit\nbase_model: Org/Base-1B\nlanguage:\n- en\ntags:\n- chat\npipeline_tag: text-generation\n---\n",
+        )
+        .unwrap();
+        let md = ModelMetadata::derive(&dir, &Map::new(), None, 1_000_000_000);
+        let mut kv = KvList::new();
+        md.write(&mut kv);
+        let keys: Vec<&str> = kv.entries().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "general.name", "general.version", "general.finetune", "general.basename", "general.size_label", "general.license",
+                "general.base_model.count", "general.base_model.0.name", "general.base_model.0.organization",
+                "general.base_model.0.repo_url", "general.tags", "general.languages"
+            ]
+        );
+        assert_eq!(kv.get("general.base_model.0.repo_url"), Some(&GgufValue::string("https://huggingface.co/Org/Base-1B")));
+        assert_eq!(kv.get("general.tags"), Some(&GgufValue::string_array(["chat", "text-generation"])));
+        assert_eq!(kv.get("general.name"), Some(&GgufValue::string("Tiny Chat v1.5")));
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     #[test]
