@@ -618,4 +618,38 @@ mod tests {
         assert_eq!(size_label(6_738_415_616), "6.7B");
         assert_eq!(size_label(134_515_008), "135M");
     }
+
+    /// Expected values printed by gguf-py 0.19.0's `Metadata.get_model_id_components`,
+    /// `Metadata.id_to_title` and `size_label`.
+    #[test]
+    fn agrees_with_gguf_py_heuristics() {
+        let cases: &[(&str, u64, [Option<&str>; 6], &str)] = &[
+            ("tiny-llama-spm", 3410176, [Some("tiny-llama-spm"), None, None, None, None, None], "Tiny Llama Spm"),
+            ("meta-llama/Llama-2-7b-chat-hf", 6738415616, [Some("Llama-2-7b-chat-hf"), Some("meta-llama"), Some("Llama-2"), Some("chat-hf"), None, Some("7B")], "Llama 2 7b Chat Hf"),
+            ("Qwen/Qwen2.5-0.5B-Instruct", 494032768, [Some("Qwen2.5-0.5B-Instruct"), Some("Qwen"), Some("Qwen2.5"), Some("Instruct"), None, Some("0.5B")], "Qwen2.5 0.5B Instruct"),
+            ("mistralai/Mistral-7B-Instruct-v0.3", 7248023552, [Some("Mistral-7B-Instruct-v0.3"), Some("mistralai"), Some("Mistral"), Some("Instruct"), Some("v0.3"), Some("7B")], "Mistral 7B Instruct v0.3"),
+            ("HuggingFaceTB/SmolLM2-135M", 134515008, [Some("SmolLM2-135M"), Some("HuggingFaceTB"), Some("SmolLM2"), None, None, Some("135M")], "SmolLM2 135M"),
+            ("bigscience/bloom-7b1", 7069016064, [Some("bloom-7b1"), Some("bigscience"), Some("bloom"), None, None, Some("7.1B")], "Bloom 7b1"),
+            ("google/gemma-2-9b-it", 9241705984, [Some("gemma-2-9b-it"), Some("google"), Some("gemma-2"), Some("it"), None, Some("9B")], "Gemma 2 9b It"),
+            ("microsoft/Phi-3-mini-128k-instruct", 3821079552, [Some("Phi-3-mini-128k-instruct"), Some("microsoft"), Some("Phi-3"), Some("128k-instruct"), None, Some("mini")], "Phi 3 Mini 128k Instruct"),
+            ("openai-community/gpt2", 124439808, [Some("gpt2"), Some("openai-community"), None, None, None, None], "Gpt2"),
+            ("BAAI/bge-small-en-v1.5", 33360000, [Some("bge-small-en-v1.5"), Some("BAAI"), Some("bge"), Some("en"), Some("v1.5"), Some("small")], "Bge Small En v1.5"),
+            ("TheBloke/Mixtral-8x7B-v0.1-GGUF", 46702792704, [Some("Mixtral-8x7B-v0.1-GGUF"), Some("TheBloke"), Some("Mixtral"), Some("GGUF"), Some("v0.1"), Some("8x7B")], "Mixtral 8x7B v0.1 GGUF"),
+            ("Llama-3.1-8B-Instruct-Q4_K_M", 8030261248, [Some("Llama-3.1-8B-Instruct-Q4_K_M"), None, Some("Llama-3.1"), Some("Instruct"), None, Some("8B")], "Llama 3.1 8B Instruct Q4_K_M"),
+        ];
+        for (id, params, want, title) in cases {
+            let c = model_id_components(id, *params);
+            let got = [&c.full_name, &c.org, &c.basename, &c.finetune, &c.version, &c.size_label].map(|v| v.as_deref());
+            assert_eq!(&got, want, "{id}");
+            assert_eq!(id_to_title(c.full_name.as_deref().unwrap()), *title, "{id}");
+        }
+        assert_eq!(size_label(3410176), "3.4M");
+        assert_eq!(size_label(393808), "394K");
+        assert_eq!(size_label(999999), "1000K");
+        assert_eq!(size_label(1000001), "1.0M");
+        assert_eq!(size_label(1500000000), "1.5B");
+        assert_eq!(size_label(123), "0.12K");
+        assert_eq!(size_label(7248023552), "7.2B");
+        assert_eq!(size_label(46702792704), "47B");
+    }
 }
