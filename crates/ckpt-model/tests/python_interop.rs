@@ -50,3 +50,44 @@ fn gguf_py_reads_the_spm_llama_q8_0_output() {
 fn gguf_py_reads_the_smollm_bf16_output() {
     check("tiny-smol-bpe", OutType::BF16, "Tiny Smol Bpe", 49152, "BF16");
 }
+
+const METADATA: &str = r#"
+import gguf, json, sys
+from pathlib import Path
+d = Path(sys.argv[1]); n = int(sys.argv[2])
+md = gguf.Metadata.load(None, d, None, n)
+if md.name is None: md.name = d.name
+if md.size_label is None and n > 0: md.size_label = gguf.size_label(n, 0, 0, 0)
+w = gguf.GGUFWriter(None, "llama")
+md.set_gguf_meta_model(w)
+print(json.dumps([[k, v.value] for k, v in w.kv_data[0].items() if k != "general.architecture"]))
+"#;
+
+/// general.* keys from model cards and folder names, against gguf-py's own Metadata code.
+#[test]
+fn model_card_metadata_matches_gguf_py() {
+    let Ok(python) = std::env::var("CKPT_PYTHON") else {
+        eprintln!("skipped: set CKPT_PYTHON to a Python with the gguf package to run this interop test");
+        return;
+    };
+    let cards = [
+        "---\nlicense: apache-2.0\nlanguage:\n- en\n- fr\ntags:\n- chat\n- text-generation\nbase_model:\n- Qwen/Qwen2.5-0.5B\n- https://huggingface.co/org/Other-7B\npipeline_tag: text-generation\ndatasets:\n- HuggingFaceTB/smoltalk\n---\n# Model\n",
+        "---\nlicense: other\nlicense_name: custom\nlicense_link: LICENSE\nmodel_name: My Model\nmodel_creator: Someone\n---\n",
+        "no front matter here\n",
+    ];
+    for (i, card) in cards.iter().enumerate() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(["Qwen2.5-0.5B-Instruct", "tiny-llama-spm", "Mistral-7B-v0.3"][i]);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("README.md"), card).unwrap();
+        let params = [494_032_768u64, 3_410_176, 7_248_023_552][i];
+        let out = Command::new(&python).arg("-c").arg(METADATA).arg(&dir).arg(params.to_string()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let md = ckpt_model::metadata::ModelMetadata::derive(&dir, &serde_json::Map::new(), None, params);
+        let mut kv = ckpt_model::kv::KvList::new();
+        md.write(&mut kv);
+        let got: Vec<serde_json::Value> = kv.entries().iter().map(|(k, v)| serde_json::json!([k, ckpt_gguf::to_json(v)])).collect();
+        assert_eq!(serde_json::Value::Array(got), want, "card #{i}");
+    }
+}
