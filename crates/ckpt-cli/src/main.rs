@@ -3,6 +3,7 @@
 
 mod compare;
 mod inspect;
+mod ollama;
 mod progress;
 mod quantize;
 mod remote;
@@ -93,6 +94,19 @@ Adapters are applied in order; ADAPTER:WEIGHT scales that adapter's deltas. Delt
 rounded once to the output dtype (the base dtype unless --dtype). The output folder gets the merged weights
 and the base's config, generation config, tokenizer files and chat template.")]
     MergeLora(MergeLoraArgs),
+    /// Build models into Ollama's store and manage them (create, show, list, rm, cp)
+    #[command(subcommand)]
+    Ollama(ollama::OllamaCommand),
+    /// Serve Ollama's model-management HTTP API (blobs, create, tags, show, delete, copy) on the store
+    #[command(after_help = "\
+Examples:
+  ckpt serve
+  ckpt serve --host 127.0.0.1:11435
+
+Scripts written for Ollama's /api/blobs + /api/create + /api/tags + /api/show keep working; /api/create
+converts safetensors uploads and quantizes with ckpt. Running models (/api/generate, /api/chat, …) stays
+Ollama's job: those endpoints answer 501 with an explanation.")]
+    Serve(ollama::ServeArgs),
     /// Download a Hugging Face repo into the standard cache (huggingface_hub's layout), resumable and verified
     #[command(after_help = "\
 Examples:
@@ -213,6 +227,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Scan(a) => scan::run(a, &cli.global),
         Command::Pull(a) => remote::pull(a, &cli.global),
+        Command::Ollama(c) => ollama::run(c, &cli.global),
+        Command::Serve(a) => ollama::serve(a, &cli.global),
         Command::Quantize(a) => quantize::run(a, &cli.global),
         Command::Diff(a) => match compare::run_diff(a, &cli.global) {
             Ok(same) => return if same { ExitCode::SUCCESS } else { ExitCode::from(1) },

@@ -71,3 +71,24 @@ fn bad_requests_are_refused() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("requantize"), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(!out.exists());
 }
+
+/// A model whose rows (8, 16) fit no block: every quantizable tensor takes llama.cpp's shape
+/// fallback down to F16. Hashes of llama-quantize's own outputs (llama.cpp 0c1e57098, x86-64
+/// build, `llama-quantize tiny-smol-bpe.f16.gguf OUT TYPE`), recorded on 2026-11-23.
+#[test]
+fn shape_fallbacks_match_llama_quantize() {
+    let work = tempfile::tempdir().unwrap();
+    for (t, want) in [
+        ("Q4_K_M", "3ead336334116fd2f506ee6729685585745d3dfe8646b2931c38765a096e6297"),
+        ("Q4_0", "248b701435345413449eb97269bf2059831d3c2ff27aa82d659955f8b3762c92"),
+        ("Q8_0", "0356fa29ab6c16f778ab1cf7ade4a3a2542bc102ec95f7d0782b50477b160d0f"),
+        ("Q6_K", "16bd677cb96806434ccc19b031408d28e89b567e0b99d1fb72c315c485d4a20d"),
+        ("Q2_K", "b94cc1b4cb9df327f9e11f6ef89fc3da18dc1f0f020d02612c266cb35c648439"),
+    ] {
+        let out = work.path().join(format!("{t}.gguf"));
+        let r = Command::new(env!("CARGO_BIN_EXE_ckpt")).arg("quantize").arg(fx("tiny-smol-bpe.f16.gguf")).arg(&out).arg(t).output().unwrap();
+        assert!(r.status.success(), "{t}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(String::from_utf8_lossy(&r.stderr).contains("used F16 instead"), "fallbacks are reported");
+        assert_eq!(sha256(&out), want, "{t}");
+    }
+}

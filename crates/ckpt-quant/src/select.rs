@@ -327,6 +327,9 @@ impl TypeSelector {
             Q4_K => Q5_0,
             Q5_K => Q5_1,
             Q6_K => Q8_0,
+            // Already a block-32 (or smaller) type: nothing smaller to demote to, so the check
+            // below makes it F16, as llama.cpp does.
+            other if other.block_size() <= 32 => other,
             other => {
                 return Err(Error::Unsupported(format!(
                     "tensor {}: ne0 = {ncols} is not a multiple of the {other} block size {} and llama.cpp defines no fallback for {other}",

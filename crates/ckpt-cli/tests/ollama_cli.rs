@@ -1,0 +1,102 @@
+//! `ckpt ollama …` and `ckpt serve` end to end: models converted and quantized by ckpt land in an
+//! Ollama store; the seeds' workflow (upload blobs, /api/create with files + quantize + template +
+//! parameters, /api/tags, /api/show) runs against `ckpt serve` through the official Python client.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fx(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(p)
+}
+
+fn ckpt(store: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ckpt"));
+    c.env("OLLAMA_MODELS", store).env_remove("OLLAMA_HOST");
+    c
+}
+
+#[test]
+fn create_show_list_rm_from_a_model_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let out = ckpt(&store)
+        .args(["ollama", "create", "smol:q4", "--from"])
+        .arg(fx("tiny-smol-bpe"))
+        .args(["--quantize", "q4_K_M", "--param", "temperature=0.7", "--param", "stop=<|im_end|>"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The model layer is exactly what `ckpt convert --outtype q4_k_m` writes.
+    let gguf = work.path().join("same.gguf");
+    let conv = Command::new(env!("CARGO_BIN_EXE_ckpt")).arg("convert").arg(fx("tiny-smol-bpe")).arg(&gguf).args(["--outtype", "q4_k_m"]).output().unwrap();
+    assert!(conv.status.success());
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(std::fs::read(&gguf).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(store.join("blobs").join(format!("sha256-{digest}")).exists(), "GGUF layer = ckpt convert's output");
+
+    let show = ckpt(&store).args(["ollama", "show", "smol:q4", "--modelfile"]).output().unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("PARAMETER temperature 0.7") && text.contains("<|im_end|>"), "{text}");
+    assert!(text.contains("<|im_start|>"), "ChatML template matched from the chat template: {text}");
+    let list = ckpt(&store).args(["ollama", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("smol:q4"));
+    let rm = ckpt(&store).args(["ollama", "rm", "smol:q4"]).output().unwrap();
+    assert!(rm.status.success());
+    let left: Vec<_> = std::fs::read_dir(store.join("blobs")).unwrap().collect();
+    assert!(left.is_empty(), "blobs no other model uses are removed");
+}
+
+#[test]
+fn seeds_workflow_against_ckpt_serve_with_the_ollama_client() {
+    let Some(py) = std::env::var_os("CKPT_PYTHON") else {
+        eprintln!("skipped: set CKPT_PYTHON to a python with the `ollama` client (scripts/test.sh does)");
+        return;
+    };
+    let ok = Command::new(&py).args(["-c", "import ollama"]).status().unwrap().success();
+    if !ok {
+        eprintln!("skipped: the `ollama` Python client is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let host = format!("127.0.0.1:{port}");
+    let mut server = ckpt(&store).args(["serve", "--host", &host]).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&host).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = r#"
+import sys, os, ollama
+host, model_dir = sys.argv[1], sys.argv[2]
+c = ollama.Client(host="http://" + host)
+files = {}
+for name in sorted(os.listdir(model_dir)):
+    files[name] = c.create_blob(os.path.join(model_dir, name))
+template = "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n"
+statuses = [r.status for r in c.create(model="smol-seed", files=files, quantize="q4_K_M", template=template,
+                                       parameters={"stop": ["<|im_end|>", "<|im_start|>"], "temperature": 0.2}, stream=True)]
+assert statuses[-1] == "success", statuses
+names = [m.model for m in c.list().models]
+assert "smol-seed:latest" in names, names
+show = c.show("smol-seed")
+assert 'PARAMETER stop <|im_end|>' in show.modelfile and "PARAMETER temperature 0.2" in show.modelfile, show.modelfile
+assert show.template == template, show.template
+assert show.details.quantization_level == "Q4_K_M", show.details
+c.copy("smol-seed", "smol-copy")
+c.delete("smol-seed")
+assert [m.model for m in c.list().models] == ["smol-copy:latest"]
+try:
+    c.generate(model="smol-copy", prompt="hi")
+    raise SystemExit("generate should be refused")
+except ollama.ResponseError as e:
+    assert e.status_code == 501, e
+print("ok", statuses)
+"#;
+    let r = Command::new(&py).args(["-c", script, &host]).arg(fx("tiny-smol-bpe")).output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(r.status.success(), "{}\n{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+}
