@@ -160,7 +160,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     match &vocab {
         Some(v) if v.model == "llama" => {
             extra_files.push(("tokenizer.model".into(), tokenizer::sentencepiece_model(v, &kv)));
-            warnings.push("SentencePiece vocabulary written as tokenizer.model (no tokenizer.json); transformers builds the fast tokenizer from it".into());
+            extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::spm_tokenizer_json(v, &kv))));
         }
         Some(v) if v.model == "gpt2" => {
             extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::bpe_tokenizer_json(v, &kv, &gguf_label, &mut warnings)?)));

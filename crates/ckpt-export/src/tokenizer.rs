@@ -184,6 +184,74 @@ pub fn bpe_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str, warnings: &mut Ve
     }))
 }
 
+/// `tokenizer.json` for a SentencePiece-style vocabulary, built the way transformers' GGUF
+/// loader (`GGUFLlamaConverter`) builds it: a byte-fallback BPE whose merges are every split of
+/// a token into two tokens, ordered by the merged token's score, with LlamaConverter's
+/// normalizer (prepend and escape spaces as U+2581) and decoder.
+pub fn spm_tokenizer_json(vocab: &Vocab, kv: &Kvs) -> Value {
+    let mut score_of: HashMap<&str, f32> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for (id, token) in vocab.tokens.iter().enumerate() {
+        if score_of.insert(token, vocab.score(id)).is_none() {
+            order.push(token);
+        }
+    }
+    let mut vocab_map = Map::new();
+    for (id, token) in vocab.tokens.iter().enumerate() {
+        vocab_map.insert(token.clone(), json!(id));
+    }
+    let desc = |a: f32, b: f32| b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal);
+    let mut merges: Vec<(&str, &str, f32)> = Vec::new();
+    for &token in &order {
+        let merged_score = score_of[token];
+        let mut local: Vec<(&str, &str, f32)> = token
+            .char_indices()
+            .skip(1)
+            .map(|(at, _)| token.split_at(at))
+            .filter(|(l, r)| score_of.contains_key(l) && score_of.contains_key(r))
+            .map(|(l, r)| (l, r, merged_score))
+            .collect();
+        // Stable sorts, descending, like Python's sorted(..., reverse=True).
+        local.sort_by(|a, b| desc(score_of[a.0], score_of[b.0]).then_with(|| desc(score_of[a.1], score_of[b.1])));
+        merges.extend(local);
+    }
+    merges.sort_by(|a, b| desc(a.2, b.2));
+    let merges: Vec<Value> = merges.into_iter().map(|(l, r, _)| json!([l, r])).collect();
+    let unk = special_id(kv, "unknown").and_then(|id| vocab.tokens.get(id)).cloned();
+    let added: Vec<Value> = (0..vocab.tokens.len())
+        .filter(|&id| vocab.types[id] == CONTROL || vocab.is_added(id))
+        .map(|id| added_token_json(id, &vocab.tokens[id], vocab.types[id] == CONTROL))
+        .collect();
+    let add_prefix_space = kv.bool("tokenizer.ggml.add_space_prefix").unwrap_or(true);
+    let mut normalizers = Vec::new();
+    if add_prefix_space {
+        normalizers.push(json!({"type": "Prepend", "prepend": "\u{2581}"}));
+    }
+    normalizers.push(json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}));
+    let mut decoders = vec![
+        json!({"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}),
+        json!({"type": "ByteFallback"}),
+        json!({"type": "Fuse"}),
+    ];
+    if add_prefix_space {
+        decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+    }
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": normalizers},
+        "pre_tokenizer": null,
+        "post_processor": template_processing(vocab, kv),
+        "decoder": {"type": "Sequence", "decoders": decoders},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null, "end_of_word_suffix": null,
+            "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": vocab_map, "merges": merges
+        }
+    })
+}
+
 /// BOS/EOS added around each sequence as `tokenizer.ggml.add_bos_token`/`add_eos_token` say.
 fn template_processing(vocab: &Vocab, kv: &Kvs) -> Value {
     let token = |typ: &str, flag: &str| -> Option<(String, usize)> {

@@ -78,4 +78,5 @@ fn gguf_py_dequantization_matches_the_exported_q4_k_m_folder() {
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)
     );
+    assert_eq!(String::from_utf8_lossy(&result.stdout).trim(), "ok 39");
 }
