@@ -117,6 +117,17 @@ Examples:
 Honours HF_ENDPOINT, HF_TOKEN (or the token file), HF_HOME / HF_HUB_CACHE and HF_HUB_OFFLINE. Every
 command that reads a model also accepts hf://ORG/NAME[@REV][/PATH] and resolves it through this cache.")]
     Pull(remote::PullArgs),
+    /// Upload a file or folder to the Hub, optionally as a pull request (no git, no git-lfs)
+    #[command(after_help = "\
+Examples:
+  ckpt push ./model-st org/model --create-pr -m 'Add safetensors weights'
+  ckpt push model-Q4_K_M.gguf org/model-GGUF --path-in-repo model-Q4_K_M.gguf
+  ckpt push ./merged me/new-model --create-repo --private
+
+Uses the Hub's commit API like huggingface_hub: preupload, LFS batch (multipart for large files, failed
+parts retried alone), then one commit once every upload succeeded. Files the Hub already has are not sent.
+Token from HF_TOKEN or the token file; HF_ENDPOINT is honoured.")]
+    Push(remote::PushArgs),
     /// Compare two checkpoints tensor by tensor, across formats (max abs error, RMSE, cosine, identical bytes)
     #[command(after_help = "\
 Examples:
@@ -182,6 +193,10 @@ struct ConvertArgs {
     /// Replace an existing output
     #[arg(long)]
     force: bool,
+    /// After converting hf://ORG/NAME, open a pull request on that repo adding the safetensors
+    /// weights (the job of safetensors' convert.py)
+    #[arg(long)]
+    push_pr: bool,
 }
 
 #[derive(Args)]
@@ -227,6 +242,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Scan(a) => scan::run(a, &cli.global),
         Command::Pull(a) => remote::pull(a, &cli.global),
+        Command::Push(a) => remote::push(a, &cli.global),
         Command::Ollama(c) => ollama::run(c, &cli.global),
         Command::Serve(a) => ollama::serve(a, &cli.global),
         Command::Quantize(a) => quantize::run(a, &cli.global),
@@ -272,8 +288,15 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         overwrite: a.force,
         progress: Some(bars.callback()),
     };
+    let src_text = a.src.to_string_lossy().into_owned();
+    if a.push_pr && !src_text.starts_with("hf://") {
+        return Err(Error::Usage("--push-pr needs the source as hf://ORG/NAME (the repo the pull request goes to)".into()));
+    }
     let report = ckpt_convert::convert(&remote::local(&a.src)?, &a.dst, &opts)?;
     bars.finish();
+    if a.push_pr {
+        return remote::push_conversion_pr(&src_text, &report, g);
+    }
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(());

@@ -152,3 +152,139 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// A file or a folder to upload
+    local: PathBuf,
+    /// ORG/NAME (or hf://ORG/NAME@REVISION)
+    repo: String,
+    /// Branch to commit to, or that the pull request targets
+    #[arg(long)]
+    revision: Option<String>,
+    /// Open a pull request (refs/pr/N) instead of committing to the branch
+    #[arg(long)]
+    create_pr: bool,
+    /// Destination folder in the repo (for a single file: its path)
+    #[arg(long)]
+    path_in_repo: Option<String>,
+    /// Commit title
+    #[arg(long, short = 'm')]
+    message: Option<String>,
+    /// Only files matching this glob (repeatable)
+    #[arg(long)]
+    include: Vec<String>,
+    /// Skip files matching this glob (repeatable)
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// With --create-repo: make it private
+    #[arg(long)]
+    private: bool,
+    /// Create the repository if it does not exist
+    #[arg(long)]
+    create_repo: bool,
+}
+
+pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let show = !g.quiet && !g.json && std::io::stderr().is_terminal();
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").unwrap().progress_chars("=> "));
+    if !show {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let progress: Option<ckpt_remote::push::PushProgressFn> = show.then(|| {
+        let bar = bar.clone();
+        Arc::new(move |p: &ckpt_remote::push::PushProgress<'_>| {
+            bar.set_message(match p.stage {
+                ckpt_remote::push::PushStage::Hashing => "hashing",
+                _ => "uploading",
+            });
+            bar.set_length(p.total_size);
+            bar.set_position(p.total_bytes);
+        }) as ckpt_remote::push::PushProgressFn
+    });
+    let opts = ckpt_remote::push::PushOptions {
+        revision: a.revision.clone(),
+        create_pr: a.create_pr,
+        path_in_repo: a.path_in_repo.clone(),
+        message: a.message.clone(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        private: a.private,
+        create_repo: a.create_repo,
+        progress,
+        ..Default::default()
+    };
+    let report = ckpt_remote::push::push(&a.local, &a.repo, &opts);
+    bar.finish_and_clear();
+    let report = report?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap());
+        return Ok(());
+    }
+    if !g.quiet {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for f in &report.files {
+            *counts.entry(f.action.as_str()).or_default() += 1;
+        }
+        let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!("{}: {} files ({})", report.repo, report.files.len(), summary.join(", "));
+        match (&report.pull_request, &report.commit_url) {
+            (Some(pr), _) => println!("pull request {} ({}): {}", pr.number, pr.revision, pr.url),
+            (None, Some(url)) => println!("committed: {url}"),
+            (None, None) => println!("nothing to commit: every file is already on the Hub"),
+        }
+    }
+    Ok(())
+}
+
+/// Opens the pull request convert.py opens: the converted weights (and index) only, with a
+/// description of what was converted and which shared tensors were written once.
+pub fn push_conversion_pr(src: &str, report: &ckpt_convert::ConvertReport, g: &GlobalArgs) -> Result<(), Error> {
+    let ckpt_remote::RemoteLocation::Hub(uri) = ckpt_remote::RemoteLocation::parse(src)? else {
+        return Err(Error::Usage(format!("--push-pr needs an hf:// source, not {src}")));
+    };
+    let repo = uri.repo_id.clone();
+    let local = &report.output;
+    let mut description = format!(
+        "This is an automated PR created with ckpt. It adds the {} weights of this model ({} tensors, converted from {} and verified tensor by tensor against the source).\n\nFiles:\n",
+        match report.target {
+            ckpt_convert::Target::Safetensors => "safetensors",
+            ckpt_convert::Target::Bin => "PyTorch .bin",
+        },
+        report.tensors,
+        report.source_format
+    );
+    for f in &report.files {
+        description.push_str(&format!("- {}\n", f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    }
+    if !report.dropped_shared.is_empty() {
+        description.push_str("\nTensors that share memory were written once (recorded in the safetensors metadata):\n");
+        for (d, k) in &report.dropped_shared {
+            description.push_str(&format!("- {d} -> {k}\n"));
+        }
+    }
+    let include = if local.is_dir() {
+        report.files.iter().filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned())).collect()
+    } else {
+        Vec::new()
+    };
+    let opts = ckpt_remote::push::PushOptions {
+        revision: uri.revision.clone(),
+        create_pr: true,
+        message: Some("Adding `safetensors` variant of this model".into()),
+        description: Some(description),
+        include,
+        ..Default::default()
+    };
+    let pushed = ckpt_remote::push::push(local, &repo, &opts)?;
+    if g.json {
+        println!("{}", serde_json::json!({ "convert": report, "push": pushed.to_json() }));
+    } else if !g.quiet {
+        match &pushed.pull_request {
+            Some(pr) => println!("pull request {} ({}): {}", pr.number, pr.revision, pr.url),
+            None => println!("nothing to push: the Hub already has these files"),
+        }
+    }
+    Ok(())
+}
