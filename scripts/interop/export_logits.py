@@ -18,6 +18,9 @@ from llama_cpp import Llama
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 PROMPT = "The history of the city begins"
+# Texts whose tokenization must agree too (runs of spaces, byte fallback, special tokens).
+TEXTS = ["Hello  world", "  leading spaces\tand tabs\n\nnewlines", "\u00fcn\u00efc\u00f6d\u00e9 \U0001F680 3.14159",
+         "a</s> b <|im_end|>"]
 
 
 def llama_cpp_logits(gguf_path, n_ctx=256):
@@ -39,7 +42,17 @@ def transformers_logits(folder):
     return ids[0].tolist(), logits
 
 
+def check_tokenization(gguf_path, folder):
+    llm = Llama(model_path=gguf_path, n_ctx=64, verbose=False, vocab_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    for text in TEXTS:
+        a = llm.tokenize(text.encode(), add_bos=True, special=True)
+        b = tokenizer(text).input_ids
+        assert a == b, f"{folder}: {text!r} tokenized as {b} by transformers, {a} by llama.cpp"
+
+
 def check(gguf_path, folder):
+    check_tokenization(gguf_path, folder)
     ref_tokens, ref, quantized = llama_cpp_logits(gguf_path)
     tokens, ours = transformers_logits(folder)
     assert tokens == ref_tokens, f"{folder}: transformers tokens {tokens} != llama.cpp tokens {ref_tokens}"

@@ -305,12 +305,10 @@ pub fn tokenizer_config(vocab: &Vocab, kv: &Kvs, context_length: Option<u64>) ->
         }
     }
     c.insert("clean_up_tokenization_spaces".into(), json!(false));
-    if vocab.model == "llama" {
-        c.insert("legacy".into(), json!(true));
-        c.insert("tokenizer_class".into(), json!("LlamaTokenizer"));
-    } else {
-        c.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
-    }
+    // The generic fast class uses tokenizer.json as written; transformers' LlamaTokenizer would
+    // swap the normalizer for its own Metaspace pre-tokenizer, which splits runs of spaces
+    // differently from llama.cpp.
+    c.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
     if let Some(n) = context_length {
         c.insert("model_max_length".into(), json!(n));
     }
