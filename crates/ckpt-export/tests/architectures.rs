@@ -1,0 +1,262 @@
+//! HF -> GGUF (ckpt-model, f32) -> HF (ckpt-export) on small synthetic checkpoints of each
+//! architecture: the exported tensors equal the original ones (names, shapes, values), and the
+//! exported folder converts back to the same GGUF tensors.
+
+use std::path::{Path, PathBuf};
+
+use ckpt_core::{Checkpoint, DType, Format, Tensor};
+use ckpt_export::{gguf_to_hf, ExportOptions};
+use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
+use serde_json::json;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf")
+}
+
+/// Distinct values in [-1, 1), multiples of 1/1024, different in every row and tensor, so a
+/// misordered row or a wrong transpose cannot go unnoticed.
+fn value(seed: u64, i: u64) -> f32 {
+    ((i.wrapping_mul(7919).wrapping_add(seed * 104729)) % 2003) as f32 / 1024.0 - 0.978
+}
+
+fn checkpoint(tensors: &[(&str, Vec<u64>)]) -> Checkpoint {
+    let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
+    ck.tensors = tensors
+        .iter()
+        .enumerate()
+        .map(|(seed, (name, shape))| {
+            let n: u64 = shape.iter().product();
+            let seed = seed as u64;
+            Tensor::computed(*name, DType::F32, shape.clone(), move || Ok((0..n).flat_map(|i| value(seed, i).to_le_bytes()).collect()))
+        })
+        .collect();
+    ck
+}
+
+fn f32s(t: &Tensor) -> Vec<f32> {
+    assert_eq!(t.dtype, DType::F32, "{}", t.name);
+    t.bytes().unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+enum Vocab {
+    SentencePiece,
+    Bpe,
+}
+
+/// Runs the full cycle; `norm_plus_one` tensors went through Gemma's +1 (exact to one f32 ulp of 1).
+fn cycle(config: serde_json::Value, vocab: Vocab, tensors: &[(&str, Vec<u64>)], expect_hf_class: &str) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    match vocab {
+        Vocab::SentencePiece => {
+            std::fs::copy(fixtures().join("tiny-llama-spm/tokenizer.model"), model.join("tokenizer.model")).unwrap();
+            std::fs::write(model.join("tokenizer_config.json"), r#"{"tokenizer_class": "LlamaTokenizer"}"#).unwrap();
+        }
+        Vocab::Bpe => {
+            for f in ["tokenizer.json", "tokenizer_config.json"] {
+                std::fs::copy(fixtures().join("tiny-smol-bpe").join(f), model.join(f)).unwrap();
+            }
+        }
+    }
+    let ck = checkpoint(tensors);
+    let gguf = tmp.path().join("a.gguf");
+    let f32_opts = || HfToGgufOptions { outtype: OutType::F32, ..Default::default() };
+    convert_hf_to_gguf(&model, &ck, &gguf, &f32_opts()).unwrap();
+
+    let out = tmp.path().join("model-export");
+    let report = gguf_to_hf(&gguf, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(report.hf_architecture.as_deref(), Some(expect_hf_class));
+    let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
+    let gguf_file = ckpt_gguf::open_split(&gguf).unwrap();
+    let gguf_names: Vec<String> = gguf_file.tensors().iter().map(|t| t.name.clone()).collect();
+    for original in &ck.tensors {
+        let generated = gguf_names.iter().any(|n| n.starts_with("rope_factors"));
+        let Some(e) = exported.get(&original.name) else {
+            // The converter drops tied/unused heads by design; nothing else may go missing.
+            assert!(original.name == "lm_head.weight" || original.name.ends_with(".attn.bias"), "{} missing (generated rope factors: {generated})", original.name);
+            continue;
+        };
+        assert_eq!(e.shape, original.shape, "{}", original.name);
+        let (a, b) = (f32s(original), f32s(e));
+        let plus_one = expect_hf_class.starts_with("Gemma") && original.name.ends_with("norm.weight");
+        let tol = if plus_one { f32::EPSILON } else { 0.0 };
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= tol, "{}[{i}]: original {x}, exported {y}", original.name);
+        }
+    }
+    let back = tmp.path().join("b.gguf");
+    convert_hf_to_gguf(&out, &exported, &back, &f32_opts()).unwrap();
+    let back = ckpt_gguf::open_split(&back).unwrap();
+    let (mut x, mut y) = (gguf_file.tensors(), back.tensors());
+    x.sort_by(|a, b| a.name.cmp(&b.name));
+    y.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(x.iter().map(|t| &t.name).collect::<Vec<_>>(), y.iter().map(|t| &t.name).collect::<Vec<_>>());
+    for (a, b) in x.iter().zip(&y) {
+        assert_eq!(a.shape, b.shape, "{}", a.name);
+        let (va, vb) = (f32s(a), f32s(b));
+        let tol = if expect_hf_class.starts_with("Gemma") { 2.0 * f32::EPSILON } else { 0.0 };
+        assert!(va.iter().zip(&vb).all(|(p, q)| (p - q).abs() <= tol), "{} differs after GGUF -> HF -> GGUF", a.name);
+    }
+    serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap()
+}
+
+fn llama_like_layer(prefix: &str, hidden: u64, kv_dim: u64, ffn: u64) -> Vec<(String, Vec<u64>)> {
+    [
+        ("input_layernorm.weight", vec![hidden]),
+        ("post_attention_layernorm.weight", vec![hidden]),
+        ("self_attn.q_proj.weight", vec![hidden, hidden]),
+        ("self_attn.k_proj.weight", vec![kv_dim, hidden]),
+        ("self_attn.v_proj.weight", vec![kv_dim, hidden]),
+        ("self_attn.o_proj.weight", vec![hidden, hidden]),
+        ("mlp.gate_proj.weight", vec![ffn, hidden]),
+        ("mlp.up_proj.weight", vec![ffn, hidden]),
+        ("mlp.down_proj.weight", vec![hidden, ffn]),
+    ]
+    .into_iter()
+    .map(|(n, s)| (format!("{prefix}.{n}"), s))
+    .collect()
+}
+
+fn as_refs(v: &[(String, Vec<u64>)]) -> Vec<(&str, Vec<u64>)> {
+    v.iter().map(|(n, s)| (n.as_str(), s.clone())).collect()
+}
+
+#[test]
+fn llama_with_gqa_unpermutes_q_and_k() {
+    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![512, 64]), ("lm_head.weight".into(), vec![512, 64]), ("model.norm.weight".into(), vec![64])];
+    for b in 0..2 {
+        t.extend(llama_like_layer(&format!("model.layers.{b}"), 64, 32, 96));
+    }
+    let config = cycle(
+        json!({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "num_hidden_layers": 2, "max_position_embeddings": 128, "rms_norm_eps": 1e-6,
+               "rope_theta": 500000.0, "vocab_size": 512, "bos_token_id": 1, "eos_token_id": 2}),
+        Vocab::SentencePiece,
+        &as_refs(&t),
+        "LlamaForCausalLM",
+    );
+    assert_eq!(config["rope_theta"], 500000.0);
+    assert_eq!(config["tie_word_embeddings"], false);
+}
+
+#[test]
+fn qwen2_keeps_biases_and_ties_embeddings() {
+    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![49152, 16]), ("model.norm.weight".into(), vec![16])];
+    t.extend(llama_like_layer("model.layers.0", 16, 8, 32));
+    for n in ["q_proj", "k_proj", "v_proj"] {
+        t.push((format!("model.layers.0.self_attn.{n}.bias"), vec![if n == "q_proj" { 16 } else { 8 }]));
+    }
+    let config = cycle(
+        json!({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "num_hidden_layers": 1, "max_position_embeddings": 256, "rms_norm_eps": 1e-6,
+               "rope_theta": 1000000.0, "vocab_size": 49152, "tie_word_embeddings": true}),
+        Vocab::Bpe,
+        &as_refs(&t),
+        "Qwen2ForCausalLM",
+    );
+    assert_eq!(config["model_type"], "qwen2");
+    assert_eq!(config["tie_word_embeddings"], true);
+}
+
+#[test]
+fn qwen3_qk_norms() {
+    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![512, 64]), ("model.norm.weight".into(), vec![64])];
+    t.extend(llama_like_layer("model.layers.0", 64, 32, 32));
+    t.push(("model.layers.0.self_attn.q_norm.weight".into(), vec![32]));
+    t.push(("model.layers.0.self_attn.k_norm.weight".into(), vec![32]));
+    let config = cycle(
+        json!({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 1, "max_position_embeddings": 128,
+               "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "vocab_size": 512, "tie_word_embeddings": true}),
+        Vocab::SentencePiece,
+        &as_refs(&t),
+        "Qwen3ForCausalLM",
+    );
+    assert_eq!(config["head_dim"], 32);
+}
+
+#[test]
+fn gemma2_norms_lose_the_plus_one() {
+    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![512, 64]), ("model.norm.weight".into(), vec![64])];
+    t.extend(llama_like_layer("model.layers.0", 64, 32, 32));
+    t.push(("model.layers.0.pre_feedforward_layernorm.weight".into(), vec![64]));
+    t.push(("model.layers.0.post_feedforward_layernorm.weight".into(), vec![64]));
+    let config = cycle(
+        json!({"architectures": ["Gemma2ForCausalLM"], "hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 1, "max_position_embeddings": 128,
+               "rms_norm_eps": 1e-6, "vocab_size": 512, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+               "sliding_window": 64, "bos_token_id": 1, "eos_token_id": 2}),
+        Vocab::SentencePiece,
+        &as_refs(&t),
+        "Gemma2ForCausalLM",
+    );
+    assert_eq!(config["final_logit_softcapping"], 30.0);
+    assert_eq!(config["sliding_window"], 64);
+}
+
+#[test]
+fn gpt2_conv1d_weights_are_transposed_back() {
+    let mut t = vec![
+        ("transformer.wte.weight".to_string(), vec![49152, 32]),
+        ("transformer.wpe.weight".into(), vec![64, 32]),
+        ("transformer.ln_f.weight".into(), vec![32]),
+        ("transformer.ln_f.bias".into(), vec![32]),
+    ];
+    for (n, s) in [
+        ("ln_1.weight", vec![32]),
+        ("ln_1.bias", vec![32]),
+        ("attn.c_attn.weight", vec![32, 96]),
+        ("attn.c_attn.bias", vec![96]),
+        ("attn.c_proj.weight", vec![32, 32]),
+        ("attn.c_proj.bias", vec![32]),
+        ("ln_2.weight", vec![32]),
+        ("ln_2.bias", vec![32]),
+        ("mlp.c_fc.weight", vec![32, 128]),
+        ("mlp.c_fc.bias", vec![128]),
+        ("mlp.c_proj.weight", vec![128, 32]),
+        ("mlp.c_proj.bias", vec![32]),
+    ] {
+        t.push((format!("transformer.h.0.{n}"), s));
+    }
+    let config = cycle(
+        json!({"architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_head": 2, "n_layer": 1, "n_ctx": 64,
+               "n_positions": 64, "layer_norm_epsilon": 1e-5, "vocab_size": 49152}),
+        Vocab::Bpe,
+        &as_refs(&t),
+        "GPT2LMHeadModel",
+    );
+    assert_eq!(config["n_embd"], 32);
+    assert_eq!(config["n_inner"], 128);
+    assert_eq!(config["layer_norm_epsilon"], 1e-5);
+}
+
+#[test]
+fn phi3_keeps_fused_projections_and_longrope_factors_go_to_the_config() {
+    let long: Vec<f64> = (0..16).map(|i| 1.0 + i as f64 * 0.5).collect();
+    let short: Vec<f64> = (0..16).map(|i| 1.0 + i as f64 * 0.25).collect();
+    let t = vec![
+        ("model.embed_tokens.weight", vec![512, 64]),
+        ("lm_head.weight", vec![512, 64]),
+        ("model.norm.weight", vec![64]),
+        ("model.layers.0.input_layernorm.weight", vec![64]),
+        ("model.layers.0.post_attention_layernorm.weight", vec![64]),
+        ("model.layers.0.self_attn.qkv_proj.weight", vec![192, 64]),
+        ("model.layers.0.self_attn.o_proj.weight", vec![64, 64]),
+        ("model.layers.0.mlp.gate_up_proj.weight", vec![64, 64]),
+        ("model.layers.0.mlp.down_proj.weight", vec![64, 32]),
+    ];
+    let config = cycle(
+        json!({"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 2,
+               "num_key_value_heads": 2, "num_hidden_layers": 1, "max_position_embeddings": 256,
+               "original_max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 512,
+               "rope_scaling": {"type": "longrope", "long_factor": long, "short_factor": short}, "bos_token_id": 1, "eos_token_id": 2}),
+        Vocab::SentencePiece,
+        &t,
+        "Phi3ForCausalLM",
+    );
+    assert_eq!(config["rope_scaling"]["long_factor"], json!(long));
+    assert_eq!(config["rope_scaling"]["short_factor"], json!(short));
+    assert_eq!(config["original_max_position_embeddings"], 64);
+}
