@@ -149,7 +149,10 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     if tensors.iter().any(|t| t.name == "rope_freqs.weight") {
         warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) cannot be turned back into rope_scaling parameters; config.json has no rope_scaling".into());
     }
-    let config = config::build_config(&kv, &ConfigInputs { arch, vocab_size, tied, torch_dtype, longrope }, &mut warnings);
+    let mut config = config::build_config(&kv, &ConfigInputs { arch, vocab_size, tied, torch_dtype, longrope }, &mut warnings);
+    if let Some(types) = tensors.iter().find(|t| t.name == "token_types.weight") {
+        config.insert("type_vocab_size".into(), json!(types.shape.first().copied().unwrap_or(1)));
+    }
 
     let planned = plan_tensors(arch, &config, &tensors, &gguf_label, out_type, &mut dropped)?;
 
@@ -164,6 +167,9 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         }
         Some(v) if v.model == "gpt2" => {
             extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::bpe_tokenizer_json(v, &kv, &gguf_label, &mut warnings)?)));
+        }
+        Some(v) if v.model == "bert" => {
+            extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::wordpiece_tokenizer_json(v, &kv, &gguf_label)?)));
         }
         Some(v) => warnings.push(format!("tokenizer model {:?} is not exported; only tokenizer_config.json is written", v.model)),
         None => warnings.push("the GGUF has no tokenizer metadata; no tokenizer files are written".into()),

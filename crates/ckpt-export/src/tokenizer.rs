@@ -252,6 +252,51 @@ pub fn spm_tokenizer_json(vocab: &Vocab, kv: &Kvs) -> Value {
     })
 }
 
+/// `tokenizer.json` for a WordPiece (BERT) vocabulary. llama.cpp stores word-initial pieces with
+/// a U+2581 prefix and continuation pieces bare; transformers' vocabulary has bare word-initial
+/// pieces and `##` continuations.
+pub fn wordpiece_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str) -> Result<Value> {
+    let mut vocab_map = Map::new();
+    for (id, token) in vocab.tokens.iter().enumerate() {
+        let word = if vocab.types[id] == CONTROL {
+            token.clone()
+        } else if let Some(rest) = token.strip_prefix('\u{2581}') {
+            rest.to_string()
+        } else {
+            format!("##{token}")
+        };
+        if vocab_map.insert(word.clone(), json!(id)).is_some() {
+            return Err(Error::invalid(gguf, format!("WordPiece token {word:?} (id {id}) appears twice")));
+        }
+    }
+    let added: Vec<Value> = (0..vocab.tokens.len()).filter(|&id| vocab.types[id] == CONTROL).map(|id| added_token_json(id, &vocab.tokens[id], true)).collect();
+    let name = |typ: &str| special_id(kv, typ).and_then(|id| vocab.tokens.get(id).map(|t| (t.clone(), id)));
+    let unk = name("unknown").map(|(t, _)| t).unwrap_or_else(|| "[UNK]".into());
+    let post = match (name("bos"), name("seperator").or_else(|| name("eos"))) {
+        (Some((cls, cls_id)), Some((sep, sep_id))) => json!({
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": sep, "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": sep, "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": sep, "type_id": 1}}],
+            "special_tokens": {cls.clone(): {"id": cls, "ids": [cls_id], "tokens": [cls]}, sep.clone(): {"id": sep, "ids": [sep_id], "tokens": [sep]}}
+        }),
+        _ => Value::Null,
+    };
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                       "strip_accents": kv.bool("tokenizer.ggml.normalizer.strip_accents"),
+                       "lowercase": kv.bool("tokenizer.ggml.normalizer.lowercase").unwrap_or(true)},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": post,
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": unk, "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab_map}
+    }))
+}
+
 /// BOS/EOS added around each sequence as `tokenizer.ggml.add_bos_token`/`add_eos_token` say.
 fn template_processing(vocab: &Vocab, kv: &Kvs) -> Value {
     let token = |typ: &str, flag: &str| -> Option<(String, usize)> {
@@ -299,7 +344,12 @@ pub fn tokenizer_config(vocab: &Vocab, kv: &Kvs, context_length: Option<u64>) ->
         decoder.insert(id.to_string(), entry);
     }
     c.insert("added_tokens_decoder".into(), Value::Object(decoder));
-    for (gguf, hf) in [("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"), ("padding", "pad_token"), ("sep", "sep_token"), ("cls", "cls_token"), ("mask", "mask_token")] {
+    // gguf-py's key names (sic "seperator"); WordPiece models use BOS as their [CLS].
+    let mut specials = vec![("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"), ("padding", "pad_token"), ("seperator", "sep_token"), ("mask", "mask_token")];
+    if vocab.model == "bert" {
+        specials.push(("bos", "cls_token"));
+    }
+    for (gguf, hf) in specials {
         if let Some(t) = special_id(kv, gguf).and_then(|id| vocab.tokens.get(id)) {
             c.insert(hf.into(), json!(t));
         }

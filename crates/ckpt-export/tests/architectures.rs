@@ -260,3 +260,79 @@ fn phi3_keeps_fused_projections_and_longrope_factors_go_to_the_config() {
     assert_eq!(config["rope_scaling"]["short_factor"], json!(short));
     assert_eq!(config["original_max_position_embeddings"], 64);
 }
+
+fn wordpiece_tokenizer_json() -> serde_json::Value {
+    let words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b", "c"];
+    let vocab: serde_json::Map<String, serde_json::Value> = words.iter().enumerate().map(|(i, w)| (w.to_string(), json!(i))).collect();
+    let added: Vec<serde_json::Value> = words[..5]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
+    })
+}
+
+#[test]
+fn bert_round_trips_tensors_and_the_wordpiece_vocabulary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("bert");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("config.json"), json!({
+        "architectures": ["BertModel"], "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+        "num_hidden_layers": 1, "max_position_embeddings": 16, "layer_norm_eps": 1e-12, "vocab_size": 12,
+        "type_vocab_size": 2, "pad_token_id": 0
+    }).to_string()).unwrap();
+    std::fs::write(model.join("tokenizer.json"), wordpiece_tokenizer_json().to_string()).unwrap();
+    std::fs::write(model.join("tokenizer_config.json"), json!({"cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]", "pad_token": "[PAD]", "mask_token": "[MASK]"}).to_string()).unwrap();
+    let ck = checkpoint(&[
+        ("embeddings.word_embeddings.weight", vec![12, 32]),
+        ("embeddings.position_embeddings.weight", vec![16, 32]),
+        ("embeddings.token_type_embeddings.weight", vec![2, 32]),
+        ("embeddings.LayerNorm.weight", vec![32]),
+        ("embeddings.LayerNorm.bias", vec![32]),
+        ("encoder.layer.0.attention.self.query.weight", vec![32, 32]),
+        ("encoder.layer.0.attention.self.query.bias", vec![32]),
+        ("encoder.layer.0.attention.self.key.weight", vec![32, 32]),
+        ("encoder.layer.0.attention.self.value.weight", vec![32, 32]),
+        ("encoder.layer.0.attention.output.dense.weight", vec![32, 32]),
+        ("encoder.layer.0.attention.output.LayerNorm.weight", vec![32]),
+        ("encoder.layer.0.intermediate.dense.weight", vec![64, 32]),
+        ("encoder.layer.0.output.dense.weight", vec![32, 64]),
+        ("encoder.layer.0.output.LayerNorm.weight", vec![32]),
+    ]);
+    // The hand-made tokenizer's fingerprint is unknown to llama.cpp: name the pre-tokenizer.
+    let opts = || HfToGgufOptions { outtype: OutType::F32, pre_tokenizer: Some("bert-bge".into()), ..Default::default() };
+    let gguf = tmp.path().join("a.gguf");
+    convert_hf_to_gguf(&model, &ck, &gguf, &opts()).unwrap();
+    let out = tmp.path().join("bert-export");
+    gguf_to_hf(&gguf, &out, &ExportOptions::default()).unwrap();
+    let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
+    for t in &ck.tensors {
+        assert_eq!(f32s(exported.get(&t.name).unwrap_or_else(|| panic!("{} missing", t.name))), f32s(t), "{}", t.name);
+    }
+    let ours = tokenizers::Tokenizer::from_file(out.join("tokenizer.json")).unwrap();
+    let theirs = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    for text in ["Hello worlds", "a b c hellos", "unknown words"] {
+        assert_eq!(ours.encode(text, true).unwrap().get_ids(), theirs.encode(text, true).unwrap().get_ids(), "{text:?}");
+    }
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["type_vocab_size"], 2);
+    assert_eq!(config["layer_norm_eps"], 1e-12);
+    let back = tmp.path().join("b.gguf");
+    convert_hf_to_gguf(&out, &exported, &back, &opts()).unwrap();
+    let (a, b) = (ckpt_gguf::open_split(&gguf).unwrap(), ckpt_gguf::open_split(&back).unwrap());
+    for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.model", "bert.attention.causal", "bert.context_length"] {
+        assert!(a.get(key) == b.get(key), "{key} differs after the round trip");
+    }
+}
