@@ -19,6 +19,7 @@ use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
 use ckpt_model::hparams::Hparams;
+use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use config::{ConfigInputs, Kvs};
@@ -250,13 +251,7 @@ fn to_f32(t: &Tensor, gguf_label: &str) -> Result<Vec<f32>> {
     let bytes = t.bytes()?;
     let g = t.dtype.to_ggml().ok_or_else(|| Error::Unsupported(format!("{gguf_label}: tensor '{}' has no float form", t.name)))?;
     let n = usize::try_from(t.numel()).map_err(|_| Error::Unsupported(format!("{gguf_label}: tensor '{}' is too large", t.name)))?;
-    let values = match g {
-        GgmlType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        GgmlType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        GgmlType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        other => ckpt_quant::dequantize(other, &bytes, n).map_err(|e| Error::Other(format!("{gguf_label}: tensor '{}': {e}", t.name)))?,
-    };
-    Ok(values)
+    decode(g, &bytes, n, gguf_label, &t.name)
 }
 
 /// Inverse of llama.cpp's `permute`: GGUF row `h*hd + 2i + j` goes back to HF row `h*hd + j*hd/2 + i`.
@@ -287,8 +282,80 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// The HF tensor's bytes in `out` (computed when the writer reaches it).
+/// The HF tensor's bytes in `out` (computed when the writer reaches it). Row-local undo steps
+/// (rotary permutation, -1) read the mapped GGUF data a slab of rows at a time, so only the
+/// output and one slab of f32 are in memory; a transpose needs the whole tensor.
 fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
+    let src = &p.source;
+    let g = src.dtype.to_ggml().ok_or_else(|| Error::Unsupported(format!("{}: tensor '{}' has no float form", p.label, src.name)))?;
+    let outer = src.shape.first().copied().unwrap_or(1).max(1) as usize;
+    let inner = (src.numel() as usize) / outer;
+    let row_bytes = g.row_bytes(inner as u64).map(|b| b as usize);
+    let has_transpose = p.transforms.iter().any(|t| matches!(t, Transform::Transpose));
+    let (false, Some(row_bytes)) = (has_transpose, row_bytes) else { return materialize_whole(p) };
+    if inner == 0 {
+        return Ok(Vec::new());
+    }
+    let heads = p.transforms.iter().find_map(|t| match t {
+        Transform::PermuteRows { heads } => Some(*heads as usize),
+        _ => None,
+    });
+    let minus_one = p.transforms.iter().any(|t| matches!(t, Transform::AddOne { .. }));
+    let bytes = src.bytes()?;
+    if bytes.len() != outer * row_bytes {
+        return Err(Error::invalid(&p.label, format!("tensor '{}' has {} bytes, expected {}", src.name, bytes.len(), outer * row_bytes)));
+    }
+    // HF row `dst` comes from GGUF row `h*hd + 2i + j` where dst = h*hd + j*hd/2 + i.
+    let source_row = |dst: usize| -> usize {
+        match heads {
+            Some(h) if h > 0 && outer % (2 * h) == 0 => {
+                let head_dim = outer / h;
+                let half = head_dim / 2;
+                let (head, k) = (dst / head_dim, dst % head_dim);
+                head * head_dim + 2 * (k % half) + k / half
+            }
+            _ => dst,
+        }
+    };
+    let elem = p.out.elem_size().unwrap_or(4);
+    let slab_rows = if heads.is_some() { 1 } else { (65536 / inner).max(1) };
+    let mut out = vec![0u8; outer * inner * elem];
+    out.par_chunks_mut(slab_rows * inner * elem).enumerate().try_for_each(|(slab, dst)| -> Result<()> {
+        let first = slab * slab_rows;
+        let count = dst.len() / (inner * elem);
+        let mut values = Vec::with_capacity(count * inner);
+        for r in first..first + count {
+            let s = source_row(r);
+            values.extend(decode(g, &bytes[s * row_bytes..(s + 1) * row_bytes], inner, &p.label, &src.name)?);
+        }
+        if minus_one {
+            values.iter_mut().for_each(|x| *x -= 1.0);
+        }
+        encode_into(&values, p.out, dst);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn decode(g: GgmlType, bytes: &[u8], n: usize, label: &str, name: &str) -> Result<Vec<f32>> {
+    Ok(match g {
+        GgmlType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        GgmlType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        GgmlType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other => ckpt_quant::dequantize(other, bytes, n).map_err(|e| Error::Other(format!("{label}: tensor '{name}': {e}")))?,
+    })
+}
+
+fn encode_into(values: &[f32], out: DType, dst: &mut [u8]) {
+    match out {
+        DType::F16 => dst.chunks_exact_mut(2).zip(values).for_each(|(d, x)| d.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
+        DType::BF16 => dst.chunks_exact_mut(2).zip(values).for_each(|(d, x)| d.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes())),
+        _ => dst.chunks_exact_mut(4).zip(values).for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+    }
+}
+
+/// The whole tensor at once (transposes; tensors whose rows are not whole ggml blocks).
+fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
     let mut v = to_f32(&p.source, &p.label)?;
     let mut shape = p.source.shape.clone();
     for tr in p.transforms.iter().rev() {
@@ -306,11 +373,9 @@ fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
             Transform::TruncateRows { .. } => {}
         }
     }
-    Ok(match p.out {
-        DType::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
-        DType::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
-        _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    })
+    let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];
+    encode_into(&v, p.out, &mut out);
+    Ok(out)
 }
 
 struct PlannedSource {
