@@ -8,7 +8,7 @@ use crate::names::ExportArch;
 /// GGUF stores floats as f32: print the shortest decimal that reads back as the same f32
 /// (1e-5, not 9.999999747378752e-06), which is what the original config held.
 pub fn f32_json(x: f32) -> Value {
-    format!("{x}").parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f)).map_or(Value::Null, Value::Number)
+    format!("{x}").parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
 }
 
 pub struct Kvs<'a>(pub &'a GgufSplit);

@@ -5,6 +5,21 @@
 //!
 //! The name tables are the inverse of ckpt-model's converter; every exported tensor is checked
 //! against ckpt-model's forward mapping, which also says which transforms to undo.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use ckpt_export::{gguf_to_hf, ExportOptions};
+//!
+//! let report = gguf_to_hf(Path::new("model.Q4_K_M.gguf"), Path::new("model-hf"), &ExportOptions::default())?;
+//! for w in &report.warnings {
+//!     eprintln!("warning: {w}");
+//! }
+//! # Ok::<(), ckpt_core::Error>(())
+//! ```
+//!
+//! What cannot come back: rows Gemma 3's converter cut from the embeddings, Llama 3 rope-scaling
+//! parameters (only the computed `rope_freqs` are in the GGUF), and precision lost to
+//! quantization or to Gemma's `+1` done in f16.
 
 pub mod config;
 pub mod names;

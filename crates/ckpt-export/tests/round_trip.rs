@@ -198,3 +198,27 @@ fn existing_output_needs_overwrite() {
     assert_eq!(config["torch_dtype"], "bfloat16");
     assert!(gguf_to_hf(&path, &folder, &ExportOptions { overwrite: true, dtype: Some(DType::I32), ..Default::default() }).is_err());
 }
+
+#[test]
+fn a_type_ckpt_cannot_dequantize_is_named_in_the_error() {
+    let Some(unreadable) = ckpt_core::GgmlType::all().find(|t| {
+        !matches!(t, ckpt_core::GgmlType::F32 | ckpt_core::GgmlType::F16 | ckpt_core::GgmlType::BF16)
+            && t.block_size() > 0
+            && t.type_size() > 0
+            && ckpt_quant::kernels(*t).is_none()
+            && DType::from_ggml(*t) == DType::Ggml(*t)
+    }) else {
+        eprintln!("every ggml type can be dequantized; nothing to test");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("odd.gguf");
+    let mut w = ckpt_gguf::GgufWriter::new();
+    w.add_kv("general.architecture", GgufValue::string("llama"));
+    let (bs, ts) = (unreadable.block_size() as u64, unreadable.type_size());
+    w.add_tensor(ckpt_core::Tensor::computed("blk.0.attn_v.weight", DType::Ggml(unreadable), vec![1, bs], move || Ok(vec![0u8; ts])));
+    w.write(&path, false).unwrap();
+    let err = gguf_to_hf(&path, &tmp.path().join("out"), &ExportOptions::default()).unwrap_err().to_string();
+    assert!(err.contains(unreadable.name()) && err.contains("blk.0.attn_v.weight"), "{err}");
+    assert!(!tmp.path().join("out").exists());
+}
