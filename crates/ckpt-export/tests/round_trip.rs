@@ -222,3 +222,20 @@ fn a_type_ckpt_cannot_dequantize_is_named_in_the_error() {
     assert!(err.contains(unreadable.name()) && err.contains("blk.0.attn_v.weight"), "{err}");
     assert!(!tmp.path().join("out").exists());
 }
+
+#[test]
+fn split_gguf_exports_every_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("out");
+    let first = fixtures().join("split/tiny-llama-spm.Q2_K-split-00001-of-00003.gguf");
+    let report = gguf_to_hf(&first, &folder, &ExportOptions { dtype: Some(DType::F16), ..Default::default() }).unwrap();
+    assert_eq!(report.tensor_count, 39);
+    let st = ckpt_safetensors::read(&folder.join("model.safetensors")).unwrap();
+    assert!(st.tensors.iter().all(|t| t.dtype == DType::F16));
+    let original = ckpt_safetensors::read(&fixtures().join("tiny-llama-spm/model.safetensors")).unwrap();
+    let mut names: Vec<_> = st.tensors.iter().map(|t| t.name.clone()).collect();
+    let mut expected: Vec<_> = original.tensors.iter().map(|t| t.name.clone()).collect();
+    names.sort();
+    expected.sort();
+    assert_eq!(names, expected);
+}
