@@ -123,20 +123,35 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// Encodes f32 values as `t` (rows of `n_per_row` elements).
 pub fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
-    Ok(match t {
-        GgmlType::F32 => data.par_chunks(CHUNK).flat_map_iter(|c| c.iter().flat_map(|x| x.to_le_bytes())).collect(),
-        GgmlType::F16 => data.par_chunks(CHUNK).flat_map_iter(|c| c.iter().flat_map(|x| f32_to_f16_bits(*x).to_le_bytes())).collect(),
-        GgmlType::BF16 => data.par_chunks(CHUNK).flat_map_iter(|c| c.iter().flat_map(|x| f32_to_bf16_bits(*x).to_le_bytes())).collect(),
-        other => {
-            let n_per_row = n_per_row.max(1);
-            let rows_per_chunk = (CHUNK / n_per_row).max(1);
-            let parts: Vec<Vec<u8>> = data
-                .par_chunks(rows_per_chunk * n_per_row)
-                .map(|c| ckpt_quant::quantize(other, c, n_per_row, None))
-                .collect::<Result<_>>()?;
-            parts.concat()
+    let mut out = Vec::new();
+    encode_into(t, data, n_per_row, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode`] appending to `out`, written in place in parallel (no intermediate vectors).
+fn encode_into(t: GgmlType, data: &[f32], n_per_row: usize, out: &mut Vec<u8>) -> Result<()> {
+    let plain: Option<(usize, fn(f32) -> [u8; 4], usize)> = match t {
+        GgmlType::F32 => Some((4, |x| x.to_le_bytes(), 4)),
+        GgmlType::F16 => Some((2, |x| { let b = f32_to_f16_bits(x).to_le_bytes(); [b[0], b[1], 0, 0] }, 2)),
+        GgmlType::BF16 => Some((2, |x| { let b = f32_to_bf16_bits(x).to_le_bytes(); [b[0], b[1], 0, 0] }, 2)),
+        _ => None,
+    };
+    match plain {
+        Some((unit, enc, take)) => {
+            let start = out.len();
+            out.resize(start + data.len() * unit, 0);
+            out[start..].par_chunks_mut(CHUNK * unit).zip(data.par_chunks(CHUNK)).for_each(|(dst, src)| {
+                for (d, &x) in dst.chunks_exact_mut(unit).zip(src) {
+                    d.copy_from_slice(&enc(x)[..take]);
+                }
+            });
         }
-    })
+        None => {
+            let n_per_row = n_per_row.max(1);
+            out.extend_from_slice(&ckpt_quant::quantize(t, data, n_per_row, None)?);
+        }
+    }
+    Ok(())
 }
 
 impl PlannedTensor {
@@ -212,8 +227,11 @@ fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64],
         if let Some(in_f16) = plus_one {
             add_one_in_place(dst, in_f16);
         }
-        out.extend_from_slice(&encode(ggml_type, dst, n_per_row)?);
+        encode_into(ggml_type, dst, n_per_row, &mut out)?;
     }
+    drop(bytes);
+    // Done with this tensor's source: its mapped pages need not stay resident.
+    source.release();
     Ok(out)
 }
 
@@ -236,6 +254,7 @@ fn permute_index(index: &[usize], rows: u64, heads: u64) -> std::result::Result<
 /// Whole-tensor path (transposes need every row at once).
 fn convert_whole(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
     let mut data = source_f32(source)?;
+    source.release();
     let mut shape = source.shape.clone();
     for t in transforms {
         data = match t {
