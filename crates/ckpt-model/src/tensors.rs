@@ -130,28 +130,38 @@ pub fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
 
 /// [`encode`] appending to `out`, written in place in parallel (no intermediate vectors).
 fn encode_into(t: GgmlType, data: &[f32], n_per_row: usize, out: &mut Vec<u8>) -> Result<()> {
-    let plain: Option<(usize, fn(f32) -> [u8; 4], usize)> = match t {
-        GgmlType::F32 => Some((4, |x| x.to_le_bytes(), 4)),
-        GgmlType::F16 => Some((2, |x| { let b = f32_to_f16_bits(x).to_le_bytes(); [b[0], b[1], 0, 0] }, 2)),
-        GgmlType::BF16 => Some((2, |x| { let b = f32_to_bf16_bits(x).to_le_bytes(); [b[0], b[1], 0, 0] }, 2)),
-        _ => None,
-    };
-    match plain {
-        Some((unit, enc, take)) => {
-            let start = out.len();
-            out.resize(start + data.len() * unit, 0);
-            out[start..].par_chunks_mut(CHUNK * unit).zip(data.par_chunks(CHUNK)).for_each(|(dst, src)| {
-                for (d, &x) in dst.chunks_exact_mut(unit).zip(src) {
-                    d.copy_from_slice(&enc(x)[..take]);
-                }
-            });
+    let unit = match t {
+        GgmlType::F32 => 4,
+        GgmlType::F16 | GgmlType::BF16 => 2,
+        other => {
+            out.extend_from_slice(&ckpt_quant::quantize(other, data, n_per_row.max(1), None)?);
+            return Ok(());
         }
-        None => {
-            let n_per_row = n_per_row.max(1);
-            out.extend_from_slice(&ckpt_quant::quantize(t, data, n_per_row, None)?);
+    };
+    let start = out.len();
+    out.resize(start + data.len() * unit, 0);
+    out[start..].par_chunks_mut(CHUNK * unit).zip(data.par_chunks(CHUNK)).for_each(|(dst, src)| match t {
+        GgmlType::F32 => dst.chunks_exact_mut(4).zip(src).for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+        GgmlType::F16 => f32_to_f16_le(src, dst),
+        _ => dst.chunks_exact_mut(2).zip(src).for_each(|(d, x)| d.copy_from_slice(&f32_to_bf16_bits(*x).to_le_bytes())),
+    });
+    Ok(())
+}
+
+/// f32 -> little-endian f16 bits, batched so `half` can use the F16C instructions (IEEE
+/// round-to-nearest-even, the same as the scalar converter); NaN is then written as ggml writes
+/// it (`sign | 0x7E00`), exactly like [`f32_to_f16_bits`].
+fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
+    use half::slice::HalfFloatSliceExt;
+    let mut tmp = [half::f16::ZERO; 1024];
+    for (s, d) in src.chunks(1024).zip(dst.chunks_mut(2048)) {
+        let t = &mut tmp[..s.len()];
+        t.convert_from_f32_slice(s);
+        for ((o, h), x) in d.chunks_exact_mut(2).zip(t.iter()).zip(s) {
+            let bits = if x.is_nan() { f32_to_f16_bits(*x) } else { h.to_bits() };
+            o.copy_from_slice(&bits.to_le_bytes());
         }
     }
-    Ok(())
 }
 
 impl PlannedTensor {
@@ -274,6 +284,28 @@ fn convert_whole(source: &Tensor, transforms: &[Transform], out_shape: &[u64], g
     }
     let n_per_row = out_shape.last().copied().unwrap_or(1) as usize;
     encode(ggml_type, &data, n_per_row)
+}
+
+#[cfg(test)]
+mod f16_tests {
+    #[test]
+    fn batched_f16_equals_the_scalar_converter() {
+        let mut state = 0x2545F4914F6CDD1Du64;
+        let mut xs: Vec<f32> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                f32::from_bits((state >> 32) as u32)
+            })
+            .collect();
+        xs.extend([0.0, -0.0, 65504.0, 65520.0, 5.96e-8, 2.98e-8, f32::INFINITY, f32::NAN, -f32::NAN, 1e-10]);
+        let mut out = vec![0u8; xs.len() * 2];
+        super::f32_to_f16_le(&xs, &mut out);
+        for (x, b) in xs.iter().zip(out.chunks_exact(2)) {
+            assert_eq!(u16::from_le_bytes([b[0], b[1]]), super::f32_to_f16_bits(*x), "{x:e} ({:#x})", x.to_bits());
+        }
+    }
 }
 
 #[cfg(test)]
