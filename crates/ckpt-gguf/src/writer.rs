@@ -184,8 +184,9 @@ impl GgufWriter {
         w.write_all(&plan.header).map_err(io)?;
         let zeros = vec![0u8; plan.alignment as usize];
         let mut done = 0u64;
-        for (tensor, planned) in self.tensors.iter().zip(&plan.tensors) {
-            let n = write_tensor(tensor, w)?;
+        let order: Vec<&Tensor> = self.tensors.iter().collect();
+        ckpt_core::tensor::write_pipelined(&order, w, &mut write_tensor, |i, n, w| {
+            let (tensor, planned) = (&self.tensors[i], &plan.tensors[i]);
             if n != planned.nbytes {
                 return Err(Error::Other(format!(
                     "{}: tensor '{}' produced {n} bytes, its GGUF info says {}",
@@ -198,7 +199,8 @@ impl GgufWriter {
             w.write_all(&zeros[..(padded - n) as usize]).map_err(io)?;
             done += padded;
             on_tensor(done);
-        }
+            Ok(())
+        })?;
         w.flush().map_err(io)?;
         Ok(plan.header.len() as u64 + done)
     }

@@ -283,15 +283,15 @@ fn write_with<W: Write + ?Sized>(
     tensors: &[Tensor],
     metadata: &BTreeMap<String, String>,
     on_tensor: &mut dyn FnMut(u64),
-    write_tensor: impl Fn(&Tensor, &mut W) -> Result<u64>,
+    write_tensor: impl FnMut(&Tensor, &mut W) -> Result<u64>,
 ) -> Result<()> {
     let ordered = checked_order(tensors)?;
     let header = build_header(&ordered, metadata)?;
     w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
-    for t in ordered {
-        on_tensor(write_tensor(t, w)?);
-    }
-    Ok(())
+    ckpt_core::tensor::write_pipelined(&ordered, w, write_tensor, |_, n, _| {
+        on_tensor(n);
+        Ok(())
+    })
 }
 
 fn checked_order(tensors: &[Tensor]) -> Result<Vec<&Tensor>> {
