@@ -58,6 +58,7 @@ Examples:
   ckpt convert pytorch_model.bin model.safetensors
   ckpt convert ./Llama-3.2-1B llama.gguf --outtype f16
   ckpt convert ./Qwen2.5-0.5B qwen-Q4_K_M.gguf --outtype q4_k_m
+  ckpt convert model-Q4_K_M.gguf ./model-hf --dtype bf16        (GGUF back to a Hugging Face folder)
   ckpt convert ./llama-bin ./llama-st --to safetensors --max-shard-size 5GB
   ckpt convert model.safetensors pytorch_model.bin --dtype f16
   ckpt convert training.ckpt weights.safetensors --key state_dict
@@ -193,6 +194,9 @@ struct ConvertArgs {
     /// Replace an existing output
     #[arg(long)]
     force: bool,
+    /// GGUF -> Hugging Face: refuse architectures without an HF mapping instead of exporting GGUF names
+    #[arg(long)]
+    strict: bool,
     /// After converting hf://ORG/NAME, open a pull request on that repo adding the safetensors
     /// weights (the job of safetensors' convert.py)
     #[arg(long)]
@@ -271,6 +275,11 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     if to_gguf {
         return run_convert_gguf(a, g);
     }
+    let local_src = remote::local(&a.src)?;
+    let gguf_source = local_src.is_file() && ckpt_convert::source::sniff_file(&local_src)? == ckpt_convert::source::FileKind::Gguf;
+    if gguf_source && ckpt_convert::Target::from_path(&a.dst).is_none() {
+        return run_export(a, &local_src, g);
+    }
     let to = a.to.as_deref().map(|t| match t {
         "bin" => ckpt_convert::Target::Bin,
         _ => ckpt_convert::Target::Safetensors,
@@ -329,6 +338,59 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         if report.verified {
             println!("verified: every tensor re-read and equal to the source");
+        }
+    }
+    Ok(())
+}
+
+/// GGUF -> a Hugging Face model folder (dequantized, HF names, Q/K permutation undone, config and
+/// tokenizer rebuilt from the metadata).
+fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<(), Error> {
+    let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
+    let opts = ckpt_export::ExportOptions {
+        dtype,
+        strict: a.strict,
+        overwrite: a.force,
+        max_shard_size: parse_shard_size(a.max_shard_size.as_deref())?,
+    };
+    let report = if a.to.as_deref() == Some("bin") {
+        // Export to safetensors beside the output, then convert that folder to .bin shards.
+        ckpt_core::atomic::check_destination(&a.dst, a.force)?;
+        let scratch = ckpt_core::atomic::temp_path_for(&a.dst).with_extension("export");
+        let _ = std::fs::remove_dir_all(&scratch);
+        let result = ckpt_export::gguf_to_hf(src, &scratch, &ckpt_export::ExportOptions { overwrite: true, ..opts.clone() })
+            .and_then(|r| {
+                let copts = ckpt_convert::ConvertOptions {
+                    to: Some(ckpt_convert::Target::Bin),
+                    max_shard_size: opts.max_shard_size,
+                    verify: !a.no_verify,
+                    overwrite: a.force,
+                    ..Default::default()
+                };
+                ckpt_convert::convert(&scratch, &a.dst, &copts).map(|_| r)
+            });
+        let _ = std::fs::remove_dir_all(&scratch);
+        result?
+    } else {
+        ckpt_export::gguf_to_hf(src, &a.dst, &opts)?
+    };
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap());
+        return Ok(());
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !g.quiet {
+        println!(
+            "exported {} tensors of a {} GGUF as {} to {}",
+            report.tensor_count,
+            report.gguf_architecture,
+            report.hf_architecture.as_deref().unwrap_or("GGUF names (no Hugging Face mapping)"),
+            a.dst.display()
+        );
+        for f in &report.files {
+            println!("  {f}");
         }
     }
     Ok(())
