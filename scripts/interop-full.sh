@@ -53,3 +53,15 @@ cp -r "$gx/tiny-llama-spm" "$work/tiny-llama-spm"   # general.name comes from th
   "$work/ours.f16.gguf" "$gx/tiny-llama-spm.f16.gguf" \
   "$work/ours.q4km.gguf" "$gx/tiny-llama-spm.Q4_K_M.gguf" \
   "$work/ours.smol.gguf" "$gx/tiny-smol-bpe.f16.gguf"
+
+echo "== transformers loads ckpt's GGUF -> Hugging Face export and gives llama.cpp's logits"
+if ! "$py" -c "import transformers" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet transformers sentencepiece protobuf
+fi
+"$ckpt" convert -q "$gx/tiny-llama-spm.f16.gguf" "$work/export-spm"
+"$ckpt" convert -q "$gx/tiny-llama-spm.Q4_K_M.gguf" "$work/export-q4km"
+"$ckpt" convert -q "$gx/tiny-smol-bpe.f16.gguf" "$work/export-smol"
+"$py" scripts/interop/export_logits.py \
+  "$gx/tiny-llama-spm.f16.gguf" "$work/export-spm" \
+  "$gx/tiny-llama-spm.Q4_K_M.gguf" "$work/export-q4km" \
+  "$gx/tiny-smol-bpe.f16.gguf" "$work/export-smol"
