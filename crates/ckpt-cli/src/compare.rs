@@ -43,8 +43,21 @@ fn list(title: &str, names: &[String]) {
 }
 
 pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
-    let open = |p: &PathBuf| ckpt_convert::open(&crate::remote::local(p)?, &Default::default());
-    let (ca, cb) = (open(&a.a)?, open(&a.b)?);
+    let open = |p: &PathBuf| -> Result<(ckpt_core::Checkpoint, PathBuf), Error> {
+        let local = crate::remote::local(p)?;
+        Ok((ckpt_convert::open(&local, &Default::default())?, local))
+    };
+    let ((mut ca, pa), (mut cb, pb)) = (open(&a.a)?, open(&a.b)?);
+    // A GGUF against a Hugging Face checkpoint: compare the GGUF as HF tensors (names mapped,
+    // dequantized, Q/K permutation undone).
+    let is_gguf = |c: &ckpt_core::Checkpoint| c.format == ckpt_core::Format::Gguf;
+    if is_gguf(&ca) != is_gguf(&cb) {
+        if is_gguf(&ca) {
+            ca = ckpt_export::hf_view(&pa)?;
+        } else {
+            cb = ckpt_export::hf_view(&pb)?;
+        }
+    }
     let report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), a.tolerance)?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());

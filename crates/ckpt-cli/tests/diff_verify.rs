@@ -193,3 +193,21 @@ print("ok", checked)
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+/// Across naming schemes: a Hugging Face model and its GGUF conversion compare under HF names,
+/// with llama.cpp's Q/K permutation undone.
+#[test]
+fn diff_hf_against_its_gguf() {
+    let work = tempfile::tempdir().unwrap();
+    let model = fx("gguf/tiny-llama-spm");
+    let f32_gguf = work.path().join("m.f32.gguf");
+    let r = ckpt(&["convert", s(&model), s(&f32_gguf), "--outtype", "f32"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = ckpt(&["diff", "--json", s(&model), s(&f32_gguf)]);
+    assert_eq!(r.status.code(), Some(0), "bf16 widened to f32 is exact: {}", String::from_utf8_lossy(&r.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["compared"].as_array().unwrap().len(), 39);
+    assert!(v["compared"].as_array().unwrap().iter().any(|d| d["name"] == "model.layers.0.self_attn.q_proj.weight"));
+    let r = ckpt(&["diff", s(&model), s(&fx("gguf/tiny-llama-spm.Q4_K_M.gguf"))]);
+    assert_eq!(r.status.code(), Some(1), "quantization error is reported as a difference");
+}

@@ -203,6 +203,38 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     )
 }
 
+/// The GGUF's tensors as a Hugging Face checkpoint would hold them — HF names, dequantized to f32,
+/// Q/K permutation and other converter steps undone — lazily, without writing anything (what
+/// `ckpt diff` compares against a Hugging Face model). Generated tensors (rope factors) are left out.
+pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
+    let split = ckpt_gguf::open_split(gguf)?;
+    let kv = Kvs(&split);
+    let gguf_label = gguf.display().to_string();
+    let arch_name = kv.str("general.architecture").ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?.to_string();
+    let arch = names::find(&arch_name).ok_or_else(|| {
+        Error::Unsupported(format!("{gguf_label}: architecture {arch_name} has no Hugging Face mapping"))
+    })?;
+    let tensors = split.tensors();
+    let tied = !tensors.iter().any(|t| t.name == "output.weight");
+    let vocab_size = kv
+        .u64(&format!("{arch_name}.vocab_size"))
+        .or_else(|| tensors.iter().find(|t| t.name == "token_embd.weight").and_then(|t| t.shape.first().copied()))
+        .unwrap_or(0);
+    let mut warnings = Vec::new();
+    let config = config::build_config(&kv, &ConfigInputs { arch, vocab_size, tied, torch_dtype: "float32", longrope: None }, &mut warnings);
+    let mut dropped = Vec::new();
+    let planned = plan_tensors(arch, &config, &tensors, &gguf_label, |_| DType::F32, &mut dropped)?;
+    let mut ck = ckpt_core::Checkpoint::new(ckpt_core::Format::Gguf, split.paths());
+    ck.tensors = planned
+        .into_iter()
+        .map(|p| {
+            let src = Arc::new(PlannedSource { source: p.source, transforms: p.transforms, out: p.out, label: gguf_label.clone() });
+            Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
+        })
+        .collect();
+    Ok(ck)
+}
+
 fn pretty(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
