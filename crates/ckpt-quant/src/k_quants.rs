@@ -8,7 +8,7 @@ use crate::float::{read_f16, write_f16};
 
 pub const QK_K: usize = 256;
 /// A group whose largest magnitude is below this is treated as all zeros.
-const GROUP_MAX_EPS: f32 = 1e-15;
+pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
 /// ggml's `nearest_int`: round half to even via the 1.5*2^23 trick; well defined (and then
 /// clamped by callers) even for inf/NaN, unlike `round() as i32`.
@@ -21,6 +21,29 @@ pub(crate) fn nearest_int(f: f32) -> i32 {
 /// Fills `levels` with values in 0..=nmax and returns (scale, -min) with -min >= 0.
 #[allow(clippy::too_many_arguments)]
 fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    levels: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
+    if x.len() > crate::lanes::MAX_GROUP {
+        return make_qkx2_quants_scalar(nmax, x, weights, levels, rmin, rdelta, nstep, use_mad);
+    }
+    if use_mad {
+        crate::lanes::make_qkx2_quants::<true>(nmax, x, weights, levels, rmin, rdelta, nstep)
+    } else {
+        crate::lanes::make_qkx2_quants::<false>(nmax, x, weights, levels, rmin, rdelta, nstep)
+    }
+}
+
+/// The one-candidate-at-a-time make_qkx2_quants, line by line as in ggml (the reference the
+/// candidate-parallel version is tested against).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_qkx2_quants_scalar(
     nmax: i32,
     x: &[f32],
     weights: &[f32],
@@ -107,6 +130,19 @@ fn make_qkx2_quants(
 /// make_qx_quants with rmse_type 1: symmetric scale search; `levels` get l + nmax (0 for an
 /// all-zero group). `qw` replaces the x^2 weights when given (imatrix path).
 pub(crate) fn make_qx_quants(nmax: i32, x: &[f32], levels: &mut [i8], qw: Option<&[f32]>) -> f32 {
+    if x.len() > crate::lanes::MAX_GROUP {
+        return make_qx_quants_scalar(nmax, x, levels, qw);
+    }
+    crate::lanes::make_qx_quants(nmax, x, levels, qw)
+}
+
+/// make_qx_quants one candidate at a time, as in ggml (reference for the parallel version).
+pub(crate) fn make_qx_quants_scalar(
+    nmax: i32,
+    x: &[f32],
+    levels: &mut [i8],
+    qw: Option<&[f32]>,
+) -> f32 {
     let n = x.len();
     let mut max = 0.0f32;
     let mut amax = 0.0f32;

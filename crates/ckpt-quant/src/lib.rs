@@ -19,6 +19,7 @@ pub mod ftype;
 pub mod imatrix;
 pub mod iq;
 pub mod k_quants;
+mod lanes;
 pub mod legacy;
 pub mod pipeline;
 pub mod select;
