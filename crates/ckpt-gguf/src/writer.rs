@@ -52,6 +52,69 @@ struct PlannedTensor {
     nbytes: u64,
 }
 
+/// Produces the tensors on several threads at once and writes each at its planned offset
+/// (`pwrite`), so computing (casts, quantization) and the kernel's copying use every core while at
+/// most one tensor per worker is in memory. Progress is reported in completion order.
+fn write_tensors_at(
+    f: &File,
+    path: &Path,
+    tensors: &[Tensor],
+    plan: &Plan,
+    data_start: u64,
+    report: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4).min(tensors.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<Result<u64>>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tensors.len() || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let (t, p) = (&tensors[i], &plan.tensors[i]);
+                let result = t.bytes().and_then(|bytes| {
+                    if bytes.len() as u64 != p.nbytes {
+                        return Err(Error::Other(format!(
+                            "{}: tensor '{}' produced {} bytes, its GGUF info says {}",
+                            path.display(),
+                            t.name,
+                            bytes.len(),
+                            p.nbytes
+                        )));
+                    }
+                    f.write_all_at(&bytes, data_start + p.offset).map_err(|e| Error::io(path, e))?;
+                    Ok(pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                });
+                t.release();
+                if tx.send(result).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let mut done = 0u64;
+        for result in rx {
+            match result {
+                Ok(padded) => {
+                    done += padded;
+                    report(done, plan.data_len);
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The validated layout: the complete header bytes (padding included) and where data goes.
 struct Plan {
     header: Vec<u8>,
@@ -158,8 +221,16 @@ impl GgufWriter {
     fn write_file_reporting(&self, file: &mut AtomicFile, report: &mut dyn FnMut(u64, u64)) -> Result<u64> {
         let path = file.path().to_path_buf();
         let plan = self.plan_for(&path)?;
+        let io = |e: std::io::Error| Error::io(&path, e);
+        let data_start = plan.header.len() as u64;
         let w: &mut BufWriter<File> = file.writer();
-        self.write_planned(&plan, &path, w, |t, w| t.write_to_file(w), &mut |done| report(done, plan.data_len))
+        w.write_all(&plan.header).map_err(io)?;
+        w.flush().map_err(io)?;
+        let f: &File = w.get_ref();
+        // The whole file at its final size, zero-filled: the alignment padding needs no writes.
+        f.set_len(data_start + plan.data_len).map_err(io)?;
+        write_tensors_at(f, &path, &self.tensors, &plan, data_start, report)?;
+        Ok(data_start + plan.data_len)
     }
 
     /// The plan, with writer errors prefixed by the output they concern.
