@@ -13,9 +13,18 @@ if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ol
 fi
 export CKPT_PYTHON="$PWD/$venv/bin/python"
 
-cargo test --workspace --no-fail-fast "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=1
 
 # A short smoke of every fuzz target (longer runs by hand: scripts/fuzz.sh 3600).
 if [ "${CKPT_SKIP_FUZZ:-0}" != 1 ]; then
-  scripts/fuzz.sh "${CKPT_FUZZ_SECONDS:-8}"
+  scripts/fuzz.sh "${CKPT_FUZZ_SECONDS:-8}" || status=1
 fi
+
+# One closing line over every test binary.
+passed=$(grep -o '[0-9]* passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -o '[0-9]* failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo "summary: $passed passed, $failed failed"
+exit $status
