@@ -137,3 +137,72 @@ fn full_disk_gives_a_clear_error_and_no_output() {
         assert!(left.is_empty(), "{out_name}: temporaries removed: {left:?}");
     }
 }
+
+/// SIGKILL at random moments during `quantize` and `merge-lora`: the output is absent or
+/// complete (byte-identical to an uninterrupted run), and a later run succeeds.
+fn kill_any(name: &str, runs: usize, make: &dyn Fn(&Path) -> Command, out_is_dir: bool) {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join(if out_is_dir { "out" } else { "out.gguf" });
+    let reference = work.path().join(if out_is_dir { "ref" } else { "ref.gguf" });
+    let t0 = Instant::now();
+    assert!(make(&reference).status().unwrap().success(), "{name}: uninterrupted run");
+    let full = t0.elapsed().as_micros() as u64;
+    let read_all = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        if p.is_dir() {
+            let mut v: Vec<_> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|f| (f.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&f).unwrap()))
+                .collect();
+            v.sort();
+            v
+        } else {
+            vec![(String::new(), std::fs::read(p).unwrap())]
+        }
+    };
+    let want = read_all(&reference);
+    let mut rng = Rng(0xfeed ^ runs as u64 ^ name.len() as u64);
+    let mut killed = 0;
+    for _ in 0..runs {
+        let _ = std::fs::remove_dir_all(&out);
+        let _ = std::fs::remove_file(&out);
+        let mut child = make(&out).spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next(full * 12 / 10)));
+        let _ = child.kill();
+        if !child.wait().unwrap().success() {
+            killed += 1;
+        }
+        if out.exists() {
+            assert!(read_all(&out) == want, "{name}: an output that exists is complete");
+        }
+    }
+    assert!(killed > 0, "{name}: some runs were interrupted");
+}
+
+#[test]
+fn sigkill_during_quantize_and_merge_lora_leaves_nothing_partial() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let f16 = fx.join("gguf/tiny-llama-spm.f16.gguf");
+    kill_any(
+        "quantize",
+        50,
+        &|out: &Path| {
+            let mut c = ckpt();
+            c.args(["quantize", "-q", "--force"]).arg(&f16).arg(out).arg("Q4_K_M");
+            c
+        },
+        false,
+    );
+    let base = fx.join("lora/f32/base-llama-bias");
+    let adapter = fx.join("lora/f32/d_all_linear_modules_to_save_bias/adapter");
+    kill_any(
+        "merge-lora",
+        50,
+        &|out: &Path| {
+            let mut c = ckpt();
+            c.args(["merge-lora", "-q", "--force", "--base"]).arg(&base).arg("--adapter").arg(&adapter).arg("--out").arg(out);
+            c
+        },
+        true,
+    );
+}
