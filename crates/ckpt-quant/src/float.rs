@@ -49,8 +49,18 @@ pub fn quantize_row_f16(src: &[f32], dst: &mut [u8]) {
 }
 
 pub fn dequantize_row_f16(src: &[u8], dst: &mut [f32]) {
-    for (b, y) in src.chunks_exact(2).zip(dst.iter_mut()) {
-        *y = f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]));
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    // The input may be unaligned: gather 256 values at a time, then widen them with half's
+    // slice conversion (F16C when available; widening is exact either way).
+    const CHUNK: usize = 256;
+    let mut bits = [0u16; CHUNK];
+    for (src, dst) in src.chunks(2 * CHUNK).zip(dst.chunks_mut(CHUNK)) {
+        let n = (src.len() / 2).min(dst.len());
+        for (h, b) in bits.iter_mut().zip(src.chunks_exact(2)) {
+            *h = u16::from_le_bytes([b[0], b[1]]);
+        }
+        let halves: &[half::f16] = bits[..n].reinterpret_cast();
+        halves.convert_to_f32_slice(&mut dst[..n]);
     }
 }
 
@@ -94,6 +104,19 @@ mod tests {
         assert_eq!(f32_to_f16_bits(-65520.0), 0xFC00);
         assert_eq!(f32_to_f16_bits(f32::from_bits(0xFFC0_1234)), 0xFE00);
         assert_eq!(f32_to_f16_bits(f32::NAN), 0x7E00);
+    }
+
+    #[test]
+    fn f16_row_widening_matches_per_value_conversion() {
+        // every finite and infinite f16, from an unaligned buffer, over chunk boundaries
+        let finite: Vec<u16> = (0..=u16::MAX).filter(|h| h & 0x7C00 != 0x7C00 || h & 0x3FF == 0).collect();
+        let mut bytes = vec![0u8];
+        bytes.extend(finite.iter().flat_map(|h| h.to_le_bytes()));
+        let mut got = vec![0f32; finite.len()];
+        dequantize_row_f16(&bytes[1..], &mut got);
+        for (h, g) in finite.iter().zip(&got) {
+            assert_eq!(g.to_bits(), f16_bits_to_f32(*h).to_bits(), "{h:#06x}");
+        }
     }
 
     #[test]
