@@ -3,10 +3,16 @@
 
 use ckpt_core::GgmlType;
 
-use crate::float::{bf16_bits_to_f32, f16_bits_to_f32};
+use crate::float::f16_bits_to_f32;
 
 fn f16_at(b: &[u8], at: usize) -> f32 {
     f16_bits_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+/// The index of the first little-endian u16 whose `exponent` bits are all set.
+fn first_all_ones_exponent(data: &[u8], exponent: u16) -> Option<usize> {
+    data.chunks_exact(2)
+        .position(|b| u16::from_le_bytes([b[0], b[1]]) & exponent == exponent)
 }
 
 /// The index of the first element or block whose value or scale is not finite, if any.
@@ -19,8 +25,10 @@ pub fn first_invalid_block(t: GgmlType, data: &[u8]) -> Option<usize> {
     // byte offsets of the fp16 scales inside one block
     let scales: &[usize] = match t {
         F32 => return elems(4, &|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        F16 => return elems(2, &|b| f16_at(b, 0)),
-        BF16 => return elems(2, &|b| bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        // half floats are NaN or infinite exactly when their exponent bits are all ones; testing
+        // the bits directly lets a whole F16 tensor be scanned without widening each value
+        F16 => return first_all_ones_exponent(data, 0x7C00),
+        BF16 => return first_all_ones_exponent(data, 0x7F80),
         F64 => {
             return data
                 .chunks_exact(8)
@@ -49,6 +57,17 @@ pub fn first_invalid_block(t: GgmlType, data: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_float_bit_test_agrees_with_widening() {
+        for bits in 0..=u16::MAX {
+            let b = bits.to_le_bytes();
+            let f16_bad = !crate::float::f16_bits_to_f32(bits).is_finite();
+            let bf16_bad = !crate::float::bf16_bits_to_f32(bits).is_finite();
+            assert_eq!(first_invalid_block(GgmlType::F16, &b).is_some(), f16_bad, "{bits:#06x}");
+            assert_eq!(first_invalid_block(GgmlType::BF16, &b).is_some(), bf16_bad, "{bits:#06x}");
+        }
+    }
 
     #[test]
     fn finds_nan_scales_and_values() {
