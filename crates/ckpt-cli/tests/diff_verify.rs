@@ -15,6 +15,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Runs a Python check with `args`, feeding `stdin` (a `ckpt diff --json` report); it must succeed.
+fn run_python_check(py: &std::ffi::OsStr, script: &str, args: &[&str], stdin: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn diff_of_a_conversion_is_same() {
     let r = ckpt(&["diff", s(&fx("torch/all_dtypes.bin")), s(&fx("torch/all_dtypes.expected.safetensors"))]);
@@ -84,17 +101,7 @@ for d in report["compared"]:
     assert abs(cos - d["cosine_similarity"]) <= 1e-12, (name, cos, d["cosine_similarity"])
 print("ok", len(report["compared"]))
 "#;
-    let mut child = Command::new(py)
-        .args(["-c", script, s(&a), s(&b)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(&r.stdout).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    run_python_check(&py, script, &[s(&a), s(&b)], &r.stdout);
 }
 
 #[test]
@@ -181,17 +188,7 @@ for d in report["compared"]:
 assert checked == 39
 print("ok", checked)
 "#;
-    let mut child = Command::new(py)
-        .args(["-c", script, s(&a), s(&b)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(&r.stdout).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    run_python_check(&py, script, &[s(&a), s(&b)], &r.stdout);
 }
 
 /// Across naming schemes: a Hugging Face model and its GGUF conversion compare under HF names,
