@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use ckpt_core::{Buffer, DType, Storage, Tensor};
 
+#[path = "../../ckpt-remote/tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
 fn ckpt() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ckpt"))
 }
@@ -205,4 +209,100 @@ fn sigkill_during_quantize_and_merge_lora_leaves_nothing_partial() {
         },
         true,
     );
+}
+
+/// What a killed `pull` may leave in the cache: finished blobs whose content matches their name
+/// (sha256 for LFS files, git blob sha1 for the rest), `.incomplete` files to resume from, lock
+/// files, and snapshot links that only ever point at finished blobs. Returns whether the snapshot
+/// is complete.
+fn assert_cache_consistent(repo_dir: &Path, commit: &str, files: &std::collections::BTreeMap<String, common::FakeFile>) -> bool {
+    let blobs = repo_dir.join("blobs");
+    if let Ok(entries) = std::fs::read_dir(&blobs) {
+        for e in entries {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".incomplete") || name.contains(".tmp") {
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                common::sha256_hex(&bytes) == name || common::git_sha1_hex(&bytes) == name,
+                "blob {name} holds exactly the content it is named after ({} bytes)",
+                bytes.len()
+            );
+        }
+    }
+    let snap = repo_dir.join("snapshots").join(commit);
+    let mut linked = 0;
+    for (path, file) in files {
+        let pointer = snap.join(path);
+        if std::fs::symlink_metadata(&pointer).is_err() {
+            continue;
+        }
+        let got = std::fs::read(&pointer).unwrap_or_else(|e| panic!("snapshot link {path} resolves: {e}"));
+        assert!(got == *file.bytes, "snapshot {path} is the whole file");
+        linked += 1;
+    }
+    if let Ok(r) = std::fs::read_to_string(repo_dir.join("refs/main")) {
+        assert_eq!(r.trim(), commit, "refs/main holds the whole commit hash");
+    }
+    linked == files.len()
+}
+
+/// SIGKILL at random moments during `pull` against a local fake Hub: the cache never holds a
+/// wrong blob or a dangling or partial snapshot file, and the next pull resumes and completes.
+#[test]
+fn sigkill_during_pull_keeps_the_cache_consistent() {
+    let hub = common::FakeHub::start();
+    let commit = "c0ffee00000000000000000000000000000000aa";
+    let mut files = std::collections::BTreeMap::new();
+    for (i, mb) in [(1u8, 12usize), (2, 6)] {
+        let bytes: Vec<u8> = (0..mb << 20).map(|j| (j as u32).wrapping_mul(2654435761).rotate_left(i as u32) as u8).collect();
+        files.insert(format!("model-0000{i}-of-00002.safetensors"), common::fake_file(bytes, true));
+    }
+    files.insert("config.json".to_string(), common::fake_file(br#"{"model_type": "llama"}"#.to_vec(), false));
+    hub.add_repo("org/big", commit, files.clone());
+
+    let work = tempfile::tempdir().unwrap();
+    let pull = |cache: &Path| {
+        let mut c = ckpt();
+        c.args(["pull", "-q", "org/big"])
+            .env("HF_ENDPOINT", &hub.hub_url)
+            .env("HF_HUB_CACHE", cache)
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_OFFLINE");
+        c
+    };
+    let t0 = Instant::now();
+    let reference = work.path().join("ref-cache");
+    let out = pull(&reference).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let full = t0.elapsed().as_micros() as u64;
+    assert!(assert_cache_consistent(&reference.join("models--org--big"), commit, &files));
+
+    let cache = work.path().join("cache");
+    let repo_dir = cache.join("models--org--big");
+    let mut rng = Rng(0x5eed_f00d);
+    let (mut killed, mut completed, mut resumed) = (0, 0, 0);
+    for _ in 0..50 {
+        let had_partial = repo_dir.join("blobs").exists();
+        let mut child = pull(&cache).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next(full * 12 / 10)));
+        let _ = child.kill();
+        if !child.wait().unwrap().success() {
+            killed += 1;
+        }
+        if assert_cache_consistent(&repo_dir, commit, &files) {
+            completed += 1;
+            resumed += had_partial as usize;
+            // Start over so the next runs are interrupted again.
+            std::fs::remove_dir_all(&cache).unwrap();
+        }
+    }
+    assert!(killed > 0, "some pulls were interrupted ({killed} killed, {completed} completed)");
+    // Whatever the last kill left, a plain pull finishes it.
+    let out = pull(&cache).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(assert_cache_consistent(&repo_dir, commit, &files), "the final pull completes the snapshot");
+    eprintln!("pull: {killed} of 50 runs killed, {completed} completed ({resumed} after an earlier kill)");
 }
