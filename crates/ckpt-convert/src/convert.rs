@@ -366,11 +366,11 @@ fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
         .iter()
         .map(|t| match &t.data {
             TensorData::View(_) => t.clone(),
-            TensorData::Computed(f) => {
-                let (f, crcs, name) = (f.clone(), crcs.clone(), t.name.clone());
+            TensorData::Computed(_) | TensorData::Rows(_) => {
+                let (inner, crcs) = (t.clone(), crcs.clone());
                 Tensor::computed(t.name.clone(), t.dtype, t.shape.clone(), move || {
-                    let bytes = f()?;
-                    crcs.lock().unwrap().insert(name.clone(), crc32fast::hash(&bytes));
+                    let bytes = inner.bytes()?.into_owned();
+                    crcs.lock().unwrap().insert(inner.name.clone(), crc32fast::hash(&bytes));
                     Ok(bytes)
                 })
             }

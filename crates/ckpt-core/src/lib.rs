@@ -5,10 +5,11 @@ pub mod atomic;
 pub mod checkpoint;
 pub mod dtype;
 pub mod error;
+pub mod pool;
 pub mod shard;
 pub mod tensor;
 
 pub use checkpoint::{Checkpoint, Format};
 pub use dtype::{numel, DType, GgmlType};
 pub use error::{Error, Result};
-pub use tensor::{Buffer, Storage, Tensor, TensorData, View};
+pub use tensor::{Buffer, RowFill, Storage, Tensor, TensorData, View};

@@ -144,11 +144,24 @@ pub struct View {
 
 pub type ComputeFn = dyn Fn() -> Result<Vec<u8>> + Send + Sync;
 
+/// Writes the bytes of output rows `range` into `dst`, which is exactly `range.len() * row_bytes`.
+pub type FillRowsFn = dyn Fn(std::ops::Range<usize>, &mut [u8]) -> Result<()> + Send + Sync;
+
+/// A computed tensor that can be produced a band of outer rows at a time, so a writer can
+/// stream it in bounded pieces instead of holding the whole output.
+pub struct RowFill {
+    pub rows: usize,
+    pub row_bytes: usize,
+    pub fill: Box<FillRowsFn>,
+}
+
 #[derive(Clone)]
 pub enum TensorData {
     View(View),
     /// Bytes produced on demand (a cast, a LoRA merge, a dequantization…), little-endian, dense.
     Computed(Arc<ComputeFn>),
+    /// Like `Computed`, produced by bands of rows.
+    Rows(Arc<RowFill>),
 }
 
 impl fmt::Debug for TensorData {
@@ -156,6 +169,7 @@ impl fmt::Debug for TensorData {
         match self {
             TensorData::View(v) => v.fmt(f),
             TensorData::Computed(_) => f.write_str("Computed"),
+            TensorData::Rows(r) => write!(f, "Rows({} x {} bytes)", r.rows, r.row_bytes),
         }
     }
 }
@@ -183,6 +197,19 @@ impl Tensor {
         Tensor { name: name.into(), dtype, shape, data: TensorData::Computed(Arc::new(f)) }
     }
 
+    /// A computed tensor produced by bands of `rows` outer rows of `row_bytes` each.
+    pub fn from_rows(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<u64>,
+        rows: usize,
+        row_bytes: usize,
+        fill: impl Fn(std::ops::Range<usize>, &mut [u8]) -> Result<()> + Send + Sync + 'static,
+    ) -> Tensor {
+        let data = TensorData::Rows(Arc::new(RowFill { rows, row_bytes, fill: Box::new(fill) }));
+        Tensor { name: name.into(), dtype, shape, data }
+    }
+
     pub fn numel(&self) -> u64 {
         numel(&self.shape).unwrap_or(u64::MAX)
     }
@@ -195,7 +222,7 @@ impl Tensor {
     pub fn view(&self) -> Option<&View> {
         match &self.data {
             TensorData::View(v) => Some(v),
-            TensorData::Computed(_) => None,
+            TensorData::Computed(_) | TensorData::Rows(_) => None,
         }
     }
 
@@ -296,6 +323,20 @@ impl Tensor {
                         self.nbytes()
                     )));
                 }
+                Ok(Cow::Owned(out))
+            }
+            TensorData::Rows(r) => {
+                if (r.rows * r.row_bytes) as u64 != self.nbytes() {
+                    return Err(Error::Other(format!(
+                        "tensor '{}': {} rows of {} bytes, expected {} bytes",
+                        self.name,
+                        r.rows,
+                        r.row_bytes,
+                        self.nbytes()
+                    )));
+                }
+                let mut out = crate::pool::take(r.rows * r.row_bytes);
+                (r.fill)(0..r.rows, &mut out)?;
                 Ok(Cow::Owned(out))
             }
             TensorData::View(v) => {
@@ -559,7 +600,7 @@ pub fn write_pipelined<W: Write + ?Sized>(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
         scope.spawn(move || {
             for t in tensors {
-                if let TensorData::Computed(_) = t.data {
+                if let TensorData::Computed(_) | TensorData::Rows(_) = t.data {
                     // A closed channel means the writer stopped early: stop computing.
                     if tx.send(t.bytes().map(Cow::into_owned)).is_err() {
                         return;
@@ -569,7 +610,7 @@ pub fn write_pipelined<W: Write + ?Sized>(
         });
         for (i, t) in tensors.iter().enumerate() {
             let n = match t.data {
-                TensorData::Computed(_) => {
+                TensorData::Computed(_) | TensorData::Rows(_) => {
                     let bytes = rx.recv().map_err(|_| Error::Other(format!("tensor '{}': producer stopped", t.name)))??;
                     w.write_all(&bytes).map_err(|e| Error::Other(format!("writing tensor '{}': {e}", t.name)))?;
                     bytes.len() as u64

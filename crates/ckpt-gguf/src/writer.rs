@@ -78,7 +78,11 @@ fn write_tensors_at(
                     return;
                 }
                 let (t, p) = (&tensors[i], &plan.tensors[i]);
-                let result = t.bytes().and_then(|bytes| {
+                let result = if let ckpt_core::TensorData::Rows(rows) = &t.data {
+                    write_rows_at(f, path, t, rows, data_start + p.offset, p.nbytes)
+                        .map(|()| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                } else {
+                    t.bytes().and_then(|bytes| {
                     if bytes.len() as u64 != p.nbytes {
                         return Err(Error::Other(format!(
                             "{}: tensor '{}' produced {} bytes, its GGUF info says {}",
@@ -89,8 +93,12 @@ fn write_tensors_at(
                         )));
                     }
                     f.write_all_at(&bytes, data_start + p.offset).map_err(|e| Error::io(path, e))?;
+                    if let std::borrow::Cow::Owned(buf) = bytes {
+                        ckpt_core::pool::give(buf);
+                    }
                     Ok(pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
-                });
+                    })
+                };
                 t.release();
                 if tx.send(result).is_err() {
                     return;
@@ -113,6 +121,36 @@ fn write_tensors_at(
         }
         Ok(())
     })
+}
+
+/// Bytes of output produced and written at a time for a tensor made by bands of rows.
+const PIECE_BYTES: usize = 8 << 20;
+
+/// Streams a row-banded tensor to `offset` in pieces of about [`PIECE_BYTES`], so a writer
+/// thread holds one piece, not the whole tensor.
+fn write_rows_at(f: &File, path: &Path, t: &Tensor, rows: &ckpt_core::RowFill, offset: u64, nbytes: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    if (rows.rows * rows.row_bytes) as u64 != nbytes {
+        return Err(Error::Other(format!(
+            "{}: tensor '{}' has {} rows of {} bytes, its GGUF info says {nbytes} bytes",
+            path.display(),
+            t.name,
+            rows.rows,
+            rows.row_bytes
+        )));
+    }
+    let per_piece = (PIECE_BYTES / rows.row_bytes.max(1)).max(1);
+    let mut buf = ckpt_core::pool::take(per_piece.min(rows.rows) * rows.row_bytes);
+    let mut start = 0;
+    while start < rows.rows {
+        let end = (start + per_piece).min(rows.rows);
+        let piece = &mut buf[..(end - start) * rows.row_bytes];
+        (rows.fill)(start..end, piece)?;
+        f.write_all_at(piece, offset + (start * rows.row_bytes) as u64).map_err(|e| Error::io(path, e))?;
+        start = end;
+    }
+    ckpt_core::pool::give(buf);
+    Ok(())
 }
 
 /// The validated layout: the complete header bytes (padding included) and where data goes.
@@ -229,7 +267,10 @@ impl GgufWriter {
         let f: &File = w.get_ref();
         // The whole file at its final size, zero-filled: the alignment padding needs no writes.
         f.set_len(data_start + plan.data_len).map_err(io)?;
-        write_tensors_at(f, &path, &self.tensors, &plan, data_start, report)?;
+        ckpt_core::atomic::preallocate(f, data_start + plan.data_len).map_err(io)?;
+        let written = write_tensors_at(f, &path, &self.tensors, &plan, data_start, report);
+        ckpt_core::pool::clear();
+        written?;
         Ok(data_start + plan.data_len)
     }
 

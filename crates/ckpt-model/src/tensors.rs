@@ -103,12 +103,16 @@ pub fn permute_rows(data: &[f32], shape: &[u64], heads: u64) -> std::result::Res
 
 /// `x + 1` in the checkpoint's precision (f16 additions round to f16).
 fn add_one_in_place(data: &mut [f32], in_f16: bool) {
-    data.par_iter_mut().for_each(|x| {
-        *x += 1.0;
-        if in_f16 {
-            *x = f16_bits_to_f32(f32_to_f16_bits(*x));
-        }
-    });
+    data.par_iter_mut().for_each(|x| *x = plus_one_value(*x, in_f16));
+}
+
+fn plus_one_value(x: f32, in_f16: bool) -> f32 {
+    let y = x + 1.0;
+    if in_f16 {
+        f16_bits_to_f32(f32_to_f16_bits(y))
+    } else {
+        y
+    }
 }
 
 fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -148,6 +152,24 @@ fn encode_into(t: GgmlType, data: &[f32], n_per_row: usize, out: &mut Vec<u8>) -
     Ok(())
 }
 
+/// Encodes one task's rows into exactly its slice of the output (no parallelism inside: the
+/// caller runs tasks in parallel).
+fn encode_slice(t: GgmlType, data: &[f32], n_per_row: usize, dst: &mut [u8]) -> Result<()> {
+    match t {
+        GgmlType::F32 => dst.chunks_exact_mut(4).zip(data).for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+        GgmlType::F16 => f32_to_f16_le(data, dst),
+        GgmlType::BF16 => dst.chunks_exact_mut(2).zip(data).for_each(|(d, x)| d.copy_from_slice(&f32_to_bf16_bits(*x).to_le_bytes())),
+        other => {
+            let q = ckpt_quant::quantize(other, data, n_per_row.max(1), None)?;
+            if q.len() != dst.len() {
+                return Err(Error::Other(format!("{} encoding of {} values gave {} bytes, expected {}", other.name(), data.len(), q.len(), dst.len())));
+            }
+            dst.copy_from_slice(&q);
+        }
+    }
+    Ok(())
+}
+
 /// f32 -> little-endian f16 bits, batched so `half` can use the F16C instructions (IEEE
 /// round-to-nearest-even, the same as the scalar converter); NaN is then written as ggml writes
 /// it (`sign | 0x7E00`), exactly like [`f32_to_f16_bits`].
@@ -157,9 +179,16 @@ fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
     for (s, d) in src.chunks(1024).zip(dst.chunks_mut(2048)) {
         let t = &mut tmp[..s.len()];
         t.convert_from_f32_slice(s);
-        for ((o, h), x) in d.chunks_exact_mut(2).zip(t.iter()).zip(s) {
-            let bits = if x.is_nan() { f32_to_f16_bits(*x) } else { h.to_bits() };
-            o.copy_from_slice(&bits.to_le_bytes());
+        for (o, h) in d.as_chunks_mut::<2>().0.iter_mut().zip(t.iter()) {
+            *o = h.to_bits().to_le_bytes();
+        }
+        // A fold rather than `any` so the common NaN-free case stays one vectorised pass.
+        if s.iter().fold(false, |seen, x| seen | x.is_nan()) {
+            for (o, x) in d.as_chunks_mut::<2>().0.iter_mut().zip(s) {
+                if x.is_nan() {
+                    *o = f32_to_f16_bits(*x).to_le_bytes();
+                }
+            }
         }
     }
 }
@@ -168,13 +197,38 @@ impl PlannedTensor {
     /// The output tensor; its bytes are computed when the writer reaches it.
     pub fn into_tensor(self) -> Tensor {
         let PlannedTensor { name, source, shape: out_shape, transforms, ggml_type } = self;
-        Tensor::computed(name, DType::from_ggml(ggml_type), out_shape.clone(), move || {
-            if transforms.contains(&Transform::Transpose) {
-                convert_whole(&source, &transforms, &out_shape, ggml_type)
-            } else {
-                convert_by_rows(&source, &transforms, &out_shape, ggml_type)
+        let dtype = DType::from_ggml(ggml_type);
+        let rows = out_shape.first().copied().unwrap_or(1) as usize;
+        let out_bytes = dtype.nbytes(&out_shape).ok().map(|b| b as usize);
+        match out_bytes {
+            // Row-local transforms: produced in bands, so a writer can stream the tensor.
+            Some(total) if !transforms.contains(&Transform::Transpose) && rows > 0 && total % rows == 0 && banded(&source, &out_shape, ggml_type) => {
+                let plan = std::sync::OnceLock::new();
+                Tensor::from_rows(name, dtype, out_shape.clone(), rows, total / rows, move |range, dst| {
+                    let plan = match plan.get() {
+                        Some(p) => p,
+                        None => {
+                            let p = plan_rows(&source, &transforms, &out_shape, ggml_type)?;
+                            plan.get_or_init(|| p)
+                        }
+                    };
+                    let last = range.end == rows;
+                    fill_rows(&source, plan, ggml_type, range, dst)?;
+                    if last {
+                        // Done with this tensor's source: its mapped pages need not stay resident.
+                        source.release();
+                    }
+                    Ok(())
+                })
             }
-        })
+            _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
+                if transforms.contains(&Transform::Transpose) {
+                    convert_whole(&source, &transforms, &out_shape, ggml_type)
+                } else {
+                    convert_by_rows(&source, &transforms, &out_shape, ggml_type)
+                }
+            }),
+        }
     }
 }
 
@@ -190,26 +244,41 @@ fn source_elem_size(t: &Tensor) -> Result<usize> {
 
 fn decode_into(dtype: DType, src: &[u8], dst: &mut [f32]) {
     match dtype {
-        DType::F32 => dst.iter_mut().zip(src.chunks_exact(4)).for_each(|(d, b)| *d = f32::from_le_bytes(b.try_into().unwrap())),
-        DType::F16 => dst.iter_mut().zip(src.chunks_exact(2)).for_each(|(d, b)| *d = f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))),
-        DType::BF16 => dst.iter_mut().zip(src.chunks_exact(2)).for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))),
-        DType::F64 => dst.iter_mut().zip(src.chunks_exact(8)).for_each(|(d, b)| *d = f64::from_le_bytes(b.try_into().unwrap()) as f32),
+        DType::F32 => dst.iter_mut().zip(src.as_chunks::<4>().0).for_each(|(d, b)| *d = f32::from_le_bytes(*b)),
+        DType::F16 => {
+            // Batched so `half` can use the F16C instructions; exact either way.
+            use half::slice::HalfFloatSliceExt;
+            let mut tmp = [half::f16::ZERO; 1024];
+            for (s, d) in src.chunks(2048).zip(dst.chunks_mut(1024)) {
+                let t = &mut tmp[..d.len()];
+                t.iter_mut().zip(s.as_chunks::<2>().0).for_each(|(h, b)| *h = half::f16::from_bits(u16::from_le_bytes(*b)));
+                t.convert_to_f32_slice(d);
+            }
+        }
+        DType::BF16 => dst.iter_mut().zip(src.as_chunks::<2>().0).for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes(*b))),
+        DType::F64 => dst.iter_mut().zip(src.as_chunks::<8>().0).for_each(|(d, b)| *d = f64::from_le_bytes(*b) as f32),
         _ => unreachable!("checked by source_elem_size"),
     }
 }
 
-/// Row-local transforms (permutation of the outer rows, truncation, +1): the output is built a
-/// slab of rows at a time straight from the (mapped) source bytes, so only the output and one
-/// slab of f32 are in memory.
-fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
+/// How a row-local conversion (permutation of the outer rows, truncation, +1) maps output rows
+/// to source rows.
+struct RowPlan {
+    /// The source row of each output row.
+    index: Vec<usize>,
+    row_len: usize,
+    elem: usize,
+    plus_one: Option<bool>,
+    n_per_row: usize,
+    row_out_bytes: usize,
+    /// Output rows per parallel task (whole quant blocks, about CHUNK elements).
+    rows_per_task: usize,
+}
+
+fn plan_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<RowPlan> {
     let elem = source_elem_size(source)?;
-    let bytes = source.bytes()?;
-    if bytes.len() as u64 != source.numel() * elem as u64 {
-        return Err(source_err(source, format!("has {} data bytes for shape {:?}", bytes.len(), source.shape)));
-    }
     let src_rows = source.shape.first().copied().unwrap_or(1) as usize;
     let row_len = if source.shape.len() <= 1 { 1 } else { source.shape[1..].iter().product::<u64>() as usize };
-    // Which source row each output row comes from.
     let mut index: Vec<usize> = (0..src_rows).collect();
     let mut plus_one = None;
     let mut shape = source.shape.clone();
@@ -225,22 +294,64 @@ fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64],
         shape = t.output_shape(&shape);
     }
     let n_per_row = out_shape.last().copied().unwrap_or(1) as usize;
-    let slab_rows = (CHUNK * 16 / row_len.max(1)).max(1);
-    let out_bytes = DType::from_ggml(ggml_type).nbytes(out_shape).map_err(|m| source_err(source, m))?;
-    let mut out = Vec::with_capacity(out_bytes as usize);
-    let mut buf = vec![0f32; slab_rows.min(index.len()) * row_len];
-    for slab in index.chunks(slab_rows) {
-        let dst = &mut buf[..slab.len() * row_len];
-        dst.par_chunks_mut(row_len.max(1)).zip(slab.par_iter()).for_each(|(d, &r)| {
-            decode_into(source.dtype, &bytes[r * row_len * elem..(r + 1) * row_len * elem], d);
-        });
-        if let Some(in_f16) = plus_one {
-            add_one_in_place(dst, in_f16);
-        }
-        encode_into(ggml_type, dst, n_per_row, &mut out)?;
+    let out_bytes = DType::from_ggml(ggml_type).nbytes(out_shape).map_err(|m| source_err(source, m))? as usize;
+    let row_out_bytes = if index.is_empty() { 0 } else { out_bytes / index.len() };
+    if row_out_bytes * index.len() != out_bytes {
+        return Err(source_err(source, format!("{out_bytes} output bytes do not split into {} rows", index.len())));
     }
-    drop(bytes);
-    // Done with this tensor's source: its mapped pages need not stay resident.
+    let rows_per_task = if ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len % n_per_row.max(1) == 0) {
+        (CHUNK / row_len.max(1)).max(1)
+    } else {
+        index.len().max(1) // rows shorter than an encoding row: one task
+    };
+    Ok(RowPlan { index, row_len, elem, plus_one, n_per_row, row_out_bytes, rows_per_task })
+}
+
+/// Whether output rows can be produced in independent bands: every encoding row (and so every
+/// quant block) lies inside one outer row.
+fn banded(source: &Tensor, out_shape: &[u64], ggml_type: GgmlType) -> bool {
+    let row_len: u64 = if source.shape.len() <= 1 { 1 } else { source.shape[1..].iter().product() };
+    let n_per_row = out_shape.last().copied().unwrap_or(1).max(1);
+    ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len % n_per_row == 0)
+}
+
+/// Output rows `range` into `dst`: each parallel task widens a group of rows into a small
+/// cache-resident f32 buffer and encodes it straight into its place.
+fn fill_rows(source: &Tensor, plan: &RowPlan, ggml_type: GgmlType, range: std::ops::Range<usize>, dst: &mut [u8]) -> Result<()> {
+    let bytes = source.bytes()?;
+    let (row_len, elem) = (plan.row_len, plan.elem);
+    if bytes.len() != source.numel() as usize * elem {
+        return Err(source_err(source, format!("has {} data bytes for shape {:?}", bytes.len(), source.shape)));
+    }
+    let rows = &plan.index[range.clone()];
+    if dst.len() != rows.len() * plan.row_out_bytes {
+        return Err(source_err(source, format!("rows {range:?} need {} bytes, got {}", rows.len() * plan.row_out_bytes, dst.len())));
+    }
+    thread_local! {
+        static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
+    dst.par_chunks_mut(task_out_bytes).zip(rows.par_chunks(plan.rows_per_task)).try_for_each(|(dst, rows)| {
+        ROWS.with(|buf| -> Result<()> {
+            let mut buf = buf.borrow_mut();
+            buf.resize(plan.rows_per_task * row_len, 0.0);
+            let data = &mut buf[..rows.len() * row_len];
+            for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
+                decode_into(source.dtype, &bytes[r * row_len * elem..(r + 1) * row_len * elem], d);
+            }
+            if let Some(in_f16) = plan.plus_one {
+                data.iter_mut().for_each(|x| *x = plus_one_value(*x, in_f16));
+            }
+            encode_slice(ggml_type, data, plan.n_per_row, dst)
+        })
+    })
+}
+
+/// The whole output of a row-local conversion.
+fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
+    let plan = plan_rows(source, transforms, out_shape, ggml_type)?;
+    let mut out = ckpt_core::pool::take(plan.index.len() * plan.row_out_bytes);
+    fill_rows(source, &plan, ggml_type, 0..plan.index.len(), &mut out)?;
     source.release();
     Ok(out)
 }

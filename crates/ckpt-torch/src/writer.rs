@@ -83,7 +83,7 @@ fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
         }
         let view_key = match &t.data {
             TensorData::View(v) => Some((v.storage.id, v.offset, t.shape.clone(), v.strides.clone(), t.dtype)),
-            TensorData::Computed(_) => None,
+            TensorData::Computed(_) | TensorData::Rows(_) => None,
         };
         if let Some(&i) = view_key.as_ref().and_then(|k| by_view.get(k)) {
             plans[i].uses += 1;
