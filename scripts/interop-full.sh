@@ -65,3 +65,12 @@ fi
   "$gx/tiny-llama-spm.f16.gguf" "$work/export-spm" \
   "$gx/tiny-llama-spm.Q4_K_M.gguf" "$work/export-q4km" \
   "$gx/tiny-smol-bpe.f16.gguf" "$work/export-smol"
+
+echo "== convert_hf_to_gguf.py vs ckpt on tiny models of every supported architecture (byte-identical GGUF)"
+# Needs the llama.cpp source tree whose converter ckpt follows (commit 0c1e57098, e.g.
+# llama_cpp_python-0.3.36/vendor/llama.cpp from the PyPI sdist): convert_hf_to_gguf.py + gguf-py.
+if [ -z "${CKPT_LLAMA_CPP_SRC:-}" ]; then
+  echo "skipped: set CKPT_LLAMA_CPP_SRC to a llama.cpp source tree (with convert_hf_to_gguf.py) to run it"
+else
+  "$py" scripts/interop/arch_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
+fi

@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Architecture matrix: ckpt's `convert --to gguf` against llama.cpp's convert_hf_to_gguf.py.
+
+For every architecture ckpt converts besides the fixture-tested Llama, build a tiny random
+Hugging Face model (fixed seed) with the matching tokenizer, run the real converter and ckpt for
+each outtype and compare the two GGUF files. Byte-identical -> "ok ARCH OUTTYPE"; otherwise the
+differences are listed with gguf-py's GGUFReader (KV key/type/value/order, tensor
+names/order/types/shapes/data) and the script exits nonzero at the end.
+
+usage: arch_matrix.py CKPT_BINARY LLAMA_CPP_SRC [--arch CASE ...] [--no-variants] [--outtype T ...]
+                      [--keep DIR]
+
+A CASE is an architecture (config.json architectures[0]) or a variant ARCH+OPTION+... (see
+OPTIONS and VARIANTS below); by default every architecture and every variant runs, each with
+f16, q8_0, f32 and bf16.
+
+Needs torch, transformers, sentencepiece, safetensors, numpy and gguf-py (the one in
+LLAMA_CPP_SRC/gguf-py is put first on sys.path). Tokenizers come from the repository fixtures:
+tests/fixtures/gguf/tiny-llama-spm (SentencePiece), tests/fixtures/gguf/tiny-smol-bpe (GPT-2 BPE,
+pre-tokenizer "smollm"); BERT's WordPiece vocabulary is written here.
+
+Unknown pre-tokenizers: llama.cpp only knows the fingerprints of real vocabularies. Two tiny
+models cannot have a known one, and for them the converter is run with get_vocab_base_pre()
+falling back to a fixed name when the hash is unknown (and ckpt gets --pre-tokenizer NAME);
+everything else is the unmodified converter:
+  * BertModel: the tiny WordPiece vocabulary written here ("bert-bge").
+  * Qwen2ForCausalLM: with transformers 5, AutoTokenizer picks Qwen2Tokenizer from config.json's
+    model_type and rebuilds the pre-tokenizer with Qwen2's regex, ignoring the SmolLM one in
+    tokenizer.json. The tokenizer is therefore re-saved through AutoTokenizer (so tokenizer.json
+    holds what the converter sees, as in a real Qwen2 folder) and its hash, Qwen2's regex over
+    SmolLM's vocabulary, is unknown ("qwen2").
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FX = ROOT / "tests" / "fixtures" / "gguf"
+SPM_DIR = FX / "tiny-llama-spm"
+BPE_DIR = FX / "tiny-smol-bpe"
+# Pre-tokenizer names used when the fingerprint is unknown (see the module docstring).
+FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2"}
+SEED = 0
+
+# Tiny shapes shared by every architecture.
+HIDDEN, LAYERS, HEADS, KV_HEADS, FFN = 64, 2, 4, 2, 128
+
+ALL_ARCHS = [
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen3ForCausalLM",
+    "GemmaForCausalLM",
+    "Gemma2ForCausalLM",
+    "Gemma3ForCausalLM",
+    "Phi3ForCausalLM",
+    "GPT2LMHeadModel",
+    "BertModel",
+]
+# Variants covering paths the plain models do not reach: ARCH+OPTION+...
+OPTIONS = {
+    "f16src": "checkpoint stored as float16 (Gemma adds its +1 in f16)",
+    "f32src": "checkpoint stored as float32",
+    "sharded": "several safetensors shards with an index",
+    "tied": "tie_word_embeddings (no lm_head in the checkpoint)",
+    "longrope": "Phi-3 longrope scaling: rope_factors_long/short tensors generated from the config",
+    "tokjson": "Gemma 3 with tokenizer.json only: GPT-2 vocab, embedding rows beyond it cut off",
+    "pooling": "sentence-transformers modules.json with CLS pooling",
+    "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
+    "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
+}
+VARIANTS = [
+    "MistralForCausalLM+f16src",
+    "Qwen2ForCausalLM+tied",
+    "Qwen3ForCausalLM+f32src+sharded",
+    "GemmaForCausalLM+f32src",
+    "Gemma2ForCausalLM+f16src",
+    "Gemma3ForCausalLM+tokjson",
+    "Phi3ForCausalLM+longrope",
+    "BertModel+pooling",
+    "Qwen2ForCausalLM+ropescale",
+    "Gemma3ForCausalLM+ropescale",
+    "MistralForCausalLM+odd",
+    "Gemma2ForCausalLM+odd",
+]
+ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
+
+# Runs convert_hf_to_gguf.py as __main__ with the unknown-pre-tokenizer fallback (BERT only).
+CONVERTER_SHIM = r"""
+import runpy, sys
+src, pre = sys.argv[1], sys.argv[2]
+sys.argv = [src + "/convert_hf_to_gguf.py"] + sys.argv[3:]
+sys.path.insert(0, src)
+sys.path.insert(1, src + "/gguf-py")
+from conversion import base
+orig = base.TextModel.get_vocab_base_pre
+def get_vocab_base_pre(self, tokenizer):
+    try:
+        return orig(self, tokenizer)
+    except NotImplementedError:
+        return pre
+base.TextModel.get_vocab_base_pre = get_vocab_base_pre
+runpy.run_path(src + "/convert_hf_to_gguf.py", run_name="__main__")
+"""
+
+
+# --------------------------------------------------------------------------- tiny models
+
+
+def spm_vocab_size() -> int:
+    return json.loads((SPM_DIR / "config.json").read_text())["vocab_size"]
+
+
+def bpe_vocab_size() -> int:
+    return json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+
+
+def copy_files(src: Path, dst: Path, names: list[str]) -> None:
+    for n in names:
+        if (src / n).is_file():
+            shutil.copyfile(src / n, dst / n)
+
+
+def write_bert_tokenizer(dst: Path) -> int:
+    from transformers import BertTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words += list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-")
+    words += ["the", "a", "is", "of", "and", "to", "in", "hello", "world", "test", "model", "token"]
+    words += ["##s", "##ing", "##ed", "##er", "##ly", "##a", "##e", "##o", "##t", "##n"]
+    vocab = dst / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tok.save_pretrained(str(dst))
+    return len(words)
+
+
+def build_model(case: str, dst: Path) -> None:
+    """Writes the tiny model for `case` (ARCH or ARCH+OPTION+...) into dst."""
+    import torch
+    import transformers as tf
+
+    arch, *opts = case.split("+")
+    unknown = set(opts) - set(OPTIONS)
+    if unknown:
+        raise SystemExit(f"unknown option(s) {sorted(unknown)} in {case}")
+    tf.utils.logging.disable_progress_bar()
+    tf.utils.logging.set_verbosity_error()
+    dst.mkdir(parents=True)
+    bpe = arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM", "GPT2LMHeadModel") or "tokjson" in opts
+    hidden = 48 if "odd" in opts else HIDDEN
+    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN)
+    if arch == "BertModel":
+        n_vocab = write_bert_tokenizer(dst)
+        cfg = tf.BertConfig(vocab_size=n_vocab, max_position_embeddings=128, **common)
+        cls = tf.BertModel
+    elif arch == "GPT2LMHeadModel":
+        # <|endoftext|> is id 0 in the SmolLM vocabulary (GPT-2's 50256 is out of range here).
+        cfg = tf.GPT2Config(vocab_size=bpe_vocab_size(), n_embd=hidden, n_layer=LAYERS, n_head=HEADS, n_positions=128, bos_token_id=0, eos_token_id=0)
+        cls = tf.GPT2LMHeadModel
+    else:
+        kw = dict(common, vocab_size=bpe_vocab_size() if bpe else spm_vocab_size(), max_position_embeddings=256)
+        if "tied" in opts:
+            kw["tie_word_embeddings"] = True
+        if "ropescale" in opts:
+            if arch == "Qwen2ForCausalLM":
+                kw["rope_parameters"] = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "rope_theta": 1000000.0}
+            elif arch == "Gemma3ForCausalLM":
+                kw["rope_parameters"] = {
+                    "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                }
+            else:
+                raise SystemExit(f"{case}: no rope scaling defined for {arch}")
+        if arch == "MistralForCausalLM":
+            cfg = tf.MistralConfig(num_key_value_heads=KV_HEADS, sliding_window=64, **kw)
+        elif arch == "Qwen2ForCausalLM":
+            cfg = tf.Qwen2Config(num_key_value_heads=KV_HEADS, **kw)
+        elif arch == "Qwen3ForCausalLM":
+            cfg = tf.Qwen3Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, **kw)
+        elif arch == "GemmaForCausalLM":
+            cfg = tf.GemmaConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, **kw)
+        elif arch == "Gemma2ForCausalLM":
+            cfg = tf.Gemma2Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, **kw)
+        elif arch == "Gemma3ForCausalLM":
+            if "tokjson" in opts:
+                # Embedding rows past the tokenizer's vocabulary, which the converter cuts off.
+                kw["vocab_size"] += 64
+            cfg = tf.Gemma3TextConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, **kw)
+        elif arch == "Phi3ForCausalLM":
+            if "longrope" in opts:
+                half = hidden // HEADS // 2
+                kw["max_position_embeddings"] = 1024
+                kw["rope_parameters"] = {
+                    "rope_type": "longrope",
+                    "rope_theta": 10000.0,
+                    "long_factor": [1.0 + 0.37 * i for i in range(half)],
+                    "short_factor": [1.0 + 0.011 * i for i in range(half)],
+                }
+            cfg = tf.Phi3Config(num_key_value_heads=KV_HEADS, original_max_position_embeddings=256, pad_token_id=0, **kw)
+        else:
+            raise SystemExit(f"unknown architecture {arch}")
+        cls = getattr(tf, arch)
+    cfg.architectures = [arch]
+    torch.manual_seed(SEED)
+    dtype = torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16
+    model = cls(cfg).to(dtype).eval()
+    # Norm weights start at exactly 1 (0 for Gemma): perturb every parameter a little so that
+    # +1 shifts, permutations and transposes are visible in the data.
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(SEED + 1)
+        for p in model.parameters():
+            p.add_((torch.randn(p.shape, generator=g) * 0.05).to(p.dtype))
+    shard = {"max_shard_size": "100KB"} if "sharded" in opts else {}
+    model.save_pretrained(str(dst), safe_serialization=True, **shard)
+    if "sharded" in opts and len(list(dst.glob("model-*.safetensors"))) < 2:
+        raise SystemExit(f"{case}: expected several safetensors shards")
+    if arch == "GPT2LMHeadModel":
+        # transformers 5 no longer writes n_ctx, which every GPT-2 config.json on the Hub has
+        # and the converter requires.
+        cfg_path = dst / "config.json"
+        d = json.loads(cfg_path.read_text())
+        d.setdefault("n_ctx", d["n_positions"])
+        cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+    if bpe:
+        copy_files(BPE_DIR, dst, ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
+        if arch == "Qwen2ForCausalLM":
+            tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
+    elif arch != "BertModel":
+        copy_files(SPM_DIR, dst, ["tokenizer.model", "tokenizer_config.json"])
+    if "pooling" in opts:
+        # sentence-transformers layout: modules.json + the pooling module's config.
+        (dst / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ], indent=2))
+        (dst / "1_Pooling").mkdir()
+        (dst / "1_Pooling" / "config.json").write_text(json.dumps({
+            "word_embedding_dimension": hidden, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False,
+            "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
+        }, indent=2))
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(cmd: list[str], env: dict | None = None) -> tuple[int, str]:
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return p.returncode, p.stdout
+
+
+def run_converter(py: str, src: Path, model: Path, outtype: str, out: Path, fallback_pre: str | None) -> tuple[int, str]:
+    env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
+    args = [str(model), "--outtype", outtype, "--outfile", str(out)]
+    if fallback_pre:
+        return run([py, "-c", CONVERTER_SHIM, str(src), fallback_pre] + args, env)
+    return run([py, str(src / "convert_hf_to_gguf.py")] + args, env)
+
+
+def run_ckpt(ckpt: str, model: Path, outtype: str, out: Path, extra: list[str]) -> tuple[int, str]:
+    return run([ckpt, "convert", "-q", "--force", str(model), str(out), "--to", "gguf", "--outtype", outtype] + extra)
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def glob_escape(s: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in s)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def short(v, n: int = 80) -> str:
+    s = repr(v)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def field_info(field):
+    """(type name(s), python value) of a GGUFReader field."""
+    from gguf import GGUFValueType
+
+    types = [GGUFValueType(t).name for t in field.types]
+    if not field.types:
+        return "?", None
+    main = GGUFValueType(field.types[0])
+    if main == GGUFValueType.ARRAY:
+        sub = GGUFValueType(field.types[-1]) if len(field.types) > 1 else None
+        if sub == GGUFValueType.STRING:
+            vals = [bytes(field.parts[i]).decode("utf-8", "replace") for i in field.data]
+        else:
+            vals = [field.parts[i].tolist()[0] if len(field.parts[i]) == 1 else field.parts[i].tolist() for i in field.data]
+        return "/".join(types), vals
+    if main == GGUFValueType.STRING:
+        return types[0], bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
+    return types[0], field.parts[field.data[0]].tolist()[0]
+
+
+def describe_value_diff(a, b) -> str:
+    if isinstance(a, list) and isinstance(b, list):
+        parts = []
+        if len(a) != len(b):
+            parts.append(f"length {len(a)} vs {len(b)}")
+        diffs = [i for i in range(min(len(a), len(b))) if a[i] != b[i]]
+        if diffs:
+            i = diffs[0]
+            parts.append(f"{len(diffs)} elements differ, first [{i}]: {short(a[i], 50)} vs {short(b[i], 50)}")
+        return "; ".join(parts)
+    return f"{short(a)} vs {short(b)}"
+
+
+def compare(ref: Path, ours: Path) -> list[str]:
+    """Differences between the converter's file (ref) and ckpt's (ours), as readable lines."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    out: list[str] = []
+    try:
+        ra, rb = GGUFReader(str(ref)), GGUFReader(str(ours))
+    except Exception as e:  # noqa: BLE001
+        return [f"cannot read with GGUFReader: {e}"]
+    fa = {k: f for k, f in ra.fields.items() if not k.startswith("GGUF.")}
+    fb = {k: f for k, f in rb.fields.items() if not k.startswith("GGUF.")}
+    for k in fa:
+        if k not in fb:
+            ta, va = field_info(fa[k])
+            out.append(f"KV {k}: only in convert_hf_to_gguf.py ({ta} {short(va)})")
+    for k in fb:
+        if k not in fa:
+            tb, vb = field_info(fb[k])
+            out.append(f"KV {k}: only in ckpt ({tb} {short(vb)})")
+    common_a = [k for k in fa if k in fb]
+    common_b = [k for k in fb if k in fa]
+    if common_a != common_b:
+        i = next(i for i, (x, y) in enumerate(zip(common_a, common_b)) if x != y)
+        out.append(f"KV order differs at common key #{i}: converter {common_a[i:i + 4]} vs ckpt {common_b[i:i + 4]}")
+    for k in common_a:
+        ta, va = field_info(fa[k])
+        tb, vb = field_info(fb[k])
+        if ta != tb:
+            out.append(f"KV {k}: type {ta} vs {tb}")
+        if va != vb:
+            out.append(f"KV {k}: value {describe_value_diff(va, vb)}")
+    ta_ = {t.name: t for t in ra.tensors}
+    tb_ = {t.name: t for t in rb.tensors}
+    for n in ta_:
+        if n not in tb_:
+            out.append(f"tensor {n}: only in convert_hf_to_gguf.py ({ta_[n].tensor_type.name} {[int(d) for d in ta_[n].shape]})")
+    for n in tb_:
+        if n not in ta_:
+            out.append(f"tensor {n}: only in ckpt ({tb_[n].tensor_type.name} {[int(d) for d in tb_[n].shape]})")
+    order_a = [t.name for t in ra.tensors if t.name in tb_]
+    order_b = [t.name for t in rb.tensors if t.name in ta_]
+    if order_a != order_b:
+        i = next(i for i, (x, y) in enumerate(zip(order_a, order_b)) if x != y)
+        out.append(f"tensor order differs at #{i}: converter {order_a[i:i + 3]} vs ckpt {order_b[i:i + 3]}")
+    for n in order_a:
+        a, b = ta_[n], tb_[n]
+        if a.tensor_type != b.tensor_type:
+            out.append(f"tensor {n}: type {a.tensor_type.name} vs {b.tensor_type.name}")
+            continue
+        sa, sb = [int(d) for d in a.shape], [int(d) for d in b.shape]
+        if sa != sb:
+            out.append(f"tensor {n}: shape {sa} vs {sb}")
+            continue
+        da = np.asarray(a.data).view(np.uint8).reshape(-1)
+        db = np.asarray(b.data).view(np.uint8).reshape(-1)
+        if da.shape != db.shape or not np.array_equal(da, db):
+            msg = f"tensor {n} ({a.tensor_type.name} {sa}): data differs"
+            if a.tensor_type.name in ("F32", "F16") and da.shape == db.shape:
+                x = np.asarray(a.data).reshape(-1).astype(np.float64)
+                y = np.asarray(b.data).reshape(-1).astype(np.float64)
+                bad = np.nonzero(x != y)[0]
+                if len(bad):
+                    i = int(bad[0])
+                    msg += f" in {len(bad)} of {x.size} values, first [{i}]: {float(x[i])!r} vs {float(y[i])!r}, max |diff| {np.max(np.abs(x - y)):.3g}"
+            else:
+                nbad = int(np.count_nonzero(da != db)) if da.shape == db.shape else -1
+                msg += f" ({nbad} of {da.size} bytes)"
+            out.append(msg)
+    if not out:
+        if ra.data_offset != rb.data_offset:
+            out.append(f"data offset {ra.data_offset} vs {rb.data_offset}")
+        else:
+            out.append("files differ but GGUFReader sees the same KVs and tensors (alignment/padding or tensor offsets)")
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("ckpt", help="path to the ckpt binary")
+    ap.add_argument("llama_cpp", help="llama.cpp source tree (convert_hf_to_gguf.py, gguf-py)")
+    ap.add_argument("--arch", action="append", metavar="CASE", help="only these cases: ARCH or ARCH+OPTION... (repeatable)")
+    ap.add_argument("--no-variants", action="store_true", help="only the plain model of each architecture")
+    ap.add_argument("--outtype", action="append", choices=ALL_OUTTYPES, help="only these outtypes (repeatable)")
+    ap.add_argument("--keep", type=Path, help="keep the models and GGUF files in this folder")
+    args = ap.parse_args()
+
+    src = Path(args.llama_cpp).resolve()
+    if not (src / "convert_hf_to_gguf.py").is_file():
+        print(f"error: {src}/convert_hf_to_gguf.py not found", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(src / "gguf-py"))
+    ckpt = str(Path(args.ckpt).resolve())
+    archs = args.arch or (ALL_ARCHS if args.no_variants else ALL_ARCHS + VARIANTS)
+    outtypes = args.outtype or ALL_OUTTYPES
+
+    work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="ckpt-arch-matrix-"))
+    work.mkdir(parents=True, exist_ok=True)
+    total = identical = 0
+    failures: list[str] = []
+    try:
+        for arch in archs:
+            # The folder name becomes general.name; keep it the same for both tools.
+            model = work / f"tiny-{arch.replace('+', '-')}"
+            if model.exists():
+                shutil.rmtree(model)
+            try:
+                build_model(arch, model)
+            except Exception as e:  # noqa: BLE001
+                for ot in outtypes:
+                    total += 1
+                    failures.append(f"{arch} {ot}")
+                    print(f"FAIL {arch} {ot}: building the tiny model failed: {e!r}")
+                continue
+            for ot in outtypes:
+                total += 1
+                ref = work / f"{arch}.{ot}.converter.gguf"
+                ours = work / f"{arch}.{ot}.ckpt.gguf"
+                t0 = time.time()
+                rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
+                if rc != 0:
+                    failures.append(f"{arch} {ot}")
+                    tail = "\n    ".join(log.strip().splitlines()[-6:])
+                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py failed (exit {rc}):\n    {tail}")
+                    continue
+                pre = FALLBACK_PRE.get(arch.split("+")[0])
+                extra = ["--pre-tokenizer", pre] if pre else []
+                rc, log = run_ckpt(ckpt, model, ot, ours, extra)
+                if rc != 0:
+                    failures.append(f"{arch} {ot}")
+                    print(f"FAIL {arch} {ot}: ckpt failed (exit {rc}): {log.strip()}")
+                    continue
+                if sha256(ref) == sha256(ours):
+                    identical += 1
+                    print(f"ok {arch} {ot} ({ref.stat().st_size} bytes, {time.time() - t0:.1f}s)")
+                    continue
+                failures.append(f"{arch} {ot}")
+                print(f"DIFF {arch} {ot}: {ref.stat().st_size} vs {ours.stat().st_size} bytes")
+                for line in compare(ref, ours):
+                    print(f"    {line}")
+            if not args.keep:
+                shutil.rmtree(model, ignore_errors=True)
+                for f in work.glob(f"{glob_escape(arch)}.*.gguf"):
+                    f.unlink()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"arch matrix: {identical} of {total} identical to convert_hf_to_gguf.py")
+    if failures:
+        print("not identical: " + ", ".join(failures))
+    return 0 if identical == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
