@@ -93,9 +93,6 @@ fn write_tensors_at(
                         )));
                     }
                     f.write_all_at(&bytes, data_start + p.offset).map_err(|e| Error::io(path, e))?;
-                    if let std::borrow::Cow::Owned(buf) = bytes {
-                        ckpt_core::pool::give(buf);
-                    }
                     Ok(pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
                     })
                 };

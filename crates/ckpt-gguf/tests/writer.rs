@@ -207,3 +207,47 @@ fn set_kv_moves_the_key_to_the_end_like_gguf_set_val() {
     assert_eq!(w.remove_kv("b"), Some(GgufValue::U32(2)));
     assert_eq!(w.kvs().len(), 1);
 }
+
+/// A tensor produced by bands of rows is streamed in several pieces (it is larger than one
+/// piece) and lands byte for byte where a whole-tensor write puts it; a band that fails stops
+/// the write with its error and leaves no output.
+#[test]
+fn row_banded_tensors_stream_in_pieces_and_match_whole_writes() {
+    let (rows, cols) = (3000usize, 1100usize); // 13.2 MB of f32: two pieces and a partial one
+    let value = |r: usize, c: usize| (r * 31 + c * 7) as f32 * 0.25;
+    let banded = Tensor::from_rows("banded.weight", DType::F32, vec![rows as u64, cols as u64], rows, cols * 4, move |range, dst| {
+        for (r, row) in range.zip(dst.chunks_exact_mut(cols * 4)) {
+            for (c, x) in row.chunks_exact_mut(4).enumerate() {
+                x.copy_from_slice(&value(r, c).to_le_bytes());
+            }
+        }
+        Ok(())
+    });
+    let whole = Tensor::computed("banded.weight", DType::F32, vec![rows as u64, cols as u64], move || {
+        Ok((0..rows).flat_map(|r| (0..cols).flat_map(move |c| value(r, c).to_le_bytes())).collect())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let write = |t: Tensor, name: &str| {
+        let mut w = GgufWriter::new();
+        w.add_kv("general.architecture", GgufValue::String("llama".into()));
+        w.add_tensor(Tensor::computed("small", DType::F32, vec![3], || Ok(vec![0u8; 12])));
+        w.add_tensor(t);
+        let out = dir.path().join(name);
+        w.write(&out, false).map(|()| out)
+    };
+    let a = write(banded, "banded.gguf").unwrap();
+    let b = write(whole, "whole.gguf").unwrap();
+    assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap());
+    assert_eq!(GgufFile::open(&a).unwrap().tensor_infos.len(), 2);
+
+    let failing = Tensor::from_rows("bad.weight", DType::F32, vec![rows as u64, cols as u64], rows, cols * 4, |range, _| {
+        if range.end == 3000 {
+            Err(ckpt_core::Error::Other("band 3 refused".into()))
+        } else {
+            Ok(())
+        }
+    });
+    let err = write(failing, "failing.gguf").unwrap_err().to_string();
+    assert!(err.contains("band 3 refused"), "{err}");
+    assert!(!dir.path().join("failing.gguf").exists());
+}
