@@ -5,10 +5,20 @@
 #
 #   scripts/fuzz.sh            # short smoke, as run by scripts/test.sh
 #   scripts/fuzz.sh 3600       # an hour per target, by hand
+#   scripts/fuzz.sh --runs 10000000 gguf_read pickle_scan   # a number of executions, chosen targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-seconds=${1:-10}
+seconds=10
+runs=
+if [ "${1:-}" = "--runs" ]; then
+  runs=${2:?--runs needs a count}
+  shift 2
+elif [ $# -gt 0 ]; then
+  seconds=$1
+  shift
+fi
+only=("$@")
 export RUSTC_BOOTSTRAP=1   # cargo fuzz needs nightly flags; the stable toolchain accepts them this way
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -42,18 +52,21 @@ PY
 done
 
 targets=$(cd fuzz && cargo fuzz list)
+if [ ${#only[@]} -gt 0 ]; then targets="${only[*]}"; fi
+if [ -n "$runs" ]; then limit=(-runs="$runs"); else limit=(-max_total_time="$seconds"); fi
 status=0
 for t in $targets; do
   (cd fuzz && cargo fuzz build -O "$t" >/dev/null 2>&1) || { echo "$t: build failed"; status=1; continue; }
   log=$(mktemp)
   set +e
-  (cd fuzz && cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
+  (cd fuzz && cargo fuzz run -O "$t" "corpus/$t" -- "${limit[@]}" -rss_limit_mb=2048 \
       -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1) >"$log" 2>&1
   rc=$?
   set -e
+  took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$seconds")
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   if [ $rc -eq 0 ]; then
-    echo "$t: $execs executions in ${seconds}s, no findings"
+    echo "$t: $execs executions in ${took}s, no findings"
   else
     echo "$t: FINDING after $execs executions (exit $rc); artifacts in fuzz/artifacts/$t"
     grep -E 'ERROR|panicked|SUMMARY' "$log" | head -5
