@@ -77,6 +77,7 @@ OPTIONS = {
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
+    "nan": "NaNs with unusual payloads in a permuted, a plain and a kept-f32 tensor",
 }
 VARIANTS = [
     "MistralForCausalLM+f16src",
@@ -91,6 +92,9 @@ VARIANTS = [
     "Gemma3ForCausalLM+ropescale",
     "MistralForCausalLM+odd",
     "Gemma2ForCausalLM+odd",
+    "MistralForCausalLM+nan",
+    "MistralForCausalLM+f16src+nan",
+    "MistralForCausalLM+f32src+nan",
 ]
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 
@@ -142,6 +146,31 @@ def write_bert_tokenizer(dst: Path) -> int:
     tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     tok.save_pretrained(str(dst))
     return len(words)
+
+
+# NaN bit patterns with unusual payloads (signalling, quiet with payload, negative, all ones, a
+# payload below f16's ten bits), as the integer view of each source dtype.
+NAN_PATTERNS = {
+    "bfloat16": [0x7F81, 0x7FC1, -0x003F, 0x7FFF, 0x7FA5],
+    "float16": [0x7C01, 0x7E01, -0x01FF, 0x7FFF, 0x7D55],
+    "float32": [0x7F800001, 0x7FC00001, -0x003FFFFF, 0x7FFFFFFF, 0x7FA55555],
+}
+
+
+def seed_nans(model, dtype) -> None:
+    """Writes NaN_PATTERNS into a layer's q projection (permuted), down projection and input norm
+    (kept f32): how each tool widens, narrows and copies NaN payloads must agree."""
+    import torch
+
+    as_int = torch.int32 if dtype == torch.float32 else torch.int16
+    targets = [n for n, _ in model.named_parameters() if n.endswith(("layers.0.self_attn.q_proj.weight", "layers.0.mlp.down_proj.weight", "layers.0.input_layernorm.weight"))]
+    if len(targets) != 3:
+        raise SystemExit(f"nan option: expected q_proj, down_proj and input_layernorm of layer 0, found {targets}")
+    params = dict(model.named_parameters())
+    for name in targets:
+        flat = params[name].data.view(-1).view(as_int)
+        for i, bits in enumerate(NAN_PATTERNS[str(dtype).removeprefix("torch.")]):
+            flat[7 * i + 3] = bits
 
 
 def build_model(case: str, dst: Path) -> None:
@@ -220,6 +249,8 @@ def build_model(case: str, dst: Path) -> None:
         g = torch.Generator().manual_seed(SEED + 1)
         for p in model.parameters():
             p.add_((torch.randn(p.shape, generator=g) * 0.05).to(p.dtype))
+        if "nan" in opts:
+            seed_nans(model, dtype)
     shard = {"max_shard_size": "100KB"} if "sharded" in opts else {}
     model.save_pretrained(str(dst), safe_serialization=True, **shard)
     if "sharded" in opts and len(list(dst.glob("model-*.safetensors"))) < 2:

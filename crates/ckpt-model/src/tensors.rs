@@ -67,7 +67,7 @@ pub fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
         DType::F32 => bytes.par_chunks(4 * CHUNK).flat_map_iter(|c| c.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()))).collect(),
         DType::F16 => bytes
             .par_chunks(2 * CHUNK)
-            .flat_map_iter(|c| c.chunks_exact(2).map(|b| f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
+            .flat_map_iter(|c| c.chunks_exact(2).map(|b| f16_bits_to_f32_numpy(u16::from_le_bytes([b[0], b[1]]))))
             .collect(),
         DType::BF16 => bytes
             .par_chunks(2 * CHUNK)
@@ -113,6 +113,27 @@ fn plus_one_value(x: f32, in_f16: bool) -> f32 {
     } else {
         y
     }
+}
+
+/// f32 -> f16 bits as numpy's `astype(np.float16)`, the converter's last step: IEEE
+/// round-to-nearest-even for numbers; a NaN keeps its sign and the top ten bits of its payload
+/// (1 if those are all zero), where ggml would write a canonical `0x7E00`.
+fn f32_to_f16_bits_numpy(x: f32) -> u16 {
+    if x.is_nan() {
+        let bits = x.to_bits();
+        let payload = ((bits & 0x7f_ffff) >> 13) as u16;
+        return ((bits >> 16) & 0x8000) as u16 | 0x7c00 | payload.max(1);
+    }
+    half::f16::from_f32(x).to_bits()
+}
+
+/// f16 bits -> f32 as numpy widens them: a NaN payload is kept as it is (F16C and `half` would
+/// set the quiet bit).
+fn f16_bits_to_f32_numpy(h: u16) -> f32 {
+    if h & 0x7c00 == 0x7c00 && h & 0x3ff != 0 {
+        return f32::from_bits(((h as u32 & 0x8000) << 16) | 0x7f80_0000 | ((h as u32 & 0x3ff) << 13));
+    }
+    f16_bits_to_f32(h)
 }
 
 fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -171,8 +192,8 @@ fn encode_slice(t: GgmlType, data: &[f32], n_per_row: usize, dst: &mut [u8]) -> 
 }
 
 /// f32 -> little-endian f16 bits, batched so `half` can use the F16C instructions (IEEE
-/// round-to-nearest-even, the same as the scalar converter); NaN is then written as ggml writes
-/// it (`sign | 0x7E00`), exactly like [`f32_to_f16_bits`].
+/// round-to-nearest-even, the same as the scalar converter); NaN is then written as numpy writes
+/// it, exactly like [`f32_to_f16_bits_numpy`].
 fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
     use half::slice::HalfFloatSliceExt;
     let mut tmp = [half::f16::ZERO; 1024];
@@ -186,7 +207,7 @@ fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
         if s.iter().fold(false, |seen, x| seen | x.is_nan()) {
             for (o, x) in d.as_chunks_mut::<2>().0.iter_mut().zip(s) {
                 if x.is_nan() {
-                    *o = f32_to_f16_bits(*x).to_le_bytes();
+                    *o = f32_to_f16_bits_numpy(*x).to_le_bytes();
                 }
             }
         }
@@ -253,6 +274,9 @@ fn decode_into(dtype: DType, src: &[u8], dst: &mut [f32]) {
                 let t = &mut tmp[..d.len()];
                 t.iter_mut().zip(s.as_chunks::<2>().0).for_each(|(h, b)| *h = half::f16::from_bits(u16::from_le_bytes(*b)));
                 t.convert_to_f32_slice(d);
+                if t.iter().fold(false, |seen, h| seen | h.is_nan()) {
+                    d.iter_mut().zip(t.iter()).for_each(|(x, h)| *x = f16_bits_to_f32_numpy(h.to_bits()));
+                }
             }
         }
         DType::BF16 => dst.iter_mut().zip(src.as_chunks::<2>().0).for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes(*b))),
@@ -414,7 +438,31 @@ mod f16_tests {
         let mut out = vec![0u8; xs.len() * 2];
         super::f32_to_f16_le(&xs, &mut out);
         for (x, b) in xs.iter().zip(out.chunks_exact(2)) {
-            assert_eq!(u16::from_le_bytes([b[0], b[1]]), super::f32_to_f16_bits(*x), "{x:e} ({:#x})", x.to_bits());
+            assert_eq!(u16::from_le_bytes([b[0], b[1]]), super::f32_to_f16_bits_numpy(*x), "{x:e} ({:#x})", x.to_bits());
+        }
+    }
+
+    /// NaN bits as convert_hf_to_gguf.py (torch + numpy) wrote them for a checkpoint seeded with
+    /// odd NaN payloads (bf16, f16 and f32 sources; checked by hand against the pinned converter).
+    #[test]
+    fn nan_payloads_follow_numpy_like_the_converter() {
+        use super::{f16_bits_to_f32_numpy as widen, f32_to_f16_bits_numpy as narrow};
+        // bf16 source, f16 output: bf16 -> f32 is a shift, then numpy's narrowing.
+        for (bf16, f16) in [(0x7F81u16, 0x7c08u16), (0x7FC1, 0x7e08), (0xFFC1, 0xfe08), (0x7FFF, 0x7ff8)] {
+            assert_eq!(narrow(f32::from_bits((bf16 as u32) << 16)), f16, "{bf16:#x}");
+        }
+        // f32 source, f16 output: a payload below the kept bits becomes 1.
+        for (f32_bits, f16) in [(0x7F80_0001u32, 0x7c01u16), (0x7FFF_FFFF, 0x7fff), (0x7FA5_5555, 0x7d2a)] {
+            assert_eq!(narrow(f32::from_bits(f32_bits)), f16, "{f32_bits:#x}");
+        }
+        // f16 source: widened without quieting, and f16 -> f16 is the identity.
+        assert_eq!(widen(0x7c01).to_bits(), 0x7f80_2000);
+        assert_eq!(widen(0x7d55).to_bits(), 0x7faa_a000);
+        for h in [0x7c01u16, 0x7e01, 0xfe01, 0x7fff, 0x7d55] {
+            assert_eq!(narrow(widen(h)), h, "{h:#x}");
+            let mut wide = [0f32; 1];
+            super::decode_into(ckpt_core::DType::F16, &h.to_le_bytes(), &mut wide);
+            assert_eq!(wide[0].to_bits(), widen(h).to_bits(), "batched widening of {h:#x}");
         }
     }
 }
