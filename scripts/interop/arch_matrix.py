@@ -95,6 +95,8 @@ VARIANTS = [
     "MistralForCausalLM+nan",
     "MistralForCausalLM+f16src+nan",
     "MistralForCausalLM+f32src+nan",
+    "Gemma2ForCausalLM+f16src+nan",
+    "Gemma3ForCausalLM+f32src+nan",
 ]
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 

@@ -3,7 +3,7 @@
 //! the target type in parallel chunks, one tensor at a time when the writer asks for it.
 
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
-use ckpt_quant::float::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
+use ckpt_quant::float::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits};
 use rayon::prelude::*;
 
 use crate::arch::Transform;
@@ -101,7 +101,8 @@ pub fn permute_rows(data: &[f32], shape: &[u64], heads: u64) -> std::result::Res
     Ok(out)
 }
 
-/// `x + 1` in the checkpoint's precision (f16 additions round to f16).
+/// `x + 1` in the checkpoint's precision (f16 additions round to f16; a NaN comes out quiet with
+/// its payload, as torch's f16 addition leaves it).
 fn add_one_in_place(data: &mut [f32], in_f16: bool) {
     data.par_iter_mut().for_each(|x| *x = plus_one_value(*x, in_f16));
 }
@@ -109,7 +110,7 @@ fn add_one_in_place(data: &mut [f32], in_f16: bool) {
 fn plus_one_value(x: f32, in_f16: bool) -> f32 {
     let y = x + 1.0;
     if in_f16 {
-        f16_bits_to_f32(f32_to_f16_bits(y))
+        f16_bits_to_f32_numpy(f32_to_f16_bits_numpy(y))
     } else {
         y
     }
@@ -454,6 +455,10 @@ mod f16_tests {
         // f32 source, f16 output: a payload below the kept bits becomes 1.
         for (f32_bits, f16) in [(0x7F80_0001u32, 0x7c01u16), (0x7FFF_FFFF, 0x7fff), (0x7FA5_5555, 0x7d2a)] {
             assert_eq!(narrow(f32::from_bits(f32_bits)), f16, "{f32_bits:#x}");
+        }
+        // Gemma's +1 on an f16 checkpoint: torch's f16 addition quiets the NaN and keeps its payload.
+        for (h, widened) in [(0x7c01u16, 0x7fc0_2000u32), (0xfe01, 0xffc0_2000), (0x7fff, 0x7fff_e000), (0x7d55, 0x7fea_a000)] {
+            assert_eq!(super::plus_one_value(widen(h), true).to_bits(), widened, "{h:#x}");
         }
         // f16 source: widened without quieting, and f16 -> f16 is the identity.
         assert_eq!(widen(0x7c01).to_bits(), 0x7f80_2000);
