@@ -52,13 +52,12 @@ fn advise_huge_pages(b: &[u8]) {
 }
 
 /// Returns a buffer for reuse.
-pub fn give(mut buf: Vec<u8>) {
+pub fn give(buf: Vec<u8>) {
     if buf.capacity() == 0 {
         return;
     }
-    // Keep what was initialised, so a later `take` can shrink without zeroing.
+    // Its length is what was initialised, so a later `take` can shrink it without zeroing.
     let len = buf.len();
-    buf.truncate(len);
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
     if idle.len() < KEEP {
         idle.push(buf);

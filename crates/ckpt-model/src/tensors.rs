@@ -324,7 +324,7 @@ fn plan_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_
     if row_out_bytes * index.len() != out_bytes {
         return Err(source_err(source, format!("{out_bytes} output bytes do not split into {} rows", index.len())));
     }
-    let rows_per_task = if ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len % n_per_row.max(1) == 0) {
+    let rows_per_task = if banded(source, out_shape, ggml_type) {
         (CHUNK / row_len.max(1)).max(1)
     } else {
         index.len().max(1) // rows shorter than an encoding row: one task
