@@ -20,7 +20,9 @@ struct Run {
 
 fn run(cmd: &mut Command) -> Run {
     let start = Instant::now();
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -28,9 +30,15 @@ fn run(cmd: &mut Command) -> Run {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(r, pid, "wait4 failed");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed with status {status}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed with status {status}"
+    );
     std::mem::forget(child);
-    Run { secs, max_rss_kb: usage.ru_maxrss }
+    Run {
+        secs,
+        max_rss_kb: usage.ru_maxrss,
+    }
 }
 
 /// A command to time: how to build it, and how to clear its output before each run.
@@ -61,8 +69,17 @@ fn compare(contenders: &[Contender], rounds: usize) -> Vec<Run> {
         .map(|(mut rs, c)| {
             rs.sort_by(|a, b| a.secs.partial_cmp(&b.secs).unwrap());
             let max_rss_kb = rs.iter().map(|r| r.max_rss_kb).max().unwrap();
-            eprintln!("{}: {:?}", c.label, rs.iter().map(|r| (r.secs * 1000.0).round() / 1000.0).collect::<Vec<_>>());
-            Run { secs: rs[rs.len() / 2].secs, max_rss_kb }
+            eprintln!(
+                "{}: {:?}",
+                c.label,
+                rs.iter()
+                    .map(|r| (r.secs * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>()
+            );
+            Run {
+                secs: rs[rs.len() / 2].secs,
+                max_rss_kb,
+            }
         })
         .collect()
 }
@@ -70,7 +87,10 @@ fn compare(contenders: &[Contender], rounds: usize) -> Vec<Run> {
 fn ckpt_bin() -> PathBuf {
     let me = std::env::current_exe().unwrap();
     let p = me.parent().unwrap().join("ckpt");
-    assert!(p.exists(), "build the ckpt binary first: cargo build --release");
+    assert!(
+        p.exists(),
+        "build the ckpt binary first: cargo build --release"
+    );
     p
 }
 
@@ -110,7 +130,12 @@ fn make_safetensors_model(dir: &Path, gb: f64) {
             ("mlp.down_proj", hidden, hidden * 11 / 4),
         ] {
             idx += 1;
-            ts.push(synthetic(&format!("model.layers.{l}.{n}.weight"), r, c, idx));
+            ts.push(synthetic(
+                &format!("model.layers.{l}.{n}.weight"),
+                r,
+                c,
+                idx,
+            ));
         }
         let meta = Default::default();
         let out = dir.join(format!("part-{l:03}.safetensors"));
@@ -120,7 +145,10 @@ fn make_safetensors_model(dir: &Path, gb: f64) {
 
 fn du(p: &Path) -> u64 {
     if p.is_dir() {
-        std::fs::read_dir(p).unwrap().map(|e| du(&e.unwrap().path())).sum()
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| du(&e.unwrap().path()))
+            .sum()
     } else {
         std::fs::metadata(p).unwrap().len()
     }
@@ -134,10 +162,15 @@ fn bin_to_safetensors(gb: f64) {
     eprintln!("generating a synthetic {gb} GB model…");
     // In a child process, so this process stays small: a spawned child's ru_maxrss starts from
     // its parent's footprint.
-    run(Command::new(std::env::current_exe().unwrap()).args(["generate", &gb.to_string()]).arg(&parts));
+    run(Command::new(std::env::current_exe().unwrap())
+        .args(["generate", &gb.to_string()])
+        .arg(&parts));
     // One .bin checkpoint sharded at 500 MB, written by ckpt itself (setup, not timed).
     let bin_dir = work.join("bin");
-    let mut shards: Vec<PathBuf> = std::fs::read_dir(&parts).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     shards.sort();
     // Build an index over the parts so the whole model is one source.
     let mut weight_map = serde_json::Map::new();
@@ -148,10 +181,29 @@ fn bin_to_safetensors(gb: f64) {
         }
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
-    std::fs::write(parts.join("model.safetensors.index.json"), index.to_string()).unwrap();
-    run(Command::new(ckpt_bin()).args(["convert", "-q", "--to", "bin", "--max-shard-size", "500MB", "--no-verify"]).arg(&parts).arg(&bin_dir));
+    std::fs::write(
+        parts.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    run(Command::new(ckpt_bin())
+        .args([
+            "convert",
+            "-q",
+            "--to",
+            "bin",
+            "--max-shard-size",
+            "500MB",
+            "--no-verify",
+        ])
+        .arg(&parts)
+        .arg(&bin_dir));
     let bytes = du(&bin_dir);
-    eprintln!("source: {} ({:.2} GB in .bin shards)", bin_dir.display(), bytes as f64 / 1e9);
+    eprintln!(
+        "source: {} ({:.2} GB in .bin shards)",
+        bin_dir.display(),
+        bytes as f64 / 1e9
+    );
 
     let cp_out = work.join("cp-out");
     let st_out = work.join("st-out");
@@ -196,7 +248,11 @@ fn bin_to_safetensors(gb: f64) {
     );
     let (cp, fast, full) = (&results[0], &results[1], &results[2]);
     println!("bin -> safetensors, {:.2} GB sharded .bin, median of 5 interleaved runs, page cache warm, dirty pages flushed before each run", bytes as f64 / 1e9);
-    println!("  cp -r                      {:>7.3} s   peak RSS {:>6.1} MB", cp.secs, cp.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  cp -r                      {:>7.3} s   peak RSS {:>6.1} MB",
+        cp.secs,
+        cp.max_rss_kb as f64 / 1024.0
+    );
     println!(
         "  ckpt convert --no-verify   {:>7.3} s   peak RSS {:>6.1} MB   {:.2}x cp",
         fast.secs,
@@ -238,8 +294,12 @@ fn merge_lora(args: &[String]) {
     let work = std::env::temp_dir().join("ckpt-bench-lora");
     if !work.join("adapter/adapter_config.json").exists() {
         let _ = std::fs::remove_dir_all(&work);
-        eprintln!("building a synthetic Llama and a rank-16 all-linear adapter with transformers + peft…");
-        run(Command::new(&py).arg(scripts_dir().join("make_lora_model.py")).arg(&work));
+        eprintln!(
+            "building a synthetic Llama and a rank-16 all-linear adapter with transformers + peft…"
+        );
+        run(Command::new(&py)
+            .arg(scripts_dir().join("make_lora_model.py"))
+            .arg(&work));
     }
     let (base, adapter) = (work.join("base"), work.join("adapter"));
     let ours = work.join("merged-ckpt");
@@ -250,7 +310,10 @@ fn merge_lora(args: &[String]) {
                 label: "peft merge_and_unload + save_pretrained",
                 make: Box::new(|| {
                     let mut c = Command::new(&py);
-                    c.arg(scripts_dir().join("peft_merge.py")).arg(&base).arg(&adapter).arg(&theirs);
+                    c.arg(scripts_dir().join("peft_merge.py"))
+                        .arg(&base)
+                        .arg(&adapter)
+                        .arg(&theirs);
                     c
                 }),
                 clear: Box::new(|| {
@@ -261,7 +324,12 @@ fn merge_lora(args: &[String]) {
                 label: "ckpt merge-lora",
                 make: Box::new(|| {
                     let mut c = Command::new(ckpt_bin());
-                    c.args(["merge-lora", "-q", "--base"]).arg(&base).arg("--adapter").arg(&adapter).arg("--out").arg(&ours);
+                    c.args(["merge-lora", "-q", "--base"])
+                        .arg(&base)
+                        .arg("--adapter")
+                        .arg(&adapter)
+                        .arg("--out")
+                        .arg(&ours);
                     c
                 }),
                 clear: Box::new(|| {
@@ -272,8 +340,14 @@ fn merge_lora(args: &[String]) {
         3,
     );
     let (peft, ckpt) = (&results[0], &results[1]);
-    println!("merge a rank-16 LoRA on every linear layer into a 134M-parameter bf16 Llama, median of 3");
-    println!("  peft + save_pretrained   {:>7.2} s   peak RSS {:>7.1} MB", peft.secs, peft.max_rss_kb as f64 / 1024.0);
+    println!(
+        "merge a rank-16 LoRA on every linear layer into a 134M-parameter bf16 Llama, median of 3"
+    );
+    println!(
+        "  peft + save_pretrained   {:>7.2} s   peak RSS {:>7.1} MB",
+        peft.secs,
+        peft.max_rss_kb as f64 / 1024.0
+    );
     println!(
         "  ckpt merge-lora          {:>7.2} s   peak RSS {:>7.1} MB   {:.1}x faster",
         ckpt.secs,
@@ -294,8 +368,15 @@ fn llama_cpp(args: &[String]) -> Option<PathBuf> {
 }
 
 fn sha256_of(p: &Path) -> String {
-    let out = Command::new("sha256sum").arg(p).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    let out = Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A 134M-parameter bf16 Llama with a SentencePiece tokenizer, made by transformers (setup).
@@ -303,9 +384,13 @@ fn llama_model_dir(py: &Path) -> PathBuf {
     let work = std::env::temp_dir().join("ckpt-bench-lora");
     if !work.join("adapter/adapter_config.json").exists() {
         let _ = std::fs::remove_dir_all(&work);
-        run(Command::new(py).arg(scripts_dir().join("make_lora_model.py")).arg(&work));
+        run(Command::new(py)
+            .arg(scripts_dir().join("make_lora_model.py"))
+            .arg(&work));
     }
-    let model = std::env::temp_dir().join("ckpt-bench-gguf").join("bench-llama-134m");
+    let model = std::env::temp_dir()
+        .join("ckpt-bench-gguf")
+        .join("bench-llama-134m");
     if !model.join("tokenizer.model").exists() {
         let _ = std::fs::remove_dir_all(&model);
         std::fs::create_dir_all(&model).unwrap();
@@ -314,9 +399,11 @@ fn llama_model_dir(py: &Path) -> PathBuf {
                 std::fs::copy(work.join("base").join(f), model.join(f)).unwrap();
             }
         }
-        let spm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm");
+        let spm =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm");
         for f in ["tokenizer.model", "tokenizer_config.json"] {
-            std::fs::copy(spm.join(f), model.join(f)).expect("tests/fixtures/gguf/tiny-llama-spm tokenizer");
+            std::fs::copy(spm.join(f), model.join(f))
+                .expect("tests/fixtures/gguf/tiny-llama-spm tokenizer");
         }
     }
     model
@@ -353,7 +440,10 @@ fn hf_to_gguf(args: &[String]) {
                 label: "ckpt convert --to gguf",
                 make: Box::new(|| {
                     let mut c = Command::new(ckpt_bin());
-                    c.args(["convert", "-q", "--force"]).arg(&model).arg(&ours).args(["--to", "gguf", "--outtype", "f16"]);
+                    c.args(["convert", "-q", "--force"])
+                        .arg(&model)
+                        .arg(&ours)
+                        .args(["--to", "gguf", "--outtype", "f16"]);
                     c
                 }),
                 clear: Box::new(|| {
@@ -366,7 +456,11 @@ fn hf_to_gguf(args: &[String]) {
     let same = sha256_of(&theirs) == sha256_of(&ours);
     let (py_run, ck) = (&results[0], &results[1]);
     println!("HF safetensors (134M-parameter bf16 Llama) -> F16 GGUF, median of 3");
-    println!("  convert_hf_to_gguf.py   {:>7.2} s   peak RSS {:>7.1} MB", py_run.secs, py_run.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  convert_hf_to_gguf.py   {:>7.2} s   peak RSS {:>7.1} MB",
+        py_run.secs,
+        py_run.max_rss_kb as f64 / 1024.0
+    );
     println!(
         "  ckpt convert            {:>7.2} s   peak RSS {:>7.1} MB   {:.1}x faster",
         ck.secs,
@@ -396,7 +490,10 @@ fn quantize(args: &[String]) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()));
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).to_string();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .to_string();
     let (theirs, ours) = (dir.join("ref.Q4_K_M.gguf"), dir.join("ckpt.Q4_K_M.gguf"));
     let results = compare(
         &[
@@ -404,7 +501,11 @@ fn quantize(args: &[String]) {
                 label: "llama-quantize",
                 make: Box::new(|| {
                     let mut c = Command::new(llama.join("build/bin/llama-quantize"));
-                    c.arg(&f16).arg(&theirs).args(["Q4_K_M", &threads]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+                    c.arg(&f16)
+                        .arg(&theirs)
+                        .args(["Q4_K_M", &threads])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null());
                     c
                 }),
                 clear: Box::new(|| {
@@ -415,7 +516,10 @@ fn quantize(args: &[String]) {
                 label: "ckpt quantize",
                 make: Box::new(|| {
                     let mut c = Command::new(ckpt_bin());
-                    c.args(["quantize", "-q", "--force"]).arg(&f16).arg(&ours).args(["Q4_K_M", "--threads", &threads]);
+                    c.args(["quantize", "-q", "--force"])
+                        .arg(&f16)
+                        .arg(&ours)
+                        .args(["Q4_K_M", "--threads", &threads]);
                     c
                 }),
                 clear: Box::new(|| {
@@ -428,7 +532,11 @@ fn quantize(args: &[String]) {
     let same = sha256_of(&theirs) == sha256_of(&ours);
     let (lq, ck) = (&results[0], &results[1]);
     println!("F16 GGUF (134M parameters) -> Q4_K_M, {threads} threads each, median of 3");
-    println!("  llama-quantize   {:>7.2} s   peak RSS {:>7.1} MB", lq.secs, lq.max_rss_kb as f64 / 1024.0);
+    println!(
+        "  llama-quantize   {:>7.2} s   peak RSS {:>7.1} MB",
+        lq.secs,
+        lq.max_rss_kb as f64 / 1024.0
+    );
     println!(
         "  ckpt quantize    {:>7.2} s   peak RSS {:>7.1} MB   {:.2}x llama-quantize's time",
         ck.secs,

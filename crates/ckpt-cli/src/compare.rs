@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
 use ckpt_core::Error;
+use clap::Args;
 
 use crate::GlobalArgs;
 
@@ -73,9 +73,16 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
         );
         return Ok(false);
     }
-    let shown: Vec<_> = report.compared.iter().filter(|d| a.all || !d.within_tolerance).collect();
+    let shown: Vec<_> = report
+        .compared
+        .iter()
+        .filter(|d| a.all || !d.within_tolerance)
+        .collect();
     if !shown.is_empty() {
-        println!("{:<48} {:>8} {:>8} {:>12} {:>12} {:>10}", "tensor", "dtype A", "dtype B", "max abs err", "rmse", "cosine");
+        println!(
+            "{:<48} {:>8} {:>8} {:>12} {:>12} {:>10}",
+            "tensor", "dtype A", "dtype B", "max abs err", "rmse", "cosine"
+        );
         for d in shown.iter().take(if a.all { usize::MAX } else { 200 }) {
             let num = |x: Option<f64>| x.map(|v| format!("{v:.3e}")).unwrap_or_else(|| "-".into());
             println!(
@@ -83,10 +90,19 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
                 d.name,
                 d.dtype_a,
                 d.dtype_b,
-                if d.bytes_identical { "identical".into() } else { num(d.max_abs_error) },
+                if d.bytes_identical {
+                    "identical".into()
+                } else {
+                    num(d.max_abs_error)
+                },
                 num(d.rmse),
-                d.cosine_similarity.map(|c| format!("{c:.6}")).unwrap_or_else(|| "-".into()),
-                d.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+                d.cosine_similarity
+                    .map(|c| format!("{c:.6}"))
+                    .unwrap_or_else(|| "-".into()),
+                d.note
+                    .as_ref()
+                    .map(|n| format!("  ({n})"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -117,7 +133,12 @@ pub fn run_verify(a: &VerifyArgs, g: &GlobalArgs) -> Result<(), Error> {
                 Some(_) => "  (MISMATCH)",
                 None => "",
             };
-            println!("{}  {}  sha256 {}{mark}", f.path.display(), crate::inspect::human_bytes(f.size), f.sha256);
+            println!(
+                "{}  {}  sha256 {}{mark}",
+                f.path.display(),
+                crate::inspect::human_bytes(f.size),
+                f.sha256
+            );
         }
         if let Some(fmt) = &report.format {
             println!("{fmt}: {} tensors", report.tensors);
@@ -130,6 +151,9 @@ pub fn run_verify(a: &VerifyArgs, g: &GlobalArgs) -> Result<(), Error> {
     if report.ok {
         Ok(())
     } else {
-        Err(Error::Mismatch(format!("{}: verification found problems", a.path.display())))
+        Err(Error::Mismatch(format!(
+            "{}: verification found problems",
+            a.path.display()
+        )))
     }
 }

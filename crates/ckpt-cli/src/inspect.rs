@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use ckpt_core::{Checkpoint, Error};
+use clap::Args;
 use serde_json::{json, Value};
 
 use crate::GlobalArgs;
@@ -26,7 +26,9 @@ pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     if ckpt_remote::is_remote(&as_text) {
         return crate::remote::inspect(&as_text, g);
     }
-    if a.path.is_file() && ckpt_convert::source::sniff_file(&a.path)? == ckpt_convert::source::FileKind::Gguf {
+    if a.path.is_file()
+        && ckpt_convert::source::sniff_file(&a.path)? == ckpt_convert::source::FileKind::Gguf
+    {
         return run_gguf(a, g);
     }
     let ckpt = ckpt_convert::open(&a.path, &ckpt_convert::OpenOptions { key: a.key.clone() })?;
@@ -47,7 +49,11 @@ pub fn summarize(ckpt: &Checkpoint) -> Value {
     let (per_dtype, total) = ckpt.parameter_counts();
     let mut files: Vec<Value> = Vec::new();
     for f in &ckpt.files {
-        let ts: Vec<_> = ckpt.tensors.iter().filter(|t| file_of(t) == Some(f.as_path())).collect();
+        let ts: Vec<_> = ckpt
+            .tensors
+            .iter()
+            .filter(|t| file_of(t) == Some(f.as_path()))
+            .collect();
         files.push(json!({
             "path": f,
             "tensors": ts.len(),
@@ -100,9 +106,23 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
     } else if let Some(f) = ckpt.files.first() {
         println!("file: {}", f.display());
     }
-    let shown = if limit == 0 { ckpt.tensors.len() } else { limit.min(ckpt.tensors.len()) };
-    let width = ckpt.tensors.iter().take(shown).map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    println!("\n{:<width$}  {:<8}  {:<20}  {:>10}", "name", "dtype", "shape", "size");
+    let shown = if limit == 0 {
+        ckpt.tensors.len()
+    } else {
+        limit.min(ckpt.tensors.len())
+    };
+    let width = ckpt
+        .tensors
+        .iter()
+        .take(shown)
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "\n{:<width$}  {:<8}  {:<20}  {:>10}",
+        "name", "dtype", "shape", "size"
+    );
     for t in ckpt.tensors.iter().take(shown) {
         println!(
             "{:<width$}  {:<8}  {:<20}  {:>10}",
@@ -113,15 +133,23 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
         );
     }
     if shown < ckpt.tensors.len() {
-        println!("… {} more tensors (use --limit 0 or --json to see all)", ckpt.tensors.len() - shown);
+        println!(
+            "… {} more tensors (use --limit 0 or --json to see all)",
+            ckpt.tensors.len() - shown
+        );
     }
     println!("\ntensors: {}", ckpt.tensors.len());
     println!("parameters:");
-    let per: BTreeMap<String, u64> = serde_json::from_value(s["parameters"].clone()).unwrap_or_default();
+    let per: BTreeMap<String, u64> =
+        serde_json::from_value(s["parameters"].clone()).unwrap_or_default();
     for (d, n) in &per {
         println!("  {d:<8} {}", group_digits(*n));
     }
-    println!("  total    {} ({})", group_digits(s["total_parameters"].as_u64().unwrap_or(0)), human_count(s["total_parameters"].as_u64().unwrap_or(0)));
+    println!(
+        "  total    {} ({})",
+        group_digits(s["total_parameters"].as_u64().unwrap_or(0)),
+        human_count(s["total_parameters"].as_u64().unwrap_or(0))
+    );
     if !ckpt.metadata.is_empty() {
         println!("metadata:");
         for (k, v) in &ckpt.metadata {
@@ -139,14 +167,20 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
 /// GGUF: KV metadata in file order (long arrays summarised) and tensor infos with offsets.
 fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     // Like gguf-py (and unlike llama.cpp), inspect also shows arrays of arrays.
-    let lenient = ckpt_gguf::ParseOptions { allow_nested_arrays: true, ..Default::default() };
+    let lenient = ckpt_gguf::ParseOptions {
+        allow_nested_arrays: true,
+        ..Default::default()
+    };
     let split = ckpt_gguf::open_split_with(&a.path, &lenient)?;
     let ckpt = split.to_checkpoint();
     let (per_dtype, total) = ckpt.parameter_counts();
     let infos = split.tensor_infos();
     if g.json {
-        let kvs: serde_json::Map<String, Value> =
-            split.kvs().iter().map(|(k, v)| (k.clone(), ckpt_gguf::to_typed_json(v, 64))).collect();
+        let kvs: serde_json::Map<String, Value> = split
+            .kvs()
+            .iter()
+            .map(|(k, v)| (k.clone(), ckpt_gguf::to_typed_json(v, 64)))
+            .collect();
         let tensors: Vec<Value> = infos
             .iter()
             .map(|(shard, t)| {
@@ -178,7 +212,10 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
         return Ok(());
     }
     let first = &split.shards[0];
-    println!("format: gguf v{} (alignment {}, data at byte {})", first.version, first.alignment, first.data_offset);
+    println!(
+        "format: gguf v{} (alignment {}, data at byte {})",
+        first.version, first.alignment, first.data_offset
+    );
     for p in split.paths() {
         println!("file: {}", p.display());
     }
@@ -186,9 +223,22 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     for line in ckpt_gguf::describe_kvs(split.kvs(), 8) {
         println!("  {}", truncate(&line, 300));
     }
-    let shown = if a.limit == 0 { infos.len() } else { a.limit.min(infos.len()) };
-    let width = infos.iter().take(shown).map(|(_, t)| t.name.len()).max().unwrap_or(4).max(4);
-    println!("\n{:<width$}  {:<6}  {:<20}  {:>12}  {:>10}", "name", "type", "shape", "offset", "size");
+    let shown = if a.limit == 0 {
+        infos.len()
+    } else {
+        a.limit.min(infos.len())
+    };
+    let width = infos
+        .iter()
+        .take(shown)
+        .map(|(_, t)| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "\n{:<width$}  {:<6}  {:<20}  {:>12}  {:>10}",
+        "name", "type", "shape", "offset", "size"
+    );
     for (_, t) in infos.iter().take(shown) {
         println!(
             "{:<width$}  {:<6}  {:<20}  {:>12}  {:>10}",
@@ -200,14 +250,21 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
         );
     }
     if shown < infos.len() {
-        println!("… {} more tensors (use --limit 0 or --json to see all)", infos.len() - shown);
+        println!(
+            "… {} more tensors (use --limit 0 or --json to see all)",
+            infos.len() - shown
+        );
     }
     println!("\ntensors: {}", infos.len());
     println!("parameters:");
     for (d, n) in &per_dtype {
         println!("  {d:<8} {}", group_digits(*n));
     }
-    println!("  total    {} ({})", group_digits(total), human_count(total));
+    println!(
+        "  total    {} ({})",
+        group_digits(total),
+        human_count(total)
+    );
     Ok(())
 }
 

@@ -12,8 +12,8 @@ mod scan;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
 use ckpt_core::Error;
+use clap::{Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -86,14 +86,17 @@ the same per-tensor type choice (output/token_embd rules, more bits for some att
 shape fallbacks), tensor order and metadata order.")]
     Quantize(quantize::QuantizeArgs),
     /// Merge PEFT LoRA adapters (LoRA, rsLoRA, DoRA) into their base model, streaming, with PEFT's math
-    #[command(name = "merge-lora", after_help = "\
+    #[command(
+        name = "merge-lora",
+        after_help = "\
 Examples:
   ckpt merge-lora --base ./Llama-3.2-1B --adapter ./my-lora --out ./merged
   ckpt merge-lora --base ./base --adapter ./style:0.5 --adapter ./task --out ./merged --dtype bf16 --max-shard-size 2GB
 
 Adapters are applied in order; ADAPTER:WEIGHT scales that adapter's deltas. Deltas are computed in f32 and
 rounded once to the output dtype (the base dtype unless --dtype). The output folder gets the merged weights
-and the base's config, generation config, tokenizer files and chat template.")]
+and the base's config, generation config, tokenizer files and chat template."
+    )]
     MergeLora(MergeLoraArgs),
     /// Build models into Ollama's store and manage them (create, show, list, rm, cp)
     #[command(subcommand)]
@@ -251,7 +254,13 @@ fn main() -> ExitCode {
         Command::Serve(a) => ollama::serve(a, &cli.global),
         Command::Quantize(a) => quantize::run(a, &cli.global),
         Command::Diff(a) => match compare::run_diff(a, &cli.global) {
-            Ok(same) => return if same { ExitCode::SUCCESS } else { ExitCode::from(1) },
+            Ok(same) => {
+                return if same {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -271,12 +280,16 @@ fn main() -> ExitCode {
 
 fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let to_gguf = a.to.as_deref() == Some("gguf")
-        || (a.to.is_none() && a.dst.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")));
+        || (a.to.is_none()
+            && a.dst
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf")));
     if to_gguf {
         return run_convert_gguf(a, g);
     }
     let local_src = remote::local(&a.src)?;
-    let gguf_source = local_src.is_file() && ckpt_convert::source::sniff_file(&local_src)? == ckpt_convert::source::FileKind::Gguf;
+    let gguf_source = local_src.is_file()
+        && ckpt_convert::source::sniff_file(&local_src)? == ckpt_convert::source::FileKind::Gguf;
     if gguf_source && ckpt_convert::Target::from_path(&a.dst).is_none() {
         return run_export(a, &local_src, g);
     }
@@ -284,7 +297,11 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         "bin" => ckpt_convert::Target::Bin,
         _ => ckpt_convert::Target::Safetensors,
     });
-    let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
+    let dtype = a
+        .dtype
+        .as_deref()
+        .map(ckpt_convert::cast::parse_float_dtype)
+        .transpose()?;
     let max_shard_size = parse_shard_size(a.max_shard_size.as_deref())?;
     let bars = progress::Bars::new(g.quiet || g.json);
     let opts = ckpt_convert::ConvertOptions {
@@ -299,7 +316,10 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     };
     let src_text = a.src.to_string_lossy().into_owned();
     if a.push_pr && !src_text.starts_with("hf://") {
-        return Err(Error::Usage("--push-pr needs the source as hf://ORG/NAME (the repo the pull request goes to)".into()));
+        return Err(Error::Usage(
+            "--push-pr needs the source as hf://ORG/NAME (the repo the pull request goes to)"
+                .into(),
+        ));
     }
     let report = ckpt_convert::convert(&remote::local(&a.src)?, &a.dst, &opts)?;
     bars.finish();
@@ -334,7 +354,10 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             println!("copied: {}", report.copied_files.join(", "));
         }
         if !report.skipped_values.is_empty() {
-            println!("non-tensor values not written: {}", report.skipped_values.join(", "));
+            println!(
+                "non-tensor values not written: {}",
+                report.skipped_values.join(", ")
+            );
         }
         if report.verified {
             println!("verified: every tensor re-read and equal to the source");
@@ -346,7 +369,11 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
 /// GGUF -> a Hugging Face model folder (dequantized, HF names, Q/K permutation undone, config and
 /// tokenizer rebuilt from the metadata).
 fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<(), Error> {
-    let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
+    let dtype = a
+        .dtype
+        .as_deref()
+        .map(ckpt_convert::cast::parse_float_dtype)
+        .transpose()?;
     let opts = ckpt_export::ExportOptions {
         dtype,
         strict: a.strict,
@@ -358,24 +385,34 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
         ckpt_core::atomic::check_destination(&a.dst, a.force)?;
         let scratch = ckpt_core::atomic::temp_path_for(&a.dst).with_extension("export");
         let _ = std::fs::remove_dir_all(&scratch);
-        let result = ckpt_export::gguf_to_hf(src, &scratch, &ckpt_export::ExportOptions { overwrite: true, ..opts.clone() })
-            .and_then(|r| {
-                let copts = ckpt_convert::ConvertOptions {
-                    to: Some(ckpt_convert::Target::Bin),
-                    max_shard_size: opts.max_shard_size,
-                    verify: !a.no_verify,
-                    overwrite: a.force,
-                    ..Default::default()
-                };
-                ckpt_convert::convert(&scratch, &a.dst, &copts).map(|_| r)
-            });
+        let result = ckpt_export::gguf_to_hf(
+            src,
+            &scratch,
+            &ckpt_export::ExportOptions {
+                overwrite: true,
+                ..opts.clone()
+            },
+        )
+        .and_then(|r| {
+            let copts = ckpt_convert::ConvertOptions {
+                to: Some(ckpt_convert::Target::Bin),
+                max_shard_size: opts.max_shard_size,
+                verify: !a.no_verify,
+                overwrite: a.force,
+                ..Default::default()
+            };
+            ckpt_convert::convert(&scratch, &a.dst, &copts).map(|_| r)
+        });
         let _ = std::fs::remove_dir_all(&scratch);
         result?
     } else {
         ckpt_export::gguf_to_hf(src, &a.dst, &opts)?
     };
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap()
+        );
         return Ok(());
     }
     for w in &report.warnings {
@@ -386,7 +423,10 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
             "exported {} tensors of a {} GGUF as {} to {}",
             report.tensor_count,
             report.gguf_architecture,
-            report.hf_architecture.as_deref().unwrap_or("GGUF names (no Hugging Face mapping)"),
+            report
+                .hf_architecture
+                .as_deref()
+                .unwrap_or("GGUF names (no Hugging Face mapping)"),
             a.dst.display()
         );
         for f in &report.files {
@@ -434,7 +474,10 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
 }
 
 fn parse_shard_size(s: Option<&str>) -> Result<Option<u64>, Error> {
-    s.map(|s| ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}")))).transpose()
+    s.map(|s| {
+        ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}")))
+    })
+    .transpose()
 }
 
 fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
@@ -447,12 +490,24 @@ fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
 }
 
 fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let adapters = a.adapters.iter().map(|s| parse_adapter(s)).collect::<Result<Vec<_>, _>>()?;
-    let dtype = a.dtype.as_deref().map(ckpt_convert::cast::parse_float_dtype).transpose()?;
+    let adapters = a
+        .adapters
+        .iter()
+        .map(|s| parse_adapter(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dtype = a
+        .dtype
+        .as_deref()
+        .map(ckpt_convert::cast::parse_float_dtype)
+        .transpose()?;
     let max_shard_size = parse_shard_size(a.max_shard_size.as_deref())?;
     let bars = progress::Bars::new(g.quiet || g.json);
     let opts = ckpt_convert::lora::MergeOptions {
-        to: Some(if a.to == "bin" { ckpt_convert::Target::Bin } else { ckpt_convert::Target::Safetensors }),
+        to: Some(if a.to == "bin" {
+            ckpt_convert::Target::Bin
+        } else {
+            ckpt_convert::Target::Safetensors
+        }),
         dtype,
         write: ckpt_convert::ConvertOptions {
             max_shard_size,
@@ -472,10 +527,14 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
             progress: Some(bars.callback()),
         };
         let base = remote::local(&a.base)?;
-        let (merged, converted) = ckpt_convert::lora::merge_lora_to_gguf(&base, &adapters, &a.out, &opts, &gguf)?;
+        let (merged, converted) =
+            ckpt_convert::lora::merge_lora_to_gguf(&base, &adapters, &a.out, &opts, &gguf)?;
         bars.finish();
         if g.json {
-            println!("{}", serde_json::json!({ "merge": merged, "gguf": converted }));
+            println!(
+                "{}",
+                serde_json::json!({ "merge": merged, "gguf": converted })
+            );
         } else if !g.quiet {
             println!(
                 "merged {} tensors, replaced {}; wrote {} ({} {})",
@@ -488,7 +547,8 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let report = ckpt_convert::lora::merge_lora(&remote::local(&a.base)?, &adapters, &a.out, &opts)?;
+    let report =
+        ckpt_convert::lora::merge_lora(&remote::local(&a.base)?, &adapters, &a.out, &opts)?;
     bars.finish();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());

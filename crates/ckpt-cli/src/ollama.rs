@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::{Args, Subcommand};
 use ckpt_core::Error;
-use ckpt_ollama::{ConvertInput, CreateOptions, CreateSpec, ModelPreparer, ModelSource, OllamaError, Progress, QuantizeLevel, Store};
+use ckpt_ollama::{
+    ConvertInput, CreateOptions, CreateSpec, ModelPreparer, ModelSource, OllamaError, Progress,
+    QuantizeLevel, Store,
+};
+use clap::{Args, Subcommand};
 
 use crate::GlobalArgs;
 
@@ -28,14 +31,9 @@ given. The store is $OLLAMA_MODELS (default ~/.ollama/models).")]
     /// List the models in the store, like `ollama list`
     List,
     /// Remove a model and the blobs no other model uses
-    Rm {
-        names: Vec<String>,
-    },
+    Rm { names: Vec<String> },
     /// Copy a model to a new name
-    Cp {
-        source: String,
-        destination: String,
-    },
+    Cp { source: String, destination: String },
 }
 
 #[derive(Args)]
@@ -113,13 +111,16 @@ impl ModelPreparer for CkptPreparer {
             ConvertInput::Files(files) => {
                 // The uploaded files under their names, so the converter sees a model folder.
                 staged = out_dir.join("model");
-                std::fs::create_dir_all(&staged).map_err(|e| OllamaError::io("create", &staged, &e))?;
+                std::fs::create_dir_all(&staged)
+                    .map_err(|e| OllamaError::io("create", &staged, &e))?;
                 for (name, path) in files {
                     let link = staged.join(name);
                     if let Some(parent) = link.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| OllamaError::io("create", parent, &e))?;
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| OllamaError::io("create", parent, &e))?;
                     }
-                    std::os::unix::fs::symlink(path, &link).map_err(|e| OllamaError::io("link", &link, &e))?;
+                    std::os::unix::fs::symlink(path, &link)
+                        .map_err(|e| OllamaError::io("link", &link, &e))?;
                 }
                 &staged
             }
@@ -133,17 +134,29 @@ impl ModelPreparer for CkptPreparer {
             overwrite: true,
             progress: None,
         };
-        ckpt_convert::gguf::convert_to_gguf(dir, &out, &opts).map_err(|e| OllamaError::bad_request(e.to_string()))?;
+        ckpt_convert::gguf::convert_to_gguf(dir, &out, &opts)
+            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
         Ok(out)
     }
 
-    fn quantize(&self, gguf: &Path, level: QuantizeLevel, out_dir: &Path, progress: &mut dyn FnMut(Progress)) -> ckpt_ollama::Result<PathBuf> {
-        progress(Progress::status(format!("quantizing F16 model to {}", level.name())));
-        let ftype = ckpt_quant::parse_ftype(level.name()).map_err(|e| OllamaError::bad_request(e.to_string()))?;
+    fn quantize(
+        &self,
+        gguf: &Path,
+        level: QuantizeLevel,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<PathBuf> {
+        progress(Progress::status(format!(
+            "quantizing F16 model to {}",
+            level.name()
+        )));
+        let ftype = ckpt_quant::parse_ftype(level.name())
+            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
         let out = out_dir.join(format!("model-{}.gguf", level.name()));
         let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
         opts.overwrite = true;
-        ckpt_quant::quantize_gguf(gguf, &out, &opts).map_err(|e| OllamaError::bad_request(e.to_string()))?;
+        ckpt_quant::quantize_gguf(gguf, &out, &opts)
+            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
         Ok(out)
     }
 }
@@ -180,7 +193,10 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
-                print!("{}", ckpt_ollama::format_list(&entries, std::time::SystemTime::now()));
+                print!(
+                    "{}",
+                    ckpt_ollama::format_list(&entries, std::time::SystemTime::now())
+                );
             }
             Ok(())
         }
@@ -193,7 +209,10 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
             }
             Ok(())
         }
-        OllamaCommand::Cp { source, destination } => {
+        OllamaCommand::Cp {
+            source,
+            destination,
+        } => {
             ckpt_ollama::copy(&store, source, destination).map_err(err)?;
             if !g.quiet {
                 println!("copied '{source}' to '{destination}'");
@@ -205,7 +224,10 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
 
 fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
     let preparer = CkptPreparer;
-    let opts = CreateOptions { preparer: &preparer, ..Default::default() };
+    let opts = CreateOptions {
+        preparer: &preparer,
+        ..Default::default()
+    };
     let mut statuses = Vec::new();
     let quiet = g.quiet || g.json;
     let mut progress = |p: Progress| {
@@ -219,13 +241,24 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
         if let Some(mf) = &a.modelfile {
             let text = std::fs::read_to_string(mf).map_err(|e| Error::io(mf, e))?;
             let base = mf.parent().unwrap_or(Path::new("."));
-            let (report, warnings) = ckpt_ollama::create_from_modelfile(store, &a.name, &text, base, a.quantize.as_deref(), &opts, &mut progress).map_err(err)?;
+            let (report, warnings) = ckpt_ollama::create_from_modelfile(
+                store,
+                &a.name,
+                &text,
+                base,
+                a.quantize.as_deref(),
+                &opts,
+                &mut progress,
+            )
+            .map_err(err)?;
             for w in warnings {
                 eprintln!("warning: {w}");
             }
             return Ok(report);
         }
-        let from = a.from.as_ref().ok_or_else(|| Error::Usage("give --from MODEL_DIR|FILE.gguf|hf://… or -f Modelfile".into()))?;
+        let from = a.from.as_ref().ok_or_else(|| {
+            Error::Usage("give --from MODEL_DIR|FILE.gguf|hf://… or -f Modelfile".into())
+        })?;
         let from = crate::remote::local(from)?;
         // ckpt quantizes to any llama-quantize type itself, then imports the finished GGUF.
         let source = match &a.quantize {
@@ -255,7 +288,8 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
         match a.template.as_deref() {
             None | Some("auto") => {}
             Some(path) => {
-                spec.template = Some(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
+                spec.template =
+                    Some(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
                 spec.detect_template = false;
             }
         }
@@ -266,7 +300,8 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
             }
         }
         if let Some(l) = &a.license {
-            spec.licenses.push(std::fs::read_to_string(l).map_err(|e| Error::io(l, e))?);
+            spec.licenses
+                .push(std::fs::read_to_string(l).map_err(|e| Error::io(l, e))?);
         }
         ckpt_ollama::create_with(store, &a.name, &spec, &opts, &mut progress).map_err(err)
     })();
@@ -283,14 +318,20 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
             })
         );
     } else if !g.quiet {
-        println!("created {} ({})", report.name, &report.manifest_digest[..12]);
+        println!(
+            "created {} ({})",
+            report.name,
+            &report.manifest_digest[..12]
+        );
     }
     Ok(())
 }
 
 /// A scratch folder inside the store's folder, so finished GGUFs move into blobs/ by rename.
 fn tempfile_dir(store: &Store) -> Result<PathBuf, Error> {
-    let dir = store.root().join(format!(".ckpt-create-{}", std::process::id()));
+    let dir = store
+        .root()
+        .join(format!(".ckpt-create-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     Ok(dir)
 }
@@ -298,8 +339,16 @@ fn tempfile_dir(store: &Store) -> Result<PathBuf, Error> {
 pub fn serve(a: &ServeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let store = Store::from_env().map_err(err)?;
     if !g.quiet {
-        eprintln!("serving Ollama's model-management API for {} on http://{}", store.root().display(), a.host);
+        eprintln!(
+            "serving Ollama's model-management API for {} on http://{}",
+            store.root().display(),
+            a.host
+        );
     }
-    let opts = ckpt_ollama::ServerOptions { preparer: Arc::new(CkptPreparer), no_prune: false, config_rootfs: false };
+    let opts = ckpt_ollama::ServerOptions {
+        preparer: Arc::new(CkptPreparer),
+        no_prune: false,
+        config_rootfs: false,
+    };
     ckpt_ollama::serve(&a.host, store, opts).map_err(err)
 }

@@ -13,7 +13,10 @@ pub struct Bars {
 
 impl Bars {
     pub fn new(quiet: bool) -> Bars {
-        Bars { enabled: !quiet && std::io::stderr().is_terminal(), current: Arc::new(Mutex::new(None)) }
+        Bars {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            current: Arc::new(Mutex::new(None)),
+        }
     }
 
     pub fn callback(&self) -> ProgressFn {
@@ -31,9 +34,11 @@ impl Bars {
                     }
                     let bar = ProgressBar::new(total_bytes);
                     bar.set_style(
-                        ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                            .unwrap()
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                        )
+                        .unwrap()
+                        .progress_chars("=> "),
                     );
                     bar.set_message(phase);
                     *cur = Some(bar);

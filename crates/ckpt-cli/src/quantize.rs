@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
 use ckpt_core::{Error, GgmlType};
+use clap::Args;
 use serde_json::json;
 
 use crate::GlobalArgs;
@@ -46,7 +46,10 @@ pub struct QuantizeArgs {
 fn ggml_type(s: &str, flag: &str) -> Result<GgmlType, Error> {
     GgmlType::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = ckpt_quant::quantizable_types().map(|t| t.name()).collect();
-        Error::Usage(format!("{flag}: unknown type '{s}' (valid: {})", names.join(", ")))
+        Error::Usage(format!(
+            "{flag}: unknown type '{s}' (valid: {})",
+            names.join(", ")
+        ))
     })
 }
 
@@ -54,19 +57,28 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let ftype = ckpt_quant::parse_ftype(&a.ftype)?;
     let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
     opts.pure = a.pure;
-    opts.output_tensor_type = a.output_tensor_type.as_deref().map(|s| ggml_type(s, "--output-tensor-type")).transpose()?;
-    opts.token_embedding_type = a.token_embedding_type.as_deref().map(|s| ggml_type(s, "--token-embedding-type")).transpose()?;
+    opts.output_tensor_type = a
+        .output_tensor_type
+        .as_deref()
+        .map(|s| ggml_type(s, "--output-tensor-type"))
+        .transpose()?;
+    opts.token_embedding_type = a
+        .token_embedding_type
+        .as_deref()
+        .map(|s| ggml_type(s, "--token-embedding-type"))
+        .transpose()?;
     opts.leave_output_tensor = a.leave_output_tensor;
     opts.allow_requantize = a.allow_requantize;
     opts.imatrix = a.imatrix.clone();
     opts.threads = a.threads;
     opts.overwrite = a.force;
-    let spinner = (!g.quiet && !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let s = indicatif::ProgressBar::new_spinner();
-        s.set_message(format!("quantizing to {ftype}"));
-        s.enable_steady_tick(std::time::Duration::from_millis(120));
-        s
-    });
+    let spinner = (!g.quiet && !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.set_message(format!("quantizing to {ftype}"));
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            s
+        });
     let input = crate::remote::local(&a.input)?;
     let report = ckpt_quant::quantize_gguf(&input, &a.output, &opts);
     if let Some(s) = spinner {
@@ -119,7 +131,11 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
             crate::inspect::human_bytes(report.output_bytes)
         );
         if report.n_fallback > 0 {
-            println!("{} of {} tensor(s) required fallback quantization", report.n_fallback, report.tensors.len());
+            println!(
+                "{} of {} tensor(s) required fallback quantization",
+                report.n_fallback,
+                report.tensors.len()
+            );
         }
     }
     Ok(())

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use clap::Args;
 use ckpt_core::Error;
+use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -58,14 +58,27 @@ pub fn inspect(uri: &str, g: &GlobalArgs) -> Result<(), Error> {
             f["path"].as_str().unwrap_or(""),
             f["tensors"],
             crate::inspect::human_bytes(f["file_size"].as_u64().unwrap_or(0)),
-            f.get("note").and_then(|n| n.as_str()).map(|n| format!("  ({n})")).unwrap_or_default()
+            f.get("note")
+                .and_then(|n| n.as_str())
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
         );
     }
     let tensors: Vec<_> = r.tensors().collect();
-    let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let width = tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!("\n{:<width$}  {:<8}  {:<20}", "name", "dtype", "shape");
     for t in &tensors {
-        println!("{:<width$}  {:<8}  {:<20}", t.name, t.dtype, format!("{:?}", t.shape));
+        println!(
+            "{:<width$}  {:<8}  {:<20}",
+            t.name,
+            t.dtype,
+            format!("{:?}", t.shape)
+        );
     }
     let (per, total) = r.parameter_counts();
     println!("\ntensors: {}", tensors.len());
@@ -77,7 +90,11 @@ pub fn inspect(uri: &str, g: &GlobalArgs) -> Result<(), Error> {
     for n in &r.notes {
         println!("note: {n}");
     }
-    println!("{} requests, {} transferred", r.requests, crate::inspect::human_bytes(r.bytes_transferred));
+    println!(
+        "{} requests, {} transferred",
+        r.requests,
+        crate::inspect::human_bytes(r.bytes_transferred)
+    );
     Ok(())
 }
 
@@ -85,7 +102,13 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
     let show = !g.quiet && !g.json && std::io::stderr().is_terminal();
     let multi = MultiProgress::new();
     let total = multi.add(ProgressBar::new(0));
-    total.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").unwrap().progress_chars("=> "));
+    total.set_style(
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
+    );
     total.set_message("total");
     if !show {
         total.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -99,8 +122,20 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
             let mut bars = bars.lock().unwrap();
             let bar = bars.entry(p.file.to_string()).or_insert_with(|| {
                 let b = multi.insert_before(&total, ProgressBar::new(p.file_size.unwrap_or(0)));
-                b.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes}").unwrap().progress_chars("=> "));
-                b.set_message(p.file.rsplit('/').next().unwrap_or(p.file).chars().take(28).collect::<String>());
+                b.set_style(
+                    ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes}")
+                        .unwrap()
+                        .progress_chars("=> "),
+                );
+                b.set_message(
+                    p.file
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(p.file)
+                        .chars()
+                        .take(28)
+                        .collect::<String>(),
+                );
                 b
             });
             bar.set_position(p.file_bytes);
@@ -188,7 +223,13 @@ pub struct PushArgs {
 pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
     let show = !g.quiet && !g.json && std::io::stderr().is_terminal();
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").unwrap().progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
+    );
     if !show {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
@@ -219,7 +260,10 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
     bar.finish_and_clear();
     let report = report?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap()
+        );
         return Ok(());
     }
     if !g.quiet {
@@ -228,7 +272,12 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
             *counts.entry(f.action.as_str()).or_default() += 1;
         }
         let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("{}: {} files ({})", report.repo, report.files.len(), summary.join(", "));
+        println!(
+            "{}: {} files ({})",
+            report.repo,
+            report.files.len(),
+            summary.join(", ")
+        );
         match (&report.pull_request, &report.commit_url) {
             (Some(pr), _) => println!("pull request {} ({}): {}", pr.number, pr.revision, pr.url),
             (None, Some(url)) => println!("committed: {url}"),
@@ -240,9 +289,15 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
 
 /// Opens the pull request convert.py opens: the converted weights (and index) only, with a
 /// description of what was converted and which shared tensors were written once.
-pub fn push_conversion_pr(src: &str, report: &ckpt_convert::ConvertReport, g: &GlobalArgs) -> Result<(), Error> {
+pub fn push_conversion_pr(
+    src: &str,
+    report: &ckpt_convert::ConvertReport,
+    g: &GlobalArgs,
+) -> Result<(), Error> {
     let ckpt_remote::RemoteLocation::Hub(uri) = ckpt_remote::RemoteLocation::parse(src)? else {
-        return Err(Error::Usage(format!("--push-pr needs an hf:// source, not {src}")));
+        return Err(Error::Usage(format!(
+            "--push-pr needs an hf:// source, not {src}"
+        )));
     };
     let repo = uri.repo_id.clone();
     let local = &report.output;
@@ -256,7 +311,12 @@ pub fn push_conversion_pr(src: &str, report: &ckpt_convert::ConvertReport, g: &G
         report.source_format
     );
     for f in &report.files {
-        description.push_str(&format!("- {}\n", f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+        description.push_str(&format!(
+            "- {}\n",
+            f.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
     }
     if !report.dropped_shared.is_empty() {
         description.push_str("\nTensors that share memory were written once (recorded in the safetensors metadata):\n");
@@ -265,7 +325,11 @@ pub fn push_conversion_pr(src: &str, report: &ckpt_convert::ConvertReport, g: &G
         }
     }
     let include = if local.is_dir() {
-        report.files.iter().filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned())).collect()
+        report
+            .files
+            .iter()
+            .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect()
     } else {
         Vec::new()
     };
@@ -279,7 +343,10 @@ pub fn push_conversion_pr(src: &str, report: &ckpt_convert::ConvertReport, g: &G
     };
     let pushed = ckpt_remote::push::push(local, &repo, &opts)?;
     if g.json {
-        println!("{}", serde_json::json!({ "convert": report, "push": pushed.to_json() }));
+        println!(
+            "{}",
+            serde_json::json!({ "convert": report, "push": pushed.to_json() })
+        );
     } else if !g.quiet {
         match &pushed.pull_request {
             Some(pr) => println!("pull request {} ({}): {}", pr.number, pr.revision, pr.url),

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
 use ckpt_core::Error;
+use clap::Args;
 use serde_json::json;
 
 use crate::GlobalArgs;
@@ -28,8 +28,10 @@ fn verdict(global: &str) -> &'static str {
 
 fn files_under(p: &PathBuf, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     if p.is_dir() {
-        let mut entries: Vec<PathBuf> =
-            std::fs::read_dir(p).map_err(|e| Error::io(p, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| Error::io(p, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         entries.sort();
         for e in entries {
             if e.is_dir() || ckpt_torch::is_torch_file(&e) {
@@ -54,7 +56,11 @@ pub fn run(a: &ScanArgs, g: &GlobalArgs) -> Result<(), Error> {
         let mut globals: Vec<&String> = report.globals.iter().collect();
         globals.sort();
         globals.dedup();
-        let flagged: Vec<&String> = globals.iter().copied().filter(|gl| verdict(gl) == "DANGEROUS").collect();
+        let flagged: Vec<&String> = globals
+            .iter()
+            .copied()
+            .filter(|gl| verdict(gl) == "DANGEROUS")
+            .collect();
         let mut calls: Vec<&String> = report.calls.iter().collect();
         calls.sort();
         calls.dedup();
@@ -62,7 +68,11 @@ pub fn run(a: &ScanArgs, g: &GlobalArgs) -> Result<(), Error> {
             dangerous_files += 1;
         }
         if !g.json {
-            let status = if flagged.is_empty() { "ok" } else { "DANGEROUS" };
+            let status = if flagged.is_empty() {
+                "ok"
+            } else {
+                "DANGEROUS"
+            };
             println!("{}: {status}", f.display());
             for gl in &globals {
                 println!("  import {gl:<50} {}", verdict(gl));
@@ -79,9 +89,18 @@ pub fn run(a: &ScanArgs, g: &GlobalArgs) -> Result<(), Error> {
         }));
     }
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "files": reports, "dangerous_files": dangerous_files })).unwrap());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "files": reports, "dangerous_files": dangerous_files })
+            )
+            .unwrap()
+        );
     } else {
-        println!("{} file(s) scanned, {dangerous_files} with globals outside the allowlist", files.len());
+        println!(
+            "{} file(s) scanned, {dangerous_files} with globals outside the allowlist",
+            files.len()
+        );
     }
     if dangerous_files > 0 {
         return Err(Error::unsafe_input(

@@ -7,17 +7,24 @@ use std::process::Command;
 use sha2::Digest;
 
 fn fx(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/gguf")
+        .join(p)
 }
 
 fn sha256(p: &Path) -> String {
-    sha2::Sha256::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The manifest holds Python NaN literals (not JSON), so look the hash up textually.
 fn manifest_sha(name: &str) -> String {
     let text = std::fs::read_to_string(fx("manifest.json")).unwrap();
-    let at = text.find(&format!("\"path\": \"{name}\"")).unwrap_or_else(|| panic!("{name} not in the manifest"));
+    let at = text
+        .find(&format!("\"path\": \"{name}\""))
+        .unwrap_or_else(|| panic!("{name} not in the manifest"));
     let rest = &text[at..];
     let sha = &rest[rest.find("\"sha256\": \"").unwrap() + 11..];
     sha[..64].to_string()
@@ -31,7 +38,11 @@ fn convert(model: &str, out: &Path, extra: &[&str]) {
         .args(extra)
         .output()
         .unwrap();
-    assert!(r.status.success(), "{model} {extra:?}: {}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "{model} {extra:?}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 #[test]
@@ -40,7 +51,11 @@ fn spm_llama_every_outtype_matches_the_reference_converter() {
     for t in ["f32", "f16", "bf16", "q8_0"] {
         let out = work.path().join(format!("m.{t}.gguf"));
         convert("tiny-llama-spm", &out, &["--outtype", t]);
-        assert_eq!(sha256(&out), manifest_sha(&format!("tiny-llama-spm.{t}.gguf")), "{t}");
+        assert_eq!(
+            sha256(&out),
+            manifest_sha(&format!("tiny-llama-spm.{t}.gguf")),
+            "{t}"
+        );
     }
 }
 
@@ -49,7 +64,10 @@ fn bpe_smollm_tokenizer_matches_the_reference_converter() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("smol.gguf");
     convert("tiny-smol-bpe", &out, &["--to", "gguf", "--outtype", "f16"]);
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(fx("tiny-smol-bpe.f16.gguf")).unwrap());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fx("tiny-smol-bpe.f16.gguf")).unwrap()
+    );
 }
 
 #[test]
@@ -57,11 +75,26 @@ fn one_step_quantization_equals_convert_then_quantize() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("q.gguf");
     convert("tiny-llama-spm", &out, &["--outtype", "q4_k_m"]);
-    assert_eq!(sha256(&out), manifest_sha("tiny-llama-spm.f16-to-Q4_K_M.gguf"), "through an F16 intermediate");
+    assert_eq!(
+        sha256(&out),
+        manifest_sha("tiny-llama-spm.f16-to-Q4_K_M.gguf"),
+        "through an F16 intermediate"
+    );
     let out = work.path().join("qb.gguf");
-    convert("tiny-llama-spm", &out, &["--outtype", "Q4_K_M", "--intermediate", "bf16"]);
-    assert_eq!(sha256(&out), manifest_sha("tiny-llama-spm.Q4_K_M.gguf"), "bf16 widens exactly, like the f32 input");
-    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    convert(
+        "tiny-llama-spm",
+        &out,
+        &["--outtype", "Q4_K_M", "--intermediate", "bf16"],
+    );
+    assert_eq!(
+        sha256(&out),
+        manifest_sha("tiny-llama-spm.Q4_K_M.gguf"),
+        "bf16 widens exactly, like the f32 input"
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left.len(), 2, "no intermediate left behind: {left:?}");
 }
 
@@ -87,14 +120,28 @@ fn unsupported_architecture_lists_the_supported_ones() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("m");
     std::fs::create_dir(&model).unwrap();
-    for f in ["model.safetensors", "tokenizer.model", "tokenizer_config.json"] {
+    for f in [
+        "model.safetensors",
+        "tokenizer.model",
+        "tokenizer_config.json",
+    ] {
         std::fs::copy(fx("tiny-llama-spm").join(f), model.join(f)).unwrap();
     }
-    let cfg = std::fs::read_to_string(fx("tiny-llama-spm/config.json")).unwrap().replace("LlamaForCausalLM", "FancyNewForCausalLM");
+    let cfg = std::fs::read_to_string(fx("tiny-llama-spm/config.json"))
+        .unwrap()
+        .replace("LlamaForCausalLM", "FancyNewForCausalLM");
     std::fs::write(model.join("config.json"), cfg).unwrap();
-    let r = Command::new(env!("CARGO_BIN_EXE_ckpt")).arg("convert").arg(&model).arg(work.path().join("x.gguf")).output().unwrap();
+    let r = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(&model)
+        .arg(work.path().join("x.gguf"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success());
-    assert!(err.contains("FancyNewForCausalLM") && err.contains("LlamaForCausalLM"), "{err}");
+    assert!(
+        err.contains("FancyNewForCausalLM") && err.contains("LlamaForCausalLM"),
+        "{err}"
+    );
     assert!(!work.path().join("x.gguf").exists());
 }

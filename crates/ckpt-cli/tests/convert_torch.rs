@@ -12,7 +12,10 @@ fn fixtures() -> PathBuf {
 }
 
 fn ckpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ckpt")).args(args).output().expect("run ckpt")
+    Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(args)
+        .output()
+        .expect("run ckpt")
 }
 
 fn ok(args: &[&str]) -> Output {
@@ -38,12 +41,19 @@ fn read(p: &Path) -> Checkpoint {
 fn assert_same_tensors(got: &Checkpoint, want: &Checkpoint, what: &str) {
     let g: BTreeMap<_, _> = got.tensors.iter().map(|t| (t.name.clone(), t)).collect();
     let w: BTreeMap<_, _> = want.tensors.iter().map(|t| (t.name.clone(), t)).collect();
-    assert_eq!(g.keys().collect::<Vec<_>>(), w.keys().collect::<Vec<_>>(), "{what}: tensor names");
+    assert_eq!(
+        g.keys().collect::<Vec<_>>(),
+        w.keys().collect::<Vec<_>>(),
+        "{what}: tensor names"
+    );
     for (name, wt) in &w {
         let gt = g[name];
         assert_eq!(gt.dtype, wt.dtype, "{what}: dtype of {name}");
         assert_eq!(gt.shape, wt.shape, "{what}: shape of {name}");
-        assert!(gt.bytes().unwrap() == wt.bytes().unwrap(), "{what}: bytes of {name}");
+        assert!(
+            gt.bytes().unwrap() == wt.bytes().unwrap(),
+            "{what}: bytes of {name}"
+        );
     }
 }
 
@@ -64,15 +74,30 @@ fn convert_and_compare(src: &str, expected: &str, extra: &[&str]) -> Checkpoint 
 fn every_valid_torch_file_gives_the_expected_tensors() {
     for (src, expected) in [
         ("all_dtypes.bin", "all_dtypes.expected.safetensors"),
-        ("all_dtypes_legacy.bin", "all_dtypes_legacy.expected.safetensors"),
+        (
+            "all_dtypes_legacy.bin",
+            "all_dtypes_legacy.expected.safetensors",
+        ),
         ("legacy_float8.bin", "legacy_float8.expected.safetensors"),
         ("extra_dtypes.bin", "extra_dtypes.expected.safetensors"),
         ("parameters.bin", "parameters.expected.safetensors"),
-        ("pickle_protocol4.bin", "pickle_protocol4.expected.safetensors"),
+        (
+            "pickle_protocol4.bin",
+            "pickle_protocol4.expected.safetensors",
+        ),
         ("big_endian.bin", "big_endian.expected.safetensors"),
-        ("no_byteorder_record.bin", "no_byteorder_record.expected.safetensors"),
-        ("shared_partial_views.bin", "shared_partial_views.expected.safetensors"),
-        ("training_checkpoint.pt", "training_checkpoint.expected-all.safetensors"),
+        (
+            "no_byteorder_record.bin",
+            "no_byteorder_record.expected.safetensors",
+        ),
+        (
+            "shared_partial_views.bin",
+            "shared_partial_views.expected.safetensors",
+        ),
+        (
+            "training_checkpoint.pt",
+            "training_checkpoint.expected-all.safetensors",
+        ),
     ] {
         convert_and_compare(src, expected, &[]);
     }
@@ -80,27 +105,56 @@ fn every_valid_torch_file_gives_the_expected_tensors() {
 
 #[test]
 fn shared_tensors_are_deduplicated_like_convert_py() {
-    let got = convert_and_compare("shared_tensors.bin", "shared_tensors.expected.safetensors", &[]);
+    let got = convert_and_compare(
+        "shared_tensors.bin",
+        "shared_tensors.expected.safetensors",
+        &[],
+    );
     let want = read(&fixtures().join("shared_tensors.expected.safetensors"));
-    assert_eq!(got.metadata, want.metadata, "format=pt plus the dropped -> kept entries");
+    assert_eq!(
+        got.metadata, want.metadata,
+        "format=pt plus the dropped -> kept entries"
+    );
     assert_eq!(got.metadata["model.embed_tokens.weight"], "lm_head.weight");
-    convert_and_compare("shared_tensors.bin", "shared_tensors.expected-all.safetensors", &["--materialize-shared"]);
+    convert_and_compare(
+        "shared_tensors.bin",
+        "shared_tensors.expected-all.safetensors",
+        &["--materialize-shared"],
+    );
 }
 
 #[test]
 fn nested_checkpoint_key_selects_the_state_dict() {
-    convert_and_compare("training_checkpoint.pt", "training_checkpoint.expected.safetensors", &["--key", "state_dict"]);
-    let out = ckpt(&["inspect", fixtures().join("training_checkpoint.pt").to_str().unwrap(), "--key", "nope"]);
+    convert_and_compare(
+        "training_checkpoint.pt",
+        "training_checkpoint.expected.safetensors",
+        &["--key", "state_dict"],
+    );
+    let out = ckpt(&[
+        "inspect",
+        fixtures().join("training_checkpoint.pt").to_str().unwrap(),
+        "--key",
+        "nope",
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("state_dict"), "error lists the available keys");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("state_dict"),
+        "error lists the available keys"
+    );
 }
 
 #[test]
 fn non_tensor_values_are_reported_by_inspect() {
-    let out = ok(&["inspect", fixtures().join("training_checkpoint.pt").to_str().unwrap(), "--json"]);
+    let out = ok(&[
+        "inspect",
+        fixtures().join("training_checkpoint.pt").to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let want: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("training_checkpoint.non_tensor.json")).unwrap()).unwrap();
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("training_checkpoint.non_tensor.json")).unwrap(),
+    )
+    .unwrap();
     for (k, val) in want.as_object().unwrap() {
         let got = &v["values"][k];
         let same = got == val || (got.as_f64().is_some() && got.as_f64() == val.as_f64());
@@ -129,11 +183,18 @@ fn check_sharded(max: &str, expected_dir: &str) {
         assert!(out.join(f).exists(), "missing {f}");
         if f.ends_with(".safetensors") {
             assert_same_tensors(&read(&out.join(f)), &read(&want_dir.join(f)), f);
-            assert_eq!(read(&out.join(f)).metadata.get("format").map(String::as_str), Some("pt"));
+            assert_eq!(
+                read(&out.join(f))
+                    .metadata
+                    .get("format")
+                    .map(String::as_str),
+                Some("pt")
+            );
         }
     }
     let idx = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p.join("model.safetensors.index.json")).unwrap()).unwrap()
+        serde_json::from_slice(&std::fs::read(p.join("model.safetensors.index.json")).unwrap())
+            .unwrap()
     };
     let (g, w) = (idx(&out), idx(&want_dir));
     assert_eq!(g["weight_map"], w["weight_map"]);
@@ -161,8 +222,15 @@ fn malicious_pickles_are_refused_and_never_executed() {
         let work = tmp();
         let out_path = work.path().join("out.safetensors");
         for cmd in [
-            vec!["convert".to_string(), fixtures().join(file).to_str().unwrap().to_string(), out_path.to_str().unwrap().to_string()],
-            vec!["inspect".to_string(), fixtures().join(file).to_str().unwrap().to_string()],
+            vec![
+                "convert".to_string(),
+                fixtures().join(file).to_str().unwrap().to_string(),
+                out_path.to_str().unwrap().to_string(),
+            ],
+            vec![
+                "inspect".to_string(),
+                fixtures().join(file).to_str().unwrap().to_string(),
+            ],
         ] {
             let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
                 .args(&cmd)
@@ -171,13 +239,25 @@ fn malicious_pickles_are_refused_and_never_executed() {
                 .output()
                 .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(4), "{file}: refused for safety, got {err}");
-            assert!(err.contains(global), "{file}: error names the global {global}: {err}");
+            assert_eq!(
+                out.status.code(),
+                Some(4),
+                "{file}: refused for safety, got {err}"
+            );
+            assert!(
+                err.contains(global),
+                "{file}: error names the global {global}: {err}"
+            );
         }
         assert!(!out_path.exists(), "{file}: no output");
         let leftovers: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
-        assert!(leftovers.is_empty(), "{file}: nothing created (no marker, no temp file)");
-        assert!(!fixtures().join(format!("pwned-{}.marker", "os-system")).exists());
+        assert!(
+            leftovers.is_empty(),
+            "{file}: nothing created (no marker, no temp file)"
+        );
+        assert!(!fixtures()
+            .join(format!("pwned-{}.marker", "os-system"))
+            .exists());
     }
 }
 
@@ -192,12 +272,23 @@ fn broken_files_give_clear_errors_and_no_output() {
     ] {
         let work = tmp();
         let out_path = work.path().join("out.safetensors");
-        let out = ckpt(&["convert", fixtures().join(file).to_str().unwrap(), out_path.to_str().unwrap()]);
+        let out = ckpt(&[
+            "convert",
+            fixtures().join(file).to_str().unwrap(),
+            out_path.to_str().unwrap(),
+        ]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{file}: {err}");
-        assert!(err.contains(needle), "{file}: error mentions {needle}: {err}");
+        assert!(
+            err.contains(needle),
+            "{file}: error mentions {needle}: {err}"
+        );
         assert!(!err.contains("panicked"), "{file}: {err}");
-        assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "{file}: no output left");
+        assert_eq!(
+            std::fs::read_dir(work.path()).unwrap().count(),
+            0,
+            "{file}: no output left"
+        );
     }
 }
 
@@ -212,11 +303,31 @@ fn existing_output_needs_force_and_source_is_untouched() {
     let r = ckpt(&["convert", src.to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(r.status.code(), Some(2));
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
-    ok(&["convert", src.to_str().unwrap(), out.to_str().unwrap(), "--force"]);
-    assert_same_tensors(&read(&out), &read(&fixtures().join("all_dtypes.expected.safetensors")), "forced");
-    let r = ckpt(&["convert", src.to_str().unwrap(), src.to_str().unwrap(), "--force", "--to", "bin"]);
+    ok(&[
+        "convert",
+        src.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_same_tensors(
+        &read(&out),
+        &read(&fixtures().join("all_dtypes.expected.safetensors")),
+        "forced",
+    );
+    let r = ckpt(&[
+        "convert",
+        src.to_str().unwrap(),
+        src.to_str().unwrap(),
+        "--force",
+        "--to",
+        "bin",
+    ]);
     assert!(!r.status.success(), "refuses to overwrite its own source");
-    assert_eq!(std::fs::read(&src).unwrap(), before, "source never modified");
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        before,
+        "source never modified"
+    );
 }
 
 #[test]
@@ -224,11 +335,23 @@ fn bin_safetensors_round_trip_is_identical() {
     for name in ["all_dtypes", "extra_dtypes", "training_checkpoint"] {
         let work = tmp();
         let p = |n: &str| work.path().join(n).to_str().unwrap().to_string();
-        let ext = if name == "training_checkpoint" { "pt" } else { "bin" };
-        ok(&["convert", fixtures().join(format!("{name}.{ext}")).to_str().unwrap(), &p("a.safetensors")]);
+        let ext = if name == "training_checkpoint" {
+            "pt"
+        } else {
+            "bin"
+        };
+        ok(&[
+            "convert",
+            fixtures().join(format!("{name}.{ext}")).to_str().unwrap(),
+            &p("a.safetensors"),
+        ]);
         ok(&["convert", &p("a.safetensors"), &p("b.bin")]);
         ok(&["convert", &p("b.bin"), &p("c.safetensors")]);
-        assert_same_tensors(&read(work.path().join("c.safetensors").as_path()), &read(work.path().join("a.safetensors").as_path()), name);
+        assert_same_tensors(
+            &read(work.path().join("c.safetensors").as_path()),
+            &read(work.path().join("a.safetensors").as_path()),
+            name,
+        );
         // Our own .bin is a torch zip with the tensors in it.
         let inspect = ok(&["inspect", &p("b.bin"), "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
@@ -242,16 +365,24 @@ fn dtype_cast_and_inspect_json() {
     let out = work.path().join("h.safetensors");
     ok(&[
         "convert",
-        fixtures().join("sharded/pytorch_model-00001-of-00004.bin").to_str().unwrap(),
+        fixtures()
+            .join("sharded/pytorch_model-00001-of-00004.bin")
+            .to_str()
+            .unwrap(),
         out.to_str().unwrap(),
         "--dtype",
         "bf16",
     ]);
     let ck = read(&out);
     assert!(ck.tensors.iter().all(|t| t.dtype == ckpt_core::DType::BF16));
-    let v: serde_json::Value = serde_json::from_slice(&ok(&["inspect", out.to_str().unwrap(), "--json"]).stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&ok(&["inspect", out.to_str().unwrap(), "--json"]).stdout).unwrap();
     assert_eq!(v["format"], "safetensors");
-    assert!(v["tensors"].as_array().unwrap().iter().all(|t| t["dtype"] == "BF16"));
+    assert!(v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["dtype"] == "BF16"));
     let total: u64 = ck.tensors.iter().map(|t| t.numel()).sum();
     assert_eq!(v["total_parameters"], total);
     assert_eq!(v["parameters"]["BF16"], total);
@@ -268,8 +399,18 @@ fn python_safetensors_reads_our_output() {
     let work = tmp();
     let out = work.path().join("o.safetensors");
     let half = work.path().join("h.safetensors");
-    ok(&["convert", fixtures().join("all_dtypes.bin").to_str().unwrap(), out.to_str().unwrap()]);
-    ok(&["convert", fixtures().join("sharded").to_str().unwrap(), half.to_str().unwrap(), "--dtype", "f16"]);
+    ok(&[
+        "convert",
+        fixtures().join("all_dtypes.bin").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    ok(&[
+        "convert",
+        fixtures().join("sharded").to_str().unwrap(),
+        half.to_str().unwrap(),
+        "--dtype",
+        "f16",
+    ]);
     let script = r#"
 import sys, numpy as np
 from safetensors import safe_open
@@ -304,13 +445,21 @@ print("ok", len(names), len(h))
             "-c",
             script,
             out.to_str().unwrap(),
-            fixtures().join("all_dtypes.expected.safetensors").to_str().unwrap(),
+            fixtures()
+                .join("all_dtypes.expected.safetensors")
+                .to_str()
+                .unwrap(),
             half.to_str().unwrap(),
             expected_sharded.to_str().unwrap(),
         ])
         .output()
         .unwrap();
-    assert!(r.status.success(), "{}\n{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 #[test]
@@ -329,12 +478,36 @@ fn scan_lists_globals_and_flags_the_dangerous_ones() {
             .unwrap();
         assert_eq!(out.status.code(), Some(4), "{file}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["files"][0]["dangerous"], serde_json::json!([global]), "{file}");
-        assert!(v["files"][0]["calls"].as_array().unwrap().iter().any(|c| c == global), "{file}: the call is reported");
+        assert_eq!(
+            v["files"][0]["dangerous"],
+            serde_json::json!([global]),
+            "{file}"
+        );
+        assert!(
+            v["files"][0]["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == global),
+            "{file}: the call is reported"
+        );
     }
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "nothing executed");
-    let out = ok(&["scan", "--json", fixtures().join("all_dtypes.bin").to_str().unwrap(), fixtures().join("sharded").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "nothing executed"
+    );
+    let out = ok(&[
+        "scan",
+        "--json",
+        fixtures().join("all_dtypes.bin").to_str().unwrap(),
+        fixtures().join("sharded").to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["dangerous_files"], 0);
-    assert_eq!(v["files"].as_array().unwrap().len(), 5, "a folder is scanned file by file");
+    assert_eq!(
+        v["files"].as_array().unwrap().len(),
+        5,
+        "a folder is scanned file by file"
+    );
 }

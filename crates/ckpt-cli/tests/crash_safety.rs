@@ -21,10 +21,17 @@ fn make_source(dir: &Path) -> PathBuf {
     let mut tensors = Vec::new();
     for i in 0..24u32 {
         let n = 256 * 1024;
-        let bytes: Vec<u8> = (0..n).flat_map(|j| ((j as f32) * 0.001 + i as f32).to_le_bytes()).collect();
+        let bytes: Vec<u8> = (0..n)
+            .flat_map(|j| ((j as f32) * 0.001 + i as f32).to_le_bytes())
+            .collect();
         let len = bytes.len();
         let st = Storage::new(Buffer::owned("mem", bytes), 0, len, "mem").unwrap();
-        tensors.push(Tensor::contiguous(format!("layers.{i}.weight"), DType::F32, vec![512, 512], st));
+        tensors.push(Tensor::contiguous(
+            format!("layers.{i}.weight"),
+            DType::F32,
+            vec![512, 512],
+            st,
+        ));
     }
     let p = dir.join("src.safetensors");
     ckpt_safetensors::write(&p, &tensors, &Default::default(), false, &mut |_| {}).unwrap();
@@ -52,7 +59,11 @@ fn assert_complete(out: &Path, src: &Path, to_bin: bool) {
     assert_eq!(back.tensors.len(), want.tensors.len());
     for t in &want.tensors {
         let g = back.get(&t.name).expect("tensor present");
-        assert!(g.bytes().unwrap() == t.bytes().unwrap(), "{} intact", t.name);
+        assert!(
+            g.bytes().unwrap() == t.bytes().unwrap(),
+            "{} intact",
+            t.name
+        );
     }
 }
 
@@ -60,9 +71,16 @@ fn kill_runs(to_bin: bool, runs: usize) {
     let work = tempfile::tempdir().unwrap();
     let src = make_source(work.path());
     let src_bytes = std::fs::read(&src).unwrap();
-    let out = work.path().join(if to_bin { "out.bin" } else { "out.safetensors" });
+    let out = work
+        .path()
+        .join(if to_bin { "out.bin" } else { "out.safetensors" });
     let t0 = Instant::now();
-    let status = ckpt().args(["convert", "-q"]).arg(&src).arg(&out).status().unwrap();
+    let status = ckpt()
+        .args(["convert", "-q"])
+        .arg(&src)
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(status.success());
     let full = t0.elapsed().as_micros() as u64;
     std::fs::remove_file(&out).unwrap();
@@ -71,7 +89,12 @@ fn kill_runs(to_bin: bool, runs: usize) {
     let (mut killed, mut finished) = (0, 0);
     for _ in 0..runs {
         let _ = std::fs::remove_file(&out);
-        let mut child = ckpt().args(["convert", "-q"]).arg(&src).arg(&out).spawn().unwrap();
+        let mut child = ckpt()
+            .args(["convert", "-q"])
+            .arg(&src)
+            .arg(&out)
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_micros(rng.next(full * 12 / 10)));
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
@@ -92,16 +115,28 @@ fn kill_runs(to_bin: bool, runs: usize) {
         }
     }
     assert_eq!(std::fs::read(&src).unwrap(), src_bytes, "source unchanged");
-    assert!(killed > 0, "some runs were actually interrupted ({killed} killed, {finished} finished)");
+    assert!(
+        killed > 0,
+        "some runs were actually interrupted ({killed} killed, {finished} finished)"
+    );
     // A later run cleans up what killed runs left behind and succeeds.
     let _ = std::fs::remove_file(&out);
-    assert!(ckpt().args(["convert", "-q"]).arg(&src).arg(&out).status().unwrap().success());
+    assert!(ckpt()
+        .args(["convert", "-q"])
+        .arg(&src)
+        .arg(&out)
+        .status()
+        .unwrap()
+        .success());
     let leftovers: Vec<String> = std::fs::read_dir(work.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty(), "stale temporaries removed: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "stale temporaries removed: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -130,7 +165,10 @@ fn full_disk_gives_a_clear_error_and_no_output() {
         let r = Command::new("bash").args(["-c", &cmd]).output().unwrap();
         let err = String::from_utf8_lossy(&r.stderr);
         assert!(!r.status.success(), "{out_name}: must fail");
-        assert!(err.contains("too large") || err.contains("No space"), "{out_name}: says why: {err}");
+        assert!(
+            err.contains("too large") || err.contains("No space"),
+            "{out_name}: says why: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
         assert!(!out.exists(), "{out_name}: no output");
         let left: Vec<_> = std::fs::read_dir(work.path())
@@ -146,17 +184,29 @@ fn full_disk_gives_a_clear_error_and_no_output() {
 /// complete (byte-identical to an uninterrupted run), and a later run succeeds.
 fn kill_any(name: &str, runs: usize, make: &dyn Fn(&Path) -> Command, out_is_dir: bool) {
     let work = tempfile::tempdir().unwrap();
-    let out = work.path().join(if out_is_dir { "out" } else { "out.gguf" });
-    let reference = work.path().join(if out_is_dir { "ref" } else { "ref.gguf" });
+    let out = work
+        .path()
+        .join(if out_is_dir { "out" } else { "out.gguf" });
+    let reference = work
+        .path()
+        .join(if out_is_dir { "ref" } else { "ref.gguf" });
     let t0 = Instant::now();
-    assert!(make(&reference).status().unwrap().success(), "{name}: uninterrupted run");
+    assert!(
+        make(&reference).status().unwrap().success(),
+        "{name}: uninterrupted run"
+    );
     let full = t0.elapsed().as_micros() as u64;
     let read_all = |p: &Path| -> Vec<(String, Vec<u8>)> {
         if p.is_dir() {
             let mut v: Vec<_> = std::fs::read_dir(p)
                 .unwrap()
                 .map(|e| e.unwrap().path())
-                .map(|f| (f.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&f).unwrap()))
+                .map(|f| {
+                    (
+                        f.file_name().unwrap().to_string_lossy().into_owned(),
+                        std::fs::read(&f).unwrap(),
+                    )
+                })
                 .collect();
             v.sort();
             v
@@ -177,7 +227,10 @@ fn kill_any(name: &str, runs: usize, make: &dyn Fn(&Path) -> Command, out_is_dir
             killed += 1;
         }
         if out.exists() {
-            assert!(read_all(&out) == want, "{name}: an output that exists is complete");
+            assert!(
+                read_all(&out) == want,
+                "{name}: an output that exists is complete"
+            );
         }
     }
     assert!(killed > 0, "{name}: some runs were interrupted");
@@ -192,7 +245,10 @@ fn sigkill_during_quantize_and_merge_lora_leaves_nothing_partial() {
         50,
         &|out: &Path| {
             let mut c = ckpt();
-            c.args(["quantize", "-q", "--force"]).arg(&f16).arg(out).arg("Q4_K_M");
+            c.args(["quantize", "-q", "--force"])
+                .arg(&f16)
+                .arg(out)
+                .arg("Q4_K_M");
             c
         },
         false,
@@ -204,7 +260,12 @@ fn sigkill_during_quantize_and_merge_lora_leaves_nothing_partial() {
         50,
         &|out: &Path| {
             let mut c = ckpt();
-            c.args(["merge-lora", "-q", "--force", "--base"]).arg(&base).arg("--adapter").arg(&adapter).arg("--out").arg(out);
+            c.args(["merge-lora", "-q", "--force", "--base"])
+                .arg(&base)
+                .arg("--adapter")
+                .arg(&adapter)
+                .arg("--out")
+                .arg(out);
             c
         },
         true,
@@ -215,7 +276,11 @@ fn sigkill_during_quantize_and_merge_lora_leaves_nothing_partial() {
 /// (sha256 for LFS files, git blob sha1 for the rest), `.incomplete` files to resume from, lock
 /// files, and snapshot links that only ever point at finished blobs. Returns whether the snapshot
 /// is complete.
-fn assert_cache_consistent(repo_dir: &Path, commit: &str, files: &std::collections::BTreeMap<String, common::FakeFile>) -> bool {
+fn assert_cache_consistent(
+    repo_dir: &Path,
+    commit: &str,
+    files: &std::collections::BTreeMap<String, common::FakeFile>,
+) -> bool {
     let blobs = repo_dir.join("blobs");
     if let Ok(entries) = std::fs::read_dir(&blobs) {
         for e in entries {
@@ -239,7 +304,8 @@ fn assert_cache_consistent(repo_dir: &Path, commit: &str, files: &std::collectio
         if std::fs::symlink_metadata(&pointer).is_err() {
             continue;
         }
-        let got = std::fs::read(&pointer).unwrap_or_else(|e| panic!("snapshot link {path} resolves: {e}"));
+        let got = std::fs::read(&pointer)
+            .unwrap_or_else(|e| panic!("snapshot link {path} resolves: {e}"));
         assert!(got == *file.bytes, "snapshot {path} is the whole file");
         linked += 1;
     }
@@ -257,10 +323,18 @@ fn sigkill_during_pull_keeps_the_cache_consistent() {
     let commit = "c0ffee00000000000000000000000000000000aa";
     let mut files = std::collections::BTreeMap::new();
     for (i, mb) in [(1u8, 12usize), (2, 6)] {
-        let bytes: Vec<u8> = (0..mb << 20).map(|j| (j as u32).wrapping_mul(2654435761).rotate_left(i as u32) as u8).collect();
-        files.insert(format!("model-0000{i}-of-00002.safetensors"), common::fake_file(bytes, true));
+        let bytes: Vec<u8> = (0..mb << 20)
+            .map(|j| (j as u32).wrapping_mul(2654435761).rotate_left(i as u32) as u8)
+            .collect();
+        files.insert(
+            format!("model-0000{i}-of-00002.safetensors"),
+            common::fake_file(bytes, true),
+        );
     }
-    files.insert("config.json".to_string(), common::fake_file(br#"{"model_type": "llama"}"#.to_vec(), false));
+    files.insert(
+        "config.json".to_string(),
+        common::fake_file(br#"{"model_type": "llama"}"#.to_vec(), false),
+    );
     hub.add_repo("org/big", commit, files.clone());
 
     let work = tempfile::tempdir().unwrap();
@@ -276,9 +350,17 @@ fn sigkill_during_pull_keeps_the_cache_consistent() {
     let t0 = Instant::now();
     let reference = work.path().join("ref-cache");
     let out = pull(&reference).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let full = t0.elapsed().as_micros() as u64;
-    assert!(assert_cache_consistent(&reference.join("models--org--big"), commit, &files));
+    assert!(assert_cache_consistent(
+        &reference.join("models--org--big"),
+        commit,
+        &files
+    ));
 
     let cache = work.path().join("cache");
     let repo_dir = cache.join("models--org--big");
@@ -286,7 +368,11 @@ fn sigkill_during_pull_keeps_the_cache_consistent() {
     let (mut killed, mut completed, mut resumed) = (0, 0, 0);
     for _ in 0..50 {
         let had_partial = repo_dir.join("blobs").exists();
-        let mut child = pull(&cache).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = pull(&cache)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_micros(rng.next(full * 12 / 10)));
         let _ = child.kill();
         if !child.wait().unwrap().success() {
@@ -299,10 +385,22 @@ fn sigkill_during_pull_keeps_the_cache_consistent() {
             std::fs::remove_dir_all(&cache).unwrap();
         }
     }
-    assert!(killed > 0, "some pulls were interrupted ({killed} killed, {completed} completed)");
+    assert!(
+        killed > 0,
+        "some pulls were interrupted ({killed} killed, {completed} completed)"
+    );
     // Whatever the last kill left, a plain pull finishes it.
     let out = pull(&cache).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(assert_cache_consistent(&repo_dir, commit, &files), "the final pull completes the snapshot");
-    eprintln!("pull: {killed} of 50 runs killed, {completed} completed ({resumed} after an earlier kill)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        assert_cache_consistent(&repo_dir, commit, &files),
+        "the final pull completes the snapshot"
+    );
+    eprintln!(
+        "pull: {killed} of 50 runs killed, {completed} completed ({resumed} after an earlier kill)"
+    );
 }

@@ -4,11 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fx(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(p)
 }
 
 fn ckpt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ckpt")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn s(p: &Path) -> &str {
@@ -29,21 +34,45 @@ fn run_python_check(py: &std::ffi::OsStr, script: &str, args: &[&str], stdin: &[
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn diff_of_a_conversion_is_same() {
-    let r = ckpt(&["diff", s(&fx("torch/all_dtypes.bin")), s(&fx("torch/all_dtypes.expected.safetensors"))]);
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stdout));
-    assert!(String::from_utf8_lossy(&r.stdout).starts_with("same: 16 tensors compared, 16 byte-identical"));
-    let r = ckpt(&["diff", s(&fx("torch/sharded")), s(&fx("torch/sharded.expected"))]);
+    let r = ckpt(&[
+        "diff",
+        s(&fx("torch/all_dtypes.bin")),
+        s(&fx("torch/all_dtypes.expected.safetensors")),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    assert!(String::from_utf8_lossy(&r.stdout)
+        .starts_with("same: 16 tensors compared, 16 byte-identical"));
+    let r = ckpt(&[
+        "diff",
+        s(&fx("torch/sharded")),
+        s(&fx("torch/sharded.expected")),
+    ]);
     assert_eq!(r.status.code(), Some(0));
 }
 
 #[test]
 fn diff_reports_what_a_merge_changed() {
-    let r = ckpt(&["diff", "--json", s(&fx("lora/f32/base-llama")), s(&fx("lora/f32/a_lora/expected-merged"))]);
+    let r = ckpt(&[
+        "diff",
+        "--json",
+        s(&fx("lora/f32/base-llama")),
+        s(&fx("lora/f32/a_lora/expected-merged")),
+    ]);
     assert_eq!(r.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(v["different"], 8);
@@ -55,12 +84,19 @@ fn diff_reports_what_a_merge_changed() {
         .filter(|d| !d["bytes_identical"].as_bool().unwrap())
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert!(changed.iter().all(|n| n.contains("self_attn")), "{changed:?}");
+    assert!(
+        changed.iter().all(|n| n.contains("self_attn")),
+        "{changed:?}"
+    );
 }
 
 #[test]
 fn diff_with_nothing_in_common_says_so_briefly() {
-    let r = ckpt(&["diff", s(&fx("lora/f32/base-llama")), s(&fx("torch/all_dtypes.bin"))]);
+    let r = ckpt(&[
+        "diff",
+        s(&fx("lora/f32/base-llama")),
+        s(&fx("torch/all_dtypes.bin")),
+    ]);
     assert_eq!(r.status.code(), Some(1));
     let out = String::from_utf8_lossy(&r.stdout);
     assert!(out.starts_with("nothing in common"), "{out}");
@@ -107,7 +143,12 @@ print("ok", len(report["compared"]))
 #[test]
 fn verify_checks_shards_hashes_and_values() {
     let r = ckpt(&["verify", s(&fx("torch/sharded"))]);
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stdout));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
 
     let work = tempfile::tempdir().unwrap();
     // A shard missing from a sharded folder.
@@ -131,9 +172,13 @@ fn verify_checks_shards_hashes_and_values() {
     let good = fx("torch/all_dtypes.expected.safetensors");
     let bytes = std::fs::read(&good).unwrap();
     use sha2::Digest;
-    let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     std::fs::write(blobs.join(&hex), &bytes).unwrap();
-    std::os::unix::fs::symlink(format!("../../blobs/{hex}"), snap.join("model.safetensors")).unwrap();
+    std::os::unix::fs::symlink(format!("../../blobs/{hex}"), snap.join("model.safetensors"))
+        .unwrap();
     let r = ckpt(&["verify", "--json", s(&snap.join("model.safetensors"))]);
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(v["files"][0]["expected_sha256"], hex);
@@ -141,7 +186,11 @@ fn verify_checks_shards_hashes_and_values() {
     let wrong = "0".repeat(64);
     std::fs::rename(blobs.join(&hex), blobs.join(&wrong)).unwrap();
     std::fs::remove_file(snap.join("model.safetensors")).unwrap();
-    std::os::unix::fs::symlink(format!("../../blobs/{wrong}"), snap.join("model.safetensors")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../blobs/{wrong}"),
+        snap.join("model.safetensors"),
+    )
+    .unwrap();
     let r = ckpt(&["verify", s(&snap.join("model.safetensors"))]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stdout).contains("does not match"));
@@ -150,8 +199,16 @@ fn verify_checks_shards_hashes_and_values() {
     let r = ckpt(&["verify", "--scan-values", "--json", s(&good)]);
     assert_eq!(r.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    let scanned: Vec<&str> = v["non_finite"].as_array().unwrap().iter().map(|x| x["tensor"].as_str().unwrap()).collect();
-    assert!(scanned.contains(&"dtypes.float32") && scanned.contains(&"dtypes.bfloat16"), "{scanned:?}");
+    let scanned: Vec<&str> = v["non_finite"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["tensor"].as_str().unwrap())
+        .collect();
+    assert!(
+        scanned.contains(&"dtypes.float32") && scanned.contains(&"dtypes.bfloat16"),
+        "{scanned:?}"
+    );
 }
 
 /// Quantization error reported by `ckpt diff` equals numpy over gguf-py's dequantization.
@@ -161,7 +218,10 @@ fn diff_of_a_quantization_matches_gguf_py() {
         eprintln!("skipped: set CKPT_PYTHON (scripts/test.sh does)");
         return;
     };
-    let (a, b) = (fx("gguf/tiny-llama-spm.f16.gguf"), fx("gguf/tiny-llama-spm.Q4_K_M.gguf"));
+    let (a, b) = (
+        fx("gguf/tiny-llama-spm.f16.gguf"),
+        fx("gguf/tiny-llama-spm.Q4_K_M.gguf"),
+    );
     let r = ckpt(&["diff", "--json", s(&a), s(&b)]);
     assert_eq!(r.status.code(), Some(1), "quantized differs");
     let script = r#"
@@ -201,10 +261,23 @@ fn diff_hf_against_its_gguf() {
     let r = ckpt(&["convert", s(&model), s(&f32_gguf), "--outtype", "f32"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let r = ckpt(&["diff", "--json", s(&model), s(&f32_gguf)]);
-    assert_eq!(r.status.code(), Some(0), "bf16 widened to f32 is exact: {}", String::from_utf8_lossy(&r.stdout));
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "bf16 widened to f32 is exact: {}",
+        String::from_utf8_lossy(&r.stdout)
+    );
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(v["compared"].as_array().unwrap().len(), 39);
-    assert!(v["compared"].as_array().unwrap().iter().any(|d| d["name"] == "model.layers.0.self_attn.q_proj.weight"));
+    assert!(v["compared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "model.layers.0.self_attn.q_proj.weight"));
     let r = ckpt(&["diff", s(&model), s(&fx("gguf/tiny-llama-spm.Q4_K_M.gguf"))]);
-    assert_eq!(r.status.code(), Some(1), "quantization error is reported as a difference");
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "quantization error is reported as a difference"
+    );
 }

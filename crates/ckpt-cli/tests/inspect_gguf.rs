@@ -5,20 +5,32 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fx(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/gguf")
+        .join(p)
 }
 
 fn inspect_json(p: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ckpt")).args(["inspect", "--json"]).arg(p).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["inspect", "--json"])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn metadata_zoo_kvs_in_order_with_types() {
     let v = inspect_json(&fx("metadata-zoo/metadata-zoo.gguf"));
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fx("metadata-zoo/metadata-zoo.expected.json")).unwrap()).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx("metadata-zoo/metadata-zoo.expected.json")).unwrap(),
+    )
+    .unwrap();
     let got_keys: Vec<&String> = v["metadata"].as_object().unwrap().keys().collect();
     // The expected file lists every KV of every file; those of metadata-zoo.gguf come first in its key order.
     let want = expected.to_string();
@@ -29,7 +41,9 @@ fn metadata_zoo_kvs_in_order_with_types() {
     assert_eq!(v["format"], "gguf");
     let tensors = v["tensors"].as_array().unwrap();
     assert_eq!(tensors.len(), 11);
-    assert!(tensors.iter().all(|t| t["offset"].is_u64() && t["shape"].is_array()));
+    assert!(tensors
+        .iter()
+        .all(|t| t["offset"].is_u64() && t["shape"].is_array()));
 }
 
 #[test]
@@ -45,7 +59,10 @@ fn big_endian_reads_like_its_little_endian_twin() {
     let be = inspect_json(&fx("metadata-zoo/metadata-zoo-bigendian.gguf"));
     let le = inspect_json(&fx("metadata-zoo/metadata-zoo.gguf"));
     assert_eq!(be["metadata"], le["metadata"]);
-    assert_eq!(be["tensors"].as_array().unwrap().len(), le["tensors"].as_array().unwrap().len());
+    assert_eq!(
+        be["tensors"].as_array().unwrap().len(),
+        le["tensors"].as_array().unwrap().len()
+    );
     // Arrays of arrays (which llama.cpp refuses) are shown, as gguf-py shows them.
     let nested = inspect_json(&fx("metadata-zoo/metadata-zoo-nested.gguf"));
     assert!(nested["metadata"]["zoo.nested.arr_of_arr_i32"].is_object());

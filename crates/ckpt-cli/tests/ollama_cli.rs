@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn fx(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/gguf")
+        .join(p)
 }
 
 fn ckpt(store: &Path) -> Command {
@@ -23,25 +25,63 @@ fn create_show_list_rm_from_a_model_folder() {
     let out = ckpt(&store)
         .args(["ollama", "create", "smol:q4", "--from"])
         .arg(fx("tiny-smol-bpe"))
-        .args(["--quantize", "q4_K_M", "--param", "temperature=0.7", "--param", "stop=<|im_end|>"])
+        .args([
+            "--quantize",
+            "q4_K_M",
+            "--param",
+            "temperature=0.7",
+            "--param",
+            "stop=<|im_end|>",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The model layer is exactly what `ckpt convert --outtype q4_k_m` writes.
     let gguf = work.path().join("same.gguf");
-    let conv = Command::new(env!("CARGO_BIN_EXE_ckpt")).arg("convert").arg(fx("tiny-smol-bpe")).arg(&gguf).args(["--outtype", "q4_k_m"]).output().unwrap();
+    let conv = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(fx("tiny-smol-bpe"))
+        .arg(&gguf)
+        .args(["--outtype", "q4_k_m"])
+        .output()
+        .unwrap();
     assert!(conv.status.success());
     use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(std::fs::read(&gguf).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
-    assert!(store.join("blobs").join(format!("sha256-{digest}")).exists(), "GGUF layer = ckpt convert's output");
+    let digest: String = sha2::Sha256::digest(std::fs::read(&gguf).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        store
+            .join("blobs")
+            .join(format!("sha256-{digest}"))
+            .exists(),
+        "GGUF layer = ckpt convert's output"
+    );
 
-    let show = ckpt(&store).args(["ollama", "show", "smol:q4", "--modelfile"]).output().unwrap();
+    let show = ckpt(&store)
+        .args(["ollama", "show", "smol:q4", "--modelfile"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&show.stdout);
-    assert!(text.contains("PARAMETER temperature 0.7") && text.contains("<|im_end|>"), "{text}");
-    assert!(text.contains("<|im_start|>"), "ChatML template matched from the chat template: {text}");
+    assert!(
+        text.contains("PARAMETER temperature 0.7") && text.contains("<|im_end|>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<|im_start|>"),
+        "ChatML template matched from the chat template: {text}"
+    );
     let list = ckpt(&store).args(["ollama", "list"]).output().unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("smol:q4"));
-    let rm = ckpt(&store).args(["ollama", "rm", "smol:q4"]).output().unwrap();
+    let rm = ckpt(&store)
+        .args(["ollama", "rm", "smol:q4"])
+        .output()
+        .unwrap();
     assert!(rm.status.success());
     let left: Vec<_> = std::fs::read_dir(store.join("blobs")).unwrap().collect();
     assert!(left.is_empty(), "blobs no other model uses are removed");
@@ -50,22 +90,39 @@ fn create_show_list_rm_from_a_model_folder() {
 #[test]
 fn seeds_workflow_against_ckpt_serve_with_the_ollama_client() {
     let Some(py) = std::env::var_os("CKPT_PYTHON") else {
-        eprintln!("skipped: set CKPT_PYTHON to a python with the `ollama` client (scripts/test.sh does)");
+        eprintln!(
+            "skipped: set CKPT_PYTHON to a python with the `ollama` client (scripts/test.sh does)"
+        );
         return;
     };
-    let ok = Command::new(&py).args(["-c", "import ollama"]).status().unwrap().success();
+    let ok = Command::new(&py)
+        .args(["-c", "import ollama"])
+        .status()
+        .unwrap()
+        .success();
     if !ok {
         eprintln!("skipped: the `ollama` Python client is not installed");
         return;
     }
     let work = tempfile::tempdir().unwrap();
     let store = work.path().join("models");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let host = format!("127.0.0.1:{port}");
-    let mut server = ckpt(&store).args(["serve", "--host", &host]).stderr(Stdio::null()).spawn().unwrap();
+    let mut server = ckpt(&store)
+        .args(["serve", "--host", &host])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while std::net::TcpStream::connect(&host).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let script = r#"
@@ -95,8 +152,17 @@ except ollama.ResponseError as e:
     assert e.status_code == 501, e
 print("ok", statuses)
 "#;
-    let r = Command::new(&py).args(["-c", script, &host]).arg(fx("tiny-smol-bpe")).output().unwrap();
+    let r = Command::new(&py)
+        .args(["-c", script, &host])
+        .arg(fx("tiny-smol-bpe"))
+        .output()
+        .unwrap();
     let _ = server.kill();
     let _ = server.wait();
-    assert!(r.status.success(), "{}\n{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
 }

@@ -10,7 +10,10 @@ use std::process::Command;
 
 fn ckpt(hub: &push_hub::FakeHub, cache: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ckpt"));
-    c.env("HF_ENDPOINT", &hub.url).env("HF_TOKEN", push_hub::TOKEN).env("HF_HUB_CACHE", cache).env_remove("HF_HUB_OFFLINE");
+    c.env("HF_ENDPOINT", &hub.url)
+        .env("HF_TOKEN", push_hub::TOKEN)
+        .env("HF_HUB_CACHE", cache)
+        .env_remove("HF_HUB_OFFLINE");
     c
 }
 
@@ -27,36 +30,85 @@ fn convert_bin_repo_and_open_a_pull_request() {
             (name, std::fs::read(&p).unwrap(), lfs)
         })
         .collect();
-    let refs: Vec<(&str, &[u8], bool)> = files.iter().map(|(n, b, l)| (n.as_str(), b.as_slice(), *l)).collect();
+    let refs: Vec<(&str, &[u8], bool)> = files
+        .iter()
+        .map(|(n, b, l)| (n.as_str(), b.as_slice(), *l))
+        .collect();
     hub.add_repo("org/old", &refs);
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
     let out = work.path().join("converted");
 
-    let r = ckpt(&hub, &cache).args(["convert", "hf://org/old"]).arg(&out).args(["--to", "safetensors", "--push-pr", "--json"]).output().unwrap();
+    let r = ckpt(&hub, &cache)
+        .args(["convert", "hf://org/old"])
+        .arg(&out)
+        .args(["--to", "safetensors", "--push-pr", "--json"])
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(v["push"]["pull_request"]["revision"], "refs/pr/1");
-    let pr = hub.files_at("org/old", "refs/pr/1").expect("PR revision exists");
-    assert!(pr.contains_key("model.safetensors"), "{:?}", pr.keys().collect::<Vec<_>>());
-    assert!(hub.files_at("org/old", "main").unwrap().get("model.safetensors").is_none(), "main untouched");
-    assert_eq!(&pr["model.safetensors"].bytes[..], &std::fs::read(out.join("model.safetensors")).unwrap()[..]);
+    let pr = hub
+        .files_at("org/old", "refs/pr/1")
+        .expect("PR revision exists");
+    assert!(
+        pr.contains_key("model.safetensors"),
+        "{:?}",
+        pr.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        hub.files_at("org/old", "main")
+            .unwrap()
+            .get("model.safetensors")
+            .is_none(),
+        "main untouched"
+    );
+    assert_eq!(
+        &pr["model.safetensors"].bytes[..],
+        &std::fs::read(out.join("model.safetensors")).unwrap()[..]
+    );
     let commit = hub.with(|s| s.commits.last().cloned()).unwrap();
     assert!(format!("{commit:?}").contains("Adding `safetensors` variant of this model"));
 
     // Plain push of a folder, then pull the PR back byte for byte.
-    let r = ckpt(&hub, &cache).arg("push").arg(&out).args(["org/old", "--create-pr", "-m", "again", "--path-in-repo", "v2"]).output().unwrap();
+    let r = ckpt(&hub, &cache)
+        .arg("push")
+        .arg(&out)
+        .args([
+            "org/old",
+            "--create-pr",
+            "-m",
+            "again",
+            "--path-in-repo",
+            "v2",
+        ])
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(String::from_utf8_lossy(&r.stdout).contains("refs/pr/2"));
-    let r = ckpt(&hub, &work.path().join("cache2")).args(["pull", "--json", "org/old", "--revision", "refs/pr/1"]).output().unwrap();
+    let r = ckpt(&hub, &work.path().join("cache2"))
+        .args(["pull", "--json", "org/old", "--revision", "refs/pr/1"])
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     let snap = Path::new(v["snapshot"].as_str().unwrap());
-    assert_eq!(std::fs::read(snap.join("model.safetensors")).unwrap(), std::fs::read(out.join("model.safetensors")).unwrap());
+    assert_eq!(
+        std::fs::read(snap.join("model.safetensors")).unwrap(),
+        std::fs::read(out.join("model.safetensors")).unwrap()
+    );
 
     // A bad token is refused before anything is uploaded.
     let before = hub.requests().len();
-    let r = ckpt(&hub, &cache).env("HF_TOKEN", "hf_wrong").arg("push").arg(&out).arg("org/old").output().unwrap();
+    let r = ckpt(&hub, &cache)
+        .env("HF_TOKEN", "hf_wrong")
+        .arg("push")
+        .arg(&out)
+        .arg("org/old")
+        .output()
+        .unwrap();
     assert!(!r.status.success());
-    assert!(hub.requests()[before..].iter().all(|q| q.kind() != "upload" && q.kind() != "commit"));
+    assert!(hub.requests()[before..]
+        .iter()
+        .all(|q| q.kind() != "upload" && q.kind() != "commit"));
 }

@@ -10,50 +10,114 @@ use std::process::Command;
 
 fn ckpt(hub: &common::FakeHub, cache: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ckpt"));
-    c.env("HF_ENDPOINT", &hub.hub_url).env("HF_HUB_CACHE", cache).env_remove("HF_TOKEN").env_remove("HF_HUB_OFFLINE");
+    c.env("HF_ENDPOINT", &hub.hub_url)
+        .env("HF_HUB_CACHE", cache)
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE");
     c
 }
 
 fn torch_fixture(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/torch").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/torch")
+        .join(p)
 }
 
 #[test]
 fn inspect_pull_and_convert_from_hf_uris() {
     let hub = common::FakeHub::start();
-    hub.add_repo("org/tiny", "c0ffee0000000000000000000000000000000001", common::files_from_dir(&torch_fixture("sharded.expected")));
+    hub.add_repo(
+        "org/tiny",
+        "c0ffee0000000000000000000000000000000001",
+        common::files_from_dir(&torch_fixture("sharded.expected")),
+    );
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
 
     // Header-only inspect: the same tensors as a local inspect, in a handful of requests.
-    let out = ckpt(&hub, &cache).args(["inspect", "--json", "hf://org/tiny"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ckpt(&hub, &cache)
+        .args(["inspect", "--json", "hf://org/tiny"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let remote: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ckpt")).args(["inspect", "--json"]).arg(torch_fixture("sharded.expected")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["inspect", "--json"])
+        .arg(torch_fixture("sharded.expected"))
+        .output()
+        .unwrap();
     let local: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(remote["total_parameters"], local["total_parameters"]);
     assert_eq!(remote["parameters"], local["parameters"]);
-    assert!(remote["requests"].as_u64().unwrap() <= 2 * 6 + 2, "{}", remote["requests"]);
+    assert!(
+        remote["requests"].as_u64().unwrap() <= 2 * 6 + 2,
+        "{}",
+        remote["requests"]
+    );
     assert!(!cache.exists(), "inspect downloads nothing");
 
     // pull: the huggingface_hub layout.
-    let out = ckpt(&hub, &cache).args(["pull", "--json", "org/tiny"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ckpt(&hub, &cache)
+        .args(["pull", "--json", "org/tiny"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["commit"], "c0ffee0000000000000000000000000000000001");
     let snap = cache.join("models--org--tiny/snapshots/c0ffee0000000000000000000000000000000001");
-    assert!(std::fs::symlink_metadata(snap.join("model.safetensors.index.json")).unwrap().file_type().is_symlink());
-    assert_eq!(std::fs::read_to_string(cache.join("models--org--tiny/refs/main")).unwrap().trim(), "c0ffee0000000000000000000000000000000001");
+    assert!(
+        std::fs::symlink_metadata(snap.join("model.safetensors.index.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(cache.join("models--org--tiny/refs/main"))
+            .unwrap()
+            .trim(),
+        "c0ffee0000000000000000000000000000000001"
+    );
 
     // convert from hf:// goes through the cache; offline works once it is there.
     let dst = work.path().join("out.bin");
-    let out = ckpt(&hub, &cache).env("HF_HUB_OFFLINE", "1").args(["convert", "hf://org/tiny"]).arg(&dst).args(["--to", "bin"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_ckpt")).arg("diff").arg(&dst).arg(torch_fixture("sharded.expected")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = ckpt(&hub, &cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["convert", "hf://org/tiny"])
+        .arg(&dst)
+        .args(["--to", "bin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("diff")
+        .arg(&dst)
+        .arg(torch_fixture("sharded.expected"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // A repo that does not exist: a clear error, no traceback, nonzero exit.
-    let out = ckpt(&hub, &cache).args(["inspect", "hf://org/missing"]).output().unwrap();
+    let out = ckpt(&hub, &cache)
+        .args(["inspect", "hf://org/missing"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("org/missing"));
 }

@@ -17,7 +17,9 @@ pub fn parse_float_dtype(s: &str) -> Result<DType> {
         "f32" | "float32" | "fp32" => Ok(DType::F32),
         "f16" | "float16" | "fp16" | "half" => Ok(DType::F16),
         "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(Error::Usage(format!("unknown dtype '{other}' (expected f32, f16 or bf16)"))),
+        other => Err(Error::Usage(format!(
+            "unknown dtype '{other}' (expected f32, f16 or bf16)"
+        ))),
     }
 }
 
@@ -28,26 +30,31 @@ pub fn to_f32(from: DType, bytes: &[u8]) -> Result<Vec<f32>> {
     let unit = from.elem_size().unwrap_or(1);
     let n = bytes.len() / unit;
     let mut out = vec![0f32; n];
-    out.par_chunks_mut(CHUNK).enumerate().try_for_each(|(ci, dst)| {
-        let src = &bytes[ci * CHUNK * unit..][..dst.len() * unit];
-        match from {
-            DType::F32 => dst.iter_mut().zip(src.chunks_exact(4)).for_each(|(d, s)| *d = f32::from_le_bytes(s.try_into().unwrap())),
-            DType::F16 => dst
-                .iter_mut()
-                .zip(src.chunks_exact(2))
-                .for_each(|(d, s)| *d = f16::from_le_bytes(s.try_into().unwrap()).to_f32()),
-            DType::BF16 => dst
-                .iter_mut()
-                .zip(src.chunks_exact(2))
-                .for_each(|(d, s)| *d = bf16::from_le_bytes(s.try_into().unwrap()).to_f32()),
-            DType::F64 => dst
-                .iter_mut()
-                .zip(src.chunks_exact(8))
-                .for_each(|(d, s)| *d = f64::from_le_bytes(s.try_into().unwrap()) as f32),
-            other => return Err(Error::Unsupported(format!("cannot read {other} as floats"))),
-        }
-        Ok(())
-    })?;
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .try_for_each(|(ci, dst)| {
+            let src = &bytes[ci * CHUNK * unit..][..dst.len() * unit];
+            match from {
+                DType::F32 => dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(4))
+                    .for_each(|(d, s)| *d = f32::from_le_bytes(s.try_into().unwrap())),
+                DType::F16 => dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(2))
+                    .for_each(|(d, s)| *d = f16::from_le_bytes(s.try_into().unwrap()).to_f32()),
+                DType::BF16 => dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(2))
+                    .for_each(|(d, s)| *d = bf16::from_le_bytes(s.try_into().unwrap()).to_f32()),
+                DType::F64 => dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(8))
+                    .for_each(|(d, s)| *d = f64::from_le_bytes(s.try_into().unwrap()) as f32),
+                other => return Err(Error::Unsupported(format!("cannot read {other} as floats"))),
+            }
+            Ok(())
+        })?;
     Ok(out)
 }
 
@@ -60,22 +67,24 @@ pub fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
     let to_unit = to.elem_size().unwrap();
     let n = bytes.len() / from_unit;
     let mut out = vec![0u8; n * to_unit];
-    out.par_chunks_mut(CHUNK * to_unit).enumerate().try_for_each(|(ci, dst)| {
-        let count = dst.len() / to_unit;
-        let src = &bytes[ci * CHUNK * from_unit..][..count * from_unit];
-        // Through f32 like torch: c10::Half and c10::BFloat16 are built from float.
-        let wide = to_f32(from, src)?;
-        for (d, x) in dst.chunks_exact_mut(to_unit).zip(wide) {
-            match to {
-                DType::F32 => d.copy_from_slice(&x.to_le_bytes()),
-                DType::F16 => d.copy_from_slice(&f16::from_f32(x).to_le_bytes()),
-                DType::BF16 => d.copy_from_slice(&bf16::from_f32(x).to_le_bytes()),
-                DType::F64 => d.copy_from_slice(&(x as f64).to_le_bytes()),
-                other => return Err(Error::Unsupported(format!("cannot cast to {other}"))),
+    out.par_chunks_mut(CHUNK * to_unit)
+        .enumerate()
+        .try_for_each(|(ci, dst)| {
+            let count = dst.len() / to_unit;
+            let src = &bytes[ci * CHUNK * from_unit..][..count * from_unit];
+            // Through f32 like torch: c10::Half and c10::BFloat16 are built from float.
+            let wide = to_f32(from, src)?;
+            for (d, x) in dst.chunks_exact_mut(to_unit).zip(wide) {
+                match to {
+                    DType::F32 => d.copy_from_slice(&x.to_le_bytes()),
+                    DType::F16 => d.copy_from_slice(&f16::from_f32(x).to_le_bytes()),
+                    DType::BF16 => d.copy_from_slice(&bf16::from_f32(x).to_le_bytes()),
+                    DType::F64 => d.copy_from_slice(&(x as f64).to_le_bytes()),
+                    other => return Err(Error::Unsupported(format!("cannot cast to {other}"))),
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
     Ok(out)
 }
 
@@ -101,18 +110,34 @@ mod tests {
 
     #[test]
     fn f32_to_f16_rounds_to_nearest_even() {
-        let xs = [1.0f32, 65504.0, 70000.0, 5.96e-8, -0.0, f32::INFINITY, 1.0 + 1.0 / 2048.0];
+        let xs = [
+            1.0f32,
+            65504.0,
+            70000.0,
+            5.96e-8,
+            -0.0,
+            f32::INFINITY,
+            1.0 + 1.0 / 2048.0,
+        ];
         let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
         let out = convert_bytes(DType::F32, DType::F16, &bytes).unwrap();
-        let back: Vec<u16> = out.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-        assert_eq!(back, vec![0x3c00, 0x7bff, 0x7c00, 0x0001, 0x8000, 0x7c00, 0x3c00]);
+        let back: Vec<u16> = out
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(
+            back,
+            vec![0x3c00, 0x7bff, 0x7c00, 0x0001, 0x8000, 0x7c00, 0x3c00]
+        );
     }
 }
 
 /// A lazy f32 (or `to`) tensor holding the dequantized values of a ggml block-quantized tensor,
 /// expanded exactly as ggml's dequantize_row_* functions do.
 pub fn dequantize_tensor(src: &Tensor, to: DType) -> Tensor {
-    let DType::Ggml(g) = src.dtype else { return cast_tensor(src, to) };
+    let DType::Ggml(g) = src.dtype else {
+        return cast_tensor(src, to);
+    };
     let inner = Arc::new(src.clone());
     let n = src.numel() as usize;
     Tensor::computed(src.name.clone(), to, src.shape.clone(), move || {

@@ -3,8 +3,8 @@
 //! temporary name, re-read and compare every tensor, then rename into place.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ckpt_core::atomic::{check_destination, AtomicDir, AtomicFile};
@@ -44,8 +44,13 @@ impl Target {
 /// Progress events for a front end to draw.
 #[derive(Debug, Clone)]
 pub enum Progress {
-    Start { phase: &'static str, total_bytes: u64 },
-    Advance { bytes: u64 },
+    Start {
+        phase: &'static str,
+        total_bytes: u64,
+    },
+    Advance {
+        bytes: u64,
+    },
     Finish,
 }
 
@@ -88,7 +93,12 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-pub fn plan(ckpt: &Checkpoint, target: Target, opts: &ConvertOptions, discard: &[String]) -> Result<Plan> {
+pub fn plan(
+    ckpt: &Checkpoint,
+    target: Target,
+    opts: &ConvertOptions,
+    discard: &[String],
+) -> Result<Plan> {
     let mut warnings = Vec::new();
     let (indices, dropped) = if opts.materialize_shared {
         ((0..ckpt.tensors.len()).collect::<Vec<_>>(), BTreeMap::new())
@@ -108,13 +118,22 @@ pub fn plan(ckpt: &Checkpoint, target: Target, opts: &ConvertOptions, discard: &
         if let DType::Ggml(g) = t.dtype {
             // GGUF sources: quantized tensors are expanded to f32 (or --dtype) like ggml does.
             if ckpt_quant::kernels(g).is_none() {
-                return Err(Error::Unsupported(format!("tensor '{}' is {g}, which ckpt cannot dequantize", t.name)));
+                return Err(Error::Unsupported(format!(
+                    "tensor '{}' is {g}, which ckpt cannot dequantize",
+                    t.name
+                )));
             }
-            tensors.push(crate::cast::dequantize_tensor(t, opts.dtype.unwrap_or(DType::F32)));
+            tensors.push(crate::cast::dequantize_tensor(
+                t,
+                opts.dtype.unwrap_or(DType::F32),
+            ));
             continue;
         }
         if target == Target::Safetensors && t.dtype.safetensors_name().is_none() {
-            return Err(Error::Unsupported(format!("tensor '{}': safetensors has no dtype for {}", t.name, t.dtype)));
+            return Err(Error::Unsupported(format!(
+                "tensor '{}': safetensors has no dtype for {}",
+                t.name, t.dtype
+            )));
         }
         tensors.push(match opts.dtype {
             Some(d) => cast_tensor(t, d),
@@ -126,12 +145,19 @@ pub fn plan(ckpt: &Checkpoint, target: Target, opts: &ConvertOptions, discard: &
         if ckpt.format == Format::Safetensors {
             metadata = ckpt.metadata.clone();
         }
-        metadata.entry("format".to_string()).or_insert_with(|| "pt".to_string());
+        metadata
+            .entry("format".to_string())
+            .or_insert_with(|| "pt".to_string());
         for (d, k) in &dropped {
             metadata.entry(d.clone()).or_insert_with(|| k.clone());
         }
     }
-    Ok(Plan { tensors, metadata, dropped, warnings })
+    Ok(Plan {
+        tensors,
+        metadata,
+        dropped,
+        warnings,
+    })
 }
 
 fn emit(progress: &Option<ProgressFn>, ev: Progress) {
@@ -144,18 +170,30 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
     let target = opts
         .to
         .or_else(|| Target::from_path(dst))
-        .or_else(|| Target::from_path(src).map(|t| if t == Target::Bin { Target::Safetensors } else { Target::Bin }))
+        .or_else(|| {
+            Target::from_path(src).map(|t| {
+                if t == Target::Bin {
+                    Target::Safetensors
+                } else {
+                    Target::Bin
+                }
+            })
+        })
         .unwrap_or(Target::Safetensors);
     let layout = Layout::for_destination(dst, opts.max_shard_size.is_some())?;
     check_destination(dst, opts.overwrite)?;
     refuse_overwriting_source(src, dst)?;
 
-    let open_opts = OpenOptions { key: opts.key.clone() };
+    let open_opts = OpenOptions {
+        key: opts.key.clone(),
+    };
     let (ckpt, companions, config) = if src.is_dir() {
         let files = source::find_model_files(src)?;
         let ck = source::open_model_files(&files, &open_opts)?;
         let companions = source::companion_files(src, &files)?;
-        let config = std::fs::read_to_string(src.join("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let config = std::fs::read_to_string(src.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
         (ck, companions, config)
     } else {
         let ck = source::open(src, &open_opts)?;
@@ -232,20 +270,47 @@ impl Layout {
 
 /// Writes the planned tensors (sharded when asked), the index and the companion files under a
 /// temporary name, verifies every tensor by re-reading it, and renames the result into place.
-pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[Companion], opts: &ConvertOptions) -> Result<Written> {
+pub fn write_output(
+    layout: &Layout,
+    target: Target,
+    plan: &Plan,
+    companions: &[Companion],
+    opts: &ConvertOptions,
+) -> Result<Written> {
     let total: u64 = plan.tensors.iter().map(|t| t.nbytes()).sum();
-    let mut result = Written { files: Vec::new(), copied: Vec::new(), verified: false };
+    let mut result = Written {
+        files: Vec::new(),
+        copied: Vec::new(),
+        verified: false,
+    };
     let crcs: WrittenCrcs = Default::default();
     let to_write = recording(&plan.tensors, &crcs);
-    emit(&opts.progress, Progress::Start { phase: "writing", total_bytes: total });
+    emit(
+        &opts.progress,
+        Progress::Start {
+            phase: "writing",
+            total_bytes: total,
+        },
+    );
     match layout {
         Layout::File(path) => {
             let mut file = AtomicFile::create(path, opts.overwrite)?;
-            write_one(file.writer(), path, target, &to_write, &plan.metadata, &opts.progress)?;
+            write_one(
+                file.writer(),
+                path,
+                target,
+                &to_write,
+                &plan.metadata,
+                &opts.progress,
+            )?;
             file.sync()?;
             emit(&opts.progress, Progress::Finish);
             if opts.verify {
-                verify_outputs(&[(file.temp_path().to_path_buf(), plan.tensors.clone())], &crcs, &opts.progress)?;
+                verify_outputs(
+                    &[(file.temp_path().to_path_buf(), plan.tensors.clone())],
+                    &crcs,
+                    &opts.progress,
+                )?;
                 result.verified = true;
             }
             file.commit()?;
@@ -256,8 +321,14 @@ pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[
             let (stem, ext) = target.stem_and_ext();
             let shards: Vec<Vec<usize>> = match opts.max_shard_size {
                 Some(max) => {
-                    let items: Vec<ShardItem> =
-                        plan.tensors.iter().map(|t| ShardItem { size: t.nbytes(), storage: None }).collect();
+                    let items: Vec<ShardItem> = plan
+                        .tensors
+                        .iter()
+                        .map(|t| ShardItem {
+                            size: t.nbytes(),
+                            storage: None,
+                        })
+                        .collect();
                     plan_shards(&items, max)
                 }
                 None => vec![(0..plan.tensors.len()).collect()],
@@ -269,7 +340,11 @@ pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[
                 let path = out.path().join(&name);
                 let tensors: Vec<Tensor> = shard.iter().map(|&i| to_write[i].clone()).collect();
                 let mut f = AtomicFile::in_atomic_dir(&path)?;
-                let meta = if shards.len() > 1 { shard_metadata(plan, &tensors) } else { plan.metadata.clone() };
+                let meta = if shards.len() > 1 {
+                    shard_metadata(plan, &tensors)
+                } else {
+                    plan.metadata.clone()
+                };
                 write_one(f.writer(), &path, target, &tensors, &meta, &opts.progress)?;
                 f.commit()?;
                 for t in &tensors {
@@ -293,7 +368,8 @@ pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[
                 let name = match c {
                     Companion::Copy(from) => {
                         let name = from.file_name().unwrap().to_string_lossy().into_owned();
-                        std::fs::copy(from, out.path().join(&name)).map_err(|e| Error::io(from, e))?;
+                        std::fs::copy(from, out.path().join(&name))
+                            .map_err(|e| Error::io(from, e))?;
                         name
                     }
                     Companion::Bytes(name, bytes) => {
@@ -305,7 +381,10 @@ pub fn write_output(layout: &Layout, target: Target, plan: &Plan, companions: &[
                 result.copied.push(name);
             }
             if opts.verify {
-                let jobs: Vec<(PathBuf, Vec<Tensor>)> = written.iter().map(|(p, t, _)| (p.clone(), t.clone())).collect();
+                let jobs: Vec<(PathBuf, Vec<Tensor>)> = written
+                    .iter()
+                    .map(|(p, t, _)| (p.clone(), t.clone()))
+                    .collect();
                 verify_outputs(&jobs, &crcs, &opts.progress)?;
                 result.verified = true;
             }
@@ -344,7 +423,10 @@ fn write_one(
     match target {
         Target::Safetensors => ckpt_safetensors::write_to_file(w, tensors, metadata, &mut tick),
         Target::Bin => {
-            let archive = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
+            let archive = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "archive".into());
             crate::torch_io::write_to(w, &archive, tensors, &mut tick)
         }
     }
@@ -370,7 +452,9 @@ fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
                 let (inner, crcs) = (t.clone(), crcs.clone());
                 Tensor::computed(t.name.clone(), t.dtype, t.shape.clone(), move || {
                     let bytes = inner.bytes()?.into_owned();
-                    crcs.lock().unwrap().insert(inner.name.clone(), crc32fast::hash(&bytes));
+                    crcs.lock()
+                        .unwrap()
+                        .insert(inner.name.clone(), crc32fast::hash(&bytes));
                     Ok(bytes)
                 })
             }
@@ -380,9 +464,22 @@ fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
 
 /// Re-reads each written file and checks every tensor: views byte for byte against the source,
 /// computed tensors against the checksum recorded while writing them.
-pub fn verify_outputs(outputs: &[(PathBuf, Vec<Tensor>)], written_crcs: &WrittenCrcs, progress: &Option<ProgressFn>) -> Result<()> {
-    let total: u64 = outputs.iter().flat_map(|(_, ts)| ts.iter().map(|t| t.nbytes())).sum();
-    emit(progress, Progress::Start { phase: "verifying", total_bytes: total });
+pub fn verify_outputs(
+    outputs: &[(PathBuf, Vec<Tensor>)],
+    written_crcs: &WrittenCrcs,
+    progress: &Option<ProgressFn>,
+) -> Result<()> {
+    let total: u64 = outputs
+        .iter()
+        .flat_map(|(_, ts)| ts.iter().map(|t| t.nbytes()))
+        .sum();
+    emit(
+        progress,
+        Progress::Start {
+            phase: "verifying",
+            total_bytes: total,
+        },
+    );
     for (path, expected) in outputs {
         let back = source::open_file(path, &OpenOptions::default())?;
         if back.tensors.len() != expected.len() {
@@ -393,7 +490,8 @@ pub fn verify_outputs(outputs: &[(PathBuf, Vec<Tensor>)], written_crcs: &Written
                 expected.len()
             )));
         }
-        let by_name: std::collections::HashMap<&str, &Tensor> = back.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let by_name: std::collections::HashMap<&str, &Tensor> =
+            back.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         expected.par_iter().try_for_each(|want| -> Result<()> {
             let got = by_name.get(want.name.as_str()).ok_or_else(|| {
                 Error::Mismatch(format!("verification failed: tensor '{}' is missing from {}", want.name, path.display()))

@@ -49,9 +49,16 @@ pub struct DiffReport {
 pub type NameMap = HashMap<String, String>;
 
 /// Reads a tensor's elements as f64 in chunks of `chunk` elements, calling `f` per chunk.
-pub fn for_each_chunk(t: &Tensor, chunk: usize, mut f: impl FnMut(&[f64]) -> Result<()>) -> Result<()> {
+pub fn for_each_chunk(
+    t: &Tensor,
+    chunk: usize,
+    mut f: impl FnMut(&[f64]) -> Result<()>,
+) -> Result<()> {
     let bytes = t.bytes()?;
-    let unit = t.dtype.elem_size().ok_or_else(|| Error::Unsupported(format!("{} values cannot be compared", t.dtype)))?;
+    let unit = t
+        .dtype
+        .elem_size()
+        .ok_or_else(|| Error::Unsupported(format!("{} values cannot be compared", t.dtype)))?;
     let mut buf = Vec::with_capacity(chunk);
     for part in bytes.chunks(chunk * unit) {
         buf.clear();
@@ -82,7 +89,11 @@ fn decode(d: DType, b: &[u8], out: &mut Vec<f64>) -> Result<()> {
         DType::U32 => each!(4, |c| u32::from_le_bytes(c) as f64),
         DType::I64 => each!(8, |c| i64::from_le_bytes(c) as f64),
         DType::U64 => each!(8, |c| u64::from_le_bytes(c) as f64),
-        other => return Err(Error::Unsupported(format!("{other} values cannot be compared"))),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{other} values cannot be compared"
+            )))
+        }
     }
     Ok(())
 }
@@ -92,7 +103,10 @@ const CHUNK: usize = 1 << 16;
 fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64)> {
     // Decode both sides chunk by chunk in lockstep.
     let (ab, bb) = (a.bytes()?, b.bytes()?);
-    let (ua, ub) = (a.dtype.elem_size().unwrap_or(1), b.dtype.elem_size().unwrap_or(1));
+    let (ua, ub) = (
+        a.dtype.elem_size().unwrap_or(1),
+        b.dtype.elem_size().unwrap_or(1),
+    );
     let (mut max_err, mut sq, mut dot, mut na, mut nb) = (0f64, 0f64, 0f64, 0f64, 0f64);
     let (mut xa, mut xb) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
     for (ca, cb) in ab.chunks(CHUNK * ua).zip(bb.chunks(CHUNK * ub)) {
@@ -119,18 +133,33 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64)> {
     a.release();
     b.release();
     let n = a.numel().max(1) as f64;
-    let cos = if na == 0.0 && nb == 0.0 { 1.0 } else if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) };
+    let cos = if na == 0.0 && nb == 0.0 {
+        1.0
+    } else if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    };
     Ok((max_err, (sq / n).sqrt(), cos))
 }
 
 /// Compares `b` against `a`. `b_to_a` maps B's names to A's (empty for the same naming).
-pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) -> Result<DiffReport> {
-    let a_by_name: HashMap<&str, &Tensor> = a.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+pub fn diff(
+    a: &Checkpoint,
+    b: &Checkpoint,
+    b_to_a: &NameMap,
+    tolerance: f64,
+) -> Result<DiffReport> {
+    let a_by_name: HashMap<&str, &Tensor> =
+        a.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut pairs: Vec<(&Tensor, &Tensor, Option<String>)> = Vec::new();
     let mut only_in_b = Vec::new();
     let mut matched_a = std::collections::HashSet::new();
     for tb in &b.tensors {
-        let a_name = b_to_a.get(&tb.name).map(String::as_str).unwrap_or(tb.name.as_str());
+        let a_name = b_to_a
+            .get(&tb.name)
+            .map(String::as_str)
+            .unwrap_or(tb.name.as_str());
         match a_by_name.get(a_name) {
             Some(ta) => {
                 matched_a.insert(ta.name.as_str());
@@ -140,10 +169,19 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) ->
             None => only_in_b.push(tb.name.clone()),
         }
     }
-    let only_in_a: Vec<String> =
-        a.tensors.iter().filter(|t| !matched_a.contains(t.name.as_str())).map(|t| t.name.clone()).collect();
+    let only_in_a: Vec<String> = a
+        .tensors
+        .iter()
+        .filter(|t| !matched_a.contains(t.name.as_str()))
+        .map(|t| t.name.clone())
+        .collect();
     // Keep A's order in the report.
-    let order: HashMap<&str, usize> = a.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    let order: HashMap<&str, usize> = a
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
     pairs.sort_by_key(|(ta, _, _)| order[ta.name.as_str()]);
 
     let compared: Vec<TensorDiff> = pairs
@@ -170,16 +208,22 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) ->
             // Quantized GGUF tensors are compared by their dequantized values.
             let expand = |t: &Tensor| -> Result<Tensor> {
                 match t.dtype {
-                    DType::Ggml(g) if ckpt_quant::kernels(g).is_some() => Ok(crate::cast::dequantize_tensor(t, DType::F32)),
-                    DType::Ggml(g) => Err(Error::Unsupported(format!("tensor '{}' is {g}, which ckpt cannot dequantize", t.name))),
+                    DType::Ggml(g) if ckpt_quant::kernels(g).is_some() => {
+                        Ok(crate::cast::dequantize_tensor(t, DType::F32))
+                    }
+                    DType::Ggml(g) => Err(Error::Unsupported(format!(
+                        "tensor '{}' is {g}, which ckpt cannot dequantize",
+                        t.name
+                    ))),
                     _ => Ok(t.clone()),
                 }
             };
-            let (ea, eb) = if matches!(ta.dtype, DType::Ggml(_)) || matches!(tb.dtype, DType::Ggml(_)) {
-                (expand(ta)?, expand(tb)?)
-            } else {
-                ((*ta).clone(), (*tb).clone())
-            };
+            let (ea, eb) =
+                if matches!(ta.dtype, DType::Ggml(_)) || matches!(tb.dtype, DType::Ggml(_)) {
+                    (expand(ta)?, expand(tb)?)
+                } else {
+                    ((*ta).clone(), (*tb).clone())
+                };
             let (ta, tb) = (&ea, &eb);
             if ta.dtype == tb.dtype && ta.first_difference(tb)?.is_none() {
                 d.bytes_identical = true;
@@ -189,7 +233,11 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) ->
                 d.cosine_similarity = Some(1.0);
                 return Ok(d);
             }
-            if ta.dtype.elem_size().is_none() || tb.dtype.elem_size().is_none() || ta.dtype == DType::C64 || tb.dtype == DType::C64 {
+            if ta.dtype.elem_size().is_none()
+                || tb.dtype.elem_size().is_none()
+                || ta.dtype == DType::C64
+                || tb.dtype == DType::C64
+            {
                 d.note = Some("bytes differ; values of this dtype are not compared".into());
                 return Ok(d);
             }
@@ -209,5 +257,14 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, b_to_a: &NameMap, tolerance: f64) ->
     let within_tolerance = compared.iter().filter(|d| d.within_tolerance).count();
     let different = compared.len() - within_tolerance;
     let same = different == 0 && only_in_a.is_empty() && only_in_b.is_empty();
-    Ok(DiffReport { compared, only_in_a, only_in_b, identical_bytes, within_tolerance, different, tolerance, same })
+    Ok(DiffReport {
+        compared,
+        only_in_a,
+        only_in_b,
+        identical_bytes,
+        within_tolerance,
+        different,
+        tolerance,
+        same,
+    })
 }

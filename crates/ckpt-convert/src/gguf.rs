@@ -45,8 +45,17 @@ fn converter_outtype(name: &str) -> Option<ckpt_model::OutType> {
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
     check_destination(dst, opts.overwrite)?;
-    let model_dir = if src.is_dir() { src.to_path_buf() } else { src.parent().unwrap_or(Path::new(".")).to_path_buf() };
-    let ckpt = source::open(src, &OpenOptions { key: opts.key.clone() })?;
+    let model_dir = if src.is_dir() {
+        src.to_path_buf()
+    } else {
+        src.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    let ckpt = source::open(
+        src,
+        &OpenOptions {
+            key: opts.key.clone(),
+        },
+    )?;
     let direct = converter_outtype(&opts.outtype);
     let quant = if direct.is_none() {
         Some(ckpt_quant::parse_ftype(&opts.outtype).map_err(|_| {
@@ -61,8 +70,18 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
     let stage_type = match quant {
         None => direct.unwrap(),
         Some(_) => converter_outtype(&opts.intermediate)
-            .filter(|t| matches!(t, ckpt_model::OutType::F16 | ckpt_model::OutType::BF16 | ckpt_model::OutType::F32))
-            .ok_or_else(|| Error::Usage(format!("--intermediate must be f16, bf16 or f32, not '{}'", opts.intermediate)))?,
+            .filter(|t| {
+                matches!(
+                    t,
+                    ckpt_model::OutType::F16 | ckpt_model::OutType::BF16 | ckpt_model::OutType::F32
+                )
+            })
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--intermediate must be f16, bf16 or f32, not '{}'",
+                    opts.intermediate
+                ))
+            })?,
     };
     let stage_path = match quant {
         None => dst.to_path_buf(),
@@ -70,7 +89,10 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
     };
     let progress = opts.progress.clone();
     if let Some(p) = &progress {
-        p(Progress::Start { phase: "converting", total_bytes: 0 });
+        p(Progress::Start {
+            phase: "converting",
+            total_bytes: 0,
+        });
     }
     let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let hook: Option<Box<dyn Fn(u64, u64) + Send + Sync>> = progress.clone().map(|p| {
@@ -78,9 +100,14 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         Box::new(move |done: u64, total: u64| {
             let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
             if prev == 0 {
-                p(Progress::Start { phase: "converting", total_bytes: total });
+                p(Progress::Start {
+                    phase: "converting",
+                    total_bytes: total,
+                });
             }
-            p(Progress::Advance { bytes: done.saturating_sub(prev) });
+            p(Progress::Advance {
+                bytes: done.saturating_sub(prev),
+            });
         }) as Box<dyn Fn(u64, u64) + Send + Sync>
     });
     let model_opts = ckpt_model::HfToGgufOptions {
@@ -123,7 +150,13 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         out.outtype = ftype.name().to_string();
         out.bytes = q.output_bytes;
         for t in q.tensors.iter().filter(|t| t.fallback_from.is_some()) {
-            out.fallbacks.push(format!("{}: {} rows do not fit {}, stored as {}", t.name, t.ne[0], t.fallback_from.unwrap(), t.to));
+            out.fallbacks.push(format!(
+                "{}: {} rows do not fit {}, stored as {}",
+                t.name,
+                t.ne[0],
+                t.fallback_from.unwrap(),
+                t.to
+            ));
         }
     }
     Ok(out)

@@ -8,8 +8,8 @@ pub mod gguf;
 pub mod lora;
 pub mod shared;
 pub mod source;
-pub mod verify;
 mod torch_io;
+pub mod verify;
 
 pub use convert::{convert, ConvertOptions, ConvertReport, Progress, ProgressFn, Target};
 pub use source::{open, OpenOptions};

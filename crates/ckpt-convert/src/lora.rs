@@ -45,7 +45,8 @@ impl AdapterConfig {
 
     /// Parses the text of an `adapter_config.json`; `path` names it in errors.
     pub fn parse_str(text: &str, path: &Path) -> Result<AdapterConfig> {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
         let peft_type = v.get("peft_type").and_then(Value::as_str).unwrap_or("LORA");
         if !peft_type.eq_ignore_ascii_case("LORA") {
             return Err(Error::Unsupported(format!(
@@ -54,13 +55,30 @@ impl AdapterConfig {
             )));
         }
         for (key, why) in [
-            ("layer_replication", "PEFT itself refuses to merge adapters with layer_replication"),
-            ("alora_invocation_tokens", "activated LoRA (aLoRA) cannot be merged"),
-            ("target_parameters", "LoRA on raw parameters (MoE experts) is not supported"),
-            ("trainable_token_indices", "trainable-token adapters are not supported"),
+            (
+                "layer_replication",
+                "PEFT itself refuses to merge adapters with layer_replication",
+            ),
+            (
+                "alora_invocation_tokens",
+                "activated LoRA (aLoRA) cannot be merged",
+            ),
+            (
+                "target_parameters",
+                "LoRA on raw parameters (MoE experts) is not supported",
+            ),
+            (
+                "trainable_token_indices",
+                "trainable-token adapters are not supported",
+            ),
         ] {
-            if v.get(key).is_some_and(|x| !x.is_null() && x != &Value::Object(Default::default())) {
-                return Err(Error::Unsupported(format!("{}: {key} is set: {why}", path.display())));
+            if v.get(key)
+                .is_some_and(|x| !x.is_null() && x != &Value::Object(Default::default()))
+            {
+                return Err(Error::Unsupported(format!(
+                    "{}: {key} is set: {why}",
+                    path.display()
+                )));
             }
         }
         let num = |k: &str, default: f64| v.get(k).and_then(Value::as_f64).unwrap_or(default);
@@ -71,16 +89,19 @@ impl AdapterConfig {
                 Some(Value::Object(m)) => m
                     .iter()
                     .map(|(key, val)| {
-                        val.as_f64()
-                            .map(|x| (key.clone(), x))
-                            .ok_or_else(|| Error::invalid(path, format!("{k}['{key}'] is not a number")))
+                        val.as_f64().map(|x| (key.clone(), x)).ok_or_else(|| {
+                            Error::invalid(path, format!("{k}['{key}'] is not a number"))
+                        })
                     })
                     .collect(),
                 Some(_) => Err(Error::invalid(path, format!("{k} must be an object"))),
             }
         };
         let modules_to_save = match v.get("modules_to_save") {
-            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             _ => Vec::new(),
         };
         Ok(AdapterConfig {
@@ -92,7 +113,11 @@ impl AdapterConfig {
             fan_in_fan_out: flag("fan_in_fan_out"),
             use_dora: flag("use_dora"),
             modules_to_save,
-            bias: v.get("bias").and_then(Value::as_str).unwrap_or("none").to_string(),
+            bias: v
+                .get("bias")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+                .to_string(),
             lora_bias: flag("lora_bias"),
         })
     }
@@ -101,8 +126,11 @@ impl AdapterConfig {
     /// from its start.
     fn lookup(patterns: &[(String, f64)], module: &str) -> Result<Option<f64>> {
         for (key, val) in patterns {
-            let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{key})$"))
-                .map_err(|e| Error::Unsupported(format!("pattern '{key}' is not a regex ckpt understands: {e}")))?;
+            let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{key})$")).map_err(|e| {
+                Error::Unsupported(format!(
+                    "pattern '{key}' is not a regex ckpt understands: {e}"
+                ))
+            })?;
             if re.is_match(module) {
                 return Ok(Some(*val));
             }
@@ -114,7 +142,11 @@ impl AdapterConfig {
     pub fn scaling(&self, module: &str) -> Result<f32> {
         let r = Self::lookup(&self.rank_pattern, module)?.unwrap_or(self.r);
         let alpha = Self::lookup(&self.alpha_pattern, module)?.unwrap_or(self.lora_alpha);
-        Ok(if self.use_rslora { alpha / r.sqrt() } else { alpha / r } as f32)
+        Ok(if self.use_rslora {
+            alpha / r.sqrt()
+        } else {
+            alpha / r
+        } as f32)
     }
 }
 
@@ -133,9 +165,16 @@ impl Adapter {
             .iter()
             .map(|n| dir.join(n))
             .find(|p| p.is_file())
-            .ok_or_else(|| Error::invalid(dir, "no adapter_model.safetensors or adapter_model.bin"))?;
+            .ok_or_else(|| {
+                Error::invalid(dir, "no adapter_model.safetensors or adapter_model.bin")
+            })?;
         let tensors = source::open_file(&file, &OpenOptions::default())?;
-        Ok(Adapter { dir: dir.to_path_buf(), config, tensors, weight })
+        Ok(Adapter {
+            dir: dir.to_path_buf(),
+            config,
+            tensors,
+            weight,
+        })
     }
 }
 
@@ -155,9 +194,22 @@ struct ModuleParts {
 enum Edit {
     /// The tensor is replaced by this one (modules_to_save, lora_only biases, saved embeddings).
     Replace(Tensor),
-    Lora { a: Tensor, b: Tensor, scale: f32, transpose: bool, magnitude: Option<Tensor> },
-    Embedding { a: Tensor, b: Tensor, scale: f32 },
-    Bias { b_bias: Tensor, scale: f32 },
+    Lora {
+        a: Tensor,
+        b: Tensor,
+        scale: f32,
+        transpose: bool,
+        magnitude: Option<Tensor>,
+    },
+    Embedding {
+        a: Tensor,
+        b: Tensor,
+        scale: f32,
+    },
+    Bias {
+        b_bias: Tensor,
+        scale: f32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,7 +287,11 @@ fn collect_edits(
         } else if let Some(m) = name.strip_suffix(".lora_magnitude_vector") {
             (m, "M")
         } else if name.contains(".lora_") {
-            return Err(Error::Unsupported(format!("{}: adapter tensor '{}' is of a kind ckpt does not merge", file.display(), t.name)));
+            return Err(Error::Unsupported(format!(
+                "{}: adapter tensor '{}' is of a kind ckpt does not merge",
+                file.display(),
+                t.name
+            )));
         } else {
             // A full tensor that replaces the base one: `<M>.base_layer.weight|bias`,
             // `<M>.modules_to_save.<name>.weight`, or `<M>.weight|bias` of modules_to_save.
@@ -243,7 +299,11 @@ fn collect_edits(
             let clean = match clean.find(".modules_to_save.") {
                 Some(i) => {
                     let rest = &clean[i + ".modules_to_save.".len()..];
-                    format!("{}.{}", &clean[..i], rest.split_once('.').map(|x| x.1).unwrap_or(rest))
+                    format!(
+                        "{}.{}",
+                        &clean[..i],
+                        rest.split_once('.').map(|x| x.1).unwrap_or(rest)
+                    )
                 }
                 None => clean,
             };
@@ -272,16 +332,30 @@ fn collect_edits(
                         format!("'{}' replaces base tensor '{base_name}' but has shape {:?}, base has {:?}", t.name, t.shape, bt.shape),
                     ));
                 }
-                edits.entry(base_name.to_string()).or_default().push(Edit::Replace(t));
+                edits
+                    .entry(base_name.to_string())
+                    .or_default()
+                    .push(Edit::Replace(t));
             }
-            None if adapter.config.modules_to_save.iter().any(|m| name.starts_with(m.as_str()) || name.contains(&format!(".{m}"))) => {
+            None if adapter
+                .config
+                .modules_to_save
+                .iter()
+                .any(|m| name.starts_with(m.as_str()) || name.contains(&format!(".{m}"))) =>
+            {
                 // A saved module the base does not store (lm_head of a model with tied embeddings).
                 let mut t = t.clone();
                 t.name = name;
                 added.push(t);
             }
             None => {
-                return Err(Error::invalid(file, format!("adapter tensor '{}' has no matching tensor '{name}' in the base model", t.name)))
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "adapter tensor '{}' has no matching tensor '{name}' in the base model",
+                        t.name
+                    ),
+                ))
             }
         }
     }
@@ -290,7 +364,12 @@ fn collect_edits(
         let scale = adapter.config.scaling(&module)? * adapter.weight;
         let weight_name = format!("{module}.weight");
         let base_name = resolve_either(base_names, &weight_name).ok_or_else(|| {
-            Error::invalid(file, format!("adapter module '{module}' has no weight '{weight_name}' in the base model"))
+            Error::invalid(
+                file,
+                format!(
+                    "adapter module '{module}' has no weight '{weight_name}' in the base model"
+                ),
+            )
         })?;
         let bt = base.get(base_name).unwrap();
         if bt.shape.len() != 2 {
@@ -306,16 +385,26 @@ fn collect_edits(
                     a.shape, b.shape, bt.shape
                 )));
             }
-            edits.entry(base_name.to_string()).or_default().push(Edit::Embedding { a, b, scale });
+            edits
+                .entry(base_name.to_string())
+                .or_default()
+                .push(Edit::Embedding { a, b, scale });
             continue;
         }
         let (Some(a), Some(b)) = (parts.a, parts.b) else {
-            return Err(Error::invalid(file, format!("adapter module '{module}' lacks lora_A or lora_B")));
+            return Err(Error::invalid(
+                file,
+                format!("adapter module '{module}' lacks lora_A or lora_B"),
+            ));
         };
         let r = a.shape[0];
         // PEFT forces fan_in_fan_out for Conv1D: the base stores (in, out).
         let transpose = adapter.config.fan_in_fan_out;
-        let (out_f, in_f) = if transpose { (cols, rows) } else { (rows, cols) };
+        let (out_f, in_f) = if transpose {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
         if a.shape != [r, in_f] || b.shape != [out_f, r] {
             return Err(Error::invalid(file, format!(
                 "module '{module}': lora_A {:?} and lora_B {:?} do not fit base '{base_name}' {:?}{}",
@@ -327,16 +416,37 @@ fn collect_edits(
         }
         if let Some(m) = &parts.magnitude {
             if m.numel() != out_f {
-                return Err(Error::invalid(file, format!("module '{module}': lora_magnitude_vector has {} values, expected {out_f}", m.numel())));
+                return Err(Error::invalid(
+                    file,
+                    format!(
+                        "module '{module}': lora_magnitude_vector has {} values, expected {out_f}",
+                        m.numel()
+                    ),
+                ));
             }
         }
-        edits.entry(base_name.to_string()).or_default().push(Edit::Lora { a, b, scale, transpose, magnitude: parts.magnitude });
+        edits
+            .entry(base_name.to_string())
+            .or_default()
+            .push(Edit::Lora {
+                a,
+                b,
+                scale,
+                transpose,
+                magnitude: parts.magnitude,
+            });
         if let Some(bb) = parts.b_bias {
             let bias_name = format!("{module}.bias");
             let base_bias = resolve_either(base_names, &bias_name).ok_or_else(|| {
-                Error::invalid(file, format!("module '{module}' has a LoRA bias but the base has no '{bias_name}'"))
+                Error::invalid(
+                    file,
+                    format!("module '{module}' has a LoRA bias but the base has no '{bias_name}'"),
+                )
             })?;
-            edits.entry(base_bias.to_string()).or_default().push(Edit::Bias { b_bias: bb, scale });
+            edits
+                .entry(base_bias.to_string())
+                .or_default()
+                .push(Edit::Bias { b_bias: bb, scale });
         }
     }
     Ok(())
@@ -344,7 +454,10 @@ fn collect_edits(
 
 fn floats(t: &Tensor) -> Result<Vec<f32>> {
     if !is_castable(t.dtype) {
-        return Err(Error::Unsupported(format!("tensor '{}' is {}; LoRA math needs float tensors", t.name, t.dtype)));
+        return Err(Error::Unsupported(format!(
+            "tensor '{}' is {}; LoRA math needs float tensors",
+            t.name, t.dtype
+        )));
     }
     let bytes = t.bytes()?;
     let out = to_f32(t.dtype, &bytes);
@@ -354,7 +467,15 @@ fn floats(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 /// (B @ A) * s, f32, row-major (out, in); transposed to (in, out) when `transpose`.
-fn delta(b: &[f32], a: &[f32], out_f: usize, r: usize, in_f: usize, scale: f32, transpose: bool) -> Vec<f32> {
+fn delta(
+    b: &[f32],
+    a: &[f32],
+    out_f: usize,
+    r: usize,
+    in_f: usize,
+    scale: f32,
+    transpose: bool,
+) -> Vec<f32> {
     let mut d = vec![0f32; out_f * in_f];
     d.par_chunks_mut(in_f).enumerate().for_each(|(o, row)| {
         for k in 0..r {
@@ -407,17 +528,29 @@ fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
     for e in edits {
         match e {
             Edit::Replace(_) => {}
-            Edit::Lora { a, b, scale, transpose, magnitude } => {
+            Edit::Lora {
+                a,
+                b,
+                scale,
+                transpose,
+                magnitude,
+            } => {
                 let (av, bv) = (floats(a)?, floats(b)?);
                 let r = a.shape[0] as usize;
-                let (out_f, in_f) = if *transpose { (cols, rows) } else { (rows, cols) };
+                let (out_f, in_f) = if *transpose {
+                    (cols, rows)
+                } else {
+                    (rows, cols)
+                };
                 match magnitude {
                     // The common case, without a full-size delta buffer: each row of (B @ A) * s
                     // is built in a scratch row and added, the same f32 operations as PEFT's.
                     None if !*transpose => add_lora_rows(&mut w, &bv, &av, r, in_f, *scale),
                     None => {
                         let d = delta(&bv, &av, out_f, r, in_f, *scale, true);
-                        w.par_iter_mut().zip(d.par_iter()).for_each(|(x, y)| *x += y);
+                        w.par_iter_mut()
+                            .zip(d.par_iter())
+                            .for_each(|(x, y)| *x += y);
                     }
                     Some(m) => {
                         // DoRA: V = W + delta; W' = (m / ||V||) * V per output feature.
@@ -428,7 +561,11 @@ fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
                         for (o, n) in norms.iter_mut().enumerate() {
                             let mut sum = 0f32;
                             for i in 0..in_f {
-                                let x = if *transpose { v[i * out_f + o] } else { v[o * in_f + i] };
+                                let x = if *transpose {
+                                    v[i * out_f + o]
+                                } else {
+                                    v[o * in_f + i]
+                                };
                                 sum += x * x;
                             }
                             *n = sum.sqrt();
@@ -436,7 +573,11 @@ fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
                         for o in 0..out_f {
                             let f = mv[o] / norms[o];
                             for i in 0..in_f {
-                                let idx = if *transpose { i * out_f + o } else { o * in_f + i };
+                                let idx = if *transpose {
+                                    i * out_f + o
+                                } else {
+                                    o * in_f + i
+                                };
                                 v[idx] *= f;
                             }
                         }
@@ -451,7 +592,9 @@ fn apply(base: &Tensor, edits: &[Edit], out_dtype: DType) -> Result<Vec<u8>> {
                 let r = a.shape[0] as usize;
                 let mut d = delta(&bv, &av, cols, r, rows, *scale, true);
                 round_to(dtype, &mut d);
-                w.par_iter_mut().zip(d.par_iter()).for_each(|(x, y)| *x += y);
+                w.par_iter_mut()
+                    .zip(d.par_iter())
+                    .for_each(|(x, y)| *x += y);
             }
             Edit::Bias { b_bias, scale } => {
                 let bv = floats(b_bias)?;
@@ -485,16 +628,18 @@ fn add_lora_rows(w: &mut [f32], b: &[f32], a: &[f32], r: usize, in_f: usize, sca
 fn from_f32(xs: &[f32], dtype: DType) -> Vec<u8> {
     let unit = dtype.elem_size().unwrap_or(4);
     let mut out = vec![0u8; xs.len() * unit];
-    out.par_chunks_mut(unit << 14).zip(xs.par_chunks(1 << 14)).for_each(|(dst, src)| {
-        for (d, &x) in dst.chunks_exact_mut(unit).zip(src) {
-            match dtype {
-                DType::BF16 => d.copy_from_slice(&bf16::from_f32(x).to_le_bytes()),
-                DType::F16 => d.copy_from_slice(&f16::from_f32(x).to_le_bytes()),
-                DType::F64 => d.copy_from_slice(&(x as f64).to_le_bytes()),
-                _ => d.copy_from_slice(&x.to_le_bytes()),
+    out.par_chunks_mut(unit << 14)
+        .zip(xs.par_chunks(1 << 14))
+        .for_each(|(dst, src)| {
+            for (d, &x) in dst.chunks_exact_mut(unit).zip(src) {
+                match dtype {
+                    DType::BF16 => d.copy_from_slice(&bf16::from_f32(x).to_le_bytes()),
+                    DType::F16 => d.copy_from_slice(&f16::from_f32(x).to_le_bytes()),
+                    DType::F64 => d.copy_from_slice(&(x as f64).to_le_bytes()),
+                    _ => d.copy_from_slice(&x.to_le_bytes()),
+                }
             }
-        }
-    });
+        });
     out
 }
 
@@ -511,7 +656,10 @@ pub fn merge_lora_to_gguf(
     let scratch = ckpt_core::atomic::temp_path_for(out).with_extension("merge");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "merged".into());
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "merged".into());
     let folder = scratch.join(stem);
     let result = (|| {
         let mut folder_opts = opts.clone();
@@ -525,11 +673,20 @@ pub fn merge_lora_to_gguf(
 }
 
 /// Merges `adapters` (in order) into the model at `base_dir` and writes a complete model folder.
-pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts: &MergeOptions) -> Result<MergeReport> {
+pub fn merge_lora(
+    base_dir: &Path,
+    adapters: &[(PathBuf, f32)],
+    out: &Path,
+    opts: &MergeOptions,
+) -> Result<MergeReport> {
     let target = opts.to.unwrap_or(Target::Safetensors);
     let files = source::find_model_files(base_dir)?;
     let base = source::open_model_files(&files, &OpenOptions::default())?;
-    if let Some(t) = base.tensors.iter().find(|t| matches!(t.dtype, DType::Ggml(_)) || t.name.ends_with(".qweight")) {
+    if let Some(t) = base
+        .tensors
+        .iter()
+        .find(|t| matches!(t.dtype, DType::Ggml(_)) || t.name.ends_with(".qweight"))
+    {
         return Err(Error::Unsupported(format!(
             "base tensor '{}' is quantized ({}); merge into an unquantized base model",
             t.name, t.dtype
@@ -543,7 +700,10 @@ pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts
         let before = edits.values().map(Vec::len).sum::<usize>() + added.len();
         collect_edits(&adapter, &base, &base_names, &mut edits, &mut added)?;
         if edits.values().map(Vec::len).sum::<usize>() + added.len() == before {
-            return Err(Error::invalid(dir, "the adapter touches no tensor of the base model"));
+            return Err(Error::invalid(
+                dir,
+                "the adapter touches no tensor of the base model",
+            ));
         }
     }
 
@@ -564,9 +724,12 @@ pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts
                     merged.push(t.name.clone());
                 }
                 let (base_t, list) = (Arc::new(t.clone()), Arc::new(list.clone()));
-                tensors.push(Tensor::computed(t.name.clone(), out_dtype, t.shape.clone(), move || {
-                    apply(&base_t, &list, out_dtype)
-                }));
+                tensors.push(Tensor::computed(
+                    t.name.clone(),
+                    out_dtype,
+                    t.shape.clone(),
+                    move || apply(&base_t, &list, out_dtype),
+                ));
             }
         }
     }
@@ -574,7 +737,10 @@ pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts
     for t in added {
         replaced.push(t.name.clone());
         untied = true;
-        let d = opts.dtype.filter(|_| is_castable(t.dtype)).unwrap_or(t.dtype);
+        let d = opts
+            .dtype
+            .filter(|_| is_castable(t.dtype))
+            .unwrap_or(t.dtype);
         tensors.push(crate::cast::cast_tensor(&t, d));
     }
 
@@ -583,11 +749,15 @@ pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts
     for c in source::companion_files(base_dir, &files)? {
         if c.file_name().is_some_and(|n| n == "config.json") {
             let text = std::fs::read_to_string(&c).map_err(|e| Error::io(&c, e))?;
-            let mut cfg: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(&c, format!("invalid JSON: {e}")))?;
+            let mut cfg: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::invalid(&c, format!("invalid JSON: {e}")))?;
             let mut changed = false;
             if untied && cfg.get("tie_word_embeddings").and_then(Value::as_bool) != Some(false) {
                 cfg["tie_word_embeddings"] = Value::Bool(false);
-                warnings.push("the adapter saves a separate output head: tie_word_embeddings set to false".into());
+                warnings.push(
+                    "the adapter saves a separate output head: tie_word_embeddings set to false"
+                        .into(),
+                );
                 changed = true;
             }
             if let Some(d) = opts.dtype {
@@ -605,14 +775,21 @@ pub fn merge_lora(base_dir: &Path, adapters: &[(PathBuf, f32)], out: &Path, opts
     }
     let missing = missing_for_transformers(base_dir);
     for m in &missing {
-        warnings.push(format!("the base folder has no {m}; the merged model will lack it too"));
+        warnings.push(format!(
+            "the base folder has no {m}; the merged model will lack it too"
+        ));
     }
 
     let mut metadata = BTreeMap::new();
     if target == Target::Safetensors {
         metadata.insert("format".to_string(), "pt".to_string());
     }
-    let plan = Plan { tensors, metadata, dropped: BTreeMap::new(), warnings: Vec::new() };
+    let plan = Plan {
+        tensors,
+        metadata,
+        dropped: BTreeMap::new(),
+        warnings: Vec::new(),
+    };
     let layout = Layout::Folder(out.to_path_buf());
     let written = convert::write_output(&layout, target, &plan, &companions, &opts.write)?;
     Ok(MergeReport {
@@ -633,7 +810,13 @@ fn missing_for_transformers(dir: &Path) -> Vec<String> {
     if !dir.join("config.json").is_file() {
         missing.push("config.json".to_string());
     }
-    let tokenizer = ["tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model"];
+    let tokenizer = [
+        "tokenizer.json",
+        "tokenizer.model",
+        "vocab.json",
+        "vocab.txt",
+        "spiece.model",
+    ];
     if !tokenizer.iter().any(|f| dir.join(f).is_file()) {
         missing.push("tokenizer files (tokenizer.json or tokenizer.model)".to_string());
     }

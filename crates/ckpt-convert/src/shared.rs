@@ -30,7 +30,9 @@ pub fn dedup(tensors: &[Tensor], discard: &[String]) -> Dedup {
     let mut storages: Vec<_> = by_storage.into_values().filter(|g| g.len() > 1).collect();
     storages.sort_by_key(|g| g.iter().map(|(i, _)| *i).min());
     for mut group in storages {
-        group.sort_by(|(a, ra), (b, rb)| (ra.start, ra.end, &tensors[*a].name).cmp(&(rb.start, rb.end, &tensors[*b].name)));
+        group.sort_by(|(a, ra), (b, rb)| {
+            (ra.start, ra.end, &tensors[*a].name).cmp(&(rb.start, rb.end, &tensors[*b].name))
+        });
         // Split into runs of overlapping ranges; like safetensors, each range is compared with
         // the previous one only (disjoint slices of one storage are not shared).
         let mut runs: Vec<Vec<usize>> = Vec::new();
@@ -43,18 +45,29 @@ pub fn dedup(tensors: &[Tensor], discard: &[String]) -> Dedup {
             last_stop = r.end;
         }
         for run in runs.into_iter().filter(|r| r.len() > 1) {
-            let mut complete: Vec<&str> =
-                run.iter().filter(|&&i| tensors[i].covers_storage()).map(|&i| tensors[i].name.as_str()).collect();
+            let mut complete: Vec<&str> = run
+                .iter()
+                .filter(|&&i| tensors[i].covers_storage())
+                .map(|&i| tensors[i].name.as_str())
+                .collect();
             complete.sort();
             let Some(&first) = complete.first() else {
-                result.materialised_groups.push(run.iter().map(|&i| tensors[i].name.clone()).collect());
+                result
+                    .materialised_groups
+                    .push(run.iter().map(|&i| tensors[i].name.clone()).collect());
                 continue;
             };
-            let keep_name = complete.iter().copied().find(|n| !discard.iter().any(|d| d == n)).unwrap_or(first);
+            let keep_name = complete
+                .iter()
+                .copied()
+                .find(|n| !discard.iter().any(|d| d == n))
+                .unwrap_or(first);
             for &i in &run {
                 if tensors[i].name != keep_name {
                     drop_idx[i] = true;
-                    result.dropped.insert(tensors[i].name.clone(), keep_name.to_string());
+                    result
+                        .dropped
+                        .insert(tensors[i].name.clone(), keep_name.to_string());
                 }
             }
         }
@@ -74,7 +87,10 @@ pub fn tied_aliases(config: &serde_json::Value) -> Vec<String> {
         .and_then(|a| a.get(0))
         .and_then(|a| a.as_str())
         .unwrap_or("");
-    if arch.ends_with("ForCausalLM") || arch.ends_with("LMHeadModel") || arch.ends_with("ForConditionalGeneration") {
+    if arch.ends_with("ForCausalLM")
+        || arch.ends_with("LMHeadModel")
+        || arch.ends_with("ForConditionalGeneration")
+    {
         vec!["lm_head.weight".to_string()]
     } else {
         Vec::new()

@@ -51,7 +51,8 @@ pub fn sniff_file(path: &Path) -> Result<FileKind> {
 }
 
 fn has_ext(path: &Path, ext: &str) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// Opens one weight file of any supported format.
@@ -64,7 +65,9 @@ pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         FileKind::Gguf => Ok(ckpt_gguf::open_split(path)?.to_checkpoint()),
         FileKind::Unknown => {
             let mut head = vec![0u8; 64];
-            let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+            let n = std::fs::File::open(path)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
             if head[..n].starts_with(b"version https://git-lfs") {
                 return Err(Error::invalid(path, "this is a Git LFS pointer file, not the weights (run git lfs pull or ckpt pull)"));
             }
@@ -87,8 +90,17 @@ pub struct ModelFiles {
     pub weight_map: Option<BTreeMap<String, String>>,
 }
 
-const INDEX_NAMES: &[&str] = &["model.safetensors.index.json", "pytorch_model.bin.index.json"];
-const SINGLE_NAMES: &[&str] = &["model.safetensors", "pytorch_model.bin", "consolidated.safetensors", "model.pt", "model.pth"];
+const INDEX_NAMES: &[&str] = &[
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+];
+const SINGLE_NAMES: &[&str] = &[
+    "model.safetensors",
+    "pytorch_model.bin",
+    "consolidated.safetensors",
+    "model.pt",
+    "model.pth",
+];
 
 /// Finds the weights of a Hugging Face style folder (safetensors preferred over `.bin`, as
 /// transformers does).
@@ -102,18 +114,32 @@ pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
     for name in SINGLE_NAMES {
         let p = dir.join(name);
         if p.is_file() {
-            return Ok(ModelFiles { weights: vec![p], index: None, weight_map: None });
+            return Ok(ModelFiles {
+                weights: vec![p],
+                index: None,
+                weight_map: None,
+            });
         }
     }
     // Any lone weight file (e.g. diffusion_pytorch_model.safetensors, adapter_model.bin).
     let mut candidates: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && (has_ext(p, "safetensors") || has_ext(p, "bin") || has_ext(p, "pt") || has_ext(p, "pth")))
+        .filter(|p| {
+            p.is_file()
+                && (has_ext(p, "safetensors")
+                    || has_ext(p, "bin")
+                    || has_ext(p, "pt")
+                    || has_ext(p, "pth"))
+        })
         .filter(|p| p.file_name().is_some_and(|n| n != "training_args.bin"))
         .collect();
     candidates.sort();
-    let st: Vec<PathBuf> = candidates.iter().filter(|p| has_ext(p, "safetensors")).cloned().collect();
+    let st: Vec<PathBuf> = candidates
+        .iter()
+        .filter(|p| has_ext(p, "safetensors"))
+        .cloned()
+        .collect();
     let chosen = if !st.is_empty() { st } else { candidates };
     if chosen.is_empty() {
         return Err(Error::invalid(
@@ -121,7 +147,11 @@ pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
             "no weights found (expected model.safetensors, pytorch_model.bin, a *.index.json, or *.safetensors files)",
         ));
     }
-    Ok(ModelFiles { weights: chosen, index: None, weight_map: None })
+    Ok(ModelFiles {
+        weights: chosen,
+        index: None,
+        weight_map: None,
+    })
 }
 
 /// Reads a `*.index.json` and lists its shards (sorted, as `-00001-of-` names sort in order).
@@ -133,16 +163,24 @@ pub fn read_index(index: &Path) -> Result<ModelFiles> {
     for s in &weights {
         let p = dir.join(s);
         if !p.is_file() {
-            return Err(Error::invalid(index, format!("shard '{s}' listed in weight_map is missing")));
+            return Err(Error::invalid(
+                index,
+                format!("shard '{s}' listed in weight_map is missing"),
+            ));
         }
         paths.push(p);
     }
-    Ok(ModelFiles { weights: paths, index: Some(index.to_path_buf()), weight_map: Some(weight_map) })
+    Ok(ModelFiles {
+        weights: paths,
+        index: Some(index.to_path_buf()),
+        weight_map: Some(weight_map),
+    })
 }
 
 /// Parses the text of a `*.index.json`: its shard file names (sorted) and weight_map.
 pub fn parse_index(text: &str, index: &Path) -> Result<(Vec<String>, BTreeMap<String, String>)> {
-    let json: Value = serde_json::from_str(text).map_err(|e| Error::invalid(index, format!("invalid JSON: {e}")))?;
+    let json: Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(index, format!("invalid JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -150,11 +188,21 @@ pub fn parse_index(text: &str, index: &Path) -> Result<(Vec<String>, BTreeMap<St
     let mut weight_map = BTreeMap::new();
     let mut shards: Vec<String> = Vec::new();
     for (name, file) in map {
-        let file = file
-            .as_str()
-            .ok_or_else(|| Error::invalid(index, format!("weight_map entry '{name}' is not a file name")))?;
-        if file.contains("..") || file.starts_with('/') || file.contains("://") || file.contains('\\') {
-            return Err(Error::invalid(index, format!("weight_map entry '{name}' points outside the folder: '{file}'")));
+        let file = file.as_str().ok_or_else(|| {
+            Error::invalid(
+                index,
+                format!("weight_map entry '{name}' is not a file name"),
+            )
+        })?;
+        if file.contains("..")
+            || file.starts_with('/')
+            || file.contains("://")
+            || file.contains('\\')
+        {
+            return Err(Error::invalid(
+                index,
+                format!("weight_map entry '{name}' points outside the folder: '{file}'"),
+            ));
         }
         if !shards.iter().any(|s| s == file) {
             shards.push(file.to_string());
@@ -172,9 +220,15 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         return open_model_files(&files, opts);
     }
     if !path.exists() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
     }
-    if path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".index.json")) {
+    if path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".index.json"))
+    {
         let files = read_index(path)?;
         return open_model_files(&files, opts);
     }
@@ -188,7 +242,10 @@ pub fn open_model_files(files: &ModelFiles, opts: &OpenOptions) -> Result<Checkp
         let ck = open_file(w, opts)?;
         for t in &ck.tensors {
             if !seen.insert(t.name.clone()) {
-                return Err(Error::invalid(w, format!("tensor '{}' also appears in an earlier shard", t.name)));
+                return Err(Error::invalid(
+                    w,
+                    format!("tensor '{}' also appears in an earlier shard", t.name),
+                ));
             }
             if let Some(map) = &files.weight_map {
                 let file_name = w.file_name().unwrap().to_string_lossy();
@@ -197,13 +254,20 @@ pub fn open_model_files(files: &ModelFiles, opts: &OpenOptions) -> Result<Checkp
                     Some(f) => {
                         return Err(Error::invalid(
                             w,
-                            format!("tensor '{}' is in this shard but the index says it is in '{f}'", t.name),
+                            format!(
+                                "tensor '{}' is in this shard but the index says it is in '{f}'",
+                                t.name
+                            ),
                         ))
                     }
                     None => {
                         return Err(Error::invalid(
                             w,
-                            format!("tensor '{}' is not listed in {}", t.name, files.index.as_ref().unwrap().display()),
+                            format!(
+                                "tensor '{}' is not listed in {}",
+                                t.name,
+                                files.index.as_ref().unwrap().display()
+                            ),
                         ))
                     }
                 }
@@ -213,7 +277,15 @@ pub fn open_model_files(files: &ModelFiles, opts: &OpenOptions) -> Result<Checkp
             None => merged = Some(ck),
             Some(m) => {
                 if m.format != ck.format && !(is_torch(m.format) && is_torch(ck.format)) {
-                    return Err(Error::invalid(w, format!("shard {} is {} but earlier shards are {}", i + 1, ck.format.name(), m.format.name())));
+                    return Err(Error::invalid(
+                        w,
+                        format!(
+                            "shard {} is {} but earlier shards are {}",
+                            i + 1,
+                            ck.format.name(),
+                            m.format.name()
+                        ),
+                    ));
                 }
                 m.files.extend(ck.files);
                 m.tensors.extend(ck.tensors);
@@ -231,10 +303,18 @@ pub fn open_model_files(files: &ModelFiles, opts: &OpenOptions) -> Result<Checkp
         // convert.py leaves de-duplicated names in the index; they are fine when the shard's
         // metadata records them as `dropped -> kept`.
         for name in map.keys() {
-            if !seen.contains(name) && !ck.metadata.get(name).is_some_and(|kept| seen.contains(kept)) {
+            if !seen.contains(name)
+                && !ck
+                    .metadata
+                    .get(name)
+                    .is_some_and(|kept| seen.contains(kept))
+            {
                 return Err(Error::invalid(
                     files.index.as_ref().unwrap(),
-                    format!("tensor '{name}' is listed in the index but missing from shard '{}'", map[name]),
+                    format!(
+                        "tensor '{name}' is listed in the index but missing from shard '{}'",
+                        map[name]
+                    ),
                 ));
             }
         }
@@ -260,7 +340,10 @@ pub fn companion_files(dir: &Path, files: &ModelFiles) -> Result<Vec<PathBuf>> {
         if name.ends_with(".index.json")
             || has_ext(&p, "safetensors")
             || has_ext(&p, "gguf")
-            || ((has_ext(&p, "bin") || has_ext(&p, "pt") || has_ext(&p, "pth") || has_ext(&p, "ckpt"))
+            || ((has_ext(&p, "bin")
+                || has_ext(&p, "pt")
+                || has_ext(&p, "pth")
+                || has_ext(&p, "ckpt"))
                 && name != "training_args.bin")
         {
             continue;

@@ -73,7 +73,8 @@ fn cache_etag(p: &Path) -> Option<String> {
         return None;
     }
     let name = target.file_name()?.to_str()?;
-    (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| name.to_ascii_lowercase())
+    (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| name.to_ascii_lowercase())
 }
 
 pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
@@ -87,7 +88,10 @@ pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
         ok: true,
     };
     let error = |report: &mut VerifyReport, msg: String| {
-        report.findings.push(Finding { severity: "error", message: msg });
+        report.findings.push(Finding {
+            severity: "error",
+            message: msg,
+        });
         report.ok = false;
     };
 
@@ -95,11 +99,23 @@ pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
         match source::find_model_files(path) {
             Ok(files) => {
                 if !path.join("config.json").is_file() {
-                    report.findings.push(Finding { severity: "warning", message: "no config.json in the folder".into() });
+                    report.findings.push(Finding {
+                        severity: "warning",
+                        message: "no config.json in the folder".into(),
+                    });
                 }
-                let tok = ["tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model"];
+                let tok = [
+                    "tokenizer.json",
+                    "tokenizer.model",
+                    "vocab.json",
+                    "vocab.txt",
+                    "spiece.model",
+                ];
                 if !tok.iter().any(|f| path.join(f).is_file()) {
-                    report.findings.push(Finding { severity: "warning", message: "no tokenizer files (tokenizer.json or tokenizer.model)".into() });
+                    report.findings.push(Finding {
+                        severity: "warning",
+                        message: "no tokenizer files (tokenizer.json or tokenizer.model)".into(),
+                    });
                 }
                 files
             }
@@ -109,7 +125,11 @@ pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
             }
         }
     } else {
-        source::ModelFiles { weights: vec![path.to_path_buf()], index: None, weight_map: None }
+        source::ModelFiles {
+            weights: vec![path.to_path_buf()],
+            index: None,
+            weight_map: None,
+        }
     };
 
     // Hashes first: they do not depend on the files parsing.
@@ -118,7 +138,12 @@ pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
         .par_iter()
         .map(|p| {
             let (size, sha256) = sha256_file(p)?;
-            Ok(FileCheck { path: p.clone(), size, sha256, expected_sha256: cache_etag(p) })
+            Ok(FileCheck {
+                path: p.clone(),
+                size,
+                sha256,
+                expected_sha256: cache_etag(p),
+            })
         })
         .collect();
     for c in checks {
@@ -126,7 +151,14 @@ pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
             Ok(c) => {
                 if let Some(want) = &c.expected_sha256 {
                     if *want != c.sha256 {
-                        error(&mut report, format!("{}: sha256 {} does not match the cache's {want}", c.path.display(), c.sha256));
+                        error(
+                            &mut report,
+                            format!(
+                                "{}: sha256 {} does not match the cache's {want}",
+                                c.path.display(),
+                                c.sha256
+                            ),
+                        );
                     }
                 }
                 report.files.push(c);
@@ -163,13 +195,23 @@ pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
                     }
                     Ok(())
                 })?;
-                Ok(ValueScan { tensor: t.name.clone(), nan, inf })
+                Ok(ValueScan {
+                    tensor: t.name.clone(),
+                    nan,
+                    inf,
+                })
             })
             .collect();
         for s in scans {
             match s {
                 Ok(s) if s.nan + s.inf > 0 => {
-                    error(&mut report, format!("tensor '{}' holds {} NaN and {} Inf values", s.tensor, s.nan, s.inf));
+                    error(
+                        &mut report,
+                        format!(
+                            "tensor '{}' holds {} NaN and {} Inf values",
+                            s.tensor, s.nan, s.inf
+                        ),
+                    );
                     report.non_finite.push(s);
                 }
                 Ok(_) => {}

@@ -13,11 +13,17 @@ use crate::error::{Error, Result};
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn register(p: &Path) {
-    PENDING.lock().unwrap_or_else(|e| e.into_inner()).push(p.to_path_buf());
+    PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(p.to_path_buf());
 }
 
 fn unregister(p: &Path) {
-    PENDING.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x != p);
+    PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|x| x != p);
 }
 
 /// Removes every temporary output still in progress (called from the Ctrl-C handler).
@@ -42,24 +48,47 @@ fn durable() -> bool {
 
 /// The hidden temporary path used while `final_path` is being written.
 pub fn temp_path_for(final_path: &Path) -> PathBuf {
-    let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let dir = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let dir = final_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     dir.join(format!(".{name}.ckpt-tmp-{}", std::process::id()))
 }
 
 /// Removes temporaries left beside `final_path` by ckpt processes that were killed (their pid is
 /// gone), so a SIGKILL does not leave garbage forever.
 pub fn remove_stale_temps(final_path: &Path) {
-    let Some(name) = final_path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
-    let dir = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(name) = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return;
+    };
+    let dir = final_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let prefix = format!(".{name}.ckpt-tmp-");
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = fname.strip_prefix(&prefix) else { continue };
+        let Some(rest) = fname.strip_prefix(&prefix) else {
+            continue;
+        };
         let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let Ok(pid) = pid.parse::<u32>() else { continue };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() || !Path::new("/proc/self").exists() {
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id()
+            || Path::new(&format!("/proc/{pid}")).exists()
+            || !Path::new("/proc/self").exists()
+        {
             continue;
         }
         let p = e.path();
@@ -74,7 +103,10 @@ pub fn remove_stale_temps(final_path: &Path) {
 /// Refuses to replace an existing output unless `overwrite` is set.
 pub fn check_destination(final_path: &Path, overwrite: bool) -> Result<()> {
     if final_path.exists() && !overwrite {
-        return Err(Error::Usage(format!("{} already exists (use --force to replace it)", final_path.display())));
+        return Err(Error::Usage(format!(
+            "{} already exists (use --force to replace it)",
+            final_path.display()
+        )));
     }
     Ok(())
 }
@@ -126,7 +158,9 @@ impl AtomicFile {
         let w = self.writer.as_mut().expect("writer taken only by commit");
         w.flush().map_err(|e| Error::io(&self.tmp_path, e))?;
         if durable() {
-            w.get_ref().sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
+            w.get_ref()
+                .sync_all()
+                .map_err(|e| Error::io(&self.tmp_path, e))?;
         }
         Ok(())
     }
@@ -138,13 +172,16 @@ impl AtomicFile {
     /// Flushes, syncs and renames into place.
     pub fn commit(mut self) -> Result<()> {
         let w = self.writer.take().unwrap();
-        let file = w.into_inner().map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
         if durable() {
             file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
         }
         drop(file);
         if !self.direct {
-            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+            fs::rename(&self.tmp_path, &self.final_path)
+                .map_err(|e| Error::io(&self.final_path, e))?;
             unregister(&self.tmp_path);
         }
         self.direct = true; // nothing left to clean up
@@ -191,7 +228,12 @@ impl AtomicDir {
         }
         fs::create_dir_all(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
         register(&tmp_path);
-        Ok(AtomicDir { final_path: final_path.to_path_buf(), tmp_path, overwrite, committed: false })
+        Ok(AtomicDir {
+            final_path: final_path.to_path_buf(),
+            tmp_path,
+            overwrite,
+            committed: false,
+        })
     }
 
     /// Where files are written while the directory is in progress.
@@ -206,18 +248,23 @@ impl AtomicDir {
     pub fn commit(mut self) -> Result<()> {
         if self.final_path.exists() {
             if !self.overwrite {
-                return Err(Error::Usage(format!("{} already exists (use --force)", self.final_path.display())));
+                return Err(Error::Usage(format!(
+                    "{} already exists (use --force)",
+                    self.final_path.display()
+                )));
             }
             let old = temp_path_for(&self.final_path).with_extension("old");
             fs::rename(&self.final_path, &old).map_err(|e| Error::io(&self.final_path, e))?;
-            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+            fs::rename(&self.tmp_path, &self.final_path)
+                .map_err(|e| Error::io(&self.final_path, e))?;
             if old.is_dir() {
                 let _ = fs::remove_dir_all(&old);
             } else {
                 let _ = fs::remove_file(&old);
             }
         } else {
-            fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+            fs::rename(&self.tmp_path, &self.final_path)
+                .map_err(|e| Error::io(&self.final_path, e))?;
         }
         unregister(&self.tmp_path);
         self.committed = true;

@@ -39,7 +39,13 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn new(format: Format, files: Vec<PathBuf>) -> Checkpoint {
-        Checkpoint { format, files, tensors: Vec::new(), metadata: BTreeMap::new(), extras: BTreeMap::new() }
+        Checkpoint {
+            format,
+            files,
+            tensors: Vec::new(),
+            metadata: BTreeMap::new(),
+            extras: BTreeMap::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Tensor> {

@@ -91,7 +91,10 @@ impl GgmlType {
         GGML_LAYOUT.iter().map(|e| e.0)
     }
     fn layout(self) -> &'static (GgmlType, &'static str, usize, usize) {
-        GGML_LAYOUT.iter().find(|e| e.0 == self).expect("every GgmlType has a layout row")
+        GGML_LAYOUT
+            .iter()
+            .find(|e| e.0 == self)
+            .expect("every GgmlType has a layout row")
     }
     pub fn from_id(id: u32) -> Option<GgmlType> {
         GGML_LAYOUT.iter().find(|e| e.0 as u32 == id).map(|e| e.0)
@@ -103,7 +106,10 @@ impl GgmlType {
         self.layout().1
     }
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        GGML_LAYOUT.iter().find(|e| e.1.eq_ignore_ascii_case(name)).map(|e| e.0)
+        GGML_LAYOUT
+            .iter()
+            .find(|e| e.1.eq_ignore_ascii_case(name))
+            .map(|e| e.0)
     }
     pub fn block_size(self) -> usize {
         self.layout().2
@@ -210,7 +216,10 @@ impl DType {
     }
 
     pub fn from_torch_name(name: &str) -> Option<DType> {
-        PLAIN.iter().find(|e| !e.3.is_empty() && e.3 == name).map(|e| e.0)
+        PLAIN
+            .iter()
+            .find(|e| !e.3.is_empty() && e.3 == name)
+            .map(|e| e.0)
     }
 
     /// Bits per element for element-wise types; None for block-quantized types.
@@ -285,7 +294,8 @@ impl DType {
     /// Exact byte size of a dense tensor of this type and shape; errors on overflow or when the
     /// shape does not fit the type (sub-byte total, partial ggml block).
     pub fn nbytes(self, shape: &[u64]) -> Result<u64, String> {
-        let numel = numel(shape).ok_or_else(|| format!("element count of shape {shape:?} overflows"))?;
+        let numel =
+            numel(shape).ok_or_else(|| format!("element count of shape {shape:?} overflows"))?;
         match self {
             DType::Ggml(g) => {
                 let row = shape.last().copied().unwrap_or(1);
@@ -305,7 +315,9 @@ impl DType {
                     .checked_mul(self.bits().unwrap() as u64)
                     .ok_or_else(|| format!("byte size of shape {shape:?} overflows"))?;
                 if bits % 8 != 0 {
-                    return Err(format!("{numel} elements of {self} do not fill whole bytes"));
+                    return Err(format!(
+                        "{numel} elements of {self} do not fill whole bytes"
+                    ));
                 }
                 Ok(bits / 8)
             }
@@ -334,7 +346,10 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for d in DType::all_plain() {
-            assert_eq!(DType::from_safetensors_name(d.safetensors_name().unwrap()), Some(d));
+            assert_eq!(
+                DType::from_safetensors_name(d.safetensors_name().unwrap()),
+                Some(d)
+            );
         }
         for g in GgmlType::all() {
             assert_eq!(GgmlType::from_id(g.id()), Some(g));
@@ -349,7 +364,10 @@ mod tests {
         assert!(DType::F4.nbytes(&[3]).is_err());
         assert_eq!(DType::F4.nbytes(&[4]).unwrap(), 2);
         assert_eq!(DType::F6E2M3.nbytes(&[4]).unwrap(), 3);
-        assert_eq!(DType::Ggml(GgmlType::Q4_K).nbytes(&[2, 512]).unwrap(), 4 * 144);
+        assert_eq!(
+            DType::Ggml(GgmlType::Q4_K).nbytes(&[2, 512]).unwrap(),
+            4 * 144
+        );
         assert!(DType::Ggml(GgmlType::Q4_K).nbytes(&[2, 100]).is_err());
         assert!(DType::F32.nbytes(&[u64::MAX, 2]).is_err());
     }

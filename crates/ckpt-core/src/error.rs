@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The input is malformed, truncated or inconsistent.
     #[error("{}: {msg}", path.display())]
     Invalid { path: PathBuf, msg: String },
@@ -30,13 +33,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
     pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
-        Error::Invalid { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Invalid {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
     pub fn unsafe_input(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
-        Error::Unsafe { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Unsafe {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
 
     /// Process exit code for this kind of failure (documented in `ckpt --help`).

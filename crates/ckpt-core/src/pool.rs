@@ -15,8 +15,18 @@ pub fn take(len: usize) -> Vec<u8> {
     let reused = {
         let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
         // The smallest idle buffer that already holds `len` initialised bytes, else the largest.
-        let fit = idle.iter().enumerate().filter(|(_, b)| b.len() >= len).min_by_key(|(_, b)| b.len()).map(|(i, _)| i);
-        let pick = fit.or_else(|| idle.iter().enumerate().max_by_key(|(_, b)| b.len()).map(|(i, _)| i));
+        let fit = idle
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.len() >= len)
+            .min_by_key(|(_, b)| b.len())
+            .map(|(i, _)| i);
+        let pick = fit.or_else(|| {
+            idle.iter()
+                .enumerate()
+                .max_by_key(|(_, b)| b.len())
+                .map(|(i, _)| i)
+        });
         pick.map(|i| idle.swap_remove(i))
     };
     match reused {
@@ -61,7 +71,12 @@ pub fn give(buf: Vec<u8>) {
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
     if idle.len() < KEEP {
         idle.push(buf);
-    } else if let Some((i, _)) = idle.iter().enumerate().min_by_key(|(_, b)| b.len()).filter(|(_, b)| b.len() < len) {
+    } else if let Some((i, _)) = idle
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, b)| b.len())
+        .filter(|(_, b)| b.len() < len)
+    {
         idle[i] = buf;
     }
 }
@@ -84,7 +99,11 @@ mod tests {
         let ptr = a.as_ptr();
         give(a);
         let b = take(500);
-        assert_eq!((b.len(), b.as_ptr()), (500, ptr), "the idle buffer is reused without reallocating");
+        assert_eq!(
+            (b.len(), b.as_ptr()),
+            (500, ptr),
+            "the idle buffer is reused without reallocating"
+        );
         give(b);
         let c = take(2000);
         assert_eq!(c.len(), 2000);

@@ -11,14 +11,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let upper = t.to_ascii_uppercase();
     for (suffix, mult) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)] {
         if let Some(num) = upper.strip_suffix(suffix) {
-            let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a size like 5GB, 500MB or 24KB"))?;
+            let v: f64 = num
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{s}' is not a size like 5GB, 500MB or 24KB"))?;
             if !(v >= 0.0) {
                 return Err(format!("'{s}' is negative"));
             }
             return Ok((v * mult) as u64);
         }
     }
-    Err(format!("'{s}' is not a size like 5GB, 500MB or 24KB (decimal units: KB, MB, GB, TB)"))
+    Err(format!(
+        "'{s}' is not a size like 5GB, 500MB or 24KB (decimal units: KB, MB, GB, TB)"
+    ))
 }
 
 /// One entry to place: its size in bytes and an optional storage identity (entries sharing a
@@ -94,7 +99,13 @@ mod tests {
     use super::*;
 
     fn items(sizes: &[u64]) -> Vec<ShardItem> {
-        sizes.iter().map(|&size| ShardItem { size, storage: None }).collect()
+        sizes
+            .iter()
+            .map(|&size| ShardItem {
+                size,
+                storage: None,
+            })
+            .collect()
     }
 
     #[test]

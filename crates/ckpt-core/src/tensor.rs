@@ -38,14 +38,23 @@ impl Buffer {
         } else {
             // SAFETY: read-only private mapping; ckpt never writes to its inputs. A file truncated
             // by another process while mapped is outside what any mmap reader can defend against.
-            let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| Error::io(path, e))?;
+            let map = unsafe { memmap2::MmapOptions::new().map(&file) }
+                .map_err(|e| Error::io(path, e))?;
             Backing::Mmap(map)
         };
-        Ok(Arc::new(Buffer { path: path.to_path_buf(), backing, file: Some(file) }))
+        Ok(Arc::new(Buffer {
+            path: path.to_path_buf(),
+            backing,
+            file: Some(file),
+        }))
     }
 
     pub fn owned(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Arc<Buffer> {
-        Arc::new(Buffer { path: path.into(), backing: Backing::Owned(bytes), file: None })
+        Arc::new(Buffer {
+            path: path.into(),
+            backing: Backing::Owned(bytes),
+            file: None,
+        })
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -73,7 +82,9 @@ impl Buffer {
             if end > begin {
                 // SAFETY: the mapping is read-only and file-backed; dropping pages only forces a
                 // re-read from the file on the next access, it never changes contents.
-                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, begin, end - begin) };
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, begin, end - begin)
+                };
             }
         }
         let _ = (start, len);
@@ -106,12 +117,20 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn new(buffer: Arc<Buffer>, start: usize, len: usize, label: impl Into<String>) -> Result<Arc<Storage>> {
+    pub fn new(
+        buffer: Arc<Buffer>,
+        start: usize,
+        len: usize,
+        label: impl Into<String>,
+    ) -> Result<Arc<Storage>> {
         let end = start.checked_add(len);
         if end.is_none_or(|e| e > buffer.len()) {
             return Err(Error::invalid(
                 &buffer.path,
-                format!("data range {start}..{start}+{len} is outside the file ({} bytes)", buffer.len()),
+                format!(
+                    "data range {start}..{start}+{len} is outside the file ({} bytes)",
+                    buffer.len()
+                ),
             ));
         }
         Ok(Arc::new(Storage {
@@ -125,7 +144,9 @@ impl Storage {
     }
 
     pub fn with_big_endian(mut self: Arc<Self>, big_endian: bool) -> Arc<Self> {
-        Arc::get_mut(&mut self).expect("set byte order before sharing").big_endian = big_endian;
+        Arc::get_mut(&mut self)
+            .expect("set byte order before sharing")
+            .big_endian = big_endian;
         self
     }
 
@@ -184,8 +205,22 @@ pub struct Tensor {
 
 impl Tensor {
     /// A tensor that owns a dense little-endian slice of a storage starting at byte 0.
-    pub fn contiguous(name: impl Into<String>, dtype: DType, shape: Vec<u64>, storage: Arc<Storage>) -> Tensor {
-        Tensor { name: name.into(), dtype, shape, data: TensorData::View(View { storage, offset: 0, strides: None }) }
+    pub fn contiguous(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<u64>,
+        storage: Arc<Storage>,
+    ) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            data: TensorData::View(View {
+                storage,
+                offset: 0,
+                strides: None,
+            }),
+        }
     }
 
     pub fn computed(
@@ -194,7 +229,12 @@ impl Tensor {
         shape: Vec<u64>,
         f: impl Fn() -> Result<Vec<u8>> + Send + Sync + 'static,
     ) -> Tensor {
-        Tensor { name: name.into(), dtype, shape, data: TensorData::Computed(Arc::new(f)) }
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            data: TensorData::Computed(Arc::new(f)),
+        }
     }
 
     /// A computed tensor produced by bands of `rows` outer rows of `row_bytes` each.
@@ -206,8 +246,17 @@ impl Tensor {
         row_bytes: usize,
         fill: impl Fn(std::ops::Range<usize>, &mut [u8]) -> Result<()> + Send + Sync + 'static,
     ) -> Tensor {
-        let data = TensorData::Rows(Arc::new(RowFill { rows, row_bytes, fill: Box::new(fill) }));
-        Tensor { name: name.into(), dtype, shape, data }
+        let data = TensorData::Rows(Arc::new(RowFill {
+            rows,
+            row_bytes,
+            fill: Box::new(fill),
+        }));
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            data,
+        }
     }
 
     pub fn numel(&self) -> u64 {
@@ -257,16 +306,26 @@ impl Tensor {
                 if strides.len() != self.shape.len() {
                     return Err(Error::invalid(
                         path,
-                        format!("tensor '{}' has {} strides for {} dimensions", self.name, strides.len(), self.shape.len()),
+                        format!(
+                            "tensor '{}' has {} strides for {} dimensions",
+                            self.name,
+                            strides.len(),
+                            self.shape.len()
+                        ),
                     ));
                 }
                 let mut last = v.offset;
                 for (&d, &s) in self.shape.iter().zip(strides) {
-                    last = (d - 1).checked_mul(s).and_then(|x| last.checked_add(x)).ok_or_else(|| {
-                        self.err("stride arithmetic overflows".to_string())
-                    })?;
+                    last = (d - 1)
+                        .checked_mul(s)
+                        .and_then(|x| last.checked_add(x))
+                        .ok_or_else(|| self.err("stride arithmetic overflows".to_string()))?;
                 }
-                if last.checked_add(1).and_then(|n| n.checked_mul(elem)).is_none_or(|b| b > v.storage.len as u64) {
+                if last
+                    .checked_add(1)
+                    .and_then(|n| n.checked_mul(elem))
+                    .is_none_or(|b| b > v.storage.len as u64)
+                {
                     return Err(Error::invalid(
                         path,
                         format!(
@@ -282,7 +341,10 @@ impl Tensor {
 
     fn err(&self, msg: String) -> Error {
         match self.view() {
-            Some(v) => Error::invalid(&v.storage.buffer.path, format!("tensor '{}': {msg}", self.name)),
+            Some(v) => Error::invalid(
+                &v.storage.buffer.path,
+                format!("tensor '{}': {msg}", self.name),
+            ),
             None => Error::Other(format!("tensor '{}': {msg}", self.name)),
         }
     }
@@ -297,7 +359,15 @@ impl Tensor {
         let start = v.offset * elem;
         let last = match &v.strides {
             None => v.offset + self.numel() - 1,
-            Some(s) => v.offset + self.shape.iter().zip(s).map(|(&d, &st)| (d - 1) * st).sum::<u64>(),
+            Some(s) => {
+                v.offset
+                    + self
+                        .shape
+                        .iter()
+                        .zip(s)
+                        .map(|(&d, &st)| (d - 1) * st)
+                        .sum::<u64>()
+            }
         };
         Some((v.storage.id, start..(last + 1) * elem))
     }
@@ -352,7 +422,13 @@ impl Tensor {
                     let start = (v.offset * elem_bits / 8) as usize;
                     Cow::Borrowed(&storage[start..start + nbytes])
                 } else {
-                    Cow::Owned(gather(storage, self.dtype.elem_size().unwrap(), v.offset, &self.shape, v.strides.as_ref().unwrap()))
+                    Cow::Owned(gather(
+                        storage,
+                        self.dtype.elem_size().unwrap(),
+                        v.offset,
+                        &self.shape,
+                        v.strides.as_ref().unwrap(),
+                    ))
                 };
                 if v.storage.big_endian {
                     let unit = self.dtype.swap_unit();
@@ -387,7 +463,8 @@ impl Tensor {
     /// Streams the dense bytes into `w`. Mapped data goes out in chunks whose pages are released
     /// right after, so resident memory stays flat however large the tensor or model is.
     pub fn write_to(&self, w: &mut dyn Write) -> Result<u64> {
-        let io_err = |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
+        let io_err =
+            |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
         if let Some((buf, start, len)) = self.mapped_range() {
             self.validate()?;
             let mut pos = start;
@@ -414,7 +491,9 @@ impl Tensor {
         if let Some((buf, start, len)) = self.mapped_range() {
             if let Some(src) = &buf.file {
                 self.validate()?;
-                let io_err = |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
+                let io_err = |e: std::io::Error| {
+                    Error::Other(format!("writing tensor '{}': {e}", self.name))
+                };
                 w.flush().map_err(io_err)?;
                 if copy_range(src, start as u64, w.get_mut(), len as u64).map_err(io_err)? {
                     return Ok(len as u64);
@@ -427,13 +506,18 @@ impl Tensor {
     /// Whether two tensors hold identical bytes, compared chunk by chunk (mapped pages released
     /// as they are consumed). Returns the first differing byte offset.
     pub fn first_difference(&self, other: &Tensor) -> Result<Option<u64>> {
-        if let (Some((ba, sa, la)), Some((bb, sb, lb))) = (self.mapped_range(), other.mapped_range()) {
+        if let (Some((ba, sa, la)), Some((bb, sb, lb))) =
+            (self.mapped_range(), other.mapped_range())
+        {
             self.validate()?;
             other.validate()?;
             let mut off = 0usize;
             while off < la.min(lb) {
                 let n = STREAM_CHUNK.min(la.min(lb) - off);
-                let (x, y) = (&ba.bytes()[sa + off..sa + off + n], &bb.bytes()[sb + off..sb + off + n]);
+                let (x, y) = (
+                    &ba.bytes()[sa + off..sa + off + n],
+                    &bb.bytes()[sb + off..sb + off + n],
+                );
                 if x != y {
                     let at = x.iter().zip(y).position(|(p, q)| p != q).unwrap();
                     return Ok(Some((off + at) as u64));
@@ -448,7 +532,12 @@ impl Tensor {
         let diff = if a == b {
             None
         } else {
-            Some(a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len())) as u64)
+            Some(
+                a.iter()
+                    .zip(b.iter())
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(b.len())) as u64,
+            )
         };
         drop((a, b));
         self.release();
@@ -467,24 +556,44 @@ impl Tensor {
 /// Copies `len` bytes of `src` at `offset` to the current position of `dst` inside the kernel.
 /// Returns false (having copied nothing) when the filesystems cannot do it, so the caller streams.
 #[cfg(target_os = "linux")]
-fn copy_range(src: &std::fs::File, offset: u64, dst: &mut std::fs::File, len: u64) -> std::io::Result<bool> {
+fn copy_range(
+    src: &std::fs::File,
+    offset: u64,
+    dst: &mut std::fs::File,
+    len: u64,
+) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
     let mut off_in = offset as i64;
     let mut left = len;
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
         // SAFETY: valid fds; off_in is a valid pointer; the output offset is the fd's own position.
-        let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), std::ptr::null_mut(), chunk, 0) };
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut off_in,
+                dst.as_raw_fd(),
+                std::ptr::null_mut(),
+                chunk,
+                0,
+            )
+        };
         if n < 0 {
             let e = std::io::Error::last_os_error();
-            let unsupported = matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP));
+            let unsupported = matches!(
+                e.raw_os_error(),
+                Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP)
+            );
             if unsupported && left == len {
                 return Ok(false);
             }
             return Err(e);
         }
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source file ended early"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "source file ended early",
+            ));
         }
         left -= n as u64;
     }
@@ -565,10 +674,17 @@ mod tests {
             name: "t".into(),
             dtype: DType::F32,
             shape: vec![3, 2],
-            data: TensorData::View(View { storage: st, offset: 0, strides: Some(vec![1, 3]) }),
+            data: TensorData::View(View {
+                storage: st,
+                offset: 0,
+                strides: Some(vec![1, 3]),
+            }),
         };
         let b = t.bytes().unwrap();
-        let v: Vec<f32> = b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let v: Vec<f32> = b
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(v, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 
@@ -580,7 +696,11 @@ mod tests {
             name: "t".into(),
             dtype: DType::F32,
             shape: vec![2, 2],
-            data: TensorData::View(View { storage: st, offset: 1, strides: None }),
+            data: TensorData::View(View {
+                storage: st,
+                offset: 1,
+                strides: None,
+            }),
         };
         assert!(t.bytes().is_err());
     }
@@ -611,8 +731,11 @@ pub fn write_pipelined<W: Write + ?Sized>(
         for (i, t) in tensors.iter().enumerate() {
             let n = match t.data {
                 TensorData::Computed(_) | TensorData::Rows(_) => {
-                    let bytes = rx.recv().map_err(|_| Error::Other(format!("tensor '{}': producer stopped", t.name)))??;
-                    w.write_all(&bytes).map_err(|e| Error::Other(format!("writing tensor '{}': {e}", t.name)))?;
+                    let bytes = rx.recv().map_err(|_| {
+                        Error::Other(format!("tensor '{}': producer stopped", t.name))
+                    })??;
+                    w.write_all(&bytes)
+                        .map_err(|e| Error::Other(format!("writing tensor '{}': {e}", t.name)))?;
                     bytes.len() as u64
                 }
                 TensorData::View(_) => write_view(t, w)?,

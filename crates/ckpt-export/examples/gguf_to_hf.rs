@@ -22,9 +22,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let opts = ExportOptions { dtype, overwrite: true, ..Default::default() };
+    let opts = ExportOptions {
+        dtype,
+        overwrite: true,
+        ..Default::default()
+    };
     match gguf_to_hf(Path::new(&args[0]), Path::new(&args[1]), &opts) {
-        Ok(report) => println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()),
+        Ok(report) => println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        ),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);

@@ -8,7 +8,11 @@ use crate::names::ExportArch;
 /// GGUF stores floats as f32: print the shortest decimal that reads back as the same f32
 /// (1e-5, not 9.999999747378752e-06), which is what the original config held.
 pub fn f32_json(x: f32) -> Value {
-    format!("{x}").parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+    format!("{x}")
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
 }
 
 pub struct Kvs<'a>(pub &'a GgufSplit);
@@ -42,7 +46,11 @@ pub struct ConfigInputs<'a> {
     pub longrope: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-pub fn build_config(kv: &Kvs, inp: &ConfigInputs, warnings: &mut Vec<String>) -> Map<String, Value> {
+pub fn build_config(
+    kv: &Kvs,
+    inp: &ConfigInputs,
+    warnings: &mut Vec<String>,
+) -> Map<String, Value> {
     let a = inp.arch.gguf;
     let k = |s: &str| format!("{a}.{s}");
     let mut c = Map::new();
@@ -65,7 +73,11 @@ pub fn build_config(kv: &Kvs, inp: &ConfigInputs, warnings: &mut Vec<String>) ->
         put(&mut c, "n_inner", ffn.map(Value::from));
         put(&mut c, "n_positions", ctx.map(Value::from));
         put(&mut c, "n_ctx", ctx.map(Value::from));
-        put(&mut c, "layer_norm_epsilon", kv.f32(&k("attention.layer_norm_epsilon")).map(f32_json));
+        put(
+            &mut c,
+            "layer_norm_epsilon",
+            kv.f32(&k("attention.layer_norm_epsilon")).map(f32_json),
+        );
         put(&mut c, "activation_function", Some(json!("gelu_new")));
     } else {
         put(&mut c, "hidden_size", hidden.map(Value::from));
@@ -73,11 +85,25 @@ pub fn build_config(kv: &Kvs, inp: &ConfigInputs, warnings: &mut Vec<String>) ->
         put(&mut c, "num_hidden_layers", layers.map(Value::from));
         put(&mut c, "num_attention_heads", heads.map(Value::from));
         if a != "bert" {
-            put(&mut c, "num_key_value_heads", kv.u64(&k("attention.head_count_kv")).or(heads).map(Value::from));
+            put(
+                &mut c,
+                "num_key_value_heads",
+                kv.u64(&k("attention.head_count_kv"))
+                    .or(heads)
+                    .map(Value::from),
+            );
         }
         put(&mut c, "max_position_embeddings", ctx.map(Value::from));
-        put(&mut c, "rms_norm_eps", kv.f32(&k("attention.layer_norm_rms_epsilon")).map(f32_json));
-        put(&mut c, "layer_norm_eps", kv.f32(&k("attention.layer_norm_epsilon")).map(f32_json));
+        put(
+            &mut c,
+            "rms_norm_eps",
+            kv.f32(&k("attention.layer_norm_rms_epsilon")).map(f32_json),
+        );
+        put(
+            &mut c,
+            "layer_norm_eps",
+            kv.f32(&k("attention.layer_norm_epsilon")).map(f32_json),
+        );
     }
     // The converter writes key_length only when config.json had head_dim.
     let head_dim = kv.u64(&k("attention.key_length"));
@@ -95,7 +121,10 @@ pub fn build_config(kv: &Kvs, inp: &ConfigInputs, warnings: &mut Vec<String>) ->
         let hd = head_dim.or(default_head_dim);
         if a == "phi3" {
             if let Some(hd) = hd.filter(|&hd| hd != rope_dims && hd > 0) {
-                c.insert("partial_rotary_factor".into(), json!(rope_dims as f64 / hd as f64));
+                c.insert(
+                    "partial_rotary_factor".into(),
+                    json!(rope_dims as f64 / hd as f64),
+                );
             }
         }
     }
@@ -129,7 +158,9 @@ pub fn build_config(kv: &Kvs, inp: &ConfigInputs, warnings: &mut Vec<String>) ->
                 c.insert("original_max_position_embeddings".into(), json!(o));
             }
         }
-        Some(other) => warnings.push(format!("rope scaling type {other} is not written to config.json")),
+        Some(other) => warnings.push(format!(
+            "rope scaling type {other} is not written to config.json"
+        )),
         None => {}
     }
     for (gguf, hf) in [

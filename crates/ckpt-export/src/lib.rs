@@ -101,13 +101,18 @@ struct Planned {
 pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     if let Some(d) = opts.dtype {
         if !matches!(d, DType::F32 | DType::F16 | DType::BF16) {
-            return Err(Error::Usage(format!("export dtype must be f32, f16 or bf16, not {d}")));
+            return Err(Error::Usage(format!(
+                "export dtype must be f32, f16 or bf16, not {d}"
+            )));
         }
     }
     let split = ckpt_gguf::open_split(gguf)?;
     let kv = Kvs(&split);
     let gguf_label = gguf.display().to_string();
-    let arch_name = kv.str("general.architecture").ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?.to_string();
+    let arch_name = kv
+        .str("general.architecture")
+        .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
+        .to_string();
     let mut warnings = Vec::new();
     let mut dropped = Vec::new();
     let tensors = split.tensors();
@@ -115,11 +120,19 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     // Every tensor's source type must be one ckpt can expand, before anything is written.
     for t in &tensors {
         if let Some(g) = t.dtype.to_ggml() {
-            if !matches!(g, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) && ckpt_quant::kernels(g).is_none() {
-                return Err(Error::Unsupported(format!("{gguf_label}: tensor '{}' has ggml type {g}, which ckpt cannot dequantize", t.name)));
+            if !matches!(g, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+                && ckpt_quant::kernels(g).is_none()
+            {
+                return Err(Error::Unsupported(format!(
+                    "{gguf_label}: tensor '{}' has ggml type {g}, which ckpt cannot dequantize",
+                    t.name
+                )));
             }
         } else {
-            return Err(Error::Unsupported(format!("{gguf_label}: tensor '{}' has type {}, which has no float form", t.name, t.dtype)));
+            return Err(Error::Unsupported(format!(
+                "{gguf_label}: tensor '{}' has type {}, which has no float form",
+                t.name, t.dtype
+            )));
         }
     }
     let out_type = |t: &Tensor| -> DType {
@@ -137,12 +150,31 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         if opts.strict {
             return Err(Error::Unsupported(msg));
         }
-        warnings.push(format!("{msg}; tensors are exported under their GGUF names and no config.json is written"));
+        warnings.push(format!(
+            "{msg}; tensors are exported under their GGUF names and no config.json is written"
+        ));
         let planned = tensors
             .iter()
-            .map(|t| Planned { hf_name: t.name.clone(), source: t.clone(), transforms: Vec::new(), hf_shape: t.shape.clone(), out: out_type(t) })
+            .map(|t| Planned {
+                hf_name: t.name.clone(),
+                source: t.clone(),
+                transforms: Vec::new(),
+                hf_shape: t.shape.clone(),
+                out: out_type(t),
+            })
             .collect();
-        return write_folder(out_dir, opts, planned, Vec::new(), ReportBase { gguf_architecture: arch_name, hf_architecture: None, dropped, warnings });
+        return write_folder(
+            out_dir,
+            opts,
+            planned,
+            Vec::new(),
+            ReportBase {
+                gguf_architecture: arch_name,
+                hf_architecture: None,
+                dropped,
+                warnings,
+            },
+        );
     };
 
     let vocab = tokenizer::Vocab::read(&kv, &gguf_label)?;
@@ -150,56 +182,119 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     let vocab_size = kv
         .u64(&format!("{arch_name}.vocab_size"))
         .or(vocab.as_ref().map(|v| v.tokens.len() as u64))
-        .or_else(|| tensors.iter().find(|t| t.name == "token_embd.weight").and_then(|t| t.shape.first().copied()))
-        .ok_or_else(|| Error::invalid(gguf, "cannot tell the vocabulary size (no vocab_size key, tokens or token_embd.weight)"))?;
-    let first_matrix = tensors.iter().find(|t| t.name == "token_embd.weight").or_else(|| tensors.iter().find(|t| t.shape.len() == 2));
+        .or_else(|| {
+            tensors
+                .iter()
+                .find(|t| t.name == "token_embd.weight")
+                .and_then(|t| t.shape.first().copied())
+        })
+        .ok_or_else(|| {
+            Error::invalid(
+                gguf,
+                "cannot tell the vocabulary size (no vocab_size key, tokens or token_embd.weight)",
+            )
+        })?;
+    let first_matrix = tensors
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .or_else(|| tensors.iter().find(|t| t.shape.len() == 2));
     let torch_dtype = match first_matrix.map(out_type) {
         Some(DType::F16) => "float16",
         Some(DType::BF16) => "bfloat16",
         _ => "float32",
     };
-    let longrope = match (tensors.iter().find(|t| t.name == "rope_factors_long.weight"), tensors.iter().find(|t| t.name == "rope_factors_short.weight")) {
+    let longrope = match (
+        tensors
+            .iter()
+            .find(|t| t.name == "rope_factors_long.weight"),
+        tensors
+            .iter()
+            .find(|t| t.name == "rope_factors_short.weight"),
+    ) {
         (Some(l), Some(s)) => Some((to_f32(l, &gguf_label)?, to_f32(s, &gguf_label)?)),
         _ => None,
     };
     if tensors.iter().any(|t| t.name == "rope_freqs.weight") {
         warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) cannot be turned back into rope_scaling parameters; config.json has no rope_scaling".into());
     }
-    let mut config = config::build_config(&kv, &ConfigInputs { arch, vocab_size, tied, torch_dtype, longrope }, &mut warnings);
+    let mut config = config::build_config(
+        &kv,
+        &ConfigInputs {
+            arch,
+            vocab_size,
+            tied,
+            torch_dtype,
+            longrope,
+        },
+        &mut warnings,
+    );
     if let Some(types) = tensors.iter().find(|t| t.name == "token_types.weight") {
-        config.insert("type_vocab_size".into(), json!(types.shape.first().copied().unwrap_or(1)));
+        config.insert(
+            "type_vocab_size".into(),
+            json!(types.shape.first().copied().unwrap_or(1)),
+        );
     }
 
     let planned = plan_tensors(arch, &config, &tensors, &gguf_label, out_type, &mut dropped)?;
 
-    let mut extra_files: Vec<(String, Vec<u8>)> = vec![("config.json".into(), pretty(&Value::Object(config.clone())))];
+    let mut extra_files: Vec<(String, Vec<u8>)> =
+        vec![("config.json".into(), pretty(&Value::Object(config.clone())))];
     if let Some(g) = config::build_generation_config(&kv) {
         extra_files.push(("generation_config.json".into(), pretty(&Value::Object(g))));
     }
     match &vocab {
         Some(v) if v.model == "llama" => {
-            extra_files.push(("tokenizer.model".into(), tokenizer::sentencepiece_model(v, &kv)));
-            extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::spm_tokenizer_json(v, &kv))));
+            extra_files.push((
+                "tokenizer.model".into(),
+                tokenizer::sentencepiece_model(v, &kv),
+            ));
+            extra_files.push((
+                "tokenizer.json".into(),
+                pretty(&tokenizer::spm_tokenizer_json(v, &kv)),
+            ));
         }
         Some(v) if v.model == "gpt2" => {
-            extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::bpe_tokenizer_json(v, &kv, &gguf_label, &mut warnings)?)));
+            extra_files.push((
+                "tokenizer.json".into(),
+                pretty(&tokenizer::bpe_tokenizer_json(
+                    v,
+                    &kv,
+                    &gguf_label,
+                    &mut warnings,
+                )?),
+            ));
         }
         Some(v) if v.model == "bert" => {
-            extra_files.push(("tokenizer.json".into(), pretty(&tokenizer::wordpiece_tokenizer_json(v, &kv, &gguf_label)?)));
+            extra_files.push((
+                "tokenizer.json".into(),
+                pretty(&tokenizer::wordpiece_tokenizer_json(v, &kv, &gguf_label)?),
+            ));
         }
-        Some(v) => warnings.push(format!("tokenizer model {:?} is not exported; only tokenizer_config.json is written", v.model)),
-        None => warnings.push("the GGUF has no tokenizer metadata; no tokenizer files are written".into()),
+        Some(v) => warnings.push(format!(
+            "tokenizer model {:?} is not exported; only tokenizer_config.json is written",
+            v.model
+        )),
+        None => warnings
+            .push("the GGUF has no tokenizer metadata; no tokenizer files are written".into()),
     }
     if let Some(v) = &vocab {
         let ctx = kv.u64(&format!("{arch_name}.context_length"));
-        extra_files.push(("tokenizer_config.json".into(), pretty(&tokenizer::tokenizer_config(v, &kv, ctx))));
+        extra_files.push((
+            "tokenizer_config.json".into(),
+            pretty(&tokenizer::tokenizer_config(v, &kv, ctx)),
+        ));
     }
     write_folder(
         out_dir,
         opts,
         planned,
         extra_files,
-        ReportBase { gguf_architecture: arch_name, hf_architecture: Some(arch.hf_class.to_string()), dropped, warnings },
+        ReportBase {
+            gguf_architecture: arch_name,
+            hf_architecture: Some(arch.hf_class.to_string()),
+            dropped,
+            warnings,
+        },
     )
 }
 
@@ -210,25 +305,57 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     let split = ckpt_gguf::open_split(gguf)?;
     let kv = Kvs(&split);
     let gguf_label = gguf.display().to_string();
-    let arch_name = kv.str("general.architecture").ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?.to_string();
+    let arch_name = kv
+        .str("general.architecture")
+        .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
+        .to_string();
     let arch = names::find(&arch_name).ok_or_else(|| {
-        Error::Unsupported(format!("{gguf_label}: architecture {arch_name} has no Hugging Face mapping"))
+        Error::Unsupported(format!(
+            "{gguf_label}: architecture {arch_name} has no Hugging Face mapping"
+        ))
     })?;
     let tensors = split.tensors();
     let tied = !tensors.iter().any(|t| t.name == "output.weight");
     let vocab_size = kv
         .u64(&format!("{arch_name}.vocab_size"))
-        .or_else(|| tensors.iter().find(|t| t.name == "token_embd.weight").and_then(|t| t.shape.first().copied()))
+        .or_else(|| {
+            tensors
+                .iter()
+                .find(|t| t.name == "token_embd.weight")
+                .and_then(|t| t.shape.first().copied())
+        })
         .unwrap_or(0);
     let mut warnings = Vec::new();
-    let config = config::build_config(&kv, &ConfigInputs { arch, vocab_size, tied, torch_dtype: "float32", longrope: None }, &mut warnings);
+    let config = config::build_config(
+        &kv,
+        &ConfigInputs {
+            arch,
+            vocab_size,
+            tied,
+            torch_dtype: "float32",
+            longrope: None,
+        },
+        &mut warnings,
+    );
     let mut dropped = Vec::new();
-    let planned = plan_tensors(arch, &config, &tensors, &gguf_label, |_| DType::F32, &mut dropped)?;
+    let planned = plan_tensors(
+        arch,
+        &config,
+        &tensors,
+        &gguf_label,
+        |_| DType::F32,
+        &mut dropped,
+    )?;
     let mut ck = ckpt_core::Checkpoint::new(ckpt_core::Format::Gguf, split.paths());
     ck.tensors = planned
         .into_iter()
         .map(|p| {
-            let src = Arc::new(PlannedSource { source: p.source, transforms: p.transforms, out: p.out, label: gguf_label.clone() });
+            let src = Arc::new(PlannedSource {
+                source: p.source,
+                transforms: p.transforms,
+                out: p.out,
+                label: gguf_label.clone(),
+            });
             Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
         })
         .collect();
@@ -253,7 +380,10 @@ fn plan_tensors(
 ) -> Result<Vec<Planned>> {
     let forward = ckpt_model::arch::find(arch.hf_class)
         .ok_or_else(|| Error::Other(format!("ckpt-model does not know {}", arch.hf_class)))?;
-    let mut hp = Hparams { path: PathBuf::from(format!("{gguf_label} (rebuilt config.json)")), map: config.clone() };
+    let mut hp = Hparams {
+        path: PathBuf::from(format!("{gguf_label} (rebuilt config.json)")),
+        map: config.clone(),
+    };
     forward.config_defaults(&mut hp);
     let block_count = hp.require_u32(&["num_hidden_layers", "n_layer"])?;
     let mut planned = Vec::new();
@@ -265,20 +395,39 @@ fn plan_tensors(
         let hf = names::hf_name(arch, &t.name).ok_or_else(|| {
             Error::Unsupported(format!("{gguf_label}: tensor '{}' has no Hugging Face name for architecture {} (refusing to drop it)", t.name, arch.gguf))
         })?;
-        let bid = hf.split('.').find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).and_then(|p| p.parse().ok());
-        let tref = TensorRef { name: &hf, bid, dtype: out_type(t), model_dir: Path::new("") };
+        let bid = hf
+            .split('.')
+            .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse().ok());
+        let tref = TensorRef {
+            name: &hf,
+            bid,
+            dtype: out_type(t),
+            model_dir: Path::new(""),
+        };
         let transforms = match forward.tensor(&tref, &hp, block_count)? {
             TensorAction::Keep { name, transforms } if name == t.name => transforms,
             TensorAction::Keep { name, .. } => {
-                return Err(Error::Other(format!("{gguf_label}: tensor '{}' maps to {hf}, which ckpt-model converts to {name}", t.name)))
+                return Err(Error::Other(format!(
+                    "{gguf_label}: tensor '{}' maps to {hf}, which ckpt-model converts to {name}",
+                    t.name
+                )))
             }
-            TensorAction::Drop => return Err(Error::Other(format!("{gguf_label}: tensor '{}' maps to {hf}, which ckpt-model drops", t.name))),
+            TensorAction::Drop => {
+                return Err(Error::Other(format!(
+                    "{gguf_label}: tensor '{}' maps to {hf}, which ckpt-model drops",
+                    t.name
+                )))
+            }
         };
         let mut hf_shape = t.shape.clone();
         for tr in transforms.iter().rev() {
             if let Transform::Transpose = tr {
                 if hf_shape.len() != 2 {
-                    return Err(Error::invalid(gguf_label, format!("tensor '{}' of shape {:?} should be 2-D", t.name, t.shape)));
+                    return Err(Error::invalid(
+                        gguf_label,
+                        format!("tensor '{}' of shape {:?} should be 2-D", t.name, t.shape),
+                    ));
                 }
                 hf_shape.swap(0, 1);
             }
@@ -289,15 +438,28 @@ fn plan_tensors(
                 }
             }
         }
-        planned.push(Planned { hf_name: hf, source: t.clone(), transforms, hf_shape, out: out_type(t) });
+        planned.push(Planned {
+            hf_name: hf,
+            source: t.clone(),
+            transforms,
+            hf_shape,
+            out: out_type(t),
+        });
     }
     Ok(planned)
 }
 
 fn to_f32(t: &Tensor, gguf_label: &str) -> Result<Vec<f32>> {
     let bytes = t.bytes()?;
-    let g = t.dtype.to_ggml().ok_or_else(|| Error::Unsupported(format!("{gguf_label}: tensor '{}' has no float form", t.name)))?;
-    let n = usize::try_from(t.numel()).map_err(|_| Error::Unsupported(format!("{gguf_label}: tensor '{}' is too large", t.name)))?;
+    let g = t.dtype.to_ggml().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "{gguf_label}: tensor '{}' has no float form",
+            t.name
+        ))
+    })?;
+    let n = usize::try_from(t.numel()).map_err(|_| {
+        Error::Unsupported(format!("{gguf_label}: tensor '{}' is too large", t.name))
+    })?;
     decode(g, &bytes, n, gguf_label, &t.name)
 }
 
@@ -312,7 +474,8 @@ pub fn unpermute_rows(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
             for j in 0..2 {
                 let src = h * head_dim + 2 * i + j;
                 let dst = h * head_dim + j * half + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&values[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -334,12 +497,22 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// output and one slab of f32 are in memory; a transpose needs the whole tensor.
 fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
     let src = &p.source;
-    let g = src.dtype.to_ggml().ok_or_else(|| Error::Unsupported(format!("{}: tensor '{}' has no float form", p.label, src.name)))?;
+    let g = src.dtype.to_ggml().ok_or_else(|| {
+        Error::Unsupported(format!(
+            "{}: tensor '{}' has no float form",
+            p.label, src.name
+        ))
+    })?;
     let outer = src.shape.first().copied().unwrap_or(1).max(1) as usize;
     let inner = (src.numel() as usize) / outer;
     let row_bytes = g.row_bytes(inner as u64).map(|b| b as usize);
-    let has_transpose = p.transforms.iter().any(|t| matches!(t, Transform::Transpose));
-    let (false, Some(row_bytes)) = (has_transpose, row_bytes) else { return materialize_whole(p) };
+    let has_transpose = p
+        .transforms
+        .iter()
+        .any(|t| matches!(t, Transform::Transpose));
+    let (false, Some(row_bytes)) = (has_transpose, row_bytes) else {
+        return materialize_whole(p);
+    };
     if inner == 0 {
         return Ok(Vec::new());
     }
@@ -347,10 +520,21 @@ fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
         Transform::PermuteRows { heads } => Some(*heads as usize),
         _ => None,
     });
-    let minus_one = p.transforms.iter().any(|t| matches!(t, Transform::AddOne { .. }));
+    let minus_one = p
+        .transforms
+        .iter()
+        .any(|t| matches!(t, Transform::AddOne { .. }));
     let bytes = src.bytes()?;
     if bytes.len() != outer * row_bytes {
-        return Err(Error::invalid(&p.label, format!("tensor '{}' has {} bytes, expected {}", src.name, bytes.len(), outer * row_bytes)));
+        return Err(Error::invalid(
+            &p.label,
+            format!(
+                "tensor '{}' has {} bytes, expected {}",
+                src.name,
+                bytes.len(),
+                outer * row_bytes
+            ),
+        ));
     }
     // HF row `dst` comes from GGUF row `h*hd + 2i + j` where dst = h*hd + j*hd/2 + i.
     let source_row = |dst: usize| -> usize {
@@ -365,39 +549,70 @@ fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
         }
     };
     let elem = p.out.elem_size().unwrap_or(4);
-    let slab_rows = if heads.is_some() { 1 } else { (65536 / inner).max(1) };
+    let slab_rows = if heads.is_some() {
+        1
+    } else {
+        (65536 / inner).max(1)
+    };
     let mut out = vec![0u8; outer * inner * elem];
-    out.par_chunks_mut(slab_rows * inner * elem).enumerate().try_for_each(|(slab, dst)| -> Result<()> {
-        let first = slab * slab_rows;
-        let count = dst.len() / (inner * elem);
-        let mut values = Vec::with_capacity(count * inner);
-        for r in first..first + count {
-            let s = source_row(r);
-            values.extend(decode(g, &bytes[s * row_bytes..(s + 1) * row_bytes], inner, &p.label, &src.name)?);
-        }
-        if minus_one {
-            values.iter_mut().for_each(|x| *x -= 1.0);
-        }
-        encode_into(&values, p.out, dst);
-        Ok(())
-    })?;
+    out.par_chunks_mut(slab_rows * inner * elem)
+        .enumerate()
+        .try_for_each(|(slab, dst)| -> Result<()> {
+            let first = slab * slab_rows;
+            let count = dst.len() / (inner * elem);
+            let mut values = Vec::with_capacity(count * inner);
+            for r in first..first + count {
+                let s = source_row(r);
+                values.extend(decode(
+                    g,
+                    &bytes[s * row_bytes..(s + 1) * row_bytes],
+                    inner,
+                    &p.label,
+                    &src.name,
+                )?);
+            }
+            if minus_one {
+                values.iter_mut().for_each(|x| *x -= 1.0);
+            }
+            encode_into(&values, p.out, dst);
+            Ok(())
+        })?;
     Ok(out)
 }
 
 fn decode(g: GgmlType, bytes: &[u8], n: usize, label: &str, name: &str) -> Result<Vec<f32>> {
     Ok(match g {
-        GgmlType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        GgmlType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        GgmlType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        other => ckpt_quant::dequantize(other, bytes, n).map_err(|e| Error::Other(format!("{label}: tensor '{name}': {e}")))?,
+        GgmlType::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        GgmlType::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        GgmlType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => ckpt_quant::dequantize(other, bytes, n)
+            .map_err(|e| Error::Other(format!("{label}: tensor '{name}': {e}")))?,
     })
 }
 
 fn encode_into(values: &[f32], out: DType, dst: &mut [u8]) {
     match out {
-        DType::F16 => dst.chunks_exact_mut(2).zip(values).for_each(|(d, x)| d.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
-        DType::BF16 => dst.chunks_exact_mut(2).zip(values).for_each(|(d, x)| d.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes())),
-        _ => dst.chunks_exact_mut(4).zip(values).for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+        DType::F16 => dst
+            .chunks_exact_mut(2)
+            .zip(values)
+            .for_each(|(d, x)| d.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
+        DType::BF16 => dst
+            .chunks_exact_mut(2)
+            .zip(values)
+            .for_each(|(d, x)| d.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes())),
+        _ => dst
+            .chunks_exact_mut(4)
+            .zip(values)
+            .for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
     }
 }
 
@@ -439,17 +654,34 @@ struct ReportBase {
     warnings: Vec<String>,
 }
 
-fn write_folder(out_dir: &Path, opts: &ExportOptions, planned: Vec<Planned>, extra_files: Vec<(String, Vec<u8>)>, base: ReportBase) -> Result<ExportReport> {
+fn write_folder(
+    out_dir: &Path,
+    opts: &ExportOptions,
+    planned: Vec<Planned>,
+    extra_files: Vec<(String, Vec<u8>)>,
+    base: ReportBase,
+) -> Result<ExportReport> {
     let label = out_dir.display().to_string();
     let lazy: Vec<Tensor> = planned
         .into_iter()
         .map(|p| {
-            let src = Arc::new(PlannedSource { source: p.source, transforms: p.transforms, out: p.out, label: label.clone() });
+            let src = Arc::new(PlannedSource {
+                source: p.source,
+                transforms: p.transforms,
+                out: p.out,
+                label: label.clone(),
+            });
             Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
         })
         .collect();
     let max = opts.max_shard_size.unwrap_or(DEFAULT_MAX_SHARD_SIZE).max(1);
-    let items: Vec<ShardItem> = lazy.iter().map(|t| ShardItem { size: t.nbytes(), storage: None }).collect();
+    let items: Vec<ShardItem> = lazy
+        .iter()
+        .map(|t| ShardItem {
+            size: t.nbytes(),
+            storage: None,
+        })
+        .collect();
     let plan = plan_shards(&items, max);
     let dir = AtomicDir::create(out_dir, opts.overwrite)?;
     let mut metadata = BTreeMap::new();
@@ -463,7 +695,13 @@ fn write_folder(out_dir: &Path, opts: &ExportOptions, planned: Vec<Planned>, ext
         for t in &shard {
             weight_map.insert(t.name.clone(), json!(name));
         }
-        ckpt_safetensors::write(&dir.path().join(&name), &shard, &metadata, false, &mut |_| {})?;
+        ckpt_safetensors::write(
+            &dir.path().join(&name),
+            &shard,
+            &metadata,
+            false,
+            &mut |_| {},
+        )?;
         files.push(name);
     }
     if plan.len() > 1 {
@@ -511,7 +749,8 @@ mod tests {
                 for j in 0..2 {
                     let new_row = h * hd + 2 * i + j;
                     let old_row = h * hd + j * hd / 2 + i;
-                    out[new_row * cols..(new_row + 1) * cols].copy_from_slice(&values[old_row * cols..(old_row + 1) * cols]);
+                    out[new_row * cols..(new_row + 1) * cols]
+                        .copy_from_slice(&values[old_row * cols..(old_row + 1) * cols]);
                 }
             }
         }
@@ -530,6 +769,9 @@ mod tests {
 
     #[test]
     fn transpose_swaps() {
-        assert_eq!(transpose(&[1., 2., 3., 4., 5., 6.], 2, 3), vec![1., 4., 2., 5., 3., 6.]);
+        assert_eq!(
+            transpose(&[1., 2., 3., 4., 5., 6.], 2, 3),
+            vec![1., 4., 2., 5., 3., 6.]
+        );
     }
 }

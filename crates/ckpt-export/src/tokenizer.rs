@@ -29,8 +29,15 @@ pub struct Vocab {
 
 impl Vocab {
     pub fn read(kv: &Kvs, gguf: &str) -> Result<Option<Vocab>> {
-        let Some(model) = kv.str("tokenizer.ggml.model") else { return Ok(None) };
-        let bad = |what: &str| Error::invalid(gguf, format!("tokenizer.ggml.{what} is missing or not the expected array"));
+        let Some(model) = kv.str("tokenizer.ggml.model") else {
+            return Ok(None);
+        };
+        let bad = |what: &str| {
+            Error::invalid(
+                gguf,
+                format!("tokenizer.ggml.{what} is missing or not the expected array"),
+            )
+        };
         let tokens: Vec<String> = kv
             .get("tokenizer.ggml.tokens")
             .and_then(|v| v.as_array())
@@ -40,21 +47,46 @@ impl Vocab {
             .map(str::to_string)
             .collect();
         let scores = match kv.get("tokenizer.ggml.scores") {
-            Some(v) => Some(v.as_array().and_then(|a| a.as_f32s()).ok_or_else(|| bad("scores"))?),
+            Some(v) => Some(
+                v.as_array()
+                    .and_then(|a| a.as_f32s())
+                    .ok_or_else(|| bad("scores"))?,
+            ),
             None => None,
         };
         let types = match kv.get("tokenizer.ggml.token_type") {
-            Some(v) => v.as_array().and_then(|a| a.as_i64s()).ok_or_else(|| bad("token_type"))?,
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.as_i64s())
+                .ok_or_else(|| bad("token_type"))?,
             None => vec![NORMAL; tokens.len()],
         };
         let merges = match kv.get("tokenizer.ggml.merges") {
-            Some(v) => v.as_array().and_then(|a| a.as_strings()).ok_or_else(|| bad("merges"))?.into_iter().map(str::to_string).collect(),
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.as_strings())
+                .ok_or_else(|| bad("merges"))?
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             None => Vec::new(),
         };
         if types.len() != tokens.len() || scores.as_ref().is_some_and(|s| s.len() != tokens.len()) {
-            return Err(Error::invalid(gguf, format!("tokenizer.ggml.tokens has {} entries but scores/token_type do not match it", tokens.len())));
+            return Err(Error::invalid(
+                gguf,
+                format!(
+                    "tokenizer.ggml.tokens has {} entries but scores/token_type do not match it",
+                    tokens.len()
+                ),
+            ));
         }
-        Ok(Some(Vocab { model: model.to_string(), tokens, scores, types, merges }))
+        Ok(Some(Vocab {
+            model: model.to_string(),
+            tokens,
+            scores,
+            types,
+            merges,
+        }))
     }
 
     fn score(&self, id: usize) -> f32 {
@@ -66,12 +98,14 @@ impl Vocab {
     /// user-defined token (BPE).
     fn is_added(&self, id: usize) -> bool {
         let t = self.types[id];
-        (t == CONTROL || t == USER_DEFINED) && (self.model != "llama" || self.score(id) == ADDED_TOKEN_SCORE)
+        (t == CONTROL || t == USER_DEFINED)
+            && (self.model != "llama" || self.score(id) == ADDED_TOKEN_SCORE)
     }
 }
 
 fn special_id(kv: &Kvs, typ: &str) -> Option<usize> {
-    kv.u64(&format!("tokenizer.ggml.{typ}_token_id")).map(|v| v as usize)
+    kv.u64(&format!("tokenizer.ggml.{typ}_token_id"))
+        .map(|v| v as usize)
 }
 
 // ---- SentencePiece model (protobuf) ----------------------------------------------------------
@@ -128,13 +162,29 @@ pub fn sentencepiece_model(vocab: &Vocab, kv: &Kvs) -> Vec<u8> {
     int_field(&mut trainer, 4, vocab.tokens.len() as i64);
     int_field(&mut trainer, 35, 1); // byte_fallback
     int_field(&mut trainer, 40, unk as i64);
-    int_field(&mut trainer, 41, special_id(kv, "bos").map_or(-1, |v| v as i64));
-    int_field(&mut trainer, 42, special_id(kv, "eos").map_or(-1, |v| v as i64));
-    int_field(&mut trainer, 43, special_id(kv, "padding").map_or(-1, |v| v as i64));
+    int_field(
+        &mut trainer,
+        41,
+        special_id(kv, "bos").map_or(-1, |v| v as i64),
+    );
+    int_field(
+        &mut trainer,
+        42,
+        special_id(kv, "eos").map_or(-1, |v| v as i64),
+    );
+    int_field(
+        &mut trainer,
+        43,
+        special_id(kv, "padding").map_or(-1, |v| v as i64),
+    );
     bytes_field(&mut out, 2, &trainer);
     let mut normalizer = Vec::new();
     bytes_field(&mut normalizer, 1, b"identity");
-    int_field(&mut normalizer, 3, kv.bool("tokenizer.ggml.add_space_prefix").unwrap_or(true) as i64);
+    int_field(
+        &mut normalizer,
+        3,
+        kv.bool("tokenizer.ggml.add_space_prefix").unwrap_or(true) as i64,
+    );
     int_field(&mut normalizer, 4, 0);
     int_field(&mut normalizer, 5, 1);
     bytes_field(&mut out, 3, &normalizer);
@@ -148,7 +198,12 @@ fn added_token_json(id: usize, content: &str, special: bool) -> Value {
 }
 
 /// `tokenizer.json` for a GPT-2 style vocabulary. `warnings` gets the approximations made.
-pub fn bpe_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str, warnings: &mut Vec<String>) -> Result<Value> {
+pub fn bpe_tokenizer_json(
+    vocab: &Vocab,
+    kv: &Kvs,
+    gguf: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Value> {
     let mut vocab_map = Map::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (id, token) in vocab.tokens.iter().enumerate() {
@@ -159,10 +214,18 @@ pub fn bpe_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str, warnings: &mut Ve
     }
     let mut merges = Vec::with_capacity(vocab.merges.len());
     for (i, m) in vocab.merges.iter().enumerate() {
-        let (a, b) = m.split_once(' ').ok_or_else(|| Error::invalid(gguf, format!("tokenizer.ggml.merges[{i}] {m:?} is not two tokens separated by a space")))?;
+        let (a, b) = m.split_once(' ').ok_or_else(|| {
+            Error::invalid(
+                gguf,
+                format!("tokenizer.ggml.merges[{i}] {m:?} is not two tokens separated by a space"),
+            )
+        })?;
         merges.push(json!([a, b]));
     }
-    let added: Vec<Value> = (0..vocab.tokens.len()).filter(|&id| vocab.is_added(id)).map(|id| added_token_json(id, &vocab.tokens[id], vocab.types[id] == CONTROL)).collect();
+    let added: Vec<Value> = (0..vocab.tokens.len())
+        .filter(|&id| vocab.is_added(id))
+        .map(|id| added_token_json(id, &vocab.tokens[id], vocab.types[id] == CONTROL))
+        .collect();
     let pre = kv.str("tokenizer.ggml.pre").unwrap_or("default");
     if !matches!(pre, "default" | "gpt-2" | "smollm") {
         warnings.push(format!("pre-tokenizer {pre:?} is written as GPT-2's byte-level pre-tokenizer; its splitting rules may differ"));
@@ -212,12 +275,16 @@ pub fn spm_tokenizer_json(vocab: &Vocab, kv: &Kvs) -> Value {
             .map(|(l, r)| (l, r, merged_score))
             .collect();
         // Stable sorts, descending, like Python's sorted(..., reverse=True).
-        local.sort_by(|a, b| desc(score_of[a.0], score_of[b.0]).then_with(|| desc(score_of[a.1], score_of[b.1])));
+        local.sort_by(|a, b| {
+            desc(score_of[a.0], score_of[b.0]).then_with(|| desc(score_of[a.1], score_of[b.1]))
+        });
         merges.extend(local);
     }
     merges.sort_by(|a, b| desc(a.2, b.2));
     let merges: Vec<Value> = merges.into_iter().map(|(l, r, _)| json!([l, r])).collect();
-    let unk = special_id(kv, "unknown").and_then(|id| vocab.tokens.get(id)).cloned();
+    let unk = special_id(kv, "unknown")
+        .and_then(|id| vocab.tokens.get(id))
+        .cloned();
     let added: Vec<Value> = (0..vocab.tokens.len())
         .filter(|&id| vocab.types[id] == CONTROL || vocab.is_added(id))
         .map(|id| added_token_json(id, &vocab.tokens[id], vocab.types[id] == CONTROL))
@@ -266,12 +333,22 @@ pub fn wordpiece_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str) -> Result<V
             format!("##{token}")
         };
         if vocab_map.insert(word.clone(), json!(id)).is_some() {
-            return Err(Error::invalid(gguf, format!("WordPiece token {word:?} (id {id}) appears twice")));
+            return Err(Error::invalid(
+                gguf,
+                format!("WordPiece token {word:?} (id {id}) appears twice"),
+            ));
         }
     }
-    let added: Vec<Value> = (0..vocab.tokens.len()).filter(|&id| vocab.types[id] == CONTROL).map(|id| added_token_json(id, &vocab.tokens[id], true)).collect();
-    let name = |typ: &str| special_id(kv, typ).and_then(|id| vocab.tokens.get(id).map(|t| (t.clone(), id)));
-    let unk = name("unknown").map(|(t, _)| t).unwrap_or_else(|| "[UNK]".into());
+    let added: Vec<Value> = (0..vocab.tokens.len())
+        .filter(|&id| vocab.types[id] == CONTROL)
+        .map(|id| added_token_json(id, &vocab.tokens[id], true))
+        .collect();
+    let name = |typ: &str| {
+        special_id(kv, typ).and_then(|id| vocab.tokens.get(id).map(|t| (t.clone(), id)))
+    };
+    let unk = name("unknown")
+        .map(|(t, _)| t)
+        .unwrap_or_else(|| "[UNK]".into());
     let post = match (name("bos"), name("seperator").or_else(|| name("eos"))) {
         (Some((cls, cls_id)), Some((sep, sep_id))) => json!({
             "type": "TemplateProcessing",
@@ -301,7 +378,9 @@ pub fn wordpiece_tokenizer_json(vocab: &Vocab, kv: &Kvs, gguf: &str) -> Result<V
 fn template_processing(vocab: &Vocab, kv: &Kvs) -> Value {
     let token = |typ: &str, flag: &str| -> Option<(String, usize)> {
         let id = special_id(kv, typ)?;
-        (kv.bool(&format!("tokenizer.ggml.{flag}")) == Some(true)).then(|| (vocab.tokens.get(id).cloned(), id)).and_then(|(t, id)| t.map(|t| (t, id)))
+        (kv.bool(&format!("tokenizer.ggml.{flag}")) == Some(true))
+            .then(|| (vocab.tokens.get(id).cloned(), id))
+            .and_then(|(t, id)| t.map(|t| (t, id)))
     };
     let bos = token("bos", "add_bos_token");
     let eos = token("eos", "add_eos_token");
@@ -329,7 +408,10 @@ fn template_processing(vocab: &Vocab, kv: &Kvs) -> Value {
 /// `tokenizer_config.json`: special tokens by content, added tokens, add_bos/add_eos, chat template.
 pub fn tokenizer_config(vocab: &Vocab, kv: &Kvs, context_length: Option<u64>) -> Value {
     let mut c = Map::new();
-    for (gguf, hf) in [("add_bos_token", "add_bos_token"), ("add_eos_token", "add_eos_token")] {
+    for (gguf, hf) in [
+        ("add_bos_token", "add_bos_token"),
+        ("add_eos_token", "add_eos_token"),
+    ] {
         if let Some(b) = kv.bool(&format!("tokenizer.ggml.{gguf}")) {
             c.insert(hf.into(), json!(b));
         }
@@ -345,7 +427,14 @@ pub fn tokenizer_config(vocab: &Vocab, kv: &Kvs, context_length: Option<u64>) ->
     }
     c.insert("added_tokens_decoder".into(), Value::Object(decoder));
     // gguf-py's key names (sic "seperator"); WordPiece models use BOS as their [CLS].
-    let mut specials = vec![("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"), ("padding", "pad_token"), ("seperator", "sep_token"), ("mask", "mask_token")];
+    let mut specials = vec![
+        ("bos", "bos_token"),
+        ("eos", "eos_token"),
+        ("unknown", "unk_token"),
+        ("padding", "pad_token"),
+        ("seperator", "sep_token"),
+        ("mask", "mask_token"),
+    ];
     if vocab.model == "bert" {
         specials.push(("bos", "cls_token"));
     }

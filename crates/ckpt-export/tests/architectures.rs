@@ -27,7 +27,9 @@ fn checkpoint(tensors: &[(&str, Vec<u64>)]) -> Checkpoint {
         .map(|(seed, (name, shape))| {
             let n: u64 = shape.iter().product();
             let seed = seed as u64;
-            Tensor::computed(*name, DType::F32, shape.clone(), move || Ok((0..n).flat_map(|i| value(seed, i).to_le_bytes()).collect()))
+            Tensor::computed(*name, DType::F32, shape.clone(), move || {
+                Ok((0..n).flat_map(|i| value(seed, i).to_le_bytes()).collect())
+            })
         })
         .collect();
     ck
@@ -35,7 +37,11 @@ fn checkpoint(tensors: &[(&str, Vec<u64>)]) -> Checkpoint {
 
 fn f32s(t: &Tensor) -> Vec<f32> {
     assert_eq!(t.dtype, DType::F32, "{}", t.name);
-    t.bytes().unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    t.bytes()
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 enum Vocab {
@@ -44,15 +50,28 @@ enum Vocab {
 }
 
 /// Runs the full cycle; `norm_plus_one` tensors went through Gemma's +1 (exact to one f32 ulp of 1).
-fn cycle(config: serde_json::Value, vocab: Vocab, tensors: &[(&str, Vec<u64>)], expect_hf_class: &str) -> serde_json::Value {
+fn cycle(
+    config: serde_json::Value,
+    vocab: Vocab,
+    tensors: &[(&str, Vec<u64>)],
+    expect_hf_class: &str,
+) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
     std::fs::create_dir(&model).unwrap();
     std::fs::write(model.join("config.json"), config.to_string()).unwrap();
     match vocab {
         Vocab::SentencePiece => {
-            std::fs::copy(fixtures().join("tiny-llama-spm/tokenizer.model"), model.join("tokenizer.model")).unwrap();
-            std::fs::write(model.join("tokenizer_config.json"), r#"{"tokenizer_class": "LlamaTokenizer"}"#).unwrap();
+            std::fs::copy(
+                fixtures().join("tiny-llama-spm/tokenizer.model"),
+                model.join("tokenizer.model"),
+            )
+            .unwrap();
+            std::fs::write(
+                model.join("tokenizer_config.json"),
+                r#"{"tokenizer_class": "LlamaTokenizer"}"#,
+            )
+            .unwrap();
         }
         Vocab::Bpe => {
             for f in ["tokenizer.json", "tokenizer_config.json"] {
@@ -62,7 +81,10 @@ fn cycle(config: serde_json::Value, vocab: Vocab, tensors: &[(&str, Vec<u64>)], 
     }
     let ck = checkpoint(tensors);
     let gguf = tmp.path().join("a.gguf");
-    let f32_opts = || HfToGgufOptions { outtype: OutType::F32, ..Default::default() };
+    let f32_opts = || HfToGgufOptions {
+        outtype: OutType::F32,
+        ..Default::default()
+    };
     convert_hf_to_gguf(&model, &ck, &gguf, &f32_opts()).unwrap();
 
     let out = tmp.path().join("model-export");
@@ -75,15 +97,24 @@ fn cycle(config: serde_json::Value, vocab: Vocab, tensors: &[(&str, Vec<u64>)], 
         let generated = gguf_names.iter().any(|n| n.starts_with("rope_factors"));
         let Some(e) = exported.get(&original.name) else {
             // The converter drops tied/unused heads by design; nothing else may go missing.
-            assert!(original.name == "lm_head.weight" || original.name.ends_with(".attn.bias"), "{} missing (generated rope factors: {generated})", original.name);
+            assert!(
+                original.name == "lm_head.weight" || original.name.ends_with(".attn.bias"),
+                "{} missing (generated rope factors: {generated})",
+                original.name
+            );
             continue;
         };
         assert_eq!(e.shape, original.shape, "{}", original.name);
         let (a, b) = (f32s(original), f32s(e));
-        let plus_one = expect_hf_class.starts_with("Gemma") && original.name.ends_with("norm.weight");
+        let plus_one =
+            expect_hf_class.starts_with("Gemma") && original.name.ends_with("norm.weight");
         let tol = if plus_one { f32::EPSILON } else { 0.0 };
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() <= tol, "{}[{i}]: original {x}, exported {y}", original.name);
+            assert!(
+                (x - y).abs() <= tol,
+                "{}[{i}]: original {x}, exported {y}",
+                original.name
+            );
         }
     }
     let back = tmp.path().join("b.gguf");
@@ -92,12 +123,23 @@ fn cycle(config: serde_json::Value, vocab: Vocab, tensors: &[(&str, Vec<u64>)], 
     let (mut x, mut y) = (gguf_file.tensors(), back.tensors());
     x.sort_by(|a, b| a.name.cmp(&b.name));
     y.sort_by(|a, b| a.name.cmp(&b.name));
-    assert_eq!(x.iter().map(|t| &t.name).collect::<Vec<_>>(), y.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(
+        x.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        y.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
     for (a, b) in x.iter().zip(&y) {
         assert_eq!(a.shape, b.shape, "{}", a.name);
         let (va, vb) = (f32s(a), f32s(b));
-        let tol = if expect_hf_class.starts_with("Gemma") { 2.0 * f32::EPSILON } else { 0.0 };
-        assert!(va.iter().zip(&vb).all(|(p, q)| (p - q).abs() <= tol), "{} differs after GGUF -> HF -> GGUF", a.name);
+        let tol = if expect_hf_class.starts_with("Gemma") {
+            2.0 * f32::EPSILON
+        } else {
+            0.0
+        };
+        assert!(
+            va.iter().zip(&vb).all(|(p, q)| (p - q).abs() <= tol),
+            "{} differs after GGUF -> HF -> GGUF",
+            a.name
+        );
     }
     serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap()
 }
@@ -125,7 +167,11 @@ fn as_refs(v: &[(String, Vec<u64>)]) -> Vec<(&str, Vec<u64>)> {
 
 #[test]
 fn llama_with_gqa_unpermutes_q_and_k() {
-    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![512, 64]), ("lm_head.weight".into(), vec![512, 64]), ("model.norm.weight".into(), vec![64])];
+    let mut t = vec![
+        ("model.embed_tokens.weight".to_string(), vec![512, 64]),
+        ("lm_head.weight".into(), vec![512, 64]),
+        ("model.norm.weight".into(), vec![64]),
+    ];
     for b in 0..2 {
         t.extend(llama_like_layer(&format!("model.layers.{b}"), 64, 32, 96));
     }
@@ -143,10 +189,16 @@ fn llama_with_gqa_unpermutes_q_and_k() {
 
 #[test]
 fn qwen2_keeps_biases_and_ties_embeddings() {
-    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![49152, 16]), ("model.norm.weight".into(), vec![16])];
+    let mut t = vec![
+        ("model.embed_tokens.weight".to_string(), vec![49152, 16]),
+        ("model.norm.weight".into(), vec![16]),
+    ];
     t.extend(llama_like_layer("model.layers.0", 16, 8, 32));
     for n in ["q_proj", "k_proj", "v_proj"] {
-        t.push((format!("model.layers.0.self_attn.{n}.bias"), vec![if n == "q_proj" { 16 } else { 8 }]));
+        t.push((
+            format!("model.layers.0.self_attn.{n}.bias"),
+            vec![if n == "q_proj" { 16 } else { 8 }],
+        ));
     }
     let config = cycle(
         json!({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
@@ -162,7 +214,10 @@ fn qwen2_keeps_biases_and_ties_embeddings() {
 
 #[test]
 fn qwen3_qk_norms() {
-    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![512, 64]), ("model.norm.weight".into(), vec![64])];
+    let mut t = vec![
+        ("model.embed_tokens.weight".to_string(), vec![512, 64]),
+        ("model.norm.weight".into(), vec![64]),
+    ];
     t.extend(llama_like_layer("model.layers.0", 64, 32, 32));
     t.push(("model.layers.0.self_attn.q_norm.weight".into(), vec![32]));
     t.push(("model.layers.0.self_attn.k_norm.weight".into(), vec![32]));
@@ -179,10 +234,19 @@ fn qwen3_qk_norms() {
 
 #[test]
 fn gemma2_norms_lose_the_plus_one() {
-    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![512, 64]), ("model.norm.weight".into(), vec![64])];
+    let mut t = vec![
+        ("model.embed_tokens.weight".to_string(), vec![512, 64]),
+        ("model.norm.weight".into(), vec![64]),
+    ];
     t.extend(llama_like_layer("model.layers.0", 64, 32, 32));
-    t.push(("model.layers.0.pre_feedforward_layernorm.weight".into(), vec![64]));
-    t.push(("model.layers.0.post_feedforward_layernorm.weight".into(), vec![64]));
+    t.push((
+        "model.layers.0.pre_feedforward_layernorm.weight".into(),
+        vec![64],
+    ));
+    t.push((
+        "model.layers.0.post_feedforward_layernorm.weight".into(),
+        vec![64],
+    ));
     let config = cycle(
         json!({"architectures": ["Gemma2ForCausalLM"], "hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 2,
                "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 1, "max_position_embeddings": 128,
@@ -262,8 +326,15 @@ fn phi3_keeps_fused_projections_and_longrope_factors_go_to_the_config() {
 }
 
 fn wordpiece_tokenizer_json() -> serde_json::Value {
-    let words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b", "c"];
-    let vocab: serde_json::Map<String, serde_json::Value> = words.iter().enumerate().map(|(i, w)| (w.to_string(), json!(i))).collect();
+    let words = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b",
+        "c",
+    ];
+    let vocab: serde_json::Map<String, serde_json::Value> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), json!(i)))
+        .collect();
     let added: Vec<serde_json::Value> = words[..5]
         .iter()
         .enumerate()
@@ -293,7 +364,11 @@ fn bert_round_trips_tensors_and_the_wordpiece_vocabulary() {
         "num_hidden_layers": 1, "max_position_embeddings": 16, "layer_norm_eps": 1e-12, "vocab_size": 12,
         "type_vocab_size": 2, "pad_token_id": 0
     }).to_string()).unwrap();
-    std::fs::write(model.join("tokenizer.json"), wordpiece_tokenizer_json().to_string()).unwrap();
+    std::fs::write(
+        model.join("tokenizer.json"),
+        wordpiece_tokenizer_json().to_string(),
+    )
+    .unwrap();
     std::fs::write(model.join("tokenizer_config.json"), json!({"cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]", "pad_token": "[PAD]", "mask_token": "[MASK]"}).to_string()).unwrap();
     let ck = checkpoint(&[
         ("embeddings.word_embeddings.weight", vec![12, 32]),
@@ -305,34 +380,70 @@ fn bert_round_trips_tensors_and_the_wordpiece_vocabulary() {
         ("encoder.layer.0.attention.self.query.bias", vec![32]),
         ("encoder.layer.0.attention.self.key.weight", vec![32, 32]),
         ("encoder.layer.0.attention.self.value.weight", vec![32, 32]),
-        ("encoder.layer.0.attention.output.dense.weight", vec![32, 32]),
-        ("encoder.layer.0.attention.output.LayerNorm.weight", vec![32]),
+        (
+            "encoder.layer.0.attention.output.dense.weight",
+            vec![32, 32],
+        ),
+        (
+            "encoder.layer.0.attention.output.LayerNorm.weight",
+            vec![32],
+        ),
         ("encoder.layer.0.intermediate.dense.weight", vec![64, 32]),
         ("encoder.layer.0.output.dense.weight", vec![32, 64]),
         ("encoder.layer.0.output.LayerNorm.weight", vec![32]),
     ]);
     // The hand-made tokenizer's fingerprint is unknown to llama.cpp: name the pre-tokenizer.
-    let opts = || HfToGgufOptions { outtype: OutType::F32, pre_tokenizer: Some("bert-bge".into()), ..Default::default() };
+    let opts = || HfToGgufOptions {
+        outtype: OutType::F32,
+        pre_tokenizer: Some("bert-bge".into()),
+        ..Default::default()
+    };
     let gguf = tmp.path().join("a.gguf");
     convert_hf_to_gguf(&model, &ck, &gguf, &opts()).unwrap();
     let out = tmp.path().join("bert-export");
     gguf_to_hf(&gguf, &out, &ExportOptions::default()).unwrap();
     let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
     for t in &ck.tensors {
-        assert_eq!(f32s(exported.get(&t.name).unwrap_or_else(|| panic!("{} missing", t.name))), f32s(t), "{}", t.name);
+        assert_eq!(
+            f32s(
+                exported
+                    .get(&t.name)
+                    .unwrap_or_else(|| panic!("{} missing", t.name))
+            ),
+            f32s(t),
+            "{}",
+            t.name
+        );
     }
     let ours = tokenizers::Tokenizer::from_file(out.join("tokenizer.json")).unwrap();
     let theirs = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
     for text in ["Hello worlds", "a b c hellos", "unknown words"] {
-        assert_eq!(ours.encode(text, true).unwrap().get_ids(), theirs.encode(text, true).unwrap().get_ids(), "{text:?}");
+        assert_eq!(
+            ours.encode(text, true).unwrap().get_ids(),
+            theirs.encode(text, true).unwrap().get_ids(),
+            "{text:?}"
+        );
     }
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["type_vocab_size"], 2);
     assert_eq!(config["layer_norm_eps"], 1e-12);
     let back = tmp.path().join("b.gguf");
     convert_hf_to_gguf(&out, &exported, &back, &opts()).unwrap();
-    let (a, b) = (ckpt_gguf::open_split(&gguf).unwrap(), ckpt_gguf::open_split(&back).unwrap());
-    for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.model", "bert.attention.causal", "bert.context_length"] {
-        assert!(a.get(key) == b.get(key), "{key} differs after the round trip");
+    let (a, b) = (
+        ckpt_gguf::open_split(&gguf).unwrap(),
+        ckpt_gguf::open_split(&back).unwrap(),
+    );
+    for key in [
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.model",
+        "bert.attention.causal",
+        "bert.context_length",
+    ] {
+        assert!(
+            a.get(key) == b.get(key),
+            "{key} differs after the round trip"
+        );
     }
 }

@@ -67,11 +67,26 @@ fn gguf_py_dequantization_matches_the_exported_q4_k_m_folder() {
         eprintln!("skipped: set CKPT_PYTHON to a Python with numpy, gguf and safetensors to run this interop test");
         return;
     };
-    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm.Q4_K_M.gguf");
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/gguf/tiny-llama-spm.Q4_K_M.gguf");
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("out");
-    gguf_to_hf(&gguf, &folder, &ExportOptions { max_shard_size: Some(3_000_000), ..Default::default() }).unwrap();
-    let result = Command::new(python).arg("-c").arg(CHECK).arg(&gguf).arg(&folder).output().unwrap();
+    gguf_to_hf(
+        &gguf,
+        &folder,
+        &ExportOptions {
+            max_shard_size: Some(3_000_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let result = Command::new(python)
+        .arg("-c")
+        .arg(CHECK)
+        .arg(&gguf)
+        .arg(&folder)
+        .output()
+        .unwrap();
     assert!(
         result.status.success(),
         "safetensors/gguf-py check failed:\n{}\n{}",

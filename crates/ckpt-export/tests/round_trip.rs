@@ -15,9 +15,18 @@ fn fixtures() -> PathBuf {
 fn f32s(t: &ckpt_core::Tensor) -> Vec<f32> {
     let b = t.bytes().unwrap();
     match t.dtype {
-        DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        DType::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        DType::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        DType::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        DType::F16 => b
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::BF16 => b
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         other => panic!("unexpected dtype {other} for {}", t.name),
     }
 }
@@ -43,7 +52,11 @@ fn round_trip(name: &str, pre_tokenizer: Option<&str>) -> (tempfile::TempDir, Pa
 
     let exported = ckpt_safetensors::read(&folder.join("model.safetensors")).unwrap();
     let back_path = tmp.path().join("back.gguf");
-    let opts = HfToGgufOptions { outtype: OutType::F16, pre_tokenizer: pre_tokenizer.map(str::to_string), ..Default::default() };
+    let opts = HfToGgufOptions {
+        outtype: OutType::F16,
+        pre_tokenizer: pre_tokenizer.map(str::to_string),
+        ..Default::default()
+    };
     convert_hf_to_gguf(&folder, &exported, &back_path, &opts).unwrap();
 
     let original = ckpt_gguf::open_split(&original_path).unwrap();
@@ -52,14 +65,29 @@ fn round_trip(name: &str, pre_tokenizer: Option<&str>) -> (tempfile::TempDir, Pa
     let mut b: Vec<_> = back.tensors();
     a.sort_by(|x, y| x.name.cmp(&y.name));
     b.sort_by(|x, y| x.name.cmp(&y.name));
-    assert_eq!(a.iter().map(|t| &t.name).collect::<Vec<_>>(), b.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        b.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((x.dtype, &x.shape), (y.dtype, &y.shape), "{}", x.name);
-        assert!(x.bytes().unwrap() == y.bytes().unwrap(), "tensor {} differs after the round trip", x.name);
+        assert!(
+            x.bytes().unwrap() == y.bytes().unwrap(),
+            "tensor {} differs after the round trip",
+            x.name
+        );
     }
-    let arch = original.get("general.architecture").and_then(GgufValue::as_str).unwrap().to_string();
+    let arch = original
+        .get("general.architecture")
+        .and_then(GgufValue::as_str)
+        .unwrap()
+        .to_string();
     let pick = |kvs: &[(String, GgufValue)]| -> Vec<(String, GgufValue)> {
-        let mut v: Vec<_> = kvs.iter().filter(|(k, _)| key_matters(k, &arch)).cloned().collect();
+        let mut v: Vec<_> = kvs
+            .iter()
+            .filter(|(k, _)| key_matters(k, &arch))
+            .cloned()
+            .collect();
         v.sort_by(|x, y| x.0.cmp(&y.0));
         v
     };
@@ -72,9 +100,21 @@ fn round_trip(name: &str, pre_tokenizer: Option<&str>) -> (tempfile::TempDir, Pa
     }
     for (x, y) in ka.iter().zip(&kb) {
         assert_eq!(x.0, y.0, "KV keys differ");
-        assert!(x.1 == y.1, "KV {} differs: {:?} vs {:?}", x.0, ckpt_gguf::describe_value(&x.1, 4), ckpt_gguf::describe_value(&y.1, 4));
+        assert!(
+            x.1 == y.1,
+            "KV {} differs: {:?} vs {:?}",
+            x.0,
+            ckpt_gguf::describe_value(&x.1, 4),
+            ckpt_gguf::describe_value(&y.1, 4)
+        );
     }
-    assert_eq!(ka.len(), kb.len(), "KV key sets differ: {:?} vs {:?}", ka.iter().map(|k| &k.0).collect::<Vec<_>>(), kb.iter().map(|k| &k.0).collect::<Vec<_>>());
+    assert_eq!(
+        ka.len(),
+        kb.len(),
+        "KV key sets differ: {:?} vs {:?}",
+        ka.iter().map(|k| &k.0).collect::<Vec<_>>(),
+        kb.iter().map(|k| &k.0).collect::<Vec<_>>()
+    );
     (tmp, folder)
 }
 
@@ -84,7 +124,9 @@ fn round_trip(name: &str, pre_tokenizer: Option<&str>) -> (tempfile::TempDir, Pa
 /// step (2^-24) absolutely below 2^-14.
 fn compare_with_original(folder: &Path, original_folder: &str) {
     let exported = ckpt_safetensors::read(&folder.join("model.safetensors")).unwrap();
-    let original = ckpt_safetensors::read(&fixtures().join(original_folder).join("model.safetensors")).unwrap();
+    let original =
+        ckpt_safetensors::read(&fixtures().join(original_folder).join("model.safetensors"))
+            .unwrap();
     let mut names_a: Vec<_> = exported.tensors.iter().map(|t| t.name.clone()).collect();
     let mut names_b: Vec<_> = original.tensors.iter().map(|t| t.name.clone()).collect();
     names_a.sort();
@@ -96,7 +138,11 @@ fn compare_with_original(folder: &Path, original_folder: &str) {
         let (x, y) = (f32s(t), f32s(e));
         for (i, (a, b)) in x.iter().zip(&y).enumerate() {
             let tol = (a.abs() * 2f32.powi(-11)).max(2f32.powi(-24));
-            assert!((a - b).abs() <= tol, "{}[{i}]: original {a}, exported {b}", t.name);
+            assert!(
+                (a - b).abs() <= tol,
+                "{}[{i}]: original {a}, exported {b}",
+                t.name
+            );
         }
     }
 }
@@ -105,7 +151,8 @@ fn compare_with_original(folder: &Path, original_folder: &str) {
 fn spm_llama_round_trip() {
     let (_tmp, folder) = round_trip("tiny-llama-spm", None);
     compare_with_original(&folder, "tiny-llama-spm");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["tie_word_embeddings"], false);
     assert_eq!(config["num_key_value_heads"], 2);
     assert_eq!(config["rms_norm_eps"], 1e-5);
@@ -116,8 +163,16 @@ fn spm_llama_round_trip() {
     let text = "Hello world, the quick brown fox 🚀";
     let enc = tok.encode(text, true).unwrap();
     assert_eq!(enc.get_ids()[0], 1, "BOS first");
-    assert!(enc.get_ids().len() < text.chars().count(), "merges applied: {:?}", enc.get_tokens());
-    assert!(enc.get_tokens().iter().any(|t| t.starts_with("<0x")), "byte fallback for the emoji: {:?}", enc.get_tokens());
+    assert!(
+        enc.get_ids().len() < text.chars().count(),
+        "merges applied: {:?}",
+        enc.get_tokens()
+    );
+    assert!(
+        enc.get_tokens().iter().any(|t| t.starts_with("<0x")),
+        "byte fallback for the emoji: {:?}",
+        enc.get_tokens()
+    );
     assert_eq!(tok.decode(enc.get_ids(), true).unwrap(), text);
 }
 
@@ -125,14 +180,27 @@ fn spm_llama_round_trip() {
 fn bpe_smol_round_trip() {
     let (_tmp, folder) = round_trip("tiny-smol-bpe", None);
     compare_with_original(&folder, "tiny-smol-bpe");
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["tie_word_embeddings"], true);
-    assert!(ckpt_safetensors::read(&folder.join("model.safetensors")).unwrap().get("lm_head.weight").is_none());
+    assert!(ckpt_safetensors::read(&folder.join("model.safetensors"))
+        .unwrap()
+        .get("lm_head.weight")
+        .is_none());
     // The rebuilt tokenizer.json tokenizes like the original one.
     let ours = tokenizers::Tokenizer::from_file(folder.join("tokenizer.json")).unwrap();
-    let theirs = tokenizers::Tokenizer::from_file(fixtures().join("tiny-smol-bpe/tokenizer.json")).unwrap();
-    for text in ["Hello world, it's 2024!", "<|im_start|>user\nhi<|im_end|>", "  spaces\tand\nnewlines ünïcödé 🚀"] {
-        assert_eq!(ours.encode(text, true).unwrap().get_ids(), theirs.encode(text, true).unwrap().get_ids(), "{text:?}");
+    let theirs =
+        tokenizers::Tokenizer::from_file(fixtures().join("tiny-smol-bpe/tokenizer.json")).unwrap();
+    for text in [
+        "Hello world, it's 2024!",
+        "<|im_start|>user\nhi<|im_end|>",
+        "  spaces\tand\nnewlines ünïcödé 🚀",
+    ] {
+        assert_eq!(
+            ours.encode(text, true).unwrap().get_ids(),
+            theirs.encode(text, true).unwrap().get_ids(),
+            "{text:?}"
+        );
     }
 }
 
@@ -141,26 +209,66 @@ fn quantized_export_is_f32_and_dequantized_like_ggml() {
     let path = fixtures().join("tiny-llama-spm.Q4_K_M.gguf");
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("out");
-    gguf_to_hf(&path, &folder, &ExportOptions { max_shard_size: Some(2_000_000), ..Default::default() }).unwrap();
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("model.safetensors.index.json")).unwrap()).unwrap();
+    gguf_to_hf(
+        &path,
+        &folder,
+        &ExportOptions {
+            max_shard_size: Some(2_000_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(folder.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
     let map = index["weight_map"].as_object().unwrap();
     assert_eq!(map.len(), 39);
     let gguf = ckpt_gguf::open_split(&path).unwrap();
-    let q = gguf.tensors().into_iter().find(|t| t.name == "blk.0.attn_v.weight").unwrap();
-    let expected = ckpt_quant::dequantize(q.dtype.to_ggml().unwrap(), &q.bytes().unwrap(), q.numel() as usize).unwrap();
-    let file = map["model.layers.0.self_attn.v_proj.weight"].as_str().unwrap();
+    let q = gguf
+        .tensors()
+        .into_iter()
+        .find(|t| t.name == "blk.0.attn_v.weight")
+        .unwrap();
+    let expected = ckpt_quant::dequantize(
+        q.dtype.to_ggml().unwrap(),
+        &q.bytes().unwrap(),
+        q.numel() as usize,
+    )
+    .unwrap();
+    let file = map["model.layers.0.self_attn.v_proj.weight"]
+        .as_str()
+        .unwrap();
     let shard = ckpt_safetensors::read(&folder.join(file)).unwrap();
     let v = shard.get("model.layers.0.self_attn.v_proj.weight").unwrap();
     assert_eq!(v.dtype, DType::F32);
     assert_eq!(f32s(v), expected);
     // Exported values stay close to the original model (Q4_K/Q6_K error is a few percent of the range).
-    let original = ckpt_safetensors::read(&fixtures().join("tiny-llama-spm/model.safetensors")).unwrap();
-    let o = f32s(original.get("model.layers.0.self_attn.q_proj.weight").unwrap());
-    let file = map["model.layers.0.self_attn.q_proj.weight"].as_str().unwrap();
-    let e = f32s(ckpt_safetensors::read(&folder.join(file)).unwrap().get("model.layers.0.self_attn.q_proj.weight").unwrap());
+    let original =
+        ckpt_safetensors::read(&fixtures().join("tiny-llama-spm/model.safetensors")).unwrap();
+    let o = f32s(
+        original
+            .get("model.layers.0.self_attn.q_proj.weight")
+            .unwrap(),
+    );
+    let file = map["model.layers.0.self_attn.q_proj.weight"]
+        .as_str()
+        .unwrap();
+    let e = f32s(
+        ckpt_safetensors::read(&folder.join(file))
+            .unwrap()
+            .get("model.layers.0.self_attn.q_proj.weight")
+            .unwrap(),
+    );
     let max = o.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let err = o.iter().zip(&e).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(err < 0.15 * max, "max error {err} against max |w| {max}: the Q/K rows are probably misordered");
+    let err = o
+        .iter()
+        .zip(&e)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err < 0.15 * max,
+        "max error {err} against max |w| {max}: the Q/K rows are probably misordered"
+    );
 }
 
 #[test]
@@ -175,10 +283,23 @@ fn unknown_architecture_strict_and_lenient() {
         w.add_tensor(t);
     }
     w.write(&path, false).unwrap();
-    let err = gguf_to_hf(&path, &tmp.path().join("strict"), &ExportOptions { strict: true, ..Default::default() }).unwrap_err();
+    let err = gguf_to_hf(
+        &path,
+        &tmp.path().join("strict"),
+        &ExportOptions {
+            strict: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("mystery"), "{err}");
     assert!(!tmp.path().join("strict").exists());
-    let report = gguf_to_hf(&path, &tmp.path().join("lenient"), &ExportOptions::default()).unwrap();
+    let report = gguf_to_hf(
+        &path,
+        &tmp.path().join("lenient"),
+        &ExportOptions::default(),
+    )
+    .unwrap();
     assert!(report.hf_architecture.is_none());
     assert!(!report.warnings.is_empty());
     assert!(!tmp.path().join("lenient/config.json").exists());
@@ -193,17 +314,38 @@ fn existing_output_needs_overwrite() {
     let path = fixtures().join("tiny-smol-bpe.f16.gguf");
     gguf_to_hf(&path, &folder, &ExportOptions::default()).unwrap();
     assert!(gguf_to_hf(&path, &folder, &ExportOptions::default()).is_err());
-    gguf_to_hf(&path, &folder, &ExportOptions { overwrite: true, dtype: Some(DType::BF16), ..Default::default() }).unwrap();
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    gguf_to_hf(
+        &path,
+        &folder,
+        &ExportOptions {
+            overwrite: true,
+            dtype: Some(DType::BF16),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["torch_dtype"], "bfloat16");
-    assert!(gguf_to_hf(&path, &folder, &ExportOptions { overwrite: true, dtype: Some(DType::I32), ..Default::default() }).is_err());
+    assert!(gguf_to_hf(
+        &path,
+        &folder,
+        &ExportOptions {
+            overwrite: true,
+            dtype: Some(DType::I32),
+            ..Default::default()
+        }
+    )
+    .is_err());
 }
 
 #[test]
 fn a_type_ckpt_cannot_dequantize_is_named_in_the_error() {
     let Some(unreadable) = ckpt_core::GgmlType::all().find(|t| {
-        !matches!(t, ckpt_core::GgmlType::F32 | ckpt_core::GgmlType::F16 | ckpt_core::GgmlType::BF16)
-            && t.block_size() > 0
+        !matches!(
+            t,
+            ckpt_core::GgmlType::F32 | ckpt_core::GgmlType::F16 | ckpt_core::GgmlType::BF16
+        ) && t.block_size() > 0
             && t.type_size() > 0
             && ckpt_quant::kernels(*t).is_none()
             && DType::from_ggml(*t) == DType::Ggml(*t)
@@ -216,10 +358,20 @@ fn a_type_ckpt_cannot_dequantize_is_named_in_the_error() {
     let mut w = ckpt_gguf::GgufWriter::new();
     w.add_kv("general.architecture", GgufValue::string("llama"));
     let (bs, ts) = (unreadable.block_size() as u64, unreadable.type_size());
-    w.add_tensor(ckpt_core::Tensor::computed("blk.0.attn_v.weight", DType::Ggml(unreadable), vec![1, bs], move || Ok(vec![0u8; ts])));
+    w.add_tensor(ckpt_core::Tensor::computed(
+        "blk.0.attn_v.weight",
+        DType::Ggml(unreadable),
+        vec![1, bs],
+        move || Ok(vec![0u8; ts]),
+    ));
     w.write(&path, false).unwrap();
-    let err = gguf_to_hf(&path, &tmp.path().join("out"), &ExportOptions::default()).unwrap_err().to_string();
-    assert!(err.contains(unreadable.name()) && err.contains("blk.0.attn_v.weight"), "{err}");
+    let err = gguf_to_hf(&path, &tmp.path().join("out"), &ExportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(unreadable.name()) && err.contains("blk.0.attn_v.weight"),
+        "{err}"
+    );
     assert!(!tmp.path().join("out").exists());
 }
 
@@ -228,11 +380,20 @@ fn split_gguf_exports_every_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("out");
     let first = fixtures().join("split/tiny-llama-spm.Q2_K-split-00001-of-00003.gguf");
-    let report = gguf_to_hf(&first, &folder, &ExportOptions { dtype: Some(DType::F16), ..Default::default() }).unwrap();
+    let report = gguf_to_hf(
+        &first,
+        &folder,
+        &ExportOptions {
+            dtype: Some(DType::F16),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(report.tensor_count, 39);
     let st = ckpt_safetensors::read(&folder.join("model.safetensors")).unwrap();
     assert!(st.tensors.iter().all(|t| t.dtype == DType::F16));
-    let original = ckpt_safetensors::read(&fixtures().join("tiny-llama-spm/model.safetensors")).unwrap();
+    let original =
+        ckpt_safetensors::read(&fixtures().join("tiny-llama-spm/model.safetensors")).unwrap();
     let mut names: Vec<_> = st.tensors.iter().map(|t| t.name.clone()).collect();
     let mut expected: Vec<_> = original.tensors.iter().map(|t| t.name.clone()).collect();
     names.sort();

@@ -52,7 +52,12 @@ impl GgufFile {
         for info in &header.tensor_infos {
             // The parser checked these ranges against the buffer length, so they fit in usize.
             let start = (header.data_offset + info.offset) as usize;
-            let storage = Storage::new(buffer.clone(), start, info.nbytes() as usize, info.name.clone())?;
+            let storage = Storage::new(
+                buffer.clone(),
+                start,
+                info.nbytes() as usize,
+                info.name.clone(),
+            )?;
             let tensor = if header.big_endian {
                 big_endian_tensor(info, storage)
             } else {
@@ -61,7 +66,15 @@ impl GgufFile {
             tensor.validate()?;
             tensors.push(tensor);
         }
-        let GgufHeader { version, kvs, tensor_infos, alignment, infos_end, data_offset, big_endian } = header;
+        let GgufHeader {
+            version,
+            kvs,
+            tensor_infos,
+            alignment,
+            infos_end,
+            data_offset,
+            big_endian,
+        } = header;
         Ok(GgufFile {
             file_size: buffer.len() as u64,
             path,
@@ -128,7 +141,9 @@ impl GgufFile {
 
     /// Whether this file is one shard of a split set (has `split.count` > 1).
     pub fn is_split_shard(&self) -> bool {
-        self.get(SPLIT_COUNT_KEY).and_then(GgufValue::as_u64).is_some_and(|n| n > 1)
+        self.get(SPLIT_COUNT_KEY)
+            .and_then(GgufValue::as_u64)
+            .is_some_and(|n| n > 1)
     }
 
     pub fn to_checkpoint(&self) -> Checkpoint {
@@ -190,7 +205,8 @@ fn fill_metadata(ck: &mut Checkpoint, kvs: &[(String, GgufValue)]) {
                 ck.extras.insert(k.clone(), to_json(v));
             }
             scalar => {
-                ck.metadata.insert(k.clone(), describe_value(scalar, usize::MAX));
+                ck.metadata
+                    .insert(k.clone(), describe_value(scalar, usize::MAX));
             }
         }
     }
@@ -223,7 +239,11 @@ impl GgufSplit {
 
     /// (shard index, info) for every tensor, in order.
     pub fn tensor_infos(&self) -> Vec<(usize, &TensorInfo)> {
-        self.shards.iter().enumerate().flat_map(|(i, s)| s.tensor_infos.iter().map(move |t| (i, t))).collect()
+        self.shards
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.tensor_infos.iter().map(move |t| (i, t)))
+            .collect()
     }
 
     pub fn to_checkpoint(&self) -> Checkpoint {
@@ -249,7 +269,9 @@ pub fn open_split(first_or_any_shard: &Path) -> Result<GgufSplit> {
 pub fn open_split_with(first_or_any_shard: &Path, options: &ParseOptions) -> Result<GgufSplit> {
     let given = GgufFile::open_with(first_or_any_shard, options)?;
     let Some((split_no, split_count)) = split_numbers(&given)? else {
-        return Ok(GgufSplit { shards: vec![given] });
+        return Ok(GgufSplit {
+            shards: vec![given],
+        });
     };
     let name = first_or_any_shard
         .file_name()
@@ -276,7 +298,11 @@ pub fn open_split_with(first_or_any_shard: &Path, options: &ParseOptions) -> Res
             if !p.exists() {
                 return Err(Error::invalid(
                     first_or_any_shard,
-                    format!("split set of {split_count} shards: shard {} ({}) is missing", i + 1, p.display()),
+                    format!(
+                        "split set of {split_count} shards: shard {} ({}) is missing",
+                        i + 1,
+                        p.display()
+                    ),
                 ));
             }
             GgufFile::open_with(&p, options)?
@@ -314,7 +340,10 @@ pub fn open_split_with(first_or_any_shard: &Path, options: &ParseOptions) -> Res
     for s in &shards {
         for t in &s.tensor_infos {
             if !seen.insert(t.name.as_str()) {
-                return Err(Error::invalid(&s.path, format!("tensor '{}' appears in more than one shard", t.name)));
+                return Err(Error::invalid(
+                    &s.path,
+                    format!("tensor '{}' appears in more than one shard", t.name),
+                ));
             }
         }
     }
@@ -323,15 +352,25 @@ pub fn open_split_with(first_or_any_shard: &Path, options: &ParseOptions) -> Res
 
 /// (`split.no`, `split.count`) when the file is part of a split set of more than one shard.
 fn split_numbers(f: &GgufFile) -> Result<Option<(usize, usize)>> {
-    let Some(count) = f.get(SPLIT_COUNT_KEY) else { return Ok(None) };
+    let Some(count) = f.get(SPLIT_COUNT_KEY) else {
+        return Ok(None);
+    };
     let bad = |what: &str| Error::invalid(&f.path, format!("{what} has an invalid value"));
     let count = count.as_u64().ok_or_else(|| bad(SPLIT_COUNT_KEY))?;
     let no = match f.get(SPLIT_NO_KEY) {
         Some(v) => v.as_u64().ok_or_else(|| bad(SPLIT_NO_KEY))?,
-        None => return Err(Error::invalid(&f.path, format!("{SPLIT_COUNT_KEY} is set but {SPLIT_NO_KEY} is missing"))),
+        None => {
+            return Err(Error::invalid(
+                &f.path,
+                format!("{SPLIT_COUNT_KEY} is set but {SPLIT_NO_KEY} is missing"),
+            ))
+        }
     };
     if count == 0 || no >= count || count > 99_999 {
-        return Err(Error::invalid(&f.path, format!("{SPLIT_NO_KEY} = {no} with {SPLIT_COUNT_KEY} = {count} is inconsistent")));
+        return Err(Error::invalid(
+            &f.path,
+            format!("{SPLIT_NO_KEY} = {no} with {SPLIT_COUNT_KEY} = {count} is inconsistent"),
+        ));
     }
     if count == 1 {
         return Ok(None);
@@ -341,7 +380,9 @@ fn split_numbers(f: &GgufFile) -> Result<Option<(usize, usize)>> {
 
 /// Summary lines of every KV, in file order, with long arrays cut (for `inspect`).
 pub fn describe_kvs(kvs: &[(String, GgufValue)], max_items: usize) -> Vec<String> {
-    kvs.iter().map(|(k, v)| format!("{k} ({}) = {}", type_label(v), describe_value(v, max_items))).collect()
+    kvs.iter()
+        .map(|(k, v)| format!("{k} ({}) = {}", type_label(v), describe_value(v, max_items)))
+        .collect()
 }
 
 /// `UINT32`, or `ARRAY[STRING]` for arrays.

@@ -62,11 +62,14 @@ impl TensorInfo {
 pub(crate) fn tensor_nbytes(t: GgmlType, ne: &[u64]) -> Option<u64> {
     let ne0 = ne.first().copied().unwrap_or(1);
     let row = t.row_bytes(ne0)?;
-    ne.iter().skip(1).try_fold(row, |acc, &d| acc.checked_mul(d))
+    ne.iter()
+        .skip(1)
+        .try_fold(row, |acc, &d| acc.checked_mul(d))
 }
 
 pub(crate) fn pad_to(x: u64, alignment: u64) -> Option<u64> {
-    x.checked_add(alignment - 1).map(|v| v / alignment * alignment)
+    x.checked_add(alignment - 1)
+        .map(|v| v / alignment * alignment)
 }
 
 /// Everything before the tensor data, parsed and validated.
@@ -92,7 +95,11 @@ impl GgufHeader {
 
     /// Bytes of the data section up to the end of the last tensor (without its padding).
     pub fn data_len(&self) -> u64 {
-        self.tensor_infos.iter().map(|t| t.offset + t.nbytes()).max().unwrap_or(0)
+        self.tensor_infos
+            .iter()
+            .map(|t| t.offset + t.nbytes())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -100,7 +107,9 @@ impl GgufHeader {
 pub enum HeaderParse {
     Complete(GgufHeader),
     /// The bytes given end inside the header; call again with at least this many.
-    NeedMore { at_least: usize },
+    NeedMore {
+        at_least: usize,
+    },
 }
 
 /// Reader options beyond llama.cpp's rules.
@@ -113,7 +122,12 @@ pub struct ParseOptions {
 
 /// Parses a header from the first bytes of a GGUF file whose total size is unknown.
 pub fn parse_header(bytes: &[u8]) -> Result<HeaderParse> {
-    parse_header_with(bytes, Path::new("<GGUF header>"), None, &ParseOptions::default())
+    parse_header_with(
+        bytes,
+        Path::new("<GGUF header>"),
+        None,
+        &ParseOptions::default(),
+    )
 }
 
 /// Parses a header from the first bytes of `origin` (named in errors). With `file_size` known,
@@ -125,10 +139,18 @@ pub fn parse_header_with(
     file_size: Option<u64>,
     options: &ParseOptions,
 ) -> Result<HeaderParse> {
-    let mut cur = Cursor { bytes, pos: 0, origin, file_size, big_endian: false };
+    let mut cur = Cursor {
+        bytes,
+        pos: 0,
+        origin,
+        file_size,
+        big_endian: false,
+    };
     match parse(&mut cur, options) {
         Ok(h) => Ok(HeaderParse::Complete(h)),
-        Err(Stop::More(n)) => Ok(HeaderParse::NeedMore { at_least: usize::try_from(n).unwrap_or(usize::MAX) }),
+        Err(Stop::More(n)) => Ok(HeaderParse::NeedMore {
+            at_least: usize::try_from(n).unwrap_or(usize::MAX),
+        }),
         Err(Stop::Fail(e)) => Err(e),
     }
 }
@@ -182,7 +204,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Parsed<[u8; N]> {
-        Ok(self.take(N as u64, what)?.try_into().expect("take returns N bytes"))
+        Ok(self
+            .take(N as u64, what)?
+            .try_into()
+            .expect("take returns N bytes"))
     }
 
     /// The next N bytes of a number, in little-endian order whatever the file's byte order.
@@ -206,7 +231,10 @@ impl<'a> Cursor<'a> {
         let at = self.pos;
         let len = self.u64(&|| format!("length of {}", what()))?;
         if len > MAX_STRING_LENGTH {
-            return self.fail(format!("{} at byte {at}: length {len} exceeds llama.cpp's limit of {MAX_STRING_LENGTH}", what()));
+            return self.fail(format!(
+                "{} at byte {at}: length {len} exceeds llama.cpp's limit of {MAX_STRING_LENGTH}",
+                what()
+            ));
         }
         let raw = self.take(len, what)?;
         match std::str::from_utf8(raw) {
@@ -233,7 +261,9 @@ impl<'a> Cursor<'a> {
 fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
     let magic = cur.array::<4>(&|| "magic".into())?;
     if magic != GGUF_MAGIC {
-        return cur.fail(format!("not a GGUF file: magic bytes are {magic:02x?}, expected \"GGUF\" (47 47 55 46)"));
+        return cur.fail(format!(
+            "not a GGUF file: magic bytes are {magic:02x?}, expected \"GGUF\" (47 47 55 46)"
+        ));
     }
     let mut version = cur.u32(&|| "version".into())?;
     // No flag marks a big-endian file (convert_hf_to_gguf.py --bigendian); its version, a small
@@ -245,13 +275,22 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
     }
     match version {
         2 | 3 => {}
-        1 => return cur.fail("GGUF version 1 (32-bit counts) is not supported; re-convert the model"),
-        v => return cur.fail(format!("unsupported GGUF version {v} at byte 4 (supported: 2 and 3)")),
+        1 => {
+            return cur
+                .fail("GGUF version 1 (32-bit counts) is not supported; re-convert the model")
+        }
+        v => {
+            return cur.fail(format!(
+                "unsupported GGUF version {v} at byte 4 (supported: 2 and 3)"
+            ))
+        }
     }
     let tensor_count = cur.u64(&|| "tensor count".into())?;
     let kv_count = cur.u64(&|| "KV count".into())?;
     if tensor_count > i64::MAX as u64 || kv_count > i64::MAX as u64 {
-        return cur.fail(format!("tensor count {tensor_count} / KV count {kv_count} at byte 8 exceed int64"));
+        return cur.fail(format!(
+            "tensor count {tensor_count} / KV count {kv_count} at byte 8 exceed int64"
+        ));
     }
     // A KV is at least a key length, a type and one byte; a tensor info at least a name length,
     // n_dims, a type and an offset.
@@ -272,7 +311,9 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
         let type_at = cur.pos;
         let type_id = cur.u32(&|| format!("value type of key '{key}'"))?;
         let Some(vtype) = GgufValueType::from_id(type_id) else {
-            return cur.fail(format!("key '{key}' at byte {type_at} has invalid value type {type_id}"));
+            return cur.fail(format!(
+                "key '{key}' at byte {type_at} has invalid value type {type_id}"
+            ));
         };
         let value = parse_value(cur, vtype, &key, options, 0)?;
         kvs.push((key, value));
@@ -282,10 +323,15 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
         None => DEFAULT_ALIGNMENT,
         Some(GgufValue::U32(a)) if a.is_power_of_two() => *a as u64,
         Some(GgufValue::U32(a)) => {
-            return cur.fail(format!("{ALIGNMENT_KEY} = {a} is not a non-zero power of two"));
+            return cur.fail(format!(
+                "{ALIGNMENT_KEY} = {a} is not a non-zero power of two"
+            ));
         }
         Some(other) => {
-            return cur.fail(format!("{ALIGNMENT_KEY} has type {}, expected UINT32", other.value_type()));
+            return cur.fail(format!(
+                "{ALIGNMENT_KEY} has type {}, expected UINT32",
+                other.value_type()
+            ));
         }
     };
 
@@ -301,7 +347,9 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
             ));
         }
         if !names.insert(name.clone()) {
-            return cur.fail(format!("duplicate tensor name '{name}' at byte {at} (tensor #{i})"));
+            return cur.fail(format!(
+                "duplicate tensor name '{name}' at byte {at} (tensor #{i})"
+            ));
         }
         let dims_at = cur.pos;
         let n_dims = cur.u32(&|| format!("n_dims of tensor '{name}'"))?;
@@ -312,17 +360,27 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
         for d in 0..n_dims {
             let v = cur.u64(&|| format!("ne[{d}] of tensor '{name}'"))?;
             if v > i64::MAX as u64 {
-                return cur.fail(format!("tensor '{name}' at byte {dims_at}: ne[{d}] = {v} is negative as int64"));
+                return cur.fail(format!(
+                    "tensor '{name}' at byte {dims_at}: ne[{d}] = {v} is negative as int64"
+                ));
             }
             ne.push(v);
         }
-        if ne.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d as i64)).is_none() {
-            return cur.fail(format!("tensor '{name}' at byte {dims_at}: element count of ne {ne:?} overflows int64"));
+        if ne
+            .iter()
+            .try_fold(1i64, |acc, &d| acc.checked_mul(d as i64))
+            .is_none()
+        {
+            return cur.fail(format!(
+                "tensor '{name}' at byte {dims_at}: element count of ne {ne:?} overflows int64"
+            ));
         }
         let type_at = cur.pos;
         let type_id = cur.u32(&|| format!("type of tensor '{name}'"))?;
         let Some(ggml_type) = GgmlType::from_id(type_id) else {
-            return cur.fail(format!("tensor '{name}' at byte {type_at} has unknown ggml type id {type_id}"));
+            return cur.fail(format!(
+                "tensor '{name}' at byte {type_at} has unknown ggml type id {type_id}"
+            ));
         };
         let ne0 = ne.first().copied().unwrap_or(1);
         if ne0 % ggml_type.block_size() as u64 != 0 {
@@ -333,10 +391,17 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
             ));
         }
         if tensor_nbytes(ggml_type, &ne).is_none() {
-            return cur.fail(format!("tensor '{name}' at byte {dims_at}: byte size of ne {ne:?} overflows"));
+            return cur.fail(format!(
+                "tensor '{name}' at byte {dims_at}: byte size of ne {ne:?} overflows"
+            ));
         }
         let offset = cur.u64(&|| format!("data offset of tensor '{name}'"))?;
-        tensor_infos.push(TensorInfo { name, ggml_type, ne, offset });
+        tensor_infos.push(TensorInfo {
+            name,
+            ggml_type,
+            ne,
+            offset,
+        });
     }
     let infos_end = cur.pos as u64;
 
@@ -361,7 +426,9 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
     };
     if let Some(size) = cur.file_size {
         for t in &tensor_infos {
-            let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.nbytes()));
+            let end = data_offset
+                .checked_add(t.offset)
+                .and_then(|s| s.checked_add(t.nbytes()));
             if end.is_none_or(|e| e > size) {
                 return cur.fail(format!(
                     "tensor '{}' data (bytes {}..{}+{}) lies outside the file ({size} bytes)",
@@ -373,7 +440,15 @@ fn parse(cur: &mut Cursor, options: &ParseOptions) -> Parsed<GgufHeader> {
             }
         }
     }
-    Ok(GgufHeader { version, kvs, tensor_infos, alignment, infos_end, data_offset, big_endian: cur.big_endian })
+    Ok(GgufHeader {
+        version,
+        kvs,
+        tensor_infos,
+        alignment,
+        infos_end,
+        data_offset,
+        big_endian: cur.big_endian,
+    })
 }
 
 fn parse_value(
@@ -400,7 +475,11 @@ fn parse_value(
             match cur.array::<1>(&what)?[0] {
                 0 => GgufValue::Bool(false),
                 1 => GgufValue::Bool(true),
-                b => return cur.fail(format!("key '{key}' at byte {at}: bool value {b} is neither 0 nor 1")),
+                b => {
+                    return cur.fail(format!(
+                        "key '{key}' at byte {at}: bool value {b} is neither 0 nor 1"
+                    ))
+                }
             }
         }
         GgufValueType::String => GgufValue::String(cur.string(&what)?),
@@ -408,7 +487,9 @@ fn parse_value(
             let at = cur.pos;
             let elem_id = cur.u32(&|| format!("element type of array '{key}'"))?;
             let Some(elem_type) = GgufValueType::from_id(elem_id) else {
-                return cur.fail(format!("array '{key}' at byte {at} has invalid element type {elem_id}"));
+                return cur.fail(format!(
+                    "array '{key}' at byte {at} has invalid element type {elem_id}"
+                ));
             };
             if elem_type == GgufValueType::Array {
                 if !options.allow_nested_arrays {
@@ -418,7 +499,9 @@ fn parse_value(
                     ));
                 }
                 if depth >= MAX_ARRAY_NESTING {
-                    return cur.fail(format!("key '{key}' at byte {at}: arrays nested deeper than {MAX_ARRAY_NESTING}"));
+                    return cur.fail(format!(
+                        "key '{key}' at byte {at}: arrays nested deeper than {MAX_ARRAY_NESTING}"
+                    ));
                 }
             }
             let count_at = cur.pos;
@@ -428,14 +511,21 @@ fn parse_value(
                     "array '{key}' at byte {count_at} has {count} elements, more than llama.cpp's limit of {MAX_ARRAY_ELEMENTS}"
                 ));
             }
-            cur.check_count(count, elem_type.min_encoded_size() as u64, &format!("length of array '{key}'"), count_at)?;
+            cur.check_count(
+                count,
+                elem_type.min_encoded_size() as u64,
+                &format!("length of array '{key}'"),
+                count_at,
+            )?;
             let items = match elem_type.fixed_size() {
                 Some(size) => {
                     let need = count.saturating_mul(size as u64);
                     let raw = cur.take(need, &what)?;
                     if elem_type == GgufValueType::Bool {
                         if let Some(pos) = raw.iter().position(|&b| b > 1) {
-                            return cur.fail(format!("array '{key}' at byte {at}: bool item #{pos} is neither 0 nor 1"));
+                            return cur.fail(format!(
+                                "array '{key}' at byte {at}: bool item #{pos} is neither 0 nor 1"
+                            ));
                         }
                     }
                     decode_fixed(elem_type, raw, size, cur.big_endian)
@@ -465,31 +555,40 @@ fn decode_fixed(t: GgufValueType, raw: &[u8], size: usize, big_endian: bool) -> 
             }
             let c: &[u8] = c;
             match t {
-            GgufValueType::U8 => GgufValue::U8(c[0]),
-            GgufValueType::Bool => GgufValue::Bool(c[0] != 0),
-            GgufValueType::I8 => GgufValue::I8(c[0] as i8),
-            GgufValueType::U16 => GgufValue::U16(u16::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::I16 => GgufValue::I16(i16::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::U32 => GgufValue::U32(u32::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::I32 => GgufValue::I32(i32::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::F32 => GgufValue::F32(f32::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::U64 => GgufValue::U64(u64::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(c.try_into().unwrap())),
-            GgufValueType::String | GgufValueType::Array => unreachable!("only fixed-size types are decoded here"),
+                GgufValueType::U8 => GgufValue::U8(c[0]),
+                GgufValueType::Bool => GgufValue::Bool(c[0] != 0),
+                GgufValueType::I8 => GgufValue::I8(c[0] as i8),
+                GgufValueType::U16 => GgufValue::U16(u16::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::I16 => GgufValue::I16(i16::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::U32 => GgufValue::U32(u32::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::I32 => GgufValue::I32(i32::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::F32 => GgufValue::F32(f32::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::U64 => GgufValue::U64(u64::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(c.try_into().unwrap())),
+                GgufValueType::String | GgufValueType::Array => {
+                    unreachable!("only fixed-size types are decoded here")
+                }
             }
         })
         .collect()
 }
 
 /// Parses the whole header of a file held in memory (its size is the file size).
-pub(crate) fn parse_complete(bytes: &[u8], path: &Path, options: &ParseOptions) -> Result<GgufHeader> {
+pub(crate) fn parse_complete(
+    bytes: &[u8],
+    path: &Path,
+    options: &ParseOptions,
+) -> Result<GgufHeader> {
     match parse_header_with(bytes, path, Some(bytes.len() as u64), options)? {
         HeaderParse::Complete(h) => Ok(h),
         // Unreachable with a known file size, but an error is cheaper than trusting that.
         HeaderParse::NeedMore { at_least } => Err(Error::invalid(
             path,
-            format!("truncated: the header needs at least {at_least} bytes, the file has {}", bytes.len()),
+            format!(
+                "truncated: the header needs at least {at_least} bytes, the file has {}",
+                bytes.len()
+            ),
         )),
     }
 }

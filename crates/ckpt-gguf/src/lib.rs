@@ -11,9 +11,15 @@ pub mod header;
 pub mod value;
 pub mod writer;
 
-pub use file::{describe_kvs, open_split, open_split_with, split_path, type_label, GgufFile, GgufSplit};
+pub use file::{
+    describe_kvs, open_split, open_split_with, split_path, type_label, GgufFile, GgufSplit,
+};
 pub use file::{SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
-pub use header::{parse_header, parse_header_with, GgufHeader, HeaderParse, ParseOptions, TensorInfo};
-pub use header::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_ELEMENTS, MAX_DIMS, MAX_NAME_LEN, MAX_STRING_LENGTH};
+pub use header::{
+    parse_header, parse_header_with, GgufHeader, HeaderParse, ParseOptions, TensorInfo,
+};
+pub use header::{
+    ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_ELEMENTS, MAX_DIMS, MAX_NAME_LEN, MAX_STRING_LENGTH,
+};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
 pub use writer::{encode_value, DimsMode, GgufWriter, ProgressFn, SplitBy, SplitOptions};

@@ -139,7 +139,16 @@ impl GgufArray {
 
     /// The items as f32, when this is an f32 array.
     pub fn as_f32s(&self) -> Option<Vec<f32>> {
-        self.items.iter().map(|v| if let GgufValue::F32(x) = v { Some(*x) } else { None }).collect()
+        self.items
+            .iter()
+            .map(|v| {
+                if let GgufValue::F32(x) = v {
+                    Some(*x)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Integer items (any integer element type) widened to i64; None if any is not an integer
@@ -187,7 +196,10 @@ impl GgufValue {
     pub fn string_array<S: Into<String>>(values: impl IntoIterator<Item = S>) -> GgufValue {
         GgufValue::Array(GgufArray {
             elem_type: GgufValueType::String,
-            items: values.into_iter().map(|s| GgufValue::String(s.into())).collect(),
+            items: values
+                .into_iter()
+                .map(|s| GgufValue::String(s.into()))
+                .collect(),
         })
     }
 
@@ -414,9 +426,18 @@ mod tests {
     fn describe_cuts_long_arrays() {
         let v = GgufValue::string_array((0..32000).map(|i| format!("t{i}")));
         assert_eq!(describe_value(&v, 2), "[\"t0\", \"t1\", … 32000 items]");
-        assert_eq!(describe_value(&GgufValue::f32_array([1.5, f32::NAN]), 8), "[1.5, nan]");
-        assert_eq!(describe_value(&GgufValue::F32(f32::NEG_INFINITY), 8), "-inf");
-        assert_eq!(describe_value(&GgufValue::string("a\"\n'▁\u{1}"), 8), "\"a\\\"\\n'▁\\u{1}\"");
+        assert_eq!(
+            describe_value(&GgufValue::f32_array([1.5, f32::NAN]), 8),
+            "[1.5, nan]"
+        );
+        assert_eq!(
+            describe_value(&GgufValue::F32(f32::NEG_INFINITY), 8),
+            "-inf"
+        );
+        assert_eq!(
+            describe_value(&GgufValue::string("a\"\n'▁\u{1}"), 8),
+            "\"a\\\"\\n'▁\\u{1}\""
+        );
         assert_eq!(describe_value(&GgufValue::F32(1e-5), 8), "1e-5");
         assert_eq!(describe_value(&GgufValue::F32(100000.0), 8), "100000.0");
         assert_eq!(describe_value(&GgufValue::F64(0.1), 8), "0.1");
@@ -424,9 +445,18 @@ mod tests {
 
     #[test]
     fn json_special_floats() {
-        assert_eq!(to_json(&GgufValue::F32(f32::INFINITY)), serde_json::json!("inf"));
-        assert_eq!(to_json(&GgufValue::F32(0.1)), serde_json::json!(0.10000000149011612));
-        assert_eq!(to_json(&GgufValue::U64(u64::MAX)), serde_json::json!(u64::MAX));
+        assert_eq!(
+            to_json(&GgufValue::F32(f32::INFINITY)),
+            serde_json::json!("inf")
+        );
+        assert_eq!(
+            to_json(&GgufValue::F32(0.1)),
+            serde_json::json!(0.10000000149011612)
+        );
+        assert_eq!(
+            to_json(&GgufValue::U64(u64::MAX)),
+            serde_json::json!(u64::MAX)
+        );
         let t = to_typed_json(&GgufValue::i32_array([1, 2, 3]), 2);
         assert_eq!(t["count"], 3);
         assert_eq!(t["value"], serde_json::json!([1, 2]));

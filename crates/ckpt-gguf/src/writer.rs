@@ -65,7 +65,11 @@ fn write_tensors_at(
 ) -> Result<()> {
     use std::os::unix::fs::FileExt;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4).min(tensors.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4)
+        .min(tensors.len().max(1));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel::<Result<u64>>();
@@ -83,17 +87,18 @@ fn write_tensors_at(
                         .map(|()| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
                 } else {
                     t.bytes().and_then(|bytes| {
-                    if bytes.len() as u64 != p.nbytes {
-                        return Err(Error::Other(format!(
-                            "{}: tensor '{}' produced {} bytes, its GGUF info says {}",
-                            path.display(),
-                            t.name,
-                            bytes.len(),
-                            p.nbytes
-                        )));
-                    }
-                    f.write_all_at(&bytes, data_start + p.offset).map_err(|e| Error::io(path, e))?;
-                    Ok(pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                        if bytes.len() as u64 != p.nbytes {
+                            return Err(Error::Other(format!(
+                                "{}: tensor '{}' produced {} bytes, its GGUF info says {}",
+                                path.display(),
+                                t.name,
+                                bytes.len(),
+                                p.nbytes
+                            )));
+                        }
+                        f.write_all_at(&bytes, data_start + p.offset)
+                            .map_err(|e| Error::io(path, e))?;
+                        Ok(pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
                     })
                 };
                 t.release();
@@ -125,7 +130,14 @@ const PIECE_BYTES: usize = 8 << 20;
 
 /// Streams a row-banded tensor to `offset` in pieces of about [`PIECE_BYTES`], so a writer
 /// thread holds one piece, not the whole tensor.
-fn write_rows_at(f: &File, path: &Path, t: &Tensor, rows: &ckpt_core::RowFill, offset: u64, nbytes: u64) -> Result<()> {
+fn write_rows_at(
+    f: &File,
+    path: &Path,
+    t: &Tensor,
+    rows: &ckpt_core::RowFill,
+    offset: u64,
+    nbytes: u64,
+) -> Result<()> {
     use std::os::unix::fs::FileExt;
     if (rows.rows * rows.row_bytes) as u64 != nbytes {
         return Err(Error::Other(format!(
@@ -143,7 +155,8 @@ fn write_rows_at(f: &File, path: &Path, t: &Tensor, rows: &ckpt_core::RowFill, o
         let end = (start + per_piece).min(rows.rows);
         let piece = &mut buf[..(end - start) * rows.row_bytes];
         (rows.fill)(start..end, piece)?;
-        f.write_all_at(piece, offset + (start * rows.row_bytes) as u64).map_err(|e| Error::io(path, e))?;
+        f.write_all_at(piece, offset + (start * rows.row_bytes) as u64)
+            .map_err(|e| Error::io(path, e))?;
         start = end;
     }
     ckpt_core::pool::give(buf);
@@ -161,7 +174,13 @@ struct Plan {
 impl GgufWriter {
     /// An empty writer: alignment 32 unless a `general.alignment` (UINT32) KV is added.
     pub fn new() -> Self {
-        GgufWriter { kvs: Vec::new(), tensors: Vec::new(), dims_mode: DimsMode::AsGiven, alignment_override: None, progress: None }
+        GgufWriter {
+            kvs: Vec::new(),
+            tensors: Vec::new(),
+            dims_mode: DimsMode::AsGiven,
+            alignment_override: None,
+            progress: None,
+        }
     }
 
     /// Appends a KV pair; order is kept. A key added twice is an error at write time.
@@ -246,14 +265,24 @@ impl GgufWriter {
     pub fn write_to(mut self, w: &mut dyn Write) -> Result<u64> {
         let mut progress = self.progress.take();
         let plan = self.plan_for(Path::new("<output>"))?;
-        self.write_planned(&plan, Path::new("<output>"), w, |t, w| t.write_to(w), &mut |done| {
-            if let Some(p) = progress.as_mut() {
-                p(done, plan.data_len)
-            }
-        })
+        self.write_planned(
+            &plan,
+            Path::new("<output>"),
+            w,
+            |t, w| t.write_to(w),
+            &mut |done| {
+                if let Some(p) = progress.as_mut() {
+                    p(done, plan.data_len)
+                }
+            },
+        )
     }
 
-    fn write_file_reporting(&self, file: &mut AtomicFile, report: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+    fn write_file_reporting(
+        &self,
+        file: &mut AtomicFile,
+        report: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64> {
         let path = file.path().to_path_buf();
         let plan = self.plan_for(&path)?;
         let io = |e: std::io::Error| Error::io(&path, e);
@@ -328,14 +357,26 @@ impl GgufWriter {
         }
         let alignment = match self.alignment_override {
             Some(a) => a,
-            None => match self.kvs.iter().find(|(k, _)| k == ALIGNMENT_KEY).map(|(_, v)| v) {
+            None => match self
+                .kvs
+                .iter()
+                .find(|(k, _)| k == ALIGNMENT_KEY)
+                .map(|(_, v)| v)
+            {
                 None => DEFAULT_ALIGNMENT,
                 Some(GgufValue::U32(a)) => *a as u64,
-                Some(other) => return fail(format!("{ALIGNMENT_KEY} must be UINT32, got {}", other.value_type())),
+                Some(other) => {
+                    return fail(format!(
+                        "{ALIGNMENT_KEY} must be UINT32, got {}",
+                        other.value_type()
+                    ))
+                }
             },
         };
         if !alignment.is_power_of_two() {
-            return fail(format!("alignment {alignment} is not a non-zero power of two"));
+            return fail(format!(
+                "alignment {alignment} is not a non-zero power of two"
+            ));
         }
 
         let mut header = Vec::new();
@@ -357,19 +398,36 @@ impl GgufWriter {
                 return fail(format!("tensor '{}' is added twice", t.name));
             }
             if t.name.len() > MAX_NAME_LEN {
-                return fail(format!("tensor name '{}' is {} bytes, ggml allows at most {MAX_NAME_LEN}", t.name, t.name.len()));
+                return fail(format!(
+                    "tensor name '{}' is {} bytes, ggml allows at most {MAX_NAME_LEN}",
+                    t.name,
+                    t.name.len()
+                ));
             }
             let Some(ggml_type) = t.dtype.to_ggml() else {
-                return fail(format!("tensor '{}': {} has no GGUF (ggml) type", t.name, t.dtype));
+                return fail(format!(
+                    "tensor '{}': {} has no GGUF (ggml) type",
+                    t.name, t.dtype
+                ));
             };
             let ne = self.ne_of(&t.shape);
             if ne.len() > MAX_DIMS {
-                return fail(format!("tensor '{}' has {} dimensions, GGUF allows at most {MAX_DIMS}", t.name, ne.len()));
+                return fail(format!(
+                    "tensor '{}' has {} dimensions, GGUF allows at most {MAX_DIMS}",
+                    t.name,
+                    ne.len()
+                ));
             }
             if numel(&ne).is_none_or(|n| n > i64::MAX as u64) {
-                return fail(format!("tensor '{}': element count of shape {:?} overflows int64", t.name, t.shape));
+                return fail(format!(
+                    "tensor '{}': element count of shape {:?} overflows int64",
+                    t.name, t.shape
+                ));
             }
-            let nbytes = t.dtype.nbytes(&t.shape).map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
+            let nbytes = t
+                .dtype
+                .nbytes(&t.shape)
+                .map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
             put_string(&mut header, &t.name);
             header.extend_from_slice(&(ne.len() as u32).to_le_bytes());
             for d in &ne {
@@ -377,15 +435,26 @@ impl GgufWriter {
             }
             header.extend_from_slice(&ggml_type.id().to_le_bytes());
             header.extend_from_slice(&offset.to_le_bytes());
-            tensors.push(PlannedTensor { ggml_type, ne, offset, nbytes });
+            tensors.push(PlannedTensor {
+                ggml_type,
+                ne,
+                offset,
+                nbytes,
+            });
             offset = match pad_to(nbytes, alignment).and_then(|p| offset.checked_add(p)) {
                 Some(o) => o,
                 None => return fail(format!("tensor '{}': data offsets overflow", t.name)),
             };
         }
-        let padded = pad_to(header.len() as u64, alignment).expect("header fits in memory") as usize;
+        let padded =
+            pad_to(header.len() as u64, alignment).expect("header fits in memory") as usize;
         header.resize(padded, 0);
-        Ok(Plan { header, alignment, tensors, data_len: offset })
+        Ok(Plan {
+            header,
+            alignment,
+            tensors,
+            data_len: offset,
+        })
     }
 
     /// The tensor info's `ne` for a row-major shape under this writer's dims mode.
@@ -410,7 +479,12 @@ impl GgufWriter {
             .tensors
             .iter()
             .zip(plan.tensors)
-            .map(|(t, p)| crate::header::TensorInfo { name: t.name.clone(), ggml_type: p.ggml_type, ne: p.ne, offset: p.offset })
+            .map(|(t, p)| crate::header::TensorInfo {
+                name: t.name.clone(),
+                ggml_type: p.ggml_type,
+                ne: p.ne,
+                offset: p.offset,
+            })
             .collect())
     }
 }
@@ -437,20 +511,35 @@ impl GgufWriter {
     /// `split.count` (u16); the other shards only those three. Tensors keep their order. Every
     /// shard is written to a temporary file and all are renamed into place only at the end.
     /// For llama-gguf-split's exact bytes use [`DimsMode::TrimTrailingOnes`].
-    pub fn write_split(self, out_prefix: &Path, options: &SplitOptions, overwrite: bool) -> Result<Vec<PathBuf>> {
+    pub fn write_split(
+        self,
+        out_prefix: &Path,
+        options: &SplitOptions,
+        overwrite: bool,
+    ) -> Result<Vec<PathBuf>> {
         let plan = self.plan()?;
         let groups = split_groups(&self.tensors, &plan, options)?;
         let n_shards = groups.len();
         let n_tensors = self.tensors.len();
         if n_shards > u16::MAX as usize || n_tensors > i32::MAX as usize {
-            return Err(Error::Usage(format!("{n_shards} shards / {n_tensors} tensors do not fit the split keys")));
+            return Err(Error::Usage(format!(
+                "{n_shards} shards / {n_tensors} tensors do not fit the split keys"
+            )));
         }
         let prefix = out_prefix.to_string_lossy().into_owned();
-        let paths: Vec<PathBuf> = (0..n_shards).map(|i| split_path(&prefix, i, n_shards).into()).collect();
+        let paths: Vec<PathBuf> = (0..n_shards)
+            .map(|i| split_path(&prefix, i, n_shards).into())
+            .collect();
         for p in &paths {
             check_destination(p, overwrite)?;
         }
-        let GgufWriter { kvs, tensors, dims_mode, alignment_override, mut progress } = self;
+        let GgufWriter {
+            kvs,
+            tensors,
+            dims_mode,
+            alignment_override,
+            mut progress,
+        } = self;
         let mut tensors = tensors.into_iter();
         let mut done_before = 0u64;
         let mut files = Vec::with_capacity(n_shards);
@@ -489,7 +578,11 @@ impl GgufWriter {
 /// Tensor indices per shard, by llama-gguf-split's rule: a new shard starts when the tensor
 /// count reaches a multiple of the limit, or when adding the next padded tensor would exceed
 /// the byte limit. A shard left without tensors is an error (except a metadata-only first one).
-fn split_groups(tensors: &[Tensor], plan: &Plan, options: &SplitOptions) -> Result<Vec<Vec<usize>>> {
+fn split_groups(
+    tensors: &[Tensor],
+    plan: &Plan,
+    options: &SplitOptions,
+) -> Result<Vec<Vec<usize>>> {
     let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
     if options.no_tensor_first_split {
         groups.push(Vec::new());
@@ -499,7 +592,11 @@ fn split_groups(tensors: &[Tensor], plan: &Plan, options: &SplitOptions) -> Resu
         let padded = pad_to(planned.nbytes, plan.alignment).expect("checked in plan");
         let next_bytes = current_bytes.saturating_add(padded);
         let new_shard = match options.by {
-            SplitBy::MaxTensors(0) => return Err(Error::Usage("the tensors-per-shard limit must be at least 1".into())),
+            SplitBy::MaxTensors(0) => {
+                return Err(Error::Usage(
+                    "the tensors-per-shard limit must be at least 1".into(),
+                ))
+            }
             SplitBy::MaxTensors(n) => i > 0 && i % n == 0,
             SplitBy::MaxBytes(max) => next_bytes > max,
         };

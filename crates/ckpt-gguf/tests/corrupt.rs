@@ -11,7 +11,10 @@ use ckpt_gguf::*;
 use common::*;
 
 fn open_bytes(bytes: &[u8]) -> ckpt_core::Result<GgufFile> {
-    GgufFile::from_buffer(Buffer::owned("mutated.gguf", bytes.to_vec()), &ParseOptions::default())
+    GgufFile::from_buffer(
+        Buffer::owned("mutated.gguf", bytes.to_vec()),
+        &ParseOptions::default(),
+    )
 }
 
 /// Everything a consumer might do with a file that opened.
@@ -41,15 +44,27 @@ fn assert_invalid(result: ckpt_core::Result<GgufFile>, context: &str) {
 
 #[test]
 fn truncation_anywhere_is_an_error() {
-    for path in [zoo("metadata-zoo.gguf"), zoo("metadata-zoo-bigendian.gguf"), split_shard(2)] {
+    for path in [
+        zoo("metadata-zoo.gguf"),
+        zoo("metadata-zoo-bigendian.gguf"),
+        split_shard(2),
+    ] {
         let bytes = fs::read(&path).unwrap();
         let f = GgufFile::open(&path).unwrap();
-        let last_tensor_end = (f.data_offset + f.tensor_infos.iter().map(|t| t.offset + t.nbytes()).max().unwrap()) as usize;
+        let last_tensor_end = (f.data_offset
+            + f.tensor_infos
+                .iter()
+                .map(|t| t.offset + t.nbytes())
+                .max()
+                .unwrap()) as usize;
         let mut cuts: Vec<usize> = (0..f.data_offset as usize + 64).collect();
         cuts.extend((f.data_offset as usize..last_tensor_end).step_by(97));
         cuts.push(last_tensor_end - 1);
         for cut in cuts {
-            assert_invalid(open_bytes(&bytes[..cut]), &format!("{} cut at {cut}", path.display()));
+            assert_invalid(
+                open_bytes(&bytes[..cut]),
+                &format!("{} cut at {cut}", path.display()),
+            );
         }
         // Only the last tensor's padding may be missing: the data is complete.
         open_bytes(&bytes[..last_tensor_end]).unwrap();
@@ -62,7 +77,9 @@ fn truncated_header_prefix_asks_for_more_or_errors_without_file_size() {
     let f = GgufFile::open(&zoo("metadata-zoo.gguf")).unwrap();
     for cut in 0..f.infos_end as usize {
         match parse_header(&bytes[..cut]).unwrap() {
-            HeaderParse::NeedMore { at_least } => assert!(at_least > cut && at_least <= f.infos_end as usize),
+            HeaderParse::NeedMore { at_least } => {
+                assert!(at_least > cut && at_least <= f.infos_end as usize)
+            }
             HeaderParse::Complete(_) => panic!("complete at {cut}"),
         }
     }
@@ -72,7 +89,13 @@ fn truncated_header_prefix_asks_for_more_or_errors_without_file_size() {
 fn huge_counts_and_lengths_anywhere_in_the_header_are_errors() {
     let bytes = fs::read(zoo("metadata-zoo.gguf")).unwrap();
     let f = GgufFile::open(&zoo("metadata-zoo.gguf")).unwrap();
-    let huge = [u64::MAX, 1 << 62, i64::MAX as u64, 1 << 40, bytes.len() as u64];
+    let huge = [
+        u64::MAX,
+        1 << 62,
+        i64::MAX as u64,
+        1 << 40,
+        bytes.len() as u64,
+    ];
     for pos in 4..f.infos_end as usize - 8 {
         for h in huge {
             let mut m = bytes.clone();
@@ -110,7 +133,10 @@ fn length_fields(f: &GgufFile) -> Vec<(usize, String)> {
             scalar => *pos += scalar.value_type().fixed_size().unwrap(),
         }
     }
-    let mut out = vec![(8, "tensor count".to_string()), (16, "KV count".to_string())];
+    let mut out = vec![
+        (8, "tensor count".to_string()),
+        (16, "KV count".to_string()),
+    ];
     let mut pos = 24;
     for (k, v) in &f.kvs {
         out.push((pos, format!("length of key {k}")));
@@ -140,7 +166,13 @@ fn every_count_length_and_dimension_field_set_huge_is_rejected() {
         let fields = length_fields(&f);
         assert!(fields.len() > 60);
         for (pos, what) in fields {
-            for h in [u64::MAX, 1 << 62, i64::MAX as u64, 1 << 40, bytes.len() as u64] {
+            for h in [
+                u64::MAX,
+                1 << 62,
+                i64::MAX as u64,
+                1 << 40,
+                bytes.len() as u64,
+            ] {
                 let mut m = bytes.clone();
                 m[pos..pos + 8].copy_from_slice(&h.to_le_bytes());
                 assert_invalid(open_bytes(&m), &format!("{what} at {pos} set to {h}"));
@@ -174,11 +206,17 @@ fn the_count_fields_name_what_is_wrong() {
     let mut m = bytes.clone();
     m[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
     let err = open_bytes(&m).unwrap_err().to_string();
-    assert!(err.contains("mutated.gguf") && err.contains("KV count"), "{err}");
+    assert!(
+        err.contains("mutated.gguf") && err.contains("KV count"),
+        "{err}"
+    );
     let mut m = bytes.clone();
     m[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
     let err = open_bytes(&m).unwrap_err().to_string();
-    assert!(err.contains("tensor count") && err.contains("at byte 8"), "{err}");
+    assert!(
+        err.contains("tensor count") && err.contains("at byte 8"),
+        "{err}"
+    );
 }
 
 /// xorshift64*, enough to scatter mutations reproducibly.
@@ -195,7 +233,12 @@ impl Rng {
 #[test]
 fn random_byte_damage_never_panics() {
     let mut rng = Rng(0x9E3779B97F4A7C15);
-    for path in [zoo("metadata-zoo.gguf"), zoo("metadata-zoo-align64.gguf"), zoo("metadata-zoo-bigendian.gguf"), split_shard(3)] {
+    for path in [
+        zoo("metadata-zoo.gguf"),
+        zoo("metadata-zoo-align64.gguf"),
+        zoo("metadata-zoo-bigendian.gguf"),
+        split_shard(3),
+    ] {
         let bytes = fs::read(&path).unwrap();
         let header_len = GgufFile::open(&path).unwrap().data_offset as usize;
         for _ in 0..3000 {
@@ -222,7 +265,9 @@ fn small_file() -> (Vec<u8>, GgufFile) {
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", GgufValue::string("test"));
     w.add_kv("test.flag", GgufValue::Bool(true));
-    let q = Tensor::computed("q", DType::Ggml(GgmlType::Q8_0), vec![2, 32], || Ok(vec![0; 68]));
+    let q = Tensor::computed("q", DType::Ggml(GgmlType::Q8_0), vec![2, 32], || {
+        Ok(vec![0; 68])
+    });
     let f = Tensor::computed("f", DType::F32, vec![3], || Ok(vec![0; 12]));
     w.add_tensor(q);
     w.add_tensor(f);
@@ -267,7 +312,10 @@ fn specific_violations_have_specific_messages() {
 
     let mut m = good.clone();
     m[f_info + 16..f_info + 24].copy_from_slice(&64u64.to_le_bytes());
-    expect_error(&m, &["tensor 'f'", "offset 64", "expected 96", "contiguous"]);
+    expect_error(
+        &m,
+        &["tensor 'f'", "offset 64", "expected 96", "contiguous"],
+    );
 
     let mut m = good.clone();
     m[q_info + 12..q_info + 20].copy_from_slice(&(1u64 << 62).to_le_bytes());
@@ -327,8 +375,14 @@ fn duplicate_keys_and_bad_alignment_are_rejected() {
     expect_error(&m, &["duplicate key 'a.b'", "KV #1"]);
 
     for (value, words) in [
-        (GgufValue::U32(48), &["general.alignment", "48", "power of two"][..]),
-        (GgufValue::U32(0), &["general.alignment", "power of two"][..]),
+        (
+            GgufValue::U32(48),
+            &["general.alignment", "48", "power of two"][..],
+        ),
+        (
+            GgufValue::U32(0),
+            &["general.alignment", "power of two"][..],
+        ),
         (GgufValue::U64(64), &["general.alignment", "UINT32"][..]),
     ] {
         // Written by hand: the writer itself refuses these.
@@ -350,12 +404,19 @@ fn duplicate_keys_and_bad_alignment_are_rejected() {
 fn long_tensor_names_are_rejected() {
     let name = "x".repeat(64);
     let mut w = GgufWriter::new();
-    w.add_tensor(Tensor::computed(name.as_str(), DType::F32, vec![1], || Ok(vec![0; 4])));
+    w.add_tensor(Tensor::computed(name.as_str(), DType::F32, vec![1], || {
+        Ok(vec![0; 4])
+    }));
     let err = w.write_to(&mut Vec::new()).unwrap_err().to_string();
     assert!(err.contains("64 bytes"), "{err}");
     // The same file produced by hand is refused by the reader.
     let mut w = GgufWriter::new();
-    w.add_tensor(Tensor::computed("y".repeat(63), DType::F32, vec![1], || Ok(vec![0; 4])));
+    w.add_tensor(Tensor::computed(
+        "y".repeat(63),
+        DType::F32,
+        vec![1],
+        || Ok(vec![0; 4]),
+    ));
     let mut ok = Vec::new();
     w.write_to(&mut ok).unwrap();
     open_bytes(&ok).unwrap();

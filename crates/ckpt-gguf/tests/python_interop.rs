@@ -27,8 +27,17 @@ fn script() -> PathBuf {
 }
 
 fn run(py: &str, mode: &str, path: &Path) -> String {
-    let out = Command::new(py).arg(script()).arg(mode).arg(path).output().unwrap();
-    assert!(out.status.success(), "gguf-py {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(py)
+        .arg(script())
+        .arg(mode)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gguf-py {mode} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -69,8 +78,18 @@ fn assert_same_as_gguf_py(path: &Path, dump: &J) {
         assert_eq!(t.ggml_type.name(), d["type"].as_str().unwrap());
         assert_eq!(json!(t.ne), d["ne"], "{}", t.name);
         assert_eq!(t.nbytes(), d["n_bytes"].as_u64().unwrap(), "{}", t.name);
-        assert_eq!(f.data_offset + t.offset, d["data_offset"].as_u64().unwrap(), "{}", t.name);
-        assert_eq!(sha256_hex(f.tensor_data(i).unwrap()), d["sha256"].as_str().unwrap(), "{}", t.name);
+        assert_eq!(
+            f.data_offset + t.offset,
+            d["data_offset"].as_u64().unwrap(),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            sha256_hex(f.tensor_data(i).unwrap()),
+            d["sha256"].as_str().unwrap(),
+            "{}",
+            t.name
+        );
     }
 }
 
@@ -97,7 +116,10 @@ fn every_type_writer() -> GgufWriter {
     w.add_kv("t.f32_neg_inf", GgufValue::F32(f32::NEG_INFINITY));
     w.add_kv("t.bool_true", GgufValue::Bool(true));
     w.add_kv("t.bool_false", GgufValue::Bool(false));
-    w.add_kv("t.str", GgufValue::string("naïve ✓ 東京 🙂 \u{2581}tok \"q\"\n\t"));
+    w.add_kv(
+        "t.str",
+        GgufValue::string("naïve ✓ 東京 🙂 \u{2581}tok \"q\"\n\t"),
+    );
     w.add_kv("t.str_empty", GgufValue::string(""));
     w.add_kv("t.u64", GgufValue::U64(u64::MAX));
     w.add_kv("t.i64", GgufValue::I64(i64::MIN));
@@ -107,18 +129,38 @@ fn every_type_writer() -> GgufWriter {
     w.add_kv("t.arr_u16", GgufValue::u16_array([0, 65535]));
     w.add_kv("t.arr_i16", GgufValue::i16_array([-32768, 32767]));
     w.add_kv("t.arr_u32", GgufValue::u32_array([0, u32::MAX]));
-    w.add_kv("t.arr_i32", GgufValue::i32_array([i32::MIN, -1, 0, i32::MAX]));
-    w.add_kv("t.arr_f32", GgufValue::f32_array([0.1, -0.0, f32::INFINITY, f32::NAN, f32::MAX]));
+    w.add_kv(
+        "t.arr_i32",
+        GgufValue::i32_array([i32::MIN, -1, 0, i32::MAX]),
+    );
+    w.add_kv(
+        "t.arr_f32",
+        GgufValue::f32_array([0.1, -0.0, f32::INFINITY, f32::NAN, f32::MAX]),
+    );
     w.add_kv("t.arr_bool", GgufValue::bool_array([true, false, true]));
-    w.add_kv("t.arr_str", GgufValue::string_array(["<unk>", "", "\u{2581}the", "🙂"]));
+    w.add_kv(
+        "t.arr_str",
+        GgufValue::string_array(["<unk>", "", "\u{2581}the", "🙂"]),
+    );
     w.add_kv("t.arr_u64", GgufValue::u64_array([0, u64::MAX]));
     w.add_kv("t.arr_i64", GgufValue::i64_array([i64::MIN, i64::MAX]));
-    w.add_kv("t.arr_f64", GgufValue::f64_array([5e-324, f64::NEG_INFINITY]));
+    w.add_kv(
+        "t.arr_f64",
+        GgufValue::f64_array([5e-324, f64::NEG_INFINITY]),
+    );
     w.add_kv("t.arr_empty_i32", GgufValue::i32_array([]));
-    w.add_kv("t.arr_empty_str", GgufValue::string_array(Vec::<String>::new()));
+    w.add_kv(
+        "t.arr_empty_str",
+        GgufValue::string_array(Vec::<String>::new()),
+    );
 
     let pattern = |n: usize| (0..n).map(|i| (i * 37 + 11) as u8).collect::<Vec<u8>>();
-    w.add_tensor(owned_tensor("f32_3d", DType::F32, vec![2, 3, 5], pattern(120)));
+    w.add_tensor(owned_tensor(
+        "f32_3d",
+        DType::F32,
+        vec![2, 3, 5],
+        pattern(120),
+    ));
     w.add_tensor(owned_tensor("f16", DType::F16, vec![4, 8], pattern(64)));
     w.add_tensor(owned_tensor("bf16", DType::BF16, vec![3, 2], pattern(12)));
     w.add_tensor(owned_tensor("i8", DType::I8, vec![5], pattern(5)));
@@ -126,8 +168,18 @@ fn every_type_writer() -> GgufWriter {
     w.add_tensor(owned_tensor("i32", DType::I32, vec![1, 2], pattern(8)));
     w.add_tensor(owned_tensor("i64", DType::I64, vec![2], pattern(16)));
     w.add_tensor(owned_tensor("f64", DType::F64, vec![3], pattern(24)));
-    w.add_tensor(owned_tensor("q8_0", DType::Ggml(GgmlType::Q8_0), vec![2, 64], pattern(136)));
-    w.add_tensor(owned_tensor("q4_k", DType::Ggml(GgmlType::Q4_K), vec![1, 256], pattern(144)));
+    w.add_tensor(owned_tensor(
+        "q8_0",
+        DType::Ggml(GgmlType::Q8_0),
+        vec![2, 64],
+        pattern(136),
+    ));
+    w.add_tensor(owned_tensor(
+        "q4_k",
+        DType::Ggml(GgmlType::Q4_K),
+        vec![1, 256],
+        pattern(144),
+    ));
     w
 }
 
@@ -164,6 +216,9 @@ fn we_read_and_rewrite_what_gguf_py_writes() {
     }
     let copy = dir.join("copy.gguf");
     w.write(&copy, false).unwrap();
-    assert!(fs::read(&copy).unwrap() == fs::read(&path).unwrap(), "rewriting gguf-py's file changed its bytes");
+    assert!(
+        fs::read(&copy).unwrap() == fs::read(&path).unwrap(),
+        "rewriting gguf-py's file changed its bytes"
+    );
     fs::remove_dir_all(dir).unwrap();
 }

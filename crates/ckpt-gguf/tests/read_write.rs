@@ -15,7 +15,12 @@ fn expected_zoo() -> J {
 }
 
 fn expected_file<'a>(exp: &'a J, file: &str) -> &'a J {
-    exp["files"].as_array().unwrap().iter().find(|f| f["file"] == file).unwrap()
+    exp["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == file)
+        .unwrap()
 }
 
 fn expected_kv<'a>(exp: &'a J, file: &'a J, key: &str) -> &'a J {
@@ -84,7 +89,12 @@ fn check_zoo_file(name: &str, f: &GgufFile) {
     let exp = expected_zoo();
     let ef = expected_file(&exp, name);
     let order: Vec<&str> = f.kvs.iter().map(|(k, _)| k.as_str()).collect();
-    let expected_order: Vec<&str> = ef["kv_order"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    let expected_order: Vec<&str> = ef["kv_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
     assert_eq!(order, expected_order, "{name}: key order");
     assert_eq!(f.alignment, ef["alignment"].as_u64().unwrap(), "{name}");
     for (key, v) in &f.kvs {
@@ -94,8 +104,16 @@ fn check_zoo_file(name: &str, f: &GgufFile) {
         match e.get("le_value_bytes_hex") {
             Some(h) => assert_eq!(hex(&encoded), *h, "{name}: {key} bytes"),
             None => {
-                assert_eq!(sha256_hex(&encoded), e["le_value_bytes_sha256"], "{name}: {key} bytes");
-                assert_eq!(encoded.len() as u64, e["le_value_bytes_len"].as_u64().unwrap(), "{name}: {key}");
+                assert_eq!(
+                    sha256_hex(&encoded),
+                    e["le_value_bytes_sha256"],
+                    "{name}: {key} bytes"
+                );
+                assert_eq!(
+                    encoded.len() as u64,
+                    e["le_value_bytes_len"].as_u64().unwrap(),
+                    "{name}: {key}"
+                );
             }
         }
         check_decoded(key, v, e);
@@ -108,9 +126,19 @@ fn check_zoo_file(name: &str, f: &GgufFile) {
     for (i, (info, e)) in f.tensor_infos.iter().zip(et).enumerate() {
         assert_eq!(info.name, e["name"].as_str().unwrap());
         assert_eq!(info.ggml_type.name(), e["type"], "{}", info.name);
-        let ne: Vec<u64> = e["ne"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+        let ne: Vec<u64> = e["ne"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
         assert_eq!(info.ne, ne, "{}", info.name);
-        assert_eq!(info.nbytes(), e["nbytes"].as_u64().unwrap(), "{}", info.name);
+        assert_eq!(
+            info.nbytes(),
+            e["nbytes"].as_u64().unwrap(),
+            "{}",
+            info.name
+        );
         let data = f.tensor_data(i).unwrap();
         assert_eq!(sha256_hex(data), e["data_sha256"], "{}", info.name);
 
@@ -124,8 +152,16 @@ fn check_zoo_file(name: &str, f: &GgufFile) {
             assert_eq!(&*le, data);
         }
         if let (Some(values), DType::F32) = (e.get("values"), t.dtype) {
-            let got: Vec<f32> = le.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            let want: Vec<f32> = values.as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
+            let got: Vec<f32> = le
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let want: Vec<f32> = values
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().parse().unwrap())
+                .collect();
             assert_eq!(got, want, "{}", info.name);
         }
     }
@@ -151,7 +187,12 @@ fn zoo_matches_manifest_layout() {
         assert_eq!(f.data_offset, m["data_offset"].as_u64().unwrap(), "{name}");
         assert_eq!(f.file_size, m["size"].as_u64().unwrap(), "{name}");
         for (info, e) in f.tensor_infos.iter().zip(m["tensors"].as_array().unwrap()) {
-            assert_eq!(info.offset, e["offset"].as_u64().unwrap(), "{name}: {}", info.name);
+            assert_eq!(
+                info.offset,
+                e["offset"].as_u64().unwrap(),
+                "{name}: {}",
+                info.name
+            );
         }
     }
 }
@@ -161,14 +202,22 @@ fn nested_arrays_are_rejected_like_llama_cpp_unless_allowed() {
     let path = zoo("metadata-zoo-nested.gguf");
     let err = GgufFile::open(&path).unwrap_err().to_string();
     assert!(err.contains("metadata-zoo-nested.gguf"), "{err}");
-    assert!(err.contains("zoo.nested.arr_of_arr_str") && err.contains("array of arrays"), "{err}");
+    assert!(
+        err.contains("zoo.nested.arr_of_arr_str") && err.contains("array of arrays"),
+        "{err}"
+    );
     assert!(err.contains("at byte"), "{err}");
 
-    let lenient = ParseOptions { allow_nested_arrays: true };
+    let lenient = ParseOptions {
+        allow_nested_arrays: true,
+    };
     let f = GgufFile::open_with(&path, &lenient).unwrap();
     check_zoo_file("metadata-zoo-nested.gguf", &f);
     // The empty arrays alone are fine for llama.cpp and for us.
-    assert_eq!(f.get("zoo.empty.arr_str"), Some(&GgufValue::string_array(Vec::<String>::new())));
+    assert_eq!(
+        f.get("zoo.empty.arr_str"),
+        Some(&GgufValue::string_array(Vec::<String>::new()))
+    );
 }
 
 #[test]
@@ -200,14 +249,26 @@ fn big_endian_block_types_without_a_known_layout_fail_when_read() {
     // gguf-convert-endian knows where the fp16 fields of Q4_0, Q8_0, Q4_K and Q6_K blocks are,
     // not of Q5_1: such data cannot be presented little-endian.
     let mut w = GgufWriter::new();
-    w.add_tensor(ckpt_core::Tensor::computed("q5", DType::Ggml(ckpt_core::GgmlType::Q5_1), vec![32], || Ok(vec![0; 24])));
+    w.add_tensor(ckpt_core::Tensor::computed(
+        "q5",
+        DType::Ggml(ckpt_core::GgmlType::Q5_1),
+        vec![32],
+        || Ok(vec![0; 24]),
+    ));
     let mut le = Vec::new();
     w.write_to(&mut le).unwrap();
     let be = swap_header_to_big_endian(&le);
-    let f = GgufFile::from_buffer(ckpt_core::Buffer::owned("be.gguf", be), &ParseOptions::default()).unwrap();
+    let f = GgufFile::from_buffer(
+        ckpt_core::Buffer::owned("be.gguf", be),
+        &ParseOptions::default(),
+    )
+    .unwrap();
     assert!(f.big_endian);
     let err = f.tensors()[0].bytes().unwrap_err().to_string();
-    assert!(err.contains("be.gguf") && err.contains("'q5'") && err.contains("Q5_1"), "{err}");
+    assert!(
+        err.contains("be.gguf") && err.contains("'q5'") && err.contains("Q5_1"),
+        "{err}"
+    );
 }
 
 /// Byte-swaps the numbers of a little-endian header with one tensor and no KVs.
@@ -257,9 +318,18 @@ fn zoo_round_trips_byte_for_byte() {
         let path = zoo(name);
         let f = GgufFile::open(&path).unwrap();
         let out = rewrite(&f, DimsMode::AsGiven);
-        assert!(out == fs::read(&path).unwrap(), "{name} differs after a round trip");
+        assert!(
+            out == fs::read(&path).unwrap(),
+            "{name} differs after a round trip"
+        );
     }
-    let f = GgufFile::open_with(&zoo("metadata-zoo-nested.gguf"), &ParseOptions { allow_nested_arrays: true }).unwrap();
+    let f = GgufFile::open_with(
+        &zoo("metadata-zoo-nested.gguf"),
+        &ParseOptions {
+            allow_nested_arrays: true,
+        },
+    )
+    .unwrap();
     assert!(rewrite(&f, DimsMode::AsGiven) == fs::read(zoo("metadata-zoo-nested.gguf")).unwrap());
 }
 
@@ -271,7 +341,10 @@ fn split_shards_round_trip_byte_for_byte_with_the_c_dims_rule() {
         // llama-gguf-split is ggml's C writer: both modes give the same bytes for files whose
         // n_dims already follow its rule.
         for mode in [DimsMode::TrimTrailingOnes, DimsMode::AsGiven] {
-            assert!(rewrite(&f, mode) == fs::read(&path).unwrap(), "shard {i} differs ({mode:?})");
+            assert!(
+                rewrite(&f, mode) == fs::read(&path).unwrap(),
+                "shard {i} differs ({mode:?})"
+            );
         }
     }
 }
@@ -314,7 +387,12 @@ fn split_set_opens_as_one_model() {
         assert_eq!(set.paths(), (1..=3).map(split_shard).collect::<Vec<_>>());
         // The model's KVs are the unsplit file's followed by the split keys.
         let keys: Vec<&str> = set.kvs().iter().map(|(k, _)| k.as_str()).collect();
-        let mut want: Vec<&str> = unsplit["kv"].as_array().unwrap().iter().map(|kv| kv["key"].as_str().unwrap()).collect();
+        let mut want: Vec<&str> = unsplit["kv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| kv["key"].as_str().unwrap())
+            .collect();
         want.extend([SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY, SPLIT_COUNT_KEY]);
         assert_eq!(keys, want);
 
@@ -322,30 +400,61 @@ fn split_set_opens_as_one_model() {
         assert_eq!(tensors.len(), unsplit_tensors.len());
         for (t, e) in tensors.iter().zip(unsplit_tensors) {
             assert_eq!(t.name, e["name"].as_str().unwrap());
-            assert_eq!(t.dtype.to_string(), e["type"].as_str().unwrap(), "{}", t.name);
-            let ne: Vec<u64> = e["ne"].as_array().unwrap().iter().rev().map(|d| d.as_u64().unwrap()).collect();
+            assert_eq!(
+                t.dtype.to_string(),
+                e["type"].as_str().unwrap(),
+                "{}",
+                t.name
+            );
+            let ne: Vec<u64> = e["ne"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
             assert_eq!(t.shape, ne, "{}", t.name);
-            assert_eq!(sha256_hex(&t.bytes().unwrap()), e["data_sha256"], "{}", t.name);
+            assert_eq!(
+                sha256_hex(&t.bytes().unwrap()),
+                e["data_sha256"],
+                "{}",
+                t.name
+            );
         }
         let ck = set.to_checkpoint();
         assert_eq!(ck.format, Format::Gguf);
         assert_eq!(ck.files.len(), 3);
         assert_eq!(ck.tensors.len(), tensors.len());
-        assert_eq!(ck.metadata.get("general.architecture").map(String::as_str), Some("llama"));
+        assert_eq!(
+            ck.metadata.get("general.architecture").map(String::as_str),
+            Some("llama")
+        );
         assert!(ck.extras.contains_key("tokenizer.ggml.tokens"));
     }
     // Each shard alone also matches its own manifest entry (offsets and hashes).
     for i in 1..=3 {
         let f = GgufFile::open(&split_shard(i)).unwrap();
-        let m = manifest_entry(&format!("split/tiny-llama-spm.Q2_K-split-{i:05}-of-00003.gguf"));
+        let m = manifest_entry(&format!(
+            "split/tiny-llama-spm.Q2_K-split-{i:05}-of-00003.gguf"
+        ));
         assert_eq!(f.data_offset, m["data_offset"].as_u64().unwrap());
-        for (k, (info, e)) in f.tensor_infos.iter().zip(m["tensors"].as_array().unwrap()).enumerate() {
+        for (k, (info, e)) in f
+            .tensor_infos
+            .iter()
+            .zip(m["tensors"].as_array().unwrap())
+            .enumerate()
+        {
             assert_eq!(info.offset, e["offset"].as_u64().unwrap());
             assert_eq!(sha256_hex(f.tensor_data(k).unwrap()), e["data_sha256"]);
         }
         for (kv, e) in f.kvs.iter().zip(m["kv"].as_array().unwrap()) {
             assert_eq!(kv.0, e["key"].as_str().unwrap());
-            assert_eq!(sha256_hex(&encode_value(&kv.1)), e["value_sha256"], "{}", kv.0);
+            assert_eq!(
+                sha256_hex(&encode_value(&kv.1)),
+                e["value_sha256"],
+                "{}",
+                kv.0
+            );
         }
     }
 }
@@ -354,9 +463,15 @@ fn split_set_opens_as_one_model() {
 fn split_set_with_a_missing_shard_is_an_error() {
     let dir = scratch("missing-shard");
     for i in [1, 3] {
-        fs::copy(split_shard(i), dir.join(split_shard(i).file_name().unwrap())).unwrap();
+        fs::copy(
+            split_shard(i),
+            dir.join(split_shard(i).file_name().unwrap()),
+        )
+        .unwrap();
     }
-    let err = open_split(&dir.join(split_shard(1).file_name().unwrap())).unwrap_err().to_string();
+    let err = open_split(&dir.join(split_shard(1).file_name().unwrap()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shard 2") && err.contains("missing"), "{err}");
     fs::remove_dir_all(dir).unwrap();
 }
@@ -379,7 +494,10 @@ fn incremental_header_parse_asks_for_more_until_complete() {
         match parse_header(&bytes[..have]).unwrap() {
             HeaderParse::Complete(h) => break h,
             HeaderParse::NeedMore { at_least } => {
-                assert!(at_least > have && at_least <= bytes.len(), "{at_least} after {have}");
+                assert!(
+                    at_least > have && at_least <= bytes.len(),
+                    "{at_least} after {have}"
+                );
                 have = at_least;
             }
         }

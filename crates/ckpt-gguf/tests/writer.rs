@@ -34,15 +34,27 @@ fn headers_of_reference_files_are_reproduced() {
         let path = entry.unwrap().path();
         let bytes = fs::read(&path).unwrap();
         let header = header_of(&bytes);
-        assert_eq!(header.data_offset as usize, bytes.len(), "{}", path.display());
+        assert_eq!(
+            header.data_offset as usize,
+            bytes.len(),
+            "{}",
+            path.display()
+        );
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let rel = name.strip_suffix(".header").unwrap();
-        let manifest_path = if rel.contains("-split-") { format!("split-f16/{rel}") } else { rel.to_string() };
+        let manifest_path = if rel.contains("-split-") {
+            format!("split-f16/{rel}")
+        } else {
+            rel.to_string()
+        };
         let m = manifest_entry(&manifest_path);
         assert_eq!(header.data_offset, m["data_offset"].as_u64().unwrap());
         let c_writer = m["command"].as_str().unwrap().starts_with("llama-");
-        let modes: &[DimsMode] =
-            if c_writer { &[DimsMode::TrimTrailingOnes, DimsMode::AsGiven] } else { &[DimsMode::AsGiven] };
+        let modes: &[DimsMode] = if c_writer {
+            &[DimsMode::TrimTrailingOnes, DimsMode::AsGiven]
+        } else {
+            &[DimsMode::AsGiven]
+        };
         for &mode in modes {
             let mut w = GgufWriter::new();
             w.set_dims_mode(mode);
@@ -52,8 +64,15 @@ fn headers_of_reference_files_are_reproduced() {
             for info in &header.tensor_infos {
                 w.add_tensor(placeholder(info));
             }
-            assert!(w.header_bytes().unwrap() == bytes, "{name} ({mode:?}) differs");
-            assert_eq!(w.total_size().unwrap(), m["size"].as_u64().unwrap(), "{name}");
+            assert!(
+                w.header_bytes().unwrap() == bytes,
+                "{name} ({mode:?}) differs"
+            );
+            assert_eq!(
+                w.total_size().unwrap(),
+                m["size"].as_u64().unwrap(),
+                "{name}"
+            );
         }
         checked += 1;
     }
@@ -69,15 +88,29 @@ fn trailing_ones_are_dropped_only_in_c_mode() {
     w.add_tensor(t());
     w.add_tensor(s());
     w.add_tensor(o());
-    let ne: Vec<Vec<u64>> = w.planned_tensor_infos().unwrap().into_iter().map(|i| i.ne).collect();
+    let ne: Vec<Vec<u64>> = w
+        .planned_tensor_infos()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.ne)
+        .collect();
     assert_eq!(ne, vec![vec![4, 1, 3, 1], vec![], vec![1, 1]]);
     w.set_dims_mode(DimsMode::TrimTrailingOnes);
-    let ne: Vec<Vec<u64>> = w.planned_tensor_infos().unwrap().into_iter().map(|i| i.ne).collect();
+    let ne: Vec<Vec<u64>> = w
+        .planned_tensor_infos()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.ne)
+        .collect();
     assert_eq!(ne, vec![vec![4, 1, 3], vec![1], vec![1]]);
     // Both read back with the same element count.
     let mut out = Vec::new();
     w.write_to(&mut out).unwrap();
-    let f = GgufFile::from_buffer(ckpt_core::Buffer::owned("mem.gguf", out), &ParseOptions::default()).unwrap();
+    let f = GgufFile::from_buffer(
+        ckpt_core::Buffer::owned("mem.gguf", out),
+        &ParseOptions::default(),
+    )
+    .unwrap();
     assert_eq!(f.tensors()[0].shape, vec![3, 1, 4]);
     assert_eq!(f.tensors()[1].shape, vec![1]);
 }
@@ -101,12 +134,19 @@ fn split_writer_reproduces_llama_gguf_split() {
     let sink = progress.clone();
     w.set_progress(move |done, total| sink.lock().unwrap().push((done, total)));
     let prefix = dir.join("tiny-llama-spm.Q2_K-split");
-    let options = SplitOptions { by: SplitBy::MaxTensors(16), no_tensor_first_split: false };
+    let options = SplitOptions {
+        by: SplitBy::MaxTensors(16),
+        no_tensor_first_split: false,
+    };
     let paths = w.write_split(&prefix, &options, false).unwrap();
     assert_eq!(paths.len(), 3);
     for (i, p) in paths.iter().enumerate() {
         assert_eq!(p.file_name(), split_shard(i + 1).file_name());
-        assert!(fs::read(p).unwrap() == fs::read(split_shard(i + 1)).unwrap(), "shard {} differs", i + 1);
+        assert!(
+            fs::read(p).unwrap() == fs::read(split_shard(i + 1)).unwrap(),
+            "shard {} differs",
+            i + 1
+        );
     }
     let progress = progress.lock().unwrap();
     assert_eq!(progress.len(), 39);
@@ -115,10 +155,25 @@ fn split_writer_reproduces_llama_gguf_split() {
 
     // Existing shards are not replaced without overwrite, and nothing is left half-written.
     let mut again = GgufWriter::new();
-    again.add_tensor(Tensor::computed("x", DType::F32, vec![1], || Ok(vec![0; 4])));
-    again.add_tensor(Tensor::computed("y", DType::F32, vec![1], || Ok(vec![0; 4])));
-    again.add_tensor(Tensor::computed("z", DType::F32, vec![1], || Ok(vec![0; 4])));
-    assert!(again.write_split(&prefix, &SplitOptions { by: SplitBy::MaxTensors(1), ..options }, false).is_err());
+    again.add_tensor(Tensor::computed("x", DType::F32, vec![1], || {
+        Ok(vec![0; 4])
+    }));
+    again.add_tensor(Tensor::computed("y", DType::F32, vec![1], || {
+        Ok(vec![0; 4])
+    }));
+    again.add_tensor(Tensor::computed("z", DType::F32, vec![1], || {
+        Ok(vec![0; 4])
+    }));
+    assert!(again
+        .write_split(
+            &prefix,
+            &SplitOptions {
+                by: SplitBy::MaxTensors(1),
+                ..options
+            },
+            false
+        )
+        .is_err());
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 3);
     fs::remove_dir_all(dir).unwrap();
 }
@@ -126,7 +181,11 @@ fn split_writer_reproduces_llama_gguf_split() {
 #[test]
 fn split_by_size_follows_llama_gguf_split() {
     let dir = scratch("split-size");
-    let tensor = |name: &str, n: u64| Tensor::computed(name, DType::F32, vec![n], move || Ok(vec![1; n as usize * 4]));
+    let tensor = |name: &str, n: u64| {
+        Tensor::computed(name, DType::F32, vec![n], move || {
+            Ok(vec![1; n as usize * 4])
+        })
+    };
     let build = || {
         let mut w = GgufWriter::new();
         w.add_kv("general.architecture", GgufValue::string("x"));
@@ -136,25 +195,45 @@ fn split_by_size_follows_llama_gguf_split() {
         }
         w
     };
-    let by_size = |max, first| SplitOptions { by: SplitBy::MaxBytes(max), no_tensor_first_split: first };
-    let paths = build().write_split(&dir.join("m"), &by_size(100, false), false).unwrap();
+    let by_size = |max, first| SplitOptions {
+        by: SplitBy::MaxBytes(max),
+        no_tensor_first_split: first,
+    };
+    let paths = build()
+        .write_split(&dir.join("m"), &by_size(100, false), false)
+        .unwrap();
     let names: Vec<Vec<String>> = paths
         .iter()
-        .map(|p| GgufFile::open(p).unwrap().tensor_infos.iter().map(|t| t.name.clone()).collect())
+        .map(|p| {
+            GgufFile::open(p)
+                .unwrap()
+                .tensor_infos
+                .iter()
+                .map(|t| t.name.clone())
+                .collect()
+        })
         .collect();
     assert_eq!(names, vec![vec!["a", "b"], vec!["c"], vec!["d"]]);
     let set = open_split(&paths[1]).unwrap();
     assert_eq!(set.tensors().len(), 4);
-    assert_eq!(set.get("general.architecture"), Some(&GgufValue::string("x")));
+    assert_eq!(
+        set.get("general.architecture"),
+        Some(&GgufValue::string("x"))
+    );
 
-    let paths = build().write_split(&dir.join("n"), &by_size(1000, true), false).unwrap();
+    let paths = build()
+        .write_split(&dir.join("n"), &by_size(1000, true), false)
+        .unwrap();
     assert_eq!(paths.len(), 2);
     let first = GgufFile::open(&paths[0]).unwrap();
     assert!(first.tensor_infos.is_empty());
     assert_eq!(first.kvs.len(), 4);
     assert_eq!(GgufFile::open(&paths[1]).unwrap().kvs.len(), 3);
 
-    let err = build().write_split(&dir.join("o"), &by_size(50, false), false).unwrap_err().to_string();
+    let err = build()
+        .write_split(&dir.join("o"), &by_size(50, false), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("tensor 'a'"), "{err}");
     fs::remove_dir_all(dir).unwrap();
 }
@@ -162,7 +241,12 @@ fn split_by_size_follows_llama_gguf_split() {
 #[test]
 fn writer_refuses_what_readers_would_reject() {
     let f32 = |name: &str| Tensor::computed(name, DType::F32, vec![2], || Ok(vec![0; 8]));
-    let write = |w: GgufWriter| w.write_to(&mut Vec::new()).map(|_| ()).unwrap_err().to_string();
+    let write = |w: GgufWriter| {
+        w.write_to(&mut Vec::new())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
 
     let mut w = GgufWriter::new();
     w.add_kv("k", GgufValue::U8(1));
@@ -175,24 +259,44 @@ fn writer_refuses_what_readers_would_reject() {
     assert!(write(w).contains("tensor 't' is added twice"));
 
     let mut w = GgufWriter::new();
-    w.add_kv("mixed", GgufValue::Array(GgufArray::new(GgufValueType::I32, vec![GgufValue::I32(1), GgufValue::U8(2)])));
+    w.add_kv(
+        "mixed",
+        GgufValue::Array(GgufArray::new(
+            GgufValueType::I32,
+            vec![GgufValue::I32(1), GgufValue::U8(2)],
+        )),
+    );
     assert!(write(w).contains("item #1 is UINT8 in an array of INT32"));
 
     let mut w = GgufWriter::new();
-    w.add_tensor(Tensor::computed("u", DType::U16, vec![2], || Ok(vec![0; 4])));
+    w.add_tensor(Tensor::computed("u", DType::U16, vec![2], || {
+        Ok(vec![0; 4])
+    }));
     assert!(write(w).contains("U16 has no GGUF"));
 
     let mut w = GgufWriter::new();
-    w.add_tensor(Tensor::computed("q", DType::Ggml(GgmlType::Q4_K), vec![2, 100], || Ok(vec![])));
+    w.add_tensor(Tensor::computed(
+        "q",
+        DType::Ggml(GgmlType::Q4_K),
+        vec![2, 100],
+        || Ok(vec![]),
+    ));
     assert!(write(w).contains("block size 256"));
 
     let mut w = GgufWriter::new();
-    w.add_tensor(Tensor::computed("five", DType::F32, vec![1, 1, 1, 1, 2], || Ok(vec![0; 8])));
+    w.add_tensor(Tensor::computed(
+        "five",
+        DType::F32,
+        vec![1, 1, 1, 1, 2],
+        || Ok(vec![0; 8]),
+    ));
     assert!(write(w).contains("5 dimensions"));
 
     // A tensor whose data does not match its declared size is caught while writing.
     let mut w = GgufWriter::new();
-    w.add_tensor(Tensor::computed("short", DType::F32, vec![4], || Ok(vec![0; 12])));
+    w.add_tensor(Tensor::computed("short", DType::F32, vec![4], || {
+        Ok(vec![0; 12])
+    }));
     assert!(write(w).contains("'short'"));
 }
 
@@ -215,22 +319,38 @@ fn set_kv_moves_the_key_to_the_end_like_gguf_set_val() {
 fn row_banded_tensors_stream_in_pieces_and_match_whole_writes() {
     let (rows, cols) = (3000usize, 1100usize); // 13.2 MB of f32: two pieces and a partial one
     let value = |r: usize, c: usize| (r * 31 + c * 7) as f32 * 0.25;
-    let banded = Tensor::from_rows("banded.weight", DType::F32, vec![rows as u64, cols as u64], rows, cols * 4, move |range, dst| {
-        for (r, row) in range.zip(dst.chunks_exact_mut(cols * 4)) {
-            for (c, x) in row.chunks_exact_mut(4).enumerate() {
-                x.copy_from_slice(&value(r, c).to_le_bytes());
+    let banded = Tensor::from_rows(
+        "banded.weight",
+        DType::F32,
+        vec![rows as u64, cols as u64],
+        rows,
+        cols * 4,
+        move |range, dst| {
+            for (r, row) in range.zip(dst.chunks_exact_mut(cols * 4)) {
+                for (c, x) in row.chunks_exact_mut(4).enumerate() {
+                    x.copy_from_slice(&value(r, c).to_le_bytes());
+                }
             }
-        }
-        Ok(())
-    });
-    let whole = Tensor::computed("banded.weight", DType::F32, vec![rows as u64, cols as u64], move || {
-        Ok((0..rows).flat_map(|r| (0..cols).flat_map(move |c| value(r, c).to_le_bytes())).collect())
-    });
+            Ok(())
+        },
+    );
+    let whole = Tensor::computed(
+        "banded.weight",
+        DType::F32,
+        vec![rows as u64, cols as u64],
+        move || {
+            Ok((0..rows)
+                .flat_map(|r| (0..cols).flat_map(move |c| value(r, c).to_le_bytes()))
+                .collect())
+        },
+    );
     let dir = tempfile::tempdir().unwrap();
     let write = |t: Tensor, name: &str| {
         let mut w = GgufWriter::new();
         w.add_kv("general.architecture", GgufValue::String("llama".into()));
-        w.add_tensor(Tensor::computed("small", DType::F32, vec![3], || Ok(vec![0u8; 12])));
+        w.add_tensor(Tensor::computed("small", DType::F32, vec![3], || {
+            Ok(vec![0u8; 12])
+        }));
         w.add_tensor(t);
         let out = dir.path().join(name);
         w.write(&out, false).map(|()| out)
@@ -240,13 +360,20 @@ fn row_banded_tensors_stream_in_pieces_and_match_whole_writes() {
     assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap());
     assert_eq!(GgufFile::open(&a).unwrap().tensor_infos.len(), 2);
 
-    let failing = Tensor::from_rows("bad.weight", DType::F32, vec![rows as u64, cols as u64], rows, cols * 4, |range, _| {
-        if range.end == 3000 {
-            Err(ckpt_core::Error::Other("band 3 refused".into()))
-        } else {
-            Ok(())
-        }
-    });
+    let failing = Tensor::from_rows(
+        "bad.weight",
+        DType::F32,
+        vec![rows as u64, cols as u64],
+        rows,
+        cols * 4,
+        |range, _| {
+            if range.end == 3000 {
+                Err(ckpt_core::Error::Other("band 3 refused".into()))
+            } else {
+                Ok(())
+            }
+        },
+    );
     let err = write(failing, "failing.gguf").unwrap_err().to_string();
     assert!(err.contains("band 3 refused"), "{err}");
     assert!(!dir.path().join("failing.gguf").exists());

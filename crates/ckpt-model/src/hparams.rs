@@ -38,33 +38,46 @@ impl Hparams {
 
     /// The value of the first key present (like the converter's `find_hparam(optional=True)`).
     pub fn find(&self, keys: &[&str]) -> Option<&Value> {
-        keys.iter().find_map(|k| self.map.get(*k)).filter(|v| !v.is_null())
+        keys.iter()
+            .find_map(|k| self.map.get(*k))
+            .filter(|v| !v.is_null())
     }
 
     pub fn find_u32(&self, keys: &[&str]) -> Result<Option<u32>> {
         match self.find(keys) {
             None => Ok(None),
-            Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(|| {
-                self.bad(keys, v, "a non-negative integer below 2^32")
-            }),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| self.bad(keys, v, "a non-negative integer below 2^32")),
         }
     }
 
     pub fn find_f64(&self, keys: &[&str]) -> Result<Option<f64>> {
         match self.find(keys) {
             None => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| self.bad(keys, v, "a number")),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.bad(keys, v, "a number")),
         }
     }
 
     pub fn require_u32(&self, keys: &[&str]) -> Result<u32> {
         self.find_u32(keys)?.ok_or_else(|| {
-            Error::invalid(&self.path, format!("missing hyperparameter: none of {keys:?} is set"))
+            Error::invalid(
+                &self.path,
+                format!("missing hyperparameter: none of {keys:?} is set"),
+            )
         })
     }
 
     fn bad(&self, keys: &[&str], v: &Value, expected: &str) -> Error {
-        Error::invalid(&self.path, format!("hyperparameter {keys:?} is {v}, expected {expected}"))
+        Error::invalid(
+            &self.path,
+            format!("hyperparameter {keys:?} is {v}, expected {expected}"),
+        )
     }
 }
 

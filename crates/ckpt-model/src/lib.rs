@@ -75,7 +75,12 @@ pub struct HfToGgufOptions {
 
 impl Default for HfToGgufOptions {
     fn default() -> Self {
-        HfToGgufOptions { outtype: OutType::Auto, pre_tokenizer: None, overwrite: false, progress: None }
+        HfToGgufOptions {
+            outtype: OutType::Auto,
+            pre_tokenizer: None,
+            overwrite: false,
+            progress: None,
+        }
     }
 }
 
@@ -97,15 +102,40 @@ pub struct ConvertReport {
 
 /// The `architectures[0]` values of config.json this crate converts.
 pub fn supported_architectures() -> &'static [&'static str] {
-    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "Phi3ForCausalLM", "BertModel"]
+    &[
+        "LlamaForCausalLM",
+        "MistralForCausalLM",
+        "Qwen2ForCausalLM",
+        "Qwen3ForCausalLM",
+        "GemmaForCausalLM",
+        "Gemma2ForCausalLM",
+        "Gemma3ForCausalLM",
+        "GPT2LMHeadModel",
+        "Phi3ForCausalLM",
+        "BertModel",
+    ]
 }
 
 /// Converts `source` (the weights of the HF folder `model_dir`) into the GGUF file `out`.
-pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opts: &HfToGgufOptions) -> Result<ConvertReport> {
+pub fn convert_hf_to_gguf(
+    model_dir: &Path,
+    source: &Checkpoint,
+    out: &Path,
+    opts: &HfToGgufOptions,
+) -> Result<ConvertReport> {
     let mut hp = Hparams::load(model_dir)?;
-    let hf_arch = match hp.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()) {
+    let hf_arch = match hp
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.as_str())
+    {
         Some(a) => a.to_string(),
-        None => return Err(Error::invalid(&hp.path, "config.json has no \"architectures\" list")),
+        None => {
+            return Err(Error::invalid(
+                &hp.path,
+                "config.json has no \"architectures\" list",
+            ))
+        }
     };
     let arch = arch::find(&hf_arch).ok_or_else(|| {
         Error::Unsupported(format!(
@@ -115,7 +145,8 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
         ))
     })?;
     arch.config_defaults(&mut hp);
-    let block_count = hp.require_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
+    let block_count =
+        hp.require_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
 
     let mut warnings = Vec::new();
     let mut dropped = Vec::new();
@@ -130,43 +161,84 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
     let mut fallbacks = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in sources {
-        if t.name.ends_with(".attention.masked_bias") || t.name.ends_with(".attention.bias") || t.name.ends_with(".rotary_emb.inv_freq") {
+        if t.name.ends_with(".attention.masked_bias")
+            || t.name.ends_with(".attention.bias")
+            || t.name.ends_with(".rotary_emb.inv_freq")
+        {
             dropped.push(t.name.clone());
             continue;
         }
-        let bid = t.name.split('.').find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).and_then(|p| p.parse::<u32>().ok());
-        let tref = arch::TensorRef { name: &t.name, bid, dtype: t.dtype, model_dir };
+        let bid = t
+            .name
+            .split('.')
+            .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok());
+        let tref = arch::TensorRef {
+            name: &t.name,
+            bid,
+            dtype: t.dtype,
+            model_dir,
+        };
         match arch.tensor(&tref, &hp, block_count)? {
             TensorAction::Drop => dropped.push(t.name.clone()),
             TensorAction::Keep { name, transforms } => {
                 if !seen.insert(name.clone()) {
-                    return Err(Error::Unsupported(format!("tensor '{}' maps to {name}, which another tensor already produced", t.name)));
+                    return Err(Error::Unsupported(format!(
+                        "tensor '{}' maps to {name}, which another tensor already produced",
+                        t.name
+                    )));
                 }
                 if name.len() >= ckpt_gguf::MAX_NAME_LEN {
-                    return Err(Error::Unsupported(format!("GGUF name {name} (from '{}') is too long", t.name)));
+                    return Err(Error::Unsupported(format!(
+                        "GGUF name {name} (from '{}') is too long",
+                        t.name
+                    )));
                 }
                 let mut shape = t.shape.clone();
                 for tr in &transforms {
-                    tr.check(&shape).map_err(|m| Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name)))?;
+                    tr.check(&shape).map_err(|m| {
+                        Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name))
+                    })?;
                     shape = tr.output_shape(&shape);
                 }
                 let (ggml_type, why) = choose_type(&name, &shape, target);
                 fallbacks.extend(why);
-                planned.push(PlannedTensor { name, source: t.clone(), shape, transforms, ggml_type });
+                planned.push(PlannedTensor {
+                    name,
+                    source: t.clone(),
+                    shape,
+                    transforms,
+                    ggml_type,
+                });
             }
         }
     }
-    let parameter_count: u64 = planned.iter().map(|p| p.shape.iter().product::<u64>()).sum();
+    let parameter_count: u64 = planned
+        .iter()
+        .map(|p| p.shape.iter().product::<u64>())
+        .sum();
 
     kv.string("general.type", "model");
     let config_raw = hparams::read_json_object(&hp.path)?;
     let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);
-    let metadata = ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count);
+    let metadata =
+        ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count);
     warnings.extend(metadata.warnings.iter().cloned());
     metadata.write(&mut kv);
-    arch.write_params(&mut ParamContext { hp: &hp, kv: &mut kv, block_count, file_type })?;
+    arch.write_params(&mut ParamContext {
+        hp: &hp,
+        kv: &mut kv,
+        block_count,
+        file_type,
+    })?;
     kv.u32("general.quantization_version", 2);
-    arch.write_vocab(&mut VocabContext { dir: model_dir, hp: &hp, kv: &mut kv, pre_override: opts.pre_tokenizer.as_deref(), warnings: &mut warnings })?;
+    arch.write_vocab(&mut VocabContext {
+        dir: model_dir,
+        hp: &hp,
+        kv: &mut kv,
+        pre_override: opts.pre_tokenizer.as_deref(),
+        warnings: &mut warnings,
+    })?;
 
     let kv_count = kv.entries().len();
     let tensor_count = planned.len();
@@ -195,10 +267,19 @@ pub fn convert_hf_to_gguf(model_dir: &Path, source: &Checkpoint, out: &Path, opt
 /// inside each part; plus its generic renames and multimodal drops.
 fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor> {
     let part_of = |t: &Tensor| -> String {
-        t.view().and_then(|v| v.storage.buffer.path.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default()
+        t.view()
+            .and_then(|v| {
+                v.storage
+                    .buffer
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default()
     };
     // Sorted by the names as stored; the renames below do not change the order.
-    let mut sorted: Vec<(String, &Tensor)> = source.tensors.iter().map(|t| (part_of(t), t)).collect();
+    let mut sorted: Vec<(String, &Tensor)> =
+        source.tensors.iter().map(|t| (part_of(t), t)).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     let mut out = Vec::new();
     for (_, t) in sorted {
@@ -208,7 +289,9 @@ fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor
             continue;
         }
         if t.name.ends_with("e_score_correction_bias") {
-            t.name = t.name.replace("e_score_correction_bias", "e_score_correction.bias");
+            t.name = t
+                .name
+                .replace("e_score_correction_bias", "e_score_correction.bias");
         }
         if t.name.contains("language_model.") {
             t.name = t.name.replace("language_model.", "");
@@ -220,10 +303,36 @@ fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor
 
 /// `TextModel.filter_tensors`: vision/audio towers and projectors are not part of the text GGUF.
 fn is_multimodal(name: &str) -> bool {
-    const PREFIXES: [&str; 10] = ["mlp", "vit.", "vpm.", "siglip2.", "conformer.", "merger.", "resampler.", "sound_encoder.", "sound_projection.", "speech_embeddings."];
+    const PREFIXES: [&str; 10] = [
+        "mlp",
+        "vit.",
+        "vpm.",
+        "siglip2.",
+        "conformer.",
+        "merger.",
+        "resampler.",
+        "sound_encoder.",
+        "sound_projection.",
+        "speech_embeddings.",
+    ];
     const PARTS: [&str; 17] = [
-        "visual.", "vision.", "audio.", "talker.", "vision_", "audio_", "token2wav.", "code2wav.", "projector.", "pre_mm_projector_norm",
-        "image_newline", "view_seperator", "patch_embed", "patch_embedding", "patch_merger.", "patch_merge_mlp.", "model.connector.",
+        "visual.",
+        "vision.",
+        "audio.",
+        "talker.",
+        "vision_",
+        "audio_",
+        "token2wav.",
+        "code2wav.",
+        "projector.",
+        "pre_mm_projector_norm",
+        "image_newline",
+        "view_seperator",
+        "patch_embed",
+        "patch_embedding",
+        "patch_merger.",
+        "patch_merge_mlp.",
+        "model.connector.",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p)) || PARTS.iter().any(|p| name.contains(p))
 }
@@ -231,7 +340,9 @@ fn is_multimodal(name: &str) -> bool {
 /// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be
 /// driven from this thread.
 fn write_with_progress(mut writer: GgufWriter, out: &Path, opts: &HfToGgufOptions) -> Result<()> {
-    let Some(progress) = &opts.progress else { return writer.write(out, opts.overwrite) };
+    let Some(progress) = &opts.progress else {
+        return writer.write(out, opts.overwrite);
+    };
     let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
     writer.set_progress(move |done, total| {
         let _ = tx.send((done, total));
@@ -241,7 +352,9 @@ fn write_with_progress(mut writer: GgufWriter, out: &Path, opts: &HfToGgufOption
         for (done, total) in rx {
             progress(done, total);
         }
-        handle.join().unwrap_or_else(|_| Err(Error::Other("the GGUF writer thread panicked".into())))
+        handle
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the GGUF writer thread panicked".into())))
     })
 }
 
@@ -251,7 +364,10 @@ mod tests {
 
     #[test]
     fn supported_list_matches_the_registry() {
-        let mut from_registry: Vec<&str> = arch::registry().iter().flat_map(|a| a.hf_names().iter().copied()).collect();
+        let mut from_registry: Vec<&str> = arch::registry()
+            .iter()
+            .flat_map(|a| a.hf_names().iter().copied())
+            .collect();
         let mut listed = supported_architectures().to_vec();
         from_registry.sort();
         listed.sort();

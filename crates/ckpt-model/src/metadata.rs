@@ -63,15 +63,24 @@ fn card_list(v: Option<&Value>) -> Vec<Value> {
 }
 
 /// `base_model` / `datasets` entries as the converter expands them.
-fn source_entries(values: Vec<Value>, total_params: u64, what: &str, warnings: &mut Vec<String>) -> Vec<Vec<(&'static str, String)>> {
+fn source_entries(
+    values: Vec<Value>,
+    total_params: u64,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<Vec<(&'static str, String)>> {
     let mut out = Vec::new();
     for v in values {
         let Value::String(id) = v else {
-            warnings.push(format!("model card {what} entry {v} is not a plain id; skipped"));
+            warnings.push(format!(
+                "model card {what} entry {v} is not a plain id; skipped"
+            ));
             continue;
         };
         let mut e: Vec<(&'static str, String)> = Vec::new();
-        let is_url = ["http://", "https://", "ssh://"].iter().any(|p| id.starts_with(p));
+        let is_url = ["http://", "https://", "ssh://"]
+            .iter()
+            .any(|p| id.starts_with(p));
         // A Hugging Face id, given directly or as https://huggingface.co/<org>/<name>.
         let hf_id = if is_url {
             e.push(("repo_url", id.clone()));
@@ -98,7 +107,17 @@ fn source_entries(values: Vec<Value>, total_params: u64, what: &str, warnings: &
             }
         }
         // gguf-py writes the fields in a fixed order.
-        let order = ["name", "author", "version", "organization", "description", "url", "doi", "uuid", "repo_url"];
+        let order = [
+            "name",
+            "author",
+            "version",
+            "organization",
+            "description",
+            "url",
+            "doi",
+            "uuid",
+            "repo_url",
+        ];
         e.sort_by_key(|(k, _)| order.iter().position(|o| o == k));
         out.push(e);
     }
@@ -106,7 +125,12 @@ fn source_entries(values: Vec<Value>, total_params: u64, what: &str, warnings: &
 }
 
 impl ModelMetadata {
-    pub fn derive(model_dir: &Path, config: &Map<String, Value>, generation: Option<&Map<String, Value>>, total_params: u64) -> ModelMetadata {
+    pub fn derive(
+        model_dir: &Path,
+        config: &Map<String, Value>,
+        generation: Option<&Map<String, Value>>,
+        total_params: u64,
+    ) -> ModelMetadata {
         let mut md = ModelMetadata::default();
         if let Ok(card) = std::fs::read_to_string(model_dir.join("README.md")) {
             if let Some(fm) = crate::model_card::parse(&card) {
@@ -118,7 +142,10 @@ impl ModelMetadata {
                 md.fill_from_id(id, total_params);
             }
         }
-        let folder = model_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let folder = model_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         md.fill_from_id(&folder, total_params);
         if md.name.is_none() {
             md.name = Some(folder);
@@ -135,18 +162,51 @@ impl ModelMetadata {
     fn apply_card(&mut self, fm: &crate::model_card::FrontMatter, total_params: u64) {
         let card = &fm.values;
         for key in &fm.skipped {
-            if ["base_model", "base_models", "base_model_sources", "datasets", "dataset", "dataset_sources", "tags", "language", "languages", "license"].contains(&key.as_str()) {
+            if [
+                "base_model",
+                "base_models",
+                "base_model_sources",
+                "datasets",
+                "dataset",
+                "dataset_sources",
+                "tags",
+                "language",
+                "languages",
+                "license",
+            ]
+            .contains(&key.as_str())
+            {
                 self.warnings.push(format!("README.md: model card key {key} has a structure ckpt does not read; it is not exported"));
             }
         }
         let rules: [(&str, &str); 27] = [
-            ("name", "name"), ("author", "author"), ("version", "version"), ("organization", "organization"),
-            ("description", "description"), ("finetune", "finetune"), ("basename", "basename"), ("size_label", "size_label"),
-            ("source_url", "url"), ("source_doi", "doi"), ("source_uuid", "uuid"), ("source_repo_url", "repo_url"),
-            ("name", "model_name"), ("author", "model_author"), ("version", "model_version"), ("organization", "model_organization"),
-            ("description", "model_description"), ("finetune", "model_finetune"), ("basename", "model_basename"),
-            ("size_label", "model_size_label"), ("source_url", "model_url"), ("source_doi", "model_doi"), ("source_uuid", "model_uuid"),
-            ("source_repo_url", "model_repo_url"), ("name", "model_name"), ("author", "model_creator"), ("basename", "model_type"),
+            ("name", "name"),
+            ("author", "author"),
+            ("version", "version"),
+            ("organization", "organization"),
+            ("description", "description"),
+            ("finetune", "finetune"),
+            ("basename", "basename"),
+            ("size_label", "size_label"),
+            ("source_url", "url"),
+            ("source_doi", "doi"),
+            ("source_uuid", "uuid"),
+            ("source_repo_url", "repo_url"),
+            ("name", "model_name"),
+            ("author", "model_author"),
+            ("version", "model_version"),
+            ("organization", "model_organization"),
+            ("description", "model_description"),
+            ("finetune", "model_finetune"),
+            ("basename", "model_basename"),
+            ("size_label", "model_size_label"),
+            ("source_url", "model_url"),
+            ("source_doi", "model_doi"),
+            ("source_uuid", "model_uuid"),
+            ("source_repo_url", "model_repo_url"),
+            ("name", "model_name"),
+            ("author", "model_creator"),
+            ("basename", "model_type"),
         ];
         for (field, key) in rules {
             let Some(v) = card.get(key) else { continue };
@@ -166,25 +226,73 @@ impl ModelMetadata {
             };
             fill(slot, card_string(v));
         }
-        if let Some(v) = card.get("base_model").or_else(|| card.get("base_models")).or_else(|| card.get("base_model_sources")) {
-            let entries = source_entries(card_list(Some(v)), total_params, "base_model", &mut self.warnings);
-            self.base_models.get_or_insert_with(Vec::new).extend(entries);
-        } else if ["base_model", "base_models", "base_model_sources"].iter().any(|k| card.contains_key(*k)) {
+        if let Some(v) = card
+            .get("base_model")
+            .or_else(|| card.get("base_models"))
+            .or_else(|| card.get("base_model_sources"))
+        {
+            let entries = source_entries(
+                card_list(Some(v)),
+                total_params,
+                "base_model",
+                &mut self.warnings,
+            );
+            self.base_models
+                .get_or_insert_with(Vec::new)
+                .extend(entries);
+        } else if ["base_model", "base_models", "base_model_sources"]
+            .iter()
+            .any(|k| card.contains_key(*k))
+        {
             self.base_models.get_or_insert_with(Vec::new);
         }
-        if let Some(v) = card.get("datasets").or_else(|| card.get("dataset")).or_else(|| card.get("dataset_sources")) {
-            let entries = source_entries(card_list(Some(v)), total_params, "datasets", &mut self.warnings);
+        if let Some(v) = card
+            .get("datasets")
+            .or_else(|| card.get("dataset"))
+            .or_else(|| card.get("dataset_sources"))
+        {
+            let entries = source_entries(
+                card_list(Some(v)),
+                total_params,
+                "datasets",
+                &mut self.warnings,
+            );
             self.datasets.get_or_insert_with(Vec::new).extend(entries);
         }
-        fill(&mut self.license, card.get("license").and_then(|v| match v {
-            Value::Array(a) => Some(a.iter().filter_map(card_string).collect::<Vec<_>>().join(",")),
-            other => card_string(other),
-        }));
-        fill(&mut self.license_name, card.get("license_name").and_then(card_string));
-        fill(&mut self.license_link, card.get("license_link").and_then(card_string));
-        for (key, list) in [("tags", 0), ("pipeline_tag", 0), ("languages", 1), ("language", 1)] {
-            let Some(v) = card.get(key).filter(|v| !v.is_null()) else { continue };
-            let target = if list == 0 { &mut self.tags } else { &mut self.languages };
+        fill(
+            &mut self.license,
+            card.get("license").and_then(|v| match v {
+                Value::Array(a) => Some(
+                    a.iter()
+                        .filter_map(card_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                other => card_string(other),
+            }),
+        );
+        fill(
+            &mut self.license_name,
+            card.get("license_name").and_then(card_string),
+        );
+        fill(
+            &mut self.license_link,
+            card.get("license_link").and_then(card_string),
+        );
+        for (key, list) in [
+            ("tags", 0),
+            ("pipeline_tag", 0),
+            ("languages", 1),
+            ("language", 1),
+        ] {
+            let Some(v) = card.get(key).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let target = if list == 0 {
+                &mut self.tags
+            } else {
+                &mut self.languages
+            };
             let items: Vec<String> = card_list(Some(v)).iter().filter_map(card_string).collect();
             target.get_or_insert_with(Vec::new).extend(items);
         }
@@ -227,7 +335,10 @@ impl ModelMetadata {
                 kv.string(key, v);
             }
         }
-        for (prefix, list) in [("general.base_model", &self.base_models), ("general.dataset", &self.datasets)] {
+        for (prefix, list) in [
+            ("general.base_model", &self.base_models),
+            ("general.dataset", &self.datasets),
+        ] {
             if let Some(entries) = list {
                 kv.u32(&format!("{prefix}.count"), entries.len() as u32);
                 for (i, e) in entries.iter().enumerate() {
@@ -238,10 +349,16 @@ impl ModelMetadata {
             }
         }
         if let Some(tags) = &self.tags {
-            kv.array("general.tags", GgufValue::string_array(tags.iter().cloned()));
+            kv.array(
+                "general.tags",
+                GgufValue::string_array(tags.iter().cloned()),
+            );
         }
         if let Some(langs) = &self.languages {
-            kv.array("general.languages", GgufValue::string_array(langs.iter().cloned()));
+            kv.array(
+                "general.languages",
+                GgufValue::string_array(langs.iter().cloned()),
+            );
         }
     }
 }
@@ -264,21 +381,54 @@ fn sampling_keys(gen: &Map<String, Value>) -> Vec<(&'static str, GgufValue)> {
         (&["top_k"], "general.sampling.top_k", Kind::Int),
         (&["top_p"], "general.sampling.top_p", Kind::Float),
         (&["min_p"], "general.sampling.min_p", Kind::Float),
-        (&["xtc_probability"], "general.sampling.xtc_probability", Kind::Float),
-        (&["xtc_threshold"], "general.sampling.xtc_threshold", Kind::Float),
+        (
+            &["xtc_probability"],
+            "general.sampling.xtc_probability",
+            Kind::Float,
+        ),
+        (
+            &["xtc_threshold"],
+            "general.sampling.xtc_threshold",
+            Kind::Float,
+        ),
         (&["temperature"], "general.sampling.temp", Kind::Float),
-        (&["penalty_last_n"], "general.sampling.penalty_last_n", Kind::Int),
-        (&["penalty_repeat", "repetition_penalty"], "general.sampling.penalty_repeat", Kind::Float),
+        (
+            &["penalty_last_n"],
+            "general.sampling.penalty_last_n",
+            Kind::Int,
+        ),
+        (
+            &["penalty_repeat", "repetition_penalty"],
+            "general.sampling.penalty_repeat",
+            Kind::Float,
+        ),
         (&["mirostat"], "general.sampling.mirostat", Kind::Int),
-        (&["mirostat_tau"], "general.sampling.mirostat_tau", Kind::Float),
-        (&["mirostat_eta"], "general.sampling.mirostat_eta", Kind::Float),
+        (
+            &["mirostat_tau"],
+            "general.sampling.mirostat_tau",
+            Kind::Float,
+        ),
+        (
+            &["mirostat_eta"],
+            "general.sampling.mirostat_eta",
+            Kind::Float,
+        ),
     ];
     let mut out = Vec::new();
     for (keys, gguf_key, kind) in table {
-        let Some(v) = keys.iter().find_map(|k| gen.get(*k)).filter(|v| !v.is_null()) else { continue };
+        let Some(v) = keys
+            .iter()
+            .find_map(|k| gen.get(*k))
+            .filter(|v| !v.is_null())
+        else {
+            continue;
+        };
         let value = match kind {
             Kind::Str => v.as_str().map(GgufValue::string),
-            Kind::Int => v.as_i64().and_then(|n| i32::try_from(n).ok()).map(GgufValue::I32),
+            Kind::Int => v
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .map(GgufValue::I32),
             Kind::Float => v.as_f64().map(|f| GgufValue::F32(f as f32)),
         };
         if let Some(value) = value {
@@ -316,7 +466,13 @@ pub fn id_to_title(s: &str) -> String {
     s.trim()
         .replace('-', " ")
         .split_whitespace()
-        .map(|w| if is_lower(w) && !is_version_or_number(w) { title(w) } else { w.to_string() })
+        .map(|w| {
+            if is_lower(w) && !is_version_or_number(w) {
+                title(w)
+            } else {
+                w.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -337,7 +493,9 @@ fn is_version_or_number(w: &str) -> bool {
 }
 
 fn dotted_digits(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Python's str.title(): a cased character after an uncased one starts a word.
@@ -372,14 +530,26 @@ impl Tags {
         !(self.basename || self.size_label || self.finetune || self.version || self.kind)
     }
     fn count(&self) -> usize {
-        [self.basename, self.size_label, self.finetune, self.version, self.kind].iter().filter(|b| **b).count()
+        [
+            self.basename,
+            self.size_label,
+            self.finetune,
+            self.version,
+            self.kind,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
     }
 }
 
 /// gguf-py's `Metadata.get_model_id_components`.
 pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
     if model_id.contains(' ') {
-        return IdComponents { full_name: Some(model_id.to_string()), ..Default::default() };
+        return IdComponents {
+            full_name: Some(model_id.to_string()),
+            ..Default::default()
+        };
     }
     let (mut org, full) = match model_id.split_once('/') {
         Some((o, n)) => (Some(o.to_string()), n.to_string()),
@@ -388,7 +558,11 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
     if org.as_deref().is_some_and(|o| o.starts_with('.')) {
         org = None;
     }
-    let mut parts: Vec<String> = full.split('-').filter(|p| !p.is_empty()).map(str::to_string).collect();
+    let mut parts: Vec<String> = full
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
     let mut tags = vec![Tags::default(); parts.len()];
     for i in 0..parts.len() {
         let part = parts[i].clone();
@@ -403,18 +577,33 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
             if chars.last().is_some_and(|c| c.is_ascii_digit()) && chars.len() >= 2 {
                 // bloom-7b1 -> 7.1B
                 let n = chars.len();
-                p = format!("{}.{}{}", chars[..n - 2].iter().collect::<String>(), chars[n - 1], chars[n - 2]);
+                p = format!(
+                    "{}.{}{}",
+                    chars[..n - 2].iter().collect::<String>(),
+                    chars[n - 1],
+                    chars[n - 2]
+                );
             }
             let chars: Vec<char> = p.chars().collect();
-            if chars.len() > 1 && chars[chars.len() - 2].is_ascii_digit() && "kmbt".contains(chars[chars.len() - 1]) {
+            if chars.len() > 1
+                && chars[chars.len() - 2].is_ascii_digit()
+                && "kmbt".contains(chars[chars.len() - 1])
+            {
                 let n = chars.len();
-                p = format!("{}{}", chars[..n - 1].iter().collect::<String>(), chars[n - 1].to_ascii_uppercase());
+                p = format!(
+                    "{}{}",
+                    chars[..n - 1].iter().collect::<String>(),
+                    chars[n - 1].to_ascii_uppercase()
+                );
             }
             if total_params != 0 {
                 let chars: Vec<char> = p.chars().collect();
                 let head: String = chars[..chars.len() - 1].iter().collect();
                 if let Ok(v) = head.parse::<f64>() {
-                    let scale = " KMBT".find(chars[chars.len() - 1]).map(|i| 1000f64.powi(i as i32)).unwrap_or(1.0 / 1000.0);
+                    let scale = " KMBT"
+                        .find(chars[chars.len() - 1])
+                        .map(|i| 1000f64.powi(i as i32))
+                        .unwrap_or(1.0 / 1000.0);
                     let label = v * scale;
                     let total = total_params as f64;
                     if (label - total).abs() > (7 * total_params / 8) as f64 {
@@ -428,11 +617,16 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
                 tags[i].size_label = true;
             }
             parts[i] = p;
-        } else if i > 0 && ["chat", "instruct", "vision", "lora"].contains(&part.to_lowercase().as_str()) {
+        } else if i > 0
+            && ["chat", "instruct", "vision", "lora"].contains(&part.to_lowercase().as_str())
+        {
             tags[i].finetune = true;
         }
     }
-    let numeric_size = parts.iter().zip(&tags).any(|(p, t)| t.size_label && p.chars().any(|c| c.is_ascii_digit()));
+    let numeric_size = parts
+        .iter()
+        .zip(&tags)
+        .any(|(p, t)| t.size_label && p.chars().any(|c| c.is_ascii_digit()));
     if numeric_size {
         for (p, t) in parts.iter().zip(tags.iter_mut()) {
             if t.size_label && p.chars().all(char::is_alphabetic) {
@@ -442,7 +636,9 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
     }
     let mut at_start = true;
     for (p, t) in parts.iter().zip(tags.iter_mut()) {
-        if at_start && ((t.is_empty() && p.chars().next().is_some_and(char::is_alphabetic)) || t.version) {
+        if at_start
+            && ((t.is_empty() && p.chars().next().is_some_and(char::is_alphabetic)) || t.version)
+        {
             t.basename = true;
         } else {
             at_start = false;
@@ -459,8 +655,17 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
         }
     }
     let join = |f: &dyn Fn(&Tags) -> bool| {
-        let v: Vec<&str> = parts.iter().zip(&tags).filter(|(_, t)| f(t)).map(|(p, _)| p.as_str()).collect();
-        if v.is_empty() { None } else { Some(v.join("-")) }
+        let v: Vec<&str> = parts
+            .iter()
+            .zip(&tags)
+            .filter(|(_, t)| f(t))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if v.is_empty() {
+            None
+        } else {
+            Some(v.join("-"))
+        }
     };
     let mut basename = join(&|t| t.basename);
     let size_label = {
@@ -470,20 +675,34 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
                 seen.push(p);
             }
         }
-        if seen.is_empty() { None } else { Some(seen.join("-")) }
+        if seen.is_empty() {
+            None
+        } else {
+            Some(seen.join("-"))
+        }
     };
     let finetune = join(&|t| t.finetune);
     let version = join(&|t| t.version && !t.basename);
     if size_label.is_none() && finetune.is_none() && version.is_none() {
         basename = None;
     }
-    IdComponents { full_name: Some(full), org, basename, finetune, version, size_label }
+    IdComponents {
+        full_name: Some(full),
+        org,
+        basename,
+        finetune,
+        version,
+        size_label,
+    }
 }
 
 /// `(v|iter)?\d+([.]\d+)*`, case-insensitive.
 fn is_version(p: &str) -> bool {
     let l = p.to_ascii_lowercase();
-    let rest = l.strip_prefix("iter").or_else(|| l.strip_prefix('v')).unwrap_or(&l);
+    let rest = l
+        .strip_prefix("iter")
+        .or_else(|| l.strip_prefix('v'))
+        .unwrap_or(&l);
     dotted_digits(rest)
 }
 
@@ -497,7 +716,10 @@ fn is_quant_type(p: &str) -> bool {
             let tail: String = chars.collect();
             // (_\w)* : pairs of '_' followed by one word character
             let b: Vec<char> = tail.chars().collect();
-            if b.len() % 2 == 0 && b.chunks(2).all(|c| c[0] == '_' && (c[1].is_alphanumeric() || c[1] == '_')) {
+            if b.len() % 2 == 0
+                && b.chunks(2)
+                    .all(|c| c[0] == '_' && (c[1].is_alphanumeric() || c[1] == '_'))
+            {
                 return true;
             }
         }
@@ -523,7 +745,11 @@ fn is_size(p: &str) -> bool {
     if b.first() == Some(&b'a') {
         starts.push(1);
     }
-    let digits_end = |from: usize| (from..b.len()).find(|&i| !b[i].is_ascii_digit()).unwrap_or(b.len());
+    let digits_end = |from: usize| {
+        (from..b.len())
+            .find(|&i| !b[i].is_ascii_digit())
+            .unwrap_or(b.len())
+    };
     let d = digits_end(0);
     if d > 0 && b.get(d) == Some(&b'x') {
         starts.push(d + 1);
@@ -600,14 +826,32 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "general.name", "general.version", "general.finetune", "general.basename", "general.size_label", "general.license",
-                "general.base_model.count", "general.base_model.0.name", "general.base_model.0.organization",
-                "general.base_model.0.repo_url", "general.tags", "general.languages"
+                "general.name",
+                "general.version",
+                "general.finetune",
+                "general.basename",
+                "general.size_label",
+                "general.license",
+                "general.base_model.count",
+                "general.base_model.0.name",
+                "general.base_model.0.organization",
+                "general.base_model.0.repo_url",
+                "general.tags",
+                "general.languages"
             ]
         );
-        assert_eq!(kv.get("general.base_model.0.repo_url"), Some(&GgufValue::string("https://huggingface.co/Org/Base-1B")));
-        assert_eq!(kv.get("general.tags"), Some(&GgufValue::string_array(["chat", "text-generation"])));
-        assert_eq!(kv.get("general.name"), Some(&GgufValue::string("Tiny Chat v1.5")));
+        assert_eq!(
+            kv.get("general.base_model.0.repo_url"),
+            Some(&GgufValue::string("https://huggingface.co/Org/Base-1B"))
+        );
+        assert_eq!(
+            kv.get("general.tags"),
+            Some(&GgufValue::string_array(["chat", "text-generation"]))
+        );
+        assert_eq!(
+            kv.get("general.name"),
+            Some(&GgufValue::string("Tiny Chat v1.5"))
+        );
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
@@ -624,22 +868,167 @@ mod tests {
     #[test]
     fn agrees_with_gguf_py_heuristics() {
         let cases: &[(&str, u64, [Option<&str>; 6], &str)] = &[
-            ("tiny-llama-spm", 3410176, [Some("tiny-llama-spm"), None, None, None, None, None], "Tiny Llama Spm"),
-            ("meta-llama/Llama-2-7b-chat-hf", 6738415616, [Some("Llama-2-7b-chat-hf"), Some("meta-llama"), Some("Llama-2"), Some("chat-hf"), None, Some("7B")], "Llama 2 7b Chat Hf"),
-            ("Qwen/Qwen2.5-0.5B-Instruct", 494032768, [Some("Qwen2.5-0.5B-Instruct"), Some("Qwen"), Some("Qwen2.5"), Some("Instruct"), None, Some("0.5B")], "Qwen2.5 0.5B Instruct"),
-            ("mistralai/Mistral-7B-Instruct-v0.3", 7248023552, [Some("Mistral-7B-Instruct-v0.3"), Some("mistralai"), Some("Mistral"), Some("Instruct"), Some("v0.3"), Some("7B")], "Mistral 7B Instruct v0.3"),
-            ("HuggingFaceTB/SmolLM2-135M", 134515008, [Some("SmolLM2-135M"), Some("HuggingFaceTB"), Some("SmolLM2"), None, None, Some("135M")], "SmolLM2 135M"),
-            ("bigscience/bloom-7b1", 7069016064, [Some("bloom-7b1"), Some("bigscience"), Some("bloom"), None, None, Some("7.1B")], "Bloom 7b1"),
-            ("google/gemma-2-9b-it", 9241705984, [Some("gemma-2-9b-it"), Some("google"), Some("gemma-2"), Some("it"), None, Some("9B")], "Gemma 2 9b It"),
-            ("microsoft/Phi-3-mini-128k-instruct", 3821079552, [Some("Phi-3-mini-128k-instruct"), Some("microsoft"), Some("Phi-3"), Some("128k-instruct"), None, Some("mini")], "Phi 3 Mini 128k Instruct"),
-            ("openai-community/gpt2", 124439808, [Some("gpt2"), Some("openai-community"), None, None, None, None], "Gpt2"),
-            ("BAAI/bge-small-en-v1.5", 33360000, [Some("bge-small-en-v1.5"), Some("BAAI"), Some("bge"), Some("en"), Some("v1.5"), Some("small")], "Bge Small En v1.5"),
-            ("TheBloke/Mixtral-8x7B-v0.1-GGUF", 46702792704, [Some("Mixtral-8x7B-v0.1-GGUF"), Some("TheBloke"), Some("Mixtral"), Some("GGUF"), Some("v0.1"), Some("8x7B")], "Mixtral 8x7B v0.1 GGUF"),
-            ("Llama-3.1-8B-Instruct-Q4_K_M", 8030261248, [Some("Llama-3.1-8B-Instruct-Q4_K_M"), None, Some("Llama-3.1"), Some("Instruct"), None, Some("8B")], "Llama 3.1 8B Instruct Q4_K_M"),
+            (
+                "tiny-llama-spm",
+                3410176,
+                [Some("tiny-llama-spm"), None, None, None, None, None],
+                "Tiny Llama Spm",
+            ),
+            (
+                "meta-llama/Llama-2-7b-chat-hf",
+                6738415616,
+                [
+                    Some("Llama-2-7b-chat-hf"),
+                    Some("meta-llama"),
+                    Some("Llama-2"),
+                    Some("chat-hf"),
+                    None,
+                    Some("7B"),
+                ],
+                "Llama 2 7b Chat Hf",
+            ),
+            (
+                "Qwen/Qwen2.5-0.5B-Instruct",
+                494032768,
+                [
+                    Some("Qwen2.5-0.5B-Instruct"),
+                    Some("Qwen"),
+                    Some("Qwen2.5"),
+                    Some("Instruct"),
+                    None,
+                    Some("0.5B"),
+                ],
+                "Qwen2.5 0.5B Instruct",
+            ),
+            (
+                "mistralai/Mistral-7B-Instruct-v0.3",
+                7248023552,
+                [
+                    Some("Mistral-7B-Instruct-v0.3"),
+                    Some("mistralai"),
+                    Some("Mistral"),
+                    Some("Instruct"),
+                    Some("v0.3"),
+                    Some("7B"),
+                ],
+                "Mistral 7B Instruct v0.3",
+            ),
+            (
+                "HuggingFaceTB/SmolLM2-135M",
+                134515008,
+                [
+                    Some("SmolLM2-135M"),
+                    Some("HuggingFaceTB"),
+                    Some("SmolLM2"),
+                    None,
+                    None,
+                    Some("135M"),
+                ],
+                "SmolLM2 135M",
+            ),
+            (
+                "bigscience/bloom-7b1",
+                7069016064,
+                [
+                    Some("bloom-7b1"),
+                    Some("bigscience"),
+                    Some("bloom"),
+                    None,
+                    None,
+                    Some("7.1B"),
+                ],
+                "Bloom 7b1",
+            ),
+            (
+                "google/gemma-2-9b-it",
+                9241705984,
+                [
+                    Some("gemma-2-9b-it"),
+                    Some("google"),
+                    Some("gemma-2"),
+                    Some("it"),
+                    None,
+                    Some("9B"),
+                ],
+                "Gemma 2 9b It",
+            ),
+            (
+                "microsoft/Phi-3-mini-128k-instruct",
+                3821079552,
+                [
+                    Some("Phi-3-mini-128k-instruct"),
+                    Some("microsoft"),
+                    Some("Phi-3"),
+                    Some("128k-instruct"),
+                    None,
+                    Some("mini"),
+                ],
+                "Phi 3 Mini 128k Instruct",
+            ),
+            (
+                "openai-community/gpt2",
+                124439808,
+                [
+                    Some("gpt2"),
+                    Some("openai-community"),
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
+                "Gpt2",
+            ),
+            (
+                "BAAI/bge-small-en-v1.5",
+                33360000,
+                [
+                    Some("bge-small-en-v1.5"),
+                    Some("BAAI"),
+                    Some("bge"),
+                    Some("en"),
+                    Some("v1.5"),
+                    Some("small"),
+                ],
+                "Bge Small En v1.5",
+            ),
+            (
+                "TheBloke/Mixtral-8x7B-v0.1-GGUF",
+                46702792704,
+                [
+                    Some("Mixtral-8x7B-v0.1-GGUF"),
+                    Some("TheBloke"),
+                    Some("Mixtral"),
+                    Some("GGUF"),
+                    Some("v0.1"),
+                    Some("8x7B"),
+                ],
+                "Mixtral 8x7B v0.1 GGUF",
+            ),
+            (
+                "Llama-3.1-8B-Instruct-Q4_K_M",
+                8030261248,
+                [
+                    Some("Llama-3.1-8B-Instruct-Q4_K_M"),
+                    None,
+                    Some("Llama-3.1"),
+                    Some("Instruct"),
+                    None,
+                    Some("8B"),
+                ],
+                "Llama 3.1 8B Instruct Q4_K_M",
+            ),
         ];
         for (id, params, want, title) in cases {
             let c = model_id_components(id, *params);
-            let got = [&c.full_name, &c.org, &c.basename, &c.finetune, &c.version, &c.size_label].map(|v| v.as_deref());
+            let got = [
+                &c.full_name,
+                &c.org,
+                &c.basename,
+                &c.finetune,
+                &c.version,
+                &c.size_label,
+            ]
+            .map(|v| v.as_deref());
             assert_eq!(&got, want, "{id}");
             assert_eq!(id_to_title(c.full_name.as_deref().unwrap()), *title, "{id}");
         }

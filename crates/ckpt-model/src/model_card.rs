@@ -17,16 +17,28 @@ pub fn parse(card: &str) -> Option<FrontMatter> {
         return None;
     }
     // The converter's fixes: quote the Norway problem, tabs to two spaces.
-    let body: Vec<String> = lines.take_while(|l| *l != "---").map(|l| l.replace('\t', "  ")).collect();
-    let mut fm = FrontMatter { values: Map::new(), skipped: Vec::new() };
+    let body: Vec<String> = lines
+        .take_while(|l| *l != "---")
+        .map(|l| l.replace('\t', "  "))
+        .collect();
+    let mut fm = FrontMatter {
+        values: Map::new(),
+        skipped: Vec::new(),
+    };
     let mut i = 0;
     while i < body.len() {
         let line = &body[i];
         i += 1;
-        if line.trim().is_empty() || line.trim_start().starts_with('#') || line.starts_with(' ') || line.starts_with('-') {
+        if line.trim().is_empty()
+            || line.trim_start().starts_with('#')
+            || line.starts_with(' ')
+            || line.starts_with('-')
+        {
             continue;
         }
-        let Some((key, rest)) = line.split_once(':') else { continue };
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
         let key = key.trim().trim_matches('"').trim_matches('\'').to_string();
         let rest = strip_comment(rest).trim();
         if !rest.is_empty() {
@@ -41,14 +53,18 @@ pub fn parse(card: &str) -> Option<FrontMatter> {
         // A block: list items, or a nested mapping we do not interpret.
         let mut items = Vec::new();
         let mut nested = false;
-        while i < body.len() && (body[i].starts_with(' ') || body[i].starts_with('-') || body[i].trim().is_empty()) {
+        while i < body.len()
+            && (body[i].starts_with(' ') || body[i].starts_with('-') || body[i].trim().is_empty())
+        {
             let l = body[i].trim();
             i += 1;
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
             match l.strip_prefix("- ").or_else(|| (l == "-").then_some("")) {
-                Some(item) if !nested && !looks_like_mapping(item) => items.push(scalar(strip_comment(item).trim())),
+                Some(item) if !nested && !looks_like_mapping(item) => {
+                    items.push(scalar(strip_comment(item).trim()))
+                }
                 _ => nested = true,
             }
         }
@@ -80,10 +96,20 @@ fn inline(s: &str) -> Option<Value> {
         if inner.contains(['[', '{']) {
             return None;
         }
-        let items = inner.split(',').map(str::trim).filter(|p| !p.is_empty()).map(scalar).collect();
+        let items = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(scalar)
+            .collect();
         return Some(Value::Array(items));
     }
-    if s.starts_with('{') || s.starts_with('|') || s.starts_with('>') || s.starts_with('&') || s.starts_with('*') {
+    if s.starts_with('{')
+        || s.starts_with('|')
+        || s.starts_with('>')
+        || s.starts_with('&')
+        || s.starts_with('*')
+    {
         return None;
     }
     Some(scalar(s))
@@ -91,13 +117,19 @@ fn inline(s: &str) -> Option<Value> {
 
 /// A YAML 1.1 plain or quoted scalar the way PyYAML's safe_load reads the common cases.
 fn scalar(s: &str) -> Value {
-    if s.len() >= 2 && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\''))) {
+    if s.len() >= 2
+        && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))
+    {
         return Value::String(s[1..s.len() - 1].to_string());
     }
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Value::Bool(true),
-        "false" | "False" | "FALSE" | "No" | "NO" | "off" | "Off" | "OFF" => return Value::Bool(false),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+            return Value::Bool(true)
+        }
+        "false" | "False" | "FALSE" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
         // "- no" is quoted by the converter before parsing (the Norway problem), so it stays "no".
         "no" => return Value::String("no".into()),
         _ => {}
@@ -107,7 +139,10 @@ fn scalar(s: &str) -> Value {
     }
     if s.contains('.') || s.contains('e') {
         if let Ok(f) = s.parse::<f64>() {
-            if s.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.') {
+            if s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
+            {
                 return Value::from(f);
             }
         }
@@ -125,7 +160,10 @@ mod tests {
         let fm = parse(card).unwrap();
         assert_eq!(fm.values["license"], "apache-2.0");
         assert_eq!(fm.values["language"], serde_json::json!(["en", "no"]));
-        assert_eq!(fm.values["tags"], serde_json::json!(["text-generation", "llama"]));
+        assert_eq!(
+            fm.values["tags"],
+            serde_json::json!(["text-generation", "llama"])
+        );
         assert_eq!(fm.values["base_model"], "meta-llama/Llama-2-7b");
         assert_eq!(fm.values["pipeline_tag"], "text-generation");
         assert_eq!(fm.skipped, vec!["model-index"]);

@@ -49,13 +49,25 @@ pub fn choose_type(name: &str, shape: &[u64], target: GgmlType) -> (GgmlType, Op
 /// embeddings, convolution kernels).
 fn is_kept_f32(name: &str) -> bool {
     const EXACT: [&str; 2] = ["position_embd.weight", "token_types.weight"];
-    const LAYER_SUFFIX: [&str; 4] = ["ffn_gate_inp.weight", "ffn_gate_inp_shexp.weight", "ssm_conv1d.weight", "shortconv.conv.weight"];
-    EXACT.contains(&name) || (name.starts_with("blk.") && LAYER_SUFFIX.iter().any(|s| name.split('.').skip(2).collect::<Vec<_>>().join(".") == *s))
+    const LAYER_SUFFIX: [&str; 4] = [
+        "ffn_gate_inp.weight",
+        "ffn_gate_inp_shexp.weight",
+        "ssm_conv1d.weight",
+        "shortconv.conv.weight",
+    ];
+    EXACT.contains(&name)
+        || (name.starts_with("blk.")
+            && LAYER_SUFFIX
+                .iter()
+                .any(|s| name.split('.').skip(2).collect::<Vec<_>>().join(".") == *s))
 }
 
 fn source_err(t: &Tensor, msg: String) -> Error {
     match t.view() {
-        Some(v) => Error::invalid(&v.storage.buffer.path, format!("tensor '{}': {msg}", t.name)),
+        Some(v) => Error::invalid(
+            &v.storage.buffer.path,
+            format!("tensor '{}': {msg}", t.name),
+        ),
         None => Error::Other(format!("tensor '{}': {msg}", t.name)),
     }
 }
@@ -64,47 +76,88 @@ fn source_err(t: &Tensor, msg: String) -> Error {
 pub fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
     let bytes = t.bytes()?;
     let out: Vec<f32> = match t.dtype {
-        DType::F32 => bytes.par_chunks(4 * CHUNK).flat_map_iter(|c| c.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()))).collect(),
+        DType::F32 => bytes
+            .par_chunks(4 * CHUNK)
+            .flat_map_iter(|c| {
+                c.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            })
+            .collect(),
         DType::F16 => bytes
             .par_chunks(2 * CHUNK)
-            .flat_map_iter(|c| c.chunks_exact(2).map(|b| f16_bits_to_f32_numpy(u16::from_le_bytes([b[0], b[1]]))))
+            .flat_map_iter(|c| {
+                c.chunks_exact(2)
+                    .map(|b| f16_bits_to_f32_numpy(u16::from_le_bytes([b[0], b[1]])))
+            })
             .collect(),
         DType::BF16 => bytes
             .par_chunks(2 * CHUNK)
-            .flat_map_iter(|c| c.chunks_exact(2).map(|b| bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
+            .flat_map_iter(|c| {
+                c.chunks_exact(2)
+                    .map(|b| bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]])))
+            })
             .collect(),
-        DType::F64 => bytes.par_chunks(8 * CHUNK).flat_map_iter(|c| c.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)).collect(),
-        other => return Err(source_err(t, format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"))),
+        DType::F64 => bytes
+            .par_chunks(8 * CHUNK)
+            .flat_map_iter(|c| {
+                c.chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+            })
+            .collect(),
+        other => {
+            return Err(source_err(
+                t,
+                format!(
+                    "dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"
+                ),
+            ))
+        }
     };
     if out.len() as u64 != t.numel() {
-        return Err(source_err(t, format!("has {} elements of data for shape {:?}", out.len(), t.shape)));
+        return Err(source_err(
+            t,
+            format!("has {} elements of data for shape {:?}", out.len(), t.shape),
+        ));
     }
     Ok(out)
 }
 
 /// `LlamaModel.permute` on the outermost dimension.
-pub fn permute_rows(data: &[f32], shape: &[u64], heads: u64) -> std::result::Result<Vec<f32>, String> {
+pub fn permute_rows(
+    data: &[f32],
+    shape: &[u64],
+    heads: u64,
+) -> std::result::Result<Vec<f32>, String> {
     let rows = shape.first().copied().unwrap_or(1);
-    let row_len = if shape.is_empty() { 1 } else { shape[1..].iter().product::<u64>() } as usize;
+    let row_len = if shape.is_empty() {
+        1
+    } else {
+        shape[1..].iter().product::<u64>()
+    } as usize;
     if heads == 0 || rows % (heads * 2) != 0 {
-        return Err(format!("{rows} rows cannot be split into {heads} heads of two rotary halves"));
+        return Err(format!(
+            "{rows} rows cannot be split into {heads} heads of two rotary halves"
+        ));
     }
     let head_dim = (rows / heads) as usize;
     let half = head_dim / 2;
     let mut out = vec![0f32; data.len()];
-    out.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(new_row, dst)| {
-        let (h, within) = (new_row / head_dim, new_row % head_dim);
-        let (i, j) = (within / 2, within % 2);
-        let old_row = h * head_dim + j * half + i;
-        dst.copy_from_slice(&data[old_row * row_len..(old_row + 1) * row_len]);
-    });
+    out.par_chunks_mut(row_len.max(1))
+        .enumerate()
+        .for_each(|(new_row, dst)| {
+            let (h, within) = (new_row / head_dim, new_row % head_dim);
+            let (i, j) = (within / 2, within % 2);
+            let old_row = h * head_dim + j * half + i;
+            dst.copy_from_slice(&data[old_row * row_len..(old_row + 1) * row_len]);
+        });
     Ok(out)
 }
 
 /// `x + 1` in the checkpoint's precision (f16 additions round to f16; a NaN comes out quiet with
 /// its payload, as torch's f16 addition leaves it).
 fn add_one_in_place(data: &mut [f32], in_f16: bool) {
-    data.par_iter_mut().for_each(|x| *x = plus_one_value(*x, in_f16));
+    data.par_iter_mut()
+        .for_each(|x| *x = plus_one_value(*x, in_f16));
 }
 
 fn plus_one_value(x: f32, in_f16: bool) -> f32 {
@@ -132,18 +185,22 @@ fn f32_to_f16_bits_numpy(x: f32) -> u16 {
 /// set the quiet bit).
 fn f16_bits_to_f32_numpy(h: u16) -> f32 {
     if h & 0x7c00 == 0x7c00 && h & 0x3ff != 0 {
-        return f32::from_bits(((h as u32 & 0x8000) << 16) | 0x7f80_0000 | ((h as u32 & 0x3ff) << 13));
+        return f32::from_bits(
+            ((h as u32 & 0x8000) << 16) | 0x7f80_0000 | ((h as u32 & 0x3ff) << 13),
+        );
     }
     f16_bits_to_f32(h)
 }
 
 fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; data.len()];
-    out.par_chunks_mut(rows.max(1)).enumerate().for_each(|(c, dst)| {
-        for (r, d) in dst.iter_mut().enumerate() {
-            *d = data[r * cols + c];
-        }
-    });
+    out.par_chunks_mut(rows.max(1))
+        .enumerate()
+        .for_each(|(c, dst)| {
+            for (r, d) in dst.iter_mut().enumerate() {
+                *d = data[r * cols + c];
+            }
+        });
     out
 }
 
@@ -166,11 +223,20 @@ fn encode_into(t: GgmlType, data: &[f32], n_per_row: usize, out: &mut Vec<u8>) -
     };
     let start = out.len();
     out.resize(start + data.len() * unit, 0);
-    out[start..].par_chunks_mut(CHUNK * unit).zip(data.par_chunks(CHUNK)).for_each(|(dst, src)| match t {
-        GgmlType::F32 => dst.chunks_exact_mut(4).zip(src).for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
-        GgmlType::F16 => f32_to_f16_le(src, dst),
-        _ => dst.chunks_exact_mut(2).zip(src).for_each(|(d, x)| d.copy_from_slice(&f32_to_bf16_bits(*x).to_le_bytes())),
-    });
+    out[start..]
+        .par_chunks_mut(CHUNK * unit)
+        .zip(data.par_chunks(CHUNK))
+        .for_each(|(dst, src)| match t {
+            GgmlType::F32 => dst
+                .chunks_exact_mut(4)
+                .zip(src)
+                .for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+            GgmlType::F16 => f32_to_f16_le(src, dst),
+            _ => dst
+                .chunks_exact_mut(2)
+                .zip(src)
+                .for_each(|(d, x)| d.copy_from_slice(&f32_to_bf16_bits(*x).to_le_bytes())),
+        });
     Ok(())
 }
 
@@ -178,13 +244,25 @@ fn encode_into(t: GgmlType, data: &[f32], n_per_row: usize, out: &mut Vec<u8>) -
 /// caller runs tasks in parallel).
 fn encode_slice(t: GgmlType, data: &[f32], n_per_row: usize, dst: &mut [u8]) -> Result<()> {
     match t {
-        GgmlType::F32 => dst.chunks_exact_mut(4).zip(data).for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
+        GgmlType::F32 => dst
+            .chunks_exact_mut(4)
+            .zip(data)
+            .for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
         GgmlType::F16 => f32_to_f16_le(data, dst),
-        GgmlType::BF16 => dst.chunks_exact_mut(2).zip(data).for_each(|(d, x)| d.copy_from_slice(&f32_to_bf16_bits(*x).to_le_bytes())),
+        GgmlType::BF16 => dst
+            .chunks_exact_mut(2)
+            .zip(data)
+            .for_each(|(d, x)| d.copy_from_slice(&f32_to_bf16_bits(*x).to_le_bytes())),
         other => {
             let q = ckpt_quant::quantize(other, data, n_per_row.max(1), None)?;
             if q.len() != dst.len() {
-                return Err(Error::Other(format!("{} encoding of {} values gave {} bytes, expected {}", other.name(), data.len(), q.len(), dst.len())));
+                return Err(Error::Other(format!(
+                    "{} encoding of {} values gave {} bytes, expected {}",
+                    other.name(),
+                    data.len(),
+                    q.len(),
+                    dst.len()
+                )));
             }
             dst.copy_from_slice(&q);
         }
@@ -218,30 +296,48 @@ fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
 impl PlannedTensor {
     /// The output tensor; its bytes are computed when the writer reaches it.
     pub fn into_tensor(self) -> Tensor {
-        let PlannedTensor { name, source, shape: out_shape, transforms, ggml_type } = self;
+        let PlannedTensor {
+            name,
+            source,
+            shape: out_shape,
+            transforms,
+            ggml_type,
+        } = self;
         let dtype = DType::from_ggml(ggml_type);
         let rows = out_shape.first().copied().unwrap_or(1) as usize;
         let out_bytes = dtype.nbytes(&out_shape).ok().map(|b| b as usize);
         match out_bytes {
             // Row-local transforms: produced in bands, so a writer can stream the tensor.
-            Some(total) if !transforms.contains(&Transform::Transpose) && rows > 0 && total % rows == 0 && banded(&source, &out_shape, ggml_type) => {
+            Some(total)
+                if !transforms.contains(&Transform::Transpose)
+                    && rows > 0
+                    && total % rows == 0
+                    && banded(&source, &out_shape, ggml_type) =>
+            {
                 let plan = std::sync::OnceLock::new();
-                Tensor::from_rows(name, dtype, out_shape.clone(), rows, total / rows, move |range, dst| {
-                    let plan = match plan.get() {
-                        Some(p) => p,
-                        None => {
-                            let p = plan_rows(&source, &transforms, &out_shape, ggml_type)?;
-                            plan.get_or_init(|| p)
+                Tensor::from_rows(
+                    name,
+                    dtype,
+                    out_shape.clone(),
+                    rows,
+                    total / rows,
+                    move |range, dst| {
+                        let plan = match plan.get() {
+                            Some(p) => p,
+                            None => {
+                                let p = plan_rows(&source, &transforms, &out_shape, ggml_type)?;
+                                plan.get_or_init(|| p)
+                            }
+                        };
+                        let last = range.end == rows;
+                        fill_rows(&source, plan, ggml_type, range, dst)?;
+                        if last {
+                            // Done with this tensor's source: its mapped pages need not stay resident.
+                            source.release();
                         }
-                    };
-                    let last = range.end == rows;
-                    fill_rows(&source, plan, ggml_type, range, dst)?;
-                    if last {
-                        // Done with this tensor's source: its mapped pages need not stay resident.
-                        source.release();
-                    }
-                    Ok(())
-                })
+                        Ok(())
+                    },
+                )
             }
             _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
                 if transforms.contains(&Transform::Transpose) {
@@ -260,28 +356,44 @@ fn source_elem_size(t: &Tensor) -> Result<usize> {
         DType::F32 => Ok(4),
         DType::F16 | DType::BF16 => Ok(2),
         DType::F64 => Ok(8),
-        other => Err(source_err(t, format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"))),
+        other => Err(source_err(
+            t,
+            format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"),
+        )),
     }
 }
 
 fn decode_into(dtype: DType, src: &[u8], dst: &mut [f32]) {
     match dtype {
-        DType::F32 => dst.iter_mut().zip(src.as_chunks::<4>().0).for_each(|(d, b)| *d = f32::from_le_bytes(*b)),
+        DType::F32 => dst
+            .iter_mut()
+            .zip(src.as_chunks::<4>().0)
+            .for_each(|(d, b)| *d = f32::from_le_bytes(*b)),
         DType::F16 => {
             // Batched so `half` can use the F16C instructions; exact either way.
             use half::slice::HalfFloatSliceExt;
             let mut tmp = [half::f16::ZERO; 1024];
             for (s, d) in src.chunks(2048).zip(dst.chunks_mut(1024)) {
                 let t = &mut tmp[..d.len()];
-                t.iter_mut().zip(s.as_chunks::<2>().0).for_each(|(h, b)| *h = half::f16::from_bits(u16::from_le_bytes(*b)));
+                t.iter_mut()
+                    .zip(s.as_chunks::<2>().0)
+                    .for_each(|(h, b)| *h = half::f16::from_bits(u16::from_le_bytes(*b)));
                 t.convert_to_f32_slice(d);
                 if t.iter().fold(false, |seen, h| seen | h.is_nan()) {
-                    d.iter_mut().zip(t.iter()).for_each(|(x, h)| *x = f16_bits_to_f32_numpy(h.to_bits()));
+                    d.iter_mut()
+                        .zip(t.iter())
+                        .for_each(|(x, h)| *x = f16_bits_to_f32_numpy(h.to_bits()));
                 }
             }
         }
-        DType::BF16 => dst.iter_mut().zip(src.as_chunks::<2>().0).for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes(*b))),
-        DType::F64 => dst.iter_mut().zip(src.as_chunks::<8>().0).for_each(|(d, b)| *d = f64::from_le_bytes(*b) as f32),
+        DType::BF16 => dst
+            .iter_mut()
+            .zip(src.as_chunks::<2>().0)
+            .for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes(*b))),
+        DType::F64 => dst
+            .iter_mut()
+            .zip(src.as_chunks::<8>().0)
+            .for_each(|(d, b)| *d = f64::from_le_bytes(*b) as f32),
         _ => unreachable!("checked by source_elem_size"),
     }
 }
@@ -300,17 +412,27 @@ struct RowPlan {
     rows_per_task: usize,
 }
 
-fn plan_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<RowPlan> {
+fn plan_rows(
+    source: &Tensor,
+    transforms: &[Transform],
+    out_shape: &[u64],
+    ggml_type: GgmlType,
+) -> Result<RowPlan> {
     let elem = source_elem_size(source)?;
     let src_rows = source.shape.first().copied().unwrap_or(1) as usize;
-    let row_len = if source.shape.len() <= 1 { 1 } else { source.shape[1..].iter().product::<u64>() as usize };
+    let row_len = if source.shape.len() <= 1 {
+        1
+    } else {
+        source.shape[1..].iter().product::<u64>() as usize
+    };
     let mut index: Vec<usize> = (0..src_rows).collect();
     let mut plus_one = None;
     let mut shape = source.shape.clone();
     for t in transforms {
         match t {
             Transform::PermuteRows { heads } => {
-                index = permute_index(&index, shape[0], *heads).map_err(|m| source_err(source, m))?;
+                index =
+                    permute_index(&index, shape[0], *heads).map_err(|m| source_err(source, m))?;
             }
             Transform::TruncateRows { rows: keep } => index.truncate(*keep as usize),
             Transform::AddOne { in_f16 } => plus_one = Some(*in_f16),
@@ -319,61 +441,117 @@ fn plan_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_
         shape = t.output_shape(&shape);
     }
     let n_per_row = out_shape.last().copied().unwrap_or(1) as usize;
-    let out_bytes = DType::from_ggml(ggml_type).nbytes(out_shape).map_err(|m| source_err(source, m))? as usize;
-    let row_out_bytes = if index.is_empty() { 0 } else { out_bytes / index.len() };
+    let out_bytes = DType::from_ggml(ggml_type)
+        .nbytes(out_shape)
+        .map_err(|m| source_err(source, m))? as usize;
+    let row_out_bytes = if index.is_empty() {
+        0
+    } else {
+        out_bytes / index.len()
+    };
     if row_out_bytes * index.len() != out_bytes {
-        return Err(source_err(source, format!("{out_bytes} output bytes do not split into {} rows", index.len())));
+        return Err(source_err(
+            source,
+            format!(
+                "{out_bytes} output bytes do not split into {} rows",
+                index.len()
+            ),
+        ));
     }
     let rows_per_task = if banded(source, out_shape, ggml_type) {
         (CHUNK / row_len.max(1)).max(1)
     } else {
         index.len().max(1) // rows shorter than an encoding row: one task
     };
-    Ok(RowPlan { index, row_len, elem, plus_one, n_per_row, row_out_bytes, rows_per_task })
+    Ok(RowPlan {
+        index,
+        row_len,
+        elem,
+        plus_one,
+        n_per_row,
+        row_out_bytes,
+        rows_per_task,
+    })
 }
 
 /// Whether output rows can be produced in independent bands: every encoding row (and so every
 /// quant block) lies inside one outer row.
 fn banded(source: &Tensor, out_shape: &[u64], ggml_type: GgmlType) -> bool {
-    let row_len: u64 = if source.shape.len() <= 1 { 1 } else { source.shape[1..].iter().product() };
+    let row_len: u64 = if source.shape.len() <= 1 {
+        1
+    } else {
+        source.shape[1..].iter().product()
+    };
     let n_per_row = out_shape.last().copied().unwrap_or(1).max(1);
     ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len % n_per_row == 0)
 }
 
 /// Output rows `range` into `dst`: each parallel task widens a group of rows into a small
 /// cache-resident f32 buffer and encodes it straight into its place.
-fn fill_rows(source: &Tensor, plan: &RowPlan, ggml_type: GgmlType, range: std::ops::Range<usize>, dst: &mut [u8]) -> Result<()> {
+fn fill_rows(
+    source: &Tensor,
+    plan: &RowPlan,
+    ggml_type: GgmlType,
+    range: std::ops::Range<usize>,
+    dst: &mut [u8],
+) -> Result<()> {
     let bytes = source.bytes()?;
     let (row_len, elem) = (plan.row_len, plan.elem);
     if bytes.len() != source.numel() as usize * elem {
-        return Err(source_err(source, format!("has {} data bytes for shape {:?}", bytes.len(), source.shape)));
+        return Err(source_err(
+            source,
+            format!(
+                "has {} data bytes for shape {:?}",
+                bytes.len(),
+                source.shape
+            ),
+        ));
     }
     let rows = &plan.index[range.clone()];
     if dst.len() != rows.len() * plan.row_out_bytes {
-        return Err(source_err(source, format!("rows {range:?} need {} bytes, got {}", rows.len() * plan.row_out_bytes, dst.len())));
+        return Err(source_err(
+            source,
+            format!(
+                "rows {range:?} need {} bytes, got {}",
+                rows.len() * plan.row_out_bytes,
+                dst.len()
+            ),
+        ));
     }
     thread_local! {
         static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
-    dst.par_chunks_mut(task_out_bytes).zip(rows.par_chunks(plan.rows_per_task)).try_for_each(|(dst, rows)| {
-        ROWS.with(|buf| -> Result<()> {
-            let mut buf = buf.borrow_mut();
-            buf.resize(plan.rows_per_task * row_len, 0.0);
-            let data = &mut buf[..rows.len() * row_len];
-            for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
-                decode_into(source.dtype, &bytes[r * row_len * elem..(r + 1) * row_len * elem], d);
-            }
-            if let Some(in_f16) = plan.plus_one {
-                data.iter_mut().for_each(|x| *x = plus_one_value(*x, in_f16));
-            }
-            encode_slice(ggml_type, data, plan.n_per_row, dst)
+    dst.par_chunks_mut(task_out_bytes)
+        .zip(rows.par_chunks(plan.rows_per_task))
+        .try_for_each(|(dst, rows)| {
+            ROWS.with(|buf| -> Result<()> {
+                let mut buf = buf.borrow_mut();
+                buf.resize(plan.rows_per_task * row_len, 0.0);
+                let data = &mut buf[..rows.len() * row_len];
+                for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
+                    decode_into(
+                        source.dtype,
+                        &bytes[r * row_len * elem..(r + 1) * row_len * elem],
+                        d,
+                    );
+                }
+                if let Some(in_f16) = plan.plus_one {
+                    data.iter_mut()
+                        .for_each(|x| *x = plus_one_value(*x, in_f16));
+                }
+                encode_slice(ggml_type, data, plan.n_per_row, dst)
+            })
         })
-    })
 }
 
 /// The whole output of a row-local conversion.
-fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
+fn convert_by_rows(
+    source: &Tensor,
+    transforms: &[Transform],
+    out_shape: &[u64],
+    ggml_type: GgmlType,
+) -> Result<Vec<u8>> {
     let plan = plan_rows(source, transforms, out_shape, ggml_type)?;
     let mut out = ckpt_core::pool::take(plan.index.len() * plan.row_out_bytes);
     fill_rows(source, &plan, ggml_type, 0..plan.index.len(), &mut out)?;
@@ -382,9 +560,15 @@ fn convert_by_rows(source: &Tensor, transforms: &[Transform], out_shape: &[u64],
 }
 
 /// The permutation of `LlamaModel.permute` applied to a list of row indices.
-fn permute_index(index: &[usize], rows: u64, heads: u64) -> std::result::Result<Vec<usize>, String> {
+fn permute_index(
+    index: &[usize],
+    rows: u64,
+    heads: u64,
+) -> std::result::Result<Vec<usize>, String> {
     if heads == 0 || rows % (heads * 2) != 0 {
-        return Err(format!("{rows} rows cannot be split into {heads} heads of two rotary halves"));
+        return Err(format!(
+            "{rows} rows cannot be split into {heads} heads of two rotary halves"
+        ));
     }
     let head_dim = (rows / heads) as usize;
     let half = head_dim / 2;
@@ -398,13 +582,20 @@ fn permute_index(index: &[usize], rows: u64, heads: u64) -> std::result::Result<
 }
 
 /// Whole-tensor path (transposes need every row at once).
-fn convert_whole(source: &Tensor, transforms: &[Transform], out_shape: &[u64], ggml_type: GgmlType) -> Result<Vec<u8>> {
+fn convert_whole(
+    source: &Tensor,
+    transforms: &[Transform],
+    out_shape: &[u64],
+    ggml_type: GgmlType,
+) -> Result<Vec<u8>> {
     let mut data = source_f32(source)?;
     source.release();
     let mut shape = source.shape.clone();
     for t in transforms {
         data = match t {
-            Transform::PermuteRows { heads } => permute_rows(&data, &shape, *heads).map_err(|m| source_err(source, m))?,
+            Transform::PermuteRows { heads } => {
+                permute_rows(&data, &shape, *heads).map_err(|m| source_err(source, m))?
+            }
             Transform::AddOne { in_f16 } => {
                 add_one_in_place(&mut data, *in_f16);
                 data
@@ -435,11 +626,27 @@ mod f16_tests {
                 f32::from_bits((state >> 32) as u32)
             })
             .collect();
-        xs.extend([0.0, -0.0, 65504.0, 65520.0, 5.96e-8, 2.98e-8, f32::INFINITY, f32::NAN, -f32::NAN, 1e-10]);
+        xs.extend([
+            0.0,
+            -0.0,
+            65504.0,
+            65520.0,
+            5.96e-8,
+            2.98e-8,
+            f32::INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            1e-10,
+        ]);
         let mut out = vec![0u8; xs.len() * 2];
         super::f32_to_f16_le(&xs, &mut out);
         for (x, b) in xs.iter().zip(out.chunks_exact(2)) {
-            assert_eq!(u16::from_le_bytes([b[0], b[1]]), super::f32_to_f16_bits_numpy(*x), "{x:e} ({:#x})", x.to_bits());
+            assert_eq!(
+                u16::from_le_bytes([b[0], b[1]]),
+                super::f32_to_f16_bits_numpy(*x),
+                "{x:e} ({:#x})",
+                x.to_bits()
+            );
         }
     }
 
@@ -449,16 +656,38 @@ mod f16_tests {
     fn nan_payloads_follow_numpy_like_the_converter() {
         use super::{f16_bits_to_f32_numpy as widen, f32_to_f16_bits_numpy as narrow};
         // bf16 source, f16 output: bf16 -> f32 is a shift, then numpy's narrowing.
-        for (bf16, f16) in [(0x7F81u16, 0x7c08u16), (0x7FC1, 0x7e08), (0xFFC1, 0xfe08), (0x7FFF, 0x7ff8)] {
-            assert_eq!(narrow(f32::from_bits((bf16 as u32) << 16)), f16, "{bf16:#x}");
+        for (bf16, f16) in [
+            (0x7F81u16, 0x7c08u16),
+            (0x7FC1, 0x7e08),
+            (0xFFC1, 0xfe08),
+            (0x7FFF, 0x7ff8),
+        ] {
+            assert_eq!(
+                narrow(f32::from_bits((bf16 as u32) << 16)),
+                f16,
+                "{bf16:#x}"
+            );
         }
         // f32 source, f16 output: a payload below the kept bits becomes 1.
-        for (f32_bits, f16) in [(0x7F80_0001u32, 0x7c01u16), (0x7FFF_FFFF, 0x7fff), (0x7FA5_5555, 0x7d2a)] {
+        for (f32_bits, f16) in [
+            (0x7F80_0001u32, 0x7c01u16),
+            (0x7FFF_FFFF, 0x7fff),
+            (0x7FA5_5555, 0x7d2a),
+        ] {
             assert_eq!(narrow(f32::from_bits(f32_bits)), f16, "{f32_bits:#x}");
         }
         // Gemma's +1 on an f16 checkpoint: torch's f16 addition quiets the NaN and keeps its payload.
-        for (h, widened) in [(0x7c01u16, 0x7fc0_2000u32), (0xfe01, 0xffc0_2000), (0x7fff, 0x7fff_e000), (0x7d55, 0x7fea_a000)] {
-            assert_eq!(super::plus_one_value(widen(h), true).to_bits(), widened, "{h:#x}");
+        for (h, widened) in [
+            (0x7c01u16, 0x7fc0_2000u32),
+            (0xfe01, 0xffc0_2000),
+            (0x7fff, 0x7fff_e000),
+            (0x7d55, 0x7fea_a000),
+        ] {
+            assert_eq!(
+                super::plus_one_value(widen(h), true).to_bits(),
+                widened,
+                "{h:#x}"
+            );
         }
         // f16 source: widened without quieting, and f16 -> f16 is the identity.
         assert_eq!(widen(0x7c01).to_bits(), 0x7f80_2000);
@@ -467,7 +696,11 @@ mod f16_tests {
             assert_eq!(narrow(widen(h)), h, "{h:#x}");
             let mut wide = [0f32; 1];
             super::decode_into(ckpt_core::DType::F16, &h.to_le_bytes(), &mut wide);
-            assert_eq!(wide[0].to_bits(), widen(h).to_bits(), "batched widening of {h:#x}");
+            assert_eq!(
+                wide[0].to_bits(),
+                widen(h).to_bits(),
+                "batched widening of {h:#x}"
+            );
         }
     }
 }
@@ -480,20 +713,38 @@ mod tests {
     fn permutation_interleaves_rotary_halves() {
         // one head of dim 4, rows [a0, a1, b0, b1] -> [a0, b0, a1, b1]
         let data = [0.0, 1.0, 2.0, 3.0];
-        assert_eq!(permute_rows(&data, &[4], 1).unwrap(), vec![0.0, 2.0, 1.0, 3.0]);
+        assert_eq!(
+            permute_rows(&data, &[4], 1).unwrap(),
+            vec![0.0, 2.0, 1.0, 3.0]
+        );
         assert!(permute_rows(&data, &[4], 3).is_err());
         // the row-index form used by the streaming path agrees
-        assert_eq!(permute_index(&[0, 1, 2, 3, 4, 5, 6, 7], 8, 2).unwrap(), vec![0, 2, 1, 3, 4, 6, 5, 7]);
+        assert_eq!(
+            permute_index(&[0, 1, 2, 3, 4, 5, 6, 7], 8, 2).unwrap(),
+            vec![0, 2, 1, 3, 4, 6, 5, 7]
+        );
     }
 
     #[test]
     fn type_rules() {
-        assert_eq!(choose_type("blk.0.attn_norm.weight", &[64], GgmlType::Q8_0).0, GgmlType::F32);
-        assert_eq!(choose_type("blk.0.attn_q.bias", &[64, 64], GgmlType::F16).0, GgmlType::F32);
-        assert_eq!(choose_type("blk.0.attn_q.weight", &[64, 64], GgmlType::Q8_0).0, GgmlType::Q8_0);
+        assert_eq!(
+            choose_type("blk.0.attn_norm.weight", &[64], GgmlType::Q8_0).0,
+            GgmlType::F32
+        );
+        assert_eq!(
+            choose_type("blk.0.attn_q.bias", &[64, 64], GgmlType::F16).0,
+            GgmlType::F32
+        );
+        assert_eq!(
+            choose_type("blk.0.attn_q.weight", &[64, 64], GgmlType::Q8_0).0,
+            GgmlType::Q8_0
+        );
         let (t, why) = choose_type("blk.0.attn_q.weight", &[8, 8], GgmlType::Q8_0);
         assert_eq!(t, GgmlType::F16);
         assert!(why.unwrap().contains("row length 8"));
-        assert_eq!(choose_type("position_embd.weight", &[8, 32], GgmlType::F16).0, GgmlType::F32);
+        assert_eq!(
+            choose_type("position_embd.weight", &[8, 32], GgmlType::F16).0,
+            GgmlType::F32
+        );
     }
 }

@@ -12,7 +12,11 @@ fn fixtures() -> PathBuf {
 
 fn f32_tensor(name: &str, shape: &[u64]) -> Tensor {
     let n: u64 = shape.iter().product();
-    Tensor::computed(name, DType::F32, shape.to_vec(), move || Ok((0..n).flat_map(|i| ((i % 7) as f32 * 0.01).to_le_bytes()).collect()))
+    Tensor::computed(name, DType::F32, shape.to_vec(), move || {
+        Ok((0..n)
+            .flat_map(|i| ((i % 7) as f32 * 0.01).to_le_bytes())
+            .collect())
+    })
 }
 
 /// A one-layer Llama (hidden 64, 2 heads, 1 KV head) using tiny-llama-spm's 512-piece tokenizer.
@@ -30,8 +34,16 @@ fn tiny_llama(dir: &Path, config_patch: serde_json::Value) -> Checkpoint {
             config[k] = v.clone();
         }
     }
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    std::fs::copy(fixtures().join("tiny-llama-spm/tokenizer.model"), dir.join("tokenizer.model")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("tiny-llama-spm/tokenizer.model"),
+        dir.join("tokenizer.model"),
+    )
+    .unwrap();
     let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
     for (name, shape) in [
         ("model.embed_tokens.weight", vec![512, 64]),
@@ -51,8 +63,16 @@ fn tiny_llama(dir: &Path, config_patch: serde_json::Value) -> Checkpoint {
     ck
 }
 
-fn run(dir: &Path, ck: &Checkpoint, outtype: OutType) -> ckpt_core::Result<ckpt_model::ConvertReport> {
-    let opts = HfToGgufOptions { outtype, overwrite: true, ..Default::default() };
+fn run(
+    dir: &Path,
+    ck: &Checkpoint,
+    outtype: OutType,
+) -> ckpt_core::Result<ckpt_model::ConvertReport> {
+    let opts = HfToGgufOptions {
+        outtype,
+        overwrite: true,
+        ..Default::default()
+    };
     convert_hf_to_gguf(dir, ck, &dir.join("out.gguf"), &opts)
 }
 
@@ -64,7 +84,11 @@ fn a_well_formed_tiny_model_converts() {
     assert_eq!(report.tensor_count, 11);
     assert!(report.fallbacks.is_empty(), "{:?}", report.fallbacks);
     let file = ckpt_gguf::GgufFile::open(&dir.path().join("out.gguf")).unwrap();
-    let q = file.tensor_infos.iter().find(|t| t.name == "blk.0.attn_q.weight").unwrap();
+    let q = file
+        .tensor_infos
+        .iter()
+        .find(|t| t.name == "blk.0.attn_q.weight")
+        .unwrap();
     assert_eq!(q.ggml_type, GgmlType::Q8_0);
 }
 
@@ -84,27 +108,38 @@ fn missing_layer_count_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let ck = tiny_llama(dir.path(), json!({"num_hidden_layers": null}));
     let msg = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
-    assert!(msg.contains("num_hidden_layers") && msg.contains("config.json"), "{msg}");
+    assert!(
+        msg.contains("num_hidden_layers") && msg.contains("config.json"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_tensor_without_a_gguf_name_is_an_error_not_a_drop() {
     let dir = tempfile::tempdir().unwrap();
     let mut ck = tiny_llama(dir.path(), json!({}));
-    ck.tensors.push(f32_tensor("model.layers.0.mlp.router_scale", &[64]));
+    ck.tensors
+        .push(f32_tensor("model.layers.0.mlp.router_scale", &[64]));
     let msg = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
     assert!(msg.contains("model.layers.0.mlp.router_scale"), "{msg}");
     // a layer index beyond num_hidden_layers has no name either
     let mut ck = tiny_llama(dir.path(), json!({}));
-    ck.tensors.push(f32_tensor("model.layers.5.input_layernorm.weight", &[64]));
+    ck.tensors
+        .push(f32_tensor("model.layers.5.input_layernorm.weight", &[64]));
     let msg = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
-    assert!(msg.contains("model.layers.5.input_layernorm.weight"), "{msg}");
+    assert!(
+        msg.contains("model.layers.5.input_layernorm.weight"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn heads_that_do_not_divide_the_rows_are_refused_before_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = tiny_llama(dir.path(), json!({"num_attention_heads": 3, "num_key_value_heads": 3, "head_dim": 21}));
+    let ck = tiny_llama(
+        dir.path(),
+        json!({"num_attention_heads": 3, "num_key_value_heads": 3, "head_dim": 21}),
+    );
     let msg = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
     assert!(msg.contains("k_proj") && msg.contains("3 heads"), "{msg}");
     assert!(!dir.path().join("out.gguf").exists());
@@ -124,9 +159,15 @@ fn q8_0_rows_that_are_not_whole_blocks_fall_back_to_f16() {
     }
     let report = run(dir.path(), &ck, OutType::Q8_0).unwrap();
     assert_eq!(report.fallbacks.len(), 1, "{:?}", report.fallbacks);
-    assert!(report.fallbacks[0].contains("blk.0.ffn_down.weight") && report.fallbacks[0].contains("48"));
+    assert!(
+        report.fallbacks[0].contains("blk.0.ffn_down.weight") && report.fallbacks[0].contains("48")
+    );
     let file = ckpt_gguf::GgufFile::open(&dir.path().join("out.gguf")).unwrap();
-    let down = file.tensor_infos.iter().find(|t| t.name == "blk.0.ffn_down.weight").unwrap();
+    let down = file
+        .tensor_infos
+        .iter()
+        .find(|t| t.name == "blk.0.ffn_down.weight")
+        .unwrap();
     assert_eq!(down.ggml_type, GgmlType::F16);
 }
 
@@ -137,20 +178,35 @@ fn unsupported_source_dtype_is_named() {
     let t = &mut ck.tensors[1];
     *t = Tensor::computed(t.name.clone(), DType::I32, vec![64], || Ok(vec![0; 256]));
     let msg = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
-    assert!(msg.contains("model.norm.weight") && msg.contains("I32"), "{msg}");
+    assert!(
+        msg.contains("model.norm.weight") && msg.contains("I32"),
+        "{msg}"
+    );
 }
 
-fn smol_folder(dir: &Path, config_patch: serde_json::Value, tokenizer_patch: Option<serde_json::Value>) -> Checkpoint {
+fn smol_folder(
+    dir: &Path,
+    config_patch: serde_json::Value,
+    tokenizer_patch: Option<serde_json::Value>,
+) -> Checkpoint {
     let src = fixtures().join("tiny-smol-bpe");
-    for f in ["tokenizer_config.json", "generation_config.json", "chat_template.jinja", "model.safetensors"] {
+    for f in [
+        "tokenizer_config.json",
+        "generation_config.json",
+        "chat_template.jinja",
+        "model.safetensors",
+    ] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     for (k, v) in config_patch.as_object().unwrap() {
         config[k] = v.clone();
     }
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let mut tok: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap()).unwrap();
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap())
+            .unwrap();
     if let Some(p) = tokenizer_patch {
         for (k, v) in p.as_object().unwrap() {
             tok[k] = v.clone();
@@ -165,21 +221,46 @@ fn tokenizer_larger_than_vocab_size_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ck = smol_folder(dir.path(), json!({"vocab_size": 1000}), None);
     let msg = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
-    assert!(msg.contains("vocab_size is 1000") && msg.contains("49151"), "{msg}");
+    assert!(
+        msg.contains("vocab_size is 1000") && msg.contains("49151"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_pre_tokenizer_names_its_hash_and_the_override() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = smol_folder(dir.path(), json!({}), Some(json!({"pre_tokenizer": {"type": "Whitespace"}})));
+    let ck = smol_folder(
+        dir.path(),
+        json!({}),
+        Some(json!({"pre_tokenizer": {"type": "Whitespace"}})),
+    );
     let err = run(dir.path(), &ck, OutType::F16).unwrap_err().to_string();
-    assert!(err.contains("not recognized") && err.contains("--pre-tokenizer"), "{err}");
-    let hash = err.split("hash ").nth(1).unwrap().split(')').next().unwrap();
+    assert!(
+        err.contains("not recognized") && err.contains("--pre-tokenizer"),
+        "{err}"
+    );
+    let hash = err
+        .split("hash ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
     assert_eq!(hash.len(), 64, "{err}");
-    let opts = HfToGgufOptions { outtype: OutType::F16, overwrite: true, pre_tokenizer: Some("smollm".into()), ..Default::default() };
+    let opts = HfToGgufOptions {
+        outtype: OutType::F16,
+        overwrite: true,
+        pre_tokenizer: Some("smollm".into()),
+        ..Default::default()
+    };
     convert_hf_to_gguf(dir.path(), &ck, &dir.path().join("out.gguf"), &opts).unwrap();
     let file = ckpt_gguf::GgufFile::open(&dir.path().join("out.gguf")).unwrap();
-    let pre = file.kvs.iter().find(|(k, _)| k == "tokenizer.ggml.pre").unwrap();
+    let pre = file
+        .kvs
+        .iter()
+        .find(|(k, _)| k == "tokenizer.ggml.pre")
+        .unwrap();
     assert_eq!(pre.1.as_str(), Some("smollm"));
 }
 
@@ -192,7 +273,9 @@ fn progress_reaches_the_total() {
     let opts = HfToGgufOptions {
         outtype: OutType::F16,
         overwrite: true,
-        progress: Some(Box::new(move |done, total| sink.lock().unwrap().push((done, total)))),
+        progress: Some(Box::new(move |done, total| {
+            sink.lock().unwrap().push((done, total))
+        })),
         ..Default::default()
     };
     convert_hf_to_gguf(dir.path(), &ck, &dir.path().join("out.gguf"), &opts).unwrap();
@@ -207,7 +290,10 @@ fn existing_output_needs_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let ck = tiny_llama(dir.path(), json!({}));
     std::fs::write(dir.path().join("out.gguf"), b"keep").unwrap();
-    let opts = HfToGgufOptions { outtype: OutType::F16, ..Default::default() };
+    let opts = HfToGgufOptions {
+        outtype: OutType::F16,
+        ..Default::default()
+    };
     assert!(convert_hf_to_gguf(dir.path(), &ck, &dir.path().join("out.gguf"), &opts).is_err());
     assert_eq!(std::fs::read(dir.path().join("out.gguf")).unwrap(), b"keep");
 }

@@ -24,15 +24,36 @@ print("ok", len(names), "tensors", len(f), "fields")
 
 fn check(model: &str, outtype: OutType, name: &str, n_tokens: usize, qtype: &str) {
     let Ok(python) = std::env::var("CKPT_PYTHON") else {
-        eprintln!("skipped: set CKPT_PYTHON to a Python with the gguf package to run this interop test");
+        eprintln!(
+            "skipped: set CKPT_PYTHON to a Python with the gguf package to run this interop test"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf").join(model);
+    let model_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/gguf")
+        .join(model);
     let ck = ckpt_safetensors::read(&model_dir.join("model.safetensors")).unwrap();
     let out = dir.path().join("out.gguf");
-    convert_hf_to_gguf(&model_dir, &ck, &out, &HfToGgufOptions { outtype, ..Default::default() }).unwrap();
-    let result = Command::new(python).arg("-c").arg(CHECK).arg(&out).arg(name).arg(n_tokens.to_string()).arg(qtype).output().unwrap();
+    convert_hf_to_gguf(
+        &model_dir,
+        &ck,
+        &out,
+        &HfToGgufOptions {
+            outtype,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let result = Command::new(python)
+        .arg("-c")
+        .arg(CHECK)
+        .arg(&out)
+        .arg(name)
+        .arg(n_tokens.to_string())
+        .arg(qtype)
+        .output()
+        .unwrap();
     assert!(
         result.status.success(),
         "gguf-py rejected our {model} output:\n{}\n{}",
@@ -43,12 +64,24 @@ fn check(model: &str, outtype: OutType, name: &str, n_tokens: usize, qtype: &str
 
 #[test]
 fn gguf_py_reads_the_spm_llama_q8_0_output() {
-    check("tiny-llama-spm", OutType::Q8_0, "Tiny Llama Spm", 512, "Q8_0");
+    check(
+        "tiny-llama-spm",
+        OutType::Q8_0,
+        "Tiny Llama Spm",
+        512,
+        "Q8_0",
+    );
 }
 
 #[test]
 fn gguf_py_reads_the_smollm_bf16_output() {
-    check("tiny-smol-bpe", OutType::BF16, "Tiny Smol Bpe", 49152, "BF16");
+    check(
+        "tiny-smol-bpe",
+        OutType::BF16,
+        "Tiny Smol Bpe",
+        49152,
+        "BF16",
+    );
 }
 
 const METADATA: &str = r#"
@@ -67,7 +100,9 @@ print(json.dumps([[k, v.value] for k, v in w.kv_data[0].items() if k != "general
 #[test]
 fn model_card_metadata_matches_gguf_py() {
     let Ok(python) = std::env::var("CKPT_PYTHON") else {
-        eprintln!("skipped: set CKPT_PYTHON to a Python with the gguf package to run this interop test");
+        eprintln!(
+            "skipped: set CKPT_PYTHON to a Python with the gguf package to run this interop test"
+        );
         return;
     };
     let cards = [
@@ -77,7 +112,9 @@ fn model_card_metadata_matches_gguf_py() {
     ];
     for (i, card) in cards.iter().enumerate() {
         let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join(["Qwen2.5-0.5B-Instruct", "tiny-llama-spm", "Mistral-7B-v0.3"][i]);
+        let dir = root
+            .path()
+            .join(["Qwen2.5-0.5B-Instruct", "tiny-llama-spm", "Mistral-7B-v0.3"][i]);
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("README.md"), card).unwrap();
         let params = [494_032_768u64, 3_410_176, 7_248_023_552][i];
@@ -85,13 +122,32 @@ fn model_card_metadata_matches_gguf_py() {
         if let Ok(gguf_py) = std::env::var("CKPT_LLAMA_GGUF_PY") {
             cmd.env("PYTHONPATH", gguf_py);
         }
-        let out = cmd.arg("-c").arg(METADATA).arg(&dir).arg(params.to_string()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = cmd
+            .arg("-c")
+            .arg(METADATA)
+            .arg(&dir)
+            .arg(params.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let md = ckpt_model::metadata::ModelMetadata::derive(&dir, &serde_json::Map::new(), None, params);
+        let md = ckpt_model::metadata::ModelMetadata::derive(
+            &dir,
+            &serde_json::Map::new(),
+            None,
+            params,
+        );
         let mut kv = ckpt_model::kv::KvList::new();
         md.write(&mut kv);
-        let got: Vec<serde_json::Value> = kv.entries().iter().map(|(k, v)| serde_json::json!([k, ckpt_gguf::to_json(v)])).collect();
+        let got: Vec<serde_json::Value> = kv
+            .entries()
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, ckpt_gguf::to_json(v)]))
+            .collect();
         assert_eq!(serde_json::Value::Array(got), want, "card #{i}");
     }
 }
@@ -114,7 +170,10 @@ fn write_json(dir: &Path, name: &str, v: serde_json::Value) {
 /// this needs that commit's gguf-py: CKPT_LLAMA_GGUF_PY=<llama.cpp>/gguf-py.
 #[test]
 fn special_vocab_matches_gguf_py() {
-    let (Ok(python), Ok(gguf_py)) = (std::env::var("CKPT_PYTHON"), std::env::var("CKPT_LLAMA_GGUF_PY")) else {
+    let (Ok(python), Ok(gguf_py)) = (
+        std::env::var("CKPT_PYTHON"),
+        std::env::var("CKPT_LLAMA_GGUF_PY"),
+    ) else {
         eprintln!("skipped: set CKPT_PYTHON and CKPT_LLAMA_GGUF_PY (llama.cpp 0c1e57098's gguf-py folder) to run this interop test");
         return;
     };
@@ -129,16 +188,47 @@ fn special_vocab_matches_gguf_py() {
     // Roberta-style: add bos/eos/sep, cls/sep filled from the processor.
     let roberta = root.path().join("roberta");
     std::fs::create_dir(&roberta).unwrap();
-    write_json(&roberta, "tokenizer.json", tok(json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]}), &[("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<mask>", 3)]));
-    write_json(&roberta, "tokenizer_config.json", json!({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "mask_token": "<mask>", "add_eos_token": false}));
+    write_json(
+        &roberta,
+        "tokenizer.json",
+        tok(
+            json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]}),
+            &[("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<mask>", 3)],
+        ),
+    );
+    write_json(
+        &roberta,
+        "tokenizer_config.json",
+        json!({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "mask_token": "<mask>", "add_eos_token": false}),
+    );
     // Llama-3 style template: bos added, eos list in config.json ignored, eot from a different last token.
     let llama3 = root.path().join("llama3");
     std::fs::create_dir(&llama3).unwrap();
     let single = json!([{"SpecialToken": {"id": "<|begin|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<|eot|>", "type_id": 0}}]);
     let pair = json!([{"SpecialToken": {"id": "<|begin|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<|sep|>", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "<|eot|>", "type_id": 1}}]);
-    write_json(&llama3, "tokenizer.json", tok(json!({"type": "Sequence", "processors": [{"type": "ByteLevel"}, {"type": "TemplateProcessing", "single": single, "pair": pair}]}), &[("<|begin|>", 5), ("<|end|>", 6), ("<|eot|>", 7), ("<|sep|>", 8)]));
-    write_json(&llama3, "tokenizer_config.json", json!({"bos_token": "<|begin|>", "eos_token": "<|end|>", "sep_token": "<|sep|>", "chat_template": [{"name": "default", "template": "D"}, {"name": "tool use", "template": "T"}]}));
-    write_json(&llama3, "config.json", json!({"eos_token_id": [6, 7], "pad_token_id": 9}));
+    write_json(
+        &llama3,
+        "tokenizer.json",
+        tok(
+            json!({"type": "Sequence", "processors": [{"type": "ByteLevel"}, {"type": "TemplateProcessing", "single": single, "pair": pair}]}),
+            &[
+                ("<|begin|>", 5),
+                ("<|end|>", 6),
+                ("<|eot|>", 7),
+                ("<|sep|>", 8),
+            ],
+        ),
+    );
+    write_json(
+        &llama3,
+        "tokenizer_config.json",
+        json!({"bos_token": "<|begin|>", "eos_token": "<|end|>", "sep_token": "<|sep|>", "chat_template": [{"name": "default", "template": "D"}, {"name": "tool use", "template": "T"}]}),
+    );
+    write_json(
+        &llama3,
+        "config.json",
+        json!({"eos_token_id": [6, 7], "pad_token_id": 9}),
+    );
     let cases: Vec<(PathBuf, bool, Option<usize>)> = vec![
         (fixtures.join("tiny-smol-bpe"), true, None),
         (fixtures.join("tiny-llama-spm"), false, Some(512)),
@@ -155,12 +245,20 @@ fn special_vocab_matches_gguf_py() {
             .arg(n_vocab.map(|n| n.to_string()).unwrap_or("-".into()))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let sv = ckpt_model::vocab::special::SpecialVocab::load(&dir, merges, n_vocab).unwrap();
         let mut kv = ckpt_model::kv::KvList::new();
         sv.write(&mut kv);
-        let got: Vec<serde_json::Value> = kv.entries().iter().map(|(k, v)| serde_json::json!([k, ckpt_gguf::to_json(v)])).collect();
+        let got: Vec<serde_json::Value> = kv
+            .entries()
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, ckpt_gguf::to_json(v)]))
+            .collect();
         assert_eq!(serde_json::Value::Array(got), want, "{}", dir.display());
     }
 }

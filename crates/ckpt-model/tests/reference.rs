@@ -13,20 +13,32 @@ fn fixtures() -> PathBuf {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn manifest_entry(file: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
     let m: serde_json::Value = serde_json::from_str(&python_json_to_json(&text)).unwrap();
-    m["files"].as_array().unwrap().iter().find(|f| f["path"] == file).cloned().unwrap_or_else(|| panic!("{file} not in manifest"))
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == file)
+        .cloned()
+        .unwrap_or_else(|| panic!("{file} not in manifest"))
 }
 
 fn convert(model: &str, outtype: OutType, dir: &Path) -> PathBuf {
     let model_dir = fixtures().join(model);
     let checkpoint = ckpt_safetensors::read(&model_dir.join("model.safetensors")).unwrap();
     let out = dir.join(format!("{model}.out.gguf"));
-    let opts = HfToGgufOptions { outtype, ..Default::default() };
+    let opts = HfToGgufOptions {
+        outtype,
+        ..Default::default()
+    };
     convert_hf_to_gguf(&model_dir, &checkpoint, &out, &opts).unwrap();
     out
 }
@@ -54,7 +66,9 @@ fn python_json_to_json(text: &str) -> String {
         if c == '"' {
             in_string = true;
         }
-        let word = ["-Infinity", "Infinity", "NaN"].into_iter().find(|w| rest.starts_with(w));
+        let word = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|w| rest.starts_with(w));
         match word {
             Some(w) => {
                 out.push_str("null");
@@ -83,22 +97,44 @@ fn describe_difference(ours: &Path, entry: &serde_json::Value) -> String {
         let key = want["key"].as_str().unwrap();
         match ours_kv.get(i) {
             None => return format!("KV #{i} {key} is missing (we have {} KVs)", ours_kv.len()),
-            Some((k, v)) if k != key => return format!("KV #{i}: expected key {key}, we wrote {k} = {}", ckpt_gguf::describe_value(v, 4)),
+            Some((k, v)) if k != key => {
+                return format!(
+                    "KV #{i}: expected key {key}, we wrote {k} = {}",
+                    ckpt_gguf::describe_value(v, 4)
+                )
+            }
             Some((_, v)) => {
                 let encoded = ckpt_gguf::encode_value(v);
                 if sha256_hex(&encoded) != want["value_sha256"].as_str().unwrap() {
-                    return format!("KV {key}: value differs: expected {}, we wrote {}", want.get("value").or(want.get("head")).unwrap_or(&serde_json::Value::Null), ckpt_gguf::describe_value(v, 8));
+                    return format!(
+                        "KV {key}: value differs: expected {}, we wrote {}",
+                        want.get("value")
+                            .or(want.get("head"))
+                            .unwrap_or(&serde_json::Value::Null),
+                        ckpt_gguf::describe_value(v, 8)
+                    );
                 }
             }
         }
     }
     if ours_kv.len() != kvs.len() {
-        msg += &format!("we wrote {} KVs, reference has {}; extra: {}\n", ours_kv.len(), kvs.len(), ours_kv[kvs.len().min(ours_kv.len())..].iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "));
+        msg += &format!(
+            "we wrote {} KVs, reference has {}; extra: {}\n",
+            ours_kv.len(),
+            kvs.len(),
+            ours_kv[kvs.len().min(ours_kv.len())..]
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let data_offset = file.data_offset as usize;
     for (i, want) in entry["tensors"].as_array().unwrap().iter().enumerate() {
         let name = want["name"].as_str().unwrap();
-        let Some(info) = file.tensor_infos.get(i) else { return msg + &format!("tensor #{i} {name} missing") };
+        let Some(info) = file.tensor_infos.get(i) else {
+            return msg + &format!("tensor #{i} {name} missing");
+        };
         if info.name != name {
             return msg + &format!("tensor #{i}: expected {name}, we wrote {}", info.name);
         }
@@ -124,12 +160,22 @@ fn assert_matches_reference(model: &str, outtype: OutType, reference: &str) {
     if stored.is_file() {
         let want = std::fs::read(&stored).unwrap();
         if ours != want {
-            panic!("{reference}: output differs from the stored reference: {}", describe_difference(&out, &entry));
+            panic!(
+                "{reference}: output differs from the stored reference: {}",
+                describe_difference(&out, &entry)
+            );
         }
     }
-    assert_eq!(ours.len() as u64, entry["size"].as_u64().unwrap(), "{reference}: size; {}", describe_difference(&out, &entry));
+    assert_eq!(
+        ours.len() as u64,
+        entry["size"].as_u64().unwrap(),
+        "{reference}: size; {}",
+        describe_difference(&out, &entry)
+    );
     if sha256_hex(&ours) != entry["sha256"].as_str().unwrap() {
-        let header = fixtures().join("headers").join(format!("{reference}.header"));
+        let header = fixtures()
+            .join("headers")
+            .join(format!("{reference}.header"));
         let header_note = match std::fs::read(&header) {
             Ok(h) => match h.iter().zip(&ours).position(|(a, b)| a != b) {
                 Some(at) => format!("header differs from {} at byte {at}", header.display()),
@@ -137,7 +183,10 @@ fn assert_matches_reference(model: &str, outtype: OutType, reference: &str) {
             },
             Err(_) => String::new(),
         };
-        panic!("{reference}: sha256 differs ({header_note}): {}", describe_difference(&out, &entry));
+        panic!(
+            "{reference}: sha256 differs ({header_note}): {}",
+            describe_difference(&out, &entry)
+        );
     }
 }
 

@@ -107,7 +107,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn status(s: impl Into<String>) -> Progress {
-        Progress { status: s.into(), ..Progress::default() }
+        Progress {
+            status: s.into(),
+            ..Progress::default()
+        }
     }
 
     /// The JSON object Ollama sends (struct order, empty fields omitted).
@@ -149,7 +152,13 @@ pub trait ModelPreparer: Send + Sync {
     }
 
     /// Writes `gguf` quantized to `level` into `out_dir` and returns its path.
-    fn quantize(&self, gguf: &Path, level: QuantizeLevel, out_dir: &Path, progress: &mut dyn FnMut(Progress)) -> Result<PathBuf> {
+    fn quantize(
+        &self,
+        gguf: &Path,
+        level: QuantizeLevel,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PathBuf> {
         let _ = (gguf, out_dir, progress);
         Err(OllamaError::not_implemented(format!(
             "quantizing to {} is not supported yet (no quantizer is wired into this build)",
@@ -182,7 +191,11 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.to_string(), content: content.to_string(), ..Message::default() }
+        Message {
+            role: role.to_string(),
+            content: content.to_string(),
+            ..Message::default()
+        }
     }
 
     /// Go struct order, empty optional fields omitted.
@@ -197,7 +210,10 @@ impl Message {
             m.insert("images".into(), json!(self.images));
         }
         if !self.tool_calls.is_empty() {
-            m.insert("tool_calls".into(), Value::Array(self.tool_calls.iter().map(gojson::sorted).collect()));
+            m.insert(
+                "tool_calls".into(),
+                Value::Array(self.tool_calls.iter().map(gojson::sorted).collect()),
+            );
         }
         if !self.tool_name.is_empty() {
             m.insert("tool_name".into(), json!(self.tool_name));
@@ -279,7 +295,10 @@ impl CreateSpec {
     /// Builds the request the Ollama CLI would build from a Modelfile (paths relative to
     /// `base_dir`; a FROM that is not an existing path names a model). Returns the spec and the
     /// warnings Ollama prints (deprecated parameters).
-    pub fn from_modelfile(modelfile: &Modelfile, base_dir: &Path) -> Result<(CreateSpec, Vec<String>)> {
+    pub fn from_modelfile(
+        modelfile: &Modelfile,
+        base_dir: &Path,
+    ) -> Result<(CreateSpec, Vec<String>)> {
         let mut spec = CreateSpec::new(ModelSource::Files(Vec::new()));
         let mut params = Parameters::new();
         let mut warnings = Vec::new();
@@ -295,7 +314,10 @@ impl CreateSpec {
                     }
                     match source_for_path(&path)? {
                         ModelSource::Gguf(p) => {
-                            let key = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                            let key = p
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
                             gguf_files.push((key, p));
                         }
                         ModelSource::Files(files) => gguf_files.extend(files),
@@ -305,10 +327,15 @@ impl CreateSpec {
                 "adapter" => {
                     let path = expand_path(&cmd.args, base_dir);
                     if !path.exists() {
-                        return Err(OllamaError::bad_request(format!("stat {}: no such file or directory", path.display())));
+                        return Err(OllamaError::bad_request(format!(
+                            "stat {}: no such file or directory",
+                            path.display()
+                        )));
                     }
                     spec.adapter = Some(match source_for_path(&path)? {
-                        ModelSource::Files(files) if files.len() == 1 => ModelSource::Gguf(files[0].1.clone()),
+                        ModelSource::Files(files) if files.len() == 1 => {
+                            ModelSource::Gguf(files[0].1.clone())
+                        }
                         other => other,
                     });
                 }
@@ -318,7 +345,11 @@ impl CreateSpec {
                 "renderer" => spec.renderer = Some(cmd.args.clone()),
                 "parser" => spec.parser = Some(cmd.args.clone()),
                 "requires" => spec.requires = Some(cmd.args.trim_start_matches('v').to_string()),
-                "draft" => return Err(OllamaError::not_implemented("DRAFT models are not supported yet")),
+                "draft" => {
+                    return Err(OllamaError::not_implemented(
+                        "DRAFT models are not supported yet",
+                    ))
+                }
                 "message" => {
                     let (role, content) = cmd.args.split_once(": ").unwrap_or((&cmd.args, ""));
                     spec.messages.push(Message::new(role, content));
@@ -330,15 +361,20 @@ impl CreateSpec {
                 }
             }
         }
-        spec.source = match (source, gguf_files.len()) {
-            (Some(s), 0) => s,
-            (None, 1) => ModelSource::Gguf(gguf_files.remove(0).1),
-            (None, n) if n > 1 => ModelSource::Files(gguf_files),
-            (Some(_), _) => {
-                return Err(OllamaError::bad_request("a Modelfile may combine several FROM lines only when they are all GGUF files"))
-            }
-            (None, _) => return Err(OllamaError::bad_request("no Modelfile or safetensors files found")),
-        };
+        spec.source =
+            match (source, gguf_files.len()) {
+                (Some(s), 0) => s,
+                (None, 1) => ModelSource::Gguf(gguf_files.remove(0).1),
+                (None, n) if n > 1 => ModelSource::Files(gguf_files),
+                (Some(_), _) => return Err(OllamaError::bad_request(
+                    "a Modelfile may combine several FROM lines only when they are all GGUF files",
+                )),
+                (None, _) => {
+                    return Err(OllamaError::bad_request(
+                        "no Modelfile or safetensors files found",
+                    ))
+                }
+            };
         spec.parameters = params.into_iter().collect();
         Ok((spec, warnings))
     }
@@ -362,7 +398,10 @@ fn expand_path(arg: &str, base_dir: &Path) -> PathBuf {
 /// torch files) make it a checkpoint to convert, otherwise its `*.gguf` files.
 fn source_for_path(path: &Path) -> Result<ModelSource> {
     if path.is_file() {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.ends_with(".safetensors") {
             return Ok(ModelSource::Files(vec![(name, path.to_path_buf())]));
         }
@@ -373,7 +412,10 @@ fn source_for_path(path: &Path) -> Result<ModelSource> {
     let entries = std::fs::read_dir(path).map_err(|e| OllamaError::io("open", path, &e))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".safetensors") || (name.starts_with("pytorch_model") && name.ends_with(".bin")) || name.ends_with(".pth") {
+        if name.ends_with(".safetensors")
+            || (name.starts_with("pytorch_model") && name.ends_with(".bin"))
+            || name.ends_with(".pth")
+        {
             has_checkpoint = true;
         } else if name.ends_with(".gguf") {
             ggufs.push((name, entry.path()));
@@ -384,7 +426,9 @@ fn source_for_path(path: &Path) -> Result<ModelSource> {
     }
     ggufs.sort();
     match ggufs.len() {
-        0 => Err(OllamaError::bad_request("no Modelfile or safetensors files found")),
+        0 => Err(OllamaError::bad_request(
+            "no Modelfile or safetensors files found",
+        )),
         _ => Ok(ModelSource::Files(ggufs)),
     }
 }
@@ -467,7 +511,9 @@ pub fn create_with(
             base_layers = layers_from_model(store, from, &mut config)?;
         }
         source => {
-            let files = gguf_inputs(source, false, None, opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
+            let files = gguf_inputs(source, false, None, opts, &scratch.0, &mut |p| {
+                emit(p, &mut statuses)
+            })?;
             for (key, path, converted) in files {
                 emit(Progress::status("parsing GGUF"), &mut statuses);
                 // Quantize before importing, so an F16 source is never copied into the store
@@ -476,7 +522,9 @@ pub fn create_with(
                 let is_model = header.kind() != "adapter" && !header.is_projector();
                 let quantized = match quantize_level(spec)? {
                     Some(want) if is_model => {
-                        quantize_if_needed(&header, &path, want, opts, &scratch.0, &mut |p| emit(p, &mut statuses))?
+                        quantize_if_needed(&header, &path, want, opts, &scratch.0, &mut |p| {
+                            emit(p, &mut statuses)
+                        })?
                     }
                     _ => None,
                 };
@@ -490,10 +538,18 @@ pub fn create_with(
             if spec.detect_template {
                 let mut extra = Vec::new();
                 for base in &base_layers {
-                    let Some(jinja) = base.header.as_ref().and_then(|h| h.chat_template()) else { continue };
-                    let Some((named, _distance)) = templates::detect(jinja) else { continue };
+                    let Some(jinja) = base.header.as_ref().and_then(|h| h.chat_template()) else {
+                        continue;
+                    };
+                    let Some((named, _distance)) = templates::detect(jinja) else {
+                        continue;
+                    };
                     let blob = store.write_blob_bytes(named.template.as_bytes())?;
-                    extra.push(text_layer(store::MEDIA_TEMPLATE, &blob, Some(format!("using autodetected template {}", named.name))));
+                    extra.push(text_layer(
+                        store::MEDIA_TEMPLATE,
+                        &blob,
+                        Some(format!("using autodetected template {}", named.name)),
+                    ));
                     detected_template = Some(named.name.to_string());
                     if let Some(stop) = named.stop {
                         let params = match stop {
@@ -511,10 +567,22 @@ pub fn create_with(
 
     // 2. Adapters come after the model layers.
     if let Some(adapter) = &spec.adapter {
-        let base_model = base_layers.iter().find(|b| b.layer.media_type == store::MEDIA_MODEL).map(|b| b.path.clone());
-        let files = gguf_inputs(adapter, true, base_model.as_deref(), opts, &scratch.0, &mut |p| emit(p, &mut statuses))?;
+        let base_model = base_layers
+            .iter()
+            .find(|b| b.layer.media_type == store::MEDIA_MODEL)
+            .map(|b| b.path.clone());
+        let files = gguf_inputs(
+            adapter,
+            true,
+            base_model.as_deref(),
+            opts,
+            &scratch.0,
+            &mut |p| emit(p, &mut statuses),
+        )?;
         if files.len() != 1 {
-            return Err(OllamaError::bad_request("only one adapter is currently supported"));
+            return Err(OllamaError::bad_request(
+                "only one adapter is currently supported",
+            ));
         }
         for (key, path, converted) in files {
             emit(Progress::status("parsing GGUF"), &mut statuses);
@@ -531,20 +599,37 @@ pub fn create_with(
         if base.layer.media_type != store::MEDIA_MODEL {
             continue;
         }
-        let Some(header) = base.header.clone() else { continue };
+        let Some(header) = base.header.clone() else {
+            continue;
+        };
         if let (Some(want), false) = (want, base.quantized) {
-            if let Some(out) = quantize_if_needed(&header, &base.path, want, opts, &scratch.0, &mut |p| emit(p, &mut statuses))? {
+            if let Some(out) =
+                quantize_if_needed(&header, &base.path, want, opts, &scratch.0, &mut |p| {
+                    emit(p, &mut statuses)
+                })?
+            {
                 let mut quantized = gguf_layer(store, "", &out, true, &scratch.0)?;
                 quantized.layer.media_type = store::MEDIA_MODEL.to_string();
                 *base = quantized;
             }
         }
-        let header = base.header.as_ref().expect("GGUF layers carry their header");
+        let header = base
+            .header
+            .as_ref()
+            .expect("GGUF layers carry their header");
         let arch = header.architecture().to_string();
-        config.entry("model_format").or_insert_with(|| json!("gguf"));
+        config
+            .entry("model_format")
+            .or_insert_with(|| json!("gguf"));
         config.entry("model_family").or_insert_with(|| json!(arch));
-        config.entry("model_type").or_insert_with(|| json!(gguf_meta::human_number(header.parameter_count().unwrap_or(0))));
-        config.entry("file_type").or_insert_with(|| json!(header.file_type_name()));
+        config.entry("model_type").or_insert_with(|| {
+            json!(gguf_meta::human_number(
+                header.parameter_count().unwrap_or(0)
+            ))
+        });
+        config
+            .entry("file_type")
+            .or_insert_with(|| json!(header.file_type_name()));
         families.get_or_insert_with(Vec::new).push(arch.clone());
         // Architecture defaults Ollama applies when the request names no renderer/parser.
         let (renderer, parser) = match arch.as_str() {
@@ -555,7 +640,9 @@ pub fn create_with(
                 (Some("gemma4"), Some("gemma4"))
             }
             "laguna" => (Some("laguna"), Some("laguna")),
-            "nemotron_h" | "nemotron_h_moe" | "nemotron_h_omni" => (Some("nemotron-3-nano"), Some("nemotron-3-nano")),
+            "nemotron_h" | "nemotron_h_moe" | "nemotron_h_omni" => {
+                (Some("nemotron-3-nano"), Some("nemotron-3-nano"))
+            }
             _ => (None, None),
         };
         if spec.renderer.is_none() && !config.contains_key("renderer") {
@@ -570,7 +657,10 @@ pub fn create_with(
         }
     }
 
-    let mut layers: Vec<(Layer, String)> = base_layers.into_iter().map(|b| (b.layer, b.status)).collect();
+    let mut layers: Vec<(Layer, String)> = base_layers
+        .into_iter()
+        .map(|b| (b.layer, b.status))
+        .collect();
 
     // 4. Text layers, replacing inherited or detected ones like Ollama's set* helpers.
     if let Some(t) = spec.template.as_deref().filter(|t| !t.is_empty()) {
@@ -589,7 +679,10 @@ pub fn create_with(
         layers.push(new_text_layer(store::MEDIA_LICENSE, &blob));
     }
     // Parameters: inherited/detected values are kept unless the request sets the same key.
-    for (layer, _) in layers.iter().filter(|(l, _)| l.media_type == store::MEDIA_PARAMS) {
+    for (layer, _) in layers
+        .iter()
+        .filter(|(l, _)| l.media_type == store::MEDIA_PARAMS)
+    {
         let existing: Map<String, Value> = read_json_blob(store, &layer.digest)?;
         for (k, v) in existing {
             parameters.entry(k).or_insert(v);
@@ -618,7 +711,9 @@ pub fn create_with(
     if let Some(r) = &spec.requires {
         config.insert("requires".into(), json!(r));
     }
-    let rootfs: Option<Vec<String>> = opts.config_rootfs.then(|| layers.iter().map(|(l, _)| l.digest.clone()).collect());
+    let rootfs: Option<Vec<String>> = opts
+        .config_rootfs
+        .then(|| layers.iter().map(|(l, _)| l.digest.clone()).collect());
     let config_bytes = config_json(&config, families.as_deref(), rootfs.as_deref());
     let config_blob = store.write_blob_bytes(&config_bytes)?;
     let config_layer = Layer::new(store::MEDIA_CONFIG, &config_blob.digest, config_blob.size);
@@ -639,7 +734,13 @@ pub fn create_with(
         }
     }
     emit(Progress::status("success"), &mut statuses);
-    Ok(CreateReport { name, manifest_digest, manifest, detected_template, statuses })
+    Ok(CreateReport {
+        name,
+        manifest_digest,
+        manifest,
+        detected_template,
+        statuses,
+    })
 }
 
 /// `ollama create NAME -f Modelfile [-q LEVEL]`: parses `modelfile_text` (paths relative to
@@ -663,7 +764,11 @@ pub fn create_from_modelfile(
 }
 
 fn quantize_level(spec: &CreateSpec) -> Result<Option<QuantizeLevel>> {
-    spec.quantize.as_deref().filter(|q| !q.is_empty()).map(QuantizeLevel::parse).transpose()
+    spec.quantize
+        .as_deref()
+        .filter(|q| !q.is_empty())
+        .map(QuantizeLevel::parse)
+        .transpose()
 }
 
 /// Ollama's rule: only F16/BF16/F32 models are quantized, and not when already at `want`.
@@ -678,13 +783,20 @@ fn quantize_if_needed(
 ) -> Result<Option<PathBuf>> {
     let have = header.file_type_name();
     if !matches!(have, "F16" | "BF16" | "F32") {
-        return Err(OllamaError::internal("quantization is only supported for F16, BF16 and F32 models"));
+        return Err(OllamaError::internal(
+            "quantization is only supported for F16, BF16 and F32 models",
+        ));
     }
     if have == want.name() {
         return Ok(None);
     }
-    progress(Progress::status(format!("quantizing {have} model to {}", want.name())));
-    opts.preparer.quantize(path, want, scratch, progress).map(Some)
+    progress(Progress::status(format!(
+        "quantizing {have} model to {}",
+        want.name()
+    )));
+    opts.preparer
+        .quantize(path, want, scratch, progress)
+        .map(Some)
 }
 
 /// Removes the scratch directory (converter/quantizer outputs) when create finishes.
@@ -704,7 +816,11 @@ fn gguf_inputs(
     scratch: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<(String, PathBuf, bool)>> {
-    let convert_status = if adapter { "converting adapter" } else { "converting model" };
+    let convert_status = if adapter {
+        "converting adapter"
+    } else {
+        "converting model"
+    };
     match source {
         ModelSource::Gguf(path) => {
             let key = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -749,16 +865,30 @@ fn detect_files_type(files: &[(String, PathBuf)]) -> Option<FilesType> {
     if files.iter().any(|(k, _)| k.ends_with(".safetensors")) {
         return Some(FilesType::Safetensors);
     }
-    if files.iter().any(|(k, p)| k.ends_with(".gguf") || gguf_meta::is_gguf(p)) {
+    if files
+        .iter()
+        .any(|(k, p)| k.ends_with(".gguf") || gguf_meta::is_gguf(p))
+    {
         return Some(FilesType::Gguf);
     }
     None
 }
 
 /// Imports one GGUF as a blob and makes its layer (model, adapter or projector by its KVs).
-fn gguf_layer(store: &Store, key: &str, path: &Path, converted: bool, scratch: &Path) -> Result<BaseLayer> {
+fn gguf_layer(
+    store: &Store,
+    key: &str,
+    path: &Path,
+    converted: bool,
+    scratch: &Path,
+) -> Result<BaseLayer> {
     let header = GgufHeader::open(path)?;
-    if header.get("split.count").and_then(|v| v.as_u64()).unwrap_or(1) > 1 {
+    if header
+        .get("split.count")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1)
+        > 1
+    {
         return Err(OllamaError::not_implemented(format!(
             "{}: split GGUF import is not supported yet (merge the shards with `ckpt` or `llama-gguf-split --merge` first)",
             path.display()
@@ -773,37 +903,71 @@ fn gguf_layer(store: &Store, key: &str, path: &Path, converted: bool, scratch: &
     };
     // Converter/quantizer outputs written into our scratch directory are moved, not copied;
     // anything else (user files, a preparer's cache) is copied.
-    let blob = if converted && path.starts_with(scratch) { store.adopt_file(path)? } else { store.import_file(path)? };
+    let blob = if converted && path.starts_with(scratch) {
+        store.adopt_file(path)?
+    } else {
+        store.import_file(path)?
+    };
     let mut layer = Layer::new(media, &blob.digest, blob.size);
     // A file taken as is keeps its source name (`from`), a converted/quantized one is a new layer.
     let status = if converted {
-        let verb = if blob.created { "creating new layer" } else { "using existing layer" };
+        let verb = if blob.created {
+            "creating new layer"
+        } else {
+            "using existing layer"
+        };
         format!("{verb} {}", blob.digest)
     } else {
         layer.from = key.to_string();
         format!("using existing layer {}", blob.digest)
     };
     let stored_path = store.blob_path(&blob.digest);
-    Ok(BaseLayer { layer, status, header: Some(header), path: stored_path, quantized: false })
+    Ok(BaseLayer {
+        layer,
+        status,
+        header: Some(header),
+        path: stored_path,
+        quantized: false,
+    })
 }
 
 fn text_layer(media: &str, blob: &BlobInfo, status: Option<String>) -> BaseLayer {
     let (layer, default_status) = new_text_layer(media, blob);
-    BaseLayer { layer, status: status.unwrap_or(default_status), header: None, path: PathBuf::new(), quantized: false }
+    BaseLayer {
+        layer,
+        status: status.unwrap_or(default_status),
+        header: None,
+        path: PathBuf::new(),
+        quantized: false,
+    }
 }
 
 fn new_text_layer(media: &str, blob: &BlobInfo) -> (Layer, String) {
-    let verb = if blob.created { "creating new layer" } else { "using existing layer" };
-    (Layer::new(media, &blob.digest, blob.size), format!("{verb} {}", blob.digest))
+    let verb = if blob.created {
+        "creating new layer"
+    } else {
+        "using existing layer"
+    };
+    (
+        Layer::new(media, &blob.digest, blob.size),
+        format!("{verb} {}", blob.digest),
+    )
 }
 
 /// Drops layers of `media` and deletes their blobs when no manifest uses them (Ollama's
 /// `removeLayer`).
 fn remove_layers(store: &Store, layers: &mut Vec<(Layer, String)>, media: &str) -> Result<()> {
-    let removed: Vec<String> = layers.iter().filter(|(l, _)| l.media_type == media).map(|(l, _)| l.digest.clone()).collect();
+    let removed: Vec<String> = layers
+        .iter()
+        .filter(|(l, _)| l.media_type == media)
+        .map(|(l, _)| l.digest.clone())
+        .collect();
     layers.retain(|(l, _)| l.media_type != media);
     let still_used: Vec<&str> = layers.iter().map(|(l, _)| l.digest.as_str()).collect();
-    let orphans: Vec<String> = removed.into_iter().filter(|d| !still_used.contains(&d.as_str())).collect();
+    let orphans: Vec<String> = removed
+        .into_iter()
+        .filter(|d| !still_used.contains(&d.as_str()))
+        .collect();
     store.remove_unreferenced(&orphans)?;
     Ok(())
 }
@@ -811,21 +975,43 @@ fn remove_layers(store: &Store, layers: &mut Vec<(Layer, String)>, media: &str) 
 fn read_json_blob<T: serde::de::DeserializeOwned>(store: &Store, digest: &str) -> Result<T> {
     let path = store.blob_path(&Digest::parse(digest)?);
     let bytes = std::fs::read(&path).map_err(|e| OllamaError::io("open", &path, &e))?;
-    serde_json::from_slice(&bytes).map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))
 }
 
 /// The config blob in `model.ConfigV2` field order, ending in a newline like json.Encoder.
-fn config_json(fields: &Map<String, Value>, families: Option<&[String]>, rootfs: Option<&[String]>) -> Vec<u8> {
+fn config_json(
+    fields: &Map<String, Value>,
+    families: Option<&[String]>,
+    rootfs: Option<&[String]>,
+) -> Vec<u8> {
     let get = |k: &str| fields.get(k).cloned().unwrap_or_else(|| json!(""));
     let mut m = Map::new();
     m.insert("model_format".into(), get("model_format"));
     m.insert("model_family".into(), get("model_family"));
-    m.insert("model_families".into(), families.map(|f| json!(f)).unwrap_or(Value::Null));
+    m.insert(
+        "model_families".into(),
+        families.map(|f| json!(f)).unwrap_or(Value::Null),
+    );
     m.insert("model_type".into(), get("model_type"));
     m.insert("file_type".into(), get("file_type"));
-    for key in ["renderer", "parser", "requires", "remote_host", "remote_model", "capabilities", "context_length", "embedding_length", "base_name", "draft"] {
+    for key in [
+        "renderer",
+        "parser",
+        "requires",
+        "remote_host",
+        "remote_model",
+        "capabilities",
+        "context_length",
+        "embedding_length",
+        "base_name",
+        "draft",
+    ] {
         if let Some(v) = fields.get(key) {
-            let empty = matches!(v, Value::Null) || v.as_str() == Some("") || v.as_array().is_some_and(|a| a.is_empty()) || v.as_u64() == Some(0);
+            let empty = matches!(v, Value::Null)
+                || v.as_str() == Some("")
+                || v.as_array().is_some_and(|a| a.is_empty())
+                || v.as_u64() == Some(0);
             if !empty {
                 m.insert(key.into(), v.clone());
             }
@@ -834,13 +1020,20 @@ fn config_json(fields: &Map<String, Value>, families: Option<&[String]>, rootfs:
     m.insert("architecture".into(), json!("amd64"));
     m.insert("os".into(), json!("linux"));
     if let Some(diff_ids) = rootfs {
-        m.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
+        m.insert(
+            "rootfs".into(),
+            json!({"type": "layers", "diff_ids": diff_ids}),
+        );
     }
     gojson::encode_line(&Value::Object(m))
 }
 
 /// Layers of a local model as a base (`FROM existing-model`): same blobs, `from` = its name.
-fn layers_from_model(store: &Store, from: &str, config: &mut Map<String, Value>) -> Result<Vec<BaseLayer>> {
+fn layers_from_model(
+    store: &Store,
+    from: &str,
+    config: &mut Map<String, Value>,
+) -> Result<Vec<BaseLayer>> {
     let name = ModelName::parse(from)?;
     let name = store.existing_name(&name)?;
     let stored = store.read_manifest(&name)?.ok_or_else(|| {
@@ -850,7 +1043,13 @@ fn layers_from_model(store: &Store, from: &str, config: &mut Map<String, Value>)
         ))
     })?;
     if let Ok(base) = read_json_blob::<Map<String, Value>>(store, &stored.manifest.config.digest) {
-        for key in ["renderer", "parser", "requires", "model_format", "capabilities"] {
+        for key in [
+            "renderer",
+            "parser",
+            "requires",
+            "model_format",
+            "capabilities",
+        ] {
             if let Some(v) = base.get(key) {
                 config.insert(key.into(), v.clone());
             }
@@ -861,15 +1060,25 @@ fn layers_from_model(store: &Store, from: &str, config: &mut Map<String, Value>)
     for src in &stored.manifest.layers {
         let digest = Digest::parse(&src.digest)?;
         let path = store.blob_path(&digest);
-        let size = std::fs::metadata(&path).map_err(|e| OllamaError::io("stat", &path, &e))?.len();
+        let size = std::fs::metadata(&path)
+            .map_err(|e| OllamaError::io("stat", &path, &e))?
+            .len();
         let mut layer = Layer::new(&src.media_type, &digest, size);
         layer.from = short.clone();
         layer.name = src.name.clone();
         let header = match src.media_type.as_str() {
-            store::MEDIA_MODEL | store::MEDIA_PROJECTOR | store::MEDIA_ADAPTER => Some(GgufHeader::open(&path)?),
+            store::MEDIA_MODEL | store::MEDIA_PROJECTOR | store::MEDIA_ADAPTER => {
+                Some(GgufHeader::open(&path)?)
+            }
             _ => None,
         };
-        out.push(BaseLayer { layer, status: format!("using existing layer {digest}"), header, path, quantized: false });
+        out.push(BaseLayer {
+            layer,
+            status: format!("using existing layer {digest}"),
+            header,
+            path,
+            quantized: false,
+        });
     }
     Ok(out)
 }
@@ -878,7 +1087,9 @@ fn layers_from_model(store: &Store, from: &str, config: &mut Map<String, Value>)
 /// block … end` nesting), reporting problems as Ollama's `template error: …`. Full Go template
 /// semantics (functions, fields) are not checked.
 pub fn check_template(t: &str) -> Result<()> {
-    let err = |line: usize, msg: &str| OllamaError::bad_request(format!("template error: template: :{line}: {msg}"));
+    let err = |line: usize, msg: &str| {
+        OllamaError::bad_request(format!("template error: template: :{line}: {msg}"))
+    };
     let mut depth: Vec<&str> = Vec::new();
     let mut rest = t;
     let mut consumed = 0usize;
@@ -886,13 +1097,21 @@ pub fn check_template(t: &str) -> Result<()> {
         let after = &rest[open + 2..];
         let line = 1 + t[..consumed + open].matches('\n').count();
         let close = find_action_end(after).ok_or_else(|| err(line, "unclosed action"))?;
-        let body = after[..close].trim_start_matches('-').trim_end_matches('-').trim();
-        let keyword = body.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+        let body = after[..close]
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
+        let keyword = body
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or("");
         match keyword {
             "if" | "range" | "with" | "define" | "block" => depth.push(keyword),
             // The guard pops the block this `end` closes; nothing to pop is an error.
             "end" if depth.pop().is_none() => return Err(err(line, "unexpected {{end}}")),
-            "else" | "break" | "continue" if depth.is_empty() => return Err(err(line, &format!("unexpected {{{{{keyword}}}}}"))),
+            "else" | "break" | "continue" if depth.is_empty() => {
+                return Err(err(line, &format!("unexpected {{{{{keyword}}}}}")))
+            }
             _ => {}
         }
         let advance = open + 2 + close + 2;
@@ -958,9 +1177,18 @@ mod tests {
         for t in templates::names() {
             check_template(&templates::named(t).unwrap().template).unwrap();
         }
-        assert!(check_template("{{ .Prompt }").unwrap_err().message.contains("unclosed action"));
-        assert_eq!(check_template("{{ if .System }}x\n").unwrap_err().message, "template error: template: :2: unexpected EOF");
-        assert_eq!(check_template("a\n{{ end }}").unwrap_err().message, "template error: template: :2: unexpected {{end}}");
+        assert!(check_template("{{ .Prompt }")
+            .unwrap_err()
+            .message
+            .contains("unclosed action"));
+        assert_eq!(
+            check_template("{{ if .System }}x\n").unwrap_err().message,
+            "template error: template: :2: unexpected EOF"
+        );
+        assert_eq!(
+            check_template("a\n{{ end }}").unwrap_err().message,
+            "template error: template: :2: unexpected {{end}}"
+        );
         assert!(check_template("{{ end }}").is_err());
         check_template("{{ \"}}\" }} {{/* }} */}}").unwrap();
     }

@@ -37,16 +37,28 @@ pub type Result<T, E = OllamaError> = std::result::Result<T, E>;
 
 impl OllamaError {
     pub fn bad_request(message: impl Into<String>) -> OllamaError {
-        OllamaError { kind: ErrorKind::BadRequest, message: message.into() }
+        OllamaError {
+            kind: ErrorKind::BadRequest,
+            message: message.into(),
+        }
     }
     pub fn not_found(message: impl Into<String>) -> OllamaError {
-        OllamaError { kind: ErrorKind::NotFound, message: message.into() }
+        OllamaError {
+            kind: ErrorKind::NotFound,
+            message: message.into(),
+        }
     }
     pub fn not_implemented(message: impl Into<String>) -> OllamaError {
-        OllamaError { kind: ErrorKind::NotImplemented, message: message.into() }
+        OllamaError {
+            kind: ErrorKind::NotImplemented,
+            message: message.into(),
+        }
     }
     pub fn internal(message: impl Into<String>) -> OllamaError {
-        OllamaError { kind: ErrorKind::Internal, message: message.into() }
+        OllamaError {
+            kind: ErrorKind::Internal,
+            message: message.into(),
+        }
     }
     /// An I/O failure worded like Go's `*PathError` (`open PATH: no such file or directory`),
     /// which is what Ollama puts in its error responses.
@@ -78,13 +90,16 @@ impl std::error::Error for OllamaError {}
 impl From<ckpt_core::Error> for OllamaError {
     fn from(e: ckpt_core::Error) -> OllamaError {
         let kind = match &e {
-            ckpt_core::Error::Invalid { .. } | ckpt_core::Error::Usage(_) | ckpt_core::Error::Unsafe { .. } => {
-                ErrorKind::BadRequest
-            }
+            ckpt_core::Error::Invalid { .. }
+            | ckpt_core::Error::Usage(_)
+            | ckpt_core::Error::Unsafe { .. } => ErrorKind::BadRequest,
             ckpt_core::Error::Unsupported(_) => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,
         };
-        OllamaError { kind, message: e.to_string() }
+        OllamaError {
+            kind,
+            message: e.to_string(),
+        }
     }
 }
 

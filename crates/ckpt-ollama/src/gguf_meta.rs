@@ -64,8 +64,12 @@ impl GgufValue {
             GgufValue::I32(v) => json!(v),
             GgufValue::U64(v) => json!(v),
             GgufValue::I64(v) => json!(v),
-            GgufValue::F32(v) => serde_json::Number::from_f64(*v as f64).map(Value::Number).unwrap_or(Value::Null),
-            GgufValue::F64(v) => serde_json::Number::from_f64(*v).map(Value::Number).unwrap_or(Value::Null),
+            GgufValue::F32(v) => serde_json::Number::from_f64(*v as f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            GgufValue::F64(v) => serde_json::Number::from_f64(*v)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             GgufValue::Bool(v) => json!(v),
             GgufValue::Str(s) => json!(s),
             GgufValue::Array(items) => Value::Array(items.iter().map(GgufValue::to_json).collect()),
@@ -94,7 +98,10 @@ pub struct GgufHeader {
 /// True if the file starts with the GGUF magic (Ollama sniffs files without an extension).
 pub fn is_gguf(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == MAGIC
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == MAGIC
 }
 
 struct Reader<R> {
@@ -107,12 +114,18 @@ struct Reader<R> {
 
 impl<R: Read> Reader<R> {
     fn fail(&self, what: &str) -> OllamaError {
-        OllamaError::bad_request(format!("{}: GGUF header at byte {}: {what}", self.path.display(), self.pos))
+        OllamaError::bad_request(format!(
+            "{}: GGUF header at byte {}: {what}",
+            self.path.display(),
+            self.pos
+        ))
     }
 
     fn bytes<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut buf = [0u8; N];
-        self.inner.read_exact(&mut buf).map_err(|_| self.fail(&format!("truncated (needed {N} more bytes)")))?;
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|_| self.fail(&format!("truncated (needed {N} more bytes)")))?;
         self.pos += N as u64;
         if self.big_endian {
             buf.reverse();
@@ -139,7 +152,9 @@ impl<R: Read> Reader<R> {
     fn string(&mut self) -> Result<String> {
         let n = self.count("string length")?;
         let mut buf = vec![0u8; n as usize];
-        self.inner.read_exact(&mut buf).map_err(|_| self.fail("truncated string"))?;
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|_| self.fail("truncated string"))?;
         self.pos += n;
         String::from_utf8(buf).map_err(|_| self.fail("string is not UTF-8"))
     }
@@ -185,11 +200,22 @@ impl GgufHeader {
     /// Reads the header of `path`; the error names the file and the byte offset.
     pub fn open(path: &Path) -> Result<GgufHeader> {
         let file = File::open(path).map_err(|e| OllamaError::io("open", path, &e))?;
-        let len = file.metadata().map_err(|e| OllamaError::io("stat", path, &e))?.len();
-        let mut r = Reader { inner: BufReader::with_capacity(1 << 16, file), big_endian: false, pos: 0, len, path: path.to_path_buf() };
+        let len = file
+            .metadata()
+            .map_err(|e| OllamaError::io("stat", path, &e))?
+            .len();
+        let mut r = Reader {
+            inner: BufReader::with_capacity(1 << 16, file),
+            big_endian: false,
+            pos: 0,
+            len,
+            path: path.to_path_buf(),
+        };
         let magic: [u8; 4] = r.bytes()?;
         if &magic != MAGIC {
-            return Err(OllamaError::bad_request("supplied file was not in GGUF format"));
+            return Err(OllamaError::bad_request(
+                "supplied file was not in GGUF format",
+            ));
         }
         let raw_version = r.u32()?;
         let version = if (1..=3).contains(&raw_version) {
@@ -209,7 +235,10 @@ impl GgufHeader {
         for _ in 0..n_kv {
             let key = r.string()?;
             let type_id = r.u32()?;
-            let value = r.value(type_id, 0).map_err(|e| OllamaError { message: format!("{} (key {key:?})", e.message), ..e })?;
+            let value = r.value(type_id, 0).map_err(|e| OllamaError {
+                message: format!("{} (key {key:?})", e.message),
+                ..e
+            })?;
             kvs.push((key, value));
         }
         let mut tensors = Vec::with_capacity(n_tensors.min(1 << 16) as usize);
@@ -217,14 +246,27 @@ impl GgufHeader {
             let name = r.string()?;
             let n_dims = r.u32()?;
             if n_dims > 8 {
-                return Err(r.fail(&format!("tensor {name:?} has {n_dims} dimensions (at most 8)")));
+                return Err(r.fail(&format!(
+                    "tensor {name:?} has {n_dims} dimensions (at most 8)"
+                )));
             }
             let dims = (0..n_dims).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
             let ggml_type = r.u32()?;
             let offset = r.u64()?;
-            tensors.push(TensorInfo { name, dims, ggml_type, offset });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ggml_type,
+                offset,
+            });
         }
-        Ok(GgufHeader { path: path.to_path_buf(), version, big_endian: r.big_endian, kvs, tensors })
+        Ok(GgufHeader {
+            path: path.to_path_buf(),
+            version,
+            big_endian: r.big_endian,
+            kvs,
+            tensors,
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
@@ -246,11 +288,13 @@ impl GgufHeader {
 
     /// An `<arch>.`-prefixed integer key, as Ollama's `kv.Uint("block_count")`.
     pub fn arch_uint(&self, suffix: &str) -> Option<u64> {
-        self.get(&format!("{}.{suffix}", self.architecture())).and_then(GgufValue::as_u64)
+        self.get(&format!("{}.{suffix}", self.architecture()))
+            .and_then(GgufValue::as_u64)
     }
 
     pub fn chat_template(&self) -> Option<&str> {
-        self.get_str("tokenizer.chat_template").filter(|s| !s.is_empty())
+        self.get_str("tokenizer.chat_template")
+            .filter(|s| !s.is_empty())
     }
 
     /// Sum of all tensor element counts (what Ollama patches in as `general.parameter_count`).
@@ -258,9 +302,13 @@ impl GgufHeader {
         let mut total: u64 = 0;
         for t in &self.tensors {
             let elements = t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-            total = elements
-                .and_then(|e| total.checked_add(e))
-                .ok_or_else(|| OllamaError::bad_request(format!("{}: tensor {:?} element count overflows", self.path.display(), t.name)))?;
+            total = elements.and_then(|e| total.checked_add(e)).ok_or_else(|| {
+                OllamaError::bad_request(format!(
+                    "{}: tensor {:?} element count overflows",
+                    self.path.display(),
+                    t.name
+                ))
+            })?;
         }
         Ok(total)
     }
@@ -284,8 +332,15 @@ impl GgufHeader {
         if block_count == 0 && self.arch_uint("vision.block_count").unwrap_or(0) > 0 {
             return true;
         }
-        let flag = |k: &str| matches!(self.get(&format!("{}.{k}", self.architecture())), Some(GgufValue::Bool(true)));
-        self.architecture() == "clip" && block_count == 0 && (flag("has_vision_encoder") || flag("has_audio_encoder"))
+        let flag = |k: &str| {
+            matches!(
+                self.get(&format!("{}.{k}", self.architecture())),
+                Some(GgufValue::Bool(true))
+            )
+        };
+        self.architecture() == "clip"
+            && block_count == 0
+            && (flag("has_vision_encoder") || flag("has_audio_encoder"))
     }
 }
 

@@ -152,7 +152,11 @@ pub fn json_float64(f: f64) -> String {
     } else {
         // Rust's Display is the shortest round-trip digits without an exponent, like Go's 'f'.
         let s = format!("{f}");
-        if s == "-0" { "-0".to_string() } else { s }
+        if s == "-0" {
+            "-0".to_string()
+        } else {
+            s
+        }
     }
 }
 
@@ -162,10 +166,18 @@ pub fn fmt_g(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let (_, point) = shortest_digits(f);
     let exp = point - 1;
@@ -207,11 +219,17 @@ pub fn fmt_v(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => fmt_g(n.as_f64().unwrap_or(0.0)),
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(fmt_v).collect::<Vec<_>>().join(" ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(fmt_v).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys.iter().map(|k| format!("{k}:{}", fmt_v(&map[*k]))).collect();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", fmt_v(&map[*k])))
+                .collect();
             format!("map[{}]", parts.join(" "))
         }
     }
@@ -223,12 +241,18 @@ pub fn fmt_sharp_v(value: &Value) -> String {
         Value::String(s) => go_quote(s),
         Value::Null => "<nil>".into(),
         Value::Array(items) => {
-            format!("[]interface {{}}{{{}}}", items.iter().map(fmt_sharp_v).collect::<Vec<_>>().join(", "))
+            format!(
+                "[]interface {{}}{{{}}}",
+                items.iter().map(fmt_sharp_v).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys.iter().map(|k| format!("{}:{}", go_quote(k), fmt_sharp_v(&map[*k]))).collect();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", go_quote(k), fmt_sharp_v(&map[*k])))
+                .collect();
             format!("map[string]interface {{}}{{{}}}", parts.join(", "))
         }
         other => fmt_v(other),
@@ -257,8 +281,12 @@ mod tests {
 
     #[test]
     fn html_escaping_and_sorted_maps() {
-        let v = sorted(&json!({"stop": ["<|im_start|>", "a&b"], "num_ctx": 4096, "temperature": 0.7}));
-        assert_eq!(encode(&v), r#"{"num_ctx":4096,"stop":["\u003c|im_start|\u003e","a\u0026b"],"temperature":0.7}"#);
+        let v =
+            sorted(&json!({"stop": ["<|im_start|>", "a&b"], "num_ctx": 4096, "temperature": 0.7}));
+        assert_eq!(
+            encode(&v),
+            r#"{"num_ctx":4096,"stop":["\u003c|im_start|\u003e","a\u0026b"],"temperature":0.7}"#
+        );
         assert_eq!(go_quote("a\"b\n\u{1}"), "\"a\\\"b\\n\\x01\"");
     }
 }

@@ -55,13 +55,19 @@ pub mod store;
 pub mod templates;
 
 pub use create::{
-    check_template, create, create_from_modelfile, create_with, ConvertInput, CreateOptions, CreateReport, CreateSpec, Message, ModelPreparer,
-    ModelSource, NoPreparer, Progress, QuantizeLevel,
+    check_template, create, create_from_modelfile, create_with, ConvertInput, CreateOptions,
+    CreateReport, CreateSpec, Message, ModelPreparer, ModelSource, NoPreparer, Progress,
+    QuantizeLevel,
 };
 pub use error::{ErrorKind, OllamaError, Result};
 pub use gguf_meta::GgufHeader;
-pub use modelfile::{add_parameter, add_parameter_assignment, Command, Modelfile, ParseError, Parameters};
+pub use modelfile::{
+    add_parameter, add_parameter_assignment, Command, Modelfile, Parameters, ParseError,
+};
 pub use name::ModelName;
-pub use ops::{copy, format_list, human_bytes, human_time, list, remove, show, ListEntry, ModelDetails, RemoveReport, ShowInfo};
+pub use ops::{
+    copy, format_list, human_bytes, human_time, list, remove, show, ListEntry, ModelDetails,
+    RemoveReport, ShowInfo,
+};
 pub use server::{serve, spawn, ServerHandle, ServerOptions};
 pub use store::{Digest, Layer, Manifest, Store, StoredManifest};

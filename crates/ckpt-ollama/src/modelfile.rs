@@ -23,15 +23,35 @@ pub struct Modelfile {
     pub commands: Vec<Command>,
 }
 
-const COMMANDS: &[&str] =
-    &["from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter", "message", "requires"];
+const COMMANDS: &[&str] = &[
+    "from",
+    "license",
+    "template",
+    "system",
+    "adapter",
+    "draft",
+    "renderer",
+    "parser",
+    "parameter",
+    "message",
+    "requires",
+];
 
 const INVALID_COMMAND: &str = "command must be one of \"from\", \"license\", \"template\", \"system\", \"adapter\", \"draft\", \"renderer\", \"parser\", \"parameter\", \"message\", or \"requires\"";
 const INVALID_ROLE: &str = "message role must be one of \"system\", \"user\", or \"assistant\"";
 
 /// Parameters Ollama accepts but ignores with a warning.
-pub const DEPRECATED_PARAMETERS: &[&str] =
-    &["penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "mirostat", "mirostat_tau", "mirostat_eta"];
+pub const DEPRECATED_PARAMETERS: &[&str] = &[
+    "penalize_newline",
+    "low_vram",
+    "f16_kv",
+    "logits_all",
+    "vocab_only",
+    "use_mlock",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
@@ -153,10 +173,18 @@ fn step(c: char, state: State) -> std::result::Result<(State, Option<char>), &'s
 /// Strips `"""…"""` or `"…"`; `None` while a quote is still open.
 fn unquote(s: &str) -> Option<&str> {
     if let Some(rest) = s.strip_prefix("\"\"\"") {
-        return if s.len() >= 6 && s.ends_with("\"\"\"") { Some(&rest[..rest.len() - 3]) } else { None };
+        return if s.len() >= 6 && s.ends_with("\"\"\"") {
+            Some(&rest[..rest.len() - 3])
+        } else {
+            None
+        };
     }
     if let Some(rest) = s.strip_prefix('"') {
-        return if s.len() >= 2 && s.ends_with('"') { Some(&rest[..rest.len() - 1]) } else { None };
+        return if s.len() >= 2 && s.ends_with('"') {
+            Some(&rest[..rest.len() - 1])
+        } else {
+            None
+        };
     }
     Some(s)
 }
@@ -177,7 +205,10 @@ impl Modelfile {
     pub fn parse(text: &str) -> std::result::Result<Modelfile, ParseError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut commands = Vec::new();
-        let mut cmd = Command { name: String::new(), args: String::new() };
+        let mut cmd = Command {
+            name: String::new(),
+            args: String::new(),
+        };
         let mut state = State::Nil;
         let mut line = 1usize;
         let mut buf = String::new();
@@ -189,8 +220,18 @@ impl Modelfile {
             }
             let (mut next, out) = match step(c, state) {
                 Ok(x) => x,
-                Err("unexpected EOF") => return Err(ParseError { line: 0, message: format!("unexpected EOF: {buf}") }),
-                Err(msg) => return Err(ParseError { line, message: msg.to_string() }),
+                Err("unexpected EOF") => {
+                    return Err(ParseError {
+                        line: 0,
+                        message: format!("unexpected EOF: {buf}"),
+                    })
+                }
+                Err(msg) => {
+                    return Err(ParseError {
+                        line,
+                        message: msg.to_string(),
+                    })
+                }
             };
             let out = out.unwrap_or('\0');
 
@@ -198,7 +239,10 @@ impl Modelfile {
                 match state {
                     State::Name => {
                         if !COMMANDS.contains(&buf.to_lowercase().as_str()) {
-                            return Err(ParseError { line, message: INVALID_COMMAND.to_string() });
+                            return Err(ParseError {
+                                line,
+                                message: INVALID_COMMAND.to_string(),
+                            });
                         }
                         let lower = buf.to_lowercase();
                         match lower.as_str() {
@@ -214,7 +258,10 @@ impl Modelfile {
                     State::Parameter => cmd.name = buf.clone(),
                     State::Message => {
                         if !matches!(buf.as_str(), "system" | "user" | "assistant") {
-                            return Err(ParseError { line, message: INVALID_ROLE.to_string() });
+                            return Err(ParseError {
+                                line,
+                                message: INVALID_ROLE.to_string(),
+                            });
                         }
                         role = buf.clone();
                     }
@@ -252,7 +299,10 @@ impl Modelfile {
         match state {
             State::Comment | State::Nil => {}
             State::Value => {
-                let value = unquote(buf.trim()).ok_or_else(|| ParseError { line: 0, message: "unexpected EOF".into() })?;
+                let value = unquote(buf.trim()).ok_or_else(|| ParseError {
+                    line: 0,
+                    message: "unexpected EOF".into(),
+                })?;
                 let mut value = value.to_string();
                 if !role.is_empty() {
                     value = format!("{role}: {value}");
@@ -260,11 +310,19 @@ impl Modelfile {
                 cmd.args = value;
                 commands.push(cmd);
             }
-            _ => return Err(ParseError { line: 0, message: "unexpected EOF".into() }),
+            _ => {
+                return Err(ParseError {
+                    line: 0,
+                    message: "unexpected EOF".into(),
+                })
+            }
         }
 
         if !commands.iter().any(|c| c.name == "model") {
-            return Err(ParseError { line: 0, message: "no FROM line".into() });
+            return Err(ParseError {
+                line: 0,
+                message: "no FROM line".into(),
+            });
         }
         Ok(Modelfile { commands })
     }
@@ -274,7 +332,8 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name.as_str() {
             "model" => write!(f, "FROM {}", self.args),
-            "license" | "template" | "system" | "adapter" | "renderer" | "parser" | "requires" | "draft" => {
+            "license" | "template" | "system" | "adapter" | "renderer" | "parser" | "requires"
+            | "draft" => {
                 write!(f, "{} {}", self.name.to_uppercase(), quote(&self.args))
             }
             "message" => {
@@ -306,12 +365,11 @@ enum OptionKind {
 
 fn option_kind(name: &str) -> Option<OptionKind> {
     Some(match name {
-        "num_ctx" | "num_batch" | "num_gpu" | "main_gpu" | "num_thread" | "draft_num_predict" | "num_keep" | "seed"
-        | "num_predict" | "top_k" | "repeat_last_n" => OptionKind::Int,
+        "num_ctx" | "num_batch" | "num_gpu" | "main_gpu" | "num_thread" | "draft_num_predict"
+        | "num_keep" | "seed" | "num_predict" | "top_k" | "repeat_last_n" => OptionKind::Int,
         "use_mmap" => OptionKind::Bool,
-        "top_p" | "min_p" | "typical_p" | "temperature" | "repeat_penalty" | "presence_penalty" | "frequency_penalty" => {
-            OptionKind::Float
-        }
+        "top_p" | "min_p" | "typical_p" | "temperature" | "repeat_penalty" | "presence_penalty"
+        | "frequency_penalty" => OptionKind::Float,
         "stop" => OptionKind::StringList,
         _ => return None,
     })
@@ -354,13 +412,16 @@ pub fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result
     if DEPRECATED_PARAMETERS.contains(&name) {
         return Ok(Some(format!("warning: parameter {name} is deprecated")));
     }
-    let kind = option_kind(name).ok_or_else(|| OllamaError::bad_request(format!("unknown parameter '{name}'")))?;
+    let kind = option_kind(name)
+        .ok_or_else(|| OllamaError::bad_request(format!("unknown parameter '{name}'")))?;
     let typed = match kind {
         OptionKind::Int => Value::from(
-            parse_go_int(value).ok_or_else(|| OllamaError::bad_request(format!("invalid int value [{value}]")))?,
+            parse_go_int(value)
+                .ok_or_else(|| OllamaError::bad_request(format!("invalid int value [{value}]")))?,
         ),
         OptionKind::Bool => Value::Bool(
-            parse_go_bool(value).ok_or_else(|| OllamaError::bad_request(format!("invalid bool value [{value}]")))?,
+            parse_go_bool(value)
+                .ok_or_else(|| OllamaError::bad_request(format!("invalid bool value [{value}]")))?,
         ),
         OptionKind::Float => value
             .parse::<f32>()
@@ -368,7 +429,9 @@ pub fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result
             .and_then(float32_json)
             .ok_or_else(|| OllamaError::bad_request(format!("invalid float value [{value}]")))?,
         OptionKind::StringList => {
-            let list = params.entry(name.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+            let list = params
+                .entry(name.to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
             match list {
                 Value::Array(items) => items.push(Value::String(value.to_string())),
                 other => *other = Value::Array(vec![Value::String(value.to_string())]),
@@ -381,10 +444,13 @@ pub fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result
 }
 
 /// Parses `KEY=VALUE` (the CLI's `--parameter` form) into [`add_parameter`].
-pub fn add_parameter_assignment(params: &mut Parameters, assignment: &str) -> Result<Option<String>> {
-    let (k, v) = assignment
-        .split_once('=')
-        .ok_or_else(|| OllamaError::bad_request(format!("parameter {assignment:?} is not KEY=VALUE")))?;
+pub fn add_parameter_assignment(
+    params: &mut Parameters,
+    assignment: &str,
+) -> Result<Option<String>> {
+    let (k, v) = assignment.split_once('=').ok_or_else(|| {
+        OllamaError::bad_request(format!("parameter {assignment:?} is not KEY=VALUE"))
+    })?;
     add_parameter(params, k.trim(), v)
 }
 
@@ -409,9 +475,18 @@ mod tests {
         add_parameter(&mut p, "stop", "<|im_start|>").unwrap();
         add_parameter(&mut p, "use_mmap", "T").unwrap();
         let v = serde_json::to_value(&p).unwrap();
-        assert_eq!(crate::gojson::encode(&v), r#"{"num_ctx":4096,"stop":["\u003c|im_end|\u003e","\u003c|im_start|\u003e"],"temperature":0.7,"use_mmap":true}"#);
-        assert_eq!(add_parameter(&mut p, "top_k", "4.5").unwrap_err().message, "invalid int value [4.5]");
-        assert_eq!(add_parameter(&mut p, "bogus", "1").unwrap_err().message, "unknown parameter 'bogus'");
+        assert_eq!(
+            crate::gojson::encode(&v),
+            r#"{"num_ctx":4096,"stop":["\u003c|im_end|\u003e","\u003c|im_start|\u003e"],"temperature":0.7,"use_mmap":true}"#
+        );
+        assert_eq!(
+            add_parameter(&mut p, "top_k", "4.5").unwrap_err().message,
+            "invalid int value [4.5]"
+        );
+        assert_eq!(
+            add_parameter(&mut p, "bogus", "1").unwrap_err().message,
+            "unknown parameter 'bogus'"
+        );
         assert!(add_parameter(&mut p, "mirostat", "2").unwrap().is_some());
     }
 }

@@ -34,7 +34,12 @@ impl ModelName {
     /// Parses `s` and fills in the defaults, without validating (see [`ModelName::is_valid`]).
     pub fn parse_unchecked(s: &str) -> ModelName {
         let mut rest = s.to_string();
-        let mut name = ModelName { host: String::new(), namespace: String::new(), model: String::new(), tag: String::new() };
+        let mut name = ModelName {
+            host: String::new(),
+            namespace: String::new(),
+            model: String::new(),
+            tag: String::new(),
+        };
         // The tag is what follows the last ':' only when that ':' comes after the last '/', so a
         // host port (`host:5000/ns/m`) is not mistaken for a tag.
         let last_colon = s.rfind(':');
@@ -122,7 +127,9 @@ impl ModelName {
 
     /// Path of the manifest relative to the `manifests` directory.
     pub fn relative_path(&self) -> PathBuf {
-        [&self.host, &self.namespace, &self.model, &self.tag].iter().collect()
+        [&self.host, &self.namespace, &self.model, &self.tag]
+            .iter()
+            .collect()
     }
 
     /// Ollama compares names case-insensitively (`getExistingName`).
@@ -136,7 +143,11 @@ impl ModelName {
 
 impl fmt::Display for ModelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}:{}", self.host, self.namespace, self.model, self.tag)
+        write!(
+            f,
+            "{}/{}/{}:{}",
+            self.host, self.namespace, self.model, self.tag
+        )
     }
 }
 
@@ -145,7 +156,13 @@ fn cut_promised(s: &str, sep: char) -> Option<(String, String)> {
     let i = s.rfind(sep)?;
     let before = &s[..i];
     let after = &s[i + sep.len_utf8()..];
-    let or_missing = |x: &str| if x.is_empty() { MISSING_PART.to_string() } else { x.to_string() };
+    let or_missing = |x: &str| {
+        if x.is_empty() {
+            MISSING_PART.to_string()
+        } else {
+            x.to_string()
+        }
+    };
     Some((or_missing(before), or_missing(after)))
 }
 
@@ -189,8 +206,19 @@ mod tests {
         let n = ModelName::parse("registry.ollama.ai/library/qwen2.5:0.5b").unwrap();
         assert_eq!(n.display_shortest(), "qwen2.5:0.5b");
         let n = ModelName::parse("hf.co/user/Repo-GGUF:Q4_K_M").unwrap();
-        assert_eq!((n.host.as_str(), n.namespace.as_str(), n.model.as_str(), n.tag.as_str()), ("hf.co", "user", "Repo-GGUF", "Q4_K_M"));
-        assert_eq!(n.relative_path(), std::path::PathBuf::from("hf.co/user/Repo-GGUF/Q4_K_M"));
+        assert_eq!(
+            (
+                n.host.as_str(),
+                n.namespace.as_str(),
+                n.model.as_str(),
+                n.tag.as_str()
+            ),
+            ("hf.co", "user", "Repo-GGUF", "Q4_K_M")
+        );
+        assert_eq!(
+            n.relative_path(),
+            std::path::PathBuf::from("hf.co/user/Repo-GGUF/Q4_K_M")
+        );
         let n = ModelName::parse("https://example.com:5000/team/m").unwrap();
         assert_eq!(n.host, "example.com:5000");
         assert_eq!(n.display_shortest(), "example.com:5000/team/m:latest");
@@ -198,10 +226,27 @@ mod tests {
 
     #[test]
     fn validation_rules() {
-        for bad in ["", "a/:x", ":x", "-m", "m:t/x", "ns.dot/m", "m:ta:g", "m!", "é", &"x".repeat(81)] {
+        for bad in [
+            "",
+            "a/:x",
+            ":x",
+            "-m",
+            "m:t/x",
+            "ns.dot/m",
+            "m:ta:g",
+            "m!",
+            "é",
+            &"x".repeat(81),
+        ] {
             assert!(ModelName::parse(bad).is_err(), "{bad:?} should be invalid");
         }
-        for good in ["m", "_m", "m-1.2_x:Tag.1-x", &"x".repeat(80), "h.o:st/n_s-1/m"] {
+        for good in [
+            "m",
+            "_m",
+            "m-1.2_x:Tag.1-x",
+            &"x".repeat(80),
+            "h.o:st/n_s-1/m",
+        ] {
             assert!(ModelName::parse(good).is_ok(), "{good:?} should be valid");
         }
     }

@@ -82,13 +82,23 @@ fn read_details(store: &Store, m: &StoredManifest) -> ModelDetails {
                 d.families = cfg
                     .get("model_families")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    });
                 d.parameter_size = s("model_type");
                 d.quantization_level = s("file_type");
             }
         }
     }
-    d.parent_model = m.manifest.layers.iter().find(|l| l.media_type == store::MEDIA_MODEL).map(|l| l.from.clone()).unwrap_or_default();
+    d.parent_model = m
+        .manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == store::MEDIA_MODEL)
+        .map(|l| l.from.clone())
+        .unwrap_or_default();
     d
 }
 
@@ -106,7 +116,11 @@ pub fn list(store: &Store) -> Result<Vec<ListEntry>> {
             details: read_details(store, m),
         })
         .collect();
-    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
     out.sort_by_key(|e| std::cmp::Reverse(secs(e.modified)));
     Ok(out)
 }
@@ -153,11 +167,25 @@ impl ShowInfo {
         put_str(&mut m, "parser", &self.parser);
         m.insert("details".into(), self.details.to_json());
         if !self.messages.is_empty() {
-            m.insert("messages".into(), Value::Array(self.messages.iter().map(|x| json!({"role": x.role, "content": x.content})).collect()));
+            m.insert(
+                "messages".into(),
+                Value::Array(
+                    self.messages
+                        .iter()
+                        .map(|x| json!({"role": x.role, "content": x.content}))
+                        .collect(),
+                ),
+            );
         }
-        m.insert("model_info".into(), gojson::sorted(&Value::Object(self.model_info.clone())));
+        m.insert(
+            "model_info".into(),
+            gojson::sorted(&Value::Object(self.model_info.clone())),
+        );
         if let Some(p) = &self.projector_info {
-            m.insert("projector_info".into(), gojson::sorted(&Value::Object(p.clone())));
+            m.insert(
+                "projector_info".into(),
+                gojson::sorted(&Value::Object(p.clone())),
+            );
         }
         if !self.tensors.is_empty() {
             m.insert("tensors".into(), Value::Array(self.tensors.clone()));
@@ -174,7 +202,8 @@ impl ShowInfo {
 fn read_blob_string(store: &Store, digest: &str) -> Result<String> {
     let path = store.blob_path(&Digest::parse(digest)?);
     let bytes = std::fs::read(&path).map_err(|e| OllamaError::io("open", &path, &e))?;
-    String::from_utf8(bytes).map_err(|_| OllamaError::internal(format!("{}: not UTF-8 text", path.display())))
+    String::from_utf8(bytes)
+        .map_err(|_| OllamaError::internal(format!("{}: not UTF-8 text", path.display())))
 }
 
 fn gguf_info(header: &GgufHeader, verbose: bool) -> Map<String, Value> {
@@ -189,7 +218,10 @@ fn gguf_info(header: &GgufHeader, verbose: bool) -> Map<String, Value> {
         };
         info.insert(k.clone(), value);
     }
-    info.insert("general.parameter_count".into(), json!(header.parameter_count().unwrap_or(0)));
+    info.insert(
+        "general.parameter_count".into(),
+        json!(header.parameter_count().unwrap_or(0)),
+    );
     info
 }
 
@@ -197,7 +229,9 @@ fn gguf_info(header: &GgufHeader, verbose: bool) -> Map<String, Value> {
 fn find_model(store: &Store, raw: &str) -> Result<StoredManifest> {
     let name = ModelName::parse(raw)?;
     let name = store.existing_name(&name)?;
-    store.read_manifest(&name)?.ok_or_else(|| OllamaError::not_found(format!("model '{}' not found", name.display_shortest())))
+    store.read_manifest(&name)?.ok_or_else(|| {
+        OllamaError::not_found(format!("model '{}' not found", name.display_shortest()))
+    })
 }
 
 /// `ollama show NAME` (`POST /api/show`); `verbose` keeps long GGUF arrays in `model_info`.
@@ -209,7 +243,13 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
         .and_then(|d| std::fs::read(store.blob_path(&d)).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let cfg_str = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let cfg_str = |k: &str| {
+        config
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
 
     let mut model_path = String::new();
     let mut adapters = Vec::new();
@@ -236,15 +276,18 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
                     projector_header = GgufHeader::open(&path).ok();
                 }
             }
-            store::MEDIA_TEMPLATE | store::MEDIA_PROMPT => template = Some(read_blob_string(store, &layer.digest)?),
+            store::MEDIA_TEMPLATE | store::MEDIA_PROMPT => {
+                template = Some(read_blob_string(store, &layer.digest)?)
+            }
             store::MEDIA_SYSTEM => system = read_blob_string(store, &layer.digest)?,
             store::MEDIA_PARAMS => {
                 params = serde_json::from_str(&read_blob_string(store, &layer.digest)?)
                     .map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))?
             }
             store::MEDIA_MESSAGES => {
-                let mut parsed: Vec<Message> = serde_json::from_str(&read_blob_string(store, &layer.digest)?)
-                    .map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))?;
+                let mut parsed: Vec<Message> =
+                    serde_json::from_str(&read_blob_string(store, &layer.digest)?)
+                        .map_err(|e| OllamaError::internal(format!("{}: {e}", path.display())))?;
                 for m in parsed.iter_mut() {
                     m.role = m.role.to_lowercase();
                 }
@@ -257,17 +300,35 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
     let template = template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
 
     // The Modelfile, command by command as Ollama's Model.String() builds it.
-    let mut commands = vec![Command { name: "model".into(), args: model_path }];
-    commands.extend(adapters.iter().map(|a| Command { name: "adapter".into(), args: a.clone() }));
-    commands.extend(projectors.iter().map(|p| Command { name: "model".into(), args: p.clone() }));
-    commands.push(Command { name: "template".into(), args: template.clone() });
+    let mut commands = vec![Command {
+        name: "model".into(),
+        args: model_path,
+    }];
+    commands.extend(adapters.iter().map(|a| Command {
+        name: "adapter".into(),
+        args: a.clone(),
+    }));
+    commands.extend(projectors.iter().map(|p| Command {
+        name: "model".into(),
+        args: p.clone(),
+    }));
+    commands.push(Command {
+        name: "template".into(),
+        args: template.clone(),
+    });
     if !system.is_empty() {
-        commands.push(Command { name: "system".into(), args: system.clone() });
+        commands.push(Command {
+            name: "system".into(),
+            args: system.clone(),
+        });
     }
     for key in ["renderer", "parser"] {
         let v = cfg_str(key);
         if !v.is_empty() {
-            commands.push(Command { name: key.into(), args: v });
+            commands.push(Command {
+                name: key.into(),
+                args: v,
+            });
         }
     }
     let mut keys: Vec<&String> = params.keys().collect();
@@ -277,18 +338,30 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
         match &params[*k] {
             Value::Array(items) => {
                 for item in items {
-                    commands.push(Command { name: (*k).clone(), args: gojson::fmt_v(item) });
+                    commands.push(Command {
+                        name: (*k).clone(),
+                        args: gojson::fmt_v(item),
+                    });
                     param_lines.push(format!("{k:<30} {}", gojson::fmt_sharp_v(item)));
                 }
             }
             v => {
-                commands.push(Command { name: (*k).clone(), args: gojson::fmt_v(v) });
+                commands.push(Command {
+                    name: (*k).clone(),
+                    args: gojson::fmt_v(v),
+                });
                 param_lines.push(format!("{k:<30} {}", gojson::fmt_sharp_v(v)));
             }
         }
     }
-    commands.extend(licenses.iter().map(|l| Command { name: "license".into(), args: l.clone() }));
-    commands.extend(messages.iter().map(|m| Command { name: "message".into(), args: format!("{}: {}", m.role, m.content) }));
+    commands.extend(licenses.iter().map(|l| Command {
+        name: "license".into(),
+        args: l.clone(),
+    }));
+    commands.extend(messages.iter().map(|m| Command {
+        name: "message".into(),
+        args: format!("{}: {}", m.role, m.content),
+    }));
     let short = stored.name.display_shortest();
     let modelfile = format!(
         "# Modelfile generated by \"ollama show\"\n# To build a new Modelfile based on this, replace FROM with:\n# FROM {short}\n\n{}",
@@ -349,7 +422,10 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
         details,
         capabilities,
         modified: stored.modified,
-        model_info: model_header.as_ref().map(|h| gguf_info(h, verbose)).unwrap_or_default(),
+        model_info: model_header
+            .as_ref()
+            .map(|h| gguf_info(h, verbose))
+            .unwrap_or_default(),
         projector_info: projector_header.as_ref().map(|h| gguf_info(h, verbose)),
         tensors,
     })
@@ -366,23 +442,36 @@ pub struct RemoveReport {
 /// `ollama rm NAME` (`DELETE /api/delete`): deletes the manifest, prunes empty manifest
 /// directories, then deletes the layers and config no other manifest references.
 pub fn remove(store: &Store, raw_name: &str) -> Result<RemoveReport> {
-    let name = ModelName::parse(raw_name).map_err(|_| OllamaError::bad_request(format!("name {} is invalid", gojson::go_quote(raw_name))))?;
+    let name = ModelName::parse(raw_name).map_err(|_| {
+        OllamaError::bad_request(format!("name {} is invalid", gojson::go_quote(raw_name)))
+    })?;
     let _lock = store.lock()?;
     let name = store.existing_name(&name)?;
-    let stored = store.read_manifest(&name)?.ok_or_else(|| OllamaError::not_found(format!("model '{raw_name}' not found")))?;
+    let stored = store
+        .read_manifest(&name)?
+        .ok_or_else(|| OllamaError::not_found(format!("model '{raw_name}' not found")))?;
     std::fs::remove_file(&stored.path).map_err(|e| OllamaError::io("remove", &stored.path, &e))?;
     store.prune_manifest_dirs();
     let digests: Vec<String> = stored.manifest.all_digests().map(String::from).collect();
     let removed_blobs = store.remove_unreferenced(&digests)?;
-    Ok(RemoveReport { name, removed_blobs })
+    Ok(RemoveReport {
+        name,
+        removed_blobs,
+    })
 }
 
 /// `ollama cp SRC DST` (`POST /api/copy`): the destination gets the same manifest bytes (same
 /// id); no blob is copied.
 pub fn copy(store: &Store, source: &str, destination: &str) -> Result<ModelName> {
-    let src = ModelName::parse(source).map_err(|_| OllamaError::bad_request(format!("source {} is invalid", gojson::go_quote(source))))?;
-    let dst = ModelName::parse(destination)
-        .map_err(|_| OllamaError::bad_request(format!("destination {} is invalid", gojson::go_quote(destination))))?;
+    let src = ModelName::parse(source).map_err(|_| {
+        OllamaError::bad_request(format!("source {} is invalid", gojson::go_quote(source)))
+    })?;
+    let dst = ModelName::parse(destination).map_err(|_| {
+        OllamaError::bad_request(format!(
+            "destination {} is invalid",
+            gojson::go_quote(destination)
+        ))
+    })?;
     let _lock = store.lock()?;
     let src = store.existing_name(&src)?;
     let dst = store.existing_name(&dst)?;
@@ -390,7 +479,10 @@ pub fn copy(store: &Store, source: &str, destination: &str) -> Result<ModelName>
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(OllamaError::not_found(format!("model {} not found", gojson::go_quote(source))))
+            return Err(OllamaError::not_found(format!(
+                "model {} not found",
+                gojson::go_quote(source)
+            )))
         }
         Err(e) => return Err(OllamaError::io("open", &path, &e)),
     };
@@ -400,8 +492,15 @@ pub fn copy(store: &Store, source: &str, destination: &str) -> Result<ModelName>
 
 /// Ollama's `format.HumanBytes` (decimal units: "4.7 GB", "19 KB", "512 B").
 pub fn human_bytes(b: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "KB")];
-    let Some(&(div, unit)) = UNITS.iter().find(|(div, _)| b >= *div) else { return format!("{b} B") };
+    const UNITS: [(u64, &str); 4] = [
+        (1_000_000_000_000, "TB"),
+        (1_000_000_000, "GB"),
+        (1_000_000, "MB"),
+        (1_000, "KB"),
+    ];
+    let Some(&(div, unit)) = UNITS.iter().find(|(div, _)| b >= *div) else {
+        return format!("{b} B");
+    };
     let value = b as f64 / div as f64;
     if value >= 10.0 || value == value.trunc() {
         format!("{} {unit}", value as u64)
@@ -445,14 +544,30 @@ fn human_duration(secs: f64) -> String {
 
 /// The `ollama list` table: NAME, ID, SIZE, MODIFIED, left-aligned, columns 4 spaces apart.
 pub fn format_list(entries: &[ListEntry], now: SystemTime) -> String {
-    let mut rows = vec![["NAME".to_string(), "ID".into(), "SIZE".into(), "MODIFIED".into()]];
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "ID".into(),
+        "SIZE".into(),
+        "MODIFIED".into(),
+    ]];
     for e in entries {
-        rows.push([e.display_name.clone(), e.id().to_string(), human_bytes(e.size), human_time(e.modified, now)]);
+        rows.push([
+            e.display_name.clone(),
+            e.id().to_string(),
+            human_bytes(e.size),
+            human_time(e.modified, now),
+        ]);
     }
-    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in &rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(line.join("    ").trim_end());
         out.push('\n');
     }
@@ -501,9 +616,18 @@ mod tests {
         assert_eq!(human_bytes(2_000_000), "2 MB");
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         assert_eq!(human_time(now, now), "Less than a second ago");
-        assert_eq!(human_time(now - Duration::from_secs(90), now), "About a minute ago");
-        assert_eq!(human_time(now - Duration::from_secs(5 * 3600), now), "5 hours ago");
-        assert_eq!(human_time(now - Duration::from_secs(3 * 86400), now), "3 days ago");
+        assert_eq!(
+            human_time(now - Duration::from_secs(90), now),
+            "About a minute ago"
+        );
+        assert_eq!(
+            human_time(now - Duration::from_secs(5 * 3600), now),
+            "5 hours ago"
+        );
+        assert_eq!(
+            human_time(now - Duration::from_secs(3 * 86400), now),
+            "3 days ago"
+        );
     }
 
     #[test]

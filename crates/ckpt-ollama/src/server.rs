@@ -21,7 +21,10 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::create::{create_with, CreateOptions, CreateSpec, Message, ModelPreparer, ModelSource, NoPreparer, Progress};
+use crate::create::{
+    create_with, CreateOptions, CreateSpec, Message, ModelPreparer, ModelSource, NoPreparer,
+    Progress,
+};
 use crate::error::{OllamaError, Result};
 use crate::gojson;
 use crate::name::{ModelName, INVALID_MODEL_NAME};
@@ -66,7 +69,10 @@ pub fn router(store: Store, opts: ServerOptions) -> Router {
     let state = AppState { store, opts };
     let not_running = || any(run_models);
     Router::new()
-        .route("/", get(|| async { "Ollama is running" }).head(|| async { "" }))
+        .route(
+            "/",
+            get(|| async { "Ollama is running" }).head(|| async { "" }),
+        )
         .route("/api/version", get(version).head(version))
         .route("/api/blobs/{digest}", head(head_blob).post(create_blob))
         .route("/api/create", post(create_model))
@@ -74,7 +80,10 @@ pub fn router(store: Store, opts: ServerOptions) -> Router {
         .route("/api/show", post(show_model))
         .route("/api/delete", axum::routing::delete(delete_model))
         .route("/api/copy", post(copy_model))
-        .route("/api/ps", get(|| async { json_response(StatusCode::OK, &json!({"models": []})) }))
+        .route(
+            "/api/ps",
+            get(|| async { json_response(StatusCode::OK, &json!({"models": []})) }),
+        )
         .route("/api/generate", not_running())
         .route("/api/chat", not_running())
         .route("/api/embed", not_running())
@@ -93,7 +102,9 @@ pub fn serve(addr: &str, store: Store, opts: ServerOptions) -> Result<()> {
         .build()
         .map_err(|e| OllamaError::internal(format!("starting the async runtime: {e}")))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
         axum::serve(listener, router(store, opts))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -135,9 +146,14 @@ impl Drop for ServerHandle {
 
 /// Binds `addr` (e.g. `127.0.0.1:0`) and serves on a background thread.
 pub fn spawn(addr: &str, store: Store, opts: ServerOptions) -> Result<ServerHandle> {
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
-    std_listener.set_nonblocking(true).map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
-    let local = std_listener.local_addr().map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
+    let std_listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
+    let local = std_listener
+        .local_addr()
+        .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -148,7 +164,9 @@ pub fn spawn(addr: &str, store: Store, opts: ServerOptions) -> Result<ServerHand
         .name("ckpt-ollama-server".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
+                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                    return;
+                };
                 let _ = axum::serve(listener, router(store, opts))
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
@@ -157,18 +175,26 @@ pub fn spawn(addr: &str, store: Store, opts: ServerOptions) -> Result<ServerHand
             });
         })
         .map_err(|e| OllamaError::internal(format!("starting the server thread: {e}")))?;
-    Ok(ServerHandle { addr: local, shutdown: Some(tx), thread: Some(thread) })
+    Ok(ServerHandle {
+        addr: local,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
     let mut resp = Response::new(Body::from(gojson::encode(value)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     resp
 }
 
 fn error_response(err: &OllamaError) -> Response {
-    let status = StatusCode::from_u16(err.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(err.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, &json!({ "error": err.message }))
 }
 
@@ -185,7 +211,9 @@ fn parse_body(body: &Bytes) -> Result<Map<String, Value>> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(OllamaError::bad_request("json: cannot unmarshal non-object into Go value")),
+        Ok(_) => Err(OllamaError::bad_request(
+            "json: cannot unmarshal non-object into Go value",
+        )),
         Err(e) => Err(OllamaError::bad_request(e.to_string())),
     }
 }
@@ -222,7 +250,10 @@ async fn head_blob(State(state): State<AppState>, UrlPath(digest): UrlPath<Strin
     if state.store.blob_path(&parsed).exists() {
         empty(StatusCode::OK)
     } else {
-        error_response(&OllamaError::not_found(format!("blob {} not found", gojson::go_quote(&digest))))
+        error_response(&OllamaError::not_found(format!(
+            "blob {} not found",
+            gojson::go_quote(&digest)
+        )))
     }
 }
 
@@ -236,7 +267,11 @@ impl Drop for PartialUpload {
     }
 }
 
-async fn create_blob(State(state): State<AppState>, UrlPath(digest): UrlPath<String>, body: Body) -> Response {
+async fn create_blob(
+    State(state): State<AppState>,
+    UrlPath(digest): UrlPath<String>,
+    body: Body,
+) -> Response {
     let parsed = match Digest::parse(&digest) {
         Ok(d) => d,
         Err(e) => return error_response(&e),
@@ -259,7 +294,9 @@ async fn create_blob(State(state): State<AppState>, UrlPath(digest): UrlPath<Str
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
-            Err(e) => return error_response(&OllamaError::internal(format!("reading request body: {e}"))),
+            Err(e) => {
+                return error_response(&OllamaError::internal(format!("reading request body: {e}")))
+            }
         };
         if let Ok(data) = frame.into_data() {
             hasher.update(&data);
@@ -301,7 +338,10 @@ async fn create_blob(State(state): State<AppState>, UrlPath(digest): UrlPath<Str
 async fn list_models(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || ops::list(&store)).await {
-        Ok(Ok(models)) => json_response(StatusCode::OK, &json!({ "models": models.iter().map(ops::ListEntry::to_json).collect::<Vec<_>>() })),
+        Ok(Ok(models)) => json_response(
+            StatusCode::OK,
+            &json!({ "models": models.iter().map(ops::ListEntry::to_json).collect::<Vec<_>>() }),
+        ),
         Ok(Err(e)) => error_response(&e),
         Err(e) => error_response(&OllamaError::internal(e.to_string())),
     }
@@ -331,7 +371,12 @@ async fn delete_model(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    let model = if str_field(&req, "model").is_empty() { str_field(&req, "name") } else { str_field(&req, "model") }.to_string();
+    let model = if str_field(&req, "model").is_empty() {
+        str_field(&req, "name")
+    } else {
+        str_field(&req, "model")
+    }
+    .to_string();
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || ops::remove(&store, &model)).await {
         Ok(Ok(_)) => empty(StatusCode::OK),
@@ -345,7 +390,10 @@ async fn copy_model(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    let (src, dst) = (str_field(&req, "source").to_string(), str_field(&req, "destination").to_string());
+    let (src, dst) = (
+        str_field(&req, "source").to_string(),
+        str_field(&req, "destination").to_string(),
+    );
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || ops::copy(&store, &src, &dst)).await {
         Ok(Ok(_)) => empty(StatusCode::OK),
@@ -376,7 +424,11 @@ fn create_request(store: &Store, req: &Map<String, Value>) -> Result<(String, Cr
     };
     let files = digest_map("files", true)?;
     let adapters = digest_map("adapters", false)?;
-    let raw_name = if str_field(req, "model").is_empty() { str_field(req, "name") } else { str_field(req, "model") };
+    let raw_name = if str_field(req, "model").is_empty() {
+        str_field(req, "name")
+    } else {
+        str_field(req, "model")
+    };
     if !ModelName::parse_unchecked(raw_name).is_valid() {
         return Err(OllamaError::bad_request(INVALID_MODEL_NAME));
     }
@@ -398,7 +450,9 @@ fn create_request(store: &Store, req: &Map<String, Value>) -> Result<(String, Cr
     } else if req.get("files").is_some_and(|v| !v.is_null()) {
         ModelSource::Files(to_paths(files)?)
     } else {
-        return Err(OllamaError::bad_request("neither 'from' or 'files' was specified"));
+        return Err(OllamaError::bad_request(
+            "neither 'from' or 'files' was specified",
+        ));
     };
     let mut spec = CreateSpec::new(source);
     if !adapters.is_empty() {
@@ -417,19 +471,29 @@ fn create_request(store: &Store, req: &Map<String, Value>) -> Result<(String, Cr
             for item in items {
                 match item {
                     Value::String(s) => spec.licenses.push(s.clone()),
-                    other => return Err(OllamaError::internal(format!("json: cannot unmarshal {} into Go value of type string", json_kind(other)))),
+                    other => {
+                        return Err(OllamaError::internal(format!(
+                            "json: cannot unmarshal {} into Go value of type string",
+                            json_kind(other)
+                        )))
+                    }
                 }
             }
         }
         Some(Value::String(_)) | Some(Value::Null) | None => {}
-        Some(other) => return Err(OllamaError::internal(format!("unknown license type: {}", json_kind(other)))),
+        Some(other) => {
+            return Err(OllamaError::internal(format!(
+                "unknown license type: {}",
+                json_kind(other)
+            )))
+        }
     }
     if let Some(Value::Object(params)) = req.get("parameters") {
         spec.parameters = params.clone();
     }
     if let Some(msgs) = req.get("messages").filter(|v| !v.is_null()) {
-        let mut parsed: Vec<Message> =
-            serde_json::from_value(msgs.clone()).map_err(|e| OllamaError::bad_request(format!("messages: {e}")))?;
+        let mut parsed: Vec<Message> = serde_json::from_value(msgs.clone())
+            .map_err(|e| OllamaError::bad_request(format!("messages: {e}")))?;
         for m in parsed.iter_mut() {
             m.role = m.role.to_lowercase();
         }
@@ -473,10 +537,14 @@ impl futures_core::Stream for NdjsonStream {
             return Poll::Ready(None);
         }
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(CreateEvent::Progress(p))) => Poll::Ready(Some(Ok(Bytes::from(gojson::encode_line(&p.to_json()))))),
+            Poll::Ready(Some(CreateEvent::Progress(p))) => {
+                Poll::Ready(Some(Ok(Bytes::from(gojson::encode_line(&p.to_json())))))
+            }
             Poll::Ready(Some(CreateEvent::Failed(e))) => {
                 self.finished = true;
-                Poll::Ready(Some(Ok(Bytes::from(gojson::encode_line(&json!({ "error": e.message }))))))
+                Poll::Ready(Some(Ok(Bytes::from(gojson::encode_line(
+                    &json!({ "error": e.message }),
+                )))))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -500,7 +568,11 @@ async fn create_model(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return error_response(&e),
     };
     tokio::task::spawn_blocking(move || {
-        let options = CreateOptions { preparer: opts.preparer.as_ref(), no_prune: opts.no_prune, config_rootfs: opts.config_rootfs };
+        let options = CreateOptions {
+            preparer: opts.preparer.as_ref(),
+            no_prune: opts.no_prune,
+            config_rootfs: opts.config_rootfs,
+        };
         let progress_tx = tx.clone();
         let result = create_with(&store, &name, &spec, &options, &mut |p| {
             let _ = progress_tx.send(CreateEvent::Progress(p));
@@ -529,9 +601,16 @@ async fn finish_create(stream: bool, mut rx: mpsc::UnboundedReceiver<CreateEvent
         Some(CreateEvent::Progress(p)) => Some(Bytes::from(gojson::encode_line(&p.to_json()))),
         None => None,
     };
-    let body = Body::from_stream(NdjsonStream { first, rx, finished: false });
+    let body = Body::from_stream(NdjsonStream {
+        first,
+        rx,
+        finished: false,
+    });
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     resp.into_response()
 }
 

@@ -45,9 +45,13 @@ pub struct Digest {
 impl Digest {
     /// Accepts exactly `^sha256[:-][0-9a-fA-F]{64}$`.
     pub fn parse(s: &str) -> Result<Digest> {
-        let hex = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("sha256-"));
+        let hex = s
+            .strip_prefix("sha256:")
+            .or_else(|| s.strip_prefix("sha256-"));
         match hex {
-            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(Digest { hex: h.to_string() }),
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Digest { hex: h.to_string() })
+            }
             _ => Err(OllamaError::bad_request(INVALID_DIGEST)),
         }
     }
@@ -101,7 +105,13 @@ pub struct Layer {
 
 impl Layer {
     pub fn new(media_type: &str, digest: &Digest, size: u64) -> Layer {
-        Layer { media_type: media_type.to_string(), digest: digest.to_string(), size, from: String::new(), name: String::new() }
+        Layer {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            size,
+            from: String::new(),
+            name: String::new(),
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -134,7 +144,12 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn new(config: Layer, layers: Vec<Layer>) -> Manifest {
-        Manifest { schema_version: 2, media_type: MEDIA_MANIFEST.to_string(), config, layers }
+        Manifest {
+            schema_version: 2,
+            media_type: MEDIA_MANIFEST.to_string(),
+            config,
+            layers,
+        }
     }
 
     /// The file bytes exactly as Ollama's `WriteManifest` (json.Encoder) produces them.
@@ -154,7 +169,11 @@ impl Manifest {
     }
 
     pub fn all_digests(&self) -> impl Iterator<Item = &str> {
-        self.layers.iter().chain(std::iter::once(&self.config)).map(|l| l.digest.as_str()).filter(|d| !d.is_empty())
+        self.layers
+            .iter()
+            .chain(std::iter::once(&self.config))
+            .map(|l| l.digest.as_str())
+            .filter(|d| !d.is_empty())
     }
 }
 
@@ -221,8 +240,14 @@ impl Store {
         }
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| OllamaError::internal("neither OLLAMA_MODELS nor HOME is set: cannot locate the Ollama store"))?;
-        Ok(Store::new(PathBuf::from(home).join(".ollama").join("models")))
+            .ok_or_else(|| {
+                OllamaError::internal(
+                    "neither OLLAMA_MODELS nor HOME is set: cannot locate the Ollama store",
+                )
+            })?;
+        Ok(Store::new(
+            PathBuf::from(home).join(".ollama").join("models"),
+        ))
     }
 
     pub fn root(&self) -> &Path {
@@ -248,7 +273,9 @@ impl Store {
     pub fn scratch_dir(&self) -> Result<PathBuf> {
         self.remove_stale_temporaries();
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = self.root.join(format!(".ckpt-scratch-{}-{n}", std::process::id()));
+        let dir = self
+            .root
+            .join(format!(".ckpt-scratch-{}-{n}", std::process::id()));
         fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
         Ok(dir)
     }
@@ -257,7 +284,12 @@ impl Store {
     pub fn lock(&self) -> Result<StoreLock> {
         fs::create_dir_all(&self.root).map_err(io_err("mkdir", &self.root))?;
         let path = self.root.join(".ckpt-ollama.lock");
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err("open", &path))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
         fs4::FileExt::lock(&file).map_err(io_err("lock", &path))?;
         Ok(StoreLock { _file: file })
     }
@@ -269,12 +301,18 @@ impl Store {
         // Not a valid digest name, so Ollama's start-up cleanup removes leftovers of a crash.
         let path = dir.join(format!(".ckpt-partial-{}-{n}", std::process::id()));
         let file = File::create(&path).map_err(io_err("create", &path))?;
-        Ok(TempBlob { path, file: Some(file) })
+        Ok(TempBlob {
+            path,
+            file: Some(file),
+        })
     }
 
     /// Moves a finished temporary into place as `digest` (or drops it if the blob exists).
     fn commit_temp(&self, mut temp: TempBlob, digest: &Digest, size: u64) -> Result<BlobInfo> {
-        let file = temp.file.take().expect("temp blob file present until commit");
+        let file = temp
+            .file
+            .take()
+            .expect("temp blob file present until commit");
         if std::env::var_os("CKPT_FSYNC").is_some_and(|v| v != "0" && !v.is_empty()) {
             file.sync_all().map_err(io_err("sync", &temp.path))?;
         }
@@ -282,12 +320,20 @@ impl Store {
         let final_path = self.blob_path(digest);
         if final_path.is_file() {
             touch(&final_path);
-            return Ok(BlobInfo { digest: digest.clone(), size, created: false });
+            return Ok(BlobInfo {
+                digest: digest.clone(),
+                size,
+                created: false,
+            });
         }
         set_mode_644(&temp.path);
         fs::rename(&temp.path, &final_path).map_err(io_err("rename", &final_path))?;
         temp.path = PathBuf::new();
-        Ok(BlobInfo { digest: digest.clone(), size, created: true })
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size,
+            created: true,
+        })
     }
 
     /// A fresh temporary path in `blobs/` for an upload written by the caller (the server
@@ -303,7 +349,14 @@ impl Store {
     /// already exists). Returns whether a new blob was created.
     pub fn commit_upload(&self, temp: &Path, digest: &Digest, size: u64) -> Result<BlobInfo> {
         let file = File::open(temp).map_err(io_err("open", temp))?;
-        self.commit_temp(TempBlob { path: temp.to_path_buf(), file: Some(file) }, digest, size)
+        self.commit_temp(
+            TempBlob {
+                path: temp.to_path_buf(),
+                file: Some(file),
+            },
+            digest,
+            size,
+        )
     }
 
     /// Streams `reader` into a blob, hashing as it goes. With `expected`, a different digest is
@@ -323,7 +376,8 @@ impl Store {
                     Err(e) => return Err(OllamaError::internal(format!("reading blob data: {e}"))),
                 };
                 hasher.update(&buf[..n]);
-                file.write_all(&buf[..n]).map_err(io_err("write", &temp.path))?;
+                file.write_all(&buf[..n])
+                    .map_err(io_err("write", &temp.path))?;
                 size += n as u64;
             }
         }
@@ -331,7 +385,11 @@ impl Store {
         let info = self.commit_temp(temp, &digest, size)?;
         if let Some(expected) = expected {
             if expected.to_string() != digest.to_string() {
-                return Err(OllamaError::bad_request(format!("digest mismatch, expected {:?}, got {:?}", expected.to_string(), digest.to_string())));
+                return Err(OllamaError::bad_request(format!(
+                    "digest mismatch, expected {:?}, got {:?}",
+                    expected.to_string(),
+                    digest.to_string()
+                )));
             }
         }
         Ok(info)
@@ -342,7 +400,11 @@ impl Store {
         let path = self.blob_path(&digest);
         if path.is_file() {
             touch(&path);
-            return Ok(BlobInfo { digest, size: data.len() as u64, created: false });
+            return Ok(BlobInfo {
+                digest,
+                size: data.len() as u64,
+                created: false,
+            });
         }
         self.write_blob(&mut &data[..], Some(&digest))
     }
@@ -355,12 +417,19 @@ impl Store {
         if blob.is_file() {
             touch(&blob);
             let size = fs::metadata(&blob).map_err(io_err("stat", &blob))?.len();
-            return Ok(BlobInfo { digest, size, created: false });
+            return Ok(BlobInfo {
+                digest,
+                size,
+                created: false,
+            });
         }
         let mut file = File::open(path).map_err(io_err("open", path))?;
         self.write_blob(&mut file, Some(&digest)).map_err(|e| {
             if e.message.starts_with("digest mismatch") {
-                OllamaError::internal(format!("{} changed while it was being copied into the store", path.display()))
+                OllamaError::internal(format!(
+                    "{} changed while it was being copied into the store",
+                    path.display()
+                ))
             } else {
                 e
             }
@@ -376,12 +445,20 @@ impl Store {
         if blob.is_file() {
             touch(&blob);
             let _ = fs::remove_file(path);
-            return Ok(BlobInfo { digest, size, created: false });
+            return Ok(BlobInfo {
+                digest,
+                size,
+                created: false,
+            });
         }
         fs::create_dir_all(self.blobs_dir()).map_err(io_err("mkdir", &self.blobs_dir()))?;
         set_mode_644(path);
         match fs::rename(path, &blob) {
-            Ok(()) => Ok(BlobInfo { digest, size, created: true }),
+            Ok(()) => Ok(BlobInfo {
+                digest,
+                size,
+                created: true,
+            }),
             Err(_) => self.import_file(path),
         }
     }
@@ -409,10 +486,19 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(OllamaError::io("open", &path, &e)),
         };
-        let modified = fs::metadata(&path).and_then(|m| m.modified()).map_err(io_err("stat", &path))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| OllamaError::internal(format!("{}: invalid manifest: {e}", path.display())))?;
-        Ok(Some(StoredManifest { name: name.clone(), path, manifest, digest: hex(&Sha256::digest(&bytes)), modified }))
+        let modified = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_err(io_err("stat", &path))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            OllamaError::internal(format!("{}: invalid manifest: {e}", path.display()))
+        })?;
+        Ok(Some(StoredManifest {
+            name: name.clone(),
+            path,
+            manifest,
+            digest: hex(&Sha256::digest(&bytes)),
+            modified,
+        }))
     }
 
     /// Every manifest at `manifests/*/*/*/*` whose path is a valid name; unreadable ones are
@@ -429,9 +515,17 @@ impl Store {
                         }
                         let parts: Vec<String> = [&host, &ns, &model, &tag]
                             .iter()
-                            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                            .map(|p| {
+                                p.file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default()
+                            })
                             .collect();
-                        let Some(name) = ModelName::from_parts([&parts[0], &parts[1], &parts[2], &parts[3]]) else { continue };
+                        let Some(name) =
+                            ModelName::from_parts([&parts[0], &parts[1], &parts[2], &parts[3]])
+                        else {
+                            continue;
+                        };
                         if let Ok(Some(m)) = self.read_manifest(&name) {
                             out.push(m);
                         }
@@ -466,14 +560,24 @@ impl Store {
 
     /// Deletes the blobs among `digests` that no manifest references any more.
     pub fn remove_unreferenced(&self, digests: &[String]) -> Result<Vec<String>> {
-        let in_use: std::collections::HashSet<String> =
-            self.manifests()?.iter().flat_map(|m| m.manifest.all_digests().map(String::from).collect::<Vec<_>>()).collect();
+        let in_use: std::collections::HashSet<String> = self
+            .manifests()?
+            .iter()
+            .flat_map(|m| {
+                m.manifest
+                    .all_digests()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let mut removed = Vec::new();
         for d in digests {
             if d.is_empty() || in_use.contains(d) || removed.contains(d) {
                 continue;
             }
-            let Ok(digest) = Digest::parse(d) else { continue };
+            let Ok(digest) = Digest::parse(d) else {
+                continue;
+            };
             let path = self.blob_path(&digest);
             match fs::remove_file(&path) {
                 Ok(()) => removed.push(d.clone()),
@@ -505,21 +609,33 @@ impl Store {
     /// pid is gone), so a killed create does not leave garbage behind forever.
     pub fn remove_stale_temporaries(&self) {
         let dead = |name: &str, prefix: &str| -> bool {
-            let Some(rest) = name.strip_prefix(prefix) else { return false };
+            let Some(rest) = name.strip_prefix(prefix) else {
+                return false;
+            };
             let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
             match pid.parse::<u32>() {
-                Ok(pid) => pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists(),
+                Ok(pid) => {
+                    pid != std::process::id()
+                        && Path::new("/proc/self").exists()
+                        && !Path::new(&format!("/proc/{pid}")).exists()
+                }
                 Err(_) => false,
             }
         };
         for path in sorted_entries(&self.root) {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if dead(&name, ".ckpt-scratch-") {
                 let _ = fs::remove_dir_all(&path);
             }
         }
         for path in sorted_entries(&self.blobs_dir()) {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if dead(&name, ".ckpt-partial-") {
                 let _ = fs::remove_file(&path);
             }

@@ -15,26 +15,106 @@ const INDEX_JSON: &str = include_str!("../templates/index.json");
 
 /// (name, Go template, parameters JSON)
 const TEMPLATE_FILES: &[(&str, &str, &str)] = &[
-    ("alfred", include_str!("../templates/alfred.gotmpl"), include_str!("../templates/alfred.json")),
-    ("alpaca", include_str!("../templates/alpaca.gotmpl"), include_str!("../templates/alpaca.json")),
-    ("chatml", include_str!("../templates/chatml.gotmpl"), include_str!("../templates/chatml.json")),
-    ("chatqa", include_str!("../templates/chatqa.gotmpl"), include_str!("../templates/chatqa.json")),
-    ("codellama-70b-instruct", include_str!("../templates/codellama-70b-instruct.gotmpl"), include_str!("../templates/codellama-70b-instruct.json")),
-    ("command-r", include_str!("../templates/command-r.gotmpl"), include_str!("../templates/command-r.json")),
-    ("falcon-instruct", include_str!("../templates/falcon-instruct.gotmpl"), include_str!("../templates/falcon-instruct.json")),
-    ("gemma-instruct", include_str!("../templates/gemma-instruct.gotmpl"), include_str!("../templates/gemma-instruct.json")),
-    ("gemma3-instruct", include_str!("../templates/gemma3-instruct.gotmpl"), include_str!("../templates/gemma3-instruct.json")),
-    ("granite-instruct", include_str!("../templates/granite-instruct.gotmpl"), include_str!("../templates/granite-instruct.json")),
-    ("llama2-chat", include_str!("../templates/llama2-chat.gotmpl"), include_str!("../templates/llama2-chat.json")),
-    ("llama3-instruct", include_str!("../templates/llama3-instruct.gotmpl"), include_str!("../templates/llama3-instruct.json")),
-    ("magicoder", include_str!("../templates/magicoder.gotmpl"), include_str!("../templates/magicoder.json")),
-    ("mistral-instruct", include_str!("../templates/mistral-instruct.gotmpl"), include_str!("../templates/mistral-instruct.json")),
-    ("openchat", include_str!("../templates/openchat.gotmpl"), include_str!("../templates/openchat.json")),
-    ("phi-3", include_str!("../templates/phi-3.gotmpl"), include_str!("../templates/phi-3.json")),
-    ("solar-instruct", include_str!("../templates/solar-instruct.gotmpl"), include_str!("../templates/solar-instruct.json")),
-    ("starcoder2-instruct", include_str!("../templates/starcoder2-instruct.gotmpl"), include_str!("../templates/starcoder2-instruct.json")),
-    ("vicuna", include_str!("../templates/vicuna.gotmpl"), include_str!("../templates/vicuna.json")),
-    ("zephyr", include_str!("../templates/zephyr.gotmpl"), include_str!("../templates/zephyr.json")),
+    (
+        "alfred",
+        include_str!("../templates/alfred.gotmpl"),
+        include_str!("../templates/alfred.json"),
+    ),
+    (
+        "alpaca",
+        include_str!("../templates/alpaca.gotmpl"),
+        include_str!("../templates/alpaca.json"),
+    ),
+    (
+        "chatml",
+        include_str!("../templates/chatml.gotmpl"),
+        include_str!("../templates/chatml.json"),
+    ),
+    (
+        "chatqa",
+        include_str!("../templates/chatqa.gotmpl"),
+        include_str!("../templates/chatqa.json"),
+    ),
+    (
+        "codellama-70b-instruct",
+        include_str!("../templates/codellama-70b-instruct.gotmpl"),
+        include_str!("../templates/codellama-70b-instruct.json"),
+    ),
+    (
+        "command-r",
+        include_str!("../templates/command-r.gotmpl"),
+        include_str!("../templates/command-r.json"),
+    ),
+    (
+        "falcon-instruct",
+        include_str!("../templates/falcon-instruct.gotmpl"),
+        include_str!("../templates/falcon-instruct.json"),
+    ),
+    (
+        "gemma-instruct",
+        include_str!("../templates/gemma-instruct.gotmpl"),
+        include_str!("../templates/gemma-instruct.json"),
+    ),
+    (
+        "gemma3-instruct",
+        include_str!("../templates/gemma3-instruct.gotmpl"),
+        include_str!("../templates/gemma3-instruct.json"),
+    ),
+    (
+        "granite-instruct",
+        include_str!("../templates/granite-instruct.gotmpl"),
+        include_str!("../templates/granite-instruct.json"),
+    ),
+    (
+        "llama2-chat",
+        include_str!("../templates/llama2-chat.gotmpl"),
+        include_str!("../templates/llama2-chat.json"),
+    ),
+    (
+        "llama3-instruct",
+        include_str!("../templates/llama3-instruct.gotmpl"),
+        include_str!("../templates/llama3-instruct.json"),
+    ),
+    (
+        "magicoder",
+        include_str!("../templates/magicoder.gotmpl"),
+        include_str!("../templates/magicoder.json"),
+    ),
+    (
+        "mistral-instruct",
+        include_str!("../templates/mistral-instruct.gotmpl"),
+        include_str!("../templates/mistral-instruct.json"),
+    ),
+    (
+        "openchat",
+        include_str!("../templates/openchat.gotmpl"),
+        include_str!("../templates/openchat.json"),
+    ),
+    (
+        "phi-3",
+        include_str!("../templates/phi-3.gotmpl"),
+        include_str!("../templates/phi-3.json"),
+    ),
+    (
+        "solar-instruct",
+        include_str!("../templates/solar-instruct.gotmpl"),
+        include_str!("../templates/solar-instruct.json"),
+    ),
+    (
+        "starcoder2-instruct",
+        include_str!("../templates/starcoder2-instruct.gotmpl"),
+        include_str!("../templates/starcoder2-instruct.json"),
+    ),
+    (
+        "vicuna",
+        include_str!("../templates/vicuna.gotmpl"),
+        include_str!("../templates/vicuna.json"),
+    ),
+    (
+        "zephyr",
+        include_str!("../templates/zephyr.gotmpl"),
+        include_str!("../templates/zephyr.json"),
+    ),
 ];
 
 /// Accept the closest template only below this distance (Ollama's threshold).
@@ -58,12 +138,21 @@ struct IndexEntry {
 fn index() -> &'static [IndexEntry] {
     static INDEX: OnceLock<Vec<IndexEntry>> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let parsed: Value = serde_json::from_str(INDEX_JSON).expect("embedded index.json is valid JSON");
+        let parsed: Value =
+            serde_json::from_str(INDEX_JSON).expect("embedded index.json is valid JSON");
         let mut out = Vec::new();
         for entry in parsed.as_array().expect("index.json is an array") {
             let name = entry["name"].as_str().expect("index entry has a name");
-            let name = TEMPLATE_FILES.iter().find(|t| t.0 == name).map(|t| t.0).expect("index names an embedded template");
-            let jinja = entry["template"].as_str().expect("index entry has a template").chars().collect();
+            let name = TEMPLATE_FILES
+                .iter()
+                .find(|t| t.0 == name)
+                .map(|t| t.0)
+                .expect("index names an embedded template");
+            let jinja = entry["template"]
+                .as_str()
+                .expect("index entry has a template")
+                .chars()
+                .collect();
             out.push(IndexEntry { jinja, name });
         }
         out
@@ -74,9 +163,17 @@ fn index() -> &'static [IndexEntry] {
 pub fn named(name: &str) -> Option<NamedTemplate> {
     let (name, gotmpl, params) = TEMPLATE_FILES.iter().find(|t| t.0 == name)?;
     let stop = serde_json::from_str::<Value>(params).ok().map(|v| {
-        v.get("stop").and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        v.get("stop").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
     });
-    Some(NamedTemplate { name, template: gotmpl.replace("\r\n", "\n"), stop })
+    Some(NamedTemplate {
+        name,
+        template: gotmpl.replace("\r\n", "\n"),
+        stop,
+    })
 }
 
 /// Names of all templates Ollama ships.
@@ -152,7 +249,11 @@ mod tests {
             let (t, d) = detect(&jinja).expect("exact template matches");
             assert_eq!(d, 0);
             // Several names share identical Jinja; the first in index order wins, as in Ollama.
-            let first = index().iter().find(|e| e.jinja == entry.jinja).unwrap().name;
+            let first = index()
+                .iter()
+                .find(|e| e.jinja == entry.jinja)
+                .unwrap()
+                .name;
             assert_eq!(t.name, first);
         }
         assert_eq!(index().len(), 37);

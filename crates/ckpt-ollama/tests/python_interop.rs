@@ -15,7 +15,11 @@ fn python_with_ollama() -> Option<String> {
         return None;
     };
     let python = python.to_string_lossy().into_owned();
-    let ok = Command::new(&python).args(["-c", "import ollama"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(&python)
+        .args(["-c", "import ollama"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("skipping: `import ollama` fails in {python}");
         return None;
@@ -25,10 +29,17 @@ fn python_with_ollama() -> Option<String> {
 
 #[test]
 fn official_python_client_round_trip() {
-    let Some(python) = python_with_ollama() else { return };
+    let Some(python) = python_with_ollama() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("models"));
-    let handle = server::spawn("127.0.0.1:0", store.clone(), server::ServerOptions::default()).unwrap();
+    let handle = server::spawn(
+        "127.0.0.1:0",
+        store.clone(),
+        server::ServerOptions::default(),
+    )
+    .unwrap();
     let gguf = tiny_model(dir.path(), "tiny.gguf", None, 1);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ollama_client.py");
     let output = Command::new(&python)
@@ -42,12 +53,27 @@ fn official_python_client_round_trip() {
         .env_remove("ALL_PROXY")
         .output()
         .unwrap();
-    assert!(output.status.success(), "python failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let out: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     let digest = out["digest"].as_str().unwrap().to_string();
-    assert_eq!(digest, format!("sha256:{}", common::sha256_hex(&std::fs::read(&gguf).unwrap())));
-    let progress: Vec<&str> = out["progress"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(
+        digest,
+        format!(
+            "sha256:{}",
+            common::sha256_hex(&std::fs::read(&gguf).unwrap())
+        )
+    );
+    let progress: Vec<&str> = out["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(progress.first(), Some(&"parsing GGUF"));
     assert_eq!(progress.last(), Some(&"success"));
     assert_eq!(out["create_nostream"], "success");
@@ -57,7 +83,14 @@ fn official_python_client_round_trip() {
     assert_eq!(list[0]["model"], "py-model-2:latest");
     assert_eq!(list[1]["model"], "py-model:latest");
     for m in list {
-        assert_eq!((m["family"].clone(), m["format"].clone(), m["quantization"].clone()), (json!("llama"), json!("gguf"), json!("F16")));
+        assert_eq!(
+            (
+                m["family"].clone(),
+                m["format"].clone(),
+                m["quantization"].clone()
+            ),
+            (json!("llama"), json!("gguf"), json!("F16"))
+        );
         assert_eq!(m["has_time"], true);
     }
 
@@ -76,9 +109,15 @@ fn official_python_client_round_trip() {
     assert_eq!(show["capabilities"], json!(["completion"]));
 
     assert_eq!(out["copy"], "success");
-    assert_eq!(out["after_copy"], json!(["py-copy:v2", "py-model-2:latest", "py-model:latest"]));
+    assert_eq!(
+        out["after_copy"],
+        json!(["py-copy:v2", "py-model-2:latest", "py-model:latest"])
+    );
     assert_eq!(out["delete"], "success");
-    assert_eq!(out["after_delete"], json!(["py-copy:v2", "py-model-2:latest"]));
+    assert_eq!(
+        out["after_delete"],
+        json!(["py-copy:v2", "py-model-2:latest"])
+    );
     assert_eq!(out["show_deleted"][0], 404);
     assert_eq!(out["generate"][0], 501);
 }

@@ -21,22 +21,37 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
 impl Client {
     fn new(addr: std::net::SocketAddr) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Client { base: format!("http://{addr}"), agent }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            base: format!("http://{addr}"),
+            agent,
+        }
     }
 
     fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         let mut resp = resp.unwrap();
         let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Reply { status, content_type, body }
+        Reply {
+            status,
+            content_type,
+            body,
+        }
     }
 
     fn get(&self, path: &str) -> Reply {
@@ -49,17 +64,32 @@ impl Client {
         Client::finish(self.agent.post(format!("{}{path}", self.base)).send(body))
     }
     fn post_json(&self, path: &str, body: &Value) -> Reply {
-        Client::finish(self.agent.post(format!("{}{path}", self.base)).header("Content-Type", "application/json").send(body.to_string()))
+        Client::finish(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+        )
     }
     fn delete_json(&self, path: &str, body: &Value) -> Reply {
-        Client::finish(self.agent.delete(format!("{}{path}", self.base)).force_send_body().send(body.to_string()))
+        Client::finish(
+            self.agent
+                .delete(format!("{}{path}", self.base))
+                .force_send_body()
+                .send(body.to_string()),
+        )
     }
 }
 
 fn start() -> (tempfile::TempDir, Store, server::ServerHandle, Client) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("models"));
-    let handle = server::spawn("127.0.0.1:0", store.clone(), server::ServerOptions::default()).unwrap();
+    let handle = server::spawn(
+        "127.0.0.1:0",
+        store.clone(),
+        server::ServerOptions::default(),
+    )
+    .unwrap();
     let client = Client::new(handle.addr);
     (dir, store, handle, client)
 }
@@ -67,17 +97,26 @@ fn start() -> (tempfile::TempDir, Store, server::ServerHandle, Client) {
 fn upload(client: &Client, data: &[u8]) -> String {
     let digest = format!("sha256:{}", sha256_hex(data));
     assert_eq!(client.head(&format!("/api/blobs/{digest}")).status, 404);
-    assert_eq!(client.post(&format!("/api/blobs/{digest}"), data).status, 201);
+    assert_eq!(
+        client.post(&format!("/api/blobs/{digest}"), data).status,
+        201
+    );
     assert_eq!(client.head(&format!("/api/blobs/{digest}")).status, 200);
     // Uploading again is a no-op answered with 200.
-    assert_eq!(client.post(&format!("/api/blobs/{digest}"), data).status, 200);
+    assert_eq!(
+        client.post(&format!("/api/blobs/{digest}"), data).status,
+        200
+    );
     digest
 }
 
 #[test]
 fn create_workflow_like_the_ollama_cli() {
     let (dir, store, _server, client) = start();
-    assert_eq!(client.get("/api/version").json(), json!({"version": server::OLLAMA_API_VERSION}));
+    assert_eq!(
+        client.get("/api/version").json(),
+        json!({"version": server::OLLAMA_API_VERSION})
+    );
     assert_eq!(client.get("/").body, "Ollama is running");
 
     let smol = std::fs::read_to_string(fixture("smol-chat_template.jinja")).unwrap();
@@ -98,13 +137,27 @@ fn create_workflow_like_the_ollama_cli() {
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.content_type, "application/x-ndjson");
-    let statuses: Vec<String> =
-        reply.body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["status"].as_str().unwrap().to_string()).collect();
+    let statuses: Vec<String> = reply
+        .body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(statuses.first().map(String::as_str), Some("parsing GGUF"));
     assert_eq!(statuses[1], format!("using existing layer {digest}"));
     // The detected chatml layer is replaced by the request's template before statuses are sent.
-    assert!(!statuses.contains(&"using autodetected template chatml".to_string()), "{statuses:?}");
-    assert_eq!(&statuses[statuses.len() - 2..], ["writing manifest", "success"]);
+    assert!(
+        !statuses.contains(&"using autodetected template chatml".to_string()),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        &statuses[statuses.len() - 2..],
+        ["writing manifest", "success"]
+    );
 
     // /api/tags lists it.
     let tags = client.get("/api/tags").json();
@@ -119,7 +172,9 @@ fn create_workflow_like_the_ollama_cli() {
     assert_eq!(models[0]["digest"].as_str().unwrap().len(), 64);
 
     // /api/show returns the Modelfile the request describes (request stop replaces chatml's).
-    let show = client.post_json("/api/show", &json!({"model": "tiny-chat"})).json();
+    let show = client
+        .post_json("/api/show", &json!({"model": "tiny-chat"}))
+        .json();
     let blob = store.root().join("blobs").join(digest.replace(':', "-"));
     assert_eq!(
         show["modelfile"],
@@ -131,7 +186,10 @@ fn create_workflow_like_the_ollama_cli() {
         )
     );
     assert_eq!(show["parameters"], "stop                           \"USER:\"\nstop                           \"</s>\"\ntemperature                    0.6");
-    assert_eq!(show["template"], "{{ .System }} USER: {{ .Prompt }} ASSISTANT:");
+    assert_eq!(
+        show["template"],
+        "{{ .System }} USER: {{ .Prompt }} ASSISTANT:"
+    );
     assert_eq!(show["system"], "Be nice & brief.");
     assert_eq!(show["details"]["parameter_size"], "40");
     assert_eq!(show["model_info"]["general.architecture"], "llama");
@@ -139,19 +197,52 @@ fn create_workflow_like_the_ollama_cli() {
     assert!(show["modified_at"].as_str().unwrap().ends_with('Z'));
 
     // Non-streamed create: a single JSON object; the chatml template and stop list are detected.
-    let reply = client.post_json("/api/create", &json!({"model": "me/auto:v1", "files": {"tiny.gguf": digest}, "stream": false}));
-    assert_eq!((reply.status, reply.json()), (200, json!({"status": "success"})));
-    let show = client.post_json("/api/show", &json!({"model": "me/auto:v1"})).json();
-    assert!(show["modelfile"].as_str().unwrap().contains("PARAMETER stop <|im_start|>\nPARAMETER stop <|im_end|>\n"));
+    let reply = client.post_json(
+        "/api/create",
+        &json!({"model": "me/auto:v1", "files": {"tiny.gguf": digest}, "stream": false}),
+    );
+    assert_eq!(
+        (reply.status, reply.json()),
+        (200, json!({"status": "success"}))
+    );
+    let show = client
+        .post_json("/api/show", &json!({"model": "me/auto:v1"}))
+        .json();
+    assert!(show["modelfile"]
+        .as_str()
+        .unwrap()
+        .contains("PARAMETER stop <|im_start|>\nPARAMETER stop <|im_end|>\n"));
 
     // Copy, then delete one copy: the other keeps its blobs.
-    let reply = client.post_json("/api/copy", &json!({"source": "tiny-chat", "destination": "tiny-copy:2"}));
+    let reply = client.post_json(
+        "/api/copy",
+        &json!({"source": "tiny-chat", "destination": "tiny-copy:2"}),
+    );
     assert_eq!((reply.status, reply.body.as_str()), (200, ""));
-    assert_eq!(client.get("/api/tags").json()["models"].as_array().unwrap().len(), 3);
-    assert_eq!(client.delete_json("/api/delete", &json!({"model": "tiny-chat"})).status, 200);
-    assert_eq!(client.post_json("/api/show", &json!({"model": "tiny-copy:2"})).status, 200);
+    assert_eq!(
+        client.get("/api/tags").json()["models"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        client
+            .delete_json("/api/delete", &json!({"model": "tiny-chat"}))
+            .status,
+        200
+    );
+    assert_eq!(
+        client
+            .post_json("/api/show", &json!({"model": "tiny-copy:2"}))
+            .status,
+        200
+    );
     let reply = client.delete_json("/api/delete", &json!({"model": "tiny-chat"}));
-    assert_eq!((reply.status, reply.json()), (404, json!({"error": "model 'tiny-chat' not found"})));
+    assert_eq!(
+        (reply.status, reply.json()),
+        (404, json!({"error": "model 'tiny-chat' not found"}))
+    );
     assert!(client.head(&format!("/api/blobs/{digest}")).status == 200);
 }
 
@@ -163,15 +254,27 @@ fn blob_errors_match_ollama() {
     let wrong = format!("sha256:{}", sha256_hex(b"other bytes"));
     let reply = client.post(&format!("/api/blobs/{wrong}"), &data[..]);
     assert_eq!(reply.status, 400);
-    assert_eq!(reply.json(), json!({"error": format!("digest mismatch, expected \"{wrong}\", got \"{right}\"")}));
+    assert_eq!(
+        reply.json(),
+        json!({"error": format!("digest mismatch, expected \"{wrong}\", got \"{right}\"")})
+    );
     // Like Ollama, the bytes are kept under their real digest.
     assert_eq!(client.head(&format!("/api/blobs/{right}")).status, 200);
     assert_eq!(client.head(&format!("/api/blobs/{wrong}")).status, 404);
     assert_eq!(client.get("/api/tags").json(), json!({"models": []}));
 
-    for bad in ["sha256:1234".to_string(), "md5:abc".into(), "sha256:..%2F..%2Fetc%2Fpasswd".into(), format!("sha256-{}", "g".repeat(64))] {
+    for bad in [
+        "sha256:1234".to_string(),
+        "md5:abc".into(),
+        "sha256:..%2F..%2Fetc%2Fpasswd".into(),
+        format!("sha256-{}", "g".repeat(64)),
+    ] {
         let reply = client.post(&format!("/api/blobs/{bad}"), &data[..]);
-        assert_eq!((reply.status, reply.json()), (400, json!({"error": "invalid digest format"})), "{bad}");
+        assert_eq!(
+            (reply.status, reply.json()),
+            (400, json!({"error": "invalid digest format"})),
+            "{bad}"
+        );
     }
     assert_eq!(client.head("/api/blobs/sha256:zz").status, 400);
     // Ollama compares the URL text with "sha256:<hex>", so the dash form never matches on
@@ -181,12 +284,25 @@ fn blob_errors_match_ollama() {
     let other = b"dash form";
     let dash_other = format!("sha256-{}", sha256_hex(other));
     let reply = client.post(&format!("/api/blobs/{dash_other}"), &other[..]);
-    assert_eq!((reply.status, reply.json()["error"].as_str().unwrap().starts_with("digest mismatch")), (400, true));
+    assert_eq!(
+        (
+            reply.status,
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("digest mismatch")
+        ),
+        (400, true)
+    );
     let missing = format!("sha256:{}", "0".repeat(64));
     assert_eq!(client.head(&format!("/api/blobs/{missing}")).status, 404);
     // No partial upload files are left in blobs/.
     for e in std::fs::read_dir(store.root().join("blobs")).unwrap() {
-        assert!(e.unwrap().file_name().to_string_lossy().starts_with("sha256-"));
+        assert!(e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("sha256-"));
     }
 }
 
@@ -200,49 +316,121 @@ fn create_errors_match_ollama() {
     let err = |mut body: Value| {
         body["stream"] = json!(false);
         let r = client.post_json("/api/create", &body);
-        (r.status, r.json()["error"].as_str().unwrap_or_default().to_string())
+        (
+            r.status,
+            r.json()["error"].as_str().unwrap_or_default().to_string(),
+        )
     };
-    assert_eq!(err(json!({"model": "x", "files": {"/abs/model.gguf": digest}})), (400, "file path must be relative".into()));
-    assert_eq!(err(json!({"model": "x", "files": {"../model.gguf": digest}})), (400, "file path must be relative".into()));
-    assert_eq!(err(json!({"model": "x", "files": {"model.gguf": ""}})), (400, "invalid digest format".into()));
-    assert_eq!(err(json!({"model": "bad name", "files": {"model.gguf": digest}})), (400, "invalid model name".into()));
-    assert_eq!(err(json!({"model": "x"})), (400, "neither 'from' or 'files' was specified".into()));
+    assert_eq!(
+        err(json!({"model": "x", "files": {"/abs/model.gguf": digest}})),
+        (400, "file path must be relative".into())
+    );
+    assert_eq!(
+        err(json!({"model": "x", "files": {"../model.gguf": digest}})),
+        (400, "file path must be relative".into())
+    );
+    assert_eq!(
+        err(json!({"model": "x", "files": {"model.gguf": ""}})),
+        (400, "invalid digest format".into())
+    );
+    assert_eq!(
+        err(json!({"model": "bad name", "files": {"model.gguf": digest}})),
+        (400, "invalid model name".into())
+    );
+    assert_eq!(
+        err(json!({"model": "x"})),
+        (400, "neither 'from' or 'files' was specified".into())
+    );
     assert_eq!(
         err(json!({"model": "x", "files": {"model.gguf": digest}, "quantize": "q2_k"})),
         (500, "unsupported quantization type Q2_K - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0".into())
     );
     assert_eq!(
         err(json!({"model": "x", "files": {"model.gguf": digest}, "quantize": "q4_K_M"})),
-        (500, "quantization is only supported for F16, BF16 and F32 models".into())
+        (
+            500,
+            "quantization is only supported for F16, BF16 and F32 models".into()
+        )
     );
     let missing = format!("sha256:{}", "a".repeat(64));
-    let blob_path = store.root().join("blobs").join(format!("sha256-{}", "a".repeat(64)));
+    let blob_path = store
+        .root()
+        .join("blobs")
+        .join(format!("sha256-{}", "a".repeat(64)));
     assert_eq!(
         err(json!({"model": "x", "files": {"model.gguf": missing}})),
-        (500, format!("open {}: no such file or directory", blob_path.display()))
+        (
+            500,
+            format!("open {}: no such file or directory", blob_path.display())
+        )
     );
     let (status, msg) = err(json!({"model": "x", "files": {"model.safetensors": digest}}));
     assert_eq!(status, 501);
     assert!(msg.contains("not supported yet"), "{msg}");
-    let (status, msg) = err(json!({"model": "x", "files": {"model.gguf": digest}, "template": "{{ .Prompt"}));
+    let (status, msg) =
+        err(json!({"model": "x", "files": {"model.gguf": digest}, "template": "{{ .Prompt"}));
     assert_eq!(status, 400);
     assert!(msg.starts_with("template error: "), "{msg}");
-    assert_eq!(client.post("/api/create", "").json(), json!({"error": "missing request body"}));
+    assert_eq!(
+        client.post("/api/create", "").json(),
+        json!({"error": "missing request body"})
+    );
     // Streamed, a failure after "parsing GGUF" is an NDJSON error line.
-    let reply = client.post_json("/api/create", &json!({"model": "x", "files": {"model.gguf": digest}, "quantize": "q2_k"}));
+    let reply = client.post_json(
+        "/api/create",
+        &json!({"model": "x", "files": {"model.gguf": digest}, "quantize": "q2_k"}),
+    );
     assert_eq!(reply.status, 200);
-    let lines: Vec<Value> = reply.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines, vec![json!({"status": "parsing GGUF"}), json!({"error": "unsupported quantization type Q2_K - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"})]);
-    assert_eq!(client.post_json("/api/show", &json!({})).json(), json!({"error": "model is required"}));
-    assert_eq!(client.post_json("/api/show", &json!({"model": "nope"})).status, 404);
-    assert_eq!(client.post_json("/api/copy", &json!({"source": "nope", "destination": "b"})).json(), json!({"error": "model \"nope\" not found"}));
-    assert_eq!(client.get("/api/tags").json(), json!({"models": []}), "no failed create left a model behind");
+    let lines: Vec<Value> = reply
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            json!({"status": "parsing GGUF"}),
+            json!({"error": "unsupported quantization type Q2_K - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"})
+        ]
+    );
+    assert_eq!(
+        client.post_json("/api/show", &json!({})).json(),
+        json!({"error": "model is required"})
+    );
+    assert_eq!(
+        client
+            .post_json("/api/show", &json!({"model": "nope"}))
+            .status,
+        404
+    );
+    assert_eq!(
+        client
+            .post_json("/api/copy", &json!({"source": "nope", "destination": "b"}))
+            .json(),
+        json!({"error": "model \"nope\" not found"})
+    );
+    assert_eq!(
+        client.get("/api/tags").json(),
+        json!({"models": []}),
+        "no failed create left a model behind"
+    );
 
     // Inference endpoints explain that running models is Ollama's job.
-    for path in ["/api/generate", "/api/chat", "/api/embed", "/v1/chat/completions"] {
+    for path in [
+        "/api/generate",
+        "/api/chat",
+        "/api/embed",
+        "/v1/chat/completions",
+    ] {
         let reply = client.post_json(path, &json!({"model": "x"}));
         assert_eq!(reply.status, 501, "{path}");
-        assert!(reply.json()["error"].as_str().unwrap().contains("Ollama's job"), "{path}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("Ollama's job"),
+            "{path}"
+        );
     }
 }
 
@@ -254,10 +442,20 @@ fn streamed_errors_after_progress_are_ndjson_lines() {
     let dir = tempfile::tempdir().unwrap();
     let f16 = std::fs::read(tiny_model(dir.path(), "f16.gguf", None, 1)).unwrap();
     let digest = upload(&client, &f16);
-    let reply = client.post_json("/api/create", &json!({"model": "q", "files": {"f16.gguf": digest}, "quantize": "q8_0"}));
+    let reply = client.post_json(
+        "/api/create",
+        &json!({"model": "q", "files": {"f16.gguf": digest}, "quantize": "q8_0"}),
+    );
     assert_eq!(reply.status, 200);
-    let lines: Vec<Value> = reply.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = reply
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines[0], json!({"status": "parsing GGUF"}));
     assert_eq!(lines[1], json!({"status": "quantizing F16 model to Q8_0"}));
-    assert!(lines.last().unwrap()["error"].as_str().unwrap().contains("not supported yet"));
+    assert!(lines.last().unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("not supported yet"));
 }

@@ -8,8 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use ckpt_ollama::{
-    copy, create, create_with, list, remove, show, ConvertInput, CreateOptions, CreateSpec, Message, ModelPreparer,
-    ModelSource, OllamaError, Progress, QuantizeLevel, Store,
+    copy, create, create_with, list, remove, show, ConvertInput, CreateOptions, CreateSpec,
+    Message, ModelPreparer, ModelSource, OllamaError, Progress, QuantizeLevel, Store,
 };
 use common::{fixture, sha256_hex, tiny_model};
 use serde_json::json;
@@ -29,13 +29,19 @@ fn blob_names(store: &Store) -> Vec<String> {
 
 fn full_spec(gguf: &Path) -> CreateSpec {
     let mut spec = CreateSpec::new(ModelSource::Gguf(gguf.to_path_buf()));
-    spec.template = Some("{{ if .System }}<|system|>{{ .System }}{{ end }}<|user|>{{ .Prompt }}<|assistant|>".into());
+    spec.template = Some(
+        "{{ if .System }}<|system|>{{ .System }}{{ end }}<|user|>{{ .Prompt }}<|assistant|>".into(),
+    );
     spec.system = Some("You are terse.".into());
     spec.licenses = vec!["MIT <license> & more".into()];
     spec.parameters.insert("temperature".into(), json!(0.7));
-    spec.parameters.insert("stop".into(), json!(["<|im_end|>", "</s>"]));
+    spec.parameters
+        .insert("stop".into(), json!(["<|im_end|>", "</s>"]));
     spec.parameters.insert("num_ctx".into(), json!(4096));
-    spec.messages = vec![Message::new("user", "hi"), Message::new("assistant", "hello")];
+    spec.messages = vec![
+        Message::new("user", "hi"),
+        Message::new("assistant", "hello"),
+    ];
     spec
 }
 
@@ -48,11 +54,15 @@ fn layout_config_and_manifest_bytes_match_ollama() {
 
     // Blob file names are the SHA-256 of their bytes; no temporaries are left behind.
     for name in blob_names(&store) {
-        let hex = name.strip_prefix("sha256-").unwrap_or_else(|| panic!("unexpected file {name} in blobs/"));
+        let hex = name
+            .strip_prefix("sha256-")
+            .unwrap_or_else(|| panic!("unexpected file {name} in blobs/"));
         let data = fs::read(store.root().join("blobs").join(&name)).unwrap();
         assert_eq!(sha256_hex(&data), hex);
     }
-    let manifest_path = store.root().join("manifests/registry.ollama.ai/library/tiny/latest");
+    let manifest_path = store
+        .root()
+        .join("manifests/registry.ollama.ai/library/tiny/latest");
     let manifest_bytes = fs::read(&manifest_path).unwrap();
     assert_eq!(report.manifest_digest, sha256_hex(&manifest_bytes));
 
@@ -60,7 +70,8 @@ fn layout_config_and_manifest_bytes_match_ollama() {
     let config = br#"{"model_format":"gguf","model_family":"llama","model_families":["llama"],"model_type":"19K","file_type":"Q2_K","architecture":"amd64","os":"linux"}
 "#;
     // Text layers are stored raw; params and messages as Go's json.Encoder writes them.
-    let template = b"{{ if .System }}<|system|>{{ .System }}{{ end }}<|user|>{{ .Prompt }}<|assistant|>";
+    let template =
+        b"{{ if .System }}<|system|>{{ .System }}{{ end }}<|user|>{{ .Prompt }}<|assistant|>";
     let params = b"{\"num_ctx\":4096,\"stop\":[\"\\u003c|im_end|\\u003e\",\"\\u003c/s\\u003e\"],\"temperature\":0.7}\n";
     let messages = b"[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]\n";
     let model = fs::read(&gguf).unwrap();
@@ -119,14 +130,20 @@ fn legacy_config_with_rootfs() {
     let gguf = fixture("tiny-llama.Q2_K.gguf");
     let mut spec = CreateSpec::new(ModelSource::Gguf(gguf.clone()));
     spec.system = Some("s".into());
-    let opts = CreateOptions { config_rootfs: true, ..CreateOptions::default() };
+    let opts = CreateOptions {
+        config_rootfs: true,
+        ..CreateOptions::default()
+    };
     let report = create_with(&store, "legacy", &spec, &opts, &mut |_| {}).unwrap();
     let model = format!("sha256:{}", sha256_hex(&fs::read(&gguf).unwrap()));
     let system = format!("sha256:{}", sha256_hex(b"s"));
     let expected = format!(
         "{{\"model_format\":\"gguf\",\"model_family\":\"llama\",\"model_families\":[\"llama\"],\"model_type\":\"19K\",\"file_type\":\"Q2_K\",\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[\"{model}\",\"{system}\"]}}}}\n"
     );
-    assert_eq!(String::from_utf8(blob_bytes(&store, &report.manifest.config.digest)).unwrap(), expected);
+    assert_eq!(
+        String::from_utf8(blob_bytes(&store, &report.manifest.config.digest)).unwrap(),
+        expected
+    );
 }
 
 #[test]
@@ -139,20 +156,42 @@ fn identical_layers_are_reused_and_rm_keeps_shared_blobs() {
     let mut spec_b = full_spec(&gguf);
     spec_b.system = Some("Only in b.".into());
     let report_b = create(&store, "me/b:v1", &spec_b).unwrap();
-    assert!(report_b.statuses.iter().any(|s| s.starts_with("using existing layer sha256:")));
+    assert!(report_b
+        .statuses
+        .iter()
+        .any(|s| s.starts_with("using existing layer sha256:")));
     let after_b = blob_names(&store);
     // b shares the model, template, params, config... blobs with a: only its system text is new.
-    assert_eq!(after_b.len(), after_a.len() + 1, "{after_a:?} -> {after_b:?}");
+    assert_eq!(
+        after_b.len(),
+        after_a.len() + 1,
+        "{after_a:?} -> {after_b:?}"
+    );
 
     let removed = remove(&store, "a").unwrap();
     // Only a's system blob was unique to a.
-    assert_eq!(removed.removed_blobs, vec![format!("sha256:{}", sha256_hex(b"You are terse."))]);
+    assert_eq!(
+        removed.removed_blobs,
+        vec![format!("sha256:{}", sha256_hex(b"You are terse."))]
+    );
     assert_eq!(blob_names(&store).len(), after_b.len() - 1);
-    assert!(!store.root().join("manifests/registry.ollama.ai/library/a").exists(), "empty manifest dirs are pruned");
+    assert!(
+        !store
+            .root()
+            .join("manifests/registry.ollama.ai/library/a")
+            .exists(),
+        "empty manifest dirs are pruned"
+    );
     assert!(show(&store, "me/b:v1", false).is_ok());
     let err = remove(&store, "a").unwrap_err();
-    assert_eq!((err.kind.status(), err.message.as_str()), (404, "model 'a' not found"));
-    assert_eq!(remove(&store, "bad name!").unwrap_err().message, "name \"bad name!\" is invalid");
+    assert_eq!(
+        (err.kind.status(), err.message.as_str()),
+        (404, "model 'a' not found")
+    );
+    assert_eq!(
+        remove(&store, "bad name!").unwrap_err().message,
+        "name \"bad name!\" is invalid"
+    );
 
     remove(&store, "me/b:v1").unwrap();
     assert!(blob_names(&store).is_empty());
@@ -163,23 +202,48 @@ fn list_copy_and_case_insensitive_names() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
     let gguf = fixture("tiny-llama.Q2_K.gguf");
-    let report = create(&store, "MyModel:Q2", &CreateSpec::new(ModelSource::Gguf(gguf.clone()))).unwrap();
+    let report = create(
+        &store,
+        "MyModel:Q2",
+        &CreateSpec::new(ModelSource::Gguf(gguf.clone())),
+    )
+    .unwrap();
     // Same name in another case replaces the stored spelling instead of adding a model.
-    create(&store, "mymodel:q2", &CreateSpec::new(ModelSource::Gguf(gguf.clone()))).unwrap();
-    assert!(store.root().join("manifests/registry.ollama.ai/library/MyModel/Q2").is_file());
-    assert!(!store.root().join("manifests/registry.ollama.ai/library/mymodel").exists());
+    create(
+        &store,
+        "mymodel:q2",
+        &CreateSpec::new(ModelSource::Gguf(gguf.clone())),
+    )
+    .unwrap();
+    assert!(store
+        .root()
+        .join("manifests/registry.ollama.ai/library/MyModel/Q2")
+        .is_file());
+    assert!(!store
+        .root()
+        .join("manifests/registry.ollama.ai/library/mymodel")
+        .exists());
 
     copy(&store, "mymodel:Q2", "other/copy").unwrap();
     let models = list(&store).unwrap();
     let names: Vec<&str> = models.iter().map(|m| m.display_name.as_str()).collect();
     assert_eq!(models.len(), 2, "{names:?}");
     assert!(names.contains(&"MyModel:Q2") && names.contains(&"other/copy:latest"));
-    let a = models.iter().find(|m| m.display_name == "MyModel:Q2").unwrap();
-    let b = models.iter().find(|m| m.display_name == "other/copy:latest").unwrap();
+    let a = models
+        .iter()
+        .find(|m| m.display_name == "MyModel:Q2")
+        .unwrap();
+    let b = models
+        .iter()
+        .find(|m| m.display_name == "other/copy:latest")
+        .unwrap();
     assert_eq!(a.digest, b.digest, "cp copies the manifest bytes");
     assert_eq!(a.digest, report.manifest_digest);
     assert_eq!(a.id().len(), 12);
-    assert_eq!(a.size, report.manifest.layers.iter().map(|l| l.size).sum::<u64>() + report.manifest.config.size);
+    assert_eq!(
+        a.size,
+        report.manifest.layers.iter().map(|l| l.size).sum::<u64>() + report.manifest.config.size
+    );
     assert_eq!(a.details.family, "llama");
     assert_eq!(a.details.quantization_level, "Q2_K");
     assert_eq!(a.details.parameter_size, "19K");
@@ -188,9 +252,18 @@ fn list_copy_and_case_insensitive_names() {
     assert_eq!(tags["details"]["parent_model"], "tiny-llama.Q2_K.gguf");
 
     let err = copy(&store, "missing", "x").unwrap_err();
-    assert_eq!((err.kind.status(), err.message.as_str()), (404, "model \"missing\" not found"));
-    assert_eq!(copy(&store, "a/b/c/d", "x").unwrap_err().message, "source \"a/b/c/d\" is invalid");
-    assert_eq!(copy(&store, "MyModel:Q2", "-x").unwrap_err().message, "destination \"-x\" is invalid");
+    assert_eq!(
+        (err.kind.status(), err.message.as_str()),
+        (404, "model \"missing\" not found")
+    );
+    assert_eq!(
+        copy(&store, "a/b/c/d", "x").unwrap_err().message,
+        "source \"a/b/c/d\" is invalid"
+    );
+    assert_eq!(
+        copy(&store, "MyModel:Q2", "-x").unwrap_err().message,
+        "destination \"-x\" is invalid"
+    );
 }
 
 #[test]
@@ -202,7 +275,10 @@ fn show_prints_the_modelfile_like_ollama() {
     spec.template = Some("{{ .System }}\nUSER: {{ .Prompt }}\nASSISTANT: \"ok\"".into());
     let report = create(&store, "shown", &spec).unwrap();
     let info = show(&store, "shown", false).unwrap();
-    let model_blob = store.root().join("blobs").join(report.manifest.layers[0].digest.replace(':', "-"));
+    let model_blob = store
+        .root()
+        .join("blobs")
+        .join(report.manifest.layers[0].digest.replace(':', "-"));
     let expected = format!(
         "# Modelfile generated by \"ollama show\"\n\
          # To build a new Modelfile based on this, replace FROM with:\n\
@@ -240,7 +316,10 @@ fn show_prints_the_modelfile_like_ollama() {
     assert_eq!(bare.template, "{{ .Prompt }}");
     assert!(bare.modelfile.ends_with("TEMPLATE {{ .Prompt }}\n"));
     let err = show(&store, "nope", false).unwrap_err();
-    assert_eq!((err.kind.status(), err.message.as_str()), (404, "model 'nope:latest' not found"));
+    assert_eq!(
+        (err.kind.status(), err.message.as_str()),
+        (404, "model 'nope:latest' not found")
+    );
 }
 
 #[test]
@@ -255,10 +334,16 @@ fn recreating_a_model_prunes_its_old_layers() {
     assert!(blob_names(&store).contains(&first));
     spec.system = Some("second".into());
     create(&store, "m", &spec).unwrap();
-    assert!(!blob_names(&store).contains(&first), "the replaced system layer is deleted");
+    assert!(
+        !blob_names(&store).contains(&first),
+        "the replaced system layer is deleted"
+    );
     // With no_prune (OLLAMA_NOPRUNE) it is kept.
     spec.system = Some("third".into());
-    let opts = CreateOptions { no_prune: true, ..CreateOptions::default() };
+    let opts = CreateOptions {
+        no_prune: true,
+        ..CreateOptions::default()
+    };
     create_with(&store, "m", &spec, &opts, &mut |_| {}).unwrap();
     assert!(blob_names(&store).contains(&format!("sha256-{}", sha256_hex(b"second"))));
 }
@@ -285,8 +370,18 @@ fn concurrent_creates_into_one_store_are_safe() {
     let store = Store::new(&root);
     assert_eq!(list(&store).unwrap().len(), 4);
     for m in list(&store).unwrap() {
-        for layer in store.read_manifest(&m.name).unwrap().unwrap().manifest.all_digests() {
-            assert!(store.root().join("blobs").join(layer.replace(':', "-")).is_file());
+        for layer in store
+            .read_manifest(&m.name)
+            .unwrap()
+            .unwrap()
+            .manifest
+            .all_digests()
+        {
+            assert!(store
+                .root()
+                .join("blobs")
+                .join(layer.replace(':', "-"))
+                .is_file());
         }
     }
 }
@@ -296,8 +391,16 @@ fn errors_use_ollama_texts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
     let q2 = fixture("tiny-llama.Q2_K.gguf");
-    let err = create(&store, "bad/name/with/too/many", &CreateSpec::new(ModelSource::Gguf(q2.clone()))).unwrap_err();
-    assert_eq!((err.kind.status(), err.message.as_str()), (400, "invalid model name"));
+    let err = create(
+        &store,
+        "bad/name/with/too/many",
+        &CreateSpec::new(ModelSource::Gguf(q2.clone())),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (err.kind.status(), err.message.as_str()),
+        (400, "invalid model name")
+    );
 
     let mut spec = CreateSpec::new(ModelSource::Gguf(q2.clone()));
     spec.quantize = Some("q5_k_m".into());
@@ -306,14 +409,22 @@ fn errors_use_ollama_texts() {
         "unsupported quantization type Q5_K_M - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"
     );
     spec.quantize = Some("q4_K_M".into());
-    assert_eq!(create(&store, "q", &spec).unwrap_err().message, "quantization is only supported for F16, BF16 and F32 models");
+    assert_eq!(
+        create(&store, "q", &spec).unwrap_err().message,
+        "quantization is only supported for F16, BF16 and F32 models"
+    );
 
     let not_gguf = dir.path().join("x.gguf");
     fs::write(&not_gguf, b"not a gguf at all").unwrap();
     let err = create(&store, "x", &CreateSpec::new(ModelSource::Gguf(not_gguf))).unwrap_err();
     assert_eq!(err.message, "supplied file was not in GGUF format");
 
-    let err = create(&store, "x", &CreateSpec::new(ModelSource::HfDir(dir.path().into()))).unwrap_err();
+    let err = create(
+        &store,
+        "x",
+        &CreateSpec::new(ModelSource::HfDir(dir.path().into())),
+    )
+    .unwrap_err();
     assert_eq!(err.kind.status(), 501);
     assert!(err.message.contains("not supported yet"), "{}", err.message);
 
@@ -321,9 +432,18 @@ fn errors_use_ollama_texts() {
     spec.template = Some("{{ if .System }}unterminated".into());
     let err = create(&store, "t", &spec).unwrap_err();
     assert_eq!(err.kind.status(), 400);
-    assert!(err.message.starts_with("template error: "), "{}", err.message);
+    assert!(
+        err.message.starts_with("template error: "),
+        "{}",
+        err.message
+    );
 
-    let err = create(&store, "f", &CreateSpec::new(ModelSource::Model("not-here".into()))).unwrap_err();
+    let err = create(
+        &store,
+        "f",
+        &CreateSpec::new(ModelSource::Model("not-here".into())),
+    )
+    .unwrap_err();
     assert_eq!(err.kind.status(), 404);
     // Nothing half-written is left behind by failures.
     assert!(list(&store).unwrap().is_empty());
@@ -342,10 +462,17 @@ impl ModelPreparer for FakePreparer {
         out_dir: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<std::path::PathBuf, OllamaError> {
-        let ConvertInput::Dir(dir) = input else { panic!("expected a directory") };
+        let ConvertInput::Dir(dir) = input else {
+            panic!("expected a directory")
+        };
         assert!(dir.join("model.safetensors").is_file());
         progress(Progress::status("fake converter ran"));
-        Ok(tiny_model(out_dir, "converted.gguf", Some("{% for m in messages %}{{ m['content'] }}{% endfor %}"), 1))
+        Ok(tiny_model(
+            out_dir,
+            "converted.gguf",
+            Some("{% for m in messages %}{{ m['content'] }}{% endfor %}"),
+            1,
+        ))
     }
 
     fn quantize(
@@ -356,7 +483,12 @@ impl ModelPreparer for FakePreparer {
         _progress: &mut dyn FnMut(Progress),
     ) -> Result<std::path::PathBuf, OllamaError> {
         assert!(gguf.is_file());
-        Ok(tiny_model(out_dir, "quantized.gguf", None, level.llama_ftype()))
+        Ok(tiny_model(
+            out_dir,
+            "quantized.gguf",
+            None,
+            level.llama_ftype(),
+        ))
     }
 }
 
@@ -370,19 +502,32 @@ fn preparer_hook_converts_and_quantizes() {
     fs::write(hf.join("config.json"), b"{}").unwrap();
     let mut spec = CreateSpec::new(ModelSource::HfDir(hf));
     spec.quantize = Some("q4_K_M".into());
-    let opts = CreateOptions { preparer: &FakePreparer, ..CreateOptions::default() };
+    let opts = CreateOptions {
+        preparer: &FakePreparer,
+        ..CreateOptions::default()
+    };
     let mut seen = Vec::new();
-    let report = create_with(&store, "converted", &spec, &opts, &mut |p| seen.push(p.status)).unwrap();
+    let report = create_with(&store, "converted", &spec, &opts, &mut |p| {
+        seen.push(p.status)
+    })
+    .unwrap();
     assert_eq!(seen[0], "converting model");
     assert!(seen.contains(&"fake converter ran".to_string()));
     assert!(seen.contains(&"quantizing F16 model to Q4_K_M".to_string()));
     let model_layer = &report.manifest.layers[0];
     assert_eq!(model_layer.media_type, "application/vnd.ollama.image.model");
-    assert_eq!(model_layer.from, "", "converted/quantized layers are new layers");
+    assert_eq!(
+        model_layer.from, "",
+        "converted/quantized layers are new layers"
+    );
     let info = show(&store, "converted", false).unwrap();
     assert_eq!(info.details.quantization_level, "Q4_K_M");
     // The intermediate F16 never entered the store: every blob is referenced by the manifest.
-    let referenced: Vec<String> = report.manifest.all_digests().map(|d| d.replace(':', "-")).collect();
+    let referenced: Vec<String> = report
+        .manifest
+        .all_digests()
+        .map(|d| d.replace(':', "-"))
+        .collect();
     assert_eq!(blob_names(&store).len(), referenced.len());
 
     // A local F16 GGUF with --quantize: quantized before import, the F16 is not copied in.
@@ -390,11 +535,28 @@ fn preparer_hook_converts_and_quantizes() {
     let mut spec = CreateSpec::new(ModelSource::Gguf(f16.clone()));
     spec.quantize = Some("q8_0".into());
     let report = create_with(&store, "local-q8", &spec, &opts, &mut |_| {}).unwrap();
-    assert!(!blob_names(&store).contains(&format!("sha256-{}", sha256_hex(&fs::read(&f16).unwrap()))));
-    assert_eq!(show(&store, "local-q8", false).unwrap().details.quantization_level, "Q8_0");
-    assert_eq!(report.statuses[..2], ["parsing GGUF".to_string(), "quantizing F16 model to Q8_0".to_string()]);
+    assert!(
+        !blob_names(&store).contains(&format!("sha256-{}", sha256_hex(&fs::read(&f16).unwrap())))
+    );
+    assert_eq!(
+        show(&store, "local-q8", false)
+            .unwrap()
+            .details
+            .quantization_level,
+        "Q8_0"
+    );
+    assert_eq!(
+        report.statuses[..2],
+        [
+            "parsing GGUF".to_string(),
+            "quantizing F16 model to Q8_0".to_string()
+        ]
+    );
     // Scratch outputs are cleaned up: only blobs, manifests and the lock file remain.
-    let mut top: Vec<String> = fs::read_dir(store.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut top: Vec<String> = fs::read_dir(store.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     top.sort();
     assert_eq!(top, vec![".ckpt-ollama.lock", "blobs", "manifests"]);
 }

@@ -109,7 +109,9 @@ mod tests {
     #[test]
     fn f16_row_widening_matches_per_value_conversion() {
         // every finite and infinite f16, from an unaligned buffer, over chunk boundaries
-        let finite: Vec<u16> = (0..=u16::MAX).filter(|h| h & 0x7C00 != 0x7C00 || h & 0x3FF == 0).collect();
+        let finite: Vec<u16> = (0..=u16::MAX)
+            .filter(|h| h & 0x7C00 != 0x7C00 || h & 0x3FF == 0)
+            .collect();
         let mut bytes = vec![0u8];
         bytes.extend(finite.iter().flat_map(|h| h.to_le_bytes()));
         let mut got = vec![0f32; finite.len()];

@@ -180,8 +180,7 @@ fn qkx2_body<const MAD: bool>(
                 usable[k] = true;
             }
         }
-        let error =
-            qkx2_candidate_errors::<MAD>(x, weights, &group_levels, &this_scale, &this_min);
+        let error = qkx2_candidate_errors::<MAD>(x, weights, &group_levels, &this_scale, &this_min);
         let (first, group_min) = (next, min);
         next = first + count;
         for k in 0..count {
@@ -369,11 +368,19 @@ mod tests {
                     nmax, &x, &weights, &mut want, rmin, rdelta, nstep, mad,
                 );
                 let (gs, gm) = if mad {
-                    super::make_qkx2_quants::<true>(nmax, &x, &weights, &mut got, rmin, rdelta, nstep)
+                    super::make_qkx2_quants::<true>(
+                        nmax, &x, &weights, &mut got, rmin, rdelta, nstep,
+                    )
                 } else {
-                    super::make_qkx2_quants::<false>(nmax, &x, &weights, &mut got, rmin, rdelta, nstep)
+                    super::make_qkx2_quants::<false>(
+                        nmax, &x, &weights, &mut got, rmin, rdelta, nstep,
+                    )
                 };
-                assert_eq!((gs.to_bits(), gm.to_bits()), (ws.to_bits(), wm.to_bits()), "{x:?}");
+                assert_eq!(
+                    (gs.to_bits(), gm.to_bits()),
+                    (ws.to_bits(), wm.to_bits()),
+                    "{x:?}"
+                );
                 assert_eq!(got, want, "{x:?}");
             }
         }
@@ -383,7 +390,12 @@ mod tests {
     fn qx_candidate_parallel_search_is_bit_identical_to_scalar() {
         let mut words = Words(777);
         for _ in 0..4000 {
-            for &(n, nmax, with_qw) in &[(16, 32, false), (16, 4, true), (32, 8, true), (16, 32, true)] {
+            for &(n, nmax, with_qw) in &[
+                (16, 32, false),
+                (16, 4, true),
+                (32, 8, true),
+                (16, 32, true),
+            ] {
                 let x = words.group(n);
                 let qw: Option<Vec<f32>> =
                     with_qw.then(|| words.group(n).iter().map(|v| v.abs()).collect());

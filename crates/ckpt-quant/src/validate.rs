@@ -64,8 +64,16 @@ mod tests {
             let b = bits.to_le_bytes();
             let f16_bad = !crate::float::f16_bits_to_f32(bits).is_finite();
             let bf16_bad = !crate::float::bf16_bits_to_f32(bits).is_finite();
-            assert_eq!(first_invalid_block(GgmlType::F16, &b).is_some(), f16_bad, "{bits:#06x}");
-            assert_eq!(first_invalid_block(GgmlType::BF16, &b).is_some(), bf16_bad, "{bits:#06x}");
+            assert_eq!(
+                first_invalid_block(GgmlType::F16, &b).is_some(),
+                f16_bad,
+                "{bits:#06x}"
+            );
+            assert_eq!(
+                first_invalid_block(GgmlType::BF16, &b).is_some(),
+                bf16_bad,
+                "{bits:#06x}"
+            );
         }
     }
 

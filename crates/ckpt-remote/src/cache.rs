@@ -35,8 +35,16 @@ pub struct RepoCache {
 
 impl RepoCache {
     pub fn new(cache_dir: &Path, uri: &HubUri) -> RepoCache {
-        let folder_name = format!("{}--{}", uri.repo_type.plural(), uri.repo_id.replace('/', "--"));
-        RepoCache { root: cache_dir.to_path_buf(), folder: cache_dir.join(&folder_name), folder_name }
+        let folder_name = format!(
+            "{}--{}",
+            uri.repo_type.plural(),
+            uri.repo_id.replace('/', "--")
+        );
+        RepoCache {
+            root: cache_dir.to_path_buf(),
+            folder: cache_dir.join(&folder_name),
+            folder_name,
+        }
     }
 
     pub fn blob_path(&self, etag: &str) -> PathBuf {
@@ -46,7 +54,10 @@ impl RepoCache {
         self.folder.join("blobs").join(format!("{etag}.incomplete"))
     }
     pub fn lock_path(&self, etag: &str) -> PathBuf {
-        self.root.join(".locks").join(&self.folder_name).join(format!("{etag}.lock"))
+        self.root
+            .join(".locks")
+            .join(&self.folder_name)
+            .join(format!("{etag}.lock"))
     }
     pub fn snapshot_dir(&self, commit: &str) -> PathBuf {
         self.folder.join("snapshots").join(commit)
@@ -89,7 +100,11 @@ impl RepoCache {
         }
         let dir = path.parent().expect("ref path has a parent");
         fs::create_dir_all(dir).map_err(|e| RemoteError::io(dir, e))?;
-        let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), unique_suffix()));
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            unique_suffix()
+        ));
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(commit.as_bytes())?;
@@ -102,7 +117,11 @@ impl RepoCache {
     }
 
     pub fn ensure_layout(&self) -> Result<()> {
-        for d in [self.folder.join("blobs"), self.folder.join("refs"), self.folder.join("snapshots")] {
+        for d in [
+            self.folder.join("blobs"),
+            self.folder.join("refs"),
+            self.folder.join("snapshots"),
+        ] {
             fs::create_dir_all(&d).map_err(|e| RemoteError::io(&d, e))?;
         }
         let tag = self.root.join("CACHEDIR.TAG");
@@ -117,7 +136,10 @@ impl RepoCache {
     /// (`../../blobs/<etag>`, one more `../` per folder level of `path`).
     pub fn link(&self, commit: &str, repo_path: &str, etag: &str) -> Result<PathBuf> {
         let pointer = self.pointer_path(commit, repo_path);
-        let dir = pointer.parent().expect("pointer has a parent").to_path_buf();
+        let dir = pointer
+            .parent()
+            .expect("pointer has a parent")
+            .to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| RemoteError::io(&dir, e))?;
         let depth = repo_path.split('/').count() - 1;
         let mut target = PathBuf::new();
@@ -130,7 +152,11 @@ impl RepoCache {
             return Ok(pointer);
         }
         // Create next to it and rename over, so a concurrent reader never sees no pointer.
-        let tmp = dir.join(format!(".{}.{}.link", pointer.file_name().unwrap_or_default().to_string_lossy(), unique_suffix()));
+        let tmp = dir.join(format!(
+            ".{}.{}.link",
+            pointer.file_name().unwrap_or_default().to_string_lossy(),
+            unique_suffix()
+        ));
         let _ = fs::remove_file(&tmp);
         symlink(&target, &tmp).map_err(|e| RemoteError::io(&tmp, e))?;
         fs::rename(&tmp, &pointer).map_err(|e| {
@@ -145,7 +171,11 @@ impl RepoCache {
 /// a temporary name.
 fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[cfg(unix)]

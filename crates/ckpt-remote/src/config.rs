@@ -62,33 +62,46 @@ impl HubConfig {
     /// `from_env` with an explicit variable lookup (for tests and embedding).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> HubConfig {
         let endpoint = var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let hf_home = var("HF_HOME").map(|h| expand_home(&h, &var)).unwrap_or_else(|| {
-            var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| home_dir(&var).join(".cache"))
-                .join("huggingface")
-        });
+        let hf_home = var("HF_HOME")
+            .map(|h| expand_home(&h, &var))
+            .unwrap_or_else(|| {
+                var("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| home_dir(&var).join(".cache"))
+                    .join("huggingface")
+            });
         let cache_dir = var("HF_HUB_CACHE")
             .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
             .map(|c| expand_home(&c, &var))
             .unwrap_or_else(|| hf_home.join("hub"));
         let mut config = HubConfig::new(&endpoint, &cache_dir);
-        let implicit_token_disabled = var("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| truthy(&v));
+        let implicit_token_disabled =
+            var("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| truthy(&v));
         if !implicit_token_disabled {
             config.token = var("HF_TOKEN")
                 .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
                 .or_else(|| {
-                    let path = var("HF_TOKEN_PATH").map(|p| expand_home(&p, &var)).unwrap_or_else(|| hf_home.join("token"));
+                    let path = var("HF_TOKEN_PATH")
+                        .map(|p| expand_home(&p, &var))
+                        .unwrap_or_else(|| hf_home.join("token"));
                     std::fs::read_to_string(path).ok()
                 })
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty());
         }
-        config.offline = ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"].iter().any(|k| var(k).is_some_and(|v| truthy(&v)));
-        if let Some(secs) = var("HF_HUB_DOWNLOAD_TIMEOUT").and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0) {
+        config.offline = ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]
+            .iter()
+            .any(|k| var(k).is_some_and(|v| truthy(&v)));
+        if let Some(secs) = var("HF_HUB_DOWNLOAD_TIMEOUT")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+        {
             config.read_timeout = Duration::from_secs_f64(secs);
         }
-        if let Some(secs) = var("HF_HUB_ETAG_TIMEOUT").and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0) {
+        if let Some(secs) = var("HF_HUB_ETAG_TIMEOUT")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+        {
             config.connect_timeout = Duration::from_secs_f64(secs);
         }
         config
@@ -97,11 +110,16 @@ impl HubConfig {
 
 /// huggingface_hub's truthy values: 1, ON, YES, TRUE (case-insensitive).
 fn truthy(v: &str) -> bool {
-    matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+    matches!(
+        v.trim().to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
 }
 
 fn home_dir(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    var("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn expand_home(p: &str, var: &impl Fn(&str) -> Option<String>) -> PathBuf {
@@ -118,7 +136,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> HubConfig {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         HubConfig::from_vars(|k| m.get(k).cloned())
     }
 
@@ -129,11 +150,20 @@ mod tests {
         assert_eq!(c.cache_dir, PathBuf::from("/home/u/.cache/huggingface/hub"));
         assert!(!c.offline);
         assert!(c.user_agent.starts_with("ckpt/"));
-        let c = cfg(&[("HOME", "/h"), ("HF_HOME", "/x"), ("HF_ENDPOINT", "http://127.0.0.1:9/"), ("HF_HUB_OFFLINE", "yes")]);
+        let c = cfg(&[
+            ("HOME", "/h"),
+            ("HF_HOME", "/x"),
+            ("HF_ENDPOINT", "http://127.0.0.1:9/"),
+            ("HF_HUB_OFFLINE", "yes"),
+        ]);
         assert_eq!(c.cache_dir, PathBuf::from("/x/hub"));
         assert_eq!(c.endpoint, "http://127.0.0.1:9");
         assert!(c.offline);
-        let c = cfg(&[("HOME", "/h"), ("HF_HUB_CACHE", "~/c"), ("HF_HUB_OFFLINE", "0")]);
+        let c = cfg(&[
+            ("HOME", "/h"),
+            ("HF_HUB_CACHE", "~/c"),
+            ("HF_HUB_OFFLINE", "0"),
+        ]);
         assert_eq!(c.cache_dir, PathBuf::from("/h/c"));
         assert!(!c.offline);
     }
@@ -144,8 +174,19 @@ mod tests {
         std::fs::write(dir.path().join("token"), "hf_file\n").unwrap();
         let home = dir.path().to_str().unwrap();
         assert_eq!(cfg(&[("HF_HOME", home)]).token.as_deref(), Some("hf_file"));
-        assert_eq!(cfg(&[("HF_HOME", home), ("HF_TOKEN", "hf_env")]).token.as_deref(), Some("hf_env"));
-        assert_eq!(cfg(&[("HF_HOME", home), ("HF_TOKEN_PATH", "/nonexistent/t")]).token, None);
-        assert_eq!(cfg(&[("HF_HOME", home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")]).token, None);
+        assert_eq!(
+            cfg(&[("HF_HOME", home), ("HF_TOKEN", "hf_env")])
+                .token
+                .as_deref(),
+            Some("hf_env")
+        );
+        assert_eq!(
+            cfg(&[("HF_HOME", home), ("HF_TOKEN_PATH", "/nonexistent/t")]).token,
+            None
+        );
+        assert_eq!(
+            cfg(&[("HF_HOME", home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")]).token,
+            None
+        );
     }
 }

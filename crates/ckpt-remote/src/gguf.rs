@@ -39,7 +39,10 @@ pub(crate) fn read_incrementally<T>(
         };
         let have = bytes.len() as u64;
         if at_least <= have {
-            return Err(RemoteError::InvalidResponse { url, msg: format!("header parser asked for {at_least} bytes but already had {have}") });
+            return Err(RemoteError::InvalidResponse {
+                url,
+                msg: format!("header parser asked for {at_least} bytes but already had {have}"),
+            });
         }
         if file_len.is_some_and(|len| at_least > len) || at_least > max_bytes {
             return Err(RemoteError::InvalidResponse {
@@ -52,22 +55,37 @@ pub(crate) fn read_incrementally<T>(
         }
         // Slack past `at_least`: what follows a long string (more KVs, the tensor infos) is
         // usually short, and a second round trip costs more than a few extra KB.
-        let mut want = at_least.saturating_add(READ_SLACK).max(have.saturating_mul(2)).min(max_bytes);
+        let mut want = at_least
+            .saturating_add(READ_SLACK)
+            .max(have.saturating_mul(2))
+            .min(max_bytes);
         if let Some(len) = file_len {
             want = want.min(len);
         }
         let next = hub.client.read_range(&url, have, want - have, ctx)?;
         if next.bytes.is_empty() {
-            return Err(RemoteError::Truncated { url, expected: at_least, got: have });
+            return Err(RemoteError::Truncated {
+                url,
+                expected: at_least,
+                got: have,
+            });
         }
         bytes.extend_from_slice(&next.bytes);
     }
 }
 
 /// Reads a GGUF header (tensor infos and KVs) with as few range reads as the parser needs.
-pub(crate) fn read_gguf_header(hub: &Hub, display: String, url: &str, first: RangeRead, ctx: Option<&Context>) -> Result<RemoteFile> {
+pub(crate) fn read_gguf_header(
+    hub: &Hub,
+    display: String,
+    url: &str,
+    first: RangeRead,
+    ctx: Option<&Context>,
+) -> Result<RemoteFile> {
     let origin = PathBuf::from(&display);
-    let options = ckpt_gguf::ParseOptions { allow_nested_arrays: true };
+    let options = ckpt_gguf::ParseOptions {
+        allow_nested_arrays: true,
+    };
     let (header, file_len) = read_incrementally(hub, first, ctx, MAX_GGUF_HEADER, |bytes| {
         // Without the file size the parser reports NeedMore instead of failing at the end of
         // what we have; the size check comes after.
@@ -104,7 +122,12 @@ pub(crate) fn read_gguf_header(hub: &Hub, display: String, url: &str, first: Ran
     let tensors = header
         .tensor_infos
         .iter()
-        .map(|t| RemoteTensor { name: t.name.clone(), dtype: t.dtype().to_string(), shape: t.shape(), bytes: t.nbytes() })
+        .map(|t| RemoteTensor {
+            name: t.name.clone(),
+            dtype: t.dtype().to_string(),
+            shape: t.shape(),
+            bytes: t.nbytes(),
+        })
         .collect();
     Ok(RemoteFile {
         path: display,
@@ -121,11 +144,19 @@ pub(crate) fn read_gguf_header(hub: &Hub, display: String, url: &str, first: Ran
 /// For the first shard of a llama.cpp split (`<prefix>-00001-of-0000N.gguf`), the names of the
 /// others.
 pub(crate) fn other_split_shards(first: &RemoteFile) -> Option<Vec<String>> {
-    let count: usize = first.metadata.get(ckpt_gguf::SPLIT_COUNT_KEY)?.parse().ok()?;
+    let count: usize = first
+        .metadata
+        .get(ckpt_gguf::SPLIT_COUNT_KEY)?
+        .parse()
+        .ok()?;
     if count < 2 {
         return None;
     }
     let file_name = first.path.rsplit('/').next().unwrap_or(&first.path);
     let prefix = file_name.strip_suffix(&format!("-00001-of-{count:05}.gguf"))?;
-    Some((1..count).map(|no| ckpt_gguf::split_path(prefix, no, count)).collect())
+    Some(
+        (1..count)
+            .map(|no| ckpt_gguf::split_path(prefix, no, count))
+            .collect(),
+    )
 }

@@ -72,10 +72,12 @@ impl Response {
     }
     /// A header of the final response, else of the first one in the chain.
     pub fn any_header(&self, name: &str) -> Option<&str> {
-        self.header(name).or_else(|| self.first_headers.get(name).and_then(|v| v.to_str().ok()))
+        self.header(name)
+            .or_else(|| self.first_headers.get(name).and_then(|v| v.to_str().ok()))
     }
     pub fn content_length(&self) -> Option<u64> {
-        self.header("content-length").and_then(|v| v.trim().parse().ok())
+        self.header("content-length")
+            .and_then(|v| v.trim().parse().ok())
     }
     pub fn is_redirect(&self) -> bool {
         (300..400).contains(&self.status)
@@ -86,7 +88,10 @@ impl Response {
             Some(b) => Box::new(b.into_reader()),
             None => Box::new(std::io::empty()),
         };
-        CountingReader { inner, stats: self.stats.clone() }
+        CountingReader {
+            inner,
+            stats: self.stats.clone(),
+        }
     }
 }
 
@@ -128,11 +133,18 @@ impl Client {
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_per_read(Some(config.read_timeout))
             .build();
-        Client { agent: agent_config.new_agent(), config, stats: Arc::new(Stats::default()) }
+        Client {
+            agent: agent_config.new_agent(),
+            config,
+            stats: Arc::new(Stats::default()),
+        }
     }
 
     fn offline_error(&self, url: &str) -> RemoteError {
-        RemoteError::Network { url: url.to_string(), msg: "HF_HUB_OFFLINE is set: no network access".to_string() }
+        RemoteError::Network {
+            url: url.to_string(),
+            msg: "HF_HUB_OFFLINE is set: no network access".to_string(),
+        }
     }
 
     /// Sends one logical request, following redirects by hand; HTTP errors become `RemoteError`s.
@@ -165,10 +177,16 @@ impl Client {
             };
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 let Some(location) = response.header("location").map(str::to_string) else {
-                    return Err(RemoteError::InvalidResponse { url, msg: format!("HTTP {status} redirect without a Location header") });
+                    return Err(RemoteError::InvalidResponse {
+                        url,
+                        msg: format!("HTTP {status} redirect without a Location header"),
+                    });
                 };
                 let target = resolve_location(&url, &location);
-                if redirects == Redirects::RelativeOnly && is_absolute(&location) && origin(&target) != origin(&url) {
+                if redirects == Redirects::RelativeOnly
+                    && is_absolute(&location)
+                    && origin(&target) != origin(&url)
+                {
                     response.location = Some(target);
                     return Ok(response);
                 }
@@ -180,10 +198,18 @@ impl Client {
             }
             return Ok(response);
         }
-        Err(RemoteError::InvalidResponse { url, msg: format!("more than {MAX_REDIRECTS} redirects") })
+        Err(RemoteError::InvalidResponse {
+            url,
+            msg: format!("more than {MAX_REDIRECTS} redirects"),
+        })
     }
 
-    fn send_with_retries(&self, method: Method, url: &str, range: Option<(u64, Option<u64>)>) -> Result<(u16, HeaderMap, ureq::Body)> {
+    fn send_with_retries(
+        &self,
+        method: Method,
+        url: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<(u16, HeaderMap, ureq::Body)> {
         let mut attempt = 0u32;
         loop {
             let outcome = self.send_once(method, url, range);
@@ -210,7 +236,12 @@ impl Client {
         (self.config.retry_base_delay * factor).min(Duration::from_secs(20))
     }
 
-    fn send_once(&self, method: Method, url: &str, range: Option<(u64, Option<u64>)>) -> Result<(u16, HeaderMap, ureq::Body)> {
+    fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<(u16, HeaderMap, ureq::Body)> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut headers: Vec<(&str, String)> = Vec::new();
         if let Some(token) = &self.config.token {
@@ -221,10 +252,13 @@ impl Client {
             }
         }
         if let Some((start, end)) = range {
-            headers.push(("range", match end {
-                Some(end) => format!("bytes={start}-{end}"),
-                None => format!("bytes={start}-"),
-            }));
+            headers.push((
+                "range",
+                match end {
+                    Some(end) => format!("bytes={start}-{end}"),
+                    None => format!("bytes={start}-"),
+                },
+            ));
         }
         let result = match method {
             Method::Get => {
@@ -255,28 +289,69 @@ impl Client {
         let status = response.status;
         let url = response.url.clone();
         let code = response.header("x-error-code").unwrap_or("").to_string();
-        let commit = response.header("x-repo-commit").map(|c| c.trim().to_string());
+        let commit = response
+            .header("x-repo-commit")
+            .map(|c| c.trim().to_string());
         let mut msg = response.header("x-error-message").unwrap_or("").to_string();
         if msg.is_empty() {
             let mut body = String::new();
-            let _ = response.into_reader().take(MAX_ERROR_BODY).read_to_string(&mut body);
+            let _ = response
+                .into_reader()
+                .take(MAX_ERROR_BODY)
+                .read_to_string(&mut body);
             msg = extract_error_message(&body);
         }
         let ctx = ctx.cloned().unwrap_or_default();
         match code.as_str() {
-            "RepoNotFound" => return RemoteError::RepoNotFound { repo: ctx.repo, url },
-            "RevisionNotFound" => return RemoteError::RevisionNotFound { repo: ctx.repo, revision: ctx.revision, url },
-            "EntryNotFound" => {
-                return RemoteError::EntryNotFound { repo: ctx.repo, revision: ctx.revision, path: ctx.path, url, commit }
+            "RepoNotFound" => {
+                return RemoteError::RepoNotFound {
+                    repo: ctx.repo,
+                    url,
+                }
             }
-            "GatedRepo" => return RemoteError::Unauthorized { url, status, what: non_empty(msg, "gated repository"), gated: true },
+            "RevisionNotFound" => {
+                return RemoteError::RevisionNotFound {
+                    repo: ctx.repo,
+                    revision: ctx.revision,
+                    url,
+                }
+            }
+            "EntryNotFound" => {
+                return RemoteError::EntryNotFound {
+                    repo: ctx.repo,
+                    revision: ctx.revision,
+                    path: ctx.path,
+                    url,
+                    commit,
+                }
+            }
+            "GatedRepo" => {
+                return RemoteError::Unauthorized {
+                    url,
+                    status,
+                    what: non_empty(msg, "gated repository"),
+                    gated: true,
+                }
+            }
             _ => {}
         }
         match status {
             401 | 403 => {
                 let gated = msg.to_ascii_lowercase().contains("gated");
-                let what = non_empty(msg, if status == 401 { "authentication required (private or gated repository)" } else { "access denied" });
-                RemoteError::Unauthorized { url, status, what, gated }
+                let what = non_empty(
+                    msg,
+                    if status == 401 {
+                        "authentication required (private or gated repository)"
+                    } else {
+                        "access denied"
+                    },
+                );
+                RemoteError::Unauthorized {
+                    url,
+                    status,
+                    what,
+                    gated,
+                }
             }
             _ => RemoteError::Http { url, status, msg },
         }
@@ -284,7 +359,13 @@ impl Client {
 
     /// Reads bytes `[start, start + len)` of the file at `url` (fewer if the file is shorter).
     /// Returns the bytes and the total file length when the server told it.
-    pub(crate) fn read_range(&self, url: &str, start: u64, len: u64, ctx: Option<&Context>) -> Result<RangeRead> {
+    pub(crate) fn read_range(
+        &self,
+        url: &str,
+        start: u64,
+        len: u64,
+        ctx: Option<&Context>,
+    ) -> Result<RangeRead> {
         let mut attempt = 0;
         loop {
             match self.read_range_once(url, start, len, ctx) {
@@ -297,37 +378,72 @@ impl Client {
         }
     }
 
-    fn read_range_once(&self, url: &str, start: u64, len: u64, ctx: Option<&Context>) -> Result<RangeRead> {
+    fn read_range_once(
+        &self,
+        url: &str,
+        start: u64,
+        len: u64,
+        ctx: Option<&Context>,
+    ) -> Result<RangeRead> {
         if len == 0 {
-            return Ok(RangeRead { bytes: Vec::new(), file_len: None, final_url: url.to_string() });
+            return Ok(RangeRead {
+                bytes: Vec::new(),
+                file_len: None,
+                final_url: url.to_string(),
+            });
         }
         let end = start + len - 1;
-        let response = match self.send(Method::Get, url, Some((start, Some(end))), Redirects::Follow, ctx) {
-            Err(RemoteError::Http { status: 416, url, .. }) => {
+        let response = match self.send(
+            Method::Get,
+            url,
+            Some((start, Some(end))),
+            Redirects::Follow,
+            ctx,
+        ) {
+            Err(RemoteError::Http {
+                status: 416, url, ..
+            }) => {
                 // Nothing at `start`: the file is shorter.
-                return Ok(RangeRead { bytes: Vec::new(), file_len: None, final_url: url });
+                return Ok(RangeRead {
+                    bytes: Vec::new(),
+                    file_len: None,
+                    final_url: url,
+                });
             }
             other => other?,
         };
         let final_url = response.url.clone();
-        let linked_size = response.any_header("x-linked-size").and_then(|v| v.trim().parse::<u64>().ok());
+        let linked_size = response
+            .any_header("x-linked-size")
+            .and_then(|v| v.trim().parse::<u64>().ok());
         match response.status {
             206 => {
                 let content_range = response.header("content-range").unwrap_or("").to_string();
-                let (got_start, got_end, total) = parse_content_range(&content_range).ok_or_else(|| RemoteError::InvalidResponse {
-                    url: final_url.clone(),
-                    msg: format!("206 response with an unusable Content-Range '{content_range}'"),
-                })?;
+                let (got_start, got_end, total) =
+                    parse_content_range(&content_range).ok_or_else(|| {
+                        RemoteError::InvalidResponse {
+                            url: final_url.clone(),
+                            msg: format!(
+                                "206 response with an unusable Content-Range '{content_range}'"
+                            ),
+                        }
+                    })?;
                 let (got_end, _) = (got_end, ());
                 if got_start != start || got_end < got_start || got_end > end {
                     return Err(RemoteError::InvalidResponse {
                         url: final_url,
-                        msg: format!("asked for bytes {start}-{end}, got Content-Range '{content_range}'"),
+                        msg: format!(
+                            "asked for bytes {start}-{end}, got Content-Range '{content_range}'"
+                        ),
                     });
                 }
                 let want = got_end - got_start + 1;
                 let bytes = read_exactly(response.into_reader(), want, &final_url)?;
-                Ok(RangeRead { bytes, file_len: total.or(linked_size), final_url })
+                Ok(RangeRead {
+                    bytes,
+                    file_len: total.or(linked_size),
+                    final_url,
+                })
             }
             200 => {
                 // No range support: the whole file is coming. Read only up to what we need and
@@ -335,10 +451,15 @@ impl Client {
                 let total = response.content_length().or(linked_size);
                 let mut reader = response.into_reader();
                 if start > 0 {
-                    let skipped = std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink())
-                        .map_err(|e| io_network(&final_url, e))?;
+                    let skipped =
+                        std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink())
+                            .map_err(|e| io_network(&final_url, e))?;
                     if skipped < start {
-                        return Ok(RangeRead { bytes: Vec::new(), file_len: total, final_url });
+                        return Ok(RangeRead {
+                            bytes: Vec::new(),
+                            file_len: total,
+                            final_url,
+                        });
                     }
                 }
                 let want = match total {
@@ -346,53 +467,80 @@ impl Client {
                     None => len,
                 };
                 let mut bytes = Vec::with_capacity(want as usize);
-                reader.take(want).read_to_end(&mut bytes).map_err(|e| io_network(&final_url, e))?;
+                reader
+                    .take(want)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| io_network(&final_url, e))?;
                 if total.is_some() && (bytes.len() as u64) < want {
-                    return Err(RemoteError::Truncated { url: final_url, expected: want, got: bytes.len() as u64 });
+                    return Err(RemoteError::Truncated {
+                        url: final_url,
+                        expected: want,
+                        got: bytes.len() as u64,
+                    });
                 }
-                Ok(RangeRead { bytes, file_len: total, final_url })
+                Ok(RangeRead {
+                    bytes,
+                    file_len: total,
+                    final_url,
+                })
             }
-            other => Err(RemoteError::InvalidResponse { url: final_url, msg: format!("unexpected HTTP {other} for a ranged GET") }),
+            other => Err(RemoteError::InvalidResponse {
+                url: final_url,
+                msg: format!("unexpected HTTP {other} for a ranged GET"),
+            }),
         }
     }
 
     /// GETs a small document (JSON listing, index) into memory, at most `limit` bytes.
-    pub(crate) fn get_bytes(&self, url: &str, limit: u64, ctx: Option<&Context>) -> Result<(Response, Vec<u8>)> {
+    pub(crate) fn get_bytes(
+        &self,
+        url: &str,
+        limit: u64,
+        ctx: Option<&Context>,
+    ) -> Result<(Response, Vec<u8>)> {
         let mut attempt = 0;
         loop {
-            let outcome = self.send(Method::Get, url, None, Redirects::Follow, ctx).and_then(|mut response| {
-                let expected = response.content_length();
-                if expected.is_some_and(|n| n > limit) {
-                    return Err(RemoteError::InvalidResponse {
-                        url: response.url.clone(),
-                        msg: format!("response of {} bytes exceeds the {limit}-byte limit", expected.unwrap_or(0)),
-                    });
-                }
-                let body = response.body.take();
-                let final_url = response.url.clone();
-                let reader = CountingReader {
-                    inner: match body {
-                        Some(b) => Box::new(b.into_reader()),
-                        None => Box::new(std::io::empty()),
-                    },
-                    stats: self.stats.clone(),
-                };
-                let bytes = match expected {
-                    Some(n) => read_exactly(reader, n, &final_url)?,
-                    None => {
-                        let mut v = Vec::new();
-                        reader.take(limit + 1).read_to_end(&mut v).map_err(|e| io_network(&final_url, e))?;
-                        if v.len() as u64 > limit {
-                            return Err(RemoteError::InvalidResponse {
-                                url: final_url,
-                                msg: format!("response exceeds the {limit}-byte limit"),
-                            });
-                        }
-                        v
+            let outcome = self
+                .send(Method::Get, url, None, Redirects::Follow, ctx)
+                .and_then(|mut response| {
+                    let expected = response.content_length();
+                    if expected.is_some_and(|n| n > limit) {
+                        return Err(RemoteError::InvalidResponse {
+                            url: response.url.clone(),
+                            msg: format!(
+                                "response of {} bytes exceeds the {limit}-byte limit",
+                                expected.unwrap_or(0)
+                            ),
+                        });
                     }
-                };
-                Ok((response, bytes))
-            });
+                    let body = response.body.take();
+                    let final_url = response.url.clone();
+                    let reader = CountingReader {
+                        inner: match body {
+                            Some(b) => Box::new(b.into_reader()),
+                            None => Box::new(std::io::empty()),
+                        },
+                        stats: self.stats.clone(),
+                    };
+                    let bytes = match expected {
+                        Some(n) => read_exactly(reader, n, &final_url)?,
+                        None => {
+                            let mut v = Vec::new();
+                            reader
+                                .take(limit + 1)
+                                .read_to_end(&mut v)
+                                .map_err(|e| io_network(&final_url, e))?;
+                            if v.len() as u64 > limit {
+                                return Err(RemoteError::InvalidResponse {
+                                    url: final_url,
+                                    msg: format!("response exceeds the {limit}-byte limit"),
+                                });
+                            }
+                            v
+                        }
+                    };
+                    Ok((response, bytes))
+                });
             match outcome {
                 Err(e) if e.is_interrupted_body() && attempt < self.config.max_retries => {
                     std::thread::sleep(self.backoff(attempt));
@@ -436,30 +584,62 @@ fn extract_error_message(body: &str) -> String {
 
 pub(crate) fn read_exactly(reader: impl Read, n: u64, url: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(n.min(64 << 20) as usize);
-    reader.take(n).read_to_end(&mut bytes).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => RemoteError::Truncated { url: url.to_string(), expected: n, got: 0 },
-        _ => io_network(url, e),
-    })?;
+    reader
+        .take(n)
+        .read_to_end(&mut bytes)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => RemoteError::Truncated {
+                url: url.to_string(),
+                expected: n,
+                got: 0,
+            },
+            _ => io_network(url, e),
+        })?;
     if (bytes.len() as u64) < n {
-        return Err(RemoteError::Truncated { url: url.to_string(), expected: n, got: bytes.len() as u64 });
+        return Err(RemoteError::Truncated {
+            url: url.to_string(),
+            expected: n,
+            got: bytes.len() as u64,
+        });
     }
     Ok(bytes)
 }
 
 pub(crate) fn io_network(url: &str, e: std::io::Error) -> RemoteError {
-    RemoteError::Interrupted { url: url.to_string(), msg: format!("connection failed while reading the response: {e}") }
+    RemoteError::Interrupted {
+        url: url.to_string(),
+        msg: format!("connection failed while reading the response: {e}"),
+    }
 }
 
 fn map_transport_error(url: &str, e: ureq::Error) -> RemoteError {
     let url = url.to_string();
     match e {
         ureq::Error::BadUri(m) => RemoteError::BadUri { uri: url, msg: m },
-        ureq::Error::Timeout(t) => RemoteError::Network { url, msg: format!("timed out ({t})") },
-        ureq::Error::HostNotFound => RemoteError::Network { url, msg: "host not found (DNS lookup failed)".into() },
-        ureq::Error::ConnectionFailed => RemoteError::Network { url, msg: "connection failed".into() },
-        ureq::Error::Io(io) => RemoteError::Network { url, msg: io.to_string() },
-        ureq::Error::Protocol(p) => RemoteError::Network { url, msg: format!("HTTP protocol error: {p}") },
-        other => RemoteError::Network { url, msg: other.to_string() },
+        ureq::Error::Timeout(t) => RemoteError::Network {
+            url,
+            msg: format!("timed out ({t})"),
+        },
+        ureq::Error::HostNotFound => RemoteError::Network {
+            url,
+            msg: "host not found (DNS lookup failed)".into(),
+        },
+        ureq::Error::ConnectionFailed => RemoteError::Network {
+            url,
+            msg: "connection failed".into(),
+        },
+        ureq::Error::Io(io) => RemoteError::Network {
+            url,
+            msg: io.to_string(),
+        },
+        ureq::Error::Protocol(p) => RemoteError::Network {
+            url,
+            msg: format!("HTTP protocol error: {p}"),
+        },
+        other => RemoteError::Network {
+            url,
+            msg: other.to_string(),
+        },
     }
 }
 
@@ -477,9 +657,14 @@ pub(crate) fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
 
 /// `scheme://authority` of a URL (lower-cased), or "" when it has none.
 pub(crate) fn origin(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return String::new() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
     let scheme = scheme.to_ascii_lowercase();
     let mut host = authority.to_ascii_lowercase();
     // Make the default port explicit-free so `https://h` and `https://h:443` compare equal.
@@ -502,7 +687,9 @@ fn is_loopback(url: &str) -> bool {
 }
 
 fn is_absolute(location: &str) -> bool {
-    location.starts_with("http://") || location.starts_with("https://") || location.starts_with("//")
+    location.starts_with("http://")
+        || location.starts_with("https://")
+        || location.starts_with("//")
 }
 
 pub(crate) fn resolve_location(base: &str, location: &str) -> String {
@@ -520,7 +707,10 @@ pub(crate) fn resolve_location(base: &str, location: &str) -> String {
     if location.starts_with('/') {
         return format!("{base_origin}{location}");
     }
-    let base_path = base[base_origin.len()..].split(['?', '#']).next().unwrap_or("");
+    let base_path = base[base_origin.len()..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
     let dir = match base_path.rfind('/') {
         Some(i) => &base_path[..=i],
         None => "/",
@@ -541,20 +731,42 @@ mod tests {
 
     #[test]
     fn origins_and_locations() {
-        assert_eq!(origin("https://huggingface.co/org/x"), "https://huggingface.co");
-        assert_eq!(origin("https://HuggingFace.co:443/x"), "https://huggingface.co");
-        assert_ne!(origin("http://127.0.0.1:1/x"), origin("http://127.0.0.1:2/x"));
-        assert!(is_loopback("http://127.0.0.1:8080") && is_loopback("http://localhost") && is_loopback("http://[::1]:9"));
+        assert_eq!(
+            origin("https://huggingface.co/org/x"),
+            "https://huggingface.co"
+        );
+        assert_eq!(
+            origin("https://HuggingFace.co:443/x"),
+            "https://huggingface.co"
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:1/x"),
+            origin("http://127.0.0.1:2/x")
+        );
+        assert!(
+            is_loopback("http://127.0.0.1:8080")
+                && is_loopback("http://localhost")
+                && is_loopback("http://[::1]:9")
+        );
         assert!(!is_loopback("https://huggingface.co"));
-        assert_eq!(resolve_location("http://h:1/a/b?q", "/c/d"), "http://h:1/c/d");
+        assert_eq!(
+            resolve_location("http://h:1/a/b?q", "/c/d"),
+            "http://h:1/c/d"
+        );
         assert_eq!(resolve_location("http://h:1/a/b", "c"), "http://h:1/a/c");
         assert_eq!(resolve_location("https://h/a", "//cdn/x"), "https://cdn/x");
-        assert_eq!(resolve_location("https://h/a", "http://cdn/x"), "http://cdn/x");
+        assert_eq!(
+            resolve_location("https://h/a", "http://cdn/x"),
+            "http://cdn/x"
+        );
     }
 
     #[test]
     fn content_range_and_etags() {
-        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99, Some(1000))));
+        assert_eq!(
+            parse_content_range("bytes 0-99/1000"),
+            Some((0, 99, Some(1000)))
+        );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, 9, None)));
         assert_eq!(parse_content_range("bytes */1000"), None);
         assert_eq!(normalize_etag("W/\"abc\""), "abc");

@@ -66,7 +66,9 @@ struct RawLfs {
 
 impl Hub {
     pub fn new(config: HubConfig) -> Hub {
-        Hub { client: Client::new(config) }
+        Hub {
+            client: Client::new(config),
+        }
     }
     pub fn from_env() -> Hub {
         Hub::new(HubConfig::from_env())
@@ -79,7 +81,11 @@ impl Hub {
     }
 
     pub(crate) fn context(uri: &HubUri, revision: &str, path: &str) -> Context {
-        Context { repo: uri.repo_id.clone(), revision: revision.to_string(), path: path.to_string() }
+        Context {
+            repo: uri.repo_id.clone(),
+            revision: revision.to_string(),
+            path: path.to_string(),
+        }
     }
 
     /// `{endpoint}/{prefix}{repo}/resolve/{revision}/{path}`: the revision fully percent-encoded
@@ -106,16 +112,29 @@ impl Hub {
         );
         let ctx = Self::context(uri, revision, "");
         let (_, body) = self.client.get_bytes(&url, MAX_LISTING_BYTES, Some(&ctx))?;
-        let raw: RawInfo = serde_json::from_slice(&body)
-            .map_err(|e| RemoteError::InvalidResponse { url: url.clone(), msg: format!("repository info is not the expected JSON: {e}") })?;
-        let sha = raw
-            .sha
-            .filter(|s| is_commit_hash(s))
-            .ok_or_else(|| RemoteError::InvalidResponse { url: url.clone(), msg: "repository info has no commit sha".into() })?;
+        let raw: RawInfo =
+            serde_json::from_slice(&body).map_err(|e| RemoteError::InvalidResponse {
+                url: url.clone(),
+                msg: format!("repository info is not the expected JSON: {e}"),
+            })?;
+        let sha =
+            raw.sha
+                .filter(|s| is_commit_hash(s))
+                .ok_or_else(|| RemoteError::InvalidResponse {
+                    url: url.clone(),
+                    msg: "repository info has no commit sha".into(),
+                })?;
         let mut files = Vec::with_capacity(raw.siblings.len());
         for s in raw.siblings {
-            check_repo_path(&s.rfilename).map_err(|msg| RemoteError::InvalidResponse { url: url.clone(), msg })?;
-            files.push(RepoFile { path: s.rfilename, size: s.size, lfs_sha256: s.lfs.and_then(|l| l.sha256) });
+            check_repo_path(&s.rfilename).map_err(|msg| RemoteError::InvalidResponse {
+                url: url.clone(),
+                msg,
+            })?;
+            files.push(RepoFile {
+                path: s.rfilename,
+                size: s.size,
+                lfs_sha256: s.lfs.and_then(|l| l.sha256),
+            });
         }
         Ok(RepoInfo { sha, files })
     }
@@ -124,7 +143,13 @@ impl Hub {
     pub fn file_metadata(&self, uri: &HubUri, revision: &str, path: &str) -> Result<FileMetadata> {
         let url = self.resolve_url(uri, revision, path);
         let ctx = Self::context(uri, revision, path);
-        let response = self.client.send(Method::Head, &url, None, Redirects::RelativeOnly, Some(&ctx))?;
+        let response = self.client.send(
+            Method::Head,
+            &url,
+            None,
+            Redirects::RelativeOnly,
+            Some(&ctx),
+        )?;
         let commit = response
             .any_header("x-repo-commit")
             .map(|c| c.trim().to_string())
@@ -138,18 +163,35 @@ impl Hub {
             .or_else(|| response.header("etag"))
             .map(normalize_etag)
             .filter(|e| !e.is_empty())
-            .ok_or_else(|| RemoteError::InvalidResponse { url: url.clone(), msg: "no ETag or X-Linked-Etag header".into() })?;
-        check_etag(&etag).map_err(|msg| RemoteError::InvalidResponse { url: url.clone(), msg })?;
+            .ok_or_else(|| RemoteError::InvalidResponse {
+                url: url.clone(),
+                msg: "no ETag or X-Linked-Etag header".into(),
+            })?;
+        check_etag(&etag).map_err(|msg| RemoteError::InvalidResponse {
+            url: url.clone(),
+            msg,
+        })?;
         // A redirect's Content-Length describes the redirect body, not the file.
-        let size = response.header("x-linked-size").and_then(|v| v.trim().parse().ok()).or_else(|| {
-            if response.is_redirect() {
-                None
-            } else {
-                response.content_length()
-            }
-        });
-        let location = response.location.clone().unwrap_or_else(|| response.url.clone());
-        Ok(FileMetadata { commit, etag, size, location })
+        let size = response
+            .header("x-linked-size")
+            .and_then(|v| v.trim().parse().ok())
+            .or_else(|| {
+                if response.is_redirect() {
+                    None
+                } else {
+                    response.content_length()
+                }
+            });
+        let location = response
+            .location
+            .clone()
+            .unwrap_or_else(|| response.url.clone());
+        Ok(FileMetadata {
+            commit,
+            etag,
+            size,
+            location,
+        })
     }
 }
 
@@ -159,16 +201,28 @@ pub(crate) fn is_commit_hash(s: &str) -> bool {
 
 /// Repository paths come from the server: refuse anything that could escape the snapshot folder.
 pub(crate) fn check_repo_path(p: &str) -> std::result::Result<(), String> {
-    if p.is_empty() || p.starts_with('/') || p.contains('\\') || p.contains('\0') || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+    if p.is_empty()
+        || p.starts_with('/')
+        || p.contains('\\')
+        || p.contains('\0')
+        || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
     {
-        return Err(format!("refusing unsafe file path '{p}' in the repository listing"));
+        return Err(format!(
+            "refusing unsafe file path '{p}' in the repository listing"
+        ));
     }
     Ok(())
 }
 
 /// Etags become file names in `blobs/`.
 pub(crate) fn check_etag(e: &str) -> std::result::Result<(), String> {
-    if e.is_empty() || e.starts_with('.') || e.len() > 200 || !e.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'=')) {
+    if e.is_empty()
+        || e.starts_with('.')
+        || e.len() > 200
+        || !e
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'='))
+    {
         return Err(format!("refusing etag '{e}' as a blob name"));
     }
     Ok(())

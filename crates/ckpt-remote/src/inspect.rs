@@ -106,7 +106,8 @@ impl RemoteInspection {
         for f in &self.files {
             let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
             for t in &f.tensors {
-                let mut v = json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes });
+                let mut v =
+                    json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes });
                 if sharded {
                     v["file"] = json!(file_name);
                 }
@@ -147,14 +148,24 @@ enum Kind {
 }
 
 fn kind_of(path: &str) -> Kind {
-    let name = path.split(['?', '#']).next().unwrap_or(path).rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let name = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(path)
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
     if name.ends_with(".index.json") {
         Kind::Index
     } else if name.ends_with(".safetensors") {
         Kind::Safetensors
     } else if name.ends_with(".gguf") {
         Kind::Gguf
-    } else if [".bin", ".pt", ".pth", ".ckpt"].iter().any(|e| name.ends_with(e)) {
+    } else if [".bin", ".pt", ".pth", ".ckpt"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
         Kind::Pickle
     } else {
         Kind::Unknown
@@ -181,14 +192,22 @@ impl Hub {
         let mut inspection = match &location {
             RemoteLocation::Hub(hub_uri) => self.inspect_hub(hub_uri)?,
             RemoteLocation::Url(url) => {
-                let target = Target { display: url.clone(), url: url.clone(), ctx: None };
+                let target = Target {
+                    display: url.clone(),
+                    url: url.clone(),
+                    ctx: None,
+                };
                 let base = url.split(['?', '#']).next().unwrap_or(url);
                 let base_dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(base.len())];
-                self.inspect_targets(kind_of(url), target, &|shard: &str, _commit: Option<&str>| Target {
-                    display: shard.to_string(),
-                    url: format!("{base_dir}{shard}"),
-                    ctx: None,
-                })?
+                self.inspect_targets(
+                    kind_of(url),
+                    target,
+                    &|shard: &str, _commit: Option<&str>| Target {
+                        display: shard.to_string(),
+                        url: format!("{base_dir}{shard}"),
+                        ctx: None,
+                    },
+                )?
             }
         };
         inspection.location = location.to_string();
@@ -204,9 +223,8 @@ impl Hub {
             None => {
                 let info = self.repo_info(uri, &revision)?;
                 let folder = uri.path.clone().unwrap_or_default();
-                let chosen = choose_weights(&info.files, &folder).map_err(|msg| {
-                    RemoteError::Usage(format!("{uri}: {msg}"))
-                })?;
+                let chosen = choose_weights(&info.files, &folder)
+                    .map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
                 (chosen, Some(info.sha))
             }
         };
@@ -217,10 +235,18 @@ impl Hub {
             url: self.resolve_url(uri, rev, p),
             ctx: Some(Hub::context(uri, rev, p)),
         };
-        let dir = path.rfind('/').map(|i| &path[..=i]).unwrap_or("").to_string();
-        let mut inspection = self.inspect_targets(kind_of(&path), target_for(&path, &pinned), &|shard, shard_commit| {
-            target_for(&format!("{dir}{shard}"), shard_commit.unwrap_or(&pinned))
-        })?;
+        let dir = path
+            .rfind('/')
+            .map(|i| &path[..=i])
+            .unwrap_or("")
+            .to_string();
+        let mut inspection = self.inspect_targets(
+            kind_of(&path),
+            target_for(&path, &pinned),
+            &|shard, shard_commit| {
+                target_for(&format!("{dir}{shard}"), shard_commit.unwrap_or(&pinned))
+            },
+        )?;
         if commit.is_some() {
             inspection.commit = commit;
         }
@@ -248,31 +274,54 @@ impl Hub {
         };
         match kind {
             Kind::Index => {
-                let (response, body) = self.client.get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
+                let (response, body) =
+                    self.client
+                        .get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
                 if body.starts_with(LFS_POINTER_PREFIX) {
                     return Err(RemoteError::LfsPointer { what: target.url });
                 }
                 // Shards come from the index's commit even if the branch moves meanwhile.
-                let commit = response.any_header("x-repo-commit").map(|c| c.trim().to_string()).filter(|c| is_commit_hash(c));
+                let commit = response
+                    .any_header("x-repo-commit")
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| is_commit_hash(c));
                 inspection.commit = commit.clone();
                 let (shards, weight_map, index_metadata) = parse_index(&body, &target.url)?;
-                let targets: Vec<Target> = shards.iter().map(|s| shard_target(s, commit.as_deref())).collect();
+                let targets: Vec<Target> = shards
+                    .iter()
+                    .map(|s| shard_target(s, commit.as_deref()))
+                    .collect();
                 let files = self.read_headers_concurrently(&targets)?;
                 check_against_index(&files, &weight_map, &target.url)?;
                 for f in &files {
                     for (k, v) in &f.metadata {
-                        inspection.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+                        inspection
+                            .metadata
+                            .entry(k.clone())
+                            .or_insert_with(|| v.clone());
                     }
                 }
                 for (k, v) in index_metadata {
                     inspection.metadata.entry(k).or_insert(v);
                 }
-                inspection.format = files.first().map(|f| f.format.clone()).unwrap_or_else(|| "safetensors".into());
+                inspection.format = files
+                    .first()
+                    .map(|f| f.format.clone())
+                    .unwrap_or_else(|| "safetensors".into());
                 inspection.files = files;
             }
             Kind::Pickle => {
-                let response = self.client.send(Method::Head, &target.url, None, Redirects::Follow, target.ctx.as_ref())?;
-                let size = response.any_header("x-linked-size").and_then(|v| v.trim().parse().ok()).or(response.content_length());
+                let response = self.client.send(
+                    Method::Head,
+                    &target.url,
+                    None,
+                    Redirects::Follow,
+                    target.ctx.as_ref(),
+                )?;
+                let size = response
+                    .any_header("x-linked-size")
+                    .and_then(|v| v.trim().parse().ok())
+                    .or(response.content_length());
                 let note = format!(
                     "{} is a pickled PyTorch checkpoint ({}): its tensor list lives in a zip/pickle structure that cannot be read with range requests; download it with `ckpt pull` and inspect the local copy",
                     target.display,
@@ -296,12 +345,19 @@ impl Hub {
                 inspection.format = file.format.clone();
                 inspection.metadata = file.metadata.clone();
                 inspection.values = file.values.clone();
-                let others = if file.format == "gguf" { crate::gguf::other_split_shards(&file) } else { None };
+                let others = if file.format == "gguf" {
+                    crate::gguf::other_split_shards(&file)
+                } else {
+                    None
+                };
                 inspection.files.push(file);
                 if let Some(names) = others {
                     // A llama.cpp split: the model's KVs are the first shard's.
-                    let targets: Vec<Target> = names.iter().map(|n| shard_target(n, None)).collect();
-                    inspection.files.extend(self.read_headers_concurrently(&targets)?);
+                    let targets: Vec<Target> =
+                        names.iter().map(|n| shard_target(n, None)).collect();
+                    inspection
+                        .files
+                        .extend(self.read_headers_concurrently(&targets)?);
                 }
             }
         }
@@ -309,7 +365,8 @@ impl Hub {
     }
 
     fn read_headers_concurrently(&self, targets: &[Target]) -> Result<Vec<RemoteFile>> {
-        let results: Mutex<Vec<Option<Result<RemoteFile>>>> = Mutex::new((0..targets.len()).map(|_| None).collect());
+        let results: Mutex<Vec<Option<Result<RemoteFile>>>> =
+            Mutex::new((0..targets.len()).map(|_| None).collect());
         let next = std::sync::atomic::AtomicUsize::new(0);
         let workers = MAX_PARALLEL_HEADERS.min(targets.len()).max(1);
         std::thread::scope(|scope| {
@@ -328,7 +385,12 @@ impl Hub {
             }
         });
         let mut files = Vec::with_capacity(targets.len());
-        for r in results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten() {
+        for r in results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .flatten()
+        {
             files.push(r?);
         }
         Ok(files)
@@ -336,12 +398,24 @@ impl Hub {
 
     /// Reads one file's header: one speculative range read, a second only when needed.
     fn read_header(&self, target: &Target) -> Result<RemoteFile> {
-        let first = self.client.read_range(&target.url, 0, SPECULATIVE_READ, target.ctx.as_ref())?;
+        let first =
+            self.client
+                .read_range(&target.url, 0, SPECULATIVE_READ, target.ctx.as_ref())?;
         if first.bytes.starts_with(LFS_POINTER_PREFIX) {
-            return Err(RemoteError::LfsPointer { what: target.url.clone() });
+            return Err(RemoteError::LfsPointer {
+                what: target.url.clone(),
+            });
         }
-        if first.bytes.starts_with(b"GGUF") || (kind_of(&target.display) == Kind::Gguf && first.bytes.len() >= 4) {
-            return crate::gguf::read_gguf_header(self, target.display.clone(), &target.url, first, target.ctx.as_ref());
+        if first.bytes.starts_with(b"GGUF")
+            || (kind_of(&target.display) == Kind::Gguf && first.bytes.len() >= 4)
+        {
+            return crate::gguf::read_gguf_header(
+                self,
+                target.display.clone(),
+                &target.url,
+                first,
+                target.ctx.as_ref(),
+            );
         }
         let path = Path::new(&target.display);
         let mut bytes = first.bytes;
@@ -352,7 +426,9 @@ impl Hub {
             let available = file_len.unwrap_or(u64::MAX);
             if need > have && have < available {
                 let more = need.min(available) - have;
-                let second = self.client.read_range(&first.final_url, have, more, target.ctx.as_ref())?;
+                let second =
+                    self.client
+                        .read_range(&first.final_url, have, more, target.ctx.as_ref())?;
                 bytes.extend_from_slice(&second.bytes);
             }
         }
@@ -360,7 +436,12 @@ impl Hub {
         let tensors = header
             .entries
             .iter()
-            .map(|e| RemoteTensor { name: e.name.clone(), dtype: e.dtype.to_string(), shape: e.shape.clone(), bytes: e.end - e.begin })
+            .map(|e| RemoteTensor {
+                name: e.name.clone(),
+                dtype: e.dtype.to_string(),
+                shape: e.shape.clone(),
+                bytes: e.end - e.begin,
+            })
             .collect();
         Ok(RemoteFile {
             path: target.display.clone(),
@@ -377,14 +458,25 @@ impl Hub {
 
 /// Picks the weights of a repository folder the way a local folder is opened: a safetensors
 /// index, `model.safetensors`, other safetensors files, one GGUF, then pickles.
-pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::Result<String, String> {
-    let prefix = if folder.is_empty() { String::new() } else { format!("{}/", folder.trim_end_matches('/')) };
+pub(crate) fn choose_weights(
+    files: &[RepoFile],
+    folder: &str,
+) -> std::result::Result<String, String> {
+    let prefix = if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", folder.trim_end_matches('/'))
+    };
     let here: Vec<&str> = files
         .iter()
         .filter_map(|f| f.path.strip_prefix(prefix.as_str()))
         .filter(|rest| !rest.contains('/'))
         .collect();
-    let pick = |name: &str| here.iter().find(|n| **n == name).map(|n| format!("{prefix}{n}"));
+    let pick = |name: &str| {
+        here.iter()
+            .find(|n| **n == name)
+            .map(|n| format!("{prefix}{n}"))
+    };
     let sorted = |pred: &dyn Fn(&str) -> bool| {
         let mut v: Vec<&str> = here.iter().copied().filter(|n| pred(n)).collect();
         v.sort();
@@ -415,7 +507,13 @@ pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::R
     match gguf.len() {
         0 => {}
         1 => return Ok(format!("{prefix}{}", gguf[0])),
-        _ => return Err(format!("several GGUF files ({}); name the one to inspect, e.g. hf://…/{}", gguf.join(", "), gguf[0])),
+        _ => {
+            return Err(format!(
+                "several GGUF files ({}); name the one to inspect, e.g. hf://…/{}",
+                gguf.join(", "),
+                gguf[0]
+            ))
+        }
     }
     for name in ["pytorch_model.bin.index.json", "pytorch_model.bin"] {
         if let Some(p) = pick(name) {
@@ -438,7 +536,11 @@ pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::R
     let hint = if folders.is_empty() {
         String::new()
     } else {
-        format!("; weights are in sub-folders: {} (name one, e.g. hf://…/{prefix}{})", folders.join(", "), folders[0])
+        format!(
+            "; weights are in sub-folders: {} (name one, e.g. hf://…/{prefix}{})",
+            folders.join(", "),
+            folders[0]
+        )
     };
     Err(format!(
         "no weights found in {} (expected model.safetensors, a *.safetensors.index.json, *.gguf or pytorch_model.bin){hint}",
@@ -446,20 +548,39 @@ pub(crate) fn choose_weights(files: &[RepoFile], folder: &str) -> std::result::R
     ))
 }
 
-
-type IndexParts = (Vec<String>, BTreeMap<String, String>, BTreeMap<String, String>);
+type IndexParts = (
+    Vec<String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
 
 /// The shard names of an index (sorted, deduplicated), its weight_map and its string metadata.
 fn parse_index(body: &[u8], url: &str) -> Result<IndexParts> {
-    let invalid = |msg: String| RemoteError::InvalidResponse { url: url.to_string(), msg };
-    let json: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("index is not valid JSON: {e}")))?;
-    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| invalid("index has no \"weight_map\" object".into()))?;
+    let invalid = |msg: String| RemoteError::InvalidResponse {
+        url: url.to_string(),
+        msg,
+    };
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("index is not valid JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| invalid("index has no \"weight_map\" object".into()))?;
     let mut shards: Vec<String> = Vec::new();
     let mut weight_map = BTreeMap::new();
     for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| invalid(format!("weight_map entry '{name}' is not a file name")))?;
-        if file.contains("..") || file.starts_with('/') || file.contains("://") || file.contains('\\') || file.is_empty() {
-            return Err(invalid(format!("weight_map entry '{name}' points outside the folder: '{file}'")));
+        let file = file
+            .as_str()
+            .ok_or_else(|| invalid(format!("weight_map entry '{name}' is not a file name")))?;
+        if file.contains("..")
+            || file.starts_with('/')
+            || file.contains("://")
+            || file.contains('\\')
+            || file.is_empty()
+        {
+            return Err(invalid(format!(
+                "weight_map entry '{name}' points outside the folder: '{file}'"
+            )));
         }
         if !shards.iter().any(|s| s == file) {
             shards.push(file.to_string());
@@ -470,17 +591,24 @@ fn parse_index(body: &[u8], url: &str) -> Result<IndexParts> {
     let mut metadata = BTreeMap::new();
     if let Some(m) = json.get("metadata").and_then(|m| m.as_object()) {
         for (k, v) in m {
-            metadata.insert(k.clone(), match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
+            metadata.insert(
+                k.clone(),
+                match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            );
         }
     }
     Ok((shards, weight_map, metadata))
 }
 
 /// The same consistency checks as opening a local sharded checkpoint.
-fn check_against_index(files: &[RemoteFile], weight_map: &BTreeMap<String, String>, index_url: &str) -> Result<()> {
+fn check_against_index(
+    files: &[RemoteFile],
+    weight_map: &BTreeMap<String, String>,
+    index_url: &str,
+) -> Result<()> {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for f in files {
         let shard_name = f.path.rsplit('/').next().unwrap_or(&f.path);
@@ -488,14 +616,20 @@ fn check_against_index(files: &[RemoteFile], weight_map: &BTreeMap<String, Strin
             if let Some(previous) = seen.insert(&t.name, &f.path) {
                 return Err(RemoteError::InvalidResponse {
                     url: f.url.clone(),
-                    msg: format!("tensor '{}' appears in both {previous} and {}", t.name, f.path),
+                    msg: format!(
+                        "tensor '{}' appears in both {previous} and {}",
+                        t.name, f.path
+                    ),
                 });
             }
             match weight_map.get(&t.name) {
                 Some(listed) if listed.rsplit('/').next() != Some(shard_name) => {
                     return Err(RemoteError::InvalidResponse {
                         url: f.url.clone(),
-                        msg: format!("tensor '{}' is in this shard but the index says it is in '{listed}'", t.name),
+                        msg: format!(
+                            "tensor '{}' is in this shard but the index says it is in '{listed}'",
+                            t.name
+                        ),
                     })
                 }
                 None => {
@@ -516,22 +650,49 @@ mod tests {
     use super::*;
 
     fn files(names: &[&str]) -> Vec<RepoFile> {
-        names.iter().map(|n| RepoFile { path: n.to_string(), size: None, lfs_sha256: None }).collect()
+        names
+            .iter()
+            .map(|n| RepoFile {
+                path: n.to_string(),
+                size: None,
+                lfs_sha256: None,
+            })
+            .collect()
     }
 
     #[test]
     fn weight_choice_follows_local_folder_rules() {
-        let f = files(&["config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"]);
-        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors.index.json");
+        let f = files(&[
+            "config.json",
+            "model.safetensors",
+            "pytorch_model.bin",
+            "model.safetensors.index.json",
+        ]);
+        assert_eq!(
+            choose_weights(&f, "").unwrap(),
+            "model.safetensors.index.json"
+        );
         let f = files(&["pytorch_model.bin", "model.safetensors", "x.gguf"]);
         assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors");
         let f = files(&["a.Q4_K_M.gguf"]);
         assert_eq!(choose_weights(&f, "").unwrap(), "a.Q4_K_M.gguf");
-        assert!(choose_weights(&files(&["a.Q4_0.gguf", "a.Q8_0.gguf"]), "").unwrap_err().contains("several GGUF"));
-        assert_eq!(choose_weights(&files(&["training_args.bin", "pytorch_model.bin"]), "").unwrap(), "pytorch_model.bin");
-        let f = files(&["model_index.json", "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]);
+        assert!(choose_weights(&files(&["a.Q4_0.gguf", "a.Q8_0.gguf"]), "")
+            .unwrap_err()
+            .contains("several GGUF"));
+        assert_eq!(
+            choose_weights(&files(&["training_args.bin", "pytorch_model.bin"]), "").unwrap(),
+            "pytorch_model.bin"
+        );
+        let f = files(&[
+            "model_index.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/diffusion_pytorch_model.safetensors",
+        ]);
         let e = choose_weights(&f, "").unwrap_err();
         assert!(e.contains("unet, vae"), "{e}");
-        assert_eq!(choose_weights(&f, "unet").unwrap(), "unet/diffusion_pytorch_model.safetensors");
+        assert_eq!(
+            choose_weights(&f, "unet").unwrap(),
+            "unet/diffusion_pytorch_model.safetensors"
+        );
     }
 }

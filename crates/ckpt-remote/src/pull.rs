@@ -87,14 +87,33 @@ pub fn resolve_to_local(uri: &str) -> Result<PathBuf> {
 
 /// Extensions of weight files: when a repository has safetensors weights, resolving it as a
 /// whole skips the other formats (a repository often carries the same weights 3 times).
-const ALTERNATE_WEIGHT_EXTS: &[&str] =
-    &[".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".onnx_data", ".ot", ".tflite", ".gguf", ".mlmodel", ".pb"];
+const ALTERNATE_WEIGHT_EXTS: &[&str] = &[
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".h5",
+    ".msgpack",
+    ".onnx",
+    ".onnx_data",
+    ".ot",
+    ".tflite",
+    ".gguf",
+    ".mlmodel",
+    ".pb",
+];
 
 fn parse_repo(repo: &str) -> Result<HubUri> {
-    let uri = if repo.starts_with("hf://") { repo.to_string() } else { format!("hf://{repo}") };
+    let uri = if repo.starts_with("hf://") {
+        repo.to_string()
+    } else {
+        format!("hf://{repo}")
+    };
     match RemoteLocation::parse(&uri)? {
         RemoteLocation::Hub(h) => Ok(h),
-        RemoteLocation::Url(u) => Err(RemoteError::Usage(format!("{u}: pull needs a Hub repository (ORG/NAME or hf://ORG/NAME)"))),
+        RemoteLocation::Url(u) => Err(RemoteError::Usage(format!(
+            "{u}: pull needs a Hub repository (ORG/NAME or hf://ORG/NAME)"
+        ))),
     }
 }
 
@@ -104,14 +123,21 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
-        let p = if p.ends_with('/') { format!("{p}*") } else { p.clone() };
+        let p = if p.ends_with('/') {
+            format!("{p}*")
+        } else {
+            p.clone()
+        };
         let glob = GlobBuilder::new(&p)
             .literal_separator(false)
             .build()
             .map_err(|e| RemoteError::Usage(format!("invalid file pattern '{p}': {e}")))?;
         builder.add(glob);
     }
-    builder.build().map(Some).map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
 }
 
 struct Filter {
@@ -121,10 +147,14 @@ struct Filter {
 
 impl Filter {
     fn new(opts: &PullOptions) -> Result<Filter> {
-        Ok(Filter { include: build_globs(&opts.include)?, exclude: build_globs(&opts.exclude)? })
+        Ok(Filter {
+            include: build_globs(&opts.include)?,
+            exclude: build_globs(&opts.exclude)?,
+        })
     }
     fn accepts(&self, path: &str) -> bool {
-        self.include.as_ref().is_none_or(|g| g.is_match(path)) && !self.exclude.as_ref().is_some_and(|g| g.is_match(path))
+        self.include.as_ref().is_none_or(|g| g.is_match(path))
+            && !self.exclude.as_ref().is_some_and(|g| g.is_match(path))
     }
 }
 
@@ -146,12 +176,19 @@ impl Hub {
             uri.revision = Some(rev.clone());
         }
         if let Some(p) = uri.path.take() {
-            return Err(RemoteError::Usage(format!("pull takes a repository, not a file ('{p}'); use --include '{p}'")));
+            return Err(RemoteError::Usage(format!(
+                "pull takes a repository, not a file ('{p}'); use --include '{p}'"
+            )));
         }
         self.pull_filtered(&uri, opts, &Filter::new(opts)?)
     }
 
-    fn pull_filtered(&self, uri: &HubUri, opts: &PullOptions, filter: &Filter) -> Result<PullReport> {
+    fn pull_filtered(
+        &self,
+        uri: &HubUri,
+        opts: &PullOptions,
+        filter: &Filter,
+    ) -> Result<PullReport> {
         let start_requests = self.client.stats.requests();
         let start_bytes = self.client.stats.bytes();
         let revision = uri.revision_or_main().to_string();
@@ -162,12 +199,18 @@ impl Hub {
         let info = match self.repo_info(uri, &revision) {
             Ok(info) => info,
             Err(e) if e.is_connection_failure() && cache.cached_commit(&revision).is_some() => {
-                return self.pull_from_cache(uri, &cache, &revision, filter).map_err(|_| e);
+                return self
+                    .pull_from_cache(uri, &cache, &revision, filter)
+                    .map_err(|_| e);
             }
             Err(e) => return Err(e),
         };
         let commit = info.sha.clone();
-        let wanted: Vec<RepoFile> = info.files.into_iter().filter(|f| filter.accepts(&f.path)).collect();
+        let wanted: Vec<RepoFile> = info
+            .files
+            .into_iter()
+            .filter(|f| filter.accepts(&f.path))
+            .collect();
         cache.ensure_layout()?;
         cache.write_ref(&revision, &commit)?;
         let progress = Progress {
@@ -176,9 +219,16 @@ impl Hub {
             total_size: wanted.iter().filter_map(|f| f.size).sum(),
         };
 
-        let results: Mutex<Vec<Option<Result<PulledFile>>>> = Mutex::new((0..wanted.len()).map(|_| None).collect());
+        let results: Mutex<Vec<Option<Result<PulledFile>>>> =
+            Mutex::new((0..wanted.len()).map(|_| None).collect());
         let next = AtomicUsize::new(0);
-        let workers = if opts.workers == 0 { DEFAULT_WORKERS } else { opts.workers }.min(wanted.len()).max(1);
+        let workers = if opts.workers == 0 {
+            DEFAULT_WORKERS
+        } else {
+            opts.workers
+        }
+        .min(wanted.len())
+        .max(1);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
@@ -194,7 +244,12 @@ impl Hub {
             }
         });
         let mut files = Vec::with_capacity(wanted.len());
-        for r in results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten() {
+        for r in results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .flatten()
+        {
             files.push(r?);
         }
         Ok(PullReport {
@@ -209,8 +264,17 @@ impl Hub {
         })
     }
 
-    fn pull_from_cache(&self, uri: &HubUri, cache: &RepoCache, revision: &str, filter: &Filter) -> Result<PullReport> {
-        let not_cached = || RemoteError::NotCached { what: format!("{uri} (revision '{revision}')"), cache: cache.folder.clone() };
+    fn pull_from_cache(
+        &self,
+        uri: &HubUri,
+        cache: &RepoCache,
+        revision: &str,
+        filter: &Filter,
+    ) -> Result<PullReport> {
+        let not_cached = || RemoteError::NotCached {
+            what: format!("{uri} (revision '{revision}')"),
+            cache: cache.folder.clone(),
+        };
         let commit = cache.cached_commit(revision).ok_or_else(not_cached)?;
         let snapshot = cache.snapshot_dir(&commit);
         if !snapshot.is_dir() {
@@ -220,7 +284,13 @@ impl Hub {
         walk_snapshot(&snapshot, "", &mut |path, local| {
             if filter.accepts(path) {
                 let size = fs::metadata(local).map(|m| m.len()).unwrap_or(0);
-                files.push(PulledFile { path: path.to_string(), local_path: local.to_path_buf(), size, downloaded: 0, cached: true });
+                files.push(PulledFile {
+                    path: path.to_string(),
+                    local_path: local.to_path_buf(),
+                    size,
+                    downloaded: 0,
+                    cached: true,
+                });
             }
         })?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -237,12 +307,20 @@ impl Hub {
     }
 
     /// `hf_hub_download`: the snapshot path of one file, downloading it when missing.
-    pub fn download_file(&self, uri: &HubUri, path: &str, cache_dir: Option<&Path>) -> Result<PathBuf> {
+    pub fn download_file(
+        &self,
+        uri: &HubUri,
+        path: &str,
+        cache_dir: Option<&Path>,
+    ) -> Result<PathBuf> {
         check_repo_path(path).map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
         let revision = uri.revision_or_main().to_string();
         let cache = self.cache_for(uri, cache_dir);
         let cached_pointer = || {
-            cache.cached_commit(&revision).map(|c| cache.pointer_path(&c, path)).filter(|p| p.exists())
+            cache
+                .cached_commit(&revision)
+                .map(|c| cache.pointer_path(&c, path))
+                .filter(|p| p.exists())
         };
         if is_commit_hash(&revision) {
             if let Some(p) = cached_pointer() {
@@ -271,7 +349,10 @@ impl Hub {
         let meta = match self.file_metadata(uri, &revision, path) {
             Ok(m) => m,
             Err(e) if e.is_connection_failure() => return cached_pointer().ok_or(e),
-            Err(RemoteError::EntryNotFound { commit: Some(commit), .. }) if is_commit_hash(&commit) => {
+            Err(RemoteError::EntryNotFound {
+                commit: Some(commit),
+                ..
+            }) if is_commit_hash(&commit) => {
                 // Remember the absence like huggingface_hub does (best effort).
                 let _ = cache.write_ref(&revision, &commit);
                 let marker = cache.no_exist_path(&commit, path);
@@ -284,9 +365,14 @@ impl Hub {
         };
         cache.ensure_layout()?;
         cache.write_ref(&revision, &meta.commit)?;
-        let progress = Progress { callback: None, total_bytes: AtomicU64::new(0), total_size: meta.size.unwrap_or(0) };
+        let progress = Progress {
+            callback: None,
+            total_bytes: AtomicU64::new(0),
+            total_size: meta.size.unwrap_or(0),
+        };
         let commit = meta.commit.clone();
-        self.ensure_file(uri, &cache, &commit, path, Some(meta), &progress).map(|f| f.local_path)
+        self.ensure_file(uri, &cache, &commit, path, Some(meta), &progress)
+            .map(|f| f.local_path)
     }
 
     /// Resolves an `hf://` URI to a local path (see [`resolve_to_local`]).
@@ -294,7 +380,9 @@ impl Hub {
         let uri = match RemoteLocation::parse(uri)? {
             RemoteLocation::Hub(h) => h,
             RemoteLocation::Url(u) => {
-                return Err(RemoteError::Usage(format!("{u}: only hf:// locations can be resolved to the local cache")))
+                return Err(RemoteError::Usage(format!(
+                    "{u}: only hf:// locations can be resolved to the local cache"
+                )))
             }
         };
         match uri.path.clone() {
@@ -302,8 +390,18 @@ impl Hub {
                 Ok(p) => Ok(p),
                 Err(RemoteError::EntryNotFound { .. }) | Err(RemoteError::NotCached { .. }) => {
                     // Not a file: maybe a folder.
-                    let opts = PullOptions { include: vec![format!("{path}/")], ..Default::default() };
-                    let report = self.pull_filtered(&HubUri { path: None, ..uri.clone() }, &opts, &Filter::new(&opts)?)?;
+                    let opts = PullOptions {
+                        include: vec![format!("{path}/")],
+                        ..Default::default()
+                    };
+                    let report = self.pull_filtered(
+                        &HubUri {
+                            path: None,
+                            ..uri.clone()
+                        },
+                        &opts,
+                        &Filter::new(&opts)?,
+                    )?;
                     let dir = report.snapshot.join(&path);
                     if report.files.is_empty() || !dir.is_dir() {
                         return Err(RemoteError::EntryNotFound {
@@ -322,12 +420,30 @@ impl Hub {
                 let revision = uri.revision_or_main().to_string();
                 let cache = self.cache_for(&uri, None);
                 if self.config().offline {
-                    return self.pull_from_cache(&uri, &cache, &revision, &Filter { include: None, exclude: None }).map(|r| r.snapshot);
+                    return self
+                        .pull_from_cache(
+                            &uri,
+                            &cache,
+                            &revision,
+                            &Filter {
+                                include: None,
+                                exclude: None,
+                            },
+                        )
+                        .map(|r| r.snapshot);
                 }
                 let info = self.repo_info(&uri, &revision)?;
-                let exclude = default_excludes(&info.files).map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
-                let opts = PullOptions { revision: Some(info.sha.clone()), exclude, ..Default::default() };
-                let pinned = HubUri { revision: Some(info.sha.clone()), ..uri.clone() };
+                let exclude = default_excludes(&info.files)
+                    .map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
+                let opts = PullOptions {
+                    revision: Some(info.sha.clone()),
+                    exclude,
+                    ..Default::default()
+                };
+                let pinned = HubUri {
+                    revision: Some(info.sha.clone()),
+                    ..uri.clone()
+                };
                 let report = self.pull_filtered(&pinned, &opts, &Filter::new(&opts)?)?;
                 cache.write_ref(&revision, &report.commit)?;
                 Ok(report.snapshot)
@@ -346,11 +462,20 @@ impl Hub {
         meta: Option<FileMetadata>,
         progress: &Progress,
     ) -> Result<PulledFile> {
-        check_repo_path(path).map_err(|msg| RemoteError::InvalidResponse { url: self.resolve_url(uri, commit, ""), msg })?;
+        check_repo_path(path).map_err(|msg| RemoteError::InvalidResponse {
+            url: self.resolve_url(uri, commit, ""),
+            msg,
+        })?;
         let pointer = cache.pointer_path(commit, path);
         if meta.is_none() && pointer.exists() {
             let size = fs::metadata(&pointer).map(|m| m.len()).unwrap_or(0);
-            return Ok(PulledFile { path: path.to_string(), local_path: pointer, size, downloaded: 0, cached: true });
+            return Ok(PulledFile {
+                path: path.to_string(),
+                local_path: pointer,
+                size,
+                downloaded: 0,
+                cached: true,
+            });
         }
         let meta = match meta {
             Some(m) => m,
@@ -379,22 +504,46 @@ impl Hub {
             drop(lock);
         }
         let local_path = cache.link(&meta.commit, path, &meta.etag)?;
-        let size = fs::metadata(&blob).map(|m| m.len()).map_err(|e| RemoteError::io(&blob, e))?;
+        let size = fs::metadata(&blob)
+            .map(|m| m.len())
+            .map_err(|e| RemoteError::io(&blob, e))?;
         if downloaded == 0 {
             report(progress, path, size, Some(size), true, 0);
         }
-        Ok(PulledFile { path: path.to_string(), local_path, size, downloaded, cached: downloaded == 0 })
+        Ok(PulledFile {
+            path: path.to_string(),
+            local_path,
+            size,
+            downloaded,
+            cached: downloaded == 0,
+        })
     }
 
     /// Downloads into `blobs/<etag>.incomplete` (resuming what is there), verifies, renames.
     /// Returns the bytes received.
-    fn download_blob(&self, url: &str, ctx: &Context, meta: &FileMetadata, cache: &RepoCache, path: &str, progress: &Progress) -> Result<u64> {
+    fn download_blob(
+        &self,
+        url: &str,
+        ctx: &Context,
+        meta: &FileMetadata,
+        cache: &RepoCache,
+        path: &str,
+        progress: &Progress,
+    ) -> Result<u64> {
         let incomplete = cache.incomplete_path(&meta.etag);
         let blob = cache.blob_path(&meta.etag);
         let mut received = 0u64;
         let mut attempt = 0;
         loop {
-            match self.download_attempt(url, ctx, meta.size, &incomplete, path, progress, &mut received) {
+            match self.download_attempt(
+                url,
+                ctx,
+                meta.size,
+                &incomplete,
+                path,
+                progress,
+                &mut received,
+            ) {
                 Ok(()) => break,
                 Err(e) if e.is_interrupted_body() && attempt < self.config().max_retries => {
                     std::thread::sleep(self.client.backoff(attempt));
@@ -431,16 +580,23 @@ impl Hub {
             .write(true)
             .open(incomplete)
             .map_err(|e| RemoteError::io(incomplete, e))?;
-        let mut have = file.metadata().map_err(|e| RemoteError::io(incomplete, e))?.len();
+        let mut have = file
+            .metadata()
+            .map_err(|e| RemoteError::io(incomplete, e))?
+            .len();
         if size.is_some_and(|s| have > s) {
-            file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
+            file.set_len(0)
+                .map_err(|e| RemoteError::io(incomplete, e))?;
             have = 0;
         }
         if size.is_some_and(|s| s == have && s > 0) {
             return Ok(());
         }
         let range = (have > 0).then_some((have, None));
-        let response = match self.client.send(Method::Get, url, range, Redirects::Follow, Some(ctx)) {
+        let response = match self
+            .client
+            .send(Method::Get, url, range, Redirects::Follow, Some(ctx))
+        {
             // The partial file already holds everything.
             Err(RemoteError::Http { status: 416, .. }) if have > 0 => return Ok(()),
             other => other?,
@@ -452,7 +608,8 @@ impl Hub {
                 let cr = response.header("content-range").unwrap_or("");
                 if parse_content_range(cr).map(|(start, _, _)| start) != Some(have) {
                     // A wrong range would corrupt the file: start over.
-                    file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
+                    file.set_len(0)
+                        .map_err(|e| RemoteError::io(incomplete, e))?;
                     return Err(RemoteError::Interrupted {
                         url: final_url,
                         msg: format!("asked to resume at byte {have} but got Content-Range '{cr}'; restarting"),
@@ -461,14 +618,19 @@ impl Hub {
             }
             200 => {
                 // Range ignored (or not asked): the whole file follows.
-                file.set_len(0).map_err(|e| RemoteError::io(incomplete, e))?;
+                file.set_len(0)
+                    .map_err(|e| RemoteError::io(incomplete, e))?;
                 have = 0;
             }
             other => {
-                return Err(RemoteError::InvalidResponse { url: final_url, msg: format!("unexpected HTTP {other} for a download") });
+                return Err(RemoteError::InvalidResponse {
+                    url: final_url,
+                    msg: format!("unexpected HTTP {other} for a download"),
+                });
             }
         }
-        file.seek(SeekFrom::Start(have)).map_err(|e| RemoteError::io(incomplete, e))?;
+        file.seek(SeekFrom::Start(have))
+            .map_err(|e| RemoteError::io(incomplete, e))?;
         let mut reader = response.into_reader();
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut body_bytes = 0u64;
@@ -479,7 +641,8 @@ impl Hub {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_network(&final_url, e)),
             };
-            file.write_all(&buf[..n]).map_err(|e| RemoteError::io(incomplete, e))?;
+            file.write_all(&buf[..n])
+                .map_err(|e| RemoteError::io(incomplete, e))?;
             body_bytes += n as u64;
             *received += n as u64;
             report(progress, path, have + body_bytes, size, false, n as u64);
@@ -488,31 +651,59 @@ impl Hub {
         let total = have + body_bytes;
         if let Some(expected) = expected_body {
             if body_bytes < expected {
-                return Err(RemoteError::Truncated { url: final_url, expected: have + expected, got: total });
+                return Err(RemoteError::Truncated {
+                    url: final_url,
+                    expected: have + expected,
+                    got: total,
+                });
             }
         }
         if let Some(s) = size {
             if total < s {
-                return Err(RemoteError::Truncated { url: final_url, expected: s, got: total });
+                return Err(RemoteError::Truncated {
+                    url: final_url,
+                    expected: s,
+                    got: total,
+                });
             }
         }
         Ok(())
     }
 }
 
-fn report(progress: &Progress, file: &str, file_bytes: u64, file_size: Option<u64>, file_done: bool, new_bytes: u64) {
+fn report(
+    progress: &Progress,
+    file: &str,
+    file_bytes: u64,
+    file_size: Option<u64>,
+    file_done: bool,
+    new_bytes: u64,
+) {
     let total = progress.total_bytes.fetch_add(new_bytes, Ordering::Relaxed) + new_bytes;
     if let Some(cb) = &progress.callback {
-        cb(&PullProgress { file, file_bytes, file_size, total_bytes: total, total_size: progress.total_size, file_done });
+        cb(&PullProgress {
+            file,
+            file_bytes,
+            file_size,
+            total_bytes: total,
+            total_size: progress.total_size,
+            file_done,
+        });
     }
 }
 
 /// Checks size and content: sha256 for a 64-hex etag (LFS), git blob sha1 for a 40-hex one.
 fn verify_blob(path: &Path, etag: &str, size: Option<u64>, url: &str) -> Result<()> {
-    let len = fs::metadata(path).map_err(|e| RemoteError::io(path, e))?.len();
+    let len = fs::metadata(path)
+        .map_err(|e| RemoteError::io(path, e))?
+        .len();
     if let Some(s) = size {
         if len != s {
-            return Err(RemoteError::Truncated { url: url.to_string(), expected: s, got: len });
+            return Err(RemoteError::Truncated {
+                url: url.to_string(),
+                expected: s,
+                got: len,
+            });
         }
     }
     let is_hex = etag.bytes().all(|b| b.is_ascii_hexdigit());
@@ -522,7 +713,12 @@ fn verify_blob(path: &Path, etag: &str, size: Option<u64>, url: &str) -> Result<
         _ => return Ok(()),
     };
     if !actual.eq_ignore_ascii_case(etag) {
-        return Err(RemoteError::ChecksumMismatch { url: url.to_string(), algorithm, expected: etag.to_string(), actual });
+        return Err(RemoteError::ChecksumMismatch {
+            url: url.to_string(),
+            algorithm,
+            expected: etag.to_string(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -540,15 +736,26 @@ fn hash_file<D: Digest>(path: &Path, mut hasher: D, git_blob_len: Option<u64>) -
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn walk_snapshot(dir: &Path, prefix: &str, f: &mut dyn FnMut(&str, &Path)) -> Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir).map_err(|e| RemoteError::io(dir, e))?.filter_map(|e| e.ok()).collect();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| RemoteError::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name().to_string_lossy().to_string();
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let p = e.path();
         if p.is_dir() {
             walk_snapshot(&p, &rel, f)?;
@@ -563,11 +770,22 @@ fn walk_snapshot(dir: &Path, prefix: &str, f: &mut dyn FnMut(&str, &Path)) -> Re
 fn default_excludes(files: &[RepoFile]) -> std::result::Result<Vec<String>, String> {
     let has_safetensors = files.iter().any(|f| f.path.ends_with(".safetensors"));
     if has_safetensors {
-        return Ok(ALTERNATE_WEIGHT_EXTS.iter().map(|e| format!("*{e}")).collect());
+        return Ok(ALTERNATE_WEIGHT_EXTS
+            .iter()
+            .map(|e| format!("*{e}"))
+            .collect());
     }
-    let ggufs: Vec<&str> = files.iter().map(|f| f.path.as_str()).filter(|p| p.ends_with(".gguf")).collect();
+    let ggufs: Vec<&str> = files
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| p.ends_with(".gguf"))
+        .collect();
     if ggufs.len() > 1 {
-        return Err(format!("the repository holds several GGUF files ({}); name one: hf://…/{}", ggufs.join(", "), ggufs[0]));
+        return Err(format!(
+            "the repository holds several GGUF files ({}); name one: hf://…/{}",
+            ggufs.join(", "),
+            ggufs[0]
+        ));
     }
     Ok(Vec::new())
 }
@@ -578,7 +796,11 @@ mod tests {
 
     #[test]
     fn filters_follow_fnmatch() {
-        let opts = PullOptions { include: vec!["*.json".into(), "sub/".into()], exclude: vec!["*secret*".into()], ..Default::default() };
+        let opts = PullOptions {
+            include: vec!["*.json".into(), "sub/".into()],
+            exclude: vec!["*secret*".into()],
+            ..Default::default()
+        };
         let f = Filter::new(&opts).unwrap();
         assert!(f.accepts("config.json"));
         assert!(f.accepts("a/b/config.json"), "* matches / like fnmatch");
@@ -593,6 +815,9 @@ mod tests {
         let p = dir.path().join("f");
         fs::write(&p, b"hello\n").unwrap();
         // `printf 'hello\n' | git hash-object --stdin`
-        assert_eq!(hash_file(&p, sha1::Sha1::new(), Some(6)).unwrap(), "ce013625030ba8dba906f756967f9e9ca394464a");
+        assert_eq!(
+            hash_file(&p, sha1::Sha1::new(), Some(6)).unwrap(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 }

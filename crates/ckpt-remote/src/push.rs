@@ -240,8 +240,10 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
     fn json(&self) -> Result<Value> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| RemoteError::InvalidResponse { url: self.url.clone(), msg: format!("expected a JSON answer: {e}") })
+        serde_json::from_slice(&self.body).map_err(|e| RemoteError::InvalidResponse {
+            url: self.url.clone(),
+            msg: format!("expected a JSON answer: {e}"),
+        })
     }
     fn error_message(&self) -> String {
         if let Some(m) = self.header("x-error-message").filter(|m| !m.is_empty()) {
@@ -278,77 +280,138 @@ impl<'h> Uploader<'h> {
             .user_agent(config.user_agent.as_str())
             .accept_encoding("identity")
             .timeout_connect(Some(config.connect_timeout))
-            .timeout_recv_response(Some(config.read_timeout.max(std::time::Duration::from_secs(60))))
+            .timeout_recv_response(Some(
+                config.read_timeout.max(std::time::Duration::from_secs(60)),
+            ))
             .timeout_per_read(Some(config.read_timeout))
             .build()
             .new_agent();
-        Uploader { hub, agent, requests: AtomicU64::new(0), uploaded: AtomicU64::new(0) }
+        Uploader {
+            hub,
+            agent,
+            requests: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
+        }
     }
 
     /// One attempt. `authorize`: send the token (only ever to the endpoint's origin).
-    fn send_once(&self, verb: Verb, url: &str, body: &Body<'_>, extra: &[(&str, &str)], authorize: bool) -> Result<Answer> {
+    fn send_once(
+        &self,
+        verb: Verb,
+        url: &str,
+        body: &Body<'_>,
+        extra: &[(&str, &str)],
+        authorize: bool,
+    ) -> Result<Answer> {
         let config = self.hub.config();
         if config.offline {
-            return Err(RemoteError::Network { url: url.to_string(), msg: "HF_HUB_OFFLINE is set: no network access".into() });
+            return Err(RemoteError::Network {
+                url: url.to_string(),
+                msg: "HF_HUB_OFFLINE is set: no network access".into(),
+            });
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut headers: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut headers: Vec<(&str, String)> =
+            extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
         if authorize && origin(url) == origin(&config.endpoint) {
             if let Some(token) = &config.token {
                 headers.push(("authorization", format!("Bearer {token}")));
             }
         }
-        let transport = |e: ureq::Error| RemoteError::Network { url: url.to_string(), msg: format!("request failed: {e}") };
+        let transport = |e: ureq::Error| RemoteError::Network {
+            url: url.to_string(),
+            msg: format!("request failed: {e}"),
+        };
         let response = {
-            let mut r = if verb == Verb::Post { self.agent.post(url) } else { self.agent.put(url) };
+            let mut r = if verb == Verb::Post {
+                self.agent.post(url)
+            } else {
+                self.agent.put(url)
+            };
             for (k, v) in &headers {
                 r = r.header(*k, v.as_str());
             }
             match body {
                 Body::Json(v) => {
-                    let bytes = serde_json::to_vec(v).map_err(|e| RemoteError::Usage(format!("cannot encode request: {e}")))?;
-                    if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                    let bytes = serde_json::to_vec(v)
+                        .map_err(|e| RemoteError::Usage(format!("cannot encode request: {e}")))?;
+                    if !extra
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                    {
                         r = r.header("content-type", "application/json");
                     }
                     r.send(&bytes[..])
                 }
-                Body::Bytes { bytes, content_type } => r.header("content-type", *content_type).send(*bytes),
+                Body::Bytes {
+                    bytes,
+                    content_type,
+                } => r.header("content-type", *content_type).send(*bytes),
                 Body::FileSlice { path, offset, len } => {
                     let mut file = File::open(path).map_err(|e| RemoteError::io(*path, e))?;
-                    file.seek(SeekFrom::Start(*offset)).map_err(|e| RemoteError::io(*path, e))?;
+                    file.seek(SeekFrom::Start(*offset))
+                        .map_err(|e| RemoteError::io(*path, e))?;
                     let mut slice = file.take(*len);
                     // A declared length: presigned storage URLs refuse chunked uploads.
-                    r.header("content-length", len.to_string()).send(ureq::SendBody::from_reader(&mut slice))
+                    r.header("content-length", len.to_string())
+                        .send(ureq::SendBody::from_reader(&mut slice))
                 }
             }
             .map_err(transport)?
         };
         let (parts, body) = response.into_parts();
         let mut bytes = Vec::new();
-        body.into_reader().take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes).map_err(|e| RemoteError::Network {
+        body.into_reader()
+            .take(MAX_RESPONSE_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| RemoteError::Network {
+                url: url.to_string(),
+                msg: format!("connection failed while reading the response: {e}"),
+            })?;
+        Ok(Answer {
+            status: parts.status.as_u16(),
             url: url.to_string(),
-            msg: format!("connection failed while reading the response: {e}"),
-        })?;
-        Ok(Answer { status: parts.status.as_u16(), url: url.to_string(), headers: parts.headers, body: bytes })
+            headers: parts.headers,
+            body: bytes,
+        })
     }
 
     /// `send_once`, following 307/308 (a renamed repository) with the same method and body; the
     /// token still only goes to the endpoint's origin.
-    fn send_following(&self, verb: Verb, url: &str, body: &Body<'_>, extra: &[(&str, &str)], authorize: bool) -> Result<Answer> {
+    fn send_following(
+        &self,
+        verb: Verb,
+        url: &str,
+        body: &Body<'_>,
+        extra: &[(&str, &str)],
+        authorize: bool,
+    ) -> Result<Answer> {
         let mut url = url.to_string();
         for _ in 0..MAX_REDIRECTS {
             let answer = self.send_once(verb, &url, body, extra, authorize)?;
             match answer.header("location") {
-                Some(location) if matches!(answer.status, 307 | 308) => url = resolve_location(&url, location),
+                Some(location) if matches!(answer.status, 307 | 308) => {
+                    url = resolve_location(&url, location)
+                }
                 _ => return Ok(answer),
             }
         }
-        Err(RemoteError::InvalidResponse { url, msg: format!("more than {MAX_REDIRECTS} redirects") })
+        Err(RemoteError::InvalidResponse {
+            url,
+            msg: format!("more than {MAX_REDIRECTS} redirects"),
+        })
     }
 
     /// Sends until the answer is not a transient failure (network error, 5xx, 429) or the
     /// retries of the Hub configuration are spent; returns the last answer whatever its status.
-    fn send(&self, verb: Verb, url: &str, body: &Body<'_>, extra: &[(&str, &str)], authorize: bool) -> Result<Answer> {
+    fn send(
+        &self,
+        verb: Verb,
+        url: &str,
+        body: &Body<'_>,
+        extra: &[(&str, &str)],
+        authorize: bool,
+    ) -> Result<Answer> {
         let mut attempt = 0;
         loop {
             let outcome = self.send_following(verb, url, body, extra, authorize);
@@ -365,7 +428,15 @@ impl<'h> Uploader<'h> {
     }
 
     /// `send`, then any status ≥ 300 as an error that names the repository and revision.
-    fn send_ok(&self, verb: Verb, url: &str, body: &Body<'_>, extra: &[(&str, &str)], authorize: bool, target: &Target) -> Result<Answer> {
+    fn send_ok(
+        &self,
+        verb: Verb,
+        url: &str,
+        body: &Body<'_>,
+        extra: &[(&str, &str)],
+        authorize: bool,
+        target: &Target,
+    ) -> Result<Answer> {
         let answer = self.send(verb, url, body, extra, authorize)?;
         if answer.status >= 300 {
             return Err(target.error(&answer));
@@ -383,7 +454,12 @@ struct Target {
 
 impl Target {
     fn api(&self, endpoint: &str, route: &str) -> String {
-        format!("{endpoint}/api/{}/{}/{route}/{}", self.uri.repo_type.plural(), self.uri.repo_id, percent_encode(&self.revision, false))
+        format!(
+            "{endpoint}/api/{}/{}/{route}/{}",
+            self.uri.repo_type.plural(),
+            self.uri.repo_id,
+            percent_encode(&self.revision, false)
+        )
     }
 
     fn error(&self, answer: &Answer) -> RemoteError {
@@ -425,23 +501,41 @@ impl Target {
 }
 
 fn parse_target(repo: &str, opts: &PushOptions) -> Result<Target> {
-    let text = if repo.starts_with("hf://") { repo.to_string() } else { format!("hf://{repo}") };
+    let text = if repo.starts_with("hf://") {
+        repo.to_string()
+    } else {
+        format!("hf://{repo}")
+    };
     let mut uri = match RemoteLocation::parse(&text)? {
         RemoteLocation::Hub(h) => h,
-        RemoteLocation::Url(u) => return Err(RemoteError::Usage(format!("{u}: push needs a Hub repository (ORG/NAME)"))),
+        RemoteLocation::Url(u) => {
+            return Err(RemoteError::Usage(format!(
+                "{u}: push needs a Hub repository (ORG/NAME)"
+            )))
+        }
     };
     if let Some(p) = uri.path.take() {
         return Err(RemoteError::Usage(format!("{repo}: push takes a repository, not a path inside it ('{p}'); use --path-in-repo '{p}'")));
     }
     if !uri.repo_id.contains('/') {
-        return Err(RemoteError::Usage(format!("{repo}: the repository must be written ORG/NAME (or USER/NAME)")));
+        return Err(RemoteError::Usage(format!(
+            "{repo}: the repository must be written ORG/NAME (or USER/NAME)"
+        )));
     }
-    let revision = opts.revision.clone().or_else(|| uri.revision.clone()).unwrap_or_else(|| "main".to_string());
+    let revision = opts
+        .revision
+        .clone()
+        .or_else(|| uri.revision.clone())
+        .unwrap_or_else(|| "main".to_string());
     if revision.is_empty() {
         return Err(RemoteError::Usage("the revision must not be empty".into()));
     }
     uri.revision = Some(revision.clone());
-    Ok(Target { uri, revision, create_repo: opts.create_repo })
+    Ok(Target {
+        uri,
+        revision,
+        create_repo: opts.create_repo,
+    })
 }
 
 impl Hub {
@@ -453,21 +547,47 @@ impl Hub {
 
         let mut files = collect_local_files(local, opts)?;
         if files.is_empty() {
-            return Err(RemoteError::Usage(format!("{}: no files to push (check --include/--exclude)", local.display())));
+            return Err(RemoteError::Usage(format!(
+                "{}: no files to push (check --include/--exclude)",
+                local.display()
+            )));
         }
         self.check_write_token(&target)?;
-        let repo_created = if opts.create_repo { self.create_repo(&uploader, &target, opts.private)? } else { false };
+        let repo_created = if opts.create_repo {
+            self.create_repo(&uploader, &target, opts.private)?
+        } else {
+            false
+        };
 
         hash_files(&mut files, opts.progress.as_ref())?;
         let plan = self.plan_uploads(&uploader, &target, files, opts.create_pr)?;
-        let plan = self.upload_lfs_objects(&uploader, &target, plan, opts.create_pr, opts.progress.as_ref())?;
+        let plan = self.upload_lfs_objects(
+            &uploader,
+            &target,
+            plan,
+            opts.create_pr,
+            opts.progress.as_ref(),
+        )?;
 
-        let to_commit: Vec<&Planned> = plan.iter().filter(|p| !matches!(p.action, PushAction::Unchanged | PushAction::Ignored)).collect();
+        let to_commit: Vec<&Planned> = plan
+            .iter()
+            .filter(|p| !matches!(p.action, PushAction::Unchanged | PushAction::Ignored))
+            .collect();
         let (commit, commit_url, pull_request) = if to_commit.is_empty() {
             (None, None, None)
         } else {
-            let message = opts.message.clone().unwrap_or_else(|| default_message(local, &plan));
-            self.commit(&uploader, &target, &to_commit, &message, opts.description.as_deref().unwrap_or(""), opts.create_pr)?
+            let message = opts
+                .message
+                .clone()
+                .unwrap_or_else(|| default_message(local, &plan));
+            self.commit(
+                &uploader,
+                &target,
+                &to_commit,
+                &message,
+                opts.description.as_deref().unwrap_or(""),
+                opts.create_pr,
+            )?
         };
 
         Ok(PushReport {
@@ -489,7 +609,8 @@ impl Hub {
                 })
                 .collect(),
             uploaded_bytes: uploader.uploaded.load(Ordering::Relaxed),
-            requests: uploader.requests.load(Ordering::Relaxed) + (self.stats().requests() - start_requests),
+            requests: uploader.requests.load(Ordering::Relaxed)
+                + (self.stats().requests() - start_requests),
         })
     }
 
@@ -501,7 +622,10 @@ impl Hub {
             return Err(RemoteError::Unauthorized {
                 url,
                 status: 401,
-                what: format!("pushing to '{}' needs a write token and none is configured", target.uri.repo_id),
+                what: format!(
+                    "pushing to '{}' needs a write token and none is configured",
+                    target.uri.repo_id
+                ),
                 gated: false,
             });
         }
@@ -511,16 +635,24 @@ impl Hub {
                 return Err(RemoteError::Unauthorized {
                     url,
                     status,
-                    what: "the Hub rejected the token (invalid or expired); nothing was uploaded".into(),
+                    what: "the Hub rejected the token (invalid or expired); nothing was uploaded"
+                        .into(),
                     gated: false,
                 })
             }
             Err(e) => return Err(e),
         };
-        let who: Value = serde_json::from_slice(&body)
-            .map_err(|e| RemoteError::InvalidResponse { url: url.clone(), msg: format!("whoami answer is not JSON: {e}") })?;
+        let who: Value =
+            serde_json::from_slice(&body).map_err(|e| RemoteError::InvalidResponse {
+                url: url.clone(),
+                msg: format!("whoami answer is not JSON: {e}"),
+            })?;
         // Fine-grained tokens carry per-repository scopes: the preupload call checks those.
-        if who.pointer("/auth/accessToken/role").and_then(Value::as_str) == Some("read") {
+        if who
+            .pointer("/auth/accessToken/role")
+            .and_then(Value::as_str)
+            == Some("read")
+        {
             let user = who.get("name").and_then(Value::as_str).unwrap_or("?");
             return Err(RemoteError::Unauthorized {
                 url,
@@ -534,7 +666,11 @@ impl Hub {
 
     /// `POST /api/repos/create`; true when it was created, false when it already existed.
     fn create_repo(&self, uploader: &Uploader<'_>, target: &Target, private: bool) -> Result<bool> {
-        let (organization, name) = target.uri.repo_id.split_once('/').unwrap_or(("", &target.uri.repo_id));
+        let (organization, name) = target
+            .uri
+            .repo_id
+            .split_once('/')
+            .unwrap_or(("", &target.uri.repo_id));
         let repo_type = match target.uri.repo_type {
             RepoType::Model => "model",
             RepoType::Dataset => "dataset",
@@ -559,16 +695,20 @@ impl Hub {
                 200..=299 => Ok(true),
                 // The Hub serialises repository creation per user and answers this 409 to a
                 // concurrent one (huggingface_hub retries it too); any other 409 means "exists".
-                409 if message.contains("conflicting operation") && attempt < self.config().max_retries => {
+                409 if message.contains("conflicting operation")
+                    && attempt < self.config().max_retries =>
+                {
                     std::thread::sleep(self.client.backoff(attempt));
                     attempt += 1;
                     continue;
                 }
                 409 => Ok(false),
                 _ => Err(match target.error(&answer) {
-                    RemoteError::Http { url, status, .. } => {
-                        RemoteError::Http { url, status, msg: format!("could not create '{}': {message}", target.uri.repo_id) }
-                    }
+                    RemoteError::Http { url, status, .. } => RemoteError::Http {
+                        url,
+                        status,
+                        msg: format!("could not create '{}': {message}", target.uri.repo_id),
+                    },
                     other => other,
                 }),
             };
@@ -576,7 +716,13 @@ impl Hub {
     }
 
     /// Asks preupload how each file is stored and which ones the Hub already has.
-    fn plan_uploads(&self, uploader: &Uploader<'_>, target: &Target, files: Vec<LocalFile>, create_pr: bool) -> Result<Vec<Planned>> {
+    fn plan_uploads(
+        &self,
+        uploader: &Uploader<'_>,
+        target: &Target,
+        files: Vec<LocalFile>,
+        create_pr: bool,
+    ) -> Result<Vec<Planned>> {
         let mut url = target.api(&self.config().endpoint, "preupload");
         if create_pr {
             url.push_str("?create_pr=1");
@@ -592,19 +738,27 @@ impl Hub {
                     "size": f.size,
                 })).collect::<Vec<_>>()
             });
-            let answer = uploader.send_ok(Verb::Post, &url, &Body::Json(&payload), &[], true, target)?;
+            let answer =
+                uploader.send_ok(Verb::Post, &url, &Body::Json(&payload), &[], true, target)?;
             let info = answer.json()?;
-            let answered = info
-                .get("files")
-                .and_then(Value::as_array)
-                .ok_or_else(|| RemoteError::InvalidResponse { url: url.clone(), msg: "preupload answer has no 'files' list".into() })?;
+            let answered = info.get("files").and_then(Value::as_array).ok_or_else(|| {
+                RemoteError::InvalidResponse {
+                    url: url.clone(),
+                    msg: "preupload answer has no 'files' list".into(),
+                }
+            })?;
             for file in chunk {
                 let entry = answered
                     .iter()
-                    .find(|e| e.get("path").and_then(Value::as_str) == Some(file.path_in_repo.as_str()))
+                    .find(|e| {
+                        e.get("path").and_then(Value::as_str) == Some(file.path_in_repo.as_str())
+                    })
                     .ok_or_else(|| RemoteError::InvalidResponse {
                         url: url.clone(),
-                        msg: format!("preupload answer says nothing about '{}'", file.path_in_repo),
+                        msg: format!(
+                            "preupload answer says nothing about '{}'",
+                            file.path_in_repo
+                        ),
                     })?;
                 let mode = match entry.get("uploadMode").and_then(Value::as_str) {
                     // Storage refuses empty LFS objects: huggingface_hub commits them as regular files.
@@ -615,7 +769,10 @@ impl Hub {
                     other => {
                         return Err(RemoteError::InvalidResponse {
                             url: url.clone(),
-                            msg: format!("unknown upload mode {other:?} for '{}'", file.path_in_repo),
+                            msg: format!(
+                                "unknown upload mode {other:?} for '{}'",
+                                file.path_in_repo
+                            ),
                         })
                     }
                 };
@@ -628,10 +785,19 @@ impl Hub {
                         ),
                     });
                 }
-                let remote_oid = entry.get("oid").and_then(Value::as_str).map(str::to_ascii_lowercase);
-                let action = if entry.get("shouldIgnore").and_then(Value::as_bool).unwrap_or(false) {
+                let remote_oid = entry
+                    .get("oid")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase);
+                let action = if entry
+                    .get("shouldIgnore")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                {
                     PushAction::Ignored
-                } else if remote_oid.is_some_and(|oid| oid == local_oid(&file, mode).unwrap_or_default()) {
+                } else if remote_oid
+                    .is_some_and(|oid| oid == local_oid(&file, mode).unwrap_or_default())
+                {
                     PushAction::Unchanged
                 } else if mode == UploadMode::Lfs {
                     PushAction::UploadedLfs
@@ -654,17 +820,31 @@ impl Hub {
         create_pr: bool,
         progress: Option<&PushProgressFn>,
     ) -> Result<Vec<Planned>> {
-        let wanted: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].action == PushAction::UploadedLfs).collect();
+        let wanted: Vec<usize> = (0..plan.len())
+            .filter(|&i| plan[i].action == PushAction::UploadedLfs)
+            .collect();
         if wanted.is_empty() {
             return Ok(plan);
         }
         let endpoint = &self.config().endpoint;
-        let batch_url = format!("{endpoint}/{}{}.git/info/lfs/objects/batch", target.uri.repo_type.url_prefix(), target.uri.repo_id);
+        let batch_url = format!(
+            "{endpoint}/{}{}.git/info/lfs/objects/batch",
+            target.uri.repo_type.url_prefix(),
+            target.uri.repo_id
+        );
         let total_size: u64 = {
             let mut seen = std::collections::HashSet::new();
-            wanted.iter().filter(|&&i| seen.insert(plan[i].file.sha256.clone())).map(|&i| plan[i].file.size).sum()
+            wanted
+                .iter()
+                .filter(|&&i| seen.insert(plan[i].file.sha256.clone()))
+                .map(|&i| plan[i].file.size)
+                .sum()
         };
-        let counter = ProgressCounter { callback: progress.cloned(), sent: AtomicU64::new(0), total: total_size };
+        let counter = ProgressCounter {
+            callback: progress.cloned(),
+            sent: AtomicU64::new(0),
+            total: total_size,
+        };
         for chunk in wanted.chunks(FILES_PER_REQUEST) {
             // The same content under two paths is one LFS object.
             let mut objects: Vec<(String, u64)> = Vec::new();
@@ -685,16 +865,32 @@ impl Hub {
             if !create_pr {
                 payload["ref"] = json!({ "name": target.revision });
             }
-            let headers = [("accept", LFS_CONTENT_TYPE), ("content-type", LFS_CONTENT_TYPE)];
-            let answer = uploader.send_ok(Verb::Post, &batch_url, &Body::Json(&payload), &headers, true, target)?;
+            let headers = [
+                ("accept", LFS_CONTENT_TYPE),
+                ("content-type", LFS_CONTENT_TYPE),
+            ];
+            let answer = uploader.send_ok(
+                Verb::Post,
+                &batch_url,
+                &Body::Json(&payload),
+                &headers,
+                true,
+                target,
+            )?;
             let info = answer.json()?;
-            let answered = info.get("objects").and_then(Value::as_array).ok_or_else(|| RemoteError::InvalidResponse {
-                url: batch_url.clone(),
-                msg: "LFS batch answer has no 'objects' list".into(),
-            })?;
+            let answered = info
+                .get("objects")
+                .and_then(Value::as_array)
+                .ok_or_else(|| RemoteError::InvalidResponse {
+                    url: batch_url.clone(),
+                    msg: "LFS batch answer has no 'objects' list".into(),
+                })?;
             let path_of = |oid: &str| -> String {
-                let paths: Vec<&str> =
-                    chunk.iter().filter(|&&i| plan[i].file.sha256 == oid).map(|&i| plan[i].file.path_in_repo.as_str()).collect();
+                let paths: Vec<&str> = chunk
+                    .iter()
+                    .filter(|&&i| plan[i].file.sha256 == oid)
+                    .map(|&i| plan[i].file.path_in_repo.as_str())
+                    .collect();
                 paths.join(", ")
             };
             // Refuse the whole push when storage refuses any object (too large, quota, ...).
@@ -705,34 +901,61 @@ impl Hub {
                     let oid = o.get("oid").and_then(Value::as_str).unwrap_or("?");
                     let size = o.get("size").and_then(Value::as_u64).unwrap_or(0);
                     let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
-                    let message = err.get("message").and_then(Value::as_str).unwrap_or("refused");
-                    Some(format!("'{}' ({size} bytes, sha256 {oid}): {message} (code {code})", path_of(oid)))
+                    let message = err
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("refused");
+                    Some(format!(
+                        "'{}' ({size} bytes, sha256 {oid}): {message} (code {code})",
+                        path_of(oid)
+                    ))
                 })
                 .collect();
             if !refusals.is_empty() {
                 return Err(RemoteError::Http {
                     url: batch_url.clone(),
                     status: answer.status,
-                    msg: format!("LFS storage refused {}; nothing was committed", refusals.join("; ")),
+                    msg: format!(
+                        "LFS storage refused {}; nothing was committed",
+                        refusals.join("; ")
+                    ),
                 });
             }
             let mut jobs = Vec::with_capacity(objects.len());
             for (oid, size) in &objects {
-                let entry = answered.iter().find(|o| o.get("oid").and_then(Value::as_str) == Some(oid.as_str())).ok_or_else(|| {
-                    RemoteError::InvalidResponse {
+                let entry = answered
+                    .iter()
+                    .find(|o| o.get("oid").and_then(Value::as_str) == Some(oid.as_str()))
+                    .ok_or_else(|| RemoteError::InvalidResponse {
                         url: batch_url.clone(),
                         msg: format!("LFS batch answer says nothing about object {oid}"),
-                    }
-                })?;
-                let first = chunk.iter().copied().find(|&i| plan[i].file.sha256 == *oid).unwrap_or(chunk[0]);
-                jobs.push(UploadJob { oid, size: *size, file: first, actions: entry.get("actions").filter(|a| a.get("upload").is_some()) });
+                    })?;
+                let first = chunk
+                    .iter()
+                    .copied()
+                    .find(|&i| plan[i].file.sha256 == *oid)
+                    .unwrap_or(chunk[0]);
+                jobs.push(UploadJob {
+                    oid,
+                    size: *size,
+                    file: first,
+                    actions: entry.get("actions").filter(|a| a.get("upload").is_some()),
+                });
             }
             let uploaded = self.run_upload_jobs(uploader, endpoint, &plan, &jobs, &counter)?;
-            let uploaded: Vec<(String, bool)> = jobs.iter().zip(uploaded).map(|(j, u)| (j.oid.clone(), u)).collect();
+            let uploaded: Vec<(String, bool)> = jobs
+                .iter()
+                .zip(uploaded)
+                .map(|(j, u)| (j.oid.clone(), u))
+                .collect();
             for (oid, was_uploaded) in uploaded {
                 for &i in chunk {
                     if plan[i].file.sha256 == oid {
-                        plan[i].action = if was_uploaded { PushAction::UploadedLfs } else { PushAction::LfsAlreadyStored };
+                        plan[i].action = if was_uploaded {
+                            PushAction::UploadedLfs
+                        } else {
+                            PushAction::LfsAlreadyStored
+                        };
                         counter.file_done(&plan[i].file.path_in_repo, plan[i].file.size);
                     }
                 }
@@ -751,9 +974,12 @@ impl Hub {
         jobs: &[UploadJob<'_>],
         counter: &ProgressCounter,
     ) -> Result<Vec<bool>> {
-        let results: Mutex<Vec<Option<Result<bool>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+        let results: Mutex<Vec<Option<Result<bool>>>> =
+            Mutex::new((0..jobs.len()).map(|_| None).collect());
         let next = AtomicUsize::new(0);
-        let workers = UPLOAD_WORKERS.min(jobs.iter().filter(|j| j.actions.is_some()).count()).max(1);
+        let workers = UPLOAD_WORKERS
+            .min(jobs.iter().filter(|j| j.actions.is_some()).count())
+            .max(1);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
@@ -761,9 +987,16 @@ impl Hub {
                     let Some(job) = jobs.get(i) else { break };
                     let outcome = match job.actions {
                         None => Ok(false),
-                        Some(actions) => {
-                            self.upload_object(uploader, endpoint, &plan[job.file].file, job.size, actions, counter).map(|()| true)
-                        }
+                        Some(actions) => self
+                            .upload_object(
+                                uploader,
+                                endpoint,
+                                &plan[job.file].file,
+                                job.size,
+                                actions,
+                                counter,
+                            )
+                            .map(|()| true),
                     };
                     if outcome.is_err() {
                         next.store(jobs.len(), Ordering::Relaxed);
@@ -806,7 +1039,11 @@ impl Hub {
             None => {
                 // basic: one PUT of the whole file to the presigned URL. Like huggingface_hub,
                 // no token and none of the action's header fields.
-                let body = Body::FileSlice { path: &file.local_path, offset: 0, len: size };
+                let body = Body::FileSlice {
+                    path: &file.local_path,
+                    offset: 0,
+                    len: size,
+                };
                 let answer = uploader.send(Verb::Put, &href, &body, &[], false)?;
                 if answer.status >= 300 {
                     return Err(upload_error(&answer, what, "upload"));
@@ -820,13 +1057,16 @@ impl Hub {
                     msg: format!("multipart upload of '{what}' with an unusable chunk_size"),
                 })
             }
-            Some(Some(chunk_size)) => self.upload_multipart(uploader, &href, file, size, chunk_size, header, counter)?,
+            Some(Some(chunk_size)) => {
+                self.upload_multipart(uploader, &href, file, size, chunk_size, header, counter)?
+            }
         }
         if let Some(verify) = actions.get("verify").filter(|v| !v.is_null()) {
             let verify_url = action_href(verify, endpoint)?;
             let payload = json!({ "oid": file.sha256, "size": size });
             // As huggingface_hub does: the Hub's token (on the Hub's origin only), a JSON body.
-            let answer = uploader.send(Verb::Post, &verify_url, &Body::Json(&payload), &[], true)?;
+            let answer =
+                uploader.send(Verb::Post, &verify_url, &Body::Json(&payload), &[], true)?;
             if answer.status >= 300 {
                 return Err(upload_error(&answer, what, "verification"));
             }
@@ -857,7 +1097,10 @@ impl Hub {
             .collect();
         parts.sort_by_key(|(n, _)| *n);
         let expected = size.div_ceil(chunk_size);
-        let numbered_in_order = parts.iter().enumerate().all(|(i, (n, _))| *n == i as u64 + 1);
+        let numbered_in_order = parts
+            .iter()
+            .enumerate()
+            .all(|(i, (n, _))| *n == i as u64 + 1);
         if parts.len() as u64 != expected || !numbered_in_order {
             return Err(RemoteError::InvalidResponse {
                 url: completion_url.to_string(),
@@ -872,24 +1115,45 @@ impl Hub {
         for (number, part_url) in &parts {
             let offset = (number - 1) * chunk_size;
             let len = chunk_size.min(size - offset);
-            let body = Body::FileSlice { path: &file.local_path, offset, len };
+            let body = Body::FileSlice {
+                path: &file.local_path,
+                offset,
+                len,
+            };
             // `send` retries this part alone on network errors and 5xx, with backoff.
             let answer = uploader.send(Verb::Put, part_url, &body, &[], false)?;
             if answer.status >= 300 {
-                return Err(upload_error(&answer, what, &format!("part {number} of {}", parts.len())));
+                return Err(upload_error(
+                    &answer,
+                    what,
+                    &format!("part {number} of {}", parts.len()),
+                ));
             }
-            let etag = answer.header("etag").map(str::to_string).filter(|e| !e.is_empty()).ok_or_else(|| RemoteError::InvalidResponse {
-                url: part_url.clone(),
-                msg: format!("no ETag for part {number} of '{what}'"),
-            })?;
+            let etag = answer
+                .header("etag")
+                .map(str::to_string)
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| RemoteError::InvalidResponse {
+                    url: part_url.clone(),
+                    msg: format!("no ETag for part {number} of '{what}'"),
+                })?;
             etags.push(json!({ "partNumber": number, "etag": etag }));
             sent += len;
             uploader.uploaded.fetch_add(len, Ordering::Relaxed);
             counter.advance(what, len, sent, size);
         }
         let payload = json!({ "oid": file.sha256, "parts": etags });
-        let headers = [("accept", LFS_CONTENT_TYPE), ("content-type", LFS_CONTENT_TYPE)];
-        let answer = uploader.send(Verb::Post, completion_url, &Body::Json(&payload), &headers, false)?;
+        let headers = [
+            ("accept", LFS_CONTENT_TYPE),
+            ("content-type", LFS_CONTENT_TYPE),
+        ];
+        let answer = uploader.send(
+            Verb::Post,
+            completion_url,
+            &Body::Json(&payload),
+            &headers,
+            false,
+        )?;
         if answer.status >= 300 {
             return Err(upload_error(&answer, what, "multipart completion"));
         }
@@ -915,12 +1179,15 @@ impl Hub {
             body.extend_from_slice(v.to_string().as_bytes());
             body.push(b'\n');
         };
-        line(json!({ "key": "header", "value": { "summary": summary, "description": description } }));
+        line(
+            json!({ "key": "header", "value": { "summary": summary, "description": description } }),
+        );
         for p in files {
             let f = &p.file;
             match p.mode {
                 UploadMode::Regular => {
-                    let content = std::fs::read(&f.local_path).map_err(|e| RemoteError::io(&f.local_path, e))?;
+                    let content = std::fs::read(&f.local_path)
+                        .map_err(|e| RemoteError::io(&f.local_path, e))?;
                     if sha256_hex(&content) != f.sha256 {
                         return Err(RemoteError::Usage(format!(
                             "{}: the file changed while it was being pushed; nothing was committed",
@@ -939,23 +1206,44 @@ impl Hub {
             }
         }
         // A commit is not idempotent: like huggingface_hub, it is sent once, never retried.
-        let answer =
-            uploader.send_following(Verb::Post, &url, &Body::Bytes { bytes: &body, content_type: "application/x-ndjson" }, &[], true)?;
+        let answer = uploader.send_following(
+            Verb::Post,
+            &url,
+            &Body::Bytes {
+                bytes: &body,
+                content_type: "application/x-ndjson",
+            },
+            &[],
+            true,
+        )?;
         if answer.status >= 300 {
             return Err(target.error(&answer));
         }
         let info = answer.json()?;
-        let commit = info.get("commitOid").and_then(Value::as_str).map(str::to_string);
-        let commit_url = info.get("commitUrl").and_then(Value::as_str).map(str::to_string);
+        let commit = info
+            .get("commitOid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let commit_url = info
+            .get("commitUrl")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let pull_request = match info.get("pullRequestUrl").and_then(Value::as_str) {
             Some(pr_url) => {
-                let number = pr_url.trim_end_matches('/').rsplit('/').next().and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| {
-                    RemoteError::InvalidResponse {
+                let number = pr_url
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| RemoteError::InvalidResponse {
                         url: url.clone(),
                         msg: format!("pull request URL '{pr_url}' does not end in its number"),
-                    }
-                })?;
-                Some(PullRequest { number, revision: format!("refs/pr/{number}"), url: pr_url.to_string() })
+                    })?;
+                Some(PullRequest {
+                    number,
+                    revision: format!("refs/pr/{number}"),
+                    url: pr_url.to_string(),
+                })
             }
             None if create_pr => {
                 return Err(RemoteError::InvalidResponse {
@@ -973,20 +1261,29 @@ fn upload_error(answer: &Answer, what: &str, step: &str) -> RemoteError {
     RemoteError::Http {
         url: answer.url.clone(),
         status: answer.status,
-        msg: format!("{step} of '{what}' failed: {}; nothing was committed", answer.error_message()),
+        msg: format!(
+            "{step} of '{what}' failed: {}; nothing was committed",
+            answer.error_message()
+        ),
     }
 }
 
 /// An action's URL; huggingface_hub rewrites the default endpoint in it to HF_ENDPOINT (for
 /// mirrors), so do the same.
 fn action_href(action: &Value, endpoint: &str) -> Result<String> {
-    let href = action
-        .get("href")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RemoteError::InvalidResponse { url: endpoint.to_string(), msg: "LFS action without an href".into() })?;
+    let href =
+        action
+            .get("href")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RemoteError::InvalidResponse {
+                url: endpoint.to_string(),
+                msg: "LFS action without an href".into(),
+            })?;
     let default = crate::config::DEFAULT_ENDPOINT;
     Ok(match href.strip_prefix(default) {
-        Some(rest) if endpoint != default && (rest.is_empty() || rest.starts_with('/')) => format!("{endpoint}{rest}"),
+        Some(rest) if endpoint != default && (rest.is_empty() || rest.starts_with('/')) => {
+            format!("{endpoint}{rest}")
+        }
         _ => href.to_string(),
     })
 }
@@ -998,10 +1295,13 @@ fn local_oid(file: &LocalFile, mode: UploadMode) -> Result<String> {
         UploadMode::Regular => {
             let mut hasher = sha1::Sha1::new();
             hasher.update(format!("blob {}\0", file.size).as_bytes());
-            let mut f = File::open(&file.local_path).map_err(|e| RemoteError::io(&file.local_path, e))?;
+            let mut f =
+                File::open(&file.local_path).map_err(|e| RemoteError::io(&file.local_path, e))?;
             let mut buf = vec![0u8; HASH_BUFFER];
             loop {
-                let n = f.read(&mut buf).map_err(|e| RemoteError::io(&file.local_path, e))?;
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| RemoteError::io(&file.local_path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -1023,7 +1323,14 @@ impl ProgressCounter {
     fn advance(&self, file: &str, delta: u64, file_bytes: u64, file_size: u64) {
         let total_bytes = self.sent.fetch_add(delta, Ordering::Relaxed) + delta;
         if let Some(cb) = &self.callback {
-            cb(&PushProgress { file, stage: PushStage::Uploading, file_bytes, file_size, total_bytes, total_size: self.total });
+            cb(&PushProgress {
+                file,
+                stage: PushStage::Uploading,
+                file_bytes,
+                file_size,
+                total_bytes,
+                total_size: self.total,
+            });
         }
     }
     fn file_done(&self, file: &str, size: u64) {
@@ -1062,14 +1369,21 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
-        let p = if p.ends_with('/') { format!("{p}*") } else { p.clone() };
+        let p = if p.ends_with('/') {
+            format!("{p}*")
+        } else {
+            p.clone()
+        };
         let glob = GlobBuilder::new(&p)
             .literal_separator(false)
             .build()
             .map_err(|e| RemoteError::Usage(format!("invalid file pattern '{p}': {e}")))?;
         builder.add(glob);
     }
-    builder.build().map(Some).map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
 }
 
 /// The files to push with their repository paths, sorted, before hashing.
@@ -1077,24 +1391,38 @@ fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile
     let meta = std::fs::metadata(local).map_err(|e| RemoteError::io(local, e))?;
     let include = build_globs(&opts.include)?;
     let exclude = build_globs(&opts.exclude)?;
-    let prefix = opts.path_in_repo.as_deref().unwrap_or("").trim_start_matches('/');
+    let prefix = opts
+        .path_in_repo
+        .as_deref()
+        .unwrap_or("")
+        .trim_start_matches('/');
     let mut found: Vec<(PathBuf, String, u64)> = Vec::new();
     if meta.is_file() {
         let name = local
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| RemoteError::Usage(format!("{}: the file name is not valid UTF-8", local.display())))?
+            .ok_or_else(|| {
+                RemoteError::Usage(format!(
+                    "{}: the file name is not valid UTF-8",
+                    local.display()
+                ))
+            })?
             .to_string();
         found.push((local.to_path_buf(), name, meta.len()));
     } else if meta.is_dir() {
         walk(local, "", &mut found)?;
     } else {
-        return Err(RemoteError::Usage(format!("{}: neither a file nor a folder", local.display())));
+        return Err(RemoteError::Usage(format!(
+            "{}: neither a file nor a folder",
+            local.display()
+        )));
     }
     let single_file = meta.is_file();
     let mut files = Vec::new();
     for (local_path, relative, size) in found {
-        if include.as_ref().is_some_and(|g| !g.is_match(&relative)) || exclude.as_ref().is_some_and(|g| g.is_match(&relative)) {
+        if include.as_ref().is_some_and(|g| !g.is_match(&relative))
+            || exclude.as_ref().is_some_and(|g| g.is_match(&relative))
+        {
             continue;
         }
         let path_in_repo = if single_file && !prefix.is_empty() && !prefix.ends_with('/') {
@@ -1104,12 +1432,25 @@ fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile
         } else {
             format!("{}/{relative}", prefix.trim_end_matches('/'))
         };
-        check_repo_path(&path_in_repo).map_err(|msg| RemoteError::Usage(format!("{}: {msg}", local_path.display())))?;
-        files.push(LocalFile { local_path, path_in_repo, size, sha256: String::new(), sample: Vec::new() });
+        check_repo_path(&path_in_repo)
+            .map_err(|msg| RemoteError::Usage(format!("{}: {msg}", local_path.display())))?;
+        files.push(LocalFile {
+            local_path,
+            path_in_repo,
+            size,
+            sha256: String::new(),
+            sample: Vec::new(),
+        });
     }
     files.sort_by(|a, b| a.path_in_repo.cmp(&b.path_in_repo));
-    if let Some(w) = files.windows(2).find(|w| w[0].path_in_repo == w[1].path_in_repo) {
-        return Err(RemoteError::Usage(format!("two local files map to '{}' in the repository", w[0].path_in_repo)));
+    if let Some(w) = files
+        .windows(2)
+        .find(|w| w[0].path_in_repo == w[1].path_in_repo)
+    {
+        return Err(RemoteError::Usage(format!(
+            "two local files map to '{}' in the repository",
+            w[0].path_in_repo
+        )));
     }
     Ok(files)
 }
@@ -1122,15 +1463,26 @@ fn walk(dir: &Path, relative: &str, out: &mut Vec<(PathBuf, String, u64)>) -> Re
     for entry in entries {
         let entry = entry.map_err(|e| RemoteError::io(dir, e))?;
         let path = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|n| RemoteError::Usage(format!("{}: file name {n:?} is not valid UTF-8", dir.display())))?;
-        let rel = if relative.is_empty() { name.clone() } else { format!("{relative}/{name}") };
-        if name == ".git" || (name == "huggingface" && (relative == ".cache" || relative.ends_with("/.cache"))) {
+        let name = entry.file_name().into_string().map_err(|n| {
+            RemoteError::Usage(format!(
+                "{}: file name {n:?} is not valid UTF-8",
+                dir.display()
+            ))
+        })?;
+        let rel = if relative.is_empty() {
+            name.clone()
+        } else {
+            format!("{relative}/{name}")
+        };
+        if name == ".git"
+            || (name == "huggingface" && (relative == ".cache" || relative.ends_with("/.cache")))
+        {
             continue;
         }
-        let is_link = entry.file_type().map_err(|e| RemoteError::io(&path, e))?.is_symlink();
+        let is_link = entry
+            .file_type()
+            .map_err(|e| RemoteError::io(&path, e))?
+            .is_symlink();
         let meta = std::fs::metadata(&path).map_err(|e| RemoteError::io(&path, e))?;
         if meta.is_dir() && !is_link {
             walk(&path, &rel, out)?;
@@ -1147,11 +1499,14 @@ fn hash_files(files: &mut [LocalFile], progress: Option<&PushProgressFn>) -> Res
     let mut total_bytes = 0;
     let mut buf = vec![0u8; HASH_BUFFER];
     for file in files.iter_mut() {
-        let mut f = File::open(&file.local_path).map_err(|e| RemoteError::io(&file.local_path, e))?;
+        let mut f =
+            File::open(&file.local_path).map_err(|e| RemoteError::io(&file.local_path, e))?;
         let mut hasher = sha2::Sha256::new();
         let mut read = 0u64;
         loop {
-            let n = f.read(&mut buf).map_err(|e| RemoteError::io(&file.local_path, e))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| RemoteError::io(&file.local_path, e))?;
             if n == 0 {
                 break;
             }
@@ -1198,7 +1553,11 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -1217,9 +1576,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
-        {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64_encode(input.as_bytes()), expected);
         }
         assert_eq!(base64_encode(&[0xff, 0xfe, 0x00]), "//4A");
@@ -1228,11 +1593,24 @@ mod tests {
     #[test]
     fn targets() {
         let t = parse_target("org/name", &PushOptions::default()).unwrap();
-        assert_eq!((t.uri.repo_id.as_str(), t.revision.as_str()), ("org/name", "main"));
+        assert_eq!(
+            (t.uri.repo_id.as_str(), t.revision.as_str()),
+            ("org/name", "main")
+        );
         let t = parse_target("hf://org/name@dev", &PushOptions::default()).unwrap();
         assert_eq!(t.revision, "dev");
-        let t = parse_target("org/name@dev", &PushOptions { revision: Some("refs/pr/2".into()), ..Default::default() }).unwrap();
-        assert_eq!(t.api("http://h", "commit"), "http://h/api/models/org/name/commit/refs%2Fpr%2F2");
+        let t = parse_target(
+            "org/name@dev",
+            &PushOptions {
+                revision: Some("refs/pr/2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            t.api("http://h", "commit"),
+            "http://h/api/models/org/name/commit/refs%2Fpr%2F2"
+        );
         assert!(parse_target("hf://org/name/sub/file", &PushOptions::default()).is_err());
         assert!(parse_target("https://example.com/x", &PushOptions::default()).is_err());
     }
@@ -1240,9 +1618,15 @@ mod tests {
     #[test]
     fn action_urls_follow_a_custom_endpoint() {
         let a = json!({ "href": "https://huggingface.co/org/x.git/info/lfs/objects/abc" });
-        assert_eq!(action_href(&a, "http://mirror:8080").unwrap(), "http://mirror:8080/org/x.git/info/lfs/objects/abc");
+        assert_eq!(
+            action_href(&a, "http://mirror:8080").unwrap(),
+            "http://mirror:8080/org/x.git/info/lfs/objects/abc"
+        );
         let s3 = json!({ "href": "https://s3.amazonaws.com/bucket/abc?sig=1" });
-        assert_eq!(action_href(&s3, "http://mirror:8080").unwrap(), "https://s3.amazonaws.com/bucket/abc?sig=1");
+        assert_eq!(
+            action_href(&s3, "http://mirror:8080").unwrap(),
+            "https://s3.amazonaws.com/bucket/abc?sig=1"
+        );
     }
 
     #[cfg(unix)]
@@ -1258,19 +1642,49 @@ mod tests {
         std::fs::write(dir.path().join("sub/.cache/huggingface/x.lock"), b"").unwrap();
         std::fs::write(dir.path().join("sub/.git"), b"gitdir: ..").unwrap();
         std::os::unix::fs::symlink(dir.path().join("sub"), dir.path().join("sub-link")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("a.safetensors"), dir.path().join("b.safetensors")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("a.safetensors"),
+            dir.path().join("b.safetensors"),
+        )
+        .unwrap();
         let names = |opts: &PushOptions, p: &Path| -> Vec<String> {
-            collect_local_files(p, opts).unwrap().into_iter().map(|f| f.path_in_repo).collect()
+            collect_local_files(p, opts)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.path_in_repo)
+                .collect()
         };
-        assert_eq!(names(&PushOptions::default(), dir.path()), ["a.safetensors", "b.safetensors", "sub/config.json"]);
-        let o = PushOptions { path_in_repo: Some("v2/".into()), include: vec!["sub/".into()], ..Default::default() };
+        assert_eq!(
+            names(&PushOptions::default(), dir.path()),
+            ["a.safetensors", "b.safetensors", "sub/config.json"]
+        );
+        let o = PushOptions {
+            path_in_repo: Some("v2/".into()),
+            include: vec!["sub/".into()],
+            ..Default::default()
+        };
         assert_eq!(names(&o, dir.path()), ["v2/sub/config.json"]);
         let file = dir.path().join("a.safetensors");
         assert_eq!(names(&PushOptions::default(), &file), ["a.safetensors"]);
         assert_eq!(
-            names(&PushOptions { path_in_repo: Some("w/model.safetensors".into()), ..Default::default() }, &file),
+            names(
+                &PushOptions {
+                    path_in_repo: Some("w/model.safetensors".into()),
+                    ..Default::default()
+                },
+                &file
+            ),
             ["w/model.safetensors"]
         );
-        assert_eq!(names(&PushOptions { path_in_repo: Some("w/".into()), ..Default::default() }, &file), ["w/a.safetensors"]);
+        assert_eq!(
+            names(
+                &PushOptions {
+                    path_in_repo: Some("w/".into()),
+                    ..Default::default()
+                },
+                &file
+            ),
+            ["w/a.safetensors"]
+        );
     }
 }

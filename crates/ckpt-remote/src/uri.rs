@@ -60,7 +60,10 @@ impl HubUri {
         self.revision.as_deref().unwrap_or("main")
     }
     pub fn with_path(&self, path: &str) -> HubUri {
-        HubUri { path: Some(path.to_string()), ..self.clone() }
+        HubUri {
+            path: Some(path.to_string()),
+            ..self.clone()
+        }
     }
 }
 
@@ -108,7 +111,10 @@ impl RemoteLocation {
             }
             return Ok(RemoteLocation::Url(s.to_string()));
         }
-        Err(bad(s, "expected hf://ORG/NAME[@REVISION][/PATH] or an http(s):// URL"))
+        Err(bad(
+            s,
+            "expected hf://ORG/NAME[@REVISION][/PATH] or an http(s):// URL",
+        ))
     }
 }
 
@@ -133,7 +139,10 @@ fn hub_web_url(s: &str) -> Option<HubUri> {
     let rest = s.strip_prefix("https://")?;
     let rest = rest.split(['?', '#']).next()?;
     let (host, path) = rest.split_once('/')?;
-    if !matches!(host.to_ascii_lowercase().as_str(), "huggingface.co" | "hf.co" | "www.huggingface.co") {
+    if !matches!(
+        host.to_ascii_lowercase().as_str(),
+        "huggingface.co" | "hf.co" | "www.huggingface.co"
+    ) {
         return None;
     }
     let (repo_type, path) = match path.split_once('/') {
@@ -142,7 +151,13 @@ fn hub_web_url(s: &str) -> Option<HubUri> {
         _ => (RepoType::Model, path),
     };
     let mut parts = path.splitn(5, '/');
-    let (org, name, kind, rev, file) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (org, name, kind, rev, file) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
     if !matches!(kind, "resolve" | "blob") || file.is_empty() {
         return None;
     }
@@ -153,20 +168,28 @@ fn hub_web_url(s: &str) -> Option<HubUri> {
 }
 
 fn bad(uri: &str, msg: impl Into<String>) -> RemoteError {
-    RemoteError::BadUri { uri: uri.to_string(), msg: msg.into() }
+    RemoteError::BadUri {
+        uri: uri.to_string(),
+        msg: msg.into(),
+    }
 }
 
 fn parse_hub(uri: &str) -> Result<HubUri> {
-    let rest = uri.strip_prefix("hf://").ok_or_else(|| bad(uri, "missing hf:// prefix"))?;
+    let rest = uri
+        .strip_prefix("hf://")
+        .ok_or_else(|| bad(uri, "missing hf:// prefix"))?;
     let (repo_type, rest) = match rest.split_once('/') {
         Some(("datasets", r)) => (RepoType::Dataset, r),
         Some(("spaces", r)) => (RepoType::Space, r),
         Some(("models", r)) => (RepoType::Model, r),
         _ => (RepoType::Model, rest),
     };
-    let (org, rest) = rest
-        .split_once('/')
-        .ok_or_else(|| bad(uri, "expected ORG/NAME after hf:// (a repository id has two parts)"))?;
+    let (org, rest) = rest.split_once('/').ok_or_else(|| {
+        bad(
+            uri,
+            "expected ORG/NAME after hf:// (a repository id has two parts)",
+        )
+    })?;
     let (name_part, mut rest) = match rest.split_once('/') {
         Some((n, r)) => (n, Some(r)),
         None => (rest, None),
@@ -185,7 +208,13 @@ fn parse_hub(uri: &str) -> Result<HubUri> {
                 rev = format!("refs/{kind}/{refname}");
                 rest = parts.next();
             }
-            (name, Some(percent_decode(&rev).ok_or_else(|| bad(uri, "invalid %-escape in the revision"))?))
+            (
+                name,
+                Some(
+                    percent_decode(&rev)
+                        .ok_or_else(|| bad(uri, "invalid %-escape in the revision"))?,
+                ),
+            )
         }
         None => (name_part, None),
     };
@@ -193,8 +222,15 @@ fn parse_hub(uri: &str) -> Result<HubUri> {
         if part.is_empty() {
             return Err(bad(uri, format!("empty {what}")));
         }
-        if !part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || part.starts_with('.') {
-            return Err(bad(uri, format!("invalid {what} '{part}' (letters, digits, '-', '_' and '.' only)")));
+        if !part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || part.starts_with('.')
+        {
+            return Err(bad(
+                uri,
+                format!("invalid {what} '{part}' (letters, digits, '-', '_' and '.' only)"),
+            ));
         }
     }
     if revision.as_deref() == Some("") {
@@ -203,20 +239,34 @@ fn parse_hub(uri: &str) -> Result<HubUri> {
     let path = match rest.map(|r| r.trim_end_matches('/')) {
         None | Some("") => None,
         Some(p) => {
-            if p.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") || p.contains('\\') {
-                return Err(bad(uri, format!("invalid path '{p}' (empty, '.' or '..' segments are not allowed)")));
+            if p.split('/')
+                .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+                || p.contains('\\')
+            {
+                return Err(bad(
+                    uri,
+                    format!("invalid path '{p}' (empty, '.' or '..' segments are not allowed)"),
+                ));
             }
             Some(p.to_string())
         }
     };
-    Ok(HubUri { repo_type, repo_id: format!("{org}/{name}"), revision, path })
+    Ok(HubUri {
+        repo_type,
+        repo_id: format!("{org}/{name}"),
+        revision,
+        path,
+    })
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters (and `/` when `keep_slash`).
 pub(crate) fn percent_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -256,29 +306,50 @@ mod tests {
     #[test]
     fn parses_repo_revision_and_path() {
         let h = hub("hf://org/name");
-        assert_eq!((h.repo_id.as_str(), h.revision.as_deref(), h.path.as_deref()), ("org/name", None, None));
+        assert_eq!(
+            (h.repo_id.as_str(), h.revision.as_deref(), h.path.as_deref()),
+            ("org/name", None, None)
+        );
         let h = hub("hf://org/name@v1.0/sub/dir/model.safetensors");
         assert_eq!(h.revision.as_deref(), Some("v1.0"));
         assert_eq!(h.path.as_deref(), Some("sub/dir/model.safetensors"));
         let h = hub("hf://org/name/model.gguf");
-        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (None, Some("model.gguf")));
+        assert_eq!(
+            (h.revision.as_deref(), h.path.as_deref()),
+            (None, Some("model.gguf"))
+        );
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(hub(&format!("hf://org/name@{sha}")).revision.as_deref(), Some(sha));
+        assert_eq!(
+            hub(&format!("hf://org/name@{sha}")).revision.as_deref(),
+            Some(sha)
+        );
     }
 
     #[test]
     fn refs_revisions_span_three_segments() {
         let h = hub("hf://org/name@refs/pr/1");
-        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (Some("refs/pr/1"), None));
+        assert_eq!(
+            (h.revision.as_deref(), h.path.as_deref()),
+            (Some("refs/pr/1"), None)
+        );
         let h = hub("hf://org/name@refs/pr/12/a/b.safetensors");
-        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (Some("refs/pr/12"), Some("a/b.safetensors")));
+        assert_eq!(
+            (h.revision.as_deref(), h.path.as_deref()),
+            (Some("refs/pr/12"), Some("a/b.safetensors"))
+        );
         let h = hub("hf://datasets/org/name@refs/convert/parquet/x.parquet");
         assert_eq!(h.repo_type, RepoType::Dataset);
-        assert_eq!((h.revision.as_deref(), h.path.as_deref()), (Some("refs/convert/parquet"), Some("x.parquet")));
+        assert_eq!(
+            (h.revision.as_deref(), h.path.as_deref()),
+            (Some("refs/convert/parquet"), Some("x.parquet"))
+        );
         let h = hub("hf://org/name@feature%2Fx/model.safetensors");
         assert_eq!(h.revision.as_deref(), Some("feature/x"));
         assert_eq!(h.to_string(), "hf://org/name@feature%2Fx/model.safetensors");
-        assert_eq!(hub("hf://org/name@refs/pr/3/f").to_string(), "hf://org/name@refs/pr/3/f");
+        assert_eq!(
+            hub("hf://org/name@refs/pr/3/f").to_string(),
+            "hf://org/name@refs/pr/3/f"
+        );
     }
 
     #[test]
@@ -297,7 +368,10 @@ mod tests {
         ] {
             assert!(RemoteLocation::parse(s).is_err(), "{s} should be rejected");
         }
-        assert_eq!(RemoteLocation::parse("https://h/x.safetensors").unwrap(), RemoteLocation::Url("https://h/x.safetensors".into()));
+        assert_eq!(
+            RemoteLocation::parse("https://h/x.safetensors").unwrap(),
+            RemoteLocation::Url("https://h/x.safetensors".into())
+        );
     }
 
     #[test]
@@ -308,6 +382,9 @@ mod tests {
         assert_eq!(h.path.as_deref(), Some("sub/model.safetensors"));
         let h = hub("https://hf.co/datasets/org/name/resolve/main/x.parquet");
         assert_eq!(h.repo_type, RepoType::Dataset);
-        assert!(matches!(RemoteLocation::parse("https://huggingface.co/org/name").unwrap(), RemoteLocation::Url(_)));
+        assert!(matches!(
+            RemoteLocation::parse("https://huggingface.co/org/name").unwrap(),
+            RemoteLocation::Url(_)
+        ));
     }
 }

@@ -38,8 +38,14 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 /// file and a multipart one (100 000 bytes = 5 parts of 20 480 bytes, the last one short).
 fn model_folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
-    files.insert("config.json".to_string(), br#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 64}"#.to_vec());
-    files.insert("tokenizer/special_tokens_map.json".to_string(), br#"{"bos_token": "<s>"}"#.to_vec());
+    files.insert(
+        "config.json".to_string(),
+        br#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 64}"#.to_vec(),
+    );
+    files.insert(
+        "tokenizer/special_tokens_map.json".to_string(),
+        br#"{"bos_token": "<s>"}"#.to_vec(),
+    );
     files.insert("empty.txt".to_string(), Vec::new());
     files.insert("model.safetensors".to_string(), pattern(10_000, 1));
     files.insert("model-big.bin".to_string(), pattern(100_000, 2));
@@ -56,7 +62,11 @@ fn kinds(fake: &FakeHub) -> Vec<&'static str> {
 }
 
 fn push_as_pr(hub: &Hub, local: &Path) -> PushReport {
-    let opts = PushOptions { create_pr: true, message: Some("Add converted weights".into()), ..Default::default() };
+    let opts = PushOptions {
+        create_pr: true,
+        message: Some("Add converted weights".into()),
+        ..Default::default()
+    };
     hub.push(local, "org/model", &opts).unwrap()
 }
 
@@ -74,7 +84,11 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
     let opts = PushOptions {
         create_pr: true,
         message: Some("Add converted weights".into()),
-        progress: Some(Arc::new(move |p| sink.lock().unwrap().push((p.file.to_string(), p.stage, p.total_bytes)))),
+        progress: Some(Arc::new(move |p| {
+            sink.lock()
+                .unwrap()
+                .push((p.file.to_string(), p.stage, p.total_bytes))
+        })),
         ..Default::default()
     };
     let report = hub.push(&local, "org/model", &opts).unwrap();
@@ -85,7 +99,14 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
     assert_eq!(pr.url, format!("{}/org/model/discussions/1", fake.url));
     assert!(report.commit.as_deref().is_some_and(|c| c.len() == 40));
     assert_eq!(report.uploaded_bytes, 110_000);
-    let action = |p: &str| report.files.iter().find(|f| f.path_in_repo == p).unwrap().action;
+    let action = |p: &str| {
+        report
+            .files
+            .iter()
+            .find(|f| f.path_in_repo == p)
+            .unwrap()
+            .action
+    };
     assert_eq!(action("model.safetensors"), PushAction::UploadedLfs);
     assert_eq!(action("model-big.bin"), PushAction::UploadedLfs);
     assert_eq!(action("config.json"), PushAction::Regular);
@@ -105,16 +126,27 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
     for r in &requests {
         assert_ne!(r.status, 404, "unexpected route {} {}", r.method, r.path);
         if matches!(r.kind(), "preupload" | "lfs-batch" | "commit" | "whoami") {
-            assert_eq!(r.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{}", r.path);
+            assert_eq!(
+                r.header("authorization"),
+                Some(format!("Bearer {TOKEN}").as_str()),
+                "{}",
+                r.path
+            );
         }
     }
     let preupload = requests.iter().find(|r| r.kind() == "preupload").unwrap();
-    assert_eq!(preupload.path, "/api/models/org/model/preupload/main?create_pr=1");
+    assert_eq!(
+        preupload.path,
+        "/api/models/org/model/preupload/main?create_pr=1"
+    );
     let commit = requests.iter().find(|r| r.kind() == "commit").unwrap();
     assert_eq!(commit.path, "/api/models/org/model/commit/main?create_pr=1");
     assert_eq!(commit.header("content-type"), Some("application/x-ndjson"));
     let batch = requests.iter().find(|r| r.kind() == "lfs-batch").unwrap();
-    assert_eq!(batch.header("content-type"), Some("application/vnd.git-lfs+json"));
+    assert_eq!(
+        batch.header("content-type"),
+        Some("application/vnd.git-lfs+json")
+    );
     assert_eq!(batch.header("accept"), Some("application/vnd.git-lfs+json"));
 
     // What the Hub stored: the commit lines and the PR ref; main is untouched.
@@ -127,7 +159,12 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
     let mut want: Vec<CommitEntry> = expected
         .iter()
         .map(|(p, b)| CommitEntry {
-            key: if p.ends_with(".safetensors") || p.ends_with(".bin") { "lfsFile" } else { "file" }.into(),
+            key: if p.ends_with(".safetensors") || p.ends_with(".bin") {
+                "lfsFile"
+            } else {
+                "file"
+            }
+            .into(),
             path: p.clone(),
             sha256: sha256_hex(b),
             size: b.len() as u64,
@@ -135,13 +172,23 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
         .collect();
     want.sort();
     assert_eq!(entries, want);
-    assert_eq!(fake.files_at("org/model", "main").unwrap().keys().collect::<Vec<_>>(), ["README.md"]);
+    assert_eq!(
+        fake.files_at("org/model", "main")
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["README.md"]
+    );
 
     // Pull the PR back into an empty cache: byte-identical files.
     let pulled = hub
         .pull(
             "org/model",
-            &PullOptions { revision: Some("refs/pr/1".into()), cache_dir: Some(tmp.path().join("cache2")), ..Default::default() },
+            &PullOptions {
+                revision: Some("refs/pr/1".into()),
+                cache_dir: Some(tmp.path().join("cache2")),
+                ..Default::default()
+            },
         )
         .unwrap();
     assert_eq!(Some(pulled.commit.clone()), report.commit);
@@ -149,16 +196,27 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
         let got = std::fs::read(pulled.snapshot.join(path)).unwrap();
         assert_eq!(&got, bytes, "{path}");
     }
-    assert_eq!(std::fs::read(pulled.snapshot.join("README.md")).unwrap(), b"# model\n");
+    assert_eq!(
+        std::fs::read(pulled.snapshot.join("README.md")).unwrap(),
+        b"# model\n"
+    );
 
     let json = report.to_json();
     assert_eq!(json["pull_request"]["revision"], "refs/pr/1");
     assert_eq!(json["files"].as_array().unwrap().len(), expected.len());
-    assert!(json["files"].as_array().unwrap().iter().any(|f| f["path"] == "model-big.bin" && f["action"] == "uploaded"));
+    assert!(json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["path"] == "model-big.bin" && f["action"] == "uploaded"));
 
     let events = progress_events.lock().unwrap();
     assert!(events.iter().any(|(_, s, _)| *s == PushStage::Hashing));
-    let last_upload = events.iter().filter(|(_, s, _)| *s != PushStage::Hashing).map(|(_, _, t)| *t).max();
+    let last_upload = events
+        .iter()
+        .filter(|(_, s, _)| *s != PushStage::Hashing)
+        .map(|(_, _, t)| *t)
+        .max();
     assert_eq!(last_upload, Some(110_000));
 
     // A second PR gets the next number.
@@ -169,7 +227,15 @@ fn pull_request_with_basic_and_multipart_uploads_reads_back_identically() {
 
 fn nothing_uploaded(fake: &FakeHub) {
     let k = kinds(fake);
-    for forbidden in ["preupload", "lfs-batch", "upload", "upload-part", "complete", "commit", "create-repo"] {
+    for forbidden in [
+        "preupload",
+        "lfs-batch",
+        "upload",
+        "upload-part",
+        "complete",
+        "commit",
+        "create-repo",
+    ] {
         assert!(!k.contains(&forbidden), "{forbidden} was sent: {k:?}");
     }
     fake.with(|st| {
@@ -186,19 +252,31 @@ fn bad_or_missing_or_read_only_token_fails_before_any_upload() {
 
     let fake = FakeHub::start();
     fake.add_repo("org/model", &[]);
-    let err = hub_client(&fake, tmp.path(), Some("hf_wrong")).push(&local, "org/model", &PushOptions::default()).unwrap_err();
-    assert!(matches!(err, RemoteError::Unauthorized { status: 401, .. }), "{err}");
+    let err = hub_client(&fake, tmp.path(), Some("hf_wrong"))
+        .push(&local, "org/model", &PushOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, RemoteError::Unauthorized { status: 401, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("rejected the token"), "{err}");
     nothing_uploaded(&fake);
 
-    let err = hub_client(&fake, tmp.path(), None).push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    let err = hub_client(&fake, tmp.path(), None)
+        .push(&local, "org/model", &PushOptions::default())
+        .unwrap_err();
     assert!(matches!(err, RemoteError::Unauthorized { .. }), "{err}");
     assert!(err.to_string().contains("HF_TOKEN"), "{err}");
     nothing_uploaded(&fake);
 
     fake.with(|st| st.role = "read".into());
-    let err = hub_client(&fake, tmp.path(), Some(TOKEN)).push(&local, "org/model", &PushOptions::default()).unwrap_err();
-    assert!(matches!(err, RemoteError::Unauthorized { status: 403, .. }), "{err}");
+    let err = hub_client(&fake, tmp.path(), Some(TOKEN))
+        .push(&local, "org/model", &PushOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, RemoteError::Unauthorized { status: 403, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("read-only"), "{err}");
     nothing_uploaded(&fake);
 }
@@ -214,9 +292,17 @@ fn forbidden_preupload_stops_before_any_upload() {
     model_folder(&local);
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
     fake.with(|st| st.role = "fineGrained".into());
-    let err = hub.push(&local, "org/model", &PushOptions::default()).unwrap_err();
-    assert!(matches!(err, RemoteError::Unauthorized { status: 403, .. }), "{err}");
-    assert!(err.to_string().contains("no write access to 'org/model'"), "{err}");
+    let err = hub
+        .push(&local, "org/model", &PushOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, RemoteError::Unauthorized { status: 403, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("no write access to 'org/model'"),
+        "{err}"
+    );
     let k = kinds(&fake);
     assert_eq!(k, ["whoami", "preupload"]);
     fake.with(|st| assert!(st.blobs.is_empty() && st.commits.is_empty()));
@@ -231,7 +317,8 @@ fn a_failed_part_is_retried_alone() {
     let local = tmp.path().join("out");
     let expected = model_folder(&local);
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
-    hub.push(&local, "org/model", &PushOptions::default()).unwrap();
+    hub.push(&local, "org/model", &PushOptions::default())
+        .unwrap();
 
     let parts: Vec<(String, u16)> = fake
         .requests()
@@ -239,9 +326,17 @@ fn a_failed_part_is_retried_alone() {
         .filter(|r| r.kind() == "upload-part")
         .map(|r| (r.path.split('?').next().unwrap().to_string(), r.status))
         .collect();
-    let count = |n: u64| parts.iter().filter(|(p, _)| p.ends_with(&format!("/part/{n}"))).count();
+    let count = |n: u64| {
+        parts
+            .iter()
+            .filter(|(p, _)| p.ends_with(&format!("/part/{n}")))
+            .count()
+    };
     assert_eq!(parts.len(), 6, "{parts:?}");
-    assert_eq!((count(1), count(2), count(3), count(4), count(5)), (1, 1, 2, 1, 1));
+    assert_eq!(
+        (count(1), count(2), count(3), count(4), count(5)),
+        (1, 1, 2, 1, 1)
+    );
     assert_eq!(parts.iter().filter(|(_, s)| *s == 500).count(), 1);
     let stored = fake.files_at("org/model", "main").unwrap();
     assert_eq!(*stored["model-big.bin"].bytes, expected["model-big.bin"]);
@@ -255,9 +350,16 @@ fn a_part_that_keeps_failing_aborts_without_commit() {
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join("out");
     model_folder(&local);
-    let err = hub_client(&fake, tmp.path(), Some(TOKEN)).push(&local, "org/model", &PushOptions::default()).unwrap_err();
+    let err = hub_client(&fake, tmp.path(), Some(TOKEN))
+        .push(&local, "org/model", &PushOptions::default())
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("part 2 of 5") && msg.contains("model-big.bin") && msg.contains("nothing was committed"), "{msg}");
+    assert!(
+        msg.contains("part 2 of 5")
+            && msg.contains("model-big.bin")
+            && msg.contains("nothing was committed"),
+        "{msg}"
+    );
     assert!(!kinds(&fake).contains(&"commit"));
     assert!(!kinds(&fake).contains(&"complete"));
 }
@@ -270,14 +372,24 @@ fn content_the_hub_already_has_is_not_sent_again() {
     let local = tmp.path().join("out");
     model_folder(&local);
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
-    hub.push(&local, "org/model", &PushOptions::default()).unwrap();
+    hub.push(&local, "org/model", &PushOptions::default())
+        .unwrap();
     let first_commit = fake.files_at("org/model", "main").unwrap();
 
     // Same files again: preupload reports identical oids, so nothing is uploaded or committed.
     let before = fake.requests().len();
-    let report = hub.push(&local, "org/model", &PushOptions::default()).unwrap();
+    let report = hub
+        .push(&local, "org/model", &PushOptions::default())
+        .unwrap();
     assert!(report.commit.is_none());
-    assert!(report.files.iter().all(|f| f.action == PushAction::Unchanged), "{:?}", report.files);
+    assert!(
+        report
+            .files
+            .iter()
+            .all(|f| f.action == PushAction::Unchanged),
+        "{:?}",
+        report.files
+    );
     let k: Vec<_> = fake.requests()[before..].iter().map(|r| r.kind()).collect();
     assert_eq!(k, ["whoami", "preupload"]);
 
@@ -285,16 +397,32 @@ fn content_the_hub_already_has_is_not_sent_again() {
     // objects (batch answers without actions), so only the commit carries them.
     std::fs::write(local.join("config.json"), b"{\"hidden_size\": 65}").unwrap();
     let before = fake.requests().len();
-    let opts = PushOptions { path_in_repo: Some("copy".into()), ..Default::default() };
+    let opts = PushOptions {
+        path_in_repo: Some("copy".into()),
+        ..Default::default()
+    };
     let report = hub.push(&local, "org/model", &opts).unwrap();
     let k: Vec<_> = fake.requests()[before..].iter().map(|r| r.kind()).collect();
     assert_eq!(k, ["whoami", "preupload", "lfs-batch", "commit"]);
     assert_eq!(report.uploaded_bytes, 0);
-    let action = |p: &str| report.files.iter().find(|f| f.path_in_repo == p).unwrap().action;
+    let action = |p: &str| {
+        report
+            .files
+            .iter()
+            .find(|f| f.path_in_repo == p)
+            .unwrap()
+            .action
+    };
     assert_eq!(action("copy/model-big.bin"), PushAction::LfsAlreadyStored);
-    assert_eq!(action("copy/model.safetensors"), PushAction::LfsAlreadyStored);
+    assert_eq!(
+        action("copy/model.safetensors"),
+        PushAction::LfsAlreadyStored
+    );
     let now = fake.files_at("org/model", "main").unwrap();
-    assert_eq!(now["copy/model-big.bin"].bytes, first_commit["model-big.bin"].bytes);
+    assert_eq!(
+        now["copy/model-big.bin"].bytes,
+        first_commit["model-big.bin"].bytes
+    );
     assert_eq!(&now["copy/config.json"].bytes[..], b"{\"hidden_size\": 65}");
 }
 
@@ -306,12 +434,23 @@ fn missing_repository_revision_and_too_large_files_are_clear_errors() {
     model_folder(&local);
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
 
-    let err = hub.push(&local, "org/new-model", &PushOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("'org/new-model' does not exist") && err.to_string().contains("--create-repo"), "{err}");
+    let err = hub
+        .push(&local, "org/new-model", &PushOptions::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("'org/new-model' does not exist")
+            && err.to_string().contains("--create-repo"),
+        "{err}"
+    );
     fake.with(|st| assert!(st.blobs.is_empty() && st.commits.is_empty()));
 
     // --create-repo: created, then pushed; a second run finds it (409) and carries on.
-    let opts = PushOptions { create_repo: true, private: true, include: vec!["*.json".into()], ..Default::default() };
+    let opts = PushOptions {
+        create_repo: true,
+        private: true,
+        include: vec!["*.json".into()],
+        ..Default::default()
+    };
     let report = hub.push(&local, "org/new-model", &opts).unwrap();
     assert!(report.repo_created);
     let created = fake.with(|st| st.created.clone());
@@ -321,25 +460,67 @@ fn missing_repository_revision_and_too_large_files_are_clear_errors() {
     assert_eq!(created[0]["type"], "model");
     assert!(fake.with(|st| st.repos["org/new-model"].private));
     let stored = fake.files_at("org/new-model", "main").unwrap();
-    assert_eq!(stored.keys().collect::<Vec<_>>(), ["config.json", "tokenizer/special_tokens_map.json"]);
-    let again = hub.push(&local, "org/new-model", &PushOptions { create_repo: true, ..Default::default() }).unwrap();
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        ["config.json", "tokenizer/special_tokens_map.json"]
+    );
+    let again = hub
+        .push(
+            &local,
+            "org/new-model",
+            &PushOptions {
+                create_repo: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert!(!again.repo_created);
     let created = fake.with(|st| st.created.clone());
     assert_eq!(created.len(), 2);
-    assert_eq!(created[1].get("private"), None, "no visibility sent unless asked");
+    assert_eq!(
+        created[1].get("private"),
+        None,
+        "no visibility sent unless asked"
+    );
     assert!(again.commit.is_some());
 
-    let err = hub.push(&local, "org/new-model", &PushOptions { revision: Some("dev".into()), ..Default::default() }).unwrap_err();
-    assert!(err.to_string().contains("revision 'dev' does not exist in 'org/new-model'"), "{err}");
+    let err = hub
+        .push(
+            &local,
+            "org/new-model",
+            &PushOptions {
+                revision: Some("dev".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("revision 'dev' does not exist in 'org/new-model'"),
+        "{err}"
+    );
 
     fake.add_repo("org/limited", &[]);
     fake.with(|st| st.max_lfs_size = 50_000);
-    let err = hub.push(&local, "org/limited", &PushOptions::default()).unwrap_err();
+    let err = hub
+        .push(&local, "org/limited", &PushOptions::default())
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("model-big.bin") && msg.contains("100000 bytes") && msg.contains("exceeds the maximum size"), "{msg}");
+    assert!(
+        msg.contains("model-big.bin")
+            && msg.contains("100000 bytes")
+            && msg.contains("exceeds the maximum size"),
+        "{msg}"
+    );
     assert!(fake.files_at("org/limited", "main").unwrap().is_empty());
 
-    let err = hub.push(&tmp.path().join("nope"), "org/limited", &PushOptions::default()).unwrap_err();
+    let err = hub
+        .push(
+            &tmp.path().join("nope"),
+            "org/limited",
+            &PushOptions::default(),
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
@@ -351,13 +532,19 @@ fn single_file_to_a_chosen_path() {
     let file = tmp.path().join("model-q4.gguf");
     std::fs::write(&file, pattern(3000, 9)).unwrap();
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
-    let opts = PushOptions { path_in_repo: Some("gguf/model-Q4_0.gguf".into()), ..Default::default() };
+    let opts = PushOptions {
+        path_in_repo: Some("gguf/model-Q4_0.gguf".into()),
+        ..Default::default()
+    };
     let report = hub.push(&file, "hf://org/model", &opts).unwrap();
     assert_eq!(report.files.len(), 1);
     assert!(report.files[0].lfs);
     let stored = fake.files_at("org/model", "main").unwrap();
     assert_eq!(*stored["gguf/model-Q4_0.gguf"].bytes, pattern(3000, 9));
-    assert_eq!(fake.with(|st| st.commits[0].summary.clone()), "Upload gguf/model-Q4_0.gguf with ckpt");
+    assert_eq!(
+        fake.with(|st| st.commits[0].summary.clone()),
+        "Upload gguf/model-Q4_0.gguf with ckpt"
+    );
 }
 
 #[test]
@@ -369,14 +556,31 @@ fn a_renamed_repository_is_followed() {
     let local = tmp.path().join("out");
     let expected = model_folder(&local);
     let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
-    let report = hub.push(&local, "org/old-name", &PushOptions { create_pr: true, ..Default::default() }).unwrap();
+    let report = hub
+        .push(
+            &local,
+            "org/old-name",
+            &PushOptions {
+                create_pr: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(report.pull_request.unwrap().revision, "refs/pr/1");
     let stored = fake.files_at("org/model", "refs/pr/1").unwrap();
     assert_eq!(stored.len(), expected.len());
-    let redirected: Vec<String> = fake.requests().iter().filter(|r| r.status == 307).map(|r| r.kind().to_string()).collect();
+    let redirected: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == 307)
+        .map(|r| r.kind().to_string())
+        .collect();
     assert_eq!(redirected, ["preupload", "lfs-batch", "commit"]);
     // The commit after the redirect carried the token and the NDJSON body.
-    assert!(fake.requests().iter().any(|r| r.kind() == "commit" && r.status == 200 && r.header("authorization").is_some()));
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.kind() == "commit" && r.status == 200 && r.header("authorization").is_some()));
 }
 
 /// huggingface_hub's `upload_folder` (Xet disabled, so it speaks LFS) against the same fake Hub,
@@ -388,7 +592,9 @@ fn same_requests_and_commit_as_huggingface_hub_upload_folder() {
         eprintln!("skipped: set CKPT_PYTHON to a Python with huggingface_hub to compare with upload_folder");
         return;
     };
-    let probe = std::process::Command::new(&python).args(["-c", "import huggingface_hub"]).output();
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import huggingface_hub"])
+        .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!("skipped: huggingface_hub is not importable by {python:?}");
         return;
@@ -400,21 +606,32 @@ fn same_requests_and_commit_as_huggingface_hub_upload_folder() {
 /// Request kinds with their counts (huggingface_hub uploads files from several threads, so only
 /// the phases are ordered: preupload, then the LFS batch, then uploads, then the commit), and
 /// the received commit lines.
-fn protocol_summary(fake: &FakeHub, create_pr: bool) -> (BTreeMap<&'static str, usize>, Vec<CommitEntry>) {
+fn protocol_summary(
+    fake: &FakeHub,
+    create_pr: bool,
+) -> (BTreeMap<&'static str, usize>, Vec<CommitEntry>) {
     let received = fake.with(|st| st.commits.clone());
     assert_eq!(received.len(), 1, "one commit expected");
     assert_eq!(received[0].create_pr, create_pr);
     assert_eq!(received[0].summary, "Add converted weights");
     let mut entries = received[0].entries.clone();
     entries.sort();
-    let k: Vec<&'static str> = fake.requests().iter().map(|r| r.kind()).filter(|k| *k != "whoami").collect();
+    let k: Vec<&'static str> = fake
+        .requests()
+        .iter()
+        .map(|r| r.kind())
+        .filter(|k| *k != "whoami")
+        .collect();
     let phase = |kind: &str| match kind {
         "preupload" => 0,
         "lfs-batch" => 1,
         "commit" => 3,
         _ => 2,
     };
-    assert!(k.windows(2).all(|w| phase(w[0]) <= phase(w[1])), "phases out of order: {k:?}");
+    assert!(
+        k.windows(2).all(|w| phase(w[0]) <= phase(w[1])),
+        "phases out of order: {k:?}"
+    );
     let mut counts = BTreeMap::new();
     for kind in k {
         *counts.entry(kind).or_default() += 1;
@@ -429,9 +646,18 @@ fn compare_with_upload_folder(python: &std::ffi::OsStr, create_pr: bool) {
 
     let ours = FakeHub::start();
     ours.add_repo("org/model", &[("README.md", b"# model\n", false)]);
-    let opts = PushOptions { create_pr, message: Some("Add converted weights".into()), ..Default::default() };
-    let report = hub_client(&ours, tmp.path(), Some(TOKEN)).push(&local, "org/model", &opts).unwrap();
-    assert_eq!(report.pull_request.map(|p| p.revision), create_pr.then(|| "refs/pr/1".to_string()));
+    let opts = PushOptions {
+        create_pr,
+        message: Some("Add converted weights".into()),
+        ..Default::default()
+    };
+    let report = hub_client(&ours, tmp.path(), Some(TOKEN))
+        .push(&local, "org/model", &opts)
+        .unwrap();
+    assert_eq!(
+        report.pull_request.map(|p| p.revision),
+        create_pr.then(|| "refs/pr/1".to_string())
+    );
     let (our_kinds, our_entries) = protocol_summary(&ours, create_pr);
 
     let theirs = FakeHub::start();
@@ -445,7 +671,14 @@ info = api.upload_folder(folder_path=sys.argv[3], repo_id="org/model", create_pr
 print(info.pr_revision)
 "#;
     let out = std::process::Command::new(python)
-        .args(["-c", script, &theirs.url, TOKEN, local.to_str().unwrap(), if create_pr { "1" } else { "0" }])
+        .args([
+            "-c",
+            script,
+            &theirs.url,
+            TOKEN,
+            local.to_str().unwrap(),
+            if create_pr { "1" } else { "0" },
+        ])
         .env("HF_HOME", tmp.path().join("hf_home"))
         .env("HF_HUB_DISABLE_XET", "1")
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -453,7 +686,11 @@ print(info.pr_revision)
         .env_remove("HF_ENDPOINT")
         .output()
         .unwrap();
-    assert!(out.status.success(), "upload_folder failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "upload_folder failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected_pr = if create_pr { "refs/pr/1" } else { "None" };
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected_pr);
     let (their_kinds, their_entries) = protocol_summary(&theirs, create_pr);
@@ -461,11 +698,19 @@ print(info.pr_revision)
     assert_eq!(our_entries, their_entries);
     assert_eq!(our_kinds, their_kinds);
     for r in &theirs.requests() {
-        assert_ne!(r.status, 404, "huggingface_hub used a route the fake Hub lacks: {} {}", r.method, r.path);
+        assert_ne!(
+            r.status, 404,
+            "huggingface_hub used a route the fake Hub lacks: {} {}",
+            r.method, r.path
+        );
     }
     // The same URLs and query strings on the Hub routes.
     let paths = |fake: &FakeHub, kind: &str| -> Vec<String> {
-        fake.requests().iter().filter(|r| r.kind() == kind).map(|r| r.path.clone()).collect()
+        fake.requests()
+            .iter()
+            .filter(|r| r.kind() == kind)
+            .map(|r| r.path.clone())
+            .collect()
     };
     for kind in ["preupload", "commit", "lfs-batch"] {
         assert_eq!(paths(&ours, kind), paths(&theirs, kind), "{kind}");
@@ -475,8 +720,19 @@ print(info.pr_revision)
         fake.requests()
             .iter()
             .map(|r| {
-                let content_type = r.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
-                let content_type = if r.method == "PUT" { String::new() } else { content_type };
+                let content_type = r
+                    .header("content-type")
+                    .unwrap_or("")
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let content_type = if r.method == "PUT" {
+                    String::new()
+                } else {
+                    content_type
+                };
                 (r.kind(), r.header("authorization").is_some(), content_type)
             })
             .filter(|(k, _, _)| *k != "whoami")
@@ -485,14 +741,35 @@ print(info.pr_revision)
     assert_eq!(headers(&ours), headers(&theirs));
     // The same preupload files (path, sample, size), LFS batch payload and completion parts.
     let payload = |fake: &FakeHub, kind: &str, list: &str, key: &str| -> serde_json::Value {
-        let mut v = fake.requests().iter().find(|r| r.kind() == kind).unwrap().json.clone();
+        let mut v = fake
+            .requests()
+            .iter()
+            .find(|r| r.kind() == kind)
+            .unwrap()
+            .json
+            .clone();
         if let Some(items) = v.get_mut(list).and_then(|l| l.as_array_mut()) {
             items.sort_by(|a, b| a[key].as_str().cmp(&b[key].as_str()));
         }
         v
     };
-    assert_eq!(payload(&ours, "preupload", "files", "path"), payload(&theirs, "preupload", "files", "path"));
-    assert_eq!(payload(&ours, "lfs-batch", "objects", "oid"), payload(&theirs, "lfs-batch", "objects", "oid"));
-    assert_eq!(payload(&ours, "complete", "parts", "etag"), payload(&theirs, "complete", "parts", "etag"));
-    assert_eq!(theirs.files_at("org/model", if create_pr { "refs/pr/1" } else { "main" }).unwrap().len(), 6);
+    assert_eq!(
+        payload(&ours, "preupload", "files", "path"),
+        payload(&theirs, "preupload", "files", "path")
+    );
+    assert_eq!(
+        payload(&ours, "lfs-batch", "objects", "oid"),
+        payload(&theirs, "lfs-batch", "objects", "oid")
+    );
+    assert_eq!(
+        payload(&ours, "complete", "parts", "etag"),
+        payload(&theirs, "complete", "parts", "etag")
+    );
+    assert_eq!(
+        theirs
+            .files_at("org/model", if create_pr { "refs/pr/1" } else { "main" })
+            .unwrap()
+            .len(),
+        6
+    );
 }

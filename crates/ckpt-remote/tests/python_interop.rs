@@ -17,7 +17,10 @@ fn python() -> Option<String> {
         eprintln!("skipping: CKPT_PYTHON is not set");
         return None;
     };
-    let ok = Command::new(&py).args(["-c", "import huggingface_hub"]).status().is_ok_and(|s| s.success());
+    let ok = Command::new(&py)
+        .args(["-c", "import huggingface_hub"])
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         eprintln!("skipping: {py} cannot import huggingface_hub");
         return None;
@@ -38,7 +41,12 @@ fn run_python(py: &str, fake: &FakeHub, cache: &Path, script: &str) -> String {
         .env_remove("HF_HUB_OFFLINE")
         .output()
         .unwrap();
-    assert!(out.status.success(), "python failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -71,7 +79,9 @@ print(snapshot_download("org/sharded", local_files_only=True, cache_dir=cache))
     );
     let out = run_python(&py, &fake, ours.path(), &script);
     let lines: Vec<&str> = out.lines().collect();
-    let blob_sha = common::sha256_hex(&std::fs::read(fixtures().join("model-00002-of-00006.safetensors")).unwrap());
+    let blob_sha = common::sha256_hex(
+        &std::fs::read(fixtures().join("model-00002-of-00006.safetensors")).unwrap(),
+    );
     assert!(lines[0].ends_with(&format!("blobs/{blob_sha}")), "{out}");
     assert_eq!(Path::new(lines[1]), report.snapshot);
 
@@ -88,8 +98,13 @@ print(snapshot_download("org/sharded"))
     fake.clear_requests();
     let snapshot = offline.resolve_to_local("hf://org/sharded").unwrap();
     assert_eq!(snapshot, Path::new(out.trim()));
-    let index = offline.resolve_to_local("hf://org/sharded/model.safetensors.index.json").unwrap();
-    assert_eq!(std::fs::read(index).unwrap(), std::fs::read(fixtures().join("model.safetensors.index.json")).unwrap());
+    let index = offline
+        .resolve_to_local("hf://org/sharded/model.safetensors.index.json")
+        .unwrap();
+    assert_eq!(
+        std::fs::read(index).unwrap(),
+        std::fs::read(fixtures().join("model.safetensors.index.json")).unwrap()
+    );
     assert!(fake.requests().is_empty());
     // The layouts agree: same blob names and link targets as ours.
     for f in &report.files {
@@ -97,5 +112,8 @@ print(snapshot_download("org/sharded"))
         let ours_link = std::fs::read_link(&f.local_path).unwrap();
         assert_eq!(theirs_link, ours_link, "{}", f.path);
     }
-    assert_eq!(std::fs::read_to_string(theirs.path().join("models--org--sharded/refs/main")).unwrap(), COMMIT);
+    assert_eq!(
+        std::fs::read_to_string(theirs.path().join("models--org--sharded/refs/main")).unwrap(),
+        COMMIT
+    );
 }

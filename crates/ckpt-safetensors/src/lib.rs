@@ -78,7 +78,13 @@ pub fn header_len_prefix(bytes: &[u8], path: &Path) -> Result<Option<u64>> {
 /// mode: the data buffer may be absent). When `file_len` is known the exact-coverage check runs too.
 pub fn parse_header(bytes: &[u8], file_len: Option<u64>, path: &Path) -> Result<Header> {
     let Some(n) = header_len_prefix(bytes, path)? else {
-        return Err(Error::invalid(path, format!("file is {} bytes, too small for the 8-byte header length", bytes.len())));
+        return Err(Error::invalid(
+            path,
+            format!(
+                "file is {} bytes, too small for the 8-byte header length",
+                bytes.len()
+            ),
+        ));
     };
     let json_end = 8 + n as usize;
     if bytes.len() < json_end || file_len.is_some_and(|l| l < json_end as u64) {
@@ -88,12 +94,24 @@ pub fn parse_header(bytes: &[u8], file_len: Option<u64>, path: &Path) -> Result<
             format!("header claims {n} bytes of JSON after byte 8 but the file has only {have} bytes (truncated?)"),
         ));
     }
-    let text = std::str::from_utf8(&bytes[8..json_end])
-        .map_err(|e| Error::invalid(path, format!("header is not valid UTF-8 (byte {}): {e}", 8 + e.valid_up_to())))?;
-    let raw: RawHeader = serde_json::from_str(text).map_err(|e| Error::invalid(path, format!("invalid header JSON: {e}")))?;
+    let text = std::str::from_utf8(&bytes[8..json_end]).map_err(|e| {
+        Error::invalid(
+            path,
+            format!(
+                "header is not valid UTF-8 (byte {}): {e}",
+                8 + e.valid_up_to()
+            ),
+        )
+    })?;
+    let raw: RawHeader = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(path, format!("invalid header JSON: {e}")))?;
 
     let mut entries = raw.tensors;
-    entries.sort_by(|a, b| (a.begin, a.end).cmp(&(b.begin, b.end)).then_with(|| a.name.cmp(&b.name)));
+    entries.sort_by(|a, b| {
+        (a.begin, a.end)
+            .cmp(&(b.begin, b.end))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     let mut expected_begin = 0u64;
     for e in &entries {
         if e.begin != expected_begin || e.end < e.begin {
@@ -105,7 +123,10 @@ pub fn parse_header(bytes: &[u8], file_len: Option<u64>, path: &Path) -> Result<
                 ),
             ));
         }
-        let want = e.dtype.nbytes(&e.shape).map_err(|m| Error::invalid(path, format!("tensor '{}': {m}", e.name)))?;
+        let want = e
+            .dtype
+            .nbytes(&e.shape)
+            .map_err(|m| Error::invalid(path, format!("tensor '{}': {m}", e.name)))?;
         if e.end - e.begin != want {
             return Err(Error::invalid(
                 path,
@@ -123,7 +144,11 @@ pub fn parse_header(bytes: &[u8], file_len: Option<u64>, path: &Path) -> Result<
         }
         expected_begin = e.end;
     }
-    let header = Header { header_len: n, metadata: raw.metadata, entries };
+    let header = Header {
+        header_len: n,
+        metadata: raw.metadata,
+        entries,
+    };
     if let Some(len) = file_len {
         if header.file_len() != len {
             let msg = if header.file_len() > len {
@@ -158,9 +183,14 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
             buffer.clone(),
             data_start + e.begin as usize,
             (e.end - e.begin) as usize,
-            format!("tensor '{}' at byte {}", e.name, data_start as u64 + e.begin),
+            format!(
+                "tensor '{}' at byte {}",
+                e.name,
+                data_start as u64 + e.begin
+            ),
         )?;
-        ckpt.tensors.push(Tensor::contiguous(e.name, e.dtype, e.shape, storage));
+        ckpt.tensors
+            .push(Tensor::contiguous(e.name, e.dtype, e.shape, storage));
     }
     ckpt.metadata = header.metadata.unwrap_or_default();
     Ok(ckpt)
@@ -172,7 +202,9 @@ pub fn sniff(bytes: &[u8], file_len: u64) -> bool {
         return false;
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
-    n <= MAX_HEADER_SIZE && 8 + n <= file_len && bytes[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+    n <= MAX_HEADER_SIZE
+        && 8 + n <= file_len
+        && bytes[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The reference writer's order: wider dtypes first (so every tensor is aligned to its element
@@ -218,9 +250,15 @@ pub fn build_header(tensors: &[&Tensor], metadata: &BTreeMap<String, String>) ->
     let mut offset = 0u64;
     for t in tensors {
         let dtype_name = t.dtype.safetensors_name().ok_or_else(|| {
-            Error::Unsupported(format!("tensor '{}': safetensors has no dtype for {}", t.name, t.dtype))
+            Error::Unsupported(format!(
+                "tensor '{}': safetensors has no dtype for {}",
+                t.name, t.dtype
+            ))
         })?;
-        let size = t.dtype.nbytes(&t.shape).map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
+        let size = t
+            .dtype
+            .nbytes(&t.shape)
+            .map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
         if !first {
             json.push(',');
         }
@@ -253,7 +291,11 @@ pub fn build_header(tensors: &[&Tensor], metadata: &BTreeMap<String, String>) ->
 /// Orders tensors the way the reference writer does (dtype width, then name).
 pub fn write_order(tensors: &[Tensor]) -> Vec<&Tensor> {
     let mut refs: Vec<&Tensor> = tensors.iter().collect();
-    refs.sort_by(|a, b| write_rank(a.dtype).cmp(&write_rank(b.dtype)).then_with(|| a.name.cmp(&b.name)));
+    refs.sort_by(|a, b| {
+        write_rank(a.dtype)
+            .cmp(&write_rank(b.dtype))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     refs
 }
 
@@ -287,7 +329,8 @@ fn write_with<W: Write + ?Sized>(
 ) -> Result<()> {
     let ordered = checked_order(tensors)?;
     let header = build_header(&ordered, metadata)?;
-    w.write_all(&header).map_err(|e| Error::Other(format!("writing header: {e}")))?;
+    w.write_all(&header)
+        .map_err(|e| Error::Other(format!("writing header: {e}")))?;
     ckpt_core::tensor::write_pipelined(&ordered, w, write_tensor, |_, n, _| {
         on_tensor(n);
         Ok(())
@@ -298,7 +341,10 @@ fn checked_order(tensors: &[Tensor]) -> Result<Vec<&Tensor>> {
     let mut seen = HashSet::new();
     for t in tensors {
         if !seen.insert(t.name.as_str()) {
-            return Err(Error::Other(format!("tensor name '{}' appears twice in the output", t.name)));
+            return Err(Error::Other(format!(
+                "tensor name '{}' appears twice in the output",
+                t.name
+            )));
         }
     }
     Ok(write_order(tensors))
@@ -346,13 +392,23 @@ impl<'de> Visitor<'de> for HeaderVisitor {
         let mut tensors = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format!("duplicate key '{key}' in header")));
+                return Err(de::Error::custom(format!(
+                    "duplicate key '{key}' in header"
+                )));
             }
             if key == "__metadata__" {
                 metadata = map.next_value::<Option<MetadataMap>>()?.map(|m| m.0);
             } else {
-                let info: TensorEntry = map.next_value().map_err(|e: A::Error| de::Error::custom(format!("tensor '{key}': {e}")))?;
-                tensors.push(HeaderEntry { name: key, dtype: info.dtype, shape: info.shape, begin: info.begin, end: info.end });
+                let info: TensorEntry = map
+                    .next_value()
+                    .map_err(|e: A::Error| de::Error::custom(format!("tensor '{key}': {e}")))?;
+                tensors.push(HeaderEntry {
+                    name: key,
+                    dtype: info.dtype,
+                    shape: info.shape,
+                    begin: info.begin,
+                    end: info.end,
+                });
             }
         }
         Ok(RawHeader { metadata, tensors })
@@ -369,14 +425,21 @@ impl<'de> de::Deserialize<'de> for MetadataMap {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("__metadata__ as an object of string values")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<MetadataMap, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<MetadataMap, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(k) = map.next_key::<String>()? {
-                    let v: String = map
-                        .next_value()
-                        .map_err(|e: A::Error| de::Error::custom(format!("__metadata__ value of '{k}' must be a string: {e}")))?;
+                    let v: String = map.next_value().map_err(|e: A::Error| {
+                        de::Error::custom(format!(
+                            "__metadata__ value of '{k}' must be a string: {e}"
+                        ))
+                    })?;
                     if out.insert(k.clone(), v).is_some() {
-                        return Err(de::Error::custom(format!("duplicate key '{k}' in __metadata__")));
+                        return Err(de::Error::custom(format!(
+                            "duplicate key '{k}' in __metadata__"
+                        )));
                     }
                 }
                 Ok(MetadataMap(out))
@@ -401,7 +464,10 @@ impl<'de> de::Deserialize<'de> for TensorEntry {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object with dtype, shape and data_offsets")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<TensorEntry, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<TensorEntry, A::Error> {
                 let (mut dtype, mut shape, mut offsets) = (None, None, None);
                 let mut seen = HashSet::new();
                 while let Some(k) = map.next_key::<String>()? {
@@ -424,8 +490,14 @@ impl<'de> de::Deserialize<'de> for TensorEntry {
                 }
                 let dtype = dtype.ok_or_else(|| de::Error::missing_field("dtype"))?;
                 let shape = shape.ok_or_else(|| de::Error::missing_field("shape"))?;
-                let Pair(begin, end) = offsets.ok_or_else(|| de::Error::missing_field("data_offsets"))?;
-                Ok(TensorEntry { dtype, shape, begin, end })
+                let Pair(begin, end) =
+                    offsets.ok_or_else(|| de::Error::missing_field("data_offsets"))?;
+                Ok(TensorEntry {
+                    dtype,
+                    shape,
+                    begin,
+                    end,
+                })
             }
         }
         d.deserialize_map(V)
@@ -442,9 +514,16 @@ impl<'de> de::Deserialize<'de> for Pair {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("data_offsets as exactly two non-negative integers")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Pair, A::Error> {
-                let a = seq.next_element::<u64>()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                let b = seq.next_element::<u64>()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Pair, A::Error> {
+                let a = seq
+                    .next_element::<u64>()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let b = seq
+                    .next_element::<u64>()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
                 if seq.next_element::<IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(3, &self));
                 }
@@ -477,7 +556,16 @@ mod tests {
             "a",
             DType::F32,
             vec![2],
-            Storage::new(Buffer::owned("mem", [1f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect()), 0, 8, "a").unwrap(),
+            Storage::new(
+                Buffer::owned(
+                    "mem",
+                    [1f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ),
+                0,
+                8,
+                "a",
+            )
+            .unwrap(),
         );
         let mut out = Vec::new();
         let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
@@ -502,28 +590,63 @@ mod tests {
     fn rejections() {
         let ok = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
         assert!(parse(&file(ok, &[0; 4])).is_ok());
-        assert!(parse(&file(&format!("  {ok}\n"), &[0; 4])).is_ok(), "whitespace padding is allowed");
+        assert!(
+            parse(&file(&format!("  {ok}\n"), &[0; 4])).is_ok(),
+            "whitespace padding is allowed"
+        );
         let cases = [
-            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, "duplicate"),
-            (r#"{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}"#, "unknown dtype"),
-            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, "needs 8 bytes"),
-            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, "contiguous"),
-            (r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, "invalid header"),
-            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,4]}}"#, "invalid header"),
-            (r#"{"__metadata__":{"x":1},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, "must be a string"),
+            (
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                "duplicate",
+            ),
+            (
+                r#"{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}"#,
+                "unknown dtype",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
+                "needs 8 bytes",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                "contiguous",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#,
+                "invalid header",
+            ),
+            (
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,4]}}"#,
+                "invalid header",
+            ),
+            (
+                r#"{"__metadata__":{"x":1},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                "must be a string",
+            ),
         ];
         for (json, want) in cases {
             let err = parse(&file(json, &[0; 4])).unwrap_err().to_string();
             assert!(err.contains(want), "{json}: {err}");
         }
-        assert!(parse(&file(ok, &[0; 3])).unwrap_err().to_string().contains("truncated"));
-        assert!(parse(&file(ok, &[0; 5])).unwrap_err().to_string().contains("trailing"));
+        assert!(parse(&file(ok, &[0; 3]))
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
+        assert!(parse(&file(ok, &[0; 5]))
+            .unwrap_err()
+            .to_string()
+            .contains("trailing"));
         let mut nul = file(ok, &[0; 4]);
         nul[8 + ok.len() - 1] = 0;
         assert!(parse(&nul).is_err());
         let huge = (MAX_HEADER_SIZE + 1).to_le_bytes();
         assert!(parse(&huge).unwrap_err().to_string().contains("limit"));
-        assert!(parse(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n").unwrap_err().to_string().contains("LFS"));
+        assert!(
+            parse(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n")
+                .unwrap_err()
+                .to_string()
+                .contains("LFS")
+        );
         assert!(parse(&[1, 0]).is_err());
     }
 

@@ -13,7 +13,9 @@ fn main() {
         Ok(g) => println!("globals: {g:?}"),
         Err(e) => println!("scan error: {e}"),
     }
-    let opts = ckpt_torch::ReadOptions { key: args.get(2).cloned() };
+    let opts = ckpt_torch::ReadOptions {
+        key: args.get(2).cloned(),
+    };
     match ckpt_torch::read(path, &opts) {
         Ok(ck) => {
             println!("format: {}", ck.format.name());

@@ -8,9 +8,12 @@ fn main() {
         eprintln!("usage: torch_rewrite IN OUT [KEY]");
         std::process::exit(2);
     };
-    let opts = ckpt_torch::ReadOptions { key: args.get(3).cloned() };
-    let result = ckpt_torch::read(Path::new(input), &opts)
-        .and_then(|ck| ckpt_torch::write(Path::new(output), &ck.tensors, true).map(|_| ck.tensors.len()));
+    let opts = ckpt_torch::ReadOptions {
+        key: args.get(3).cloned(),
+    };
+    let result = ckpt_torch::read(Path::new(input), &opts).and_then(|ck| {
+        ckpt_torch::write(Path::new(output), &ck.tensors, true).map(|_| ck.tensors.len())
+    });
     match result {
         Ok(n) => println!("wrote {n} tensors to {output}"),
         Err(e) => {

@@ -20,13 +20,19 @@ pub(crate) struct TorchArchive<'a> {
 impl<'a> TorchArchive<'a> {
     pub fn open(path: &'a Path, bytes: &'a [u8]) -> Result<TorchArchive<'a>> {
         let zip = ZipArchive::parse(path, bytes)?;
-        let first = zip.entries().first().ok_or_else(|| Error::invalid(path, "the zip archive is empty"))?;
+        let first = zip
+            .entries()
+            .first()
+            .ok_or_else(|| Error::invalid(path, "the zip archive is empty"))?;
         // torch takes the folder from the first record, whatever it is called (`archive`, the
         // saved file's stem, ...).
         let Some((folder, _)) = first.name.split_once('/') else {
             return Err(Error::invalid(
                 path,
-                format!("zip record '{}' is not in a folder, so this is not a torch checkpoint", first.name),
+                format!(
+                    "zip record '{}' is not in a folder, so this is not a torch checkpoint",
+                    first.name
+                ),
             ));
         };
         let folder = folder.to_string();
@@ -36,7 +42,8 @@ impl<'a> TorchArchive<'a> {
     /// Whether this is a TorchScript archive (`torch.jit.save`): code and constants besides data.
     pub fn is_torchscript(&self) -> bool {
         let code = format!("{}/code/", self.folder);
-        self.record("constants.pkl").is_some() || self.zip.entries().iter().any(|e| e.name.starts_with(&code))
+        self.record("constants.pkl").is_some()
+            || self.zip.entries().iter().any(|e| e.name.starts_with(&code))
     }
 
     pub fn record(&self, name: &str) -> Option<&ZipEntry> {
@@ -45,14 +52,23 @@ impl<'a> TorchArchive<'a> {
 
     fn required(&self, name: &str) -> Result<&ZipEntry> {
         self.record(name).ok_or_else(|| {
-            Error::invalid(self.path, format!("the archive has no '{}/{name}' record, so it is not a torch checkpoint", self.folder))
+            Error::invalid(
+                self.path,
+                format!(
+                    "the archive has no '{}/{name}' record, so it is not a torch checkpoint",
+                    self.folder
+                ),
+            )
         })
     }
 
     fn text(&self, entry: &ZipEntry) -> Result<String> {
         let bytes = self.zip.data(entry)?;
         if bytes.len() > 64 {
-            return Err(Error::invalid(self.path, format!("record '{}' is {} bytes long", entry.name, bytes.len())));
+            return Err(Error::invalid(
+                self.path,
+                format!("record '{}' is {} bytes long", entry.name, bytes.len()),
+            ));
         }
         Ok(String::from_utf8_lossy(bytes).trim().to_string())
     }
@@ -79,14 +95,30 @@ pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled
     let version = archive.text(archive.required("version")?)?;
     match version.parse::<u64>() {
         Ok(v) if v >= 1 => {}
-        _ => return Err(Error::invalid(path, format!("record '{}/version' holds '{version}', not a format version", archive.folder))),
+        _ => {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "record '{}/version' holds '{version}', not a format version",
+                    archive.folder
+                ),
+            ))
+        }
     }
     let big_endian = match archive.record("byteorder") {
         None => false,
         Some(entry) => match archive.text(entry)?.as_str() {
             "little" => false,
             "big" => true,
-            other => return Err(Error::invalid(path, format!("record '{}' holds '{other}', not 'little' or 'big'", entry.name))),
+            other => {
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "record '{}' holds '{other}', not 'little' or 'big'",
+                        entry.name
+                    ),
+                ))
+            }
         },
     };
 
@@ -98,7 +130,13 @@ pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled
     for s in &machine.storages {
         let name = format!("data/{}", s.key);
         let entry = archive.record(&name).ok_or_else(|| {
-            Error::invalid(path, format!("storage '{}' has no record '{}/{name}'", s.key, archive.folder))
+            Error::invalid(
+                path,
+                format!(
+                    "storage '{}' has no record '{}/{name}'",
+                    s.key, archive.folder
+                ),
+            )
         })?;
         let Some(expected) = s.nbytes() else {
             return Err(Error::Unsupported(format!(
@@ -124,5 +162,9 @@ pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled
         let storage = Storage::new(buffer.clone(), range.start, range.len(), entry.name.clone())?;
         storages.push(storage.with_big_endian(big_endian));
     }
-    Ok(Unpickled { machine, root, storages })
+    Ok(Unpickled {
+        machine,
+        root,
+        storages,
+    })
 }

@@ -40,14 +40,26 @@ pub(crate) fn flatten(
     key: Option<&str>,
     path: &Path,
 ) -> Result<Flattened> {
-    let mut w = Walker { m, storages, path, out: Flattened { tensors: Vec::new(), extras: BTreeMap::new() } };
+    let mut w = Walker {
+        m,
+        storages,
+        path,
+        out: Flattened {
+            tensors: Vec::new(),
+            extras: BTreeMap::new(),
+        },
+    };
     // Names are relative to the selected subtree.
     let start = match key {
         None => root.clone(),
         Some(k) => w.select(root, k)?,
     };
     // A lone tensor is named by the key that selected it (or `tensor` for a bare saved tensor).
-    let name = if matches!(start, Value::Tensor(_)) { key.unwrap_or("tensor") } else { "" };
+    let name = if matches!(start, Value::Tensor(_)) {
+        key.unwrap_or("tensor")
+    } else {
+        ""
+    };
     w.walk(&start, name, 0)?;
     Ok(w.out)
 }
@@ -96,7 +108,10 @@ impl Walker<'_> {
     /// The subtree under `key`: an entry of the root dict, or a dotted path of nested entries.
     fn select(&self, root: &Value, key: &str) -> Result<Value> {
         let lookup = |v: &Value, k: &str| -> Option<Value> {
-            self.dict_entries(v)?.iter().find(|(ek, _)| key_text(ek).as_deref() == Some(k)).map(|(_, ev)| ev.clone())
+            self.dict_entries(v)?
+                .iter()
+                .find(|(ek, _)| key_text(ek).as_deref() == Some(k))
+                .map(|(_, ev)| ev.clone())
         };
         if let Some(v) = lookup(root, key) {
             return Ok(v);
@@ -108,17 +123,32 @@ impl Walker<'_> {
         cur.ok_or_else(|| {
             let keys = top_level_keys(self.m, root);
             let listed = if keys.is_empty() {
-                format!("the checkpoint's root is a {}, not a dict", root.kind(self.m))
+                format!(
+                    "the checkpoint's root is a {}, not a dict",
+                    root.kind(self.m)
+                )
             } else {
-                format!("top-level keys: {}", keys.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "top-level keys: {}",
+                    keys.iter()
+                        .map(|k| format!("'{k}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            Error::Usage(format!("{}: no key '{key}' in the checkpoint ({listed})", self.path.display()))
+            Error::Usage(format!(
+                "{}: no key '{key}' in the checkpoint ({listed})",
+                self.path.display()
+            ))
         })
     }
 
     fn walk(&mut self, v: &Value, name: &str, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(Error::invalid(self.path, format!("'{name}': containers nested deeper than {MAX_DEPTH} levels")));
+            return Err(Error::invalid(
+                self.path,
+                format!("'{name}': containers nested deeper than {MAX_DEPTH} levels"),
+            ));
         }
         match v {
             Value::Tensor(i) => {
@@ -128,11 +158,16 @@ impl Walker<'_> {
             Value::Object(id) => match &self.m.objects[*id] {
                 Object::Dict(d) => {
                     if d.entries.is_empty() && !name.is_empty() {
-                        self.out.extras.insert(name.to_string(), Json::Object(Default::default()));
+                        self.out
+                            .extras
+                            .insert(name.to_string(), Json::Object(Default::default()));
                     }
                     for (k, child) in &d.entries {
                         let key = key_text(k).ok_or_else(|| {
-                            Error::invalid(self.path, format!("'{name}': a dict key is a {}", k.kind(self.m)))
+                            Error::invalid(
+                                self.path,
+                                format!("'{name}': a dict key is a {}", k.kind(self.m)),
+                            )
                         })?;
                         self.walk(child, &join(name, &key), depth + 1)?;
                     }
@@ -179,14 +214,19 @@ impl Walker<'_> {
             Value::Bytes(b) => Json::String(b.iter().map(|x| format!("{x:02x}")).collect()),
             Value::Global(g) => Json::String(global_text(g)),
             Value::Symbol(s) => Json::String(s.to_string()),
-            Value::Storage(i) => Json::String(format!("<torch storage '{}'>", self.m.storages[*i].key)),
+            Value::Storage(i) => {
+                Json::String(format!("<torch storage '{}'>", self.m.storages[*i].key))
+            }
             Value::Opaque => Json::String("<object>".into()),
             Value::Tensor(_) => return None,
             Value::Object(id) => match &self.m.objects[*id] {
                 Object::Dict(_) => return None,
-                Object::Tuple(items) | Object::List(items) | Object::Set(items) => {
-                    Json::Array(items.iter().map(|x| self.plain_json(x, depth + 1)).collect::<Option<Vec<_>>>()?)
-                }
+                Object::Tuple(items) | Object::List(items) | Object::Set(items) => Json::Array(
+                    items
+                        .iter()
+                        .map(|x| self.plain_json(x, depth + 1))
+                        .collect::<Option<Vec<_>>>()?,
+                ),
             },
         })
     }
@@ -214,8 +254,12 @@ impl Walker<'_> {
                     rec.strides
                 )));
             };
-            let (Some(values), Some(offset)) = (last.checked_mul(2), rec.offset.checked_mul(2)) else {
-                return Err(Error::invalid(self.path, format!("tensor '{name}': float4 size or offset overflows")));
+            let (Some(values), Some(offset)) = (last.checked_mul(2), rec.offset.checked_mul(2))
+            else {
+                return Err(Error::invalid(
+                    self.path,
+                    format!("tensor '{name}': float4 size or offset overflows"),
+                ));
             };
             let mut shape = rec.shape.clone();
             *shape.last_mut().unwrap() = values;
@@ -224,14 +268,25 @@ impl Walker<'_> {
             let strides = (!contiguous).then(|| rec.strides.clone());
             (rec.shape.clone(), rec.offset, strides)
         };
-        let t = Tensor { name: name.to_string(), dtype, shape, data: TensorData::View(View { storage, offset, strides }) };
+        let t = Tensor {
+            name: name.to_string(),
+            dtype,
+            shape,
+            data: TensorData::View(View {
+                storage,
+                offset,
+                strides,
+            }),
+        };
         t.validate()?;
         Ok(t)
     }
 }
 
 fn float_json(f: f64) -> Json {
-    serde_json::Number::from_f64(f).map(Json::Number).unwrap_or_else(|| Json::String(f.to_string()))
+    serde_json::Number::from_f64(f)
+        .map(Json::Number)
+        .unwrap_or_else(|| Json::String(f.to_string()))
 }
 
 fn global_text(g: &Global) -> String {

@@ -19,8 +19,18 @@ pub struct TorchDType {
     pub storage_class: Option<&'static str>,
 }
 
-const fn row(name: &'static str, elem_size: u64, dtype: Option<DType>, storage_class: Option<&'static str>) -> TorchDType {
-    TorchDType { name, elem_size, dtype, storage_class }
+const fn row(
+    name: &'static str,
+    elem_size: u64,
+    dtype: Option<DType>,
+    storage_class: Option<&'static str>,
+) -> TorchDType {
+    TorchDType {
+        name,
+        elem_size,
+        dtype,
+        storage_class,
+    }
 }
 
 /// Every torch dtype a checkpoint can name (torch 2.15), including those ckpt refuses to convert.
@@ -35,7 +45,12 @@ pub static TORCH_DTYPES: &[TorchDType] = &[
     row("int8", 1, Some(DType::I8), Some("CharStorage")),
     row("uint8", 1, Some(DType::U8), Some("ByteStorage")),
     row("bool", 1, Some(DType::Bool), Some("BoolStorage")),
-    row("complex64", 8, Some(DType::C64), Some("ComplexFloatStorage")),
+    row(
+        "complex64",
+        8,
+        Some(DType::C64),
+        Some("ComplexFloatStorage"),
+    ),
     row("complex128", 16, None, Some("ComplexDoubleStorage")),
     row("complex32", 4, None, None),
     row("qint8", 1, None, Some("QInt8Storage")),
@@ -179,8 +194,15 @@ static UNSUPPORTED_TORCH_GLOBALS: &[(&str, &str)] = &[
 
 /// Resolves `module.name` against the allowlist; None means the global is refused.
 pub fn resolve(module: &str, name: &str) -> Option<Global> {
-    if let Some(&(m, n)) = UNSUPPORTED_TORCH_GLOBALS.iter().find(|&&(m, n)| m == module && n == name) {
-        return Some(Global::Unsupported(if m == "torch" { n } else { n.trim_start_matches('_') }));
+    if let Some(&(m, n)) = UNSUPPORTED_TORCH_GLOBALS
+        .iter()
+        .find(|&&(m, n)| m == module && n == name)
+    {
+        return Some(Global::Unsupported(if m == "torch" {
+            n
+        } else {
+            n.trim_start_matches('_')
+        }));
     }
     let global = match (module, name) {
         ("collections", "OrderedDict") => Global::OrderedDict,
@@ -188,10 +210,16 @@ pub fn resolve(module: &str, name: &str) -> Option<Global> {
         ("torch._utils", "_rebuild_tensor_v2") => Global::Rebuild(Rebuild::TensorV2),
         ("torch._utils", "_rebuild_tensor_v3") => Global::Rebuild(Rebuild::TensorV3),
         ("torch._utils", "_rebuild_parameter") => Global::Rebuild(Rebuild::Parameter),
-        ("torch._utils", "_rebuild_parameter_with_state") => Global::Rebuild(Rebuild::ParameterWithState),
+        ("torch._utils", "_rebuild_parameter_with_state") => {
+            Global::Rebuild(Rebuild::ParameterWithState)
+        }
         ("torch._tensor", "_rebuild_from_type_v2") => Global::Rebuild(Rebuild::FromTypeV2),
-        ("torch.storage", "UntypedStorage") | ("torch", "UntypedStorage") => Global::Storage(StorageClass::Untyped),
-        ("torch.storage", "TypedStorage") | ("torch", "TypedStorage") => Global::Storage(StorageClass::TypedGeneric),
+        ("torch.storage", "UntypedStorage") | ("torch", "UntypedStorage") => {
+            Global::Storage(StorageClass::Untyped)
+        }
+        ("torch.storage", "TypedStorage") | ("torch", "TypedStorage") => {
+            Global::Storage(StorageClass::TypedGeneric)
+        }
         ("torch", "Size") => Global::Size,
         ("torch", "device") => Global::Device,
         ("torch", "Tensor") => Global::TensorClass,
@@ -201,7 +229,9 @@ pub fn resolve(module: &str, name: &str) -> Option<Global> {
         ("builtins" | "__builtin__", "complex") => Global::Complex,
         ("builtins" | "__builtin__", "bytearray") => Global::ByteArray,
         ("torch" | "torch.cuda", class) if class.ends_with("Storage") => {
-            let dtype = TORCH_DTYPES.iter().find(|d| d.storage_class == Some(class))?;
+            let dtype = TORCH_DTYPES
+                .iter()
+                .find(|d| d.storage_class == Some(class))?;
             Global::Storage(StorageClass::Typed(dtype))
         }
         ("torch", dtype) => Global::DType(torch_dtype_by_name(dtype)?),
@@ -216,13 +246,31 @@ mod tests {
 
     #[test]
     fn allowlist_accepts_checkpoint_globals() {
-        assert_eq!(resolve("collections", "OrderedDict"), Some(Global::OrderedDict));
-        assert!(matches!(resolve("torch", "FloatStorage"), Some(Global::Storage(StorageClass::Typed(d))) if d.name == "float32"));
-        assert!(matches!(resolve("torch.cuda", "HalfStorage"), Some(Global::Storage(StorageClass::Typed(d))) if d.name == "float16"));
-        assert!(matches!(resolve("torch", "float8_e4m3fn"), Some(Global::DType(d)) if d.dtype == Some(DType::F8E4M3)));
-        assert_eq!(resolve("torch.storage", "UntypedStorage"), Some(Global::Storage(StorageClass::Untyped)));
-        assert_eq!(resolve("torch._utils", "_rebuild_qtensor"), Some(Global::Unsupported("rebuild_qtensor")));
-        assert_eq!(resolve("torch", "per_tensor_affine"), Some(Global::Unsupported("per_tensor_affine")));
+        assert_eq!(
+            resolve("collections", "OrderedDict"),
+            Some(Global::OrderedDict)
+        );
+        assert!(
+            matches!(resolve("torch", "FloatStorage"), Some(Global::Storage(StorageClass::Typed(d))) if d.name == "float32")
+        );
+        assert!(
+            matches!(resolve("torch.cuda", "HalfStorage"), Some(Global::Storage(StorageClass::Typed(d))) if d.name == "float16")
+        );
+        assert!(
+            matches!(resolve("torch", "float8_e4m3fn"), Some(Global::DType(d)) if d.dtype == Some(DType::F8E4M3))
+        );
+        assert_eq!(
+            resolve("torch.storage", "UntypedStorage"),
+            Some(Global::Storage(StorageClass::Untyped))
+        );
+        assert_eq!(
+            resolve("torch._utils", "_rebuild_qtensor"),
+            Some(Global::Unsupported("rebuild_qtensor"))
+        );
+        assert_eq!(
+            resolve("torch", "per_tensor_affine"),
+            Some(Global::Unsupported("per_tensor_affine"))
+        );
     }
 
     #[test]

@@ -20,37 +20,63 @@ pub(crate) fn is_legacy(bytes: &[u8]) -> bool {
     if head.first() != Some(&0x80) {
         return false;
     }
-    let mut m = Machine::new(Path::new(""), "magic number", Mode::Load, PersistentIds::Forbidden);
+    let mut m = Machine::new(
+        Path::new(""),
+        "magic number",
+        Mode::Load,
+        PersistentIds::Forbidden,
+    );
     matches!(m.run(head, 0), Ok((Value::Int(MAGIC_NUMBER), _)))
 }
 
 fn dict_get<'v>(m: &'v Machine, v: &Value, key: &str) -> Option<&'v Value> {
     let Value::Object(id) = v else { return None };
-    let Object::Dict(d) = &m.objects[*id] else { return None };
-    d.entries.iter().find(|(k, _)| matches!(k, Value::Str(s) if &**s == key)).map(|(_, v)| v)
+    let Object::Dict(d) = &m.objects[*id] else {
+        return None;
+    };
+    d.entries
+        .iter()
+        .find(|(k, _)| matches!(k, Value::Str(s) if &**s == key))
+        .map(|(_, v)| v)
 }
 
 /// The pickles that precede the storage data, in file order (labels for errors and scanning).
-pub(crate) const PICKLE_LABELS: [&str; 5] =
-    ["magic-number pickle", "protocol-version pickle", "sys_info pickle", "main pickle", "storage-key pickle"];
+pub(crate) const PICKLE_LABELS: [&str; 5] = [
+    "magic-number pickle",
+    "protocol-version pickle",
+    "sys_info pickle",
+    "main pickle",
+    "storage-key pickle",
+];
 
 pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled<'p>> {
     let bytes = buffer.bytes();
     let mut m = Machine::new(path, PICKLE_LABELS[0], Mode::Load, PersistentIds::Forbidden);
     let (magic, pos) = m.run(bytes, 0)?;
     if !matches!(magic, Value::Int(MAGIC_NUMBER)) {
-        return Err(Error::invalid(path, "not a torch checkpoint: the legacy magic number is missing"));
+        return Err(Error::invalid(
+            path,
+            "not a torch checkpoint: the legacy magic number is missing",
+        ));
     }
     m.label = PICKLE_LABELS[1].into();
     let (protocol, pos) = m.run(bytes, pos)?;
     if !matches!(protocol, Value::Int(PROTOCOL_VERSION)) {
-        return Err(Error::invalid(path, format!("legacy protocol version {protocol:?} is not {PROTOCOL_VERSION}")));
+        return Err(Error::invalid(
+            path,
+            format!("legacy protocol version {protocol:?} is not {PROTOCOL_VERSION}"),
+        ));
     }
     m.label = PICKLE_LABELS[2].into();
     let (sys_info, pos) = m.run(bytes, pos)?;
     let little_endian = match dict_get(&m, &sys_info, "little_endian") {
         Some(Value::Bool(b)) => *b,
-        _ => return Err(Error::invalid(path, "the legacy sys_info pickle has no little_endian flag")),
+        _ => {
+            return Err(Error::invalid(
+                path,
+                "the legacy sys_info pickle has no little_endian flag",
+            ))
+        }
     };
 
     m.label = PICKLE_LABELS[3].into();
@@ -64,7 +90,10 @@ pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled
             .iter()
             .map(|k| match k {
                 Value::Str(s) => Ok(s.to_string()),
-                other => Err(Error::invalid(path, format!("the storage key list holds a {}", other.kind(&m)))),
+                other => Err(Error::invalid(
+                    path,
+                    format!("the storage key list holds a {}", other.kind(&m)),
+                )),
             })
             .collect::<Result<_>>()?,
         None => return Err(Error::invalid(path, "the storage key pickle is not a list")),
@@ -73,21 +102,43 @@ pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled
     let mut storages: Vec<Option<Arc<Storage>>> = vec![None; m.storages.len()];
     for key in &keys {
         let Some(&index) = m.storage_index.get(key) else {
-            return Err(Error::invalid(path, format!("storage '{key}' is listed but no tensor uses it (its size is unknown)")));
+            return Err(Error::invalid(
+                path,
+                format!("storage '{key}' is listed but no tensor uses it (its size is unknown)"),
+            ));
         };
         let s = &m.storages[index];
         if storages[index].is_some() {
-            return Err(Error::invalid(path, format!("storage '{key}' is listed twice")));
+            return Err(Error::invalid(
+                path,
+                format!("storage '{key}' is listed twice"),
+            ));
         }
         let Some(nbytes) = s.nbytes() else {
-            return Err(Error::Unsupported(format!("{}: storage '{key}' is a {} without an element type", path.display(), s.class.name())));
+            return Err(Error::Unsupported(format!(
+                "{}: storage '{key}' is a {} without an element type",
+                path.display(),
+                s.class.name()
+            )));
         };
         let count_bytes: [u8; 8] = bytes
             .get(pos..pos + 8)
-            .ok_or_else(|| Error::invalid(path, format!("storage '{key}': the file ends at byte {} before its size (truncated?)", bytes.len())))?
+            .ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    format!(
+                        "storage '{key}': the file ends at byte {} before its size (truncated?)",
+                        bytes.len()
+                    ),
+                )
+            })?
             .try_into()
             .unwrap();
-        let count = if little_endian { u64::from_le_bytes(count_bytes) } else { u64::from_be_bytes(count_bytes) };
+        let count = if little_endian {
+            u64::from_le_bytes(count_bytes)
+        } else {
+            u64::from_be_bytes(count_bytes)
+        };
         if count != s.numel {
             return Err(Error::invalid(
                 path,
@@ -104,14 +155,30 @@ pub(crate) fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<Unpickled
                 ),
             ));
         }
-        let storage = Storage::new(buffer.clone(), start, nbytes as usize, format!("storage '{key}'"))?;
+        let storage = Storage::new(
+            buffer.clone(),
+            start,
+            nbytes as usize,
+            format!("storage '{key}'"),
+        )?;
         storages[index] = Some(storage.with_big_endian(!little_endian));
         pos = start + nbytes as usize;
     }
     let storages = storages
         .into_iter()
         .enumerate()
-        .map(|(i, s)| s.ok_or_else(|| Error::invalid(path, format!("storage '{}' has no data in the file", m.storages[i].key))))
+        .map(|(i, s)| {
+            s.ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    format!("storage '{}' has no data in the file", m.storages[i].key),
+                )
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Unpickled { machine: m, root, storages })
+    Ok(Unpickled {
+        machine: m,
+        root,
+        storages,
+    })
 }

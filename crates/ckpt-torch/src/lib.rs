@@ -49,7 +49,10 @@ fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<(Unpickled<'p>, Form
     } else if legacy::is_legacy(bytes) {
         Ok((legacy::load(path, buffer)?, Format::TorchLegacy))
     } else {
-        Err(Error::invalid(path, "not a PyTorch checkpoint (neither a zip archive nor the legacy magic number)"))
+        Err(Error::invalid(
+            path,
+            "not a PyTorch checkpoint (neither a zip archive nor the legacy magic number)",
+        ))
     }
 }
 
@@ -85,7 +88,9 @@ pub fn top_level_keys(path: &Path) -> Result<Vec<String>> {
 pub fn is_torch_file(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 512];
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..]) {
@@ -97,14 +102,22 @@ pub fn is_torch_file(path: &Path) -> bool {
     let head = &head[..n];
     if zip::is_zip(head) {
         // The first local header's name: a torch record inside the archive's folder.
-        let name_len = head.get(26..28).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize).unwrap_or(0);
-        let Some(name) = head.get(30..30 + name_len).and_then(|b| std::str::from_utf8(b).ok()) else {
+        let name_len = head
+            .get(26..28)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+            .unwrap_or(0);
+        let Some(name) = head
+            .get(30..30 + name_len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+        else {
             return false;
         };
         return match name.split_once('/') {
             Some((_, rest)) => {
-                matches!(rest, "data.pkl" | "version" | ".format_version" | "byteorder" | ".data/version")
-                    || rest.starts_with("data/")
+                matches!(
+                    rest,
+                    "data.pkl" | "version" | ".format_version" | "byteorder" | ".data/version"
+                ) || rest.starts_with("data/")
             }
             None => false,
         };
@@ -139,7 +152,10 @@ pub fn scan(path: &Path) -> Result<ScanReport> {
             pos = end;
         }
     } else {
-        return Err(Error::invalid(path, "not a PyTorch checkpoint (neither a zip archive nor the legacy magic number)"));
+        return Err(Error::invalid(
+            path,
+            "not a PyTorch checkpoint (neither a zip archive nor the legacy magic number)",
+        ));
     }
     Ok(report)
 }

@@ -120,7 +120,10 @@ enum KeyId {
 
 impl Dict {
     pub fn new(ordered: bool) -> Dict {
-        Dict { ordered, ..Dict::default() }
+        Dict {
+            ordered,
+            ..Dict::default()
+        }
     }
 
     pub(crate) fn insert(&mut self, key: Value, value: Value) {
@@ -157,7 +160,9 @@ pub struct PickledStorage {
 impl PickledStorage {
     /// Bytes the storage's record must hold.
     pub fn nbytes(&self) -> Option<u64> {
-        self.class.unit_size().and_then(|u| u.checked_mul(self.numel))
+        self.class
+            .unit_size()
+            .and_then(|u| u.checked_mul(self.numel))
     }
 }
 
@@ -303,14 +308,19 @@ impl<'d> Reader<'d> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
     }
     fn line(&mut self) -> Option<&'d [u8]> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().take(MAX_GLOBAL_LINE).position(|&b| b == b'\n')?;
+        let n = rest
+            .iter()
+            .take(MAX_GLOBAL_LINE)
+            .position(|&b| b == b'\n')?;
         let s = &rest[..n];
         self.pos += n + 1;
         Some(s)
@@ -318,7 +328,12 @@ impl<'d> Reader<'d> {
 }
 
 impl<'p> Machine<'p> {
-    pub fn new(path: &'p Path, label: impl Into<String>, mode: Mode, persistent_ids: PersistentIds) -> Machine<'p> {
+    pub fn new(
+        path: &'p Path,
+        label: impl Into<String>,
+        mode: Mode,
+        persistent_ids: PersistentIds,
+    ) -> Machine<'p> {
         Machine {
             path,
             label: label.into(),
@@ -335,7 +350,10 @@ impl<'p> Machine<'p> {
 
     /// An error about the pickle at the current opcode.
     pub(crate) fn err(&self, msg: impl std::fmt::Display) -> Error {
-        Error::invalid(self.path, format!("{}: pickle byte {}: {msg}", self.label, self.at))
+        Error::invalid(
+            self.path,
+            format!("{}: pickle byte {}: {msg}", self.label, self.at),
+        )
     }
 
     pub(crate) fn new_object(&mut self, obj: Object) -> Result<Value> {
@@ -367,11 +385,14 @@ impl<'p> Machine<'p> {
         let mut stack: Vec<Value> = Vec::new();
         let mut marks: Vec<usize> = Vec::new();
         let mut memo: HashMap<u32, Value> = HashMap::new();
-        let eof = |m: &Machine, what: &str| m.err(format!("pickle ends inside {what} (truncated?)"));
+        let eof =
+            |m: &Machine, what: &str| m.err(format!("pickle ends inside {what} (truncated?)"));
 
         loop {
             self.at = r.pos;
-            let op = r.u8().ok_or_else(|| self.err("pickle ends without STOP (truncated?)"))?;
+            let op = r
+                .u8()
+                .ok_or_else(|| self.err("pickle ends without STOP (truncated?)"))?;
             let name = opcode_name(op).unwrap_or("unknown");
             let mut push: Option<Value> = None;
             match op {
@@ -385,11 +406,15 @@ impl<'p> Machine<'p> {
                     // FRAME only announces the length of what follows; it is not needed to parse.
                     let n = r.u64().ok_or_else(|| eof(self, "FRAME"))?;
                     if n > (data.len() - r.pos) as u64 {
-                        return Err(self.err(format!("FRAME of {n} bytes runs past the end of the pickle")));
+                        return Err(self.err(format!(
+                            "FRAME of {n} bytes runs past the end of the pickle"
+                        )));
                     }
                 }
                 b'.' => {
-                    let v = stack.pop().ok_or_else(|| self.err("STOP with an empty stack"))?;
+                    let v = stack
+                        .pop()
+                        .ok_or_else(|| self.err("STOP with an empty stack"))?;
                     return Ok((v, r.pos));
                 }
                 b'(' => {
@@ -399,19 +424,32 @@ impl<'p> Machine<'p> {
                     marks.push(stack.len());
                 }
                 b'0' => {
-                    stack.pop().ok_or_else(|| self.err("POP with an empty stack"))?;
+                    stack
+                        .pop()
+                        .ok_or_else(|| self.err("POP with an empty stack"))?;
                 }
                 b'1' => {
                     let m = self.pop_mark(&mut marks)?;
                     stack.truncate(m);
                 }
-                b'2' => push = Some(stack.last().cloned().ok_or_else(|| self.err("DUP with an empty stack"))?),
+                b'2' => {
+                    push = Some(
+                        stack
+                            .last()
+                            .cloned()
+                            .ok_or_else(|| self.err("DUP with an empty stack"))?,
+                    )
+                }
                 b'N' => push = Some(Value::None),
                 0x88 => push = Some(Value::Bool(true)),
                 0x89 => push = Some(Value::Bool(false)),
                 b'K' => push = Some(Value::Int(r.u8().ok_or_else(|| eof(self, name))? as i128)),
                 b'M' => push = Some(Value::Int(r.u16().ok_or_else(|| eof(self, name))? as i128)),
-                b'J' => push = Some(Value::Int(r.u32().ok_or_else(|| eof(self, name))? as i32 as i128)),
+                b'J' => {
+                    push = Some(Value::Int(
+                        r.u32().ok_or_else(|| eof(self, name))? as i32 as i128
+                    ))
+                }
                 0x8a | 0x8b => {
                     let n = if op == 0x8a {
                         r.u8().map(|n| n as usize)
@@ -438,13 +476,17 @@ impl<'p> Machine<'p> {
                     .ok_or_else(|| eof(self, name))?;
                     let len = usize::try_from(n).ok().filter(|&n| n <= data.len() - r.pos);
                     let bytes = len.and_then(|n| r.take(n)).ok_or_else(|| {
-                        self.err(format!("{name} of {n} bytes runs past the end of the pickle"))
+                        self.err(format!(
+                            "{name} of {n} bytes runs past the end of the pickle"
+                        ))
                     })?;
                     let s: Rc<str> = if op == b'U' {
                         // Python 2 str: read as latin-1 text, as torch's loader does.
                         bytes.iter().map(|&b| b as char).collect::<String>().into()
                     } else {
-                        std::str::from_utf8(bytes).map_err(|_| self.err(format!("{name} is not valid UTF-8")))?.into()
+                        std::str::from_utf8(bytes)
+                            .map_err(|_| self.err(format!("{name} is not valid UTF-8")))?
+                            .into()
                     };
                     push = Some(Value::Str(s));
                 }
@@ -457,7 +499,9 @@ impl<'p> Machine<'p> {
                     .ok_or_else(|| eof(self, name))?;
                     let len = usize::try_from(n).ok().filter(|&n| n <= data.len() - r.pos);
                     let bytes = len.and_then(|n| r.take(n)).ok_or_else(|| {
-                        self.err(format!("{name} of {n} bytes runs past the end of the pickle"))
+                        self.err(format!(
+                            "{name} of {n} bytes runs past the end of the pickle"
+                        ))
                     })?;
                     push = Some(Value::Bytes(bytes.into()));
                 }
@@ -492,13 +536,21 @@ impl<'p> Machine<'p> {
                     push = Some(self.new_object(Object::Set(items))?);
                 }
                 b'a' => {
-                    let v = stack.pop().ok_or_else(|| self.err("APPEND with an empty stack"))?;
-                    let list = stack.last().cloned().ok_or_else(|| self.err("APPEND without a list"))?;
+                    let v = stack
+                        .pop()
+                        .ok_or_else(|| self.err("APPEND with an empty stack"))?;
+                    let list = stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| self.err("APPEND without a list"))?;
                     self.append(&list, vec![v], name)?;
                 }
                 b'e' | 0x90 => {
                     let items = self.take_marked(&mut stack, &mut marks)?;
-                    let target = stack.last().cloned().ok_or_else(|| self.err(format!("{name} without a target")))?;
+                    let target = stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| self.err(format!("{name} without a target")))?;
                     self.append(&target, items, name)?;
                 }
                 b's' => {
@@ -511,7 +563,10 @@ impl<'p> Machine<'p> {
                 }
                 b'u' => {
                     let items = self.take_marked(&mut stack, &mut marks)?;
-                    let dict = stack.last().cloned().ok_or_else(|| self.err("SETITEMS without a dict"))?;
+                    let dict = stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| self.err("SETITEMS without a dict"))?;
                     self.set_items(&dict, items)?;
                 }
                 b'c' => {
@@ -541,12 +596,19 @@ impl<'p> Machine<'p> {
                     push = Some(self.call(callable, args, op == 0x81)?);
                 }
                 b'b' => {
-                    let state = stack.pop().ok_or_else(|| self.err("BUILD with an empty stack"))?;
-                    let target = stack.last().cloned().ok_or_else(|| self.err("BUILD without an object"))?;
+                    let state = stack
+                        .pop()
+                        .ok_or_else(|| self.err("BUILD with an empty stack"))?;
+                    let target = stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| self.err("BUILD without an object"))?;
                     self.build(&target, state)?;
                 }
                 b'Q' => {
-                    let pid = stack.pop().ok_or_else(|| self.err("BINPERSID with an empty stack"))?;
+                    let pid = stack
+                        .pop()
+                        .ok_or_else(|| self.err("BINPERSID with an empty stack"))?;
                     push = Some(self.persistent_load(pid)?);
                 }
                 b'q' | b'r' | 0x94 => {
@@ -556,15 +618,26 @@ impl<'p> Machine<'p> {
                         _ => u32::try_from(memo.len()).ok(),
                     }
                     .ok_or_else(|| eof(self, name))?;
-                    let v = stack.last().cloned().ok_or_else(|| self.err(format!("{name} with an empty stack")))?;
+                    let v = stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| self.err(format!("{name} with an empty stack")))?;
                     if memo.len() >= MAX_MEMO && !memo.contains_key(&index) {
                         return Err(self.err(format!("more than {MAX_MEMO} memo entries")));
                     }
                     memo.insert(index, v);
                 }
                 b'h' | b'j' => {
-                    let index = if op == b'h' { r.u8().map(u32::from) } else { r.u32() }.ok_or_else(|| eof(self, name))?;
-                    let v = memo.get(&index).cloned().ok_or_else(|| self.err(format!("{name} {index}: no such memo entry")))?;
+                    let index = if op == b'h' {
+                        r.u8().map(u32::from)
+                    } else {
+                        r.u32()
+                    }
+                    .ok_or_else(|| eof(self, name))?;
+                    let v = memo
+                        .get(&index)
+                        .cloned()
+                        .ok_or_else(|| self.err(format!("{name} {index}: no such memo entry")))?;
                     push = Some(v);
                 }
                 _ => {
@@ -577,7 +650,9 @@ impl<'p> Machine<'p> {
             }
             if let Some(v) = push {
                 if stack.len() >= MAX_STACK {
-                    return Err(self.err(format!("more than {MAX_STACK} values on the pickle stack")));
+                    return Err(
+                        self.err(format!("more than {MAX_STACK} values on the pickle stack"))
+                    );
                 }
                 stack.push(v);
             }
@@ -585,7 +660,9 @@ impl<'p> Machine<'p> {
     }
 
     fn pop_mark(&self, marks: &mut Vec<usize>) -> Result<usize> {
-        marks.pop().ok_or_else(|| self.err("opcode needs a MARK but there is none"))
+        marks
+            .pop()
+            .ok_or_else(|| self.err("opcode needs a MARK but there is none"))
     }
 
     fn take_marked(&self, stack: &mut Vec<Value>, marks: &mut Vec<usize>) -> Result<Vec<Value>> {
@@ -625,7 +702,9 @@ impl<'p> Machine<'p> {
     fn append(&mut self, target: &Value, items: Vec<Value>, op: &str) -> Result<()> {
         let kind = target.kind(self);
         if self.container_len(target).unwrap_or(0) + items.len() > MAX_CONTAINER_LEN {
-            return Err(self.err(format!("a container holds more than {MAX_CONTAINER_LEN} elements")));
+            return Err(self.err(format!(
+                "a container holds more than {MAX_CONTAINER_LEN} elements"
+            )));
         }
         match target_object(target).map(|i| &mut self.objects[i]) {
             Some(Object::List(v) | Object::Set(v)) => {
@@ -643,7 +722,9 @@ impl<'p> Machine<'p> {
         }
         let kind = target.kind(self);
         if self.container_len(target).unwrap_or(0) + items.len() / 2 > MAX_CONTAINER_LEN {
-            return Err(self.err(format!("a dict holds more than {MAX_CONTAINER_LEN} entries")));
+            return Err(self.err(format!(
+                "a dict holds more than {MAX_CONTAINER_LEN} entries"
+            )));
         }
         match target_object(target).map(|i| &mut self.objects[i]) {
             Some(Object::Dict(d)) => {
@@ -672,7 +753,10 @@ impl<'p> Machine<'p> {
             }
             Mode::Load => {
                 let Value::Global(g) = callable else {
-                    return Err(self.err(format!("call of a {} (only allowlisted globals can be called)", callable.kind(self))));
+                    return Err(self.err(format!(
+                        "call of a {} (only allowlisted globals can be called)",
+                        callable.kind(self)
+                    )));
                 };
                 if newobj {
                     self.new_instance(g, args)
@@ -688,7 +772,9 @@ impl<'p> Machine<'p> {
         // Python attributes set on tensors carry nothing a converter needs.
         match target {
             Value::Tensor(_) | Value::Opaque => Ok(()),
-            Value::Object(id) if matches!(&self.objects[*id], Object::Dict(d) if d.ordered) => Ok(()),
+            Value::Object(id) if matches!(&self.objects[*id], Object::Dict(d) if d.ordered) => {
+                Ok(())
+            }
             _ if self.mode == Mode::Scan => Ok(()),
             other => Err(self.err(format!("BUILD on a {} is not supported", other.kind(self)))),
         }
@@ -707,7 +793,11 @@ fn le_signed(bytes: &[u8]) -> i128 {
     if bytes.is_empty() {
         return 0;
     }
-    let mut buf = if bytes[bytes.len() - 1] & 0x80 != 0 { [0xffu8; 16] } else { [0u8; 16] };
+    let mut buf = if bytes[bytes.len() - 1] & 0x80 != 0 {
+        [0xffu8; 16]
+    } else {
+        [0u8; 16]
+    };
     buf[..bytes.len()].copy_from_slice(bytes);
     i128::from_le_bytes(buf)
 }
@@ -746,19 +836,35 @@ mod tests {
         // d = {}; l = [d, d]; d['a'] = 1 (after the list was built, through the memo)
         let (m, v) = load(b"\x80\x02]q\x00(}q\x01h\x01eh\x01X\x01\x00\x00\x00aK\x01s0.").unwrap();
         let Value::Object(list) = v else { panic!() };
-        let Object::List(items) = &m.objects[list] else { panic!() };
-        let (Value::Object(a), Value::Object(b)) = (&items[0], &items[1]) else { panic!() };
+        let Object::List(items) = &m.objects[list] else {
+            panic!()
+        };
+        let (Value::Object(a), Value::Object(b)) = (&items[0], &items[1]) else {
+            panic!()
+        };
         assert_eq!(a, b);
-        let Object::Dict(d) = &m.objects[*a] else { panic!() };
+        let Object::Dict(d) = &m.objects[*a] else {
+            panic!()
+        };
         assert_eq!(d.entries.len(), 1);
     }
 
     #[test]
     fn refuses_unknown_globals_and_opcodes() {
-        let e = load(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.").err().unwrap();
-        assert!(matches!(&e, Error::Unsafe { msg, .. } if msg.contains("'os.system'")), "{e}");
-        let e = load(b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93.").err().unwrap();
-        assert!(matches!(&e, Error::Unsafe { msg, .. } if msg.contains("'builtins.eval'")), "{e}");
+        let e = load(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Unsafe { msg, .. } if msg.contains("'os.system'")),
+            "{e}"
+        );
+        let e = load(b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93.")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Unsafe { msg, .. } if msg.contains("'builtins.eval'")),
+            "{e}"
+        );
         let e = load(b"\x80\x02ios\nsystem\n.").err().unwrap();
         assert!(e.to_string().contains("INST"), "{e}");
     }
@@ -767,7 +873,9 @@ mod tests {
     fn lengths_are_checked_before_reading() {
         let e = load(b"\x80\x02X\xff\xff\xff\x7fabc").err().unwrap();
         assert!(e.to_string().contains("runs past the end"), "{e}");
-        let e = load(b"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xffabc").err().unwrap();
+        let e = load(b"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xffabc")
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("runs past the end"), "{e}");
         assert!(load(b"\x80\x02(((").is_err());
         assert!(load(b"\x80\x02h\x05.").is_err());
@@ -785,7 +893,13 @@ mod tests {
 
     #[test]
     fn scan_lists_globals_without_running_them() {
-        let (report, _) = scan(Path::new("mem"), "t", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.", 0).unwrap();
+        let (report, _) = scan(
+            Path::new("mem"),
+            "t",
+            b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.",
+            0,
+        )
+        .unwrap();
         assert_eq!(report.globals, vec!["os.system"]);
         assert_eq!(report.calls, vec!["os.system"]);
     }

@@ -6,7 +6,9 @@ use std::rc::Rc;
 use ckpt_core::{Error, Result};
 
 use crate::globals::{Global, Rebuild, StorageClass, TorchDType};
-use crate::pickle::{Dict, Machine, Mode, Object, PersistentIds, PickledStorage, TensorRecord, Value};
+use crate::pickle::{
+    Dict, Machine, Mode, Object, PersistentIds, PickledStorage, TensorRecord, Value,
+};
 
 /// Most dimensions a tensor may have.
 const MAX_DIMS: usize = 256;
@@ -16,9 +18,15 @@ impl Machine<'_> {
         match args {
             Value::Object(id) => match &self.objects[*id] {
                 Object::Tuple(items) => Ok(items.clone()),
-                _ => Err(self.err(format!("arguments of {what} are a {}, not a tuple", args.kind(self)))),
+                _ => Err(self.err(format!(
+                    "arguments of {what} are a {}, not a tuple",
+                    args.kind(self)
+                ))),
             },
-            _ => Err(self.err(format!("arguments of {what} are a {}, not a tuple", args.kind(self)))),
+            _ => Err(self.err(format!(
+                "arguments of {what} are a {}, not a tuple",
+                args.kind(self)
+            ))),
         }
     }
 
@@ -32,11 +40,17 @@ impl Machine<'_> {
                 match args.as_slice() {
                     [] => {}
                     [pairs] => {
-                        let pairs = self.sequence(pairs).ok_or_else(|| self.err("OrderedDict() of a non-sequence"))?;
+                        let pairs = self
+                            .sequence(pairs)
+                            .ok_or_else(|| self.err("OrderedDict() of a non-sequence"))?;
                         for p in pairs {
                             match self.sequence(p) {
                                 Some([k, v]) => dict.insert(k.clone(), v.clone()),
-                                _ => return Err(self.err("OrderedDict() item is not a (key, value) pair")),
+                                _ => {
+                                    return Err(
+                                        self.err("OrderedDict() item is not a (key, value) pair")
+                                    )
+                                }
                             }
                         }
                     }
@@ -47,7 +61,10 @@ impl Machine<'_> {
             Global::Rebuild(r) => self.rebuild(r, args),
             Global::Size => match args.as_slice() {
                 [dims] => {
-                    let dims = self.sequence(dims).ok_or_else(|| self.err("torch.Size() of a non-sequence"))?.to_vec();
+                    let dims = self
+                        .sequence(dims)
+                        .ok_or_else(|| self.err("torch.Size() of a non-sequence"))?
+                        .to_vec();
                     self.new_tuple(dims)
                 }
                 _ => Err(self.err("torch.Size() takes one argument")),
@@ -86,7 +103,10 @@ impl Machine<'_> {
                     _ => Err(self.err("complex() needs one or two numbers")),
                 }
             }
-            Global::Storage(_) | Global::DType(_) | Global::TensorClass | Global::ParameterClass => {
+            Global::Storage(_)
+            | Global::DType(_)
+            | Global::TensorClass
+            | Global::ParameterClass => {
                 Err(self.err(format!("{what} cannot be called in a checkpoint")))
             }
             Global::Unsupported(name) => Err(self.unsupported(name)),
@@ -106,11 +126,16 @@ impl Machine<'_> {
     fn encode(&self, s: &str, encoding: &str) -> Result<Value> {
         match encoding.to_ascii_lowercase().replace('_', "-").as_str() {
             "latin1" | "latin-1" | "iso-8859-1" => {
-                let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(c as u32).ok()).collect();
-                bytes.map(|b| Value::Bytes(b.into())).ok_or_else(|| self.err("latin-1 text holds a character above U+00FF"))
+                let bytes: Option<Vec<u8>> =
+                    s.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+                bytes
+                    .map(|b| Value::Bytes(b.into()))
+                    .ok_or_else(|| self.err("latin-1 text holds a character above U+00FF"))
             }
             "utf-8" | "utf8" => Ok(Value::Bytes(s.as_bytes().into())),
-            other => Err(self.err(format!("_codecs.encode() with unsupported encoding '{other}'"))),
+            other => Err(self.err(format!(
+                "_codecs.encode() with unsupported encoding '{other}'"
+            ))),
         }
     }
 
@@ -144,24 +169,39 @@ impl Machine<'_> {
     fn rebuild(&mut self, r: Rebuild, args: Vec<Value>) -> Result<Value> {
         match r {
             Rebuild::Tensor => match args.as_slice() {
-                [storage, offset, size, stride] => self.make_tensor(storage, offset, size, stride, None),
-                _ => Err(self.err(format!("_rebuild_tensor takes 4 arguments, got {}", args.len()))),
-            },
-            Rebuild::TensorV2 => match args.as_slice() {
-                [storage, offset, size, stride, _requires_grad, _hooks] | [storage, offset, size, stride, _requires_grad, _hooks, _] => {
+                [storage, offset, size, stride] => {
                     self.make_tensor(storage, offset, size, stride, None)
                 }
-                _ => Err(self.err(format!("_rebuild_tensor_v2 takes 6 or 7 arguments, got {}", args.len()))),
+                _ => Err(self.err(format!(
+                    "_rebuild_tensor takes 4 arguments, got {}",
+                    args.len()
+                ))),
+            },
+            Rebuild::TensorV2 => match args.as_slice() {
+                [storage, offset, size, stride, _requires_grad, _hooks]
+                | [storage, offset, size, stride, _requires_grad, _hooks, _] => {
+                    self.make_tensor(storage, offset, size, stride, None)
+                }
+                _ => Err(self.err(format!(
+                    "_rebuild_tensor_v2 takes 6 or 7 arguments, got {}",
+                    args.len()
+                ))),
             },
             Rebuild::TensorV3 => match args.as_slice() {
                 [storage, offset, size, stride, _requires_grad, _hooks, dtype]
                 | [storage, offset, size, stride, _requires_grad, _hooks, dtype, _] => {
                     let Value::Global(Global::DType(dtype)) = dtype else {
-                        return Err(self.err(format!("_rebuild_tensor_v3 dtype argument is a {}", dtype.kind(self))));
+                        return Err(self.err(format!(
+                            "_rebuild_tensor_v3 dtype argument is a {}",
+                            dtype.kind(self)
+                        )));
                     };
                     self.make_tensor(storage, offset, size, stride, Some(dtype))
                 }
-                _ => Err(self.err(format!("_rebuild_tensor_v3 takes 7 or 8 arguments, got {}", args.len()))),
+                _ => Err(self.err(format!(
+                    "_rebuild_tensor_v3 takes 7 or 8 arguments, got {}",
+                    args.len()
+                ))),
             },
             // A parameter is its data tensor; the grad flag and hooks do not matter to a converter.
             Rebuild::Parameter | Rebuild::ParameterWithState => match args.first() {
@@ -170,16 +210,25 @@ impl Machine<'_> {
             },
             Rebuild::FromTypeV2 => {
                 let [func, class, inner, _state] = args.as_slice() else {
-                    return Err(self.err(format!("_rebuild_from_type_v2 takes 4 arguments, got {}", args.len())));
+                    return Err(self.err(format!(
+                        "_rebuild_from_type_v2 takes 4 arguments, got {}",
+                        args.len()
+                    )));
                 };
                 let Value::Global(Global::Rebuild(inner_rebuild)) = func else {
-                    return Err(self.err("_rebuild_from_type_v2 wraps something other than a tensor rebuild"));
+                    return Err(self
+                        .err("_rebuild_from_type_v2 wraps something other than a tensor rebuild"));
                 };
                 if *inner_rebuild == Rebuild::FromTypeV2 {
                     return Err(self.err("_rebuild_from_type_v2 wraps itself"));
                 }
-                if !matches!(class, Value::Global(Global::TensorClass | Global::ParameterClass)) {
-                    return Err(self.err("_rebuild_from_type_v2 of a type other than Tensor / Parameter"));
+                if !matches!(
+                    class,
+                    Value::Global(Global::TensorClass | Global::ParameterClass)
+                ) {
+                    return Err(
+                        self.err("_rebuild_from_type_v2 of a type other than Tensor / Parameter")
+                    );
                 }
                 let inner = self.args_of(inner, "_rebuild_from_type_v2")?;
                 self.rebuild(*inner_rebuild, inner)
@@ -188,14 +237,21 @@ impl Machine<'_> {
     }
 
     fn dims(&self, v: &Value, what: &str) -> Result<Vec<u64>> {
-        let items = self.sequence(v).ok_or_else(|| self.err(format!("tensor {what} is a {}, not a tuple", v.kind(self))))?;
+        let items = self
+            .sequence(v)
+            .ok_or_else(|| self.err(format!("tensor {what} is a {}, not a tuple", v.kind(self))))?;
         if items.len() > MAX_DIMS {
-            return Err(self.err(format!("tensor has {} dimensions (at most {MAX_DIMS} are supported)", items.len())));
+            return Err(self.err(format!(
+                "tensor has {} dimensions (at most {MAX_DIMS} are supported)",
+                items.len()
+            )));
         }
         items
             .iter()
             .map(|d| match d {
-                Value::Int(i) => u64::try_from(*i).map_err(|_| self.err(format!("tensor {what} holds {i}"))),
+                Value::Int(i) => {
+                    u64::try_from(*i).map_err(|_| self.err(format!("tensor {what} holds {i}")))
+                }
                 other => Err(self.err(format!("tensor {what} holds a {}", other.kind(self)))),
             })
             .collect()
@@ -210,16 +266,24 @@ impl Machine<'_> {
         dtype: Option<&'static TorchDType>,
     ) -> Result<Value> {
         let Value::Storage(index) = *storage else {
-            return Err(self.err(format!("tensor rebuilt from a {}, not a storage", storage.kind(self))));
+            return Err(self.err(format!(
+                "tensor rebuilt from a {}, not a storage",
+                storage.kind(self)
+            )));
         };
         let offset = match offset {
-            Value::Int(i) => u64::try_from(*i).map_err(|_| self.err(format!("storage offset {i} is negative")))?,
+            Value::Int(i) => u64::try_from(*i)
+                .map_err(|_| self.err(format!("storage offset {i} is negative")))?,
             other => return Err(self.err(format!("storage offset is a {}", other.kind(self)))),
         };
         let shape = self.dims(size, "size")?;
         let strides = self.dims(stride, "stride")?;
         if shape.len() != strides.len() {
-            return Err(self.err(format!("tensor has {} sizes but {} strides", shape.len(), strides.len())));
+            return Err(self.err(format!(
+                "tensor has {} sizes but {} strides",
+                shape.len(),
+                strides.len()
+            )));
         }
         let class = self.storages[index].class;
         let dtype = match (dtype, class) {
@@ -233,7 +297,13 @@ impl Machine<'_> {
                 )))
             }
         };
-        self.tensors.push(TensorRecord { storage: index, dtype, offset, shape, strides });
+        self.tensors.push(TensorRecord {
+            storage: index,
+            dtype,
+            offset,
+            shape,
+            strides,
+        });
         Ok(Value::Tensor(self.tensors.len() - 1))
     }
 
@@ -245,26 +315,36 @@ impl Machine<'_> {
         if self.persistent_ids == PersistentIds::Forbidden {
             return Err(self.err("unexpected persistent id"));
         }
-        let items = self.sequence(&pid).ok_or_else(|| self.err(format!("persistent id is a {}", pid.kind(self))))?.to_vec();
+        let items = self
+            .sequence(&pid)
+            .ok_or_else(|| self.err(format!("persistent id is a {}", pid.kind(self))))?
+            .to_vec();
         match items.first() {
             Some(Value::Str(tag)) if &**tag == "storage" => {}
-            Some(Value::Str(tag)) if &**tag == "module" => {
-                return Err(self.err("the checkpoint pickles whole nn.Module objects; only state dicts are supported"))
-            }
+            Some(Value::Str(tag)) if &**tag == "module" => return Err(self.err(
+                "the checkpoint pickles whole nn.Module objects; only state dicts are supported",
+            )),
             _ => return Err(self.err("persistent id is not a ('storage', ...) tuple")),
         }
         let (class, key, numel) = match items.as_slice() {
             [_, class, key, _location, numel] => (class, key, numel),
-            [_, class, key, _location, numel, view] if self.persistent_ids == PersistentIds::Legacy => {
+            [_, class, key, _location, numel, view]
+                if self.persistent_ids == PersistentIds::Legacy =>
+            {
                 if !matches!(view, Value::None) {
-                    return Err(self.err("legacy storage views (pre-1.0 checkpoints) are not supported"));
+                    return Err(
+                        self.err("legacy storage views (pre-1.0 checkpoints) are not supported")
+                    );
                 }
                 (class, key, numel)
             }
             _ => return Err(self.err(format!("storage persistent id has {} fields", items.len()))),
         };
         let Value::Global(Global::Storage(class)) = class else {
-            return Err(self.err(format!("storage persistent id names a {} as its class", class.kind(self))));
+            return Err(self.err(format!(
+                "storage persistent id names a {} as its class",
+                class.kind(self)
+            )));
         };
         let key = match key {
             Value::Str(s) => s.to_string(),
@@ -272,8 +352,11 @@ impl Machine<'_> {
             other => return Err(self.err(format!("storage key is a {}", other.kind(self)))),
         };
         let numel = match numel {
-            Value::Int(i) => u64::try_from(*i).map_err(|_| self.err(format!("storage '{key}' has {i} elements")))?,
-            other => return Err(self.err(format!("storage '{key}' size is a {}", other.kind(self)))),
+            Value::Int(i) => u64::try_from(*i)
+                .map_err(|_| self.err(format!("storage '{key}' has {i} elements")))?,
+            other => {
+                return Err(self.err(format!("storage '{key}' size is a {}", other.kind(self))))
+            }
         };
         if let Some(&index) = self.storage_index.get(&key) {
             let known = &self.storages[index];
@@ -288,7 +371,11 @@ impl Machine<'_> {
             }
             return Ok(Value::Storage(index));
         }
-        let storage = PickledStorage { key: key.clone(), class: *class, numel };
+        let storage = PickledStorage {
+            key: key.clone(),
+            class: *class,
+            numel,
+        };
         if storage.nbytes().is_none() && class.unit_size().is_some() {
             return Err(self.err(format!("storage '{key}' size overflows")));
         }

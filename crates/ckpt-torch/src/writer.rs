@@ -48,7 +48,11 @@ pub fn write(out: &Path, tensors: &[Tensor], overwrite: bool) -> Result<()> {
 /// `archive` when that is not plain ASCII.
 pub fn archive_folder(out: &Path) -> String {
     match out.file_stem().and_then(|s| s.to_str()) {
-        Some(stem) if !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !stem.contains('/') => {
+        Some(stem)
+            if !stem.is_empty()
+                && stem.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                && !stem.contains('/') =>
+        {
             stem.to_string()
         }
         _ => "archive".to_string(),
@@ -79,10 +83,19 @@ fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
     let mut by_view: HashMap<ViewKey, usize> = HashMap::new();
     for t in tensors {
         if !names.insert(t.name.as_str()) {
-            return Err(Error::Other(format!("tensor name '{}' appears twice in the output", t.name)));
+            return Err(Error::Other(format!(
+                "tensor name '{}' appears twice in the output",
+                t.name
+            )));
         }
         let view_key = match &t.data {
-            TensorData::View(v) => Some((v.storage.id, v.offset, t.shape.clone(), v.strides.clone(), t.dtype)),
+            TensorData::View(v) => Some((
+                v.storage.id,
+                v.offset,
+                t.shape.clone(),
+                v.strides.clone(),
+                t.dtype,
+            )),
             TensorData::Computed(_) | TensorData::Rows(_) => None,
         };
         if let Some(&i) = view_key.as_ref().and_then(|k| by_view.get(k)) {
@@ -91,9 +104,15 @@ fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
             continue;
         }
         let torch = torch_dtype_for(t.dtype).ok_or_else(|| {
-            Error::Unsupported(format!("tensor '{}' has dtype {}, which torch checkpoints cannot hold", t.name, t.dtype))
+            Error::Unsupported(format!(
+                "tensor '{}' has dtype {}, which torch checkpoints cannot hold",
+                t.name, t.dtype
+            ))
         })?;
-        let nbytes = t.dtype.nbytes(&t.shape).map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
+        let nbytes = t
+            .dtype
+            .nbytes(&t.shape)
+            .map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
         let mut shape = t.shape.clone();
         if t.dtype == DType::F4 {
             match shape.last_mut() {
@@ -106,12 +125,23 @@ fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
                 }
             }
         }
-        let numel = if torch.storage_class.is_some() { nbytes / torch.elem_size } else { nbytes };
+        let numel = if torch.storage_class.is_some() {
+            nbytes / torch.elem_size
+        } else {
+            nbytes
+        };
         if let Some(k) = view_key {
             by_view.insert(k, plans.len());
         }
         of_tensor.push(plans.len());
-        plans.push(StoragePlan { tensor: t, torch, shape, numel, nbytes, uses: 1 });
+        plans.push(StoragePlan {
+            tensor: t,
+            torch,
+            shape,
+            numel,
+            nbytes,
+            uses: 1,
+        });
     }
     Ok((plans, of_tensor))
 }
@@ -150,7 +180,10 @@ impl PickleBuilder {
         } else {
             // LONG1: minimal little-endian two's complement, so a set top bit needs a zero byte.
             let mut bytes = v.to_le_bytes().to_vec();
-            while bytes.len() > 1 && bytes[bytes.len() - 1] == 0 && bytes[bytes.len() - 2] & 0x80 == 0 {
+            while bytes.len() > 1
+                && bytes[bytes.len() - 1] == 0
+                && bytes[bytes.len() - 2] & 0x80 == 0
+            {
                 bytes.pop();
             }
             if bytes[bytes.len() - 1] & 0x80 != 0 {
@@ -202,7 +235,14 @@ impl PickleBuilder {
     /// UntypedStorage and a trailing dtype for dtypes without a typed storage class.
     fn tensor(&mut self, key: usize, p: &StoragePlan) {
         let typed = p.torch.storage_class;
-        self.global("torch._utils", if typed.is_some() { "_rebuild_tensor_v2" } else { "_rebuild_tensor_v3" });
+        self.global(
+            "torch._utils",
+            if typed.is_some() {
+                "_rebuild_tensor_v2"
+            } else {
+                "_rebuild_tensor_v3"
+            },
+        );
         self.op(b'(');
         self.op(b'(');
         self.string("storage");
@@ -233,7 +273,11 @@ fn build_pickle(tensors: &[Tensor], plans: &[StoragePlan], of_tensor: &[usize]) 
     p.out.extend_from_slice(&[0x80, 2]);
     p.empty_ordered_dict();
     let mut emitted = vec![false; plans.len()];
-    for (batch_start, batch) in tensors.chunks(SETITEMS_BATCH).enumerate().map(|(i, b)| (i * SETITEMS_BATCH, b)) {
+    for (batch_start, batch) in tensors
+        .chunks(SETITEMS_BATCH)
+        .enumerate()
+        .map(|(i, b)| (i * SETITEMS_BATCH, b))
+    {
         p.op(b'(');
         for (j, t) in batch.iter().enumerate() {
             let key = of_tensor[batch_start + j];
@@ -344,7 +388,13 @@ impl ZipWriter<'_> {
         let (crc, size) = (crc32fast::hash(data), data.len() as u64);
         let header_offset = self.local_header(&name, Some((crc, size)), size)?;
         self.put(data)?;
-        self.records.push(CentralRecord { name, crc, size, header_offset, descriptor: false });
+        self.records.push(CentralRecord {
+            name,
+            crc,
+            size,
+            header_offset,
+            descriptor: false,
+        });
         Ok(())
     }
 
@@ -352,11 +402,18 @@ impl ZipWriter<'_> {
     /// follow in a data descriptor (8-byte sizes for zip64 records).
     fn tensor_record(&mut self, name: String, t: &Tensor, nbytes: u64) -> Result<()> {
         let header_offset = self.local_header(&name, None, nbytes)?;
-        let mut sink = Checksummed { inner: &mut *self.w, crc: crc32fast::Hasher::new(), written: 0 };
+        let mut sink = Checksummed {
+            inner: &mut *self.w,
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+        };
         t.write_to(&mut sink)?;
         let (written, crc) = (sink.written, sink.crc.finalize());
         if written != nbytes {
-            return Err(Error::Other(format!("tensor '{}' produced {written} bytes, expected {nbytes}", t.name)));
+            return Err(Error::Other(format!(
+                "tensor '{}' produced {written} bytes, expected {nbytes}",
+                t.name
+            )));
         }
         self.pos += written;
         let mut descriptor = Vec::with_capacity(24);
@@ -370,7 +427,13 @@ impl ZipWriter<'_> {
             descriptor.extend_from_slice(&(nbytes as u32).to_le_bytes());
         }
         self.put(&descriptor)?;
-        self.records.push(CentralRecord { name, crc, size: nbytes, header_offset, descriptor: true });
+        self.records.push(CentralRecord {
+            name,
+            crc,
+            size: nbytes,
+            header_offset,
+            descriptor: true,
+        });
         Ok(())
     }
 
@@ -394,12 +457,23 @@ impl ZipWriter<'_> {
             let version: u16 = if zip64 { 45 } else { 20 };
             h.extend_from_slice(&version.to_le_bytes()); // made by
             h.extend_from_slice(&version.to_le_bytes()); // needed
-            h.extend_from_slice(&(if r.descriptor { DATA_DESCRIPTOR_FLAG } else { 0 }).to_le_bytes());
+            h.extend_from_slice(
+                &(if r.descriptor {
+                    DATA_DESCRIPTOR_FLAG
+                } else {
+                    0
+                })
+                .to_le_bytes(),
+            );
             h.extend_from_slice(&0u16.to_le_bytes()); // STORED
             h.extend_from_slice(&0u16.to_le_bytes()); // time
             h.extend_from_slice(&DOS_DATE.to_le_bytes());
             h.extend_from_slice(&r.crc.to_le_bytes());
-            let size32 = if big_size { MAX32 as u32 } else { r.size as u32 };
+            let size32 = if big_size {
+                MAX32 as u32
+            } else {
+                r.size as u32
+            };
             h.extend_from_slice(&size32.to_le_bytes());
             h.extend_from_slice(&size32.to_le_bytes());
             h.extend_from_slice(&(r.name.len() as u16).to_le_bytes());
@@ -408,7 +482,11 @@ impl ZipWriter<'_> {
             h.extend_from_slice(&0u16.to_le_bytes()); // disk
             h.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
             h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-            let offset32 = if big_offset { MAX32 as u32 } else { r.header_offset as u32 };
+            let offset32 = if big_offset {
+                MAX32 as u32
+            } else {
+                r.header_offset as u32
+            };
             h.extend_from_slice(&offset32.to_le_bytes());
             h.extend_from_slice(r.name.as_bytes());
             if zip64 {
@@ -459,13 +537,22 @@ impl ZipWriter<'_> {
 /// file. `on_tensor` is called with each storage's byte count once it is written. Tensors that
 /// are the same view of the same storage are stored once and pickled as one object, as torch does
 /// for tied weights. Errors name the tensor, not the file (the caller knows the path).
-pub fn write_to(w: &mut dyn Write, folder: &str, tensors: &[Tensor], on_tensor: &mut dyn FnMut(u64)) -> Result<()> {
+pub fn write_to(
+    w: &mut dyn Write,
+    folder: &str,
+    tensors: &[Tensor],
+    on_tensor: &mut dyn FnMut(u64),
+) -> Result<()> {
     let (plans, of_tensor) = plan(tensors)?;
     for t in tensors {
         t.validate()?;
     }
     let pickle = build_pickle(tensors, &plans, &of_tensor);
-    let mut zip = ZipWriter { w, pos: 0, records: Vec::new() };
+    let mut zip = ZipWriter {
+        w,
+        pos: 0,
+        records: Vec::new(),
+    };
     zip.small_record(format!("{folder}/data.pkl"), &pickle)?;
     zip.small_record(format!("{folder}/byteorder"), b"little")?;
     for (key, p) in plans.iter().enumerate() {
@@ -495,7 +582,11 @@ mod tests {
             use std::io::{Seek, SeekFrom};
             let mut f = std::fs::File::create(&path).unwrap();
             f.seek(SeekFrom::Start(start)).unwrap();
-            let mut zip = ZipWriter { w: &mut f, pos: start, records: Vec::new() };
+            let mut zip = ZipWriter {
+                w: &mut f,
+                pos: start,
+                records: Vec::new(),
+            };
             zip.small_record("big/data.pkl".into(), b"pickle").unwrap();
             let t = Tensor::computed("t", DType::U8, vec![5], || Ok(b"bytes".to_vec()));
             zip.tensor_record("big/data/0".into(), &t, 5).unwrap();
@@ -527,6 +618,9 @@ mod tests {
         assert_eq!(enc(0x7fff_ffff), vec![b'J', 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(enc(0x8000_0000), vec![0x8a, 5, 0, 0, 0, 0x80, 0]);
         assert_eq!(enc(1 << 40), vec![0x8a, 6, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(enc(u64::MAX), vec![0x8a, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]);
+        assert_eq!(
+            enc(u64::MAX),
+            vec![0x8a, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0]
+        );
     }
 }

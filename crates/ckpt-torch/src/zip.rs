@@ -80,11 +80,15 @@ impl<'a> ZipArchive<'a> {
             let loc = eocd - ZIP64_LOCATOR_LEN;
             let z64 = le64(bytes, loc + 8);
             if z64.checked_add(56).is_none_or(|end| end > loc as u64) {
-                return Err(bad(format!("zip64 end-of-central-directory offset {z64} is outside the file")));
+                return Err(bad(format!(
+                    "zip64 end-of-central-directory offset {z64} is outside the file"
+                )));
             }
             let z = z64 as usize;
             if le32(bytes, z) != ZIP64_EOCD_SIG {
-                return Err(bad(format!("no zip64 end-of-central-directory record at byte {z}")));
+                return Err(bad(format!(
+                    "no zip64 end-of-central-directory record at byte {z}"
+                )));
             }
             count = le64(bytes, z + 32);
             cd_size = le64(bytes, z + 40);
@@ -97,15 +101,20 @@ impl<'a> ZipArchive<'a> {
             ))
         })?;
         if count > cd_size / CENTRAL_HEADER_LEN as u64 {
-            return Err(bad(format!("central directory claims {count} entries in {cd_size} bytes")));
+            return Err(bad(format!(
+                "central directory claims {count} entries in {cd_size} bytes"
+            )));
         }
 
         let mut entries = Vec::with_capacity(count as usize);
         let mut by_name = HashMap::new();
         let mut pos = cd_offset as usize;
         for i in 0..count {
-            if pos + CENTRAL_HEADER_LEN > cd_end as usize || le32(bytes, pos) != CENTRAL_HEADER_SIG {
-                return Err(bad(format!("central directory entry {i} at byte {pos} is malformed")));
+            if pos + CENTRAL_HEADER_LEN > cd_end as usize || le32(bytes, pos) != CENTRAL_HEADER_SIG
+            {
+                return Err(bad(format!(
+                    "central directory entry {i} at byte {pos} is malformed"
+                )));
             }
             let h = &bytes[pos..];
             let name_len = le16(h, 28) as usize;
@@ -113,7 +122,9 @@ impl<'a> ZipArchive<'a> {
             let comment_len = le16(h, 32) as usize;
             let next = pos + CENTRAL_HEADER_LEN + name_len + extra_len + comment_len;
             if next > cd_end as usize {
-                return Err(bad(format!("central directory entry {i} at byte {pos} runs past the directory")));
+                return Err(bad(format!(
+                    "central directory entry {i} at byte {pos} runs past the directory"
+                )));
             }
             let name_bytes = &bytes[pos + CENTRAL_HEADER_LEN..pos + CENTRAL_HEADER_LEN + name_len];
             let name = std::str::from_utf8(name_bytes)
@@ -128,15 +139,22 @@ impl<'a> ZipArchive<'a> {
                 size: le32(h, 24) as u64,
                 local_header_offset: le32(h, 42) as u64,
             };
-            let extra = &bytes[pos + CENTRAL_HEADER_LEN + name_len..pos + CENTRAL_HEADER_LEN + name_len + extra_len];
-            apply_zip64_extra(&mut entry, extra).map_err(|m| bad(format!("zip entry '{}': {m}", entry.name)))?;
+            let extra = &bytes[pos + CENTRAL_HEADER_LEN + name_len
+                ..pos + CENTRAL_HEADER_LEN + name_len + extra_len];
+            apply_zip64_extra(&mut entry, extra)
+                .map_err(|m| bad(format!("zip entry '{}': {m}", entry.name)))?;
             if by_name.insert(entry.name.clone(), entries.len()).is_some() {
                 return Err(bad(format!("zip entry '{}' appears twice", entry.name)));
             }
             entries.push(entry);
             pos = next;
         }
-        Ok(ZipArchive { path, bytes, entries, by_name })
+        Ok(ZipArchive {
+            path,
+            bytes,
+            entries,
+            by_name,
+        })
     }
 
     pub fn entries(&self) -> &[ZipEntry] {
@@ -149,7 +167,8 @@ impl<'a> ZipArchive<'a> {
 
     /// The byte range of a STORED entry's data in the archive file.
     pub fn data_range(&self, entry: &ZipEntry) -> Result<Range<usize>> {
-        let bad = |msg: String| Error::invalid(self.path, format!("zip record '{}': {msg}", entry.name));
+        let bad =
+            |msg: String| Error::invalid(self.path, format!("zip record '{}': {msg}", entry.name));
         if entry.method != 0 {
             let method = match entry.method {
                 8 => "DEFLATE".to_string(),
@@ -179,18 +198,30 @@ impl<'a> ZipArchive<'a> {
         }
         let at = usize::try_from(entry.local_header_offset)
             .ok()
-            .filter(|&a| a.checked_add(LOCAL_HEADER_LEN).is_some_and(|end| end <= self.bytes.len()));
+            .filter(|&a| {
+                a.checked_add(LOCAL_HEADER_LEN)
+                    .is_some_and(|end| end <= self.bytes.len())
+            });
         let Some(at) = at.filter(|&a| le32(self.bytes, a) == LOCAL_HEADER_SIG) else {
-            return Err(bad(format!("no local header at byte {}", entry.local_header_offset)));
+            return Err(bad(format!(
+                "no local header at byte {}",
+                entry.local_header_offset
+            )));
         };
         let name_len = le16(self.bytes, at + 26) as usize;
         let extra_len = le16(self.bytes, at + 28) as usize;
-        let local_name = self.bytes.get(at + LOCAL_HEADER_LEN..at + LOCAL_HEADER_LEN + name_len);
+        let local_name = self
+            .bytes
+            .get(at + LOCAL_HEADER_LEN..at + LOCAL_HEADER_LEN + name_len);
         if local_name != Some(entry.name.as_bytes()) {
-            return Err(bad(format!("local header at byte {at} names a different record")));
+            return Err(bad(format!(
+                "local header at byte {at} names a different record"
+            )));
         }
         let start = at + LOCAL_HEADER_LEN + name_len + extra_len;
-        let end = u64::try_from(start).ok().and_then(|s| s.checked_add(entry.size));
+        let end = u64::try_from(start)
+            .ok()
+            .and_then(|s| s.checked_add(entry.size));
         match end {
             Some(end) if end <= self.bytes.len() as u64 => Ok(start..end as usize),
             _ => Err(bad(format!(
@@ -214,9 +245,9 @@ fn find_eocd(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     let lowest = bytes.len().saturating_sub(EOCD_LEN + 0xffff);
-    (lowest..=bytes.len() - EOCD_LEN)
-        .rev()
-        .find(|&p| le32(bytes, p) == EOCD_SIG && p + EOCD_LEN + le16(bytes, p + 20) as usize == bytes.len())
+    (lowest..=bytes.len() - EOCD_LEN).rev().find(|&p| {
+        le32(bytes, p) == EOCD_SIG && p + EOCD_LEN + le16(bytes, p + 20) as usize == bytes.len()
+    })
 }
 
 /// Replaces the 0xFFFFFFFF placeholders of an entry with its zip64 extra-field values.
@@ -231,7 +262,10 @@ fn apply_zip64_extra(entry: &mut ZipEntry, mut extra: &[u8]) -> std::result::Res
         if id == ZIP64_EXTRA_ID {
             let mut at = 0;
             let mut next = |name: &str| -> std::result::Result<u64, String> {
-                let v = field.get(at..at + 8).map(|b| le64(b, 0)).ok_or(format!("zip64 extra lacks the {name}"))?;
+                let v = field
+                    .get(at..at + 8)
+                    .map(|b| le64(b, 0))
+                    .ok_or(format!("zip64 extra lacks the {name}"))?;
                 at += 8;
                 Ok(v)
             };

@@ -11,10 +11,17 @@ use serde_json::json;
 #[test]
 fn odd_objects() {
     let ck = common::read("extra/odd_objects.pt");
-    assert_same_as_safetensors(&ck.tensors, &fixture("extra/odd_objects.expected.safetensors"));
+    assert_same_as_safetensors(
+        &ck.tensors,
+        &fixture("extra/odd_objects.expected.safetensors"),
+    );
     let names: Vec<&str> = ck.tensors.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["param", "tensor_with_attr", "list.0", "list.1"]);
-    let extras: Vec<(&str, serde_json::Value)> = ck.extras.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let extras: Vec<(&str, serde_json::Value)> = ck
+        .extras
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     assert_eq!(
         extras,
         vec![
@@ -33,24 +40,40 @@ fn odd_objects() {
 
 #[test]
 fn tensor_subclass_is_refused() {
-    let err = ckpt_torch::read(&fixture("extra/tensor_subclass.pt"), &ReadOptions::default()).unwrap_err();
-    assert!(matches!(&err, Error::Unsafe { msg, .. } if msg.contains("'__main__.Tagged'")), "{err}");
+    let err = ckpt_torch::read(
+        &fixture("extra/tensor_subclass.pt"),
+        &ReadOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsafe { msg, .. } if msg.contains("'__main__.Tagged'")),
+        "{err}"
+    );
 }
 
 #[test]
 fn cuda_storages_load_on_cpu() {
     let ck = common::read("extra/cuda_storages.pt");
-    assert_same_as_safetensors(&ck.tensors, &fixture("extra/cuda_storages.expected.safetensors"));
+    assert_same_as_safetensors(
+        &ck.tensors,
+        &fixture("extra/cuda_storages.expected.safetensors"),
+    );
 }
 
 #[test]
 fn torchscript_is_refused() {
     let path = fixture("extra/torchscript.pt");
     let err = ckpt_torch::read(&path, &ReadOptions::default()).unwrap_err();
-    assert!(matches!(&err, Error::Unsupported(m) if m.contains("TorchScript") && m.contains("torchscript.pt")), "{err}");
+    assert!(
+        matches!(&err, Error::Unsupported(m) if m.contains("TorchScript") && m.contains("torchscript.pt")),
+        "{err}"
+    );
     // Its pickles can still be listed.
     let globals = ckpt_torch::scan_globals(&path).unwrap();
-    assert!(globals.iter().any(|g| g.starts_with("__torch__.")), "{globals:?}");
+    assert!(
+        globals.iter().any(|g| g.starts_with("__torch__.")),
+        "{globals:?}"
+    );
 }
 
 /// A legacy checkpoint from a big-endian machine (sys_info little_endian=False): counts and data
@@ -77,8 +100,14 @@ fn big_endian_legacy() {
     let path = dir.join("be_legacy.bin");
     std::fs::write(&path, &bytes).unwrap();
     let be = ckpt_torch::read(&path, &ReadOptions::default()).unwrap();
-    assert!(be.tensors.iter().all(|t| t.view().unwrap().storage.big_endian));
-    assert_same_as_safetensors(&be.tensors, &fixture("all_dtypes_legacy.expected.safetensors"));
+    assert!(be
+        .tensors
+        .iter()
+        .all(|t| t.view().unwrap().storage.big_endian));
+    assert_same_as_safetensors(
+        &be.tensors,
+        &fixture("all_dtypes_legacy.expected.safetensors"),
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -89,11 +118,16 @@ fn float4_round_trip() {
     let out = dir.join("f4.bin");
     let t = Tensor::computed("w", DType::F4, vec![3, 8], || Ok((0..12u8).collect()));
     ckpt_torch::write(&out, std::slice::from_ref(&t), false).unwrap();
-    assert!(ckpt_torch::scan_globals(&out).unwrap().contains(&"torch.float4_e2m1fn_x2".to_string()));
+    assert!(ckpt_torch::scan_globals(&out)
+        .unwrap()
+        .contains(&"torch.float4_e2m1fn_x2".to_string()));
     let back = ckpt_torch::read(&out, &ReadOptions::default()).unwrap();
     common::assert_same_tensors(&back.tensors, &[t], "f4");
     let odd = Tensor::computed("odd", DType::F4, vec![2, 3], || Ok(vec![0; 3]));
-    assert!(matches!(ckpt_torch::write(&dir.join("odd.bin"), &[odd], false), Err(Error::Unsupported(_))));
+    assert!(matches!(
+        ckpt_torch::write(&dir.join("odd.bin"), &[odd], false),
+        Err(Error::Unsupported(_))
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -101,9 +135,15 @@ fn float4_round_trip() {
 /// unsupported, not as unsafe.
 #[test]
 fn quantized_and_sparse_are_unsupported() {
-    for (file, what) in [("extra/quantized.pt", "quantized tensors"), ("extra/sparse.pt", "sparse tensors")] {
+    for (file, what) in [
+        ("extra/quantized.pt", "quantized tensors"),
+        ("extra/sparse.pt", "sparse tensors"),
+    ] {
         let err = ckpt_torch::read(&fixture(file), &ReadOptions::default()).unwrap_err();
-        assert!(matches!(&err, Error::Unsupported(m) if m.contains(what) && m.contains(file.trim_start_matches("extra/"))), "{err}");
+        assert!(
+            matches!(&err, Error::Unsupported(m) if m.contains(what) && m.contains(file.trim_start_matches("extra/"))),
+            "{err}"
+        );
         assert_eq!(err.exit_code(), 5);
     }
 }

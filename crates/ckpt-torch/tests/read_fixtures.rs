@@ -29,7 +29,10 @@ fn all_dtypes_zip() {
 
 #[test]
 fn all_dtypes_legacy() {
-    let ck = check("all_dtypes_legacy.bin", "all_dtypes_legacy.expected.safetensors");
+    let ck = check(
+        "all_dtypes_legacy.bin",
+        "all_dtypes_legacy.expected.safetensors",
+    );
     assert_eq!(ck.format, Format::TorchLegacy);
 }
 
@@ -52,10 +55,22 @@ fn unsupported_dtypes_are_refused_by_tensor_and_dtype() {
     let msg = err.to_string();
     assert!(matches!(err, Error::Unsupported(_)), "{msg}");
     assert!(msg.contains("unsupported_dtypes.bin"), "{msg}");
-    assert!(msg.contains("'dtypes.complex128'") && msg.contains("complex128"), "{msg}");
+    assert!(
+        msg.contains("'dtypes.complex128'") && msg.contains("complex128"),
+        "{msg}"
+    );
     // Selecting only the complex32 tensor names that one.
-    let err = ckpt_torch::read(&path, &ReadOptions { key: Some("dtypes.complex32".into()) }).unwrap_err();
-    assert!(err.to_string().contains("'dtypes.complex32'") && err.to_string().contains("complex32"), "{err}");
+    let err = ckpt_torch::read(
+        &path,
+        &ReadOptions {
+            key: Some("dtypes.complex32".into()),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("'dtypes.complex32'") && err.to_string().contains("complex32"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -65,22 +80,37 @@ fn parameters_keep_their_data() {
 
 #[test]
 fn pickle_protocol_4() {
-    check("pickle_protocol4.bin", "pickle_protocol4.expected.safetensors");
+    check(
+        "pickle_protocol4.bin",
+        "pickle_protocol4.expected.safetensors",
+    );
 }
 
 #[test]
 fn byte_order() {
     check("big_endian.bin", "big_endian.expected.safetensors");
-    check("no_byteorder_record.bin", "no_byteorder_record.expected.safetensors");
+    check(
+        "no_byteorder_record.bin",
+        "no_byteorder_record.expected.safetensors",
+    );
     let be = read("big_endian.bin");
-    assert!(be.tensors.iter().all(|t| t.view().unwrap().storage.big_endian));
+    assert!(be
+        .tensors
+        .iter()
+        .all(|t| t.view().unwrap().storage.big_endian));
     let le = read("no_byteorder_record.bin");
-    assert!(le.tensors.iter().all(|t| !t.view().unwrap().storage.big_endian));
+    assert!(le
+        .tensors
+        .iter()
+        .all(|t| !t.view().unwrap().storage.big_endian));
 }
 
 #[test]
 fn shared_tensors_keep_storage_identity() {
-    let ck = check("shared_tensors.bin", "shared_tensors.expected-all.safetensors");
+    let ck = check(
+        "shared_tensors.bin",
+        "shared_tensors.expected-all.safetensors",
+    );
     let get = |n: &str| ck.get(n).unwrap_or_else(|| panic!("{n}"));
     let embed = layout(get("model.embed_tokens.weight"));
     let head = layout(get("lm_head.weight"));
@@ -99,24 +129,38 @@ fn shared_tensors_keep_storage_identity() {
 
 #[test]
 fn shared_partial_views() {
-    check("shared_partial_views.bin", "shared_partial_views.expected-all.safetensors");
-    let ck = check("shared_partial_views.bin", "shared_partial_views.expected.safetensors");
+    check(
+        "shared_partial_views.bin",
+        "shared_partial_views.expected-all.safetensors",
+    );
+    let ck = check(
+        "shared_partial_views.bin",
+        "shared_partial_views.expected.safetensors",
+    );
     let get = |n: &str| layout(ck.get(n).unwrap());
     assert_eq!(get("encoder.pos_embed").1, 12);
     let (b0, b1) = (get("encoder.block.0.scale"), get("encoder.block.1.scale"));
     assert_eq!(b0.0, b1.0, "both slices view one storage");
     assert_eq!((b0.1, b1.1), (0, 16));
-    assert_eq!(get("encoder.proj.weight"), (get("encoder.proj.weight").0, 2, Some(vec![8, 1])));
+    assert_eq!(
+        get("encoder.proj.weight"),
+        (get("encoder.proj.weight").0, 2, Some(vec![8, 1]))
+    );
     assert!(ck.tensors.iter().all(|t| !t.covers_storage()));
 }
 
 #[test]
 fn training_checkpoint_flattened() {
-    let ck = check("training_checkpoint.pt", "training_checkpoint.expected-all.safetensors");
+    let ck = check(
+        "training_checkpoint.pt",
+        "training_checkpoint.expected-all.safetensors",
+    );
     assert_eq!(ck.tensors.len(), 35);
     assert!(ck.get("optimizer.state.0.exp_avg").is_some());
-    let expected: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(fixture("training_checkpoint.non_tensor.json")).unwrap()).unwrap();
+    let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(fixture("training_checkpoint.non_tensor.json")).unwrap(),
+    )
+    .unwrap();
     let expected: std::collections::BTreeMap<_, _> = expected.into_iter().collect();
     assert_eq!(ck.extras, expected);
 }
@@ -124,8 +168,17 @@ fn training_checkpoint_flattened() {
 #[test]
 fn training_checkpoint_state_dict() {
     let path = fixture("training_checkpoint.pt");
-    let ck = ckpt_torch::read(&path, &ReadOptions { key: Some("state_dict".into()) }).unwrap();
-    assert_same_as_safetensors(&ck.tensors, &fixture("training_checkpoint.expected.safetensors"));
+    let ck = ckpt_torch::read(
+        &path,
+        &ReadOptions {
+            key: Some("state_dict".into()),
+        },
+    )
+    .unwrap();
+    assert_same_as_safetensors(
+        &ck.tensors,
+        &fixture("training_checkpoint.expected.safetensors"),
+    );
     assert!(ck.extras.is_empty(), "{:?}", ck.extras);
     assert_eq!(ck.tensors[0].name, "fc1.weight");
     assert_eq!(
@@ -133,9 +186,18 @@ fn training_checkpoint_state_dict() {
         vec!["epoch", "state_dict", "optimizer", "config"]
     );
 
-    let err = ckpt_torch::read(&path, &ReadOptions { key: Some("model".into()) }).unwrap_err();
+    let err = ckpt_torch::read(
+        &path,
+        &ReadOptions {
+            key: Some("model".into()),
+        },
+    )
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("'model'") && msg.contains("training_checkpoint.pt"), "{msg}");
+    assert!(
+        msg.contains("'model'") && msg.contains("training_checkpoint.pt"),
+        "{msg}"
+    );
     for k in ["'epoch'", "'state_dict'", "'optimizer'", "'config'"] {
         assert!(msg.contains(k), "the error lists the top-level keys: {msg}");
     }
@@ -151,7 +213,9 @@ fn sharded_source_matches_the_expected_shards() {
     assert_eq!(all.len(), 21);
     let mut expected = Vec::new();
     for i in 1..=6 {
-        let p = fixture(&format!("sharded.expected/model-0000{i}-of-00006.safetensors"));
+        let p = fixture(&format!(
+            "sharded.expected/model-0000{i}-of-00006.safetensors"
+        ));
         expected.extend(ckpt_safetensors::read(&p).unwrap().tensors);
     }
     common::assert_same_tensors(&all, &expected, "sharded");
@@ -177,16 +241,45 @@ fn globals_are_listed_without_executing() {
         ]
     );
     let report = ckpt_torch::scan(&fixture("parameters.bin")).unwrap();
-    assert_eq!(report.calls.iter().filter(|c| *c == "torch._utils._rebuild_parameter").count(), 2, "{:?}", report.calls);
-    assert_eq!(report.calls.iter().filter(|c| *c == "torch._utils._rebuild_tensor_v2").count(), 3, "{:?}", report.calls);
+    assert_eq!(
+        report
+            .calls
+            .iter()
+            .filter(|c| *c == "torch._utils._rebuild_parameter")
+            .count(),
+        2,
+        "{:?}",
+        report.calls
+    );
+    assert_eq!(
+        report
+            .calls
+            .iter()
+            .filter(|c| *c == "torch._utils._rebuild_tensor_v2")
+            .count(),
+        3,
+        "{:?}",
+        report.calls
+    );
 }
 
 #[test]
 fn sniffing() {
-    for f in ["all_dtypes.bin", "all_dtypes_legacy.bin", "training_checkpoint.pt", "legacy_float8.bin", "truncated_half.bin"] {
+    for f in [
+        "all_dtypes.bin",
+        "all_dtypes_legacy.bin",
+        "training_checkpoint.pt",
+        "legacy_float8.bin",
+        "truncated_half.bin",
+    ] {
         assert!(ckpt_torch::is_torch_file(&fixture(f)), "{f}");
     }
-    for f in ["all_dtypes.expected.safetensors", "README.md", "sharded/config.json", "does-not-exist.bin"] {
+    for f in [
+        "all_dtypes.expected.safetensors",
+        "README.md",
+        "sharded/config.json",
+        "does-not-exist.bin",
+    ] {
         assert!(!ckpt_torch::is_torch_file(&fixture(f)), "{f}");
     }
 }

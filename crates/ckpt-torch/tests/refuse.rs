@@ -8,11 +8,31 @@ use ckpt_torch::ReadOptions;
 use common::{fixture, scratch};
 
 const MALICIOUS: &[(&str, &str, &str)] = &[
-    ("malicious_os_system.bin", "os.system", "pwned-os-system.marker"),
-    ("malicious_eval.bin", "__builtin__.eval", "pwned-eval.marker"),
-    ("malicious_eval_protocol4.bin", "builtins.eval", "pwned-eval-p4.marker"),
-    ("malicious_subprocess.bin", "subprocess.call", "pwned-subprocess.marker"),
-    ("malicious_subprocess_py2name.bin", "commands.call", "pwned-subprocess-py2name.marker"),
+    (
+        "malicious_os_system.bin",
+        "os.system",
+        "pwned-os-system.marker",
+    ),
+    (
+        "malicious_eval.bin",
+        "__builtin__.eval",
+        "pwned-eval.marker",
+    ),
+    (
+        "malicious_eval_protocol4.bin",
+        "builtins.eval",
+        "pwned-eval-p4.marker",
+    ),
+    (
+        "malicious_subprocess.bin",
+        "subprocess.call",
+        "pwned-subprocess.marker",
+    ),
+    (
+        "malicious_subprocess_py2name.bin",
+        "commands.call",
+        "pwned-subprocess-py2name.marker",
+    ),
 ];
 
 fn markers_in(dir: &std::path::Path) -> Vec<String> {
@@ -33,12 +53,23 @@ fn malicious_pickles_are_refused_and_run_nothing() {
     std::env::set_current_dir(&dir).unwrap();
     for (file, global, _) in MALICIOUS {
         let path = fixture(file);
-        for opts in [ReadOptions::default(), ReadOptions { key: Some("embed.weight".into()) }] {
+        for opts in [
+            ReadOptions::default(),
+            ReadOptions {
+                key: Some("embed.weight".into()),
+            },
+        ] {
             let err = ckpt_torch::read(&path, &opts).expect_err(file);
             let msg = err.to_string();
             assert!(matches!(err, Error::Unsafe { .. }), "{file}: {msg}");
-            assert!(msg.contains(&format!("'{global}'")), "{file}: the error names the global: {msg}");
-            assert!(msg.contains(file), "{file}: the error names the file: {msg}");
+            assert!(
+                msg.contains(&format!("'{global}'")),
+                "{file}: the error names the global: {msg}"
+            );
+            assert!(
+                msg.contains(file),
+                "{file}: the error names the file: {msg}"
+            );
         }
         assert!(ckpt_torch::top_level_keys(&path).is_err(), "{file}");
         // Scanning lists the payload's global without running it.
@@ -63,7 +94,10 @@ fn deflate_records_are_refused() {
     let err = refused("zip_deflate.bin");
     let msg = err.to_string();
     assert!(matches!(err, Error::Unsafe { .. }), "{msg}");
-    assert!(msg.contains("zip_deflate.bin") && msg.contains("compressed entries are not supported"), "{msg}");
+    assert!(
+        msg.contains("zip_deflate.bin") && msg.contains("compressed entries are not supported"),
+        "{msg}"
+    );
     assert!(msg.contains("zip_deflate/data/0"), "{msg}");
 }
 
@@ -73,7 +107,10 @@ fn truncated_files_are_refused() {
         let err = refused(file);
         let msg = err.to_string();
         assert!(matches!(err, Error::Invalid { .. }), "{file}: {msg}");
-        assert!(msg.contains(file) && msg.contains("truncated"), "{file}: {msg}");
+        assert!(
+            msg.contains(file) && msg.contains("truncated"),
+            "{file}: {msg}"
+        );
     }
 }
 
@@ -81,7 +118,10 @@ fn truncated_files_are_refused() {
 fn record_size_mismatch_is_refused() {
     let msg = refused("record_size_mismatch.bin").to_string();
     assert!(msg.contains("record_size_mismatch.bin"), "{msg}");
-    assert!(msg.contains("'record_size_mismatch/data/0'") && msg.contains("48") && msg.contains("96"), "{msg}");
+    assert!(
+        msg.contains("'record_size_mismatch/data/0'") && msg.contains("48") && msg.contains("96"),
+        "{msg}"
+    );
 }
 
 /// Every prefix of a valid file is refused cleanly (no panic, no partial result).
@@ -94,7 +134,10 @@ fn every_truncation_is_an_error() {
         for len in (0..bytes.len()).step_by(step) {
             let p = dir.join(format!("cut-{len}-{file}"));
             std::fs::write(&p, &bytes[..len]).unwrap();
-            assert!(ckpt_torch::read(&p, &ReadOptions::default()).is_err(), "{file} cut at {len}");
+            assert!(
+                ckpt_torch::read(&p, &ReadOptions::default()).is_err(),
+                "{file} cut at {len}"
+            );
             let _ = ckpt_torch::scan_globals(&p);
             std::fs::remove_file(&p).unwrap();
         }
@@ -113,7 +156,11 @@ fn corrupted_bytes_never_panic() {
         state ^= state << 17;
         state
     };
-    for file in ["all_dtypes.bin", "all_dtypes_legacy.bin", "training_checkpoint.pt"] {
+    for file in [
+        "all_dtypes.bin",
+        "all_dtypes_legacy.bin",
+        "training_checkpoint.pt",
+    ] {
         let bytes = std::fs::read(fixture(file)).unwrap();
         for round in 0..150 {
             let mut b = bytes.clone();

@@ -13,7 +13,9 @@ pub fn zoo(name: &str) -> PathBuf {
 }
 
 pub fn split_shard(i: usize) -> PathBuf {
-    fixtures().join("split").join(format!("tiny-llama-spm.Q2_K-split-{i:05}-of-00003.gguf"))
+    fixtures()
+        .join("split")
+        .join(format!("tiny-llama-spm.Q2_K-split-{i:05}-of-00003.gguf"))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -39,9 +41,13 @@ pub fn read_json(path: &Path) -> serde_json::Value {
         } else if c == '"' {
             in_string = true;
         } else {
-            let replaced = [("-Infinity", "\"-inf\""), ("Infinity", "\"inf\""), ("NaN", "\"nan\"")]
-                .into_iter()
-                .find(|(word, _)| rest.starts_with(word));
+            let replaced = [
+                ("-Infinity", "\"-inf\""),
+                ("Infinity", "\"inf\""),
+                ("NaN", "\"nan\""),
+            ]
+            .into_iter()
+            .find(|(word, _)| rest.starts_with(word));
             if let Some((word, with)) = replaced {
                 out.push_str(with);
                 rest = &rest[word.len()..];
@@ -57,7 +63,13 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// The manifest entry of a fixture file (by its path relative to the fixture folder).
 pub fn manifest_entry(rel: &str) -> serde_json::Value {
     let m = read_json(&fixtures().join("manifest.json"));
-    m["files"].as_array().unwrap().iter().find(|f| f["path"] == rel).unwrap_or_else(|| panic!("{rel} not in manifest")).clone()
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == rel)
+        .unwrap_or_else(|| panic!("{rel} not in manifest"))
+        .clone()
 }
 
 /// A fresh scratch directory for one test.

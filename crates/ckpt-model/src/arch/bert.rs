@@ -7,7 +7,10 @@ use ckpt_gguf::GgufValue;
 use serde_json::{json, Value};
 
 use super::qwen::write_pooling_type;
-use super::{map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, VocabContext};
+use super::{
+    map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction,
+    TensorRef, VocabContext,
+};
 use crate::hparams::Hparams;
 use crate::vocab::{self, special::SpecialVocab, TokenType};
 
@@ -18,14 +21,29 @@ const BERT_NAMES: NameTable = &[
     ("embeddings.position_embeddings", "position_embd"),
     ("embeddings.token_type_embeddings", "token_types"),
     ("embeddings.LayerNorm", "token_embd_norm"),
-    ("encoder.layer.{bid}.attention.self.query", "blk.{bid}.attn_q"),
+    (
+        "encoder.layer.{bid}.attention.self.query",
+        "blk.{bid}.attn_q",
+    ),
     ("encoder.layer.{bid}.attention.self.key", "blk.{bid}.attn_k"),
-    ("encoder.layer.{bid}.attention.self.value", "blk.{bid}.attn_v"),
-    ("encoder.layer.{bid}.attention.output.dense", "blk.{bid}.attn_output"),
-    ("encoder.layer.{bid}.attention.output.LayerNorm", "blk.{bid}.attn_output_norm"),
+    (
+        "encoder.layer.{bid}.attention.self.value",
+        "blk.{bid}.attn_v",
+    ),
+    (
+        "encoder.layer.{bid}.attention.output.dense",
+        "blk.{bid}.attn_output",
+    ),
+    (
+        "encoder.layer.{bid}.attention.output.LayerNorm",
+        "blk.{bid}.attn_output_norm",
+    ),
     ("encoder.layer.{bid}.intermediate.dense", "blk.{bid}.ffn_up"),
     ("encoder.layer.{bid}.output.dense", "blk.{bid}.ffn_down"),
-    ("encoder.layer.{bid}.output.LayerNorm", "blk.{bid}.layer_output_norm"),
+    (
+        "encoder.layer.{bid}.output.LayerNorm",
+        "blk.{bid}.layer_output_norm",
+    ),
 ];
 
 /// The converter's `BertModel.filter_tensors` renames (applied before mapping).
@@ -36,8 +54,10 @@ pub fn bert_name(name: &str) -> Option<String> {
     } else if let Some(base) = n.strip_suffix(".beta") {
         n = format!("{base}.bias");
     }
-    let dropped = matches!(n.as_str(), "embeddings.position_ids" | "pooler.dense.weight" | "pooler.dense.bias")
-        || n.starts_with("cls.predictions")
+    let dropped = matches!(
+        n.as_str(),
+        "embeddings.position_ids" | "pooler.dense.weight" | "pooler.dense.bias"
+    ) || n.starts_with("cls.predictions")
         || n.starts_with("cls.seq_relationship");
     (!dropped).then_some(n)
 }
@@ -45,13 +65,24 @@ pub fn bert_name(name: &str) -> Option<String> {
 /// Classifier labels of a sequence-classification checkpoint (the two dummy labels AutoConfig
 /// invents do not count).
 fn class_labels(hp: &Hparams) -> Option<Vec<String>> {
-    let Some(Value::Object(map)) = hp.get("id2label") else { return None };
+    let Some(Value::Object(map)) = hp.get("id2label") else {
+        return None;
+    };
     if map.len() == 2 && map.get("0").and_then(Value::as_str) == Some("LABEL_0") {
         return None;
     }
     let mut items: Vec<(&String, &Value)> = map.iter().collect();
     items.sort_by(|a, b| a.0.cmp(b.0));
-    Some(items.into_iter().map(|(_, v)| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect())
+    Some(
+        items
+            .into_iter()
+            .map(|(_, v)| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect(),
+    )
 }
 
 impl Architecture for Bert {
@@ -67,17 +98,31 @@ impl Architecture for Bert {
         hp.default("type_vocab_size", json!(2));
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        let Some(name) = bert_name(t.name) else { return Ok(TensorAction::Drop) };
-        let gguf = map_name(BERT_NAMES, &name, t.bid, block_count).ok_or_else(|| unmapped(t.name, "bert"))?;
-        Ok(TensorAction::Keep { name: gguf, transforms: Vec::new() })
+        let Some(name) = bert_name(t.name) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = map_name(BERT_NAMES, &name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "bert"))?;
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms: Vec::new(),
+        })
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         write_base_params(ctx, "bert")?;
         ctx.kv.bool("bert.attention.causal", false);
-        let dir = ctx.hp.path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
         write_pooling_type(ctx, &dir, "bert")?;
         if let Some(labels) = class_labels(ctx.hp) {
-            ctx.kv.array("bert.classifier.output_labels", GgufValue::string_array(labels));
+            ctx.kv.array(
+                "bert.classifier.output_labels",
+                GgufValue::string_array(labels),
+            );
         }
         Ok(())
     }
@@ -103,8 +148,12 @@ impl Architecture for Bert {
         ctx.kv.string("tokenizer.ggml.model", "bert");
         ctx.kv.string("tokenizer.ggml.pre", &v.pre);
         let n = tokens.len();
-        ctx.kv.array("tokenizer.ggml.tokens", GgufValue::string_array(tokens));
-        ctx.kv.array("tokenizer.ggml.token_type", GgufValue::i32_array(v.types.iter().map(|t| *t as i32)));
+        ctx.kv
+            .array("tokenizer.ggml.tokens", GgufValue::string_array(tokens));
+        ctx.kv.array(
+            "tokenizer.ggml.token_type",
+            GgufValue::i32_array(v.types.iter().map(|t| *t as i32)),
+        );
         let special = SpecialVocab::load(ctx.dir, false, Some(n))?;
         ctx.warnings.extend(special.warnings.iter().cloned());
         special.write(ctx.kv);

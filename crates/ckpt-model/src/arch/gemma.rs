@@ -5,7 +5,10 @@
 use ckpt_core::{DType, Error, Result};
 use serde_json::{json, Value};
 
-use super::{map_name, rope_parameters, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform, VocabContext};
+use super::{
+    map_name, rope_parameters, unmapped, write_base_params, Architecture, NameTable, ParamContext,
+    TensorAction, TensorRef, Transform, VocabContext,
+};
 use crate::hparams::{read_json_object, Hparams};
 use crate::vocab::{self, special::SpecialVocab};
 
@@ -20,8 +23,14 @@ const GEMMA_NAMES: NameTable = &[
     ("model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"),
     ("model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"),
     ("model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"),
-    ("model.layers.{bid}.self_attn.o_proj", "blk.{bid}.attn_output"),
-    ("model.layers.{bid}.post_attention_layernorm", "blk.{bid}.ffn_norm"),
+    (
+        "model.layers.{bid}.self_attn.o_proj",
+        "blk.{bid}.attn_output",
+    ),
+    (
+        "model.layers.{bid}.post_attention_layernorm",
+        "blk.{bid}.ffn_norm",
+    ),
     ("model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"),
     ("model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"),
     ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
@@ -35,25 +44,51 @@ const GEMMA2_NAMES: NameTable = &[
     ("model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"),
     ("model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"),
     ("model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"),
-    ("model.layers.{bid}.self_attn.o_proj", "blk.{bid}.attn_output"),
-    ("model.layers.{bid}.self_attn.q_norm", "blk.{bid}.attn_q_norm"),
-    ("model.layers.{bid}.self_attn.k_norm", "blk.{bid}.attn_k_norm"),
-    ("model.layers.{bid}.post_attention_layernorm", "blk.{bid}.post_attention_norm"),
-    ("model.layers.{bid}.pre_feedforward_layernorm", "blk.{bid}.ffn_norm"),
-    ("model.layers.{bid}.post_feedforward_layernorm", "blk.{bid}.post_ffw_norm"),
+    (
+        "model.layers.{bid}.self_attn.o_proj",
+        "blk.{bid}.attn_output",
+    ),
+    (
+        "model.layers.{bid}.self_attn.q_norm",
+        "blk.{bid}.attn_q_norm",
+    ),
+    (
+        "model.layers.{bid}.self_attn.k_norm",
+        "blk.{bid}.attn_k_norm",
+    ),
+    (
+        "model.layers.{bid}.post_attention_layernorm",
+        "blk.{bid}.post_attention_norm",
+    ),
+    (
+        "model.layers.{bid}.pre_feedforward_layernorm",
+        "blk.{bid}.ffn_norm",
+    ),
+    (
+        "model.layers.{bid}.post_feedforward_layernorm",
+        "blk.{bid}.post_ffw_norm",
+    ),
     ("model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"),
     ("model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"),
     ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
 ];
 
-fn gemma_tensor(t: &TensorRef, table: NameTable, block_count: u32, arch: &str, extra: Vec<Transform>) -> Result<TensorAction> {
+fn gemma_tensor(
+    t: &TensorRef,
+    table: NameTable,
+    block_count: u32,
+    arch: &str,
+    extra: Vec<Transform>,
+) -> Result<TensorAction> {
     if t.name == "lm_head.weight" {
         return Ok(TensorAction::Drop);
     }
     let name = map_name(table, t.name, t.bid, block_count).ok_or_else(|| unmapped(t.name, arch))?;
     let mut transforms = extra;
     if t.name.ends_with("norm.weight") {
-        transforms.push(Transform::AddOne { in_f16: t.dtype == DType::F16 });
+        transforms.push(Transform::AddOne {
+            in_f16: t.dtype == DType::F16,
+        });
     }
     Ok(TensorAction::Keep { name, transforms })
 }
@@ -63,21 +98,38 @@ fn need_u32(hp: &Hparams, key: &str) -> Result<u32> {
 }
 
 fn need_f32(hp: &Hparams, key: &str) -> Result<f32> {
-    hp.find_f64(&[key])?.map(|v| v as f32).ok_or_else(|| Error::invalid(&hp.path, format!("missing hyperparameter {key}")))
+    hp.find_f64(&[key])?
+        .map(|v| v as f32)
+        .ok_or_else(|| Error::invalid(&hp.path, format!("missing hyperparameter {key}")))
 }
 
 /// The key list Gemma and Gemma 2 write instead of the common one.
 fn gemma_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
     let hp = ctx.hp;
     let kv = &mut *ctx.kv;
-    kv.u32(&format!("{arch}.context_length"), need_u32(hp, "max_position_embeddings")?);
-    kv.u32(&format!("{arch}.embedding_length"), need_u32(hp, "hidden_size")?);
+    kv.u32(
+        &format!("{arch}.context_length"),
+        need_u32(hp, "max_position_embeddings")?,
+    );
+    kv.u32(
+        &format!("{arch}.embedding_length"),
+        need_u32(hp, "hidden_size")?,
+    );
     kv.u32(&format!("{arch}.block_count"), ctx.block_count);
-    kv.u32(&format!("{arch}.feed_forward_length"), need_u32(hp, "intermediate_size")?);
+    kv.u32(
+        &format!("{arch}.feed_forward_length"),
+        need_u32(hp, "intermediate_size")?,
+    );
     let heads = need_u32(hp, "num_attention_heads")?;
     kv.u32(&format!("{arch}.attention.head_count"), heads);
-    kv.u32(&format!("{arch}.attention.head_count_kv"), hp.find_u32(&["num_key_value_heads"])?.unwrap_or(heads));
-    kv.f32(&format!("{arch}.attention.layer_norm_rms_epsilon"), need_f32(hp, "rms_norm_eps")?);
+    kv.u32(
+        &format!("{arch}.attention.head_count_kv"),
+        hp.find_u32(&["num_key_value_heads"])?.unwrap_or(heads),
+    );
+    kv.f32(
+        &format!("{arch}.attention.layer_norm_rms_epsilon"),
+        need_f32(hp, "rms_norm_eps")?,
+    );
     let head_dim = need_u32(hp, "head_dim")?;
     kv.u32(&format!("{arch}.attention.key_length"), head_dim);
     kv.u32(&format!("{arch}.attention.value_length"), head_dim);
@@ -109,8 +161,19 @@ impl Architecture for Gemma {
         let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
         vocab::write_sentencepiece(ctx.dir, vocab_size, ctx.kv, ctx.warnings)?;
         // CodeGemma infill ids; only eot has a GGUF key in gguf-py.
-        let mut special = SpecialVocab::load_with_types(ctx.dir, false, None, &["prefix", "suffix", "middle", "fsep", "eot"])?;
-        for (typ, id) in [("prefix", 67), ("suffix", 69), ("middle", 68), ("fsep", 70), ("eot", 107)] {
+        let mut special = SpecialVocab::load_with_types(
+            ctx.dir,
+            false,
+            None,
+            &["prefix", "suffix", "middle", "fsep", "eot"],
+        )?;
+        for (typ, id) in [
+            ("prefix", 67),
+            ("suffix", 69),
+            ("middle", 68),
+            ("fsep", 70),
+            ("eot", 107),
+        ] {
             special.set_special(typ, Some(&json!(id)), ctx.dir)?;
         }
         special.chat_template = None;
@@ -150,12 +213,24 @@ impl Architecture for Gemma2 {
 fn gemma3_vocab_rows(t: &TensorRef, hp: &Hparams) -> Result<u64> {
     if t.model_dir.join("tokenizer.model").is_file() {
         let model = vocab::spm::SentencePieceModel::load(&t.model_dir.join("tokenizer.model"))?;
-        Ok(hp.find_u32(&["vocab_size_per_layer_input", "vocab_size"])?.map(|v| v as u64).unwrap_or(model.pieces.len() as u64))
+        Ok(hp
+            .find_u32(&["vocab_size_per_layer_input", "vocab_size"])?
+            .map(|v| v as u64)
+            .unwrap_or(model.pieces.len() as u64))
     } else {
         let path = t.model_dir.join("tokenizer.json");
         let tok = read_json_object(&path)?;
-        let vocab = tok.get("model").and_then(|m| m.get("vocab")).and_then(Value::as_object).map(|v| v.len()).unwrap_or(0);
-        let added = tok.get("added_tokens").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+        let vocab = tok
+            .get("model")
+            .and_then(|m| m.get("vocab"))
+            .and_then(Value::as_object)
+            .map(|v| v.len())
+            .unwrap_or(0);
+        let added = tok
+            .get("added_tokens")
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .unwrap_or(0);
         Ok((vocab + added) as u64)
     }
 }
@@ -170,7 +245,9 @@ impl Architecture for Gemma3 {
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         let mut extra = Vec::new();
         if t.name.contains("embed_tokens.weight") {
-            extra.push(Transform::TruncateRows { rows: gemma3_vocab_rows(t, hp)? });
+            extra.push(Transform::TruncateRows {
+                rows: gemma3_vocab_rows(t, hp)?,
+            });
         }
         gemma_tensor(t, GEMMA2_NAMES, block_count, "gemma3", extra)
     }
@@ -178,26 +255,53 @@ impl Architecture for Gemma3 {
         write_base_params(ctx, "gemma3")?;
         let hp = ctx.hp;
         let kv = &mut *ctx.kv;
-        kv.u32("gemma3.context_length", hp.find_u32(&["max_position_embeddings"])?.unwrap_or(131072));
-        kv.u32("gemma3.attention.head_count", hp.find_u32(&["num_attention_heads"])?.unwrap_or(8));
-        kv.f32("gemma3.attention.layer_norm_rms_epsilon", hp.find_f64(&["rms_norm_eps"])?.unwrap_or(1e-6) as f32);
+        kv.u32(
+            "gemma3.context_length",
+            hp.find_u32(&["max_position_embeddings"])?.unwrap_or(131072),
+        );
+        kv.u32(
+            "gemma3.attention.head_count",
+            hp.find_u32(&["num_attention_heads"])?.unwrap_or(8),
+        );
+        kv.f32(
+            "gemma3.attention.layer_norm_rms_epsilon",
+            hp.find_f64(&["rms_norm_eps"])?.unwrap_or(1e-6) as f32,
+        );
         let head_dim = hp.find_u32(&["head_dim"])?.unwrap_or(256);
         kv.u32("gemma3.attention.key_length", head_dim);
         kv.u32("gemma3.attention.value_length", head_dim);
         let rp = rope_parameters(hp);
-        let global = rp.get("full_attention").cloned().unwrap_or_else(|| Value::Object(rp.clone()));
-        let theta = global.get("rope_theta").and_then(Value::as_f64).unwrap_or(1_000_000.0);
+        let global = rp
+            .get("full_attention")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(rp.clone()));
+        let theta = global
+            .get("rope_theta")
+            .and_then(Value::as_f64)
+            .unwrap_or(1_000_000.0);
         kv.f32("gemma3.rope.freq_base", theta as f32);
         if hp.get("attn_logit_softcapping").is_some() {
-            return Err(Error::invalid(&hp.path, "Gemma 3 does not use attn_logit_softcapping, but config.json sets it"));
+            return Err(Error::invalid(
+                &hp.path,
+                "Gemma 3 does not use attn_logit_softcapping, but config.json sets it",
+            ));
         }
-        if let Some(cap) = hp.find_f64(&["final_logit_softcapping"])?.filter(|c| *c != 0.0) {
+        if let Some(cap) = hp
+            .find_f64(&["final_logit_softcapping"])?
+            .filter(|c| *c != 0.0)
+        {
             kv.f32("gemma3.final_logit_softcapping", cap as f32);
         }
         if hp.get("sliding_window_pattern").and_then(Value::as_i64) != Some(1) {
-            kv.u32("gemma3.attention.sliding_window", need_u32(hp, "sliding_window")?);
+            kv.u32(
+                "gemma3.attention.sliding_window",
+                need_u32(hp, "sliding_window")?,
+            );
         }
-        kv.u32("gemma3.attention.head_count_kv", hp.find_u32(&["num_key_value_heads"])?.unwrap_or(4));
+        kv.u32(
+            "gemma3.attention.head_count_kv",
+            hp.find_u32(&["num_key_value_heads"])?.unwrap_or(4),
+        );
         Ok(())
     }
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
@@ -217,7 +321,12 @@ mod tests {
     #[test]
     fn gemma_norms_get_their_one_back_and_lm_head_is_dropped() {
         let dir = std::path::Path::new(".");
-        let t = TensorRef { name: "model.layers.0.pre_feedforward_layernorm.weight", bid: Some(0), dtype: DType::BF16, model_dir: dir };
+        let t = TensorRef {
+            name: "model.layers.0.pre_feedforward_layernorm.weight",
+            bid: Some(0),
+            dtype: DType::BF16,
+            model_dir: dir,
+        };
         match gemma_tensor(&t, GEMMA2_NAMES, 1, "gemma2", Vec::new()).unwrap() {
             TensorAction::Keep { name, transforms } => {
                 assert_eq!(name, "blk.0.ffn_norm.weight");
@@ -225,7 +334,15 @@ mod tests {
             }
             TensorAction::Drop => panic!("dropped"),
         }
-        let t = TensorRef { name: "lm_head.weight", bid: None, dtype: DType::F16, model_dir: dir };
-        assert!(matches!(gemma_tensor(&t, GEMMA_NAMES, 1, "gemma", Vec::new()).unwrap(), TensorAction::Drop));
+        let t = TensorRef {
+            name: "lm_head.weight",
+            bid: None,
+            dtype: DType::F16,
+            model_dir: dir,
+        };
+        assert!(matches!(
+            gemma_tensor(&t, GEMMA_NAMES, 1, "gemma", Vec::new()).unwrap(),
+            TensorAction::Drop
+        ));
     }
 }

@@ -3,7 +3,10 @@
 
 use ckpt_core::{Error, Result};
 
-use super::{map_name, unmapped, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform, VocabContext};
+use super::{
+    map_name, unmapped, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform,
+    VocabContext,
+};
 use crate::hparams::Hparams;
 use crate::vocab;
 
@@ -43,16 +46,27 @@ impl Architecture for Gpt2 {
         if t.name.ends_with(".attn.bias") || t.name.ends_with(".attn.masked_bias") {
             return Ok(TensorAction::Drop);
         }
-        let name = map_name(GPT2_NAMES, t.name, t.bid, block_count).ok_or_else(|| unmapped(t.name, "gpt2"))?;
-        let conv1d = [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"].iter().any(|s| t.name.ends_with(s));
-        let transforms = if conv1d { vec![Transform::Transpose] } else { Vec::new() };
+        let name = map_name(GPT2_NAMES, t.name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "gpt2"))?;
+        let conv1d = [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
+            .iter()
+            .any(|s| t.name.ends_with(s));
+        let transforms = if conv1d {
+            vec![Transform::Transpose]
+        } else {
+            Vec::new()
+        };
         Ok(TensorAction::Keep { name, transforms })
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         let hp = ctx.hp;
         let n_embd = hp.require_u32(&["n_embd"])?;
-        let ff = n_embd.checked_mul(4).ok_or_else(|| Error::invalid(&hp.path, "n_embd is too large"))?;
-        let eps = hp.find_f64(&["layer_norm_epsilon"])?.ok_or_else(|| Error::invalid(&hp.path, "missing hyperparameter layer_norm_epsilon"))?;
+        let ff = n_embd
+            .checked_mul(4)
+            .ok_or_else(|| Error::invalid(&hp.path, "n_embd is too large"))?;
+        let eps = hp
+            .find_f64(&["layer_norm_epsilon"])?
+            .ok_or_else(|| Error::invalid(&hp.path, "missing hyperparameter layer_norm_epsilon"))?;
         let kv = &mut *ctx.kv;
         kv.u32("gpt2.block_count", ctx.block_count);
         kv.u32("gpt2.context_length", hp.require_u32(&["n_ctx"])?);

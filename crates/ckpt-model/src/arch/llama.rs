@@ -3,7 +3,10 @@
 use ckpt_core::{DType, Error, Result, Tensor};
 use serde_json::{json, Value};
 
-use super::{head_counts, map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform, VocabContext};
+use super::{
+    head_counts, map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext,
+    TensorAction, TensorRef, Transform, VocabContext,
+};
 use crate::hparams::{read_optional_json, Hparams};
 use crate::kv::KvList;
 use crate::vocab;
@@ -19,8 +22,14 @@ pub const LLAMA_NAMES: NameTable = &[
     ("model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"),
     ("model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"),
     ("model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"),
-    ("model.layers.{bid}.self_attn.o_proj", "blk.{bid}.attn_output"),
-    ("model.layers.{bid}.post_attention_layernorm", "blk.{bid}.ffn_norm"),
+    (
+        "model.layers.{bid}.self_attn.o_proj",
+        "blk.{bid}.attn_output",
+    ),
+    (
+        "model.layers.{bid}.post_attention_layernorm",
+        "blk.{bid}.ffn_norm",
+    ),
     ("model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"),
     ("model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"),
     ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
@@ -30,14 +39,20 @@ pub const LLAMA_NAMES: NameTable = &[
 pub fn llama_config_defaults(hp: &mut Hparams) {
     if let Some(heads) = hp.get("num_attention_heads").cloned() {
         hp.default("num_key_value_heads", heads.clone());
-        if let (Some(h), Some(n)) = (hp.get("hidden_size").and_then(Value::as_u64), heads.as_u64()) {
+        if let (Some(h), Some(n)) = (
+            hp.get("hidden_size").and_then(Value::as_u64),
+            heads.as_u64(),
+        ) {
             if let Some(d) = h.checked_div(n) {
                 hp.default("head_dim", json!(d));
             }
         }
     }
     hp.default("rms_norm_eps", json!(1e-6));
-    if hp.get("rope_parameters").is_none() && hp.get("rope_scaling").is_none() && hp.get("rope_theta").is_none() {
+    if hp.get("rope_parameters").is_none()
+        && hp.get("rope_scaling").is_none()
+        && hp.get("rope_theta").is_none()
+    {
         hp.default("rope_theta", json!(10000.0));
     }
 }
@@ -51,19 +66,30 @@ pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
         Some(Value::Object(m)) => m.clone(),
         _ => rp_all,
     };
-    if rp.get("rope_type").and_then(Value::as_str).map(str::to_lowercase).as_deref() != Some("llama3") {
+    if rp
+        .get("rope_type")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+        .as_deref()
+        != Some("llama3")
+    {
         return Ok(None);
     }
     let num = |k: &str, d: f64| rp.get(k).and_then(Value::as_f64).unwrap_or(d);
     let base = num("rope_theta", 10000.0);
     let dim = match hp.find_u32(&["head_dim"])? {
         Some(d) => d,
-        None => hp.require_u32(&["hidden_size"])? / hp.require_u32(&["num_attention_heads"])?.max(1),
+        None => {
+            hp.require_u32(&["hidden_size"])? / hp.require_u32(&["num_attention_heads"])?.max(1)
+        }
     };
     let factor = num("factor", 8.0);
     let low_ff = num("low_freq_factor", 1.0);
     let high_ff = num("high_freq_factor", 4.0);
-    let old_ctx = hp.get("original_max_position_embeddings").and_then(Value::as_f64).unwrap_or(8192.0);
+    let old_ctx = hp
+        .get("original_max_position_embeddings")
+        .and_then(Value::as_f64)
+        .unwrap_or(8192.0);
     let low_wavelen = old_ctx / low_ff;
     let high_wavelen = old_ctx / high_ff;
     let two_pi = (2.0 * std::f64::consts::PI) as f32;
@@ -78,7 +104,8 @@ pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
         } else if wavelen > low_wavelen as f32 {
             factor as f32
         } else {
-            let smooth = ((1.0f32 / wavelen) * old_ctx as f32 - low_ff as f32) / (high_ff - low_ff) as f32;
+            let smooth =
+                ((1.0f32 / wavelen) * old_ctx as f32 - low_ff as f32) / (high_ff - low_ff) as f32;
             1.0f32 / ((1.0 - smooth) / factor as f32 + smooth)
         };
         out.push(v);
@@ -104,7 +131,12 @@ impl Architecture for Llama {
         Ok(match llama3_rope_factors(hp)? {
             Some(f) => {
                 let n = f.len() as u64;
-                vec![Tensor::computed("rope_freqs.weight", DType::F32, vec![n], move || Ok(f.iter().flat_map(|v| v.to_le_bytes()).collect()))]
+                vec![Tensor::computed(
+                    "rope_freqs.weight",
+                    DType::F32,
+                    vec![n],
+                    move || Ok(f.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                )]
             }
             None => Vec::new(),
         })
@@ -112,14 +144,20 @@ impl Architecture for Llama {
 
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         if t.name == "rope_freqs.weight" {
-            return Ok(TensorAction::Keep { name: t.name.to_string(), transforms: Vec::new() });
+            return Ok(TensorAction::Keep {
+                name: t.name.to_string(),
+                transforms: Vec::new(),
+            });
         }
         let hf_name = t.name;
-        let name = map_name(LLAMA_NAMES, hf_name, t.bid, block_count).ok_or_else(|| unmapped(hf_name, "llama"))?;
+        let name = map_name(LLAMA_NAMES, hf_name, t.bid, block_count)
+            .ok_or_else(|| unmapped(hf_name, "llama"))?;
         let (n_head, n_kv) = head_counts(hp)?;
         let mut transforms = Vec::new();
         if hf_name.ends_with("q_proj.weight") || hf_name.ends_with("q_proj.bias") {
-            transforms.push(Transform::PermuteRows { heads: n_head as u64 });
+            transforms.push(Transform::PermuteRows {
+                heads: n_head as u64,
+            });
         }
         if hf_name.ends_with("k_proj.weight") || hf_name.ends_with("k_proj.bias") {
             transforms.push(Transform::PermuteRows { heads: n_kv as u64 });
@@ -163,13 +201,26 @@ impl Architecture for Llama {
         } else if ctx.dir.join("tokenizer.json").is_file() {
             vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)?;
         } else {
-            return Err(Error::invalid(ctx.dir, "no tokenizer.model or tokenizer.json in the model folder"));
+            return Err(Error::invalid(
+                ctx.dir,
+                "no tokenizer.model or tokenizer.json in the model folder",
+            ));
         }
         let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.unwrap_or(32000);
         if vocab_size == 32016 {
             // CodeLlama's infill tokens.
-            let mut special = vocab::special::SpecialVocab::load_with_types(ctx.dir, false, None, &["prefix", "suffix", "middle", "eot"])?;
-            for (typ, id) in [("prefix", 32007), ("suffix", 32008), ("middle", 32009), ("eot", 32010)] {
+            let mut special = vocab::special::SpecialVocab::load_with_types(
+                ctx.dir,
+                false,
+                None,
+                &["prefix", "suffix", "middle", "eot"],
+            )?;
+            for (typ, id) in [
+                ("prefix", 32007),
+                ("suffix", 32008),
+                ("middle", 32009),
+                ("eot", 32010),
+            ] {
                 special.set_special(typ, Some(&json!(id)), ctx.dir)?;
             }
             special.write(ctx.kv);
@@ -192,12 +243,18 @@ mod tests {
         for (k, v) in [
             ("hidden_size", json!(4096)),
             ("num_attention_heads", json!(32)),
-            ("rope_scaling", json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})),
+            (
+                "rope_scaling",
+                json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+            ),
             ("rope_theta", json!(500000.0)),
         ] {
             map.insert(k.into(), v);
         }
-        let hp = Hparams { path: "config.json".into(), map };
+        let hp = Hparams {
+            path: "config.json".into(),
+            map,
+        };
         let f = llama3_rope_factors(&hp).unwrap().unwrap();
         assert_eq!(f.len(), 64);
         assert_eq!(f[0], 1.0);

@@ -41,15 +41,21 @@ impl Transform {
             Transform::PermuteRows { heads } => {
                 let rows = shape.first().copied().unwrap_or(1);
                 if *heads == 0 || rows % (heads * 2) != 0 {
-                    return Err(format!("{rows} rows cannot be split into {heads} heads of two rotary halves"));
+                    return Err(format!(
+                        "{rows} rows cannot be split into {heads} heads of two rotary halves"
+                    ));
                 }
                 Ok(())
             }
             Transform::TruncateRows { rows } => match shape.first() {
                 Some(&n) if n >= *rows => Ok(()),
-                _ => Err(format!("cannot keep the first {rows} rows of a tensor of shape {shape:?}")),
+                _ => Err(format!(
+                    "cannot keep the first {rows} rows of a tensor of shape {shape:?}"
+                )),
             },
-            Transform::Transpose if shape.len() != 2 => Err(format!("cannot transpose a tensor of shape {shape:?}")),
+            Transform::Transpose if shape.len() != 2 => {
+                Err(format!("cannot transpose a tensor of shape {shape:?}"))
+            }
             Transform::AddOne { .. } | Transform::Transpose => Ok(()),
         }
     }
@@ -71,7 +77,10 @@ impl Transform {
 /// What an architecture decides for one HF tensor.
 pub enum TensorAction {
     /// Store it under this GGUF name after these transforms.
-    Keep { name: String, transforms: Vec<Transform> },
+    Keep {
+        name: String,
+        transforms: Vec<Transform>,
+    },
     /// Not part of the GGUF model (the converter drops it on purpose).
     Drop,
 }
@@ -122,11 +131,24 @@ pub trait Architecture: Sync {
 }
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
-    &[&llama::Llama, &qwen::Qwen2, &qwen::Qwen3, &gemma::Gemma, &gemma::Gemma2, &gemma::Gemma3, &gpt2::Gpt2, &phi3::Phi3, &bert::Bert]
+    &[
+        &llama::Llama,
+        &qwen::Qwen2,
+        &qwen::Qwen3,
+        &gemma::Gemma,
+        &gemma::Gemma2,
+        &gemma::Gemma3,
+        &gpt2::Gpt2,
+        &phi3::Phi3,
+        &bert::Bert,
+    ]
 }
 
 pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
-    registry().iter().copied().find(|a| a.hf_names().contains(&hf_arch))
+    registry()
+        .iter()
+        .copied()
+        .find(|a| a.hf_names().contains(&hf_arch))
 }
 
 /// A name table entry: HF module path (with `{bid}` for the layer) -> GGUF name.
@@ -134,10 +156,19 @@ pub type NameTable = &'static [(&'static str, &'static str)];
 
 /// gguf-py's `TensorNameMap.get_name(key, try_suffixes=(".weight", ".bias"))`: the module path
 /// is looked up with the suffix removed and the suffix is put back on the GGUF name.
-pub fn map_name(table: NameTable, hf_name: &str, bid: Option<u32>, block_count: u32) -> Option<String> {
+pub fn map_name(
+    table: NameTable,
+    hf_name: &str,
+    bid: Option<u32>,
+    block_count: u32,
+) -> Option<String> {
     let (base, suffix) = ["weight", "bias"]
         .iter()
-        .find_map(|s| hf_name.strip_suffix(&format!(".{s}")).map(|b| (b, format!(".{s}"))))
+        .find_map(|s| {
+            hf_name
+                .strip_suffix(&format!(".{s}"))
+                .map(|b| (b, format!(".{s}")))
+        })
         .unwrap_or((hf_name, String::new()));
     for (hf, gguf) in table {
         let matched = if hf.contains("{bid}") {
@@ -171,10 +202,29 @@ pub fn rope_parameters(hp: &Hparams) -> serde_json::Map<String, Value> {
         _ => serde_json::Map::new(),
     };
     if !rp.contains_key("full_attention") && !rp.contains_key("sliding_attention") {
-        let theta = hp.find(&["global_rope_theta", "rope_global_theta", "rope_theta_global", "rope_theta", "rotary_emb_base"]).cloned();
-        let local = hp.find(&["local_rope_theta", "rope_local_theta", "rope_theta_local", "swa_rope_theta", "rope_local_base_freq"]).cloned();
+        let theta = hp
+            .find(&[
+                "global_rope_theta",
+                "rope_global_theta",
+                "rope_theta_global",
+                "rope_theta",
+                "rotary_emb_base",
+            ])
+            .cloned();
+        let local = hp
+            .find(&[
+                "local_rope_theta",
+                "rope_local_theta",
+                "rope_theta_local",
+                "swa_rope_theta",
+                "rope_local_base_freq",
+            ])
+            .cloned();
         if let Some(l) = local {
-            rp.insert("sliding_attention".into(), serde_json::json!({ "rope_theta": l }));
+            rp.insert(
+                "sliding_attention".into(),
+                serde_json::json!({ "rope_theta": l }),
+            );
         }
         if let (false, Some(t)) = (rp.contains_key("rope_theta"), theta) {
             rp.insert("rope_theta".into(), t);
@@ -184,10 +234,17 @@ pub fn rope_parameters(hp: &Hparams) -> serde_json::Map<String, Value> {
                 rp.insert("rope_type".into(), t);
             }
         }
-        if let (false, Some(v)) = (rp.contains_key("partial_rotary_factor"), hp.find(&["partial_rotary_factor", "rope_pct", "rope_percent"]).cloned()) {
+        if let (false, Some(v)) = (
+            rp.contains_key("partial_rotary_factor"),
+            hp.find(&["partial_rotary_factor", "rope_pct", "rope_percent"])
+                .cloned(),
+        ) {
             rp.insert("partial_rotary_factor".into(), v);
         }
-        if let (false, Some(v)) = (rp.contains_key("original_max_position_embeddings"), hp.get("original_max_position_embeddings").cloned()) {
+        if let (false, Some(v)) = (
+            rp.contains_key("original_max_position_embeddings"),
+            hp.get("original_max_position_embeddings").cloned(),
+        ) {
             rp.insert("original_max_position_embeddings".into(), v);
         }
     }
@@ -195,11 +252,20 @@ pub fn rope_parameters(hp: &Hparams) -> serde_json::Map<String, Value> {
 }
 
 fn as_f32(v: &Value, what: &str, hp: &Hparams) -> Result<f32> {
-    v.as_f64().map(|f| f as f32).ok_or_else(|| Error::invalid(&hp.path, format!("{what} is {v}, expected a number")))
+    v.as_f64()
+        .map(|f| f as f32)
+        .ok_or_else(|| Error::invalid(&hp.path, format!("{what} is {v}, expected a number")))
 }
 
 fn as_u32(v: &Value, what: &str, hp: &Hparams) -> Result<u32> {
-    v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| Error::invalid(&hp.path, format!("{what} is {v}, expected a non-negative integer")))
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            Error::invalid(
+                &hp.path,
+                format!("{what} is {v}, expected a non-negative integer"),
+            )
+        })
 }
 
 /// `TextModel.set_gguf_parameters`, the keys every text model starts with.
@@ -208,11 +274,36 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
     let kv = &mut *ctx.kv;
     kv.u32(&format!("{arch}.block_count"), ctx.block_count);
     let u32_keys: [(&[&str], &str); 5] = [
-        (&["max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"], "context_length"),
+        (
+            &[
+                "max_position_embeddings",
+                "n_ctx",
+                "n_positions",
+                "max_length",
+                "max_sequence_length",
+                "model_max_length",
+            ],
+            "context_length",
+        ),
         (&["hidden_size", "n_embd", "dim"], "embedding_length"),
-        (&["prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"], "feed_forward_length"),
-        (&["num_attention_heads", "n_head", "n_heads"], "attention.head_count"),
-        (&["num_key_value_heads", "n_kv_heads"], "attention.head_count_kv"),
+        (
+            &[
+                "prefix_dense_intermediate_size",
+                "dense_intermediate_size",
+                "intermediate_size",
+                "n_inner",
+                "hidden_dim",
+            ],
+            "feed_forward_length",
+        ),
+        (
+            &["num_attention_heads", "n_head", "n_heads"],
+            "attention.head_count",
+        ),
+        (
+            &["num_key_value_heads", "n_kv_heads"],
+            "attention.head_count_kv",
+        ),
     ];
     for (keys, gguf) in u32_keys {
         if let Some(v) = hp.find_u32(keys)? {
@@ -232,23 +323,45 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
         match (rope_type, factor) {
             ("linear", Some(f)) => {
                 kv.string(&format!("{arch}.rope.scaling.type"), "linear");
-                kv.f32(&format!("{arch}.rope.scaling.factor"), as_f32(f, "rope factor", hp)?);
+                kv.f32(
+                    &format!("{arch}.rope.scaling.factor"),
+                    as_f32(f, "rope factor", hp)?,
+                );
             }
             ("yarn", Some(f)) => {
                 kv.string(&format!("{arch}.rope.scaling.type"), "yarn");
-                kv.f32(&format!("{arch}.rope.scaling.factor"), as_f32(f, "rope factor", hp)?);
+                kv.f32(
+                    &format!("{arch}.rope.scaling.factor"),
+                    as_f32(f, "rope factor", hp)?,
+                );
                 let orig = rp.get("original_max_position_embeddings").ok_or_else(|| {
-                    Error::invalid(&hp.path, "yarn rope scaling needs original_max_position_embeddings")
+                    Error::invalid(
+                        &hp.path,
+                        "yarn rope scaling needs original_max_position_embeddings",
+                    )
                 })?;
-                kv.u32(&format!("{arch}.rope.scaling.original_context_length"), as_u32(orig, "original_max_position_embeddings", hp)?);
+                kv.u32(
+                    &format!("{arch}.rope.scaling.original_context_length"),
+                    as_u32(orig, "original_max_position_embeddings", hp)?,
+                );
                 let optional = [
-                    (&["extrapolation_factor"][..], "rope.scaling.yarn_ext_factor"),
-                    (&["attention_factor", "attn_factor"][..], "rope.scaling.yarn_attn_factor"),
+                    (
+                        &["extrapolation_factor"][..],
+                        "rope.scaling.yarn_ext_factor",
+                    ),
+                    (
+                        &["attention_factor", "attn_factor"][..],
+                        "rope.scaling.yarn_attn_factor",
+                    ),
                     (&["beta_fast"][..], "rope.scaling.yarn_beta_fast"),
                     (&["beta_slow"][..], "rope.scaling.yarn_beta_slow"),
                 ];
                 for (keys, gguf) in optional {
-                    if let Some(v) = keys.iter().find_map(|k| rp.get(*k)).filter(|v| !v.is_null()) {
+                    if let Some(v) = keys
+                        .iter()
+                        .find_map(|k| rp.get(*k))
+                        .filter(|v| !v.is_null())
+                    {
                         kv.f32(&format!("{arch}.{gguf}"), as_f32(v, gguf, hp)?);
                     }
                 }
@@ -258,18 +371,38 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
         }
     }
     if let Some(Value::Array(sections)) = rp_all.get("mrope_section") {
-        let mut s: Vec<i32> = sections.iter().filter_map(Value::as_i64).map(|v| v as i32).collect();
+        let mut s: Vec<i32> = sections
+            .iter()
+            .filter_map(Value::as_i64)
+            .map(|v| v as i32)
+            .collect();
         s.resize(4, 0);
-        kv.array(&format!("{arch}.rope.dimension_sections"), ckpt_gguf::GgufValue::i32_array(s));
+        kv.array(
+            &format!("{arch}.rope.dimension_sections"),
+            ckpt_gguf::GgufValue::i32_array(s),
+        );
     }
     if let Some(theta) = rp.get("rope_theta").filter(|v| !v.is_null()) {
-        kv.f32(&format!("{arch}.rope.freq_base"), as_f32(theta, "rope_theta", hp)?);
+        kv.f32(
+            &format!("{arch}.rope.freq_base"),
+            as_f32(theta, "rope_theta", hp)?,
+        );
     }
-    if let Some(local) = rp_all.get("sliding_attention").and_then(|s| s.get("rope_theta")).filter(|v| !v.is_null()) {
-        kv.f32(&format!("{arch}.rope.freq_base_swa"), as_f32(local, "local rope_theta", hp)?);
+    if let Some(local) = rp_all
+        .get("sliding_attention")
+        .and_then(|s| s.get("rope_theta"))
+        .filter(|v| !v.is_null())
+    {
+        kv.f32(
+            &format!("{arch}.rope.freq_base_swa"),
+            as_f32(local, "local rope_theta", hp)?,
+        );
     }
     if let Some(eps) = hp.find_f64(&["rms_norm_eps", "norm_eps"])? {
-        kv.f32(&format!("{arch}.attention.layer_norm_rms_epsilon"), eps as f32);
+        kv.f32(
+            &format!("{arch}.attention.layer_norm_rms_epsilon"),
+            eps as f32,
+        );
     }
     if let Some(eps) = hp.find_f64(&["layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"])? {
         kv.f32(&format!("{arch}.attention.layer_norm_epsilon"), eps as f32);
@@ -277,7 +410,11 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
     if let Some(n) = hp.find_u32(&["num_local_experts", "num_experts", "n_routed_experts"])? {
         kv.u32(&format!("{arch}.expert_count"), n);
     }
-    if let Some(n) = hp.find_u32(&["num_experts_per_tok", "num_experts_per_token", "top_k_experts"])? {
+    if let Some(n) = hp.find_u32(&[
+        "num_experts_per_tok",
+        "num_experts_per_token",
+        "top_k_experts",
+    ])? {
         kv.u32(&format!("{arch}.expert_used_count"), n);
     }
     if let Some(head_dim) = hp.find_u32(&["head_dim"])? {
@@ -291,6 +428,8 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
 /// The (n_head, n_kv_head) pair the Q/K permutation needs.
 pub fn head_counts(hp: &Hparams) -> Result<(u32, u32)> {
     let n_head = hp.require_u32(&["n_heads", "num_attention_heads"])?;
-    let n_kv = hp.find_u32(&["n_kv_heads", "num_key_value_heads"])?.unwrap_or(n_head);
+    let n_kv = hp
+        .find_u32(&["n_kv_heads", "num_key_value_heads"])?
+        .unwrap_or(n_head);
     Ok((n_head, n_kv))
 }

@@ -5,23 +5,40 @@ use ckpt_core::{Error, Result};
 use serde_json::{json, Value};
 
 use super::llama::LLAMA_NAMES;
-use super::{map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction, TensorRef, VocabContext};
+use super::{
+    map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction,
+    TensorRef, VocabContext,
+};
 use crate::hparams::{read_json_object, Hparams};
 use crate::vocab;
 
 const QK_NORM_NAMES: NameTable = &[
-    ("model.layers.{bid}.self_attn.q_norm", "blk.{bid}.attn_q_norm"),
-    ("model.layers.{bid}.self_attn.k_norm", "blk.{bid}.attn_k_norm"),
+    (
+        "model.layers.{bid}.self_attn.q_norm",
+        "blk.{bid}.attn_q_norm",
+    ),
+    (
+        "model.layers.{bid}.self_attn.k_norm",
+        "blk.{bid}.attn_k_norm",
+    ),
 ];
 
 pub struct Qwen2;
 pub struct Qwen3;
 
-fn qwen_tensor(hf_name: &str, bid: Option<u32>, block_count: u32, arch: &str) -> Result<TensorAction> {
+fn qwen_tensor(
+    hf_name: &str,
+    bid: Option<u32>,
+    block_count: u32,
+    arch: &str,
+) -> Result<TensorAction> {
     let name = map_name(LLAMA_NAMES, hf_name, bid, block_count)
         .or_else(|| map_name(QK_NORM_NAMES, hf_name, bid, block_count))
         .ok_or_else(|| unmapped(hf_name, arch))?;
-    Ok(TensorAction::Keep { name, transforms: Vec::new() })
+    Ok(TensorAction::Keep {
+        name,
+        transforms: Vec::new(),
+    })
 }
 
 fn qwen_defaults(hp: &mut Hparams) {
@@ -30,24 +47,35 @@ fn qwen_defaults(hp: &mut Hparams) {
     }
     hp.default("rms_norm_eps", json!(1e-6));
     hp.default("max_position_embeddings", json!(32768));
-    if hp.get("rope_parameters").is_none() && hp.get("rope_scaling").is_none() && hp.get("rope_theta").is_none() {
+    if hp.get("rope_parameters").is_none()
+        && hp.get("rope_scaling").is_none()
+        && hp.get("rope_theta").is_none()
+    {
         hp.default("rope_theta", json!(10000.0));
     }
 }
 
 /// `_try_set_pooling_type`: sentence-transformers folders declare their pooling in modules.json.
-pub(crate) fn write_pooling_type(ctx: &mut ParamContext, dir: &std::path::Path, arch: &str) -> Result<()> {
+pub(crate) fn write_pooling_type(
+    ctx: &mut ParamContext,
+    dir: &std::path::Path,
+    arch: &str,
+) -> Result<()> {
     let modules_path = dir.join("modules.json");
     if !modules_path.is_file() {
         return Ok(());
     }
     let text = std::fs::read_to_string(&modules_path).map_err(|e| Error::io(&modules_path, e))?;
-    let modules: Value = serde_json::from_str(&text).map_err(|e| Error::invalid(&modules_path, format!("invalid JSON: {e}")))?;
+    let modules: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(&modules_path, format!("invalid JSON: {e}")))?;
     let pooling_dir = modules.as_array().into_iter().flatten().find_map(|m| {
         let ty = m.get("type")?.as_str()?;
-        ty.ends_with("Pooling").then(|| m.get("path").and_then(Value::as_str).map(str::to_string))?
+        ty.ends_with("Pooling")
+            .then(|| m.get("path").and_then(Value::as_str).map(str::to_string))?
     });
-    let Some(pooling_dir) = pooling_dir else { return Ok(()) };
+    let Some(pooling_dir) = pooling_dir else {
+        return Ok(());
+    };
     let cfg = read_json_object(&dir.join(&pooling_dir).join("config.json"))?;
     let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
     let pooling = if flag("pooling_mode_mean_tokens") {
@@ -61,7 +89,11 @@ pub(crate) fn write_pooling_type(ctx: &mut ParamContext, dir: &std::path::Path, 
             Some("mean") => 1,
             Some("cls") => 2,
             Some("lasttoken") => 3,
-            _ => return Err(Error::Unsupported(format!("{pooling_dir}/config.json: only mean, cls and last-token pooling are supported"))),
+            _ => {
+                return Err(Error::Unsupported(format!(
+                "{pooling_dir}/config.json: only mean, cls and last-token pooling are supported"
+            )))
+            }
         }
     };
     ctx.kv.u32(&format!("{arch}.pooling_type"), pooling);
@@ -93,7 +125,12 @@ impl Architecture for Qwen2 {
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         write_base_params(ctx, "qwen2")?;
-        let dir = ctx.hp.path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
         write_pooling_type(ctx, &dir, "qwen2")
     }
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
@@ -116,11 +153,26 @@ impl Architecture for Qwen3 {
         qwen_tensor(t.name, t.bid, block_count, "qwen3")
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
-        let dir = ctx.hp.path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let folder = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-        let name_or_path = ctx.hp.get("_name_or_path").and_then(Value::as_str).unwrap_or("").to_lowercase();
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let name_or_path = ctx
+            .hp
+            .get("_name_or_path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
         if folder.contains("qwen3-reranker") || name_or_path.contains("qwen3-reranker") {
-            return Err(Error::Unsupported("Qwen3 reranker models are not supported yet".into()));
+            return Err(Error::Unsupported(
+                "Qwen3 reranker models are not supported yet".into(),
+            ));
         }
         write_base_params(ctx, "qwen3")?;
         write_pooling_type(ctx, &dir, "qwen3")

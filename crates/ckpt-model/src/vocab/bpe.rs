@@ -23,19 +23,26 @@ pub struct BpeVocab {
 }
 
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path).map_err(|e| Error::invalid(path, format!("cannot load the tokenizer: {e}")))
+    Tokenizer::from_file(path)
+        .map_err(|e| Error::invalid(path, format!("cannot load the tokenizer: {e}")))
 }
 
 /// sha256 of Python's `str(ids)` for the probe text, as the converter computes it.
 pub fn pre_tokenizer_hash(tokenizer: &Tokenizer, path: &Path) -> Result<String> {
-    let enc = tokenizer.encode(CHECK_TEXT, true).map_err(|e| Error::invalid(path, format!("cannot encode the probe text: {e}")))?;
+    let enc = tokenizer
+        .encode(CHECK_TEXT, true)
+        .map_err(|e| Error::invalid(path, format!("cannot encode the probe text: {e}")))?;
     let ids: Vec<String> = enc.get_ids().iter().map(u32::to_string).collect();
     let text = format!("[{}]", ids.join(", "));
     Ok(hex(&Sha256::digest(text.as_bytes())))
 }
 
 pub fn known_pre_tokenizer(hash: &str) -> Option<&'static str> {
-    KNOWN_PRE_TOKENIZERS.iter().rev().find(|(h, _)| *h == hash).map(|(_, n)| *n)
+    KNOWN_PRE_TOKENIZERS
+        .iter()
+        .rev()
+        .find(|(h, _)| *h == hash)
+        .map(|(_, n)| *n)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -52,7 +59,9 @@ pub fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -
     if max_id >= vocab_size {
         return Err(Error::invalid(
             &path,
-            format!("the tokenizer has token id {max_id} but config.json vocab_size is {vocab_size}"),
+            format!(
+                "the tokenizer has token id {max_id} but config.json vocab_size is {vocab_size}"
+            ),
         ));
     }
     let pre_hash = pre_tokenizer_hash(&tokenizer, &path)?;
@@ -85,8 +94,12 @@ pub fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -
             Some(a) => {
                 if !a.normalized {
                     // llama.cpp expects added tokens pre-normalized: round-trip through the tokenizer.
-                    let enc = tokenizer.encode(token.as_str(), false).map_err(|e| Error::invalid(&path, format!("cannot encode added token {token:?}: {e}")))?;
-                    token = tokenizer.decode(enc.get_ids(), false).map_err(|e| Error::invalid(&path, format!("cannot decode added token {token:?}: {e}")))?;
+                    let enc = tokenizer.encode(token.as_str(), false).map_err(|e| {
+                        Error::invalid(&path, format!("cannot encode added token {token:?}: {e}"))
+                    })?;
+                    token = tokenizer.decode(enc.get_ids(), false).map_err(|e| {
+                        Error::invalid(&path, format!("cannot decode added token {token:?}: {e}"))
+                    })?;
                 }
                 if a.special || looks_special(&token) {
                     types.push(TokenType::Control);
@@ -99,7 +112,12 @@ pub fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -
         }
         tokens.push(token);
     }
-    Ok(BpeVocab { tokens, types, pre, pre_hash })
+    Ok(BpeVocab {
+        tokens,
+        types,
+        pre,
+        pre_hash,
+    })
 }
 
 #[cfg(test)]
@@ -109,13 +127,22 @@ mod tests {
     #[test]
     fn probe_text_is_llama_cpp_chktxt() {
         assert_eq!(CHECK_TEXT.chars().count(), 350);
-        assert_eq!(hex(&Sha256::digest(CHECK_TEXT.as_bytes())), "a36179c1e2b1cfcfbfad1dc779addad2ffc778201e4cf0d538bddeafa2c526da");
+        assert_eq!(
+            hex(&Sha256::digest(CHECK_TEXT.as_bytes())),
+            "a36179c1e2b1cfcfbfad1dc779addad2ffc778201e4cf0d538bddeafa2c526da"
+        );
     }
 
     #[test]
     fn last_listed_name_wins() {
-        assert_eq!(known_pre_tokenizer("b6dc8df998e1cfbdc4eac8243701a65afe638679230920b50d6f17d81c098166"), Some("olmo"));
-        assert_eq!(known_pre_tokenizer("855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249"), Some("smollm"));
+        assert_eq!(
+            known_pre_tokenizer("b6dc8df998e1cfbdc4eac8243701a65afe638679230920b50d6f17d81c098166"),
+            Some("olmo")
+        );
+        assert_eq!(
+            known_pre_tokenizer("855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249"),
+            Some("smollm")
+        );
         assert_eq!(known_pre_tokenizer("00"), None);
     }
 }

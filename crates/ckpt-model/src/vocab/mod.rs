@@ -45,7 +45,11 @@ pub struct SpmVocab {
 
 /// `_create_vocab_sentencepiece`: pieces of tokenizer.model, then added_tokens.json and the
 /// `added_tokens_decoder` of tokenizer_config.json, padded to the config's vocab size.
-pub fn sentencepiece_vocab(dir: &Path, vocab_size: Option<usize>, warnings: &mut Vec<String>) -> Result<SpmVocab> {
+pub fn sentencepiece_vocab(
+    dir: &Path,
+    vocab_size: Option<usize>,
+    warnings: &mut Vec<String>,
+) -> Result<SpmVocab> {
     let model_path = dir.join("tokenizer.model");
     let model = SentencePieceModel::load(&model_path)?;
     let vocab_size = vocab_size.unwrap_or(model.pieces.len());
@@ -54,7 +58,10 @@ pub fn sentencepiece_vocab(dir: &Path, vocab_size: Option<usize>, warnings: &mut
     let mut types = vec![TokenType::Unused; vocab_size];
     for (id, piece) in model.pieces.iter().enumerate() {
         if id >= vocab_size {
-            warnings.push(format!("{}: ignoring pieces from id {id}: config.json vocab_size is {vocab_size}", model_path.display()));
+            warnings.push(format!(
+                "{}: ignoring pieces from id {id}: config.json vocab_size is {vocab_size}",
+                model_path.display()
+            ));
             break;
         }
         tokens[id] = piece.text.clone();
@@ -71,9 +78,14 @@ pub fn sentencepiece_vocab(dir: &Path, vocab_size: Option<usize>, warnings: &mut
     let added_path = dir.join("added_tokens.json");
     if let Some(added) = read_optional_json(&added_path)? {
         for (text, id) in added {
-            let id = id.as_u64().ok_or_else(|| Error::invalid(&added_path, format!("id of {text:?} is not an integer")))? as usize;
+            let id = id.as_u64().ok_or_else(|| {
+                Error::invalid(&added_path, format!("id of {text:?} is not an integer"))
+            })? as usize;
             if id >= vocab_size {
-                warnings.push(format!("{}: ignoring token {id}: out of range", added_path.display()));
+                warnings.push(format!(
+                    "{}: ignoring token {id}: out of range",
+                    added_path.display()
+                ));
                 continue;
             }
             tokens[id] = text;
@@ -85,15 +97,29 @@ pub fn sentencepiece_vocab(dir: &Path, vocab_size: Option<usize>, warnings: &mut
     if let Some(config) = read_optional_json(&config_path)? {
         if let Some(Value::Object(decoder)) = config.get("added_tokens_decoder") {
             for (id_text, data) in decoder {
-                let id: usize = id_text.parse().map_err(|_| Error::invalid(&config_path, format!("added_tokens_decoder key {id_text:?} is not a token id")))?;
+                let id: usize = id_text.parse().map_err(|_| {
+                    Error::invalid(
+                        &config_path,
+                        format!("added_tokens_decoder key {id_text:?} is not a token id"),
+                    )
+                })?;
                 let content = data.get("content").and_then(Value::as_str).ok_or_else(|| {
-                    Error::invalid(&config_path, format!("added_tokens_decoder[{id_text}] has no content"))
+                    Error::invalid(
+                        &config_path,
+                        format!("added_tokens_decoder[{id_text}] has no content"),
+                    )
                 })?;
                 if id >= vocab_size {
-                    warnings.push(format!("{}: ignoring token {id}: out of range", config_path.display()));
+                    warnings.push(format!(
+                        "{}: ignoring token {id}: out of range",
+                        config_path.display()
+                    ));
                     continue;
                 }
-                let special = data.get("special").and_then(Value::as_bool).unwrap_or(false);
+                let special = data
+                    .get("special")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let mut token = content.to_string();
                 if special || looks_special(&token) {
                     types[id] = TokenType::Control;
@@ -106,7 +132,12 @@ pub fn sentencepiece_vocab(dir: &Path, vocab_size: Option<usize>, warnings: &mut
             }
         }
     }
-    Ok(SpmVocab { tokens, scores, types, model })
+    Ok(SpmVocab {
+        tokens,
+        scores,
+        types,
+        model,
+    })
 }
 
 fn type_array(types: &[TokenType]) -> GgufValue {
@@ -114,12 +145,23 @@ fn type_array(types: &[TokenType]) -> GgufValue {
 }
 
 /// `_set_vocab_sentencepiece`.
-pub fn write_sentencepiece(dir: &Path, vocab_size: Option<usize>, kv: &mut KvList, warnings: &mut Vec<String>) -> Result<SpmVocab> {
+pub fn write_sentencepiece(
+    dir: &Path,
+    vocab_size: Option<usize>,
+    kv: &mut KvList,
+    warnings: &mut Vec<String>,
+) -> Result<SpmVocab> {
     let v = sentencepiece_vocab(dir, vocab_size, warnings)?;
     kv.string("tokenizer.ggml.model", "llama");
     kv.string("tokenizer.ggml.pre", "default");
-    kv.array("tokenizer.ggml.tokens", GgufValue::string_array(v.tokens.iter().cloned()));
-    kv.array("tokenizer.ggml.scores", GgufValue::f32_array(v.scores.iter().copied()));
+    kv.array(
+        "tokenizer.ggml.tokens",
+        GgufValue::string_array(v.tokens.iter().cloned()),
+    );
+    kv.array(
+        "tokenizer.ggml.scores",
+        GgufValue::f32_array(v.scores.iter().copied()),
+    );
     kv.array("tokenizer.ggml.token_type", type_array(&v.types));
     let special = SpecialVocab::load(dir, false, Some(v.tokens.len()))?;
     warnings.extend(special.warnings.iter().cloned());
@@ -128,7 +170,13 @@ pub fn write_sentencepiece(dir: &Path, vocab_size: Option<usize>, kv: &mut KvLis
 }
 
 /// `_set_vocab_gpt2`.
-pub fn write_gpt2(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>, kv: &mut KvList, warnings: &mut Vec<String>) -> Result<()> {
+pub fn write_gpt2(
+    dir: &Path,
+    vocab_size: Option<usize>,
+    pre_override: Option<&str>,
+    kv: &mut KvList,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     let v = bpe::load(dir, vocab_size, pre_override)?;
     kv.string("tokenizer.ggml.model", "gpt2");
     kv.string("tokenizer.ggml.pre", &v.pre);
@@ -136,7 +184,10 @@ pub fn write_gpt2(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&s
     kv.array("tokenizer.ggml.token_type", type_array(&v.types));
     let special = SpecialVocab::load(dir, true, None)?;
     if special.merges.is_empty() {
-        warnings.push("adding merges was requested but no merges were found; the output may not tokenize".into());
+        warnings.push(
+            "adding merges was requested but no merges were found; the output may not tokenize"
+                .into(),
+        );
     }
     warnings.extend(special.warnings.iter().cloned());
     special.write(kv);
@@ -147,14 +198,25 @@ pub fn write_gpt2(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&s
 /// reads through transformers' LlamaTokenizer ("LlamaHfVocab") rather than as GPT-2 BPE.
 pub fn is_llama_hf_tokenizer(dir: &Path) -> Result<bool> {
     let path = dir.join("tokenizer.json");
-    let Some(tok) = read_optional_json(&path)? else { return Ok(false) };
+    let Some(tok) = read_optional_json(&path)? else {
+        return Ok(false);
+    };
     let model = tok.get("model");
     let is_bpe = model.and_then(|m| m.get("type")).and_then(Value::as_str) == Some("BPE");
-    let byte_fallback = model.and_then(|m| m.get("byte_fallback")).and_then(Value::as_bool);
-    let ignore_merges = model.and_then(|m| m.get("ignore_merges")).and_then(Value::as_bool).unwrap_or(false);
+    let byte_fallback = model
+        .and_then(|m| m.get("byte_fallback"))
+        .and_then(Value::as_bool);
+    let ignore_merges = model
+        .and_then(|m| m.get("ignore_merges"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if is_bpe && ignore_merges && !byte_fallback.unwrap_or(true) {
         return Ok(false); // Llama 3 style: GPT-2 BPE
     }
-    let decoder_seq = tok.get("decoder").and_then(|d| d.get("type")).and_then(Value::as_str) == Some("Sequence");
+    let decoder_seq = tok
+        .get("decoder")
+        .and_then(|d| d.get("type"))
+        .and_then(Value::as_str)
+        == Some("Sequence");
     Ok(is_bpe && byte_fallback.unwrap_or(false) && decoder_seq)
 }

@@ -37,7 +37,12 @@ impl SpecialVocab {
     }
 
     /// `SpecialVocab(dir, special_token_types=types)`.
-    pub fn load_with_types(dir: &Path, load_merges: bool, n_vocab: Option<usize>, types: &[&'static str]) -> Result<SpecialVocab> {
+    pub fn load_with_types(
+        dir: &Path,
+        load_merges: bool,
+        n_vocab: Option<usize>,
+        types: &[&'static str],
+    ) -> Result<SpecialVocab> {
         let mut sv = SpecialVocab {
             merges: Vec::new(),
             load_merges,
@@ -71,17 +76,30 @@ impl SpecialVocab {
         }
     }
 
-    pub fn set_special(&mut self, typ: &'static str, id: Option<&Value>, source: &Path) -> Result<()> {
-        let Some(id) = id.and_then(Value::as_i64) else { return Ok(()) };
+    pub fn set_special(
+        &mut self,
+        typ: &'static str,
+        id: Option<&Value>,
+        source: &Path,
+    ) -> Result<()> {
+        let Some(id) = id.and_then(Value::as_i64) else {
+            return Ok(());
+        };
         if id < 0 {
-            return Err(Error::invalid(source, format!("invalid value for special token type {typ}: {id}")));
+            return Err(Error::invalid(
+                source,
+                format!("invalid value for special token type {typ}: {id}"),
+            ));
         }
         if self.n_vocab.is_none_or(|n| (id as u64) < n as u64) {
             if !self.ids.iter().any(|(t, _)| *t == typ) {
                 self.ids.push((typ, id as u32));
             }
         } else {
-            self.warnings.push(format!("special token type {typ}, id {id} out of range, must be under {} - skipping", self.n_vocab.unwrap()));
+            self.warnings.push(format!(
+                "special token type {typ}, id {id} out of range, must be under {} - skipping",
+                self.n_vocab.unwrap()
+            ));
         }
         Ok(())
     }
@@ -99,7 +117,12 @@ impl SpecialVocab {
                 }
             }
             Some("Sequence") => {
-                for sub in n.get("normalizers").and_then(Value::as_array).into_iter().flatten() {
+                for sub in n
+                    .get("normalizers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     self.parse_normalizer(sub);
                 }
             }
@@ -129,7 +152,9 @@ impl SpecialVocab {
         if let Some(tok) = &tokenizer {
             self.read_post_processor(tok, &mut config);
         }
-        let Some(config) = config.filter(|c| !c.is_empty()) else { return Ok(()) };
+        let Some(config) = config.filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
         self.chat_template = load_chat_template(dir, &config)?;
         let types = self.types.clone();
         for typ in types {
@@ -150,7 +175,11 @@ impl SpecialVocab {
                 },
                 _ => continue,
             };
-            let id = added_tokens.iter().find(|a| a.get("content").and_then(Value::as_str) == Some(&content)).and_then(|a| a.get("id")).cloned();
+            let id = added_tokens
+                .iter()
+                .find(|a| a.get("content").and_then(Value::as_str) == Some(&content))
+                .and_then(|a| a.get("id"))
+                .cloned();
             self.set_special(typ, id.as_ref(), &config_path)?;
         }
         Ok(())
@@ -158,8 +187,14 @@ impl SpecialVocab {
 
     /// The converter's crude reading of the post-processor (ByteLevel, RobertaProcessing,
     /// TemplateProcessing), which may also rewrite bos/eos/cls/sep entries of tokenizer_config.
-    fn read_post_processor(&mut self, tok: &Map<String, Value>, config: &mut Option<Map<String, Value>>) {
-        let Some(pp) = tok.get("post_processor").filter(|p| !p.is_null()) else { return };
+    fn read_post_processor(
+        &mut self,
+        tok: &Map<String, Value>,
+        config: &mut Option<Map<String, Value>>,
+    ) {
+        let Some(pp) = tok.get("post_processor").filter(|p| !p.is_null()) else {
+            return;
+        };
         let has_config = config.as_ref().is_some_and(|c| !c.is_empty());
         let mut bos = str_of(config, "bos_token").map(str::to_string);
         let mut cls = str_of(config, "cls_token").map(str::to_string);
@@ -183,10 +218,17 @@ impl SpecialVocab {
             None => vec![pp.clone()],
         };
         let special_id = |v: Option<&Value>| -> Option<String> {
-            v.and_then(|e| e.get("SpecialToken")).and_then(|s| s.get("id")).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+            v.and_then(|e| e.get("SpecialToken"))
+                .and_then(|s| s.get("id"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
         };
         let seq_id = |v: Option<&Value>| -> Option<String> {
-            v.and_then(|e| e.get("Sequence")).and_then(|s| s.get("id")).and_then(Value::as_str).map(str::to_string)
+            v.and_then(|e| e.get("Sequence"))
+                .and_then(|s| s.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
         };
         for p in processors {
             match p.get("type").and_then(Value::as_str) {
@@ -199,21 +241,39 @@ impl SpecialVocab {
                     self.set_add("eos", true);
                     self.set_add("sep", true);
                     if cls.is_none() && has_config {
-                        cls = p.get("cls").and_then(|c| c.get(0)).and_then(Value::as_str).map(str::to_string).or(bos.clone());
+                        cls = p
+                            .get("cls")
+                            .and_then(|c| c.get(0))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .or(bos.clone());
                         if let Some(c) = &cls {
                             set_cfg(config, "cls_token", c);
                         }
                     }
                     if sep.is_none() && has_config {
-                        sep = p.get("sep").and_then(|c| c.get(0)).and_then(Value::as_str).map(str::to_string).or(eos.clone());
+                        sep = p
+                            .get("sep")
+                            .and_then(|c| c.get(0))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .or(eos.clone());
                         if let Some(s) = &sep {
                             set_cfg(config, "sep_token", s);
                         }
                     }
                 }
                 Some("TemplateProcessing") => {
-                    let single: Vec<Value> = p.get("single").and_then(Value::as_array).cloned().unwrap_or_default();
-                    let pair: Vec<Value> = p.get("pair").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let single: Vec<Value> = p
+                        .get("single")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    let pair: Vec<Value> = p
+                        .get("pair")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
                     let mut first = None;
                     let mut last = None;
                     if single.len() > 1 {
@@ -258,16 +318,26 @@ impl SpecialVocab {
                         }
                     }
                     if !pair.is_empty() {
-                        let start = usize::from(first.is_some() && special_id(pair.first()) == first);
-                        let stop_trim = usize::from(last.is_some() && special_id(pair.last()) == last);
-                        let inner: Vec<Value> = if pair.len() >= start + stop_trim { pair[start..pair.len() - stop_trim].to_vec() } else { Vec::new() };
+                        let start =
+                            usize::from(first.is_some() && special_id(pair.first()) == first);
+                        let stop_trim =
+                            usize::from(last.is_some() && special_id(pair.last()) == last);
+                        let inner: Vec<Value> = if pair.len() >= start + stop_trim {
+                            pair[start..pair.len() - stop_trim].to_vec()
+                        } else {
+                            Vec::new()
+                        };
                         if !inner.is_empty() {
                             let a = seq_id(inner.first());
                             let b = seq_id(inner.last());
-                            if a.as_deref() == Some("A") && b.as_deref() == Some("B") && inner.len() > 2 {
+                            if a.as_deref() == Some("A")
+                                && b.as_deref() == Some("B")
+                                && inner.len() > 2
+                            {
                                 let middle = &inner[1..inner.len() - 1];
                                 let mut add_sep = false;
-                                let is_sep = |s: &Option<String>| s.is_some() && (s == &sep || s == &eos);
+                                let is_sep =
+                                    |s: &Option<String>| s.is_some() && (s == &sep || s == &eos);
                                 let entry = special_id(middle.first());
                                 if is_sep(&entry) && last.is_none() {
                                     add_sep = true;
@@ -292,11 +362,16 @@ impl SpecialVocab {
 
     fn load_config_json(&mut self, dir: &Path) -> Result<()> {
         let path = dir.join("config.json");
-        let Some(config) = read_optional_json(&path)? else { return Ok(()) };
+        let Some(config) = read_optional_json(&path)? else {
+            return Ok(());
+        };
         let types = self.types.clone();
         for typ in types {
             let key = format!("{typ}_token_id");
-            let id = config.get(&key).filter(|v| !v.is_null()).or_else(|| config.get("text_config").and_then(|t| t.get(&key)));
+            let id = config
+                .get(&key)
+                .filter(|v| !v.is_null())
+                .or_else(|| config.get("text_config").and_then(|t| t.get(&key)));
             self.set_special(typ, id, &path)?;
         }
         Ok(())
@@ -326,7 +401,10 @@ impl SpecialVocab {
     /// Writes the keys in `SpecialVocab.add_to_gguf` order.
     pub fn write(&self, kv: &mut KvList) {
         if !self.merges.is_empty() {
-            kv.array("tokenizer.ggml.merges", GgufValue::string_array(self.merges.iter().cloned()));
+            kv.array(
+                "tokenizer.ggml.merges",
+                GgufValue::string_array(self.merges.iter().cloned()),
+            );
         }
         for (typ, id) in &self.ids {
             let key = match *typ {
@@ -363,8 +441,16 @@ fn write_named_templates(kv: &mut KvList, list: &[Value]) {
     let mut default = None;
     let mut names: Vec<String> = Vec::new();
     for choice in list {
-        let name: String = choice.get("name").and_then(Value::as_str).unwrap_or("").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        let Some(template) = choice.get("template").and_then(Value::as_str) else { continue };
+        let name: String = choice
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let Some(template) = choice.get("template").and_then(Value::as_str) else {
+            continue;
+        };
         if name.is_empty() {
             continue;
         }
@@ -395,7 +481,10 @@ fn load_chat_template(dir: &Path, config: &Map<String, Value>) -> Result<Option<
         let text = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?;
         let extra_dir = dir.join("additional_chat_templates");
         let mut extra: Vec<std::path::PathBuf> = match std::fs::read_dir(&extra_dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "jinja")).collect(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jinja"))
+                .collect(),
             Err(_) => Vec::new(),
         };
         extra.sort();
@@ -405,7 +494,10 @@ fn load_chat_template(dir: &Path, config: &Map<String, Value>) -> Result<Option<
             let mut list = vec![serde_json::json!({"name": "default", "template": text})];
             for p in extra {
                 let t = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-                let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 list.push(serde_json::json!({"name": stem, "template": t}));
             }
             alt = Some(Value::Array(list));
@@ -423,20 +515,38 @@ fn load_chat_template(dir: &Path, config: &Map<String, Value>) -> Result<Option<
 /// tokenizer.json merges: "a b" strings as they are, or [a, b] pairs joined with a space after
 /// encoding literal spaces inside a part as U+0120 (what the converter does since transformers 4.45).
 pub fn convert_merges(merges: &[Value], path: &Path) -> Result<Vec<String>> {
-    let Some(first) = merges.first() else { return Ok(Vec::new()) };
+    let Some(first) = merges.first() else {
+        return Ok(Vec::new());
+    };
     if first.is_string() {
         return merges
             .iter()
-            .map(|m| m.as_str().map(str::to_string).ok_or_else(|| Error::invalid(path, "model.merges mixes strings and pairs")))
+            .map(|m| {
+                m.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::invalid(path, "model.merges mixes strings and pairs"))
+            })
             .collect();
     }
     merges
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let pair = m.as_array().filter(|p| p.len() == 2).and_then(|p| Some((p[0].as_str()?, p[1].as_str()?)));
-            let (a, b) = pair.ok_or_else(|| Error::invalid(path, format!("model.merges[{i}] is neither a string nor a pair of strings")))?;
-            Ok(format!("{} {}", a.replace(' ', "\u{0120}"), b.replace(' ', "\u{0120}")))
+            let pair = m
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .and_then(|p| Some((p[0].as_str()?, p[1].as_str()?)));
+            let (a, b) = pair.ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    format!("model.merges[{i}] is neither a string nor a pair of strings"),
+                )
+            })?;
+            Ok(format!(
+                "{} {}",
+                a.replace(' ', "\u{0120}"),
+                b.replace(' ', "\u{0120}")
+            ))
         })
         .collect()
 }

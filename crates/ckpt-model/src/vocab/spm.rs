@@ -41,13 +41,19 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, msg: &str) -> Error {
-        Error::invalid(self.path, format!("sentencepiece model: {msg} at byte {}", self.pos))
+        Error::invalid(
+            self.path,
+            format!("sentencepiece model: {msg} at byte {}", self.pos),
+        )
     }
 
     fn varint(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| self.err("truncated varint"))?;
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| self.err("truncated varint"))?;
             self.pos += 1;
             v |= ((b & 0x7f) as u64) << shift;
             if b & 0x80 == 0 {
@@ -58,7 +64,11 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.err("field runs past the end"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.err("field runs past the end"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -105,13 +115,22 @@ impl SentencePieceModel {
 
     pub fn parse(buf: &[u8], path: &Path) -> Result<SentencePieceModel> {
         let mut r = Reader { buf, pos: 0, path };
-        let mut model = SentencePieceModel { pieces: Vec::new(), add_dummy_prefix: true, remove_extra_whitespaces: true };
+        let mut model = SentencePieceModel {
+            pieces: Vec::new(),
+            add_dummy_prefix: true,
+            remove_extra_whitespaces: true,
+        };
         while !r.done() {
             let at = r.pos;
             match r.field()? {
                 (1, Field::Bytes(b)) => model.pieces.push(parse_piece(b, path, at)?),
                 (3, Field::Bytes(b)) => parse_normalizer(b, path, &mut model)?,
-                (1 | 3, _) => return Err(Error::invalid(path, format!("sentencepiece model: field at byte {at} has the wrong wire type"))),
+                (1 | 3, _) => {
+                    return Err(Error::invalid(
+                        path,
+                        format!("sentencepiece model: field at byte {at} has the wrong wire type"),
+                    ))
+                }
                 _ => {}
             }
         }
@@ -124,12 +143,20 @@ impl SentencePieceModel {
 
 fn parse_piece(buf: &[u8], path: &Path, at: usize) -> Result<Piece> {
     let mut r = Reader { buf, pos: 0, path };
-    let mut piece = Piece { text: String::new(), score: 0.0, kind: PieceType::Normal };
+    let mut piece = Piece {
+        text: String::new(),
+        score: 0.0,
+        kind: PieceType::Normal,
+    };
     while !r.done() {
         match r.field()? {
             (1, Field::Bytes(b)) => {
-                piece.text = String::from_utf8(b.to_vec())
-                    .map_err(|_| Error::invalid(path, format!("sentencepiece piece at byte {at} is not UTF-8")))?
+                piece.text = String::from_utf8(b.to_vec()).map_err(|_| {
+                    Error::invalid(
+                        path,
+                        format!("sentencepiece piece at byte {at} is not UTF-8"),
+                    )
+                })?
             }
             (2, Field::Fixed32(bits)) => piece.score = f32::from_bits(bits),
             (3, Field::Varint(t)) => {
@@ -140,7 +167,12 @@ fn parse_piece(buf: &[u8], path: &Path, at: usize) -> Result<Piece> {
                     4 => PieceType::UserDefined,
                     5 => PieceType::Unused,
                     6 => PieceType::Byte,
-                    other => return Err(Error::invalid(path, format!("sentencepiece piece at byte {at} has unknown type {other}"))),
+                    other => {
+                        return Err(Error::invalid(
+                            path,
+                            format!("sentencepiece piece at byte {at} has unknown type {other}"),
+                        ))
+                    }
                 }
             }
             _ => {}

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ollama").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/ollama")
+        .join(name)
 }
 
 pub enum Kv<'a> {
@@ -77,7 +79,11 @@ pub fn tiny_model(dir: &Path, file: &str, chat_template: Option<&str>, file_type
     if let Some(t) = chat_template {
         kvs.push(("tokenizer.chat_template", Kv::Str(t)));
     }
-    write_gguf(&path, &kvs, &[("token_embd.weight", &[8, 4]), ("output_norm.weight", &[8])]);
+    write_gguf(
+        &path,
+        &kvs,
+        &[("token_embd.weight", &[8, 4]), ("output_norm.weight", &[8])],
+    );
     path
 }
 

@@ -31,7 +31,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -87,7 +90,10 @@ pub struct FakeHub {
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 pub fn git_sha1_hex(b: &[u8]) -> String {
@@ -98,7 +104,12 @@ pub fn git_sha1_hex(b: &[u8]) -> String {
 }
 
 pub fn fake_file(bytes: Vec<u8>, lfs: bool) -> FakeFile {
-    FakeFile { sha256: sha256_hex(&bytes), git_sha1: git_sha1_hex(&bytes), bytes: Arc::new(bytes), lfs }
+    FakeFile {
+        sha256: sha256_hex(&bytes),
+        git_sha1: git_sha1_hex(&bytes),
+        bytes: Arc::new(bytes),
+        lfs,
+    }
 }
 
 /// Files of a fixture folder: `.safetensors` as LFS, everything else as regular git files.
@@ -107,7 +118,8 @@ pub fn files_from_dir(dir: &Path) -> BTreeMap<String, FakeFile> {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        let lfs = name.ends_with(".safetensors") || name.ends_with(".gguf") || name.ends_with(".bin");
+        let lfs =
+            name.ends_with(".safetensors") || name.ends_with(".gguf") || name.ends_with(".bin");
         out.insert(name, fake_file(std::fs::read(&p).unwrap(), lfs));
     }
     out
@@ -142,7 +154,13 @@ impl FakeHub {
                 }
             }));
         }
-        FakeHub { hub_url, cdn_url, state, stop, threads }
+        FakeHub {
+            hub_url,
+            cdn_url,
+            state,
+            stop,
+            threads,
+        }
     }
 
     /// Adds a repository with one commit holding `files`, reachable as `main`.
@@ -154,7 +172,14 @@ impl FakeHub {
     }
 
     pub fn add_ref(&self, repo: &str, name: &str, commit: &str) {
-        self.state.lock().unwrap().repos.get_mut(repo).unwrap().refs.insert(name.into(), commit.into());
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .get_mut(repo)
+            .unwrap()
+            .refs
+            .insert(name.into(), commit.into());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -188,7 +213,13 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Arc::new(Vec::new()), range: None, cut_after: None }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Arc::new(Vec::new()),
+            range: None,
+            cut_after: None,
+        }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
         self.headers.push((k.to_string(), v.into()));
@@ -228,7 +259,12 @@ fn serve(stream: TcpStream, host: Host, state: &Mutex<State>, cdn: &str) -> std:
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let rec = Recorded { host, method: method.clone(), path: target.clone(), headers };
+    let rec = Recorded {
+        host,
+        method: method.clone(),
+        path: target.clone(),
+        headers,
+    };
     let reply = {
         let mut st = state.lock().unwrap();
         st.requests.push(rec.clone());
@@ -237,7 +273,7 @@ fn serve(stream: TcpStream, host: Host, state: &Mutex<State>, cdn: &str) -> std:
             Reply::error(503, None, "overloaded")
         } else {
             match host {
-            Host::Hub => route_hub(&mut st, &rec, cdn),
+                Host::Hub => route_hub(&mut st, &rec, cdn),
                 Host::Cdn => route_cdn(&mut st, &rec),
             }
         }
@@ -250,11 +286,22 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: Reply) -> std::io::Re
         Some((a, b)) => ("Partial Content", &reply.body[a..=b]),
         None => ("OK", &reply.body[..]),
     };
-    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, if reply.status == 206 { status_text } else { "X" });
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        reply.status,
+        if reply.status == 206 {
+            status_text
+        } else {
+            "X"
+        }
+    );
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     stream.write_all(head.as_bytes())?;
     if method != "HEAD" {
         match reply.cut_after {
@@ -297,7 +344,11 @@ fn parse_range(v: &str, len: usize) -> Option<(usize, usize)> {
     let r = v.strip_prefix("bytes=")?;
     let (a, b) = r.split_once('-')?;
     let a: usize = a.parse().ok()?;
-    let b: usize = if b.is_empty() { len.saturating_sub(1) } else { b.parse::<usize>().ok()?.min(len.saturating_sub(1)) };
+    let b: usize = if b.is_empty() {
+        len.saturating_sub(1)
+    } else {
+        b.parse::<usize>().ok()?.min(len.saturating_sub(1))
+    };
     Some((a, b))
 }
 
@@ -351,7 +402,8 @@ fn route_hub(st: &mut State, rec: &Recorded, cdn: &str) -> Reply {
                         s
                     })
                     .collect();
-                Reply::new(200).json(serde_json::json!({ "id": repo_id, "sha": commit, "siblings": siblings }))
+                Reply::new(200)
+                    .json(serde_json::json!({ "id": repo_id, "sha": commit, "siblings": siblings }))
             }
             "tree" => {
                 let entries: Vec<_> = files
@@ -379,7 +431,12 @@ fn route_hub(st: &mut State, rec: &Recorded, cdn: &str) -> Reply {
             Err(reply) => return reply,
         };
         let Some(f) = files.get(&file_path) else {
-            return Reply::error(404, Some("EntryNotFound"), &format!("{file_path} does not exist at {commit}")).header("X-Repo-Commit", commit);
+            return Reply::error(
+                404,
+                Some("EntryNotFound"),
+                &format!("{file_path} does not exist at {commit}"),
+            )
+            .header("X-Repo-Commit", commit);
         };
         if f.lfs {
             return Reply::new(302)
@@ -397,28 +454,63 @@ fn route_hub(st: &mut State, rec: &Recorded, cdn: &str) -> Reply {
 }
 
 #[allow(clippy::result_large_err)]
-fn lookup(st: &State, rec: &Recorded, repo_id: &str, rev: &str) -> Result<(String, BTreeMap<String, FakeFile>), Reply> {
+fn lookup(
+    st: &State,
+    rec: &Recorded,
+    repo_id: &str,
+    rev: &str,
+) -> Result<(String, BTreeMap<String, FakeFile>), Reply> {
     let Some(repo) = st.repos.get(repo_id) else {
-        return Err(Reply::error(404, Some("RepoNotFound"), "Repository not found"));
+        return Err(Reply::error(
+            404,
+            Some("RepoNotFound"),
+            "Repository not found",
+        ));
     };
     if repo.private && !authorized(st, rec) {
-        return Err(Reply::error(401, Some("RepoNotFound"), "Repository not found"));
+        return Err(Reply::error(
+            401,
+            Some("RepoNotFound"),
+            "Repository not found",
+        ));
     }
     if repo.gated && !authorized(st, rec) {
-        return Err(Reply::error(403, Some("GatedRepo"), "Access to this model is restricted: you must accept the conditions"));
+        return Err(Reply::error(
+            403,
+            Some("GatedRepo"),
+            "Access to this model is restricted: you must accept the conditions",
+        ));
     }
-    let commit = if repo.commits.contains_key(rev) { Some(rev.to_string()) } else { repo.refs.get(rev).cloned() };
+    let commit = if repo.commits.contains_key(rev) {
+        Some(rev.to_string())
+    } else {
+        repo.refs.get(rev).cloned()
+    };
     let Some(commit) = commit else {
-        return Err(Reply::error(404, Some("RevisionNotFound"), &format!("Invalid rev id: {rev}")));
+        return Err(Reply::error(
+            404,
+            Some("RevisionNotFound"),
+            &format!("Invalid rev id: {rev}"),
+        ));
     };
     Ok((commit.clone(), repo.commits[&commit].clone()))
 }
 
 fn route_cdn(st: &mut State, rec: &Recorded) -> Reply {
     let path = rec.path.split('?').next().unwrap_or("");
-    let Some(sha) = path.strip_prefix("/blobs/") else { return Reply::error(404, None, "no such blob") };
-    let found = st.repos.values().flat_map(|r| r.commits.values()).flat_map(|c| c.values()).find(|f| f.sha256 == sha).cloned();
-    let Some(f) = found else { return Reply::error(404, None, "no such blob") };
+    let Some(sha) = path.strip_prefix("/blobs/") else {
+        return Reply::error(404, None, "no such blob");
+    };
+    let found = st
+        .repos
+        .values()
+        .flat_map(|r| r.commits.values())
+        .flat_map(|c| c.values())
+        .find(|f| f.sha256 == sha)
+        .cloned();
+    let Some(f) = found else {
+        return Reply::error(404, None, "no such blob");
+    };
     let mut bytes = f.bytes.clone();
     if st.corrupt.iter().any(|c| c == sha) {
         let mut v = (*bytes).clone();

@@ -29,7 +29,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// The protocol step this request belongs to.
     pub fn kind(&self) -> &'static str {
@@ -132,7 +135,10 @@ pub struct FakeHub {
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 pub fn git_sha1_hex(b: &[u8]) -> String {
@@ -182,7 +188,12 @@ impl FakeHub {
                 }
             })
         };
-        FakeHub { url, state, stop, thread: Some(thread) }
+        FakeHub {
+            url,
+            state,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// A repository with an initial commit on `main` holding `files` (path → (bytes, lfs)).
@@ -190,7 +201,10 @@ impl FakeHub {
         let mut st = self.state.lock().unwrap();
         let mut tree = BTreeMap::new();
         for (p, b, lfs) in files {
-            let f = StoredFile { bytes: Arc::new(b.to_vec()), lfs: *lfs };
+            let f = StoredFile {
+                bytes: Arc::new(b.to_vec()),
+                lfs: *lfs,
+            };
             if *lfs {
                 st.blobs.insert(f.sha256(), f.bytes.clone());
             }
@@ -235,7 +249,11 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Vec::new() }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
         self.headers.push((k.into(), v.into()));
@@ -264,7 +282,10 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
@@ -290,7 +311,12 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let find = |n: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
         body.resize(len, 0);
@@ -299,7 +325,8 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
         loop {
             let mut size_line = String::new();
             reader.read_line(&mut size_line)?;
-            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
             let mut chunk = vec![0u8; size + 2];
             if size == 0 {
                 let mut trailer = String::new();
@@ -314,7 +341,13 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target, String::new()),
     };
-    Ok(Request { method, path, query, headers, body })
+    Ok(Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    })
 }
 
 fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Result<()> {
@@ -323,13 +356,21 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Re
     let reply = {
         let mut st = state.lock().unwrap();
         let reply = route(&mut st, &req, base);
-        let target = if req.query.is_empty() { req.path.clone() } else { format!("{}?{}", req.path, req.query) };
+        let target = if req.query.is_empty() {
+            req.path.clone()
+        } else {
+            format!("{}?{}", req.path, req.query)
+        };
         st.requests.push(Recorded {
             method: req.method.clone(),
             path: target,
             headers: req.headers.clone(),
             body_len: req.body.len(),
-            json: if req.method == "PUT" { Value::Null } else { req.json() },
+            json: if req.method == "PUT" {
+                Value::Null
+            } else {
+                req.json()
+            },
             status: reply.status,
         });
         reply
@@ -338,7 +379,10 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Re
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", reply.body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.body.len()
+    ));
     stream.write_all(head.as_bytes())?;
     if req.method != "HEAD" {
         stream.write_all(&reply.body)?;
@@ -395,22 +439,50 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
 fn auth(st: &State, req: &Request) -> Result<(), Reply> {
     match req.header("authorization") {
         Some(v) if v == format!("Bearer {}", st.token) => Ok(()),
-        _ => Err(Reply::error(401, None, "Invalid credentials in Authorization header")),
+        _ => Err(Reply::error(
+            401,
+            None,
+            "Invalid credentials in Authorization header",
+        )),
     }
 }
 
 fn auth_write(st: &State, req: &Request) -> Result<(), Reply> {
     auth(st, req)?;
     if st.role != "write" {
-        return Err(Reply::error(403, None, "You don't have the rights to write to this repository"));
+        return Err(Reply::error(
+            403,
+            None,
+            "You don't have the rights to write to this repository",
+        ));
     }
     Ok(())
 }
 
-fn files_at(st: &State, repo: &str, rev: &str) -> Result<(String, BTreeMap<String, StoredFile>), Reply> {
-    let Some(r) = st.repos.get(repo) else { return Err(Reply::error(404, Some("RepoNotFound"), "Repository not found")) };
-    let commit = if r.commits.contains_key(rev) { Some(rev.to_string()) } else { r.refs.get(rev).cloned() };
-    let Some(commit) = commit else { return Err(Reply::error(404, Some("RevisionNotFound"), &format!("Invalid rev id: {rev}"))) };
+fn files_at(
+    st: &State,
+    repo: &str,
+    rev: &str,
+) -> Result<(String, BTreeMap<String, StoredFile>), Reply> {
+    let Some(r) = st.repos.get(repo) else {
+        return Err(Reply::error(
+            404,
+            Some("RepoNotFound"),
+            "Repository not found",
+        ));
+    };
+    let commit = if r.commits.contains_key(rev) {
+        Some(rev.to_string())
+    } else {
+        r.refs.get(rev).cloned()
+    };
+    let Some(commit) = commit else {
+        return Err(Reply::error(
+            404,
+            Some("RevisionNotFound"),
+            &format!("Invalid rev id: {rev}"),
+        ));
+    };
     Ok((commit.clone(), r.commits[&commit].clone()))
 }
 
@@ -422,16 +494,25 @@ fn route(st: &mut State, req: &Request, base: &str) -> Reply {
 
 fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply> {
     for (old, new) in &st.renamed {
-        for (from, to) in [(format!("/api/models/{old}/"), format!("/api/models/{new}/")), (format!("/{old}.git/"), format!("/{new}.git/"))]
-        {
+        for (from, to) in [
+            (format!("/api/models/{old}/"), format!("/api/models/{new}/")),
+            (format!("/{old}.git/"), format!("/{new}.git/")),
+        ] {
             if let Some(rest) = req.path.strip_prefix(&from) {
-                let query = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
+                let query = if req.query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", req.query)
+                };
                 return Ok(Reply::new(307).header("Location", format!("{to}{rest}{query}")));
             }
         }
     }
     let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
-    let create_pr = req.query.split('&').any(|kv| kv == "create_pr=1" || kv == "create_pr=True" || kv == "create_pr=true");
+    let create_pr = req
+        .query
+        .split('&')
+        .any(|kv| kv == "create_pr=1" || kv == "create_pr=True" || kv == "create_pr=true");
     match (req.method.as_str(), segs.as_slice()) {
         ("GET", ["api", "whoami-v2"]) => {
             auth(st, req)?;
@@ -444,18 +525,28 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             auth_write(st, req)?;
             let body = req.json();
             st.created.push(body.clone());
-            let org = body.get("organization").and_then(Value::as_str).unwrap_or("tester");
+            let org = body
+                .get("organization")
+                .and_then(Value::as_str)
+                .unwrap_or("tester");
             let name = body.get("name").and_then(Value::as_str).unwrap_or("");
             let repo = format!("{org}/{name}");
             if st.repos.contains_key(&repo) {
-                return Ok(Reply::error(409, None, "You already created this model repo"));
+                return Ok(Reply::error(
+                    409,
+                    None,
+                    "You already created this model repo",
+                ));
             }
             let commit = git_sha1_hex(format!("{repo} initial").as_bytes());
             let r = st.repos.entry(repo.clone()).or_default();
             r.refs.insert("main".into(), commit.clone());
             r.commits.insert(commit, BTreeMap::new());
             r.next_pr = 1;
-            r.private = body.get("private").and_then(Value::as_bool).unwrap_or(false);
+            r.private = body
+                .get("private")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             Ok(Reply::new(200).json(json!({ "url": format!("{base}/{repo}"), "name": repo })))
         }
         ("POST", ["api", "models", org, name, "preupload", rev]) => {
@@ -468,8 +559,14 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                 let path = f["path"].as_str().unwrap_or("").to_string();
                 let size = f["size"].as_u64().unwrap_or(0);
                 let sample = base64_decode(f["sample"].as_str().unwrap_or(""));
-                assert!(sample.len() <= 512, "preupload sample of {} bytes", sample.len());
-                let lfs = size >= st.lfs_threshold || path.ends_with(".safetensors") || path.ends_with(".bin");
+                assert!(
+                    sample.len() <= 512,
+                    "preupload sample of {} bytes",
+                    sample.len()
+                );
+                let lfs = size >= st.lfs_threshold
+                    || path.ends_with(".safetensors")
+                    || path.ends_with(".bin");
                 let mut entry = json!({ "path": path, "uploadMode": if lfs { "lfs" } else { "regular" }, "shouldIgnore": false });
                 if let Some(existing) = files.get(&path) {
                     entry["oid"] = json!(existing.etag());
@@ -482,7 +579,11 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             auth_write(st, req)?;
             let repo = format!("{org}/{}", repo_git.trim_end_matches(".git"));
             if !st.repos.contains_key(&repo) {
-                return Err(Reply::error(404, Some("RepoNotFound"), "Repository not found"));
+                return Err(Reply::error(
+                    404,
+                    Some("RepoNotFound"),
+                    "Repository not found",
+                ));
             }
             let body = req.json();
             assert_eq!(body["operation"], "upload");
@@ -501,7 +602,10 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                     let mut header = serde_json::Map::new();
                     header.insert("chunk_size".into(), json!(st.chunk_size.to_string()));
                     for n in 1..=size.div_ceil(st.chunk_size) {
-                        header.insert(n.to_string(), json!(format!("{base}/storage/{oid}/part/{n}?sig=x")));
+                        header.insert(
+                            n.to_string(),
+                            json!(format!("{base}/storage/{oid}/part/{n}?sig=x")),
+                        );
                     }
                     objects.push(json!({ "oid": oid, "size": size, "authenticated": true, "actions": {
                         "upload": { "href": format!("{base}/storage/{oid}/complete"), "header": header },
@@ -520,7 +624,11 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
         }
         ("PUT", ["storage", oid, "part", n]) => {
             if req.header("authorization").is_some() {
-                return Err(Reply::error(400, None, "storage URLs are presigned: no Authorization header allowed"));
+                return Err(Reply::error(
+                    400,
+                    None,
+                    "storage URLs are presigned: no Authorization header allowed",
+                ));
             }
             let n: u64 = n.parse().unwrap_or(0);
             if let Some(i) = st.fail_parts_once.iter().position(|&p| p == n) {
@@ -535,11 +643,21 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             let body = req.json();
             assert_eq!(body["oid"].as_str(), Some(*oid));
             let mut data = Vec::new();
-            for (i, p) in body["parts"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            for (i, p) in body["parts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 let n = p["partNumber"].as_u64().unwrap_or(0);
                 assert_eq!(n, i as u64 + 1, "parts out of order");
                 let Some(bytes) = st.parts.get(&(oid.to_string(), n)) else {
-                    return Err(Reply::error(400, None, &format!("part {n} was never uploaded")));
+                    return Err(Reply::error(
+                        400,
+                        None,
+                        &format!("part {n} was never uploaded"),
+                    ));
                 };
                 let etag = format!("\"{}\"", &sha256_hex(bytes)[..32]);
                 if p["etag"].as_str() != Some(etag.as_str()) {
@@ -548,17 +666,29 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                 data.extend_from_slice(bytes);
             }
             if sha256_hex(&data) != *oid {
-                return Err(Reply::error(400, None, "assembled object does not match its oid"));
+                return Err(Reply::error(
+                    400,
+                    None,
+                    "assembled object does not match its oid",
+                ));
             }
             st.blobs.insert(oid.to_string(), Arc::new(data));
             Ok(Reply::new(200).json(json!({ "success": true })))
         }
         ("PUT", ["storage", oid]) => {
             if req.header("authorization").is_some() {
-                return Err(Reply::error(400, None, "storage URLs are presigned: no Authorization header allowed"));
+                return Err(Reply::error(
+                    400,
+                    None,
+                    "storage URLs are presigned: no Authorization header allowed",
+                ));
             }
             if sha256_hex(&req.body) != *oid {
-                return Err(Reply::error(400, None, "uploaded bytes do not match the oid"));
+                return Err(Reply::error(
+                    400,
+                    None,
+                    "uploaded bytes do not match the oid",
+                ));
             }
             st.blobs.insert(oid.to_string(), Arc::new(req.body.clone()));
             Ok(Reply::new(200))
@@ -567,7 +697,9 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             let body = req.json();
             let oid = body["oid"].as_str().unwrap_or("");
             match st.blobs.get(oid) {
-                Some(b) if Some(b.len() as u64) == body["size"].as_u64() => Ok(Reply::new(200).json(json!({}))),
+                Some(b) if Some(b.len() as u64) == body["size"].as_u64() => {
+                    Ok(Reply::new(200).json(json!({})))
+                }
                 _ => Err(Reply::error(404, None, "object not found")),
             }
         }
@@ -576,7 +708,10 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             let repo = format!("{org}/{name}");
             let rev = percent_decode(rev);
             let (parent, mut files) = files_at(st, &repo, &rev)?;
-            assert!(req.header("content-type").unwrap_or("").contains("ndjson"), "commit must be NDJSON");
+            assert!(
+                req.header("content-type").unwrap_or("").contains("ndjson"),
+                "commit must be NDJSON"
+            );
             let mut entries = Vec::new();
             let mut summary = String::new();
             for line in req.body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -594,14 +729,24 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                             sha256: sha256_hex(&bytes),
                             size: bytes.len() as u64,
                         });
-                        files.insert(path, StoredFile { bytes: Arc::new(bytes), lfs: false });
+                        files.insert(
+                            path,
+                            StoredFile {
+                                bytes: Arc::new(bytes),
+                                lfs: false,
+                            },
+                        );
                     }
                     Some("lfsFile") => {
                         assert_eq!(value["algo"], "sha256");
                         let oid = value["oid"].as_str().unwrap_or("").to_string();
                         let path = value["path"].as_str().unwrap_or("").to_string();
                         let Some(bytes) = st.blobs.get(&oid).cloned() else {
-                            return Err(Reply::error(422, None, &format!("LFS object {oid} for {path} was never uploaded")));
+                            return Err(Reply::error(
+                                422,
+                                None,
+                                &format!("LFS object {oid} for {path} was never uploaded"),
+                            ));
                         };
                         entries.push(CommitEntry {
                             key: "lfsFile".into(),
@@ -611,7 +756,13 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
                         });
                         files.insert(path, StoredFile { bytes, lfs: true });
                     }
-                    other => return Err(Reply::error(400, None, &format!("unknown commit key {other:?}"))),
+                    other => {
+                        return Err(Reply::error(
+                            400,
+                            None,
+                            &format!("unknown commit key {other:?}"),
+                        ))
+                    }
                 }
             }
             let commit = git_sha1_hex(&[parent.as_bytes(), &req.body].concat());
@@ -626,7 +777,14 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             } else {
                 r.refs.insert(rev.clone(), commit.clone());
             }
-            st.commits.push(ReceivedCommit { repo, revision: rev, create_pr, summary, entries, commit });
+            st.commits.push(ReceivedCommit {
+                repo,
+                revision: rev,
+                create_pr,
+                summary,
+                entries,
+                commit,
+            });
             Ok(Reply::new(200).json(answer))
         }
         ("GET", ["api", "models", org, name, "revision", rev]) => {
@@ -649,7 +807,8 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             let (commit, files) = files_at(st, &repo, &percent_decode(rev))?;
             let path = percent_decode(&rest.join("/"));
             let Some(f) = files.get(&path) else {
-                return Err(Reply::error(404, Some("EntryNotFound"), "Entry not found").header("X-Repo-Commit", commit));
+                return Err(Reply::error(404, Some("EntryNotFound"), "Entry not found")
+                    .header("X-Repo-Commit", commit));
             };
             let mut r = Reply::new(200)
                 .header("X-Repo-Commit", commit)
@@ -659,8 +818,11 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             if let Some(range) = req.header("range").and_then(|v| v.strip_prefix("bytes=")) {
                 let (a, b) = range.split_once('-').unwrap_or(("0", ""));
                 let a: usize = a.parse().unwrap_or(0);
-                let b: usize =
-                    if b.is_empty() { body.len().saturating_sub(1) } else { b.parse::<usize>().unwrap_or(0).min(body.len() - 1) };
+                let b: usize = if b.is_empty() {
+                    body.len().saturating_sub(1)
+                } else {
+                    b.parse::<usize>().unwrap_or(0).min(body.len() - 1)
+                };
                 if a < body.len() {
                     r.status = 206;
                     r = r.header("Content-Range", format!("bytes {a}-{b}/{}", body.len()));
@@ -670,6 +832,10 @@ fn route_inner(st: &mut State, req: &Request, base: &str) -> Result<Reply, Reply
             r.body = body;
             Ok(r)
         }
-        _ => Err(Reply::error(404, None, &format!("fake hub: no route for {} {}", req.method, req.path))),
+        _ => Err(Reply::error(
+            404,
+            None,
+            &format!("fake hub: no route for {} {}", req.method, req.path),
+        )),
     }
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use ckpt_core::{Checkpoint, Tensor};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/torch").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/torch")
+        .join(name)
 }
 
 /// A fresh, empty scratch directory for one test.
@@ -26,14 +28,20 @@ pub fn read(name: &str) -> Checkpoint {
 /// Asserts `tensors` hold exactly the tensors of the reference safetensors file: same names,
 /// dtypes, shapes and bytes.
 pub fn assert_same_as_safetensors(tensors: &[Tensor], expected: &Path) {
-    let reference = ckpt_safetensors::read(expected).unwrap_or_else(|e| panic!("reading {}: {e}", expected.display()));
+    let reference = ckpt_safetensors::read(expected)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", expected.display()));
     assert_same_tensors(tensors, &reference.tensors, &expected.display().to_string());
 }
 
 pub fn assert_same_tensors(got: &[Tensor], expected: &[Tensor], what: &str) {
     let got_by_name: BTreeMap<&str, &Tensor> = got.iter().map(|t| (t.name.as_str(), t)).collect();
-    assert_eq!(got_by_name.len(), got.len(), "{what}: duplicate names in the result");
-    let expected_by_name: BTreeMap<&str, &Tensor> = expected.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(
+        got_by_name.len(),
+        got.len(),
+        "{what}: duplicate names in the result"
+    );
+    let expected_by_name: BTreeMap<&str, &Tensor> =
+        expected.iter().map(|t| (t.name.as_str(), t)).collect();
     assert_eq!(
         got_by_name.keys().collect::<Vec<_>>(),
         expected_by_name.keys().collect::<Vec<_>>(),
