@@ -16,6 +16,9 @@ export CKPT_PYTHON="$PWD/$venv/bin/python"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Gates: formatting and lints (warnings are errors).
+cargo fmt --all --check || { echo "cargo fmt --check failed: run cargo fmt --all" >&2; status=1; }
+cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=1
 
 # A short smoke of every fuzz target (longer runs by hand: scripts/fuzz.sh 3600).

@@ -169,7 +169,6 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     // Like gguf-py (and unlike llama.cpp), inspect also shows arrays of arrays.
     let lenient = ckpt_gguf::ParseOptions {
         allow_nested_arrays: true,
-        ..Default::default()
     };
     let split = ckpt_gguf::open_split_with(&a.path, &lenient)?;
     let ckpt = split.to_checkpoint();
@@ -304,7 +303,7 @@ fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use ckpt_core::{Buffer, DType, Storage, Tensor};
 
 #[path = "../../ckpt-remote/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 fn ckpt() -> Command {

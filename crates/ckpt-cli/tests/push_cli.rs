@@ -2,7 +2,6 @@
 //! the fake Hub of ckpt-remote's push tests, on 127.0.0.1.
 
 #[path = "../../ckpt-remote/tests/push_hub/mod.rs"]
-#[allow(dead_code)]
 mod push_hub;
 
 use std::path::Path;
@@ -57,10 +56,9 @@ fn convert_bin_repo_and_open_a_pull_request() {
         pr.keys().collect::<Vec<_>>()
     );
     assert!(
-        hub.files_at("org/old", "main")
+        !hub.files_at("org/old", "main")
             .unwrap()
-            .get("model.safetensors")
-            .is_none(),
+            .contains_key("model.safetensors"),
         "main untouched"
     );
     assert_eq!(

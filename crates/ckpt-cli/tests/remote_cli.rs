@@ -2,7 +2,6 @@
 //! remote `inspect`, `pull`, and `hf://` sources resolved through the cache by `convert`.
 
 #[path = "../../ckpt-remote/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::Path;

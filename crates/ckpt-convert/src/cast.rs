@@ -104,6 +104,25 @@ pub fn cast_tensor(src: &Tensor, to: DType) -> Tensor {
     })
 }
 
+/// A lazy f32 (or `to`) tensor holding the dequantized values of a ggml block-quantized tensor,
+/// expanded exactly as ggml's dequantize_row_* functions do.
+pub fn dequantize_tensor(src: &Tensor, to: DType) -> Tensor {
+    let DType::Ggml(g) = src.dtype else {
+        return cast_tensor(src, to);
+    };
+    let inner = Arc::new(src.clone());
+    let n = src.numel() as usize;
+    Tensor::computed(src.name.clone(), to, src.shape.clone(), move || {
+        let bytes = inner.bytes()?;
+        let values = ckpt_quant::dequantize(g, &bytes, n)
+            .map_err(|e| Error::Unsupported(format!("tensor '{}': {e}", inner.name)))?;
+        drop(bytes);
+        inner.release();
+        let raw: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        convert_bytes(DType::F32, to, &raw)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,23 +149,4 @@ mod tests {
             vec![0x3c00, 0x7bff, 0x7c00, 0x0001, 0x8000, 0x7c00, 0x3c00]
         );
     }
-}
-
-/// A lazy f32 (or `to`) tensor holding the dequantized values of a ggml block-quantized tensor,
-/// expanded exactly as ggml's dequantize_row_* functions do.
-pub fn dequantize_tensor(src: &Tensor, to: DType) -> Tensor {
-    let DType::Ggml(g) = src.dtype else {
-        return cast_tensor(src, to);
-    };
-    let inner = Arc::new(src.clone());
-    let n = src.numel() as usize;
-    Tensor::computed(src.name.clone(), to, src.shape.clone(), move || {
-        let bytes = inner.bytes()?;
-        let values = ckpt_quant::dequantize(g, &bytes, n)
-            .map_err(|e| Error::Unsupported(format!("tensor '{}': {e}", inner.name)))?;
-        drop(bytes);
-        inner.release();
-        let raw: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-        convert_bytes(DType::F32, to, &raw)
-    })
 }

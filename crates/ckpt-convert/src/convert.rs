@@ -490,7 +490,7 @@ pub fn verify_outputs(
                 expected.len()
             )));
         }
-        let by_name: std::collections::HashMap<&str, &Tensor> =
+        let by_name: HashMap<&str, &Tensor> =
             back.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         expected.par_iter().try_for_each(|want| -> Result<()> {
             let got = by_name.get(want.name.as_str()).ok_or_else(|| {

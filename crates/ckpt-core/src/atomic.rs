@@ -281,6 +281,23 @@ impl Drop for AtomicDir {
     }
 }
 
+/// Reserves disk blocks for `len` bytes of `file` up front (`posix_fallocate`): a full disk
+/// fails here, before any tensor is computed, and the writes that follow skip the filesystem's
+/// per-page delayed allocation. Filesystems without the call fall back to a plain `set_len`.
+pub fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+        match rc {
+            0 => return Ok(()),
+            libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => {}
+            e => return Err(std::io::Error::from_raw_os_error(e)),
+        }
+    }
+    file.set_len(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,21 +326,4 @@ mod tests {
         fs::create_dir_all(&d).unwrap();
         d
     }
-}
-
-/// Reserves disk blocks for `len` bytes of `file` up front (`posix_fallocate`): a full disk
-/// fails here, before any tensor is computed, and the writes that follow skip the filesystem's
-/// per-page delayed allocation. Filesystems without the call fall back to a plain `set_len`.
-pub fn preallocate(file: &std::fs::File, len: u64) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-        match rc {
-            0 => return Ok(()),
-            libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => {}
-            e => return Err(std::io::Error::from_raw_os_error(e)),
-        }
-    }
-    file.set_len(len)
 }

@@ -15,7 +15,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 .trim()
                 .parse()
                 .map_err(|_| format!("'{s}' is not a size like 5GB, 500MB or 24KB"))?;
-            if !(v >= 0.0) {
+            if v.is_nan() || v < 0.0 {
                 return Err(format!("'{s}' is negative"));
             }
             return Ok((v * mult) as u64);

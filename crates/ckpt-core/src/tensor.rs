@@ -660,6 +660,46 @@ fn gather(storage: &[u8], elem: usize, offset: u64, shape: &[u64], strides: &[u6
     }
 }
 
+/// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
+/// produced on another thread, so computing and writing overlap. Views are written by
+/// `write_view` (which may copy in the kernel); computed bytes are written as they arrive.
+/// `after_each(index, bytes)` runs after every tensor (padding, progress, size checks).
+pub fn write_pipelined<W: Write + ?Sized>(
+    tensors: &[&Tensor],
+    w: &mut W,
+    mut write_view: impl FnMut(&Tensor, &mut W) -> Result<u64>,
+    mut after_each: impl FnMut(usize, u64, &mut W) -> Result<()>,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+        scope.spawn(move || {
+            for t in tensors {
+                if let TensorData::Computed(_) | TensorData::Rows(_) = t.data {
+                    // A closed channel means the writer stopped early: stop computing.
+                    if tx.send(t.bytes().map(Cow::into_owned)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        for (i, t) in tensors.iter().enumerate() {
+            let n = match t.data {
+                TensorData::Computed(_) | TensorData::Rows(_) => {
+                    let bytes = rx.recv().map_err(|_| {
+                        Error::Other(format!("tensor '{}': producer stopped", t.name))
+                    })??;
+                    w.write_all(&bytes)
+                        .map_err(|e| Error::Other(format!("writing tensor '{}': {e}", t.name)))?;
+                    bytes.len() as u64
+                }
+                TensorData::View(_) => write_view(t, w)?,
+            };
+            after_each(i, n, w)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,44 +744,4 @@ mod tests {
         };
         assert!(t.bytes().is_err());
     }
-}
-
-/// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
-/// produced on another thread, so computing and writing overlap. Views are written by
-/// `write_view` (which may copy in the kernel); computed bytes are written as they arrive.
-/// `after_each(index, bytes)` runs after every tensor (padding, progress, size checks).
-pub fn write_pipelined<W: Write + ?Sized>(
-    tensors: &[&Tensor],
-    w: &mut W,
-    mut write_view: impl FnMut(&Tensor, &mut W) -> Result<u64>,
-    mut after_each: impl FnMut(usize, u64, &mut W) -> Result<()>,
-) -> Result<()> {
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
-        scope.spawn(move || {
-            for t in tensors {
-                if let TensorData::Computed(_) | TensorData::Rows(_) = t.data {
-                    // A closed channel means the writer stopped early: stop computing.
-                    if tx.send(t.bytes().map(Cow::into_owned)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        for (i, t) in tensors.iter().enumerate() {
-            let n = match t.data {
-                TensorData::Computed(_) | TensorData::Rows(_) => {
-                    let bytes = rx.recv().map_err(|_| {
-                        Error::Other(format!("tensor '{}': producer stopped", t.name))
-                    })??;
-                    w.write_all(&bytes)
-                        .map_err(|e| Error::Other(format!("writing tensor '{}': {e}", t.name)))?;
-                    bytes.len() as u64
-                }
-                TensorData::View(_) => write_view(t, w)?,
-            };
-            after_each(i, n, w)?;
-        }
-        Ok(())
-    })
 }

@@ -539,7 +539,7 @@ fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
     // HF row `dst` comes from GGUF row `h*hd + 2i + j` where dst = h*hd + j*hd/2 + i.
     let source_row = |dst: usize| -> usize {
         match heads {
-            Some(h) if h > 0 && outer % (2 * h) == 0 => {
+            Some(h) if h > 0 && outer.is_multiple_of(2 * h) => {
                 let head_dim = outer / h;
                 let half = head_dim / 2;
                 let (head, k) = (dst / head_dim, dst % head_dim);

@@ -716,7 +716,7 @@ fn is_quant_type(p: &str) -> bool {
             let tail: String = chars.collect();
             // (_\w)* : pairs of '_' followed by one word character
             let b: Vec<char> = tail.chars().collect();
-            if b.len() % 2 == 0
+            if b.len().is_multiple_of(2)
                 && b.chunks(2)
                     .all(|c| c[0] == '_' && (c[1].is_alphanumeric() || c[1] == '_'))
             {

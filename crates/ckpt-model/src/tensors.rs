@@ -483,7 +483,7 @@ fn banded(source: &Tensor, out_shape: &[u64], ggml_type: GgmlType) -> bool {
         source.shape[1..].iter().product()
     };
     let n_per_row = out_shape.last().copied().unwrap_or(1).max(1);
-    ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len % n_per_row == 0)
+    ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len.is_multiple_of(n_per_row))
 }
 
 /// Output rows `range` into `dst`: each parallel task widens a group of rows into a small
@@ -565,7 +565,7 @@ fn permute_index(
     rows: u64,
     heads: u64,
 ) -> std::result::Result<Vec<usize>, String> {
-    if heads == 0 || rows % (heads * 2) != 0 {
+    if heads == 0 || !rows.is_multiple_of(heads * 2) {
         return Err(format!(
             "{rows} rows cannot be split into {heads} heads of two rotary halves"
         ));

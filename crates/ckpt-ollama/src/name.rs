@@ -217,7 +217,7 @@ mod tests {
         );
         assert_eq!(
             n.relative_path(),
-            std::path::PathBuf::from("hf.co/user/Repo-GGUF/Q4_K_M")
+            PathBuf::from("hf.co/user/Repo-GGUF/Q4_K_M")
         );
         let n = ModelName::parse("https://example.com:5000/team/m").unwrap();
         assert_eq!(n.host, "example.com:5000");

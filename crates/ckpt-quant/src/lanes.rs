@@ -147,9 +147,9 @@ fn qkx2_body<const MAD: bool>(
     while next < n_candidates {
         let count = LANES.min(n_candidates - next);
         let mut iscale = [0f32; LANES];
-        for k in 0..count {
+        for (k, slot) in iscale.iter_mut().enumerate().take(count) {
             let c = next + k;
-            iscale[k] = if c == 0 {
+            *slot = if c == 0 {
                 nmax as f32 / (max - min)
             } else {
                 (rmin + rdelta * (c - 1) as f32 + nmax as f32) / (max - min)
@@ -267,9 +267,9 @@ fn qx_body(nmax: i32, x: &[f32], levels: &mut [i8], qw: Option<&[f32]>) -> f32 {
     let mut iscale = [0f32; 3 * LANES];
     let mut sumlx = [0f32; 3 * LANES];
     let mut suml2 = [0f32; 3 * LANES];
-    for c in 0..QX_CANDIDATES {
+    for (c, slot) in iscale.iter_mut().enumerate().take(QX_CANDIDATES) {
         // is = 0 gives -(nmax + 0) / max, bit-identical to ggml's -nmax / max start
-        iscale[c] = -(nmax as f32 + 0.1f32 * qx_step(c) as f32) / max;
+        *slot = -(nmax as f32 + 0.1f32 * qx_step(c) as f32) / max;
     }
     for g in 0..3 {
         let lanes = g * LANES..(g + 1) * LANES;
@@ -357,7 +357,7 @@ mod tests {
         for _ in 0..4000 {
             for &(n, nmax, rmin, rdelta, nstep, mad) in &configs {
                 let x = words.group(n);
-                let weights: Vec<f32> = if words.next() % 2 == 0 {
+                let weights: Vec<f32> = if words.next().is_multiple_of(2) {
                     x.iter().map(|v| v.abs()).collect()
                 } else {
                     words.group(n).iter().map(|v| v.abs() + 0.01).collect()

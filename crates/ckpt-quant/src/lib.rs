@@ -198,13 +198,13 @@ pub fn quantize(
     let quantize_row = k.quantize_row.ok_or_else(|| {
         Error::Unsupported(format!("ckpt can read {t} but cannot quantize to it"))
     })?;
-    if n_per_row == 0 || n_per_row % t.block_size() != 0 {
+    if n_per_row == 0 || !n_per_row.is_multiple_of(t.block_size()) {
         return Err(Error::Usage(format!(
             "cannot quantize rows of {n_per_row} elements to {t}: the row length must be a multiple of its block size {}",
             t.block_size()
         )));
     }
-    if src.len() % n_per_row != 0 {
+    if !src.len().is_multiple_of(n_per_row) {
         return Err(Error::Usage(format!(
             "{} elements are not a whole number of {n_per_row}-element rows",
             src.len()
@@ -243,7 +243,7 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     let k = kernels(t)
         .ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
     let (bs, ts) = (t.block_size(), t.type_size());
-    if n % bs != 0 {
+    if !n.is_multiple_of(bs) {
         return Err(Error::Usage(format!(
             "{n} elements are not a whole number of {t} blocks of {bs}"
         )));

@@ -62,7 +62,7 @@ mod tests {
     fn half_float_bit_test_agrees_with_widening() {
         for bits in 0..=u16::MAX {
             let b = bits.to_le_bytes();
-            let f16_bad = !crate::float::f16_bits_to_f32(bits).is_finite();
+            let f16_bad = !f16_bits_to_f32(bits).is_finite();
             let bf16_bad = !crate::float::bf16_bits_to_f32(bits).is_finite();
             assert_eq!(
                 first_invalid_block(GgmlType::F16, &b).is_some(),
