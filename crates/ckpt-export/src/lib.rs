@@ -85,7 +85,7 @@ impl ExportReport {
 
 /// Architectures (`general.architecture`) exported with Hugging Face names and a config.
 pub fn supported_architectures() -> Vec<&'static str> {
-    names::EXPORT_ARCHES.iter().map(|a| a.gguf).collect()
+    names::supported()
 }
 
 /// One output tensor: where it comes from and how to turn it back into the HF layout.
@@ -220,7 +220,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     let mut config = config::build_config(
         &kv,
         &ConfigInputs {
-            arch,
+            arch: &arch,
             vocab_size,
             tied,
             torch_dtype,
@@ -235,7 +235,14 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         );
     }
 
-    let planned = plan_tensors(arch, &config, &tensors, &gguf_label, out_type, &mut dropped)?;
+    let planned = plan_tensors(
+        &arch,
+        &config,
+        &tensors,
+        &gguf_label,
+        out_type,
+        &mut dropped,
+    )?;
 
     let mut extra_files: Vec<(String, Vec<u8>)> =
         vec![("config.json".into(), pretty(&Value::Object(config.clone())))];
@@ -329,7 +336,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     let config = config::build_config(
         &kv,
         &ConfigInputs {
-            arch,
+            arch: &arch,
             vocab_size,
             tied,
             torch_dtype: "float32",
@@ -339,7 +346,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     );
     let mut dropped = Vec::new();
     let planned = plan_tensors(
-        arch,
+        &arch,
         &config,
         &tensors,
         &gguf_label,

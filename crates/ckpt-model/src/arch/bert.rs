@@ -92,6 +92,12 @@ impl Architecture for Bert {
     fn gguf_arch(&self) -> &'static str {
         "bert"
     }
+    fn model_type(&self) -> &'static str {
+        "bert"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[BERT_NAMES]
+    }
     fn config_defaults(&self, hp: &mut Hparams) {
         hp.default("layer_norm_eps", json!(1e-12));
         hp.default("max_position_embeddings", json!(512));

@@ -151,6 +151,12 @@ impl Architecture for Gemma {
     fn gguf_arch(&self) -> &'static str {
         "gemma"
     }
+    fn model_type(&self) -> &'static str {
+        "gemma"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[GEMMA_NAMES]
+    }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         gemma_tensor(t, GEMMA_NAMES, block_count, "gemma", Vec::new())
     }
@@ -189,6 +195,12 @@ impl Architecture for Gemma2 {
     }
     fn gguf_arch(&self) -> &'static str {
         "gemma2"
+    }
+    fn model_type(&self) -> &'static str {
+        "gemma2"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[GEMMA2_NAMES]
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         gemma_tensor(t, GEMMA2_NAMES, block_count, "gemma2", Vec::new())
@@ -241,6 +253,12 @@ impl Architecture for Gemma3 {
     }
     fn gguf_arch(&self) -> &'static str {
         "gemma3"
+    }
+    fn model_type(&self) -> &'static str {
+        "gemma3_text"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[GEMMA2_NAMES]
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         let mut extra = Vec::new();

@@ -41,6 +41,12 @@ impl Architecture for Gpt2 {
     fn gguf_arch(&self) -> &'static str {
         "gpt2"
     }
+    fn model_type(&self) -> &'static str {
+        "gpt2"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[GPT2_NAMES]
+    }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         // The causal-mask buffers older checkpoints saved are not weights.
         if t.name.ends_with(".attn.bias") || t.name.ends_with(".attn.masked_bias") {

@@ -121,6 +121,12 @@ impl Architecture for Llama {
     fn gguf_arch(&self) -> &'static str {
         "llama"
     }
+    fn model_type(&self) -> &'static str {
+        "llama"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[LLAMA_NAMES]
+    }
 
     fn config_defaults(&self, hp: &mut Hparams) {
         hp.default("max_position_embeddings", json!(2048));

@@ -122,6 +122,15 @@ pub trait Architecture: Sync {
     fn extra_tensors(&self, _hp: &Hparams, _kv: &mut KvList) -> Result<Vec<ckpt_core::Tensor>> {
         Ok(Vec::new())
     }
+    /// `model_type` of the config.json of this architecture's first class in [`hf_names`]
+    /// (written when a GGUF is exported back to a Hugging Face folder).
+    ///
+    /// [`hf_names`]: Architecture::hf_names
+    fn model_type(&self) -> &'static str;
+    /// The name tables [`tensor`](Architecture::tensor) maps with, in lookup order. The
+    /// GGUF -> Hugging Face export inverts them (the first HF name giving a GGUF name wins), so
+    /// the two directions share one copy of every name.
+    fn name_tables(&self) -> &'static [NameTable];
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
@@ -142,6 +151,15 @@ pub fn registry() -> &'static [&'static dyn Architecture] {
         &phi3::Phi3,
         &bert::Bert,
     ]
+}
+
+/// The description converting to GGUF architecture `gguf_arch` (the first one registered, whose
+/// first class name is the canonical Hugging Face class for it).
+pub fn find_gguf(gguf_arch: &str) -> Option<&'static dyn Architecture> {
+    registry()
+        .iter()
+        .copied()
+        .find(|a| a.gguf_arch() == gguf_arch)
 }
 
 pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {

@@ -118,6 +118,12 @@ impl Architecture for Phi3 {
     fn gguf_arch(&self) -> &'static str {
         "phi3"
     }
+    fn model_type(&self) -> &'static str {
+        "phi3"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[PHI3_NAMES]
+    }
     fn extra_tensors(&self, hp: &Hparams, kv: &mut KvList) -> Result<Vec<Tensor>> {
         let d = dims(hp)?;
         let Some(long) = factor_list(&d.rope, "long_factor", hp)? else {

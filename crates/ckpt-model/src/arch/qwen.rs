@@ -117,6 +117,12 @@ impl Architecture for Qwen2 {
     fn gguf_arch(&self) -> &'static str {
         "qwen2"
     }
+    fn model_type(&self) -> &'static str {
+        "qwen2"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[LLAMA_NAMES, QK_NORM_NAMES]
+    }
     fn config_defaults(&self, hp: &mut Hparams) {
         qwen_defaults(hp);
     }
@@ -144,6 +150,12 @@ impl Architecture for Qwen3 {
     }
     fn gguf_arch(&self) -> &'static str {
         "qwen3"
+    }
+    fn model_type(&self) -> &'static str {
+        "qwen3"
+    }
+    fn name_tables(&self) -> &'static [NameTable] {
+        &[LLAMA_NAMES, QK_NORM_NAMES]
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         qwen_defaults(hp);
