@@ -74,3 +74,12 @@ if [ -z "${CKPT_LLAMA_CPP_SRC:-}" ]; then
 else
   "$py" scripts/interop/arch_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
+
+echo "== pre-tokenizer fingerprint: transformers' AutoTokenizer.encode vs ckpt (stored truncation/padding off)"
+if ! "$py" -c "import transformers, tokenizers" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check transformers tokenizers
+fi
+cargo build --release -p ckpt-model --example pre_fingerprint
+roots=("$root/tests/fixtures")
+[ -d "$root/../shared/fixtures" ] && roots+=("$root/../shared/fixtures")
+"$py" scripts/interop/tokenizer_fingerprint.py "$root/target/release/examples/pre_fingerprint" "${roots[@]}"

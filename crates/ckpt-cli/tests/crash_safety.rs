@@ -66,34 +66,46 @@ fn assert_complete(out: &Path, src: &Path, to_bin: bool) {
     }
 }
 
-fn kill_runs(to_bin: bool, runs: usize) {
+/// Hidden entries (temporaries) in `dir`.
+fn hidden(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// SIGKILL at random moments. With unnamed temporaries (O_TMPFILE, the default on Linux) a
+/// killed run leaves no bytes at all; with named ones (`named`: `CKPT_NO_TMPFILE=1`, as on a
+/// filesystem without O_TMPFILE) it may leave `.out.*.ckpt-tmp-PID`, which the next run writing
+/// anything into the folder removes.
+fn kill_runs(to_bin: bool, runs: usize, named: bool) {
     let work = tempfile::tempdir().unwrap();
     let src = make_source(work.path());
     let src_bytes = std::fs::read(&src).unwrap();
     let out = work
         .path()
         .join(if to_bin { "out.bin" } else { "out.safetensors" });
+    let run = |dst: &Path| {
+        let mut c = ckpt();
+        c.args(["convert", "-q"]).arg(&src).arg(dst);
+        if named {
+            c.env("CKPT_NO_TMPFILE", "1");
+        }
+        c
+    };
     let t0 = Instant::now();
-    let status = ckpt()
-        .args(["convert", "-q"])
-        .arg(&src)
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(run(&out).status().unwrap().success());
     let full = t0.elapsed().as_micros() as u64;
     std::fs::remove_file(&out).unwrap();
 
-    let mut rng = Rng(0x5eed_1234 ^ runs as u64 ^ to_bin as u64);
-    let (mut killed, mut finished) = (0, 0);
+    let mut rng = Rng(0x5eed_1234 ^ runs as u64 ^ to_bin as u64 ^ named as u64);
+    let (mut killed, mut finished, mut left_named) = (0, 0, 0);
     for _ in 0..runs {
         let _ = std::fs::remove_file(&out);
-        let mut child = ckpt()
-            .args(["convert", "-q"])
-            .arg(&src)
-            .arg(&out)
-            .spawn()
-            .unwrap();
+        let mut child = run(&out).spawn().unwrap();
         std::thread::sleep(Duration::from_micros(rng.next(full * 12 / 10)));
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
@@ -112,26 +124,42 @@ fn kill_runs(to_bin: bool, runs: usize) {
                 "unexpected file {name} after a kill"
             );
         }
+        let left = hidden(work.path());
+        if named {
+            left_named += left.len();
+            let prefix = format!(".{}.ckpt-tmp-", out.file_name().unwrap().to_string_lossy());
+            assert!(
+                left.iter().all(|n| n.starts_with(&prefix)),
+                "only temporaries of this output: {left:?}"
+            );
+        } else {
+            assert!(
+                left.is_empty(),
+                "a SIGKILL leaves no hidden temporary: {left:?}"
+            );
+        }
     }
     assert_eq!(std::fs::read(&src).unwrap(), src_bytes, "source unchanged");
     assert!(
         killed > 0,
         "some runs were actually interrupted ({killed} killed, {finished} finished)"
     );
-    // A later run cleans up what killed runs left behind and succeeds.
-    let _ = std::fs::remove_file(&out);
-    assert!(ckpt()
-        .args(["convert", "-q"])
-        .arg(&src)
-        .arg(&out)
-        .status()
-        .unwrap()
-        .success());
-    let leftovers: Vec<String> = std::fs::read_dir(work.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
+    if named {
+        assert!(
+            left_named > 0,
+            "killed runs left named temporaries to clean"
+        );
+    }
+    // A later run into the same folder, to another output name, removes what killed runs left
+    // behind and succeeds.
+    let other = work.path().join(if to_bin {
+        "other.bin"
+    } else {
+        "other.safetensors"
+    });
+    assert!(run(&other).status().unwrap().success());
+    assert_complete(&other, &src, to_bin);
+    let leftovers = hidden(work.path());
     assert!(
         leftovers.is_empty(),
         "stale temporaries removed: {leftovers:?}"
@@ -140,12 +168,49 @@ fn kill_runs(to_bin: bool, runs: usize) {
 
 #[test]
 fn sigkill_during_convert_to_safetensors_leaves_nothing_partial() {
-    kill_runs(false, 50);
+    kill_runs(false, 50, false);
 }
 
 #[test]
 fn sigkill_during_convert_to_bin_leaves_nothing_partial() {
-    kill_runs(true, 50);
+    kill_runs(true, 50, false);
+}
+
+#[test]
+fn sigkill_with_named_temporaries_leaves_them_to_the_next_run_in_the_folder() {
+    kill_runs(false, 30, true);
+    kill_runs(true, 30, true);
+}
+
+/// Concurrent runs into one folder (named temporaries, each cleaning the folder as it starts)
+/// never remove each other's temporaries: all succeed with complete outputs.
+#[test]
+fn concurrent_runs_in_one_folder_keep_each_others_temporaries() {
+    let work = tempfile::tempdir().unwrap();
+    let src = make_source(work.path());
+    for named in [true, false] {
+        let children: Vec<_> = (0..4)
+            .map(|i| {
+                let mut c = ckpt();
+                c.args(["convert", "-q", "--force"])
+                    .arg(&src)
+                    .arg(work.path().join(format!("out{i}.safetensors")));
+                if named {
+                    c.env("CKPT_NO_TMPFILE", "1");
+                }
+                c.spawn().unwrap()
+            })
+            .collect();
+        for (i, mut c) in children.into_iter().enumerate() {
+            assert!(c.wait().unwrap().success(), "run {i} (named {named})");
+            assert_complete(
+                &work.path().join(format!("out{i}.safetensors")),
+                &src,
+                false,
+            );
+        }
+        assert!(hidden(work.path()).is_empty());
+    }
 }
 
 #[test]
@@ -231,8 +296,29 @@ fn kill_any(name: &str, runs: usize, make: &dyn Fn(&Path) -> Command, out_is_dir
                 "{name}: an output that exists is complete"
             );
         }
+        if !out_is_dir {
+            let left = hidden(work.path());
+            assert!(
+                left.is_empty(),
+                "{name}: a SIGKILL leaves no temporary: {left:?}"
+            );
+        }
     }
     assert!(killed > 0, "{name}: some runs were interrupted");
+    // A folder output cannot be unnamed: what killed runs left is removed by the next run.
+    assert!(
+        make(&out).status().unwrap().success(),
+        "{name}: a later run"
+    );
+    assert!(
+        read_all(&out) == want,
+        "{name}: complete after the later run"
+    );
+    let left = hidden(work.path());
+    assert!(
+        left.is_empty(),
+        "{name}: stale temporaries removed: {left:?}"
+    );
 }
 
 #[test]

@@ -27,8 +27,16 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
         .map_err(|e| Error::invalid(path, format!("cannot load the tokenizer: {e}")))
 }
 
-/// sha256 of Python's `str(ids)` for the probe text, as the converter computes it.
+/// sha256 of Python's `str(ids)` for the probe text, as the converter computes it with
+/// transformers' `AutoTokenizer.encode`: truncation and padding off, whatever `tokenizer.json`
+/// stores (sentence-transformers models ship `"truncation": {"max_length": 128, ...}`, which
+/// transformers' fast tokenizer turns off for a plain `encode`).
 pub fn pre_tokenizer_hash(tokenizer: &Tokenizer, path: &Path) -> Result<String> {
+    let mut tokenizer = tokenizer.clone();
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| Error::invalid(path, format!("cannot turn truncation off: {e}")))?;
+    tokenizer.with_padding(None);
     let enc = tokenizer
         .encode(CHECK_TEXT, true)
         .map_err(|e| Error::invalid(path, format!("cannot encode the probe text: {e}")))?;
