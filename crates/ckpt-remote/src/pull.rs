@@ -14,7 +14,7 @@ use crate::cache::RepoCache;
 use crate::error::{RemoteError, Result};
 use crate::http::{io_network, parse_content_range, Context, Method, Redirects};
 use crate::hub::{check_repo_path, is_commit_hash, FileMetadata, Hub, RepoFile};
-use crate::uri::{HubUri, RemoteLocation};
+use crate::uri::{check_repo_id, check_revision, HubUri, RemoteLocation};
 
 pub const DEFAULT_WORKERS: usize = 8;
 const COPY_BUFFER: usize = 1 << 20;
@@ -117,6 +117,16 @@ fn parse_repo(repo: &str) -> Result<HubUri> {
     }
 }
 
+/// A `HubUri` can be built by hand: its repository id and revision are checked again before
+/// they name anything in the cache.
+fn check_uri(uri: &HubUri) -> Result<()> {
+    check_repo_id(&uri.repo_id).map_err(RemoteError::Usage)?;
+    if let Some(rev) = &uri.revision {
+        check_revision(rev).map_err(RemoteError::Usage)?;
+    }
+    Ok(())
+}
+
 fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     if patterns.is_empty() {
         return Ok(None);
@@ -173,6 +183,7 @@ impl Hub {
     pub fn pull(&self, repo: &str, opts: &PullOptions) -> Result<PullReport> {
         let mut uri = parse_repo(repo)?;
         if let Some(rev) = &opts.revision {
+            check_revision(rev).map_err(RemoteError::Usage)?;
             uri.revision = Some(rev.clone());
         }
         if let Some(p) = uri.path.take() {
@@ -191,6 +202,7 @@ impl Hub {
     ) -> Result<PullReport> {
         let start_requests = self.client.stats.requests();
         let start_bytes = self.client.stats.bytes();
+        check_uri(uri)?;
         let revision = uri.revision_or_main().to_string();
         let cache = self.cache_for(uri, opts.cache_dir.as_deref());
         if self.config().offline {
@@ -314,6 +326,7 @@ impl Hub {
         cache_dir: Option<&Path>,
     ) -> Result<PathBuf> {
         check_repo_path(path).map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
+        check_uri(uri)?;
         let revision = uri.revision_or_main().to_string();
         let cache = self.cache_for(uri, cache_dir);
         let cached_pointer = || {
@@ -356,6 +369,9 @@ impl Hub {
                 // Remember the absence like huggingface_hub does (best effort).
                 let _ = cache.write_ref(&revision, &commit);
                 let marker = cache.no_exist_path(&commit, path);
+                if cache.check_inside(&marker).is_err() {
+                    return Err(known_missing(&commit));
+                }
                 if let Some(dir) = marker.parent() {
                     let _ = fs::create_dir_all(dir).and_then(|_| File::create(&marker));
                 }
@@ -629,18 +645,55 @@ impl Hub {
                 });
             }
         }
+        // The body may not be longer than what is left of the announced size (X-Linked-Size or
+        // Content-Length of the metadata request), nor than this response's own Content-Length:
+        // a server that keeps sending must not fill the disk.
+        let remaining = size.map(|s| s - have);
+        if let (Some(left), Some(body)) = (remaining, expected_body) {
+            if body > left {
+                drop(file);
+                let _ = fs::remove_file(incomplete);
+                return Err(RemoteError::InvalidResponse {
+                    url: final_url,
+                    msg: format!(
+                        "the response announces {body} bytes from byte {have} but the file has {} bytes (announced by the Hub); nothing was kept",
+                        size.unwrap_or(0)
+                    ),
+                });
+            }
+        }
+        let limit = match (remaining, expected_body) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         file.seek(SeekFrom::Start(have))
             .map_err(|e| RemoteError::io(incomplete, e))?;
         let mut reader = response.into_reader();
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut body_bytes = 0u64;
         loop {
-            let n = match reader.read(&mut buf) {
+            // Ask for at most one byte more than is allowed, so an overlong body shows at once.
+            let want = match limit {
+                Some(l) => (l - body_bytes + 1).min(buf.len() as u64) as usize,
+                None => buf.len(),
+            };
+            let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_network(&final_url, e)),
             };
+            if let Some(l) = limit.filter(|l| body_bytes + n as u64 > *l) {
+                drop(file);
+                let _ = fs::remove_file(incomplete);
+                return Err(RemoteError::InvalidResponse {
+                    url: final_url,
+                    msg: format!(
+                        "the server sent more than the announced {} bytes (the body did not end after {l} bytes from byte {have}); the download was stopped and nothing was kept",
+                        have + l
+                    ),
+                });
+            }
             file.write_all(&buf[..n])
                 .map_err(|e| RemoteError::io(incomplete, e))?;
             body_bytes += n as u64;

@@ -362,12 +362,18 @@ impl<'h> Uploader<'h> {
         let (parts, body) = response.into_parts();
         let mut bytes = Vec::new();
         body.into_reader()
-            .take(MAX_RESPONSE_BYTES)
+            .take(MAX_RESPONSE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| RemoteError::Network {
                 url: url.to_string(),
                 msg: format!("connection failed while reading the response: {e}"),
             })?;
+        if bytes.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(RemoteError::InvalidResponse {
+                url: url.to_string(),
+                msg: format!("response exceeds the {MAX_RESPONSE_BYTES}-byte limit"),
+            });
+        }
         Ok(Answer {
             status: parts.status.as_u16(),
             url: url.to_string(),
@@ -530,6 +536,7 @@ fn parse_target(repo: &str, opts: &PushOptions) -> Result<Target> {
     if revision.is_empty() {
         return Err(RemoteError::Usage("the revision must not be empty".into()));
     }
+    crate::uri::check_revision(&revision).map_err(RemoteError::Usage)?;
     uri.revision = Some(revision.clone());
     Ok(Target {
         uri,
