@@ -28,6 +28,11 @@ pub struct PullArgs {
     /// Cache folder instead of $HF_HUB_CACHE / $HF_HOME/hub
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Download into this folder instead of the cache, as `hf download --local-dir` does in
+    /// huggingface_hub >= 0.23: real files, plus .cache/huggingface/download/*.metadata so later
+    /// pulls (ckpt's or huggingface_hub's) skip what is up to date
+    #[arg(long)]
+    local_dir: Option<PathBuf>,
     /// Hub token for this pull, overriding HF_TOKEN and the saved token (as `hf download --token`)
     #[arg(long)]
     token: Option<String>,
@@ -152,6 +157,7 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
         include: a.include.clone(),
         exclude: a.exclude.clone(),
         cache_dir: a.cache_dir.clone(),
+        local_dir: a.local_dir.clone(),
         progress,
         ..Default::default()
     };

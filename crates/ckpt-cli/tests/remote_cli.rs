@@ -196,3 +196,52 @@ fn pull_token_flag_overrides_hf_token() {
         .unwrap();
     assert_eq!(last.header("authorization"), Some("Bearer hf_right"));
 }
+
+#[test]
+fn pull_into_a_local_dir() {
+    let hub = common::FakeHub::start();
+    hub.add_repo(
+        "org/tiny",
+        "c0ffee0000000000000000000000000000000003",
+        common::files_from_dir(&torch_fixture("sharded.expected")),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let dir = work.path().join("model");
+    let out = ckpt(&hub, &cache)
+        .args(["pull", "--json", "org/tiny", "--local-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["snapshot"], dir.to_str().unwrap());
+    for e in std::fs::read_dir(torch_fixture("sharded.expected")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap();
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            std::fs::read(&p).unwrap()
+        );
+        let meta = std::fs::read_to_string(
+            dir.join(".cache/huggingface/download")
+                .join(format!("{}.metadata", name.to_string_lossy())),
+        )
+        .unwrap();
+        assert!(meta.starts_with("c0ffee0000000000000000000000000000000003\n"));
+    }
+    assert!(!cache.exists());
+    let help = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["pull", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("hf download --local-dir") && help.contains("hf download --token"));
+}

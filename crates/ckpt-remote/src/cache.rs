@@ -20,7 +20,7 @@ use crate::hub::{check_etag, check_repo_path, is_commit_hash};
 use crate::uri::{check_revision, HubUri};
 
 /// huggingface_hub's CACHEDIR.TAG text (https://bford.info/cachedir/).
-const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+pub(crate) const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by huggingface_hub.\n\
 # For information about cache directory tags, see:\n\
 #\thttps://bford.info/cachedir/\n";
