@@ -267,7 +267,9 @@ impl Hub {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = wanted.get(i) else { break };
                     let r = match &local_dir {
-                        Some(l) => self.ensure_local_file(uri, l, &commit, &file.path, &progress),
+                        Some(l) => {
+                            self.ensure_local_file(uri, l, &cache, &commit, &file.path, &progress)
+                        }
                         None => self.ensure_file(uri, &cache, &commit, &file.path, None, &progress),
                     };
                     let failed = r.is_err();
@@ -572,11 +574,14 @@ impl Hub {
     /// `--local-dir`: makes `<local_dir>/<path>` the file at `commit`, like huggingface_hub's
     /// `_hf_hub_download_to_local_dir`: nothing is sent when the metadata says the file is this
     /// commit's and the file was not modified since; a file whose recorded etag still matches is
-    /// kept; anything else is downloaded next to the metadata, verified and renamed into place.
+    /// kept, and so is one without metadata whose sha256 is the (LFS) etag; a file the cache
+    /// holds at that commit is copied out of it; anything else is downloaded next to the
+    /// metadata, verified and renamed into place.
     fn ensure_local_file(
         &self,
         uri: &HubUri,
         local: &LocalDir,
+        cache: &RepoCache,
         commit: &str,
         path: &str,
         progress: &Progress,
@@ -609,9 +614,20 @@ impl Hub {
             return done(0);
         }
         let meta = self.file_metadata(uri, commit, path)?;
-        if paths.file.is_file() && recorded.as_ref().is_some_and(|(_, e)| *e == meta.etag) {
-            local.write_metadata(&paths, &meta.commit, &meta.etag)?;
-            return done(0);
+        if paths.file.is_file() {
+            let same = match &recorded {
+                Some((_, e)) => *e == meta.etag,
+                None => {
+                    meta.etag.len() == 64
+                        && meta.etag.bytes().all(|b| b.is_ascii_hexdigit())
+                        && hash_file(&paths.file, sha2::Sha256::new(), None)?
+                            .eq_ignore_ascii_case(&meta.etag)
+                }
+            };
+            if same {
+                local.write_metadata(&paths, &meta.commit, &meta.etag)?;
+                return done(0);
+            }
         }
         for dir in [paths.file.parent(), paths.metadata.parent()]
             .into_iter()
@@ -626,9 +642,33 @@ impl Hub {
             .open(&paths.lock)
             .map_err(|e| RemoteError::io(&paths.lock, e))?;
         fs4::FileExt::lock(&lock).map_err(|e| RemoteError::io(&paths.lock, e))?;
+        let incomplete = paths.incomplete(&meta.etag);
+        let cached = cache.pointer_path(&meta.commit, path);
+        if cached.is_file() && cache.check_inside(&cached).is_ok() {
+            // Copied out of the cache (the copy lands next to the metadata, then is renamed).
+            let copy = fs::copy(&cached, &incomplete)
+                .map_err(|e| RemoteError::io(&incomplete, e))
+                .and_then(|_| {
+                    verify_blob(
+                        &incomplete,
+                        &meta.etag,
+                        meta.size,
+                        &cached.to_string_lossy(),
+                    )
+                })
+                .and_then(|_| {
+                    fs::rename(&incomplete, &paths.file)
+                        .map_err(|e| RemoteError::io(&paths.file, e))
+                });
+            if copy.is_ok() {
+                local.write_metadata(&paths, &meta.commit, &meta.etag)?;
+                drop(lock);
+                return done(0);
+            }
+            let _ = fs::remove_file(&incomplete);
+        }
         let url = self.resolve_url(uri, commit, path);
         let ctx = Hub::context(uri, commit, path);
-        let incomplete = paths.incomplete(&meta.etag);
         let downloaded =
             self.download_blob(&url, &ctx, &meta, &incomplete, &paths.file, path, progress)?;
         local.write_metadata(&paths, &meta.commit, &meta.etag)?;
