@@ -28,6 +28,14 @@ pub struct PullArgs {
     /// Cache folder instead of $HF_HUB_CACHE / $HF_HOME/hub
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Download into this folder instead of the cache, as `hf download --local-dir` does in
+    /// huggingface_hub >= 0.23: real files, plus .cache/huggingface/download/*.metadata so later
+    /// pulls (ckpt's or huggingface_hub's) skip what is up to date
+    #[arg(long)]
+    local_dir: Option<PathBuf>,
+    /// Hub token for this pull, overriding HF_TOKEN and the saved token (as `hf download --token`)
+    #[arg(long)]
+    token: Option<String>,
 }
 
 /// A local path for a command's model argument: `hf://…` and Hub URLs are resolved through the
@@ -149,10 +157,15 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
         include: a.include.clone(),
         exclude: a.exclude.clone(),
         cache_dir: a.cache_dir.clone(),
+        local_dir: a.local_dir.clone(),
         progress,
         ..Default::default()
     };
-    let report = ckpt_remote::pull(&a.repo, &opts);
+    let mut config = ckpt_remote::HubConfig::from_env();
+    if let Some(t) = a.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        config.token = Some(t.to_string());
+    }
+    let report = ckpt_remote::Hub::new(config).pull(&a.repo, &opts);
     total.finish_and_clear();
     let report = report?;
     if g.json {
@@ -218,6 +231,10 @@ pub struct PushArgs {
     /// Create the repository if it does not exist
     #[arg(long)]
     create_repo: bool,
+    /// Also upload symlinked files whose target is outside the folder (skipped with a warning by
+    /// default; huggingface_hub's upload_folder always follows them)
+    #[arg(long)]
+    follow_symlinks: bool,
 }
 
 pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
@@ -253,12 +270,14 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
         exclude: a.exclude.clone(),
         private: a.private,
         create_repo: a.create_repo,
+        follow_symlinks: a.follow_symlinks,
         progress,
         ..Default::default()
     };
     let report = ckpt_remote::push::push(&a.local, &a.repo, &opts);
     bar.finish_and_clear();
     let report = report?;
+    warn_skipped(&report.skipped);
     if g.json {
         println!(
             "{}",
@@ -342,6 +361,7 @@ pub fn push_conversion_pr(
         ..Default::default()
     };
     let pushed = ckpt_remote::push::push(local, &repo, &opts)?;
+    warn_skipped(&pushed.skipped);
     if g.json {
         println!(
             "{}",
@@ -354,4 +374,16 @@ pub fn push_conversion_pr(
         }
     }
     Ok(())
+}
+
+/// One warning line per file a push left out (also listed under "skipped" in --json output).
+fn warn_skipped(skipped: &[ckpt_remote::push::SkippedFile]) {
+    for f in skipped {
+        eprintln!(
+            "warning: skipped {} -> {}: {}",
+            f.local_path.display(),
+            f.target.display(),
+            f.reason
+        );
+    }
 }

@@ -110,3 +110,45 @@ fn convert_bin_repo_and_open_a_pull_request() {
         .iter()
         .all(|q| q.kind() != "upload" && q.kind() != "commit"));
 }
+
+#[cfg(unix)]
+#[test]
+fn push_skips_symlinks_leading_outside_the_folder_with_a_warning() {
+    let hub = push_hub::FakeHub::start();
+    hub.add_repo("org/model", &[]);
+    let work = tempfile::tempdir().unwrap();
+    let folder = work.path().join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("config.json"), b"{}").unwrap();
+    let secret = work.path().join("passwd");
+    std::fs::write(&secret, b"root:x:0:0\n").unwrap();
+    std::os::unix::fs::symlink(&secret, folder.join("tokenizer.json")).unwrap();
+    let cache = work.path().join("cache");
+
+    let r = ckpt(&hub, &cache)
+        .arg("push")
+        .arg(&folder)
+        .args(["org/model", "--json"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("warning: skipped") && stderr.contains("tokenizer.json"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["skipped"][0]["path"], "tokenizer.json");
+    let stored = hub.files_at("org/model", "main").unwrap();
+    assert!(!stored.contains_key("tokenizer.json"));
+
+    let r = ckpt(&hub, &cache)
+        .arg("push")
+        .arg(&folder)
+        .args(["org/model", "--follow-symlinks"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stored = hub.files_at("org/model", "main").unwrap();
+    assert!(stored.contains_key("tokenizer.json"));
+}

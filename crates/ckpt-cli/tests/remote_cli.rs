@@ -120,3 +120,128 @@ fn inspect_pull_and_convert_from_hf_uris() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("org/missing"));
 }
+
+#[test]
+fn pull_refuses_revisions_that_leave_the_cache() {
+    let hub = common::FakeHub::start();
+    hub.add_repo(
+        "org/tiny",
+        "c0ffee0000000000000000000000000000000001",
+        common::files_from_dir(&torch_fixture("sharded.expected")),
+    );
+    // A server that resolves any revision.
+    hub.add_ref(
+        "org/tiny",
+        "../../../../X",
+        "c0ffee0000000000000000000000000000000001",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("home/hub");
+    let out = ckpt(&hub, &cache)
+        .args(["pull", "org/tiny", "--revision", "../../../../X"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid revision"));
+    let out = ckpt(&hub, &cache)
+        .args(["inspect", "hf://org/tiny@..%2F..%2F..%2F..%2FX/config.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(hub.requests().is_empty());
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn pull_token_flag_overrides_hf_token() {
+    let hub = common::FakeHub::start();
+    hub.add_repo(
+        "org/private",
+        "c0ffee0000000000000000000000000000000002",
+        common::files_from_dir(&torch_fixture("sharded.expected")),
+    );
+    hub.with(|s| {
+        s.repos.get_mut("org/private").unwrap().private = true;
+        s.token = Some("hf_right".into());
+    });
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("hub");
+    let out = ckpt(&hub, &cache)
+        .env("HF_TOKEN", "hf_wrong")
+        .args(["pull", "--json", "org/private"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = ckpt(&hub, &cache)
+        .env("HF_TOKEN", "hf_wrong")
+        .args(["pull", "--json", "org/private", "--token", "hf_right"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["commit"], "c0ffee0000000000000000000000000000000002");
+    let hub_requests = hub.requests();
+    let last = hub_requests
+        .iter()
+        .rfind(|r| r.host == common::Host::Hub)
+        .unwrap();
+    assert_eq!(last.header("authorization"), Some("Bearer hf_right"));
+}
+
+#[test]
+fn pull_into_a_local_dir() {
+    let hub = common::FakeHub::start();
+    hub.add_repo(
+        "org/tiny",
+        "c0ffee0000000000000000000000000000000003",
+        common::files_from_dir(&torch_fixture("sharded.expected")),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let dir = work.path().join("model");
+    let out = ckpt(&hub, &cache)
+        .args(["pull", "--json", "org/tiny", "--local-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["snapshot"], dir.to_str().unwrap());
+    for e in std::fs::read_dir(torch_fixture("sharded.expected")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap();
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            std::fs::read(&p).unwrap()
+        );
+        let meta = std::fs::read_to_string(
+            dir.join(".cache/huggingface/download")
+                .join(format!("{}.metadata", name.to_string_lossy())),
+        )
+        .unwrap();
+        assert!(meta.starts_with("c0ffee0000000000000000000000000000000003\n"));
+    }
+    assert!(!cache.exists());
+    let help = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["pull", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("hf download --local-dir") && help.contains("hf download --token"));
+}

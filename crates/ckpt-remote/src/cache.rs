@@ -12,15 +12,15 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{RemoteError, Result};
-use crate::hub::is_commit_hash;
-use crate::uri::HubUri;
+use crate::hub::{check_etag, check_repo_path, is_commit_hash};
+use crate::uri::{check_revision, HubUri};
 
 /// huggingface_hub's CACHEDIR.TAG text (https://bford.info/cachedir/).
-const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+pub(crate) const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by huggingface_hub.\n\
 # For information about cache directory tags, see:\n\
 #\thttps://bford.info/cachedir/\n";
@@ -73,10 +73,31 @@ impl RepoCache {
         p.extend(repo_path.split('/'));
         p
     }
-    pub fn ref_path(&self, revision: &str) -> PathBuf {
+    /// `refs/<revision>`, for a revision that passes git's ref-name rules only (a revision such
+    /// as `../../x` would otherwise name a file outside the cache).
+    pub fn ref_path(&self, revision: &str) -> Result<PathBuf> {
+        check_revision(revision).map_err(RemoteError::Usage)?;
         let mut p = self.folder.join("refs");
         p.extend(revision.split('/'));
-        p
+        self.check_inside(&p)?;
+        Ok(p)
+    }
+
+    /// Refuses a path that is not strictly below the repository's cache folder (made only of
+    /// plain components after it): the last guard before anything is written under the cache.
+    pub fn check_inside(&self, path: &Path) -> Result<()> {
+        let inside = path.strip_prefix(&self.folder).is_ok_and(|rest| {
+            rest.components().next().is_some()
+                && rest.components().all(|c| matches!(c, Component::Normal(_)))
+        });
+        if !inside {
+            return Err(RemoteError::Usage(format!(
+                "refusing to write {}: it is not inside the cache folder {}",
+                path.display(),
+                self.folder.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The commit a revision points to according to the cache (a commit sha is its own answer).
@@ -84,7 +105,7 @@ impl RepoCache {
         if is_commit_hash(revision) {
             return Some(revision.to_string());
         }
-        let text = fs::read_to_string(self.ref_path(revision)).ok()?;
+        let text = fs::read_to_string(self.ref_path(revision).ok()?).ok()?;
         let commit = text.trim().to_string();
         is_commit_hash(&commit).then_some(commit)
     }
@@ -94,7 +115,13 @@ impl RepoCache {
         if revision == commit {
             return Ok(());
         }
-        let path = self.ref_path(revision);
+        if !is_commit_hash(commit) {
+            return Err(RemoteError::Usage(format!(
+                "refusing to record '{commit}' as the commit of '{revision}': not a 40-hex commit sha"
+            )));
+        }
+        self.check_folder()?;
+        let path = self.ref_path(revision)?;
         if fs::read_to_string(&path).is_ok_and(|c| c == commit) {
             return Ok(());
         }
@@ -116,7 +143,25 @@ impl RepoCache {
         })
     }
 
+    /// The repository folder must be one plain component of the cache root (`models--ORG--NAME`
+    /// from a valid repository id).
+    fn check_folder(&self) -> Result<()> {
+        let single = Path::new(&self.folder_name)
+            .components()
+            .map(|c| matches!(c, Component::Normal(_)))
+            .collect::<Vec<_>>()
+            == [true];
+        if !single || self.folder_name.contains(['/', '\\']) || self.folder_name.contains("..") {
+            return Err(RemoteError::Usage(format!(
+                "refusing cache folder name '{}'",
+                self.folder_name
+            )));
+        }
+        Ok(())
+    }
+
     pub fn ensure_layout(&self) -> Result<()> {
+        self.check_folder()?;
         for d in [
             self.folder.join("blobs"),
             self.folder.join("refs"),
@@ -135,7 +180,16 @@ impl RepoCache {
     /// Points `snapshots/<commit>/<path>` at `blobs/<etag>` with a relative symlink
     /// (`../../blobs/<etag>`, one more `../` per folder level of `path`).
     pub fn link(&self, commit: &str, repo_path: &str, etag: &str) -> Result<PathBuf> {
+        check_repo_path(repo_path).map_err(RemoteError::Usage)?;
+        check_etag(etag).map_err(RemoteError::Usage)?;
+        if !is_commit_hash(commit) {
+            return Err(RemoteError::Usage(format!(
+                "refusing snapshot folder '{commit}': not a 40-hex commit sha"
+            )));
+        }
+        self.check_folder()?;
         let pointer = self.pointer_path(commit, repo_path);
+        self.check_inside(&pointer)?;
         let dir = pointer
             .parent()
             .expect("pointer has a parent")

@@ -438,7 +438,34 @@ impl Client {
                     });
                 }
                 let want = got_end - got_start + 1;
-                let bytes = read_exactly(response.into_reader(), want, &final_url)?;
+                if let Some(n) = response.content_length().filter(|n| *n != want) {
+                    return Err(RemoteError::InvalidResponse {
+                        url: final_url,
+                        msg: format!(
+                            "Content-Range '{content_range}' is {want} bytes but Content-Length says {n}"
+                        ),
+                    });
+                }
+                let mut reader = response.into_reader();
+                let bytes = read_exactly(&mut reader, want, &final_url)?;
+                // The body must end there: one more byte means the server sends more than the
+                // range it announced (only `want` bytes were kept; the connection is dropped).
+                let mut extra = [0u8; 1];
+                let more = loop {
+                    match reader.read(&mut extra) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(io_network(&final_url, e)),
+                    }
+                };
+                if more > 0 {
+                    return Err(RemoteError::InvalidResponse {
+                        url: final_url,
+                        msg: format!(
+                            "asked for bytes {start}-{end} (Content-Range '{content_range}'), but the response body is longer than {want} bytes"
+                        ),
+                    });
+                }
                 Ok(RangeRead {
                     bytes,
                     file_len: total.or(linked_size),

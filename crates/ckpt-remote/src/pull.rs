@@ -14,7 +14,7 @@ use crate::cache::RepoCache;
 use crate::error::{RemoteError, Result};
 use crate::http::{io_network, parse_content_range, Context, Method, Redirects};
 use crate::hub::{check_repo_path, is_commit_hash, FileMetadata, Hub, RepoFile};
-use crate::uri::{HubUri, RemoteLocation};
+use crate::uri::{check_repo_id, check_revision, HubUri, RemoteLocation};
 
 pub const DEFAULT_WORKERS: usize = 8;
 const COPY_BUFFER: usize = 1 << 20;
@@ -47,6 +47,11 @@ pub struct PullOptions {
     pub cache_dir: Option<PathBuf>,
     /// Parallel downloads (0 = `DEFAULT_WORKERS`).
     pub workers: usize,
+    /// Download into this folder instead of the cache, as huggingface_hub's
+    /// `snapshot_download(local_dir=...)` / `hf download --local-dir` do since v0.23: real files
+    /// at `<local_dir>/<path>`, and per file `.cache/huggingface/download/<path>.metadata` (commit,
+    /// etag, timestamp) so a later pull (ours or huggingface_hub's) skips what is up to date.
+    pub local_dir: Option<PathBuf>,
     pub progress: Option<ProgressFn>,
 }
 
@@ -117,6 +122,16 @@ fn parse_repo(repo: &str) -> Result<HubUri> {
     }
 }
 
+/// A `HubUri` can be built by hand: its repository id and revision are checked again before
+/// they name anything in the cache.
+fn check_uri(uri: &HubUri) -> Result<()> {
+    check_repo_id(&uri.repo_id).map_err(RemoteError::Usage)?;
+    if let Some(rev) = &uri.revision {
+        check_revision(rev).map_err(RemoteError::Usage)?;
+    }
+    Ok(())
+}
+
 fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
     if patterns.is_empty() {
         return Ok(None);
@@ -173,6 +188,7 @@ impl Hub {
     pub fn pull(&self, repo: &str, opts: &PullOptions) -> Result<PullReport> {
         let mut uri = parse_repo(repo)?;
         if let Some(rev) = &opts.revision {
+            check_revision(rev).map_err(RemoteError::Usage)?;
             uri.revision = Some(rev.clone());
         }
         if let Some(p) = uri.path.take() {
@@ -191,14 +207,25 @@ impl Hub {
     ) -> Result<PullReport> {
         let start_requests = self.client.stats.requests();
         let start_bytes = self.client.stats.bytes();
+        check_uri(uri)?;
         let revision = uri.revision_or_main().to_string();
         let cache = self.cache_for(uri, opts.cache_dir.as_deref());
+        let local_dir = opts.local_dir.as_deref().map(LocalDir::new);
         if self.config().offline {
+            if local_dir.is_some() {
+                return Err(RemoteError::Usage(
+                    "--local-dir needs the Hub, and HF_HUB_OFFLINE is set".into(),
+                ));
+            }
             return self.pull_from_cache(uri, &cache, &revision, filter);
         }
         let info = match self.repo_info(uri, &revision) {
             Ok(info) => info,
-            Err(e) if e.is_connection_failure() && cache.cached_commit(&revision).is_some() => {
+            Err(e)
+                if local_dir.is_none()
+                    && e.is_connection_failure()
+                    && cache.cached_commit(&revision).is_some() =>
+            {
                 return self
                     .pull_from_cache(uri, &cache, &revision, filter)
                     .map_err(|_| e);
@@ -211,8 +238,13 @@ impl Hub {
             .into_iter()
             .filter(|f| filter.accepts(&f.path))
             .collect();
-        cache.ensure_layout()?;
-        cache.write_ref(&revision, &commit)?;
+        match &local_dir {
+            Some(l) => l.ensure_layout()?,
+            None => {
+                cache.ensure_layout()?;
+                cache.write_ref(&revision, &commit)?;
+            }
+        }
         let progress = Progress {
             callback: opts.progress.clone(),
             total_bytes: AtomicU64::new(0),
@@ -234,7 +266,12 @@ impl Hub {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = wanted.get(i) else { break };
-                    let r = self.ensure_file(uri, &cache, &commit, &file.path, None, &progress);
+                    let r = match &local_dir {
+                        Some(l) => {
+                            self.ensure_local_file(uri, l, &cache, &commit, &file.path, &progress)
+                        }
+                        None => self.ensure_file(uri, &cache, &commit, &file.path, None, &progress),
+                    };
                     let failed = r.is_err();
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                     if failed {
@@ -255,7 +292,10 @@ impl Hub {
         Ok(PullReport {
             repo: uri.repo_id.clone(),
             revision,
-            snapshot: cache.snapshot_dir(&commit),
+            snapshot: match &local_dir {
+                Some(l) => l.root.clone(),
+                None => cache.snapshot_dir(&commit),
+            },
             commit,
             downloaded_bytes: files.iter().map(|f| f.downloaded).sum(),
             files,
@@ -314,6 +354,7 @@ impl Hub {
         cache_dir: Option<&Path>,
     ) -> Result<PathBuf> {
         check_repo_path(path).map_err(|msg| RemoteError::Usage(format!("{uri}: {msg}")))?;
+        check_uri(uri)?;
         let revision = uri.revision_or_main().to_string();
         let cache = self.cache_for(uri, cache_dir);
         let cached_pointer = || {
@@ -356,6 +397,9 @@ impl Hub {
                 // Remember the absence like huggingface_hub does (best effort).
                 let _ = cache.write_ref(&revision, &commit);
                 let marker = cache.no_exist_path(&commit, path);
+                if cache.check_inside(&marker).is_err() {
+                    return Err(known_missing(&commit));
+                }
                 if let Some(dir) = marker.parent() {
                     let _ = fs::create_dir_all(dir).and_then(|_| File::create(&marker));
                 }
@@ -499,7 +543,15 @@ impl Hub {
             if !blob.exists() {
                 let url = self.resolve_url(uri, commit, path);
                 let ctx = Hub::context(uri, commit, path);
-                downloaded = self.download_blob(&url, &ctx, &meta, cache, path, progress)?;
+                downloaded = self.download_blob(
+                    &url,
+                    &ctx,
+                    &meta,
+                    &cache.incomplete_path(&meta.etag),
+                    &blob,
+                    path,
+                    progress,
+                )?;
             }
             drop(lock);
         }
@@ -519,19 +571,124 @@ impl Hub {
         })
     }
 
+    /// `--local-dir`: makes `<local_dir>/<path>` the file at `commit`, like huggingface_hub's
+    /// `_hf_hub_download_to_local_dir`: nothing is sent when the metadata says the file is this
+    /// commit's and the file was not modified since; a file whose recorded etag still matches is
+    /// kept, and so is one without metadata whose sha256 is the (LFS) etag; a file the cache
+    /// holds at that commit is copied out of it; anything else is downloaded next to the
+    /// metadata, verified and renamed into place.
+    fn ensure_local_file(
+        &self,
+        uri: &HubUri,
+        local: &LocalDir,
+        cache: &RepoCache,
+        commit: &str,
+        path: &str,
+        progress: &Progress,
+    ) -> Result<PulledFile> {
+        check_repo_path(path).map_err(|msg| RemoteError::InvalidResponse {
+            url: self.resolve_url(uri, commit, ""),
+            msg,
+        })?;
+        let paths = local.paths(path)?;
+        let done = |downloaded: u64| -> Result<PulledFile> {
+            let size = fs::metadata(&paths.file)
+                .map_err(|e| RemoteError::io(&paths.file, e))?
+                .len();
+            if downloaded == 0 {
+                report(progress, path, size, Some(size), true, 0);
+            }
+            Ok(PulledFile {
+                path: path.to_string(),
+                local_path: paths.file.clone(),
+                size,
+                downloaded,
+                cached: downloaded == 0,
+            })
+        };
+        let recorded = local.read_metadata(&paths);
+        if recorded
+            .as_ref()
+            .is_some_and(|(c, _)| c == commit && paths.file.is_file())
+        {
+            return done(0);
+        }
+        let meta = self.file_metadata(uri, commit, path)?;
+        if paths.file.is_file() {
+            let same = match &recorded {
+                Some((_, e)) => *e == meta.etag,
+                None => {
+                    meta.etag.len() == 64
+                        && meta.etag.bytes().all(|b| b.is_ascii_hexdigit())
+                        && hash_file(&paths.file, sha2::Sha256::new(), None)?
+                            .eq_ignore_ascii_case(&meta.etag)
+                }
+            };
+            if same {
+                local.write_metadata(&paths, &meta.commit, &meta.etag)?;
+                return done(0);
+            }
+        }
+        for dir in [paths.file.parent(), paths.metadata.parent()]
+            .into_iter()
+            .flatten()
+        {
+            fs::create_dir_all(dir).map_err(|e| RemoteError::io(dir, e))?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&paths.lock)
+            .map_err(|e| RemoteError::io(&paths.lock, e))?;
+        fs4::FileExt::lock(&lock).map_err(|e| RemoteError::io(&paths.lock, e))?;
+        let incomplete = paths.incomplete(&meta.etag);
+        let cached = cache.pointer_path(&meta.commit, path);
+        if cached.is_file() && cache.check_inside(&cached).is_ok() {
+            // Copied out of the cache (the copy lands next to the metadata, then is renamed).
+            let copy = fs::copy(&cached, &incomplete)
+                .map_err(|e| RemoteError::io(&incomplete, e))
+                .and_then(|_| {
+                    verify_blob(
+                        &incomplete,
+                        &meta.etag,
+                        meta.size,
+                        &cached.to_string_lossy(),
+                    )
+                })
+                .and_then(|_| {
+                    fs::rename(&incomplete, &paths.file)
+                        .map_err(|e| RemoteError::io(&paths.file, e))
+                });
+            if copy.is_ok() {
+                local.write_metadata(&paths, &meta.commit, &meta.etag)?;
+                drop(lock);
+                return done(0);
+            }
+            let _ = fs::remove_file(&incomplete);
+        }
+        let url = self.resolve_url(uri, commit, path);
+        let ctx = Hub::context(uri, commit, path);
+        let downloaded =
+            self.download_blob(&url, &ctx, &meta, &incomplete, &paths.file, path, progress)?;
+        local.write_metadata(&paths, &meta.commit, &meta.etag)?;
+        drop(lock);
+        done(downloaded)
+    }
+
     /// Downloads into `blobs/<etag>.incomplete` (resuming what is there), verifies, renames.
     /// Returns the bytes received.
+    #[allow(clippy::too_many_arguments)]
     fn download_blob(
         &self,
         url: &str,
         ctx: &Context,
         meta: &FileMetadata,
-        cache: &RepoCache,
+        incomplete: &Path,
+        blob: &Path,
         path: &str,
         progress: &Progress,
     ) -> Result<u64> {
-        let incomplete = cache.incomplete_path(&meta.etag);
-        let blob = cache.blob_path(&meta.etag);
         let mut received = 0u64;
         let mut attempt = 0;
         loop {
@@ -539,7 +696,7 @@ impl Hub {
                 url,
                 ctx,
                 meta.size,
-                &incomplete,
+                incomplete,
                 path,
                 progress,
                 &mut received,
@@ -552,12 +709,12 @@ impl Hub {
                 Err(e) => return Err(e),
             }
         }
-        if let Err(e) = verify_blob(&incomplete, &meta.etag, meta.size, url) {
-            let _ = fs::remove_file(&incomplete);
+        if let Err(e) = verify_blob(incomplete, &meta.etag, meta.size, url) {
+            let _ = fs::remove_file(incomplete);
             return Err(e);
         }
-        fs::rename(&incomplete, &blob).map_err(|e| RemoteError::io(&blob, e))?;
-        let size = fs::metadata(&blob).map(|m| m.len()).unwrap_or(0);
+        fs::rename(incomplete, blob).map_err(|e| RemoteError::io(blob, e))?;
+        let size = fs::metadata(blob).map(|m| m.len()).unwrap_or(0);
         report(progress, path, size, meta.size, true, 0);
         Ok(received)
     }
@@ -629,18 +786,55 @@ impl Hub {
                 });
             }
         }
+        // The body may not be longer than what is left of the announced size (X-Linked-Size or
+        // Content-Length of the metadata request), nor than this response's own Content-Length:
+        // a server that keeps sending must not fill the disk.
+        let remaining = size.map(|s| s - have);
+        if let (Some(left), Some(body)) = (remaining, expected_body) {
+            if body > left {
+                drop(file);
+                let _ = fs::remove_file(incomplete);
+                return Err(RemoteError::InvalidResponse {
+                    url: final_url,
+                    msg: format!(
+                        "the response announces {body} bytes from byte {have} but the file has {} bytes (announced by the Hub); nothing was kept",
+                        size.unwrap_or(0)
+                    ),
+                });
+            }
+        }
+        let limit = match (remaining, expected_body) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         file.seek(SeekFrom::Start(have))
             .map_err(|e| RemoteError::io(incomplete, e))?;
         let mut reader = response.into_reader();
         let mut buf = vec![0u8; COPY_BUFFER];
         let mut body_bytes = 0u64;
         loop {
-            let n = match reader.read(&mut buf) {
+            // Ask for at most one byte more than is allowed, so an overlong body shows at once.
+            let want = match limit {
+                Some(l) => (l - body_bytes + 1).min(buf.len() as u64) as usize,
+                None => buf.len(),
+            };
+            let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_network(&final_url, e)),
             };
+            if let Some(l) = limit.filter(|l| body_bytes + n as u64 > *l) {
+                drop(file);
+                let _ = fs::remove_file(incomplete);
+                return Err(RemoteError::InvalidResponse {
+                    url: final_url,
+                    msg: format!(
+                        "the server sent more than the announced {} bytes (the body did not end after {l} bytes from byte {have}); the download was stopped and nothing was kept",
+                        have + l
+                    ),
+                });
+            }
             file.write_all(&buf[..n])
                 .map_err(|e| RemoteError::io(incomplete, e))?;
             body_bytes += n as u64;
@@ -788,6 +982,131 @@ fn default_excludes(files: &[RepoFile]) -> std::result::Result<Vec<String>, Stri
         ));
     }
     Ok(Vec::new())
+}
+
+/// huggingface_hub's local-dir layout (v0.23 and later; checked against 2.4):
+///
+/// ```text
+/// <local_dir>/<path>                                        the file itself
+/// <local_dir>/.cache/huggingface/.gitignore                 "*"
+/// <local_dir>/.cache/huggingface/CACHEDIR.TAG
+/// <local_dir>/.cache/huggingface/download/<path>.metadata   "<commit>\n<etag>\n<unix time>\n"
+/// <local_dir>/.cache/huggingface/download/<path>.lock
+/// ```
+struct LocalDir {
+    root: PathBuf,
+}
+
+struct LocalPaths {
+    file: PathBuf,
+    metadata: PathBuf,
+    lock: PathBuf,
+}
+
+impl LocalPaths {
+    /// Next to the metadata, named after the file and the etag it is becoming.
+    fn incomplete(&self, etag: &str) -> PathBuf {
+        let name = self
+            .metadata
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.metadata
+            .with_file_name(format!("{name}.{etag}.incomplete"))
+    }
+}
+
+impl LocalDir {
+    fn new(root: &Path) -> LocalDir {
+        LocalDir {
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn hf_dir(&self) -> PathBuf {
+        self.root.join(".cache").join("huggingface")
+    }
+
+    fn ensure_layout(&self) -> Result<()> {
+        let dir = self.hf_dir().join("download");
+        fs::create_dir_all(&dir).map_err(|e| RemoteError::io(&dir, e))?;
+        let gitignore = self.hf_dir().join(".gitignore");
+        if !gitignore.exists() {
+            fs::write(&gitignore, "*").map_err(|e| RemoteError::io(&gitignore, e))?;
+        }
+        let tag = self.hf_dir().join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = fs::write(&tag, crate::cache::CACHEDIR_TAG);
+        }
+        Ok(())
+    }
+
+    /// Paths for a repository file (already checked by `check_repo_path`), each checked to stay
+    /// inside the folder.
+    fn paths(&self, repo_path: &str) -> Result<LocalPaths> {
+        let mut file = self.root.clone();
+        file.extend(repo_path.split('/'));
+        let mut base = self.hf_dir().join("download");
+        base.extend(repo_path.split('/'));
+        let with_suffix = |suffix: &str| {
+            let mut s = base.clone().into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        let paths = LocalPaths {
+            file,
+            metadata: with_suffix(".metadata"),
+            lock: with_suffix(".lock"),
+        };
+        for p in [&paths.file, &paths.metadata, &paths.lock] {
+            let inside = p.strip_prefix(&self.root).is_ok_and(|rest| {
+                rest.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            });
+            if !inside {
+                return Err(RemoteError::Usage(format!(
+                    "refusing to write {}: not inside {}",
+                    p.display(),
+                    self.root.display()
+                )));
+            }
+        }
+        Ok(paths)
+    }
+
+    /// (commit, etag) when the metadata exists and the file was not modified after it was
+    /// written (huggingface_hub allows one second of clock slack).
+    fn read_metadata(&self, paths: &LocalPaths) -> Option<(String, String)> {
+        let text = fs::read_to_string(&paths.metadata).ok()?;
+        let mut lines = text.lines();
+        let commit = lines.next()?.trim().to_string();
+        let etag = lines.next()?.trim().to_string();
+        let timestamp: f64 = lines.next()?.trim().parse().ok()?;
+        let mtime = fs::metadata(&paths.file)
+            .ok()?
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        (mtime - 1.0 <= timestamp).then_some((commit, etag))
+    }
+
+    fn write_metadata(&self, paths: &LocalPaths, commit: &str, etag: &str) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let tmp = paths
+            .metadata
+            .with_extension(format!("tmp{}", std::process::id()));
+        fs::write(&tmp, format!("{commit}\n{etag}\n{now}\n"))
+            .and_then(|_| fs::rename(&tmp, &paths.metadata))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                RemoteError::io(&paths.metadata, e)
+            })
+    }
 }
 
 #[cfg(test)]

@@ -91,7 +91,21 @@ pub struct PushOptions {
     pub private: bool,
     /// Create the repository first (an existing one is fine).
     pub create_repo: bool,
+    /// Also upload files of a folder that are symlinks to something outside it (by default they
+    /// are skipped and listed in [`PushReport::skipped`]).
+    pub follow_symlinks: bool,
     pub progress: Option<PushProgressFn>,
+}
+
+/// A file of the folder that was not uploaded because it is a symlink leading outside it.
+#[derive(Debug, Clone)]
+pub struct SkippedFile {
+    /// Its path relative to the folder.
+    pub path: String,
+    pub local_path: PathBuf,
+    /// Where it really is.
+    pub target: PathBuf,
+    pub reason: String,
 }
 
 /// What happened to one local file.
@@ -142,6 +156,8 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
     /// HTTP requests sent, retries included.
     pub requests: u64,
+    /// Files left out because they are symlinks leading outside the folder.
+    pub skipped: Vec<SkippedFile>,
 }
 
 impl PushAction {
@@ -175,6 +191,12 @@ impl PushReport {
                 "sha256": f.sha256,
                 "lfs": f.lfs,
                 "action": f.action.as_str(),
+            })).collect::<Vec<_>>(),
+            "skipped": self.skipped.iter().map(|f| json!({
+                "path": f.path,
+                "local_path": f.local_path.to_string_lossy(),
+                "target": f.target.to_string_lossy(),
+                "reason": f.reason,
             })).collect::<Vec<_>>(),
         })
     }
@@ -362,12 +384,18 @@ impl<'h> Uploader<'h> {
         let (parts, body) = response.into_parts();
         let mut bytes = Vec::new();
         body.into_reader()
-            .take(MAX_RESPONSE_BYTES)
+            .take(MAX_RESPONSE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| RemoteError::Network {
                 url: url.to_string(),
                 msg: format!("connection failed while reading the response: {e}"),
             })?;
+        if bytes.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(RemoteError::InvalidResponse {
+                url: url.to_string(),
+                msg: format!("response exceeds the {MAX_RESPONSE_BYTES}-byte limit"),
+            });
+        }
         Ok(Answer {
             status: parts.status.as_u16(),
             url: url.to_string(),
@@ -530,6 +558,7 @@ fn parse_target(repo: &str, opts: &PushOptions) -> Result<Target> {
     if revision.is_empty() {
         return Err(RemoteError::Usage("the revision must not be empty".into()));
     }
+    crate::uri::check_revision(&revision).map_err(RemoteError::Usage)?;
     uri.revision = Some(revision.clone());
     Ok(Target {
         uri,
@@ -545,7 +574,7 @@ impl Hub {
         let start_requests = self.stats().requests();
         let uploader = Uploader::new(self);
 
-        let mut files = collect_local_files(local, opts)?;
+        let (mut files, skipped) = collect_local_files(local, opts)?;
         if files.is_empty() {
             return Err(RemoteError::Usage(format!(
                 "{}: no files to push (check --include/--exclude)",
@@ -611,6 +640,7 @@ impl Hub {
             uploaded_bytes: uploader.uploaded.load(Ordering::Relaxed),
             requests: uploader.requests.load(Ordering::Relaxed)
                 + (self.stats().requests() - start_requests),
+            skipped,
         })
     }
 
@@ -1387,7 +1417,10 @@ fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
 }
 
 /// The files to push with their repository paths, sorted, before hashing.
-fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile>> {
+fn collect_local_files(
+    local: &Path,
+    opts: &PushOptions,
+) -> Result<(Vec<LocalFile>, Vec<SkippedFile>)> {
     let meta = std::fs::metadata(local).map_err(|e| RemoteError::io(local, e))?;
     let include = build_globs(&opts.include)?;
     let exclude = build_globs(&opts.exclude)?;
@@ -1397,6 +1430,7 @@ fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile
         .unwrap_or("")
         .trim_start_matches('/');
     let mut found: Vec<(PathBuf, String, u64)> = Vec::new();
+    let mut skipped: Vec<SkippedFile> = Vec::new();
     if meta.is_file() {
         let name = local
             .file_name()
@@ -1410,7 +1444,16 @@ fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile
             .to_string();
         found.push((local.to_path_buf(), name, meta.len()));
     } else if meta.is_dir() {
-        walk(local, "", &mut found)?;
+        let root = std::fs::canonicalize(local).map_err(|e| RemoteError::io(local, e))?;
+        let mut allowed = vec![root.clone()];
+        allowed.extend(cache_blobs_of_snapshot(&root));
+        let mut walker = Walker {
+            allowed,
+            follow_symlinks: opts.follow_symlinks,
+            found: &mut found,
+            skipped: &mut skipped,
+        };
+        walker.walk(local, "")?;
     } else {
         return Err(RemoteError::Usage(format!(
             "{}: neither a file nor a folder",
@@ -1452,45 +1495,99 @@ fn collect_local_files(local: &Path, opts: &PushOptions) -> Result<Vec<LocalFile
             w[0].path_in_repo
         )));
     }
-    Ok(files)
+    skipped.retain(|f| {
+        include.as_ref().is_none_or(|g| g.is_match(&f.path))
+            && !exclude.as_ref().is_some_and(|g| g.is_match(&f.path))
+    });
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((files, skipped))
 }
 
-/// Recursive listing like huggingface_hub's `upload_folder`: symlinked files are followed (a
-/// huggingface_hub snapshot folder is all symlinks), symlinked folders are not entered, and
-/// `.git` and `.cache/huggingface` (at any depth) are left out.
-fn walk(dir: &Path, relative: &str, out: &mut Vec<(PathBuf, String, u64)>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| RemoteError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| RemoteError::io(dir, e))?;
-        let path = entry.path();
-        let name = entry.file_name().into_string().map_err(|n| {
-            RemoteError::Usage(format!(
-                "{}: file name {n:?} is not valid UTF-8",
-                dir.display()
-            ))
-        })?;
-        let rel = if relative.is_empty() {
-            name.clone()
-        } else {
-            format!("{relative}/{name}")
-        };
-        if name == ".git"
-            || (name == "huggingface" && (relative == ".cache" || relative.ends_with("/.cache")))
-        {
+/// The `blobs/` folder of a huggingface_hub cache repository when `root` is (inside) one of its
+/// snapshots (`…/models--ORG--NAME/snapshots/<commit>/…`): a snapshot's files are symlinks into
+/// it, and uploading them is uploading the snapshot.
+fn cache_blobs_of_snapshot(root: &Path) -> Option<PathBuf> {
+    for dir in root.ancestors() {
+        let is_snapshot = dir
+            .parent()
+            .is_some_and(|p| p.file_name().is_some_and(|n| n == "snapshots"));
+        if !is_snapshot {
             continue;
         }
-        let is_link = entry
-            .file_type()
-            .map_err(|e| RemoteError::io(&path, e))?
-            .is_symlink();
-        let meta = std::fs::metadata(&path).map_err(|e| RemoteError::io(&path, e))?;
-        if meta.is_dir() && !is_link {
-            walk(&path, &rel, out)?;
-        } else if meta.is_file() {
-            out.push((path, rel, meta.len()));
+        let repo = dir.parent()?.parent()?;
+        let name = repo.file_name()?.to_str()?;
+        if ["models--", "datasets--", "spaces--"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            let blobs = repo.join("blobs");
+            return blobs.is_dir().then_some(blobs);
         }
     }
-    Ok(())
+    None
+}
+
+/// Recursive listing like huggingface_hub's `upload_folder`: symlinked files are followed when
+/// they resolve inside the folder (or, for a huggingface_hub snapshot folder, into its cache
+/// repository's `blobs/`), symlinked folders are not entered, and `.git` and
+/// `.cache/huggingface` (at any depth) are left out. A file whose real path leaves the folder
+/// is skipped (recorded in `skipped`) unless `follow_symlinks`.
+struct Walker<'a> {
+    allowed: Vec<PathBuf>,
+    follow_symlinks: bool,
+    found: &'a mut Vec<(PathBuf, String, u64)>,
+    skipped: &'a mut Vec<SkippedFile>,
+}
+
+impl Walker<'_> {
+    fn walk(&mut self, dir: &Path, relative: &str) -> Result<()> {
+        let entries = std::fs::read_dir(dir).map_err(|e| RemoteError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| RemoteError::io(dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().into_string().map_err(|n| {
+                RemoteError::Usage(format!(
+                    "{}: file name {n:?} is not valid UTF-8",
+                    dir.display()
+                ))
+            })?;
+            let rel = if relative.is_empty() {
+                name.clone()
+            } else {
+                format!("{relative}/{name}")
+            };
+            if name == ".git"
+                || (name == "huggingface"
+                    && (relative == ".cache" || relative.ends_with("/.cache")))
+            {
+                continue;
+            }
+            let is_link = entry
+                .file_type()
+                .map_err(|e| RemoteError::io(&path, e))?
+                .is_symlink();
+            let meta = std::fs::metadata(&path).map_err(|e| RemoteError::io(&path, e))?;
+            if meta.is_dir() && !is_link {
+                self.walk(&path, &rel)?;
+            } else if meta.is_file() {
+                if is_link && !self.follow_symlinks {
+                    let target =
+                        std::fs::canonicalize(&path).map_err(|e| RemoteError::io(&path, e))?;
+                    if !self.allowed.iter().any(|a| target.starts_with(a)) {
+                        self.skipped.push(SkippedFile {
+                            path: rel,
+                            local_path: path,
+                            target,
+                            reason: "symlink to a file outside the folder (pass --follow-symlinks to upload it)".into(),
+                        });
+                        continue;
+                    }
+                }
+                self.found.push((path, rel, meta.len()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// sha256 of every file, streamed, with the first bytes kept as the preupload sample.
@@ -1650,6 +1747,7 @@ mod tests {
         let names = |opts: &PushOptions, p: &Path| -> Vec<String> {
             collect_local_files(p, opts)
                 .unwrap()
+                .0
                 .into_iter()
                 .map(|f| f.path_in_repo)
                 .collect()

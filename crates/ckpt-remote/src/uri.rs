@@ -163,7 +163,9 @@ fn hub_web_url(s: &str) -> Option<HubUri> {
     }
     let mut hub = parse_hub(&format!("hf://{org}/{name}/{file}")).ok()?;
     hub.repo_type = repo_type;
-    hub.revision = Some(percent_decode(rev)?);
+    let rev = percent_decode(rev)?;
+    check_revision(&rev).ok()?;
+    hub.revision = Some(rev);
     Some(hub)
 }
 
@@ -218,23 +220,10 @@ fn parse_hub(uri: &str) -> Result<HubUri> {
         }
         None => (name_part, None),
     };
-    for (what, part) in [("organization", org), ("repository name", name)] {
-        if part.is_empty() {
-            return Err(bad(uri, format!("empty {what}")));
-        }
-        if !part
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            || part.starts_with('.')
-        {
-            return Err(bad(
-                uri,
-                format!("invalid {what} '{part}' (letters, digits, '-', '_' and '.' only)"),
-            ));
-        }
-    }
-    if revision.as_deref() == Some("") {
-        return Err(bad(uri, "empty revision after '@'"));
+    let repo_id = format!("{org}/{name}");
+    check_repo_id(&repo_id).map_err(|msg| bad(uri, msg))?;
+    if let Some(rev) = &revision {
+        check_revision(rev).map_err(|msg| bad(uri, msg))?;
     }
     let path = match rest.map(|r| r.trim_end_matches('/')) {
         None | Some("") => None,
@@ -253,10 +242,92 @@ fn parse_hub(uri: &str) -> Result<HubUri> {
     };
     Ok(HubUri {
         repo_type,
-        repo_id: format!("{org}/{name}"),
+        repo_id,
         revision,
         path,
     })
+}
+
+/// A repository id as huggingface_hub's `validate_repo_id` accepts it, in the `ORG/NAME` form
+/// this crate uses: each part 1 to 96 ASCII letters, digits, `-`, `_` or `.`, starting and
+/// ending with a letter, digit or `_`; no `--` or `..`; not ending in `.git`.
+pub fn check_repo_id(repo_id: &str) -> std::result::Result<(), String> {
+    let Some((org, name)) = repo_id.split_once('/') else {
+        return Err(format!(
+            "invalid repository id '{repo_id}': expected ORG/NAME"
+        ));
+    };
+    for (what, part) in [("organization", org), ("repository name", name)] {
+        if part.is_empty() {
+            return Err(format!("empty {what} in repository id '{repo_id}'"));
+        }
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let bytes = part.as_bytes();
+        if part.len() > 96
+            || !bytes.iter().all(|&c| word(c) || matches!(c, b'-' | b'.'))
+            || !word(bytes[0])
+            || !word(bytes[bytes.len() - 1])
+        {
+            return Err(format!(
+                "invalid {what} '{part}' in repository id '{repo_id}' (letters, digits, '-', '_' and '.' only, not starting or ending with '-' or '.', at most 96 characters)"
+            ));
+        }
+    }
+    if repo_id.contains("--") || repo_id.contains("..") {
+        return Err(format!(
+            "invalid repository id '{repo_id}': '--' and '..' are not allowed"
+        ));
+    }
+    if repo_id.ends_with(".git") {
+        return Err(format!(
+            "invalid repository id '{repo_id}': it must not end in '.git'"
+        ));
+    }
+    Ok(())
+}
+
+/// A revision (branch, tag, commit sha, `refs/pr/N`) under git's `check-ref-format
+/// --allow-onelevel` rules. The revision becomes a file path under the cache's `refs/`, so these
+/// rules are what keeps it there: no `..`, no component starting with `.` or ending in `.lock`,
+/// no leading, trailing or doubled `/`, no trailing `.`, no `@{`, not `@`, no backslash, control
+/// character, space, `~`, `^`, `:`, `?`, `*` or `[`.
+pub fn check_revision(rev: &str) -> std::result::Result<(), String> {
+    let fail = |why: &str| Err(format!("invalid revision '{}': {why}", rev.escape_debug()));
+    if rev.is_empty() {
+        return fail("it is empty");
+    }
+    if rev.len() > 1024 {
+        return fail("longer than 1024 bytes");
+    }
+    if rev == "@" {
+        return fail("'@' alone is not a ref name");
+    }
+    if rev.contains("..") {
+        return fail("'..' is not allowed");
+    }
+    if rev.contains("@{") {
+        return fail("'@{' is not allowed");
+    }
+    if let Some(c) = rev.chars().find(|&c| {
+        c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    }) {
+        return fail(&format!("the character {c:?} is not allowed"));
+    }
+    if rev.starts_with('/') || rev.ends_with('/') || rev.contains("//") {
+        return fail("it must not start or end with '/' or contain '//'");
+    }
+    if rev.ends_with('.') {
+        return fail("it must not end with '.'");
+    }
+    for component in rev.split('/') {
+        if component.starts_with('.') {
+            return fail("a '/'-separated part must not start with '.'");
+        }
+        if component.ends_with(".lock") {
+            return fail("a '/'-separated part must not end with '.lock'");
+        }
+    }
+    Ok(())
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters (and `/` when `keep_slash`).
@@ -372,6 +443,76 @@ mod tests {
             RemoteLocation::parse("https://h/x.safetensors").unwrap(),
             RemoteLocation::Url("https://h/x.safetensors".into())
         );
+    }
+
+    #[test]
+    fn revisions_follow_git_ref_name_rules() {
+        for ok in [
+            "main",
+            "v1.0",
+            "refs/pr/1",
+            "refs/convert/parquet",
+            "feature/x",
+            "a/b/c",
+            "0123456789abcdef0123456789abcdef01234567",
+            "release-2024_01",
+            "x@y",
+        ] {
+            assert_eq!(check_revision(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/../b",
+            "a..b",
+            "/a",
+            "a/",
+            "a//b",
+            ".a",
+            "a/.b",
+            "a.lock",
+            "a/b.lock/c",
+            "a.",
+            "@",
+            "a@{0}",
+            "a b",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[b",
+            "a\\b",
+            "a\tb",
+            "a\u{7f}",
+        ] {
+            assert!(check_revision(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(RemoteLocation::parse("hf://org/name@..%2F..%2Fx/f").is_err());
+        assert!(RemoteLocation::parse("hf://org/name@refs/../x/f").is_err());
+    }
+
+    #[test]
+    fn repo_ids_follow_huggingface_hub_rules() {
+        for ok in ["org/name", "Org-1/Name_2.v3", "a/b", "_x/y_"] {
+            assert_eq!(check_repo_id(ok), Ok(()), "{ok}");
+        }
+        let long = format!("org/{}", "a".repeat(97));
+        for bad in [
+            "name",
+            "org/na--me",
+            "org/a..b",
+            "org/name.git",
+            "-org/name",
+            "org/name.",
+            ".org/name",
+            "org/na me",
+            "org/n\u{e9}",
+            long.as_str(),
+        ] {
+            assert!(check_repo_id(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

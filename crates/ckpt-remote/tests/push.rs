@@ -773,3 +773,76 @@ print(info.pr_revision)
         6
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinks_leading_outside_the_folder_are_skipped_unless_asked() {
+    let fake = FakeHub::start();
+    fake.add_repo("org/model", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("model");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    std::fs::write(folder.join("config.json"), b"{\"a\": 1}").unwrap();
+    // Outside the folder: stands for /etc/passwd.
+    let secret = tmp.path().join("passwd");
+    std::fs::write(&secret, b"root:x:0:0:secret\n").unwrap();
+    std::os::unix::fs::symlink(&secret, folder.join("tokenizer.json")).unwrap();
+    std::os::unix::fs::symlink("../../passwd", folder.join("sub/relative.json")).unwrap();
+    // Inside the folder: uploaded with the target's content, as huggingface_hub does.
+    std::os::unix::fs::symlink("config.json", folder.join("alias.json")).unwrap();
+    std::os::unix::fs::symlink("../config.json", folder.join("sub/up.json")).unwrap();
+    let hub = hub_client(&fake, tmp.path(), Some(TOKEN));
+
+    let report = hub
+        .push(&folder, "hf://org/model", &PushOptions::default())
+        .unwrap();
+    let stored = fake.files_at("org/model", "main").unwrap();
+    assert_eq!(
+        stored.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["alias.json", "config.json", "sub/up.json"]
+    );
+    assert_eq!(*stored["alias.json"].bytes, b"{\"a\": 1}".to_vec());
+    assert!(stored
+        .values()
+        .all(|f| !f.bytes.windows(6).any(|w| w == b"secret")));
+    let skipped: Vec<&str> = report.skipped.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(skipped, ["sub/relative.json", "tokenizer.json"]);
+    let canonical_secret = std::fs::canonicalize(&secret).unwrap();
+    assert!(report.skipped.iter().all(|f| f.target == canonical_secret));
+    let json = report.to_json();
+    assert_eq!(json["skipped"][1]["path"], "tokenizer.json");
+    assert!(json["skipped"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("outside the folder"));
+
+    // Asked for explicitly: uploaded.
+    let opts = PushOptions {
+        follow_symlinks: true,
+        ..Default::default()
+    };
+    let report = hub.push(&folder, "hf://org/model", &opts).unwrap();
+    assert!(report.skipped.is_empty());
+    let stored = fake.files_at("org/model", "main").unwrap();
+    assert_eq!(
+        *stored["tokenizer.json"].bytes,
+        b"root:x:0:0:secret\n".to_vec()
+    );
+
+    // A huggingface_hub snapshot folder is all symlinks into its repository's blobs/: fine.
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--org--model");
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    let snapshot = repo.join("snapshots/0123456789abcdef0123456789abcdef01234567");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::write(repo.join("blobs/abc"), b"{\"b\": 2}").unwrap();
+    std::os::unix::fs::symlink("../../blobs/abc", snapshot.join("config.json")).unwrap();
+    std::os::unix::fs::symlink(&secret, snapshot.join("evil.json")).unwrap();
+    let report = hub
+        .push(&snapshot, "hf://org/model", &PushOptions::default())
+        .unwrap();
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.files[0].path_in_repo, "config.json");
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].path, "evil.json");
+}

@@ -117,3 +117,102 @@ print(snapshot_download("org/sharded"))
         COMMIT
     );
 }
+
+#[test]
+fn local_dir_layout_is_shared_with_huggingface_hub() {
+    let Some(py) = python() else { return };
+    let fake = FakeHub::start();
+    fake.add_repo("org/sharded", COMMIT, files_from_dir(&fixtures()));
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let mut config = HubConfig::new(&fake.hub_url, &cache);
+    config.retry_base_delay = Duration::from_millis(1);
+    let hub = Hub::new(config);
+
+    // ckpt downloads into a local dir; huggingface_hub then finds every file up to date and
+    // downloads nothing.
+    let ours = work.path().join("ours");
+    let opts = PullOptions {
+        local_dir: Some(ours.clone()),
+        ..Default::default()
+    };
+    let report = hub.pull("org/sharded", &opts).unwrap();
+    assert_eq!(report.snapshot, ours);
+    assert!(!cache.exists(), "--local-dir leaves the cache alone");
+    for f in &report.files {
+        assert_eq!(
+            std::fs::read(&f.local_path).unwrap(),
+            std::fs::read(fixtures().join(&f.path)).unwrap()
+        );
+        assert!(!std::fs::symlink_metadata(&f.local_path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert_eq!(
+        std::fs::read_to_string(ours.join(".cache/huggingface/.gitignore")).unwrap(),
+        "*"
+    );
+    fake.clear_requests();
+    let script = format!(
+        "from huggingface_hub import snapshot_download\nprint(snapshot_download('org/sharded', local_dir={:?}))\n",
+        ours.to_str().unwrap()
+    );
+    let out = run_python(&py, &fake, &cache, &script);
+    assert_eq!(Path::new(out.trim()), ours);
+    let file_requests: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/resolve/") || r.host == common::Host::Cdn)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(file_requests.is_empty(), "{file_requests:?}");
+
+    // huggingface_hub downloads into a local dir; ckpt finds everything up to date.
+    let theirs = work.path().join("theirs");
+    let script = format!(
+        "from huggingface_hub import snapshot_download\nprint(snapshot_download('org/sharded', local_dir={:?}))\n",
+        theirs.to_str().unwrap()
+    );
+    run_python(&py, &fake, &cache, &script);
+    fake.clear_requests();
+    let opts = PullOptions {
+        local_dir: Some(theirs.clone()),
+        ..Default::default()
+    };
+    let again = hub.pull("org/sharded", &opts).unwrap();
+    assert_eq!(again.files.len(), report.files.len());
+    assert_eq!(again.downloaded_bytes, 0);
+    assert!(again.files.iter().all(|f| f.cached));
+    assert!(fake
+        .requests()
+        .iter()
+        .all(|r| !r.path.contains("/resolve/") && r.host != common::Host::Cdn));
+    // The metadata files agree line for line except the timestamp.
+    for f in &report.files {
+        let read = |root: &Path| {
+            let t = std::fs::read_to_string(
+                root.join(".cache/huggingface/download")
+                    .join(format!("{}.metadata", f.path)),
+            )
+            .unwrap();
+            t.lines().take(2).map(str::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(read(&ours), read(&theirs), "{}", f.path);
+    }
+
+    // A file modified after the download is fetched again.
+    let first = &report.files[0];
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(ours.join(&first.path), b"changed").unwrap();
+    let opts = PullOptions {
+        local_dir: Some(ours.clone()),
+        ..Default::default()
+    };
+    let r = hub.pull("org/sharded", &opts).unwrap();
+    assert_eq!(
+        std::fs::read(ours.join(&first.path)).unwrap(),
+        std::fs::read(fixtures().join(&first.path)).unwrap()
+    );
+    assert_eq!(r.files.iter().filter(|f| !f.cached).count(), 1);
+}

@@ -810,3 +810,64 @@ fn plain_urls_and_pr_revisions() {
         "plain URLs have no cache location"
     );
 }
+
+#[test]
+fn local_dir_copies_out_of_the_cache_and_keeps_files_it_can_verify() {
+    let fake = FakeHub::start();
+    single_repo(&fake, "org/single");
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let hub = hub_for(&fake, &cache);
+    let cached = hub.pull("org/single", &PullOptions::default()).unwrap();
+    let dir = work.path().join("local");
+    let opts = PullOptions {
+        local_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let file_bodies = |fake: &FakeHub| {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && (r.host == Host::Cdn || r.path.contains("/resolve/")))
+            .count()
+    };
+
+    // Everything is in the cache at that commit: copied, nothing downloaded.
+    fake.clear_requests();
+    let r = hub.pull("org/single", &opts).unwrap();
+    assert_eq!(file_bodies(&fake), 0, "{:?}", fake.requests());
+    assert_eq!(r.downloaded_bytes, 0);
+    for f in &cached.files {
+        let local = dir.join(&f.path);
+        assert!(!std::fs::symlink_metadata(&local)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read(&local).unwrap(),
+            std::fs::read(&f.local_path).unwrap()
+        );
+    }
+
+    // Metadata gone: an LFS file whose sha256 is the etag is kept as it is (huggingface_hub
+    // does the same), without touching the cache.
+    std::fs::remove_dir_all(dir.join(".cache")).unwrap();
+    std::fs::remove_dir_all(&cache).unwrap();
+    fake.clear_requests();
+    let r = hub.pull("org/single", &opts).unwrap();
+    let downloaded: Vec<&str> = r
+        .files
+        .iter()
+        .filter(|f| !f.cached)
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        downloaded,
+        ["config.json"],
+        "the git file has no sha256 to check"
+    );
+    assert!(fake.requests().iter().all(|r| r.host != Host::Cdn));
+    assert!(!cache.exists());
+    assert!(dir
+        .join(".cache/huggingface/download/model.safetensors.metadata")
+        .is_file());
+}

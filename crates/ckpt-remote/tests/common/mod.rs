@@ -79,6 +79,9 @@ pub struct State {
     pub token: Option<String>,
     /// The next this-many hub requests answer 503.
     pub fail_next: usize,
+    /// CDN GETs answer without Content-Length and append this many junk bytes after the
+    /// (ranged) body before closing: a server that sends more than it announced.
+    pub overlong_cdn_body: Option<usize>,
 }
 
 pub struct FakeHub {
@@ -209,6 +212,8 @@ struct Reply {
     range: Option<(usize, usize)>,
     /// Cut the body after this many bytes (announcing the full length).
     cut_after: Option<usize>,
+    /// No Content-Length; this many junk bytes follow the body (then the connection closes).
+    junk_after: Option<usize>,
 }
 
 impl Reply {
@@ -219,6 +224,7 @@ impl Reply {
             body: Arc::new(Vec::new()),
             range: None,
             cut_after: None,
+            junk_after: None,
         }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
@@ -297,6 +303,22 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: Reply) -> std::io::Re
     );
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let (Some(junk), false) = (reply.junk_after, method == "HEAD") {
+        head.push_str("Connection: close\r\n\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut sent = 0;
+        while sent < junk {
+            let n = chunk.len().min(junk - sent);
+            // The client hanging up ends this early.
+            stream.write_all(&chunk[..n])?;
+            sent += n;
+        }
+        stream.flush()?;
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return Ok(());
     }
     head.push_str(&format!(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -523,6 +545,7 @@ fn route_cdn(st: &mut State, rec: &Recorded) -> Reply {
         if let Some(n) = st.drop_next_body_after.take() {
             reply.cut_after = Some(n);
         }
+        reply.junk_after = st.overlong_cdn_body;
     }
     reply
 }
