@@ -1,7 +1,7 @@
 #![no_main]
-//! The zip end-record search and layout checks: the input is a small STORED archive template
-//! whose bytes are overwritten by the fuzzer's, then a tail of fuzzer bytes (comments holding
-//! further end records, junk after the directory).
+//! The zip end-record search and layout checks (one end record, records tiling the file, local
+//! names), seeded with torch's and Python's layouts and the layout attacks of the hostile corpus
+//! (two archives, overlaps, junk, renamed local headers).
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
