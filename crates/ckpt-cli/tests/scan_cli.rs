@@ -155,11 +155,15 @@ fn a_folder_gets_every_verdict_and_the_most_severe_exit() {
     assert!(err.contains("a_truncated.pkl"), "{err}");
 }
 
-/// Every hostile file picklescan calls dangerous, ckpt calls dangerous too (exit 4). Files where
-/// they disagree, all with ckpt the stricter: picklescan treats the zip-layout attacks
-/// (zip_two_archives, zip_overlapping_records, zip_local_name_mismatch, zip_junk_between_records)
-/// as ordinary archives and reads its own view of them, and it does not flag unresolvable
-/// names; ckpt refuses them.
+/// Every hostile file picklescan (1.0.5) calls dangerous, ckpt calls dangerous too (exit 4).
+/// Where they disagree (checked 2026-12-05) ckpt is always the stricter, by design:
+/// - globals outside torch's allowlist that are not on picklescan's deny list:
+///   pickle_builtins___import__, pickle_importlib_import_module, pickle_torch_load,
+///   pickle_numpy_core_multiarray__reconstruct, pickle_torch__utils_not_a_rebuild, and the odd
+///   module names pickle_global_{dotted,empty_module,spaces,unicode};
+/// - zip layouts picklescan reads as ordinary archives (its own view, the benign one) and ckpt
+///   refuses as ambiguous: zip_junk_between_records, zip_local_name_mismatch,
+///   zip_overlapping_records (zip_two_archives: picklescan reads the hidden payload and flags it).
 #[test]
 fn picklescan_flags_nothing_that_ckpt_misses() {
     let Ok(python) = std::env::var("CKPT_PYTHON") else {
