@@ -57,6 +57,7 @@ def torch_zip(data_pkl, records=None, folder="archive", compress=False):
 
 
 def case(name, data, code, needle):
+    os.makedirs(os.path.dirname(os.path.join(OUT, name)), exist_ok=True)
     with open(os.path.join(OUT, name), "wb") as f:
         f.write(data)
     expected[name] = {"exit_code": code, "error_contains": needle}
@@ -111,6 +112,61 @@ no_folder = io.BytesIO()
 with zipfile.ZipFile(no_folder, "w") as zf:
     zf.writestr(zipfile.ZipInfo("data.pkl", date_time=(1980, 1, 1, 0, 0, 0)), b"\x80\x02}.")
 case("zip_no_folder.bin", no_folder.getvalue(), 3, "not in a folder")
+
+# --- what `ckpt scan` must find (issue #14) --------------------------------------------------
+CMD = 'touch "${FIXTURE_MARKER_DIR:-.}/pwned-scan.marker"'
+# Protocol-0/1 call opcodes: INST, OBJ, NEWOBJ_EX, and a protocol-0 STRING argument.
+case("pickle_inst_os_system.bin", torch_zip(b"\x80\x02(" + uni(CMD) + b"ios\nsystem\n."), 3, "INST")
+case("pickle_obj_os_system.bin", torch_zip(b"\x80\x02(" + glob("os", "system") + uni(CMD) + b"o."), 4, "os.system")
+case("pickle_newobj_ex_os_system.bin", torch_zip(b"\x80\x04" + glob("os", "system") + b")}\x92."), 4, "os.system")
+case("pickle_protocol0_os_system.bin", torch_zip(glob("os", "system") + b"(S'" + CMD.replace('"', '\\"').encode() + b"'\ntR."), 4, "os.system")
+# A plain pickle (not a torch checkpoint) under a checkpoint's name: torch.load unpickles it.
+case("plain_pickle/pytorch_model.bin", b"\x80\x02" + marker_call("os", "system", "pwned-plain.marker") + b".", 3, "unrecognised first bytes")
+
+
+def torch_zip_ordered(names_data, folder="archive"):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in names_data:
+            z.writestr(zipfile.ZipInfo(f"{folder}/{name}", date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+evil = b"\x80\x02" + marker_call("os", "system", "pwned-zip.marker") + b"."
+case("zip_serialization_id_first.bin", torch_zip_ordered(
+    [(".data/serialization_id", b"1234567890"), ("data.pkl", evil), ("byteorder", b"little"), ("version", b"3\n")]),
+    4, "os.system")
+
+
+def raw_zip(records, base=0, gap_after=None, size_extra=None, local_names=None, comment=b""):
+    """A STORED zip built by hand: records [(name, data)], offsets shifted by `base` (the archive
+    starts at that byte of the file), optional junk after record `gap_after`, a central-directory
+    size enlarged for record `size_extra[0]` by `size_extra[1]`, local names replaced."""
+    import zlib
+    out, cd = b"", b""
+    for i, (name, data) in enumerate(records):
+        lname = (local_names or {}).get(i, name).encode()
+        crc = zlib.crc32(data)
+        off = base + len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, len(data), len(data), len(lname), 0) + lname + data
+        size = len(data) + (size_extra[1] if size_extra and size_extra[0] == i else 0)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, crc, size, size, len(name.encode()), 0, 0, 0, 0, 0, off) + name.encode()
+        if gap_after == i:
+            out += b"JUNK" * 4
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(records), len(records), len(cd), base + len(out), len(comment))
+    return out + cd + eocd + comment
+
+
+benign = [("archive/data.pkl", b"\x80\x02}."), ("archive/byteorder", b"little"), ("archive/version", b"3\n")]
+payload = [("archive/data.pkl", evil), ("archive/byteorder", b"little"), ("archive/version", b"3\n")]
+# Two archives: the second (with the payload) inside the first's comment, its end record last in
+# the file (miniz and zipfile read it) but not ending the file (the old ckpt read the first).
+first = raw_zip(benign)
+second = raw_zip(payload, base=len(first))
+case("zip_two_archives.bin", raw_zip(benign, comment=second + b"\0"), 4, "end-of-central-directory signatures")
+case("zip_overlapping_records.bin", raw_zip(benign, size_extra=(0, 36)), 4, "overlaps")
+case("zip_local_name_mismatch.bin", raw_zip(benign, local_names={0: "archive/data.pkx"}), 4, "local header")
+case("zip_junk_between_records.bin", raw_zip(benign, gap_after=0), 4, "belong to no record")
 
 # --- safetensors headers -------------------------------------------------------------------
 def st(header, data=b""):

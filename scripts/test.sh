@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust suite (unit, integration, CLI) plus interop checks against the real
-# Python packages (safetensors, gguf-py, numpy, huggingface_hub, ollama), which it installs into ./.venv when missing.
+# Python packages (safetensors, gguf-py, numpy, huggingface_hub, ollama, picklescan), which it installs into ./.venv when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
-if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ollama" 2>/dev/null; then
-  echo "setting up $venv (safetensors, gguf, numpy, huggingface_hub, ollama) for interop tests" >&2
+if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ollama, picklescan" 2>/dev/null; then
+  echo "setting up $venv (safetensors, gguf, numpy, huggingface_hub, ollama, picklescan) for interop tests" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "safetensors==0.8.0" "gguf==0.19.0" "numpy>=2,<3" "huggingface_hub>=1,<3" "ollama"
+    "safetensors==0.8.0" "gguf==0.19.0" "numpy>=2,<3" "huggingface_hub>=1,<3" "ollama" "picklescan==1.0.5"
 fi
 export CKPT_PYTHON="$PWD/$venv/bin/python"
 

@@ -1,9 +1,16 @@
-//! `ckpt scan`: what a pickle would import and call, found by the same restricted parser that
-//! reads checkpoints, without executing anything (the picklescan job).
+//! `ckpt scan`: what a file would import and call if torch (or pickle) loaded it, found by the
+//! static scanner (`ckpt_torch::scan`), without executing anything (the picklescan job).
+//!
+//! Files are found by content, whatever their name. Every file gets a verdict: `clean`,
+//! `DANGEROUS` (a global outside the allowlist, or refused: an ambiguous zip, a compressed
+//! pickle record) or `unscanned` (it could not be parsed to the end). The exit code is the most
+//! severe verdict: 4 dangerous > 3 unscanned > 0 clean.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use ckpt_core::Error;
+use ckpt_torch::scan::FileScan;
 use clap::Args;
 use serde_json::json;
 
@@ -11,7 +18,7 @@ use crate::GlobalArgs;
 
 #[derive(Args)]
 pub struct ScanArgs {
-    /// PyTorch checkpoints (.bin, .pt, .pth, .ckpt) or folders to scan
+    /// Files (any name: checkpoints, pickles) or folders to scan
     #[arg(required = true)]
     paths: Vec<PathBuf>,
 }
@@ -26,86 +33,172 @@ fn verdict(global: &str) -> &'static str {
     }
 }
 
-fn files_under(p: &PathBuf, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+/// Every file under `p` (recursively, sorted; directories reached twice through links are
+/// walked once); `explicit` marks paths named on the command line.
+fn files_under(
+    p: &Path,
+    explicit: bool,
+    seen: &mut HashSet<PathBuf>,
+    out: &mut Vec<(PathBuf, bool)>,
+) {
     if p.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .map_err(|e| Error::io(p, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for e in entries {
-            if e.is_dir() || ckpt_torch::is_torch_file(&e) {
-                files_under(&e, out)?;
+        if let Ok(c) = p.canonicalize() {
+            if !seen.insert(c) {
+                return;
             }
         }
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(p) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => {
+                out.push((p.to_path_buf(), true));
+                return;
+            }
+        };
+        entries.sort();
+        for e in entries {
+            files_under(&e, false, seen, out);
+        }
     } else {
-        out.push(p.clone());
+        out.push((p.to_path_buf(), explicit));
     }
-    Ok(())
+}
+
+struct Verdict {
+    scan: FileScan,
+    dangerous: Vec<String>,
+    severity: u8,
+}
+
+fn judge(scan: FileScan) -> Verdict {
+    let mut globals = scan.report.globals.clone();
+    globals.sort();
+    globals.dedup();
+    let dangerous: Vec<String> = globals
+        .into_iter()
+        .filter(|g| verdict(g) == "DANGEROUS")
+        .collect();
+    let severity = if !dangerous.is_empty() || matches!(scan.error, Some(Error::Unsafe { .. })) {
+        4
+    } else if scan.error.is_some() {
+        3
+    } else {
+        0
+    };
+    Verdict {
+        scan,
+        dangerous,
+        severity,
+    }
+}
+
+fn label(severity: u8) -> &'static str {
+    match severity {
+        4 => "DANGEROUS",
+        3 => "unscanned",
+        _ => "clean",
+    }
 }
 
 pub fn run(a: &ScanArgs, g: &GlobalArgs) -> Result<(), Error> {
     let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for p in &a.paths {
-        files_under(p, &mut files)?;
+        files_under(p, true, &mut seen, &mut files);
+    }
+    let mut verdicts = Vec::new();
+    let mut skipped = 0usize;
+    for (f, explicit) in &files {
+        match ckpt_torch::scan::scan_file(f, *explicit) {
+            Some(s) => verdicts.push(judge(s)),
+            None => skipped += 1,
+        }
     }
     let mut reports = Vec::new();
-    let mut dangerous_files = 0;
-    for f in &files {
-        let report = ckpt_torch::scan(f)?;
-        let mut globals: Vec<&String> = report.globals.iter().collect();
+    for v in &verdicts {
+        let s = &v.scan;
+        let mut globals: Vec<&String> = s.report.globals.iter().collect();
         globals.sort();
         globals.dedup();
-        let flagged: Vec<&String> = globals
-            .iter()
-            .copied()
-            .filter(|gl| verdict(gl) == "DANGEROUS")
-            .collect();
-        let mut calls: Vec<&String> = report.calls.iter().collect();
+        let mut calls: Vec<&String> = s.report.calls.iter().collect();
         calls.sort();
         calls.dedup();
-        if !flagged.is_empty() {
-            dangerous_files += 1;
-        }
+        let error = s.error.as_ref().map(|e| e.to_string());
         if !g.json {
-            let status = if flagged.is_empty() {
-                "ok"
-            } else {
-                "DANGEROUS"
-            };
-            println!("{}: {status}", f.display());
+            let what = s.content.map(|c| c.name()).unwrap_or("unrecognised");
+            println!("{}: {} ({what})", s.path.display(), label(v.severity));
             for gl in &globals {
                 println!("  import {gl:<50} {}", verdict(gl));
             }
             for c in &calls {
                 println!("  call   {c}");
             }
+            if let Some(e) = &error {
+                let kind = if matches!(s.error, Some(Error::Unsafe { .. })) {
+                    "refused"
+                } else {
+                    "not scanned to the end"
+                };
+                println!("  {kind}: {e}");
+            }
         }
         reports.push(json!({
-            "path": f,
+            "path": s.path,
+            "verdict": label(v.severity),
+            "format": s.content.map(|c| c.name()),
+            "pickles": s.pickles,
             "globals": globals,
             "calls": calls,
-            "dangerous": flagged,
+            "dangerous": v.dangerous,
+            "error": error,
         }));
     }
+    let named = |sev: u8| -> Vec<String> {
+        verdicts
+            .iter()
+            .filter(|v| v.severity == sev)
+            .map(|v| v.scan.path.display().to_string())
+            .collect()
+    };
+    let (dangerous, unscanned) = (named(4), named(3));
+    let clean = verdicts.len() - dangerous.len() - unscanned.len();
     if g.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({ "files": reports, "dangerous_files": dangerous_files })
-            )
+            serde_json::to_string_pretty(&json!({
+                "files": reports,
+                "dangerous_files": dangerous.len(),
+                "unscanned_files": unscanned.len(),
+                "clean_files": clean,
+                "skipped_files": skipped,
+            }))
             .unwrap()
         );
     } else {
         println!(
-            "{} file(s) scanned, {dangerous_files} with globals outside the allowlist",
-            files.len()
+            "{} file(s) scanned: {} dangerous, {} unscanned, {clean} clean; {skipped} other file(s) are not pickles or archives",
+            verdicts.len(),
+            dangerous.len(),
+            unscanned.len()
         );
     }
-    if dangerous_files > 0 {
+    if !dangerous.is_empty() {
         return Err(Error::unsafe_input(
-            &files[0],
-            format!("{dangerous_files} file(s) import globals outside the allowlist (nothing was executed)"),
+            &dangerous[0],
+            format!(
+                "{} file(s) import globals outside the allowlist or were refused (nothing was executed): {}",
+                dangerous.len(),
+                dangerous.join(", ")
+            ),
+        ));
+    }
+    if !unscanned.is_empty() {
+        return Err(Error::invalid(
+            &unscanned[0],
+            format!(
+                "{} file(s) could not be scanned to the end (not reported clean): {}",
+                unscanned.len(),
+                unscanned.join(", ")
+            ),
         ));
     }
     Ok(())

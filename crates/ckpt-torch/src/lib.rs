@@ -15,6 +15,7 @@ pub mod globals;
 mod legacy;
 pub mod pickle;
 mod rebuild;
+pub mod scan;
 mod writer;
 pub mod zip;
 
@@ -83,83 +84,24 @@ pub fn top_level_keys(path: &Path) -> Result<Vec<String>> {
     Ok(flatten::top_level_keys(&u.machine, &u.root))
 }
 
-/// Whether the file looks like a torch checkpoint (by its first bytes; nothing is unpickled
-/// beyond the legacy magic number).
+/// Whether `torch.load(weights_only=False)` would unpickle something from this file, judged by
+/// its content whatever its name: a zip archive holding a pickle record, a legacy tar archive,
+/// a legacy checkpoint or any pickle stream (see [`scan::scan_file`]).
 pub fn is_torch_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 512];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => return false,
-        }
-    }
-    let head = &head[..n];
-    if zip::is_zip(head) {
-        // The first local header's name: a torch record inside the archive's folder.
-        let name_len = head
-            .get(26..28)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-            .unwrap_or(0);
-        let Some(name) = head
-            .get(30..30 + name_len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-        else {
-            return false;
-        };
-        return match name.split_once('/') {
-            Some((_, rest)) => {
-                matches!(
-                    rest,
-                    "data.pkl" | "version" | ".format_version" | "byteorder" | ".data/version"
-                ) || rest.starts_with("data/")
-            }
-            None => false,
-        };
-    }
-    legacy::is_legacy(head)
+    path.is_file() && scan::scan_file(path, false).is_some()
 }
 
-/// Every global and call target the checkpoint's pickles name, in order, found without
-/// executing or resolving anything (for `ckpt scan`). TorchScript archives, which [`read`]
-/// refuses, are scanned too (`data.pkl` then `constants.pkl`).
+/// Every global and call target the file's pickles name, in order, found without executing or
+/// resolving anything, by the static scanner of `ckpt scan` ([`scan::scan_file`]): every pickle
+/// record of a zip archive (`data.pkl` first), the five pickles of a legacy checkpoint, or a
+/// plain pickle stream. A file that cannot be scanned to the end is an error.
 pub fn scan(path: &Path) -> Result<ScanReport> {
-    let buffer = Buffer::map(path)?;
-    let bytes = buffer.bytes();
-    let mut report = ScanReport::default();
-    if zip::is_zip(bytes) {
-        let archive = archive::TorchArchive::open(path, bytes)?;
-        let (pickle, label) = archive.pickle()?;
-        report = pickle::scan(path, &label, pickle, 0)?.0;
-        if archive.is_torchscript() {
-            // TorchScript keeps a second pickle of constants next to its code.
-            let (constants, label) = archive.pickle_record("constants.pkl")?;
-            let part = pickle::scan(path, &label, constants, 0)?.0;
-            report.globals.extend(part.globals);
-            report.calls.extend(part.calls);
-        }
-    } else if legacy::is_legacy(bytes) {
-        let mut pos = 0;
-        for label in legacy::PICKLE_LABELS {
-            let (part, end) = pickle::scan(path, label, bytes, pos)?;
-            report.globals.extend(part.globals);
-            report.calls.extend(part.calls);
-            pos = end;
-        }
-    } else {
-        return Err(Error::invalid(
-            path,
-            "not a PyTorch checkpoint (neither a zip archive nor the legacy magic number)",
-        ));
+    let s = scan::scan_file(path, true).expect("an explicit path is always scanned");
+    match s.error {
+        Some(e) => Err(e),
+        None => Ok(s.report),
     }
-    Ok(report)
 }
-
 /// Every global the checkpoint's pickles name (`module.name`, in order), without executing them.
 pub fn scan_globals(path: &Path) -> Result<Vec<String>> {
     Ok(scan(path)?.globals)

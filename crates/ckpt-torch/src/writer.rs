@@ -581,11 +581,40 @@ mod tests {
         {
             use std::io::{Seek, SeekFrom};
             let mut f = std::fs::File::create(&path).unwrap();
+            // Every byte of an archive belongs to a record, so the hole is the data of a first
+            // record (a 64-byte header, then zeros).
+            let hole = start - 64;
+            let mut crc = crc32fast::Hasher::new();
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = hole;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64);
+                crc.update(&zeros[..n as usize]);
+                left -= n;
+            }
+            let crc = crc.finalize();
+            let mut head = ZipWriter {
+                w: &mut f,
+                pos: 0,
+                records: Vec::new(),
+            };
+            assert_eq!(
+                head.local_header("big/hole", Some((crc, hole)), hole)
+                    .unwrap(),
+                0
+            );
+            assert_eq!(head.pos, 64);
             f.seek(SeekFrom::Start(start)).unwrap();
             let mut zip = ZipWriter {
                 w: &mut f,
                 pos: start,
-                records: Vec::new(),
+                records: vec![CentralRecord {
+                    name: "big/hole".into(),
+                    crc,
+                    size: hole,
+                    header_offset: 0,
+                    descriptor: false,
+                }],
             };
             zip.small_record("big/data.pkl".into(), b"pickle").unwrap();
             let t = Tensor::computed("t", DType::U8, vec![5], || Ok(b"bytes".to_vec()));
@@ -594,8 +623,8 @@ mod tests {
         }
         let buffer = Buffer::map(&path).unwrap();
         let zip = ZipArchive::parse(&path, buffer.bytes()).unwrap();
-        assert_eq!(zip.entries().len(), 2);
-        for (e, data) in zip.entries().iter().zip([&b"pickle"[..], b"bytes"]) {
+        assert_eq!(zip.entries().len(), 3);
+        for (e, data) in zip.entries()[1..].iter().zip([&b"pickle"[..], b"bytes"]) {
             assert!(e.local_header_offset >= start);
             let r = zip.data_range(e).unwrap();
             assert_eq!(r.start % ALIGNMENT as usize, 0);

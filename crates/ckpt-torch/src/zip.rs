@@ -4,6 +4,16 @@
 //! Sizes come from the central directory (torch's writer leaves them zero in the local headers);
 //! only the data offset is taken from the local header (30 + name length + extra length).
 //! Compressed records are refused: torch never writes them and inflating invites zip bombs.
+//!
+//! The archive must be unambiguous, so that every zip reader (torch's miniz, Python's zipfile,
+//! this one) sees the same records: exactly one end-of-central-directory signature after the
+//! central directory, and every byte from the start of the file to the central directory
+//! belonging to exactly one record (local header, name, extra field, data, then the data
+//! descriptor when flag bit 3 says there is one), in order, with the local header naming the
+//! same record as the central directory. torch's writer (miniz) pads inside the extra field and
+//! writes a 16-byte data descriptor after each record; Python's zipfile writes neither, and both
+//! satisfy this. Anything else (a second archive hidden in a comment, bytes between records,
+//! overlapping records, a renamed local header) is refused with [`Error::Unsafe`].
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -16,6 +26,7 @@ const CENTRAL_HEADER_SIG: u32 = 0x0201_4b50;
 const EOCD_SIG: u32 = 0x0605_4b50;
 const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+const DATA_DESCRIPTOR_SIG: u32 = 0x0807_4b50;
 const EOCD_LEN: usize = 22;
 const ZIP64_LOCATOR_LEN: usize = 20;
 const CENTRAL_HEADER_LEN: usize = 46;
@@ -144,11 +155,20 @@ impl<'a> ZipArchive<'a> {
             apply_zip64_extra(&mut entry, extra)
                 .map_err(|m| bad(format!("zip entry '{}': {m}", entry.name)))?;
             if by_name.insert(entry.name.clone(), entries.len()).is_some() {
-                return Err(bad(format!("zip entry '{}' appears twice", entry.name)));
+                // miniz finds the first of two records with one name, Python's zipfile the last.
+                return Err(Error::unsafe_input(
+                    path,
+                    format!(
+                        "zip entry '{}' appears twice in the central directory (readers disagree on which one counts)",
+                        entry.name
+                    ),
+                ));
             }
             entries.push(entry);
             pos = next;
         }
+        check_layout(path, bytes, &entries, cd_offset, cd_end, cd_limit)?;
+        check_single_end_record(path, bytes, cd_end as usize, eocd)?;
         Ok(ZipArchive {
             path,
             bytes,
@@ -237,6 +257,170 @@ impl<'a> ZipArchive<'a> {
         let r = self.data_range(entry)?;
         Ok(&self.bytes[r])
     }
+}
+
+/// Refuses a second end-of-central-directory signature after the central directory: readers
+/// pick different ones (miniz and Python's zipfile take the last signature in the file, ckpt the
+/// record whose comment ends at the end of the file), so one file would hold two archives.
+fn check_single_end_record(path: &Path, bytes: &[u8], cd_end: usize, eocd: usize) -> Result<()> {
+    let sig = EOCD_SIG.to_le_bytes();
+    let others: Vec<usize> = bytes[cd_end..]
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == sig)
+        .map(|(i, _)| cd_end + i)
+        .filter(|&at| at != eocd)
+        .collect();
+    if let Some(&other) = others.first() {
+        return Err(Error::unsafe_input(
+            path,
+            format!(
+                "zip archive has {} end-of-central-directory signatures (bytes {eocd} and {other}): another archive is \
+                 hidden after the central directory and other readers (torch) may read it instead",
+                others.len() + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the records tile the file from byte 0 to the central directory, in order, and
+/// that the central directory runs up to the end records (see the module documentation).
+fn check_layout(
+    path: &Path,
+    bytes: &[u8],
+    entries: &[ZipEntry],
+    cd_offset: u64,
+    cd_end: u64,
+    directory_end: u64,
+) -> Result<()> {
+    let refuse = |msg: String| Err(Error::unsafe_input(path, msg));
+    let mut order: Vec<&ZipEntry> = entries.iter().collect();
+    order.sort_by_key(|e| e.local_header_offset);
+    let mut pos: u64 = 0;
+    let mut previous: Option<&str> = None;
+    for e in order {
+        let at = e.local_header_offset;
+        if at > pos {
+            return refuse(format!(
+                "bytes {pos}..{at} of the zip archive belong to no record (before record '{}'); \
+                 data hidden between records is not accepted",
+                e.name
+            ));
+        }
+        if at < pos {
+            return refuse(match previous {
+                Some(p) => format!(
+                    "zip record '{}' at byte {at} overlaps record '{p}' (which ends at byte {pos})",
+                    e.name
+                ),
+                None => format!(
+                    "zip record '{}' at byte {at} overlaps another record",
+                    e.name
+                ),
+            });
+        }
+        // The local header (its truncation is an ordinary invalid-input error).
+        let a = at as usize;
+        if a.checked_add(LOCAL_HEADER_LEN)
+            .is_none_or(|end| end > bytes.len())
+            || le32(bytes, a) != LOCAL_HEADER_SIG
+        {
+            return Err(Error::invalid(
+                path,
+                format!("zip record '{}': no local header at byte {at}", e.name),
+            ));
+        }
+        let name_len = le16(bytes, a + 26) as usize;
+        let extra_len = le16(bytes, a + 28) as usize;
+        let local_flags = le16(bytes, a + 6);
+        let name_end = a + LOCAL_HEADER_LEN + name_len;
+        let Some(local_name) = bytes.get(a + LOCAL_HEADER_LEN..name_end) else {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "zip record '{}': local header at byte {at} runs past the end of the file",
+                    e.name
+                ),
+            ));
+        };
+        if local_name != e.name.as_bytes() {
+            return refuse(format!(
+                "zip record '{}': the local header at byte {at} names it '{}' (readers disagree on its name)",
+                e.name,
+                String::from_utf8_lossy(local_name)
+            ));
+        }
+        let data_start = (name_end + extra_len) as u64;
+        let Some(data_end) = data_start
+            .checked_add(e.compressed_size)
+            .filter(|&end| end <= bytes.len() as u64)
+        else {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "zip record '{}': data ({} bytes at byte {data_start}) runs past the end of the file ({} bytes; truncated?)",
+                    e.name,
+                    e.compressed_size,
+                    bytes.len()
+                ),
+            ));
+        };
+        pos = data_end;
+        if (local_flags | e.flags) & 8 != 0 {
+            pos += descriptor_len(bytes, data_end as usize, e).ok_or_else(|| {
+                Error::unsafe_input(
+                    path,
+                    format!(
+                        "zip record '{}': no data descriptor matching the central directory at byte {data_end}",
+                        e.name
+                    ),
+                )
+            })? as u64;
+        }
+        previous = Some(&e.name);
+    }
+    if pos < cd_offset {
+        return refuse(format!(
+            "bytes {pos}..{cd_offset} of the zip archive (before the central directory) belong to no record; \
+             data hidden between records is not accepted"
+        ));
+    }
+    if pos > cd_offset {
+        return refuse(format!(
+            "the central directory at byte {cd_offset} overlaps record '{}' (which ends at byte {pos})",
+            previous.unwrap_or("?")
+        ));
+    }
+    if cd_end != directory_end {
+        return refuse(format!(
+            "bytes {cd_end}..{directory_end} of the zip archive (after the central directory) belong to no record"
+        ));
+    }
+    Ok(())
+}
+
+/// The length of the data descriptor at `at` that repeats the entry's CRC and sizes (with or
+/// without its signature, with 4- or 8-byte sizes), if there is one.
+fn descriptor_len(bytes: &[u8], at: usize, e: &ZipEntry) -> Option<usize> {
+    let rest = bytes.get(at..)?;
+    let (skip, rest) = match rest.get(..4) {
+        Some(s) if le32(s, 0) == DATA_DESCRIPTOR_SIG => (4, &rest[4..]),
+        _ => (0, rest),
+    };
+    if rest.len() < 4 || le32(rest, 0) != e.crc32 {
+        return None;
+    }
+    if rest.len() >= 12
+        && le32(rest, 4) as u64 == e.compressed_size
+        && le32(rest, 8) as u64 == e.size
+    {
+        return Some(skip + 12);
+    }
+    if rest.len() >= 20 && le64(rest, 4) == e.compressed_size && le64(rest, 12) == e.size {
+        return Some(skip + 20);
+    }
+    None
 }
 
 /// The last end-of-central-directory record whose comment ends exactly at the end of the file.

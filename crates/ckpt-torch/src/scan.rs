@@ -1,0 +1,972 @@
+//! The static scanner behind `ckpt scan`: what a file would import and call if
+//! `torch.load(weights_only=False)` (or `pickle.load`) ran it, found without running anything.
+//!
+//! Files are recognised by content, whatever their name, the way `torch.load` decides: a zip
+//! archive (`PK\x03\x04`), else a legacy tar archive (torch < 0.4), else a pickle stream (the
+//! legacy format is five pickles, the first holding torch's magic number; anything else is a
+//! plain pickle of any protocol, which `torch.load` unpickles before it even checks the magic
+//! number).
+//!
+//! The pickle walker is not [`crate::pickle::Machine`]: it builds no values and rejects no
+//! opcode it knows. It follows the stack only as far as needed to name what is imported
+//! (`GLOBAL`, `INST`, `STACK_GLOBAL` with names from strings or the memo, extension codes) and
+//! what is called (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `INST`, `OBJ`), and reads on past anything
+//! the real unpickler would refuse at run time (a missing memo entry, an empty stack, an unknown
+//! protocol). It stops only where the bytes themselves cannot be parsed any further (an unknown
+//! opcode, an argument cut off by the end of the data, no STOP); the file is then reported as
+//! not scanned to the end, never as clean. Memory and time are linear in the input.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use ckpt_core::{Buffer, Error};
+
+use crate::pickle::ScanReport;
+use crate::zip::{self, ZipArchive};
+
+/// `torch.serialization.MAGIC_NUMBER`, the value of a legacy checkpoint's first pickle.
+const MAGIC_NUMBER: i128 = 0x1950a86a20f9469cfc6c;
+/// Pickles of a legacy (non-tar) checkpoint that torch unpickles before the raw storage data.
+const LEGACY_PICKLES: [&str; 5] = [
+    "magic-number pickle",
+    "protocol-version pickle",
+    "sys_info pickle",
+    "main pickle",
+    "storage-key pickle",
+];
+
+/// What a file is, judged by its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// A zip archive (torch >= 1.6 checkpoints, TorchScript).
+    Zip,
+    /// The legacy format: five pickles then raw storages.
+    Legacy,
+    /// The legacy tar format of torch < 0.4.
+    Tar,
+    /// A pickle stream that is not a torch checkpoint.
+    Pickle,
+}
+
+impl Content {
+    pub fn name(self) -> &'static str {
+        match self {
+            Content::Zip => "zip archive",
+            Content::Legacy => "torch legacy checkpoint",
+            Content::Tar => "torch legacy tar archive",
+            Content::Pickle => "pickle",
+        }
+    }
+}
+
+/// The scan of one file.
+#[derive(Debug)]
+pub struct FileScan {
+    pub path: PathBuf,
+    pub content: Option<Content>,
+    /// Every import and call found, in file order (also when the scan stopped early).
+    pub report: ScanReport,
+    /// The pickles walked (zip record names or legacy pickle labels).
+    pub pickles: Vec<String>,
+    /// Why the file was not scanned to the end ([`Error::Unsafe`] when it was refused, e.g. an
+    /// ambiguous zip archive or a compressed pickle record).
+    pub error: Option<Error>,
+}
+
+impl FileScan {
+    fn new(path: &Path) -> FileScan {
+        FileScan {
+            path: path.to_path_buf(),
+            content: None,
+            report: ScanReport::default(),
+            pickles: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn add(&mut self, label: &str, w: &PickleWalk) {
+        self.pickles.push(label.to_string());
+        self.report
+            .globals
+            .extend(w.imports.iter().map(|n| n.name.clone()));
+        self.report
+            .calls
+            .extend(w.calls.iter().map(|n| n.name.clone()));
+    }
+
+    /// Records the first reason the scan is incomplete.
+    fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// A global or call target and where the walker found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// `module.name`, or `<...>` when it cannot be named statically.
+    pub name: String,
+    pub opcode: &'static str,
+    /// Byte offset of the opcode in the walked data.
+    pub at: usize,
+}
+
+/// What one pickle stream names.
+#[derive(Debug, Default, Clone)]
+pub struct PickleWalk {
+    pub imports: Vec<Named>,
+    pub calls: Vec<Named>,
+    /// The offset just after STOP; `None` when the walk stopped early.
+    pub end: Option<usize>,
+    /// Why the walk stopped early (with the byte offset).
+    pub error: Option<String>,
+    /// The pickle's value when it is an integer (the legacy magic number).
+    pub int_value: Option<i128>,
+}
+
+#[derive(Debug, Clone)]
+enum Sym {
+    Str(Rc<str>),
+    Int(i128),
+    Global(Rc<str>),
+    Other,
+}
+
+fn target(s: &Sym) -> String {
+    match s {
+        Sym::Global(n) => n.to_string(),
+        Sym::Str(_) => "<str>".into(),
+        Sym::Int(_) => "<int>".into(),
+        Sym::Other => "<object>".into(),
+    }
+}
+
+/// Opcode names (protocols 0-5).
+fn opcode_name(op: u8) -> Option<&'static str> {
+    Some(match op {
+        b'(' => "MARK",
+        b'.' => "STOP",
+        b'0' => "POP",
+        b'1' => "POP_MARK",
+        b'2' => "DUP",
+        b'F' => "FLOAT",
+        b'I' => "INT",
+        b'J' => "BININT",
+        b'K' => "BININT1",
+        b'L' => "LONG",
+        b'M' => "BININT2",
+        b'N' => "NONE",
+        b'P' => "PERSID",
+        b'Q' => "BINPERSID",
+        b'R' => "REDUCE",
+        b'S' => "STRING",
+        b'T' => "BINSTRING",
+        b'U' => "SHORT_BINSTRING",
+        b'V' => "UNICODE",
+        b'X' => "BINUNICODE",
+        b'a' => "APPEND",
+        b'b' => "BUILD",
+        b'c' => "GLOBAL",
+        b'd' => "DICT",
+        b'}' => "EMPTY_DICT",
+        b'e' => "APPENDS",
+        b'g' => "GET",
+        b'h' => "BINGET",
+        b'i' => "INST",
+        b'j' => "LONG_BINGET",
+        b'l' => "LIST",
+        b']' => "EMPTY_LIST",
+        b'o' => "OBJ",
+        b'p' => "PUT",
+        b'q' => "BINPUT",
+        b'r' => "LONG_BINPUT",
+        b's' => "SETITEM",
+        b't' => "TUPLE",
+        b')' => "EMPTY_TUPLE",
+        b'u' => "SETITEMS",
+        b'G' => "BINFLOAT",
+        0x80 => "PROTO",
+        0x81 => "NEWOBJ",
+        0x82 => "EXT1",
+        0x83 => "EXT2",
+        0x84 => "EXT4",
+        0x85 => "TUPLE1",
+        0x86 => "TUPLE2",
+        0x87 => "TUPLE3",
+        0x88 => "NEWTRUE",
+        0x89 => "NEWFALSE",
+        0x8a => "LONG1",
+        0x8b => "LONG4",
+        b'B' => "BINBYTES",
+        b'C' => "SHORT_BINBYTES",
+        0x8c => "SHORT_BINUNICODE",
+        0x8d => "BINUNICODE8",
+        0x8e => "BINBYTES8",
+        0x8f => "EMPTY_SET",
+        0x90 => "ADDITEMS",
+        0x91 => "FROZENSET",
+        0x92 => "NEWOBJ_EX",
+        0x93 => "STACK_GLOBAL",
+        0x94 => "MEMOIZE",
+        0x95 => "FRAME",
+        0x96 => "BYTEARRAY8",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
+        _ => return None,
+    })
+}
+
+struct Cursor<'d> {
+    data: &'d [u8],
+    pos: usize,
+}
+
+impl<'d> Cursor<'d> {
+    fn take(&mut self, n: u64) -> Option<&'d [u8]> {
+        let n = usize::try_from(n).ok()?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len())?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Some(s)
+    }
+    fn uint(&mut self, n: usize) -> Option<u64> {
+        let b = self.take(n as u64)?;
+        let mut buf = [0u8; 8];
+        buf[..n].copy_from_slice(b);
+        Some(u64::from_le_bytes(buf))
+    }
+    fn line(&mut self) -> Option<&'d [u8]> {
+        let rest = &self.data[self.pos..];
+        let n = rest.iter().position(|&b| b == b'\n')?;
+        self.pos += n + 1;
+        Some(&rest[..n])
+    }
+}
+
+fn lossy(b: &[u8]) -> Rc<str> {
+    String::from_utf8_lossy(b).into()
+}
+
+/// A little-endian two's-complement integer (`None` above 16 bytes).
+fn le_signed(bytes: &[u8]) -> Option<i128> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let neg = bytes.last().is_some_and(|b| b & 0x80 != 0);
+    let mut buf = if neg { [0xffu8; 16] } else { [0u8; 16] };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Some(i128::from_le_bytes(buf))
+}
+
+/// The argument of a protocol-0 STRING: a quoted Python 2 `repr` with backslash escapes.
+fn decode_string_line(line: &[u8]) -> Rc<str> {
+    let inner = match line {
+        [q, inner @ .., e] if q == e && (*q == b'\'' || *q == b'"') => inner,
+        _ => line,
+    };
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let c = inner[i];
+        i += 1;
+        if c != b'\\' || i >= inner.len() {
+            out.push(c);
+            continue;
+        }
+        let e = inner[i];
+        i += 1;
+        match e {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'v' => out.push(11),
+            b'\n' => {}
+            b'x' => {
+                let hex = inner
+                    .get(i..i + 2)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.extend_from_slice(b"\\x"),
+                }
+            }
+            b'0'..=b'7' => {
+                let mut v = (e - b'0') as u32;
+                let mut k = 0;
+                while k < 2 && i < inner.len() && (b'0'..=b'7').contains(&inner[i]) {
+                    v = v * 8 + (inner[i] - b'0') as u32;
+                    i += 1;
+                    k += 1;
+                }
+                out.push(v as u8);
+            }
+            other => {
+                if !matches!(other, b'\\' | b'\'' | b'"') {
+                    out.push(b'\\');
+                }
+                out.push(other);
+            }
+        }
+    }
+    lossy(&out)
+}
+
+/// The argument of a protocol-0 UNICODE: raw-unicode-escape (`\uXXXX`, `\UXXXXXXXX`, other
+/// bytes are latin-1).
+fn decode_unicode_line(line: &[u8]) -> Rc<str> {
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        let c = line[i];
+        if c == b'\\' && matches!(line.get(i + 1), Some(b'u' | b'U')) {
+            let n = if line[i + 1] == b'u' { 4 } else { 8 };
+            let ch = line
+                .get(i + 2..i + 2 + n)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .and_then(char::from_u32);
+            if let Some(ch) = ch {
+                out.push(ch);
+                i += 2 + n;
+                continue;
+            }
+        }
+        out.push(c as char);
+        i += 1;
+    }
+    out.into()
+}
+
+fn parse_int_line(line: &[u8]) -> Sym {
+    let text = String::from_utf8_lossy(line);
+    let t = text.trim().trim_end_matches('L');
+    t.parse::<i128>().map(Sym::Int).unwrap_or(Sym::Other)
+}
+
+/// Walks one pickle from `start` to its STOP, recording every import and call.
+pub fn walk(data: &[u8], start: usize) -> PickleWalk {
+    let mut w = PickleWalk::default();
+    let mut stack: Vec<Sym> = Vec::new();
+    let mut marks: Vec<usize> = Vec::new();
+    let mut memo: HashMap<u64, Sym> = HashMap::new();
+    let mut r = Cursor { data, pos: start };
+    fn pop(stack: &mut Vec<Sym>) -> Sym {
+        stack.pop().unwrap_or(Sym::Other)
+    }
+    fn pop_mark(stack: &mut Vec<Sym>, marks: &mut Vec<usize>) -> Vec<Sym> {
+        let m = marks.pop().unwrap_or(0).min(stack.len());
+        stack.split_off(m)
+    }
+    loop {
+        let at = r.pos;
+        let Some(op) = r.take(1).map(|b| b[0]) else {
+            w.error = Some(format!(
+                "pickle byte {at}: the pickle ends without STOP (truncated?)"
+            ));
+            return w;
+        };
+        let Some(name) = opcode_name(op) else {
+            w.error = Some(format!(
+                "pickle byte {at}: unknown pickle opcode 0x{op:02x}; the rest cannot be parsed"
+            ));
+            return w;
+        };
+        macro_rules! arg {
+            ($e:expr) => {
+                match $e {
+                    Some(v) => v,
+                    None => {
+                        w.error = Some(format!(
+                            "pickle byte {at}: the argument of {name} runs past the end of the data (truncated?)"
+                        ));
+                        return w;
+                    }
+                }
+            };
+        }
+        let import = |w: &mut PickleWalk, n: Rc<str>| {
+            w.imports.push(Named {
+                name: n.to_string(),
+                opcode: name,
+                at,
+            });
+        };
+        let call = |w: &mut PickleWalk, s: &Sym| {
+            w.calls.push(Named {
+                name: target(s),
+                opcode: name,
+                at,
+            })
+        };
+        let push = match op {
+            b'.' => {
+                let v = pop(&mut stack);
+                w.int_value = match v {
+                    Sym::Int(i) => Some(i),
+                    _ => None,
+                };
+                w.end = Some(r.pos);
+                return w;
+            }
+            0x80 => {
+                arg!(r.take(1));
+                None
+            }
+            0x95 => {
+                arg!(r.take(8));
+                None
+            }
+            b'(' => {
+                marks.push(stack.len());
+                None
+            }
+            b'0' => {
+                pop(&mut stack);
+                None
+            }
+            b'1' => {
+                pop_mark(&mut stack, &mut marks);
+                None
+            }
+            b'2' => Some(stack.last().cloned().unwrap_or(Sym::Other)),
+            b'N' | 0x88 | 0x89 | b')' | b']' | b'}' | 0x8f | 0x97 => Some(Sym::Other),
+            0x98 => None,
+            b'K' => Some(Sym::Int(arg!(r.uint(1)) as i128)),
+            b'M' => Some(Sym::Int(arg!(r.uint(2)) as i128)),
+            b'J' => Some(Sym::Int(arg!(r.uint(4)) as u32 as i32 as i128)),
+            0x8a | 0x8b => {
+                let n = if op == 0x8a {
+                    arg!(r.uint(1))
+                } else {
+                    let n = arg!(r.uint(4)) as u32 as i32;
+                    if n < 0 {
+                        w.error = Some(format!(
+                            "pickle byte {at}: LONG4 has a negative length ({n}); the unpickler stops here"
+                        ));
+                        return w;
+                    }
+                    n as u64
+                };
+                let b = arg!(r.take(n));
+                Some(le_signed(b).map(Sym::Int).unwrap_or(Sym::Other))
+            }
+            b'G' => {
+                arg!(r.take(8));
+                Some(Sym::Other)
+            }
+            b'I' | b'L' => Some(parse_int_line(arg!(r.line()))),
+            b'F' => {
+                arg!(r.line());
+                Some(Sym::Other)
+            }
+            b'S' => Some(Sym::Str(decode_string_line(arg!(r.line())))),
+            b'V' => Some(Sym::Str(decode_unicode_line(arg!(r.line())))),
+            b'T' => {
+                let n = arg!(r.uint(4)) as u32 as i32;
+                if n < 0 {
+                    w.error = Some(format!(
+                        "pickle byte {at}: BINSTRING has a negative length ({n}); the unpickler stops here"
+                    ));
+                    return w;
+                }
+                Some(Sym::Str(lossy(arg!(r.take(n as u64)))))
+            }
+            b'U' | 0x8c | b'X' | 0x8d => {
+                let width = match op {
+                    b'U' | 0x8c => 1,
+                    b'X' => 4,
+                    _ => 8,
+                };
+                let n = arg!(r.uint(width));
+                Some(Sym::Str(lossy(arg!(r.take(n)))))
+            }
+            b'C' | b'B' | 0x8e | 0x96 => {
+                let width = match op {
+                    b'C' => 1,
+                    b'B' => 4,
+                    _ => 8,
+                };
+                let n = arg!(r.uint(width));
+                arg!(r.take(n));
+                Some(Sym::Other)
+            }
+            0x85..=0x87 => {
+                for _ in 0..(op - 0x84) {
+                    pop(&mut stack);
+                }
+                Some(Sym::Other)
+            }
+            b't' | b'l' | b'd' | 0x91 => {
+                pop_mark(&mut stack, &mut marks);
+                Some(Sym::Other)
+            }
+            b'a' => {
+                pop(&mut stack);
+                None
+            }
+            b'e' | 0x90 | b'u' => {
+                pop_mark(&mut stack, &mut marks);
+                None
+            }
+            b's' => {
+                pop(&mut stack);
+                pop(&mut stack);
+                None
+            }
+            b'c' | b'i' => {
+                let module = arg!(r.line());
+                let attr = arg!(r.line());
+                let full: Rc<str> = format!(
+                    "{}.{}",
+                    String::from_utf8_lossy(module),
+                    String::from_utf8_lossy(attr)
+                )
+                .into();
+                import(&mut w, full.clone());
+                if op == b'i' {
+                    pop_mark(&mut stack, &mut marks);
+                    call(&mut w, &Sym::Global(full));
+                    Some(Sym::Other)
+                } else {
+                    Some(Sym::Global(full))
+                }
+            }
+            0x93 => {
+                let attr = pop(&mut stack);
+                let module = pop(&mut stack);
+                let full: Rc<str> = match (module, attr) {
+                    (Sym::Str(m), Sym::Str(a)) => format!("{m}.{a}").into(),
+                    _ => "<STACK_GLOBAL of names not known statically>".into(),
+                };
+                import(&mut w, full.clone());
+                Some(Sym::Global(full))
+            }
+            0x82..=0x84 => {
+                let code = arg!(r.uint(match op {
+                    0x82 => 1,
+                    0x83 => 2,
+                    _ => 4,
+                }));
+                let full: Rc<str> = format!("<copyreg extension code {code}>").into();
+                import(&mut w, full.clone());
+                Some(Sym::Global(full))
+            }
+            b'o' => {
+                let items = pop_mark(&mut stack, &mut marks);
+                call(&mut w, items.first().unwrap_or(&Sym::Other));
+                Some(Sym::Other)
+            }
+            b'R' | 0x81 | 0x92 => {
+                if op == 0x92 {
+                    pop(&mut stack);
+                }
+                pop(&mut stack);
+                let f = pop(&mut stack);
+                call(&mut w, &f);
+                Some(Sym::Other)
+            }
+            b'b' => {
+                pop(&mut stack);
+                None
+            }
+            b'P' => {
+                arg!(r.line());
+                Some(Sym::Other)
+            }
+            b'Q' => {
+                pop(&mut stack);
+                Some(Sym::Other)
+            }
+            b'g' | b'h' | b'j' => {
+                let index = match op {
+                    b'g' => parse_memo_index(arg!(r.line())),
+                    b'h' => Some(arg!(r.uint(1))),
+                    _ => Some(arg!(r.uint(4))),
+                };
+                Some(
+                    index
+                        .and_then(|i| memo.get(&i).cloned())
+                        .unwrap_or(Sym::Other),
+                )
+            }
+            b'p' | b'q' | b'r' | 0x94 => {
+                let index = match op {
+                    b'p' => parse_memo_index(arg!(r.line())),
+                    b'q' => Some(arg!(r.uint(1))),
+                    b'r' => Some(arg!(r.uint(4))),
+                    _ => Some(memo.len() as u64),
+                };
+                if let Some(i) = index {
+                    memo.insert(i, stack.last().cloned().unwrap_or(Sym::Other));
+                }
+                None
+            }
+            _ => unreachable!("every named opcode is handled"),
+        };
+        if let Some(v) = push {
+            stack.push(v);
+        }
+    }
+}
+
+fn parse_memo_index(line: &[u8]) -> Option<u64> {
+    std::str::from_utf8(line).ok()?.trim().parse().ok()
+}
+
+/// Whether `bytes` start like a safetensors file (a little-endian header length that fits the
+/// file, then a JSON object).
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() >= 9
+        && bytes[8] == b'{'
+        && u64::from_le_bytes(bytes[..8].try_into().unwrap()) <= (bytes.len() - 8) as u64
+}
+
+/// Whether `bytes` start with a tar header (its checksum matches, as `tarfile` checks).
+fn is_tar(bytes: &[u8]) -> bool {
+    let Some(h) = bytes.get(..512) else {
+        return false;
+    };
+    let field = &h[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0 && b != b' ')
+        .map(|&b| b as char)
+        .collect();
+    let Ok(want) = u64::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let unsigned: u64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u64
+            }
+        })
+        .sum();
+    let signed: i64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as i8 as i64
+            }
+        })
+        .sum();
+    want == unsigned || want as i64 == signed
+}
+
+/// Scans a file. `explicit` is false while walking a folder: a file that is neither an archive
+/// nor a pickle is then skipped (`None`) instead of being reported as not scannable.
+pub fn scan_file(path: &Path, explicit: bool) -> Option<FileScan> {
+    let buffer = match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => None,
+        Ok(_) => match Buffer::map(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let mut s = FileScan::new(path);
+                s.fail(e);
+                return Some(s);
+            }
+        },
+        Err(e) => {
+            let mut s = FileScan::new(path);
+            s.fail(Error::io(path, e));
+            return Some(s);
+        }
+    };
+    match buffer {
+        Some(b) => scan_bytes(path, b.bytes(), explicit),
+        None => scan_bytes(path, &[], explicit),
+    }
+}
+
+/// [`scan_file`] for bytes in memory (`path` names them).
+pub fn scan_bytes(path: &Path, bytes: &[u8], explicit: bool) -> Option<FileScan> {
+    let mut s = FileScan::new(path);
+    if zip::is_zip(bytes) {
+        s.content = Some(Content::Zip);
+        scan_zip(&mut s, bytes, explicit)?;
+    } else if is_tar(bytes) {
+        s.content = Some(Content::Tar);
+        scan_tar(&mut s, bytes);
+    } else {
+        scan_pickles(&mut s, bytes, explicit)?;
+    }
+    Some(s)
+}
+
+fn scan_zip(s: &mut FileScan, bytes: &[u8], explicit: bool) -> Option<()> {
+    let path = s.path.clone();
+    let z = match ZipArchive::parse(&path, bytes) {
+        Ok(z) => z,
+        Err(e) => {
+            s.fail(e);
+            return Some(());
+        }
+    };
+    // torch reads `<folder>/data.pkl` (TorchScript also `constants.pkl`), the folder being that
+    // of the first record; every other `.pkl` record is scanned too, as other loaders may run it.
+    let folder = z
+        .entries()
+        .first()
+        .and_then(|e| e.name.split_once('/'))
+        .map(|(f, _)| f.to_string());
+    let main = folder.as_ref().map(|f| format!("{f}/data.pkl"));
+    let mut records: Vec<&zip::ZipEntry> = z
+        .entries()
+        .iter()
+        .filter(|e| e.name.ends_with(".pkl"))
+        .collect();
+    records.sort_by_key(|e| Some(&e.name) != main.as_ref());
+    if records.is_empty() {
+        if !explicit {
+            return None;
+        }
+        s.fail(Error::invalid(
+            &path,
+            format!(
+                "the zip archive holds no pickle record (no '{}'), so it is not a torch checkpoint",
+                main.as_deref().unwrap_or("<folder>/data.pkl")
+            ),
+        ));
+    }
+    for e in records {
+        match z.data(e) {
+            Ok(d) => {
+                let w = walk(d, 0);
+                s.add(&e.name, &w);
+                if let Some(msg) = &w.error {
+                    s.fail(Error::invalid(&path, format!("{}: {msg}", e.name)));
+                }
+            }
+            Err(err) => s.fail(err),
+        }
+    }
+    Some(())
+}
+
+fn scan_pickles(s: &mut FileScan, bytes: &[u8], explicit: bool) -> Option<()> {
+    let path = s.path.clone();
+    let first = walk(bytes, 0);
+    let pickle_like = first.end.is_some()
+        || !first.imports.is_empty()
+        || !first.calls.is_empty()
+        || (bytes.len() >= 2
+            && bytes[0] == 0x80
+            && bytes[1] <= 5
+            && !looks_like_safetensors(bytes));
+    if !pickle_like {
+        if !explicit {
+            return None;
+        }
+        s.fail(Error::invalid(
+            &path,
+            if bytes.is_empty() {
+                "the file is empty, so it is neither a PyTorch checkpoint nor a pickle".to_string()
+            } else {
+                format!(
+                    "not a PyTorch checkpoint or a pickle (neither a zip archive, a tar archive nor a pickle stream: {})",
+                    first.error.as_deref().unwrap_or("")
+                )
+            },
+        ));
+        return Some(());
+    }
+    if first.end.is_some() && first.int_value == Some(MAGIC_NUMBER) {
+        s.content = Some(Content::Legacy);
+        let mut w = first;
+        for (i, label) in LEGACY_PICKLES.iter().enumerate() {
+            if i > 0 {
+                w = walk(bytes, w.end.unwrap());
+            }
+            s.add(label, &w);
+            if let Some(msg) = &w.error {
+                s.fail(Error::invalid(&path, format!("{label}: {msg}")));
+                break;
+            }
+        }
+        return Some(());
+    }
+    s.content = Some(Content::Pickle);
+    s.add("pickle", &first);
+    if let Some(msg) = &first.error {
+        s.fail(Error::invalid(&path, format!("pickle: {msg}")));
+        return Some(());
+    }
+    // Pickles after the first: torch.load stops after one, but pickle.load in a loop would go
+    // on; what they name is listed too (their being unparsable is not an error).
+    let mut end = first.end;
+    let mut n = 1;
+    while let Some(at) = end.filter(|&e| e < bytes.len()) {
+        n += 1;
+        let w = walk(bytes, at);
+        s.add(&format!("pickle {n} (byte {at})"), &w);
+        end = w.end;
+    }
+    Some(())
+}
+
+/// The legacy tar format (torch < 0.4): members `sys_info` and `pickle` are pickles; `storages`
+/// and `tensors` interleave pickles with raw data and are not walked, so the scan is incomplete.
+fn scan_tar(s: &mut FileScan, bytes: &[u8]) {
+    let path = s.path.clone();
+    let mut pos = 0usize;
+    let mut found_main = false;
+    while let Some(h) = bytes.get(pos..pos + 512) {
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name: String = h[..100]
+            .iter()
+            .take_while(|&&b| b != 0)
+            .map(|&b| b as char)
+            .collect();
+        let size_text: String = h[124..136]
+            .iter()
+            .take_while(|&&b| b != 0 && b != b' ')
+            .map(|&b| b as char)
+            .collect();
+        let Ok(size) = u64::from_str_radix(size_text.trim(), 8) else {
+            s.fail(Error::invalid(
+                &path,
+                format!("tar member header at byte {pos}: size '{size_text}' is not octal"),
+            ));
+            return;
+        };
+        let start = pos + 512;
+        let Some(data) = usize::try_from(size)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .and_then(|end| bytes.get(start..end))
+        else {
+            s.fail(Error::invalid(
+                &path,
+                format!("tar member '{name}' ({size} bytes at byte {start}) runs past the end of the file"),
+            ));
+            return;
+        };
+        let typ = h[156];
+        if typ == b'0' || typ == 0 {
+            match name.as_str() {
+                "sys_info" | "pickle" => {
+                    found_main |= name == "pickle";
+                    let w = walk(data, 0);
+                    s.add(&name, &w);
+                    if let Some(msg) = &w.error {
+                        s.fail(Error::invalid(&path, format!("tar member '{name}': {msg}")));
+                    }
+                }
+                "storages" | "tensors" => s.fail(Error::invalid(
+                    &path,
+                    format!(
+                        "tar member '{name}' mixes pickles with raw storage data and is not scanned \
+                         (legacy tar checkpoints of torch < 0.4 cannot be scanned completely)"
+                    ),
+                )),
+                _ => {}
+            }
+        }
+        pos = start + (data.len().div_ceil(512)) * 512;
+    }
+    if !found_main {
+        s.fail(Error::invalid(
+            &path,
+            "the tar archive has no 'pickle' member, so it is not a torch checkpoint",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[Named]) -> Vec<&str> {
+        v.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    #[test]
+    fn protocol_0_opcodes_are_followed() {
+        // INST, OBJ with a GLOBAL class, STRING-built STACK_GLOBAL, UNICODE-built STACK_GLOBAL.
+        let w = walk(b"(S'ls'\nios\nsystem\n.", 0);
+        assert_eq!(names(&w.imports), ["os.system"]);
+        assert_eq!(names(&w.calls), ["os.system"]);
+        assert!(w.end.is_some());
+        let w = walk(b"(cposix\nsystem\nS'ls'\no.", 0);
+        assert_eq!(names(&w.calls), ["posix.system"]);
+        let w = walk(b"S'\\x6fs'\nS\"system\"\n\x93.", 0);
+        assert_eq!(names(&w.imports), ["os.system"]);
+        let w = walk(b"V\\u006fs\np0\nVsystem\ng0\n0\x93.", 0);
+        assert_eq!(names(&w.imports), ["os.system"]);
+    }
+
+    #[test]
+    fn newobj_ex_and_memo_names() {
+        let p = b"\x80\x04\x8c\x0asubprocess\x94\x8c\x05Popen\x94h\x00h\x01\x93)}\x92.";
+        let w = walk(p, 0);
+        assert_eq!(names(&w.imports), ["subprocess.Popen"]);
+        assert_eq!(names(&w.calls), ["subprocess.Popen"]);
+        assert_eq!(w.calls[0].opcode, "NEWOBJ_EX");
+    }
+
+    #[test]
+    fn reads_past_what_the_unpickler_would_refuse() {
+        // An unknown protocol, a GET of a missing memo entry and a REDUCE on an empty stack do not
+        // hide the global after them.
+        let w = walk(b"\x80\x09h\x07R0cos\nsystem\n)R.", 0);
+        assert_eq!(names(&w.imports), ["os.system"]);
+        assert!(w.end.is_some(), "{:?}", w.error);
+    }
+
+    #[test]
+    fn stops_where_the_bytes_cannot_be_parsed() {
+        let w = walk(b"\x80\x02cos\nsystem\n\xff", 0);
+        assert_eq!(names(&w.imports), ["os.system"]);
+        assert!(w.end.is_none());
+        assert!(w.error.unwrap().contains("0xff"));
+        let w = walk(b"\x80\x02X\xff\xff\xff\x7fabc", 0);
+        assert!(w.error.unwrap().contains("BINUNICODE"));
+    }
+
+    #[test]
+    fn unresolved_names_are_reported() {
+        let w = walk(b"\x80\x04)K\x01\x93\x82\x07.", 0);
+        assert_eq!(
+            names(&w.imports),
+            [
+                "<STACK_GLOBAL of names not known statically>",
+                "<copyreg extension code 7>"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_pickles_are_found_by_content() {
+        let s = scan_bytes(Path::new("m.bin"), b"\x80\x02cos\nsystem\n)R.", false).unwrap();
+        assert_eq!(s.content, Some(Content::Pickle));
+        assert_eq!(s.report.globals, ["os.system"]);
+        assert!(s.error.is_none());
+        // JSON and safetensors headers are not pickles.
+        assert!(scan_bytes(Path::new("c.json"), b"{\"a\": 1}", false).is_none());
+        let mut st = 0x280u64.to_le_bytes().to_vec();
+        st.push(b'{');
+        st.resize(0x288, b' ');
+        assert!(scan_bytes(Path::new("m.safetensors"), &st, false).is_none());
+        assert!(scan_bytes(Path::new("m.safetensors"), &st, true)
+            .unwrap()
+            .error
+            .is_some());
+    }
+}
