@@ -62,6 +62,8 @@ pub struct ConvertOptions {
     pub dtype: Option<DType>,
     pub max_shard_size: Option<u64>,
     pub materialize_shared: bool,
+    /// Write views whose dense form is far larger than their storage (`expand()`ed tensors).
+    pub allow_expanded_views: bool,
     pub key: Option<String>,
     pub verify: bool,
     pub overwrite: bool,
@@ -115,6 +117,9 @@ pub fn plan(
     let mut tensors = Vec::with_capacity(indices.len());
     for i in indices {
         let t = &ckpt.tensors[i];
+        if !opts.allow_expanded_views {
+            refuse_expanded_view(t)?;
+        }
         if let DType::Ggml(g) = t.dtype {
             // GGUF sources: quantized tensors are expanded to f32 (or --dtype) like ggml does.
             if ckpt_quant::kernels(g).is_none() {
@@ -158,6 +163,29 @@ pub fn plan(
         dropped,
         warnings,
     })
+}
+
+/// A view is "expanded" when its dense form exceeds both this many times its storage...
+pub const EXPANDED_VIEW_RATIO: u64 = 16;
+/// ...and this many bytes (`torch.zeros(1).expand(100000, 100000)` is 4 bytes stored, 40 GB dense).
+pub const EXPANDED_VIEW_MIN_BYTES: u64 = 1 << 30;
+
+/// Refuses (exit 5) to densify a view far larger than the storage it reads, unless asked to.
+fn refuse_expanded_view(t: &Tensor) -> Result<()> {
+    let Some(v) = t.view() else { return Ok(()) };
+    let (dense, stored) = (t.nbytes(), v.storage.len as u64);
+    if dense > EXPANDED_VIEW_MIN_BYTES && dense / EXPANDED_VIEW_RATIO > stored {
+        return Err(Error::Unsupported(format!(
+            "{}: tensor '{}' is a view of {stored} stored bytes that expands to {dense} bytes \
+             (shape {:?}, strides {:?}); writing it would take {dense} bytes. \
+             Pass --allow-expanded-views to write it anyway",
+            v.storage.buffer.path.display(),
+            t.name,
+            t.shape,
+            v.strides.as_deref().unwrap_or(&[]),
+        )));
+    }
+    Ok(())
 }
 
 fn emit(progress: &Option<ProgressFn>, ev: Progress) {

@@ -631,12 +631,7 @@ impl Tensor {
         let mut idx = vec![0u64; nd];
         let (inner, inner_stride) = (shape[nd - 1], strides[nd - 1]);
         loop {
-            let base = v.offset
-                + idx
-                    .iter()
-                    .zip(&strides)
-                    .map(|(&i, &s)| i * s)
-                    .sum::<u64>();
+            let base = v.offset + idx.iter().zip(&strides).map(|(&i, &s)| i * s).sum::<u64>();
             let mut j = 0u64;
             while j < inner {
                 if inner_stride == 1 {
@@ -758,47 +753,6 @@ pub fn try_buffer(len: usize, what: &str) -> Result<Vec<u8>> {
         ))
     })?;
     Ok(v)
-}
-
-/// Copies a strided view into a dense row-major buffer.
-#[cfg(test)]
-fn gather(storage: &[u8], elem: usize, offset: u64, shape: &[u64], strides: &[u64]) -> Vec<u8> {
-    let n = numel(shape).unwrap() as usize;
-    let mut out = Vec::with_capacity(n * elem);
-    if n == 0 {
-        return out;
-    }
-    let nd = shape.len();
-    let mut idx = vec![0u64; nd];
-    // The innermost dimension is copied as one run when its stride is 1.
-    let inner = shape[nd - 1];
-    let inner_stride = strides[nd - 1];
-    loop {
-        let base = offset + idx.iter().zip(strides).map(|(&i, &s)| i * s).sum::<u64>();
-        if inner_stride == 1 {
-            let b = base as usize * elem;
-            out.extend_from_slice(&storage[b..b + inner as usize * elem]);
-        } else {
-            for j in 0..inner {
-                let b = (base + j * inner_stride) as usize * elem;
-                out.extend_from_slice(&storage[b..b + elem]);
-            }
-        }
-        // advance the outer index (all but the last dim)
-        let mut d = nd as isize - 2;
-        loop {
-            if d < 0 {
-                return out;
-            }
-            let du = d as usize;
-            idx[du] += 1;
-            if idx[du] < shape[du] {
-                break;
-            }
-            idx[du] = 0;
-            d -= 1;
-        }
-    }
 }
 
 /// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
