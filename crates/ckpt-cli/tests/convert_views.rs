@@ -182,3 +182,44 @@ fn expanded_view_is_written_with_the_flag() {
     assert_eq!(bytes.len(), 300 * 500 * 4);
     assert!(bytes.chunks(4).all(|c| c == 1.5f32.to_le_bytes()));
 }
+
+/// Issue #14 item 10: 700,000 one-byte tensors make a pickle of 4,200,002 containers, over the
+/// reader's limit (4,194,304). The old code wrote it and then blamed its own temporary output
+/// as bad input (exit 3) when verification read it back; now the source is refused up front.
+#[test]
+fn bin_over_the_reader_limits_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 700_000usize;
+    let mut header = String::from("{");
+    for i in 0..n {
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            "\"t{i}\":{{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[{i},{}]}}",
+            i + 1
+        ));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(bytes.len() + n, 7);
+    let src = dir.path().join("many.safetensors");
+    std::fs::write(&src, bytes).unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let dst = out_dir.join("many.bin");
+    let out = ckpt(&["convert", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("many.safetensors")
+            && err.contains("4200002 pickle containers")
+            && err.contains("4194304"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+}

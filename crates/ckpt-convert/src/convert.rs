@@ -252,6 +252,20 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
         warnings: plan.warnings.clone(),
     };
 
+    if target == Target::Bin {
+        // Refuse before writing what the reader would refuse, and blame the source.
+        for shard in shard_indices(&plan.tensors, opts.max_shard_size) {
+            let tensors: Vec<Tensor> = shard.iter().map(|&i| plan.tensors[i].clone()).collect();
+            crate::torch_io::check_limits(&tensors).map_err(|e| match e {
+                Error::Unsupported(m) => Error::Unsupported(format!(
+                    "{}: {} tensors cannot be written as a .bin: {m}",
+                    src.display(),
+                    plan.tensors.len()
+                )),
+                other => other,
+            })?;
+        }
+    }
     let companions: Vec<Companion> = companions.into_iter().map(Companion::Copy).collect();
     let written = write_output(&layout, target, &plan, &companions, opts)?;
     report.files = written.files;
@@ -347,20 +361,7 @@ pub fn write_output(
         Layout::Folder(dir) => {
             let out = AtomicDir::create(dir, opts.overwrite)?;
             let (stem, ext) = target.stem_and_ext();
-            let shards: Vec<Vec<usize>> = match opts.max_shard_size {
-                Some(max) => {
-                    let items: Vec<ShardItem> = plan
-                        .tensors
-                        .iter()
-                        .map(|t| ShardItem {
-                            size: t.nbytes(),
-                            storage: None,
-                        })
-                        .collect();
-                    plan_shards(&items, max)
-                }
-                None => vec![(0..plan.tensors.len()).collect()],
-            };
+            let shards = shard_indices(&plan.tensors, opts.max_shard_size);
             let mut written = Vec::new();
             let mut weight_map = BTreeMap::new();
             for (si, shard) in shards.iter().enumerate() {
@@ -424,6 +425,23 @@ pub fn write_output(
         }
     }
     Ok(result)
+}
+
+/// The tensors of each output file (one file without a maximum shard size).
+fn shard_indices(tensors: &[Tensor], max_shard_size: Option<u64>) -> Vec<Vec<usize>> {
+    match max_shard_size {
+        Some(max) => {
+            let items: Vec<ShardItem> = tensors
+                .iter()
+                .map(|t| ShardItem {
+                    size: t.nbytes(),
+                    storage: None,
+                })
+                .collect();
+            plan_shards(&items, max)
+        }
+        None => vec![(0..tensors.len()).collect()],
+    }
 }
 
 /// A shard's metadata: the common entries, plus the `dropped -> kept` aliases whose kept tensor
