@@ -168,6 +168,17 @@ case("zip_overlapping_records.bin", raw_zip(benign, size_extra=(0, 36)), 4, "ove
 case("zip_local_name_mismatch.bin", raw_zip(benign, local_names={0: "archive/data.pkx"}), 4, "local header")
 case("zip_junk_between_records.bin", raw_zip(benign, gap_after=0), 4, "belong to no record")
 
+# Pickle bombs: a leaf shared through 24 levels of DUP/TUPLE2 names 2**24 values from a few
+# hundred bytes; flattening must refuse it by its budget without expanding it.
+tensor_leaf = (glob("torch._utils", "_rebuild_tensor_v2") + b"((" + uni("storage") + glob("torch", "FloatStorage")
+               + uni("0") + uni("cpu") + b"K\x01tQK\x00K\x01\x85K\x01\x85\x89" + glob("collections", "OrderedDict") + b")RtR")
+case("pickle_bomb_tensors.bin", torch_zip(b"\x80\x02}" + uni("w") + tensor_leaf + b"2\x86" * 24 + b"s.", {"0": b"\x00" * 4}),
+     3, "pickle bomb")
+case("pickle_bomb_lists.bin", torch_zip(b"\x80\x02}" + uni("w") + b"K\x07" + b"2\x86" * 24 + b"s."), 3, "pickle bomb")
+# Shared dicts: every level names both halves, so keys repeat 2**24 times.
+dict_bomb = b"\x80\x02K\x01" + (b"q\x000}(" + uni("a") + b"h\x00" + uni("b") + b"h\x00u") * 24
+case("pickle_bomb_dicts.bin", torch_zip(dict_bomb + b"."), 3, "pickle bomb")
+
 # --- safetensors headers -------------------------------------------------------------------
 def st(header, data=b""):
     h = header.encode() if isinstance(header, str) else header

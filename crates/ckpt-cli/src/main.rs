@@ -188,6 +188,9 @@ struct ConvertArgs {
     /// Write every name of tensors that share memory instead of keeping one per storage
     #[arg(long)]
     materialize_shared: bool,
+    /// Write views whose dense size is over 16x their storage and over 1 GiB (expand()ed tensors)
+    #[arg(long)]
+    allow_expanded_views: bool,
     /// Use only this entry of a pickled checkpoint (e.g. state_dict, model)
     #[arg(long)]
     key: Option<String>,
@@ -309,6 +312,7 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         dtype,
         max_shard_size,
         materialize_shared: a.materialize_shared,
+        allow_expanded_views: a.allow_expanded_views,
         key: a.key.clone(),
         verify: !a.no_verify,
         overwrite: a.force,

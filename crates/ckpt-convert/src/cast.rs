@@ -29,7 +29,14 @@ const CHUNK: usize = 1 << 16;
 pub fn to_f32(from: DType, bytes: &[u8]) -> Result<Vec<f32>> {
     let unit = from.elem_size().unwrap_or(1);
     let n = bytes.len() / unit;
-    let mut out = vec![0f32; n];
+    let mut out: Vec<f32> = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| {
+        Error::Unsupported(format!(
+            "{} bytes of memory for {n} floats could not be allocated",
+            n * 4
+        ))
+    })?;
+    out.resize(n, 0.0);
     out.par_chunks_mut(CHUNK)
         .enumerate()
         .try_for_each(|(ci, dst)| {
@@ -66,7 +73,8 @@ pub fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
     let from_unit = from.elem_size().unwrap();
     let to_unit = to.elem_size().unwrap();
     let n = bytes.len() / from_unit;
-    let mut out = vec![0u8; n * to_unit];
+    let mut out = ckpt_core::tensor::try_buffer(n * to_unit, "cast")?;
+    out.resize(n * to_unit, 0);
     out.par_chunks_mut(CHUNK * to_unit)
         .enumerate()
         .try_for_each(|(ci, dst)| {

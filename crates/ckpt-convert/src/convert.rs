@@ -62,6 +62,8 @@ pub struct ConvertOptions {
     pub dtype: Option<DType>,
     pub max_shard_size: Option<u64>,
     pub materialize_shared: bool,
+    /// Write views whose dense form is far larger than their storage (`expand()`ed tensors).
+    pub allow_expanded_views: bool,
     pub key: Option<String>,
     pub verify: bool,
     pub overwrite: bool,
@@ -115,6 +117,9 @@ pub fn plan(
     let mut tensors = Vec::with_capacity(indices.len());
     for i in indices {
         let t = &ckpt.tensors[i];
+        if !opts.allow_expanded_views {
+            refuse_expanded_view(t)?;
+        }
         if let DType::Ggml(g) = t.dtype {
             // GGUF sources: quantized tensors are expanded to f32 (or --dtype) like ggml does.
             if ckpt_quant::kernels(g).is_none() {
@@ -158,6 +163,29 @@ pub fn plan(
         dropped,
         warnings,
     })
+}
+
+/// A view is "expanded" when its dense form exceeds both this many times its storage...
+pub const EXPANDED_VIEW_RATIO: u64 = 16;
+/// ...and this many bytes (`torch.zeros(1).expand(100000, 100000)` is 4 bytes stored, 40 GB dense).
+pub const EXPANDED_VIEW_MIN_BYTES: u64 = 1 << 30;
+
+/// Refuses (exit 5) to densify a view far larger than the storage it reads, unless asked to.
+fn refuse_expanded_view(t: &Tensor) -> Result<()> {
+    let Some(v) = t.view() else { return Ok(()) };
+    let (dense, stored) = (t.nbytes(), v.storage.len as u64);
+    if dense > EXPANDED_VIEW_MIN_BYTES && dense / EXPANDED_VIEW_RATIO > stored {
+        return Err(Error::Unsupported(format!(
+            "{}: tensor '{}' is a view of {stored} stored bytes that expands to {dense} bytes \
+             (shape {:?}, strides {:?}); writing it would take {dense} bytes. \
+             Pass --allow-expanded-views to write it anyway",
+            v.storage.buffer.path.display(),
+            t.name,
+            t.shape,
+            v.strides.as_deref().unwrap_or(&[]),
+        )));
+    }
+    Ok(())
 }
 
 fn emit(progress: &Option<ProgressFn>, ev: Progress) {
@@ -224,6 +252,20 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
         warnings: plan.warnings.clone(),
     };
 
+    if target == Target::Bin {
+        // Refuse before writing what the reader would refuse, and blame the source.
+        for shard in shard_indices(&plan.tensors, opts.max_shard_size) {
+            let tensors: Vec<Tensor> = shard.iter().map(|&i| plan.tensors[i].clone()).collect();
+            crate::torch_io::check_limits(&tensors).map_err(|e| match e {
+                Error::Unsupported(m) => Error::Unsupported(format!(
+                    "{}: {} tensors cannot be written as a .bin: {m}",
+                    src.display(),
+                    plan.tensors.len()
+                )),
+                other => other,
+            })?;
+        }
+    }
     let companions: Vec<Companion> = companions.into_iter().map(Companion::Copy).collect();
     let written = write_output(&layout, target, &plan, &companions, opts)?;
     report.files = written.files;
@@ -319,20 +361,7 @@ pub fn write_output(
         Layout::Folder(dir) => {
             let out = AtomicDir::create(dir, opts.overwrite)?;
             let (stem, ext) = target.stem_and_ext();
-            let shards: Vec<Vec<usize>> = match opts.max_shard_size {
-                Some(max) => {
-                    let items: Vec<ShardItem> = plan
-                        .tensors
-                        .iter()
-                        .map(|t| ShardItem {
-                            size: t.nbytes(),
-                            storage: None,
-                        })
-                        .collect();
-                    plan_shards(&items, max)
-                }
-                None => vec![(0..plan.tensors.len()).collect()],
-            };
+            let shards = shard_indices(&plan.tensors, opts.max_shard_size);
             let mut written = Vec::new();
             let mut weight_map = BTreeMap::new();
             for (si, shard) in shards.iter().enumerate() {
@@ -396,6 +425,23 @@ pub fn write_output(
         }
     }
     Ok(result)
+}
+
+/// The tensors of each output file (one file without a maximum shard size).
+fn shard_indices(tensors: &[Tensor], max_shard_size: Option<u64>) -> Vec<Vec<usize>> {
+    match max_shard_size {
+        Some(max) => {
+            let items: Vec<ShardItem> = tensors
+                .iter()
+                .map(|t| ShardItem {
+                    size: t.nbytes(),
+                    storage: None,
+                })
+                .collect();
+            plan_shards(&items, max)
+        }
+        None => vec![(0..tensors.len()).collect()],
+    }
 }
 
 /// A shard's metadata: the common entries, plus the `dropped -> kept` aliases whose kept tensor

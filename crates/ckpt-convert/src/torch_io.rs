@@ -22,3 +22,8 @@ pub fn write_to(
 ) -> Result<()> {
     ckpt_torch::write_to(w, archive, tensors, on_tensor).map(|_| ())
 }
+
+/// Whether ckpt's torch reader would accept a checkpoint of these tensors (checked before writing).
+pub fn check_limits(tensors: &[Tensor]) -> Result<()> {
+    ckpt_torch::check_limits(tensors)
+}

@@ -422,13 +422,12 @@ impl Tensor {
                     let start = (v.offset * elem_bits / 8) as usize;
                     Cow::Borrowed(&storage[start..start + nbytes])
                 } else {
-                    Cow::Owned(gather(
-                        storage,
-                        self.dtype.elem_size().unwrap(),
-                        v.offset,
-                        &self.shape,
-                        v.strides.as_ref().unwrap(),
-                    ))
+                    let mut out = try_buffer(nbytes, &self.name)?;
+                    self.stream_view(&mut |chunk| {
+                        out.extend_from_slice(chunk);
+                        Ok(())
+                    })?;
+                    return Ok(Cow::Owned(out));
                 };
                 if v.storage.big_endian {
                     let unit = self.dtype.swap_unit();
@@ -475,6 +474,16 @@ impl Tensor {
                 pos += n;
             }
             return Ok(len as u64);
+        }
+        if self.view().is_some() {
+            // A strided view (maybe expanded far beyond its storage) goes out in bounded pieces.
+            let mut n = 0u64;
+            self.stream_view(&mut |chunk| {
+                n += chunk.len() as u64;
+                w.write_all(chunk).map_err(io_err)
+            })?;
+            self.release();
+            return Ok(n);
         }
         let bytes = self.bytes()?;
         w.write_all(&bytes).map_err(io_err)?;
@@ -528,6 +537,34 @@ impl Tensor {
             }
             return Ok((la != lb).then_some(la.min(lb) as u64));
         }
+        // A strided view against dense mapped bytes: compared piece by piece, never densified.
+        let (view, dense) = match (self.mapped_range(), other.mapped_range()) {
+            (None, Some(d)) if self.view().is_some() => (Some(self), Some((other, d))),
+            (Some(d), None) if other.view().is_some() => (Some(other), Some((self, d))),
+            _ => (None, None),
+        };
+        if let (Some(view), Some((dense_t, (buf, start, len)))) = (view, dense) {
+            dense_t.validate()?;
+            let mut off = 0usize;
+            let mut diff = None;
+            view.stream_view(&mut |chunk| {
+                if diff.is_some() {
+                    return Ok(());
+                }
+                let avail = len.saturating_sub(off).min(chunk.len());
+                let theirs = &buf.bytes()[start + off..start + off + avail];
+                if let Some(at) = chunk[..avail].iter().zip(theirs).position(|(p, q)| p != q) {
+                    diff = Some((off + at) as u64);
+                } else if avail < chunk.len() {
+                    diff = Some((off + avail) as u64);
+                }
+                off += chunk.len();
+                Ok(())
+            })?;
+            view.release();
+            dense_t.release();
+            return Ok(diff.or_else(|| (off != len).then_some(off.min(len) as u64)));
+        }
         let (a, b) = (self.bytes()?, other.bytes()?);
         let diff = if a == b {
             None
@@ -543,6 +580,92 @@ impl Tensor {
         self.release();
         other.release();
         Ok(diff)
+    }
+
+    /// Hands the dense bytes of a view to `emit` in pieces of at most [`STREAM_CHUNK`] bytes
+    /// (little-endian), gathering strided (and expanded, stride 0) views without ever holding
+    /// their dense form.
+    pub fn stream_view(&self, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let Some(v) = self.view() else {
+            return emit(&self.bytes()?);
+        };
+        self.validate()?;
+        if self.numel() == 0 {
+            return Ok(());
+        }
+        let storage = v.storage.bytes();
+        let elem = self.dtype.elem_size().unwrap_or(1);
+        let unit = if v.storage.big_endian {
+            self.dtype.swap_unit()
+        } else {
+            1
+        };
+        let (shape, strides) = match (&v.strides, self.shape.is_empty()) {
+            (_, true) => (vec![1], vec![1]),
+            (Some(s), false) => (self.shape.clone(), s.clone()),
+            (None, false) => (self.shape.clone(), contiguous_strides(&self.shape)),
+        };
+        if self.dtype.elem_size().is_none() {
+            // Sub-byte dtypes are only ever contiguous (validate refuses strides for them).
+            let bits = self.dtype.bits().unwrap_or(8) as u64;
+            let start = (v.offset * bits / 8) as usize;
+            let n = self.nbytes() as usize;
+            for piece in storage[start..start + n].chunks(STREAM_CHUNK) {
+                emit(piece)?;
+            }
+            return Ok(());
+        }
+        let cap = STREAM_CHUNK.min(self.nbytes() as usize).max(elem);
+        let mut buf = try_buffer(cap, &self.name)?;
+        let mut flush = |buf: &mut Vec<u8>| -> Result<()> {
+            if unit > 1 {
+                for c in buf.chunks_exact_mut(unit) {
+                    c.reverse();
+                }
+            }
+            emit(buf)?;
+            buf.clear();
+            Ok(())
+        };
+        let nd = shape.len();
+        let mut idx = vec![0u64; nd];
+        let (inner, inner_stride) = (shape[nd - 1], strides[nd - 1]);
+        loop {
+            let base = v.offset + idx.iter().zip(&strides).map(|(&i, &s)| i * s).sum::<u64>();
+            let mut j = 0u64;
+            while j < inner {
+                if inner_stride == 1 {
+                    let room = ((cap - buf.len()) / elem).max(1) as u64;
+                    let take = room.min(inner - j);
+                    let b = (base + j) as usize * elem;
+                    buf.extend_from_slice(&storage[b..b + take as usize * elem]);
+                    j += take;
+                } else {
+                    let b = (base + j * inner_stride) as usize * elem;
+                    buf.extend_from_slice(&storage[b..b + elem]);
+                    j += 1;
+                }
+                if buf.len() + elem > cap {
+                    flush(&mut buf)?;
+                }
+            }
+            let mut d = nd as isize - 2;
+            loop {
+                if d < 0 {
+                    if !buf.is_empty() {
+                        flush(&mut buf)?;
+                    }
+                    return Ok(());
+                }
+                let du = d as usize;
+                idx[du] += 1;
+                if idx[du] < shape[du] {
+                    break;
+                }
+                idx[du] = 0;
+                d -= 1;
+            }
+        }
     }
 
     /// Drops mapped pages of this tensor's storage from the resident set.
@@ -620,44 +743,16 @@ pub fn contiguous_strides(shape: &[u64]) -> Vec<u64> {
     strides
 }
 
-/// Copies a strided view into a dense row-major buffer.
-fn gather(storage: &[u8], elem: usize, offset: u64, shape: &[u64], strides: &[u64]) -> Vec<u8> {
-    let n = numel(shape).unwrap() as usize;
-    let mut out = Vec::with_capacity(n * elem);
-    if n == 0 {
-        return out;
-    }
-    let nd = shape.len();
-    let mut idx = vec![0u64; nd];
-    // The innermost dimension is copied as one run when its stride is 1.
-    let inner = shape[nd - 1];
-    let inner_stride = strides[nd - 1];
-    loop {
-        let base = offset + idx.iter().zip(strides).map(|(&i, &s)| i * s).sum::<u64>();
-        if inner_stride == 1 {
-            let b = base as usize * elem;
-            out.extend_from_slice(&storage[b..b + inner as usize * elem]);
-        } else {
-            for j in 0..inner {
-                let b = (base + j * inner_stride) as usize * elem;
-                out.extend_from_slice(&storage[b..b + elem]);
-            }
-        }
-        // advance the outer index (all but the last dim)
-        let mut d = nd as isize - 2;
-        loop {
-            if d < 0 {
-                return out;
-            }
-            let du = d as usize;
-            idx[du] += 1;
-            if idx[du] < shape[du] {
-                break;
-            }
-            idx[du] = 0;
-            d -= 1;
-        }
-    }
+/// An empty buffer able to hold `len` bytes, or a clear error when memory cannot be had (sizes
+/// come from files: never abort the process on them).
+pub fn try_buffer(len: usize, what: &str) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::Unsupported(format!(
+            "tensor '{what}': {len} bytes of memory could not be allocated"
+        ))
+    })?;
+    Ok(v)
 }
 
 /// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
@@ -703,6 +798,73 @@ pub fn write_pipelined<W: Write + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `torch.zeros(1).expand(100000, 100000)`: 4 bytes of storage, 40 GB dense. Writing it must
+    /// stream bounded pieces (the old code allocated the dense 40 GB at once and aborted), and a
+    /// dense copy of what was written compares equal piece by piece.
+    #[test]
+    fn expanded_views_stream_without_a_dense_buffer() {
+        let buf = Buffer::owned("mem", 1.5f32.to_le_bytes().to_vec());
+        let storage = Storage::new(buf, 0, 4, "data/0").unwrap();
+        let t = Tensor {
+            name: "w".into(),
+            dtype: DType::F32,
+            shape: vec![100_000, 100_000],
+            data: TensorData::View(View {
+                storage,
+                offset: 0,
+                strides: Some(vec![0, 0]),
+            }),
+        };
+        struct Limited(Vec<u8>);
+        impl Write for Limited {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                assert!(b.len() <= STREAM_CHUNK);
+                if self.0.len() >= 3 * STREAM_CHUNK {
+                    return Err(std::io::Error::other("sink full"));
+                }
+                self.0.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut sink = Limited(Vec::new());
+        let e = t.write_to(&mut sink).unwrap_err();
+        assert!(e.to_string().contains("sink full"), "{e}");
+        assert_eq!(sink.0.len(), 3 * STREAM_CHUNK);
+        assert!(sink.0.chunks(4).all(|c| c == 1.5f32.to_le_bytes()));
+
+        // A small expanded view written whole equals its dense form, also when compared.
+        let small = Tensor {
+            shape: vec![3, 1000, 700],
+            data: TensorData::View(View {
+                strides: Some(vec![0, 0, 0]),
+                ..t.view().unwrap().clone()
+            }),
+            ..t.clone()
+        };
+        let mut out = Vec::new();
+        assert_eq!(small.write_to(&mut out).unwrap(), 3 * 1000 * 700 * 4);
+        assert!(out.chunks(4).all(|c| c == 1.5f32.to_le_bytes()));
+        let dense = Tensor::contiguous(
+            "w",
+            DType::F32,
+            vec![3, 1000, 700],
+            Storage::new(Buffer::owned("d", out.clone()), 0, out.len(), "d").unwrap(),
+        );
+        assert_eq!(dense.first_difference(&small).unwrap(), None);
+        assert_eq!(small.first_difference(&dense).unwrap(), None);
+        out[5_000_001] ^= 1;
+        let dense = Tensor::contiguous(
+            "w",
+            DType::F32,
+            vec![3, 1000, 700],
+            Storage::new(Buffer::owned("d", out.clone()), 0, out.len(), "d").unwrap(),
+        );
+        assert_eq!(dense.first_difference(&small).unwrap(), Some(5_000_001));
+    }
 
     #[test]
     fn gather_transposed() {

@@ -4,8 +4,15 @@
 //! (integer keys and list indices in decimal). Tensors become core tensors viewing the storage
 //! they were pickled against, so tensors of one torch storage share one `Storage` (same id).
 //! Other leaves (numbers, strings, None, lists of them) become JSON extras.
+//!
+//! A pickle can share one container under many parents (memo references), so a few hundred
+//! bytes can describe a tree with billions of paths (`DUP`/`TUPLE2` repeated). Before anything is
+//! named, every container is measured once (memoised by object id): how many tensors and extras
+//! its subtree would produce, how many name and extra bytes that takes, and how deep it goes.
+//! A tree over one of the budgets below is refused up front, in time and memory proportional to
+//! the pickle, not to its expansion.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,10 +21,20 @@ use ckpt_core::{DType, Error, Result, Storage, Tensor, TensorData, View};
 use serde_json::Value as Json;
 
 use crate::globals::Global;
-use crate::pickle::{Machine, Object, Value};
+use crate::pickle::{Machine, ObjId, Object, Value};
 
 /// Deepest container nesting walked (a self-referencing container ends here too).
 const MAX_DEPTH: usize = 256;
+/// Most tensors one checkpoint may name. Real checkpoints hold thousands to a few hundred
+/// thousand; the reader's container limit ([`crate::pickle::MAX_OBJECTS`]) already stops a
+/// torch-written pickle at about 700,000.
+pub(crate) const MAX_TENSORS: u64 = 1 << 21;
+/// Most non-tensor leaves (numbers, strings, lists of them) one checkpoint may name.
+pub(crate) const MAX_EXTRAS: u64 = 1 << 21;
+/// Most bytes of tensor and extra names in total (a real model's names take a few MB).
+pub(crate) const MAX_NAME_BYTES: u64 = 256 << 20;
+/// Most bytes of JSON the extras may expand to (estimated generously).
+const MAX_EXTRA_BYTES: u64 = 256 << 20;
 
 pub(crate) struct Flattened {
     pub tensors: Vec<Tensor>,
@@ -29,7 +46,38 @@ struct Walker<'a> {
     storages: &'a [Arc<Storage>],
     path: &'a Path,
     out: Flattened,
+    /// What each container's subtree produces, measured once per object.
+    costs: HashMap<ObjId, Cost>,
+    /// Containers being measured (a container reached again while open is a cycle).
+    open: HashSet<ObjId>,
+    /// The keys leading to the value being measured (for errors).
+    trail: Vec<String>,
 }
+
+/// What walking one value produces. Counts saturate; `names` is an upper bound on the bytes of
+/// the produced names relative to the value (each key counted with its `.`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    tensors: u64,
+    extras: u64,
+    names: u64,
+    /// Estimated memory of the extras' JSON values.
+    extra_bytes: u64,
+    /// Levels of containers below this value (0 for a leaf or an empty container).
+    height: usize,
+    /// For a value made only of scalars and sequences of them: its JSON size estimate (it then
+    /// becomes one extra); None when it holds a dict or a tensor.
+    plain: Option<u64>,
+}
+
+impl Cost {
+    fn leaves(&self) -> u64 {
+        self.tensors.saturating_add(self.extras)
+    }
+}
+
+/// JSON memory estimate per value (serde_json's `Value` is 32 bytes) besides its text.
+const JSON_VALUE: u64 = 32;
 
 /// Flattens `root` (or its `key` entry) into tensors and extras. `storages[i]` backs the pickle's
 /// storage `i`.
@@ -48,6 +96,9 @@ pub(crate) fn flatten(
             tensors: Vec::new(),
             extras: BTreeMap::new(),
         },
+        costs: HashMap::new(),
+        open: HashSet::new(),
+        trail: Vec::new(),
     };
     // Names are relative to the selected subtree.
     let start = match key {
@@ -60,6 +111,9 @@ pub(crate) fn flatten(
     } else {
         ""
     };
+    let cost = w.measure(&start, 0)?;
+    w.check_budget(&cost, name)?;
+    w.out.tensors.reserve_exact(cost.tensors as usize);
     w.walk(&start, name, 0)?;
     Ok(w.out)
 }
@@ -143,6 +197,140 @@ impl Walker<'_> {
         })
     }
 
+    /// Measures what walking `v` at `depth` produces, each container once.
+    fn measure(&mut self, v: &Value, depth: usize) -> Result<Cost> {
+        let id = match v {
+            Value::Tensor(_) => {
+                return Ok(Cost {
+                    tensors: 1,
+                    ..Cost::default()
+                })
+            }
+            Value::Object(id) => *id,
+            scalar => {
+                let size = JSON_VALUE.saturating_add(self.scalar_json_size(scalar));
+                return Ok(Cost {
+                    extras: 1,
+                    extra_bytes: size,
+                    plain: Some(size),
+                    ..Cost::default()
+                });
+            }
+        };
+        if let Some(c) = self.costs.get(&id) {
+            // Reached again, maybe deeper than before.
+            if depth + c.height > MAX_DEPTH {
+                return Err(self.too_deep());
+            }
+            return Ok(*c);
+        }
+        if depth + 1 > MAX_DEPTH || self.open.contains(&id) {
+            return Err(self.too_deep());
+        }
+        self.open.insert(id);
+        let mut c = Cost::default();
+        let m = self.m;
+        match &m.objects[id] {
+            Object::Dict(d) => {
+                if d.entries.is_empty() {
+                    c.extras = 1;
+                    c.extra_bytes = JSON_VALUE;
+                }
+                for (k, child) in &d.entries {
+                    let key = key_text(k).unwrap_or_default();
+                    self.trail.push(key);
+                    let cc = self.measure(child, depth + 1)?;
+                    let key_len = self.trail.pop().map_or(0, |k| k.len() as u64 + 1);
+                    c.add_child(&cc, key_len);
+                }
+                c.plain = None;
+            }
+            Object::Tuple(items) | Object::List(items) | Object::Set(items) => {
+                let mut plain = Some(2 * JSON_VALUE);
+                for (i, child) in items.iter().enumerate() {
+                    self.trail.push(i.to_string());
+                    let cc = self.measure(child, depth + 1)?;
+                    let key_len = self.trail.pop().map_or(0, |k| k.len() as u64 + 1);
+                    c.add_child(&cc, key_len);
+                    plain = plain.zip(cc.plain).map(|(a, b)| a.saturating_add(b));
+                }
+                if let Some(size) = plain {
+                    // A sequence of scalars is one extra holding its JSON array.
+                    c = Cost {
+                        extras: 1,
+                        extra_bytes: size,
+                        plain,
+                        height: c.height,
+                        ..Cost::default()
+                    };
+                }
+            }
+        }
+        self.open.remove(&id);
+        self.costs.insert(id, c);
+        Ok(c)
+    }
+
+    fn too_deep(&self) -> Error {
+        Error::invalid(
+            self.path,
+            format!(
+                "'{}': containers nested deeper than {MAX_DEPTH} levels (or a container that holds itself)",
+                self.trail.join(".")
+            ),
+        )
+    }
+
+    /// Refuses a tree that would produce more than a checkpoint ever holds.
+    fn check_budget(&self, c: &Cost, name: &str) -> Result<()> {
+        let names = c
+            .names
+            .saturating_add(c.leaves().saturating_mul(name.len() as u64 + 1));
+        let over = if c.tensors > MAX_TENSORS {
+            Some(format!(
+                "{} tensors (at most {MAX_TENSORS} are read)",
+                c.tensors
+            ))
+        } else if c.extras > MAX_EXTRAS {
+            Some(format!(
+                "{} non-tensor values (at most {MAX_EXTRAS} are read)",
+                c.extras
+            ))
+        } else if names > MAX_NAME_BYTES {
+            Some(format!(
+                "{names} bytes of names (at most {MAX_NAME_BYTES} are read)"
+            ))
+        } else if c.extra_bytes > MAX_EXTRA_BYTES {
+            Some(format!(
+                "about {} bytes of non-tensor values (at most {MAX_EXTRA_BYTES} are read)",
+                c.extra_bytes
+            ))
+        } else {
+            None
+        };
+        match over {
+            None => Ok(()),
+            Some(what) => Err(Error::invalid(
+                self.path,
+                format!(
+                    "the pickle's containers share references so that flattening them would name {what}; \
+                     refused as a pickle bomb (nothing was expanded)"
+                ),
+            )),
+        }
+    }
+
+    /// JSON text size estimate of a scalar (what `plain_json` makes of it).
+    fn scalar_json_size(&self, v: &Value) -> u64 {
+        match v {
+            Value::Str(s) => s.len() as u64 + 2,
+            Value::Bytes(b) => 2 * b.len() as u64 + 2,
+            Value::Symbol(s) => s.len() as u64 + 2,
+            Value::Storage(i) => self.m.storages[*i].key.len() as u64 + 24,
+            _ => 48,
+        }
+    }
+
     fn walk(&mut self, v: &Value, name: &str, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(Error::invalid(
@@ -173,7 +361,10 @@ impl Walker<'_> {
                     }
                 }
                 Object::Tuple(items) | Object::List(items) | Object::Set(items) => {
-                    if let Some(json) = self.plain_json(v, depth) {
+                    // Measured up front: whether the sequence holds a dict or a tensor is known
+                    // without trying to render it (which a shared tree would make exponential).
+                    let plain = self.costs.get(id).is_some_and(|c| c.plain.is_some());
+                    if let Some(json) = plain.then(|| self.plain_json(v, depth)).flatten() {
                         self.out.extras.insert(name.to_string(), json);
                     } else {
                         for (i, child) in items.iter().enumerate() {
@@ -280,6 +471,20 @@ impl Walker<'_> {
         };
         t.validate()?;
         Ok(t)
+    }
+}
+
+impl Cost {
+    /// Adds a child reached through a key of `key_len` bytes (with its `.`).
+    fn add_child(&mut self, c: &Cost, key_len: u64) {
+        self.tensors = self.tensors.saturating_add(c.tensors);
+        self.extras = self.extras.saturating_add(c.extras);
+        self.names = self
+            .names
+            .saturating_add(c.names)
+            .saturating_add(c.leaves().saturating_mul(key_len));
+        self.extra_bytes = self.extra_bytes.saturating_add(c.extra_bytes);
+        self.height = self.height.max(c.height + 1);
     }
 }
 

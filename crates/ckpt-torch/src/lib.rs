@@ -25,7 +25,7 @@ use std::sync::Arc;
 use ckpt_core::{Buffer, Checkpoint, Error, Format, Result, Storage};
 
 pub use pickle::ScanReport;
-pub use writer::{archive_folder, write, write_to};
+pub use writer::{archive_folder, check_limits, write, write_to};
 
 /// What to read from a checkpoint.
 #[derive(Debug, Clone, Default)]

@@ -24,11 +24,11 @@ const MAX_STACK: usize = 1 << 20;
 /// Largest number of open MARKs.
 const MAX_MARKS: usize = 1 << 16;
 /// Largest number of memo entries.
-const MAX_MEMO: usize = 1 << 22;
+pub(crate) const MAX_MEMO: usize = 1 << 22;
 /// Largest number of containers one pickle may create.
-const MAX_OBJECTS: usize = 1 << 22;
+pub(crate) const MAX_OBJECTS: usize = 1 << 22;
 /// Largest number of elements in one container.
-const MAX_CONTAINER_LEN: usize = 1 << 24;
+pub(crate) const MAX_CONTAINER_LEN: usize = 1 << 24;
 /// Longest `module\nname\n` line of a GLOBAL opcode.
 const MAX_GLOBAL_LINE: usize = 4096;
 /// Widest integer accepted from LONG1/LONG4, in bytes.

@@ -146,6 +146,48 @@ fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
     Ok((plans, of_tensor))
 }
 
+/// Refuses, before anything is written, tensors whose checkpoint ckpt's own reader would refuse:
+/// the same limits ([`crate::pickle::MAX_OBJECTS`], [`crate::pickle::MAX_MEMO`],
+/// [`crate::pickle::MAX_CONTAINER_LEN`], [`crate::flatten::MAX_TENSORS`],
+/// [`crate::flatten::MAX_NAME_BYTES`]) applied to the pickle [`write_to`] would produce.
+pub fn check_limits(tensors: &[Tensor]) -> Result<()> {
+    use crate::flatten::{MAX_NAME_BYTES, MAX_TENSORS};
+    use crate::pickle::{MAX_CONTAINER_LEN, MAX_MEMO, MAX_OBJECTS};
+    let (plans, _) = plan(tensors)?;
+    // The root OrderedDict and its empty argument tuple; per stored tensor its persistent-id
+    // tuple, size and stride tuples, the empty OrderedDict of hooks with its argument tuple,
+    // and the rebuild's argument tuple.
+    let objects = 2 + 6 * plans.len() as u64;
+    let memo = plans.iter().filter(|p| p.uses > 1).count() as u64;
+    let names: u64 = tensors.iter().map(|t| t.name.len() as u64).sum();
+    let n = tensors.len() as u64;
+    let over = if n > MAX_TENSORS {
+        Some(format!("{n} tensors (at most {MAX_TENSORS})"))
+    } else if n > MAX_CONTAINER_LEN as u64 {
+        Some(format!(
+            "{n} entries in one dict (at most {MAX_CONTAINER_LEN})"
+        ))
+    } else if objects > MAX_OBJECTS as u64 {
+        Some(format!(
+            "{objects} pickle containers for {} stored tensors (at most {MAX_OBJECTS})",
+            plans.len()
+        ))
+    } else if memo > MAX_MEMO as u64 {
+        Some(format!("{memo} memo entries (at most {MAX_MEMO})"))
+    } else if names > MAX_NAME_BYTES {
+        Some(format!("{names} bytes of names (at most {MAX_NAME_BYTES})"))
+    } else {
+        None
+    };
+    match over {
+        None => Ok(()),
+        Some(what) => Err(Error::Unsupported(format!(
+            "a PyTorch checkpoint of these tensors would need {what}, over the limit ckpt reads back; \
+             split it with --max-shard-size or write safetensors"
+        ))),
+    }
+}
+
 /// Protocol-2 pickle assembly, restricted to what torch's weights-only unpickler accepts.
 #[derive(Default)]
 struct PickleBuilder {
@@ -543,6 +585,7 @@ pub fn write_to(
     tensors: &[Tensor],
     on_tensor: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    check_limits(tensors)?;
     let (plans, of_tensor) = plan(tensors)?;
     for t in tensors {
         t.validate()?;
