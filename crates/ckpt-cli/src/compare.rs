@@ -136,7 +136,7 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
     );
     if let (true, Some(t)) = (report.rounding_only, report.suggested_tolerance) {
         println!(
-            "every difference is within float rounding of the coarser dtype (a cast, not a change); `--tolerance {t:.3e}` accepts them"
+            "every difference is within float rounding of the coarser dtype (a cast, not a change); `--tolerance {t:e}` accepts them"
         );
     }
     Ok(report.same)
