@@ -152,7 +152,7 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64, bool)> {
                     } else {
                         0.0
                     };
-                    if !(d.abs() <= u * x.abs().max(y.abs()) + floor) {
+                    if d.abs() > u * x.abs().max(y.abs()) + floor {
                         rounding = false;
                     }
                 }
