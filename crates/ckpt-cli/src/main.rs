@@ -58,6 +58,7 @@ Examples:
   ckpt convert pytorch_model.bin model.safetensors
   ckpt convert ./Llama-3.2-1B llama.gguf --outtype f16
   ckpt convert ./Qwen2.5-0.5B qwen-Q4_K_M.gguf --outtype q4_k_m
+  ckpt convert ./Llama-3.2-1B --outfile llama-q8_0.gguf --outtype q8_0   (as convert_hf_to_gguf.py)
   ckpt convert model-Q4_K_M.gguf ./model-hf --dtype bf16        (GGUF back to a Hugging Face folder)
   ckpt convert ./llama-bin ./llama-st --to safetensors --max-shard-size 5GB
   ckpt convert model.safetensors pytorch_model.bin --dtype f16
@@ -79,6 +80,7 @@ Examples:
 Examples:
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M
   ckpt quantize model-f16.gguf model-Q8_0.gguf q8_0 --pure
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M 4      (4 threads, as llama-quantize IN OUT TYPE NTHREADS)
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf
 
 The output is byte-identical to llama-quantize (llama.cpp 0c1e57098, x86-64 build) on the same input:
@@ -465,6 +467,19 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         return run_export(a, &local_src, g);
     }
     check_convert_options(a, ConvertKind::Plain)?;
+    if a.key.is_some() {
+        // --key picks an entry of a pickled checkpoint; other sources have none to pick.
+        let format = ckpt_convert::open(&local_src, &Default::default())?.format;
+        if !matches!(
+            format,
+            ckpt_core::Format::TorchZip | ckpt_core::Format::TorchLegacy
+        ) {
+            return Err(Error::Usage(format!(
+                "--key does not apply to a {} source: it selects an entry of a pickled PyTorch checkpoint",
+                format.name()
+            )));
+        }
+    }
     let to = a.to.as_deref().map(|t| match t {
         "bin" => ckpt_convert::Target::Bin,
         _ => ckpt_convert::Target::Safetensors,

@@ -74,6 +74,14 @@ fn convert_refuses_options_the_output_ignores() {
         "--verbose",
         &st,
     );
+    // --key on a source that is not a pickle.
+    let bin = work.path().join("a.bin");
+    let one = model.join("model.safetensors");
+    assert_refused(
+        &["convert", s(&one), s(&bin), "--key", "state_dict"],
+        "--key",
+        &bin,
+    );
     // GGUF output: safetensors-only options.
     assert_refused(
         &["convert", s(&model), s(&g), "--dtype", "f16"],
