@@ -16,6 +16,45 @@ export CKPT_PYTHON="$PWD/$venv/bin/python"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# MSRV: README.md states the workspace's rust-version, no locked dependency needs a newer Rust,
+# and the workspace's own code uses no std API newer than it (a table of the recent ones it uses
+# or might). Only one toolchain exists here, so this stands in for building with that version.
+msrv_check() {
+  local msrv
+  msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+  if [ -z "$msrv" ]; then echo "MSRV: no rust-version in Cargo.toml" >&2; return 1; fi
+  if ! grep -q "Needs Rust $msrv or newer" README.md; then
+    echo "MSRV: README.md does not say 'Needs Rust $msrv or newer' (Cargo.toml's rust-version)" >&2
+    return 1
+  fi
+  cargo metadata --locked --format-version 1 | "$CKPT_PYTHON" -c '
+import json, pathlib, re, sys
+msrv = sys.argv[1]
+def v(s):
+    return tuple(int(x) for x in (s.split(".") + ["0", "0"])[:3])
+bad = []
+for p in json.load(sys.stdin)["packages"]:
+    rv = p.get("rust_version")
+    if rv and v(rv) > v(msrv):
+        bad.append(p["name"] + " " + p["version"] + " needs Rust " + rv)
+# std APIs stabilised after 1.80, by the release that stabilised them.
+apis = {r"\.is_none_or\(": "1.82", r"\.repeat_n\(|iter::repeat_n\(": "1.82", r"\.isqrt\(": "1.84",
+        r"\.get_disjoint_mut\(": "1.86", r"\.pop_if\(": "1.86", r"\.is_multiple_of\(": "1.87",
+        r"\.extract_if\(": "1.87", r"\.cast_signed\(|\.cast_unsigned\(": "1.87",
+        r"\.unbounded_sh[lr]\(": "1.87", r"\.as_chunks\(|\.as_rchunks\(": "1.88",
+        r"hint::select_unpredictable": "1.88", r"File::lock\b|\.try_lock_shared\(": "1.89"}
+for f in sorted(pathlib.Path("crates").rglob("*.rs")):
+    text = f.read_text(errors="replace")
+    for pat, rv in apis.items():
+        if v(rv) > v(msrv) and re.search(pat, text):
+            bad.append(f"{f} uses {pat} (Rust {rv})")
+for b in bad:
+    print(f"MSRV {msrv} exceeded: {b}", file=sys.stderr)
+sys.exit(1 if bad else 0)
+' "$msrv"
+}
+msrv_check || status=1
+
 # Gates: formatting and lints (warnings are errors).
 cargo fmt --all --check || { echo "cargo fmt --check failed: run cargo fmt --all" >&2; status=1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings || status=1

@@ -51,14 +51,29 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
     // A GGUF against a Hugging Face checkpoint: compare the GGUF as HF tensors (names mapped,
     // dequantized, Q/K permutation undone).
     let is_gguf = |c: &ckpt_core::Checkpoint| c.format == ckpt_core::Format::Gguf;
+    // The GGUF side is read as dequantized f32 tensors; label them with their stored type.
+    let mut stored: Option<(bool, std::collections::HashMap<String, String>)> = None;
     if is_gguf(&ca) != is_gguf(&cb) {
         if is_gguf(&ca) {
             ca = ckpt_export::hf_view(&pa)?;
+            stored = Some((true, stored_types(&pa)?));
         } else {
             cb = ckpt_export::hf_view(&pb)?;
+            stored = Some((false, stored_types(&pb)?));
         }
     }
-    let report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), a.tolerance)?;
+    let mut report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), a.tolerance)?;
+    if let Some((side_a, types)) = &stored {
+        for d in &mut report.compared {
+            if let Some(t) = types.get(&d.name) {
+                if *side_a {
+                    d.dtype_a = t.clone();
+                } else {
+                    d.dtype_b = t.clone();
+                }
+            }
+        }
+    }
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(report.same);
@@ -119,7 +134,36 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
         report.only_in_a.len(),
         report.only_in_b.len()
     );
+    if let (true, Some(t)) = (report.rounding_only, report.suggested_tolerance) {
+        println!(
+            "every difference is within float rounding of the coarser dtype (a cast, not a change); `--tolerance {t:e}` accepts them"
+        );
+    }
     Ok(report.same)
+}
+
+/// Hugging Face name -> the GGUF tensor's stored type (Q8_0, F16, …), for the labels of a GGUF
+/// compared through its Hugging Face view.
+fn stored_types(
+    gguf: &std::path::Path,
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    let split = ckpt_gguf::open_split(gguf)?;
+    let arch = split
+        .kvs()
+        .iter()
+        .find(|(k, _)| k == "general.architecture")
+        .and_then(|(_, v)| v.as_str())
+        .and_then(ckpt_export::names::find);
+    let Some(arch) = arch else {
+        return Ok(Default::default());
+    };
+    Ok(split
+        .tensors()
+        .into_iter()
+        .filter_map(|t| {
+            ckpt_export::names::hf_name(arch, &t.name).map(|hf| (hf, t.dtype.to_string()))
+        })
+        .collect())
 }
 
 pub fn run_verify(a: &VerifyArgs, g: &GlobalArgs) -> Result<(), Error> {

@@ -19,7 +19,14 @@ pub struct InspectArgs {
     /// Print at most this many tensors in text mode (0 = all)
     #[arg(long, default_value_t = 0)]
     limit: usize,
+    /// GGUF: with --json, keep only the first 64 items of long metadata arrays (marked
+    /// "truncated"); without it --json lists every item
+    #[arg(long)]
+    summary: bool,
 }
+
+/// Items of a GGUF metadata array kept by `--json --summary`.
+const SUMMARY_ITEMS: usize = 64;
 
 pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     let as_text = a.path.to_string_lossy();
@@ -178,7 +185,10 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
         let kvs: serde_json::Map<String, Value> = split
             .kvs()
             .iter()
-            .map(|(k, v)| (k.clone(), ckpt_gguf::to_typed_json(v, 64)))
+            .map(|(k, v)| {
+                let max = if a.summary { SUMMARY_ITEMS } else { usize::MAX };
+                (k.clone(), ckpt_gguf::to_typed_json(v, max))
+            })
             .collect();
         let tensors: Vec<Value> = infos
             .iter()

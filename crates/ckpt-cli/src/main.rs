@@ -58,6 +58,7 @@ Examples:
   ckpt convert pytorch_model.bin model.safetensors
   ckpt convert ./Llama-3.2-1B llama.gguf --outtype f16
   ckpt convert ./Qwen2.5-0.5B qwen-Q4_K_M.gguf --outtype q4_k_m
+  ckpt convert ./Llama-3.2-1B --outfile llama-q8_0.gguf --outtype q8_0   (as convert_hf_to_gguf.py)
   ckpt convert model-Q4_K_M.gguf ./model-hf --dtype bf16        (GGUF back to a Hugging Face folder)
   ckpt convert ./llama-bin ./llama-st --to safetensors --max-shard-size 5GB
   ckpt convert model.safetensors pytorch_model.bin --dtype f16
@@ -79,6 +80,7 @@ Examples:
 Examples:
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M
   ckpt quantize model-f16.gguf model-Q8_0.gguf q8_0 --pure
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M 4      (4 threads, as llama-quantize IN OUT TYPE NTHREADS)
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf
 
 The output is byte-identical to llama-quantize (llama.cpp 0c1e57098, x86-64 build) on the same input:
@@ -164,25 +166,32 @@ Exit code 4 when any file imports a global outside the allowlist, 0 when all are
 struct ConvertArgs {
     /// Source: a .safetensors/.bin/.pt file, an *.index.json, or a model folder
     src: PathBuf,
-    /// Destination: a file (model.safetensors, pytorch_model.bin) or a folder
-    dst: PathBuf,
+    /// Destination: a file (model.safetensors, pytorch_model.bin, model.gguf) or a folder
+    #[arg(required_unless_present = "outfile", conflicts_with = "outfile")]
+    dst: Option<PathBuf>,
+    /// GGUF destination, as convert_hf_to_gguf.py's --outfile (same as giving DST ending in .gguf)
+    #[arg(long, value_name = "FILE")]
+    outfile: Option<PathBuf>,
     /// Output format (default: from the destination's extension, else the other format)
     #[arg(long, value_parser = ["safetensors", "bin", "gguf"])]
     to: Option<String>,
-    /// GGUF only: f32, f16, bf16, q8_0, auto (like convert_hf_to_gguf.py), or any llama-quantize type (q4_k_m, q6_k, …)
-    #[arg(long, default_value = "auto")]
-    outtype: String,
+    /// GGUF only: f32, f16, bf16, q8_0, auto (as convert_hf_to_gguf.py's --outtype; default auto), or
+    /// any llama-quantize type (q4_k_m, q6_k, …: convert_hf_to_gguf.py then llama-quantize in one step)
+    #[arg(long)]
+    outtype: Option<String>,
     /// GGUF with a llama-quantize --outtype: the precision converted to before quantizing (f16 like
     /// `convert_hf_to_gguf.py --outtype f16` + `llama-quantize`; bf16 keeps bf16 weights exact)
-    #[arg(long, default_value = "f16")]
-    intermediate: String,
+    #[arg(long)]
+    intermediate: Option<String>,
     /// GGUF: pre-tokenizer name to use when the BPE tokenizer is not one llama.cpp knows
     #[arg(long)]
     pre_tokenizer: Option<String>,
-    /// Cast floating-point tensors (f32, f16, bf16)
+    /// safetensors/.bin/GGUF->HF only: cast floating-point tensors (f32, f16, bf16); for GGUF output
+    /// use --outtype
     #[arg(long)]
     dtype: Option<String>,
-    /// Split into shards of at most this size (decimal units: 5GB, 500MB); writes a folder with an index
+    /// safetensors/.bin only: split into shards of at most this size (decimal units: 5GB, 500MB; as
+    /// save_pretrained's max_shard_size); writes a folder with an index
     #[arg(long)]
     max_shard_size: Option<String>,
     /// Write every name of tensors that share memory instead of keeping one per storage
@@ -200,6 +209,9 @@ struct ConvertArgs {
     /// Replace an existing output
     #[arg(long)]
     force: bool,
+    /// GGUF output: list every tensor that needed a type fallback (by default they are counted)
+    #[arg(short, long)]
+    verbose: bool,
     /// GGUF -> Hugging Face: refuse architectures without an HF mapping instead of exporting GGUF names
     #[arg(long)]
     strict: bool,
@@ -223,9 +235,9 @@ struct MergeLoraArgs {
     /// Output format; gguf writes OUT as a GGUF file, the same as merging and then running `ckpt convert`
     #[arg(long, value_parser = ["safetensors", "bin", "gguf"], default_value = "safetensors")]
     to: String,
-    /// With --to gguf: f32, f16, bf16, q8_0, auto or a llama-quantize type (q4_k_m, …)
-    #[arg(long, default_value = "auto")]
-    outtype: String,
+    /// With --to gguf: f32, f16, bf16, q8_0, auto (default) or a llama-quantize type (q4_k_m, …)
+    #[arg(long)]
+    outtype: Option<String>,
     /// Cast floating-point tensors of the output (f32, f16, bf16)
     #[arg(long)]
     dtype: Option<String>,
@@ -240,8 +252,26 @@ struct MergeLoraArgs {
     force: bool,
 }
 
+/// Help is wrapped at the terminal's width, and not at all when stdout is not a terminal (a pipe,
+/// a file, `less` reading a pipe) unless COLUMNS says how wide to wrap: clap would otherwise wrap
+/// at a fixed 100 columns there.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let columns_set = std::env::var("COLUMNS").is_ok_and(|c| c.trim().parse::<usize>().is_ok());
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) || columns_set {
+        cmd
+    } else {
+        cmd.term_width(0)
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let _ = ctrlc::set_handler(|| {
         ckpt_core::atomic::cleanup_pending();
         eprintln!("\ninterrupted; no partial output was left");
@@ -281,20 +311,177 @@ fn main() -> ExitCode {
     }
 }
 
+impl ConvertArgs {
+    fn dst(&self) -> &std::path::Path {
+        self.dst
+            .as_deref()
+            .or(self.outfile.as_deref())
+            .expect("clap requires DST or --outfile")
+    }
+}
+
+/// What `ckpt convert` writes, decided from --to, --outfile, the destination and the source.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ConvertKind {
+    /// Hugging Face model -> GGUF.
+    Gguf,
+    /// GGUF -> Hugging Face folder.
+    Export,
+    /// safetensors <-> .bin.
+    Plain,
+}
+
+impl ConvertKind {
+    fn describe(self, a: &ConvertArgs) -> String {
+        match self {
+            ConvertKind::Gguf => "GGUF output".into(),
+            ConvertKind::Export => format!(
+                "GGUF -> Hugging Face export ({})",
+                if a.to.as_deref() == Some("bin") {
+                    ".bin"
+                } else {
+                    "safetensors"
+                }
+            ),
+            ConvertKind::Plain => match a.to.as_deref() {
+                Some("bin") => ".bin output".into(),
+                Some(_) => "safetensors output".into(),
+                None => match ckpt_convert::Target::from_path(a.dst()) {
+                    Some(ckpt_convert::Target::Bin) => ".bin output".into(),
+                    Some(_) => "safetensors output".into(),
+                    None => "safetensors/.bin output".into(),
+                },
+            },
+        }
+    }
+}
+
+/// Options that would be silently ignored by the chosen output are refused (exit 2) with the reason.
+fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error> {
+    let refuse = |flag: &str, why: &str| -> Result<(), Error> {
+        Err(Error::Usage(format!(
+            "{flag} does not apply to {}: {why}",
+            kind.describe(a)
+        )))
+    };
+    if a.outfile.is_some() && a.to.as_deref().is_some_and(|t| t != "gguf") {
+        return refuse(
+            "--outfile",
+            "--outfile names a GGUF output (as in convert_hf_to_gguf.py); give DST for other formats",
+        );
+    }
+    match kind {
+        ConvertKind::Gguf => {
+            if a.dtype.is_some() {
+                return refuse("--dtype", "the GGUF tensor types are chosen by --outtype (f32, f16, bf16, q8_0, q4_k_m, …)");
+            }
+            if a.max_shard_size.is_some() {
+                return refuse("--max-shard-size", "ckpt writes a GGUF as one file");
+            }
+            if a.materialize_shared {
+                return refuse(
+                    "--materialize-shared",
+                    "the GGUF tensors are chosen by the architecture's table",
+                );
+            }
+            if a.no_verify {
+                return refuse(
+                    "--no-verify",
+                    "GGUF conversion has no separate verification pass to skip",
+                );
+            }
+            if a.strict {
+                return refuse("--strict", "it applies only to GGUF -> Hugging Face export");
+            }
+            if a.push_pr {
+                return refuse(
+                    "--push-pr",
+                    "the pull request adds safetensors weights (safetensors' convert.py job)",
+                );
+            }
+            let outtype = a.outtype.as_deref().unwrap_or("auto");
+            let direct = ["auto", "f32", "f16", "bf16", "q8_0"];
+            if a.intermediate.is_some() && direct.iter().any(|d| outtype.eq_ignore_ascii_case(d)) {
+                return refuse(
+                    "--intermediate",
+                    &format!("--outtype {outtype} is written directly; --intermediate applies only to a llama-quantize --outtype (q4_k_m, q6_k, …)"),
+                );
+            }
+        }
+        ConvertKind::Export | ConvertKind::Plain => {
+            let what =
+                "it applies only to GGUF output (DST ending in .gguf, --to gguf or --outfile)";
+            if a.outtype.is_some() {
+                return refuse("--outtype", &format!("{what}; use --dtype to cast"));
+            }
+            if a.intermediate.is_some() {
+                return refuse("--intermediate", what);
+            }
+            if a.pre_tokenizer.is_some() {
+                return refuse("--pre-tokenizer", what);
+            }
+            if a.verbose {
+                return refuse("--verbose", "it lists the type fallbacks of GGUF output");
+            }
+            if kind == ConvertKind::Plain && a.strict {
+                return refuse("--strict", "it applies only to GGUF -> Hugging Face export");
+            }
+            if kind == ConvertKind::Export {
+                if a.materialize_shared {
+                    return refuse("--materialize-shared", "a GGUF has no shared tensors");
+                }
+                if a.key.is_some() {
+                    return refuse("--key", "it selects an entry of a pickled checkpoint");
+                }
+                if a.push_pr {
+                    return refuse(
+                        "--push-pr",
+                        "it needs the source as hf://ORG/NAME in safetensors or .bin",
+                    );
+                }
+                if a.no_verify && a.to.as_deref() != Some("bin") {
+                    return refuse(
+                        "--no-verify",
+                        "the export to safetensors has no separate verification pass to skip",
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let to_gguf = a.to.as_deref() == Some("gguf")
         || (a.to.is_none()
-            && a.dst
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("gguf")));
+            && (a.outfile.is_some()
+                || a.dst()
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))));
     if to_gguf {
+        check_convert_options(a, ConvertKind::Gguf)?;
         return run_convert_gguf(a, g);
     }
     let local_src = remote::local(&a.src)?;
     let gguf_source = local_src.is_file()
         && ckpt_convert::source::sniff_file(&local_src)? == ckpt_convert::source::FileKind::Gguf;
-    if gguf_source && ckpt_convert::Target::from_path(&a.dst).is_none() {
+    if gguf_source && ckpt_convert::Target::from_path(a.dst()).is_none() {
+        check_convert_options(a, ConvertKind::Export)?;
         return run_export(a, &local_src, g);
+    }
+    check_convert_options(a, ConvertKind::Plain)?;
+    if a.key.is_some() {
+        // --key picks an entry of a pickled checkpoint; other sources have none to pick.
+        let format = ckpt_convert::open(&local_src, &Default::default())?.format;
+        if !matches!(
+            format,
+            ckpt_core::Format::TorchZip | ckpt_core::Format::TorchLegacy
+        ) {
+            return Err(Error::Usage(format!(
+                "--key does not apply to a {} source: it selects an entry of a pickled PyTorch checkpoint",
+                format.name()
+            )));
+        }
     }
     let to = a.to.as_deref().map(|t| match t {
         "bin" => ckpt_convert::Target::Bin,
@@ -325,7 +512,7 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
                 .into(),
         ));
     }
-    let report = ckpt_convert::convert(&remote::local(&a.src)?, &a.dst, &opts)?;
+    let report = ckpt_convert::convert(&remote::local(&a.src)?, a.dst(), &opts)?;
     bars.finish();
     if a.push_pr {
         return remote::push_conversion_pr(&src_text, &report, g);
@@ -386,8 +573,8 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
     };
     let report = if a.to.as_deref() == Some("bin") {
         // Export to safetensors beside the output, then convert that folder to .bin shards.
-        ckpt_core::atomic::check_destination(&a.dst, a.force)?;
-        let scratch = ckpt_core::atomic::temp_path_for(&a.dst).with_extension("export");
+        ckpt_core::atomic::check_destination(a.dst(), a.force)?;
+        let scratch = ckpt_core::atomic::temp_path_for(a.dst()).with_extension("export");
         let _ = std::fs::remove_dir_all(&scratch);
         let result = ckpt_export::gguf_to_hf(
             src,
@@ -405,12 +592,12 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
                 overwrite: a.force,
                 ..Default::default()
             };
-            ckpt_convert::convert(&scratch, &a.dst, &copts).map(|_| r)
+            ckpt_convert::convert(&scratch, a.dst(), &copts).map(|_| r)
         });
         let _ = std::fs::remove_dir_all(&scratch);
         result?
     } else {
-        ckpt_export::gguf_to_hf(src, &a.dst, &opts)?
+        ckpt_export::gguf_to_hf(src, a.dst(), &opts)?
     };
     if g.json {
         println!(
@@ -431,7 +618,7 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
                 .hf_architecture
                 .as_deref()
                 .unwrap_or("GGUF names (no Hugging Face mapping)"),
-            a.dst.display()
+            a.dst().display()
         );
         for f in &report.files {
             println!("  {f}");
@@ -443,22 +630,43 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
 fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let bars = progress::Bars::new(g.quiet || g.json);
     let opts = ckpt_convert::gguf::GgufOptions {
-        outtype: a.outtype.clone(),
-        intermediate: a.intermediate.clone(),
+        outtype: a.outtype.clone().unwrap_or_else(|| "auto".into()),
+        intermediate: a.intermediate.clone().unwrap_or_else(|| "f16".into()),
         pre_tokenizer: a.pre_tokenizer.clone(),
         key: a.key.clone(),
         overwrite: a.force,
         progress: Some(bars.callback()),
     };
-    let report = ckpt_convert::gguf::convert_to_gguf(&remote::local(&a.src)?, &a.dst, &opts)?;
+    let report = ckpt_convert::gguf::convert_to_gguf(&remote::local(&a.src)?, a.dst(), &opts)?;
     bars.finish();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(());
     }
-    for w in report.warnings.iter().chain(&report.fallbacks) {
+    for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    // The converter's own fallbacks (rows that do not fit q8_0, stored as F16) come first in
+    // `fallbacks`; the quantizer's follow and are summarised by type.
+    let n_quant = report
+        .quantized
+        .iter()
+        .filter(|t| t.fallback_from.is_some())
+        .count();
+    let converter = &report.fallbacks[..report.fallbacks.len() - n_quant];
+    if !converter.is_empty() {
+        eprintln!(
+            "warning: {} tensor(s) stored as F16 because their rows are not a multiple of the block size (like convert_hf_to_gguf.py){}",
+            converter.len(),
+            if a.verbose { ":" } else { "; --verbose lists them" }
+        );
+        if a.verbose {
+            for w in converter {
+                eprintln!("  {w}");
+            }
+        }
+    }
+    quantize::print_fallbacks(&report.quantized, a.verbose);
     if !g.quiet {
         println!(
             "wrote {} ({} {}, {} tensors, {} parameters, {}) from {}",
@@ -494,6 +702,17 @@ fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
 }
 
 fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
+    if a.to != "gguf" && a.outtype.is_some() {
+        return Err(Error::Usage(format!(
+            "--outtype does not apply to --to {}: it applies only to --to gguf (use --dtype to cast)",
+            a.to
+        )));
+    }
+    if a.to == "gguf" && a.max_shard_size.is_some() {
+        return Err(Error::Usage(
+            "--max-shard-size does not apply to --to gguf: ckpt writes a GGUF as one file".into(),
+        ));
+    }
     let adapters = a
         .adapters
         .iter()
@@ -523,7 +742,7 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
     };
     if a.to == "gguf" {
         let gguf = ckpt_convert::gguf::GgufOptions {
-            outtype: a.outtype.clone(),
+            outtype: a.outtype.clone().unwrap_or_else(|| "auto".into()),
             intermediate: "f16".into(),
             pre_tokenizer: None,
             key: None,

@@ -17,6 +17,9 @@ pub struct QuantizeArgs {
     /// Target: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, F16, BF16, F32 (case-insensitive; Q4_K = Q4_K_M)
     #[arg(value_name = "TYPE")]
     ftype: String,
+    /// Worker threads, as llama-quantize's positional NTHREADS (same as --threads)
+    #[arg(value_name = "NTHREADS", conflicts_with = "threads")]
+    nthreads: Option<usize>,
     /// Every quantizable tensor gets the type's default, without llama.cpp's per-tensor mix
     #[arg(long)]
     pure: bool,
@@ -35,9 +38,13 @@ pub struct QuantizeArgs {
     /// Importance matrix from llama-imatrix (GGUF or legacy .dat)
     #[arg(long)]
     imatrix: Option<PathBuf>,
-    /// Worker threads (default: all cores); the output does not depend on it
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Worker threads (default: all cores; llama-quantize's positional NTHREADS); the output does
+    /// not depend on it
+    #[arg(long)]
+    threads: Option<usize>,
+    /// List every tensor that needed a shape fallback (by default they are counted by type)
+    #[arg(short, long)]
+    verbose: bool,
     /// Replace an existing output
     #[arg(long)]
     force: bool,
@@ -70,7 +77,7 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
     opts.leave_output_tensor = a.leave_output_tensor;
     opts.allow_requantize = a.allow_requantize;
     opts.imatrix = a.imatrix.clone();
-    opts.threads = a.threads;
+    opts.threads = a.threads.or(a.nthreads).unwrap_or(0);
     opts.overwrite = a.force;
     let spinner = (!g.quiet && !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| {
@@ -104,16 +111,7 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
         return Ok(());
     }
-    for t in report.tensors.iter().filter(|t| t.fallback_from.is_some()) {
-        eprintln!(
-            "warning: {} ({:?}): row of {} is not a multiple of {}'s block size; used {} instead",
-            t.name,
-            t.ne,
-            t.ne[0],
-            t.fallback_from.unwrap(),
-            t.to
-        );
-    }
+    print_fallbacks(&report.tensors, a.verbose);
     if !g.quiet {
         let mut counts = std::collections::BTreeMap::<&str, usize>::new();
         for t in &report.tensors {
@@ -130,13 +128,36 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
             crate::inspect::human_bytes(report.input_bytes),
             crate::inspect::human_bytes(report.output_bytes)
         );
-        if report.n_fallback > 0 {
-            println!(
-                "{} of {} tensor(s) required fallback quantization",
-                report.n_fallback,
-                report.tensors.len()
+    }
+    Ok(())
+}
+
+/// Tensors whose rows did not fit the wanted type's block size: one line per (wanted -> used)
+/// pair with a count, or one line per tensor with `verbose`.
+pub fn print_fallbacks(tensors: &[ckpt_quant::TensorReport], verbose: bool) {
+    let summary = ckpt_quant::pipeline::fallback_summary(tensors);
+    if summary.is_empty() {
+        return;
+    }
+    let total: usize = summary.iter().map(|s| s.count).sum();
+    eprintln!(
+        "warning: {total} of {} tensor(s) have rows that are not a multiple of the wanted type's block size and used a fallback type (as llama-quantize does){}:",
+        tensors.len(),
+        if verbose { "" } else { "; --verbose lists them" }
+    );
+    for s in &summary {
+        eprintln!("  {} -> {}: {} tensor(s)", s.wanted, s.used, s.count);
+    }
+    if verbose {
+        for t in tensors.iter().filter(|t| t.fallback_from.is_some()) {
+            eprintln!(
+                "  {} {:?}: row of {} does not fit {}, stored as {}",
+                t.name,
+                t.ne,
+                t.ne[0],
+                t.fallback_from.unwrap(),
+                t.to
             );
         }
     }
-    Ok(())
 }

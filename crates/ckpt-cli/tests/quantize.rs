@@ -156,7 +156,7 @@ fn shape_fallbacks_match_llama_quantize() {
             String::from_utf8_lossy(&r.stderr)
         );
         assert!(
-            String::from_utf8_lossy(&r.stderr).contains("used F16 instead"),
+            String::from_utf8_lossy(&r.stderr).contains("-> F16: "),
             "fallbacks are reported"
         );
         assert_eq!(sha256(&out), want, "{t}");

@@ -30,6 +30,9 @@ pub struct TensorDiff {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub within_tolerance: bool,
+    /// Every element differs by at most the rounding of the coarser float dtype of the two
+    /// (bf16, f16 or f32 unit roundoff relative to the larger magnitude): a cast, not a change.
+    pub within_rounding: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +44,11 @@ pub struct DiffReport {
     pub within_tolerance: usize,
     pub different: usize,
     pub tolerance: f64,
+    /// Not the same, but only because of float rounding: names and shapes match and every
+    /// differing tensor is `within_rounding` (then `suggested_tolerance` would make it the same).
+    pub rounding_only: bool,
+    /// The largest max abs error among the compared tensors, when `rounding_only`.
+    pub suggested_tolerance: Option<f64>,
     /// True when every tensor is on both sides and within tolerance.
     pub same: bool,
 }
@@ -100,7 +108,24 @@ fn decode(d: DType, b: &[u8], out: &mut Vec<f64>) -> Result<()> {
 
 const CHUNK: usize = 1 << 16;
 
-fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64)> {
+/// Unit roundoff of a float dtype (half the gap between 1 and the next number).
+fn unit_roundoff(d: DType) -> Option<f64> {
+    match d {
+        DType::BF16 => Some(2f64.powi(-8)),
+        DType::F16 => Some(2f64.powi(-11)),
+        DType::F32 => Some(2f64.powi(-24)),
+        DType::F64 => Some(2f64.powi(-53)),
+        _ => None,
+    }
+}
+
+/// (max abs error, rmse, cosine, every element within rounding of the coarser dtype).
+fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64, bool)> {
+    let u = match (unit_roundoff(a.dtype), unit_roundoff(b.dtype)) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => None,
+    };
+    let mut rounding = u.is_some();
     // Decode both sides chunk by chunk in lockstep.
     let (ab, bb) = (a.bytes()?, b.bytes()?);
     let (ua, ub) = (
@@ -120,6 +145,17 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64)> {
                 max_err = f64::INFINITY;
             } else if x != y && !(x.is_nan() && y.is_nan()) {
                 max_err = max_err.max(d.abs());
+                if let Some(u) = u {
+                    // f16's subnormals are spaced 2^-24 apart; allow half that gap below them.
+                    let floor = if u >= 2f64.powi(-11) {
+                        2f64.powi(-25)
+                    } else {
+                        0.0
+                    };
+                    if d.abs() > u * x.abs().max(y.abs()) + floor {
+                        rounding = false;
+                    }
+                }
             }
             if d.is_finite() {
                 sq += d * d;
@@ -140,7 +176,12 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64)> {
     } else {
         dot / (na.sqrt() * nb.sqrt())
     };
-    Ok((max_err, (sq / n).sqrt(), cos))
+    Ok((
+        max_err,
+        (sq / n).sqrt(),
+        cos,
+        rounding && max_err.is_finite(),
+    ))
 }
 
 /// Compares `b` against `a`. `b_to_a` maps B's names to A's (empty for the same naming).
@@ -200,6 +241,7 @@ pub fn diff(
                 cosine_similarity: None,
                 note: None,
                 within_tolerance: false,
+                within_rounding: false,
             };
             if ta.shape != tb.shape {
                 d.note = Some("shapes differ".into());
@@ -231,6 +273,7 @@ pub fn diff(
                 d.max_abs_error = Some(0.0);
                 d.rmse = Some(0.0);
                 d.cosine_similarity = Some(1.0);
+                d.within_rounding = true;
                 return Ok(d);
             }
             if ta.dtype.elem_size().is_none()
@@ -242,7 +285,8 @@ pub fn diff(
                 return Ok(d);
             }
             match compare_values(ta, tb) {
-                Ok((m, r, c)) => {
+                Ok((m, r, c, rounding)) => {
+                    d.within_rounding = rounding;
                     d.max_abs_error = Some(m);
                     d.rmse = Some(r);
                     d.cosine_similarity = Some(c);
@@ -257,7 +301,21 @@ pub fn diff(
     let within_tolerance = compared.iter().filter(|d| d.within_tolerance).count();
     let different = compared.len() - within_tolerance;
     let same = different == 0 && only_in_a.is_empty() && only_in_b.is_empty();
+    let rounding_only = !same
+        && only_in_a.is_empty()
+        && only_in_b.is_empty()
+        && compared
+            .iter()
+            .all(|d| d.within_tolerance || d.within_rounding);
+    let suggested_tolerance = rounding_only.then(|| {
+        compared
+            .iter()
+            .filter_map(|d| d.max_abs_error)
+            .fold(0f64, f64::max)
+    });
     Ok(DiffReport {
+        rounding_only,
+        suggested_tolerance,
         compared,
         only_in_a,
         only_in_b,

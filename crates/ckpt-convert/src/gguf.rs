@@ -36,6 +36,10 @@ pub struct GgufReport {
     pub fallbacks: Vec<String>,
     pub dropped: Vec<String>,
     pub warnings: Vec<String>,
+    /// With a llama-quantize --outtype: what happened to each tensor (the CLI summarises the
+    /// shape fallbacks from it; `fallbacks` lists them as text after the converter's own).
+    #[serde(skip)]
+    pub quantized: Vec<ckpt_quant::TensorReport>,
 }
 
 fn converter_outtype(name: &str) -> Option<ckpt_model::OutType> {
@@ -140,6 +144,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         fallbacks: report.fallbacks,
         dropped: report.dropped,
         warnings: report.warnings,
+        quantized: Vec::new(),
     };
     if let Some(ftype) = quant {
         let mut qopts = ckpt_quant::QuantizeOptions::new(ftype);
@@ -158,6 +163,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
                 t.to
             ));
         }
+        out.quantized = q.tensors;
     }
     Ok(out)
 }

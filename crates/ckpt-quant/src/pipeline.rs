@@ -71,6 +71,36 @@ pub struct TensorReport {
     pub bytes_out: u64,
 }
 
+/// How many tensors the shape fallback sent from one wanted type to one used type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FallbackCount {
+    pub wanted: GgmlType,
+    pub used: GgmlType,
+    pub count: usize,
+}
+
+/// The shape fallbacks of a quantization, counted by (wanted -> used) in first-seen order.
+pub fn fallback_summary(tensors: &[TensorReport]) -> Vec<FallbackCount> {
+    let mut out: Vec<FallbackCount> = Vec::new();
+    for t in tensors {
+        let Some(wanted) = t.fallback_from else {
+            continue;
+        };
+        match out
+            .iter_mut()
+            .find(|c| c.wanted == wanted && c.used == t.to)
+        {
+            Some(c) => c.count += 1,
+            None => out.push(FallbackCount {
+                wanted,
+                used: t.to,
+                count: 1,
+            }),
+        }
+    }
+    out
+}
+
 #[derive(Clone, Debug)]
 pub struct QuantizeReport {
     pub ftype: Ftype,
