@@ -338,17 +338,22 @@ fn tempfile_dir(store: &Store) -> Result<PathBuf, Error> {
 
 pub fn serve(a: &ServeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let store = Store::from_env().map_err(err)?;
+    let origins = ckpt_ollama::guard::AllowedOrigins::from_env().map_err(Error::Usage)?;
+    let listener = ckpt_ollama::server::bind(&a.host).map_err(err)?;
+    // The address actually bound (`--host 127.0.0.1:0` picks a free port).
+    let bound = listener.local_addr().map_err(|e| Error::io(&a.host, e))?;
     if !g.quiet {
         eprintln!(
-            "serving Ollama's model-management API for {} on http://{}",
+            "serving Ollama's model-management API for {} on http://{bound}",
             store.root().display(),
-            a.host
         );
     }
     let opts = ckpt_ollama::ServerOptions {
         preparer: Arc::new(CkptPreparer),
         no_prune: false,
         config_rootfs: false,
+        origins,
+        max_json_body: ckpt_ollama::server::DEFAULT_MAX_JSON_BODY,
     };
-    ckpt_ollama::serve(&a.host, store, opts).map_err(err)
+    ckpt_ollama::server::serve_listener(listener, store, opts).map_err(err)
 }

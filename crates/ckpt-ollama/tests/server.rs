@@ -115,7 +115,7 @@ fn create_workflow_like_the_ollama_cli() {
     let (dir, store, _server, client) = start();
     assert_eq!(
         client.get("/api/version").json(),
-        json!({"version": server::OLLAMA_API_VERSION})
+        json!({"version": server::SERVER_VERSION, "ollama_version": server::OLLAMA_API_VERSION})
     );
     assert_eq!(client.get("/").body, "Ollama is running");
 
