@@ -5,7 +5,9 @@
 //! [`ModelPreparer`] supplied by the caller, so `--from MODEL_DIR --quantize q4_K_M` plugs in
 //! without changing this module. Ollama ≥ 0.30 additionally rewrites every imported GGUF with
 //! its bundled `llama-quantize` (COPY mode), which changes the blob digest; we store the GGUF as
-//! given (the behaviour of earlier versions), so the model layer keeps `from: <file name>`.
+//! given (the behaviour of earlier versions). Like Ollama >= 0.30, a layer imported from a file has
+//! no `from` (Ollama's `/save` would try to pull such a "model"); only layers inherited from
+//! another model (`FROM existing-model`) name it there.
 
 use std::path::{Path, PathBuf};
 
@@ -64,7 +66,7 @@ impl QuantizeLevel {
             "Q4_K_S" => QuantizeLevel::Q4_K_S,
             "Q4_K_M" | "Q4_K" => QuantizeLevel::Q4_K_M,
             other => {
-                return Err(OllamaError::internal(format!(
+                return Err(OllamaError::bad_request(format!(
                     "unsupported quantization type {other} - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"
                 )))
             }
@@ -515,7 +517,10 @@ pub fn create_with(
                 emit(p, &mut statuses)
             })?;
             for (key, path, converted) in files {
-                emit(Progress::status("parsing GGUF"), &mut statuses);
+                // Ollama parses (and says so) only GGUF inputs, not its converter's output.
+                if !converted {
+                    emit(Progress::status("parsing GGUF"), &mut statuses);
+                }
                 // Quantize before importing, so an F16 source is never copied into the store
                 // only to be replaced.
                 let header = GgufHeader::open(&path)?;
@@ -783,7 +788,7 @@ fn quantize_if_needed(
 ) -> Result<Option<PathBuf>> {
     let have = header.file_type_name();
     if !matches!(have, "F16" | "BF16" | "F32") {
-        return Err(OllamaError::internal(
+        return Err(OllamaError::bad_request(
             "quantization is only supported for F16, BF16 and F32 models",
         ));
     }
@@ -909,18 +914,15 @@ fn gguf_layer(
         store.import_file(path)?
     };
     let mut layer = Layer::new(media, &blob.digest, blob.size);
-    // A file taken as is keeps its source name (`from`), a converted/quantized one is a new layer.
-    let status = if converted {
-        let verb = if blob.created {
-            "creating new layer"
-        } else {
-            "using existing layer"
-        };
-        format!("{verb} {}", blob.digest)
+    // No `from` on an imported file (Ollama >= 0.30 writes none); the status says what happened
+    // (an uploaded blob is "existing", a file copied into a fresh store is a new layer).
+    let _ = key;
+    let verb = if blob.created {
+        "creating new layer"
     } else {
-        layer.from = key.to_string();
-        format!("using existing layer {}", blob.digest)
+        "using existing layer"
     };
+    let status = format!("{verb} {}", blob.digest);
     let stored_path = store.blob_path(&blob.digest);
     Ok(BaseLayer {
         layer,
