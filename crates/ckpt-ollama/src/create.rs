@@ -913,7 +913,7 @@ fn gguf_layer(
     } else {
         store.import_file(path)?
     };
-    let mut layer = Layer::new(media, &blob.digest, blob.size);
+    let layer = Layer::new(media, &blob.digest, blob.size);
     // No `from` on an imported file (Ollama >= 0.30 writes none); the status says what happened
     // (an uploaded blob is "existing", a file copied into a fresh store is a new layer).
     let _ = key;

@@ -162,9 +162,7 @@ pub fn cors_verdict(
 /// Ollama's `allowedHostsMiddleware`: Some(status) when the request must stop here (403, or
 /// 204 for an OPTIONS request to an allowed host name), None to go on.
 pub fn host_verdict(bound: Option<SocketAddr>, host_header: &str, options: bool) -> Option<u16> {
-    let Some(bound) = bound else {
-        return None;
-    };
+    let bound = bound?;
     if !bound.ip().is_loopback() {
         return None;
     }

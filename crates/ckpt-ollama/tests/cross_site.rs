@@ -267,22 +267,22 @@ fn dns_rebinding_hosts_are_refused_on_loopback() {
     let port = server.addr.port();
     for (host, want) in [
         (format!("evil.example:{port}"), 403),
-        (format!("evil.example"), 403),
+        ("evil.example".to_string(), 403),
         (format!("8.8.8.8:{port}"), 403),
         (format!("[2001:4860:4860::8888]:{port}"), 403),
         (format!("localhost.evil.example:{port}"), 403),
-        (format!("[::1]"), 403), // SplitHostPort fails and "[::1]" is no IP (as in Go)
+        ("[::1]".to_string(), 403), // SplitHostPort fails and "[::1]" is no IP (as in Go)
         (format!("localhost:{port}"), 200),
         (format!("LOCALHOST:{port}"), 200),
         (format!("127.0.0.1:{port}"), 200),
-        (format!("127.1.2.3"), 200),
+        ("127.1.2.3".to_string(), 200),
         (format!("[::1]:{port}"), 200),
         (format!("0.0.0.0:{port}"), 200),
         (format!("10.1.2.3:{port}"), 200),
-        (format!("192.168.0.7"), 200),
+        ("192.168.0.7".to_string(), 200),
         (format!("[fd00::1]:{port}"), 200),
         (format!("myapp.localhost:{port}"), 200),
-        (format!("printer.local"), 200),
+        ("printer.local".to_string(), 200),
         (format!("db.internal:{port}"), 200),
     ] {
         let r = raw(server.addr, "GET", "/api/tags", &[("Host", &host)], "");
