@@ -102,8 +102,20 @@ impl ModelPreparer for CkptPreparer {
         &self,
         input: ConvertInput<'_>,
         adapter: bool,
+        base_model: Option<&Path>,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<PathBuf> {
+        self.convert_named(input, adapter, base_model, out_dir, "model", progress)
+    }
+
+    fn convert_named(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
         _base_model: Option<&Path>,
         out_dir: &Path,
+        model_name: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> ckpt_ollama::Result<PathBuf> {
         if adapter {
@@ -114,8 +126,17 @@ impl ModelPreparer for CkptPreparer {
         let dir: &Path = match input {
             ConvertInput::Dir(d) => d,
             ConvertInput::Files(files) => {
-                // The uploaded files under their names, so the converter sees a model folder.
-                staged = out_dir.join("model");
+                // The uploaded files under their names, so the converter sees a model folder;
+                // the folder is named after the model, which gives `general.name` (not "Model").
+                let folder = Some(model_name)
+                    .filter(|n| {
+                        !n.is_empty()
+                            && !n.contains(['/', '\\'])
+                            && !n.starts_with('.')
+                            && !n.ends_with(".gguf")
+                    })
+                    .unwrap_or("model");
+                staged = out_dir.join(folder);
                 std::fs::create_dir_all(&staged)
                     .map_err(|e| OllamaError::io("create", &staged, &e))?;
                 for (name, path) in files {

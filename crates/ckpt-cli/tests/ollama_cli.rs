@@ -165,6 +165,29 @@ print("ok", statuses)
         String::from_utf8_lossy(&r.stdout),
         String::from_utf8_lossy(&r.stderr)
     );
+    // The safetensors upload was converted under the model's name: general.name is not "Model".
+    let st = ckpt_ollama::Store::new(&store);
+    let copy = st
+        .read_manifest(&ckpt_ollama::ModelName::parse("smol-copy").unwrap())
+        .unwrap()
+        .unwrap();
+    let layer = copy
+        .manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == "application/vnd.ollama.image.model")
+        .unwrap();
+    let blob = st.blob_path(&ckpt_ollama::Digest::parse(&layer.digest).unwrap());
+    let header = ckpt_ollama::GgufHeader::open(&blob).unwrap();
+    let name = header
+        .get_str("general.name")
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(name, "Model");
+    assert!(
+        name.to_lowercase().contains("smol"),
+        "general.name = {name:?}"
+    );
 }
 
 #[test]

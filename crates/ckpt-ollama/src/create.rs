@@ -135,6 +135,22 @@ impl Progress {
 /// Converts checkpoints to GGUF and quantizes GGUFs for [`create_with`]. The CLI implements it
 /// with the ckpt converter and quantizer; every method defaults to "not supported yet".
 pub trait ModelPreparer: Send + Sync {
+    /// [`ModelPreparer::convert`] for the model being created as `model_name` (the model part
+    /// of its name), so a converter that names the GGUF (`general.name`) can use it. The
+    /// default ignores the name.
+    fn convert_named(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
+        base_model: Option<&Path>,
+        out_dir: &Path,
+        model_name: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PathBuf> {
+        let _ = model_name;
+        self.convert(input, adapter, base_model, out_dir, progress)
+    }
+
     /// Writes one GGUF converted from `input` into `out_dir` and returns its path. `adapter` is
     /// true for a LoRA adapter (then `base_model` is the GGUF it applies to, if known).
     fn convert(
@@ -513,9 +529,15 @@ pub fn create_with(
             base_layers = layers_from_model(store, from, &mut config)?;
         }
         source => {
-            let files = gguf_inputs(source, false, None, opts, &scratch.0, &mut |p| {
-                emit(p, &mut statuses)
-            })?;
+            let files = gguf_inputs(
+                source,
+                false,
+                None,
+                &name.model,
+                opts,
+                &scratch.0,
+                &mut |p| emit(p, &mut statuses),
+            )?;
             for (key, path, converted) in files {
                 // Ollama parses (and says so) only GGUF inputs, not its converter's output.
                 if !converted {
@@ -580,6 +602,7 @@ pub fn create_with(
             adapter,
             true,
             base_model.as_deref(),
+            &name.model,
             opts,
             &scratch.0,
             &mut |p| emit(p, &mut statuses),
@@ -817,6 +840,7 @@ fn gguf_inputs(
     source: &ModelSource,
     adapter: bool,
     base_model: Option<&Path>,
+    model_name: &str,
     opts: &CreateOptions<'_>,
     scratch: &Path,
     progress: &mut dyn FnMut(Progress),
@@ -833,7 +857,7 @@ fn gguf_inputs(
         }
         ModelSource::HfDir(dir) => {
             progress(Progress::status(convert_status));
-            let out = opts.preparer.convert(ConvertInput::Dir(dir), adapter, base_model, scratch, progress)?;
+            let out = opts.preparer.convert_named(ConvertInput::Dir(dir), adapter, base_model, scratch, model_name, progress)?;
             Ok(vec![(String::new(), out, true)])
         }
         ModelSource::Files(files) => {
@@ -843,7 +867,7 @@ fn gguf_inputs(
             match detect_files_type(files) {
                 Some(FilesType::Safetensors) => {
                     progress(Progress::status(convert_status));
-                    let out = opts.preparer.convert(ConvertInput::Files(files), adapter, base_model, scratch, progress)?;
+                    let out = opts.preparer.convert_named(ConvertInput::Files(files), adapter, base_model, scratch, model_name, progress)?;
                     Ok(vec![(String::new(), out, true)])
                 }
                 Some(FilesType::Gguf) => {
