@@ -562,3 +562,45 @@ fn preparer_hook_converts_and_quantizes() {
     top.sort();
     assert_eq!(top, vec![".ckpt-ollama.lock", "blobs", "manifests"]);
 }
+
+/// Run as root (as the packaged tools often are) in a store owned by another user (packaged
+/// Ollama runs as `ollama`): everything ckpt adds belongs to the store's owner.
+#[test]
+fn new_files_take_the_store_owner_when_running_as_root() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("models");
+    fs::create_dir_all(&root).unwrap();
+    let me = fs::metadata(dir.path()).unwrap().uid();
+    if me != 0 {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    std::os::unix::fs::chown(&root, Some(4242), Some(4343)).unwrap();
+    let store = Store::new(&root);
+    let gguf = tiny_model(dir.path(), "tiny.gguf", None, 1);
+    let mut spec = CreateSpec::new(ModelSource::Gguf(gguf));
+    spec.system = Some("owned".into());
+    create(&store, "owned", &spec).unwrap();
+    let mut checked = 0;
+    let mut stack = vec![root.clone()];
+    while let Some(p) = stack.pop() {
+        for e in fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".ckpt") {
+                continue; // ckpt's own lock file
+            }
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4343), "{}", e.path().display());
+            checked += 1;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert!(
+        checked >= 8,
+        "blobs, manifests and their folders: {checked}"
+    );
+}
