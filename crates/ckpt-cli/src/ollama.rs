@@ -22,7 +22,8 @@ Examples:
   ckpt ollama create mymodel --from model.gguf --param stop='<|im_end|>' --param temperature=0.7
   ckpt ollama create mymodel -f Modelfile
 
-Any llama-quantize type works with --quantize (Ollama itself accepts q8_0, q4_K_S, q4_K_M). The template
+Any llama-quantize type works with -q/--quantize here; Ollama itself, and `ckpt serve`'s /api/create,
+accept F32, F16, q8_0, q4_K_S, q4_K_M (other types get 400 from the API). The template
 is chosen from the model's chat template the way Ollama matches its named templates, unless --template is
 given. The store is $OLLAMA_MODELS (default ~/.ollama/models).")]
     Create(CreateArgs),
@@ -40,13 +41,14 @@ given. The store is $OLLAMA_MODELS (default ~/.ollama/models).")]
 pub struct CreateArgs {
     /// NAME[:TAG] (host/namespace/model:tag, Ollama's defaults apply)
     name: String,
-    /// A Hugging Face model folder, a .gguf file, or hf://ORG/NAME
+    /// A Hugging Face model folder, a .gguf file, or hf://ORG/NAME (ckpt's own; with Ollama this is
+    /// the Modelfile's FROM line)
     #[arg(long)]
     from: Option<PathBuf>,
-    /// Quantize: q4_K_M, q8_0, … (any llama-quantize type)
-    #[arg(long)]
+    /// Quantize: q4_K_M, q8_0, … (any llama-quantize type; Ollama's `-q/--quantize`)
+    #[arg(short = 'q', long)]
     quantize: Option<String>,
-    /// A Modelfile (FROM, PARAMETER, TEMPLATE, SYSTEM, LICENSE, ADAPTER, MESSAGE)
+    /// A Modelfile (FROM, PARAMETER, TEMPLATE, SYSTEM, LICENSE, ADAPTER, MESSAGE); Ollama's `-f/--file`
     #[arg(short = 'f', long = "file")]
     modelfile: Option<PathBuf>,
     /// A Go template file, or `auto` (the default: matched from the model's chat template)
@@ -61,6 +63,9 @@ pub struct CreateArgs {
     /// License text file
     #[arg(long)]
     license: Option<PathBuf>,
+    /// No progress messages. Here `-q` is `--quantize`, as in `ollama create`; use `--quiet`
+    #[arg(long = "quiet", id = "quiet")]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -97,8 +102,20 @@ impl ModelPreparer for CkptPreparer {
         &self,
         input: ConvertInput<'_>,
         adapter: bool,
+        base_model: Option<&Path>,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<PathBuf> {
+        self.convert_named(input, adapter, base_model, out_dir, "model", progress)
+    }
+
+    fn convert_named(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
         _base_model: Option<&Path>,
         out_dir: &Path,
+        model_name: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> ckpt_ollama::Result<PathBuf> {
         if adapter {
@@ -109,8 +126,17 @@ impl ModelPreparer for CkptPreparer {
         let dir: &Path = match input {
             ConvertInput::Dir(d) => d,
             ConvertInput::Files(files) => {
-                // The uploaded files under their names, so the converter sees a model folder.
-                staged = out_dir.join("model");
+                // The uploaded files under their names, so the converter sees a model folder;
+                // the folder is named after the model, which gives `general.name` (not "Model").
+                let folder = Some(model_name)
+                    .filter(|n| {
+                        !n.is_empty()
+                            && !n.contains(['/', '\\'])
+                            && !n.starts_with('.')
+                            && !n.ends_with(".gguf")
+                    })
+                    .unwrap_or("model");
+                staged = out_dir.join(folder);
                 std::fs::create_dir_all(&staged)
                     .map_err(|e| OllamaError::io("create", &staged, &e))?;
                 for (name, path) in files {
@@ -158,6 +184,50 @@ impl ModelPreparer for CkptPreparer {
         ckpt_quant::quantize_gguf(gguf, &out, &opts)
             .map_err(|e| OllamaError::bad_request(e.to_string()))?;
         Ok(out)
+    }
+}
+
+/// The CLI's converter: a model folder straight to the asked GGUF type (any llama-quantize
+/// type, like `ckpt convert --outtype`).
+struct DirectConverter(String);
+
+impl ModelPreparer for DirectConverter {
+    fn convert(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
+        _base_model: Option<&Path>,
+        out_dir: &Path,
+        _progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<PathBuf> {
+        let ConvertInput::Dir(dir) = input else {
+            return CkptPreparer.convert(input, adapter, None, out_dir, &mut |_| {});
+        };
+        if adapter {
+            return Err(OllamaError::not_implemented("converting a safetensors LoRA adapter to GGUF is not supported; merge it with `ckpt merge-lora --to gguf` instead"));
+        }
+        let out = out_dir.join("model.gguf");
+        let opts = ckpt_convert::gguf::GgufOptions {
+            outtype: self.0.clone(),
+            intermediate: "f16".into(),
+            pre_tokenizer: None,
+            key: None,
+            overwrite: true,
+            progress: None,
+        };
+        ckpt_convert::gguf::convert_to_gguf(dir, &out, &opts)
+            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
+        Ok(out)
+    }
+
+    fn quantize(
+        &self,
+        gguf: &Path,
+        level: QuantizeLevel,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<PathBuf> {
+        CkptPreparer.quantize(gguf, level, out_dir, progress)
     }
 }
 
@@ -229,7 +299,7 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
         ..Default::default()
     };
     let mut statuses = Vec::new();
-    let quiet = g.quiet || g.json;
+    let quiet = g.quiet || a.quiet || g.json;
     let mut progress = |p: Progress| {
         if !quiet {
             eprintln!("{}", p.status);
@@ -262,19 +332,12 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
         let from = crate::remote::local(from)?;
         // ckpt quantizes to any llama-quantize type itself, then imports the finished GGUF.
         let source = match &a.quantize {
+            // A folder is converted straight to the asked type by the preparer, so the steps
+            // reported are the ones that happen (converting, a new layer).
+            Some(_) if from.is_dir() => ModelSource::HfDir(from.clone()),
             Some(q) => {
                 let out = scratch.join("model.gguf");
-                if from.is_dir() {
-                    let gopts = ckpt_convert::gguf::GgufOptions {
-                        outtype: q.clone(),
-                        intermediate: "f16".into(),
-                        pre_tokenizer: None,
-                        key: None,
-                        overwrite: true,
-                        progress: None,
-                    };
-                    ckpt_convert::gguf::convert_to_gguf(&from, &out, &gopts)?;
-                } else {
+                {
                     let mut qopts = ckpt_quant::QuantizeOptions::new(ckpt_quant::parse_ftype(q)?);
                     qopts.overwrite = true;
                     ckpt_quant::quantize_gguf(&from, &out, &qopts)?;
@@ -303,6 +366,11 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
             spec.licenses
                 .push(std::fs::read_to_string(l).map_err(|e| Error::io(l, e))?);
         }
+        let direct = DirectConverter(a.quantize.clone().unwrap_or_else(|| "f16".into()));
+        let opts = CreateOptions {
+            preparer: &direct,
+            ..Default::default()
+        };
         ckpt_ollama::create_with(store, &a.name, &spec, &opts, &mut progress).map_err(err)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
@@ -317,7 +385,7 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
                 "status": statuses,
             })
         );
-    } else if !g.quiet {
+    } else if !quiet {
         println!(
             "created {} ({})",
             report.name,
@@ -338,17 +406,22 @@ fn tempfile_dir(store: &Store) -> Result<PathBuf, Error> {
 
 pub fn serve(a: &ServeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let store = Store::from_env().map_err(err)?;
+    let origins = ckpt_ollama::guard::AllowedOrigins::from_env().map_err(Error::Usage)?;
+    let listener = ckpt_ollama::server::bind(&a.host).map_err(err)?;
+    // The address actually bound (`--host 127.0.0.1:0` picks a free port).
+    let bound = listener.local_addr().map_err(|e| Error::io(&a.host, e))?;
     if !g.quiet {
         eprintln!(
-            "serving Ollama's model-management API for {} on http://{}",
+            "serving Ollama's model-management API for {} on http://{bound}",
             store.root().display(),
-            a.host
         );
     }
     let opts = ckpt_ollama::ServerOptions {
         preparer: Arc::new(CkptPreparer),
         no_prune: false,
         config_rootfs: false,
+        origins,
+        max_json_body: ckpt_ollama::server::DEFAULT_MAX_JSON_BODY,
     };
-    ckpt_ollama::serve(&a.host, store, opts).map_err(err)
+    ckpt_ollama::server::serve_listener(listener, store, opts).map_err(err)
 }

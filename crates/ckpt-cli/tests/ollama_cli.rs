@@ -165,4 +165,98 @@ print("ok", statuses)
         String::from_utf8_lossy(&r.stdout),
         String::from_utf8_lossy(&r.stderr)
     );
+    // The safetensors upload was converted under the model's name: general.name is not "Model".
+    let st = ckpt_ollama::Store::new(&store);
+    let copy = st
+        .read_manifest(&ckpt_ollama::ModelName::parse("smol-copy").unwrap())
+        .unwrap()
+        .unwrap();
+    let layer = copy
+        .manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == "application/vnd.ollama.image.model")
+        .unwrap();
+    let blob = st.blob_path(&ckpt_ollama::Digest::parse(&layer.digest).unwrap());
+    let header = ckpt_ollama::GgufHeader::open(&blob).unwrap();
+    let name = header
+        .get_str("general.name")
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(name, "Model");
+    assert!(
+        name.to_lowercase().contains("smol"),
+        "general.name = {name:?}"
+    );
+}
+
+#[test]
+fn create_takes_ollamas_short_flags_and_reports_what_happened() {
+    // `-q` is `--quantize` as in `ollama create` (it was ckpt's global --quiet).
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let out = ckpt(&store)
+        .args(["ollama", "create", "smol:q8", "-q", "q8_0", "--from"])
+        .arg(fx("tiny-smol-bpe"))
+        .args(["--param", "mirostat=1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // A fresh store: the folder is converted and every layer is new; nothing was "parsed" from
+    // a GGUF the user gave, and nothing already existed.
+    assert!(stderr.contains("converting model"), "{stderr}");
+    assert!(!stderr.contains("parsing GGUF"), "{stderr}");
+    assert!(!stderr.contains("using existing layer"), "{stderr}");
+    assert!(stderr.contains("creating new layer sha256:"), "{stderr}");
+    // Deprecated parameters warn once, with one prefix.
+    assert!(
+        stderr.contains("warning: parameter mirostat is deprecated"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning: warning:"), "{stderr}");
+    let show = ckpt(&store)
+        .args(["--json", "ollama", "show", "smol:q8"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["details"]["quantization_level"], "Q8_0", "{v}");
+    // The model layer imported by the CLI carries no `from`.
+    let manifest =
+        std::fs::read_to_string(store.join("manifests/registry.ollama.ai/library/smol/q8"))
+            .unwrap();
+    assert!(!manifest.contains("\"from\""), "{manifest}");
+    // --quiet still exists, spelled out.
+    let out = ckpt(&store)
+        .args(["ollama", "create", "smol:again", "--quiet", "--from"])
+        .arg(fx("tiny-smol-bpe"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty() && out.stdout.is_empty());
+}
+
+#[test]
+fn serve_prints_the_port_it_bound() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let mut server = ckpt(&store)
+        .args(["serve", "--host", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    let ok = addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .filter(|a| a.port() != 0)
+        .map(|a| std::net::TcpStream::connect(a).is_ok());
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(ok, Some(true), "no usable bound address in {line:?}");
 }

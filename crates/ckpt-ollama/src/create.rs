@@ -5,7 +5,9 @@
 //! [`ModelPreparer`] supplied by the caller, so `--from MODEL_DIR --quantize q4_K_M` plugs in
 //! without changing this module. Ollama ≥ 0.30 additionally rewrites every imported GGUF with
 //! its bundled `llama-quantize` (COPY mode), which changes the blob digest; we store the GGUF as
-//! given (the behaviour of earlier versions), so the model layer keeps `from: <file name>`.
+//! given (the behaviour of earlier versions). Like Ollama >= 0.30, a layer imported from a file has
+//! no `from` (Ollama's `/save` would try to pull such a "model"); only layers inherited from
+//! another model (`FROM existing-model`) name it there.
 
 use std::path::{Path, PathBuf};
 
@@ -64,7 +66,7 @@ impl QuantizeLevel {
             "Q4_K_S" => QuantizeLevel::Q4_K_S,
             "Q4_K_M" | "Q4_K" => QuantizeLevel::Q4_K_M,
             other => {
-                return Err(OllamaError::internal(format!(
+                return Err(OllamaError::bad_request(format!(
                     "unsupported quantization type {other} - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"
                 )))
             }
@@ -133,6 +135,22 @@ impl Progress {
 /// Converts checkpoints to GGUF and quantizes GGUFs for [`create_with`]. The CLI implements it
 /// with the ckpt converter and quantizer; every method defaults to "not supported yet".
 pub trait ModelPreparer: Send + Sync {
+    /// [`ModelPreparer::convert`] for the model being created as `model_name` (the model part
+    /// of its name), so a converter that names the GGUF (`general.name`) can use it. The
+    /// default ignores the name.
+    fn convert_named(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
+        base_model: Option<&Path>,
+        out_dir: &Path,
+        model_name: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PathBuf> {
+        let _ = model_name;
+        self.convert(input, adapter, base_model, out_dir, progress)
+    }
+
     /// Writes one GGUF converted from `input` into `out_dir` and returns its path. `adapter` is
     /// true for a LoRA adapter (then `base_model` is the GGUF it applies to, if known).
     fn convert(
@@ -511,11 +529,20 @@ pub fn create_with(
             base_layers = layers_from_model(store, from, &mut config)?;
         }
         source => {
-            let files = gguf_inputs(source, false, None, opts, &scratch.0, &mut |p| {
-                emit(p, &mut statuses)
-            })?;
+            let files = gguf_inputs(
+                source,
+                false,
+                None,
+                &name.model,
+                opts,
+                &scratch.0,
+                &mut |p| emit(p, &mut statuses),
+            )?;
             for (key, path, converted) in files {
-                emit(Progress::status("parsing GGUF"), &mut statuses);
+                // Ollama parses (and says so) only GGUF inputs, not its converter's output.
+                if !converted {
+                    emit(Progress::status("parsing GGUF"), &mut statuses);
+                }
                 // Quantize before importing, so an F16 source is never copied into the store
                 // only to be replaced.
                 let header = GgufHeader::open(&path)?;
@@ -575,6 +602,7 @@ pub fn create_with(
             adapter,
             true,
             base_model.as_deref(),
+            &name.model,
             opts,
             &scratch.0,
             &mut |p| emit(p, &mut statuses),
@@ -783,7 +811,7 @@ fn quantize_if_needed(
 ) -> Result<Option<PathBuf>> {
     let have = header.file_type_name();
     if !matches!(have, "F16" | "BF16" | "F32") {
-        return Err(OllamaError::internal(
+        return Err(OllamaError::bad_request(
             "quantization is only supported for F16, BF16 and F32 models",
         ));
     }
@@ -812,6 +840,7 @@ fn gguf_inputs(
     source: &ModelSource,
     adapter: bool,
     base_model: Option<&Path>,
+    model_name: &str,
     opts: &CreateOptions<'_>,
     scratch: &Path,
     progress: &mut dyn FnMut(Progress),
@@ -828,7 +857,7 @@ fn gguf_inputs(
         }
         ModelSource::HfDir(dir) => {
             progress(Progress::status(convert_status));
-            let out = opts.preparer.convert(ConvertInput::Dir(dir), adapter, base_model, scratch, progress)?;
+            let out = opts.preparer.convert_named(ConvertInput::Dir(dir), adapter, base_model, scratch, model_name, progress)?;
             Ok(vec![(String::new(), out, true)])
         }
         ModelSource::Files(files) => {
@@ -838,7 +867,7 @@ fn gguf_inputs(
             match detect_files_type(files) {
                 Some(FilesType::Safetensors) => {
                     progress(Progress::status(convert_status));
-                    let out = opts.preparer.convert(ConvertInput::Files(files), adapter, base_model, scratch, progress)?;
+                    let out = opts.preparer.convert_named(ConvertInput::Files(files), adapter, base_model, scratch, model_name, progress)?;
                     Ok(vec![(String::new(), out, true)])
                 }
                 Some(FilesType::Gguf) => {
@@ -908,19 +937,16 @@ fn gguf_layer(
     } else {
         store.import_file(path)?
     };
-    let mut layer = Layer::new(media, &blob.digest, blob.size);
-    // A file taken as is keeps its source name (`from`), a converted/quantized one is a new layer.
-    let status = if converted {
-        let verb = if blob.created {
-            "creating new layer"
-        } else {
-            "using existing layer"
-        };
-        format!("{verb} {}", blob.digest)
+    let layer = Layer::new(media, &blob.digest, blob.size);
+    // No `from` on an imported file (Ollama >= 0.30 writes none); the status says what happened
+    // (an uploaded blob is "existing", a file copied into a fresh store is a new layer).
+    let _ = key;
+    let verb = if blob.created {
+        "creating new layer"
     } else {
-        layer.from = key.to_string();
-        format!("using existing layer {}", blob.digest)
+        "using existing layer"
     };
+    let status = format!("{verb} {}", blob.digest);
     let stored_path = store.blob_path(&blob.digest);
     Ok(BaseLayer {
         layer,

@@ -410,7 +410,7 @@ pub type Parameters = BTreeMap<String, Value>;
 /// a warning), unknown names and bad values are errors with Ollama's text.
 pub fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result<Option<String>> {
     if DEPRECATED_PARAMETERS.contains(&name) {
-        return Ok(Some(format!("warning: parameter {name} is deprecated")));
+        return Ok(Some(format!("parameter {name} is deprecated")));
     }
     let kind = option_kind(name)
         .ok_or_else(|| OllamaError::bad_request(format!("unknown parameter '{name}'")))?;

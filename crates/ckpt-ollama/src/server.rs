@@ -27,12 +27,20 @@ use crate::create::{
 };
 use crate::error::{OllamaError, Result};
 use crate::gojson;
+use crate::guard::{self, AllowedOrigins, CorsVerdict};
 use crate::name::{ModelName, INVALID_MODEL_NAME};
 use crate::ops;
 use crate::store::{Digest, Store};
 
-/// The Ollama release whose API this server reproduces (reported by `/api/version`).
+/// The Ollama release whose API this server reproduces (`ollama_version` in `/api/version`).
 pub const OLLAMA_API_VERSION: &str = "0.33.0-rc2";
+
+/// What `/api/version` reports as `version`: this server is ckpt, not Ollama.
+pub const SERVER_VERSION: &str = concat!("ckpt ", env!("CARGO_PKG_VERSION"));
+
+/// The default limit on a JSON request body (everything but `/api/blobs` uploads, which are
+/// streamed to disk): 32 MiB, far more than any Modelfile, template or message list.
+pub const DEFAULT_MAX_JSON_BODY: usize = 32 << 20;
 
 const RUN_MODELS_ERROR: &str = "this server (ckpt) manages the Ollama model store but does not run models; \
      generation, chat and embeddings are Ollama's job: start `ollama serve` on the same OLLAMA_MODELS directory";
@@ -46,6 +54,10 @@ pub struct ServerOptions {
     pub no_prune: bool,
     /// Write the pre-v0.32.10 `rootfs` section in config blobs ([`CreateOptions::config_rootfs`]).
     pub config_rootfs: bool,
+    /// Origins a browser page may call from (`OLLAMA_ORIGINS` plus Ollama's defaults).
+    pub origins: AllowedOrigins,
+    /// Largest JSON request body accepted (bigger ones get 413 before being read).
+    pub max_json_body: usize,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +66,9 @@ impl Default for ServerOptions {
             preparer: Arc::new(NoPreparer),
             no_prune: std::env::var_os("OLLAMA_NOPRUNE").is_some_and(|v| !v.is_empty()),
             config_rootfs: false,
+            origins: AllowedOrigins::from_env()
+                .unwrap_or_else(|_| AllowedOrigins::new(None).expect("the default origins")),
+            max_json_body: DEFAULT_MAX_JSON_BODY,
         }
     }
 }
@@ -64,8 +79,16 @@ struct AppState {
     opts: ServerOptions,
 }
 
-/// The router, for embedding in another axum app or serving with [`serve`].
+/// The router, for embedding in another axum app. It applies Ollama's origin (CORS) rules but
+/// not its Host rules, which need the bound address: use [`router_bound`] for that.
 pub fn router(store: Store, opts: ServerOptions) -> Router {
+    router_bound(store, opts, None)
+}
+
+/// The router for a server listening on `bound`: Ollama's origin rules, and when `bound` is a
+/// loopback address its Host rules (DNS rebinding protection), both answering 403.
+pub fn router_bound(store: Store, opts: ServerOptions, bound: Option<SocketAddr>) -> Router {
+    let origins = Arc::new(opts.origins.clone());
     let state = AppState { store, opts };
     let not_running = || any(run_models);
     Router::new()
@@ -92,20 +115,110 @@ pub fn router(store: Store, opts: ServerOptions) -> Router {
         .route("/api/push", any(registry_unsupported))
         .route("/v1/{*rest}", not_running())
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let origins = origins.clone();
+                async move { cross_site_guard(&origins, bound, req, next).await }
+            },
+        ))
         .with_state(state)
+}
+
+/// Ollama's middleware chain in front of every route: CORS, then allowed hosts.
+async fn cross_site_guard(
+    origins: &AllowedOrigins,
+    bound: Option<SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());
+    let options = req.method() == Method::OPTIONS;
+    let verdict = guard::cors_verdict(origins, origin.as_deref(), &host, options);
+    let allow_origin = |resp: &mut Response| {
+        if let Some(v) = origin
+            .as_deref()
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+        resp.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+    };
+    match verdict {
+        CorsVerdict::Forbidden => return empty(StatusCode::FORBIDDEN),
+        CorsVerdict::Preflight => {
+            let mut resp = empty(StatusCode::NO_CONTENT);
+            allow_origin(&mut resp);
+            let h = resp.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(guard::ALLOW_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(guard::ALLOW_HEADERS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("43200"),
+            );
+            return resp;
+        }
+        CorsVerdict::NotCors | CorsVerdict::Allowed => {}
+    }
+    if let Some(status) = guard::host_verdict(bound, &host, options) {
+        return empty(StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN));
+    }
+    let mut resp = next.run(req).await;
+    if verdict == CorsVerdict::Allowed {
+        allow_origin(&mut resp);
+    }
+    resp
 }
 
 /// Serves on `addr` until Ctrl-C (blocking; builds its own tokio runtime).
 pub fn serve(addr: &str, store: Store, opts: ServerOptions) -> Result<()> {
+    serve_listener(bind(addr)?, store, opts)
+}
+
+/// Binds `addr` (`host:port`; port 0 picks a free one, see `local_addr()`).
+pub fn bind(addr: &str) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
+    Ok(listener)
+}
+
+/// Serves on a listener from [`bind`] until Ctrl-C (blocking; builds its own tokio runtime).
+pub fn serve_listener(
+    listener: std::net::TcpListener,
+    store: Store,
+    opts: ServerOptions,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| OllamaError::internal(format!("listen: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| OllamaError::internal(format!("starting the async runtime: {e}")))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| OllamaError::internal(format!("listen {addr}: {e}")))?;
-        axum::serve(listener, router(store, opts))
+        axum::serve(listener, router_bound(store, opts, Some(addr)))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -167,7 +280,7 @@ pub fn spawn(addr: &str, store: Store, opts: ServerOptions) -> Result<ServerHand
                 let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
                     return;
                 };
-                let _ = axum::serve(listener, router(store, opts))
+                let _ = axum::serve(listener, router_bound(store, opts, Some(local)))
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
                     })
@@ -204,6 +317,30 @@ fn empty(status: StatusCode) -> Response {
     resp
 }
 
+/// Reads a JSON request body of at most `limit` bytes (413 beyond, checked on Content-Length
+/// first and then while reading, so an oversized body is never held in memory).
+async fn read_body(body: Body, limit: usize) -> std::result::Result<Bytes, Response> {
+    let too_large = || {
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({ "error": format!("request body too large: the limit for JSON requests is {limit} bytes") }),
+        )
+    };
+    if axum::body::HttpBody::size_hint(&body)
+        .exact()
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(error_response(&OllamaError::bad_request(format!(
+            "reading request body: {e}"
+        )))),
+    }
+}
+
 /// Decodes a JSON request body with gin's messages for an empty or malformed body.
 fn parse_body(body: &Bytes) -> Result<Map<String, Value>> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -228,7 +365,10 @@ fn valid_relative_path(p: &str) -> bool {
 }
 
 async fn version() -> Response {
-    json_response(StatusCode::OK, &json!({ "version": OLLAMA_API_VERSION }))
+    json_response(
+        StatusCode::OK,
+        &json!({ "version": SERVER_VERSION, "ollama_version": OLLAMA_API_VERSION }),
+    )
 }
 
 async fn run_models(method: Method) -> Response {
@@ -347,7 +487,11 @@ async fn list_models(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn show_model(State(state): State<AppState>, body: Bytes) -> Response {
+async fn show_model(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_body(body, state.opts.max_json_body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let req = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -366,7 +510,11 @@ async fn show_model(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-async fn delete_model(State(state): State<AppState>, body: Bytes) -> Response {
+async fn delete_model(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_body(body, state.opts.max_json_body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let req = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -385,7 +533,11 @@ async fn delete_model(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-async fn copy_model(State(state): State<AppState>, body: Bytes) -> Response {
+async fn copy_model(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_body(body, state.opts.max_json_body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let req = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -552,7 +704,11 @@ impl futures_core::Stream for NdjsonStream {
     }
 }
 
-async fn create_model(State(state): State<AppState>, body: Bytes) -> Response {
+async fn create_model(State(state): State<AppState>, body: Body) -> Response {
+    let body = match read_body(body, state.opts.max_json_body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
     let req = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => return error_response(&e),

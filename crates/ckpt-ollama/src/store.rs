@@ -329,6 +329,7 @@ impl Store {
         set_mode_644(&temp.path);
         fs::rename(&temp.path, &final_path).map_err(io_err("rename", &final_path))?;
         temp.path = PathBuf::new();
+        self.give_to_store_owner(&final_path);
         Ok(BlobInfo {
             digest: digest.clone(),
             size,
@@ -454,11 +455,14 @@ impl Store {
         fs::create_dir_all(self.blobs_dir()).map_err(io_err("mkdir", &self.blobs_dir()))?;
         set_mode_644(path);
         match fs::rename(path, &blob) {
-            Ok(()) => Ok(BlobInfo {
-                digest,
-                size,
-                created: true,
-            }),
+            Ok(()) => {
+                self.give_to_store_owner(&blob);
+                Ok(BlobInfo {
+                    digest,
+                    size,
+                    created: true,
+                })
+            }
             Err(_) => self.import_file(path),
         }
     }
@@ -475,7 +479,34 @@ impl Store {
         let mut out = ckpt_core::atomic::AtomicFile::create(&path, true)?;
         out.write_all(bytes).map_err(io_err("write", &path))?;
         out.commit()?;
+        self.give_to_store_owner(&path);
         Ok(hex(&Sha256::digest(bytes)))
+    }
+
+    /// When running as root in a store owned by someone else (packaged Ollama runs as the
+    /// `ollama` user), hands `path` and its new parent folders up to the store root to the
+    /// root folder's owner, so `ollama rm` and pruning keep working. Best effort.
+    fn give_to_store_owner(&self, path: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let Ok(meta) = fs::metadata(&self.root) else {
+            return;
+        };
+        let (uid, gid) = (meta.uid(), meta.gid());
+        if uid == 0 && gid == 0 {
+            return;
+        }
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if p == self.root || !p.starts_with(&self.root) {
+                break;
+            }
+            let _ = std::os::unix::fs::lchown(p, Some(uid), Some(gid));
+            cur = p.parent();
+        }
     }
 
     /// The manifest stored under exactly `name`, or `None`.

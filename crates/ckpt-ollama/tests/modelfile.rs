@@ -142,7 +142,7 @@ fn modelfile_to_create_spec() {
     assert_eq!(spec.source, ModelSource::Gguf(gguf));
     assert_eq!(
         warnings,
-        vec!["warning: parameter mirostat is deprecated".to_string()]
+        vec!["parameter mirostat is deprecated".to_string()]
     );
     assert_eq!(
         serde_json::Value::Object(spec.parameters.clone()),

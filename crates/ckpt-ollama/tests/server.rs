@@ -115,7 +115,7 @@ fn create_workflow_like_the_ollama_cli() {
     let (dir, store, _server, client) = start();
     assert_eq!(
         client.get("/api/version").json(),
-        json!({"version": server::OLLAMA_API_VERSION})
+        json!({"version": server::SERVER_VERSION, "ollama_version": server::OLLAMA_API_VERSION})
     );
     assert_eq!(client.get("/").body, "Ollama is running");
 
@@ -343,12 +343,12 @@ fn create_errors_match_ollama() {
     );
     assert_eq!(
         err(json!({"model": "x", "files": {"model.gguf": digest}, "quantize": "q2_k"})),
-        (500, "unsupported quantization type Q2_K - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0".into())
+        (400, "unsupported quantization type Q2_K - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0".into())
     );
     assert_eq!(
         err(json!({"model": "x", "files": {"model.gguf": digest}, "quantize": "q4_K_M"})),
         (
-            500,
+            400,
             "quantization is only supported for F16, BF16 and F32 models".into()
         )
     );

@@ -80,7 +80,7 @@ fn layout_config_and_manifest_bytes_match_ollama() {
         concat!(
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","#,
             r#""config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{cfg}","size":{cfg_n}}},"#,
-            r#""layers":[{{"mediaType":"application/vnd.ollama.image.model","digest":"{model}","size":{model_n},"from":"tiny-llama.Q2_K.gguf"}},"#,
+            r#""layers":[{{"mediaType":"application/vnd.ollama.image.model","digest":"{model}","size":{model_n}}},"#,
             r#"{{"mediaType":"application/vnd.ollama.image.template","digest":"{tpl}","size":{tpl_n}}},"#,
             r#"{{"mediaType":"application/vnd.ollama.image.system","digest":"{sys}","size":14}},"#,
             r#"{{"mediaType":"application/vnd.ollama.image.license","digest":"{lic}","size":20}},"#,
@@ -111,7 +111,8 @@ fn layout_config_and_manifest_bytes_match_ollama() {
         report.statuses,
         vec![
             "parsing GGUF".to_string(),
-            format!("using existing layer {}", d(&model)),
+            // a file copied into a fresh store is a new layer, not an "existing" one
+            format!("creating new layer {}", d(&model)),
             format!("creating new layer {}", d(template)),
             format!("creating new layer {}", d(b"You are terse.")),
             format!("creating new layer {}", d(b"MIT <license> & more")),
@@ -249,7 +250,8 @@ fn list_copy_and_case_insensitive_names() {
     assert_eq!(a.details.parameter_size, "19K");
     let tags = a.to_json();
     assert_eq!(tags["name"], "MyModel:Q2");
-    assert_eq!(tags["details"]["parent_model"], "tiny-llama.Q2_K.gguf");
+    // No `from` on an imported file, so no parent model (as in Ollama >= 0.30).
+    assert_eq!(tags["details"]["parent_model"], "");
 
     let err = copy(&store, "missing", "x").unwrap_err();
     assert_eq!(
@@ -559,4 +561,46 @@ fn preparer_hook_converts_and_quantizes() {
         .collect();
     top.sort();
     assert_eq!(top, vec![".ckpt-ollama.lock", "blobs", "manifests"]);
+}
+
+/// Run as root (as the packaged tools often are) in a store owned by another user (packaged
+/// Ollama runs as `ollama`): everything ckpt adds belongs to the store's owner.
+#[test]
+fn new_files_take_the_store_owner_when_running_as_root() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("models");
+    fs::create_dir_all(&root).unwrap();
+    let me = fs::metadata(dir.path()).unwrap().uid();
+    if me != 0 {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    std::os::unix::fs::chown(&root, Some(4242), Some(4343)).unwrap();
+    let store = Store::new(&root);
+    let gguf = tiny_model(dir.path(), "tiny.gguf", None, 1);
+    let mut spec = CreateSpec::new(ModelSource::Gguf(gguf));
+    spec.system = Some("owned".into());
+    create(&store, "owned", &spec).unwrap();
+    let mut checked = 0;
+    let mut stack = vec![root.clone()];
+    while let Some(p) = stack.pop() {
+        for e in fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".ckpt") {
+                continue; // ckpt's own lock file
+            }
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4343), "{}", e.path().display());
+            checked += 1;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert!(
+        checked >= 8,
+        "blobs, manifests and their folders: {checked}"
+    );
 }
