@@ -161,7 +161,7 @@ fn stored_types(
         .tensors()
         .into_iter()
         .filter_map(|t| {
-            ckpt_export::names::hf_name(arch, &t.name).map(|hf| (hf, t.dtype.to_string()))
+            ckpt_export::names::hf_name(&arch, &t.name).map(|hf| (hf, t.dtype.to_string()))
         })
         .collect())
 }
