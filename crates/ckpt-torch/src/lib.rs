@@ -13,6 +13,7 @@ mod archive;
 mod flatten;
 pub mod globals;
 mod legacy;
+mod opcodes;
 pub mod pickle;
 mod rebuild;
 pub mod scan;

@@ -18,15 +18,23 @@ use std::rc::Rc;
 use ckpt_core::{Error, Result};
 
 use crate::globals::{self, Global, StorageClass, TorchDType};
+use crate::opcodes::{Arg, DecodeError, Decoder, Op};
 
 /// Largest number of values on the stack at once.
 const MAX_STACK: usize = 1 << 20;
 /// Largest number of open MARKs.
 const MAX_MARKS: usize = 1 << 16;
-/// Largest number of memo entries.
-pub(crate) const MAX_MEMO: usize = 1 << 22;
-/// Largest number of containers one pickle may create.
-pub(crate) const MAX_OBJECTS: usize = 1 << 22;
+/// Largest number of memo entries. `torch.save` memoizes about 9 values per tensor (its key,
+/// storage key, size and stride tuples, ...), so a checkpoint of 1M tensors needs about 9M.
+pub(crate) const MAX_MEMO: usize = 1 << 24;
+/// Largest number of containers one pickle may create (`torch.save` makes 6 per tensor).
+pub(crate) const MAX_OBJECTS: usize = 1 << 24;
+/// Largest number of values one pickle may create (every value an opcode pushes: numbers,
+/// strings, containers, memo references). `torch.save` pushes about 25 per tensor.
+pub(crate) const MAX_VALUES: u64 = 1 << 26;
+/// Deepest container nesting a pickle may build (real checkpoints nest a few levels; the
+/// flattening walk stops deeper ones at its own, smaller limit).
+pub(crate) const MAX_DEPTH: u32 = 1 << 10;
 /// Largest number of elements in one container.
 pub(crate) const MAX_CONTAINER_LEN: usize = 1 << 24;
 /// Longest `module\nname\n` line of a GLOBAL opcode.
@@ -211,120 +219,11 @@ pub struct Machine<'p> {
     pub report: ScanReport,
     /// Byte offset of the opcode being run, for errors.
     pub(crate) at: usize,
-}
-
-/// Opcode names for error messages (every opcode of protocols 0-5).
-fn opcode_name(op: u8) -> Option<&'static str> {
-    Some(match op {
-        b'(' => "MARK",
-        b'.' => "STOP",
-        b'0' => "POP",
-        b'1' => "POP_MARK",
-        b'2' => "DUP",
-        b'F' => "FLOAT",
-        b'I' => "INT",
-        b'J' => "BININT",
-        b'K' => "BININT1",
-        b'L' => "LONG",
-        b'M' => "BININT2",
-        b'N' => "NONE",
-        b'P' => "PERSID",
-        b'Q' => "BINPERSID",
-        b'R' => "REDUCE",
-        b'S' => "STRING",
-        b'T' => "BINSTRING",
-        b'U' => "SHORT_BINSTRING",
-        b'V' => "UNICODE",
-        b'X' => "BINUNICODE",
-        b'a' => "APPEND",
-        b'b' => "BUILD",
-        b'c' => "GLOBAL",
-        b'd' => "DICT",
-        b'}' => "EMPTY_DICT",
-        b'e' => "APPENDS",
-        b'g' => "GET",
-        b'h' => "BINGET",
-        b'i' => "INST",
-        b'j' => "LONG_BINGET",
-        b'l' => "LIST",
-        b']' => "EMPTY_LIST",
-        b'o' => "OBJ",
-        b'p' => "PUT",
-        b'q' => "BINPUT",
-        b'r' => "LONG_BINPUT",
-        b's' => "SETITEM",
-        b't' => "TUPLE",
-        b')' => "EMPTY_TUPLE",
-        b'u' => "SETITEMS",
-        b'G' => "BINFLOAT",
-        0x80 => "PROTO",
-        0x81 => "NEWOBJ",
-        0x82 => "EXT1",
-        0x83 => "EXT2",
-        0x84 => "EXT4",
-        0x85 => "TUPLE1",
-        0x86 => "TUPLE2",
-        0x87 => "TUPLE3",
-        0x88 => "NEWTRUE",
-        0x89 => "NEWFALSE",
-        0x8a => "LONG1",
-        0x8b => "LONG4",
-        b'B' => "BINBYTES",
-        b'C' => "SHORT_BINBYTES",
-        0x8c => "SHORT_BINUNICODE",
-        0x8d => "BINUNICODE8",
-        0x8e => "BINBYTES8",
-        0x8f => "EMPTY_SET",
-        0x90 => "ADDITEMS",
-        0x91 => "FROZENSET",
-        0x92 => "NEWOBJ_EX",
-        0x93 => "STACK_GLOBAL",
-        0x94 => "MEMOIZE",
-        0x95 => "FRAME",
-        0x96 => "BYTEARRAY8",
-        0x97 => "NEXT_BUFFER",
-        0x98 => "READONLY_BUFFER",
-        _ => return None,
-    })
-}
-
-/// Input cursor over one pickle; every read is checked against the remaining bytes first.
-struct Reader<'d> {
-    data: &'d [u8],
-    pos: usize,
-}
-
-impl<'d> Reader<'d> {
-    fn take(&mut self, n: usize) -> Option<&'d [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len())?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Some(s)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-    }
-    fn line(&mut self) -> Option<&'d [u8]> {
-        let rest = &self.data[self.pos..];
-        let n = rest
-            .iter()
-            .take(MAX_GLOBAL_LINE)
-            .position(|&b| b == b'\n')?;
-        let s = &rest[..n];
-        self.pos += n + 1;
-        Some(s)
-    }
+    /// Values created so far (all pickles this machine ran), against [`MAX_VALUES`].
+    pub(crate) values: u64,
+    /// `depth[id]`: how deep containers nest inside `objects[id]` (1 for one with no container
+    /// inside), as far as known when elements were added, against [`MAX_DEPTH`].
+    depth: Vec<u32>,
 }
 
 impl<'p> Machine<'p> {
@@ -345,6 +244,8 @@ impl<'p> Machine<'p> {
             tensors: Vec::new(),
             report: ScanReport::default(),
             at: 0,
+            values: 0,
+            depth: Vec::new(),
         }
     }
 
@@ -358,10 +259,51 @@ impl<'p> Machine<'p> {
 
     pub(crate) fn new_object(&mut self, obj: Object) -> Result<Value> {
         if self.objects.len() >= MAX_OBJECTS {
-            return Err(self.err(format!("more than {MAX_OBJECTS} containers")));
+            return Err(self.err(format!(
+                "pickle too large: more than {MAX_OBJECTS} containers"
+            )));
         }
+        let inner = match &obj {
+            Object::Tuple(v) | Object::List(v) | Object::Set(v) => self.max_depth(v.iter()),
+            Object::Dict(d) => self.max_depth(d.entries.iter().flat_map(|(k, v)| [k, v])),
+        };
+        self.check_depth(inner)?;
         self.objects.push(obj);
+        self.depth.push(inner + 1);
         Ok(Value::Object(self.objects.len() - 1))
+    }
+
+    /// The deepest nesting among `values` (0 when none is a container).
+    fn max_depth<'v>(&self, values: impl Iterator<Item = &'v Value>) -> u32 {
+        values
+            .filter_map(|v| match v {
+                Value::Object(id) => self.depth.get(*id).copied(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Refuses a container that would hold containers nested `inner` deep.
+    fn check_depth(&self, inner: u32) -> Result<()> {
+        if inner >= MAX_DEPTH {
+            return Err(self.err(format!(
+                "pickle too deep: containers nested more than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records that `items` were added to the container `target`.
+    fn deepen(&mut self, target: &Value, items: &[Value]) -> Result<()> {
+        if let Some(id) = target_object(target) {
+            let inner = self.max_depth(items.iter());
+            self.check_depth(inner)?;
+            if let Some(d) = self.depth.get_mut(id) {
+                *d = (*d).max(inner + 1);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn new_tuple(&mut self, items: Vec<Value>) -> Result<Value> {
@@ -381,33 +323,46 @@ impl<'p> Machine<'p> {
 
     /// Runs one pickle starting at `start`; returns the value left by STOP and the offset after it.
     pub fn run(&mut self, data: &[u8], start: usize) -> Result<(Value, usize)> {
-        let mut r = Reader { data, pos: start };
+        let mut r = Decoder::new(data, start);
         let mut stack: Vec<Value> = Vec::new();
         let mut marks: Vec<usize> = Vec::new();
         let mut memo: HashMap<u32, Value> = HashMap::new();
-        let eof =
-            |m: &Machine, what: &str| m.err(format!("pickle ends inside {what} (truncated?)"));
 
         loop {
-            self.at = r.pos;
-            let op = r
-                .u8()
-                .ok_or_else(|| self.err("pickle ends without STOP (truncated?)"))?;
-            let name = opcode_name(op).unwrap_or("unknown");
+            self.at = r.pos();
+            let Op {
+                code: op,
+                name,
+                arg,
+                ..
+            } = r.next_op().map_err(|e| {
+                let msg = match e {
+                    DecodeError::NoStop { .. } => "pickle ends without STOP (truncated?)".into(),
+                    DecodeError::Unknown { code, .. } => format!("unknown pickle opcode 0x{code:02x}"),
+                    other => other.to_string(),
+                };
+                self.err(msg)
+            })?;
+            let uint = match arg {
+                Arg::UInt(v) => v,
+                _ => 0,
+            };
+            let bytes: &[u8] = match arg {
+                Arg::Bytes(b) | Arg::Line(b) => b,
+                _ => &[],
+            };
             let mut push: Option<Value> = None;
             match op {
                 0x80 => {
-                    let v = r.u8().ok_or_else(|| eof(self, "PROTO"))?;
-                    if v > 5 {
-                        return Err(self.err(format!("unknown pickle protocol {v}")));
+                    if uint > 5 {
+                        return Err(self.err(format!("unknown pickle protocol {uint}")));
                     }
                 }
                 0x95 => {
                     // FRAME only announces the length of what follows; it is not needed to parse.
-                    let n = r.u64().ok_or_else(|| eof(self, "FRAME"))?;
-                    if n > (data.len() - r.pos) as u64 {
+                    if uint > r.remaining() as u64 {
                         return Err(self.err(format!(
-                            "FRAME of {n} bytes runs past the end of the pickle"
+                            "FRAME of {uint} bytes runs past the end of the pickle"
                         )));
                     }
                 }
@@ -415,11 +370,13 @@ impl<'p> Machine<'p> {
                     let v = stack
                         .pop()
                         .ok_or_else(|| self.err("STOP with an empty stack"))?;
-                    return Ok((v, r.pos));
+                    return Ok((v, r.pos()));
                 }
                 b'(' => {
                     if marks.len() >= MAX_MARKS {
-                        return Err(self.err(format!("more than {MAX_MARKS} nested MARKs")));
+                        return Err(self.err(format!(
+                            "pickle too deep: more than {MAX_MARKS} nested MARKs"
+                        )));
                     }
                     marks.push(stack.len());
                 }
@@ -443,43 +400,22 @@ impl<'p> Machine<'p> {
                 b'N' => push = Some(Value::None),
                 0x88 => push = Some(Value::Bool(true)),
                 0x89 => push = Some(Value::Bool(false)),
-                b'K' => push = Some(Value::Int(r.u8().ok_or_else(|| eof(self, name))? as i128)),
-                b'M' => push = Some(Value::Int(r.u16().ok_or_else(|| eof(self, name))? as i128)),
+                b'K' | b'M' => push = Some(Value::Int(uint as i128)),
                 b'J' => {
-                    push = Some(Value::Int(
-                        r.u32().ok_or_else(|| eof(self, name))? as i32 as i128
-                    ))
+                    let Arg::Int(v) = arg else { unreachable!() };
+                    push = Some(Value::Int(v as i128))
                 }
                 0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        r.u8().map(|n| n as usize)
-                    } else {
-                        r.u32().map(|n| n as usize)
+                    if bytes.len() > MAX_INT_BYTES {
+                        return Err(self.err(format!(
+                            "{name} integer of {} bytes is too large",
+                            bytes.len()
+                        )));
                     }
-                    .ok_or_else(|| eof(self, name))?;
-                    if n > MAX_INT_BYTES {
-                        return Err(self.err(format!("{name} integer of {n} bytes is too large")));
-                    }
-                    let bytes = r.take(n).ok_or_else(|| eof(self, name))?;
                     push = Some(Value::Int(le_signed(bytes)));
                 }
-                b'G' => {
-                    let b = r.take(8).ok_or_else(|| eof(self, name))?;
-                    push = Some(Value::Float(f64::from_be_bytes(b.try_into().unwrap())));
-                }
+                b'G' => push = Some(Value::Float(f64::from_be_bytes(bytes.try_into().unwrap()))),
                 b'X' | 0x8c | 0x8d | b'U' => {
-                    let n = match op {
-                        0x8c | b'U' => r.u8().map(|n| n as u64),
-                        b'X' => r.u32().map(|n| n as u64),
-                        _ => r.u64(),
-                    }
-                    .ok_or_else(|| eof(self, name))?;
-                    let len = usize::try_from(n).ok().filter(|&n| n <= data.len() - r.pos);
-                    let bytes = len.and_then(|n| r.take(n)).ok_or_else(|| {
-                        self.err(format!(
-                            "{name} of {n} bytes runs past the end of the pickle"
-                        ))
-                    })?;
                     let s: Rc<str> = if op == b'U' {
                         // Python 2 str: read as latin-1 text, as torch's loader does.
                         bytes.iter().map(|&b| b as char).collect::<String>().into()
@@ -490,21 +426,7 @@ impl<'p> Machine<'p> {
                     };
                     push = Some(Value::Str(s));
                 }
-                b'C' | b'B' | 0x8e => {
-                    let n = match op {
-                        b'C' => r.u8().map(|n| n as u64),
-                        b'B' => r.u32().map(|n| n as u64),
-                        _ => r.u64(),
-                    }
-                    .ok_or_else(|| eof(self, name))?;
-                    let len = usize::try_from(n).ok().filter(|&n| n <= data.len() - r.pos);
-                    let bytes = len.and_then(|n| r.take(n)).ok_or_else(|| {
-                        self.err(format!(
-                            "{name} of {n} bytes runs past the end of the pickle"
-                        ))
-                    })?;
-                    push = Some(Value::Bytes(bytes.into()));
-                }
+                b'C' | b'B' | 0x8e => push = Some(Value::Bytes(bytes.into())),
                 b')' => push = Some(self.new_tuple(Vec::new())?),
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -569,15 +491,29 @@ impl<'p> Machine<'p> {
                         .ok_or_else(|| self.err("SETITEMS without a dict"))?;
                     self.set_items(&dict, items)?;
                 }
-                b'c' => {
-                    let module = r.line().ok_or_else(|| eof(self, "GLOBAL"))?;
-                    let attr = r.line().ok_or_else(|| eof(self, "GLOBAL"))?;
+                b'c' | b'i' => {
+                    let Arg::Lines(module, attr) = arg else {
+                        unreachable!()
+                    };
+                    if module.len() > MAX_GLOBAL_LINE || attr.len() > MAX_GLOBAL_LINE {
+                        return Err(self.err(format!(
+                            "{name} names longer than {MAX_GLOBAL_LINE} bytes"
+                        )));
+                    }
                     let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned);
                     let (module, attr) = match (text(module), text(attr)) {
                         (Ok(m), Ok(a)) => (m, a),
-                        _ => return Err(self.err("GLOBAL names are not valid UTF-8")),
+                        _ => return Err(self.err(format!("{name} names are not valid UTF-8"))),
                     };
-                    push = Some(self.global(&module, &attr)?);
+                    // An INST names its class inline: a global outside the allowlist is refused
+                    // for safety here, exactly as GLOBAL refuses it.
+                    let g = self.global(&module, &attr)?;
+                    if op == b'i' {
+                        let _args = self.take_marked(&mut stack, &mut marks)?;
+                        push = Some(self.call_unsupported(name, g)?);
+                    } else {
+                        push = Some(g);
+                    }
                 }
                 0x93 => {
                     let attr = stack.pop();
@@ -594,6 +530,24 @@ impl<'p> Machine<'p> {
                         return Err(self.err(format!("{name} needs a callable and its arguments")));
                     };
                     push = Some(self.call(callable, args, op == 0x81)?);
+                }
+                b'o' => {
+                    // OBJ: MARK class args... OBJ builds class(*args).
+                    let mut items = self.take_marked(&mut stack, &mut marks)?;
+                    if items.is_empty() {
+                        return Err(self.err("OBJ needs a class after its MARK"));
+                    }
+                    let class = items.swap_remove(0);
+                    push = Some(self.call_unsupported(name, class)?);
+                }
+                0x92 => {
+                    // NEWOBJ_EX: class, args, kwargs -> class.__new__(class, *args, **kwargs).
+                    if stack.len() < 3 {
+                        return Err(self.err("NEWOBJ_EX needs a class, its arguments and keywords"));
+                    }
+                    let mut three = stack.split_off(stack.len() - 3);
+                    let class = three.swap_remove(0);
+                    push = Some(self.call_unsupported(name, class)?);
                 }
                 b'b' => {
                     let state = stack
@@ -613,27 +567,23 @@ impl<'p> Machine<'p> {
                 }
                 b'q' | b'r' | 0x94 => {
                     let index = match op {
-                        b'q' => r.u8().map(u32::from),
-                        b'r' => r.u32(),
-                        _ => u32::try_from(memo.len()).ok(),
-                    }
-                    .ok_or_else(|| eof(self, name))?;
+                        0x94 => u32::try_from(memo.len())
+                            .map_err(|_| self.err("MEMOIZE beyond 2^32 entries"))?,
+                        _ => uint as u32,
+                    };
                     let v = stack
                         .last()
                         .cloned()
                         .ok_or_else(|| self.err(format!("{name} with an empty stack")))?;
                     if memo.len() >= MAX_MEMO && !memo.contains_key(&index) {
-                        return Err(self.err(format!("more than {MAX_MEMO} memo entries")));
+                        return Err(self.err(format!(
+                            "pickle too large: more than {MAX_MEMO} memo entries"
+                        )));
                     }
                     memo.insert(index, v);
                 }
                 b'h' | b'j' => {
-                    let index = if op == b'h' {
-                        r.u8().map(u32::from)
-                    } else {
-                        r.u32()
-                    }
-                    .ok_or_else(|| eof(self, name))?;
+                    let index = uint as u32;
                     let v = memo
                         .get(&index)
                         .cloned()
@@ -641,22 +591,46 @@ impl<'p> Machine<'p> {
                     push = Some(v);
                 }
                 _ => {
-                    let what = match opcode_name(op) {
-                        Some(n) => format!("pickle opcode {n} (0x{op:02x}) is not supported"),
-                        None => format!("unknown pickle opcode 0x{op:02x}"),
-                    };
-                    return Err(self.err(what));
+                    return Err(self.err(format!(
+                        "pickle opcode {name} (0x{op:02x}) is not supported"
+                    )));
                 }
             }
             if let Some(v) = push {
+                self.values += 1;
+                if self.values > MAX_VALUES {
+                    return Err(self.err(format!(
+                        "pickle too large: more than {MAX_VALUES} objects created"
+                    )));
+                }
                 if stack.len() >= MAX_STACK {
-                    return Err(
-                        self.err(format!("more than {MAX_STACK} values on the pickle stack"))
-                    );
+                    return Err(self.err(format!(
+                        "pickle too large: more than {MAX_STACK} values on the pickle stack"
+                    )));
                 }
                 stack.push(v);
             }
         }
+    }
+
+    /// INST, OBJ and NEWOBJ_EX construct an object from a class; ckpt's loader (like torch's
+    /// weights-only unpickler) implements none of them. A class outside the allowlist was
+    /// already refused as unsafe when it was named; an allowlisted one is merely unsupported.
+    fn call_unsupported(&mut self, opcode: &str, class: Value) -> Result<Value> {
+        let target = match &class {
+            Value::Global(g) => format!(" (of {g:?})"),
+            Value::Symbol(s) => format!(" (of '{s}')"),
+            other => format!(" (of a {})", other.kind(self)),
+        };
+        if self.mode == Mode::Scan {
+            if let Value::Symbol(s) = &class {
+                self.report.calls.push(s.to_string());
+            }
+            return Ok(Value::Opaque);
+        }
+        Err(self.err(format!(
+            "pickle opcode {opcode} is not supported{target}; nothing was executed"
+        )))
     }
 
     fn pop_mark(&self, marks: &mut Vec<usize>) -> Result<usize> {
@@ -706,6 +680,7 @@ impl<'p> Machine<'p> {
                 "a container holds more than {MAX_CONTAINER_LEN} elements"
             )));
         }
+        self.deepen(target, &items)?;
         match target_object(target).map(|i| &mut self.objects[i]) {
             Some(Object::List(v) | Object::Set(v)) => {
                 v.extend(items);
@@ -726,6 +701,7 @@ impl<'p> Machine<'p> {
                 "a dict holds more than {MAX_CONTAINER_LEN} entries"
             )));
         }
+        self.deepen(target, &items)?;
         match target_object(target).map(|i| &mut self.objects[i]) {
             Some(Object::Dict(d)) => {
                 let mut it = items.into_iter();
@@ -865,8 +841,99 @@ mod tests {
             matches!(&e, Error::Unsafe { msg, .. } if msg.contains("'builtins.eval'")),
             "{e}"
         );
-        let e = load(b"\x80\x02ios\nsystem\n.").err().unwrap();
-        assert!(e.to_string().contains("INST"), "{e}");
+    }
+
+    #[test]
+    fn inst_obj_newobj_ex_refuse_unsafe_classes_like_reduce() {
+        // INST names its class inline: os.system is refused for safety (exit 4), not as an
+        // unsupported opcode.
+        let e = load(b"\x80\x02(X\x02\x00\x00\x00lsios\nsystem\n.")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Unsafe { msg, .. } if msg.contains("'os.system'") && msg.contains("pickle byte 10")),
+            "{e}"
+        );
+        // An allowlisted class is merely unsupported by these opcodes (exit 3).
+        let e = load(b"\x80\x02(icollections\nOrderedDict\n.")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Invalid { msg, .. } if msg.contains("INST is not supported")),
+            "{e:?}"
+        );
+        let e = load(b"\x80\x02(ccollections\nOrderedDict\no.")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Invalid { msg, .. } if msg.contains("OBJ is not supported")),
+            "{e:?}"
+        );
+        let e = load(b"\x80\x04ccollections\nOrderedDict\n)}\x92.")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, Error::Invalid { msg, .. } if msg.contains("NEWOBJ_EX is not supported")),
+            "{e:?}"
+        );
+        let e = load(b"\x80\x04\x8c\x02os\x8c\x06system\x93)}\x92.")
+            .err()
+            .unwrap();
+        assert!(matches!(&e, Error::Unsafe { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_million_levels_of_nesting_are_refused_without_overflow() {
+        // EMPTY_LIST x 1e6 then APPEND x 1e6: nested bottom-up.
+        let n = 1_000_000;
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b']', n));
+        p.extend(std::iter::repeat_n(b'a', n - 1));
+        p.push(b'.');
+        let e = load(&p).err().unwrap();
+        assert!(e.to_string().contains("pickle too deep"), "{e}");
+        assert!(e.to_string().contains(&format!("pickle byte {}", 2 + n + MAX_DEPTH as usize - 1)), "{e}");
+        // MARK x 1e6.
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b'(', n));
+        p.push(b'.');
+        let e = load(&p).err().unwrap();
+        assert!(e.to_string().contains("pickle too deep"), "{e}");
+        // Nested top-down through the memo (the depth is not visible when each list is
+        // filled): the machine keeps it in its arena, and dropping it does not recurse.
+        let mut p = b"\x80\x02]".to_vec();
+        for i in 0..n as u32 {
+            p.extend(b"]r");
+            p.extend((i + 1).to_le_bytes());
+            p.extend(b"a");
+            p.extend(b"0j");
+            p.extend((i + 1).to_le_bytes());
+        }
+        p.push(b'.');
+        let (m, _) = load(&p).unwrap();
+        assert_eq!(m.objects.len(), n + 1);
+        drop(m);
+    }
+
+    #[test]
+    fn objects_created_have_a_budget() {
+        // DUP forever: every value is tiny, but there are more than the budget allows.
+        let mut p = b"\x80\x02N".to_vec();
+        let chunk = [b'2'; 1000];
+        // The stack holds at most MAX_STACK values, so pop them in batches: MARK DUP... POP_MARK.
+        let mut body = vec![b'('];
+        body.extend_from_slice(&chunk);
+        body.push(b'1');
+        let reps = (MAX_VALUES as usize / chunk.len()) + 2;
+        for _ in 0..reps {
+            p.extend_from_slice(&body);
+        }
+        p.push(b'.');
+        let t = std::time::Instant::now();
+        let e = load(&p).err().unwrap();
+        assert!(e.to_string().contains("pickle too large"), "{e}");
+        assert!(e.to_string().contains("objects created"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(30));
     }
 
     #[test]
@@ -887,8 +954,13 @@ mod tests {
         let mut p = b"\x80\x02)".to_vec();
         p.extend(std::iter::repeat_n(0x85u8, 200_000));
         p.push(b'.');
+        let e = load(&p).err().unwrap();
+        assert!(e.to_string().contains("pickle too deep"), "{e}");
+        let mut p = b"\x80\x02)".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, MAX_DEPTH as usize - 1));
+        p.push(b'.');
         let (m, _) = load(&p).unwrap();
-        assert_eq!(m.objects.len(), 200_001);
+        assert_eq!(m.objects.len(), MAX_DEPTH as usize);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! plain pickle of any protocol, which `torch.load` unpickles before it even checks the magic
 //! number).
 //!
-//! The pickle walker is not [`crate::pickle::Machine`]: it builds no values and rejects no
-//! opcode it knows. It follows the stack only as far as needed to name what is imported
+//! The pickle walker is not [`crate::pickle::Machine`] (it builds no values and rejects no
+//! opcode it knows), but it reads the stream through the same decoder ([`crate::opcodes`]), so
+//! both agree on every opcode's boundaries. It follows the stack only as far as needed to name what is imported
 //! (`GLOBAL`, `INST`, `STACK_GLOBAL` with names from strings or the memo, extension codes) and
 //! what is called (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `INST`, `OBJ`), and reads on past anything
 //! the real unpickler would refuse at run time (a missing memo entry, an empty stack, an unknown
@@ -22,6 +23,7 @@ use std::rc::Rc;
 
 use ckpt_core::{Buffer, Error};
 
+use crate::opcodes::{Arg, Decoder, Op};
 use crate::pickle::ScanReport;
 use crate::zip::{self, ZipArchive};
 
@@ -143,108 +145,6 @@ fn target(s: &Sym) -> String {
     }
 }
 
-/// Opcode names (protocols 0-5).
-fn opcode_name(op: u8) -> Option<&'static str> {
-    Some(match op {
-        b'(' => "MARK",
-        b'.' => "STOP",
-        b'0' => "POP",
-        b'1' => "POP_MARK",
-        b'2' => "DUP",
-        b'F' => "FLOAT",
-        b'I' => "INT",
-        b'J' => "BININT",
-        b'K' => "BININT1",
-        b'L' => "LONG",
-        b'M' => "BININT2",
-        b'N' => "NONE",
-        b'P' => "PERSID",
-        b'Q' => "BINPERSID",
-        b'R' => "REDUCE",
-        b'S' => "STRING",
-        b'T' => "BINSTRING",
-        b'U' => "SHORT_BINSTRING",
-        b'V' => "UNICODE",
-        b'X' => "BINUNICODE",
-        b'a' => "APPEND",
-        b'b' => "BUILD",
-        b'c' => "GLOBAL",
-        b'd' => "DICT",
-        b'}' => "EMPTY_DICT",
-        b'e' => "APPENDS",
-        b'g' => "GET",
-        b'h' => "BINGET",
-        b'i' => "INST",
-        b'j' => "LONG_BINGET",
-        b'l' => "LIST",
-        b']' => "EMPTY_LIST",
-        b'o' => "OBJ",
-        b'p' => "PUT",
-        b'q' => "BINPUT",
-        b'r' => "LONG_BINPUT",
-        b's' => "SETITEM",
-        b't' => "TUPLE",
-        b')' => "EMPTY_TUPLE",
-        b'u' => "SETITEMS",
-        b'G' => "BINFLOAT",
-        0x80 => "PROTO",
-        0x81 => "NEWOBJ",
-        0x82 => "EXT1",
-        0x83 => "EXT2",
-        0x84 => "EXT4",
-        0x85 => "TUPLE1",
-        0x86 => "TUPLE2",
-        0x87 => "TUPLE3",
-        0x88 => "NEWTRUE",
-        0x89 => "NEWFALSE",
-        0x8a => "LONG1",
-        0x8b => "LONG4",
-        b'B' => "BINBYTES",
-        b'C' => "SHORT_BINBYTES",
-        0x8c => "SHORT_BINUNICODE",
-        0x8d => "BINUNICODE8",
-        0x8e => "BINBYTES8",
-        0x8f => "EMPTY_SET",
-        0x90 => "ADDITEMS",
-        0x91 => "FROZENSET",
-        0x92 => "NEWOBJ_EX",
-        0x93 => "STACK_GLOBAL",
-        0x94 => "MEMOIZE",
-        0x95 => "FRAME",
-        0x96 => "BYTEARRAY8",
-        0x97 => "NEXT_BUFFER",
-        0x98 => "READONLY_BUFFER",
-        _ => return None,
-    })
-}
-
-struct Cursor<'d> {
-    data: &'d [u8],
-    pos: usize,
-}
-
-impl<'d> Cursor<'d> {
-    fn take(&mut self, n: u64) -> Option<&'d [u8]> {
-        let n = usize::try_from(n).ok()?;
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len())?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Some(s)
-    }
-    fn uint(&mut self, n: usize) -> Option<u64> {
-        let b = self.take(n as u64)?;
-        let mut buf = [0u8; 8];
-        buf[..n].copy_from_slice(b);
-        Some(u64::from_le_bytes(buf))
-    }
-    fn line(&mut self) -> Option<&'d [u8]> {
-        let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n')?;
-        self.pos += n + 1;
-        Some(&rest[..n])
-    }
-}
-
 fn lossy(b: &[u8]) -> Rc<str> {
     String::from_utf8_lossy(b).into()
 }
@@ -357,7 +257,7 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
     let mut stack: Vec<Sym> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
     let mut memo: HashMap<u64, Sym> = HashMap::new();
-    let mut r = Cursor { data, pos: start };
+    let mut r = Decoder::new(data, start);
     fn pop(stack: &mut Vec<Sym>) -> Sym {
         stack.pop().unwrap_or(Sym::Other)
     }
@@ -366,32 +266,26 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
         stack.split_off(m)
     }
     loop {
-        let at = r.pos;
-        let Some(op) = r.take(1).map(|b| b[0]) else {
-            w.error = Some(format!(
-                "pickle byte {at}: the pickle ends without STOP (truncated?)"
-            ));
-            return w;
+        let Op {
+            at,
+            code: op,
+            name,
+            arg,
+        } = match r.next_op() {
+            Ok(op) => op,
+            Err(e) => {
+                w.error = Some(format!("pickle byte {}: {e}", e.at()));
+                return w;
+            }
         };
-        let Some(name) = opcode_name(op) else {
-            w.error = Some(format!(
-                "pickle byte {at}: unknown pickle opcode 0x{op:02x}; the rest cannot be parsed"
-            ));
-            return w;
+        let uint = match arg {
+            Arg::UInt(v) => v,
+            _ => 0,
         };
-        macro_rules! arg {
-            ($e:expr) => {
-                match $e {
-                    Some(v) => v,
-                    None => {
-                        w.error = Some(format!(
-                            "pickle byte {at}: the argument of {name} runs past the end of the data (truncated?)"
-                        ));
-                        return w;
-                    }
-                }
-            };
-        }
+        let bytes: &[u8] = match arg {
+            Arg::Bytes(b) | Arg::Line(b) => b,
+            _ => &[],
+        };
         let import = |w: &mut PickleWalk, n: Rc<str>| {
             w.imports.push(Named {
                 name: n.to_string(),
@@ -413,17 +307,10 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
                     Sym::Int(i) => Some(i),
                     _ => None,
                 };
-                w.end = Some(r.pos);
+                w.end = Some(r.pos());
                 return w;
             }
-            0x80 => {
-                arg!(r.take(1));
-                None
-            }
-            0x95 => {
-                arg!(r.take(8));
-                None
-            }
+            0x80 | 0x95 | 0x98 => None,
             b'(' => {
                 marks.push(stack.len());
                 None
@@ -438,66 +325,17 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
             }
             b'2' => Some(stack.last().cloned().unwrap_or(Sym::Other)),
             b'N' | 0x88 | 0x89 | b')' | b']' | b'}' | 0x8f | 0x97 => Some(Sym::Other),
-            0x98 => None,
-            b'K' => Some(Sym::Int(arg!(r.uint(1)) as i128)),
-            b'M' => Some(Sym::Int(arg!(r.uint(2)) as i128)),
-            b'J' => Some(Sym::Int(arg!(r.uint(4)) as u32 as i32 as i128)),
-            0x8a | 0x8b => {
-                let n = if op == 0x8a {
-                    arg!(r.uint(1))
-                } else {
-                    let n = arg!(r.uint(4)) as u32 as i32;
-                    if n < 0 {
-                        w.error = Some(format!(
-                            "pickle byte {at}: LONG4 has a negative length ({n}); the unpickler stops here"
-                        ));
-                        return w;
-                    }
-                    n as u64
-                };
-                let b = arg!(r.take(n));
-                Some(le_signed(b).map(Sym::Int).unwrap_or(Sym::Other))
-            }
-            b'G' => {
-                arg!(r.take(8));
-                Some(Sym::Other)
-            }
-            b'I' | b'L' => Some(parse_int_line(arg!(r.line()))),
-            b'F' => {
-                arg!(r.line());
-                Some(Sym::Other)
-            }
-            b'S' => Some(Sym::Str(decode_string_line(arg!(r.line())))),
-            b'V' => Some(Sym::Str(decode_unicode_line(arg!(r.line())))),
-            b'T' => {
-                let n = arg!(r.uint(4)) as u32 as i32;
-                if n < 0 {
-                    w.error = Some(format!(
-                        "pickle byte {at}: BINSTRING has a negative length ({n}); the unpickler stops here"
-                    ));
-                    return w;
-                }
-                Some(Sym::Str(lossy(arg!(r.take(n as u64)))))
-            }
-            b'U' | 0x8c | b'X' | 0x8d => {
-                let width = match op {
-                    b'U' | 0x8c => 1,
-                    b'X' => 4,
-                    _ => 8,
-                };
-                let n = arg!(r.uint(width));
-                Some(Sym::Str(lossy(arg!(r.take(n)))))
-            }
-            b'C' | b'B' | 0x8e | 0x96 => {
-                let width = match op {
-                    b'C' => 1,
-                    b'B' => 4,
-                    _ => 8,
-                };
-                let n = arg!(r.uint(width));
-                arg!(r.take(n));
-                Some(Sym::Other)
-            }
+            b'K' | b'M' => Some(Sym::Int(uint as i128)),
+            b'J' => match arg {
+                Arg::Int(v) => Some(Sym::Int(v as i128)),
+                _ => Some(Sym::Other),
+            },
+            0x8a | 0x8b => Some(le_signed(bytes).map(Sym::Int).unwrap_or(Sym::Other)),
+            b'G' | b'F' | b'P' | b'C' | b'B' | 0x8e | 0x96 => Some(Sym::Other),
+            b'I' | b'L' => Some(parse_int_line(bytes)),
+            b'S' => Some(Sym::Str(decode_string_line(bytes))),
+            b'V' => Some(Sym::Str(decode_unicode_line(bytes))),
+            b'T' | b'U' | 0x8c | b'X' | 0x8d => Some(Sym::Str(lossy(bytes))),
             0x85..=0x87 => {
                 for _ in 0..(op - 0x84) {
                     pop(&mut stack);
@@ -522,8 +360,9 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
                 None
             }
             b'c' | b'i' => {
-                let module = arg!(r.line());
-                let attr = arg!(r.line());
+                let Arg::Lines(module, attr) = arg else {
+                    unreachable!("GLOBAL and INST carry two lines")
+                };
                 let full: Rc<str> = format!(
                     "{}.{}",
                     String::from_utf8_lossy(module),
@@ -550,12 +389,7 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
                 Some(Sym::Global(full))
             }
             0x82..=0x84 => {
-                let code = arg!(r.uint(match op {
-                    0x82 => 1,
-                    0x83 => 2,
-                    _ => 4,
-                }));
-                let full: Rc<str> = format!("<copyreg extension code {code}>").into();
+                let full: Rc<str> = format!("<copyreg extension code {uint}>").into();
                 import(&mut w, full.clone());
                 Some(Sym::Global(full))
             }
@@ -577,19 +411,14 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
                 pop(&mut stack);
                 None
             }
-            b'P' => {
-                arg!(r.line());
-                Some(Sym::Other)
-            }
             b'Q' => {
                 pop(&mut stack);
                 Some(Sym::Other)
             }
             b'g' | b'h' | b'j' => {
                 let index = match op {
-                    b'g' => parse_memo_index(arg!(r.line())),
-                    b'h' => Some(arg!(r.uint(1))),
-                    _ => Some(arg!(r.uint(4))),
+                    b'g' => parse_memo_index(bytes),
+                    _ => Some(uint),
                 };
                 Some(
                     index
@@ -599,10 +428,9 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
             }
             b'p' | b'q' | b'r' | 0x94 => {
                 let index = match op {
-                    b'p' => parse_memo_index(arg!(r.line())),
-                    b'q' => Some(arg!(r.uint(1))),
-                    b'r' => Some(arg!(r.uint(4))),
-                    _ => Some(memo.len() as u64),
+                    b'p' => parse_memo_index(bytes),
+                    0x94 => Some(memo.len() as u64),
+                    _ => Some(uint),
                 };
                 if let Some(i) = index {
                     memo.insert(i, stack.last().cloned().unwrap_or(Sym::Other));
