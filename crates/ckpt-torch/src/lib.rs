@@ -107,3 +107,149 @@ pub fn scan(path: &Path) -> Result<ScanReport> {
 pub fn scan_globals(path: &Path) -> Result<Vec<String>> {
     Ok(scan(path)?.globals)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pickle::{Machine, Mode, PersistentIds, MAX_MEMO, MAX_OBJECTS, MAX_VALUES};
+
+    /// The `data.pkl` CPython's pickler (protocol 2, as `torch.save` uses it) writes for an
+    /// OrderedDict state dict of `n` 2x2 float32 tensors, each in its own storage, with
+    /// torch's persistent ids and `Tensor.__reduce_ex__` arguments (checked byte for byte
+    /// against CPython below).
+    fn torch_like_pickle(n: usize) -> Vec<u8> {
+        let mut p = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01".to_vec();
+        let mut memo = 2u32;
+        let put = |p: &mut Vec<u8>, memo: &mut u32| {
+            if *memo < 256 {
+                p.extend([b'q', *memo as u8]);
+            } else {
+                p.push(b'r');
+                p.extend(memo.to_le_bytes());
+            }
+            *memo += 1;
+        };
+        let get = |p: &mut Vec<u8>, i: u32| {
+            if i < 256 {
+                p.extend([b'h', i as u8]);
+            } else {
+                p.push(b'j');
+                p.extend(i.to_le_bytes());
+            }
+        };
+        let uni = |p: &mut Vec<u8>, s: &str| {
+            p.push(b'X');
+            p.extend((s.len() as u32).to_le_bytes());
+            p.extend(s.as_bytes());
+        };
+        for batch in (0..n).collect::<Vec<_>>().chunks(1000) {
+            if batch.len() > 1 {
+                p.push(b'(');
+            }
+            for &i in batch {
+                uni(&mut p, &format!("model.layers.{}.block.{}.weight", i / 10, i % 10));
+                put(&mut p, &mut memo);
+                if i == 0 {
+                    p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
+                    put(&mut p, &mut memo);
+                    p.extend(b"((");
+                    uni(&mut p, "storage");
+                    put(&mut p, &mut memo);
+                    p.extend(b"ctorch\nFloatStorage\n");
+                    put(&mut p, &mut memo);
+                    uni(&mut p, "0");
+                    put(&mut p, &mut memo);
+                    uni(&mut p, "cpu");
+                    put(&mut p, &mut memo);
+                } else {
+                    get(&mut p, 3);
+                    p.extend(b"((");
+                    get(&mut p, 4);
+                    get(&mut p, 5);
+                    uni(&mut p, &i.to_string());
+                    put(&mut p, &mut memo);
+                    get(&mut p, 7);
+                }
+                p.extend(b"K\x04t");
+                put(&mut p, &mut memo);
+                p.extend(b"QK\x00K\x02K\x02\x86");
+                put(&mut p, &mut memo);
+                p.extend(b"K\x02K\x01\x86");
+                put(&mut p, &mut memo);
+                p.push(0x89);
+                get(&mut p, 0);
+                p.extend(b")R");
+                put(&mut p, &mut memo);
+                p.push(b't');
+                put(&mut p, &mut memo);
+                p.push(b'R');
+                put(&mut p, &mut memo);
+            }
+            p.push(if batch.len() > 1 { b'u' } else { b's' });
+        }
+        // The state dict's `_metadata` attribute, applied by BUILD.
+        p.push(b'}');
+        put(&mut p, &mut memo);
+        uni(&mut p, "_metadata");
+        put(&mut p, &mut memo);
+        get(&mut p, 0);
+        p.extend(b")R");
+        put(&mut p, &mut memo);
+        uni(&mut p, "");
+        put(&mut p, &mut memo);
+        p.push(b'}');
+        put(&mut p, &mut memo);
+        uni(&mut p, "version");
+        put(&mut p, &mut memo);
+        p.extend(b"K\x01sssb.");
+        p
+    }
+
+    #[test]
+    fn the_generator_writes_what_cpython_writes() {
+        let Ok(python) = std::env::var("CKPT_PYTHON") else {
+            eprintln!("skipped: CKPT_PYTHON is not set");
+            return;
+        };
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/torch_like_pickle.py");
+        let out = std::env::temp_dir().join(format!("ckpt-torch-like-{}.pkl", std::process::id()));
+        let st = std::process::Command::new(python)
+            .arg(script)
+            .arg("2501")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let written = std::fs::read(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        assert!(written == torch_like_pickle(2501));
+    }
+
+    /// A checkpoint of a million tensors, pickled as `torch.save` pickles it, is within every
+    /// budget of the machine and of the flattening, with room to spare.
+    #[test]
+    fn a_million_tensors_fit_the_budgets() {
+        let n = 1_000_000;
+        let data = torch_like_pickle(n);
+        let path = Path::new("big/data.pkl");
+        let mut m = Machine::new(path, "big/data.pkl", Mode::Load, PersistentIds::Zip);
+        let (root, _) = m.run(&data, 0).unwrap();
+        eprintln!(
+            "{n} tensors: {} bytes of pickle, {} values, {} containers, {} memo entries",
+            data.len(),
+            m.values,
+            m.objects.len(),
+            8 * n
+        );
+        // What it took, against the budgets (at least 2x headroom each).
+        assert!(m.values * 2 < MAX_VALUES, "{} values", m.values);
+        assert!(m.objects.len() * 2 < MAX_OBJECTS, "{} objects", m.objects.len());
+        assert!(8 * n * 2 < MAX_MEMO);
+        assert_eq!(m.storages.len(), n);
+        let buffer = Buffer::owned(path, vec![0u8; 16]);
+        let storage = Storage::new(buffer, 0, 16, "data/0".to_string()).unwrap();
+        let storages = vec![storage; n];
+        let flat = flatten::flatten(&m, &root, &storages, None, path).unwrap();
+        assert_eq!(flat.tensors.len(), n);
+    }
+}
