@@ -9,6 +9,7 @@ import io
 import json
 import os
 import struct
+import tarfile
 import zipfile
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "hostile")
@@ -116,7 +117,12 @@ case("zip_no_folder.bin", no_folder.getvalue(), 3, "not in a folder")
 # --- what `ckpt scan` must find (issue #14) --------------------------------------------------
 CMD = 'touch "${FIXTURE_MARKER_DIR:-.}/pwned-scan.marker"'
 # Protocol-0/1 call opcodes: INST, OBJ, NEWOBJ_EX, and a protocol-0 STRING argument.
-case("pickle_inst_os_system.bin", torch_zip(b"\x80\x02(" + uni(CMD) + b"ios\nsystem\n."), 3, "INST")
+case("pickle_inst_os_system.bin", torch_zip(b"\x80\x02(" + uni(CMD) + b"ios\nsystem\n."), 4, "os.system")
+# The same opcodes on an allowlisted class: not unsafe, merely not supported by the loader.
+case("pickle_inst_allowlisted.bin", torch_zip(b"\x80\x02(icollections\nOrderedDict\n."), 3, "INST is not supported")
+case("pickle_obj_allowlisted.bin", torch_zip(b"\x80\x02(" + glob("collections", "OrderedDict") + b"o."), 3, "OBJ is not supported")
+case("pickle_newobj_ex_allowlisted.bin", torch_zip(b"\x80\x04" + glob("collections", "OrderedDict") + b")}\x92."), 3,
+     "NEWOBJ_EX is not supported")
 case("pickle_obj_os_system.bin", torch_zip(b"\x80\x02(" + glob("os", "system") + uni(CMD) + b"o."), 4, "os.system")
 case("pickle_newobj_ex_os_system.bin", torch_zip(b"\x80\x04" + glob("os", "system") + b")}\x92."), 4, "os.system")
 case("pickle_protocol0_os_system.bin", torch_zip(glob("os", "system") + b"(S'" + CMD.replace('"', '\\"').encode() + b"'\ntR."), 4, "os.system")
@@ -178,6 +184,83 @@ case("pickle_bomb_lists.bin", torch_zip(b"\x80\x02}" + uni("w") + b"K\x07" + b"2
 # Shared dicts: every level names both halves, so keys repeat 2**24 times.
 dict_bomb = b"\x80\x02K\x01" + (b"q\x000}(" + uni("a") + b"h\x00" + uni("b") + b"h\x00u") * 24
 case("pickle_bomb_dicts.bin", torch_zip(dict_bomb + b"."), 3, "pickle bomb")
+
+# --- the legacy tar format (torch < 0.4) -------------------------------------------------------
+# torch.load reads members `storages` (a count pickle, then per storage an argument pickle, an
+# int64 element count and the raw bytes, then a storage-views pickle), `tensors` (a count
+# pickle, then per tensor an argument pickle, int32 ndim, 4 bytes, sizes, strides, offset) and
+# `pickle`. ckpt does not read the format (inspect/convert: exit 3, not a format it knows) but
+# `ckpt scan` walks every pickle in it.
+def tar_file(members, fmt=tarfile.GNU_FORMAT):
+    """members: [(name, data)] or [(name, data, {"type": ..., "linkname": ..., "pax": {...}})]."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for m in members:
+            name, data, extra = (m + ({},))[:3]
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uname = info.gname = ""
+            if "type" in extra:
+                info.type, info.linkname, info.size = extra["type"], extra["linkname"], 0
+            info.pax_headers = extra.get("pax", {})
+            t.addfile(info, io.BytesIO(data) if info.size else None)
+    return buf.getvalue()
+
+
+def storage_args(key, storage=glob("torch", "FloatStorage")):
+    return b"\x80\x02" + uni(key) + uni("cpu") + storage + b"\x87."
+
+
+def storages_member(n=1, extra_args=None, views=b"\x80\x02]."):
+    out = b"\x80\x02K" + bytes([n + (1 if extra_args else 0)]) + b"."
+    for i in range(n):
+        out += storage_args(str(i)) + struct.pack("<q", 4) + b"\0" * 16
+    if extra_args:
+        out += extra_args + struct.pack("<q", 4) + b"\0" * 16
+    return out + views
+
+
+def tensor_record(args):
+    return args + struct.pack("<ii", 1, 0) + struct.pack("<qqq", 4, 1, 0)
+
+
+TENSOR_ARGS = b"\x80\x02" + uni("1") + uni("0") + glob("torch", "FloatTensor") + b"\x87."
+
+
+def tensors_member(extra=None):
+    recs = [tensor_record(TENSOR_ARGS)] + ([tensor_record(extra)] if extra else [])
+    return b"\x80\x02K" + bytes([len(recs)]) + b"." + b"".join(recs)
+
+
+MAIN = b"\x80\x02}" + uni("w") + uni("1") + b"Qs."
+SYS = b"\x80\x02}" + uni("little_endian") + b"\x88s."
+evil_tar = b"\x80\x02" + marker_call("os", "system", "pwned-tar.marker") + b"."
+
+
+def legacy_tar(storages=None, tensors=None, pickle=MAIN, extra=(), fmt=tarfile.GNU_FORMAT):
+    return tar_file([("sys_info", SYS), ("storages", storages or storages_member()),
+                     ("tensors", tensors or tensors_member()), ("pickle", pickle), *extra], fmt)
+
+
+TAR_NEEDLE = "unrecognised first bytes"
+case("tar_clean.tar", legacy_tar(), 3, TAR_NEEDLE)
+case("tar_pickle_os_system.tar", legacy_tar(pickle=evil_tar), 3, TAR_NEEDLE)
+case("tar_storage_args_os_system.tar", legacy_tar(storages=storages_member(1, evil_tar)), 3, TAR_NEEDLE)
+case("tar_storage_type_os_system.tar", legacy_tar(storages=storages_member(1, storage_args("9", glob("os", "system")))), 3,
+     TAR_NEEDLE)
+case("tar_storage_views_os_system.tar", legacy_tar(storages=storages_member(1, views=evil_tar)), 3, TAR_NEEDLE)
+case("tar_tensor_args_os_system.tar", legacy_tar(tensors=tensors_member(evil_tar)), 3, TAR_NEEDLE)
+# The member named `pickle` only by a PAX `path` record (its ustar name is harmless).
+case("tar_pax_path_pickle.tar", tar_file([("sys_info", SYS), ("storages", storages_member()), ("tensors", tensors_member()),
+                                          ("notes.txt", evil_tar, {"pax": {"path": "pickle"}})], tarfile.PAX_FORMAT),
+     3, TAR_NEEDLE)
+# `pickle` is a hard link to another member (tarfile's extractfile follows it).
+case("tar_hardlink_pickle.tar", tar_file([("sys_info", SYS), ("storages", storages_member()), ("tensors", tensors_member()),
+                                          ("payload", evil_tar),
+                                          ("pickle", b"", {"type": tarfile.LNKTYPE, "linkname": "payload"})]),
+     3, TAR_NEEDLE)
+# Two members named `pickle`: torch reads the last.
+case("tar_duplicate_pickle.tar", legacy_tar(extra=[("pickle", evil_tar)]), 3, TAR_NEEDLE)
 
 # --- safetensors headers -------------------------------------------------------------------
 def st(header, data=b""):

@@ -574,8 +574,9 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
     let report = if a.to.as_deref() == Some("bin") {
         // Export to safetensors beside the output, then convert that folder to .bin shards.
         ckpt_core::atomic::check_destination(a.dst(), a.force)?;
-        let scratch = ckpt_core::atomic::temp_path_for(a.dst()).with_extension("export");
-        let _ = std::fs::remove_dir_all(&scratch);
+        // A private folder made exclusively under a fresh name, removed when dropped.
+        let scratch_dir = ckpt_core::atomic::ScratchDir::create(a.dst(), "export")?;
+        let scratch = scratch_dir.path().join("model");
         let result = ckpt_export::gguf_to_hf(
             src,
             &scratch,
@@ -594,7 +595,7 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
             };
             ckpt_convert::convert(&scratch, a.dst(), &copts).map(|_| r)
         });
-        let _ = std::fs::remove_dir_all(&scratch);
+        drop(scratch_dir);
         result?
     } else {
         ckpt_export::gguf_to_hf(src, a.dst(), &opts)?

@@ -489,3 +489,106 @@ fn sigkill_during_pull_keeps_the_cache_consistent() {
         "pull: {killed} of 50 runs killed, {completed} completed ({resumed} after an earlier kill)"
     );
 }
+
+/// merge-lora's scratch folder (issue #14): the old code removed and re-created a fixed name,
+/// `.OUT.ckpt-tmp-PID.merge`, so a symlink planted there between the two calls was followed and
+/// the merged model written into the link's target. A thread here plants a symlink to a victim
+/// folder at that name (this process's PID: the merge runs in-process) as fast as it can while
+/// merges run; the victim must stay empty and the planted link be left alone.
+#[cfg(unix)]
+#[test]
+fn merge_lora_scratch_folder_never_follows_a_planted_symlink() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let base =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm");
+    let work = tempfile::tempdir().unwrap();
+    // A rank-4 adapter on layer 0's q_proj (256 x 256).
+    let adapter = work.path().join("adapter");
+    std::fs::create_dir(&adapter).unwrap();
+    std::fs::write(
+        adapter.join("adapter_config.json"),
+        r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}"#,
+    )
+    .unwrap();
+    let m = "base_model.model.model.layers.0.self_attn.q_proj";
+    let lora = |name: String, shape: Vec<u64>| {
+        let bytes: Vec<u8> = (0..1024u32)
+            .flat_map(|i| ((i % 7) as f32 / 1e3).to_le_bytes())
+            .collect();
+        let st = Storage::new(Buffer::owned("m", bytes), 0, 4096, "m").unwrap();
+        let mut t = Tensor::contiguous("x", DType::F32, vec![], st);
+        t.name = name;
+        t.shape = shape;
+        t
+    };
+    ckpt_safetensors::write(
+        &adapter.join("adapter_model.safetensors"),
+        &[
+            lora(format!("{m}.lora_A.weight"), vec![4, 256]),
+            lora(format!("{m}.lora_B.weight"), vec![256, 4]),
+        ],
+        &Default::default(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let victim = work.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let out = work.path().join("merged.gguf");
+    let old = ckpt_core::atomic::temp_path_for(&out).with_extension("merge");
+    let stop = Arc::new(AtomicBool::new(false));
+    let planter = {
+        let (stop, old, victim) = (stop.clone(), old.clone(), victim.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::os::unix::fs::symlink(&victim, &old);
+            }
+        })
+    };
+    let gguf = ckpt_convert::gguf::GgufOptions {
+        outtype: "f16".into(),
+        intermediate: "f16".into(),
+        pre_tokenizer: None,
+        key: None,
+        overwrite: true,
+        progress: None,
+    };
+    let mut failure = None;
+    for _ in 0..20 {
+        let r = ckpt_convert::lora::merge_lora_to_gguf(
+            &base,
+            &[(adapter.clone(), 1.0)],
+            &out,
+            &Default::default(),
+            &gguf,
+        );
+        let in_victim: Vec<_> = std::fs::read_dir(&victim)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        if let Err(e) = r {
+            failure = Some(format!("merge failed: {e}"));
+            break;
+        }
+        if !in_victim.is_empty() {
+            failure = Some(format!("written into the victim: {in_victim:?}"));
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    planter.join().unwrap();
+    assert!(failure.is_none(), "{}", failure.unwrap());
+    assert!(out.is_file());
+    assert!(std::fs::symlink_metadata(&old)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let left: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != old.file_name().unwrap().to_str().unwrap())
+        .filter(|n| n != "adapter")
+        .collect();
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
+}

@@ -653,14 +653,14 @@ pub fn merge_lora_to_gguf(
     gguf: &crate::gguf::GgufOptions,
 ) -> Result<(MergeReport, crate::gguf::GgufReport)> {
     ckpt_core::atomic::check_destination(out, gguf.overwrite)?;
-    let scratch = ckpt_core::atomic::temp_path_for(out).with_extension("merge");
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    // A private folder made exclusively under a fresh name (never one planted beside `out`);
+    // removed when dropped, on success and on failure alike.
+    let scratch = ckpt_core::atomic::ScratchDir::create(out, "merge")?;
     let stem = out
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "merged".into());
-    let folder = scratch.join(stem);
+    let folder = scratch.path().join(stem);
     let result = (|| {
         let mut folder_opts = opts.clone();
         folder_opts.to = Some(Target::Safetensors);
@@ -668,7 +668,7 @@ pub fn merge_lora_to_gguf(
         let converted = crate::gguf::convert_to_gguf(&folder, out, gguf)?;
         Ok((merged, converted))
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     result
 }
 

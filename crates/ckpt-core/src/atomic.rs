@@ -684,6 +684,78 @@ impl Drop for AtomicDir {
     }
 }
 
+/// A private scratch folder beside an output, for intermediate files a command builds and
+/// deletes (merge-lora's safetensors folder before its GGUF, export's folder before its `.bin`
+/// shards). It is created exclusively (`mkdir`, which never follows a symlink nor reuses what is
+/// there) under a fresh, unpredictable name of the temporaries' form,
+/// `.NAME.ckpt-tmp-PID-PURPOSE-RANDOM`, with mode 0700, and holds the lock of a live ckpt; it is
+/// removed when dropped (without following symlinks inside it), by Ctrl-C, and — if this
+/// process is killed — by the next run that writes into the folder, once its owner is dead.
+pub struct ScratchDir {
+    path: PathBuf,
+    _lock: Option<File>,
+}
+
+/// 64 unpredictable bits (the OS-seeded keys of std's hasher; no extra dependency).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+impl ScratchDir {
+    /// Creates the scratch folder for `final_path` (`purpose` is a short word in its name).
+    pub fn create(final_path: &Path, purpose: &str) -> Result<ScratchDir> {
+        let (dir, name) = split(final_path);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        remove_stale_temps_in(&dir);
+        let pid = std::process::id();
+        for _ in 0..TEMP_NAMES {
+            let p = dir.join(format!(".{name}{TAG}{pid}-{purpose}-{:016x}", random_u64()));
+            let mut b = fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            match b.create(&p) {
+                Ok(()) => {
+                    register(&p);
+                    let lock = File::open(&p).ok();
+                    if let Some(l) = &lock {
+                        try_lock(l);
+                    }
+                    return Ok(ScratchDir {
+                        path: p,
+                        _lock: lock,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Err(all_taken(final_path))
+    }
+
+    /// The folder (empty when created).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+        unregister(&self.path);
+    }
+}
+
 /// Reserves disk blocks for `len` bytes of `file` up front (`posix_fallocate`): a full disk
 /// fails here, before any tensor is computed, and the writes that follow skip the filesystem's
 /// per-page delayed allocation. Filesystems without the call fall back to a plain `set_len`.
@@ -728,6 +800,46 @@ mod tests {
             assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only the output");
             fs::remove_dir_all(dir).unwrap();
         }
+    }
+
+    /// Scratch folders: a fresh unpredictable name each time, never a planted symlink or
+    /// folder at the old fixed name `.NAME.ckpt-tmp-PID.merge`, private, removed on drop, and
+    /// recognised as this process's temporaries (a later run removes them once it is dead).
+    #[cfg(unix)]
+    #[test]
+    fn scratch_folders_are_fresh_private_and_never_planted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir("scratch");
+        let victim = dir.join("victim");
+        fs::create_dir(&victim).unwrap();
+        let out = dir.join("out.gguf");
+        let old = temp_path_for(&out).with_extension("merge");
+        std::os::unix::fs::symlink(&victim, &old).unwrap();
+        let a = ScratchDir::create(&out, "merge").unwrap();
+        let b = ScratchDir::create(&out, "merge").unwrap();
+        assert_ne!(a.path(), b.path());
+        for s in [&a, &b] {
+            assert_ne!(s.path(), old);
+            let m = fs::symlink_metadata(s.path()).unwrap();
+            assert!(m.is_dir() && !m.file_type().is_symlink());
+            assert_eq!(m.permissions().mode() & 0o777, 0o700);
+            let name = s.path().file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(temp_owner(&name), Some(std::process::id()), "{name}");
+            assert!(name.starts_with(".out.gguf.ckpt-tmp-"), "{name}");
+        }
+        fs::write(a.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(&victim, a.path().join("link")).unwrap();
+        let pa = a.path().to_path_buf();
+        drop(a);
+        drop(b);
+        assert!(!pa.exists());
+        assert_eq!(
+            fs::read_dir(&victim).unwrap().count(),
+            0,
+            "victim untouched"
+        );
+        assert!(fs::symlink_metadata(&old).unwrap().file_type().is_symlink());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -192,6 +192,19 @@ static UNSUPPORTED_TORCH_GLOBALS: &[(&str, &str)] = &[
     ("torch", "sparse_bsc"),
 ];
 
+/// The tensor classes of torch < 0.4 (`torch.FloatTensor`, ...), named by the legacy tar
+/// format's `tensors` member: harmless types, but nothing ckpt builds.
+const LEGACY_TENSOR_TYPES: &[&str] = &[
+    "DoubleTensor",
+    "FloatTensor",
+    "HalfTensor",
+    "ByteTensor",
+    "CharTensor",
+    "ShortTensor",
+    "IntTensor",
+    "LongTensor",
+];
+
 /// Resolves `module.name` against the allowlist; None means the global is refused.
 pub fn resolve(module: &str, name: &str) -> Option<Global> {
     if let Some(&(m, n)) = UNSUPPORTED_TORCH_GLOBALS
@@ -233,6 +246,9 @@ pub fn resolve(module: &str, name: &str) -> Option<Global> {
                 .iter()
                 .find(|d| d.storage_class == Some(class))?;
             Global::Storage(StorageClass::Typed(dtype))
+        }
+        ("torch" | "torch.cuda", class) if LEGACY_TENSOR_TYPES.contains(&class) => {
+            Global::Unsupported("legacy tensor type")
         }
         ("torch", dtype) => Global::DType(torch_dtype_by_name(dtype)?),
         _ => return None,

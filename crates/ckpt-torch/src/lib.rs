@@ -50,6 +50,12 @@ fn load<'p>(path: &'p Path, buffer: &Arc<Buffer>) -> Result<(Unpickled<'p>, Form
         Ok((archive::load(path, buffer)?, Format::TorchZip))
     } else if legacy::is_legacy(bytes) {
         Ok((legacy::load(path, buffer)?, Format::TorchLegacy))
+    } else if scan::is_tar(bytes) {
+        Err(Error::Unsupported(format!(
+            "{}: this is a legacy tar checkpoint (torch < 0.4), which ckpt does not read; load it \
+             with a torch you trust and save it again (`ckpt scan` lists what it would import)",
+            path.display()
+        )))
     } else {
         Err(Error::invalid(
             path,
@@ -147,7 +153,10 @@ mod tests {
                 p.push(b'(');
             }
             for &i in batch {
-                uni(&mut p, &format!("model.layers.{}.block.{}.weight", i / 10, i % 10));
+                uni(
+                    &mut p,
+                    &format!("model.layers.{}.block.{}.weight", i / 10, i % 10),
+                );
                 put(&mut p, &mut memo);
                 if i == 0 {
                     p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
@@ -243,7 +252,11 @@ mod tests {
         );
         // What it took, against the budgets (at least 2x headroom each).
         assert!(m.values * 2 < MAX_VALUES, "{} values", m.values);
-        assert!(m.objects.len() * 2 < MAX_OBJECTS, "{} objects", m.objects.len());
+        assert!(
+            m.objects.len() * 2 < MAX_OBJECTS,
+            "{} objects",
+            m.objects.len()
+        );
         assert!(8 * n * 2 < MAX_MEMO);
         assert_eq!(m.storages.len(), n);
         let buffer = Buffer::owned(path, vec![0u8; 16]);

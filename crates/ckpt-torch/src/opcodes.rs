@@ -123,9 +123,17 @@ pub(crate) enum DecodeError {
     /// A fixed-size or newline-terminated argument is cut off by the end of the data.
     Truncated { at: usize, name: &'static str },
     /// A length-prefixed argument longer than the rest of the data.
-    TooLong { at: usize, name: &'static str, len: u64 },
+    TooLong {
+        at: usize,
+        name: &'static str,
+        len: u64,
+    },
     /// LONG4 / BINSTRING with a negative length (the unpickler refuses it).
-    Negative { at: usize, name: &'static str, len: i32 },
+    Negative {
+        at: usize,
+        name: &'static str,
+        len: i32,
+    },
 }
 
 impl DecodeError {
@@ -330,7 +338,13 @@ mod tests {
         let (_, e) = all(b"\x8d\xff\xff\xff\xff\xff\xff\xff\xffab");
         assert!(matches!(e, Some(DecodeError::TooLong { .. })));
         let (_, e) = all(b"K");
-        assert_eq!(e, Some(DecodeError::Truncated { at: 0, name: "BININT1" }));
+        assert_eq!(
+            e,
+            Some(DecodeError::Truncated {
+                at: 0,
+                name: "BININT1"
+            })
+        );
         let (_, e) = all(b"N\xff");
         assert_eq!(e, Some(DecodeError::Unknown { at: 1, code: 0xff }));
         let (_, e) = all(b"N");

@@ -338,7 +338,9 @@ impl<'p> Machine<'p> {
             } = r.next_op().map_err(|e| {
                 let msg = match e {
                     DecodeError::NoStop { .. } => "pickle ends without STOP (truncated?)".into(),
-                    DecodeError::Unknown { code, .. } => format!("unknown pickle opcode 0x{code:02x}"),
+                    DecodeError::Unknown { code, .. } => {
+                        format!("unknown pickle opcode 0x{code:02x}")
+                    }
                     other => other.to_string(),
                 };
                 self.err(msg)
@@ -496,9 +498,9 @@ impl<'p> Machine<'p> {
                         unreachable!()
                     };
                     if module.len() > MAX_GLOBAL_LINE || attr.len() > MAX_GLOBAL_LINE {
-                        return Err(self.err(format!(
-                            "{name} names longer than {MAX_GLOBAL_LINE} bytes"
-                        )));
+                        return Err(
+                            self.err(format!("{name} names longer than {MAX_GLOBAL_LINE} bytes"))
+                        );
                     }
                     let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned);
                     let (module, attr) = match (text(module), text(attr)) {
@@ -892,7 +894,11 @@ mod tests {
         p.push(b'.');
         let e = load(&p).err().unwrap();
         assert!(e.to_string().contains("pickle too deep"), "{e}");
-        assert!(e.to_string().contains(&format!("pickle byte {}", 2 + n + MAX_DEPTH as usize - 1)), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("pickle byte {}", 2 + n + MAX_DEPTH as usize - 1)),
+            "{e}"
+        );
         // MARK x 1e6.
         let mut p = b"\x80\x02".to_vec();
         p.extend(std::iter::repeat_n(b'(', n));

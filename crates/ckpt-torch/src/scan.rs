@@ -126,14 +126,28 @@ pub struct PickleWalk {
     pub error: Option<String>,
     /// The pickle's value when it is an integer (the legacy magic number).
     pub int_value: Option<i128>,
+    /// The pickle's value, as far as it is known statically.
+    pub(crate) value: Option<Sym>,
 }
 
 #[derive(Debug, Clone)]
-enum Sym {
+pub(crate) enum Sym {
     Str(Rc<str>),
     Int(i128),
     Global(Rc<str>),
+    /// A tuple of values that are not tuples themselves (never nested, so dropping one never
+    /// recurses); what the legacy tar format's argument pickles hold.
+    Tuple(Rc<[Sym]>),
     Other,
+}
+
+/// A tuple of `items`, when none of them is a tuple.
+fn flat_tuple(items: Vec<Sym>) -> Sym {
+    if items.iter().any(|i| matches!(i, Sym::Tuple(_))) {
+        Sym::Other
+    } else {
+        Sym::Tuple(items.into())
+    }
 }
 
 fn target(s: &Sym) -> String {
@@ -141,6 +155,7 @@ fn target(s: &Sym) -> String {
         Sym::Global(n) => n.to_string(),
         Sym::Str(_) => "<str>".into(),
         Sym::Int(_) => "<int>".into(),
+        Sym::Tuple(_) => "<tuple>".into(),
         Sym::Other => "<object>".into(),
     }
 }
@@ -307,6 +322,7 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
                     Sym::Int(i) => Some(i),
                     _ => None,
                 };
+                w.value = Some(v);
                 w.end = Some(r.pos());
                 return w;
             }
@@ -324,7 +340,8 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
                 None
             }
             b'2' => Some(stack.last().cloned().unwrap_or(Sym::Other)),
-            b'N' | 0x88 | 0x89 | b')' | b']' | b'}' | 0x8f | 0x97 => Some(Sym::Other),
+            b')' => Some(flat_tuple(Vec::new())),
+            b'N' | 0x88 | 0x89 | b']' | b'}' | 0x8f | 0x97 => Some(Sym::Other),
             b'K' | b'M' => Some(Sym::Int(uint as i128)),
             b'J' => match arg {
                 Arg::Int(v) => Some(Sym::Int(v as i128)),
@@ -337,12 +354,12 @@ pub fn walk(data: &[u8], start: usize) -> PickleWalk {
             b'V' => Some(Sym::Str(decode_unicode_line(bytes))),
             b'T' | b'U' | 0x8c | b'X' | 0x8d => Some(Sym::Str(lossy(bytes))),
             0x85..=0x87 => {
-                for _ in 0..(op - 0x84) {
-                    pop(&mut stack);
-                }
-                Some(Sym::Other)
+                let mut items: Vec<Sym> = (0..(op - 0x84)).map(|_| pop(&mut stack)).collect();
+                items.reverse();
+                Some(flat_tuple(items))
             }
-            b't' | b'l' | b'd' | 0x91 => {
+            b't' => Some(flat_tuple(pop_mark(&mut stack, &mut marks))),
+            b'l' | b'd' | 0x91 => {
                 pop_mark(&mut stack, &mut marks);
                 Some(Sym::Other)
             }
@@ -458,7 +475,7 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
 }
 
 /// Whether `bytes` start with a tar header (its checksum matches, as `tarfile` checks).
-fn is_tar(bytes: &[u8]) -> bool {
+pub(crate) fn is_tar(bytes: &[u8]) -> bool {
     let Some(h) = bytes.get(..512) else {
         return false;
     };
@@ -647,74 +664,366 @@ fn scan_pickles(s: &mut FileScan, bytes: &[u8], explicit: bool) -> Option<()> {
     Some(())
 }
 
-/// The legacy tar format (torch < 0.4): members `sys_info` and `pickle` are pickles; `storages`
-/// and `tensors` interleave pickles with raw data and are not walked, so the scan is incomplete.
-fn scan_tar(s: &mut FileScan, bytes: &[u8]) {
-    let path = s.path.clone();
+/// One member of a tar archive, as Python's `tarfile` reads it.
+struct TarMember<'a> {
+    /// The name after GNU long-name and PAX `path` records, with a ustar prefix.
+    name: String,
+    typ: u8,
+    /// The link target of a hard or symbolic link.
+    link: String,
+    data: &'a [u8],
+    /// Byte offset of `data` in the file.
+    at: usize,
+}
+
+/// An octal (or base-256) number field, as `tarfile.nti` reads it.
+fn tar_number(field: &[u8]) -> Option<u64> {
+    if field.first() == Some(&0x80) {
+        return field[1..]
+            .iter()
+            .try_fold(0u64, |n, &b| n.checked_mul(256)?.checked_add(b as u64));
+    }
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| b as char)
+        .collect();
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+fn tar_string(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// The `key=value` records of a PAX extended header.
+fn pax_records(data: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        let Some(sp) = rest.iter().position(|&b| b == b' ') else {
+            break;
+        };
+        let Some(len) = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|t| t.parse::<usize>().ok())
+            .filter(|&l| l > sp + 1 && l <= rest.len())
+        else {
+            break;
+        };
+        let record = &rest[sp + 1..len];
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        if let Some(eq) = record.iter().position(|&b| b == b'=') {
+            out.push((
+                String::from_utf8_lossy(&record[..eq]).into_owned(),
+                String::from_utf8_lossy(&record[eq + 1..]).into_owned(),
+            ));
+        }
+        pos += len;
+    }
+    out
+}
+
+/// The members of a tar archive, read as `tarfile` reads them: a header whose checksum fails
+/// (or a zero block) ends the archive; GNU long names and PAX `path`/`linkpath`/`size`
+/// records apply to the next member (global PAX records to every later one). Err when a
+/// member runs past the end of the file (`tarfile` raises `ReadError` when it is extracted).
+fn tar_members<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<TarMember<'a>>, Error> {
+    let mut out = Vec::new();
     let mut pos = 0usize;
-    let mut found_main = false;
+    let mut global: Vec<(String, String)> = Vec::new();
+    let mut local: Vec<(String, String)> = Vec::new();
+    let mut long_name: Option<String> = None;
+    let mut long_link: Option<String> = None;
     while let Some(h) = bytes.get(pos..pos + 512) {
-        if h.iter().all(|&b| b == 0) {
+        if h.iter().all(|&b| b == 0) || !is_tar(h) {
             break;
         }
-        let name: String = h[..100]
-            .iter()
-            .take_while(|&&b| b != 0)
-            .map(|&b| b as char)
-            .collect();
-        let size_text: String = h[124..136]
-            .iter()
-            .take_while(|&&b| b != 0 && b != b' ')
-            .map(|&b| b as char)
-            .collect();
-        let Ok(size) = u64::from_str_radix(size_text.trim(), 8) else {
-            s.fail(Error::invalid(
-                &path,
-                format!("tar member header at byte {pos}: size '{size_text}' is not octal"),
+        let mut name = tar_string(&h[..100]);
+        let prefix = tar_string(&h[345..500]);
+        let typ = h[156];
+        let gnu = matches!(typ, b'L' | b'K' | b'S');
+        if !prefix.is_empty() && !gnu {
+            name = format!("{prefix}/{name}");
+        }
+        let mut link = tar_string(&h[157..257]);
+        let Some(mut size) = tar_number(&h[124..136]) else {
+            return Err(Error::invalid(
+                path,
+                format!("tar header at byte {pos}: the size field is not a number"),
             ));
-            return;
         };
+        let pax = |key: &str| {
+            local
+                .iter()
+                .rev()
+                .chain(global.iter().rev())
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let applies = !matches!(typ, b'x' | b'g' | b'L' | b'K');
+        if applies {
+            if let Some(n) = pax("path") {
+                name = n;
+            }
+            if let Some(l) = pax("linkpath") {
+                link = l;
+            }
+            if let Some(n) = pax("size").and_then(|v| v.parse().ok()) {
+                size = n;
+            }
+            if let Some(n) = long_name.take() {
+                name = n;
+            }
+            if let Some(l) = long_link.take() {
+                link = l;
+            }
+        }
         let start = pos + 512;
         let Some(data) = usize::try_from(size)
             .ok()
             .and_then(|n| start.checked_add(n))
             .and_then(|end| bytes.get(start..end))
         else {
-            s.fail(Error::invalid(
-                &path,
-                format!("tar member '{name}' ({size} bytes at byte {start}) runs past the end of the file"),
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "tar member '{name}' ({size} bytes at byte {start}) runs past the end of the file (truncated?)"
+                ),
             ));
-            return;
         };
-        let typ = h[156];
-        if typ == b'0' || typ == 0 {
-            match name.as_str() {
-                "sys_info" | "pickle" => {
-                    found_main |= name == "pickle";
-                    let w = walk(data, 0);
-                    s.add(&name, &w);
-                    if let Some(msg) = &w.error {
-                        s.fail(Error::invalid(&path, format!("tar member '{name}': {msg}")));
-                    }
+        match typ {
+            b'x' => local = pax_records(data),
+            b'g' => global.extend(pax_records(data)),
+            b'L' => long_name = Some(tar_string(data)),
+            b'K' => long_link = Some(tar_string(data)),
+            _ => {
+                local.clear();
+                if matches!(typ, 0 | b'0') && name.ends_with('/') {
+                    // A V7 directory.
+                } else {
+                    out.push(TarMember {
+                        name: name.trim_end_matches('/').to_string(),
+                        typ,
+                        link,
+                        data,
+                        at: start,
+                    });
                 }
-                "storages" | "tensors" => s.fail(Error::invalid(
-                    &path,
-                    format!(
-                        "tar member '{name}' mixes pickles with raw storage data and is not scanned \
-                         (legacy tar checkpoints of torch < 0.4 cannot be scanned completely)"
-                    ),
-                )),
-                _ => {}
             }
         }
-        pos = start + (data.len().div_ceil(512)) * 512;
+        pos = start + data.len().div_ceil(512) * 512;
     }
-    if !found_main {
+    Ok(out)
+}
+
+/// The member torch reads for `name` (`getmember` takes the last of that name), links
+/// followed inside the archive as `tarfile` follows them; Err names why it cannot be read.
+fn tar_member<'m, 'a>(
+    members: &'m [TarMember<'a>],
+    name: &str,
+) -> Option<Result<&'m TarMember<'a>, String>> {
+    let (i, m) = members
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| m.name == name)?;
+    Some(match m.typ {
+        0 | b'0' | b'7' => Ok(m),
+        b'1' | b'2' => {
+            // A hard link names an earlier member; a symbolic link is relative to the member's
+            // folder. (Extracted to disk, a symbolic link could also reach outside the archive.)
+            let target = if m.typ == b'1' {
+                m.link.clone()
+            } else if m.link.starts_with('/') {
+                return Some(Err(format!(
+                    "tar member '{name}' is a symbolic link to '{}' outside the archive; torch would \
+                     read that file from the disk",
+                    m.link
+                )));
+            } else {
+                let dir = m.name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+                for p in m.link.split('/') {
+                    match p {
+                        "" | "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        p => parts.push(p),
+                    }
+                }
+                parts.join("/")
+            };
+            let limit = if m.typ == b'1' { i } else { members.len() };
+            members[..limit]
+                .iter()
+                .rev()
+                .find(|t| t.name == target && matches!(t.typ, 0 | b'0' | b'7'))
+                .map(Ok)
+                .unwrap_or_else(|| {
+                    Err(format!(
+                        "tar member '{name}' is a link to '{}', which is not a file in the archive",
+                        m.link
+                    ))
+                })
+        }
+        other => Err(format!(
+            "tar member '{name}' is of type '{}', not a file",
+            (other as char).escape_default()
+        )),
+    })
+}
+
+/// The element size of a legacy storage class named by a global (`torch.FloatStorage`).
+fn storage_element_size(global: &str) -> Option<u64> {
+    let (module, name) = global.rsplit_once('.')?;
+    match crate::globals::resolve(module, name)? {
+        crate::globals::Global::Storage(c) => c.unit_size(),
+        _ => None,
+    }
+}
+
+/// The legacy tar format (torch < 0.4), read as `torch.serialization`'s `legacy_load` reads it:
+/// member `storages` holds a pickle of the storage count, then for each storage a pickle of
+/// `(key, location, storage_type)` followed by an int64 element count and the raw bytes, then a
+/// pickle of the storage views; member `tensors` holds a pickle of the tensor count, then for
+/// each tensor a pickle of its arguments followed by its int32 dimension count, 4 bytes, 8-byte
+/// sizes and strides and an 8-byte offset; member `pickle` is the main pickle. Every pickle is
+/// walked (every member of those names, whichever torch would pick); raw data is skipped by the
+/// sizes the pickles and counts give.
+fn scan_tar(s: &mut FileScan, bytes: &[u8]) {
+    let path = s.path.clone();
+    let members = match tar_members(&path, bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            s.fail(e);
+            // torch.load falls back to unpickling the file from byte 0 when tarfile fails.
+            let w = walk(bytes, 0);
+            s.add("the whole file as a pickle (torch's fallback)", &w);
+            return;
+        }
+    };
+    let mut found = false;
+    for role in ["storages", "tensors", "pickle"] {
+        let m = match tar_member(&members, role) {
+            None => continue,
+            Some(Ok(m)) => m,
+            Some(Err(why)) => {
+                s.fail(Error::invalid(&path, why));
+                continue;
+            }
+        };
+        found |= role == "pickle";
+        let label = format!("tar member '{role}'");
+        let result = match role {
+            "pickle" => {
+                let w = walk(m.data, 0);
+                s.add(&label, &w);
+                w.error.map(|e| format!("{label}: {e}"))
+            }
+            _ => scan_tar_records(s, &label, m, role == "storages").err(),
+        };
+        if let Some(msg) = result {
+            s.fail(Error::invalid(&path, msg));
+        }
+    }
+    if !found && s.error.is_none() {
         s.fail(Error::invalid(
             &path,
             "the tar archive has no 'pickle' member, so it is not a torch checkpoint",
         ));
     }
+}
+
+/// Walks the pickles of the `storages` or `tensors` member, skipping the raw data between them.
+fn scan_tar_records(
+    s: &mut FileScan,
+    label: &str,
+    m: &TarMember,
+    storages: bool,
+) -> Result<(), String> {
+    let d = m.data;
+    let here = |pos: usize| format!("{label} (file byte {})", m.at + pos);
+    let walk_one = |s: &mut FileScan, what: &str, pos: usize| {
+        let w = walk(d, pos);
+        s.add(&format!("{label}: {what} (file byte {})", m.at + pos), &w);
+        match (&w.error, w.end) {
+            (None, Some(end)) => Ok((w, end)),
+            (e, _) => Err(format!(
+                "{}: the {what} pickle: {}",
+                here(pos),
+                e.as_deref().unwrap_or("no STOP")
+            )),
+        }
+    };
+    let (w, mut pos) = walk_one(s, "count", 0)?;
+    let Some(count) = w.int_value.filter(|&n| n >= 0) else {
+        return Err(format!(
+            "{}: the count pickle is not a non-negative integer",
+            here(0)
+        ));
+    };
+    let what = if storages { "storage" } else { "tensor" };
+    let mut i: i128 = 0;
+    while i < count {
+        let (w, end) = walk_one(s, &format!("{what} {i} arguments"), pos)?;
+        pos = end;
+        let short = |pos: usize, n: usize| -> Result<(), String> {
+            if d.len() - pos < n {
+                return Err(format!(
+                    "{}: {what} {i} of {count}: the member ends before its {n} bytes of data (truncated?)",
+                    here(pos)
+                ));
+            }
+            Ok(())
+        };
+        if storages {
+            let class = match &w.value {
+                Some(Sym::Tuple(t)) if t.len() == 3 => match &t[2] {
+                    Sym::Global(g) => g.to_string(),
+                    other => target(other),
+                },
+                _ => "<not a 3-tuple>".into(),
+            };
+            let Some(elem) = storage_element_size(&class) else {
+                return Err(format!(
+                    "{}: storage {i} is of type '{class}', whose element size is unknown, so the \
+                     rest of the member cannot be parsed",
+                    here(pos)
+                ));
+            };
+            short(pos, 8)?;
+            let n = u64::from_le_bytes(d[pos..pos + 8].try_into().unwrap());
+            pos += 8;
+            let nbytes = n
+                .checked_mul(elem)
+                .and_then(|b| usize::try_from(b).ok())
+                .unwrap_or(usize::MAX);
+            short(pos, nbytes)?;
+            pos += nbytes;
+        } else {
+            short(pos, 8)?;
+            let ndim = i32::from_le_bytes(d[pos..pos + 4].try_into().unwrap());
+            if ndim < 0 {
+                return Err(format!("{}: tensor {i} has {ndim} dimensions", here(pos)));
+            }
+            pos += 8;
+            let n = 16 * ndim as usize + 8;
+            short(pos, n)?;
+            pos += n;
+        }
+        i += 1;
+    }
+    if storages {
+        walk_one(s, "storage views", pos)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
