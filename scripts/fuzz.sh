@@ -37,8 +37,8 @@ seed safetensors_header "$fx"/torch/*.safetensors "$fx"/lora/f32/base-llama/mode
 seed torch_read "$fx"/torch/*.bin "$fx"/torch/*.pt
 seed zip_parse "$fx"/torch/all_dtypes.bin "$fx"/torch/zip_deflate.bin "$fx"/torch/truncated_half.bin
 seed gguf_read "$fx"/gguf/metadata-zoo/*.gguf "$fx"/gguf/split/*00003*.gguf
-seed scan_content "$fx"/torch/*.bin "$fx"/torch/*.pt "$fx"/hostile/*.bin "$fx"/hostile/plain_pickle/*.bin
-seed zip_layout "$fx"/torch/all_dtypes.bin "$fx"/torch/no_byteorder_record.bin "$fx"/hostile/zip_*.bin
+seed scan_content "$fx"/torch/*.bin "$fx"/torch/*.pt "$fx"/hostile/*.bin "$fx"/hostile/*.tar "$fx"/hostile/plain_pickle/*.bin
+seed zip_layout "$fx"/torch/all_dtypes.bin "$fx"/torch/no_byteorder_record.bin "$fx"/hostile/zip_*.bin "$fx"/hostile/tar_*.tar
 seed json_configs "$fx"/lora/f32/*/adapter/adapter_config.json "$fx"/torch/sharded/pytorch_model.bin.index.json
 # Raw pickle streams: data.pkl of the zip fixtures.
 mkdir -p "$corpus/pickle_scan"

@@ -99,6 +99,15 @@ case("pickle_stack_underflow.bin", torch_zip(b"\x80\x02R."), 3, "REDUCE")
 case("pickle_no_stop.bin", torch_zip(b"\x80\x02}("), 3, "without STOP")
 case("pickle_unknown_opcode.bin", torch_zip(b"\x80\x02\xff."), 3, "0xff")
 case("pickle_deep_nesting.bin", torch_zip(b"\x80\x02" + b"(" * 200000 + b"]" + b"."), 3, "nested")
+# Containers nested 3000 deep, built bottom-up (EMPTY_LIST x N, APPEND x N): the machine's depth
+# budget stops it as it grows.
+case("pickle_deep_lists.bin", torch_zip(b"\x80\x02" + b"]" * 3000 + b"a" * 2999 + b"."), 3, "pickle too deep")
+# The same depth built top-down through the memo (each list is filled while still empty, so the
+# depth shows only when the tree is walked): the flattening walk stops it, without recursing.
+top_down = b"\x80\x02]r" + struct.pack("<I", 0)
+for i in range(3000):
+    top_down += b"]r" + struct.pack("<I", i + 1) + b"a0j" + struct.pack("<I", i + 1)
+case("pickle_deep_memo_lists.bin", torch_zip(top_down + b"0j" + struct.pack("<I", 0) + b"."), 3, "nested deeper")
 case("pickle_persid_not_storage.bin", torch_zip(b"\x80\x02" + uni("evil") + b"Q."), 3, "persistent id")
 # A storage that claims far more bytes than its record.
 bogus = (b"\x80\x02}(" + uni("w") + glob("torch._utils", "_rebuild_tensor_v2") + b"(("

@@ -592,3 +592,64 @@ fn merge_lora_scratch_folder_never_follows_a_planted_symlink() {
         .collect();
     assert!(left.is_empty(), "scratch left behind: {left:?}");
 }
+
+/// `convert MODEL.gguf OUT --to bin` builds a safetensors folder first (issue #14): the old code
+/// removed whatever sat at its fixed scratch name `.OUT.ckpt-tmp-PID.export` and reused the
+/// name. Here a folder (holding a file and a link to a victim folder) is planted at that name for
+/// the child's PID as soon as it starts; the export must succeed and leave it, and the victim,
+/// alone, and leave no scratch folder of its own.
+#[cfg(unix)]
+#[test]
+fn export_scratch_folder_leaves_a_planted_folder_alone() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf");
+    let work = tempfile::tempdir().unwrap();
+    let victim = work.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("precious.txt"), b"keep").unwrap();
+    let out = work.path().join("out");
+    let child = ckpt()
+        .args(["convert", "-q"])
+        .arg(fx.join("tiny-llama-spm.Q4_K_M.gguf"))
+        .arg(&out)
+        .args(["--to", "bin"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let planted = work
+        .path()
+        .join(format!(".out.ckpt-tmp-{}.export", child.id()));
+    std::fs::create_dir(&planted).unwrap();
+    std::fs::write(planted.join("theirs.txt"), b"not ckpt's").unwrap();
+    std::os::unix::fs::symlink(&victim, planted.join("model")).unwrap();
+    let r = child.wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.join("config.json").is_file());
+    assert_eq!(
+        std::fs::read(planted.join("theirs.txt")).unwrap(),
+        b"not ckpt's",
+        "the planted folder was removed or changed"
+    );
+    assert!(std::fs::symlink_metadata(planted.join("model"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let in_victim: Vec<_> = std::fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(in_victim, ["precious.txt"]);
+    let mut left: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            planted.file_name().unwrap().to_str().unwrap(),
+            "out",
+            "victim"
+        ]
+    );
+}
