@@ -234,9 +234,10 @@ fn a_folder_gets_every_verdict_and_the_most_severe_exit() {
 ///   pickle_builtins___import__, pickle_importlib_import_module, pickle_torch_load,
 ///   pickle_numpy_core_multiarray__reconstruct, pickle_torch__utils_not_a_rebuild, and the odd
 ///   module names pickle_global_{dotted,empty_module,spaces,unicode};
-/// - legacy tar checkpoints: picklescan does not read tar archives (it tries the bytes as one
-///   pickle and gives up at the tar header), so none of the tar_* files is flagged by it;
-///   ckpt flags all but tar_clean (see `legacy_tar_checkpoints_are_scanned`);
+/// - legacy tar checkpoints: picklescan does not open tar archives and reports every tar_*
+///   file as holding no globals, without a scan error (so a torch < 0.4 checkpoint that runs
+///   os.system passes it as clean); ckpt flags all but tar_clean (see
+///   `legacy_tar_checkpoints_are_scanned`);
 /// - INST/OBJ/NEWOBJ_EX of an allowlisted class (pickle_*_allowlisted): neither flags them;
 /// - zip layouts picklescan reads as ordinary archives (its own view, the benign one) and ckpt
 ///   refuses as ambiguous: zip_junk_between_records, zip_local_name_mismatch,

@@ -100,8 +100,8 @@ pub fn is_torch_file(path: &Path) -> bool {
 
 /// Every global and call target the file's pickles name, in order, found without executing or
 /// resolving anything, by the static scanner of `ckpt scan` ([`scan::scan_file`]): every pickle
-/// record of a zip archive (`data.pkl` first), the five pickles of a legacy checkpoint, or a
-/// plain pickle stream. A file that cannot be scanned to the end is an error.
+/// record of a zip archive (`data.pkl` first), the five pickles of a legacy checkpoint, every
+/// pickle of a legacy tar checkpoint (torch < 0.4), or a plain pickle stream. A file that cannot be scanned to the end is an error.
 pub fn scan(path: &Path) -> Result<ScanReport> {
     let s = scan::scan_file(path, true).expect("an explicit path is always scanned");
     match s.error {

@@ -9,7 +9,12 @@
 //!
 //! Containers live in an arena and values refer to them by index: memo references keep Python's
 //! object identity, and neither deep nesting nor cycles can overflow the stack when values are
-//! dropped.
+//! dropped. The machine has its own budgets, far above what `torch.save` writes for a million
+//! tensors: values created ([`MAX_VALUES`]), containers ([`MAX_OBJECTS`]), memo entries, stack
+//! size, open MARKs, elements per container and container nesting ([`MAX_DEPTH`]); going over
+//! one is an [`Error::Invalid`] "pickle too large/deep" naming the pickle and byte offset.
+//!
+//! Opcodes are read by the decoder shared with the static scanner ([`crate::opcodes`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -679,7 +684,7 @@ impl<'p> Machine<'p> {
         let kind = target.kind(self);
         if self.container_len(target).unwrap_or(0) + items.len() > MAX_CONTAINER_LEN {
             return Err(self.err(format!(
-                "a container holds more than {MAX_CONTAINER_LEN} elements"
+                "pickle too large: a container holds more than {MAX_CONTAINER_LEN} elements"
             )));
         }
         self.deepen(target, &items)?;
@@ -700,7 +705,7 @@ impl<'p> Machine<'p> {
         let kind = target.kind(self);
         if self.container_len(target).unwrap_or(0) + items.len() / 2 > MAX_CONTAINER_LEN {
             return Err(self.err(format!(
-                "a dict holds more than {MAX_CONTAINER_LEN} entries"
+                "pickle too large: a dict holds more than {MAX_CONTAINER_LEN} entries"
             )));
         }
         self.deepen(target, &items)?;

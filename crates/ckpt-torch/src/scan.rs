@@ -546,7 +546,7 @@ pub fn scan_bytes(path: &Path, bytes: &[u8], explicit: bool) -> Option<FileScan>
         scan_zip(&mut s, bytes, explicit)?;
     } else if is_tar(bytes) {
         s.content = Some(Content::Tar);
-        scan_tar(&mut s, bytes);
+        scan_tar(&mut s, bytes, explicit)?;
     } else {
         scan_pickles(&mut s, bytes, explicit)?;
     }
@@ -897,7 +897,9 @@ fn storage_element_size(global: &str) -> Option<u64> {
 /// sizes and strides and an 8-byte offset; member `pickle` is the main pickle. Every pickle is
 /// walked (every member of those names, whichever torch would pick); raw data is skipped by the
 /// sizes the pickles and counts give.
-fn scan_tar(s: &mut FileScan, bytes: &[u8]) {
+/// A tar archive without any of those members (found while walking a folder) is no checkpoint:
+/// torch stops at the missing `storages` member before unpickling anything; it is skipped.
+fn scan_tar(s: &mut FileScan, bytes: &[u8], explicit: bool) -> Option<()> {
     let path = s.path.clone();
     let members = match tar_members(&path, bytes) {
         Ok(m) => m,
@@ -906,11 +908,15 @@ fn scan_tar(s: &mut FileScan, bytes: &[u8]) {
             // torch.load falls back to unpickling the file from byte 0 when tarfile fails.
             let w = walk(bytes, 0);
             s.add("the whole file as a pickle (torch's fallback)", &w);
-            return;
+            return Some(());
         }
     };
+    let roles = ["storages", "tensors", "pickle"];
+    if !explicit && !members.iter().any(|m| roles.contains(&m.name.as_str())) {
+        return None;
+    }
     let mut found = false;
-    for role in ["storages", "tensors", "pickle"] {
+    for role in roles {
         let m = match tar_member(&members, role) {
             None => continue,
             Some(Ok(m)) => m,
@@ -939,6 +945,7 @@ fn scan_tar(s: &mut FileScan, bytes: &[u8]) {
             "the tar archive has no 'pickle' member, so it is not a torch checkpoint",
         ));
     }
+    Some(())
 }
 
 /// Walks the pickles of the `storages` or `tensors` member, skipping the raw data between them.
@@ -1087,6 +1094,62 @@ mod tests {
                 "<copyreg extension code 7>"
             ]
         );
+    }
+
+    /// A ustar header for `name` of `size` bytes and type `typ`, checksum filled in.
+    fn tar_header(name: &str, size: usize, typ: u8, link: &str) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = typ;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..265].copy_from_slice(b"ustar\x0000");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    fn tar(members: &[(&str, &[u8], u8, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data, typ, link) in members {
+            out.extend(tar_header(name, data.len(), *typ, link));
+            out.extend(*data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn tar_members_and_links_are_read_as_tarfile_reads_them() {
+        let evil: &[u8] = b"\x80\x02cos\nsystem\n)R.";
+        // A symbolic link inside the archive is followed; one outside it cannot be scanned.
+        let t = tar(&[
+            ("x/payload", evil, b'0', ""),
+            ("pickle", b"", b'2', "x/payload"),
+        ]);
+        let s = scan_bytes(Path::new("t.tar"), &t, false).unwrap();
+        assert_eq!(s.content, Some(Content::Tar));
+        assert_eq!(s.report.globals, ["os.system"]);
+        let t = tar(&[("pickle", b"", b'2', "/etc/passwd")]);
+        let s = scan_bytes(Path::new("t.tar"), &t, false).unwrap();
+        assert!(s.error.unwrap().to_string().contains("outside the archive"));
+        // A truncated member: torch falls back to unpickling the file itself from byte 0.
+        let mut t = tar(&[("pickle", evil, b'0', "")]);
+        t.truncate(520);
+        let s = scan_bytes(Path::new("t.tar"), &t, true).unwrap();
+        assert!(s.error.unwrap().to_string().contains("runs past the end"));
+        assert_eq!(s.pickles, ["the whole file as a pickle (torch's fallback)"]);
+        // A tar that is no checkpoint is skipped in a folder, refused when named.
+        let t = tar(&[("data.csv", b"a,b\n", b'0', "")]);
+        assert!(scan_bytes(Path::new("d.tar"), &t, false).is_none());
+        assert!(scan_bytes(Path::new("d.tar"), &t, true)
+            .unwrap()
+            .error
+            .is_some());
     }
 
     #[test]
