@@ -5,15 +5,16 @@
 //! archive (`PK\x03\x04`), else a legacy tar archive (torch < 0.4), else a pickle stream (the
 //! legacy format is five pickles, the first holding torch's magic number; anything else is a
 //! plain pickle of any protocol, which `torch.load` unpickles before it even checks the magic
-//! number).
+//! number). `torch.load` does not decompress: a gzip or other compressed file is no checkpoint
+//! (its tar reader opens uncompressed archives only).
 //!
 //! The pickle walker is not [`crate::pickle::Machine`] (it builds no values and rejects no
 //! opcode it knows), but it reads the stream through the same decoder ([`crate::opcodes`]), so
-//! both agree on every opcode's boundaries. It follows the stack only as far as needed to name what is imported
-//! (`GLOBAL`, `INST`, `STACK_GLOBAL` with names from strings or the memo, extension codes) and
-//! what is called (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `INST`, `OBJ`), and reads on past anything
-//! the real unpickler would refuse at run time (a missing memo entry, an empty stack, an unknown
-//! protocol). It stops only where the bytes themselves cannot be parsed any further (an unknown
+//! both agree on every opcode's boundaries. It follows the stack only as far as needed to name
+//! what is imported (`GLOBAL`, `INST`, `STACK_GLOBAL` with names from strings or the memo,
+//! extension codes) and what is called (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `INST`, `OBJ`), and
+//! reads on past anything the real unpickler would refuse at run time (a missing memo entry, an
+//! empty stack, an unknown protocol). It stops only where the bytes themselves cannot be parsed any further (an unknown
 //! opcode, an argument cut off by the end of the data, no STOP); the file is then reported as
 //! not scanned to the end, never as clean. Memory and time are linear in the input.
 
