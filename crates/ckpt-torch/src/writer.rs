@@ -613,6 +613,34 @@ mod tests {
     use crate::zip::ZipArchive;
     use ckpt_core::Buffer;
 
+    /// A checkpoint the reader would refuse is refused before anything is written (issue #14
+    /// item 10), at the limits the reader has now: more tensors than flattening takes.
+    #[test]
+    fn check_limits_refuses_what_the_reader_would() {
+        use crate::flatten::MAX_TENSORS;
+        let storage =
+            ckpt_core::Storage::new(Buffer::owned("m", vec![0u8; 4]), 0, 4, "m".to_string())
+                .unwrap();
+        let make = |n: u64| -> Vec<Tensor> {
+            (0..n)
+                .map(|i| {
+                    let mut t = Tensor::contiguous("x", DType::U8, vec![0], storage.clone());
+                    t.name = format!("t{i}");
+                    t
+                })
+                .collect()
+        };
+        check_limits(&make(700_000)).unwrap();
+        let e = check_limits(&make(MAX_TENSORS + 1)).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "{} tensors (at most {MAX_TENSORS})",
+                MAX_TENSORS + 1
+            )),
+            "{e}"
+        );
+    }
+
     /// Records past 4 GiB get zip64 offsets that our reader (and zip tools) follow. The file is
     /// sparse: the first 5 GiB are a hole, so nothing that large is written.
     #[test]
