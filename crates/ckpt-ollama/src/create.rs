@@ -1109,79 +1109,12 @@ fn layers_from_model(
     Ok(out)
 }
 
-/// A structural check of a Go template (balanced `{{ }}` actions and `if/range/with/define/
-/// block … end` nesting), reporting problems as Ollama's `template error: …`. Full Go template
-/// semantics (functions, fields) are not checked.
+/// Checks a template as Ollama does when it stores one: Go's `text/template` parser with Go's
+/// builtins and Ollama's functions, then Ollama's variable walk ([`crate::gotemplate`]). A
+/// refusal is Ollama's 400 `template error: …` with Go's message.
 pub fn check_template(t: &str) -> Result<()> {
-    let err = |line: usize, msg: &str| {
-        OllamaError::bad_request(format!("template error: template: :{line}: {msg}"))
-    };
-    let mut depth: Vec<&str> = Vec::new();
-    let mut rest = t;
-    let mut consumed = 0usize;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let line = 1 + t[..consumed + open].matches('\n').count();
-        let close = find_action_end(after).ok_or_else(|| err(line, "unclosed action"))?;
-        let body = after[..close]
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let keyword = body
-            .split(|c: char| c.is_whitespace() || c == '(')
-            .next()
-            .unwrap_or("");
-        match keyword {
-            "if" | "range" | "with" | "define" | "block" => depth.push(keyword),
-            // The guard pops the block this `end` closes; nothing to pop is an error.
-            "end" if depth.pop().is_none() => return Err(err(line, "unexpected {{end}}")),
-            "else" | "break" | "continue" if depth.is_empty() => {
-                return Err(err(line, &format!("unexpected {{{{{keyword}}}}}")))
-            }
-            _ => {}
-        }
-        let advance = open + 2 + close + 2;
-        consumed += advance;
-        rest = &rest[advance..];
-    }
-    if !depth.is_empty() {
-        let line = 1 + t.matches('\n').count();
-        return Err(err(line, "unexpected EOF"));
-    }
-    Ok(())
-}
-
-/// Index of the `}}` closing an action, skipping string literals and comments.
-fn find_action_end(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'`' => {
-                i += 1;
-                while i < b.len() && b[i] != b'`' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = s[i + 2..].find("*/")?;
-                i += 2 + end + 1;
-            }
-            b'}' if b.get(i + 1) == Some(&b'}') => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+    crate::gotemplate::check_ollama_template(t)
+        .map_err(|e| OllamaError::bad_request(format!("template error: {e}")))
 }
 
 #[cfg(test)]
@@ -1203,10 +1136,11 @@ mod tests {
         for t in templates::names() {
             check_template(&templates::named(t).unwrap().template).unwrap();
         }
-        assert!(check_template("{{ .Prompt }")
-            .unwrap_err()
-            .message
-            .contains("unclosed action"));
+        // Go lexes the lone `}` as a character token inside the still-open action.
+        assert_eq!(
+            check_template("{{ .Prompt }").unwrap_err().message,
+            "template error: template: :1: unexpected \"}\" in operand"
+        );
         assert_eq!(
             check_template("{{ if .System }}x\n").unwrap_err().message,
             "template error: template: :2: unexpected EOF"

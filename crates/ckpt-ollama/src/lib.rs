@@ -47,6 +47,7 @@ pub mod create;
 pub mod error;
 pub mod gguf_meta;
 pub mod gojson;
+pub mod gotemplate;
 pub mod guard;
 pub mod modelfile;
 pub mod name;
