@@ -64,9 +64,13 @@ impl GgufValue {
             GgufValue::I32(v) => json!(v),
             GgufValue::U64(v) => json!(v),
             GgufValue::I64(v) => json!(v),
-            GgufValue::F32(v) => serde_json::Number::from_f64(*v as f64)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            // Go marshals a float32 with its shortest 32-bit digits (1e-05, not
+            // 9.999999747378752e-06): the value a client decodes is that decimal.
+            GgufValue::F32(v) => {
+                serde_json::Number::from_f64(format!("{v}").parse().unwrap_or(0.0))
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
             GgufValue::F64(v) => serde_json::Number::from_f64(*v)
                 .map(Value::Number)
                 .unwrap_or(Value::Null),

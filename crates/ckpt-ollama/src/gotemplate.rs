@@ -41,6 +41,21 @@ pub struct Parsed {
     pub templates: Vec<String>,
     /// Some `{{template "x"}}` has no pipeline (Ollama refuses these).
     pub template_without_pipeline: bool,
+    /// Ollama's `Template.Vars()`: the field and variable names used in commands (lower-cased,
+    /// sorted, unique); names inside a parenthesised pipeline followed by a field are not seen,
+    /// as in Ollama's walk.
+    pub vars: Vec<String>,
+}
+
+/// Ollama's `Template.Vars()` of a template it accepts (used for capabilities: `tools`,
+/// `suffix` → insert).
+pub fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
+    let funcs: Vec<&str> = GO_BUILTINS.iter().chain(OLLAMA_FUNCS).copied().collect();
+    let parsed = parse(text, &funcs)?;
+    if parsed.template_without_pipeline {
+        return Err("undefined template specified".into());
+    }
+    Ok(parsed.vars)
 }
 
 /// Parses `text` with Go's `text/template` rules and the given function names; the error is Go's
@@ -54,15 +69,20 @@ pub fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
         tree_set: HashMap::new(),
         trees: Vec::new(),
         template_without_pipeline: false,
+        idents: Vec::new(),
     };
     p.trees.push(Tree::new(""));
     let root = p.parse_top()?;
     p.add("", &root)?;
     let mut templates: Vec<String> = p.tree_set.keys().cloned().collect();
     templates.sort();
+    let mut vars: Vec<String> = p.idents.iter().map(|v| v.to_lowercase()).collect();
+    vars.sort();
+    vars.dedup();
     Ok(Parsed {
         templates,
         template_without_pipeline: p.template_without_pipeline,
+        vars,
     })
 }
 
@@ -489,7 +509,12 @@ impl Lexer<'_> {
                 self.emit(T::RightParen)
             }
             r if r.is_ascii() && !r.is_ascii_control() => self.emit(T::Char),
-            r => return self.errorf(format!("unrecognized character in action: {}", go_rune_u(r))),
+            r => {
+                return self.errorf(format!(
+                    "unrecognized character in action: {}",
+                    go_rune_u(r)
+                ))
+            }
         }
         St::Inside
     }
@@ -555,7 +580,9 @@ impl Lexer<'_> {
     fn bad_character(&mut self, r: Option<char>) -> St {
         // Go prints the rune that stopped the scan (EOF is -1, which cannot happen here since
         // EOF is a terminator).
-        let shown = r.map(go_rune_u).unwrap_or_else(|| "U+FFFFFFFFFFFFFFFF".into());
+        let shown = r
+            .map(go_rune_u)
+            .unwrap_or_else(|| "U+FFFFFFFFFFFFFFFF".into());
         self.errorf(format!("bad character {shown}"))
     }
 
@@ -569,7 +596,11 @@ impl Lexer<'_> {
 
     fn lex_field_or_variable(&mut self, typ: T) -> St {
         if self.at_terminator() {
-            self.emit(if typ == T::Variable { T::Variable } else { T::Dot });
+            self.emit(if typ == T::Variable {
+                T::Variable
+            } else {
+                T::Dot
+            });
             return St::Inside;
         }
         let r = self.scan_alnum();
@@ -823,11 +854,7 @@ fn parse_int_base0(s0: &str, signed: bool) -> bool {
         return false;
     }
     if signed {
-        let limit = if neg {
-            1u128 << 63
-        } else {
-            (1u128 << 63) - 1
-        };
+        let limit = if neg { 1u128 << 63 } else { (1u128 << 63) - 1 };
         n <= limit
     } else {
         true
@@ -1018,6 +1045,8 @@ struct Parser<'f> {
     tree_set: HashMap<String, bool>,
     trees: Vec<Tree>,
     template_without_pipeline: bool,
+    /// Identifiers of field and variable operands, for Ollama's `Vars()`.
+    idents: Vec<String>,
 }
 
 const MAX_STACK_DEPTH: usize = 10000;
@@ -1363,12 +1392,25 @@ impl Parser<'_> {
     }
 
     fn operand(&mut self) -> PResult<Option<Arg>> {
+        let before = self.idents.len();
         let Some((node, shown)) = self.term()? else {
             return Ok(None);
         };
         if self.peek().typ == T::Field {
+            let mut fields = Vec::new();
             while self.peek().typ == T::Field {
-                self.next_tok();
+                fields.push(self.next_tok().val);
+            }
+            if matches!(node, Arg::Field | Arg::Variable) {
+                // The chain is merged into the field or variable node: its idents grow.
+                self.idents.extend(
+                    fields
+                        .iter()
+                        .flat_map(|f| f.split('.').filter(|p| !p.is_empty()).map(String::from)),
+                );
+            } else {
+                // A chain node: Ollama's walk does not look inside it.
+                self.idents.truncate(before);
             }
             return Ok(Some(match node {
                 Arg::Field => Arg::Field,
@@ -1398,9 +1440,18 @@ impl Parser<'_> {
                 if !self.t().vars.iter().any(|v| *v == head) {
                     return self.errorf(format!("undefined variable {}", go_quote(&head)));
                 }
+                self.idents.push(tok.val.clone());
                 (Arg::Variable, tok.val)
             }
-            T::Field => (Arg::Field, tok.val),
+            T::Field => {
+                self.idents.extend(
+                    tok.val
+                        .split('.')
+                        .filter(|p| !p.is_empty())
+                        .map(String::from),
+                );
+                (Arg::Field, tok.val)
+            }
             T::Bool => (Arg::Bool, tok.val),
             T::CharConstant | T::Complex | T::Number => {
                 if let Err(e) = check_number(&tok.val, tok.typ) {

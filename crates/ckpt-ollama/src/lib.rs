@@ -68,8 +68,8 @@ pub use modelfile::{
 };
 pub use name::ModelName;
 pub use ops::{
-    copy, format_list, human_bytes, human_time, list, remove, show, ListEntry, ModelDetails,
-    RemoveReport, ShowInfo,
+    copy, format_list, format_show, human_bytes, human_time, list, remove, show, ListEntry,
+    ModelDetails, RemoveReport, ShowInfo,
 };
 pub use server::{serve, spawn, ServerHandle, ServerOptions};
 pub use store::{Digest, Layer, Manifest, Store, StoredManifest};
