@@ -371,6 +371,28 @@ fn create_errors_match_ollama() {
         err(json!({"model": "x", "files": {"model.gguf": digest}, "template": "{{ .Prompt"}));
     assert_eq!(status, 400);
     assert!(msg.starts_with("template error: "), "{msg}");
+    // Go's text/template parser decides, as in Ollama (server/create.go setTemplate): unknown
+    // functions, undefined variables and template calls without a pipeline are refused.
+    for (template, go) in [
+        (
+            "{{ undefinedFunc .Prompt }}",
+            "template: :1: function \"undefinedFunc\" not defined",
+        ),
+        ("{{ $x }}", "template: :1: undefined variable \"$x\""),
+        ("{{ }}", "template: :1: missing value for command"),
+        ("{{ template \"x\" }}", "undefined template specified"),
+    ] {
+        let r = client.post_json(
+            "/api/create",
+            &json!({"model": "x", "files": {"model.gguf": digest}, "template": template, "stream": false}),
+        );
+        assert_eq!(r.status, 400, "{template}");
+        assert_eq!(
+            r.json(),
+            json!({"error": format!("template error: {go}")}),
+            "{template}"
+        );
+    }
     assert_eq!(
         client.post("/api/create", "").json(),
         json!({"error": "missing request body"})
@@ -432,6 +454,12 @@ fn create_errors_match_ollama() {
             "{path}"
         );
     }
+    // Templates Go accepts are stored (a trailing `|` is accepted by Go's parser).
+    let r = client.post_json(
+        "/api/create",
+        &json!({"model": "ok", "files": {"model.gguf": digest}, "template": "{{ .Prompt | }}{{ json .Tools }}", "stream": false}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
 }
 
 #[test]
