@@ -911,18 +911,34 @@ fn gguf_layer(
     converted: bool,
     scratch: &Path,
 ) -> Result<BaseLayer> {
-    let header = GgufHeader::open(path)?;
-    if header
-        .get("split.count")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(1)
-        > 1
-    {
-        return Err(OllamaError::not_implemented(format!(
-            "{}: split GGUF import is not supported yet (merge the shards with `ckpt` or `llama-gguf-split --merge` first)",
-            path.display()
-        )));
+    let mut header = GgufHeader::open(path)?;
+    let mut path = path.to_path_buf();
+    let mut converted = converted;
+    if header.is_split_shard() {
+        // Ollama imports the shards of a split GGUF as one model layer. A shard named by
+        // llama.cpp's pattern finds its siblings next to it; the set is written as one GGUF.
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("-of-") && n.ends_with(".gguf"));
+        if !named {
+            return Err(OllamaError::not_implemented(format!(
+                "{key}: a split GGUF shard given alone; ckpt merges a split model given as a file path (its shards named -00001-of-0000N.gguf next to each other), not shards uploaded as separate blobs"
+            )));
+        }
+        let (merged_header, split) = GgufHeader::open_split(&path)?;
+        let merged = scratch.join(format!("merged-{}.gguf", std::process::id()));
+        gguf_meta::merge_split(&split, &merged)?;
+        drop(split);
+        header = GgufHeader {
+            path: merged.clone(),
+            split_paths: merged_header.split_paths,
+            ..GgufHeader::open(&merged)?
+        };
+        path = merged;
+        converted = true;
     }
+    let path = path.as_path();
     let media = if header.kind() == "adapter" {
         store::MEDIA_ADAPTER
     } else if header.is_projector() {

@@ -213,8 +213,8 @@ fn gguf_info(header: &GgufHeader, verbose: bool) -> Map<String, Value> {
             continue;
         }
         let value = match v {
-            gguf_meta::GgufValue::Array(items) if !verbose && items.len() > 5 => json!([]),
-            other => other.to_json(),
+            gguf_meta::GgufValue::Array(a) if !verbose && a.items.len() > 5 => json!([]),
+            other => gguf_meta::value_json(other),
         };
         info.insert(k.clone(), value);
     }
@@ -441,7 +441,7 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
         .map(|h| {
             h.tensors
                 .iter()
-                .map(|t| json!({"name": t.name, "type": gguf_meta::tensor_type_name(t.ggml_type), "shape": t.dims}))
+                .map(|t| json!({"name": t.name, "type": gguf_meta::tensor_type_name(t.ggml_type), "shape": t.ne}))
                 .collect()
         })
         .unwrap_or_default();
