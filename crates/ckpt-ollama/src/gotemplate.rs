@@ -780,7 +780,7 @@ fn underscore_ok(s: &str) -> bool {
     if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
         i = 2;
         saw = b'0';
-        hex = b[1].to_ascii_lowercase() == b'x';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
     }
     while i < b.len() {
         let c = b[i];
@@ -1437,7 +1437,7 @@ impl Parser<'_> {
             T::Nil => (Arg::Nil, "nil".into()),
             T::Variable => {
                 let head = tok.val.split('.').next().unwrap_or("").to_string();
-                if !self.t().vars.iter().any(|v| *v == head) {
+                if !self.t().vars.contains(&head) {
                     return self.errorf(format!("undefined variable {}", go_quote(&head)));
                 }
                 self.idents.push(tok.val.clone());
@@ -1536,10 +1536,7 @@ impl Parser<'_> {
         self.pipeline(context, T::RightDelim)?;
         self.trees.push(Tree::new(&name));
         let r = self.item_list();
-        let (list, end) = match r {
-            Ok(x) => x,
-            Err(e) => return Err(e),
-        };
+        let (list, end) = r?;
         if end != Node::End {
             // Go reports this with the enclosing tree's last token.
             self.trees.pop();

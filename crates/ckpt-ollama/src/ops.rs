@@ -642,42 +642,6 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn human_formats_like_ollama() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1_500), "1.5 KB");
-        assert_eq!(human_bytes(19_000), "19 KB");
-        assert_eq!(human_bytes(4_661_224_676), "4.7 GB");
-        assert_eq!(human_bytes(2_000_000), "2 MB");
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(human_time(now, now), "Less than a second ago");
-        assert_eq!(
-            human_time(now - Duration::from_secs(90), now),
-            "About a minute ago"
-        );
-        assert_eq!(
-            human_time(now - Duration::from_secs(5 * 3600), now),
-            "5 hours ago"
-        );
-        assert_eq!(
-            human_time(now - Duration::from_secs(3 * 86400), now),
-            "3 days ago"
-        );
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::new(1_795_000_000, 120_000_000);
-        assert_eq!(rfc3339_nano(t), "2026-11-18T11:06:40.12Z");
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // `ollama show NAME` as a terminal summary (cmd/cmd.go showInfo, tables drawn by tablewriter
 // without borders, left-aligned, four spaces after every cell).
@@ -1008,4 +972,40 @@ pub fn format_show(info: &ShowInfo, verbose: bool) -> String {
         render_table(&mut out, "License", &head_rows(&info.license, 2));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn human_formats_like_ollama() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1_500), "1.5 KB");
+        assert_eq!(human_bytes(19_000), "19 KB");
+        assert_eq!(human_bytes(4_661_224_676), "4.7 GB");
+        assert_eq!(human_bytes(2_000_000), "2 MB");
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(human_time(now, now), "Less than a second ago");
+        assert_eq!(
+            human_time(now - Duration::from_secs(90), now),
+            "About a minute ago"
+        );
+        assert_eq!(
+            human_time(now - Duration::from_secs(5 * 3600), now),
+            "5 hours ago"
+        );
+        assert_eq!(
+            human_time(now - Duration::from_secs(3 * 86400), now),
+            "3 days ago"
+        );
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::new(1_795_000_000, 120_000_000);
+        assert_eq!(rfc3339_nano(t), "2026-11-18T11:06:40.12Z");
+    }
 }
