@@ -873,7 +873,7 @@ fn gguf_inputs(
                 Some(FilesType::Gguf) => {
                     let mut sorted = files.clone();
                     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                    Ok(sorted.into_iter().map(|(k, p)| (k, p, false)).collect())
+                    group_split_shards(sorted, scratch)
                 }
                 None => Err(OllamaError::bad_request("unknown type")),
             }
@@ -882,6 +882,63 @@ fn gguf_inputs(
             "{name:?} names a model, not files: an adapter must be a GGUF file or a safetensors directory"
         ))),
     }
+}
+
+/// `<prefix>-NNNNN-of-MMMMM.gguf` (llama.cpp's split names): (prefix, count).
+fn split_name(key: &str) -> Option<(String, String)> {
+    let base = key.rsplit('/').next()?;
+    let stem = base.strip_suffix(".gguf")?;
+    let (rest, count) = stem.rsplit_once("-of-")?;
+    let (prefix, index) = rest.rsplit_once('-')?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(index) && digits(count)).then(|| (prefix.to_string(), count.to_string()))
+}
+
+/// Uploaded files that are shards of one split GGUF (Ollama groups them by name and
+/// `split.count`) are linked under their names in a scratch folder, so the set is read as one
+/// model from its first shard; single files keep their place and groups follow them, as in
+/// Ollama's create.
+fn group_split_shards(
+    files: Vec<(String, PathBuf)>,
+    scratch: &Path,
+) -> Result<Vec<(String, PathBuf, bool)>> {
+    let mut singles = Vec::new();
+    let mut groups: Vec<((String, String), Vec<(String, PathBuf)>)> = Vec::new();
+    for (key, path) in files {
+        let shard =
+            gguf_meta::is_gguf(&path) && GgufHeader::open(&path).is_ok_and(|h| h.is_split_shard());
+        match split_name(&key).filter(|_| shard) {
+            Some(group) => match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, members)) => members.push((key, path)),
+                None => groups.push((group, vec![(key, path)])),
+            },
+            None if shard => {
+                return Err(OllamaError::bad_request(format!(
+                    "split GGUF {} must use llama.cpp split filename pattern",
+                    gojson::go_quote(&key)
+                )))
+            }
+            None => singles.push((key, path, false)),
+        }
+    }
+    for (i, (_, members)) in groups.into_iter().enumerate() {
+        let dir = scratch.join(format!("split-{i}"));
+        std::fs::create_dir_all(&dir).map_err(|e| OllamaError::io("mkdir", &dir, &e))?;
+        let mut first: Option<(String, PathBuf)> = None;
+        for (key, path) in &members {
+            let base = key.rsplit('/').next().unwrap_or(key);
+            let link = dir.join(base);
+            std::os::unix::fs::symlink(path, &link)
+                .map_err(|e| OllamaError::io("link", &link, &e))?;
+            if first.as_ref().is_none_or(|(k, _)| key < k) {
+                first = Some((key.clone(), link));
+            }
+        }
+        if let Some((key, link)) = first {
+            singles.push((key, link, false));
+        }
+    }
+    Ok(singles)
 }
 
 enum FilesType {
@@ -917,13 +974,15 @@ fn gguf_layer(
     if header.is_split_shard() {
         // Ollama imports the shards of a split GGUF as one model layer. A shard named by
         // llama.cpp's pattern finds its siblings next to it; the set is written as one GGUF.
-        let named = path
+        let name = path
             .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.contains("-of-") && n.ends_with(".gguf"));
-        if !named {
-            return Err(OllamaError::not_implemented(format!(
-                "{key}: a split GGUF shard given alone; ckpt merges a split model given as a file path (its shards named -00001-of-0000N.gguf next to each other), not shards uploaded as separate blobs"
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if split_name(&name).is_none() {
+            let shown = if key.is_empty() { &name } else { key };
+            return Err(OllamaError::bad_request(format!(
+                "split GGUF {} must use llama.cpp split filename pattern",
+                gojson::go_quote(shown)
             )));
         }
         let (merged_header, split) = GgufHeader::open_split(&path)?;
