@@ -894,6 +894,9 @@ fn split_name(key: &str) -> Option<(String, String)> {
     (digits(index) && digits(count)).then(|| (prefix.to_string(), count.to_string()))
 }
 
+/// A split set's name prefix and shard count.
+type SplitGroup = (String, String);
+
 /// Uploaded files that are shards of one split GGUF (Ollama groups them by name and
 /// `split.count`) are linked under their names in a scratch folder, so the set is read as one
 /// model from its first shard; single files keep their place and groups follow them, as in
@@ -903,7 +906,7 @@ fn group_split_shards(
     scratch: &Path,
 ) -> Result<Vec<(String, PathBuf, bool)>> {
     let mut singles = Vec::new();
-    let mut groups: Vec<((String, String), Vec<(String, PathBuf)>)> = Vec::new();
+    let mut groups: Vec<(SplitGroup, Vec<(String, PathBuf)>)> = Vec::new();
     for (key, path) in files {
         let shard =
             gguf_meta::is_gguf(&path) && GgufHeader::open(&path).is_ok_and(|h| h.is_split_shard());
