@@ -27,7 +27,8 @@ accept F32, F16, q8_0, q4_K_S, q4_K_M (other types get 400 from the API). The te
 is chosen from the model's chat template the way Ollama matches its named templates, unless --template is
 given. The store is $OLLAMA_MODELS (default ~/.ollama/models).")]
     Create(CreateArgs),
-    /// Print a model's Modelfile, template, parameters, system prompt or license, like `ollama show`
+    /// Summarise a model (architecture, parameters, context length, quantization, capabilities,
+    /// …) or print its Modelfile, template, parameters, system prompt or license, like `ollama show`
     Show(ShowArgs),
     /// List the models in the store, like `ollama list`
     List,
@@ -69,18 +70,28 @@ pub struct CreateArgs {
 }
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("part").multiple(false))]
 pub struct ShowArgs {
+    /// NAME[:TAG] of a model in the store
     name: String,
-    #[arg(long)]
+    /// Print the Modelfile (FROM is the model blob's path), like `ollama show --modelfile`
+    #[arg(long, group = "part")]
     modelfile: bool,
-    #[arg(long)]
+    /// Print the Go template
+    #[arg(long, group = "part")]
     template: bool,
-    #[arg(long)]
+    /// Print the parameters, one `name value` per line
+    #[arg(long, group = "part")]
     parameters: bool,
-    #[arg(long)]
+    /// Print the system prompt
+    #[arg(long, group = "part")]
     system: bool,
-    #[arg(long)]
+    /// Print the license
+    #[arg(long, group = "part")]
     license: bool,
+    /// With the summary: also every GGUF metadata key and every tensor, like `ollama show -v`
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Args)]
@@ -92,6 +103,19 @@ pub struct ServeArgs {
 
 fn err(e: OllamaError) -> Error {
     e.into()
+}
+
+/// A template Ollama would refuse is invalid input in the file that holds it (exit 3), with
+/// Ollama's `template error: …` text; other errors map as usual.
+fn template_error_in(e: OllamaError, file: impl AsRef<Path>) -> Error {
+    if e.message.starts_with("template error: ") {
+        Error::Invalid {
+            path: file.as_ref().to_path_buf(),
+            msg: e.message,
+        }
+    } else {
+        err(e)
+    }
 }
 
 /// Conversion and quantization for the Ollama store, done by ckpt's own pipeline.
@@ -236,7 +260,13 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
     match cmd {
         OllamaCommand::Create(a) => create(&store, a, g),
         OllamaCommand::Show(a) => {
-            let info = ckpt_ollama::show(&store, &a.name, false).map_err(err)?;
+            let part = a.modelfile || a.template || a.parameters || a.system || a.license;
+            if a.verbose && part {
+                return Err(Error::Usage(
+                    "-v/--verbose adds metadata and tensors to the summary; it does not apply to --modelfile, --template, --parameters, --system or --license".into(),
+                ));
+            }
+            let info = ckpt_ollama::show(&store, &a.name, a.verbose).map_err(err)?;
             if g.json {
                 println!("{}", serde_json::to_string_pretty(&info.to_json()).unwrap());
             } else if a.modelfile {
@@ -250,7 +280,7 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
             } else if a.license {
                 println!("{}", info.license);
             } else {
-                print!("{}", info.modelfile);
+                print!("{}", ckpt_ollama::format_show(&info, a.verbose));
             }
             Ok(())
         }
@@ -309,6 +339,24 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
     let scratch = tempfile_dir(store)?;
     let result = (|| -> Result<ckpt_ollama::CreateReport, Error> {
         if let Some(mf) = &a.modelfile {
+            // Everything these flags say belongs in the Modelfile; ignoring them would be silent.
+            let ignored: Vec<&str> = [
+                ("--from", a.from.is_some()),
+                ("--template", a.template.is_some()),
+                ("--system", a.system.is_some()),
+                ("--param", !a.params.is_empty()),
+                ("--license", a.license.is_some()),
+            ]
+            .iter()
+            .filter(|(_, given)| *given)
+            .map(|(flag, _)| *flag)
+            .collect();
+            if !ignored.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{} cannot be combined with -f/--file: the Modelfile says it (FROM, TEMPLATE, SYSTEM, PARAMETER, LICENSE lines), as with `ollama create -f`",
+                    ignored.join(", ")
+                )));
+            }
             let text = std::fs::read_to_string(mf).map_err(|e| Error::io(mf, e))?;
             let base = mf.parent().unwrap_or(Path::new("."));
             let (report, warnings) = ckpt_ollama::create_from_modelfile(
@@ -320,7 +368,7 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
                 &opts,
                 &mut progress,
             )
-            .map_err(err)?;
+            .map_err(|e| template_error_in(e, mf))?;
             for w in warnings {
                 eprintln!("warning: {w}");
             }
@@ -351,8 +399,10 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
         match a.template.as_deref() {
             None | Some("auto") => {}
             Some(path) => {
-                spec.template =
-                    Some(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                // Refused before any conversion, as Ollama refuses it at create.
+                ckpt_ollama::check_template(&text).map_err(|e| template_error_in(e, path))?;
+                spec.template = Some(text);
                 spec.detect_template = false;
             }
         }

@@ -62,6 +62,13 @@ fn ggml_type(s: &str, flag: &str) -> Result<GgmlType, Error> {
 
 pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let ftype = ckpt_quant::parse_ftype(&a.ftype)?;
+    if a.pure && !ftype.default_type().is_quantized() {
+        // llama.cpp's per-tensor mix applies only to quantized targets: with a float target the
+        // output is the same with or without --pure.
+        return Err(Error::Usage(format!(
+            "--pure has no effect when the target is {ftype}: the per-tensor type mix it turns off applies only to quantized types"
+        )));
+    }
     let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
     opts.pure = a.pure;
     opts.output_tensor_type = a

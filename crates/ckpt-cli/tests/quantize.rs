@@ -162,3 +162,25 @@ fn shape_fallbacks_match_llama_quantize() {
         assert_eq!(sha256(&out), want, "{t}");
     }
 }
+
+#[test]
+fn pure_with_a_float_target_is_refused_not_ignored() {
+    // llama.cpp's per-tensor mix exists only for quantized targets: `--pure` with F16 would
+    // change nothing, so it is a usage error rather than a silent no-op.
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("x.gguf");
+    let r = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("quantize")
+        .arg(fx("tiny-llama-spm.f16.gguf"))
+        .arg(&out)
+        .args(["F16", "--pure"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("--pure has no effect when the target is"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

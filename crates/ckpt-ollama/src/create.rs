@@ -873,7 +873,7 @@ fn gguf_inputs(
                 Some(FilesType::Gguf) => {
                     let mut sorted = files.clone();
                     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                    Ok(sorted.into_iter().map(|(k, p)| (k, p, false)).collect())
+                    group_split_shards(sorted, scratch)
                 }
                 None => Err(OllamaError::bad_request("unknown type")),
             }
@@ -882,6 +882,66 @@ fn gguf_inputs(
             "{name:?} names a model, not files: an adapter must be a GGUF file or a safetensors directory"
         ))),
     }
+}
+
+/// `<prefix>-NNNNN-of-MMMMM.gguf` (llama.cpp's split names): (prefix, count).
+fn split_name(key: &str) -> Option<(String, String)> {
+    let base = key.rsplit('/').next()?;
+    let stem = base.strip_suffix(".gguf")?;
+    let (rest, count) = stem.rsplit_once("-of-")?;
+    let (prefix, index) = rest.rsplit_once('-')?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(index) && digits(count)).then(|| (prefix.to_string(), count.to_string()))
+}
+
+/// A split set's name prefix and shard count.
+type SplitGroup = (String, String);
+
+/// Uploaded files that are shards of one split GGUF (Ollama groups them by name and
+/// `split.count`) are linked under their names in a scratch folder, so the set is read as one
+/// model from its first shard; single files keep their place and groups follow them, as in
+/// Ollama's create.
+fn group_split_shards(
+    files: Vec<(String, PathBuf)>,
+    scratch: &Path,
+) -> Result<Vec<(String, PathBuf, bool)>> {
+    let mut singles = Vec::new();
+    let mut groups: Vec<(SplitGroup, Vec<(String, PathBuf)>)> = Vec::new();
+    for (key, path) in files {
+        let shard =
+            gguf_meta::is_gguf(&path) && GgufHeader::open(&path).is_ok_and(|h| h.is_split_shard());
+        match split_name(&key).filter(|_| shard) {
+            Some(group) => match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, members)) => members.push((key, path)),
+                None => groups.push((group, vec![(key, path)])),
+            },
+            None if shard => {
+                return Err(OllamaError::bad_request(format!(
+                    "split GGUF {} must use llama.cpp split filename pattern",
+                    gojson::go_quote(&key)
+                )))
+            }
+            None => singles.push((key, path, false)),
+        }
+    }
+    for (i, (_, members)) in groups.into_iter().enumerate() {
+        let dir = scratch.join(format!("split-{i}"));
+        std::fs::create_dir_all(&dir).map_err(|e| OllamaError::io("mkdir", &dir, &e))?;
+        let mut first: Option<(String, PathBuf)> = None;
+        for (key, path) in &members {
+            let base = key.rsplit('/').next().unwrap_or(key);
+            let link = dir.join(base);
+            std::os::unix::fs::symlink(path, &link)
+                .map_err(|e| OllamaError::io("link", &link, &e))?;
+            if first.as_ref().is_none_or(|(k, _)| key < k) {
+                first = Some((key.clone(), link));
+            }
+        }
+        if let Some((key, link)) = first {
+            singles.push((key, link, false));
+        }
+    }
+    Ok(singles)
 }
 
 enum FilesType {
@@ -911,18 +971,36 @@ fn gguf_layer(
     converted: bool,
     scratch: &Path,
 ) -> Result<BaseLayer> {
-    let header = GgufHeader::open(path)?;
-    if header
-        .get("split.count")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(1)
-        > 1
-    {
-        return Err(OllamaError::not_implemented(format!(
-            "{}: split GGUF import is not supported yet (merge the shards with `ckpt` or `llama-gguf-split --merge` first)",
-            path.display()
-        )));
+    let mut header = GgufHeader::open(path)?;
+    let mut path = path.to_path_buf();
+    let mut converted = converted;
+    if header.is_split_shard() {
+        // Ollama imports the shards of a split GGUF as one model layer. A shard named by
+        // llama.cpp's pattern finds its siblings next to it; the set is written as one GGUF.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if split_name(&name).is_none() {
+            let shown = if key.is_empty() { &name } else { key };
+            return Err(OllamaError::bad_request(format!(
+                "split GGUF {} must use llama.cpp split filename pattern",
+                gojson::go_quote(shown)
+            )));
+        }
+        let (merged_header, split) = GgufHeader::open_split(&path)?;
+        let merged = scratch.join(format!("merged-{}.gguf", std::process::id()));
+        gguf_meta::merge_split(&split, &merged)?;
+        drop(split);
+        header = GgufHeader {
+            path: merged.clone(),
+            split_paths: merged_header.split_paths,
+            ..GgufHeader::open(&merged)?
+        };
+        path = merged;
+        converted = true;
     }
+    let path = path.as_path();
     let media = if header.kind() == "adapter" {
         store::MEDIA_ADAPTER
     } else if header.is_projector() {
@@ -1109,79 +1187,12 @@ fn layers_from_model(
     Ok(out)
 }
 
-/// A structural check of a Go template (balanced `{{ }}` actions and `if/range/with/define/
-/// block … end` nesting), reporting problems as Ollama's `template error: …`. Full Go template
-/// semantics (functions, fields) are not checked.
+/// Checks a template as Ollama does when it stores one: Go's `text/template` parser with Go's
+/// builtins and Ollama's functions, then Ollama's variable walk ([`crate::gotemplate`]). A
+/// refusal is Ollama's 400 `template error: …` with Go's message.
 pub fn check_template(t: &str) -> Result<()> {
-    let err = |line: usize, msg: &str| {
-        OllamaError::bad_request(format!("template error: template: :{line}: {msg}"))
-    };
-    let mut depth: Vec<&str> = Vec::new();
-    let mut rest = t;
-    let mut consumed = 0usize;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let line = 1 + t[..consumed + open].matches('\n').count();
-        let close = find_action_end(after).ok_or_else(|| err(line, "unclosed action"))?;
-        let body = after[..close]
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim();
-        let keyword = body
-            .split(|c: char| c.is_whitespace() || c == '(')
-            .next()
-            .unwrap_or("");
-        match keyword {
-            "if" | "range" | "with" | "define" | "block" => depth.push(keyword),
-            // The guard pops the block this `end` closes; nothing to pop is an error.
-            "end" if depth.pop().is_none() => return Err(err(line, "unexpected {{end}}")),
-            "else" | "break" | "continue" if depth.is_empty() => {
-                return Err(err(line, &format!("unexpected {{{{{keyword}}}}}")))
-            }
-            _ => {}
-        }
-        let advance = open + 2 + close + 2;
-        consumed += advance;
-        rest = &rest[advance..];
-    }
-    if !depth.is_empty() {
-        let line = 1 + t.matches('\n').count();
-        return Err(err(line, "unexpected EOF"));
-    }
-    Ok(())
-}
-
-/// Index of the `}}` closing an action, skipping string literals and comments.
-fn find_action_end(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'`' => {
-                i += 1;
-                while i < b.len() && b[i] != b'`' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = s[i + 2..].find("*/")?;
-                i += 2 + end + 1;
-            }
-            b'}' if b.get(i + 1) == Some(&b'}') => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+    crate::gotemplate::check_ollama_template(t)
+        .map_err(|e| OllamaError::bad_request(format!("template error: {e}")))
 }
 
 #[cfg(test)]
@@ -1203,10 +1214,11 @@ mod tests {
         for t in templates::names() {
             check_template(&templates::named(t).unwrap().template).unwrap();
         }
-        assert!(check_template("{{ .Prompt }")
-            .unwrap_err()
-            .message
-            .contains("unclosed action"));
+        // Go lexes the lone `}` as a character token inside the still-open action.
+        assert_eq!(
+            check_template("{{ .Prompt }").unwrap_err().message,
+            "template error: template: :1: unexpected \"}\" in operand"
+        );
         assert_eq!(
             check_template("{{ if .System }}x\n").unwrap_err().message,
             "template error: template: :2: unexpected EOF"

@@ -1,98 +1,32 @@
-//! A small GGUF header reader (magic, version, counts, typed KVs, tensor infos): all the store
-//! needs to fill the config blob and `ollama show`. Tensor data are never read.
+//! What the store needs from a GGUF (architecture, kind, file type, parameter count, tensor
+//! list, chat template), read with ckpt-gguf's parser (the same reader, limits and split-file
+//! rules as every other ckpt command; tensor data are never read), plus Ollama's names and number
+//! formatting.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ckpt_core::GgmlType;
 use serde_json::{json, Value};
 
 use crate::error::{OllamaError, Result};
 
-const MAGIC: &[u8; 4] = b"GGUF";
-/// Arrays and strings longer than this are rejected before allocating (no real header comes
-/// close: the largest vocabularies have ~260k entries).
-const MAX_ELEMENTS: u64 = 1 << 28;
+pub use ckpt_gguf::{GgufValue, TensorInfo};
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum GgufValue {
-    U8(u8),
-    I8(i8),
-    U16(u16),
-    I16(i16),
-    U32(u32),
-    I32(i32),
-    F32(f32),
-    Bool(bool),
-    Str(String),
-    Array(Vec<GgufValue>),
-    U64(u64),
-    I64(i64),
-    F64(f64),
-}
-
-impl GgufValue {
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            GgufValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// Any non-negative integer value.
-    pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            GgufValue::U8(v) => Some(v as u64),
-            GgufValue::U16(v) => Some(v as u64),
-            GgufValue::U32(v) => Some(v as u64),
-            GgufValue::U64(v) => Some(v),
-            GgufValue::I8(v) => u64::try_from(v).ok(),
-            GgufValue::I16(v) => u64::try_from(v).ok(),
-            GgufValue::I32(v) => u64::try_from(v).ok(),
-            GgufValue::I64(v) => u64::try_from(v).ok(),
-            _ => None,
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        match self {
-            GgufValue::U8(v) => json!(v),
-            GgufValue::I8(v) => json!(v),
-            GgufValue::U16(v) => json!(v),
-            GgufValue::I16(v) => json!(v),
-            GgufValue::U32(v) => json!(v),
-            GgufValue::I32(v) => json!(v),
-            GgufValue::U64(v) => json!(v),
-            GgufValue::I64(v) => json!(v),
-            GgufValue::F32(v) => serde_json::Number::from_f64(*v as f64)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            GgufValue::F64(v) => serde_json::Number::from_f64(*v)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            GgufValue::Bool(v) => json!(v),
-            GgufValue::Str(s) => json!(s),
-            GgufValue::Array(items) => Value::Array(items.iter().map(GgufValue::to_json).collect()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorInfo {
-    pub name: String,
-    /// ggml order: `dims[0]` is the innermost dimension (ne0).
-    pub dims: Vec<u64>,
-    pub ggml_type: u32,
-    pub offset: u64,
-}
-
+/// The header of one GGUF file, or of a split set (`-00001-of-0000N.gguf`) read as one model.
 #[derive(Debug, Clone)]
 pub struct GgufHeader {
+    /// The file given (for a split set, the first shard).
     pub path: PathBuf,
     pub version: u32,
     pub big_endian: bool,
+    /// KV pairs in file order (for a split set, the first shard's).
     pub kvs: Vec<(String, GgufValue)>,
+    /// Tensor infos in file order (for a split set, every shard's, in shard order).
     pub tensors: Vec<TensorInfo>,
+    /// Every shard of a split set, in order; empty for a single file.
+    pub split_paths: Vec<PathBuf>,
 }
 
 /// True if the file starts with the GGUF magic (Ollama sniffs files without an extension).
@@ -101,174 +35,159 @@ pub fn is_gguf(path: &Path) -> bool {
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
-        && &magic == MAGIC
+        && &magic == b"GGUF"
 }
 
-struct Reader<R> {
-    inner: R,
-    big_endian: bool,
-    pos: u64,
-    len: u64,
-    path: PathBuf,
+/// Reads only as much of `path` as its header needs (tensor data are never read) and parses it
+/// with ckpt-gguf; a header cut short is reported by ckpt-gguf with the file size known.
+fn read_header(path: &Path) -> Result<ckpt_gguf::GgufHeader> {
+    use ckpt_gguf::{parse_header_with, HeaderParse, ParseOptions};
+    let mut file = File::open(path).map_err(|e| OllamaError::io("open", path, &e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| OllamaError::io("stat", path, &e))?
+        .len();
+    let opts = ParseOptions::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut want: u64 = 1 << 16;
+    loop {
+        let target = want.min(len);
+        if (buf.len() as u64) < target {
+            let mut more = vec![0u8; (target - buf.len() as u64) as usize];
+            file.read_exact(&mut more)
+                .map_err(|e| OllamaError::io("read", path, &e))?;
+            buf.extend_from_slice(&more);
+        }
+        match parse_header_with(&buf, path, None, &opts).map_err(from_ckpt)? {
+            HeaderParse::Complete(h) => return Ok(h),
+            HeaderParse::NeedMore { at_least } => {
+                if buf.len() as u64 >= len {
+                    // The whole file is read and the header is still incomplete: let the
+                    // parser say where, knowing the file size.
+                    return match parse_header_with(&buf, path, Some(len), &opts)
+                        .map_err(from_ckpt)?
+                    {
+                        HeaderParse::Complete(h) => Ok(h),
+                        HeaderParse::NeedMore { .. } => Err(OllamaError::bad_request(format!(
+                            "{}: GGUF header truncated at byte {len}",
+                            path.display()
+                        ))),
+                    };
+                }
+                want = (at_least as u64).max(buf.len() as u64 * 2);
+            }
+        }
+    }
 }
 
-impl<R: Read> Reader<R> {
-    fn fail(&self, what: &str) -> OllamaError {
-        OllamaError::bad_request(format!(
-            "{}: GGUF header at byte {}: {what}",
-            self.path.display(),
-            self.pos
-        ))
+/// ckpt-gguf's errors as the API reports them: bad input is a 400 naming the file and offset.
+fn from_ckpt(e: ckpt_core::Error) -> OllamaError {
+    match e {
+        ckpt_core::Error::Io { path, source } => OllamaError::io("open", &path, &source),
+        ckpt_core::Error::Other(m) => OllamaError::internal(m),
+        other => OllamaError::bad_request(other.to_string()),
     }
+}
 
-    fn bytes<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut buf = [0u8; N];
-        self.inner
-            .read_exact(&mut buf)
-            .map_err(|_| self.fail(&format!("truncated (needed {N} more bytes)")))?;
-        self.pos += N as u64;
-        if self.big_endian {
-            buf.reverse();
-        }
-        Ok(buf)
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.bytes()?))
-    }
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.bytes()?))
-    }
-
-    fn count(&mut self, what: &str) -> Result<u64> {
-        let n = self.u64()?;
-        // Every element takes at least one byte, so a count beyond the file size is corrupt.
-        if n > MAX_ELEMENTS || n > self.len.saturating_sub(self.pos) {
-            return Err(self.fail(&format!("{what} {n} is larger than the file allows")));
-        }
-        Ok(n)
-    }
-
-    fn string(&mut self) -> Result<String> {
-        let n = self.count("string length")?;
-        let mut buf = vec![0u8; n as usize];
-        self.inner
-            .read_exact(&mut buf)
-            .map_err(|_| self.fail("truncated string"))?;
-        self.pos += n;
-        String::from_utf8(buf).map_err(|_| self.fail("string is not UTF-8"))
-    }
-
-    fn value(&mut self, type_id: u32, depth: u32) -> Result<GgufValue> {
-        Ok(match type_id {
-            0 => GgufValue::U8(u8::from_le_bytes(self.bytes()?)),
-            1 => GgufValue::I8(i8::from_le_bytes(self.bytes()?)),
-            2 => GgufValue::U16(u16::from_le_bytes(self.bytes()?)),
-            3 => GgufValue::I16(i16::from_le_bytes(self.bytes()?)),
-            4 => GgufValue::U32(self.u32()?),
-            5 => GgufValue::I32(i32::from_le_bytes(self.bytes()?)),
-            6 => GgufValue::F32(f32::from_le_bytes(self.bytes()?)),
-            7 => {
-                let [b] = self.bytes::<1>()?;
-                if b > 1 {
-                    return Err(self.fail(&format!("bool value {b} is neither 0 nor 1")));
-                }
-                GgufValue::Bool(b == 1)
-            }
-            8 => GgufValue::Str(self.string()?),
-            9 => {
-                if depth > 2 {
-                    return Err(self.fail("arrays nested more than 2 deep"));
-                }
-                let elem_type = self.u32()?;
-                let n = self.count("array length")?;
-                let mut items = Vec::with_capacity(n.min(1 << 16) as usize);
-                for _ in 0..n {
-                    items.push(self.value(elem_type, depth + 1)?);
-                }
-                GgufValue::Array(items)
-            }
-            10 => GgufValue::U64(self.u64()?),
-            11 => GgufValue::I64(i64::from_le_bytes(self.bytes()?)),
-            12 => GgufValue::F64(f64::from_le_bytes(self.bytes()?)),
-            other => return Err(self.fail(&format!("unknown value type {other}"))),
-        })
+/// Ollama's JSON for a KV value (`/api/show` model_info): a float32 is written with its shortest
+/// 32-bit digits, as Go marshals a float32.
+pub fn value_json(v: &GgufValue) -> Value {
+    match v {
+        GgufValue::U8(v) => json!(v),
+        GgufValue::I8(v) => json!(v),
+        GgufValue::U16(v) => json!(v),
+        GgufValue::I16(v) => json!(v),
+        GgufValue::U32(v) => json!(v),
+        GgufValue::I32(v) => json!(v),
+        GgufValue::U64(v) => json!(v),
+        GgufValue::I64(v) => json!(v),
+        GgufValue::F32(v) => serde_json::Number::from_f64(format!("{v}").parse().unwrap_or(0.0))
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        GgufValue::F64(v) => serde_json::Number::from_f64(*v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        GgufValue::Bool(v) => json!(v),
+        GgufValue::String(s) => json!(s),
+        GgufValue::Array(a) => Value::Array(a.items.iter().map(value_json).collect()),
     }
 }
 
 impl GgufHeader {
-    /// Reads the header of `path`; the error names the file and the byte offset.
+    /// Reads the header of `path` (and, for a split shard, of its siblings); the error names
+    /// the file and the byte offset.
     pub fn open(path: &Path) -> Result<GgufHeader> {
-        let file = File::open(path).map_err(|e| OllamaError::io("open", path, &e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| OllamaError::io("stat", path, &e))?
-            .len();
-        let mut r = Reader {
-            inner: BufReader::with_capacity(1 << 16, file),
-            big_endian: false,
-            pos: 0,
-            len,
-            path: path.to_path_buf(),
-        };
-        let magic: [u8; 4] = r.bytes()?;
-        if &magic != MAGIC {
+        if !is_gguf(path) {
+            File::open(path).map_err(|e| OllamaError::io("open", path, &e))?;
             return Err(OllamaError::bad_request(
                 "supplied file was not in GGUF format",
             ));
         }
-        let raw_version = r.u32()?;
-        let version = if (1..=3).contains(&raw_version) {
-            raw_version
-        } else if (1..=3).contains(&raw_version.swap_bytes()) {
-            r.big_endian = true;
-            raw_version.swap_bytes()
-        } else {
-            return Err(r.fail(&format!("unsupported GGUF version {raw_version}")));
-        };
-        if version == 1 {
-            return Err(r.fail("GGUF v1 (32-bit counts) is not supported"));
-        }
-        let n_tensors = r.count("tensor count")?;
-        let n_kv = r.count("KV count")?;
-        let mut kvs = Vec::with_capacity(n_kv.min(1 << 12) as usize);
-        for _ in 0..n_kv {
-            let key = r.string()?;
-            let type_id = r.u32()?;
-            let value = r.value(type_id, 0).map_err(|e| OllamaError {
-                message: format!("{} (key {key:?})", e.message),
-                ..e
-            })?;
-            kvs.push((key, value));
-        }
-        let mut tensors = Vec::with_capacity(n_tensors.min(1 << 16) as usize);
-        for _ in 0..n_tensors {
-            let name = r.string()?;
-            let n_dims = r.u32()?;
-            if n_dims > 8 {
-                return Err(r.fail(&format!(
-                    "tensor {name:?} has {n_dims} dimensions (at most 8)"
-                )));
-            }
-            let dims = (0..n_dims).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
-            let ggml_type = r.u32()?;
-            let offset = r.u64()?;
-            tensors.push(TensorInfo {
-                name,
-                dims,
-                ggml_type,
-                offset,
-            });
-        }
+        let h = read_header(path)?;
         Ok(GgufHeader {
             path: path.to_path_buf(),
-            version,
-            big_endian: r.big_endian,
-            kvs,
-            tensors,
+            version: h.version,
+            big_endian: h.big_endian,
+            kvs: h.kvs,
+            tensors: h.tensor_infos,
+            split_paths: Vec::new(),
         })
     }
 
+    /// `split.count` above 1: this file is one shard of a split model.
+    pub fn is_split_shard(&self) -> bool {
+        self.get("split.count")
+            .and_then(GgufValue::as_u64)
+            .is_some_and(|n| n > 1)
+    }
+
+    /// Reads every shard of the split set `path` belongs to (found by llama.cpp's
+    /// `-%05d-of-%05d.gguf` names next to it) as one model: the first shard's KVs, all tensors.
+    pub fn open_split(path: &Path) -> Result<(GgufHeader, ckpt_gguf::GgufSplit)> {
+        let split = ckpt_gguf::open_split(path).map_err(from_ckpt)?;
+        let first = &split.shards[0];
+        let header = GgufHeader {
+            path: first.path.clone(),
+            version: first.version,
+            big_endian: first.big_endian,
+            kvs: split.kvs().to_vec(),
+            tensors: split
+                .tensor_infos()
+                .into_iter()
+                .map(|(_, t)| t.clone())
+                .collect(),
+            split_paths: split.paths(),
+        };
+        Ok((header, split))
+    }
+}
+
+/// Writes a split model as one GGUF, as Ollama imports split GGUFs into a single model layer:
+/// the first shard's KVs without `split.no`, `split.count` and `split.tensors.count` (what
+/// Ollama's removeSplitMetadata and llama-quantize drop), then every tensor in shard order.
+pub fn merge_split(split: &ckpt_gguf::GgufSplit, out: &Path) -> Result<()> {
+    let arch = split
+        .get("general.architecture")
+        .and_then(GgufValue::as_str)
+        .unwrap_or("")
+        .to_string();
+    let dropped: Vec<String> = ["split.no", "split.count", "split.tensors.count"]
+        .iter()
+        .flat_map(|k| [k.to_string(), format!("{arch}.{k}")])
+        .collect();
+    let mut w = ckpt_gguf::GgufWriter::new();
+    for (k, v) in split.kvs() {
+        if !dropped.contains(k) {
+            w.add_kv(k, v.clone());
+        }
+    }
+    for t in split.tensors() {
+        w.add_tensor(t);
+    }
+    w.write(out, true).map_err(from_ckpt)
+}
+
+impl GgufHeader {
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.kvs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -301,7 +220,7 @@ impl GgufHeader {
     pub fn parameter_count(&self) -> Result<u64> {
         let mut total: u64 = 0;
         for t in &self.tensors {
-            let elements = t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+            let elements = t.ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
             total = elements.and_then(|e| total.checked_add(e)).ok_or_else(|| {
                 OllamaError::bad_request(format!(
                     "{}: tensor {:?} element count overflows",
@@ -386,12 +305,9 @@ pub fn file_type_name(t: u64) -> &'static str {
     }
 }
 
-/// ggml tensor type names as Ollama's `/api/show` lists them.
-pub fn tensor_type_name(t: u32) -> String {
-    match ckpt_core::GgmlType::from_id(t) {
-        Some(g) => g.name().to_uppercase(),
-        None => format!("unknown({t})"),
-    }
+/// ggml tensor type names as Ollama's `/api/show` lists them (ckpt-core's names, upper-cased).
+pub fn tensor_type_name(t: GgmlType) -> String {
+    t.name().to_uppercase()
 }
 
 /// Ollama's `format.HumanNumber`, used for `model_type` ("8.0B", "494.03M", "7B").

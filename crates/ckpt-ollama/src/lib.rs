@@ -17,7 +17,12 @@
 //! Behaviour and bytes follow Ollama's Go sources at v0.33.0-rc2 (see each module). One
 //! deliberate difference: Ollama ≥ 0.30 rewrites every imported GGUF with its bundled
 //! `llama-quantize` (COPY mode), which changes the model blob; we store the GGUF as given (the
-//! earlier behaviour), so the model layer keeps `"from": "<file name>"`.
+//! earlier behaviour). A split GGUF (`-00001-of-0000N.gguf`) becomes one model layer, as in
+//! Ollama: the shards are written as one GGUF without the `split.*` keys.
+//!
+//! GGUF headers are read with `ckpt-gguf` ([`gguf_meta`] adds Ollama's view of them); templates
+//! are parsed by a Go `text/template` parser ([`gotemplate`]) so that what Ollama would refuse
+//! is refused at create with Go's message; [`format_show`] prints `ollama show`'s summary.
 //!
 //! # Wiring a CLI
 //!
@@ -37,6 +42,7 @@
 //! // ckpt ollama list / show --modelfile / rm / cp / serve
 //! print!("{}", format_list(&list(&store)?, std::time::SystemTime::now()));
 //! print!("{}", show(&store, "my-model", false)?.modelfile);
+//! print!("{}", format_show(&show(&store, "my-model", false)?, false));
 //! remove(&store, "my-model")?;
 //! copy(&store, "a", "b")?;
 //! serve("127.0.0.1:11434", store, ServerOptions::default())?;
@@ -47,6 +53,7 @@ pub mod create;
 pub mod error;
 pub mod gguf_meta;
 pub mod gojson;
+pub mod gotemplate;
 pub mod guard;
 pub mod modelfile;
 pub mod name;
@@ -67,8 +74,8 @@ pub use modelfile::{
 };
 pub use name::ModelName;
 pub use ops::{
-    copy, format_list, human_bytes, human_time, list, remove, show, ListEntry, ModelDetails,
-    RemoveReport, ShowInfo,
+    copy, format_list, format_show, human_bytes, human_time, list, remove, show, ListEntry,
+    ModelDetails, RemoveReport, ShowInfo,
 };
 pub use server::{serve, spawn, ServerHandle, ServerOptions};
 pub use store::{Digest, Layer, Manifest, Store, StoredManifest};

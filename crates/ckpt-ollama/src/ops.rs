@@ -213,8 +213,8 @@ fn gguf_info(header: &GgufHeader, verbose: bool) -> Map<String, Value> {
             continue;
         }
         let value = match v {
-            gguf_meta::GgufValue::Array(items) if !verbose && items.len() > 5 => json!([]),
-            other => other.to_json(),
+            gguf_meta::GgufValue::Array(a) if !verbose && a.items.len() > 5 => json!([]),
+            other => gguf_meta::value_json(other),
         };
         info.insert(k.clone(), value);
     }
@@ -297,6 +297,7 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
             _ => {}
         }
     }
+    let has_go_template = template.is_some();
     let template = template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
 
     // The Modelfile, command by command as Ollama's Model.String() builds it.
@@ -378,22 +379,61 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
         }
     }
 
-    let mut capabilities = Vec::new();
+    // Capabilities in the order Ollama derives them (server/images.go capabilitiesForTemplate):
+    // the GGUF's chat template when no Go template is stored, then completion or embedding,
+    // vision, audio, projectors, then the Go template's variables.
+    let mut capabilities: Vec<String> = Vec::new();
+    let mut add = |c: &str| {
+        if !capabilities.iter().any(|x| x == c) {
+            capabilities.push(c.to_string());
+        }
+    };
     if let Some(h) = &model_header {
+        if !has_go_template {
+            if let Some(jinja) = h.chat_template().filter(|j| !j.is_empty()) {
+                if jinja.contains("tools") || jinja.contains("tool_call") {
+                    add("tools");
+                }
+                let split = jinja.contains("content.split('</think>')")
+                    || jinja.contains("content.split(\"</think>\")");
+                if (jinja.contains("<think>") && jinja.contains("</think>"))
+                    || (split
+                        && !jinja.contains("reasoning_content")
+                        && !jinja.contains("<SPECIAL_12>"))
+                {
+                    add("thinking");
+                }
+            }
+        }
         if h.arch_uint("pooling_type").is_some() {
-            capabilities.push("embedding".to_string());
+            add("embedding");
         } else {
-            capabilities.push("completion".to_string());
+            add("completion");
         }
-        if h.arch_uint("vision.block_count").is_some() || !projectors.is_empty() {
-            capabilities.push("vision".to_string());
+        if h.arch_uint("vision.block_count").is_some() {
+            add("vision");
+        }
+        if h.arch_uint("audio.block_count").is_some() {
+            add("audio");
         }
     }
-    if template.contains(".Tools") {
-        capabilities.push("tools".to_string());
+    if !projectors.is_empty() {
+        add("vision");
     }
-    if template.contains(".Think") {
-        capabilities.push("thinking".to_string());
+    if let Ok(vars) = crate::gotemplate::ollama_vars(&template) {
+        if vars.iter().any(|v| v == "tools") {
+            add("tools");
+        }
+        if vars.iter().any(|v| v == "suffix") {
+            add("insert");
+        }
+        // Ollama infers thinking tags from a `.Thinking` inside a range over `.Messages`.
+        if vars.iter().any(|v| v == "thinking") && vars.iter().any(|v| v == "messages") {
+            add("thinking");
+        }
+    }
+    if matches!(cfg_str("model_family").as_str(), "gptoss" | "gpt-oss") {
+        add("thinking");
     }
 
     let tensors = model_header
@@ -401,7 +441,7 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
         .map(|h| {
             h.tensors
                 .iter()
-                .map(|t| json!({"name": t.name, "type": gguf_meta::tensor_type_name(t.ggml_type), "shape": t.dims}))
+                .map(|t| json!({"name": t.name, "type": gguf_meta::tensor_type_name(t.ggml_type), "shape": t.ne}))
                 .collect()
         })
         .unwrap_or_default();
@@ -599,6 +639,338 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
         out.push_str(frac.trim_end_matches('0'));
     }
     out.push('Z');
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// `ollama show NAME` as a terminal summary (cmd/cmd.go showInfo, tables drawn by tablewriter
+// without borders, left-aligned, four spaces after every cell).
+
+/// Display width of a cell (one column per character).
+fn cell_width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Splits a cell into lines of at most `lim` columns at spaces, choosing the breaks that
+/// minimise the squared slack of every line but the last (tablewriter's WrapString).
+fn wrap_cell(s: &str, lim: usize) -> Vec<String> {
+    let joined = s.replace('\n', " ");
+    let words: Vec<&str> = joined.split(' ').collect();
+    let lim = words.iter().map(|w| cell_width(w)).fold(lim, usize::max) as i64;
+    let n = words.len();
+    let widths: Vec<i64> = words.iter().map(|w| cell_width(w) as i64).collect();
+    // line_len(i, j): width of words i..=j joined by single spaces.
+    let line_len = |i: usize, j: usize| widths[i..=j].iter().sum::<i64>() + (j - i) as i64;
+    const PENALTY: i64 = 100_000;
+    let mut cost = vec![i64::from(i32::MAX); n];
+    let mut brk = vec![n; n];
+    for i in (0..n).rev() {
+        if line_len(i, n - 1) <= lim {
+            cost[i] = 0;
+            brk[i] = n;
+            continue;
+        }
+        for j in i + 1..n {
+            let len = line_len(i, j - 1);
+            let d = lim - len;
+            let mut c = d * d + cost[j];
+            if len > lim {
+                c += PENALTY;
+            }
+            if c < cost[i] {
+                cost[i] = c;
+                brk[i] = j;
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < n {
+        lines.push(words[i..brk[i]].join(" "));
+        i = brk[i];
+    }
+    lines
+}
+
+/// One titled table of the summary.
+fn render_table(out: &mut String, header: &str, rows: &[Vec<String>]) {
+    out.push_str("  ");
+    out.push_str(header);
+    out.push('\n');
+    let max_width = match header {
+        "Template" | "System" | "License" => 100,
+        _ => 30,
+    };
+    // Wrap each cell, then size each column by its widest line.
+    let cells: Vec<Vec<Vec<String>>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| {
+                    let w = cell_width(c).min(max_width);
+                    wrap_cell(c, w)
+                })
+                .collect()
+        })
+        .collect();
+    let ncols = cells.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; ncols];
+    for row in &cells {
+        for (x, lines) in row.iter().enumerate() {
+            for l in lines {
+                widths[x] = widths[x].max(cell_width(l));
+            }
+        }
+    }
+    for row in &cells {
+        let height = row.iter().map(Vec::len).max().unwrap_or(0);
+        for y in 0..height {
+            for (x, lines) in row.iter().enumerate() {
+                let cell = lines.get(y).map(String::as_str).unwrap_or("");
+                out.push_str(cell);
+                out.push_str(&" ".repeat(widths[x] - cell_width(cell)));
+                out.push_str("    ");
+            }
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+}
+
+/// Go's `%g`/`%v` of a float64: the shortest digits, with an exponent when the decimal
+/// exponent is below -4 or at least 6 (`8e+09`, `1e-05`, `151936`).
+fn go_g(f: f64) -> String {
+    if f == 0.0 {
+        return "0".into();
+    }
+    if !f.is_finite() {
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let e = format!("{f:e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mant}e{sign}{:02}", exp.abs());
+    }
+    format!("{f}")
+}
+
+/// Go's `%v` of a JSON-decoded value (model_info values as the CLI receives them).
+fn go_v(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => go_g(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(go_v).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", go_v(&m[*k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+fn go_f(f: f64) -> String {
+    format!("{f}")
+}
+
+fn head_rows(s: &str, n: usize) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut count = 0;
+    for line in s.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        count += 1;
+        if count <= n {
+            rows.push(vec![String::new(), t.to_string()]);
+        }
+    }
+    if count > n {
+        rows.push(vec![String::new(), "...".into()]);
+    }
+    rows
+}
+
+/// `ollama show NAME` (and `-v`): the Model, Capabilities, Projector, Parameters, [Metadata,
+/// Tensors,] System and License tables, as Ollama's CLI prints them from `/api/show`.
+pub fn format_show(info: &ShowInfo, verbose: bool) -> String {
+    let mut out = String::new();
+    let mi = &info.model_info;
+    let num = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
+
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let row = |a: &str, b: String| vec![String::new(), a.to_string(), b];
+    if mi.is_empty() {
+        // No model_info in the reply (Ollama omits an empty one): the details stand in.
+        rows.push(row("architecture", info.details.family.clone()));
+        rows.push(row("parameters", info.details.parameter_size.clone()));
+    }
+    let arch = mi
+        .get("general.architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !arch.is_empty() {
+        rows.push(row("architecture", arch.clone()));
+    }
+    let params = if mi.is_empty() {
+        String::new()
+    } else if !info.details.parameter_size.is_empty() {
+        info.details.parameter_size.clone()
+    } else if let Some(n) = num(mi, "general.parameter_count") {
+        gguf_meta::human_number(n as u64)
+    } else {
+        String::new()
+    };
+    if !params.is_empty() {
+        rows.push(row("parameters", params));
+    }
+    if let Some(f) = num(mi, &format!("{arch}.context_length")) {
+        rows.push(row("context length", go_f(f)));
+    }
+    if let Some(f) = num(mi, &format!("{arch}.embedding_length")) {
+        rows.push(row("embedding length", go_f(f)));
+    }
+    rows.push(row("quantization", info.details.quantization_level.clone()));
+    if !info.requires.is_empty() {
+        rows.push(row("requires", info.requires.clone()));
+    }
+    render_table(&mut out, "Model", &rows);
+
+    if !info.capabilities.is_empty() {
+        let rows: Vec<Vec<String>> = info
+            .capabilities
+            .iter()
+            .map(|c| vec![String::new(), c.clone()])
+            .collect();
+        render_table(&mut out, "Capabilities", &rows);
+    }
+
+    if let Some(pi) = &info.projector_info {
+        let mut rows = Vec::new();
+        let parch = pi
+            .get("general.architecture")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if !parch.is_empty() {
+            rows.push(row("architecture", parch.clone()));
+        }
+        if let Some(n) = num(pi, "general.parameter_count") {
+            rows.push(row("parameters", gguf_meta::human_number(n as u64)));
+        }
+        let pv = |suffix: &str| {
+            ["vision", "audio"]
+                .iter()
+                .find_map(|m| num(pi, &format!("{parch}.{m}.{suffix}")))
+        };
+        if let Some(v) = pv("embedding_length") {
+            rows.push(row("embedding length", go_f(v)));
+        }
+        if let Some(v) = pv("projection_dim") {
+            rows.push(row("dimensions", go_f(v)));
+        }
+        render_table(&mut out, "Projector", &rows);
+    }
+
+    if !info.parameters.is_empty() {
+        let rows: Vec<Vec<String>> = info
+            .parameters
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                std::iter::once(String::new())
+                    .chain(l.split_whitespace().map(String::from))
+                    .collect()
+            })
+            .collect();
+        render_table(&mut out, "Parameters", &rows);
+    }
+
+    if verbose {
+        let mut keys: Vec<&String> = mi.keys().collect();
+        keys.sort();
+        let rows: Vec<Vec<String>> = keys
+            .iter()
+            .map(|k| {
+                let v = match &mi[*k] {
+                    Value::Bool(b) => b.to_string(),
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => go_g(n.as_f64().unwrap_or(0.0)),
+                    Value::Array(items) => {
+                        // As many items as fit in 10 columns, then "...+N more]".
+                        let mut shown = 0;
+                        let mut total = 1;
+                        for (i, it) in items.iter().enumerate() {
+                            let mut w = cell_width(&go_v(it));
+                            if i > 0 {
+                                w += 2;
+                            }
+                            if total + w > 10 && i > 0 {
+                                break;
+                            }
+                            total += w;
+                            shown += 1;
+                        }
+                        if shown < items.len() {
+                            let head = go_v(&Value::Array(items[..shown].to_vec()));
+                            format!(
+                                "{} ...+{} more]",
+                                head.trim_end_matches(']'),
+                                items.len() - shown
+                            )
+                        } else {
+                            go_v(&mi[*k])
+                        }
+                    }
+                    Value::Object(_) => "map[string]interface {}".into(),
+                    Value::Null => "<nil>".into(),
+                };
+                row(k, v)
+            })
+            .collect();
+        render_table(&mut out, "Metadata", &rows);
+        if !info.tensors.is_empty() {
+            let rows: Vec<Vec<String>> = info
+                .tensors
+                .iter()
+                .map(|t| {
+                    vec![
+                        String::new(),
+                        t["name"].as_str().unwrap_or("").to_string(),
+                        t["type"].as_str().unwrap_or("").to_string(),
+                        go_v(&t["shape"]),
+                    ]
+                })
+                .collect();
+            render_table(&mut out, "Tensors", &rows);
+        }
+    }
+
+    if !info.system.is_empty() {
+        render_table(&mut out, "System", &head_rows(&info.system, 2));
+    }
+    if !info.license.is_empty() {
+        render_table(&mut out, "License", &head_rows(&info.license, 2));
+    }
     out
 }
 

@@ -35,8 +35,8 @@ fn reads_every_value_type_of_the_metadata_zoo() {
         Some("line1\nline2\r\n\ttabbed \"quoted\" \\backslash")
     );
     match h.get("zoo.arr.i8") {
-        Some(GgufValue::Array(items)) => {
-            assert_eq!(items, &[-128i8, -1, 0, 1, 127].map(GgufValue::I8))
+        Some(GgufValue::Array(a)) => {
+            assert_eq!(a.items, [-128i8, -1, 0, 1, 127].map(GgufValue::I8))
         }
         other => panic!("zoo.arr.i8 = {other:?}"),
     }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use ckpt_ollama::{server, Store};
 use common::{fixture, sha256_hex, tiny_model};
 use serde_json::{json, Value};
@@ -371,6 +373,28 @@ fn create_errors_match_ollama() {
         err(json!({"model": "x", "files": {"model.gguf": digest}, "template": "{{ .Prompt"}));
     assert_eq!(status, 400);
     assert!(msg.starts_with("template error: "), "{msg}");
+    // Go's text/template parser decides, as in Ollama (server/create.go setTemplate): unknown
+    // functions, undefined variables and template calls without a pipeline are refused.
+    for (template, go) in [
+        (
+            "{{ undefinedFunc .Prompt }}",
+            "template: :1: function \"undefinedFunc\" not defined",
+        ),
+        ("{{ $x }}", "template: :1: undefined variable \"$x\""),
+        ("{{ }}", "template: :1: missing value for command"),
+        ("{{ template \"x\" }}", "undefined template specified"),
+    ] {
+        let r = client.post_json(
+            "/api/create",
+            &json!({"model": "x", "files": {"model.gguf": digest}, "template": template, "stream": false}),
+        );
+        assert_eq!(r.status, 400, "{template}");
+        assert_eq!(
+            r.json(),
+            json!({"error": format!("template error: {go}")}),
+            "{template}"
+        );
+    }
     assert_eq!(
         client.post("/api/create", "").json(),
         json!({"error": "missing request body"})
@@ -432,6 +456,12 @@ fn create_errors_match_ollama() {
             "{path}"
         );
     }
+    // Templates Go accepts are stored (a trailing `|` is accepted by Go's parser).
+    let r = client.post_json(
+        "/api/create",
+        &json!({"model": "ok", "files": {"model.gguf": digest}, "template": "{{ .Prompt | }}{{ json .Tools }}", "stream": false}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
 }
 
 #[test]
@@ -458,4 +488,58 @@ fn streamed_errors_after_progress_are_ndjson_lines() {
         .as_str()
         .unwrap()
         .contains("not supported yet"));
+}
+
+#[test]
+fn split_shards_uploaded_as_blobs_become_one_model_layer() {
+    // As in Ollama's create: the files map names the shards; they are grouped by name and
+    // split.count and stored as one model layer without split.* keys. This set (llama-gguf-split
+    // of tiny-llama-spm.Q2_K.gguf) merges back to the unsplit file, byte for byte.
+    let (_dir, store, _server, client) = start();
+    let shards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/split");
+    let mut files = serde_json::Map::new();
+    for i in 1..=3 {
+        let name = format!("tiny-llama-spm.Q2_K-split-0000{i}-of-00003.gguf");
+        // One upload each (the repeated upload of `upload()` is not what this is about).
+        let data = std::fs::read(shards.join(&name)).unwrap();
+        let digest = format!("sha256:{}", sha256_hex(&data));
+        assert_eq!(
+            client
+                .post(&format!("/api/blobs/{digest}"), data.as_slice())
+                .status,
+            201
+        );
+        files.insert(name, json!(digest));
+    }
+    let r = client.post_json(
+        "/api/create",
+        &json!({"model": "split", "files": files.clone(), "stream": false}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let manifest = store
+        .read_manifest(&ckpt_ollama::ModelName::parse("split").unwrap())
+        .unwrap()
+        .unwrap()
+        .manifest;
+    let models: Vec<_> = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == "application/vnd.ollama.image.model")
+        .collect();
+    assert_eq!(models.len(), 1);
+    assert_eq!(
+        models[0].digest,
+        "sha256:f13b5b249dac78dacbad1d54b7ca0a20b0ca3271c54c15a1a8b9bbf11d7d31bb"
+    );
+    // A shard whose name does not follow llama.cpp's pattern: Ollama's 400.
+    let one = files.values().next().unwrap().clone();
+    let r = client.post_json(
+        "/api/create",
+        &json!({"model": "bad", "files": {"shard.gguf": one}, "stream": false}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"error": "split GGUF \"shard.gguf\" must use llama.cpp split filename pattern"})
+    );
 }
