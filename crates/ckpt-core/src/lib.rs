@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod codec;
 pub mod dtype;
 pub mod error;
 pub mod pool;
