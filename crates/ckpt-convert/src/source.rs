@@ -2,7 +2,6 @@
 //! folder — as one [`Checkpoint`] whose tensors are in shard order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ckpt_core::{Checkpoint, Error, Format, Result};
@@ -14,41 +13,7 @@ pub struct OpenOptions {
     pub key: Option<String>,
 }
 
-/// What a path holds, by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Safetensors,
-    TorchZip,
-    TorchLegacy,
-    Gguf,
-    Unknown,
-}
-
-pub fn sniff_file(path: &Path) -> Result<FileKind> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut head = [0u8; 64];
-    let mut n = 0;
-    while n < head.len() {
-        let r = f.read(&mut head[n..]).map_err(|e| Error::io(path, e))?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    let head = &head[..n];
-    Ok(if head.starts_with(b"GGUF") {
-        FileKind::Gguf
-    } else if head.starts_with(b"PK\x03\x04") {
-        FileKind::TorchZip
-    } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
-        FileKind::TorchLegacy
-    } else if ckpt_safetensors::sniff(head, len) || has_ext(path, "safetensors") {
-        FileKind::Safetensors
-    } else {
-        FileKind::Unknown
-    })
-}
+pub use ckpt_core::sniff::{sniff_file, FileKind};
 
 fn has_ext(path: &Path, ext: &str) -> bool {
     path.extension()
@@ -64,11 +29,8 @@ pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         }
         FileKind::Gguf => Ok(ckpt_gguf::open_split(path)?.to_checkpoint()),
         FileKind::Unknown => {
-            let mut head = vec![0u8; 64];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| f.read(&mut head))
-                .unwrap_or(0);
-            if head[..n].starts_with(b"version https://git-lfs") {
+            let head = ckpt_core::sniff::read_head(path).map_or(Vec::new(), |(h, _)| h);
+            if ckpt_core::sniff::is_lfs_pointer(&head) {
                 return Err(Error::invalid(path, "this is a Git LFS pointer file, not the weights (run git lfs pull or ckpt pull)"));
             }
             Err(Error::invalid(

@@ -4,10 +4,12 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod codec;
+pub mod codec;
 pub mod dtype;
 pub mod error;
 pub mod pool;
 pub mod shard;
+pub mod sniff;
 pub mod tensor;
 
 pub use checkpoint::{Checkpoint, Format};

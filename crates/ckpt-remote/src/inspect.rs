@@ -20,7 +20,6 @@ pub const MAX_PARALLEL_HEADERS: usize = 8;
 /// Index files larger than this are refused.
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 
-const LFS_POINTER_PREFIX: &[u8] = b"version https://git-lfs";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RemoteTensor {
@@ -137,40 +136,7 @@ pub fn inspect_remote(uri: &str) -> Result<RemoteInspection> {
     Hub::from_env().inspect(uri)
 }
 
-/// Which reader a file name calls for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Safetensors,
-    Index,
-    Gguf,
-    Pickle,
-    Unknown,
-}
-
-fn kind_of(path: &str) -> Kind {
-    let name = path
-        .split(['?', '#'])
-        .next()
-        .unwrap_or(path)
-        .rsplit('/')
-        .next()
-        .unwrap_or(path)
-        .to_ascii_lowercase();
-    if name.ends_with(".index.json") {
-        Kind::Index
-    } else if name.ends_with(".safetensors") {
-        Kind::Safetensors
-    } else if name.ends_with(".gguf") {
-        Kind::Gguf
-    } else if [".bin", ".pt", ".pth", ".ckpt"]
-        .iter()
-        .any(|e| name.ends_with(e))
-    {
-        Kind::Pickle
-    } else {
-        Kind::Unknown
-    }
-}
+use ckpt_core::sniff::{kind_of_name as kind_of, NameKind as Kind};
 
 /// One file to read: where it is and what to call it.
 struct Target {
@@ -277,7 +243,7 @@ impl Hub {
                 let (response, body) =
                     self.client
                         .get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
-                if body.starts_with(LFS_POINTER_PREFIX) {
+                if ckpt_core::sniff::is_lfs_pointer(&body) {
                     return Err(RemoteError::LfsPointer { what: target.url });
                 }
                 // Shards come from the index's commit even if the branch moves meanwhile.
@@ -401,12 +367,12 @@ impl Hub {
         let first =
             self.client
                 .read_range(&target.url, 0, SPECULATIVE_READ, target.ctx.as_ref())?;
-        if first.bytes.starts_with(LFS_POINTER_PREFIX) {
+        if ckpt_core::sniff::is_lfs_pointer(&first.bytes) {
             return Err(RemoteError::LfsPointer {
                 what: target.url.clone(),
             });
         }
-        if first.bytes.starts_with(b"GGUF")
+        if first.bytes.starts_with(ckpt_core::sniff::GGUF_MAGIC)
             || (kind_of(&target.display) == Kind::Gguf && first.bytes.len() >= 4)
         {
             return crate::gguf::read_gguf_header(
