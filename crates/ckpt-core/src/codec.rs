@@ -48,7 +48,9 @@ pub fn f32_to_f16_bits(x: f32, nan: Nan) -> u16 {
 #[inline]
 pub fn f16_bits_to_f32(h: u16, nan: Nan) -> f32 {
     if nan == Nan::Numpy && h & 0x7C00 == 0x7C00 && h & 0x3FF != 0 {
-        return f32::from_bits(((h as u32 & 0x8000) << 16) | 0x7F80_0000 | ((h as u32 & 0x3FF) << 13));
+        return f32::from_bits(
+            ((h as u32 & 0x8000) << 16) | 0x7F80_0000 | ((h as u32 & 0x3FF) << 13),
+        );
     }
     half::f16::from_bits(h).to_f32()
 }
@@ -189,7 +191,10 @@ mod tests {
         assert_eq!(f32_to_f16_bits(snan, Nan::Quiet), 0xFE01);
         assert_eq!(f32_to_f16_bits(snan, Nan::Numpy), 0xFC01);
         // numpy keeps a NaN even when the kept payload bits are all zero
-        assert_eq!(f32_to_f16_bits(f32::from_bits(0x7F80_0001), Nan::Numpy), 0x7C01);
+        assert_eq!(
+            f32_to_f16_bits(f32::from_bits(0x7F80_0001), Nan::Numpy),
+            0x7C01
+        );
         // widening: numpy keeps a signalling NaN signalling, F16C/half make it quiet
         assert_eq!(f16_bits_to_f32(0x7C01, Nan::Numpy).to_bits(), 0x7F80_2000);
         assert_eq!(f16_bits_to_f32(0x7C01, Nan::Quiet).to_bits(), 0x7FC0_2000);
@@ -203,10 +208,14 @@ mod tests {
         assert_eq!(f32_to_bf16_bits(f32::from_bits(0x7F80_0001)), 0x7FC0); // sNaN made quiet
         assert_eq!(f32_to_bf16_bits(f32::from_bits(0x7F7F_FFFF)), 0x7F80); // overflow to inf
         assert_eq!(f32_to_bf16_bits(f32::from_bits(0x0000_8000)), 0x0000); // subnormal, RNE
-        // the same as `half`'s converter on every class of input
+                                                                           // the same as `half`'s converter on every class of input
         for bits in (0..=u32::MAX).step_by(65_521) {
             let x = f32::from_bits(bits);
-            assert_eq!(f32_to_bf16_bits(x), half::bf16::from_f32(x).to_bits(), "{bits:#x}");
+            assert_eq!(
+                f32_to_bf16_bits(x),
+                half::bf16::from_f32(x).to_bits(),
+                "{bits:#x}"
+            );
         }
     }
 
@@ -238,7 +247,13 @@ mod tests {
     #[test]
     fn other_dtypes_are_refused() {
         let mut out = [0f32; 1];
-        assert_eq!(decode(DType::I32, &[0; 4], &mut out, Nan::Quiet), Err(DType::I32));
-        assert_eq!(encode(DType::U8, &out, &mut [0; 1], Nan::Quiet), Err(DType::U8));
+        assert_eq!(
+            decode(DType::I32, &[0; 4], &mut out, Nan::Quiet),
+            Err(DType::I32)
+        );
+        assert_eq!(
+            encode(DType::U8, &out, &mut [0; 1], Nan::Quiet),
+            Err(DType::U8)
+        );
     }
 }

@@ -4,9 +4,9 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod codec;
-pub mod codec;
 pub mod dtype;
 pub mod error;
+pub mod hf;
 pub mod pool;
 pub mod shard;
 pub mod sniff;

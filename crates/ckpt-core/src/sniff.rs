@@ -142,28 +142,55 @@ mod tests {
 
     #[test]
     fn magic_bytes_decide_before_the_name() {
-        assert_eq!(sniff(b"GGUF\x03\0\0\0", 100, "x.safetensors"), FileKind::Gguf);
-        assert_eq!(sniff(b"PK\x03\x04rest", 100, "model.gguf"), FileKind::TorchZip);
+        assert_eq!(
+            sniff(b"GGUF\x03\0\0\0", 100, "x.safetensors"),
+            FileKind::Gguf
+        );
+        assert_eq!(
+            sniff(b"PK\x03\x04rest", 100, "model.gguf"),
+            FileKind::TorchZip
+        );
         assert_eq!(
             sniff(&[0x80, 0x02, 0x8a, 0x0a, 0, 0], 100, "a.safetensors"),
             FileKind::TorchLegacy
         );
-        assert_eq!(sniff(&st_head(2, b" {}"), 10, "weights"), FileKind::Safetensors);
+        assert_eq!(
+            sniff(&st_head(2, b" {}"), 10, "weights"),
+            FileKind::Safetensors
+        );
         // a header longer than the file, or no JSON object: only the name says safetensors
-        assert_eq!(sniff(&st_head(200, b"{}"), 10, "weights"), FileKind::Unknown);
-        assert_eq!(sniff(&st_head(200, b"{}"), 10, "w.SafeTensors"), FileKind::Safetensors);
+        assert_eq!(
+            sniff(&st_head(200, b"{}"), 10, "weights"),
+            FileKind::Unknown
+        );
+        assert_eq!(
+            sniff(&st_head(200, b"{}"), 10, "w.SafeTensors"),
+            FileKind::Safetensors
+        );
         assert_eq!(sniff(&st_head(2, b"[]"), 10, "w.bin"), FileKind::Unknown);
         let huge = SAFETENSORS_MAX_HEADER_SIZE + 1;
-        assert_eq!(sniff(&st_head(huge, b"{}"), u64::MAX, "w"), FileKind::Unknown);
+        assert_eq!(
+            sniff(&st_head(huge, b"{}"), u64::MAX, "w"),
+            FileKind::Unknown
+        );
         assert_eq!(sniff(b"", 0, "w"), FileKind::Unknown);
     }
 
     #[test]
     fn names_by_extension() {
-        assert_eq!(kind_of_name("model.safetensors.index.json"), NameKind::Index);
-        assert_eq!(kind_of_name("pytorch_model.bin.index.json"), NameKind::Index);
+        assert_eq!(
+            kind_of_name("model.safetensors.index.json"),
+            NameKind::Index
+        );
+        assert_eq!(
+            kind_of_name("pytorch_model.bin.index.json"),
+            NameKind::Index
+        );
         assert_eq!(kind_of_name("a/b/MODEL.SAFETENSORS"), NameKind::Safetensors);
-        assert_eq!(kind_of_name("https://h/x.gguf?download=1#top"), NameKind::Gguf);
+        assert_eq!(
+            kind_of_name("https://h/x.gguf?download=1#top"),
+            NameKind::Gguf
+        );
         for n in ["x.bin", "x.pt", "x.pth", "x.ckpt"] {
             assert_eq!(kind_of_name(n), NameKind::Pickle, "{n}");
         }
@@ -173,7 +200,9 @@ mod tests {
 
     #[test]
     fn lfs_pointers() {
-        assert!(is_lfs_pointer(b"version https://git-lfs.github.com/spec/v1\n"));
+        assert!(is_lfs_pointer(
+            b"version https://git-lfs.github.com/spec/v1\n"
+        ));
         assert!(!is_lfs_pointer(b"version 2"));
     }
 }
