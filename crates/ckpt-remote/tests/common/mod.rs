@@ -82,6 +82,9 @@ pub struct State {
     /// CDN GETs answer without Content-Length and append this many junk bytes after the
     /// (ranged) body before closing: a server that sends more than it announced.
     pub overlong_cdn_body: Option<usize>,
+    /// Downloads announce no size (no X-Linked-Size, no Content-Length, not even on HEAD) and
+    /// their bodies never end: the file's bytes, then junk until the client hangs up.
+    pub unsized_bodies: bool,
 }
 
 pub struct FakeHub {
@@ -214,6 +217,8 @@ struct Reply {
     cut_after: Option<usize>,
     /// No Content-Length; this many junk bytes follow the body (then the connection closes).
     junk_after: Option<usize>,
+    /// No Content-Length on a HEAD either.
+    no_length: bool,
 }
 
 impl Reply {
@@ -225,6 +230,7 @@ impl Reply {
             range: None,
             cut_after: None,
             junk_after: None,
+            no_length: false,
         }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
@@ -320,10 +326,14 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: Reply) -> std::io::Re
         let _ = stream.shutdown(std::net::Shutdown::Both);
         return Ok(());
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
+    if reply.no_length {
+        head.push_str("Connection: close\r\n\r\n");
+    } else {
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+    }
     stream.write_all(head.as_bytes())?;
     if method != "HEAD" {
         match reply.cut_after {
@@ -461,16 +471,23 @@ fn route_hub(st: &mut State, rec: &Recorded, cdn: &str) -> Reply {
             .header("X-Repo-Commit", commit);
         };
         if f.lfs {
-            return Reply::new(302)
+            let mut r = Reply::new(302)
                 .header("Location", format!("{cdn}/blobs/{}?sig=signed", f.sha256))
                 .header("X-Repo-Commit", commit)
-                .header("X-Linked-Etag", format!("\"{}\"", f.sha256))
-                .header("X-Linked-Size", f.bytes.len().to_string())
-                .header("ETag", format!("W/\"{}\"", f.git_sha1));
+                .header("X-Linked-Etag", format!("\"{}\"", f.sha256));
+            if !st.unsized_bodies {
+                r = r.header("X-Linked-Size", f.bytes.len().to_string());
+            }
+            return r.header("ETag", format!("W/\"{}\"", f.git_sha1));
         }
-        return body_reply(f.bytes.clone(), rec.header("range"), true)
+        let mut r = body_reply(f.bytes.clone(), rec.header("range"), true)
             .header("X-Repo-Commit", commit)
             .header("ETag", format!("\"{}\"", f.git_sha1));
+        if st.unsized_bodies {
+            r.no_length = true;
+            r.junk_after = Some(usize::MAX);
+        }
+        return r;
     }
     Reply::error(404, None, "no such route")
 }
@@ -546,6 +563,10 @@ fn route_cdn(st: &mut State, rec: &Recorded) -> Reply {
             reply.cut_after = Some(n);
         }
         reply.junk_after = st.overlong_cdn_body;
+        if st.unsized_bodies {
+            reply.junk_after = Some(usize::MAX);
+        }
     }
+    reply.no_length |= st.unsized_bodies;
     reply
 }
