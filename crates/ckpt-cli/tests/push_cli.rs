@@ -1,8 +1,7 @@
 //! `ckpt push` and `ckpt convert hf://… --push-pr` (the convert.py job in one command) against
 //! the fake Hub of ckpt-remote's push tests, on 127.0.0.1.
 
-#[path = "../../ckpt-remote/tests/push_hub/mod.rs"]
-mod push_hub;
+use ckpt_testhub::upload as push_hub;
 
 use std::path::Path;
 use std::process::Command;

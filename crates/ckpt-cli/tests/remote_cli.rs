@@ -1,8 +1,7 @@
 //! The Hub commands of the CLI against the fake Hub of ckpt-remote's tests, on 127.0.0.1:
 //! remote `inspect`, `pull`, and `hf://` sources resolved through the cache by `convert`.
 
-#[path = "../../ckpt-remote/tests/common/mod.rs"]
-mod common;
+use ckpt_testhub::download as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! repository ids that would name files outside the cache, and bodies longer than announced.
 //! Everything runs against the fake Hub of `common` on 127.0.0.1.
 
-mod common;
+use ckpt_testhub::download as common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

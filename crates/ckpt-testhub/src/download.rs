@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub use crate::{git_sha1_hex, sha256_hex};
+use crate::{percent_decode, resolve, Missing};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,8 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use sha2::Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
@@ -93,20 +94,6 @@ pub struct FakeHub {
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-}
-
-pub fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
-pub fn git_sha1_hex(b: &[u8]) -> String {
-    let mut h = sha1::Sha1::new();
-    h.update(format!("blob {}\0", b.len()).as_bytes());
-    h.update(b);
-    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub fn fake_file(bytes: Vec<u8>, lfs: bool) -> FakeFile {
@@ -355,22 +342,6 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: Reply) -> std::io::Re
     Ok(())
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 /// `bytes=a-b` / `bytes=a-` against a body of `len` bytes.
 fn parse_range(v: &str, len: usize) -> Option<(usize, usize)> {
     let r = v.strip_prefix("bytes=")?;
@@ -520,19 +491,8 @@ fn lookup(
             "Access to this model is restricted: you must accept the conditions",
         ));
     }
-    let commit = if repo.commits.contains_key(rev) {
-        Some(rev.to_string())
-    } else {
-        repo.refs.get(rev).cloned()
-    };
-    let Some(commit) = commit else {
-        return Err(Reply::error(
-            404,
-            Some("RevisionNotFound"),
-            &format!("Invalid rev id: {rev}"),
-        ));
-    };
-    Ok((commit.clone(), repo.commits[&commit].clone()))
+    resolve(&repo.refs, &repo.commits, rev)
+        .map_err(|Missing::Revision(msg)| Reply::error(404, Some("RevisionNotFound"), &msg))
 }
 
 fn route_cdn(st: &mut State, rec: &Recorded) -> Reply {
