@@ -280,6 +280,9 @@ fn tensor_names(inspect_json: &serde_json::Value) -> Vec<String> {
     v
 }
 
+/// A folder's name, its files, and the tensors the chosen weights hold.
+type Layout<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>, &'a [&'a str]);
+
 /// Local folders and Hub repositories pick their weights by the same rules (ckpt_core::hf), and
 /// those are transformers': model.safetensors before its index, any safetensors before a `.bin`
 /// index, another `*.safetensors.index.json` before loose safetensors files.
@@ -288,7 +291,7 @@ fn local_and_remote_folders_choose_the_same_weights() {
     let hub = common::FakeHub::start();
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
-    let layouts: Vec<(&str, Vec<(&str, Vec<u8>)>, &[&str])> = vec![
+    let layouts: Vec<Layout> = vec![
         (
             "single-beside-its-index",
             vec![

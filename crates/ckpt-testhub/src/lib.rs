@@ -43,6 +43,31 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A request's method, target and headers (as sent).
+pub(crate) type Head = (String, String, Vec<(String, String)>);
+
+/// Reads an HTTP/1.1 request line and headers.
+pub(crate) fn read_head(reader: &mut impl std::io::BufRead) -> std::io::Result<Head> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Ok((method, target, headers))
+}
+
 /// Why a repository revision could not be resolved, as the Hub answers it.
 pub(crate) enum Missing {
     /// 404 `RevisionNotFound`, with the Hub's message.
