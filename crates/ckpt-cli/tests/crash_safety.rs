@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use ckpt_core::{Buffer, DType, Storage, Tensor};
 
-#[path = "../../ckpt-remote/tests/common/mod.rs"]
-mod common;
+use ckpt_testhub::download as common;
 
 fn ckpt() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ckpt"))

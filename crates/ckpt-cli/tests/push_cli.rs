@@ -1,8 +1,7 @@
 //! `ckpt push` and `ckpt convert hf://… --push-pr` (the convert.py job in one command) against
 //! the fake Hub of ckpt-remote's push tests, on 127.0.0.1.
 
-#[path = "../../ckpt-remote/tests/push_hub/mod.rs"]
-mod push_hub;
+use ckpt_testhub::upload as push_hub;
 
 use std::path::Path;
 use std::process::Command;
@@ -151,4 +150,37 @@ fn push_skips_symlinks_leading_outside_the_folder_with_a_warning() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stored = hub.files_at("org/model", "main").unwrap();
     assert!(stored.contains_key("tokenizer.json"));
+}
+
+/// Uploads use the same HTTP agent policy as downloads (issue #15: one HTTP client stack): a Hub
+/// on 127.0.0.1 is reached directly even when the environment names a proxy (here one that does
+/// not exist), as pull and inspect already did.
+#[test]
+fn push_to_a_local_hub_ignores_proxy_settings_like_pull() {
+    let hub = push_hub::FakeHub::start();
+    hub.add_repo(
+        "org/proxied",
+        &[("README.md", b"hello\n".as_slice(), false)],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("model");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("config.json"), b"{\"a\": 1}\n").unwrap();
+    std::fs::write(local.join("weights.bin"), vec![7u8; 4096]).unwrap();
+    let dead_proxy = "http://127.0.0.1:9";
+    let r = ckpt(&hub, &work.path().join("cache"))
+        .args(["push"])
+        .arg(&local)
+        .arg("org/proxied")
+        .env("HTTP_PROXY", dead_proxy)
+        .env("http_proxy", dead_proxy)
+        .env("HTTPS_PROXY", dead_proxy)
+        .env("ALL_PROXY", dead_proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let main = hub.files_at("org/proxied", "main").unwrap();
+    assert!(main.contains_key("weights.bin"), "{:?}", main.keys());
 }

@@ -1,8 +1,7 @@
 //! The Hub commands of the CLI against the fake Hub of ckpt-remote's tests, on 127.0.0.1:
 //! remote `inspect`, `pull`, and `hf://` sources resolved through the cache by `convert`.
 
-#[path = "../../ckpt-remote/tests/common/mod.rs"]
-mod common;
+use ckpt_testhub::download as common;
 
 use std::path::Path;
 use std::process::Command;
@@ -244,4 +243,123 @@ fn pull_into_a_local_dir() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(help.contains("hf download --local-dir") && help.contains("hf download --token"));
+}
+
+/// A one-tensor safetensors file whose tensor is named `tensor`.
+fn one_tensor_safetensors(tensor: &str) -> Vec<u8> {
+    let mut header =
+        format!(r#"{{"{tensor}":{{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}}}"#);
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&1f32.to_le_bytes());
+    out
+}
+
+fn index_json(map: &[(&str, &str)]) -> Vec<u8> {
+    let m: serde_json::Map<String, serde_json::Value> = map
+        .iter()
+        .map(|(t, f)| (t.to_string(), serde_json::json!(f)))
+        .collect();
+    serde_json::to_vec(
+        &serde_json::json!({"metadata": {"total_size": 4 * map.len()}, "weight_map": m}),
+    )
+    .unwrap()
+}
+
+fn tensor_names(inspect_json: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = inspect_json["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A folder's name, its files, and the tensors the chosen weights hold.
+type Layout<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>, &'a [&'a str]);
+
+/// Local folders and Hub repositories pick their weights by the same rules (ckpt_core::hf), and
+/// those are transformers': model.safetensors before its index, any safetensors before a `.bin`
+/// index, another `*.safetensors.index.json` before loose safetensors files.
+#[test]
+fn local_and_remote_folders_choose_the_same_weights() {
+    let hub = common::FakeHub::start();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let layouts: Vec<Layout> = vec![
+        (
+            "single-beside-its-index",
+            vec![
+                ("model.safetensors", one_tensor_safetensors("single")),
+                (
+                    "model.safetensors.index.json",
+                    index_json(&[("sharded", "model-00001-of-00001.safetensors")]),
+                ),
+                (
+                    "model-00001-of-00001.safetensors",
+                    one_tensor_safetensors("sharded"),
+                ),
+            ],
+            &["single"],
+        ),
+        (
+            "safetensors-beside-a-bin-index",
+            vec![
+                ("model.safetensors", one_tensor_safetensors("st")),
+                (
+                    "pytorch_model.bin.index.json",
+                    index_json(&[("pt", "pytorch_model-00001-of-00001.bin")]),
+                ),
+            ],
+            &["st"],
+        ),
+        (
+            "other-index-before-loose-files",
+            vec![
+                (
+                    "diffusion_pytorch_model.safetensors.index.json",
+                    index_json(&[("a", "d-1.safetensors"), ("b", "d-2.safetensors")]),
+                ),
+                ("d-1.safetensors", one_tensor_safetensors("a")),
+                ("d-2.safetensors", one_tensor_safetensors("b")),
+                ("extra.safetensors", one_tensor_safetensors("extra")),
+            ],
+            &["a", "b"],
+        ),
+    ];
+    for (i, (name, files, want)) in layouts.iter().enumerate() {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (f, bytes) in files {
+            std::fs::write(dir.join(f), bytes).unwrap();
+        }
+        let repo = format!("org/{name}");
+        hub.add_repo(
+            &repo,
+            &format!("c0ffee{i:034}"),
+            common::files_from_dir(&dir),
+        );
+        let out = ckpt(&hub, &cache)
+            .args(["inspect", "--json", &format!("hf://{repo}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name} remote: {stderr}");
+        let remote: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+            .args(["inspect", "--json"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name} local: {stderr}");
+        let local: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(tensor_names(&local), *want, "{name}: local");
+        assert_eq!(tensor_names(&remote), *want, "{name}: remote");
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use ckpt_core::codec::{self, Nan};
 use ckpt_core::{DType, Error, Result, Tensor};
-use half::{bf16, f16};
 use rayon::prelude::*;
 
 /// The float dtypes `--dtype` converts between; other dtypes (ints, bool, fp8) pass through.
@@ -41,26 +41,8 @@ pub fn to_f32(from: DType, bytes: &[u8]) -> Result<Vec<f32>> {
         .enumerate()
         .try_for_each(|(ci, dst)| {
             let src = &bytes[ci * CHUNK * unit..][..dst.len() * unit];
-            match from {
-                DType::F32 => dst
-                    .iter_mut()
-                    .zip(src.chunks_exact(4))
-                    .for_each(|(d, s)| *d = f32::from_le_bytes(s.try_into().unwrap())),
-                DType::F16 => dst
-                    .iter_mut()
-                    .zip(src.chunks_exact(2))
-                    .for_each(|(d, s)| *d = f16::from_le_bytes(s.try_into().unwrap()).to_f32()),
-                DType::BF16 => dst
-                    .iter_mut()
-                    .zip(src.chunks_exact(2))
-                    .for_each(|(d, s)| *d = bf16::from_le_bytes(s.try_into().unwrap()).to_f32()),
-                DType::F64 => dst
-                    .iter_mut()
-                    .zip(src.chunks_exact(8))
-                    .for_each(|(d, s)| *d = f64::from_le_bytes(s.try_into().unwrap()) as f32),
-                other => return Err(Error::Unsupported(format!("cannot read {other} as floats"))),
-            }
-            Ok(())
+            codec::decode(from, src, dst, Nan::Quiet)
+                .map_err(|other| Error::Unsupported(format!("cannot read {other} as floats")))
         })?;
     Ok(out)
 }
@@ -81,17 +63,11 @@ pub fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
             let count = dst.len() / to_unit;
             let src = &bytes[ci * CHUNK * from_unit..][..count * from_unit];
             // Through f32 like torch: c10::Half and c10::BFloat16 are built from float.
-            let wide = to_f32(from, src)?;
-            for (d, x) in dst.chunks_exact_mut(to_unit).zip(wide) {
-                match to {
-                    DType::F32 => d.copy_from_slice(&x.to_le_bytes()),
-                    DType::F16 => d.copy_from_slice(&f16::from_f32(x).to_le_bytes()),
-                    DType::BF16 => d.copy_from_slice(&bf16::from_f32(x).to_le_bytes()),
-                    DType::F64 => d.copy_from_slice(&(x as f64).to_le_bytes()),
-                    other => return Err(Error::Unsupported(format!("cannot cast to {other}"))),
-                }
-            }
-            Ok(())
+            let mut wide = vec![0f32; count];
+            codec::decode(from, src, &mut wide, Nan::Quiet)
+                .map_err(|other| Error::Unsupported(format!("cannot read {other} as floats")))?;
+            codec::encode(to, &wide, dst, Nan::Quiet)
+                .map_err(|other| Error::Unsupported(format!("cannot cast to {other}")))
         })?;
     Ok(out)
 }

@@ -2,11 +2,10 @@
 //! folder — as one [`Checkpoint`] whose tensors are in shard order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use ckpt_core::hf::{self, Weights};
 use ckpt_core::{Checkpoint, Error, Format, Result};
-use serde_json::Value;
 
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -14,46 +13,7 @@ pub struct OpenOptions {
     pub key: Option<String>,
 }
 
-/// What a path holds, by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Safetensors,
-    TorchZip,
-    TorchLegacy,
-    Gguf,
-    Unknown,
-}
-
-pub fn sniff_file(path: &Path) -> Result<FileKind> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut head = [0u8; 64];
-    let mut n = 0;
-    while n < head.len() {
-        let r = f.read(&mut head[n..]).map_err(|e| Error::io(path, e))?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    let head = &head[..n];
-    Ok(if head.starts_with(b"GGUF") {
-        FileKind::Gguf
-    } else if head.starts_with(b"PK\x03\x04") {
-        FileKind::TorchZip
-    } else if head.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
-        FileKind::TorchLegacy
-    } else if ckpt_safetensors::sniff(head, len) || has_ext(path, "safetensors") {
-        FileKind::Safetensors
-    } else {
-        FileKind::Unknown
-    })
-}
-
-fn has_ext(path: &Path, ext: &str) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
-}
+pub use ckpt_core::sniff::{sniff_file, FileKind};
 
 /// Opens one weight file of any supported format.
 pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
@@ -64,11 +24,8 @@ pub fn open_file(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         }
         FileKind::Gguf => Ok(ckpt_gguf::open_split(path)?.to_checkpoint()),
         FileKind::Unknown => {
-            let mut head = vec![0u8; 64];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| f.read(&mut head))
-                .unwrap_or(0);
-            if head[..n].starts_with(b"version https://git-lfs") {
+            let head = ckpt_core::sniff::read_head(path).map_or(Vec::new(), |(h, _)| h);
+            if ckpt_core::sniff::is_lfs_pointer(&head) {
                 return Err(Error::invalid(path, "this is a Git LFS pointer file, not the weights (run git lfs pull or ckpt pull)"));
             }
             Err(Error::invalid(
@@ -90,68 +47,31 @@ pub struct ModelFiles {
     pub weight_map: Option<BTreeMap<String, String>>,
 }
 
-const INDEX_NAMES: &[&str] = &[
-    "model.safetensors.index.json",
-    "pytorch_model.bin.index.json",
-];
-const SINGLE_NAMES: &[&str] = &[
-    "model.safetensors",
-    "pytorch_model.bin",
-    "consolidated.safetensors",
-    "model.pt",
-    "model.pth",
-];
-
-/// Finds the weights of a Hugging Face style folder (safetensors preferred over `.bin`, as
-/// transformers does).
+/// Finds the weights of a Hugging Face style folder by the rules of [`ckpt_core::hf`]
+/// (transformers' order, safetensors preferred over `.bin`; GGUF files are not a folder's weights).
 pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
-    for idx in INDEX_NAMES {
-        let p = dir.join(idx);
-        if p.is_file() {
-            return read_index(&p);
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+            if p.is_file() {
+                names.push(name.to_string());
+            }
         }
     }
-    for name in SINGLE_NAMES {
-        let p = dir.join(name);
-        if p.is_file() {
-            return Ok(ModelFiles {
-                weights: vec![p],
-                index: None,
-                weight_map: None,
-            });
-        }
-    }
-    // Any lone weight file (e.g. diffusion_pytorch_model.safetensors, adapter_model.bin).
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && (has_ext(p, "safetensors")
-                    || has_ext(p, "bin")
-                    || has_ext(p, "pt")
-                    || has_ext(p, "pth"))
-        })
-        .filter(|p| p.file_name().is_some_and(|n| n != "training_args.bin"))
-        .collect();
-    candidates.sort();
-    let st: Vec<PathBuf> = candidates
-        .iter()
-        .filter(|p| has_ext(p, "safetensors"))
-        .cloned()
-        .collect();
-    let chosen = if !st.is_empty() { st } else { candidates };
-    if chosen.is_empty() {
-        return Err(Error::invalid(
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    match hf::choose_weights(&names, false) {
+        Some(Weights::Index(index)) => read_index(&dir.join(index)),
+        Some(Weights::Files(files)) => Ok(ModelFiles {
+            weights: files.iter().map(|f| dir.join(f)).collect(),
+            index: None,
+            weight_map: None,
+        }),
+        None => Err(Error::invalid(
             dir,
             "no weights found (expected model.safetensors, pytorch_model.bin, a *.index.json, or *.safetensors files)",
-        ));
+        )),
     }
-    Ok(ModelFiles {
-        weights: chosen,
-        index: None,
-        weight_map: None,
-    })
 }
 
 /// Reads a `*.index.json` and lists its shards (sorted, as `-00001-of-` names sort in order).
@@ -177,40 +97,11 @@ pub fn read_index(index: &Path) -> Result<ModelFiles> {
     })
 }
 
-/// Parses the text of a `*.index.json`: its shard file names (sorted) and weight_map.
+/// Parses the text of a `*.index.json` ([`ckpt_core::hf::parse_index`]): its shard file names
+/// (sorted) and weight_map.
 pub fn parse_index(text: &str, index: &Path) -> Result<(Vec<String>, BTreeMap<String, String>)> {
-    let json: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid(index, format!("invalid JSON: {e}")))?;
-    let map = json
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| Error::invalid(index, "missing \"weight_map\" object"))?;
-    let mut weight_map = BTreeMap::new();
-    let mut shards: Vec<String> = Vec::new();
-    for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            Error::invalid(
-                index,
-                format!("weight_map entry '{name}' is not a file name"),
-            )
-        })?;
-        if file.contains("..")
-            || file.starts_with('/')
-            || file.contains("://")
-            || file.contains('\\')
-        {
-            return Err(Error::invalid(
-                index,
-                format!("weight_map entry '{name}' points outside the folder: '{file}'"),
-            ));
-        }
-        if !shards.iter().any(|s| s == file) {
-            shards.push(file.to_string());
-        }
-        weight_map.insert(name.clone(), file.to_string());
-    }
-    shards.sort();
-    Ok((shards, weight_map))
+    let parsed = hf::parse_index(text.as_bytes()).map_err(|msg| Error::invalid(index, msg))?;
+    Ok((parsed.shards, parsed.weight_map))
 }
 
 /// Opens a file, an index, or a model folder as one checkpoint.
@@ -334,21 +225,9 @@ pub fn companion_files(dir: &Path, files: &ModelFiles) -> Result<Vec<PathBuf>> {
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let p = e.map_err(|e| Error::io(dir, e))?.path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if !p.is_file() || name.starts_with('.') || weights.contains(&p) {
-            continue;
+        if p.is_file() && !weights.contains(&p) && hf::is_companion(&name) {
+            out.push(p);
         }
-        if name.ends_with(".index.json")
-            || has_ext(&p, "safetensors")
-            || has_ext(&p, "gguf")
-            || ((has_ext(&p, "bin")
-                || has_ext(&p, "pt")
-                || has_ext(&p, "pth")
-                || has_ext(&p, "ckpt"))
-                && name != "training_args.bin")
-        {
-            continue;
-        }
-        out.push(p);
     }
     out.sort();
     Ok(out)

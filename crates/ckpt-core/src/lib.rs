@@ -3,10 +3,13 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod codec;
 pub mod dtype;
 pub mod error;
+pub mod hf;
 pub mod pool;
 pub mod shard;
+pub mod sniff;
 pub mod tensor;
 
 pub use checkpoint::{Checkpoint, Format};

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ckpt_core::atomic::{AtomicDir, AtomicFile};
+use ckpt_core::codec::{self, Nan};
 use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
@@ -588,39 +589,27 @@ fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
 }
 
 fn decode(g: GgmlType, bytes: &[u8], n: usize, label: &str, name: &str) -> Result<Vec<f32>> {
-    Ok(match g {
-        GgmlType::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        GgmlType::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        GgmlType::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        other => ckpt_quant::dequantize(other, bytes, n)
-            .map_err(|e| Error::Other(format!("{label}: tensor '{name}': {e}")))?,
-    })
+    let plain = match g {
+        GgmlType::F32 => DType::F32,
+        GgmlType::F16 => DType::F16,
+        GgmlType::BF16 => DType::BF16,
+        other => {
+            return ckpt_quant::dequantize(other, bytes, n)
+                .map_err(|e| Error::Other(format!("{label}: tensor '{name}': {e}")))
+        }
+    };
+    let mut out = vec![0f32; bytes.len() / plain.elem_size().unwrap_or(4)];
+    let _ = codec::decode(plain, bytes, &mut out, Nan::Quiet);
+    Ok(out)
 }
 
+/// Writes `values` as `out` (F16 or BF16; anything else as F32).
 fn encode_into(values: &[f32], out: DType, dst: &mut [u8]) {
-    match out {
-        DType::F16 => dst
-            .chunks_exact_mut(2)
-            .zip(values)
-            .for_each(|(d, x)| d.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
-        DType::BF16 => dst
-            .chunks_exact_mut(2)
-            .zip(values)
-            .for_each(|(d, x)| d.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes())),
-        _ => dst
-            .chunks_exact_mut(4)
-            .zip(values)
-            .for_each(|(d, x)| d.copy_from_slice(&x.to_le_bytes())),
-    }
+    let to = match out {
+        DType::F16 | DType::BF16 => out,
+        _ => DType::F32,
+    };
+    let _ = codec::encode(to, values, dst, Nan::Quiet);
 }
 
 /// The whole tensor at once (transposes; tensors whose rows are not whole ggml blocks).

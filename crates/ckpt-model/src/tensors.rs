@@ -3,7 +3,7 @@
 //! the target type in parallel chunks, one tensor at a time when the writer asks for it.
 
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
-use ckpt_quant::float::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits};
+use ckpt_quant::float::f32_to_bf16_bits;
 use rayon::prelude::*;
 
 use crate::arch::Transform;
@@ -75,44 +75,11 @@ fn source_err(t: &Tensor, msg: String) -> Error {
 /// Widens the source to f32 exactly (bf16/f16 are exact in f32; f64 rounds like torch's `.float()`).
 pub fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
     let bytes = t.bytes()?;
-    let out: Vec<f32> = match t.dtype {
-        DType::F32 => bytes
-            .par_chunks(4 * CHUNK)
-            .flat_map_iter(|c| {
-                c.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            })
-            .collect(),
-        DType::F16 => bytes
-            .par_chunks(2 * CHUNK)
-            .flat_map_iter(|c| {
-                c.chunks_exact(2)
-                    .map(|b| f16_bits_to_f32_numpy(u16::from_le_bytes([b[0], b[1]])))
-            })
-            .collect(),
-        DType::BF16 => bytes
-            .par_chunks(2 * CHUNK)
-            .flat_map_iter(|c| {
-                c.chunks_exact(2)
-                    .map(|b| bf16_bits_to_f32(u16::from_le_bytes([b[0], b[1]])))
-            })
-            .collect(),
-        DType::F64 => bytes
-            .par_chunks(8 * CHUNK)
-            .flat_map_iter(|c| {
-                c.chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
-            })
-            .collect(),
-        other => {
-            return Err(source_err(
-                t,
-                format!(
-                    "dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"
-                ),
-            ))
-        }
-    };
+    let unit = source_elem_size(t)?;
+    let mut out = vec![0f32; bytes.len() / unit];
+    out.par_chunks_mut(CHUNK)
+        .zip(bytes.par_chunks(unit * CHUNK))
+        .for_each(|(d, s)| decode_into(t.dtype, s, d));
     if out.len() as u64 != t.numel() {
         return Err(source_err(
             t,
@@ -173,23 +140,13 @@ fn plus_one_value(x: f32, in_f16: bool) -> f32 {
 /// round-to-nearest-even for numbers; a NaN keeps its sign and the top ten bits of its payload
 /// (1 if those are all zero), where ggml would write a canonical `0x7E00`.
 fn f32_to_f16_bits_numpy(x: f32) -> u16 {
-    if x.is_nan() {
-        let bits = x.to_bits();
-        let payload = ((bits & 0x7f_ffff) >> 13) as u16;
-        return ((bits >> 16) & 0x8000) as u16 | 0x7c00 | payload.max(1);
-    }
-    half::f16::from_f32(x).to_bits()
+    ckpt_core::codec::f32_to_f16_bits(x, ckpt_core::codec::Nan::Numpy)
 }
 
 /// f16 bits -> f32 as numpy widens them: a NaN payload is kept as it is (F16C and `half` would
 /// set the quiet bit).
 fn f16_bits_to_f32_numpy(h: u16) -> f32 {
-    if h & 0x7c00 == 0x7c00 && h & 0x3ff != 0 {
-        return f32::from_bits(
-            ((h as u32 & 0x8000) << 16) | 0x7f80_0000 | ((h as u32 & 0x3ff) << 13),
-        );
-    }
-    f16_bits_to_f32(h)
+    ckpt_core::codec::f16_bits_to_f32(h, ckpt_core::codec::Nan::Numpy)
 }
 
 fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -274,23 +231,7 @@ fn encode_slice(t: GgmlType, data: &[f32], n_per_row: usize, dst: &mut [u8]) -> 
 /// round-to-nearest-even, the same as the scalar converter); NaN is then written as numpy writes
 /// it, exactly like [`f32_to_f16_bits_numpy`].
 fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
-    use half::slice::HalfFloatSliceExt;
-    let mut tmp = [half::f16::ZERO; 1024];
-    for (s, d) in src.chunks(1024).zip(dst.chunks_mut(2048)) {
-        let t = &mut tmp[..s.len()];
-        t.convert_from_f32_slice(s);
-        for (o, h) in d.as_chunks_mut::<2>().0.iter_mut().zip(t.iter()) {
-            *o = h.to_bits().to_le_bytes();
-        }
-        // A fold rather than `any` so the common NaN-free case stays one vectorised pass.
-        if s.iter().fold(false, |seen, x| seen | x.is_nan()) {
-            for (o, x) in d.as_chunks_mut::<2>().0.iter_mut().zip(s) {
-                if x.is_nan() {
-                    *o = f32_to_f16_bits_numpy(*x).to_le_bytes();
-                }
-            }
-        }
-    }
+    let _ = ckpt_core::codec::encode(DType::F16, src, dst, ckpt_core::codec::Nan::Numpy);
 }
 
 impl PlannedTensor {
@@ -364,38 +305,8 @@ fn source_elem_size(t: &Tensor) -> Result<usize> {
 }
 
 fn decode_into(dtype: DType, src: &[u8], dst: &mut [f32]) {
-    match dtype {
-        DType::F32 => dst
-            .iter_mut()
-            .zip(src.as_chunks::<4>().0)
-            .for_each(|(d, b)| *d = f32::from_le_bytes(*b)),
-        DType::F16 => {
-            // Batched so `half` can use the F16C instructions; exact either way.
-            use half::slice::HalfFloatSliceExt;
-            let mut tmp = [half::f16::ZERO; 1024];
-            for (s, d) in src.chunks(2048).zip(dst.chunks_mut(1024)) {
-                let t = &mut tmp[..d.len()];
-                t.iter_mut()
-                    .zip(s.as_chunks::<2>().0)
-                    .for_each(|(h, b)| *h = half::f16::from_bits(u16::from_le_bytes(*b)));
-                t.convert_to_f32_slice(d);
-                if t.iter().fold(false, |seen, h| seen | h.is_nan()) {
-                    d.iter_mut()
-                        .zip(t.iter())
-                        .for_each(|(x, h)| *x = f16_bits_to_f32_numpy(h.to_bits()));
-                }
-            }
-        }
-        DType::BF16 => dst
-            .iter_mut()
-            .zip(src.as_chunks::<2>().0)
-            .for_each(|(d, b)| *d = bf16_bits_to_f32(u16::from_le_bytes(*b))),
-        DType::F64 => dst
-            .iter_mut()
-            .zip(src.as_chunks::<8>().0)
-            .for_each(|(d, b)| *d = f64::from_le_bytes(*b) as f32),
-        _ => unreachable!("checked by source_elem_size"),
-    }
+    // F16 NaNs widen as numpy widens them; other dtypes were refused by source_elem_size.
+    let _ = ckpt_core::codec::decode(dtype, src, dst, ckpt_core::codec::Nan::Numpy);
 }
 
 /// How a row-local conversion (permutation of the outer rows, truncation, +1) maps output rows

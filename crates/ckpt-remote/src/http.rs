@@ -108,6 +108,32 @@ impl Read for CountingReader {
     }
 }
 
+/// The one HTTP agent policy of every Hub request, downloads and uploads alike: no redirects
+/// followed by ureq (they are followed by hand, so the token never leaves the endpoint's
+/// origin), HTTP errors as responses (mapped to `RemoteError`s by the caller), ckpt's user agent,
+/// no compression, the configured timeouts, and no proxy for a Hub on this machine.
+/// `recv_response` is how long to wait for a response's head (an upload's commit can take longer
+/// to answer than a read).
+pub(crate) fn agent(config: &HubConfig, recv_response: Duration) -> ureq::Agent {
+    let mut builder = ureq::Agent::config_builder();
+    if is_loopback(&config.endpoint) {
+        // A Hub on this machine (a local mirror, the test server) is never reached through
+        // an HTTP(S)_PROXY from the environment.
+        builder = builder.proxy(None);
+    }
+    builder
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(config.user_agent.as_str())
+        // Compressed answers to ranged requests are useless (and CDNs then ignore Range).
+        .accept_encoding("identity")
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_recv_response(Some(recv_response))
+        .timeout_per_read(Some(config.read_timeout))
+        .build()
+        .new_agent()
+}
+
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
@@ -117,24 +143,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: HubConfig) -> Client {
-        let mut builder = ureq::Agent::config_builder();
-        if is_loopback(&config.endpoint) {
-            // A Hub on this machine (a local mirror, the test server) is never reached through
-            // an HTTP(S)_PROXY from the environment.
-            builder = builder.proxy(None);
-        }
-        let agent_config = builder
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(config.user_agent.as_str())
-            // Compressed answers to ranged requests are useless (and CDNs then ignore Range).
-            .accept_encoding("identity")
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_recv_response(Some(config.read_timeout))
-            .timeout_per_read(Some(config.read_timeout))
-            .build();
         Client {
-            agent: agent_config.new_agent(),
+            agent: agent(&config, config.read_timeout),
             config,
             stats: Arc::new(Stats::default()),
         }

@@ -20,8 +20,6 @@ pub const MAX_PARALLEL_HEADERS: usize = 8;
 /// Index files larger than this are refused.
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 
-const LFS_POINTER_PREFIX: &[u8] = b"version https://git-lfs";
-
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RemoteTensor {
     pub name: String,
@@ -137,40 +135,8 @@ pub fn inspect_remote(uri: &str) -> Result<RemoteInspection> {
     Hub::from_env().inspect(uri)
 }
 
-/// Which reader a file name calls for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Safetensors,
-    Index,
-    Gguf,
-    Pickle,
-    Unknown,
-}
-
-fn kind_of(path: &str) -> Kind {
-    let name = path
-        .split(['?', '#'])
-        .next()
-        .unwrap_or(path)
-        .rsplit('/')
-        .next()
-        .unwrap_or(path)
-        .to_ascii_lowercase();
-    if name.ends_with(".index.json") {
-        Kind::Index
-    } else if name.ends_with(".safetensors") {
-        Kind::Safetensors
-    } else if name.ends_with(".gguf") {
-        Kind::Gguf
-    } else if [".bin", ".pt", ".pth", ".ckpt"]
-        .iter()
-        .any(|e| name.ends_with(e))
-    {
-        Kind::Pickle
-    } else {
-        Kind::Unknown
-    }
-}
+use ckpt_core::hf::{self, Weights};
+use ckpt_core::sniff::{kind_of_name as kind_of, NameKind as Kind};
 
 /// One file to read: where it is and what to call it.
 struct Target {
@@ -277,7 +243,7 @@ impl Hub {
                 let (response, body) =
                     self.client
                         .get_bytes(&target.url, MAX_INDEX_BYTES, target.ctx.as_ref())?;
-                if body.starts_with(LFS_POINTER_PREFIX) {
+                if ckpt_core::sniff::is_lfs_pointer(&body) {
                     return Err(RemoteError::LfsPointer { what: target.url });
                 }
                 // Shards come from the index's commit even if the branch moves meanwhile.
@@ -286,7 +252,11 @@ impl Hub {
                     .map(|c| c.trim().to_string())
                     .filter(|c| is_commit_hash(c));
                 inspection.commit = commit.clone();
-                let (shards, weight_map, index_metadata) = parse_index(&body, &target.url)?;
+                let hf::ShardIndex {
+                    shards,
+                    weight_map,
+                    metadata: index_metadata,
+                } = parse_index(&body, &target.url)?;
                 let targets: Vec<Target> = shards
                     .iter()
                     .map(|s| shard_target(s, commit.as_deref()))
@@ -401,12 +371,12 @@ impl Hub {
         let first =
             self.client
                 .read_range(&target.url, 0, SPECULATIVE_READ, target.ctx.as_ref())?;
-        if first.bytes.starts_with(LFS_POINTER_PREFIX) {
+        if ckpt_core::sniff::is_lfs_pointer(&first.bytes) {
             return Err(RemoteError::LfsPointer {
                 what: target.url.clone(),
             });
         }
-        if first.bytes.starts_with(b"GGUF")
+        if first.bytes.starts_with(ckpt_core::sniff::GGUF_MAGIC)
             || (kind_of(&target.display) == Kind::Gguf && first.bytes.len() >= 4)
         {
             return crate::gguf::read_gguf_header(
@@ -456,8 +426,9 @@ impl Hub {
     }
 }
 
-/// Picks the weights of a repository folder the way a local folder is opened: a safetensors
-/// index, `model.safetensors`, other safetensors files, one GGUF, then pickles.
+/// Picks the weights of a repository folder the way a local folder is opened
+/// ([`ckpt_core::hf::choose_weights`]; here a GGUF file counts as weights). Several unindexed
+/// files cannot be inspected as one: the user names one.
 pub(crate) fn choose_weights(
     files: &[RepoFile],
     folder: &str,
@@ -472,57 +443,24 @@ pub(crate) fn choose_weights(
         .filter_map(|f| f.path.strip_prefix(prefix.as_str()))
         .filter(|rest| !rest.contains('/'))
         .collect();
-    let pick = |name: &str| {
-        here.iter()
-            .find(|n| **n == name)
-            .map(|n| format!("{prefix}{n}"))
-    };
-    let sorted = |pred: &dyn Fn(&str) -> bool| {
-        let mut v: Vec<&str> = here.iter().copied().filter(|n| pred(n)).collect();
-        v.sort();
-        v
-    };
-    if let Some(p) = pick("model.safetensors.index.json") {
-        return Ok(p);
-    }
-    if let Some(first) = sorted(&|n| n.ends_with(".safetensors.index.json")).first() {
-        return Ok(format!("{prefix}{first}"));
-    }
-    if let Some(p) = pick("model.safetensors") {
-        return Ok(p);
-    }
-    let st = sorted(&|n| n.ends_with(".safetensors"));
-    match st.len() {
-        0 => {}
-        1 => return Ok(format!("{prefix}{}", st[0])),
-        _ => {
+    match hf::choose_weights(&here, true) {
+        Some(Weights::Index(name)) => return Ok(format!("{prefix}{name}")),
+        Some(Weights::Files(names)) if names.len() == 1 => {
+            return Ok(format!("{prefix}{}", names[0]))
+        }
+        Some(Weights::Files(names)) => {
+            let what = match kind_of(&names[0]) {
+                Kind::Gguf => "several GGUF files",
+                Kind::Safetensors => "several safetensors files without an index",
+                _ => "several PyTorch files without an index",
+            };
             return Err(format!(
-                "several safetensors files without an index ({}); name one, e.g. hf://…/{}",
-                st.join(", "),
-                st[0]
-            ))
+                "{what} ({}); name the one to inspect, e.g. hf://…/{prefix}{}",
+                names.join(", "),
+                names[0]
+            ));
         }
-    }
-    let gguf = sorted(&|n| n.ends_with(".gguf"));
-    match gguf.len() {
-        0 => {}
-        1 => return Ok(format!("{prefix}{}", gguf[0])),
-        _ => {
-            return Err(format!(
-                "several GGUF files ({}); name the one to inspect, e.g. hf://…/{}",
-                gguf.join(", "),
-                gguf[0]
-            ))
-        }
-    }
-    for name in ["pytorch_model.bin.index.json", "pytorch_model.bin"] {
-        if let Some(p) = pick(name) {
-            return Ok(p);
-        }
-    }
-    let pickles = sorted(&|n| kind_of(n) == Kind::Pickle && n != "training_args.bin");
-    if let Some(first) = pickles.first() {
-        return Ok(format!("{prefix}{first}"));
+        None => {}
     }
     // Diffusers-style repositories keep weights in sub-folders (unet/, transformer/, …).
     let mut folders: Vec<&str> = files
@@ -548,59 +486,12 @@ pub(crate) fn choose_weights(
     ))
 }
 
-type IndexParts = (
-    Vec<String>,
-    BTreeMap<String, String>,
-    BTreeMap<String, String>,
-);
-
 /// The shard names of an index (sorted, deduplicated), its weight_map and its string metadata.
-fn parse_index(body: &[u8], url: &str) -> Result<IndexParts> {
-    let invalid = |msg: String| RemoteError::InvalidResponse {
+fn parse_index(body: &[u8], url: &str) -> Result<hf::ShardIndex> {
+    hf::parse_index(body).map_err(|msg| RemoteError::InvalidResponse {
         url: url.to_string(),
         msg,
-    };
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("index is not valid JSON: {e}")))?;
-    let map = json
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| invalid("index has no \"weight_map\" object".into()))?;
-    let mut shards: Vec<String> = Vec::new();
-    let mut weight_map = BTreeMap::new();
-    for (name, file) in map {
-        let file = file
-            .as_str()
-            .ok_or_else(|| invalid(format!("weight_map entry '{name}' is not a file name")))?;
-        if file.contains("..")
-            || file.starts_with('/')
-            || file.contains("://")
-            || file.contains('\\')
-            || file.is_empty()
-        {
-            return Err(invalid(format!(
-                "weight_map entry '{name}' points outside the folder: '{file}'"
-            )));
-        }
-        if !shards.iter().any(|s| s == file) {
-            shards.push(file.to_string());
-        }
-        weight_map.insert(name.clone(), file.to_string());
-    }
-    shards.sort();
-    let mut metadata = BTreeMap::new();
-    if let Some(m) = json.get("metadata").and_then(|m| m.as_object()) {
-        for (k, v) in m {
-            metadata.insert(
-                k.clone(),
-                match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                },
-            );
-        }
-    }
-    Ok((shards, weight_map, metadata))
+    })
 }
 
 /// The same consistency checks as opening a local sharded checkpoint.
@@ -668,10 +559,8 @@ mod tests {
             "pytorch_model.bin",
             "model.safetensors.index.json",
         ]);
-        assert_eq!(
-            choose_weights(&f, "").unwrap(),
-            "model.safetensors.index.json"
-        );
+        // transformers loads model.safetensors before looking for its index
+        assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors");
         let f = files(&["pytorch_model.bin", "model.safetensors", "x.gguf"]);
         assert_eq!(choose_weights(&f, "").unwrap(), "model.safetensors");
         let f = files(&["a.Q4_K_M.gguf"]);

@@ -17,6 +17,14 @@ use crate::hub::{check_repo_path, is_commit_hash, FileMetadata, Hub, RepoFile};
 use crate::uri::{check_repo_id, check_revision, HubUri, RemoteLocation};
 
 pub const DEFAULT_WORKERS: usize = 8;
+/// The most a download may bring when nobody announced its size (no X-Linked-Size or
+/// Content-Length in the metadata request, none in the response either: a chunked body). Only
+/// regular git files can get there (the Hub announces every LFS file's size, and ckpt refuses an
+/// LFS file without one); the Hub keeps those under 10 MB, so 64 MiB is ample. The free space of
+/// the cache's filesystem bounds it too. Past the bound the download stops at once and its
+/// partial file is removed.
+pub const MAX_UNSIZED_DOWNLOAD: u64 = 64 << 20;
+
 const COPY_BUFFER: usize = 1 << 20;
 
 /// Progress of a pull, reported after every chunk and when a file is complete.
@@ -689,6 +697,15 @@ impl Hub {
         path: &str,
         progress: &Progress,
     ) -> Result<u64> {
+        let is_lfs = meta.etag.len() == 64 && meta.etag.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_lfs && meta.size.is_none() {
+            return Err(RemoteError::InvalidResponse {
+                url: url.to_string(),
+                msg: format!(
+                    "the Hub announced no size (X-Linked-Size) for the LFS file '{path}'; a body of unknown length is not downloaded"
+                ),
+            });
+        }
         let mut received = 0u64;
         let mut attempt = 0;
         loop {
@@ -803,10 +820,20 @@ impl Hub {
                 });
             }
         }
-        let limit = match (remaining, expected_body) {
+        let announced = match (remaining, expected_body) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Nothing announced: bounded by the budget and the free space, whichever is smaller.
+        let unsized_bound = match announced {
+            Some(_) => None,
+            None => {
+                let dir = incomplete.parent().unwrap_or(Path::new("."));
+                let free = fs4::available_space(dir).map_err(|e| RemoteError::io(dir, e))?;
+                Some((MAX_UNSIZED_DOWNLOAD.saturating_sub(have), free))
+            }
+        };
+        let limit = announced.or(unsized_bound.map(|(budget, free)| budget.min(free)));
         file.seek(SeekFrom::Start(have))
             .map_err(|e| RemoteError::io(incomplete, e))?;
         let mut reader = response.into_reader();
@@ -827,6 +854,16 @@ impl Hub {
             if let Some(l) = limit.filter(|l| body_bytes + n as u64 > *l) {
                 drop(file);
                 let _ = fs::remove_file(incomplete);
+                if let Some((budget, free)) = unsized_bound {
+                    return Err(RemoteError::InvalidResponse {
+                        url: final_url,
+                        msg: if free < budget {
+                            format!("the server announced no size and sent more than the {free} bytes free on the cache's filesystem; the download was stopped and nothing was kept")
+                        } else {
+                            format!("the server announced no size and sent more than {MAX_UNSIZED_DOWNLOAD} bytes, the most ckpt downloads without an announced size; the download was stopped and nothing was kept")
+                        },
+                    });
+                }
                 return Err(RemoteError::InvalidResponse {
                     url: final_url,
                     msg: format!(

@@ -296,18 +296,10 @@ struct Uploader<'h> {
 impl<'h> Uploader<'h> {
     fn new(hub: &'h Hub) -> Uploader<'h> {
         let config = hub.config();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(config.user_agent.as_str())
-            .accept_encoding("identity")
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_recv_response(Some(
-                config.read_timeout.max(std::time::Duration::from_secs(60)),
-            ))
-            .timeout_per_read(Some(config.read_timeout))
-            .build()
-            .new_agent();
+        let agent = crate::http::agent(
+            config,
+            config.read_timeout.max(std::time::Duration::from_secs(60)),
+        );
         Uploader {
             hub,
             agent,

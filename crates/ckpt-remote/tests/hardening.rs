@@ -2,7 +2,7 @@
 //! repository ids that would name files outside the cache, and bodies longer than announced.
 //! Everything runs against the fake Hub of `common` on 127.0.0.1.
 
-mod common;
+use ckpt_testhub::download as common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -228,4 +228,61 @@ fn a_range_response_longer_than_requested_is_an_error() {
         "{e:?}"
     );
     assert!(hub.stats().bytes() < 1 << 20);
+}
+
+/// #14 leftover: a download whose size nobody announces (no X-Linked-Size, no Content-Length, a
+/// body that never ends). An LFS file is refused before any byte is fetched (the Hub always
+/// announces their size); a regular file is stopped at `MAX_UNSIZED_DOWNLOAD` (or the free
+/// space), and nothing is left behind.
+#[test]
+fn a_download_of_unannounced_size_is_bounded() {
+    let fake = FakeHub::start();
+    repo_with(
+        &fake,
+        "org/unsized",
+        &[
+            ("model.safetensors", (0..120u8).collect(), true),
+            ("config.json", b"{}".to_vec(), false),
+        ],
+    );
+    fake.with(|s| s.unsized_bodies = true);
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("hub");
+    let hub = hub_for(&fake, &cache);
+
+    let only = |pattern: &str| PullOptions {
+        include: vec![pattern.to_string()],
+        ..PullOptions::default()
+    };
+    let e = hub
+        .pull("org/unsized", &only("model.safetensors"))
+        .unwrap_err();
+    assert!(
+        matches!(e, RemoteError::InvalidResponse { .. })
+            && e.to_string().contains("announced no size (X-Linked-Size)"),
+        "{e:?}"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/blobs/")),
+        "the LFS file was not fetched"
+    );
+
+    let e = hub.pull("org/unsized", &only("config.json")).unwrap_err();
+    assert!(
+        matches!(e, RemoteError::InvalidResponse { .. })
+            && e.to_string().contains(&format!(
+                "more than {} bytes",
+                ckpt_remote::pull::MAX_UNSIZED_DOWNLOAD
+            )),
+        "{e:?}"
+    );
+    let read = hub.stats().bytes();
+    assert!(
+        read <= ckpt_remote::pull::MAX_UNSIZED_DOWNLOAD + (1 << 20),
+        "{read} bytes read"
+    );
+    let blobs = cache.join("models--org--unsized/blobs");
+    assert_eq!(files_below(&blobs), Vec::<String>::new());
 }

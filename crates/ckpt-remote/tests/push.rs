@@ -2,7 +2,7 @@
 //! with `pull`, auth failures before any upload, per-part retries, deduplication, repository
 //! creation, and the same requests and commit contents as huggingface_hub's `upload_folder`.
 
-mod push_hub;
+use ckpt_testhub::upload as push_hub;
 
 use std::collections::BTreeMap;
 use std::path::Path;

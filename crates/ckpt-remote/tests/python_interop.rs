@@ -1,7 +1,7 @@
 //! The cache is shared with huggingface_hub both ways. Runs only when CKPT_PYTHON names a Python
 //! with huggingface_hub installed; Python talks to the fake Hub only (HF_ENDPOINT).
 
-mod common;
+use ckpt_testhub::download as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Remote inspect and pull against a fake Hub served by the test itself (no internet).
 
-mod common;
+use ckpt_testhub::download as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

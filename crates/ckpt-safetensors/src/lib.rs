@@ -16,7 +16,7 @@ use ckpt_core::{Buffer, Checkpoint, DType, Error, Format, Result, Storage, Tenso
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The reference implementation's limit on the JSON header (100 MB).
-pub const MAX_HEADER_SIZE: u64 = 100_000_000;
+pub const MAX_HEADER_SIZE: u64 = ckpt_core::sniff::SAFETENSORS_MAX_HEADER_SIZE;
 /// What we write at most: huggingface_hub and huggingface.js refuse headers above 25 MB.
 pub const MAX_WRITTEN_HEADER_SIZE: usize = 25_000_000;
 
@@ -59,7 +59,7 @@ pub fn header_len_prefix(bytes: &[u8], path: &Path) -> Result<Option<u64>> {
         return Ok(None);
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
-    if bytes.starts_with(b"version https://git-lfs") {
+    if ckpt_core::sniff::is_lfs_pointer(bytes) {
         return Err(Error::invalid(
             path,
             "this is a Git LFS pointer file, not safetensors data (fetch the real file with git lfs pull or ckpt pull)",
@@ -194,17 +194,6 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
     }
     ckpt.metadata = header.metadata.unwrap_or_default();
     Ok(ckpt)
-}
-
-/// Is this (by its first bytes and size) plausibly a safetensors file?
-pub fn sniff(bytes: &[u8], file_len: u64) -> bool {
-    if bytes.len() < 9 {
-        return false;
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
-    n <= MAX_HEADER_SIZE
-        && 8 + n <= file_len
-        && bytes[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The reference writer's order: wider dtypes first (so every tensor is aligned to its element

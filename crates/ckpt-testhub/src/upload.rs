@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub use crate::{git_sha1_hex, sha256_hex};
+use crate::{percent_decode, resolve, Missing};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,7 +17,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sha2::Digest;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -132,20 +134,6 @@ pub struct FakeHub {
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-pub fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
-pub fn git_sha1_hex(b: &[u8]) -> String {
-    let mut h = sha1::Sha1::new();
-    h.update(format!("blob {}\0", b.len()).as_bytes());
-    h.update(b);
-    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub const TOKEN: &str = "hf_fake_write_token";
@@ -294,23 +282,7 @@ impl Request {
 
 fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
+    let (method, target, headers) = crate::read_head(&mut reader)?;
     let find = |n: &str| {
         headers
             .iter()
@@ -395,22 +367,6 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Re
     Ok(())
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pub fn base64_decode(s: &str) -> Vec<u8> {
     let value = |c: u8| -> u32 {
         match c {
@@ -471,19 +427,8 @@ fn files_at(
             "Repository not found",
         ));
     };
-    let commit = if r.commits.contains_key(rev) {
-        Some(rev.to_string())
-    } else {
-        r.refs.get(rev).cloned()
-    };
-    let Some(commit) = commit else {
-        return Err(Reply::error(
-            404,
-            Some("RevisionNotFound"),
-            &format!("Invalid rev id: {rev}"),
-        ));
-    };
-    Ok((commit.clone(), r.commits[&commit].clone()))
+    resolve(&r.refs, &r.commits, rev)
+        .map_err(|Missing::Revision(msg)| Reply::error(404, Some("RevisionNotFound"), &msg))
 }
 
 fn route(st: &mut State, req: &Request, base: &str) -> Reply {

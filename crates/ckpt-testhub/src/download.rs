@@ -4,16 +4,17 @@
 
 #![allow(dead_code)]
 
+pub use crate::{git_sha1_hex, sha256_hex};
+use crate::{percent_decode, resolve, Missing};
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use sha2::Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
@@ -82,6 +83,9 @@ pub struct State {
     /// CDN GETs answer without Content-Length and append this many junk bytes after the
     /// (ranged) body before closing: a server that sends more than it announced.
     pub overlong_cdn_body: Option<usize>,
+    /// Downloads announce no size (no X-Linked-Size, no Content-Length, not even on HEAD) and
+    /// their bodies never end: the file's bytes, then junk until the client hangs up.
+    pub unsized_bodies: bool,
 }
 
 pub struct FakeHub {
@@ -90,20 +94,6 @@ pub struct FakeHub {
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-}
-
-pub fn sha256_hex(b: &[u8]) -> String {
-    sha2::Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
-pub fn git_sha1_hex(b: &[u8]) -> String {
-    let mut h = sha1::Sha1::new();
-    h.update(format!("blob {}\0", b.len()).as_bytes());
-    h.update(b);
-    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub fn fake_file(bytes: Vec<u8>, lfs: bool) -> FakeFile {
@@ -214,6 +204,8 @@ struct Reply {
     cut_after: Option<usize>,
     /// No Content-Length; this many junk bytes follow the body (then the connection closes).
     junk_after: Option<usize>,
+    /// No Content-Length on a HEAD either.
+    no_length: bool,
 }
 
 impl Reply {
@@ -225,6 +217,7 @@ impl Reply {
             range: None,
             cut_after: None,
             junk_after: None,
+            no_length: false,
         }
     }
     fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
@@ -248,23 +241,7 @@ impl Reply {
 fn serve(stream: TcpStream, host: Host, state: &Mutex<State>, cdn: &str) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
+    let (method, target, headers) = crate::read_head(&mut reader)?;
     let rec = Recorded {
         host,
         method: method.clone(),
@@ -320,10 +297,14 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: Reply) -> std::io::Re
         let _ = stream.shutdown(std::net::Shutdown::Both);
         return Ok(());
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
+    if reply.no_length {
+        head.push_str("Connection: close\r\n\r\n");
+    } else {
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+    }
     stream.write_all(head.as_bytes())?;
     if method != "HEAD" {
         match reply.cut_after {
@@ -343,22 +324,6 @@ fn write_reply(mut stream: TcpStream, method: &str, reply: Reply) -> std::io::Re
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let _ = stream.read(&mut sink);
     Ok(())
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// `bytes=a-b` / `bytes=a-` against a body of `len` bytes.
@@ -461,16 +426,23 @@ fn route_hub(st: &mut State, rec: &Recorded, cdn: &str) -> Reply {
             .header("X-Repo-Commit", commit);
         };
         if f.lfs {
-            return Reply::new(302)
+            let mut r = Reply::new(302)
                 .header("Location", format!("{cdn}/blobs/{}?sig=signed", f.sha256))
                 .header("X-Repo-Commit", commit)
-                .header("X-Linked-Etag", format!("\"{}\"", f.sha256))
-                .header("X-Linked-Size", f.bytes.len().to_string())
-                .header("ETag", format!("W/\"{}\"", f.git_sha1));
+                .header("X-Linked-Etag", format!("\"{}\"", f.sha256));
+            if !st.unsized_bodies {
+                r = r.header("X-Linked-Size", f.bytes.len().to_string());
+            }
+            return r.header("ETag", format!("W/\"{}\"", f.git_sha1));
         }
-        return body_reply(f.bytes.clone(), rec.header("range"), true)
+        let mut r = body_reply(f.bytes.clone(), rec.header("range"), true)
             .header("X-Repo-Commit", commit)
             .header("ETag", format!("\"{}\"", f.git_sha1));
+        if st.unsized_bodies {
+            r.no_length = true;
+            r.junk_after = Some(usize::MAX);
+        }
+        return r;
     }
     Reply::error(404, None, "no such route")
 }
@@ -503,19 +475,8 @@ fn lookup(
             "Access to this model is restricted: you must accept the conditions",
         ));
     }
-    let commit = if repo.commits.contains_key(rev) {
-        Some(rev.to_string())
-    } else {
-        repo.refs.get(rev).cloned()
-    };
-    let Some(commit) = commit else {
-        return Err(Reply::error(
-            404,
-            Some("RevisionNotFound"),
-            &format!("Invalid rev id: {rev}"),
-        ));
-    };
-    Ok((commit.clone(), repo.commits[&commit].clone()))
+    resolve(&repo.refs, &repo.commits, rev)
+        .map_err(|Missing::Revision(msg)| Reply::error(404, Some("RevisionNotFound"), &msg))
 }
 
 fn route_cdn(st: &mut State, rec: &Recorded) -> Reply {
@@ -546,6 +507,10 @@ fn route_cdn(st: &mut State, rec: &Recorded) -> Reply {
             reply.cut_after = Some(n);
         }
         reply.junk_after = st.overlong_cdn_body;
+        if st.unsized_bodies {
+            reply.junk_after = Some(usize::MAX);
+        }
     }
+    reply.no_length |= st.unsized_bodies;
     reply
 }
