@@ -4,11 +4,13 @@
 //! `lib.rs` only walks these descriptions.
 
 pub mod bert;
+pub mod family;
 pub mod gemma;
 pub mod gpt2;
 pub mod llama;
 pub mod phi3;
 pub mod qwen;
+pub mod tensor_map;
 
 use std::path::Path;
 
@@ -18,6 +20,7 @@ use serde_json::Value;
 
 use crate::hparams::Hparams;
 use crate::kv::KvList;
+pub use tensor_map::Kind;
 
 /// A transformation applied to a tensor's f32 values before it is stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,10 +130,27 @@ pub trait Architecture: Sync {
     ///
     /// [`hf_names`]: Architecture::hf_names
     fn model_type(&self) -> &'static str;
-    /// The name tables [`tensor`](Architecture::tensor) maps with, in lookup order. The
-    /// GGUF -> Hugging Face export inverts them (the first HF name giving a GGUF name wins), so
-    /// the two directions share one copy of every name.
-    fn name_tables(&self) -> &'static [NameTable];
+    /// The GGUF tensors this architecture has (gguf-py's `MODEL_TENSORS` entry); HF names are
+    /// mapped through the shared [`tensor_map::TENSOR_MAP`] restricted to these kinds.
+    fn tensors(&self) -> &'static [Kind];
+    /// Module path prefixes of this family's checkpoints: the GGUF -> Hugging Face export writes
+    /// the first spelling of each kind that starts with one of them.
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["model.", "lm_head"]
+    }
+    /// Export spellings that the prefix rule does not pick.
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        &[]
+    }
+    /// The GGUF name of an HF tensor by the shared map (before any architecture quirk).
+    fn map_name(&self, hf_name: &str, bid: Option<u32>, block_count: u32) -> Option<String> {
+        tensor_map::map_name(self.tensors(), hf_name, bid, block_count)
+    }
+    /// (HF module path, GGUF name) pairs, `{bid}` for the block: the inverse map the
+    /// GGUF -> Hugging Face export uses, derived from the same tables.
+    fn export_names(&self) -> Vec<(&'static str, &'static str)> {
+        tensor_map::export_names(self.tensors(), self.hf_prefixes(), self.export_overrides())
+    }
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
@@ -139,18 +159,20 @@ pub trait Architecture: Sync {
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()>;
 }
 
+static REGISTRY: &[&dyn Architecture] = &[
+    &llama::LLAMA,
+    &qwen::QWEN2,
+    &qwen::QWEN3,
+    &gemma::Gemma,
+    &gemma::Gemma2,
+    &gemma::Gemma3,
+    &gpt2::Gpt2,
+    &phi3::Phi3,
+    &bert::Bert,
+];
+
 pub fn registry() -> &'static [&'static dyn Architecture] {
-    &[
-        &llama::Llama,
-        &qwen::Qwen2,
-        &qwen::Qwen3,
-        &gemma::Gemma,
-        &gemma::Gemma2,
-        &gemma::Gemma3,
-        &gpt2::Gpt2,
-        &phi3::Phi3,
-        &bert::Bert,
-    ]
+    REGISTRY
 }
 
 /// The description converting to GGUF architecture `gguf_arch` (the first one registered, whose
@@ -169,43 +191,10 @@ pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
         .find(|a| a.hf_names().contains(&hf_arch))
 }
 
-/// A name table entry: HF module path (with `{bid}` for the layer) -> GGUF name.
-pub type NameTable = &'static [(&'static str, &'static str)];
-
-/// gguf-py's `TensorNameMap.get_name(key, try_suffixes=(".weight", ".bias"))`: the module path
-/// is looked up with the suffix removed and the suffix is put back on the GGUF name.
-pub fn map_name(
-    table: NameTable,
-    hf_name: &str,
-    bid: Option<u32>,
-    block_count: u32,
-) -> Option<String> {
-    let (base, suffix) = ["weight", "bias"]
-        .iter()
-        .find_map(|s| {
-            hf_name
-                .strip_suffix(&format!(".{s}"))
-                .map(|b| (b, format!(".{s}")))
-        })
-        .unwrap_or((hf_name, String::new()));
-    for (hf, gguf) in table {
-        let matched = if hf.contains("{bid}") {
-            match bid {
-                Some(b) if b < block_count => *base == hf.replace("{bid}", &b.to_string()),
-                _ => false,
-            }
-        } else {
-            base == *hf
-        };
-        if matched {
-            let name = match bid {
-                Some(b) => gguf.replace("{bid}", &b.to_string()),
-                None => gguf.to_string(),
-            };
-            return Some(name + &suffix);
-        }
-    }
-    None
+/// The shared map's GGUF name for `t`, or the error naming the tensor.
+pub fn map_or_err(arch: &dyn Architecture, t: &TensorRef, block_count: u32) -> Result<String> {
+    arch.map_name(t.name, t.bid, block_count)
+        .ok_or_else(|| unmapped(t.name, arch.gguf_arch()))
 }
 
 pub fn unmapped(hf_name: &str, arch: &str) -> Error {
