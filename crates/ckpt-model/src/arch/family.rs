@@ -45,6 +45,18 @@ pub enum Param {
     RopeDims,
     /// `pooling_type` from a sentence-transformers `modules.json`.
     Pooling,
+    /// The first config field present, required, as f32.
+    F32(&'static str, &'static [&'static str]),
+    /// A fixed string (e.g. `rope.scaling.type` = "none").
+    Str(&'static str, &'static str),
+    /// A config flag with the converter's default when absent.
+    BoolOr(&'static str, &'static str, bool),
+    /// `{arch}.block_count` (for families that do not start with the common keys).
+    BlockCount,
+    /// `general.file_type`.
+    FileType,
+    /// Code for one key (written at this position).
+    Custom(fn(&mut ParamContext) -> Result<()>),
 }
 
 /// Which vocabulary loader the converter's `set_vocab` runs.
@@ -56,6 +68,8 @@ pub enum Vocab {
     SpmOrGpt2,
     /// `_set_vocab_gpt2`.
     Gpt2,
+    /// `_set_vocab_sentencepiece`.
+    Spm,
 }
 
 pub type ExtraTensorsFn = fn(&Hparams, &mut KvList) -> Result<Vec<Tensor>>;
@@ -99,6 +113,9 @@ pub struct Family {
     pub model_type: &'static str,
     pub tensors: &'static [Kind],
     pub defaults: &'static [Dflt],
+    /// Whether `TextModel.set_gguf_parameters`' common keys come first (families that write
+    /// their own list from scratch set this to false).
+    pub text_params: bool,
     pub params: &'static [Param],
     /// llama.cpp's `LlamaModel.permute` on q_proj/k_proj (weights and biases).
     pub permute_qk: bool,
@@ -205,6 +222,28 @@ pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -
                 };
                 ctx.kv.u32(&format!("{arch}.rope.dimension_count"), dim);
             }
+            Param::F32(key, fields) => {
+                let v = hp.find_f64(fields)?.ok_or_else(|| {
+                    Error::invalid(
+                        &hp.path,
+                        format!("missing hyperparameter: none of {fields:?} is set"),
+                    )
+                })?;
+                ctx.kv.f32(&format!("{arch}.{key}"), v as f32);
+            }
+            Param::Str(key, v) => ctx.kv.string(&format!("{arch}.{key}"), v),
+            Param::BoolOr(key, field, default) => {
+                let v = match hp.map.get(field) {
+                    None => default,
+                    Some(v) => v.as_bool().ok_or_else(|| {
+                        Error::invalid(&hp.path, format!("{field} is {v}, expected true or false"))
+                    })?,
+                };
+                ctx.kv.bool(&format!("{arch}.{key}"), v);
+            }
+            Param::BlockCount => ctx.kv.u32(&format!("{arch}.block_count"), ctx.block_count),
+            Param::FileType => ctx.kv.u32("general.file_type", ctx.file_type),
+            Param::Custom(f) => f(ctx)?,
             Param::Pooling => {
                 let dir = hp
                     .path
@@ -268,7 +307,9 @@ impl Architecture for Family {
         Ok(TensorAction::Keep { name, transforms })
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
-        write_base_params(ctx, self.gguf_arch)?;
+        if self.text_params {
+            write_base_params(ctx, self.gguf_arch)?;
+        }
         write_params_list(ctx, self.gguf_arch, self.params)?;
         if let Some(f) = self.hooks.params {
             f(ctx)?;
@@ -279,6 +320,10 @@ impl Architecture for Family {
         match self.vocab {
             Vocab::Llama => super::llama::llama_vocab(ctx)?,
             Vocab::SpmOrGpt2 => super::qwen::qwen_vocab(ctx)?,
+            Vocab::Spm => {
+                let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+                crate::vocab::write_sentencepiece(ctx.dir, vocab_size, ctx.kv, ctx.warnings)?;
+            }
             Vocab::Gpt2 => {
                 let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
                 crate::vocab::write_gpt2(

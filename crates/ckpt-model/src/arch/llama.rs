@@ -34,6 +34,7 @@ pub static LLAMA: Family = Family {
         Dflt::Num("rms_norm_eps", 1e-6),
         Dflt::RopeTheta(10000.0),
     ],
+    text_params: true,
     params: LLAMA_PARAMS,
     permute_qk: true,
     vocab: Vocab::Llama,

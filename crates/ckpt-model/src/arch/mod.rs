@@ -4,6 +4,7 @@
 //! `lib.rs` only walks these descriptions.
 
 pub mod bert;
+pub mod dense;
 pub mod family;
 pub mod gemma;
 pub mod gpt2;
@@ -169,6 +170,15 @@ static REGISTRY: &[&dyn Architecture] = &[
     &gpt2::Gpt2,
     &phi3::Phi3,
     &bert::Bert,
+    &dense::SMOLLM3,
+    &dense::GRANITE,
+    &dense::OLMO2,
+    &dense::SEED_OSS,
+    &dense::STABLELM,
+    &dense::COMMAND_R,
+    &dense::COHERE2,
+    &dense::EXAONE4,
+    &dense::ERNIE4_5,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
