@@ -208,6 +208,7 @@ pub static STABLELM: Family = Family {
         Dflt::Num("layer_norm_eps", 1e-5),
         Dflt::RopeTheta(10000.0),
         Dflt::Num("partial_rotary_factor", 0.25),
+        Dflt::Flag("use_parallel_residual", false),
     ],
     text_params: false,
     params: &[

@@ -23,6 +23,7 @@ use crate::kv::KvList;
 pub enum Dflt {
     Num(&'static str, f64),
     Int(&'static str, u64),
+    Flag(&'static str, bool),
     /// `.0` takes the value of `.1`.
     Copy(&'static str, &'static str),
     /// `head_dim` = `hidden_size / num_attention_heads`.
@@ -145,6 +146,7 @@ pub fn apply_defaults(hp: &mut Hparams, defaults: &[Dflt]) {
         match *d {
             Dflt::Num(k, v) => hp.default(k, json!(v)),
             Dflt::Int(k, v) => hp.default(k, json!(v)),
+            Dflt::Flag(k, v) => hp.default(k, json!(v)),
             Dflt::Copy(k, from) => {
                 if let Some(v) = hp.get(from).cloned() {
                     hp.default(k, v);
