@@ -259,7 +259,15 @@ pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -
     Ok(())
 }
 
+/// Table-driven families whose GGUF -> Hugging Face export rebuilds a complete config (the
+/// others have keys the export does not write back: multipliers, logit scales, window
+/// patterns, partial rotary factors; SmolLM3's no_rope_layers are not in the GGUF at all).
+const EXPORTABLE: &[&str] = &["llama", "qwen2", "qwen3", "seed_oss", "ernie4_5"];
+
 impl Architecture for Family {
+    fn exports(&self) -> bool {
+        EXPORTABLE.contains(&self.gguf_arch)
+    }
     fn hf_names(&self) -> &'static [&'static str] {
         self.hf_names
     }

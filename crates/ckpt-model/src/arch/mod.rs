@@ -143,6 +143,12 @@ pub trait Architecture: Sync {
     fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
         &[]
     }
+    /// Whether `ckpt convert model.gguf OUT` can rebuild this architecture's Hugging Face folder:
+    /// false when the GGUF lacks config keys the model needs (SmolLM3's no_rope_layers) or the
+    /// export does not rebuild them yet (Granite's multipliers, Command R's logit scale, …).
+    fn exports(&self) -> bool {
+        true
+    }
     /// The GGUF name of an HF tensor by the shared map (before any architecture quirk).
     fn map_name(&self, hf_name: &str, bid: Option<u32>, block_count: u32) -> Option<String> {
         tensor_map::map_name(self.tensors(), hf_name, bid, block_count)
