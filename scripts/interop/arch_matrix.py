@@ -84,6 +84,7 @@ OPTIONS = {
     "tied": "tie_word_embeddings (no lm_head in the checkpoint)",
     "longrope": "Phi-3 longrope scaling: rope_factors_long/short tensors generated from the config",
     "tokjson": "Gemma 3 with tokenizer.json only: GPT-2 vocab, embedding rows beyond it cut off",
+    "fullvocab": "with tokjson: no rows beyond the vocabulary, and the added tokens are also in it, so the converter's cut exceeds the rows and keeps them all",
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
@@ -96,6 +97,7 @@ VARIANTS = [
     "GemmaForCausalLM+f32src",
     "Gemma2ForCausalLM+f16src",
     "Gemma3ForCausalLM+tokjson",
+    "Gemma3ForCausalLM+tokjson+fullvocab",
     "Phi3ForCausalLM+longrope",
     "BertModel+pooling",
     "Qwen2ForCausalLM+ropescale",
@@ -239,7 +241,7 @@ def build_model(case: str, dst: Path) -> None:
         elif arch == "Gemma2ForCausalLM":
             cfg = tf.Gemma2Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, **kw)
         elif arch == "Gemma3ForCausalLM":
-            if "tokjson" in opts:
+            if "tokjson" in opts and "fullvocab" not in opts:
                 # Embedding rows past the tokenizer's vocabulary, which the converter cuts off.
                 kw["vocab_size"] += 64
             cfg = tf.Gemma3TextConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, **kw)

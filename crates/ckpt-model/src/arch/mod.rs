@@ -33,6 +33,7 @@ pub enum Transform {
     /// (the converter adds in the source precision, f32 otherwise).
     AddOne { in_f16: bool },
     /// Keep only the first `rows` rows (Gemma 3 drops embedding rows beyond the real vocabulary).
+    /// Like the converter's Python slice `t[:rows]`, a tensor with fewer rows is kept whole.
     TruncateRows { rows: u64 },
     /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
     Transpose,
@@ -52,8 +53,8 @@ impl Transform {
                 Ok(())
             }
             Transform::TruncateRows { rows } => match shape.first() {
-                Some(&n) if n >= *rows => Ok(()),
-                _ => Err(format!(
+                Some(_) => Ok(()),
+                None => Err(format!(
                     "cannot keep the first {rows} rows of a tensor of shape {shape:?}"
                 )),
             },
@@ -69,7 +70,7 @@ impl Transform {
         match self {
             Transform::TruncateRows { rows } => {
                 let mut s = shape.to_vec();
-                s[0] = *rows;
+                s[0] = s[0].min(*rows);
                 s
             }
             Transform::Transpose => vec![shape[1], shape[0]],
@@ -455,4 +456,20 @@ pub fn head_counts(hp: &Hparams) -> Result<(u32, u32)> {
         .find_u32(&["n_kv_heads", "num_key_value_heads"])?
         .unwrap_or(n_head);
     Ok((n_head, n_kv))
+}
+
+#[cfg(test)]
+mod transform_tests {
+    use super::Transform;
+
+    /// Gemma 3 with only tokenizer.json whose added tokens are also in the vocabulary: the
+    /// converter's cut (vocab + added tokens) exceeds the rows and `t[:n]` keeps them all.
+    #[test]
+    fn truncating_past_the_end_keeps_every_row() {
+        let t = Transform::TruncateRows { rows: 10 };
+        assert_eq!(t.check(&[8, 4]), Ok(()));
+        assert_eq!(t.output_shape(&[8, 4]), vec![8, 4]);
+        assert_eq!(t.output_shape(&[12, 4]), vec![10, 4]);
+        assert!(t.check(&[]).is_err());
+    }
 }
