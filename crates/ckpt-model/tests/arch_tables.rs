@@ -167,3 +167,37 @@ fn exaone4_writes_window_and_pattern() {
 fn ernie4_5_writes_add_space_prefix_after_the_vocabulary() {
     check("ernie4_5");
 }
+
+/// Command R7B biases are all zero in released checkpoints and the converter drops them after
+/// checking; ckpt does not read values while planning, so it refuses them, naming the tensor.
+#[test]
+fn cohere2_bias_is_refused_by_name() {
+    let fx = fixtures().join("arch-tables/cohere2");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny-cohere2");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fx.join("config.json"), dir.join("config.json")).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixtures().join("gguf/tiny-smol-bpe").join(f), dir.join(f)).unwrap();
+    }
+    let mut list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    list.push(("model.layers.0.self_attn.q_proj.bias".into(), vec![8]));
+    let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
+    ck.tensors = list.into_iter().map(|(n, s)| tensor(&n, s)).collect();
+    let err = convert_hf_to_gguf(
+        &dir,
+        &ck,
+        &tmp.path().join("out.gguf"),
+        &HfToGgufOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ckpt_core::Error::Unsupported(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("model.layers.0.self_attn.q_proj.bias"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out.gguf").exists());
+}
