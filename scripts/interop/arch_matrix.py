@@ -65,6 +65,16 @@ ALL_ARCHS = [
     "Phi3ForCausalLM",
     "GPT2LMHeadModel",
     "BertModel",
+    "SmolLM3ForCausalLM",
+    "GraniteForCausalLM",
+    "Olmo2ForCausalLM",
+    "Olmo3ForCausalLM",
+    "SeedOssForCausalLM",
+    "StableLmForCausalLM",
+    "CohereForCausalLM",
+    "Cohere2ForCausalLM",
+    "Exaone4ForCausalLM",
+    "Ernie4_5_ForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -74,6 +84,7 @@ OPTIONS = {
     "tied": "tie_word_embeddings (no lm_head in the checkpoint)",
     "longrope": "Phi-3 longrope scaling: rope_factors_long/short tensors generated from the config",
     "tokjson": "Gemma 3 with tokenizer.json only: GPT-2 vocab, embedding rows beyond it cut off",
+    "fullvocab": "with tokjson: no rows beyond the vocabulary, and the added tokens are also in it, so the converter's cut exceeds the rows and keeps them all",
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
@@ -86,6 +97,7 @@ VARIANTS = [
     "GemmaForCausalLM+f32src",
     "Gemma2ForCausalLM+f16src",
     "Gemma3ForCausalLM+tokjson",
+    "Gemma3ForCausalLM+tokjson+fullvocab",
     "Phi3ForCausalLM+longrope",
     "BertModel+pooling",
     "Qwen2ForCausalLM+ropescale",
@@ -98,6 +110,12 @@ VARIANTS = [
     "Gemma2ForCausalLM+f16src+nan",
     "Gemma3ForCausalLM+f32src+nan",
 ]
+# Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
+BPE_ARCHS = {
+    "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GPT2LMHeadModel", "SmolLM3ForCausalLM", "GraniteForCausalLM",
+    "Olmo2ForCausalLM", "Olmo3ForCausalLM", "SeedOssForCausalLM", "StableLmForCausalLM", "CohereForCausalLM",
+    "Cohere2ForCausalLM", "Exaone4ForCausalLM",
+}
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 
 # Runs convert_hf_to_gguf.py as __main__ with the unknown-pre-tokenizer fallback (BERT only).
@@ -187,7 +205,7 @@ def build_model(case: str, dst: Path) -> None:
     tf.utils.logging.disable_progress_bar()
     tf.utils.logging.set_verbosity_error()
     dst.mkdir(parents=True)
-    bpe = arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM", "GPT2LMHeadModel") or "tokjson" in opts
+    bpe = arch in BPE_ARCHS or "tokjson" in opts
     hidden = 48 if "odd" in opts else HIDDEN
     common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN)
     if arch == "BertModel":
@@ -223,7 +241,7 @@ def build_model(case: str, dst: Path) -> None:
         elif arch == "Gemma2ForCausalLM":
             cfg = tf.Gemma2Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, **kw)
         elif arch == "Gemma3ForCausalLM":
-            if "tokjson" in opts:
+            if "tokjson" in opts and "fullvocab" not in opts:
                 # Embedding rows past the tokenizer's vocabulary, which the converter cuts off.
                 kw["vocab_size"] += 64
             cfg = tf.Gemma3TextConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, **kw)
@@ -238,9 +256,37 @@ def build_model(case: str, dst: Path) -> None:
                     "short_factor": [1.0 + 0.011 * i for i in range(half)],
                 }
             cfg = tf.Phi3Config(num_key_value_heads=KV_HEADS, original_max_position_embeddings=256, pad_token_id=0, **kw)
+        elif arch == "SmolLM3ForCausalLM":
+            # Layer 1 without rope (no_rope_layers), as in the released model every 4th layer.
+            cfg = tf.SmolLM3Config(num_key_value_heads=KV_HEADS, no_rope_layers=[1, 0], pad_token_id=None, **kw)
+        elif arch == "GraniteForCausalLM":
+            cfg = tf.GraniteConfig(
+                num_key_value_heads=KV_HEADS, attention_multiplier=0.125, embedding_multiplier=12.0,
+                residual_multiplier=0.22, logits_scaling=8.0, **kw,
+            )
+        elif arch == "Olmo2ForCausalLM":
+            cfg = tf.Olmo2Config(num_key_value_heads=KV_HEADS, **kw)
+        elif arch == "Olmo3ForCausalLM":
+            cfg = tf.Olmo3Config(num_key_value_heads=KV_HEADS, sliding_window=64, **kw)
+        elif arch == "SeedOssForCausalLM":
+            cfg = tf.SeedOssConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, **kw)
+        elif arch == "StableLmForCausalLM":
+            cfg = tf.StableLmConfig(num_key_value_heads=KV_HEADS, **kw)
+        elif arch == "CohereForCausalLM":
+            cfg = tf.CohereConfig(num_key_value_heads=KV_HEADS, use_qk_norm=True, logit_scale=0.125, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "Cohere2ForCausalLM":
+            cfg = tf.Cohere2Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, logit_scale=0.25, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "Exaone4ForCausalLM":
+            # Two layers: one sliding, one global.
+            cfg = tf.Exaone4Config(
+                num_key_value_heads=KV_HEADS, sliding_window=64, layer_types=["sliding_attention", "full_attention"],
+                pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw,
+            )
+        elif arch == "Ernie4_5_ForCausalLM":
+            cfg = tf.Ernie4_5Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
         else:
             raise SystemExit(f"unknown architecture {arch}")
-        cls = getattr(tf, arch)
+        cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
     cfg.architectures = [arch]
     torch.manual_seed(SEED)
     dtype = torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16
@@ -263,6 +309,13 @@ def build_model(case: str, dst: Path) -> None:
         cfg_path = dst / "config.json"
         d = json.loads(cfg_path.read_text())
         d.setdefault("n_ctx", d["n_positions"])
+        cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+    if arch == "Cohere2ForCausalLM":
+        # Command R7B's config.json has rotary_pct, which the converter reads (transformers 5's
+        # Cohere2Config no longer writes it).
+        cfg_path = dst / "config.json"
+        d = json.loads(cfg_path.read_text())
+        d.setdefault("rotary_pct", 1.0)
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
     if bpe:
         copy_files(BPE_DIR, dst, ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])

@@ -3,7 +3,7 @@
 //! forward tables; `lib.rs` checks each inverse name against ckpt-model's forward mapping, so
 //! a drift between the two is an error rather than a silently misnamed tensor.
 
-use ckpt_model::arch::{Architecture, NameTable};
+use ckpt_model::arch::Architecture;
 
 /// One GGUF architecture the exporter knows: the ckpt-model description that converts to it,
 /// read backwards.
@@ -12,8 +12,9 @@ pub struct ExportArch {
     /// `architectures[0]` of config.json.
     pub hf_class: &'static str,
     pub model_type: &'static str,
-    /// HF module path (with `{bid}`) -> GGUF name, tried in order: the forward tables themselves.
-    pub names: &'static [NameTable],
+    /// HF module path (with `{bid}`) -> GGUF name, derived from the forward tables (the shared
+    /// tensor map restricted to this architecture's kinds).
+    pub names: Vec<(&'static str, &'static str)>,
 }
 
 impl ExportArch {
@@ -22,7 +23,7 @@ impl ExportArch {
             gguf: forward.gguf_arch(),
             hf_class: forward.hf_names()[0],
             model_type: forward.model_type(),
-            names: forward.name_tables(),
+            names: forward.export_names(),
         }
     }
 }
@@ -31,7 +32,7 @@ impl ExportArch {
 pub fn supported() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for a in ckpt_model::arch::registry() {
-        if !out.contains(&a.gguf_arch()) {
+        if a.exports() && !out.contains(&a.gguf_arch()) {
             out.push(a.gguf_arch());
         }
     }
@@ -39,7 +40,9 @@ pub fn supported() -> Vec<&'static str> {
 }
 
 pub fn find(gguf_arch: &str) -> Option<ExportArch> {
-    ckpt_model::arch::find_gguf(gguf_arch).map(ExportArch::of)
+    ckpt_model::arch::find_gguf(gguf_arch)
+        .filter(|a| a.exports())
+        .map(ExportArch::of)
 }
 
 /// Tensors llama.cpp's converter computes from the config (rope factors); they are not weights
@@ -61,17 +64,15 @@ pub fn hf_name(arch: &ExportArch, gguf_name: &str) -> Option<String> {
         .strip_prefix("blk.")
         .and_then(|rest| rest.split('.').next())
         .filter(|b| b.bytes().all(|c| c.is_ascii_digit()));
-    for table in arch.names {
-        for (hf, gguf) in table.iter() {
-            let matched = match bid {
-                Some(b) if gguf.contains("{bid}") => gguf.replace("{bid}", b) == base,
-                None if !gguf.contains("{bid}") => *gguf == base,
-                _ => false,
-            };
-            if matched {
-                let hf = bid.map_or_else(|| hf.to_string(), |b| hf.replace("{bid}", b));
-                return Some(hf + &suffix);
-            }
+    for (hf, gguf) in &arch.names {
+        let matched = match bid {
+            Some(b) if gguf.contains("{bid}") => gguf.replace("{bid}", b) == base,
+            None if !gguf.contains("{bid}") => *gguf == base,
+            _ => false,
+        };
+        if matched {
+            let hf = bid.map_or_else(|| hf.to_string(), |b| hf.replace("{bid}", b));
+            return Some(hf + &suffix);
         }
     }
     None
@@ -104,6 +105,18 @@ mod tests {
             hf_name(&find("gpt2").unwrap(), "blk.1.attn_qkv.weight").as_deref(),
             Some("transformer.h.1.attn.c_attn.weight")
         );
+        assert_eq!(
+            hf_name(
+                &find("seed_oss").unwrap(),
+                "blk.2.post_attention_norm.weight"
+            )
+            .as_deref(),
+            Some("model.layers.2.post_attention_layernorm.weight")
+        );
+        assert!(
+            find("granite").is_none(),
+            "granite's config is not rebuilt yet"
+        );
         assert_eq!(hf_name(&llama, "blk.0.unknown.weight"), None);
         assert_eq!(hf_name(&llama, "blk.x.attn_q.weight"), None);
     }
@@ -114,20 +127,12 @@ mod tests {
             let a = find(gguf).unwrap();
             let forward = ckpt_model::arch::find(a.hf_class).unwrap();
             assert_eq!(forward.gguf_arch(), gguf);
-            for table in a.names {
-                for (_, gguf_name) in table.iter() {
-                    let g = format!("{}.weight", gguf_name.replace("{bid}", "3"));
-                    let hf = hf_name(&a, &g).unwrap_or_else(|| panic!("{gguf}: {g}"));
-                    let back = table_lookup(a.names, &hf);
-                    assert_eq!(back.as_deref(), Some(g.as_str()), "{gguf}: {g} -> {hf}");
-                }
+            for (_, gguf_name) in &a.names {
+                let g = format!("{}.weight", gguf_name.replace("{bid}", "3"));
+                let hf = hf_name(&a, &g).unwrap_or_else(|| panic!("{gguf}: {g}"));
+                let back = forward.map_name(&hf, Some(3), 4);
+                assert_eq!(back.as_deref(), Some(g.as_str()), "{gguf}: {g} -> {hf}");
             }
         }
-    }
-
-    fn table_lookup(tables: &[NameTable], hf: &str) -> Option<String> {
-        tables
-            .iter()
-            .find_map(|t| ckpt_model::arch::map_name(t, hf, Some(3), 4))
     }
 }

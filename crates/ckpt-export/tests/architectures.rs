@@ -233,6 +233,51 @@ fn qwen3_qk_norms() {
 }
 
 #[test]
+fn seed_oss_post_attention_norm_and_biases() {
+    let mut t = vec![
+        ("model.embed_tokens.weight".to_string(), vec![49152, 16]),
+        ("lm_head.weight".into(), vec![49152, 16]),
+        ("model.norm.weight".into(), vec![16]),
+    ];
+    t.extend(llama_like_layer("model.layers.0", 16, 8, 32));
+    for n in ["q_proj", "k_proj", "v_proj"] {
+        t.push((
+            format!("model.layers.0.self_attn.{n}.bias"),
+            vec![if n == "q_proj" { 16 } else { 8 }],
+        ));
+    }
+    let config = cycle(
+        json!({"architectures": ["SeedOssForCausalLM"], "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "head_dim": 8, "num_hidden_layers": 1, "max_position_embeddings": 256,
+               "rms_norm_eps": 1e-6, "rope_theta": 10000000.0, "vocab_size": 49152}),
+        Vocab::Bpe,
+        &as_refs(&t),
+        "SeedOssForCausalLM",
+    );
+    assert_eq!(config["model_type"], "seed_oss");
+    assert_eq!(config["head_dim"], 8);
+}
+
+#[test]
+fn ernie4_5_round_trips() {
+    let mut t = vec![
+        ("model.embed_tokens.weight".to_string(), vec![512, 64]),
+        ("lm_head.weight".into(), vec![512, 64]),
+        ("model.norm.weight".into(), vec![64]),
+    ];
+    t.extend(llama_like_layer("model.layers.0", 64, 32, 96));
+    let config = cycle(
+        json!({"architectures": ["Ernie4_5_ForCausalLM"], "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 1, "max_position_embeddings": 128,
+               "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "vocab_size": 512, "tie_word_embeddings": false}),
+        Vocab::SentencePiece,
+        &as_refs(&t),
+        "Ernie4_5_ForCausalLM",
+    );
+    assert_eq!(config["model_type"], "ernie4_5");
+}
+
+#[test]
 fn gemma2_norms_lose_the_plus_one() {
     let mut t = vec![
         ("model.embed_tokens.weight".to_string(), vec![512, 64]),

@@ -113,6 +113,17 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "GPT2LMHeadModel",
         "Phi3ForCausalLM",
         "BertModel",
+        "SmolLM3ForCausalLM",
+        "GraniteForCausalLM",
+        "Olmo2ForCausalLM",
+        "Olmo3ForCausalLM",
+        "SeedOssForCausalLM",
+        "StableLmForCausalLM",
+        "CohereForCausalLM",
+        "Cohere2ForCausalLM",
+        "Exaone4ForCausalLM",
+        "Ernie4_5_ForCausalLM",
+        "Ernie4_5ForCausalLM",
     ]
 }
 

@@ -8,42 +8,28 @@ use serde_json::{json, Value};
 
 use super::qwen::write_pooling_type;
 use super::{
-    map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction,
-    TensorRef, VocabContext,
+    unmapped, write_base_params, Architecture, Kind, ParamContext, TensorAction, TensorRef,
+    VocabContext,
 };
 use crate::hparams::Hparams;
 use crate::vocab::{self, special::SpecialVocab, TokenType};
 
 pub struct Bert;
 
-const BERT_NAMES: NameTable = &[
-    ("embeddings.word_embeddings", "token_embd"),
-    ("embeddings.position_embeddings", "position_embd"),
-    ("embeddings.token_type_embeddings", "token_types"),
-    ("embeddings.LayerNorm", "token_embd_norm"),
-    (
-        "encoder.layer.{bid}.attention.self.query",
-        "blk.{bid}.attn_q",
-    ),
-    ("encoder.layer.{bid}.attention.self.key", "blk.{bid}.attn_k"),
-    (
-        "encoder.layer.{bid}.attention.self.value",
-        "blk.{bid}.attn_v",
-    ),
-    (
-        "encoder.layer.{bid}.attention.output.dense",
-        "blk.{bid}.attn_output",
-    ),
-    (
-        "encoder.layer.{bid}.attention.output.LayerNorm",
-        "blk.{bid}.attn_output_norm",
-    ),
-    ("encoder.layer.{bid}.intermediate.dense", "blk.{bid}.ffn_up"),
-    ("encoder.layer.{bid}.output.dense", "blk.{bid}.ffn_down"),
-    (
-        "encoder.layer.{bid}.output.LayerNorm",
-        "blk.{bid}.layer_output_norm",
-    ),
+const BERT_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::TokenEmbdNorm,
+    Kind::TokenTypes,
+    Kind::PosEmbd,
+    Kind::OutputNorm,
+    Kind::AttnOutNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnUp,
+    Kind::FfnDown,
+    Kind::LayerOutNorm,
 ];
 
 /// The converter's `BertModel.filter_tensors` renames (applied before mapping).
@@ -95,8 +81,11 @@ impl Architecture for Bert {
     fn model_type(&self) -> &'static str {
         "bert"
     }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[BERT_NAMES]
+    fn tensors(&self) -> &'static [Kind] {
+        BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "encoder."]
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         hp.default("layer_norm_eps", json!(1e-12));
@@ -107,7 +96,8 @@ impl Architecture for Bert {
         let Some(name) = bert_name(t.name) else {
             return Ok(TensorAction::Drop);
         };
-        let gguf = map_name(BERT_NAMES, &name, t.bid, block_count)
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
             .ok_or_else(|| unmapped(t.name, "bert"))?;
         Ok(TensorAction::Keep {
             name: gguf,

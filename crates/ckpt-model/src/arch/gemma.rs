@@ -6,7 +6,7 @@ use ckpt_core::{DType, Error, Result};
 use serde_json::{json, Value};
 
 use super::{
-    map_name, rope_parameters, unmapped, write_base_params, Architecture, NameTable, ParamContext,
+    rope_parameters, tensor_map, unmapped, write_base_params, Architecture, Kind, ParamContext,
     TensorAction, TensorRef, Transform, VocabContext,
 };
 use crate::hparams::{read_json_object, Hparams};
@@ -16,66 +16,42 @@ pub struct Gemma;
 pub struct Gemma2;
 pub struct Gemma3;
 
-const GEMMA_NAMES: NameTable = &[
-    ("model.embed_tokens", "token_embd"),
-    ("model.norm", "output_norm"),
-    ("model.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"),
-    ("model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"),
-    ("model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"),
-    ("model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"),
-    (
-        "model.layers.{bid}.self_attn.o_proj",
-        "blk.{bid}.attn_output",
-    ),
-    (
-        "model.layers.{bid}.post_attention_layernorm",
-        "blk.{bid}.ffn_norm",
-    ),
-    ("model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"),
-    ("model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"),
-    ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
+const GEMMA_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
 ];
 
 /// Gemma 2/3 have norms around both the attention and the MLP.
-const GEMMA2_NAMES: NameTable = &[
-    ("model.embed_tokens", "token_embd"),
-    ("model.norm", "output_norm"),
-    ("model.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"),
-    ("model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"),
-    ("model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"),
-    ("model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"),
-    (
-        "model.layers.{bid}.self_attn.o_proj",
-        "blk.{bid}.attn_output",
-    ),
-    (
-        "model.layers.{bid}.self_attn.q_norm",
-        "blk.{bid}.attn_q_norm",
-    ),
-    (
-        "model.layers.{bid}.self_attn.k_norm",
-        "blk.{bid}.attn_k_norm",
-    ),
-    (
-        "model.layers.{bid}.post_attention_layernorm",
-        "blk.{bid}.post_attention_norm",
-    ),
-    (
-        "model.layers.{bid}.pre_feedforward_layernorm",
-        "blk.{bid}.ffn_norm",
-    ),
-    (
-        "model.layers.{bid}.post_feedforward_layernorm",
-        "blk.{bid}.post_ffw_norm",
-    ),
-    ("model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"),
-    ("model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"),
-    ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
+const GEMMA2_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::AttnQNorm,
+    Kind::AttnKNorm,
+    Kind::AttnPostNorm,
+    Kind::FfnPreNorm,
+    Kind::FfnPostNorm,
+    Kind::FfnGate,
+    Kind::FfnUp,
+    Kind::FfnDown,
 ];
 
 fn gemma_tensor(
     t: &TensorRef,
-    table: NameTable,
+    kinds: &[Kind],
     block_count: u32,
     arch: &str,
     extra: Vec<Transform>,
@@ -83,7 +59,8 @@ fn gemma_tensor(
     if t.name == "lm_head.weight" {
         return Ok(TensorAction::Drop);
     }
-    let name = map_name(table, t.name, t.bid, block_count).ok_or_else(|| unmapped(t.name, arch))?;
+    let name = tensor_map::map_name(kinds, t.name, t.bid, block_count)
+        .ok_or_else(|| unmapped(t.name, arch))?;
     let mut transforms = extra;
     if t.name.ends_with("norm.weight") {
         transforms.push(Transform::AddOne {
@@ -154,11 +131,11 @@ impl Architecture for Gemma {
     fn model_type(&self) -> &'static str {
         "gemma"
     }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[GEMMA_NAMES]
+    fn tensors(&self) -> &'static [Kind] {
+        GEMMA_TENSORS
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        gemma_tensor(t, GEMMA_NAMES, block_count, "gemma", Vec::new())
+        gemma_tensor(t, GEMMA_TENSORS, block_count, "gemma", Vec::new())
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         gemma_params(ctx, "gemma")
@@ -199,11 +176,11 @@ impl Architecture for Gemma2 {
     fn model_type(&self) -> &'static str {
         "gemma2"
     }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[GEMMA2_NAMES]
+    fn tensors(&self) -> &'static [Kind] {
+        GEMMA2_TENSORS
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        gemma_tensor(t, GEMMA2_NAMES, block_count, "gemma2", Vec::new())
+        gemma_tensor(t, GEMMA2_TENSORS, block_count, "gemma2", Vec::new())
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         gemma_params(ctx, "gemma2")?;
@@ -257,8 +234,8 @@ impl Architecture for Gemma3 {
     fn model_type(&self) -> &'static str {
         "gemma3_text"
     }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[GEMMA2_NAMES]
+    fn tensors(&self) -> &'static [Kind] {
+        GEMMA2_TENSORS
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         let mut extra = Vec::new();
@@ -267,7 +244,7 @@ impl Architecture for Gemma3 {
                 rows: gemma3_vocab_rows(t, hp)?,
             });
         }
-        gemma_tensor(t, GEMMA2_NAMES, block_count, "gemma3", extra)
+        gemma_tensor(t, GEMMA2_TENSORS, block_count, "gemma3", extra)
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         write_base_params(ctx, "gemma3")?;
@@ -345,7 +322,7 @@ mod tests {
             dtype: DType::BF16,
             model_dir: dir,
         };
-        match gemma_tensor(&t, GEMMA2_NAMES, 1, "gemma2", Vec::new()).unwrap() {
+        match gemma_tensor(&t, GEMMA2_TENSORS, 1, "gemma2", Vec::new()).unwrap() {
             TensorAction::Keep { name, transforms } => {
                 assert_eq!(name, "blk.0.ffn_norm.weight");
                 assert_eq!(transforms, vec![Transform::AddOne { in_f16: false }]);
@@ -359,7 +336,7 @@ mod tests {
             model_dir: dir,
         };
         assert!(matches!(
-            gemma_tensor(&t, GEMMA_NAMES, 1, "gemma", Vec::new()).unwrap(),
+            gemma_tensor(&t, GEMMA_TENSORS, 1, "gemma", Vec::new()).unwrap(),
             TensorAction::Drop
         ));
     }

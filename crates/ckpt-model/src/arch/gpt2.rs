@@ -4,34 +4,24 @@
 use ckpt_core::{Error, Result};
 
 use super::{
-    map_name, unmapped, Architecture, NameTable, ParamContext, TensorAction, TensorRef, Transform,
-    VocabContext,
+    map_or_err, Architecture, Kind, ParamContext, TensorAction, TensorRef, Transform, VocabContext,
 };
 use crate::hparams::Hparams;
 use crate::vocab;
 
 pub struct Gpt2;
 
-const GPT2_NAMES: NameTable = &[
-    ("transformer.wte", "token_embd"),
-    ("wte", "token_embd"),
-    ("transformer.wpe", "position_embd"),
-    ("wpe", "position_embd"),
-    ("lm_head", "output"),
-    ("transformer.ln_f", "output_norm"),
-    ("ln_f", "output_norm"),
-    ("transformer.h.{bid}.ln_1", "blk.{bid}.attn_norm"),
-    ("h.{bid}.ln_1", "blk.{bid}.attn_norm"),
-    ("transformer.h.{bid}.attn.c_attn", "blk.{bid}.attn_qkv"),
-    ("h.{bid}.attn.c_attn", "blk.{bid}.attn_qkv"),
-    ("transformer.h.{bid}.attn.c_proj", "blk.{bid}.attn_output"),
-    ("h.{bid}.attn.c_proj", "blk.{bid}.attn_output"),
-    ("transformer.h.{bid}.ln_2", "blk.{bid}.ffn_norm"),
-    ("h.{bid}.ln_2", "blk.{bid}.ffn_norm"),
-    ("transformer.h.{bid}.mlp.c_fc", "blk.{bid}.ffn_up"),
-    ("h.{bid}.mlp.c_fc", "blk.{bid}.ffn_up"),
-    ("transformer.h.{bid}.mlp.c_proj", "blk.{bid}.ffn_down"),
-    ("h.{bid}.mlp.c_proj", "blk.{bid}.ffn_down"),
+const GPT2_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::PosEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQkv,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnDown,
+    Kind::FfnUp,
 ];
 
 impl Architecture for Gpt2 {
@@ -44,16 +34,18 @@ impl Architecture for Gpt2 {
     fn model_type(&self) -> &'static str {
         "gpt2"
     }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[GPT2_NAMES]
+    fn tensors(&self) -> &'static [Kind] {
+        GPT2_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["transformer.", "lm_head"]
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         // The causal-mask buffers older checkpoints saved are not weights.
         if t.name.ends_with(".attn.bias") || t.name.ends_with(".attn.masked_bias") {
             return Ok(TensorAction::Drop);
         }
-        let name = map_name(GPT2_NAMES, t.name, t.bid, block_count)
-            .ok_or_else(|| unmapped(t.name, "gpt2"))?;
+        let name = map_or_err(self, t, block_count)?;
         let conv1d = [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
             .iter()
             .any(|s| t.name.ends_with(s));

@@ -3,58 +3,63 @@
 use ckpt_core::{DType, Error, Result, Tensor};
 use serde_json::{json, Value};
 
-use super::{
-    head_counts, map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext,
-    TensorAction, TensorRef, Transform, VocabContext,
-};
+use super::family::{Dflt, Family, Hooks, Param, Vocab, LLAMA_TENSORS};
+use super::VocabContext;
 use crate::hparams::{read_optional_json, Hparams};
 use crate::kv::KvList;
 use crate::vocab;
 
-pub struct Llama;
-
-/// HF module paths of Llama-family checkpoints and their GGUF names.
-pub const LLAMA_NAMES: NameTable = &[
-    ("model.embed_tokens", "token_embd"),
-    ("lm_head", "output"),
-    ("model.norm", "output_norm"),
-    ("model.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"),
-    ("model.layers.{bid}.self_attn.q_proj", "blk.{bid}.attn_q"),
-    ("model.layers.{bid}.self_attn.k_proj", "blk.{bid}.attn_k"),
-    ("model.layers.{bid}.self_attn.v_proj", "blk.{bid}.attn_v"),
-    (
-        "model.layers.{bid}.self_attn.o_proj",
-        "blk.{bid}.attn_output",
-    ),
-    (
-        "model.layers.{bid}.post_attention_layernorm",
-        "blk.{bid}.ffn_norm",
-    ),
-    ("model.layers.{bid}.mlp.gate_proj", "blk.{bid}.ffn_gate"),
-    ("model.layers.{bid}.mlp.up_proj", "blk.{bid}.ffn_up"),
-    ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
+/// transformers' LlamaConfig defaults that show up in `to_dict()` (after the family's own
+/// `max_position_embeddings`).
+pub const LLAMA_DEFAULTS: &[Dflt] = &[
+    Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+    Dflt::HeadDim,
+    Dflt::Num("rms_norm_eps", 1e-6),
+    Dflt::RopeTheta(10000.0),
 ];
 
-/// transformers' LlamaConfig/MistralConfig defaults that show up in `to_dict()`.
-pub fn llama_config_defaults(hp: &mut Hparams) {
-    if let Some(heads) = hp.get("num_attention_heads").cloned() {
-        hp.default("num_key_value_heads", heads.clone());
-        if let (Some(h), Some(n)) = (
-            hp.get("hidden_size").and_then(Value::as_u64),
-            heads.as_u64(),
-        ) {
-            if let Some(d) = h.checked_div(n) {
-                hp.default("head_dim", json!(d));
-            }
+/// `LlamaModel.set_gguf_parameters` after the common keys.
+pub const LLAMA_PARAMS: &[Param] = &[Param::U32("vocab_size", &["vocab_size"]), Param::RopeDims];
+
+/// `LlamaForCausalLM` / `MistralForCausalLM` (llama.cpp's `LlamaModel`).
+pub static LLAMA: Family = Family {
+    hf_names: &["LlamaForCausalLM", "MistralForCausalLM"],
+    gguf_arch: "llama",
+    model_type: "llama",
+    tensors: LLAMA_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 2048),
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::HeadDim,
+        Dflt::Num("rms_norm_eps", 1e-6),
+        Dflt::RopeTheta(10000.0),
+    ],
+    text_params: true,
+    params: LLAMA_PARAMS,
+    permute_qk: true,
+    vocab: Vocab::Llama,
+    hooks: LLAMA_HOOKS,
+};
+
+/// Llama 3 rope factors generated as `rope_freqs.weight`.
+pub const LLAMA_HOOKS: Hooks = Hooks {
+    extra_tensors: Some(llama3_rope_tensor),
+    ..Hooks::NONE
+};
+
+fn llama3_rope_tensor(hp: &Hparams, _kv: &mut KvList) -> Result<Vec<Tensor>> {
+    Ok(match llama3_rope_factors(hp)? {
+        Some(f) => {
+            let n = f.len() as u64;
+            vec![Tensor::computed(
+                "rope_freqs.weight",
+                DType::F32,
+                vec![n],
+                move || Ok(f.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            )]
         }
-    }
-    hp.default("rms_norm_eps", json!(1e-6));
-    if hp.get("rope_parameters").is_none()
-        && hp.get("rope_scaling").is_none()
-        && hp.get("rope_theta").is_none()
-    {
-        hp.default("rope_theta", json!(10000.0));
-    }
+        None => Vec::new(),
+    })
 }
 
 /// Llama 3.1-style "llama3" rope scaling: the per-frequency factors the converter generates as
@@ -113,130 +118,53 @@ pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
     Ok(Some(out))
 }
 
-impl Architecture for Llama {
-    fn hf_names(&self) -> &'static [&'static str] {
-        &["LlamaForCausalLM", "MistralForCausalLM"]
-    }
-
-    fn gguf_arch(&self) -> &'static str {
-        "llama"
-    }
-    fn model_type(&self) -> &'static str {
-        "llama"
-    }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[LLAMA_NAMES]
-    }
-
-    fn config_defaults(&self, hp: &mut Hparams) {
-        hp.default("max_position_embeddings", json!(2048));
-        llama_config_defaults(hp);
-    }
-
-    fn extra_tensors(&self, hp: &Hparams, _kv: &mut KvList) -> Result<Vec<Tensor>> {
-        Ok(match llama3_rope_factors(hp)? {
-            Some(f) => {
-                let n = f.len() as u64;
-                vec![Tensor::computed(
-                    "rope_freqs.weight",
-                    DType::F32,
-                    vec![n],
-                    move || Ok(f.iter().flat_map(|v| v.to_le_bytes()).collect()),
-                )]
-            }
-            None => Vec::new(),
-        })
-    }
-
-    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        if t.name == "rope_freqs.weight" {
-            return Ok(TensorAction::Keep {
-                name: t.name.to_string(),
-                transforms: Vec::new(),
-            });
+/// `LlamaModel.set_vocab`.
+pub fn llama_vocab(ctx: &mut VocabContext) -> Result<()> {
+    if let Some(cfg) = read_optional_json(&ctx.dir.join("tokenizer_config.json"))? {
+        if let Some(Value::Bool(b)) = cfg.get("add_prefix_space") {
+            ctx.kv.bool("tokenizer.ggml.add_space_prefix", *b);
         }
-        let hf_name = t.name;
-        let name = map_name(LLAMA_NAMES, hf_name, t.bid, block_count)
-            .ok_or_else(|| unmapped(hf_name, "llama"))?;
-        let (n_head, n_kv) = head_counts(hp)?;
-        let mut transforms = Vec::new();
-        if hf_name.ends_with("q_proj.weight") || hf_name.ends_with("q_proj.bias") {
-            transforms.push(Transform::PermuteRows {
-                heads: n_head as u64,
-            });
-        }
-        if hf_name.ends_with("k_proj.weight") || hf_name.ends_with("k_proj.bias") {
-            transforms.push(Transform::PermuteRows { heads: n_kv as u64 });
-        }
-        Ok(TensorAction::Keep { name, transforms })
     }
-
-    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
-        write_base_params(ctx, "llama")?;
-        let vocab_size = ctx.hp.require_u32(&["vocab_size"])?;
-        ctx.kv.u32("llama.vocab_size", vocab_size);
-        let rope_dim = match ctx.hp.find_u32(&["head_dim"])? {
-            Some(d) => d,
-            None => {
-                let hidden = ctx.hp.require_u32(&["hidden_size"])?;
-                let heads = ctx.hp.require_u32(&["num_attention_heads"])?;
-                if heads == 0 {
-                    return Err(Error::invalid(&ctx.hp.path, "num_attention_heads is 0"));
-                }
-                hidden / heads
-            }
-        };
-        ctx.kv.u32("llama.rope.dimension_count", rope_dim);
-        Ok(())
-    }
-
-    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
-        if let Some(cfg) = read_optional_json(&ctx.dir.join("tokenizer_config.json"))? {
-            if let Some(Value::Bool(b)) = cfg.get("add_prefix_space") {
-                ctx.kv.bool("tokenizer.ggml.add_space_prefix", *b);
-            }
-        }
-        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
-        if ctx.dir.join("tokenizer.model").is_file() {
-            vocab::write_sentencepiece(ctx.dir, vocab_size, ctx.kv, ctx.warnings)?;
-        } else if vocab::is_llama_hf_tokenizer(ctx.dir)? {
-            return Err(Error::Unsupported(format!(
+    let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+    if ctx.dir.join("tokenizer.model").is_file() {
+        vocab::write_sentencepiece(ctx.dir, vocab_size, ctx.kv, ctx.warnings)?;
+    } else if vocab::is_llama_hf_tokenizer(ctx.dir)? {
+        return Err(Error::Unsupported(format!(
                 "{}: a SentencePiece-style tokenizer.json without tokenizer.model (llama.cpp's LlamaHfVocab path) is not supported yet",
                 ctx.dir.display()
             )));
-        } else if ctx.dir.join("tokenizer.json").is_file() {
-            vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)?;
-        } else {
-            return Err(Error::invalid(
-                ctx.dir,
-                "no tokenizer.model or tokenizer.json in the model folder",
-            ));
-        }
-        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.unwrap_or(32000);
-        if vocab_size == 32016 {
-            // CodeLlama's infill tokens.
-            let mut special = vocab::special::SpecialVocab::load_with_types(
-                ctx.dir,
-                false,
-                None,
-                &["prefix", "suffix", "middle", "eot"],
-            )?;
-            for (typ, id) in [
-                ("prefix", 32007),
-                ("suffix", 32008),
-                ("middle", 32009),
-                ("eot", 32010),
-            ] {
-                special.set_special(typ, Some(&json!(id)), ctx.dir)?;
-            }
-            special.write(ctx.kv);
-        }
-        if vocab_size == 49152 {
-            // The converter's rule for small Granite/SmolLM-sized vocabularies.
-            ctx.kv.bool("tokenizer.ggml.add_bos_token", false);
-        }
-        Ok(())
+    } else if ctx.dir.join("tokenizer.json").is_file() {
+        vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)?;
+    } else {
+        return Err(Error::invalid(
+            ctx.dir,
+            "no tokenizer.model or tokenizer.json in the model folder",
+        ));
     }
+    let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.unwrap_or(32000);
+    if vocab_size == 32016 {
+        // CodeLlama's infill tokens.
+        let mut special = vocab::special::SpecialVocab::load_with_types(
+            ctx.dir,
+            false,
+            None,
+            &["prefix", "suffix", "middle", "eot"],
+        )?;
+        for (typ, id) in [
+            ("prefix", 32007),
+            ("suffix", 32008),
+            ("middle", 32009),
+            ("eot", 32010),
+        ] {
+            special.set_special(typ, Some(&json!(id)), ctx.dir)?;
+        }
+        special.write(ctx.kv);
+    }
+    if vocab_size == 49152 {
+        // The converter's rule for small Granite/SmolLM-sized vocabularies.
+        ctx.kv.bool("tokenizer.ggml.add_bos_token", false);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! `lib.rs` only walks these descriptions.
 
 pub mod bert;
+pub mod dense;
+pub mod family;
 pub mod gemma;
 pub mod gpt2;
 pub mod llama;
 pub mod phi3;
 pub mod qwen;
+pub mod tensor_map;
 
 use std::path::Path;
 
@@ -18,6 +21,7 @@ use serde_json::Value;
 
 use crate::hparams::Hparams;
 use crate::kv::KvList;
+pub use tensor_map::Kind;
 
 /// A transformation applied to a tensor's f32 values before it is stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +33,7 @@ pub enum Transform {
     /// (the converter adds in the source precision, f32 otherwise).
     AddOne { in_f16: bool },
     /// Keep only the first `rows` rows (Gemma 3 drops embedding rows beyond the real vocabulary).
+    /// Like the converter's Python slice `t[:rows]`, a tensor with fewer rows is kept whole.
     TruncateRows { rows: u64 },
     /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
     Transpose,
@@ -48,8 +53,8 @@ impl Transform {
                 Ok(())
             }
             Transform::TruncateRows { rows } => match shape.first() {
-                Some(&n) if n >= *rows => Ok(()),
-                _ => Err(format!(
+                Some(_) => Ok(()),
+                None => Err(format!(
                     "cannot keep the first {rows} rows of a tensor of shape {shape:?}"
                 )),
             },
@@ -65,7 +70,7 @@ impl Transform {
         match self {
             Transform::TruncateRows { rows } => {
                 let mut s = shape.to_vec();
-                s[0] = *rows;
+                s[0] = s[0].min(*rows);
                 s
             }
             Transform::Transpose => vec![shape[1], shape[0]],
@@ -127,10 +132,33 @@ pub trait Architecture: Sync {
     ///
     /// [`hf_names`]: Architecture::hf_names
     fn model_type(&self) -> &'static str;
-    /// The name tables [`tensor`](Architecture::tensor) maps with, in lookup order. The
-    /// GGUF -> Hugging Face export inverts them (the first HF name giving a GGUF name wins), so
-    /// the two directions share one copy of every name.
-    fn name_tables(&self) -> &'static [NameTable];
+    /// The GGUF tensors this architecture has (gguf-py's `MODEL_TENSORS` entry); HF names are
+    /// mapped through the shared [`tensor_map::TENSOR_MAP`] restricted to these kinds.
+    fn tensors(&self) -> &'static [Kind];
+    /// Module path prefixes of this family's checkpoints: the GGUF -> Hugging Face export writes
+    /// the first spelling of each kind that starts with one of them.
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["model.", "lm_head"]
+    }
+    /// Export spellings that the prefix rule does not pick.
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        &[]
+    }
+    /// Whether `ckpt convert model.gguf OUT` can rebuild this architecture's Hugging Face folder:
+    /// false when the GGUF lacks config keys the model needs (SmolLM3's no_rope_layers) or the
+    /// export does not rebuild them yet (Granite's multipliers, Command R's logit scale, …).
+    fn exports(&self) -> bool {
+        true
+    }
+    /// The GGUF name of an HF tensor by the shared map (before any architecture quirk).
+    fn map_name(&self, hf_name: &str, bid: Option<u32>, block_count: u32) -> Option<String> {
+        tensor_map::map_name(self.tensors(), hf_name, bid, block_count)
+    }
+    /// (HF module path, GGUF name) pairs, `{bid}` for the block: the inverse map the
+    /// GGUF -> Hugging Face export uses, derived from the same tables.
+    fn export_names(&self) -> Vec<(&'static str, &'static str)> {
+        tensor_map::export_names(self.tensors(), self.hf_prefixes(), self.export_overrides())
+    }
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
@@ -139,18 +167,29 @@ pub trait Architecture: Sync {
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()>;
 }
 
+static REGISTRY: &[&dyn Architecture] = &[
+    &llama::LLAMA,
+    &qwen::QWEN2,
+    &qwen::QWEN3,
+    &gemma::Gemma,
+    &gemma::Gemma2,
+    &gemma::Gemma3,
+    &gpt2::Gpt2,
+    &phi3::Phi3,
+    &bert::Bert,
+    &dense::SMOLLM3,
+    &dense::GRANITE,
+    &dense::OLMO2,
+    &dense::SEED_OSS,
+    &dense::STABLELM,
+    &dense::COMMAND_R,
+    &dense::COHERE2,
+    &dense::EXAONE4,
+    &dense::ERNIE4_5,
+];
+
 pub fn registry() -> &'static [&'static dyn Architecture] {
-    &[
-        &llama::Llama,
-        &qwen::Qwen2,
-        &qwen::Qwen3,
-        &gemma::Gemma,
-        &gemma::Gemma2,
-        &gemma::Gemma3,
-        &gpt2::Gpt2,
-        &phi3::Phi3,
-        &bert::Bert,
-    ]
+    REGISTRY
 }
 
 /// The description converting to GGUF architecture `gguf_arch` (the first one registered, whose
@@ -169,43 +208,10 @@ pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
         .find(|a| a.hf_names().contains(&hf_arch))
 }
 
-/// A name table entry: HF module path (with `{bid}` for the layer) -> GGUF name.
-pub type NameTable = &'static [(&'static str, &'static str)];
-
-/// gguf-py's `TensorNameMap.get_name(key, try_suffixes=(".weight", ".bias"))`: the module path
-/// is looked up with the suffix removed and the suffix is put back on the GGUF name.
-pub fn map_name(
-    table: NameTable,
-    hf_name: &str,
-    bid: Option<u32>,
-    block_count: u32,
-) -> Option<String> {
-    let (base, suffix) = ["weight", "bias"]
-        .iter()
-        .find_map(|s| {
-            hf_name
-                .strip_suffix(&format!(".{s}"))
-                .map(|b| (b, format!(".{s}")))
-        })
-        .unwrap_or((hf_name, String::new()));
-    for (hf, gguf) in table {
-        let matched = if hf.contains("{bid}") {
-            match bid {
-                Some(b) if b < block_count => *base == hf.replace("{bid}", &b.to_string()),
-                _ => false,
-            }
-        } else {
-            base == *hf
-        };
-        if matched {
-            let name = match bid {
-                Some(b) => gguf.replace("{bid}", &b.to_string()),
-                None => gguf.to_string(),
-            };
-            return Some(name + &suffix);
-        }
-    }
-    None
+/// The shared map's GGUF name for `t`, or the error naming the tensor.
+pub fn map_or_err(arch: &dyn Architecture, t: &TensorRef, block_count: u32) -> Result<String> {
+    arch.map_name(t.name, t.bid, block_count)
+        .ok_or_else(|| unmapped(t.name, arch.gguf_arch()))
 }
 
 pub fn unmapped(hf_name: &str, arch: &str) -> Error {
@@ -450,4 +456,20 @@ pub fn head_counts(hp: &Hparams) -> Result<(u32, u32)> {
         .find_u32(&["n_kv_heads", "num_key_value_heads"])?
         .unwrap_or(n_head);
     Ok((n_head, n_kv))
+}
+
+#[cfg(test)]
+mod transform_tests {
+    use super::Transform;
+
+    /// Gemma 3 with only tokenizer.json whose added tokens are also in the vocabulary: the
+    /// converter's cut (vocab + added tokens) exceeds the rows and `t[:n]` keeps them all.
+    #[test]
+    fn truncating_past_the_end_keeps_every_row() {
+        let t = Transform::TruncateRows { rows: 10 };
+        assert_eq!(t.check(&[8, 4]), Ok(()));
+        assert_eq!(t.output_shape(&[8, 4]), vec![8, 4]);
+        assert_eq!(t.output_shape(&[12, 4]), vec![10, 4]);
+        assert!(t.check(&[]).is_err());
+    }
 }

@@ -6,8 +6,8 @@ use ckpt_gguf::GgufValue;
 use serde_json::{Map, Value};
 
 use super::{
-    map_name, rope_parameters, unmapped, Architecture, NameTable, ParamContext, TensorAction,
-    TensorRef, VocabContext,
+    map_or_err, rope_parameters, Architecture, Kind, ParamContext, TensorAction, TensorRef,
+    VocabContext,
 };
 use crate::hparams::{read_optional_json, Hparams};
 use crate::kv::KvList;
@@ -20,25 +20,18 @@ use crate::vocab::{
 
 pub struct Phi3;
 
-const PHI3_NAMES: NameTable = &[
-    ("model.embed_tokens", "token_embd"),
-    ("lm_head", "output"),
-    ("model.norm", "output_norm"),
-    ("model.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"),
-    (
-        "model.layers.{bid}.self_attn.qkv_proj",
-        "blk.{bid}.attn_qkv",
-    ),
-    (
-        "model.layers.{bid}.self_attn.o_proj",
-        "blk.{bid}.attn_output",
-    ),
-    (
-        "model.layers.{bid}.post_attention_layernorm",
-        "blk.{bid}.ffn_norm",
-    ),
-    ("model.layers.{bid}.mlp.gate_up_proj", "blk.{bid}.ffn_up"),
-    ("model.layers.{bid}.mlp.down_proj", "blk.{bid}.ffn_down"),
+const PHI3_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::RopeFactorsLong,
+    Kind::RopeFactorsShort,
+    Kind::AttnNorm,
+    Kind::AttnQkv,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnDown,
+    Kind::FfnUp,
 ];
 
 struct Dims {
@@ -121,8 +114,11 @@ impl Architecture for Phi3 {
     fn model_type(&self) -> &'static str {
         "phi3"
     }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[PHI3_NAMES]
+    fn tensors(&self) -> &'static [Kind] {
+        PHI3_TENSORS
+    }
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        &[(Kind::FfnUp, "model.layers.{bid}.mlp.gate_up_proj")]
     }
     fn extra_tensors(&self, hp: &Hparams, kv: &mut KvList) -> Result<Vec<Tensor>> {
         let d = dims(hp)?;
@@ -175,14 +171,7 @@ impl Architecture for Phi3 {
         ])
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        if t.name == "rope_factors_long.weight" || t.name == "rope_factors_short.weight" {
-            return Ok(TensorAction::Keep {
-                name: t.name.to_string(),
-                transforms: Vec::new(),
-            });
-        }
-        let name = map_name(PHI3_NAMES, t.name, t.bid, block_count)
-            .ok_or_else(|| unmapped(t.name, "phi3"))?;
+        let name = map_or_err(self, t, block_count)?;
         Ok(TensorAction::Keep {
             name,
             transforms: Vec::new(),

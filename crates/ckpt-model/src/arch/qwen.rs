@@ -2,57 +2,114 @@
 //! names without the Q/K permutation, q/k/v biases (Qwen2) or q/k norms (Qwen3).
 
 use ckpt_core::{Error, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::llama::LLAMA_NAMES;
-use super::{
-    map_name, unmapped, write_base_params, Architecture, NameTable, ParamContext, TensorAction,
-    TensorRef, VocabContext,
-};
-use crate::hparams::{read_json_object, Hparams};
+use super::family::{Dflt, Family, Hooks, Param, Vocab};
+use super::{Kind, ParamContext, VocabContext};
+use crate::hparams::read_json_object;
 use crate::vocab;
 
-const QK_NORM_NAMES: NameTable = &[
-    (
-        "model.layers.{bid}.self_attn.q_norm",
-        "blk.{bid}.attn_q_norm",
-    ),
-    (
-        "model.layers.{bid}.self_attn.k_norm",
-        "blk.{bid}.attn_k_norm",
-    ),
+const QWEN2_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
 ];
 
-pub struct Qwen2;
-pub struct Qwen3;
+const QWEN3_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnQNorm,
+    Kind::AttnK,
+    Kind::AttnKNorm,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+];
 
-fn qwen_tensor(
-    hf_name: &str,
-    bid: Option<u32>,
-    block_count: u32,
-    arch: &str,
-) -> Result<TensorAction> {
-    let name = map_name(LLAMA_NAMES, hf_name, bid, block_count)
-        .or_else(|| map_name(QK_NORM_NAMES, hf_name, bid, block_count))
-        .ok_or_else(|| unmapped(hf_name, arch))?;
-    Ok(TensorAction::Keep {
-        name,
-        transforms: Vec::new(),
-    })
-}
+const QWEN_DEFAULTS: &[Dflt] = &[
+    Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+    Dflt::Num("rms_norm_eps", 1e-6),
+    Dflt::Int("max_position_embeddings", 32768),
+    Dflt::RopeTheta(10000.0),
+];
 
-fn qwen_defaults(hp: &mut Hparams) {
-    if let Some(heads) = hp.get("num_attention_heads").cloned() {
-        hp.default("num_key_value_heads", heads);
+/// `Qwen2ForCausalLM` (GGUF arch "qwen2"): Llama tensor names without the Q/K permutation,
+/// q/k/v biases.
+pub static QWEN2: Family = Family {
+    hf_names: &["Qwen2ForCausalLM"],
+    gguf_arch: "qwen2",
+    model_type: "qwen2",
+    tensors: QWEN2_TENSORS,
+    defaults: QWEN_DEFAULTS,
+    text_params: true,
+    params: &[Param::Pooling],
+    permute_qk: false,
+    vocab: Vocab::SpmOrGpt2,
+    hooks: Hooks::NONE,
+};
+
+/// `Qwen3ForCausalLM` ("qwen3"): q/k norms.
+pub static QWEN3: Family = Family {
+    hf_names: &["Qwen3ForCausalLM"],
+    gguf_arch: "qwen3",
+    model_type: "qwen3",
+    tensors: QWEN3_TENSORS,
+    defaults: &[
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::Num("rms_norm_eps", 1e-6),
+        Dflt::Int("max_position_embeddings", 32768),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Int("head_dim", 128),
+    ],
+    text_params: true,
+    params: &[Param::Pooling],
+    permute_qk: false,
+    vocab: Vocab::SpmOrGpt2,
+    hooks: Hooks {
+        params: Some(refuse_reranker),
+        ..Hooks::NONE
+    },
+};
+
+/// Qwen3 rerankers need the converter's classifier head extraction, which is not done.
+fn refuse_reranker(ctx: &mut ParamContext) -> Result<()> {
+    let dir = ctx
+        .hp
+        .path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let folder = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name_or_path = ctx
+        .hp
+        .get("_name_or_path")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    if folder.contains("qwen3-reranker") || name_or_path.contains("qwen3-reranker") {
+        return Err(Error::Unsupported(
+            "Qwen3 reranker models are not supported yet".into(),
+        ));
     }
-    hp.default("rms_norm_eps", json!(1e-6));
-    hp.default("max_position_embeddings", json!(32768));
-    if hp.get("rope_parameters").is_none()
-        && hp.get("rope_scaling").is_none()
-        && hp.get("rope_theta").is_none()
-    {
-        hp.default("rope_theta", json!(10000.0));
-    }
+    Ok(())
 }
 
 /// `_try_set_pooling_type`: sentence-transformers folders declare their pooling in modules.json.
@@ -100,7 +157,7 @@ pub(crate) fn write_pooling_type(
     Ok(())
 }
 
-fn qwen_vocab(ctx: &mut VocabContext) -> Result<()> {
+pub fn qwen_vocab(ctx: &mut VocabContext) -> Result<()> {
     let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
     if ctx.dir.join("tokenizer.model").is_file() {
         vocab::write_sentencepiece(ctx.dir, vocab_size, ctx.kv, ctx.warnings)?;
@@ -108,88 +165,4 @@ fn qwen_vocab(ctx: &mut VocabContext) -> Result<()> {
         vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)?;
     }
     Ok(())
-}
-
-impl Architecture for Qwen2 {
-    fn hf_names(&self) -> &'static [&'static str] {
-        &["Qwen2ForCausalLM"]
-    }
-    fn gguf_arch(&self) -> &'static str {
-        "qwen2"
-    }
-    fn model_type(&self) -> &'static str {
-        "qwen2"
-    }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[LLAMA_NAMES, QK_NORM_NAMES]
-    }
-    fn config_defaults(&self, hp: &mut Hparams) {
-        qwen_defaults(hp);
-    }
-    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        qwen_tensor(t.name, t.bid, block_count, "qwen2")
-    }
-    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
-        write_base_params(ctx, "qwen2")?;
-        let dir = ctx
-            .hp
-            .path
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default();
-        write_pooling_type(ctx, &dir, "qwen2")
-    }
-    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
-        qwen_vocab(ctx)
-    }
-}
-
-impl Architecture for Qwen3 {
-    fn hf_names(&self) -> &'static [&'static str] {
-        &["Qwen3ForCausalLM"]
-    }
-    fn gguf_arch(&self) -> &'static str {
-        "qwen3"
-    }
-    fn model_type(&self) -> &'static str {
-        "qwen3"
-    }
-    fn name_tables(&self) -> &'static [NameTable] {
-        &[LLAMA_NAMES, QK_NORM_NAMES]
-    }
-    fn config_defaults(&self, hp: &mut Hparams) {
-        qwen_defaults(hp);
-        hp.default("head_dim", json!(128));
-    }
-    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        qwen_tensor(t.name, t.bid, block_count, "qwen3")
-    }
-    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
-        let dir = ctx
-            .hp
-            .path
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default();
-        let folder = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        let name_or_path = ctx
-            .hp
-            .get("_name_or_path")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_lowercase();
-        if folder.contains("qwen3-reranker") || name_or_path.contains("qwen3-reranker") {
-            return Err(Error::Unsupported(
-                "Qwen3 reranker models are not supported yet".into(),
-            ));
-        }
-        write_base_params(ctx, "qwen3")?;
-        write_pooling_type(ctx, &dir, "qwen3")
-    }
-    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
-        qwen_vocab(ctx)
-    }
 }

@@ -45,6 +45,11 @@ pub fn pre_tokenizer_hash(tokenizer: &Tokenizer, path: &Path) -> Result<String> 
     Ok(hex(&Sha256::digest(text.as_bytes())))
 }
 
+/// Every (fingerprint, pre-tokenizer name) pair the converter knows, in its order.
+pub fn known_pre_tokenizers() -> &'static [(&'static str, &'static str)] {
+    KNOWN_PRE_TOKENIZERS
+}
+
 pub fn known_pre_tokenizer(hash: &str) -> Option<&'static str> {
     KNOWN_PRE_TOKENIZERS
         .iter()

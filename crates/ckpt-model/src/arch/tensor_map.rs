@@ -1,0 +1,323 @@
+//! One tensor-name map shared by every architecture, in the manner of gguf-py's
+//! `TensorNameMap`: each GGUF tensor kind lists every Hugging Face module path that becomes it
+//! (with `{bid}` for the block). An architecture says which kinds it has (like gguf-py's
+//! `MODEL_TENSORS`); a module path maps to the kind listed LAST in [`TENSOR_MAP`] among those
+//! (gguf-py fills a dict in this order, so a later kind overwrites an earlier one:
+//! `post_attention_layernorm` is `ffn_norm` for Llama but `post_attention_norm` for Gemma 2).
+//!
+//! Only the spellings of the architectures ckpt supports are listed. Within a kind the first
+//! spelling of a family is the one the GGUF -> Hugging Face export writes.
+
+/// A GGUF tensor kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    TokenEmbd,
+    TokenTypes,
+    TokenEmbdNorm,
+    PosEmbd,
+    Output,
+    OutputNorm,
+    RopeFreqs,
+    RopeFactorsLong,
+    RopeFactorsShort,
+    AttnNorm,
+    AttnQkv,
+    AttnQ,
+    AttnK,
+    AttnV,
+    AttnOut,
+    AttnOutNorm,
+    AttnPostNorm,
+    FfnNorm,
+    FfnPreNorm,
+    FfnPostNorm,
+    FfnUp,
+    FfnGate,
+    FfnDown,
+    AttnQNorm,
+    AttnKNorm,
+    LayerOutNorm,
+}
+
+impl Kind {
+    /// The GGUF name (with `{bid}` for block tensors), gguf-py's `TENSOR_NAMES`.
+    pub fn gguf(self) -> &'static str {
+        match self {
+            Kind::TokenEmbd => "token_embd",
+            Kind::TokenTypes => "token_types",
+            Kind::TokenEmbdNorm => "token_embd_norm",
+            Kind::PosEmbd => "position_embd",
+            Kind::Output => "output",
+            Kind::OutputNorm => "output_norm",
+            Kind::RopeFreqs => "rope_freqs",
+            Kind::RopeFactorsLong => "rope_factors_long",
+            Kind::RopeFactorsShort => "rope_factors_short",
+            Kind::AttnNorm => "blk.{bid}.attn_norm",
+            Kind::AttnQkv => "blk.{bid}.attn_qkv",
+            Kind::AttnQ => "blk.{bid}.attn_q",
+            Kind::AttnK => "blk.{bid}.attn_k",
+            Kind::AttnV => "blk.{bid}.attn_v",
+            Kind::AttnOut => "blk.{bid}.attn_output",
+            Kind::AttnOutNorm => "blk.{bid}.attn_output_norm",
+            Kind::AttnPostNorm => "blk.{bid}.post_attention_norm",
+            Kind::FfnNorm => "blk.{bid}.ffn_norm",
+            Kind::FfnPreNorm => "blk.{bid}.ffn_norm",
+            Kind::FfnPostNorm => "blk.{bid}.post_ffw_norm",
+            Kind::FfnUp => "blk.{bid}.ffn_up",
+            Kind::FfnGate => "blk.{bid}.ffn_gate",
+            Kind::FfnDown => "blk.{bid}.ffn_down",
+            Kind::AttnQNorm => "blk.{bid}.attn_q_norm",
+            Kind::AttnKNorm => "blk.{bid}.attn_k_norm",
+            Kind::LayerOutNorm => "blk.{bid}.layer_output_norm",
+        }
+    }
+}
+
+/// Every kind with the Hugging Face module paths that become it, in gguf-py's order (which
+/// decides conflicts, see the module docs).
+pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
+    (
+        Kind::TokenEmbd,
+        &[
+            "model.embed_tokens",
+            "transformer.wte",
+            "wte",
+            "embeddings.word_embeddings",
+        ],
+    ),
+    (Kind::TokenTypes, &["embeddings.token_type_embeddings"]),
+    (Kind::TokenEmbdNorm, &["embeddings.LayerNorm"]),
+    (
+        Kind::PosEmbd,
+        &["transformer.wpe", "wpe", "embeddings.position_embeddings"],
+    ),
+    (Kind::Output, &["lm_head"]),
+    (
+        Kind::OutputNorm,
+        &["model.norm", "transformer.ln_f", "ln_f"],
+    ),
+    (Kind::RopeFreqs, &[]),
+    (Kind::RopeFactorsLong, &[]),
+    (Kind::RopeFactorsShort, &[]),
+    (
+        Kind::AttnNorm,
+        &[
+            "model.layers.{bid}.input_layernorm",
+            "transformer.h.{bid}.ln_1",
+            "h.{bid}.ln_1",
+        ],
+    ),
+    (
+        Kind::AttnQkv,
+        &[
+            "model.layers.{bid}.self_attn.qkv_proj",
+            "transformer.h.{bid}.attn.c_attn",
+            "h.{bid}.attn.c_attn",
+        ],
+    ),
+    (
+        Kind::AttnQ,
+        &[
+            "model.layers.{bid}.self_attn.q_proj",
+            "encoder.layer.{bid}.attention.self.query",
+        ],
+    ),
+    (
+        Kind::AttnK,
+        &[
+            "model.layers.{bid}.self_attn.k_proj",
+            "encoder.layer.{bid}.attention.self.key",
+        ],
+    ),
+    (
+        Kind::AttnV,
+        &[
+            "model.layers.{bid}.self_attn.v_proj",
+            "encoder.layer.{bid}.attention.self.value",
+        ],
+    ),
+    (
+        Kind::AttnOut,
+        &[
+            "model.layers.{bid}.self_attn.o_proj",
+            "transformer.h.{bid}.attn.c_proj",
+            "h.{bid}.attn.c_proj",
+            "encoder.layer.{bid}.attention.output.dense",
+        ],
+    ),
+    (
+        Kind::AttnOutNorm,
+        &["encoder.layer.{bid}.attention.output.LayerNorm"],
+    ),
+    (
+        Kind::AttnPostNorm,
+        &["model.layers.{bid}.post_attention_layernorm"],
+    ),
+    (
+        Kind::FfnNorm,
+        &[
+            "transformer.h.{bid}.ln_2",
+            "model.layers.{bid}.post_attention_layernorm",
+            "h.{bid}.ln_2",
+        ],
+    ),
+    (
+        Kind::FfnPreNorm,
+        &["model.layers.{bid}.pre_feedforward_layernorm"],
+    ),
+    (
+        Kind::FfnPostNorm,
+        &["model.layers.{bid}.post_feedforward_layernorm"],
+    ),
+    (
+        Kind::FfnUp,
+        &[
+            "transformer.h.{bid}.mlp.c_fc",
+            "h.{bid}.mlp.c_fc",
+            "model.layers.{bid}.mlp.up_proj",
+            "model.layers.{bid}.mlp.gate_up_proj",
+            "encoder.layer.{bid}.intermediate.dense",
+        ],
+    ),
+    (Kind::FfnGate, &["model.layers.{bid}.mlp.gate_proj"]),
+    (
+        Kind::FfnDown,
+        &[
+            "transformer.h.{bid}.mlp.c_proj",
+            "h.{bid}.mlp.c_proj",
+            "model.layers.{bid}.mlp.down_proj",
+            "encoder.layer.{bid}.output.dense",
+        ],
+    ),
+    (Kind::AttnQNorm, &["model.layers.{bid}.self_attn.q_norm"]),
+    (Kind::AttnKNorm, &["model.layers.{bid}.self_attn.k_norm"]),
+    (
+        Kind::LayerOutNorm,
+        &["encoder.layer.{bid}.output.LayerNorm"],
+    ),
+];
+
+/// The spellings of one kind.
+pub fn spellings(kind: Kind) -> &'static [&'static str] {
+    TENSOR_MAP
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, s)| *s)
+        .unwrap_or(&[])
+}
+
+/// Whether module path `base` (no `.weight`/`.bias`) is `pattern` for a block below
+/// `block_count` (or for no block when the pattern has no `{bid}`).
+fn matches(pattern: &str, base: &str, bid: Option<u32>, block_count: u32) -> bool {
+    if pattern.contains("{bid}") {
+        match bid {
+            Some(b) if b < block_count => base == pattern.replace("{bid}", &b.to_string()),
+            _ => false,
+        }
+    } else {
+        base == pattern
+    }
+}
+
+/// gguf-py's `TensorNameMap.get_type_and_name(key, try_suffixes=(".weight", ".bias"))` for an
+/// architecture with these kinds: the exact key first, then with the suffix removed and put back
+/// on the GGUF name. GGUF names map to themselves, as in gguf-py.
+pub fn map_name(
+    kinds: &[Kind],
+    hf_name: &str,
+    bid: Option<u32>,
+    block_count: u32,
+) -> Option<String> {
+    let lookup = |base: &str| -> Option<Kind> {
+        TENSOR_MAP
+            .iter()
+            .rev()
+            .filter(|(k, _)| kinds.contains(k))
+            .find(|(k, spellings)| {
+                matches(k.gguf(), base, bid, block_count)
+                    || spellings.iter().any(|s| matches(s, base, bid, block_count))
+            })
+            .map(|(k, _)| *k)
+    };
+    let gguf = |k: Kind| match bid {
+        Some(b) => k.gguf().replace("{bid}", &b.to_string()),
+        None => k.gguf().to_string(),
+    };
+    if let Some(k) = lookup(hf_name) {
+        return Some(gguf(k));
+    }
+    for suffix in [".weight", ".bias"] {
+        if let Some(base) = hf_name.strip_suffix(suffix) {
+            if let Some(k) = lookup(base) {
+                return Some(gguf(k) + suffix);
+            }
+        }
+    }
+    None
+}
+
+/// The (HF module path, GGUF name) pairs the GGUF -> Hugging Face export writes for an
+/// architecture: per kind, the override if there is one, else the first spelling starting with
+/// one of the family's prefixes that the forward map sends back to this kind. Kinds without such
+/// a spelling (generated rope factors) are left out.
+pub fn export_names(
+    kinds: &[Kind],
+    prefixes: &[&str],
+    overrides: &[(Kind, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        let chosen = overrides
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, s)| *s)
+            .or_else(|| {
+                spellings(*kind).iter().copied().find(|s| {
+                    prefixes.iter().any(|p| s.starts_with(p)) && {
+                        let probe = s.replace("{bid}", "0");
+                        let back = map_name(kinds, &probe, Some(0), 1);
+                        back.as_deref() == Some(&kind.gguf().replace("{bid}", "0"))
+                    }
+                })
+            });
+        if let Some(hf) = chosen {
+            out.push((hf, kind.gguf()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_kinds_win_like_gguf_py() {
+        let llama = [Kind::AttnNorm, Kind::FfnNorm];
+        let gemma2 = [Kind::AttnPostNorm, Kind::FfnPreNorm];
+        let hf = "model.layers.2.post_attention_layernorm.weight";
+        assert_eq!(
+            map_name(&llama, hf, Some(2), 4).as_deref(),
+            Some("blk.2.ffn_norm.weight")
+        );
+        assert_eq!(
+            map_name(&gemma2, hf, Some(2), 4).as_deref(),
+            Some("blk.2.post_attention_norm.weight")
+        );
+        // Blocks beyond block_count are not mapped; GGUF names map to themselves.
+        assert_eq!(map_name(&llama, hf, Some(4), 4), None);
+        assert_eq!(
+            map_name(&[Kind::RopeFreqs], "rope_freqs.weight", None, 4).as_deref(),
+            Some("rope_freqs.weight")
+        );
+    }
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in TENSOR_MAP {
+            assert!(seen.insert(*k), "{k:?} listed twice");
+        }
+    }
+}

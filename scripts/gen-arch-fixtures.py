@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/arch-tables/: one tiny case per table-driven architecture, with what
+llama.cpp's convert_hf_to_gguf.py produced for it.
+
+usage: gen-arch-fixtures.py LLAMA_CPP_SRC   (python with torch, transformers, safetensors, numpy)
+
+Per case CASE/: config.json (a transformers config at tiny sizes, saved by transformers),
+hf_tensors.json (the checkpoint's tensor names and shapes; element i of every tensor is
+(i % 13) * 0.125 in float32, which the Rust test rebuilds without storing weights) and
+expected.json: every KV of the converter's `--outtype f16` GGUF in order (type and value; the
+long tokenizer arrays as a sha256 of their items) and every tensor (name, ggml type, shape,
+sha256 of its bytes). The tokenizer is the repository's tiny SentencePiece or SmolLM BPE fixture,
+copied in by the test (a case's own tokenizer_config.json, when it has one, replaces the
+shared one).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FX = ROOT / "tests" / "fixtures"
+OUT = FX / "arch-tables"
+SPM_DIR = FX / "gguf" / "tiny-llama-spm"
+BPE_DIR = FX / "gguf" / "tiny-smol-bpe"
+BPE_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
+SPM_FILES = ["tokenizer.model", "tokenizer_config.json"]
+TINY = dict(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, max_position_embeddings=128)
+NO_SPECIAL = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None)
+
+
+def cases():
+    import transformers as tf
+
+    bpe_vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+    spm_vocab = json.loads((SPM_DIR / "config.json").read_text())["vocab_size"]
+    b = dict(TINY, vocab_size=bpe_vocab)
+    return {
+        # LlamaModel under another arch name: permuted Q/K, rope dims from hidden/heads.
+        "smollm3": ("SmolLM3ForCausalLM", tf.SmolLM3Config(num_key_value_heads=1, pad_token_id=None, **b), "bpe", {}),
+        # head_dim dropped, the four multipliers.
+        "granite": ("GraniteForCausalLM", tf.GraniteConfig(num_key_value_heads=1, attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **b), "bpe", {"head_dim": 4}),
+        # sliding_window_pattern from layer_types.
+        "olmo3": ("Olmo3ForCausalLM", tf.Olmo3Config(num_key_value_heads=1, sliding_window=64, layer_types=["sliding_attention", "full_attention"], **b), "bpe", {}),
+        # post_attention_layernorm as post_attention_norm.
+        "seed_oss": ("SeedOssForCausalLM", tf.SeedOssConfig(num_key_value_heads=1, head_dim=4, **b), "bpe", {}),
+        # its own key list: partial rotary dims, parallel residual flag (absent: true).
+        "stablelm": ("StableLmForCausalLM", tf.StableLmConfig(num_key_value_heads=1, **b), "bpe", {"use_parallel_residual": None}),
+        # model_max_length overrides max_position_embeddings; rope scaling "none"; q/k norms.
+        "command_r": ("CohereForCausalLM", tf.CohereConfig(num_key_value_heads=1, use_qk_norm=True, logit_scale=0.125, **NO_SPECIAL, **b), "bpe", {"model_max_length": 512}),
+        # rotary_pct, window, vocab_size.
+        "cohere2": ("Cohere2ForCausalLM", tf.Cohere2Config(num_key_value_heads=1, head_dim=4, sliding_window=64, logit_scale=0.25, **NO_SPECIAL, **b), "bpe", {"rotary_pct": 0.5}),
+        # window pattern from layer_types, vocab_size.
+        "exaone4": ("Exaone4ForCausalLM", tf.Exaone4Config(num_key_value_heads=1, sliding_window=64, layer_types=["sliding_attention", "full_attention"], **NO_SPECIAL, **b), "bpe", {}),
+        # SentencePiece, add_space_prefix written after the vocabulary.
+        "ernie4_5": ("Ernie4_5_ForCausalLM", tf.Ernie4_5Config(num_key_value_heads=1, head_dim=4, tie_word_embeddings=False, **NO_SPECIAL, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
+    }
+
+
+def field_json(field):
+    from gguf import GGUFValueType
+
+    types = [GGUFValueType(t).name for t in field.types]
+    main = GGUFValueType(field.types[0])
+    if main == GGUFValueType.ARRAY:
+        sub = GGUFValueType(field.types[-1])
+        if sub == GGUFValueType.STRING:
+            vals = [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+        else:
+            vals = [field.parts[i].tolist()[0] for i in field.data]
+        if len(vals) > 16:
+            h = hashlib.sha256(json.dumps(vals, ensure_ascii=False).encode()).hexdigest()
+            return {"type": "/".join(types), "len": len(vals), "sha256": h}
+        return {"type": "/".join(types), "value": vals}
+    if main == GGUFValueType.STRING:
+        return {"type": types[0], "value": bytes(field.parts[field.data[0]]).decode("utf-8")}
+    return {"type": types[0], "value": field.parts[field.data[0]].tolist()[0]}
+
+
+def main() -> int:
+    src = Path(sys.argv[1]).resolve()
+    sys.path.insert(0, str(src / "gguf-py"))
+    import numpy as np
+    import torch
+    import transformers as tf
+    from gguf import GGUFReader
+    from safetensors.numpy import save_file
+
+    tf.utils.logging.set_verbosity_error()
+    OUT.mkdir(exist_ok=True)
+    for case, (arch, cfg, tok, extra) in cases().items():
+        cfg.architectures = [arch]
+        d = OUT / case
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir()
+        cfg.save_pretrained(str(d))
+        if extra:
+            # None removes a key.
+            c = json.loads((d / "config.json").read_text())
+            c.update(extra)
+            c = {k: v for k, v in c.items() if v is not None or k not in extra}
+            (d / "config.json").write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
+        cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
+        with torch.device("meta"):
+            model = cls(cfg)
+        tensors = [(n, list(p.shape)) for n, p in model.state_dict().items()]
+        if getattr(cfg, "tie_word_embeddings", False):
+            tensors = [t for t in tensors if t[0] != "lm_head.weight"]
+        tensors.sort()
+        (d / "hf_tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            m = Path(tmp) / f"tiny-{case}"
+            m.mkdir()
+            shutil.copyfile(d / "config.json", m / "config.json")
+            for f in BPE_FILES if tok == "bpe" else SPM_FILES:
+                if ((BPE_DIR if tok == "bpe" else SPM_DIR) / f).is_file():
+                    shutil.copyfile((BPE_DIR if tok == "bpe" else SPM_DIR) / f, m / f)
+            if case == "ernie4_5":
+                # ERNIE writes add_space_prefix from tokenizer_config.json after the vocabulary.
+                tc = json.loads((m / "tokenizer_config.json").read_text())
+                tc["add_prefix_space"] = False
+                (d / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
+                shutil.copyfile(d / "tokenizer_config.json", m / "tokenizer_config.json")
+            arrays = {n: ((np.arange(int(np.prod(s))) % 13) * 0.125).astype(np.float32).reshape(s) for n, s in tensors}
+            save_file(arrays, str(m / "model.safetensors"))
+            out = Path(tmp) / "out.gguf"
+            env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
+            p = subprocess.run([sys.executable, str(src / "convert_hf_to_gguf.py"), str(m), "--outtype", "f16", "--outfile", str(out)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if p.returncode != 0:
+                print(p.stdout[-3000:])
+                raise SystemExit(f"{case}: converter failed")
+            r = GGUFReader(str(out))
+            kvs = [[k, field_json(f)] for k, f in r.fields.items() if not k.startswith("GGUF.")]
+            ts = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(x) for x in t.shape],
+                   "sha256": hashlib.sha256(np.asarray(t.data).tobytes()).hexdigest()} for t in r.tensors]
+            expected = {"case": case, "architecture": arch, "tokenizer": tok, "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "kvs": kvs, "tensors": ts}
+            (d / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
+        print(f"{case}: {len(kvs)} KVs, {len(ts)} tensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
