@@ -818,7 +818,7 @@ pub(crate) fn make_qkx3_quants(
 
 /// make_qp_quants: quantizes non-negative values (sub-block scales or mins) to 0..=nmax with a
 /// weighted search; returns the scale.
-fn make_qp_quants(nmax: i32, x: &[f32], levels: &mut [u8], weights: &[f32]) -> f32 {
+pub(crate) fn make_qp_quants(nmax: i32, x: &[f32], levels: &mut [u8], weights: &[f32]) -> f32 {
     let n = x.len();
     let mut max = 0.0f32;
     for &v in x {

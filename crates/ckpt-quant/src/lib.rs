@@ -18,6 +18,9 @@ pub mod fp4;
 pub mod ftype;
 pub mod imatrix;
 pub mod iq;
+mod iq_grids;
+mod iq_lattice;
+pub mod iq_lattice_quants;
 pub mod k_quants;
 mod lanes;
 pub mod legacy;
@@ -39,7 +42,8 @@ pub type DequantizeRowFn = fn(src: &[u8], dst: &mut [f32]);
 /// What ckpt can do with one ggml type.
 pub struct QuantKernels {
     pub ty: GgmlType,
-    /// None for types ckpt can read but not produce (Q8_K, IQ4_*, NVFP4).
+    /// None for types ckpt can read but not produce (Q8_K, NVFP4), and for the types ggml
+    /// quantizes only with importance weights (IQ2_XXS, IQ2_XS, IQ1_S).
     pub quantize_row: Option<QuantizeRowFn>,
     /// The imatrix variant (None for the float types, which ignore importance weights).
     pub quantize_row_weighted: Option<QuantizeRowWeightedFn>,
@@ -59,6 +63,15 @@ macro_rules! kernels {
         QuantKernels {
             ty: GgmlType::$ty,
             quantize_row: Some($q),
+            quantize_row_weighted: Some($qw),
+            dequantize_row: $dq,
+        }
+    };
+    // only with importance weights
+    ($ty:ident, weighted_only $qw:expr, $dq:expr) => {
+        QuantKernels {
+            ty: GgmlType::$ty,
+            quantize_row: None,
             quantize_row_weighted: Some($qw),
             dequantize_row: $dq,
         }
@@ -142,8 +155,57 @@ static KERNELS: &[QuantKernels] = &[
         k_quants::dequantize_row_q6_k
     ),
     kernels!(Q8_K, None, k_quants::dequantize_row_q8_k),
-    kernels!(IQ4_NL, None, iq::dequantize_row_iq4_nl),
-    kernels!(IQ4_XS, None, iq::dequantize_row_iq4_xs),
+    kernels!(
+        IQ4_NL,
+        iq::quantize_row_iq4_nl,
+        iq::quantize_row_iq4_nl_weighted,
+        iq::dequantize_row_iq4_nl
+    ),
+    kernels!(
+        IQ4_XS,
+        iq::quantize_row_iq4_xs,
+        iq::quantize_row_iq4_xs_weighted,
+        iq::dequantize_row_iq4_xs
+    ),
+    kernels!(
+        IQ3_XXS,
+        iq_lattice_quants::quantize_row_iq3_xxs,
+        iq_lattice_quants::quantize_row_iq3_xxs_weighted,
+        iq_lattice_quants::dequantize_row_iq3_xxs
+    ),
+    kernels!(
+        IQ3_S,
+        iq_lattice_quants::quantize_row_iq3_s,
+        iq_lattice_quants::quantize_row_iq3_s_weighted,
+        iq_lattice_quants::dequantize_row_iq3_s
+    ),
+    kernels!(
+        IQ2_XXS,
+        weighted_only iq_lattice_quants::quantize_row_iq2_xxs_weighted,
+        iq_lattice_quants::dequantize_row_iq2_xxs
+    ),
+    kernels!(
+        IQ2_XS,
+        weighted_only iq_lattice_quants::quantize_row_iq2_xs_weighted,
+        iq_lattice_quants::dequantize_row_iq2_xs
+    ),
+    kernels!(
+        IQ2_S,
+        iq_lattice_quants::quantize_row_iq2_s,
+        iq_lattice_quants::quantize_row_iq2_s_weighted,
+        iq_lattice_quants::dequantize_row_iq2_s
+    ),
+    kernels!(
+        IQ1_S,
+        weighted_only iq_lattice_quants::quantize_row_iq1_s_weighted,
+        iq_lattice_quants::dequantize_row_iq1_s
+    ),
+    kernels!(
+        IQ1_M,
+        iq_lattice_quants::quantize_row_iq1_m,
+        iq_lattice_quants::quantize_row_iq1_m_weighted,
+        iq_lattice_quants::dequantize_row_iq1_m
+    ),
     kernels!(
         TQ1_0,
         Some(ternary::quantize_row_tq1_0),
@@ -167,12 +229,23 @@ pub fn kernels(t: GgmlType) -> Option<&'static QuantKernels> {
     KERNELS.iter().find(|k| k.ty == t)
 }
 
-/// Types ckpt can quantize f32 data into.
+/// Types ckpt can quantize f32 data into (some only with an importance matrix, see
+/// [`requires_importance`]).
 pub fn quantizable_types() -> impl Iterator<Item = GgmlType> {
     KERNELS
         .iter()
-        .filter(|k| k.quantize_row.is_some())
+        .filter(|k| k.quantize_row.is_some() || k.quantize_row_weighted.is_some())
         .map(|k| k.ty)
+}
+
+/// Whether ckpt can quantize into `t` at all.
+pub fn can_quantize(t: GgmlType) -> bool {
+    kernels(t).is_some_and(|k| k.quantize_row.is_some() || k.quantize_row_weighted.is_some())
+}
+
+/// ggml_quantize_requires_imatrix: types that ggml quantizes only with importance weights.
+pub fn requires_importance(t: GgmlType) -> bool {
+    kernels(t).is_some_and(|k| k.quantize_row.is_none() && k.quantize_row_weighted.is_some())
 }
 
 /// Types ckpt can expand to f32.
@@ -195,9 +268,16 @@ pub fn quantize(
 ) -> Result<Vec<u8>> {
     let k = kernels(t)
         .ok_or_else(|| Error::Unsupported(format!("ckpt cannot quantize to ggml type {t}")))?;
-    let quantize_row = k.quantize_row.ok_or_else(|| {
-        Error::Unsupported(format!("ckpt can read {t} but cannot quantize to it"))
-    })?;
+    if k.quantize_row.is_none() && k.quantize_row_weighted.is_none() {
+        return Err(Error::Unsupported(format!(
+            "ckpt can read {t} but cannot quantize to it"
+        )));
+    }
+    if k.quantize_row.is_none() && imatrix.is_none() {
+        return Err(Error::Usage(format!(
+            "quantizing to {t} needs an importance matrix (ggml has no {t} quantization without one)"
+        )));
+    }
     if n_per_row == 0 || !n_per_row.is_multiple_of(t.block_size()) {
         return Err(Error::Usage(format!(
             "cannot quantize rows of {n_per_row} elements to {t}: the row length must be a multiple of its block size {}",
@@ -233,7 +313,11 @@ pub fn quantize(
                     f(s, d, w);
                 }
             }
-            None => quantize_row(src, dst),
+            None => {
+                if let Some(q) = k.quantize_row {
+                    q(src, dst)
+                }
+            }
         });
     Ok(out)
 }

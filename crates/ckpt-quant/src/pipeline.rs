@@ -290,7 +290,7 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
                     info.name
                 )));
             }
-            if crate::kernels(to).and_then(|k| k.quantize_row).is_none() {
+            if !crate::can_quantize(to) {
                 return Err(Error::Unsupported(format!(
                     "{}: tensor {} would become {to} under {}, which ckpt cannot produce yet",
                     input.display(),
