@@ -311,12 +311,12 @@ fn unsupported_ftype_is_refused_before_writing() {
     let err = quantize_gguf(
         &fixtures().join("tiny-llama-spm.f16.gguf"),
         &out,
-        &QuantizeOptions::new(parse_ftype("IQ4_XS").unwrap()),
+        &QuantizeOptions::new(parse_ftype("NVFP4").unwrap()),
     )
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("IQ4_XS") && err.contains("cannot produce"),
+        err.contains("NVFP4") && err.contains("cannot produce"),
         "{err}"
     );
     assert!(!out.exists());
@@ -325,9 +325,14 @@ fn unsupported_ftype_is_refused_before_writing() {
         &out,
         &QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap()),
     )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("IQ2_XXS"), "{err}");
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let err = err.to_string();
+    assert!(
+        err.contains("IQ2_XXS") && err.contains("importance matrix"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 #[test]
