@@ -171,8 +171,8 @@ mod tests {
     fn same_points<const D: usize>(l: &Lattice<D>, expanded: impl Iterator<Item = u64>) {
         let mut byte_of_level = [None::<u8>; 8];
         for (g, e) in l.grid.iter().zip(expanded) {
-            for k in 0..D {
-                let level = ((g[k] - 1) / 2) as usize;
+            for (k, &c) in g.iter().enumerate() {
+                let level = ((c - 1) / 2) as usize;
                 let byte = (e >> (8 * k)) as u8;
                 assert_eq!(*byte_of_level[level].get_or_insert(byte), byte);
             }

@@ -1130,7 +1130,11 @@ pub fn dequantize_row_iq1_s(src: &[u8], dst: &mut [f32]) {
 
 /// IQ1_M's level values of group `k` (0 or 1 of a 16-value block) under shift choice `best_k`.
 fn iq1m_levels(best_k: usize, k: usize) -> &'static [f32; 3] {
-    let plus = if k == 0 { best_k < 2 } else { best_k % 2 == 0 };
+    let plus = if k == 0 {
+        best_k < 2
+    } else {
+        best_k.is_multiple_of(2)
+    };
     if plus {
         &X_P_M
     } else {
