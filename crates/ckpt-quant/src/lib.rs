@@ -10,8 +10,10 @@
 //!   [`TypeSelector`]: its per-tensor decisions, for converters that quantize in one step.
 //!
 //! Module per family: `float` (F32/F16/BF16), `legacy` (Q4_0..Q8_0), `k_quants` (Q2_K..Q8_K),
-//! `iq` (IQ4_NL/IQ4_XS), `ternary` (TQ1_0/TQ2_0), `fp4` (MXFP4/NVFP4), `select` (type choice),
-//! `pipeline` (the GGUF rewrite), `imatrix` (importance matrices), `validate` (NaN/Inf checks).
+//! `iq` (IQ4_NL/IQ4_XS), `iq_lattice_quants` (IQ3_XXS/IQ3_S, IQ2_XXS/IQ2_XS/IQ2_S, IQ1_S/IQ1_M,
+//! on the lattices of `iq_lattice`, tables in the generated `iq_grids`), `ternary`
+//! (TQ1_0/TQ2_0), `fp4` (MXFP4/NVFP4), `select` (type choice), `pipeline` (the GGUF rewrite),
+//! `imatrix` (importance matrices), `validate` (NaN/Inf checks).
 
 pub mod float;
 pub mod fp4;
