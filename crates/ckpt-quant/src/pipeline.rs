@@ -274,6 +274,15 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
             .choose_type(&desc)
             .map_err(|e| Error::invalid(input, e.to_string()))?;
         let (from, to) = (info.ggml_type, choice.ggml_type);
+        // Without any imatrix llama-quantize refuses every eligible tensor whose target type needs
+        // one, even a tensor that already has that type and would only be copied.
+        if imatrix.is_none() && choice.quantizable && choice.requires_imatrix {
+            return Err(Error::Usage(format!(
+                "{}: tensor {} becomes {to}, which needs an importance matrix (--imatrix)",
+                input.display(),
+                info.name
+            )));
+        }
         let mut importance = None;
         if from != to {
             if from.is_quantized() && !opts.allow_requantize {

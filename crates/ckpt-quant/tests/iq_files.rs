@@ -137,3 +137,28 @@ fn low_bit_types_are_refused_without_an_imatrix_where_llama_quantize_refuses() {
         ],
     );
 }
+
+#[test]
+fn tensors_already_of_an_imatrix_type_are_refused_without_an_imatrix() {
+    // llama-quantize refuses `IQ2_XXS.gguf -> IQ2_XXS` without --imatrix (offending tensor
+    // blk.0.attn_k.weight, already IQ2_XXS), with or without --allow-requantize
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("iq2_xxs.gguf");
+    let mut opts = QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap());
+    opts.imatrix = Some(repo_fixtures().join("gguf-imatrix/imatrix.gguf"));
+    quantize_gguf(&fixtures().join("tiny-llama-spm.f16.gguf"), &first, &opts).unwrap();
+    let out = tmp.path().join("again.gguf");
+    for allow_requantize in [false, true] {
+        let mut opts = QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap());
+        opts.allow_requantize = allow_requantize;
+        let err = quantize_gguf(&first, &out, &opts).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("tensor blk.0.attn_k.weight becomes IQ2_XXS")
+                && msg.contains("importance matrix"),
+            "{msg}"
+        );
+        assert!(!out.exists());
+    }
+}
