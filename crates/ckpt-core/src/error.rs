@@ -31,6 +31,28 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an [`Error`] is, for a caller to match on (the command line maps each
+/// kind to its exit code).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is malformed, truncated or inconsistent ([`Error::Invalid`]: the file, and in
+    /// the message the tensor or byte offset and what was expected).
+    Invalid,
+    /// The input asks for something refused for safety ([`Error::Unsafe`]).
+    Unsafe,
+    /// Valid input or a request that is not supported ([`Error::Unsupported`]).
+    Unsupported,
+    /// A wrong request: bad options, an existing output without overwrite ([`Error::Usage`]).
+    Usage,
+    /// A check found a difference ([`Error::Mismatch`]).
+    Mismatch,
+    /// Reading or writing a file failed ([`Error::Io`]).
+    Io,
+    /// Anything else ([`Error::Other`]).
+    Other,
+}
+
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
         Error::Io {
@@ -48,6 +70,29 @@ impl Error {
         Error::Unsafe {
             path: path.as_ref().to_path_buf(),
             msg: msg.into(),
+        }
+    }
+
+    /// The kind of failure, to match on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Unsafe { .. } => ErrorKind::Unsafe,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::Mismatch(_) => ErrorKind::Mismatch,
+            Error::Other(_) => ErrorKind::Other,
+        }
+    }
+
+    /// The file the error is about, when it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. } | Error::Invalid { path, .. } | Error::Unsafe { path, .. } => {
+                Some(path)
+            }
+            _ => None,
         }
     }
 
