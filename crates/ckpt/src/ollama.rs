@@ -102,12 +102,8 @@ impl ModelPreparer for CkptPreparer {
             "quantizing F16 model to {}",
             level.name()
         )));
-        let ftype = level
-            .name()
-            .parse::<Ftype>()
-            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
         let out = out_dir.join(format!("model-{}.gguf", level.name()));
-        let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
+        let mut opts = ckpt_quant::QuantizeOptions::new(level.ftype());
         opts.overwrite = true;
         ckpt_quant::quantize_gguf(gguf, &out, &opts)
             .map_err(|e| OllamaError::bad_request(e.to_string()))?;
