@@ -296,7 +296,7 @@ fn main() -> ExitCode {
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", message(&e));
                 return ExitCode::from(2);
             }
         },
@@ -306,7 +306,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
     }
@@ -751,6 +751,15 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The error as the command line prints it: the library's message, plus the flag that changes
+/// the outcome where there is one.
+fn message(e: &Error) -> String {
+    match e {
+        Error::Exists { .. } => format!("{e} (use --force to replace it)"),
+        _ => e.to_string(),
+    }
 }
 
 /// The exit code for an error (listed in `ckpt --help`).

@@ -1,4 +1,5 @@
-//! One error type for every library crate; the CLI maps each kind to an exit code.
+//! One error type for every library crate, with a [`ErrorKind`] to match on; the CLI maps each
+//! kind to an exit code.
 
 use std::path::{Path, PathBuf};
 
@@ -19,9 +20,13 @@ pub enum Error {
     /// Valid input that ckpt does not support (yet), or a request that cannot be honoured.
     #[error("{0}")]
     Unsupported(String),
-    /// The command line or the output location is wrong (existing output without --force, …).
+    /// The request is wrong (bad options, an output where there must be none, …).
     #[error("{0}")]
     Usage(String),
+    /// The output already exists and replacing it was not asked for (a usage error; the command
+    /// line adds how to ask).
+    #[error("{} already exists", path.display())]
+    Exists { path: PathBuf },
     /// A check after writing found a difference.
     #[error("{0}")]
     Mismatch(String),
@@ -80,7 +85,7 @@ impl Error {
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::Unsafe { .. } => ErrorKind::Unsafe,
             Error::Unsupported(_) => ErrorKind::Unsupported,
-            Error::Usage(_) => ErrorKind::Usage,
+            Error::Usage(_) | Error::Exists { .. } => ErrorKind::Usage,
             Error::Mismatch(_) => ErrorKind::Mismatch,
             Error::Other(_) => ErrorKind::Other,
         }
@@ -89,23 +94,11 @@ impl Error {
     /// The file the error is about, when it names one.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Error::Io { path, .. } | Error::Invalid { path, .. } | Error::Unsafe { path, .. } => {
-                Some(path)
-            }
+            Error::Io { path, .. }
+            | Error::Invalid { path, .. }
+            | Error::Unsafe { path, .. }
+            | Error::Exists { path } => Some(path),
             _ => None,
-        }
-    }
-
-    /// Process exit code for this kind of failure (documented in `ckpt --help`).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Mismatch(_) => 1,
-            Error::Usage(_) => 2,
-            Error::Invalid { .. } => 3,
-            Error::Unsafe { .. } => 4,
-            Error::Unsupported(_) => 5,
-            Error::Io { .. } => 6,
-            Error::Other(_) => 1,
         }
     }
 }
