@@ -33,16 +33,10 @@ pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     if ckpt::crates::remote::is_remote(&as_text) {
         return crate::remote::inspect(&as_text, g);
     }
-    if a.path.is_file()
-        && ckpt::crates::convert::source::sniff_file(&a.path)?
-            == ckpt::crates::convert::source::FileKind::Gguf
-    {
+    if ckpt::is_gguf_file(&a.path)? {
         return run_gguf(a, g);
     }
-    let ckpt = ckpt::crates::convert::open(
-        &a.path,
-        &ckpt::crates::convert::OpenOptions { key: a.key.clone() },
-    )?;
+    let ckpt = ckpt::open(&a.path, &ckpt::OpenOptions { key: a.key.clone() })?;
     let summary = summarize(&ckpt);
     if g.json {
         println!("{}", serde_json::to_string_pretty(&summary).unwrap());

@@ -13,8 +13,11 @@ use crate::resolve;
 /// What [`diff`] found, with the number of tensors on each side.
 #[derive(Debug)]
 pub struct DiffOutcome {
+    /// Tensor by tensor, and the verdict.
     pub report: DiffReport,
+    /// Tensors of A (after the Hugging Face view of a GGUF).
     pub tensors_a: usize,
+    /// Tensors of B (after the Hugging Face view of a GGUF).
     pub tensors_b: usize,
 }
 

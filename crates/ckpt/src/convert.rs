@@ -14,9 +14,11 @@ use crate::{resolve, Target};
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
+    /// safetensors (`model.safetensors`, or shards with an index).
     Safetensors,
     /// PyTorch's zip `.bin`.
     Bin,
+    /// One GGUF file.
     Gguf,
 }
 
@@ -102,7 +104,9 @@ pub struct ExportOptions {
     pub dtype: Option<ckpt_core::DType>,
     /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
     pub strict: bool,
+    /// Replace an existing output.
     pub overwrite: bool,
+    /// Split into shards of at most this many bytes.
     pub max_shard_size: Option<u64>,
     /// `.bin` only: re-read and compare the output.
     pub verify: bool,

@@ -36,6 +36,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod convert;
 pub mod hub;

@@ -14,7 +14,9 @@ use crate::{resolve, OutType, ProgressFn, Target};
 /// with one adapter; 1.0 is a plain merge).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdapterSpec {
+    /// The adapter folder (`adapter_config.json`, `adapter_model.safetensors`).
     pub dir: PathBuf,
+    /// The scale of its deltas.
     pub weight: f32,
 }
 
@@ -50,7 +52,9 @@ pub struct MergeOptions {
     pub max_shard_size: Option<u64>,
     /// Folder output: re-read and compare every tensor with the computed merge.
     pub verify: bool,
+    /// Replace an existing output.
     pub overwrite: bool,
+    /// Progress events for a front end to draw.
     pub progress: Option<ProgressFn>,
 }
 

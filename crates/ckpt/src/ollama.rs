@@ -165,9 +165,11 @@ pub enum CreateFrom {
     Modelfile(PathBuf),
     /// A Hugging Face model folder, a `.gguf` file or `hf://…`, with what a Modelfile would add.
     Model {
+        /// The model: a folder, a `.gguf` file or `hf://…`.
         from: PathBuf,
         /// A Go template file; `None` matches one from the model's chat template, as Ollama does.
         template: Option<PathBuf>,
+        /// The system prompt.
         system: Option<String>,
         /// `KEY=VALUE` parameters (`stop` may repeat).
         params: Vec<String>,
@@ -181,6 +183,7 @@ pub enum CreateFrom {
 pub struct CreateRequest {
     /// `NAME[:TAG]` (Ollama's defaults for host, namespace and tag apply).
     pub name: String,
+    /// Where the model comes from.
     pub from: CreateFrom,
     /// With [`CreateFrom::Model`]: any llama-quantize type (a folder is converted straight to it,
     /// a GGUF quantized first); with a Modelfile: one of Ollama's levels, checked by Ollama's
