@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ckpt_core::Error;
+use ckpt::Error;
 use clap::Args;
 
 use crate::GlobalArgs;
@@ -43,37 +43,8 @@ fn list(title: &str, names: &[String]) {
 }
 
 pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
-    let open = |p: &PathBuf| -> Result<(ckpt_core::Checkpoint, PathBuf), Error> {
-        let local = crate::remote::local(p)?;
-        Ok((ckpt_convert::open(&local, &Default::default())?, local))
-    };
-    let ((mut ca, pa), (mut cb, pb)) = (open(&a.a)?, open(&a.b)?);
-    // A GGUF against a Hugging Face checkpoint: compare the GGUF as HF tensors (names mapped,
-    // dequantized, Q/K permutation undone).
-    let is_gguf = |c: &ckpt_core::Checkpoint| c.format == ckpt_core::Format::Gguf;
-    // The GGUF side is read as dequantized f32 tensors; label them with their stored type.
-    let mut stored: Option<(bool, std::collections::HashMap<String, String>)> = None;
-    if is_gguf(&ca) != is_gguf(&cb) {
-        if is_gguf(&ca) {
-            ca = ckpt_export::hf_view(&pa)?;
-            stored = Some((true, stored_types(&pa)?));
-        } else {
-            cb = ckpt_export::hf_view(&pb)?;
-            stored = Some((false, stored_types(&pb)?));
-        }
-    }
-    let mut report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), a.tolerance)?;
-    if let Some((side_a, types)) = &stored {
-        for d in &mut report.compared {
-            if let Some(t) = types.get(&d.name) {
-                if *side_a {
-                    d.dtype_a = t.clone();
-                } else {
-                    d.dtype_b = t.clone();
-                }
-            }
-        }
-    }
+    let outcome = ckpt::diff(&a.a, &a.b, a.tolerance)?;
+    let report = outcome.report;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(report.same);
@@ -82,9 +53,9 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
         println!(
             "nothing in common: no tensor name of {} ({} tensors) appears in {} ({} tensors)",
             a.a.display(),
-            ca.tensors.len(),
+            outcome.tensors_a,
             a.b.display(),
-            cb.tensors.len()
+            outcome.tensors_b
         );
         return Ok(false);
     }
@@ -142,32 +113,8 @@ pub fn run_diff(a: &DiffArgs, g: &GlobalArgs) -> Result<bool, Error> {
     Ok(report.same)
 }
 
-/// Hugging Face name -> the GGUF tensor's stored type (Q8_0, F16, …), for the labels of a GGUF
-/// compared through its Hugging Face view.
-fn stored_types(
-    gguf: &std::path::Path,
-) -> Result<std::collections::HashMap<String, String>, Error> {
-    let split = ckpt_gguf::open_split(gguf)?;
-    let arch = split
-        .kvs()
-        .iter()
-        .find(|(k, _)| k == "general.architecture")
-        .and_then(|(_, v)| v.as_str())
-        .and_then(ckpt_export::names::find);
-    let Some(arch) = arch else {
-        return Ok(Default::default());
-    };
-    Ok(split
-        .tensors()
-        .into_iter()
-        .filter_map(|t| {
-            ckpt_export::names::hf_name(&arch, &t.name).map(|hf| (hf, t.dtype.to_string()))
-        })
-        .collect())
-}
-
 pub fn run_verify(a: &VerifyArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let report = ckpt_convert::verify::verify(&crate::remote::local(&a.path)?, a.scan_values)?;
+    let report = ckpt::verify(&a.path, a.scan_values)?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
     } else {

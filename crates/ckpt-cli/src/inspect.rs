@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ckpt_core::{Checkpoint, Error};
+use ckpt::{Checkpoint, Error};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -30,15 +30,13 @@ const SUMMARY_ITEMS: usize = 64;
 
 pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     let as_text = a.path.to_string_lossy();
-    if ckpt_remote::is_remote(&as_text) {
+    if ckpt::crates::remote::is_remote(&as_text) {
         return crate::remote::inspect(&as_text, g);
     }
-    if a.path.is_file()
-        && ckpt_convert::source::sniff_file(&a.path)? == ckpt_convert::source::FileKind::Gguf
-    {
+    if ckpt::is_gguf_file(&a.path)? {
         return run_gguf(a, g);
     }
-    let ckpt = ckpt_convert::open(&a.path, &ckpt_convert::OpenOptions { key: a.key.clone() })?;
+    let ckpt = ckpt::open(&a.path, &ckpt::OpenOptions { key: a.key.clone() })?;
     let summary = summarize(&ckpt);
     if g.json {
         println!("{}", serde_json::to_string_pretty(&summary).unwrap());
@@ -48,7 +46,7 @@ pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn file_of(t: &ckpt_core::Tensor) -> Option<&Path> {
+fn file_of(t: &ckpt::crates::core::Tensor) -> Option<&Path> {
     t.view().map(|v| v.storage.buffer.path.as_path())
 }
 
@@ -174,10 +172,10 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
 /// GGUF: KV metadata in file order (long arrays summarised) and tensor infos with offsets.
 fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     // Like gguf-py (and unlike llama.cpp), inspect also shows arrays of arrays.
-    let lenient = ckpt_gguf::ParseOptions {
+    let lenient = ckpt::crates::gguf::ParseOptions {
         allow_nested_arrays: true,
     };
-    let split = ckpt_gguf::open_split_with(&a.path, &lenient)?;
+    let split = ckpt::crates::gguf::open_split_with(&a.path, &lenient)?;
     let ckpt = split.to_checkpoint();
     let (per_dtype, total) = ckpt.parameter_counts();
     let infos = split.tensor_infos();
@@ -187,7 +185,7 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
             .iter()
             .map(|(k, v)| {
                 let max = if a.summary { SUMMARY_ITEMS } else { usize::MAX };
-                (k.clone(), ckpt_gguf::to_typed_json(v, max))
+                (k.clone(), ckpt::crates::gguf::to_typed_json(v, max))
             })
             .collect();
         let tensors: Vec<Value> = infos
@@ -229,7 +227,7 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
         println!("file: {}", p.display());
     }
     println!("\nmetadata ({} keys):", split.kvs().len());
-    for line in ckpt_gguf::describe_kvs(split.kvs(), 8) {
+    for line in ckpt::crates::gguf::describe_kvs(split.kvs(), 8) {
         println!("  {}", truncate(&line, 300));
     }
     let shown = if a.limit == 0 {

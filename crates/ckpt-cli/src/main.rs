@@ -12,7 +12,8 @@ mod scan;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ckpt_core::Error;
+use ckpt::convert::{ConvertKind, OutputFormat};
+use ckpt::{Error, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
@@ -273,7 +274,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let _ = ctrlc::set_handler(|| {
-        ckpt_core::atomic::cleanup_pending();
+        ckpt::crates::core::atomic::cleanup_pending();
         eprintln!("\ninterrupted; no partial output was left");
         std::process::exit(130);
     });
@@ -295,7 +296,7 @@ fn main() -> ExitCode {
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", message(&e));
                 return ExitCode::from(2);
             }
         },
@@ -305,8 +306,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            eprintln!("error: {}", message(&e));
+            ExitCode::from(exit_code(&e))
         }
     }
 }
@@ -320,39 +321,27 @@ impl ConvertArgs {
     }
 }
 
-/// What `ckpt convert` writes, decided from --to, --outfile, the destination and the source.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum ConvertKind {
-    /// Hugging Face model -> GGUF.
-    Gguf,
-    /// GGUF -> Hugging Face folder.
-    Export,
-    /// safetensors <-> .bin.
-    Plain,
-}
-
-impl ConvertKind {
-    fn describe(self, a: &ConvertArgs) -> String {
-        match self {
-            ConvertKind::Gguf => "GGUF output".into(),
-            ConvertKind::Export => format!(
-                "GGUF -> Hugging Face export ({})",
-                if a.to.as_deref() == Some("bin") {
-                    ".bin"
-                } else {
-                    "safetensors"
-                }
-            ),
-            ConvertKind::Plain => match a.to.as_deref() {
-                Some("bin") => ".bin output".into(),
+/// The chosen output, as the refusals of options that do not apply name it.
+fn describe(kind: ConvertKind, a: &ConvertArgs) -> String {
+    match kind {
+        ConvertKind::Gguf => "GGUF output".into(),
+        ConvertKind::Export => format!(
+            "GGUF -> Hugging Face export ({})",
+            if a.to.as_deref() == Some("bin") {
+                ".bin"
+            } else {
+                "safetensors"
+            }
+        ),
+        ConvertKind::Plain => match a.to.as_deref() {
+            Some("bin") => ".bin output".into(),
+            Some(_) => "safetensors output".into(),
+            None => match ckpt::crates::convert::Target::from_path(a.dst()) {
+                Some(ckpt::crates::convert::Target::Bin) => ".bin output".into(),
                 Some(_) => "safetensors output".into(),
-                None => match ckpt_convert::Target::from_path(a.dst()) {
-                    Some(ckpt_convert::Target::Bin) => ".bin output".into(),
-                    Some(_) => "safetensors output".into(),
-                    None => "safetensors/.bin output".into(),
-                },
+                None => "safetensors/.bin output".into(),
             },
-        }
+        },
     }
 }
 
@@ -361,7 +350,7 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
     let refuse = |flag: &str, why: &str| -> Result<(), Error> {
         Err(Error::Usage(format!(
             "{flag} does not apply to {}: {why}",
-            kind.describe(a)
+            describe(kind, a)
         )))
     };
     if a.outfile.is_some() && a.to.as_deref().is_some_and(|t| t != "gguf") {
@@ -451,51 +440,44 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
     Ok(())
 }
 
+/// --to, or gguf when --outfile names the GGUF.
+fn output_format(a: &ConvertArgs) -> Option<OutputFormat> {
+    match a.to.as_deref() {
+        Some("bin") => Some(OutputFormat::Bin),
+        Some("gguf") => Some(OutputFormat::Gguf),
+        Some(_) => Some(OutputFormat::Safetensors),
+        None if a.outfile.is_some() => Some(OutputFormat::Gguf),
+        None => None,
+    }
+}
+
 fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let to_gguf = a.to.as_deref() == Some("gguf")
-        || (a.to.is_none()
-            && (a.outfile.is_some()
-                || a.dst()
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))));
-    if to_gguf {
+    let to = output_format(a);
+    if ckpt::convert::writes_gguf(a.dst(), to) {
         check_convert_options(a, ConvertKind::Gguf)?;
         return run_convert_gguf(a, g);
     }
-    let local_src = remote::local(&a.src)?;
-    let gguf_source = local_src.is_file()
-        && ckpt_convert::source::sniff_file(&local_src)? == ckpt_convert::source::FileKind::Gguf;
-    if gguf_source && ckpt_convert::Target::from_path(a.dst()).is_none() {
-        check_convert_options(a, ConvertKind::Export)?;
+    let local_src = ckpt::resolve(&a.src)?;
+    let kind = ckpt::convert::kind(&local_src, a.dst(), to)?;
+    check_convert_options(a, kind)?;
+    if kind == ConvertKind::Export {
         return run_export(a, &local_src, g);
     }
-    check_convert_options(a, ConvertKind::Plain)?;
     if a.key.is_some() {
         // --key picks an entry of a pickled checkpoint; other sources have none to pick.
-        let format = ckpt_convert::open(&local_src, &Default::default())?.format;
-        if !matches!(
-            format,
-            ckpt_core::Format::TorchZip | ckpt_core::Format::TorchLegacy
-        ) {
+        let format = ckpt::open(&local_src, &Default::default())?.format;
+        if !matches!(format, ckpt::Format::TorchZip | ckpt::Format::TorchLegacy) {
             return Err(Error::Usage(format!(
                 "--key does not apply to a {} source: it selects an entry of a pickled PyTorch checkpoint",
                 format.name()
             )));
         }
     }
-    let to = a.to.as_deref().map(|t| match t {
-        "bin" => ckpt_convert::Target::Bin,
-        _ => ckpt_convert::Target::Safetensors,
-    });
-    let dtype = a
-        .dtype
-        .as_deref()
-        .map(ckpt_convert::cast::parse_float_dtype)
-        .transpose()?;
+    let dtype = parse_dtype(a.dtype.as_deref())?;
     let max_shard_size = parse_shard_size(a.max_shard_size.as_deref())?;
     let bars = progress::Bars::new(g.quiet || g.json);
-    let opts = ckpt_convert::ConvertOptions {
-        to,
+    let opts = ckpt::convert::ConvertOptions {
+        to: to.and_then(OutputFormat::target),
         dtype,
         max_shard_size,
         materialize_shared: a.materialize_shared,
@@ -512,7 +494,7 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
                 .into(),
         ));
     }
-    let report = ckpt_convert::convert(&remote::local(&a.src)?, a.dst(), &opts)?;
+    let report = ckpt::convert::convert(&local_src, a.dst(), &opts)?;
     bars.finish();
     if a.push_pr {
         return remote::push_conversion_pr(&src_text, &report, g);
@@ -560,46 +542,19 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
 /// GGUF -> a Hugging Face model folder (dequantized, HF names, Q/K permutation undone, config and
 /// tokenizer rebuilt from the metadata).
 fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<(), Error> {
-    let dtype = a
-        .dtype
-        .as_deref()
-        .map(ckpt_convert::cast::parse_float_dtype)
-        .transpose()?;
-    let opts = ckpt_export::ExportOptions {
-        dtype,
+    let opts = ckpt::convert::ExportOptions {
+        target: if a.to.as_deref() == Some("bin") {
+            ckpt::Target::Bin
+        } else {
+            ckpt::Target::Safetensors
+        },
+        dtype: parse_dtype(a.dtype.as_deref())?,
         strict: a.strict,
         overwrite: a.force,
         max_shard_size: parse_shard_size(a.max_shard_size.as_deref())?,
+        verify: !a.no_verify,
     };
-    let report = if a.to.as_deref() == Some("bin") {
-        // Export to safetensors beside the output, then convert that folder to .bin shards.
-        ckpt_core::atomic::check_destination(a.dst(), a.force)?;
-        // A private folder made exclusively under a fresh name, removed when dropped.
-        let scratch_dir = ckpt_core::atomic::ScratchDir::create(a.dst(), "export")?;
-        let scratch = scratch_dir.path().join("model");
-        let result = ckpt_export::gguf_to_hf(
-            src,
-            &scratch,
-            &ckpt_export::ExportOptions {
-                overwrite: true,
-                ..opts.clone()
-            },
-        )
-        .and_then(|r| {
-            let copts = ckpt_convert::ConvertOptions {
-                to: Some(ckpt_convert::Target::Bin),
-                max_shard_size: opts.max_shard_size,
-                verify: !a.no_verify,
-                overwrite: a.force,
-                ..Default::default()
-            };
-            ckpt_convert::convert(&scratch, a.dst(), &copts).map(|_| r)
-        });
-        drop(scratch_dir);
-        result?
-    } else {
-        ckpt_export::gguf_to_hf(src, a.dst(), &opts)?
-    };
+    let report = ckpt::convert::gguf_to_hf(src, a.dst(), &opts)?;
     if g.json {
         println!(
             "{}",
@@ -628,17 +583,39 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
     Ok(())
 }
 
+/// --outtype, with the flag named in the error.
+fn parse_outtype(s: Option<&str>) -> Result<ckpt::OutType, Error> {
+    let Some(s) = s else {
+        return Ok(ckpt::OutType::Auto);
+    };
+    s.parse().map_err(|_| {
+        Error::Usage(format!(
+            "unknown --outtype '{s}' ({})",
+            ckpt::OUTTYPE_CHOICES
+        ))
+    })
+}
+
 fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
+    let outtype = parse_outtype(a.outtype.as_deref())?;
+    let intermediate = match a.intermediate.as_deref() {
+        None => ckpt::Intermediate::F16,
+        Some(s) => s.parse().map_err(|_| {
+            Error::Usage(format!(
+                "--intermediate must be f16, bf16 or f32, not '{s}'"
+            ))
+        })?,
+    };
     let bars = progress::Bars::new(g.quiet || g.json);
-    let opts = ckpt_convert::gguf::GgufOptions {
-        outtype: a.outtype.clone().unwrap_or_else(|| "auto".into()),
-        intermediate: a.intermediate.clone().unwrap_or_else(|| "f16".into()),
+    let opts = ckpt::convert::GgufOptions {
+        outtype,
+        intermediate,
         pre_tokenizer: a.pre_tokenizer.clone(),
         key: a.key.clone(),
         overwrite: a.force,
         progress: Some(bars.callback()),
     };
-    let report = ckpt_convert::gguf::convert_to_gguf(&remote::local(&a.src)?, a.dst(), &opts)?;
+    let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
     bars.finish();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -688,18 +665,15 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
 
 fn parse_shard_size(s: Option<&str>) -> Result<Option<u64>, Error> {
     s.map(|s| {
-        ckpt_core::shard::parse_size(s).map_err(|m| Error::Usage(format!("--max-shard-size: {m}")))
+        ckpt::crates::core::shard::parse_size(s)
+            .map_err(|m| Error::Usage(format!("--max-shard-size: {m}")))
     })
     .transpose()
 }
 
-fn parse_adapter(spec: &str) -> Result<(PathBuf, f32), Error> {
-    if let Some((dir, w)) = spec.rsplit_once(':') {
-        if let Ok(w) = w.parse::<f32>() {
-            return Ok((remote::local(std::path::Path::new(dir))?, w));
-        }
-    }
-    Ok((remote::local(std::path::Path::new(spec))?, 1.0))
+fn parse_dtype(s: Option<&str>) -> Result<Option<ckpt::DType>, Error> {
+    s.map(ckpt::crates::convert::cast::parse_float_dtype)
+        .transpose()
 }
 
 fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
@@ -717,63 +691,41 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
     let adapters = a
         .adapters
         .iter()
-        .map(|s| parse_adapter(s))
+        .map(|s| ckpt::lora::AdapterSpec::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let dtype = a
-        .dtype
-        .as_deref()
-        .map(ckpt_convert::cast::parse_float_dtype)
-        .transpose()?;
-    let max_shard_size = parse_shard_size(a.max_shard_size.as_deref())?;
     let bars = progress::Bars::new(g.quiet || g.json);
-    let opts = ckpt_convert::lora::MergeOptions {
-        to: Some(if a.to == "bin" {
-            ckpt_convert::Target::Bin
-        } else {
-            ckpt_convert::Target::Safetensors
-        }),
-        dtype,
-        write: ckpt_convert::ConvertOptions {
-            max_shard_size,
-            verify: !a.no_verify,
-            overwrite: a.force,
-            progress: Some(bars.callback()),
-            ..Default::default()
-        },
+    let opts = ckpt::lora::MergeOptions {
+        format: a.to.parse()?,
+        outtype: parse_outtype(a.outtype.as_deref())?,
+        dtype: parse_dtype(a.dtype.as_deref())?,
+        max_shard_size: parse_shard_size(a.max_shard_size.as_deref())?,
+        verify: !a.no_verify,
+        overwrite: a.force,
+        progress: Some(bars.callback()),
     };
-    if a.to == "gguf" {
-        let gguf = ckpt_convert::gguf::GgufOptions {
-            outtype: a.outtype.clone().unwrap_or_else(|| "auto".into()),
-            intermediate: "f16".into(),
-            pre_tokenizer: None,
-            key: None,
-            overwrite: a.force,
-            progress: Some(bars.callback()),
-        };
-        let base = remote::local(&a.base)?;
-        let (merged, converted) =
-            ckpt_convert::lora::merge_lora_to_gguf(&base, &adapters, &a.out, &opts, &gguf)?;
-        bars.finish();
-        if g.json {
-            println!(
-                "{}",
-                serde_json::json!({ "merge": merged, "gguf": converted })
-            );
-        } else if !g.quiet {
-            println!(
-                "merged {} tensors, replaced {}; wrote {} ({} {})",
-                merged.merged.len(),
-                merged.replaced.len(),
-                converted.output.display(),
-                converted.gguf_architecture,
-                converted.outtype
-            );
-        }
-        return Ok(());
-    }
-    let report =
-        ckpt_convert::lora::merge_lora(&remote::local(&a.base)?, &adapters, &a.out, &opts)?;
+    let outcome = ckpt::lora::merge(&a.base, &adapters, &a.out, &opts)?;
     bars.finish();
+    let report = match outcome {
+        ckpt::lora::MergeOutcome::Gguf(merged, converted) => {
+            if g.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "merge": merged, "gguf": converted })
+                );
+            } else if !g.quiet {
+                println!(
+                    "merged {} tensors, replaced {}; wrote {} ({} {})",
+                    merged.merged.len(),
+                    merged.replaced.len(),
+                    converted.output.display(),
+                    converted.gguf_architecture,
+                    converted.outtype
+                );
+            }
+            return Ok(());
+        }
+        ckpt::lora::MergeOutcome::Folder(report) => report,
+    };
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(());
@@ -799,4 +751,26 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The error as the command line prints it: the library's message, plus the flag that changes
+/// the outcome where there is one.
+fn message(e: &Error) -> String {
+    match e {
+        Error::Exists { .. } => format!("{e} (use --force to replace it)"),
+        _ => e.to_string(),
+    }
+}
+
+/// The exit code for an error (listed in `ckpt --help`).
+fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        ErrorKind::Mismatch => 1,
+        ErrorKind::Usage => 2,
+        ErrorKind::Invalid => 3,
+        ErrorKind::Unsafe => 4,
+        ErrorKind::Unsupported => 5,
+        ErrorKind::Io => 6,
+        _ => 1,
+    }
 }

@@ -1,14 +1,11 @@
 //! `ckpt ollama …` and `ckpt serve`: models built by ckpt's own converter and quantizer, placed
 //! in Ollama's store, and Ollama's model-management API on the same store.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use ckpt_core::Error;
-use ckpt_ollama::{
-    ConvertInput, CreateOptions, CreateSpec, ModelPreparer, ModelSource, OllamaError, Progress,
-    QuantizeLevel, Store,
-};
+use ckpt::crates::ollama::OllamaError;
+use ckpt::ollama::{CreateFrom, CreateRequest, Progress, Store};
+use ckpt::Error;
 use clap::{Args, Subcommand};
 
 use crate::GlobalArgs;
@@ -105,156 +102,6 @@ fn err(e: OllamaError) -> Error {
     e.into()
 }
 
-/// A template Ollama would refuse is invalid input in the file that holds it (exit 3), with
-/// Ollama's `template error: …` text; other errors map as usual.
-fn template_error_in(e: OllamaError, file: impl AsRef<Path>) -> Error {
-    if e.message.starts_with("template error: ") {
-        Error::Invalid {
-            path: file.as_ref().to_path_buf(),
-            msg: e.message,
-        }
-    } else {
-        err(e)
-    }
-}
-
-/// Conversion and quantization for the Ollama store, done by ckpt's own pipeline.
-pub struct CkptPreparer;
-
-impl ModelPreparer for CkptPreparer {
-    fn convert(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        self.convert_named(input, adapter, base_model, out_dir, "model", progress)
-    }
-
-    fn convert_named(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        _base_model: Option<&Path>,
-        out_dir: &Path,
-        model_name: &str,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        if adapter {
-            return Err(OllamaError::not_implemented("converting a safetensors LoRA adapter to GGUF is not supported; merge it with `ckpt merge-lora --to gguf` instead"));
-        }
-        progress(Progress::status("converting model"));
-        let staged;
-        let dir: &Path = match input {
-            ConvertInput::Dir(d) => d,
-            ConvertInput::Files(files) => {
-                // The uploaded files under their names, so the converter sees a model folder;
-                // the folder is named after the model, which gives `general.name` (not "Model").
-                let folder = Some(model_name)
-                    .filter(|n| {
-                        !n.is_empty()
-                            && !n.contains(['/', '\\'])
-                            && !n.starts_with('.')
-                            && !n.ends_with(".gguf")
-                    })
-                    .unwrap_or("model");
-                staged = out_dir.join(folder);
-                std::fs::create_dir_all(&staged)
-                    .map_err(|e| OllamaError::io("create", &staged, &e))?;
-                for (name, path) in files {
-                    let link = staged.join(name);
-                    if let Some(parent) = link.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| OllamaError::io("create", parent, &e))?;
-                    }
-                    std::os::unix::fs::symlink(path, &link)
-                        .map_err(|e| OllamaError::io("link", &link, &e))?;
-                }
-                &staged
-            }
-        };
-        let out = out_dir.join("model.gguf");
-        let opts = ckpt_convert::gguf::GgufOptions {
-            outtype: "f16".into(),
-            intermediate: "f16".into(),
-            pre_tokenizer: None,
-            key: None,
-            overwrite: true,
-            progress: None,
-        };
-        ckpt_convert::gguf::convert_to_gguf(dir, &out, &opts)
-            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
-        Ok(out)
-    }
-
-    fn quantize(
-        &self,
-        gguf: &Path,
-        level: QuantizeLevel,
-        out_dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        progress(Progress::status(format!(
-            "quantizing F16 model to {}",
-            level.name()
-        )));
-        let ftype = ckpt_quant::parse_ftype(level.name())
-            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
-        let out = out_dir.join(format!("model-{}.gguf", level.name()));
-        let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
-        opts.overwrite = true;
-        ckpt_quant::quantize_gguf(gguf, &out, &opts)
-            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
-        Ok(out)
-    }
-}
-
-/// The CLI's converter: a model folder straight to the asked GGUF type (any llama-quantize
-/// type, like `ckpt convert --outtype`).
-struct DirectConverter(String);
-
-impl ModelPreparer for DirectConverter {
-    fn convert(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        _base_model: Option<&Path>,
-        out_dir: &Path,
-        _progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        let ConvertInput::Dir(dir) = input else {
-            return CkptPreparer.convert(input, adapter, None, out_dir, &mut |_| {});
-        };
-        if adapter {
-            return Err(OllamaError::not_implemented("converting a safetensors LoRA adapter to GGUF is not supported; merge it with `ckpt merge-lora --to gguf` instead"));
-        }
-        let out = out_dir.join("model.gguf");
-        let opts = ckpt_convert::gguf::GgufOptions {
-            outtype: self.0.clone(),
-            intermediate: "f16".into(),
-            pre_tokenizer: None,
-            key: None,
-            overwrite: true,
-            progress: None,
-        };
-        ckpt_convert::gguf::convert_to_gguf(dir, &out, &opts)
-            .map_err(|e| OllamaError::bad_request(e.to_string()))?;
-        Ok(out)
-    }
-
-    fn quantize(
-        &self,
-        gguf: &Path,
-        level: QuantizeLevel,
-        out_dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        CkptPreparer.quantize(gguf, level, out_dir, progress)
-    }
-}
-
 pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
     let store = Store::from_env().map_err(err)?;
     match cmd {
@@ -266,7 +113,7 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
                     "-v/--verbose adds metadata and tensors to the summary; it does not apply to --modelfile, --template, --parameters, --system or --license".into(),
                 ));
             }
-            let info = ckpt_ollama::show(&store, &a.name, a.verbose).map_err(err)?;
+            let info = ckpt::crates::ollama::show(&store, &a.name, a.verbose).map_err(err)?;
             if g.json {
                 println!("{}", serde_json::to_string_pretty(&info.to_json()).unwrap());
             } else if a.modelfile {
@@ -280,12 +127,12 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
             } else if a.license {
                 println!("{}", info.license);
             } else {
-                print!("{}", ckpt_ollama::format_show(&info, a.verbose));
+                print!("{}", ckpt::crates::ollama::format_show(&info, a.verbose));
             }
             Ok(())
         }
         OllamaCommand::List => {
-            let entries = ckpt_ollama::list(&store).map_err(err)?;
+            let entries = ckpt::crates::ollama::list(&store).map_err(err)?;
             if g.json {
                 let v: Vec<_> = entries
                     .iter()
@@ -295,14 +142,14 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
             } else {
                 print!(
                     "{}",
-                    ckpt_ollama::format_list(&entries, std::time::SystemTime::now())
+                    ckpt::crates::ollama::format_list(&entries, std::time::SystemTime::now())
                 );
             }
             Ok(())
         }
         OllamaCommand::Rm { names } => {
             for n in names {
-                ckpt_ollama::remove(&store, n).map_err(err)?;
+                ckpt::crates::ollama::remove(&store, n).map_err(err)?;
                 if !g.quiet {
                     println!("deleted '{n}'");
                 }
@@ -313,7 +160,7 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
             source,
             destination,
         } => {
-            ckpt_ollama::copy(&store, source, destination).map_err(err)?;
+            ckpt::crates::ollama::copy(&store, source, destination).map_err(err)?;
             if !g.quiet {
                 println!("copied '{source}' to '{destination}'");
             }
@@ -323,22 +170,8 @@ pub fn run(cmd: &OllamaCommand, g: &GlobalArgs) -> Result<(), Error> {
 }
 
 fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let preparer = CkptPreparer;
-    let opts = CreateOptions {
-        preparer: &preparer,
-        ..Default::default()
-    };
-    let mut statuses = Vec::new();
-    let quiet = g.quiet || a.quiet || g.json;
-    let mut progress = |p: Progress| {
-        if !quiet {
-            eprintln!("{}", p.status);
-        }
-        statuses.push(p.status);
-    };
-    let scratch = tempfile_dir(store)?;
-    let result = (|| -> Result<ckpt_ollama::CreateReport, Error> {
-        if let Some(mf) = &a.modelfile {
+    let from = match &a.modelfile {
+        Some(mf) => {
             // Everything these flags say belongs in the Modelfile; ignoring them would be silent.
             let ignored: Vec<&str> = [
                 ("--from", a.from.is_some()),
@@ -357,74 +190,38 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
                     ignored.join(", ")
                 )));
             }
-            let text = std::fs::read_to_string(mf).map_err(|e| Error::io(mf, e))?;
-            let base = mf.parent().unwrap_or(Path::new("."));
-            let (report, warnings) = ckpt_ollama::create_from_modelfile(
-                store,
-                &a.name,
-                &text,
-                base,
-                a.quantize.as_deref(),
-                &opts,
-                &mut progress,
-            )
-            .map_err(|e| template_error_in(e, mf))?;
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            return Ok(report);
+            CreateFrom::Modelfile(mf.clone())
         }
-        let from = a.from.as_ref().ok_or_else(|| {
-            Error::Usage("give --from MODEL_DIR|FILE.gguf|hf://… or -f Modelfile".into())
-        })?;
-        let from = crate::remote::local(from)?;
-        // ckpt quantizes to any llama-quantize type itself, then imports the finished GGUF.
-        let source = match &a.quantize {
-            // A folder is converted straight to the asked type by the preparer, so the steps
-            // reported are the ones that happen (converting, a new layer).
-            Some(_) if from.is_dir() => ModelSource::HfDir(from.clone()),
-            Some(q) => {
-                let out = scratch.join("model.gguf");
-                {
-                    let mut qopts = ckpt_quant::QuantizeOptions::new(ckpt_quant::parse_ftype(q)?);
-                    qopts.overwrite = true;
-                    ckpt_quant::quantize_gguf(&from, &out, &qopts)?;
-                }
-                ModelSource::Gguf(out)
-            }
-            None if from.is_dir() => ModelSource::HfDir(from.clone()),
-            None => ModelSource::Gguf(from.clone()),
-        };
-        let mut spec = CreateSpec::new(source);
-        match a.template.as_deref() {
-            None | Some("auto") => {}
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-                // Refused before any conversion, as Ollama refuses it at create.
-                ckpt_ollama::check_template(&text).map_err(|e| template_error_in(e, path))?;
-                spec.template = Some(text);
-                spec.detect_template = false;
-            }
+        None => CreateFrom::Model {
+            from: a.from.clone().ok_or_else(|| {
+                Error::Usage("give --from MODEL_DIR|FILE.gguf|hf://… or -f Modelfile".into())
+            })?,
+            template: a
+                .template
+                .as_deref()
+                .filter(|t| *t != "auto")
+                .map(PathBuf::from),
+            system: a.system.clone(),
+            params: a.params.clone(),
+            license: a.license.clone(),
+        },
+    };
+    let request = CreateRequest {
+        name: a.name.clone(),
+        from,
+        quantize: a.quantize.clone(),
+    };
+    let mut statuses = Vec::new();
+    let quiet = g.quiet || a.quiet || g.json;
+    let mut progress = |p: Progress| {
+        if !quiet {
+            eprintln!("{}", p.status);
         }
-        spec.system = a.system.clone();
-        for p in &a.params {
-            if let Some(w) = spec.set_parameter(p).map_err(err)? {
-                eprintln!("warning: {w}");
-            }
-        }
-        if let Some(l) = &a.license {
-            spec.licenses
-                .push(std::fs::read_to_string(l).map_err(|e| Error::io(l, e))?);
-        }
-        let direct = DirectConverter(a.quantize.clone().unwrap_or_else(|| "f16".into()));
-        let opts = CreateOptions {
-            preparer: &direct,
-            ..Default::default()
-        };
-        ckpt_ollama::create_with(store, &a.name, &spec, &opts, &mut progress).map_err(err)
-    })();
-    let _ = std::fs::remove_dir_all(&scratch);
-    let report = result?;
+        statuses.push(p.status);
+    };
+    let report = ckpt::ollama::create(store, &request, &mut progress, &mut |w| {
+        eprintln!("warning: {w}")
+    })?;
     if g.json {
         println!(
             "{}",
@@ -445,19 +242,10 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// A scratch folder inside the store's folder, so finished GGUFs move into blobs/ by rename.
-fn tempfile_dir(store: &Store) -> Result<PathBuf, Error> {
-    let dir = store
-        .root()
-        .join(format!(".ckpt-create-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir)
-}
-
 pub fn serve(a: &ServeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let store = Store::from_env().map_err(err)?;
-    let origins = ckpt_ollama::guard::AllowedOrigins::from_env().map_err(Error::Usage)?;
-    let listener = ckpt_ollama::server::bind(&a.host).map_err(err)?;
+    let origins = ckpt::crates::ollama::guard::AllowedOrigins::from_env().map_err(Error::Usage)?;
+    let listener = ckpt::crates::ollama::server::bind(&a.host).map_err(err)?;
     // The address actually bound (`--host 127.0.0.1:0` picks a free port).
     let bound = listener.local_addr().map_err(|e| Error::io(&a.host, e))?;
     if !g.quiet {
@@ -466,12 +254,6 @@ pub fn serve(a: &ServeArgs, g: &GlobalArgs) -> Result<(), Error> {
             store.root().display(),
         );
     }
-    let opts = ckpt_ollama::ServerOptions {
-        preparer: Arc::new(CkptPreparer),
-        no_prune: false,
-        config_rootfs: false,
-        origins,
-        max_json_body: ckpt_ollama::server::DEFAULT_MAX_JSON_BODY,
-    };
-    ckpt_ollama::server::serve_listener(listener, store, opts).map_err(err)
+    let opts = ckpt::ollama::server_options(origins);
+    ckpt::crates::ollama::server::serve_listener(listener, store, opts).map_err(err)
 }

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use ckpt_convert::{Progress, ProgressFn};
+use ckpt::{Progress, ProgressFn};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Bars {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ckpt_core::{Error, GgmlType};
+use ckpt::{Error, GgmlType};
 use clap::Args;
 use serde_json::json;
 
@@ -52,7 +52,9 @@ pub struct QuantizeArgs {
 
 fn ggml_type(s: &str, flag: &str) -> Result<GgmlType, Error> {
     GgmlType::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = ckpt_quant::quantizable_types().map(|t| t.name()).collect();
+        let names: Vec<&str> = ckpt::crates::quant::quantizable_types()
+            .map(|t| t.name())
+            .collect();
         Error::Usage(format!(
             "{flag}: unknown type '{s}' (valid: {})",
             names.join(", ")
@@ -61,7 +63,7 @@ fn ggml_type(s: &str, flag: &str) -> Result<GgmlType, Error> {
 }
 
 pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let ftype = ckpt_quant::parse_ftype(&a.ftype)?;
+    let ftype: ckpt::Ftype = a.ftype.parse()?;
     if a.pure && !ftype.default_type().is_quantized() {
         // llama.cpp's per-tensor mix applies only to quantized targets: with a float target the
         // output is the same with or without --pure.
@@ -69,7 +71,7 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
             "--pure has no effect when the target is {ftype}: the per-tensor type mix it turns off applies only to quantized types"
         )));
     }
-    let mut opts = ckpt_quant::QuantizeOptions::new(ftype);
+    let mut opts = ckpt::QuantizeOptions::new(ftype);
     opts.pure = a.pure;
     opts.output_tensor_type = a
         .output_tensor_type
@@ -93,8 +95,7 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
             s.enable_steady_tick(std::time::Duration::from_millis(120));
             s
         });
-    let input = crate::remote::local(&a.input)?;
-    let report = ckpt_quant::quantize_gguf(&input, &a.output, &opts);
+    let report = ckpt::quantize(&a.input, &a.output, &opts);
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
@@ -141,8 +142,8 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
 
 /// Tensors whose rows did not fit the wanted type's block size: one line per (wanted -> used)
 /// pair with a count, or one line per tensor with `verbose`.
-pub fn print_fallbacks(tensors: &[ckpt_quant::TensorReport], verbose: bool) {
-    let summary = ckpt_quant::pipeline::fallback_summary(tensors);
+pub fn print_fallbacks(tensors: &[ckpt::crates::quant::TensorReport], verbose: bool) {
+    let summary = ckpt::crates::quant::pipeline::fallback_summary(tensors);
     if summary.is_empty() {
         return;
     }

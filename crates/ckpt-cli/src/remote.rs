@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ckpt_core::Error;
+use ckpt::Error;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -38,18 +38,8 @@ pub struct PullArgs {
     token: Option<String>,
 }
 
-/// A local path for a command's model argument: `hf://…` and Hub URLs are resolved through the
-/// Hugging Face cache (downloading what is missing); anything else is returned as it is.
-pub fn local(path: &Path) -> Result<PathBuf, Error> {
-    let s = path.to_string_lossy();
-    if !ckpt_remote::is_remote(&s) {
-        return Ok(path.to_path_buf());
-    }
-    Ok(ckpt_remote::resolve_to_local(&s)?)
-}
-
 pub fn inspect(uri: &str, g: &GlobalArgs) -> Result<(), Error> {
-    let r = ckpt_remote::inspect_remote(uri)?;
+    let r = ckpt::crates::remote::inspect_remote(uri)?;
     let v = r.to_json();
     if g.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
@@ -122,9 +112,9 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
         total.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let bars: Arc<Mutex<HashMap<String, ProgressBar>>> = Default::default();
-    let progress: Option<ckpt_remote::ProgressFn> = show.then(|| {
+    let progress: Option<ckpt::crates::remote::ProgressFn> = show.then(|| {
         let (multi, total, bars) = (multi.clone(), total.clone(), bars.clone());
-        Arc::new(move |p: &ckpt_remote::PullProgress<'_>| {
+        Arc::new(move |p: &ckpt::crates::remote::PullProgress<'_>| {
             total.set_length(p.total_size);
             total.set_position(p.total_bytes);
             let mut bars = bars.lock().unwrap();
@@ -150,9 +140,9 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
             if p.file_done {
                 bar.finish_and_clear();
             }
-        }) as ckpt_remote::ProgressFn
+        }) as ckpt::crates::remote::ProgressFn
     });
-    let opts = ckpt_remote::PullOptions {
+    let opts = ckpt::crates::remote::PullOptions {
         revision: a.revision.clone(),
         include: a.include.clone(),
         exclude: a.exclude.clone(),
@@ -161,11 +151,7 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
         progress,
         ..Default::default()
     };
-    let mut config = ckpt_remote::HubConfig::from_env();
-    if let Some(t) = a.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        config.token = Some(t.to_string());
-    }
-    let report = ckpt_remote::Hub::new(config).pull(&a.repo, &opts);
+    let report = ckpt::hub::pull(&a.repo, &opts, a.token.as_deref());
     total.finish_and_clear();
     let report = report?;
     if g.json {
@@ -250,18 +236,18 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
     if !show {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let progress: Option<ckpt_remote::push::PushProgressFn> = show.then(|| {
+    let progress: Option<ckpt::crates::remote::push::PushProgressFn> = show.then(|| {
         let bar = bar.clone();
-        Arc::new(move |p: &ckpt_remote::push::PushProgress<'_>| {
+        Arc::new(move |p: &ckpt::crates::remote::push::PushProgress<'_>| {
             bar.set_message(match p.stage {
-                ckpt_remote::push::PushStage::Hashing => "hashing",
+                ckpt::crates::remote::push::PushStage::Hashing => "hashing",
                 _ => "uploading",
             });
             bar.set_length(p.total_size);
             bar.set_position(p.total_bytes);
-        }) as ckpt_remote::push::PushProgressFn
+        }) as ckpt::crates::remote::push::PushProgressFn
     });
-    let opts = ckpt_remote::push::PushOptions {
+    let opts = ckpt::crates::remote::push::PushOptions {
         revision: a.revision.clone(),
         create_pr: a.create_pr,
         path_in_repo: a.path_in_repo.clone(),
@@ -274,7 +260,7 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
         progress,
         ..Default::default()
     };
-    let report = ckpt_remote::push::push(&a.local, &a.repo, &opts);
+    let report = ckpt::hub::push(&a.local, &a.repo, &opts);
     bar.finish_and_clear();
     let report = report?;
     warn_skipped(&report.skipped);
@@ -310,57 +296,10 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
 /// description of what was converted and which shared tensors were written once.
 pub fn push_conversion_pr(
     src: &str,
-    report: &ckpt_convert::ConvertReport,
+    report: &ckpt::convert::ConvertReport,
     g: &GlobalArgs,
 ) -> Result<(), Error> {
-    let ckpt_remote::RemoteLocation::Hub(uri) = ckpt_remote::RemoteLocation::parse(src)? else {
-        return Err(Error::Usage(format!(
-            "--push-pr needs an hf:// source, not {src}"
-        )));
-    };
-    let repo = uri.repo_id.clone();
-    let local = &report.output;
-    let mut description = format!(
-        "This is an automated PR created with ckpt. It adds the {} weights of this model ({} tensors, converted from {} and verified tensor by tensor against the source).\n\nFiles:\n",
-        match report.target {
-            ckpt_convert::Target::Safetensors => "safetensors",
-            ckpt_convert::Target::Bin => "PyTorch .bin",
-        },
-        report.tensors,
-        report.source_format
-    );
-    for f in &report.files {
-        description.push_str(&format!(
-            "- {}\n",
-            f.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
-    }
-    if !report.dropped_shared.is_empty() {
-        description.push_str("\nTensors that share memory were written once (recorded in the safetensors metadata):\n");
-        for (d, k) in &report.dropped_shared {
-            description.push_str(&format!("- {d} -> {k}\n"));
-        }
-    }
-    let include = if local.is_dir() {
-        report
-            .files
-            .iter()
-            .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let opts = ckpt_remote::push::PushOptions {
-        revision: uri.revision.clone(),
-        create_pr: true,
-        message: Some("Adding `safetensors` variant of this model".into()),
-        description: Some(description),
-        include,
-        ..Default::default()
-    };
-    let pushed = ckpt_remote::push::push(local, &repo, &opts)?;
+    let pushed = ckpt::hub::push_conversion_pr(src, report)?;
     warn_skipped(&pushed.skipped);
     if g.json {
         println!(
@@ -377,7 +316,7 @@ pub fn push_conversion_pr(
 }
 
 /// One warning line per file a push left out (also listed under "skipped" in --json output).
-fn warn_skipped(skipped: &[ckpt_remote::push::SkippedFile]) {
+fn warn_skipped(skipped: &[ckpt::crates::remote::push::SkippedFile]) {
     for f in skipped {
         eprintln!(
             "warning: skipped {} -> {}: {}",

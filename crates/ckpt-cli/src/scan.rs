@@ -1,5 +1,5 @@
 //! `ckpt scan`: what a file would import and call if torch (or pickle) loaded it, found by the
-//! static scanner (`ckpt_torch::scan`), without executing anything (the picklescan job).
+//! static scanner (`ckpt::crates::torch::scan`), without executing anything (the picklescan job).
 //!
 //! Files are found by content, whatever their name. Every file gets a verdict: `clean`,
 //! `DANGEROUS` (a global outside the allowlist, or refused: an ambiguous zip, a compressed
@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ckpt_core::Error;
-use ckpt_torch::scan::FileScan;
+use ckpt::crates::torch::scan::FileScan;
+use ckpt::Error;
 use clap::Args;
 use serde_json::json;
 
@@ -26,8 +26,8 @@ pub struct ScanArgs {
 /// Whether torch's safe loader, and ckpt, accept this global.
 fn verdict(global: &str) -> &'static str {
     let (module, name) = global.rsplit_once('.').unwrap_or(("", global));
-    match ckpt_torch::globals::resolve(module, name) {
-        Some(ckpt_torch::globals::Global::Unsupported(_)) => "allowed-unsupported",
+    match ckpt::crates::torch::globals::resolve(module, name) {
+        Some(ckpt::crates::torch::globals::Global::Unsupported(_)) => "allowed-unsupported",
         Some(_) => "allowed",
         None => "DANGEROUS",
     }
@@ -108,7 +108,7 @@ pub fn run(a: &ScanArgs, g: &GlobalArgs) -> Result<(), Error> {
     let mut verdicts = Vec::new();
     let mut skipped = 0usize;
     for (f, explicit) in &files {
-        match ckpt_torch::scan::scan_file(f, *explicit) {
+        match ckpt::crates::torch::scan::scan_file(f, *explicit) {
             Some(s) => verdicts.push(judge(s)),
             None => skipped += 1,
         }

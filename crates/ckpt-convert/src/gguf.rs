@@ -11,13 +11,132 @@ use serde::Serialize;
 use crate::convert::{Progress, ProgressFn};
 use crate::source::{self, OpenOptions};
 
-#[derive(Clone)]
+/// What `convert_hf_to_gguf` writes: one of convert_hf_to_gguf.py's own `--outtype`s, or any
+/// llama-quantize type (converted to an intermediate GGUF, then quantized in one step).
+///
+/// Parsed from the names users type (case-insensitive: `f16`, `auto`, `q4_k_m`, `Q4_K`, or a
+/// numeric `llama_ftype`) with [`str::parse`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutType {
+    /// The type of the first 2-D tensor (bf16 -> BF16, f16 -> F16), F16 otherwise.
+    #[default]
+    Auto,
+    F32,
+    F16,
+    BF16,
+    Q8_0,
+    /// A llama-quantize mix (`Q4_K_M`, `Q6_K`, …), through an [`Intermediate`] GGUF.
+    Quantized(ckpt_quant::Ftype),
+}
+
+/// The GGUF output types [`OutType`] accepts, as listed in its parse error.
+pub const OUTTYPE_CHOICES: &str =
+    "f32, f16, bf16, q8_0, auto, or a llama-quantize type such as q4_k_m, q5_k_m, q6_k";
+
+impl OutType {
+    /// The converter's own type, or `None` for a llama-quantize mix.
+    fn direct(self) -> Option<ckpt_model::OutType> {
+        Some(match self {
+            OutType::Auto => ckpt_model::OutType::Auto,
+            OutType::F32 => ckpt_model::OutType::F32,
+            OutType::F16 => ckpt_model::OutType::F16,
+            OutType::BF16 => ckpt_model::OutType::BF16,
+            OutType::Q8_0 => ckpt_model::OutType::Q8_0,
+            OutType::Quantized(_) => return None,
+        })
+    }
+
+    /// Whether the converter writes this type itself (no llama-quantize step).
+    pub fn is_direct(self) -> bool {
+        self.direct().is_some()
+    }
+
+    /// The label reports use: `AUTO`, `F16`, `Q8_0`, or llama-quantize's name (`Q4_K_M`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutType::Auto => "AUTO",
+            OutType::F32 => "F32",
+            OutType::F16 => "F16",
+            OutType::BF16 => "BF16",
+            OutType::Q8_0 => "Q8_0",
+            OutType::Quantized(f) => f.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for OutType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OutType {
+    type Err = Error;
+    /// convert_hf_to_gguf.py's names first (`f32`, `f16`, `bf16`, `q8_0`, `auto`), then
+    /// llama-quantize's (`q4_k_m`, `Q4_K`, `15`, …).
+    fn from_str(s: &str) -> Result<OutType> {
+        let direct = match ckpt_model::OutType::from_name(s) {
+            Some(ckpt_model::OutType::F32) => Some(OutType::F32),
+            Some(ckpt_model::OutType::F16) => Some(OutType::F16),
+            Some(ckpt_model::OutType::BF16) => Some(OutType::BF16),
+            Some(ckpt_model::OutType::Q8_0) => Some(OutType::Q8_0),
+            Some(ckpt_model::OutType::Auto) => Some(OutType::Auto),
+            _ => None,
+        };
+        if let Some(t) = direct {
+            return Ok(t);
+        }
+        ckpt_quant::parse_ftype(s)
+            .map(OutType::Quantized)
+            .map_err(|_| {
+                Error::Usage(format!(
+                    "unknown GGUF output type '{s}' ({OUTTYPE_CHOICES})"
+                ))
+            })
+    }
+}
+
+/// Precision of the GGUF written before a llama-quantize [`OutType`] is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Intermediate {
+    /// What `convert_hf_to_gguf.py --outtype f16` + `llama-quantize` gives.
+    #[default]
+    F16,
+    /// Keeps bf16 weights exact.
+    BF16,
+    F32,
+}
+
+impl Intermediate {
+    fn outtype(self) -> ckpt_model::OutType {
+        match self {
+            Intermediate::F16 => ckpt_model::OutType::F16,
+            Intermediate::BF16 => ckpt_model::OutType::BF16,
+            Intermediate::F32 => ckpt_model::OutType::F32,
+        }
+    }
+}
+
+impl std::str::FromStr for Intermediate {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Intermediate> {
+        match ckpt_model::OutType::from_name(s) {
+            Some(ckpt_model::OutType::F16) => Ok(Intermediate::F16),
+            Some(ckpt_model::OutType::BF16) => Ok(Intermediate::BF16),
+            Some(ckpt_model::OutType::F32) => Ok(Intermediate::F32),
+            _ => Err(Error::Usage(format!(
+                "the intermediate type must be f16, bf16 or f32, not '{s}'"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
 pub struct GgufOptions {
-    /// f32, f16, bf16, q8_0, auto, or any llama-quantize type (q4_k_m, q6_k, …).
-    pub outtype: String,
-    /// Precision of the intermediate GGUF for llama-quantize types: f16 (default, what
-    /// `convert_hf_to_gguf.py --outtype f16` + `llama-quantize` gives) or bf16.
-    pub intermediate: String,
+    pub outtype: OutType,
+    /// Precision of the intermediate GGUF for llama-quantize types.
+    pub intermediate: Intermediate,
     pub pre_tokenizer: Option<String>,
     pub key: Option<String>,
     pub overwrite: bool,
@@ -42,10 +161,6 @@ pub struct GgufReport {
     pub quantized: Vec<ckpt_quant::TensorReport>,
 }
 
-fn converter_outtype(name: &str) -> Option<ckpt_model::OutType> {
-    ckpt_model::OutType::from_name(name)
-}
-
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
     check_destination(dst, opts.overwrite)?;
@@ -60,33 +175,14 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
             key: opts.key.clone(),
         },
     )?;
-    let direct = converter_outtype(&opts.outtype);
-    let quant = if direct.is_none() {
-        Some(ckpt_quant::parse_ftype(&opts.outtype).map_err(|_| {
-            Error::Usage(format!(
-                "unknown --outtype '{}' (f32, f16, bf16, q8_0, auto, or a llama-quantize type such as q4_k_m, q5_k_m, q6_k)",
-                opts.outtype
-            ))
-        })?)
-    } else {
-        None
+    let quant = match opts.outtype {
+        OutType::Quantized(f) => Some(f),
+        _ => None,
     };
-    let stage_type = match quant {
-        None => direct.unwrap(),
-        Some(_) => converter_outtype(&opts.intermediate)
-            .filter(|t| {
-                matches!(
-                    t,
-                    ckpt_model::OutType::F16 | ckpt_model::OutType::BF16 | ckpt_model::OutType::F32
-                )
-            })
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "--intermediate must be f16, bf16 or f32, not '{}'",
-                    opts.intermediate
-                ))
-            })?,
-    };
+    let stage_type = opts
+        .outtype
+        .direct()
+        .unwrap_or_else(|| opts.intermediate.outtype());
     let stage_path = match quant {
         None => dst.to_path_buf(),
         Some(_) => temp_path_for(dst).with_extension("f16.gguf"),
@@ -137,7 +233,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         output: dst.to_path_buf(),
         hf_architecture: report.hf_architecture,
         gguf_architecture: report.gguf_architecture,
-        outtype: opts.outtype.to_ascii_uppercase(),
+        outtype: opts.outtype.name().to_string(),
         tensors: report.tensor_count,
         parameters: report.parameter_count,
         bytes: report.output_bytes,

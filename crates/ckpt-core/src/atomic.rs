@@ -262,10 +262,9 @@ pub fn check_destination(final_path: &Path, overwrite: bool) -> Result<()> {
 }
 
 fn exists_error(final_path: &Path) -> Error {
-    Error::Usage(format!(
-        "{} already exists (use --force to replace it)",
-        final_path.display()
-    ))
+    Error::Exists {
+        path: final_path.to_path_buf(),
+    }
 }
 
 fn all_taken(final_path: &Path) -> Error {

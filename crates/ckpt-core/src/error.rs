@@ -1,4 +1,5 @@
-//! One error type for every library crate; the CLI maps each kind to an exit code.
+//! One error type for every library crate, with a [`ErrorKind`] to match on; the CLI maps each
+//! kind to an exit code.
 
 use std::path::{Path, PathBuf};
 
@@ -19,9 +20,13 @@ pub enum Error {
     /// Valid input that ckpt does not support (yet), or a request that cannot be honoured.
     #[error("{0}")]
     Unsupported(String),
-    /// The command line or the output location is wrong (existing output without --force, …).
+    /// The request is wrong (bad options, an output where there must be none, …).
     #[error("{0}")]
     Usage(String),
+    /// The output already exists and replacing it was not asked for (a usage error; the command
+    /// line adds how to ask).
+    #[error("{} already exists", path.display())]
+    Exists { path: PathBuf },
     /// A check after writing found a difference.
     #[error("{0}")]
     Mismatch(String),
@@ -30,6 +35,28 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is, for a caller to match on (the command line maps each
+/// kind to its exit code).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is malformed, truncated or inconsistent ([`Error::Invalid`]: the file, and in
+    /// the message the tensor or byte offset and what was expected).
+    Invalid,
+    /// The input asks for something refused for safety ([`Error::Unsafe`]).
+    Unsafe,
+    /// Valid input or a request that is not supported ([`Error::Unsupported`]).
+    Unsupported,
+    /// A wrong request: bad options, an existing output without overwrite ([`Error::Usage`]).
+    Usage,
+    /// A check found a difference ([`Error::Mismatch`]).
+    Mismatch,
+    /// Reading or writing a file failed ([`Error::Io`]).
+    Io,
+    /// Anything else ([`Error::Other`]).
+    Other,
+}
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
@@ -51,16 +78,27 @@ impl Error {
         }
     }
 
-    /// Process exit code for this kind of failure (documented in `ckpt --help`).
-    pub fn exit_code(&self) -> i32 {
+    /// The kind of failure, to match on.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Mismatch(_) => 1,
-            Error::Usage(_) => 2,
-            Error::Invalid { .. } => 3,
-            Error::Unsafe { .. } => 4,
-            Error::Unsupported(_) => 5,
-            Error::Io { .. } => 6,
-            Error::Other(_) => 1,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Unsafe { .. } => ErrorKind::Unsafe,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Usage(_) | Error::Exists { .. } => ErrorKind::Usage,
+            Error::Mismatch(_) => ErrorKind::Mismatch,
+            Error::Other(_) => ErrorKind::Other,
+        }
+    }
+
+    /// The file the error is about, when it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Invalid { path, .. }
+            | Error::Unsafe { path, .. }
+            | Error::Exists { path } => Some(path),
+            _ => None,
         }
     }
 }

@@ -14,5 +14,5 @@ pub mod tensor;
 
 pub use checkpoint::{Checkpoint, Format};
 pub use dtype::{numel, DType, GgmlType};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use tensor::{Buffer, RowFill, Storage, Tensor, TensorData, View};

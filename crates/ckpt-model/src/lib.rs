@@ -51,16 +51,18 @@ impl OutType {
 
     /// (tensor type for quantizable tensors, llama_ftype written as general.file_type)
     fn resolve(self, first_matrix_dtype: Option<DType>) -> (GgmlType, u32) {
-        match self {
-            OutType::F32 => (GgmlType::F32, 0),
-            OutType::F16 => (GgmlType::F16, 1),
-            OutType::BF16 => (GgmlType::BF16, 32),
-            OutType::Q8_0 => (GgmlType::Q8_0, 7),
+        use ckpt_quant::Ftype;
+        let ftype = match self {
+            OutType::F32 => Ftype::F32,
+            OutType::F16 => Ftype::F16,
+            OutType::BF16 => Ftype::BF16,
+            OutType::Q8_0 => Ftype::Q8_0,
             OutType::Auto => match first_matrix_dtype {
-                Some(DType::BF16) => (GgmlType::BF16, 32),
-                _ => (GgmlType::F16, 1),
+                Some(DType::BF16) => Ftype::BF16,
+                _ => Ftype::F16,
             },
-        }
+        };
+        (ftype.default_type(), ftype.id())
     }
 }
 

@@ -73,28 +73,27 @@ impl QuantizeLevel {
         })
     }
 
-    /// Ollama's name, also the `file_type` written to the config.
+    /// Ollama's name, also the `file_type` written to the config (llama-quantize's name).
     pub fn name(self) -> &'static str {
+        self.ftype().name()
+    }
+
+    /// The llama.cpp mix this level is (ckpt-quant's `llama_ftype` table).
+    pub fn ftype(self) -> ckpt_quant::Ftype {
+        use ckpt_quant::Ftype;
         match self {
-            QuantizeLevel::F32 => "F32",
-            QuantizeLevel::F16 => "F16",
-            QuantizeLevel::BF16 => "BF16",
-            QuantizeLevel::Q8_0 => "Q8_0",
-            QuantizeLevel::Q4_K_S => "Q4_K_S",
-            QuantizeLevel::Q4_K_M => "Q4_K_M",
+            QuantizeLevel::F32 => Ftype::F32,
+            QuantizeLevel::F16 => Ftype::F16,
+            QuantizeLevel::BF16 => Ftype::BF16,
+            QuantizeLevel::Q8_0 => Ftype::Q8_0,
+            QuantizeLevel::Q4_K_S => Ftype::Q4_K_S,
+            QuantizeLevel::Q4_K_M => Ftype::Q4_K_M,
         }
     }
 
     /// llama.cpp's `llama_ftype` number (`general.file_type`).
     pub fn llama_ftype(self) -> u32 {
-        match self {
-            QuantizeLevel::F32 => 0,
-            QuantizeLevel::F16 => 1,
-            QuantizeLevel::BF16 => 32,
-            QuantizeLevel::Q8_0 => 7,
-            QuantizeLevel::Q4_K_S => 14,
-            QuantizeLevel::Q4_K_M => 15,
-        }
+        self.ftype().id()
     }
 }
 

@@ -89,11 +89,10 @@ impl std::error::Error for OllamaError {}
 
 impl From<ckpt_core::Error> for OllamaError {
     fn from(e: ckpt_core::Error) -> OllamaError {
-        let kind = match &e {
-            ckpt_core::Error::Invalid { .. }
-            | ckpt_core::Error::Usage(_)
-            | ckpt_core::Error::Unsafe { .. } => ErrorKind::BadRequest,
-            ckpt_core::Error::Unsupported(_) => ErrorKind::NotImplemented,
+        use ckpt_core::ErrorKind as Core;
+        let kind = match e.kind() {
+            Core::Invalid | Core::Usage | Core::Unsafe => ErrorKind::BadRequest,
+            Core::Unsupported => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,
         };
         OllamaError {

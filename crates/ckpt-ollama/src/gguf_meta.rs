@@ -263,46 +263,15 @@ impl GgufHeader {
     }
 }
 
-/// Names of llama.cpp's `llama_ftype` values as Ollama prints them (fs/ggml/type.go).
+/// Names of llama.cpp's `llama_ftype` values as Ollama prints them (fs/ggml/type.go): llama.cpp's
+/// names (ckpt-quant's table) up to the newest type Ollama knows, `Q1_0` (40); "unknown" after.
 pub fn file_type_name(t: u64) -> &'static str {
-    match t {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        19 => "IQ2_XXS",
-        20 => "IQ2_XS",
-        21 => "Q2_K_S",
-        22 => "IQ3_XS",
-        23 => "IQ3_XXS",
-        24 => "IQ1_S",
-        25 => "IQ4_NL",
-        26 => "IQ3_S",
-        27 => "IQ3_M",
-        28 => "IQ2_S",
-        29 => "IQ2_M",
-        30 => "IQ4_XS",
-        31 => "IQ1_M",
-        32 => "BF16",
-        36 => "TQ1_0",
-        37 => "TQ2_0",
-        38 => "MXFP4_MOE",
-        39 => "NVFP4",
-        40 => "Q1_0",
-        _ => "unknown",
-    }
+    const OLLAMA_LAST: u32 = 40;
+    u32::try_from(t)
+        .ok()
+        .filter(|&id| id <= OLLAMA_LAST)
+        .and_then(ckpt_quant::Ftype::from_id)
+        .map_or("unknown", |f| f.name())
 }
 
 /// ggml tensor type names as Ollama's `/api/show` lists them (ckpt-core's names, upper-cased).
@@ -345,5 +314,25 @@ mod tests {
         assert_eq!(human_number(494_032_768), "494.03M");
         assert_eq!(human_number(1_500), "2K");
         assert_eq!(human_number(999), "999");
+    }
+
+    #[test]
+    fn file_type_names_like_ollama() {
+        // fs/ggml/type.go: llama.cpp's names for the ids Ollama knows, "unknown" otherwise
+        // (the retired 4-6 and 33-35, and anything newer than Q1_0).
+        let named: Vec<(u64, &str)> = (0..=45)
+            .map(|t| (t, file_type_name(t)))
+            .filter(|(_, n)| *n != "unknown")
+            .collect();
+        assert_eq!(named.len(), 35);
+        assert_eq!(file_type_name(0), "F32");
+        assert_eq!(file_type_name(15), "Q4_K_M");
+        assert_eq!(file_type_name(21), "Q2_K_S");
+        assert_eq!(file_type_name(32), "BF16");
+        assert_eq!(file_type_name(38), "MXFP4_MOE");
+        assert_eq!(file_type_name(40), "Q1_0");
+        for t in [4, 5, 6, 33, 34, 35, 41, 1 << 33] {
+            assert_eq!(file_type_name(t), "unknown", "{t}");
+        }
     }
 }

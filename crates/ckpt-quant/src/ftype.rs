@@ -138,6 +138,14 @@ impl fmt::Display for Ftype {
     }
 }
 
+impl std::str::FromStr for Ftype {
+    type Err = Error;
+    /// [`parse_ftype`].
+    fn from_str(s: &str) -> Result<Ftype> {
+        parse_ftype(s)
+    }
+}
+
 /// Parses an ftype like llama-quantize: a name in any case (`q4_k_m`), the aliases `Q3_K`,
 /// `Q4_K`, `Q5_K`, or the numeric `llama_ftype`. Unknown names list the valid ones.
 pub fn parse_ftype(name: &str) -> Result<Ftype> {

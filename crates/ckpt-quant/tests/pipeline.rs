@@ -261,7 +261,7 @@ fn quantized_input_needs_allow_requantize() {
         .any(|t| t.from == ckpt_core::GgmlType::Q8_0 && t.to == ckpt_core::GgmlType::Q4_0));
     // existing output is not replaced without overwrite
     let err = quantize_gguf(&q8, &out, &opts).unwrap_err();
-    assert!(matches!(err, ckpt_core::Error::Usage(_)), "{err}");
+    assert_eq!(err.kind(), ckpt_core::ErrorKind::Usage, "{err}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ fn main() {
             }
         }
         Err(e) => {
-            println!("error ({}): {e}", e.exit_code());
+            println!("error ({:?}): {e}", e.kind());
             std::process::exit(1);
         }
     }

@@ -18,7 +18,7 @@ fn main() {
         Ok(n) => println!("wrote {n} tensors to {output}"),
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(e.exit_code());
+            std::process::exit(1);
         }
     }
 }

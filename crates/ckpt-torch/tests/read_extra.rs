@@ -144,6 +144,6 @@ fn quantized_and_sparse_are_unsupported() {
             matches!(&err, Error::Unsupported(m) if m.contains(what) && m.contains(file.trim_start_matches("extra/"))),
             "{err}"
         );
-        assert_eq!(err.exit_code(), 5);
+        assert_eq!(err.kind(), ckpt_core::ErrorKind::Unsupported);
     }
 }

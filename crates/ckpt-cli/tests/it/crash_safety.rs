@@ -546,12 +546,9 @@ fn merge_lora_scratch_folder_never_follows_a_planted_symlink() {
         })
     };
     let gguf = ckpt_convert::gguf::GgufOptions {
-        outtype: "f16".into(),
-        intermediate: "f16".into(),
-        pre_tokenizer: None,
-        key: None,
+        outtype: ckpt_convert::gguf::OutType::F16,
         overwrite: true,
-        progress: None,
+        ..Default::default()
     };
     let mut failure = None;
     for _ in 0..20 {

@@ -418,3 +418,61 @@ fn help_is_not_wrapped_when_not_on_a_terminal() {
     let help = stdout(&r);
     assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
 }
+
+/// The library says the output exists (no flag names); the command line adds `--force`, exit 2,
+/// for safetensors and GGUF output alike.
+#[test]
+fn existing_output_names_force_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tiny-llama");
+    let st = dir.path().join("st");
+    let gguf = dir.path().join("m.gguf");
+    for out in [&st, &gguf] {
+        std::fs::write(out, b"keep").unwrap();
+    }
+    for args in [
+        vec!["convert", s(&tiny), s(&st)],
+        vec!["convert", s(&tiny), s(&gguf), "--outtype", "q4_k_m"],
+    ] {
+        let r = ckpt(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+        assert!(
+            stderr(&r).contains("already exists (use --force to replace it)"),
+            "{args:?}: {}",
+            stderr(&r)
+        );
+    }
+    assert_eq!(std::fs::read(&st).unwrap(), b"keep");
+    assert_eq!(std::fs::read(&gguf).unwrap(), b"keep");
+}
+
+/// Typed options keep the command line's messages: the flag is named by the CLI.
+#[test]
+fn unknown_outtype_and_intermediate_name_their_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tiny-llama");
+    let out = dir.path().join("m.gguf");
+    let r = ckpt(&["convert", s(&tiny), s(&out), "--outtype", "q9_z"]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("unknown --outtype 'q9_z' (f32, f16, bf16, q8_0, auto, or a llama-quantize type such as q4_k_m, q5_k_m, q6_k)"),
+        "{}",
+        stderr(&r)
+    );
+    let r = ckpt(&[
+        "convert",
+        s(&tiny),
+        s(&out),
+        "--outtype",
+        "q4_k_m",
+        "--intermediate",
+        "q8_0",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("--intermediate must be f16, bf16 or f32, not 'q8_0'"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!out.exists());
+}

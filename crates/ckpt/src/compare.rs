@@ -1,0 +1,94 @@
+//! `ckpt diff` and `ckpt verify`: two checkpoints compared, one checked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ckpt_core::{Checkpoint, Format, Result};
+
+pub use ckpt_convert::diff::{DiffReport, TensorDiff};
+pub use ckpt_convert::verify::VerifyReport;
+
+use crate::resolve;
+
+/// What [`diff`] found, with the number of tensors on each side.
+#[derive(Debug)]
+pub struct DiffOutcome {
+    /// Tensor by tensor, and the verdict.
+    pub report: DiffReport,
+    /// Tensors of A (after the Hugging Face view of a GGUF).
+    pub tensors_a: usize,
+    /// Tensors of B (after the Hugging Face view of a GGUF).
+    pub tensors_b: usize,
+}
+
+/// Compares two checkpoints tensor by tensor (`hf://…` allowed), across formats. A GGUF against
+/// a Hugging Face checkpoint is compared through its Hugging Face view (names mapped,
+/// dequantized, Q/K permutation undone), each of its tensors labelled with its stored type
+/// (`Q8_0`, not the f32 it is compared as). `tolerance` is the largest absolute difference per
+/// element still counted as the same.
+pub fn diff(a: &Path, b: &Path, tolerance: f64) -> Result<DiffOutcome> {
+    let open = |p: &Path| -> Result<(Checkpoint, PathBuf)> {
+        let local = resolve(p)?;
+        Ok((ckpt_convert::open(&local, &Default::default())?, local))
+    };
+    let ((mut ca, pa), (mut cb, pb)) = (open(a)?, open(b)?);
+    let is_gguf = |c: &Checkpoint| c.format == Format::Gguf;
+    // The GGUF side is read as dequantized f32 tensors; label them with their stored type.
+    let mut stored: Option<(bool, HashMap<String, String>)> = None;
+    if is_gguf(&ca) != is_gguf(&cb) {
+        if is_gguf(&ca) {
+            ca = ckpt_export::hf_view(&pa)?;
+            stored = Some((true, stored_types(&pa)?));
+        } else {
+            cb = ckpt_export::hf_view(&pb)?;
+            stored = Some((false, stored_types(&pb)?));
+        }
+    }
+    let mut report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), tolerance)?;
+    if let Some((side_a, types)) = &stored {
+        for d in &mut report.compared {
+            if let Some(t) = types.get(&d.name) {
+                if *side_a {
+                    d.dtype_a = t.clone();
+                } else {
+                    d.dtype_b = t.clone();
+                }
+            }
+        }
+    }
+    Ok(DiffOutcome {
+        report,
+        tensors_a: ca.tensors.len(),
+        tensors_b: cb.tensors.len(),
+    })
+}
+
+/// Hugging Face name -> the GGUF tensor's stored type (Q8_0, F16, …), for the labels of a GGUF
+/// compared through its Hugging Face view.
+fn stored_types(gguf: &Path) -> Result<HashMap<String, String>> {
+    let split = ckpt_gguf::open_split(gguf)?;
+    let arch = split
+        .kvs()
+        .iter()
+        .find(|(k, _)| k == "general.architecture")
+        .and_then(|(_, v)| v.as_str())
+        .and_then(ckpt_export::names::find);
+    let Some(arch) = arch else {
+        return Ok(Default::default());
+    };
+    Ok(split
+        .tensors()
+        .into_iter()
+        .filter_map(|t| {
+            ckpt_export::names::hf_name(&arch, &t.name).map(|hf| (hf, t.dtype.to_string()))
+        })
+        .collect())
+}
+
+/// Checks a checkpoint's integrity without a second model: every file parses with full
+/// validation, shards and tensors are complete, files in a Hugging Face cache match the sha256
+/// their blob is named after, config and tokenizer are present; `scan_values` also looks for
+/// NaN/Inf. Problems are findings in the report (`ok` false), not errors.
+pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
+    ckpt_convert::verify::verify(&resolve(path)?, scan_values)
+}

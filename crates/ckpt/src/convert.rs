@@ -1,0 +1,166 @@
+//! `ckpt convert`: safetensors ⇄ PyTorch `.bin`, Hugging Face → GGUF, GGUF → Hugging Face.
+
+use std::path::Path;
+
+use ckpt_core::{Error, Result};
+
+pub use ckpt_convert::gguf::{GgufOptions, GgufReport};
+pub use ckpt_convert::{ConvertOptions, ConvertReport};
+pub use ckpt_export::ExportReport;
+
+use crate::{resolve, Target};
+
+/// An output format a conversion can write.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// safetensors (`model.safetensors`, or shards with an index).
+    Safetensors,
+    /// PyTorch's zip `.bin`.
+    Bin,
+    /// One GGUF file.
+    Gguf,
+}
+
+impl OutputFormat {
+    /// The file or folder format for safetensors and `.bin`; `None` for GGUF.
+    pub fn target(self) -> Option<Target> {
+        match self {
+            OutputFormat::Safetensors => Some(Target::Safetensors),
+            OutputFormat::Bin => Some(Target::Bin),
+            OutputFormat::Gguf => None,
+        }
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<OutputFormat> {
+        match s {
+            "safetensors" => Ok(OutputFormat::Safetensors),
+            "bin" => Ok(OutputFormat::Bin),
+            "gguf" => Ok(OutputFormat::Gguf),
+            _ => Err(Error::Usage(format!(
+                "unknown output format '{s}' (safetensors, bin or gguf)"
+            ))),
+        }
+    }
+}
+
+/// Which job `convert` does for a source and a destination.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConvertKind {
+    /// Hugging Face model -> GGUF ([`to_gguf`]).
+    Gguf,
+    /// GGUF -> Hugging Face folder ([`gguf_to_hf`]).
+    Export,
+    /// safetensors <-> `.bin` ([`convert`]).
+    Plain,
+}
+
+/// Whether the output is a GGUF: asked for with `to`, or (without `to`) a destination ending in
+/// `.gguf`. Decided before the source is looked at (a Hub source is not downloaded for it).
+pub fn writes_gguf(dst: &Path, to: Option<OutputFormat>) -> bool {
+    to == Some(OutputFormat::Gguf)
+        || (to.is_none()
+            && dst
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf")))
+}
+
+/// The job for a local source (already [`resolve`]d) and a destination: GGUF output as
+/// [`writes_gguf`]; a GGUF file to a destination without a safetensors/`.bin` extension is an
+/// export to a Hugging Face folder; anything else is safetensors ⇄ `.bin`.
+pub fn kind(local_src: &Path, dst: &Path, to: Option<OutputFormat>) -> Result<ConvertKind> {
+    if writes_gguf(dst, to) {
+        return Ok(ConvertKind::Gguf);
+    }
+    if crate::is_gguf_file(local_src)? && Target::from_path(dst).is_none() {
+        return Ok(ConvertKind::Export);
+    }
+    Ok(ConvertKind::Plain)
+}
+
+/// safetensors ⇄ PyTorch `.bin` for a file or a model folder (shards, index, companion files),
+/// verified tensor by tensor unless `opts.verify` is false. `src` may be `hf://…`.
+pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
+    ckpt_convert::convert(&resolve(src)?, dst, opts)
+}
+
+/// A Hugging Face model folder (or a weights file inside one, or `hf://…`) to a GGUF, exactly as
+/// llama.cpp's `convert_hf_to_gguf.py`; a llama-quantize [`OutType`](crate::OutType) is then
+/// applied in the same step, as `llama-quantize` would.
+pub fn to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
+    ckpt_convert::gguf::convert_to_gguf(&resolve(src)?, dst, opts)
+}
+
+/// Options of [`gguf_to_hf`].
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// Safetensors (written directly) or `.bin` (exported to safetensors in a private scratch
+    /// folder, then converted and verified).
+    pub target: Target,
+    /// Cast floating-point tensors (f32, f16, bf16); dequantized tensors are f32 otherwise.
+    pub dtype: Option<ckpt_core::DType>,
+    /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
+    pub strict: bool,
+    /// Replace an existing output.
+    pub overwrite: bool,
+    /// Split into shards of at most this many bytes.
+    pub max_shard_size: Option<u64>,
+    /// `.bin` only: re-read and compare the output.
+    pub verify: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            target: Target::Safetensors,
+            dtype: None,
+            strict: false,
+            overwrite: false,
+            max_shard_size: None,
+            verify: true,
+        }
+    }
+}
+
+/// A GGUF back to a Hugging Face folder: dequantized, HF names, Q/K permutation undone,
+/// `config.json`, generation config and tokenizer files rebuilt from the metadata.
+pub fn gguf_to_hf(src: &Path, dst: &Path, opts: &ExportOptions) -> Result<ExportReport> {
+    let src = resolve(src)?;
+    let eopts = ckpt_export::ExportOptions {
+        dtype: opts.dtype,
+        strict: opts.strict,
+        overwrite: opts.overwrite,
+        max_shard_size: opts.max_shard_size,
+    };
+    if opts.target == Target::Safetensors {
+        return ckpt_export::gguf_to_hf(&src, dst, &eopts);
+    }
+    // Export to safetensors beside the output, then convert that folder to .bin shards.
+    ckpt_core::atomic::check_destination(dst, opts.overwrite)?;
+    // A private folder made exclusively under a fresh name, removed when dropped.
+    let scratch_dir = ckpt_core::atomic::ScratchDir::create(dst, "export")?;
+    let scratch = scratch_dir.path().join("model");
+    let result = ckpt_export::gguf_to_hf(
+        &src,
+        &scratch,
+        &ckpt_export::ExportOptions {
+            overwrite: true,
+            ..eopts.clone()
+        },
+    )
+    .and_then(|r| {
+        let copts = ConvertOptions {
+            to: Some(opts.target),
+            max_shard_size: opts.max_shard_size,
+            verify: opts.verify,
+            overwrite: opts.overwrite,
+            ..Default::default()
+        };
+        ckpt_convert::convert(&scratch, dst, &copts).map(|_| r)
+    });
+    drop(scratch_dir);
+    result
+}
