@@ -77,13 +77,13 @@ fn run(with_imatrix: bool, only: &[&str]) {
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    if e.exit_code() != 2
+                    if e.kind() != ckpt_core::ErrorKind::Usage
                         || !msg.contains(&format!("tensor {tensor} becomes {ty}"))
                         || !msg.contains("importance matrix")
                     {
                         failures.push(format!(
-                            "{ftype} {key}: expected a refusal naming {tensor} -> {ty}, got (exit {}) {msg}",
-                            e.exit_code()
+                            "{ftype} {key}: expected a refusal naming {tensor} -> {ty}, got ({:?}) {msg}",
+                            e.kind()
                         ));
                     }
                 }
@@ -152,7 +152,7 @@ fn tensors_already_of_an_imatrix_type_are_refused_without_an_imatrix() {
         let mut opts = QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap());
         opts.allow_requantize = allow_requantize;
         let err = quantize_gguf(&first, &out, &opts).unwrap_err();
-        assert_eq!(err.exit_code(), 2, "{err}");
+        assert_eq!(err.kind(), ckpt_core::ErrorKind::Usage, "{err}");
         let msg = err.to_string();
         assert!(
             msg.contains("tensor blk.0.attn_k.weight becomes IQ2_XXS")

@@ -107,7 +107,7 @@ fn imatrix_only_types_refuse_without_one() {
     for t in [GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S] {
         assert!(ckpt_quant::requires_importance(t));
         let err = ckpt_quant::quantize(t, &[0.5; 256], 256, None).unwrap_err();
-        assert_eq!(err.exit_code(), 2, "{err}");
+        assert_eq!(err.kind(), ckpt_core::ErrorKind::Usage, "{err}");
         assert!(err.to_string().contains("importance matrix"), "{err}");
     }
     assert!(!ckpt_quant::requires_importance(GgmlType::IQ1_M));

@@ -326,7 +326,7 @@ fn unsupported_ftype_is_refused_before_writing() {
         &QuantizeOptions::new(parse_ftype("IQ2_XXS").unwrap()),
     )
     .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(err.kind(), ckpt_core::ErrorKind::Usage, "{err}");
     let err = err.to_string();
     assert!(
         err.contains("IQ2_XXS") && err.contains("importance matrix"),
