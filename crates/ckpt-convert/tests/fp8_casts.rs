@@ -23,7 +23,11 @@ fn fp8_casts_match_torch_bit_for_bit() {
         for ck in [&st, &bin] {
             let src = ck.get(key).unwrap();
             assert_eq!(src.dtype, dtype);
-            for (to_key, to) in [("f32", DType::F32), ("f16", DType::F16), ("bf16", DType::BF16)] {
+            for (to_key, to) in [
+                ("f32", DType::F32),
+                ("f16", DType::F16),
+                ("bf16", DType::BF16),
+            ] {
                 let want = st.get(&format!("{key}.{to_key}")).unwrap();
                 assert_eq!(want.dtype, to);
                 let got = cast_tensor(src, to);
