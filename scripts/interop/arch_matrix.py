@@ -89,7 +89,12 @@ OPTIONS = {
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
     "nan": "NaNs with unusual payloads in a permuted, a plain and a kept-f32 tensor",
+    "fp8": "FP8 checkpoint (DeepSeek-V3 layout): every *_proj.weight F8_E4M3 with 128x128 block weight_scale_inv, quantization_config quant_method fp8",
+    "fp8b32": "like fp8 with 32x32 blocks (several blocks per tiny tensor)",
+    "fp8tensor": "like fp8 with one per-tensor scale ([1]) and no weight_block_size",
 }
+# What the FP8 options pass to fp8_checkpoint() as the block size.
+FP8_BLOCKS = {"fp8": [128, 128], "fp8b32": [32, 32], "fp8tensor": None}
 VARIANTS = [
     "MistralForCausalLM+f16src",
     "Qwen2ForCausalLM+tied",
@@ -109,6 +114,11 @@ VARIANTS = [
     "MistralForCausalLM+f32src+nan",
     "Gemma2ForCausalLM+f16src+nan",
     "Gemma3ForCausalLM+f32src+nan",
+    "LlamaForCausalLM+fp8",
+    "LlamaForCausalLM+fp8b32",
+    "LlamaForCausalLM+fp8tensor",
+    "Qwen3ForCausalLM+fp8",
+    "Qwen3ForCausalLM+fp8b32",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -193,6 +203,17 @@ def seed_nans(model, dtype) -> None:
             flat[7 * i + 3] = bits
 
 
+def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
+    """Turns a saved model into an FP8 checkpoint (any architecture, any shard layout): the
+    quantizer shared with the committed fixtures in scripts/gen-fp8-fixtures.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_fp8_fixtures", ROOT / "scripts" / "gen-fp8-fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.fp8_checkpoint(folder, block)
+
+
 def build_model(case: str, dst: Path) -> None:
     """Writes the tiny model for `case` (ARCH or ARCH+OPTION+...) into dst."""
     import torch
@@ -230,7 +251,9 @@ def build_model(case: str, dst: Path) -> None:
                 }
             else:
                 raise SystemExit(f"{case}: no rope scaling defined for {arch}")
-        if arch == "MistralForCausalLM":
+        if arch == "LlamaForCausalLM":
+            cfg = tf.LlamaConfig(num_key_value_heads=KV_HEADS, **kw)
+        elif arch == "MistralForCausalLM":
             cfg = tf.MistralConfig(num_key_value_heads=KV_HEADS, sliding_window=64, **kw)
         elif arch == "Qwen2ForCausalLM":
             cfg = tf.Qwen2Config(num_key_value_heads=KV_HEADS, **kw)
@@ -303,6 +326,11 @@ def build_model(case: str, dst: Path) -> None:
     model.save_pretrained(str(dst), safe_serialization=True, **shard)
     if "sharded" in opts and len(list(dst.glob("model-*.safetensors"))) < 2:
         raise SystemExit(f"{case}: expected several safetensors shards")
+    fp8 = [o for o in opts if o in FP8_BLOCKS]
+    if len(fp8) > 1:
+        raise SystemExit(f"{case}: at most one FP8 option")
+    if fp8:
+        fp8_checkpoint(dst, FP8_BLOCKS[fp8[0]])
     if arch == "GPT2LMHeadModel":
         # transformers 5 no longer writes n_ctx, which every GPT-2 config.json on the Hub has
         # and the converter requires.

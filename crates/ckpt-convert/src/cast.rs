@@ -1,4 +1,5 @@
-//! Float casts between F64/F32/F16/BF16, round-to-nearest-even like torch's `.to(dtype)`.
+//! Float casts between F64/F32/F16/BF16, round-to-nearest-even like torch's `.to(dtype)`, and
+//! torch's exact widening of FP8 (F8_E4M3, F8_E5M2) to F32/F16/BF16.
 
 use std::sync::Arc;
 
@@ -6,7 +7,8 @@ use ckpt_core::codec::{self, Nan};
 use ckpt_core::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
-/// The float dtypes `--dtype` converts between; other dtypes (ints, bool, fp8) pass through.
+/// The float dtypes `--dtype` converts between; other dtypes (ints, bool) pass through, and FP8
+/// is only ever widened ([`cast_tensor`]).
 pub fn is_castable(d: DType) -> bool {
     matches!(d, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
 }
@@ -52,6 +54,9 @@ pub fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
     if from == to {
         return Ok(bytes.to_vec());
     }
+    if codec::is_f8(from) {
+        return widen_f8(from, to, bytes);
+    }
     let from_unit = from.elem_size().unwrap();
     let to_unit = to.elem_size().unwrap();
     let n = bytes.len() / from_unit;
@@ -72,9 +77,33 @@ pub fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A lazy tensor that reads `src` and casts it when its bytes are asked for.
+/// torch's `.to(to)` of FP8 bytes ([`codec::cast_f8`]).
+fn widen_f8(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
+    let to_unit = match to {
+        DType::F32 => 4,
+        DType::F16 | DType::BF16 => 2,
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{from} can be cast to F32, F16 or BF16, not {other}"
+            )))
+        }
+    };
+    let mut out = ckpt_core::tensor::try_buffer(bytes.len() * to_unit, "cast")?;
+    out.resize(bytes.len() * to_unit, 0);
+    out.par_chunks_mut(CHUNK * to_unit)
+        .zip(bytes.par_chunks(CHUNK))
+        .try_for_each(|(dst, src)| {
+            codec::cast_f8(from, to, src, dst)
+                .map_err(|other| Error::Unsupported(format!("cannot cast {from} to {other}")))
+        })?;
+    Ok(out)
+}
+
+/// A lazy tensor that reads `src` and casts it when its bytes are asked for (F8_E4M3 and F8_E5M2
+/// are widened; other FP8 kinds, ints and bool pass through).
 pub fn cast_tensor(src: &Tensor, to: DType) -> Tensor {
-    if src.dtype == to || !is_castable(src.dtype) {
+    if src.dtype == to || !(is_castable(src.dtype) || (codec::is_f8(src.dtype) && is_castable(to)))
+    {
         return src.clone();
     }
     let inner = Arc::new(src.clone());

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use ckpt_core::{Checkpoint, DType, Error, Result, Tensor};
+use ckpt_core::{codec, Checkpoint, DType, Error, Result, Tensor};
 use half::{bf16, f16};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -89,6 +89,8 @@ fn decode(d: DType, b: &[u8], out: &mut Vec<f64>) -> Result<()> {
         DType::F64 => each!(8, f64::from_le_bytes),
         DType::F16 => each!(2, |c| f16::from_le_bytes(c).to_f64()),
         DType::BF16 => each!(2, |c| bf16::from_le_bytes(c).to_f64()),
+        DType::F8E4M3 => each!(1, |c: [u8; 1]| codec::e4m3_to_f32(c[0]) as f64),
+        DType::F8E5M2 => each!(1, |c: [u8; 1]| codec::e5m2_to_f32(c[0]) as f64),
         DType::I8 => each!(1, |c: [u8; 1]| c[0] as i8 as f64),
         DType::U8 | DType::Bool => each!(1, |c: [u8; 1]| c[0] as f64),
         DType::I16 => each!(2, |c| i16::from_le_bytes(c) as f64),
@@ -111,6 +113,8 @@ const CHUNK: usize = 1 << 16;
 /// Unit roundoff of a float dtype (half the gap between 1 and the next number).
 fn unit_roundoff(d: DType) -> Option<f64> {
     match d {
+        DType::F8E5M2 => Some(2f64.powi(-3)),
+        DType::F8E4M3 => Some(2f64.powi(-4)),
         DType::BF16 => Some(2f64.powi(-8)),
         DType::F16 => Some(2f64.powi(-11)),
         DType::F32 => Some(2f64.powi(-24)),

@@ -1,4 +1,5 @@
-//! The one byte <-> f32 codec: little-endian F32, F16, BF16 and F64 elements to f32 and back.
+//! The one byte <-> f32 codec: little-endian F32, F16, BF16 and F64 elements to f32 and back,
+//! and FP8 (F8_E4M3, F8_E5M2) elements to f32.
 //!
 //! Numbers are converted the same way by every tool ckpt matches (widening is exact, narrowing
 //! rounds to nearest even, overflow goes to infinity, subnormals are kept). They differ only in
@@ -15,6 +16,12 @@
 //! top bits with the quiet bit set (ggml's `GGML_FP32_TO_BF16`, `half`, numpy's ml_dtypes); BF16
 //! widening is a shift. F64 narrows with Rust's `as f32` (round to nearest even, like torch's
 //! `.float()` and numpy's `astype`).
+//!
+//! FP8 is only ever widened, and only torch reads it (`convert_hf_to_gguf.py` dequantizes FP8
+//! checkpoints with torch too), so its bits are torch's under every rule: every number is exact in
+//! f32; an E4M3 NaN (`S.1111.111`) becomes `sign | 0x7FF0_0000`; an E5M2 value widens as the f16
+//! `bits << 8` does with the quiet bit set (c10's `fp8e5m2_to_fp32_value`). [`cast_f8`] gives
+//! torch's direct casts to F16 and BF16.
 
 use crate::DType;
 
@@ -77,13 +84,138 @@ pub fn is_float(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
 }
 
+/// Whether `d` is an FP8 type [`decode`] widens (F8_E4M3, F8_E5M2).
+pub fn is_f8(d: DType) -> bool {
+    matches!(d, DType::F8E4M3 | DType::F8E5M2)
+}
+
+/// F8_E4M3 (torch's `float8_e4m3fn`: bias 7, no infinities, `S.1111.111` is NaN) bits -> f32 bits.
+const fn e4m3_bits(b: u8) -> u32 {
+    let sign = ((b & 0x80) as u32) << 24;
+    let (e, m) = (((b >> 3) & 0xF) as u32, (b & 7) as u32);
+    if e == 0xF && m == 7 {
+        return sign | 0x7FF0_0000;
+    }
+    if e == 0 {
+        if m == 0 {
+            return sign;
+        }
+        // m * 2^-9: normalise on the leading bit of the 3-bit mantissa
+        let p = 31 - m.leading_zeros();
+        return sign | ((127 - 9 + p) << 23) | ((m - (1 << p)) << (23 - p));
+    }
+    sign | ((e + 127 - 7) << 23) | (m << 20)
+}
+
+/// F8_E5M2 (torch's `float8_e5m2`: the top byte of an f16) bits -> f32 bits; a NaN is made quiet.
+const fn e5m2_bits(b: u8) -> u32 {
+    let sign = ((b & 0x80) as u32) << 24;
+    let (e, m) = (((b >> 2) & 0x1F) as u32, (b & 3) as u32);
+    if e == 0x1F {
+        return if m == 0 {
+            sign | 0x7F80_0000
+        } else {
+            sign | 0x7FC0_0000 | (m << 21)
+        };
+    }
+    if e == 0 {
+        if m == 0 {
+            return sign;
+        }
+        let p = 31 - m.leading_zeros();
+        return sign | ((127 - 16 + p) << 23) | ((m - (1 << p)) << (23 - p));
+    }
+    sign | ((e + 127 - 15) << 23) | (m << 21)
+}
+
+const fn f8_table(e4m3: bool) -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if e4m3 {
+            e4m3_bits(i as u8)
+        } else {
+            e5m2_bits(i as u8)
+        };
+        i += 1;
+    }
+    t
+}
+
+static E4M3_TO_F32: [u32; 256] = f8_table(true);
+static E5M2_TO_F32: [u32; 256] = f8_table(false);
+
+/// F8_E4M3 bits -> f32, as torch's `.float()`.
+#[inline]
+pub fn e4m3_to_f32(b: u8) -> f32 {
+    f32::from_bits(E4M3_TO_F32[b as usize])
+}
+
+/// F8_E5M2 bits -> f32, as torch's `.float()`.
+#[inline]
+pub fn e5m2_to_f32(b: u8) -> f32 {
+    f32::from_bits(E5M2_TO_F32[b as usize])
+}
+
+/// torch's `.to(to)` of FP8 elements (`from` is F8_E4M3 or F8_E5M2; `to` F32, F16 or BF16): c10
+/// goes through `float`; to F16 a NaN keeps its top payload bits, quiet (`c10::Half`), to BF16 every
+/// NaN becomes `0x7FC0` (`c10::BFloat16`'s scalar rounding, which torch uses for FP8 sources).
+/// Every FP8 number is exact in all three. Returns `Err` naming the dtype it cannot handle.
+pub fn cast_f8(from: DType, to: DType, src: &[u8], dst: &mut [u8]) -> Result<(), DType> {
+    let table = match from {
+        DType::F8E4M3 => &E4M3_TO_F32,
+        DType::F8E5M2 => &E5M2_TO_F32,
+        other => return Err(other),
+    };
+    let wide = |b: &u8| f32::from_bits(table[*b as usize]);
+    match to {
+        DType::F32 => dst
+            .as_chunks_mut::<4>()
+            .0
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, b)| *d = wide(b).to_le_bytes()),
+        DType::F16 => dst
+            .as_chunks_mut::<2>()
+            .0
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, b)| *d = f32_to_f16_bits(wide(b), Nan::Quiet).to_le_bytes()),
+        DType::BF16 => dst
+            .as_chunks_mut::<2>()
+            .0
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, b)| {
+                let x = wide(b);
+                let h = if x.is_nan() {
+                    0x7FC0
+                } else {
+                    (x.to_bits() >> 16) as u16
+                };
+                *d = h.to_le_bytes()
+            }),
+        other => return Err(other),
+    }
+    Ok(())
+}
+
 /// Values converted at a time by the batched f16 paths (so `half` can use F16C).
 const BATCH: usize = 1024;
 
 /// Widens the little-endian `from` elements of `src` into `dst` (as many as both hold). Returns
-/// `Err(from)` for a dtype that is not F32/F16/BF16/F64. `src` need not be aligned.
+/// `Err(from)` for a dtype that is not F32/F16/BF16/F64/F8_E4M3/F8_E5M2. `src` need not be
+/// aligned. FP8 widens as torch does whatever `nan` says (see the module documentation).
 pub fn decode(from: DType, src: &[u8], dst: &mut [f32], nan: Nan) -> Result<(), DType> {
     match from {
+        DType::F8E4M3 => dst
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, b)| *d = e4m3_to_f32(*b)),
+        DType::F8E5M2 => dst
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, b)| *d = e5m2_to_f32(*b)),
         DType::F32 => dst
             .iter_mut()
             .zip(src.as_chunks::<4>().0)
@@ -242,6 +374,45 @@ mod tests {
                 assert_eq!(got, f32_to_f16_bits(*x, nan), "{:#x}", x.to_bits());
             }
         }
+    }
+
+    #[test]
+    fn fp8_values() {
+        // E4M3: max 448, smallest normal 2^-6, smallest subnormal 2^-9, NaN without infinity
+        assert_eq!(e4m3_to_f32(0x7E), 448.0);
+        assert_eq!(e4m3_to_f32(0xFE), -448.0);
+        assert_eq!(e4m3_to_f32(0x08), 2f32.powi(-6));
+        assert_eq!(e4m3_to_f32(0x01), 2f32.powi(-9));
+        assert_eq!(e4m3_to_f32(0x07), 7.0 * 2f32.powi(-9));
+        assert_eq!(e4m3_to_f32(0x38), 1.0);
+        assert_eq!(e4m3_to_f32(0x80).to_bits(), 0x8000_0000);
+        assert_eq!(e4m3_to_f32(0x7F).to_bits(), 0x7FF0_0000);
+        assert_eq!(e4m3_to_f32(0xFF).to_bits(), 0xFFF0_0000);
+        assert_eq!(e4m3_to_f32(0x78), 256.0); // 0x78..0x7E are numbers, not infinities
+                                              // E5M2 is the top byte of an f16, NaNs made quiet
+        for b in 0..=255u8 {
+            let h = f16_bits_to_f32((b as u16) << 8, Nan::Quiet);
+            assert_eq!(e5m2_to_f32(b).to_bits(), h.to_bits(), "{b:#04x}");
+        }
+        assert_eq!(e5m2_to_f32(0x7B), 57344.0);
+        assert_eq!(e5m2_to_f32(0x01), 2f32.powi(-16));
+        // decode and cast_f8 agree with the scalar functions, from unaligned buffers
+        let all: Vec<u8> = (0..=255).collect();
+        let mut wide = vec![0f32; 256];
+        decode(DType::F8E4M3, &all, &mut wide, Nan::Numpy).unwrap();
+        let mut bytes = vec![0u8; 4 * 256 + 1];
+        cast_f8(DType::F8E4M3, DType::F32, &all, &mut bytes[1..]).unwrap();
+        for (i, (w, b)) in wide.iter().zip(bytes[1..].chunks_exact(4)).enumerate() {
+            assert_eq!(w.to_bits(), e4m3_to_f32(i as u8).to_bits());
+            assert_eq!(b, w.to_le_bytes());
+        }
+        let mut bf = [0u8; 2];
+        cast_f8(DType::F8E5M2, DType::BF16, &[0xFD], &mut bf).unwrap();
+        assert_eq!(u16::from_le_bytes(bf), 0x7FC0);
+        assert_eq!(
+            cast_f8(DType::F8E5M2, DType::F64, &[0], &mut [0; 8]),
+            Err(DType::F64)
+        );
     }
 
     #[test]

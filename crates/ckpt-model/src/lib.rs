@@ -7,6 +7,7 @@
 //! default `general.name`. Each supported architecture is one description in [`arch`].
 
 pub mod arch;
+pub mod dequant;
 pub mod hparams;
 pub mod kv;
 pub mod metadata;
@@ -33,7 +34,8 @@ pub enum OutType {
     F16,
     BF16,
     Q8_0,
-    /// The type of the first 2-D tensor (bf16 -> BF16, f16 -> F16), F16 otherwise.
+    /// The type of the first 2-D tensor stored as BF16 or F16 (the converter skips other
+    /// dtypes), F16 when there is none.
     Auto,
 }
 
@@ -166,8 +168,14 @@ pub fn convert_hf_to_gguf(
     let mut kv = KvList::new();
     kv.string("general.architecture", arch.gguf_arch());
     let mut sources = arch.extra_tensors(&hp, &mut kv)?;
-    sources.extend(ordered_sources(source, &mut dropped));
-    let first_matrix = sources.iter().find(|t| t.shape.len() >= 2).map(|t| t.dtype);
+    let model_tensors = ordered_sources(source, &mut dropped);
+    // `--outtype auto` looks at the checkpoint as stored (before FP8 is dequantized): the first
+    // 2-D tensor that is BF16 or F16 decides, other dtypes are skipped.
+    let first_matrix = model_tensors
+        .iter()
+        .find(|t| t.shape.len() >= 2 && matches!(t.dtype, DType::BF16 | DType::F16))
+        .map(|t| t.dtype);
+    sources.extend(dequant::apply(&hp, model_tensors, &mut dropped)?);
     let (target, file_type) = opts.outtype.resolve(first_matrix);
 
     let mut planned = Vec::new();

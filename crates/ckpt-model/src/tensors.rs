@@ -297,15 +297,18 @@ fn source_elem_size(t: &Tensor) -> Result<usize> {
         DType::F32 => Ok(4),
         DType::F16 | DType::BF16 => Ok(2),
         DType::F64 => Ok(8),
+        // FP8 without a quantization_config: the converter casts the stored values with torch.
+        DType::F8E4M3 | DType::F8E5M2 => Ok(1),
         other => Err(source_err(
             t,
-            format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16 or F64)"),
+            format!("dtype {other} cannot be converted to GGUF (expected F32, F16, BF16, F64, F8_E4M3 or F8_E5M2)"),
         )),
     }
 }
 
 fn decode_into(dtype: DType, src: &[u8], dst: &mut [f32]) {
-    // F16 NaNs widen as numpy widens them; other dtypes were refused by source_elem_size.
+    // F16 NaNs widen as numpy widens them, FP8 as torch does; other dtypes were refused by
+    // source_elem_size.
     let _ = ckpt_core::codec::decode(dtype, src, dst, ckpt_core::codec::Nan::Numpy);
 }
 
@@ -406,9 +409,18 @@ fn fill_rows(
     range: std::ops::Range<usize>,
     dst: &mut [u8],
 ) -> Result<()> {
-    let bytes = source.bytes()?;
+    // A source computed by rows (a dequantized FP8 weight) is read a run of rows at a time, so
+    // a band of output touches only its own source rows.
+    let computed = match &source.data {
+        ckpt_core::TensorData::Rows(r) => Some(r.clone()),
+        _ => None,
+    };
+    let bytes = match computed {
+        Some(_) => std::borrow::Cow::Borrowed(&[][..]),
+        None => source.bytes()?,
+    };
     let (row_len, elem) = (plan.row_len, plan.elem);
-    if bytes.len() != source.numel() as usize * elem {
+    if computed.is_none() && bytes.len() != source.numel() as usize * elem {
         return Err(source_err(
             source,
             format!(
@@ -431,6 +443,7 @@ fn fill_rows(
     }
     thread_local! {
         static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
     dst.par_chunks_mut(task_out_bytes)
@@ -440,12 +453,33 @@ fn fill_rows(
                 let mut buf = buf.borrow_mut();
                 buf.resize(plan.rows_per_task * row_len, 0.0);
                 let data = &mut buf[..rows.len() * row_len];
-                for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
-                    decode_into(
-                        source.dtype,
-                        &bytes[r * row_len * elem..(r + 1) * row_len * elem],
-                        d,
-                    );
+                match &computed {
+                    None => {
+                        for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
+                            decode_into(
+                                source.dtype,
+                                &bytes[r * row_len * elem..(r + 1) * row_len * elem],
+                                d,
+                            );
+                        }
+                    }
+                    Some(fill) => RAW.with(|raw| -> Result<()> {
+                        let mut raw = raw.borrow_mut();
+                        // runs of consecutive source rows, each produced by one call
+                        let mut i = 0;
+                        while i < rows.len() {
+                            let mut j = i + 1;
+                            while j < rows.len() && rows[j] == rows[j - 1] + 1 {
+                                j += 1;
+                            }
+                            let run = rows[i]..rows[j - 1] + 1;
+                            raw.resize(run.len() * fill.row_bytes, 0);
+                            (fill.fill)(run, &mut raw)?;
+                            decode_into(source.dtype, &raw, &mut data[i * row_len..j * row_len]);
+                            i = j;
+                        }
+                        Ok(())
+                    })?,
                 }
                 if let Some(in_f16) = plan.plus_one {
                     data.iter_mut()
