@@ -75,6 +75,10 @@ ALL_ARCHS = [
     "Cohere2ForCausalLM",
     "Exaone4ForCausalLM",
     "Ernie4_5_ForCausalLM",
+    "Qwen3MoeForCausalLM",
+    "Qwen2MoeForCausalLM",
+    "MixtralForCausalLM",
+    "OlmoeForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -114,7 +118,7 @@ VARIANTS = [
 BPE_ARCHS = {
     "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GPT2LMHeadModel", "SmolLM3ForCausalLM", "GraniteForCausalLM",
     "Olmo2ForCausalLM", "Olmo3ForCausalLM", "SeedOssForCausalLM", "StableLmForCausalLM", "CohereForCausalLM",
-    "Cohere2ForCausalLM", "Exaone4ForCausalLM",
+    "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 
@@ -284,6 +288,19 @@ def build_model(case: str, dst: Path) -> None:
             )
         elif arch == "Ernie4_5_ForCausalLM":
             cfg = tf.Ernie4_5Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "Qwen3MoeForCausalLM":
+            # Four experts of width 32 (q8_0-able rows), two used per token.
+            cfg = tf.Qwen3MoeConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, **kw)
+        elif arch == "Qwen2MoeForCausalLM":
+            # Shared expert (with its sigmoid gate) next to four routed experts.
+            cfg = tf.Qwen2MoeConfig(
+                num_key_value_heads=KV_HEADS, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                shared_expert_intermediate_size=64, **kw,
+            )
+        elif arch == "MixtralForCausalLM":
+            cfg = tf.MixtralConfig(num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, **kw)
+        elif arch == "OlmoeForCausalLM":
+            cfg = tf.OlmoeConfig(num_key_value_heads=KV_HEADS, num_experts=4, num_experts_per_tok=2, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
         else:
             raise SystemExit(f"unknown architecture {arch}")
         cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))

@@ -254,7 +254,13 @@ pub fn convert_hf_to_gguf(
     let config_raw = hparams::read_json_object(&hp.path)?;
     let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);
     let metadata =
-        ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count);
+        ModelMetadata::derive_with_experts(
+            model_dir,
+            &config_raw,
+            generation.as_ref(),
+            parameter_count,
+            expert_params(&planned),
+        );
     warnings.extend(metadata.warnings.iter().cloned());
     metadata.write(&mut kv);
     arch.write_params(&mut ParamContext {
@@ -293,6 +299,31 @@ pub fn convert_hf_to_gguf(
         dropped,
         warnings,
     })
+}
+
+/// gguf-py's `get_total_parameter_count` split: (shared, per-expert, expert count) when there
+/// are stacked `_exps.` tensors.
+fn expert_params(planned: &[PlannedTensor]) -> Option<(u64, u64, u64)> {
+    let (mut shared, mut expert, mut sum, mut n) = (0u64, 0u64, 0u64, 0u64);
+    for p in planned {
+        let size: u64 = p.shape.iter().product();
+        if p.name.contains("_exps.") && p.shape.len() >= 3 {
+            let count = if p.name.contains(".bias") {
+                p.shape[p.shape.len() - 2]
+            } else {
+                p.shape[p.shape.len() - 3]
+            };
+            if count == 0 {
+                continue;
+            }
+            expert += size / count;
+            sum += count;
+            n += 1;
+        } else {
+            shared += size;
+        }
+    }
+    (n > 0).then(|| (shared, expert, sum / n))
 }
 
 /// One mapped tensor checked and typed (`hf_name` is the name the architecture was asked about).
