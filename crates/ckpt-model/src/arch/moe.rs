@@ -202,7 +202,7 @@ const QWEN2MOE_TENSORS: &[Kind] = &[
 ];
 
 /// `Qwen2MoeForCausalLM` ("qwen2moe"): experts stacked, a shared expert with its own sigmoid
-/// gate.
+/// gate. A `TextModel` in the converter, so the vocabulary is GPT-2 BPE only.
 pub static QWEN2MOE: Family = Family {
     hf_names: &["Qwen2MoeForCausalLM"],
     gguf_arch: "qwen2moe",
@@ -221,7 +221,7 @@ pub static QWEN2MOE: Family = Family {
     text_params: true,
     params: QWEN2MOE_PARAMS,
     permute_qk: false,
-    vocab: Vocab::SpmOrGpt2,
+    vocab: Vocab::Gpt2,
     hooks: Hooks {
         experts: Some(&QWEN_EXPERTS),
         ..Hooks::NONE
@@ -265,7 +265,7 @@ pub static QWEN3MOE: Family = Family {
     text_params: true,
     params: QWEN2MOE_PARAMS,
     permute_qk: false,
-    vocab: Vocab::SpmOrGpt2,
+    vocab: Vocab::Gpt2,
     hooks: Hooks {
         experts: Some(&QWEN_EXPERTS),
         ..Hooks::NONE
