@@ -121,6 +121,10 @@ BPE_ARCHS = {
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
+# One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
+# llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
+# `ckpt convert --outtype TYPE`.
+QUANT_OUTTYPES = ["q4_k_m", "q6_k", "mxfp4_moe"]
 
 # Runs convert_hf_to_gguf.py as __main__ with the unknown-pre-tokenizer fallback (BERT only).
 CONVERTER_SHIM = r"""
@@ -512,7 +516,7 @@ def main() -> int:
     ap.add_argument("llama_cpp", help="llama.cpp source tree (convert_hf_to_gguf.py, gguf-py)")
     ap.add_argument("--arch", action="append", metavar="CASE", help="only these cases: ARCH or ARCH+OPTION... (repeatable)")
     ap.add_argument("--no-variants", action="store_true", help="only the plain model of each architecture")
-    ap.add_argument("--outtype", action="append", choices=ALL_OUTTYPES, help="only these outtypes (repeatable)")
+    ap.add_argument("--outtype", action="append", choices=ALL_OUTTYPES + QUANT_OUTTYPES, help="only these outtypes (repeatable; the llama-quantize types are opt-in)")
     ap.add_argument("--keep", type=Path, help="keep the models and GGUF files in this folder")
     args = ap.parse_args()
 
@@ -548,11 +552,19 @@ def main() -> int:
                 ref = work / f"{arch}.{ot}.converter.gguf"
                 ours = work / f"{arch}.{ot}.ckpt.gguf"
                 t0 = time.time()
-                rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
+                if ot in QUANT_OUTTYPES:
+                    f16 = work / f"{arch}.{ot}.converter-f16.gguf"
+                    rc, log = run_converter(sys.executable, src, model, "f16", f16, FALLBACK_PRE.get(arch.split("+")[0]))
+                    if rc == 0:
+                        quantize = os.environ.get("LLAMA_QUANTIZE", str(src / "build" / "bin" / "llama-quantize"))
+                        rc, log = run([quantize, str(f16), str(ref), ot.upper()])
+                        f16.unlink(missing_ok=True)
+                else:
+                    rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
                 if rc != 0:
                     failures.append(f"{arch} {ot}")
                     tail = "\n    ".join(log.strip().splitlines()[-6:])
-                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py failed (exit {rc}):\n    {tail}")
+                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
                     continue
                 pre = FALLBACK_PRE.get(arch.split("+")[0])
                 extra = ["--pre-tokenizer", pre] if pre else []
