@@ -92,6 +92,7 @@ OPTIONS = {
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
+    "wide": "hidden and expert widths of 256, so k-quant types (q4_k_m) apply to the experts instead of falling back",
     "nan": "NaNs with unusual payloads in a permuted, a plain and a kept-f32 tensor",
 }
 VARIANTS = [
@@ -113,6 +114,8 @@ VARIANTS = [
     "MistralForCausalLM+f32src+nan",
     "Gemma2ForCausalLM+f16src+nan",
     "Gemma3ForCausalLM+f32src+nan",
+    "Qwen3MoeForCausalLM+wide",
+    "MixtralForCausalLM+wide",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -214,8 +217,9 @@ def build_model(case: str, dst: Path) -> None:
     tf.utils.logging.set_verbosity_error()
     dst.mkdir(parents=True)
     bpe = arch in BPE_ARCHS or "tokjson" in opts
-    hidden = 48 if "odd" in opts else HIDDEN
-    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN)
+    hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
+    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
+    moe_ffn = 256 if "wide" in opts else 32
     if arch == "BertModel":
         n_vocab = write_bert_tokenizer(dst)
         cfg = tf.BertConfig(vocab_size=n_vocab, max_position_embeddings=128, **common)
@@ -294,7 +298,7 @@ def build_model(case: str, dst: Path) -> None:
             cfg = tf.Ernie4_5Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
         elif arch == "Qwen3MoeForCausalLM":
             # Four experts of width 32 (q8_0-able rows), two used per token.
-            cfg = tf.Qwen3MoeConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, **kw)
+            cfg = tf.Qwen3MoeConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=moe_ffn, **kw)
         elif arch == "Qwen2MoeForCausalLM":
             # Shared expert (with its sigmoid gate) next to four routed experts.
             cfg = tf.Qwen2MoeConfig(
