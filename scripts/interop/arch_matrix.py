@@ -51,6 +51,7 @@ BPE_DIR = FX / "tiny-smol-bpe"
 # Pre-tokenizer names used when the fingerprint is unknown (see the module docstring).
 FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2"}
 SEED = 0
+NO_SPECIAL_TOKENS = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
 # Tiny shapes shared by every architecture.
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN = 64, 2, 4, 2, 128
@@ -79,6 +80,7 @@ ALL_ARCHS = [
     "Qwen2MoeForCausalLM",
     "MixtralForCausalLM",
     "OlmoeForCausalLM",
+    "Ernie4_5_MoeForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -309,6 +311,12 @@ def build_model(case: str, dst: Path) -> None:
             cfg = tf.MixtralConfig(num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, **kw)
         elif arch == "OlmoeForCausalLM":
             cfg = tf.OlmoeConfig(num_key_value_heads=KV_HEADS, num_experts=4, num_experts_per_tok=2, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "Ernie4_5_MoeForCausalLM":
+            # Layer 0 dense, layer 1 routed experts + one shared expert + the expert bias.
+            cfg = tf.Ernie4_5_MoeConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, moe_num_experts=4, moe_k=2, moe_intermediate_size=moe_ffn,
+                moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, **NO_SPECIAL_TOKENS, **kw,
+            )
         else:
             raise SystemExit(f"unknown architecture {arch}")
         cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))

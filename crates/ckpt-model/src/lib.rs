@@ -128,6 +128,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Qwen3MoeForCausalLM",
         "MixtralForCausalLM",
         "OlmoeForCausalLM",
+        "Ernie4_5_MoeForCausalLM",
     ]
 }
 

@@ -195,6 +195,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &moe::QWEN3MOE,
     &moe::MIXTRAL,
     &moe::OLMOE,
+    &moe::ERNIE4_5_MOE,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

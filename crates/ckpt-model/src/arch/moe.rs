@@ -369,3 +369,105 @@ fn olmoe_eps(ctx: &mut ParamContext) -> Result<()> {
     ctx.kv.f32("olmoe.attention.layer_norm_rms_epsilon", 1e-5);
     Ok(())
 }
+
+/// `Ernie4_5MoeModel.set_gguf_parameters` after the ERNIE 4.5 (common) keys.
+const ERNIE4_5_MOE_PARAMS: &[Param] = &[
+    Param::U32("expert_count", &["moe_num_experts"]),
+    Param::U32("expert_used_count", &["moe_k"]),
+    Param::U32("interleave_moe_layer_step", &["moe_layer_interval"]),
+    Param::U32("leading_dense_block_count", &["moe_layer_start_index"]),
+    Param::OptU32("expert_feed_forward_length", &["moe_intermediate_size"]),
+    Param::Custom(ernie_shared_experts),
+];
+
+/// `expert_shared_count`, and with shared experts `intermediate_size // num_key_value_heads` as
+/// their feed-forward length (the converter's formula).
+fn ernie_shared_experts(ctx: &mut ParamContext) -> Result<()> {
+    let hp = ctx.hp;
+    let Some(count) = hp.find_u32(&["moe_num_shared_experts"])? else {
+        return Ok(());
+    };
+    ctx.kv.u32("ernie4_5-moe.expert_shared_count", count);
+    if count > 0 {
+        if let (Some(ffn), Some(kv_heads)) = (
+            hp.find_u32(&["intermediate_size"])?,
+            hp.find_u32(&["num_key_value_heads"])?,
+        ) {
+            if kv_heads == 0 {
+                return Err(Error::invalid(&hp.path, "num_key_value_heads is 0"));
+            }
+            ctx.kv
+                .u32("ernie4_5-moe.expert_shared_feed_forward_length", ffn / kv_heads);
+        }
+    }
+    Ok(())
+}
+
+/// `add_space_prefix` from tokenizer_config.json's `add_prefix_space`, after the vocabulary
+/// (`Ernie4_5Model.set_vocab`).
+fn ernie_space_prefix(ctx: &mut super::VocabContext) -> Result<()> {
+    if let Some(cfg) = crate::hparams::read_optional_json(&ctx.dir.join("tokenizer_config.json"))? {
+        if let Some(serde_json::Value::Bool(b)) = cfg.get("add_prefix_space") {
+            ctx.kv.bool("tokenizer.ggml.add_space_prefix", *b);
+        }
+    }
+    Ok(())
+}
+
+const ERNIE4_5_MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::FfnGateShexp,
+    Kind::FfnDownShexp,
+    Kind::FfnUpShexp,
+    Kind::FfnExpProbsB,
+];
+
+/// `Ernie4_5_MoeForCausalLM` ("ernie4_5-moe"): leading dense layers, routed experts stacked
+/// gate, up, down, shared experts, and the `moe_statics` expert bias (`exp_probs_b`).
+pub static ERNIE4_5_MOE: Family = Family {
+    hf_names: &["Ernie4_5_MoeForCausalLM"],
+    gguf_arch: "ernie4_5-moe",
+    model_type: "ernie4_5_moe",
+    tensors: ERNIE4_5_MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 131072),
+        Dflt::Int("num_key_value_heads", 4),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(500000.0),
+        Dflt::Int("moe_k", 6),
+        Dflt::Int("moe_num_experts", 64),
+        Dflt::Int("moe_num_shared_experts", 2),
+        Dflt::Int("moe_layer_start_index", 1),
+        Dflt::Int("moe_layer_interval", 1),
+        Dflt::Int("moe_intermediate_size", 1536),
+    ],
+    text_params: true,
+    params: ERNIE4_5_MOE_PARAMS,
+    permute_qk: false,
+    vocab: Vocab::Spm,
+    hooks: Hooks {
+        vocab: Some(ernie_space_prefix),
+        experts: Some(&Experts {
+            per_expert: "model.layers.{bid}.mlp.experts.{xid}.{w}.weight",
+            weights: &["gate_proj", "up_proj", "down_proj"],
+            merged: "model.layers.{bid}.mlp.experts.{w}.weight",
+            count: &["moe_num_experts"],
+        }),
+        ..Hooks::NONE
+    },
+};
