@@ -41,6 +41,9 @@ def cases():
         "qwen2moe": ("Qwen2MoeForCausalLM", tf.Qwen2MoeConfig(num_key_value_heads=1, num_experts=3, num_experts_per_tok=2, moe_intermediate_size=4, shared_expert_intermediate_size=12, **b), "bpe"),
         # block_sparse_moe w1/w2/w3 stacked as gate, down, up; Q/K permuted; size label "3x…".
         "mixtral": ("MixtralForCausalLM", tf.MixtralConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, **dict(TINY, vocab_size=spm_vocab)), "spm"),
+        # Leading dense layer, experts stacked gate, up, down, shared experts, and the
+        # moe_statics.e_score_correction_bias renamed to exp_probs_b.bias.
+        "ernie4_5_moe": ("Ernie4_5_MoeForCausalLM", tf.Ernie4_5_MoeConfig(num_key_value_heads=1, head_dim=4, moe_num_experts=3, moe_k=2, moe_intermediate_size=4, moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(TINY, vocab_size=spm_vocab)), "spm"),
     }
 
 

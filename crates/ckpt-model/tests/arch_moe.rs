@@ -145,6 +145,11 @@ fn mixtral_stacks_w1_w2_w3_as_gate_down_up() {
     check("mixtral");
 }
 
+#[test]
+fn ernie4_5_moe_writes_the_expert_bias_and_leading_dense_layer() {
+    check("ernie4_5_moe");
+}
+
 fn convert_err(case: &str, edit: impl FnOnce(&mut Vec<(String, Vec<u64>)>)) -> ckpt_core::Error {
     let (tmp, dir, ck, _) = setup(case, edit);
     let out = tmp.path().join("out.gguf");
