@@ -254,14 +254,13 @@ pub fn convert_hf_to_gguf(
     kv.string("general.type", "model");
     let config_raw = hparams::read_json_object(&hp.path)?;
     let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);
-    let metadata =
-        ModelMetadata::derive_with_experts(
-            model_dir,
-            &config_raw,
-            generation.as_ref(),
-            parameter_count,
-            expert_params(&planned),
-        );
+    let metadata = ModelMetadata::derive_with_experts(
+        model_dir,
+        &config_raw,
+        generation.as_ref(),
+        parameter_count,
+        expert_params(&planned),
+    );
     warnings.extend(metadata.warnings.iter().cloned());
     metadata.write(&mut kv);
     arch.write_params(&mut ParamContext {

@@ -319,13 +319,9 @@ impl PlannedTensor {
         let rows_e = expert_shape.first().copied().unwrap_or(1) as usize;
         let total = dtype.nbytes(&out_shape).ok().map(|b| b as usize);
         let row_split = total.filter(|t| rows_e > 0 && t % (n * rows_e) == 0);
-        let all_banded = experts
-            .iter()
-            .all(|e| banded(e, &expert_shape, ggml_type));
+        let all_banded = experts.iter().all(|e| banded(e, &expert_shape, ggml_type));
         match row_split {
-            Some(total)
-                if all_banded && !transforms.contains(&Transform::Transpose) =>
-            {
+            Some(total) if all_banded && !transforms.contains(&Transform::Transpose) => {
                 let rows = n * rows_e;
                 Tensor::from_rows(
                     name,

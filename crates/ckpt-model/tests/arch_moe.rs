@@ -226,7 +226,10 @@ fn stacking_reads_one_expert_at_a_time() {
         panic!("a stacked tensor must be produced by bands of rows");
     };
     assert_eq!(fill.rows, n * rows as usize);
-    assert!(reads.lock().unwrap().is_empty(), "nothing read while planning");
+    assert!(
+        reads.lock().unwrap().is_empty(),
+        "nothing read while planning"
+    );
     let row_bytes = fill.row_bytes;
     // One band per expert: each reads exactly that expert.
     for e in 0..n {

@@ -112,7 +112,11 @@ impl Stacker {
         let mut out = Vec::new();
         for (wi, wname) in self.spec.weights.iter().enumerate() {
             let experts: Vec<Tensor> = (0..self.n_experts)
-                .map(|x| block.remove(&(wi, x)).expect("a complete block has every expert"))
+                .map(|x| {
+                    block
+                        .remove(&(wi, x))
+                        .expect("a complete block has every expert")
+                })
                 .collect();
             let first_shape = &experts[0].shape;
             if let Some(e) = experts.iter().find(|e| &e.shape != first_shape) {
@@ -396,8 +400,10 @@ fn ernie_shared_experts(ctx: &mut ParamContext) -> Result<()> {
             if kv_heads == 0 {
                 return Err(Error::invalid(&hp.path, "num_key_value_heads is 0"));
             }
-            ctx.kv
-                .u32("ernie4_5-moe.expert_shared_feed_forward_length", ffn / kv_heads);
+            ctx.kv.u32(
+                "ernie4_5-moe.expert_shared_feed_forward_length",
+                ffn / kv_heads,
+            );
         }
     }
     Ok(())
