@@ -3,9 +3,10 @@
 //! hyperparameter keys that are plain copies of config fields, whether Q/K are permuted, which
 //! vocabulary loader applies — plus [`Hooks`] for the quirks that need code.
 //!
-//! A mixture-of-experts family would add its expert kinds (`ffn_{gate,up,down}_exps`,
-//! `ffn_gate_inp`, shared experts) to `tensors`, `Param`s for its expert counts, and a stacking
-//! step in the converter that gathers `experts.{xid}.*` per block into the 3-D tensors.
+//! A mixture-of-experts family adds its expert kinds (`ffn_{gate,up,down}_exps`,
+//! `ffn_gate_inp`, shared experts) to `tensors`, `Param`s for its expert counts, and an
+//! [`Experts`] entry in its hooks: the converter gathers `experts.{xid}.*` per block and stacks
+//! them lazily into the 3-D tensors (see `arch::moe`).
 
 use ckpt_core::{Error, Result, Tensor};
 use serde_json::{json, Value};
