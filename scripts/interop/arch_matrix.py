@@ -51,6 +51,7 @@ BPE_DIR = FX / "tiny-smol-bpe"
 # Pre-tokenizer names used when the fingerprint is unknown (see the module docstring).
 FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2"}
 SEED = 0
+NO_SPECIAL_TOKENS = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
 # Tiny shapes shared by every architecture.
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN = 64, 2, 4, 2, 128
@@ -75,6 +76,11 @@ ALL_ARCHS = [
     "Cohere2ForCausalLM",
     "Exaone4ForCausalLM",
     "Ernie4_5_ForCausalLM",
+    "Qwen3MoeForCausalLM",
+    "Qwen2MoeForCausalLM",
+    "MixtralForCausalLM",
+    "OlmoeForCausalLM",
+    "Ernie4_5_MoeForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -88,6 +94,7 @@ OPTIONS = {
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
+    "wide": "hidden and expert widths of 256, so k-quant types (q4_k_m) apply to the experts instead of falling back",
     "nan": "NaNs with unusual payloads in a permuted, a plain and a kept-f32 tensor",
     "fp8": "FP8 checkpoint (DeepSeek-V3 layout): every *_proj.weight F8_E4M3 with 128x128 block weight_scale_inv, quantization_config quant_method fp8",
     "fp8b32": "like fp8 with 32x32 blocks (several blocks per tiny tensor)",
@@ -119,14 +126,20 @@ VARIANTS = [
     "LlamaForCausalLM+fp8tensor",
     "Qwen3ForCausalLM+fp8",
     "Qwen3ForCausalLM+fp8b32",
+    "Qwen3MoeForCausalLM+wide",
+    "MixtralForCausalLM+wide",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
     "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GPT2LMHeadModel", "SmolLM3ForCausalLM", "GraniteForCausalLM",
     "Olmo2ForCausalLM", "Olmo3ForCausalLM", "SeedOssForCausalLM", "StableLmForCausalLM", "CohereForCausalLM",
-    "Cohere2ForCausalLM", "Exaone4ForCausalLM",
+    "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
+# One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
+# llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
+# `ckpt convert --outtype TYPE`.
+QUANT_OUTTYPES = ["q4_k_m", "q6_k", "mxfp4_moe"]
 
 # Runs convert_hf_to_gguf.py as __main__ with the unknown-pre-tokenizer fallback (BERT only).
 CONVERTER_SHIM = r"""
@@ -227,8 +240,9 @@ def build_model(case: str, dst: Path) -> None:
     tf.utils.logging.set_verbosity_error()
     dst.mkdir(parents=True)
     bpe = arch in BPE_ARCHS or "tokjson" in opts
-    hidden = 48 if "odd" in opts else HIDDEN
-    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN)
+    hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
+    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
+    moe_ffn = 256 if "wide" in opts else 32
     if arch == "BertModel":
         n_vocab = write_bert_tokenizer(dst)
         cfg = tf.BertConfig(vocab_size=n_vocab, max_position_embeddings=128, **common)
@@ -307,6 +321,25 @@ def build_model(case: str, dst: Path) -> None:
             )
         elif arch == "Ernie4_5_ForCausalLM":
             cfg = tf.Ernie4_5Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "Qwen3MoeForCausalLM":
+            # Four experts of width 32 (q8_0-able rows), two used per token.
+            cfg = tf.Qwen3MoeConfig(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=moe_ffn, **kw)
+        elif arch == "Qwen2MoeForCausalLM":
+            # Shared expert (with its sigmoid gate) next to four routed experts.
+            cfg = tf.Qwen2MoeConfig(
+                num_key_value_heads=KV_HEADS, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                shared_expert_intermediate_size=64, **kw,
+            )
+        elif arch == "MixtralForCausalLM":
+            cfg = tf.MixtralConfig(num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, **kw)
+        elif arch == "OlmoeForCausalLM":
+            cfg = tf.OlmoeConfig(num_key_value_heads=KV_HEADS, num_experts=4, num_experts_per_tok=2, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "Ernie4_5_MoeForCausalLM":
+            # Layer 0 dense, layer 1 routed experts + one shared expert + the expert bias.
+            cfg = tf.Ernie4_5_MoeConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, moe_num_experts=4, moe_k=2, moe_intermediate_size=moe_ffn,
+                moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, **NO_SPECIAL_TOKENS, **kw,
+            )
         else:
             raise SystemExit(f"unknown architecture {arch}")
         cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
@@ -523,7 +556,7 @@ def main() -> int:
     ap.add_argument("llama_cpp", help="llama.cpp source tree (convert_hf_to_gguf.py, gguf-py)")
     ap.add_argument("--arch", action="append", metavar="CASE", help="only these cases: ARCH or ARCH+OPTION... (repeatable)")
     ap.add_argument("--no-variants", action="store_true", help="only the plain model of each architecture")
-    ap.add_argument("--outtype", action="append", choices=ALL_OUTTYPES, help="only these outtypes (repeatable)")
+    ap.add_argument("--outtype", action="append", choices=ALL_OUTTYPES + QUANT_OUTTYPES, help="only these outtypes (repeatable; the llama-quantize types are opt-in)")
     ap.add_argument("--keep", type=Path, help="keep the models and GGUF files in this folder")
     args = ap.parse_args()
 
@@ -559,11 +592,19 @@ def main() -> int:
                 ref = work / f"{arch}.{ot}.converter.gguf"
                 ours = work / f"{arch}.{ot}.ckpt.gguf"
                 t0 = time.time()
-                rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
+                if ot in QUANT_OUTTYPES:
+                    f16 = work / f"{arch}.{ot}.converter-f16.gguf"
+                    rc, log = run_converter(sys.executable, src, model, "f16", f16, FALLBACK_PRE.get(arch.split("+")[0]))
+                    if rc == 0:
+                        quantize = os.environ.get("LLAMA_QUANTIZE", str(src / "build" / "bin" / "llama-quantize"))
+                        rc, log = run([quantize, str(f16), str(ref), ot.upper()])
+                        f16.unlink(missing_ok=True)
+                else:
+                    rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
                 if rc != 0:
                     failures.append(f"{arch} {ot}")
                     tail = "\n    ".join(log.strip().splitlines()[-6:])
-                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py failed (exit {rc}):\n    {tail}")
+                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
                     continue
                 pre = FALLBACK_PRE.get(arch.split("+")[0])
                 extra = ["--pre-tokenizer", pre] if pre else []

@@ -128,6 +128,11 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Exaone4ForCausalLM",
         "Ernie4_5_ForCausalLM",
         "Ernie4_5ForCausalLM",
+        "Qwen2MoeForCausalLM",
+        "Qwen3MoeForCausalLM",
+        "MixtralForCausalLM",
+        "OlmoeForCausalLM",
+        "Ernie4_5_MoeForCausalLM",
     ]
 }
 
@@ -181,6 +186,7 @@ pub fn convert_hf_to_gguf(
     let mut planned = Vec::new();
     let mut fallbacks = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut stacker = arch::moe::Stacker::new(arch, &hp)?;
     for t in sources {
         if t.name.ends_with(".attention.masked_bias")
             || t.name.ends_with(".attention.bias")
@@ -194,6 +200,37 @@ pub fn convert_hf_to_gguf(
             .split('.')
             .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|p| p.parse::<u32>().ok());
+        if let Some(st) = stacker.as_mut() {
+            if let Some(done) = st.offer(&t, bid, block_count)? {
+                for stacked in done {
+                    let tref = arch::TensorRef {
+                        name: &stacked.hf_name,
+                        bid,
+                        dtype: stacked.experts[0].dtype,
+                        model_dir,
+                    };
+                    match arch.tensor(&tref, &hp, block_count)? {
+                        TensorAction::Drop => {
+                            dropped.extend(stacked.experts.iter().map(|e| e.name.clone()))
+                        }
+                        TensorAction::Keep { name, transforms } => {
+                            let first = stacked.experts[0].clone();
+                            planned.push(plan_tensor(
+                                &stacked.hf_name,
+                                &first,
+                                name,
+                                transforms,
+                                target,
+                                &mut seen,
+                                &mut fallbacks,
+                                stacked.experts,
+                            )?);
+                        }
+                    }
+                }
+                continue;
+            }
+        }
         let tref = arch::TensorRef {
             name: &t.name,
             bid,
@@ -203,36 +240,21 @@ pub fn convert_hf_to_gguf(
         match arch.tensor(&tref, &hp, block_count)? {
             TensorAction::Drop => dropped.push(t.name.clone()),
             TensorAction::Keep { name, transforms } => {
-                if !seen.insert(name.clone()) {
-                    return Err(Error::Unsupported(format!(
-                        "tensor '{}' maps to {name}, which another tensor already produced",
-                        t.name
-                    )));
-                }
-                if name.len() >= ckpt_gguf::MAX_NAME_LEN {
-                    return Err(Error::Unsupported(format!(
-                        "GGUF name {name} (from '{}') is too long",
-                        t.name
-                    )));
-                }
-                let mut shape = t.shape.clone();
-                for tr in &transforms {
-                    tr.check(&shape).map_err(|m| {
-                        Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name))
-                    })?;
-                    shape = tr.output_shape(&shape);
-                }
-                let (ggml_type, why) = choose_type(&name, &shape, target);
-                fallbacks.extend(why);
-                planned.push(PlannedTensor {
+                planned.push(plan_tensor(
+                    &t.name,
+                    &t,
                     name,
-                    source: t.clone(),
-                    shape,
                     transforms,
-                    ggml_type,
-                });
+                    target,
+                    &mut seen,
+                    &mut fallbacks,
+                    Vec::new(),
+                )?);
             }
         }
+    }
+    if let Some(st) = stacker {
+        st.finish()?;
     }
     let parameter_count: u64 = planned
         .iter()
@@ -242,8 +264,13 @@ pub fn convert_hf_to_gguf(
     kv.string("general.type", "model");
     let config_raw = hparams::read_json_object(&hp.path)?;
     let generation = read_optional_json(&model_dir.join("generation_config.json")).unwrap_or(None);
-    let metadata =
-        ModelMetadata::derive(model_dir, &config_raw, generation.as_ref(), parameter_count);
+    let metadata = ModelMetadata::derive_with_experts(
+        model_dir,
+        &config_raw,
+        generation.as_ref(),
+        parameter_count,
+        expert_params(&planned),
+    );
     warnings.extend(metadata.warnings.iter().cloned());
     metadata.write(&mut kv);
     arch.write_params(&mut ParamContext {
@@ -281,6 +308,76 @@ pub fn convert_hf_to_gguf(
         fallbacks,
         dropped,
         warnings,
+    })
+}
+
+/// gguf-py's `get_total_parameter_count` split: (shared, per-expert, expert count) when there
+/// are stacked `_exps.` tensors.
+fn expert_params(planned: &[PlannedTensor]) -> Option<(u64, u64, u64)> {
+    let (mut shared, mut expert, mut sum, mut n) = (0u64, 0u64, 0u64, 0u64);
+    for p in planned {
+        let size: u64 = p.shape.iter().product();
+        if p.name.contains("_exps.") && p.shape.len() >= 3 {
+            let count = if p.name.contains(".bias") {
+                p.shape[p.shape.len() - 2]
+            } else {
+                p.shape[p.shape.len() - 3]
+            };
+            if count == 0 {
+                continue;
+            }
+            expert += size / count;
+            sum += count;
+            n += 1;
+        } else {
+            shared += size;
+        }
+    }
+    (n > 0).then(|| (shared, expert, sum / n))
+}
+
+/// One mapped tensor checked and typed (`hf_name` is the name the architecture was asked about).
+/// With `experts`, `t` is the first of them and the output is their stack (typed as the 3-D
+/// tensor the converter stacks before choosing the type).
+#[allow(clippy::too_many_arguments)]
+fn plan_tensor(
+    hf_name: &str,
+    t: &Tensor,
+    name: String,
+    transforms: Vec<arch::Transform>,
+    target: GgmlType,
+    seen: &mut std::collections::HashSet<String>,
+    fallbacks: &mut Vec<String>,
+    experts: Vec<Tensor>,
+) -> Result<PlannedTensor> {
+    if !seen.insert(name.clone()) {
+        return Err(Error::Unsupported(format!(
+            "tensor '{hf_name}' maps to {name}, which another tensor already produced"
+        )));
+    }
+    if name.len() >= ckpt_gguf::MAX_NAME_LEN {
+        return Err(Error::Unsupported(format!(
+            "GGUF name {name} (from '{hf_name}') is too long"
+        )));
+    }
+    let mut shape = t.shape.clone();
+    for tr in &transforms {
+        tr.check(&shape)
+            .map_err(|m| Error::Unsupported(format!("tensor '{hf_name}' ({name}): {m}")))?;
+        shape = tr.output_shape(&shape);
+    }
+    if !experts.is_empty() {
+        shape.insert(0, experts.len() as u64);
+    }
+    let (ggml_type, why) = choose_type(&name, &shape, target);
+    fallbacks.extend(why);
+    Ok(PlannedTensor {
+        name,
+        source: t.clone(),
+        shape,
+        transforms,
+        ggml_type,
+        experts,
     })
 }
 

@@ -131,6 +131,19 @@ impl ModelMetadata {
         generation: Option<&Map<String, Value>>,
         total_params: u64,
     ) -> ModelMetadata {
+        Self::derive_with_experts(model_dir, config, generation, total_params, None)
+    }
+
+    /// [`derive`](Self::derive) for a model with stacked experts: `experts` is gguf-py's
+    /// (shared params, params of one expert, expert count), whose default size label is
+    /// `{count}x{shared + one expert}`.
+    pub fn derive_with_experts(
+        model_dir: &Path,
+        config: &Map<String, Value>,
+        generation: Option<&Map<String, Value>>,
+        total_params: u64,
+        experts: Option<(u64, u64, u64)>,
+    ) -> ModelMetadata {
         let mut md = ModelMetadata::default();
         if let Ok(card) = std::fs::read_to_string(model_dir.join("README.md")) {
             if let Some(fm) = crate::model_card::parse(&card) {
@@ -151,7 +164,12 @@ impl ModelMetadata {
             md.name = Some(folder);
         }
         if md.size_label.is_none() && total_params > 0 {
-            md.size_label = Some(size_label(total_params));
+            md.size_label = Some(match experts {
+                Some((shared, expert, count)) if count > 0 => {
+                    format!("{count}x{}", size_label(shared + expert))
+                }
+                _ => size_label(total_params),
+            });
         }
         if let Some(gen) = generation {
             md.sampling = sampling_keys(gen);

@@ -19,6 +19,10 @@ pub struct PlannedTensor {
     pub shape: Vec<u64>,
     pub transforms: Vec<Transform>,
     pub ggml_type: GgmlType,
+    /// For a stacked mixture-of-experts tensor (`ffn_*_exps`): the per-expert sources in
+    /// expert order (`source` is the first of them), each converted with `transforms`; `shape`
+    /// is `[experts.len(), ..expert output shape]`. Empty for an ordinary tensor.
+    pub experts: Vec<Tensor>,
 }
 
 /// The converter's per-tensor type rule for a model-wide target type. Returns the type and, for
@@ -237,12 +241,16 @@ fn f32_to_f16_le(src: &[f32], dst: &mut [u8]) {
 impl PlannedTensor {
     /// The output tensor; its bytes are computed when the writer reaches it.
     pub fn into_tensor(self) -> Tensor {
+        if !self.experts.is_empty() {
+            return self.into_stacked_tensor();
+        }
         let PlannedTensor {
             name,
             source,
             shape: out_shape,
             transforms,
             ggml_type,
+            experts: _,
         } = self;
         let dtype = DType::from_ggml(ggml_type);
         let rows = out_shape.first().copied().unwrap_or(1) as usize;
@@ -289,6 +297,105 @@ impl PlannedTensor {
             }),
         }
     }
+}
+
+impl PlannedTensor {
+    /// `torch.stack(experts)` converted lazily: bands of rows over the experts' rows (each
+    /// expert contributes `shape[1]` rows), every band reading only the experts it covers, one
+    /// at a time, and releasing an expert's source once its last row is written. Memory does not
+    /// grow with the number of experts.
+    fn into_stacked_tensor(self) -> Tensor {
+        let PlannedTensor {
+            name,
+            shape: out_shape,
+            transforms,
+            ggml_type,
+            experts,
+            ..
+        } = self;
+        let dtype = DType::from_ggml(ggml_type);
+        let n = experts.len();
+        let expert_shape: Vec<u64> = out_shape[1..].to_vec();
+        let rows_e = expert_shape.first().copied().unwrap_or(1) as usize;
+        let total = dtype.nbytes(&out_shape).ok().map(|b| b as usize);
+        let row_split = total.filter(|t| rows_e > 0 && t % (n * rows_e) == 0);
+        let all_banded = experts.iter().all(|e| banded(e, &expert_shape, ggml_type));
+        match row_split {
+            Some(total) if all_banded && !transforms.contains(&Transform::Transpose) => {
+                let rows = n * rows_e;
+                Tensor::from_rows(
+                    name,
+                    dtype,
+                    out_shape,
+                    rows,
+                    total / rows,
+                    move |range, dst| {
+                        fill_stacked_rows(
+                            &experts,
+                            &transforms,
+                            &expert_shape,
+                            ggml_type,
+                            rows_e,
+                            range,
+                            dst,
+                        )
+                    },
+                )
+            }
+            _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
+                let mut out = Vec::new();
+                for e in &experts {
+                    let part = if transforms.contains(&Transform::Transpose) {
+                        convert_whole(e, &transforms, &expert_shape, ggml_type)?
+                    } else {
+                        convert_by_rows(e, &transforms, &expert_shape, ggml_type)?
+                    };
+                    out.extend_from_slice(&part);
+                }
+                Ok(out)
+            }),
+        }
+    }
+}
+
+/// Stacked rows `range` (expert-major) into `dst`, one expert at a time.
+fn fill_stacked_rows(
+    experts: &[Tensor],
+    transforms: &[Transform],
+    expert_shape: &[u64],
+    ggml_type: GgmlType,
+    rows_e: usize,
+    range: std::ops::Range<usize>,
+    dst: &mut [u8],
+) -> Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let row_bytes = dst.len() / range.len();
+    let mut row = range.start;
+    let mut offset = 0;
+    while row < range.end {
+        let e = row / rows_e;
+        let local_start = row % rows_e;
+        let local_end = rows_e.min(local_start + (range.end - row));
+        let expert = &experts[e];
+        let plan = plan_rows(expert, transforms, expert_shape, ggml_type)?;
+        let len = (local_end - local_start) * row_bytes;
+        fill_rows(
+            expert,
+            &plan,
+            ggml_type,
+            local_start..local_end,
+            &mut dst[offset..offset + len],
+        )?;
+        if local_end == rows_e {
+            // This expert is complete: its mapped pages need not stay resident.
+            expert.release();
+        }
+        offset += len;
+        row += local_end - local_start;
+    }
+    Ok(())
 }
 
 /// Bytes per element of the source dtypes we read.

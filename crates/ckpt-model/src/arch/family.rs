@@ -3,9 +3,10 @@
 //! hyperparameter keys that are plain copies of config fields, whether Q/K are permuted, which
 //! vocabulary loader applies — plus [`Hooks`] for the quirks that need code.
 //!
-//! A mixture-of-experts family would add its expert kinds (`ffn_{gate,up,down}_exps`,
-//! `ffn_gate_inp`, shared experts) to `tensors`, `Param`s for its expert counts, and a stacking
-//! step in the converter that gathers `experts.{xid}.*` per block into the 3-D tensors.
+//! A mixture-of-experts family adds its expert kinds (`ffn_{gate,up,down}_exps`,
+//! `ffn_gate_inp`, shared experts) to `tensors`, `Param`s for its expert counts, and an
+//! [`Experts`] entry in its hooks: the converter gathers `experts.{xid}.*` per block and stacks
+//! them lazily into the 3-D tensors (see `arch::moe`).
 
 use ckpt_core::{Error, Result, Tensor};
 use serde_json::{json, Value};
@@ -93,6 +94,23 @@ pub struct Hooks {
     pub params: Option<fn(&mut ParamContext) -> Result<()>>,
     /// Tokenizer keys after the [`Family::vocab`] loader.
     pub vocab: Option<fn(&mut VocabContext) -> Result<()>>,
+    /// Per-expert tensors gathered into stacked 3-D tensors (mixtures of experts).
+    pub experts: Option<&'static Experts>,
+}
+
+/// How a mixture-of-experts family's per-expert tensors are stacked, the way the converter's
+/// `modify_tensors` gathers them: once a block has `n_experts * weights.len()` of them, one
+/// stacked tensor per weight (in `weights` order) named `merged` goes through the shared map.
+#[derive(Debug)]
+pub struct Experts {
+    /// Per-expert tensor name with `{bid}`, `{xid}` and `{w}`.
+    pub per_expert: &'static str,
+    /// Weight names, in the order the converter yields the stacked tensors.
+    pub weights: &'static [&'static str],
+    /// The stacked tensor's Hugging Face name (`{bid}`, `{w}`), mapped by the shared map.
+    pub merged: &'static str,
+    /// Config fields holding the expert count (first present).
+    pub count: &'static [&'static str],
 }
 
 impl Hooks {
@@ -103,6 +121,7 @@ impl Hooks {
         transforms: None,
         params: None,
         vocab: None,
+        experts: None,
     };
 }
 
@@ -265,6 +284,9 @@ pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -
 const EXPORTABLE: &[&str] = &["llama", "qwen2", "qwen3", "seed_oss", "ernie4_5"];
 
 impl Architecture for Family {
+    fn experts(&self) -> Option<&'static Experts> {
+        self.hooks.experts
+    }
     fn exports(&self) -> bool {
         EXPORTABLE.contains(&self.gguf_arch)
     }

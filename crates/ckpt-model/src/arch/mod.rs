@@ -9,6 +9,7 @@ pub mod family;
 pub mod gemma;
 pub mod gpt2;
 pub mod llama;
+pub mod moe;
 pub mod phi3;
 pub mod qwen;
 pub mod tensor_map;
@@ -159,6 +160,10 @@ pub trait Architecture: Sync {
     fn export_names(&self) -> Vec<(&'static str, &'static str)> {
         tensor_map::export_names(self.tensors(), self.hf_prefixes(), self.export_overrides())
     }
+    /// Per-expert tensors this architecture stacks (mixtures of experts).
+    fn experts(&self) -> Option<&'static family::Experts> {
+        None
+    }
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
@@ -186,6 +191,11 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense::COHERE2,
     &dense::EXAONE4,
     &dense::ERNIE4_5,
+    &moe::QWEN2MOE,
+    &moe::QWEN3MOE,
+    &moe::MIXTRAL,
+    &moe::OLMOE,
+    &moe::ERNIE4_5_MOE,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

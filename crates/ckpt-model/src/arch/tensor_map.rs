@@ -38,6 +38,15 @@ pub enum Kind {
     AttnQNorm,
     AttnKNorm,
     LayerOutNorm,
+    FfnGateInp,
+    FfnGateInpShexp,
+    FfnExpProbsB,
+    FfnGateExps,
+    FfnDownExps,
+    FfnUpExps,
+    FfnGateShexp,
+    FfnDownShexp,
+    FfnUpShexp,
 }
 
 impl Kind {
@@ -70,6 +79,15 @@ impl Kind {
             Kind::AttnQNorm => "blk.{bid}.attn_q_norm",
             Kind::AttnKNorm => "blk.{bid}.attn_k_norm",
             Kind::LayerOutNorm => "blk.{bid}.layer_output_norm",
+            Kind::FfnGateInp => "blk.{bid}.ffn_gate_inp",
+            Kind::FfnGateInpShexp => "blk.{bid}.ffn_gate_inp_shexp",
+            Kind::FfnExpProbsB => "blk.{bid}.exp_probs_b",
+            Kind::FfnGateExps => "blk.{bid}.ffn_gate_exps",
+            Kind::FfnDownExps => "blk.{bid}.ffn_down_exps",
+            Kind::FfnUpExps => "blk.{bid}.ffn_up_exps",
+            Kind::FfnGateShexp => "blk.{bid}.ffn_gate_shexp",
+            Kind::FfnDownShexp => "blk.{bid}.ffn_down_shexp",
+            Kind::FfnUpShexp => "blk.{bid}.ffn_up_shexp",
         }
     }
 }
@@ -195,6 +213,73 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     (
         Kind::LayerOutNorm,
         &["encoder.layer.{bid}.output.LayerNorm"],
+    ),
+    // Mixture-of-experts kinds. The `experts.*` spellings are the names the converter gives a
+    // stacked tensor (per-expert tensors are gathered first, see `arch::moe`).
+    (
+        Kind::FfnGateInp,
+        &[
+            "model.layers.{bid}.mlp.gate",
+            "model.layers.{bid}.block_sparse_moe.gate",
+            "layers.{bid}.feed_forward.gate",
+            "model.layers.{bid}.block_sparse_moe.router.layer",
+            "model.layers.{bid}.mlp.router",
+        ],
+    ),
+    (
+        Kind::FfnGateInpShexp,
+        &["model.layers.{bid}.mlp.shared_expert_gate"],
+    ),
+    (
+        Kind::FfnExpProbsB,
+        &[
+            "model.layers.{bid}.mlp.gate.e_score_correction",
+            "model.layers.{bid}.mlp.moe_statics.e_score_correction",
+        ],
+    ),
+    (
+        Kind::FfnGateExps,
+        &[
+            "model.layers.{bid}.mlp.experts.gate_proj",
+            "layers.{bid}.feed_forward.experts.w1",
+        ],
+    ),
+    (
+        Kind::FfnDownExps,
+        &[
+            "model.layers.{bid}.mlp.experts.down_proj",
+            "layers.{bid}.feed_forward.experts.w2",
+            "model.layers.{bid}.block_sparse_moe.output_linear",
+        ],
+    ),
+    (
+        Kind::FfnUpExps,
+        &[
+            "model.layers.{bid}.mlp.experts.up_proj",
+            "layers.{bid}.feed_forward.experts.w3",
+        ],
+    ),
+    (
+        Kind::FfnGateShexp,
+        &[
+            "model.layers.{bid}.mlp.shared_expert.gate_proj",
+            "model.layers.{bid}.mlp.shared_experts.gate_proj",
+        ],
+    ),
+    (
+        Kind::FfnDownShexp,
+        &[
+            "model.layers.{bid}.mlp.shared_expert.down_proj",
+            "model.layers.{bid}.mlp.shared_experts.down_proj",
+            "model.layers.{bid}.shared_mlp.output_linear",
+        ],
+    ),
+    (
+        Kind::FfnUpShexp,
+        &[
+            "model.layers.{bid}.mlp.shared_expert.up_proj",
+            "model.layers.{bid}.mlp.shared_experts.up_proj",
+        ],
     ),
 ];
 

@@ -1,0 +1,479 @@
+//! Mixtures of experts: the families (table entries) and the expert gathering the converter's
+//! `modify_tensors` does (per-expert tensors collected per block and stacked into one 3-D
+//! tensor per weight once the block has all of them).
+
+use std::collections::BTreeMap;
+
+use ckpt_core::{Error, Result, Tensor};
+
+use super::family::{Dflt, Experts, Family, Hooks, Param, Vocab};
+use super::llama::{LLAMA_HOOKS, LLAMA_PARAMS};
+use super::{Architecture, Kind, ParamContext};
+use crate::hparams::Hparams;
+
+/// One stacked tensor ready to be mapped: the Hugging Face name the converter gives it and the
+/// per-expert sources in expert order.
+pub struct Stacked {
+    pub hf_name: String,
+    pub experts: Vec<Tensor>,
+}
+
+/// Collects per-expert tensors block by block.
+pub struct Stacker {
+    spec: &'static Experts,
+    n_experts: u32,
+    count_key: &'static str,
+    config: std::path::PathBuf,
+    /// bid -> (weight index, expert id) -> tensor
+    pending: BTreeMap<u32, BTreeMap<(usize, u32), Tensor>>,
+}
+
+impl Stacker {
+    /// A stacker for `arch`, or None when it has no experts.
+    pub fn new(arch: &dyn Architecture, hp: &Hparams) -> Result<Option<Stacker>> {
+        let Some(spec) = arch.experts() else {
+            return Ok(None);
+        };
+        let Some(count_key) = spec.count.iter().copied().find(|k| hp.get(k).is_some()) else {
+            return Err(Error::invalid(
+                &hp.path,
+                format!(
+                    "missing hyperparameter: none of {:?} (the expert count) is set",
+                    spec.count
+                ),
+            ));
+        };
+        let n_experts = hp.require_u32(&[count_key])?;
+        Ok(Some(Stacker {
+            spec,
+            n_experts,
+            count_key,
+            config: hp.path.clone(),
+            pending: BTreeMap::new(),
+        }))
+    }
+
+    /// (weight index, expert id) when `name` is a per-expert tensor of block `bid`.
+    fn parse(&self, name: &str, bid: u32) -> Option<(usize, u32)> {
+        let pattern = self.spec.per_expert.replace("{bid}", &bid.to_string());
+        let (head, tail) = pattern.split_once("{xid}")?;
+        let rest = name.strip_prefix(head)?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let xid: u32 = rest[..digits].parse().ok()?;
+        let after = &rest[digits..];
+        let w = self
+            .spec
+            .weights
+            .iter()
+            .position(|w| after == tail.replace("{w}", w))?;
+        Some((w, xid))
+    }
+
+    /// Takes `t` when it is a per-expert tensor: `None` when it is not one, else the stacked
+    /// tensors its block completes (empty until the block has all of them).
+    pub fn offer(
+        &mut self,
+        t: &Tensor,
+        bid: Option<u32>,
+        block_count: u32,
+    ) -> Result<Option<Vec<Stacked>>> {
+        let Some(bid) = bid else { return Ok(None) };
+        let Some((w, xid)) = self.parse(&t.name, bid) else {
+            return Ok(None);
+        };
+        if bid >= block_count {
+            return Err(Error::invalid(
+                &self.config,
+                format!(
+                    "tensor '{}': block {bid} is beyond the {block_count} blocks the config declares",
+                    t.name
+                ),
+            ));
+        }
+        if xid >= self.n_experts {
+            return Err(Error::invalid(
+                &self.config,
+                format!(
+                    "tensor '{}': expert {xid} does not exist, {} = {} in the config (the expert count disagrees with the tensors)",
+                    t.name, self.count_key, self.n_experts
+                ),
+            ));
+        }
+        let block = self.pending.entry(bid).or_default();
+        block.insert((w, xid), t.clone());
+        let n = self.n_experts as usize;
+        if block.len() < n * self.spec.weights.len() {
+            return Ok(Some(Vec::new()));
+        }
+        let mut block = self.pending.remove(&bid).unwrap_or_default();
+        let mut out = Vec::new();
+        for (wi, wname) in self.spec.weights.iter().enumerate() {
+            let experts: Vec<Tensor> = (0..self.n_experts)
+                .map(|x| {
+                    block
+                        .remove(&(wi, x))
+                        .expect("a complete block has every expert")
+                })
+                .collect();
+            let first_shape = &experts[0].shape;
+            if let Some(e) = experts.iter().find(|e| &e.shape != first_shape) {
+                return Err(Error::invalid(
+                    &self.config,
+                    format!(
+                        "tensor '{}' has shape {:?}, but '{}' has {:?}: experts of one block must have the same shape",
+                        e.name, e.shape, experts[0].name, first_shape
+                    ),
+                ));
+            }
+            out.push(Stacked {
+                hf_name: self
+                    .spec
+                    .merged
+                    .replace("{bid}", &bid.to_string())
+                    .replace("{w}", wname),
+                experts,
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// Fails naming the first missing expert tensor when a block was left incomplete.
+    pub fn finish(self) -> Result<()> {
+        if let Some((bid, block)) = self.pending.iter().next() {
+            let missing = (0..self.n_experts)
+                .flat_map(|x| (0..self.spec.weights.len()).map(move |w| (w, x)))
+                .find(|k| !block.contains_key(k))
+                .map(|(w, x)| {
+                    self.spec
+                        .per_expert
+                        .replace("{bid}", &bid.to_string())
+                        .replace("{xid}", &x.to_string())
+                        .replace("{w}", self.spec.weights[w])
+                })
+                .unwrap_or_default();
+            return Err(Error::invalid(
+                &self.config,
+                format!(
+                    "tensor '{missing}' is missing: block {bid} has {} of the {} expert tensors that {} = {} needs",
+                    block.len(),
+                    self.n_experts as usize * self.spec.weights.len(),
+                    self.count_key,
+                    self.n_experts
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const QWEN_EXPERTS: Experts = Experts {
+    per_expert: "model.layers.{bid}.mlp.experts.{xid}.{w}.weight",
+    weights: &["down_proj", "gate_proj", "up_proj"],
+    merged: "model.layers.{bid}.mlp.experts.{w}.weight",
+    count: &["num_local_experts", "num_experts"],
+};
+
+/// `Qwen2MoeModel.set_gguf_parameters` after the common keys.
+const QWEN2MOE_PARAMS: &[Param] = &[
+    Param::OptU32("expert_feed_forward_length", &["moe_intermediate_size"]),
+    Param::OptU32(
+        "expert_shared_feed_forward_length",
+        &["shared_expert_intermediate_size"],
+    ),
+];
+
+const QWEN2MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::FfnGateInpShexp,
+    Kind::FfnGateShexp,
+    Kind::FfnDownShexp,
+    Kind::FfnUpShexp,
+];
+
+/// `Qwen2MoeForCausalLM` ("qwen2moe"): experts stacked, a shared expert with its own sigmoid
+/// gate. A `TextModel` in the converter, so the vocabulary is GPT-2 BPE only.
+pub static QWEN2MOE: Family = Family {
+    hf_names: &["Qwen2MoeForCausalLM"],
+    gguf_arch: "qwen2moe",
+    model_type: "qwen2_moe",
+    tensors: QWEN2MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 32768),
+        Dflt::Int("num_key_value_heads", 16),
+        Dflt::Num("rms_norm_eps", 1e-6),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Int("num_experts_per_tok", 4),
+        Dflt::Int("num_experts", 60),
+        Dflt::Int("moe_intermediate_size", 1408),
+        Dflt::Int("shared_expert_intermediate_size", 5632),
+    ],
+    text_params: true,
+    params: QWEN2MOE_PARAMS,
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        experts: Some(&QWEN_EXPERTS),
+        ..Hooks::NONE
+    },
+};
+
+const QWEN3MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnQNorm,
+    Kind::AttnK,
+    Kind::AttnKNorm,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+];
+
+/// `Qwen3MoeForCausalLM` ("qwen3moe"): Qwen 2 MoE's experts with Qwen 3's q/k norms.
+pub static QWEN3MOE: Family = Family {
+    hf_names: &["Qwen3MoeForCausalLM"],
+    gguf_arch: "qwen3moe",
+    model_type: "qwen3_moe",
+    tensors: QWEN3MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 32768),
+        Dflt::Int("num_key_value_heads", 4),
+        Dflt::Num("rms_norm_eps", 1e-6),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Int("head_dim", 128),
+        Dflt::Int("num_experts_per_tok", 8),
+        Dflt::Int("num_experts", 128),
+        Dflt::Int("moe_intermediate_size", 768),
+    ],
+    text_params: true,
+    params: QWEN2MOE_PARAMS,
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        experts: Some(&QWEN_EXPERTS),
+        ..Hooks::NONE
+    },
+};
+
+const MIXTRAL_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::RopeFreqs,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+];
+
+/// `MixtralForCausalLM`: llama.cpp's `LlamaModel` ("llama") with `block_sparse_moe` experts
+/// stacked as w1, w2, w3 (gate, down, up).
+pub static MIXTRAL: Family = Family {
+    hf_names: &["MixtralForCausalLM"],
+    gguf_arch: "llama",
+    model_type: "mixtral",
+    tensors: MIXTRAL_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 131072),
+        Dflt::Int("num_key_value_heads", 8),
+        Dflt::HeadDim,
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(1_000_000.0),
+        Dflt::Int("num_experts_per_tok", 2),
+        Dflt::Int("num_local_experts", 8),
+    ],
+    text_params: true,
+    params: LLAMA_PARAMS,
+    permute_qk: true,
+    vocab: Vocab::Llama,
+    hooks: Hooks {
+        experts: Some(&Experts {
+            per_expert: "model.layers.{bid}.block_sparse_moe.experts.{xid}.{w}.weight",
+            weights: &["w1", "w2", "w3"],
+            merged: "layers.{bid}.feed_forward.experts.{w}.weight",
+            count: &["num_local_experts"],
+        }),
+        ..LLAMA_HOOKS
+    },
+};
+
+const OLMOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnOut,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnNorm,
+    Kind::AttnQNorm,
+    Kind::AttnKNorm,
+    Kind::FfnNorm,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnUpExps,
+    Kind::FfnDownExps,
+];
+
+/// `OlmoeForCausalLM` ("olmoe"): experts stacked like Qwen 2 MoE, full-width q/k norms, and
+/// the RMS epsilon written again as 1e-5 after the common keys.
+pub static OLMOE: Family = Family {
+    hf_names: &["OlmoeForCausalLM"],
+    gguf_arch: "olmoe",
+    model_type: "olmoe",
+    tensors: OLMOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 4096),
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Int("num_experts_per_tok", 8),
+        Dflt::Int("num_experts", 64),
+    ],
+    text_params: true,
+    params: &[Param::Custom(olmoe_eps)],
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        experts: Some(&QWEN_EXPERTS),
+        ..Hooks::NONE
+    },
+};
+
+/// `OlmoeModel.set_gguf_parameters`: `add_layer_norm_rms_eps(1e-5)` whatever the config says
+/// (overwriting the common key in place).
+fn olmoe_eps(ctx: &mut ParamContext) -> Result<()> {
+    ctx.kv.f32("olmoe.attention.layer_norm_rms_epsilon", 1e-5);
+    Ok(())
+}
+
+/// `Ernie4_5MoeModel.set_gguf_parameters` after the ERNIE 4.5 (common) keys.
+const ERNIE4_5_MOE_PARAMS: &[Param] = &[
+    Param::U32("expert_count", &["moe_num_experts"]),
+    Param::U32("expert_used_count", &["moe_k"]),
+    Param::U32("interleave_moe_layer_step", &["moe_layer_interval"]),
+    Param::U32("leading_dense_block_count", &["moe_layer_start_index"]),
+    Param::OptU32("expert_feed_forward_length", &["moe_intermediate_size"]),
+    Param::Custom(ernie_shared_experts),
+];
+
+/// `expert_shared_count`, and with shared experts `intermediate_size // num_key_value_heads` as
+/// their feed-forward length (the converter's formula).
+fn ernie_shared_experts(ctx: &mut ParamContext) -> Result<()> {
+    let hp = ctx.hp;
+    let Some(count) = hp.find_u32(&["moe_num_shared_experts"])? else {
+        return Ok(());
+    };
+    ctx.kv.u32("ernie4_5-moe.expert_shared_count", count);
+    if count > 0 {
+        if let (Some(ffn), Some(kv_heads)) = (
+            hp.find_u32(&["intermediate_size"])?,
+            hp.find_u32(&["num_key_value_heads"])?,
+        ) {
+            if kv_heads == 0 {
+                return Err(Error::invalid(&hp.path, "num_key_value_heads is 0"));
+            }
+            ctx.kv.u32(
+                "ernie4_5-moe.expert_shared_feed_forward_length",
+                ffn / kv_heads,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `add_space_prefix` from tokenizer_config.json's `add_prefix_space`, after the vocabulary
+/// (`Ernie4_5Model.set_vocab`).
+fn ernie_space_prefix(ctx: &mut super::VocabContext) -> Result<()> {
+    if let Some(cfg) = crate::hparams::read_optional_json(&ctx.dir.join("tokenizer_config.json"))? {
+        if let Some(serde_json::Value::Bool(b)) = cfg.get("add_prefix_space") {
+            ctx.kv.bool("tokenizer.ggml.add_space_prefix", *b);
+        }
+    }
+    Ok(())
+}
+
+const ERNIE4_5_MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::FfnGateShexp,
+    Kind::FfnDownShexp,
+    Kind::FfnUpShexp,
+    Kind::FfnExpProbsB,
+];
+
+/// `Ernie4_5_MoeForCausalLM` ("ernie4_5-moe"): leading dense layers, routed experts stacked
+/// gate, up, down, shared experts, and the `moe_statics` expert bias (`exp_probs_b`).
+pub static ERNIE4_5_MOE: Family = Family {
+    hf_names: &["Ernie4_5_MoeForCausalLM"],
+    gguf_arch: "ernie4_5-moe",
+    model_type: "ernie4_5_moe",
+    tensors: ERNIE4_5_MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 131072),
+        Dflt::Int("num_key_value_heads", 4),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(500000.0),
+        Dflt::Int("moe_k", 6),
+        Dflt::Int("moe_num_experts", 64),
+        Dflt::Int("moe_num_shared_experts", 2),
+        Dflt::Int("moe_layer_start_index", 1),
+        Dflt::Int("moe_layer_interval", 1),
+        Dflt::Int("moe_intermediate_size", 1536),
+    ],
+    text_params: true,
+    params: ERNIE4_5_MOE_PARAMS,
+    permute_qk: false,
+    vocab: Vocab::Spm,
+    hooks: Hooks {
+        vocab: Some(ernie_space_prefix),
+        experts: Some(&Experts {
+            per_expert: "model.layers.{bid}.mlp.experts.{xid}.{w}.weight",
+            weights: &["gate_proj", "up_proj", "down_proj"],
+            merged: "model.layers.{bid}.mlp.experts.{w}.weight",
+            count: &["moe_num_experts"],
+        }),
+        ..Hooks::NONE
+    },
+};

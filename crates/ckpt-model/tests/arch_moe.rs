@@ -1,0 +1,248 @@
+//! Mixtures of experts against what llama.cpp's convert_hf_to_gguf.py wrote for the same tiny
+//! models (tests/fixtures/arch-moe, made by scripts/gen-arch-moe-fixtures.py): the whole f16
+//! GGUF must be byte-identical. Also: bad expert sets are refused naming the tensor, and a
+//! stacked tensor reads its experts one at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ckpt_core::{Checkpoint, DType, Format, GgmlType, Tensor, TensorData};
+use ckpt_gguf::GgufFile;
+use ckpt_model::tensors::PlannedTensor;
+use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the generator wrote it.
+fn tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
+    let n: u64 = shape.iter().product();
+    Tensor::computed(name, DType::F32, shape, move || {
+        Ok((0..n)
+            .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
+            .collect())
+    })
+}
+
+/// The case's model folder (config + tokenizer) and checkpoint, with `edit` applied to the
+/// tensor list before the values are assigned.
+fn setup(
+    case: &str,
+    edit: impl FnOnce(&mut Vec<(String, Vec<u64>)>),
+) -> (tempfile::TempDir, PathBuf, Checkpoint, Value) {
+    let fx = fixtures().join("arch-moe").join(case);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("expected.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(format!("tiny-{case}"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fx.join("config.json"), dir.join("config.json")).unwrap();
+    let (tok_dir, files): (&str, &[&str]) = match expected["tokenizer"].as_str().unwrap() {
+        "bpe" => (
+            "gguf/tiny-smol-bpe",
+            &[
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "chat_template.jinja",
+            ],
+        ),
+        _ => (
+            "gguf/tiny-llama-spm",
+            &["tokenizer.model", "tokenizer_config.json"],
+        ),
+    };
+    for f in files {
+        let src = fixtures().join(tok_dir).join(f);
+        if src.is_file() {
+            std::fs::copy(src, dir.join(f)).unwrap();
+        }
+    }
+    let mut list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    edit(&mut list);
+    let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
+    ck.tensors = list
+        .into_iter()
+        .enumerate()
+        .map(|(k, (n, s))| tensor(&n, s, k as u64))
+        .collect();
+    (tmp, dir, ck, expected)
+}
+
+fn check(case: &str) {
+    let (tmp, dir, ck, expected) = setup(case, |_| {});
+    let out = tmp.path().join("out.gguf");
+    convert_hf_to_gguf(
+        &dir,
+        &ck,
+        &out,
+        &HfToGgufOptions {
+            outtype: OutType::F16,
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let sha = hex(&Sha256::digest(std::fs::read(&out).unwrap()));
+    if sha == expected["file_sha256"].as_str().unwrap() {
+        return;
+    }
+    // Say where the files differ.
+    let f = GgufFile::open(&out).unwrap();
+    let ours: Vec<&str> = f.kvs.iter().map(|(k, _)| k.as_str()).collect();
+    let theirs: Vec<&str> = expected["kvs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| kv[0].as_str().unwrap())
+        .collect();
+    assert_eq!(ours, theirs, "{case}: KV keys differ");
+    let names: Vec<String> = f.tensors().into_iter().map(|t| t.name.clone()).collect();
+    let want: Vec<String> = expected["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, want, "{case}: tensor names differ");
+    for (i, (t, e)) in f
+        .tensors()
+        .into_iter()
+        .zip(expected["tensors"].as_array().unwrap())
+        .enumerate()
+    {
+        let data = f.tensor_data(i).unwrap();
+        assert_eq!(
+            hex(&Sha256::digest(data)),
+            e["sha256"].as_str().unwrap(),
+            "{case}: tensor {} data differs",
+            t.name
+        );
+    }
+    panic!("{case}: files differ (sha256 {sha}) although KVs and tensor names agree");
+}
+
+#[test]
+fn qwen3_moe_stacks_experts_like_the_converter() {
+    check("qwen3moe");
+}
+
+#[test]
+fn qwen2_moe_keeps_the_shared_expert_and_its_gate() {
+    check("qwen2moe");
+}
+
+#[test]
+fn mixtral_stacks_w1_w2_w3_as_gate_down_up() {
+    check("mixtral");
+}
+
+#[test]
+fn ernie4_5_moe_writes_the_expert_bias_and_leading_dense_layer() {
+    check("ernie4_5_moe");
+}
+
+fn convert_err(case: &str, edit: impl FnOnce(&mut Vec<(String, Vec<u64>)>)) -> ckpt_core::Error {
+    let (tmp, dir, ck, _) = setup(case, edit);
+    let out = tmp.path().join("out.gguf");
+    let err = convert_hf_to_gguf(&dir, &ck, &out, &HfToGgufOptions::default()).unwrap_err();
+    assert!(!out.exists(), "nothing may be written");
+    err
+}
+
+#[test]
+fn an_expert_beyond_the_configured_count_is_refused_by_name() {
+    // Config says 3 experts; the checkpoint has a fourth.
+    let err = convert_err("qwen3moe", |list| {
+        for w in ["down_proj", "gate_proj", "up_proj"] {
+            let src = list
+                .iter()
+                .find(|(n, _)| n == &format!("model.layers.1.mlp.experts.0.{w}.weight"))
+                .unwrap()
+                .clone();
+            list.push((src.0.replace("experts.0.", "experts.3."), src.1));
+        }
+        list.sort();
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("model.layers.1.mlp.experts.3."), "{msg}");
+    assert!(msg.contains("experts = 3 in the config"), "{msg}");
+}
+
+#[test]
+fn a_missing_expert_is_refused_by_name() {
+    let err = convert_err("mixtral", |list| {
+        list.retain(|(n, _)| n != "model.layers.0.block_sparse_moe.experts.2.w3.weight")
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.0.block_sparse_moe.experts.2.w3.weight' is missing"),
+        "{msg}"
+    );
+}
+
+/// A stacked tensor is produced in bands: each band reads only the experts whose rows it
+/// covers, one after the other, so memory does not grow with the expert count.
+#[test]
+fn stacking_reads_one_expert_at_a_time() {
+    let reads: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let (n, rows, cols) = (6usize, 4u64, 32u64);
+    let experts: Vec<Tensor> = (0..n)
+        .map(|e| {
+            let reads = reads.clone();
+            Tensor::computed(
+                format!("model.layers.0.mlp.experts.{e}.up_proj.weight"),
+                DType::F32,
+                vec![rows, cols],
+                move || {
+                    reads.lock().unwrap().push(e);
+                    Ok((0..rows * cols)
+                        .flat_map(|i| ((e as u64 * 1000 + i) as f32).to_le_bytes())
+                        .collect())
+                },
+            )
+        })
+        .collect();
+    let stacked = PlannedTensor {
+        name: "blk.0.ffn_up_exps.weight".into(),
+        source: experts[0].clone(),
+        shape: vec![n as u64, rows, cols],
+        transforms: vec![],
+        ggml_type: GgmlType::F32,
+        experts,
+    }
+    .into_tensor();
+    let TensorData::Rows(fill) = &stacked.data else {
+        panic!("a stacked tensor must be produced by bands of rows");
+    };
+    assert_eq!(fill.rows, n * rows as usize);
+    assert!(
+        reads.lock().unwrap().is_empty(),
+        "nothing read while planning"
+    );
+    let row_bytes = fill.row_bytes;
+    // One band per expert: each reads exactly that expert.
+    for e in 0..n {
+        let r = e * rows as usize..(e + 1) * rows as usize;
+        let mut dst = vec![0u8; r.len() * row_bytes];
+        (fill.fill)(r, &mut dst).unwrap();
+        assert_eq!(*reads.lock().unwrap(), vec![e], "band of expert {e}");
+        let first = f32::from_le_bytes(dst[..4].try_into().unwrap());
+        assert_eq!(first, (e * 1000) as f32);
+        reads.lock().unwrap().clear();
+    }
+    // A band across the boundary of experts 2 and 3 reads those two, in order.
+    let mut dst = vec![0u8; 4 * row_bytes];
+    (fill.fill)(10..14, &mut dst).unwrap();
+    assert_eq!(*reads.lock().unwrap(), vec![2, 3]);
+}

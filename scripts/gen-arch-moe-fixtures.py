@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/arch-moe/: tiny mixture-of-experts cases with what llama.cpp's
+convert_hf_to_gguf.py produced for them (the same layout as tests/fixtures/arch-tables, see
+scripts/gen-arch-fixtures.py).
+
+usage: gen-arch-moe-fixtures.py LLAMA_CPP_SRC   (python with torch, transformers, safetensors, numpy)
+
+Unlike arch-tables, element i of the k-th tensor (in sorted name order) is
+((i + 5 * k) % 13) * 0.125 in float32, so every expert differs and a stacking order or
+expert mix-up changes the output.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("gen_arch_fixtures", ROOT / "scripts" / "gen-arch-fixtures.py")
+base = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(base)
+OUT = base.FX / "arch-moe"
+TINY = dict(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, max_position_embeddings=128)
+
+
+def cases():
+    import transformers as tf
+
+    bpe_vocab = json.loads((base.BPE_DIR / "config.json").read_text())["vocab_size"]
+    spm_vocab = json.loads((base.SPM_DIR / "config.json").read_text())["vocab_size"]
+    b = dict(TINY, vocab_size=bpe_vocab)
+    return {
+        # Routed experts stacked down, gate, up; router kept f32; q/k norms.
+        "qwen3moe": ("Qwen3MoeForCausalLM", tf.Qwen3MoeConfig(num_key_value_heads=1, head_dim=4, num_experts=3, num_experts_per_tok=2, moe_intermediate_size=4, **b), "bpe"),
+        # A shared expert and its sigmoid gate (ffn_gate_inp_shexp, kept f32) next to the routed ones.
+        "qwen2moe": ("Qwen2MoeForCausalLM", tf.Qwen2MoeConfig(num_key_value_heads=1, num_experts=3, num_experts_per_tok=2, moe_intermediate_size=4, shared_expert_intermediate_size=12, **b), "bpe"),
+        # block_sparse_moe w1/w2/w3 stacked as gate, down, up; Q/K permuted; size label "3x…".
+        "mixtral": ("MixtralForCausalLM", tf.MixtralConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, **dict(TINY, vocab_size=spm_vocab)), "spm"),
+        # Leading dense layer, experts stacked gate, up, down, shared experts, and the
+        # moe_statics.e_score_correction_bias renamed to exp_probs_b.bias.
+        "ernie4_5_moe": ("Ernie4_5_MoeForCausalLM", tf.Ernie4_5_MoeConfig(num_key_value_heads=1, head_dim=4, moe_num_experts=3, moe_k=2, moe_intermediate_size=4, moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(TINY, vocab_size=spm_vocab)), "spm"),
+    }
+
+
+def main() -> int:
+    src = Path(sys.argv[1]).resolve()
+    sys.path.insert(0, str(src / "gguf-py"))
+    import numpy as np
+    import torch
+    import transformers as tf
+    from gguf import GGUFReader
+    from safetensors.numpy import save_file
+
+    tf.utils.logging.set_verbosity_error()
+    OUT.mkdir(exist_ok=True)
+    for case, (arch, cfg, tok) in cases().items():
+        cfg.architectures = [arch]
+        d = OUT / case
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir()
+        cfg.save_pretrained(str(d))
+        cls = getattr(tf, arch)
+        with torch.device("meta"):
+            model = cls(cfg)
+        with tempfile.TemporaryDirectory() as tmp:
+            # The per-expert names as save_pretrained writes them (transformers 5 fuses experts
+            # in memory and splits them again on saving).
+            model.to_empty(device="cpu").save_pretrained(tmp)
+            from safetensors import safe_open
+            with safe_open(str(Path(tmp) / "model.safetensors"), "np") as f:
+                tensors = sorted((n, list(f.get_slice(n).get_shape())) for n in f.keys())
+        (d / "hf_tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            m = Path(tmp) / f"tiny-{case}"
+            m.mkdir()
+            shutil.copyfile(d / "config.json", m / "config.json")
+            tok_dir, files = (base.BPE_DIR, base.BPE_FILES) if tok == "bpe" else (base.SPM_DIR, base.SPM_FILES)
+            for f in files:
+                if (tok_dir / f).is_file():
+                    shutil.copyfile(tok_dir / f, m / f)
+            arrays = {n: ((np.arange(int(np.prod(s))) + 5 * k) % 13 * 0.125).astype(np.float32).reshape(s) for k, (n, s) in enumerate(tensors)}
+            save_file(arrays, str(m / "model.safetensors"))
+            out = Path(tmp) / "out.gguf"
+            env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
+            p = subprocess.run([sys.executable, str(src / "convert_hf_to_gguf.py"), str(m), "--outtype", "f16", "--outfile", str(out)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if p.returncode != 0:
+                print(p.stdout[-3000:])
+                raise SystemExit(f"{case}: converter failed")
+            r = GGUFReader(str(out))
+            kvs = [[k, base.field_json(f)] for k, f in r.fields.items() if not k.startswith("GGUF.")]
+            ts = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(x) for x in t.shape],
+                   "sha256": hashlib.sha256(np.asarray(t.data).tobytes()).hexdigest()} for t in r.tensors]
+            expected = {"case": case, "architecture": arch, "tokenizer": tok, "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "kvs": kvs, "tensors": ts}
+            (d / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
+        print(f"{case}: {len(kvs)} KVs, {len(ts)} tensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
