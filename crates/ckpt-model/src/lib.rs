@@ -124,6 +124,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Exaone4ForCausalLM",
         "Ernie4_5_ForCausalLM",
         "Ernie4_5ForCausalLM",
+        "Glm4ForCausalLM",
+        "HunYuanDenseV1ForCausalLM",
     ]
 }
 

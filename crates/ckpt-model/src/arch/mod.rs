@@ -5,6 +5,7 @@
 
 pub mod bert;
 pub mod dense;
+pub mod dense2;
 pub mod family;
 pub mod gemma;
 pub mod gpt2;
@@ -186,6 +187,8 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense::COHERE2,
     &dense::EXAONE4,
     &dense::ERNIE4_5,
+    &dense2::GLM4,
+    &dense2::HUNYUAN_DENSE,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -152,7 +152,10 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     ),
     (
         Kind::AttnPostNorm,
-        &["model.layers.{bid}.post_attention_layernorm"],
+        &[
+            "model.layers.{bid}.post_attention_layernorm",
+            "model.layers.{bid}.post_self_attn_layernorm",
+        ],
     ),
     (
         Kind::FfnNorm,
@@ -168,7 +171,10 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     ),
     (
         Kind::FfnPostNorm,
-        &["model.layers.{bid}.post_feedforward_layernorm"],
+        &[
+            "model.layers.{bid}.post_feedforward_layernorm",
+            "model.layers.{bid}.post_mlp_layernorm",
+        ],
     ),
     (
         Kind::FfnUp,
@@ -190,8 +196,20 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "encoder.layer.{bid}.output.dense",
         ],
     ),
-    (Kind::AttnQNorm, &["model.layers.{bid}.self_attn.q_norm"]),
-    (Kind::AttnKNorm, &["model.layers.{bid}.self_attn.k_norm"]),
+    (
+        Kind::AttnQNorm,
+        &[
+            "model.layers.{bid}.self_attn.q_norm",
+            "model.layers.{bid}.self_attn.query_layernorm",
+        ],
+    ),
+    (
+        Kind::AttnKNorm,
+        &[
+            "model.layers.{bid}.self_attn.k_norm",
+            "model.layers.{bid}.self_attn.key_layernorm",
+        ],
+    ),
     (
         Kind::LayerOutNorm,
         &["encoder.layer.{bid}.output.LayerNorm"],
