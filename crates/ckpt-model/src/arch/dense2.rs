@@ -75,8 +75,10 @@ fn glm4_rope_dims(ctx: &mut ParamContext) -> Result<()> {
             hp.require_u32(&["hidden_size"])? / heads
         }
     };
-    ctx.kv
-        .u32("glm4.rope.dimension_count", (dim as f64 * factor).trunc() as u32);
+    ctx.kv.u32(
+        "glm4.rope.dimension_count",
+        (dim as f64 * factor).trunc() as u32,
+    );
     Ok(())
 }
 
@@ -221,8 +223,7 @@ fn hunyuan_rope(ctx: &mut ParamContext) -> Result<()> {
     let base = num("rope_theta", 10000.0)?;
     let dim = hp.require_u32(&["head_dim"])? as f64;
     let scaled = base * alpha.powf(dim / (dim - 2.0));
-    ctx.kv
-        .f32("hunyuan-dense.rope.freq_base", scaled as f32);
+    ctx.kv.f32("hunyuan-dense.rope.freq_base", scaled as f32);
     ctx.kv.string("hunyuan-dense.rope.scaling.type", "none");
     ctx.kv.f32("hunyuan-dense.rope.scaling.factor", 1.0);
     if rope_type == Some("dynamic") {
@@ -253,12 +254,15 @@ fn hunyuan_vocab(ctx: &mut VocabContext) -> Result<()> {
         )));
     }
     if let Some(eod) = ctx.hp.get("eod_token_id") {
-        let id = eod.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
-            Error::invalid(
-                &ctx.hp.path,
-                format!("eod_token_id is {eod}, expected a non-negative integer"),
-            )
-        })?;
+        let id = eod
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    &ctx.hp.path,
+                    format!("eod_token_id is {eod}, expected a non-negative integer"),
+                )
+            })?;
         ctx.kv.u32("tokenizer.ggml.eos_token_id", id);
     }
     if let Some(gen) = read_optional_json(&ctx.dir.join("generation_config.json"))? {
