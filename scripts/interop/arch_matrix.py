@@ -77,6 +77,7 @@ ALL_ARCHS = [
     "Ernie4_5_ForCausalLM",
     "Glm4ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
+    "Lfm2ForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {

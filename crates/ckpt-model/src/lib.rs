@@ -126,6 +126,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Ernie4_5ForCausalLM",
         "Glm4ForCausalLM",
         "HunYuanDenseV1ForCausalLM",
+        "Lfm2ForCausalLM",
+        "LFM2ForCausalLM",
     ]
 }
 

@@ -276,3 +276,128 @@ fn hunyuan_vocab(ctx: &mut VocabContext) -> Result<()> {
     }
     Ok(())
 }
+
+/// `Lfm2ForCausalLM` ("lfm2"): short-convolution and attention layers; the conv kernels are
+/// squeezed to 2-D, per-layer KV head counts (0 for conv layers), the adjusted FFN width.
+pub static LFM2: Family = Family {
+    hf_names: &["Lfm2ForCausalLM", "LFM2ForCausalLM"],
+    gguf_arch: "lfm2",
+    model_type: "lfm2",
+    tensors: &[
+        Kind::TokenEmbd,
+        Kind::TokenEmbdNorm,
+        Kind::ShortConvConv,
+        Kind::ShortConvInProj,
+        Kind::ShortConvOutProj,
+        Kind::FfnGate,
+        Kind::FfnDown,
+        Kind::FfnUp,
+        Kind::FfnNorm,
+        Kind::AttnNorm,
+        Kind::AttnQNorm,
+        Kind::AttnKNorm,
+        Kind::AttnQkv,
+        Kind::AttnQ,
+        Kind::AttnK,
+        Kind::AttnV,
+        Kind::AttnOut,
+        Kind::Output,
+    ],
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 128000),
+        Dflt::Int("num_key_value_heads", 8),
+        Dflt::Num("norm_eps", 1e-5),
+        Dflt::RopeTheta(1_000_000.0),
+        Dflt::Int("conv_L_cache", 3),
+        Dflt::Int("block_multiple_of", 256),
+        Dflt::Num("block_ffn_dim_multiplier", 1.0),
+        Dflt::Flag("block_auto_adjust_ff_dim", true),
+    ],
+    text_params: true,
+    params: &[
+        Param::U32("vocab_size", &["vocab_size"]),
+        Param::U32("shortconv.l_cache", &["conv_L_cache"]),
+        Param::Custom(lfm2_params),
+    ],
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        transforms: Some(lfm2_squeeze_conv),
+        ..Hooks::NONE
+    },
+};
+
+/// `layer_types`, else transformers' default from `full_attn_idxs` (every layer attention).
+fn lfm2_layer_types(hp: &Hparams) -> Result<Vec<bool>> {
+    let n = hp.require_u32(&["num_hidden_layers"])?;
+    if let Some(types) = hp.get("layer_types") {
+        let list = types.as_array().ok_or_else(|| {
+            Error::invalid(&hp.path, format!("layer_types is {types}, expected a list"))
+        })?;
+        return Ok(list.iter().map(|t| t.as_str() != Some("conv")).collect());
+    }
+    let idxs: Option<Vec<u64>> = hp
+        .get("full_attn_idxs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect());
+    Ok((0..n as u64)
+        .map(|i| idxs.as_ref().is_none_or(|v| v.contains(&i)))
+        .collect())
+}
+
+/// `LFM2Model.set_gguf_parameters` after the common keys: the KV head counts as a per-layer
+/// list (replacing the single count in place), the rms epsilon, the adjusted FFN width.
+fn lfm2_params(ctx: &mut ParamContext) -> Result<()> {
+    let hp = ctx.hp;
+    let kv_heads = hp.require_u32(&["num_key_value_heads"])?;
+    let attn = lfm2_layer_types(hp)?;
+    ctx.kv.array(
+        "lfm2.attention.head_count_kv",
+        ckpt_gguf::GgufValue::i32_array(
+            attn.iter()
+                .map(|a| if *a { kv_heads as i32 } else { 0 })
+                .collect::<Vec<i32>>(),
+        ),
+    );
+    let eps = hp
+        .find_f64(&["norm_eps"])?
+        .ok_or_else(|| Error::invalid(&hp.path, "missing hyperparameter norm_eps"))?;
+    ctx.kv
+        .f32("lfm2.attention.layer_norm_rms_epsilon", eps as f32);
+    let mut ff = hp.require_u32(&["block_ff_dim", "intermediate_size"])? as i64;
+    if hp.get("block_auto_adjust_ff_dim").and_then(Value::as_bool) == Some(true) {
+        ff = (2.0 * ff as f64 / 3.0).trunc() as i64;
+        if let Some(m) = hp.get("block_ffn_dim_multiplier") {
+            let m = m.as_f64().ok_or_else(|| {
+                Error::invalid(
+                    &hp.path,
+                    format!("block_ffn_dim_multiplier is {m}, expected a number"),
+                )
+            })?;
+            ff = (m * ff as f64).trunc() as i64;
+        }
+        let multiple = hp.require_u32(&["block_multiple_of"])? as i64;
+        if multiple == 0 {
+            return Err(Error::invalid(&hp.path, "block_multiple_of is 0"));
+        }
+        ff = multiple * ((ff + multiple - 1).div_euclid(multiple));
+    }
+    let ff = u32::try_from(ff).map_err(|_| {
+        Error::invalid(&hp.path, format!("feed-forward width {ff} is out of range"))
+    })?;
+    ctx.kv.u32("lfm2.feed_forward_length", ff);
+    Ok(())
+}
+
+/// `conv.conv` kernels [C, 1, L] are stored as [C, L].
+fn lfm2_squeeze_conv(
+    t: &TensorRef,
+    _hp: &Hparams,
+    _name: &str,
+    transforms: &mut Vec<super::Transform>,
+) -> Result<()> {
+    if t.name.contains("conv.conv") {
+        transforms.push(super::Transform::SqueezeDim1);
+    }
+    Ok(())
+}

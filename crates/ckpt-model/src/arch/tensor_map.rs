@@ -38,6 +38,9 @@ pub enum Kind {
     AttnQNorm,
     AttnKNorm,
     LayerOutNorm,
+    ShortConvConv,
+    ShortConvInProj,
+    ShortConvOutProj,
 }
 
 impl Kind {
@@ -70,6 +73,9 @@ impl Kind {
             Kind::AttnQNorm => "blk.{bid}.attn_q_norm",
             Kind::AttnKNorm => "blk.{bid}.attn_k_norm",
             Kind::LayerOutNorm => "blk.{bid}.layer_output_norm",
+            Kind::ShortConvConv => "blk.{bid}.shortconv.conv",
+            Kind::ShortConvInProj => "blk.{bid}.shortconv.in_proj",
+            Kind::ShortConvOutProj => "blk.{bid}.shortconv.out_proj",
         }
     }
 }
@@ -87,7 +93,10 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         ],
     ),
     (Kind::TokenTypes, &["embeddings.token_type_embeddings"]),
-    (Kind::TokenEmbdNorm, &["embeddings.LayerNorm"]),
+    (
+        Kind::TokenEmbdNorm,
+        &["embeddings.LayerNorm", "model.embedding_norm"],
+    ),
     (
         Kind::PosEmbd,
         &["transformer.wpe", "wpe", "embeddings.position_embeddings"],
@@ -106,6 +115,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.input_layernorm",
             "transformer.h.{bid}.ln_1",
             "h.{bid}.ln_1",
+            "model.layers.{bid}.operator_norm",
         ],
     ),
     (
@@ -144,6 +154,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.h.{bid}.attn.c_proj",
             "h.{bid}.attn.c_proj",
             "encoder.layer.{bid}.attention.output.dense",
+            "model.layers.{bid}.self_attn.out_proj",
         ],
     ),
     (
@@ -163,6 +174,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.h.{bid}.ln_2",
             "model.layers.{bid}.post_attention_layernorm",
             "h.{bid}.ln_2",
+            "model.layers.{bid}.ffn_norm",
         ],
     ),
     (
@@ -184,9 +196,16 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.up_proj",
             "model.layers.{bid}.mlp.gate_up_proj",
             "encoder.layer.{bid}.intermediate.dense",
+            "model.layers.{bid}.feed_forward.w3",
         ],
     ),
-    (Kind::FfnGate, &["model.layers.{bid}.mlp.gate_proj"]),
+    (
+        Kind::FfnGate,
+        &[
+            "model.layers.{bid}.mlp.gate_proj",
+            "model.layers.{bid}.feed_forward.w1",
+        ],
+    ),
     (
         Kind::FfnDown,
         &[
@@ -194,6 +213,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "h.{bid}.mlp.c_proj",
             "model.layers.{bid}.mlp.down_proj",
             "encoder.layer.{bid}.output.dense",
+            "model.layers.{bid}.feed_forward.w2",
         ],
     ),
     (
@@ -201,6 +221,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.q_norm",
             "model.layers.{bid}.self_attn.query_layernorm",
+            "model.layers.{bid}.self_attn.q_layernorm",
         ],
     ),
     (
@@ -208,11 +229,18 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.k_norm",
             "model.layers.{bid}.self_attn.key_layernorm",
+            "model.layers.{bid}.self_attn.k_layernorm",
         ],
     ),
     (
         Kind::LayerOutNorm,
         &["encoder.layer.{bid}.output.LayerNorm"],
+    ),
+    (Kind::ShortConvConv, &["model.layers.{bid}.conv.conv"]),
+    (Kind::ShortConvInProj, &["model.layers.{bid}.conv.in_proj"]),
+    (
+        Kind::ShortConvOutProj,
+        &["model.layers.{bid}.conv.out_proj"],
     ),
 ];
 
