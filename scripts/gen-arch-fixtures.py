@@ -65,6 +65,8 @@ def cases():
         "hunyuan_dense": ("HunYuanDenseV1ForCausalLM", tf.HunYuanDenseV1Config(
             num_key_value_heads=1, head_dim=4, eod_token_id=0, **NO_SPECIAL,
             **dict(b, max_position_embeddings=32768, rope_parameters={"rope_type": "dynamic", "alpha": 1000.0, "factor": 1.0, "rope_theta": 10000.0})), "bpe", {}),
+        # short-conv layer (kernel squeezed to 2-D, kept F32), KV heads per layer, adjusted FFN width.
+        "lfm2": ("Lfm2ForCausalLM", tf.Lfm2Config(num_key_value_heads=1, layer_types=["conv", "full_attention"], **NO_SPECIAL, **b), "bpe", {}),
         "ernie4_5": ("Ernie4_5_ForCausalLM", tf.Ernie4_5Config(num_key_value_heads=1, head_dim=4, tie_word_embeddings=False, **NO_SPECIAL, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
     }
 

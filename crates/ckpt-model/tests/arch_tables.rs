@@ -196,6 +196,11 @@ fn hunyuan_dense_scales_the_rope_base_by_alpha_and_uses_eod_as_eos() {
 }
 
 #[test]
+fn lfm2_squeezes_its_short_conv_kernels_and_lists_kv_heads_per_layer() {
+    check("lfm2");
+}
+
+#[test]
 fn cohere2_bias_is_refused_by_name() {
     let fx = fixtures().join("arch-tables/cohere2");
     let tmp = tempfile::tempdir().unwrap();
