@@ -58,6 +58,15 @@ def cases():
         # window pattern from layer_types, vocab_size.
         "exaone4": ("Exaone4ForCausalLM", tf.Exaone4Config(num_key_value_heads=1, sliding_window=64, layer_types=["sliding_attention", "full_attention"], **NO_SPECIAL, **b), "bpe", {}),
         # SentencePiece, add_space_prefix written after the vocabulary.
+        # partial rotary dims (0.5 by default), eot/eos/unk/bos from the added tokens <|user|> and
+        # <|endoftext|> (the test renames <repo_name> to <|user|> in the copied tokenizer.json).
+        "glm4": ("Glm4ForCausalLM", tf.Glm4Config(num_key_value_heads=1, head_dim=4, **NO_SPECIAL, **b), "bpe", {}),
+        # eod_token_id as eos; NTK-alpha ("dynamic") rope: scaled base, 256k context.
+        "hunyuan_dense": ("HunYuanDenseV1ForCausalLM", tf.HunYuanDenseV1Config(
+            num_key_value_heads=1, head_dim=4, eod_token_id=0, **NO_SPECIAL,
+            **dict(b, max_position_embeddings=32768, rope_parameters={"rope_type": "dynamic", "alpha": 1000.0, "factor": 1.0, "rope_theta": 10000.0})), "bpe", {}),
+        # short-conv layer (kernel squeezed to 2-D, kept F32), KV heads per layer, adjusted FFN width.
+        "lfm2": ("Lfm2ForCausalLM", tf.Lfm2Config(num_key_value_heads=1, layer_types=["conv", "full_attention"], **NO_SPECIAL, **b), "bpe", {}),
         "ernie4_5": ("Ernie4_5_ForCausalLM", tf.Ernie4_5Config(num_key_value_heads=1, head_dim=4, tie_word_embeddings=False, **NO_SPECIAL, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
     }
 
@@ -121,6 +130,14 @@ def main() -> int:
             for f in BPE_FILES if tok == "bpe" else SPM_FILES:
                 if ((BPE_DIR if tok == "bpe" else SPM_DIR) / f).is_file():
                     shutil.copyfile((BPE_DIR if tok == "bpe" else SPM_DIR) / f, m / f)
+            if case == "glm4":
+                tj = m / "tokenizer.json"
+                tok_json = json.loads(tj.read_text(encoding="utf-8"))
+                for t in tok_json["added_tokens"]:
+                    if t["content"] == "<repo_name>":
+                        t["content"] = "<|user|>"
+                tok_json["model"]["vocab"]["<|user|>"] = tok_json["model"]["vocab"].pop("<repo_name>")
+                tj.write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
             if case == "ernie4_5":
                 # ERNIE writes add_space_prefix from tokenizer_config.json after the vocabulary.
                 tc = json.loads((m / "tokenizer_config.json").read_text())

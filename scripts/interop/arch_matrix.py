@@ -81,6 +81,9 @@ ALL_ARCHS = [
     "MixtralForCausalLM",
     "OlmoeForCausalLM",
     "Ernie4_5_MoeForCausalLM",
+    "Glm4ForCausalLM",
+    "HunYuanDenseV1ForCausalLM",
+    "Lfm2ForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -92,7 +95,7 @@ OPTIONS = {
     "tokjson": "Gemma 3 with tokenizer.json only: GPT-2 vocab, embedding rows beyond it cut off",
     "fullvocab": "with tokjson: no rows beyond the vocabulary, and the added tokens are also in it, so the converter's cut exceeds the rows and keeps them all",
     "pooling": "sentence-transformers modules.json with CLS pooling",
-    "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers)",
+    "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers, Hunyuan NTK alpha)",
     "odd": "hidden size 48: rows not a multiple of 32, so q8_0 falls back to f16 for some tensors",
     "wide": "hidden and expert widths of 256, so k-quant types (q4_k_m) apply to the experts instead of falling back",
     "nan": "NaNs with unusual payloads in a permuted, a plain and a kept-f32 tensor",
@@ -114,6 +117,7 @@ VARIANTS = [
     "BertModel+pooling",
     "Qwen2ForCausalLM+ropescale",
     "Gemma3ForCausalLM+ropescale",
+    "HunYuanDenseV1ForCausalLM+ropescale",
     "MistralForCausalLM+odd",
     "Gemma2ForCausalLM+odd",
     "MistralForCausalLM+nan",
@@ -134,6 +138,8 @@ BPE_ARCHS = {
     "Qwen2ForCausalLM", "Qwen3ForCausalLM", "GPT2LMHeadModel", "SmolLM3ForCausalLM", "GraniteForCausalLM",
     "Olmo2ForCausalLM", "Olmo3ForCausalLM", "SeedOssForCausalLM", "StableLmForCausalLM", "CohereForCausalLM",
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
+    "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
+    "Lfm2ForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
@@ -175,6 +181,16 @@ def copy_files(src: Path, dst: Path, names: list[str]) -> None:
     for n in names:
         if (src / n).is_file():
             shutil.copyfile(src / n, dst / n)
+
+
+def rename_added_token(path: Path, old: str, new: str) -> None:
+    tok = json.loads(path.read_text(encoding="utf-8"))
+    for t in tok["added_tokens"]:
+        if t["content"] == old:
+            t["content"] = new
+    vocab = tok["model"]["vocab"]
+    vocab[new] = vocab.pop(old)
+    path.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
 
 
 def write_bert_tokenizer(dst: Path) -> int:
@@ -263,6 +279,11 @@ def build_model(case: str, dst: Path) -> None:
                     "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
                     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                 }
+            elif arch == "HunYuanDenseV1ForCausalLM":
+                # Hunyuan's released configs: NTK alpha ("dynamic"), which the converter turns into a
+                # scaled base and a fixed 256k context (it asserts 32k max positions).
+                kw["max_position_embeddings"] = 32768
+                kw["rope_parameters"] = {"rope_type": "dynamic", "alpha": 1000.0, "factor": 1.0, "rope_theta": 10000.0}
             else:
                 raise SystemExit(f"{case}: no rope scaling defined for {arch}")
         if arch == "LlamaForCausalLM":
@@ -340,6 +361,23 @@ def build_model(case: str, dst: Path) -> None:
                 num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, moe_num_experts=4, moe_k=2, moe_intermediate_size=moe_ffn,
                 moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, **NO_SPECIAL_TOKENS, **kw,
             )
+        elif arch == "Glm4ForCausalLM":
+            cfg = tf.Glm4Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
+        elif arch == "ApertusForCausalLM":
+            # transformers' default llama3 rope scaling (rope_freqs generated), xIELU activations.
+            cfg = tf.ApertusConfig(
+                num_key_value_heads=KV_HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None,
+                rope_parameters={"rope_type": "llama3", "rope_theta": 12000000.0, "factor": 8.0, "original_max_position_embeddings": 64,
+                                 "low_freq_factor": 1.0, "high_freq_factor": 4.0}, **kw,
+            )
+        elif arch == "HunYuanDenseV1ForCausalLM":
+            cfg = tf.HunYuanDenseV1Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, eod_token_id=0, **kw)
+        elif arch == "Lfm2ForCausalLM":
+            # One short-conv layer, one attention layer.
+            cfg = tf.Lfm2Config(
+                num_key_value_heads=KV_HEADS, layer_types=["conv", "full_attention"], pad_token_id=None, bos_token_id=None,
+                eos_token_id=None, **kw,
+            )
         else:
             raise SystemExit(f"unknown architecture {arch}")
         cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
@@ -380,6 +418,9 @@ def build_model(case: str, dst: Path) -> None:
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
     if bpe:
         copy_files(BPE_DIR, dst, ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
+        if arch == "Glm4ForCausalLM":
+            # GLM-4's converter takes eos/eot/unk/bos from the added tokens <|endoftext|> and <|user|>.
+            rename_added_token(dst / "tokenizer.json", "<repo_name>", "<|user|>")
         if arch == "Qwen2ForCausalLM":
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
     elif arch != "BertModel":

@@ -629,6 +629,8 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
             }
             // Rows the converter cut off (beyond the real vocabulary) are gone.
             Transform::TruncateRows { .. } => {}
+            // Same data; LFM2 (the one user) is not exported.
+            Transform::SqueezeDim1 => {}
         }
     }
     let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];

@@ -133,6 +133,10 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "MixtralForCausalLM",
         "OlmoeForCausalLM",
         "Ernie4_5_MoeForCausalLM",
+        "Glm4ForCausalLM",
+        "HunYuanDenseV1ForCausalLM",
+        "Lfm2ForCausalLM",
+        "LFM2ForCausalLM",
     ]
 }
 

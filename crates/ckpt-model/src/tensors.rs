@@ -458,6 +458,7 @@ fn plan_rows(
             Transform::TruncateRows { rows: keep } => index.truncate(*keep as usize),
             Transform::AddOne { in_f16 } => plus_one = Some(*in_f16),
             Transform::Transpose => unreachable!("handled by convert_whole"),
+            Transform::SqueezeDim1 => {}
         }
         shape = t.output_shape(&shape);
     }
@@ -658,6 +659,7 @@ fn convert_whole(
                 data
             }
             Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),
+            Transform::SqueezeDim1 => data,
         };
         shape = t.output_shape(&shape);
     }

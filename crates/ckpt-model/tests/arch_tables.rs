@@ -74,6 +74,21 @@ fn check(case: &str) {
         };
         std::fs::copy(src, dir.join(f)).unwrap();
     }
+    if case == "glm4" {
+        // GLM-4's converter needs the added token <|user|> (as the generator renamed it).
+        let path = dir.join("tokenizer.json");
+        let mut tok: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for t in tok["added_tokens"].as_array_mut().unwrap() {
+            if t["content"] == "<repo_name>" {
+                t["content"] = Value::from("<|user|>");
+            }
+        }
+        let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+        let id = vocab.remove("<repo_name>").unwrap();
+        vocab.insert("<|user|>".into(), id);
+        std::fs::write(&path, serde_json::to_string(&tok).unwrap()).unwrap();
+    }
     let list: Vec<(String, Vec<u64>)> =
         serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
             .unwrap();
@@ -170,6 +185,21 @@ fn ernie4_5_writes_add_space_prefix_after_the_vocabulary() {
 
 /// Command R7B biases are all zero in released checkpoints and the converter drops them after
 /// checking; ckpt does not read values while planning, so it refuses them, naming the tensor.
+#[test]
+fn glm4_takes_partial_rope_dims_and_eot_from_the_added_tokens() {
+    check("glm4");
+}
+
+#[test]
+fn hunyuan_dense_scales_the_rope_base_by_alpha_and_uses_eod_as_eos() {
+    check("hunyuan_dense");
+}
+
+#[test]
+fn lfm2_squeezes_its_short_conv_kernels_and_lists_kv_heads_per_layer() {
+    check("lfm2");
+}
+
 #[test]
 fn cohere2_bias_is_refused_by_name() {
     let fx = fixtures().join("arch-tables/cohere2");

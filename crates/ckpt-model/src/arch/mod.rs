@@ -5,6 +5,7 @@
 
 pub mod bert;
 pub mod dense;
+pub mod dense2;
 pub mod family;
 pub mod gemma;
 pub mod gpt2;
@@ -38,6 +39,9 @@ pub enum Transform {
     TruncateRows { rows: u64 },
     /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
     Transpose,
+    /// torch's `squeeze(1)`: drops dimension 1 when it has size 1 (LFM2's short-conv kernels
+    /// [C, 1, L] -> [C, L]); the data is unchanged.
+    SqueezeDim1,
 }
 
 impl Transform {
@@ -62,7 +66,10 @@ impl Transform {
             Transform::Transpose if shape.len() != 2 => {
                 Err(format!("cannot transpose a tensor of shape {shape:?}"))
             }
-            Transform::AddOne { .. } | Transform::Transpose => Ok(()),
+            Transform::SqueezeDim1 if shape.len() == 2 && shape[1] == 1 => Err(format!(
+                "squeezing dimension 1 of shape {shape:?} would leave a vector (not supported)"
+            )),
+            Transform::AddOne { .. } | Transform::Transpose | Transform::SqueezeDim1 => Ok(()),
         }
     }
 
@@ -75,6 +82,11 @@ impl Transform {
                 s
             }
             Transform::Transpose => vec![shape[1], shape[0]],
+            Transform::SqueezeDim1 if shape.len() >= 2 && shape[1] == 1 => {
+                let mut s = shape.to_vec();
+                s.remove(1);
+                s
+            }
             _ => shape.to_vec(),
         }
     }
@@ -196,6 +208,9 @@ static REGISTRY: &[&dyn Architecture] = &[
     &moe::MIXTRAL,
     &moe::OLMOE,
     &moe::ERNIE4_5_MOE,
+    &dense2::GLM4,
+    &dense2::HUNYUAN_DENSE,
+    &dense2::LFM2,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -47,6 +47,9 @@ pub enum Kind {
     FfnGateShexp,
     FfnDownShexp,
     FfnUpShexp,
+    ShortConvConv,
+    ShortConvInProj,
+    ShortConvOutProj,
 }
 
 impl Kind {
@@ -88,6 +91,9 @@ impl Kind {
             Kind::FfnGateShexp => "blk.{bid}.ffn_gate_shexp",
             Kind::FfnDownShexp => "blk.{bid}.ffn_down_shexp",
             Kind::FfnUpShexp => "blk.{bid}.ffn_up_shexp",
+            Kind::ShortConvConv => "blk.{bid}.shortconv.conv",
+            Kind::ShortConvInProj => "blk.{bid}.shortconv.in_proj",
+            Kind::ShortConvOutProj => "blk.{bid}.shortconv.out_proj",
         }
     }
 }
@@ -105,7 +111,10 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         ],
     ),
     (Kind::TokenTypes, &["embeddings.token_type_embeddings"]),
-    (Kind::TokenEmbdNorm, &["embeddings.LayerNorm"]),
+    (
+        Kind::TokenEmbdNorm,
+        &["embeddings.LayerNorm", "model.embedding_norm"],
+    ),
     (
         Kind::PosEmbd,
         &["transformer.wpe", "wpe", "embeddings.position_embeddings"],
@@ -124,6 +133,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.input_layernorm",
             "transformer.h.{bid}.ln_1",
             "h.{bid}.ln_1",
+            "model.layers.{bid}.operator_norm",
         ],
     ),
     (
@@ -162,6 +172,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.h.{bid}.attn.c_proj",
             "h.{bid}.attn.c_proj",
             "encoder.layer.{bid}.attention.output.dense",
+            "model.layers.{bid}.self_attn.out_proj",
         ],
     ),
     (
@@ -170,7 +181,10 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     ),
     (
         Kind::AttnPostNorm,
-        &["model.layers.{bid}.post_attention_layernorm"],
+        &[
+            "model.layers.{bid}.post_attention_layernorm",
+            "model.layers.{bid}.post_self_attn_layernorm",
+        ],
     ),
     (
         Kind::FfnNorm,
@@ -178,6 +192,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.h.{bid}.ln_2",
             "model.layers.{bid}.post_attention_layernorm",
             "h.{bid}.ln_2",
+            "model.layers.{bid}.ffn_norm",
         ],
     ),
     (
@@ -186,7 +201,10 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     ),
     (
         Kind::FfnPostNorm,
-        &["model.layers.{bid}.post_feedforward_layernorm"],
+        &[
+            "model.layers.{bid}.post_feedforward_layernorm",
+            "model.layers.{bid}.post_mlp_layernorm",
+        ],
     ),
     (
         Kind::FfnUp,
@@ -196,9 +214,16 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.up_proj",
             "model.layers.{bid}.mlp.gate_up_proj",
             "encoder.layer.{bid}.intermediate.dense",
+            "model.layers.{bid}.feed_forward.w3",
         ],
     ),
-    (Kind::FfnGate, &["model.layers.{bid}.mlp.gate_proj"]),
+    (
+        Kind::FfnGate,
+        &[
+            "model.layers.{bid}.mlp.gate_proj",
+            "model.layers.{bid}.feed_forward.w1",
+        ],
+    ),
     (
         Kind::FfnDown,
         &[
@@ -206,10 +231,25 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "h.{bid}.mlp.c_proj",
             "model.layers.{bid}.mlp.down_proj",
             "encoder.layer.{bid}.output.dense",
+            "model.layers.{bid}.feed_forward.w2",
         ],
     ),
-    (Kind::AttnQNorm, &["model.layers.{bid}.self_attn.q_norm"]),
-    (Kind::AttnKNorm, &["model.layers.{bid}.self_attn.k_norm"]),
+    (
+        Kind::AttnQNorm,
+        &[
+            "model.layers.{bid}.self_attn.q_norm",
+            "model.layers.{bid}.self_attn.query_layernorm",
+            "model.layers.{bid}.self_attn.q_layernorm",
+        ],
+    ),
+    (
+        Kind::AttnKNorm,
+        &[
+            "model.layers.{bid}.self_attn.k_norm",
+            "model.layers.{bid}.self_attn.key_layernorm",
+            "model.layers.{bid}.self_attn.k_layernorm",
+        ],
+    ),
     (
         Kind::LayerOutNorm,
         &["encoder.layer.{bid}.output.LayerNorm"],
@@ -280,6 +320,12 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.shared_expert.up_proj",
             "model.layers.{bid}.mlp.shared_experts.up_proj",
         ],
+    ),
+    (Kind::ShortConvConv, &["model.layers.{bid}.conv.conv"]),
+    (Kind::ShortConvInProj, &["model.layers.{bid}.conv.in_proj"]),
+    (
+        Kind::ShortConvOutProj,
+        &["model.layers.{bid}.conv.out_proj"],
     ),
 ];
 
