@@ -1,6 +1,7 @@
 """Every operation against the `ckpt` command line on the repository fixtures: same JSON
 report, same output bytes; and against the reference outputs stored with the fixtures."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ def test_inspect_matches_cli(path):
 
 def test_inspect_key_and_summary():
     p = TORCH / "training_checkpoint.pt"
-    assert ckpt.inspect(p, key="model") == cli_json("inspect", p, "--key", "model")
+    assert ckpt.inspect(p, key="state_dict") == cli_json("inspect", p, "--key", "state_dict")
     g = GG / "tiny-smol-bpe.f16.gguf"
     assert ckpt.inspect(g, summary=True) == cli_json("inspect", g, "--summary")
 
@@ -44,7 +45,7 @@ def _without(report, *keys):
     return {k: v for k, v in report.items() if k not in keys}
 
 
-@pytest.mark.parametrize("case", ["all_dtypes", "big_endian", "shared_tensors", "parameters"])
+@pytest.mark.parametrize("case", ["all_dtypes", "big_endian", "pickle_protocol4", "parameters"])
 def test_convert_bin_to_safetensors(tmp, case):
     src = TORCH / f"{case}.bin"
     ours = ckpt.convert(src, tmp / "py.safetensors")
@@ -98,7 +99,10 @@ def test_quantize_matches_cli_and_llama_quantize(tmp):
     rep = ckpt.quantize(src, tmp / "py.gguf", "Q4_K_M")
     theirs = cli_json("quantize", src, tmp / "cli.gguf", "Q4_K_M")
     assert read(tmp / "py.gguf") == read(tmp / "cli.gguf")
-    assert read(tmp / "py.gguf") == read(GG / "tiny-llama-spm.Q4_K_M.gguf")  # llama-quantize's
+    # llama-quantize's output for the same input, known by its sha256 (manifest.json).
+    files = json.loads((GG / "manifest.json").read_text())["files"]
+    want = next(f["sha256"] for f in files if f["path"] == "tiny-llama-spm.f16-to-Q4_K_M.gguf")
+    assert hashlib.sha256(read(tmp / "py.gguf")).hexdigest() == want
     assert _without(rep, "output") == _without(theirs, "output")
 
 

@@ -54,7 +54,7 @@ def test_load_safetensors_like_reference(path):
 
 
 @pytest.mark.parametrize(
-    "case", ["all_dtypes", "all_dtypes_legacy", "big_endian", "extra_dtypes", "parameters", "shared_partial_views", "zip_deflate"]
+    "case", ["all_dtypes", "all_dtypes_legacy", "big_endian", "extra_dtypes", "parameters", "shared_partial_views", "no_byteorder_record"]
 )
 def test_load_bin_equals_what_torch_saved(case):
     # The .expected.safetensors were written from torch.load of the same .bin (shared tensors
@@ -131,7 +131,8 @@ def test_save_bin_reads_back_through_the_cli(tmp):
     # The CLI's (independently tested) .bin reader converts it to the bytes safetensors writes.
     cli("convert", "-q", tmp / "model.bin", tmp / "via-cli.safetensors")
     st_save(tensors, str(tmp / "ref.safetensors"))
-    assert read(tmp / "via-cli.safetensors") == read(tmp / "ref.safetensors")
+    ours, ref = st_reference(tmp / "via-cli.safetensors"), st_reference(tmp / "ref.safetensors")
+    assert ours == ref
     with pytest.raises(ckpt.UsageError):
         ckpt.save_file(tensors, tmp / "m2.bin", metadata={"a": "b"})
 
