@@ -158,7 +158,7 @@ def run(
         jobs: dicts or job dataclasses.
         parallel: ``None`` (one after the other), ``"thread"`` (a thread pool: ckpt releases the
             GIL, and each job already uses all cores for its heavy parts, so 2–4 workers are
-            plenty) or ``"process"`` (a process pool).
+            plenty) or ``"process"`` (a pool of spawned processes; jobs must be picklable).
         max_workers: pool size (default: the executor's).
         raise_errors: raise the first failure (as its ckpt exception class) instead of
             returning it.
@@ -174,7 +174,15 @@ def run(
         import ckpt
 
         raise ckpt.UsageError(f"parallel must be None, 'thread' or 'process', not {parallel!r}")
-    with Pool(max_workers=max_workers) as pool:
+    if parallel == "process":
+        # Spawned, not forked: a forked child would inherit ckpt's worker-thread pool without its
+        # threads and wait on it forever.
+        import multiprocessing
+
+        pool = Pool(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = Pool(max_workers=max_workers)
+    with pool:
         return _check(list(pool.map(run_job, jobs)), raise_errors)
 
 
