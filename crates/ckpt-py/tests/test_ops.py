@@ -185,26 +185,48 @@ def test_ollama_create_template_text(tmp):
         ckpt.ollama.create("t", src, template=tpl, template_file=tmp / "t.tmpl", store=tmp / "x")
 
 
-def test_pull_push_errors_map_like_cli(tmp):
-    # No Hub is reachable here: both sides fail the same way (an I/O error, exit code 6).
-    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp / "cache"), "HF_TOKEN": "x"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with pytest.raises(ckpt.CkptError) as e:
-            ckpt.pull("org/model", revision="main", cache_dir=tmp / "cache")
-        code, _ = cli("pull", "org/model", "--revision", "main", env=env, check=False)
-        assert e.value.exit_code == code
-        with pytest.raises(ckpt.CkptError) as e:
-            ckpt.push(TORCH / "all_dtypes.bin", "org/model", commit_message="x")
-        code, _ = cli("push", TORCH / "all_dtypes.bin", "org/model", "-m", "x", env=env, check=False)
-        assert e.value.exit_code == code
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+@pytest.fixture
+def no_such_repo_hub():
+    """A Hub endpoint on 127.0.0.1 that answers every request 404 "Repository not found"."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def _404(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            body = b'{"error":"Repository not found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = _404
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_pull_push_errors_map_like_cli(tmp, no_such_repo_hub, monkeypatch):
+    env = {"HF_ENDPOINT": no_such_repo_hub, "HF_HUB_CACHE": str(tmp / "cache"), "HF_TOKEN": "hf_x"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ckpt.CkptError) as e:
+        ckpt.pull("org/model", revision="main", cache_dir=tmp / "cache")
+    code, _ = cli("pull", "org/model", "--revision", "main", env=env, check=False)
+    assert e.value.exit_code == code != 0
+    with pytest.raises(ckpt.CkptError) as e:
+        ckpt.push(TORCH / "all_dtypes.bin", "org/model", commit_message="x")
+    code, _ = cli("push", TORCH / "all_dtypes.bin", "org/model", "-m", "x", env=env, check=False)
+    assert e.value.exit_code == code != 0
 
 
 def test_error_classes(tmp):

@@ -112,7 +112,7 @@ def test_save_safetensors_byte_identical(tmp):
         "h.strided": np.arange(20, dtype=np.int32).reshape(4, 5)[:, ::2],
         "i.bigendian": np.arange(6, dtype=">f4"),
     }
-    meta = {"format": "np", "note": "hello"}
+    meta = {"format": "np"}  # one key: safetensors orders several by hash (differently per run)
     ckpt.save_file(tensors, tmp / "ours.safetensors", metadata=meta)
     st_save({k: np.ascontiguousarray(v.astype(v.dtype.newbyteorder("<"))) for k, v in tensors.items()},
             str(tmp / "ref.safetensors"), metadata=meta)
@@ -122,6 +122,11 @@ def test_save_safetensors_byte_identical(tmp):
         np.testing.assert_array_equal(back[k].astype(np.float64) if v.dtype == ml_dtypes.bfloat16 else back[k], v.astype(np.float64) if v.dtype == ml_dtypes.bfloat16 else v)
     with pytest.raises(ckpt.UsageError):
         ckpt.save_file(tensors, tmp / "ours.safetensors", overwrite=False)
+    ckpt.save_file({"x": tensors["c.ids"]}, tmp / "m.safetensors", metadata={"b": "2", "a": "1"})
+    from safetensors import safe_open
+
+    with safe_open(str(tmp / "m.safetensors"), "np") as f:
+        assert f.metadata() == {"a": "1", "b": "2"}
 
 
 def test_save_bin_reads_back_through_the_cli(tmp):
