@@ -83,3 +83,12 @@ cargo build --release -p ckpt-model --example pre_fingerprint
 roots=("$root/tests/fixtures")
 [ -d "$root/../shared/fixtures" ] && roots+=("$root/../shared/fixtures")
 "$py" scripts/interop/tokenizer_fingerprint.py "$root/target/release/examples/pre_fingerprint" "${roots[@]}"
+
+echo "== the Python package: ckpt.load_file / ckpt.save_file against torch.load / torch.save"
+if ! "$py" -c "import maturin, pytest, ml_dtypes" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin==1.16.0" "pytest==9.0.2" "ml_dtypes==0.6.0"
+fi
+# Dev profile, as scripts/test.sh builds it (the editable install's extension is shared with ./.venv).
+VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --locked -q -m crates/ckpt-py/Cargo.toml
+cargo build -p ckpt-cli --locked
+CKPT_BIN="$root/target/debug/ckpt" "$py" -m pytest -q -p no:cacheprovider crates/ckpt-py/tests/interop_torch.py
