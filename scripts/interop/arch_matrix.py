@@ -134,6 +134,11 @@ VARIANTS = [
     "Qwen3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+wide",
     "MixtralForCausalLM+wide",
+    "DeepseekV3ForCausalLM+fp8",
+    "DeepseekV3ForCausalLM+fp8b32",
+    "Qwen3MoeForCausalLM+fp8",
+    "Qwen3MoeForCausalLM+fp8b32",
+    "DeepseekV3ForCausalLM+wide",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
