@@ -86,6 +86,8 @@ ALL_ARCHS = [
     "Lfm2ForCausalLM",
     "DeepseekV2ForCausalLM",
     "DeepseekV3ForCausalLM",
+    "GraniteMoeForCausalLM",
+    "GraniteMoeSharedForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -147,7 +149,7 @@ BPE_ARCHS = {
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
-    "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM",
+    "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
@@ -417,6 +419,18 @@ def build_model(case: str, dst: Path) -> None:
                 moe_intermediate_size=moe_ffn, first_k_dense_replace=1, kv_lora_rank=32, q_lora_rank=32,
                 qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32, n_group=2, topk_group=1,
                 routed_scaling_factor=2.5, norm_topk_prob=True, num_nextn_predict_layers=1, **NO_SPECIAL_TOKENS, **kw,
+            )
+        elif arch == "GraniteMoeForCausalLM":
+            # Experts stored stacked with gate and up fused (input_linear), Granite's multipliers.
+            cfg = tf.GraniteMoeConfig(
+                num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, attention_multiplier=0.125,
+                embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
+            )
+        elif arch == "GraniteMoeSharedForCausalLM":
+            # Plus a shared expert (shared_mlp, gate and up fused).
+            cfg = tf.GraniteMoeSharedConfig(
+                num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, shared_intermediate_size=64,
+                attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
             )
         elif arch == "Glm4ForCausalLM":
             cfg = tf.Glm4Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)

@@ -139,6 +139,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "LFM2ForCausalLM",
         "DeepseekV2ForCausalLM",
         "DeepseekV3ForCausalLM",
+        "GraniteMoeForCausalLM",
+        "GraniteMoeSharedForCausalLM",
     ]
 }
 

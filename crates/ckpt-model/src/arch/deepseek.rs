@@ -12,10 +12,9 @@
 //! - The hyperparameters start with the common keys computed with one KV head (MLA is written
 //!   as MQA), then the MLA ranks and lengths, the MoE keys and the yarn log multiplier.
 
-use std::borrow::Cow;
-use std::ops::Range;
+use ckpt_core::{Error, Result, Tensor};
 
-use ckpt_core::{Error, Result, Tensor, TensorData};
+use super::split::read_rows;
 use serde_json::{json, Value};
 
 use super::family::{Dflt, Experts, Family, Hooks, Param, Vocab};
@@ -332,18 +331,4 @@ fn split_kv_b(
         },
     );
     Ok(vec![k_b, v_b])
-}
-
-/// Outer rows `rows` of `t` (each `row_bytes`), reading only those rows when `t` is produced
-/// by rows (a dequantized FP8 weight) or mapped.
-fn read_rows(t: &Tensor, rows: Range<usize>, row_bytes: usize) -> Result<Cow<'_, [u8]>> {
-    if let TensorData::Rows(r) = &t.data {
-        let mut buf = vec![0u8; rows.len() * r.row_bytes];
-        (r.fill)(rows, &mut buf)?;
-        return Ok(Cow::Owned(buf));
-    }
-    Ok(match t.bytes()? {
-        Cow::Borrowed(b) => Cow::Borrowed(&b[rows.start * row_bytes..rows.end * row_bytes]),
-        Cow::Owned(b) => Cow::Owned(b[rows.start * row_bytes..rows.end * row_bytes].to_vec()),
-    })
 }

@@ -14,6 +14,7 @@ pub mod llama;
 pub mod moe;
 pub mod phi3;
 pub mod qwen;
+pub mod split;
 pub mod tensor_map;
 
 use std::path::Path;
@@ -227,6 +228,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::LFM2,
     &deepseek::DEEPSEEK_V2,
     &deepseek::DEEPSEEK_V3,
+    &moe::GRANITE_MOE,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -296,6 +296,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.experts.gate_proj",
             "layers.{bid}.feed_forward.experts.w1",
+            "model.layers.{bid}.block_sparse_moe.input_linear.gate",
         ],
     ),
     (
@@ -311,6 +312,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.experts.up_proj",
             "layers.{bid}.feed_forward.experts.w3",
+            "model.layers.{bid}.block_sparse_moe.input_linear.up",
         ],
     ),
     (
@@ -318,6 +320,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.shared_expert.gate_proj",
             "model.layers.{bid}.mlp.shared_experts.gate_proj",
+            "model.layers.{bid}.shared_mlp.input_linear.gate",
         ],
     ),
     (
@@ -333,6 +336,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.shared_expert.up_proj",
             "model.layers.{bid}.mlp.shared_experts.up_proj",
+            "model.layers.{bid}.shared_mlp.input_linear.up",
         ],
     ),
     (Kind::ShortConvConv, &["model.layers.{bid}.conv.conv"]),
