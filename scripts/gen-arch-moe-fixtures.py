@@ -50,6 +50,9 @@ def cases():
         # q LoRA, sigmoid routing with groups and the expert bias, yarn mscale_all_dim, and a
         # multi-token-prediction layer (model.layers.2.*) that the converter skips.
         "deepseek_v3": ("DeepseekV3ForCausalLM", tf.DeepseekV3Config(num_key_value_heads=2, n_routed_experts=3, num_experts_per_tok=2, n_shared_experts=1, moe_intermediate_size=4, first_k_dense_replace=1, kv_lora_rank=4, q_lora_rank=4, qk_rope_head_dim=2, qk_nope_head_dim=4, v_head_dim=6, n_group=1, topk_group=1, routed_scaling_factor=2.5, num_nextn_predict_layers=1, rope_parameters={"rope_type": "yarn", "factor": 40.0, "original_max_position_embeddings": 32, "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0, "rope_theta": 10000.0}, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        # Experts stored stacked with gate and up fused (input_linear [experts, 2 * ffn, hidden]),
+        # split into ffn_gate_exps / ffn_up_exps; the shared expert's fused gate/up likewise.
+        "granitemoe_shared": ("GraniteMoeSharedForCausalLM", tf.GraniteMoeSharedConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, shared_intermediate_size=12, attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **b), "bpe"),
     }
 
 

@@ -161,6 +161,28 @@ fn deepseek_v3_routes_by_groups_and_skips_the_mtp_layer() {
 }
 
 #[test]
+fn granite_moe_splits_the_fused_gate_and_up_projections() {
+    check("granitemoe_shared");
+}
+
+#[test]
+fn a_fused_input_linear_of_the_wrong_height_is_refused_by_name() {
+    let err = convert_err("granitemoe_shared", |list| {
+        for (n, s) in list.iter_mut() {
+            if n == "model.layers.1.block_sparse_moe.input_linear.weight" {
+                s[1] -= 2;
+            }
+        }
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.1.block_sparse_moe.input_linear.weight' has shape"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_kv_b_proj_that_does_not_split_into_heads_is_refused_by_name() {
     let err = convert_err("deepseek_v3", |list| {
         for (n, s) in list.iter_mut() {

@@ -592,6 +592,16 @@ fn granite_moe_split(
         ));
     }
     let routed = t.name.ends_with("block_sparse_moe.input_linear.weight");
+    let n_experts = hp.find_u32(&["num_local_experts"])?.unwrap_or(0) as u64;
+    if routed && (n != 3 || t.shape[0] != n_experts) {
+        return Err(Error::invalid(
+            &hp.path,
+            format!(
+                "tensor '{}' has shape {:?}, expected {n_experts} experts (num_local_experts) stacked in dimension 0 (the expert count disagrees with the tensors)",
+                t.name, t.shape
+            ),
+        ));
+    }
     let (gate, up) = match (routed, has_experts) {
         (true, _) => (
             format!("{base}block_sparse_moe.input_linear.gate.weight"),
