@@ -229,8 +229,10 @@ fn yarn_log_mul(ctx: &mut ParamContext) -> Result<()> {
                 format!("rope mscale_all_dim is {v}, expected a number"),
             )
         })?;
-        ctx.kv
-            .f32("deepseek2.rope.scaling.yarn_log_multiplier", (0.1 * m) as f32);
+        ctx.kv.f32(
+            "deepseek2.rope.scaling.yarn_log_multiplier",
+            (0.1 * m) as f32,
+        );
     }
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! `lib.rs` only walks these descriptions.
 
 pub mod bert;
-pub mod dense;
 pub mod deepseek;
+pub mod dense;
 pub mod dense2;
 pub mod family;
 pub mod gemma;

@@ -60,21 +60,35 @@ pub fn slice_rows(
     if n == 2 {
         let row = c * elem;
         let start = range.start;
-        return Ok(Tensor::from_rows(name, t.dtype, shape, len, row, move |r, dst| {
-            let rows = read_rows(&src, start + r.start..start + r.end, row)?;
-            dst.copy_from_slice(&rows);
-            Ok(())
-        }));
+        return Ok(Tensor::from_rows(
+            name,
+            t.dtype,
+            shape,
+            len,
+            row,
+            move |r, dst| {
+                let rows = read_rows(&src, start + r.start..start + r.end, row)?;
+                dst.copy_from_slice(&rows);
+                Ok(())
+            },
+        ));
     }
     let a = t.shape[0] as usize;
     let src_row = b * c * elem;
     let (lo, hi) = (range.start * c * elem, range.end * c * elem);
-    Ok(Tensor::from_rows(name, t.dtype, shape, a, len * c * elem, move |r, dst| {
-        let out = hi - lo;
-        for (i, outer) in r.enumerate() {
-            let rows = read_rows(&src, outer..outer + 1, src_row)?;
-            dst[i * out..(i + 1) * out].copy_from_slice(&rows[lo..hi]);
-        }
-        Ok(())
-    }))
+    Ok(Tensor::from_rows(
+        name,
+        t.dtype,
+        shape,
+        a,
+        len * c * elem,
+        move |r, dst| {
+            let out = hi - lo;
+            for (i, outer) in r.enumerate() {
+                let rows = read_rows(&src, outer..outer + 1, src_row)?;
+                dst[i * out..(i + 1) * out].copy_from_slice(&rows[lo..hi]);
+            }
+            Ok(())
+        },
+    ))
 }
