@@ -84,6 +84,10 @@ ALL_ARCHS = [
     "Glm4ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
+    "DeepseekV2ForCausalLM",
+    "DeepseekV3ForCausalLM",
+    "GraniteMoeForCausalLM",
+    "GraniteMoeSharedForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -132,6 +136,11 @@ VARIANTS = [
     "Qwen3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+wide",
     "MixtralForCausalLM+wide",
+    "DeepseekV3ForCausalLM+fp8",
+    "DeepseekV3ForCausalLM+fp8b32",
+    "Qwen3MoeForCausalLM+fp8",
+    "Qwen3MoeForCausalLM+fp8b32",
+    "DeepseekV3ForCausalLM+wide",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -140,6 +149,7 @@ BPE_ARCHS = {
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
+    "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
@@ -241,6 +251,33 @@ def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     mod.fp8_checkpoint(folder, block)
+
+
+def append_mtp_layer(folder: Path, n_layers: int) -> None:
+    """Adds DeepSeek-V3's multi-token-prediction block as layer `n_layers` (a copy of the last
+    layer plus its eh_proj, enorm, hnorm and shared head) to every shard holding the last layer."""
+    from safetensors.torch import load_file, save_file
+
+    last = f"model.layers.{n_layers - 1}."
+    mtp = f"model.layers.{n_layers}."
+    for part in sorted(folder.glob("model*.safetensors")):
+        tensors = load_file(str(part))
+        extra = {mtp + k[len(last):]: v.clone() for k, v in tensors.items() if k.startswith(last)}
+        if not extra:
+            continue
+        h = tensors["model.embed_tokens.weight"].shape[1]
+        like = tensors["model.embed_tokens.weight"]
+        extra[mtp + "eh_proj.weight"] = like.new_ones((h, 2 * h))
+        for n in ("enorm.weight", "hnorm.weight", "shared_head.norm.weight"):
+            extra[mtp + n] = like.new_ones((h,))
+        extra[mtp + "shared_head.head.weight"] = like.clone()
+        tensors.update(extra)
+        save_file(tensors, str(part), metadata={"format": "pt"})
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            d = json.loads(index.read_text())
+            d["weight_map"].update({k: part.name for k in extra})
+            index.write_text(json.dumps(d, indent=2) + "\n")
 
 
 def build_model(case: str, dst: Path) -> None:
@@ -361,6 +398,40 @@ def build_model(case: str, dst: Path) -> None:
                 num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, moe_num_experts=4, moe_k=2, moe_intermediate_size=moe_ffn,
                 moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, **NO_SPECIAL_TOKENS, **kw,
             )
+        elif arch == "DeepseekV2ForCausalLM":
+            # DeepSeek-V2-Lite's shape: no q LoRA (plain q_proj), a leading dense layer, softmax
+            # routing over four experts and a shared one; kv_b_proj split by the converter.
+            cfg = tf.DeepseekV2Config(
+                num_key_value_heads=HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=moe_ffn, first_k_dense_replace=1, kv_lora_rank=32, q_lora_rank=None,
+                qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32, **NO_SPECIAL_TOKENS, **kw,
+            )
+        elif arch == "DeepseekV3ForCausalLM":
+            # DeepSeek-V3's shape: q LoRA, sigmoid routing with group limits and the expert bias,
+            # yarn rope with mscale_all_dim, and one multi-token-prediction layer past the last
+            # block (appended after saving; the converter skips it).
+            kw["rope_parameters"] = {
+                "rope_type": "yarn", "factor": 40.0, "original_max_position_embeddings": 64, "beta_fast": 32.0,
+                "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0, "rope_theta": 10000.0,
+            }
+            cfg = tf.DeepseekV3Config(
+                num_key_value_heads=HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=moe_ffn, first_k_dense_replace=1, kv_lora_rank=32, q_lora_rank=32,
+                qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32, n_group=2, topk_group=1,
+                routed_scaling_factor=2.5, norm_topk_prob=True, num_nextn_predict_layers=1, **NO_SPECIAL_TOKENS, **kw,
+            )
+        elif arch == "GraniteMoeForCausalLM":
+            # Experts stored stacked with gate and up fused (input_linear), Granite's multipliers.
+            cfg = tf.GraniteMoeConfig(
+                num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, attention_multiplier=0.125,
+                embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
+            )
+        elif arch == "GraniteMoeSharedForCausalLM":
+            # Plus a shared expert (shared_mlp, gate and up fused).
+            cfg = tf.GraniteMoeSharedConfig(
+                num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, shared_intermediate_size=64,
+                attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
+            )
         elif arch == "Glm4ForCausalLM":
             cfg = tf.Glm4Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
         elif arch == "ApertusForCausalLM":
@@ -409,6 +480,14 @@ def build_model(case: str, dst: Path) -> None:
         d = json.loads(cfg_path.read_text())
         d.setdefault("n_ctx", d["n_positions"])
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+    if arch == "DeepseekV3ForCausalLM":
+        # The released config.json names the routing (transformers' config class has no field
+        # for it), and the checkpoint has the multi-token-prediction block after the last layer.
+        cfg_path = dst / "config.json"
+        d = json.loads(cfg_path.read_text())
+        d.update(scoring_func="sigmoid", topk_method="noaux_tc")
+        cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+        append_mtp_layer(dst, LAYERS)
     if arch == "Cohere2ForCausalLM":
         # Command R7B's config.json has rotary_pct, which the converter reads (transformers 5's
         # Cohere2Config no longer writes it).

@@ -137,6 +137,10 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "HunYuanDenseV1ForCausalLM",
         "Lfm2ForCausalLM",
         "LFM2ForCausalLM",
+        "DeepseekV2ForCausalLM",
+        "DeepseekV3ForCausalLM",
+        "GraniteMoeForCausalLM",
+        "GraniteMoeSharedForCausalLM",
     ]
 }
 
@@ -199,61 +203,69 @@ pub fn convert_hf_to_gguf(
             dropped.push(t.name.clone());
             continue;
         }
-        let bid = t
-            .name
-            .split('.')
-            .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(st) = stacker.as_mut() {
-            if let Some(done) = st.offer(&t, bid, block_count)? {
-                for stacked in done {
-                    let tref = arch::TensorRef {
-                        name: &stacked.hf_name,
-                        bid,
-                        dtype: stacked.experts[0].dtype,
-                        model_dir,
-                    };
-                    match arch.tensor(&tref, &hp, block_count)? {
-                        TensorAction::Drop => {
-                            dropped.extend(stacked.experts.iter().map(|e| e.name.clone()))
-                        }
-                        TensorAction::Keep { name, transforms } => {
-                            let first = stacked.experts[0].clone();
-                            planned.push(plan_tensor(
-                                &stacked.hf_name,
-                                &first,
-                                name,
-                                transforms,
-                                target,
-                                &mut seen,
-                                &mut fallbacks,
-                                stacked.experts,
-                            )?);
+        let bid = block_id(&t.name);
+        let pieces = match arch.expand(&t, bid, &hp, block_count)? {
+            None => vec![t],
+            Some(pieces) => {
+                if pieces.is_empty() {
+                    dropped.push(t.name.clone());
+                }
+                pieces
+            }
+        };
+        for t in pieces {
+            let bid = block_id(&t.name);
+            if let Some(st) = stacker.as_mut() {
+                if let Some(done) = st.offer(&t, bid, block_count)? {
+                    for stacked in done {
+                        let tref = arch::TensorRef {
+                            name: &stacked.hf_name,
+                            bid,
+                            dtype: stacked.experts[0].dtype,
+                            model_dir,
+                        };
+                        match arch.tensor(&tref, &hp, block_count)? {
+                            TensorAction::Drop => {
+                                dropped.extend(stacked.experts.iter().map(|e| e.name.clone()))
+                            }
+                            TensorAction::Keep { name, transforms } => {
+                                let first = stacked.experts[0].clone();
+                                planned.push(plan_tensor(
+                                    &stacked.hf_name,
+                                    &first,
+                                    name,
+                                    transforms,
+                                    target,
+                                    &mut seen,
+                                    &mut fallbacks,
+                                    stacked.experts,
+                                )?);
+                            }
                         }
                     }
+                    continue;
                 }
-                continue;
             }
-        }
-        let tref = arch::TensorRef {
-            name: &t.name,
-            bid,
-            dtype: t.dtype,
-            model_dir,
-        };
-        match arch.tensor(&tref, &hp, block_count)? {
-            TensorAction::Drop => dropped.push(t.name.clone()),
-            TensorAction::Keep { name, transforms } => {
-                planned.push(plan_tensor(
-                    &t.name,
-                    &t,
-                    name,
-                    transforms,
-                    target,
-                    &mut seen,
-                    &mut fallbacks,
-                    Vec::new(),
-                )?);
+            let tref = arch::TensorRef {
+                name: &t.name,
+                bid,
+                dtype: t.dtype,
+                model_dir,
+            };
+            match arch.tensor(&tref, &hp, block_count)? {
+                TensorAction::Drop => dropped.push(t.name.clone()),
+                TensorAction::Keep { name, transforms } => {
+                    planned.push(plan_tensor(
+                        &t.name,
+                        &t,
+                        name,
+                        transforms,
+                        target,
+                        &mut seen,
+                        &mut fallbacks,
+                        Vec::new(),
+                    )?);
+                }
             }
         }
     }
@@ -313,6 +325,13 @@ pub fn convert_hf_to_gguf(
         dropped,
         warnings,
     })
+}
+
+/// The converter's block id: the first all-digit component of the name.
+fn block_id(name: &str) -> Option<u32> {
+    name.split('.')
+        .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u32>().ok())
 }
 
 /// gguf-py's `get_total_parameter_count` split: (shared, per-expert, expert count) when there

@@ -430,3 +430,105 @@ fn a_split_gguf_becomes_one_model_layer() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A tiny Qwen3-MoE Hugging Face folder (tests/fixtures/arch-moe/qwen3moe: the config and
+/// tensor list transformers wrote, values rebuilt as the generator assigns them) with the tiny
+/// BPE tokenizer and its ChatML template.
+fn tiny_moe_folder(dir: &Path) {
+    let moe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch-moe/qwen3moe");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(moe.join("config.json"), dir.join("config.json")).unwrap();
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
+        if fx("tiny-smol-bpe").join(f).is_file() {
+            std::fs::copy(fx("tiny-smol-bpe").join(f), dir.join(f)).unwrap();
+        }
+    }
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(moe.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    // safetensors by hand: header length, JSON header, F32 data in order.
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (k, (name, shape)) in list.iter().enumerate() {
+        let n: u64 = shape.iter().product();
+        let start = data.len();
+        for i in 0..n {
+            data.extend_from_slice(&((((i + 5 * k as u64) % 13) as f32) * 0.125).to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&h);
+    file.extend_from_slice(&data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+}
+
+#[test]
+fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let folder = work.path().join("tiny-qwen3moe");
+    tiny_moe_folder(&folder);
+    // From the Hugging Face folder: converted (experts stacked), template matched.
+    let out = ckpt(&store)
+        .args(["ollama", "create", "moe:f16", "--from"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // From the GGUF `ckpt convert` writes: the same model layer.
+    let gguf = work.path().join("moe.gguf");
+    let conv = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(&folder)
+        .arg(&gguf)
+        .args(["--outtype", "f16"])
+        .output()
+        .unwrap();
+    assert!(
+        conv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&conv.stderr)
+    );
+    let out = ckpt(&store)
+        .args(["ollama", "create", "moe:gguf", "--from"])
+        .arg(&gguf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("using existing layer"), "{stderr}");
+    for tag in ["moe:f16", "moe:gguf"] {
+        let show = ckpt(&store)
+            .args(["ollama", "show", tag, "--modelfile"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&show.stdout);
+        assert!(
+            text.contains("<|im_start|>"),
+            "{tag}: ChatML template matched from the chat template: {text}"
+        );
+        let show = ckpt(&store)
+            .args(["--json", "ollama", "show", tag])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        assert_eq!(v["details"]["family"], "qwen3moe", "{tag}: {v}");
+        assert_eq!(v["details"]["quantization_level"], "F16", "{tag}: {v}");
+    }
+}

@@ -477,3 +477,147 @@ pub static ERNIE4_5_MOE: Family = Family {
         ..Hooks::NONE
     },
 };
+
+const GRANITE_MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::FfnGateShexp,
+    Kind::FfnUpShexp,
+    Kind::FfnDownShexp,
+];
+
+/// `GraniteMoeForCausalLM` and `GraniteMoeSharedForCausalLM` ("granitemoe"): Granite's keys,
+/// experts already stacked in the checkpoint with gate and up fused (`input_linear`, split
+/// here), and the shared expert's fused gate/up likewise.
+pub static GRANITE_MOE: Family = Family {
+    hf_names: &["GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM"],
+    gguf_arch: "granitemoe",
+    model_type: "granitemoe",
+    tensors: GRANITE_MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 2048),
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::Num("rms_norm_eps", 1e-6),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Num("attention_multiplier", 1.0),
+        Dflt::Num("embedding_multiplier", 1.0),
+        Dflt::Num("residual_multiplier", 1.0),
+        Dflt::Num("logits_scaling", 1.0),
+        Dflt::Int("num_local_experts", 8),
+        Dflt::Int("num_experts_per_tok", 2),
+    ],
+    text_params: true,
+    params: &[
+        Param::U32("vocab_size", &["vocab_size"]),
+        Param::RopeDims,
+        Param::TruthyF32("attention.scale", &["attention_multiplier"]),
+        Param::TruthyF32("embedding_scale", &["embedding_multiplier"]),
+        Param::TruthyF32("residual_scale", &["residual_multiplier"]),
+        Param::TruthyF32("logit_scale", &["logits_scaling"]),
+        Param::Custom(granite_shared_ffn),
+    ],
+    permute_qk: true,
+    vocab: Vocab::Llama,
+    hooks: Hooks {
+        config: Some(granite_moe_config),
+        expand: Some(granite_moe_split),
+        ..LLAMA_HOOKS
+    },
+};
+
+/// The converter pops `head_dim` before writing Granite's keys.
+fn granite_moe_config(hp: &mut Hparams) {
+    hp.map.remove("head_dim");
+}
+
+/// `expert_shared_feed_forward_length` when `shared_intermediate_size` is set and not 0.
+fn granite_shared_ffn(ctx: &mut ParamContext) -> Result<()> {
+    if let Some(n) = ctx.hp.find_u32(&["shared_intermediate_size"])? {
+        if n != 0 {
+            ctx.kv
+                .u32("granitemoe.expert_shared_feed_forward_length", n);
+        }
+    }
+    Ok(())
+}
+
+/// `GraniteMoeModel.modify_tensors`: the fused `input_linear` ([.., 2 * ffn, hidden]) split
+/// into gate (first half) and up; without routed experts the shared MLP is the dense FFN.
+fn granite_moe_split(
+    t: &Tensor,
+    _bid: Option<u32>,
+    hp: &Hparams,
+    _block_count: u32,
+) -> Result<Option<Vec<Tensor>>> {
+    let has_experts = hp.find_u32(&["num_local_experts"])?.unwrap_or(0) > 0;
+    let (base, ffn_keys): (&str, &[&str]) =
+        if let Some(b) = t.name.strip_suffix("block_sparse_moe.input_linear.weight") {
+            (b, &["intermediate_size"])
+        } else if let Some(b) = t.name.strip_suffix("shared_mlp.input_linear.weight") {
+            (b, &["shared_intermediate_size"])
+        } else {
+            if !has_experts && t.name.ends_with("shared_mlp.output_linear.weight") {
+                let mut d = t.clone();
+                d.name = t.name.replace("shared_mlp.output_linear", "mlp.down_proj");
+                return Ok(Some(vec![d]));
+            }
+            return Ok(None);
+        };
+    let ffn = hp.require_u32(ffn_keys)? as usize;
+    let n = t.shape.len();
+    if n < 2 || t.shape[n - 2] as usize != 2 * ffn {
+        return Err(Error::invalid(
+            &hp.path,
+            format!(
+                "tensor '{}' has shape {:?}, expected 2 x {} = {} fused gate and up rows",
+                t.name,
+                t.shape,
+                ffn_keys[0],
+                2 * ffn
+            ),
+        ));
+    }
+    let routed = t.name.ends_with("block_sparse_moe.input_linear.weight");
+    let n_experts = hp.find_u32(&["num_local_experts"])?.unwrap_or(0) as u64;
+    if routed && (n != 3 || t.shape[0] != n_experts) {
+        return Err(Error::invalid(
+            &hp.path,
+            format!(
+                "tensor '{}' has shape {:?}, expected {n_experts} experts (num_local_experts) stacked in dimension 0 (the expert count disagrees with the tensors)",
+                t.name, t.shape
+            ),
+        ));
+    }
+    let (gate, up) = match (routed, has_experts) {
+        (true, _) => (
+            format!("{base}block_sparse_moe.input_linear.gate.weight"),
+            format!("{base}block_sparse_moe.input_linear.up.weight"),
+        ),
+        (false, true) => (
+            format!("{base}shared_mlp.input_linear.gate.weight"),
+            format!("{base}shared_mlp.input_linear.up.weight"),
+        ),
+        (false, false) => (
+            format!("{base}mlp.gate_proj.weight"),
+            format!("{base}mlp.up_proj.weight"),
+        ),
+    };
+    Ok(Some(vec![
+        super::split::slice_rows(t, gate, 0..ffn, &hp.path)?,
+        super::split::slice_rows(t, up, ffn..2 * ffn, &hp.path)?,
+    ]))
+}

@@ -50,6 +50,13 @@ pub enum Kind {
     ShortConvConv,
     ShortConvInProj,
     ShortConvOutProj,
+    AttnQA,
+    AttnQB,
+    AttnKvAMqa,
+    AttnKB,
+    AttnVB,
+    AttnQANorm,
+    AttnKvANorm,
 }
 
 impl Kind {
@@ -94,6 +101,13 @@ impl Kind {
             Kind::ShortConvConv => "blk.{bid}.shortconv.conv",
             Kind::ShortConvInProj => "blk.{bid}.shortconv.in_proj",
             Kind::ShortConvOutProj => "blk.{bid}.shortconv.out_proj",
+            Kind::AttnQA => "blk.{bid}.attn_q_a",
+            Kind::AttnQB => "blk.{bid}.attn_q_b",
+            Kind::AttnKvAMqa => "blk.{bid}.attn_kv_a_mqa",
+            Kind::AttnKB => "blk.{bid}.attn_k_b",
+            Kind::AttnVB => "blk.{bid}.attn_v_b",
+            Kind::AttnQANorm => "blk.{bid}.attn_q_a_norm",
+            Kind::AttnKvANorm => "blk.{bid}.attn_kv_a_norm",
         }
     }
 }
@@ -282,6 +296,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.experts.gate_proj",
             "layers.{bid}.feed_forward.experts.w1",
+            "model.layers.{bid}.block_sparse_moe.input_linear.gate",
         ],
     ),
     (
@@ -297,6 +312,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.experts.up_proj",
             "layers.{bid}.feed_forward.experts.w3",
+            "model.layers.{bid}.block_sparse_moe.input_linear.up",
         ],
     ),
     (
@@ -304,6 +320,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.shared_expert.gate_proj",
             "model.layers.{bid}.mlp.shared_experts.gate_proj",
+            "model.layers.{bid}.shared_mlp.input_linear.gate",
         ],
     ),
     (
@@ -319,6 +336,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.shared_expert.up_proj",
             "model.layers.{bid}.mlp.shared_experts.up_proj",
+            "model.layers.{bid}.shared_mlp.input_linear.up",
         ],
     ),
     (Kind::ShortConvConv, &["model.layers.{bid}.conv.conv"]),
@@ -326,6 +344,24 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     (
         Kind::ShortConvOutProj,
         &["model.layers.{bid}.conv.out_proj"],
+    ),
+    // Multi-head latent attention (DeepSeek V2/V3). `k_b_proj`/`v_b_proj` are the halves the
+    // converter splits `kv_b_proj` into (see `arch::deepseek`).
+    (Kind::AttnQA, &["model.layers.{bid}.self_attn.q_a_proj"]),
+    (Kind::AttnQB, &["model.layers.{bid}.self_attn.q_b_proj"]),
+    (
+        Kind::AttnKvAMqa,
+        &["model.layers.{bid}.self_attn.kv_a_proj_with_mqa"],
+    ),
+    (Kind::AttnKB, &["model.layers.{bid}.self_attn.k_b_proj"]),
+    (Kind::AttnVB, &["model.layers.{bid}.self_attn.v_b_proj"]),
+    (
+        Kind::AttnQANorm,
+        &["model.layers.{bid}.self_attn.q_a_layernorm"],
+    ),
+    (
+        Kind::AttnKvANorm,
+        &["model.layers.{bid}.self_attn.kv_a_layernorm"],
     ),
 ];
 
