@@ -84,6 +84,9 @@ Examples:
   ckpt quantize model-f16.gguf model-Q8_0.gguf q8_0 --pure
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M 4      (4 threads, as llama-quantize IN OUT TYPE NTHREADS)
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --tensor-type attn_v=q8_0 --override-kv general.name=str:mine
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --prune-layers 20,21 --split-max-size 5G
+  ckpt quantize --keep-split model-f16-00001-of-00003.gguf model-Q4_K_M.gguf Q4_K_M
 
 The output is byte-identical to llama-quantize (llama.cpp 0c1e57098, x86-64 build) on the same input:
 the same per-tensor type choice (output/token_embd rules, more bits for some attn_v/ffn_down layers,

@@ -14,7 +14,7 @@ pub struct QuantizeArgs {
     input: PathBuf,
     /// Output GGUF
     output: PathBuf,
-    /// Target: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, F16, BF16, F32 (case-insensitive; Q4_K = Q4_K_M)
+    /// Target: a llama-quantize type (Q4_0 … Q8_0, Q2_K … Q6_K and the K mixes, IQ types, TQ1_0, TQ2_0, MXFP4_MOE, F16, BF16, F32; case-insensitive; Q4_K = Q4_K_M) or its number
     #[arg(value_name = "TYPE")]
     ftype: String,
     /// Worker threads, as llama-quantize's positional NTHREADS (same as --threads)
