@@ -49,10 +49,17 @@ cp -r "$gx/tiny-llama-spm" "$work/tiny-llama-spm"   # general.name comes from th
 "$ckpt" convert -q "$work/tiny-llama-spm" "$work/ours.f16.gguf" --outtype f16
 "$ckpt" convert -q "$work/tiny-llama-spm" "$work/ours.q4km.gguf" --outtype q4_k_m --intermediate bf16
 "$ckpt" convert -q "$gx/tiny-smol-bpe" "$work/ours.smol.gguf" --outtype f16
+# Split GGUFs written by ckpt (convert, quantize, gguf-split): llama.cpp opens the first shard.
+"$ckpt" convert -q "$work/tiny-llama-spm" "$work/split-f16.gguf" --outtype f16 --split-max-tensors 10
+"$ckpt" quantize -q "$gx/tiny-llama-spm.f16.gguf" "$work/split-q4km.gguf" q4_k_m --split-max-size 1M
+"$ckpt" gguf-split -q --split-max-tensors 7 "$gx/tiny-smol-bpe.f16.gguf" "$work/split-smol"
 "$py" scripts/interop/llama_greedy.py \
   "$work/ours.f16.gguf" "$gx/tiny-llama-spm.f16.gguf" \
   "$work/ours.q4km.gguf" "$gx/tiny-llama-spm.Q4_K_M.gguf" \
-  "$work/ours.smol.gguf" "$gx/tiny-smol-bpe.f16.gguf"
+  "$work/ours.smol.gguf" "$gx/tiny-smol-bpe.f16.gguf" \
+  "$work/split-f16-00001-of-00004.gguf" "$gx/tiny-llama-spm.f16.gguf" \
+  "$work/split-q4km-00001-of-00003.gguf" "$gx/tiny-llama-spm.Q4_K_M.gguf" \
+  "$work/split-smol-00001-of-00003.gguf" "$gx/tiny-smol-bpe.f16.gguf"
 
 echo "== transformers loads ckpt's GGUF -> Hugging Face export and gives llama.cpp's logits"
 if ! "$py" -c "import transformers" 2>/dev/null; then

@@ -141,6 +141,13 @@ pub struct GgufOptions {
     pub key: Option<String>,
     pub overwrite: bool,
     pub progress: Option<ProgressFn>,
+    /// With a llama-quantize `outtype`: its other options (`--tensor-type`, `--override-kv`,
+    /// `--imatrix`, `--pure`, …). Their `ftype` is replaced by the outtype's, `overwrite` and
+    /// `split` by these options'.
+    pub quantize: Option<ckpt_quant::QuantizeOptions>,
+    /// Write the GGUF as a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path
+    /// without `.gguf`): the same bytes as converting to one file, then `llama-gguf-split --split`.
+    pub split: Option<ckpt_gguf::SplitOptions>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,11 +166,15 @@ pub struct GgufReport {
     /// shape fallbacks from it; `fallbacks` lists them as text after the converter's own).
     #[serde(skip)]
     pub quantized: Vec<ckpt_quant::TensorReport>,
+    /// The files written: the output, or the shards of a split output.
+    pub outputs: Vec<PathBuf>,
 }
 
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
-    check_destination(dst, opts.overwrite)?;
+    if opts.split.is_none() {
+        check_destination(dst, opts.overwrite)?;
+    }
     let model_dir = if src.is_dir() {
         src.to_path_buf()
     } else {
@@ -215,6 +226,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         pre_tokenizer: opts.pre_tokenizer.clone(),
         overwrite: opts.overwrite || quant.is_some(),
         progress: hook,
+        split: if quant.is_some() { None } else { opts.split },
     };
     let result = ckpt_model::convert_hf_to_gguf(&model_dir, &ckpt, &stage_path, &model_opts);
     if let Some(p) = &progress {
@@ -241,10 +253,18 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         dropped: report.dropped,
         warnings: report.warnings,
         quantized: Vec::new(),
+        outputs: Vec::new(),
     };
+    out.outputs = report.outputs;
     if let Some(ftype) = quant {
-        let mut qopts = ckpt_quant::QuantizeOptions::new(ftype);
+        let mut qopts = opts
+            .quantize
+            .clone()
+            .unwrap_or_else(|| ckpt_quant::QuantizeOptions::new(ftype));
+        qopts.ftype = ftype;
         qopts.overwrite = opts.overwrite;
+        qopts.split = opts.split;
+        qopts.keep_split = false;
         let result = ckpt_quant::quantize_gguf(&stage_path, dst, &qopts);
         let _ = std::fs::remove_file(&stage_path);
         let q = result?;
@@ -260,6 +280,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
             ));
         }
         out.quantized = q.tensors;
+        out.outputs = q.outputs;
     }
     Ok(out)
 }

@@ -15,7 +15,7 @@ pub mod model_card;
 pub mod tensors;
 pub mod vocab;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ckpt_core::{Checkpoint, DType, Error, GgmlType, Result, Tensor};
 use ckpt_gguf::GgufWriter;
@@ -75,6 +75,9 @@ pub struct HfToGgufOptions {
     pub overwrite: bool,
     /// Called with (data bytes written, data bytes in total) as tensors are written.
     pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
+    /// Write a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path without `.gguf`)
+    /// with the bytes `llama-gguf-split --split` makes of the single-file output.
+    pub split: Option<ckpt_gguf::SplitOptions>,
 }
 
 impl Default for HfToGgufOptions {
@@ -84,6 +87,7 @@ impl Default for HfToGgufOptions {
             pre_tokenizer: None,
             overwrite: false,
             progress: None,
+            split: None,
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct ConvertReport {
     /// Tensors of the checkpoint that the converter drops by design.
     pub dropped: Vec<String>,
     pub warnings: Vec<String>,
+    /// The files written (one, or the shards of a split output).
+    pub outputs: Vec<PathBuf>,
 }
 
 /// The `architectures[0]` values of config.json this crate converts.
@@ -311,8 +317,14 @@ pub fn convert_hf_to_gguf(
     for p in planned {
         writer.add_tensor(p.into_tensor());
     }
-    let output_bytes = writer.total_size()?;
-    write_with_progress(writer, out, opts)?;
+    let mut output_bytes = writer.total_size()?;
+    let outputs = write_with_progress(writer, out, opts)?;
+    if opts.split.is_some() {
+        output_bytes = 0;
+        for p in &outputs {
+            output_bytes += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+        }
+    }
     Ok(ConvertReport {
         hf_architecture: hf_arch,
         gguf_architecture: arch.gguf_arch().to_string(),
@@ -324,6 +336,7 @@ pub fn convert_hf_to_gguf(
         fallbacks,
         dropped,
         warnings,
+        outputs,
     })
 }
 
@@ -480,16 +493,33 @@ fn is_multimodal(name: &str) -> bool {
 
 /// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be
 /// driven from this thread.
-fn write_with_progress(mut writer: GgufWriter, out: &Path, opts: &HfToGgufOptions) -> Result<()> {
+fn write_with_progress(
+    mut writer: GgufWriter,
+    out: &Path,
+    opts: &HfToGgufOptions,
+) -> Result<Vec<PathBuf>> {
+    let write = |writer: GgufWriter| match &opts.split {
+        None => writer
+            .write(out, opts.overwrite)
+            .map(|()| vec![out.to_path_buf()]),
+        Some(split) => {
+            // llama-gguf-split rewrites the header with ggml's writer: ggml_n_dims, alignment 32.
+            let mut writer = writer;
+            writer
+                .set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes)
+                .set_alignment(ckpt_gguf::DEFAULT_ALIGNMENT);
+            writer.write_split(&ckpt_gguf::split_prefix(out), split, opts.overwrite)
+        }
+    };
     let Some(progress) = &opts.progress else {
-        return writer.write(out, opts.overwrite);
+        return write(writer);
     };
     let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
     writer.set_progress(move |done, total| {
         let _ = tx.send((done, total));
     });
     std::thread::scope(|s| {
-        let handle = s.spawn(|| writer.write(out, opts.overwrite));
+        let handle = s.spawn(|| write(writer));
         for (done, total) in rx {
             progress(done, total);
         }

@@ -26,6 +26,7 @@ pub mod iq_lattice_quants;
 pub mod k_quants;
 mod lanes;
 pub mod legacy;
+pub mod options;
 pub mod pipeline;
 pub mod select;
 pub mod ternary;
@@ -350,6 +351,10 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
 }
 
 pub use ftype::{parse_ftype, Ftype};
+pub use options::{
+    parse_ggml_type, parse_prune_layers, ImatrixWeights, KvOverride, KvOverrideValue,
+    TensorTypeOverride,
+};
 pub use pipeline::{
     model_params, plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions,
     QuantizeReport, TensorReport,

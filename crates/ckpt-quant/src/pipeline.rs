@@ -10,6 +10,7 @@ use ckpt_gguf::{GgufValue, GgufWriter, TensorInfo};
 
 use crate::ftype::Ftype;
 use crate::imatrix::ImportanceMatrix;
+use crate::options::{apply_overrides, ImatrixWeights, KvOverride, LayerRemap, TensorTypeOverride};
 use crate::select::{compare_tensor_names, ModelParams, SelectOptions, TensorDesc, TypeSelector};
 
 const QUANTIZATION_VERSION_KEY: &str = "general.quantization_version";
@@ -37,6 +38,20 @@ pub struct QuantizeOptions {
     /// Worker threads; 0 = all cores. The output does not depend on it.
     pub threads: usize,
     pub overwrite: bool,
+    /// `--tensor-type PATTERN=TYPE` rules, in order (the first match wins).
+    pub tensor_types: Vec<TensorTypeOverride>,
+    /// `--override-kv KEY=TYPE:VALUE`, in order.
+    pub kv_overrides: Vec<KvOverride>,
+    /// `--prune-layers`: blocks removed; the rest are renumbered and `{arch}.block_count` set.
+    pub prune_layers: Vec<u32>,
+    /// `--include-weights` / `--exclude-weights`: which importance-matrix entries are used.
+    pub imatrix_weights: ImatrixWeights,
+    /// `--keep-split`: the output has the input's shards (`OUT-00001-of-0000N.gguf`, …, where OUT
+    /// is the output path without `.gguf`), tensors in shard order.
+    pub keep_split: bool,
+    /// Write the output as a split set, exactly as `llama-gguf-split --split` would split the
+    /// single-file output (`OUT-00001-of-0000N.gguf`, …). Not with `keep_split`.
+    pub split: Option<ckpt_gguf::SplitOptions>,
 }
 
 impl QuantizeOptions {
@@ -52,6 +67,12 @@ impl QuantizeOptions {
             imatrix_label: None,
             threads: 0,
             overwrite: false,
+            tensor_types: Vec::new(),
+            kv_overrides: Vec::new(),
+            prune_layers: Vec::new(),
+            imatrix_weights: ImatrixWeights::All,
+            keep_split: false,
+            split: None,
         }
     }
 }
@@ -110,8 +131,10 @@ pub struct QuantizeReport {
     pub n_fallback: usize,
     /// All input files together.
     pub input_bytes: u64,
-    /// The output file (planned size for a dry run).
+    /// The output files together (planned size for a dry run).
     pub output_bytes: u64,
+    /// The files written, in order (one unless the output is split; empty for a dry run).
+    pub outputs: Vec<PathBuf>,
 }
 
 fn kv_u32(kvs: &[(String, GgufValue)], key: &str) -> Option<u32> {
@@ -195,11 +218,17 @@ pub fn quantize_gguf_with_progress(
     progress: impl FnMut(u64, u64) + Send + 'static,
 ) -> Result<QuantizeReport> {
     refuse_same_file(input, output)?;
+    if opts.keep_split && opts.split.is_some() {
+        return Err(Error::Usage(
+            "--keep-split keeps the input's shards; it cannot be combined with --split-max-size/--split-max-tensors".into(),
+        ));
+    }
     let plan = plan(input, opts, true)?;
     let mut report = plan.report;
     let mut writer = plan.writer;
     writer.set_progress(progress);
-    let write = move || writer.write(output, opts.overwrite);
+    let layout = plan.layout;
+    let write = move || write_output(writer, output, &layout, opts);
     if opts.threads > 0 {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
@@ -207,14 +236,45 @@ pub fn quantize_gguf_with_progress(
             .map_err(|e| {
                 Error::Other(format!("cannot start {} worker threads: {e}", opts.threads))
             })?;
-        pool.install(write)?;
+        report.outputs = pool.install(write)?;
     } else {
-        write()?;
+        report.outputs = write()?;
     }
-    report.output_bytes = std::fs::metadata(output)
-        .map_err(|e| Error::io(output, e))?
-        .len();
+    let mut total = 0;
+    for p in &report.outputs {
+        total += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+    }
+    report.output_bytes = total;
     Ok(report)
+}
+
+/// How the output is laid out in files.
+enum Layout {
+    Single,
+    /// `--keep-split`: tensors per output shard.
+    KeepSplit(Vec<usize>),
+}
+
+/// Writes the planned output: one file, the input's shards (`--keep-split`), or a gguf-split set.
+/// Every file is written under a temporary name; none appears unless all are complete.
+fn write_output(
+    writer: GgufWriter,
+    output: &Path,
+    layout: &Layout,
+    opts: &QuantizeOptions,
+) -> Result<Vec<PathBuf>> {
+    match (layout, &opts.split) {
+        (Layout::KeepSplit(sizes), _) => {
+            writer.write_shards(&ckpt_gguf::split_prefix(output), sizes, opts.overwrite)
+        }
+        (Layout::Single, Some(split)) => {
+            writer.write_split(&ckpt_gguf::split_prefix(output), split, opts.overwrite)
+        }
+        (Layout::Single, None) => {
+            writer.write(output, opts.overwrite)?;
+            Ok(vec![output.to_path_buf()])
+        }
+    }
 }
 
 /// What [`quantize_gguf`] would do (`--dry-run`): every tensor's type and size, the output size;
@@ -226,6 +286,7 @@ pub fn plan_quantization(input: &Path, opts: &QuantizeOptions) -> Result<Quantiz
 struct Plan {
     writer: GgufWriter,
     report: QuantizeReport,
+    layout: Layout,
 }
 
 /// `check_copies`: validate the tensors copied unchanged too (llama-quantize loads every tensor
@@ -233,17 +294,9 @@ struct Plan {
 fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan> {
     let split = ckpt_gguf::open_split(input)?;
     let kvs = split.kvs().to_vec();
-    let model = model_params(&kvs);
-    let imatrix = match &opts.imatrix {
-        Some(p) => {
-            let label = opts
-                .imatrix_label
-                .clone()
-                .unwrap_or_else(|| p.to_string_lossy().into_owned());
-            Some(ImportanceMatrix::load(p, &label)?)
-        }
-        None => None,
-    };
+    // The type rules read the hyper-parameters as llama.cpp's loader sees them: overridden.
+    let model = model_params(&apply_overrides(&kvs, &opts.kv_overrides));
+    let imatrix = load_imatrix(opts)?;
     let select = SelectOptions {
         ftype: opts.ftype,
         pure: opts.pure,
@@ -251,20 +304,64 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
         token_embedding_type: opts.token_embedding_type,
         leave_output_tensor: opts.leave_output_tensor,
         has_imatrix: imatrix.is_some(),
+        tensor_types: opts.tensor_types.clone(),
     };
 
-    let mut entries: Vec<(TensorInfo, Tensor)> = split
+    let mut entries: Vec<(usize, TensorInfo, Tensor)> = split
         .tensor_infos()
         .into_iter()
-        .map(|(_, i)| i.clone())
+        .map(|(shard, i)| (shard, i.clone()))
         .zip(split.tensors())
+        .map(|((shard, i), t)| (shard, i, t))
         .collect();
-    entries.sort_by(|a, b| compare_tensor_names(&a.0.name, &b.0.name));
-    let mut selector = TypeSelector::new(model, select, entries.iter().map(|e| e.0.name.as_str()));
+    entries.sort_by(|a, b| compare_tensor_names(&a.1.name, &b.1.name));
+    // --prune-layers: drop and renumber blocks, visiting tensors in llama-quantize's order.
+    let mut remap = LayerRemap::new(&opts.prune_layers);
+    let mut kept = Vec::with_capacity(entries.len());
+    for (shard, info, tensor) in entries {
+        if let Some(new_name) = remap.remap(&info.name) {
+            kept.push((shard, new_name, info, tensor));
+        }
+    }
+    let mut entries = kept;
+    let layout = if opts.keep_split {
+        // Tensors in the input's shard order; one output shard per input shard.
+        entries.sort_by_key(|e| (e.0, e.2.offset));
+        let n_split = entries.iter().map(|e| e.0 + 1).max().unwrap_or(1);
+        let mut sizes = vec![0usize; n_split];
+        for e in &entries {
+            sizes[e.0] += 1;
+        }
+        if let Some(empty) = sizes.iter().position(|&n| n == 0) {
+            return Err(Error::Usage(format!(
+                "{}: --keep-split: shard {} of the input would have no tensors left",
+                input.display(),
+                empty + 1
+            )));
+        }
+        Layout::KeepSplit(sizes)
+    } else {
+        Layout::Single
+    };
+    let arch = model.arch.clone();
+    let mut selector = TypeSelector::new(model, select, entries.iter().map(|e| e.1.as_str()));
 
     // Decide everything (and refuse what cannot be done) before writing a byte.
     let mut planned = Vec::with_capacity(entries.len());
-    for (info, tensor) in entries {
+    for (_, new_name, original, tensor) in entries {
+        // The output's name; `original` keeps the input's name for the importance matrix.
+        let info = TensorInfo {
+            name: new_name,
+            ..original.clone()
+        };
+        let tensor = if info.name != original.name {
+            Tensor {
+                name: info.name.clone(),
+                ..tensor
+            }
+        } else {
+            tensor
+        };
         let desc = TensorDesc {
             name: &info.name,
             ne: &info.ne,
@@ -308,7 +405,7 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
                 )));
             }
             if let Some(im) = &imatrix {
-                importance = im.for_tensor(input, &info)?;
+                importance = im.for_tensor(input, &original)?;
             }
             if choice.requires_imatrix && importance.is_none() {
                 return Err(Error::Usage(format!(
@@ -339,10 +436,20 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
         GgufValue::U32(QUANTIZATION_VERSION),
     );
     writer.add_kv(FILE_TYPE_KEY, GgufValue::U32(opts.ftype.id()));
+    // llama-quantize applies the user's overrides, then its imatrix records, each moved last.
+    for o in &opts.kv_overrides {
+        writer.set_kv(&o.key, o.gguf_value());
+    }
     if let Some(im) = &imatrix {
         for (k, v) in im.metadata_kvs() {
             writer.set_kv(&k, v);
         }
+    }
+    if !opts.prune_layers.is_empty() {
+        writer.set_kv(
+            &format!("{arch}.block_count"),
+            GgufValue::U32(remap.block_count() as u32),
+        );
     }
     writer
         .set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes)
@@ -427,8 +534,28 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
         n_fallback,
         input_bytes,
         output_bytes,
+        outputs: Vec::new(),
     };
-    Ok(Plan { writer, report })
+    Ok(Plan {
+        writer,
+        report,
+        layout,
+    })
+}
+
+/// The importance matrix with only the entries `--include-weights`/`--exclude-weights` select;
+/// None without one, or when no entry is left (llama-quantize then runs without any).
+fn load_imatrix(opts: &QuantizeOptions) -> Result<Option<ImportanceMatrix>> {
+    let Some(p) = &opts.imatrix else {
+        return Ok(None);
+    };
+    let label = opts
+        .imatrix_label
+        .clone()
+        .unwrap_or_else(|| p.to_string_lossy().into_owned());
+    let mut m = ImportanceMatrix::load(p, &label)?;
+    m.entries.retain(|name, _| opts.imatrix_weights.keeps(name));
+    Ok((!m.entries.is_empty()).then_some(m))
 }
 
 /// Quantizes one tensor; with an importance matrix each expert slice (ne2) uses its own weights.

@@ -532,3 +532,63 @@ fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
         assert_eq!(v["details"]["quantization_level"], "F16", "{tag}: {v}");
     }
 }
+
+#[test]
+fn a_modelfile_from_a_split_shard_and_a_merged_file_give_the_same_model_layer() {
+    // Modelfile `FROM <shard>` imports the whole set as one layer, as `--from` does; the file
+    // llama-gguf-split --merge writes (split.count = 0) is imported as one file.
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let modelfile = work.path().join("Modelfile");
+    std::fs::write(
+        &modelfile,
+        format!(
+            "FROM {}\n",
+            fx("split/tiny-llama-spm.Q2_K-split-00003-of-00003.gguf").display()
+        ),
+    )
+    .unwrap();
+    let out = ckpt(&store)
+        .args(["ollama", "create", "split-mf", "-f"])
+        .arg(&modelfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unsplit = "f13b5b249dac78dacbad1d54b7ca0a20b0ca3271c54c15a1a8b9bbf11d7d31bb";
+    assert!(store.join(format!("blobs/sha256-{unsplit}")).exists());
+    let merged = work.path().join("merged.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["gguf-split", "--merge"])
+        .arg(fx("split/tiny-llama-spm.Q2_K-split-00001-of-00003.gguf"))
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ckpt(&store)
+        .args(["ollama", "create", "merged", "--from"])
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest =
+        std::fs::read_to_string(store.join("manifests/registry.ollama.ai/library/merged/latest"))
+            .unwrap();
+    assert_eq!(
+        manifest
+            .matches("application/vnd.ollama.image.model")
+            .count(),
+        1
+    );
+}
