@@ -519,7 +519,8 @@ impl Tensor {
     /// written.
     pub fn write_at(&self, f: &std::fs::File, offset: u64) -> Result<u64> {
         use std::os::unix::fs::FileExt;
-        let io_err = |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
+        let io_err =
+            |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
         if let Some((buf, start, len)) = self.mapped_range() {
             self.validate()?;
             #[cfg(target_os = "linux")]
@@ -531,8 +532,11 @@ impl Tensor {
             let mut pos = 0;
             while pos < len {
                 let n = STREAM_CHUNK.min(len - pos);
-                f.write_all_at(&buf.bytes()[start + pos..start + pos + n], offset + pos as u64)
-                    .map_err(io_err)?;
+                f.write_all_at(
+                    &buf.bytes()[start + pos..start + pos + n],
+                    offset + pos as u64,
+                )
+                .map_err(io_err)?;
                 buf.release(start + pos, n);
                 pos += n;
             }

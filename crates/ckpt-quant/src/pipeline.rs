@@ -210,7 +210,10 @@ pub fn quantize_writer_with_progress(
     progress: impl FnMut(u64, u64) + Send + 'static,
 ) -> Result<QuantizeReport> {
     let infos = source.planned_tensor_infos()?;
-    let entries = infos.into_iter().zip(source.tensors().iter().cloned()).collect();
+    let entries = infos
+        .into_iter()
+        .zip(source.tensors().iter().cloned())
+        .collect();
     let input_bytes = source.total_size()?;
     let source = QuantizeSource {
         label: label.to_path_buf(),
@@ -468,7 +471,6 @@ fn plan(
     Ok(Plan { writer, report })
 }
 
-
 /// Elements widened to f32 and quantized at a time (4 MB of f32): memory per worker does not
 /// depend on the tensor's size.
 const BAND_ELEMS: usize = 1 << 20;
@@ -639,9 +641,7 @@ fn banded_quantize(
     let (Some(row_in), Some(row_out)) = (row_in, row_out) else {
         return Err(Error::invalid(
             input,
-            format!(
-                "tensor {name}: rows of {ne0} elements are not whole {from} -> {to} blocks"
-            ),
+            format!("tensor {name}: rows of {ne0} elements are not whole {from} -> {to} blocks"),
         ));
     };
     let reader = BandReader::for_tensor(&tensor);
