@@ -147,6 +147,21 @@ pub fn convert_hf_to_gguf(
     out: &Path,
     opts: &HfToGgufOptions,
 ) -> Result<ConvertReport> {
+    let (writer, report) = plan_hf_to_gguf(model_dir, source, opts)?;
+    write_with_progress(writer, out, opts)?;
+    Ok(report)
+}
+
+/// Everything [`convert_hf_to_gguf`] decides, without writing: a [`GgufWriter`] holding the KVs
+/// and the lazy tensors (cast by bands of rows when written or read), and the report
+/// (`output_bytes` is the size the file would have). A one-step quantizer reads the tensors
+/// from it directly instead of from a staged file. `opts.overwrite` and `opts.progress` are not
+/// used here.
+pub fn plan_hf_to_gguf(
+    model_dir: &Path,
+    source: &Checkpoint,
+    opts: &HfToGgufOptions,
+) -> Result<(GgufWriter, ConvertReport)> {
     let mut hp = Hparams::load(model_dir)?;
     let hf_arch = match hp
         .get("architectures")
@@ -300,8 +315,7 @@ pub fn convert_hf_to_gguf(
         writer.add_tensor(p.into_tensor());
     }
     let output_bytes = writer.total_size()?;
-    write_with_progress(writer, out, opts)?;
-    Ok(ConvertReport {
+    let report = ConvertReport {
         hf_architecture: hf_arch,
         gguf_architecture: arch.gguf_arch().to_string(),
         file_type,
@@ -312,7 +326,8 @@ pub fn convert_hf_to_gguf(
         fallbacks,
         dropped,
         warnings,
-    })
+    };
+    Ok((writer, report))
 }
 
 /// gguf-py's `get_total_parameter_count` split: (shared, per-expert, expert count) when there

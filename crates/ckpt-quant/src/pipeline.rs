@@ -443,9 +443,15 @@ fn plan(
             bytes_out,
         });
         if from == to {
-            if check_copies {
-                check_copy(input, &info, &tensor)?;
-            }
+            let tensor = match &tensor.data {
+                TensorData::Rows(rows) if check_copies => checked_rows(input, &info, &tensor, rows),
+                _ => {
+                    if check_copies {
+                        check_copy(input, &info, &tensor)?;
+                    }
+                    tensor
+                }
+            };
             writer.add_tensor(tensor);
             continue;
         }
@@ -512,6 +518,39 @@ fn check_copy(input: &Path, info: &TensorInfo, tensor: &Tensor) -> Result<()> {
         off += n;
     }
     Ok(())
+}
+
+/// A tensor computed by bands of rows (a converter's cast) copied unchanged: each band is
+/// validated as it is written, instead of computing the whole tensor once more to check it.
+fn checked_rows(
+    input: &Path,
+    info: &TensorInfo,
+    tensor: &Tensor,
+    rows: &Arc<ckpt_core::RowFill>,
+) -> Tensor {
+    let (path, name, from) = (input.to_path_buf(), info.name.clone(), info.ggml_type);
+    let inner = rows.clone();
+    let row_bytes = rows.row_bytes;
+    Tensor::from_rows(
+        tensor.name.clone(),
+        tensor.dtype,
+        tensor.shape.clone(),
+        rows.rows,
+        row_bytes,
+        move |range, dst| {
+            let first = range.start * row_bytes;
+            (inner.fill)(range, dst)?;
+            if let Some(at) = crate::validate::first_invalid_block(from, dst) {
+                return Err(invalid_input(
+                    &path,
+                    &name,
+                    from,
+                    first / from.type_size() + at,
+                ));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// How a quantized tensor reads its source a band of ggml rows at a time.
