@@ -274,10 +274,9 @@ fn run(
     let mut report = plan.report;
     let mut writer = plan.writer;
     writer.set_progress(progress);
-    match &pool {
-        Some(pool) => pool.install(move || writer.write(output, opts.overwrite))?,
-        None => writer.write(output, opts.overwrite)?,
-    }
+    // The writer's threads each produce a tensor; the row work inside a band runs on the pool
+    // (each fill enters it), so the writer itself must not occupy a pool thread.
+    writer.write(output, opts.overwrite)?;
     report.output_bytes = std::fs::metadata(output)
         .map_err(|e| Error::io(output, e))?
         .len();
