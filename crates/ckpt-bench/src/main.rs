@@ -597,7 +597,7 @@ fn make_big_llama(dir: &Path) {
     };
     let mut weight_map = serde_json::Map::new();
     let mut seed = 0u64;
-    let mut shard = |file: String, ts: Vec<Tensor>, weight_map: &mut serde_json::Map<_, _>| {
+    let shard = |file: String, ts: Vec<Tensor>, weight_map: &mut serde_json::Map<_, _>| {
         for t in &ts {
             weight_map.insert(t.name.clone(), file.clone().into());
         }

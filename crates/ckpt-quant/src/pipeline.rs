@@ -591,9 +591,11 @@ impl BandReader {
     fn granularity(&self, row_bytes: usize, n_rows: usize) -> usize {
         match self {
             BandReader::Rows { fill_row_bytes, .. } if *fill_row_bytes > 0 && row_bytes > 0 => {
-                if fill_row_bytes % row_bytes == 0 && n_rows % (fill_row_bytes / row_bytes) == 0 {
+                if fill_row_bytes.is_multiple_of(row_bytes)
+                    && n_rows.is_multiple_of(fill_row_bytes / row_bytes)
+                {
                     fill_row_bytes / row_bytes
-                } else if row_bytes % fill_row_bytes == 0 {
+                } else if row_bytes.is_multiple_of(*fill_row_bytes) {
                     1
                 } else {
                     n_rows.max(1)
