@@ -1,10 +1,11 @@
 //! Hugging Face model folder -> GGUF, like llama.cpp's convert_hf_to_gguf.py, optionally followed
-//! by llama-quantize's mixes in one step (through a temporary F16 or BF16 GGUF, exactly what
-//! converting and then quantizing produces).
+//! by llama-quantize's mixes in one step: the quantizer reads the converter's F16 (or BF16, F32)
+//! tensors by bands of rows as it writes, without staging them in a file, and produces exactly
+//! what converting and then quantizing produces.
 
 use std::path::{Path, PathBuf};
 
-use ckpt_core::atomic::{check_destination, temp_path_for};
+use ckpt_core::atomic::check_destination;
 use ckpt_core::{Error, Result};
 use serde::Serialize;
 
@@ -26,7 +27,7 @@ pub enum OutType {
     F16,
     BF16,
     Q8_0,
-    /// A llama-quantize mix (`Q4_K_M`, `Q6_K`, …), through an [`Intermediate`] GGUF.
+    /// A llama-quantize mix (`Q4_K_M`, `Q6_K`, …), quantized from [`Intermediate`] tensors.
     Quantized(ckpt_quant::Ftype),
 }
 
@@ -194,10 +195,6 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         .outtype
         .direct()
         .unwrap_or_else(|| opts.intermediate.outtype());
-    let stage_path = match quant {
-        None => dst.to_path_buf(),
-        Some(_) => temp_path_for(dst).with_extension("f16.gguf"),
-    };
     let progress = opts.progress.clone();
     if let Some(p) = &progress {
         p(Progress::Start {
@@ -206,9 +203,9 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         });
     }
     let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let hook: Option<Box<dyn Fn(u64, u64) + Send + Sync>> = progress.clone().map(|p| {
+    let hook = progress.clone().map(|p| {
         let last = last.clone();
-        Box::new(move |done: u64, total: u64| {
+        move |done: u64, total: u64| {
             let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
             if prev == 0 {
                 p(Progress::Start {
@@ -219,28 +216,66 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
             p(Progress::Advance {
                 bytes: done.saturating_sub(prev),
             });
-        }) as Box<dyn Fn(u64, u64) + Send + Sync>
+        }
     });
     let model_opts = ckpt_model::HfToGgufOptions {
         outtype: stage_type,
         pre_tokenizer: opts.pre_tokenizer.clone(),
-        overwrite: opts.overwrite || quant.is_some(),
-        progress: hook,
-        split: if quant.is_some() { None } else { opts.split },
+        overwrite: opts.overwrite,
+        progress: None,
+        split: None,
     };
-    let result = ckpt_model::convert_hf_to_gguf(&model_dir, &ckpt, &stage_path, &model_opts);
+    // The converter's whole output, planned but not written. For a llama-quantize type the
+    // quantizer reads its tensors by bands of rows (cast as they are read) and writes the
+    // quantized file directly: no staged F16 file, the same bytes as converting and then
+    // quantizing that file.
+    let result =
+        ckpt_model::plan_hf_to_gguf(&model_dir, &ckpt, &model_opts).and_then(|(writer, report)| {
+            match quant {
+                None => {
+                    let write_opts = ckpt_model::HfToGgufOptions {
+                        overwrite: opts.overwrite,
+                        progress: hook.map(|h| Box::new(h) as Box<dyn Fn(u64, u64) + Send + Sync>),
+                        split: opts.split,
+                        ..Default::default()
+                    };
+                    let mut report = report;
+                    let outputs = ckpt_model::write_with_progress(writer, dst, &write_opts)?;
+                    if opts.split.is_some() {
+                        report.output_bytes = 0;
+                        for p in &outputs {
+                            report.output_bytes +=
+                                std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+                        }
+                    }
+                    report.outputs = outputs;
+                    Ok((report, None))
+                }
+                Some(ftype) => {
+                    let mut qopts = opts
+                        .quantize
+                        .clone()
+                        .unwrap_or_else(|| ckpt_quant::QuantizeOptions::new(ftype));
+                    qopts.ftype = ftype;
+                    qopts.overwrite = opts.overwrite;
+                    qopts.split = opts.split;
+                    qopts.keep_split = false;
+                    let q = match hook {
+                        Some(hook) => ckpt_quant::pipeline::quantize_writer_with_progress(
+                            &model_dir, &writer, dst, &qopts, hook,
+                        ),
+                        None => {
+                            ckpt_quant::pipeline::quantize_writer(&model_dir, &writer, dst, &qopts)
+                        }
+                    };
+                    q.map(|q| (report, Some(q)))
+                }
+            }
+        });
     if let Some(p) = &progress {
         p(Progress::Finish);
     }
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if quant.is_some() {
-                let _ = std::fs::remove_file(&stage_path);
-            }
-            return Err(e);
-        }
-    };
+    let (report, quantized) = result?;
     let mut out = GgufReport {
         output: dst.to_path_buf(),
         hf_architecture: report.hf_architecture,
@@ -256,19 +291,8 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         outputs: Vec::new(),
     };
     out.outputs = report.outputs;
-    if let Some(ftype) = quant {
-        let mut qopts = opts
-            .quantize
-            .clone()
-            .unwrap_or_else(|| ckpt_quant::QuantizeOptions::new(ftype));
-        qopts.ftype = ftype;
-        qopts.overwrite = opts.overwrite;
-        qopts.split = opts.split;
-        qopts.keep_split = false;
-        let result = ckpt_quant::quantize_gguf(&stage_path, dst, &qopts);
-        let _ = std::fs::remove_file(&stage_path);
-        let q = result?;
-        out.outtype = ftype.name().to_string();
+    if let Some(q) = quantized {
+        out.outtype = q.ftype.name().to_string();
         out.bytes = q.output_bytes;
         for t in q.tensors.iter().filter(|t| t.fallback_from.is_some()) {
             out.fallbacks.push(format!(

@@ -85,6 +85,20 @@ fn write_tensors_at(
                 let result = if let ckpt_core::TensorData::Rows(rows) = &t.data {
                     write_rows_at(f, path, t, rows, data_start + p.offset, p.nbytes)
                         .map(|()| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                } else if t.view().is_some() {
+                    // Mapped data: copied by the kernel or streamed, never held whole.
+                    if t.nbytes() != p.nbytes {
+                        Err(Error::Other(format!(
+                            "{}: tensor '{}' has {} bytes, its GGUF info says {}",
+                            path.display(),
+                            t.name,
+                            t.nbytes(),
+                            p.nbytes
+                        )))
+                    } else {
+                        t.write_at(f, data_start + p.offset)
+                            .map(|_| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                    }
                 } else {
                     t.bytes().and_then(|bytes| {
                         if bytes.len() as u64 != p.nbytes {

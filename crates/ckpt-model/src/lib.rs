@@ -157,6 +157,28 @@ pub fn convert_hf_to_gguf(
     out: &Path,
     opts: &HfToGgufOptions,
 ) -> Result<ConvertReport> {
+    let (writer, mut report) = plan_hf_to_gguf(model_dir, source, opts)?;
+    let outputs = write_with_progress(writer, out, opts)?;
+    if opts.split.is_some() {
+        report.output_bytes = 0;
+        for p in &outputs {
+            report.output_bytes += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+        }
+    }
+    report.outputs = outputs;
+    Ok(report)
+}
+
+/// Everything [`convert_hf_to_gguf`] decides, without writing: a [`GgufWriter`] holding the KVs
+/// and the lazy tensors (cast by bands of rows when written or read), and the report
+/// (`output_bytes` is the size the file would have). A one-step quantizer reads the tensors
+/// from it directly instead of from a staged file. `opts.overwrite` and `opts.progress` are not
+/// used here.
+pub fn plan_hf_to_gguf(
+    model_dir: &Path,
+    source: &Checkpoint,
+    opts: &HfToGgufOptions,
+) -> Result<(GgufWriter, ConvertReport)> {
     let mut hp = Hparams::load(model_dir)?;
     let hf_arch = match hp
         .get("architectures")
@@ -317,15 +339,8 @@ pub fn convert_hf_to_gguf(
     for p in planned {
         writer.add_tensor(p.into_tensor());
     }
-    let mut output_bytes = writer.total_size()?;
-    let outputs = write_with_progress(writer, out, opts)?;
-    if opts.split.is_some() {
-        output_bytes = 0;
-        for p in &outputs {
-            output_bytes += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
-        }
-    }
-    Ok(ConvertReport {
+    let output_bytes = writer.total_size()?;
+    let report = ConvertReport {
         hf_architecture: hf_arch,
         gguf_architecture: arch.gguf_arch().to_string(),
         file_type,
@@ -336,8 +351,9 @@ pub fn convert_hf_to_gguf(
         fallbacks,
         dropped,
         warnings,
-        outputs,
-    })
+        outputs: Vec::new(),
+    };
+    Ok((writer, report))
 }
 
 /// The converter's block id: the first all-digit component of the name.
@@ -493,7 +509,9 @@ fn is_multimodal(name: &str) -> bool {
 
 /// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be
 /// driven from this thread.
-fn write_with_progress(
+/// Writes what [`plan_hf_to_gguf`] planned to `out` (or the split set `opts.split` asks for),
+/// reporting progress through `opts.progress`; returns the files written.
+pub fn write_with_progress(
     mut writer: GgufWriter,
     out: &Path,
     opts: &HfToGgufOptions,

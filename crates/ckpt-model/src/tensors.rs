@@ -595,7 +595,18 @@ fn fill_rows(
                 }
                 encode_slice(ggml_type, data, plan.n_per_row, dst)
             })
-        })
+        })?;
+    // The band's source rows need not stay resident: a later band that shares a page (or a
+    // permuted row) maps it again from the page cache.
+    if computed.is_none() {
+        if let (Some((buf, start, _)), Some(lo), Some(hi)) =
+            (source.mapped_range(), rows.iter().min(), rows.iter().max())
+        {
+            let row = row_len * elem;
+            buf.release(start + lo * row, (hi + 1 - lo) * row);
+        }
+    }
+    Ok(())
 }
 
 /// The whole output of a row-local conversion.

@@ -95,6 +95,7 @@ fn convert(
                 key,
                 overwrite,
                 progress,
+                ..Default::default()
             };
             return ckpt::convert::to_gguf(&src, &dst, &opts).map(|r| to_json(&r));
         }
