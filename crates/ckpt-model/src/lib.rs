@@ -141,6 +141,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "DeepseekV3ForCausalLM",
         "GraniteMoeForCausalLM",
         "GraniteMoeSharedForCausalLM",
+        "Glm4MoeForCausalLM",
     ]
 }
 
