@@ -89,6 +89,7 @@ ALL_ARCHS = [
     "GraniteMoeForCausalLM",
     "GraniteMoeSharedForCausalLM",
     "Glm4MoeForCausalLM",
+    "GptOssForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -142,6 +143,7 @@ VARIANTS = [
     "Qwen3MoeForCausalLM+fp8",
     "Qwen3MoeForCausalLM+fp8b32",
     "DeepseekV3ForCausalLM+wide",
+    "GptOssForCausalLM+wide",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -151,7 +153,7 @@ BPE_ARCHS = {
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
     "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM",
-    "Glm4MoeForCausalLM",
+    "Glm4MoeForCausalLM", "GptOssForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
@@ -442,6 +444,13 @@ def build_model(case: str, dst: Path) -> None:
             cfg = tf.Glm4MoeConfig(
                 num_key_value_heads=KV_HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
                 moe_intermediate_size=moe_ffn, first_k_dense_replace=1, num_nextn_predict_layers=1, **kw,
+            )
+        elif arch == "GptOssForCausalLM":
+            # bf16 experts (stacked, transposed, gate/up interleaved) with biases, attention
+            # sinks, alternating sliding/full layers, yarn rope as released.
+            cfg = tf.GptOssConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_local_experts=4, num_experts_per_tok=2,
+                sliding_window=64, **NO_SPECIAL_TOKENS, **kw,
             )
         elif arch == "Glm4ForCausalLM":
             cfg = tf.Glm4Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)

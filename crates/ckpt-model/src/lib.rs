@@ -142,6 +142,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "GraniteMoeForCausalLM",
         "GraniteMoeSharedForCausalLM",
         "Glm4MoeForCausalLM",
+        "GptOssForCausalLM",
     ]
 }
 

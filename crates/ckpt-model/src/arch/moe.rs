@@ -776,3 +776,163 @@ fn glm4_moe_specials(ctx: &mut super::VocabContext) -> Result<()> {
         ],
     )
 }
+
+const GPT_OSS_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnPostNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::AttnSinks,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+];
+
+/// `GptOssForCausalLM` ("gpt-oss"), bf16 checkpoints: experts stored stacked and transposed
+/// (`gate_up_proj` [experts, hidden, 2 * ffn] with gate and up interleaved, `down_proj`
+/// [experts, ffn, hidden]) and their biases; attention sinks. MXFP4 checkpoints are refused.
+pub static GPT_OSS: Family = Family {
+    hf_names: &["GptOssForCausalLM"],
+    gguf_arch: "gpt-oss",
+    model_type: "gpt_oss",
+    tensors: GPT_OSS_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 131072),
+        Dflt::Int("num_key_value_heads", 8),
+        Dflt::Int("head_dim", 64),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::Int("num_experts_per_tok", 4),
+        Dflt::Int("num_local_experts", 128),
+        Dflt::Int("sliding_window", 128),
+    ],
+    text_params: true,
+    params: &[
+        Param::U32("attention.sliding_window", &["sliding_window"]),
+        Param::U32("expert_feed_forward_length", &["intermediate_size"]),
+    ],
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        expand: Some(gpt_oss_split),
+        ..Hooks::NONE
+    },
+};
+
+/// `GptOssModel.filter_tensors` / `modify_tensors` for unquantized experts.
+fn gpt_oss_split(
+    t: &Tensor,
+    _bid: Option<u32>,
+    hp: &Hparams,
+    _block_count: u32,
+) -> Result<Option<Vec<Tensor>>> {
+    use super::split::per_outer_row;
+    let name = &t.name;
+    if name.ends_with("_blocks") || name.ends_with("_scales") {
+        return Err(Error::Unsupported(format!(
+            "tensor '{name}': MXFP4 expert blocks are not supported yet (bf16 GPT-OSS checkpoints are)"
+        )));
+    }
+    if name.contains("sinks") {
+        let mut s = t.clone();
+        s.name = format!("{name}.weight");
+        return Ok(Some(vec![s]));
+    }
+    let bad = |what: &str| {
+        Error::invalid(
+            &hp.path,
+            format!("tensor '{name}' has shape {:?}, expected {what}", t.shape),
+        )
+    };
+    let elem = t.dtype.elem_size().unwrap_or(1);
+    if let Some(base) = name.strip_suffix("down_proj_bias") {
+        let mut b = t.clone();
+        b.name = format!("{base}down_proj.bias");
+        return Ok(Some(vec![b]));
+    }
+    if let Some(base) = name.strip_suffix("down_proj") {
+        // [experts, ffn, hidden] -> [experts, hidden, ffn]
+        if t.shape.len() != 3 {
+            return Err(bad("[experts, ffn, hidden]"));
+        }
+        let (f, h) = (t.shape[1] as usize, t.shape[2] as usize);
+        let out = per_outer_row(
+            t,
+            format!("{base}down_proj.weight"),
+            vec![h as u64, f as u64],
+            move |src, dst| transpose_into(src, dst, f, h, 1, 0, elem),
+            &hp.path,
+        )?;
+        return Ok(Some(vec![out]));
+    }
+    if let Some(base) = name.strip_suffix("gate_up_proj_bias") {
+        // [experts, 2 * ffn]: gate the even columns, up the odd ones.
+        if t.shape.len() != 2 || t.shape[1] % 2 != 0 {
+            return Err(bad("[experts, 2 * ffn]"));
+        }
+        let f = t.shape[1] as usize / 2;
+        let mut out = Vec::new();
+        for (part, parity) in [("gate_proj", 0), ("up_proj", 1)] {
+            out.push(per_outer_row(
+                t,
+                format!("{base}{part}.bias"),
+                vec![f as u64],
+                move |src, dst| {
+                    for j in 0..f {
+                        let s = (2 * j + parity) * elem;
+                        dst[j * elem..(j + 1) * elem].copy_from_slice(&src[s..s + elem]);
+                    }
+                },
+                &hp.path,
+            )?);
+        }
+        return Ok(Some(out));
+    }
+    if let Some(base) = name.strip_suffix("gate_up_proj") {
+        // [experts, hidden, 2 * ffn] -> transposed [experts, 2 * ffn, hidden], rows split
+        // even (gate) / odd (up).
+        if t.shape.len() != 3 || t.shape[2] % 2 != 0 {
+            return Err(bad("[experts, hidden, 2 * ffn]"));
+        }
+        let (h, f2) = (t.shape[1] as usize, t.shape[2] as usize);
+        let mut out = Vec::new();
+        for (part, parity) in [("gate_proj", 0), ("up_proj", 1)] {
+            out.push(per_outer_row(
+                t,
+                format!("{base}{part}.weight"),
+                vec![(f2 / 2) as u64, h as u64],
+                move |src, dst| transpose_into(src, dst, h, f2, 2, parity, elem),
+                &hp.path,
+            )?);
+        }
+        return Ok(Some(out));
+    }
+    Ok(None)
+}
+
+/// `dst[j][r] = src[r][step * j + offset]` for a row-major `src` of `rows x cols` elements of
+/// `elem` bytes.
+fn transpose_into(
+    src: &[u8],
+    dst: &mut [u8],
+    rows: usize,
+    cols: usize,
+    step: usize,
+    offset: usize,
+    elem: usize,
+) {
+    let out_rows = (cols - offset).div_ceil(step);
+    for j in 0..out_rows {
+        let c = step * j + offset;
+        for r in 0..rows {
+            let s = (r * cols + c) * elem;
+            let d = (j * rows + r) * elem;
+            dst[d..d + elem].copy_from_slice(&src[s..s + elem]);
+        }
+    }
+}

@@ -63,6 +63,7 @@ pub enum Kind {
     NextnHnorm,
     NextnSharedHeadHead,
     NextnSharedHeadNorm,
+    AttnSinks,
 }
 
 impl Kind {
@@ -120,6 +121,7 @@ impl Kind {
             Kind::NextnHnorm => "blk.{bid}.nextn.hnorm",
             Kind::NextnSharedHeadHead => "blk.{bid}.nextn.shared_head_head",
             Kind::NextnSharedHeadNorm => "blk.{bid}.nextn.shared_head_norm",
+            Kind::AttnSinks => "blk.{bid}.attn_sinks",
         }
     }
 }
@@ -388,6 +390,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         Kind::NextnSharedHeadNorm,
         &["model.layers.{bid}.shared_head.norm"],
     ),
+    (Kind::AttnSinks, &["model.layers.{bid}.self_attn.sinks"]),
 ];
 
 /// The spellings of one kind.
