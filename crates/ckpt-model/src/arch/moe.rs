@@ -872,7 +872,7 @@ fn gpt_oss_split(
     }
     if let Some(base) = name.strip_suffix("gate_up_proj_bias") {
         // [experts, 2 * ffn]: gate the even columns, up the odd ones.
-        if t.shape.len() != 2 || t.shape[1] % 2 != 0 {
+        if t.shape.len() != 2 || !t.shape[1].is_multiple_of(2) {
             return Err(bad("[experts, 2 * ffn]"));
         }
         let f = t.shape[1] as usize / 2;
@@ -896,7 +896,7 @@ fn gpt_oss_split(
     if let Some(base) = name.strip_suffix("gate_up_proj") {
         // [experts, hidden, 2 * ffn] -> transposed [experts, 2 * ffn, hidden], rows split
         // even (gate) / odd (up).
-        if t.shape.len() != 3 || t.shape[2] % 2 != 0 {
+        if t.shape.len() != 3 || !t.shape[2].is_multiple_of(2) {
             return Err(bad("[experts, hidden, 2 * ffn]"));
         }
         let (h, f2) = (t.shape[1] as usize, t.shape[2] as usize);
