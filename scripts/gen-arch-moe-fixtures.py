@@ -53,6 +53,9 @@ def cases():
         # Experts stored stacked with gate and up fused (input_linear [experts, 2 * ffn, hidden]),
         # split into ffn_gate_exps / ffn_up_exps; the shared expert's fused gate/up likewise.
         "granitemoe_shared": ("GraniteMoeSharedForCausalLM", tf.GraniteMoeSharedConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, shared_intermediate_size=12, attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **b), "bpe"),
+        # bf16-style GPT-OSS experts: stored stacked and transposed, gate/up interleaved (split
+        # even/odd per expert, biases too), attention sinks, sliding window.
+        "gpt_oss": ("GptOssForCausalLM", tf.GptOssConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=2, sliding_window=64, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
     }
 
 

@@ -88,6 +88,8 @@ ALL_ARCHS = [
     "DeepseekV3ForCausalLM",
     "GraniteMoeForCausalLM",
     "GraniteMoeSharedForCausalLM",
+    "Glm4MoeForCausalLM",
+    "GptOssForCausalLM",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -141,6 +143,7 @@ VARIANTS = [
     "Qwen3MoeForCausalLM+fp8",
     "Qwen3MoeForCausalLM+fp8b32",
     "DeepseekV3ForCausalLM+wide",
+    "GptOssForCausalLM+wide",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -150,6 +153,7 @@ BPE_ARCHS = {
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
     "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM",
+    "Glm4MoeForCausalLM", "GptOssForCausalLM",
 }
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
@@ -253,7 +257,7 @@ def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
     mod.fp8_checkpoint(folder, block)
 
 
-def append_mtp_layer(folder: Path, n_layers: int) -> None:
+def append_mtp_layer(folder: Path, n_layers: int, embed: bool = False) -> None:
     """Adds DeepSeek-V3's multi-token-prediction block as layer `n_layers` (a copy of the last
     layer plus its eh_proj, enorm, hnorm and shared head) to every shard holding the last layer."""
     from safetensors.torch import load_file, save_file
@@ -271,6 +275,8 @@ def append_mtp_layer(folder: Path, n_layers: int) -> None:
         for n in ("enorm.weight", "hnorm.weight", "shared_head.norm.weight"):
             extra[mtp + n] = like.new_ones((h,))
         extra[mtp + "shared_head.head.weight"] = like.clone()
+        if embed:
+            extra[mtp + "embed_tokens.weight"] = like.clone()
         tensors.update(extra)
         save_file(tensors, str(part), metadata={"format": "pt"})
         index = folder / "model.safetensors.index.json"
@@ -432,6 +438,20 @@ def build_model(case: str, dst: Path) -> None:
                 num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, shared_intermediate_size=64,
                 attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
             )
+        elif arch == "Glm4MoeForCausalLM":
+            # GLM-4.5's shape: a leading dense layer, sigmoid routing over four experts and a
+            # shared one, and a NextN layer (appended after saving; the converter keeps it).
+            cfg = tf.Glm4MoeConfig(
+                num_key_value_heads=KV_HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=moe_ffn, first_k_dense_replace=1, num_nextn_predict_layers=1, **kw,
+            )
+        elif arch == "GptOssForCausalLM":
+            # bf16 experts (stacked, transposed, gate/up interleaved) with biases, attention
+            # sinks, alternating sliding/full layers, yarn rope as released.
+            cfg = tf.GptOssConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_local_experts=4, num_experts_per_tok=2,
+                sliding_window=64, **NO_SPECIAL_TOKENS, **kw,
+            )
         elif arch == "Glm4ForCausalLM":
             cfg = tf.Glm4Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
         elif arch == "ApertusForCausalLM":
@@ -488,6 +508,8 @@ def build_model(case: str, dst: Path) -> None:
         d.update(scoring_func="sigmoid", topk_method="noaux_tc")
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
         append_mtp_layer(dst, LAYERS)
+    if arch == "Glm4MoeForCausalLM":
+        append_mtp_layer(dst, LAYERS, embed=True)
     if arch == "Cohere2ForCausalLM":
         # Command R7B's config.json has rotary_pct, which the converter reads (transformers 5's
         # Cohere2Config no longer writes it).
@@ -497,9 +519,13 @@ def build_model(case: str, dst: Path) -> None:
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
     if bpe:
         copy_files(BPE_DIR, dst, ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
-        if arch == "Glm4ForCausalLM":
+        if arch in ("Glm4ForCausalLM", "Glm4MoeForCausalLM"):
             # GLM-4's converter takes eos/eot/unk/bos from the added tokens <|endoftext|> and <|user|>.
             rename_added_token(dst / "tokenizer.json", "<repo_name>", "<|user|>")
+        if arch == "Glm4MoeForCausalLM":
+            # GLM-4.5's takes bos from [gMASK] and eom from <|observation|>.
+            rename_added_token(dst / "tokenizer.json", "<file_sep>", "[gMASK]")
+            rename_added_token(dst / "tokenizer.json", "<filename>", "<|observation|>")
         if arch == "Qwen2ForCausalLM":
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
     elif arch != "BertModel":

@@ -147,6 +147,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "DeepseekV3ForCausalLM",
         "GraniteMoeForCausalLM",
         "GraniteMoeSharedForCausalLM",
+        "Glm4MoeForCausalLM",
+        "GptOssForCausalLM",
     ]
 }
 

@@ -183,6 +183,11 @@ fn a_fused_input_linear_of_the_wrong_height_is_refused_by_name() {
 }
 
 #[test]
+fn gpt_oss_splits_interleaved_gate_up_experts_and_keeps_the_sinks() {
+    check("gpt_oss");
+}
+
+#[test]
 fn a_kv_b_proj_that_does_not_split_into_heads_is_refused_by_name() {
     let err = convert_err("deepseek_v3", |list| {
         for (n, s) in list.iter_mut() {

@@ -229,6 +229,8 @@ static REGISTRY: &[&dyn Architecture] = &[
     &deepseek::DEEPSEEK_V2,
     &deepseek::DEEPSEEK_V3,
     &moe::GRANITE_MOE,
+    &moe::GLM4_MOE,
+    &moe::GPT_OSS,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -92,3 +92,42 @@ pub fn slice_rows(
         },
     ))
 }
+
+/// A tensor whose every outer row (a whole expert) is made from the same outer row of `t` by
+/// `f(src_row, dst_row)`; `inner` is the output shape after the outer dimension.
+pub fn per_outer_row(
+    t: &Tensor,
+    name: String,
+    inner: Vec<u64>,
+    f: impl Fn(&[u8], &mut [u8]) + Send + Sync + 'static,
+    config: &std::path::Path,
+) -> Result<Tensor> {
+    let (Some(elem), Some(&outer)) = (t.dtype.elem_size(), t.shape.first()) else {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' ({}, shape {:?}) cannot be rearranged",
+                t.name, t.dtype, t.shape
+            ),
+        ));
+    };
+    let src_row = t.shape[1..].iter().product::<u64>() as usize * elem;
+    let dst_row = inner.iter().product::<u64>() as usize * elem;
+    let mut shape = vec![outer];
+    shape.extend(inner);
+    let src = t.clone();
+    Ok(Tensor::from_rows(
+        name,
+        t.dtype,
+        shape,
+        outer as usize,
+        dst_row,
+        move |r, dst| {
+            for (i, o) in r.enumerate() {
+                let rows = read_rows(&src, o..o + 1, src_row)?;
+                f(&rows, &mut dst[i * dst_row..(i + 1) * dst_row]);
+            }
+            Ok(())
+        },
+    ))
+}

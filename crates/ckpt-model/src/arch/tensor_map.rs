@@ -57,6 +57,13 @@ pub enum Kind {
     AttnVB,
     AttnQANorm,
     AttnKvANorm,
+    NextnEhProj,
+    NextnEmbedTokens,
+    NextnEnorm,
+    NextnHnorm,
+    NextnSharedHeadHead,
+    NextnSharedHeadNorm,
+    AttnSinks,
 }
 
 impl Kind {
@@ -108,6 +115,13 @@ impl Kind {
             Kind::AttnVB => "blk.{bid}.attn_v_b",
             Kind::AttnQANorm => "blk.{bid}.attn_q_a_norm",
             Kind::AttnKvANorm => "blk.{bid}.attn_kv_a_norm",
+            Kind::NextnEhProj => "blk.{bid}.nextn.eh_proj",
+            Kind::NextnEmbedTokens => "blk.{bid}.nextn.embed_tokens",
+            Kind::NextnEnorm => "blk.{bid}.nextn.enorm",
+            Kind::NextnHnorm => "blk.{bid}.nextn.hnorm",
+            Kind::NextnSharedHeadHead => "blk.{bid}.nextn.shared_head_head",
+            Kind::NextnSharedHeadNorm => "blk.{bid}.nextn.shared_head_norm",
+            Kind::AttnSinks => "blk.{bid}.attn_sinks",
         }
     }
 }
@@ -363,6 +377,20 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         Kind::AttnKvANorm,
         &["model.layers.{bid}.self_attn.kv_a_layernorm"],
     ),
+    // Multi-token-prediction (NextN) layers kept by GLM-4.5 MoE.
+    (Kind::NextnEhProj, &["model.layers.{bid}.eh_proj"]),
+    (Kind::NextnEmbedTokens, &["model.layers.{bid}.embed_tokens"]),
+    (Kind::NextnEnorm, &["model.layers.{bid}.enorm"]),
+    (Kind::NextnHnorm, &["model.layers.{bid}.hnorm"]),
+    (
+        Kind::NextnSharedHeadHead,
+        &["model.layers.{bid}.shared_head.head"],
+    ),
+    (
+        Kind::NextnSharedHeadNorm,
+        &["model.layers.{bid}.shared_head.norm"],
+    ),
+    (Kind::AttnSinks, &["model.layers.{bid}.self_attn.sinks"]),
 ];
 
 /// The spellings of one kind.
