@@ -93,14 +93,8 @@ def _array(
     elif dtype in _ML:
         typestr, ml_name = _ML[dtype]
         view_as = _ml_dtype(ml_name)
-        if view_as is None and dtype not in warned:
+        if view_as is None:
             warned.add(dtype)
-            warnings.warn(
-                f"{dtype} tensors are returned as raw {np.dtype(typestr).name} bit patterns: "
-                "install ml_dtypes (pip install ml_dtypes) to get them as "
-                f"ml_dtypes.{ml_name}",
-                stacklevel=3,
-            )
     else:
         # GGUF block-quantized types (without dequantize=True) and sub-byte floats: the raw
         # bytes, one row of the last dimension per row of bytes (as gguf-py's reader gives them).
@@ -149,7 +143,15 @@ def load_file(
     """
     entries = _ckpt._load(os.fspath(path), key=key, dequantize=dequantize)
     warned: set = set()
-    return {e[0]: _array(*e, warned=warned) for e in entries}
+    out = {e[0]: _array(*e, warned=warned) for e in entries}
+    for dtype in sorted(warned):
+        raw_type, ml_name = _ML[dtype]
+        warnings.warn(
+            f"{dtype} tensors are returned as raw {np.dtype(raw_type).name} bit patterns: "
+            f"install ml_dtypes (pip install ml_dtypes) to get them as ml_dtypes.{ml_name}",
+            stacklevel=2,
+        )
+    return out
 
 
 def _save_dtype(name: str, arr: np.ndarray) -> str:
