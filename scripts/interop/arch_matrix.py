@@ -84,6 +84,8 @@ ALL_ARCHS = [
     "Glm4ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
+    "Qwen3Model",
+    "Gemma3TextModel",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -139,8 +141,11 @@ BPE_ARCHS = {
     "Olmo2ForCausalLM", "Olmo3ForCausalLM", "SeedOssForCausalLM", "StableLmForCausalLM", "CohereForCausalLM",
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
-    "Lfm2ForCausalLM",
+    "Lfm2ForCausalLM", "Qwen3Model",
 }
+# Embedding models: the sentence-transformers pooling their released folders declare
+# (modules.json + 1_Pooling/config.json), written with every tiny model of the architecture.
+EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean"}
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
 # llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
@@ -372,6 +377,14 @@ def build_model(case: str, dst: Path) -> None:
             )
         elif arch == "HunYuanDenseV1ForCausalLM":
             cfg = tf.HunYuanDenseV1Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, eod_token_id=0, **kw)
+        elif arch == "Qwen3Model":
+            # Qwen3-Embedding: the bare decoder (tensor names without "model."), last-token pooling.
+            cfg = tf.Qwen3Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, **kw)
+        elif arch == "Gemma3TextModel":
+            # EmbeddingGemma: bidirectional Gemma 3 without "model.", mean pooling.
+            cfg = tf.Gemma3TextConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, use_bidirectional_attention=True, **kw,
+            )
         elif arch == "Lfm2ForCausalLM":
             # One short-conv layer, one attention layer.
             cfg = tf.Lfm2Config(
@@ -425,16 +438,17 @@ def build_model(case: str, dst: Path) -> None:
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
     elif arch != "BertModel":
         copy_files(SPM_DIR, dst, ["tokenizer.model", "tokenizer_config.json"])
-    if "pooling" in opts:
+    if "pooling" in opts or arch in EMBED_POOLING:
         # sentence-transformers layout: modules.json + the pooling module's config.
+        mode = EMBED_POOLING.get(arch, "cls")
         (dst / "modules.json").write_text(json.dumps([
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ], indent=2))
         (dst / "1_Pooling").mkdir()
         (dst / "1_Pooling" / "config.json").write_text(json.dumps({
-            "word_embedding_dimension": hidden, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False,
-            "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
+            "word_embedding_dimension": hidden, "pooling_mode_cls_token": mode == "cls", "pooling_mode_mean_tokens": mode == "mean",
+            "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_lasttoken": mode == "lasttoken",
         }, indent=2))
 
 

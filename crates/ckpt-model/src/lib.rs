@@ -137,6 +137,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "HunYuanDenseV1ForCausalLM",
         "Lfm2ForCausalLM",
         "LFM2ForCausalLM",
+        "Gemma3TextModel",
+        "Qwen3Model",
     ]
 }
 

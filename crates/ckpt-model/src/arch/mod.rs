@@ -211,6 +211,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::GLM4,
     &dense2::HUNYUAN_DENSE,
     &dense2::LFM2,
+    &gemma::EmbeddingGemma,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
