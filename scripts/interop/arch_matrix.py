@@ -49,7 +49,7 @@ FX = ROOT / "tests" / "fixtures" / "gguf"
 SPM_DIR = FX / "tiny-llama-spm"
 BPE_DIR = FX / "tiny-smol-bpe"
 # Pre-tokenizer names used when the fingerprint is unknown (see the module docstring).
-FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2"}
+FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2", "NomicBertModel": "bert-bge"}
 SEED = 0
 NO_SPECIAL_TOKENS = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
@@ -86,6 +86,7 @@ ALL_ARCHS = [
     "Lfm2ForCausalLM",
     "Qwen3Model",
     "Gemma3TextModel",
+    "NomicBertModel",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -145,7 +146,7 @@ BPE_ARCHS = {
 }
 # Embedding models: the sentence-transformers pooling their released folders declare
 # (modules.json + 1_Pooling/config.json), written with every tiny model of the architecture.
-EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean"}
+EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean", "NomicBertModel": "mean"}
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
 # llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
@@ -212,6 +213,44 @@ def write_bert_tokenizer(dst: Path) -> int:
     return len(words)
 
 
+def write_nomic_bert(dst: Path, n_vocab: int, hidden: int, dtype) -> None:
+    """nomic-embed-text v1.5's config.json and module names at tiny sizes (random weights)."""
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {
+        "activation_function": "swiglu", "architectures": ["NomicBertModel"], "attn_pdrop": 0.0,
+        "auto_map": {"AutoConfig": "nomic-ai/nomic-bert-2048--configuration_hf_nomic_bert.NomicBertConfig",
+                     "AutoModel": "nomic-ai/nomic-bert-2048--modeling_hf_nomic_bert.NomicBertModel"},
+        "bos_token_id": None, "causal": False, "dense_seq_output": True, "embd_pdrop": 0.0, "eos_token_id": None,
+        "fused_bias_fc": True, "fused_dropout_add_ln": True, "initializer_range": 0.02, "layer_norm_epsilon": 1e-12,
+        "max_trained_positions": 2048, "mlp_fc1_bias": False, "mlp_fc2_bias": False, "model_type": "nomic_bert",
+        "n_embd": hidden, "n_head": HEADS, "n_inner": FFN, "n_layer": LAYERS, "n_positions": 8192,
+        "pad_vocab_size_multiple": 64, "parallel_block": False, "parallel_block_tied_norm": False, "prenorm": False,
+        "qkv_proj_bias": False, "reorder_and_upcast_attn": False, "resid_pdrop": 0.0, "rotary_emb_base": 1000,
+        "rotary_emb_fraction": 1.0, "rotary_emb_interleaved": False, "rotary_emb_scale_base": None,
+        "rotary_scaling_factor": None, "scale_attn_by_inverse_layer_idx": False, "scale_attn_weights": True,
+        "summary_activation": None, "summary_first_dropout": 0.0, "summary_proj_to_labels": True,
+        "summary_type": "cls_index", "summary_use_proj": True, "torch_dtype": "float32", "transformers_version": "4.34.0",
+        "type_vocab_size": 2, "use_cache": True, "use_flash_attn": True, "use_rms_norm": False, "use_xentropy": True,
+        "vocab_size": n_vocab,
+        # transformers' NomicBertConfig reads these names (its defaults are v1.5's 768/12/12/3072).
+        "hidden_size": hidden, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "intermediate_size": FFN,
+    }
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    shapes = {"embeddings.word_embeddings.weight": [n_vocab, hidden], "embeddings.token_type_embeddings.weight": [2, hidden],
+              "emb_ln.weight": [hidden], "emb_ln.bias": [hidden]}
+    for b in range(LAYERS):
+        p = f"encoder.layers.{b}."
+        shapes.update({p + "attn.Wqkv.weight": [3 * hidden, hidden], p + "attn.out_proj.weight": [hidden, hidden],
+                       p + "mlp.fc11.weight": [FFN, hidden], p + "mlp.fc12.weight": [FFN, hidden], p + "mlp.fc2.weight": [hidden, FFN],
+                       p + "norm1.weight": [hidden], p + "norm1.bias": [hidden], p + "norm2.weight": [hidden], p + "norm2.bias": [hidden]})
+    g = torch.Generator().manual_seed(SEED)
+    tensors = {n: (torch.randn(s, generator=g) * 0.05 + (1.0 if n.endswith("norm1.weight") or n.endswith("norm2.weight") or n == "emb_ln.weight" else 0.0)).to(dtype)
+               for n, s in shapes.items()}
+    save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
+
+
 # NaN bit patterns with unusual payloads (signalling, quiet with payload, negative, all ones, a
 # payload below f16's ten bits), as the integer view of each source dtype.
 NAN_PATTERNS = {
@@ -264,7 +303,13 @@ def build_model(case: str, dst: Path) -> None:
     hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
     common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
     moe_ffn = 256 if "wide" in opts else 32
-    if arch == "BertModel":
+    if arch == "NomicBertModel":
+        # Remote-code model (no transformers class): config.json as nomic-embed-text-v1.5 ships it
+        # at tiny sizes, random weights under its module names.
+        n_vocab = write_bert_tokenizer(dst)
+        write_nomic_bert(dst, n_vocab, hidden, torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16)
+        cfg = cls = None
+    elif arch == "BertModel":
         n_vocab = write_bert_tokenizer(dst)
         cfg = tf.BertConfig(vocab_size=n_vocab, max_position_embeddings=128, **common)
         cls = tf.BertModel
@@ -394,6 +439,14 @@ def build_model(case: str, dst: Path) -> None:
         else:
             raise SystemExit(f"unknown architecture {arch}")
         cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
+    if cfg is not None:
+        save_transformers_model(cfg, cls, arch, opts, dst)
+    post_process(arch, opts, dst, hidden, bpe)
+
+
+def save_transformers_model(cfg, cls, arch: str, opts: list[str], dst: Path) -> None:
+    import torch
+
     cfg.architectures = [arch]
     torch.manual_seed(SEED)
     dtype = torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16
@@ -409,7 +462,12 @@ def build_model(case: str, dst: Path) -> None:
     shard = {"max_shard_size": "100KB"} if "sharded" in opts else {}
     model.save_pretrained(str(dst), safe_serialization=True, **shard)
     if "sharded" in opts and len(list(dst.glob("model-*.safetensors"))) < 2:
-        raise SystemExit(f"{case}: expected several safetensors shards")
+        raise SystemExit(f"{arch}+{'+'.join(opts)}: expected several safetensors shards")
+
+
+def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) -> None:
+    import transformers as tf
+
     fp8 = [o for o in opts if o in FP8_BLOCKS]
     if len(fp8) > 1:
         raise SystemExit(f"{case}: at most one FP8 option")
@@ -436,7 +494,7 @@ def build_model(case: str, dst: Path) -> None:
             rename_added_token(dst / "tokenizer.json", "<repo_name>", "<|user|>")
         if arch == "Qwen2ForCausalLM":
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
-    elif arch != "BertModel":
+    elif arch not in ("BertModel", "NomicBertModel"):
         copy_files(SPM_DIR, dst, ["tokenizer.model", "tokenizer_config.json"])
     if "pooling" in opts or arch in EMBED_POOLING:
         # sentence-transformers layout: modules.json + the pooling module's config.

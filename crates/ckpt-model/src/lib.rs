@@ -139,6 +139,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "LFM2ForCausalLM",
         "Gemma3TextModel",
         "Qwen3Model",
+        "NomicBertModel",
     ]
 }
 

@@ -156,3 +156,208 @@ impl Architecture for Bert {
         Ok(())
     }
 }
+
+/// `NomicBertModel` (nomic-embed-text v1/v1.5, GGUF arch "nomic-bert"): BERT with rotary
+/// positions, a fused `Wqkv`, a SwiGLU MLP (`fc11` up, `fc12` gate, `fc2` down) and no linear
+/// biases. The converter only accepts that exact shape (its asserts), with the context cut from
+/// `n_positions` 8192 to the 2048 tokens it was trained for. The mixture-of-experts v2 model
+/// ("nomic-bert-moe") is not supported.
+pub struct NomicBert;
+
+const NOMIC_BERT_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::TokenEmbdNorm,
+    Kind::TokenTypes,
+    Kind::PosEmbd,
+    Kind::OutputNorm,
+    Kind::AttnOutNorm,
+    Kind::AttnQkv,
+    Kind::AttnOut,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::LayerOutNorm,
+];
+
+/// transformers' `NomicBertConfig` defaults.
+const NOMIC_DEFAULTS: &[super::family::Dflt] = {
+    use super::family::Dflt::*;
+    &[
+        Int("hidden_size", 768),
+        Int("num_hidden_layers", 12),
+        Int("num_attention_heads", 12),
+        Int("intermediate_size", 3072),
+        Int("max_position_embeddings", 2048),
+        Int("type_vocab_size", 2),
+        Num("layer_norm_eps", 1e-12),
+        HeadDim,
+    ]
+};
+
+/// The remote-code config names next to the names transformers reads.
+const NOMIC_LEGACY: &[(&str, &str)] = &[
+    ("n_embd", "hidden_size"),
+    ("n_layer", "num_hidden_layers"),
+    ("n_head", "num_attention_heads"),
+    ("n_inner", "intermediate_size"),
+];
+
+/// The converter's checks of a NomicBert config (each an assert or a ValueError there).
+fn check_nomic(hp: &Hparams) -> Result<()> {
+    let bad = |what: String| {
+        Error::Unsupported(format!(
+            "{}: {what} (the converter accepts only nomic-embed-text v1/v1.5's layout)",
+            hp.path.display()
+        ))
+    };
+    if hp
+        .get("moe_every_n_layers")
+        .is_some_and(|v| v.as_u64() != Some(0))
+    {
+        return Err(bad(
+            "nomic-bert-moe (moe_every_n_layers) is not supported".into()
+        ));
+    }
+    let expect = |key: &str, want: Value| -> Result<()> {
+        let got = hp.map.get(key).cloned().unwrap_or(Value::Null);
+        let same = match (&got, &want) {
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            _ => got == want,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(bad(format!("{key} is {got}, expected {want}")))
+        }
+    };
+    for (legacy, name) in NOMIC_LEGACY {
+        if let (Some(a), Some(b)) = (hp.get(legacy), hp.get(name)) {
+            if a != b {
+                return Err(bad(format!(
+                    "{legacy} is {a} but transformers' NomicBertConfig reads {name} = {b}, and \
+                     the converter would write {b} (add \"{name}\": {a} to config.json)"
+                )));
+            }
+        }
+    }
+    expect("activation_function", json!("swiglu"))?;
+    expect("causal", json!(false))?;
+    expect("qkv_proj_bias", json!(false))?;
+    expect("mlp_fc1_bias", json!(false))?;
+    expect("mlp_fc2_bias", json!(false))?;
+    expect("prenorm", json!(false))?;
+    expect("rotary_emb_fraction", json!(1.0))?;
+    expect("rotary_emb_interleaved", json!(false))?;
+    expect("rotary_emb_scale_base", Value::Null)?;
+    Ok(())
+}
+
+impl Architecture for NomicBert {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["NomicBertModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "nomic-bert"
+    }
+    fn model_type(&self) -> &'static str {
+        "nomic_bert"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        NOMIC_BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "encoder.", "emb_ln"]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        // transformers' own NomicBertConfig (the converter reads its to_dict()) ignores the
+        // remote-code names n_embd, n_layer, … and fills in nomic-embed-text-v1.5's sizes;
+        // write_params refuses configs whose own sizes differ from these.
+        super::family::apply_defaults(hp, NOMIC_DEFAULTS);
+        if hp.get("rope_parameters").is_none() {
+            let theta = hp.get("rope_theta").cloned().unwrap_or(json!(1000.0));
+            hp.map.insert(
+                "rope_parameters".into(),
+                json!({ "rope_theta": theta, "rope_type": "default" }),
+            );
+        }
+        // nomic-embed-text v1/v1.5 are trained for 2048 tokens (checked in write_params).
+        let npos = hp.get("n_positions").and_then(Value::as_u64);
+        let mtp = hp
+            .get("max_trained_positions")
+            .and_then(Value::as_u64)
+            .unwrap_or(2048);
+        if npos == Some(8192) && mtp == 2048 {
+            hp.map.insert("n_positions".into(), json!(2048));
+        }
+    }
+    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if t.name.contains("mlp.experts.bias") {
+            return Ok(TensorAction::Drop);
+        }
+        let Some(name) = bert_name(t.name) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "nomic-bert"))?;
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms: Vec::new(),
+        })
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        let hp = ctx.hp;
+        // config.json as written (config_defaults already cut n_positions when recognized).
+        let raw = crate::hparams::read_json_object(&hp.path)?;
+        let npos = raw.get("n_positions").cloned().unwrap_or(Value::Null);
+        let mtp = raw
+            .get("max_trained_positions")
+            .cloned()
+            .unwrap_or(json!(2048));
+        if npos != json!(8192) || mtp != json!(2048) {
+            return Err(Error::Unsupported(format!(
+                "{}: unrecognized parameters: n_positions={npos}, max_trained_positions={mtp} (nomic-embed-text v1/v1.5 have 8192 and 2048)",
+                hp.path.display(),
+            )));
+        }
+        check_nomic(hp)?;
+        write_base_params(ctx, "nomic-bert")?;
+        ctx.kv.bool("nomic-bert.attention.causal", false);
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        write_pooling_type(ctx, &dir, "nomic-bert")?;
+        if let Some(labels) = class_labels(ctx.hp) {
+            ctx.kv.array(
+                "nomic-bert.classifier.output_labels",
+                GgufValue::string_array(labels),
+            );
+        }
+        Ok(())
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        let path = ctx.dir.join("tokenizer.json");
+        let tok = crate::hparams::read_json_object(&path)?;
+        match tok
+            .get("model")
+            .and_then(|m| m.get("type"))
+            .and_then(Value::as_str)
+        {
+            Some("WordPiece") => Bert.write_vocab(ctx),
+            Some("Unigram") => Err(Error::Unsupported(format!(
+                "{}: NomicBert with an XLM-RoBERTa (Unigram) tokenizer is not supported",
+                path.display()
+            ))),
+            other => Err(Error::Unsupported(format!(
+                "{}: unknown tokenizer model type {other:?} (expected WordPiece or Unigram)",
+                path.display()
+            ))),
+        }
+    }
+}

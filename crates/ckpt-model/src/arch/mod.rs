@@ -212,6 +212,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::HUNYUAN_DENSE,
     &dense2::LFM2,
     &gemma::EmbeddingGemma,
+    &bert::NomicBert,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
