@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FX = ROOT / "tests" / "fixtures" / "gguf"
 SPM_DIR = FX / "tiny-llama-spm"
 BPE_DIR = FX / "tiny-smol-bpe"
+# XLM-RoBERTa style Unigram tokenizer (scripts/gen-unigram-tokenizer.py).
+XLMR_DIR = FX / "tiny-xlmr-unigram"
 # Pre-tokenizer names used when the fingerprint is unknown (see the module docstring).
 FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2", "NomicBertModel": "bert-bge"}
 SEED = 0
@@ -87,6 +89,7 @@ ALL_ARCHS = [
     "Qwen3Model",
     "Gemma3TextModel",
     "NomicBertModel",
+    "XLMRobertaModel",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -146,7 +149,7 @@ BPE_ARCHS = {
 }
 # Embedding models: the sentence-transformers pooling their released folders declare
 # (modules.json + 1_Pooling/config.json), written with every tiny model of the architecture.
-EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean", "NomicBertModel": "mean"}
+EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean", "NomicBertModel": "mean", "XLMRobertaModel": "cls"}
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
 # llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
@@ -309,6 +312,12 @@ def build_model(case: str, dst: Path) -> None:
         n_vocab = write_bert_tokenizer(dst)
         write_nomic_bert(dst, n_vocab, hidden, torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16)
         cfg = cls = None
+    elif arch == "XLMRobertaModel":
+        # bge-m3 style: positions start at pad_token_id + 1 (the converter drops the first rows),
+        # one token type, the Unigram tokenizer.
+        n_vocab = json.loads((XLMR_DIR / "config.json").read_text())["vocab_size"]
+        cfg = tf.XLMRobertaConfig(vocab_size=n_vocab, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **common)
+        cls = tf.XLMRobertaModel
     elif arch == "BertModel":
         n_vocab = write_bert_tokenizer(dst)
         cfg = tf.BertConfig(vocab_size=n_vocab, max_position_embeddings=128, **common)
@@ -494,6 +503,8 @@ def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) 
             rename_added_token(dst / "tokenizer.json", "<repo_name>", "<|user|>")
         if arch == "Qwen2ForCausalLM":
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
+    elif arch == "XLMRobertaModel":
+        copy_files(XLMR_DIR, dst, ["sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json"])
     elif arch not in ("BertModel", "NomicBertModel"):
         copy_files(SPM_DIR, dst, ["tokenizer.model", "tokenizer_config.json"])
     if "pooling" in opts or arch in EMBED_POOLING:

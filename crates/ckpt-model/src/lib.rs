@@ -140,6 +140,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Gemma3TextModel",
         "Qwen3Model",
         "NomicBertModel",
+        "XLMRobertaModel",
     ]
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::qwen::write_pooling_type;
 use super::{
     unmapped, write_base_params, Architecture, Kind, ParamContext, TensorAction, TensorRef,
-    VocabContext,
+    Transform, VocabContext,
 };
 use crate::hparams::Hparams;
 use crate::vocab::{self, special::SpecialVocab, TokenType};
@@ -359,5 +359,103 @@ impl Architecture for NomicBert {
                 path.display()
             ))),
         }
+    }
+}
+
+/// `XLMRobertaModel` (bge-m3, multilingual-e5; GGUF arch "bert"): BERT tensors whose position
+/// embeddings start at `pad_token_id + 1` (the converter drops those first rows and shortens the
+/// context by as much), with the SentencePiece Unigram vocabulary written for llama.cpp's "t5"
+/// tokenizer.
+pub struct XlmRoberta;
+
+/// transformers' `XLMRobertaConfig` defaults (the converter reads its `to_dict()`).
+const XLMR_DEFAULTS: &[super::family::Dflt] = {
+    use super::family::Dflt::*;
+    &[
+        Int("hidden_size", 768),
+        Int("num_hidden_layers", 12),
+        Int("num_attention_heads", 12),
+        Int("intermediate_size", 3072),
+        Int("max_position_embeddings", 512),
+        Int("type_vocab_size", 2),
+        Num("layer_norm_eps", 1e-12),
+        Int("pad_token_id", 1),
+    ]
+};
+
+/// The rows the converter drops from the position embeddings: `1 + pad_token_id`.
+fn position_offset(hp: &Hparams) -> Result<Option<u64>> {
+    Ok(hp.find_u32(&["pad_token_id"])?.map(|p| 1 + p as u64))
+}
+
+impl Architecture for XlmRoberta {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["XLMRobertaModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "bert"
+    }
+    fn model_type(&self) -> &'static str {
+        "xlm-roberta"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "encoder."]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        super::family::apply_defaults(hp, XLMR_DEFAULTS);
+        // The converter's _xlmroberta_tokenizer_init: the context loses the skipped positions.
+        let offset = hp.get("pad_token_id").and_then(Value::as_u64);
+        if let (Some(off), Some(n)) = (
+            offset,
+            hp.get("max_position_embeddings").and_then(Value::as_i64),
+        ) {
+            hp.map
+                .insert("max_position_embeddings".into(), json!(n - 1 - off as i64));
+        }
+    }
+    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if t.name.contains(".parametrizations.") || t.name.contains("lora_") {
+            return Err(Error::Unsupported(format!(
+                "tensor '{}': jina-embeddings-v3 LoRA adaptations are not supported",
+                t.name
+            )));
+        }
+        let stripped = t.name.strip_prefix("roberta.").unwrap_or(t.name);
+        let Some(name) = bert_name(stripped) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "bert"))?;
+        let mut transforms = Vec::new();
+        if name == "embeddings.position_embeddings.weight" {
+            if let Some(rows) = position_offset(hp)? {
+                transforms.push(Transform::SkipRows { rows });
+            }
+        }
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms,
+        })
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        if ctx.hp.get("lora_adaptations").is_some() {
+            return Err(Error::Unsupported(format!(
+                "{}: jina-embeddings-v3 (lora_adaptations, GGUF arch jina-bert-v3) is not supported",
+                ctx.hp.path.display()
+            )));
+        }
+        Bert.write_params(ctx)
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+        let type_count = ctx.hp.find_u32(&["type_vocab_size"])?.unwrap_or(1);
+        vocab::write_xlmroberta(ctx.dir, vocab_size, type_count, ctx.kv, ctx.warnings)
     }
 }

@@ -169,6 +169,94 @@ pub fn write_sentencepiece(
     Ok(v)
 }
 
+/// The converter's `_xlmroberta_set_vocab` for a folder with `sentencepiece.bpe.model`: the
+/// Unigram pieces with fairseq's id shift (`<s> <pad> </s> <unk>` first, the rest moved up by
+/// one, the last dropped), for llama.cpp's "t5" tokenizer, with the normalizer settings.
+pub fn write_xlmroberta(
+    dir: &Path,
+    vocab_size: Option<usize>,
+    type_count: u32,
+    kv: &mut KvList,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let path = dir.join("sentencepiece.bpe.model");
+    if !path.is_file() {
+        return Err(Error::Unsupported(format!(
+            "{}: XLM-RoBERTa vocabularies are read from sentencepiece.bpe.model (not found)",
+            dir.display()
+        )));
+    }
+    let model = SentencePieceModel::load(&path)?;
+    if model.model_type != 1 {
+        return Err(Error::Unsupported(format!(
+            "{}: sentencepiece model type {} is not Unigram (1), which XLM-RoBERTa needs",
+            path.display(),
+            model.model_type
+        )));
+    }
+    let n = vocab_size.unwrap_or(0).max(model.pieces.len());
+    let mut tokens: Vec<String> = (0..n).map(|i| format!("[PAD{i}]")).collect();
+    let mut scores = vec![-10000.0f32; n];
+    let mut types = vec![TokenType::Unused; n];
+    for (id, piece) in model.pieces.iter().enumerate() {
+        tokens[id] = piece.text.clone();
+        scores[id] = piece.score;
+        types[id] = match piece.kind {
+            PieceType::Unknown => TokenType::Unknown,
+            PieceType::Control => TokenType::Control,
+            PieceType::Unused => TokenType::Unused,
+            PieceType::Byte => TokenType::Byte,
+            PieceType::Normal | PieceType::UserDefined => TokenType::Normal,
+        };
+    }
+    if n < 4 {
+        return Err(Error::invalid(
+            &path,
+            format!("{n} pieces, XLM-RoBERTa needs at least 4"),
+        ));
+    }
+    // fairseq's ids: [<s>, <pad>, </s>, <unk>] + pieces[3..n-1].
+    let head = ["<s>", "<pad>", "</s>", "<unk>"].map(String::from);
+    let tokens: Vec<String> = head.into_iter().chain(tokens.drain(3..n - 1)).collect();
+    let scores: Vec<f32> = [0.0; 4]
+        .into_iter()
+        .chain(scores[3..n - 1].iter().copied())
+        .collect();
+    let types: Vec<TokenType> = [
+        TokenType::Control,
+        TokenType::Control,
+        TokenType::Control,
+        TokenType::Unknown,
+    ]
+    .into_iter()
+    .chain(types[3..n - 1].iter().copied())
+    .collect();
+    kv.string("tokenizer.ggml.model", "t5");
+    kv.string("tokenizer.ggml.pre", "default");
+    kv.array(
+        "tokenizer.ggml.tokens",
+        GgufValue::string_array(tokens.iter().cloned()),
+    );
+    kv.array("tokenizer.ggml.scores", GgufValue::f32_array(scores));
+    kv.array("tokenizer.ggml.token_type", type_array(&types));
+    kv.bool("tokenizer.ggml.add_space_prefix", model.add_dummy_prefix);
+    kv.u32("tokenizer.ggml.token_type_count", type_count);
+    kv.bool(
+        "tokenizer.ggml.remove_extra_whitespaces",
+        model.remove_extra_whitespaces,
+    );
+    if !model.precompiled_charsmap.is_empty() {
+        kv.array(
+            "tokenizer.ggml.precompiled_charsmap",
+            GgufValue::u8_array(model.precompiled_charsmap.iter().copied()),
+        );
+    }
+    let special = SpecialVocab::load(dir, false, Some(tokens.len()))?;
+    warnings.extend(special.warnings.iter().cloned());
+    special.write(kv);
+    Ok(())
+}
+
 /// `_set_vocab_gpt2`.
 pub fn write_gpt2(
     dir: &Path,
