@@ -90,6 +90,7 @@ ALL_ARCHS = [
     "Gemma3TextModel",
     "NomicBertModel",
     "XLMRobertaModel",
+    "ModernBertModel",
 ]
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
@@ -145,11 +146,11 @@ BPE_ARCHS = {
     "Olmo2ForCausalLM", "Olmo3ForCausalLM", "SeedOssForCausalLM", "StableLmForCausalLM", "CohereForCausalLM",
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
-    "Lfm2ForCausalLM", "Qwen3Model",
+    "Lfm2ForCausalLM", "Qwen3Model", "ModernBertModel",
 }
 # Embedding models: the sentence-transformers pooling their released folders declare
 # (modules.json + 1_Pooling/config.json), written with every tiny model of the architecture.
-EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean", "NomicBertModel": "mean", "XLMRobertaModel": "cls"}
+EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean", "NomicBertModel": "mean", "XLMRobertaModel": "cls", "ModernBertModel": "mean"}
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
 # llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
@@ -438,6 +439,13 @@ def build_model(case: str, dst: Path) -> None:
             # EmbeddingGemma: bidirectional Gemma 3 without "model.", mean pooling.
             cfg = tf.Gemma3TextConfig(
                 num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, use_bidirectional_attention=True, **kw,
+            )
+        elif arch == "ModernBertModel":
+            # Layer 0 global (no attn_norm: Identity), layer 1 local; BOS/EOS/pad from the BPE vocab.
+            kw.pop("max_position_embeddings")
+            cfg = tf.ModernBertConfig(
+                global_attn_every_n_layers=2, local_attention=64, max_position_embeddings=256, pad_token_id=0,
+                bos_token_id=0, eos_token_id=0, cls_token_id=0, sep_token_id=0, **kw,
             )
         elif arch == "Lfm2ForCausalLM":
             # One short-conv layer, one attention layer.

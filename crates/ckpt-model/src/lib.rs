@@ -141,6 +141,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Qwen3Model",
         "NomicBertModel",
         "XLMRobertaModel",
+        "ModernBertModel",
     ]
 }
 

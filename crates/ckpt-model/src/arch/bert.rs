@@ -459,3 +459,123 @@ impl Architecture for XlmRoberta {
         vocab::write_xlmroberta(ctx.dir, vocab_size, type_count, ctx.kv, ctx.warnings)
     }
 }
+
+/// `ModernBertModel` (GGUF arch "modern-bert"): fused `Wqkv`, GeGLU/SwiGLU `Wi` (up and gate in
+/// one), local/global attention layers, GPT-2 BPE vocabulary with BOS, EOS and SEP added.
+pub struct ModernBert;
+
+const MODERN_BERT_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::TokenEmbdNorm,
+    Kind::OutputNorm,
+    Kind::AttnNorm,
+    Kind::AttnOut,
+    Kind::AttnQkv,
+    Kind::FfnUp,
+    Kind::FfnDown,
+    Kind::FfnNorm,
+];
+
+/// transformers' `ModernBertConfig` defaults the converter sees.
+const MODERN_BERT_DEFAULTS: &[super::family::Dflt] = {
+    use super::family::Dflt::*;
+    &[
+        Int("max_position_embeddings", 8192),
+        Num("norm_eps", 1e-5),
+        Int("local_attention", 128),
+        Int("global_attn_every_n_layers", 3),
+    ]
+};
+
+impl Architecture for ModernBert {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["ModernBertModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "modern-bert"
+    }
+    fn model_type(&self) -> &'static str {
+        "modernbert"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        MODERN_BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "layers.", "final_norm"]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        super::family::apply_defaults(hp, MODERN_BERT_DEFAULTS);
+        hp.default("hidden_activation", json!("gelu"));
+        hp.default("classifier_pooling", json!("cls"));
+    }
+    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        let stripped = t.name.strip_prefix("model.").unwrap_or(t.name);
+        let Some(name) = bert_name(stripped) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "modern-bert"))?;
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms: Vec::new(),
+        })
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        const A: &str = "modern-bert";
+        write_base_params(ctx, A)?;
+        ctx.kv.bool(&format!("{A}.attention.causal"), false);
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        write_pooling_type(ctx, &dir, A)?;
+        if let Some(cp) = ctx.hp.get("classifier_pooling") {
+            let t = match cp.as_str() {
+                Some("mean") => 1,
+                Some("cls") => 2,
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "{}: classifier_pooling {cp} is not supported (cls or mean)",
+                        ctx.hp.path.display()
+                    )))
+                }
+            };
+            ctx.kv.u32(&format!("{A}.classifier.pooling_type"), t);
+        }
+        if let Some(labels) = class_labels(ctx.hp) {
+            ctx.kv.array(
+                &format!("{A}.classifier.output_labels"),
+                GgufValue::string_array(labels),
+            );
+        }
+        let hp = ctx.hp;
+        ctx.kv.u32(
+            &format!("{A}.attention.sliding_window"),
+            hp.require_u32(&["local_attention"])?,
+        );
+        if let Some(p) = hp.find_u32(&["global_attn_every_n_layers"])? {
+            ctx.kv
+                .u32(&format!("{A}.attention.sliding_window_pattern"), p);
+        }
+        ctx.kv.string(&format!("{A}.rope.scaling.type"), "none");
+        ctx.kv
+            .u32(&format!("{A}.vocab_size"), hp.require_u32(&["vocab_size"])?);
+        if let Some(act) = hp.get("hidden_activation").and_then(Value::as_str) {
+            ctx.kv.string(&format!("{A}.hidden_activation"), act);
+        }
+        Ok(())
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        ctx.kv.bool("tokenizer.ggml.add_bos_token", true);
+        ctx.kv.bool("tokenizer.ggml.add_eos_token", true);
+        ctx.kv.bool("tokenizer.ggml.add_sep_token", true);
+        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+        vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)
+    }
+}

@@ -228,6 +228,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &gemma::EmbeddingGemma,
     &bert::NomicBert,
     &bert::XlmRoberta,
+    &bert::ModernBert,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
