@@ -93,6 +93,8 @@ def cases():
         # Unigram vocabulary from sentencepiece.bpe.model (t5 model, fairseq shift, charsmap), the
         # first pad_token_id + 1 position rows dropped and the context shortened by as much.
         "xlm_roberta": ("XLMRobertaModel", tf.XLMRobertaConfig(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **dict(TINY, max_position_embeddings=130, vocab_size=xlmr_vocab)), "xlmr", {}),
+        # The same without sentencepiece.bpe.model: the Unigram vocabulary from tokenizer.json.
+        "xlm_roberta_json": ("XLMRobertaModel", tf.XLMRobertaConfig(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **dict(TINY, max_position_embeddings=130, vocab_size=xlmr_vocab)), "xlmrjson", {}),
         # EmbeddingGemma: names without "model.", gemma-embedding keys, config.json's window.
         "embeddinggemma": ("Gemma3TextModel", tf.Gemma3TextConfig(num_key_value_heads=1, head_dim=4, sliding_window=64, use_bidirectional_attention=True, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
         "ernie4_5": ("Ernie4_5_ForCausalLM", tf.Ernie4_5Config(num_key_value_heads=1, head_dim=4, tie_word_embeddings=False, **NO_SPECIAL, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
@@ -211,7 +213,7 @@ def main() -> int:
             m = Path(tmp) / f"tiny-{case}"
             m.mkdir()
             shutil.copyfile(d / "config.json", m / "config.json")
-            tok_dir, files = {"bpe": (BPE_DIR, BPE_FILES), "spm": (SPM_DIR, SPM_FILES), "xlmr": (XLMR_DIR, XLMR_FILES), "wordpiece": (d, WORDPIECE_FILES)}[tok]
+            tok_dir, files = {"bpe": (BPE_DIR, BPE_FILES), "spm": (SPM_DIR, SPM_FILES), "xlmr": (XLMR_DIR, XLMR_FILES), "xlmrjson": (XLMR_DIR, XLMR_FILES[1:]), "wordpiece": (d, WORDPIECE_FILES)}[tok]
             for f in files:
                 if (tok_dir / f).is_file():
                     shutil.copyfile(tok_dir / f, m / f)

@@ -99,7 +99,7 @@ OPTIONS = {
     "sharded": "several safetensors shards with an index",
     "tied": "tie_word_embeddings (no lm_head in the checkpoint)",
     "longrope": "Phi-3 longrope scaling: rope_factors_long/short tensors generated from the config",
-    "tokjson": "Gemma 3 with tokenizer.json only: GPT-2 vocab, embedding rows beyond it cut off",
+    "tokjson": "tokenizer.json only: Gemma 3 reads it as a GPT-2 vocab (embedding rows beyond it cut off); XLM-RoBERTa as a Unigram vocab without sentencepiece.bpe.model",
     "fullvocab": "with tokjson: no rows beyond the vocabulary, and the added tokens are also in it, so the converter's cut exceeds the rows and keeps them all",
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers, Hunyuan NTK alpha)",
@@ -139,6 +139,7 @@ VARIANTS = [
     "Qwen3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+wide",
     "MixtralForCausalLM+wide",
+    "XLMRobertaModel+tokjson",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -303,7 +304,7 @@ def build_model(case: str, dst: Path) -> None:
     tf.utils.logging.disable_progress_bar()
     tf.utils.logging.set_verbosity_error()
     dst.mkdir(parents=True)
-    bpe = arch in BPE_ARCHS or "tokjson" in opts
+    bpe = arch in BPE_ARCHS or ("tokjson" in opts and arch != "XLMRobertaModel")
     hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
     common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
     moe_ffn = 256 if "wide" in opts else 32
@@ -512,7 +513,7 @@ def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) 
         if arch == "Qwen2ForCausalLM":
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
     elif arch == "XLMRobertaModel":
-        copy_files(XLMR_DIR, dst, ["sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json"])
+        copy_files(XLMR_DIR, dst, ["tokenizer.json", "tokenizer_config.json"] + ([] if "tokjson" in opts else ["sentencepiece.bpe.model"]))
     elif arch not in ("BertModel", "NomicBertModel"):
         copy_files(SPM_DIR, dst, ["tokenizer.model", "tokenizer_config.json"])
     if "pooling" in opts or arch in EMBED_POOLING:

@@ -60,6 +60,10 @@ fn check(case: &str) {
                 "tokenizer_config.json",
             ],
         ),
+        "xlmrjson" => (
+            "gguf/tiny-xlmr-unigram",
+            &["tokenizer.json", "tokenizer_config.json"],
+        ),
         // Written into the case folder by the generator.
         "wordpiece" => (
             "arch-tables/nomic_bert",
@@ -254,6 +258,11 @@ fn nomic_bert_keeps_its_fused_qkv_and_swiglu_and_cuts_the_context_to_2048() {
 #[test]
 fn xlm_roberta_writes_the_unigram_vocabulary_and_skips_the_padded_positions() {
     check("xlm_roberta");
+}
+
+#[test]
+fn xlm_roberta_reads_the_unigram_vocabulary_from_tokenizer_json_alone() {
+    check("xlm_roberta_json");
 }
 
 #[test]
