@@ -17,13 +17,16 @@ f16, q8_0, f32 and bf16.
 Needs torch, transformers, sentencepiece, safetensors, numpy and gguf-py (the one in
 LLAMA_CPP_SRC/gguf-py is put first on sys.path). Tokenizers come from the repository fixtures:
 tests/fixtures/gguf/tiny-llama-spm (SentencePiece), tests/fixtures/gguf/tiny-smol-bpe (GPT-2 BPE,
-pre-tokenizer "smollm"); BERT's WordPiece vocabulary is written here.
+pre-tokenizer "smollm"), tests/fixtures/gguf/tiny-xlmr-unigram (XLM-RoBERTa's SentencePiece Unigram,
+from scripts/gen-unigram-tokenizer.py); BERT's and NomicBERT's WordPiece vocabulary is written
+here, and NomicBERT (a remote-code model) gets a hand-written config.json and weights. Embedding
+models (EMBED_POOLING) get their family's sentence-transformers pooling.
 
 Unknown pre-tokenizers: llama.cpp only knows the fingerprints of real vocabularies. Two tiny
 models cannot have a known one, and for them the converter is run with get_vocab_base_pre()
 falling back to a fixed name when the hash is unknown (and ckpt gets --pre-tokenizer NAME);
 everything else is the unmodified converter:
-  * BertModel: the tiny WordPiece vocabulary written here ("bert-bge").
+  * BertModel, NomicBertModel: the tiny WordPiece vocabulary written here ("bert-bge").
   * Qwen2ForCausalLM: with transformers 5, AutoTokenizer picks Qwen2Tokenizer from config.json's
     model_type and rebuilds the pre-tokenizer with Qwen2's regex, ignoring the SmolLM one in
     tokenizer.json. The tokenizer is therefore re-saved through AutoTokenizer (so tokenizer.json
@@ -534,7 +537,7 @@ def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) 
 
 
 def run(cmd: list[str], env: dict | None = None) -> tuple[int, str]:
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env)
     return p.returncode, p.stdout
 
 
