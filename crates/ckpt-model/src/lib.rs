@@ -149,6 +149,11 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "GraniteMoeSharedForCausalLM",
         "Glm4MoeForCausalLM",
         "GptOssForCausalLM",
+        "Gemma3TextModel",
+        "Qwen3Model",
+        "NomicBertModel",
+        "XLMRobertaModel",
+        "ModernBertModel",
     ]
 }
 

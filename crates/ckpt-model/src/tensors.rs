@@ -456,6 +456,10 @@ fn plan_rows(
                     permute_index(&index, shape[0], *heads).map_err(|m| source_err(source, m))?;
             }
             Transform::TruncateRows { rows: keep } => index.truncate(*keep as usize),
+            Transform::SkipRows { rows } => {
+                let n = (*rows as usize).min(index.len());
+                index.drain(..n);
+            }
             Transform::AddOne { in_f16 } => plus_one = Some(*in_f16),
             Transform::Transpose => unreachable!("handled by convert_whole"),
             Transform::SqueezeDim1 => {}
@@ -667,6 +671,12 @@ fn convert_whole(
             Transform::TruncateRows { rows } => {
                 let row_len: u64 = shape[1..].iter().product();
                 data.truncate((rows * row_len) as usize);
+                data
+            }
+            Transform::SkipRows { rows } => {
+                let row_len: u64 = shape[1..].iter().product();
+                let n = ((*rows).min(shape[0]) * row_len) as usize;
+                data.drain(..n);
                 data
             }
             Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),

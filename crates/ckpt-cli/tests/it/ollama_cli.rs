@@ -592,3 +592,87 @@ fn a_modelfile_from_a_split_shard_and_a_merged_file_give_the_same_model_layer() 
         1
     );
 }
+
+/// A tiny XLM-RoBERTa embedding folder (bge-m3 layout) from the arch-table fixture: its
+/// config.json, the Unigram tokenizer, sentence-transformers CLS pooling and F32 weights.
+fn xlmr_embedding_folder(dir: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let case = fixtures.join("arch-tables/xlm_roberta");
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    std::fs::copy(case.join("config.json"), dir.join("config.json")).unwrap();
+    for f in [
+        "sentencepiece.bpe.model",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        std::fs::copy(fixtures.join("gguf/tiny-xlmr-unigram").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("modules.json"),
+        r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+            {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("1_Pooling/config.json"),
+        r#"{"word_embedding_dimension": 8, "pooling_mode_cls_token": true}"#,
+    )
+    .unwrap();
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(case.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape) in list {
+        let n: u64 = shape.iter().product();
+        let start = data.len();
+        data.extend((0..n).flat_map(|i| ((i % 13) as f32 * 0.125).to_le_bytes()));
+        header.insert(
+            name,
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend(h);
+    file.extend(data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+}
+
+/// An embedding model (sentence-transformers pooling -> `bert.pooling_type`) gets Ollama's
+/// "embedding" capability instead of "completion".
+#[test]
+fn an_embedding_model_is_created_with_the_embedding_capability() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let folder = work.path().join("tiny-xlmr");
+    xlmr_embedding_folder(&folder);
+    let out = ckpt(&store)
+        .args(["ollama", "create", "tiny-embed", "--quiet", "--from"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = ckpt(&store)
+        .args(["ollama", "show", "tiny-embed"])
+        .output()
+        .unwrap();
+    assert!(show.status.success());
+    let text = String::from_utf8(show.stdout).unwrap();
+    assert!(
+        text.contains("architecture        bert"),
+        "the converted GGUF: {text}"
+    );
+    assert!(
+        text.contains("  Capabilities\n    embedding    \n"),
+        "embedding, not completion: {text}"
+    );
+    assert!(!text.contains("completion"), "{text}");
+}

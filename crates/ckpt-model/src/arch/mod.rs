@@ -39,6 +39,9 @@ pub enum Transform {
     /// Keep only the first `rows` rows (Gemma 3 drops embedding rows beyond the real vocabulary).
     /// Like the converter's Python slice `t[:rows]`, a tensor with fewer rows is kept whole.
     TruncateRows { rows: u64 },
+    /// Drop the first `rows` rows (the converter's `t[rows:]`: RoBERTa position embeddings start
+    /// at `pad_token_id + 1`).
+    SkipRows { rows: u64 },
     /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
     Transpose,
     /// torch's `squeeze(1)`: drops dimension 1 when it has size 1 (LFM2's short-conv kernels
@@ -65,6 +68,12 @@ impl Transform {
                     "cannot keep the first {rows} rows of a tensor of shape {shape:?}"
                 )),
             },
+            Transform::SkipRows { rows } => match shape.first() {
+                Some(&n) if n > *rows => Ok(()),
+                _ => Err(format!(
+                    "cannot drop the first {rows} rows of a tensor of shape {shape:?}"
+                )),
+            },
             Transform::Transpose if shape.len() != 2 => {
                 Err(format!("cannot transpose a tensor of shape {shape:?}"))
             }
@@ -81,6 +90,11 @@ impl Transform {
             Transform::TruncateRows { rows } => {
                 let mut s = shape.to_vec();
                 s[0] = s[0].min(*rows);
+                s
+            }
+            Transform::SkipRows { rows } => {
+                let mut s = shape.to_vec();
+                s[0] -= s[0].min(*rows);
                 s
             }
             Transform::Transpose => vec![shape[1], shape[0]],
@@ -231,6 +245,10 @@ static REGISTRY: &[&dyn Architecture] = &[
     &moe::GRANITE_MOE,
     &moe::GLM4_MOE,
     &moe::GPT_OSS,
+    &gemma::EmbeddingGemma,
+    &bert::NomicBert,
+    &bert::XlmRoberta,
+    &bert::ModernBert,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -136,12 +136,19 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.wte",
             "wte",
             "embeddings.word_embeddings",
+            "embed_tokens",
+            "embeddings.tok_embeddings",
         ],
     ),
     (Kind::TokenTypes, &["embeddings.token_type_embeddings"]),
     (
         Kind::TokenEmbdNorm,
-        &["embeddings.LayerNorm", "model.embedding_norm"],
+        &[
+            "embeddings.LayerNorm",
+            "model.embedding_norm",
+            "embeddings.norm",
+            "emb_ln",
+        ],
     ),
     (
         Kind::PosEmbd,
@@ -150,7 +157,13 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     (Kind::Output, &["lm_head"]),
     (
         Kind::OutputNorm,
-        &["model.norm", "transformer.ln_f", "ln_f"],
+        &[
+            "model.norm",
+            "transformer.ln_f",
+            "ln_f",
+            "norm",
+            "final_norm",
+        ],
     ),
     (Kind::RopeFreqs, &[]),
     (Kind::RopeFactorsLong, &[]),
@@ -162,6 +175,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.h.{bid}.ln_1",
             "h.{bid}.ln_1",
             "model.layers.{bid}.operator_norm",
+            "layers.{bid}.input_layernorm",
+            "layers.{bid}.attn_norm",
         ],
     ),
     (
@@ -170,6 +185,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.self_attn.qkv_proj",
             "transformer.h.{bid}.attn.c_attn",
             "h.{bid}.attn.c_attn",
+            "encoder.layers.{bid}.attn.Wqkv",
+            "layers.{bid}.attn.Wqkv",
         ],
     ),
     (
@@ -177,6 +194,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.q_proj",
             "encoder.layer.{bid}.attention.self.query",
+            "layers.{bid}.self_attn.q_proj",
         ],
     ),
     (
@@ -184,6 +202,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.k_proj",
             "encoder.layer.{bid}.attention.self.key",
+            "layers.{bid}.self_attn.k_proj",
         ],
     ),
     (
@@ -191,6 +210,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.v_proj",
             "encoder.layer.{bid}.attention.self.value",
+            "layers.{bid}.self_attn.v_proj",
         ],
     ),
     (
@@ -201,17 +221,24 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "h.{bid}.attn.c_proj",
             "encoder.layer.{bid}.attention.output.dense",
             "model.layers.{bid}.self_attn.out_proj",
+            "layers.{bid}.self_attn.o_proj",
+            "layers.{bid}.attn.Wo",
+            "encoder.layers.{bid}.attn.out_proj",
         ],
     ),
     (
         Kind::AttnOutNorm,
-        &["encoder.layer.{bid}.attention.output.LayerNorm"],
+        &[
+            "encoder.layer.{bid}.attention.output.LayerNorm",
+            "encoder.layers.{bid}.norm1",
+        ],
     ),
     (
         Kind::AttnPostNorm,
         &[
             "model.layers.{bid}.post_attention_layernorm",
             "model.layers.{bid}.post_self_attn_layernorm",
+            "layers.{bid}.post_attention_layernorm",
         ],
     ),
     (
@@ -221,17 +248,23 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.post_attention_layernorm",
             "h.{bid}.ln_2",
             "model.layers.{bid}.ffn_norm",
+            "layers.{bid}.post_attention_layernorm",
+            "layers.{bid}.mlp_norm",
         ],
     ),
     (
         Kind::FfnPreNorm,
-        &["model.layers.{bid}.pre_feedforward_layernorm"],
+        &[
+            "model.layers.{bid}.pre_feedforward_layernorm",
+            "layers.{bid}.pre_feedforward_layernorm",
+        ],
     ),
     (
         Kind::FfnPostNorm,
         &[
             "model.layers.{bid}.post_feedforward_layernorm",
             "model.layers.{bid}.post_mlp_layernorm",
+            "layers.{bid}.post_feedforward_layernorm",
         ],
     ),
     (
@@ -243,6 +276,9 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.gate_up_proj",
             "encoder.layer.{bid}.intermediate.dense",
             "model.layers.{bid}.feed_forward.w3",
+            "layers.{bid}.mlp.up_proj",
+            "layers.{bid}.mlp.Wi",
+            "encoder.layers.{bid}.mlp.fc11",
         ],
     ),
     (
@@ -250,6 +286,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.gate_proj",
             "model.layers.{bid}.feed_forward.w1",
+            "layers.{bid}.mlp.gate_proj",
+            "encoder.layers.{bid}.mlp.fc12",
         ],
     ),
     (
@@ -260,6 +298,9 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.down_proj",
             "encoder.layer.{bid}.output.dense",
             "model.layers.{bid}.feed_forward.w2",
+            "layers.{bid}.mlp.down_proj",
+            "layers.{bid}.mlp.Wo",
+            "encoder.layers.{bid}.mlp.fc2",
         ],
     ),
     (
@@ -268,6 +309,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.self_attn.q_norm",
             "model.layers.{bid}.self_attn.query_layernorm",
             "model.layers.{bid}.self_attn.q_layernorm",
+            "layers.{bid}.self_attn.q_norm",
         ],
     ),
     (
@@ -276,11 +318,15 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.self_attn.k_norm",
             "model.layers.{bid}.self_attn.key_layernorm",
             "model.layers.{bid}.self_attn.k_layernorm",
+            "layers.{bid}.self_attn.k_norm",
         ],
     ),
     (
         Kind::LayerOutNorm,
-        &["encoder.layer.{bid}.output.LayerNorm"],
+        &[
+            "encoder.layer.{bid}.output.LayerNorm",
+            "encoder.layers.{bid}.norm2",
+        ],
     ),
     // Mixture-of-experts kinds. The `experts.*` spellings are the names the converter gives a
     // stacked tensor (per-expert tensors are gathered first, see `arch::moe`).
