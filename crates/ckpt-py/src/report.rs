@@ -242,7 +242,7 @@ pub fn quantize(output: &Path, ftype: &ckpt::Ftype, report: &ckpt::QuantizeRepor
         })
         .collect();
     json!({
-        "output": output, "ftype": ftype.name(), "tensors": tensors, "fallbacks": report.n_fallback,
+        "output": output, "outputs": report.outputs, "ftype": ftype.name(), "tensors": tensors, "fallbacks": report.n_fallback,
         "input_bytes": report.input_bytes, "output_bytes": report.output_bytes,
     })
 }
