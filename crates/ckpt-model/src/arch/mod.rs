@@ -14,6 +14,7 @@ pub mod moe;
 pub mod phi3;
 pub mod qwen;
 pub mod tensor_map;
+pub mod vision;
 
 use std::path::Path;
 

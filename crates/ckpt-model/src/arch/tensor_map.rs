@@ -50,6 +50,27 @@ pub enum Kind {
     ShortConvConv,
     ShortConvInProj,
     ShortConvOutProj,
+    // Vision encoders and projectors (mmproj GGUFs, gguf-py's `V_*` tensors).
+    VMmInpProj,
+    VMmSoftEmbNorm,
+    VEncEmbdPatch,
+    VEncEmbdPos,
+    VEncAttnQ,
+    VEncAttnK,
+    VEncAttnV,
+    VEncInputNorm,
+    VEncAttnO,
+    VEncPostAttnNorm,
+    VEncFfnUp,
+    VEncFfnGate,
+    VEncFfnDown,
+    VPostNorm,
+    VPreNorm,
+    VMmProj,
+    VMmProjFc,
+    VMmInpNorm,
+    VMmPatchMerger,
+    VTokEmbdImgBreak,
 }
 
 impl Kind {
@@ -94,6 +115,26 @@ impl Kind {
             Kind::ShortConvConv => "blk.{bid}.shortconv.conv",
             Kind::ShortConvInProj => "blk.{bid}.shortconv.in_proj",
             Kind::ShortConvOutProj => "blk.{bid}.shortconv.out_proj",
+            Kind::VMmInpProj => "mm.input_projection",
+            Kind::VMmSoftEmbNorm => "mm.soft_emb_norm",
+            Kind::VEncEmbdPatch => "v.patch_embd",
+            Kind::VEncEmbdPos => "v.position_embd",
+            Kind::VEncAttnQ => "v.blk.{bid}.attn_q",
+            Kind::VEncAttnK => "v.blk.{bid}.attn_k",
+            Kind::VEncAttnV => "v.blk.{bid}.attn_v",
+            Kind::VEncInputNorm => "v.blk.{bid}.ln1",
+            Kind::VEncAttnO => "v.blk.{bid}.attn_out",
+            Kind::VEncPostAttnNorm => "v.blk.{bid}.ln2",
+            Kind::VEncFfnUp => "v.blk.{bid}.ffn_up",
+            Kind::VEncFfnGate => "v.blk.{bid}.ffn_gate",
+            Kind::VEncFfnDown => "v.blk.{bid}.ffn_down",
+            Kind::VPostNorm => "v.post_ln",
+            Kind::VPreNorm => "v.pre_ln",
+            Kind::VMmProj => "mm.{bid}",
+            Kind::VMmProjFc => "mm.model.fc",
+            Kind::VMmInpNorm => "mm.input_norm",
+            Kind::VMmPatchMerger => "mm.patch_merger",
+            Kind::VTokEmbdImgBreak => "v.token_embd.img_break",
         }
     }
 }
@@ -327,6 +368,145 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         Kind::ShortConvOutProj,
         &["model.layers.{bid}.conv.out_proj"],
     ),
+    (
+        Kind::VMmInpProj,
+        &["multi_modal_projector.mm_input_projection"],
+    ),
+    (
+        Kind::VMmSoftEmbNorm,
+        &["multi_modal_projector.mm_soft_emb_norm"],
+    ),
+    (
+        Kind::VEncEmbdPatch,
+        &[
+            "vision_tower.vision_model.embeddings.patch_embedding",
+            "model.vision_model.embeddings.patch_embedding",
+            "vision_tower.patch_conv",
+            "visual.patch_embed.proj",
+        ],
+    ),
+    (
+        Kind::VEncEmbdPos,
+        &[
+            "vision_tower.vision_model.embeddings.position_embedding",
+            "model.vision_model.embeddings.position_embedding",
+            "visual.pos_embed",
+        ],
+    ),
+    (
+        Kind::VEncAttnQ,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.self_attn.q_proj",
+            "model.vision_model.encoder.layers.{bid}.self_attn.q_proj",
+            "vision_tower.transformer.layers.{bid}.attention.q_proj",
+            "visual.blocks.{bid}.attn.q",
+        ],
+    ),
+    (
+        Kind::VEncAttnK,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.self_attn.k_proj",
+            "model.vision_model.encoder.layers.{bid}.self_attn.k_proj",
+            "vision_tower.transformer.layers.{bid}.attention.k_proj",
+            "visual.blocks.{bid}.attn.k",
+        ],
+    ),
+    (
+        Kind::VEncAttnV,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.self_attn.v_proj",
+            "model.vision_model.encoder.layers.{bid}.self_attn.v_proj",
+            "vision_tower.transformer.layers.{bid}.attention.v_proj",
+            "visual.blocks.{bid}.attn.v",
+        ],
+    ),
+    (
+        Kind::VEncInputNorm,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.layer_norm1",
+            "model.vision_model.encoder.layers.{bid}.layer_norm1",
+            "vision_tower.transformer.layers.{bid}.attention_norm",
+            "visual.blocks.{bid}.norm1",
+        ],
+    ),
+    (
+        Kind::VEncAttnO,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.self_attn.out_proj",
+            "model.vision_model.encoder.layers.{bid}.self_attn.out_proj",
+            "vision_tower.transformer.layers.{bid}.attention.o_proj",
+            "visual.blocks.{bid}.attn.proj",
+        ],
+    ),
+    (
+        Kind::VEncPostAttnNorm,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.layer_norm2",
+            "model.vision_model.encoder.layers.{bid}.layer_norm2",
+            "vision_tower.transformer.layers.{bid}.ffn_norm",
+            "visual.blocks.{bid}.norm2",
+        ],
+    ),
+    (
+        Kind::VEncFfnUp,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.mlp.fc1",
+            "model.vision_model.encoder.layers.{bid}.mlp.fc1",
+            "vision_tower.transformer.layers.{bid}.feed_forward.up_proj",
+            "visual.blocks.{bid}.mlp.fc1",
+            "visual.blocks.{bid}.mlp.up_proj",
+        ],
+    ),
+    (
+        Kind::VEncFfnGate,
+        &[
+            "vision_tower.transformer.layers.{bid}.feed_forward.gate_proj",
+            "visual.blocks.{bid}.mlp.gate_proj",
+        ],
+    ),
+    (
+        Kind::VEncFfnDown,
+        &[
+            "vision_tower.vision_model.encoder.layers.{bid}.mlp.fc2",
+            "model.vision_model.encoder.layers.{bid}.mlp.fc2",
+            "vision_tower.transformer.layers.{bid}.feed_forward.down_proj",
+            "visual.blocks.{bid}.mlp.fc2",
+            "visual.blocks.{bid}.mlp.down_proj",
+        ],
+    ),
+    (
+        Kind::VPostNorm,
+        &[
+            "vision_tower.vision_model.post_layernorm",
+            "model.vision_model.post_layernorm",
+            "visual.merger.ln_q",
+        ],
+    ),
+    (
+        Kind::VPreNorm,
+        &[
+            "vision_tower.vision_model.pre_layrnorm",
+            "vision_tower.ln_pre",
+            "model.vision_model.pre_layrnorm",
+        ],
+    ),
+    (
+        Kind::VMmProj,
+        &[
+            "multi_modal_projector.linear_{bid}",
+            "visual.merger.mlp.{bid}",
+        ],
+    ),
+    (
+        Kind::VMmProjFc,
+        &["model.connector.modality_projection.proj"],
+    ),
+    (Kind::VMmInpNorm, &["multi_modal_projector.norm"]),
+    (
+        Kind::VMmPatchMerger,
+        &["multi_modal_projector.patch_merger.merging_layer"],
+    ),
+    (Kind::VTokEmbdImgBreak, &[]),
 ];
 
 /// The spellings of one kind.
