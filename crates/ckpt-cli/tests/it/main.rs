@@ -16,3 +16,4 @@ mod quantize;
 mod readme;
 mod remote_cli;
 mod scan_cli;
+mod vision;

@@ -226,7 +226,7 @@ fn gemma3_vocab_rows(t: &TensorRef, hp: &Hparams) -> Result<u64> {
 
 impl Architecture for Gemma3 {
     fn hf_names(&self) -> &'static [&'static str] {
-        &["Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"]
+        &["Gemma3ForCausalLM"]
     }
     fn gguf_arch(&self) -> &'static str {
         "gemma3"

@@ -11,6 +11,7 @@ pub mod gemma;
 pub mod gpt2;
 pub mod llama;
 pub mod moe;
+pub mod multimodal;
 pub mod phi3;
 pub mod qwen;
 pub mod tensor_map;
@@ -212,6 +213,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::GLM4,
     &dense2::HUNYUAN_DENSE,
     &dense2::LFM2,
+    &multimodal::GEMMA3_VLM,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
