@@ -236,6 +236,12 @@ fn write_mmproj(
     })
 }
 
+/// Whether `--mmproj` can write a projector for the model folder `dir` (a vision-language
+/// architecture with a complete vision config).
+pub fn has_projector(dir: &Path) -> bool {
+    ckpt_model::mmproj::check(dir).is_ok()
+}
+
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
     check_destination(dst, opts.overwrite)?;

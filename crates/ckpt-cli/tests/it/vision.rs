@@ -228,3 +228,168 @@ fn inspect_shows_the_projector() {
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert!(v["projector"].as_str().unwrap().starts_with("gemma3"));
 }
+
+fn ollama(store: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ckpt"));
+    c.env("OLLAMA_MODELS", store).env_remove("OLLAMA_HOST");
+    c
+}
+
+/// (media type, blob path) of each layer of `name`'s manifest.
+fn layers(store: &Path, name: &str) -> Vec<(String, PathBuf)> {
+    let st = ckpt_ollama::Store::new(store);
+    let m = st
+        .read_manifest(&ckpt_ollama::ModelName::parse(name).unwrap())
+        .unwrap()
+        .unwrap();
+    m.manifest
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                l.media_type.clone(),
+                st.blob_path(&ckpt_ollama::Digest::parse(&l.digest).unwrap()),
+            )
+        })
+        .collect()
+}
+
+const PROJECTOR: &str = "application/vnd.ollama.image.projector";
+const MODEL: &str = "application/vnd.ollama.image.model";
+
+#[test]
+fn ollama_create_of_a_vision_folder_writes_model_and_projector_layers() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    // The fixture folder: its text model (F16, as Ollama converts) and its projector.
+    let r = ollama(&store)
+        .args(["ollama", "create", "vis", "--from"])
+        .arg(fx("vision/tiny-gemma3-vision"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let l = layers(&store, "vis");
+    let kinds: Vec<&str> = l.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(kinds[..2], [MODEL, PROJECTOR], "{kinds:?}");
+    assert_same(&l[1].1, &fx("vision/mmproj-tiny-gemma3-vision.f16.gguf"));
+    let show = ollama(&store)
+        .args(["ollama", "show", "vis"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&show.stdout);
+    assert!(out.contains("Projector") && out.contains("clip"), "{out}");
+    assert!(out.contains("vision"), "{out}");
+
+    // Quantizing the text model leaves the projector as it is.
+    let r = ollama(&store)
+        .args(["ollama", "create", "vis-q", "-q", "q8_0", "--from"])
+        .arg(fx("vision/tiny-gemma3-vision"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let l = layers(&store, "vis-q");
+    let model = l.iter().find(|(m, _)| m == MODEL).unwrap();
+    assert_same(&model.1, &fx("vision/tiny-gemma3-vision.q8_0.gguf"));
+    let proj = l.iter().find(|(m, _)| m == PROJECTOR).unwrap();
+    assert_same(&proj.1, &fx("vision/mmproj-tiny-gemma3-vision.f16.gguf"));
+
+    // A Modelfile with two FROM lines: the model GGUF and the mmproj GGUF.
+    let mf = work.path().join("Modelfile");
+    std::fs::write(
+        &mf,
+        format!(
+            "FROM {}\nFROM {}\n",
+            fx("vision/tiny-gemma3-vision.q8_0.gguf").display(),
+            fx("vision/mmproj-tiny-gemma3-vision.f16.gguf").display()
+        ),
+    )
+    .unwrap();
+    let r = ollama(&store)
+        .args(["ollama", "create", "vis-mf", "-f"])
+        .arg(&mf)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let l = layers(&store, "vis-mf");
+    let proj = l.iter().find(|(m, _)| m == PROJECTOR).unwrap();
+    assert_same(&proj.1, &fx("vision/mmproj-tiny-gemma3-vision.f16.gguf"));
+    assert!(l.iter().any(|(m, _)| m == MODEL));
+}
+
+#[test]
+fn ollama_client_sees_the_projector_through_ckpt_serve() {
+    let Some(py) = std::env::var_os("CKPT_PYTHON") else {
+        eprintln!(
+            "skipped: set CKPT_PYTHON to a python with the `ollama` client (scripts/test.sh does)"
+        );
+        return;
+    };
+    let ok = Command::new(&py)
+        .args(["-c", "import ollama"])
+        .status()
+        .unwrap()
+        .success();
+    if !ok {
+        eprintln!("skipped: the `ollama` Python client is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let mut server = ollama(&store)
+        .args(["serve", "--host", &host])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&host).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The vision folder's files uploaded as blobs and converted by /api/create.
+    let script = r#"
+import sys, os, ollama
+host, model_dir = sys.argv[1], sys.argv[2]
+c = ollama.Client(host="http://" + host)
+files = {name: c.create_blob(os.path.join(model_dir, name)) for name in sorted(os.listdir(model_dir))}
+statuses = [r.status for r in c.create(model="tiny-vision", files=files, stream=True)]
+assert statuses[-1] == "success", statuses
+show = c.show("tiny-vision")
+assert "vision" in (show.capabilities or []), show.capabilities
+assert show.modelinfo["general.architecture"] == "gemma3", show.modelinfo
+# ShowResponse has no field for it: the projector_info of the same /api/show, through the
+# client's own HTTP session.
+raw = c._client.post("/api/show", json={"model": "tiny-vision"}).json()
+pi = raw.get("projector_info")
+assert pi and pi.get("general.architecture") == "clip", raw.keys()
+assert pi.get("clip.vision.block_count") == 1, pi
+print("ok", statuses)
+"#;
+    let r = Command::new(&py)
+        .args(["-c", script, &host])
+        .arg(fx("vision/tiny-gemma3-vision"))
+        .env("NO_PROXY", "*")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        r.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let l = layers(&store, "tiny-vision");
+    assert!(l.iter().any(|(m, _)| m == PROJECTOR), "{l:?}");
+}
