@@ -31,7 +31,7 @@ BPE_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-smol-bpe"
 SEED = 0
 
 # Vision architectures the builder knows.
-VISION_ARCHS = ["Gemma3ForConditionalGeneration"]
+VISION_ARCHS = ["Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration"]
 
 
 def _perturb_and_save(model, dst: Path) -> None:
@@ -90,6 +90,29 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Gemma3ImageProcessor", "image_seq_length": 1,
             "image_std": [0.5, 0.5, 0.5], "processor_class": "Gemma3Processor", "resample": 2,
             "rescale_factor": 0.00392156862745098, "size": {"height": vis["image_size"], "width": vis["image_size"]},
+        }, indent=2) + "\n")
+    elif arch == "LlavaForConditionalGeneration":
+        # Pixtral 12B's layout: a Mistral text model, a Pixtral vision tower (3 blocks: the
+        # converter maps multi_modal_projector.linear_{1,2} only for block ids below the
+        # tower's block count), the SmolLM BPE tokenizer with an [IMG_BREAK] added token.
+        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+        tcfg = tf.MistralConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                intermediate_size=128, max_position_embeddings=256, head_dim=16)
+        vcfg = tf.PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=28,
+                                      patch_size=14, head_dim=16)
+        cfg = tf.LlavaConfig(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, projector_hidden_act="gelu",
+                             vision_feature_layer=-1)
+        cfg.architectures = [arch]
+        model = tf.LlavaForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copyfile(BPE_DIR / n, dst / n)
+        tok = dst / "tokenizer.json"
+        tok.write_text(tok.read_text(encoding="utf-8").replace("<repo_name>", "[IMG_BREAK]"), encoding="utf-8")
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "PixtralImageProcessor",
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "patch_size": {"height": 14, "width": 14},
+            "size": {"longest_edge": 28},
         }, indent=2) + "\n")
     else:
         raise SystemExit(f"unknown vision architecture {arch}")

@@ -85,11 +85,12 @@ ALL_ARCHS = [
     "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
     "Gemma3ForConditionalGeneration",
+    "LlavaForConditionalGeneration",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
 # `convert_hf_to_gguf.py --mmproj`.
-VISION_ARCHS = {"Gemma3ForConditionalGeneration"}
+VISION_ARCHS = {"Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration"}
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
     "f16src": "checkpoint stored as float16 (Gemma adds its +1 in f16)",
@@ -139,6 +140,7 @@ VARIANTS = [
     "MixtralForCausalLM+wide",
     "Gemma3ForConditionalGeneration+f16src",
     "Gemma3ForConditionalGeneration+f32src",
+    "LlavaForConditionalGeneration+f16src",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {

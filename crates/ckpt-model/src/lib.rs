@@ -139,6 +139,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Lfm2ForCausalLM",
         "LFM2ForCausalLM",
         "Gemma3ForConditionalGeneration",
+        "LlavaForConditionalGeneration",
     ]
 }
 

@@ -112,6 +112,7 @@ pub fn check(model_dir: &Path) -> Result<(String, &'static dyn VisionArch, Visio
     for key in ["image_mean", "image_std"] {
         image_stats(&v, key).map_err(|e| incomplete(e.to_string()))?;
     }
+    arch.check(model_dir, &v)?;
     Ok((hf_arch, arch, v))
 }
 

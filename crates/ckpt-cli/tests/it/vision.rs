@@ -393,3 +393,29 @@ print("ok", statuses)
     let l = layers(&store, "tiny-vision");
     assert!(l.iter().any(|(m, _)| m == PROJECTOR), "{l:?}");
 }
+
+#[test]
+fn llava_without_a_pixtral_tower_refuses_the_projector() {
+    // LLaVA 1.5 style (CLIP/SigLIP tower): llama.cpp's converter writes Pixtral projectors only.
+    let work = tempfile::tempdir().unwrap();
+    let model = copy_model(work.path());
+    let cfg_path = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["architectures"] = serde_json::json!(["LlavaForConditionalGeneration"]);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let r = ckpt(&[
+        os("convert"),
+        model.as_os_str(),
+        work.path().join("t.gguf").as_os_str(),
+        os("--mmproj"),
+        work.path().join("m.gguf").as_os_str(),
+    ]);
+    assert_eq!(r.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("LlavaForConditionalGeneration") && err.contains("siglip_vision_model"),
+        "{err}"
+    );
+    assert!(!work.path().join("t.gguf").exists());
+}

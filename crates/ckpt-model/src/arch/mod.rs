@@ -214,6 +214,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::HUNYUAN_DENSE,
     &dense2::LFM2,
     &multimodal::GEMMA3_VLM,
+    &multimodal::LLAVA,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -64,3 +64,9 @@ pub static GEMMA3_VLM: TextOf = TextOf {
     names: &["Gemma3ForConditionalGeneration"],
     inner: &super::gemma::Gemma3,
 };
+
+/// LLaVA-style folders (Pixtral 12B, LLaVA 1.5): `LlamaModel` converts the text model.
+pub static LLAVA: TextOf = TextOf {
+    names: &["LlavaForConditionalGeneration"],
+    inner: &super::llama::LLAMA,
+};

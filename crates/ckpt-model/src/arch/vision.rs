@@ -112,6 +112,12 @@ pub trait VisionArch: Sync {
         vision: &mut Map<String, Value>,
         path: &std::path::Path,
     ) -> Result<()>;
+    /// Checks beyond the vision config that the converter makes before writing (tokens it
+    /// looks up, activations it knows).
+    fn check(&self, model_dir: &std::path::Path, v: &VisionHparams) -> Result<()> {
+        let _ = (model_dir, v);
+        Ok(())
+    }
     /// The converter's `filter_tensors`: the (possibly renamed) name of a projector tensor, or
     /// `None` when it is not one.
     fn filter(&self, name: &str) -> Option<String>;
@@ -171,7 +177,17 @@ pub const VISION_TENSORS: &[Kind] = &[
 ];
 
 fn map_vision(name: &str, bid: Option<u32>, block_count: u32, arch: &str) -> Result<String> {
-    tensor_map::map_name(VISION_TENSORS, name, bid, block_count).ok_or_else(|| {
+    // gguf-py expands every `{bid}` spelling for all blocks, so a block number that is not its
+    // own name component (`multi_modal_projector.linear_1`) maps too.
+    tensor_map::map_name(VISION_TENSORS, name, bid, block_count)
+        .or_else(|| {
+            (0..block_count).find_map(|b| {
+                (Some(b) != bid)
+                    .then(|| tensor_map::map_name(VISION_TENSORS, name, Some(b), block_count))
+                    .flatten()
+            })
+        })
+        .ok_or_else(|| {
         Error::Unsupported(format!(
             "cannot map vision tensor '{name}' to an mmproj GGUF name for {arch} (no rule for it; refusing to drop it silently)"
         ))
@@ -302,6 +318,157 @@ impl VisionArch for Gemma3Vision {
     }
 }
 
+/// transformers' `PixtralVisionConfig` defaults.
+fn pixtral_defaults(v: &mut Map<String, Value>) {
+    for (k, d) in [
+        ("hidden_size", Value::from(1024)),
+        ("intermediate_size", Value::from(4096)),
+        ("num_hidden_layers", Value::from(24)),
+        ("num_attention_heads", Value::from(16)),
+        ("num_channels", Value::from(3)),
+        ("image_size", Value::from(1024)),
+        ("patch_size", Value::from(16)),
+        ("hidden_act", Value::from("gelu")),
+        ("head_dim", Value::from(64)),
+    ] {
+        set_default(v, k, d);
+    }
+}
+
+/// The id of an added token: tokenizer_config.json's `added_tokens_decoder` first, then
+/// tokenizer.json's `added_tokens` (`LlavaVisionModel.get_token_id`).
+fn added_token_id(model_dir: &std::path::Path, token: &str) -> Result<i64> {
+    let cfg_path = model_dir.join("tokenizer_config.json");
+    let cfg = crate::hparams::read_json_object(&cfg_path)?;
+    if let Some(Value::Object(dec)) = cfg.get("added_tokens_decoder") {
+        for (id, data) in dec {
+            if data.get("content").and_then(Value::as_str) == Some(token) {
+                return id.parse::<i64>().map_err(|_| {
+                    Error::invalid(&cfg_path, format!("added token id '{id}' is not a number"))
+                });
+            }
+        }
+    }
+    let tok_path = model_dir.join("tokenizer.json");
+    let tok = crate::hparams::read_json_object(&tok_path)?;
+    if let Some(Value::Array(added)) = tok.get("added_tokens") {
+        for t in added {
+            if t.get("content").and_then(Value::as_str) == Some(token) {
+                if let Some(id) = t.get("id").and_then(Value::as_i64) {
+                    return Ok(id);
+                }
+            }
+        }
+    }
+    Err(Error::invalid(
+        &tok_path,
+        format!("token '{token}' is in neither tokenizer_config.json nor tokenizer.json (the projector needs its id)"),
+    ))
+}
+
+/// Pixtral vision (LLaVA-style folders of Pixtral 12B): rotary attention whose Q/K rows are
+/// permuted like Llama's, a two-layer MLP projector (`mm.1`, `mm.2`).
+pub struct PixtralVision;
+
+impl VisionArch for PixtralVision {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["LlavaForConditionalGeneration"]
+    }
+    fn projector(&self) -> &'static str {
+        "pixtral"
+    }
+    fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
+        match v.get("model_type").and_then(Value::as_str) {
+            Some("pixtral") => {
+                pixtral_defaults(v);
+                set_default(v, "layer_norm_eps", Value::from(1e-5));
+                Ok(())
+            }
+            other => Err(Error::Unsupported(format!(
+                "{}: LlavaForConditionalGeneration with vision model type {} (llama.cpp's converter writes projectors of Pixtral vision towers only)",
+                path.display(),
+                other.unwrap_or("(none)")
+            ))),
+        }
+    }
+    fn check(&self, model_dir: &std::path::Path, v: &VisionHparams) -> Result<()> {
+        added_token_id(model_dir, "[IMG_BREAK]")?;
+        match v.vision.get("hidden_act").and_then(Value::as_str) {
+            Some("silu" | "gelu") => Ok(()),
+            other => Err(Error::Unsupported(format!(
+                "{}: Pixtral vision hidden_act {other:?} (expected silu or gelu)",
+                v.path.display()
+            ))),
+        }
+    }
+    fn filter(&self, name: &str) -> Option<String> {
+        base_filter(name)
+    }
+    fn tensor(
+        &self,
+        name: &str,
+        bid: Option<u32>,
+        _dtype: DType,
+        v: &VisionHparams,
+    ) -> Result<VisionAction> {
+        const VISION: [&str; 6] = [
+            "multi_modal_projector.",
+            "vision_tower.",
+            "vision_encoder.",
+            "vision_language_adapter.",
+            "patch_merger.",
+            "pre_mm_projector_norm",
+        ];
+        if VISION.iter().any(|p| name.starts_with(p)) {
+            let mut transforms = Vec::new();
+            if name.ends_with("q_proj.weight")
+                || name.ends_with("q_proj.bias")
+                || name.ends_with("k_proj.weight")
+                || name.ends_with("k_proj.bias")
+            {
+                let heads = v.require_u32(&["num_attention_heads"])? as u64;
+                transforms.push(Transform::PermuteRows { heads });
+            }
+            return Ok(VisionAction::Keep {
+                name: map_vision(name, bid, v.block_count, "LlavaForConditionalGeneration")?,
+                transforms,
+            });
+        }
+        if name.contains("embed_tokens.weight") {
+            // The converter would extract the [IMG_BREAK] row here (only reached when the text
+            // model's tensors are not under `language_model.`).
+            return Err(Error::Unsupported(format!(
+                "'{name}': extracting the [IMG_BREAK] embedding from a text embedding outside language_model.* is not supported"
+            )));
+        }
+        Ok(VisionAction::Skip)
+    }
+    fn write_params(&self, v: &VisionHparams, kv: &mut KvList) -> Result<()> {
+        kv.string("clip.projector_type", "pixtral");
+        kv.f32(
+            "clip.vision.attention.layer_norm_epsilon",
+            v.f32_or("layer_norm_eps", 1e-5)?,
+        );
+        match v.vision.get("hidden_act").and_then(Value::as_str) {
+            Some("silu") => kv.bool("clip.use_silu", true),
+            _ => kv.bool("clip.use_gelu", true),
+        }
+        if let Some(m) = v.global.get("spatial_merge_size") {
+            let n = m
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &v.path,
+                        format!("spatial_merge_size is {m}, expected an integer"),
+                    )
+                })?;
+            kv.u32("clip.vision.spatial_merge_size", n);
+        }
+        Ok(())
+    }
+}
+
 /// `MmprojModel.filter_tensors` + `ModelBase.filter_tensors`: text tensors are not part of
 /// the projector; the generic renames.
 fn base_filter(name: &str) -> Option<String> {
@@ -315,7 +482,7 @@ fn base_filter(name: &str) -> Option<String> {
     })
 }
 
-static VISION_REGISTRY: &[&dyn VisionArch] = &[&Gemma3Vision];
+static VISION_REGISTRY: &[&dyn VisionArch] = &[&Gemma3Vision, &PixtralVision];
 
 /// The projector description for a Hugging Face architecture.
 pub fn find_vision(hf_arch: &str) -> Option<&'static dyn VisionArch> {
