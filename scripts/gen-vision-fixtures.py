@@ -31,7 +31,7 @@ BPE_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-smol-bpe"
 SEED = 0
 
 # Vision architectures the builder knows.
-VISION_ARCHS = ["Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration"]
+VISION_ARCHS = ["Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"]
 
 
 def _perturb_and_save(model, dst: Path) -> None:
@@ -91,7 +91,7 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "image_std": [0.5, 0.5, 0.5], "processor_class": "Gemma3Processor", "resample": 2,
             "rescale_factor": 0.00392156862745098, "size": {"height": vis["image_size"], "width": vis["image_size"]},
         }, indent=2) + "\n")
-    elif arch == "LlavaForConditionalGeneration":
+    elif arch in ("LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"):
         # Pixtral 12B's layout: a Mistral text model, a Pixtral vision tower (3 blocks: the
         # converter maps multi_modal_projector.linear_{1,2} only for block ids below the
         # tower's block count), the SmolLM BPE tokenizer with an [IMG_BREAK] added token.
@@ -100,10 +100,15 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
                                 intermediate_size=128, max_position_embeddings=256, head_dim=16)
         vcfg = tf.PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=28,
                                       patch_size=14, head_dim=16)
-        cfg = tf.LlavaConfig(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, projector_hidden_act="gelu",
-                             vision_feature_layer=-1)
+        if arch == "LlavaForConditionalGeneration":
+            cfg = tf.LlavaConfig(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, projector_hidden_act="gelu",
+                                 vision_feature_layer=-1)
+        else:
+            # Mistral Small 3.1: the projector adds an RMS norm and a 2x2 patch merger.
+            cfg = tf.Mistral3Config(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, spatial_merge_size=2,
+                                    vision_feature_layer=-1)
         cfg.architectures = [arch]
-        model = tf.LlavaForConditionalGeneration(cfg).to(torch_dtype).eval()
+        model = getattr(tf, arch)(cfg).to(torch_dtype).eval()
         _perturb_and_save(model, dst)
         for n in ["tokenizer.json", "tokenizer_config.json"]:
             shutil.copyfile(BPE_DIR / n, dst / n)

@@ -86,11 +86,12 @@ ALL_ARCHS = [
     "Lfm2ForCausalLM",
     "Gemma3ForConditionalGeneration",
     "LlavaForConditionalGeneration",
+    "Mistral3ForConditionalGeneration",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
 # `convert_hf_to_gguf.py --mmproj`.
-VISION_ARCHS = {"Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration"}
+VISION_ARCHS = {"Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"}
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
     "f16src": "checkpoint stored as float16 (Gemma adds its +1 in f16)",

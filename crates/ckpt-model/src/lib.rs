@@ -140,6 +140,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "LFM2ForCausalLM",
         "Gemma3ForConditionalGeneration",
         "LlavaForConditionalGeneration",
+        "Mistral3ForConditionalGeneration",
     ]
 }
 

@@ -215,6 +215,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::LFM2,
     &multimodal::GEMMA3_VLM,
     &multimodal::LLAVA,
+    &multimodal::MISTRAL3,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

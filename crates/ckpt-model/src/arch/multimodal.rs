@@ -14,6 +14,8 @@ use crate::kv::KvList;
 pub struct TextOf {
     names: &'static [&'static str],
     inner: &'static dyn Architecture,
+    /// Text `model_type`s the converter handles with another class (refused, naming it).
+    refuse: &'static [&'static str],
 }
 
 impl Architecture for TextOf {
@@ -52,6 +54,18 @@ impl Architecture for TextOf {
         self.inner.tensor(t, hp, block_count)
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        if let Some(t) = ctx
+            .hp
+            .get("model_type")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| self.refuse.contains(t))
+        {
+            return Err(ckpt_core::Error::Unsupported(format!(
+                "{}: {} with a {t} text model is not supported",
+                ctx.hp.path.display(),
+                self.names[0]
+            )));
+        }
         self.inner.write_params(ctx)
     }
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
@@ -63,10 +77,28 @@ impl Architecture for TextOf {
 pub static GEMMA3_VLM: TextOf = TextOf {
     names: &["Gemma3ForConditionalGeneration"],
     inner: &super::gemma::Gemma3,
+    refuse: &[],
 };
 
 /// LLaVA-style folders (Pixtral 12B, LLaVA 1.5): `LlamaModel` converts the text model.
 pub static LLAVA: TextOf = TextOf {
     names: &["LlavaForConditionalGeneration"],
     inner: &super::llama::LLAMA,
+    refuse: &[],
+};
+
+/// Mistral Small 3.1 / 3.2: `Mistral3Model` converts a Mistral text model as Llama under GGUF
+/// architecture "mistral3" (Ministral 3's yarn keys and Mistral 4's DeepSeek-V2 layout are not
+/// supported yet).
+pub static MISTRAL3: TextOf = TextOf {
+    names: &["Mistral3ForConditionalGeneration"],
+    inner: &MISTRAL3_TEXT,
+    refuse: &["ministral3", "mistral4"],
+};
+
+static MISTRAL3_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "mistral3",
+    model_type: "mistral",
+    ..super::llama::LLAMA
 };

@@ -372,7 +372,10 @@ pub struct PixtralVision;
 
 impl VisionArch for PixtralVision {
     fn hf_names(&self) -> &'static [&'static str] {
-        &["LlavaForConditionalGeneration"]
+        &[
+            "LlavaForConditionalGeneration",
+            "Mistral3ForConditionalGeneration",
+        ]
     }
     fn projector(&self) -> &'static str {
         "pixtral"
@@ -385,7 +388,7 @@ impl VisionArch for PixtralVision {
                 Ok(())
             }
             other => Err(Error::Unsupported(format!(
-                "{}: LlavaForConditionalGeneration with vision model type {} (llama.cpp's converter writes projectors of Pixtral vision towers only)",
+                "{}: vision model type {} (llama.cpp's converter writes the projectors of LLaVA-style folders for Pixtral vision towers only)",
                 path.display(),
                 other.unwrap_or("(none)")
             ))),
@@ -430,7 +433,7 @@ impl VisionArch for PixtralVision {
                 transforms.push(Transform::PermuteRows { heads });
             }
             return Ok(VisionAction::Keep {
-                name: map_vision(name, bid, v.block_count, "LlavaForConditionalGeneration")?,
+                name: map_vision(name, bid, v.block_count, "the Pixtral projector")?,
                 transforms,
             });
         }
