@@ -55,7 +55,11 @@ pub fn check(model_dir: &Path) -> Result<(String, &'static dyn VisionArch, Visio
         Some(Value::Object(m)) => m.clone(),
         _ => return Err(incomplete("config.json has no vision_config".into())),
     };
-    arch.vision_defaults(&mut vcfg, &path)?;
+    arch.vision_defaults(&mut vcfg, &path).map_err(|e| {
+        Error::Unsupported(format!(
+            "--mmproj cannot write the projector of {hf_arch}: {e}"
+        ))
+    })?;
     let mut text = global.clone();
     if let Some(Value::Object(t)) = global.get("text_config") {
         for (k, v) in t {

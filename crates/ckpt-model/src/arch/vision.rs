@@ -235,7 +235,7 @@ impl VisionArch for Gemma3Vision {
                 Ok(())
             }
             Some(other) => Err(Error::Unsupported(format!(
-                "{}: Gemma3ForConditionalGeneration with vision model type {other} (expected siglip_vision_model)",
+                "vision model type {other} in {} (expected siglip_vision_model)",
                 path.display()
             ))),
         }
@@ -388,9 +388,9 @@ impl VisionArch for PixtralVision {
                 Ok(())
             }
             other => Err(Error::Unsupported(format!(
-                "{}: vision model type {} (llama.cpp's converter writes the projectors of LLaVA-style folders for Pixtral vision towers only)",
-                path.display(),
-                other.unwrap_or("(none)")
+                "vision model type {} in {} (llama.cpp's converter writes the projectors of LLaVA-style folders for Pixtral vision towers only)",
+                other.unwrap_or("(none)"),
+                path.display()
             ))),
         }
     }
