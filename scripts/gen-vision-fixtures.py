@@ -31,7 +31,10 @@ BPE_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-smol-bpe"
 SEED = 0
 
 # Vision architectures the builder knows.
-VISION_ARCHS = ["Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"]
+VISION_ARCHS = [
+    "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration",
+]
 
 
 def _perturb_and_save(model, dst: Path) -> None:
@@ -119,6 +122,20 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "image_std": [0.26862954, 0.26130258, 0.27577711], "patch_size": {"height": 14, "width": 14},
             "size": {"longest_edge": 28},
         }, indent=2) + "\n")
+    elif arch == "Qwen2_5_VLForConditionalGeneration":
+        # Text model only (ckpt does not write Qwen2.5-VL projectors yet): multimodal rope
+        # sections over head_dim 16.
+        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+        text = dict(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+                    max_position_embeddings=256, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0})
+        vis = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14, spatial_merge_size=2,
+                   temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
+        cfg = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vis)
+        cfg.architectures = [arch]
+        model = tf.Qwen2_5_VLForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copyfile(BPE_DIR / n, dst / n)
     else:
         raise SystemExit(f"unknown vision architecture {arch}")
 

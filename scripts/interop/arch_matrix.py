@@ -87,11 +87,14 @@ ALL_ARCHS = [
     "Gemma3ForConditionalGeneration",
     "LlavaForConditionalGeneration",
     "Mistral3ForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
 # `convert_hf_to_gguf.py --mmproj`.
 VISION_ARCHS = {"Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"}
+# Multimodal folders whose text model only is compared (ckpt writes no projector for them yet).
+VISION_TEXT_ONLY = {"Qwen2_5_VLForConditionalGeneration"}
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
     "f16src": "checkpoint stored as float16 (Gemma adds its +1 in f16)",
@@ -272,7 +275,7 @@ def build_model(case: str, dst: Path) -> None:
     unknown = set(opts) - set(OPTIONS)
     if unknown:
         raise SystemExit(f"unknown option(s) {sorted(unknown)} in {case}")
-    if arch in VISION_ARCHS:
+    if arch in VISION_ARCHS or arch in VISION_TEXT_ONLY:
         dtype = "float16" if "f16src" in opts else "float32" if "f32src" in opts else "bfloat16"
         vision_builder().build_vision(arch, dst, small=False, dtype=dtype)
         return

@@ -141,6 +141,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Gemma3ForConditionalGeneration",
         "LlavaForConditionalGeneration",
         "Mistral3ForConditionalGeneration",
+        "Qwen2VLForConditionalGeneration",
+        "Qwen2_5_VLForConditionalGeneration",
     ]
 }
 

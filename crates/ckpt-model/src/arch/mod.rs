@@ -216,6 +216,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &multimodal::GEMMA3_VLM,
     &multimodal::LLAVA,
     &multimodal::MISTRAL3,
+    &multimodal::QWEN2VL,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -102,3 +102,22 @@ static MISTRAL3_TEXT: family::Family = family::Family {
     model_type: "mistral",
     ..super::llama::LLAMA
 };
+
+/// Qwen2-VL / Qwen2.5-VL: `Qwen2VLModel` converts a Qwen2 text model under GGUF architecture
+/// "qwen2vl" (multimodal rope sections written as `rope.dimension_sections`).
+pub static QWEN2VL: TextOf = TextOf {
+    names: &[
+        "Qwen2VLForConditionalGeneration",
+        "Qwen2_5_VLForConditionalGeneration",
+    ],
+    inner: &QWEN2VL_TEXT,
+    refuse: &[],
+};
+
+static QWEN2VL_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "qwen2vl",
+    model_type: "qwen2_vl",
+    params: &[],
+    ..super::qwen::QWEN2
+};
