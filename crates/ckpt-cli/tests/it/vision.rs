@@ -87,6 +87,23 @@ fn projector_type_follows_outtype_and_text_alone_skips_it() {
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_same(&mm, &fx("vision/mmproj-tiny-gemma3-vision.f16.gguf"));
+    // A llama-quantize --outtype leaves the projector at the intermediate precision (f16).
+    let q = work.path().join("text.q4_k_m.gguf");
+    let mm_q = work.path().join("mm-q.gguf");
+    let r = ckpt(&[
+        os("convert"),
+        os("-q"),
+        fx("vision/tiny-gemma3-vision").as_os_str(),
+        q.as_os_str(),
+        os("--outtype"),
+        os("q4_k_m"),
+        os("--mmproj"),
+        mm_q.as_os_str(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_same(&mm_q, &fx("vision/mmproj-tiny-gemma3-vision.f16.gguf"));
+    std::fs::remove_file(&q).unwrap();
+    std::fs::remove_file(&mm_q).unwrap();
     // Text only: the same text GGUF as with --mmproj, no projector written.
     let alone = work.path().join("alone.gguf");
     let r = ckpt(&[
