@@ -2,7 +2,7 @@
 """Writes tests/fixtures/arch-tables/: one tiny case per table-driven architecture, with what
 llama.cpp's convert_hf_to_gguf.py produced for it.
 
-usage: gen-arch-fixtures.py LLAMA_CPP_SRC   (python with torch, transformers, safetensors, numpy)
+usage: gen-arch-fixtures.py LLAMA_CPP_SRC [CASE ...]   (python with torch, transformers, safetensors, numpy)
 
 Per case CASE/: config.json (a transformers config at tiny sizes, saved by transformers),
 hf_tensors.json (the checkpoint's tensor names and shapes; element i of every tensor is
@@ -30,6 +30,28 @@ SPM_DIR = FX / "gguf" / "tiny-llama-spm"
 BPE_DIR = FX / "gguf" / "tiny-smol-bpe"
 BPE_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
 SPM_FILES = ["tokenizer.model", "tokenizer_config.json"]
+XLMR_DIR = FX / "gguf" / "tiny-xlmr-unigram"
+XLMR_FILES = ["sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json"]
+# WordPiece tokenizers are written into the case folder (tokenizer.json, tokenizer_config.json).
+WORDPIECE_FILES = ["tokenizer.json", "tokenizer_config.json"]
+# Runs the converter with a fixed pre-tokenizer name when the fingerprint is unknown (a tiny
+# WordPiece vocabulary cannot have a known one); the Rust test passes the same name.
+CONVERTER_SHIM = r"""
+import runpy, sys
+src, pre = sys.argv[1], sys.argv[2]
+sys.argv = [src + "/convert_hf_to_gguf.py"] + sys.argv[3:]
+sys.path.insert(0, src)
+sys.path.insert(1, src + "/gguf-py")
+from conversion import base
+orig = base.TextModel.get_vocab_base_pre
+def get_vocab_base_pre(self, tokenizer):
+    try:
+        return orig(self, tokenizer)
+    except NotImplementedError:
+        return pre
+base.TextModel.get_vocab_base_pre = get_vocab_base_pre
+runpy.run_path(src + "/convert_hf_to_gguf.py", run_name="__main__")
+"""
 TINY = dict(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16, max_position_embeddings=128)
 NO_SPECIAL = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
@@ -39,6 +61,7 @@ def cases():
 
     bpe_vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
     spm_vocab = json.loads((SPM_DIR / "config.json").read_text())["vocab_size"]
+    xlmr_vocab = json.loads((XLMR_DIR / "config.json").read_text())["vocab_size"]
     b = dict(TINY, vocab_size=bpe_vocab)
     return {
         # LlamaModel under another arch name: permuted Q/K, rope dims from hidden/heads.
@@ -67,7 +90,58 @@ def cases():
             **dict(b, max_position_embeddings=32768, rope_parameters={"rope_type": "dynamic", "alpha": 1000.0, "factor": 1.0, "rope_theta": 10000.0})), "bpe", {}),
         # short-conv layer (kernel squeezed to 2-D, kept F32), KV heads per layer, adjusted FFN width.
         "lfm2": ("Lfm2ForCausalLM", tf.Lfm2Config(num_key_value_heads=1, layer_types=["conv", "full_attention"], **NO_SPECIAL, **b), "bpe", {}),
+        # Unigram vocabulary from sentencepiece.bpe.model (t5 model, fairseq shift, charsmap), the
+        # first pad_token_id + 1 position rows dropped and the context shortened by as much.
+        "xlm_roberta": ("XLMRobertaModel", tf.XLMRobertaConfig(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **dict(TINY, max_position_embeddings=130, vocab_size=xlmr_vocab)), "xlmr", {}),
+        # The same without sentencepiece.bpe.model: the Unigram vocabulary from tokenizer.json.
+        "xlm_roberta_json": ("XLMRobertaModel", tf.XLMRobertaConfig(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **dict(TINY, max_position_embeddings=130, vocab_size=xlmr_vocab)), "xlmrjson", {}),
+        # EmbeddingGemma: names without "model.", gemma-embedding keys, config.json's window.
+        "embeddinggemma": ("Gemma3TextModel", tf.Gemma3TextConfig(num_key_value_heads=1, head_dim=4, sliding_window=64, use_bidirectional_attention=True, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
         "ernie4_5": ("Ernie4_5_ForCausalLM", tf.Ernie4_5Config(num_key_value_heads=1, head_dim=4, tie_word_embeddings=False, **NO_SPECIAL, **dict(TINY, vocab_size=spm_vocab)), "spm", {}),
+    }
+
+
+def nomic_config() -> dict:
+    """nomic-embed-text-v1.5's config.json at tiny sizes (plus the names transformers reads)."""
+    h, f = TINY["hidden_size"], TINY["intermediate_size"]
+    return {
+        "activation_function": "swiglu", "architectures": ["NomicBertModel"], "causal": False, "layer_norm_epsilon": 1e-12,
+        "max_trained_positions": 2048, "mlp_fc1_bias": False, "mlp_fc2_bias": False, "model_type": "nomic_bert",
+        "n_embd": h, "n_head": 2, "n_inner": f, "n_layer": 2, "n_positions": 8192, "prenorm": False, "qkv_proj_bias": False,
+        "rotary_emb_base": 1000, "rotary_emb_fraction": 1.0, "rotary_emb_interleaved": False, "rotary_emb_scale_base": None,
+        "type_vocab_size": 2, "vocab_size": 32, "hidden_size": h, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": f,
+    }
+
+
+def nomic_tensors() -> list:
+    h, f = TINY["hidden_size"], TINY["intermediate_size"]
+    t = [["embeddings.word_embeddings.weight", [32, h]], ["embeddings.token_type_embeddings.weight", [2, h]], ["emb_ln.weight", [h]], ["emb_ln.bias", [h]]]
+    for b in range(2):
+        p = f"encoder.layers.{b}."
+        t += [[p + "attn.Wqkv.weight", [3 * h, h]], [p + "attn.out_proj.weight", [h, h]], [p + "mlp.fc11.weight", [f, h]],
+              [p + "mlp.fc12.weight", [f, h]], [p + "mlp.fc2.weight", [h, f]], [p + "norm1.weight", [h]], [p + "norm1.bias", [h]],
+              [p + "norm2.weight", [h]], [p + "norm2.bias", [h]]]
+    return sorted(t)
+
+
+def write_wordpiece(d: Path) -> None:
+    """A 32-token WordPiece vocabulary saved by transformers' BertTokenizerFast."""
+    from transformers import BertTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstu") + ["the", "##s", "##ing", "model", "text", "##ed"]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+        BertTokenizerFast(vocab_file=str(Path(tmp) / "vocab.txt"), do_lower_case=True).save_pretrained(tmp)
+        for f in WORDPIECE_FILES:
+            shutil.copyfile(Path(tmp) / f, d / f)
+
+
+def raw_cases():
+    """Cases whose config.json and tensor list are written by hand: CASE -> (arch, config, tokenizer,
+    tensors, pre-tokenizer fallback)."""
+    return {
+        # fused Wqkv, SwiGLU fc11/fc12/fc2, n_positions 8192 -> 2048, WordPiece vocabulary.
+        "nomic_bert": ("NomicBertModel", nomic_config(), "wordpiece", nomic_tensors(), "bert-bge"),
     }
 
 
@@ -102,34 +176,47 @@ def main() -> int:
 
     tf.utils.logging.set_verbosity_error()
     OUT.mkdir(exist_ok=True)
-    for case, (arch, cfg, tok, extra) in cases().items():
-        cfg.architectures = [arch]
+    all_cases = {k: v + (None, None) for k, v in cases().items()}
+    for case, (arch, cfg, tok, tensors, pre) in raw_cases().items():
+        all_cases[case] = (arch, cfg, tok, {}, tensors, pre)
+    only = sys.argv[2:]
+    for case, (arch, cfg, tok, extra, tensors, pre) in all_cases.items():
+        if only and case not in only:
+            continue
         d = OUT / case
         if d.exists():
             shutil.rmtree(d)
         d.mkdir()
-        cfg.save_pretrained(str(d))
+        if isinstance(cfg, dict):
+            (d / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        else:
+            cfg.architectures = [arch]
+            cfg.save_pretrained(str(d))
+        if tok == "wordpiece":
+            write_wordpiece(d)
         if extra:
             # None removes a key.
             c = json.loads((d / "config.json").read_text())
             c.update(extra)
             c = {k: v for k, v in c.items() if v is not None or k not in extra}
             (d / "config.json").write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
-        cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
-        with torch.device("meta"):
-            model = cls(cfg)
-        tensors = [(n, list(p.shape)) for n, p in model.state_dict().items()]
-        if getattr(cfg, "tie_word_embeddings", False):
-            tensors = [t for t in tensors if t[0] != "lm_head.weight"]
-        tensors.sort()
+        if tensors is None:
+            cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
+            with torch.device("meta"):
+                model = cls(cfg)
+            tensors = [(n, list(p.shape)) for n, p in model.state_dict().items()]
+            if getattr(cfg, "tie_word_embeddings", False):
+                tensors = [t for t in tensors if t[0] != "lm_head.weight"]
+            tensors.sort()
         (d / "hf_tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
         with tempfile.TemporaryDirectory() as tmp:
             m = Path(tmp) / f"tiny-{case}"
             m.mkdir()
             shutil.copyfile(d / "config.json", m / "config.json")
-            for f in BPE_FILES if tok == "bpe" else SPM_FILES:
-                if ((BPE_DIR if tok == "bpe" else SPM_DIR) / f).is_file():
-                    shutil.copyfile((BPE_DIR if tok == "bpe" else SPM_DIR) / f, m / f)
+            tok_dir, files = {"bpe": (BPE_DIR, BPE_FILES), "spm": (SPM_DIR, SPM_FILES), "xlmr": (XLMR_DIR, XLMR_FILES), "xlmrjson": (XLMR_DIR, XLMR_FILES[1:]), "wordpiece": (d, WORDPIECE_FILES)}[tok]
+            for f in files:
+                if (tok_dir / f).is_file():
+                    shutil.copyfile(tok_dir / f, m / f)
             if case == "glm4":
                 tj = m / "tokenizer.json"
                 tok_json = json.loads(tj.read_text(encoding="utf-8"))
@@ -148,8 +235,9 @@ def main() -> int:
             save_file(arrays, str(m / "model.safetensors"))
             out = Path(tmp) / "out.gguf"
             env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
-            p = subprocess.run([sys.executable, str(src / "convert_hf_to_gguf.py"), str(m), "--outtype", "f16", "--outfile", str(out)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            args = [str(m), "--outtype", "f16", "--outfile", str(out)]
+            cmd = [sys.executable, "-c", CONVERTER_SHIM, str(src), pre] + args if pre else [sys.executable, str(src / "convert_hf_to_gguf.py")] + args
+            p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if p.returncode != 0:
                 print(p.stdout[-3000:])
                 raise SystemExit(f"{case}: converter failed")
@@ -157,7 +245,7 @@ def main() -> int:
             kvs = [[k, field_json(f)] for k, f in r.fields.items() if not k.startswith("GGUF.")]
             ts = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(x) for x in t.shape],
                    "sha256": hashlib.sha256(np.asarray(t.data).tobytes()).hexdigest()} for t in r.tensors]
-            expected = {"case": case, "architecture": arch, "tokenizer": tok, "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "kvs": kvs, "tensors": ts}
+            expected = {"case": case, "architecture": arch, "tokenizer": tok, "pre_tokenizer": pre, "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "kvs": kvs, "tensors": ts}
             (d / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
         print(f"{case}: {len(kvs)} KVs, {len(ts)} tensors")
     return 0

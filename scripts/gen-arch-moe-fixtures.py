@@ -44,7 +44,34 @@ def cases():
         # Leading dense layer, experts stacked gate, up, down, shared experts, and the
         # moe_statics.e_score_correction_bias renamed to exp_probs_b.bias.
         "ernie4_5_moe": ("Ernie4_5_MoeForCausalLM", tf.Ernie4_5_MoeConfig(num_key_value_heads=1, head_dim=4, moe_num_experts=3, moe_k=2, moe_intermediate_size=4, moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(TINY, vocab_size=spm_vocab)), "spm"),
+        # Multi-head latent attention without q LoRA (q_proj), kv_b_proj split per head into
+        # attn_k_b (transposed) and attn_v_b; a leading dense layer and a shared expert.
+        "deepseek_v2": ("DeepseekV2ForCausalLM", tf.DeepseekV2Config(num_key_value_heads=2, n_routed_experts=3, num_experts_per_tok=2, n_shared_experts=1, moe_intermediate_size=4, first_k_dense_replace=1, kv_lora_rank=4, q_lora_rank=None, qk_rope_head_dim=2, qk_nope_head_dim=4, v_head_dim=6, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        # q LoRA, sigmoid routing with groups and the expert bias, yarn mscale_all_dim, and a
+        # multi-token-prediction layer (model.layers.2.*) that the converter skips.
+        "deepseek_v3": ("DeepseekV3ForCausalLM", tf.DeepseekV3Config(num_key_value_heads=2, n_routed_experts=3, num_experts_per_tok=2, n_shared_experts=1, moe_intermediate_size=4, first_k_dense_replace=1, kv_lora_rank=4, q_lora_rank=4, qk_rope_head_dim=2, qk_nope_head_dim=4, v_head_dim=6, n_group=1, topk_group=1, routed_scaling_factor=2.5, num_nextn_predict_layers=1, rope_parameters={"rope_type": "yarn", "factor": 40.0, "original_max_position_embeddings": 32, "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0, "rope_theta": 10000.0}, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        # Experts stored stacked with gate and up fused (input_linear [experts, 2 * ffn, hidden]),
+        # split into ffn_gate_exps / ffn_up_exps; the shared expert's fused gate/up likewise.
+        "granitemoe_shared": ("GraniteMoeSharedForCausalLM", tf.GraniteMoeSharedConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, shared_intermediate_size=12, attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **b), "bpe"),
+        # bf16-style GPT-OSS experts: stored stacked and transposed, gate/up interleaved (split
+        # even/odd per expert, biases too), attention sinks, sliding window.
+        "gpt_oss": ("GptOssForCausalLM", tf.GptOssConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=2, sliding_window=64, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
     }
+
+
+# Per case: config.json keys the released checkpoints have (transformers' class has no field
+# for them), and tensors save_pretrained does not write (DeepSeek-V3's MTP layer).
+CONFIG_EXTRA = {"deepseek_v3": {"scoring_func": "sigmoid", "topk_method": "noaux_tc"}}
+
+
+def extra_tensors(case, tensors):
+    if case != "deepseek_v3":
+        return []
+    last, mtp = "model.layers.1.", "model.layers.2."
+    extra = [(mtp + n[len(last):], s) for n, s in tensors if n.startswith(last)]
+    h = TINY["hidden_size"]
+    extra += [(mtp + "eh_proj.weight", [h, 2 * h]), (mtp + "enorm.weight", [h]), (mtp + "hnorm.weight", [h]), (mtp + "shared_head.norm.weight", [h])]
+    return extra
 
 
 def main() -> int:
@@ -65,6 +92,10 @@ def main() -> int:
             shutil.rmtree(d)
         d.mkdir()
         cfg.save_pretrained(str(d))
+        if case in CONFIG_EXTRA:
+            c = json.loads((d / "config.json").read_text())
+            c.update(CONFIG_EXTRA[case])
+            (d / "config.json").write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
         cls = getattr(tf, arch)
         with torch.device("meta"):
             model = cls(cfg)
@@ -75,6 +106,7 @@ def main() -> int:
             from safetensors import safe_open
             with safe_open(str(Path(tmp) / "model.safetensors"), "np") as f:
                 tensors = sorted((n, list(f.get_slice(n).get_shape())) for n in f.keys())
+        tensors = sorted(tensors + extra_tensors(case, tensors))
         (d / "hf_tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
         with tempfile.TemporaryDirectory() as tmp:
             m = Path(tmp) / f"tiny-{case}"

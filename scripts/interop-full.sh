@@ -49,10 +49,17 @@ cp -r "$gx/tiny-llama-spm" "$work/tiny-llama-spm"   # general.name comes from th
 "$ckpt" convert -q "$work/tiny-llama-spm" "$work/ours.f16.gguf" --outtype f16
 "$ckpt" convert -q "$work/tiny-llama-spm" "$work/ours.q4km.gguf" --outtype q4_k_m --intermediate bf16
 "$ckpt" convert -q "$gx/tiny-smol-bpe" "$work/ours.smol.gguf" --outtype f16
+# Split GGUFs written by ckpt (convert, quantize, gguf-split): llama.cpp opens the first shard.
+"$ckpt" convert -q "$work/tiny-llama-spm" "$work/split-f16.gguf" --outtype f16 --split-max-tensors 10
+"$ckpt" quantize -q "$gx/tiny-llama-spm.f16.gguf" "$work/split-q4km.gguf" q4_k_m --split-max-size 1M
+"$ckpt" gguf-split -q --split-max-tensors 7 "$gx/tiny-smol-bpe.f16.gguf" "$work/split-smol"
 "$py" scripts/interop/llama_greedy.py \
   "$work/ours.f16.gguf" "$gx/tiny-llama-spm.f16.gguf" \
   "$work/ours.q4km.gguf" "$gx/tiny-llama-spm.Q4_K_M.gguf" \
-  "$work/ours.smol.gguf" "$gx/tiny-smol-bpe.f16.gguf"
+  "$work/ours.smol.gguf" "$gx/tiny-smol-bpe.f16.gguf" \
+  "$work/split-f16-00001-of-00004.gguf" "$gx/tiny-llama-spm.f16.gguf" \
+  "$work/split-q4km-00001-of-00003.gguf" "$gx/tiny-llama-spm.Q4_K_M.gguf" \
+  "$work/split-smol-00001-of-00003.gguf" "$gx/tiny-smol-bpe.f16.gguf"
 
 echo "== transformers loads ckpt's GGUF -> Hugging Face export and gives llama.cpp's logits"
 if ! "$py" -c "import transformers" 2>/dev/null; then
@@ -83,3 +90,12 @@ cargo build --release -p ckpt-model --example pre_fingerprint
 roots=("$root/tests/fixtures")
 [ -d "$root/../shared/fixtures" ] && roots+=("$root/../shared/fixtures")
 "$py" scripts/interop/tokenizer_fingerprint.py "$root/target/release/examples/pre_fingerprint" "${roots[@]}"
+
+echo "== the Python package: ckpt.load_file / ckpt.save_file against torch.load / torch.save"
+if ! "$py" -c "import maturin, pytest, ml_dtypes" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin==1.16.0" "pytest==9.0.2" "ml_dtypes==0.6.0"
+fi
+# Dev profile, as scripts/test.sh builds it (the editable install's extension is shared with ./.venv).
+VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --locked -q -m crates/ckpt-py/Cargo.toml
+cargo build -p ckpt-cli --locked
+CKPT_BIN="$root/target/debug/ckpt" "$py" -m pytest -q -p no:cacheprovider crates/ckpt-py/tests/interop_torch.py

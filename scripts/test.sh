@@ -5,11 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
-if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ollama, picklescan" 2>/dev/null; then
-  echo "setting up $venv (safetensors, gguf, numpy, huggingface_hub, ollama, picklescan) for interop tests" >&2
+if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ollama, picklescan, maturin, pytest, ml_dtypes" 2>/dev/null; then
+  echo "setting up $venv (safetensors, gguf, numpy, huggingface_hub, ollama, picklescan, maturin, pytest, ml_dtypes) for interop and Python tests" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "safetensors==0.8.0" "gguf==0.19.0" "numpy>=2,<3" "huggingface_hub>=1,<3" "ollama" "picklescan==1.0.5"
+    "safetensors==0.8.0" "gguf==0.19.0" "numpy>=2,<3" "huggingface_hub>=1,<3" "ollama" "picklescan==1.0.5" \
+    "maturin==1.16.0" "pytest==9.0.2" "ml_dtypes==0.6.0"
+fi
+# The Ray recipe test (crates/ckpt-py/tests/test_batch.py) runs when ray installs (~70 MB wheel);
+# CKPT_SKIP_RAY=1 leaves it out (the test is then skipped, not failed).
+if [ "${CKPT_SKIP_RAY:-0}" != 1 ] && ! "$venv/bin/python" -c "import ray" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "ray==2.60.0" \
+    || echo "ray did not install: the Ray recipe test will be skipped" >&2
 fi
 export CKPT_PYTHON="$PWD/$venv/bin/python"
 
@@ -65,7 +72,20 @@ if [ "${CKPT_SKIP_FUZZ:-0}" != 1 ]; then
   scripts/fuzz.sh "${CKPT_FUZZ_SECONDS:-8}" || status=1
 fi
 
-# One closing line over every test binary.
+# The Python package (crates/ckpt-py): built into the venv in the dev profile (maturin develop:
+# an editable install, rebuilt only when the Rust changed) and tested with pytest against the
+# ckpt binary's output and the reference Python libraries.
+py_tests() {
+  cargo build -p ckpt-cli --locked || return 1
+  VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --locked -q -m crates/ckpt-py/Cargo.toml || return 1
+  CKPT_BIN="$PWD/target/debug/ckpt" "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/ckpt-py/tests
+}
+if [ "${CKPT_SKIP_PY:-0}" != 1 ]; then
+  py_tests 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+
+# One closing line over every test binary (and pytest's "N passed, M failed").
 passed=$(grep -o '[0-9]* passed' "$log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -o '[0-9]* failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo "summary: $passed passed, $failed failed"

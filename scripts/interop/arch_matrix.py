@@ -17,13 +17,16 @@ f16, q8_0, f32 and bf16.
 Needs torch, transformers, sentencepiece, safetensors, numpy and gguf-py (the one in
 LLAMA_CPP_SRC/gguf-py is put first on sys.path). Tokenizers come from the repository fixtures:
 tests/fixtures/gguf/tiny-llama-spm (SentencePiece), tests/fixtures/gguf/tiny-smol-bpe (GPT-2 BPE,
-pre-tokenizer "smollm"); BERT's WordPiece vocabulary is written here.
+pre-tokenizer "smollm"), tests/fixtures/gguf/tiny-xlmr-unigram (XLM-RoBERTa's SentencePiece Unigram,
+from scripts/gen-unigram-tokenizer.py); BERT's and NomicBERT's WordPiece vocabulary is written
+here, and NomicBERT (a remote-code model) gets a hand-written config.json and weights. Embedding
+models (EMBED_POOLING) get their family's sentence-transformers pooling.
 
 Unknown pre-tokenizers: llama.cpp only knows the fingerprints of real vocabularies. Two tiny
 models cannot have a known one, and for them the converter is run with get_vocab_base_pre()
 falling back to a fixed name when the hash is unknown (and ckpt gets --pre-tokenizer NAME);
 everything else is the unmodified converter:
-  * BertModel: the tiny WordPiece vocabulary written here ("bert-bge").
+  * BertModel, NomicBertModel: the tiny WordPiece vocabulary written here ("bert-bge").
   * Qwen2ForCausalLM: with transformers 5, AutoTokenizer picks Qwen2Tokenizer from config.json's
     model_type and rebuilds the pre-tokenizer with Qwen2's regex, ignoring the SmolLM one in
     tokenizer.json. The tokenizer is therefore re-saved through AutoTokenizer (so tokenizer.json
@@ -48,8 +51,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FX = ROOT / "tests" / "fixtures" / "gguf"
 SPM_DIR = FX / "tiny-llama-spm"
 BPE_DIR = FX / "tiny-smol-bpe"
+# XLM-RoBERTa style Unigram tokenizer (scripts/gen-unigram-tokenizer.py).
+XLMR_DIR = FX / "tiny-xlmr-unigram"
 # Pre-tokenizer names used when the fingerprint is unknown (see the module docstring).
-FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2"}
+FALLBACK_PRE = {"BertModel": "bert-bge", "Qwen2ForCausalLM": "qwen2", "NomicBertModel": "bert-bge"}
 SEED = 0
 NO_SPECIAL_TOKENS = dict(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
@@ -88,6 +93,17 @@ ALL_ARCHS = [
     "LlavaForConditionalGeneration",
     "Mistral3ForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration",
+    "DeepseekV2ForCausalLM",
+    "DeepseekV3ForCausalLM",
+    "GraniteMoeForCausalLM",
+    "GraniteMoeSharedForCausalLM",
+    "Glm4MoeForCausalLM",
+    "GptOssForCausalLM",
+    "Qwen3Model",
+    "Gemma3TextModel",
+    "NomicBertModel",
+    "XLMRobertaModel",
+    "ModernBertModel",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
@@ -102,7 +118,7 @@ OPTIONS = {
     "sharded": "several safetensors shards with an index",
     "tied": "tie_word_embeddings (no lm_head in the checkpoint)",
     "longrope": "Phi-3 longrope scaling: rope_factors_long/short tensors generated from the config",
-    "tokjson": "Gemma 3 with tokenizer.json only: GPT-2 vocab, embedding rows beyond it cut off",
+    "tokjson": "tokenizer.json only: Gemma 3 reads it as a GPT-2 vocab (embedding rows beyond it cut off); XLM-RoBERTa as a Unigram vocab without sentencepiece.bpe.model",
     "fullvocab": "with tokjson: no rows beyond the vocabulary, and the added tokens are also in it, so the converter's cut exceeds the rows and keeps them all",
     "pooling": "sentence-transformers modules.json with CLS pooling",
     "ropescale": "rope scaling as in released checkpoints (Qwen2.5 yarn, Gemma 3 linear x8 on global layers, Hunyuan NTK alpha)",
@@ -145,6 +161,13 @@ VARIANTS = [
     "Gemma3ForConditionalGeneration+f16src",
     "Gemma3ForConditionalGeneration+f32src",
     "LlavaForConditionalGeneration+f16src",
+    "DeepseekV3ForCausalLM+fp8",
+    "DeepseekV3ForCausalLM+fp8b32",
+    "Qwen3MoeForCausalLM+fp8",
+    "Qwen3MoeForCausalLM+fp8b32",
+    "DeepseekV3ForCausalLM+wide",
+    "GptOssForCausalLM+wide",
+    "XLMRobertaModel+tokjson",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -153,7 +176,13 @@ BPE_ARCHS = {
     "Cohere2ForCausalLM", "Exaone4ForCausalLM", "Qwen3MoeForCausalLM", "Qwen2MoeForCausalLM", "OlmoeForCausalLM",
     "Glm4ForCausalLM", "ApertusForCausalLM", "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
+    "DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM", "GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM",
+    "Glm4MoeForCausalLM", "GptOssForCausalLM",
+    "Lfm2ForCausalLM", "Qwen3Model", "ModernBertModel",
 }
+# Embedding models: the sentence-transformers pooling their released folders declare
+# (modules.json + 1_Pooling/config.json), written with every tiny model of the architecture.
+EMBED_POOLING = {"Qwen3Model": "lasttoken", "Gemma3TextModel": "mean", "NomicBertModel": "mean", "XLMRobertaModel": "cls", "ModernBertModel": "mean"}
 ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # One-step llama-quantize types (opt-in with --outtype): the converter's f16 GGUF quantized by
 # llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
@@ -220,6 +249,44 @@ def write_bert_tokenizer(dst: Path) -> int:
     return len(words)
 
 
+def write_nomic_bert(dst: Path, n_vocab: int, hidden: int, dtype) -> None:
+    """nomic-embed-text v1.5's config.json and module names at tiny sizes (random weights)."""
+    import torch
+    from safetensors.torch import save_file
+
+    cfg = {
+        "activation_function": "swiglu", "architectures": ["NomicBertModel"], "attn_pdrop": 0.0,
+        "auto_map": {"AutoConfig": "nomic-ai/nomic-bert-2048--configuration_hf_nomic_bert.NomicBertConfig",
+                     "AutoModel": "nomic-ai/nomic-bert-2048--modeling_hf_nomic_bert.NomicBertModel"},
+        "bos_token_id": None, "causal": False, "dense_seq_output": True, "embd_pdrop": 0.0, "eos_token_id": None,
+        "fused_bias_fc": True, "fused_dropout_add_ln": True, "initializer_range": 0.02, "layer_norm_epsilon": 1e-12,
+        "max_trained_positions": 2048, "mlp_fc1_bias": False, "mlp_fc2_bias": False, "model_type": "nomic_bert",
+        "n_embd": hidden, "n_head": HEADS, "n_inner": FFN, "n_layer": LAYERS, "n_positions": 8192,
+        "pad_vocab_size_multiple": 64, "parallel_block": False, "parallel_block_tied_norm": False, "prenorm": False,
+        "qkv_proj_bias": False, "reorder_and_upcast_attn": False, "resid_pdrop": 0.0, "rotary_emb_base": 1000,
+        "rotary_emb_fraction": 1.0, "rotary_emb_interleaved": False, "rotary_emb_scale_base": None,
+        "rotary_scaling_factor": None, "scale_attn_by_inverse_layer_idx": False, "scale_attn_weights": True,
+        "summary_activation": None, "summary_first_dropout": 0.0, "summary_proj_to_labels": True,
+        "summary_type": "cls_index", "summary_use_proj": True, "torch_dtype": "float32", "transformers_version": "4.34.0",
+        "type_vocab_size": 2, "use_cache": True, "use_flash_attn": True, "use_rms_norm": False, "use_xentropy": True,
+        "vocab_size": n_vocab,
+        # transformers' NomicBertConfig reads these names (its defaults are v1.5's 768/12/12/3072).
+        "hidden_size": hidden, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "intermediate_size": FFN,
+    }
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    shapes = {"embeddings.word_embeddings.weight": [n_vocab, hidden], "embeddings.token_type_embeddings.weight": [2, hidden],
+              "emb_ln.weight": [hidden], "emb_ln.bias": [hidden]}
+    for b in range(LAYERS):
+        p = f"encoder.layers.{b}."
+        shapes.update({p + "attn.Wqkv.weight": [3 * hidden, hidden], p + "attn.out_proj.weight": [hidden, hidden],
+                       p + "mlp.fc11.weight": [FFN, hidden], p + "mlp.fc12.weight": [FFN, hidden], p + "mlp.fc2.weight": [hidden, FFN],
+                       p + "norm1.weight": [hidden], p + "norm1.bias": [hidden], p + "norm2.weight": [hidden], p + "norm2.bias": [hidden]})
+    g = torch.Generator().manual_seed(SEED)
+    tensors = {n: (torch.randn(s, generator=g) * 0.05 + (1.0 if n.endswith("norm1.weight") or n.endswith("norm2.weight") or n == "emb_ln.weight" else 0.0)).to(dtype)
+               for n, s in shapes.items()}
+    save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
+
+
 # NaN bit patterns with unusual payloads (signalling, quiet with payload, negative, all ones, a
 # payload below f16's ten bits), as the integer view of each source dtype.
 NAN_PATTERNS = {
@@ -264,6 +331,33 @@ def vision_builder():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+def append_mtp_layer(folder: Path, n_layers: int, embed: bool = False) -> None:
+    """Adds DeepSeek-V3's multi-token-prediction block as layer `n_layers` (a copy of the last
+    layer plus its eh_proj, enorm, hnorm and shared head) to every shard holding the last layer."""
+    from safetensors.torch import load_file, save_file
+
+    last = f"model.layers.{n_layers - 1}."
+    mtp = f"model.layers.{n_layers}."
+    for part in sorted(folder.glob("model*.safetensors")):
+        tensors = load_file(str(part))
+        extra = {mtp + k[len(last):]: v.clone() for k, v in tensors.items() if k.startswith(last)}
+        if not extra:
+            continue
+        h = tensors["model.embed_tokens.weight"].shape[1]
+        like = tensors["model.embed_tokens.weight"]
+        extra[mtp + "eh_proj.weight"] = like.new_ones((h, 2 * h))
+        for n in ("enorm.weight", "hnorm.weight", "shared_head.norm.weight"):
+            extra[mtp + n] = like.new_ones((h,))
+        extra[mtp + "shared_head.head.weight"] = like.clone()
+        if embed:
+            extra[mtp + "embed_tokens.weight"] = like.clone()
+        tensors.update(extra)
+        save_file(tensors, str(part), metadata={"format": "pt"})
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            d = json.loads(index.read_text())
+            d["weight_map"].update({k: part.name for k in extra})
+            index.write_text(json.dumps(d, indent=2) + "\n")
 
 
 def build_model(case: str, dst: Path) -> None:
@@ -282,11 +376,23 @@ def build_model(case: str, dst: Path) -> None:
     tf.utils.logging.disable_progress_bar()
     tf.utils.logging.set_verbosity_error()
     dst.mkdir(parents=True)
-    bpe = arch in BPE_ARCHS or "tokjson" in opts
+    bpe = arch in BPE_ARCHS or ("tokjson" in opts and arch != "XLMRobertaModel")
     hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
     common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
     moe_ffn = 256 if "wide" in opts else 32
-    if arch == "BertModel":
+    if arch == "NomicBertModel":
+        # Remote-code model (no transformers class): config.json as nomic-embed-text-v1.5 ships it
+        # at tiny sizes, random weights under its module names.
+        n_vocab = write_bert_tokenizer(dst)
+        write_nomic_bert(dst, n_vocab, hidden, torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16)
+        cfg = cls = None
+    elif arch == "XLMRobertaModel":
+        # bge-m3 style: positions start at pad_token_id + 1 (the converter drops the first rows),
+        # one token type, the Unigram tokenizer.
+        n_vocab = json.loads((XLMR_DIR / "config.json").read_text())["vocab_size"]
+        cfg = tf.XLMRobertaConfig(vocab_size=n_vocab, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, **common)
+        cls = tf.XLMRobertaModel
+    elif arch == "BertModel":
         n_vocab = write_bert_tokenizer(dst)
         cfg = tf.BertConfig(vocab_size=n_vocab, max_position_embeddings=128, **common)
         cls = tf.BertModel
@@ -388,6 +494,54 @@ def build_model(case: str, dst: Path) -> None:
                 num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, moe_num_experts=4, moe_k=2, moe_intermediate_size=moe_ffn,
                 moe_num_shared_experts=1, moe_layer_start_index=1, tie_word_embeddings=False, **NO_SPECIAL_TOKENS, **kw,
             )
+        elif arch == "DeepseekV2ForCausalLM":
+            # DeepSeek-V2-Lite's shape: no q LoRA (plain q_proj), a leading dense layer, softmax
+            # routing over four experts and a shared one; kv_b_proj split by the converter.
+            cfg = tf.DeepseekV2Config(
+                num_key_value_heads=HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=moe_ffn, first_k_dense_replace=1, kv_lora_rank=32, q_lora_rank=None,
+                qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32, **NO_SPECIAL_TOKENS, **kw,
+            )
+        elif arch == "DeepseekV3ForCausalLM":
+            # DeepSeek-V3's shape: q LoRA, sigmoid routing with group limits and the expert bias,
+            # yarn rope with mscale_all_dim, and one multi-token-prediction layer past the last
+            # block (appended after saving; the converter skips it).
+            kw["rope_parameters"] = {
+                "rope_type": "yarn", "factor": 40.0, "original_max_position_embeddings": 64, "beta_fast": 32.0,
+                "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0, "rope_theta": 10000.0,
+            }
+            cfg = tf.DeepseekV3Config(
+                num_key_value_heads=HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=moe_ffn, first_k_dense_replace=1, kv_lora_rank=32, q_lora_rank=32,
+                qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32, n_group=2, topk_group=1,
+                routed_scaling_factor=2.5, norm_topk_prob=True, num_nextn_predict_layers=1, **NO_SPECIAL_TOKENS, **kw,
+            )
+        elif arch == "GraniteMoeForCausalLM":
+            # Experts stored stacked with gate and up fused (input_linear), Granite's multipliers.
+            cfg = tf.GraniteMoeConfig(
+                num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, attention_multiplier=0.125,
+                embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
+            )
+        elif arch == "GraniteMoeSharedForCausalLM":
+            # Plus a shared expert (shared_mlp, gate and up fused).
+            cfg = tf.GraniteMoeSharedConfig(
+                num_key_value_heads=KV_HEADS, num_local_experts=4, num_experts_per_tok=2, shared_intermediate_size=64,
+                attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **kw,
+            )
+        elif arch == "Glm4MoeForCausalLM":
+            # GLM-4.5's shape: a leading dense layer, sigmoid routing over four experts and a
+            # shared one, and a NextN layer (appended after saving; the converter keeps it).
+            cfg = tf.Glm4MoeConfig(
+                num_key_value_heads=KV_HEADS, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1,
+                moe_intermediate_size=moe_ffn, first_k_dense_replace=1, num_nextn_predict_layers=1, **kw,
+            )
+        elif arch == "GptOssForCausalLM":
+            # bf16 experts (stacked, transposed, gate/up interleaved) with biases, attention
+            # sinks, alternating sliding/full layers, yarn rope as released.
+            cfg = tf.GptOssConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, num_local_experts=4, num_experts_per_tok=2,
+                sliding_window=64, **NO_SPECIAL_TOKENS, **kw,
+            )
         elif arch == "Glm4ForCausalLM":
             cfg = tf.Glm4Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, **kw)
         elif arch == "ApertusForCausalLM":
@@ -399,6 +553,21 @@ def build_model(case: str, dst: Path) -> None:
             )
         elif arch == "HunYuanDenseV1ForCausalLM":
             cfg = tf.HunYuanDenseV1Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, pad_token_id=None, bos_token_id=None, eos_token_id=None, eod_token_id=0, **kw)
+        elif arch == "Qwen3Model":
+            # Qwen3-Embedding: the bare decoder (tensor names without "model."), last-token pooling.
+            cfg = tf.Qwen3Config(num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, **kw)
+        elif arch == "Gemma3TextModel":
+            # EmbeddingGemma: bidirectional Gemma 3 without "model.", mean pooling.
+            cfg = tf.Gemma3TextConfig(
+                num_key_value_heads=KV_HEADS, head_dim=hidden // HEADS, sliding_window=64, use_bidirectional_attention=True, **kw,
+            )
+        elif arch == "ModernBertModel":
+            # Layer 0 global (no attn_norm: Identity), layer 1 local; BOS/EOS/pad from the BPE vocab.
+            kw.pop("max_position_embeddings")
+            cfg = tf.ModernBertConfig(
+                global_attn_every_n_layers=2, local_attention=64, max_position_embeddings=256, pad_token_id=0,
+                bos_token_id=0, eos_token_id=0, cls_token_id=0, sep_token_id=0, **kw,
+            )
         elif arch == "Lfm2ForCausalLM":
             # One short-conv layer, one attention layer.
             cfg = tf.Lfm2Config(
@@ -408,6 +577,14 @@ def build_model(case: str, dst: Path) -> None:
         else:
             raise SystemExit(f"unknown architecture {arch}")
         cls = getattr(tf, arch, None) or getattr(tf, arch.replace("_ForCausalLM", "ForCausalLM"))
+    if cfg is not None:
+        save_transformers_model(cfg, cls, arch, opts, dst)
+    post_process(arch, opts, dst, hidden, bpe)
+
+
+def save_transformers_model(cfg, cls, arch: str, opts: list[str], dst: Path) -> None:
+    import torch
+
     cfg.architectures = [arch]
     torch.manual_seed(SEED)
     dtype = torch.float16 if "f16src" in opts else torch.float32 if "f32src" in opts else torch.bfloat16
@@ -423,7 +600,12 @@ def build_model(case: str, dst: Path) -> None:
     shard = {"max_shard_size": "100KB"} if "sharded" in opts else {}
     model.save_pretrained(str(dst), safe_serialization=True, **shard)
     if "sharded" in opts and len(list(dst.glob("model-*.safetensors"))) < 2:
-        raise SystemExit(f"{case}: expected several safetensors shards")
+        raise SystemExit(f"{arch}+{'+'.join(opts)}: expected several safetensors shards")
+
+
+def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) -> None:
+    import transformers as tf
+
     fp8 = [o for o in opts if o in FP8_BLOCKS]
     if len(fp8) > 1:
         raise SystemExit(f"{case}: at most one FP8 option")
@@ -436,6 +618,16 @@ def build_model(case: str, dst: Path) -> None:
         d = json.loads(cfg_path.read_text())
         d.setdefault("n_ctx", d["n_positions"])
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+    if arch == "DeepseekV3ForCausalLM":
+        # The released config.json names the routing (transformers' config class has no field
+        # for it), and the checkpoint has the multi-token-prediction block after the last layer.
+        cfg_path = dst / "config.json"
+        d = json.loads(cfg_path.read_text())
+        d.update(scoring_func="sigmoid", topk_method="noaux_tc")
+        cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+        append_mtp_layer(dst, LAYERS)
+    if arch == "Glm4MoeForCausalLM":
+        append_mtp_layer(dst, LAYERS, embed=True)
     if arch == "Cohere2ForCausalLM":
         # Command R7B's config.json has rotary_pct, which the converter reads (transformers 5's
         # Cohere2Config no longer writes it).
@@ -445,23 +637,30 @@ def build_model(case: str, dst: Path) -> None:
         cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
     if bpe:
         copy_files(BPE_DIR, dst, ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"])
-        if arch == "Glm4ForCausalLM":
+        if arch in ("Glm4ForCausalLM", "Glm4MoeForCausalLM"):
             # GLM-4's converter takes eos/eot/unk/bos from the added tokens <|endoftext|> and <|user|>.
             rename_added_token(dst / "tokenizer.json", "<repo_name>", "<|user|>")
+        if arch == "Glm4MoeForCausalLM":
+            # GLM-4.5's takes bos from [gMASK] and eom from <|observation|>.
+            rename_added_token(dst / "tokenizer.json", "<file_sep>", "[gMASK]")
+            rename_added_token(dst / "tokenizer.json", "<filename>", "<|observation|>")
         if arch == "Qwen2ForCausalLM":
             tf.AutoTokenizer.from_pretrained(str(dst)).save_pretrained(str(dst))
-    elif arch != "BertModel":
+    elif arch == "XLMRobertaModel":
+        copy_files(XLMR_DIR, dst, ["tokenizer.json", "tokenizer_config.json"] + ([] if "tokjson" in opts else ["sentencepiece.bpe.model"]))
+    elif arch not in ("BertModel", "NomicBertModel"):
         copy_files(SPM_DIR, dst, ["tokenizer.model", "tokenizer_config.json"])
-    if "pooling" in opts:
+    if "pooling" in opts or arch in EMBED_POOLING:
         # sentence-transformers layout: modules.json + the pooling module's config.
+        mode = EMBED_POOLING.get(arch, "cls")
         (dst / "modules.json").write_text(json.dumps([
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ], indent=2))
         (dst / "1_Pooling").mkdir()
         (dst / "1_Pooling" / "config.json").write_text(json.dumps({
-            "word_embedding_dimension": hidden, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False,
-            "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
+            "word_embedding_dimension": hidden, "pooling_mode_cls_token": mode == "cls", "pooling_mode_mean_tokens": mode == "mean",
+            "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_lasttoken": mode == "lasttoken",
         }, indent=2))
 
 
@@ -469,7 +668,7 @@ def build_model(case: str, dst: Path) -> None:
 
 
 def run(cmd: list[str], env: dict | None = None) -> tuple[int, str]:
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env)
     return p.returncode, p.stdout
 
 

@@ -2,6 +2,7 @@
 //! peak RSS next to a reference measured in the same run.
 //!
 //!   cargo build --release && target/release/ckpt-bench bin-to-safetensors [--gb 1.0]
+//!   cargo build --release && target/release/ckpt-bench real-size   (issue 19's ≥1B-parameter runs)
 //!
 //! The commands are run interleaved, 5 times each after a warm-up round, with `sync` (untimed)
 //! before every run; the median wall time is reported. Peak RSS is the
@@ -547,6 +548,394 @@ fn quantize(args: &[String]) {
     println!("target: <= 0.67x llama-quantize's wall time");
 }
 
+/// Deterministic pseudo-random bf16 bytes (xorshift) for a synthetic weight.
+fn synthetic_bf16(n: usize, seed: u64, center: f32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let mut bytes = Vec::with_capacity(n * 2);
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let v = center + ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04;
+        bytes.extend_from_slice(&((v.to_bits() >> 16) as u16).to_le_bytes());
+    }
+    bytes
+}
+
+/// The shape of the real-size benchmark model: Llama with hidden 2048, FFN 5632, 20 layers
+/// (1.03B parameters, 2.06 GB of bf16), the tokenizer of the tiny SentencePiece fixture.
+const BIG_HIDDEN: u64 = 2048;
+const BIG_FFN: u64 = 5632;
+const BIG_LAYERS: u64 = 20;
+const BIG_VOCAB: u64 = 512;
+
+/// Writes the synthetic ≥1B-parameter Llama folder (bf16 safetensors, one shard per layer).
+fn make_big_llama(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (h, f) = (BIG_HIDDEN, BIG_FFN);
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": h, "intermediate_size": f,
+        "num_hidden_layers": BIG_LAYERS, "num_attention_heads": 16, "num_key_value_heads": 16,
+        "head_dim": 128, "hidden_act": "silu", "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
+        "vocab_size": BIG_VOCAB, "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16",
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let spm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf/tiny-llama-spm");
+    for file in ["tokenizer.model", "tokenizer_config.json"] {
+        std::fs::copy(spm.join(file), dir.join(file)).unwrap();
+    }
+    let tensor = |name: &str, shape: Vec<u64>, seed: u64, center: f32| {
+        let n: u64 = shape.iter().product();
+        let bytes = synthetic_bf16(n as usize, seed, center);
+        let len = bytes.len();
+        let storage = Storage::new(Buffer::owned(name, bytes), 0, len, name).unwrap();
+        Tensor::contiguous(name, DType::BF16, shape, storage)
+    };
+    let mut weight_map = serde_json::Map::new();
+    let mut seed = 0u64;
+    let shard = |file: String, ts: Vec<Tensor>, weight_map: &mut serde_json::Map<_, _>| {
+        for t in &ts {
+            weight_map.insert(t.name.clone(), file.clone().into());
+        }
+        ckpt_safetensors::write(
+            &dir.join(&file),
+            &ts,
+            &Default::default(),
+            true,
+            &mut |_| {},
+        )
+        .unwrap();
+    };
+    for l in 0..BIG_LAYERS {
+        let mut ts = Vec::new();
+        for (n, shape) in [
+            ("self_attn.q_proj", vec![h, h]),
+            ("self_attn.k_proj", vec![h, h]),
+            ("self_attn.v_proj", vec![h, h]),
+            ("self_attn.o_proj", vec![h, h]),
+            ("mlp.gate_proj", vec![f, h]),
+            ("mlp.up_proj", vec![f, h]),
+            ("mlp.down_proj", vec![h, f]),
+            ("input_layernorm", vec![h]),
+            ("post_attention_layernorm", vec![h]),
+        ] {
+            seed += 1;
+            let center = if shape.len() == 1 { 1.0 } else { 0.0 };
+            ts.push(tensor(
+                &format!("model.layers.{l}.{n}.weight"),
+                shape,
+                seed,
+                center,
+            ));
+        }
+        shard(
+            format!("model-{:05}.safetensors", l + 1),
+            ts,
+            &mut weight_map,
+        );
+    }
+    let ts = vec![
+        tensor("model.embed_tokens.weight", vec![BIG_VOCAB, h], 1001, 0.0),
+        tensor("model.norm.weight", vec![h], 1002, 1.0),
+        tensor("lm_head.weight", vec![BIG_VOCAB, h], 1003, 0.0),
+    ];
+    shard("model-rest.safetensors".into(), ts, &mut weight_map);
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+}
+
+/// A synthetic importance matrix in llama-imatrix's legacy `.dat` format (what both
+/// llama-quantize and ckpt read): positive weights for every matrix of the benchmark model.
+fn write_big_imatrix(path: &Path) {
+    let mut entries: Vec<(String, u64)> = vec![
+        ("token_embd.weight".into(), BIG_HIDDEN),
+        ("output.weight".into(), BIG_HIDDEN),
+    ];
+    for l in 0..BIG_LAYERS {
+        for (n, ne0) in [
+            ("attn_q", BIG_HIDDEN),
+            ("attn_k", BIG_HIDDEN),
+            ("attn_v", BIG_HIDDEN),
+            ("attn_output", BIG_HIDDEN),
+            ("ffn_gate", BIG_HIDDEN),
+            ("ffn_up", BIG_HIDDEN),
+            ("ffn_down", BIG_FFN),
+        ] {
+            entries.push((format!("blk.{l}.{n}.weight"), ne0));
+        }
+    }
+    let mut b = Vec::new();
+    b.extend_from_slice(&(entries.len() as i32).to_le_bytes());
+    let mut state = 0x2545F4914F6CDD1Du64;
+    for (name, ne0) in &entries {
+        b.extend_from_slice(&(name.len() as i32).to_le_bytes());
+        b.extend_from_slice(name.as_bytes());
+        b.extend_from_slice(&10i32.to_le_bytes());
+        b.extend_from_slice(&(*ne0 as i32).to_le_bytes());
+        for _ in 0..*ne0 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = 10.0 * (0.05 + (state >> 40) as f32 / (1u64 << 24) as f32);
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    b.extend_from_slice(&100i32.to_le_bytes());
+    let dataset = b"synthetic";
+    b.extend_from_slice(&(dataset.len() as i32).to_le_bytes());
+    b.extend_from_slice(dataset);
+    std::fs::write(path, b).unwrap();
+}
+
+fn mb(r: &Run) -> f64 {
+    r.max_rss_kb as f64 / 1024.0
+}
+
+/// Runs `a` then `b` `rounds` times, interleaved, with every output removed and `sync` (untimed)
+/// before each run; returns every run of each.
+fn interleaved(
+    a: &mut dyn FnMut() -> Command,
+    b: &mut dyn FnMut() -> Command,
+    clear: &dyn Fn(),
+    rounds: usize,
+) -> (Vec<Run>, Vec<Run>) {
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        clear();
+        run(&mut Command::new("sync"));
+        ra.push(run(&mut a()));
+        clear();
+        run(&mut Command::new("sync"));
+        rb.push(run(&mut b()));
+    }
+    (ra, rb)
+}
+
+fn median(rs: &[Run]) -> f64 {
+    let mut v: Vec<f64> = rs.iter().map(|r| r.secs).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn peak(rs: &[Run]) -> Run {
+    Run {
+        secs: median(rs),
+        max_rss_kb: rs.iter().map(|r| r.max_rss_kb).max().unwrap(),
+    }
+}
+
+/// The issue-19 benchmarks at real size: a synthetic 1.03B-parameter bf16 Llama (about 2 GB),
+/// made on the fly under the work directory and deleted at the end (at most ~5 GB on disk at
+/// once). `ckpt quantize` F16 -> Q4_K_M and -> IQ4_XS (with a synthetic imatrix) against
+/// llama-quantize with the same threads; one-step HF -> Q4_K_M against `ckpt quantize` alone;
+/// HF -> F16 against `cp -r`, run by run.
+fn real_size(args: &[String]) {
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let lq = PathBuf::from(
+        arg("--llama-quantize")
+            .or_else(|| std::env::var("LLAMA_QUANTIZE").ok())
+            .unwrap_or_else(|| "/work/llama-build/bin/llama-quantize".into()),
+    );
+    let work = PathBuf::from(arg("--dir").unwrap_or_else(|| {
+        std::env::temp_dir()
+            .join("ckpt-bench-real-size")
+            .to_string_lossy()
+            .into_owned()
+    }));
+    let rounds: usize = arg("--rounds").map_or(3, |r| r.parse().expect("--rounds N"));
+    let threads = arg("--threads").unwrap_or_else(|| "2".into());
+    let only = arg("--only");
+    let want = |what: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == what))
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let hf = work.join("hf");
+    eprintln!(
+        "generating a synthetic 1.03B-parameter bf16 Llama in {}…",
+        hf.display()
+    );
+    run(Command::new(std::env::current_exe().unwrap())
+        .arg("generate-big")
+        .arg(&hf));
+    let params = BIG_LAYERS
+        * (4 * BIG_HIDDEN * BIG_HIDDEN + 3 * BIG_HIDDEN * BIG_FFN + 2 * BIG_HIDDEN)
+        + 2 * BIG_VOCAB * BIG_HIDDEN
+        + BIG_HIDDEN;
+    let f16 = work.join("model.f16.gguf");
+    run(Command::new(ckpt_bin())
+        .args(["convert", "-q", "--outtype", "f16"])
+        .arg(&hf)
+        .arg(&f16));
+    let imatrix = work.join("imatrix.dat");
+    write_big_imatrix(&imatrix);
+    println!(
+        "real size: synthetic Llama, {:.2}B parameters, {:.2} GB bf16 safetensors, {} threads; {} interleaved rounds, sync before each run",
+        params as f64 / 1e9,
+        du(&hf) as f64 / 1e9,
+        threads,
+        rounds
+    );
+    let theirs = work.join("ref.gguf");
+    let ours = work.join("ckpt.gguf");
+    let clear_q = || {
+        let _ = std::fs::remove_file(&theirs);
+        let _ = std::fs::remove_file(&ours);
+    };
+    for (ftype, with_imatrix) in [("Q4_K_M", false), ("IQ4_XS", true)] {
+        if !want(&ftype.to_lowercase()) {
+            continue;
+        }
+        let (rl, rc) = interleaved(
+            &mut || {
+                let mut c = Command::new(&lq);
+                if with_imatrix {
+                    c.arg("--imatrix").arg(&imatrix);
+                }
+                c.arg(&f16)
+                    .arg(&theirs)
+                    .args([ftype, &threads])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                c
+            },
+            &mut || {
+                let mut c = Command::new(ckpt_bin());
+                c.args(["quantize", "-q", "--force"]);
+                if with_imatrix {
+                    c.arg("--imatrix").arg(&imatrix);
+                }
+                c.arg(&f16).arg(&ours).args([ftype, "--threads", &threads]);
+                c
+            },
+            &|| {
+                let _ = std::fs::remove_file(&ours);
+            },
+            rounds,
+        );
+        let same = sha256_of(&theirs) == sha256_of(&ours);
+        let (l, c) = (peak(&rl), peak(&rc));
+        println!(
+            "F16 -> {ftype}{}",
+            if with_imatrix { " (imatrix)" } else { "" }
+        );
+        println!(
+            "  llama-quantize   {:>7.2} s   peak RSS {:>7.1} MB   runs {:?}",
+            l.secs,
+            mb(&l),
+            rl.iter()
+                .map(|r| (r.secs * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        );
+        println!(
+            "  ckpt quantize    {:>7.2} s   peak RSS {:>7.1} MB   runs {:?}   {:.2}x llama-quantize's time",
+            c.secs,
+            mb(&c),
+            rc.iter().map(|r| (r.secs * 100.0).round() / 100.0).collect::<Vec<_>>(),
+            c.secs / l.secs
+        );
+        println!("  outputs byte-identical: {same}   (targets: <= 0.40x, peak RSS < 300 MB)");
+        clear_q();
+    }
+    if want("one-step") {
+        let one = work.join("one-step.gguf");
+        let (rq, ro) = interleaved(
+            &mut || {
+                let mut c = Command::new(ckpt_bin());
+                c.args(["quantize", "-q", "--force"])
+                    .arg(&f16)
+                    .arg(&ours)
+                    .args(["Q4_K_M", "--threads", &threads]);
+                c
+            },
+            &mut || {
+                let mut c = Command::new(ckpt_bin());
+                c.args(["convert", "-q", "--force", "--outtype", "q4_k_m"])
+                    .arg(&hf)
+                    .arg(&one);
+                c
+            },
+            &|| {
+                let _ = std::fs::remove_file(&one);
+            },
+            rounds,
+        );
+        let same = sha256_of(&one) == sha256_of(&ours);
+        let (q, o) = (peak(&rq), peak(&ro));
+        println!("HF -> Q4_K_M in one step vs F16 -> Q4_K_M");
+        println!(
+            "  ckpt quantize (F16 input)   {:>7.2} s   peak RSS {:>7.1} MB",
+            q.secs,
+            mb(&q)
+        );
+        println!(
+            "  ckpt convert --outtype q4_k_m {:>5.2} s   peak RSS {:>7.1} MB   {:.2}x quantize alone",
+            o.secs,
+            mb(&o),
+            o.secs / q.secs
+        );
+        println!("  outputs byte-identical: {same}   (targets: <= 1.10x, peak RSS < 300 MB)");
+        let _ = std::fs::remove_file(&one);
+        clear_q();
+    }
+    let _ = std::fs::remove_file(&f16);
+    if want("f16") {
+        let (cp_out, f16_out) = (work.join("cp-out"), work.join("out.f16.gguf"));
+        let clear = || {
+            let _ = std::fs::remove_dir_all(&cp_out);
+            let _ = std::fs::remove_file(&f16_out);
+        };
+        let rounds_f16 = rounds.max(5);
+        let (rcp, rck) = interleaved(
+            &mut || {
+                let mut c = Command::new("cp");
+                c.arg("-r").arg(&hf).arg(&cp_out);
+                c
+            },
+            &mut || {
+                let mut c = Command::new(ckpt_bin());
+                c.args(["convert", "-q", "--outtype", "f16"])
+                    .arg(&hf)
+                    .arg(&f16_out);
+                c
+            },
+            &clear,
+            rounds_f16,
+        );
+        println!("HF -> F16 GGUF vs cp -r of the folder, run by run (cp first, then ckpt)");
+        for (i, (a, b)) in rcp.iter().zip(&rck).enumerate() {
+            println!(
+                "  round {}: cp -r {:>6.2} s   ckpt {:>6.2} s (peak RSS {:>6.1} MB)   {:.2}x",
+                i + 1,
+                a.secs,
+                b.secs,
+                mb(b),
+                b.secs / a.secs
+            );
+        }
+        let worst = rcp
+            .iter()
+            .zip(&rck)
+            .map(|(a, b)| b.secs / a.secs)
+            .fold(0.0, f64::max);
+        println!("  worst ratio {worst:.2}x   (target: every run <= 1.30x)");
+        clear();
+    }
+    if std::env::var_os("CKPT_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let gb = args
@@ -561,8 +950,10 @@ fn main() {
         Some("hf-to-gguf") => hf_to_gguf(&args),
         Some("quantize") => quantize(&args),
         Some("generate") => make_safetensors_model(Path::new(&args[3]), args[2].parse().unwrap()),
+        Some("real-size") => real_size(&args),
+        Some("generate-big") => make_big_llama(Path::new(&args[2])),
         _ => {
-            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR");
+            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench real-size [--llama-quantize PATH] [--dir WORK] [--rounds 3] [--threads 2] [--only q4_k_m,iq4_xs,one-step,f16]");
             std::process::exit(2);
         }
     }

@@ -2,6 +2,7 @@
 //! over the library crates.
 
 mod compare;
+mod gguf_split;
 mod inspect;
 mod ollama;
 mod progress;
@@ -83,11 +84,27 @@ Examples:
   ckpt quantize model-f16.gguf model-Q8_0.gguf q8_0 --pure
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M 4      (4 threads, as llama-quantize IN OUT TYPE NTHREADS)
   ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --imatrix imatrix.gguf
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --tensor-type attn_v=q8_0 --override-kv general.name=str:mine
+  ckpt quantize model-f16.gguf model-Q4_K_M.gguf Q4_K_M --prune-layers 20,21 --split-max-size 5G
+  ckpt quantize --keep-split model-f16-00001-of-00003.gguf model-Q4_K_M.gguf Q4_K_M
 
 The output is byte-identical to llama-quantize (llama.cpp 0c1e57098, x86-64 build) on the same input:
 the same per-tensor type choice (output/token_embd rules, more bits for some attn_v/ffn_down layers,
 shape fallbacks), tensor order and metadata order.")]
     Quantize(quantize::QuantizeArgs),
+    /// Split a GGUF into shards or merge them, like llama-gguf-split (same bytes)
+    #[command(after_help = "\
+Examples:
+  ckpt gguf-split --split-max-size 5G model.gguf model            (model-00001-of-0000N.gguf, ...)
+  ckpt gguf-split --split --split-max-tensors 128 model.gguf out/model
+  ckpt gguf-split --merge model-00001-of-00003.gguf model.gguf
+  ckpt gguf-split --dry-run --split-max-size 2G model.gguf model
+
+The shards and the merged file are byte-identical to llama-gguf-split's (llama.cpp 0c1e57098): the first
+shard holds every KV, then split.no, split.tensors.count, split.count; the others only those three.
+Like llama-gguf-split, --merge keeps the split.* keys (split.count = 0). No shard appears unless all
+of them are written.")]
+    GgufSplit(gguf_split::GgufSplitArgs),
     /// Merge PEFT LoRA adapters (LoRA, rsLoRA, DoRA) into their base model, streaming, with PEFT's math
     #[command(
         name = "merge-lora",
@@ -228,6 +245,12 @@ struct ConvertArgs {
     /// or the --intermediate precision when --outtype is a llama-quantize type)
     #[arg(long, value_name = "TYPE", requires = "mmproj")]
     mmproj_outtype: Option<String>,
+    /// GGUF with a llama-quantize --outtype: llama-quantize's options
+    #[command(flatten)]
+    mix: quantize::MixArgs,
+    /// GGUF output as a split set
+    #[command(flatten)]
+    split: quantize::SplitOutArgs,
 }
 
 #[derive(Args)]
@@ -295,6 +318,7 @@ fn main() -> ExitCode {
         Command::Ollama(c) => ollama::run(c, &cli.global),
         Command::Serve(a) => ollama::serve(a, &cli.global),
         Command::Quantize(a) => quantize::run(a, &cli.global),
+        Command::GgufSplit(a) => gguf_split::run(a, &cli.global),
         Command::Diff(a) => match compare::run_diff(a, &cli.global) {
             Ok(same) => {
                 return if same {
@@ -373,7 +397,10 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
                 return refuse("--dtype", "the GGUF tensor types are chosen by --outtype (f32, f16, bf16, q8_0, q4_k_m, …)");
             }
             if a.max_shard_size.is_some() {
-                return refuse("--max-shard-size", "ckpt writes a GGUF as one file");
+                return refuse(
+                    "--max-shard-size",
+                    "a GGUF is split with --split-max-size / --split-max-tensors (as llama-gguf-split)",
+                );
             }
             if a.materialize_shared {
                 return refuse(
@@ -398,6 +425,14 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
             }
             let outtype = a.outtype.as_deref().unwrap_or("auto");
             let direct = ["auto", "f32", "f16", "bf16", "q8_0"];
+            if let Some(flag) = a.mix.any() {
+                if direct.iter().any(|d| outtype.eq_ignore_ascii_case(d)) {
+                    return refuse(
+                        flag,
+                        &format!("--outtype {outtype} is written directly; llama-quantize's options apply only to a llama-quantize --outtype (q4_k_m, q6_k, …)"),
+                    );
+                }
+            }
             if a.intermediate.is_some() && direct.iter().any(|d| outtype.eq_ignore_ascii_case(d)) {
                 return refuse(
                     "--intermediate",
@@ -413,6 +448,15 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
             }
             if a.intermediate.is_some() {
                 return refuse("--intermediate", what);
+            }
+            if let Some(flag) = a.mix.any() {
+                return refuse(flag, what);
+            }
+            if a.split.any() {
+                return refuse(
+                    "--split-max-size/--split-max-tensors",
+                    &format!("{what}; use --max-shard-size for safetensors/.bin shards"),
+                );
             }
             if a.pre_tokenizer.is_some() {
                 return refuse("--pre-tokenizer", what);
@@ -637,6 +681,11 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
                 }
             },
         },
+        quantize: match outtype {
+            ckpt::OutType::Quantized(f) => Some(a.mix.options(f)?),
+            _ => None,
+        },
+        split: a.split.options()?,
     };
     let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
     bars.finish();
@@ -671,7 +720,15 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     if !g.quiet {
         println!(
             "wrote {} ({} {}, {} tensors, {} parameters, {}) from {}",
-            report.output.display(),
+            match report.outputs.as_slice() {
+                [] | [_] => report.output.display().to_string(),
+                many => format!(
+                    "{} shards {} … {}",
+                    many.len(),
+                    many[0].display(),
+                    many[many.len() - 1].display()
+                ),
+            },
             report.gguf_architecture,
             report.outtype,
             report.tensors,

@@ -14,30 +14,23 @@ pub struct QuantizeArgs {
     input: PathBuf,
     /// Output GGUF
     output: PathBuf,
-    /// Target: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, F16, BF16, F32 (case-insensitive; Q4_K = Q4_K_M)
+    /// Target: a llama-quantize type (Q4_0 … Q8_0, Q2_K … Q6_K and the K mixes, IQ types, TQ1_0, TQ2_0, MXFP4_MOE, F16, BF16, F32; case-insensitive; Q4_K = Q4_K_M) or its number
     #[arg(value_name = "TYPE")]
     ftype: String,
     /// Worker threads, as llama-quantize's positional NTHREADS (same as --threads)
     #[arg(value_name = "NTHREADS", conflicts_with = "threads")]
     nthreads: Option<usize>,
-    /// Every quantizable tensor gets the type's default, without llama.cpp's per-tensor mix
-    #[arg(long)]
-    pure: bool,
-    /// Type of output.weight (e.g. q8_0)
-    #[arg(long)]
-    output_tensor_type: Option<String>,
-    /// Type of token_embd.weight
-    #[arg(long)]
-    token_embedding_type: Option<String>,
-    /// Keep output.weight unquantized
-    #[arg(long)]
-    leave_output_tensor: bool,
+    #[command(flatten)]
+    mix: MixArgs,
     /// Quantize an already quantized input (dequantized first, with quality loss)
     #[arg(long)]
     allow_requantize: bool,
-    /// Importance matrix from llama-imatrix (GGUF or legacy .dat)
-    #[arg(long)]
-    imatrix: Option<PathBuf>,
+    /// Write the output in the input's shards (OUTPUT without .gguf, then -00001-of-0000N.gguf …),
+    /// as llama-quantize --keep-split
+    #[arg(long, conflicts_with_all = ["split_max_size", "split_max_tensors"])]
+    keep_split: bool,
+    #[command(flatten)]
+    split: SplitOutArgs,
     /// Worker threads (default: all cores; llama-quantize's positional NTHREADS); the output does
     /// not depend on it
     #[arg(long)]
@@ -51,41 +44,172 @@ pub struct QuantizeArgs {
 }
 
 fn ggml_type(s: &str, flag: &str) -> Result<GgmlType, Error> {
-    GgmlType::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = ckpt::crates::quant::quantizable_types()
-            .map(|t| t.name())
-            .collect();
-        Error::Usage(format!(
-            "{flag}: unknown type '{s}' (valid: {})",
-            names.join(", ")
-        ))
-    })
+    ckpt::crates::quant::parse_ggml_type(s, flag)
+}
+
+/// llama-quantize's options that choose tensor types and metadata (shared by `ckpt quantize` and
+/// a one-step `ckpt convert --outtype q4_k_m`).
+#[derive(Args, Default)]
+pub struct MixArgs {
+    /// Every quantizable tensor gets the type's default, without llama.cpp's per-tensor mix
+    #[arg(long)]
+    pub pure: bool,
+    /// Type of output.weight (e.g. q8_0)
+    #[arg(long)]
+    output_tensor_type: Option<String>,
+    /// Type of token_embd.weight
+    #[arg(long)]
+    token_embedding_type: Option<String>,
+    /// Keep output.weight unquantized
+    #[arg(long)]
+    leave_output_tensor: bool,
+    /// Tensors whose name matches the regular expression PATTERN get TYPE (repeatable; the first
+    /// matching rule wins; PATTERN is lower-cased as llama-quantize does), e.g. attn_v=q8_0
+    #[arg(long, value_name = "PATTERN=TYPE")]
+    tensor_type: Vec<String>,
+    /// More PATTERN=TYPE rules, separated by spaces or newlines (they come after --tensor-type's)
+    #[arg(long, value_name = "FILE")]
+    tensor_type_file: Option<PathBuf>,
+    /// Set a metadata key in the output: KEY=int:N, KEY=float:X, KEY=bool:true|false, KEY=str:TEXT
+    /// (repeatable; int is written as UINT32, as llama-quantize does)
+    #[arg(long, value_name = "KEY=TYPE:VALUE")]
+    override_kv: Vec<String>,
+    /// Remove these blocks (comma-separated layer numbers); the others are renumbered and
+    /// block_count updated
+    #[arg(long, value_name = "L1,L2,...")]
+    prune_layers: Option<String>,
+    /// Importance matrix from llama-imatrix (GGUF or legacy .dat)
+    #[arg(long)]
+    imatrix: Option<PathBuf>,
+    /// Use the importance matrix only for tensors whose name contains NAME (repeatable)
+    #[arg(long, value_name = "NAME", conflicts_with = "exclude_weights")]
+    include_weights: Vec<String>,
+    /// Do not use the importance matrix for tensors whose name contains NAME (repeatable)
+    #[arg(long, value_name = "NAME")]
+    exclude_weights: Vec<String>,
+}
+
+impl MixArgs {
+    /// Whether any option was given (for refusing them where they do not apply).
+    pub fn any(&self) -> Option<&'static str> {
+        [
+            (self.pure, "--pure"),
+            (self.output_tensor_type.is_some(), "--output-tensor-type"),
+            (
+                self.token_embedding_type.is_some(),
+                "--token-embedding-type",
+            ),
+            (self.leave_output_tensor, "--leave-output-tensor"),
+            (!self.tensor_type.is_empty(), "--tensor-type"),
+            (self.tensor_type_file.is_some(), "--tensor-type-file"),
+            (!self.override_kv.is_empty(), "--override-kv"),
+            (self.prune_layers.is_some(), "--prune-layers"),
+            (self.imatrix.is_some(), "--imatrix"),
+            (!self.include_weights.is_empty(), "--include-weights"),
+            (!self.exclude_weights.is_empty(), "--exclude-weights"),
+        ]
+        .into_iter()
+        .find(|(on, _)| *on)
+        .map(|(_, flag)| flag)
+    }
+
+    /// The library options for `ftype`.
+    pub fn options(&self, ftype: ckpt::Ftype) -> Result<ckpt::QuantizeOptions, Error> {
+        let mut opts = ckpt::QuantizeOptions::new(ftype);
+        opts.pure = self.pure;
+        opts.output_tensor_type = self
+            .output_tensor_type
+            .as_deref()
+            .map(|s| ggml_type(s, "--output-tensor-type"))
+            .transpose()?;
+        opts.token_embedding_type = self
+            .token_embedding_type
+            .as_deref()
+            .map(|s| ggml_type(s, "--token-embedding-type"))
+            .transpose()?;
+        opts.leave_output_tensor = self.leave_output_tensor;
+        for t in &self.tensor_type {
+            opts.tensor_types.push(ckpt::TensorTypeOverride::parse(t)?);
+        }
+        if let Some(f) = &self.tensor_type_file {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                Error::Usage(format!(
+                    "--tensor-type-file: cannot read {}: {e}",
+                    f.display()
+                ))
+            })?;
+            opts.tensor_types
+                .extend(ckpt::TensorTypeOverride::parse_list(&text)?);
+        }
+        for o in &self.override_kv {
+            opts.kv_overrides.push(ckpt::KvOverride::parse(o)?);
+        }
+        if let Some(p) = &self.prune_layers {
+            opts.prune_layers = ckpt::crates::quant::parse_prune_layers(p)?;
+        }
+        opts.imatrix = self.imatrix.clone();
+        opts.imatrix_weights = if !self.include_weights.is_empty() {
+            ckpt::ImatrixWeights::Include(self.include_weights.clone())
+        } else if !self.exclude_weights.is_empty() {
+            ckpt::ImatrixWeights::Exclude(self.exclude_weights.clone())
+        } else {
+            ckpt::ImatrixWeights::All
+        };
+        Ok(opts)
+    }
+}
+
+/// Writing the GGUF output as a split set, as llama-gguf-split would split it.
+#[derive(Args, Default)]
+pub struct SplitOutArgs {
+    /// Write OUTPUT as shards of at most this much tensor data (N followed by M or G, decimal:
+    /// 5G = 5*10^9 bytes), named OUTPUT without .gguf, then -00001-of-0000N.gguf …; the same bytes
+    /// as writing one file and running llama-gguf-split --split-max-size on it
+    #[arg(long, value_name = "N(M|G)", conflicts_with = "split_max_tensors")]
+    pub split_max_size: Option<String>,
+    /// Like --split-max-size, at most N tensors per shard
+    #[arg(long, value_name = "N")]
+    pub split_max_tensors: Option<usize>,
+}
+
+impl SplitOutArgs {
+    /// The split, if one was asked for.
+    pub fn options(&self) -> Result<Option<ckpt::SplitOptions>, Error> {
+        let by = match (&self.split_max_size, self.split_max_tensors) {
+            (Some(s), _) => ckpt::SplitBy::MaxBytes(ckpt::crates::gguf::parse_split_size(s)?),
+            (None, Some(0)) => {
+                return Err(Error::Usage(
+                    "--split-max-tensors must be at least 1".into(),
+                ))
+            }
+            (None, Some(n)) => ckpt::SplitBy::MaxTensors(n),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(ckpt::SplitOptions {
+            by,
+            no_tensor_first_split: false,
+        }))
+    }
+
+    /// Whether a split was asked for.
+    pub fn any(&self) -> bool {
+        self.split_max_size.is_some() || self.split_max_tensors.is_some()
+    }
 }
 
 pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
     let ftype: ckpt::Ftype = a.ftype.parse()?;
-    if a.pure && !ftype.default_type().is_quantized() {
+    if a.mix.pure && !ftype.default_type().is_quantized() {
         // llama.cpp's per-tensor mix applies only to quantized targets: with a float target the
         // output is the same with or without --pure.
         return Err(Error::Usage(format!(
             "--pure has no effect when the target is {ftype}: the per-tensor type mix it turns off applies only to quantized types"
         )));
     }
-    let mut opts = ckpt::QuantizeOptions::new(ftype);
-    opts.pure = a.pure;
-    opts.output_tensor_type = a
-        .output_tensor_type
-        .as_deref()
-        .map(|s| ggml_type(s, "--output-tensor-type"))
-        .transpose()?;
-    opts.token_embedding_type = a
-        .token_embedding_type
-        .as_deref()
-        .map(|s| ggml_type(s, "--token-embedding-type"))
-        .transpose()?;
-    opts.leave_output_tensor = a.leave_output_tensor;
+    let mut opts = a.mix.options(ftype)?;
     opts.allow_requantize = a.allow_requantize;
-    opts.imatrix = a.imatrix.clone();
+    opts.keep_split = a.keep_split;
+    opts.split = a.split.options()?;
     opts.threads = a.threads.or(a.nthreads).unwrap_or(0);
     opts.overwrite = a.force;
     let spinner = (!g.quiet && !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -113,7 +237,7 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
             })
             .collect();
         let out = json!({
-            "output": a.output, "ftype": ftype.name(), "tensors": tensors, "fallbacks": report.n_fallback,
+            "output": a.output, "outputs": report.outputs, "ftype": ftype.name(), "tensors": tensors, "fallbacks": report.n_fallback,
             "input_bytes": report.input_bytes, "output_bytes": report.output_bytes,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
@@ -126,10 +250,23 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
             *counts.entry(t.to.name()).or_default() += 1;
         }
         let mix: Vec<String> = counts.iter().map(|(k, v)| format!("{k}x{v}")).collect();
+        let written = match report.outputs.as_slice() {
+            [one] => one.display().to_string(),
+            many => format!(
+                "{} shards ({} … {})",
+                many.len(),
+                many.first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                many.last()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        };
         println!(
             "{} -> {} ({}): {} tensors [{}], {} -> {}",
             a.input.display(),
-            a.output.display(),
+            written,
             ftype,
             report.tensors.len(),
             mix.join(", "),

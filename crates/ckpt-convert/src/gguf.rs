@@ -1,6 +1,7 @@
 //! Hugging Face model folder -> GGUF, like llama.cpp's convert_hf_to_gguf.py, optionally followed
-//! by llama-quantize's mixes in one step (through a temporary F16 or BF16 GGUF, exactly what
-//! converting and then quantizing produces).
+//! by llama-quantize's mixes in one step: the quantizer reads the converter's F16 (or BF16, F32)
+//! tensors by bands of rows as it writes, without staging them in a file, and produces exactly
+//! what converting and then quantizing produces.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,7 @@ pub enum OutType {
     F16,
     BF16,
     Q8_0,
-    /// A llama-quantize mix (`Q4_K_M`, `Q6_K`, …), through an [`Intermediate`] GGUF.
+    /// A llama-quantize mix (`Q4_K_M`, `Q6_K`, …), quantized from [`Intermediate`] tensors.
     Quantized(ckpt_quant::Ftype),
 }
 
@@ -141,6 +142,13 @@ pub struct GgufOptions {
     pub key: Option<String>,
     pub overwrite: bool,
     pub progress: Option<ProgressFn>,
+    /// With a llama-quantize `outtype`: its other options (`--tensor-type`, `--override-kv`,
+    /// `--imatrix`, `--pure`, …). Their `ftype` is replaced by the outtype's, `overwrite` and
+    /// `split` by these options'.
+    pub quantize: Option<ckpt_quant::QuantizeOptions>,
+    /// Write the GGUF as a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path
+    /// without `.gguf`): the same bytes as converting to one file, then `llama-gguf-split --split`.
+    pub split: Option<ckpt_gguf::SplitOptions>,
     /// Also write the vision encoder + projector of a multimodal folder to this file, as
     /// `convert_hf_to_gguf.py --mmproj` does (in the same pass over the source).
     pub mmproj: Option<PathBuf>,
@@ -148,19 +156,6 @@ pub struct GgufOptions {
     /// that itself, else the [`Intermediate`] precision (quantizing the text model leaves the
     /// projector's precision alone).
     pub mmproj_outtype: Option<OutType>,
-}
-
-/// What was written to the `--mmproj` file.
-#[derive(Debug, Clone, Serialize)]
-pub struct MmprojReport {
-    pub output: PathBuf,
-    /// `clip.projector_type`.
-    pub projector: String,
-    pub outtype: String,
-    pub tensors: usize,
-    pub parameters: u64,
-    pub bytes: u64,
-    pub fallbacks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,9 +174,24 @@ pub struct GgufReport {
     /// shape fallbacks from it; `fallbacks` lists them as text after the converter's own).
     #[serde(skip)]
     pub quantized: Vec<ckpt_quant::TensorReport>,
+    /// The files written: the output, or the shards of a split output.
+    pub outputs: Vec<PathBuf>,
     /// The projector file, when [`GgufOptions::mmproj`] asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mmproj: Option<MmprojReport>,
+}
+
+/// What was written to the `--mmproj` file.
+#[derive(Debug, Clone, Serialize)]
+pub struct MmprojReport {
+    pub output: PathBuf,
+    /// `clip.projector_type`.
+    pub projector: String,
+    pub outtype: String,
+    pub tensors: usize,
+    pub parameters: u64,
+    pub bytes: u64,
+    pub fallbacks: Vec<String>,
 }
 
 /// The projector's type for [`GgufOptions`] (see [`GgufOptions::mmproj_outtype`]).
@@ -215,6 +225,7 @@ fn write_mmproj(
         pre_tokenizer: None,
         overwrite: true,
         progress: None,
+        split: None,
     };
     let r = ckpt_model::mmproj::convert_mmproj(model_dir, ckpt, tmp, &model_opts)?;
     let outtype = match ckpt_quant::Ftype::from_id(r.file_type) {
@@ -244,7 +255,13 @@ pub fn has_projector(dir: &Path) -> bool {
 
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
-    check_destination(dst, opts.overwrite)?;
+    if opts.split.is_none() {
+        check_destination(dst, opts.overwrite)?;
+    } else if opts.mmproj.is_some() {
+        return Err(Error::Usage(
+            "--mmproj cannot be combined with a split text output".into(),
+        ));
+    }
     let model_dir = if src.is_dir() {
         src.to_path_buf()
     } else {
@@ -315,10 +332,6 @@ fn convert_text(
         .outtype
         .direct()
         .unwrap_or_else(|| opts.intermediate.outtype());
-    let stage_path = match quant {
-        None => dst.to_path_buf(),
-        Some(_) => temp_path_for(dst).with_extension("f16.gguf"),
-    };
     let progress = opts.progress.clone();
     if let Some(p) = &progress {
         p(Progress::Start {
@@ -327,9 +340,9 @@ fn convert_text(
         });
     }
     let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let hook: Option<Box<dyn Fn(u64, u64) + Send + Sync>> = progress.clone().map(|p| {
+    let hook = progress.clone().map(|p| {
         let last = last.clone();
-        Box::new(move |done: u64, total: u64| {
+        move |done: u64, total: u64| {
             let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
             if prev == 0 {
                 p(Progress::Start {
@@ -340,27 +353,66 @@ fn convert_text(
             p(Progress::Advance {
                 bytes: done.saturating_sub(prev),
             });
-        }) as Box<dyn Fn(u64, u64) + Send + Sync>
+        }
     });
     let model_opts = ckpt_model::HfToGgufOptions {
         outtype: stage_type,
         pre_tokenizer: opts.pre_tokenizer.clone(),
-        overwrite: opts.overwrite || quant.is_some(),
-        progress: hook,
+        overwrite: opts.overwrite,
+        progress: None,
+        split: None,
     };
-    let result = ckpt_model::convert_hf_to_gguf(model_dir, ckpt, &stage_path, &model_opts);
+    // The converter's whole output, planned but not written. For a llama-quantize type the
+    // quantizer reads its tensors by bands of rows (cast as they are read) and writes the
+    // quantized file directly: no staged F16 file, the same bytes as converting and then
+    // quantizing that file.
+    let result =
+        ckpt_model::plan_hf_to_gguf(model_dir, ckpt, &model_opts).and_then(|(writer, report)| {
+            match quant {
+                None => {
+                    let write_opts = ckpt_model::HfToGgufOptions {
+                        overwrite: opts.overwrite,
+                        progress: hook.map(|h| Box::new(h) as Box<dyn Fn(u64, u64) + Send + Sync>),
+                        split: opts.split,
+                        ..Default::default()
+                    };
+                    let mut report = report;
+                    let outputs = ckpt_model::write_with_progress(writer, dst, &write_opts)?;
+                    if opts.split.is_some() {
+                        report.output_bytes = 0;
+                        for p in &outputs {
+                            report.output_bytes +=
+                                std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+                        }
+                    }
+                    report.outputs = outputs;
+                    Ok((report, None))
+                }
+                Some(ftype) => {
+                    let mut qopts = opts
+                        .quantize
+                        .clone()
+                        .unwrap_or_else(|| ckpt_quant::QuantizeOptions::new(ftype));
+                    qopts.ftype = ftype;
+                    qopts.overwrite = opts.overwrite;
+                    qopts.split = opts.split;
+                    qopts.keep_split = false;
+                    let q = match hook {
+                        Some(hook) => ckpt_quant::pipeline::quantize_writer_with_progress(
+                            model_dir, &writer, dst, &qopts, hook,
+                        ),
+                        None => {
+                            ckpt_quant::pipeline::quantize_writer(model_dir, &writer, dst, &qopts)
+                        }
+                    };
+                    q.map(|q| (report, Some(q)))
+                }
+            }
+        });
     if let Some(p) = &progress {
         p(Progress::Finish);
     }
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if quant.is_some() {
-                let _ = std::fs::remove_file(&stage_path);
-            }
-            return Err(e);
-        }
-    };
+    let (report, quantized) = result?;
     let mut out = GgufReport {
         output: dst.to_path_buf(),
         hf_architecture: report.hf_architecture,
@@ -373,15 +425,12 @@ fn convert_text(
         dropped: report.dropped,
         warnings: report.warnings,
         quantized: Vec::new(),
+        outputs: Vec::new(),
         mmproj: None,
     };
-    if let Some(ftype) = quant {
-        let mut qopts = ckpt_quant::QuantizeOptions::new(ftype);
-        qopts.overwrite = opts.overwrite;
-        let result = ckpt_quant::quantize_gguf(&stage_path, dst, &qopts);
-        let _ = std::fs::remove_file(&stage_path);
-        let q = result?;
-        out.outtype = ftype.name().to_string();
+    out.outputs = report.outputs;
+    if let Some(q) = quantized {
+        out.outtype = q.ftype.name().to_string();
         out.bytes = q.output_bytes;
         for t in q.tensors.iter().filter(|t| t.fallback_from.is_some()) {
             out.fallbacks.push(format!(
@@ -393,6 +442,7 @@ fn convert_text(
             ));
         }
         out.quantized = q.tensors;
+        out.outputs = q.outputs;
     }
     Ok(out)
 }

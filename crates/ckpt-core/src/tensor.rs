@@ -504,12 +504,60 @@ impl Tensor {
                     Error::Other(format!("writing tensor '{}': {e}", self.name))
                 };
                 w.flush().map_err(io_err)?;
-                if copy_range(src, start as u64, w.get_mut(), len as u64).map_err(io_err)? {
+                if copy_range(src, start as u64, w.get_mut(), None, len as u64).map_err(io_err)? {
                     return Ok(len as u64);
                 }
             }
         }
         self.write_to(w)
+    }
+
+    /// Writes the dense bytes at `offset` of `f` with positioned writes (so several tensors can
+    /// be written into one file at once). Dense mapped data is copied by the kernel
+    /// (`copy_file_range`) where the filesystems allow, else written in chunks whose mapped pages
+    /// are released right after; other views are gathered piece by piece. Returns the bytes
+    /// written.
+    pub fn write_at(&self, f: &std::fs::File, offset: u64) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let io_err =
+            |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
+        if let Some((buf, start, len)) = self.mapped_range() {
+            self.validate()?;
+            #[cfg(target_os = "linux")]
+            if let Some(src) = &buf.file {
+                if copy_range(src, start as u64, f, Some(offset), len as u64).map_err(io_err)? {
+                    return Ok(len as u64);
+                }
+            }
+            let mut pos = 0;
+            while pos < len {
+                let n = STREAM_CHUNK.min(len - pos);
+                f.write_all_at(
+                    &buf.bytes()[start + pos..start + pos + n],
+                    offset + pos as u64,
+                )
+                .map_err(io_err)?;
+                buf.release(start + pos, n);
+                pos += n;
+            }
+            return Ok(len as u64);
+        }
+        if self.view().is_some() {
+            let mut n = 0u64;
+            self.stream_view(&mut |chunk| {
+                f.write_all_at(chunk, offset + n).map_err(io_err)?;
+                n += chunk.len() as u64;
+                Ok(())
+            })?;
+            self.release();
+            return Ok(n);
+        }
+        let bytes = self.bytes()?;
+        f.write_all_at(&bytes, offset).map_err(io_err)?;
+        let n = bytes.len() as u64;
+        drop(bytes);
+        self.release();
+        Ok(n)
     }
 
     /// Whether two tensors hold identical bytes, compared chunk by chunk (mapped pages released
@@ -676,17 +724,20 @@ impl Tensor {
     }
 }
 
-/// Copies `len` bytes of `src` at `offset` to the current position of `dst` inside the kernel.
-/// Returns false (having copied nothing) when the filesystems cannot do it, so the caller streams.
+/// Copies `len` bytes of `src` at `offset` to `dst` inside the kernel: at `out_offset`, or at
+/// (and advancing) the file position when None. Returns false (having copied nothing) when the
+/// filesystems cannot do it, so the caller streams.
 #[cfg(target_os = "linux")]
 fn copy_range(
     src: &std::fs::File,
     offset: u64,
-    dst: &mut std::fs::File,
+    dst: &std::fs::File,
+    out_offset: Option<u64>,
     len: u64,
 ) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
     let mut off_in = offset as i64;
+    let mut off_out = out_offset.map(|o| o as i64);
     let mut left = len;
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
@@ -696,7 +747,9 @@ fn copy_range(
                 src.as_raw_fd(),
                 &mut off_in,
                 dst.as_raw_fd(),
-                std::ptr::null_mut(),
+                off_out
+                    .as_mut()
+                    .map_or(std::ptr::null_mut(), |o| o as *mut i64),
                 chunk,
                 0,
             )

@@ -629,6 +629,8 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
             }
             // Rows the converter cut off (beyond the real vocabulary) are gone.
             Transform::TruncateRows { .. } => {}
+            // The skipped position rows are gone; XLM-RoBERTa (the one user) is not exported.
+            Transform::SkipRows { .. } => {}
             // Same data; LFM2 (the one user) is not exported.
             Transform::SqueezeDim1 => {}
         }

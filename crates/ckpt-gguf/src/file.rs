@@ -366,6 +366,11 @@ fn split_numbers(f: &GgufFile) -> Result<Option<(usize, usize)>> {
             ))
         }
     };
+    // llama-gguf-split --merge leaves split.count = 0 (and split.no = 0) in the merged file;
+    // llama.cpp's loader reads such a file as one file.
+    if count == 0 && no == 0 {
+        return Ok(None);
+    }
     if count == 0 || no >= count || count > 99_999 {
         return Err(Error::invalid(
             &f.path,

@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod header;
+pub mod split;
 pub mod value;
 pub mod writer;
 
@@ -21,5 +22,9 @@ pub use header::{
 pub use header::{
     ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_ELEMENTS, MAX_DIMS, MAX_NAME_LEN, MAX_STRING_LENGTH,
 };
+pub use split::{merge_gguf, split_gguf, ShardPlan, SplitReport};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
-pub use writer::{encode_value, DimsMode, GgufWriter, ProgressFn, SplitBy, SplitOptions};
+pub use writer::{
+    encode_value, parse_split_size, split_prefix, DimsMode, GgufWriter, ProgressFn, SplitBy,
+    SplitOptions,
+};

@@ -85,6 +85,20 @@ fn write_tensors_at(
                 let result = if let ckpt_core::TensorData::Rows(rows) = &t.data {
                     write_rows_at(f, path, t, rows, data_start + p.offset, p.nbytes)
                         .map(|()| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                } else if t.view().is_some() {
+                    // Mapped data: copied by the kernel or streamed, never held whole.
+                    if t.nbytes() != p.nbytes {
+                        Err(Error::Other(format!(
+                            "{}: tensor '{}' has {} bytes, its GGUF info says {}",
+                            path.display(),
+                            t.name,
+                            t.nbytes(),
+                            p.nbytes
+                        )))
+                    } else {
+                        t.write_at(f, data_start + p.offset)
+                            .map(|_| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
+                    }
                 } else {
                     t.bytes().and_then(|bytes| {
                         if bytes.len() as u64 != p.nbytes {
@@ -519,7 +533,98 @@ impl GgufWriter {
     ) -> Result<Vec<PathBuf>> {
         let plan = self.plan()?;
         let groups = split_groups(&self.tensors, &plan, options)?;
-        let n_shards = groups.len();
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        self.write_groups(out_prefix, &sizes, overwrite, |shard, i, n, n_tensors| {
+            // llama-gguf-split sets split.count twice (a placeholder first), and every set moves
+            // the key to the end: split.no, split.tensors.count, split.count.
+            shard.set_kv(SPLIT_NO_KEY, GgufValue::U16(i as u16));
+            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(0));
+            shard.set_kv(SPLIT_TENSORS_COUNT_KEY, GgufValue::I32(n_tensors as i32));
+            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(n as u16));
+        })
+    }
+
+    /// What [`Self::write_split`] would write (llama-gguf-split `--dry-run`): each shard's path,
+    /// tensor count and size; writes nothing.
+    pub fn plan_split(
+        &self,
+        out_prefix: &Path,
+        options: &SplitOptions,
+    ) -> Result<Vec<crate::split::ShardPlan>> {
+        let plan = self.plan()?;
+        let groups = split_groups(&self.tensors, &plan, options)?;
+        let n = groups.len();
+        let prefix = out_prefix.to_string_lossy().into_owned();
+        let mut out = Vec::with_capacity(n);
+        for (i, group) in groups.iter().enumerate() {
+            let mut shard = GgufWriter::new();
+            shard.dims_mode = self.dims_mode;
+            shard.alignment_override = self.alignment_override;
+            if i == 0 {
+                shard.kvs = self.kvs.clone();
+            }
+            shard.set_kv(SPLIT_NO_KEY, GgufValue::U16(i as u16));
+            shard.set_kv(
+                SPLIT_TENSORS_COUNT_KEY,
+                GgufValue::I32(self.tensors.len() as i32),
+            );
+            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(n as u16));
+            shard.tensors = group.iter().map(|&t| self.tensors[t].clone()).collect();
+            let header = shard.header_bytes()?.len() as u64;
+            let data: u64 = group.iter().map(|&t| plan.tensors[t].nbytes).sum();
+            out.push(crate::split::ShardPlan {
+                path: split_path(&prefix, i, n).into(),
+                tensors: group.len(),
+                bytes: shard.total_size()?,
+                reported_bytes: header + data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes the model as shards of the given tensor counts (in order), like llama-quantize
+    /// `--keep-split`: `<out_prefix>-00001-of-0000N.gguf` …, the first shard with every KV; when
+    /// there is more than one shard, each gets `split.no` (u16), `split.count` (u16) and
+    /// `split.tensors.count` (i32) appended in that order. Atomic like [`Self::write_split`].
+    pub fn write_shards(
+        self,
+        out_prefix: &Path,
+        shard_tensor_counts: &[usize],
+        overwrite: bool,
+    ) -> Result<Vec<PathBuf>> {
+        let total: usize = shard_tensor_counts.iter().sum();
+        if total != self.tensors.len() || shard_tensor_counts.is_empty() {
+            return Err(Error::Other(format!(
+                "shards of {shard_tensor_counts:?} tensors do not hold the {} tensors",
+                self.tensors.len()
+            )));
+        }
+        self.write_groups(
+            out_prefix,
+            shard_tensor_counts,
+            overwrite,
+            |shard, i, n, n_tensors| {
+                if n > 1 {
+                    shard.set_kv(SPLIT_NO_KEY, GgufValue::U16(i as u16));
+                    shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(n as u16));
+                    shard.set_kv(SPLIT_TENSORS_COUNT_KEY, GgufValue::I32(n_tensors as i32));
+                }
+            },
+        )
+    }
+
+    /// Writes consecutive runs of tensors (`sizes[i]` tensors in shard i) into
+    /// `split_path(prefix, i, n)`: all shards to temporaries first, renamed into place only when
+    /// every one is complete (and removed again if a rename fails).
+    fn write_groups(
+        self,
+        out_prefix: &Path,
+        sizes: &[usize],
+        overwrite: bool,
+        split_keys: impl Fn(&mut GgufWriter, usize, usize, usize),
+    ) -> Result<Vec<PathBuf>> {
+        let plan = self.plan()?;
+        let n_shards = sizes.len();
         let n_tensors = self.tensors.len();
         if n_shards > u16::MAX as usize || n_tensors > i32::MAX as usize {
             return Err(Error::Usage(format!(
@@ -543,20 +648,15 @@ impl GgufWriter {
         let mut tensors = tensors.into_iter();
         let mut done_before = 0u64;
         let mut files = Vec::with_capacity(n_shards);
-        for (i, group) in groups.iter().enumerate() {
+        for (i, &size) in sizes.iter().enumerate() {
             let mut shard = GgufWriter::new();
             shard.dims_mode = dims_mode;
             shard.alignment_override = alignment_override;
             if i == 0 {
                 shard.kvs = kvs.clone();
             }
-            // llama-gguf-split sets split.count twice (a placeholder first), and every set moves
-            // the key to the end: split.no, split.tensors.count, split.count.
-            shard.set_kv(SPLIT_NO_KEY, GgufValue::U16(i as u16));
-            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(0));
-            shard.set_kv(SPLIT_TENSORS_COUNT_KEY, GgufValue::I32(n_tensors as i32));
-            shard.set_kv(SPLIT_COUNT_KEY, GgufValue::U16(n_shards as u16));
-            shard.tensors = tensors.by_ref().take(group.len()).collect();
+            split_keys(&mut shard, i, n_shards, n_tensors);
+            shard.tensors = tensors.by_ref().take(size).collect();
             let mut file = AtomicFile::create(&paths[i], overwrite)?;
             let mut shard_done = 0;
             shard.write_file_reporting(&mut file, &mut |done, _| {
@@ -568,11 +668,47 @@ impl GgufWriter {
             done_before += shard_done;
             files.push(file);
         }
-        for f in files {
-            f.commit()?;
+        let mut committed: Vec<&PathBuf> = Vec::with_capacity(n_shards);
+        for (f, p) in files.into_iter().zip(&paths) {
+            if let Err(e) = f.commit() {
+                for done in committed {
+                    let _ = std::fs::remove_file(done);
+                }
+                return Err(e);
+            }
+            committed.push(p);
         }
         Ok(paths)
     }
+}
+
+/// The prefix shards are named after when the output is given as a file name: `model.gguf`
+/// gives `model` (then `model-00001-of-00003.gguf`, …); a name without `.gguf` is kept whole.
+pub fn split_prefix(output: &Path) -> PathBuf {
+    let s = output.to_string_lossy();
+    match s.strip_suffix(".gguf") {
+        Some(p) if !p.is_empty() && !p.ends_with('/') => PathBuf::from(p),
+        _ => output.to_path_buf(),
+    }
+}
+
+/// Reads a size like llama-gguf-split's `--split-max-size`: a positive integer followed by `M`
+/// (10^6 bytes) or `G` (10^9 bytes).
+pub fn parse_split_size(s: &str) -> Result<u64> {
+    let bad = |why: &str| Error::Usage(format!("invalid split size '{s}': {why}"));
+    let (num, unit) = match s.as_bytes().last() {
+        Some(b'M') => (&s[..s.len() - 1], 1_000_000u64),
+        Some(b'G') => (&s[..s.len() - 1], 1_000_000_000u64),
+        _ => return Err(bad("supported units are M (megabytes) or G (gigabytes)")),
+    };
+    let n: i64 = num
+        .trim()
+        .parse()
+        .map_err(|_| bad("expected a whole number before the unit"))?;
+    if n <= 0 || n > i32::MAX as i64 {
+        return Err(bad("size must be a positive value"));
+    }
+    Ok(n as u64 * unit)
 }
 
 /// Tensor indices per shard, by llama-gguf-split's rule: a new shard starts when the tensor

@@ -16,7 +16,7 @@ pub mod model_card;
 pub mod tensors;
 pub mod vocab;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ckpt_core::{Checkpoint, DType, Error, GgmlType, Result, Tensor};
 use ckpt_gguf::GgufWriter;
@@ -76,6 +76,9 @@ pub struct HfToGgufOptions {
     pub overwrite: bool,
     /// Called with (data bytes written, data bytes in total) as tensors are written.
     pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
+    /// Write a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path without `.gguf`)
+    /// with the bytes `llama-gguf-split --split` makes of the single-file output.
+    pub split: Option<ckpt_gguf::SplitOptions>,
 }
 
 impl Default for HfToGgufOptions {
@@ -85,6 +88,7 @@ impl Default for HfToGgufOptions {
             pre_tokenizer: None,
             overwrite: false,
             progress: None,
+            split: None,
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct ConvertReport {
     /// Tensors of the checkpoint that the converter drops by design.
     pub dropped: Vec<String>,
     pub warnings: Vec<String>,
+    /// The files written (one, or the shards of a split output).
+    pub outputs: Vec<PathBuf>,
 }
 
 /// The `architectures[0]` values of config.json this crate converts.
@@ -143,6 +149,17 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "Mistral3ForConditionalGeneration",
         "Qwen2VLForConditionalGeneration",
         "Qwen2_5_VLForConditionalGeneration",
+        "DeepseekV2ForCausalLM",
+        "DeepseekV3ForCausalLM",
+        "GraniteMoeForCausalLM",
+        "GraniteMoeSharedForCausalLM",
+        "Glm4MoeForCausalLM",
+        "GptOssForCausalLM",
+        "Gemma3TextModel",
+        "Qwen3Model",
+        "NomicBertModel",
+        "XLMRobertaModel",
+        "ModernBertModel",
     ]
 }
 
@@ -153,6 +170,28 @@ pub fn convert_hf_to_gguf(
     out: &Path,
     opts: &HfToGgufOptions,
 ) -> Result<ConvertReport> {
+    let (writer, mut report) = plan_hf_to_gguf(model_dir, source, opts)?;
+    let outputs = write_with_progress(writer, out, opts)?;
+    if opts.split.is_some() {
+        report.output_bytes = 0;
+        for p in &outputs {
+            report.output_bytes += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+        }
+    }
+    report.outputs = outputs;
+    Ok(report)
+}
+
+/// Everything [`convert_hf_to_gguf`] decides, without writing: a [`GgufWriter`] holding the KVs
+/// and the lazy tensors (cast by bands of rows when written or read), and the report
+/// (`output_bytes` is the size the file would have). A one-step quantizer reads the tensors
+/// from it directly instead of from a staged file. `opts.overwrite` and `opts.progress` are not
+/// used here.
+pub fn plan_hf_to_gguf(
+    model_dir: &Path,
+    source: &Checkpoint,
+    opts: &HfToGgufOptions,
+) -> Result<(GgufWriter, ConvertReport)> {
     let mut hp = Hparams::load(model_dir)?;
     let hf_arch = match hp
         .get("architectures")
@@ -205,61 +244,69 @@ pub fn convert_hf_to_gguf(
             dropped.push(t.name.clone());
             continue;
         }
-        let bid = t
-            .name
-            .split('.')
-            .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(st) = stacker.as_mut() {
-            if let Some(done) = st.offer(&t, bid, block_count)? {
-                for stacked in done {
-                    let tref = arch::TensorRef {
-                        name: &stacked.hf_name,
-                        bid,
-                        dtype: stacked.experts[0].dtype,
-                        model_dir,
-                    };
-                    match arch.tensor(&tref, &hp, block_count)? {
-                        TensorAction::Drop => {
-                            dropped.extend(stacked.experts.iter().map(|e| e.name.clone()))
-                        }
-                        TensorAction::Keep { name, transforms } => {
-                            let first = stacked.experts[0].clone();
-                            planned.push(plan_tensor(
-                                &stacked.hf_name,
-                                &first,
-                                name,
-                                transforms,
-                                target,
-                                &mut seen,
-                                &mut fallbacks,
-                                stacked.experts,
-                            )?);
+        let bid = block_id(&t.name);
+        let pieces = match arch.expand(&t, bid, &hp, block_count)? {
+            None => vec![t],
+            Some(pieces) => {
+                if pieces.is_empty() {
+                    dropped.push(t.name.clone());
+                }
+                pieces
+            }
+        };
+        for t in pieces {
+            let bid = block_id(&t.name);
+            if let Some(st) = stacker.as_mut() {
+                if let Some(done) = st.offer(&t, bid, block_count)? {
+                    for stacked in done {
+                        let tref = arch::TensorRef {
+                            name: &stacked.hf_name,
+                            bid,
+                            dtype: stacked.experts[0].dtype,
+                            model_dir,
+                        };
+                        match arch.tensor(&tref, &hp, block_count)? {
+                            TensorAction::Drop => {
+                                dropped.extend(stacked.experts.iter().map(|e| e.name.clone()))
+                            }
+                            TensorAction::Keep { name, transforms } => {
+                                let first = stacked.experts[0].clone();
+                                planned.push(plan_tensor(
+                                    &stacked.hf_name,
+                                    &first,
+                                    name,
+                                    transforms,
+                                    target,
+                                    &mut seen,
+                                    &mut fallbacks,
+                                    stacked.experts,
+                                )?);
+                            }
                         }
                     }
+                    continue;
                 }
-                continue;
             }
-        }
-        let tref = arch::TensorRef {
-            name: &t.name,
-            bid,
-            dtype: t.dtype,
-            model_dir,
-        };
-        match arch.tensor(&tref, &hp, block_count)? {
-            TensorAction::Drop => dropped.push(t.name.clone()),
-            TensorAction::Keep { name, transforms } => {
-                planned.push(plan_tensor(
-                    &t.name,
-                    &t,
-                    name,
-                    transforms,
-                    target,
-                    &mut seen,
-                    &mut fallbacks,
-                    Vec::new(),
-                )?);
+            let tref = arch::TensorRef {
+                name: &t.name,
+                bid,
+                dtype: t.dtype,
+                model_dir,
+            };
+            match arch.tensor(&tref, &hp, block_count)? {
+                TensorAction::Drop => dropped.push(t.name.clone()),
+                TensorAction::Keep { name, transforms } => {
+                    planned.push(plan_tensor(
+                        &t.name,
+                        &t,
+                        name,
+                        transforms,
+                        target,
+                        &mut seen,
+                        &mut fallbacks,
+                        Vec::new(),
+                    )?);
+                }
             }
         }
     }
@@ -306,8 +353,7 @@ pub fn convert_hf_to_gguf(
         writer.add_tensor(p.into_tensor());
     }
     let output_bytes = writer.total_size()?;
-    write_with_progress(writer, out, opts)?;
-    Ok(ConvertReport {
+    let report = ConvertReport {
         hf_architecture: hf_arch,
         gguf_architecture: arch.gguf_arch().to_string(),
         file_type,
@@ -318,7 +364,16 @@ pub fn convert_hf_to_gguf(
         fallbacks,
         dropped,
         warnings,
-    })
+        outputs: Vec::new(),
+    };
+    Ok((writer, report))
+}
+
+/// The converter's block id: the first all-digit component of the name.
+fn block_id(name: &str) -> Option<u32> {
+    name.split('.')
+        .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u32>().ok())
 }
 
 /// gguf-py's `get_total_parameter_count` split: (shared, per-expert, expert count) when there
@@ -473,20 +528,35 @@ fn is_multimodal(name: &str) -> bool {
 
 /// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be
 /// driven from this thread.
-pub(crate) fn write_with_progress(
+/// Writes what [`plan_hf_to_gguf`] planned to `out` (or the split set `opts.split` asks for),
+/// reporting progress through `opts.progress`; returns the files written.
+pub fn write_with_progress(
     mut writer: GgufWriter,
     out: &Path,
     opts: &HfToGgufOptions,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
+    let write = |writer: GgufWriter| match &opts.split {
+        None => writer
+            .write(out, opts.overwrite)
+            .map(|()| vec![out.to_path_buf()]),
+        Some(split) => {
+            // llama-gguf-split rewrites the header with ggml's writer: ggml_n_dims, alignment 32.
+            let mut writer = writer;
+            writer
+                .set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes)
+                .set_alignment(ckpt_gguf::DEFAULT_ALIGNMENT);
+            writer.write_split(&ckpt_gguf::split_prefix(out), split, opts.overwrite)
+        }
+    };
     let Some(progress) = &opts.progress else {
-        return writer.write(out, opts.overwrite);
+        return write(writer);
     };
     let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
     writer.set_progress(move |done, total| {
         let _ = tx.send((done, total));
     });
     std::thread::scope(|s| {
-        let handle = s.spawn(|| writer.write(out, opts.overwrite));
+        let handle = s.spawn(|| write(writer));
         for (done, total) in rx {
             progress(done, total);
         }

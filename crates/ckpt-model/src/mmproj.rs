@@ -292,8 +292,9 @@ pub fn convert_mmproj(
         writer.add_tensor(p.into_tensor());
     }
     let output_bytes = writer.total_size()?;
-    crate::write_with_progress(writer, out, opts)?;
+    let outputs = crate::write_with_progress(writer, out, opts)?;
     Ok(ConvertReport {
+        outputs,
         hf_architecture: hf_arch,
         gguf_architecture: "clip".into(),
         file_type,

@@ -456,6 +456,10 @@ fn plan_rows(
                     permute_index(&index, shape[0], *heads).map_err(|m| source_err(source, m))?;
             }
             Transform::TruncateRows { rows: keep } => index.truncate(*keep as usize),
+            Transform::SkipRows { rows } => {
+                let n = (*rows as usize).min(index.len());
+                index.drain(..n);
+            }
             Transform::AddOne { in_f16 } => plus_one = Some(*in_f16),
             Transform::Transpose => unreachable!("handled by convert_whole"),
             Transform::SqueezeDim1 => {}
@@ -595,7 +599,18 @@ fn fill_rows(
                 }
                 encode_slice(ggml_type, data, plan.n_per_row, dst)
             })
-        })
+        })?;
+    // The band's source rows need not stay resident: a later band that shares a page (or a
+    // permuted row) maps it again from the page cache.
+    if computed.is_none() {
+        if let (Some((buf, start, _)), Some(lo), Some(hi)) =
+            (source.mapped_range(), rows.iter().min(), rows.iter().max())
+        {
+            let row = row_len * elem;
+            buf.release(start + lo * row, (hi + 1 - lo) * row);
+        }
+    }
+    Ok(())
 }
 
 /// The whole output of a row-local conversion.
@@ -656,6 +671,12 @@ fn convert_whole(
             Transform::TruncateRows { rows } => {
                 let row_len: u64 = shape[1..].iter().product();
                 data.truncate((rows * row_len) as usize);
+                data
+            }
+            Transform::SkipRows { rows } => {
+                let row_len: u64 = shape[1..].iter().product();
+                let n = ((*rows).min(shape[0]) * row_len) as usize;
+                data.drain(..n);
                 data
             }
             Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),

@@ -150,6 +150,73 @@ fn ernie4_5_moe_writes_the_expert_bias_and_leading_dense_layer() {
     check("ernie4_5_moe");
 }
 
+#[test]
+fn deepseek_v2_splits_kv_b_into_k_b_and_v_b() {
+    check("deepseek_v2");
+}
+
+#[test]
+fn deepseek_v3_routes_by_groups_and_skips_the_mtp_layer() {
+    check("deepseek_v3");
+}
+
+#[test]
+fn granite_moe_splits_the_fused_gate_and_up_projections() {
+    check("granitemoe_shared");
+}
+
+#[test]
+fn a_fused_input_linear_of_the_wrong_height_is_refused_by_name() {
+    let err = convert_err("granitemoe_shared", |list| {
+        for (n, s) in list.iter_mut() {
+            if n == "model.layers.1.block_sparse_moe.input_linear.weight" {
+                s[1] -= 2;
+            }
+        }
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.1.block_sparse_moe.input_linear.weight' has shape"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn gpt_oss_splits_interleaved_gate_up_experts_and_keeps_the_sinks() {
+    check("gpt_oss");
+}
+
+#[test]
+fn a_kv_b_proj_that_does_not_split_into_heads_is_refused_by_name() {
+    let err = convert_err("deepseek_v3", |list| {
+        for (n, s) in list.iter_mut() {
+            if n == "model.layers.0.self_attn.kv_b_proj.weight" {
+                s[0] -= 2;
+            }
+        }
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.0.self_attn.kv_b_proj.weight' has shape [18, 4]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_missing_deepseek_expert_is_refused_by_name() {
+    let err = convert_err("deepseek_v3", |list| {
+        list.retain(|(n, _)| n != "model.layers.1.mlp.experts.1.gate_proj.weight")
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.1.mlp.experts.1.gate_proj.weight' is missing"),
+        "{msg}"
+    );
+}
+
 fn convert_err(case: &str, edit: impl FnOnce(&mut Vec<(String, Vec<u64>)>)) -> ckpt_core::Error {
     let (tmp, dir, ck, _) = setup(case, edit);
     let out = tmp.path().join("out.gguf");

@@ -52,6 +52,23 @@ fn check(case: &str) {
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(fx.join("config.json"), dir.join("config.json")).unwrap();
     let (tok_dir, files): (&str, &[&str]) = match expected["tokenizer"].as_str().unwrap() {
+        "xlmr" => (
+            "gguf/tiny-xlmr-unigram",
+            &[
+                "sentencepiece.bpe.model",
+                "tokenizer.json",
+                "tokenizer_config.json",
+            ],
+        ),
+        "xlmrjson" => (
+            "gguf/tiny-xlmr-unigram",
+            &["tokenizer.json", "tokenizer_config.json"],
+        ),
+        // Written into the case folder by the generator.
+        "wordpiece" => (
+            "arch-tables/nomic_bert",
+            &["tokenizer.json", "tokenizer_config.json"],
+        ),
         "bpe" => (
             "gguf/tiny-smol-bpe",
             &[
@@ -102,6 +119,7 @@ fn check(case: &str) {
         &HfToGgufOptions {
             outtype: OutType::F16,
             overwrite: true,
+            pre_tokenizer: expected["pre_tokenizer"].as_str().map(str::to_string),
             ..Default::default()
         },
     )
@@ -229,5 +247,61 @@ fn cohere2_bias_is_refused_by_name() {
             .contains("model.layers.0.self_attn.q_proj.bias"),
         "{err}"
     );
+    assert!(!tmp.path().join("out.gguf").exists());
+}
+
+#[test]
+fn nomic_bert_keeps_its_fused_qkv_and_swiglu_and_cuts_the_context_to_2048() {
+    check("nomic_bert");
+}
+
+#[test]
+fn xlm_roberta_writes_the_unigram_vocabulary_and_skips_the_padded_positions() {
+    check("xlm_roberta");
+}
+
+#[test]
+fn xlm_roberta_reads_the_unigram_vocabulary_from_tokenizer_json_alone() {
+    check("xlm_roberta_json");
+}
+
+#[test]
+fn embeddinggemma_maps_bare_decoder_names_and_keeps_the_config_window() {
+    check("embeddinggemma");
+}
+
+/// nomic-embed-text's remote-code sizes (n_layer, …) that transformers' NomicBertConfig does not
+/// read: the converter would write v1.5's 12 layers for a 2-layer model; ckpt refuses.
+#[test]
+fn nomic_bert_sizes_transformers_ignores_are_refused() {
+    let fx = fixtures().join("arch-tables/nomic_bert");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny-nomic");
+    std::fs::create_dir(&dir).unwrap();
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("config.json")).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("num_hidden_layers");
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fx.join(f), dir.join(f)).unwrap();
+    }
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
+    ck.tensors = list.into_iter().map(|(n, s)| tensor(&n, s)).collect();
+    let err = convert_hf_to_gguf(
+        &dir,
+        &ck,
+        &tmp.path().join("out.gguf"),
+        &HfToGgufOptions {
+            outtype: OutType::F16,
+            pre_tokenizer: Some("bert-bge".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("n_layer is 2"), "{err}");
     assert!(!tmp.path().join("out.gguf").exists());
 }

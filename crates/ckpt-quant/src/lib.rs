@@ -26,6 +26,7 @@ pub mod iq_lattice_quants;
 pub mod k_quants;
 mod lanes;
 pub mod legacy;
+pub mod options;
 pub mod pipeline;
 pub mod select;
 pub mod ternary;
@@ -268,6 +269,19 @@ pub fn quantize(
     n_per_row: usize,
     imatrix: Option<&[f32]>,
 ) -> Result<Vec<u8>> {
+    let row_bytes = check_quantize(t, src, n_per_row, imatrix)?;
+    let mut out = vec![0u8; src.len() / n_per_row * row_bytes];
+    quantize_into(t, src, n_per_row, imatrix, &mut out)?;
+    Ok(out)
+}
+
+/// Checks a [`quantize`] request; returns the bytes of one quantized row.
+fn check_quantize(
+    t: GgmlType,
+    src: &[f32],
+    n_per_row: usize,
+    imatrix: Option<&[f32]>,
+) -> Result<usize> {
     let k = kernels(t)
         .ok_or_else(|| Error::Unsupported(format!("ckpt cannot quantize to ggml type {t}")))?;
     if k.quantize_row.is_none() && k.quantize_row_weighted.is_none() {
@@ -300,11 +314,31 @@ pub fn quantize(
             )));
         }
     }
-    let row_bytes = n_per_row / t.block_size() * t.type_size();
-    let mut out = vec![0u8; src.len() / n_per_row * row_bytes];
+    Ok(n_per_row / t.block_size() * t.type_size())
+}
+
+/// [`quantize`] into a caller's buffer of exactly `src.len() / n_per_row` quantized rows, so a
+/// band of rows can be quantized without allocating.
+pub fn quantize_into(
+    t: GgmlType,
+    src: &[f32],
+    n_per_row: usize,
+    imatrix: Option<&[f32]>,
+    dst: &mut [u8],
+) -> Result<()> {
+    let row_bytes = check_quantize(t, src, n_per_row, imatrix)?;
+    if dst.len() != src.len() / n_per_row * row_bytes {
+        return Err(Error::Usage(format!(
+            "{} rows of {t} take {} bytes, the buffer has {}",
+            src.len() / n_per_row,
+            src.len() / n_per_row * row_bytes,
+            dst.len()
+        )));
+    }
+    let k = kernels(t).expect("checked");
     let per_task = rows_per_task(n_per_row);
     let weighted = imatrix.zip(k.quantize_row_weighted);
-    out.par_chunks_mut(row_bytes * per_task)
+    dst.par_chunks_mut(row_bytes * per_task)
         .zip(src.par_chunks(n_per_row * per_task))
         .for_each(|(dst, src)| match weighted {
             Some((w, f)) => {
@@ -321,11 +355,19 @@ pub fn quantize(
                 }
             }
         });
-    Ok(out)
+    Ok(())
 }
 
 /// Expands `n` elements of type `t` stored in `bytes` to f32, exactly as ggml's dequantize_row_*.
 pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; n];
+    dequantize_into(t, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`dequantize`] into a caller's buffer (`dst.len()` elements).
+pub fn dequantize_into(t: GgmlType, bytes: &[u8], dst: &mut [f32]) -> Result<()> {
+    let n = dst.len();
     let k = kernels(t)
         .ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
     let (bs, ts) = (t.block_size(), t.type_size());
@@ -341,15 +383,18 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
             bytes.len()
         )));
     }
-    let mut out = vec![0f32; n];
     let blocks_per_task = (65536 / bs).max(1);
-    out.par_chunks_mut(bs * blocks_per_task)
+    dst.par_chunks_mut(bs * blocks_per_task)
         .zip(bytes.par_chunks(ts * blocks_per_task))
         .for_each(|(dst, src)| (k.dequantize_row)(src, dst));
-    Ok(out)
+    Ok(())
 }
 
 pub use ftype::{parse_ftype, Ftype};
+pub use options::{
+    parse_ggml_type, parse_prune_layers, ImatrixWeights, KvOverride, KvOverrideValue,
+    TensorTypeOverride,
+};
 pub use pipeline::{
     model_params, plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions,
     QuantizeReport, TensorReport,

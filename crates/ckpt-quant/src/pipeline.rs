@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
+use ckpt_core::{Buffer, DType, Error, GgmlType, Result, Tensor, TensorData};
 use ckpt_gguf::{GgufValue, GgufWriter, TensorInfo};
 
 use crate::ftype::Ftype;
 use crate::imatrix::ImportanceMatrix;
+use crate::options::{apply_overrides, ImatrixWeights, KvOverride, LayerRemap, TensorTypeOverride};
 use crate::select::{compare_tensor_names, ModelParams, SelectOptions, TensorDesc, TypeSelector};
 
 const QUANTIZATION_VERSION_KEY: &str = "general.quantization_version";
@@ -37,6 +38,20 @@ pub struct QuantizeOptions {
     /// Worker threads; 0 = all cores. The output does not depend on it.
     pub threads: usize,
     pub overwrite: bool,
+    /// `--tensor-type PATTERN=TYPE` rules, in order (the first match wins).
+    pub tensor_types: Vec<TensorTypeOverride>,
+    /// `--override-kv KEY=TYPE:VALUE`, in order.
+    pub kv_overrides: Vec<KvOverride>,
+    /// `--prune-layers`: blocks removed; the rest are renumbered and `{arch}.block_count` set.
+    pub prune_layers: Vec<u32>,
+    /// `--include-weights` / `--exclude-weights`: which importance-matrix entries are used.
+    pub imatrix_weights: ImatrixWeights,
+    /// `--keep-split`: the output has the input's shards (`OUT-00001-of-0000N.gguf`, …, where OUT
+    /// is the output path without `.gguf`), tensors in shard order.
+    pub keep_split: bool,
+    /// Write the output as a split set, exactly as `llama-gguf-split --split` would split the
+    /// single-file output (`OUT-00001-of-0000N.gguf`, …). Not with `keep_split`.
+    pub split: Option<ckpt_gguf::SplitOptions>,
 }
 
 impl QuantizeOptions {
@@ -52,6 +67,12 @@ impl QuantizeOptions {
             imatrix_label: None,
             threads: 0,
             overwrite: false,
+            tensor_types: Vec::new(),
+            kv_overrides: Vec::new(),
+            prune_layers: Vec::new(),
+            imatrix_weights: ImatrixWeights::All,
+            keep_split: false,
+            split: None,
         }
     }
 }
@@ -110,8 +131,10 @@ pub struct QuantizeReport {
     pub n_fallback: usize,
     /// All input files together.
     pub input_bytes: u64,
-    /// The output file (planned size for a dry run).
+    /// The output files together (planned size for a dry run).
     pub output_bytes: u64,
+    /// The files written, in order (one unless the output is split; empty for a dry run).
+    pub outputs: Vec<PathBuf>,
 }
 
 fn kv_u32(kvs: &[(String, GgufValue)], key: &str) -> Option<u32> {
@@ -143,17 +166,6 @@ pub fn model_params(kvs: &[(String, GgufValue)]) -> ModelParams {
         n_head_kv: kv_u32(kvs, &format!("{arch}.attention.head_count_kv")).unwrap_or(n_head),
         arch,
     }
-}
-
-/// Widens (or dequantizes) a tensor's data to f32 exactly as llama-quantize does.
-fn to_f32(path: &Path, name: &str, t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
-    if t == GgmlType::F32 {
-        return Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect());
-    }
-    crate::dequantize(t, bytes, n).map_err(|e| Error::invalid(path, format!("tensor {name}: {e}")))
 }
 
 struct Planned {
@@ -195,55 +207,174 @@ pub fn quantize_gguf_with_progress(
     progress: impl FnMut(u64, u64) + Send + 'static,
 ) -> Result<QuantizeReport> {
     refuse_same_file(input, output)?;
-    let plan = plan(input, opts, true)?;
+    let source = QuantizeSource::open(input)?;
+    run(source, output, opts, progress)
+}
+
+/// Quantizes what `source` would write, without writing it first: the one-step path of a
+/// converter (Hugging Face -> F16 GGUF -> llama-quantize type) that produces the same bytes as
+/// writing `source` to a file and quantizing that file with [`quantize_gguf`]. Tensors are read
+/// from `source` by bands of rows as the output is written. `label` names the model in errors.
+pub fn quantize_writer(
+    label: &Path,
+    source: &GgufWriter,
+    output: &Path,
+    opts: &QuantizeOptions,
+) -> Result<QuantizeReport> {
+    quantize_writer_with_progress(label, source, output, opts, |_, _| {})
+}
+
+/// [`quantize_writer`] calling `progress(done, total)` (output data bytes) as it goes.
+pub fn quantize_writer_with_progress(
+    label: &Path,
+    source: &GgufWriter,
+    output: &Path,
+    opts: &QuantizeOptions,
+    progress: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<QuantizeReport> {
+    let infos = source.planned_tensor_infos()?;
+    let entries = infos
+        .into_iter()
+        .zip(source.tensors().iter().cloned())
+        .map(|(i, t)| (0, i, t))
+        .collect();
+    let input_bytes = source.total_size()?;
+    let source = QuantizeSource {
+        label: label.to_path_buf(),
+        kvs: source.kvs().to_vec(),
+        entries,
+        input_bytes,
+    };
+    run(source, output, opts, progress)
+}
+
+/// A model to quantize: its KVs and its tensors with the GGUF tensor infos that describe them.
+struct QuantizeSource {
+    /// The input file or model, for errors.
+    label: PathBuf,
+    kvs: Vec<(String, GgufValue)>,
+    /// (input shard, tensor info, tensor).
+    entries: Vec<(usize, TensorInfo, Tensor)>,
+    /// All input files together.
+    input_bytes: u64,
+}
+
+impl QuantizeSource {
+    fn open(input: &Path) -> Result<QuantizeSource> {
+        let split = ckpt_gguf::open_split(input)?;
+        let entries = split
+            .tensor_infos()
+            .into_iter()
+            .map(|(shard, i)| (shard, i.clone()))
+            .zip(split.tensors())
+            .map(|((shard, i), t)| (shard, i, t))
+            .collect();
+        Ok(QuantizeSource {
+            label: input.to_path_buf(),
+            kvs: split.kvs().to_vec(),
+            entries,
+            input_bytes: split.shards.iter().map(|s| s.file_size).sum(),
+        })
+    }
+}
+
+fn thread_pool(threads: usize) -> Result<Option<Arc<rayon::ThreadPool>>> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map(|p| Some(Arc::new(p)))
+        .map_err(|e| Error::Other(format!("cannot start {threads} worker threads: {e}")))
+}
+
+fn run(
+    source: QuantizeSource,
+    output: &Path,
+    opts: &QuantizeOptions,
+    progress: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<QuantizeReport> {
+    if opts.keep_split && opts.split.is_some() {
+        return Err(Error::Usage(
+            "--keep-split keeps the input's shards; it cannot be combined with --split-max-size/--split-max-tensors".into(),
+        ));
+    }
+    let pool = thread_pool(opts.threads)?;
+    let plan = plan(source, opts, true, pool.clone())?;
     let mut report = plan.report;
     let mut writer = plan.writer;
     writer.set_progress(progress);
-    let write = move || writer.write(output, opts.overwrite);
-    if opts.threads > 0 {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads)
-            .build()
-            .map_err(|e| {
-                Error::Other(format!("cannot start {} worker threads: {e}", opts.threads))
-            })?;
-        pool.install(write)?;
-    } else {
-        write()?;
+    // The writer's threads each produce a tensor; the row work inside a band runs on the pool
+    // (each fill enters it), so the writer itself must not occupy a pool thread.
+    report.outputs = write_output(writer, output, &plan.layout, opts)?;
+    let mut total = 0;
+    for p in &report.outputs {
+        total += std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
     }
-    report.output_bytes = std::fs::metadata(output)
-        .map_err(|e| Error::io(output, e))?
-        .len();
+    report.output_bytes = total;
     Ok(report)
+}
+
+/// How the output is laid out in files.
+enum Layout {
+    Single,
+    /// `--keep-split`: tensors per output shard.
+    KeepSplit(Vec<usize>),
+}
+
+/// Writes the planned output: one file, the input's shards (`--keep-split`), or a gguf-split set.
+/// Every file is written under a temporary name; none appears unless all are complete.
+fn write_output(
+    writer: GgufWriter,
+    output: &Path,
+    layout: &Layout,
+    opts: &QuantizeOptions,
+) -> Result<Vec<PathBuf>> {
+    match (layout, &opts.split) {
+        (Layout::KeepSplit(sizes), _) => {
+            writer.write_shards(&ckpt_gguf::split_prefix(output), sizes, opts.overwrite)
+        }
+        (Layout::Single, Some(split)) => {
+            writer.write_split(&ckpt_gguf::split_prefix(output), split, opts.overwrite)
+        }
+        (Layout::Single, None) => {
+            writer.write(output, opts.overwrite)?;
+            Ok(vec![output.to_path_buf()])
+        }
+    }
 }
 
 /// What [`quantize_gguf`] would do (`--dry-run`): every tensor's type and size, the output size;
 /// fails exactly where the real run would, but writes nothing.
 pub fn plan_quantization(input: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
-    Ok(plan(input, opts, false)?.report)
+    Ok(plan(QuantizeSource::open(input)?, opts, false, None)?.report)
 }
 
 struct Plan {
     writer: GgufWriter,
     report: QuantizeReport,
+    layout: Layout,
 }
 
 /// `check_copies`: validate the tensors copied unchanged too (llama-quantize loads every tensor
 /// with validation; its dry run loads none).
-fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan> {
-    let split = ckpt_gguf::open_split(input)?;
-    let kvs = split.kvs().to_vec();
-    let model = model_params(&kvs);
-    let imatrix = match &opts.imatrix {
-        Some(p) => {
-            let label = opts
-                .imatrix_label
-                .clone()
-                .unwrap_or_else(|| p.to_string_lossy().into_owned());
-            Some(ImportanceMatrix::load(p, &label)?)
-        }
-        None => None,
-    };
+fn plan(
+    source: QuantizeSource,
+    opts: &QuantizeOptions,
+    check_copies: bool,
+    pool: Option<Arc<rayon::ThreadPool>>,
+) -> Result<Plan> {
+    let QuantizeSource {
+        label,
+        kvs,
+        mut entries,
+        input_bytes,
+    } = source;
+    let input = label.as_path();
+    // The type rules read the hyper-parameters as llama.cpp's loader sees them: overridden.
+    let model = model_params(&apply_overrides(&kvs, &opts.kv_overrides));
+    let imatrix = load_imatrix(opts)?;
     let select = SelectOptions {
         ftype: opts.ftype,
         pure: opts.pure,
@@ -251,20 +382,57 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
         token_embedding_type: opts.token_embedding_type,
         leave_output_tensor: opts.leave_output_tensor,
         has_imatrix: imatrix.is_some(),
+        tensor_types: opts.tensor_types.clone(),
     };
 
-    let mut entries: Vec<(TensorInfo, Tensor)> = split
-        .tensor_infos()
-        .into_iter()
-        .map(|(_, i)| i.clone())
-        .zip(split.tensors())
-        .collect();
-    entries.sort_by(|a, b| compare_tensor_names(&a.0.name, &b.0.name));
-    let mut selector = TypeSelector::new(model, select, entries.iter().map(|e| e.0.name.as_str()));
+    entries.sort_by(|a, b| compare_tensor_names(&a.1.name, &b.1.name));
+    // --prune-layers: drop and renumber blocks, visiting tensors in llama-quantize's order.
+    let mut remap = LayerRemap::new(&opts.prune_layers);
+    let mut kept = Vec::with_capacity(entries.len());
+    for (shard, info, tensor) in entries {
+        if let Some(new_name) = remap.remap(&info.name) {
+            kept.push((shard, new_name, info, tensor));
+        }
+    }
+    let mut entries = kept;
+    let layout = if opts.keep_split {
+        // Tensors in the input's shard order; one output shard per input shard.
+        entries.sort_by_key(|e| (e.0, e.2.offset));
+        let n_split = entries.iter().map(|e| e.0 + 1).max().unwrap_or(1);
+        let mut sizes = vec![0usize; n_split];
+        for e in &entries {
+            sizes[e.0] += 1;
+        }
+        if let Some(empty) = sizes.iter().position(|&n| n == 0) {
+            return Err(Error::Usage(format!(
+                "{}: --keep-split: shard {} of the input would have no tensors left",
+                input.display(),
+                empty + 1
+            )));
+        }
+        Layout::KeepSplit(sizes)
+    } else {
+        Layout::Single
+    };
+    let arch = model.arch.clone();
+    let mut selector = TypeSelector::new(model, select, entries.iter().map(|e| e.1.as_str()));
 
     // Decide everything (and refuse what cannot be done) before writing a byte.
     let mut planned = Vec::with_capacity(entries.len());
-    for (info, tensor) in entries {
+    for (_, new_name, original, tensor) in entries {
+        // The output's name; `original` keeps the input's name for the importance matrix.
+        let info = TensorInfo {
+            name: new_name,
+            ..original.clone()
+        };
+        let tensor = if info.name != original.name {
+            Tensor {
+                name: info.name.clone(),
+                ..tensor
+            }
+        } else {
+            tensor
+        };
         let desc = TensorDesc {
             name: &info.name,
             ne: &info.ne,
@@ -308,7 +476,7 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
                 )));
             }
             if let Some(im) = &imatrix {
-                importance = im.for_tensor(input, &info)?;
+                importance = im.for_tensor(input, &original)?;
             }
             if choice.requires_imatrix && importance.is_none() {
                 return Err(Error::Usage(format!(
@@ -339,10 +507,20 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
         GgufValue::U32(QUANTIZATION_VERSION),
     );
     writer.add_kv(FILE_TYPE_KEY, GgufValue::U32(opts.ftype.id()));
+    // llama-quantize applies the user's overrides, then its imatrix records, each moved last.
+    for o in &opts.kv_overrides {
+        writer.set_kv(&o.key, o.gguf_value());
+    }
     if let Some(im) = &imatrix {
         for (k, v) in im.metadata_kvs() {
             writer.set_kv(&k, v);
         }
+    }
+    if !opts.prune_layers.is_empty() {
+        writer.set_kv(
+            &format!("{arch}.block_count"),
+            GgufValue::U32(remap.block_count() as u32),
+        );
     }
     writer
         .set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes)
@@ -372,54 +550,29 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
             bytes_out,
         });
         if from == to {
-            if check_copies {
-                let bytes = tensor.bytes()?;
-                if let Some(at) = crate::validate::first_invalid_block(from, &bytes) {
-                    return Err(Error::invalid(
-                        input,
-                        format!("tensor {} has invalid data: NaN or infinity in {from} element/block {at}", info.name),
-                    ));
+            let tensor = match &tensor.data {
+                TensorData::Rows(rows) if check_copies => checked_rows(input, &info, &tensor, rows),
+                _ => {
+                    if check_copies {
+                        check_copy(input, &info, &tensor)?;
+                    }
+                    tensor
                 }
-                drop(bytes);
-                tensor.release();
-            }
+            };
             writer.add_tensor(tensor);
             continue;
         }
-        let shape = tensor.shape.clone();
-        let path = input.to_path_buf();
-        let name = info.name.clone();
-        let ne = info.ne.clone();
-        writer.add_tensor(Tensor::computed(
-            info.name.clone(),
-            DType::from_ggml(to),
-            shape,
-            move || {
-                let bytes = tensor.bytes()?;
-                if let Some(at) = crate::validate::first_invalid_block(from, &bytes) {
-                    return Err(Error::invalid(
-                        &path,
-                        format!("tensor {name} has invalid data: NaN or infinity in {from} element/block {at}"),
-                    ));
-                }
-                let values = to_f32(&path, &name, from, &bytes, numel as usize)?;
-                drop(bytes);
-                tensor.release();
-                let weights = importance.as_deref().map(|v| v.as_slice());
-                let out = quantize_tensor(to, &values, &ne, weights)?;
-                if let Some(at) = crate::validate::first_invalid_block(to, &out) {
-                    return Err(Error::invalid(
-                        &path,
-                        format!("tensor {name}: quantized data validation failed ({to} block {at} has a NaN or infinite scale)"),
-                    ));
-                }
-                Ok(out)
-            },
-        ));
+        writer.add_tensor(banded_quantize(
+            input,
+            &info,
+            tensor,
+            to,
+            importance,
+            pool.clone(),
+        )?);
     }
 
     let n_fallback = selector.n_fallback;
-    let input_bytes = split.shards.iter().map(|s| s.file_size).sum();
     let output_bytes = writer.total_size()?;
     let report = QuantizeReport {
         ftype: opts.ftype,
@@ -427,27 +580,328 @@ fn plan(input: &Path, opts: &QuantizeOptions, check_copies: bool) -> Result<Plan
         n_fallback,
         input_bytes,
         output_bytes,
+        outputs: Vec::new(),
     };
-    Ok(Plan { writer, report })
+    Ok(Plan {
+        writer,
+        report,
+        layout,
+    })
 }
 
-/// Quantizes one tensor; with an importance matrix each expert slice (ne2) uses its own weights.
-fn quantize_tensor(
+/// The importance matrix with only the entries `--include-weights`/`--exclude-weights` select;
+/// None without one, or when no entry is left (llama-quantize then runs without any).
+fn load_imatrix(opts: &QuantizeOptions) -> Result<Option<ImportanceMatrix>> {
+    let Some(p) = &opts.imatrix else {
+        return Ok(None);
+    };
+    let label = opts
+        .imatrix_label
+        .clone()
+        .unwrap_or_else(|| p.to_string_lossy().into_owned());
+    let mut m = ImportanceMatrix::load(p, &label)?;
+    m.entries.retain(|name, _| opts.imatrix_weights.keeps(name));
+    Ok((!m.entries.is_empty()).then_some(m))
+}
+
+/// Elements widened to f32 and quantized at a time (4 MB of f32): memory per worker does not
+/// depend on the tensor's size.
+const BAND_ELEMS: usize = 1 << 20;
+
+/// Bytes of a tensor copied unchanged that are checked at a time.
+const CHECK_BYTES: usize = 8 << 20;
+
+fn invalid_input(path: &Path, name: &str, from: GgmlType, at: usize) -> Error {
+    Error::invalid(
+        path,
+        format!("tensor {name} has invalid data: NaN or infinity in {from} element/block {at}"),
+    )
+}
+
+/// llama-quantize validates the tensors it copies too; mapped data is checked by bands whose
+/// pages are released as they are done.
+fn check_copy(input: &Path, info: &TensorInfo, tensor: &Tensor) -> Result<()> {
+    let from = info.ggml_type;
+    let Some((buf, start, len)) = tensor.mapped_range() else {
+        let bytes = tensor.bytes()?;
+        if let Some(at) = crate::validate::first_invalid_block(from, &bytes) {
+            return Err(invalid_input(input, &info.name, from, at));
+        }
+        drop(bytes);
+        tensor.release();
+        return Ok(());
+    };
+    tensor.validate()?;
+    let unit = from.type_size();
+    let step = (CHECK_BYTES / unit).max(1) * unit;
+    let mut off = 0;
+    while off < len {
+        let n = step.min(len - off);
+        let band = &buf.bytes()[start + off..start + off + n];
+        if let Some(at) = crate::validate::first_invalid_block(from, band) {
+            return Err(invalid_input(input, &info.name, from, off / unit + at));
+        }
+        buf.release(start + off, n);
+        off += n;
+    }
+    Ok(())
+}
+
+/// A tensor computed by bands of rows (a converter's cast) copied unchanged: each band is
+/// validated as it is written, instead of computing the whole tensor once more to check it.
+fn checked_rows(
+    input: &Path,
+    info: &TensorInfo,
+    tensor: &Tensor,
+    rows: &Arc<ckpt_core::RowFill>,
+) -> Tensor {
+    let (path, name, from) = (input.to_path_buf(), info.name.clone(), info.ggml_type);
+    let inner = rows.clone();
+    let row_bytes = rows.row_bytes;
+    Tensor::from_rows(
+        tensor.name.clone(),
+        tensor.dtype,
+        tensor.shape.clone(),
+        rows.rows,
+        row_bytes,
+        move |range, dst| {
+            let first = range.start * row_bytes;
+            (inner.fill)(range, dst)?;
+            if let Some(at) = crate::validate::first_invalid_block(from, dst) {
+                return Err(invalid_input(
+                    &path,
+                    &name,
+                    from,
+                    first / from.type_size() + at,
+                ));
+            }
+            Ok(())
+        },
+    )
+}
+
+/// How a quantized tensor reads its source a band of ggml rows at a time.
+enum BandReader {
+    /// Dense little-endian bytes of a mapped file at this offset.
+    Mapped { buffer: Arc<Buffer>, start: usize },
+    /// A tensor computed by bands of rows (the one-step converter's cast tensors); one of its
+    /// rows is `fill_row_bytes`.
+    Rows {
+        fill: Arc<ckpt_core::RowFill>,
+        fill_row_bytes: usize,
+    },
+    /// Anything else is produced whole once, kept until its last band is done.
+    Whole(std::sync::Mutex<Option<Arc<Vec<u8>>>>),
+}
+
+impl BandReader {
+    fn for_tensor(tensor: &Tensor) -> BandReader {
+        if let Some((buffer, start, _)) = tensor.mapped_range() {
+            if let TensorData::View(v) = &tensor.data {
+                // the Arc of the buffer mapped_range borrows from
+                debug_assert!(std::ptr::eq(buffer, &*v.storage.buffer));
+                return BandReader::Mapped {
+                    buffer: v.storage.buffer.clone(),
+                    start,
+                };
+            }
+        }
+        match &tensor.data {
+            TensorData::Rows(r) => BandReader::Rows {
+                fill: r.clone(),
+                fill_row_bytes: r.row_bytes,
+            },
+            _ => BandReader::Whole(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// ggml rows (of `row_bytes` bytes) that a band must be a multiple of.
+    fn granularity(&self, row_bytes: usize, n_rows: usize) -> usize {
+        match self {
+            BandReader::Rows { fill_row_bytes, .. } if *fill_row_bytes > 0 && row_bytes > 0 => {
+                if fill_row_bytes.is_multiple_of(row_bytes)
+                    && n_rows.is_multiple_of(fill_row_bytes / row_bytes)
+                {
+                    fill_row_bytes / row_bytes
+                } else if row_bytes.is_multiple_of(*fill_row_bytes) {
+                    1
+                } else {
+                    n_rows.max(1)
+                }
+            }
+            _ => 1,
+        }
+    }
+
+    /// Hands `f` the source bytes `range` (a whole number of the granularity's rows).
+    fn with_band<R>(
+        &self,
+        tensor: &Tensor,
+        range: std::ops::Range<usize>,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        match self {
+            BandReader::Mapped { buffer, start } => {
+                let band = &buffer.bytes()[start + range.start..start + range.end];
+                let r = f(band);
+                // done with these pages; a shared edge page is simply mapped again
+                buffer.release(start + range.start, range.len());
+                r
+            }
+            BandReader::Rows {
+                fill,
+                fill_row_bytes,
+            } => {
+                scratch.resize(range.len(), 0);
+                let rows = range.start / fill_row_bytes..range.end / fill_row_bytes;
+                (fill.fill)(rows, scratch)?;
+                f(scratch)
+            }
+            BandReader::Whole(cache) => {
+                let bytes = {
+                    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+                    match &*c {
+                        Some(b) => b.clone(),
+                        None => {
+                            let b = Arc::new(tensor.bytes()?.into_owned());
+                            tensor.release();
+                            *c = Some(b.clone());
+                            b
+                        }
+                    }
+                };
+                let end = range.end.min(bytes.len());
+                f(&bytes[range.start.min(end)..end])
+            }
+        }
+    }
+
+    /// Called after the last band: nothing of the source needs to stay.
+    fn finish(&self, tensor: &Tensor) {
+        if let BandReader::Whole(cache) = self {
+            *cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        tensor.release();
+    }
+}
+
+/// A quantized tensor produced by bands of rows as the writer asks for them: each band of source
+/// rows is validated, widened to f32 (or dequantized), quantized (with the weights of its expert
+/// slice when there is an importance matrix) and validated again, in bounded buffers. ggml
+/// quantizes rows independently, so the bytes are those of the whole tensor at once.
+fn banded_quantize(
+    input: &Path,
+    info: &TensorInfo,
+    tensor: Tensor,
+    to: GgmlType,
+    importance: Option<Arc<Vec<f32>>>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+) -> Result<Tensor> {
+    let from = info.ggml_type;
+    let name = info.name.clone();
+    let numel = info.numel() as usize;
+    let ne0 = info.ne.first().copied().unwrap_or(1).max(1) as usize;
+    let n_rows = numel / ne0;
+    let rows_per_matrix = info.ne.get(1).copied().unwrap_or(1).max(1) as usize;
+    let row_in = from.row_bytes(ne0 as u64).map(|b| b as usize);
+    let row_out = to.row_bytes(ne0 as u64).map(|b| b as usize);
+    let (Some(row_in), Some(row_out)) = (row_in, row_out) else {
+        return Err(Error::invalid(
+            input,
+            format!("tensor {name}: rows of {ne0} elements are not whole {from} -> {to} blocks"),
+        ));
+    };
+    let reader = BandReader::for_tensor(&tensor);
+    let g = reader.granularity(row_in, n_rows);
+    let units = n_rows.div_ceil(g);
+    let path = input.to_path_buf();
+    let shape = tensor.shape.clone();
+    Ok(Tensor::from_rows(
+        info.name.clone(),
+        DType::from_ggml(to),
+        shape,
+        units,
+        g * row_out,
+        move |range, dst| {
+            let mut work = || -> Result<()> {
+                let last = range.end == units;
+                let per_band = (BAND_ELEMS / (g * ne0)).max(1);
+                let band_rows = (per_band * g).min(range.len() * g);
+                let mut values = vec![0f32; band_rows * ne0];
+                let mut scratch = Vec::new();
+                let mut unit = range.start;
+                while unit < range.end {
+                    let end = (unit + per_band).min(range.end);
+                    let rows = unit * g..(end * g).min(n_rows);
+                    let out = &mut dst[(unit - range.start) * g * row_out
+                        ..(unit - range.start) * g * row_out + rows.len() * row_out];
+                    let vals = &mut values[..rows.len() * ne0];
+                    reader.with_band(
+                        &tensor,
+                        rows.start * row_in..rows.end * row_in,
+                        &mut scratch,
+                        |bytes| {
+                            if let Some(at) = crate::validate::first_invalid_block(from, bytes) {
+                                let before = rows.start * ne0 / from.block_size();
+                                return Err(invalid_input(&path, &name, from, before + at));
+                            }
+                            crate::dequantize_into(from, bytes, vals)
+                                .map_err(|e| Error::invalid(&path, format!("tensor {name}: {e}")))
+                        },
+                    )?;
+                    quantize_band(to, vals, ne0, rows.start, rows_per_matrix, &importance, out)?;
+                    if let Some(at) = crate::validate::first_invalid_block(to, out) {
+                        let before = rows.start * ne0 / to.block_size();
+                        return Err(Error::invalid(
+                            &path,
+                            format!("tensor {name}: quantized data validation failed ({to} block {} has a NaN or infinite scale)", before + at),
+                        ));
+                    }
+                    unit = end;
+                }
+                if last {
+                    reader.finish(&tensor);
+                }
+                Ok(())
+            };
+            match &pool {
+                Some(p) => p.install(work),
+                None => work(),
+            }
+        },
+    ))
+}
+
+/// Quantizes the ggml rows starting at `first_row`; with an importance matrix each expert slice
+/// (`rows_per_matrix` rows, ne2) uses its own weights.
+fn quantize_band(
     to: GgmlType,
     values: &[f32],
-    ne: &[u64],
-    importance: Option<&[f32]>,
-) -> Result<Vec<u8>> {
-    let n_per_row = ne.first().copied().unwrap_or(1) as usize;
+    ne0: usize,
+    first_row: usize,
+    rows_per_matrix: usize,
+    importance: &Option<Arc<Vec<f32>>>,
+    out: &mut [u8],
+) -> Result<()> {
     let Some(weights) = importance else {
-        return crate::quantize(to, values, n_per_row, None);
+        return crate::quantize_into(to, values, ne0, None, out);
     };
-    let rows_per_matrix = ne.get(1).copied().unwrap_or(1) as usize;
-    let matrix = (n_per_row * rows_per_matrix).max(1);
-    let mut out = Vec::new();
-    for (i, slice) in values.chunks(matrix).enumerate() {
-        let w = weights.get(i * n_per_row..(i + 1) * n_per_row);
-        out.extend(crate::quantize(to, slice, n_per_row, w)?);
+    let row_out = out.len() / (values.len() / ne0).max(1);
+    let n = values.len() / ne0;
+    let mut r = 0;
+    while r < n {
+        let matrix = (first_row + r) / rows_per_matrix;
+        let end = ((matrix + 1) * rows_per_matrix - first_row).min(n);
+        let w = weights.get(matrix * ne0..(matrix + 1) * ne0);
+        crate::quantize_into(
+            to,
+            &values[r * ne0..end * ne0],
+            ne0,
+            w,
+            &mut out[r * row_out..end * row_out],
+        )?;
+        r = end;
     }
-    Ok(out)
+    Ok(())
 }

@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use ckpt_core::{Error, GgmlType, Result};
 
 use crate::ftype::Ftype;
+use crate::options::TensorTypeOverride;
 
 /// The model hyper-parameters the rules look at (from the GGUF KVs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct SelectOptions {
     pub leave_output_tensor: bool,
     /// Whether an importance matrix is used (changes a few rules).
     pub has_imatrix: bool,
+    /// `--tensor-type PATTERN=TYPE` rules, in command-line order (the first match wins).
+    pub tensor_types: Vec<TensorTypeOverride>,
 }
 
 impl SelectOptions {
@@ -63,6 +66,7 @@ impl SelectOptions {
             token_embedding_type: None,
             leave_output_tensor: false,
             has_imatrix: false,
+            tensor_types: Vec::new(),
         }
     }
 }
@@ -278,12 +282,17 @@ impl TypeSelector {
         }
         let cat = category(t.name);
         let requires = |ty: GgmlType| requires_imatrix(t.name, ty, opts.ftype);
+        let rule = opts.tensor_types.iter().find(|r| r.matches(t.name));
         if let (Some(ty), Category::TokenEmbd) = (opts.token_embedding_type, cat) {
-            return Ok(TypeChoice {
-                ggml_type: ty,
-                requires_imatrix: requires(ty),
-                ..keep
-            });
+            // per_layer_token_embd follows --token-embedding-type unless a --tensor-type rule
+            // names it.
+            if t.name != "per_layer_token_embd.weight" || rule.is_none() {
+                return Ok(TypeChoice {
+                    ggml_type: ty,
+                    requires_imatrix: requires(ty),
+                    ..keep
+                });
+            }
         }
         if let (Some(ty), Category::Output) = (opts.output_tensor_type, cat) {
             return Ok(TypeChoice {
@@ -296,7 +305,11 @@ impl TypeSelector {
         let mut new_type = default_type;
         let mut fallback_from = None;
         if default_type.is_quantized() {
-            if !opts.pure {
+            // A --tensor-type rule replaces the mix rules for the tensors it matches (their
+            // counters do not advance either).
+            if let Some(r) = rule {
+                new_type = r.ggml_type;
+            } else if !opts.pure {
                 new_type = self.mix_rules(new_type, t, cat)?;
             }
             let fallback = self.shape_fallback(t, new_type)?;

@@ -416,3 +416,198 @@ fn nan_in_a_copied_tensor_is_refused_too() {
     // a dry run does not load tensor data (like llama-quantize --dry-run)
     assert!(ckpt_quant::plan_quantization(&poisoned, &opts).is_ok());
 }
+
+/// Deterministic pseudo-random weights (xorshift) for row `row` of a synthetic tensor.
+fn synthetic_row(row: usize, cols: usize) -> Vec<f32> {
+    let mut state = (row as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..cols)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.04
+        })
+        .collect()
+}
+
+/// A GGUF whose one tensor (`name`, row-major `shape`, F32 or F16) is generated band by band
+/// while it is written, so making a big input costs no memory either.
+fn write_synthetic_gguf(path: &Path, name: &str, shape: &[u64], dtype: ckpt_core::DType) {
+    use ckpt_core::{DType, Tensor};
+    let cols = *shape.last().unwrap() as usize;
+    let rows: usize = shape[..shape.len() - 1].iter().product::<u64>() as usize;
+    let elem = dtype.elem_size().unwrap();
+    let t = Tensor::from_rows(
+        name,
+        dtype,
+        shape.to_vec(),
+        rows,
+        cols * elem,
+        move |range, dst| {
+            for (r, out) in range.zip(dst.chunks_exact_mut(cols * elem)) {
+                let row = synthetic_row(r, cols);
+                match dtype {
+                    DType::F32 => out
+                        .chunks_exact_mut(4)
+                        .zip(&row)
+                        .for_each(|(o, v)| o.copy_from_slice(&v.to_le_bytes())),
+                    _ => out.chunks_exact_mut(2).zip(&row).for_each(|(o, v)| {
+                        o.copy_from_slice(&half::f16::from_f32(*v).to_le_bytes())
+                    }),
+                }
+            }
+            Ok(())
+        },
+    );
+    let mut w = ckpt_gguf::GgufWriter::new();
+    w.add_kv(
+        "general.architecture",
+        ckpt_gguf::GgufValue::String("llama".into()),
+    );
+    w.add_tensor(t);
+    w.write(path, true).unwrap();
+}
+
+const MEMORY_CHILD_ENV: &str = "CKPT_QUANT_TEST_MEMORY_CHILD";
+
+/// Quantizing a GGUF holding one 256 MB tensor (in a child process, so only the quantization
+/// counts) peaks far below the tensor's size: the data is read, widened and quantized by bands
+/// of rows and written as it goes. Holding the tensor whole (as f32, or its mapped pages, or the
+/// whole output) would cross the bound (the whole-tensor pipeline peaked at 515 MB here).
+/// Spot-checks the bytes against whole-tensor quantization at the start, across band
+/// boundaries and at the end.
+#[test]
+fn a_large_tensor_is_quantized_in_flat_memory() {
+    if let Ok(paths) = std::env::var(MEMORY_CHILD_ENV) {
+        let (input, output) = paths.split_once('\n').unwrap();
+        let mut opts = QuantizeOptions::new(parse_ftype("Q8_0").unwrap());
+        opts.threads = 2;
+        quantize_gguf(Path::new(input), Path::new(output), &opts).unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        println!("CHILD {hwm}");
+        return;
+    }
+    let (rows, cols) = (8192usize, 8192usize);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.f32.gguf");
+    let output = tmp.path().join("big.q8_0.gguf");
+    write_synthetic_gguf(
+        &input,
+        "blk.0.attn_q.weight",
+        &[rows as u64, cols as u64],
+        ckpt_core::DType::F32,
+    );
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_large_tensor_is_quantized_in_flat_memory",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            MEMORY_CHILD_ENV,
+            format!("{}\n{}", input.display(), output.display()),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hwm_kb: u64 = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD VmHWM:").map(|(_, v)| v))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {stdout}"));
+    let tensor_mb = (rows * cols * 4) >> 20;
+    assert!(
+        hwm_kb < 96 * 1024,
+        "peak RSS {} MB quantizing a {tensor_mb} MB tensor (bound 96 MB)",
+        hwm_kb / 1024
+    );
+
+    let file = ckpt_gguf::GgufFile::open(&output).unwrap();
+    assert_eq!(file.tensor_infos[0].ggml_type, ckpt_core::GgmlType::Q8_0);
+    let data = file.tensor_data(0).unwrap();
+    let row_bytes = cols / 32 * 34;
+    for r in [0, 1, 127, 128, 129, 4095, 4096, rows - 1] {
+        let want = ckpt_quant::quantize(
+            ckpt_core::GgmlType::Q8_0,
+            &synthetic_row(r, cols),
+            cols,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            &data[r * row_bytes..(r + 1) * row_bytes],
+            &want[..],
+            "row {r}"
+        );
+    }
+}
+
+/// A legacy `.dat` importance matrix (llama-imatrix's old format): one entry.
+fn write_legacy_imatrix(path: &Path, name: &str, values: &[f32]) {
+    let mut b = Vec::new();
+    b.extend_from_slice(&1i32.to_le_bytes());
+    b.extend_from_slice(&(name.len() as i32).to_le_bytes());
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(&1i32.to_le_bytes());
+    b.extend_from_slice(&(values.len() as i32).to_le_bytes());
+    values
+        .iter()
+        .for_each(|v| b.extend_from_slice(&v.to_le_bytes()));
+    std::fs::write(path, b).unwrap();
+}
+
+/// An expert tensor larger than one band, quantized with per-expert importance weights: the
+/// bands (whose edges fall inside an expert) give the bytes of quantizing each expert's
+/// matrix whole with its own weights.
+#[test]
+fn bands_across_experts_match_whole_matrix_quantization() {
+    let (experts, rows, cols) = (4usize, 300usize, 1024usize);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("experts.f16.gguf");
+    let name = "blk.0.ffn_down_exps.weight";
+    write_synthetic_gguf(
+        &input,
+        name,
+        &[experts as u64, rows as u64, cols as u64],
+        ckpt_core::DType::F16,
+    );
+    let weights: Vec<f32> = (0..experts * cols)
+        .map(|i| 0.5 + ((i * 7919) % 1000) as f32 / 250.0)
+        .collect();
+    let imatrix = tmp.path().join("imatrix.dat");
+    write_legacy_imatrix(&imatrix, name, &weights);
+    let output = tmp.path().join("experts.iq4_xs.gguf");
+    let mut opts = QuantizeOptions::new(parse_ftype("IQ4_XS").unwrap());
+    opts.pure = true;
+    opts.imatrix = Some(imatrix);
+    let report = quantize_gguf(&input, &output, &opts).unwrap();
+    assert!(report.tensors[0].used_imatrix);
+    let to = report.tensors[0].to;
+    let data = ckpt_gguf::GgufFile::open(&output).unwrap();
+    let data = data.tensor_data(0).unwrap().to_vec();
+    let per_expert = data.len() / experts;
+    for e in 0..experts {
+        let values: Vec<f32> = (e * rows..(e + 1) * rows)
+            .flat_map(|r| {
+                synthetic_row(r, cols)
+                    .into_iter()
+                    .map(|v| half::f16::from_f32(v).to_f32())
+            })
+            .collect();
+        let want =
+            ckpt_quant::quantize(to, &values, cols, Some(&weights[e * cols..(e + 1) * cols]))
+                .unwrap();
+        assert_eq!(
+            &data[e * per_expert..(e + 1) * per_expert],
+            &want[..],
+            "expert {e}"
+        );
+    }
+}

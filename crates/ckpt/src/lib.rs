@@ -12,6 +12,7 @@
 //! | Hugging Face folder → GGUF (any [`OutType`], incl. llama-quantize mixes) | [`convert::to_gguf`] |
 //! | GGUF → Hugging Face folder | [`convert::gguf_to_hf`] |
 //! | llama-quantize | [`quantize()`] |
+//! | llama-gguf-split `--split` / `--merge` | [`gguf_split`], [`gguf_merge`] |
 //! | merge PEFT LoRA adapters | [`lora::merge`] |
 //! | compare / check | [`diff()`], [`verify()`] |
 //! | Hub download / upload / conversion pull request | [`hub::pull`], [`hub::push`], [`hub::push_conversion_pr`] |
@@ -47,7 +48,11 @@ pub mod ollama;
 pub use ckpt_convert::gguf::{Intermediate, OutType, OUTTYPE_CHOICES};
 pub use ckpt_convert::{OpenOptions, Progress, ProgressFn, Target};
 pub use ckpt_core::{Checkpoint, DType, Error, ErrorKind, Format, GgmlType, Result, Tensor};
-pub use ckpt_quant::{Ftype, QuantizeOptions, QuantizeReport};
+pub use ckpt_gguf::{ShardPlan, SplitBy, SplitOptions, SplitReport};
+pub use ckpt_quant::{
+    Ftype, ImatrixWeights, KvOverride, KvOverrideValue, QuantizeOptions, QuantizeReport,
+    TensorTypeOverride,
+};
 pub use compare::{diff, verify, DiffOutcome, DiffReport, TensorDiff, VerifyReport};
 pub use hub::resolve;
 
@@ -83,4 +88,29 @@ pub fn is_gguf_file(path: &Path) -> Result<bool> {
 /// `hf://…`.
 pub fn quantize(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<QuantizeReport> {
     ckpt_quant::quantize_gguf(&resolve(input)?, output, opts)
+}
+
+/// Splits a GGUF like `llama-gguf-split --split` (byte-identical shards
+/// `OUT_PREFIX-00001-of-0000N.gguf`, …; none appears unless all are written). With `dry_run`
+/// only the plan is returned. `input` may be `hf://…`.
+pub fn gguf_split(
+    input: &Path,
+    out_prefix: &Path,
+    opts: &SplitOptions,
+    dry_run: bool,
+    overwrite: bool,
+) -> Result<SplitReport> {
+    ckpt_gguf::split_gguf(&resolve(input)?, out_prefix, opts, dry_run, overwrite)
+}
+
+/// Merges a split GGUF like `llama-gguf-split --merge`, given its first shard
+/// (`…-00001-of-0000N.gguf`); the output is byte-identical to llama-gguf-split's (it keeps
+/// `split.no`, `split.tensors.count` and a `split.count` of 0).
+pub fn gguf_merge(
+    first_shard: &Path,
+    output: &Path,
+    dry_run: bool,
+    overwrite: bool,
+) -> Result<SplitReport> {
+    ckpt_gguf::merge_gguf(first_shard, output, dry_run, overwrite)
 }

@@ -16,4 +16,5 @@ mod quantize;
 mod readme;
 mod remote_cli;
 mod scan_cli;
+mod toolbox;
 mod vision;

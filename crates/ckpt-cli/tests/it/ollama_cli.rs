@@ -430,3 +430,249 @@ fn a_split_gguf_becomes_one_model_layer() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A tiny Qwen3-MoE Hugging Face folder (tests/fixtures/arch-moe/qwen3moe: the config and
+/// tensor list transformers wrote, values rebuilt as the generator assigns them) with the tiny
+/// BPE tokenizer and its ChatML template.
+fn tiny_moe_folder(dir: &Path) {
+    let moe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch-moe/qwen3moe");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(moe.join("config.json"), dir.join("config.json")).unwrap();
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
+        if fx("tiny-smol-bpe").join(f).is_file() {
+            std::fs::copy(fx("tiny-smol-bpe").join(f), dir.join(f)).unwrap();
+        }
+    }
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(moe.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    // safetensors by hand: header length, JSON header, F32 data in order.
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (k, (name, shape)) in list.iter().enumerate() {
+        let n: u64 = shape.iter().product();
+        let start = data.len();
+        for i in 0..n {
+            data.extend_from_slice(&((((i + 5 * k as u64) % 13) as f32) * 0.125).to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&h);
+    file.extend_from_slice(&data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+}
+
+#[test]
+fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let folder = work.path().join("tiny-qwen3moe");
+    tiny_moe_folder(&folder);
+    // From the Hugging Face folder: converted (experts stacked), template matched.
+    let out = ckpt(&store)
+        .args(["ollama", "create", "moe:f16", "--from"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // From the GGUF `ckpt convert` writes: the same model layer.
+    let gguf = work.path().join("moe.gguf");
+    let conv = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(&folder)
+        .arg(&gguf)
+        .args(["--outtype", "f16"])
+        .output()
+        .unwrap();
+    assert!(
+        conv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&conv.stderr)
+    );
+    let out = ckpt(&store)
+        .args(["ollama", "create", "moe:gguf", "--from"])
+        .arg(&gguf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("using existing layer"), "{stderr}");
+    for tag in ["moe:f16", "moe:gguf"] {
+        let show = ckpt(&store)
+            .args(["ollama", "show", tag, "--modelfile"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&show.stdout);
+        assert!(
+            text.contains("<|im_start|>"),
+            "{tag}: ChatML template matched from the chat template: {text}"
+        );
+        let show = ckpt(&store)
+            .args(["--json", "ollama", "show", tag])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        assert_eq!(v["details"]["family"], "qwen3moe", "{tag}: {v}");
+        assert_eq!(v["details"]["quantization_level"], "F16", "{tag}: {v}");
+    }
+}
+
+#[test]
+fn a_modelfile_from_a_split_shard_and_a_merged_file_give_the_same_model_layer() {
+    // Modelfile `FROM <shard>` imports the whole set as one layer, as `--from` does; the file
+    // llama-gguf-split --merge writes (split.count = 0) is imported as one file.
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let modelfile = work.path().join("Modelfile");
+    std::fs::write(
+        &modelfile,
+        format!(
+            "FROM {}\n",
+            fx("split/tiny-llama-spm.Q2_K-split-00003-of-00003.gguf").display()
+        ),
+    )
+    .unwrap();
+    let out = ckpt(&store)
+        .args(["ollama", "create", "split-mf", "-f"])
+        .arg(&modelfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unsplit = "f13b5b249dac78dacbad1d54b7ca0a20b0ca3271c54c15a1a8b9bbf11d7d31bb";
+    assert!(store.join(format!("blobs/sha256-{unsplit}")).exists());
+    let merged = work.path().join("merged.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["gguf-split", "--merge"])
+        .arg(fx("split/tiny-llama-spm.Q2_K-split-00001-of-00003.gguf"))
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ckpt(&store)
+        .args(["ollama", "create", "merged", "--from"])
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest =
+        std::fs::read_to_string(store.join("manifests/registry.ollama.ai/library/merged/latest"))
+            .unwrap();
+    assert_eq!(
+        manifest
+            .matches("application/vnd.ollama.image.model")
+            .count(),
+        1
+    );
+}
+
+/// A tiny XLM-RoBERTa embedding folder (bge-m3 layout) from the arch-table fixture: its
+/// config.json, the Unigram tokenizer, sentence-transformers CLS pooling and F32 weights.
+fn xlmr_embedding_folder(dir: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let case = fixtures.join("arch-tables/xlm_roberta");
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    std::fs::copy(case.join("config.json"), dir.join("config.json")).unwrap();
+    for f in [
+        "sentencepiece.bpe.model",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        std::fs::copy(fixtures.join("gguf/tiny-xlmr-unigram").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("modules.json"),
+        r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+            {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("1_Pooling/config.json"),
+        r#"{"word_embedding_dimension": 8, "pooling_mode_cls_token": true}"#,
+    )
+    .unwrap();
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(case.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape) in list {
+        let n: u64 = shape.iter().product();
+        let start = data.len();
+        data.extend((0..n).flat_map(|i| ((i % 13) as f32 * 0.125).to_le_bytes()));
+        header.insert(
+            name,
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend(h);
+    file.extend(data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+}
+
+/// An embedding model (sentence-transformers pooling -> `bert.pooling_type`) gets Ollama's
+/// "embedding" capability instead of "completion".
+#[test]
+fn an_embedding_model_is_created_with_the_embedding_capability() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let folder = work.path().join("tiny-xlmr");
+    xlmr_embedding_folder(&folder);
+    let out = ckpt(&store)
+        .args(["ollama", "create", "tiny-embed", "--quiet", "--from"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = ckpt(&store)
+        .args(["ollama", "show", "tiny-embed"])
+        .output()
+        .unwrap();
+    assert!(show.status.success());
+    let text = String::from_utf8(show.stdout).unwrap();
+    assert!(
+        text.contains("architecture        bert"),
+        "the converted GGUF: {text}"
+    );
+    assert!(
+        text.contains("  Capabilities\n    embedding    \n"),
+        "embedding, not completion: {text}"
+    );
+    assert!(!text.contains("completion"), "{text}");
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::qwen::write_pooling_type;
 use super::{
     unmapped, write_base_params, Architecture, Kind, ParamContext, TensorAction, TensorRef,
-    VocabContext,
+    Transform, VocabContext,
 };
 use crate::hparams::Hparams;
 use crate::vocab::{self, special::SpecialVocab, TokenType};
@@ -154,5 +154,428 @@ impl Architecture for Bert {
         ctx.warnings.extend(special.warnings.iter().cloned());
         special.write(ctx.kv);
         Ok(())
+    }
+}
+
+/// `NomicBertModel` (nomic-embed-text v1/v1.5, GGUF arch "nomic-bert"): BERT with rotary
+/// positions, a fused `Wqkv`, a SwiGLU MLP (`fc11` up, `fc12` gate, `fc2` down) and no linear
+/// biases. The converter only accepts that exact shape (its asserts), with the context cut from
+/// `n_positions` 8192 to the 2048 tokens it was trained for. The mixture-of-experts v2 model
+/// ("nomic-bert-moe") is not supported.
+pub struct NomicBert;
+
+const NOMIC_BERT_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::TokenEmbdNorm,
+    Kind::TokenTypes,
+    Kind::PosEmbd,
+    Kind::OutputNorm,
+    Kind::AttnOutNorm,
+    Kind::AttnQkv,
+    Kind::AttnOut,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::LayerOutNorm,
+];
+
+/// transformers' `NomicBertConfig` defaults.
+const NOMIC_DEFAULTS: &[super::family::Dflt] = {
+    use super::family::Dflt::*;
+    &[
+        Int("hidden_size", 768),
+        Int("num_hidden_layers", 12),
+        Int("num_attention_heads", 12),
+        Int("intermediate_size", 3072),
+        Int("max_position_embeddings", 2048),
+        Int("type_vocab_size", 2),
+        Num("layer_norm_eps", 1e-12),
+        HeadDim,
+    ]
+};
+
+/// The remote-code config names next to the names transformers reads.
+const NOMIC_LEGACY: &[(&str, &str)] = &[
+    ("n_embd", "hidden_size"),
+    ("n_layer", "num_hidden_layers"),
+    ("n_head", "num_attention_heads"),
+    ("n_inner", "intermediate_size"),
+];
+
+/// The converter's checks of a NomicBert config (each an assert or a ValueError there).
+fn check_nomic(hp: &Hparams) -> Result<()> {
+    let bad = |what: String| {
+        Error::Unsupported(format!(
+            "{}: {what} (the converter accepts only nomic-embed-text v1/v1.5's layout)",
+            hp.path.display()
+        ))
+    };
+    if hp
+        .get("moe_every_n_layers")
+        .is_some_and(|v| v.as_u64() != Some(0))
+    {
+        return Err(bad(
+            "nomic-bert-moe (moe_every_n_layers) is not supported".into()
+        ));
+    }
+    let expect = |key: &str, want: Value| -> Result<()> {
+        let got = hp.map.get(key).cloned().unwrap_or(Value::Null);
+        let same = match (&got, &want) {
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            _ => got == want,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(bad(format!("{key} is {got}, expected {want}")))
+        }
+    };
+    for (legacy, name) in NOMIC_LEGACY {
+        if let (Some(a), Some(b)) = (hp.get(legacy), hp.get(name)) {
+            if a != b {
+                return Err(bad(format!(
+                    "{legacy} is {a} but transformers' NomicBertConfig reads {name} = {b}, and \
+                     the converter would write {b} (add \"{name}\": {a} to config.json)"
+                )));
+            }
+        }
+    }
+    expect("activation_function", json!("swiglu"))?;
+    expect("causal", json!(false))?;
+    expect("qkv_proj_bias", json!(false))?;
+    expect("mlp_fc1_bias", json!(false))?;
+    expect("mlp_fc2_bias", json!(false))?;
+    expect("prenorm", json!(false))?;
+    expect("rotary_emb_fraction", json!(1.0))?;
+    expect("rotary_emb_interleaved", json!(false))?;
+    expect("rotary_emb_scale_base", Value::Null)?;
+    Ok(())
+}
+
+impl Architecture for NomicBert {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["NomicBertModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "nomic-bert"
+    }
+    fn model_type(&self) -> &'static str {
+        "nomic_bert"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        NOMIC_BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "encoder.", "emb_ln"]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        // transformers' own NomicBertConfig (the converter reads its to_dict()) ignores the
+        // remote-code names n_embd, n_layer, … and fills in nomic-embed-text-v1.5's sizes;
+        // write_params refuses configs whose own sizes differ from these.
+        super::family::apply_defaults(hp, NOMIC_DEFAULTS);
+        if hp.get("rope_parameters").is_none() {
+            let theta = hp.get("rope_theta").cloned().unwrap_or(json!(1000.0));
+            hp.map.insert(
+                "rope_parameters".into(),
+                json!({ "rope_theta": theta, "rope_type": "default" }),
+            );
+        }
+        // nomic-embed-text v1/v1.5 are trained for 2048 tokens (checked in write_params).
+        let npos = hp.get("n_positions").and_then(Value::as_u64);
+        let mtp = hp
+            .get("max_trained_positions")
+            .and_then(Value::as_u64)
+            .unwrap_or(2048);
+        if npos == Some(8192) && mtp == 2048 {
+            hp.map.insert("n_positions".into(), json!(2048));
+        }
+    }
+    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if t.name.contains("mlp.experts.bias") {
+            return Ok(TensorAction::Drop);
+        }
+        let Some(name) = bert_name(t.name) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "nomic-bert"))?;
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms: Vec::new(),
+        })
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        let hp = ctx.hp;
+        // config.json as written (config_defaults already cut n_positions when recognized).
+        let raw = crate::hparams::read_json_object(&hp.path)?;
+        let npos = raw.get("n_positions").cloned().unwrap_or(Value::Null);
+        let mtp = raw
+            .get("max_trained_positions")
+            .cloned()
+            .unwrap_or(json!(2048));
+        if npos != json!(8192) || mtp != json!(2048) {
+            return Err(Error::Unsupported(format!(
+                "{}: unrecognized parameters: n_positions={npos}, max_trained_positions={mtp} (nomic-embed-text v1/v1.5 have 8192 and 2048)",
+                hp.path.display(),
+            )));
+        }
+        check_nomic(hp)?;
+        write_base_params(ctx, "nomic-bert")?;
+        ctx.kv.bool("nomic-bert.attention.causal", false);
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        write_pooling_type(ctx, &dir, "nomic-bert")?;
+        if let Some(labels) = class_labels(ctx.hp) {
+            ctx.kv.array(
+                "nomic-bert.classifier.output_labels",
+                GgufValue::string_array(labels),
+            );
+        }
+        Ok(())
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        let path = ctx.dir.join("tokenizer.json");
+        let tok = crate::hparams::read_json_object(&path)?;
+        match tok
+            .get("model")
+            .and_then(|m| m.get("type"))
+            .and_then(Value::as_str)
+        {
+            Some("WordPiece") => Bert.write_vocab(ctx),
+            Some("Unigram") => Err(Error::Unsupported(format!(
+                "{}: NomicBert with an XLM-RoBERTa (Unigram) tokenizer is not supported",
+                path.display()
+            ))),
+            other => Err(Error::Unsupported(format!(
+                "{}: unknown tokenizer model type {other:?} (expected WordPiece or Unigram)",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// `XLMRobertaModel` (bge-m3, multilingual-e5; GGUF arch "bert"): BERT tensors whose position
+/// embeddings start at `pad_token_id + 1` (the converter drops those first rows and shortens the
+/// context by as much), with the SentencePiece Unigram vocabulary written for llama.cpp's "t5"
+/// tokenizer.
+pub struct XlmRoberta;
+
+/// transformers' `XLMRobertaConfig` defaults (the converter reads its `to_dict()`).
+const XLMR_DEFAULTS: &[super::family::Dflt] = {
+    use super::family::Dflt::*;
+    &[
+        Int("hidden_size", 768),
+        Int("num_hidden_layers", 12),
+        Int("num_attention_heads", 12),
+        Int("intermediate_size", 3072),
+        Int("max_position_embeddings", 512),
+        Int("type_vocab_size", 2),
+        Num("layer_norm_eps", 1e-12),
+        Int("pad_token_id", 1),
+    ]
+};
+
+/// The rows the converter drops from the position embeddings: `1 + pad_token_id`.
+fn position_offset(hp: &Hparams) -> Result<Option<u64>> {
+    Ok(hp.find_u32(&["pad_token_id"])?.map(|p| 1 + p as u64))
+}
+
+impl Architecture for XlmRoberta {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["XLMRobertaModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "bert"
+    }
+    fn model_type(&self) -> &'static str {
+        "xlm-roberta"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "encoder."]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        super::family::apply_defaults(hp, XLMR_DEFAULTS);
+        // The converter's _xlmroberta_tokenizer_init: the context loses the skipped positions.
+        let offset = hp.get("pad_token_id").and_then(Value::as_u64);
+        if let (Some(off), Some(n)) = (
+            offset,
+            hp.get("max_position_embeddings").and_then(Value::as_i64),
+        ) {
+            hp.map
+                .insert("max_position_embeddings".into(), json!(n - 1 - off as i64));
+        }
+    }
+    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if t.name.contains(".parametrizations.") || t.name.contains("lora_") {
+            return Err(Error::Unsupported(format!(
+                "tensor '{}': jina-embeddings-v3 LoRA adaptations are not supported",
+                t.name
+            )));
+        }
+        let stripped = t.name.strip_prefix("roberta.").unwrap_or(t.name);
+        let Some(name) = bert_name(stripped) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "bert"))?;
+        let mut transforms = Vec::new();
+        if name == "embeddings.position_embeddings.weight" {
+            if let Some(rows) = position_offset(hp)? {
+                transforms.push(Transform::SkipRows { rows });
+            }
+        }
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms,
+        })
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        if ctx.hp.get("lora_adaptations").is_some() {
+            return Err(Error::Unsupported(format!(
+                "{}: jina-embeddings-v3 (lora_adaptations, GGUF arch jina-bert-v3) is not supported",
+                ctx.hp.path.display()
+            )));
+        }
+        Bert.write_params(ctx)
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+        let type_count = ctx.hp.find_u32(&["type_vocab_size"])?.unwrap_or(1);
+        vocab::write_xlmroberta(ctx.dir, vocab_size, type_count, ctx.kv, ctx.warnings)
+    }
+}
+
+/// `ModernBertModel` (GGUF arch "modern-bert"): fused `Wqkv`, GeGLU/SwiGLU `Wi` (up and gate in
+/// one), local/global attention layers, GPT-2 BPE vocabulary with BOS, EOS and SEP added.
+pub struct ModernBert;
+
+const MODERN_BERT_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::TokenEmbdNorm,
+    Kind::OutputNorm,
+    Kind::AttnNorm,
+    Kind::AttnOut,
+    Kind::AttnQkv,
+    Kind::FfnUp,
+    Kind::FfnDown,
+    Kind::FfnNorm,
+];
+
+/// transformers' `ModernBertConfig` defaults the converter sees.
+const MODERN_BERT_DEFAULTS: &[super::family::Dflt] = {
+    use super::family::Dflt::*;
+    &[
+        Int("max_position_embeddings", 8192),
+        Num("norm_eps", 1e-5),
+        Int("local_attention", 128),
+        Int("global_attn_every_n_layers", 3),
+    ]
+};
+
+impl Architecture for ModernBert {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["ModernBertModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "modern-bert"
+    }
+    fn model_type(&self) -> &'static str {
+        "modernbert"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        MODERN_BERT_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embeddings.", "layers.", "final_norm"]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        super::family::apply_defaults(hp, MODERN_BERT_DEFAULTS);
+        hp.default("hidden_activation", json!("gelu"));
+        hp.default("classifier_pooling", json!("cls"));
+    }
+    fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        let stripped = t.name.strip_prefix("model.").unwrap_or(t.name);
+        let Some(name) = bert_name(stripped) else {
+            return Ok(TensorAction::Drop);
+        };
+        let gguf = self
+            .map_name(&name, t.bid, block_count)
+            .ok_or_else(|| unmapped(t.name, "modern-bert"))?;
+        Ok(TensorAction::Keep {
+            name: gguf,
+            transforms: Vec::new(),
+        })
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        const A: &str = "modern-bert";
+        write_base_params(ctx, A)?;
+        ctx.kv.bool(&format!("{A}.attention.causal"), false);
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        write_pooling_type(ctx, &dir, A)?;
+        if let Some(cp) = ctx.hp.get("classifier_pooling") {
+            let t = match cp.as_str() {
+                Some("mean") => 1,
+                Some("cls") => 2,
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "{}: classifier_pooling {cp} is not supported (cls or mean)",
+                        ctx.hp.path.display()
+                    )))
+                }
+            };
+            ctx.kv.u32(&format!("{A}.classifier.pooling_type"), t);
+        }
+        if let Some(labels) = class_labels(ctx.hp) {
+            ctx.kv.array(
+                &format!("{A}.classifier.output_labels"),
+                GgufValue::string_array(labels),
+            );
+        }
+        let hp = ctx.hp;
+        ctx.kv.u32(
+            &format!("{A}.attention.sliding_window"),
+            hp.require_u32(&["local_attention"])?,
+        );
+        if let Some(p) = hp.find_u32(&["global_attn_every_n_layers"])? {
+            ctx.kv
+                .u32(&format!("{A}.attention.sliding_window_pattern"), p);
+        }
+        ctx.kv.string(&format!("{A}.rope.scaling.type"), "none");
+        ctx.kv
+            .u32(&format!("{A}.vocab_size"), hp.require_u32(&["vocab_size"])?);
+        if let Some(act) = hp.get("hidden_activation").and_then(Value::as_str) {
+            ctx.kv.string(&format!("{A}.hidden_activation"), act);
+        }
+        Ok(())
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        ctx.kv.bool("tokenizer.ggml.add_bos_token", true);
+        ctx.kv.bool("tokenizer.ggml.add_eos_token", true);
+        ctx.kv.bool("tokenizer.ggml.add_sep_token", true);
+        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+        vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)
     }
 }

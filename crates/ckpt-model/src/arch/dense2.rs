@@ -116,11 +116,27 @@ fn added_token_id(dir: &std::path::Path, content: &str) -> Result<u32> {
 /// `Glm4Model.set_vocab`: the GPT-2 vocabulary, then eos, eot, unk and bos from the added
 /// tokens `<|endoftext|>` and `<|user|>` where the tokenizer files did not set them.
 fn glm4_special_tokens(ctx: &mut VocabContext) -> Result<()> {
-    let eot = added_token_id(ctx.dir, "<|user|>")?;
-    let eos = added_token_id(ctx.dir, "<|endoftext|>")?;
+    set_added_specials(
+        ctx,
+        &[
+            ("eos", "<|endoftext|>"),
+            ("eot", "<|user|>"),
+            ("unk", "<|endoftext|>"),
+            ("bos", "<|endoftext|>"),
+        ],
+    )
+}
+
+/// The converter's GLM vocabularies: special token ids taken from added tokens by their text
+/// (in this order), then the special vocabulary written again with them.
+pub(super) fn set_added_specials(
+    ctx: &mut VocabContext,
+    specials: &[(&'static str, &str)],
+) -> Result<()> {
     let mut special = SpecialVocab::load(ctx.dir, true, None)?;
     let path = ctx.dir.join("tokenizer.json");
-    for (typ, id) in [("eos", eos), ("eot", eot), ("unk", eos), ("bos", eos)] {
+    for (typ, text) in specials {
+        let id = added_token_id(ctx.dir, text)?;
         special.set_special(typ, Some(&Value::from(id)), &path)?;
     }
     // Rewrite what the GPT-2 loader's SpecialVocab wrote, now with the ids set here.

@@ -76,6 +76,7 @@ pub enum Vocab {
 
 pub type ExtraTensorsFn = fn(&Hparams, &mut KvList) -> Result<Vec<Tensor>>;
 pub type TensorFirstFn = fn(&TensorRef, &Hparams) -> Result<Option<TensorAction>>;
+pub type ExpandFn = fn(&Tensor, Option<u32>, &Hparams, u32) -> Result<Option<Vec<Tensor>>>;
 pub type TransformsFn = fn(&TensorRef, &Hparams, &str, &mut Vec<Transform>) -> Result<()>;
 
 /// Code for what the tables cannot say.
@@ -96,6 +97,9 @@ pub struct Hooks {
     pub vocab: Option<fn(&mut VocabContext) -> Result<()>>,
     /// Per-expert tensors gathered into stacked 3-D tensors (mixtures of experts).
     pub experts: Option<&'static Experts>,
+    /// Splits or drops a checkpoint tensor before anything else (see
+    /// [`Architecture::expand`]).
+    pub expand: Option<ExpandFn>,
 }
 
 /// How a mixture-of-experts family's per-expert tensors are stacked, the way the converter's
@@ -122,6 +126,7 @@ impl Hooks {
         params: None,
         vocab: None,
         experts: None,
+        expand: None,
     };
 }
 
@@ -286,6 +291,18 @@ const EXPORTABLE: &[&str] = &["llama", "qwen2", "qwen3", "seed_oss", "ernie4_5"]
 impl Architecture for Family {
     fn experts(&self) -> Option<&'static Experts> {
         self.hooks.experts
+    }
+    fn expand(
+        &self,
+        t: &Tensor,
+        bid: Option<u32>,
+        hp: &Hparams,
+        block_count: u32,
+    ) -> Result<Option<Vec<Tensor>>> {
+        match self.hooks.expand {
+            Some(f) => f(t, bid, hp, block_count),
+            None => Ok(None),
+        }
     }
     fn exports(&self) -> bool {
         EXPORTABLE.contains(&self.gguf_arch)

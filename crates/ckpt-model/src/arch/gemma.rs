@@ -15,6 +15,12 @@ use crate::vocab::{self, special::SpecialVocab};
 pub struct Gemma;
 pub struct Gemma2;
 pub struct Gemma3;
+/// `Gemma3TextModel` (EmbeddingGemma, GGUF arch "gemma-embedding"): Gemma 3 without the
+/// `model.` prefix, the window as config.json states it, sentence-transformers pooling. The
+/// `2_Dense`/`3_Dense` projections are only converted on the converter's opt-in
+/// `--sentence-transformers-dense-modules`, which ckpt does not offer: like the converter's
+/// default, they are not part of the GGUF.
+pub struct EmbeddingGemma;
 
 const GEMMA_TENSORS: &[Kind] = &[
     Kind::TokenEmbd,
@@ -224,6 +230,77 @@ fn gemma3_vocab_rows(t: &TensorRef, hp: &Hparams) -> Result<u64> {
     }
 }
 
+/// `Gemma3Model.modify_tensors`: embedding rows beyond the vocabulary cut, norms + 1.
+fn gemma3_tensor(
+    t: &TensorRef,
+    hp: &Hparams,
+    block_count: u32,
+    arch: &str,
+) -> Result<TensorAction> {
+    let mut extra = Vec::new();
+    if t.name.contains("embed_tokens.weight") {
+        extra.push(Transform::TruncateRows {
+            rows: gemma3_vocab_rows(t, hp)?,
+        });
+    }
+    gemma_tensor(t, GEMMA2_TENSORS, block_count, arch, extra)
+}
+
+/// `Gemma3Model.set_gguf_parameters` for GGUF architecture `arch`.
+fn gemma3_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
+    write_base_params(ctx, arch)?;
+    let hp = ctx.hp;
+    let kv = &mut *ctx.kv;
+    kv.u32(
+        &format!("{arch}.context_length"),
+        hp.find_u32(&["max_position_embeddings"])?.unwrap_or(131072),
+    );
+    kv.u32(
+        &format!("{arch}.attention.head_count"),
+        hp.find_u32(&["num_attention_heads"])?.unwrap_or(8),
+    );
+    kv.f32(
+        &format!("{arch}.attention.layer_norm_rms_epsilon"),
+        hp.find_f64(&["rms_norm_eps"])?.unwrap_or(1e-6) as f32,
+    );
+    let head_dim = hp.find_u32(&["head_dim"])?.unwrap_or(256);
+    kv.u32(&format!("{arch}.attention.key_length"), head_dim);
+    kv.u32(&format!("{arch}.attention.value_length"), head_dim);
+    let rp = rope_parameters(hp);
+    let global = rp
+        .get("full_attention")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(rp.clone()));
+    let theta = global
+        .get("rope_theta")
+        .and_then(Value::as_f64)
+        .unwrap_or(1_000_000.0);
+    kv.f32(&format!("{arch}.rope.freq_base"), theta as f32);
+    if hp.get("attn_logit_softcapping").is_some() {
+        return Err(Error::invalid(
+            &hp.path,
+            "Gemma 3 does not use attn_logit_softcapping, but config.json sets it",
+        ));
+    }
+    if let Some(cap) = hp
+        .find_f64(&["final_logit_softcapping"])?
+        .filter(|c| *c != 0.0)
+    {
+        kv.f32(&format!("{arch}.final_logit_softcapping"), cap as f32);
+    }
+    if hp.get("sliding_window_pattern").and_then(Value::as_i64) != Some(1) {
+        kv.u32(
+            &format!("{arch}.attention.sliding_window"),
+            need_u32(hp, "sliding_window")?,
+        );
+    }
+    kv.u32(
+        &format!("{arch}.attention.head_count_kv"),
+        hp.find_u32(&["num_key_value_heads"])?.unwrap_or(4),
+    );
+    Ok(())
+}
+
 impl Architecture for Gemma3 {
     fn hf_names(&self) -> &'static [&'static str] {
         &["Gemma3ForCausalLM"]
@@ -238,66 +315,10 @@ impl Architecture for Gemma3 {
         GEMMA2_TENSORS
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        let mut extra = Vec::new();
-        if t.name.contains("embed_tokens.weight") {
-            extra.push(Transform::TruncateRows {
-                rows: gemma3_vocab_rows(t, hp)?,
-            });
-        }
-        gemma_tensor(t, GEMMA2_TENSORS, block_count, "gemma3", extra)
+        gemma3_tensor(t, hp, block_count, "gemma3")
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
-        write_base_params(ctx, "gemma3")?;
-        let hp = ctx.hp;
-        let kv = &mut *ctx.kv;
-        kv.u32(
-            "gemma3.context_length",
-            hp.find_u32(&["max_position_embeddings"])?.unwrap_or(131072),
-        );
-        kv.u32(
-            "gemma3.attention.head_count",
-            hp.find_u32(&["num_attention_heads"])?.unwrap_or(8),
-        );
-        kv.f32(
-            "gemma3.attention.layer_norm_rms_epsilon",
-            hp.find_f64(&["rms_norm_eps"])?.unwrap_or(1e-6) as f32,
-        );
-        let head_dim = hp.find_u32(&["head_dim"])?.unwrap_or(256);
-        kv.u32("gemma3.attention.key_length", head_dim);
-        kv.u32("gemma3.attention.value_length", head_dim);
-        let rp = rope_parameters(hp);
-        let global = rp
-            .get("full_attention")
-            .cloned()
-            .unwrap_or_else(|| Value::Object(rp.clone()));
-        let theta = global
-            .get("rope_theta")
-            .and_then(Value::as_f64)
-            .unwrap_or(1_000_000.0);
-        kv.f32("gemma3.rope.freq_base", theta as f32);
-        if hp.get("attn_logit_softcapping").is_some() {
-            return Err(Error::invalid(
-                &hp.path,
-                "Gemma 3 does not use attn_logit_softcapping, but config.json sets it",
-            ));
-        }
-        if let Some(cap) = hp
-            .find_f64(&["final_logit_softcapping"])?
-            .filter(|c| *c != 0.0)
-        {
-            kv.f32("gemma3.final_logit_softcapping", cap as f32);
-        }
-        if hp.get("sliding_window_pattern").and_then(Value::as_i64) != Some(1) {
-            kv.u32(
-                "gemma3.attention.sliding_window",
-                need_u32(hp, "sliding_window")?,
-            );
-        }
-        kv.u32(
-            "gemma3.attention.head_count_kv",
-            hp.find_u32(&["num_key_value_heads"])?.unwrap_or(4),
-        );
-        Ok(())
+        gemma3_params(ctx, "gemma3")
     }
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
         if ctx.dir.join("tokenizer.model").is_file() {
@@ -306,6 +327,66 @@ impl Architecture for Gemma3 {
             let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
             vocab::write_gpt2(ctx.dir, vocab_size, ctx.pre_override, ctx.kv, ctx.warnings)
         }
+    }
+}
+
+impl Architecture for EmbeddingGemma {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["Gemma3TextModel"]
+    }
+    fn gguf_arch(&self) -> &'static str {
+        "gemma-embedding"
+    }
+    fn model_type(&self) -> &'static str {
+        "gemma3_text"
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        GEMMA2_TENSORS
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        &["embed_tokens", "layers.", "norm"]
+    }
+    fn exports(&self) -> bool {
+        false
+    }
+    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        gemma3_tensor(t, hp, block_count, "gemma-embedding")
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        gemma3_params(ctx, "gemma-embedding")?;
+        // transformers rewrites sliding_window for bidirectional attention; the converter
+        // writes (or overwrites in place) the value of config.json itself.
+        let raw = read_json_object(&ctx.hp.path)?;
+        let window = raw
+            .get("sliding_window")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| {
+                Error::invalid(
+                    &ctx.hp.path,
+                    "sliding_window not found (EmbeddingGemma needs it)",
+                )
+            })?;
+        let window = window
+            .as_u64()
+            .and_then(|w| u32::try_from(w).ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    &ctx.hp.path,
+                    format!("sliding_window is {window}, expected an integer"),
+                )
+            })?;
+        ctx.kv
+            .u32("gemma-embedding.attention.sliding_window", window);
+        let dir = ctx
+            .hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        super::qwen::write_pooling_type(ctx, &dir, "gemma-embedding")
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        Gemma3.write_vocab(ctx)
     }
 }
 

@@ -4,6 +4,7 @@
 //! `lib.rs` only walks these descriptions.
 
 pub mod bert;
+pub mod deepseek;
 pub mod dense;
 pub mod dense2;
 pub mod family;
@@ -14,6 +15,7 @@ pub mod moe;
 pub mod multimodal;
 pub mod phi3;
 pub mod qwen;
+pub mod split;
 pub mod tensor_map;
 pub mod vision;
 
@@ -39,6 +41,9 @@ pub enum Transform {
     /// Keep only the first `rows` rows (Gemma 3 drops embedding rows beyond the real vocabulary).
     /// Like the converter's Python slice `t[:rows]`, a tensor with fewer rows is kept whole.
     TruncateRows { rows: u64 },
+    /// Drop the first `rows` rows (the converter's `t[rows:]`: RoBERTa position embeddings start
+    /// at `pad_token_id + 1`).
+    SkipRows { rows: u64 },
     /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
     Transpose,
     /// torch's `squeeze(1)`: drops dimension 1 when it has size 1 (LFM2's short-conv kernels
@@ -65,6 +70,12 @@ impl Transform {
                     "cannot keep the first {rows} rows of a tensor of shape {shape:?}"
                 )),
             },
+            Transform::SkipRows { rows } => match shape.first() {
+                Some(&n) if n > *rows => Ok(()),
+                _ => Err(format!(
+                    "cannot drop the first {rows} rows of a tensor of shape {shape:?}"
+                )),
+            },
             Transform::Transpose if shape.len() != 2 => {
                 Err(format!("cannot transpose a tensor of shape {shape:?}"))
             }
@@ -81,6 +92,11 @@ impl Transform {
             Transform::TruncateRows { rows } => {
                 let mut s = shape.to_vec();
                 s[0] = s[0].min(*rows);
+                s
+            }
+            Transform::SkipRows { rows } => {
+                let mut s = shape.to_vec();
+                s[0] -= s[0].min(*rows);
                 s
             }
             Transform::Transpose => vec![shape[1], shape[0]],
@@ -178,6 +194,19 @@ pub trait Architecture: Sync {
     fn experts(&self) -> Option<&'static family::Experts> {
         None
     }
+    /// Replaces one checkpoint tensor (after the generic drops, before experts are gathered and
+    /// names mapped) by the tensors the converter's `modify_tensors` makes of it: `None` keeps
+    /// it as it is, an empty list drops it (DeepSeek's multi-token-prediction layers), several
+    /// tensors split it (DeepSeek's `kv_b_proj` into `k_b_proj` and `v_b_proj`).
+    fn expand(
+        &self,
+        _t: &ckpt_core::Tensor,
+        _bid: Option<u32>,
+        _hp: &Hparams,
+        _block_count: u32,
+    ) -> Result<Option<Vec<ckpt_core::Tensor>>> {
+        Ok(None)
+    }
     /// Maps one HF tensor (after the generic drops) to its GGUF name and transforms.
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction>;
     /// Hyperparameter keys, written between `general.*` and `general.quantization_version`.
@@ -217,6 +246,15 @@ static REGISTRY: &[&dyn Architecture] = &[
     &multimodal::LLAVA,
     &multimodal::MISTRAL3,
     &multimodal::QWEN2VL,
+    &deepseek::DEEPSEEK_V2,
+    &deepseek::DEEPSEEK_V3,
+    &moe::GRANITE_MOE,
+    &moe::GLM4_MOE,
+    &moe::GPT_OSS,
+    &gemma::EmbeddingGemma,
+    &bert::NomicBert,
+    &bert::XlmRoberta,
+    &bert::ModernBert,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
@@ -471,6 +509,35 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
         "top_k_experts",
     ])? {
         kv.u32(&format!("{arch}.expert_used_count"), n);
+    }
+    if let Some(n) = hp.find_u32(&["n_group"])? {
+        kv.u32(&format!("{arch}.expert_group_count"), n);
+    }
+    if let Some(n) = hp.find_u32(&["topk_group"])? {
+        kv.u32(&format!("{arch}.expert_group_used_count"), n);
+    }
+    const SCORE_FUNC: [&str; 6] = [
+        "score_function",
+        "scoring_func",
+        "score_func",
+        "moe_router_activation",
+        "moe_router_activation_func",
+        "expert_selection_fn",
+    ];
+    if let Some(v) = hp.find(&SCORE_FUNC) {
+        // gguf-py's ExpertGatingFuncType
+        let id = match v.as_str() {
+            Some("softmax") => 1,
+            Some("sigmoid") => 2,
+            Some("sqrtsoftplus") => 4,
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "{}: expert score gating function {v} is not supported (softmax, sigmoid or sqrtsoftplus)",
+                    hp.path.display()
+                )))
+            }
+        };
+        kv.u32(&format!("{arch}.expert_gating_func"), id);
     }
     if let Some(head_dim) = hp.find_u32(&["head_dim"])? {
         kv.u32(&format!("{arch}.attention.key_length"), head_dim);

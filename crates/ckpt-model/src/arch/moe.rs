@@ -477,3 +477,462 @@ pub static ERNIE4_5_MOE: Family = Family {
         ..Hooks::NONE
     },
 };
+
+const GRANITE_MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::FfnNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::FfnGateShexp,
+    Kind::FfnUpShexp,
+    Kind::FfnDownShexp,
+];
+
+/// `GraniteMoeForCausalLM` and `GraniteMoeSharedForCausalLM` ("granitemoe"): Granite's keys,
+/// experts already stacked in the checkpoint with gate and up fused (`input_linear`, split
+/// here), and the shared expert's fused gate/up likewise.
+pub static GRANITE_MOE: Family = Family {
+    hf_names: &["GraniteMoeForCausalLM", "GraniteMoeSharedForCausalLM"],
+    gguf_arch: "granitemoe",
+    model_type: "granitemoe",
+    tensors: GRANITE_MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 2048),
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::Num("rms_norm_eps", 1e-6),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Num("attention_multiplier", 1.0),
+        Dflt::Num("embedding_multiplier", 1.0),
+        Dflt::Num("residual_multiplier", 1.0),
+        Dflt::Num("logits_scaling", 1.0),
+        Dflt::Int("num_local_experts", 8),
+        Dflt::Int("num_experts_per_tok", 2),
+    ],
+    text_params: true,
+    params: &[
+        Param::U32("vocab_size", &["vocab_size"]),
+        Param::RopeDims,
+        Param::TruthyF32("attention.scale", &["attention_multiplier"]),
+        Param::TruthyF32("embedding_scale", &["embedding_multiplier"]),
+        Param::TruthyF32("residual_scale", &["residual_multiplier"]),
+        Param::TruthyF32("logit_scale", &["logits_scaling"]),
+        Param::Custom(granite_shared_ffn),
+    ],
+    permute_qk: true,
+    vocab: Vocab::Llama,
+    hooks: Hooks {
+        config: Some(granite_moe_config),
+        expand: Some(granite_moe_split),
+        ..LLAMA_HOOKS
+    },
+};
+
+/// The converter pops `head_dim` before writing Granite's keys.
+fn granite_moe_config(hp: &mut Hparams) {
+    hp.map.remove("head_dim");
+}
+
+/// `expert_shared_feed_forward_length` when `shared_intermediate_size` is set and not 0.
+fn granite_shared_ffn(ctx: &mut ParamContext) -> Result<()> {
+    if let Some(n) = ctx.hp.find_u32(&["shared_intermediate_size"])? {
+        if n != 0 {
+            ctx.kv
+                .u32("granitemoe.expert_shared_feed_forward_length", n);
+        }
+    }
+    Ok(())
+}
+
+/// `GraniteMoeModel.modify_tensors`: the fused `input_linear` ([.., 2 * ffn, hidden]) split
+/// into gate (first half) and up; without routed experts the shared MLP is the dense FFN.
+fn granite_moe_split(
+    t: &Tensor,
+    _bid: Option<u32>,
+    hp: &Hparams,
+    _block_count: u32,
+) -> Result<Option<Vec<Tensor>>> {
+    let has_experts = hp.find_u32(&["num_local_experts"])?.unwrap_or(0) > 0;
+    let (base, ffn_keys): (&str, &[&str]) =
+        if let Some(b) = t.name.strip_suffix("block_sparse_moe.input_linear.weight") {
+            (b, &["intermediate_size"])
+        } else if let Some(b) = t.name.strip_suffix("shared_mlp.input_linear.weight") {
+            (b, &["shared_intermediate_size"])
+        } else {
+            if !has_experts && t.name.ends_with("shared_mlp.output_linear.weight") {
+                let mut d = t.clone();
+                d.name = t.name.replace("shared_mlp.output_linear", "mlp.down_proj");
+                return Ok(Some(vec![d]));
+            }
+            return Ok(None);
+        };
+    let ffn = hp.require_u32(ffn_keys)? as usize;
+    let n = t.shape.len();
+    if n < 2 || t.shape[n - 2] as usize != 2 * ffn {
+        return Err(Error::invalid(
+            &hp.path,
+            format!(
+                "tensor '{}' has shape {:?}, expected 2 x {} = {} fused gate and up rows",
+                t.name,
+                t.shape,
+                ffn_keys[0],
+                2 * ffn
+            ),
+        ));
+    }
+    let routed = t.name.ends_with("block_sparse_moe.input_linear.weight");
+    let n_experts = hp.find_u32(&["num_local_experts"])?.unwrap_or(0) as u64;
+    if routed && (n != 3 || t.shape[0] != n_experts) {
+        return Err(Error::invalid(
+            &hp.path,
+            format!(
+                "tensor '{}' has shape {:?}, expected {n_experts} experts (num_local_experts) stacked in dimension 0 (the expert count disagrees with the tensors)",
+                t.name, t.shape
+            ),
+        ));
+    }
+    let (gate, up) = match (routed, has_experts) {
+        (true, _) => (
+            format!("{base}block_sparse_moe.input_linear.gate.weight"),
+            format!("{base}block_sparse_moe.input_linear.up.weight"),
+        ),
+        (false, true) => (
+            format!("{base}shared_mlp.input_linear.gate.weight"),
+            format!("{base}shared_mlp.input_linear.up.weight"),
+        ),
+        (false, false) => (
+            format!("{base}mlp.gate_proj.weight"),
+            format!("{base}mlp.up_proj.weight"),
+        ),
+    };
+    Ok(Some(vec![
+        super::split::slice_rows(t, gate, 0..ffn, &hp.path)?,
+        super::split::slice_rows(t, up, ffn..2 * ffn, &hp.path)?,
+    ]))
+}
+
+const GLM4_MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnPostNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::AttnQNorm,
+    Kind::AttnKNorm,
+    Kind::FfnGate,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::FfnGateShexp,
+    Kind::FfnDownShexp,
+    Kind::FfnUpShexp,
+    Kind::FfnExpProbsB,
+    Kind::NextnEhProj,
+    Kind::NextnEmbedTokens,
+    Kind::NextnEnorm,
+    Kind::NextnHnorm,
+    Kind::NextnSharedHeadHead,
+    Kind::NextnSharedHeadNorm,
+];
+
+/// `Glm4MoeForCausalLM` ("glm4moe"): experts stacked like DeepSeek's, sigmoid routing, and
+/// the multi-token-prediction (NextN) layers kept as extra blocks after the main ones.
+pub static GLM4_MOE: Family = Family {
+    hf_names: &["Glm4MoeForCausalLM"],
+    gguf_arch: "glm4moe",
+    model_type: "glm4_moe",
+    tensors: GLM4_MOE_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 131072),
+        Dflt::Int("num_key_value_heads", 8),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(10000.0),
+        Dflt::Int("moe_intermediate_size", 1408),
+        Dflt::Int("num_experts_per_tok", 8),
+        Dflt::Int("n_shared_experts", 1),
+        Dflt::Int("n_routed_experts", 128),
+        Dflt::Num("routed_scaling_factor", 1.0),
+        Dflt::Int("n_group", 1),
+        Dflt::Int("topk_group", 1),
+        Dflt::Int("first_k_dense_replace", 1),
+        Dflt::Flag("norm_topk_prob", true),
+        Dflt::Int("num_nextn_predict_layers", 1),
+    ],
+    text_params: true,
+    params: &[Param::Custom(glm4_moe_params)],
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        config: Some(glm4_moe_config),
+        vocab: Some(glm4_moe_specials),
+        experts: Some(&Experts {
+            per_expert: "model.layers.{bid}.mlp.experts.{xid}.{w}.weight",
+            weights: &["down_proj", "gate_proj", "up_proj"],
+            merged: "model.layers.{bid}.mlp.experts.{w}.weight",
+            count: &["n_routed_experts"],
+        }),
+        ..Hooks::NONE
+    },
+};
+
+/// The converter's block count includes the NextN layers (`n_layers` is read first).
+fn glm4_moe_config(hp: &mut Hparams) {
+    if let (Some(n), Some(extra)) = (
+        hp.get("num_hidden_layers")
+            .and_then(serde_json::Value::as_u64),
+        hp.get("num_nextn_predict_layers")
+            .and_then(serde_json::Value::as_u64),
+    ) {
+        hp.map
+            .insert("n_layers".into(), serde_json::json!(n + extra));
+    }
+}
+
+/// `Glm4MoeModel.set_gguf_parameters` after the common keys.
+fn glm4_moe_params(ctx: &mut ParamContext) -> Result<()> {
+    let hp = ctx.hp;
+    let head_dim = match hp.find_u32(&["head_dim"])? {
+        Some(d) => d,
+        None => {
+            let heads = hp.require_u32(&["num_attention_heads"])?;
+            if heads == 0 {
+                return Err(Error::invalid(&hp.path, "num_attention_heads is 0"));
+            }
+            hp.require_u32(&["hidden_size"])? / heads
+        }
+    };
+    let factor = match super::rope_parameters(hp).get("partial_rotary_factor") {
+        Some(v) => v.as_f64().ok_or_else(|| {
+            Error::invalid(
+                &hp.path,
+                format!("partial_rotary_factor is {v}, expected a number"),
+            )
+        })?,
+        None => 0.5,
+    };
+    let kv = &mut *ctx.kv;
+    kv.u32(
+        "glm4moe.rope.dimension_count",
+        (head_dim as f64 * factor) as u32,
+    );
+    if let Some(n) = hp.find_u32(&["n_routed_experts"])? {
+        kv.u32("glm4moe.expert_count", n);
+    }
+    if let Some(n) = hp.find_u32(&["moe_intermediate_size"])? {
+        kv.u32("glm4moe.expert_feed_forward_length", n);
+    }
+    if let Some(n) = hp.find_u32(&["n_shared_experts"])? {
+        kv.u32("glm4moe.expert_shared_count", n);
+    }
+    if let Some(n) = hp.find_u32(&["first_k_dense_replace"])? {
+        kv.u32("glm4moe.leading_dense_block_count", n);
+    }
+    kv.u32("glm4moe.expert_gating_func", 2);
+    if let Some(v) = hp.find_f64(&["routed_scaling_factor"])? {
+        kv.f32("glm4moe.expert_weights_scale", v as f32);
+    }
+    if let Some(v) = hp.get("norm_topk_prob") {
+        let b = v.as_bool().ok_or_else(|| {
+            Error::invalid(
+                &hp.path,
+                format!("norm_topk_prob is {v}, expected true or false"),
+            )
+        })?;
+        kv.bool("glm4moe.expert_weights_norm", b);
+    }
+    if let Some(n) = hp.find_u32(&["num_nextn_predict_layers"])? {
+        kv.u32("glm4moe.nextn_predict_layers", n);
+    }
+    Ok(())
+}
+
+/// `_set_vocab_glm`: bos `[gMASK]`, eot `<|user|>`, unk `<|endoftext|>`, eom `<|observation|>`.
+fn glm4_moe_specials(ctx: &mut super::VocabContext) -> Result<()> {
+    super::dense2::set_added_specials(
+        ctx,
+        &[
+            ("bos", "[gMASK]"),
+            ("eot", "<|user|>"),
+            ("unk", "<|endoftext|>"),
+            ("eom", "<|observation|>"),
+        ],
+    )
+}
+
+const GPT_OSS_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::Output,
+    Kind::AttnNorm,
+    Kind::AttnPostNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::AttnSinks,
+    Kind::FfnGateInp,
+    Kind::FfnGateExps,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+];
+
+/// `GptOssForCausalLM` ("gpt-oss"), bf16 checkpoints: experts stored stacked and transposed
+/// (`gate_up_proj` [experts, hidden, 2 * ffn] with gate and up interleaved, `down_proj`
+/// [experts, ffn, hidden]) and their biases; attention sinks. MXFP4 checkpoints are refused.
+pub static GPT_OSS: Family = Family {
+    hf_names: &["GptOssForCausalLM"],
+    gguf_arch: "gpt-oss",
+    model_type: "gpt_oss",
+    tensors: GPT_OSS_TENSORS,
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 131072),
+        Dflt::Int("num_key_value_heads", 8),
+        Dflt::Int("head_dim", 64),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::Int("num_experts_per_tok", 4),
+        Dflt::Int("num_local_experts", 128),
+        Dflt::Int("sliding_window", 128),
+    ],
+    text_params: true,
+    params: &[
+        Param::U32("attention.sliding_window", &["sliding_window"]),
+        Param::U32("expert_feed_forward_length", &["intermediate_size"]),
+    ],
+    permute_qk: false,
+    vocab: Vocab::Gpt2,
+    hooks: Hooks {
+        expand: Some(gpt_oss_split),
+        ..Hooks::NONE
+    },
+};
+
+/// `GptOssModel.filter_tensors` / `modify_tensors` for unquantized experts.
+fn gpt_oss_split(
+    t: &Tensor,
+    _bid: Option<u32>,
+    hp: &Hparams,
+    _block_count: u32,
+) -> Result<Option<Vec<Tensor>>> {
+    use super::split::per_outer_row;
+    let name = &t.name;
+    if name.ends_with("_blocks") || name.ends_with("_scales") {
+        return Err(Error::Unsupported(format!(
+            "tensor '{name}': MXFP4 expert blocks are not supported yet (bf16 GPT-OSS checkpoints are)"
+        )));
+    }
+    if name.contains("sinks") {
+        let mut s = t.clone();
+        s.name = format!("{name}.weight");
+        return Ok(Some(vec![s]));
+    }
+    let bad = |what: &str| {
+        Error::invalid(
+            &hp.path,
+            format!("tensor '{name}' has shape {:?}, expected {what}", t.shape),
+        )
+    };
+    let elem = t.dtype.elem_size().unwrap_or(1);
+    if let Some(base) = name.strip_suffix("down_proj_bias") {
+        let mut b = t.clone();
+        b.name = format!("{base}down_proj.bias");
+        return Ok(Some(vec![b]));
+    }
+    if let Some(base) = name.strip_suffix("down_proj") {
+        // [experts, ffn, hidden] -> [experts, hidden, ffn]
+        if t.shape.len() != 3 {
+            return Err(bad("[experts, ffn, hidden]"));
+        }
+        let (f, h) = (t.shape[1] as usize, t.shape[2] as usize);
+        let out = per_outer_row(
+            t,
+            format!("{base}down_proj.weight"),
+            vec![h as u64, f as u64],
+            move |src, dst| transpose_into(src, dst, f, h, 1, 0, elem),
+            &hp.path,
+        )?;
+        return Ok(Some(vec![out]));
+    }
+    if let Some(base) = name.strip_suffix("gate_up_proj_bias") {
+        // [experts, 2 * ffn]: gate the even columns, up the odd ones.
+        if t.shape.len() != 2 || !t.shape[1].is_multiple_of(2) {
+            return Err(bad("[experts, 2 * ffn]"));
+        }
+        let f = t.shape[1] as usize / 2;
+        let mut out = Vec::new();
+        for (part, parity) in [("gate_proj", 0), ("up_proj", 1)] {
+            out.push(per_outer_row(
+                t,
+                format!("{base}{part}.bias"),
+                vec![f as u64],
+                move |src, dst| {
+                    for j in 0..f {
+                        let s = (2 * j + parity) * elem;
+                        dst[j * elem..(j + 1) * elem].copy_from_slice(&src[s..s + elem]);
+                    }
+                },
+                &hp.path,
+            )?);
+        }
+        return Ok(Some(out));
+    }
+    if let Some(base) = name.strip_suffix("gate_up_proj") {
+        // [experts, hidden, 2 * ffn] -> transposed [experts, 2 * ffn, hidden], rows split
+        // even (gate) / odd (up).
+        if t.shape.len() != 3 || !t.shape[2].is_multiple_of(2) {
+            return Err(bad("[experts, hidden, 2 * ffn]"));
+        }
+        let (h, f2) = (t.shape[1] as usize, t.shape[2] as usize);
+        let mut out = Vec::new();
+        for (part, parity) in [("gate_proj", 0), ("up_proj", 1)] {
+            out.push(per_outer_row(
+                t,
+                format!("{base}{part}.weight"),
+                vec![(f2 / 2) as u64, h as u64],
+                move |src, dst| transpose_into(src, dst, h, f2, 2, parity, elem),
+                &hp.path,
+            )?);
+        }
+        return Ok(Some(out));
+    }
+    Ok(None)
+}
+
+/// `dst[j][r] = src[r][step * j + offset]` for a row-major `src` of `rows x cols` elements of
+/// `elem` bytes.
+fn transpose_into(
+    src: &[u8],
+    dst: &mut [u8],
+    rows: usize,
+    cols: usize,
+    step: usize,
+    offset: usize,
+    elem: usize,
+) {
+    let out_rows = (cols - offset).div_ceil(step);
+    for j in 0..out_rows {
+        let c = step * j + offset;
+        for r in 0..rows {
+            let s = (r * cols + c) * elem;
+            let d = (j * rows + r) * elem;
+            dst[d..d + elem].copy_from_slice(&src[s..s + elem]);
+        }
+    }
+}

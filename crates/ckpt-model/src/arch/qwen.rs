@@ -65,7 +65,7 @@ pub static QWEN2: Family = Family {
 
 /// `Qwen3ForCausalLM` ("qwen3"): q/k norms.
 pub static QWEN3: Family = Family {
-    hf_names: &["Qwen3ForCausalLM"],
+    hf_names: &["Qwen3ForCausalLM", "Qwen3Model"],
     gguf_arch: "qwen3",
     model_type: "qwen3",
     tensors: QWEN3_TENSORS,
@@ -86,7 +86,8 @@ pub static QWEN3: Family = Family {
     },
 };
 
-/// Qwen3 rerankers need the converter's classifier head extraction, which is not done.
+/// Qwen3 rerankers (found the way the converter's `_is_qwen3_reranker` finds them: README
+/// heading, folder name, `_name_or_path`, class name) need the converter's classifier head extraction, which is not done.
 fn refuse_reranker(ctx: &mut ParamContext) -> Result<()> {
     let dir = ctx
         .hp
@@ -104,7 +105,24 @@ fn refuse_reranker(ctx: &mut ParamContext) -> Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_lowercase();
-    if folder.contains("qwen3-reranker") || name_or_path.contains("qwen3-reranker") {
+    let readme = std::fs::read_to_string(dir.join("README.md"))
+        .unwrap_or_default()
+        .to_lowercase();
+    let hf_arch = ctx
+        .hp
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    let hints = [folder.as_str(), name_or_path.as_str(), hf_arch.as_str()];
+    if readme.contains("# qwen3-reranker")
+        || readme.contains("# qwen3-vl-reranker")
+        || hints
+            .iter()
+            .any(|h| h.contains("qwen3-reranker") || h.contains("qwen3-vl-reranker"))
+        || hf_arch.contains("sequenceclassification")
+    {
         return Err(Error::Unsupported(
             "Qwen3 reranker models are not supported yet".into(),
         ));

@@ -71,6 +71,20 @@ pub enum Kind {
     VMmInpNorm,
     VMmPatchMerger,
     VTokEmbdImgBreak,
+    AttnQA,
+    AttnQB,
+    AttnKvAMqa,
+    AttnKB,
+    AttnVB,
+    AttnQANorm,
+    AttnKvANorm,
+    NextnEhProj,
+    NextnEmbedTokens,
+    NextnEnorm,
+    NextnHnorm,
+    NextnSharedHeadHead,
+    NextnSharedHeadNorm,
+    AttnSinks,
 }
 
 impl Kind {
@@ -135,6 +149,20 @@ impl Kind {
             Kind::VMmInpNorm => "mm.input_norm",
             Kind::VMmPatchMerger => "mm.patch_merger",
             Kind::VTokEmbdImgBreak => "v.token_embd.img_break",
+            Kind::AttnQA => "blk.{bid}.attn_q_a",
+            Kind::AttnQB => "blk.{bid}.attn_q_b",
+            Kind::AttnKvAMqa => "blk.{bid}.attn_kv_a_mqa",
+            Kind::AttnKB => "blk.{bid}.attn_k_b",
+            Kind::AttnVB => "blk.{bid}.attn_v_b",
+            Kind::AttnQANorm => "blk.{bid}.attn_q_a_norm",
+            Kind::AttnKvANorm => "blk.{bid}.attn_kv_a_norm",
+            Kind::NextnEhProj => "blk.{bid}.nextn.eh_proj",
+            Kind::NextnEmbedTokens => "blk.{bid}.nextn.embed_tokens",
+            Kind::NextnEnorm => "blk.{bid}.nextn.enorm",
+            Kind::NextnHnorm => "blk.{bid}.nextn.hnorm",
+            Kind::NextnSharedHeadHead => "blk.{bid}.nextn.shared_head_head",
+            Kind::NextnSharedHeadNorm => "blk.{bid}.nextn.shared_head_norm",
+            Kind::AttnSinks => "blk.{bid}.attn_sinks",
         }
     }
 }
@@ -149,12 +177,19 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.wte",
             "wte",
             "embeddings.word_embeddings",
+            "embed_tokens",
+            "embeddings.tok_embeddings",
         ],
     ),
     (Kind::TokenTypes, &["embeddings.token_type_embeddings"]),
     (
         Kind::TokenEmbdNorm,
-        &["embeddings.LayerNorm", "model.embedding_norm"],
+        &[
+            "embeddings.LayerNorm",
+            "model.embedding_norm",
+            "embeddings.norm",
+            "emb_ln",
+        ],
     ),
     (
         Kind::PosEmbd,
@@ -163,7 +198,13 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     (Kind::Output, &["lm_head"]),
     (
         Kind::OutputNorm,
-        &["model.norm", "transformer.ln_f", "ln_f"],
+        &[
+            "model.norm",
+            "transformer.ln_f",
+            "ln_f",
+            "norm",
+            "final_norm",
+        ],
     ),
     (Kind::RopeFreqs, &[]),
     (Kind::RopeFactorsLong, &[]),
@@ -175,6 +216,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "transformer.h.{bid}.ln_1",
             "h.{bid}.ln_1",
             "model.layers.{bid}.operator_norm",
+            "layers.{bid}.input_layernorm",
+            "layers.{bid}.attn_norm",
         ],
     ),
     (
@@ -183,6 +226,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.self_attn.qkv_proj",
             "transformer.h.{bid}.attn.c_attn",
             "h.{bid}.attn.c_attn",
+            "encoder.layers.{bid}.attn.Wqkv",
+            "layers.{bid}.attn.Wqkv",
         ],
     ),
     (
@@ -190,6 +235,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.q_proj",
             "encoder.layer.{bid}.attention.self.query",
+            "layers.{bid}.self_attn.q_proj",
         ],
     ),
     (
@@ -197,6 +243,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.k_proj",
             "encoder.layer.{bid}.attention.self.key",
+            "layers.{bid}.self_attn.k_proj",
         ],
     ),
     (
@@ -204,6 +251,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.self_attn.v_proj",
             "encoder.layer.{bid}.attention.self.value",
+            "layers.{bid}.self_attn.v_proj",
         ],
     ),
     (
@@ -214,17 +262,24 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "h.{bid}.attn.c_proj",
             "encoder.layer.{bid}.attention.output.dense",
             "model.layers.{bid}.self_attn.out_proj",
+            "layers.{bid}.self_attn.o_proj",
+            "layers.{bid}.attn.Wo",
+            "encoder.layers.{bid}.attn.out_proj",
         ],
     ),
     (
         Kind::AttnOutNorm,
-        &["encoder.layer.{bid}.attention.output.LayerNorm"],
+        &[
+            "encoder.layer.{bid}.attention.output.LayerNorm",
+            "encoder.layers.{bid}.norm1",
+        ],
     ),
     (
         Kind::AttnPostNorm,
         &[
             "model.layers.{bid}.post_attention_layernorm",
             "model.layers.{bid}.post_self_attn_layernorm",
+            "layers.{bid}.post_attention_layernorm",
         ],
     ),
     (
@@ -234,17 +289,23 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.post_attention_layernorm",
             "h.{bid}.ln_2",
             "model.layers.{bid}.ffn_norm",
+            "layers.{bid}.post_attention_layernorm",
+            "layers.{bid}.mlp_norm",
         ],
     ),
     (
         Kind::FfnPreNorm,
-        &["model.layers.{bid}.pre_feedforward_layernorm"],
+        &[
+            "model.layers.{bid}.pre_feedforward_layernorm",
+            "layers.{bid}.pre_feedforward_layernorm",
+        ],
     ),
     (
         Kind::FfnPostNorm,
         &[
             "model.layers.{bid}.post_feedforward_layernorm",
             "model.layers.{bid}.post_mlp_layernorm",
+            "layers.{bid}.post_feedforward_layernorm",
         ],
     ),
     (
@@ -256,6 +317,9 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.gate_up_proj",
             "encoder.layer.{bid}.intermediate.dense",
             "model.layers.{bid}.feed_forward.w3",
+            "layers.{bid}.mlp.up_proj",
+            "layers.{bid}.mlp.Wi",
+            "encoder.layers.{bid}.mlp.fc11",
         ],
     ),
     (
@@ -263,6 +327,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.gate_proj",
             "model.layers.{bid}.feed_forward.w1",
+            "layers.{bid}.mlp.gate_proj",
+            "encoder.layers.{bid}.mlp.fc12",
         ],
     ),
     (
@@ -273,6 +339,9 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.down_proj",
             "encoder.layer.{bid}.output.dense",
             "model.layers.{bid}.feed_forward.w2",
+            "layers.{bid}.mlp.down_proj",
+            "layers.{bid}.mlp.Wo",
+            "encoder.layers.{bid}.mlp.fc2",
         ],
     ),
     (
@@ -281,6 +350,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.self_attn.q_norm",
             "model.layers.{bid}.self_attn.query_layernorm",
             "model.layers.{bid}.self_attn.q_layernorm",
+            "layers.{bid}.self_attn.q_norm",
         ],
     ),
     (
@@ -289,11 +359,15 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.self_attn.k_norm",
             "model.layers.{bid}.self_attn.key_layernorm",
             "model.layers.{bid}.self_attn.k_layernorm",
+            "layers.{bid}.self_attn.k_norm",
         ],
     ),
     (
         Kind::LayerOutNorm,
-        &["encoder.layer.{bid}.output.LayerNorm"],
+        &[
+            "encoder.layer.{bid}.output.LayerNorm",
+            "encoder.layers.{bid}.norm2",
+        ],
     ),
     // Mixture-of-experts kinds. The `experts.*` spellings are the names the converter gives a
     // stacked tensor (per-expert tensors are gathered first, see `arch::moe`).
@@ -323,6 +397,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.experts.gate_proj",
             "layers.{bid}.feed_forward.experts.w1",
+            "model.layers.{bid}.block_sparse_moe.input_linear.gate",
         ],
     ),
     (
@@ -338,6 +413,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.experts.up_proj",
             "layers.{bid}.feed_forward.experts.w3",
+            "model.layers.{bid}.block_sparse_moe.input_linear.up",
         ],
     ),
     (
@@ -345,6 +421,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.shared_expert.gate_proj",
             "model.layers.{bid}.mlp.shared_experts.gate_proj",
+            "model.layers.{bid}.shared_mlp.input_linear.gate",
         ],
     ),
     (
@@ -360,6 +437,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &[
             "model.layers.{bid}.mlp.shared_expert.up_proj",
             "model.layers.{bid}.mlp.shared_experts.up_proj",
+            "model.layers.{bid}.shared_mlp.input_linear.up",
         ],
     ),
     (Kind::ShortConvConv, &["model.layers.{bid}.conv.conv"]),
@@ -507,6 +585,38 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &["multi_modal_projector.patch_merger.merging_layer"],
     ),
     (Kind::VTokEmbdImgBreak, &[]),
+    // Multi-head latent attention (DeepSeek V2/V3). `k_b_proj`/`v_b_proj` are the halves the
+    // converter splits `kv_b_proj` into (see `arch::deepseek`).
+    (Kind::AttnQA, &["model.layers.{bid}.self_attn.q_a_proj"]),
+    (Kind::AttnQB, &["model.layers.{bid}.self_attn.q_b_proj"]),
+    (
+        Kind::AttnKvAMqa,
+        &["model.layers.{bid}.self_attn.kv_a_proj_with_mqa"],
+    ),
+    (Kind::AttnKB, &["model.layers.{bid}.self_attn.k_b_proj"]),
+    (Kind::AttnVB, &["model.layers.{bid}.self_attn.v_b_proj"]),
+    (
+        Kind::AttnQANorm,
+        &["model.layers.{bid}.self_attn.q_a_layernorm"],
+    ),
+    (
+        Kind::AttnKvANorm,
+        &["model.layers.{bid}.self_attn.kv_a_layernorm"],
+    ),
+    // Multi-token-prediction (NextN) layers kept by GLM-4.5 MoE.
+    (Kind::NextnEhProj, &["model.layers.{bid}.eh_proj"]),
+    (Kind::NextnEmbedTokens, &["model.layers.{bid}.embed_tokens"]),
+    (Kind::NextnEnorm, &["model.layers.{bid}.enorm"]),
+    (Kind::NextnHnorm, &["model.layers.{bid}.hnorm"]),
+    (
+        Kind::NextnSharedHeadHead,
+        &["model.layers.{bid}.shared_head.head"],
+    ),
+    (
+        Kind::NextnSharedHeadNorm,
+        &["model.layers.{bid}.shared_head.norm"],
+    ),
+    (Kind::AttnSinks, &["model.layers.{bid}.self_attn.sinks"]),
 ];
 
 /// The spellings of one kind.

@@ -31,6 +31,10 @@ pub struct SentencePieceModel {
     pub add_dummy_prefix: bool,
     /// NormalizerSpec.remove_extra_whitespaces (default true).
     pub remove_extra_whitespaces: bool,
+    /// NormalizerSpec.precompiled_charsmap (empty when absent).
+    pub precompiled_charsmap: Vec<u8>,
+    /// TrainerSpec.model_type: 1 UNIGRAM (the default), 2 BPE, 3 WORD, 4 CHAR.
+    pub model_type: u64,
 }
 
 struct Reader<'a> {
@@ -119,11 +123,14 @@ impl SentencePieceModel {
             pieces: Vec::new(),
             add_dummy_prefix: true,
             remove_extra_whitespaces: true,
+            precompiled_charsmap: Vec::new(),
+            model_type: 1,
         };
         while !r.done() {
             let at = r.pos;
             match r.field()? {
                 (1, Field::Bytes(b)) => model.pieces.push(parse_piece(b, path, at)?),
+                (2, Field::Bytes(b)) => parse_trainer(b, path, &mut model)?,
                 (3, Field::Bytes(b)) => parse_normalizer(b, path, &mut model)?,
                 (1 | 3, _) => {
                     return Err(Error::invalid(
@@ -185,9 +192,20 @@ fn parse_normalizer(buf: &[u8], path: &Path, model: &mut SentencePieceModel) -> 
     let mut r = Reader { buf, pos: 0, path };
     while !r.done() {
         match r.field()? {
+            (2, Field::Bytes(b)) => model.precompiled_charsmap = b.to_vec(),
             (3, Field::Varint(v)) => model.add_dummy_prefix = v != 0,
             (4, Field::Varint(v)) => model.remove_extra_whitespaces = v != 0,
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_trainer(buf: &[u8], path: &Path, model: &mut SentencePieceModel) -> Result<()> {
+    let mut r = Reader { buf, pos: 0, path };
+    while !r.done() {
+        if let (3, Field::Varint(v)) = r.field()? {
+            model.model_type = v;
         }
     }
     Ok(())

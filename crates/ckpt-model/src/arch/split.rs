@@ -1,0 +1,133 @@
+//! Tensors the converter cuts out of one checkpoint tensor (DeepSeek's `kv_b_proj` halves,
+//! Granite MoE's fused gate/up projections), produced lazily by bands of outer rows in the
+//! source dtype: only byte moves, so the values are exact and the usual conversion follows.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use ckpt_core::{Error, Result, Tensor, TensorData};
+
+/// Outer rows `rows` of `t` (each `row_bytes`), reading only those rows when `t` is produced
+/// by rows (a dequantized FP8 weight) or mapped.
+pub fn read_rows(t: &Tensor, rows: Range<usize>, row_bytes: usize) -> Result<Cow<'_, [u8]>> {
+    if let TensorData::Rows(r) = &t.data {
+        let mut buf = vec![0u8; rows.len() * r.row_bytes];
+        (r.fill)(rows, &mut buf)?;
+        return Ok(Cow::Owned(buf));
+    }
+    Ok(match t.bytes()? {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[rows.start * row_bytes..rows.end * row_bytes]),
+        Cow::Owned(b) => Cow::Owned(b[rows.start * row_bytes..rows.end * row_bytes].to_vec()),
+    })
+}
+
+/// torch's `t[..., range, :]` (a slice of the second-to-last dimension) of a 2-D or 3-D
+/// tensor, named `name`.
+pub fn slice_rows(
+    t: &Tensor,
+    name: String,
+    range: Range<usize>,
+    config: &std::path::Path,
+) -> Result<Tensor> {
+    let n = t.shape.len();
+    let elem = t.dtype.elem_size();
+    let (Some(elem), true) = (elem, n == 2 || n == 3) else {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' ({}, shape {:?}) cannot be split: expected a 2-D or 3-D tensor",
+                t.name, t.dtype, t.shape
+            ),
+        ));
+    };
+    let b = t.shape[n - 2] as usize;
+    let c = t.shape[n - 1] as usize;
+    if range.end > b {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' has shape {:?}: dimension {} has no rows {range:?}",
+                t.name,
+                t.shape,
+                n - 2
+            ),
+        ));
+    }
+    let mut shape = t.shape.clone();
+    shape[n - 2] = range.len() as u64;
+    let src = t.clone();
+    let len = range.len();
+    if n == 2 {
+        let row = c * elem;
+        let start = range.start;
+        return Ok(Tensor::from_rows(
+            name,
+            t.dtype,
+            shape,
+            len,
+            row,
+            move |r, dst| {
+                let rows = read_rows(&src, start + r.start..start + r.end, row)?;
+                dst.copy_from_slice(&rows);
+                Ok(())
+            },
+        ));
+    }
+    let a = t.shape[0] as usize;
+    let src_row = b * c * elem;
+    let (lo, hi) = (range.start * c * elem, range.end * c * elem);
+    Ok(Tensor::from_rows(
+        name,
+        t.dtype,
+        shape,
+        a,
+        len * c * elem,
+        move |r, dst| {
+            let out = hi - lo;
+            for (i, outer) in r.enumerate() {
+                let rows = read_rows(&src, outer..outer + 1, src_row)?;
+                dst[i * out..(i + 1) * out].copy_from_slice(&rows[lo..hi]);
+            }
+            Ok(())
+        },
+    ))
+}
+
+/// A tensor whose every outer row (a whole expert) is made from the same outer row of `t` by
+/// `f(src_row, dst_row)`; `inner` is the output shape after the outer dimension.
+pub fn per_outer_row(
+    t: &Tensor,
+    name: String,
+    inner: Vec<u64>,
+    f: impl Fn(&[u8], &mut [u8]) + Send + Sync + 'static,
+    config: &std::path::Path,
+) -> Result<Tensor> {
+    let (Some(elem), Some(&outer)) = (t.dtype.elem_size(), t.shape.first()) else {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' ({}, shape {:?}) cannot be rearranged",
+                t.name, t.dtype, t.shape
+            ),
+        ));
+    };
+    let src_row = t.shape[1..].iter().product::<u64>() as usize * elem;
+    let dst_row = inner.iter().product::<u64>() as usize * elem;
+    let mut shape = vec![outer];
+    shape.extend(inner);
+    let src = t.clone();
+    Ok(Tensor::from_rows(
+        name,
+        t.dtype,
+        shape,
+        outer as usize,
+        dst_row,
+        move |r, dst| {
+            for (i, o) in r.enumerate() {
+                let rows = read_rows(&src, o..o + 1, src_row)?;
+                f(&rows, &mut dst[i * dst_row..(i + 1) * dst_row]);
+            }
+            Ok(())
+        },
+    ))
+}
