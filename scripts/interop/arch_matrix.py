@@ -89,6 +89,10 @@ ALL_ARCHS = [
     "Glm4ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
+    "Gemma3ForConditionalGeneration",
+    "LlavaForConditionalGeneration",
+    "Mistral3ForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration",
     "DeepseekV2ForCausalLM",
     "DeepseekV3ForCausalLM",
     "GraniteMoeForCausalLM",
@@ -101,6 +105,12 @@ ALL_ARCHS = [
     "XLMRobertaModel",
     "ModernBertModel",
 ]
+# Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
+# text GGUF is compared with and without --mmproj, and the projector GGUF against
+# `convert_hf_to_gguf.py --mmproj`.
+VISION_ARCHS = {"Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"}
+# Multimodal folders whose text model only is compared (ckpt writes no projector for them yet).
+VISION_TEXT_ONLY = {"Qwen2_5_VLForConditionalGeneration"}
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
     "f16src": "checkpoint stored as float16 (Gemma adds its +1 in f16)",
@@ -148,6 +158,9 @@ VARIANTS = [
     "Qwen3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+wide",
     "MixtralForCausalLM+wide",
+    "Gemma3ForConditionalGeneration+f16src",
+    "Gemma3ForConditionalGeneration+f32src",
+    "LlavaForConditionalGeneration+f16src",
     "DeepseekV3ForCausalLM+fp8",
     "DeepseekV3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+fp8",
@@ -310,6 +323,14 @@ def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
     mod.fp8_checkpoint(folder, block)
 
 
+def vision_builder():
+    """scripts/gen-vision-fixtures.py as a module (its build_vision writes the vision models)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_vision_fixtures", ROOT / "scripts" / "gen-vision-fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 def append_mtp_layer(folder: Path, n_layers: int, embed: bool = False) -> None:
     """Adds DeepSeek-V3's multi-token-prediction block as layer `n_layers` (a copy of the last
     layer plus its eh_proj, enorm, hnorm and shared head) to every shard holding the last layer."""
@@ -348,6 +369,10 @@ def build_model(case: str, dst: Path) -> None:
     unknown = set(opts) - set(OPTIONS)
     if unknown:
         raise SystemExit(f"unknown option(s) {sorted(unknown)} in {case}")
+    if arch in VISION_ARCHS or arch in VISION_TEXT_ONLY:
+        dtype = "float16" if "f16src" in opts else "float32" if "f32src" in opts else "bfloat16"
+        vision_builder().build_vision(arch, dst, small=False, dtype=dtype)
+        return
     tf.utils.logging.disable_progress_bar()
     tf.utils.logging.set_verbosity_error()
     dst.mkdir(parents=True)
@@ -647,9 +672,9 @@ def run(cmd: list[str], env: dict | None = None) -> tuple[int, str]:
     return p.returncode, p.stdout
 
 
-def run_converter(py: str, src: Path, model: Path, outtype: str, out: Path, fallback_pre: str | None) -> tuple[int, str]:
+def run_converter(py: str, src: Path, model: Path, outtype: str, out: Path, fallback_pre: str | None, mmproj: bool = False) -> tuple[int, str]:
     env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
-    args = [str(model), "--outtype", outtype, "--outfile", str(out)]
+    args = [str(model), "--outtype", outtype, "--outfile", str(out)] + (["--mmproj"] if mmproj else [])
     if fallback_pre:
         return run([py, "-c", CONVERTER_SHIM, str(src), fallback_pre] + args, env)
     return run([py, str(src / "convert_hf_to_gguf.py")] + args, env)
@@ -789,6 +814,34 @@ def compare(ref: Path, ours: Path) -> list[str]:
     return out
 
 
+def compare_vision(py: str, src: Path, ckpt: str, model: Path, ot: str, stem: Path, ref: Path, ours: Path) -> tuple[bool, list[str]]:
+    """A vision case: ckpt's text GGUF (already written without --mmproj) against the converter's,
+    then ckpt's one run with --mmproj (text + projector) against the converter's two runs.
+    Returns (identical, [projector size] or the differences)."""
+    lines: list[str] = []
+    if sha256(ref) != sha256(ours):
+        lines.append("text GGUF (without --mmproj) differs:")
+        lines += ["  " + x for x in compare(ref, ours)]
+    mm_ref = Path(f"{stem}.mmproj.converter.gguf")
+    rc, log = run_converter(py, src, model, ot, mm_ref, None, mmproj=True)
+    if rc != 0:
+        return False, lines + ["convert_hf_to_gguf.py --mmproj failed: " + " | ".join(log.strip().splitlines()[-4:])]
+    text2 = Path(f"{stem}.with-mmproj.ckpt.gguf")
+    mm_ours = Path(f"{stem}.mmproj.ckpt.gguf")
+    rc, log = run_ckpt(ckpt, model, ot, text2, ["--mmproj", str(mm_ours)])
+    if rc != 0:
+        return False, lines + [f"ckpt --mmproj failed (exit {rc}): {log.strip()}"]
+    if sha256(ref) != sha256(text2):
+        lines.append("text GGUF (with --mmproj) differs:")
+        lines += ["  " + x for x in compare(ref, text2)]
+    if sha256(mm_ref) != sha256(mm_ours):
+        lines.append("mmproj GGUF differs:")
+        lines += ["  " + x for x in compare(mm_ref, mm_ours)]
+    if lines:
+        return False, lines
+    return True, [str(mm_ref.stat().st_size)]
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -854,6 +907,17 @@ def main() -> int:
                 if rc != 0:
                     failures.append(f"{arch} {ot}")
                     print(f"FAIL {arch} {ot}: ckpt failed (exit {rc}): {log.strip()}")
+                    continue
+                if arch.split("+")[0] in VISION_ARCHS and ot not in QUANT_OUTTYPES:
+                    ok, lines = compare_vision(sys.executable, src, ckpt, model, ot, work / f"{arch}.{ot}", ref, ours)
+                    if ok:
+                        identical += 1
+                        print(f"ok {arch} {ot} (text {ref.stat().st_size} bytes with and without --mmproj, mmproj {lines[0]} bytes, {time.time() - t0:.1f}s)")
+                    else:
+                        failures.append(f"{arch} {ot}")
+                        print(f"DIFF {arch} {ot}:")
+                        for line in lines:
+                            print(f"    {line}")
                     continue
                 if sha256(ref) == sha256(ours):
                     identical += 1

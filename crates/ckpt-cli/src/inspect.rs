@@ -215,6 +215,10 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
             "total_parameters": total,
             "total_bytes": infos.iter().map(|(_, t)| t.nbytes()).sum::<u64>(),
         });
+        let mut out = out;
+        if let Some(line) = projector_summary(|k| split.get(k)) {
+            out["projector"] = json!(line.trim_start_matches("projector: "));
+        }
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
         return Ok(());
     }
@@ -225,6 +229,9 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     );
     for p in split.paths() {
         println!("file: {}", p.display());
+    }
+    if let Some(line) = projector_summary(|k| split.get(k)) {
+        println!("{line}");
     }
     println!("\nmetadata ({} keys):", split.kvs().len());
     for line in ckpt::crates::gguf::describe_kvs(split.kvs(), 8) {
@@ -317,4 +324,45 @@ fn group_digits(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// One line about a multimodal projector GGUF (`general.type` mmproj, `clip.*` keys): the
+/// projector type and the vision encoder's shape, as llama.cpp's mtmd reads them.
+fn projector_summary<'a>(
+    get: impl Fn(&str) -> Option<&'a ckpt::crates::gguf::GgufValue>,
+) -> Option<String> {
+    let is_mmproj = get("general.type").and_then(|v| v.as_str()) == Some("mmproj")
+        || get("general.architecture").and_then(|v| v.as_str()) == Some("clip");
+    if !is_mmproj {
+        return None;
+    }
+    let num = |k: &str| get(k).and_then(|v| v.as_u64());
+    let mut parts = Vec::new();
+    if get("clip.has_vision_encoder").and_then(|v| v.as_bool()) == Some(true) {
+        let mut v = String::from("vision encoder");
+        for (key, label) in [
+            ("clip.vision.block_count", "blocks"),
+            ("clip.vision.embedding_length", "wide"),
+            ("clip.vision.attention.head_count", "heads"),
+        ] {
+            if let Some(n) = num(key) {
+                v.push_str(&format!(" {n} {label},"));
+            }
+        }
+        if let (Some(i), Some(p)) = (num("clip.vision.image_size"), num("clip.vision.patch_size")) {
+            v.push_str(&format!(" image {i}px in {p}px patches,"));
+        }
+        if let Some(d) = num("clip.vision.projection_dim") {
+            v.push_str(&format!(" projected to {d}"));
+        }
+        parts.push(v.trim_end_matches(',').to_string());
+    }
+    if get("clip.has_audio_encoder").and_then(|v| v.as_bool()) == Some(true) {
+        parts.push("audio encoder".into());
+    }
+    let kind = get("clip.projector_type")
+        .or_else(|| get("clip.vision.projector_type"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown");
+    Some(format!("projector: {kind} ({})", parts.join("; ")))
 }

@@ -237,6 +237,14 @@ struct ConvertArgs {
     /// weights (the job of safetensors' convert.py)
     #[arg(long)]
     push_pr: bool,
+    /// GGUF: also write the vision encoder + projector of a multimodal folder to this file (what
+    /// convert_hf_to_gguf.py --mmproj writes), in the same pass
+    #[arg(long, value_name = "FILE")]
+    mmproj: Option<PathBuf>,
+    /// GGUF with --mmproj: the projector's type (f32, f16, bf16, q8_0, auto; default: --outtype,
+    /// or the --intermediate precision when --outtype is a llama-quantize type)
+    #[arg(long, value_name = "TYPE", requires = "mmproj")]
+    mmproj_outtype: Option<String>,
     /// GGUF with a llama-quantize --outtype: llama-quantize's options
     #[command(flatten)]
     mix: quantize::MixArgs,
@@ -456,6 +464,9 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
             if a.verbose {
                 return refuse("--verbose", "it lists the type fallbacks of GGUF output");
             }
+            if a.mmproj.is_some() {
+                return refuse("--mmproj", what);
+            }
             if kind == ConvertKind::Plain && a.strict {
                 return refuse("--strict", "it applies only to GGUF -> Hugging Face export");
             }
@@ -658,6 +669,18 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         key: a.key.clone(),
         overwrite: a.force,
         progress: Some(bars.callback()),
+        mmproj: a.mmproj.clone(),
+        mmproj_outtype: match a.mmproj_outtype.as_deref() {
+            None => None,
+            Some(s) => match parse_outtype(Some(s)) {
+                Ok(t) if t.is_direct() => Some(t),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--mmproj-outtype must be f32, f16, bf16, q8_0 or auto, not '{s}'"
+                    )))
+                }
+            },
+        },
         quantize: match outtype {
             ckpt::OutType::Quantized(f) => Some(a.mix.options(f)?),
             _ => None,
@@ -713,8 +736,25 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             inspect::human_bytes(report.bytes),
             report.hf_architecture
         );
-        if !report.dropped.is_empty() {
+        if report.dropped.len() > 8 && !a.verbose {
+            println!(
+                "dropped by design: {} tensors ({}, …; --verbose lists them)",
+                report.dropped.len(),
+                report.dropped[..4].join(", ")
+            );
+        } else if !report.dropped.is_empty() {
             println!("dropped by design: {}", report.dropped.join(", "));
+        }
+        if let Some(m) = &report.mmproj {
+            println!(
+                "wrote {} (clip, projector {}, {} {} tensors, {} parameters, {})",
+                m.output.display(),
+                m.projector,
+                m.outtype,
+                m.tensors,
+                m.parameters,
+                inspect::human_bytes(m.bytes),
+            );
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ckpt_core::atomic::check_destination;
+use ckpt_core::atomic::{check_destination, temp_path_for};
 use ckpt_core::{Error, Result};
 use serde::Serialize;
 
@@ -149,6 +149,13 @@ pub struct GgufOptions {
     /// Write the GGUF as a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path
     /// without `.gguf`): the same bytes as converting to one file, then `llama-gguf-split --split`.
     pub split: Option<ckpt_gguf::SplitOptions>,
+    /// Also write the vision encoder + projector of a multimodal folder to this file, as
+    /// `convert_hf_to_gguf.py --mmproj` does (in the same pass over the source).
+    pub mmproj: Option<PathBuf>,
+    /// The projector's output type; `None`: the same as `outtype` when the converter writes
+    /// that itself, else the [`Intermediate`] precision (quantizing the text model leaves the
+    /// projector's precision alone).
+    pub mmproj_outtype: Option<OutType>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,24 +176,154 @@ pub struct GgufReport {
     pub quantized: Vec<ckpt_quant::TensorReport>,
     /// The files written: the output, or the shards of a split output.
     pub outputs: Vec<PathBuf>,
+    /// The projector file, when [`GgufOptions::mmproj`] asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmproj: Option<MmprojReport>,
+}
+
+/// What was written to the `--mmproj` file.
+#[derive(Debug, Clone, Serialize)]
+pub struct MmprojReport {
+    pub output: PathBuf,
+    /// `clip.projector_type`.
+    pub projector: String,
+    pub outtype: String,
+    pub tensors: usize,
+    pub parameters: u64,
+    pub bytes: u64,
+    pub fallbacks: Vec<String>,
+}
+
+/// The projector's type for [`GgufOptions`] (see [`GgufOptions::mmproj_outtype`]).
+fn mmproj_outtype(opts: &GgufOptions) -> Result<ckpt_model::OutType> {
+    match opts.mmproj_outtype {
+        Some(t) => t.direct().ok_or_else(|| {
+            Error::Usage(format!(
+                "the projector's output type must be f32, f16, bf16, q8_0 or auto (as convert_hf_to_gguf.py --mmproj --outtype), not {}",
+                t.name()
+            ))
+        }),
+        None => Ok(opts
+            .outtype
+            .direct()
+            .unwrap_or_else(|| opts.intermediate.outtype())),
+    }
+}
+
+/// Writes the projector of `model_dir` beside the text output: to a temporary name first,
+/// renamed into place by the caller once the text model is written too.
+fn write_mmproj(
+    model_dir: &Path,
+    ckpt: &ckpt_core::Checkpoint,
+    tmp: &Path,
+    final_path: &Path,
+    opts: &GgufOptions,
+) -> Result<MmprojReport> {
+    let outtype = mmproj_outtype(opts)?;
+    let model_opts = ckpt_model::HfToGgufOptions {
+        outtype,
+        pre_tokenizer: None,
+        overwrite: true,
+        progress: None,
+        split: None,
+    };
+    let r = ckpt_model::mmproj::convert_mmproj(model_dir, ckpt, tmp, &model_opts)?;
+    let outtype = match ckpt_quant::Ftype::from_id(r.file_type) {
+        Some(f) => f.name().to_string(),
+        None => r.file_type.to_string(),
+    };
+    let projector = ckpt_model::mmproj::check(model_dir)?
+        .1
+        .projector()
+        .to_string();
+    Ok(MmprojReport {
+        output: final_path.to_path_buf(),
+        projector,
+        outtype,
+        tensors: r.tensor_count,
+        parameters: r.parameter_count,
+        bytes: r.output_bytes,
+        fallbacks: r.fallbacks,
+    })
+}
+
+/// Whether `--mmproj` can write a projector for the model folder `dir` (a vision-language
+/// architecture with a complete vision config).
+pub fn has_projector(dir: &Path) -> bool {
+    ckpt_model::mmproj::check(dir).is_ok()
 }
 
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
     if opts.split.is_none() {
         check_destination(dst, opts.overwrite)?;
+    } else if opts.mmproj.is_some() {
+        return Err(Error::Usage(
+            "--mmproj cannot be combined with a split text output".into(),
+        ));
     }
     let model_dir = if src.is_dir() {
         src.to_path_buf()
     } else {
         src.parent().unwrap_or(Path::new(".")).to_path_buf()
     };
+    if let Some(mm) = &opts.mmproj {
+        check_destination(mm, opts.overwrite)?;
+        if mm == dst {
+            return Err(Error::Usage(format!(
+                "the projector file {} is also the text model's output",
+                mm.display()
+            )));
+        }
+        // Refused before anything is written (architecture without a projector, incomplete
+        // vision config).
+        ckpt_model::mmproj::check(&model_dir)?;
+        mmproj_outtype(opts)?;
+    }
     let ckpt = source::open(
         src,
         &OpenOptions {
             key: opts.key.clone(),
         },
     )?;
+    let mm_tmp = opts.mmproj.as_ref().map(|m| temp_path_for(m));
+    let mm_report = match (&opts.mmproj, &mm_tmp) {
+        (Some(mm), Some(tmp)) => match write_mmproj(&model_dir, &ckpt, tmp, mm, opts) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
+    let result = convert_text(&model_dir, &ckpt, dst, opts);
+    match (&opts.mmproj, &mm_tmp) {
+        (Some(mm), Some(tmp)) => match result {
+            Ok(mut r) => {
+                std::fs::rename(tmp, mm).map_err(|e| {
+                    let _ = std::fs::remove_file(tmp);
+                    Error::io(mm, e)
+                })?;
+                r.mmproj = mm_report;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                Err(e)
+            }
+        },
+        _ => result,
+    }
+}
+
+/// The text model of [`convert_to_gguf`].
+fn convert_text(
+    model_dir: &Path,
+    ckpt: &ckpt_core::Checkpoint,
+    dst: &Path,
+    opts: &GgufOptions,
+) -> Result<GgufReport> {
     let quant = match opts.outtype {
         OutType::Quantized(f) => Some(f),
         _ => None,
@@ -230,7 +367,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
     // quantized file directly: no staged F16 file, the same bytes as converting and then
     // quantizing that file.
     let result =
-        ckpt_model::plan_hf_to_gguf(&model_dir, &ckpt, &model_opts).and_then(|(writer, report)| {
+        ckpt_model::plan_hf_to_gguf(model_dir, ckpt, &model_opts).and_then(|(writer, report)| {
             match quant {
                 None => {
                     let write_opts = ckpt_model::HfToGgufOptions {
@@ -262,10 +399,10 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
                     qopts.keep_split = false;
                     let q = match hook {
                         Some(hook) => ckpt_quant::pipeline::quantize_writer_with_progress(
-                            &model_dir, &writer, dst, &qopts, hook,
+                            model_dir, &writer, dst, &qopts, hook,
                         ),
                         None => {
-                            ckpt_quant::pipeline::quantize_writer(&model_dir, &writer, dst, &qopts)
+                            ckpt_quant::pipeline::quantize_writer(model_dir, &writer, dst, &qopts)
                         }
                     };
                     q.map(|q| (report, Some(q)))
@@ -289,6 +426,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         warnings: report.warnings,
         quantized: Vec::new(),
         outputs: Vec::new(),
+        mmproj: None,
     };
     out.outputs = report.outputs;
     if let Some(q) = quantized {

@@ -11,6 +11,7 @@ pub mod dequant;
 pub mod hparams;
 pub mod kv;
 pub mod metadata;
+pub mod mmproj;
 pub mod model_card;
 pub mod tensors;
 pub mod vocab;
@@ -143,6 +144,11 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "HunYuanDenseV1ForCausalLM",
         "Lfm2ForCausalLM",
         "LFM2ForCausalLM",
+        "Gemma3ForConditionalGeneration",
+        "LlavaForConditionalGeneration",
+        "Mistral3ForConditionalGeneration",
+        "Qwen2VLForConditionalGeneration",
+        "Qwen2_5_VLForConditionalGeneration",
         "DeepseekV2ForCausalLM",
         "DeepseekV3ForCausalLM",
         "GraniteMoeForCausalLM",
@@ -443,23 +449,8 @@ fn plan_tensor(
 /// The converter's tensor order: model parts in sorted file-name order, tensors sorted by name
 /// inside each part; plus its generic renames and multimodal drops.
 fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor> {
-    let part_of = |t: &Tensor| -> String {
-        t.view()
-            .and_then(|v| {
-                v.storage
-                    .buffer
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-            })
-            .unwrap_or_default()
-    };
-    // Sorted by the names as stored; the renames below do not change the order.
-    let mut sorted: Vec<(String, &Tensor)> =
-        source.tensors.iter().map(|t| (part_of(t), t)).collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     let mut out = Vec::new();
-    for (_, t) in sorted {
+    for t in sorted_sources(source) {
         let mut t = t.clone();
         if is_multimodal(&t.name) {
             dropped.push(t.name.clone());
@@ -476,6 +467,27 @@ fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor
         out.push(t);
     }
     out
+}
+
+/// The converter's reading order: model parts in sorted file-name order, tensors sorted by
+/// name inside each part.
+pub(crate) fn sorted_sources(source: &Checkpoint) -> Vec<&Tensor> {
+    let part_of = |t: &Tensor| -> String {
+        t.view()
+            .and_then(|v| {
+                v.storage
+                    .buffer
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default()
+    };
+    // Sorted by the names as stored; the renames below do not change the order.
+    let mut sorted: Vec<(String, &Tensor)> =
+        source.tensors.iter().map(|t| (part_of(t), t)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    sorted.into_iter().map(|(_, t)| t).collect()
 }
 
 /// `TextModel.filter_tensors`: vision/audio towers and projectors are not part of the text GGUF.

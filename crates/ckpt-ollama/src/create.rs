@@ -150,6 +150,23 @@ pub trait ModelPreparer: Send + Sync {
         self.convert(input, adapter, base_model, out_dir, progress)
     }
 
+    /// Every GGUF converting `input` gives, the model first: a vision model's projector
+    /// (`general.type` mmproj) follows it and becomes an `application/vnd.ollama.image.projector`
+    /// layer. The default is the one GGUF of [`ModelPreparer::convert_named`].
+    #[allow(clippy::too_many_arguments)]
+    fn convert_layers(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
+        base_model: Option<&Path>,
+        out_dir: &Path,
+        model_name: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<PathBuf>> {
+        self.convert_named(input, adapter, base_model, out_dir, model_name, progress)
+            .map(|p| vec![p])
+    }
+
     /// Writes one GGUF converted from `input` into `out_dir` and returns its path. `adapter` is
     /// true for a LoRA adapter (then `base_model` is the GGUF it applies to, if known).
     fn convert(
@@ -856,8 +873,8 @@ fn gguf_inputs(
         }
         ModelSource::HfDir(dir) => {
             progress(Progress::status(convert_status));
-            let out = opts.preparer.convert_named(ConvertInput::Dir(dir), adapter, base_model, scratch, model_name, progress)?;
-            Ok(vec![(String::new(), out, true)])
+            let outs = opts.preparer.convert_layers(ConvertInput::Dir(dir), adapter, base_model, scratch, model_name, progress)?;
+            Ok(outs.into_iter().map(|out| (String::new(), out, true)).collect())
         }
         ModelSource::Files(files) => {
             if files.is_empty() {
@@ -866,8 +883,8 @@ fn gguf_inputs(
             match detect_files_type(files) {
                 Some(FilesType::Safetensors) => {
                     progress(Progress::status(convert_status));
-                    let out = opts.preparer.convert_named(ConvertInput::Files(files), adapter, base_model, scratch, model_name, progress)?;
-                    Ok(vec![(String::new(), out, true)])
+                    let outs = opts.preparer.convert_layers(ConvertInput::Files(files), adapter, base_model, scratch, model_name, progress)?;
+                    Ok(outs.into_iter().map(|out| (String::new(), out, true)).collect())
                 }
                 Some(FilesType::Gguf) => {
                     let mut sorted = files.clone();

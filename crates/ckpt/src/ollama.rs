@@ -50,11 +50,25 @@ impl ModelPreparer for CkptPreparer {
         &self,
         input: ConvertInput<'_>,
         adapter: bool,
-        _base_model: Option<&Path>,
+        base_model: Option<&Path>,
         out_dir: &Path,
         model_name: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> ckpt_ollama::Result<PathBuf> {
+        let mut outs =
+            self.convert_layers(input, adapter, base_model, out_dir, model_name, progress)?;
+        Ok(outs.remove(0))
+    }
+
+    fn convert_layers(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
+        _base_model: Option<&Path>,
+        out_dir: &Path,
+        model_name: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<Vec<PathBuf>> {
         if adapter {
             return Err(OllamaError::not_implemented(ADAPTER_UNSUPPORTED));
         }
@@ -111,17 +125,23 @@ impl ModelPreparer for CkptPreparer {
     }
 }
 
-/// A model folder to `out_dir/model.gguf` of type `outtype`.
-fn convert_dir(dir: &Path, out_dir: &Path, outtype: OutType) -> ckpt_ollama::Result<PathBuf> {
+/// A model folder to `out_dir/model.gguf` of type `outtype`; a vision-language folder's
+/// encoder + projector also to `out_dir/mmproj.gguf` (F16 whatever `outtype` is), which becomes
+/// the model's projector layer.
+fn convert_dir(dir: &Path, out_dir: &Path, outtype: OutType) -> ckpt_ollama::Result<Vec<PathBuf>> {
     let out = out_dir.join("model.gguf");
+    let mmproj = ckpt_convert::gguf::has_projector(dir).then(|| out_dir.join("mmproj.gguf"));
     let opts = GgufOptions {
         outtype,
         overwrite: true,
+        mmproj: mmproj.clone(),
+        // Ollama quantizes only the model layer: the projector stays F16.
+        mmproj_outtype: Some(OutType::F16),
         ..Default::default()
     };
     ckpt_convert::gguf::convert_to_gguf(dir, &out, &opts)
         .map_err(|e| OllamaError::bad_request(e.to_string()))?;
-    Ok(out)
+    Ok(std::iter::once(out).chain(mmproj).collect())
 }
 
 /// `ckpt ollama create`'s converter: a model folder straight to the asked GGUF type (any
@@ -134,12 +154,33 @@ impl ModelPreparer for DirectConverter {
         &self,
         input: ConvertInput<'_>,
         adapter: bool,
+        base_model: Option<&Path>,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ckpt_ollama::Result<PathBuf> {
+        let mut outs =
+            self.convert_layers(input, adapter, base_model, out_dir, "model", progress)?;
+        Ok(outs.remove(0))
+    }
+
+    fn convert_layers(
+        &self,
+        input: ConvertInput<'_>,
+        adapter: bool,
         _base_model: Option<&Path>,
         out_dir: &Path,
+        model_name: &str,
         _progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
+    ) -> ckpt_ollama::Result<Vec<PathBuf>> {
         let ConvertInput::Dir(dir) = input else {
-            return CkptPreparer.convert(input, adapter, None, out_dir, &mut |_| {});
+            return CkptPreparer.convert_layers(
+                input,
+                adapter,
+                None,
+                out_dir,
+                model_name,
+                &mut |_| {},
+            );
         };
         if adapter {
             return Err(OllamaError::not_implemented(ADAPTER_UNSUPPORTED));

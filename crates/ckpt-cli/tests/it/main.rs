@@ -17,3 +17,4 @@ mod readme;
 mod remote_cli;
 mod scan_cli;
 mod toolbox;
+mod vision;

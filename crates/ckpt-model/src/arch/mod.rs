@@ -12,10 +12,12 @@ pub mod gemma;
 pub mod gpt2;
 pub mod llama;
 pub mod moe;
+pub mod multimodal;
 pub mod phi3;
 pub mod qwen;
 pub mod split;
 pub mod tensor_map;
+pub mod vision;
 
 use std::path::Path;
 
@@ -240,6 +242,10 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::GLM4,
     &dense2::HUNYUAN_DENSE,
     &dense2::LFM2,
+    &multimodal::GEMMA3_VLM,
+    &multimodal::LLAVA,
+    &multimodal::MISTRAL3,
+    &multimodal::QWEN2VL,
     &deepseek::DEEPSEEK_V2,
     &deepseek::DEEPSEEK_V3,
     &moe::GRANITE_MOE,

@@ -1,0 +1,123 @@
+//! The text model of a multimodal (`…ForConditionalGeneration`) folder: converted exactly as the
+//! text-only class of its family (the converter registers the multimodal class name on the same
+//! text class), after the generic drops of vision/audio tensors and the `language_model.` prefix
+//! in `ordered_sources`. Each entry only adds class names to an existing description; the
+//! projector itself is in [`super::vision`].
+
+use ckpt_core::Result;
+
+use super::{family, Architecture, Kind, ParamContext, TensorAction, TensorRef, VocabContext};
+use crate::hparams::Hparams;
+use crate::kv::KvList;
+
+/// Another name for the text model of an existing description.
+pub struct TextOf {
+    names: &'static [&'static str],
+    inner: &'static dyn Architecture,
+    /// Text `model_type`s the converter handles with another class (refused, naming it).
+    refuse: &'static [&'static str],
+}
+
+impl Architecture for TextOf {
+    fn hf_names(&self) -> &'static [&'static str] {
+        self.names
+    }
+    fn gguf_arch(&self) -> &'static str {
+        self.inner.gguf_arch()
+    }
+    fn config_defaults(&self, hp: &mut Hparams) {
+        self.inner.config_defaults(hp)
+    }
+    fn extra_tensors(&self, hp: &Hparams, kv: &mut KvList) -> Result<Vec<ckpt_core::Tensor>> {
+        self.inner.extra_tensors(hp, kv)
+    }
+    fn model_type(&self) -> &'static str {
+        self.inner.model_type()
+    }
+    fn tensors(&self) -> &'static [Kind] {
+        self.inner.tensors()
+    }
+    fn hf_prefixes(&self) -> &'static [&'static str] {
+        self.inner.hf_prefixes()
+    }
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        self.inner.export_overrides()
+    }
+    /// A GGUF exports through the text-only description registered first.
+    fn exports(&self) -> bool {
+        false
+    }
+    fn experts(&self) -> Option<&'static family::Experts> {
+        self.inner.experts()
+    }
+    fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        self.inner.tensor(t, hp, block_count)
+    }
+    fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
+        if let Some(t) = ctx
+            .hp
+            .get("model_type")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| self.refuse.contains(t))
+        {
+            return Err(ckpt_core::Error::Unsupported(format!(
+                "{}: {} with a {t} text model is not supported",
+                ctx.hp.path.display(),
+                self.names[0]
+            )));
+        }
+        self.inner.write_params(ctx)
+    }
+    fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
+        self.inner.write_vocab(ctx)
+    }
+}
+
+/// Gemma 3 4B and up: `Gemma3Model` converts the text model.
+pub static GEMMA3_VLM: TextOf = TextOf {
+    names: &["Gemma3ForConditionalGeneration"],
+    inner: &super::gemma::Gemma3,
+    refuse: &[],
+};
+
+/// LLaVA-style folders (Pixtral 12B, LLaVA 1.5): `LlamaModel` converts the text model.
+pub static LLAVA: TextOf = TextOf {
+    names: &["LlavaForConditionalGeneration"],
+    inner: &super::llama::LLAMA,
+    refuse: &[],
+};
+
+/// Mistral Small 3.1 / 3.2: `Mistral3Model` converts a Mistral text model as Llama under GGUF
+/// architecture "mistral3" (Ministral 3's yarn keys and Mistral 4's DeepSeek-V2 layout are not
+/// supported yet).
+pub static MISTRAL3: TextOf = TextOf {
+    names: &["Mistral3ForConditionalGeneration"],
+    inner: &MISTRAL3_TEXT,
+    refuse: &["ministral3", "mistral4"],
+};
+
+static MISTRAL3_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "mistral3",
+    model_type: "mistral",
+    ..super::llama::LLAMA
+};
+
+/// Qwen2-VL / Qwen2.5-VL: `Qwen2VLModel` converts a Qwen2 text model under GGUF architecture
+/// "qwen2vl" (multimodal rope sections written as `rope.dimension_sections`).
+pub static QWEN2VL: TextOf = TextOf {
+    names: &[
+        "Qwen2VLForConditionalGeneration",
+        "Qwen2_5_VLForConditionalGeneration",
+    ],
+    inner: &QWEN2VL_TEXT,
+    refuse: &[],
+};
+
+static QWEN2VL_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "qwen2vl",
+    model_type: "qwen2_vl",
+    params: &[],
+    ..super::qwen::QWEN2
+};

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/vision/ (see its README.md): a tiny Gemma 3 vision-language folder and
+what the pinned convert_hf_to_gguf.py writes for it.
+
+usage: gen-vision-fixtures.py LLAMA_CPP_SRC   (python with torch, transformers 5, safetensors)
+
+tiny-gemma3-vision/: Gemma3ForConditionalGeneration (1 text layer of width 32, a SigLIP tower of
+1 layer, image 14 / patch 7, one token per image) in the layout of the released checkpoints
+(`language_model.model.*`, `vision_tower.vision_model.*`, `multi_modal_projector.*`), the
+SentencePiece tokenizer of tests/fixtures/gguf/tiny-llama-spm and a preprocessor_config.json.
+tiny-gemma3-vision.q8_0.gguf: `convert_hf_to_gguf.py --outtype q8_0` (the text model);
+mmproj-tiny-gemma3-vision.f16.gguf: `convert_hf_to_gguf.py --mmproj --outtype f16`.
+
+The builder `build_vision(arch, dst, small)` is shared with scripts/interop/arch_matrix.py, which
+converts bigger models of every vision architecture with and without --mmproj.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "tests" / "fixtures" / "vision"
+SPM_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-llama-spm"
+BPE_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-smol-bpe"
+SEED = 0
+
+# Vision architectures the builder knows.
+VISION_ARCHS = [
+    "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration",
+]
+
+
+def _perturb_and_save(model, dst: Path) -> None:
+    import torch
+
+    torch.manual_seed(SEED)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(SEED + 1)
+        for p in model.parameters():
+            p.add_((torch.randn(p.shape, generator=g) * 0.05).to(p.dtype))
+    model.save_pretrained(str(dst), safe_serialization=True)
+
+
+def _rename_tensors(path: Path, rename) -> None:
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(path))
+    save_file({rename(k): v for k, v in sd.items()}, str(path), metadata={"format": "pt"})
+
+
+def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat16") -> None:
+    """Writes a tiny random `arch` folder into dst (small: the committed fixture's sizes)."""
+    import torch
+    import transformers as tf
+
+    tf.utils.logging.disable_progress_bar()
+    tf.utils.logging.set_verbosity_error()
+    dst.mkdir(parents=True)
+    torch_dtype = getattr(torch, dtype)
+    if arch == "Gemma3ForConditionalGeneration":
+        vocab = json.loads((SPM_DIR / "config.json").read_text())["vocab_size"]
+        if small:
+            text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, head_dim=16, intermediate_size=64)
+            vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=14, patch_size=7)
+        else:
+            text = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=128)
+            vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=14)
+        tcfg = tf.Gemma3TextConfig(vocab_size=vocab, max_position_embeddings=256, sliding_window=64, **text)
+        # Gemma 3's released vision towers have no pooling head.
+        vcfg = tf.SiglipVisionConfig(vision_use_head=False, **vis)
+        cfg = tf.Gemma3Config(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), mm_tokens_per_image=1)
+        cfg.architectures = [arch]
+        model = tf.Gemma3ForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        # transformers 5 saves the SigLIP tower without its inner module; the released
+        # checkpoints (google/gemma-3-*-it) name it vision_tower.vision_model.*.
+        _rename_tensors(
+            dst / "model.safetensors",
+            lambda k: "vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k,
+        )
+        for n in ["tokenizer.model", "tokenizer_config.json"]:
+            shutil.copyfile(SPM_DIR / n, dst / n)
+        # What Gemma3ImageProcessor writes (it needs PIL/torchvision, so written by hand here).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": None, "do_normalize": True, "do_pan_and_scan": None, "do_rescale": True, "do_resize": True,
+            "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Gemma3ImageProcessor", "image_seq_length": 1,
+            "image_std": [0.5, 0.5, 0.5], "processor_class": "Gemma3Processor", "resample": 2,
+            "rescale_factor": 0.00392156862745098, "size": {"height": vis["image_size"], "width": vis["image_size"]},
+        }, indent=2) + "\n")
+    elif arch in ("LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"):
+        # Pixtral 12B's layout: a Mistral text model, a Pixtral vision tower (3 blocks: the
+        # converter maps multi_modal_projector.linear_{1,2} only for block ids below the
+        # tower's block count), the SmolLM BPE tokenizer with an [IMG_BREAK] added token.
+        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+        tcfg = tf.MistralConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                intermediate_size=128, max_position_embeddings=256, head_dim=16)
+        vcfg = tf.PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=28,
+                                      patch_size=14, head_dim=16)
+        if arch == "LlavaForConditionalGeneration":
+            cfg = tf.LlavaConfig(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, projector_hidden_act="gelu",
+                                 vision_feature_layer=-1)
+        else:
+            # Mistral Small 3.1: the projector adds an RMS norm and a 2x2 patch merger.
+            cfg = tf.Mistral3Config(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, spatial_merge_size=2,
+                                    vision_feature_layer=-1)
+        cfg.architectures = [arch]
+        model = getattr(tf, arch)(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copyfile(BPE_DIR / n, dst / n)
+        tok = dst / "tokenizer.json"
+        tok.write_text(tok.read_text(encoding="utf-8").replace("<repo_name>", "[IMG_BREAK]"), encoding="utf-8")
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "PixtralImageProcessor",
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "patch_size": {"height": 14, "width": 14},
+            "size": {"longest_edge": 28},
+        }, indent=2) + "\n")
+    elif arch == "Qwen2_5_VLForConditionalGeneration":
+        # Text model only (ckpt does not write Qwen2.5-VL projectors yet): multimodal rope
+        # sections over head_dim 16.
+        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+        text = dict(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+                    max_position_embeddings=256, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0})
+        vis = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14, spatial_merge_size=2,
+                   temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
+        cfg = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vis)
+        cfg.architectures = [arch]
+        model = tf.Qwen2_5_VLForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copyfile(BPE_DIR / n, dst / n)
+    else:
+        raise SystemExit(f"unknown vision architecture {arch}")
+
+
+def convert(src: Path, model: Path, outtype: str, out: Path, mmproj: bool) -> None:
+    env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
+    cmd = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model), "--outtype", outtype, "--outfile", str(out)]
+    if mmproj:
+        cmd.append("--mmproj")
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    src = Path(sys.argv[1]).resolve()
+    OUT.mkdir(parents=True, exist_ok=True)
+    model = OUT / "tiny-gemma3-vision"
+    if model.exists():
+        shutil.rmtree(model)
+    build_vision("Gemma3ForConditionalGeneration", model, small=True)
+    (model / "generation_config.json").unlink(missing_ok=True)
+    convert(src, model, "q8_0", OUT / "tiny-gemma3-vision.q8_0.gguf", mmproj=False)
+    convert(src, model, "f16", OUT / "mmproj-tiny-gemma3-vision.f16.gguf", mmproj=True)
+    for f in sorted(OUT.rglob("*")):
+        if f.is_file():
+            print(f"{f.relative_to(ROOT)} {f.stat().st_size}")
+
+
+if __name__ == "__main__":
+    main()
