@@ -103,7 +103,8 @@ def test_quantize_matches_cli_and_llama_quantize(tmp):
     files = json.loads((GG / "manifest.json").read_text())["files"]
     want = next(f["sha256"] for f in files if f["path"] == "tiny-llama-spm.f16-to-Q4_K_M.gguf")
     assert hashlib.sha256(read(tmp / "py.gguf")).hexdigest() == want
-    assert _without(rep, "output") == _without(theirs, "output")
+    assert _without(rep, "output", "outputs") == _without(theirs, "output", "outputs")
+    assert rep["outputs"] == [str(tmp / "py.gguf")]
 
 
 def test_quantize_imatrix(tmp):
