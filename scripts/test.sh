@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust suite (unit, integration, CLI) plus interop checks against the real
-# Python packages (safetensors, gguf-py, numpy, huggingface_hub, ollama, picklescan), which it installs into ./.venv when missing.
+# Python packages (safetensors, gguf-py, numpy, huggingface_hub, ollama, picklescan, tqdm), which it installs into ./.venv when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
-if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ollama, picklescan, maturin, pytest, ml_dtypes" 2>/dev/null; then
-  echo "setting up $venv (safetensors, gguf, numpy, huggingface_hub, ollama, picklescan, maturin, pytest, ml_dtypes) for interop and Python tests" >&2
+if ! "$venv/bin/python" -c "import safetensors, gguf, numpy, huggingface_hub, ollama, picklescan, maturin, pytest, ml_dtypes, tqdm" 2>/dev/null; then
+  echo "setting up $venv (safetensors, gguf, numpy, huggingface_hub, ollama, picklescan, maturin, pytest, ml_dtypes, tqdm) for interop and Python tests" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     "safetensors==0.8.0" "gguf==0.19.0" "numpy>=2,<3" "huggingface_hub>=1,<3" "ollama" "picklescan==1.0.5" \
-    "maturin==1.16.0" "pytest==9.0.2" "ml_dtypes==0.6.0"
+    "maturin==1.16.0" "pytest==9.0.2" "ml_dtypes==0.6.0" "tqdm==4.70.1"
 fi
 # The Ray recipe test (crates/ckpt-py/tests/test_batch.py) runs when ray installs (~70 MB wheel);
 # CKPT_SKIP_RAY=1 leaves it out (the test is then skipped, not failed).
@@ -74,11 +74,13 @@ fi
 
 # The Python package (crates/ckpt-py): built into the venv in the dev profile (maturin develop:
 # an editable install, rebuilt only when the Rust changed) and tested with pytest against the
-# ckpt binary's output and the reference Python libraries.
+# ckpt binary's output and the reference Python libraries; pull/push/remote inspect against the
+# fake Hub of crate ckpt-testhub run as a process (its ckpt-testhub binary).
 py_tests() {
-  cargo build -p ckpt-cli --locked || return 1
+  cargo build -p ckpt-cli -p ckpt-testhub --locked || return 1
   VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --locked -q -m crates/ckpt-py/Cargo.toml || return 1
-  CKPT_BIN="$PWD/target/debug/ckpt" "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/ckpt-py/tests
+  CKPT_BIN="$PWD/target/debug/ckpt" CKPT_TESTHUB_BIN="$PWD/target/debug/ckpt-testhub" \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/ckpt-py/tests
 }
 if [ "${CKPT_SKIP_PY:-0}" != 1 ]; then
   py_tests 2>&1 | tee -a "$log"

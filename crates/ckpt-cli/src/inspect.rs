@@ -1,11 +1,11 @@
 //! `ckpt inspect`: what a checkpoint holds, read from headers only.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ckpt::{Checkpoint, Error};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::GlobalArgs;
 
@@ -25,75 +25,23 @@ pub struct InspectArgs {
     summary: bool,
 }
 
-/// Items of a GGUF metadata array kept by `--json --summary`.
-const SUMMARY_ITEMS: usize = 64;
-
 pub fn run(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
-    let as_text = a.path.to_string_lossy();
-    if ckpt::crates::remote::is_remote(&as_text) {
-        return crate::remote::inspect(&as_text, g);
-    }
-    if ckpt::is_gguf_file(&a.path)? {
-        return run_gguf(a, g);
-    }
-    let ckpt = ckpt::open(&a.path, &ckpt::OpenOptions { key: a.key.clone() })?;
-    let summary = summarize(&ckpt);
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+        let v = ckpt::report::inspect(&a.path, a.key.clone(), a.summary)?;
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(());
     }
+    let as_text = a.path.to_string_lossy();
+    if ckpt::crates::remote::is_remote(&as_text) {
+        return crate::remote::inspect(&as_text);
+    }
+    if ckpt::is_gguf_file(&a.path)? {
+        return run_gguf(a);
+    }
+    let ckpt = ckpt::open(&a.path, &ckpt::OpenOptions { key: a.key.clone() })?;
+    let summary = ckpt::report::checkpoint(&ckpt);
     print_text(&ckpt, &summary, a.limit);
     Ok(())
-}
-
-fn file_of(t: &ckpt::crates::core::Tensor) -> Option<&Path> {
-    t.view().map(|v| v.storage.buffer.path.as_path())
-}
-
-pub fn summarize(ckpt: &Checkpoint) -> Value {
-    let (per_dtype, total) = ckpt.parameter_counts();
-    let mut files: Vec<Value> = Vec::new();
-    for f in &ckpt.files {
-        let ts: Vec<_> = ckpt
-            .tensors
-            .iter()
-            .filter(|t| file_of(t) == Some(f.as_path()))
-            .collect();
-        files.push(json!({
-            "path": f,
-            "tensors": ts.len(),
-            "bytes": ts.iter().map(|t| t.nbytes()).sum::<u64>(),
-            "file_size": std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
-        }));
-    }
-    let tensors: Vec<Value> = ckpt
-        .tensors
-        .iter()
-        .map(|t| {
-            let mut v = json!({
-                "name": t.name,
-                "dtype": t.dtype.to_string(),
-                "shape": t.shape,
-                "bytes": t.nbytes(),
-            });
-            if ckpt.files.len() > 1 {
-                if let Some(f) = file_of(t).and_then(|p| p.file_name()) {
-                    v["file"] = json!(f.to_string_lossy());
-                }
-            }
-            v
-        })
-        .collect();
-    json!({
-        "format": ckpt.format.name(),
-        "files": files,
-        "tensors": tensors,
-        "parameters": per_dtype,
-        "total_parameters": total,
-        "total_bytes": ckpt.tensors.iter().map(|t| t.nbytes()).sum::<u64>(),
-        "metadata": ckpt.metadata,
-        "values": ckpt.extras,
-    })
 }
 
 fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
@@ -169,8 +117,9 @@ fn print_text(ckpt: &Checkpoint, s: &Value, limit: usize) {
     }
 }
 
-/// GGUF: KV metadata in file order (long arrays summarised) and tensor infos with offsets.
-fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
+/// GGUF as text: header, KV metadata in file order (long arrays summarised) and tensor infos
+/// with offsets (`--json` is [`ckpt::report::gguf`]).
+fn run_gguf(a: &InspectArgs) -> Result<(), Error> {
     // Like gguf-py (and unlike llama.cpp), inspect also shows arrays of arrays.
     let lenient = ckpt::crates::gguf::ParseOptions {
         allow_nested_arrays: true,
@@ -179,49 +128,6 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     let ckpt = split.to_checkpoint();
     let (per_dtype, total) = ckpt.parameter_counts();
     let infos = split.tensor_infos();
-    if g.json {
-        let kvs: serde_json::Map<String, Value> = split
-            .kvs()
-            .iter()
-            .map(|(k, v)| {
-                let max = if a.summary { SUMMARY_ITEMS } else { usize::MAX };
-                (k.clone(), ckpt::crates::gguf::to_typed_json(v, max))
-            })
-            .collect();
-        let tensors: Vec<Value> = infos
-            .iter()
-            .map(|(shard, t)| {
-                json!({
-                    "name": t.name,
-                    "dtype": t.dtype().to_string(),
-                    "shape": t.shape(),
-                    "ne": t.ne,
-                    "offset": t.offset,
-                    "bytes": t.nbytes(),
-                    "shard": shard,
-                })
-            })
-            .collect();
-        let first = &split.shards[0];
-        let out = json!({
-            "format": "gguf",
-            "files": split.paths(),
-            "version": first.version,
-            "alignment": first.alignment,
-            "data_offset": first.data_offset,
-            "metadata": kvs,
-            "tensors": tensors,
-            "parameters": per_dtype,
-            "total_parameters": total,
-            "total_bytes": infos.iter().map(|(_, t)| t.nbytes()).sum::<u64>(),
-        });
-        let mut out = out;
-        if let Some(line) = projector_summary(|k| split.get(k)) {
-            out["projector"] = json!(line.trim_start_matches("projector: "));
-        }
-        println!("{}", serde_json::to_string_pretty(&out).unwrap());
-        return Ok(());
-    }
     let first = &split.shards[0];
     println!(
         "format: gguf v{} (alignment {}, data at byte {})",
@@ -230,7 +136,7 @@ fn run_gguf(a: &InspectArgs, g: &GlobalArgs) -> Result<(), Error> {
     for p in split.paths() {
         println!("file: {}", p.display());
     }
-    if let Some(line) = projector_summary(|k| split.get(k)) {
+    if let Some(line) = ckpt::report::projector_summary(|k| split.get(k)) {
         println!("{line}");
     }
     println!("\nmetadata ({} keys):", split.kvs().len());
@@ -324,45 +230,4 @@ fn group_digits(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// One line about a multimodal projector GGUF (`general.type` mmproj, `clip.*` keys): the
-/// projector type and the vision encoder's shape, as llama.cpp's mtmd reads them.
-fn projector_summary<'a>(
-    get: impl Fn(&str) -> Option<&'a ckpt::crates::gguf::GgufValue>,
-) -> Option<String> {
-    let is_mmproj = get("general.type").and_then(|v| v.as_str()) == Some("mmproj")
-        || get("general.architecture").and_then(|v| v.as_str()) == Some("clip");
-    if !is_mmproj {
-        return None;
-    }
-    let num = |k: &str| get(k).and_then(|v| v.as_u64());
-    let mut parts = Vec::new();
-    if get("clip.has_vision_encoder").and_then(|v| v.as_bool()) == Some(true) {
-        let mut v = String::from("vision encoder");
-        for (key, label) in [
-            ("clip.vision.block_count", "blocks"),
-            ("clip.vision.embedding_length", "wide"),
-            ("clip.vision.attention.head_count", "heads"),
-        ] {
-            if let Some(n) = num(key) {
-                v.push_str(&format!(" {n} {label},"));
-            }
-        }
-        if let (Some(i), Some(p)) = (num("clip.vision.image_size"), num("clip.vision.patch_size")) {
-            v.push_str(&format!(" image {i}px in {p}px patches,"));
-        }
-        if let Some(d) = num("clip.vision.projection_dim") {
-            v.push_str(&format!(" projected to {d}"));
-        }
-        parts.push(v.trim_end_matches(',').to_string());
-    }
-    if get("clip.has_audio_encoder").and_then(|v| v.as_bool()) == Some(true) {
-        parts.push("audio encoder".into());
-    }
-    let kind = get("clip.projector_type")
-        .or_else(|| get("clip.vision.projector_type"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("unknown");
-    Some(format!("projector: {kind} ({})", parts.join("; ")))
 }

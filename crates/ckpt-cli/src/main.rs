@@ -805,10 +805,7 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
     let report = match outcome {
         ckpt::lora::MergeOutcome::Gguf(merged, converted) => {
             if g.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "merge": merged, "gguf": converted })
-                );
+                println!("{}", ckpt::report::merge_gguf(&merged, &converted));
             } else if !g.quiet {
                 println!(
                     "merged {} tensors, replaced {}; wrote {} ({} {})",

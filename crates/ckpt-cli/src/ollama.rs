@@ -219,18 +219,15 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         statuses.push(p.status);
     };
+    let mut warnings = Vec::new();
     let report = ckpt::ollama::create(store, &request, &mut progress, &mut |w| {
-        eprintln!("warning: {w}")
+        eprintln!("warning: {w}");
+        warnings.push(w);
     })?;
     if g.json {
         println!(
             "{}",
-            serde_json::json!({
-                "name": report.name.to_string(),
-                "digest": report.manifest_digest,
-                "template": report.detected_template,
-                "status": statuses,
-            })
+            ckpt::report::ollama_create(&report, &statuses, &warnings)
         );
     } else if !quiet {
         println!(

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use ckpt::{Error, GgmlType};
 use clap::Args;
-use serde_json::json;
 
 use crate::GlobalArgs;
 
@@ -225,21 +224,7 @@ pub fn run(a: &QuantizeArgs, g: &GlobalArgs) -> Result<(), Error> {
     }
     let report = report?;
     if g.json {
-        let tensors: Vec<_> = report
-            .tensors
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name, "ne": t.ne, "from": t.from.name(), "to": t.to.name(),
-                    "fallback_from": t.fallback_from.map(|f| f.name()), "imatrix": t.used_imatrix,
-                    "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
-                })
-            })
-            .collect();
-        let out = json!({
-            "output": a.output, "outputs": report.outputs, "ftype": ftype.name(), "tensors": tensors, "fallbacks": report.n_fallback,
-            "input_bytes": report.input_bytes, "output_bytes": report.output_bytes,
-        });
+        let out = ckpt::report::quantize(&a.output, &ftype, &report);
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
         return Ok(());
     }

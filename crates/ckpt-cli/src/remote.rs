@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use ckpt::Error;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use serde_json::json;
 
 use crate::GlobalArgs;
 
@@ -38,13 +37,10 @@ pub struct PullArgs {
     token: Option<String>,
 }
 
-pub fn inspect(uri: &str, g: &GlobalArgs) -> Result<(), Error> {
+/// Remote `inspect` as text (`--json` is [`ckpt::report::inspect`]).
+pub fn inspect(uri: &str) -> Result<(), Error> {
     let r = ckpt::crates::remote::inspect_remote(uri)?;
     let v = r.to_json();
-    if g.json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap());
-        return Ok(());
-    }
     println!("location: {}", r.location);
     if let Some(c) = &r.commit {
         println!("commit: {c}");
@@ -155,19 +151,9 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
     total.finish_and_clear();
     let report = report?;
     if g.json {
-        let files: Vec<_> = report
-            .files
-            .iter()
-            .map(|f| json!({"path": f.path, "local_path": f.local_path, "size": f.size, "downloaded": f.downloaded, "cached": f.cached}))
-            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({
-                "repo": report.repo, "revision": report.revision, "commit": report.commit,
-                "snapshot": report.snapshot, "files": files,
-                "downloaded_bytes": report.downloaded_bytes, "requests": report.requests,
-            }))
-            .unwrap()
+            serde_json::to_string_pretty(&ckpt::report::pull(&report)).unwrap()
         );
         return Ok(());
     }

@@ -2,7 +2,8 @@
 //! crate [`ckpt`] as Python functions.
 //!
 //! Every function here releases the GIL while ckpt works and returns the report as the JSON text
-//! the command line prints with `--json` (the Python half parses it), so a script sees exactly
+//! the command line prints with `--json` (the Python half parses it), built by the same
+//! functions ([`ckpt::report`] and the reports' own serialisations), so a script sees exactly
 //! what `ckpt … --json` prints. Errors become the exception classes of `ckpt._errors`, one per
 //! [`ckpt::ErrorKind`]. The Python wrappers in `python/ckpt` give the functions their public
 //! names, keyword arguments, docstrings and type stubs.
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 
 mod ops;
-mod report;
 mod tensors;
 
 /// The class name in `ckpt._errors` for an error kind.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use ckpt::convert::{ConvertKind, OutputFormat};
 use ckpt::{Error, GgmlType};
 use pyo3::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::{detached, path_list, report, Callback};
+use crate::{detached, path_list, Callback};
 
 fn text(v: &Value) -> String {
     serde_json::to_string(v).expect("JSON values serialise")
@@ -40,7 +40,7 @@ fn parse_outtype(s: Option<&str>) -> ckpt::Result<ckpt::OutType> {
 #[pyo3(signature = (path, *, key=None, summary=false))]
 fn inspect(py: Python<'_>, path: PathBuf, key: Option<String>, summary: bool) -> PyResult<String> {
     detached(py, move || {
-        report::inspect(&path, key, summary).map(|v| text(&v))
+        ckpt::report::inspect(&path, key, summary).map(|v| text(&v))
     })
 }
 
@@ -186,7 +186,7 @@ fn quantize(
         opts.threads = nthreads.unwrap_or(0);
         opts.overwrite = overwrite;
         let r = ckpt::quantize(&src, &dst, &opts)?;
-        Ok(text(&report::quantize(&dst, &ftype, &r)))
+        Ok(text(&ckpt::report::quantize(&dst, &ftype, &r)))
     })
 }
 
@@ -240,7 +240,7 @@ fn merge_lora(
         };
         Ok(match ckpt::lora::merge(&base, &specs, &out, &opts)? {
             ckpt::lora::MergeOutcome::Gguf(merged, converted) => {
-                text(&json!({ "merge": merged, "gguf": converted }))
+                text(&ckpt::report::merge_gguf(&merged, &converted))
             }
             ckpt::lora::MergeOutcome::Folder(report) => to_json(&report),
         })
@@ -269,7 +269,7 @@ fn verify(py: Python<'_>, path: PathBuf, scan_values: bool) -> PyResult<String> 
 #[pyfunction]
 fn scan(py: Python<'_>, paths: &Bound<'_, PyAny>) -> PyResult<String> {
     let list = path_list(paths)?;
-    detached(py, move || Ok(text(&report::scan(&list))))
+    detached(py, move || Ok(text(&ckpt::report::scan(&list).to_json())))
 }
 
 /// `ckpt pull REPO --json`.
@@ -303,7 +303,7 @@ fn pull(
             progress,
             ..Default::default()
         };
-        ckpt::hub::pull(&repo_id, &opts, token.as_deref()).map(|r| text(&report::pull(&r)))
+        ckpt::hub::pull(&repo_id, &opts, token.as_deref()).map(|r| text(&ckpt::report::pull(&r)))
     })
 }
 
@@ -430,13 +430,9 @@ fn ollama_create(
         let report = ckpt::ollama::create(&store, &request, &mut on_progress, &mut |w| {
             warnings.push(w)
         })?;
-        Ok(text(&json!({
-            "name": report.name.to_string(),
-            "digest": report.manifest_digest,
-            "template": report.detected_template,
-            "status": statuses,
-            "warnings": warnings,
-        })))
+        Ok(text(&ckpt::report::ollama_create(
+            &report, &statuses, &warnings,
+        )))
     })
 }
 

@@ -27,6 +27,8 @@ GG = FIX / "gguf"
         TORCH / "sharded",
         GG / "tiny-llama-spm.Q4_K_M.gguf",
         ROOT / "examples" / "tiny-llama",
+        FIX / "vision" / "mmproj-tiny-gemma3-vision.f16.gguf",
+        GG / "split" / "tiny-llama-spm.Q2_K-split-00001-of-00003.gguf",
     ],
     ids=lambda p: p.name,
 )
@@ -104,7 +106,7 @@ def test_quantize_matches_cli_and_llama_quantize(tmp):
     want = next(f["sha256"] for f in files if f["path"] == "tiny-llama-spm.f16-to-Q4_K_M.gguf")
     assert hashlib.sha256(read(tmp / "py.gguf")).hexdigest() == want
     assert _without(rep, "output", "outputs") == _without(theirs, "output", "outputs")
-    assert rep["outputs"] == [str(tmp / "py.gguf")]
+    assert rep["outputs"] == [str(tmp / "py.gguf")] and theirs["outputs"] == [str(tmp / "cli.gguf")]
 
 
 def test_quantize_imatrix(tmp):
@@ -166,12 +168,63 @@ def test_ollama_create_matches_cli(tmp):
         "--param", "stop=</s>", "--param", "stop=<s>", "--system", "Be brief.",
         env={"OLLAMA_MODELS": str(store_cli)},
     )
-    assert rep["digest"] == theirs["digest"]
-    assert rep["status"] == theirs["status"]
+    assert rep == theirs  # the one report builder (ckpt::report) behind both
     files = sorted(str(p.relative_to(store_cli)) for p in store_cli.rglob("*") if p.is_file())
     assert files == sorted(str(p.relative_to(store_py)) for p in store_py.rglob("*") if p.is_file())
     for f in files:
         assert read(store_py / f) == read(store_cli / f), f
+
+
+MODELFILE = """FROM {src}
+TEMPLATE \"\"\"{{{{ if .System }}}}<<SYS>>{{{{ .System }}}}<</SYS>>
+{{{{ end }}}}[INST] {{{{ .Prompt }}}} [/INST]\"\"\"
+SYSTEM \"\"\"Be brief.\"\"\"
+PARAMETER temperature 0.5
+PARAMETER stop "</s>"
+PARAMETER stop "[INST]"
+PARAMETER num_ctx 256
+LICENSE \"\"\"MIT License\"\"\"
+"""
+
+
+def test_ollama_create_from_modelfile_matches_cli(tmp):
+    mf = tmp / "Modelfile"
+    mf.write_text(MODELFILE.format(src=GG / "tiny-llama-spm.Q4_K_M.gguf"))
+    rep = ckpt.ollama.create("mf:latest", modelfile=mf, store=tmp / "py")
+    theirs = cli_json("ollama", "create", "mf:latest", "-f", mf, env={"OLLAMA_MODELS": str(tmp / "cli")})
+    assert rep == theirs
+    files = sorted(str(p.relative_to(tmp / "cli")) for p in (tmp / "cli").rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(tmp / "py")) for p in (tmp / "py").rglob("*") if p.is_file())
+    for f in files:
+        assert read(tmp / "py" / f) == read(tmp / "cli" / f), f
+    manifest = json.loads(read(tmp / "py" / "manifests" / "registry.ollama.ai" / "library" / "mf" / "latest"))
+    kinds = [layer["mediaType"].rsplit(".", 1)[-1] for layer in manifest["layers"]]
+    assert kinds == ["model", "template", "system", "params", "license"] or sorted(kinds) == sorted(
+        ["model", "template", "system", "params", "license"]
+    ), kinds
+    params = json.loads(read(tmp / "py" / "blobs" / next(
+        l["digest"].replace(":", "-") for l in manifest["layers"] if l["mediaType"].endswith("params"))))
+    assert params == {"num_ctx": 256, "stop": ["</s>", "[INST]"], "temperature": 0.5}
+
+    # The same model said with keyword arguments: the same manifest, digest for digest.
+    kw = ckpt.ollama.create(
+        "kw:latest", GG / "tiny-llama-spm.Q4_K_M.gguf",
+        template="{{ if .System }}<<SYS>>{{ .System }}<</SYS>>\n{{ end }}[INST] {{ .Prompt }} [/INST]",
+        system="Be brief.", parameters={"temperature": 0.5, "stop": ["</s>", "[INST]"], "num_ctx": 256},
+        license="MIT License", store=tmp / "py",
+    )
+    assert kw["digest"] == rep["digest"]
+
+
+def test_ollama_create_modelfile_with_quantize_matches_cli(tmp):
+    mf = tmp / "Modelfile"
+    mf.write_text(f"FROM {GG / 'tiny-llama-spm.f16.gguf'}\nPARAMETER temperature 0\n")
+    rep = ckpt.ollama.create("q:8", modelfile=mf, quantize="q8_0", store=tmp / "py")
+    theirs = cli_json("ollama", "create", "q:8", "-f", mf, "-q", "q8_0", env={"OLLAMA_MODELS": str(tmp / "cli")})
+    assert rep == theirs
+    assert any("quantizing" in s for s in rep["status"]), rep["status"]
+    with pytest.raises(ckpt.UsageError):
+        ckpt.ollama.create("x", modelfile=mf, system="no", store=tmp / "x")
 
 
 def test_ollama_create_template_text(tmp):

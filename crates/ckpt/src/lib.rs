@@ -17,6 +17,8 @@
 //! | compare / check | [`diff()`], [`verify()`] |
 //! | Hub download / upload / conversion pull request | [`hub::pull`], [`hub::push`], [`hub::push_conversion_pr`] |
 //! | build into Ollama's store | [`ollama::create`], [`ollama::CkptPreparer`] |
+//! | static pickle scan | [`report::scan`] |
+//! | the `--json` documents of the reports | [`report`] |
 //!
 //! Errors are one [`Error`] type whose [`Error::kind`] a caller can match ([`ErrorKind`]).
 //!
@@ -44,6 +46,7 @@ pub mod convert;
 pub mod hub;
 pub mod lora;
 pub mod ollama;
+pub mod report;
 
 pub use ckpt_convert::gguf::{Intermediate, OutType, OUTTYPE_CHOICES};
 pub use ckpt_convert::{OpenOptions, Progress, ProgressFn, Target};

@@ -9,8 +9,9 @@ from typing import Any, Callable, Union
 ProgressEvent = dict
 """A progress event given to a ``progress=`` callable: a dict with
 
-* ``event``: ``"start"`` (a phase begins: ``phase``, ``total``), ``"advance"`` (``bytes`` more
-  done), ``"finish"`` (the phase ended); ``"download"``, ``"hash"``, ``"upload"`` for
+* ``event``: ``"start"`` (a phase begins: ``phase``, ``total``, 0 when not known yet; a start
+  while a phase is open replaces it), ``"advance"`` (``bytes`` more done), ``"finish"`` (the
+  phase ended); ``"download"``, ``"hash"``, ``"upload"`` for
   ``pull``/``push`` (``file``, ``bytes`` done over all files, ``total``); ``"status"`` for
   ``ollama.create`` (``status``: Ollama's status line, ``bytes``/``total`` when known).
 """
