@@ -244,6 +244,12 @@ impl PlannedTensor {
         if !self.experts.is_empty() {
             return self.into_stacked_tensor();
         }
+        if matches!(self.source.dtype, DType::Ggml(_)) {
+            // Already encoded (an architecture repacked it): written as it is.
+            let mut t = self.source;
+            t.name = self.name;
+            return t;
+        }
         let PlannedTensor {
             name,
             source,

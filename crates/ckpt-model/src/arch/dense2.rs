@@ -417,3 +417,96 @@ fn lfm2_squeeze_conv(
     }
     Ok(())
 }
+
+/// `ApertusForCausalLM` ("apertus"): `LlamaModel` without the Q/K permutation, q/k norms,
+/// `attention_layernorm`/`feedforward_layernorm`, an up/down MLP with xIELU activations whose
+/// per-layer scalars become KV arrays; Llama 3 rope factors.
+pub static APERTUS: Family = Family {
+    hf_names: &["ApertusForCausalLM"],
+    gguf_arch: "apertus",
+    model_type: "apertus",
+    tensors: &[
+        Kind::TokenEmbd,
+        Kind::OutputNorm,
+        Kind::Output,
+        Kind::RopeFreqs,
+        Kind::AttnNorm,
+        Kind::AttnQ,
+        Kind::AttnK,
+        Kind::AttnV,
+        Kind::AttnOut,
+        Kind::AttnQNorm,
+        Kind::AttnKNorm,
+        Kind::FfnNorm,
+        Kind::FfnDown,
+        Kind::FfnUp,
+    ],
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 65536),
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(12_000_000.0),
+    ],
+    text_params: true,
+    params: super::llama::LLAMA_PARAMS,
+    permute_qk: false,
+    vocab: Vocab::Llama,
+    hooks: Hooks {
+        sources: Some(apertus_xielu),
+        ..super::llama::LLAMA_HOOKS
+    },
+};
+
+/// `ApertusModel.modify_tensors`: each layer's `mlp.act_fn.{alpha_n, alpha_p, beta, eps}`
+/// scalar is collected (by block) and, once every layer has one, written as the float array
+/// `xielu.{name}` (no architecture prefix) in block order; the tensors themselves are not written. The arrays
+/// appear in the order they are completed while reading the checkpoint.
+fn apertus_xielu(
+    tensors: Vec<ckpt_core::Tensor>,
+    hp: &Hparams,
+    kv: &mut crate::kv::KvList,
+) -> Result<Vec<ckpt_core::Tensor>> {
+    use std::collections::BTreeMap;
+    const PARAMS: [&str; 4] = ["alpha_n", "alpha_p", "beta", "eps"];
+    let n_layers = hp.require_u32(&["num_hidden_layers"])? as usize;
+    let mut seen: [BTreeMap<u32, f32>; 4] = Default::default();
+    let mut rest = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let Some(p) = PARAMS
+            .iter()
+            .position(|p| t.name.ends_with(&format!(".act_fn.{p}")))
+        else {
+            rest.push(t);
+            continue;
+        };
+        let Some(bid) = t
+            .name
+            .split('.')
+            .find(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            return Err(Error::invalid(
+                &hp.path,
+                format!("xIELU parameter '{}' has no layer number", t.name),
+            ));
+        };
+        let values = crate::tensors::source_f32(&t)?;
+        if values.len() != 1 {
+            return Err(Error::invalid(
+                &hp.path,
+                format!(
+                    "xIELU parameter '{}' has shape {:?}, expected a single value",
+                    t.name, t.shape
+                ),
+            ));
+        }
+        seen[p].insert(bid, values[0]);
+        if seen[p].len() == n_layers {
+            kv.array(
+                &format!("xielu.{}", PARAMS[p]),
+                ckpt_gguf::GgufValue::f32_array(seen[p].values().copied()),
+            );
+        }
+    }
+    Ok(rest)
+}

@@ -194,6 +194,20 @@ pub trait Architecture: Sync {
     fn experts(&self) -> Option<&'static family::Experts> {
         None
     }
+    /// Rewrites the checkpoint's whole tensor list (after FP8 dequantization, before
+    /// anything else); KVs added here follow those of [`Architecture::extra_tensors`]. GPT-OSS
+    /// repacks its MXFP4 expert blocks and scales into GGUF MXFP4 tensors that come first, as
+    /// the converter's `generate_extra_tensors` writes them (a tensor whose dtype is already a
+    /// ggml block type is written as it is); Apertus turns its per-layer xIELU scalars into
+    /// KV arrays.
+    fn sources(
+        &self,
+        tensors: Vec<ckpt_core::Tensor>,
+        _hp: &Hparams,
+        _kv: &mut KvList,
+    ) -> Result<Vec<ckpt_core::Tensor>> {
+        Ok(tensors)
+    }
     /// Replaces one checkpoint tensor (after the generic drops, before experts are gathered and
     /// names mapped) by the tensors the converter's `modify_tensors` makes of it: `None` keeps
     /// it as it is, an empty list drops it (DeepSeek's multi-token-prediction layers), several
@@ -255,6 +269,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &bert::NomicBert,
     &bert::XlmRoberta,
     &bert::ModernBert,
+    &dense2::APERTUS,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {
