@@ -129,6 +129,7 @@ OPTIONS = {
     "fp8": "FP8 checkpoint (DeepSeek-V3 layout): every *_proj.weight F8_E4M3 with 128x128 block weight_scale_inv, quantization_config quant_method fp8",
     "fp8b32": "like fp8 with 32x32 blocks (several blocks per tiny tensor)",
     "fp8tensor": "like fp8 with one per-tensor scale ([1]) and no weight_block_size",
+    "mrope": "GLM-4 with M-RoPE sections (rope_parameters.mrope_section): Q/K rows reordered to NeoX order over the rotary part",
     "mxfp4": "GPT-OSS as released: expert weights stored as MXFP4 *_blocks/*_scales (U8), quantization_config quant_method mxfp4",
 }
 # What the FP8 options pass to fp8_checkpoint() as the block size.
@@ -172,6 +173,7 @@ VARIANTS = [
     "XLMRobertaModel+tokjson",
     "GptOssForCausalLM+mxfp4",
     "GptOssForCausalLM+wide+mxfp4",
+    "Glm4ForCausalLM+mrope",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -677,6 +679,12 @@ def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) 
         fp8_checkpoint(dst, FP8_BLOCKS[fp8[0]])
     if "mxfp4" in opts:
         mxfp4_checkpoint(dst)
+    if "mrope" in opts:
+        # GLM-4.1V-style text model: three M-RoPE sections over the rotary half of each head.
+        cfg_path = dst / "config.json"
+        d = json.loads(cfg_path.read_text())
+        d["rope_parameters"]["mrope_section"] = [1, 1, 2]
+        cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
     if arch == "GPT2LMHeadModel":
         # transformers 5 no longer writes n_ctx, which every GPT-2 config.json on the Hub has
         # and the converter requires.

@@ -43,7 +43,7 @@ pub static GLM4: Family = Family {
     permute_qk: false,
     vocab: Vocab::Gpt2,
     hooks: Hooks {
-        tensor_first: Some(glm4_refuse_mrope),
+        transforms: Some(glm4_mrope_neox),
         vocab: Some(glm4_special_tokens),
         ..Hooks::NONE
     },
@@ -82,15 +82,56 @@ fn glm4_rope_dims(ctx: &mut ParamContext) -> Result<()> {
     Ok(())
 }
 
-/// With M-RoPE sections the converter reorders Q/K rows to NeoX order, which ckpt does not do.
-fn glm4_refuse_mrope(_t: &TensorRef, hp: &Hparams) -> Result<Option<TensorAction>> {
-    if super::rope_parameters(hp).contains_key("mrope_section") {
-        return Err(Error::Unsupported(format!(
-            "{}: GLM-4 with M-RoPE sections (mrope_section) is not supported",
-            hp.path.display()
-        )));
+/// `Glm4Model.modify_tensors` with M-RoPE sections: Q/K weights and biases reordered to NeoX
+/// order (`normal_to_neox`) over the rotary part of each head.
+fn glm4_mrope_neox(
+    t: &TensorRef,
+    hp: &Hparams,
+    _name: &str,
+    transforms: &mut Vec<super::Transform>,
+) -> Result<()> {
+    let rp = super::rope_parameters(hp);
+    if !rp.contains_key("mrope_section") {
+        return Ok(());
     }
-    Ok(None)
+    const QK: [&str; 4] = [
+        "q_proj.weight",
+        "q_proj.bias",
+        "k_proj.weight",
+        "k_proj.bias",
+    ];
+    if !QK.iter().any(|s| t.name.ends_with(s)) {
+        return Ok(());
+    }
+    let heads = hp.require_u32(&["num_attention_heads"])?;
+    if heads == 0 {
+        return Err(Error::invalid(&hp.path, "num_attention_heads is 0"));
+    }
+    let head_dim = match hp.find_u32(&["head_dim"])? {
+        Some(d) => d,
+        None => hp.require_u32(&["hidden_size"])? / heads,
+    };
+    let factor = match rp.get("partial_rotary_factor") {
+        Some(v) => v.as_f64().ok_or_else(|| {
+            Error::invalid(
+                &hp.path,
+                format!("partial_rotary_factor is {v}, expected a number"),
+            )
+        })?,
+        None => 0.5,
+    };
+    let rotary_dim = (head_dim as f64 * factor).trunc() as u64;
+    if !rotary_dim.is_multiple_of(2) {
+        return Err(Error::invalid(
+            &hp.path,
+            format!("M-RoPE needs an even rotary dimension; head_dim {head_dim} x partial_rotary_factor {factor} = {rotary_dim}"),
+        ));
+    }
+    transforms.push(super::Transform::NeoxRotary {
+        head_dim: head_dim as u64,
+        rotary_dim,
+    });
+    Ok(())
 }
 
 /// The id of an added token of tokenizer.json (transformers' `get_added_vocab()`).

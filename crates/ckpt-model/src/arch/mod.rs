@@ -49,6 +49,9 @@ pub enum Transform {
     /// torch's `squeeze(1)`: drops dimension 1 when it has size 1 (LFM2's short-conv kernels
     /// [C, 1, L] -> [C, L]); the data is unchanged.
     SqueezeDim1,
+    /// GLM-4's `normal_to_neox` (M-RoPE checkpoints): within each head of `head_dim` rows, the
+    /// first `rotary_dim` rows reordered even rows first, then odd ones; the rest unchanged.
+    NeoxRotary { head_dim: u64, rotary_dim: u64 },
 }
 
 impl Transform {
@@ -82,6 +85,22 @@ impl Transform {
             Transform::SqueezeDim1 if shape.len() == 2 && shape[1] == 1 => Err(format!(
                 "squeezing dimension 1 of shape {shape:?} would leave a vector (not supported)"
             )),
+            Transform::NeoxRotary {
+                head_dim,
+                rotary_dim,
+            } => {
+                let rows = shape.first().copied().unwrap_or(1);
+                if *head_dim == 0
+                    || !rows.is_multiple_of(*head_dim)
+                    || rotary_dim > head_dim
+                    || !rotary_dim.is_multiple_of(2)
+                {
+                    return Err(format!(
+                        "{rows} rows cannot be split into heads of {head_dim} rows with {rotary_dim} rotary ones (an even number)"
+                    ));
+                }
+                Ok(())
+            }
             Transform::AddOne { .. } | Transform::Transpose | Transform::SqueezeDim1 => Ok(()),
         }
     }
