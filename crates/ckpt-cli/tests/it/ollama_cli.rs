@@ -440,7 +440,7 @@ fn tiny_moe_folder(dir: &Path) {
 
 /// The Hugging Face folder of an arch-moe fixture case with a BPE tokenizer: F32 values, and
 /// MXFP4 `_blocks`/`_scales` as U8, as scripts/gen-arch-moe-fixtures.py assigns them.
-fn arch_moe_folder(dir: &Path, case: &str) {
+pub(crate) fn arch_moe_folder(dir: &Path, case: &str) {
     let moe = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/arch-moe")
         .join(case);
