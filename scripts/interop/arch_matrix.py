@@ -970,13 +970,22 @@ def main() -> int:
                         f16.unlink(missing_ok=True)
                 else:
                     rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
-                if rc != 0:
-                    failures.append(f"{arch} {ot}")
-                    tail = "\n    ".join(log.strip().splitlines()[-6:])
-                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
-                    continue
                 pre = FALLBACK_PRE.get(arch.split("+")[0])
                 extra = ["--pre-tokenizer", pre] if pre else []
+                if rc != 0:
+                    tail = "\n    ".join(log.strip().splitlines()[-6:])
+                    # Agreement when ckpt refuses too and writes nothing (llama-quantize will not
+                    # requantize GPT-OSS's MXFP4 experts to a K-quant, for one).
+                    crc, clog = run_ckpt(ckpt, model, ot, ours, extra)
+                    if crc != 0 and not ours.exists():
+                        identical += 1
+                        lines = log.strip().splitlines() or [""]
+                        why = next((x for x in lines if "error" in x.lower() or "failed to quantize:" in x), lines[-1])
+                        print(f"ok {arch} {ot} (both refuse: {why.strip()[-120:]} | ckpt exit {crc})")
+                        continue
+                    failures.append(f"{arch} {ot}")
+                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
+                    continue
                 rc, log = run_ckpt(ckpt, model, ot, ours, extra)
                 if rc != 0:
                     failures.append(f"{arch} {ot}")
