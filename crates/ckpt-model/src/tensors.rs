@@ -733,6 +733,22 @@ fn convert_whole(
 }
 
 #[cfg(test)]
+mod neox_tests {
+    #[test]
+    fn neox_rotary_index_reorders_the_rotary_rows_of_each_head() {
+        // Two heads of 8 rows, 4 of them rotary: evens, odds, then the rest unchanged.
+        let want: Vec<usize> = [0, 2, 1, 3, 4, 5, 6, 7]
+            .iter()
+            .chain(&[8, 10, 9, 11, 12, 13, 14, 15])
+            .copied()
+            .collect();
+        assert_eq!(super::neox_rotary_index(16, 8, 4), want);
+        // Fully rotary heads of 4: 0 2 1 3.
+        assert_eq!(super::neox_rotary_index(4, 4, 4), vec![0, 2, 1, 3]);
+    }
+}
+
+#[cfg(test)]
 mod f16_tests {
     #[test]
     fn batched_f16_equals_the_scalar_converter() {

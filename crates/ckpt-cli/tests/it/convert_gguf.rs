@@ -177,7 +177,10 @@ fn an_mxfp4_gpt_oss_folder_keeps_its_experts_and_refuses_requantizing_them() {
     assert!(ft.contains("38"), "MOSTLY_MXFP4_MOE: {ft}");
     let first = &f.tensors()[0];
     assert_eq!(first.name, "blk.0.ffn_down_exps.weight");
-    assert_eq!(first.dtype, ckpt_core::DType::Ggml(ckpt_core::GgmlType::MXFP4));
+    assert_eq!(
+        first.dtype,
+        ckpt_core::DType::Ggml(ckpt_core::GgmlType::MXFP4)
+    );
 
     let q4 = work.path().join("q4.gguf");
     let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
