@@ -84,6 +84,10 @@ def cases():
         # partial rotary dims (0.5 by default), eot/eos/unk/bos from the added tokens <|user|> and
         # <|endoftext|> (the test renames <repo_name> to <|user|> in the copied tokenizer.json).
         "glm4": ("Glm4ForCausalLM", tf.Glm4Config(num_key_value_heads=1, head_dim=4, **NO_SPECIAL, **b), "bpe", {}),
+        # GLM-4 with M-RoPE sections (GLM-4.1V-style text config): Q/K weights and biases
+        # reordered to NeoX order over the rotary half of each 8-row head; rope.dimension_sections.
+        "glm4_mrope": ("Glm4ForCausalLM", tf.Glm4Config(num_key_value_heads=1, head_dim=8, **NO_SPECIAL, **b), "bpe",
+                       {"rope_parameters": {"partial_rotary_factor": 0.5, "rope_theta": 10000.0, "rope_type": "default", "mrope_section": [1, 1, 0]}}),
         # eod_token_id as eos; NTK-alpha ("dynamic") rope: scaled base, 256k context.
         "hunyuan_dense": ("HunYuanDenseV1ForCausalLM", tf.HunYuanDenseV1Config(
             num_key_value_heads=1, head_dim=4, eod_token_id=0, **NO_SPECIAL,
@@ -217,7 +221,7 @@ def main() -> int:
             for f in files:
                 if (tok_dir / f).is_file():
                     shutil.copyfile(tok_dir / f, m / f)
-            if case == "glm4":
+            if case in ("glm4", "glm4_mrope"):
                 tj = m / "tokenizer.json"
                 tok_json = json.loads(tj.read_text(encoding="utf-8"))
                 for t in tok_json["added_tokens"]:

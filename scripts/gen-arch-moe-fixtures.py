@@ -7,7 +7,12 @@ usage: gen-arch-moe-fixtures.py LLAMA_CPP_SRC   (python with torch, transformers
 
 Unlike arch-tables, element i of the k-th tensor (in sorted name order) is
 ((i + 5 * k) % 13) * 0.125 in float32, so every expert differs and a stacking order or
-expert mix-up changes the output.
+expert mix-up changes the output. MXFP4 tensors (names ending in _blocks / _scales, uint8) hold
+(7 * i + 3 * k) % 256 and 118 + (i + k) % 8 instead.
+
+The "glm" tokenizer is the tiny BPE one with three added tokens renamed to GLM's
+(<repo_name> -> <|user|>, <file_sep> -> [gMASK], <filename> -> <|observation|>), as in the
+architecture matrix.
 """
 
 import hashlib
@@ -56,22 +61,76 @@ def cases():
         # bf16-style GPT-OSS experts: stored stacked and transposed, gate/up interleaved (split
         # even/odd per expert, biases too), attention sinks, sliding window.
         "gpt_oss": ("GptOssForCausalLM", tf.GptOssConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=2, sliding_window=64, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        # GLM-4.5: a leading dense layer, sigmoid routing over experts plus a shared one, partial
+        # rotary, and a NextN layer (model.layers.2.*, added by the generator) that is kept.
+        "glm4moe": ("Glm4MoeForCausalLM", tf.Glm4MoeConfig(num_key_value_heads=1, n_routed_experts=3, num_experts_per_tok=2, n_shared_experts=1, moe_intermediate_size=4, first_k_dense_replace=1, num_nextn_predict_layers=1, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "glm"),
+        # GPT-OSS as released: experts as MXFP4 blocks/scales (gate and up rows interleaved),
+        # repacked into GGUF MXFP4 tensors written first; general.file_type MOSTLY_MXFP4_MOE.
+        # Not a mixture of experts, but its per-layer xIELU scalars (mlp.act_fn.*) need this
+        # generator's per-tensor values: they become the xielu.* KV arrays in block
+        # order. No Q/K permutation, q/k norms, Llama 3 rope factors.
+        "apertus": ("ApertusForCausalLM", tf.ApertusConfig(num_key_value_heads=1, rope_parameters={"rope_type": "llama3", "rope_theta": 12000000.0, "factor": 8.0, "original_max_position_embeddings": 64, "low_freq_factor": 1.0, "high_freq_factor": 4.0}, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        "gpt_oss_mxfp4": ("GptOssForCausalLM", tf.GptOssConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=2, sliding_window=64, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(b, hidden_size=32, intermediate_size=32)), "bpe"),
     }
 
 
 # Per case: config.json keys the released checkpoints have (transformers' class has no field
 # for them), and tensors save_pretrained does not write (DeepSeek-V3's MTP layer).
-CONFIG_EXTRA = {"deepseek_v3": {"scoring_func": "sigmoid", "topk_method": "noaux_tc"}}
+CONFIG_EXTRA = {
+    "deepseek_v3": {"scoring_func": "sigmoid", "topk_method": "noaux_tc"},
+    "gpt_oss_mxfp4": {"quantization_config": {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"], "quant_method": "mxfp4"}},
+}
 
 
 def extra_tensors(case, tensors):
-    if case != "deepseek_v3":
+    if case not in ("deepseek_v3", "glm4moe"):
         return []
     last, mtp = "model.layers.1.", "model.layers.2."
     extra = [(mtp + n[len(last):], s) for n, s in tensors if n.startswith(last)]
     h = TINY["hidden_size"]
     extra += [(mtp + "eh_proj.weight", [h, 2 * h]), (mtp + "enorm.weight", [h]), (mtp + "hnorm.weight", [h]), (mtp + "shared_head.norm.weight", [h])]
+    if case == "glm4moe":
+        embed = dict(tensors)["model.embed_tokens.weight"]
+        extra += [(mtp + "shared_head.head.weight", embed), (mtp + "embed_tokens.weight", embed)]
     return extra
+
+
+def mxfp4_layout(tensors):
+    """The bf16 experts (gate_up_proj [E, H, 2F], down_proj [E, F, H]) as the released MXFP4
+    checkpoints store them: *_blocks [E, rows, cols / 32, 16] and *_scales [E, rows, cols / 32]
+    of the transposed weights."""
+    out = []
+    for n, s in tensors:
+        if n.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
+            e, cols, rows = s
+            out += [(n + "_blocks", [e, rows, cols // 32, 16]), (n + "_scales", [e, rows, cols // 32])]
+        else:
+            out.append((n, s))
+    return out
+
+
+def values(k, name, shape):
+    import numpy as np
+
+    i = np.arange(int(np.prod(shape)))
+    if name.endswith("_blocks"):
+        return ((7 * i + 3 * k) % 256).astype(np.uint8).reshape(shape)
+    if name.endswith("_scales"):
+        return (118 + (i + k) % 8).astype(np.uint8).reshape(shape)
+    return ((i + 5 * k) % 13 * 0.125).astype(np.float32).reshape(shape)
+
+
+def glm_tokenizer(dst):
+    """The tiny BPE tokenizer.json with GLM's added tokens (see the module docstring)."""
+    path = dst / "tokenizer.json"
+    tok = json.loads(path.read_text(encoding="utf-8"))
+    for old, new in (("<repo_name>", "<|user|>"), ("<file_sep>", "[gMASK]"), ("<filename>", "<|observation|>")):
+        for t in tok["added_tokens"]:
+            if t["content"] == old:
+                t["content"] = new
+        vocab = tok["model"]["vocab"]
+        vocab[new] = vocab.pop(old)
+    path.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
 
 
 def main() -> int:
@@ -107,16 +166,20 @@ def main() -> int:
             with safe_open(str(Path(tmp) / "model.safetensors"), "np") as f:
                 tensors = sorted((n, list(f.get_slice(n).get_shape())) for n in f.keys())
         tensors = sorted(tensors + extra_tensors(case, tensors))
+        if case == "gpt_oss_mxfp4":
+            tensors = sorted(mxfp4_layout(tensors))
         (d / "hf_tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
         with tempfile.TemporaryDirectory() as tmp:
             m = Path(tmp) / f"tiny-{case}"
             m.mkdir()
             shutil.copyfile(d / "config.json", m / "config.json")
-            tok_dir, files = (base.BPE_DIR, base.BPE_FILES) if tok == "bpe" else (base.SPM_DIR, base.SPM_FILES)
+            tok_dir, files = (base.SPM_DIR, base.SPM_FILES) if tok == "spm" else (base.BPE_DIR, base.BPE_FILES)
             for f in files:
                 if (tok_dir / f).is_file():
                     shutil.copyfile(tok_dir / f, m / f)
-            arrays = {n: ((np.arange(int(np.prod(s))) + 5 * k) % 13 * 0.125).astype(np.float32).reshape(s) for k, (n, s) in enumerate(tensors)}
+            if tok == "glm":
+                glm_tokenizer(m)
+            arrays = {n: values(k, n, s) for k, (n, s) in enumerate(tensors)}
             save_file(arrays, str(m / "model.safetensors"))
             out = Path(tmp) / "out.gguf"
             env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))

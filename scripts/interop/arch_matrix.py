@@ -104,6 +104,7 @@ ALL_ARCHS = [
     "NomicBertModel",
     "XLMRobertaModel",
     "ModernBertModel",
+    "ApertusForCausalLM",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
@@ -128,6 +129,8 @@ OPTIONS = {
     "fp8": "FP8 checkpoint (DeepSeek-V3 layout): every *_proj.weight F8_E4M3 with 128x128 block weight_scale_inv, quantization_config quant_method fp8",
     "fp8b32": "like fp8 with 32x32 blocks (several blocks per tiny tensor)",
     "fp8tensor": "like fp8 with one per-tensor scale ([1]) and no weight_block_size",
+    "mrope": "GLM-4 with M-RoPE sections (rope_parameters.mrope_section): Q/K rows reordered to NeoX order over the rotary part",
+    "mxfp4": "GPT-OSS as released: expert weights stored as MXFP4 *_blocks/*_scales (U8), quantization_config quant_method mxfp4",
 }
 # What the FP8 options pass to fp8_checkpoint() as the block size.
 FP8_BLOCKS = {"fp8": [128, 128], "fp8b32": [32, 32], "fp8tensor": None}
@@ -168,6 +171,9 @@ VARIANTS = [
     "DeepseekV3ForCausalLM+wide",
     "GptOssForCausalLM+wide",
     "XLMRobertaModel+tokjson",
+    "GptOssForCausalLM+mxfp4",
+    "GptOssForCausalLM+wide+mxfp4",
+    "Glm4ForCausalLM+mrope",
 ]
 # Architectures given the tiny GPT-2 BPE tokenizer (the others get the SentencePiece one).
 BPE_ARCHS = {
@@ -321,6 +327,66 @@ def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     mod.fp8_checkpoint(folder, block)
+
+
+# E2M1 magnitudes of the 4-bit codes 0..7 (code | 8 is the negative value).
+FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+
+
+def mxfp4_quantize(w):
+    """[..., K] float32 (K a multiple of 32) -> (blocks [..., K/32, 16] uint8, scales [..., K/32]
+    uint8) in the layout of the released GPT-OSS checkpoints: per block of 32 an E8M0 exponent
+    (biased by 127) and 4-bit E2M1 codes, element 2j in the low nibble of byte j, 2j+1 in the high."""
+    import numpy as np
+
+    blk = w.reshape(*w.shape[:-1], w.shape[-1] // 32, 32).astype(np.float32)
+    amax = np.abs(blk).max(axis=-1, keepdims=True)
+    exp = np.where(amax > 0, np.floor(np.log2(np.maximum(amax, 1e-30))) - 2, -127).astype(np.int32)
+    exp = np.clip(exp, -127, 127)
+    scaled = blk / np.exp2(exp.astype(np.float32))
+    mags = np.array(FP4_VALUES, dtype=np.float32)
+    code = np.abs(np.abs(scaled)[..., None] - mags).argmin(axis=-1).astype(np.uint8)
+    code |= (scaled < 0).astype(np.uint8) << 3
+    blocks = (code[..., 0::2] | (code[..., 1::2] << 4)).astype(np.uint8)
+    return blocks, (exp[..., 0] + 127).astype(np.uint8)
+
+
+def mxfp4_checkpoint(folder: Path) -> None:
+    """Turns a saved bf16 GPT-OSS model into the released MXFP4 layout: each layer's
+    mlp.experts.gate_up_proj [E, hidden, 2 * ffn] and down_proj [E, ffn, hidden] replaced by
+    *_blocks/*_scales of the transposed weights ([E, 2 * ffn, hidden / 32, 16], gate and up
+    rows still interleaved), biases kept; quantization_config as in openai/gpt-oss-20b."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for part in sorted(folder.glob("model*.safetensors")):
+        tensors = load_file(str(part))
+        out = {}
+        for name, t in tensors.items():
+            if name.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
+                w = t.float().transpose(1, 2).contiguous().numpy()
+                blocks, scales = mxfp4_quantize(w)
+                out[name + "_blocks"] = torch.from_numpy(blocks)
+                out[name + "_scales"] = torch.from_numpy(scales)
+            else:
+                out[name] = t
+        save_file(out, str(part), metadata={"format": "pt"})
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            d = json.loads(index.read_text())
+            wm = d["weight_map"]
+            for n in list(wm):
+                if n.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
+                    f = wm.pop(n)
+                    wm[n + "_blocks"] = wm[n + "_scales"] = f
+            index.write_text(json.dumps(d, indent=2) + "\n")
+    cfg_path = folder / "config.json"
+    d = json.loads(cfg_path.read_text())
+    d["quantization_config"] = {
+        "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+        "quant_method": "mxfp4",
+    }
+    cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
 
 
 def vision_builder():
@@ -611,6 +677,14 @@ def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) 
         raise SystemExit(f"{case}: at most one FP8 option")
     if fp8:
         fp8_checkpoint(dst, FP8_BLOCKS[fp8[0]])
+    if "mxfp4" in opts:
+        mxfp4_checkpoint(dst)
+    if "mrope" in opts:
+        # GLM-4.1V-style text model: three M-RoPE sections over the rotary half of each head.
+        cfg_path = dst / "config.json"
+        d = json.loads(cfg_path.read_text())
+        d["rope_parameters"]["mrope_section"] = [1, 1, 2]
+        cfg_path.write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
     if arch == "GPT2LMHeadModel":
         # transformers 5 no longer writes n_ctx, which every GPT-2 config.json on the Hub has
         # and the converter requires.
@@ -896,13 +970,22 @@ def main() -> int:
                         f16.unlink(missing_ok=True)
                 else:
                     rc, log = run_converter(sys.executable, src, model, ot, ref, FALLBACK_PRE.get(arch.split("+")[0]))
-                if rc != 0:
-                    failures.append(f"{arch} {ot}")
-                    tail = "\n    ".join(log.strip().splitlines()[-6:])
-                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
-                    continue
                 pre = FALLBACK_PRE.get(arch.split("+")[0])
                 extra = ["--pre-tokenizer", pre] if pre else []
+                if rc != 0:
+                    tail = "\n    ".join(log.strip().splitlines()[-6:])
+                    # Agreement when ckpt refuses too and writes nothing (llama-quantize will not
+                    # requantize GPT-OSS's MXFP4 experts to a K-quant, for one).
+                    crc, clog = run_ckpt(ckpt, model, ot, ours, extra)
+                    if crc != 0 and not ours.exists():
+                        identical += 1
+                        lines = log.strip().splitlines() or [""]
+                        why = next((x for x in lines if "error" in x.lower() or "failed to quantize:" in x), lines[-1])
+                        print(f"ok {arch} {ot} (both refuse: {why.strip()[-120:]} | ckpt exit {crc})")
+                        continue
+                    failures.append(f"{arch} {ot}")
+                    print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
+                    continue
                 rc, log = run_ckpt(ckpt, model, ot, ours, extra)
                 if rc != 0:
                     failures.append(f"{arch} {ot}")

@@ -514,10 +514,11 @@ fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
     let outer = src.shape.first().copied().unwrap_or(1).max(1) as usize;
     let inner = (src.numel() as usize) / outer;
     let row_bytes = g.row_bytes(inner as u64).map(|b| b as usize);
+    // (GLM-4's NeoX reordering is undone on the whole tensor too.)
     let has_transpose = p
         .transforms
         .iter()
-        .any(|t| matches!(t, Transform::Transpose));
+        .any(|t| matches!(t, Transform::Transpose | Transform::NeoxRotary { .. }));
     let (false, Some(row_bytes)) = (has_transpose, row_bytes) else {
         return materialize_whole(p);
     };
@@ -633,6 +634,24 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
             Transform::SkipRows { .. } => {}
             // Same data; LFM2 (the one user) is not exported.
             Transform::SqueezeDim1 => {}
+            Transform::NeoxRotary {
+                head_dim,
+                rotary_dim,
+            } => {
+                let rows = shape.first().copied().unwrap_or(1) as usize;
+                let row_len = v.len() / rows.max(1);
+                let map = ckpt_model::tensors::neox_rotary_index(
+                    rows,
+                    *head_dim as usize,
+                    *rotary_dim as usize,
+                );
+                let mut back = vec![0f32; v.len()];
+                for (new_row, old_row) in map.into_iter().enumerate() {
+                    back[old_row * row_len..(old_row + 1) * row_len]
+                        .copy_from_slice(&v[new_row * row_len..(new_row + 1) * row_len]);
+                }
+                v = back;
+            }
         }
     }
     let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];

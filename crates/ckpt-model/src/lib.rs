@@ -160,6 +160,7 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "NomicBertModel",
         "XLMRobertaModel",
         "ModernBertModel",
+        "ApertusForCausalLM",
     ]
 }
 
@@ -230,7 +231,17 @@ pub fn plan_hf_to_gguf(
         .find(|t| t.shape.len() >= 2 && matches!(t.dtype, DType::BF16 | DType::F16))
         .map(|t| t.dtype);
     sources.extend(dequant::apply(&hp, model_tensors, &mut dropped)?);
-    let (target, file_type) = opts.outtype.resolve(first_matrix);
+    let sources = arch.sources(sources, &hp, &mut kv)?;
+    let (target, mut file_type) = opts.outtype.resolve(first_matrix);
+    // `prepare_metadata`: an MXFP4 checkpoint converted to a float type is labelled
+    // MOSTLY_MXFP4_MOE (its experts stay MXFP4).
+    {
+        use ckpt_quant::Ftype;
+        let float = [Ftype::F32, Ftype::F16, Ftype::BF16].map(Ftype::id);
+        if is_mxfp4(&hp) && float.contains(&file_type) {
+            file_type = Ftype::MXFP4_MOE.id();
+        }
+    }
 
     let mut planned = Vec::new();
     let mut fallbacks = Vec::new();
@@ -369,6 +380,14 @@ pub fn plan_hf_to_gguf(
     Ok((writer, report))
 }
 
+/// `quantization_config.quant_method == "mxfp4"` (the released GPT-OSS checkpoints).
+fn is_mxfp4(hp: &Hparams) -> bool {
+    hp.get("quantization_config")
+        .and_then(|q| q.get("quant_method"))
+        .and_then(|m| m.as_str())
+        == Some("mxfp4")
+}
+
 /// The converter's block id: the first all-digit component of the name.
 fn block_id(name: &str) -> Option<u32> {
     name.split('.')
@@ -434,8 +453,20 @@ fn plan_tensor(
     if !experts.is_empty() {
         shape.insert(0, experts.len() as u64);
     }
-    let (ggml_type, why) = choose_type(&name, &shape, target);
-    fallbacks.extend(why);
+    let ggml_type = match t.dtype {
+        // Already in a ggml block type (repacked from the checkpoint's own quantization): kept.
+        DType::Ggml(g) if experts.is_empty() && transforms.is_empty() => g,
+        DType::Ggml(g) => {
+            return Err(Error::Unsupported(format!(
+                "tensor '{hf_name}' ({name}) is already {g} and cannot be transformed or stacked"
+            )))
+        }
+        _ => {
+            let (ggml_type, why) = choose_type(&name, &shape, target);
+            fallbacks.extend(why);
+            ggml_type
+        }
+    };
     Ok(PlannedTensor {
         name,
         source: t.clone(),

@@ -244,6 +244,12 @@ impl PlannedTensor {
         if !self.experts.is_empty() {
             return self.into_stacked_tensor();
         }
+        if matches!(self.source.dtype, DType::Ggml(_)) {
+            // Already encoded (an architecture repacked it): written as it is.
+            let mut t = self.source;
+            t.name = self.name;
+            return t;
+        }
         let PlannedTensor {
             name,
             source,
@@ -455,6 +461,13 @@ fn plan_rows(
                 index =
                     permute_index(&index, shape[0], *heads).map_err(|m| source_err(source, m))?;
             }
+            Transform::NeoxRotary {
+                head_dim,
+                rotary_dim,
+            } => {
+                let perm = neox_rotary_index(index.len(), *head_dim as usize, *rotary_dim as usize);
+                index = perm.into_iter().map(|i| index[i]).collect();
+            }
             Transform::TruncateRows { rows: keep } => index.truncate(*keep as usize),
             Transform::SkipRows { rows } => {
                 let n = (*rows as usize).min(index.len());
@@ -649,6 +662,26 @@ fn permute_index(
         .collect())
 }
 
+/// GLM-4's `normal_to_neox` as a row map: entry `new_row` is the source row (see
+/// [`Transform::NeoxRotary`]; `rows` a multiple of `head_dim`, `rotary_dim` even and at most
+/// `head_dim`).
+pub fn neox_rotary_index(rows: usize, head_dim: usize, rotary_dim: usize) -> Vec<usize> {
+    let half = rotary_dim / 2;
+    (0..rows)
+        .map(|new_row| {
+            let (h, within) = (new_row / head_dim, new_row % head_dim);
+            let old = if within < half {
+                2 * within
+            } else if within < rotary_dim {
+                2 * (within - half) + 1
+            } else {
+                within
+            };
+            h * head_dim + old
+        })
+        .collect()
+}
+
 /// Whole-tensor path (transposes need every row at once).
 fn convert_whole(
     source: &Tensor,
@@ -681,11 +714,38 @@ fn convert_whole(
             }
             Transform::Transpose => transpose(&data, shape[0] as usize, shape[1] as usize),
             Transform::SqueezeDim1 => data,
+            Transform::NeoxRotary {
+                head_dim,
+                rotary_dim,
+            } => {
+                let rows = shape.first().copied().unwrap_or(1) as usize;
+                let row_len = data.len() / rows.max(1);
+                neox_rotary_index(rows, *head_dim as usize, *rotary_dim as usize)
+                    .into_iter()
+                    .flat_map(|r| data[r * row_len..(r + 1) * row_len].iter().copied())
+                    .collect()
+            }
         };
         shape = t.output_shape(&shape);
     }
     let n_per_row = out_shape.last().copied().unwrap_or(1) as usize;
     encode(ggml_type, &data, n_per_row)
+}
+
+#[cfg(test)]
+mod neox_tests {
+    #[test]
+    fn neox_rotary_index_reorders_the_rotary_rows_of_each_head() {
+        // Two heads of 8 rows, 4 of them rotary: evens, odds, then the rest unchanged.
+        let want: Vec<usize> = [0, 2, 1, 3, 4, 5, 6, 7]
+            .iter()
+            .chain(&[8, 10, 9, 11, 12, 13, 14, 15])
+            .copied()
+            .collect();
+        assert_eq!(super::neox_rotary_index(16, 8, 4), want);
+        // Fully rotary heads of 4: 0 2 1 3.
+        assert_eq!(super::neox_rotary_index(4, 4, 4), vec![0, 2, 1, 3]);
+    }
 }
 
 #[cfg(test)]

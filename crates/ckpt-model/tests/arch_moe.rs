@@ -21,9 +21,24 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the generator wrote it.
+/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the generator wrote it; MXFP4
+/// blocks and scales (uint8) hold (7i + 3k) % 256 and 118 + (i + k) % 8.
 fn tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
     let n: u64 = shape.iter().product();
+    if name.ends_with("_blocks") || name.ends_with("_scales") {
+        let blocks = name.ends_with("_blocks");
+        return Tensor::computed(name, DType::U8, shape, move || {
+            Ok((0..n)
+                .map(|i| {
+                    if blocks {
+                        ((7 * i + 3 * k) % 256) as u8
+                    } else {
+                        (118 + (i + k) % 8) as u8
+                    }
+                })
+                .collect())
+        });
+    }
     Tensor::computed(name, DType::F32, shape, move || {
         Ok((0..n)
             .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
@@ -44,8 +59,9 @@ fn setup(
     let dir = tmp.path().join(format!("tiny-{case}"));
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(fx.join("config.json"), dir.join("config.json")).unwrap();
-    let (tok_dir, files): (&str, &[&str]) = match expected["tokenizer"].as_str().unwrap() {
-        "bpe" => (
+    let tok = expected["tokenizer"].as_str().unwrap();
+    let (tok_dir, files): (&str, &[&str]) = match tok {
+        "bpe" | "glm" => (
             "gguf/tiny-smol-bpe",
             &[
                 "tokenizer.json",
@@ -64,6 +80,9 @@ fn setup(
             std::fs::copy(src, dir.join(f)).unwrap();
         }
     }
+    if tok == "glm" {
+        glm_tokenizer(&dir.join("tokenizer.json"));
+    }
     let mut list: Vec<(String, Vec<u64>)> =
         serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
             .unwrap();
@@ -75,6 +94,26 @@ fn setup(
         .map(|(k, (n, s))| tensor(&n, s, k as u64))
         .collect();
     (tmp, dir, ck, expected)
+}
+
+/// The tiny BPE tokenizer with GLM's added tokens, as the generator renames them.
+fn glm_tokenizer(path: &Path) {
+    let mut tok: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (old, new) in [
+        ("<repo_name>", "<|user|>"),
+        ("<file_sep>", "[gMASK]"),
+        ("<filename>", "<|observation|>"),
+    ] {
+        for t in tok["added_tokens"].as_array_mut().unwrap() {
+            if t["content"] == old {
+                t["content"] = Value::from(new);
+            }
+        }
+        let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+        let id = vocab.shift_remove(old).unwrap();
+        vocab.insert(new.to_string(), id);
+    }
+    std::fs::write(path, serde_json::to_string(&tok).unwrap()).unwrap();
 }
 
 fn check(case: &str) {
@@ -185,6 +224,52 @@ fn a_fused_input_linear_of_the_wrong_height_is_refused_by_name() {
 #[test]
 fn gpt_oss_splits_interleaved_gate_up_experts_and_keeps_the_sinks() {
     check("gpt_oss");
+}
+
+#[test]
+fn glm4_moe_keeps_the_nextn_layer_and_its_tensors() {
+    check("glm4moe");
+}
+
+#[test]
+fn apertus_writes_its_xielu_scalars_as_kv_arrays() {
+    check("apertus");
+}
+
+#[test]
+fn gpt_oss_mxfp4_experts_are_repacked_first_as_the_converter_does() {
+    check("gpt_oss_mxfp4");
+}
+
+#[test]
+fn mxfp4_scales_without_their_blocks_are_refused_by_name() {
+    let err = convert_err("gpt_oss_mxfp4", |list| {
+        list.retain(|(n, _)| n != "model.layers.1.mlp.experts.gate_up_proj_blocks")
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.1.mlp.experts.gate_up_proj_scales' have no 'model.layers.1.mlp.experts.gate_up_proj_blocks'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn mxfp4_blocks_that_disagree_with_their_scales_are_refused_by_name() {
+    let err = convert_err("gpt_oss_mxfp4", |list| {
+        for (n, s) in list.iter_mut() {
+            if n == "model.layers.0.mlp.experts.down_proj_scales" {
+                s[1] -= 1;
+            }
+        }
+    });
+    assert!(matches!(err, ckpt_core::Error::Invalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("'model.layers.0.mlp.experts.down_proj_blocks'")
+            && msg.contains("expected U8 blocks"),
+        "{msg}"
+    );
 }
 
 #[test]

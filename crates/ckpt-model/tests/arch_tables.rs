@@ -91,7 +91,7 @@ fn check(case: &str) {
         };
         std::fs::copy(src, dir.join(f)).unwrap();
     }
-    if case == "glm4" {
+    if case == "glm4" || case == "glm4_mrope" {
         // GLM-4's converter needs the added token <|user|> (as the generator renamed it).
         let path = dir.join("tokenizer.json");
         let mut tok: Value =
@@ -206,6 +206,11 @@ fn ernie4_5_writes_add_space_prefix_after_the_vocabulary() {
 #[test]
 fn glm4_takes_partial_rope_dims_and_eot_from_the_added_tokens() {
     check("glm4");
+}
+
+#[test]
+fn glm4_with_mrope_sections_reorders_q_and_k_to_neox() {
+    check("glm4_mrope");
 }
 
 #[test]

@@ -145,3 +145,56 @@ fn unsupported_architecture_lists_the_supported_ones() {
     );
     assert!(!work.path().join("x.gguf").exists());
 }
+
+/// GPT-OSS as released (MXFP4 experts): `--outtype f16` keeps the experts MXFP4 and labels the
+/// file MOSTLY_MXFP4_MOE; a one-step K-quant would requantize them, which llama-quantize refuses
+/// ("requantizing from type mxfp4 is disabled"), and so does ckpt, writing nothing.
+#[test]
+fn an_mxfp4_gpt_oss_folder_keeps_its_experts_and_refuses_requantizing_them() {
+    let work = tempfile::tempdir().unwrap();
+    let folder = work.path().join("tiny-gpt_oss_mxfp4");
+    crate::ollama_cli::arch_moe_folder(&folder, "gpt_oss_mxfp4");
+    let f16 = work.path().join("f16.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .args(["--json", "convert"])
+        .arg(&folder)
+        .arg(&f16)
+        .args(["--outtype", "f16"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = ckpt_gguf::GgufFile::open(&f16).unwrap();
+    let ft = f
+        .kvs
+        .iter()
+        .find(|(k, _)| k == "general.file_type")
+        .map(|(_, v)| format!("{v:?}"))
+        .unwrap();
+    assert!(ft.contains("38"), "MOSTLY_MXFP4_MOE: {ft}");
+    let first = &f.tensors()[0];
+    assert_eq!(first.name, "blk.0.ffn_down_exps.weight");
+    assert_eq!(
+        first.dtype,
+        ckpt_core::DType::Ggml(ckpt_core::GgmlType::MXFP4)
+    );
+
+    let q4 = work.path().join("q4.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(&folder)
+        .arg(&q4)
+        .args(["--outtype", "q4_k_m"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ffn_down_exps.weight is already quantized (MXFP4)"),
+        "{stderr}"
+    );
+    assert!(!q4.exists(), "nothing may be written");
+}

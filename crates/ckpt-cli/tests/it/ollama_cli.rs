@@ -435,7 +435,15 @@ fn a_split_gguf_becomes_one_model_layer() {
 /// tensor list transformers wrote, values rebuilt as the generator assigns them) with the tiny
 /// BPE tokenizer and its ChatML template.
 fn tiny_moe_folder(dir: &Path) {
-    let moe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch-moe/qwen3moe");
+    arch_moe_folder(dir, "qwen3moe");
+}
+
+/// The Hugging Face folder of an arch-moe fixture case with a BPE tokenizer: F32 values, and
+/// MXFP4 `_blocks`/`_scales` as U8, as scripts/gen-arch-moe-fixtures.py assigns them.
+pub(crate) fn arch_moe_folder(dir: &Path, case: &str) {
+    let moe = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/arch-moe")
+        .join(case);
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(moe.join("config.json"), dir.join("config.json")).unwrap();
     for f in [
@@ -455,13 +463,23 @@ fn tiny_moe_folder(dir: &Path) {
     let mut data = Vec::new();
     for (k, (name, shape)) in list.iter().enumerate() {
         let n: u64 = shape.iter().product();
+        let k = k as u64;
         let start = data.len();
-        for i in 0..n {
-            data.extend_from_slice(&((((i + 5 * k as u64) % 13) as f32) * 0.125).to_le_bytes());
-        }
+        let dtype = if name.ends_with("_blocks") {
+            data.extend((0..n).map(|i| ((7 * i + 3 * k) % 256) as u8));
+            "U8"
+        } else if name.ends_with("_scales") {
+            data.extend((0..n).map(|i| (118 + (i + k) % 8) as u8));
+            "U8"
+        } else {
+            for i in 0..n {
+                data.extend_from_slice(&((((i + 5 * k) % 13) as f32) * 0.125).to_le_bytes());
+            }
+            "F32"
+        };
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
         );
     }
     let mut h = serde_json::to_vec(&header).unwrap();
@@ -530,6 +548,49 @@ fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
         let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
         assert_eq!(v["details"]["family"], "qwen3moe", "{tag}: {v}");
         assert_eq!(v["details"]["quantization_level"], "F16", "{tag}: {v}");
+    }
+}
+
+/// New families through `ollama create --from FOLDER`: GPT-OSS as released (MXFP4 experts
+/// kept MXFP4, file type MXFP4_MOE, Ollama's "thinking" capability) and Apertus.
+#[test]
+fn gpt_oss_mxfp4_and_apertus_folders_become_ollama_models() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    for (case, tag, family, level) in [
+        ("gpt_oss_mxfp4", "gptoss:mxfp4", "gpt-oss", "MXFP4_MOE"),
+        ("apertus", "apertus:f16", "apertus", "F16"),
+    ] {
+        let folder = work.path().join(format!("tiny-{case}"));
+        arch_moe_folder(&folder, case);
+        let out = ckpt(&store)
+            .args(["ollama", "create", tag, "--from"])
+            .arg(&folder)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let show = ckpt(&store)
+            .args(["--json", "ollama", "show", tag])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        assert_eq!(v["details"]["family"], family, "{tag}: {v}");
+        assert_eq!(v["details"]["quantization_level"], level, "{tag}: {v}");
+        if case == "gpt_oss_mxfp4" {
+            let caps = v["capabilities"].to_string();
+            assert!(caps.contains("thinking"), "{tag}: {v}");
+            if let Some(ts) = v["tensors"].as_array() {
+                let gate = ts
+                    .iter()
+                    .find(|t| t["name"] == "blk.0.ffn_gate_exps.weight")
+                    .unwrap();
+                assert_eq!(gate["type"], "MXFP4", "{tag}: the experts stay MXFP4");
+            }
+        }
     }
 }
 

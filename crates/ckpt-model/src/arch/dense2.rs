@@ -43,7 +43,7 @@ pub static GLM4: Family = Family {
     permute_qk: false,
     vocab: Vocab::Gpt2,
     hooks: Hooks {
-        tensor_first: Some(glm4_refuse_mrope),
+        transforms: Some(glm4_mrope_neox),
         vocab: Some(glm4_special_tokens),
         ..Hooks::NONE
     },
@@ -82,15 +82,56 @@ fn glm4_rope_dims(ctx: &mut ParamContext) -> Result<()> {
     Ok(())
 }
 
-/// With M-RoPE sections the converter reorders Q/K rows to NeoX order, which ckpt does not do.
-fn glm4_refuse_mrope(_t: &TensorRef, hp: &Hparams) -> Result<Option<TensorAction>> {
-    if super::rope_parameters(hp).contains_key("mrope_section") {
-        return Err(Error::Unsupported(format!(
-            "{}: GLM-4 with M-RoPE sections (mrope_section) is not supported",
-            hp.path.display()
-        )));
+/// `Glm4Model.modify_tensors` with M-RoPE sections: Q/K weights and biases reordered to NeoX
+/// order (`normal_to_neox`) over the rotary part of each head.
+fn glm4_mrope_neox(
+    t: &TensorRef,
+    hp: &Hparams,
+    _name: &str,
+    transforms: &mut Vec<super::Transform>,
+) -> Result<()> {
+    let rp = super::rope_parameters(hp);
+    if !rp.contains_key("mrope_section") {
+        return Ok(());
     }
-    Ok(None)
+    const QK: [&str; 4] = [
+        "q_proj.weight",
+        "q_proj.bias",
+        "k_proj.weight",
+        "k_proj.bias",
+    ];
+    if !QK.iter().any(|s| t.name.ends_with(s)) {
+        return Ok(());
+    }
+    let heads = hp.require_u32(&["num_attention_heads"])?;
+    if heads == 0 {
+        return Err(Error::invalid(&hp.path, "num_attention_heads is 0"));
+    }
+    let head_dim = match hp.find_u32(&["head_dim"])? {
+        Some(d) => d,
+        None => hp.require_u32(&["hidden_size"])? / heads,
+    };
+    let factor = match rp.get("partial_rotary_factor") {
+        Some(v) => v.as_f64().ok_or_else(|| {
+            Error::invalid(
+                &hp.path,
+                format!("partial_rotary_factor is {v}, expected a number"),
+            )
+        })?,
+        None => 0.5,
+    };
+    let rotary_dim = (head_dim as f64 * factor).trunc() as u64;
+    if !rotary_dim.is_multiple_of(2) {
+        return Err(Error::invalid(
+            &hp.path,
+            format!("M-RoPE needs an even rotary dimension; head_dim {head_dim} x partial_rotary_factor {factor} = {rotary_dim}"),
+        ));
+    }
+    transforms.push(super::Transform::NeoxRotary {
+        head_dim: head_dim as u64,
+        rotary_dim,
+    });
+    Ok(())
 }
 
 /// The id of an added token of tokenizer.json (transformers' `get_added_vocab()`).
@@ -416,4 +457,97 @@ fn lfm2_squeeze_conv(
         transforms.push(super::Transform::SqueezeDim1);
     }
     Ok(())
+}
+
+/// `ApertusForCausalLM` ("apertus"): `LlamaModel` without the Q/K permutation, q/k norms,
+/// `attention_layernorm`/`feedforward_layernorm`, an up/down MLP with xIELU activations whose
+/// per-layer scalars become KV arrays; Llama 3 rope factors.
+pub static APERTUS: Family = Family {
+    hf_names: &["ApertusForCausalLM"],
+    gguf_arch: "apertus",
+    model_type: "apertus",
+    tensors: &[
+        Kind::TokenEmbd,
+        Kind::OutputNorm,
+        Kind::Output,
+        Kind::RopeFreqs,
+        Kind::AttnNorm,
+        Kind::AttnQ,
+        Kind::AttnK,
+        Kind::AttnV,
+        Kind::AttnOut,
+        Kind::AttnQNorm,
+        Kind::AttnKNorm,
+        Kind::FfnNorm,
+        Kind::FfnDown,
+        Kind::FfnUp,
+    ],
+    defaults: &[
+        Dflt::Int("max_position_embeddings", 65536),
+        Dflt::Copy("num_key_value_heads", "num_attention_heads"),
+        Dflt::Num("rms_norm_eps", 1e-5),
+        Dflt::RopeTheta(12_000_000.0),
+    ],
+    text_params: true,
+    params: super::llama::LLAMA_PARAMS,
+    permute_qk: false,
+    vocab: Vocab::Llama,
+    hooks: Hooks {
+        sources: Some(apertus_xielu),
+        ..super::llama::LLAMA_HOOKS
+    },
+};
+
+/// `ApertusModel.modify_tensors`: each layer's `mlp.act_fn.{alpha_n, alpha_p, beta, eps}`
+/// scalar is collected (by block) and, once every layer has one, written as the float array
+/// `xielu.{name}` (no architecture prefix) in block order; the tensors themselves are not written. The arrays
+/// appear in the order they are completed while reading the checkpoint.
+fn apertus_xielu(
+    tensors: Vec<ckpt_core::Tensor>,
+    hp: &Hparams,
+    kv: &mut crate::kv::KvList,
+) -> Result<Vec<ckpt_core::Tensor>> {
+    use std::collections::BTreeMap;
+    const PARAMS: [&str; 4] = ["alpha_n", "alpha_p", "beta", "eps"];
+    let n_layers = hp.require_u32(&["num_hidden_layers"])? as usize;
+    let mut seen: [BTreeMap<u32, f32>; 4] = Default::default();
+    let mut rest = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let Some(p) = PARAMS
+            .iter()
+            .position(|p| t.name.ends_with(&format!(".act_fn.{p}")))
+        else {
+            rest.push(t);
+            continue;
+        };
+        let Some(bid) = t
+            .name
+            .split('.')
+            .find(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            return Err(Error::invalid(
+                &hp.path,
+                format!("xIELU parameter '{}' has no layer number", t.name),
+            ));
+        };
+        let values = crate::tensors::source_f32(&t)?;
+        if values.len() != 1 {
+            return Err(Error::invalid(
+                &hp.path,
+                format!(
+                    "xIELU parameter '{}' has shape {:?}, expected a single value",
+                    t.name, t.shape
+                ),
+            ));
+        }
+        seen[p].insert(bid, values[0]);
+        if seen[p].len() == n_layers {
+            kv.array(
+                &format!("xielu.{}", PARAMS[p]),
+                ckpt_gguf::GgufValue::f32_array(seen[p].values().copied()),
+            );
+        }
+    }
+    Ok(rest)
 }

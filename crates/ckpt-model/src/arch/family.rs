@@ -77,6 +77,7 @@ pub enum Vocab {
 pub type ExtraTensorsFn = fn(&Hparams, &mut KvList) -> Result<Vec<Tensor>>;
 pub type TensorFirstFn = fn(&TensorRef, &Hparams) -> Result<Option<TensorAction>>;
 pub type ExpandFn = fn(&Tensor, Option<u32>, &Hparams, u32) -> Result<Option<Vec<Tensor>>>;
+pub type SourcesFn = fn(Vec<Tensor>, &Hparams, &mut KvList) -> Result<Vec<Tensor>>;
 pub type TransformsFn = fn(&TensorRef, &Hparams, &str, &mut Vec<Transform>) -> Result<()>;
 
 /// Code for what the tables cannot say.
@@ -100,6 +101,8 @@ pub struct Hooks {
     /// Splits or drops a checkpoint tensor before anything else (see
     /// [`Architecture::expand`]).
     pub expand: Option<ExpandFn>,
+    /// Rewrites the whole checkpoint tensor list first (see [`Architecture::sources`]).
+    pub sources: Option<SourcesFn>,
 }
 
 /// How a mixture-of-experts family's per-expert tensors are stacked, the way the converter's
@@ -127,6 +130,7 @@ impl Hooks {
         vocab: None,
         experts: None,
         expand: None,
+        sources: None,
     };
 }
 
@@ -291,6 +295,12 @@ const EXPORTABLE: &[&str] = &["llama", "qwen2", "qwen3", "seed_oss", "ernie4_5"]
 impl Architecture for Family {
     fn experts(&self) -> Option<&'static Experts> {
         self.hooks.experts
+    }
+    fn sources(&self, tensors: Vec<Tensor>, hp: &Hparams, kv: &mut KvList) -> Result<Vec<Tensor>> {
+        match self.hooks.sources {
+            Some(f) => f(tensors, hp, kv),
+            None => Ok(tensors),
+        }
     }
     fn expand(
         &self,

@@ -91,10 +91,9 @@ pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
     let factor = num("factor", 8.0);
     let low_ff = num("low_freq_factor", 1.0);
     let high_ff = num("high_freq_factor", 4.0);
-    let old_ctx = hp
-        .get("original_max_position_embeddings")
-        .and_then(Value::as_f64)
-        .unwrap_or(8192.0);
+    // From the rope parameters (where Llama 3 and Apertus configs keep it; a top-level value is
+    // mirrored there), as the converter reads it.
+    let old_ctx = num("original_max_position_embeddings", 8192.0);
     let low_wavelen = old_ctx / low_ff;
     let high_wavelen = old_ctx / high_ff;
     let two_pi = (2.0 * std::f64::consts::PI) as f32;

@@ -49,6 +49,9 @@ pub enum Transform {
     /// torch's `squeeze(1)`: drops dimension 1 when it has size 1 (LFM2's short-conv kernels
     /// [C, 1, L] -> [C, L]); the data is unchanged.
     SqueezeDim1,
+    /// GLM-4's `normal_to_neox` (M-RoPE checkpoints): within each head of `head_dim` rows, the
+    /// first `rotary_dim` rows reordered even rows first, then odd ones; the rest unchanged.
+    NeoxRotary { head_dim: u64, rotary_dim: u64 },
 }
 
 impl Transform {
@@ -82,6 +85,22 @@ impl Transform {
             Transform::SqueezeDim1 if shape.len() == 2 && shape[1] == 1 => Err(format!(
                 "squeezing dimension 1 of shape {shape:?} would leave a vector (not supported)"
             )),
+            Transform::NeoxRotary {
+                head_dim,
+                rotary_dim,
+            } => {
+                let rows = shape.first().copied().unwrap_or(1);
+                if *head_dim == 0
+                    || !rows.is_multiple_of(*head_dim)
+                    || rotary_dim > head_dim
+                    || !rotary_dim.is_multiple_of(2)
+                {
+                    return Err(format!(
+                        "{rows} rows cannot be split into heads of {head_dim} rows with {rotary_dim} rotary ones (an even number)"
+                    ));
+                }
+                Ok(())
+            }
             Transform::AddOne { .. } | Transform::Transpose | Transform::SqueezeDim1 => Ok(()),
         }
     }
@@ -194,6 +213,20 @@ pub trait Architecture: Sync {
     fn experts(&self) -> Option<&'static family::Experts> {
         None
     }
+    /// Rewrites the checkpoint's whole tensor list (after FP8 dequantization, before
+    /// anything else); KVs added here follow those of [`Architecture::extra_tensors`]. GPT-OSS
+    /// repacks its MXFP4 expert blocks and scales into GGUF MXFP4 tensors that come first, as
+    /// the converter's `generate_extra_tensors` writes them (a tensor whose dtype is already a
+    /// ggml block type is written as it is); Apertus turns its per-layer xIELU scalars into
+    /// KV arrays.
+    fn sources(
+        &self,
+        tensors: Vec<ckpt_core::Tensor>,
+        _hp: &Hparams,
+        _kv: &mut KvList,
+    ) -> Result<Vec<ckpt_core::Tensor>> {
+        Ok(tensors)
+    }
     /// Replaces one checkpoint tensor (after the generic drops, before experts are gathered and
     /// names mapped) by the tensors the converter's `modify_tensors` makes of it: `None` keeps
     /// it as it is, an empty list drops it (DeepSeek's multi-token-prediction layers), several
@@ -255,6 +288,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &bert::NomicBert,
     &bert::XlmRoberta,
     &bert::ModernBert,
+    &dense2::APERTUS,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

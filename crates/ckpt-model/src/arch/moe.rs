@@ -794,9 +794,10 @@ const GPT_OSS_TENSORS: &[Kind] = &[
     Kind::FfnUpExps,
 ];
 
-/// `GptOssForCausalLM` ("gpt-oss"), bf16 checkpoints: experts stored stacked and transposed
+/// `GptOssForCausalLM` ("gpt-oss"). bf16 checkpoints: experts stored stacked and transposed
 /// (`gate_up_proj` [experts, hidden, 2 * ffn] with gate and up interleaved, `down_proj`
-/// [experts, ffn, hidden]) and their biases; attention sinks. MXFP4 checkpoints are refused.
+/// [experts, ffn, hidden]) and their biases; attention sinks. MXFP4 checkpoints (as released):
+/// the expert blocks and scales repacked into GGUF MXFP4 tensors, written first.
 pub static GPT_OSS: Family = Family {
     hf_names: &["GptOssForCausalLM"],
     gguf_arch: "gpt-oss",
@@ -820,6 +821,7 @@ pub static GPT_OSS: Family = Family {
     vocab: Vocab::Gpt2,
     hooks: Hooks {
         expand: Some(gpt_oss_split),
+        sources: Some(gpt_oss_mxfp4),
         ..Hooks::NONE
     },
 };
@@ -834,8 +836,9 @@ fn gpt_oss_split(
     use super::split::per_outer_row;
     let name = &t.name;
     if name.ends_with("_blocks") || name.ends_with("_scales") {
+        // The experts' were repacked by `gpt_oss_mxfp4`; the converter maps no others.
         return Err(Error::Unsupported(format!(
-            "tensor '{name}': MXFP4 expert blocks are not supported yet (bf16 GPT-OSS checkpoints are)"
+            "tensor '{name}': MXFP4 blocks/scales are supported for mlp.experts.down_proj and mlp.experts.gate_up_proj only"
         )));
     }
     if name.contains("sinks") {
@@ -935,4 +938,146 @@ fn transpose_into(
             dst[d..d + elem].copy_from_slice(&src[s..s + elem]);
         }
     }
+}
+
+/// The MXFP4 expert weights of a GPT-OSS checkpoint, as `GptOssModel.generate_extra_tensors`
+/// repacks them: for every `mlp.experts.down_proj_scales` (with its `_blocks`), one
+/// `down_proj.weight`; for every `mlp.experts.gate_up_proj_scales`, `gate_proj.weight` from the
+/// even rows and `up_proj.weight` from the odd ones. They come before all other tensors, in
+/// the order of their scales; the blocks and scales themselves are consumed.
+fn gpt_oss_mxfp4(
+    tensors: Vec<Tensor>,
+    hp: &Hparams,
+    _kv: &mut crate::kv::KvList,
+) -> Result<Vec<Tensor>> {
+    const DOWN: &str = "mlp.experts.down_proj";
+    const GATE_UP: &str = "mlp.experts.gate_up_proj";
+    let is_expert_mx = |n: &str| {
+        [DOWN, GATE_UP]
+            .iter()
+            .any(|w| n.ends_with(&format!("{w}_blocks")) || n.ends_with(&format!("{w}_scales")))
+    };
+    if !tensors.iter().any(|t| is_expert_mx(&t.name)) {
+        return Ok(tensors);
+    }
+    let by_name: std::collections::HashMap<&str, &Tensor> =
+        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut repacked = Vec::new();
+    for t in &tensors {
+        let name = t.name.as_str();
+        if let Some(base) = name.strip_suffix("_blocks") {
+            if is_expert_mx(name) && !by_name.contains_key(format!("{base}_scales").as_str()) {
+                return Err(Error::invalid(
+                    &hp.path,
+                    format!("MXFP4 tensor '{name}' has no '{base}_scales' in the checkpoint"),
+                ));
+            }
+            continue;
+        }
+        let Some(base) = name.strip_suffix("_scales") else {
+            continue;
+        };
+        if !is_expert_mx(name) {
+            continue;
+        }
+        let blocks_name = format!("{base}_blocks");
+        let Some(blocks) = by_name.get(blocks_name.as_str()) else {
+            return Err(Error::invalid(
+                &hp.path,
+                format!("MXFP4 scales '{name}' have no '{blocks_name}' in the checkpoint"),
+            ));
+        };
+        if let Some(prefix) = base.strip_suffix("down_proj") {
+            repacked.push(repack_mxfp4(
+                format!("{prefix}down_proj.weight"),
+                blocks,
+                t,
+                None,
+                &hp.path,
+            )?);
+        } else if let Some(prefix) = base.strip_suffix("gate_up_proj") {
+            for (part, parity) in [("gate_proj", 0), ("up_proj", 1)] {
+                repacked.push(repack_mxfp4(
+                    format!("{prefix}{part}.weight"),
+                    blocks,
+                    t,
+                    Some(parity),
+                    &hp.path,
+                )?);
+            }
+        }
+    }
+    repacked.extend(tensors.into_iter().filter(|t| !is_expert_mx(&t.name)));
+    Ok(repacked)
+}
+
+/// One GGUF MXFP4 tensor [experts, rows, 32 * nb] from `blocks` [experts, R, nb, 16] and
+/// `scales` [experts, R, nb] (both U8): all R rows, or with `every_other = Some(p)` rows
+/// p, p + 2, …. Each 17-byte block is the scale byte (E8M0, unchanged) and 16 bytes where byte
+/// q holds element q (low nibble) and element q + 16 (high); the checkpoint's byte j holds
+/// elements 2j (low) and 2j + 1 (high). Produced by bands of rows, only bytes moved.
+fn repack_mxfp4(
+    name: String,
+    blocks: &Tensor,
+    scales: &Tensor,
+    every_other: Option<usize>,
+    config: &std::path::Path,
+) -> Result<Tensor> {
+    use ckpt_core::{DType, GgmlType};
+    let s = &blocks.shape;
+    let ok = blocks.dtype == DType::U8
+        && scales.dtype == DType::U8
+        && s.len() == 4
+        && s[3] == 16
+        && scales.shape.as_slice() == &s[..3]
+        && (every_other.is_none() || s[1].is_multiple_of(2));
+    if !ok {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "MXFP4 tensors '{}' ({}, shape {:?}) and '{}' ({}, shape {:?}): expected U8 blocks [experts, rows, blocks, 16] and U8 scales [experts, rows, blocks]{}",
+                blocks.name,
+                blocks.dtype,
+                blocks.shape,
+                scales.name,
+                scales.dtype,
+                scales.shape,
+                if every_other.is_some() { " with an even number of rows (gate and up interleaved)" } else { "" }
+            ),
+        ));
+    }
+    let (experts, src_rows, nb) = (s[0] as usize, s[1] as usize, s[2] as usize);
+    let rows = if every_other.is_some() {
+        src_rows / 2
+    } else {
+        src_rows
+    };
+    let row_bytes = nb * 17;
+    let (b, sc) = (blocks.clone(), scales.clone());
+    Ok(Tensor::from_rows(
+        name,
+        DType::Ggml(GgmlType::MXFP4),
+        vec![experts as u64, rows as u64, (nb * 32) as u64],
+        experts * rows,
+        row_bytes,
+        move |range, dst| {
+            for (i, out_row) in range.enumerate() {
+                let (e, j) = (out_row / rows, out_row % rows);
+                let src = e * src_rows + every_other.map_or(j, |p| 2 * j + p);
+                let qs = super::split::read_rows(&b, src..src + 1, nb * 16)?;
+                let es = super::split::read_rows(&sc, src..src + 1, nb)?;
+                let out = &mut dst[i * row_bytes..(i + 1) * row_bytes];
+                for k in 0..nb {
+                    let block = &mut out[k * 17..(k + 1) * 17];
+                    block[0] = es[k];
+                    let src = &qs[k * 16..(k + 1) * 16];
+                    let nibble = |m: usize| (src[m / 2] >> (4 * (m % 2))) & 0x0F;
+                    for q in 0..16 {
+                        block[1 + q] = nibble(q) | (nibble(q + 16) << 4);
+                    }
+                }
+            }
+            Ok(())
+        },
+    ))
 }

@@ -218,6 +218,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.operator_norm",
             "layers.{bid}.input_layernorm",
             "layers.{bid}.attn_norm",
+            "model.layers.{bid}.attention_layernorm",
         ],
     ),
     (
@@ -291,6 +292,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.ffn_norm",
             "layers.{bid}.post_attention_layernorm",
             "layers.{bid}.mlp_norm",
+            "model.layers.{bid}.feedforward_layernorm",
         ],
     ),
     (
