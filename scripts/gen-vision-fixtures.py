@@ -33,7 +33,8 @@ SEED = 0
 # Vision architectures the builder knows.
 VISION_ARCHS = [
     "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
-    "Qwen2_5_VLForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
+    "Idefics3ForConditionalGeneration",
 ]
 
 
@@ -122,20 +123,64 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "image_std": [0.26862954, 0.26130258, 0.27577711], "patch_size": {"height": 14, "width": 14},
             "size": {"longest_edge": 28},
         }, indent=2) + "\n")
-    elif arch == "Qwen2_5_VLForConditionalGeneration":
-        # Text model only (ckpt does not write Qwen2.5-VL projectors yet): multimodal rope
-        # sections over head_dim 16.
+    elif arch in ("Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration"):
+        # Multimodal rope sections over head_dim 16; a vision tower of at least 3 blocks (the
+        # converter maps the merger's mlp.2 only for block ids below the tower's block count).
+        # Qwen2.5-VL: window attention with full attention every 2 blocks, gated SiLU FFN.
+        # Qwen2-VL: LayerNorms, quick-GELU fc1/fc2, embed_dim as the width.
         vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
-        text = dict(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-                    max_position_embeddings=256, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0})
-        vis = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14, spatial_merge_size=2,
-                   temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
-        cfg = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vis)
+        width = 32 if small else 64
+        text = dict(vocab_size=vocab, hidden_size=width, num_hidden_layers=1 if small else 2, num_attention_heads=width // 16,
+                    num_key_value_heads=max(1, width // 32), intermediate_size=2 * width, max_position_embeddings=256,
+                    rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0})
+        if arch == "Qwen2_5_VLForConditionalGeneration":
+            vis = dict(depth=3 if small else 4, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=width, patch_size=14,
+                       spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1] if small else [1, 3])
+            cfg = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vis)
+        else:
+            vis = dict(depth=3, embed_dim=32, hidden_size=width, mlp_ratio=2, num_heads=2, patch_size=14, spatial_merge_size=2,
+                       temporal_patch_size=2)
+            cfg = tf.Qwen2VLConfig(text_config=text, vision_config=vis)
         cfg.architectures = [arch]
-        model = tf.Qwen2_5_VLForConditionalGeneration(cfg).to(torch_dtype).eval()
+        model = getattr(tf, arch)(cfg).to(torch_dtype).eval()
         _perturb_and_save(model, dst)
         for n in ["tokenizer.json", "tokenizer_config.json"]:
             shutil.copyfile(BPE_DIR / n, dst / n)
+        # What Qwen2VLImageProcessor writes (needs PIL/torchvision, so written by hand here).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "Qwen2VLImageProcessor",
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "max_pixels": 12845056, "merge_size": 2, "min_pixels": 3136,
+            "patch_size": 14, "processor_class": "Qwen2_5_VLProcessor" if arch.startswith("Qwen2_5") else "Qwen2VLProcessor",
+            "resample": 3, "rescale_factor": 0.00392156862745098, "temporal_patch_size": 2,
+        }, indent=2) + "\n")
+    elif arch in ("SmolVLMForConditionalGeneration", "Idefics3ForConditionalGeneration"):
+        # SmolVLM's layout: a Llama text model whose config names VLlama3ForCausalLM (the class
+        # the converter routes the text model to), a SigLIP-style tower, a pixel-shuffle
+        # connector (scale 2), the SmolLM BPE tokenizer.
+        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+        width = 32 if small else 64
+        tcfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=1 if small else 2, num_attention_heads=width // 16,
+                              num_key_value_heads=max(1, width // 32), intermediate_size=2 * width, max_position_embeddings=256)
+        text = dict(tcfg.to_dict(), architectures=["VLlama3ForCausalLM"])
+        vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1 if small else 2, num_attention_heads=2, image_size=28,
+                   patch_size=14)
+        if arch == "SmolVLMForConditionalGeneration":
+            cfg = tf.SmolVLMConfig(text_config=text, vision_config=tf.SmolVLMVisionConfig(**vis).to_dict(), scale_factor=2, image_token_id=10)
+        else:
+            cfg = tf.Idefics3Config(text_config=text, vision_config=tf.Idefics3VisionConfig(**vis).to_dict(), scale_factor=2, image_token_id=10)
+        cfg.architectures = [arch]
+        model = getattr(tf, arch)(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copyfile(BPE_DIR / n, dst / n)
+        # What Idefics3ImageProcessor writes (needs PIL/torchvision, so written by hand here).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_image_splitting": True, "do_normalize": True, "do_pad": True, "do_rescale": True,
+            "do_resize": True, "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Idefics3ImageProcessor",
+            "image_std": [0.5, 0.5, 0.5], "max_image_size": {"longest_edge": 28}, "processor_class": "Idefics3Processor",
+            "resample": 1, "rescale_factor": 0.00392156862745098, "size": {"longest_edge": 56},
+        }, indent=2) + "\n")
     else:
         raise SystemExit(f"unknown vision architecture {arch}")
 

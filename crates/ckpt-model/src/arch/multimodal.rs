@@ -16,6 +16,8 @@ pub struct TextOf {
     inner: &'static dyn Architecture,
     /// Text `model_type`s the converter handles with another class (refused, naming it).
     refuse: &'static [&'static str],
+    /// A name component the text class removes from tensor names (`text_model.`), or "".
+    strip: &'static str,
 }
 
 impl Architecture for TextOf {
@@ -51,6 +53,16 @@ impl Architecture for TextOf {
         self.inner.experts()
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if !self.strip.is_empty() && t.name.contains(self.strip) {
+            let name = t.name.replace(self.strip, "");
+            let renamed = TensorRef {
+                name: &name,
+                bid: t.bid,
+                dtype: t.dtype,
+                model_dir: t.model_dir,
+            };
+            return self.inner.tensor(&renamed, hp, block_count);
+        }
         self.inner.tensor(t, hp, block_count)
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
@@ -78,6 +90,7 @@ pub static GEMMA3_VLM: TextOf = TextOf {
     names: &["Gemma3ForConditionalGeneration"],
     inner: &super::gemma::Gemma3,
     refuse: &[],
+    strip: "",
 };
 
 /// LLaVA-style folders (Pixtral 12B, LLaVA 1.5): `LlamaModel` converts the text model.
@@ -85,6 +98,7 @@ pub static LLAVA: TextOf = TextOf {
     names: &["LlavaForConditionalGeneration"],
     inner: &super::llama::LLAMA,
     refuse: &[],
+    strip: "",
 };
 
 /// Mistral Small 3.1 / 3.2: `Mistral3Model` converts a Mistral text model as Llama under GGUF
@@ -94,6 +108,7 @@ pub static MISTRAL3: TextOf = TextOf {
     names: &["Mistral3ForConditionalGeneration"],
     inner: &MISTRAL3_TEXT,
     refuse: &["ministral3", "mistral4"],
+    strip: "",
 };
 
 static MISTRAL3_TEXT: family::Family = family::Family {
@@ -112,6 +127,7 @@ pub static QWEN2VL: TextOf = TextOf {
     ],
     inner: &QWEN2VL_TEXT,
     refuse: &[],
+    strip: "",
 };
 
 static QWEN2VL_TEXT: family::Family = family::Family {
@@ -120,4 +136,14 @@ static QWEN2VL_TEXT: family::Family = family::Family {
     model_type: "qwen2_vl",
     params: &[],
     ..super::qwen::QWEN2
+};
+
+/// SmolVLM / Idefics3: the converter routes the text model by `text_config.architectures`
+/// (`VLlama3ForCausalLM`) to `LlamaModel`, which removes `text_model.` from the names
+/// (`model.text_model.layers.*`).
+pub static SMOLVLM_TEXT: TextOf = TextOf {
+    names: &["VLlama3ForCausalLM"],
+    inner: &super::llama::LLAMA,
+    refuse: &[],
+    strip: "text_model.",
 };
