@@ -34,7 +34,7 @@ SEED = 0
 VISION_ARCHS = [
     "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
-    "Idefics3ForConditionalGeneration",
+    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration",
 ]
 
 
@@ -180,6 +180,31 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "do_resize": True, "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Idefics3ImageProcessor",
             "image_std": [0.5, 0.5, 0.5], "max_image_size": {"longest_edge": 28}, "processor_class": "Idefics3Processor",
             "resample": 1, "rescale_factor": 0.00392156862745098, "size": {"longest_edge": 56},
+        }, indent=2) + "\n")
+    elif arch == "Qwen3VLForConditionalGeneration":
+        # Qwen3 text (q/k norms, interleaved multimodal rope sections over head_dim 16), a vision
+        # tower of 3 blocks with learned position embeddings (16 = 4x4 patches of 16: image 64),
+        # DeepStack mergers reading blocks 0 and 1.
+        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
+        width = 32 if small else 64
+        text = dict(vocab_size=vocab, hidden_size=width, num_hidden_layers=1 if small else 2, num_attention_heads=width // 16,
+                    num_key_value_heads=max(1, width // 32), intermediate_size=2 * width, max_position_embeddings=256, head_dim=16,
+                    rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 5000000.0,
+                                     "mrope_interleaved": True})
+        vis = dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=width, patch_size=16, spatial_merge_size=2,
+                   temporal_patch_size=2, num_position_embeddings=16, deepstack_visual_indexes=[0, 1])
+        cfg = tf.Qwen3VLConfig(text_config=text, vision_config=vis)
+        cfg.architectures = [arch]
+        model = tf.Qwen3VLForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copyfile(BPE_DIR / n, dst / n)
+        # What Qwen2VLImageProcessor writes for Qwen3-VL (patch 16, mean/std 0.5).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+            "image_processor_type": "Qwen2VLImageProcessorFast", "image_std": [0.5, 0.5, 0.5], "merge_size": 2, "patch_size": 16,
+            "processor_class": "Qwen3VLProcessor", "resample": 3, "rescale_factor": 0.00392156862745098,
+            "size": {"longest_edge": 16777216, "shortest_edge": 65536}, "temporal_patch_size": 2,
         }, indent=2) + "\n")
     else:
         raise SystemExit(f"unknown vision architecture {arch}")

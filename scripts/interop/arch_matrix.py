@@ -107,6 +107,7 @@ ALL_ARCHS = [
     "Qwen2VLForConditionalGeneration",
     "SmolVLMForConditionalGeneration",
     "Idefics3ForConditionalGeneration",
+    "Qwen3VLForConditionalGeneration",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
@@ -114,7 +115,7 @@ ALL_ARCHS = [
 VISION_ARCHS = {
     "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
-    "Idefics3ForConditionalGeneration",
+    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration",
 }
 # Multimodal folders whose text model only is compared (ckpt writes no projector for them yet).
 VISION_TEXT_ONLY: set[str] = set()

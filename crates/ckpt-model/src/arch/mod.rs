@@ -290,6 +290,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &bert::XlmRoberta,
     &bert::ModernBert,
     &multimodal::SMOLVLM_TEXT,
+    &multimodal::QWEN3VL,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -147,3 +147,43 @@ pub static SMOLVLM_TEXT: TextOf = TextOf {
     refuse: &[],
     strip: "text_model.",
 };
+
+/// Qwen3-VL: `Qwen3VLTextModel` converts a Qwen3 text model under GGUF architecture "qwen3vl",
+/// adding the number of DeepStack layers (`vision_config.deepstack_visual_indexes`).
+pub static QWEN3VL: TextOf = TextOf {
+    names: &["Qwen3VLForConditionalGeneration"],
+    inner: &QWEN3VL_TEXT,
+    refuse: &[],
+    strip: "",
+};
+
+static QWEN3VL_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "qwen3vl",
+    model_type: "qwen3_vl",
+    params: &[
+        family::Param::Pooling,
+        family::Param::Custom(n_deepstack_layers),
+    ],
+    ..super::qwen::QWEN3
+};
+
+/// `{arch}.n_deepstack_layers`: the length of `vision_config.deepstack_visual_indexes`
+/// (transformers' default of three when a vision config does not set it, 0 without one).
+fn n_deepstack_layers(ctx: &mut ParamContext) -> Result<()> {
+    let n = match ctx.hp.get("vision_config") {
+        None => 0,
+        Some(v) => match v.get("deepstack_visual_indexes") {
+            None | Some(serde_json::Value::Null) => 3,
+            Some(serde_json::Value::Array(a)) => a.len() as u32,
+            Some(other) => {
+                return Err(ckpt_core::Error::invalid(
+                    &ctx.hp.path,
+                    format!("vision_config.deepstack_visual_indexes is {other}, expected a list"),
+                ))
+            }
+        },
+    };
+    ctx.kv.u32("qwen3vl.n_deepstack_layers", n);
+    Ok(())
+}

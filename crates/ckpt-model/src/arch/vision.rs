@@ -177,6 +177,7 @@ pub const VISION_TENSORS: &[Kind] = &[
     Kind::VMmInpNorm,
     Kind::VMmPatchMerger,
     Kind::VTokEmbdImgBreak,
+    Kind::VEncAttnQkv,
 ];
 
 fn map_vision(name: &str, bid: Option<u32>, block_count: u32, arch: &str) -> Result<String> {
@@ -776,11 +777,225 @@ impl VisionArch for Idefics3Vision {
     }
 }
 
+/// Qwen3-VL (`Qwen3VLVisionModel`): learned position embeddings, fused QKV kept fused, a Conv3D
+/// patch embedding split like Qwen2-VL's (with its bias), the merger as `mm.0`/`mm.2` after
+/// `v.post_ln`, and DeepStack mergers (`v.deepstack.{block}.*`) numbered by the vision block
+/// they read (`deepstack_visual_indexes`).
+pub struct Qwen3VLVision;
+
+impl Qwen3VLVision {
+    fn deepstack_indexes(v: &VisionHparams) -> Result<Vec<u32>> {
+        match v.vision.get("deepstack_visual_indexes") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &v.path,
+                        "vision_config.deepstack_visual_indexes must be a list of block numbers",
+                    )
+                }),
+            Some(other) => Err(Error::invalid(
+                &v.path,
+                format!("vision_config.deepstack_visual_indexes is {other}, expected a list"),
+            )),
+        }
+    }
+}
+
+impl VisionArch for Qwen3VLVision {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["Qwen3VLForConditionalGeneration"]
+    }
+    fn projector(&self) -> &'static str {
+        "qwen3vl_merger"
+    }
+    fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
+        match v.get("model_type").and_then(Value::as_str) {
+            Some("qwen3_vl_vision" | "qwen3_vl") => defaults(
+                v,
+                &[
+                    ("depth", Value::from(27)),
+                    ("hidden_size", Value::from(1152)),
+                    ("hidden_act", Value::from("gelu_pytorch_tanh")),
+                    ("intermediate_size", Value::from(4304)),
+                    ("num_heads", Value::from(16)),
+                    ("in_channels", Value::from(3)),
+                    ("patch_size", Value::from(16)),
+                    ("spatial_merge_size", Value::from(2)),
+                    ("temporal_patch_size", Value::from(2)),
+                    ("out_hidden_size", Value::from(3584)),
+                    ("num_position_embeddings", Value::from(2304)),
+                    ("deepstack_visual_indexes", Value::from(vec![8, 16, 24])),
+                ],
+            ),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "vision model type {} in {} (expected qwen3_vl_vision)",
+                    other.unwrap_or("(none)"),
+                    path.display()
+                )))
+            }
+        }
+        // The converter's image size when unset: sqrt(position embeddings) patches per side.
+        if !v.contains_key("image_size") {
+            let n = v
+                .get("num_position_embeddings")
+                .and_then(Value::as_f64)
+                .unwrap_or(2304.0);
+            let p = v.get("patch_size").and_then(Value::as_f64).unwrap_or(16.0);
+            v.insert("image_size".into(), Value::from((n.sqrt() * p) as u64));
+        }
+        let heads = v.get("num_heads").cloned().unwrap_or(Value::Null);
+        v.insert("num_attention_heads".into(), heads);
+        let depth = v.get("depth").cloned().unwrap_or(Value::Null);
+        v.insert("num_hidden_layers".into(), depth);
+        Ok(())
+    }
+    fn check(&self, _model_dir: &std::path::Path, v: &VisionHparams) -> Result<()> {
+        for i in Self::deepstack_indexes(v)? {
+            if i >= v.block_count {
+                return Err(Error::invalid(
+                    &v.path,
+                    format!(
+                        "vision_config.deepstack_visual_indexes has block {i}, the tower has {} blocks",
+                        v.block_count
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+    fn filter(&self, name: &str) -> Option<String> {
+        if name.starts_with("lm_head.") || name.starts_with("mtp.") {
+            return None;
+        }
+        let name = match name.strip_prefix("model.visual.") {
+            Some(rest) => format!("visual.{rest}"),
+            None => name.to_string(),
+        };
+        if !name.starts_with("visual.") {
+            return None;
+        }
+        base_filter(&name)
+    }
+    fn tensor(
+        &self,
+        name: &str,
+        bid: Option<u32>,
+        _dtype: DType,
+        v: &VisionHparams,
+    ) -> Result<VisionAction> {
+        let keep = |name: String| {
+            Ok(VisionAction::Keep {
+                name,
+                transforms: Vec::new(),
+            })
+        };
+        let unexpected = || {
+            Error::Unsupported(format!(
+                "unexpected Qwen3-VL vision tensor '{name}' (no rule for it; refusing to drop it silently)"
+            ))
+        };
+        if let Some(rest) = name.strip_prefix("visual.deepstack_merger_list.") {
+            let (i, target) = rest.split_once('.').ok_or_else(unexpected)?;
+            let i: usize = i.parse().map_err(|_| unexpected())?;
+            let idx = *Self::deepstack_indexes(v)?.get(i).ok_or_else(|| {
+                Error::invalid(
+                    &v.path,
+                    format!("'{name}': no deepstack_visual_indexes entry {i} for this merger"),
+                )
+            })?;
+            let (part, suffix) = target.split_once('.').ok_or_else(unexpected)?;
+            let kind = match part {
+                "norm" => "norm",
+                "linear_fc1" => "fc1",
+                "linear_fc2" => "fc2",
+                _ => return Err(unexpected()),
+            };
+            return keep(format!("v.deepstack.{idx}.{kind}.{suffix}"));
+        }
+        if let Some(rest) = name.strip_prefix("visual.merger.") {
+            let (part, suffix) = rest.split_once('.').ok_or_else(unexpected)?;
+            return match part {
+                "linear_fc1" => keep(format!("mm.0.{suffix}")),
+                "linear_fc2" => keep(format!("mm.2.{suffix}")),
+                "norm" => keep(format!("v.post_ln.{suffix}")),
+                _ => Err(unexpected()),
+            };
+        }
+        if name == "visual.patch_embed.proj.weight" {
+            return Ok(VisionAction::Split(
+                [("v.patch_embd.weight", 0), ("v.patch_embd.weight.1", 1)]
+                    .into_iter()
+                    .map(|(n, index)| (n.to_string(), vec![Transform::TakeDim2 { index }]))
+                    .collect(),
+            ));
+        }
+        if name == "visual.patch_embed.proj.bias" {
+            return keep("v.patch_embd.bias".into());
+        }
+        keep(map_vision(
+            name,
+            bid,
+            v.block_count,
+            "the Qwen3-VL projector",
+        )?)
+    }
+    fn write_params(&self, v: &VisionHparams, kv: &mut KvList) -> Result<()> {
+        kv.string("clip.projector_type", "qwen3vl_merger");
+        kv.bool("clip.use_gelu", true);
+        if let Some(m) = v.vision.get("spatial_merge_size").filter(|m| !m.is_null()) {
+            let n = m
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &v.path,
+                        format!("vision_config.spatial_merge_size is {m}, expected an integer"),
+                    )
+                })?;
+            kv.u32("clip.vision.spatial_merge_size", n);
+        }
+        // transformers' Qwen3VLTextConfig default when the text config does not set it
+        let eps = match v
+            .global
+            .get("text_config")
+            .and_then(|t| t.get("rms_norm_eps"))
+        {
+            None | Some(Value::Null) => 1e-6,
+            Some(e) => e.as_f64().ok_or_else(|| {
+                Error::invalid(
+                    &v.path,
+                    format!("text_config.rms_norm_eps is {e}, expected a number"),
+                )
+            })? as f32,
+        };
+        kv.f32("clip.vision.attention.layer_norm_epsilon", eps);
+        let mut layers = vec![false; v.block_count as usize];
+        for i in Self::deepstack_indexes(v)? {
+            if let Some(l) = layers.get_mut(i as usize) {
+                *l = true;
+            }
+        }
+        if !layers.is_empty() {
+            kv.array(
+                "clip.vision.is_deepstack_layers",
+                ckpt_gguf::GgufValue::bool_array(layers),
+            );
+        }
+        Ok(())
+    }
+}
+
 static VISION_REGISTRY: &[&dyn VisionArch] = &[
     &Gemma3Vision,
     &PixtralVision,
     &Qwen2VLVision,
     &Idefics3Vision,
+    &Qwen3VLVision,
 ];
 
 /// The projector description for a Hugging Face architecture.
