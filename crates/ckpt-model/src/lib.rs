@@ -160,6 +160,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "NomicBertModel",
         "XLMRobertaModel",
         "ModernBertModel",
+        "VLlama3ForCausalLM",
+        "Qwen3VLForConditionalGeneration",
     ]
 }
 
