@@ -11,6 +11,11 @@ SentencePiece tokenizer of tests/fixtures/gguf/tiny-llama-spm and a preprocessor
 tiny-gemma3-vision.q8_0.gguf: `convert_hf_to_gguf.py --outtype q8_0` (the text model);
 mmproj-tiny-gemma3-vision.f16.gguf: `convert_hf_to_gguf.py --mmproj --outtype f16`.
 
+Likewise (SMALL below) tiny-qwen2.5-vl/ (Qwen2.5-VL: Conv3D patch embedding, fused QKV, window
+attention), tiny-qwen3-vl/ (Qwen3-VL: DeepStack mergers, projector in bf16) and tiny-smolvlm/
+(SmolVLM: VLlama3ForCausalLM text, idefics3 projector), each with the 512-token SentencePiece
+tokenizer, a 16-wide vision tower and 4-pixel patches: NAME.q8_0.gguf and mmproj-NAME.TYPE.gguf.
+
 The builder `build_vision(arch, dst, small)` is shared with scripts/interop/arch_matrix.py, which
 converts bigger models of every vision architecture with and without --mmproj.
 """
@@ -33,7 +38,8 @@ SEED = 0
 # Vision architectures the builder knows.
 VISION_ARCHS = [
     "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
-    "Qwen2_5_VLForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
+    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration",
 ]
 
 
@@ -53,6 +59,13 @@ def _rename_tensors(path: Path, rename) -> None:
 
     sd = load_file(str(path))
     save_file({rename(k): v for k, v in sd.items()}, str(path), metadata={"format": "pt"})
+
+
+def _tokenizer(small: bool) -> tuple[Path, list[str], int]:
+    """The tokenizer folder, its files and vocabulary size: the SentencePiece one (512 tokens)
+    for the committed fixtures, SmolLM's BPE otherwise."""
+    d, files = (SPM_DIR, ["tokenizer.model", "tokenizer_config.json"]) if small else (BPE_DIR, ["tokenizer.json", "tokenizer_config.json"])
+    return d, files, json.loads((d / "config.json").read_text())["vocab_size"]
 
 
 def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat16") -> None:
@@ -122,20 +135,93 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "image_std": [0.26862954, 0.26130258, 0.27577711], "patch_size": {"height": 14, "width": 14},
             "size": {"longest_edge": 28},
         }, indent=2) + "\n")
-    elif arch == "Qwen2_5_VLForConditionalGeneration":
-        # Text model only (ckpt does not write Qwen2.5-VL projectors yet): multimodal rope
-        # sections over head_dim 16.
-        vocab = json.loads((BPE_DIR / "config.json").read_text())["vocab_size"]
-        text = dict(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-                    max_position_embeddings=256, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0})
-        vis = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14, spatial_merge_size=2,
-                   temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
-        cfg = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vis)
+    elif arch in ("Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration"):
+        # Multimodal rope sections over head_dim 16; a vision tower of at least 3 blocks (the
+        # converter maps the merger's mlp.2 only for block ids below the tower's block count).
+        # Qwen2.5-VL: window attention with full attention every 2 blocks, gated SiLU FFN.
+        # Qwen2-VL: LayerNorms, quick-GELU fc1/fc2, embed_dim as the width.
+        tok_dir, tok_files, vocab = _tokenizer(small)
+        width = 16 if small else 64
+        # the committed fixture: a narrower tower with 4-pixel patches
+        vw, patch = (16, 4) if small else (32, 14)
+        text = dict(vocab_size=vocab, hidden_size=width, num_hidden_layers=1 if small else 2, num_attention_heads=width // 16,
+                    num_key_value_heads=max(1, width // 32), intermediate_size=2 * width, max_position_embeddings=256,
+                    rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0})
+        if arch == "Qwen2_5_VLForConditionalGeneration":
+            vis = dict(depth=3 if small else 4, hidden_size=vw, intermediate_size=2 * vw, num_heads=2, out_hidden_size=width, patch_size=patch,
+                       spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1] if small else [1, 3])
+            cfg = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vis)
+        else:
+            vis = dict(depth=3, embed_dim=vw, hidden_size=width, mlp_ratio=2, num_heads=2, patch_size=patch, spatial_merge_size=2,
+                       temporal_patch_size=2)
+            cfg = tf.Qwen2VLConfig(text_config=text, vision_config=vis)
         cfg.architectures = [arch]
-        model = tf.Qwen2_5_VLForConditionalGeneration(cfg).to(torch_dtype).eval()
+        model = getattr(tf, arch)(cfg).to(torch_dtype).eval()
         _perturb_and_save(model, dst)
-        for n in ["tokenizer.json", "tokenizer_config.json"]:
-            shutil.copyfile(BPE_DIR / n, dst / n)
+        for n in tok_files:
+            shutil.copyfile(tok_dir / n, dst / n)
+        # What Qwen2VLImageProcessor writes (needs PIL/torchvision, so written by hand here).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "Qwen2VLImageProcessor",
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "max_pixels": 12845056, "merge_size": 2, "min_pixels": 3136,
+            "patch_size": patch, "processor_class": "Qwen2_5_VLProcessor" if arch.startswith("Qwen2_5") else "Qwen2VLProcessor",
+            "resample": 3, "rescale_factor": 0.00392156862745098, "temporal_patch_size": 2,
+        }, indent=2) + "\n")
+    elif arch in ("SmolVLMForConditionalGeneration", "Idefics3ForConditionalGeneration"):
+        # SmolVLM's layout: a Llama text model whose config names VLlama3ForCausalLM (the class
+        # the converter routes the text model to), a SigLIP-style tower, a pixel-shuffle
+        # connector (scale 2), the SmolLM BPE tokenizer.
+        tok_dir, tok_files, vocab = _tokenizer(small)
+        width = 16 if small else 64
+        vw, patch, image = (16, 4, 8) if small else (32, 14, 28)
+        tcfg = tf.LlamaConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=1 if small else 2, num_attention_heads=width // 16,
+                              num_key_value_heads=max(1, width // 32), intermediate_size=2 * width, max_position_embeddings=256)
+        text = dict(tcfg.to_dict(), architectures=["VLlama3ForCausalLM"])
+        vis = dict(hidden_size=vw, intermediate_size=2 * vw, num_hidden_layers=1 if small else 2, num_attention_heads=2, image_size=image,
+                   patch_size=patch)
+        if arch == "SmolVLMForConditionalGeneration":
+            cfg = tf.SmolVLMConfig(text_config=text, vision_config=tf.SmolVLMVisionConfig(**vis).to_dict(), scale_factor=2, image_token_id=10)
+        else:
+            cfg = tf.Idefics3Config(text_config=text, vision_config=tf.Idefics3VisionConfig(**vis).to_dict(), scale_factor=2, image_token_id=10)
+        cfg.architectures = [arch]
+        model = getattr(tf, arch)(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in tok_files:
+            shutil.copyfile(tok_dir / n, dst / n)
+        # What Idefics3ImageProcessor writes (needs PIL/torchvision, so written by hand here).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_image_splitting": True, "do_normalize": True, "do_pad": True, "do_rescale": True,
+            "do_resize": True, "image_mean": [0.5, 0.5, 0.5], "image_processor_type": "Idefics3ImageProcessor",
+            "image_std": [0.5, 0.5, 0.5], "max_image_size": {"longest_edge": image}, "processor_class": "Idefics3Processor",
+            "resample": 1, "rescale_factor": 0.00392156862745098, "size": {"longest_edge": 2 * image},
+        }, indent=2) + "\n")
+    elif arch == "Qwen3VLForConditionalGeneration":
+        # Qwen3 text (q/k norms, interleaved multimodal rope sections over head_dim 16), a vision
+        # tower of 3 blocks with learned position embeddings (16 = 4x4 patches of 16: image 64),
+        # DeepStack mergers reading blocks 0 and 1.
+        tok_dir, tok_files, vocab = _tokenizer(small)
+        width = 16 if small else 64
+        vw, patch = (16, 4) if small else (32, 16)
+        text = dict(vocab_size=vocab, hidden_size=width, num_hidden_layers=1 if small else 2, num_attention_heads=width // 16,
+                    num_key_value_heads=max(1, width // 32), intermediate_size=2 * width, max_position_embeddings=256, head_dim=16,
+                    rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 5000000.0,
+                                     "mrope_interleaved": True})
+        vis = dict(depth=3, hidden_size=vw, intermediate_size=2 * vw, num_heads=2, out_hidden_size=width, patch_size=patch, spatial_merge_size=2,
+                   temporal_patch_size=2, num_position_embeddings=16, deepstack_visual_indexes=[0, 1])
+        cfg = tf.Qwen3VLConfig(text_config=text, vision_config=vis)
+        cfg.architectures = [arch]
+        model = tf.Qwen3VLForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in tok_files:
+            shutil.copyfile(tok_dir / n, dst / n)
+        # What Qwen2VLImageProcessor writes for Qwen3-VL (patch 16, mean/std 0.5).
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+            "image_processor_type": "Qwen2VLImageProcessorFast", "image_std": [0.5, 0.5, 0.5], "merge_size": 2, "patch_size": patch,
+            "processor_class": "Qwen3VLProcessor", "resample": 3, "rescale_factor": 0.00392156862745098,
+            "size": {"longest_edge": 16777216, "shortest_edge": 65536}, "temporal_patch_size": 2,
+        }, indent=2) + "\n")
     else:
         raise SystemExit(f"unknown vision architecture {arch}")
 
@@ -146,6 +232,15 @@ def convert(src: Path, model: Path, outtype: str, out: Path, mmproj: bool) -> No
     if mmproj:
         cmd.append("--mmproj")
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# The committed fixtures besides Gemma 3: (architecture, folder, projector outtype); each text
+# model is written with --outtype q8_0.
+SMALL = [
+    ("Qwen2_5_VLForConditionalGeneration", "tiny-qwen2.5-vl", "f16"),
+    ("Qwen3VLForConditionalGeneration", "tiny-qwen3-vl", "bf16"),
+    ("SmolVLMForConditionalGeneration", "tiny-smolvlm", "f16"),
+]
 
 
 def main() -> None:
@@ -160,6 +255,14 @@ def main() -> None:
     (model / "generation_config.json").unlink(missing_ok=True)
     convert(src, model, "q8_0", OUT / "tiny-gemma3-vision.q8_0.gguf", mmproj=False)
     convert(src, model, "f16", OUT / "mmproj-tiny-gemma3-vision.f16.gguf", mmproj=True)
+    for arch, name, mm_type in SMALL:
+        model = OUT / name
+        if model.exists():
+            shutil.rmtree(model)
+        build_vision(arch, model, small=True)
+        (model / "generation_config.json").unlink(missing_ok=True)
+        convert(src, model, "q8_0", OUT / f"{name}.q8_0.gguf", mmproj=False)
+        convert(src, model, mm_type, OUT / f"mmproj-{name}.{mm_type}.gguf", mmproj=True)
     for f in sorted(OUT.rglob("*")):
         if f.is_file():
             print(f"{f.relative_to(ROOT)} {f.stat().st_size}")

@@ -82,6 +82,14 @@ else
   "$py" scripts/interop/arch_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
 
+echo "== llama-mtmd-cli: ckpt's text GGUF + mmproj describe an image like the converter's pair (greedy)"
+# LLAMA_MTMD_CLI: llama-mtmd-cli built from the same llama.cpp tree (see scripts/interop/mtmd_check.py).
+if [ -z "${CKPT_LLAMA_CPP_SRC:-}" ] || [ -z "${LLAMA_MTMD_CLI:-}" ]; then
+  echo "skipped: set CKPT_LLAMA_CPP_SRC and LLAMA_MTMD_CLI (a llama-mtmd-cli binary) to run it"
+else
+  "$py" scripts/interop/mtmd_check.py "$ckpt" "$CKPT_LLAMA_CPP_SRC" "$LLAMA_MTMD_CLI"
+fi
+
 echo "== pre-tokenizer fingerprint: transformers' AutoTokenizer.encode vs ckpt (stored truncation/padding off)"
 if ! "$py" -c "import transformers, tokenizers" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check transformers tokenizers

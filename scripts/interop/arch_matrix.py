@@ -105,13 +105,21 @@ ALL_ARCHS = [
     "XLMRobertaModel",
     "ModernBertModel",
     "ApertusForCausalLM",
+    "Qwen2VLForConditionalGeneration",
+    "SmolVLMForConditionalGeneration",
+    "Idefics3ForConditionalGeneration",
+    "Qwen3VLForConditionalGeneration",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
 # `convert_hf_to_gguf.py --mmproj`.
-VISION_ARCHS = {"Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration"}
+VISION_ARCHS = {
+    "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
+    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration",
+}
 # Multimodal folders whose text model only is compared (ckpt writes no projector for them yet).
-VISION_TEXT_ONLY = {"Qwen2_5_VLForConditionalGeneration"}
+VISION_TEXT_ONLY: set[str] = set()
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
 OPTIONS = {
     "f16src": "checkpoint stored as float16 (Gemma adds its +1 in f16)",

@@ -652,6 +652,8 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
                 }
                 v = back;
             }
+            // Vision towers (the one user, an mmproj file) are not exported.
+            Transform::TakeDim2 { .. } | Transform::ThirdOfRows { .. } => {}
         }
     }
     let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];

@@ -161,6 +161,8 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "XLMRobertaModel",
         "ModernBertModel",
         "ApertusForCausalLM",
+        "VLlama3ForCausalLM",
+        "Qwen3VLForConditionalGeneration",
     ]
 }
 

@@ -200,36 +200,40 @@ pub fn convert_mmproj(
             .split('.')
             .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|p| p.parse::<u32>().ok());
-        let (name, transforms) = match arch.tensor(&t.name, bid, t.dtype, &v)? {
+        let outputs = match arch.tensor(&t.name, bid, t.dtype, &v)? {
             VisionAction::Skip => {
                 dropped.push(t.name.clone());
                 continue;
             }
-            VisionAction::Keep { name, transforms } => (name, transforms),
+            VisionAction::Keep { name, transforms } => vec![(name, transforms)],
+            VisionAction::Split(parts) => parts,
         };
-        if !seen.insert(name.clone()) {
-            return Err(Error::Unsupported(format!(
-                "vision tensor '{}' maps to {name}, which another tensor already produced",
-                t.name
-            )));
+        for (name, transforms) in outputs {
+            if !seen.insert(name.clone()) {
+                return Err(Error::Unsupported(format!(
+                    "vision tensor '{}' maps to {name}, which another tensor already produced",
+                    t.name
+                )));
+            }
+            let mut shape = t.shape.clone();
+            for tr in &transforms {
+                tr.check(&shape).map_err(|m| {
+                    Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name))
+                })?;
+                shape = tr.output_shape(&shape);
+            }
+            let forced = arch.force_type(&t.name, &name, ftype);
+            let (ggml_type, why) = choose_type(&name, &shape, forced, ftype);
+            fallbacks.extend(why);
+            planned.push(PlannedTensor {
+                name,
+                source: t.clone(),
+                shape,
+                transforms,
+                ggml_type,
+                experts: Vec::new(),
+            });
         }
-        let mut shape = t.shape.clone();
-        for tr in &transforms {
-            tr.check(&shape)
-                .map_err(|m| Error::Unsupported(format!("tensor '{}' ({name}): {m}", t.name)))?;
-            shape = tr.output_shape(&shape);
-        }
-        let forced = arch.force_type(&t.name, &name, ftype);
-        let (ggml_type, why) = choose_type(&name, &shape, forced, ftype);
-        fallbacks.extend(why);
-        planned.push(PlannedTensor {
-            name,
-            source: t,
-            shape,
-            transforms,
-            ggml_type,
-            experts: Vec::new(),
-        });
     }
     if planned.is_empty() {
         return Err(Error::Unsupported(format!(

@@ -264,7 +264,7 @@ impl PlannedTensor {
         match out_bytes {
             // Row-local transforms: produced in bands, so a writer can stream the tensor.
             Some(total)
-                if !transforms.contains(&Transform::Transpose)
+                if !transforms.iter().any(Transform::whole)
                     && rows > 0
                     && total % rows == 0
                     && banded(&source, &out_shape, ggml_type) =>
@@ -295,7 +295,7 @@ impl PlannedTensor {
                 )
             }
             _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
-                if transforms.contains(&Transform::Transpose) {
+                if transforms.iter().any(Transform::whole) {
                     convert_whole(&source, &transforms, &out_shape, ggml_type)
                 } else {
                     convert_by_rows(&source, &transforms, &out_shape, ggml_type)
@@ -327,7 +327,7 @@ impl PlannedTensor {
         let row_split = total.filter(|t| rows_e > 0 && t % (n * rows_e) == 0);
         let all_banded = experts.iter().all(|e| banded(e, &expert_shape, ggml_type));
         match row_split {
-            Some(total) if all_banded && !transforms.contains(&Transform::Transpose) => {
+            Some(total) if all_banded && !transforms.iter().any(Transform::whole) => {
                 let rows = n * rows_e;
                 Tensor::from_rows(
                     name,
@@ -351,7 +351,7 @@ impl PlannedTensor {
             _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
                 let mut out = Vec::new();
                 for e in &experts {
-                    let part = if transforms.contains(&Transform::Transpose) {
+                    let part = if transforms.iter().any(Transform::whole) {
                         convert_whole(e, &transforms, &expert_shape, ggml_type)?
                     } else {
                         convert_by_rows(e, &transforms, &expert_shape, ggml_type)?
@@ -473,8 +473,14 @@ fn plan_rows(
                 let n = (*rows as usize).min(index.len());
                 index.drain(..n);
             }
+            Transform::ThirdOfRows { index: i } => {
+                let n = index.len() / 3;
+                index = index[n * *i as usize..n * (*i as usize + 1)].to_vec();
+            }
             Transform::AddOne { in_f16 } => plus_one = Some(*in_f16),
-            Transform::Transpose => unreachable!("handled by convert_whole"),
+            Transform::Transpose | Transform::TakeDim2 { .. } => {
+                unreachable!("handled by convert_whole")
+            }
             Transform::SqueezeDim1 => {}
         }
         shape = t.output_shape(&shape);
@@ -682,7 +688,20 @@ pub fn neox_rotary_index(rows: usize, head_dim: usize, rotary_dim: usize) -> Vec
         .collect()
 }
 
-/// Whole-tensor path (transposes need every row at once).
+/// torch's `t[:, :, index]`: the slice `index` of dimension 2 of a row-major tensor.
+fn take_dim2(data: &[f32], shape: &[u64], index: usize) -> Vec<f32> {
+    let outer = (shape[0] * shape[1]) as usize;
+    let n2 = shape[2] as usize;
+    let inner = shape[3..].iter().product::<u64>() as usize;
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        let start = (o * n2 + index) * inner;
+        out.extend_from_slice(&data[start..start + inner]);
+    }
+    out
+}
+
+/// Whole-tensor path (transposes and slices of an inner dimension need every row at once).
 fn convert_whole(
     source: &Tensor,
     transforms: &[Transform],
@@ -724,6 +743,11 @@ fn convert_whole(
                     .into_iter()
                     .flat_map(|r| data[r * row_len..(r + 1) * row_len].iter().copied())
                     .collect()
+            }
+            Transform::TakeDim2 { index } => take_dim2(&data, &shape, *index as usize),
+            Transform::ThirdOfRows { index } => {
+                let len = data.len() / 3;
+                data[len * *index as usize..len * (*index as usize + 1)].to_vec()
             }
         };
         shape = t.output_shape(&shape);

@@ -436,3 +436,97 @@ fn llava_without_a_pixtral_tower_refuses_the_projector() {
     );
     assert!(!work.path().join("t.gguf").exists());
 }
+
+/// `ckpt convert FIXTURE --outtype q8_0 --mmproj … --mmproj-outtype MM_TYPE` against the
+/// converter's two runs (tests/fixtures/vision/NAME.q8_0.gguf, mmproj-NAME.MM_TYPE.gguf).
+fn one_run_matches(name: &str, mm_type: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let text = work.path().join("text.gguf");
+    let mm = work.path().join("mmproj.gguf");
+    let r = ckpt(&[
+        os("convert"),
+        os("-q"),
+        fx(&format!("vision/{name}")).as_os_str(),
+        text.as_os_str(),
+        os("--outtype"),
+        os("q8_0"),
+        os("--mmproj"),
+        mm.as_os_str(),
+        os("--mmproj-outtype"),
+        os(mm_type),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_same(&text, &fx(&format!("vision/{name}.q8_0.gguf")));
+    assert_same(&mm, &fx(&format!("vision/mmproj-{name}.{mm_type}.gguf")));
+}
+
+/// Qwen2.5-VL: the Conv3D patch embedding split into two kernels, fused QKV split into Q, K, V,
+/// the window-attention pattern, the merger as mm.0 / mm.2.
+#[test]
+fn qwen2_5_vl_text_and_projector_match_the_converter() {
+    one_run_matches("tiny-qwen2.5-vl", "f16");
+}
+
+/// Qwen3-VL: qwen3vl text with its DeepStack layer count; the projector with fused QKV,
+/// DeepStack mergers renumbered by vision block, a patch-embedding bias, bf16 with the patch
+/// embedding kept in F32.
+#[test]
+fn qwen3_vl_text_and_projector_match_the_converter() {
+    one_run_matches("tiny-qwen3-vl", "bf16");
+}
+
+/// SmolVLM: the text model through `VLlama3ForCausalLM` (`model.text_model.*` names), the
+/// `idefics3` connector.
+#[test]
+fn smolvlm_text_and_projector_match_the_converter() {
+    one_run_matches("tiny-smolvlm", "f16");
+}
+
+/// Qwen2.5-VL's full-attention blocks must be evenly spaced: a projector the converter would
+/// refuse is refused before anything is written, the text model alone still converts.
+#[test]
+fn qwen2_5_vl_uneven_full_attention_blocks_refuse_the_projector() {
+    let work = tempfile::tempdir().unwrap();
+    let src = fx("vision/tiny-qwen2.5-vl");
+    let model = work.path().join("tiny-qwen2.5-vl");
+    std::fs::create_dir_all(&model).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let cfg_path = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["vision_config"]["fullatt_block_indexes"] = serde_json::json!([0, 2]);
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let text = out.join("t.gguf");
+    let mm = out.join("m.gguf");
+    let r = ckpt(&[
+        os("convert"),
+        model.as_os_str(),
+        text.as_os_str(),
+        os("--mmproj"),
+        mm.as_os_str(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("fullatt_block_indexes"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    let r = ckpt(&[
+        os("convert"),
+        os("-q"),
+        model.as_os_str(),
+        text.as_os_str(),
+        os("--outtype"),
+        os("q8_0"),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_same(&text, &fx("vision/tiny-qwen2.5-vl.q8_0.gguf"));
+}

@@ -52,9 +52,21 @@ pub enum Transform {
     /// GLM-4's `normal_to_neox` (M-RoPE checkpoints): within each head of `head_dim` rows, the
     /// first `rotary_dim` rows reordered even rows first, then odd ones; the rest unchanged.
     NeoxRotary { head_dim: u64, rotary_dim: u64 },
+    /// torch's `t[:, :, index]` on a tensor of at least three dimensions (dimension 2 is
+    /// dropped): Qwen2-VL's Conv3D patch embedding split into one Conv2D per temporal slice.
+    /// Not row-local: converted as a whole tensor (a patch embedding is small).
+    TakeDim2 { index: u64 },
+    /// Rows `[index * n/3, (index + 1) * n/3)` of a tensor of `n` rows: one of Q, K, V cut
+    /// from a fused QKV projection (weight or bias).
+    ThirdOfRows { index: u64 },
 }
 
 impl Transform {
+    /// Whether the transform needs the whole tensor at once (not row-local).
+    pub fn whole(&self) -> bool {
+        matches!(self, Transform::Transpose | Transform::TakeDim2 { .. })
+    }
+
     /// Whether the transform applies to a tensor of this shape (checked before anything is written).
     pub fn check(&self, shape: &[u64]) -> Result<(), String> {
         match self {
@@ -101,6 +113,18 @@ impl Transform {
                 }
                 Ok(())
             }
+            Transform::TakeDim2 { index } => match shape.get(2) {
+                Some(&n) if *index < n => Ok(()),
+                _ => Err(format!(
+                    "cannot take index {index} of dimension 2 of a tensor of shape {shape:?}"
+                )),
+            },
+            Transform::ThirdOfRows { index } => match shape.first() {
+                Some(&n) if n % 3 == 0 && *index < 3 => Ok(()),
+                _ => Err(format!(
+                    "a fused QKV tensor of shape {shape:?} does not split into three equal parts"
+                )),
+            },
             Transform::AddOne { .. } | Transform::Transpose | Transform::SqueezeDim1 => Ok(()),
         }
     }
@@ -119,6 +143,16 @@ impl Transform {
                 s
             }
             Transform::Transpose => vec![shape[1], shape[0]],
+            Transform::ThirdOfRows { .. } => {
+                let mut s = shape.to_vec();
+                s[0] /= 3;
+                s
+            }
+            Transform::TakeDim2 { .. } if shape.len() >= 3 => {
+                let mut s = shape.to_vec();
+                s.remove(2);
+                s
+            }
             Transform::SqueezeDim1 if shape.len() >= 2 && shape[1] == 1 => {
                 let mut s = shape.to_vec();
                 s.remove(1);
@@ -289,6 +323,8 @@ static REGISTRY: &[&dyn Architecture] = &[
     &bert::XlmRoberta,
     &bert::ModernBert,
     &dense2::APERTUS,
+    &multimodal::SMOLVLM_TEXT,
+    &multimodal::QWEN3VL,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -16,6 +16,8 @@ pub struct TextOf {
     inner: &'static dyn Architecture,
     /// Text `model_type`s the converter handles with another class (refused, naming it).
     refuse: &'static [&'static str],
+    /// A name component the text class removes from tensor names (`text_model.`), or "".
+    strip: &'static str,
 }
 
 impl Architecture for TextOf {
@@ -51,6 +53,16 @@ impl Architecture for TextOf {
         self.inner.experts()
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
+        if !self.strip.is_empty() && t.name.contains(self.strip) {
+            let name = t.name.replace(self.strip, "");
+            let renamed = TensorRef {
+                name: &name,
+                bid: t.bid,
+                dtype: t.dtype,
+                model_dir: t.model_dir,
+            };
+            return self.inner.tensor(&renamed, hp, block_count);
+        }
         self.inner.tensor(t, hp, block_count)
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
@@ -78,6 +90,7 @@ pub static GEMMA3_VLM: TextOf = TextOf {
     names: &["Gemma3ForConditionalGeneration"],
     inner: &super::gemma::Gemma3,
     refuse: &[],
+    strip: "",
 };
 
 /// LLaVA-style folders (Pixtral 12B, LLaVA 1.5): `LlamaModel` converts the text model.
@@ -85,6 +98,7 @@ pub static LLAVA: TextOf = TextOf {
     names: &["LlavaForConditionalGeneration"],
     inner: &super::llama::LLAMA,
     refuse: &[],
+    strip: "",
 };
 
 /// Mistral Small 3.1 / 3.2: `Mistral3Model` converts a Mistral text model as Llama under GGUF
@@ -94,6 +108,7 @@ pub static MISTRAL3: TextOf = TextOf {
     names: &["Mistral3ForConditionalGeneration"],
     inner: &MISTRAL3_TEXT,
     refuse: &["ministral3", "mistral4"],
+    strip: "",
 };
 
 static MISTRAL3_TEXT: family::Family = family::Family {
@@ -112,6 +127,7 @@ pub static QWEN2VL: TextOf = TextOf {
     ],
     inner: &QWEN2VL_TEXT,
     refuse: &[],
+    strip: "",
 };
 
 static QWEN2VL_TEXT: family::Family = family::Family {
@@ -121,3 +137,53 @@ static QWEN2VL_TEXT: family::Family = family::Family {
     params: &[],
     ..super::qwen::QWEN2
 };
+
+/// SmolVLM / Idefics3: the converter routes the text model by `text_config.architectures`
+/// (`VLlama3ForCausalLM`) to `LlamaModel`, which removes `text_model.` from the names
+/// (`model.text_model.layers.*`).
+pub static SMOLVLM_TEXT: TextOf = TextOf {
+    names: &["VLlama3ForCausalLM"],
+    inner: &super::llama::LLAMA,
+    refuse: &[],
+    strip: "text_model.",
+};
+
+/// Qwen3-VL: `Qwen3VLTextModel` converts a Qwen3 text model under GGUF architecture "qwen3vl",
+/// adding the number of DeepStack layers (`vision_config.deepstack_visual_indexes`).
+pub static QWEN3VL: TextOf = TextOf {
+    names: &["Qwen3VLForConditionalGeneration"],
+    inner: &QWEN3VL_TEXT,
+    refuse: &[],
+    strip: "",
+};
+
+static QWEN3VL_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "qwen3vl",
+    model_type: "qwen3_vl",
+    params: &[
+        family::Param::Pooling,
+        family::Param::Custom(n_deepstack_layers),
+    ],
+    ..super::qwen::QWEN3
+};
+
+/// `{arch}.n_deepstack_layers`: the length of `vision_config.deepstack_visual_indexes`
+/// (transformers' default of three when a vision config does not set it, 0 without one).
+fn n_deepstack_layers(ctx: &mut ParamContext) -> Result<()> {
+    let n = match ctx.hp.get("vision_config") {
+        None => 0,
+        Some(v) => match v.get("deepstack_visual_indexes") {
+            None | Some(serde_json::Value::Null) => 3,
+            Some(serde_json::Value::Array(a)) => a.len() as u32,
+            Some(other) => {
+                return Err(ckpt_core::Error::invalid(
+                    &ctx.hp.path,
+                    format!("vision_config.deepstack_visual_indexes is {other}, expected a list"),
+                ))
+            }
+        },
+    };
+    ctx.kv.u32("qwen3vl.n_deepstack_layers", n);
+    Ok(())
+}

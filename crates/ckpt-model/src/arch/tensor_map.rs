@@ -85,6 +85,7 @@ pub enum Kind {
     NextnSharedHeadHead,
     NextnSharedHeadNorm,
     AttnSinks,
+    VEncAttnQkv,
 }
 
 impl Kind {
@@ -163,6 +164,7 @@ impl Kind {
             Kind::NextnSharedHeadHead => "blk.{bid}.nextn.shared_head_head",
             Kind::NextnSharedHeadNorm => "blk.{bid}.nextn.shared_head_norm",
             Kind::AttnSinks => "blk.{bid}.attn_sinks",
+            Kind::VEncAttnQkv => "v.blk.{bid}.attn_qkv",
         }
     }
 }
@@ -535,6 +537,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "vision_tower.transformer.layers.{bid}.feed_forward.up_proj",
             "visual.blocks.{bid}.mlp.fc1",
             "visual.blocks.{bid}.mlp.up_proj",
+            "visual.blocks.{bid}.mlp.linear_fc1",
         ],
     ),
     (
@@ -552,6 +555,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "vision_tower.transformer.layers.{bid}.feed_forward.down_proj",
             "visual.blocks.{bid}.mlp.fc2",
             "visual.blocks.{bid}.mlp.down_proj",
+            "visual.blocks.{bid}.mlp.linear_fc2",
         ],
     ),
     (
@@ -619,6 +623,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &["model.layers.{bid}.shared_head.norm"],
     ),
     (Kind::AttnSinks, &["model.layers.{bid}.self_attn.sinks"]),
+    (Kind::VEncAttnQkv, &["visual.blocks.{bid}.attn.qkv"]),
 ];
 
 /// The spellings of one kind.

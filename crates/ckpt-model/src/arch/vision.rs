@@ -95,6 +95,9 @@ pub enum VisionAction {
         name: String,
         transforms: Vec<Transform>,
     },
+    /// Several projector tensors cut from this one (a fused QKV, a Conv3D patch embedding),
+    /// each with its GGUF name and transforms, in the converter's order.
+    Split(Vec<(String, Vec<Transform>)>),
     /// Not part of the projector file.
     Skip,
 }
@@ -174,6 +177,7 @@ pub const VISION_TENSORS: &[Kind] = &[
     Kind::VMmInpNorm,
     Kind::VMmPatchMerger,
     Kind::VTokEmbdImgBreak,
+    Kind::VEncAttnQkv,
 ];
 
 fn map_vision(name: &str, bid: Option<u32>, block_count: u32, arch: &str) -> Result<String> {
@@ -485,7 +489,514 @@ fn base_filter(name: &str) -> Option<String> {
     })
 }
 
-static VISION_REGISTRY: &[&dyn VisionArch] = &[&Gemma3Vision, &PixtralVision];
+/// A number of transformers' defaults for a Qwen vision config.
+fn defaults(v: &mut Map<String, Value>, table: &[(&str, Value)]) {
+    for (k, d) in table {
+        set_default(v, k, d.clone());
+    }
+}
+
+/// Qwen2-VL and Qwen2.5-VL (`Qwen2VLVisionModel`): a ViT whose Conv3D patch embedding is
+/// split into two Conv2D kernels (one per temporal slice), fused QKV split into Q, K and V, a
+/// 2x2 patch merger MLP (`mm.0`, `mm.2`); Qwen2.5-VL adds SiLU, a gated FFN and windowed
+/// attention with full attention every `n_wa_pattern` blocks.
+pub struct Qwen2VLVision;
+
+impl VisionArch for Qwen2VLVision {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &[
+            "Qwen2VLForConditionalGeneration",
+            "Qwen2_5_VLForConditionalGeneration",
+        ]
+    }
+    fn projector(&self) -> &'static str {
+        "qwen2vl_merger"
+    }
+    fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
+        match v.get("model_type").and_then(Value::as_str) {
+            Some("qwen2_vl_vision" | "qwen2_vl") => defaults(
+                v,
+                &[
+                    ("depth", Value::from(32)),
+                    ("embed_dim", Value::from(1280)),
+                    ("hidden_size", Value::from(3584)),
+                    ("hidden_act", Value::from("quick_gelu")),
+                    ("mlp_ratio", Value::from(4)),
+                    ("num_heads", Value::from(16)),
+                    ("in_channels", Value::from(3)),
+                    ("patch_size", Value::from(14)),
+                    ("spatial_merge_size", Value::from(2)),
+                    ("temporal_patch_size", Value::from(2)),
+                ],
+            ),
+            Some("qwen2_5_vl_vision" | "qwen2_5_vl") => defaults(
+                v,
+                &[
+                    ("depth", Value::from(32)),
+                    ("hidden_size", Value::from(3584)),
+                    ("hidden_act", Value::from("silu")),
+                    ("intermediate_size", Value::from(3420)),
+                    ("num_heads", Value::from(16)),
+                    ("in_channels", Value::from(3)),
+                    ("patch_size", Value::from(14)),
+                    ("spatial_merge_size", Value::from(2)),
+                    ("temporal_patch_size", Value::from(2)),
+                    ("tokens_per_second", Value::from(4)),
+                    ("window_size", Value::from(112)),
+                    ("out_hidden_size", Value::from(3584)),
+                    ("fullatt_block_indexes", Value::from(vec![7, 15, 23, 31])),
+                ],
+            ),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "vision model type {} in {} (expected qwen2_vl_vision or qwen2_5_vl_vision)",
+                    other.unwrap_or("(none)"),
+                    path.display()
+                )))
+            }
+        }
+        // The converter's renames: image size 560 unless set, heads and blocks under their
+        // common names, and Qwen2-VL's `embed_dim` as the width (its `hidden_size`, the
+        // merger's output, becoming the feed-forward length).
+        set_default(v, "image_size", Value::from(560));
+        let heads = v.get("num_heads").cloned().unwrap_or(Value::Null);
+        v.insert("num_attention_heads".into(), heads);
+        let depth = v.get("depth").cloned().unwrap_or(Value::Null);
+        v.insert("num_hidden_layers".into(), depth);
+        if let Some(embed) = v.get("embed_dim").cloned() {
+            let hidden = v.get("hidden_size").cloned().unwrap_or(Value::Null);
+            v.insert("intermediate_size".into(), hidden);
+            v.insert("hidden_size".into(), embed);
+        }
+        Ok(())
+    }
+    fn check(&self, _model_dir: &std::path::Path, v: &VisionHparams) -> Result<()> {
+        match v.global.get("model_type").and_then(Value::as_str) {
+            Some("qwen2_vl") => Ok(()),
+            Some("qwen2_5_vl") => n_wa_pattern(v).map(|_| ()),
+            other => Err(Error::Unsupported(format!(
+                "{}: Qwen-VL model_type {other:?} (expected qwen2_vl or qwen2_5_vl)",
+                v.path.display()
+            ))),
+        }
+    }
+    fn filter(&self, name: &str) -> Option<String> {
+        if !name.starts_with("visual.") {
+            return None;
+        }
+        base_filter(name)
+    }
+    fn tensor(
+        &self,
+        name: &str,
+        bid: Option<u32>,
+        _dtype: DType,
+        v: &VisionHparams,
+    ) -> Result<VisionAction> {
+        const ARCH: &str = "the Qwen2-VL projector";
+        if name.contains(".qkv.") {
+            let mut parts = Vec::new();
+            for (i, part) in ["q", "k", "v"].iter().enumerate() {
+                let name = map_vision(&name.replace("qkv", part), bid, v.block_count, ARCH)?;
+                // the row count is checked against the tensor by the transforms
+                parts.push((name, vec![Transform::ThirdOfRows { index: i as u64 }]));
+            }
+            return Ok(VisionAction::Split(parts));
+        }
+        if name.contains("patch_embed.proj.weight") {
+            return Ok(VisionAction::Split(
+                [("v.patch_embd.weight", 0), ("v.patch_embd.weight.1", 1)]
+                    .into_iter()
+                    .map(|(n, index)| (n.to_string(), vec![Transform::TakeDim2 { index }]))
+                    .collect(),
+            ));
+        }
+        Ok(VisionAction::Keep {
+            name: map_vision(name, bid, v.block_count, ARCH)?,
+            transforms: Vec::new(),
+        })
+    }
+    fn force_type(&self, _hf_name: &str, gguf_name: &str, ftype: VisionFtype) -> Option<GgmlType> {
+        if gguf_name.contains(".position_embd.") {
+            return Some(GgmlType::F32);
+        }
+        base_force_type(gguf_name, ftype)
+    }
+    fn write_params(&self, v: &VisionHparams, kv: &mut KvList) -> Result<()> {
+        match v.global.get("model_type").and_then(Value::as_str) {
+            Some("qwen2_5_vl") => {
+                kv.string("clip.projector_type", "qwen2.5vl_merger");
+                kv.bool("clip.use_silu", true);
+                kv.u32("clip.vision.n_wa_pattern", n_wa_pattern(v)?);
+            }
+            _ => kv.string("clip.projector_type", "qwen2vl_merger"),
+        }
+        // The top-level rms_norm_eps the converter reads survives transformers' config class
+        // only beside a nested text_config (otherwise it moves into the text config).
+        let eps = match (v.global.get("text_config"), v.global.get("rms_norm_eps")) {
+            (Some(Value::Object(_)), Some(e)) => e.as_f64().ok_or_else(|| {
+                Error::invalid(&v.path, format!("rms_norm_eps is {e}, expected a number"))
+            })? as f32,
+            _ => 1e-6,
+        };
+        kv.f32("clip.vision.attention.layer_norm_epsilon", eps);
+        Ok(())
+    }
+}
+
+/// Qwen2.5-VL's window-attention period: blocks with full attention
+/// (`fullatt_block_indexes`) must be evenly spaced, the first at `n_wa_pattern - 1`.
+fn n_wa_pattern(v: &VisionHparams) -> Result<u32> {
+    let idx: Vec<u64> = match v.vision.get("fullatt_block_indexes") {
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .map(|x| x.as_u64())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                Error::invalid(
+                    &v.path,
+                    "vision_config.fullatt_block_indexes must be a list of block numbers",
+                )
+            })?,
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "{}: vision_config.fullatt_block_indexes is required for Qwen2.5-VL",
+                v.path.display()
+            )))
+        }
+    };
+    let n = idx[0] + 1;
+    if idx.windows(2).any(|w| w[1] < w[0] || w[1] - w[0] != n) {
+        return Err(Error::Unsupported(format!(
+            "{}: invalid vision_config.fullatt_block_indexes {idx:?} (full-attention blocks must be every {n} blocks)",
+            v.path.display()
+        )));
+    }
+    u32::try_from(n).map_err(|_| Error::invalid(&v.path, "fullatt_block_indexes too large"))
+}
+
+/// Idefics3 / SmolVLM (`SmolVLMModel`): a SigLIP-style encoder (`model.vision_model.*`) and a
+/// pixel-shuffle connector whose one linear layer is `mm.model.fc`.
+pub struct Idefics3Vision;
+
+impl VisionArch for Idefics3Vision {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &[
+            "Idefics3ForConditionalGeneration",
+            "SmolVLMForConditionalGeneration",
+        ]
+    }
+    fn projector(&self) -> &'static str {
+        "idefics3"
+    }
+    fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
+        match v.get("model_type").and_then(Value::as_str) {
+            Some("idefics3_vision" | "smolvlm_vision") => {
+                // transformers' Idefics3VisionConfig / SmolVLMVisionConfig (the same defaults)
+                siglip_defaults(v);
+                for (k, d) in [
+                    ("hidden_size", Value::from(1152)),
+                    ("intermediate_size", Value::from(3072)),
+                    ("num_hidden_layers", Value::from(12)),
+                    ("num_attention_heads", Value::from(16)),
+                    ("patch_size", Value::from(32)),
+                ] {
+                    set_default(v, k, d);
+                }
+                Ok(())
+            }
+            other => Err(Error::Unsupported(format!(
+                "vision model type {} in {} (expected idefics3_vision or smolvlm_vision)",
+                other.unwrap_or("(none)"),
+                path.display()
+            ))),
+        }
+    }
+    fn filter(&self, name: &str) -> Option<String> {
+        let vision = name.contains("vision_tower")
+            || name.contains("vision_model")
+            || name.contains("model.connector");
+        if !vision {
+            return None;
+        }
+        base_filter(name)
+    }
+    fn tensor(
+        &self,
+        name: &str,
+        bid: Option<u32>,
+        _dtype: DType,
+        v: &VisionHparams,
+    ) -> Result<VisionAction> {
+        Ok(VisionAction::Keep {
+            name: map_vision(name, bid, v.block_count, "the Idefics3 projector")?,
+            transforms: Vec::new(),
+        })
+    }
+    fn force_type(&self, hf_name: &str, gguf_name: &str, ftype: VisionFtype) -> Option<GgmlType> {
+        if hf_name.contains(".embeddings.") {
+            return Some(GgmlType::F32);
+        }
+        base_force_type(gguf_name, ftype)
+    }
+    fn write_params(&self, v: &VisionHparams, kv: &mut KvList) -> Result<()> {
+        kv.string("clip.projector_type", "idefics3");
+        kv.f32(
+            "clip.vision.attention.layer_norm_epsilon",
+            v.f32_or("layer_norm_eps", 1e-5)?,
+        );
+        let scale = match v.global.get("scale_factor") {
+            None | Some(Value::Null) => 2,
+            Some(x) => x
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid(&v.path, format!("scale_factor is {x}, expected an integer"))
+                })?,
+        };
+        kv.u32("clip.vision.projector.scale_factor", scale);
+        kv.bool("clip.use_gelu", true);
+        let edge = match v
+            .preprocessor
+            .get("size")
+            .and_then(|s| s.get("longest_edge"))
+        {
+            None => v.require_u32(&["image_size"])?,
+            Some(x) => x
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &v.path,
+                        format!("preprocessor size.longest_edge is {x}, expected an integer"),
+                    )
+                })?,
+        };
+        kv.u32("clip.vision.preproc_image_size", edge);
+        Ok(())
+    }
+}
+
+/// Qwen3-VL (`Qwen3VLVisionModel`): learned position embeddings, fused QKV kept fused, a Conv3D
+/// patch embedding split like Qwen2-VL's (with its bias), the merger as `mm.0`/`mm.2` after
+/// `v.post_ln`, and DeepStack mergers (`v.deepstack.{block}.*`) numbered by the vision block
+/// they read (`deepstack_visual_indexes`).
+pub struct Qwen3VLVision;
+
+impl Qwen3VLVision {
+    fn deepstack_indexes(v: &VisionHparams) -> Result<Vec<u32>> {
+        match v.vision.get("deepstack_visual_indexes") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &v.path,
+                        "vision_config.deepstack_visual_indexes must be a list of block numbers",
+                    )
+                }),
+            Some(other) => Err(Error::invalid(
+                &v.path,
+                format!("vision_config.deepstack_visual_indexes is {other}, expected a list"),
+            )),
+        }
+    }
+}
+
+impl VisionArch for Qwen3VLVision {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["Qwen3VLForConditionalGeneration"]
+    }
+    fn projector(&self) -> &'static str {
+        "qwen3vl_merger"
+    }
+    fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
+        match v.get("model_type").and_then(Value::as_str) {
+            Some("qwen3_vl_vision" | "qwen3_vl") => defaults(
+                v,
+                &[
+                    ("depth", Value::from(27)),
+                    ("hidden_size", Value::from(1152)),
+                    ("hidden_act", Value::from("gelu_pytorch_tanh")),
+                    ("intermediate_size", Value::from(4304)),
+                    ("num_heads", Value::from(16)),
+                    ("in_channels", Value::from(3)),
+                    ("patch_size", Value::from(16)),
+                    ("spatial_merge_size", Value::from(2)),
+                    ("temporal_patch_size", Value::from(2)),
+                    ("out_hidden_size", Value::from(3584)),
+                    ("num_position_embeddings", Value::from(2304)),
+                    ("deepstack_visual_indexes", Value::from(vec![8, 16, 24])),
+                ],
+            ),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "vision model type {} in {} (expected qwen3_vl_vision)",
+                    other.unwrap_or("(none)"),
+                    path.display()
+                )))
+            }
+        }
+        // The converter's image size when unset: sqrt(position embeddings) patches per side.
+        if !v.contains_key("image_size") {
+            let n = v
+                .get("num_position_embeddings")
+                .and_then(Value::as_f64)
+                .unwrap_or(2304.0);
+            let p = v.get("patch_size").and_then(Value::as_f64).unwrap_or(16.0);
+            v.insert("image_size".into(), Value::from((n.sqrt() * p) as u64));
+        }
+        let heads = v.get("num_heads").cloned().unwrap_or(Value::Null);
+        v.insert("num_attention_heads".into(), heads);
+        let depth = v.get("depth").cloned().unwrap_or(Value::Null);
+        v.insert("num_hidden_layers".into(), depth);
+        Ok(())
+    }
+    fn check(&self, _model_dir: &std::path::Path, v: &VisionHparams) -> Result<()> {
+        for i in Self::deepstack_indexes(v)? {
+            if i >= v.block_count {
+                return Err(Error::invalid(
+                    &v.path,
+                    format!(
+                        "vision_config.deepstack_visual_indexes has block {i}, the tower has {} blocks",
+                        v.block_count
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+    fn filter(&self, name: &str) -> Option<String> {
+        if name.starts_with("lm_head.") || name.starts_with("mtp.") {
+            return None;
+        }
+        let name = match name.strip_prefix("model.visual.") {
+            Some(rest) => format!("visual.{rest}"),
+            None => name.to_string(),
+        };
+        if !name.starts_with("visual.") {
+            return None;
+        }
+        base_filter(&name)
+    }
+    fn tensor(
+        &self,
+        name: &str,
+        bid: Option<u32>,
+        _dtype: DType,
+        v: &VisionHparams,
+    ) -> Result<VisionAction> {
+        let keep = |name: String| {
+            Ok(VisionAction::Keep {
+                name,
+                transforms: Vec::new(),
+            })
+        };
+        let unexpected = || {
+            Error::Unsupported(format!(
+                "unexpected Qwen3-VL vision tensor '{name}' (no rule for it; refusing to drop it silently)"
+            ))
+        };
+        if let Some(rest) = name.strip_prefix("visual.deepstack_merger_list.") {
+            let (i, target) = rest.split_once('.').ok_or_else(unexpected)?;
+            let i: usize = i.parse().map_err(|_| unexpected())?;
+            let idx = *Self::deepstack_indexes(v)?.get(i).ok_or_else(|| {
+                Error::invalid(
+                    &v.path,
+                    format!("'{name}': no deepstack_visual_indexes entry {i} for this merger"),
+                )
+            })?;
+            let (part, suffix) = target.split_once('.').ok_or_else(unexpected)?;
+            let kind = match part {
+                "norm" => "norm",
+                "linear_fc1" => "fc1",
+                "linear_fc2" => "fc2",
+                _ => return Err(unexpected()),
+            };
+            return keep(format!("v.deepstack.{idx}.{kind}.{suffix}"));
+        }
+        if let Some(rest) = name.strip_prefix("visual.merger.") {
+            let (part, suffix) = rest.split_once('.').ok_or_else(unexpected)?;
+            return match part {
+                "linear_fc1" => keep(format!("mm.0.{suffix}")),
+                "linear_fc2" => keep(format!("mm.2.{suffix}")),
+                "norm" => keep(format!("v.post_ln.{suffix}")),
+                _ => Err(unexpected()),
+            };
+        }
+        if name == "visual.patch_embed.proj.weight" {
+            return Ok(VisionAction::Split(
+                [("v.patch_embd.weight", 0), ("v.patch_embd.weight.1", 1)]
+                    .into_iter()
+                    .map(|(n, index)| (n.to_string(), vec![Transform::TakeDim2 { index }]))
+                    .collect(),
+            ));
+        }
+        if name == "visual.patch_embed.proj.bias" {
+            return keep("v.patch_embd.bias".into());
+        }
+        keep(map_vision(
+            name,
+            bid,
+            v.block_count,
+            "the Qwen3-VL projector",
+        )?)
+    }
+    fn write_params(&self, v: &VisionHparams, kv: &mut KvList) -> Result<()> {
+        kv.string("clip.projector_type", "qwen3vl_merger");
+        kv.bool("clip.use_gelu", true);
+        if let Some(m) = v.vision.get("spatial_merge_size").filter(|m| !m.is_null()) {
+            let n = m
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &v.path,
+                        format!("vision_config.spatial_merge_size is {m}, expected an integer"),
+                    )
+                })?;
+            kv.u32("clip.vision.spatial_merge_size", n);
+        }
+        // transformers' Qwen3VLTextConfig default when the text config does not set it
+        let eps = match v
+            .global
+            .get("text_config")
+            .and_then(|t| t.get("rms_norm_eps"))
+        {
+            None | Some(Value::Null) => 1e-6,
+            Some(e) => e.as_f64().ok_or_else(|| {
+                Error::invalid(
+                    &v.path,
+                    format!("text_config.rms_norm_eps is {e}, expected a number"),
+                )
+            })? as f32,
+        };
+        kv.f32("clip.vision.attention.layer_norm_epsilon", eps);
+        let mut layers = vec![false; v.block_count as usize];
+        for i in Self::deepstack_indexes(v)? {
+            if let Some(l) = layers.get_mut(i as usize) {
+                *l = true;
+            }
+        }
+        if !layers.is_empty() {
+            kv.array(
+                "clip.vision.is_deepstack_layers",
+                ckpt_gguf::GgufValue::bool_array(layers),
+            );
+        }
+        Ok(())
+    }
+}
+
+static VISION_REGISTRY: &[&dyn VisionArch] = &[
+    &Gemma3Vision,
+    &PixtralVision,
+    &Qwen2VLVision,
+    &Idefics3Vision,
+    &Qwen3VLVision,
+];
 
 /// The projector description for a Hugging Face architecture.
 pub fn find_vision(hf_arch: &str) -> Option<&'static dyn VisionArch> {
