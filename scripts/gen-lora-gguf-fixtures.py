@@ -36,6 +36,7 @@ CASES = [
     ("llama-a-bf16adapter-bf16", "lora/bf16/a_lora_bf16_adapter/adapter", "lora/bf16/base-llama", "bf16"),
     ("llama-a-q8_0", "lora/f32/a_lora/adapter", "lora/f32/base-llama", "q8_0"),
     ("llama-embedding-f32", "lora/f32/f_embedding/adapter", "lora/f32/base-llama", "f32"),
+    ("gpt2-fan-in-fan-out-f32", "lora/f32/e_gpt2_fan_in_fan_out/adapter", "lora/f32/base-gpt2", "f32"),
     ("qwen2-all-linear-f32", "lora-gguf/qwen2-lora", "lora-gguf/base-qwen2", "f32"),
     ("qwen2-all-linear-q8_0", "lora-gguf/qwen2-lora", "lora-gguf/base-qwen2", "q8_0"),
     ("gemma2-bin-f16", "lora-gguf/gemma2-lora", "lora-gguf/base-gemma2", "f16"),

@@ -642,7 +642,8 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         });
     }
     let opts = ckpt::convert::LoraToGgufOptions { outtype };
-    let report = ckpt::convert::adapter_to_gguf(&a.src, a.base.as_deref(), a.dst(), &opts, a.force)?;
+    let report =
+        ckpt::convert::adapter_to_gguf(&a.src, a.base.as_deref(), a.dst(), &opts, a.force)?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(());

@@ -123,7 +123,16 @@ pub fn hf_config(gguf: &Path) -> Result<Map<String, Value>> {
         }
     };
     let mut warnings = Vec::new();
-    Ok(config_of(gguf, &kv, &arch, &arch_name, &tensors, &out_type, &mut warnings)?.1)
+    Ok(config_of(
+        gguf,
+        &kv,
+        &arch,
+        &arch_name,
+        &tensors,
+        &out_type,
+        &mut warnings,
+    )?
+    .1)
 }
 
 /// The vocabulary and `config.json` of a GGUF whose architecture has a Hugging Face mapping.
@@ -277,8 +286,15 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         );
     };
 
-    let (vocab, config) =
-        config_of(gguf, &kv, &arch, &arch_name, &tensors, &out_type, &mut warnings)?;
+    let (vocab, config) = config_of(
+        gguf,
+        &kv,
+        &arch,
+        &arch_name,
+        &tensors,
+        &out_type,
+        &mut warnings,
+    )?;
 
     let planned = plan_tensors(
         &arch,
@@ -751,7 +767,8 @@ fn write_folder(
     if plan.len() > 1 {
         let mut sorted: Vec<(String, Value)> = weight_map.into_iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let index = json!({"metadata": {"total_size": total}, "weight_map": Map::from_iter(sorted)});
+        let index =
+            json!({"metadata": {"total_size": total}, "weight_map": Map::from_iter(sorted)});
         write_file(dir.path(), "model.safetensors.index.json", &pretty(&index))?;
         files.push("model.safetensors.index.json".into());
     }

@@ -58,7 +58,10 @@ impl AdapterSettings {
                 )));
             }
         }
-        let set = |k: &str| m.get(k).is_some_and(|x| !x.is_null() && x != &Value::Bool(false));
+        let set = |k: &str| {
+            m.get(k)
+                .is_some_and(|x| !x.is_null() && x != &Value::Bool(false))
+        };
         if set("use_dora") {
             return Err(Error::Unsupported(format!(
                 "{}: use_dora is set: llama.cpp adapters cannot express DoRA's magnitude vectors \
@@ -95,12 +98,14 @@ impl AdapterSettings {
             Some(Value::Array(a)) => Some(
                 a.iter()
                     .map(|x| {
-                        x.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| {
-                            Error::invalid(
-                                path,
-                                format!("alora_invocation_tokens holds {x}, not a token id"),
-                            )
-                        })
+                        x.as_u64()
+                            .and_then(|x| u32::try_from(x).ok())
+                            .ok_or_else(|| {
+                                Error::invalid(
+                                    path,
+                                    format!("alora_invocation_tokens holds {x}, not a token id"),
+                                )
+                            })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
@@ -126,7 +131,10 @@ impl AdapterSettings {
         Ok(AdapterSettings {
             lora_alpha,
             r: m.get("r").and_then(Value::as_f64),
-            use_rslora: m.get("use_rslora").and_then(Value::as_bool).unwrap_or(false),
+            use_rslora: m
+                .get("use_rslora")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             alpha_pattern,
             alora_invocation_tokens,
         })
@@ -228,7 +236,10 @@ fn check_dtype(t: &Tensor) -> Result<()> {
         DType::F32 | DType::F16 | DType::BF16 | DType::F64 => Ok(()),
         other => Err(Error::invalid(
             file_of(t),
-            format!("tensor '{}': dtype {other} is not a floating-point LoRA weight", t.name),
+            format!(
+                "tensor '{}': dtype {other} is not a floating-point LoRA weight",
+                t.name
+            ),
         )),
     }
 }
@@ -368,7 +379,11 @@ pub fn plan_lora_to_gguf(
         let (a, b) = match (p.a, p.b) {
             (Some(a), Some(b)) => (a, b),
             (Some(x), None) | (None, Some(x)) => {
-                let missing = if x.name.contains("_A") { "lora_B" } else { "lora_A" };
+                let missing = if x.name.contains("_A") {
+                    "lora_B"
+                } else {
+                    "lora_A"
+                };
                 return Err(Error::invalid(
                     file_of(&x),
                     format!(
@@ -535,8 +550,9 @@ pub fn plan_lora_to_gguf(
     kv.string("general.architecture", arch.gguf_arch());
     kv.string("general.type", "adapter");
     kv.string("adapter.type", "lora");
-    let card_config =
-        read_optional_json(&adapter_dir.join("config.json")).unwrap_or(None).unwrap_or_default();
+    let card_config = read_optional_json(&adapter_dir.join("config.json"))
+        .unwrap_or(None)
+        .unwrap_or_default();
     let generation =
         read_optional_json(&adapter_dir.join("generation_config.json")).unwrap_or(None);
     let metadata =

@@ -264,6 +264,9 @@ pub enum CreateFrom {
         params: Vec<String>,
         /// License text files.
         license: Option<PathBuf>,
+        /// A LoRA adapter (the Modelfile's ADAPTER line): a PEFT adapter folder, converted for
+        /// the model like `ckpt convert ADAPTER adapter.gguf --base …`, or a GGUF adapter.
+        adapter: Option<PathBuf>,
     },
 }
 
@@ -301,7 +304,7 @@ fn create_in(
     progress: &mut dyn FnMut(Progress),
     warn: &mut dyn FnMut(String),
 ) -> Result<CreateReport> {
-    let (from, template, system, params, license) = match &request.from {
+    let (from, template, system, params, license, adapter) = match &request.from {
         CreateFrom::Modelfile(mf) => {
             let text = std::fs::read_to_string(mf).map_err(|e| Error::io(mf, e))?;
             let base = mf.parent().unwrap_or(Path::new("."));
@@ -328,7 +331,8 @@ fn create_in(
             system,
             params,
             license,
-        } => (from, template, system, params, license),
+            adapter,
+        } => (from, template, system, params, license, adapter),
     };
     let from = resolve(from)?;
     // ckpt quantizes to any llama-quantize type itself, then imports the finished GGUF.
@@ -345,6 +349,14 @@ fn create_in(
         None => (ModelSource::Gguf(from.clone()), OutType::F16),
     };
     let mut spec = CreateSpec::new(source);
+    if let Some(a) = adapter {
+        let a = resolve(a)?;
+        spec.adapter = Some(if a.is_dir() {
+            ModelSource::HfDir(a)
+        } else {
+            ModelSource::Gguf(a)
+        });
+    }
     if let Some(path) = template {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         // Refused before any conversion, as Ollama refuses it at create.
