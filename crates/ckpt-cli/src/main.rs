@@ -52,6 +52,8 @@ pub struct GlobalArgs {
     quiet: bool,
 }
 
+// Parsed once per run: boxing the big argument structs would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Convert between PyTorch .bin, safetensors and GGUF (a file or a whole model folder)
