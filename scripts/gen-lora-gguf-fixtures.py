@@ -13,6 +13,7 @@ It writes, under tests/fixtures/lora-gguf/:
                                                     converter reads nothing else of the base)
   qwen2-lora/     PEFT adapter (safetensors) on every linear module of a tiny Qwen2
   gemma2-lora/    PEFT adapter saved as adapter_model.bin (torch order), attention + embedding
+  GPT2-124M-Chat-lora-v2/   the GPT-2 adapter of ../lora with a model card (general.* metadata)
   expected/<case>.gguf   convert_lora_to_gguf.py's output for each case in CASES
   cases.json      the cases: adapter, base, outtype, output
 The llama cases use the adapters of tests/fixtures/lora (written by transformers/peft, see its README).
@@ -37,6 +38,7 @@ CASES = [
     ("llama-a-q8_0", "lora/f32/a_lora/adapter", "lora/f32/base-llama", "q8_0"),
     ("llama-embedding-f32", "lora/f32/f_embedding/adapter", "lora/f32/base-llama", "f32"),
     ("gpt2-fan-in-fan-out-f32", "lora/f32/e_gpt2_fan_in_fan_out/adapter", "lora/f32/base-gpt2", "f32"),
+    ("gpt2-model-card-f16", "lora-gguf/GPT2-124M-Chat-lora-v2", "lora/f32/base-gpt2", "f16"),
     ("qwen2-all-linear-f32", "lora-gguf/qwen2-lora", "lora-gguf/base-qwen2", "f32"),
     ("qwen2-all-linear-q8_0", "lora-gguf/qwen2-lora", "lora-gguf/base-qwen2", "q8_0"),
     ("gemma2-bin-f16", "lora-gguf/gemma2-lora", "lora-gguf/base-gemma2", "f16"),
@@ -108,6 +110,33 @@ def make_adapters():
         # converter; keep the fixture small by not saving them at all.
 
 
+CARD = """---
+base_model: openai-community/gpt2
+library_name: peft
+license: mit
+tags:
+- lora
+- trl
+datasets:
+- HuggingFaceH4/ultrachat_200k
+language:
+- en
+---
+# GPT-2 chat LoRA
+"""
+
+
+def make_card_adapter():
+    """An adapter with a model card and a folder name gguf-py's metadata heuristics parse
+    (size label, finetune, version, the redundant "lora"), on the GPT-2 adapter of ../lora."""
+    import shutil
+
+    out = OUT / "GPT2-124M-Chat-lora-v2"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(LORA / "f32" / "e_gpt2_fan_in_fan_out" / "adapter", out)
+    (out / "README.md").write_text(CARD)
+
+
 def convert(llama_cpp: Path):
     exp = OUT / "expected"
     exp.mkdir(parents=True, exist_ok=True)
@@ -134,6 +163,7 @@ def main():
     args = ap.parse_args()
     if not args.skip_adapters:
         make_adapters()
+        make_card_adapter()
     convert(args.llama_cpp)
 
 
