@@ -92,6 +92,8 @@ else
     "$venv/bin/pip" install --quiet --disable-pip-version-check peft transformers
   fi
   "$py" scripts/interop/lora_interop.py "$ckpt" "$CKPT_LLAMA_CPP_SRC" "$work/lora" ${LLAMA_CLI:+"$LLAMA_CLI"}
+  # an all-linear adapter on the tiny model of every architecture of the matrix
+  "$py" scripts/interop/lora_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
 
 echo "== pre-tokenizer fingerprint: transformers' AutoTokenizer.encode vs ckpt (stored truncation/padding off)"

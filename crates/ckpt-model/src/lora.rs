@@ -428,93 +428,119 @@ pub fn plan_lora_to_gguf(
                 )));
             }
         }
+        // A fused weight the conversion splits by rows (Granite's input_linear into gate and up)
+        // splits B's rows the same way; A is shared (the script's LoraTorchTensor.split).
         let mut probe = b.clone();
         probe.name = base_name.clone();
-        probe.shape = vec![b.shape[0], a.shape[1]];
-        if arch.expand(&probe, bid, &hp, block_count)?.is_some() {
-            return Err(Error::Unsupported(format!(
-                "{}: '{}' adapts {base_name}, which the {} conversion splits or drops: LoRA on it \
-                 cannot be converted",
+        let refuse = |why: String| {
+            Error::Unsupported(format!(
+                "{}: '{}' adapts {base_name}, which the {} conversion {why}: LoRA on it cannot be \
+                 converted",
                 file_of(&a).display(),
                 a.name,
                 arch.gguf_arch()
-            )));
-        }
-        let action = arch.tensor(
-            &arch::TensorRef {
-                name: &base_name,
-                bid,
-                dtype: a.dtype,
-                model_dir: base_dir,
-            },
-            &hp,
-            block_count,
-        )?;
-        let (name, transforms) = match action {
-            TensorAction::Keep { name, transforms } => (name, transforms),
-            TensorAction::Drop if base_name == "lm_head.weight" => {
-                return Err(Error::Unsupported(format!(
-                    "{}: lm_head is present in the adapter, but the base model has no separate \
-                     lm_head (tied embeddings; llama.cpp issue #9065)",
-                    file_of(&a).display()
-                )))
-            }
-            TensorAction::Drop => {
+            ))
+        };
+        let units: Vec<(String, Tensor)> = match arch.expand(&probe, bid, &hp, block_count) {
+            Ok(None) => vec![(base_name.clone(), b)],
+            Ok(Some(pieces)) if pieces.is_empty() => {
                 dropped.push(a.name.clone());
                 dropped.push(b.name.clone());
                 continue;
             }
-        };
-        if name.contains("_norm") {
-            return Err(Error::Unsupported(format!(
-                "{}: '{}' adapts the norm {name}: LoRA pairs on vectors cannot be converted",
-                file_of(&a).display(),
-                a.name
-            )));
-        }
-        // The LoRA product B·A goes through the base tensor's transforms: row operations act on
-        // B's rows, a transpose swaps the halves (A' = Bᵀ, B' = Aᵀ).
-        let (mut a_src, mut b_src) = (a, b);
-        let (mut a_tr, mut b_tr): (Vec<Transform>, Vec<Transform>) = (Vec::new(), Vec::new());
-        for tr in transforms {
-            match tr {
-                Transform::PermuteRows { .. }
-                | Transform::TruncateRows { .. }
-                | Transform::SkipRows { .. } => b_tr.push(tr),
-                Transform::Transpose => {
-                    std::mem::swap(&mut a_src, &mut b_src);
-                    std::mem::swap(&mut a_tr, &mut b_tr);
-                    a_tr.push(Transform::Transpose);
-                    b_tr.push(Transform::Transpose);
+            Ok(Some(pieces)) => {
+                let rows: u64 = pieces
+                    .iter()
+                    .map(|p| p.shape.first().copied().unwrap_or(0))
+                    .sum();
+                if rows != b.shape[0]
+                    || pieces
+                        .iter()
+                        .any(|p| p.shape.len() != 2 || p.shape[1] != b.shape[1])
+                {
+                    return Err(refuse("reshapes".into()));
                 }
-                other => {
+                pieces.into_iter().map(|p| (p.name.clone(), p)).collect()
+            }
+            Err(e) => return Err(refuse(format!("splits ({e})"))),
+        };
+        'units: for (base_name, b) in units {
+            let action = arch.tensor(
+                &arch::TensorRef {
+                    name: &base_name,
+                    bid,
+                    dtype: a.dtype,
+                    model_dir: base_dir,
+                },
+                &hp,
+                block_count,
+            )?;
+            let (name, transforms) = match action {
+                TensorAction::Keep { name, transforms } => (name, transforms),
+                TensorAction::Drop if base_name == "lm_head.weight" => {
                     return Err(Error::Unsupported(format!(
-                        "{}: '{}' adapts {base_name}, which the {} conversion transforms by \
-                         {other:?}: that cannot be applied to a LoRA pair",
-                        file_of(&a_src).display(),
-                        a_src.name,
-                        arch.gguf_arch()
+                        "{}: lm_head is present in the adapter, but the base model has no separate \
+                         lm_head (tied embeddings; llama.cpp issue #9065)",
+                        file_of(&a).display()
                     )))
                 }
+                TensorAction::Drop => {
+                    dropped.push(a.name.clone());
+                    dropped.push(b.name.clone());
+                    continue 'units;
+                }
+            };
+            if name.contains("_norm") {
+                return Err(Error::Unsupported(format!(
+                    "{}: '{}' adapts the norm {name}: LoRA pairs on vectors cannot be converted",
+                    file_of(&a).display(),
+                    a.name
+                )));
             }
+            // The LoRA product B·A goes through the base tensor's transforms: row operations act on
+            // B's rows, a transpose swaps the halves (A' = Bᵀ, B' = Aᵀ).
+            let (mut a_src, mut b_src) = (a.clone(), b);
+            let (mut a_tr, mut b_tr): (Vec<Transform>, Vec<Transform>) = (Vec::new(), Vec::new());
+            for tr in transforms {
+                match tr {
+                    Transform::PermuteRows { .. }
+                    | Transform::TruncateRows { .. }
+                    | Transform::SkipRows { .. } => b_tr.push(tr),
+                    Transform::Transpose => {
+                        std::mem::swap(&mut a_src, &mut b_src);
+                        std::mem::swap(&mut a_tr, &mut b_tr);
+                        a_tr.push(Transform::Transpose);
+                        b_tr.push(Transform::Transpose);
+                    }
+                    other => {
+                        return Err(Error::Unsupported(format!(
+                            "{}: '{}' adapts {base_name}, which the {} conversion transforms by \
+                             {other:?}: that cannot be applied to a LoRA pair",
+                            file_of(&a_src).display(),
+                            a_src.name,
+                            arch.gguf_arch()
+                        )))
+                    }
+                }
+            }
+            if name.contains("token_embd.weight") {
+                a_tr.push(Transform::Transpose);
+            }
+            for (suffix, src, tr) in [(".lora_a", a_src, a_tr), (".lora_b", b_src, b_tr)] {
+                let hf_name = src.name.clone();
+                planned.push(crate::plan_tensor(
+                    &hf_name,
+                    &src,
+                    format!("{name}{suffix}"),
+                    tr,
+                    target,
+                    &mut seen,
+                    &mut fallbacks,
+                    Vec::new(),
+                )?);
+            }
+            n_pairs += 1;
         }
-        if name.contains("token_embd.weight") {
-            a_tr.push(Transform::Transpose);
-        }
-        for (suffix, src, tr) in [(".lora_a", a_src, a_tr), (".lora_b", b_src, b_tr)] {
-            let hf_name = src.name.clone();
-            planned.push(crate::plan_tensor(
-                &hf_name,
-                &src,
-                format!("{name}{suffix}"),
-                tr,
-                target,
-                &mut seen,
-                &mut fallbacks,
-                Vec::new(),
-            )?);
-        }
-        n_pairs += 1;
     }
 
     // adapter.lora.alpha: llama.cpp scales each pair by alpha / rank.
