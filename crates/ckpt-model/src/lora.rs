@@ -465,16 +465,30 @@ pub fn plan_lora_to_gguf(
             Err(e) => return Err(refuse(format!("splits ({e})"))),
         };
         'units: for (base_name, b) in units {
-            let action = arch.tensor(
-                &arch::TensorRef {
-                    name: &base_name,
-                    bid,
-                    dtype: a.dtype,
-                    model_dir: base_dir,
-                },
-                &hp,
-                block_count,
-            )?;
+            let action = arch
+                .tensor(
+                    &arch::TensorRef {
+                        name: &base_name,
+                        bid,
+                        dtype: a.dtype,
+                        model_dir: base_dir,
+                    },
+                    &hp,
+                    block_count,
+                )
+                .map_err(|e| {
+                    if base_name.contains(".experts.") {
+                        Error::Unsupported(format!(
+                            "{}: '{}' adapts the mixture-of-experts weight {base_name} (PEFT \
+                         target_parameters): LoRA on experts cannot be converted to a GGUF adapter \
+                         (convert_lora_to_gguf.py fails on it too)",
+                            file_of(&a).display(),
+                            a.name
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
             let (name, transforms) = match action {
                 TensorAction::Keep { name, transforms } => (name, transforms),
                 TensorAction::Drop if base_name == "lm_head.weight" => {
