@@ -90,6 +90,20 @@ else
   "$py" scripts/interop/mtmd_check.py "$ckpt" "$CKPT_LLAMA_CPP_SRC" "$LLAMA_MTMD_CLI"
 fi
 
+echo "== LoRA adapters: convert_lora_to_gguf.py vs ckpt (byte-identical), llama.cpp applies both alike"
+# Needs peft and the pinned llama.cpp source tree (convert_lora_to_gguf.py + gguf-py); LLAMA_CLI
+# (llama.cpp's llama-cli, e.g. /work/llama-build/bin/llama-cli) adds a `llama-cli --lora` run.
+if [ -z "${CKPT_LLAMA_CPP_SRC:-}" ]; then
+  echo "skipped: set CKPT_LLAMA_CPP_SRC to a llama.cpp source tree (with convert_lora_to_gguf.py) to run it"
+else
+  if ! "$py" -c "import peft, transformers" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check peft transformers
+  fi
+  "$py" scripts/interop/lora_interop.py "$ckpt" "$CKPT_LLAMA_CPP_SRC" "$work/lora" ${LLAMA_CLI:+"$LLAMA_CLI"}
+  # an all-linear adapter on the tiny model of every architecture of the matrix
+  "$py" scripts/interop/lora_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
+fi
+
 echo "== pre-tokenizer fingerprint: transformers' AutoTokenizer.encode vs ckpt (stored truncation/padding off)"
 if ! "$py" -c "import transformers, tokenizers" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check transformers tokenizers

@@ -52,6 +52,8 @@ pub struct GlobalArgs {
     quiet: bool,
 }
 
+// Parsed once per run: boxing the big argument structs would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Convert between PyTorch .bin, safetensors and GGUF (a file or a whole model folder)
@@ -251,6 +253,12 @@ struct ConvertArgs {
     /// GGUF output as a split set
     #[command(flatten)]
     split: quantize::SplitOutArgs,
+    /// PEFT LoRA adapter source (adapter_config.json + adapter_model.safetensors/.bin) to a GGUF
+    /// adapter, as convert_lora_to_gguf.py --base: the base model folder (only its config.json is
+    /// read; hf://ORG/NAME allowed). Default: the adapter's base_model_name_or_path if it is a local
+    /// folder. The adapter's --outtype defaults to f32, as in the script.
+    #[arg(long, value_name = "DIR")]
+    base: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -508,6 +516,16 @@ fn output_format(a: &ConvertArgs) -> Option<OutputFormat> {
 
 fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let to = output_format(a);
+    if ckpt::convert::writes_gguf(a.dst(), to)
+        && (a.base.is_some() || ckpt::convert::is_adapter_dir(&a.src))
+    {
+        return run_convert_adapter(a, g);
+    }
+    if a.base.is_some() {
+        return Err(Error::Usage(
+            "--base applies to a PEFT LoRA adapter converted to GGUF (ckpt convert ADAPTER_DIR adapter.gguf --base BASE_DIR)".into(),
+        ));
+    }
     if ckpt::convert::writes_gguf(a.dst(), to) {
         check_convert_options(a, ConvertKind::Gguf)?;
         return run_convert_gguf(a, g);
@@ -589,6 +607,77 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         }
         if report.verified {
             println!("verified: every tensor re-read and equal to the source");
+        }
+    }
+    Ok(())
+}
+
+/// A PEFT LoRA adapter folder to a GGUF adapter (convert_lora_to_gguf.py).
+fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
+    use ckpt::crates::model::OutType as AdapterType;
+    let outtype = match a.outtype.as_deref() {
+        None => AdapterType::F32,
+        Some(s) => AdapterType::from_name(s).ok_or_else(|| {
+            Error::Usage(format!(
+                "--outtype for a LoRA adapter must be f32, f16, bf16, q8_0 or auto (as convert_lora_to_gguf.py), not '{s}'"
+            ))
+        })?,
+    };
+    let not_for_adapters = [
+        ("--intermediate", a.intermediate.is_some()),
+        ("--pre-tokenizer", a.pre_tokenizer.is_some()),
+        ("--dtype", a.dtype.is_some()),
+        ("--max-shard-size", a.max_shard_size.is_some()),
+        ("--key", a.key.is_some()),
+        ("--mmproj", a.mmproj.is_some()),
+        ("--push-pr", a.push_pr),
+    ];
+    if let Some((flag, _)) = not_for_adapters.iter().find(|(_, set)| *set) {
+        return Err(Error::Usage(format!(
+            "{flag} does not apply to a LoRA adapter converted to GGUF"
+        )));
+    }
+    if !ckpt::convert::is_adapter_dir(&a.src) {
+        return Err(Error::Invalid {
+            path: a.src.clone(),
+            msg: "--base was given, but this is not a PEFT adapter folder (adapter_config.json + adapter_model.safetensors or adapter_model.bin)".into(),
+        });
+    }
+    let opts = ckpt::convert::LoraToGgufOptions { outtype };
+    let report =
+        ckpt::convert::adapter_to_gguf(&a.src, a.base.as_deref(), a.dst(), &opts, a.force)?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return Ok(());
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !report.fallbacks.is_empty() {
+        eprintln!(
+            "warning: {} tensor(s) stored as F16 because their rows are not a multiple of the block size (like convert_lora_to_gguf.py){}",
+            report.fallbacks.len(),
+            if a.verbose { ":" } else { "; --verbose lists them" }
+        );
+        if a.verbose {
+            for w in &report.fallbacks {
+                eprintln!("  {w}");
+            }
+        }
+    }
+    if !g.quiet {
+        println!(
+            "wrote {} (LoRA adapter for {} ({}), alpha {}, {} pairs, {} tensors, {})",
+            report.output.display(),
+            report.gguf_architecture,
+            report.hf_architecture,
+            report.alpha,
+            report.pairs,
+            report.tensors,
+            inspect::human_bytes(report.bytes)
+        );
+        if !report.dropped.is_empty() {
+            println!("left out by design: {}", report.dropped.join(", "));
         }
     }
     Ok(())

@@ -61,6 +61,11 @@ pub struct CreateArgs {
     /// License text file
     #[arg(long)]
     license: Option<PathBuf>,
+    /// A LoRA adapter (the Modelfile's ADAPTER line): a PEFT adapter folder (adapter_config.json +
+    /// adapter_model.safetensors/.bin, converted for the model as `ckpt convert --base` does) or a
+    /// GGUF adapter
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// No progress messages. Here `-q` is `--quantize`, as in `ollama create`; use `--quiet`
     #[arg(long = "quiet", id = "quiet")]
     quiet: bool,
@@ -179,6 +184,7 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
                 ("--system", a.system.is_some()),
                 ("--param", !a.params.is_empty()),
                 ("--license", a.license.is_some()),
+                ("--adapter", a.adapter.is_some()),
             ]
             .iter()
             .filter(|(_, given)| *given)
@@ -186,7 +192,7 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
             .collect();
             if !ignored.is_empty() {
                 return Err(Error::Usage(format!(
-                    "{} cannot be combined with -f/--file: the Modelfile says it (FROM, TEMPLATE, SYSTEM, PARAMETER, LICENSE lines), as with `ollama create -f`",
+                    "{} cannot be combined with -f/--file: the Modelfile says it (FROM, TEMPLATE, SYSTEM, PARAMETER, LICENSE, ADAPTER lines), as with `ollama create -f`",
                     ignored.join(", ")
                 )));
             }
@@ -204,6 +210,7 @@ fn create(store: &Store, a: &CreateArgs, g: &GlobalArgs) -> Result<(), Error> {
             system: a.system.clone(),
             params: a.params.clone(),
             license: a.license.clone(),
+            adapter: a.adapter.clone(),
         },
     };
     let request = CreateRequest {

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod diff;
 pub mod gguf;
 pub mod lora;
+pub mod lora_gguf;
 pub mod shared;
 pub mod source;
 mod torch_io;

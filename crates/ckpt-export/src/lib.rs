@@ -36,7 +36,7 @@ use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
 use ckpt_model::hparams::Hparams;
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use config::{ConfigInputs, Kvs};
 use names::ExportArch;
@@ -97,6 +97,114 @@ struct Planned {
     transforms: Vec<Transform>,
     hf_shape: Vec<u64>,
     out: DType,
+}
+
+/// The Hugging Face `config.json` rebuilt from `gguf`'s keys (what [`gguf_to_hf`] writes), for
+/// tools that need only the model's hyper-parameters (converting a LoRA adapter for it).
+pub fn hf_config(gguf: &Path) -> Result<Map<String, Value>> {
+    let split = ckpt_gguf::open_split(gguf)?;
+    let kv = Kvs(&split);
+    let arch_name = kv
+        .str("general.architecture")
+        .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
+        .to_string();
+    let arch = names::find(&arch_name).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "{}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
+            gguf.display(),
+            supported_architectures().join(", ")
+        ))
+    })?;
+    let tensors = split.tensors();
+    let out_type = |t: &Tensor| -> DType {
+        match t.dtype {
+            DType::F32 | DType::F16 | DType::BF16 => t.dtype,
+            _ => DType::F32,
+        }
+    };
+    let mut warnings = Vec::new();
+    Ok(config_of(
+        gguf,
+        &kv,
+        &arch,
+        &arch_name,
+        &tensors,
+        &out_type,
+        &mut warnings,
+    )?
+    .1)
+}
+
+/// The vocabulary and `config.json` of a GGUF whose architecture has a Hugging Face mapping.
+#[allow(clippy::too_many_arguments)]
+fn config_of(
+    gguf: &Path,
+    kv: &Kvs,
+    arch: &ExportArch,
+    arch_name: &str,
+    tensors: &[Tensor],
+    out_type: &dyn Fn(&Tensor) -> DType,
+    warnings: &mut Vec<String>,
+) -> Result<(Option<tokenizer::Vocab>, Map<String, Value>)> {
+    let gguf_label = gguf.display().to_string();
+    let vocab = tokenizer::Vocab::read(kv, &gguf_label)?;
+    let tied = !tensors.iter().any(|t| t.name == "output.weight");
+    let vocab_size = kv
+        .u64(&format!("{arch_name}.vocab_size"))
+        .or(vocab.as_ref().map(|v| v.tokens.len() as u64))
+        .or_else(|| {
+            tensors
+                .iter()
+                .find(|t| t.name == "token_embd.weight")
+                .and_then(|t| t.shape.first().copied())
+        })
+        .ok_or_else(|| {
+            Error::invalid(
+                gguf,
+                "cannot tell the vocabulary size (no vocab_size key, tokens or token_embd.weight)",
+            )
+        })?;
+    let first_matrix = tensors
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .or_else(|| tensors.iter().find(|t| t.shape.len() == 2));
+    let torch_dtype = match first_matrix.map(out_type) {
+        Some(DType::F16) => "float16",
+        Some(DType::BF16) => "bfloat16",
+        _ => "float32",
+    };
+    let longrope = match (
+        tensors
+            .iter()
+            .find(|t| t.name == "rope_factors_long.weight"),
+        tensors
+            .iter()
+            .find(|t| t.name == "rope_factors_short.weight"),
+    ) {
+        (Some(l), Some(s)) => Some((to_f32(l, &gguf_label)?, to_f32(s, &gguf_label)?)),
+        _ => None,
+    };
+    if tensors.iter().any(|t| t.name == "rope_freqs.weight") {
+        warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) cannot be turned back into rope_scaling parameters; config.json has no rope_scaling".into());
+    }
+    let mut config = config::build_config(
+        kv,
+        &ConfigInputs {
+            arch,
+            vocab_size,
+            tied,
+            torch_dtype,
+            longrope,
+        },
+        warnings,
+    );
+    if let Some(types) = tensors.iter().find(|t| t.name == "token_types.weight") {
+        config.insert(
+            "type_vocab_size".into(),
+            json!(types.shape.first().copied().unwrap_or(1)),
+        );
+    }
+    Ok((vocab, config))
 }
 
 pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
@@ -178,63 +286,15 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         );
     };
 
-    let vocab = tokenizer::Vocab::read(&kv, &gguf_label)?;
-    let tied = !tensors.iter().any(|t| t.name == "output.weight");
-    let vocab_size = kv
-        .u64(&format!("{arch_name}.vocab_size"))
-        .or(vocab.as_ref().map(|v| v.tokens.len() as u64))
-        .or_else(|| {
-            tensors
-                .iter()
-                .find(|t| t.name == "token_embd.weight")
-                .and_then(|t| t.shape.first().copied())
-        })
-        .ok_or_else(|| {
-            Error::invalid(
-                gguf,
-                "cannot tell the vocabulary size (no vocab_size key, tokens or token_embd.weight)",
-            )
-        })?;
-    let first_matrix = tensors
-        .iter()
-        .find(|t| t.name == "token_embd.weight")
-        .or_else(|| tensors.iter().find(|t| t.shape.len() == 2));
-    let torch_dtype = match first_matrix.map(out_type) {
-        Some(DType::F16) => "float16",
-        Some(DType::BF16) => "bfloat16",
-        _ => "float32",
-    };
-    let longrope = match (
-        tensors
-            .iter()
-            .find(|t| t.name == "rope_factors_long.weight"),
-        tensors
-            .iter()
-            .find(|t| t.name == "rope_factors_short.weight"),
-    ) {
-        (Some(l), Some(s)) => Some((to_f32(l, &gguf_label)?, to_f32(s, &gguf_label)?)),
-        _ => None,
-    };
-    if tensors.iter().any(|t| t.name == "rope_freqs.weight") {
-        warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) cannot be turned back into rope_scaling parameters; config.json has no rope_scaling".into());
-    }
-    let mut config = config::build_config(
+    let (vocab, config) = config_of(
+        gguf,
         &kv,
-        &ConfigInputs {
-            arch: &arch,
-            vocab_size,
-            tied,
-            torch_dtype,
-            longrope,
-        },
+        &arch,
+        &arch_name,
+        &tensors,
+        &out_type,
         &mut warnings,
-    );
-    if let Some(types) = tensors.iter().find(|t| t.name == "token_types.weight") {
-        config.insert(
-            "type_vocab_size".into(),
-            json!(types.shape.first().copied().unwrap_or(1)),
-        );
-    }
+    )?;
 
     let planned = plan_tensors(
         &arch,
@@ -380,7 +440,7 @@ fn pretty(v: &Value) -> Vec<u8> {
 /// mapping (which must send the HF name back to the same GGUF name).
 fn plan_tensors(
     arch: &ExportArch,
-    config: &serde_json::Map<String, Value>,
+    config: &Map<String, Value>,
     tensors: &[Tensor],
     gguf_label: &str,
     out_type: impl Fn(&Tensor) -> DType,
@@ -708,7 +768,7 @@ fn write_folder(
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
     let mut files = Vec::new();
-    let mut weight_map = serde_json::Map::new();
+    let mut weight_map = Map::new();
     let total: u64 = items.iter().map(|i| i.size).sum();
     for (i, members) in plan.iter().enumerate() {
         let name = shard_file_name("model", "safetensors", i, plan.len());
@@ -728,7 +788,8 @@ fn write_folder(
     if plan.len() > 1 {
         let mut sorted: Vec<(String, Value)> = weight_map.into_iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let index = json!({"metadata": {"total_size": total}, "weight_map": serde_json::Map::from_iter(sorted)});
+        let index =
+            json!({"metadata": {"total_size": total}, "weight_map": Map::from_iter(sorted)});
         write_file(dir.path(), "model.safetensors.index.json", &pretty(&index))?;
         files.push("model.safetensors.index.json".into());
     }

@@ -10,6 +10,7 @@ pub mod arch;
 pub mod dequant;
 pub mod hparams;
 pub mod kv;
+pub mod lora;
 pub mod metadata;
 pub mod mmproj;
 pub mod model_card;

@@ -65,7 +65,7 @@ fn card_list(v: Option<&Value>) -> Vec<Value> {
 /// `base_model` / `datasets` entries as the converter expands them.
 fn source_entries(
     values: Vec<Value>,
-    total_params: u64,
+    total_params: i64,
     what: &str,
     warnings: &mut Vec<String>,
 ) -> Vec<Vec<(&'static str, String)>> {
@@ -92,7 +92,7 @@ fn source_entries(
             Some(id.clone())
         };
         if let Some(hf) = hf_id {
-            let c = model_id_components(&hf, total_params);
+            let c = id_components(&hf, total_params);
             if let Some(n) = &c.full_name {
                 e.push(("name", id_to_title(n)));
             }
@@ -134,6 +134,25 @@ impl ModelMetadata {
         Self::derive_with_experts(model_dir, config, generation, total_params, None)
     }
 
+    /// [`derive`](Self::derive) for a LoRA adapter: gguf-py is given the negated parameter
+    /// count of the matrices the adapter changes (`-total`), so size labels in the folder name
+    /// are kept unless much smaller, a `lora` part is not a finetune name, and no size label
+    /// is made up from the count.
+    pub fn derive_adapter(
+        adapter_dir: &Path,
+        config: &Map<String, Value>,
+        generation: Option<&Map<String, Value>>,
+        total_params: u64,
+    ) -> ModelMetadata {
+        Self::derive_signed(
+            adapter_dir,
+            config,
+            generation,
+            -(total_params.min(i64::MAX as u64) as i64),
+            None,
+        )
+    }
+
     /// [`derive`](Self::derive) for a model with stacked experts: `experts` is gguf-py's
     /// (shared params, params of one expert, expert count), whose default size label is
     /// `{count}x{shared + one expert}`.
@@ -142,6 +161,22 @@ impl ModelMetadata {
         config: &Map<String, Value>,
         generation: Option<&Map<String, Value>>,
         total_params: u64,
+        experts: Option<(u64, u64, u64)>,
+    ) -> ModelMetadata {
+        Self::derive_signed(
+            model_dir,
+            config,
+            generation,
+            total_params.min(i64::MAX as u64) as i64,
+            experts,
+        )
+    }
+
+    fn derive_signed(
+        model_dir: &Path,
+        config: &Map<String, Value>,
+        generation: Option<&Map<String, Value>>,
+        total_params: i64,
         experts: Option<(u64, u64, u64)>,
     ) -> ModelMetadata {
         let mut md = ModelMetadata::default();
@@ -168,7 +203,7 @@ impl ModelMetadata {
                 Some((shared, expert, count)) if count > 0 => {
                     format!("{count}x{}", size_label(shared + expert))
                 }
-                _ => size_label(total_params),
+                _ => size_label(total_params as u64),
             });
         }
         if let Some(gen) = generation {
@@ -177,7 +212,7 @@ impl ModelMetadata {
         md
     }
 
-    fn apply_card(&mut self, fm: &crate::model_card::FrontMatter, total_params: u64) {
+    fn apply_card(&mut self, fm: &crate::model_card::FrontMatter, total_params: i64) {
         let card = &fm.values;
         for key in &fm.skipped {
             if [
@@ -316,8 +351,8 @@ impl ModelMetadata {
         }
     }
 
-    fn fill_from_id(&mut self, id: &str, total_params: u64) {
-        let c = model_id_components(id, total_params);
+    fn fill_from_id(&mut self, id: &str, total_params: i64) {
+        let c = id_components(id, total_params);
         fill(&mut self.name, c.full_name.map(|n| id_to_title(&n)));
         fill(&mut self.organization, c.org.map(|o| id_to_title(&o)));
         fill(&mut self.basename, c.basename);
@@ -563,6 +598,11 @@ impl Tags {
 
 /// gguf-py's `Metadata.get_model_id_components`.
 pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
+    id_components(model_id, total_params.min(i64::MAX as u64) as i64)
+}
+
+/// [`model_id_components`] with gguf-py's signed count (negative for a LoRA adapter).
+fn id_components(model_id: &str, total_params: i64) -> IdComponents {
     if model_id.contains(' ') {
         return IdComponents {
             full_name: Some(model_id.to_string()),
@@ -624,7 +664,12 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
                         .unwrap_or(1.0 / 1000.0);
                     let label = v * scale;
                     let total = total_params as f64;
-                    if (label - total).abs() > (7 * total_params / 8) as f64 {
+                    let far = if total_params < 0 {
+                        label < (total_params.unsigned_abs() / 8) as f64
+                    } else {
+                        (label - total).abs() > (7 * total_params / 8) as f64
+                    };
+                    if far {
                         tags[i].finetune = true;
                         let n = chars.len();
                         p = format!("{}{}", head, chars[n - 1].to_lowercase());
@@ -638,7 +683,12 @@ pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
         } else if i > 0
             && ["chat", "instruct", "vision", "lora"].contains(&part.to_lowercase().as_str())
         {
-            tags[i].finetune = true;
+            if total_params < 0 && part.eq_ignore_ascii_case("lora") {
+                // a redundant "lora" in an adapter's name
+                tags[i].kind = true;
+            } else {
+                tags[i].finetune = true;
+            }
         }
     }
     let numeric_size = parts

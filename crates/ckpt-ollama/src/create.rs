@@ -448,6 +448,7 @@ fn source_for_path(path: &Path) -> Result<ModelSource> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".safetensors")
             || (name.starts_with("pytorch_model") && name.ends_with(".bin"))
+            || name == "adapter_model.bin"
             || name.ends_with(".pth")
         {
             has_checkpoint = true;
@@ -629,7 +630,10 @@ pub fn create_with(
             ));
         }
         for (key, path, converted) in files {
-            emit(Progress::status("parsing GGUF"), &mut statuses);
+            if !converted {
+                emit(Progress::status("parsing GGUF"), &mut statuses);
+            }
+            check_adapter(&path, base_model.as_deref())?;
             let mut layer = gguf_layer(store, &key, &path, converted, &scratch.0)?;
             layer.layer.media_type = store::MEDIA_ADAPTER.to_string();
             base_layers.push(layer);
@@ -977,6 +981,38 @@ fn detect_files_type(files: &[(String, PathBuf)]) -> Option<FilesType> {
         return Some(FilesType::Gguf);
     }
     None
+}
+
+/// A GGUF given as an adapter must be a LoRA adapter (`general.type` adapter, `adapter.type`
+/// lora) for the base model's architecture: llama.cpp refuses anything else when it loads it.
+fn check_adapter(path: &Path, base_model: Option<&Path>) -> Result<()> {
+    let header = GgufHeader::open(path)?;
+    let name = path.display();
+    if header.kind() != "adapter" {
+        return Err(OllamaError::bad_request(format!(
+            "{name} is not a LoRA adapter: its general.type is {:?}, expected \"adapter\"",
+            header.kind()
+        )));
+    }
+    match header.get_str("adapter.type") {
+        Some("lora") => {}
+        other => {
+            return Err(OllamaError::bad_request(format!(
+                "{name}: adapter.type is {other:?}, expected \"lora\" (only LoRA adapters are supported)"
+            )))
+        }
+    }
+    if let Some(base) = base_model {
+        let base_header = GgufHeader::open(base)?;
+        if base_header.architecture() != header.architecture() {
+            return Err(OllamaError::bad_request(format!(
+                "{name}: the adapter is for architecture {:?}, but the base model is {:?}",
+                header.architecture(),
+                base_header.architecture()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Imports one GGUF as a blob and makes its layer (model, adapter or projector by its KVs).

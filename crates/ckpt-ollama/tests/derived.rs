@@ -72,6 +72,8 @@ fn adapters_and_projectors_get_their_layer_types() {
         &[
             ("general.architecture", Kv::Str("llama")),
             ("general.type", Kv::Str("adapter")),
+            // llama.cpp loads only LoRA adapters; create checks for it
+            ("adapter.type", Kv::Str("lora")),
         ],
         &[("blk.0.attn_q.weight.lora_a", &[8, 2])],
     );

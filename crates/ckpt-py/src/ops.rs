@@ -399,6 +399,7 @@ fn ollama_create(
                 system,
                 params: parameters,
                 license: license_file,
+                adapter: None,
             },
             (Some(_), Some(_)) => {
                 return Err(usage("give either source or modelfile, not both"));

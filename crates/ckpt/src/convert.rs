@@ -164,3 +164,53 @@ pub fn gguf_to_hf(src: &Path, dst: &Path, opts: &ExportOptions) -> Result<Export
     drop(scratch_dir);
     result
 }
+
+pub use ckpt_convert::lora_gguf::{is_adapter_dir, AdapterReport, LoraToGgufOptions};
+
+/// The base model folder of a PEFT adapter: `base` when given (`hf://…` resolved through the
+/// Hugging Face cache), else the adapter's `base_model_name_or_path` when it names a local
+/// folder (as given, then relative to the adapter folder). A Hub id there is not fetched
+/// behind the user's back: the error says to pass it as `hf://ORG/NAME`.
+pub fn adapter_base(adapter_dir: &Path, base: Option<&Path>) -> Result<std::path::PathBuf> {
+    if let Some(b) = base {
+        return resolve(b);
+    }
+    let config = adapter_dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(&config, format!("invalid JSON: {e}")))?;
+    let Some(id) = v
+        .get("base_model_name_or_path")
+        .and_then(|x| x.as_str())
+        .filter(|s| !s.is_empty())
+    else {
+        return Err(Error::Usage(format!(
+            "{}: no base_model_name_or_path; give the base model folder with --base (only its config.json is needed)",
+            config.display()
+        )));
+    };
+    for cand in [Path::new(id).to_path_buf(), adapter_dir.join(id)] {
+        if cand.join("config.json").is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Usage(format!(
+        "{}: base_model_name_or_path '{id}' is not a local model folder; give it with --base DIR (only config.json is needed) or --base hf://{id}",
+        config.display()
+    )))
+}
+
+/// A PEFT LoRA adapter folder to a GGUF adapter, exactly as llama.cpp's
+/// `convert_lora_to_gguf.py --base BASE` writes it (see [`ckpt_model::lora`] for where ckpt
+/// deliberately differs). `base` as in [`adapter_base`].
+pub fn adapter_to_gguf(
+    adapter_dir: &Path,
+    base: Option<&Path>,
+    dst: &Path,
+    opts: &LoraToGgufOptions,
+    overwrite: bool,
+) -> Result<AdapterReport> {
+    let adapter_dir = resolve(adapter_dir)?;
+    let base = adapter_base(&adapter_dir, base)?;
+    ckpt_convert::lora_gguf::adapter_to_gguf(&adapter_dir, &base, dst, opts, overwrite)
+}

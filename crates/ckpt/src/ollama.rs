@@ -28,7 +28,51 @@ fn template_error_in(e: OllamaError, file: impl AsRef<Path>) -> Error {
     }
 }
 
-const ADAPTER_UNSUPPORTED: &str = "converting a safetensors LoRA adapter to GGUF is not supported; merge it with `ckpt merge-lora --to gguf` instead";
+/// A PEFT adapter folder converted for the base model `base_model` (a GGUF: its `config.json`
+/// is rebuilt from its keys) into `out_dir/adapter.gguf`, the way `ckpt convert ADAPTER
+/// adapter.gguf --base BASE --outtype f16` converts it (F16, the type Ollama's own adapter
+/// converter writes).
+fn convert_adapter(
+    dir: &Path,
+    base_model: Option<&Path>,
+    out_dir: &Path,
+) -> ckpt_ollama::Result<Vec<PathBuf>> {
+    let base = base_model.ok_or_else(|| {
+        OllamaError::bad_request("an adapter needs a base model to convert against (FROM)")
+    })?;
+    let bad = |e: Error| OllamaError::bad_request(e.to_string());
+    let config = ckpt_export::hf_config(base).map_err(bad)?;
+    let base_dir = out_dir.join("adapter-base");
+    std::fs::create_dir_all(&base_dir).map_err(|e| OllamaError::io("create", &base_dir, &e))?;
+    let config_path = base_dir.join("config.json");
+    let text = serde_json::to_vec_pretty(&serde_json::Value::Object(config))
+        .map_err(|e| OllamaError::bad_request(e.to_string()))?;
+    std::fs::write(&config_path, text).map_err(|e| OllamaError::io("write", &config_path, &e))?;
+    let out = out_dir.join("adapter.gguf");
+    let opts = ckpt_convert::lora_gguf::LoraToGgufOptions {
+        outtype: ckpt_model::OutType::F16,
+    };
+    ckpt_convert::lora_gguf::adapter_to_gguf(dir, &base_dir, &out, &opts, true).map_err(bad)?;
+    Ok(vec![out])
+}
+
+/// The uploaded files under their names in `out_dir/folder`, so the converter sees a folder.
+fn stage_files(
+    files: &[(String, PathBuf)],
+    out_dir: &Path,
+    folder: &str,
+) -> ckpt_ollama::Result<PathBuf> {
+    let staged = out_dir.join(folder);
+    std::fs::create_dir_all(&staged).map_err(|e| OllamaError::io("create", &staged, &e))?;
+    for (name, path) in files {
+        let link = staged.join(name);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| OllamaError::io("create", parent, &e))?;
+        }
+        std::os::unix::fs::symlink(path, &link).map_err(|e| OllamaError::io("link", &link, &e))?;
+    }
+    Ok(staged)
+}
 
 /// Conversion (to F16 GGUF) and quantization (to Ollama's levels) for the Ollama store, done by
 /// ckpt's own pipeline, as Ollama does them with its own converter.
@@ -64,13 +108,17 @@ impl ModelPreparer for CkptPreparer {
         &self,
         input: ConvertInput<'_>,
         adapter: bool,
-        _base_model: Option<&Path>,
+        base_model: Option<&Path>,
         out_dir: &Path,
         model_name: &str,
         progress: &mut dyn FnMut(Progress),
     ) -> ckpt_ollama::Result<Vec<PathBuf>> {
         if adapter {
-            return Err(OllamaError::not_implemented(ADAPTER_UNSUPPORTED));
+            let dir = match input {
+                ConvertInput::Dir(d) => d.to_path_buf(),
+                ConvertInput::Files(files) => stage_files(files, out_dir, "adapter")?,
+            };
+            return convert_adapter(&dir, base_model, out_dir);
         }
         progress(Progress::status("converting model"));
         let staged;
@@ -167,7 +215,7 @@ impl ModelPreparer for DirectConverter {
         &self,
         input: ConvertInput<'_>,
         adapter: bool,
-        _base_model: Option<&Path>,
+        base_model: Option<&Path>,
         out_dir: &Path,
         model_name: &str,
         _progress: &mut dyn FnMut(Progress),
@@ -176,14 +224,14 @@ impl ModelPreparer for DirectConverter {
             return CkptPreparer.convert_layers(
                 input,
                 adapter,
-                None,
+                base_model,
                 out_dir,
                 model_name,
                 &mut |_| {},
             );
         };
         if adapter {
-            return Err(OllamaError::not_implemented(ADAPTER_UNSUPPORTED));
+            return convert_adapter(dir, base_model, out_dir);
         }
         convert_dir(dir, out_dir, self.0)
     }
@@ -216,6 +264,9 @@ pub enum CreateFrom {
         params: Vec<String>,
         /// License text files.
         license: Option<PathBuf>,
+        /// A LoRA adapter (the Modelfile's ADAPTER line): a PEFT adapter folder, converted for
+        /// the model like `ckpt convert ADAPTER adapter.gguf --base …`, or a GGUF adapter.
+        adapter: Option<PathBuf>,
     },
 }
 
@@ -253,7 +304,7 @@ fn create_in(
     progress: &mut dyn FnMut(Progress),
     warn: &mut dyn FnMut(String),
 ) -> Result<CreateReport> {
-    let (from, template, system, params, license) = match &request.from {
+    let (from, template, system, params, license, adapter) = match &request.from {
         CreateFrom::Modelfile(mf) => {
             let text = std::fs::read_to_string(mf).map_err(|e| Error::io(mf, e))?;
             let base = mf.parent().unwrap_or(Path::new("."));
@@ -280,7 +331,8 @@ fn create_in(
             system,
             params,
             license,
-        } => (from, template, system, params, license),
+            adapter,
+        } => (from, template, system, params, license, adapter),
     };
     let from = resolve(from)?;
     // ckpt quantizes to any llama-quantize type itself, then imports the finished GGUF.
@@ -297,6 +349,14 @@ fn create_in(
         None => (ModelSource::Gguf(from.clone()), OutType::F16),
     };
     let mut spec = CreateSpec::new(source);
+    if let Some(a) = adapter {
+        let a = resolve(a)?;
+        spec.adapter = Some(if a.is_dir() {
+            ModelSource::HfDir(a)
+        } else {
+            ModelSource::Gguf(a)
+        });
+    }
     if let Some(path) = template {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         // Refused before any conversion, as Ollama refuses it at create.

@@ -102,3 +102,45 @@ fn gguf_against_its_source_is_compared_through_the_hf_view_with_stored_types() {
     let v = ckpt::verify(&out, false).unwrap();
     assert!(v.ok);
 }
+
+#[test]
+fn api_create_adapter_files_are_converted_like_convert_lora_to_gguf() {
+    // `/api/create` sends an adapter as named files; the preparer converts them for the model
+    // (its config rebuilt from the GGUF) at F16: convert_lora_to_gguf.py --outtype f16's bytes.
+    use ckpt::crates::ollama::{create_with, CreateOptions, CreateSpec, ModelSource, Store};
+    let fx = root().join("tests/fixtures");
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::new(work.path().join("models"));
+    let adapter = fx.join("lora/bf16/a_lora_bf16_adapter/adapter");
+    let mut spec = CreateSpec::new(ModelSource::Gguf(fx.join("gguf/tiny-llama-spm.f16.gguf")));
+    spec.adapter = Some(ModelSource::Files(
+        ["adapter_config.json", "adapter_model.safetensors"]
+            .iter()
+            .map(|n| (n.to_string(), adapter.join(n)))
+            .collect(),
+    ));
+    let opts = CreateOptions {
+        preparer: &ckpt::ollama::CkptPreparer,
+        ..Default::default()
+    };
+    let report = create_with(&store, "tuned", &spec, &opts, &mut |_| {}).unwrap();
+    let layer = report
+        .manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == "application/vnd.ollama.image.adapter")
+        .expect("an adapter layer");
+    let blob = store
+        .root()
+        .join("blobs")
+        .join(layer.digest.replace(':', "-"));
+    assert!(
+        std::fs::read(blob).unwrap()
+            == std::fs::read(fx.join("lora-gguf/expected/llama-a-bf16adapter-f16.gguf")).unwrap()
+    );
+    assert!(
+        report.statuses.iter().any(|s| s == "converting adapter"),
+        "{:?}",
+        report.statuses
+    );
+}

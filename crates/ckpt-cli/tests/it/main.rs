@@ -8,6 +8,7 @@ mod diff_verify;
 mod export_cli;
 mod hostile;
 mod inspect_gguf;
+mod lora_gguf;
 mod merge_lora;
 mod newcomer;
 mod ollama_cli;
