@@ -464,7 +464,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// Quantizes the 8 sub-block scales and mins to 6 bits (max/63 each) and writes d, dmin and
 /// `scales[12]`; returns (d, dmin) as read back from fp16.
-fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, f32) {
+pub(crate) fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, f32) {
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..8 {
@@ -536,7 +536,7 @@ fn quantize_k4_levels(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i
     levels
 }
 
-fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &mut [u8; QK_K]) {
+pub(crate) fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &mut [u8; QK_K]) {
     for j in 0..8 {
         let (sc, m) = scale_min_k4(j, &head[4..16]);
         let dl = d * sc as f32;
@@ -552,6 +552,22 @@ fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &
 }
 
 pub fn quantize_row_q4_k(src: &[f32], dst: &mut [u8]) {
+    crate::k4_lanes::quantize_rows(
+        src,
+        dst,
+        crate::k4_lanes::K4Format {
+            block_bytes: 144,
+            nmax: 15,
+            rmin: -1.0,
+            nstep: 20,
+            pack: pack_q4_k,
+        },
+    );
+}
+
+/// Q4_K one super-block at a time with the candidate-parallel search (the reference the
+/// sub-block-parallel [`quantize_row_q4_k`] is tested against).
+pub fn quantize_row_q4_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(144)) {
         let levels = quantize_k4_levels(x, &mut y[0..16], 15, -1.0, 20);
         pack_q4_k(&levels, &mut y[16..144]);
@@ -587,6 +603,21 @@ pub fn dequantize_row_q4_k(src: &[u8], dst: &mut [f32]) {
 }
 
 pub fn quantize_row_q5_k(src: &[f32], dst: &mut [u8]) {
+    crate::k4_lanes::quantize_rows(
+        src,
+        dst,
+        crate::k4_lanes::K4Format {
+            block_bytes: 176,
+            nmax: 31,
+            rmin: -0.5,
+            nstep: 15,
+            pack: pack_q5_k,
+        },
+    );
+}
+
+/// Q5_K one super-block at a time (reference for [`quantize_row_q5_k`]).
+pub fn quantize_row_q5_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(176)) {
         let levels = quantize_k4_levels(x, &mut y[0..16], 31, -0.5, 15);
         pack_q5_k(&levels, &mut y[16..176]);
