@@ -46,11 +46,14 @@ fn qkx2_groups<const N: usize>(
         }
     }
     let mut flat = [false; N];
+    // 1 for a lane whose group is not flat
+    let mut live = [0u32; N];
     for k in 0..N {
         if min[k] > 0.0 {
             min[k] = 0.0;
         }
         flat[k] = max[k] == min[k];
+        live[k] = (max[k] != min[k]) as u32;
     }
     let fmax = nmax as f32;
     // the first try: nmax / (max - min)
@@ -95,12 +98,11 @@ fn qkx2_groups<const N: usize>(
         }
         let mut this_scale = [0f32; N];
         let mut this_min = [0f32; N];
-        let mut usable = [false; N];
+        let mut det = [0f32; N];
         for k in 0..N {
-            let det = sum_w[k] * sum_l2[k] - sum_l[k] * sum_l[k];
-            usable[k] = det > 0.0;
-            let s = (sum_w[k] * sum_xl[k] - sum_x[k] * sum_l[k]) / det;
-            let m = (sum_l2[k] * sum_x[k] - sum_l[k] * sum_xl[k]) / det;
+            det[k] = sum_w[k] * sum_l2[k] - sum_l[k] * sum_l[k];
+            let s = (sum_w[k] * sum_xl[k] - sum_x[k] * sum_l[k]) / det[k];
+            let m = (sum_l2[k] * sum_x[k] - sum_l[k] * sum_xl[k]) / det[k];
             let clipped = m > 0.0;
             this_scale[k] = if clipped { sum_xl[k] / sum_l2[k] } else { s };
             this_min[k] = if clipped { 0.0 } else { m };
@@ -112,13 +114,15 @@ fn qkx2_groups<const N: usize>(
                 error[k] += w[i][k] * (diff * diff);
             }
         }
+        // branch-free selects (all-ones masks), so the lanes stay in one register
         for k in 0..N {
-            let better = usable[k] & !flat[k] & (error[k] < best_error[k]);
-            best_error[k] = if better { error[k] } else { best_error[k] };
-            scale[k] = if better { this_scale[k] } else { scale[k] };
-            best_iscale[k] = if better { iscale[k] } else { best_iscale[k] };
-            best_min[k] = if better { min[k] } else { best_min[k] };
-            min[k] = if better { this_min[k] } else { min[k] };
+            let better = ((det[k] > 0.0) as u32) & ((error[k] < best_error[k]) as u32) & live[k];
+            let m = 0u32.wrapping_sub(better);
+            best_error[k] = select(m, error[k], best_error[k]);
+            scale[k] = select(m, this_scale[k], scale[k]);
+            best_iscale[k] = select(m, iscale[k], best_iscale[k]);
+            best_min[k] = select(m, min[k], best_min[k]);
+            min[k] = select(m, this_min[k], min[k]);
         }
     }
     let mut neg_min = [0f32; N];
@@ -129,6 +133,12 @@ fn qkx2_groups<const N: usize>(
         neg_min[k] = -min[k];
     }
     (scale, neg_min, best_iscale, best_min, flat)
+}
+
+/// `a` where `mask` is all ones, `b` where it is zero.
+#[inline(always)]
+fn select(mask: u32, a: f32, b: f32) -> f32 {
+    f32::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
 }
 
 /// S consecutive super-blocks (N = 8 * S sub-blocks) of Q4_K or Q5_K: `x` holds S * 256 values;
@@ -254,6 +264,213 @@ pub(crate) fn quantize_rows(src: &[f32], dst: &mut [u8], f: K4Format) {
     rows_body::<1, 8>(src, dst, f)
 }
 
+// ---- Q6_K: the 16 sub-blocks of one super-block in 16 lanes ----
+
+/// Sums of make_qx_quants for two candidate inverse scales at once (independent accumulators).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn qx_sums2(
+    nmax: i32,
+    x: &[[f32; 16]; 16],
+    w: &[[f32; 16]; 16],
+    wx: &[[f32; 16]; 16],
+    is_a: &[f32; 16],
+    is_b: &[f32; 16],
+) -> ([f32; 16], [f32; 16], [f32; 16], [f32; 16]) {
+    let (mut slx_a, mut sl2_a, mut slx_b, mut sl2_b) =
+        ([0f32; 16], [0f32; 16], [0f32; 16], [0f32; 16]);
+    for i in 0..16 {
+        for k in 0..16 {
+            let la = nearest_int(is_a[k] * x[i][k]).clamp(-nmax, nmax - 1) as f32;
+            let lb = nearest_int(is_b[k] * x[i][k]).clamp(-nmax, nmax - 1) as f32;
+            slx_a[k] += wx[i][k] * la;
+            sl2_a[k] += w[i][k] * la * la;
+            slx_b[k] += wx[i][k] * lb;
+            sl2_b[k] += w[i][k] * lb * lb;
+        }
+    }
+    (slx_a, sl2_a, slx_b, sl2_b)
+}
+
+/// make_qx_quants (rmse_type 1) of 16 groups of 16 values, lane k = group k: `x[i][k]` is value
+/// i of group k; `qw` replaces the x^2 weights. Returns per lane the scale, the inverse scale
+/// whose rounding gave the kept levels, and 1 where the group is not all zeros (else 0).
+#[inline(always)]
+fn qx_groups(
+    nmax: i32,
+    x: &[[f32; 16]; 16],
+    qw: Option<&[[f32; 16]; 16]>,
+) -> ([f32; 16], [f32; 16], [u32; 16]) {
+    let mut max = [0f32; 16];
+    let mut amax = [0f32; 16];
+    for i in 0..16 {
+        for k in 0..16 {
+            let v = x[i][k];
+            let gt = v.abs() > amax[k];
+            amax[k] = if gt { v.abs() } else { amax[k] };
+            max[k] = if gt { v } else { max[k] };
+        }
+    }
+    let mut live = [0u32; 16];
+    for k in 0..16 {
+        live[k] = !(amax[k] < crate::k_quants::GROUP_MAX_EPS) as u32;
+    }
+    let mut w = [[0f32; 16]; 16];
+    let mut wx = [[0f32; 16]; 16];
+    for i in 0..16 {
+        for k in 0..16 {
+            w[i][k] = match qw {
+                Some(q) => q[i][k],
+                None => x[i][k] * x[i][k],
+            };
+            wx[i][k] = w[i][k] * x[i][k];
+        }
+    }
+    let fmax = nmax as f32;
+    let iscale_of = |step: i32| {
+        let mut is = [0f32; 16];
+        for k in 0..16 {
+            // step 0 gives -(nmax + 0) / max, bit-identical to ggml's -nmax / max start
+            is[k] = -(fmax + 0.1f32 * step as f32) / max[k];
+        }
+        is
+    };
+    // the start and the first try (is = -9) together, then the other tries two by two
+    let (is0, is1) = (iscale_of(0), iscale_of(-9));
+    let (slx, sl2, slx1, sl21) = qx_sums2(nmax, x, &w, &wx, &is0, &is1);
+    let mut scale = [0f32; 16];
+    let mut best = [0f32; 16];
+    for k in 0..16 {
+        scale[k] = if sl2[k] != 0.0 { slx[k] / sl2[k] } else { 0.0 };
+        best[k] = scale[k] * slx[k];
+    }
+    let mut best_is = is0;
+    let mut consider = |is: &[f32; 16], slx: &[f32; 16], sl2: &[f32; 16]| {
+        for k in 0..16 {
+            let better = ((sl2[k] > 0.0) as u32) & ((slx[k] * slx[k] > best[k] * sl2[k]) as u32);
+            let m = 0u32.wrapping_sub(better);
+            let s = slx[k] / sl2[k];
+            scale[k] = select(m, s, scale[k]);
+            best[k] = select(m, s * slx[k], best[k]);
+            best_is[k] = select(m, is[k], best_is[k]);
+        }
+    };
+    consider(&is1, &slx1, &sl21);
+    // is = -8..=9 without 0, in order
+    let steps: [i32; 17] = [-8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    let mut c = 0;
+    while c < steps.len() {
+        let a = iscale_of(steps[c]);
+        if c + 1 < steps.len() {
+            let b = iscale_of(steps[c + 1]);
+            let (slx_a, sl2_a, slx_b, sl2_b) = qx_sums2(nmax, x, &w, &wx, &a, &b);
+            consider(&a, &slx_a, &sl2_a);
+            consider(&b, &slx_b, &sl2_b);
+        } else {
+            let (slx_a, sl2_a, _, _) = qx_sums2(nmax, x, &w, &wx, &a, &a);
+            consider(&a, &slx_a, &sl2_a);
+        }
+        c += 2;
+    }
+    for k in 0..16 {
+        if live[k] == 0 {
+            scale[k] = 0.0;
+        }
+    }
+    (scale, best_is, live)
+}
+
+/// One Q6_K super-block (see `k_quants::quantize_block_q6_k`, the reference).
+#[inline(always)]
+fn q6_k_block(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
+    let mut xt = [[0f32; 16]; 16];
+    for k in 0..16 {
+        for i in 0..16 {
+            xt[i][k] = x[16 * k + i];
+        }
+    }
+    let mut qt = [[0f32; 16]; 16];
+    if let Some(q) = qw {
+        for k in 0..16 {
+            for i in 0..16 {
+                qt[i][k] = q[16 * k + i];
+            }
+        }
+    }
+    let (scales, best_is, live) = qx_groups(32, &xt, qw.map(|_| &qt));
+    let mut max_scale = 0.0f32;
+    let mut max_abs_scale = 0.0f32;
+    for &scale in &scales {
+        if scale.abs() > max_abs_scale {
+            max_abs_scale = scale.abs();
+            max_scale = scale;
+        }
+    }
+    if max_abs_scale < crate::k_quants::GROUP_MAX_EPS {
+        y.iter_mut().for_each(|b| *b = 0);
+        return;
+    }
+    let iscale = -128.0f32 / max_scale;
+    let d = crate::float::write_f16(&mut y[208..210], 1.0 / iscale);
+    for ib in 0..16 {
+        y[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+    }
+    let mut levels = [0i8; QK_K];
+    for j in 0..16 {
+        let dl = d * (y[192 + j] as i8) as f32;
+        let xs = &x[16 * j..16 * j + 16];
+        let ls = &mut levels[16 * j..16 * j + 16];
+        if dl != 0.0 {
+            for (l, &v) in ls.iter_mut().zip(xs) {
+                *l = (nearest_int(v / dl).clamp(-32, 31) + 32) as i8;
+            }
+        } else if live[j] != 0 {
+            // the search's levels stay where the stored scale is zero
+            for (l, &v) in ls.iter_mut().zip(xs) {
+                *l = (nearest_int(best_is[j] * v).clamp(-32, 31) + 32) as i8;
+            }
+        }
+    }
+    crate::k_quants::pack_q6_k(&levels, &mut y[0..192]);
+}
+
+#[inline(always)]
+fn q6_k_rows_body(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+    for (b, (x, y)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(210))
+        .enumerate()
+    {
+        let qw = importance.map(|q| &q[(b * QK_K) % q.len()..][..QK_K]);
+        q6_k_block(x, y, qw);
+    }
+}
+
+/// Q6_K rows with each super-block's 16 scale searches side by side; `importance` (the imatrix
+/// row, one weight per column) when given.
+pub(crate) fn quantize_q6_k_rows(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+            q6_k_rows_body(src, dst, importance)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+            q6_k_rows_body(src, dst, importance)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { avx512(src, dst, importance) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(src, dst, importance) };
+        }
+    }
+    q6_k_rows_body(src, dst, importance)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +569,25 @@ mod tests {
                 slow(&x, &mut b);
                 assert_eq!(a, b, "{blocks} super-blocks of {bb} bytes");
             }
+        }
+    }
+
+    #[test]
+    fn q6_k_rows_match_the_blockwise_kernel() {
+        use crate::k_quants::*;
+        for (seed, blocks) in [(11u32, 1usize), (12, 3), (13, 8), (14, 16)] {
+            let x = values(seed, blocks * QK_K);
+            let qw: Vec<f32> = values(seed + 100, QK_K).iter().map(|v| v.abs() + 0.001).collect();
+            let mut a = vec![0u8; blocks * 210];
+            let mut b = vec![0u8; blocks * 210];
+            quantize_row_q6_k(&x, &mut a);
+            quantize_row_q6_k_blockwise(&x, &mut b);
+            assert_eq!(a, b, "{blocks} super-blocks");
+            // weighted: one imatrix row of 256 columns, repeated per super-block
+            let row: Vec<f32> = (0..blocks).flat_map(|_| qw.iter().copied()).collect();
+            quantize_row_q6_k_weighted(&x, &mut a, &row);
+            quantize_row_q6_k_weighted_blockwise(&x, &mut b, &row);
+            assert_eq!(a, b, "{blocks} weighted super-blocks");
         }
     }
 }

@@ -464,6 +464,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// Quantizes the 8 sub-block scales and mins to 6 bits (max/63 each) and writes d, dmin and
 /// `scales[12]`; returns (d, dmin) as read back from fp16.
+#[inline(always)]
 pub(crate) fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, f32) {
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
@@ -536,6 +537,7 @@ fn quantize_k4_levels(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i
     levels
 }
 
+#[inline(always)]
 pub(crate) fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &mut [u8; QK_K]) {
     for j in 0..8 {
         let (sc, m) = scale_min_k4(j, &head[4..16]);
@@ -671,6 +673,11 @@ pub fn dequantize_row_q5_k(src: &[u8], dst: &mut [f32]) {
 // ---- Q6_K: `ql[128]` | `qh[64]` | `scales[16]` (int8) | d ----
 
 pub fn quantize_row_q6_k(src: &[f32], dst: &mut [u8]) {
+    crate::k4_lanes::quantize_q6_k_rows(src, dst, None);
+}
+
+/// Q6_K one sub-block search at a time (reference for [`quantize_row_q6_k`]).
+pub fn quantize_row_q6_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)) {
         quantize_block_q6_k(x, y, None);
     }
@@ -718,7 +725,7 @@ fn quantize_block_q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
     pack_q6_k(&levels, &mut y[0..192]);
 }
 
-fn pack_q6_k(levels: &[i8; QK_K], out: &mut [u8]) {
+pub(crate) fn pack_q6_k(levels: &[i8; QK_K], out: &mut [u8]) {
     let (ql, qh) = out.split_at_mut(128);
     let lv = |i: usize| levels[i] as u8;
     for h in 0..2 {
@@ -1152,6 +1159,11 @@ pub fn quantize_row_q5_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 }
 
 pub fn quantize_row_q6_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    crate::k4_lanes::quantize_q6_k_rows(src, dst, Some(importance));
+}
+
+/// [`quantize_row_q6_k_weighted`] one sub-block search at a time (its reference).
+pub fn quantize_row_q6_k_weighted_blockwise(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     for ((x, y), qw) in src
         .chunks_exact(QK_K)
         .zip(dst.chunks_exact_mut(210))
