@@ -525,9 +525,8 @@ mod tests {
                     let xs = &x[SUB * k..SUB * (k + 1)];
                     let ws: Vec<f32> = (0..SUB).map(|i| wt[i][k]).collect();
                     let mut want = [0u8; SUB];
-                    let (ws_, wm) = make_qkx2_quants_scalar(
-                        nmax, xs, &ws, &mut want, rmin, 0.1, nstep, false,
-                    );
+                    let (ws_, wm) =
+                        make_qkx2_quants_scalar(nmax, xs, &ws, &mut want, rmin, 0.1, nstep, false);
                     assert_eq!(
                         (scale[k].to_bits(), neg_min[k].to_bits()),
                         (ws_.to_bits(), wm.to_bits()),
@@ -568,6 +567,29 @@ mod tests {
                 fast(&x, &mut a);
                 slow(&x, &mut b);
                 assert_eq!(a, b, "{blocks} super-blocks of {bb} bytes");
+                // the same code compiled without the CPU-specific features, one super-block and
+                // two at a time
+                let f = if bb == 144 {
+                    K4Format {
+                        block_bytes: 144,
+                        nmax: 15,
+                        rmin: -1.0,
+                        nstep: 20,
+                        pack: pack_q4_k,
+                    }
+                } else {
+                    K4Format {
+                        block_bytes: 176,
+                        nmax: 31,
+                        rmin: -0.5,
+                        nstep: 15,
+                        pack: pack_q5_k,
+                    }
+                };
+                rows_body::<1, 8>(&x, &mut a, f);
+                assert_eq!(a, b, "portable, {blocks} super-blocks of {bb} bytes");
+                rows_body::<2, 16>(&x, &mut a, f);
+                assert_eq!(a, b, "portable pairs, {blocks} super-blocks of {bb} bytes");
             }
         }
     }
@@ -577,12 +599,17 @@ mod tests {
         use crate::k_quants::*;
         for (seed, blocks) in [(11u32, 1usize), (12, 3), (13, 8), (14, 16)] {
             let x = values(seed, blocks * QK_K);
-            let qw: Vec<f32> = values(seed + 100, QK_K).iter().map(|v| v.abs() + 0.001).collect();
+            let qw: Vec<f32> = values(seed + 100, QK_K)
+                .iter()
+                .map(|v| v.abs() + 0.001)
+                .collect();
             let mut a = vec![0u8; blocks * 210];
             let mut b = vec![0u8; blocks * 210];
             quantize_row_q6_k(&x, &mut a);
             quantize_row_q6_k_blockwise(&x, &mut b);
             assert_eq!(a, b, "{blocks} super-blocks");
+            q6_k_rows_body(&x, &mut a, None);
+            assert_eq!(a, b, "portable, {blocks} super-blocks");
             // weighted: one imatrix row of 256 columns, repeated per super-block
             let row: Vec<f32> = (0..blocks).flat_map(|_| qw.iter().copied()).collect();
             quantize_row_q6_k_weighted(&x, &mut a, &row);

@@ -538,7 +538,14 @@ fn quantize_k4_levels(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i
 }
 
 #[inline(always)]
-pub(crate) fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &mut [u8; QK_K]) {
+pub(crate) fn requantize_k4(
+    x: &[f32],
+    head: &[u8],
+    d: f32,
+    dmin: f32,
+    nmax: i32,
+    levels: &mut [u8; QK_K],
+) {
     for j in 0..8 {
         let (sc, m) = scale_min_k4(j, &head[4..16]);
         let dl = d * sc as f32;
@@ -576,7 +583,7 @@ pub fn quantize_row_q4_k_blockwise(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-fn pack_q4_k(levels: &[u8; QK_K], qs: &mut [u8]) {
+pub(crate) fn pack_q4_k(levels: &[u8; QK_K], qs: &mut [u8]) {
     for c in 0..4 {
         for l in 0..32 {
             qs[32 * c + l] = levels[64 * c + l] | (levels[64 * c + 32 + l] << 4);
@@ -626,7 +633,7 @@ pub fn quantize_row_q5_k_blockwise(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-fn pack_q5_k(levels: &[u8; QK_K], tail: &mut [u8]) {
+pub(crate) fn pack_q5_k(levels: &[u8; QK_K], tail: &mut [u8]) {
     let (qh, ql) = tail.split_at_mut(32);
     qh.iter_mut().for_each(|h| *h = 0);
     for c in 0..4 {
