@@ -313,7 +313,8 @@ fn qx_groups(
     }
     let mut live = [0u32; 16];
     for k in 0..16 {
-        live[k] = !(amax[k] < crate::k_quants::GROUP_MAX_EPS) as u32;
+        // amax is never NaN (it only grows by `>`), so this is `!(amax < eps)`
+        live[k] = (amax[k] >= crate::k_quants::GROUP_MAX_EPS) as u32;
     }
     let mut w = [[0f32; 16]; 16];
     let mut wx = [[0f32; 16]; 16];
