@@ -1004,26 +1004,23 @@ fn real_size(args: &[String]) {
     }
     println!();
     println!(
-        "{:<42} {:>10} {:>12} {:>10}  result",
+        "{:<42} {:>10} {:>12} {:>14}  result",
         "summary (issue 19)", "median", "worst round", "target"
     );
     for v in &verdicts {
+        let show = |x: f64| format!("{x:.2}{}", v.unit);
         println!(
-            "{:<42} {:>9.2}{} {:>11.2}{} {:>8}{:.2}{}  {}",
+            "{:<42} {:>10} {:>12} {:>14}  {}",
             v.what,
-            v.median,
-            v.unit.trim(),
-            v.worst,
-            v.unit.trim(),
-            "<= ",
-            v.limit,
-            v.unit.trim(),
+            show(v.median),
+            show(v.worst),
+            format!("<= {}", show(v.limit)),
             if v.pass() { "PASS" } else { "FAIL" }
         );
     }
     for (what, same) in &identical {
         println!(
-            "{what:<42} {:>36}  {}",
+            "{what:<42} {:>38}  {}",
             "byte-identical",
             if *same { "PASS" } else { "FAIL" }
         );
