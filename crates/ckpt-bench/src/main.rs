@@ -728,11 +728,43 @@ fn peak(rs: &[Run]) -> Run {
     }
 }
 
+/// One line of the real-size summary: a measured ratio (or size) against its target.
+struct Verdict {
+    what: String,
+    /// Median over the rounds.
+    median: f64,
+    /// The worst round (the largest ratio of a pair of runs measured one after the other).
+    worst: f64,
+    limit: f64,
+    unit: &'static str,
+}
+
+impl Verdict {
+    fn pass(&self) -> bool {
+        self.worst <= self.limit
+    }
+}
+
+/// Pairwise ratios b[i] / a[i] of interleaved runs: (median, worst).
+fn ratios(a: &[Run], b: &[Run]) -> (f64, f64) {
+    let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| b.secs / a.secs).collect();
+    r.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    (r[r.len() / 2], *r.last().unwrap())
+}
+
+fn secs_list(rs: &[Run]) -> Vec<f64> {
+    rs.iter()
+        .map(|r| (r.secs * 100.0).round() / 100.0)
+        .collect()
+}
+
 /// The issue-19 benchmarks at real size: a synthetic 1.03B-parameter bf16 Llama (about 2 GB),
 /// made on the fly under the work directory and deleted at the end (at most ~5 GB on disk at
-/// once). `ckpt quantize` F16 -> Q4_K_M and -> IQ4_XS (with a synthetic imatrix) against
-/// llama-quantize with the same threads; one-step HF -> Q4_K_M against `ckpt quantize` alone;
-/// HF -> F16 against `cp -r`, run by run.
+/// once; `--reuse` keeps and reuses the model folder). `ckpt quantize` F16 -> Q4_K_M and ->
+/// IQ4_XS (with a synthetic imatrix) against llama-quantize with the same threads; one-step
+/// HF -> Q4_K_M against `ckpt quantize` alone; HF -> F16 against `cp -r`, run by run. Every
+/// ratio is of two runs made one right after the other; a target passes only if every round
+/// meets it (the worst round is what is compared), and the summary table ends the output.
 fn real_size(args: &[String]) {
     let arg = |name: &str| {
         args.iter()
@@ -754,29 +786,32 @@ fn real_size(args: &[String]) {
     let rounds: usize = arg("--rounds").map_or(3, |r| r.parse().expect("--rounds N"));
     let threads = arg("--threads").unwrap_or_else(|| "2".into());
     let only = arg("--only");
+    let reuse = args.iter().any(|a| a == "--reuse");
     let want = |what: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|x| x == what))
     };
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
     let hf = work.join("hf");
-    eprintln!(
-        "generating a synthetic 1.03B-parameter bf16 Llama in {}…",
-        hf.display()
-    );
-    run(Command::new(std::env::current_exe().unwrap())
-        .arg("generate-big")
-        .arg(&hf));
+    let f16 = work.join("model.f16.gguf");
+    if !(reuse && hf.join("config.json").exists() && f16.exists()) {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        eprintln!(
+            "generating a synthetic 1.03B-parameter bf16 Llama in {}…",
+            hf.display()
+        );
+        run(Command::new(std::env::current_exe().unwrap())
+            .arg("generate-big")
+            .arg(&hf));
+        run(Command::new(ckpt_bin())
+            .args(["convert", "-q", "--outtype", "f16"])
+            .arg(&hf)
+            .arg(&f16));
+    }
     let params = BIG_LAYERS
         * (4 * BIG_HIDDEN * BIG_HIDDEN + 3 * BIG_HIDDEN * BIG_FFN + 2 * BIG_HIDDEN)
         + 2 * BIG_VOCAB * BIG_HIDDEN
         + BIG_HIDDEN;
-    let f16 = work.join("model.f16.gguf");
-    run(Command::new(ckpt_bin())
-        .args(["convert", "-q", "--outtype", "f16"])
-        .arg(&hf)
-        .arg(&f16));
     let imatrix = work.join("imatrix.dat");
     write_big_imatrix(&imatrix);
     println!(
@@ -786,6 +821,9 @@ fn real_size(args: &[String]) {
         threads,
         rounds
     );
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    let mut identical: Vec<(String, bool)> = Vec::new();
+    let mut peak_rss_mb = 0f64;
     let theirs = work.join("ref.gguf");
     let ours = work.join("ckpt.gguf");
     let clear_q = || {
@@ -825,6 +863,8 @@ fn real_size(args: &[String]) {
         );
         let same = sha256_of(&theirs) == sha256_of(&ours);
         let (l, c) = (peak(&rl), peak(&rc));
+        let (median, worst) = ratios(&rl, &rc);
+        peak_rss_mb = peak_rss_mb.max(mb(&c));
         println!(
             "F16 -> {ftype}{}",
             if with_imatrix { " (imatrix)" } else { "" }
@@ -833,18 +873,23 @@ fn real_size(args: &[String]) {
             "  llama-quantize   {:>7.2} s   peak RSS {:>7.1} MB   runs {:?}",
             l.secs,
             mb(&l),
-            rl.iter()
-                .map(|r| (r.secs * 100.0).round() / 100.0)
-                .collect::<Vec<_>>()
+            secs_list(&rl)
         );
         println!(
-            "  ckpt quantize    {:>7.2} s   peak RSS {:>7.1} MB   runs {:?}   {:.2}x llama-quantize's time",
+            "  ckpt quantize    {:>7.2} s   peak RSS {:>7.1} MB   runs {:?}   {median:.2}x llama-quantize's time (worst round {worst:.2}x)",
             c.secs,
             mb(&c),
-            rc.iter().map(|r| (r.secs * 100.0).round() / 100.0).collect::<Vec<_>>(),
-            c.secs / l.secs
+            secs_list(&rc),
         );
         println!("  outputs byte-identical: {same}   (targets: <= 0.40x, peak RSS < 300 MB)");
+        verdicts.push(Verdict {
+            what: format!("{ftype} time / llama-quantize's"),
+            median,
+            worst,
+            limit: 0.40,
+            unit: "x",
+        });
+        identical.push((format!("{ftype} = llama-quantize"), same));
         clear_q();
     }
     if want("one-step") {
@@ -872,23 +917,36 @@ fn real_size(args: &[String]) {
         );
         let same = sha256_of(&one) == sha256_of(&ours);
         let (q, o) = (peak(&rq), peak(&ro));
+        let (median, worst) = ratios(&rq, &ro);
+        peak_rss_mb = peak_rss_mb.max(mb(&q)).max(mb(&o));
         println!("HF -> Q4_K_M in one step vs F16 -> Q4_K_M");
         println!(
-            "  ckpt quantize (F16 input)   {:>7.2} s   peak RSS {:>7.1} MB",
+            "  ckpt quantize (F16 input)     {:>5.2} s   peak RSS {:>7.1} MB   runs {:?}",
             q.secs,
-            mb(&q)
+            mb(&q),
+            secs_list(&rq)
         );
         println!(
-            "  ckpt convert --outtype q4_k_m {:>5.2} s   peak RSS {:>7.1} MB   {:.2}x quantize alone",
+            "  ckpt convert --outtype q4_k_m {:>5.2} s   peak RSS {:>7.1} MB   runs {:?}   {median:.2}x quantize alone (worst round {worst:.2}x)",
             o.secs,
             mb(&o),
-            o.secs / q.secs
+            secs_list(&ro)
         );
         println!("  outputs byte-identical: {same}   (targets: <= 1.10x, peak RSS < 300 MB)");
+        verdicts.push(Verdict {
+            what: "one-step HF -> Q4_K_M / quantize alone".into(),
+            median,
+            worst,
+            limit: 1.10,
+            unit: "x",
+        });
+        identical.push(("one-step = F16 then quantize".into(), same));
         let _ = std::fs::remove_file(&one);
         clear_q();
     }
-    let _ = std::fs::remove_file(&f16);
+    if !reuse {
+        let _ = std::fs::remove_file(&f16);
+    }
     if want("f16") {
         let (cp_out, f16_out) = (work.join("cp-out"), work.join("out.f16.gguf"));
         let clear = || {
@@ -923,15 +981,51 @@ fn real_size(args: &[String]) {
                 b.secs / a.secs
             );
         }
-        let worst = rcp
-            .iter()
-            .zip(&rck)
-            .map(|(a, b)| b.secs / a.secs)
-            .fold(0.0, f64::max);
+        let (median, worst) = ratios(&rcp, &rck);
+        peak_rss_mb = peak_rss_mb.max(rck.iter().map(mb).fold(0.0, f64::max));
         println!("  worst ratio {worst:.2}x   (target: every run <= 1.30x)");
+        verdicts.push(Verdict {
+            what: "HF -> F16 / cp -r".into(),
+            median,
+            worst,
+            limit: 1.30,
+            unit: "x",
+        });
         clear();
     }
-    if std::env::var_os("CKPT_BENCH_KEEP").is_none() {
+    if peak_rss_mb > 0.0 {
+        verdicts.push(Verdict {
+            what: "peak RSS of every ckpt run".into(),
+            median: peak_rss_mb,
+            worst: peak_rss_mb,
+            limit: 300.0,
+            unit: " MB",
+        });
+    }
+    println!();
+    println!(
+        "{:<42} {:>10} {:>12} {:>14}  result",
+        "summary (issue 19)", "median", "worst round", "target"
+    );
+    for v in &verdicts {
+        let show = |x: f64| format!("{x:.2}{}", v.unit);
+        println!(
+            "{:<42} {:>10} {:>12} {:>14}  {}",
+            v.what,
+            show(v.median),
+            show(v.worst),
+            format!("<= {}", show(v.limit)),
+            if v.pass() { "PASS" } else { "FAIL" }
+        );
+    }
+    for (what, same) in &identical {
+        println!(
+            "{what:<42} {:>38}  {}",
+            "byte-identical",
+            if *same { "PASS" } else { "FAIL" }
+        );
+    }
+    if std::env::var_os("CKPT_BENCH_KEEP").is_none() && !reuse {
         let _ = std::fs::remove_dir_all(&work);
     }
 }
@@ -953,7 +1047,7 @@ fn main() {
         Some("real-size") => real_size(&args),
         Some("generate-big") => make_big_llama(Path::new(&args[2])),
         _ => {
-            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench real-size [--llama-quantize PATH] [--dir WORK] [--rounds 3] [--threads 2] [--only q4_k_m,iq4_xs,one-step,f16]");
+            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench real-size [--llama-quantize PATH] [--dir WORK] [--rounds 3] [--threads 2] [--only q4_k_m,iq4_xs,one-step,f16] [--reuse]");
             std::process::exit(2);
         }
     }

@@ -518,7 +518,6 @@ impl Tensor {
     /// are released right after; other views are gathered piece by piece. Returns the bytes
     /// written.
     pub fn write_at(&self, f: &std::fs::File, offset: u64) -> Result<u64> {
-        use std::os::unix::fs::FileExt;
         let io_err =
             |e: std::io::Error| Error::Other(format!("writing tensor '{}': {e}", self.name));
         if let Some((buf, start, len)) = self.mapped_range() {
@@ -532,7 +531,8 @@ impl Tensor {
             let mut pos = 0;
             while pos < len {
                 let n = STREAM_CHUNK.min(len - pos);
-                f.write_all_at(
+                crate::atomic::write_all_at(
+                    f,
                     &buf.bytes()[start + pos..start + pos + n],
                     offset + pos as u64,
                 )
@@ -545,7 +545,7 @@ impl Tensor {
         if self.view().is_some() {
             let mut n = 0u64;
             self.stream_view(&mut |chunk| {
-                f.write_all_at(chunk, offset + n).map_err(io_err)?;
+                crate::atomic::write_all_at(f, chunk, offset + n).map_err(io_err)?;
                 n += chunk.len() as u64;
                 Ok(())
             })?;
@@ -553,7 +553,7 @@ impl Tensor {
             return Ok(n);
         }
         let bytes = self.bytes()?;
-        f.write_all_at(&bytes, offset).map_err(io_err)?;
+        crate::atomic::write_all_at(f, &bytes, offset).map_err(io_err)?;
         let n = bytes.len() as u64;
         drop(bytes);
         self.release();

@@ -63,7 +63,6 @@ fn write_tensors_at(
     data_start: u64,
     report: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
-    use std::os::unix::fs::FileExt;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -110,7 +109,7 @@ fn write_tensors_at(
                                 p.nbytes
                             )));
                         }
-                        f.write_all_at(&bytes, data_start + p.offset)
+                        ckpt_core::atomic::write_all_at(f, &bytes, data_start + p.offset)
                             .map_err(|e| Error::io(path, e))?;
                         Ok(pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
                     })
@@ -152,7 +151,6 @@ fn write_rows_at(
     offset: u64,
     nbytes: u64,
 ) -> Result<()> {
-    use std::os::unix::fs::FileExt;
     if (rows.rows * rows.row_bytes) as u64 != nbytes {
         return Err(Error::Other(format!(
             "{}: tensor '{}' has {} rows of {} bytes, its GGUF info says {nbytes} bytes",
@@ -169,7 +167,7 @@ fn write_rows_at(
         let end = (start + per_piece).min(rows.rows);
         let piece = &mut buf[..(end - start) * rows.row_bytes];
         (rows.fill)(start..end, piece)?;
-        f.write_all_at(piece, offset + (start * rows.row_bytes) as u64)
+        ckpt_core::atomic::write_all_at(f, piece, offset + (start * rows.row_bytes) as u64)
             .map_err(|e| Error::io(path, e))?;
         start = end;
     }

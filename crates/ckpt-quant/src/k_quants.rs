@@ -464,7 +464,8 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// Quantizes the 8 sub-block scales and mins to 6 bits (max/63 each) and writes d, dmin and
 /// `scales[12]`; returns (d, dmin) as read back from fp16.
-fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, f32) {
+#[inline(always)]
+pub(crate) fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]) -> (f32, f32) {
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..8 {
@@ -536,7 +537,15 @@ fn quantize_k4_levels(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i
     levels
 }
 
-fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &mut [u8; QK_K]) {
+#[inline(always)]
+pub(crate) fn requantize_k4(
+    x: &[f32],
+    head: &[u8],
+    d: f32,
+    dmin: f32,
+    nmax: i32,
+    levels: &mut [u8; QK_K],
+) {
     for j in 0..8 {
         let (sc, m) = scale_min_k4(j, &head[4..16]);
         let dl = d * sc as f32;
@@ -552,13 +561,29 @@ fn requantize_k4(x: &[f32], head: &[u8], d: f32, dmin: f32, nmax: i32, levels: &
 }
 
 pub fn quantize_row_q4_k(src: &[f32], dst: &mut [u8]) {
+    crate::k4_lanes::quantize_rows(
+        src,
+        dst,
+        crate::k4_lanes::K4Format {
+            block_bytes: 144,
+            nmax: 15,
+            rmin: -1.0,
+            nstep: 20,
+            pack: pack_q4_k,
+        },
+    );
+}
+
+/// Q4_K one super-block at a time with the candidate-parallel search (the reference the
+/// sub-block-parallel [`quantize_row_q4_k`] is tested against).
+pub fn quantize_row_q4_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(144)) {
         let levels = quantize_k4_levels(x, &mut y[0..16], 15, -1.0, 20);
         pack_q4_k(&levels, &mut y[16..144]);
     }
 }
 
-fn pack_q4_k(levels: &[u8; QK_K], qs: &mut [u8]) {
+pub(crate) fn pack_q4_k(levels: &[u8; QK_K], qs: &mut [u8]) {
     for c in 0..4 {
         for l in 0..32 {
             qs[32 * c + l] = levels[64 * c + l] | (levels[64 * c + 32 + l] << 4);
@@ -587,13 +612,28 @@ pub fn dequantize_row_q4_k(src: &[u8], dst: &mut [f32]) {
 }
 
 pub fn quantize_row_q5_k(src: &[f32], dst: &mut [u8]) {
+    crate::k4_lanes::quantize_rows(
+        src,
+        dst,
+        crate::k4_lanes::K4Format {
+            block_bytes: 176,
+            nmax: 31,
+            rmin: -0.5,
+            nstep: 15,
+            pack: pack_q5_k,
+        },
+    );
+}
+
+/// Q5_K one super-block at a time (reference for [`quantize_row_q5_k`]).
+pub fn quantize_row_q5_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(176)) {
         let levels = quantize_k4_levels(x, &mut y[0..16], 31, -0.5, 15);
         pack_q5_k(&levels, &mut y[16..176]);
     }
 }
 
-fn pack_q5_k(levels: &[u8; QK_K], tail: &mut [u8]) {
+pub(crate) fn pack_q5_k(levels: &[u8; QK_K], tail: &mut [u8]) {
     let (qh, ql) = tail.split_at_mut(32);
     qh.iter_mut().for_each(|h| *h = 0);
     for c in 0..4 {
@@ -640,6 +680,11 @@ pub fn dequantize_row_q5_k(src: &[u8], dst: &mut [f32]) {
 // ---- Q6_K: `ql[128]` | `qh[64]` | `scales[16]` (int8) | d ----
 
 pub fn quantize_row_q6_k(src: &[f32], dst: &mut [u8]) {
+    crate::k4_lanes::quantize_q6_k_rows(src, dst, None);
+}
+
+/// Q6_K one sub-block search at a time (reference for [`quantize_row_q6_k`]).
+pub fn quantize_row_q6_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)) {
         quantize_block_q6_k(x, y, None);
     }
@@ -687,7 +732,7 @@ fn quantize_block_q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
     pack_q6_k(&levels, &mut y[0..192]);
 }
 
-fn pack_q6_k(levels: &[i8; QK_K], out: &mut [u8]) {
+pub(crate) fn pack_q6_k(levels: &[i8; QK_K], out: &mut [u8]) {
     let (ql, qh) = out.split_at_mut(128);
     let lv = |i: usize| levels[i] as u8;
     for h in 0..2 {
@@ -1121,6 +1166,11 @@ pub fn quantize_row_q5_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
 }
 
 pub fn quantize_row_q6_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32]) {
+    crate::k4_lanes::quantize_q6_k_rows(src, dst, Some(importance));
+}
+
+/// [`quantize_row_q6_k_weighted`] one sub-block search at a time (its reference).
+pub fn quantize_row_q6_k_weighted_blockwise(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     for ((x, y), qw) in src
         .chunks_exact(QK_K)
         .zip(dst.chunks_exact_mut(210))

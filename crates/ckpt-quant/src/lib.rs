@@ -23,6 +23,7 @@ pub mod iq;
 mod iq_grids;
 mod iq_lattice;
 pub mod iq_lattice_quants;
+mod k4_lanes;
 pub mod k_quants;
 mod lanes;
 pub mod legacy;

@@ -9,10 +9,19 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
     f16_bits_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
 }
 
-/// The index of the first little-endian u16 whose `exponent` bits are all set.
+/// The index of the first little-endian u16 whose `exponent` bits are all set. Runs of 256
+/// values are tested with a branch-free reduction (one vector loop) and only a run with a hit is
+/// searched value by value.
 fn first_all_ones_exponent(data: &[u8], exponent: u16) -> Option<usize> {
-    data.chunks_exact(2)
-        .position(|b| u16::from_le_bytes([b[0], b[1]]) & exponent == exponent)
+    const RUN: usize = 512;
+    let bad = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) & exponent == exponent;
+    for (r, run) in data.chunks(RUN).enumerate() {
+        let hit = run.chunks_exact(2).fold(false, |acc, b| acc | bad(b));
+        if hit {
+            return run.chunks_exact(2).position(bad).map(|i| r * RUN / 2 + i);
+        }
+    }
+    None
 }
 
 /// The index of the first element or block whose value or scale is not finite, if any.
