@@ -10,8 +10,6 @@
 
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-
 use crate::iq_grids::{
     KGRID_1BIT_2048, KGRID_2BIT_1024, KGRID_2BIT_256, KGRID_2BIT_512, KGRID_3BIT_256,
     KGRID_3BIT_512,
@@ -43,8 +41,10 @@ impl<const D: usize> Lattice<D> {
             assert!(index < map_size, "grid point outside the map");
             map[index] = i as i32;
         }
+        // Sequential on purpose: this runs inside a `OnceLock` initialiser reached from rayon
+        // workers; a parallel iterator here lets a waiting worker steal an outer job that needs
+        // the same lattice and block on the `OnceLock` it is itself initialising (a deadlock).
         let lists: Vec<Vec<u16>> = (0..map_size)
-            .into_par_iter()
             .map(|i| {
                 if map[i] >= 0 {
                     return Vec::new();
