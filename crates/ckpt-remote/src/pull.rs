@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -184,7 +184,9 @@ impl Filter {
 /// Shared progress accounting of one pull.
 struct Progress {
     callback: Option<ProgressFn>,
-    total_bytes: AtomicU64,
+    /// Bytes so far; the lock is held while the callback runs, so events arrive in order
+    /// (parallel downloads would otherwise report totals out of order).
+    total_bytes: Mutex<u64>,
     total_size: u64,
 }
 
@@ -255,7 +257,7 @@ impl Hub {
         }
         let progress = Progress {
             callback: opts.progress.clone(),
-            total_bytes: AtomicU64::new(0),
+            total_bytes: Mutex::new(0),
             total_size: wanted.iter().filter_map(|f| f.size).sum(),
         };
 
@@ -419,7 +421,7 @@ impl Hub {
         cache.write_ref(&revision, &meta.commit)?;
         let progress = Progress {
             callback: None,
-            total_bytes: AtomicU64::new(0),
+            total_bytes: Mutex::new(0),
             total_size: meta.size.unwrap_or(0),
         };
         let commit = meta.commit.clone();
@@ -910,13 +912,18 @@ fn report(
     file_done: bool,
     new_bytes: u64,
 ) {
-    let total = progress.total_bytes.fetch_add(new_bytes, Ordering::Relaxed) + new_bytes;
+    let mut total = progress
+        .total_bytes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *total += new_bytes;
+    let total_now = *total;
     if let Some(cb) = &progress.callback {
         cb(&PullProgress {
             file,
             file_bytes,
             file_size,
-            total_bytes: total,
+            total_bytes: total_now,
             total_size: progress.total_size,
             file_done,
         });
@@ -1149,6 +1156,35 @@ impl LocalDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_totals_arrive_in_order_from_parallel_downloads() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let progress = Progress {
+            callback: Some(Arc::new(move |p: &PullProgress<'_>| {
+                // A slow callback (like a Python one waiting for the GIL) widens the window.
+                std::thread::yield_now();
+                sink.lock().unwrap().push(p.total_bytes);
+            })),
+            total_bytes: Mutex::new(0),
+            total_size: 8 * 2000,
+        };
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let progress = &progress;
+                s.spawn(move || {
+                    for i in 0..2000 {
+                        report(progress, &format!("f{t}"), i + 1, None, false, 1);
+                    }
+                });
+            }
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 16000);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "totals out of order");
+        assert_eq!(*seen.last().unwrap(), 16000);
+    }
 
     #[test]
     fn filters_follow_fnmatch() {

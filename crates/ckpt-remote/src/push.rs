@@ -864,7 +864,7 @@ impl Hub {
         };
         let counter = ProgressCounter {
             callback: progress.cloned(),
-            sent: AtomicU64::new(0),
+            sent: Mutex::new(0),
             total: total_size,
         };
         for chunk in wanted.chunks(FILES_PER_REQUEST) {
@@ -1336,14 +1336,17 @@ fn local_oid(file: &LocalFile, mode: UploadMode) -> Result<String> {
 
 struct ProgressCounter {
     callback: Option<PushProgressFn>,
-    sent: AtomicU64,
+    /// Bytes sent so far; held while the callback runs so that totals arrive in order.
+    sent: Mutex<u64>,
     total: u64,
 }
 
 impl ProgressCounter {
     /// `delta` more bytes of `file` were sent (`file_bytes` of it so far).
     fn advance(&self, file: &str, delta: u64, file_bytes: u64, file_size: u64) {
-        let total_bytes = self.sent.fetch_add(delta, Ordering::Relaxed) + delta;
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        *sent += delta;
+        let total_bytes = *sent;
         if let Some(cb) = &self.callback {
             cb(&PushProgress {
                 file,
@@ -1356,13 +1359,14 @@ impl ProgressCounter {
         }
     }
     fn file_done(&self, file: &str, size: u64) {
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cb) = &self.callback {
             cb(&PushProgress {
                 file,
                 stage: PushStage::Done,
                 file_bytes: size,
                 file_size: size,
-                total_bytes: self.sent.load(Ordering::Relaxed),
+                total_bytes: *sent,
                 total_size: self.total,
             });
         }
