@@ -219,7 +219,7 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
         let files = source::find_model_files(src)?;
         let ck = source::open_model_files(&files, &open_opts)?;
         let companions = source::companion_files(src, &files)?;
-        let config = std::fs::read_to_string(src.join("config.json"))
+        let config = ckpt_core::hf::read_side_text(&src.join("config.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         (ck, companions, config)
@@ -228,7 +228,7 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
         let config = src
             .parent()
             .map(|d| d.join("config.json"))
-            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|p| ckpt_core::hf::read_side_text(&p).ok())
             .and_then(|t| serde_json::from_str(&t).ok());
         (ck, Vec::new(), config)
     };

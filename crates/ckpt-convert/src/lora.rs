@@ -39,7 +39,7 @@ pub struct AdapterConfig {
 
 impl AdapterConfig {
     pub fn parse(path: &Path) -> Result<AdapterConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = ckpt_core::hf::read_side_text(path)?;
         Self::parse_str(&text, path)
     }
 
@@ -748,7 +748,7 @@ pub fn merge_lora(
     let mut companions = Vec::new();
     for c in source::companion_files(base_dir, &files)? {
         if c.file_name().is_some_and(|n| n == "config.json") {
-            let text = std::fs::read_to_string(&c).map_err(|e| Error::io(&c, e))?;
+            let text = ckpt_core::hf::read_side_text(&c)?;
             let mut cfg: Value = serde_json::from_str(&text)
                 .map_err(|e| Error::invalid(&c, format!("invalid JSON: {e}")))?;
             let mut changed = false;

@@ -76,7 +76,7 @@ pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
 
 /// Reads a `*.index.json` and lists its shards (sorted, as `-00001-of-` names sort in order).
 pub fn read_index(index: &Path) -> Result<ModelFiles> {
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let text = hf::read_side_text(index)?;
     let (weights, weight_map) = parse_index(&text, index)?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut paths = Vec::new();

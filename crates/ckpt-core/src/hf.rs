@@ -10,6 +10,8 @@
 //! transformers' `get_checkpoint_shard_files` lists them (`sorted(set(weight_map.values()))`).
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -91,6 +93,59 @@ pub fn choose_weights(names: &[&str], gguf: bool) -> Option<Weights> {
 /// Whether a file beside the weights travels with them into a converted folder (config,
 /// tokenizer, chat template, generation config, README…): anything not hidden that is not a
 /// weight file or a shard index of any format (`training_args.bin` does travel).
+/// The most a side file read whole (config.json, tokenizer files, adapter_config.json, an index,
+/// a chat template, a Modelfile) may hold: 256 MiB, far above any real one (the largest
+/// tokenizer.json files are a few tens of MB), far below what would exhaust memory.
+pub const MAX_SIDE_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a side file of a model folder whole, refusing one larger than
+/// [`MAX_SIDE_FILE_BYTES`]. The budget is enforced while reading, so a file that lies about its
+/// size (a symlink to `/dev/zero`, a FIFO, a file that grows) is refused too.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("ckpt-doc-side-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("config.json"), b"{}").unwrap();
+/// assert_eq!(ckpt_core::hf::read_side_file(&dir.join("config.json")).unwrap(), b"{}");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn read_side_file(path: &Path) -> crate::Result<Vec<u8>> {
+    read_capped(path, MAX_SIDE_FILE_BYTES)
+}
+
+/// [`read_side_file`] as UTF-8 text (an error naming the file when it is not).
+pub fn read_side_text(path: &Path) -> crate::Result<String> {
+    String::from_utf8(read_side_file(path)?)
+        .map_err(|e| crate::Error::invalid(path, format!("not UTF-8 text: {e}")))
+}
+
+fn read_capped(path: &Path, limit: u64) -> crate::Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    let too_big = || {
+        crate::Error::unsafe_input(
+            path,
+            format!(
+                "larger than the {limit} bytes a side file may hold (a real one is far smaller)"
+            ),
+        )
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| crate::Error::io(path, e))?
+        .len();
+    if len > limit {
+        return Err(too_big());
+    }
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| crate::Error::io(path, e))?;
+    if buf.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(buf)
+}
+
 pub fn is_companion(name: &str) -> bool {
     if name.starts_with('.') {
         return false;
@@ -158,6 +213,28 @@ pub fn parse_index(body: &[u8]) -> Result<ShardIndex, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn side_files_have_a_budget_even_when_they_lie_about_their_size() {
+        let dir = std::env::temp_dir().join(format!("ckpt-side-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("small.json");
+        std::fs::write(&small, b"{\"a\": 1}").unwrap();
+        assert_eq!(read_capped(&small, 8).unwrap(), b"{\"a\": 1}");
+        let e = read_capped(&small, 7).unwrap_err();
+        assert!(e.to_string().contains("small.json"), "{e}");
+        // /dev/zero reports length 0 and never ends: the budget still stops it.
+        #[cfg(unix)]
+        {
+            let zero = dir.join("adapter_config.json");
+            let _ = std::fs::remove_file(&zero);
+            std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+            let e = read_capped(&zero, 1 << 20).unwrap_err();
+            assert!(matches!(e, crate::Error::Unsafe { .. }), "{e}");
+            assert!(e.to_string().contains("adapter_config.json"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn files(v: &[&str]) -> Weights {
         Weights::Files(v.iter().map(|s| s.to_string()).collect())

@@ -82,7 +82,7 @@ impl Hparams {
 }
 
 pub fn read_json_object(path: &Path) -> Result<Map<String, Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = ckpt_core::hf::read_side_text(path)?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(Error::invalid(path, "expected a JSON object")),

@@ -40,7 +40,7 @@ pub struct AdapterSettings {
 impl AdapterSettings {
     /// Reads `adapter_config.json` (the path names it in errors).
     pub fn read(path: &Path) -> Result<AdapterSettings> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = ckpt_core::hf::read_side_text(path)?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
         let Value::Object(m) = v else {

@@ -180,7 +180,7 @@ impl ModelMetadata {
         experts: Option<(u64, u64, u64)>,
     ) -> ModelMetadata {
         let mut md = ModelMetadata::default();
-        if let Ok(card) = std::fs::read_to_string(model_dir.join("README.md")) {
+        if let Ok(card) = ckpt_core::hf::read_side_text(&model_dir.join("README.md")) {
             if let Some(fm) = crate::model_card::parse(&card) {
                 md.apply_card(&fm, total_params);
             }

@@ -176,7 +176,7 @@ pub fn adapter_base(adapter_dir: &Path, base: Option<&Path>) -> Result<std::path
         return resolve(b);
     }
     let config = adapter_dir.join("adapter_config.json");
-    let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+    let text = ckpt_core::hf::read_side_text(&config)?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::invalid(&config, format!("invalid JSON: {e}")))?;
     let Some(id) = v

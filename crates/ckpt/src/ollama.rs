@@ -306,7 +306,7 @@ fn create_in(
 ) -> Result<CreateReport> {
     let (from, template, system, params, license, adapter) = match &request.from {
         CreateFrom::Modelfile(mf) => {
-            let text = std::fs::read_to_string(mf).map_err(|e| Error::io(mf, e))?;
+            let text = ckpt_core::hf::read_side_text(mf)?;
             let base = mf.parent().unwrap_or(Path::new("."));
             let opts = CreateOptions {
                 preparer: &CkptPreparer,
@@ -358,7 +358,7 @@ fn create_in(
         });
     }
     if let Some(path) = template {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = ckpt_core::hf::read_side_text(path)?;
         // Refused before any conversion, as Ollama refuses it at create.
         ckpt_ollama::check_template(&text).map_err(|e| template_error_in(e, path))?;
         spec.template = Some(text);
@@ -371,8 +371,7 @@ fn create_in(
         }
     }
     if let Some(l) = license {
-        spec.licenses
-            .push(std::fs::read_to_string(l).map_err(|e| Error::io(l, e))?);
+        spec.licenses.push(ckpt_core::hf::read_side_text(l)?);
     }
     let direct = DirectConverter(outtype);
     let opts = CreateOptions {

@@ -105,7 +105,7 @@ fn refuse_reranker(ctx: &mut ParamContext) -> Result<()> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_lowercase();
-    let readme = std::fs::read_to_string(dir.join("README.md"))
+    let readme = ckpt_core::hf::read_side_text(&dir.join("README.md"))
         .unwrap_or_default()
         .to_lowercase();
     let hf_arch = ctx
@@ -140,7 +140,7 @@ pub(crate) fn write_pooling_type(
     if !modules_path.is_file() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(&modules_path).map_err(|e| Error::io(&modules_path, e))?;
+    let text = ckpt_core::hf::read_side_text(&modules_path)?;
     let modules: Value = serde_json::from_str(&text)
         .map_err(|e| Error::invalid(&modules_path, format!("invalid JSON: {e}")))?;
     let pooling_dir = modules.as_array().into_iter().flatten().find_map(|m| {

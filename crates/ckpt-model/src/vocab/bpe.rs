@@ -23,7 +23,8 @@ pub struct BpeVocab {
 }
 
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(path)
+    let bytes = ckpt_core::hf::read_side_file(path)?;
+    Tokenizer::from_bytes(bytes)
         .map_err(|e| Error::invalid(path, format!("cannot load the tokenizer: {e}")))
 }
 

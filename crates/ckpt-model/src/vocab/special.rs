@@ -382,7 +382,7 @@ impl SpecialVocab {
         if !path.is_file() {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = ckpt_core::hf::read_side_text(&path)?;
         let mut lines = text.lines().peekable();
         if lines.peek().is_some_and(|l| l.trim().starts_with('#')) {
             lines.next();
@@ -478,7 +478,7 @@ fn load_chat_template(dir: &Path, config: &Map<String, Value>) -> Result<Option<
     let json = dir.join("chat_template.json");
     let mut alt: Option<Value> = None;
     if jinja.is_file() {
-        let text = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, e))?;
+        let text = ckpt_core::hf::read_side_text(&jinja)?;
         let extra_dir = dir.join("additional_chat_templates");
         let mut extra: Vec<std::path::PathBuf> = match std::fs::read_dir(&extra_dir) {
             Ok(rd) => rd
@@ -493,7 +493,7 @@ fn load_chat_template(dir: &Path, config: &Map<String, Value>) -> Result<Option<
         } else {
             let mut list = vec![serde_json::json!({"name": "default", "template": text})];
             for p in extra {
-                let t = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+                let t = ckpt_core::hf::read_side_text(&p)?;
                 let stem = p
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())

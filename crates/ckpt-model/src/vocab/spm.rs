@@ -113,7 +113,7 @@ enum Field<'a> {
 
 impl SentencePieceModel {
     pub fn load(path: &Path) -> Result<SentencePieceModel> {
-        let buf = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let buf = ckpt_core::hf::read_side_file(path)?;
         Self::parse(&buf, path)
     }
 
