@@ -265,3 +265,115 @@ fn an_mxfp4_gpt_oss_folder_keeps_its_experts_and_refuses_requantizing_them() {
     );
     assert!(!q4.exists(), "nothing may be written");
 }
+
+/// `--split-max-size` reads as each real tool reads it: convert as convert_hf_to_gguf.py (plain
+/// byte counts and K too, 0 = one file, "5.5G" refused), gguf-split and quantize as
+/// llama-gguf-split (M or G only, the number as sscanf's %d reads it: "1.9M" is 1 M).
+#[test]
+fn split_sizes_read_as_the_real_tools_read_them() {
+    let work = tempfile::tempdir().unwrap();
+    let ckpt = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ckpt"))
+            .current_dir(work.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let r = ckpt(args);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    };
+    let model = fx("tiny-llama-spm");
+    let model = model.to_str().unwrap();
+    ok(&["convert", model, "one.gguf", "--outtype", "f16"]);
+    // 0 is no limit for the converter: the same single file
+    ok(&[
+        "convert",
+        model,
+        "zero.gguf",
+        "--outtype",
+        "f16",
+        "--split-max-size",
+        "0",
+    ]);
+    assert_eq!(
+        sha256(&work.path().join("zero.gguf")),
+        sha256(&work.path().join("one.gguf"))
+    );
+    // bytes (and K) for the converter; "1.9M" is 1 M for llama-gguf-split
+    ok(&[
+        "convert",
+        model,
+        "c.gguf",
+        "--outtype",
+        "f16",
+        "--split-max-size",
+        "1000K",
+    ]);
+    ok(&[
+        "convert",
+        model,
+        "b.gguf",
+        "--outtype",
+        "f16",
+        "--split-max-size",
+        "1000000",
+    ]);
+    ok(&["gguf-split", "--split-max-size", "1.9M", "one.gguf", "s"]);
+    ok(&[
+        "quantize",
+        "--split-max-size",
+        "1.9M",
+        "one.gguf",
+        "q.gguf",
+        "f16",
+    ]);
+    let mut names: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let shards: Vec<&String> = names.iter().filter(|n| n.starts_with("s-")).collect();
+    assert!(shards.len() > 1, "{names:?}");
+    for s in shards {
+        let i = &s[1..];
+        for other in ["c", "b"] {
+            assert_eq!(
+                sha256(&work.path().join(s)),
+                sha256(&work.path().join(format!("{other}{i}"))),
+                "{other}{i}"
+            );
+        }
+    }
+    // quantize orders tensors as llama-quantize does: its own split, but split by 1 M too
+    assert!(
+        names.iter().any(|n| n.starts_with("q-00002-of-")),
+        "{names:?}"
+    );
+    // what each tool refuses
+    for args in [
+        vec!["convert", model, "x.gguf", "--split-max-size", "5.5G"],
+        vec!["convert", model, "x.gguf", "--split-max-size=-5M"],
+        vec!["convert", model, "x.gguf", "--split-max-size", "5g"],
+        vec!["gguf-split", "--split-max-size", "1000000", "one.gguf", "x"],
+        vec!["gguf-split", "--split-max-size", "1K", "one.gguf", "x"],
+        vec!["gguf-split", "--split-max-size", ".5G", "one.gguf", "x"],
+        vec![
+            "quantize",
+            "--split-max-size=-1G",
+            "one.gguf",
+            "x.gguf",
+            "q8_0",
+        ],
+    ] {
+        let r = ckpt(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("invalid split size"), "{args:?}: {err}");
+        assert!(!work.path().join("x.gguf").exists());
+    }
+}
