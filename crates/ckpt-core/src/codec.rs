@@ -395,7 +395,7 @@ mod tests {
         ]);
         for to in [DType::F32, DType::F16, DType::BF16] {
             for nan in [Nan::Ggml, Nan::Quiet, Nan::Numpy] {
-                let mut bytes = vec![0u8; vals.len() * to.bits().unwrap() as usize / 8];
+                let mut bytes = vec![0u8; vals.len() * to.bits().unwrap() / 8];
                 encode(to, &vals, &mut bytes, nan).unwrap();
                 let mut want = vec![0f32; vals.len()];
                 decode(to, &bytes, &mut want, nan).unwrap();
