@@ -765,7 +765,8 @@ pub fn parse_convert_split_size(s: &str) -> Result<u64> {
             n.checked_mul(10)?.checked_add((b - b'0') as u64)
         })
         .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| bad("too large"))?;
+        // Python's integers have no bound: a limit beyond any file size is no limit
+        .unwrap_or(u64::MAX);
     if negative && n != 0 {
         return Err(bad("must be positive"));
     }
