@@ -17,6 +17,9 @@ use ckpt_core::{Buffer, DType, Storage, Tensor};
 struct Run {
     secs: f64,
     max_rss_kb: i64,
+    /// User + system CPU time of the child: unlike the wall time, it hardly depends on how
+    /// much other load the machine has.
+    cpu_secs: f64,
 }
 
 fn run(cmd: &mut Command) -> Run {
@@ -36,9 +39,11 @@ fn run(cmd: &mut Command) -> Run {
         "{cmd:?} failed with status {status}"
     );
     std::mem::forget(child);
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Run {
         secs,
         max_rss_kb: usage.ru_maxrss,
+        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
     }
 }
 
@@ -80,6 +85,7 @@ fn compare(contenders: &[Contender], rounds: usize) -> Vec<Run> {
             Run {
                 secs: rs[rs.len() / 2].secs,
                 max_rss_kb,
+                cpu_secs: rs[rs.len() / 2].cpu_secs,
             }
         })
         .collect()
@@ -725,6 +731,11 @@ fn peak(rs: &[Run]) -> Run {
     Run {
         secs: median(rs),
         max_rss_kb: rs.iter().map(|r| r.max_rss_kb).max().unwrap(),
+        cpu_secs: {
+            let mut v: Vec<f64> = rs.iter().map(|r| r.cpu_secs).collect();
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        },
     }
 }
 
@@ -750,6 +761,23 @@ fn ratios(a: &[Run], b: &[Run]) -> (f64, f64) {
     let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| b.secs / a.secs).collect();
     r.sort_by(|x, y| x.partial_cmp(y).unwrap());
     (r[r.len() / 2], *r.last().unwrap())
+}
+
+/// Pairwise CPU-time ratios b[i] / a[i]: (median, worst).
+fn cpu_ratios(a: &[Run], b: &[Run]) -> (f64, f64) {
+    let mut r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| b.cpu_secs / a.cpu_secs)
+        .collect();
+    r.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    (r[r.len() / 2], *r.last().unwrap())
+}
+
+fn cpu_list(rs: &[Run]) -> Vec<f64> {
+    rs.iter()
+        .map(|r| (r.cpu_secs * 100.0).round() / 100.0)
+        .collect()
 }
 
 fn secs_list(rs: &[Run]) -> Vec<f64> {
@@ -932,7 +960,20 @@ fn real_size(args: &[String]) {
             mb(&o),
             secs_list(&ro)
         );
+        let (cpu_median, cpu_worst) = cpu_ratios(&rq, &ro);
+        println!(
+            "  CPU time (user + sys): quantize {:?}, one step {:?}   {cpu_median:.2}x (worst round {cpu_worst:.2}x)",
+            cpu_list(&rq),
+            cpu_list(&ro)
+        );
         println!("  outputs byte-identical: {same}   (targets: <= 1.10x, peak RSS < 300 MB)");
+        verdicts.push(Verdict {
+            what: "one-step CPU time / quantize's (info)".into(),
+            median: cpu_median,
+            worst: cpu_worst,
+            limit: 1.10,
+            unit: "x",
+        });
         verdicts.push(Verdict {
             what: "one-step HF -> Q4_K_M / quantize alone".into(),
             median,

@@ -774,7 +774,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             ckpt::OutType::Quantized(f) => Some(a.mix.options(f)?),
             _ => None,
         },
-        split: a.split.options()?,
+        split: a.split.convert_options()?,
     };
     let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
     bars.finish();

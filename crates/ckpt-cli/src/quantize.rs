@@ -162,8 +162,10 @@ impl MixArgs {
 #[derive(Args, Default)]
 pub struct SplitOutArgs {
     /// Write OUTPUT as shards of at most this much tensor data (N followed by M or G, decimal:
-    /// 5G = 5*10^9 bytes), named OUTPUT without .gguf, then -00001-of-0000N.gguf …; the same bytes
-    /// as writing one file and running llama-gguf-split --split-max-size on it
+    /// 5G = 5*10^9 bytes, read as llama-gguf-split reads it; `convert` reads it as
+    /// convert_hf_to_gguf.py does: also K or a plain byte count, 0 = no split), named OUTPUT
+    /// without .gguf, then -00001-of-0000N.gguf …; the same bytes as writing one file and running
+    /// llama-gguf-split --split-max-size on it
     #[arg(long, value_name = "N(M|G)", conflicts_with = "split_max_tensors")]
     pub split_max_size: Option<String>,
     /// Like --split-max-size, at most N tensors per shard
@@ -183,6 +185,24 @@ impl SplitOutArgs {
             }
             (None, Some(n)) => ckpt::SplitBy::MaxTensors(n),
             (None, None) => return Ok(None),
+        };
+        Ok(Some(ckpt::SplitOptions {
+            by,
+            no_tensor_first_split: false,
+        }))
+    }
+
+    /// The split of `ckpt convert … --to gguf`, whose options read as convert_hf_to_gguf.py
+    /// reads its own: `--split-max-size` also takes `K` and plain byte counts, and 0 (of either
+    /// option) is no limit, so one file is written.
+    pub fn convert_options(&self) -> Result<Option<ckpt::SplitOptions>, Error> {
+        let by = match (&self.split_max_size, self.split_max_tensors) {
+            (Some(s), _) => match ckpt::crates::gguf::parse_convert_split_size(s)? {
+                0 => return Ok(None),
+                n => ckpt::SplitBy::MaxBytes(n),
+            },
+            (None, Some(0)) | (None, None) => return Ok(None),
+            (None, Some(n)) => ckpt::SplitBy::MaxTensors(n),
         };
         Ok(Some(ckpt::SplitOptions {
             by,

@@ -297,9 +297,119 @@ pub fn encode(to: DType, src: &[f32], dst: &mut [u8], nan: Nan) -> Result<(), DT
     Ok(())
 }
 
+/// One value through f16 and back, NaN bits by `nan` both ways.
+#[inline]
+fn round_f16_scalar(x: f32, nan: Nan) -> f32 {
+    f16_bits_to_f32(f32_to_f16_bits(x, nan), nan)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod f16c {
+    use std::arch::x86_64::*;
+
+    use super::{round_f16_scalar, Nan};
+
+    /// [`super::round_through`] to F16, eight values at a time with the F16C conversions (IEEE
+    /// round to nearest even both ways, as `half` and numpy convert numbers); a group holding a
+    /// NaN goes through the scalar rule for its bits.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) fn round_f16(vals: &mut [f32], nan: Nan) {
+        let mut groups = vals.chunks_exact_mut(8);
+        for g in &mut groups {
+            // SAFETY: `g` holds exactly 8 f32s; unaligned loads and stores.
+            unsafe {
+                let x = _mm256_loadu_ps(g.as_ptr());
+                if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x)) != 0 {
+                    g.iter_mut().for_each(|x| *x = round_f16_scalar(*x, nan));
+                    continue;
+                }
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x);
+                _mm256_storeu_ps(g.as_mut_ptr(), _mm256_cvtph_ps(h));
+            }
+        }
+        groups
+            .into_remainder()
+            .iter_mut()
+            .for_each(|x| *x = round_f16_scalar(*x, nan));
+    }
+}
+
+/// Rounds `vals` in place to the precision of `to` (F32, F16 or BF16): each value becomes
+/// exactly what [`encode`] then [`decode`] with the same `nan` rule would give, without the bytes
+/// in between. Returns `Err(to)` for another dtype.
+pub fn round_through(to: DType, vals: &mut [f32], nan: Nan) -> Result<(), DType> {
+    match to {
+        DType::F32 => {}
+        DType::F16 => {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("f16c") {
+                // SAFETY: the CPU has F16C (and so AVX).
+                unsafe { f16c::round_f16(vals, nan) };
+                return Ok(());
+            }
+            vals.iter_mut().for_each(|x| *x = round_f16_scalar(*x, nan));
+        }
+        DType::BF16 => vals
+            .iter_mut()
+            .for_each(|x| *x = bf16_bits_to_f32(f32_to_bf16_bits(*x))),
+        other => return Err(other),
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_through_is_encode_then_decode() {
+        // numbers around every f16 rounding edge (subnormals, overflow, halfway cases), NaNs
+        // with and without payload bits, infinities
+        let mut vals: Vec<f32> = Vec::new();
+        let mut s = 0x1234_5678u32;
+        for _ in 0..5000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            vals.push(f32::from_bits(s));
+            // exponents from 2^-27 to 2^22: f16 subnormals, normals, overflow
+            vals.push(f32::from_bits(
+                (s & 0x807F_FFFF) | ((100 + (s >> 8) % 50) << 23),
+            ));
+        }
+        for e in -30..17 {
+            let base = 2f32.powi(e);
+            vals.extend([base, -base, base * (1.0 + 2f32.powi(-11)), base * 1.000_123]);
+        }
+        vals.extend([
+            65504.0,
+            65519.0,
+            65520.0,
+            -65520.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7F80_0001),
+            f32::from_bits(0xFFC0_2000),
+        ]);
+        for to in [DType::F32, DType::F16, DType::BF16] {
+            for nan in [Nan::Ggml, Nan::Quiet, Nan::Numpy] {
+                let mut bytes = vec![0u8; vals.len() * to.bits().unwrap() / 8];
+                encode(to, &vals, &mut bytes, nan).unwrap();
+                let mut want = vec![0f32; vals.len()];
+                decode(to, &bytes, &mut want, nan).unwrap();
+                let mut got = vals.clone();
+                round_through(to, &mut got, nan).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{to} {nan:?}");
+            }
+        }
+        assert_eq!(
+            round_through(DType::F64, &mut [1.0], Nan::Numpy),
+            Err(DType::F64)
+        );
+    }
 
     #[test]
     fn f16_rounding_matches_ieee_rne() {

@@ -168,12 +168,20 @@ pub type ComputeFn = dyn Fn() -> Result<Vec<u8>> + Send + Sync;
 /// Writes the bytes of output rows `range` into `dst`, which is exactly `range.len() * row_bytes`.
 pub type FillRowsFn = dyn Fn(std::ops::Range<usize>, &mut [u8]) -> Result<()> + Send + Sync;
 
+/// Writes the values of output rows `range` into `dst` (`range.len() * row_bytes` bytes' worth of
+/// elements of an F32, F16 or BF16 tensor): what decoding the bytes [`RowFill::fill`] writes for
+/// those rows gives, number for number (a NaN or infinity stays one at the same place; its bits
+/// may differ). Lets a consumer that wants f32 (a quantizer) skip encoding and decoding.
+pub type FillValuesFn = dyn Fn(std::ops::Range<usize>, &mut [f32]) -> Result<()> + Send + Sync;
+
 /// A computed tensor that can be produced a band of outer rows at a time, so a writer can
 /// stream it in bounded pieces instead of holding the whole output.
 pub struct RowFill {
     pub rows: usize,
     pub row_bytes: usize,
     pub fill: Box<FillRowsFn>,
+    /// The same rows as f32 values, when the producer can give them directly.
+    pub values: Option<Box<FillValuesFn>>,
 }
 
 #[derive(Clone)]
@@ -250,6 +258,33 @@ impl Tensor {
             rows,
             row_bytes,
             fill: Box::new(fill),
+            values: None,
+        }));
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            data,
+        }
+    }
+
+    /// [`Tensor::from_rows`] for an F32, F16 or BF16 tensor that can also give its rows as f32
+    /// values (see [`FillValuesFn`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_rows_with_values(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<u64>,
+        rows: usize,
+        row_bytes: usize,
+        fill: impl Fn(std::ops::Range<usize>, &mut [u8]) -> Result<()> + Send + Sync + 'static,
+        values: impl Fn(std::ops::Range<usize>, &mut [f32]) -> Result<()> + Send + Sync + 'static,
+    ) -> Tensor {
+        let data = TensorData::Rows(Arc::new(RowFill {
+            rows,
+            row_bytes,
+            fill: Box::new(fill),
+            values: Some(Box::new(values)),
         }));
         Tensor {
             name: name.into(),

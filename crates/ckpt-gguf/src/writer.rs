@@ -690,23 +690,87 @@ pub fn split_prefix(output: &Path) -> PathBuf {
     }
 }
 
-/// Reads a size like llama-gguf-split's `--split-max-size`: a positive integer followed by `M`
-/// (10^6 bytes) or `G` (10^9 bytes).
+/// Reads a size as llama-gguf-split's `--split-max-size` does: the last character must be `M`
+/// (10^6 bytes) or `G` (10^9 bytes); the number is what C's `sscanf("%d")` reads from the start
+/// (leading white space, an optional sign, digits, stopping at the first other character, so
+/// `5.5G` is 5 G and `5 G` is 5 G), and must be positive. Where the C code's behaviour is
+/// undefined (no number before the unit, a number beyond `int`), the size is refused.
 pub fn parse_split_size(s: &str) -> Result<u64> {
     let bad = |why: &str| Error::Usage(format!("invalid split size '{s}': {why}"));
-    let (num, unit) = match s.as_bytes().last() {
-        Some(b'M') => (&s[..s.len() - 1], 1_000_000u64),
-        Some(b'G') => (&s[..s.len() - 1], 1_000_000_000u64),
-        _ => return Err(bad("supported units are M (megabytes) or G (gigabytes)")),
+    let unit = match s.chars().last() {
+        Some('M') => 1_000_000u64,
+        Some('G') => 1_000_000_000u64,
+        Some(c) => {
+            return Err(bad(&format!(
+                "supported units are M (megabytes) or G (gigabytes), but got: {c}"
+            )))
+        }
+        None => return Err(bad("expected a number followed by M or G")),
     };
-    let n: i64 = num
-        .trim()
-        .parse()
-        .map_err(|_| bad("expected a whole number before the unit"))?;
-    if n <= 0 || n > i32::MAX as i64 {
+    // sscanf's %d: C white space, a sign, then the longest run of digits
+    let rest = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, rest) = match rest.as_bytes().first() {
+        Some(b'-') => (true, &rest[1..]),
+        Some(b'+') => (false, &rest[1..]),
+        _ => (false, rest),
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(bad("expected a whole number before the unit"));
+    }
+    let n: u64 = match rest[..digits].parse::<u64>() {
+        Ok(n) if n <= i32::MAX as u64 => n,
+        _ => return Err(bad("the number does not fit in a C int")),
+    };
+    if negative || n == 0 {
         return Err(bad("size must be a positive value"));
     }
-    Ok(n as u64 * unit)
+    Ok(n * unit)
+}
+
+/// Reads a size as `convert_hf_to_gguf.py --split-max-size` does: a number followed by `K`,
+/// `M` or `G` (10^3, 10^6, 10^9 bytes; the number as Python's `int()` reads it: surrounding white
+/// space, a sign and `_` between digits allowed), or digits alone (bytes). Negative sizes are
+/// refused; 0 is accepted and means no size limit (the converter then writes one file).
+pub fn parse_convert_split_size(s: &str) -> Result<u64> {
+    let bad = |why: &str| Error::Usage(format!("invalid split size '{s}': {why}"));
+    let (num, unit) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1_000u64),
+        Some('M') => (&s[..s.len() - 1], 1_000_000),
+        Some('G') => (&s[..s.len() - 1], 1_000_000_000),
+        _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => (s, 1),
+        _ => return Err(bad("must be a number, optionally followed by K, M, or G")),
+    };
+    // Python's int(): white space around, one sign, digits with single underscores between them
+    let t = num.trim();
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return Err(bad(&format!(
+            "'{num}' is not a whole number (as Python's int() reads it)"
+        )));
+    }
+    let n = digits
+        .bytes()
+        .filter(|b| *b != b'_')
+        .try_fold(0u64, |n, b| {
+            n.checked_mul(10)?.checked_add((b - b'0') as u64)
+        })
+        .and_then(|n| n.checked_mul(unit))
+        // Python's integers have no bound: a limit beyond any file size is no limit
+        .unwrap_or(u64::MAX);
+    if negative && n != 0 {
+        return Err(bad("must be positive"));
+    }
+    Ok(n)
 }
 
 /// Tensor indices per shard, by llama-gguf-split's rule: a new shard starts when the tensor
@@ -806,4 +870,74 @@ pub fn encode_value(v: &GgufValue) -> Vec<u8> {
     let mut out = v.value_type().id().to_le_bytes().to_vec();
     put_value(&mut out, v);
     out
+}
+
+#[cfg(test)]
+mod split_size_tests {
+    use super::*;
+
+    #[test]
+    fn gguf_split_sizes_read_like_sscanf() {
+        for (s, n) in [
+            ("5G", 5_000_000_000u64),
+            ("500M", 500_000_000),
+            ("5.5G", 5_000_000_000),
+            ("5 G", 5_000_000_000),
+            ("  +7M", 7_000_000),
+            ("007M", 7_000_000),
+            ("2147483647M", 2_147_483_647_000_000),
+        ] {
+            assert_eq!(parse_split_size(s).unwrap(), n, "{s}");
+        }
+        for (s, why) in [
+            (
+                "5",
+                "supported units are M (megabytes) or G (gigabytes), but got: 5",
+            ),
+            ("5K", "but got: K"),
+            ("5g", "but got: g"),
+            ("", "expected a number"),
+            ("G", "whole number"),
+            ("x5G", "whole number"),
+            (".5G", "whole number"),
+            ("0G", "positive"),
+            ("-5G", "positive"),
+            ("2147483648M", "C int"),
+        ] {
+            let e = parse_split_size(s).unwrap_err().to_string();
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn converter_sizes_read_like_python() {
+        for (s, n) in [
+            ("5G", 5_000_000_000u64),
+            ("300K", 300_000),
+            ("12345", 12_345),
+            ("0", 0),
+            ("0K", 0),
+            ("-0M", 0),
+            (" 2 M", 2_000_000),
+            ("+1_000K", 1_000_000),
+            ("99999999999999999999G", u64::MAX),
+        ] {
+            assert_eq!(parse_convert_split_size(s).unwrap(), n, "{s}");
+        }
+        for (s, why) in [
+            ("5.5G", "not a whole number"),
+            ("5g", "optionally followed by K, M, or G"),
+            (" 5", "optionally followed by K, M, or G"),
+            ("1_000", "optionally followed by K, M, or G"),
+            ("", "optionally followed by K, M, or G"),
+            ("M", "not a whole number"),
+            ("1__0M", "not a whole number"),
+            ("_1M", "not a whole number"),
+            ("--1M", "not a whole number"),
+            ("-5M", "must be positive"),
+        ] {
+            let e = parse_convert_split_size(s).unwrap_err().to_string();
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
 }

@@ -269,30 +269,31 @@ impl PlannedTensor {
                     && total % rows == 0
                     && banded(&source, &out_shape, ggml_type) =>
             {
-                let plan = std::sync::OnceLock::new();
-                Tensor::from_rows(
-                    name,
-                    dtype,
-                    out_shape.clone(),
+                let state = std::sync::Arc::new(BandedRows {
+                    source,
+                    transforms,
+                    out_shape: out_shape.clone(),
+                    ggml_type,
                     rows,
-                    total / rows,
-                    move |range, dst| {
-                        let plan = match plan.get() {
-                            Some(p) => p,
-                            None => {
-                                let p = plan_rows(&source, &transforms, &out_shape, ggml_type)?;
-                                plan.get_or_init(|| p)
-                            }
-                        };
-                        let last = range.end == rows;
-                        fill_rows(&source, plan, ggml_type, range, dst)?;
-                        if last {
-                            // Done with this tensor's source: its mapped pages need not stay resident.
-                            source.release();
-                        }
-                        Ok(())
-                    },
-                )
+                    plan: std::sync::OnceLock::new(),
+                });
+                let bytes = {
+                    let s = state.clone();
+                    move |range, dst: &mut [u8]| s.fill(range, RowsOut::Bytes(dst))
+                };
+                if has_values(ggml_type) {
+                    Tensor::from_rows_with_values(
+                        name,
+                        dtype,
+                        out_shape,
+                        rows,
+                        total / rows,
+                        bytes,
+                        move |range, dst| state.fill(range, RowsOut::Values(dst)),
+                    )
+                } else {
+                    Tensor::from_rows(name, dtype, out_shape, rows, total / rows, bytes)
+                }
             }
             _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
                 if transforms.iter().any(Transform::whole) {
@@ -329,24 +330,30 @@ impl PlannedTensor {
         match row_split {
             Some(total) if all_banded && !transforms.iter().any(Transform::whole) => {
                 let rows = n * rows_e;
-                Tensor::from_rows(
-                    name,
-                    dtype,
-                    out_shape,
-                    rows,
-                    total / rows,
-                    move |range, dst| {
-                        fill_stacked_rows(
-                            &experts,
-                            &transforms,
-                            &expert_shape,
-                            ggml_type,
-                            rows_e,
-                            range,
-                            dst,
-                        )
-                    },
-                )
+                let state = std::sync::Arc::new(StackedRows {
+                    experts,
+                    transforms,
+                    expert_shape,
+                    ggml_type,
+                    rows_e,
+                });
+                let bytes = {
+                    let s = state.clone();
+                    move |range, dst: &mut [u8]| s.fill(range, RowsOut::Bytes(dst))
+                };
+                if has_values(ggml_type) {
+                    Tensor::from_rows_with_values(
+                        name,
+                        dtype,
+                        out_shape,
+                        rows,
+                        total / rows,
+                        bytes,
+                        move |range, dst| state.fill(range, RowsOut::Values(dst)),
+                    )
+                } else {
+                    Tensor::from_rows(name, dtype, out_shape, rows, total / rows, bytes)
+                }
             }
             _ => Tensor::computed(name, dtype, out_shape.clone(), move || {
                 let mut out = Vec::new();
@@ -364,7 +371,31 @@ impl PlannedTensor {
     }
 }
 
-/// Stacked rows `range` (expert-major) into `dst`, one expert at a time.
+/// A stacked mixture-of-experts tensor produced by bands: what both fills of it share.
+struct StackedRows {
+    experts: Vec<Tensor>,
+    transforms: Vec<Transform>,
+    expert_shape: Vec<u64>,
+    ggml_type: GgmlType,
+    /// Rows per expert.
+    rows_e: usize,
+}
+
+impl StackedRows {
+    fn fill(&self, range: std::ops::Range<usize>, out: RowsOut) -> Result<()> {
+        fill_stacked_rows(
+            &self.experts,
+            &self.transforms,
+            &self.expert_shape,
+            self.ggml_type,
+            self.rows_e,
+            range,
+            out,
+        )
+    }
+}
+
+/// Stacked rows `range` (expert-major) into `out`, one expert at a time.
 fn fill_stacked_rows(
     experts: &[Tensor],
     transforms: &[Transform],
@@ -372,12 +403,12 @@ fn fill_stacked_rows(
     ggml_type: GgmlType,
     rows_e: usize,
     range: std::ops::Range<usize>,
-    dst: &mut [u8],
+    mut out: RowsOut,
 ) -> Result<()> {
     if range.is_empty() {
         return Ok(());
     }
-    let row_bytes = dst.len() / range.len();
+    let row_units = out.len() / range.len();
     let mut row = range.start;
     let mut offset = 0;
     while row < range.end {
@@ -386,13 +417,13 @@ fn fill_stacked_rows(
         let local_end = rows_e.min(local_start + (range.end - row));
         let expert = &experts[e];
         let plan = plan_rows(expert, transforms, expert_shape, ggml_type)?;
-        let len = (local_end - local_start) * row_bytes;
+        let len = (local_end - local_start) * row_units;
         fill_rows(
             expert,
             &plan,
             ggml_type,
             local_start..local_end,
-            &mut dst[offset..offset + len],
+            out.slice(offset..offset + len),
         )?;
         if local_end == rows_e {
             // This expert is complete: its mapped pages need not stay resident.
@@ -402,6 +433,73 @@ fn fill_stacked_rows(
         row += local_end - local_start;
     }
     Ok(())
+}
+
+/// Where [`fill_rows`] puts output rows.
+enum RowsOut<'a> {
+    /// Encoded as the output type.
+    Bytes(&'a mut [u8]),
+    /// As f32 values rounded to the output type (F32, F16 or BF16: see [`has_values`]), exactly
+    /// what decoding the bytes would give; nothing is encoded.
+    Values(&'a mut [f32]),
+}
+
+impl RowsOut<'_> {
+    /// Bytes, or values.
+    fn len(&self) -> usize {
+        match self {
+            RowsOut::Bytes(b) => b.len(),
+            RowsOut::Values(v) => v.len(),
+        }
+    }
+
+    fn slice(&mut self, r: std::ops::Range<usize>) -> RowsOut<'_> {
+        match self {
+            RowsOut::Bytes(b) => RowsOut::Bytes(&mut b[r]),
+            RowsOut::Values(v) => RowsOut::Values(&mut v[r]),
+        }
+    }
+}
+
+/// Whether a banded tensor of this type also gives its rows as f32 values
+/// ([`ckpt_core::RowFill::values`]): the float types, whose values a quantizer can take without
+/// the bytes.
+fn has_values(t: GgmlType) -> bool {
+    matches!(t, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+/// A row-local conversion produced by bands: what both fills of its tensor share.
+struct BandedRows {
+    source: Tensor,
+    transforms: Vec<Transform>,
+    out_shape: Vec<u64>,
+    ggml_type: GgmlType,
+    rows: usize,
+    plan: std::sync::OnceLock<RowPlan>,
+}
+
+impl BandedRows {
+    fn fill(&self, range: std::ops::Range<usize>, out: RowsOut) -> Result<()> {
+        let plan = match self.plan.get() {
+            Some(p) => p,
+            None => {
+                let p = plan_rows(
+                    &self.source,
+                    &self.transforms,
+                    &self.out_shape,
+                    self.ggml_type,
+                )?;
+                self.plan.get_or_init(|| p)
+            }
+        };
+        let last = range.end == self.rows;
+        fill_rows(&self.source, plan, self.ggml_type, range, out)?;
+        if last {
+            // Done with this tensor's source: its mapped pages need not stay resident.
+            self.source.release();
+        }
+        Ok(())
+    }
 }
 
 /// Bytes per element of the source dtypes we read.
@@ -531,14 +629,15 @@ fn banded(source: &Tensor, out_shape: &[u64], ggml_type: GgmlType) -> bool {
     ggml_type.block_size() == 1 || (row_len >= n_per_row && row_len.is_multiple_of(n_per_row))
 }
 
-/// Output rows `range` into `dst`: each parallel task widens a group of rows into a small
-/// cache-resident f32 buffer and encodes it straight into its place.
+/// Output rows `range` into `out`: each parallel task widens a group of rows into a small
+/// cache-resident f32 buffer and encodes it straight into its place (or, for values, widens
+/// them in place and rounds them to the output type's precision).
 fn fill_rows(
     source: &Tensor,
     plan: &RowPlan,
     ggml_type: GgmlType,
     range: std::ops::Range<usize>,
-    dst: &mut [u8],
+    out: RowsOut,
 ) -> Result<()> {
     // A source computed by rows (a dequantized FP8 weight) is read a run of rows at a time, so
     // a band of output touches only its own source rows.
@@ -562,13 +661,29 @@ fn fill_rows(
         ));
     }
     let rows = &plan.index[range.clone()];
-    if dst.len() != rows.len() * plan.row_out_bytes {
+    let row_units = match &out {
+        RowsOut::Bytes(_) => plan.row_out_bytes,
+        RowsOut::Values(_) => row_len,
+    };
+    let values_ok = match &out {
+        RowsOut::Bytes(_) => true,
+        RowsOut::Values(_) => {
+            has_values(ggml_type) && plan.row_out_bytes == row_len * ggml_type.type_size()
+        }
+    };
+    if !values_ok || out.len() != rows.len() * row_units {
         return Err(source_err(
             source,
             format!(
-                "rows {range:?} need {} bytes, got {}",
-                rows.len() * plan.row_out_bytes,
-                dst.len()
+                "rows {range:?} of {} need {} {}, got {}",
+                ggml_type.name(),
+                rows.len() * row_units,
+                if matches!(out, RowsOut::Bytes(_)) {
+                    "bytes"
+                } else {
+                    "values"
+                },
+                out.len()
             ),
         ));
     }
@@ -576,49 +691,69 @@ fn fill_rows(
         static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
         static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
-    dst.par_chunks_mut(task_out_bytes)
-        .zip(rows.par_chunks(plan.rows_per_task))
-        .try_for_each(|(dst, rows)| {
-            ROWS.with(|buf| -> Result<()> {
-                let mut buf = buf.borrow_mut();
-                buf.resize(plan.rows_per_task * row_len, 0.0);
-                let data = &mut buf[..rows.len() * row_len];
-                match &computed {
-                    None => {
-                        for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
-                            decode_into(
-                                source.dtype,
-                                &bytes[r * row_len * elem..(r + 1) * row_len * elem],
-                                d,
-                            );
-                        }
+    // Source rows `rows` widened (and +1 applied) into `data`.
+    let widen = |rows: &[usize], data: &mut [f32]| -> Result<()> {
+        match &computed {
+            None => {
+                for (d, &r) in data.chunks_mut(row_len.max(1)).zip(rows) {
+                    decode_into(
+                        source.dtype,
+                        &bytes[r * row_len * elem..(r + 1) * row_len * elem],
+                        d,
+                    );
+                }
+            }
+            Some(fill) => RAW.with(|raw| -> Result<()> {
+                let mut raw = raw.borrow_mut();
+                // runs of consecutive source rows, each produced by one call
+                let mut i = 0;
+                while i < rows.len() {
+                    let mut j = i + 1;
+                    while j < rows.len() && rows[j] == rows[j - 1] + 1 {
+                        j += 1;
                     }
-                    Some(fill) => RAW.with(|raw| -> Result<()> {
-                        let mut raw = raw.borrow_mut();
-                        // runs of consecutive source rows, each produced by one call
-                        let mut i = 0;
-                        while i < rows.len() {
-                            let mut j = i + 1;
-                            while j < rows.len() && rows[j] == rows[j - 1] + 1 {
-                                j += 1;
-                            }
-                            let run = rows[i]..rows[j - 1] + 1;
-                            raw.resize(run.len() * fill.row_bytes, 0);
-                            (fill.fill)(run, &mut raw)?;
-                            decode_into(source.dtype, &raw, &mut data[i * row_len..j * row_len]);
-                            i = j;
-                        }
-                        Ok(())
-                    })?,
+                    let run = rows[i]..rows[j - 1] + 1;
+                    raw.resize(run.len() * fill.row_bytes, 0);
+                    (fill.fill)(run, &mut raw)?;
+                    decode_into(source.dtype, &raw, &mut data[i * row_len..j * row_len]);
+                    i = j;
                 }
-                if let Some(in_f16) = plan.plus_one {
-                    data.iter_mut()
-                        .for_each(|x| *x = plus_one_value(*x, in_f16));
-                }
-                encode_slice(ggml_type, data, plan.n_per_row, dst)
-            })
-        })?;
+                Ok(())
+            })?,
+        }
+        if let Some(in_f16) = plan.plus_one {
+            data.iter_mut()
+                .for_each(|x| *x = plus_one_value(*x, in_f16));
+        }
+        Ok(())
+    };
+    match out {
+        RowsOut::Bytes(dst) => {
+            let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
+            dst.par_chunks_mut(task_out_bytes)
+                .zip(rows.par_chunks(plan.rows_per_task))
+                .try_for_each(|(dst, rows)| {
+                    ROWS.with(|buf| -> Result<()> {
+                        let mut buf = buf.borrow_mut();
+                        buf.resize(plan.rows_per_task * row_len, 0.0);
+                        let data = &mut buf[..rows.len() * row_len];
+                        widen(rows, data)?;
+                        encode_slice(ggml_type, data, plan.n_per_row, dst)
+                    })
+                })?;
+        }
+        RowsOut::Values(dst) => {
+            let dtype = DType::from_ggml(ggml_type);
+            dst.par_chunks_mut((plan.rows_per_task * row_len).max(1))
+                .zip(rows.par_chunks(plan.rows_per_task))
+                .try_for_each(|(data, rows)| {
+                    widen(rows, data)?;
+                    // the bytes' encoding (numpy's NaN rule), then their decoding
+                    ckpt_core::codec::round_through(dtype, data, ckpt_core::codec::Nan::Numpy)
+                        .map_err(|d| source_err(source, format!("no f32 values for {d}")))
+                })?;
+        }
+    }
     // The band's source rows need not stay resident: a later band that shares a page (or a
     // permuted row) maps it again from the page cache.
     if computed.is_none() {
@@ -641,7 +776,13 @@ fn convert_by_rows(
 ) -> Result<Vec<u8>> {
     let plan = plan_rows(source, transforms, out_shape, ggml_type)?;
     let mut out = ckpt_core::pool::take(plan.index.len() * plan.row_out_bytes);
-    fill_rows(source, &plan, ggml_type, 0..plan.index.len(), &mut out)?;
+    fill_rows(
+        source,
+        &plan,
+        ggml_type,
+        0..plan.index.len(),
+        RowsOut::Bytes(&mut out),
+    )?;
     source.release();
     Ok(out)
 }
@@ -905,5 +1046,128 @@ mod tests {
             choose_type("position_embd.weight", &[8, 32], GgmlType::F16).0,
             GgmlType::F32
         );
+    }
+}
+
+#[cfg(test)]
+mod values_tests {
+    use super::*;
+    use ckpt_core::{Buffer, Storage, TensorData};
+
+    /// A mapped-like source of `dtype` with random values, large and tiny ones (f16 overflow,
+    /// subnormals) and a NaN and an infinity.
+    fn source(name: &str, dtype: DType, shape: &[u64], seed: u32) -> Tensor {
+        let n = shape.iter().product::<u64>() as usize;
+        let mut s = seed | 1;
+        let vals: Vec<f32> = (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let x = (s as f32 / u32::MAX as f32 - 0.5) * 4.0;
+                match i % 97 {
+                    3 => x * 1e5,
+                    5 => x * 1e-6,
+                    7 => x * 3e-8,
+                    _ => x,
+                }
+            })
+            .collect();
+        let mut bytes = vec![0u8; n * dtype.bits().unwrap() / 8];
+        ckpt_core::codec::encode(dtype, &vals, &mut bytes, ckpt_core::codec::Nan::Numpy).unwrap();
+        let unit = dtype.bits().unwrap() / 8;
+        let nan = ckpt_core::codec::Nan::Numpy;
+        ckpt_core::codec::encode(dtype, &[f32::NAN], &mut bytes[11 * unit..12 * unit], nan)
+            .unwrap();
+        ckpt_core::codec::encode(dtype, &[f32::INFINITY], &mut bytes[13 * unit..], nan).unwrap();
+        let len = bytes.len();
+        let storage = Storage::new(Buffer::owned("mem", bytes), 0, len, "mem").unwrap();
+        Tensor::contiguous(name, dtype, shape.to_vec(), storage)
+    }
+
+    /// Checks that a tensor's values are its bytes decoded, number for number, band by band.
+    fn values_equal_bytes(t: &Tensor) {
+        let TensorData::Rows(r) = &t.data else {
+            panic!("{} is not banded", t.name)
+        };
+        let values = r.values.as_ref().expect("a float tensor gives values");
+        let ggml = t.dtype.to_ggml().unwrap();
+        let per_row = r.row_bytes / ggml.type_size();
+        for range in [0..r.rows, 1..r.rows.min(4), r.rows - 1..r.rows] {
+            let mut bytes = vec![0u8; range.len() * r.row_bytes];
+            (r.fill)(range.clone(), &mut bytes).unwrap();
+            let mut want = vec![0f32; range.len() * per_row];
+            ckpt_core::codec::decode(t.dtype, &bytes, &mut want, ckpt_core::codec::Nan::Numpy)
+                .unwrap();
+            let mut got = vec![0f32; want.len()];
+            values(range.clone(), &mut got).unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{} {:?} rows {range:?} element {i}: {g:e} vs {w:e}",
+                    t.name,
+                    t.dtype
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn float_tensors_give_the_values_their_bytes_decode_to() {
+        let shape = [16u64, 40];
+        for src in [DType::BF16, DType::F16, DType::F32] {
+            for to in [GgmlType::F16, GgmlType::BF16, GgmlType::F32] {
+                for transforms in [
+                    vec![],
+                    vec![Transform::PermuteRows { heads: 2 }],
+                    vec![
+                        Transform::AddOne {
+                            in_f16: src == DType::F16,
+                        },
+                        Transform::TruncateRows { rows: 12 },
+                    ],
+                ] {
+                    let out_rows = if transforms.len() == 2 { 12 } else { 16 };
+                    let t = PlannedTensor {
+                        name: format!("{src:?}->{to:?} {transforms:?}"),
+                        source: source("w", src, &shape, 7),
+                        shape: vec![out_rows, 40],
+                        transforms,
+                        ggml_type: to,
+                        experts: Vec::new(),
+                    }
+                    .into_tensor();
+                    values_equal_bytes(&t);
+                }
+            }
+        }
+        // Stacked experts, each permuted.
+        let experts: Vec<Tensor> = (0..3)
+            .map(|e| source("e", DType::BF16, &shape, 11 + e))
+            .collect();
+        let t = PlannedTensor {
+            name: "exps".into(),
+            source: experts[0].clone(),
+            shape: vec![3, 16, 40],
+            transforms: vec![Transform::PermuteRows { heads: 4 }],
+            ggml_type: GgmlType::F16,
+            experts,
+        }
+        .into_tensor();
+        values_equal_bytes(&t);
+        // A quantized output gives bytes only.
+        let t = PlannedTensor {
+            name: "q".into(),
+            source: source("w", DType::BF16, &[4, 64], 3),
+            shape: vec![4, 64],
+            transforms: vec![],
+            ggml_type: GgmlType::Q8_0,
+            experts: Vec::new(),
+        }
+        .into_tensor();
+        match &t.data {
+            TensorData::Rows(r) => assert!(r.values.is_none()),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -123,9 +123,15 @@ fn pack_nibbles(l: &[u8], q4: &mut [u8]) {
 /// One IQ4_NL block (d:f16 | qs[16]).
 fn quantize_block_iq4_nl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { avx512::quantize_block_iq4_nl(x, y, qw) };
+    {
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { avx512::quantize_block_iq4_nl(x, y, qw) };
+        }
+        if avx2::available() {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2::quantize_block_iq4_nl(x, y, qw) };
+        }
     }
     quantize_block_iq4_nl_scalar(x, y, qw)
 }
@@ -148,9 +154,15 @@ fn quantize_block_iq4_nl_scalar(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
 /// One IQ4_XS super-block (d:f16 | scales_h:u16 | scales_l[4] | qs[128]).
 fn quantize_block_iq4_xs(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { avx512::quantize_block_iq4_xs(x, y, qw) };
+    {
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { avx512::quantize_block_iq4_xs(x, y, qw) };
+        }
+        if avx2::available() {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2::quantize_block_iq4_xs(x, y, qw) };
+        }
     }
     quantize_block_iq4_xs_scalar(x, y, qw)
 }
@@ -394,23 +406,7 @@ mod avx512 {
             if !available() {
                 return;
             }
-            let mut probes: Vec<f32> = vec![
-                f32::NEG_INFINITY,
-                f32::INFINITY,
-                f32::NAN,
-                -0.0,
-                0.0,
-                f32::MIN_POSITIVE,
-            ];
-            for v in KVALUES_IQ4NL {
-                for d in [-1.0f32, -0.5, -1e-6, 0.0, 1e-6, 0.5, 1.0] {
-                    probes.push(v as f32 + d);
-                }
-            }
-            for i in 0..4000 {
-                probes.push((i as f32 - 2000.0) * 0.0713);
-            }
-            for chunk in probes.chunks(16) {
+            for chunk in super::super::test_support::probes().chunks(16) {
                 let mut buf = [0f32; 16];
                 buf[..chunk.len()].copy_from_slice(chunk);
                 let mut got = [0u8; 16];
@@ -427,54 +423,279 @@ mod avx512 {
             if !available() {
                 return;
             }
-            let mut s = 0x1234_5678u32;
-            let mut next = move || {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                s
-            };
-            for round in 0..400 {
-                let kind = round % 6;
-                let x: Vec<f32> = (0..QK_K)
-                    .map(|i| {
-                        let u = (next() >> 8) as f32 / (1u32 << 24) as f32;
-                        match kind {
-                            0 => (u - 0.5) * 0.05,
-                            1 => u,
-                            2 => ((i % 7) as f32 - 3.0) * 0.25,
-                            3 => (u - 0.5) * 1e-12,
-                            4 => {
-                                if i % 32 == 0 {
-                                    0.0
-                                } else {
-                                    (u - 0.3) * 3.0
-                                }
-                            }
-                            _ => -u * 0.01,
-                        }
-                    })
-                    .collect();
-                let qw: Vec<f32> = (0..QK_K)
-                    .map(|_| (next() >> 8) as f32 / (1u32 << 24) as f32 + 0.01)
-                    .collect();
-                for w in [None, Some(&qw[..])] {
-                    let (mut a, mut b) = ([0u8; 136], [0u8; 136]);
-                    // SAFETY: checked available() above.
-                    unsafe { quantize_block_iq4_xs(&x, &mut a, w) };
-                    super::super::quantize_block_iq4_xs_scalar(&x, &mut b, w);
-                    assert_eq!(a, b, "IQ4_XS round {round} weighted {}", w.is_some());
-                    for blk in 0..8 {
-                        let r = 32 * blk..32 * blk + 32;
-                        let (mut a, mut b) = ([0u8; 18], [0u8; 18]);
-                        let wb = w.map(|w| &w[r.clone()]);
-                        // SAFETY: checked available() above.
-                        unsafe { quantize_block_iq4_nl(&x[r.clone()], &mut a, wb) };
-                        super::super::quantize_block_iq4_nl_scalar(&x[r], &mut b, wb);
-                        assert_eq!(a, b, "IQ4_NL round {round}");
-                    }
+            // SAFETY (both closures): checked available() above.
+            super::super::test_support::blocks_match_the_scalar_kernels(
+                "AVX-512",
+                |x, y, w| unsafe { quantize_block_iq4_xs(x, y, w) },
+                |x, y, w| unsafe { quantize_block_iq4_nl(x, y, w) },
+            );
+        }
+    }
+}
+
+/// The 16 candidates of the scale search in the lanes of two AVX2 registers (candidates 0-7 and
+/// 8-15, numbered as in [`avx512`]); each lane runs its candidate's scalar loop (same operations,
+/// same order). The 16-level table is looked up as two 8-entry halves, picked by bit 3 of the
+/// index; `best_index` is the same branchless binary search with the same tie rule.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{iq4_sigma2, iq4_weights, pack_nibbles, KVALUES_IQ4NL};
+    use crate::float::write_f16;
+    use crate::k_quants::{nearest_int, GROUP_MAX_EPS, QK_K};
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    const fn table_f32() -> [f32; 16] {
+        let mut t = [0f32; 16];
+        let mut i = 0;
+        while i < 16 {
+            t[i] = KVALUES_IQ4NL[i] as f32;
+            i += 1;
+        }
+        t
+    }
+    static TABLE: [f32; 16] = table_f32();
+
+    /// The level table as its two halves.
+    #[derive(Clone, Copy)]
+    struct Table {
+        lo: __m256,
+        hi: __m256,
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn table() -> Table {
+        // SAFETY: TABLE holds 16 f32.
+        unsafe {
+            Table {
+                lo: _mm256_loadu_ps(TABLE.as_ptr()),
+                hi: _mm256_loadu_ps(TABLE.as_ptr().add(8)),
+            }
+        }
+    }
+
+    /// `values[idx]` for eight indices in 0..=15.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lookup(idx: __m256i, t: Table) -> __m256 {
+        let a = _mm256_permutevar8x32_ps(t.lo, idx);
+        let b = _mm256_permutevar8x32_ps(t.hi, idx);
+        // bit 3 of the index moved to the sign bit picks the upper half
+        _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(idx)))
+    }
+
+    /// best_index_int8 of 8 values at once (indices 0..=15 as i32 lanes).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn best_index(al: __m256, t: Table) -> __m256i {
+        let one = _mm256_set1_epi32(1);
+        // ml = the largest k with !(al < values[k]) (0 when none): values[ml] <= al < values[ml+1]
+        let mut ml = _mm256_setzero_si256();
+        for step in [8, 4, 2, 1] {
+            let cand = _mm256_add_epi32(ml, _mm256_set1_epi32(step));
+            let ge = _mm256_cmp_ps::<_CMP_NLT_UQ>(al, lookup(cand, t));
+            ml = _mm256_castps_si256(_mm256_blendv_ps(
+                _mm256_castsi256_ps(ml),
+                _mm256_castsi256_ps(cand),
+                ge,
+            ));
+        }
+        // below values[0] -> 0, above values[15] -> 15, else the nearer of the bracket
+        // values[mu - 1] <= al < values[mu] (ties to mu); the clamp gives the same for the ends.
+        let mu = _mm256_min_epi32(_mm256_add_epi32(ml, one), _mm256_set1_epi32(15));
+        let lo = lookup(_mm256_sub_epi32(mu, one), t);
+        let hi = lookup(mu, t);
+        let take_lo = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_sub_ps(al, lo), _mm256_sub_ps(hi, al));
+        // a true comparison is all ones: -1
+        _mm256_add_epi32(mu, _mm256_castps_si256(take_lo))
+    }
+
+    /// iq4_block_scale: the scale of one 32-value block (levels are recomputed by the callers).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn block_scale(xb: &[f32], weight: &[f32]) -> f32 {
+        let mut amax = 0.0f32;
+        let mut max = 0.0f32;
+        for &v in xb {
+            let ax = v.abs();
+            if ax > amax {
+                amax = ax;
+                max = v;
+            }
+        }
+        if amax < GROUP_MAX_EPS {
+            return 0.0;
+        }
+        let v0 = KVALUES_IQ4NL[0] as f32;
+        let d0 = -max / v0;
+        let mut ids = [0f32; 16];
+        ids[0] = 1.0 / d0;
+        for (c, id) in ids.iter_mut().enumerate().skip(1) {
+            let itry = c as i32 - 8;
+            *id = (itry + KVALUES_IQ4NL[0] as i32) as f32 / max;
+        }
+        let t = table();
+        // SAFETY: ids holds 16 f32.
+        let (id_a, id_b) = unsafe {
+            (
+                _mm256_loadu_ps(ids.as_ptr()),
+                _mm256_loadu_ps(ids.as_ptr().add(8)),
+            )
+        };
+        let (mut sx_a, mut s2_a) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut sx_b, mut s2_b) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for (&xj, &wj) in xb.iter().zip(weight) {
+            let x = _mm256_set1_ps(xj);
+            let w = _mm256_set1_ps(wj);
+            let q = lookup(best_index(_mm256_mul_ps(id_a, x), t), t);
+            let wq = _mm256_mul_ps(w, q);
+            sx_a = _mm256_add_ps(sx_a, _mm256_mul_ps(wq, x));
+            s2_a = _mm256_add_ps(s2_a, _mm256_mul_ps(wq, q));
+            let q = lookup(best_index(_mm256_mul_ps(id_b, x), t), t);
+            let wq = _mm256_mul_ps(w, q);
+            sx_b = _mm256_add_ps(sx_b, _mm256_mul_ps(wq, x));
+            s2_b = _mm256_add_ps(s2_b, _mm256_mul_ps(wq, q));
+        }
+        let (mut sx, mut s2) = ([0f32; 16], [0f32; 16]);
+        // SAFETY: both hold 16 f32.
+        unsafe {
+            _mm256_storeu_ps(sx.as_mut_ptr(), sx_a);
+            _mm256_storeu_ps(sx.as_mut_ptr().add(8), sx_b);
+            _mm256_storeu_ps(s2.as_mut_ptr(), s2_a);
+            _mm256_storeu_ps(s2.as_mut_ptr().add(8), s2_b);
+        }
+        let mut d = if s2[0] > 0.0 { sx[0] / s2[0] } else { 0.0 };
+        let mut best = d * sx[0];
+        for c in 1..16 {
+            if s2[c] > 0.0 && sx[c] * sx[c] > best * s2[c] {
+                d = sx[c] / s2[c];
+                best = d * sx[c];
+            }
+        }
+        d
+    }
+
+    /// best_index of `id * x[j]` for 8 values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn levels8(x: &[f32], id: f32, out: &mut [u8]) {
+        assert!(x.len() >= 8 && out.len() >= 8);
+        // SAFETY: x holds at least 8 f32 (asserted).
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr()) };
+        let idx = best_index(_mm256_mul_ps(_mm256_set1_ps(id), v), table());
+        let mut lanes = [0i32; 8];
+        // SAFETY: lanes holds 8 i32.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), idx) };
+        for (o, &l) in out.iter_mut().zip(&lanes) {
+            *o = l as u8;
+        }
+    }
+
+    /// Levels of a 32-value block.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn levels32(x: &[f32], id: f32, out: &mut [u8]) {
+        for (xs, o) in x.chunks_exact(8).zip(out.chunks_exact_mut(8)) {
+            levels8(xs, id, o);
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn quantize_block_iq4_nl(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
+        let sigma2 = iq4_sigma2(x);
+        let mut weight = [0f32; 32];
+        let mut l = [0u8; 32];
+        iq4_weights(x, qw, sigma2, &mut weight);
+        let scale = block_scale(x, &weight);
+        write_f16(&mut y[0..2], scale);
+        let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        levels32(x, id, &mut l);
+        pack_nibbles(&l, &mut y[2..18]);
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn quantize_block_iq4_xs(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
+        let sigma2 = iq4_sigma2(x);
+        let mut weight = [0f32; 32];
+        let mut l = [0u8; QK_K];
+        let mut scales = [0f32; 8];
+        let mut max_scale = 0.0f32;
+        let mut amax_scale = 0.0f32;
+        for ib in 0..8 {
+            let xb = &x[32 * ib..32 * ib + 32];
+            iq4_weights(
+                xb,
+                qw.map(|q| &q[32 * ib..32 * ib + 32]),
+                sigma2,
+                &mut weight,
+            );
+            let d = block_scale(xb, &weight);
+            scales[ib] = d;
+            if d.abs() > amax_scale {
+                amax_scale = d.abs();
+                max_scale = d;
+            }
+        }
+        let d = -max_scale / 32.0;
+        write_f16(&mut y[0..2], d);
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut scales_h = 0u16;
+        let mut scales_l = [0u8; 4];
+        for ib in 0..8 {
+            let ls = nearest_int(id * scales[ib]).clamp(-32, 31);
+            let dl = d * ls as f32;
+            let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
+            levels32(
+                &x[32 * ib..32 * ib + 32],
+                idl,
+                &mut l[32 * ib..32 * ib + 32],
+            );
+            let lu = (ls + 32) as u8;
+            scales_l[ib / 2] |= (lu & 0xF) << (4 * (ib % 2));
+            scales_h |= ((lu >> 4) as u16) << (2 * ib);
+        }
+        y[2..4].copy_from_slice(&scales_h.to_le_bytes());
+        y[4..8].copy_from_slice(&scales_l);
+        pack_nibbles(&l, &mut y[8..136]);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn best_index_matches_the_scalar_search() {
+            if !available() {
+                return;
+            }
+            for chunk in super::super::test_support::probes().chunks(8) {
+                let mut buf = [0f32; 8];
+                buf[..chunk.len()].copy_from_slice(chunk);
+                let mut got = [0u8; 8];
+                // SAFETY: checked available() above.
+                unsafe { levels8(&buf, 1.0, &mut got) };
+                for (v, g) in buf.iter().zip(got) {
+                    assert_eq!(g, super::super::best_index(&KVALUES_IQ4NL, 1.0 * v), "{v}");
                 }
             }
+        }
+
+        #[test]
+        fn blocks_match_the_scalar_kernels() {
+            if !available() {
+                return;
+            }
+            // SAFETY (both closures): checked available() above.
+            super::super::test_support::blocks_match_the_scalar_kernels(
+                "AVX2",
+                |x, y, w| unsafe { quantize_block_iq4_xs(x, y, w) },
+                |x, y, w| unsafe { quantize_block_iq4_nl(x, y, w) },
+            );
         }
     }
 }
@@ -538,6 +759,95 @@ pub fn dequantize_row_iq4_xs(src: &[u8], dst: &mut [f32]) {
             for j in 0..16 {
                 y[j] = dl * KVALUES_IQ4NL[(q[j] & 0xF) as usize] as f32;
                 y[j + 16] = dl * KVALUES_IQ4NL[(q[j] >> 4) as usize] as f32;
+            }
+        }
+    }
+}
+
+/// The inputs the vector kernels are checked on against the scalar ones.
+#[cfg(test)]
+mod test_support {
+    use super::{KVALUES_IQ4NL, QK_K};
+
+    /// Values around every level of the table (and its ends, NaN, infinities) for best_index.
+    pub(super) fn probes() -> Vec<f32> {
+        let mut probes: Vec<f32> = vec![
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            f32::NAN,
+            -0.0,
+            0.0,
+            f32::MIN_POSITIVE,
+        ];
+        for v in KVALUES_IQ4NL {
+            for d in [-1.0f32, -0.5, -1e-6, 0.0, 1e-6, 0.5, 1.0] {
+                probes.push(v as f32 + d);
+            }
+        }
+        // the exact midpoints between neighbouring levels (the tie rule)
+        for w in KVALUES_IQ4NL.windows(2) {
+            probes.push((w[0] as f32 + w[1] as f32) / 2.0);
+        }
+        for i in 0..4000 {
+            probes.push((i as f32 - 2000.0) * 0.0713);
+        }
+        probes
+    }
+
+    type Kernel<'a> = &'a dyn Fn(&[f32], &mut [u8], Option<&[f32]>);
+
+    /// Super-blocks of several shapes (small, flat, tiny, zero-led, one-signed), with and without
+    /// importance weights: `xs` and `nl` must give the scalar kernels' bytes.
+    pub(super) fn blocks_match_the_scalar_kernels(
+        what: &str,
+        xs: impl Fn(&[f32], &mut [u8], Option<&[f32]>),
+        nl: impl Fn(&[f32], &mut [u8], Option<&[f32]>),
+    ) {
+        let (xs, nl): (Kernel, Kernel) = (&xs, &nl);
+        let mut s = 0x1234_5678u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for round in 0..400 {
+            let kind = round % 6;
+            let x: Vec<f32> = (0..QK_K)
+                .map(|i| {
+                    let u = (next() >> 8) as f32 / (1u32 << 24) as f32;
+                    match kind {
+                        0 => (u - 0.5) * 0.05,
+                        1 => u,
+                        2 => ((i % 7) as f32 - 3.0) * 0.25,
+                        3 => (u - 0.5) * 1e-12,
+                        4 => {
+                            if i % 32 == 0 {
+                                0.0
+                            } else {
+                                (u - 0.3) * 3.0
+                            }
+                        }
+                        _ => -u * 0.01,
+                    }
+                })
+                .collect();
+            let qw: Vec<f32> = (0..QK_K)
+                .map(|_| (next() >> 8) as f32 / (1u32 << 24) as f32 + 0.01)
+                .collect();
+            for w in [None, Some(&qw[..])] {
+                let (mut a, mut b) = ([0u8; 136], [0u8; 136]);
+                xs(&x, &mut a, w);
+                super::quantize_block_iq4_xs_scalar(&x, &mut b, w);
+                assert_eq!(a, b, "{what} IQ4_XS round {round} weighted {}", w.is_some());
+                for blk in 0..8 {
+                    let r = 32 * blk..32 * blk + 32;
+                    let (mut a, mut b) = ([0u8; 18], [0u8; 18]);
+                    let wb = w.map(|w| &w[r.clone()]);
+                    nl(&x[r.clone()], &mut a, wb);
+                    super::quantize_block_iq4_nl_scalar(&x[r], &mut b, wb);
+                    assert_eq!(a, b, "{what} IQ4_NL round {round} weighted {}", w.is_some());
+                }
             }
         }
     }

@@ -685,10 +685,13 @@ enum BandReader {
     /// Dense little-endian bytes of a mapped file at this offset.
     Mapped { buffer: Arc<Buffer>, start: usize },
     /// A tensor computed by bands of rows (the one-step converter's cast tensors); one of its
-    /// rows is `fill_row_bytes`.
+    /// rows is `fill_row_bytes`. `value_row_elems`: a float tensor that gives its rows as f32
+    /// values directly ([`ckpt_core::RowFill::values`]), a row being that many values; they are
+    /// read instead of bytes that would be encoded, checked and widened again.
     Rows {
         fill: Arc<ckpt_core::RowFill>,
         fill_row_bytes: usize,
+        value_row_elems: Option<usize>,
     },
     /// Anything else is produced whole once, kept until its last band is done.
     Whole(std::sync::Mutex<Option<Arc<Vec<u8>>>>),
@@ -707,10 +710,19 @@ impl BandReader {
             }
         }
         match &tensor.data {
-            TensorData::Rows(r) => BandReader::Rows {
-                fill: r.clone(),
-                fill_row_bytes: r.row_bytes,
-            },
+            TensorData::Rows(r) => {
+                let float = match tensor.dtype.to_ggml() {
+                    Some(t @ (GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)) => Some(t),
+                    _ => None,
+                };
+                BandReader::Rows {
+                    fill: r.clone(),
+                    fill_row_bytes: r.row_bytes,
+                    value_row_elems: float
+                        .filter(|t| r.values.is_some() && r.row_bytes % t.type_size() == 0)
+                        .map(|t| r.row_bytes / t.type_size()),
+                }
+            }
             _ => BandReader::Whole(std::sync::Mutex::new(None)),
         }
     }
@@ -752,6 +764,7 @@ impl BandReader {
             BandReader::Rows {
                 fill,
                 fill_row_bytes,
+                ..
             } => {
                 scratch.resize(range.len(), 0);
                 let rows = range.start / fill_row_bytes..range.end / fill_row_bytes;
@@ -775,6 +788,25 @@ impl BandReader {
                 f(&bytes[range.start.min(end)..end])
             }
         }
+    }
+
+    /// Fills `vals` with the values of the source elements `range` (counted in elements, a
+    /// whole number of the granularity's rows) when the source gives values; `Ok(false)` when
+    /// it gives bytes only (use [`BandReader::with_band`]).
+    fn values(&self, range: std::ops::Range<usize>, vals: &mut [f32]) -> Result<bool> {
+        let BandReader::Rows {
+            fill,
+            value_row_elems: Some(per_row),
+            ..
+        } = self
+        else {
+            return Ok(false);
+        };
+        let Some(values) = &fill.values else {
+            return Ok(false);
+        };
+        values(range.start / per_row..range.end / per_row, vals)?;
+        Ok(true)
     }
 
     /// Called after the last band: nothing of the source needs to stay.
@@ -837,19 +869,28 @@ fn banded_quantize(
                     let out = &mut dst[(unit - range.start) * g * row_out
                         ..(unit - range.start) * g * row_out + rows.len() * row_out];
                     let vals = &mut values[..rows.len() * ne0];
-                    reader.with_band(
-                        &tensor,
-                        rows.start * row_in..rows.end * row_in,
-                        &mut scratch,
-                        |bytes| {
-                            if let Some(at) = crate::validate::first_invalid_block(from, bytes) {
-                                let before = rows.start * ne0 / from.block_size();
-                                return Err(invalid_input(&path, &name, from, before + at));
-                            }
-                            crate::dequantize_into(from, bytes, vals)
-                                .map_err(|e| Error::invalid(&path, format!("tensor {name}: {e}")))
-                        },
-                    )?;
+                    if reader.values(rows.start * ne0..rows.end * ne0, vals)? {
+                        // the element the bytes' check would name
+                        if let Some(at) = crate::validate::first_non_finite(vals) {
+                            return Err(invalid_input(&path, &name, from, rows.start * ne0 + at));
+                        }
+                    } else {
+                        reader.with_band(
+                            &tensor,
+                            rows.start * row_in..rows.end * row_in,
+                            &mut scratch,
+                            |bytes| {
+                                if let Some(at) = crate::validate::first_invalid_block(from, bytes)
+                                {
+                                    let before = rows.start * ne0 / from.block_size();
+                                    return Err(invalid_input(&path, &name, from, before + at));
+                                }
+                                crate::dequantize_into(from, bytes, vals).map_err(|e| {
+                                    Error::invalid(&path, format!("tensor {name}: {e}"))
+                                })
+                            },
+                        )?;
+                    }
                     quantize_band(to, vals, ne0, rows.start, rows_per_matrix, &importance, out)?;
                     if let Some(at) = crate::validate::first_invalid_block(to, out) {
                         let before = rows.start * ne0 / to.block_size();

@@ -63,6 +63,20 @@ pub fn first_invalid_block(t: GgmlType, data: &[u8]) -> Option<usize> {
         .position(|b| scales.iter().any(|&at| !f16_at(b, at).is_finite()))
 }
 
+/// The index of the first value that is NaN or infinite: for values widened from F32, F16 or
+/// BF16 elements, the element [`first_invalid_block`] finds in their bytes. Runs of values are
+/// tested with a branch-free reduction and only a run with a hit is searched.
+pub fn first_non_finite(values: &[f32]) -> Option<usize> {
+    const RUN: usize = 256;
+    let bad = |x: &f32| x.to_bits() & 0x7F80_0000 == 0x7F80_0000;
+    for (r, run) in values.chunks(RUN).enumerate() {
+        if run.iter().fold(false, |acc, x| acc | bad(x)) {
+            return run.iter().position(bad).map(|i| r * RUN + i);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +98,26 @@ mod tests {
                 "{bits:#06x}"
             );
         }
+    }
+
+    #[test]
+    fn non_finite_values_are_the_invalid_elements() {
+        let mut v = vec![0.5f32; 1000];
+        assert_eq!(first_non_finite(&v), None);
+        for (at, x) in [
+            (999, f32::NAN),
+            (300, f32::NEG_INFINITY),
+            (7, f32::INFINITY),
+        ] {
+            v[at] = x;
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            assert_eq!(first_non_finite(&v), Some(at));
+            assert_eq!(first_invalid_block(GgmlType::F32, &bytes), Some(at));
+        }
+        assert_eq!(
+            first_non_finite(&[f32::MAX, -f32::MAX, f32::MIN_POSITIVE]),
+            None
+        );
     }
 
     #[test]

@@ -98,6 +98,73 @@ fn one_step_quantization_equals_convert_then_quantize() {
     assert_eq!(left.len(), 2, "no intermediate left behind: {left:?}");
 }
 
+/// A bf16 weight too large for f16 becomes infinity in the F16 intermediate: the one-step
+/// quantizer (which takes the cast's values, not F16 bytes) refuses it at the same element, with
+/// the same words, as llama-quantize's check of the staged file does, and writes nothing.
+#[test]
+fn one_step_refuses_what_quantizing_the_f16_file_refuses() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(fx("tiny-llama-spm")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    // model.layers.0.mlp.up_proj.weight [768, 256] bf16: element (5, 9) = 2^20 (> 65504)
+    let st = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&st).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let t = &header["model.layers.0.mlp.up_proj.weight"];
+    assert_eq!(t["dtype"], "BF16");
+    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
+    let element = 5 * 256 + 9;
+    bytes[start + 2 * element..start + 2 * element + 2]
+        .copy_from_slice(&((2f32.powi(20).to_bits() >> 16) as u16).to_le_bytes());
+    std::fs::write(&st, bytes).unwrap();
+    let ckpt = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_ckpt"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (f16, q, one) = (
+        work.path().join("f16.gguf"),
+        work.path().join("q.gguf"),
+        work.path().join("one.gguf"),
+    );
+    let r = ckpt(&[
+        "convert".as_ref(),
+        model.as_os_str(),
+        f16.as_os_str(),
+        "--outtype".as_ref(),
+        "f16".as_ref(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let two_step = ckpt(&[
+        "quantize".as_ref(),
+        f16.as_os_str(),
+        q.as_os_str(),
+        "q4_k_m".as_ref(),
+    ]);
+    let one_step = ckpt(&[
+        "convert".as_ref(),
+        model.as_os_str(),
+        one.as_os_str(),
+        "--outtype".as_ref(),
+        "q4_k_m".as_ref(),
+    ]);
+    let want = format!(
+        "tensor blk.0.ffn_up.weight has invalid data: NaN or infinity in F16 element/block {element}"
+    );
+    for (what, r) in [("quantize", &two_step), ("one step", &one_step)] {
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(3), "{what}: {err}");
+        assert!(err.contains(&want), "{what}: {err}");
+    }
+    assert!(!q.exists() && !one.exists());
+}
+
 #[test]
 fn gguf_py_reads_our_output() {
     let Some(py) = std::env::var_os("CKPT_PYTHON") else {
@@ -197,4 +264,116 @@ fn an_mxfp4_gpt_oss_folder_keeps_its_experts_and_refuses_requantizing_them() {
         "{stderr}"
     );
     assert!(!q4.exists(), "nothing may be written");
+}
+
+/// `--split-max-size` reads as each real tool reads it: convert as convert_hf_to_gguf.py (plain
+/// byte counts and K too, 0 = one file, "5.5G" refused), gguf-split and quantize as
+/// llama-gguf-split (M or G only, the number as sscanf's %d reads it: "1.9M" is 1 M).
+#[test]
+fn split_sizes_read_as_the_real_tools_read_them() {
+    let work = tempfile::tempdir().unwrap();
+    let ckpt = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ckpt"))
+            .current_dir(work.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let r = ckpt(args);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    };
+    let model = fx("tiny-llama-spm");
+    let model = model.to_str().unwrap();
+    ok(&["convert", model, "one.gguf", "--outtype", "f16"]);
+    // 0 is no limit for the converter: the same single file
+    ok(&[
+        "convert",
+        model,
+        "zero.gguf",
+        "--outtype",
+        "f16",
+        "--split-max-size",
+        "0",
+    ]);
+    assert_eq!(
+        sha256(&work.path().join("zero.gguf")),
+        sha256(&work.path().join("one.gguf"))
+    );
+    // bytes (and K) for the converter; "1.9M" is 1 M for llama-gguf-split
+    ok(&[
+        "convert",
+        model,
+        "c.gguf",
+        "--outtype",
+        "f16",
+        "--split-max-size",
+        "1000K",
+    ]);
+    ok(&[
+        "convert",
+        model,
+        "b.gguf",
+        "--outtype",
+        "f16",
+        "--split-max-size",
+        "1000000",
+    ]);
+    ok(&["gguf-split", "--split-max-size", "1.9M", "one.gguf", "s"]);
+    ok(&[
+        "quantize",
+        "--split-max-size",
+        "1.9M",
+        "one.gguf",
+        "q.gguf",
+        "f16",
+    ]);
+    let mut names: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let shards: Vec<&String> = names.iter().filter(|n| n.starts_with("s-")).collect();
+    assert!(shards.len() > 1, "{names:?}");
+    for s in shards {
+        let i = &s[1..];
+        for other in ["c", "b"] {
+            assert_eq!(
+                sha256(&work.path().join(s)),
+                sha256(&work.path().join(format!("{other}{i}"))),
+                "{other}{i}"
+            );
+        }
+    }
+    // quantize orders tensors as llama-quantize does: its own split, but split by 1 M too
+    assert!(
+        names.iter().any(|n| n.starts_with("q-00002-of-")),
+        "{names:?}"
+    );
+    // what each tool refuses
+    for args in [
+        vec!["convert", model, "x.gguf", "--split-max-size", "5.5G"],
+        vec!["convert", model, "x.gguf", "--split-max-size=-5M"],
+        vec!["convert", model, "x.gguf", "--split-max-size", "5g"],
+        vec!["gguf-split", "--split-max-size", "1000000", "one.gguf", "x"],
+        vec!["gguf-split", "--split-max-size", "1K", "one.gguf", "x"],
+        vec!["gguf-split", "--split-max-size", ".5G", "one.gguf", "x"],
+        vec![
+            "quantize",
+            "--split-max-size=-1G",
+            "one.gguf",
+            "x.gguf",
+            "q8_0",
+        ],
+    ] {
+        let r = ckpt(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("invalid split size"), "{args:?}: {err}");
+        assert!(!work.path().join("x.gguf").exists());
+    }
 }
