@@ -137,6 +137,8 @@ OPTIONS = {
     "fp8": "FP8 checkpoint (DeepSeek-V3 layout): every *_proj.weight F8_E4M3 with 128x128 block weight_scale_inv, quantization_config quant_method fp8",
     "fp8b32": "like fp8 with 32x32 blocks (several blocks per tiny tensor)",
     "fp8tensor": "like fp8 with one per-tensor scale ([1]) and no weight_block_size",
+    "modelopt": "NVIDIA ModelOpt FP8 checkpoint: every *_proj.weight F8_E4M3 with a per-tensor weight_scale ([]; per channel for down_proj), input_scale, k_scale/v_scale, quantization_config quant_method modelopt",
+    "modelopthfq": "like modelopt, described by hf_quant_config.json alone (no quantization_config in config.json)",
     "mrope": "GLM-4 with M-RoPE sections (rope_parameters.mrope_section): Q/K rows reordered to NeoX order over the rotary part",
     "mxfp4": "GPT-OSS as released: expert weights stored as MXFP4 *_blocks/*_scales (U8), quantization_config quant_method mxfp4",
 }
@@ -176,6 +178,9 @@ VARIANTS = [
     "DeepseekV3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+fp8",
     "Qwen3MoeForCausalLM+fp8b32",
+    "LlamaForCausalLM+modelopt",
+    "LlamaForCausalLM+modelopthfq",
+    "Qwen3MoeForCausalLM+modelopt",
     "DeepseekV3ForCausalLM+wide",
     "GptOssForCausalLM+wide",
     "XLMRobertaModel+tokjson",
@@ -326,15 +331,19 @@ def seed_nans(model, dtype) -> None:
             flat[7 * i + 3] = bits
 
 
-def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
-    """Turns a saved model into an FP8 checkpoint (any architecture, any shard layout): the
-    quantizer shared with the committed fixtures in scripts/gen-fp8-fixtures.py."""
+def fp8_fixtures_module():
+    """scripts/gen-fp8-fixtures.py, whose quantizers the committed fixtures use too."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gen_fp8_fixtures", ROOT / "scripts" / "gen-fp8-fixtures.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.fp8_checkpoint(folder, block)
+    return mod
+
+
+def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
+    """Turns a saved model into an FP8 checkpoint (any architecture, any shard layout)."""
+    fp8_fixtures_module().fp8_checkpoint(folder, block)
 
 
 # E2M1 magnitudes of the 4-bit codes 0..7 (code | 8 is the negative value).
@@ -680,11 +689,13 @@ def save_transformers_model(cfg, cls, arch: str, opts: list[str], dst: Path) -> 
 def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) -> None:
     import transformers as tf
 
-    fp8 = [o for o in opts if o in FP8_BLOCKS]
+    fp8 = [o for o in opts if o in FP8_BLOCKS or o.startswith("modelopt")]
     if len(fp8) > 1:
-        raise SystemExit(f"{case}: at most one FP8 option")
-    if fp8:
+        raise SystemExit(f"{arch}+{'+'.join(opts)}: at most one FP8 option")
+    if fp8 and fp8[0] in FP8_BLOCKS:
         fp8_checkpoint(dst, FP8_BLOCKS[fp8[0]])
+    elif fp8:
+        fp8_fixtures_module().modelopt_checkpoint(dst, per_channel=("down_proj.weight",), hf_quant_config_only=fp8[0] == "modelopthfq")
     if "mxfp4" in opts:
         mxfp4_checkpoint(dst)
     if "mrope" in opts:
