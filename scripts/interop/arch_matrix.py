@@ -140,6 +140,7 @@ OPTIONS = {
     "modelopt": "NVIDIA ModelOpt FP8 checkpoint: every *_proj.weight F8_E4M3 with a per-tensor weight_scale ([]; per channel for down_proj), input_scale, k_scale/v_scale, quantization_config quant_method modelopt",
     "modelopthfq": "like modelopt, described by hf_quant_config.json alone (no quantization_config in config.json)",
     "mrope": "GLM-4 with M-RoPE sections (rope_parameters.mrope_section): Q/K rows reordered to NeoX order over the rotary part",
+    "lite27": "27 layers, DeepSeek-V2-Lite's count: llama.cpp (llama-quantize too) requires deepseek2.attention.q_lora_rank unless the layer count is 26 or 27 (or 48 with a 128256-token vocabulary), so a model without q LoRA of any other depth is refused by llama-quantize; this variant is the one-step q4_k_m check of the no-q-LoRA path",
     "mxfp4": "GPT-OSS as released: expert weights stored as MXFP4 *_blocks/*_scales (U8), quantization_config quant_method mxfp4",
 }
 # What the FP8 options pass to fp8_checkpoint() as the block size.
@@ -182,6 +183,7 @@ VARIANTS = [
     "LlamaForCausalLM+modelopthfq",
     "Qwen3MoeForCausalLM+modelopt",
     "DeepseekV3ForCausalLM+wide",
+    "DeepseekV2ForCausalLM+wide+lite27",
     "GptOssForCausalLM+wide",
     "XLMRobertaModel+tokjson",
     "GptOssForCausalLM+mxfp4",
@@ -461,7 +463,7 @@ def build_model(case: str, dst: Path) -> None:
     dst.mkdir(parents=True)
     bpe = arch in BPE_ARCHS or ("tokjson" in opts and arch != "XLMRobertaModel")
     hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
-    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
+    common = dict(hidden_size=hidden, num_hidden_layers=27 if "lite27" in opts else LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
     moe_ffn = 256 if "wide" in opts else 32
     if arch == "NomicBertModel":
         # Remote-code model (no transformers class): config.json as nomic-embed-text-v1.5 ships it

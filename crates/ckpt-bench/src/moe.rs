@@ -388,15 +388,22 @@ fn one_step_q4(
     let q4 = peak(&q4_runs);
     *peak_rss = peak_rss.max(mb(&q4));
     println!("HF -> Q4_K_M GGUF in one step");
-    if let (Some(p), Some(l)) = (py_run, lq_run) {
-        println!(
+    match (py_run, lq_run) {
+        (Some(p), Some(l)) => println!(
             "  convert_hf_to_gguf.py + llama-quantize {:>7.2} s ({:.2} s + {:.2} s)   peak RSS {:>7.1} MB / {:>7.1} MB",
             p.secs + l.secs,
             p.secs,
             l.secs,
             mb(p),
             mb(l)
-        );
+        ),
+        // With --reuse the converter's F16 may come from an earlier run.
+        (None, Some(l)) => println!(
+            "  llama-quantize (of the converter's F16) {:>7.2} s   peak RSS {:>7.1} MB",
+            l.secs,
+            mb(l)
+        ),
+        _ => {}
     }
     println!(
         "  ckpt convert --outtype q4_k_m          {:>7.2} s   peak RSS {:>7.1} MB   runs {:?}",
