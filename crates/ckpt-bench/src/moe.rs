@@ -310,13 +310,13 @@ fn f16_vs_cp(
     let (rcp, rck) = interleaved(
         &mut || {
             let mut c = Command::new("cp");
-            c.arg("-r").arg(&hf).arg(&cp_out);
+            c.arg("-r").arg(hf).arg(&cp_out);
             c
         },
         &mut || {
             let mut c = Command::new(ckpt_bin());
             c.args(["convert", "-q", "--outtype", "f16"])
-                .arg(&hf)
+                .arg(hf)
                 .arg(&f16_out);
             c
         },
@@ -381,7 +381,7 @@ fn one_step_q4(
         run(&mut Command::new("sync"));
         q4_runs.push(run(Command::new(ckpt_bin())
             .args(["convert", "-q", "--outtype", "q4_k_m"])
-            .arg(&hf)
+            .arg(hf)
             .arg(&q4_out)));
     }
     let same_q4 = sha256_of(&q4_out) == sha256_of(ref_q4);

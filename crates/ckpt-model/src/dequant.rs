@@ -142,7 +142,7 @@ fn scheme(hp: &Hparams) -> Result<Option<Scheme>> {
         .parent()
         .map(|d| d.join("hf_quant_config.json"))
         .filter(|p| p.is_file());
-    let no = |v: &Option<Value>| v.as_ref().is_none_or(|v| is_falsy(v));
+    let no = |v: &Option<Value>| v.as_ref().is_none_or(is_falsy);
     if let Some(file) = hf_quant.filter(|_| no(&modelopt_algo) || no(&modelopt_layers)) {
         let doc = crate::hparams::read_json_object(&file)?;
         let quant = doc.get("quantization").and_then(Value::as_object);
