@@ -3,7 +3,8 @@
 convert_hf_to_gguf.py produced for them (the same layout as tests/fixtures/arch-tables, see
 scripts/gen-arch-fixtures.py).
 
-usage: gen-arch-moe-fixtures.py LLAMA_CPP_SRC   (python with torch, transformers, safetensors, numpy)
+usage: gen-arch-moe-fixtures.py LLAMA_CPP_SRC [CASE ...]   (python with torch, transformers, safetensors, numpy;
+       only the named cases, all by default)
 
 Unlike arch-tables, element i of the k-th tensor (in sorted name order) is
 ((i + 5 * k) % 13) * 0.125 in float32, so every expert differs and a stacking order or
@@ -70,6 +71,10 @@ def cases():
         # generator's per-tensor values: they become the xielu.* KV arrays in block
         # order. No Q/K permutation, q/k norms, Llama 3 rope factors.
         "apertus": ("ApertusForCausalLM", tf.ApertusConfig(num_key_value_heads=1, rope_parameters={"rope_type": "llama3", "rope_theta": 12000000.0, "factor": 8.0, "original_max_position_embeddings": 64, "low_freq_factor": 1.0, "high_freq_factor": 4.0}, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        # OLMoE: q/k norms over the whole projection, experts stacked down, gate, up.
+        "olmoe": ("OlmoeForCausalLM", tf.OlmoeConfig(num_key_value_heads=1, num_experts=3, num_experts_per_tok=2, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
+        # Granite MoE without a shared expert: fused input_linear split, Granite's multipliers.
+        "granitemoe": ("GraniteMoeForCausalLM", tf.GraniteMoeConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **b), "bpe"),
         "gpt_oss_mxfp4": ("GptOssForCausalLM", tf.GptOssConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=2, sliding_window=64, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(b, hidden_size=32, intermediate_size=32)), "bpe"),
     }
 
@@ -144,7 +149,10 @@ def main() -> int:
 
     tf.utils.logging.set_verbosity_error()
     OUT.mkdir(exist_ok=True)
+    only = sys.argv[2:]
     for case, (arch, cfg, tok) in cases().items():
+        if only and case not in only:
+            continue
         cfg.architectures = [arch]
         d = OUT / case
         if d.exists():

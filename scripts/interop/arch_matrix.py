@@ -137,7 +137,10 @@ OPTIONS = {
     "fp8": "FP8 checkpoint (DeepSeek-V3 layout): every *_proj.weight F8_E4M3 with 128x128 block weight_scale_inv, quantization_config quant_method fp8",
     "fp8b32": "like fp8 with 32x32 blocks (several blocks per tiny tensor)",
     "fp8tensor": "like fp8 with one per-tensor scale ([1]) and no weight_block_size",
+    "modelopt": "NVIDIA ModelOpt FP8 checkpoint: every *_proj.weight F8_E4M3 with a per-tensor weight_scale ([]; per channel for down_proj), input_scale, k_scale/v_scale, quantization_config quant_method modelopt",
+    "modelopthfq": "like modelopt, described by hf_quant_config.json alone (no quantization_config in config.json)",
     "mrope": "GLM-4 with M-RoPE sections (rope_parameters.mrope_section): Q/K rows reordered to NeoX order over the rotary part",
+    "lite27": "27 layers, DeepSeek-V2-Lite's count: llama.cpp (llama-quantize too) requires deepseek2.attention.q_lora_rank unless the layer count is 26 or 27 (or 48 with a 128256-token vocabulary), so a model without q LoRA of any other depth is refused by llama-quantize; this variant is the one-step q4_k_m check of the no-q-LoRA path",
     "mxfp4": "GPT-OSS as released: expert weights stored as MXFP4 *_blocks/*_scales (U8), quantization_config quant_method mxfp4",
 }
 # What the FP8 options pass to fp8_checkpoint() as the block size.
@@ -176,7 +179,11 @@ VARIANTS = [
     "DeepseekV3ForCausalLM+fp8b32",
     "Qwen3MoeForCausalLM+fp8",
     "Qwen3MoeForCausalLM+fp8b32",
+    "LlamaForCausalLM+modelopt",
+    "LlamaForCausalLM+modelopthfq",
+    "Qwen3MoeForCausalLM+modelopt",
     "DeepseekV3ForCausalLM+wide",
+    "DeepseekV2ForCausalLM+wide+lite27",
     "GptOssForCausalLM+wide",
     "XLMRobertaModel+tokjson",
     "GptOssForCausalLM+mxfp4",
@@ -202,6 +209,11 @@ ALL_OUTTYPES = ["f16", "q8_0", "f32", "bf16"]
 # llama-quantize (LLAMA_QUANTIZE, default LLAMA_CPP_SRC/build/bin/llama-quantize) against
 # `ckpt convert --outtype TYPE`.
 QUANT_OUTTYPES = ["q4_k_m", "q6_k", "mxfp4_moe"]
+
+# llama-quantize loads the model's hyperparameters first; llama.cpp's deepseek2 loader requires
+# q_lora_rank unless the depth is one of its "lite" layer counts (see the lite27 option), so a
+# tiny DeepSeek-V2 without q LoRA is refused with this message.
+KNOWN_QUANTIZE_REFUSAL = "key not found in model: deepseek2.attention.q_lora_rank"
 
 # Runs convert_hf_to_gguf.py as __main__ with the unknown-pre-tokenizer fallback (BERT only).
 CONVERTER_SHIM = r"""
@@ -326,15 +338,19 @@ def seed_nans(model, dtype) -> None:
             flat[7 * i + 3] = bits
 
 
-def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
-    """Turns a saved model into an FP8 checkpoint (any architecture, any shard layout): the
-    quantizer shared with the committed fixtures in scripts/gen-fp8-fixtures.py."""
+def fp8_fixtures_module():
+    """scripts/gen-fp8-fixtures.py, whose quantizers the committed fixtures use too."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gen_fp8_fixtures", ROOT / "scripts" / "gen-fp8-fixtures.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.fp8_checkpoint(folder, block)
+    return mod
+
+
+def fp8_checkpoint(folder: Path, block: list[int] | None) -> None:
+    """Turns a saved model into an FP8 checkpoint (any architecture, any shard layout)."""
+    fp8_fixtures_module().fp8_checkpoint(folder, block)
 
 
 # E2M1 magnitudes of the 4-bit codes 0..7 (code | 8 is the negative value).
@@ -452,7 +468,7 @@ def build_model(case: str, dst: Path) -> None:
     dst.mkdir(parents=True)
     bpe = arch in BPE_ARCHS or ("tokjson" in opts and arch != "XLMRobertaModel")
     hidden = 48 if "odd" in opts else 256 if "wide" in opts else HIDDEN
-    common = dict(hidden_size=hidden, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
+    common = dict(hidden_size=hidden, num_hidden_layers=27 if "lite27" in opts else LAYERS, num_attention_heads=HEADS, intermediate_size=256 if "wide" in opts else FFN)
     moe_ffn = 256 if "wide" in opts else 32
     if arch == "NomicBertModel":
         # Remote-code model (no transformers class): config.json as nomic-embed-text-v1.5 ships it
@@ -680,11 +696,13 @@ def save_transformers_model(cfg, cls, arch: str, opts: list[str], dst: Path) -> 
 def post_process(arch: str, opts: list[str], dst: Path, hidden: int, bpe: bool) -> None:
     import transformers as tf
 
-    fp8 = [o for o in opts if o in FP8_BLOCKS]
+    fp8 = [o for o in opts if o in FP8_BLOCKS or o.startswith("modelopt")]
     if len(fp8) > 1:
-        raise SystemExit(f"{case}: at most one FP8 option")
-    if fp8:
+        raise SystemExit(f"{arch}+{'+'.join(opts)}: at most one FP8 option")
+    if fp8 and fp8[0] in FP8_BLOCKS:
         fp8_checkpoint(dst, FP8_BLOCKS[fp8[0]])
+    elif fp8:
+        fp8_fixtures_module().modelopt_checkpoint(dst, per_channel=("down_proj.weight",), hf_quant_config_only=fp8[0] == "modelopthfq")
     if "mxfp4" in opts:
         mxfp4_checkpoint(dst)
     if "mrope" in opts:
@@ -948,7 +966,7 @@ def main() -> int:
 
     work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="ckpt-arch-matrix-"))
     work.mkdir(parents=True, exist_ok=True)
-    total = identical = 0
+    total = identical = known = 0
     failures: list[str] = []
     try:
         for arch in archs:
@@ -991,6 +1009,13 @@ def main() -> int:
                         why = next((x for x in lines if "error" in x.lower() or "failed to quantize:" in x), lines[-1])
                         print(f"ok {arch} {ot} (both refuse: {why.strip()[-120:]} | ckpt exit {crc})")
                         continue
+                    if ot in QUANT_OUTTYPES and KNOWN_QUANTIZE_REFUSAL in log and crc == 0:
+                        # llama.cpp's loader quirk (see the lite27 option): llama-quantize refuses
+                        # what it cannot load; ckpt writes it, and the 27-layer variant checks the
+                        # bytes. Counted, not hidden.
+                        known += 1
+                        print(f"KNOWN {arch} {ot}: llama-quantize refuses ({KNOWN_QUANTIZE_REFUSAL}); ckpt writes it (checked at 27 layers by +lite27)")
+                        continue
                     failures.append(f"{arch} {ot}")
                     print(f"SKIP {arch} {ot}: convert_hf_to_gguf.py (or llama-quantize) failed (exit {rc}):\n    {tail}")
                     continue
@@ -1025,10 +1050,10 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"arch matrix: {identical} of {total} identical to convert_hf_to_gguf.py")
+    print(f"arch matrix: {identical} of {total} identical to convert_hf_to_gguf.py" + (f", {known} known refusals of llama-quantize" if known else ""))
     if failures:
         print("not identical: " + ", ".join(failures))
-    return 0 if identical == total else 1
+    return 0 if identical + known == total else 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 //!
 //!   cargo build --release && target/release/ckpt-bench bin-to-safetensors [--gb 1.0]
 //!   cargo build --release && target/release/ckpt-bench real-size   (issue 19's ≥1B-parameter runs)
+//!   cargo build --release && target/release/ckpt-bench moe --python PY --llama-cpp SRC   (issue 16)
 //!
 //! The commands are run interleaved, 5 times each after a warm-up round, with `sync` (untimed)
 //! before every run; the median wall time is reported. Peak RSS is the
@@ -13,6 +14,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use ckpt_core::{Buffer, DType, Storage, Tensor};
+
+mod moe;
 
 struct Run {
     secs: f64,
@@ -568,6 +571,15 @@ fn synthetic_bf16(n: usize, seed: u64, center: f32) -> Vec<u8> {
     bytes
 }
 
+/// A synthetic bf16 tensor of `shape` (values around `center`, see [`synthetic_bf16`]).
+fn bf16_tensor(name: &str, shape: Vec<u64>, seed: u64, center: f32) -> Tensor {
+    let n: u64 = shape.iter().product();
+    let bytes = synthetic_bf16(n as usize, seed, center);
+    let len = bytes.len();
+    let storage = Storage::new(Buffer::owned(name, bytes), 0, len, name).unwrap();
+    Tensor::contiguous(name, DType::BF16, shape, storage)
+}
+
 /// The shape of the real-size benchmark model: Llama with hidden 2048, FFN 5632, 20 layers
 /// (1.03B parameters, 2.06 GB of bf16), the tokenizer of the tiny SentencePiece fixture.
 const BIG_HIDDEN: u64 = 2048;
@@ -594,13 +606,7 @@ fn make_big_llama(dir: &Path) {
     for file in ["tokenizer.model", "tokenizer_config.json"] {
         std::fs::copy(spm.join(file), dir.join(file)).unwrap();
     }
-    let tensor = |name: &str, shape: Vec<u64>, seed: u64, center: f32| {
-        let n: u64 = shape.iter().product();
-        let bytes = synthetic_bf16(n as usize, seed, center);
-        let len = bytes.len();
-        let storage = Storage::new(Buffer::owned(name, bytes), 0, len, name).unwrap();
-        Tensor::contiguous(name, DType::BF16, shape, storage)
-    };
+    let tensor = bf16_tensor;
     let mut weight_map = serde_json::Map::new();
     let mut seed = 0u64;
     let shard = |file: String, ts: Vec<Tensor>, weight_map: &mut serde_json::Map<_, _>| {
@@ -1043,12 +1049,21 @@ fn real_size(args: &[String]) {
             unit: " MB",
         });
     }
+    print_summary("summary (issue 19)", &verdicts, &identical);
+    if std::env::var_os("CKPT_BENCH_KEEP").is_none() && !reuse {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// The closing table of a benchmark: every ratio against its target, then every byte-identity
+/// check.
+fn print_summary(title: &str, verdicts: &[Verdict], identical: &[(String, bool)]) {
     println!();
     println!(
         "{:<42} {:>10} {:>12} {:>14}  result",
-        "summary (issue 19)", "median", "worst round", "target"
+        title, "median", "worst round", "target"
     );
-    for v in &verdicts {
+    for v in verdicts {
         let show = |x: f64| format!("{x:.2}{}", v.unit);
         println!(
             "{:<42} {:>10} {:>12} {:>14}  {}",
@@ -1059,15 +1074,12 @@ fn real_size(args: &[String]) {
             if v.pass() { "PASS" } else { "FAIL" }
         );
     }
-    for (what, same) in &identical {
+    for (what, same) in identical {
         println!(
             "{what:<42} {:>38}  {}",
             "byte-identical",
             if *same { "PASS" } else { "FAIL" }
         );
-    }
-    if std::env::var_os("CKPT_BENCH_KEEP").is_none() && !reuse {
-        let _ = std::fs::remove_dir_all(&work);
     }
 }
 
@@ -1087,8 +1099,10 @@ fn main() {
         Some("generate") => make_safetensors_model(Path::new(&args[3]), args[2].parse().unwrap()),
         Some("real-size") => real_size(&args),
         Some("generate-big") => make_big_llama(Path::new(&args[2])),
+        Some("moe") => moe::bench(&args),
+        Some("generate-moe") => moe::generate(Path::new(&args[2])),
         _ => {
-            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench real-size [--llama-quantize PATH] [--dir WORK] [--rounds 3] [--threads 2] [--only q4_k_m,iq4_xs,one-step,f16] [--reuse]");
+            eprintln!("usage: ckpt-bench bin-to-safetensors [--gb 1.0]\n       ckpt-bench merge-lora --python PYTHON_WITH_TORCH_PEFT\n       ckpt-bench hf-to-gguf --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench quantize --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR\n       ckpt-bench real-size [--llama-quantize PATH] [--dir WORK] [--rounds 3] [--threads 2] [--only q4_k_m,iq4_xs,one-step,f16] [--reuse]\n       ckpt-bench moe --python PY --llama-cpp LLAMA_CPP_SOURCE_DIR [--llama-quantize PATH] [--dir WORK] [--rounds 3] [--threads 2] [--only f16,q4_k_m] [--reuse]");
             std::process::exit(2);
         }
     }

@@ -10,6 +10,12 @@
 //!   unused and dropped.
 //! - `quant_method: "compressed-tensors"` with format `float-quantized` (FP8): `X.weight_scale`
 //!   multiplies `X.weight`, per channel or by `block_structure`.
+//! - `quant_method: "modelopt"` (NVIDIA ModelOpt FP8, `quant_algo: "FP8"`): `X.weight_scale`
+//!   (per tensor, or per channel) multiplies `X.weight`; `input_scale`, `k_scale`, `v_scale` are
+//!   unused and dropped, and so is a `weight_scale` whose weight is absent, as the converter does.
+//!   A folder whose config.json has no `quant_method` but which ships ModelOpt's
+//!   `hf_quant_config.json` gets the method from its `producer.name`, like the converter. NVFP4
+//!   (`quant_algo` NVFP4, or NVFP4 layers in `quantized_layers`) is refused (exit 5).
 //!
 //! The converter's arithmetic is torch's `weight.float() * scale.float()`: both widened exactly to
 //! f32 (FP8 as [`ckpt_core::codec`] does), one f32 product each. The scales are dropped from the
@@ -31,7 +37,7 @@ use serde_json::Value;
 use crate::hparams::Hparams;
 
 /// What `quant_method` values ckpt dequantizes (for the error listing them).
-pub const SUPPORTED: &str = "fp8 (weight_scale_inv: block-wise with weight_block_size, or per tensor / per channel), compressed-tensors (format float-quantized: FP8 weight_scale, channel or block strategy)";
+pub const SUPPORTED: &str = "fp8 (weight_scale_inv: block-wise with weight_block_size, or per tensor / per channel), compressed-tensors (format float-quantized: FP8 weight_scale, channel or block strategy), modelopt (quant_algo FP8: per-tensor or per-channel weight_scale)";
 
 /// How one quantization scheme names its scales.
 struct Scheme {
@@ -41,6 +47,8 @@ struct Scheme {
     /// Tensors the converter removes without using them.
     unused: &'static [&'static str],
     block: Option<Vec<u64>>,
+    /// A scale whose weight is absent is dropped (ModelOpt) rather than refused.
+    orphan_scales_dropped: bool,
 }
 
 /// Applies the checkpoint's `quantization_config` to `tensors` (in the converter's order): each
@@ -70,6 +78,10 @@ pub fn apply(hp: &Hparams, tensors: Vec<Tensor>, dropped: &mut Vec<String>) -> R
             continue;
         };
         let Some(&wi) = index.get(&weight_name) else {
+            if scheme.orphan_scales_dropped {
+                removed[si] = true;
+                continue;
+            }
             return Err(invalid(
                 s,
                 format!(
@@ -117,12 +129,59 @@ pub fn apply(hp: &Hparams, tensors: Vec<Tensor>, dropped: &mut Vec<String>) -> R
 
 /// The scheme `quantization_config` describes; None when there is nothing to dequantize.
 fn scheme(hp: &Hparams) -> Result<Option<Scheme>> {
-    let Some(Value::Object(qc)) = hp.get("quantization_config") else {
-        return Ok(None);
+    let mut qc = match hp.get("quantization_config") {
+        Some(Value::Object(qc)) => qc.clone(),
+        _ => serde_json::Map::new(),
     };
+    // ModelOpt's own description of the checkpoint, read when config.json's lacks the
+    // algorithm or the per-layer list (the converter's `prepare_tensors`).
+    let mut modelopt_algo = qc.get("quant_algo").cloned();
+    let mut modelopt_layers = qc.get("quantized_layers").cloned();
+    let hf_quant = hp
+        .path
+        .parent()
+        .map(|d| d.join("hf_quant_config.json"))
+        .filter(|p| p.is_file());
+    let no = |v: &Option<Value>| v.as_ref().is_none_or(is_falsy);
+    if let Some(file) = hf_quant.filter(|_| no(&modelopt_algo) || no(&modelopt_layers)) {
+        let doc = crate::hparams::read_json_object(&file)?;
+        let quant = doc.get("quantization").and_then(Value::as_object);
+        if qc.get("quant_method").is_none_or(Value::is_null) {
+            let producer = doc
+                .get("producer")
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
+            qc.insert("quant_method".into(), Value::String(producer));
+        }
+        if let Some(q) = quant {
+            if let Some(a) = q.get("quant_algo") {
+                modelopt_algo = Some(a.clone());
+            }
+            if let Some(l) = q.get("quantized_layers") {
+                modelopt_layers = Some(l.clone());
+            }
+        }
+    }
     if qc.is_empty() {
         return Ok(None);
     }
+    let nvfp4 = modelopt_algo
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_some_and(|a| a == "NVFP4" || a == "W4A16_NVFP4")
+        || modelopt_layers
+            .as_ref()
+            .and_then(Value::as_object)
+            .is_some_and(|layers| {
+                layers.values().any(|l| {
+                    l.get("quant_algo")
+                        .and_then(Value::as_str)
+                        .is_some_and(|a| a.ends_with("NVFP4"))
+                })
+            });
+    let qc = &qc;
     let bad = |msg: String| Error::invalid(&hp.path, format!("quantization_config: {msg}"));
     let unsupported = |what: String| {
         Error::Unsupported(format!(
@@ -135,6 +194,12 @@ fn scheme(hp: &Hparams) -> Result<Option<Scheme>> {
         Some(Value::String(m)) => m.as_str(),
         Some(other) => return Err(bad(format!("quant_method {other} is not a string"))),
     };
+    if nvfp4 {
+        return Err(unsupported(format!(
+            "quant_method '{method}' with NVFP4 weights (quant_algo {})",
+            modelopt_algo.unwrap_or(Value::Null)
+        )));
+    }
     let block_of = |v: Option<&Value>, key: &str| -> Result<Option<Vec<u64>>> {
         match v {
             None | Some(Value::Null) => Ok(None),
@@ -160,6 +225,14 @@ fn scheme(hp: &Hparams) -> Result<Option<Scheme>> {
             scales: &[("_scale_inv", ""), (".qscale_weight", ".weight")],
             unused: &[".activation_scale", "_activation_scale", ".qscale_act"],
             block: block_of(qc.get("weight_block_size"), "weight_block_size")?,
+            orphan_scales_dropped: false,
+        })),
+        "modelopt" => Ok(Some(Scheme {
+            method: "modelopt",
+            scales: &[(".weight_scale", ".weight")],
+            unused: &[".input_scale", ".k_scale", ".v_scale"],
+            block: None,
+            orphan_scales_dropped: true,
         })),
         "compressed-tensors" => {
             let format = qc.get("format").and_then(Value::as_str).unwrap_or("");
@@ -201,11 +274,24 @@ fn scheme(hp: &Hparams) -> Result<Option<Scheme>> {
                 scales: &[(".weight_scale", ".weight")],
                 unused: &[],
                 block: block_of(weights.get("block_structure"), "block_structure")?,
+                orphan_scales_dropped: false,
             }))
         }
         // GPT-OSS's MXFP4 experts are repacked by the architecture, not dequantized here.
         "mxfp4" => Ok(None),
         other => Err(unsupported(format!("quant_method '{other}'"))),
+    }
+}
+
+/// Python's falsiness of a JSON value (`not x`): null, false, 0, "", [] and {}.
+fn is_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 

@@ -200,6 +200,16 @@ fn deepseek_v3_routes_by_groups_and_skips_the_mtp_layer() {
 }
 
 #[test]
+fn olmoe_stacks_experts_with_whole_projection_qk_norms() {
+    check("olmoe");
+}
+
+#[test]
+fn granite_moe_without_a_shared_expert_splits_the_fused_projections() {
+    check("granitemoe");
+}
+
+#[test]
 fn granite_moe_splits_the_fused_gate_and_up_projections() {
     check("granitemoe_shared");
 }

@@ -1,6 +1,7 @@
 //! FP8 checkpoints (tests/fixtures/fp8, made by scripts/gen-fp8-fixtures.py): a block-scaled
-//! F8_E4M3 Llama converted exactly like the pinned convert_hf_to_gguf.py, and the bad inputs
-//! (a weight without its scale, a scale of the wrong shape, an unknown quant_method).
+//! F8_E4M3 Llama and a ModelOpt FP8 Llama converted exactly like the pinned
+//! convert_hf_to_gguf.py, and the bad inputs (a weight without its scale, a scale of the wrong
+//! shape, an unknown quant_method, NVFP4).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,18 @@ fn variant(
     edit: impl FnOnce(&mut Vec<Tensor>),
     config: impl FnOnce(&mut serde_json::Value),
 ) -> PathBuf {
-    let src = fixture().join("tiny-llama-fp8");
-    let dir = tmp.join("tiny-llama-fp8");
+    variant_of("tiny-llama-fp8", tmp, edit, config)
+}
+
+/// [`variant`] of the fixture model `name`.
+fn variant_of(
+    name: &str,
+    tmp: &Path,
+    edit: impl FnOnce(&mut Vec<Tensor>),
+    config: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let src = fixture().join(name);
+    let dir = tmp.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["tokenizer.model", "tokenizer_config.json"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
@@ -188,4 +199,109 @@ fn scale_without_its_weight_is_refused_by_name() {
         3,
         &["model.layers.0.mlp.down_proj.weight_scale_inv", "no tensor"],
     );
+}
+
+fn assert_same_as(out: &Path, reference: &str) {
+    let ours = std::fs::read(out).unwrap();
+    let theirs = std::fs::read(fixture().join(reference)).unwrap();
+    assert!(
+        ours == theirs,
+        "not byte-identical to convert_hf_to_gguf.py's {reference}"
+    );
+}
+
+#[test]
+fn modelopt_fp8_llama_matches_the_converter() {
+    // Per-tensor weight_scale ([]), per-channel on down_proj ([rows, 1]); input_scale, k_scale
+    // and v_scale dropped.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.gguf");
+    convert(&fixture().join("tiny-llama-modelopt"), &out, OutType::F16).unwrap();
+    assert_same_as(&out, "tiny-llama-modelopt.f16.gguf");
+
+    // An older export described only by hf_quant_config.json (producer modelopt): the converter
+    // takes the method from it, and so does ckpt.
+    let dir = variant_of(
+        "tiny-llama-modelopt",
+        tmp.path(),
+        |_| {},
+        |c| {
+            c.as_object_mut().unwrap().remove("quantization_config");
+        },
+    );
+    std::fs::write(
+        dir.join("hf_quant_config.json"),
+        r#"{"producer": {"name": "modelopt", "version": "0.33.0"},
+            "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8", "exclude_modules": ["lm_head"]}}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("hfq.gguf");
+    convert(&dir, &out, OutType::F16).unwrap();
+    assert_same_as(&out, "tiny-llama-modelopt.f16.gguf");
+}
+
+#[test]
+fn modelopt_scale_without_its_weight_is_dropped_like_the_converter() {
+    // The converter drops a ModelOpt weight_scale whose weight is absent; the rest converts.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = variant_of(
+        "tiny-llama-modelopt",
+        tmp.path(),
+        |t| {
+            let s = t
+                .iter()
+                .find(|t| t.name == "model.layers.0.mlp.up_proj.weight_scale")
+                .unwrap()
+                .clone();
+            let mut orphan = s;
+            orphan.name = "model.layers.0.mlp.extra_proj.weight_scale".into();
+            t.push(orphan);
+        },
+        |_| {},
+    );
+    let out = tmp.path().join("out.gguf");
+    convert(&dir, &out, OutType::F16).unwrap();
+    assert_same_as(&out, "tiny-llama-modelopt.f16.gguf");
+}
+
+#[test]
+fn modelopt_weight_without_its_scale_and_nvfp4_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = variant_of(
+        "tiny-llama-modelopt",
+        tmp.path(),
+        |t| t.retain(|t| t.name != "model.layers.0.self_attn.o_proj.weight_scale"),
+        |_| {},
+    );
+    expect_err(
+        &dir,
+        3,
+        &[
+            "'model.layers.0.self_attn.o_proj.weight'",
+            "F8_E4M3",
+            "model.layers.0.self_attn.o_proj.weight_scale",
+            "modelopt",
+        ],
+    );
+    for (what, edit) in [
+        (
+            "quant_algo",
+            serde_json::json!({"quant_method": "modelopt", "quant_algo": "NVFP4"}),
+        ),
+        (
+            "quantized_layers",
+            serde_json::json!({"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
+                "quantized_layers": {"model.layers.0.mlp.up_proj": {"quant_algo": "NVFP4"}}}),
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = variant_of(
+            "tiny-llama-modelopt",
+            tmp.path(),
+            |_| {},
+            |c| c["quantization_config"] = edit,
+        );
+        eprintln!("{what}");
+        expect_err(&dir, 5, &["NVFP4", "modelopt", "config.json"]);
+    }
 }

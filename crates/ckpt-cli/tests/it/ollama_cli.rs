@@ -438,22 +438,58 @@ fn tiny_moe_folder(dir: &Path) {
     arch_moe_folder(dir, "qwen3moe");
 }
 
-/// The Hugging Face folder of an arch-moe fixture case with a BPE tokenizer: F32 values, and
-/// MXFP4 `_blocks`/`_scales` as U8, as scripts/gen-arch-moe-fixtures.py assigns them.
+/// The Hugging Face folder of an arch-moe fixture case with the tokenizer its expected.json
+/// names (the tiny BPE one, its GLM variant, or the SentencePiece one): F32 values, and MXFP4
+/// `_blocks`/`_scales` as U8, as scripts/gen-arch-moe-fixtures.py assigns them.
 pub(crate) fn arch_moe_folder(dir: &Path, case: &str) {
     let moe = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/arch-moe")
         .join(case);
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(moe.join("config.json"), dir.join("config.json")).unwrap();
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "chat_template.jinja",
-    ] {
-        if fx("tiny-smol-bpe").join(f).is_file() {
-            std::fs::copy(fx("tiny-smol-bpe").join(f), dir.join(f)).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(moe.join("expected.json")).unwrap()).unwrap();
+    let tokenizer = expected["tokenizer"].as_str().unwrap_or("bpe");
+    let (tok_dir, files): (_, &[&str]) = if tokenizer == "spm" {
+        (
+            fx("tiny-llama-spm"),
+            &["tokenizer.model", "tokenizer_config.json"],
+        )
+    } else {
+        (
+            fx("tiny-smol-bpe"),
+            &[
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "chat_template.jinja",
+            ],
+        )
+    };
+    for f in files {
+        if tok_dir.join(f).is_file() {
+            std::fs::copy(tok_dir.join(f), dir.join(f)).unwrap();
         }
+    }
+    if tokenizer == "glm" {
+        // GLM's special tokens, renamed in the BPE vocabulary as the generator does.
+        let path = dir.join("tokenizer.json");
+        let mut tok: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for (old, new) in [
+            ("<repo_name>", "<|user|>"),
+            ("<file_sep>", "[gMASK]"),
+            ("<filename>", "<|observation|>"),
+        ] {
+            for t in tok["added_tokens"].as_array_mut().unwrap() {
+                if t["content"] == old {
+                    t["content"] = new.into();
+                }
+            }
+            let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+            let id = vocab.remove(old).unwrap();
+            vocab.insert(new.to_string(), id);
+        }
+        std::fs::write(&path, serde_json::to_string(&tok).unwrap()).unwrap();
     }
     let list: Vec<(String, Vec<u64>)> =
         serde_json::from_str(&std::fs::read_to_string(moe.join("hf_tensors.json")).unwrap())
@@ -548,6 +584,94 @@ fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
         let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
         assert_eq!(v["details"]["family"], "qwen3moe", "{tag}: {v}");
         assert_eq!(v["details"]["quantization_level"], "F16", "{tag}: {v}");
+    }
+}
+
+/// Every mixture-of-experts family through `ollama create --from FOLDER`: converted (experts
+/// stacked), the family Ollama reports is the GGUF architecture the converter writes, and the
+/// template is the one Ollama's detection picks for the folder's chat template: the tiny BPE
+/// tokenizer's ChatML one is `chatml`; the SentencePiece tokenizer's `[INST]` one is 111 edits
+/// from the nearest known template (zephyr), past Ollama's limit of 100, so no template layer
+/// is written and Ollama's default `{{ .Prompt }}` applies.
+#[test]
+fn every_moe_family_folder_becomes_an_ollama_model_with_its_template() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("models");
+    let cases = [
+        ("mixtral", None),
+        ("qwen2moe", Some("chatml")),
+        ("qwen3moe", Some("chatml")),
+        ("deepseek_v2", Some("chatml")),
+        ("deepseek_v3", Some("chatml")),
+        ("gpt_oss", Some("chatml")),
+        ("gpt_oss_mxfp4", Some("chatml")),
+        ("olmoe", Some("chatml")),
+        ("granitemoe", Some("chatml")),
+        ("granitemoe_shared", Some("chatml")),
+        ("glm4moe", Some("chatml")),
+        ("ernie4_5_moe", None),
+    ];
+    for (case, template) in cases {
+        let folder = work.path().join(format!("tiny-{case}"));
+        arch_moe_folder(&folder, case);
+        let tag = format!("moe-{}:latest", case.replace('_', "-"));
+        let out = ckpt(&store)
+            .args(["ollama", "create", &tag, "--from"])
+            .arg(&folder)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case}: {stderr}");
+        match template {
+            Some(t) => assert!(
+                stderr.contains(&format!("using autodetected template {t}")),
+                "{case}: expected template {t}: {stderr}"
+            ),
+            None => assert!(
+                !stderr.contains("using autodetected template"),
+                "{case}: no template expected: {stderr}"
+            ),
+        }
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../tests/fixtures/arch-moe")
+                    .join(case)
+                    .join("expected.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let arch = expected["kvs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv[0] == "general.architecture")
+            .map(|kv| kv[1]["value"].clone())
+            .unwrap();
+        let show = ckpt(&store)
+            .args(["--json", "ollama", "show", &tag])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        assert_eq!(v["details"]["family"], arch, "{case}: {v}");
+        assert_eq!(v["model_info"]["general.architecture"], arch, "{case}: {v}");
+        let named = ckpt(&store)
+            .args(["ollama", "show", &tag, "--template"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&named.stdout);
+        let want = match template {
+            Some(t) => std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../ckpt-ollama/templates")
+                    .join(format!("{t}.gotmpl")),
+            )
+            .unwrap()
+            .replace("\r\n", "\n"),
+            None => "{{ .Prompt }}".to_string(),
+        };
+        assert_eq!(text.trim_end(), want.trim_end(), "{case}: template layer");
     }
 }
 
