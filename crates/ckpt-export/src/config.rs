@@ -194,7 +194,101 @@ pub fn build_config(
     }
     c.insert("torch_dtype".into(), json!(inp.torch_dtype));
     c.insert("dtype".into(), json!(inp.torch_dtype));
+    // The family's plain copies (the converter's declarative parameter list, read backwards).
+    for f in inp.arch.forward.config_fields() {
+        let v = if f.float {
+            kv.f32(&k(f.key)).map(f32_json)
+        } else {
+            kv.u64(&k(f.key)).map(Value::from)
+        };
+        if let Some(v) = v {
+            c.insert(f.field.into(), v);
+        }
+    }
+    family_quirks(kv, a, &mut c, warnings);
     c
+}
+
+/// What the declarative inverse cannot say: keys the converter computes, and what llama.cpp's
+/// graph for the architecture does that the GGUF does not record (written so transformers
+/// computes the same thing).
+fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<String>) {
+    let k = |s: &str| format!("{a}.{s}");
+    match a {
+        // llama.cpp renormalises the chosen experts' weights for Qwen 3 MoE, not for Qwen 2
+        // MoE or OLMoE (the converter writes no key for it).
+        "qwen3moe" => {
+            c.insert("norm_topk_prob".into(), json!(true));
+        }
+        "qwen2moe" => {
+            c.insert("norm_topk_prob".into(), json!(false));
+        }
+        "olmoe" => {
+            c.insert("norm_topk_prob".into(), json!(false));
+            warnings.push("OLMoE: the converter writes rms_norm_eps as 1e-5 whatever the config said; config.json has 1e-5".into());
+        }
+        "ernie4_5-moe" => {
+            if let Some(n) = kv.u64(&k("expert_shared_count")) {
+                c.insert("moe_num_shared_experts".into(), json!(n));
+            }
+        }
+        "deepseek2" => {
+            // MLA is written as MQA with key_length = kv_lora_rank + rope dims: the config's
+            // heads and head sizes come from the _mla keys.
+            if let Some(h) = kv.u64(&k("attention.head_count")) {
+                c.insert("num_key_value_heads".into(), json!(h));
+            }
+            let rope = kv.u64(&k("rope.dimension_count"));
+            if let Some(r) = rope {
+                c.insert("head_dim".into(), json!(r));
+            }
+            if let (Some(kl), Some(r)) = (kv.u64(&k("attention.key_length_mla")), rope) {
+                c.insert("qk_nope_head_dim".into(), json!(kl.saturating_sub(r)));
+            }
+            if let Some(v) = kv.u64(&k("attention.value_length_mla")) {
+                c.insert("v_head_dim".into(), json!(v));
+            }
+            if let Some(r) = kv.u64(&k("attention.kv_lora_rank")) {
+                c.insert("kv_lora_rank".into(), json!(r));
+            }
+            if !c.contains_key("q_lora_rank") {
+                c.insert("q_lora_rank".into(), Value::Null);
+            }
+            c.insert(
+                "first_k_dense_replace".into(),
+                json!(kv.u64(&k("leading_dense_block_count")).unwrap_or(0)),
+            );
+            if let Some(n) = kv.u64(&k("expert_shared_count")) {
+                c.insert("n_shared_experts".into(), json!(n));
+            }
+            c.insert(
+                "norm_topk_prob".into(),
+                json!(kv.bool(&k("expert_weights_norm")).unwrap_or(false)),
+            );
+            match kv.u64(&k("expert_gating_func")) {
+                Some(2) => {
+                    c.insert("scoring_func".into(), json!("sigmoid"));
+                    c.insert("topk_method".into(), json!("noaux_tc"));
+                }
+                Some(1) => {
+                    c.insert("scoring_func".into(), json!("softmax"));
+                }
+                _ => {}
+            }
+            // `yarn_log_multiplier` is 0.1 * mscale_all_dim; mscale itself is not in the GGUF,
+            // and the released DeepSeek V2/V3 configs have mscale == mscale_all_dim.
+            if let (Some(m), Some(Value::Object(rs))) = (
+                kv.f32(&k("rope.scaling.yarn_log_multiplier")),
+                c.get_mut("rope_scaling"),
+            ) {
+                let all_dim = f32_json(m / 0.1);
+                rs.insert("mscale_all_dim".into(), all_dim.clone());
+                rs.insert("mscale".into(), all_dim);
+                warnings.push("DeepSeek yarn rope: mscale is not in the GGUF; config.json sets it to mscale_all_dim, as in the released models".into());
+            }
+        }
+        _ => {}
+    }
 }
 
 pub fn build_generation_config(kv: &Kvs) -> Option<Map<String, Value>> {

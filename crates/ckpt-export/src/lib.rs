@@ -33,6 +33,7 @@ use ckpt_core::atomic::{AtomicDir, AtomicFile};
 use ckpt_core::codec::{self, Nan};
 use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
+use ckpt_model::arch::family::JoinFn;
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
 use ckpt_model::hparams::Hparams;
 use rayon::prelude::*;
@@ -93,10 +94,32 @@ pub fn supported_architectures() -> Vec<&'static str> {
 struct Planned {
     hf_name: String,
     source: Tensor,
+    /// The other parts of a tensor the converter split (`source` is the first), and how they
+    /// go back together.
+    join: Option<(Vec<Tensor>, JoinFn)>,
     /// Forward transforms of the converter, undone in reverse order.
     transforms: Vec<Transform>,
     hf_shape: Vec<u64>,
     out: DType,
+}
+
+/// The description a GGUF exports through (see [`names::find_for`]): None when no architecture
+/// converts to it, an error saying why when the export of its architecture is refused.
+fn export_arch(
+    gguf_label: &str,
+    arch_name: &str,
+    tensors: &[Tensor],
+) -> Result<Option<ExportArch>> {
+    let has_experts = tensors.iter().any(|t| t.name.ends_with("_exps.weight"));
+    let has_bias = tensors.iter().any(|t| t.name.contains(".exp_probs_b."));
+    match names::find_for(arch_name, has_experts, has_bias) {
+        None => Ok(None),
+        Some(Ok(a)) => Ok(Some(a)),
+        Some(Err(why)) => Err(Error::Unsupported(format!(
+            "{gguf_label}: a GGUF of architecture {arch_name} cannot be exported to a Hugging Face folder: {why} (exported: {})",
+            supported_architectures().join(", ")
+        ))),
+    }
 }
 
 /// The Hugging Face `config.json` rebuilt from `gguf`'s keys (what [`gguf_to_hf`] writes), for
@@ -108,14 +131,15 @@ pub fn hf_config(gguf: &Path) -> Result<Map<String, Value>> {
         .str("general.architecture")
         .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
         .to_string();
-    let arch = names::find(&arch_name).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "{}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
-            gguf.display(),
-            supported_architectures().join(", ")
-        ))
-    })?;
     let tensors = split.tensors();
+    let arch =
+        export_arch(&gguf.display().to_string(), &arch_name, &tensors)?.ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
+                gguf.display(),
+                supported_architectures().join(", ")
+            ))
+        })?;
     let out_type = |t: &Tensor| -> DType {
         match t.dtype {
             DType::F32 | DType::F16 | DType::BF16 => t.dtype,
@@ -251,7 +275,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         })
     };
 
-    let Some(arch) = names::find(&arch_name) else {
+    let Some(arch) = export_arch(&gguf_label, &arch_name, &tensors)? else {
         let msg = format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
             supported_architectures().join(", ")
@@ -267,6 +291,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
             .map(|t| Planned {
                 hf_name: t.name.clone(),
                 source: t.clone(),
+                join: None,
                 transforms: Vec::new(),
                 hf_shape: t.shape.clone(),
                 out: out_type(t),
@@ -377,12 +402,12 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .str("general.architecture")
         .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
         .to_string();
-    let arch = names::find(&arch_name).ok_or_else(|| {
+    let tensors = split.tensors();
+    let arch = export_arch(&gguf_label, &arch_name, &tensors)?.ok_or_else(|| {
         Error::Unsupported(format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping"
         ))
     })?;
-    let tensors = split.tensors();
     let tied = !tensors.iter().any(|t| t.name == "output.weight");
     let vocab_size = kv
         .u64(&format!("{arch_name}.vocab_size"))
@@ -420,6 +445,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .map(|p| {
             let src = Arc::new(PlannedSource {
                 source: p.source,
+                join: p.join,
                 transforms: p.transforms,
                 out: p.out,
                 label: gguf_label.clone(),
@@ -437,7 +463,8 @@ fn pretty(v: &Value) -> Vec<u8> {
 }
 
 /// Names, shapes and undo-steps for every GGUF tensor, checked against ckpt-model's forward
-/// mapping (which must send the HF name back to the same GGUF name).
+/// mapping (which must send the HF name back to the same GGUF name). Stacked experts are cut
+/// back into one tensor per expert, split tensors joined (see [`ckpt_model::arch::family::Join`]).
 fn plan_tensors(
     arch: &ExportArch,
     config: &Map<String, Value>,
@@ -446,8 +473,7 @@ fn plan_tensors(
     out_type: impl Fn(&Tensor) -> DType,
     dropped: &mut Vec<String>,
 ) -> Result<Vec<Planned>> {
-    let forward = ckpt_model::arch::find(arch.hf_class)
-        .ok_or_else(|| Error::Other(format!("ckpt-model does not know {}", arch.hf_class)))?;
+    let forward = arch.forward;
     let mut hp = Hparams {
         path: PathBuf::from(format!("{gguf_label} (rebuilt config.json)")),
         map: config.clone(),
@@ -455,14 +481,82 @@ fn plan_tensors(
     forward.config_defaults(&mut hp);
     let block_count = hp.require_u32(&["num_hidden_layers", "n_layer"])?;
     let mut planned = Vec::new();
-    for t in tensors {
+    // (join, block) -> the parts seen so far
+    let mut pending: BTreeMap<(usize, u32), Vec<Option<Tensor>>> = BTreeMap::new();
+    'tensors: for t in tensors {
         if names::is_generated(&t.name) {
             dropped.push(t.name.clone());
             continue;
         }
+        let gguf_bid: Option<u32> = t
+            .name
+            .strip_prefix("blk.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|b| b.parse().ok());
+        if let (Some(spec), Some(b)) = (forward.experts(), gguf_bid) {
+            for w in spec.weights {
+                let merged = spec
+                    .merged
+                    .replace("{bid}", &b.to_string())
+                    .replace("{w}", w);
+                if forward.map_name(&merged, Some(b), block_count).as_deref() == Some(&t.name) {
+                    planned.extend(unstack(
+                        forward,
+                        spec,
+                        &merged,
+                        w,
+                        b,
+                        t,
+                        &hp,
+                        block_count,
+                        gguf_label,
+                        out_type(t),
+                    )?);
+                    continue 'tensors;
+                }
+            }
+        }
         let hf = names::hf_name(arch, &t.name).ok_or_else(|| {
             Error::Unsupported(format!("{gguf_label}: tensor '{}' has no Hugging Face name for architecture {} (refusing to drop it)", t.name, arch.gguf))
         })?;
+        if let Some(b) = gguf_bid {
+            for (ji, j) in forward.joins().iter().enumerate() {
+                let Some(pi) = j
+                    .parts
+                    .iter()
+                    .position(|p| p.replace("{bid}", &b.to_string()) == hf)
+                else {
+                    continue;
+                };
+                let parts = pending
+                    .entry((ji, b))
+                    .or_insert_with(|| vec![None; j.parts.len()]);
+                parts[pi] = Some(t.clone());
+                if parts.iter().all(Option::is_some) {
+                    let parts: Vec<Tensor> = pending
+                        .remove(&(ji, b))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let shapes: Vec<&[u64]> = parts.iter().map(|p| p.shape.as_slice()).collect();
+                    let hf_shape = (j.shape)(&shapes).map_err(|e| {
+                        Error::invalid(gguf_label, format!("tensor '{}': {e}", t.name))
+                    })?;
+                    let mut parts = parts.into_iter();
+                    let first = parts.next().expect("a join has parts");
+                    planned.push(Planned {
+                        hf_name: j.fused.replace("{bid}", &b.to_string()),
+                        out: out_type(&first),
+                        source: first,
+                        join: Some((parts.collect(), j.join)),
+                        transforms: Vec::new(),
+                        hf_shape,
+                    });
+                }
+                continue 'tensors;
+            }
+        }
         let bid = hf
             .split('.')
             .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
@@ -509,12 +603,159 @@ fn plan_tensors(
         planned.push(Planned {
             hf_name: hf,
             source: t.clone(),
+            join: None,
             transforms,
             hf_shape,
             out: out_type(t),
         });
     }
+    if let Some(((ji, b), parts)) = pending.into_iter().next() {
+        let j = &forward.joins()[ji];
+        let have = parts
+            .iter()
+            .flatten()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let missing = j
+            .parts
+            .iter()
+            .zip(&parts)
+            .find(|(_, p)| p.is_none())
+            .map(|(n, _)| n.replace("{bid}", &b.to_string()))
+            .unwrap_or_default();
+        return Err(Error::invalid(
+            gguf_label,
+            format!(
+                "{have} has no partner: the GGUF tensor for {missing} (needed to rebuild {}) is missing",
+                j.fused.replace("{bid}", &b.to_string())
+            ),
+        ));
+    }
     Ok(planned)
+}
+
+/// One stacked expert tensor `t` ([experts, rows, cols], GGUF name of `merged`) back into one
+/// Hugging Face tensor per expert, each a view of its slice of the file.
+#[allow(clippy::too_many_arguments)]
+fn unstack(
+    forward: &dyn ckpt_model::arch::Architecture,
+    spec: &ckpt_model::arch::family::Experts,
+    merged: &str,
+    weight: &str,
+    bid: u32,
+    t: &Tensor,
+    hp: &Hparams,
+    block_count: u32,
+    gguf_label: &str,
+    out: DType,
+) -> Result<Vec<Planned>> {
+    let tref = TensorRef {
+        name: merged,
+        bid: Some(bid),
+        dtype: out,
+        model_dir: Path::new(""),
+    };
+    match forward.tensor(&tref, hp, block_count)? {
+        TensorAction::Keep { name, transforms } if name == t.name && transforms.is_empty() => {}
+        TensorAction::Keep { name, transforms } => {
+            return Err(Error::Other(format!(
+                "{gguf_label}: stacked experts '{}' come from {merged}, which ckpt-model converts to {name} with {transforms:?} (cannot unstack)",
+                t.name
+            )))
+        }
+        TensorAction::Drop => {
+            return Err(Error::Other(format!(
+                "{gguf_label}: stacked experts '{}' come from {merged}, which ckpt-model drops",
+                t.name
+            )))
+        }
+    }
+    let &[n, rows, cols] = t.shape.as_slice() else {
+        return Err(Error::invalid(
+            gguf_label,
+            format!(
+                "tensor '{}' has shape {:?}, expected [experts, rows, columns]",
+                t.name, t.shape
+            ),
+        ));
+    };
+    if let Some(count) = spec
+        .count
+        .iter()
+        .find_map(|k| hp.get(k).and_then(Value::as_u64))
+    {
+        if count != n {
+            return Err(Error::invalid(
+                gguf_label,
+                format!(
+                    "tensor '{}' stacks {n} experts, but the expert count is {count} (the expert count disagrees with the tensors)",
+                    t.name
+                ),
+            ));
+        }
+    }
+    let expert_shape = vec![rows, cols];
+    let per_expert = t
+        .dtype
+        .nbytes(&expert_shape)
+        .map_err(|e| Error::invalid(gguf_label, format!("tensor '{}': {e}", t.name)))?
+        as usize;
+    (0..n as usize)
+        .map(|x| {
+            let hf_name = spec
+                .per_expert
+                .replace("{bid}", &bid.to_string())
+                .replace("{xid}", &x.to_string())
+                .replace("{w}", weight);
+            Ok(Planned {
+                source: expert_slice(t, x, per_expert, expert_shape.clone(), gguf_label)?,
+                hf_name,
+                join: None,
+                transforms: Vec::new(),
+                hf_shape: expert_shape.clone(),
+                out,
+            })
+        })
+        .collect()
+}
+
+/// Expert `x` of a stacked tensor: a view of its bytes when the tensor is a dense view of the
+/// file, else a copy of its slice.
+fn expert_slice(
+    t: &Tensor,
+    x: usize,
+    per_expert: usize,
+    shape: Vec<u64>,
+    gguf_label: &str,
+) -> Result<Tensor> {
+    let name = format!("{} (expert {x})", t.name);
+    if let Some(v) = t.view() {
+        if v.offset == 0 && v.strides.is_none() && !v.storage.big_endian {
+            let st = &v.storage;
+            if (x + 1) * per_expert > st.len {
+                return Err(Error::invalid(
+                    gguf_label,
+                    format!(
+                        "tensor '{}' has {} bytes, too few for expert {x} of {per_expert} bytes",
+                        t.name, st.len
+                    ),
+                ));
+            }
+            let storage = ckpt_core::tensor::Storage::new(
+                st.buffer.clone(),
+                st.start + x * per_expert,
+                per_expert,
+                name.clone(),
+            )?;
+            return Ok(Tensor::contiguous(name, t.dtype, shape, storage));
+        }
+    }
+    let whole = t.clone();
+    Ok(Tensor::computed(name, t.dtype, shape, move || {
+        let b = whole.bytes()?;
+        Ok(b[x * per_expert..(x + 1) * per_expert].to_vec())
+    }))
 }
 
 fn to_f32(t: &Tensor, gguf_label: &str) -> Result<Vec<f32>> {
@@ -564,6 +805,9 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// (rotary permutation, -1) read the mapped GGUF data a slab of rows at a time, so only the
 /// output and one slab of f32 are in memory; a transpose needs the whole tensor.
 fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
+    if let Some((rest, join)) = &p.join {
+        return materialize_joined(p, rest, *join);
+    }
     let src = &p.source;
     let g = src.dtype.to_ggml().ok_or_else(|| {
         Error::Unsupported(format!(
@@ -721,8 +965,39 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A tensor the converter split, put back together from its parts (each dequantized whole).
+fn materialize_joined(p: &PlannedSource, rest: &[Tensor], join: JoinFn) -> Result<Vec<u8>> {
+    let parts: Vec<&Tensor> = std::iter::once(&p.source).chain(rest).collect();
+    let values = parts
+        .iter()
+        .map(|t| to_f32(t, &p.label))
+        .collect::<Result<Vec<_>>>()?;
+    let args: Vec<(&[f32], &[u64])> = values
+        .iter()
+        .zip(&parts)
+        .map(|(v, t)| (v.as_slice(), t.shape.as_slice()))
+        .collect();
+    let v = join(&args).map_err(|e| {
+        Error::invalid(
+            &p.label,
+            format!(
+                "tensors {}: {e}",
+                parts
+                    .iter()
+                    .map(|t| format!("'{}'", t.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];
+    encode_into(&v, p.out, &mut out);
+    Ok(out)
+}
+
 struct PlannedSource {
     source: Tensor,
+    join: Option<(Vec<Tensor>, JoinFn)>,
     transforms: Vec<Transform>,
     out: DType,
     label: String,
@@ -748,6 +1023,7 @@ fn write_folder(
         .map(|p| {
             let src = Arc::new(PlannedSource {
                 source: p.source,
+                join: p.join,
                 transforms: p.transforms,
                 out: p.out,
                 label: label.clone(),

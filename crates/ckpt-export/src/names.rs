@@ -15,6 +15,8 @@ pub struct ExportArch {
     /// HF module path (with `{bid}`) -> GGUF name, derived from the forward tables (the shared
     /// tensor map restricted to this architecture's kinds).
     pub names: Vec<(&'static str, &'static str)>,
+    /// The converter's description, read backwards (experts, joins, config fields).
+    pub forward: &'static dyn Architecture,
 }
 
 impl ExportArch {
@@ -24,8 +26,51 @@ impl ExportArch {
             hf_class: forward.hf_names()[0],
             model_type: forward.model_type(),
             names: forward.export_names(),
+            forward,
         }
     }
+}
+
+/// Why a GGUF of architecture `gguf_arch` cannot be exported, or the description it exports
+/// through. Several descriptions convert to one GGUF architecture: Mixtral is "llama" with
+/// stacked experts (`has_experts`), and DeepSeek V3 is "deepseek2" with an expert bias
+/// (`exp_probs_b`, which V2's router does not have); vision-language ones export through their
+/// text model. None when no description converts to `gguf_arch`.
+pub fn find_for(
+    gguf_arch: &str,
+    has_experts: bool,
+    has_expert_bias: bool,
+) -> Option<Result<ExportArch, &'static str>> {
+    let candidates: Vec<&'static dyn Architecture> = ckpt_model::arch::registry()
+        .iter()
+        .copied()
+        .filter(|a| a.gguf_arch() == gguf_arch)
+        .collect();
+    let first = *candidates.first()?;
+    let fits = |a: &&'static dyn Architecture| {
+        a.experts().is_some() == has_experts
+            && (a.gguf_arch() != "deepseek2"
+                || (a.hf_names()[0] == "DeepseekV3ForCausalLM") == has_expert_bias)
+    };
+    let chosen = candidates
+        .iter()
+        .copied()
+        .find(|a| a.exports() && fits(a))
+        .or_else(|| candidates.iter().copied().find(fits))
+        .unwrap_or(first);
+    Some(match chosen.export_refusal() {
+        None => Ok(ExportArch::of(chosen)),
+        Some(why) => Err(why),
+    })
+}
+
+/// Every registered Hugging Face class that does not export, with the reason (first class name
+/// of each description; vision-language ones are left out, their text model decides).
+pub fn refused() -> Vec<(&'static str, &'static str)> {
+    ckpt_model::arch::registry()
+        .iter()
+        .filter_map(|a| a.export_refusal().map(|why| (a.hf_names()[0], why)))
+        .collect()
 }
 
 /// Every GGUF architecture that exports, in ckpt-model's registry order.
@@ -114,9 +159,44 @@ mod tests {
             Some("model.layers.2.post_attention_layernorm.weight")
         );
         assert!(
-            find("granite").is_none(),
-            "granite's config is not rebuilt yet"
+            find("smollm3").is_none(),
+            "SmolLM3's no_rope_layers are not in the GGUF"
         );
+        let why = find_for("smollm3", false, false).unwrap().err().unwrap();
+        assert!(why.contains("no_rope_layers"), "{why}");
+        assert_eq!(
+            find_for("llama", true, false)
+                .unwrap()
+                .ok()
+                .unwrap()
+                .hf_class,
+            "MixtralForCausalLM"
+        );
+        assert_eq!(
+            find_for("llama", false, false)
+                .unwrap()
+                .ok()
+                .unwrap()
+                .hf_class,
+            "LlamaForCausalLM"
+        );
+        assert_eq!(
+            find_for("deepseek2", true, true)
+                .unwrap()
+                .ok()
+                .unwrap()
+                .hf_class,
+            "DeepseekV3ForCausalLM"
+        );
+        assert_eq!(
+            find_for("deepseek2", true, false)
+                .unwrap()
+                .ok()
+                .unwrap()
+                .hf_class,
+            "DeepseekV2ForCausalLM"
+        );
+        assert!(find_for("no-such-arch", false, false).is_none());
         assert_eq!(hf_name(&llama, "blk.0.unknown.weight"), None);
         assert_eq!(hf_name(&llama, "blk.x.attn_q.weight"), None);
     }

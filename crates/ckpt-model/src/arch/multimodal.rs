@@ -46,8 +46,8 @@ impl Architecture for TextOf {
         self.inner.export_overrides()
     }
     /// A GGUF exports through the text-only description registered first.
-    fn exports(&self) -> bool {
-        false
+    fn export_refusal(&self) -> Option<&'static str> {
+        Some("a vision-language model: its text GGUF exports through the text-only architecture, the projector GGUF does not export")
     }
     fn experts(&self) -> Option<&'static family::Experts> {
         self.inner.experts()
