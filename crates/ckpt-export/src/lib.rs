@@ -561,8 +561,11 @@ fn plan_tensors(
             .split('.')
             .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|p| p.parse().ok());
+        // The name the converter maps (after its own renames).
+        let (original, mapped) = ckpt_model::EXPERT_BIAS_RENAME;
+        let converter_name = hf.replace(original, mapped);
         let tref = TensorRef {
-            name: &hf,
+            name: &converter_name,
             bid,
             dtype: out_type(t),
             model_dir: Path::new(""),

@@ -75,6 +75,23 @@ const PARAMS: &[Param] = &[
     Param::Custom(yarn_log_mul),
 ];
 
+/// DeepSeek's (and ERNIE 4.5 MoE's) shared experts are `mlp.shared_experts.*`, not Qwen's
+/// `mlp.shared_expert.*` (what the GGUF -> Hugging Face export writes).
+pub const SHARED_EXPERTS: &[(Kind, &str)] = &[
+    (
+        Kind::FfnGateShexp,
+        "model.layers.{bid}.mlp.shared_experts.gate_proj",
+    ),
+    (
+        Kind::FfnDownShexp,
+        "model.layers.{bid}.mlp.shared_experts.down_proj",
+    ),
+    (
+        Kind::FfnUpShexp,
+        "model.layers.{bid}.mlp.shared_experts.up_proj",
+    ),
+];
+
 const HOOKS: Hooks = Hooks {
     config: Some(deepseek_config),
     experts: Some(&EXPERTS),
@@ -88,6 +105,7 @@ const HOOKS: Hooks = Hooks {
         shape: kv_b_shape,
         join: join_kv_b,
     }],
+    export_overrides: SHARED_EXPERTS,
     ..Hooks::NONE
 };
 

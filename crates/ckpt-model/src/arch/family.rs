@@ -106,6 +106,8 @@ pub struct Hooks {
     /// Split tensors the GGUF -> Hugging Face export puts back together (see
     /// [`Architecture::joins`]).
     pub joins: &'static [Join],
+    /// Export spellings the prefix rule does not pick (see [`Architecture::export_overrides`]).
+    pub export_overrides: &'static [(Kind, &'static str)],
 }
 
 /// How a mixture-of-experts family's per-expert tensors are stacked, the way the converter's
@@ -135,6 +137,7 @@ impl Hooks {
         expand: None,
         sources: None,
         joins: &[],
+        export_overrides: &[],
     };
 }
 
@@ -340,17 +343,17 @@ pub struct ConfigField {
 /// The field a family's config class uses among `fields` (the converter reads the first one
 /// present): the one its defaults name, else the first.
 fn field_of(fields: &'static [&'static str], defaults: &[Dflt], more: &[&str]) -> &'static str {
-    let named = |f: &str| {
-        more.contains(&f)
-            || defaults.iter().any(|d| match d {
-                Dflt::Num(k, _) | Dflt::Int(k, _) | Dflt::Flag(k, _) | Dflt::Copy(k, _) => *k == f,
-                _ => false,
-            })
+    let defaulted = |f: &str| {
+        defaults.iter().any(|d| match d {
+            Dflt::Num(k, _) | Dflt::Int(k, _) | Dflt::Flag(k, _) | Dflt::Copy(k, _) => *k == f,
+            _ => false,
+        })
     };
     fields
         .iter()
         .copied()
-        .find(|f| named(f))
+        .find(|f| defaulted(f))
+        .or_else(|| fields.iter().copied().find(|f| more.contains(f)))
         .unwrap_or(fields[0])
 }
 
@@ -400,16 +403,44 @@ impl Architecture for Family {
             .find(|(c, _)| *c == self.hf_names[0])
             .map(|(_, why)| *why)
     }
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        self.hooks.export_overrides
+    }
     fn joins(&self) -> &'static [Join] {
         self.hooks.joins
     }
+    /// The shared map's export spellings, preferring for each kind one in the family's own
+    /// mixture-of-experts module (`block_sparse_moe.` for Mixtral, `mlp.shared_experts.` for
+    /// DeepSeek) when its expert spec or its overrides name one.
+    fn export_names(&self) -> Vec<(&'static str, &'static str)> {
+        let base = super::tensor_map::export_names(
+            self.tensors,
+            self.hf_prefixes(),
+            self.hooks.export_overrides,
+        );
+        let Some(spec) = self.hooks.experts else {
+            return base;
+        };
+        let Some((module, _)) = spec.per_expert.split_once(".experts.") else {
+            return base;
+        };
+        let module = format!("{module}.");
+        let own = super::tensor_map::export_names(
+            self.tensors,
+            &[module.as_str()],
+            self.hooks.export_overrides,
+        );
+        base.into_iter()
+            .map(|(hf, gguf)| {
+                let preferred = own.iter().find(|(_, g)| *g == gguf).map(|(h, _)| *h);
+                (preferred.unwrap_or(hf), gguf)
+            })
+            .collect()
+    }
     fn config_fields(&self) -> Vec<ConfigField> {
         let expert_fields: Vec<&str> = self.hooks.experts.map_or(Vec::new(), |e| e.count.to_vec());
-        let base = if self.text_params {
-            BASE_EXPERT_PARAMS
-        } else {
-            &[]
-        };
+        // (Families without the common keys may still write them: DeepSeek's MQA view does.)
+        let base = BASE_EXPERT_PARAMS;
         let own = |key: &str| {
             self.params.iter().any(|p| {
                 matches!(*p, Param::U32(k, _) | Param::OptU32(k, _) | Param::OptF32(k, _)

@@ -468,6 +468,24 @@ pub static ERNIE4_5_MOE: Family = Family {
     vocab: Vocab::Spm,
     hooks: Hooks {
         vocab: Some(ernie_space_prefix),
+        export_overrides: &[
+            (
+                Kind::FfnGateShexp,
+                "model.layers.{bid}.mlp.shared_experts.gate_proj",
+            ),
+            (
+                Kind::FfnDownShexp,
+                "model.layers.{bid}.mlp.shared_experts.down_proj",
+            ),
+            (
+                Kind::FfnUpShexp,
+                "model.layers.{bid}.mlp.shared_experts.up_proj",
+            ),
+            (
+                Kind::FfnExpProbsB,
+                "model.layers.{bid}.mlp.moe_statics.e_score_correction",
+            ),
+        ],
         experts: Some(&Experts {
             per_expert: "model.layers.{bid}.mlp.experts.{xid}.{w}.weight",
             weights: &["gate_proj", "up_proj", "down_proj"],
