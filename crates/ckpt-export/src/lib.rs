@@ -321,7 +321,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         &mut warnings,
     )?;
 
-    let planned = plan_tensors(
+    let mut planned = plan_tensors(
         &arch,
         &config,
         &tensors,
@@ -329,9 +329,37 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         out_type,
         &mut dropped,
     )?;
-
-    let mut extra_files: Vec<(String, Vec<u8>)> =
-        vec![("config.json".into(), pretty(&Value::Object(config.clone())))];
+    let mut config = config;
+    let mut hf_class = arch.hf_class;
+    let pooling = kv.u64(&format!("{arch_name}.pooling_type"));
+    let mut extra_files: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(p) = pooling {
+        // An embedding model: the bare class the converter also takes (Qwen3Model: the decoder
+        // without "model."), and the sentence-transformers pooling it recorded.
+        if let Some(bare) = arch
+            .forward
+            .hf_names()
+            .iter()
+            .copied()
+            .find(|c| c.ends_with("Model"))
+        {
+            hf_class = bare;
+            config.insert("architectures".into(), json!([bare]));
+            for t in &mut planned {
+                if let Some(rest) = t.hf_name.strip_prefix("model.") {
+                    t.hf_name = rest.to_string();
+                }
+            }
+        }
+        extra_files.extend(pooling_files(
+            p,
+            config.get("hidden_size").or(config.get("n_embd")),
+        ));
+    }
+    extra_files.insert(
+        0,
+        ("config.json".into(), pretty(&Value::Object(config.clone()))),
+    );
     if let Some(g) = config::build_generation_config(&kv) {
         extra_files.push(("generation_config.json".into(), pretty(&Value::Object(g))));
     }
@@ -384,7 +412,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         extra_files,
         ReportBase {
             gguf_architecture: arch_name,
-            hf_architecture: Some(arch.hf_class.to_string()),
+            hf_architecture: Some(hf_class.to_string()),
             dropped,
             warnings,
         },
@@ -454,6 +482,34 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         })
         .collect();
     Ok(ck)
+}
+
+/// sentence-transformers' `modules.json` and `1_Pooling/config.json` for the GGUF's
+/// `pooling_type` (the inverse of what the converter reads, see
+/// [`ckpt_model::arch::qwen::POOLING_MODES`]).
+fn pooling_files(pooling_type: u64, hidden: Option<&Value>) -> Vec<(String, Vec<u8>)> {
+    let modes = ckpt_model::arch::qwen::POOLING_MODES;
+    if !modes.iter().any(|m| u64::from(m.0) == pooling_type) {
+        return Vec::new();
+    }
+    let modules = json!([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]);
+    let mut cfg = Map::new();
+    cfg.insert(
+        "word_embedding_dimension".into(),
+        hidden.cloned().unwrap_or(Value::Null),
+    );
+    for (id, flag, _) in modes {
+        cfg.insert((*flag).into(), json!(u64::from(*id) == pooling_type));
+    }
+    cfg.insert("pooling_mode_max_tokens".into(), json!(false));
+    cfg.insert("pooling_mode_mean_sqrt_len_tokens".into(), json!(false));
+    vec![
+        ("modules.json".into(), pretty(&modules)),
+        ("1_Pooling/config.json".into(), pretty(&Value::Object(cfg))),
+    ]
 }
 
 fn pretty(v: &Value) -> Vec<u8> {
@@ -1091,6 +1147,9 @@ fn write_folder(
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
     let mut f = AtomicFile::in_atomic_dir(&path)?;
     f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
     f.commit()

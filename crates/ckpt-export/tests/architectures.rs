@@ -815,3 +815,70 @@ fn families_whose_export_is_refused_say_why() {
         assert!(!out.exists(), "{case}: nothing may be written");
     }
 }
+
+/// Qwen3-Embedding: the bare decoder (names without "model.") with last-token pooling comes back
+/// as `Qwen3Model` with its sentence-transformers pooling modules.
+#[test]
+fn qwen3_embedding_comes_back_as_the_bare_model_with_its_pooling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("emb");
+    std::fs::create_dir_all(model.join("1_Pooling")).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        json!({"architectures": ["Qwen3Model"], "model_type": "qwen3", "hidden_size": 64, "intermediate_size": 32,
+               "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 1,
+               "max_position_embeddings": 128, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "vocab_size": 49152,
+               "tie_word_embeddings": true})
+        .to_string(),
+    )
+    .unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixtures().join("tiny-smol-bpe").join(f), model.join(f)).unwrap();
+    }
+    std::fs::write(model.join("modules.json"), json!([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]).to_string()).unwrap();
+    std::fs::write(
+        model.join("1_Pooling/config.json"),
+        json!({"word_embedding_dimension": 64, "pooling_mode_lasttoken": true}).to_string(),
+    )
+    .unwrap();
+    let mut t = vec![
+        ("embed_tokens.weight".to_string(), vec![49152, 64]),
+        ("norm.weight".into(), vec![64]),
+    ];
+    t.extend(llama_like_layer("layers.0", 64, 32, 32));
+    t.push(("layers.0.self_attn.q_norm.weight".into(), vec![32]));
+    t.push(("layers.0.self_attn.k_norm.weight".into(), vec![32]));
+    let ck = checkpoint(&as_refs(&t));
+    let opts = || HfToGgufOptions {
+        outtype: OutType::F32,
+        ..Default::default()
+    };
+    let gguf = tmp.path().join("emb.gguf");
+    convert_hf_to_gguf(&model, &ck, &gguf, &opts()).unwrap();
+    let out = tmp.path().join("emb-export");
+    let report = gguf_to_hf(&gguf, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(report.hf_architecture.as_deref(), Some("Qwen3Model"));
+    let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
+    assert_eq!(exported.tensors.len(), ck.tensors.len());
+    for o in &ck.tensors {
+        let e = exported
+            .get(&o.name)
+            .unwrap_or_else(|| panic!("{} missing", o.name));
+        assert_eq!(f32s(e), f32s(o), "{}", o.name);
+    }
+    let pooling: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("1_Pooling/config.json")).unwrap()).unwrap();
+    assert_eq!(pooling["pooling_mode_lasttoken"], true);
+    assert_eq!(pooling["pooling_mode_mean_tokens"], false);
+    assert_eq!(pooling["word_embedding_dimension"], 64);
+    let back = tmp.path().join("back.gguf");
+    convert_hf_to_gguf(&out, &exported, &back, &opts()).unwrap();
+    let (a, b) = (
+        ckpt_gguf::open_split(&gguf).unwrap(),
+        ckpt_gguf::open_split(&back).unwrap(),
+    );
+    assert!(a.get("qwen3.pooling_type").is_some());
+    assert!(a.get("qwen3.pooling_type") == b.get("qwen3.pooling_type"));
+}
