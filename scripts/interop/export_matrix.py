@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -90,11 +89,12 @@ def load_folder(folder: Path) -> dict:
     return out
 
 
-def to_gguf(ckpt: str, llama_cpp: Path | None, model: Path, out: Path) -> tuple[int, str]:
+def to_gguf(ckpt: str, llama_cpp: Path | None, arch: str, model: Path, out: Path) -> tuple[int, str]:
+    # Tiny vocabularies whose pre-tokenizer fingerprint llama.cpp cannot know (see arch_matrix.py).
+    pre = arch_matrix.FALLBACK_PRE.get(arch)
     if llama_cpp is None:
-        return run([ckpt, "convert", "-q", str(model), str(out), "--outtype", "bf16", "--force"])
-    env = dict(os.environ, PYTHONPATH=str(llama_cpp / "gguf-py"))
-    return run([sys.executable, str(llama_cpp / "convert_hf_to_gguf.py"), str(model), "--outtype", "bf16", "--outfile", str(out)], env)
+        return run([ckpt, "convert", "-q", str(model), str(out), "--outtype", "bf16", "--force"] + (["--pre-tokenizer", pre] if pre else []))
+    return arch_matrix.run_converter(sys.executable, llama_cpp, model, "bf16", out, pre)
 
 
 def compare_tensors(arch: str, original: dict, exported: dict, config: dict) -> list[str]:
@@ -156,7 +156,7 @@ def check(arch: str, ckpt: str, llama_cpp: Path | None, work: Path) -> tuple[boo
         cfg.update(CONFIG_AS_RELEASED[arch])
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
     gguf = work / f"{arch}.bf16.gguf"
-    rc, log = to_gguf(ckpt, llama_cpp, model, gguf)
+    rc, log = to_gguf(ckpt, llama_cpp, arch, model, gguf)
     if rc != 0:
         return False, f"HF -> GGUF failed (exit {rc}): {log.strip()[-400:]}"
     out = work / f"{arch}-export"

@@ -107,12 +107,16 @@ struct Planned {
 /// converts to it, an error saying why when the export of its architecture is refused.
 fn export_arch(
     gguf_label: &str,
+    kv: &Kvs,
     arch_name: &str,
     tensors: &[Tensor],
 ) -> Result<Option<ExportArch>> {
-    let has_experts = tensors.iter().any(|t| t.name.ends_with("_exps.weight"));
-    let has_bias = tensors.iter().any(|t| t.name.contains(".exp_probs_b."));
-    match names::find_for(arch_name, has_experts, has_bias) {
+    let hints = names::Hints {
+        has_experts: tensors.iter().any(|t| t.name.ends_with("_exps.weight")),
+        has_expert_bias: tensors.iter().any(|t| t.name.contains(".exp_probs_b.")),
+        tokenizer_model: kv.str("tokenizer.ggml.model"),
+    };
+    match names::find_for(arch_name, hints) {
         None => Ok(None),
         Some(Ok(a)) => Ok(Some(a)),
         Some(Err(why)) => Err(Error::Unsupported(format!(
@@ -133,7 +137,7 @@ pub fn hf_config(gguf: &Path) -> Result<Map<String, Value>> {
         .to_string();
     let tensors = split.tensors();
     let arch =
-        export_arch(&gguf.display().to_string(), &arch_name, &tensors)?.ok_or_else(|| {
+        export_arch(&gguf.display().to_string(), &kv, &arch_name, &tensors)?.ok_or_else(|| {
             Error::Unsupported(format!(
                 "{}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
                 gguf.display(),
@@ -275,7 +279,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         })
     };
 
-    let Some(arch) = export_arch(&gguf_label, &arch_name, &tensors)? else {
+    let Some(arch) = export_arch(&gguf_label, &kv, &arch_name, &tensors)? else {
         let msg = format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
             supported_architectures().join(", ")
@@ -431,7 +435,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
         .to_string();
     let tensors = split.tensors();
-    let arch = export_arch(&gguf_label, &arch_name, &tensors)?.ok_or_else(|| {
+    let arch = export_arch(&gguf_label, &kv, &arch_name, &tensors)?.ok_or_else(|| {
         Error::Unsupported(format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping"
         ))

@@ -31,16 +31,26 @@ impl ExportArch {
     }
 }
 
+/// What tells apart the descriptions that convert to one GGUF architecture.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    /// Stacked expert tensors (`ffn_*_exps`): Mixtral is "llama" with experts.
+    pub has_experts: bool,
+    /// An expert bias (`exp_probs_b`): DeepSeek V3 is "deepseek2" with one, V2's router has none.
+    pub has_expert_bias: bool,
+    /// `tokenizer.ggml.model`: XLM-RoBERTa is "bert" with a Unigram ("t5") vocabulary.
+    pub tokenizer_model: Option<&'a str>,
+}
+
 /// Why a GGUF of architecture `gguf_arch` cannot be exported, or the description it exports
-/// through. Several descriptions convert to one GGUF architecture: Mixtral is "llama" with
-/// stacked experts (`has_experts`), and DeepSeek V3 is "deepseek2" with an expert bias
-/// (`exp_probs_b`, which V2's router does not have); vision-language ones export through their
-/// text model. None when no description converts to `gguf_arch`.
-pub fn find_for(
-    gguf_arch: &str,
-    has_experts: bool,
-    has_expert_bias: bool,
-) -> Option<Result<ExportArch, &'static str>> {
+/// through (see [`Hints`] for architectures several descriptions convert to; vision-language
+/// ones export through their text model). None when no description converts to `gguf_arch`.
+pub fn find_for(gguf_arch: &str, hints: Hints) -> Option<Result<ExportArch, &'static str>> {
+    let Hints {
+        has_experts,
+        has_expert_bias,
+        tokenizer_model,
+    } = hints;
     let candidates: Vec<&'static dyn Architecture> = ckpt_model::arch::registry()
         .iter()
         .copied()
@@ -51,6 +61,8 @@ pub fn find_for(
         a.experts().is_some() == has_experts
             && (a.gguf_arch() != "deepseek2"
                 || (a.hf_names()[0] == "DeepseekV3ForCausalLM") == has_expert_bias)
+            && (a.gguf_arch() != "bert"
+                || (a.hf_names()[0] == "XLMRobertaModel") == (tokenizer_model == Some("t5")))
     };
     let chosen = candidates
         .iter()
@@ -167,18 +179,27 @@ mod tests {
             find("smollm3").is_none(),
             "SmolLM3's no_rope_layers are not in the GGUF"
         );
-        let why = find_for("smollm3", false, false).unwrap().err().unwrap();
+        let why = find_for("smollm3", Hints::default())
+            .unwrap()
+            .err()
+            .unwrap();
         assert!(why.contains("no_rope_layers"), "{why}");
         assert_eq!(
-            find_for("llama", true, false)
-                .unwrap()
-                .ok()
-                .unwrap()
-                .hf_class,
+            find_for(
+                "llama",
+                Hints {
+                    has_experts: true,
+                    ..Hints::default()
+                }
+            )
+            .unwrap()
+            .ok()
+            .unwrap()
+            .hf_class,
             "MixtralForCausalLM"
         );
         assert_eq!(
-            find_for("llama", false, false)
+            find_for("llama", Hints::default())
                 .unwrap()
                 .ok()
                 .unwrap()
@@ -186,22 +207,49 @@ mod tests {
             "LlamaForCausalLM"
         );
         assert_eq!(
-            find_for("deepseek2", true, true)
-                .unwrap()
-                .ok()
-                .unwrap()
-                .hf_class,
+            find_for(
+                "deepseek2",
+                Hints {
+                    has_experts: true,
+                    has_expert_bias: true,
+                    ..Hints::default()
+                }
+            )
+            .unwrap()
+            .ok()
+            .unwrap()
+            .hf_class,
             "DeepseekV3ForCausalLM"
         );
         assert_eq!(
-            find_for("deepseek2", true, false)
+            find_for(
+                "deepseek2",
+                Hints {
+                    has_experts: true,
+                    ..Hints::default()
+                }
+            )
+            .unwrap()
+            .ok()
+            .unwrap()
+            .hf_class,
+            "DeepseekV2ForCausalLM"
+        );
+        assert!(find_for("no-such-arch", Hints::default()).is_none());
+        let xlmr = Hints {
+            tokenizer_model: Some("t5"),
+            ..Hints::default()
+        };
+        let why = find_for("bert", xlmr).unwrap().err().unwrap();
+        assert!(why.contains("position embeddings"), "{why}");
+        assert_eq!(
+            find_for("bert", Hints::default())
                 .unwrap()
                 .ok()
                 .unwrap()
                 .hf_class,
-            "DeepseekV2ForCausalLM"
+            "BertModel"
         );
-        assert!(find_for("no-such-arch", false, false).is_none());
         assert_eq!(hf_name(&llama, "blk.0.unknown.weight"), None);
         assert_eq!(hf_name(&llama, "blk.x.attn_q.weight"), None);
     }

@@ -269,7 +269,7 @@ impl Architecture for NomicBert {
         &["embeddings.", "encoder.", "emb_ln"]
     }
     fn export_refusal(&self) -> Option<&'static str> {
-        Some("NomicBERT is a remote-code model: transformers has no class to load an exported folder with")
+        Some("not exported: NomicBERT is a remote-code model, transformers has no class to load an exported folder with")
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         // transformers' own NomicBertConfig (the converter reads its to_dict()) ignores the
@@ -405,7 +405,7 @@ impl Architecture for XlmRoberta {
         &["embeddings.", "encoder."]
     }
     fn export_refusal(&self) -> Option<&'static str> {
-        Some("the converter drops the first pad_token_id + 1 rows of the position embeddings, which cannot be rebuilt")
+        Some("not invertible: the converter drops the first pad_token_id + 1 rows of the position embeddings")
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         super::family::apply_defaults(hp, XLMR_DEFAULTS);

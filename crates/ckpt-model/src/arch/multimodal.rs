@@ -47,7 +47,7 @@ impl Architecture for TextOf {
     }
     /// A GGUF exports through the text-only description registered first.
     fn export_refusal(&self) -> Option<&'static str> {
-        Some("a vision-language model: its text GGUF exports through the text-only architecture, the projector GGUF does not export")
+        Some("not exported: a vision-language model (a text GGUF whose architecture a text-only model also converts to exports as that model; mmproj GGUFs do not export)")
     }
     fn experts(&self) -> Option<&'static family::Experts> {
         self.inner.experts()
