@@ -47,11 +47,14 @@ EXPORTED = [
     "Ernie4_5_MoeForCausalLM",
     "DeepseekV2ForCausalLM",
     "DeepseekV3ForCausalLM",
+    "GraniteMoeForCausalLM",
+    "GraniteMoeSharedForCausalLM",
+    "Olmo2ForCausalLM",
+    "Olmo3ForCausalLM",
     "Qwen3Model",
 ]
 REFUSED = [
     "SmolLM3ForCausalLM",
-    "Olmo2ForCausalLM",
     "StableLmForCausalLM",
     "CohereForCausalLM",
     "Cohere2ForCausalLM",
@@ -60,7 +63,6 @@ REFUSED = [
     "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
     "ApertusForCausalLM",
-    "GraniteMoeForCausalLM",
     "GptOssForCausalLM",
     "Glm4MoeForCausalLM",
     "NomicBertModel",

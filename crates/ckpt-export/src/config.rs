@@ -227,6 +227,37 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
             c.insert("norm_topk_prob".into(), json!(false));
             warnings.push("OLMoE: the converter writes rms_norm_eps as 1e-5 whatever the config said; config.json has 1e-5".into());
         }
+        // OLMo 3 is "olmo2" with sliding-window layers (the converter writes which).
+        "olmo2" => {
+            if let Some(GgufValue::Array(pattern)) = kv.get(&k("attention.sliding_window_pattern"))
+            {
+                let types: Vec<Value> = pattern
+                    .items
+                    .iter()
+                    .map(|b| {
+                        json!(if b.as_bool() == Some(true) {
+                            "sliding_attention"
+                        } else {
+                            "full_attention"
+                        })
+                    })
+                    .collect();
+                c.insert("architectures".into(), json!(["Olmo3ForCausalLM"]));
+                c.insert("model_type".into(), json!("olmo3"));
+                c.insert("layer_types".into(), Value::Array(types));
+            }
+        }
+        // Granite MoE with a shared expert is GraniteMoeShared.
+        "granitemoe" => {
+            if let Some(n) = kv.u64(&k("expert_shared_feed_forward_length")) {
+                c.insert(
+                    "architectures".into(),
+                    json!(["GraniteMoeSharedForCausalLM"]),
+                );
+                c.insert("model_type".into(), json!("granitemoeshared"));
+                c.insert("shared_intermediate_size".into(), json!(n));
+            }
+        }
         "ernie4_5-moe" => {
             if let Some(n) = kv.u64(&k("expert_shared_count")) {
                 c.insert("moe_num_shared_experts".into(), json!(n));

@@ -334,7 +334,15 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         &mut dropped,
     )?;
     let mut config = config;
-    let mut hf_class = arch.hf_class;
+    // (A family quirk may have named another class of the description: OLMo 3, Granite MoE
+    // with a shared expert.)
+    let mut hf_class = arch
+        .forward
+        .hf_names()
+        .iter()
+        .copied()
+        .find(|c| config["architectures"][0] == *c)
+        .unwrap_or(arch.hf_class);
     let pooling = kv.u64(&format!("{arch_name}.pooling_type"));
     let mut extra_files: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(p) = pooling {

@@ -797,10 +797,7 @@ fn deepseek_kv_b_proj_is_re_fused_from_the_mla_halves() {
 
 #[test]
 fn families_whose_export_is_refused_say_why() {
-    for (case, why) in [
-        ("granitemoe_shared", "input_linear"),
-        ("gpt_oss", "gate_up_proj"),
-    ] {
+    for (case, why) in [("gpt_oss", "gate_up_proj")] {
         let tmp = tempfile::tempdir().unwrap();
         let (gguf, _, _) = moe_gguf(case, tmp.path());
         let out = tmp.path().join("export");
@@ -881,4 +878,28 @@ fn qwen3_embedding_comes_back_as_the_bare_model_with_its_pooling() {
     );
     assert!(a.get("qwen3.pooling_type").is_some());
     assert!(a.get("qwen3.pooling_type") == b.get("qwen3.pooling_type"));
+}
+
+#[test]
+fn granite_moe_fused_gate_up_projections_are_rejoined() {
+    let c = moe_cycle(
+        "granitemoe_shared",
+        "GraniteMoeSharedForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "num_local_experts",
+                "num_experts_per_tok",
+                "intermediate_size",
+                "shared_intermediate_size",
+                "attention_multiplier",
+                "embedding_multiplier",
+                "residual_multiplier",
+                "logits_scaling",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "granitemoeshared");
 }

@@ -299,7 +299,6 @@ pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -
 /// family's config yet. Every other family exports.
 const EXPORT_REFUSED: &[(&str, &str)] = &[
     ("SmolLM3ForCausalLM", "not invertible: the converter does not write no_rope_layers (which layers skip rotary embeddings) to the GGUF"),
-    ("Olmo2ForCausalLM", "not rebuilt yet: OLMo 3's per-layer sliding-window pattern (layer_types) is not written back"),
     ("StableLmForCausalLM", "not rebuilt yet: StableLM's partial rotary factor and LayerNorm config are not written back"),
     ("CohereForCausalLM", "not rebuilt yet: Command R's logit scale, LayerNorm and q/k-norm config are not written back"),
     ("Cohere2ForCausalLM", "not rebuilt yet: Command R7B's logit scale and sliding-window pattern are not written back"),
@@ -308,7 +307,6 @@ const EXPORT_REFUSED: &[(&str, &str)] = &[
     ("HunYuanDenseV1ForCausalLM", "not invertible: the converter replaces NTK-alpha rope scaling by a scaled rope base and a fixed context length"),
     ("Lfm2ForCausalLM", "not rebuilt yet: LFM2's layer types (short-conv or attention per layer) are not written back"),
     ("ApertusForCausalLM", "not invertible: the converter replaces Llama 3 rope scaling by computed rope_freqs, and the xIELU scalars become KV arrays"),
-    ("GraniteMoeForCausalLM", "not rebuilt yet: the fused input_linear experts and Granite's multipliers are not written back"),
     ("GptOssForCausalLM", "not rebuilt yet: GPT-OSS's interleaved gate_up_proj experts, biases and sliding-window pattern are not written back"),
     ("Glm4MoeForCausalLM", "not rebuilt yet: GLM-4.5's NextN layers and partial rotary factor are not written back"),
 ];
