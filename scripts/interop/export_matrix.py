@@ -51,15 +51,15 @@ EXPORTED = [
     "GraniteMoeSharedForCausalLM",
     "Olmo2ForCausalLM",
     "Olmo3ForCausalLM",
-    "Qwen3Model",
-]
-REFUSED = [
-    "SmolLM3ForCausalLM",
     "StableLmForCausalLM",
     "CohereForCausalLM",
     "Cohere2ForCausalLM",
     "Exaone4ForCausalLM",
     "Glm4ForCausalLM",
+    "Qwen3Model",
+]
+REFUSED = [
+    "SmolLM3ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
     "Lfm2ForCausalLM",
     "ApertusForCausalLM",

@@ -3,6 +3,8 @@
 use ckpt_gguf::{GgufSplit, GgufValue};
 use serde_json::{json, Map, Value};
 
+use ckpt_model::arch::family::FieldKind;
+
 use crate::names::ExportArch;
 
 /// GGUF stores floats as f32: print the shortest decimal that reads back as the same f32
@@ -44,6 +46,8 @@ pub struct ConfigInputs<'a> {
     pub torch_dtype: &'a str,
     /// Phi-3 longrope factors (`rope_factors_long`/`_short` tensors), when the GGUF has them.
     pub longrope: Option<(Vec<f32>, Vec<f32>)>,
+    /// The GGUF's tensor names (optional tensors switch config flags on).
+    pub tensors: Vec<String>,
 }
 
 pub fn build_config(
@@ -118,15 +122,39 @@ pub fn build_config(
         c.insert("rope_local_base_freq".into(), f32_json(swa_theta));
     }
     if let Some(rope_dims) = kv.u64(&k("rope.dimension_count")) {
+        // Rotary embeddings over part of each head (the converter writes the rotated width).
         let hd = head_dim.or(default_head_dim);
-        if a == "phi3" {
-            if let Some(hd) = hd.filter(|&hd| hd != rope_dims && hd > 0) {
-                c.insert(
-                    "partial_rotary_factor".into(),
-                    json!(rope_dims as f64 / hd as f64),
-                );
-            }
+        if let Some(hd) = hd.filter(|&hd| hd != rope_dims && hd > 0) {
+            c.insert(
+                "partial_rotary_factor".into(),
+                json!(rope_dims as f64 / hd as f64),
+            );
         }
+    }
+    // Which layers use the sliding window (OLMo 3, EXAONE 4).
+    if let Some(GgufValue::Array(pattern)) = kv.get(&k("attention.sliding_window_pattern")) {
+        let types: Vec<Value> = pattern
+            .items
+            .iter()
+            .map(|b| {
+                json!(if b.as_bool() == Some(true) {
+                    "sliding_attention"
+                } else {
+                    "full_attention"
+                })
+            })
+            .collect();
+        c.insert("layer_types".into(), Value::Array(types));
+    }
+    // Optional tensors that transformers' configs switch on.
+    let has = |suffix: &str| inp.tensors.iter().any(|t| t.ends_with(suffix));
+    if has(".attn_q_norm.weight") {
+        c.insert("qk_layernorm".into(), json!(true));
+        c.insert("use_qk_norm".into(), json!(true));
+    }
+    if has(".attn_q.bias") {
+        c.insert("use_qkv_bias".into(), json!(true));
+        c.insert("attention_bias".into(), json!(true));
     }
     match kv.str(&k("rope.scaling.type")) {
         Some(t @ ("linear" | "yarn")) => {
@@ -192,14 +220,17 @@ pub fn build_config(
             c.insert(format!("{t}_token_id"), json!(id));
         }
     }
+    // No padding token: say so, or the config class's default (GLM-4's 151329) may lie outside
+    // the embedding.
+    c.entry("pad_token_id").or_insert(Value::Null);
     c.insert("torch_dtype".into(), json!(inp.torch_dtype));
     c.insert("dtype".into(), json!(inp.torch_dtype));
     // The family's plain copies (the converter's declarative parameter list, read backwards).
     for f in inp.arch.forward.config_fields() {
-        let v = if f.float {
-            kv.f32(&k(f.key)).map(f32_json)
-        } else {
-            kv.u64(&k(f.key)).map(Value::from)
+        let v = match f.kind {
+            FieldKind::Float => kv.f32(&k(f.key)).map(f32_json),
+            FieldKind::Int => kv.u64(&k(f.key)).map(Value::from),
+            FieldKind::Bool => kv.bool(&k(f.key)).map(Value::from),
         };
         if let Some(v) = v {
             c.insert(f.field.into(), v);
@@ -229,22 +260,9 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
         }
         // OLMo 3 is "olmo2" with sliding-window layers (the converter writes which).
         "olmo2" => {
-            if let Some(GgufValue::Array(pattern)) = kv.get(&k("attention.sliding_window_pattern"))
-            {
-                let types: Vec<Value> = pattern
-                    .items
-                    .iter()
-                    .map(|b| {
-                        json!(if b.as_bool() == Some(true) {
-                            "sliding_attention"
-                        } else {
-                            "full_attention"
-                        })
-                    })
-                    .collect();
+            if c.contains_key("layer_types") {
                 c.insert("architectures".into(), json!(["Olmo3ForCausalLM"]));
                 c.insert("model_type".into(), json!("olmo3"));
-                c.insert("layer_types".into(), Value::Array(types));
             }
         }
         // Granite MoE with a shared expert is GraniteMoeShared.

@@ -223,6 +223,7 @@ fn config_of(
             tied,
             torch_dtype,
             longrope,
+            tensors: tensors.iter().map(|t| t.name.clone()).collect(),
         },
         warnings,
     );
@@ -467,6 +468,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
             tied,
             torch_dtype: "float32",
             longrope: None,
+            tensors: tensors.iter().map(|t| t.name.clone()).collect(),
         },
         &mut warnings,
     );

@@ -45,6 +45,10 @@ pub static GLM4: Family = Family {
     hooks: Hooks {
         transforms: Some(glm4_mrope_neox),
         vocab: Some(glm4_special_tokens),
+        export_overrides: &[
+            (Kind::FfnUp, "model.layers.{bid}.mlp.gate_up_proj"),
+            (Kind::FfnPostNorm, "model.layers.{bid}.post_mlp_layernorm"),
+        ],
         ..Hooks::NONE
     },
 };

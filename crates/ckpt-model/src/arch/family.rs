@@ -299,11 +299,6 @@ pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -
 /// family's config yet. Every other family exports.
 const EXPORT_REFUSED: &[(&str, &str)] = &[
     ("SmolLM3ForCausalLM", "not invertible: the converter does not write no_rope_layers (which layers skip rotary embeddings) to the GGUF"),
-    ("StableLmForCausalLM", "not rebuilt yet: StableLM's partial rotary factor and LayerNorm config are not written back"),
-    ("CohereForCausalLM", "not rebuilt yet: Command R's logit scale, LayerNorm and q/k-norm config are not written back"),
-    ("Cohere2ForCausalLM", "not rebuilt yet: Command R7B's logit scale and sliding-window pattern are not written back"),
-    ("Exaone4ForCausalLM", "not rebuilt yet: EXAONE 4's sliding-window pattern (layer_types) is not written back"),
-    ("Glm4ForCausalLM", "not rebuilt yet: GLM-4's partial rotary factor and M-RoPE sections are not written back"),
     ("HunYuanDenseV1ForCausalLM", "not invertible: the converter replaces NTK-alpha rope scaling by a scaled rope base and a fixed context length"),
     ("Lfm2ForCausalLM", "not rebuilt yet: LFM2's layer types (short-conv or attention per layer) are not written back"),
     ("ApertusForCausalLM", "not invertible: the converter replaces Llama 3 rope scaling by computed rope_freqs, and the xIELU scalars become KV arrays"),
@@ -335,7 +330,15 @@ pub struct ConfigField {
     pub key: &'static str,
     /// The config.json field to write.
     pub field: &'static str,
-    pub float: bool,
+    pub kind: FieldKind,
+}
+
+/// How a [`ConfigField`]'s GGUF value is written to config.json.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    Int,
+    Float,
+    Bool,
 }
 
 /// The field a family's config class uses among `fields` (the converter reads the first one
@@ -449,16 +452,21 @@ impl Architecture for Family {
             .filter(|p| !matches!(**p, Param::OptU32(k, _) if own(k)))
             .chain(self.params)
             .filter_map(|p| {
-                let (key, fields, float) = match *p {
-                    Param::U32(k, f) | Param::OptU32(k, f) => (k, f, false),
-                    Param::OptF32(k, f) | Param::TruthyF32(k, f) | Param::F32(k, f) => (k, f, true),
+                let (key, field, kind) = match *p {
+                    Param::U32(k, f) | Param::OptU32(k, f) => (
+                        k,
+                        field_of(f, self.defaults, &expert_fields),
+                        FieldKind::Int,
+                    ),
+                    Param::OptF32(k, f) | Param::TruthyF32(k, f) | Param::F32(k, f) => (
+                        k,
+                        field_of(f, self.defaults, &expert_fields),
+                        FieldKind::Float,
+                    ),
+                    Param::BoolOr(k, f, _) => (k, f, FieldKind::Bool),
                     _ => return None,
                 };
-                Some(ConfigField {
-                    key,
-                    field: field_of(fields, self.defaults, &expert_fields),
-                    float,
-                })
+                Some(ConfigField { key, field, kind })
             })
             .collect()
     }
