@@ -56,12 +56,12 @@ EXPORTED = [
     "Cohere2ForCausalLM",
     "Exaone4ForCausalLM",
     "Glm4ForCausalLM",
+    "Lfm2ForCausalLM",
     "Qwen3Model",
 ]
 REFUSED = [
     "SmolLM3ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
-    "Lfm2ForCausalLM",
     "ApertusForCausalLM",
     "GptOssForCausalLM",
     "Glm4MoeForCausalLM",

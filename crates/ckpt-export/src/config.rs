@@ -265,6 +265,28 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
                 c.insert("model_type".into(), json!("olmo3"));
             }
         }
+        // LFM2: per-layer KV head counts, 0 for the short-convolution layers; the converter
+        // writes the adjusted feed-forward width.
+        "lfm2" => {
+            if let Some(GgufValue::Array(kvh)) = kv.get(&k("attention.head_count_kv")) {
+                let counts: Vec<i64> = kvh.items.iter().filter_map(GgufValue::as_i64).collect();
+                let types: Vec<Value> = counts
+                    .iter()
+                    .map(|&n| json!(if n > 0 { "full_attention" } else { "conv" }))
+                    .collect();
+                c.insert("layer_types".into(), Value::Array(types));
+                if let Some(&n) = counts.iter().max() {
+                    c.insert("num_key_value_heads".into(), json!(n));
+                }
+            }
+            if let Some(e) = kv.f32(&k("attention.layer_norm_rms_epsilon")) {
+                c.insert("norm_eps".into(), f32_json(e));
+            }
+            if let Some(ff) = kv.u64(&k("feed_forward_length")) {
+                c.insert("block_ff_dim".into(), json!(ff));
+                c.insert("block_auto_adjust_ff_dim".into(), json!(false));
+            }
+        }
         // Granite MoE with a shared expert is GraniteMoeShared.
         "granitemoe" => {
             if let Some(n) = kv.u64(&k("expert_shared_feed_forward_length")) {

@@ -657,6 +657,10 @@ fn plan_tensors(
         };
         let mut hf_shape = t.shape.clone();
         for tr in transforms.iter().rev() {
+            if let Transform::SqueezeDim1 = tr {
+                // The data is the same; the checkpoint's shape had a dimension 1 of size 1.
+                hf_shape.insert(1.min(hf_shape.len()), 1);
+            }
             if let Transform::Transpose = tr {
                 if hf_shape.len() != 2 {
                     return Err(Error::invalid(
@@ -1009,8 +1013,10 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
             Transform::TruncateRows { .. } => {}
             // The skipped position rows are gone; XLM-RoBERTa (the one user) is not exported.
             Transform::SkipRows { .. } => {}
-            // Same data; LFM2 (the one user) is not exported.
-            Transform::SqueezeDim1 => {}
+            // Same data (the shape is restored by the plan).
+            Transform::SqueezeDim1 => {
+                shape.insert(1.min(shape.len()), 1);
+            }
             Transform::NeoxRotary {
                 head_dim,
                 rotary_dim,
