@@ -259,11 +259,9 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
             warnings.push("OLMoE: the converter writes rms_norm_eps as 1e-5 whatever the config said; config.json has 1e-5".into());
         }
         // OLMo 3 is "olmo2" with sliding-window layers (the converter writes which).
-        "olmo2" => {
-            if c.contains_key("layer_types") {
-                c.insert("architectures".into(), json!(["Olmo3ForCausalLM"]));
-                c.insert("model_type".into(), json!("olmo3"));
-            }
+        "olmo2" if c.contains_key("layer_types") => {
+            c.insert("architectures".into(), json!(["Olmo3ForCausalLM"]));
+            c.insert("model_type".into(), json!("olmo3"));
         }
         // LFM2: per-layer KV head counts, 0 for the short-convolution layers; the converter
         // writes the adjusted feed-forward width.

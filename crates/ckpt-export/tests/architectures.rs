@@ -797,20 +797,19 @@ fn deepseek_kv_b_proj_is_re_fused_from_the_mla_halves() {
 
 #[test]
 fn families_whose_export_is_refused_say_why() {
-    for (case, why) in [("gpt_oss", "gate_up_proj")] {
-        let tmp = tempfile::tempdir().unwrap();
-        let (gguf, _, _) = moe_gguf(case, tmp.path());
-        let out = tmp.path().join("export");
-        let err = gguf_to_hf(&gguf, &out, &ExportOptions::default())
-            .err()
-            .unwrap_or_else(|| panic!("{case}: exported"))
-            .to_string();
-        assert!(
-            err.contains("cannot be exported") && err.contains(why),
-            "{case}: {err}"
-        );
-        assert!(!out.exists(), "{case}: nothing may be written");
-    }
+    let (case, why) = ("gpt_oss", "gate_up_proj");
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, _, _) = moe_gguf(case, tmp.path());
+    let out = tmp.path().join("export");
+    let err = gguf_to_hf(&gguf, &out, &ExportOptions::default())
+        .err()
+        .unwrap_or_else(|| panic!("{case}: exported"))
+        .to_string();
+    assert!(
+        err.contains("cannot be exported") && err.contains(why),
+        "{case}: {err}"
+    );
+    assert!(!out.exists(), "{case}: nothing may be written");
 }
 
 /// Qwen3-Embedding: the bare decoder (names without "model.") with last-token pooling comes back

@@ -314,10 +314,13 @@ pub struct Join {
     /// The checkpoint tensor they came from (with `{bid}`).
     pub fused: &'static str,
     /// The fused tensor's shape from the parts' (in `parts` order), or why they do not fit.
-    pub shape: fn(&[&[u64]]) -> std::result::Result<Vec<u64>, String>,
+    pub shape: JoinShapeFn,
     /// The fused tensor's values from the parts' values and shapes (in `parts` order).
     pub join: JoinFn,
 }
+
+/// The fused tensor's shape from the parts' shapes, or why they do not fit.
+pub type JoinShapeFn = fn(&[&[u64]]) -> std::result::Result<Vec<u64>, String>;
 
 /// Puts split tensors back together: `(values, shape)` of each part -> the fused values.
 pub type JoinFn = fn(&[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String>;
