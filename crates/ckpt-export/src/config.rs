@@ -311,6 +311,8 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
             if let Some(r) = rope {
                 c.insert("head_dim".into(), json!(r));
             }
+            // (qk_rope_head_dim is the rotary part; it is not a fraction of key_length.)
+            c.remove("partial_rotary_factor");
             if let (Some(kl), Some(r)) = (kv.u64(&k("attention.key_length_mla")), rope) {
                 c.insert("qk_nope_head_dim".into(), json!(kl.saturating_sub(r)));
             }

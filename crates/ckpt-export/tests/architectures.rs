@@ -788,6 +788,7 @@ fn deepseek_kv_b_proj_is_re_fused_from_the_mla_halves() {
         ]
         .concat(),
     );
+    assert!(c.get("partial_rotary_factor").is_none(), "{c}");
     let rs = &c["rope_scaling"];
     assert_eq!(rs["rope_type"], "yarn");
     assert_eq!(rs["factor"], 40.0);
