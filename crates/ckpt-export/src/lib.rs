@@ -4,7 +4,12 @@
 //! `config.json`, `generation_config.json` and tokenizer files rebuilt from the GGUF metadata.
 //!
 //! The name tables are the inverse of ckpt-model's converter; every exported tensor is checked
-//! against ckpt-model's forward mapping, which also says which transforms to undo.
+//! against ckpt-model's forward mapping, which also says which transforms to undo. Stacked
+//! experts are cut back into one tensor per expert (the family's `Experts` spec read
+//! backwards), tensors the converter split are joined again (its `Join`s: DeepSeek's
+//! `kv_b_proj`, Granite MoE's fused `input_linear`), and the config's plain hyperparameters
+//! come from the family's declarative parameter list read backwards. An architecture whose
+//! mapping is not invertible is refused with the reason ([`names::refused`]).
 //!
 //! ```no_run
 //! use std::path::Path;
