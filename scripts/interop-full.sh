@@ -73,6 +73,11 @@ fi
   "$gx/tiny-llama-spm.Q4_K_M.gguf" "$work/export-q4km" \
   "$gx/tiny-smol-bpe.f16.gguf" "$work/export-smol"
 
+echo "== GGUF -> Hugging Face export of every family: tensors bit-identical to the checkpoint, transformers gives its logits"
+# The architecture matrix's tiny models; with CKPT_LLAMA_CPP_SRC the GGUF exported is the one
+# convert_hf_to_gguf.py wrote. Families whose export is refused must say why and write nothing.
+"$py" scripts/interop/export_matrix.py "$ckpt" ${CKPT_LLAMA_CPP_SRC:+--llama-cpp "$CKPT_LLAMA_CPP_SRC"}
+
 echo "== convert_hf_to_gguf.py vs ckpt on tiny models of every supported architecture (byte-identical GGUF)"
 # Needs the llama.cpp source tree whose converter ckpt follows (commit 0c1e57098, e.g.
 # llama_cpp_python-0.3.36/vendor/llama.cpp from the PyPI sdist): convert_hf_to_gguf.py + gguf-py.

@@ -3,6 +3,8 @@
 use ckpt_gguf::{GgufSplit, GgufValue};
 use serde_json::{json, Map, Value};
 
+use ckpt_model::arch::family::FieldKind;
+
 use crate::names::ExportArch;
 
 /// GGUF stores floats as f32: print the shortest decimal that reads back as the same f32
@@ -44,6 +46,8 @@ pub struct ConfigInputs<'a> {
     pub torch_dtype: &'a str,
     /// Phi-3 longrope factors (`rope_factors_long`/`_short` tensors), when the GGUF has them.
     pub longrope: Option<(Vec<f32>, Vec<f32>)>,
+    /// The GGUF's tensor names (optional tensors switch config flags on).
+    pub tensors: Vec<String>,
 }
 
 pub fn build_config(
@@ -118,15 +122,39 @@ pub fn build_config(
         c.insert("rope_local_base_freq".into(), f32_json(swa_theta));
     }
     if let Some(rope_dims) = kv.u64(&k("rope.dimension_count")) {
+        // Rotary embeddings over part of each head (the converter writes the rotated width).
         let hd = head_dim.or(default_head_dim);
-        if a == "phi3" {
-            if let Some(hd) = hd.filter(|&hd| hd != rope_dims && hd > 0) {
-                c.insert(
-                    "partial_rotary_factor".into(),
-                    json!(rope_dims as f64 / hd as f64),
-                );
-            }
+        if let Some(hd) = hd.filter(|&hd| hd != rope_dims && hd > 0) {
+            c.insert(
+                "partial_rotary_factor".into(),
+                json!(rope_dims as f64 / hd as f64),
+            );
         }
+    }
+    // Which layers use the sliding window (OLMo 3, EXAONE 4).
+    if let Some(GgufValue::Array(pattern)) = kv.get(&k("attention.sliding_window_pattern")) {
+        let types: Vec<Value> = pattern
+            .items
+            .iter()
+            .map(|b| {
+                json!(if b.as_bool() == Some(true) {
+                    "sliding_attention"
+                } else {
+                    "full_attention"
+                })
+            })
+            .collect();
+        c.insert("layer_types".into(), Value::Array(types));
+    }
+    // Optional tensors that transformers' configs switch on.
+    let has = |suffix: &str| inp.tensors.iter().any(|t| t.ends_with(suffix));
+    if has(".attn_q_norm.weight") {
+        c.insert("qk_layernorm".into(), json!(true));
+        c.insert("use_qk_norm".into(), json!(true));
+    }
+    if has(".attn_q.bias") {
+        c.insert("use_qkv_bias".into(), json!(true));
+        c.insert("attention_bias".into(), json!(true));
     }
     match kv.str(&k("rope.scaling.type")) {
         Some(t @ ("linear" | "yarn")) => {
@@ -192,9 +220,146 @@ pub fn build_config(
             c.insert(format!("{t}_token_id"), json!(id));
         }
     }
+    // No padding token: say so, or the config class's default (GLM-4's 151329) may lie outside
+    // the embedding.
+    c.entry("pad_token_id").or_insert(Value::Null);
     c.insert("torch_dtype".into(), json!(inp.torch_dtype));
     c.insert("dtype".into(), json!(inp.torch_dtype));
+    // The family's plain copies (the converter's declarative parameter list, read backwards).
+    for f in inp.arch.forward.config_fields() {
+        let v = match f.kind {
+            FieldKind::Float => kv.f32(&k(f.key)).map(f32_json),
+            FieldKind::Int => kv.u64(&k(f.key)).map(Value::from),
+            FieldKind::Bool => kv.bool(&k(f.key)).map(Value::from),
+        };
+        if let Some(v) = v {
+            c.insert(f.field.into(), v);
+        }
+    }
+    family_quirks(kv, a, &mut c, warnings);
     c
+}
+
+/// What the declarative inverse cannot say: keys the converter computes, and what llama.cpp's
+/// graph for the architecture does that the GGUF does not record (written so transformers
+/// computes the same thing).
+fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<String>) {
+    let k = |s: &str| format!("{a}.{s}");
+    match a {
+        // llama.cpp renormalises the chosen experts' weights for Qwen 3 MoE, not for Qwen 2
+        // MoE or OLMoE (the converter writes no key for it).
+        "qwen3moe" => {
+            c.insert("norm_topk_prob".into(), json!(true));
+        }
+        "qwen2moe" => {
+            c.insert("norm_topk_prob".into(), json!(false));
+        }
+        "olmoe" => {
+            c.insert("norm_topk_prob".into(), json!(false));
+            warnings.push("OLMoE: the converter writes rms_norm_eps as 1e-5 whatever the config said; config.json has 1e-5".into());
+        }
+        // OLMo 3 is "olmo2" with sliding-window layers (the converter writes which).
+        "olmo2" if c.contains_key("layer_types") => {
+            c.insert("architectures".into(), json!(["Olmo3ForCausalLM"]));
+            c.insert("model_type".into(), json!("olmo3"));
+        }
+        // LFM2: per-layer KV head counts, 0 for the short-convolution layers; the converter
+        // writes the adjusted feed-forward width.
+        "lfm2" => {
+            if let Some(GgufValue::Array(kvh)) = kv.get(&k("attention.head_count_kv")) {
+                let counts: Vec<i64> = kvh.items.iter().filter_map(GgufValue::as_i64).collect();
+                let types: Vec<Value> = counts
+                    .iter()
+                    .map(|&n| json!(if n > 0 { "full_attention" } else { "conv" }))
+                    .collect();
+                c.insert("layer_types".into(), Value::Array(types));
+                if let Some(&n) = counts.iter().max() {
+                    c.insert("num_key_value_heads".into(), json!(n));
+                }
+            }
+            if let Some(e) = kv.f32(&k("attention.layer_norm_rms_epsilon")) {
+                c.insert("norm_eps".into(), f32_json(e));
+            }
+            if let Some(ff) = kv.u64(&k("feed_forward_length")) {
+                c.insert("block_ff_dim".into(), json!(ff));
+                c.insert("block_auto_adjust_ff_dim".into(), json!(false));
+            }
+        }
+        // Granite MoE with a shared expert is GraniteMoeShared.
+        "granitemoe" => {
+            if let Some(n) = kv.u64(&k("expert_shared_feed_forward_length")) {
+                c.insert(
+                    "architectures".into(),
+                    json!(["GraniteMoeSharedForCausalLM"]),
+                );
+                c.insert("model_type".into(), json!("granitemoeshared"));
+                c.insert("shared_intermediate_size".into(), json!(n));
+            }
+        }
+        "ernie4_5-moe" => {
+            if let Some(n) = kv.u64(&k("expert_shared_count")) {
+                c.insert("moe_num_shared_experts".into(), json!(n));
+            }
+        }
+        "deepseek2" => {
+            // MLA is written as MQA with key_length = kv_lora_rank + rope dims: the config's
+            // heads and head sizes come from the _mla keys.
+            if let Some(h) = kv.u64(&k("attention.head_count")) {
+                c.insert("num_key_value_heads".into(), json!(h));
+            }
+            let rope = kv.u64(&k("rope.dimension_count"));
+            if let Some(r) = rope {
+                c.insert("head_dim".into(), json!(r));
+            }
+            // (qk_rope_head_dim is the rotary part; it is not a fraction of key_length.)
+            c.remove("partial_rotary_factor");
+            if let (Some(kl), Some(r)) = (kv.u64(&k("attention.key_length_mla")), rope) {
+                c.insert("qk_nope_head_dim".into(), json!(kl.saturating_sub(r)));
+            }
+            if let Some(v) = kv.u64(&k("attention.value_length_mla")) {
+                c.insert("v_head_dim".into(), json!(v));
+            }
+            if let Some(r) = kv.u64(&k("attention.kv_lora_rank")) {
+                c.insert("kv_lora_rank".into(), json!(r));
+            }
+            if !c.contains_key("q_lora_rank") {
+                c.insert("q_lora_rank".into(), Value::Null);
+            }
+            c.insert(
+                "first_k_dense_replace".into(),
+                json!(kv.u64(&k("leading_dense_block_count")).unwrap_or(0)),
+            );
+            if let Some(n) = kv.u64(&k("expert_shared_count")) {
+                c.insert("n_shared_experts".into(), json!(n));
+            }
+            c.insert(
+                "norm_topk_prob".into(),
+                json!(kv.bool(&k("expert_weights_norm")).unwrap_or(false)),
+            );
+            match kv.u64(&k("expert_gating_func")) {
+                Some(2) => {
+                    c.insert("scoring_func".into(), json!("sigmoid"));
+                    c.insert("topk_method".into(), json!("noaux_tc"));
+                }
+                Some(1) => {
+                    c.insert("scoring_func".into(), json!("softmax"));
+                }
+                _ => {}
+            }
+            // `yarn_log_multiplier` is 0.1 * mscale_all_dim; mscale itself is not in the GGUF,
+            // and the released DeepSeek V2/V3 configs have mscale == mscale_all_dim.
+            if let (Some(m), Some(Value::Object(rs))) = (
+                kv.f32(&k("rope.scaling.yarn_log_multiplier")),
+                c.get_mut("rope_scaling"),
+            ) {
+                let all_dim = f32_json(m / 0.1);
+                rs.insert("mscale_all_dim".into(), all_dim.clone());
+                rs.insert("mscale".into(), all_dim);
+                warnings.push("DeepSeek yarn rope: mscale is not in the GGUF; config.json sets it to mscale_all_dim, as in the released models".into());
+            }
+        }
+        _ => {}
+    }
 }
 
 pub fn build_generation_config(kv: &Kvs) -> Option<Map<String, Value>> {

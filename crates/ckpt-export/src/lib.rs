@@ -4,7 +4,12 @@
 //! `config.json`, `generation_config.json` and tokenizer files rebuilt from the GGUF metadata.
 //!
 //! The name tables are the inverse of ckpt-model's converter; every exported tensor is checked
-//! against ckpt-model's forward mapping, which also says which transforms to undo.
+//! against ckpt-model's forward mapping, which also says which transforms to undo. Stacked
+//! experts are cut back into one tensor per expert (the family's `Experts` spec read
+//! backwards), tensors the converter split are joined again (its `Join`s: DeepSeek's
+//! `kv_b_proj`, Granite MoE's fused `input_linear`), and the config's plain hyperparameters
+//! come from the family's declarative parameter list read backwards. An architecture whose
+//! mapping is not invertible is refused with the reason ([`names::refused`]).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -33,6 +38,7 @@ use ckpt_core::atomic::{AtomicDir, AtomicFile};
 use ckpt_core::codec::{self, Nan};
 use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
+use ckpt_model::arch::family::JoinFn;
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
 use ckpt_model::hparams::Hparams;
 use rayon::prelude::*;
@@ -93,10 +99,36 @@ pub fn supported_architectures() -> Vec<&'static str> {
 struct Planned {
     hf_name: String,
     source: Tensor,
+    /// The other parts of a tensor the converter split (`source` is the first), and how they
+    /// go back together.
+    join: Option<(Vec<Tensor>, JoinFn)>,
     /// Forward transforms of the converter, undone in reverse order.
     transforms: Vec<Transform>,
     hf_shape: Vec<u64>,
     out: DType,
+}
+
+/// The description a GGUF exports through (see [`names::find_for`]): None when no architecture
+/// converts to it, an error saying why when the export of its architecture is refused.
+fn export_arch(
+    gguf_label: &str,
+    kv: &Kvs,
+    arch_name: &str,
+    tensors: &[Tensor],
+) -> Result<Option<ExportArch>> {
+    let hints = names::Hints {
+        has_experts: tensors.iter().any(|t| t.name.ends_with("_exps.weight")),
+        has_expert_bias: tensors.iter().any(|t| t.name.contains(".exp_probs_b.")),
+        tokenizer_model: kv.str("tokenizer.ggml.model"),
+    };
+    match names::find_for(arch_name, hints) {
+        None => Ok(None),
+        Some(Ok(a)) => Ok(Some(a)),
+        Some(Err(why)) => Err(Error::Unsupported(format!(
+            "{gguf_label}: a GGUF of architecture {arch_name} cannot be exported to a Hugging Face folder: {why} (exported: {})",
+            supported_architectures().join(", ")
+        ))),
+    }
 }
 
 /// The Hugging Face `config.json` rebuilt from `gguf`'s keys (what [`gguf_to_hf`] writes), for
@@ -108,14 +140,15 @@ pub fn hf_config(gguf: &Path) -> Result<Map<String, Value>> {
         .str("general.architecture")
         .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
         .to_string();
-    let arch = names::find(&arch_name).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "{}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
-            gguf.display(),
-            supported_architectures().join(", ")
-        ))
-    })?;
     let tensors = split.tensors();
+    let arch =
+        export_arch(&gguf.display().to_string(), &kv, &arch_name, &tensors)?.ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
+                gguf.display(),
+                supported_architectures().join(", ")
+            ))
+        })?;
     let out_type = |t: &Tensor| -> DType {
         match t.dtype {
             DType::F32 | DType::F16 | DType::BF16 => t.dtype,
@@ -195,6 +228,7 @@ fn config_of(
             tied,
             torch_dtype,
             longrope,
+            tensors: tensors.iter().map(|t| t.name.clone()).collect(),
         },
         warnings,
     );
@@ -251,7 +285,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         })
     };
 
-    let Some(arch) = names::find(&arch_name) else {
+    let Some(arch) = export_arch(&gguf_label, &kv, &arch_name, &tensors)? else {
         let msg = format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
             supported_architectures().join(", ")
@@ -267,6 +301,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
             .map(|t| Planned {
                 hf_name: t.name.clone(),
                 source: t.clone(),
+                join: None,
                 transforms: Vec::new(),
                 hf_shape: t.shape.clone(),
                 out: out_type(t),
@@ -296,7 +331,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         &mut warnings,
     )?;
 
-    let planned = plan_tensors(
+    let mut planned = plan_tensors(
         &arch,
         &config,
         &tensors,
@@ -304,9 +339,45 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         out_type,
         &mut dropped,
     )?;
-
-    let mut extra_files: Vec<(String, Vec<u8>)> =
-        vec![("config.json".into(), pretty(&Value::Object(config.clone())))];
+    let mut config = config;
+    // (A family quirk may have named another class of the description: OLMo 3, Granite MoE
+    // with a shared expert.)
+    let mut hf_class = arch
+        .forward
+        .hf_names()
+        .iter()
+        .copied()
+        .find(|c| config["architectures"][0] == *c)
+        .unwrap_or(arch.hf_class);
+    let pooling = kv.u64(&format!("{arch_name}.pooling_type"));
+    let mut extra_files: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(p) = pooling {
+        // An embedding model: the bare class the converter also takes (Qwen3Model: the decoder
+        // without "model."), and the sentence-transformers pooling it recorded.
+        if let Some(bare) = arch
+            .forward
+            .hf_names()
+            .iter()
+            .copied()
+            .find(|c| c.ends_with("Model"))
+        {
+            hf_class = bare;
+            config.insert("architectures".into(), json!([bare]));
+            for t in &mut planned {
+                if let Some(rest) = t.hf_name.strip_prefix("model.") {
+                    t.hf_name = rest.to_string();
+                }
+            }
+        }
+        extra_files.extend(pooling_files(
+            p,
+            config.get("hidden_size").or(config.get("n_embd")),
+        ));
+    }
+    extra_files.insert(
+        0,
+        ("config.json".into(), pretty(&Value::Object(config.clone()))),
+    );
     if let Some(g) = config::build_generation_config(&kv) {
         extra_files.push(("generation_config.json".into(), pretty(&Value::Object(g))));
     }
@@ -359,7 +430,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         extra_files,
         ReportBase {
             gguf_architecture: arch_name,
-            hf_architecture: Some(arch.hf_class.to_string()),
+            hf_architecture: Some(hf_class.to_string()),
             dropped,
             warnings,
         },
@@ -377,12 +448,12 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .str("general.architecture")
         .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
         .to_string();
-    let arch = names::find(&arch_name).ok_or_else(|| {
+    let tensors = split.tensors();
+    let arch = export_arch(&gguf_label, &kv, &arch_name, &tensors)?.ok_or_else(|| {
         Error::Unsupported(format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping"
         ))
     })?;
-    let tensors = split.tensors();
     let tied = !tensors.iter().any(|t| t.name == "output.weight");
     let vocab_size = kv
         .u64(&format!("{arch_name}.vocab_size"))
@@ -402,6 +473,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
             tied,
             torch_dtype: "float32",
             longrope: None,
+            tensors: tensors.iter().map(|t| t.name.clone()).collect(),
         },
         &mut warnings,
     );
@@ -420,6 +492,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .map(|p| {
             let src = Arc::new(PlannedSource {
                 source: p.source,
+                join: p.join,
                 transforms: p.transforms,
                 out: p.out,
                 label: gguf_label.clone(),
@@ -430,6 +503,34 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     Ok(ck)
 }
 
+/// sentence-transformers' `modules.json` and `1_Pooling/config.json` for the GGUF's
+/// `pooling_type` (the inverse of what the converter reads, see
+/// [`ckpt_model::arch::qwen::POOLING_MODES`]).
+fn pooling_files(pooling_type: u64, hidden: Option<&Value>) -> Vec<(String, Vec<u8>)> {
+    let modes = ckpt_model::arch::qwen::POOLING_MODES;
+    if !modes.iter().any(|m| u64::from(m.0) == pooling_type) {
+        return Vec::new();
+    }
+    let modules = json!([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]);
+    let mut cfg = Map::new();
+    cfg.insert(
+        "word_embedding_dimension".into(),
+        hidden.cloned().unwrap_or(Value::Null),
+    );
+    for (id, flag, _) in modes {
+        cfg.insert((*flag).into(), json!(u64::from(*id) == pooling_type));
+    }
+    cfg.insert("pooling_mode_max_tokens".into(), json!(false));
+    cfg.insert("pooling_mode_mean_sqrt_len_tokens".into(), json!(false));
+    vec![
+        ("modules.json".into(), pretty(&modules)),
+        ("1_Pooling/config.json".into(), pretty(&Value::Object(cfg))),
+    ]
+}
+
 fn pretty(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
@@ -437,7 +538,8 @@ fn pretty(v: &Value) -> Vec<u8> {
 }
 
 /// Names, shapes and undo-steps for every GGUF tensor, checked against ckpt-model's forward
-/// mapping (which must send the HF name back to the same GGUF name).
+/// mapping (which must send the HF name back to the same GGUF name). Stacked experts are cut
+/// back into one tensor per expert, split tensors joined (see [`ckpt_model::arch::family::Join`]).
 fn plan_tensors(
     arch: &ExportArch,
     config: &Map<String, Value>,
@@ -446,8 +548,7 @@ fn plan_tensors(
     out_type: impl Fn(&Tensor) -> DType,
     dropped: &mut Vec<String>,
 ) -> Result<Vec<Planned>> {
-    let forward = ckpt_model::arch::find(arch.hf_class)
-        .ok_or_else(|| Error::Other(format!("ckpt-model does not know {}", arch.hf_class)))?;
+    let forward = arch.forward;
     let mut hp = Hparams {
         path: PathBuf::from(format!("{gguf_label} (rebuilt config.json)")),
         map: config.clone(),
@@ -455,20 +556,91 @@ fn plan_tensors(
     forward.config_defaults(&mut hp);
     let block_count = hp.require_u32(&["num_hidden_layers", "n_layer"])?;
     let mut planned = Vec::new();
-    for t in tensors {
+    // (join, block) -> the parts seen so far
+    let mut pending: BTreeMap<(usize, u32), Vec<Option<Tensor>>> = BTreeMap::new();
+    'tensors: for t in tensors {
         if names::is_generated(&t.name) {
             dropped.push(t.name.clone());
             continue;
         }
+        let gguf_bid: Option<u32> = t
+            .name
+            .strip_prefix("blk.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|b| b.parse().ok());
+        if let (Some(spec), Some(b)) = (forward.experts(), gguf_bid) {
+            for w in spec.weights {
+                let merged = spec
+                    .merged
+                    .replace("{bid}", &b.to_string())
+                    .replace("{w}", w);
+                if forward.map_name(&merged, Some(b), block_count).as_deref() == Some(&t.name) {
+                    planned.extend(unstack(
+                        forward,
+                        spec,
+                        &merged,
+                        w,
+                        b,
+                        t,
+                        &hp,
+                        block_count,
+                        gguf_label,
+                        out_type(t),
+                    )?);
+                    continue 'tensors;
+                }
+            }
+        }
         let hf = names::hf_name(arch, &t.name).ok_or_else(|| {
             Error::Unsupported(format!("{gguf_label}: tensor '{}' has no Hugging Face name for architecture {} (refusing to drop it)", t.name, arch.gguf))
         })?;
+        if let Some(b) = gguf_bid {
+            for (ji, j) in forward.joins().iter().enumerate() {
+                let Some(pi) = j
+                    .parts
+                    .iter()
+                    .position(|p| p.replace("{bid}", &b.to_string()) == hf)
+                else {
+                    continue;
+                };
+                let parts = pending
+                    .entry((ji, b))
+                    .or_insert_with(|| vec![None; j.parts.len()]);
+                parts[pi] = Some(t.clone());
+                if parts.iter().all(Option::is_some) {
+                    let parts: Vec<Tensor> = pending
+                        .remove(&(ji, b))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let shapes: Vec<&[u64]> = parts.iter().map(|p| p.shape.as_slice()).collect();
+                    let hf_shape = (j.shape)(&shapes).map_err(|e| {
+                        Error::invalid(gguf_label, format!("tensor '{}': {e}", t.name))
+                    })?;
+                    let mut parts = parts.into_iter();
+                    let first = parts.next().expect("a join has parts");
+                    planned.push(Planned {
+                        hf_name: j.fused.replace("{bid}", &b.to_string()),
+                        out: out_type(&first),
+                        source: first,
+                        join: Some((parts.collect(), j.join)),
+                        transforms: Vec::new(),
+                        hf_shape,
+                    });
+                }
+                continue 'tensors;
+            }
+        }
         let bid = hf
             .split('.')
             .find(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|p| p.parse().ok());
+        // The name the converter maps (after its own renames).
+        let (original, mapped) = ckpt_model::EXPERT_BIAS_RENAME;
+        let converter_name = hf.replace(original, mapped);
         let tref = TensorRef {
-            name: &hf,
+            name: &converter_name,
             bid,
             dtype: out_type(t),
             model_dir: Path::new(""),
@@ -490,6 +662,10 @@ fn plan_tensors(
         };
         let mut hf_shape = t.shape.clone();
         for tr in transforms.iter().rev() {
+            if let Transform::SqueezeDim1 = tr {
+                // The data is the same; the checkpoint's shape had a dimension 1 of size 1.
+                hf_shape.insert(1.min(hf_shape.len()), 1);
+            }
             if let Transform::Transpose = tr {
                 if hf_shape.len() != 2 {
                     return Err(Error::invalid(
@@ -509,12 +685,159 @@ fn plan_tensors(
         planned.push(Planned {
             hf_name: hf,
             source: t.clone(),
+            join: None,
             transforms,
             hf_shape,
             out: out_type(t),
         });
     }
+    if let Some(((ji, b), parts)) = pending.into_iter().next() {
+        let j = &forward.joins()[ji];
+        let have = parts
+            .iter()
+            .flatten()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let missing = j
+            .parts
+            .iter()
+            .zip(&parts)
+            .find(|(_, p)| p.is_none())
+            .map(|(n, _)| n.replace("{bid}", &b.to_string()))
+            .unwrap_or_default();
+        return Err(Error::invalid(
+            gguf_label,
+            format!(
+                "{have} has no partner: the GGUF tensor for {missing} (needed to rebuild {}) is missing",
+                j.fused.replace("{bid}", &b.to_string())
+            ),
+        ));
+    }
     Ok(planned)
+}
+
+/// One stacked expert tensor `t` ([experts, rows, cols], GGUF name of `merged`) back into one
+/// Hugging Face tensor per expert, each a view of its slice of the file.
+#[allow(clippy::too_many_arguments)]
+fn unstack(
+    forward: &dyn ckpt_model::arch::Architecture,
+    spec: &ckpt_model::arch::family::Experts,
+    merged: &str,
+    weight: &str,
+    bid: u32,
+    t: &Tensor,
+    hp: &Hparams,
+    block_count: u32,
+    gguf_label: &str,
+    out: DType,
+) -> Result<Vec<Planned>> {
+    let tref = TensorRef {
+        name: merged,
+        bid: Some(bid),
+        dtype: out,
+        model_dir: Path::new(""),
+    };
+    match forward.tensor(&tref, hp, block_count)? {
+        TensorAction::Keep { name, transforms } if name == t.name && transforms.is_empty() => {}
+        TensorAction::Keep { name, transforms } => {
+            return Err(Error::Other(format!(
+                "{gguf_label}: stacked experts '{}' come from {merged}, which ckpt-model converts to {name} with {transforms:?} (cannot unstack)",
+                t.name
+            )))
+        }
+        TensorAction::Drop => {
+            return Err(Error::Other(format!(
+                "{gguf_label}: stacked experts '{}' come from {merged}, which ckpt-model drops",
+                t.name
+            )))
+        }
+    }
+    let &[n, rows, cols] = t.shape.as_slice() else {
+        return Err(Error::invalid(
+            gguf_label,
+            format!(
+                "tensor '{}' has shape {:?}, expected [experts, rows, columns]",
+                t.name, t.shape
+            ),
+        ));
+    };
+    if let Some(count) = spec
+        .count
+        .iter()
+        .find_map(|k| hp.get(k).and_then(Value::as_u64))
+    {
+        if count != n {
+            return Err(Error::invalid(
+                gguf_label,
+                format!(
+                    "tensor '{}' stacks {n} experts, but the expert count is {count} (the expert count disagrees with the tensors)",
+                    t.name
+                ),
+            ));
+        }
+    }
+    let expert_shape = vec![rows, cols];
+    let per_expert = t
+        .dtype
+        .nbytes(&expert_shape)
+        .map_err(|e| Error::invalid(gguf_label, format!("tensor '{}': {e}", t.name)))?
+        as usize;
+    (0..n as usize)
+        .map(|x| {
+            let hf_name = spec
+                .per_expert
+                .replace("{bid}", &bid.to_string())
+                .replace("{xid}", &x.to_string())
+                .replace("{w}", weight);
+            Ok(Planned {
+                source: expert_slice(t, x, per_expert, expert_shape.clone(), gguf_label)?,
+                hf_name,
+                join: None,
+                transforms: Vec::new(),
+                hf_shape: expert_shape.clone(),
+                out,
+            })
+        })
+        .collect()
+}
+
+/// Expert `x` of a stacked tensor: a view of its bytes when the tensor is a dense view of the
+/// file, else a copy of its slice.
+fn expert_slice(
+    t: &Tensor,
+    x: usize,
+    per_expert: usize,
+    shape: Vec<u64>,
+    gguf_label: &str,
+) -> Result<Tensor> {
+    let name = format!("{} (expert {x})", t.name);
+    if let Some(v) = t.view() {
+        if v.offset == 0 && v.strides.is_none() && !v.storage.big_endian {
+            let st = &v.storage;
+            if (x + 1) * per_expert > st.len {
+                return Err(Error::invalid(
+                    gguf_label,
+                    format!(
+                        "tensor '{}' has {} bytes, too few for expert {x} of {per_expert} bytes",
+                        t.name, st.len
+                    ),
+                ));
+            }
+            let storage = ckpt_core::tensor::Storage::new(
+                st.buffer.clone(),
+                st.start + x * per_expert,
+                per_expert,
+                name.clone(),
+            )?;
+            return Ok(Tensor::contiguous(name, t.dtype, shape, storage));
+        }
+    }
+    let whole = t.clone();
+    Ok(Tensor::computed(name, t.dtype, shape, move || {
+        let b = whole.bytes()?;
+        Ok(b[x * per_expert..(x + 1) * per_expert].to_vec())
+    }))
 }
 
 fn to_f32(t: &Tensor, gguf_label: &str) -> Result<Vec<f32>> {
@@ -564,6 +887,9 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// (rotary permutation, -1) read the mapped GGUF data a slab of rows at a time, so only the
 /// output and one slab of f32 are in memory; a transpose needs the whole tensor.
 fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
+    if let Some((rest, join)) = &p.join {
+        return materialize_joined(p, rest, *join);
+    }
     let src = &p.source;
     let g = src.dtype.to_ggml().ok_or_else(|| {
         Error::Unsupported(format!(
@@ -692,8 +1018,10 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
             Transform::TruncateRows { .. } => {}
             // The skipped position rows are gone; XLM-RoBERTa (the one user) is not exported.
             Transform::SkipRows { .. } => {}
-            // Same data; LFM2 (the one user) is not exported.
-            Transform::SqueezeDim1 => {}
+            // Same data (the shape is restored by the plan).
+            Transform::SqueezeDim1 => {
+                shape.insert(1.min(shape.len()), 1);
+            }
             Transform::NeoxRotary {
                 head_dim,
                 rotary_dim,
@@ -721,8 +1049,39 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A tensor the converter split, put back together from its parts (each dequantized whole).
+fn materialize_joined(p: &PlannedSource, rest: &[Tensor], join: JoinFn) -> Result<Vec<u8>> {
+    let parts: Vec<&Tensor> = std::iter::once(&p.source).chain(rest).collect();
+    let values = parts
+        .iter()
+        .map(|t| to_f32(t, &p.label))
+        .collect::<Result<Vec<_>>>()?;
+    let args: Vec<(&[f32], &[u64])> = values
+        .iter()
+        .zip(&parts)
+        .map(|(v, t)| (v.as_slice(), t.shape.as_slice()))
+        .collect();
+    let v = join(&args).map_err(|e| {
+        Error::invalid(
+            &p.label,
+            format!(
+                "tensors {}: {e}",
+                parts
+                    .iter()
+                    .map(|t| format!("'{}'", t.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];
+    encode_into(&v, p.out, &mut out);
+    Ok(out)
+}
+
 struct PlannedSource {
     source: Tensor,
+    join: Option<(Vec<Tensor>, JoinFn)>,
     transforms: Vec<Transform>,
     out: DType,
     label: String,
@@ -748,6 +1107,7 @@ fn write_folder(
         .map(|p| {
             let src = Arc::new(PlannedSource {
                 source: p.source,
+                join: p.join,
                 transforms: p.transforms,
                 out: p.out,
                 label: label.clone(),
@@ -812,6 +1172,9 @@ fn write_folder(
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
     let mut f = AtomicFile::in_atomic_dir(&path)?;
     f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
     f.commit()

@@ -15,6 +15,8 @@ pub struct ExportArch {
     /// HF module path (with `{bid}`) -> GGUF name, derived from the forward tables (the shared
     /// tensor map restricted to this architecture's kinds).
     pub names: Vec<(&'static str, &'static str)>,
+    /// The converter's description, read backwards (experts, joins, config fields).
+    pub forward: &'static dyn Architecture,
 }
 
 impl ExportArch {
@@ -24,8 +26,63 @@ impl ExportArch {
             hf_class: forward.hf_names()[0],
             model_type: forward.model_type(),
             names: forward.export_names(),
+            forward,
         }
     }
+}
+
+/// What tells apart the descriptions that convert to one GGUF architecture.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    /// Stacked expert tensors (`ffn_*_exps`): Mixtral is "llama" with experts.
+    pub has_experts: bool,
+    /// An expert bias (`exp_probs_b`): DeepSeek V3 is "deepseek2" with one, V2's router has none.
+    pub has_expert_bias: bool,
+    /// `tokenizer.ggml.model`: XLM-RoBERTa is "bert" with a Unigram ("t5") vocabulary.
+    pub tokenizer_model: Option<&'a str>,
+}
+
+/// Why a GGUF of architecture `gguf_arch` cannot be exported, or the description it exports
+/// through (see [`Hints`] for architectures several descriptions convert to; vision-language
+/// ones export through their text model). None when no description converts to `gguf_arch`.
+pub fn find_for(gguf_arch: &str, hints: Hints) -> Option<Result<ExportArch, &'static str>> {
+    let Hints {
+        has_experts,
+        has_expert_bias,
+        tokenizer_model,
+    } = hints;
+    let candidates: Vec<&'static dyn Architecture> = ckpt_model::arch::registry()
+        .iter()
+        .copied()
+        .filter(|a| a.gguf_arch() == gguf_arch)
+        .collect();
+    let first = *candidates.first()?;
+    let fits = |a: &&'static dyn Architecture| {
+        a.experts().is_some() == has_experts
+            && (a.gguf_arch() != "deepseek2"
+                || (a.hf_names()[0] == "DeepseekV3ForCausalLM") == has_expert_bias)
+            && (a.gguf_arch() != "bert"
+                || (a.hf_names()[0] == "XLMRobertaModel") == (tokenizer_model == Some("t5")))
+    };
+    let chosen = candidates
+        .iter()
+        .copied()
+        .find(|a| a.exports() && fits(a))
+        .or_else(|| candidates.iter().copied().find(fits))
+        .unwrap_or(first);
+    Some(match chosen.export_refusal() {
+        None => Ok(ExportArch::of(chosen)),
+        Some(why) => Err(why),
+    })
+}
+
+/// Every registered Hugging Face class that does not export, with the reason (first class name
+/// of each description; vision-language ones are left out, their text model decides).
+pub fn refused() -> Vec<(&'static str, &'static str)> {
+    ckpt_model::arch::registry()
+        .iter()
+        .filter_map(|a| a.export_refusal().map(|why| (a.hf_names()[0], why)))
+        .collect()
 }
 
 /// Every GGUF architecture that exports, in ckpt-model's registry order.
@@ -71,8 +128,13 @@ pub fn hf_name(arch: &ExportArch, gguf_name: &str) -> Option<String> {
             _ => false,
         };
         if matched {
-            let hf = bid.map_or_else(|| hf.to_string(), |b| hf.replace("{bid}", b));
-            return Some(hf + &suffix);
+            let hf = bid.map_or_else(|| hf.to_string(), |b| hf.replace("{bid}", b)) + &suffix;
+            // The converter renamed the expert bias before mapping it.
+            let (original, mapped) = ckpt_model::EXPERT_BIAS_RENAME;
+            return Some(match hf.strip_suffix(mapped) {
+                Some(head) => format!("{head}{original}"),
+                None => hf,
+            });
         }
     }
     None
@@ -114,8 +176,79 @@ mod tests {
             Some("model.layers.2.post_attention_layernorm.weight")
         );
         assert!(
-            find("granite").is_none(),
-            "granite's config is not rebuilt yet"
+            find("smollm3").is_none(),
+            "SmolLM3's no_rope_layers are not in the GGUF"
+        );
+        let why = find_for("smollm3", Hints::default())
+            .unwrap()
+            .err()
+            .unwrap();
+        assert!(why.contains("no_rope_layers"), "{why}");
+        assert_eq!(
+            find_for(
+                "llama",
+                Hints {
+                    has_experts: true,
+                    ..Hints::default()
+                }
+            )
+            .unwrap()
+            .ok()
+            .unwrap()
+            .hf_class,
+            "MixtralForCausalLM"
+        );
+        assert_eq!(
+            find_for("llama", Hints::default())
+                .unwrap()
+                .ok()
+                .unwrap()
+                .hf_class,
+            "LlamaForCausalLM"
+        );
+        assert_eq!(
+            find_for(
+                "deepseek2",
+                Hints {
+                    has_experts: true,
+                    has_expert_bias: true,
+                    ..Hints::default()
+                }
+            )
+            .unwrap()
+            .ok()
+            .unwrap()
+            .hf_class,
+            "DeepseekV3ForCausalLM"
+        );
+        assert_eq!(
+            find_for(
+                "deepseek2",
+                Hints {
+                    has_experts: true,
+                    ..Hints::default()
+                }
+            )
+            .unwrap()
+            .ok()
+            .unwrap()
+            .hf_class,
+            "DeepseekV2ForCausalLM"
+        );
+        assert!(find_for("no-such-arch", Hints::default()).is_none());
+        let xlmr = Hints {
+            tokenizer_model: Some("t5"),
+            ..Hints::default()
+        };
+        let why = find_for("bert", xlmr).unwrap().err().unwrap();
+        assert!(why.contains("position embeddings"), "{why}");
+        assert_eq!(
+            find_for("bert", Hints::default())
+                .unwrap()
+                .ok()
+                .unwrap()
+                .hf_class,
+            "BertModel"
         );
         assert_eq!(hf_name(&llama, "blk.0.unknown.weight"), None);
         assert_eq!(hf_name(&llama, "blk.x.attn_q.weight"), None);
@@ -123,10 +256,12 @@ mod tests {
 
     #[test]
     fn every_gguf_name_maps_back_to_an_hf_name_that_converts_to_it() {
-        for gguf in supported() {
-            let a = find(gguf).unwrap();
-            let forward = ckpt_model::arch::find(a.hf_class).unwrap();
-            assert_eq!(forward.gguf_arch(), gguf);
+        for forward in ckpt_model::arch::registry().iter().copied() {
+            if !forward.exports() {
+                continue;
+            }
+            let a = ExportArch::of(forward);
+            let gguf = a.gguf;
             for (_, gguf_name) in &a.names {
                 let g = format!("{}.weight", gguf_name.replace("{bid}", "3"));
                 let hf = hf_name(&a, &g).unwrap_or_else(|| panic!("{gguf}: {g}"));

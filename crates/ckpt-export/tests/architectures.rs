@@ -492,3 +492,414 @@ fn bert_round_trips_tensors_and_the_wordpiece_vocabulary() {
         );
     }
 }
+
+// ---------------------------------------------------------------- mixtures of experts
+//
+// The tiny MoE cases of tests/fixtures/arch-moe (scripts/gen-arch-moe-fixtures.py): converted to
+// F16 here, the GGUF is first checked to be byte-identical to what llama.cpp's
+// convert_hf_to_gguf.py wrote (the fixture's sha256), then exported back. The exported per-expert
+// tensors must equal the checkpoint's (the values are exact in f16), and the exported folder must
+// convert to the same GGUF tensors again.
+
+fn moe_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the fixture generator wrote it.
+fn moe_tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
+    let n: u64 = shape.iter().product();
+    Tensor::computed(name, DType::F32, shape, move || {
+        Ok((0..n)
+            .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
+            .collect())
+    })
+}
+
+/// The case's model folder and checkpoint, and its F16 GGUF (checked against llama.cpp's).
+fn moe_gguf(case: &str, tmp: &Path) -> (PathBuf, Checkpoint, serde_json::Value) {
+    use sha2::{Digest, Sha256};
+    let fx = moe_fixtures().join("arch-moe").join(case);
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(fx.join(f)).unwrap()).unwrap()
+    };
+    let expected = read("expected.json");
+    let dir = tmp.join(format!("tiny-{case}"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fx.join("config.json"), dir.join("config.json")).unwrap();
+    let (tok_dir, files): (&str, &[&str]) = match expected["tokenizer"].as_str().unwrap() {
+        "bpe" => (
+            "gguf/tiny-smol-bpe",
+            &[
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "chat_template.jinja",
+            ],
+        ),
+        "spm" => (
+            "gguf/tiny-llama-spm",
+            &["tokenizer.model", "tokenizer_config.json"],
+        ),
+        other => panic!("{case}: tokenizer {other}"),
+    };
+    for f in files {
+        let src = moe_fixtures().join(tok_dir).join(f);
+        if src.is_file() {
+            std::fs::copy(src, dir.join(f)).unwrap();
+        }
+    }
+    let list: Vec<(String, Vec<u64>)> = serde_json::from_value(read("hf_tensors.json")).unwrap();
+    let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
+    ck.tensors = list
+        .into_iter()
+        .enumerate()
+        .map(|(k, (n, s))| moe_tensor(&n, s, k as u64))
+        .collect();
+    let gguf = tmp.join(format!("{case}.gguf"));
+    let f16 = HfToGgufOptions {
+        outtype: OutType::F16,
+        ..Default::default()
+    };
+    convert_hf_to_gguf(&dir, &ck, &gguf, &f16).unwrap();
+    let sha: String = Sha256::digest(std::fs::read(&gguf).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        sha,
+        expected["file_sha256"].as_str().unwrap(),
+        "{case}: the GGUF is not llama.cpp's"
+    );
+    (gguf, ck, read("config.json"))
+}
+
+/// F16 tensors (the converter keeps norms and routers F32) as f32.
+fn f16s(t: &Tensor) -> Vec<f32> {
+    if t.dtype == DType::F32 {
+        return f32s(t);
+    }
+    assert_eq!(t.dtype, DType::F16, "{}", t.name);
+    t.bytes()
+        .unwrap()
+        .chunks_exact(2)
+        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
+}
+
+/// Exports `case` and checks tensors, the config fields named in `same`, and the round trip.
+fn moe_cycle(case: &str, hf_class: &str, same: &[&str]) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, ck, original) = moe_gguf(case, tmp.path());
+    let out = tmp.path().join("export");
+    let report = gguf_to_hf(&gguf, &out, &ExportOptions::default())
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    assert_eq!(report.hf_architecture.as_deref(), Some(hf_class), "{case}");
+    let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
+    let layers = original["num_hidden_layers"].as_u64().unwrap();
+    let tied = original["tie_word_embeddings"] == json!(true);
+    let mut expected_names = Vec::new();
+    for t in &ck.tensors {
+        // DeepSeek V3's multi-token-prediction layer and a tied head are dropped by the converter.
+        let mtp = t
+            .name
+            .strip_prefix("model.layers.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|b| b.parse::<u64>().ok())
+            .is_some_and(|b| b >= layers);
+        if mtp || (tied && t.name == "lm_head.weight") {
+            assert!(exported.get(&t.name).is_none(), "{case}: {}", t.name);
+            continue;
+        }
+        let e = exported
+            .get(&t.name)
+            .unwrap_or_else(|| panic!("{case}: {} was not exported", t.name));
+        assert_eq!(e.shape, t.shape, "{case}: {}", t.name);
+        assert_eq!(f16s(e), f32s(t), "{case}: {} differs", t.name);
+        expected_names.push(t.name.clone());
+    }
+    assert_eq!(
+        exported.tensors.len(),
+        expected_names.len(),
+        "{case}: exported tensors the checkpoint does not have"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    for key in same {
+        assert_eq!(config[key], original[key], "{case}: config.json {key}");
+    }
+    // The exported folder converts to the same GGUF tensors.
+    let back = tmp.path().join("back.gguf");
+    let f16 = HfToGgufOptions {
+        outtype: OutType::F16,
+        ..Default::default()
+    };
+    convert_hf_to_gguf(&out, &exported, &back, &f16).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let (a, b) = (
+        ckpt_gguf::open_split(&gguf).unwrap(),
+        ckpt_gguf::open_split(&back).unwrap(),
+    );
+    let (ta, tb) = (a.tensors(), b.tensors());
+    assert_eq!(
+        ta.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        tb.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        "{case}"
+    );
+    for (x, y) in ta.iter().zip(&tb) {
+        assert_eq!(
+            (x.dtype, &x.shape),
+            (y.dtype, &y.shape),
+            "{case}: {}",
+            x.name
+        );
+        assert!(
+            x.bytes().unwrap() == y.bytes().unwrap(),
+            "{case}: {} differs after GGUF -> HF -> GGUF",
+            x.name
+        );
+    }
+    // Every hyperparameter key comes back too.
+    for (k, v) in a.kvs() {
+        if k.starts_with(&format!("{}.", report.gguf_architecture)) {
+            assert!(
+                b.get(k) == Some(v),
+                "{case}: {k} is {:?} after the round trip, was {v:?}",
+                b.get(k)
+            );
+        }
+    }
+    config
+}
+
+const MOE_COMMON: &[&str] = &[
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "rms_norm_eps",
+    "vocab_size",
+    "tie_word_embeddings",
+];
+
+#[test]
+fn qwen_moe_experts_are_unstacked() {
+    let keys = [
+        MOE_COMMON,
+        &[
+            "num_key_value_heads",
+            "num_experts_per_tok",
+            "moe_intermediate_size",
+            "intermediate_size",
+        ],
+    ]
+    .concat();
+    // transformers 5 saves Qwen 3 MoE's expert count as num_local_experts (num_experts is its
+    // alias, the name the export writes).
+    let c = moe_cycle(
+        "qwen3moe",
+        "Qwen3MoeForCausalLM",
+        &[keys.as_slice(), &["head_dim"]].concat(),
+    );
+    assert_eq!(c["num_experts"], 3);
+    assert_eq!(
+        c["norm_topk_prob"], true,
+        "llama.cpp renormalises Qwen 3 MoE's"
+    );
+    let c = moe_cycle(
+        "qwen2moe",
+        "Qwen2MoeForCausalLM",
+        &[
+            keys.as_slice(),
+            &["num_experts", "shared_expert_intermediate_size"],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "qwen2_moe");
+}
+
+#[test]
+fn mixtral_experts_are_unstacked_and_q_k_unpermuted() {
+    let c = moe_cycle(
+        "mixtral",
+        "MixtralForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "num_local_experts",
+                "num_experts_per_tok",
+                "intermediate_size",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "mixtral");
+}
+
+#[test]
+fn ernie4_5_moe_keeps_dense_leading_layers_and_shared_experts() {
+    moe_cycle(
+        "ernie4_5_moe",
+        "Ernie4_5_MoeForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "moe_num_experts",
+                "moe_k",
+                "moe_intermediate_size",
+                "moe_num_shared_experts",
+                "moe_layer_start_index",
+                "moe_layer_interval",
+                "intermediate_size",
+            ],
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn deepseek_kv_b_proj_is_re_fused_from_the_mla_halves() {
+    let mla = [
+        MOE_COMMON,
+        &[
+            "num_key_value_heads",
+            "n_routed_experts",
+            "num_experts_per_tok",
+            "n_shared_experts",
+            "moe_intermediate_size",
+            "intermediate_size",
+            "first_k_dense_replace",
+            "kv_lora_rank",
+            "q_lora_rank",
+            "qk_nope_head_dim",
+            "qk_rope_head_dim",
+            "v_head_dim",
+            "routed_scaling_factor",
+            "norm_topk_prob",
+        ],
+    ]
+    .concat();
+    moe_cycle("deepseek_v2", "DeepseekV2ForCausalLM", &mla);
+    let c = moe_cycle(
+        "deepseek_v3",
+        "DeepseekV3ForCausalLM",
+        &[
+            mla.as_slice(),
+            &["head_dim", "n_group", "topk_group", "scoring_func"],
+        ]
+        .concat(),
+    );
+    assert!(c.get("partial_rotary_factor").is_none(), "{c}");
+    let rs = &c["rope_scaling"];
+    assert_eq!(rs["rope_type"], "yarn");
+    assert_eq!(rs["factor"], 40.0);
+    assert_eq!(rs["mscale_all_dim"], 1.0);
+    assert_eq!(rs["original_max_position_embeddings"], 32);
+}
+
+#[test]
+fn families_whose_export_is_refused_say_why() {
+    let (case, why) = ("gpt_oss", "gate_up_proj");
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, _, _) = moe_gguf(case, tmp.path());
+    let out = tmp.path().join("export");
+    let err = gguf_to_hf(&gguf, &out, &ExportOptions::default())
+        .err()
+        .unwrap_or_else(|| panic!("{case}: exported"))
+        .to_string();
+    assert!(
+        err.contains("cannot be exported") && err.contains(why),
+        "{case}: {err}"
+    );
+    assert!(!out.exists(), "{case}: nothing may be written");
+}
+
+/// Qwen3-Embedding: the bare decoder (names without "model.") with last-token pooling comes back
+/// as `Qwen3Model` with its sentence-transformers pooling modules.
+#[test]
+fn qwen3_embedding_comes_back_as_the_bare_model_with_its_pooling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("emb");
+    std::fs::create_dir_all(model.join("1_Pooling")).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        json!({"architectures": ["Qwen3Model"], "model_type": "qwen3", "hidden_size": 64, "intermediate_size": 32,
+               "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 1,
+               "max_position_embeddings": 128, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "vocab_size": 49152,
+               "tie_word_embeddings": true})
+        .to_string(),
+    )
+    .unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixtures().join("tiny-smol-bpe").join(f), model.join(f)).unwrap();
+    }
+    std::fs::write(model.join("modules.json"), json!([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]).to_string()).unwrap();
+    std::fs::write(
+        model.join("1_Pooling/config.json"),
+        json!({"word_embedding_dimension": 64, "pooling_mode_lasttoken": true}).to_string(),
+    )
+    .unwrap();
+    let mut t = vec![
+        ("embed_tokens.weight".to_string(), vec![49152, 64]),
+        ("norm.weight".into(), vec![64]),
+    ];
+    t.extend(llama_like_layer("layers.0", 64, 32, 32));
+    t.push(("layers.0.self_attn.q_norm.weight".into(), vec![32]));
+    t.push(("layers.0.self_attn.k_norm.weight".into(), vec![32]));
+    let ck = checkpoint(&as_refs(&t));
+    let opts = || HfToGgufOptions {
+        outtype: OutType::F32,
+        ..Default::default()
+    };
+    let gguf = tmp.path().join("emb.gguf");
+    convert_hf_to_gguf(&model, &ck, &gguf, &opts()).unwrap();
+    let out = tmp.path().join("emb-export");
+    let report = gguf_to_hf(&gguf, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(report.hf_architecture.as_deref(), Some("Qwen3Model"));
+    let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
+    assert_eq!(exported.tensors.len(), ck.tensors.len());
+    for o in &ck.tensors {
+        let e = exported
+            .get(&o.name)
+            .unwrap_or_else(|| panic!("{} missing", o.name));
+        assert_eq!(f32s(e), f32s(o), "{}", o.name);
+    }
+    let pooling: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("1_Pooling/config.json")).unwrap()).unwrap();
+    assert_eq!(pooling["pooling_mode_lasttoken"], true);
+    assert_eq!(pooling["pooling_mode_mean_tokens"], false);
+    assert_eq!(pooling["word_embedding_dimension"], 64);
+    let back = tmp.path().join("back.gguf");
+    convert_hf_to_gguf(&out, &exported, &back, &opts()).unwrap();
+    let (a, b) = (
+        ckpt_gguf::open_split(&gguf).unwrap(),
+        ckpt_gguf::open_split(&back).unwrap(),
+    );
+    assert!(a.get("qwen3.pooling_type").is_some());
+    assert!(a.get("qwen3.pooling_type") == b.get("qwen3.pooling_type"));
+}
+
+#[test]
+fn granite_moe_fused_gate_up_projections_are_rejoined() {
+    let c = moe_cycle(
+        "granitemoe_shared",
+        "GraniteMoeSharedForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "num_local_experts",
+                "num_experts_per_tok",
+                "intermediate_size",
+                "shared_intermediate_size",
+                "attention_multiplier",
+                "embedding_multiplier",
+                "residual_multiplier",
+                "logits_scaling",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "granitemoeshared");
+}

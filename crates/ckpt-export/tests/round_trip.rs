@@ -400,3 +400,29 @@ fn split_gguf_exports_every_shard() {
     expected.sort();
     assert_eq!(names, expected);
 }
+
+/// README.md's export section (between the `export:start/end` markers) is the registry's: the
+/// classes that export, and every refused one with the reason the export gives.
+#[test]
+fn readme_lists_the_exported_and_refused_architectures() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<!-- export:start -->").expect("start marker") + 21;
+    let end = readme.find("<!-- export:end -->").expect("end marker");
+    let mut want = String::from("\nExported: ");
+    let exported: Vec<String> = ckpt_model::arch::registry()
+        .iter()
+        .filter(|a| a.exports())
+        .map(|a| a.hf_names().join(" / "))
+        .collect();
+    want.push_str(&exported.join(", "));
+    want.push_str(".\n\nRefused (exit 5, nothing written):\n\n");
+    for (class, why) in ckpt_export::names::refused() {
+        want.push_str(&format!("- {class}: {why}\n"));
+    }
+    assert!(
+        readme[start..end] == want,
+        "README.md's export section is out of date; it should read:\n{want}"
+    );
+}

@@ -482,6 +482,10 @@ fn plan_tensor(
 
 /// The converter's tensor order: model parts in sorted file-name order, tensors sorted by name
 /// inside each part; plus its generic renames and multimodal drops.
+/// The converter renames the router's expert bias (`…e_score_correction_bias`) to
+/// `…e_score_correction.bias` before mapping it (the GGUF -> Hugging Face export undoes it).
+pub const EXPERT_BIAS_RENAME: (&str, &str) = ("e_score_correction_bias", "e_score_correction.bias");
+
 fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor> {
     let mut out = Vec::new();
     for t in sorted_sources(source) {
@@ -490,10 +494,9 @@ fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor
             dropped.push(t.name.clone());
             continue;
         }
-        if t.name.ends_with("e_score_correction_bias") {
-            t.name = t
-                .name
-                .replace("e_score_correction_bias", "e_score_correction.bias");
+        let (hf, mapped) = EXPERT_BIAS_RENAME;
+        if t.name.ends_with(hf) {
+            t.name = t.name.replace(hf, mapped);
         }
         if t.name.contains("language_model.") {
             t.name = t.name.replace("language_model.", "");

@@ -268,8 +268,8 @@ impl Architecture for NomicBert {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "encoder.", "emb_ln"]
     }
-    fn exports(&self) -> bool {
-        false
+    fn export_refusal(&self) -> Option<&'static str> {
+        Some("not exported: NomicBERT is a remote-code model, transformers has no class to load an exported folder with")
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         // transformers' own NomicBertConfig (the converter reads its to_dict()) ignores the
@@ -404,8 +404,8 @@ impl Architecture for XlmRoberta {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "encoder."]
     }
-    fn exports(&self) -> bool {
-        false
+    fn export_refusal(&self) -> Option<&'static str> {
+        Some("not invertible: the converter drops the first pad_token_id + 1 rows of the position embeddings")
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         super::family::apply_defaults(hp, XLMR_DEFAULTS);
@@ -503,8 +503,8 @@ impl Architecture for ModernBert {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "layers.", "final_norm"]
     }
-    fn exports(&self) -> bool {
-        false
+    fn export_refusal(&self) -> Option<&'static str> {
+        Some("not rebuilt yet: ModernBERT's config (global/local attention layers, its tokenizer post-processor) is not written back")
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         super::family::apply_defaults(hp, MODERN_BERT_DEFAULTS);

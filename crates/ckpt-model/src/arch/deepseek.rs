@@ -17,7 +17,7 @@ use ckpt_core::{Error, Result, Tensor};
 use super::split::read_rows;
 use serde_json::{json, Value};
 
-use super::family::{Dflt, Experts, Family, Hooks, Param, Vocab};
+use super::family::{Dflt, Experts, Family, Hooks, Join, Param, Vocab};
 use super::{rope_parameters, write_base_params, Kind, ParamContext};
 use crate::hparams::Hparams;
 
@@ -75,10 +75,37 @@ const PARAMS: &[Param] = &[
     Param::Custom(yarn_log_mul),
 ];
 
+/// DeepSeek's (and ERNIE 4.5 MoE's) shared experts are `mlp.shared_experts.*`, not Qwen's
+/// `mlp.shared_expert.*` (what the GGUF -> Hugging Face export writes).
+pub const SHARED_EXPERTS: &[(Kind, &str)] = &[
+    (
+        Kind::FfnGateShexp,
+        "model.layers.{bid}.mlp.shared_experts.gate_proj",
+    ),
+    (
+        Kind::FfnDownShexp,
+        "model.layers.{bid}.mlp.shared_experts.down_proj",
+    ),
+    (
+        Kind::FfnUpShexp,
+        "model.layers.{bid}.mlp.shared_experts.up_proj",
+    ),
+];
+
 const HOOKS: Hooks = Hooks {
     config: Some(deepseek_config),
     experts: Some(&EXPERTS),
     expand: Some(expand),
+    joins: &[Join {
+        parts: &[
+            "model.layers.{bid}.self_attn.k_b_proj.weight",
+            "model.layers.{bid}.self_attn.v_b_proj.weight",
+        ],
+        fused: "model.layers.{bid}.self_attn.kv_b_proj.weight",
+        shape: kv_b_shape,
+        join: join_kv_b,
+    }],
+    export_overrides: SHARED_EXPERTS,
     ..Hooks::NONE
 };
 
@@ -333,4 +360,91 @@ fn split_kv_b(
         },
     );
     Ok(vec![k_b, v_b])
+}
+
+/// The shape of `kv_b_proj` [heads * (qk_nope + v), kv_lora_rank] from those of `k_b_proj`
+/// [heads, kv_lora_rank, qk_nope] and `v_b_proj` [heads, v, kv_lora_rank].
+pub fn kv_b_shape(parts: &[&[u64]]) -> std::result::Result<Vec<u64>, String> {
+    let [ks, vs] = parts else {
+        return Err(format!(
+            "kv_b_proj is joined from k_b_proj and v_b_proj, got {} parts",
+            parts.len()
+        ));
+    };
+    let (&[heads, rank, nope], &[v_heads, vd, v_rank]) = (*ks, *vs) else {
+        return Err(format!(
+            "k_b_proj {ks:?} and v_b_proj {vs:?} should both be 3-D [heads, ...]"
+        ));
+    };
+    if heads != v_heads || rank != v_rank {
+        return Err(format!("k_b_proj [heads, kv_lora_rank, qk_nope] = {ks:?} and v_b_proj [heads, v_head_dim, kv_lora_rank] = {vs:?} disagree"));
+    }
+    Ok(vec![heads * (nope + vd), rank])
+}
+
+/// The inverse of [`split_kv_b`]: each head's rows of `kv_b_proj` are its `k_b_proj` rows
+/// transposed, then its `v_b_proj` rows (shapes as in [`kv_b_shape`]).
+pub fn join_kv_b(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
+    let shapes: Vec<&[u64]> = parts.iter().map(|p| p.1).collect();
+    kv_b_shape(&shapes)?;
+    let ([(k, ks), (v, vs)], true) = (parts, parts.len() == 2) else {
+        return Err("kv_b_proj is joined from two parts".into());
+    };
+    let (heads, rank, nope, vd) = (
+        ks[0] as usize,
+        ks[1] as usize,
+        ks[2] as usize,
+        vs[1] as usize,
+    );
+    if k.len() != heads * rank * nope || v.len() != heads * vd * rank {
+        return Err("k_b_proj or v_b_proj has the wrong number of values for its shape".into());
+    }
+    let per_head = nope + vd;
+    let mut out = vec![0f32; heads * per_head * rank];
+    for h in 0..heads {
+        for j in 0..nope {
+            let row = &mut out[(h * per_head + j) * rank..(h * per_head + j + 1) * rank];
+            for (r, x) in row.iter_mut().enumerate() {
+                *x = k[(h * rank + r) * nope + j];
+            }
+        }
+        let dst = (h * per_head + nope) * rank;
+        out[dst..dst + vd * rank].copy_from_slice(&v[h * vd * rank..(h + 1) * vd * rank]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ckpt_core::DType;
+
+    /// split_kv_b then join_kv_b gives back kv_b_proj exactly.
+    #[test]
+    fn joining_the_split_kv_b_proj_is_the_identity() {
+        let (heads, nope, v, rank) = (3usize, 4usize, 2usize, 5usize);
+        let n = heads * (nope + v) * rank;
+        let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t = Tensor::computed(
+            "model.layers.0.self_attn.kv_b_proj.weight",
+            DType::F32,
+            vec![(heads * (nope + v)) as u64, rank as u64],
+            move || Ok(bytes.clone()),
+        );
+        let parts = split_kv_b(&t, heads, nope, v, std::path::Path::new("config.json")).unwrap();
+        let f32s = |t: &Tensor| -> Vec<f32> {
+            t.bytes()
+                .unwrap()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        let (k, vb) = (f32s(&parts[0]), f32s(&parts[1]));
+        let shape = kv_b_shape(&[&parts[0].shape, &parts[1].shape]).unwrap();
+        assert_eq!(shape, t.shape);
+        let joined = join_kv_b(&[(&k, &parts[0].shape), (&vb, &parts[1].shape)]).unwrap();
+        assert_eq!(joined, values);
+        assert!(join_kv_b(&[(&k, &parts[0].shape)]).is_err());
+    }
 }

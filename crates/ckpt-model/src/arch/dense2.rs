@@ -45,6 +45,10 @@ pub static GLM4: Family = Family {
     hooks: Hooks {
         transforms: Some(glm4_mrope_neox),
         vocab: Some(glm4_special_tokens),
+        export_overrides: &[
+            (Kind::FfnUp, "model.layers.{bid}.mlp.gate_up_proj"),
+            (Kind::FfnPostNorm, "model.layers.{bid}.post_mlp_layernorm"),
+        ],
         ..Hooks::NONE
     },
 };
@@ -380,6 +384,16 @@ pub static LFM2: Family = Family {
     vocab: Vocab::Gpt2,
     hooks: Hooks {
         transforms: Some(lfm2_squeeze_conv),
+        export_overrides: &[
+            (Kind::AttnNorm, "model.layers.{bid}.operator_norm"),
+            (Kind::FfnNorm, "model.layers.{bid}.ffn_norm"),
+            (Kind::FfnGate, "model.layers.{bid}.feed_forward.w1"),
+            (Kind::FfnDown, "model.layers.{bid}.feed_forward.w2"),
+            (Kind::FfnUp, "model.layers.{bid}.feed_forward.w3"),
+            (Kind::AttnOut, "model.layers.{bid}.self_attn.out_proj"),
+            (Kind::AttnQNorm, "model.layers.{bid}.self_attn.q_layernorm"),
+            (Kind::AttnKNorm, "model.layers.{bid}.self_attn.k_layernorm"),
+        ],
         ..Hooks::NONE
     },
 };

@@ -103,6 +103,11 @@ pub struct Hooks {
     pub expand: Option<ExpandFn>,
     /// Rewrites the whole checkpoint tensor list first (see [`Architecture::sources`]).
     pub sources: Option<SourcesFn>,
+    /// Split tensors the GGUF -> Hugging Face export puts back together (see
+    /// [`Architecture::joins`]).
+    pub joins: &'static [Join],
+    /// Export spellings the prefix rule does not pick (see [`Architecture::export_overrides`]).
+    pub export_overrides: &'static [(Kind, &'static str)],
 }
 
 /// How a mixture-of-experts family's per-expert tensors are stacked, the way the converter's
@@ -131,6 +136,8 @@ impl Hooks {
         experts: None,
         expand: None,
         sources: None,
+        joins: &[],
+        export_overrides: &[],
     };
 }
 
@@ -287,10 +294,89 @@ pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -
     Ok(())
 }
 
-/// Table-driven families whose GGUF -> Hugging Face export rebuilds a complete config (the
-/// others have keys the export does not write back: multipliers, logit scales, window
-/// patterns, partial rotary factors; SmolLM3's no_rope_layers are not in the GGUF at all).
-const EXPORTABLE: &[&str] = &["llama", "qwen2", "qwen3", "seed_oss", "ernie4_5"];
+/// Table-driven families (by their first class name) the GGUF -> Hugging Face export refuses,
+/// and why: the converter's mapping is not invertible, or the export does not rebuild the
+/// family's config yet. Every other family exports.
+const EXPORT_REFUSED: &[(&str, &str)] = &[
+    ("SmolLM3ForCausalLM", "not invertible: the converter does not write no_rope_layers (which layers skip rotary embeddings) to the GGUF"),
+    ("HunYuanDenseV1ForCausalLM", "not invertible: the converter replaces NTK-alpha rope scaling by a scaled rope base and a fixed context length"),
+    ("ApertusForCausalLM", "not invertible: the converter replaces Llama 3 rope scaling by computed rope_freqs, and the xIELU scalars become KV arrays"),
+    ("GptOssForCausalLM", "not rebuilt yet: GPT-OSS's interleaved gate_up_proj experts, biases and sliding-window pattern are not written back"),
+    ("Glm4MoeForCausalLM", "not rebuilt yet: GLM-4.5's NextN layers and partial rotary factor are not written back"),
+];
+
+/// Checkpoint tensors the converter splits into several GGUF tensors, and the inverse for the
+/// GGUF -> Hugging Face export.
+#[derive(Debug)]
+pub struct Join {
+    /// Hugging Face names of the parts (with `{bid}`), as the shared map names them.
+    pub parts: &'static [&'static str],
+    /// The checkpoint tensor they came from (with `{bid}`).
+    pub fused: &'static str,
+    /// The fused tensor's shape from the parts' (in `parts` order), or why they do not fit.
+    pub shape: JoinShapeFn,
+    /// The fused tensor's values from the parts' values and shapes (in `parts` order).
+    pub join: JoinFn,
+}
+
+/// The fused tensor's shape from the parts' shapes, or why they do not fit.
+pub type JoinShapeFn = fn(&[&[u64]]) -> std::result::Result<Vec<u64>, String>;
+
+/// Puts split tensors back together: `(values, shape)` of each part -> the fused values.
+pub type JoinFn = fn(&[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String>;
+
+/// One config.json field that a GGUF key was copied from (the inverse of a [`Param`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConfigField {
+    /// The GGUF key without the `{arch}.` prefix.
+    pub key: &'static str,
+    /// The config.json field to write.
+    pub field: &'static str,
+    pub kind: FieldKind,
+}
+
+/// How a [`ConfigField`]'s GGUF value is written to config.json.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    Int,
+    Float,
+    Bool,
+}
+
+/// The field a family's config class uses among `fields` (the converter reads the first one
+/// present): the one its defaults name, else the first.
+fn field_of(fields: &'static [&'static str], defaults: &[Dflt], more: &[&str]) -> &'static str {
+    let defaulted = |f: &str| {
+        defaults.iter().any(|d| match d {
+            Dflt::Num(k, _) | Dflt::Int(k, _) | Dflt::Flag(k, _) | Dflt::Copy(k, _) => *k == f,
+            _ => false,
+        })
+    };
+    fields
+        .iter()
+        .copied()
+        .find(|f| defaulted(f))
+        .or_else(|| fields.iter().copied().find(|f| more.contains(f)))
+        .unwrap_or(fields[0])
+}
+
+/// The expert keys `TextModel.set_gguf_parameters` copies (see [`super::write_base_params`]).
+pub const BASE_EXPERT_PARAMS: &[Param] = &[
+    Param::OptU32(
+        "expert_count",
+        &["num_local_experts", "num_experts", "n_routed_experts"],
+    ),
+    Param::OptU32(
+        "expert_used_count",
+        &[
+            "num_experts_per_tok",
+            "num_experts_per_token",
+            "top_k_experts",
+        ],
+    ),
+    Param::OptU32("expert_group_count", &["n_group"]),
+    Param::OptU32("expert_group_used_count", &["topk_group"]),
+];
 
 impl Architecture for Family {
     fn experts(&self) -> Option<&'static Experts> {
@@ -314,8 +400,77 @@ impl Architecture for Family {
             None => Ok(None),
         }
     }
-    fn exports(&self) -> bool {
-        EXPORTABLE.contains(&self.gguf_arch)
+    fn export_refusal(&self) -> Option<&'static str> {
+        EXPORT_REFUSED
+            .iter()
+            .find(|(c, _)| *c == self.hf_names[0])
+            .map(|(_, why)| *why)
+    }
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        self.hooks.export_overrides
+    }
+    fn joins(&self) -> &'static [Join] {
+        self.hooks.joins
+    }
+    /// The shared map's export spellings, preferring for each kind one in the family's own
+    /// mixture-of-experts module (`block_sparse_moe.` for Mixtral, `mlp.shared_experts.` for
+    /// DeepSeek) when its expert spec or its overrides name one.
+    fn export_names(&self) -> Vec<(&'static str, &'static str)> {
+        let base = super::tensor_map::export_names(
+            self.tensors,
+            self.hf_prefixes(),
+            self.hooks.export_overrides,
+        );
+        let Some(spec) = self.hooks.experts else {
+            return base;
+        };
+        let Some((module, _)) = spec.per_expert.split_once(".experts.") else {
+            return base;
+        };
+        let module = format!("{module}.");
+        let own = super::tensor_map::export_names(
+            self.tensors,
+            &[module.as_str()],
+            self.hooks.export_overrides,
+        );
+        base.into_iter()
+            .map(|(hf, gguf)| {
+                let preferred = own.iter().find(|(_, g)| *g == gguf).map(|(h, _)| *h);
+                (preferred.unwrap_or(hf), gguf)
+            })
+            .collect()
+    }
+    fn config_fields(&self) -> Vec<ConfigField> {
+        let expert_fields: Vec<&str> = self.hooks.experts.map_or(Vec::new(), |e| e.count.to_vec());
+        // (Families without the common keys may still write them: DeepSeek's MQA view does.)
+        let base = BASE_EXPERT_PARAMS;
+        let own = |key: &str| {
+            self.params.iter().any(|p| {
+                matches!(*p, Param::U32(k, _) | Param::OptU32(k, _) | Param::OptF32(k, _)
+                    | Param::TruthyF32(k, _) | Param::F32(k, _) if k == key)
+            })
+        };
+        base.iter()
+            .filter(|p| !matches!(**p, Param::OptU32(k, _) if own(k)))
+            .chain(self.params)
+            .filter_map(|p| {
+                let (key, field, kind) = match *p {
+                    Param::U32(k, f) | Param::OptU32(k, f) => (
+                        k,
+                        field_of(f, self.defaults, &expert_fields),
+                        FieldKind::Int,
+                    ),
+                    Param::OptF32(k, f) | Param::TruthyF32(k, f) | Param::F32(k, f) => (
+                        k,
+                        field_of(f, self.defaults, &expert_fields),
+                        FieldKind::Float,
+                    ),
+                    Param::BoolOr(k, f, _) => (k, f, FieldKind::Bool),
+                    _ => return None,
+                };
+                Some(ConfigField { key, field, kind })
+            })
+            .collect()
     }
     fn hf_names(&self) -> &'static [&'static str] {
         self.hf_names

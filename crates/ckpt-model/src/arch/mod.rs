@@ -228,11 +228,25 @@ pub trait Architecture: Sync {
     fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
         &[]
     }
-    /// Whether `ckpt convert model.gguf OUT` can rebuild this architecture's Hugging Face folder:
-    /// false when the GGUF lacks config keys the model needs (SmolLM3's no_rope_layers) or the
-    /// export does not rebuild them yet (Granite's multipliers, Command R's logit scale, …).
+    /// Why `ckpt convert model.gguf OUT` cannot rebuild this architecture's Hugging Face folder,
+    /// or None when it can: the converter's mapping is not invertible (SmolLM3's
+    /// no_rope_layers are not in the GGUF) or the export does not rebuild it yet.
+    fn export_refusal(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether `ckpt convert model.gguf OUT` can rebuild this architecture's Hugging Face folder.
     fn exports(&self) -> bool {
-        true
+        self.export_refusal().is_none()
+    }
+    /// Checkpoint tensors the converter split into several GGUF tensors, put back together by
+    /// the GGUF -> Hugging Face export (DeepSeek's `kv_b_proj`).
+    fn joins(&self) -> &'static [family::Join] {
+        &[]
+    }
+    /// The config.json fields the hyperparameter keys were copied from (the inverse of the
+    /// declarative parameter list), for the GGUF -> Hugging Face export.
+    fn config_fields(&self) -> Vec<family::ConfigField> {
+        Vec::new()
     }
     /// The GGUF name of an HF tensor by the shared map (before any architecture quirk).
     fn map_name(&self, hf_name: &str, bid: Option<u32>, block_count: u32) -> Option<String> {
@@ -570,22 +584,8 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
     if let Some(eps) = hp.find_f64(&["layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"])? {
         kv.f32(&format!("{arch}.attention.layer_norm_epsilon"), eps as f32);
     }
-    if let Some(n) = hp.find_u32(&["num_local_experts", "num_experts", "n_routed_experts"])? {
-        kv.u32(&format!("{arch}.expert_count"), n);
-    }
-    if let Some(n) = hp.find_u32(&[
-        "num_experts_per_tok",
-        "num_experts_per_token",
-        "top_k_experts",
-    ])? {
-        kv.u32(&format!("{arch}.expert_used_count"), n);
-    }
-    if let Some(n) = hp.find_u32(&["n_group"])? {
-        kv.u32(&format!("{arch}.expert_group_count"), n);
-    }
-    if let Some(n) = hp.find_u32(&["topk_group"])? {
-        kv.u32(&format!("{arch}.expert_group_used_count"), n);
-    }
+    family::write_params_list(ctx, arch, family::BASE_EXPERT_PARAMS)?;
+    let kv = &mut *ctx.kv;
     const SCORE_FUNC: [&str; 6] = [
         "score_function",
         "scoring_func",

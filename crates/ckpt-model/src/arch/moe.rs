@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use ckpt_core::{Error, Result, Tensor};
 
-use super::family::{Dflt, Experts, Family, Hooks, Param, Vocab};
+use super::family::{Dflt, Experts, Family, Hooks, Join, Param, Vocab};
 use super::llama::{LLAMA_HOOKS, LLAMA_PARAMS};
 use super::{Architecture, Kind, ParamContext};
 use crate::hparams::Hparams;
@@ -468,6 +468,24 @@ pub static ERNIE4_5_MOE: Family = Family {
     vocab: Vocab::Spm,
     hooks: Hooks {
         vocab: Some(ernie_space_prefix),
+        export_overrides: &[
+            (
+                Kind::FfnGateShexp,
+                "model.layers.{bid}.mlp.shared_experts.gate_proj",
+            ),
+            (
+                Kind::FfnDownShexp,
+                "model.layers.{bid}.mlp.shared_experts.down_proj",
+            ),
+            (
+                Kind::FfnUpShexp,
+                "model.layers.{bid}.mlp.shared_experts.up_proj",
+            ),
+            (
+                Kind::FfnExpProbsB,
+                "model.layers.{bid}.mlp.moe_statics.e_score_correction",
+            ),
+        ],
         experts: Some(&Experts {
             per_expert: "model.layers.{bid}.mlp.experts.{xid}.{w}.weight",
             weights: &["gate_proj", "up_proj", "down_proj"],
@@ -535,6 +553,56 @@ pub static GRANITE_MOE: Family = Family {
     hooks: Hooks {
         config: Some(granite_moe_config),
         expand: Some(granite_moe_split),
+        joins: &[
+            Join {
+                parts: &[
+                    "model.layers.{bid}.block_sparse_moe.input_linear.gate.weight",
+                    "model.layers.{bid}.block_sparse_moe.input_linear.up.weight",
+                ],
+                fused: "model.layers.{bid}.block_sparse_moe.input_linear.weight",
+                shape: super::split::concat_rows_shape,
+                join: super::split::concat_rows,
+            },
+            Join {
+                parts: &[
+                    "model.layers.{bid}.shared_mlp.input_linear.gate.weight",
+                    "model.layers.{bid}.shared_mlp.input_linear.up.weight",
+                ],
+                fused: "model.layers.{bid}.shared_mlp.input_linear.weight",
+                shape: super::split::concat_rows_shape,
+                join: super::split::concat_rows,
+            },
+        ],
+        export_overrides: &[
+            (
+                Kind::FfnGateInp,
+                "model.layers.{bid}.block_sparse_moe.router.layer",
+            ),
+            (
+                Kind::FfnGateExps,
+                "model.layers.{bid}.block_sparse_moe.input_linear.gate",
+            ),
+            (
+                Kind::FfnUpExps,
+                "model.layers.{bid}.block_sparse_moe.input_linear.up",
+            ),
+            (
+                Kind::FfnDownExps,
+                "model.layers.{bid}.block_sparse_moe.output_linear",
+            ),
+            (
+                Kind::FfnGateShexp,
+                "model.layers.{bid}.shared_mlp.input_linear.gate",
+            ),
+            (
+                Kind::FfnUpShexp,
+                "model.layers.{bid}.shared_mlp.input_linear.up",
+            ),
+            (
+                Kind::FfnDownShexp,
+                "model.layers.{bid}.shared_mlp.output_linear",
+            ),
+        ],
         ..LLAMA_HOOKS
     },
 };

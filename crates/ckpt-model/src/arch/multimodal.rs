@@ -46,8 +46,8 @@ impl Architecture for TextOf {
         self.inner.export_overrides()
     }
     /// A GGUF exports through the text-only description registered first.
-    fn exports(&self) -> bool {
-        false
+    fn export_refusal(&self) -> Option<&'static str> {
+        Some("not exported: a vision-language model (a text GGUF whose architecture a text-only model also converts to exports as that model; mmproj GGUFs do not export)")
     }
     fn experts(&self) -> Option<&'static family::Experts> {
         self.inner.experts()

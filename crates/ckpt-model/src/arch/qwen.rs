@@ -130,6 +130,14 @@ fn refuse_reranker(ctx: &mut ParamContext) -> Result<()> {
     Ok(())
 }
 
+/// The sentence-transformers pooling modes the converter records: (`pooling_type` value, the
+/// Pooling module's config flag, its `pooling_mode` name), in the order it tests the flags.
+pub const POOLING_MODES: &[(u32, &str, &str)] = &[
+    (1, "pooling_mode_mean_tokens", "mean"),
+    (2, "pooling_mode_cls_token", "cls"),
+    (3, "pooling_mode_lasttoken", "lasttoken"),
+];
+
 /// `_try_set_pooling_type`: sentence-transformers folders declare their pooling in modules.json.
 pub(crate) fn write_pooling_type(
     ctx: &mut ParamContext,
@@ -153,23 +161,18 @@ pub(crate) fn write_pooling_type(
     };
     let cfg = read_json_object(&dir.join(&pooling_dir).join("config.json"))?;
     let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let pooling = if flag("pooling_mode_mean_tokens") {
-        1
-    } else if flag("pooling_mode_cls_token") {
-        2
-    } else if flag("pooling_mode_lasttoken") {
-        3
-    } else {
-        match cfg.get("pooling_mode").and_then(Value::as_str) {
-            Some("mean") => 1,
-            Some("cls") => 2,
-            Some("lasttoken") => 3,
-            _ => {
-                return Err(Error::Unsupported(format!(
-                "{pooling_dir}/config.json: only mean, cls and last-token pooling are supported"
-            )))
-            }
-        }
+    let by_flag = POOLING_MODES
+        .iter()
+        .find(|(_, f, _)| flag(f))
+        .map(|(id, _, _)| *id);
+    let by_name = || {
+        let mode = cfg.get("pooling_mode").and_then(Value::as_str)?;
+        POOLING_MODES.iter().find(|p| p.2 == mode).map(|p| p.0)
+    };
+    let Some(pooling) = by_flag.or_else(by_name) else {
+        return Err(Error::Unsupported(format!(
+            "{pooling_dir}/config.json: only mean, cls and last-token pooling are supported"
+        )));
     };
     ctx.kv.u32(&format!("{arch}.pooling_type"), pooling);
     Ok(())

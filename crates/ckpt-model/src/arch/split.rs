@@ -131,3 +131,79 @@ pub fn per_outer_row(
         },
     ))
 }
+
+/// The inverse of [`slice_rows`] for a tensor cut into consecutive pieces: the parts (2-D or
+/// 3-D, the same in every dimension but the second-to-last) concatenated along the
+/// second-to-last dimension (torch's `cat(parts, dim=-2)`).
+pub fn concat_rows_shape(parts: &[&[u64]]) -> std::result::Result<Vec<u64>, String> {
+    let first = parts.first().ok_or("nothing to concatenate")?;
+    let n = first.len();
+    if !(n == 2 || n == 3) {
+        return Err(format!("{first:?} is not a 2-D or 3-D shape"));
+    }
+    let mut out = first.to_vec();
+    out[n - 2] = 0;
+    for p in parts {
+        if p.len() != n || p[..n - 2] != first[..n - 2] || p[n - 1] != first[n - 1] {
+            return Err(format!(
+                "shapes {parts:?} differ in more than the second-to-last dimension"
+            ));
+        }
+        out[n - 2] += p[n - 2];
+    }
+    Ok(out)
+}
+
+/// Values of [`concat_rows_shape`]'s concatenation.
+pub fn concat_rows(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
+    let shapes: Vec<&[u64]> = parts.iter().map(|p| p.1).collect();
+    let shape = concat_rows_shape(&shapes)?;
+    let outer = if shape.len() == 3 {
+        shape[0] as usize
+    } else {
+        1
+    };
+    let mut out = Vec::with_capacity(shape.iter().product::<u64>() as usize);
+    for o in 0..outer {
+        for (v, s) in parts {
+            let per = (s[s.len() - 2] * s[s.len() - 1]) as usize;
+            let chunk = v
+                .get(o * per..(o + 1) * per)
+                .ok_or("a part has fewer values than its shape")?;
+            out.extend_from_slice(chunk);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ckpt_core::DType;
+
+    /// slice_rows then concat_rows gives back the tensor (3-D, as Granite MoE's experts).
+    #[test]
+    fn concatenating_the_slices_is_the_identity() {
+        let shape = vec![2u64, 6, 3];
+        let values: Vec<f32> = (0..36).map(|i| i as f32).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t = Tensor::computed("t", DType::F32, shape.clone(), move || Ok(bytes.clone()));
+        let cfg = std::path::Path::new("config.json");
+        let a = slice_rows(&t, "a".into(), 0..2, cfg).unwrap();
+        let b = slice_rows(&t, "b".into(), 2..6, cfg).unwrap();
+        let f32s = |t: &Tensor| -> Vec<f32> {
+            t.bytes()
+                .unwrap()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        let (va, vb) = (f32s(&a), f32s(&b));
+        assert_eq!(concat_rows_shape(&[&a.shape, &b.shape]).unwrap(), shape);
+        assert_eq!(
+            concat_rows(&[(&va, &a.shape), (&vb, &b.shape)]).unwrap(),
+            values
+        );
+        assert!(concat_rows_shape(&[&[2, 3, 3], &[1, 3, 3]]).is_err());
+    }
+}
