@@ -319,6 +319,52 @@ SMALL = [
 ]
 
 
+# Committed as formula cases (tests/fixtures/vision/formula/NAME/): the BPE tokenizer their
+# converter classes need makes the folders and text GGUFs megabytes, so only the config, the
+# tensor list and what the converter wrote are kept: the sha256 of the q8_0 text GGUF and the
+# f16 projector GGUF itself. Element i of the k-th tensor (sorted by name) is
+# ((i + 5k) % 13) * 0.125 in bfloat16, which the test (crates/ckpt-cli/tests/it/vision.rs)
+# rebuilds; the tokenizer is tests/fixtures/gguf/tiny-smol-bpe's.
+FORMULA = [
+    ("Llama4ForConditionalGeneration", "tiny-llama4"),
+    ("Qwen3VLMoeForConditionalGeneration", "tiny-qwen3-vl-moe"),
+]
+
+
+def write_formula_case(src: Path, arch: str, name: str) -> None:
+    import hashlib
+    import tempfile
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    case = OUT / "formula" / name
+    if case.exists():
+        shutil.rmtree(case)
+    case.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / name
+        build_vision(arch, model, small=True)
+        (model / "generation_config.json").unlink(missing_ok=True)
+        path = model / "model.safetensors"
+        sd = load_file(str(path))
+        out, listing = {}, []
+        for k, key in enumerate(sorted(sd)):
+            shape = list(sd[key].shape)
+            n = sd[key].numel()
+            vals = ((torch.arange(n, dtype=torch.int64) + 5 * k) % 13).to(torch.float32) * 0.125
+            out[key] = vals.reshape(shape).to(torch.bfloat16)
+            listing.append([key, shape])
+        save_file(out, str(path), metadata={"format": "pt"})
+        convert(src, model, "q8_0", Path(tmp) / "text.gguf", mmproj=False)
+        convert(src, model, "f16", case / f"mmproj-{name}.f16.gguf", mmproj=True)
+        sha = hashlib.sha256((Path(tmp) / "text.gguf").read_bytes()).hexdigest()
+        for f in ("config.json", "preprocessor_config.json"):
+            shutil.copyfile(model / f, case / f)
+        (case / "hf_tensors.json").write_text(json.dumps(listing) + "\n")
+        (case / "expected.json").write_text(json.dumps({"architecture": arch, "text_q8_0_sha256": sha}, indent=2) + "\n")
+
+
 def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
@@ -339,6 +385,8 @@ def main() -> None:
         (model / "generation_config.json").unlink(missing_ok=True)
         convert(src, model, "q8_0", OUT / f"{name}.q8_0.gguf", mmproj=False)
         convert(src, model, mm_type, OUT / f"mmproj-{name}.{mm_type}.gguf", mmproj=True)
+    for arch, name in FORMULA:
+        write_formula_case(src, arch, name)
     for f in sorted(OUT.rglob("*")):
         if f.is_file():
             print(f"{f.relative_to(ROOT)} {f.stat().st_size}")
