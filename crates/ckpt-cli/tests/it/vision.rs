@@ -643,3 +643,35 @@ fn llama4_text_and_projector_match_the_converter() {
 fn qwen3_vl_moe_text_and_projector_match_the_converter() {
     formula_case_matches("tiny-qwen3-vl-moe");
 }
+
+/// `ckpt diff` between a vision folder and its mmproj GGUF, either way round: the folder's
+/// vision tensors go through the projector's plan (split QKV, split patch embedding, renamed)
+/// and are compared by mmproj name; another model's projector differs.
+#[test]
+fn diff_maps_projector_names_both_ways() {
+    let folder = fx("vision/tiny-qwen2.5-vl");
+    let mm = fx("vision/mmproj-tiny-qwen2.5-vl.f16.gguf");
+    for (a, b) in [(&mm, &folder), (&folder, &mm)] {
+        let r = ckpt(&[os("diff"), a.as_os_str(), b.as_os_str()]);
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert!(
+            r.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(
+            out.contains("55 tensors compared") && out.contains("0 only in A, 0 only in B"),
+            "{out}"
+        );
+    }
+    let r = ckpt(&[
+        os("diff"),
+        fx("vision/mmproj-tiny-gemma3-vision.f16.gguf").as_os_str(),
+        folder.as_os_str(),
+    ]);
+    assert!(
+        !r.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+}
