@@ -34,12 +34,15 @@ OUT = ROOT / "tests" / "fixtures" / "vision"
 SPM_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-llama-spm"
 BPE_DIR = ROOT / "tests" / "fixtures" / "gguf" / "tiny-smol-bpe"
 SEED = 0
+# The BPE tokenizer's files copied into a model folder.
+BPE_FILES = ["tokenizer.json", "tokenizer_config.json"]
 
 # Vision architectures the builder knows.
 VISION_ARCHS = [
     "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
-    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration",
+    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration",
+    "Llama4ForConditionalGeneration", "Llama4ForCausalLM",
 ]
 
 
@@ -54,6 +57,14 @@ def _perturb_and_save(model, dst: Path) -> None:
     model.save_pretrained(str(dst), safe_serialization=True)
 
 
+def _relayout(path: Path, which, f) -> None:
+    """Rewrites the tensors `which(name)` selects as `f(tensor)`, contiguous."""
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(path))
+    save_file({k: f(v).contiguous() if which(k) else v for k, v in sd.items()}, str(path), metadata={"format": "pt"})
+
+
 def _rename_tensors(path: Path, rename) -> None:
     from safetensors.torch import load_file, save_file
 
@@ -64,7 +75,7 @@ def _rename_tensors(path: Path, rename) -> None:
 def _tokenizer(small: bool) -> tuple[Path, list[str], int]:
     """The tokenizer folder, its files and vocabulary size: the SentencePiece one (512 tokens)
     for the committed fixtures, SmolLM's BPE otherwise."""
-    d, files = (SPM_DIR, ["tokenizer.model", "tokenizer_config.json"]) if small else (BPE_DIR, ["tokenizer.json", "tokenizer_config.json"])
+    d, files = (SPM_DIR, ["tokenizer.model", "tokenizer_config.json"]) if small else (BPE_DIR, BPE_FILES)
     return d, files, json.loads((d / "config.json").read_text())["vocab_size"]
 
 
@@ -222,6 +233,71 @@ def build_vision(arch: str, dst: Path, small: bool = False, dtype: str = "bfloat
             "processor_class": "Qwen3VLProcessor", "resample": 3, "rescale_factor": 0.00392156862745098,
             "size": {"longest_edge": 16777216, "shortest_edge": 65536}, "temporal_patch_size": 2,
         }, indent=2) + "\n")
+    elif arch == "Qwen3VLMoeForConditionalGeneration":
+        # Qwen3-VL-30B-A3B's shape: Qwen3 MoE text (experts packed in two 3-D tensors per layer),
+        # the Qwen3-VL tower. Always the BPE tokenizer (the converter's Qwen3 MoE reads GPT-2 BPE
+        # only). transformers 5 keeps the packed experts transposed in memory and saves them so;
+        # the released checkpoints hold gate_up_proj [experts, hidden, 2 * ffn] and down_proj
+        # [experts, ffn, hidden], which the folder gets (as transformers 5 loads them).
+        tok_dir, tok_files, vocab = _tokenizer(False)
+        width = 32 if small else 64
+        vw, patch = (16, 4) if small else (32, 16)
+        text = dict(vocab_size=vocab, hidden_size=width, num_hidden_layers=2, num_attention_heads=width // 16, num_key_value_heads=max(1, width // 32),
+                    intermediate_size=2 * width, moe_intermediate_size=width // 2 + 16, num_experts=4, num_experts_per_tok=2, max_position_embeddings=256,
+                    head_dim=16, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 5000000.0, "mrope_interleaved": True})
+        vis = dict(depth=3, hidden_size=vw, intermediate_size=2 * vw, num_heads=2, out_hidden_size=width, patch_size=patch, spatial_merge_size=2,
+                   temporal_patch_size=2, num_position_embeddings=16, deepstack_visual_indexes=[0, 1])
+        cfg = tf.Qwen3VLMoeConfig(text_config=text, vision_config=vis)
+        cfg.architectures = [arch]
+        model = tf.Qwen3VLMoeForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        _relayout(dst / "model.safetensors", lambda k: k.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")), lambda t: t.transpose(1, 2))
+        for n in tok_files:
+            shutil.copyfile(tok_dir / n, dst / n)
+        (dst / "preprocessor_config.json").write_text(json.dumps({
+            "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+            "image_processor_type": "Qwen2VLImageProcessorFast", "image_std": [0.5, 0.5, 0.5], "merge_size": 2, "patch_size": patch,
+            "processor_class": "Qwen3VLProcessor", "resample": 3, "rescale_factor": 0.00392156862745098,
+            "size": {"longest_edge": 16777216, "shortest_edge": 65536}, "temporal_patch_size": 2,
+        }, indent=2) + "\n")
+    elif arch in ("Llama4ForConditionalGeneration", "Llama4ForCausalLM"):
+        # Llama 4 Scout's shape: dense and MoE layers interleaved (every 2nd one MoE, experts
+        # packed in gate_up_proj/down_proj, a shared expert), no rope every 4th layer, chunked
+        # attention, llama3 rope scaling (rope_freqs generated); a vision tower of 3 blocks (the
+        # converter maps vision_adapter.mlp.fc2 only for block ids below the tower's block count)
+        # with a pixel-shuffle adapter. Always the BPE tokenizer (the converter reads GPT-2 BPE).
+        tok_dir, tok_files, vocab = _tokenizer(False)
+        width = 32 if small else 64
+        tcfg = tf.Llama4TextConfig(vocab_size=vocab, hidden_size=width, num_hidden_layers=2 if small else 4, num_attention_heads=width // 16,
+                                   num_key_value_heads=max(1, width // 32), head_dim=16, intermediate_size=width // 2 + 16,
+                                   intermediate_size_mlp=2 * width, num_local_experts=2 if small else 4, num_experts_per_tok=1,
+                                   interleave_moe_layer_step=2, max_position_embeddings=256, attention_chunk_size=64,
+                                   rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 16.0, "low_freq_factor": 1.0,
+                                                    "high_freq_factor": 1.0, "original_max_position_embeddings": 64})
+        if arch == "Llama4ForCausalLM":
+            tcfg.architectures = [arch]
+            model = tf.Llama4ForCausalLM(tcfg).to(torch_dtype).eval()
+        else:
+            vw, patch, image = (16, 4, 8) if small else (32, 14, 28)
+            vcfg = tf.Llama4VisionConfig(hidden_size=vw, intermediate_size=2 * vw, num_hidden_layers=3, num_attention_heads=2, image_size=image,
+                                         patch_size=patch, vision_output_dim=2 * vw, projector_input_dim=2 * vw, projector_output_dim=2 * vw,
+                                         pixel_shuffle_ratio=0.5)
+            cfg = tf.Llama4Config(text_config=tcfg.to_dict(), vision_config=vcfg.to_dict(), image_token_index=10, boi_token_index=11,
+                                  eoi_token_index=12)
+            cfg.architectures = [arch]
+            model = tf.Llama4ForConditionalGeneration(cfg).to(torch_dtype).eval()
+        _perturb_and_save(model, dst)
+        for n in tok_files:
+            shutil.copyfile(tok_dir / n, dst / n)
+        if arch == "Llama4ForConditionalGeneration":
+            # What Llama4ImageProcessorFast writes (needs torchvision, so written by hand here).
+            (dst / "preprocessor_config.json").write_text(json.dumps({
+                "crop_size": None, "data_format": "channels_first", "default_to_square": True, "do_convert_rgb": True,
+                "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+                "image_processor_type": "Llama4ImageProcessorFast", "image_std": [0.5, 0.5, 0.5], "max_patches": 16,
+                "processor_class": "Llama4Processor", "resample": 2, "rescale_factor": 0.00392156862745098,
+                "resize_to_max_canvas": False, "size": {"height": image, "width": image},
+            }, indent=2) + "\n")
     else:
         raise SystemExit(f"unknown vision architecture {arch}")
 
@@ -241,6 +317,52 @@ SMALL = [
     ("Qwen3VLForConditionalGeneration", "tiny-qwen3-vl", "bf16"),
     ("SmolVLMForConditionalGeneration", "tiny-smolvlm", "f16"),
 ]
+
+
+# Committed as formula cases (tests/fixtures/vision/formula/NAME/): the BPE tokenizer their
+# converter classes need makes the folders and text GGUFs megabytes, so only the config, the
+# tensor list and what the converter wrote are kept: the sha256 of the q8_0 text GGUF and the
+# f16 projector GGUF itself. Element i of the k-th tensor (sorted by name) is
+# ((i + 5k) % 13) * 0.125 in bfloat16, which the test (crates/ckpt-cli/tests/it/vision.rs)
+# rebuilds; the tokenizer is tests/fixtures/gguf/tiny-smol-bpe's.
+FORMULA = [
+    ("Llama4ForConditionalGeneration", "tiny-llama4"),
+    ("Qwen3VLMoeForConditionalGeneration", "tiny-qwen3-vl-moe"),
+]
+
+
+def write_formula_case(src: Path, arch: str, name: str) -> None:
+    import hashlib
+    import tempfile
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    case = OUT / "formula" / name
+    if case.exists():
+        shutil.rmtree(case)
+    case.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / name
+        build_vision(arch, model, small=True)
+        (model / "generation_config.json").unlink(missing_ok=True)
+        path = model / "model.safetensors"
+        sd = load_file(str(path))
+        out, listing = {}, []
+        for k, key in enumerate(sorted(sd)):
+            shape = list(sd[key].shape)
+            n = sd[key].numel()
+            vals = ((torch.arange(n, dtype=torch.int64) + 5 * k) % 13).to(torch.float32) * 0.125
+            out[key] = vals.reshape(shape).to(torch.bfloat16)
+            listing.append([key, shape])
+        save_file(out, str(path), metadata={"format": "pt"})
+        convert(src, model, "q8_0", Path(tmp) / "text.gguf", mmproj=False)
+        convert(src, model, "f16", case / f"mmproj-{name}.f16.gguf", mmproj=True)
+        sha = hashlib.sha256((Path(tmp) / "text.gguf").read_bytes()).hexdigest()
+        for f in ("config.json", "preprocessor_config.json"):
+            shutil.copyfile(model / f, case / f)
+        (case / "hf_tensors.json").write_text(json.dumps(listing) + "\n")
+        (case / "expected.json").write_text(json.dumps({"architecture": arch, "text_q8_0_sha256": sha}, indent=2) + "\n")
 
 
 def main() -> None:
@@ -263,6 +385,8 @@ def main() -> None:
         (model / "generation_config.json").unlink(missing_ok=True)
         convert(src, model, "q8_0", OUT / f"{name}.q8_0.gguf", mmproj=False)
         convert(src, model, mm_type, OUT / f"mmproj-{name}.{mm_type}.gguf", mmproj=True)
+    for arch, name in FORMULA:
+        write_formula_case(src, arch, name)
     for f in sorted(OUT.rglob("*")):
         if f.is_file():
             print(f"{f.relative_to(ROOT)} {f.stat().st_size}")

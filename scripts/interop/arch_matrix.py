@@ -109,6 +109,9 @@ ALL_ARCHS = [
     "SmolVLMForConditionalGeneration",
     "Idefics3ForConditionalGeneration",
     "Qwen3VLForConditionalGeneration",
+    "Qwen3VLMoeForConditionalGeneration",
+    "Llama4ForConditionalGeneration",
+    "Llama4ForCausalLM",
 ]
 # Vision-language architectures (built by scripts/gen-vision-fixtures.py's build_vision): the
 # text GGUF is compared with and without --mmproj, and the projector GGUF against
@@ -116,8 +119,11 @@ ALL_ARCHS = [
 VISION_ARCHS = {
     "Gemma3ForConditionalGeneration", "LlavaForConditionalGeneration", "Mistral3ForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration", "SmolVLMForConditionalGeneration",
-    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration",
+    "Idefics3ForConditionalGeneration", "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration",
+    "Llama4ForConditionalGeneration",
 }
+# Text models built by the same builder (scripts/gen-vision-fixtures.py's build_vision).
+VISION_BUILT_TEXT = {"Llama4ForCausalLM"}
 # Multimodal folders whose text model only is compared (ckpt writes no projector for them yet).
 VISION_TEXT_ONLY: set[str] = set()
 # Variants covering paths the plain models do not reach: ARCH+OPTION+...
@@ -459,7 +465,7 @@ def build_model(case: str, dst: Path) -> None:
     unknown = set(opts) - set(OPTIONS)
     if unknown:
         raise SystemExit(f"unknown option(s) {sorted(unknown)} in {case}")
-    if arch in VISION_ARCHS or arch in VISION_TEXT_ONLY:
+    if arch in VISION_ARCHS or arch in VISION_TEXT_ONLY or arch in VISION_BUILT_TEXT:
         dtype = "float16" if "f16src" in opts else "float32" if "f32src" in opts else "bfloat16"
         vision_builder().build_vision(arch, dst, small=False, dtype=dtype)
         return

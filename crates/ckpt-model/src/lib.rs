@@ -164,6 +164,9 @@ pub fn supported_architectures() -> &'static [&'static str] {
         "ApertusForCausalLM",
         "VLlama3ForCausalLM",
         "Qwen3VLForConditionalGeneration",
+        "Llama4ForCausalLM",
+        "Llama4ForConditionalGeneration",
+        "Qwen3VLMoeForConditionalGeneration",
     ]
 }
 

@@ -151,6 +151,19 @@ pub fn convert_mmproj(
     out: &Path,
     opts: &HfToGgufOptions,
 ) -> Result<ConvertReport> {
+    let (writer, mut report, _) = plan_mmproj(model_dir, source, opts.outtype)?;
+    report.outputs = crate::write_with_progress(writer, out, opts)?;
+    Ok(report)
+}
+
+/// Everything [`convert_mmproj`] decides, without writing: the KVs and lazy tensors of the
+/// projector GGUF, the report, and for each tensor (in order) the name of the checkpoint
+/// tensor it is made from (as the projector family filtered it).
+pub fn plan_mmproj(
+    model_dir: &Path,
+    source: &Checkpoint,
+    outtype: OutType,
+) -> Result<(GgufWriter, ConvertReport, Vec<String>)> {
     let (hf_arch, arch, v) = check(model_dir)?;
     let mut dropped = Vec::new();
     let mut kept = Vec::new();
@@ -164,7 +177,7 @@ pub fn convert_mmproj(
             None => dropped.push(t.name.clone()),
         }
     }
-    let ftype = match opts.outtype {
+    let ftype = match outtype {
         OutType::F32 => VisionFtype::F32,
         OutType::F16 => VisionFtype::F16,
         OutType::BF16 => VisionFtype::BF16,
@@ -292,13 +305,13 @@ pub fn convert_mmproj(
     let tensor_count = planned.len();
     let mut writer = GgufWriter::new();
     kv.into_writer(&mut writer);
+    let sources: Vec<String> = planned.iter().map(|p| p.source.name.clone()).collect();
     for p in planned {
         writer.add_tensor(p.into_tensor());
     }
     let output_bytes = writer.total_size()?;
-    let outputs = crate::write_with_progress(writer, out, opts)?;
-    Ok(ConvertReport {
-        outputs,
+    let report = ConvertReport {
+        outputs: Vec::new(),
         hf_architecture: hf_arch,
         gguf_architecture: "clip".into(),
         file_type,
@@ -309,7 +322,8 @@ pub fn convert_mmproj(
         fallbacks,
         dropped,
         warnings,
-    })
+    };
+    Ok((writer, report, sources))
 }
 
 /// `prepare_tensors`' type rule for a projector tensor: vectors and norms F32 whatever was

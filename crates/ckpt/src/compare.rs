@@ -35,7 +35,19 @@ pub fn diff(a: &Path, b: &Path, tolerance: f64) -> Result<DiffOutcome> {
     let is_gguf = |c: &Checkpoint| c.format == Format::Gguf;
     // The GGUF side is read as dequantized f32 tensors; label them with their stored type.
     let mut stored: Option<(bool, HashMap<String, String>)> = None;
-    if is_gguf(&ca) != is_gguf(&cb) {
+    let mut names = ckpt_convert::diff::NameMap::new();
+    let projector_a = is_gguf(&ca) && !is_gguf(&cb) && is_mmproj(&pa)? && pb.is_dir();
+    let projector_b = is_gguf(&cb) && !is_gguf(&ca) && is_mmproj(&pb)? && pa.is_dir();
+    if projector_a {
+        // The folder's vision tensors as the projector plans them, compared by mmproj name.
+        let (view, map) = projector_view(&pb, &cb)?;
+        cb = view;
+        names = map;
+    } else if projector_b {
+        let (view, map) = projector_view(&pa, &ca)?;
+        ca = view;
+        names = map.into_iter().map(|(hf, gguf)| (gguf, hf)).collect();
+    } else if is_gguf(&ca) != is_gguf(&cb) {
         if is_gguf(&ca) {
             ca = ckpt_export::hf_view(&pa)?;
             stored = Some((true, stored_types(&pa)?));
@@ -44,7 +56,7 @@ pub fn diff(a: &Path, b: &Path, tolerance: f64) -> Result<DiffOutcome> {
             stored = Some((false, stored_types(&pb)?));
         }
     }
-    let mut report = ckpt_convert::diff::diff(&ca, &cb, &Default::default(), tolerance)?;
+    let mut report = ckpt_convert::diff::diff(&ca, &cb, &names, tolerance)?;
     if let Some((side_a, types)) = &stored {
         for d in &mut report.compared {
             if let Some(t) = types.get(&d.name) {
@@ -61,6 +73,48 @@ pub fn diff(a: &Path, b: &Path, tolerance: f64) -> Result<DiffOutcome> {
         tensors_a: ca.tensors.len(),
         tensors_b: cb.tensors.len(),
     })
+}
+
+/// Whether a GGUF is a multimodal projector (`general.architecture` clip).
+fn is_mmproj(gguf: &Path) -> Result<bool> {
+    let split = ckpt_gguf::open_split(gguf)?;
+    Ok(split
+        .kvs()
+        .iter()
+        .find(|(k, _)| k == "general.architecture")
+        .and_then(|(_, v)| v.as_str())
+        == Some("clip"))
+}
+
+/// The vision tensors of the Hugging Face folder `dir` (weights `ck`) as `--mmproj` would write
+/// them in F32 (split, permuted, renamed), each named after its checkpoint tensor (with `[k]`
+/// for the k-th part of a split one), and the map from those names to the mmproj names.
+fn projector_view(
+    dir: &Path,
+    ck: &Checkpoint,
+) -> Result<(Checkpoint, ckpt_convert::diff::NameMap)> {
+    let (writer, _, sources) = ckpt_model::mmproj::plan_mmproj(dir, ck, ckpt_model::OutType::F32)?;
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for s in &sources {
+        *count.entry(s.as_str()).or_default() += 1;
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut map = ckpt_convert::diff::NameMap::new();
+    let mut view = Checkpoint::new(ck.format, Vec::new());
+    for (t, src) in writer.tensors().iter().zip(&sources) {
+        let label = if count[src.as_str()] > 1 {
+            let k = seen.entry(src.as_str()).or_default();
+            *k += 1;
+            format!("{src}[{}]", *k - 1)
+        } else {
+            src.clone()
+        };
+        map.insert(label.clone(), t.name.clone());
+        let mut t = t.clone();
+        t.name = label;
+        view.tensors.push(t);
+    }
+    Ok((view, map))
 }
 
 /// Hugging Face name -> the GGUF tensor's stored type (Q8_0, F16, …), for the labels of a GGUF

@@ -530,3 +530,148 @@ fn qwen2_5_vl_uneven_full_attention_blocks_refuse_the_projector() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_same(&text, &fx("vision/tiny-qwen2.5-vl.q8_0.gguf"));
 }
+
+/// A formula case of tests/fixtures/vision/formula (see scripts/gen-vision-fixtures.py): the
+/// model folder rebuilt under `dst` with the case's name (part of general.name): its config,
+/// the tiny BPE tokenizer and a safetensors file whose k-th tensor (sorted by name) holds
+/// ((i + 5k) % 13) * 0.125 in bfloat16 at element i.
+fn formula_model(name: &str, dst: &Path) -> PathBuf {
+    let case = fx(&format!("vision/formula/{name}"));
+    let dir = dst.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "preprocessor_config.json"] {
+        std::fs::copy(case.join(f), dir.join(f)).unwrap();
+    }
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fx("gguf/tiny-smol-bpe").join(f), dir.join(f)).unwrap();
+    }
+    let mut list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(case.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    list.sort();
+    // safetensors by hand: an 8-byte header length, the JSON header, the data.
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (k, (tname, shape)) in list.iter().enumerate() {
+        let n: u64 = shape.iter().product();
+        let start = data.len();
+        for i in 0..n {
+            let v = ((i + 5 * k as u64) % 13) as f32 * 0.125;
+            data.extend_from_slice(&((v.to_bits() >> 16) as u16).to_le_bytes());
+        }
+        header.insert(
+            tname.clone(),
+            serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend(h);
+    file.extend(data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+    dir
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One `ckpt convert --outtype q8_0 --mmproj --mmproj-outtype f16` of a formula case against
+/// the converter's two runs; then `ckpt ollama create` of the folder, whose projector layer
+/// must be the same f16 projector.
+fn formula_case_matches(name: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let model = formula_model(name, &work.path().join("src"));
+    let case = fx(&format!("vision/formula/{name}"));
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
+            .unwrap();
+    let text = work.path().join("text.gguf");
+    let mm = work.path().join("mmproj.gguf");
+    let r = ckpt(&[
+        os("convert"),
+        os("-q"),
+        model.as_os_str(),
+        text.as_os_str(),
+        os("--outtype"),
+        os("q8_0"),
+        os("--mmproj"),
+        mm.as_os_str(),
+        os("--mmproj-outtype"),
+        os("f16"),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        sha256_hex(&text),
+        expected["text_q8_0_sha256"].as_str().unwrap(),
+        "{name}: the q8_0 text GGUF differs from the converter's"
+    );
+    let reference = case.join(format!("mmproj-{name}.f16.gguf"));
+    assert_same(&mm, &reference);
+
+    let store = work.path().join("models");
+    let r = ollama(&store)
+        .args(["ollama", "create", "vis-moe", "--from"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let l = layers(&store, "vis-moe");
+    let kinds: Vec<&str> = l.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(kinds[..2], [MODEL, PROJECTOR], "{kinds:?}");
+    assert_same(&l[1].1, &reference);
+}
+
+/// Llama 4: dense and MoE layers interleaved, packed experts split and transposed, the shared
+/// expert, llama3 rope factors; the llama4 projector (class embedding, pixel-shuffle adapter
+/// as mm.model.mlp.*, linear_1 as mm.model.fc, post-attention norms as attn_post_norm).
+#[test]
+fn llama4_text_and_projector_match_the_converter() {
+    formula_case_matches("tiny-llama4");
+}
+
+/// Qwen3-VL-MoE: qwen3vlmoe text with packed experts and the DeepStack layer count; the
+/// Qwen3-VL projector.
+#[test]
+fn qwen3_vl_moe_text_and_projector_match_the_converter() {
+    formula_case_matches("tiny-qwen3-vl-moe");
+}
+
+/// `ckpt diff` between a vision folder and its mmproj GGUF, either way round: the folder's
+/// vision tensors go through the projector's plan (split QKV, split patch embedding, renamed)
+/// and are compared by mmproj name; another model's projector differs.
+#[test]
+fn diff_maps_projector_names_both_ways() {
+    let folder = fx("vision/tiny-qwen2.5-vl");
+    let mm = fx("vision/mmproj-tiny-qwen2.5-vl.f16.gguf");
+    for (a, b) in [(&mm, &folder), (&folder, &mm)] {
+        let r = ckpt(&[os("diff"), a.as_os_str(), b.as_os_str()]);
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert!(
+            r.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(
+            out.contains("55 tensors compared") && out.contains("0 only in A, 0 only in B"),
+            "{out}"
+        );
+    }
+    let r = ckpt(&[
+        os("diff"),
+        fx("vision/mmproj-tiny-gemma3-vision.f16.gguf").as_os_str(),
+        folder.as_os_str(),
+    ]);
+    assert!(
+        !r.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+}

@@ -11,6 +11,7 @@ pub mod family;
 pub mod gemma;
 pub mod gpt2;
 pub mod llama;
+pub mod llama4;
 pub mod moe;
 pub mod multimodal;
 pub mod phi3;
@@ -339,6 +340,9 @@ static REGISTRY: &[&dyn Architecture] = &[
     &dense2::APERTUS,
     &multimodal::SMOLVLM_TEXT,
     &multimodal::QWEN3VL,
+    &llama4::LLAMA4,
+    &multimodal::LLAMA4_VLM,
+    &multimodal::QWEN3VLMOE,
 ];
 
 pub fn registry() -> &'static [&'static dyn Architecture] {

@@ -52,6 +52,23 @@ impl Architecture for TextOf {
     fn experts(&self) -> Option<&'static family::Experts> {
         self.inner.experts()
     }
+    fn sources(
+        &self,
+        tensors: Vec<ckpt_core::Tensor>,
+        hp: &Hparams,
+        kv: &mut KvList,
+    ) -> Result<Vec<ckpt_core::Tensor>> {
+        self.inner.sources(tensors, hp, kv)
+    }
+    fn expand(
+        &self,
+        t: &ckpt_core::Tensor,
+        bid: Option<u32>,
+        hp: &Hparams,
+        block_count: u32,
+    ) -> Result<Option<Vec<ckpt_core::Tensor>>> {
+        self.inner.expand(t, bid, hp, block_count)
+    }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         if !self.strip.is_empty() && t.name.contains(self.strip) {
             let name = t.name.replace(self.strip, "");
@@ -148,6 +165,14 @@ pub static SMOLVLM_TEXT: TextOf = TextOf {
     strip: "text_model.",
 };
 
+/// Llama 4 (Scout, Maverick): `Llama4Model` converts the text model.
+pub static LLAMA4_VLM: TextOf = TextOf {
+    names: &["Llama4ForConditionalGeneration"],
+    inner: &super::llama4::LLAMA4,
+    refuse: &[],
+    strip: "",
+};
+
 /// Qwen3-VL: `Qwen3VLTextModel` converts a Qwen3 text model under GGUF architecture "qwen3vl",
 /// adding the number of DeepStack layers (`vision_config.deepstack_visual_indexes`).
 pub static QWEN3VL: TextOf = TextOf {
@@ -168,9 +193,68 @@ static QWEN3VL_TEXT: family::Family = family::Family {
     ..super::qwen::QWEN3
 };
 
+/// Qwen3-VL-MoE (Qwen3-VL-30B-A3B): `Qwen3VLMoeTextModel` converts a Qwen3 MoE text model under
+/// GGUF architecture "qwen3vlmoe", its experts packed in two 3-D tensors per layer, adding the
+/// number of DeepStack layers.
+pub static QWEN3VLMOE: TextOf = TextOf {
+    names: &["Qwen3VLMoeForConditionalGeneration"],
+    inner: &QWEN3VLMOE_TEXT,
+    refuse: &[],
+    strip: "",
+};
+
+static QWEN3VLMOE_TEXT: family::Family = family::Family {
+    hf_names: &[],
+    gguf_arch: "qwen3vlmoe",
+    model_type: "qwen3_vl_moe",
+    hooks: family::Hooks {
+        params: Some(n_deepstack_layers_moe),
+        expand: Some(qwen3vl_moe_experts),
+        ..super::moe::QWEN3MOE.hooks
+    },
+    ..super::moe::QWEN3MOE
+};
+
+/// `Qwen3VLMoeTextModel.modify_tensors`: `mlp.experts.gate_up_proj` split into gate and up and
+/// transposed, `mlp.experts.down_proj` transposed (each with or without `.weight`).
+fn qwen3vl_moe_experts(
+    t: &ckpt_core::Tensor,
+    _bid: Option<u32>,
+    hp: &Hparams,
+    _block_count: u32,
+) -> Result<Option<Vec<ckpt_core::Tensor>>> {
+    use super::split::{packed_down, packed_gate_up};
+    let base = t.name.strip_suffix(".weight").unwrap_or(&t.name);
+    if let Some(experts) = base.strip_suffix(".gate_up_proj") {
+        if experts.ends_with("mlp.experts") {
+            let (gate, up) = (
+                format!("{experts}.gate_proj.weight"),
+                format!("{experts}.up_proj.weight"),
+            );
+            return packed_gate_up(t, gate, up, &hp.path).map(Some);
+        }
+    }
+    if base.ends_with("mlp.experts.down_proj") {
+        return Ok(Some(vec![packed_down(
+            t,
+            format!("{base}.weight"),
+            &hp.path,
+        )?]));
+    }
+    Ok(None)
+}
+
+fn n_deepstack_layers_moe(ctx: &mut ParamContext) -> Result<()> {
+    deepstack_layers(ctx, "qwen3vlmoe")
+}
+
 /// `{arch}.n_deepstack_layers`: the length of `vision_config.deepstack_visual_indexes`
 /// (transformers' default of three when a vision config does not set it, 0 without one).
 fn n_deepstack_layers(ctx: &mut ParamContext) -> Result<()> {
+    deepstack_layers(ctx, "qwen3vl")
+}
+
+fn deepstack_layers(ctx: &mut ParamContext, arch: &str) -> Result<()> {
     let n = match ctx.hp.get("vision_config") {
         None => 0,
         Some(v) => match v.get("deepstack_visual_indexes") {
@@ -184,6 +268,6 @@ fn n_deepstack_layers(ctx: &mut ParamContext) -> Result<()> {
             }
         },
     };
-    ctx.kv.u32("qwen3vl.n_deepstack_layers", n);
+    ctx.kv.u32(&format!("{arch}.n_deepstack_layers"), n);
     Ok(())
 }

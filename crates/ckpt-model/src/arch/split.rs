@@ -176,6 +176,83 @@ pub fn concat_rows(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, 
     Ok(out)
 }
 
+/// torch's `t[..., cols].transpose(-1, -2)` of a 3-D tensor `[outer, rows, n]`: `[outer,
+/// cols.len(), rows]`, every outer row (an expert) made from the same outer row of `t`.
+pub fn transposed_cols(
+    t: &Tensor,
+    name: String,
+    cols: Range<usize>,
+    config: &std::path::Path,
+) -> Result<Tensor> {
+    let (Some(elem), &[_, rows, n]) = (t.dtype.elem_size(), &t.shape[..]) else {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' ({}, shape {:?}) cannot be transposed per expert: expected a 3-D tensor [experts, rows, columns]",
+                t.name, t.dtype, t.shape
+            ),
+        ));
+    };
+    let (rows, n) = (rows as usize, n as usize);
+    if cols.end > n {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' has shape {:?}: no columns {cols:?}",
+                t.name, t.shape
+            ),
+        ));
+    }
+    per_outer_row(
+        t,
+        name,
+        vec![cols.len() as u64, rows as u64],
+        move |src, dst| {
+            for (j, c) in cols.clone().enumerate() {
+                for r in 0..rows {
+                    let s = (r * n + c) * elem;
+                    let d = (j * rows + r) * elem;
+                    dst[d..d + elem].copy_from_slice(&src[s..s + elem]);
+                }
+            }
+        },
+        config,
+    )
+}
+
+/// Experts packed in two 3-D tensors per layer, as Llama 4 and Qwen3-VL-MoE checkpoints store
+/// them (the converter's `modify_tensors` for both): `gate_up` `[experts, hidden, 2 * ffn]`
+/// becomes gate (the first half of the columns) and up (the second half), each transposed to
+/// `[experts, ffn, hidden]`.
+pub fn packed_gate_up(
+    t: &Tensor,
+    gate: String,
+    up: String,
+    config: &std::path::Path,
+) -> Result<Vec<Tensor>> {
+    let n = t.shape.last().copied().unwrap_or(0) as usize;
+    if t.shape.len() != 3 || !n.is_multiple_of(2) {
+        return Err(Error::invalid(
+            config,
+            format!(
+                "tensor '{}' has shape {:?}, expected packed experts [experts, hidden, 2 * ffn]",
+                t.name, t.shape
+            ),
+        ));
+    }
+    Ok(vec![
+        transposed_cols(t, gate, 0..n / 2, config)?,
+        transposed_cols(t, up, n / 2..n, config)?,
+    ])
+}
+
+/// The `down` half of [`packed_gate_up`]'s layout: `[experts, ffn, hidden]` transposed to
+/// `[experts, hidden, ffn]`.
+pub fn packed_down(t: &Tensor, name: String, config: &std::path::Path) -> Result<Tensor> {
+    let n = t.shape.last().copied().unwrap_or(0) as usize;
+    transposed_cols(t, name, 0..n, config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,9 @@ pub enum Kind {
     NextnSharedHeadNorm,
     AttnSinks,
     VEncAttnQkv,
+    VEncEmbdCls,
+    VMmProjMlp,
+    VEncAttnPostNorm,
 }
 
 impl Kind {
@@ -165,6 +168,9 @@ impl Kind {
             Kind::NextnSharedHeadNorm => "blk.{bid}.nextn.shared_head_norm",
             Kind::AttnSinks => "blk.{bid}.attn_sinks",
             Kind::VEncAttnQkv => "v.blk.{bid}.attn_qkv",
+            Kind::VEncEmbdCls => "v.class_embd",
+            Kind::VMmProjMlp => "mm.model.mlp.{bid}",
+            Kind::VEncAttnPostNorm => "v.blk.{bid}.attn_post_norm",
         }
     }
 }
@@ -324,6 +330,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.mlp.up_proj",
             "layers.{bid}.mlp.Wi",
             "encoder.layers.{bid}.mlp.fc11",
+            "model.layers.{bid}.feed_forward.up_proj",
         ],
     ),
     (
@@ -333,6 +340,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.feed_forward.w1",
             "layers.{bid}.mlp.gate_proj",
             "encoder.layers.{bid}.mlp.fc12",
+            "model.layers.{bid}.feed_forward.gate_proj",
         ],
     ),
     (
@@ -346,6 +354,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.mlp.down_proj",
             "layers.{bid}.mlp.Wo",
             "encoder.layers.{bid}.mlp.fc2",
+            "model.layers.{bid}.feed_forward.down_proj",
         ],
     ),
     (
@@ -383,6 +392,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.feed_forward.gate",
             "model.layers.{bid}.block_sparse_moe.router.layer",
             "model.layers.{bid}.mlp.router",
+            "model.layers.{bid}.feed_forward.router",
         ],
     ),
     (
@@ -402,6 +412,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.experts.gate_proj",
             "layers.{bid}.feed_forward.experts.w1",
             "model.layers.{bid}.block_sparse_moe.input_linear.gate",
+            "model.layers.{bid}.feed_forward.experts.gate_proj",
         ],
     ),
     (
@@ -410,6 +421,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.experts.down_proj",
             "layers.{bid}.feed_forward.experts.w2",
             "model.layers.{bid}.block_sparse_moe.output_linear",
+            "model.layers.{bid}.feed_forward.experts.down_proj",
         ],
     ),
     (
@@ -418,6 +430,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.experts.up_proj",
             "layers.{bid}.feed_forward.experts.w3",
             "model.layers.{bid}.block_sparse_moe.input_linear.up",
+            "model.layers.{bid}.feed_forward.experts.up_proj",
         ],
     ),
     (
@@ -426,6 +439,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.shared_expert.gate_proj",
             "model.layers.{bid}.mlp.shared_experts.gate_proj",
             "model.layers.{bid}.shared_mlp.input_linear.gate",
+            "model.layers.{bid}.feed_forward.shared_expert.gate_proj",
         ],
     ),
     (
@@ -434,6 +448,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.shared_expert.down_proj",
             "model.layers.{bid}.mlp.shared_experts.down_proj",
             "model.layers.{bid}.shared_mlp.output_linear",
+            "model.layers.{bid}.feed_forward.shared_expert.down_proj",
         ],
     ),
     (
@@ -442,6 +457,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.shared_expert.up_proj",
             "model.layers.{bid}.mlp.shared_experts.up_proj",
             "model.layers.{bid}.shared_mlp.input_linear.up",
+            "model.layers.{bid}.feed_forward.shared_expert.up_proj",
         ],
     ),
     (Kind::ShortConvConv, &["model.layers.{bid}.conv.conv"]),
@@ -465,6 +481,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.embeddings.patch_embedding",
             "vision_tower.patch_conv",
             "visual.patch_embed.proj",
+            "vision_model.patch_embedding.linear",
         ],
     ),
     (
@@ -473,6 +490,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "vision_tower.vision_model.embeddings.position_embedding",
             "model.vision_model.embeddings.position_embedding",
             "visual.pos_embed",
+            "vision_model.positional_embedding_vlm",
         ],
     ),
     (
@@ -482,6 +500,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.encoder.layers.{bid}.self_attn.q_proj",
             "vision_tower.transformer.layers.{bid}.attention.q_proj",
             "visual.blocks.{bid}.attn.q",
+            "vision_model.model.layers.{bid}.self_attn.q_proj",
         ],
     ),
     (
@@ -491,6 +510,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.encoder.layers.{bid}.self_attn.k_proj",
             "vision_tower.transformer.layers.{bid}.attention.k_proj",
             "visual.blocks.{bid}.attn.k",
+            "vision_model.model.layers.{bid}.self_attn.k_proj",
         ],
     ),
     (
@@ -500,6 +520,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.encoder.layers.{bid}.self_attn.v_proj",
             "vision_tower.transformer.layers.{bid}.attention.v_proj",
             "visual.blocks.{bid}.attn.v",
+            "vision_model.model.layers.{bid}.self_attn.v_proj",
         ],
     ),
     (
@@ -509,6 +530,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.encoder.layers.{bid}.layer_norm1",
             "vision_tower.transformer.layers.{bid}.attention_norm",
             "visual.blocks.{bid}.norm1",
+            "vision_model.model.layers.{bid}.input_layernorm",
         ],
     ),
     (
@@ -518,6 +540,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.encoder.layers.{bid}.self_attn.out_proj",
             "vision_tower.transformer.layers.{bid}.attention.o_proj",
             "visual.blocks.{bid}.attn.proj",
+            "vision_model.model.layers.{bid}.self_attn.o_proj",
         ],
     ),
     (
@@ -527,6 +550,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.vision_model.encoder.layers.{bid}.layer_norm2",
             "vision_tower.transformer.layers.{bid}.ffn_norm",
             "visual.blocks.{bid}.norm2",
+            "vision_model.model.layers.{bid}.post_attention_layernorm",
         ],
     ),
     (
@@ -538,6 +562,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "visual.blocks.{bid}.mlp.fc1",
             "visual.blocks.{bid}.mlp.up_proj",
             "visual.blocks.{bid}.mlp.linear_fc1",
+            "vision_model.model.layers.{bid}.mlp.fc1",
         ],
     ),
     (
@@ -556,6 +581,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "visual.blocks.{bid}.mlp.fc2",
             "visual.blocks.{bid}.mlp.down_proj",
             "visual.blocks.{bid}.mlp.linear_fc2",
+            "vision_model.model.layers.{bid}.mlp.fc2",
         ],
     ),
     (
@@ -564,6 +590,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "vision_tower.vision_model.post_layernorm",
             "model.vision_model.post_layernorm",
             "visual.merger.ln_q",
+            "vision_model.layernorm_post",
         ],
     ),
     (
@@ -572,6 +599,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "vision_tower.vision_model.pre_layrnorm",
             "vision_tower.ln_pre",
             "model.vision_model.pre_layrnorm",
+            "vision_model.layernorm_pre",
         ],
     ),
     (
@@ -624,6 +652,17 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
     ),
     (Kind::AttnSinks, &["model.layers.{bid}.self_attn.sinks"]),
     (Kind::VEncAttnQkv, &["visual.blocks.{bid}.attn.qkv"]),
+    (Kind::VEncEmbdCls, &["vision_model.class_embedding"]),
+    (
+        Kind::VMmProjMlp,
+        &["vision_model.vision_adapter.mlp.fc{bid}"],
+    ),
+    // Listed by gguf-py for Gemma 4 after `v.blk.{bid}.ln2`, so Llama 4's post-attention norm
+    // becomes `attn_post_norm` too.
+    (
+        Kind::VEncAttnPostNorm,
+        &["vision_model.model.layers.{bid}.post_attention_layernorm"],
+    ),
 ];
 
 /// The spellings of one kind.

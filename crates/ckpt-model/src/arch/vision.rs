@@ -178,6 +178,9 @@ pub const VISION_TENSORS: &[Kind] = &[
     Kind::VMmPatchMerger,
     Kind::VTokEmbdImgBreak,
     Kind::VEncAttnQkv,
+    Kind::VEncEmbdCls,
+    Kind::VMmProjMlp,
+    Kind::VEncAttnPostNorm,
 ];
 
 fn map_vision(name: &str, bid: Option<u32>, block_count: u32, arch: &str) -> Result<String> {
@@ -807,14 +810,17 @@ impl Qwen3VLVision {
 
 impl VisionArch for Qwen3VLVision {
     fn hf_names(&self) -> &'static [&'static str] {
-        &["Qwen3VLForConditionalGeneration"]
+        &[
+            "Qwen3VLForConditionalGeneration",
+            "Qwen3VLMoeForConditionalGeneration",
+        ]
     }
     fn projector(&self) -> &'static str {
         "qwen3vl_merger"
     }
     fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
         match v.get("model_type").and_then(Value::as_str) {
-            Some("qwen3_vl_vision" | "qwen3_vl") => defaults(
+            Some("qwen3_vl_vision" | "qwen3_vl" | "qwen3_vl_moe_vision") => defaults(
                 v,
                 &[
                     ("depth", Value::from(27)),
@@ -833,7 +839,7 @@ impl VisionArch for Qwen3VLVision {
             ),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "vision model type {} in {} (expected qwen3_vl_vision)",
+                    "vision model type {} in {} (expected qwen3_vl_vision or qwen3_vl_moe_vision)",
                     other.unwrap_or("(none)"),
                     path.display()
                 )))
@@ -990,12 +996,124 @@ impl VisionArch for Qwen3VLVision {
     }
 }
 
+/// Llama 4 (`Llama4VisionModel`): a ViT with a class embedding, a linear patch embedding
+/// (`v.patch_embd`), learned positions, a pixel-shuffle MLP adapter (`mm.model.mlp.{1,2}`) and
+/// one linear projector (`multi_modal_projector.linear_1` as `mm.model.fc`).
+pub struct Llama4Vision;
+
+impl VisionArch for Llama4Vision {
+    fn hf_names(&self) -> &'static [&'static str] {
+        &["Llama4ForConditionalGeneration"]
+    }
+    fn projector(&self) -> &'static str {
+        "llama4"
+    }
+    fn vision_defaults(&self, v: &mut Map<String, Value>, path: &std::path::Path) -> Result<()> {
+        match v.get("model_type").and_then(Value::as_str) {
+            // transformers' Llama4VisionConfig
+            Some("llama4_vision_model") | None => {
+                defaults(
+                    v,
+                    &[
+                        ("hidden_size", Value::from(768)),
+                        ("hidden_act", Value::from("gelu")),
+                        ("num_hidden_layers", Value::from(34)),
+                        ("num_attention_heads", Value::from(16)),
+                        ("num_channels", Value::from(3)),
+                        ("intermediate_size", Value::from(5632)),
+                        ("vision_output_dim", Value::from(7680)),
+                        ("image_size", Value::from(448)),
+                        ("patch_size", Value::from(14)),
+                        ("norm_eps", Value::from(1e-5)),
+                        ("pixel_shuffle_ratio", Value::from(0.5)),
+                        ("projector_input_dim", Value::from(4096)),
+                        ("projector_output_dim", Value::from(4096)),
+                    ],
+                );
+                Ok(())
+            }
+            Some(other) => Err(Error::Unsupported(format!(
+                "vision model type {other} in {} (expected llama4_vision_model)",
+                path.display()
+            ))),
+        }
+    }
+    fn check(&self, _model_dir: &std::path::Path, v: &VisionHparams) -> Result<()> {
+        match v.vision.get("hidden_act").and_then(Value::as_str) {
+            Some("gelu") => {}
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "{}: Llama 4 vision hidden_act {other:?} (the converter knows gelu only)",
+                    v.path.display()
+                )))
+            }
+        }
+        Self::scale_factor(v).map(|_| ())
+    }
+    fn filter(&self, name: &str) -> Option<String> {
+        if !name.contains("multi_modal_projector") && !name.contains("vision_model") {
+            return None;
+        }
+        if name.contains("positional_embedding_vlm") && !name.contains(".weight") {
+            return base_filter(&format!("{name}.weight"));
+        }
+        base_filter(name)
+    }
+    fn tensor(
+        &self,
+        name: &str,
+        bid: Option<u32>,
+        _dtype: DType,
+        v: &VisionHparams,
+    ) -> Result<VisionAction> {
+        // One fully connected layer despite its number.
+        let name = if name.contains("multi_modal_projector.linear_1") {
+            format!("{}.weight", Kind::VMmProjFc.gguf())
+        } else {
+            map_vision(name, bid, v.block_count, "the Llama 4 projector")?
+        };
+        Ok(VisionAction::Keep {
+            name,
+            transforms: Vec::new(),
+        })
+    }
+    fn write_params(&self, v: &VisionHparams, kv: &mut KvList) -> Result<()> {
+        kv.string("clip.projector_type", "llama4");
+        let eps = v
+            .find(&["norm_eps"])
+            .and_then(Value::as_f64)
+            .ok_or_else(|| Error::invalid(&v.path, "vision_config.norm_eps is not a number"))?;
+        kv.f32("clip.vision.attention.layer_norm_epsilon", eps as f32);
+        kv.u32("clip.vision.projector.scale_factor", Self::scale_factor(v)?);
+        kv.bool("clip.use_gelu", true);
+        Ok(())
+    }
+}
+
+impl Llama4Vision {
+    /// `int(1.0 / pixel_shuffle_ratio)`.
+    fn scale_factor(v: &VisionHparams) -> Result<u32> {
+        let r = v.find(&["pixel_shuffle_ratio"]).and_then(Value::as_f64);
+        match r.map(|r| 1.0 / r) {
+            Some(s) if s.is_finite() && s >= 1.0 && s < u32::MAX as f64 => Ok(s as u32),
+            _ => Err(Error::invalid(
+                &v.path,
+                format!(
+                    "vision_config.pixel_shuffle_ratio is {}, expected a number in (0, 1]",
+                    v.vision.get("pixel_shuffle_ratio").unwrap_or(&Value::Null)
+                ),
+            )),
+        }
+    }
+}
+
 static VISION_REGISTRY: &[&dyn VisionArch] = &[
     &Gemma3Vision,
     &PixtralVision,
     &Qwen2VLVision,
     &Idefics3Vision,
     &Qwen3VLVision,
+    &Llama4Vision,
 ];
 
 /// The projector description for a Hugging Face architecture.
