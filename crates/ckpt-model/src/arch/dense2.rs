@@ -7,6 +7,7 @@ use super::family::{Dflt, Family, Hooks, Param, Vocab};
 use super::{Kind, ParamContext, TensorAction, TensorRef, VocabContext};
 use crate::hparams::{read_optional_json, Hparams};
 use crate::vocab::special::SpecialVocab;
+use crate::vocab::tiktoken::TiktokenScheme;
 
 /// `Glm4ForCausalLM` ("glm4"): norms after attention and MLP, fused gate/up projection, partial
 /// rotary dimensions; GPT-2 vocabulary with eos/eot/unk/bos from the added tokens.
@@ -205,7 +206,7 @@ pub(super) fn set_added_specials(
 }
 
 /// `HunYuanDenseV1ForCausalLM` ("hunyuan-dense"): Llama-shaped with q/k norms, GPT-2
-/// vocabulary from tokenizer.json, `eod_token_id` as eos, NTK-alpha rope scaling.
+/// vocabulary from tokenizer.json or `hy.tiktoken`, `eod_token_id` as eos, NTK-alpha rope scaling.
 pub static HUNYUAN_DENSE: Family = Family {
     hf_names: &["HunYuanDenseV1ForCausalLM"],
     gguf_arch: "hunyuan-dense",
@@ -237,7 +238,7 @@ pub static HUNYUAN_DENSE: Family = Family {
     text_params: true,
     params: &[Param::Custom(hunyuan_rope)],
     permute_qk: false,
-    vocab: Vocab::Gpt2,
+    vocab: Vocab::Gpt2OrTiktoken(&HUNYUAN_TIKTOKEN),
     hooks: Hooks {
         config: Some(hunyuan_config),
         tensor_first: Some(hunyuan_tied_head),
@@ -301,14 +302,29 @@ fn hunyuan_rope(ctx: &mut ParamContext) -> Result<()> {
     Ok(())
 }
 
-/// `HunYuanModel.set_vocab` with tokenizer.json: the GPT-2 vocabulary, then eos = `eod_token_id`, eot = the first of
-/// generation_config.json's eos list when it has two or more.
+/// Hunyuan's tokenizer module (`tokenization_hy.py`, never run): `hy.tiktoken`, its split
+/// pattern, NFC before encoding, and the special tokens numbered from the end of the ranks.
+pub static HUNYUAN_TIKTOKEN: TiktokenScheme = TiktokenScheme {
+    file: "hy.tiktoken",
+    pattern: r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    named: &[
+        "<|endoftext|>",
+        "<|startoftext|>",
+        "<|bos|>",
+        "<|eos|>",
+        "<|pad|>",
+    ],
+    extras: ("<|extra_", "|>", 205),
+    nfc: true,
+};
+
+/// `HunYuanModel.set_vocab` after the vocabulary: with the tiktoken file, bos = 127958 for the
+/// 7B (hidden size 4096); then eos = `eod_token_id`, eot = the first of generation_config.json's
+/// eos list when it has two or more.
 fn hunyuan_vocab(ctx: &mut VocabContext) -> Result<()> {
-    if !ctx.dir.join("tokenizer.json").is_file() {
-        return Err(Error::Unsupported(format!(
-            "{}: Hunyuan without tokenizer.json (tiktoken vocabulary) is not supported",
-            ctx.dir.display()
-        )));
+    if !ctx.dir.join("tokenizer.json").is_file() && ctx.hp.find_u32(&["hidden_size"])? == Some(4096)
+    {
+        ctx.kv.u32("tokenizer.ggml.bos_token_id", 127958);
     }
     if let Some(eod) = ctx.hp.get("eod_token_id") {
         let id = eod

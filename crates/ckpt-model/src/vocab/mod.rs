@@ -1,10 +1,11 @@
-//! Tokenizer metadata: SentencePiece (`tokenizer.model`) and GPT-2 BPE (`tokenizer.json`)
-//! vocabularies plus gguf-py's special-token handling, written as the converter writes them.
+//! Tokenizer metadata: SentencePiece (`tokenizer.model`), GPT-2 BPE (`tokenizer.json`) and
+//! tiktoken (`*.tiktoken`) vocabularies plus gguf-py's special-token handling, written as the converter writes them.
 
 pub mod bpe;
 mod pre_hashes;
 pub mod special;
 pub mod spm;
+pub mod tiktoken;
 
 use std::path::Path;
 
