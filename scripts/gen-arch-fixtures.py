@@ -212,6 +212,38 @@ def nomic_tensors() -> list:
     return sorted(t)
 
 
+def nomic_moe_config() -> dict:
+    """nomic-embed-text-v2-moe's config.json at tiny sizes (plus the names transformers reads):
+    every second layer a mixture of 4 experts, biases, GELU, XLM-RoBERTa's vocabulary size."""
+    h, f = TINY["hidden_size"], TINY["intermediate_size"]
+    return {
+        "activation_function": "gelu", "architectures": ["NomicBertModel"], "causal": False, "expert_choice_router": False,
+        "ffn_div": 1, "layer_norm_epsilon": 1e-05, "max_trained_positions": 2048, "mlp_fc1_bias": True, "mlp_fc2_bias": True,
+        "model_type": "nomic_bert", "moe_every_n_layers": 2, "moe_normalize_expert_weights": False, "moe_top_k": 2,
+        "n_embd": h, "n_head": 2, "n_inner": f, "n_layer": 2, "n_positions": 2048, "num_experts": 4, "num_shared_experts": 0,
+        "pad_token_id": 1, "prenorm": False, "qkv_proj_bias": True, "rotary_emb_base": 10000, "rotary_emb_fraction": 1.0,
+        "rotary_emb_interleaved": False, "rotary_emb_scale_base": None, "rotary_scaling_factor": None, "type_vocab_size": 1,
+        "vocab_size": 250048, "hidden_size": h, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": f,
+    }
+
+
+def nomic_moe_tensors() -> list:
+    """Layer 0 a biased GELU MLP (fc1/fc2), layer 1 the experts: router, w1 and w2 as
+    [experts * n_inner, n_embd] matrices, one shared output bias."""
+    h, f, e = TINY["hidden_size"], TINY["intermediate_size"], 4
+    t = [["embeddings.word_embeddings.weight", [250048, h]], ["embeddings.token_type_embeddings.weight", [1, h]], ["emb_ln.weight", [h]], ["emb_ln.bias", [h]]]
+    for b in range(2):
+        p = f"encoder.layers.{b}."
+        t += [[p + "attn.Wqkv.weight", [3 * h, h]], [p + "attn.Wqkv.bias", [3 * h]], [p + "attn.out_proj.weight", [h, h]],
+              [p + "attn.out_proj.bias", [h]], [p + "norm1.weight", [h]], [p + "norm1.bias", [h]], [p + "norm2.weight", [h]], [p + "norm2.bias", [h]]]
+        if b % 2 == 1:
+            t += [[p + "mlp.router.layer.weight", [e, h]], [p + "mlp.experts.mlp.w1", [e * f, h]], [p + "mlp.experts.mlp.w2", [e * f, h]],
+                  [p + "mlp.experts.bias", [h]]]
+        else:
+            t += [[p + "mlp.fc1.weight", [f, h]], [p + "mlp.fc1.bias", [f]], [p + "mlp.fc2.weight", [h, f]], [p + "mlp.fc2.bias", [h]]]
+    return sorted(t)
+
+
 def write_wordpiece(d: Path) -> None:
     """A 32-token WordPiece vocabulary saved by transformers' BertTokenizerFast."""
     from transformers import BertTokenizerFast
@@ -255,6 +287,10 @@ def raw_cases():
     return {
         # fused Wqkv, SwiGLU fc11/fc12/fc2, n_positions 8192 -> 2048, WordPiece vocabulary.
         "nomic_bert": ("NomicBertModel", nomic_config(), "wordpiece", nomic_tensors(), "bert-bge"),
+        # nomic-embed-text-v2-moe: "nomic-bert-moe", n_positions 2048 -> 512, experts' w1/w2 viewed
+        # as [experts, n_inner, n_embd] (w2 transposed per expert), experts.bias dropped, the
+        # XLM-RoBERTa vocabulary with <mask> written at id 250001.
+        "nomic_bert_moe": ("NomicBertModel", nomic_moe_config(), "xlmr", nomic_moe_tensors(), None),
     }
 
 

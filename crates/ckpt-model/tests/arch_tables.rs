@@ -343,6 +343,14 @@ fn nomic_bert_keeps_its_fused_qkv_and_swiglu_and_cuts_the_context_to_2048() {
     check("nomic_bert");
 }
 
+/// nomic-embed-text-v2-moe: "nomic-bert-moe", the experts' w1/w2 reshaped (w2 transposed per
+/// expert), their shared bias dropped, the XLM-RoBERTa vocabulary with <mask> at 250001, and the
+/// context of transformers' default 2048 less pad_token_id + 1.
+#[test]
+fn nomic_bert_moe_reshapes_its_experts_and_writes_the_xlmr_vocabulary() {
+    check("nomic_bert_moe");
+}
+
 #[test]
 fn xlm_roberta_writes_the_unigram_vocabulary_and_skips_the_padded_positions() {
     check("xlm_roberta");

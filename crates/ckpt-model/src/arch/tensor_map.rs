@@ -324,6 +324,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.mlp.up_proj",
             "layers.{bid}.mlp.Wi",
             "encoder.layers.{bid}.mlp.fc11",
+            "encoder.layers.{bid}.mlp.fc1",
         ],
     ),
     (
@@ -383,6 +384,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.feed_forward.gate",
             "model.layers.{bid}.block_sparse_moe.router.layer",
             "model.layers.{bid}.mlp.router",
+            "encoder.layers.{bid}.mlp.router.layer",
         ],
     ),
     (
@@ -410,6 +412,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.experts.down_proj",
             "layers.{bid}.feed_forward.experts.w2",
             "model.layers.{bid}.block_sparse_moe.output_linear",
+            "encoder.layers.{bid}.mlp.experts.mlp.w2",
         ],
     ),
     (
@@ -418,6 +421,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.mlp.experts.up_proj",
             "layers.{bid}.feed_forward.experts.w3",
             "model.layers.{bid}.block_sparse_moe.input_linear.up",
+            "encoder.layers.{bid}.mlp.experts.mlp.w1",
         ],
     ),
     (
