@@ -104,6 +104,12 @@ else
   "$py" scripts/interop/lora_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
 
+echo "== ckpt merge-lora vs PEFT merge_and_unload() on every dense family's tiny model (all-linear adapters)"
+if ! "$py" -c "import peft, transformers" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check peft transformers
+fi
+"$py" scripts/interop/merge_matrix.py "$ckpt"
+
 echo "== pre-tokenizer fingerprint: transformers' AutoTokenizer.encode vs ckpt (stored truncation/padding off)"
 if ! "$py" -c "import transformers, tokenizers" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check transformers tokenizers

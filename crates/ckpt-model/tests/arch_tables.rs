@@ -261,7 +261,11 @@ fn hunyuan_tiktoken_folder_reads_no_code_and_needs_the_vocabulary_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny-hunyuan_tiktoken");
     std::fs::create_dir(&dir).unwrap();
-    for f in ["config.json", "tokenizer_config.json", "generation_config.json"] {
+    for f in [
+        "config.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
         std::fs::copy(fx.join(f), dir.join(f)).unwrap();
     }
     std::fs::write(dir.join("tokenization_hy.py"), "raise SystemExit(1)\n").unwrap();

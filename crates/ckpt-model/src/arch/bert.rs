@@ -436,7 +436,11 @@ impl Architecture for NomicBert {
         }
         // With an XLM-RoBERTa tokenizer, `_xlmroberta_tokenizer_init`: the context loses the
         // positions before `pad_token_id + 1` (an unreadable tokenizer is reported later).
-        let dir = hp.path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let dir = hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
         if nomic_tokenizer_is_unigram(&dir).unwrap_or(false) {
             if let (Some(pad), Some(n)) = (
                 hp.get("pad_token_id").and_then(Value::as_i64),

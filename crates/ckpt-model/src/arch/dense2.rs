@@ -567,3 +567,52 @@ fn apertus_xielu(
     }
     Ok(rest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::KvList;
+    use serde_json::json;
+
+    fn vocab_kvs(dir: &std::path::Path, hidden: u64) -> KvList {
+        let hp = Hparams {
+            path: dir.join("config.json"),
+            map: json!({ "hidden_size": hidden, "eod_token_id": 127957 })
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let mut kv = KvList::new();
+        kv.u32("tokenizer.ggml.bos_token_id", 1);
+        let mut warnings = Vec::new();
+        hunyuan_vocab(&mut VocabContext {
+            dir,
+            hp: &hp,
+            kv: &mut kv,
+            pre_override: None,
+            warnings: &mut warnings,
+        })
+        .unwrap();
+        kv
+    }
+
+    /// The converter's fix for the 7B's bos (`<|startoftext|>`), only on the tiktoken path.
+    #[test]
+    fn hunyuan_7b_tiktoken_bos_is_startoftext() {
+        let dir = tempfile::tempdir().unwrap();
+        let bos = |kv: &KvList| {
+            kv.get("tokenizer.ggml.bos_token_id")
+                .and_then(|v| v.as_i64())
+        };
+        assert_eq!(bos(&vocab_kvs(dir.path(), 4096)), Some(127958));
+        assert_eq!(bos(&vocab_kvs(dir.path(), 2048)), Some(1));
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        assert_eq!(bos(&vocab_kvs(dir.path(), 4096)), Some(1));
+        let kv = vocab_kvs(dir.path(), 4096);
+        assert_eq!(
+            kv.get("tokenizer.ggml.eos_token_id")
+                .and_then(|v| v.as_i64()),
+            Some(127957)
+        );
+    }
+}

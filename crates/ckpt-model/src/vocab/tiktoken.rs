@@ -184,7 +184,9 @@ pub fn pre_tokenizer_hash(ranks: &Ranks, scheme: &TiktokenScheme) -> Result<Stri
         .iter()
         .map(u32::to_string)
         .collect();
-    Ok(hex(&Sha256::digest(format!("[{}]", ids.join(", ")).as_bytes())))
+    Ok(hex(&Sha256::digest(
+        format!("[{}]", ids.join(", ")).as_bytes(),
+    )))
 }
 
 /// The converter's tiktoken branch (Hunyuan's `set_vocab` without tokenizer.json): model
@@ -300,7 +302,10 @@ mod tests {
         // "bc" (3) before "ab" (4); then "a"+"bc" = "abc" (5).
         assert_eq!(r.bpe(b"abc", None), vec![&b"abc"[..]]);
         assert_eq!(r.bpe(b"abc", Some(5)), vec![&b"a"[..], &b"bc"[..]]);
-        assert_eq!(r.bpe(b"abc", Some(3)), vec![&b"a"[..], &b"b"[..], &b"c"[..]]);
+        assert_eq!(
+            r.bpe(b"abc", Some(3)),
+            vec![&b"a"[..], &b"b"[..], &b"c"[..]]
+        );
     }
 
     #[test]
