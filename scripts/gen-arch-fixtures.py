@@ -294,6 +294,39 @@ def raw_cases():
     }
 
 
+def model_folder(case: str, d: Path, m: Path, tok: str, tensors) -> str | None:
+    """The model folder the converter reads for case folder `d`: its config.json, the tokenizer
+    files (the case's own tokenizer_config.json replacing the shared one), the weights (element i
+    = (i % 13) * 0.125). Returns the pre-tokenizer the converter must be given, if any."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    m.mkdir()
+    shutil.copyfile(d / "config.json", m / "config.json")
+    tok_dir, files = {"bpe": (BPE_DIR, BPE_FILES), "spm": (SPM_DIR, SPM_FILES), "xlmr": (XLMR_DIR, XLMR_FILES), "xlmrjson": (XLMR_DIR, XLMR_FILES[1:]), "wordpiece": (d, WORDPIECE_FILES), "tiktoken": (d, TIKTOKEN_FILES)}[tok]
+    for f in files:
+        if (tok_dir / f).is_file():
+            shutil.copyfile(tok_dir / f, m / f)
+    if (d / "tokenizer_config.json").is_file():
+        shutil.copyfile(d / "tokenizer_config.json", m / "tokenizer_config.json")
+    if case in ("glm4", "glm4_mrope"):
+        tj = m / "tokenizer.json"
+        tok_json = json.loads(tj.read_text(encoding="utf-8"))
+        for t in tok_json["added_tokens"]:
+            if t["content"] == "<repo_name>":
+                t["content"] = "<|user|>"
+        tok_json["model"]["vocab"]["<|user|>"] = tok_json["model"]["vocab"].pop("<repo_name>")
+        tj.write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
+    pre = None
+    if tok == "tiktoken":
+        # Only the converter runs this module; ckpt reads hy.tiktoken alone.
+        (m / "tokenization_hy.py").write_text(HY_TOKENIZER)
+        pre = "hunyuan"
+    arrays = {n: ((np.arange(int(np.prod(s))) % 13) * 0.125).astype(np.float32).reshape(s) for n, s in tensors}
+    save_file(arrays, str(m / "model.safetensors"))
+    return pre
+
+
 def field_json(field):
     from gguf import GGUFValueType
 
@@ -362,32 +395,12 @@ def main() -> int:
         (d / "hf_tensors.json").write_text(json.dumps(tensors, indent=1) + "\n")
         with tempfile.TemporaryDirectory() as tmp:
             m = Path(tmp) / f"tiny-{case}"
-            m.mkdir()
-            shutil.copyfile(d / "config.json", m / "config.json")
-            tok_dir, files = {"bpe": (BPE_DIR, BPE_FILES), "spm": (SPM_DIR, SPM_FILES), "xlmr": (XLMR_DIR, XLMR_FILES), "xlmrjson": (XLMR_DIR, XLMR_FILES[1:]), "wordpiece": (d, WORDPIECE_FILES), "tiktoken": (d, TIKTOKEN_FILES)}[tok]
-            for f in files:
-                if (tok_dir / f).is_file():
-                    shutil.copyfile(tok_dir / f, m / f)
-            if case in ("glm4", "glm4_mrope"):
-                tj = m / "tokenizer.json"
-                tok_json = json.loads(tj.read_text(encoding="utf-8"))
-                for t in tok_json["added_tokens"]:
-                    if t["content"] == "<repo_name>":
-                        t["content"] = "<|user|>"
-                tok_json["model"]["vocab"]["<|user|>"] = tok_json["model"]["vocab"].pop("<repo_name>")
-                tj.write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
             if case == "ernie4_5":
                 # ERNIE writes add_space_prefix from tokenizer_config.json after the vocabulary.
-                tc = json.loads((m / "tokenizer_config.json").read_text())
+                tc = json.loads((SPM_DIR / "tokenizer_config.json").read_text())
                 tc["add_prefix_space"] = False
                 (d / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
-                shutil.copyfile(d / "tokenizer_config.json", m / "tokenizer_config.json")
-            if tok == "tiktoken":
-                # Only the converter runs this module; ckpt reads hy.tiktoken alone.
-                (m / "tokenization_hy.py").write_text(HY_TOKENIZER)
-                pre = "hunyuan"
-            arrays = {n: ((np.arange(int(np.prod(s))) % 13) * 0.125).astype(np.float32).reshape(s) for n, s in tensors}
-            save_file(arrays, str(m / "model.safetensors"))
+            pre = model_folder(case, d, m, tok, tensors) or pre
             out = Path(tmp) / "out.gguf"
             env = dict(os.environ, PYTHONPATH=str(src / "gguf-py"))
             args = [str(m), "--outtype", "f16", "--outfile", str(out)]

@@ -80,6 +80,8 @@ if [ -z "${CKPT_LLAMA_CPP_SRC:-}" ]; then
   echo "skipped: set CKPT_LLAMA_CPP_SRC to a llama.cpp source tree (with convert_hf_to_gguf.py) to run it"
 else
   "$py" scripts/interop/arch_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
+  # the arch-tables fixture cases (hy.tiktoken, nomic-bert-moe, ...) in bf16, q8_0 and f32
+  "$py" scripts/interop/arch_tables_outtypes.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
 
 echo "== llama-mtmd-cli: ckpt's text GGUF + mmproj describe an image like the converter's pair (greedy)"
