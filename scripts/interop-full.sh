@@ -85,6 +85,8 @@ if [ -z "${CKPT_LLAMA_CPP_SRC:-}" ]; then
   echo "skipped: set CKPT_LLAMA_CPP_SRC to a llama.cpp source tree (with convert_hf_to_gguf.py) to run it"
 else
   "$py" scripts/interop/arch_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
+  # the arch-tables fixture cases (hy.tiktoken, nomic-bert-moe, ...) in bf16, q8_0 and f32
+  "$py" scripts/interop/arch_tables_outtypes.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
 
 echo "== llama-mtmd-cli: ckpt's text GGUF + mmproj describe an image like the converter's pair (greedy)"
@@ -108,6 +110,12 @@ else
   # an all-linear adapter on the tiny model of every architecture of the matrix
   "$py" scripts/interop/lora_matrix.py "$ckpt" "$CKPT_LLAMA_CPP_SRC"
 fi
+
+echo "== ckpt merge-lora vs PEFT merge_and_unload() on every dense family's tiny model (all-linear adapters)"
+if ! "$py" -c "import peft, transformers" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check peft transformers
+fi
+"$py" scripts/interop/merge_matrix.py "$ckpt"
 
 echo "== pre-tokenizer fingerprint: transformers' AutoTokenizer.encode vs ckpt (stored truncation/padding off)"
 if ! "$py" -c "import transformers, tokenizers" 2>/dev/null; then

@@ -213,7 +213,7 @@ pub fn plan_hf_to_gguf(
             ))
         }
     };
-    let arch = arch::find(&hf_arch).ok_or_else(|| {
+    let arch = arch::find_for(&hf_arch, &hp).ok_or_else(|| {
         Error::Unsupported(format!(
             "{}: architecture {hf_arch} is not supported; supported: {}",
             hp.path.display(),

@@ -263,7 +263,7 @@ pub fn plan_lora_to_gguf(
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| Error::invalid(&hp.path, "config.json has no \"architectures\" list"))?;
-    let arch = arch::find(&hf_arch).ok_or_else(|| {
+    let arch = arch::find_for(&hf_arch, &hp).ok_or_else(|| {
         Error::Unsupported(format!(
             "{}: base architecture {hf_arch} is not supported; supported: {}",
             hp.path.display(),

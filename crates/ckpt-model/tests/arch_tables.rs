@@ -69,6 +69,15 @@ fn check(case: &str) {
             "arch-tables/nomic_bert",
             &["tokenizer.json", "tokenizer_config.json"],
         ),
+        // Written into the case folder by the generator (no tokenizer.json).
+        "tiktoken" => (
+            "arch-tables/hunyuan_tiktoken",
+            &[
+                "hy.tiktoken",
+                "tokenizer_config.json",
+                "generation_config.json",
+            ],
+        ),
         "bpe" => (
             "gguf/tiny-smol-bpe",
             &[
@@ -112,6 +121,27 @@ fn check(case: &str) {
     let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
     ck.tensors = list.into_iter().map(|(n, s)| tensor(&n, s)).collect();
     let out = tmp.path().join("out.gguf");
+    if let Some(hash) = expected["pre_hash"].as_str() {
+        // The converter did not know this vocabulary's fingerprint: ckpt must compute the same
+        // one and refuse it the same way without the override.
+        let err = convert_hf_to_gguf(
+            &dir,
+            &ck,
+            &out,
+            &HfToGgufOptions {
+                outtype: OutType::F16,
+                overwrite: true,
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{case}: an unknown fingerprint was accepted"))
+        .to_string();
+        assert!(
+            err.contains(&format!("hash {hash}")),
+            "{case}: expected the fingerprint {hash}, got: {err}"
+        );
+    }
     convert_hf_to_gguf(
         &dir,
         &ck,
@@ -219,6 +249,63 @@ fn hunyuan_dense_scales_the_rope_base_by_alpha_and_uses_eod_as_eos() {
 }
 
 #[test]
+fn hunyuan_dense_builds_its_vocabulary_from_hy_tiktoken() {
+    check("hunyuan_tiktoken");
+}
+
+/// The Python tokenizer module a Hunyuan folder ships is never run: a folder whose module would
+/// fail (or do anything) converts the same, and one without hy.tiktoken is refused by name.
+#[test]
+fn hunyuan_tiktoken_folder_reads_no_code_and_needs_the_vocabulary_file() {
+    let fx = fixtures().join("arch-tables/hunyuan_tiktoken");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny-hunyuan_tiktoken");
+    std::fs::create_dir(&dir).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
+        std::fs::copy(fx.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("tokenization_hy.py"), "raise SystemExit(1)\n").unwrap();
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
+    ck.tensors = list.into_iter().map(|(n, s)| tensor(&n, s)).collect();
+    let out = tmp.path().join("out.gguf");
+    let opts = HfToGgufOptions {
+        outtype: OutType::F16,
+        overwrite: true,
+        pre_tokenizer: Some("hunyuan".into()),
+        ..Default::default()
+    };
+    let err = convert_hf_to_gguf(&dir, &ck, &out, &opts)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("neither tokenizer.json nor hy.tiktoken"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // A vocabulary whose size disagrees with config.json's is refused with both counts.
+    let mut text = std::fs::read_to_string(fx.join("hy.tiktoken")).unwrap();
+    text.push_str("QUJD 320\n");
+    std::fs::write(dir.join("hy.tiktoken"), text).unwrap();
+    let err = convert_hf_to_gguf(&dir, &ck, &out, &opts)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("321 tokens and 210 special tokens make 531") && err.contains("530"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn lfm2_squeezes_its_short_conv_kernels_and_lists_kv_heads_per_layer() {
     check("lfm2");
 }
@@ -258,6 +345,14 @@ fn cohere2_bias_is_refused_by_name() {
 #[test]
 fn nomic_bert_keeps_its_fused_qkv_and_swiglu_and_cuts_the_context_to_2048() {
     check("nomic_bert");
+}
+
+/// nomic-embed-text-v2-moe: "nomic-bert-moe", the experts' w1/w2 reshaped (w2 transposed per
+/// expert), their shared bias dropped, the XLM-RoBERTa vocabulary with <mask> at 250001, and the
+/// context of transformers' default 2048 less pad_token_id + 1.
+#[test]
+fn nomic_bert_moe_reshapes_its_experts_and_writes_the_xlmr_vocabulary() {
+    check("nomic_bert_moe");
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! are dropped, TF-style `gamma`/`beta` names renamed, and the WordPiece vocabulary stored in
 //! llama.cpp's "phantom space" form.
 
-use ckpt_core::{Error, Result};
+use ckpt_core::{Error, Result, Tensor};
 use ckpt_gguf::GgufValue;
 use serde_json::{json, Value};
 
 use super::qwen::write_pooling_type;
+use super::split::read_rows;
 use super::{
     unmapped, write_base_params, Architecture, Kind, ParamContext, TensorAction, TensorRef,
     Transform, VocabContext,
@@ -157,12 +158,22 @@ impl Architecture for Bert {
     }
 }
 
-/// `NomicBertModel` (nomic-embed-text v1/v1.5, GGUF arch "nomic-bert"): BERT with rotary
-/// positions, a fused `Wqkv`, a SwiGLU MLP (`fc11` up, `fc12` gate, `fc2` down) and no linear
-/// biases. The converter only accepts that exact shape (its asserts), with the context cut from
-/// `n_positions` 8192 to the 2048 tokens it was trained for. The mixture-of-experts v2 model
-/// ("nomic-bert-moe") is not supported.
-pub struct NomicBert;
+/// `NomicBertModel`: nomic-embed-text v1/v1.5 (GGUF arch "nomic-bert": BERT with rotary
+/// positions, a fused `Wqkv`, a SwiGLU MLP — `fc11` up, `fc12` gate, `fc2` down — and no
+/// linear biases) and, when the config has `moe_every_n_layers`, nomic-embed-text-v2-moe
+/// ("nomic-bert-moe": biases, GELU `fc1`/`fc2` layers alternating with mixtures of experts whose
+/// `w1`/`w2` are stored as `[experts * n_inner, n_embd]` matrices). The converter accepts only
+/// these layouts (its asserts). Either takes a WordPiece or an XLM-RoBERTa (Unigram) tokenizer;
+/// with the latter the context loses `pad_token_id + 1` positions, as for XLM-RoBERTa.
+pub struct NomicBert {
+    moe: bool,
+}
+
+/// nomic-embed-text v1/v1.5.
+pub static NOMIC_BERT: NomicBert = NomicBert { moe: false };
+/// nomic-embed-text-v2-moe: chosen by [`NOMIC_BERT`] for a config with experts (it has no class
+/// name of its own).
+pub static NOMIC_BERT_MOE: NomicBert = NomicBert { moe: true };
 
 const NOMIC_BERT_TENSORS: &[Kind] = &[
     Kind::TokenEmbd,
@@ -179,6 +190,23 @@ const NOMIC_BERT_TENSORS: &[Kind] = &[
     Kind::LayerOutNorm,
 ];
 
+const NOMIC_BERT_MOE_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::TokenEmbdNorm,
+    Kind::TokenTypes,
+    Kind::PosEmbd,
+    Kind::OutputNorm,
+    Kind::AttnOutNorm,
+    Kind::AttnQkv,
+    Kind::AttnOut,
+    Kind::FfnDown,
+    Kind::FfnUp,
+    Kind::FfnGateInp,
+    Kind::FfnDownExps,
+    Kind::FfnUpExps,
+    Kind::LayerOutNorm,
+];
+
 /// transformers' `NomicBertConfig` defaults.
 const NOMIC_DEFAULTS: &[super::family::Dflt] = {
     use super::family::Dflt::*;
@@ -190,6 +218,7 @@ const NOMIC_DEFAULTS: &[super::family::Dflt] = {
         Int("max_position_embeddings", 2048),
         Int("type_vocab_size", 2),
         Num("layer_norm_eps", 1e-12),
+        Int("pad_token_id", 0),
         HeadDim,
     ]
 };
@@ -202,74 +231,181 @@ const NOMIC_LEGACY: &[(&str, &str)] = &[
     ("n_inner", "intermediate_size"),
 ];
 
-/// The converter's checks of a NomicBert config (each an assert or a ValueError there).
-fn check_nomic(hp: &Hparams) -> Result<()> {
-    let bad = |what: String| {
-        Error::Unsupported(format!(
-            "{}: {what} (the converter accepts only nomic-embed-text v1/v1.5's layout)",
-            hp.path.display()
-        ))
-    };
-    if hp
-        .get("moe_every_n_layers")
-        .is_some_and(|v| v.as_u64() != Some(0))
+/// The converter's `_is_tokenizer_xlmroberta`: a Unigram tokenizer.json (WordPiece otherwise).
+fn nomic_tokenizer_is_unigram(dir: &std::path::Path) -> Result<bool> {
+    let path = dir.join("tokenizer.json");
+    let tok = crate::hparams::read_json_object(&path)?;
+    match tok
+        .get("model")
+        .and_then(|m| m.get("type"))
+        .and_then(Value::as_str)
     {
-        return Err(bad(
-            "nomic-bert-moe (moe_every_n_layers) is not supported".into()
-        ));
+        Some("Unigram") => Ok(true),
+        Some("WordPiece") => Ok(false),
+        other => Err(Error::Unsupported(format!(
+            "{}: unknown tokenizer model type {other:?} (the converter takes WordPiece or Unigram)",
+            path.display()
+        ))),
     }
-    let expect = |key: &str, want: Value| -> Result<()> {
-        let got = hp.map.get(key).cloned().unwrap_or(Value::Null);
-        let same = match (&got, &want) {
-            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-            _ => got == want,
+}
+
+impl NomicBert {
+    /// The converter's checks of a NomicBert config (each an assert or a ValueError there).
+    fn check(&self, hp: &Hparams) -> Result<()> {
+        let bad = |what: String| {
+            Error::Unsupported(format!(
+                "{}: {what} (the converter accepts only nomic-embed-text v1/v1.5's and v2-moe's layouts)",
+                hp.path.display()
+            ))
         };
-        if same {
-            Ok(())
-        } else {
-            Err(bad(format!("{key} is {got}, expected {want}")))
-        }
-    };
-    for (legacy, name) in NOMIC_LEGACY {
-        if let (Some(a), Some(b)) = (hp.get(legacy), hp.get(name)) {
-            if a != b {
-                return Err(bad(format!(
-                    "{legacy} is {a} but transformers' NomicBertConfig reads {name} = {b}, and \
-                     the converter would write {b} (add \"{name}\": {a} to config.json)"
-                )));
+        let expect = |key: &str, want: Value| -> Result<()> {
+            let got = hp.map.get(key).cloned().unwrap_or(Value::Null);
+            let same = match (&got, &want) {
+                (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                _ => got == want,
+            };
+            if same {
+                Ok(())
+            } else {
+                Err(bad(format!("{key} is {got}, expected {want}")))
+            }
+        };
+        for (legacy, name) in NOMIC_LEGACY {
+            if let (Some(a), Some(b)) = (hp.get(legacy), hp.get(name)) {
+                if a != b {
+                    return Err(bad(format!(
+                        "{legacy} is {a} but transformers' NomicBertConfig reads {name} = {b}, and \
+                         the converter would write {b} (add \"{name}\": {a} to config.json)"
+                    )));
+                }
             }
         }
+        let act = if self.moe { "gelu" } else { "swiglu" };
+        expect("activation_function", json!(act))?;
+        expect("causal", json!(false))?;
+        // Linear biases exactly when there are experts.
+        expect("qkv_proj_bias", json!(self.moe))?;
+        expect("mlp_fc1_bias", json!(self.moe))?;
+        expect("mlp_fc2_bias", json!(self.moe))?;
+        expect("prenorm", json!(false))?;
+        expect("rotary_emb_fraction", json!(1.0))?;
+        expect("rotary_emb_interleaved", json!(false))?;
+        expect("rotary_emb_scale_base", Value::Null)?;
+        Ok(())
     }
-    expect("activation_function", json!("swiglu"))?;
-    expect("causal", json!(false))?;
-    expect("qkv_proj_bias", json!(false))?;
-    expect("mlp_fc1_bias", json!(false))?;
-    expect("mlp_fc2_bias", json!(false))?;
-    expect("prenorm", json!(false))?;
-    expect("rotary_emb_fraction", json!(1.0))?;
-    expect("rotary_emb_interleaved", json!(false))?;
-    expect("rotary_emb_scale_base", Value::Null)?;
-    Ok(())
+
+    /// The converter's `modify_tensors` for the experts: `w1` viewed as
+    /// `[experts, n_inner, n_embd]`, `w2` likewise then transposed per expert to
+    /// `[experts, n_embd, n_inner]`, both renamed with `.weight`.
+    fn expert_matrix(&self, t: &Tensor, hp: &Hparams) -> Result<Option<Vec<Tensor>>> {
+        let transpose = if t.name.ends_with("mlp.experts.mlp.w1") {
+            false
+        } else if t.name.ends_with("mlp.experts.mlp.w2") {
+            true
+        } else {
+            return Ok(None);
+        };
+        let e = hp.require_u32(&["num_local_experts", "num_experts"])? as usize;
+        let f = hp.require_u32(&["n_inner"])? as usize;
+        let h = hp.require_u32(&["n_embd"])? as usize;
+        let elem = t.dtype.elem_size();
+        let (Some(elem), [rows, cols]) = (elem, t.shape.as_slice()) else {
+            return Err(Error::invalid(
+                &hp.path,
+                format!(
+                    "tensor '{}' has shape {:?} and dtype {}, expected a matrix [{}, {h}]",
+                    t.name,
+                    t.shape,
+                    t.dtype,
+                    e * f
+                ),
+            ));
+        };
+        if (*rows as usize, *cols as usize) != (e * f, h) {
+            return Err(Error::invalid(
+                &hp.path,
+                format!(
+                    "tensor '{}' has shape {:?}, expected [num_experts {e} x n_inner {f}, n_embd {h}]",
+                    t.name, t.shape
+                ),
+            ));
+        }
+        let src = t.clone();
+        let row = h * elem;
+        let shape = if transpose {
+            vec![e as u64, h as u64, f as u64]
+        } else {
+            vec![e as u64, f as u64, h as u64]
+        };
+        let out = Tensor::from_rows(
+            format!("{}.weight", t.name),
+            t.dtype,
+            shape,
+            e,
+            f * row,
+            move |range, dst| {
+                for (i, x) in range.enumerate() {
+                    let block = read_rows(&src, x * f..(x + 1) * f, row)?;
+                    let out = &mut dst[i * f * row..(i + 1) * f * row];
+                    if !transpose {
+                        out.copy_from_slice(&block);
+                        continue;
+                    }
+                    // [n_inner, n_embd] -> [n_embd, n_inner]
+                    for j in 0..f {
+                        for c in 0..h {
+                            let s = (j * h + c) * elem;
+                            let d = (c * f + j) * elem;
+                            out[d..d + elem].copy_from_slice(&block[s..s + elem]);
+                        }
+                    }
+                }
+                Ok(())
+            },
+        );
+        Ok(Some(vec![out]))
+    }
 }
 
 impl Architecture for NomicBert {
     fn hf_names(&self) -> &'static [&'static str] {
-        &["NomicBertModel"]
+        if self.moe {
+            &[]
+        } else {
+            &["NomicBertModel"]
+        }
     }
     fn gguf_arch(&self) -> &'static str {
-        "nomic-bert"
+        if self.moe {
+            "nomic-bert-moe"
+        } else {
+            "nomic-bert"
+        }
     }
     fn model_type(&self) -> &'static str {
         "nomic_bert"
     }
     fn tensors(&self) -> &'static [Kind] {
-        NOMIC_BERT_TENSORS
+        if self.moe {
+            NOMIC_BERT_MOE_TENSORS
+        } else {
+            NOMIC_BERT_TENSORS
+        }
     }
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "encoder.", "emb_ln"]
     }
     fn export_refusal(&self) -> Option<&'static str> {
         Some("not exported: NomicBERT is a remote-code model, transformers has no class to load an exported folder with")
+    }
+    fn variant(&self, hp: &Hparams) -> Option<&'static dyn Architecture> {
+        // `bool(hparams.get("moe_every_n_layers"))`
+        let moe = match hp.get("moe_every_n_layers") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+            Some(_) => true,
+        };
+        (moe && !self.moe).then_some(&NOMIC_BERT_MOE as &dyn Architecture)
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         // transformers' own NomicBertConfig (the converter reads its to_dict()) ignores the
@@ -283,15 +419,49 @@ impl Architecture for NomicBert {
                 json!({ "rope_theta": theta, "rope_type": "default" }),
             );
         }
-        // nomic-embed-text v1/v1.5 are trained for 2048 tokens (checked in write_params).
+        // v1/v1.5 are trained for 2048 tokens, v2-moe for 512 (checked in write_params).
         let npos = hp.get("n_positions").and_then(Value::as_u64);
         let mtp = hp
             .get("max_trained_positions")
             .and_then(Value::as_u64)
             .unwrap_or(2048);
-        if npos == Some(8192) && mtp == 2048 {
-            hp.map.insert("n_positions".into(), json!(2048));
+        match (npos, mtp) {
+            (Some(8192), 2048) => {
+                hp.map.insert("n_positions".into(), json!(2048));
+            }
+            (Some(2048), 2048) => {
+                hp.map.insert("n_positions".into(), json!(512));
+            }
+            _ => {}
         }
+        // With an XLM-RoBERTa tokenizer, `_xlmroberta_tokenizer_init`: the context loses the
+        // positions before `pad_token_id + 1` (an unreadable tokenizer is reported later).
+        let dir = hp
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        if nomic_tokenizer_is_unigram(&dir).unwrap_or(false) {
+            if let (Some(pad), Some(n)) = (
+                hp.get("pad_token_id").and_then(Value::as_i64),
+                hp.get("max_position_embeddings").and_then(Value::as_i64),
+            ) {
+                hp.map
+                    .insert("max_position_embeddings".into(), json!(n - 1 - pad));
+            }
+        }
+    }
+    fn expand(
+        &self,
+        t: &Tensor,
+        _bid: Option<u32>,
+        hp: &Hparams,
+        _block_count: u32,
+    ) -> Result<Option<Vec<Tensor>>> {
+        if !self.moe {
+            return Ok(None);
+        }
+        self.expert_matrix(t, hp)
     }
     fn tensor(&self, t: &TensorRef, _hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         if t.name.contains("mlp.experts.bias") {
@@ -302,7 +472,7 @@ impl Architecture for NomicBert {
         };
         let gguf = self
             .map_name(&name, t.bid, block_count)
-            .ok_or_else(|| unmapped(t.name, "nomic-bert"))?;
+            .ok_or_else(|| unmapped(t.name, self.gguf_arch()))?;
         Ok(TensorAction::Keep {
             name: gguf,
             transforms: Vec::new(),
@@ -310,6 +480,7 @@ impl Architecture for NomicBert {
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         let hp = ctx.hp;
+        let arch = self.gguf_arch();
         // config.json as written (config_defaults already cut n_positions when recognized).
         let raw = crate::hparams::read_json_object(&hp.path)?;
         let npos = raw.get("n_positions").cloned().unwrap_or(Value::Null);
@@ -317,48 +488,45 @@ impl Architecture for NomicBert {
             .get("max_trained_positions")
             .cloned()
             .unwrap_or(json!(2048));
-        if npos != json!(8192) || mtp != json!(2048) {
+        if mtp != json!(2048) || (npos != json!(8192) && npos != json!(2048)) {
             return Err(Error::Unsupported(format!(
-                "{}: unrecognized parameters: n_positions={npos}, max_trained_positions={mtp} (nomic-embed-text v1/v1.5 have 8192 and 2048)",
+                "{}: unrecognized parameters: n_positions={npos}, max_trained_positions={mtp} (nomic-embed-text v1/v1.5 have 8192 and 2048, v2-moe 2048 and 2048)",
                 hp.path.display(),
             )));
         }
-        check_nomic(hp)?;
-        write_base_params(ctx, "nomic-bert")?;
-        ctx.kv.bool("nomic-bert.attention.causal", false);
+        self.check(hp)?;
+        write_base_params(ctx, arch)?;
+        ctx.kv.bool(&format!("{arch}.attention.causal"), false);
         let dir = ctx
             .hp
             .path
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_default();
-        write_pooling_type(ctx, &dir, "nomic-bert")?;
+        write_pooling_type(ctx, &dir, arch)?;
         if let Some(labels) = class_labels(ctx.hp) {
             ctx.kv.array(
-                "nomic-bert.classifier.output_labels",
+                &format!("{arch}.classifier.output_labels"),
                 GgufValue::string_array(labels),
             );
+        }
+        if self.moe {
+            let every = ctx.hp.require_u32(&["moe_every_n_layers"])?;
+            ctx.kv.u32(&format!("{arch}.moe_every_n_layers"), every);
+            let top_k = ctx.hp.require_u32(&["moe_top_k"])?;
+            ctx.kv.u32(&format!("{arch}.expert_used_count"), top_k);
         }
         Ok(())
     }
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
-        let path = ctx.dir.join("tokenizer.json");
-        let tok = crate::hparams::read_json_object(&path)?;
-        match tok
-            .get("model")
-            .and_then(|m| m.get("type"))
-            .and_then(Value::as_str)
-        {
-            Some("WordPiece") => Bert.write_vocab(ctx),
-            Some("Unigram") => Err(Error::Unsupported(format!(
-                "{}: NomicBert with an XLM-RoBERTa (Unigram) tokenizer is not supported",
-                path.display()
-            ))),
-            other => Err(Error::Unsupported(format!(
-                "{}: unknown tokenizer model type {other:?} (expected WordPiece or Unigram)",
-                path.display()
-            ))),
+        if !nomic_tokenizer_is_unigram(ctx.dir)? {
+            return Bert.write_vocab(ctx);
         }
+        let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+        let type_count = ctx.hp.find_u32(&["type_vocab_size"])?.unwrap_or(1);
+        // sentencepiece.bpe.model lacks v2-moe's <mask>: the converter writes it at 250001.
+        let mask = self.moe.then_some(250001);
+        vocab::write_xlmroberta(ctx.dir, vocab_size, type_count, mask, ctx.kv, ctx.warnings)
     }
 }
 
@@ -456,7 +624,7 @@ impl Architecture for XlmRoberta {
     fn write_vocab(&self, ctx: &mut VocabContext) -> Result<()> {
         let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
         let type_count = ctx.hp.find_u32(&["type_vocab_size"])?.unwrap_or(1);
-        vocab::write_xlmroberta(ctx.dir, vocab_size, type_count, ctx.kv, ctx.warnings)
+        vocab::write_xlmroberta(ctx.dir, vocab_size, type_count, None, ctx.kv, ctx.warnings)
     }
 }
 

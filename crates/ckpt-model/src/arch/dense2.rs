@@ -7,6 +7,7 @@ use super::family::{Dflt, Family, Hooks, Param, Vocab};
 use super::{Kind, ParamContext, TensorAction, TensorRef, VocabContext};
 use crate::hparams::{read_optional_json, Hparams};
 use crate::vocab::special::SpecialVocab;
+use crate::vocab::tiktoken::TiktokenScheme;
 
 /// `Glm4ForCausalLM` ("glm4"): norms after attention and MLP, fused gate/up projection, partial
 /// rotary dimensions; GPT-2 vocabulary with eos/eot/unk/bos from the added tokens.
@@ -209,7 +210,7 @@ pub(super) fn set_added_specials(
 }
 
 /// `HunYuanDenseV1ForCausalLM` ("hunyuan-dense"): Llama-shaped with q/k norms, GPT-2
-/// vocabulary from tokenizer.json, `eod_token_id` as eos, NTK-alpha rope scaling.
+/// vocabulary from tokenizer.json or `hy.tiktoken`, `eod_token_id` as eos, NTK-alpha rope scaling.
 pub static HUNYUAN_DENSE: Family = Family {
     hf_names: &["HunYuanDenseV1ForCausalLM"],
     gguf_arch: "hunyuan-dense",
@@ -241,7 +242,7 @@ pub static HUNYUAN_DENSE: Family = Family {
     text_params: true,
     params: &[Param::Custom(hunyuan_rope)],
     permute_qk: false,
-    vocab: Vocab::Gpt2,
+    vocab: Vocab::Gpt2OrTiktoken(&HUNYUAN_TIKTOKEN),
     hooks: Hooks {
         config: Some(hunyuan_config),
         tensor_first: Some(hunyuan_tied_head),
@@ -305,14 +306,29 @@ fn hunyuan_rope(ctx: &mut ParamContext) -> Result<()> {
     Ok(())
 }
 
-/// `HunYuanModel.set_vocab` with tokenizer.json: the GPT-2 vocabulary, then eos = `eod_token_id`, eot = the first of
-/// generation_config.json's eos list when it has two or more.
+/// Hunyuan's tokenizer module (`tokenization_hy.py`, never run): `hy.tiktoken`, its split
+/// pattern, NFC before encoding, and the special tokens numbered from the end of the ranks.
+pub static HUNYUAN_TIKTOKEN: TiktokenScheme = TiktokenScheme {
+    file: "hy.tiktoken",
+    pattern: r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    named: &[
+        "<|endoftext|>",
+        "<|startoftext|>",
+        "<|bos|>",
+        "<|eos|>",
+        "<|pad|>",
+    ],
+    extras: ("<|extra_", "|>", 205),
+    nfc: true,
+};
+
+/// `HunYuanModel.set_vocab` after the vocabulary: with the tiktoken file, bos = 127958 for the
+/// 7B (hidden size 4096); then eos = `eod_token_id`, eot = the first of generation_config.json's
+/// eos list when it has two or more.
 fn hunyuan_vocab(ctx: &mut VocabContext) -> Result<()> {
-    if !ctx.dir.join("tokenizer.json").is_file() {
-        return Err(Error::Unsupported(format!(
-            "{}: Hunyuan without tokenizer.json (tiktoken vocabulary) is not supported",
-            ctx.dir.display()
-        )));
+    if !ctx.dir.join("tokenizer.json").is_file() && ctx.hp.find_u32(&["hidden_size"])? == Some(4096)
+    {
+        ctx.kv.u32("tokenizer.ggml.bos_token_id", 127958);
     }
     if let Some(eod) = ctx.hp.get("eod_token_id") {
         let id = eod
@@ -564,4 +580,53 @@ fn apertus_xielu(
         }
     }
     Ok(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::KvList;
+    use serde_json::json;
+
+    fn vocab_kvs(dir: &std::path::Path, hidden: u64) -> KvList {
+        let hp = Hparams {
+            path: dir.join("config.json"),
+            map: json!({ "hidden_size": hidden, "eod_token_id": 127957 })
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let mut kv = KvList::new();
+        kv.u32("tokenizer.ggml.bos_token_id", 1);
+        let mut warnings = Vec::new();
+        hunyuan_vocab(&mut VocabContext {
+            dir,
+            hp: &hp,
+            kv: &mut kv,
+            pre_override: None,
+            warnings: &mut warnings,
+        })
+        .unwrap();
+        kv
+    }
+
+    /// The converter's fix for the 7B's bos (`<|startoftext|>`), only on the tiktoken path.
+    #[test]
+    fn hunyuan_7b_tiktoken_bos_is_startoftext() {
+        let dir = tempfile::tempdir().unwrap();
+        let bos = |kv: &KvList| {
+            kv.get("tokenizer.ggml.bos_token_id")
+                .and_then(|v| v.as_i64())
+        };
+        assert_eq!(bos(&vocab_kvs(dir.path(), 4096)), Some(127958));
+        assert_eq!(bos(&vocab_kvs(dir.path(), 2048)), Some(1));
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        assert_eq!(bos(&vocab_kvs(dir.path(), 4096)), Some(1));
+        let kv = vocab_kvs(dir.path(), 4096);
+        assert_eq!(
+            kv.get("tokenizer.ggml.eos_token_id")
+                .and_then(|v| v.as_i64()),
+            Some(127957)
+        );
+    }
 }

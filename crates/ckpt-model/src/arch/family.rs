@@ -72,6 +72,9 @@ pub enum Vocab {
     Gpt2,
     /// `_set_vocab_sentencepiece`.
     Spm,
+    /// `_set_vocab_gpt2` when there is a tokenizer.json, else the family's tiktoken file
+    /// turned into a GPT-2 vocabulary (Hunyuan's `set_vocab`).
+    Gpt2OrTiktoken(&'static crate::vocab::tiktoken::TiktokenScheme),
 }
 
 pub type ExtraTensorsFn = fn(&Hparams, &mut KvList) -> Result<Vec<Tensor>>;
@@ -542,6 +545,27 @@ impl Architecture for Family {
                 let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
                 crate::vocab::write_gpt2(
                     ctx.dir,
+                    vocab_size,
+                    ctx.pre_override,
+                    ctx.kv,
+                    ctx.warnings,
+                )?
+            }
+            Vocab::Gpt2OrTiktoken(_) if ctx.dir.join("tokenizer.json").is_file() => {
+                let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
+                crate::vocab::write_gpt2(
+                    ctx.dir,
+                    vocab_size,
+                    ctx.pre_override,
+                    ctx.kv,
+                    ctx.warnings,
+                )?
+            }
+            Vocab::Gpt2OrTiktoken(scheme) => {
+                let vocab_size = ctx.hp.require_u32(&["vocab_size"])? as usize;
+                crate::vocab::tiktoken::write(
+                    ctx.dir,
+                    scheme,
                     vocab_size,
                     ctx.pre_override,
                     ctx.kv,

@@ -258,6 +258,11 @@ pub trait Architecture: Sync {
     fn export_names(&self) -> Vec<(&'static str, &'static str)> {
         tensor_map::export_names(self.tensors(), self.hf_prefixes(), self.export_overrides())
     }
+    /// Another description that converts this config instead (the converter picks the GGUF
+    /// architecture from the config: NomicBert with experts is "nomic-bert-moe").
+    fn variant(&self, _hp: &Hparams) -> Option<&'static dyn Architecture> {
+        None
+    }
     /// Per-expert tensors this architecture stacks (mixtures of experts).
     fn experts(&self) -> Option<&'static family::Experts> {
         None
@@ -334,7 +339,8 @@ static REGISTRY: &[&dyn Architecture] = &[
     &moe::GLM4_MOE,
     &moe::GPT_OSS,
     &gemma::EmbeddingGemma,
-    &bert::NomicBert,
+    &bert::NOMIC_BERT,
+    &bert::NOMIC_BERT_MOE,
     &bert::XlmRoberta,
     &bert::ModernBert,
     &dense2::APERTUS,
@@ -363,6 +369,13 @@ pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
         .iter()
         .copied()
         .find(|a| a.hf_names().contains(&hf_arch))
+}
+
+/// The description converting a config.json whose `architectures[0]` is `hf_arch`: [`find`],
+/// then its [`Architecture::variant`] for this config.
+pub fn find_for(hf_arch: &str, hp: &Hparams) -> Option<&'static dyn Architecture> {
+    let arch = find(hf_arch)?;
+    Some(arch.variant(hp).unwrap_or(arch))
 }
 
 /// The shared map's GGUF name for `t`, or the error naming the tensor.

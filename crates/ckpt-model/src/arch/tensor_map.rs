@@ -331,6 +331,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.mlp.Wi",
             "encoder.layers.{bid}.mlp.fc11",
             "model.layers.{bid}.feed_forward.up_proj",
+            "encoder.layers.{bid}.mlp.fc1",
         ],
     ),
     (
@@ -393,6 +394,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "model.layers.{bid}.block_sparse_moe.router.layer",
             "model.layers.{bid}.mlp.router",
             "model.layers.{bid}.feed_forward.router",
+            "encoder.layers.{bid}.mlp.router.layer",
         ],
     ),
     (
@@ -422,6 +424,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.feed_forward.experts.w2",
             "model.layers.{bid}.block_sparse_moe.output_linear",
             "model.layers.{bid}.feed_forward.experts.down_proj",
+            "encoder.layers.{bid}.mlp.experts.mlp.w2",
         ],
     ),
     (
@@ -431,6 +434,7 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
             "layers.{bid}.feed_forward.experts.w3",
             "model.layers.{bid}.block_sparse_moe.input_linear.up",
             "model.layers.{bid}.feed_forward.experts.up_proj",
+            "encoder.layers.{bid}.mlp.experts.mlp.w1",
         ],
     ),
     (

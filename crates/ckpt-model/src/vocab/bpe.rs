@@ -59,6 +59,20 @@ pub fn known_pre_tokenizer(hash: &str) -> Option<&'static str> {
         .map(|(_, n)| *n)
 }
 
+/// The pre-tokenizer name: the override when given, else the one the converter lists for
+/// `hash`, else an error naming the hash (the converter refuses an unknown one too).
+pub fn resolve_pre(hash: &str, pre_override: Option<&str>, path: &Path) -> Result<String> {
+    match (pre_override, known_pre_tokenizer(hash)) {
+        (Some(p), _) => Ok(p.to_string()),
+        (None, Some(p)) => Ok(p.to_string()),
+        (None, None) => Err(Error::Unsupported(format!(
+            "{}: the BPE pre-tokenizer was not recognized (hash {hash}); if you know which llama.cpp \
+             pre-tokenizer it uses, pass it with the pre-tokenizer override (--pre-tokenizer NAME)",
+            path.display()
+        ))),
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -79,17 +93,7 @@ pub fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -
         ));
     }
     let pre_hash = pre_tokenizer_hash(&tokenizer, &path)?;
-    let pre = match (pre_override, known_pre_tokenizer(&pre_hash)) {
-        (Some(p), _) => p.to_string(),
-        (None, Some(p)) => p.to_string(),
-        (None, None) => {
-            return Err(Error::Unsupported(format!(
-                "{}: the BPE pre-tokenizer was not recognized (hash {pre_hash}); if you know which llama.cpp \
-                 pre-tokenizer it uses, pass it with the pre-tokenizer override (--pre-tokenizer NAME)",
-                path.display()
-            )))
-        }
-    };
+    let pre = resolve_pre(&pre_hash, pre_override, &path)?;
     let mut reverse: Vec<Option<&str>> = vec![None; vocab_size];
     for (tok, &id) in &vocab {
         reverse[id as usize] = Some(tok);

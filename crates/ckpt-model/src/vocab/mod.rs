@@ -1,10 +1,11 @@
-//! Tokenizer metadata: SentencePiece (`tokenizer.model`) and GPT-2 BPE (`tokenizer.json`)
-//! vocabularies plus gguf-py's special-token handling, written as the converter writes them.
+//! Tokenizer metadata: SentencePiece (`tokenizer.model`), GPT-2 BPE (`tokenizer.json`) and
+//! tiktoken (`*.tiktoken`) vocabularies plus gguf-py's special-token handling, written as the converter writes them.
 
 pub mod bpe;
 mod pre_hashes;
 pub mod special;
 pub mod spm;
+pub mod tiktoken;
 
 use std::path::Path;
 
@@ -171,11 +172,13 @@ pub fn write_sentencepiece(
 
 /// The converter's `_xlmroberta_set_vocab` for a folder with `sentencepiece.bpe.model`: the
 /// Unigram pieces with fairseq's id shift (`<s> <pad> </s> <unk>` first, the rest moved up by
-/// one, the last dropped), for llama.cpp's "t5" tokenizer, with the normalizer settings.
+/// one, the last dropped), for llama.cpp's "t5" tokenizer, with the normalizer settings;
+/// `mask_at` puts `<mask>` at that id (nomic-bert-moe).
 pub fn write_xlmroberta(
     dir: &Path,
     vocab_size: Option<usize>,
     type_count: u32,
+    mask_at: Option<usize>,
     kv: &mut KvList,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
@@ -228,6 +231,20 @@ pub fn write_xlmroberta(
     .into_iter()
     .chain(types[3..n - 1].iter().copied())
     .collect();
+    let (mut tokens, mut scores, mut types) = (tokens, scores, types);
+    if let Some(id) = mask_at {
+        // nomic-bert-moe: `tokens[250001] = b'<mask>'` (an IndexError there when shorter).
+        if id >= tokens.len() {
+            return Err(Error::Unsupported(format!(
+                "{}: the converter writes <mask> at id {id}, but the vocabulary has {} tokens",
+                path.display(),
+                tokens.len()
+            )));
+        }
+        tokens[id] = "<mask>".into();
+        scores[id] = 0.0;
+        types[id] = TokenType::Control;
+    }
     kv.string("tokenizer.ggml.model", "t5");
     kv.string("tokenizer.ggml.pre", "default");
     kv.array(
