@@ -77,11 +77,13 @@ pub fn find_for(gguf_arch: &str, hints: Hints) -> Option<Result<ExportArch, &'st
 }
 
 /// Every registered Hugging Face class that does not export, with the reason (first class name
-/// of each description; vision-language ones are left out, their text model decides).
+/// of each description; vision-language ones are left out, their text model decides; variants
+/// reached through another description's class, such as nomic-bert-moe, have no class name of
+/// their own and are left out too).
 pub fn refused() -> Vec<(&'static str, &'static str)> {
     ckpt_model::arch::registry()
         .iter()
-        .filter_map(|a| a.export_refusal().map(|why| (a.hf_names()[0], why)))
+        .filter_map(|a| Some((*a.hf_names().first()?, a.export_refusal()?)))
         .collect()
 }
 
