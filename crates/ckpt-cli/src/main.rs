@@ -259,6 +259,10 @@ struct ConvertArgs {
     /// folder. The adapter's --outtype defaults to f32, as in the script.
     #[arg(long, value_name = "DIR")]
     base: Option<PathBuf>,
+    /// As convert_lora_to_gguf.py --base-model-id: the base model's Hub id (ORG/NAME); only its
+    /// config.json is downloaded (into the Hugging Face cache). --base is then ignored.
+    #[arg(long, value_name = "ORG/NAME")]
+    base_model_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -517,13 +521,13 @@ fn output_format(a: &ConvertArgs) -> Option<OutputFormat> {
 fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let to = output_format(a);
     if ckpt::convert::writes_gguf(a.dst(), to)
-        && (a.base.is_some() || ckpt::convert::is_adapter_dir(&a.src))
+        && (a.base.is_some() || a.base_model_id.is_some() || ckpt::convert::is_adapter_dir(&a.src))
     {
         return run_convert_adapter(a, g);
     }
-    if a.base.is_some() {
+    if a.base.is_some() || a.base_model_id.is_some() {
         return Err(Error::Usage(
-            "--base applies to a PEFT LoRA adapter converted to GGUF (ckpt convert ADAPTER_DIR adapter.gguf --base BASE_DIR)".into(),
+            "--base/--base-model-id apply to a PEFT LoRA adapter converted to GGUF (ckpt convert ADAPTER_DIR adapter.gguf --base BASE_DIR)".into(),
         ));
     }
     if ckpt::convert::writes_gguf(a.dst(), to) {
@@ -644,8 +648,17 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         });
     }
     let opts = ckpt::convert::LoraToGgufOptions { outtype };
-    let report =
-        ckpt::convert::adapter_to_gguf(&a.src, a.base.as_deref(), a.dst(), &opts, a.force)?;
+    let hub_base = match &a.base_model_id {
+        Some(id) => {
+            if a.base.is_some() {
+                eprintln!("warning: --base is ignored when --base-model-id is given (as in convert_lora_to_gguf.py)");
+            }
+            Some(ckpt::convert::adapter_base_from_hub(id)?)
+        }
+        None => None,
+    };
+    let base = hub_base.as_deref().or(a.base.as_deref());
+    let report = ckpt::convert::adapter_to_gguf(&a.src, base, a.dst(), &opts, a.force)?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return Ok(());

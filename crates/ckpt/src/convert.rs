@@ -167,6 +167,25 @@ pub fn gguf_to_hf(src: &Path, dst: &Path, opts: &ExportOptions) -> Result<Export
 
 pub use ckpt_convert::lora_gguf::{is_adapter_dir, AdapterReport, LoraToGgufOptions};
 
+/// The base model of a PEFT adapter from the Hub, as `convert_lora_to_gguf.py --base-model-id`
+/// reads it: only `config.json` of `id` (`ORG/NAME`, `hf://ORG/NAME[@REV]`) is downloaded into
+/// the Hugging Face cache (settings from the environment: `HF_ENDPOINT`, `HF_TOKEN`, …); the
+/// snapshot folder is returned, to pass as `base` to [`adapter_to_gguf`].
+pub fn adapter_base_from_hub(id: &str) -> Result<std::path::PathBuf> {
+    let opts = crate::hub::PullOptions {
+        include: vec!["config.json".into()],
+        ..Default::default()
+    };
+    let report = crate::hub::pull(id, &opts, None)?;
+    if !report.snapshot.join("config.json").is_file() {
+        return Err(Error::Invalid {
+            path: report.snapshot,
+            msg: format!("the base model {id} has no config.json"),
+        });
+    }
+    Ok(report.snapshot)
+}
+
 /// The base model folder of a PEFT adapter: `base` when given (`hf://…` resolved through the
 /// Hugging Face cache), else the adapter's `base_model_name_or_path` when it names a local
 /// folder (as given, then relative to the adapter folder). A Hub id there is not fetched

@@ -363,3 +363,59 @@ fn local_and_remote_folders_choose_the_same_weights() {
         assert_eq!(tensor_names(&remote), *want, "{name}: remote");
     }
 }
+
+/// `convert ADAPTER out.gguf --base-model-id ORG/NAME`, as convert_lora_to_gguf.py's flag: the
+/// base's config.json alone comes from the Hub (not its weights), and the adapter GGUF is the
+/// script's output byte for byte (the same reference as with a local --base).
+#[test]
+fn lora_adapter_base_from_the_hub_downloads_only_its_config() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let hub = common::FakeHub::start();
+    hub.add_repo(
+        "org/base-llama",
+        "c0ffee0000000000000000000000000000000002",
+        common::files_from_dir(&fx.join("lora/f32/base-llama")),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let out = work.path().join("adapter.gguf");
+    let o = ckpt(&hub, &cache)
+        .args(["convert", "-q"])
+        .arg(fx.join("lora/f32/a_lora/adapter"))
+        .arg(&out)
+        .args(["--base-model-id", "org/base-llama", "--outtype", "f32"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&out).unwrap()
+            == std::fs::read(fx.join("lora-gguf/expected/llama-a-f32.gguf")).unwrap(),
+        "differs from convert_lora_to_gguf.py's output"
+    );
+    let paths: Vec<String> = hub.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/config.json")),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("model.safetensors")),
+        "the base's weights were downloaded: {paths:?}"
+    );
+
+    // A base that is not on the Hub: a clear error, nothing written.
+    let missing = work.path().join("missing.gguf");
+    let o = ckpt(&hub, &cache)
+        .args(["convert", "-q"])
+        .arg(fx.join("lora/f32/a_lora/adapter"))
+        .arg(&missing)
+        .args(["--base-model-id", "org/nope"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("org/nope"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!missing.exists());
+}
