@@ -63,6 +63,7 @@ Examples:
   ckpt convert ./Llama-3.2-1B llama.gguf --outtype f16
   ckpt convert ./Qwen2.5-0.5B qwen-Q4_K_M.gguf --outtype q4_k_m
   ckpt convert ./Llama-3.2-1B --outfile llama-q8_0.gguf --outtype q8_0   (as convert_hf_to_gguf.py)
+  ckpt convert ./Llama-3.2-1B llama.gguf --outtype q8_0 --dry-run   (plan and size, nothing written)
   ckpt convert model-Q4_K_M.gguf ./model-hf --dtype bf16        (GGUF back to a Hugging Face folder)
   ckpt convert ./llama-bin ./llama-st --to safetensors --max-shard-size 5GB
   ckpt convert model.safetensors pytorch_model.bin --dtype f16
@@ -263,6 +264,10 @@ struct ConvertArgs {
     /// config.json is downloaded (into the Hugging Face cache). --base is then ignored.
     #[arg(long, value_name = "ORG/NAME")]
     base_model_id: Option<String>,
+    /// GGUF output (f32, f16, bf16, q8_0, auto), as convert_hf_to_gguf.py / convert_lora_to_gguf.py
+    /// --dry-run: plan the whole file and print what would be written, writing nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -534,6 +539,12 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         check_convert_options(a, ConvertKind::Gguf)?;
         return run_convert_gguf(a, g);
     }
+    if a.dry_run {
+        return Err(Error::Usage(
+            "--dry-run applies to a GGUF output (a model or a LoRA adapter converted to GGUF)"
+                .into(),
+        ));
+    }
     let local_src = ckpt::resolve(&a.src)?;
     let kind = ckpt::convert::kind(&local_src, a.dst(), to)?;
     check_convert_options(a, kind)?;
@@ -647,7 +658,10 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             msg: "--base was given, but this is not a PEFT adapter folder (adapter_config.json + adapter_model.safetensors or adapter_model.bin)".into(),
         });
     }
-    let opts = ckpt::convert::LoraToGgufOptions { outtype };
+    let opts = ckpt::convert::LoraToGgufOptions {
+        outtype,
+        dry_run: a.dry_run,
+    };
     let hub_base = match &a.base_model_id {
         Some(id) => {
             if a.base.is_some() {
@@ -680,7 +694,12 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     }
     if !g.quiet {
         println!(
-            "wrote {} (LoRA adapter for {} ({}), alpha {}, {} pairs, {} tensors, {})",
+            "{} {} (LoRA adapter for {} ({}), alpha {}, {} pairs, {} tensors, {})",
+            if report.dry_run {
+                "dry run, nothing written:"
+            } else {
+                "wrote"
+            },
             report.output.display(),
             report.gguf_architecture,
             report.hf_architecture,
@@ -788,6 +807,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             _ => None,
         },
         split: a.split.convert_options()?,
+        dry_run: a.dry_run,
     };
     let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
     bars.finish();
@@ -821,7 +841,12 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     quantize::print_fallbacks(&report.quantized, a.verbose);
     if !g.quiet {
         println!(
-            "wrote {} ({} {}, {} tensors, {} parameters, {}) from {}",
+            "{} {} ({} {}, {} tensors, {} parameters, {}) from {}",
+            if report.dry_run {
+                "dry run, nothing written:"
+            } else {
+                "wrote"
+            },
             match report.outputs.as_slice() {
                 [] | [_] => report.output.display().to_string(),
                 many => format!(

@@ -156,6 +156,10 @@ pub struct GgufOptions {
     /// that itself, else the [`Intermediate`] precision (quantizing the text model leaves the
     /// projector's precision alone).
     pub mmproj_outtype: Option<OutType>,
+    /// `convert_hf_to_gguf.py --dry-run`: plan the whole output (tensors, types, metadata, size)
+    /// and report it, writing nothing. Only for the converter's own types, unsplit, without a
+    /// projector.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +180,8 @@ pub struct GgufReport {
     pub quantized: Vec<ckpt_quant::TensorReport>,
     /// The files written: the output, or the shards of a split output.
     pub outputs: Vec<PathBuf>,
+    /// Only planned ([`GgufOptions::dry_run`]): nothing was written.
+    pub dry_run: bool,
     /// The projector file, when [`GgufOptions::mmproj`] asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mmproj: Option<MmprojReport>,
@@ -255,6 +261,22 @@ pub fn has_projector(dir: &Path) -> bool {
 
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
+    if opts.dry_run {
+        let refused = if opts.outtype.direct().is_none() {
+            Some("a llama-quantize output type")
+        } else if opts.split.is_some() {
+            Some("a split output")
+        } else if opts.mmproj.is_some() {
+            Some("a projector file")
+        } else {
+            None
+        };
+        if let Some(what) = refused {
+            return Err(Error::Usage(format!(
+                "a dry run plans the converter's own output (f32, f16, bf16, q8_0, auto) as one file; it cannot plan {what}"
+            )));
+        }
+    }
     if opts.split.is_none() {
         check_destination(dst, opts.overwrite)?;
     } else if opts.mmproj.is_some() {
@@ -369,6 +391,10 @@ fn convert_text(
     let result =
         ckpt_model::plan_hf_to_gguf(model_dir, ckpt, &model_opts).and_then(|(writer, report)| {
             match quant {
+                None if opts.dry_run => {
+                    check_destination(dst, opts.overwrite)?;
+                    Ok((report, None))
+                }
                 None => {
                     let write_opts = ckpt_model::HfToGgufOptions {
                         overwrite: opts.overwrite,
@@ -426,6 +452,7 @@ fn convert_text(
         warnings: report.warnings,
         quantized: Vec::new(),
         outputs: Vec::new(),
+        dry_run: opts.dry_run,
         mmproj: None,
     };
     out.outputs = report.outputs;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ckpt_core::atomic::check_destination;
 use ckpt_core::{Error, Result};
 use serde::Serialize;
 
@@ -27,8 +28,10 @@ pub fn adapter_weights(dir: &Path) -> Option<PathBuf> {
 /// What [`adapter_to_gguf`] wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct AdapterReport {
-    /// The GGUF written.
+    /// The GGUF written (with `dry_run`, the one that would be).
     pub output: PathBuf,
+    /// Only planned (`--dry-run`): nothing was written.
+    pub dry_run: bool,
     /// The base model's `architectures[0]`.
     pub hf_architecture: String,
     /// `general.architecture`.
@@ -84,8 +87,13 @@ pub fn adapter_to_gguf(
     }
     let (writer, report) =
         ckpt_model::lora::plan_lora_to_gguf(base_dir, adapter_dir, &tensors, opts)?;
-    writer.write(out, overwrite)?;
+    if opts.dry_run {
+        check_destination(out, overwrite)?;
+    } else {
+        writer.write(out, overwrite)?;
+    }
     Ok(AdapterReport {
+        dry_run: opts.dry_run,
         output: out.to_path_buf(),
         hf_architecture: report.hf_architecture,
         gguf_architecture: report.gguf_architecture,

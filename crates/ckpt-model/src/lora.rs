@@ -146,12 +146,15 @@ impl AdapterSettings {
 pub struct LoraToGgufOptions {
     /// The script's `--outtype` (default `f32`, as there).
     pub outtype: OutType,
+    /// The script's `--dry-run`: plan the file and report it, write nothing.
+    pub dry_run: bool,
 }
 
 impl Default for LoraToGgufOptions {
     fn default() -> Self {
         LoraToGgufOptions {
             outtype: OutType::F32,
+            dry_run: false,
         }
     }
 }

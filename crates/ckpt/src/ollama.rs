@@ -51,6 +51,7 @@ fn convert_adapter(
     let out = out_dir.join("adapter.gguf");
     let opts = ckpt_convert::lora_gguf::LoraToGgufOptions {
         outtype: ckpt_model::OutType::F16,
+        ..Default::default()
     };
     ckpt_convert::lora_gguf::adapter_to_gguf(dir, &base_dir, &out, &opts, true).map_err(bad)?;
     Ok(vec![out])

@@ -367,3 +367,69 @@ fn ollama_refuses_adapters_llama_cpp_would_not_load() {
         .join("manifests/registry.ollama.ai/library/bad")
         .exists());
 }
+
+/// `--dry-run`, as in convert_lora_to_gguf.py / convert_hf_to_gguf.py: the whole file is planned
+/// (its size is that of the scripts' real output) and nothing is written; what the scripts cannot
+/// plan (a llama-quantize type) is refused.
+#[test]
+fn dry_run_plans_the_scripts_file_and_writes_nothing() {
+    let fx = fixtures();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("adapter.gguf");
+    let o = run(ckpt()
+        .args(["--json", "convert"])
+        .arg(fx.join("lora-gguf/qwen2-lora"))
+        .arg(&out)
+        .arg("--base")
+        .arg(fx.join("lora-gguf/base-qwen2"))
+        .arg("--dry-run"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let expected = fx.join("lora-gguf/expected/qwen2-all-linear-f32.gguf");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&expected).unwrap().len(),
+        "the planned size is that of convert_lora_to_gguf.py's file"
+    );
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+
+    // A model folder (general.name comes from the folder's name: copy it under its own name).
+    let model = work.path().join("tiny-llama-spm");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(fx.join("gguf/tiny-llama-spm")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let out = work.path().join("model.gguf");
+    let o = run(ckpt()
+        .args(["--json", "convert"])
+        .arg(&model)
+        .arg(&out)
+        .args(["--outtype", "f16", "--dry-run"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["bytes"].as_u64().unwrap(),
+        std::fs::metadata(fx.join("gguf/tiny-llama-spm.f16.gguf"))
+            .unwrap()
+            .len(),
+        "the planned size is that of convert_hf_to_gguf.py's file"
+    );
+    assert!(!out.exists());
+    let o =
+        run(ckpt()
+            .arg("convert")
+            .arg(&model)
+            .arg(&out)
+            .args(["--outtype", "q4_k_m", "--dry-run"]));
+    assert_eq!(o.status.code(), Some(2), "usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("llama-quantize output type"));
+    assert!(!out.exists());
+    let names: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("tiny-llama-spm")]);
+}
