@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # Not here: the tiny Qwen3-VL, SmolVLM and Mistral 3 models, whose converter-written files
 # already fail in llama-mtmd-cli (a ggml shape assertion in the DeepStack graph; an abort after
 # the image slices are encoded; an exit right after the projector is loaded), so they cannot
-# serve as a reference.
+# serve as a reference. Nor can the tiny Llama 4 and Qwen3-VL-MoE models: llama-mtmd-cli (the
+# pinned 0.3.36 tree) stops on a ggml assertion with the converter's own pair (ggml_can_mul_mat
+# for Llama 4, ggml_can_repeat for Qwen3-VL-MoE), before any image is encoded.
 CASES = {
     "Gemma3ForConditionalGeneration": "gemma",
     "Qwen2_5_VLForConditionalGeneration": "chatml",
