@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-use ckpt::{Progress, ProgressFn};
+use ckpt::{ProgressEvent, SharedProgress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub struct Bars {
@@ -19,20 +19,20 @@ impl Bars {
         }
     }
 
-    pub fn callback(&self) -> ProgressFn {
+    pub fn callback(&self) -> SharedProgress {
         let enabled = self.enabled;
         let current = self.current.clone();
-        Arc::new(move |ev| {
+        Arc::new(move |ev: ProgressEvent<'_>| {
             if !enabled {
                 return;
             }
             let mut cur = current.lock().unwrap();
             match ev {
-                Progress::Start { phase, total_bytes } => {
+                ProgressEvent::Start { phase, total } => {
                     if let Some(old) = cur.take() {
                         old.finish_and_clear();
                     }
-                    let bar = ProgressBar::new(total_bytes);
+                    let bar = ProgressBar::new(total);
                     bar.set_style(
                         ProgressStyle::with_template(
                             "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -40,19 +40,20 @@ impl Bars {
                         .unwrap()
                         .progress_chars("=> "),
                     );
-                    bar.set_message(phase);
+                    bar.set_message(phase.to_string());
                     *cur = Some(bar);
                 }
-                Progress::Advance { bytes } => {
+                ProgressEvent::Advance { bytes } => {
                     if let Some(b) = cur.as_ref() {
                         b.inc(bytes);
                     }
                 }
-                Progress::Finish => {
+                ProgressEvent::Finish => {
                     if let Some(b) = cur.take() {
                         b.finish_and_clear();
                     }
                 }
+                _ => {}
             }
         })
     }

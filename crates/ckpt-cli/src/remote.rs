@@ -108,35 +108,42 @@ pub fn pull(a: &PullArgs, g: &GlobalArgs) -> Result<(), Error> {
         total.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let bars: Arc<Mutex<HashMap<String, ProgressBar>>> = Default::default();
-    let progress: Option<ckpt::crates::remote::ProgressFn> = show.then(|| {
+    let progress: Option<ckpt::SharedProgress> = show.then(|| {
         let (multi, total, bars) = (multi.clone(), total.clone(), bars.clone());
-        Arc::new(move |p: &ckpt::crates::remote::PullProgress<'_>| {
-            total.set_length(p.total_size);
-            total.set_position(p.total_bytes);
-            let mut bars = bars.lock().unwrap();
-            let bar = bars.entry(p.file.to_string()).or_insert_with(|| {
-                let b = multi.insert_before(&total, ProgressBar::new(p.file_size.unwrap_or(0)));
-                b.set_style(
-                    ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes}")
-                        .unwrap()
-                        .progress_chars("=> "),
-                );
-                b.set_message(
-                    p.file
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(p.file)
-                        .chars()
-                        .take(28)
-                        .collect::<String>(),
-                );
-                b
-            });
-            bar.set_position(p.file_bytes);
-            if p.file_done {
-                bar.finish_and_clear();
+        Arc::new(move |ev: ckpt::ProgressEvent<'_>| match ev {
+            ckpt::ProgressEvent::Start { total: size, .. } => total.set_length(size),
+            ckpt::ProgressEvent::Advance { bytes } => total.inc(bytes),
+            ckpt::ProgressEvent::File {
+                name,
+                done,
+                size,
+                complete,
+            } => {
+                let mut bars = bars.lock().unwrap();
+                let bar = bars.entry(name.to_string()).or_insert_with(|| {
+                    let b = multi.insert_before(&total, ProgressBar::new(size.unwrap_or(0)));
+                    b.set_style(
+                        ProgressStyle::with_template("{msg:>12} [{bar:40}] {bytes}/{total_bytes}")
+                            .unwrap()
+                            .progress_chars("=> "),
+                    );
+                    b.set_message(
+                        name.rsplit('/')
+                            .next()
+                            .unwrap_or(name)
+                            .chars()
+                            .take(28)
+                            .collect::<String>(),
+                    );
+                    b
+                });
+                bar.set_position(done);
+                if complete {
+                    bar.finish_and_clear();
+                }
             }
-        }) as ckpt::crates::remote::ProgressFn
+            _ => {}
+        }) as ckpt::SharedProgress
     });
     let opts = ckpt::crates::remote::PullOptions {
         revision: a.revision.clone(),
@@ -222,16 +229,17 @@ pub fn push(a: &PushArgs, g: &GlobalArgs) -> Result<(), Error> {
     if !show {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let progress: Option<ckpt::crates::remote::push::PushProgressFn> = show.then(|| {
+    let progress: Option<ckpt::SharedProgress> = show.then(|| {
         let bar = bar.clone();
-        Arc::new(move |p: &ckpt::crates::remote::push::PushProgress<'_>| {
-            bar.set_message(match p.stage {
-                ckpt::crates::remote::push::PushStage::Hashing => "hashing",
-                _ => "uploading",
-            });
-            bar.set_length(p.total_size);
-            bar.set_position(p.total_bytes);
-        }) as ckpt::crates::remote::push::PushProgressFn
+        Arc::new(move |ev: ckpt::ProgressEvent<'_>| match ev {
+            ckpt::ProgressEvent::Start { phase, total } => {
+                bar.set_message(phase.to_string());
+                bar.set_length(total);
+                bar.set_position(0);
+            }
+            ckpt::ProgressEvent::Advance { bytes } => bar.inc(bytes),
+            _ => {}
+        }) as ckpt::SharedProgress
     });
     let opts = ckpt::crates::remote::push::PushOptions {
         revision: a.revision.clone(),

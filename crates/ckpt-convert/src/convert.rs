@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use ckpt_core::atomic::{check_destination, AtomicDir, AtomicFile};
 use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
-use ckpt_core::{Checkpoint, DType, Error, Format, Result, Tensor, TensorData};
+use ckpt_core::{
+    Checkpoint, DType, Error, Format, ProgressEvent, Result, SharedProgress, Tensor, TensorData,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -41,21 +43,6 @@ impl Target {
     }
 }
 
-/// Progress events for a front end to draw.
-#[derive(Debug, Clone)]
-pub enum Progress {
-    Start {
-        phase: &'static str,
-        total_bytes: u64,
-    },
-    Advance {
-        bytes: u64,
-    },
-    Finish,
-}
-
-pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
-
 #[derive(Clone, Default)]
 pub struct ConvertOptions {
     pub to: Option<Target>,
@@ -67,7 +54,7 @@ pub struct ConvertOptions {
     pub key: Option<String>,
     pub verify: bool,
     pub overwrite: bool,
-    pub progress: Option<ProgressFn>,
+    pub progress: Option<SharedProgress>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -188,10 +175,8 @@ fn refuse_expanded_view(t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn emit(progress: &Option<ProgressFn>, ev: Progress) {
-    if let Some(p) = progress {
-        p(ev);
-    }
+fn emit(progress: &Option<SharedProgress>, ev: ProgressEvent<'_>) {
+    ckpt_core::progress::emit(progress.as_ref(), ev)
 }
 
 pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
@@ -329,9 +314,9 @@ pub fn write_output(
     let to_write = recording(&plan.tensors, &crcs);
     emit(
         &opts.progress,
-        Progress::Start {
+        ProgressEvent::Start {
             phase: "writing",
-            total_bytes: total,
+            total,
         },
     );
     match layout {
@@ -346,7 +331,7 @@ pub fn write_output(
                 &opts.progress,
             )?;
             file.sync()?;
-            emit(&opts.progress, Progress::Finish);
+            emit(&opts.progress, ProgressEvent::Finish);
             if opts.verify {
                 verify_outputs(
                     &[(file.temp_path().to_path_buf(), plan.tensors.clone())],
@@ -381,7 +366,7 @@ pub fn write_output(
                 }
                 written.push((path, tensors, name));
             }
-            emit(&opts.progress, Progress::Finish);
+            emit(&opts.progress, ProgressEvent::Finish);
             let index_name = format!("{stem}.{ext}.index.json");
             if shards.len() > 1 {
                 let index = serde_json::json!({
@@ -463,9 +448,9 @@ fn write_one(
     target: Target,
     tensors: &[Tensor],
     metadata: &BTreeMap<String, String>,
-    progress: &Option<ProgressFn>,
+    progress: &Option<SharedProgress>,
 ) -> Result<()> {
-    let mut tick = |n: u64| emit(progress, Progress::Advance { bytes: n });
+    let mut tick = |n: u64| emit(progress, ProgressEvent::Advance { bytes: n });
     match target {
         Target::Safetensors => ckpt_safetensors::write_to_file(w, tensors, metadata, &mut tick),
         Target::Bin => {
@@ -513,7 +498,7 @@ fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
 pub fn verify_outputs(
     outputs: &[(PathBuf, Vec<Tensor>)],
     written_crcs: &WrittenCrcs,
-    progress: &Option<ProgressFn>,
+    progress: &Option<SharedProgress>,
 ) -> Result<()> {
     let total: u64 = outputs
         .iter()
@@ -521,9 +506,9 @@ pub fn verify_outputs(
         .sum();
     emit(
         progress,
-        Progress::Start {
+        ProgressEvent::Start {
             phase: "verifying",
-            total_bytes: total,
+            total,
         },
     );
     for (path, expected) in outputs {
@@ -573,11 +558,11 @@ pub fn verify_outputs(
                 )));
             }
             let n = want.nbytes();
-            emit(progress, Progress::Advance { bytes: n });
+            emit(progress, ProgressEvent::Advance { bytes: n });
             Ok(())
         })?;
     }
-    emit(progress, Progress::Finish);
+    emit(progress, ProgressEvent::Finish);
     Ok(())
 }
 

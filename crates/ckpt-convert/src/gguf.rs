@@ -9,7 +9,6 @@ use ckpt_core::atomic::{check_destination, temp_path_for};
 use ckpt_core::{Error, Result};
 use serde::Serialize;
 
-use crate::convert::{Progress, ProgressFn};
 use crate::source::{self, OpenOptions};
 
 /// What `convert_hf_to_gguf` writes: one of convert_hf_to_gguf.py's own `--outtype`s, or any
@@ -141,7 +140,7 @@ pub struct GgufOptions {
     pub pre_tokenizer: Option<String>,
     pub key: Option<String>,
     pub overwrite: bool,
-    pub progress: Option<ProgressFn>,
+    pub progress: Option<ckpt_core::SharedProgress>,
     /// With a llama-quantize `outtype`: its other options (`--tensor-type`, `--override-kv`,
     /// `--imatrix`, `--pure`, …). Their `ftype` is replaced by the outtype's, `overwrite` and
     /// `split` by these options'.
@@ -355,28 +354,15 @@ fn convert_text(
         .direct()
         .unwrap_or_else(|| opts.intermediate.outtype());
     let progress = opts.progress.clone();
-    if let Some(p) = &progress {
-        p(Progress::Start {
+    // Planning reads every header and the tokenizer: shown as the phase's start, before its
+    // size is known.
+    ckpt_core::progress::emit(
+        progress.as_ref(),
+        ckpt_core::ProgressEvent::Start {
             phase: "converting",
-            total_bytes: 0,
-        });
-    }
-    let last = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let hook = progress.clone().map(|p| {
-        let last = last.clone();
-        move |done: u64, total: u64| {
-            let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
-            if prev == 0 {
-                p(Progress::Start {
-                    phase: "converting",
-                    total_bytes: total,
-                });
-            }
-            p(Progress::Advance {
-                bytes: done.saturating_sub(prev),
-            });
-        }
-    });
+            total: 0,
+        },
+    );
     let model_opts = ckpt_model::HfToGgufOptions {
         outtype: stage_type,
         pre_tokenizer: opts.pre_tokenizer.clone(),
@@ -398,7 +384,7 @@ fn convert_text(
                 None => {
                     let write_opts = ckpt_model::HfToGgufOptions {
                         overwrite: opts.overwrite,
-                        progress: hook.map(|h| Box::new(h) as Box<dyn Fn(u64, u64) + Send + Sync>),
+                        progress: progress.clone(),
                         split: opts.split,
                         ..Default::default()
                     };
@@ -423,21 +409,20 @@ fn convert_text(
                     qopts.overwrite = opts.overwrite;
                     qopts.split = opts.split;
                     qopts.keep_split = false;
-                    let q = match hook {
-                        Some(hook) => ckpt_quant::pipeline::quantize_writer_with_progress(
-                            model_dir, &writer, dst, &qopts, hook,
-                        ),
-                        None => {
-                            ckpt_quant::pipeline::quantize_writer(model_dir, &writer, dst, &qopts)
-                        }
-                    };
+                    // Planning is over; the quantizer's writer reports its own phase.
+                    ckpt_core::progress::emit(progress.as_ref(), ckpt_core::ProgressEvent::Finish);
+                    let q = ckpt_quant::pipeline::quantize_writer_with_progress(
+                        model_dir,
+                        &writer,
+                        dst,
+                        &qopts,
+                        progress.clone(),
+                    );
                     q.map(|q| (report, Some(q)))
                 }
             }
         });
-    if let Some(p) = &progress {
-        p(Progress::Finish);
-    }
+    ckpt_core::progress::emit(progress.as_ref(), ckpt_core::ProgressEvent::Finish);
     let (report, quantized) = result?;
     let mut out = GgufReport {
         output: dst.to_path_buf(),

@@ -12,5 +12,5 @@ pub mod source;
 mod torch_io;
 pub mod verify;
 
-pub use convert::{convert, ConvertOptions, ConvertReport, Progress, ProgressFn, Target};
+pub use convert::{convert, ConvertOptions, ConvertReport, Target};
 pub use source::{open, OpenOptions};

@@ -9,7 +9,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use ckpt_core::atomic::{check_destination, AtomicFile};
-use ckpt_core::{numel, Error, GgmlType, Result, Tensor};
+use ckpt_core::progress::RunningTotal;
+use ckpt_core::{numel, Error, GgmlType, Result, SharedProgress, Tensor};
 
 use crate::file::{split_path, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 use crate::header::{pad_to, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
@@ -27,15 +28,12 @@ pub enum DimsMode {
     TrimTrailingOnes,
 }
 
-/// Called after each tensor with (data bytes written so far, data bytes in total).
-pub type ProgressFn = Box<dyn FnMut(u64, u64) + Send>;
-
 pub struct GgufWriter {
     kvs: Vec<(String, GgufValue)>,
     tensors: Vec<Tensor>,
     dims_mode: DimsMode,
     alignment_override: Option<u64>,
-    progress: Option<ProgressFn>,
+    progress: Option<RunningTotal>,
 }
 
 impl Default for GgufWriter {
@@ -239,8 +237,12 @@ impl GgufWriter {
         self
     }
 
-    pub fn set_progress(&mut self, progress: impl FnMut(u64, u64) + Send + 'static) -> &mut Self {
-        self.progress = Some(Box::new(progress));
+    /// Reports the data bytes written to `progress` as they are written (after each tensor),
+    /// under `phase`: a [`Start`](ckpt_core::ProgressEvent::Start) with the total, then
+    /// [`Advance`](ckpt_core::ProgressEvent::Advance)s. A split write reports all shards as one
+    /// phase.
+    pub fn set_progress(&mut self, phase: &'static str, progress: SharedProgress) -> &mut Self {
+        self.progress = Some(RunningTotal::new(phase, progress));
         self
     }
 
@@ -268,7 +270,7 @@ impl GgufWriter {
         let mut progress = self.progress.take();
         self.write_file_reporting(file, &mut |done, total| {
             if let Some(p) = progress.as_mut() {
-                p(done, total)
+                p.update(done, total)
             }
         })
     }
@@ -284,7 +286,7 @@ impl GgufWriter {
             |t, w| t.write_to(w),
             &mut |done| {
                 if let Some(p) = progress.as_mut() {
-                    p(done, plan.data_len)
+                    p.update(done, plan.data_len)
                 }
             },
         )
@@ -660,7 +662,7 @@ impl GgufWriter {
             shard.write_file_reporting(&mut file, &mut |done, _| {
                 shard_done = done;
                 if let Some(p) = progress.as_mut() {
-                    p(done_before + done, plan.data_len);
+                    p.update(done_before + done, plan.data_len);
                 }
             })?;
             done_before += shard_done;

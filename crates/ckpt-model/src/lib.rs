@@ -75,8 +75,9 @@ pub struct HfToGgufOptions {
     /// Pre-tokenizer name to use when the BPE tokenizer's fingerprint is unknown to llama.cpp.
     pub pre_tokenizer: Option<String>,
     pub overwrite: bool,
-    /// Called with (data bytes written, data bytes in total) as tensors are written.
-    pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
+    /// Receives a `"converting"` phase measuring the data bytes, advanced as tensors are
+    /// written.
+    pub progress: Option<ckpt_core::SharedProgress>,
     /// Write a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path without `.gguf`)
     /// with the bytes `llama-gguf-split --split` makes of the single-file output.
     pub split: Option<ckpt_gguf::SplitOptions>,
@@ -566,8 +567,6 @@ fn is_multimodal(name: &str) -> bool {
     PREFIXES.iter().any(|p| name.starts_with(p)) || PARTS.iter().any(|p| name.contains(p))
 }
 
-/// Runs the writer on a scoped thread so the caller's (non-'static) progress callback can be
-/// driven from this thread.
 /// Writes what [`plan_hf_to_gguf`] planned to `out` (or the split set `opts.split` asks for),
 /// reporting progress through `opts.progress`; returns the files written.
 pub fn write_with_progress(
@@ -588,22 +587,10 @@ pub fn write_with_progress(
             writer.write_split(&ckpt_gguf::split_prefix(out), split, opts.overwrite)
         }
     };
-    let Some(progress) = &opts.progress else {
-        return write(writer);
-    };
-    let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
-    writer.set_progress(move |done, total| {
-        let _ = tx.send((done, total));
-    });
-    std::thread::scope(|s| {
-        let handle = s.spawn(|| write(writer));
-        for (done, total) in rx {
-            progress(done, total);
-        }
-        handle
-            .join()
-            .unwrap_or_else(|_| Err(Error::Other("the GGUF writer thread panicked".into())))
-    })
+    if let Some(progress) = &opts.progress {
+        writer.set_progress("converting", progress.clone());
+    }
+    write(writer)
 }
 
 #[cfg(test)]

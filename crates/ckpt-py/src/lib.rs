@@ -75,12 +75,32 @@ impl Callback {
     }
 
     /// As the facade's progress function (convert, GGUF, merge).
-    pub(crate) fn progress_fn(&self) -> ckpt::ProgressFn {
+    pub(crate) fn progress_fn(&self) -> ckpt::SharedProgress {
         let cb = self.clone();
-        Arc::new(move |p| match p {
-            ckpt::Progress::Start { phase, total_bytes } => cb.emit("start", phase, 0, total_bytes),
-            ckpt::Progress::Advance { bytes } => cb.emit("advance", "", bytes, 0),
-            ckpt::Progress::Finish => cb.emit("finish", "", 0, 0),
+        Arc::new(move |ev: ckpt::ProgressEvent<'_>| match ev {
+            ckpt::ProgressEvent::Start { phase, total } => cb.emit("start", phase, 0, total),
+            ckpt::ProgressEvent::Advance { bytes } => cb.emit("advance", "", bytes, 0),
+            ckpt::ProgressEvent::Finish => cb.emit("finish", "", 0, 0),
+            _ => {}
+        })
+    }
+
+    /// For Hub transfers: called as `callback(stage, file, bytes_so_far, bytes_in_total)` for
+    /// every chunk of a file, the totals over the phase; `stage` names the phase
+    /// (`stage_of` maps ckpt's phase names to the Python API's).
+    pub(crate) fn transfer_fn(&self, stage_of: fn(&str) -> &'static str) -> ckpt::SharedProgress {
+        let cb = self.clone();
+        // (stage, bytes done, bytes in total) of the current phase
+        let state = std::sync::Mutex::new(("", 0u64, 0u64));
+        Arc::new(move |ev: ckpt::ProgressEvent<'_>| {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            match ev {
+                ckpt::ProgressEvent::Start { phase, total } => *st = (stage_of(phase), 0, total),
+                ckpt::ProgressEvent::Advance { bytes } => st.1 += bytes,
+                // Emitted under the lock, so the totals of parallel transfers arrive in order.
+                ckpt::ProgressEvent::File { name, .. } => cb.emit(st.0, name, st.1, st.2),
+                _ => {}
+            }
         })
     }
 }

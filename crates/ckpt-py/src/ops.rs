@@ -288,11 +288,7 @@ fn pull(
     token: Option<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let progress = Callback::new(progress).map(|cb| {
-        std::sync::Arc::new(move |p: &ckpt::crates::remote::PullProgress<'_>| {
-            cb.emit("download", p.file, p.total_bytes, p.total_size)
-        }) as ckpt::crates::remote::ProgressFn
-    });
+    let progress = Callback::new(progress).map(|cb| cb.transfer_fn(|_| "download"));
     detached(py, move || {
         let opts = ckpt::hub::PullOptions {
             revision,
@@ -330,15 +326,8 @@ fn push(
     follow_symlinks: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let progress = Callback::new(progress).map(|cb| {
-        std::sync::Arc::new(move |p: &ckpt::crates::remote::push::PushProgress<'_>| {
-            let stage = match p.stage {
-                ckpt::crates::remote::push::PushStage::Hashing => "hash",
-                _ => "upload",
-            };
-            cb.emit(stage, p.file, p.total_bytes, p.total_size)
-        }) as ckpt::crates::remote::push::PushProgressFn
-    });
+    let progress = Callback::new(progress)
+        .map(|cb| cb.transfer_fn(|phase| if phase == "hashing" { "hash" } else { "upload" }));
     detached(py, move || {
         let opts = ckpt::hub::PushOptions {
             revision,

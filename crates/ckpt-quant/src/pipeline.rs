@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ckpt_core::{Buffer, DType, Error, GgmlType, Result, Tensor, TensorData};
+use ckpt_core::{Buffer, DType, Error, GgmlType, Result, SharedProgress, Tensor, TensorData};
 use ckpt_gguf::{GgufValue, GgufWriter, TensorInfo};
 
 use crate::ftype::Ftype;
@@ -183,7 +183,8 @@ pub fn quantize_gguf(
     output: &Path,
     opts: &QuantizeOptions,
 ) -> Result<QuantizeReport> {
-    quantize_gguf_with_progress(input, output, opts, |_, _| {})
+    refuse_same_file(input, output)?;
+    run(QuantizeSource::open(input)?, output, opts, None)
 }
 
 /// llama-quantize refuses to overwrite its own input.
@@ -199,16 +200,17 @@ fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// [`quantize_gguf`] calling `progress(done, total)` (output data bytes) after each tensor.
+/// [`quantize_gguf`] reporting the output data bytes to `progress` as a `"quantizing"` phase
+/// (after each tensor).
 pub fn quantize_gguf_with_progress(
     input: &Path,
     output: &Path,
     opts: &QuantizeOptions,
-    progress: impl FnMut(u64, u64) + Send + 'static,
+    progress: SharedProgress,
 ) -> Result<QuantizeReport> {
     refuse_same_file(input, output)?;
     let source = QuantizeSource::open(input)?;
-    run(source, output, opts, progress)
+    run(source, output, opts, Some(progress))
 }
 
 /// Quantizes what `source` would write, without writing it first: the one-step path of a
@@ -221,16 +223,17 @@ pub fn quantize_writer(
     output: &Path,
     opts: &QuantizeOptions,
 ) -> Result<QuantizeReport> {
-    quantize_writer_with_progress(label, source, output, opts, |_, _| {})
+    quantize_writer_with_progress(label, source, output, opts, None)
 }
 
-/// [`quantize_writer`] calling `progress(done, total)` (output data bytes) as it goes.
+/// [`quantize_writer`] reporting the output data bytes to `progress` (if any) as a
+/// `"quantizing"` phase.
 pub fn quantize_writer_with_progress(
     label: &Path,
     source: &GgufWriter,
     output: &Path,
     opts: &QuantizeOptions,
-    progress: impl FnMut(u64, u64) + Send + 'static,
+    progress: Option<SharedProgress>,
 ) -> Result<QuantizeReport> {
     let infos = source.planned_tensor_infos()?;
     let entries = infos
@@ -293,7 +296,7 @@ fn run(
     source: QuantizeSource,
     output: &Path,
     opts: &QuantizeOptions,
-    progress: impl FnMut(u64, u64) + Send + 'static,
+    progress: Option<SharedProgress>,
 ) -> Result<QuantizeReport> {
     if opts.keep_split && opts.split.is_some() {
         return Err(Error::Usage(
@@ -304,7 +307,9 @@ fn run(
     let plan = plan(source, opts, true, pool.clone())?;
     let mut report = plan.report;
     let mut writer = plan.writer;
-    writer.set_progress(progress);
+    if let Some(progress) = progress {
+        writer.set_progress("quantizing", progress);
+    }
     // The writer's threads each produce a tensor; the row work inside a band runs on the pool
     // (each fill enters it), so the writer itself must not occupy a pool thread.
     report.outputs = write_output(writer, output, &plan.layout, opts)?;

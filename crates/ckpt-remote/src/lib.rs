@@ -26,7 +26,5 @@ pub use error::{RemoteError, Result};
 pub use http::Stats;
 pub use hub::{FileMetadata, Hub, RepoFile, RepoInfo};
 pub use inspect::{inspect_remote, RemoteFile, RemoteInspection, RemoteTensor};
-pub use pull::{
-    pull, resolve_to_local, ProgressFn, PullOptions, PullProgress, PullReport, PulledFile,
-};
+pub use pull::{pull, resolve_to_local, PullOptions, PullReport, PulledFile};
 pub use uri::{is_remote, HubUri, RemoteLocation, RepoType};

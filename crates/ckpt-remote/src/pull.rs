@@ -5,8 +5,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use ckpt_core::progress::{self, ProgressEvent, SharedProgress};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use sha2::Digest;
 
@@ -27,21 +28,6 @@ pub const MAX_UNSIZED_DOWNLOAD: u64 = 64 << 20;
 
 const COPY_BUFFER: usize = 1 << 20;
 
-/// Progress of a pull, reported after every chunk and when a file is complete.
-#[derive(Debug, Clone)]
-pub struct PullProgress<'a> {
-    pub file: &'a str,
-    pub file_bytes: u64,
-    pub file_size: Option<u64>,
-    /// Bytes downloaded so far by this pull, over all files.
-    pub total_bytes: u64,
-    /// Bytes this pull has to download (sizes from the listing; 0 when unknown).
-    pub total_size: u64,
-    pub file_done: bool,
-}
-
-pub type ProgressFn = Arc<dyn Fn(&PullProgress<'_>) + Send + Sync>;
-
 #[derive(Clone, Default)]
 pub struct PullOptions {
     /// Branch, tag, commit or `refs/pr/N` (default: the revision in the URI, else `main`).
@@ -60,7 +46,11 @@ pub struct PullOptions {
     /// at `<local_dir>/<path>`, and per file `.cache/huggingface/download/<path>.metadata` (commit,
     /// etag, timestamp) so a later pull (ours or huggingface_hub's) skips what is up to date.
     pub local_dir: Option<PathBuf>,
-    pub progress: Option<ProgressFn>,
+    /// Receives a `"downloading"` phase measuring the bytes to download (sizes from the
+    /// listing; 0 when unknown), advanced after every chunk, with a
+    /// [`File`](ProgressEvent::File) event per chunk and when a file is complete (downloads run
+    /// in parallel).
+    pub progress: Option<SharedProgress>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,13 +171,9 @@ impl Filter {
     }
 }
 
-/// Shared progress accounting of one pull.
+/// Where one pull reports its progress.
 struct Progress {
-    callback: Option<ProgressFn>,
-    /// Bytes so far; the lock is held while the callback runs, so events arrive in order
-    /// (parallel downloads would otherwise report totals out of order).
-    total_bytes: Mutex<u64>,
-    total_size: u64,
+    callback: Option<SharedProgress>,
 }
 
 impl Hub {
@@ -257,9 +243,14 @@ impl Hub {
         }
         let progress = Progress {
             callback: opts.progress.clone(),
-            total_bytes: Mutex::new(0),
-            total_size: wanted.iter().filter_map(|f| f.size).sum(),
         };
+        progress::emit(
+            progress.callback.as_ref(),
+            ProgressEvent::Start {
+                phase: "downloading",
+                total: wanted.iter().filter_map(|f| f.size).sum(),
+            },
+        );
 
         let results: Mutex<Vec<Option<Result<PulledFile>>>> =
             Mutex::new((0..wanted.len()).map(|_| None).collect());
@@ -290,6 +281,7 @@ impl Hub {
                 });
             }
         });
+        progress::emit(progress.callback.as_ref(), ProgressEvent::Finish);
         let mut files = Vec::with_capacity(wanted.len());
         for r in results
             .into_inner()
@@ -419,11 +411,7 @@ impl Hub {
         };
         cache.ensure_layout()?;
         cache.write_ref(&revision, &meta.commit)?;
-        let progress = Progress {
-            callback: None,
-            total_bytes: Mutex::new(0),
-            total_size: meta.size.unwrap_or(0),
-        };
+        let progress = Progress { callback: None };
         let commit = meta.commit.clone();
         self.ensure_file(uri, &cache, &commit, path, Some(meta), &progress)
             .map(|f| f.local_path)
@@ -904,6 +892,7 @@ impl Hub {
     }
 }
 
+/// `new_bytes` more bytes of `file` arrived (`file_bytes` of it so far).
 fn report(
     progress: &Progress,
     file: &str,
@@ -912,22 +901,18 @@ fn report(
     file_done: bool,
     new_bytes: u64,
 ) {
-    let mut total = progress
-        .total_bytes
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    *total += new_bytes;
-    let total_now = *total;
-    if let Some(cb) = &progress.callback {
-        cb(&PullProgress {
-            file,
-            file_bytes,
-            file_size,
-            total_bytes: total_now,
-            total_size: progress.total_size,
-            file_done,
-        });
+    let Some(cb) = &progress.callback else {
+        return;
+    };
+    if new_bytes > 0 {
+        cb.event(ProgressEvent::Advance { bytes: new_bytes });
     }
+    cb.event(ProgressEvent::File {
+        name: file,
+        done: file_bytes,
+        size: file_size,
+        complete: file_done,
+    });
 }
 
 /// Checks size and content: sha256 for a 64-hex etag (LFS), git blob sha1 for a 40-hex one.
@@ -1158,17 +1143,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn progress_totals_arrive_in_order_from_parallel_downloads() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
+    fn parallel_downloads_report_every_byte_once_and_each_file_in_order() {
+        let seen = std::sync::Arc::new(Mutex::new((
+            0u64,
+            std::collections::HashMap::<String, Vec<u64>>::new(),
+        )));
         let sink = seen.clone();
         let progress = Progress {
-            callback: Some(Arc::new(move |p: &PullProgress<'_>| {
+            callback: Some(std::sync::Arc::new(move |ev: ProgressEvent<'_>| {
                 // A slow callback (like a Python one waiting for the GIL) widens the window.
                 std::thread::yield_now();
-                sink.lock().unwrap().push(p.total_bytes);
+                let mut s = sink.lock().unwrap();
+                match ev {
+                    ProgressEvent::Advance { bytes } => s.0 += bytes,
+                    ProgressEvent::File { name, done, .. } => {
+                        s.1.entry(name.to_string()).or_default().push(done)
+                    }
+                    _ => {}
+                }
             })),
-            total_bytes: Mutex::new(0),
-            total_size: 8 * 2000,
         };
         std::thread::scope(|s| {
             for t in 0..8 {
@@ -1181,9 +1174,15 @@ mod tests {
             }
         });
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 16000);
-        assert!(seen.windows(2).all(|w| w[0] < w[1]), "totals out of order");
-        assert_eq!(*seen.last().unwrap(), 16000);
+        assert_eq!(seen.0, 16000);
+        assert_eq!(seen.1.len(), 8);
+        for done in seen.1.values() {
+            assert_eq!(done.len(), 2000);
+            assert!(
+                done.windows(2).all(|w| w[0] < w[1]),
+                "a file's bytes out of order"
+            );
+        }
     }
 
     #[test]

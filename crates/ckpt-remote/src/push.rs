@@ -16,8 +16,9 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use ckpt_core::progress::{self, ProgressEvent, SharedProgress};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -43,30 +44,6 @@ const MAX_REDIRECTS: usize = 5;
 const UPLOAD_WORKERS: usize = 5;
 
 const LFS_CONTENT_TYPE: &str = "application/vnd.git-lfs+json";
-
-/// What a push is doing, reported per file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushStage {
-    Hashing,
-    Uploading,
-    /// The file's upload (or its skip) is complete.
-    Done,
-}
-
-#[derive(Debug, Clone)]
-pub struct PushProgress<'a> {
-    /// Path inside the repository.
-    pub file: &'a str,
-    pub stage: PushStage,
-    pub file_bytes: u64,
-    pub file_size: u64,
-    /// Bytes hashed (stage Hashing) or uploaded (Uploading/Done) so far over all files.
-    pub total_bytes: u64,
-    /// Bytes to hash, or bytes to upload once the Hub said which files it needs.
-    pub total_size: u64,
-}
-
-pub type PushProgressFn = Arc<dyn Fn(&PushProgress<'_>) + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct PushOptions {
@@ -94,7 +71,11 @@ pub struct PushOptions {
     /// Also upload files of a folder that are symlinks to something outside it (by default they
     /// are skipped and listed in [`PushReport::skipped`]).
     pub follow_symlinks: bool,
-    pub progress: Option<PushProgressFn>,
+    /// Receives a `"hashing"` phase (every file is read for its sha256), then, once the Hub
+    /// said which LFS objects it needs, an `"uploading"` phase measuring their bytes; both
+    /// advanced per chunk, with [`File`](ProgressEvent::File) events per chunk and per file
+    /// done.
+    pub progress: Option<SharedProgress>,
 }
 
 /// A file of the folder that was not uploaded because it is a symlink leading outside it.
@@ -840,7 +821,7 @@ impl Hub {
         target: &Target,
         mut plan: Vec<Planned>,
         create_pr: bool,
-        progress: Option<&PushProgressFn>,
+        progress: Option<&SharedProgress>,
     ) -> Result<Vec<Planned>> {
         let wanted: Vec<usize> = (0..plan.len())
             .filter(|&i| plan[i].action == PushAction::UploadedLfs)
@@ -864,9 +845,14 @@ impl Hub {
         };
         let counter = ProgressCounter {
             callback: progress.cloned(),
-            sent: Mutex::new(0),
-            total: total_size,
         };
+        progress::emit(
+            progress,
+            ProgressEvent::Start {
+                phase: "uploading",
+                total: total_size,
+            },
+        );
         for chunk in wanted.chunks(FILES_PER_REQUEST) {
             // The same content under two paths is one LFS object.
             let mut objects: Vec<(String, u64)> = Vec::new();
@@ -983,6 +969,7 @@ impl Hub {
                 }
             }
         }
+        progress::emit(progress, ProgressEvent::Finish);
         Ok(plan)
     }
 
@@ -1335,39 +1322,29 @@ fn local_oid(file: &LocalFile, mode: UploadMode) -> Result<String> {
 }
 
 struct ProgressCounter {
-    callback: Option<PushProgressFn>,
-    /// Bytes sent so far; held while the callback runs so that totals arrive in order.
-    sent: Mutex<u64>,
-    total: u64,
+    callback: Option<SharedProgress>,
 }
 
 impl ProgressCounter {
     /// `delta` more bytes of `file` were sent (`file_bytes` of it so far).
     fn advance(&self, file: &str, delta: u64, file_bytes: u64, file_size: u64) {
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        *sent += delta;
-        let total_bytes = *sent;
         if let Some(cb) = &self.callback {
-            cb(&PushProgress {
-                file,
-                stage: PushStage::Uploading,
-                file_bytes,
-                file_size,
-                total_bytes,
-                total_size: self.total,
+            cb.event(ProgressEvent::Advance { bytes: delta });
+            cb.event(ProgressEvent::File {
+                name: file,
+                done: file_bytes,
+                size: Some(file_size),
+                complete: false,
             });
         }
     }
     fn file_done(&self, file: &str, size: u64) {
-        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cb) = &self.callback {
-            cb(&PushProgress {
-                file,
-                stage: PushStage::Done,
-                file_bytes: size,
-                file_size: size,
-                total_bytes: *sent,
-                total_size: self.total,
+            cb.event(ProgressEvent::File {
+                name: file,
+                done: size,
+                size: Some(size),
+                complete: true,
             });
         }
     }
@@ -1587,9 +1564,14 @@ impl Walker<'_> {
 }
 
 /// sha256 of every file, streamed, with the first bytes kept as the preupload sample.
-fn hash_files(files: &mut [LocalFile], progress: Option<&PushProgressFn>) -> Result<()> {
-    let total_size: u64 = files.iter().map(|f| f.size).sum();
-    let mut total_bytes = 0;
+fn hash_files(files: &mut [LocalFile], progress: Option<&SharedProgress>) -> Result<()> {
+    progress::emit(
+        progress,
+        ProgressEvent::Start {
+            phase: "hashing",
+            total: files.iter().map(|f| f.size).sum(),
+        },
+    );
     let mut buf = vec![0u8; HASH_BUFFER];
     for file in files.iter_mut() {
         let mut f =
@@ -1609,15 +1591,13 @@ fn hash_files(files: &mut [LocalFile], progress: Option<&PushProgressFn>) -> Res
             }
             hasher.update(&buf[..n]);
             read += n as u64;
-            total_bytes += n as u64;
             if let Some(cb) = progress {
-                cb(&PushProgress {
-                    file: &file.path_in_repo,
-                    stage: PushStage::Hashing,
-                    file_bytes: read,
-                    file_size: file.size,
-                    total_bytes,
-                    total_size,
+                cb.event(ProgressEvent::Advance { bytes: n as u64 });
+                cb.event(ProgressEvent::File {
+                    name: &file.path_in_repo,
+                    done: read,
+                    size: Some(file.size),
+                    complete: false,
                 });
             }
         }
@@ -1629,7 +1609,17 @@ fn hash_files(files: &mut [LocalFile], progress: Option<&PushProgressFn>) -> Res
             )));
         }
         file.sha256 = hex(&hasher.finalize());
+        progress::emit(
+            progress,
+            ProgressEvent::File {
+                name: &file.path_in_repo,
+                done: read,
+                size: Some(file.size),
+                complete: true,
+            },
+        );
     }
+    progress::emit(progress, ProgressEvent::Finish);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use ckpt_core::{DType, Result};
 pub use ckpt_convert::lora::MergeReport;
 
 use crate::convert::{ConvertOptions, GgufOptions, GgufReport, OutputFormat};
-use crate::{resolve, OutType, ProgressFn, Target};
+use crate::{resolve, OutType, SharedProgress, Target};
 
 /// An adapter folder and the weight its deltas are scaled by (PEFT's `add_weighted_adapter`
 /// with one adapter; 1.0 is a plain merge).
@@ -55,7 +55,7 @@ pub struct MergeOptions {
     /// Replace an existing output.
     pub overwrite: bool,
     /// Progress events for a front end to draw.
-    pub progress: Option<ProgressFn>,
+    pub progress: Option<SharedProgress>,
 }
 
 impl Default for MergeOptions {

@@ -1,0 +1,3 @@
+//! Integration tests of ckpt-convert, one binary (link once).
+
+mod fp8_casts;

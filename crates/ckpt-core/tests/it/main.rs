@@ -1,0 +1,3 @@
+//! Integration tests of ckpt-core, one binary (link once).
+
+mod atomic_output;

@@ -1,0 +1,5 @@
+//! Integration tests of ckpt-export, one binary (link once).
+
+mod architectures;
+mod python_interop;
+mod round_trip;

@@ -1,0 +1,7 @@
+//! Integration tests of ckpt-gguf, one binary (link once).
+
+mod common;
+mod corrupt;
+mod python_interop;
+mod read_write;
+mod writer;

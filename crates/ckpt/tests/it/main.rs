@@ -1,0 +1,3 @@
+//! Integration tests of ckpt, one binary (link once).
+
+mod api;
