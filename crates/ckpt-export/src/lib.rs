@@ -554,7 +554,8 @@ fn plan_tensors(
         map: config.clone(),
     };
     forward.config_defaults(&mut hp);
-    let block_count = hp.require_u32(&["num_hidden_layers", "n_layer"])?;
+    // As the converter counts blocks (GLM-4.5's include the NextN layers, see its `config` hook).
+    let block_count = hp.require_u32(&["n_layers", "num_hidden_layers", "n_layer"])?;
     let mut planned = Vec::new();
     // (join, block) -> the parts seen so far
     let mut pending: BTreeMap<(usize, u32), Vec<Option<Tensor>>> = BTreeMap::new();
