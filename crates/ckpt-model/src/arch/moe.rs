@@ -757,6 +757,7 @@ pub static GLM4_MOE: Family = Family {
             merged: "model.layers.{bid}.mlp.experts.{w}.weight",
             count: &["n_routed_experts"],
         }),
+        export_overrides: super::deepseek::SHARED_EXPERTS,
         ..Hooks::NONE
     },
 };
