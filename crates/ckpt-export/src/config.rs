@@ -304,7 +304,10 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
         "gpt-oss" => {
             if !c.contains_key("layer_types") {
                 let n = kv.u64(&k("block_count")).unwrap_or(0);
-                let pattern = kv.u64(&k("attention.sliding_window_pattern")).unwrap_or(2).max(1);
+                let pattern = kv
+                    .u64(&k("attention.sliding_window_pattern"))
+                    .unwrap_or(2)
+                    .max(1);
                 let types: Vec<Value> = (0..n)
                     .map(|i| {
                         json!(if i % pattern < pattern - 1 {
@@ -346,10 +349,7 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
             });
             if let (Some(r), Some(hd)) = (kv.u64(&k("rope.dimension_count")), head_dim) {
                 if hd > 0 {
-                    c.insert(
-                        "partial_rotary_factor".into(),
-                        json!(r as f64 / hd as f64),
-                    );
+                    c.insert("partial_rotary_factor".into(), json!(r as f64 / hd as f64));
                 }
             }
             for (gguf, hf) in [

@@ -894,9 +894,15 @@ pub static GPT_OSS: Family = Family {
         joins: GPT_OSS_JOINS,
         export_overrides: &[
             (Kind::FfnGateInp, "model.layers.{bid}.mlp.router"),
-            (Kind::FfnGateExps, "model.layers.{bid}.mlp.experts.gate_proj"),
+            (
+                Kind::FfnGateExps,
+                "model.layers.{bid}.mlp.experts.gate_proj",
+            ),
             (Kind::FfnUpExps, "model.layers.{bid}.mlp.experts.up_proj"),
-            (Kind::FfnDownExps, "model.layers.{bid}.mlp.experts.down_proj"),
+            (
+                Kind::FfnDownExps,
+                "model.layers.{bid}.mlp.experts.down_proj",
+            ),
             (Kind::AttnSinks, "model.layers.{bid}.self_attn.sinks"),
         ],
         ..Hooks::NONE

@@ -412,12 +412,20 @@ mod tests {
         let halves = packed_gate_up(&t, "g".into(), "u".into(), cfg).unwrap();
         let (g, u) = (f32s(&halves[0]), f32s(&halves[1]));
         assert_eq!(halves[0].shape, vec![2, 2, 3]);
-        let parts = [(&g[..], &halves[0].shape[..]), (&u[..], &halves[1].shape[..])];
-        assert_eq!(packed_cols_shape(&[&halves[0].shape, &halves[1].shape]).unwrap(), shape);
+        let parts = [
+            (&g[..], &halves[0].shape[..]),
+            (&u[..], &halves[1].shape[..]),
+        ];
+        assert_eq!(
+            packed_cols_shape(&[&halves[0].shape, &halves[1].shape]).unwrap(),
+            shape
+        );
         assert_eq!(concat_cols(&parts).unwrap(), values);
         // Interleaved: gate = even columns, up = odd ones (transposed).
         let gate: Vec<f32> = (0..2)
-            .flat_map(|e| (0..2).flat_map(move |k| (0..3).map(move |h| (e * 12 + h * 4 + 2 * k) as f32)))
+            .flat_map(|e| {
+                (0..2).flat_map(move |k| (0..3).map(move |h| (e * 12 + h * 4 + 2 * k) as f32))
+            })
             .collect();
         let up: Vec<f32> = gate.iter().map(|x| x + 1.0).collect();
         let s = [2u64, 2, 3];
