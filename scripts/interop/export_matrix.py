@@ -10,7 +10,7 @@ llama.cpp's convert_hf_to_gguf.py when --llama-cpp is given), export the GGUF ba
       same shape and bit-identical values (norms and routers, which the converter stores as F32,
       are exported as F32 and must equal the bf16 values exactly); nothing else is exported.
       Dropped by the converter and so not expected: DeepSeek V3's multi-token-prediction layer,
-      a tied lm_head.
+      a tied lm_head. GLM-4.5's NextN layer is kept by the converter, so it is expected back.
   (b) transformers loads the exported folder (AutoModelForCausalLM, AutoModel for embedding
       models) and gives the same logits (hidden states) as the original model, in float32.
 
@@ -57,20 +57,22 @@ EXPORTED = [
     "Exaone4ForCausalLM",
     "Glm4ForCausalLM",
     "Lfm2ForCausalLM",
+    "GptOssForCausalLM",
+    "Glm4MoeForCausalLM",
     "Qwen3Model",
 ]
 REFUSED = [
     "SmolLM3ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
     "ApertusForCausalLM",
-    "GptOssForCausalLM",
-    "Glm4MoeForCausalLM",
     "NomicBertModel",
     "ModernBertModel",
     "XLMRobertaModel",
     "Gemma3TextModel",
 ]
 EMBEDDING = {"Qwen3Model"}
+# Multi-token-prediction layers (past num_hidden_layers) the converter keeps in the GGUF.
+KEEPS_MTP = {"Glm4MoeForCausalLM"}
 # What llama.cpp's graph does that the GGUF does not record, set in the original's config.json
 # before converting so both sides compute the same thing (the released models have it): Qwen 3
 # MoE renormalises the chosen experts' weights.
@@ -109,7 +111,7 @@ def compare_tensors(arch: str, original: dict, exported: dict, config: dict) -> 
     for name, t in original.items():
         parts = name.split(".")
         block = next((int(p) for p in parts if p.isdigit()), None)
-        if name.startswith("model.layers.") and layers is not None and block is not None and block >= layers:
+        if arch not in KEEPS_MTP and name.startswith("model.layers.") and layers is not None and block is not None and block >= layers:
             continue  # multi-token-prediction layer, skipped by the converter
         if tied and name == "lm_head.weight":
             continue

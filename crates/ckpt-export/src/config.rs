@@ -296,6 +296,80 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
                 c.insert("shared_intermediate_size".into(), json!(n));
             }
         }
+        // GPT-OSS: what llama.cpp's graph fixes (the converter writes no key for it), written
+        // as GptOssConfig has it: sliding-window attention on every other layer from the first
+        // (unless the GGUF says otherwise), SwiGLU with alpha 1.702 clamped at 7, and yarn rope
+        // without truncated correction dims (the released config's "truncate": false). Without
+        // yarn keys the rope is plain (GptOssConfig would default to yarn).
+        "gpt-oss" => {
+            if !c.contains_key("layer_types") {
+                let n = kv.u64(&k("block_count")).unwrap_or(0);
+                let pattern = kv
+                    .u64(&k("attention.sliding_window_pattern"))
+                    .unwrap_or(2)
+                    .max(1);
+                let types: Vec<Value> = (0..n)
+                    .map(|i| {
+                        json!(if i % pattern < pattern - 1 {
+                            "sliding_attention"
+                        } else {
+                            "full_attention"
+                        })
+                    })
+                    .collect();
+                c.insert("layer_types".into(), Value::Array(types));
+            }
+            c.insert("swiglu_alpha".into(), json!(1.702));
+            c.insert("swiglu_limit".into(), json!(7.0));
+            match c.get_mut("rope_scaling") {
+                Some(Value::Object(rs)) if rs.get("rope_type") == Some(&json!("yarn")) => {
+                    rs.insert("truncate".into(), json!(false));
+                }
+                Some(_) => {}
+                None => {
+                    c.insert("rope_scaling".into(), json!({"rope_type": "default"}));
+                }
+            }
+        }
+        // GLM-4.5: the block count includes the NextN (multi-token-prediction) layers, which
+        // the converter keeps after the main ones; the rotated fraction of each head and the
+        // routing are the converter's own keys.
+        "glm4moe" => {
+            let nextn = kv.u64(&k("nextn_predict_layers")).unwrap_or(0);
+            if let Some(n) = kv.u64(&k("block_count")) {
+                c.insert("num_hidden_layers".into(), json!(n.saturating_sub(nextn)));
+            }
+            c.insert("num_nextn_predict_layers".into(), json!(nextn));
+            // Written even when it is 1 (the config class defaults to 0.5).
+            let heads = kv.u64(&k("attention.head_count"));
+            let head_dim = kv.u64(&k("attention.key_length")).or_else(|| {
+                kv.u64(&k("embedding_length"))
+                    .zip(heads)
+                    .and_then(|(h, n)| h.checked_div(n))
+            });
+            if let (Some(r), Some(hd)) = (kv.u64(&k("rope.dimension_count")), head_dim) {
+                if hd > 0 {
+                    c.insert("partial_rotary_factor".into(), json!(r as f64 / hd as f64));
+                }
+            }
+            for (gguf, hf) in [
+                ("expert_feed_forward_length", "moe_intermediate_size"),
+                ("expert_shared_count", "n_shared_experts"),
+                ("leading_dense_block_count", "first_k_dense_replace"),
+            ] {
+                if let Some(v) = kv.u64(&k(gguf)) {
+                    c.insert(hf.into(), json!(v));
+                }
+            }
+            if let Some(v) = kv.f32(&k("expert_weights_scale")) {
+                c.insert("routed_scaling_factor".into(), f32_json(v));
+            }
+            if let Some(v) = kv.bool(&k("expert_weights_norm")) {
+                c.insert("norm_topk_prob".into(), json!(v));
+            }
+            c.entry("attention_bias").or_insert(json!(false));
+            c.entry("use_qk_norm").or_insert(json!(false));
+        }
         "ernie4_5-moe" => {
             if let Some(n) = kv.u64(&k("expert_shared_count")) {
                 c.insert("moe_num_shared_experts".into(), json!(n));

@@ -6,8 +6,9 @@
 //! The name tables are the inverse of ckpt-model's converter; every exported tensor is checked
 //! against ckpt-model's forward mapping, which also says which transforms to undo. Stacked
 //! experts are cut back into one tensor per expert (the family's `Experts` spec read
-//! backwards), tensors the converter split are joined again (its `Join`s: DeepSeek's
-//! `kv_b_proj`, Granite MoE's fused `input_linear`), and the config's plain hyperparameters
+//! backwards), tensors the converter split or reshaped are joined again (its `Join`s: DeepSeek's
+//! `kv_b_proj`, Granite MoE's fused `input_linear`, GPT-OSS's interleaved `gate_up_proj`, its
+//! transposed `down_proj` and renamed biases and sinks), and the config's plain hyperparameters
 //! come from the family's declarative parameter list read backwards. An architecture whose
 //! mapping is not invertible is refused with the reason ([`names::refused`]).
 //!
@@ -554,7 +555,8 @@ fn plan_tensors(
         map: config.clone(),
     };
     forward.config_defaults(&mut hp);
-    let block_count = hp.require_u32(&["num_hidden_layers", "n_layer"])?;
+    // As the converter counts blocks (GLM-4.5's include the NextN layers, see its `config` hook).
+    let block_count = hp.require_u32(&["n_layers", "num_hidden_layers", "n_layer"])?;
     let mut planned = Vec::new();
     // (join, block) -> the parts seen so far
     let mut pending: BTreeMap<(usize, u32), Vec<Option<Tensor>>> = BTreeMap::new();

@@ -527,7 +527,7 @@ fn moe_gguf(case: &str, tmp: &Path) -> (PathBuf, Checkpoint, serde_json::Value) 
     std::fs::create_dir(&dir).unwrap();
     std::fs::copy(fx.join("config.json"), dir.join("config.json")).unwrap();
     let (tok_dir, files): (&str, &[&str]) = match expected["tokenizer"].as_str().unwrap() {
-        "bpe" => (
+        "bpe" | "glm" => (
             "gguf/tiny-smol-bpe",
             &[
                 "tokenizer.json",
@@ -546,6 +546,9 @@ fn moe_gguf(case: &str, tmp: &Path) -> (PathBuf, Checkpoint, serde_json::Value) 
         if src.is_file() {
             std::fs::copy(src, dir.join(f)).unwrap();
         }
+    }
+    if expected["tokenizer"] == "glm" {
+        glm_tokenizer(&dir.join("tokenizer.json"));
     }
     let list: Vec<(String, Vec<u64>)> = serde_json::from_value(read("hf_tensors.json")).unwrap();
     let mut ck = Checkpoint::new(Format::Safetensors, vec![]);
@@ -571,6 +574,31 @@ fn moe_gguf(case: &str, tmp: &Path) -> (PathBuf, Checkpoint, serde_json::Value) 
     );
     (gguf, ck, read("config.json"))
 }
+
+/// The tiny BPE tokenizer with GLM's added tokens, as the fixture generator renames them.
+fn glm_tokenizer(path: &Path) {
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (old, new) in [
+        ("<repo_name>", "<|user|>"),
+        ("<file_sep>", "[gMASK]"),
+        ("<filename>", "<|observation|>"),
+    ] {
+        for t in tok["added_tokens"].as_array_mut().unwrap() {
+            if t["content"] == old {
+                t["content"] = json!(new);
+            }
+        }
+        let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+        let id = vocab.shift_remove(old).unwrap();
+        vocab.insert(new.to_string(), id);
+    }
+    std::fs::write(path, serde_json::to_string(&tok).unwrap()).unwrap();
+}
+
+/// Cases whose multi-token-prediction layers the converter keeps (GLM-4.5's NextN layer); the
+/// others' (DeepSeek V3's) are dropped.
+const KEEPS_MTP: &[&str] = &["glm4moe"];
 
 /// F16 tensors (the converter keeps norms and routers F32) as f32.
 fn f16s(t: &Tensor) -> Vec<f32> {
@@ -605,7 +633,7 @@ fn moe_cycle(case: &str, hf_class: &str, same: &[&str]) -> serde_json::Value {
             .and_then(|r| r.split('.').next())
             .and_then(|b| b.parse::<u64>().ok())
             .is_some_and(|b| b >= layers);
-        if mtp || (tied && t.name == "lm_head.weight") {
+        if (mtp && !KEEPS_MTP.contains(&case)) || (tied && t.name == "lm_head.weight") {
             assert!(exported.get(&t.name).is_none(), "{case}: {}", t.name);
             continue;
         }
@@ -796,9 +824,77 @@ fn deepseek_kv_b_proj_is_re_fused_from_the_mla_halves() {
     assert_eq!(rs["original_max_position_embeddings"], 32);
 }
 
+/// GPT-OSS: the converter's per-expert gate and up (even and odd columns of `gate_up_proj`,
+/// transposed) interleaved back, `down_proj` transposed back, the biases and sinks under their
+/// checkpoint names; what llama.cpp's graph fixes (alternating sliding window, SwiGLU clamp,
+/// untruncated yarn) in config.json.
+#[test]
+fn gpt_oss_experts_are_packed_back_into_gate_up_proj() {
+    let c = moe_cycle(
+        "gpt_oss",
+        "GptOssForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "num_local_experts",
+                "num_experts_per_tok",
+                "intermediate_size",
+                "head_dim",
+                "sliding_window",
+                "layer_types",
+                "attention_bias",
+                "swiglu_alpha",
+                "swiglu_limit",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "gpt_oss");
+    let rs = &c["rope_scaling"];
+    assert_eq!(rs["rope_type"], "yarn");
+    assert_eq!(rs["factor"], 32.0);
+    assert_eq!(rs["original_max_position_embeddings"], 4096);
+    assert_eq!(rs["truncate"], false);
+    assert_eq!(c["rope_theta"], 150000.0);
+}
+
+/// GLM-4.5: the NextN layer the converter keeps as the last block comes back as
+/// `model.layers.2.*` (num_hidden_layers counts the main layers only), the expert bias under
+/// its checkpoint name, partial rotary and the routing from the converter's keys.
+#[test]
+fn glm4_5_keeps_its_nextn_layer_and_partial_rotary() {
+    let c = moe_cycle(
+        "glm4moe",
+        "Glm4MoeForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "num_nextn_predict_layers",
+                "n_routed_experts",
+                "n_shared_experts",
+                "num_experts_per_tok",
+                "moe_intermediate_size",
+                "intermediate_size",
+                "first_k_dense_replace",
+                "routed_scaling_factor",
+                "norm_topk_prob",
+                "n_group",
+                "topk_group",
+                "attention_bias",
+                "use_qk_norm",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "glm4_moe");
+    assert_eq!(c["partial_rotary_factor"], 0.5);
+}
+
 #[test]
 fn families_whose_export_is_refused_say_why() {
-    let (case, why) = ("gpt_oss", "gate_up_proj");
+    let (case, why) = ("apertus", "xIELU");
     let tmp = tempfile::tempdir().unwrap();
     let (gguf, _, _) = moe_gguf(case, tmp.path());
     let out = tmp.path().join("export");

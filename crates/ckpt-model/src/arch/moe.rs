@@ -757,6 +757,7 @@ pub static GLM4_MOE: Family = Family {
             merged: "model.layers.{bid}.mlp.experts.{w}.weight",
             count: &["n_routed_experts"],
         }),
+        export_overrides: super::deepseek::SHARED_EXPERTS,
         ..Hooks::NONE
     },
 };
@@ -890,9 +891,65 @@ pub static GPT_OSS: Family = Family {
     hooks: Hooks {
         expand: Some(gpt_oss_split),
         sources: Some(gpt_oss_mxfp4),
+        joins: GPT_OSS_JOINS,
+        export_overrides: &[
+            (Kind::FfnGateInp, "model.layers.{bid}.mlp.router"),
+            (
+                Kind::FfnGateExps,
+                "model.layers.{bid}.mlp.experts.gate_proj",
+            ),
+            (Kind::FfnUpExps, "model.layers.{bid}.mlp.experts.up_proj"),
+            (
+                Kind::FfnDownExps,
+                "model.layers.{bid}.mlp.experts.down_proj",
+            ),
+            (Kind::AttnSinks, "model.layers.{bid}.self_attn.sinks"),
+        ],
         ..Hooks::NONE
     },
 };
+
+/// The export's inverse of [`gpt_oss_split`]: gate and up interleaved back into `gate_up_proj`
+/// (weights transposed back to `[experts, hidden, 2 * ffn]`), `down_proj` transposed back,
+/// and the biases and sinks under their checkpoint names.
+const GPT_OSS_JOINS: &[Join] = &[
+    Join {
+        parts: &[
+            "model.layers.{bid}.mlp.experts.gate_proj.weight",
+            "model.layers.{bid}.mlp.experts.up_proj.weight",
+        ],
+        fused: "model.layers.{bid}.mlp.experts.gate_up_proj",
+        shape: super::split::packed_cols_shape,
+        join: super::split::interleave_cols,
+    },
+    Join {
+        parts: &[
+            "model.layers.{bid}.mlp.experts.gate_proj.bias",
+            "model.layers.{bid}.mlp.experts.up_proj.bias",
+        ],
+        fused: "model.layers.{bid}.mlp.experts.gate_up_proj_bias",
+        shape: super::split::packed_cols_shape,
+        join: super::split::interleave_cols,
+    },
+    Join {
+        parts: &["model.layers.{bid}.mlp.experts.down_proj.weight"],
+        fused: "model.layers.{bid}.mlp.experts.down_proj",
+        shape: super::split::transposed_experts_shape,
+        join: super::split::transposed_experts,
+    },
+    Join {
+        parts: &["model.layers.{bid}.mlp.experts.down_proj.bias"],
+        fused: "model.layers.{bid}.mlp.experts.down_proj_bias",
+        shape: super::split::renamed_shape,
+        join: super::split::renamed,
+    },
+    Join {
+        parts: &["model.layers.{bid}.self_attn.sinks.weight"],
+        fused: "model.layers.{bid}.self_attn.sinks",
+        shape: super::split::renamed_shape,
+        join: super::split::renamed,
+    },
+];
 
 /// `GptOssModel.filter_tensors` / `modify_tensors` for unquantized experts.
 fn gpt_oss_split(

@@ -253,6 +253,115 @@ pub fn packed_down(t: &Tensor, name: String, config: &std::path::Path) -> Result
     transposed_cols(t, name, 0..n, config)
 }
 
+/// The inverse of the converters' cuts of packed experts (GPT-OSS's interleaved `gate_up_proj`,
+/// Llama 4's halves) for the export: parts `[experts, ffn, hidden]` (weights) or `[experts,
+/// ffn]` (biases), all the same shape, packed into `[experts, hidden, n * ffn]` or
+/// `[experts, n * ffn]`.
+pub fn packed_cols_shape(parts: &[&[u64]]) -> std::result::Result<Vec<u64>, String> {
+    let first = parts.first().ok_or("nothing to pack")?;
+    if parts.iter().any(|p| p != first) {
+        return Err(format!("parts of shapes {parts:?} differ"));
+    }
+    let n = parts.len() as u64;
+    match **first {
+        [e, f, h] => Ok(vec![e, h, n * f]),
+        [e, f] => Ok(vec![e, n * f]),
+        _ => Err(format!(
+            "{first:?} is not [experts, ffn, hidden] or [experts, ffn]"
+        )),
+    }
+}
+
+/// Packs [`packed_cols_shape`]'s parts: `part[p][e][k][h]` goes to column `col(p, k)` of row `h`
+/// of expert `e` (`part[p][e][k]` to column `col(p, k)` of expert `e` for biases).
+fn pack_cols(
+    parts: &[(&[f32], &[u64])],
+    col: impl Fn(usize, usize, usize) -> usize,
+) -> std::result::Result<Vec<f32>, String> {
+    let shapes: Vec<&[u64]> = parts.iter().map(|p| p.1).collect();
+    packed_cols_shape(&shapes)?;
+    let n = parts.len();
+    let (e, f, h) = match *shapes[0] {
+        [e, f, h] => (e as usize, f as usize, h as usize),
+        [e, f] => (e as usize, f as usize, 1),
+        _ => unreachable!("checked by packed_cols_shape"),
+    };
+    let mut out = vec![0f32; e * f * h * n];
+    for (p, (v, _)) in parts.iter().enumerate() {
+        if v.len() != e * f * h {
+            return Err("a part has fewer values than its shape".into());
+        }
+        for x in 0..e {
+            for k in 0..f {
+                for r in 0..h {
+                    out[(x * h + r) * n * f + col(p, k, f)] = v[(x * f + k) * h + r];
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`packed_cols_shape`]'s packing with the parts interleaved (GPT-OSS: gate the even columns,
+/// up the odd ones).
+pub fn interleave_cols(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
+    let n = parts.len();
+    pack_cols(parts, |p, k, _| k * n + p)
+}
+
+/// [`packed_cols_shape`]'s packing with the parts side by side (Llama 4: gate the first half of
+/// the columns, up the second).
+pub fn concat_cols(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
+    pack_cols(parts, |p, k, f| p * f + k)
+}
+
+/// The inverse of [`packed_down`] for the export: one part `[experts, hidden, ffn]` back to
+/// `[experts, ffn, hidden]`.
+pub fn transposed_experts_shape(parts: &[&[u64]]) -> std::result::Result<Vec<u64>, String> {
+    match parts {
+        [[e, h, f]] => Ok(vec![*e, *f, *h]),
+        _ => Err(format!("{parts:?} is not one [experts, hidden, ffn] shape")),
+    }
+}
+
+/// Values of [`transposed_experts_shape`]'s transpose.
+pub fn transposed_experts(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
+    let [(v, s)] = parts else {
+        return Err("expected one part".into());
+    };
+    transposed_experts_shape(&[s])?;
+    let (e, h, f) = (s[0] as usize, s[1] as usize, s[2] as usize);
+    if v.len() != e * h * f {
+        return Err("the part has fewer values than its shape".into());
+    }
+    let mut out = vec![0f32; v.len()];
+    for x in 0..e {
+        for r in 0..h {
+            for c in 0..f {
+                out[(x * f + c) * h + r] = v[(x * h + r) * f + c];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One part under another name, unchanged (tensors the converter only renamed, such as
+/// GPT-OSS's `sinks` -> `sinks.weight`).
+pub fn renamed_shape(parts: &[&[u64]]) -> std::result::Result<Vec<u64>, String> {
+    match parts {
+        [s] => Ok(s.to_vec()),
+        _ => Err(format!("expected one part, got {}", parts.len())),
+    }
+}
+
+/// Values of [`renamed_shape`]'s tensor.
+pub fn renamed(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
+    match parts {
+        [(v, _)] => Ok(v.to_vec()),
+        _ => Err(format!("expected one part, got {}", parts.len())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +391,49 @@ mod tests {
             values
         );
         assert!(concat_rows_shape(&[&[2, 3, 3], &[1, 3, 3]]).is_err());
+    }
+
+    /// The converter's cuts of packed experts (interleaved and halves), undone by the export's
+    /// packing: the same values back.
+    #[test]
+    fn packing_the_cut_columns_is_the_identity() {
+        let shape = vec![2u64, 3, 4]; // [experts, hidden, 2 * ffn]
+        let values: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t = Tensor::computed("t", DType::F32, shape.clone(), move || Ok(bytes.clone()));
+        let cfg = std::path::Path::new("config.json");
+        let f32s = |t: &Tensor| -> Vec<f32> {
+            t.bytes()
+                .unwrap()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        let halves = packed_gate_up(&t, "g".into(), "u".into(), cfg).unwrap();
+        let (g, u) = (f32s(&halves[0]), f32s(&halves[1]));
+        assert_eq!(halves[0].shape, vec![2, 2, 3]);
+        let parts = [
+            (&g[..], &halves[0].shape[..]),
+            (&u[..], &halves[1].shape[..]),
+        ];
+        assert_eq!(
+            packed_cols_shape(&[&halves[0].shape, &halves[1].shape]).unwrap(),
+            shape
+        );
+        assert_eq!(concat_cols(&parts).unwrap(), values);
+        // Interleaved: gate = even columns, up = odd ones (transposed).
+        let gate: Vec<f32> = (0..2)
+            .flat_map(|e| {
+                (0..2).flat_map(move |k| (0..3).map(move |h| (e * 12 + h * 4 + 2 * k) as f32))
+            })
+            .collect();
+        let up: Vec<f32> = gate.iter().map(|x| x + 1.0).collect();
+        let s = [2u64, 2, 3];
+        assert_eq!(interleave_cols(&[(&gate, &s), (&up, &s)]).unwrap(), values);
+        let down = packed_down(&t, "d".into(), cfg).unwrap();
+        let d = f32s(&down);
+        assert_eq!(transposed_experts_shape(&[&down.shape]).unwrap(), shape);
+        assert_eq!(transposed_experts(&[(&d, &down.shape)]).unwrap(), values);
+        assert!(packed_cols_shape(&[&[2, 2, 3], &[2, 1, 3]]).is_err());
     }
 }
