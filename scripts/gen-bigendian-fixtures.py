@@ -6,6 +6,7 @@
   tests/fixtures/gguf/tiny-llama-spm     -> tiny-llama-spm.{f16,q8_0}.be.header + manifest.json
                                             (6.8 / 3.6 MB: header bytes and sha256 only)
   PEFT adapters of tests/fixtures/lora   -> lora/<case>.be.gguf                   (stored whole)
+  tests/fixtures/vision/tiny-gemma3-vision -> mmproj-tiny-gemma3-vision.f16.be.gguf (--mmproj)
 
 Run from anywhere:
 
@@ -36,6 +37,7 @@ MODELS = [
     ("tiny-llama.q8_0.be.gguf", ROOT / "examples", "tiny-llama", "q8_0", True),
     ("tiny-llama-spm.f16.be.gguf", FIX / "gguf", "tiny-llama-spm", "f16", False),
     ("tiny-llama-spm.q8_0.be.gguf", FIX / "gguf", "tiny-llama-spm", "q8_0", False),
+    ("mmproj-tiny-gemma3-vision.f16.be.gguf", FIX / "vision", "tiny-gemma3-vision", "f16", True),
 ]
 
 # (case, adapter, base (relative to tests/fixtures), outtype)
@@ -80,12 +82,14 @@ def main():
     manifest = {"models": {}, "adapters": {}}
     for name, cwd, model, outtype, stored in MODELS:
         out = (OUT if stored else scratch) / name
-        cmd = [sys.executable, str(llama / "convert_hf_to_gguf.py"), model,
+        mmproj = ["--mmproj"] if name.startswith("mmproj-") else []
+        cmd = [sys.executable, str(llama / "convert_hf_to_gguf.py"), model, *mmproj,
                "--outtype", outtype, "--bigendian", "--outfile", str(out)]
         subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         d = describe(out, gguf)
         d.update(source=str((cwd / model).relative_to(ROOT)), outtype=outtype, stored=stored,
-                 command=f"PYTHONPATH=$LLAMA_CPP/gguf-py python $LLAMA_CPP/convert_hf_to_gguf.py {model} "
+                 mmproj=bool(mmproj),
+                 command=f"PYTHONPATH=$LLAMA_CPP/gguf-py python $LLAMA_CPP/convert_hf_to_gguf.py {model} {' '.join(mmproj)} "
                          f"--outtype {outtype} --bigendian --outfile {name}  (in {cwd.relative_to(ROOT)})")
         if not stored:
             header = OUT / name.replace(".gguf", ".header")

@@ -15,8 +15,9 @@ fn be_fixture(name: &str) -> PathBuf {
     fixtures().join("../bigendian").join(name)
 }
 
-const STORED: [&str; 7] = [
+const STORED: [&str; 8] = [
     "tiny-llama.f16.be.gguf",
+    "mmproj-tiny-gemma3-vision.f16.be.gguf",
     "tiny-llama.bf16.be.gguf",
     "tiny-llama.q8_0.be.gguf",
     "lora/llama-a-f32.be.gguf",
