@@ -366,7 +366,9 @@ fn check_byte_order(opts: &GgufOptions) -> Result<()> {
         None
     };
     match refused {
-        Some(why) => Err(Error::Usage(format!("big-endian output (--bigendian): {why}"))),
+        Some(why) => Err(Error::Usage(format!(
+            "big-endian output (--bigendian): {why}"
+        ))),
         None => Ok(()),
     }
 }

@@ -131,7 +131,11 @@ fn number_tensors_are_swapped_bf16_and_blocks_are_not() {
                     .collect();
                 let amax = first.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let d = half_to_f32(u16::from_le_bytes([raw[0], raw[1]]));
-                assert!((d - amax / 127.0).abs() <= amax / 127.0 * 1e-2, "{}", info.name);
+                assert!(
+                    (d - amax / 127.0).abs() <= amax / 127.0 * 1e-2,
+                    "{}",
+                    info.name
+                );
                 seen.1 += 1;
             }
             other => panic!("{}: unexpected {other}", info.name),
@@ -147,7 +151,11 @@ fn number_tensors_are_swapped_bf16_and_blocks_are_not() {
 }
 
 fn half_to_f32(h: u16) -> f32 {
-    let (sign, exp, man) = ((h >> 15) as u32, ((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f32);
+    let (sign, exp, man) = (
+        (h >> 15) as u32,
+        ((h >> 10) & 0x1f) as i32,
+        (h & 0x3ff) as f32,
+    );
     let v = match exp {
         0 => man * 2f32.powi(-24),
         31 => f32::INFINITY,

@@ -247,7 +247,11 @@ fn big_endian_file_reads_like_gguf_py() {
                 compared += 1;
             }
             Err(e) => {
-                assert!(matches!(a.dtype, DType::BF16 | DType::Ggml(_)), "{}: {e}", a.name);
+                assert!(
+                    matches!(a.dtype, DType::BF16 | DType::Ggml(_)),
+                    "{}: {e}",
+                    a.name
+                );
                 assert!(e.to_string().contains("metadata-zoo-bigendian.gguf"), "{e}");
             }
         }

@@ -25,11 +25,7 @@ macro_rules! ckpt {
 }
 
 fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -58,7 +54,14 @@ fn models_match_convert_hf_to_gguf_bigendian() {
             // The script's --mmproj writes only the projector; ckpt writes the text model too.
             let text = work.path().join(format!("text-{name}"));
             ok(&ckpt!(
-                "convert", &src, "--outfile", &text, "--outtype", outtype, "--mmproj", &out,
+                "convert",
+                &src,
+                "--outfile",
+                &text,
+                "--outtype",
+                outtype,
+                "--mmproj",
+                &out,
                 "--bigendian"
             ));
         } else {
@@ -144,7 +147,12 @@ fn inspect_and_diff_read_big_endian_files() {
         } else {
             // Q8_0 blocks of a big-endian file: unswapped (this converter) or swapped
             // (gguf_convert_endian.py), the file does not say; refused, not guessed.
-            assert_eq!(d.status.code(), Some(5), "{}", String::from_utf8_lossy(&d.stdout));
+            assert_eq!(
+                d.status.code(),
+                Some(5),
+                "{}",
+                String::from_utf8_lossy(&d.stdout)
+            );
             let err = String::from_utf8_lossy(&d.stderr);
             assert!(
                 err.contains("tiny-llama.q8_0.be.gguf") && err.contains("not supported"),
@@ -177,12 +185,7 @@ fn bigendian_is_refused_where_the_scripts_cannot_write_it() {
         assert!(err.contains("--bigendian"), "{err}");
         assert!(!out.exists());
     }
-    let o = ckpt!(
-        "convert",
-        &model,
-        &work.path().join("st"),
-        "--bigendian"
-    );
+    let o = ckpt!("convert", &model, &work.path().join("st"), "--bigendian");
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--bigendian"));
 }
