@@ -130,8 +130,11 @@ fn run_gguf(a: &InspectArgs) -> Result<(), Error> {
     let infos = split.tensor_infos();
     let first = &split.shards[0];
     println!(
-        "format: gguf v{} (alignment {}, data at byte {})",
-        first.version, first.alignment, first.data_offset
+        "format: gguf v{} (alignment {}, data at byte {}{})",
+        first.version,
+        first.alignment,
+        first.data_offset,
+        if first.big_endian { ", big-endian" } else { "" }
     );
     for p in split.paths() {
         println!("file: {}", p.display());

@@ -268,6 +268,11 @@ struct ConvertArgs {
     /// --dry-run: plan the whole file and print what would be written, writing nothing
     #[arg(long)]
     dry_run: bool,
+    /// GGUF output (f32, f16, bf16, q8_0, auto; a model or a LoRA adapter), as
+    /// convert_hf_to_gguf.py / convert_lora_to_gguf.py --bigendian: a big-endian file for
+    /// big-endian hosts (s390x), the same bytes as the scripts write
+    #[arg(long)]
+    bigendian: bool,
 }
 
 #[derive(Args)]
@@ -484,6 +489,9 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
             if a.mmproj.is_some() {
                 return refuse("--mmproj", what);
             }
+            if a.bigendian {
+                return refuse("--bigendian", what);
+            }
             if kind == ConvertKind::Plain && a.strict {
                 return refuse("--strict", "it applies only to GGUF -> Hugging Face export");
             }
@@ -661,6 +669,7 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let opts = ckpt::convert::LoraToGgufOptions {
         outtype,
         dry_run: a.dry_run,
+        byte_order: byte_order(a),
     };
     let hub_base = match &a.base_model_id {
         Some(id) => {
@@ -772,6 +781,15 @@ fn parse_outtype(s: Option<&str>) -> Result<ckpt::OutType, Error> {
     })
 }
 
+/// --bigendian.
+fn byte_order(a: &ConvertArgs) -> ckpt::crates::gguf::ByteOrder {
+    if a.bigendian {
+        ckpt::crates::gguf::ByteOrder::Big
+    } else {
+        ckpt::crates::gguf::ByteOrder::Little
+    }
+}
+
 fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let outtype = parse_outtype(a.outtype.as_deref())?;
     let intermediate = match a.intermediate.as_deref() {
@@ -808,6 +826,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         },
         split: a.split.convert_options()?,
         dry_run: a.dry_run,
+        byte_order: byte_order(a),
     };
     let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
     bars.finish();

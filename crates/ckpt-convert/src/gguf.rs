@@ -159,6 +159,12 @@ pub struct GgufOptions {
     /// and report it, writing nothing. Only for the converter's own types, unsplit, without a
     /// projector.
     pub dry_run: bool,
+    /// `convert_hf_to_gguf.py --bigendian` ([`ckpt_gguf::ByteOrder::Big`]): header numbers and
+    /// F32/F16 tensor data big-endian, BF16 and Q8_0 data as in a little-endian file, byte for
+    /// byte what the script writes (the projector of [`GgufOptions::mmproj`] too). Only for
+    /// the converter's own output types, unsplit: llama-quantize and llama-gguf-split write
+    /// little-endian files only. Default little-endian.
+    pub byte_order: ckpt_gguf::ByteOrder,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,7 +238,9 @@ fn write_mmproj(
         progress: None,
         split: None,
     };
-    let r = ckpt_model::mmproj::convert_mmproj(model_dir, ckpt, tmp, &model_opts)?;
+    let (mut writer, mut r, _) = ckpt_model::mmproj::plan_mmproj(model_dir, ckpt, outtype)?;
+    writer.set_byte_order(opts.byte_order);
+    r.outputs = ckpt_model::write_with_progress(writer, tmp, &model_opts)?;
     let outtype = match ckpt_quant::Ftype::from_id(r.file_type) {
         Some(f) => f.name().to_string(),
         None => r.file_type.to_string(),
@@ -260,6 +268,7 @@ pub fn has_projector(dir: &Path) -> bool {
 
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
+    check_byte_order(opts)?;
     if opts.dry_run {
         let refused = if opts.outtype.direct().is_none() {
             Some("a llama-quantize output type")
@@ -338,6 +347,31 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
     }
 }
 
+/// Refuses big-endian output the scripts cannot write: a llama-quantize type (llama-quantize
+/// writes little-endian files only) or a split set (written as llama-gguf-split splits the
+/// single file, which it cannot do for a big-endian one).
+fn check_byte_order(opts: &GgufOptions) -> Result<()> {
+    if opts.byte_order == ckpt_gguf::ByteOrder::Little {
+        return Ok(());
+    }
+    let refused = if let OutType::Quantized(f) = opts.outtype {
+        Some(format!(
+            "--outtype {} is llama-quantize's, which writes little-endian files only; big-endian output is one of convert_hf_to_gguf.py's own types (f32, f16, bf16, q8_0, auto)",
+            f.name()
+        ))
+    } else if opts.split.is_some() {
+        Some("a split output is written as llama-gguf-split splits the single file, and llama-gguf-split reads and writes little-endian files only".to_string())
+    } else {
+        None
+    };
+    match refused {
+        Some(why) => Err(Error::Usage(format!(
+            "big-endian output (--bigendian): {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The text model of [`convert_to_gguf`].
 fn convert_text(
     model_dir: &Path,
@@ -382,6 +416,8 @@ fn convert_text(
                     Ok((report, None))
                 }
                 None => {
+                    let mut writer = writer;
+                    writer.set_byte_order(opts.byte_order);
                     let write_opts = ckpt_model::HfToGgufOptions {
                         overwrite: opts.overwrite,
                         progress: progress.clone(),

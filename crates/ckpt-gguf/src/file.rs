@@ -28,7 +28,9 @@ pub struct GgufFile {
     /// Start of the data section (tensor offsets are relative to it).
     pub data_offset: u64,
     pub file_size: u64,
-    /// Stored big-endian; [`GgufFile::tensors`] still yields little-endian bytes.
+    /// Stored big-endian; [`GgufFile::tensors`] still yields little-endian bytes for number
+    /// tensors (F32, F16, F64, integers) and fails, naming the file and tensor, when asked for
+    /// the bytes of BF16 or quantized ones, whose byte order such a file does not pin down.
     pub big_endian: bool,
     buffer: Arc<Buffer>,
     tensors: Vec<Tensor>,
@@ -154,42 +156,36 @@ impl GgufFile {
     }
 }
 
-/// Byte offsets, inside one block, of the fp16 fields a big-endian file stores swapped
-/// (gguf-convert-endian's table); None for block types it cannot convert.
-fn big_endian_half_fields(t: GgmlType) -> Option<&'static [usize]> {
-    match t {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => Some(&[0]),
-        GgmlType::Q4_K => Some(&[0, 2]),
-        GgmlType::Q6_K => Some(&[208]),
-        GgmlType::MXFP4 | GgmlType::NVFP4 => Some(&[]),
-        _ => None,
-    }
+/// Whether two writers of big-endian files agree on how `t`'s data is stored: numbers (F16,
+/// F32, F64, I16, I32, I64) are byte-swapped by both; single bytes (I8) and blocks without
+/// multi-byte fields (MXFP4, NVFP4) by neither. BF16 values and the fp16 fields of other blocks
+/// are left as on a little-endian host by convert_hf_to_gguf.py / convert_lora_to_gguf.py
+/// `--bigendian` (gguf-py swaps only numpy number arrays, and those are byte arrays there), but
+/// swapped by gguf_convert_endian.py; nothing in the file says which wrote it.
+fn big_endian_layout_is_known(t: GgmlType) -> bool {
+    !matches!(t, GgmlType::BF16)
+        && (DType::from_ggml(t).elem_size().is_some()
+            || matches!(t, GgmlType::MXFP4 | GgmlType::NVFP4))
 }
 
-/// A tensor of a big-endian file, presented little-endian: element types through the storage's
-/// byte order, block types by swapping their fp16 fields on demand.
+/// A tensor of a big-endian file, presented little-endian: numbers through the storage's byte
+/// order; data whose byte order the file does not pin down (see [`big_endian_layout_is_known`])
+/// fails when read, naming the file and the tensor, rather than being guessed.
 fn big_endian_tensor(info: &TensorInfo, storage: Arc<Storage>) -> Tensor {
     let (name, dtype, shape) = (info.name.clone(), info.dtype(), info.shape());
-    let DType::Ggml(block_type) = dtype else {
+    if big_endian_layout_is_known(info.ggml_type) {
         return Tensor::contiguous(name, dtype, shape, storage.with_big_endian(true));
-    };
+    }
     let path = storage.buffer.path.clone();
-    let tensor_name = name.clone();
+    let (tensor_name, ggml_type) = (name.clone(), info.ggml_type);
     Tensor::computed(name, dtype, shape, move || {
-        let Some(fields) = big_endian_half_fields(block_type) else {
-            return Err(Error::Unsupported(format!(
-                "{}: tensor '{tensor_name}': big-endian {block_type} data cannot be converted (gguf-convert-endian \
-                 does not define its layout either)",
-                path.display()
-            )));
-        };
-        let mut bytes = storage.bytes().to_vec();
-        for block in bytes.chunks_exact_mut(block_type.type_size()) {
-            for &at in fields {
-                block.swap(at, at + 1);
-            }
-        }
-        Ok(bytes)
+        Err(Error::Unsupported(format!(
+            "{}: tensor '{tensor_name}': big-endian {ggml_type} tensor data is not supported for \
+             this operation: convert_hf_to_gguf.py --bigendian stores BF16 and quantized blocks \
+             unswapped, gguf_convert_endian.py swaps them, and the file does not say which wrote \
+             it (its F32, F16 and integer tensors can be read)",
+            path.display()
+        )))
     })
 }
 

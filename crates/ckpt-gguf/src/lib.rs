@@ -3,8 +3,11 @@
 //!
 //! Reading applies llama.cpp's validation (see [`header`]) and maps the file; tensors are lazy
 //! [`ckpt_core::Tensor`] views with row-major shapes (`ne` reversed). Big-endian files are read
-//! as gguf-py reads them (values and tensors come out little-endian); arrays of arrays only on
-//! request ([`ParseOptions`]), as llama.cpp rejects them. Writing is little-endian v3.
+//! as gguf-py reads them (values and number tensors come out little-endian; BF16 and block
+//! data, whose byte order such a file does not pin down, are refused when read, see
+//! [`GgufFile`]); arrays of arrays only on request ([`ParseOptions`]), as llama.cpp rejects
+//! them. Writing is v3, little-endian or, like the converters' `--bigendian`, big-endian
+//! ([`ByteOrder`]).
 
 pub mod file;
 pub mod header;
@@ -25,6 +28,6 @@ pub use header::{
 pub use split::{merge_gguf, split_gguf, ShardPlan, SplitReport};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
 pub use writer::{
-    encode_value, parse_convert_split_size, parse_split_size, split_prefix, DimsMode, GgufWriter,
-    SplitBy, SplitOptions,
+    encode_value, parse_convert_split_size, parse_split_size, split_prefix, ByteOrder, DimsMode,
+    GgufWriter, SplitBy, SplitOptions,
 };

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use ckpt_core::atomic::{check_destination, AtomicFile};
 use ckpt_core::progress::RunningTotal;
-use ckpt_core::{numel, Error, GgmlType, Result, SharedProgress, Tensor};
+use ckpt_core::{
+    numel, Error, GgmlType, Result, SharedProgress, Storage, Tensor, TensorData, View,
+};
 
 use crate::file::{split_path, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 use crate::header::{pad_to, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
@@ -28,11 +30,107 @@ pub enum DimsMode {
     TrimTrailingOnes,
 }
 
+/// The byte order a [`GgufWriter`] writes numbers in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ByteOrder {
+    /// Little-endian, what every llama.cpp tool writes by default.
+    #[default]
+    Little,
+    /// What llama.cpp's converters write with `--bigendian` (gguf-py's `GGUFEndian.BIG`): every
+    /// number of the header (version, counts, string and array lengths, value type tags, KV
+    /// values, tensor infos; not the magic) is big-endian, and so is tensor data stored as
+    /// F16, F32, F64, I16, I32 or I64 elements, each element byte-swapped. BF16 and block types
+    /// (Q8_0, …) are written exactly as in a little-endian file: the converters hand them to
+    /// gguf-py as arrays of bytes, which its byte swap leaves alone.
+    Big,
+}
+
+impl ByteOrder {
+    /// Appends a number given as its little-endian bytes, in this order.
+    fn put<const N: usize>(self, out: &mut Vec<u8>, le: [u8; N]) {
+        let start = out.len();
+        out.extend_from_slice(&le);
+        if self == ByteOrder::Big {
+            out[start..].reverse();
+        }
+    }
+
+    /// The size of the units swapped in tensor data of `ggml_type` (1: none), as gguf-py's
+    /// `ndarray.byteswap` treats the arrays the converters give it: numbers are swapped,
+    /// BF16 and quantized blocks are byte arrays.
+    pub fn tensor_swap_unit(self, ggml_type: GgmlType) -> usize {
+        match (self, ggml_type) {
+            (ByteOrder::Little, _) => 1,
+            (_, GgmlType::F16 | GgmlType::I16) => 2,
+            (_, GgmlType::F32 | GgmlType::I32) => 4,
+            (_, GgmlType::F64 | GgmlType::I64) => 8,
+            _ => 1,
+        }
+    }
+}
+
+/// Reverses every `unit`-byte group of `bytes`.
+fn swap_units(bytes: &mut [u8], unit: usize) {
+    if unit > 1 {
+        for c in bytes.chunks_exact_mut(unit) {
+            c.reverse();
+        }
+    }
+}
+
+/// `t` with every `unit`-byte element byte-swapped, still lazy: a mapped view reads its storage
+/// in the other byte order (streamed, never held whole), bands of rows are swapped as produced.
+fn byte_swapped(t: &Tensor, unit: usize) -> Result<Tensor> {
+    let data = match &t.data {
+        TensorData::View(v) => {
+            let s = &v.storage;
+            let storage = Storage::new(s.buffer.clone(), s.start, s.len, s.label.clone())?
+                .with_big_endian(!s.big_endian);
+            TensorData::View(View {
+                storage,
+                offset: v.offset,
+                strides: v.strides.clone(),
+            })
+        }
+        TensorData::Rows(r) => {
+            let (rows, row_bytes, r) = (r.rows, r.row_bytes, r.clone());
+            let fill = move |range: std::ops::Range<usize>, dst: &mut [u8]| {
+                (r.fill)(range, dst)?;
+                swap_units(dst, unit);
+                Ok(())
+            };
+            return Ok(Tensor::from_rows(
+                t.name.clone(),
+                t.dtype,
+                t.shape.clone(),
+                rows,
+                row_bytes,
+                fill,
+            ));
+        }
+        TensorData::Computed(f) => {
+            let f = f.clone();
+            TensorData::Computed(std::sync::Arc::new(move || {
+                let mut bytes = f()?;
+                swap_units(&mut bytes, unit);
+                Ok(bytes)
+            }))
+        }
+    };
+    Ok(Tensor {
+        name: t.name.clone(),
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        data,
+    })
+}
+
 pub struct GgufWriter {
     kvs: Vec<(String, GgufValue)>,
     tensors: Vec<Tensor>,
     dims_mode: DimsMode,
     alignment_override: Option<u64>,
+    byte_order: ByteOrder,
     progress: Option<RunningTotal>,
 }
 
@@ -79,7 +177,7 @@ fn write_tensors_at(
                     return;
                 }
                 let (t, p) = (&tensors[i], &plan.tensors[i]);
-                let result = if let ckpt_core::TensorData::Rows(rows) = &t.data {
+                let result = if let TensorData::Rows(rows) = &t.data {
                     write_rows_at(f, path, t, rows, data_start + p.offset, p.nbytes)
                         .map(|()| pad_to(p.nbytes, plan.alignment).expect("checked in plan"))
                 } else if t.view().is_some() {
@@ -189,6 +287,7 @@ impl GgufWriter {
             tensors: Vec::new(),
             dims_mode: DimsMode::AsGiven,
             alignment_override: None,
+            byte_order: ByteOrder::Little,
             progress: None,
         }
     }
@@ -235,6 +334,37 @@ impl GgufWriter {
     pub fn set_alignment(&mut self, alignment: u64) -> &mut Self {
         self.alignment_override = Some(alignment);
         self
+    }
+
+    /// Writes the file in this byte order (see [`ByteOrder::Big`] for what a big-endian file
+    /// swaps); split shards inherit it.
+    pub fn set_byte_order(&mut self, order: ByteOrder) -> &mut Self {
+        self.byte_order = order;
+        self
+    }
+
+    pub fn byte_order(&self) -> ByteOrder {
+        self.byte_order
+    }
+
+    /// The tensors as their data goes into the file: byte-swapped where [`ByteOrder::Big`] asks.
+    fn data_tensors(&self) -> Result<std::borrow::Cow<'_, [Tensor]>> {
+        if self.byte_order == ByteOrder::Little {
+            return Ok(std::borrow::Cow::Borrowed(&self.tensors));
+        }
+        let mut out = Vec::with_capacity(self.tensors.len());
+        for t in &self.tensors {
+            let unit = t
+                .dtype
+                .to_ggml()
+                .map_or(1, |g| self.byte_order.tensor_swap_unit(g));
+            out.push(if unit > 1 {
+                byte_swapped(t, unit)?
+            } else {
+                t.clone()
+            });
+        }
+        Ok(std::borrow::Cow::Owned(out))
     }
 
     /// Reports the data bytes written to `progress` as they are written (after each tensor),
@@ -308,7 +438,8 @@ impl GgufWriter {
         // The whole file at its final size, zero-filled: the alignment padding needs no writes.
         f.set_len(data_start + plan.data_len).map_err(io)?;
         ckpt_core::atomic::preallocate(f, data_start + plan.data_len).map_err(io)?;
-        let written = write_tensors_at(f, &path, &self.tensors, &plan, data_start, report);
+        let tensors = self.data_tensors()?;
+        let written = write_tensors_at(f, &path, &tensors, &plan, data_start, report);
         ckpt_core::pool::clear();
         written?;
         Ok(data_start + plan.data_len)
@@ -336,9 +467,10 @@ impl GgufWriter {
         w.write_all(&plan.header).map_err(io)?;
         let zeros = vec![0u8; plan.alignment as usize];
         let mut done = 0u64;
-        let order: Vec<&Tensor> = self.tensors.iter().collect();
+        let tensors = self.data_tensors()?;
+        let order: Vec<&Tensor> = tensors.iter().collect();
         ckpt_core::tensor::write_pipelined(&order, w, &mut write_tensor, |i, n, w| {
-            let (tensor, planned) = (&self.tensors[i], &plan.tensors[i]);
+            let (tensor, planned) = (&tensors[i], &plan.tensors[i]);
             if n != planned.nbytes {
                 return Err(Error::Other(format!(
                     "{}: tensor '{}' produced {n} bytes, its GGUF info says {}",
@@ -395,13 +527,14 @@ impl GgufWriter {
 
         let mut header = Vec::new();
         header.extend_from_slice(&GGUF_MAGIC);
-        header.extend_from_slice(&3u32.to_le_bytes());
-        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        header.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        let order = self.byte_order;
+        order.put(&mut header, 3u32.to_le_bytes());
+        order.put(&mut header, (self.tensors.len() as u64).to_le_bytes());
+        order.put(&mut header, (self.kvs.len() as u64).to_le_bytes());
         for (k, v) in &self.kvs {
-            put_string(&mut header, k);
-            header.extend_from_slice(&v.value_type().id().to_le_bytes());
-            put_value(&mut header, v);
+            put_string(&mut header, k, order);
+            order.put(&mut header, v.value_type().id().to_le_bytes());
+            put_value(&mut header, v, order);
         }
 
         let mut names = HashSet::new();
@@ -442,13 +575,13 @@ impl GgufWriter {
                 .dtype
                 .nbytes(&t.shape)
                 .map_err(|m| Error::Other(format!("tensor '{}': {m}", t.name)))?;
-            put_string(&mut header, &t.name);
-            header.extend_from_slice(&(ne.len() as u32).to_le_bytes());
+            put_string(&mut header, &t.name, order);
+            order.put(&mut header, (ne.len() as u32).to_le_bytes());
             for d in &ne {
-                header.extend_from_slice(&d.to_le_bytes());
+                order.put(&mut header, d.to_le_bytes());
             }
-            header.extend_from_slice(&ggml_type.id().to_le_bytes());
-            header.extend_from_slice(&offset.to_le_bytes());
+            order.put(&mut header, ggml_type.id().to_le_bytes());
+            order.put(&mut header, offset.to_le_bytes());
             tensors.push(PlannedTensor {
                 ggml_type,
                 ne,
@@ -560,6 +693,7 @@ impl GgufWriter {
             let mut shard = GgufWriter::new();
             shard.dims_mode = self.dims_mode;
             shard.alignment_override = self.alignment_override;
+            shard.byte_order = self.byte_order;
             if i == 0 {
                 shard.kvs = self.kvs.clone();
             }
@@ -643,6 +777,7 @@ impl GgufWriter {
             tensors,
             dims_mode,
             alignment_override,
+            byte_order,
             mut progress,
         } = self;
         let mut tensors = tensors.into_iter();
@@ -652,6 +787,7 @@ impl GgufWriter {
             let mut shard = GgufWriter::new();
             shard.dims_mode = dims_mode;
             shard.alignment_override = alignment_override;
+            shard.byte_order = byte_order;
             if i == 0 {
                 shard.kvs = kvs.clone();
             }
@@ -834,33 +970,33 @@ fn check_value(key: &str, v: &GgufValue) -> Result<()> {
     Ok(())
 }
 
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+fn put_string(out: &mut Vec<u8>, s: &str, order: ByteOrder) {
+    order.put(out, (s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
 /// The value payload (without its type tag).
-fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
+fn put_value(out: &mut Vec<u8>, v: &GgufValue, order: ByteOrder) {
     match v {
         GgufValue::U8(x) => out.push(*x),
         GgufValue::I8(x) => out.push(*x as u8),
-        GgufValue::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::U16(x) => order.put(out, x.to_le_bytes()),
+        GgufValue::I16(x) => order.put(out, x.to_le_bytes()),
+        GgufValue::U32(x) => order.put(out, x.to_le_bytes()),
+        GgufValue::I32(x) => order.put(out, x.to_le_bytes()),
+        GgufValue::F32(x) => order.put(out, x.to_le_bytes()),
         GgufValue::Bool(b) => out.push(*b as u8),
-        GgufValue::String(s) => put_string(out, s),
-        GgufValue::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::String(s) => put_string(out, s, order),
+        GgufValue::U64(x) => order.put(out, x.to_le_bytes()),
+        GgufValue::I64(x) => order.put(out, x.to_le_bytes()),
+        GgufValue::F64(x) => order.put(out, x.to_le_bytes()),
         GgufValue::Array(a) => {
-            out.extend_from_slice(&a.elem_type.id().to_le_bytes());
-            out.extend_from_slice(&(a.items.len() as u64).to_le_bytes());
+            order.put(out, a.elem_type.id().to_le_bytes());
+            order.put(out, (a.items.len() as u64).to_le_bytes());
             // Items of a nested array are arrays, whose payload starts with their own
             // element type and count, as gguf-py writes them.
             for item in &a.items {
-                put_value(out, item);
+                put_value(out, item, order);
             }
         }
     }
@@ -870,7 +1006,7 @@ fn put_value(out: &mut Vec<u8>, v: &GgufValue) {
 /// `le_value_bytes_hex`).
 pub fn encode_value(v: &GgufValue) -> Vec<u8> {
     let mut out = v.value_type().id().to_le_bytes().to_vec();
-    put_value(&mut out, v);
+    put_value(&mut out, v, ByteOrder::Little);
     out
 }
 

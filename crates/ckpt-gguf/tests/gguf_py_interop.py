@@ -19,10 +19,12 @@ def scalar(field, part_index, vtype):
     part = field.parts[part_index]
     if vtype == T.STRING:
         return bytes(part).hex()
+    # The part's own byte order: big-endian files are read with swapped dtypes.
+    order = part.dtype.byteorder
     if vtype == T.FLOAT32:
-        return "0x%08x" % int(part.view("<u4")[0])
+        return "0x%08x" % int(part.view(order + "u4")[0])
     if vtype == T.FLOAT64:
-        return "0x%016x" % int(part.view("<u8")[0])
+        return "0x%016x" % int(part.view(order + "u8")[0])
     if vtype == T.BOOL:
         return bool(part[0])
     return int(part[0])
@@ -55,6 +57,7 @@ def dump(path):
             "sha256": hashlib.sha256(np.ascontiguousarray(t.data).tobytes()).hexdigest(),
         })
     json.dump({"alignment": int(reader.alignment), "data_offset": int(reader.data_offset),
+               "byte_order": reader.endianess.name,
                "fields": fields, "tensors": tensors}, sys.stdout)
 
 

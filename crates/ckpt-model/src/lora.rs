@@ -148,6 +148,10 @@ pub struct LoraToGgufOptions {
     pub outtype: OutType,
     /// The script's `--dry-run`: plan the file and report it, write nothing.
     pub dry_run: bool,
+    /// The script's `--bigendian` ([`ckpt_gguf::ByteOrder::Big`]): header numbers and F32/F16
+    /// tensor data big-endian, BF16 and Q8_0 data as in a little-endian file, byte for byte
+    /// what the script writes. Default little-endian.
+    pub byte_order: ckpt_gguf::ByteOrder,
 }
 
 impl Default for LoraToGgufOptions {
@@ -155,6 +159,7 @@ impl Default for LoraToGgufOptions {
         LoraToGgufOptions {
             outtype: OutType::F32,
             dry_run: false,
+            byte_order: ckpt_gguf::ByteOrder::Little,
         }
     }
 }
@@ -616,6 +621,7 @@ pub fn plan_lora_to_gguf(
 
     let tensor_count = planned.len();
     let mut writer = GgufWriter::new();
+    writer.set_byte_order(opts.byte_order);
     kv.into_writer(&mut writer);
     for p in planned {
         writer.add_tensor(p.into_tensor());

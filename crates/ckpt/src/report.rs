@@ -130,6 +130,7 @@ pub fn gguf(split: &ckpt_gguf::GgufSplit, summary: bool) -> Value {
         "version": first.version,
         "alignment": first.alignment,
         "data_offset": first.data_offset,
+        "byte_order": if first.big_endian { "big" } else { "little" },
         "metadata": kvs,
         "tensors": tensors,
         "parameters": per_dtype,

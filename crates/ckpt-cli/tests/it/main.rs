@@ -1,5 +1,6 @@
 //! ckpt-cli's integration tests, one binary (one link) for all of them.
 
+mod bigendian;
 mod convert_gguf;
 mod convert_torch;
 mod convert_views;

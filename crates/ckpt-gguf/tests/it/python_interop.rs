@@ -184,6 +184,30 @@ fn every_type_writer() -> GgufWriter {
 }
 
 #[test]
+fn gguf_py_reads_our_big_endian_files_and_the_converters() {
+    let Some(py) = python() else { return };
+    let dir = scratch("py-reads-be");
+    let path = dir.join("every-type-be.gguf");
+    let mut w = every_type_writer();
+    w.set_byte_order(ByteOrder::Big);
+    w.write(&path, false).unwrap();
+    let mut files = vec![path];
+    for name in [
+        "tiny-llama.f16.be.gguf",
+        "tiny-llama.q8_0.be.gguf",
+        "lora/llama-a-bf16adapter-bf16.be.gguf",
+    ] {
+        files.push(fixtures().join("../bigendian").join(name));
+    }
+    for path in &files {
+        let dump: J = serde_json::from_str(&run(&py, "dump", path)).unwrap();
+        assert_eq!(dump["byte_order"], "BIG", "{}", path.display());
+        assert_same_as_gguf_py(path, &dump);
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn gguf_py_reads_what_we_write() {
     let Some(py) = python() else { return };
     let dir = scratch("py-reads");
