@@ -671,9 +671,6 @@ impl Architecture for ModernBert {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "layers.", "final_norm"]
     }
-    fn export_refusal(&self) -> Option<&'static str> {
-        Some("not rebuilt yet: ModernBERT's config (global/local attention layers, its tokenizer post-processor) is not written back")
-    }
     fn config_defaults(&self, hp: &mut Hparams) {
         super::family::apply_defaults(hp, MODERN_BERT_DEFAULTS);
         hp.default("hidden_activation", json!("gelu"));

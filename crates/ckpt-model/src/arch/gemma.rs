@@ -346,9 +346,6 @@ impl Architecture for EmbeddingGemma {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embed_tokens", "layers.", "norm"]
     }
-    fn export_refusal(&self) -> Option<&'static str> {
-        Some("not rebuilt yet: EmbeddingGemma's bidirectional Gemma 3 config (layer types, pooling modules) is not written back")
-    }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         gemma3_tensor(t, hp, block_count, "gemma-embedding")
     }
