@@ -671,6 +671,20 @@ impl Architecture for ModernBert {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "layers.", "final_norm"]
     }
+    /// The checkpoint's own names (BERT's and Llama's spellings share the prefixes).
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        &[
+            (Kind::TokenEmbd, "embeddings.tok_embeddings"),
+            (Kind::TokenEmbdNorm, "embeddings.norm"),
+            (Kind::OutputNorm, "final_norm"),
+            (Kind::AttnNorm, "layers.{bid}.attn_norm"),
+            (Kind::AttnQkv, "layers.{bid}.attn.Wqkv"),
+            (Kind::AttnOut, "layers.{bid}.attn.Wo"),
+            (Kind::FfnNorm, "layers.{bid}.mlp_norm"),
+            (Kind::FfnUp, "layers.{bid}.mlp.Wi"),
+            (Kind::FfnDown, "layers.{bid}.mlp.Wo"),
+        ]
+    }
     fn config_defaults(&self, hp: &mut Hparams) {
         super::family::apply_defaults(hp, MODERN_BERT_DEFAULTS);
         hp.default("hidden_activation", json!("gelu"));
