@@ -471,10 +471,7 @@ fn modern_bert(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec
     let every = kv.u64(&k("attention.sliding_window_pattern")).unwrap_or(3);
     c.insert("global_attn_every_n_layers".into(), json!(every));
     if let Some(layers) = kv.u64(&k("block_count")) {
-        c.insert(
-            "layer_types".into(),
-            swa_layer_types(layers, every, true),
-        );
+        c.insert("layer_types".into(), swa_layer_types(layers, every, true));
     }
     rope_per_layer_type(kv, a, c);
     if let Some(act) = kv.str(&k("hidden_activation")) {

@@ -919,7 +919,10 @@ fn granite_moe_fused_gate_up_projections_are_rejoined() {
 fn modern_bert_comes_back_with_its_layer_pattern_and_rope_bases() {
     let (h, f) = (64u64, 32u64);
     let mut t = vec![
-        ("embeddings.tok_embeddings.weight".to_string(), vec![49152, h]),
+        (
+            "embeddings.tok_embeddings.weight".to_string(),
+            vec![49152, h],
+        ),
         ("embeddings.norm.weight".into(), vec![h]),
         ("final_norm.weight".into(), vec![h]),
     ];
@@ -971,7 +974,8 @@ fn modern_bert_comes_back_with_its_layer_pattern_and_rope_bases() {
 /// sixth layer global) and query scaling (1/sqrt(head_dim)).
 #[test]
 fn embedding_gemma_comes_back_bidirectional_with_its_layer_types() {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch-tables/embeddinggemma");
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/arch-tables/embeddinggemma");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(case.join("config.json")).unwrap()).unwrap();
     let tensors: Vec<(String, Vec<u64>)> =
@@ -1018,12 +1022,7 @@ fn glm4_mrope_sections_and_partial_rotary_factor_come_back() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("hf_tensors.json")).unwrap())
                 .unwrap();
         let head_dim = config["head_dim"].clone();
-        let config = cycle(
-            config,
-            Vocab::BpeGlm,
-            &as_refs(&tensors),
-            "Glm4ForCausalLM",
-        );
+        let config = cycle(config, Vocab::BpeGlm, &as_refs(&tensors), "Glm4ForCausalLM");
         let rp = &config["rope_parameters"];
         assert_eq!(rp["partial_rotary_factor"], 0.5, "{case}");
         assert_eq!(config["partial_rotary_factor"], 0.5, "{case}");
