@@ -56,27 +56,33 @@ EXPORTED = [
     "Cohere2ForCausalLM",
     "Exaone4ForCausalLM",
     "Glm4ForCausalLM",
+    "Glm4ForCausalLM+mrope",
     "Lfm2ForCausalLM",
     "GptOssForCausalLM",
     "Glm4MoeForCausalLM",
     "Qwen3Model",
+    "ModernBertModel",
+    "Gemma3TextModel",
 ]
 REFUSED = [
     "SmolLM3ForCausalLM",
     "HunYuanDenseV1ForCausalLM",
     "ApertusForCausalLM",
     "NomicBertModel",
-    "ModernBertModel",
     "XLMRobertaModel",
-    "Gemma3TextModel",
 ]
-EMBEDDING = {"Qwen3Model"}
+EMBEDDING = {"Qwen3Model", "ModernBertModel", "Gemma3TextModel"}
 # Multi-token-prediction layers (past num_hidden_layers) the converter keeps in the GGUF.
 KEEPS_MTP = {"Glm4MoeForCausalLM"}
 # What llama.cpp's graph does that the GGUF does not record, set in the original's config.json
 # before converting so both sides compute the same thing (the released models have it): Qwen 3
-# MoE renormalises the chosen experts' weights.
-CONFIG_AS_RELEASED = {"Qwen3MoeForCausalLM": {"norm_topk_prob": True}}
+# MoE renormalises the chosen experts' weights; EmbeddingGemma scales queries by 1/sqrt(head_dim)
+# (query_pre_attn_scalar = head_dim, 256 in the released model; transformers' default is 256
+# whatever the head size).
+CONFIG_AS_RELEASED = {
+    "Qwen3MoeForCausalLM": {"norm_topk_prob": True},
+    "Gemma3TextModel": {"query_pre_attn_scalar": arch_matrix.HIDDEN // arch_matrix.HEADS},
+}
 
 
 def run(cmd: list[str], env: dict | None = None) -> tuple[int, str]:

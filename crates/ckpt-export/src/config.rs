@@ -156,6 +156,12 @@ pub fn build_config(
         c.insert("use_qkv_bias".into(), json!(true));
         c.insert("attention_bias".into(), json!(true));
     }
+    if a == "modern-bert" {
+        // ModernBERT's optional biases (the released models have none).
+        c.insert("attention_bias".into(), json!(has(".attn_qkv.bias")));
+        c.insert("mlp_bias".into(), json!(has(".ffn_up.bias")));
+        c.insert("norm_bias".into(), json!(has("output_norm.bias")));
+    }
     match kv.str(&k("rope.scaling.type")) {
         Some(t @ ("linear" | "yarn")) => {
             let mut rs = Map::new();
@@ -370,6 +376,12 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
             c.entry("attention_bias").or_insert(json!(false));
             c.entry("use_qk_norm").or_insert(json!(false));
         }
+        // GLM-4: transformers' Glm4Config defaults head_dim to 128 and partial_rotary_factor to
+        // 0.5, so both are written whatever they are; M-RoPE sections (which made the converter
+        // reorder Q/K to NeoX order) go back into rope_parameters.
+        "glm4" => glm4_rope(kv, a, c),
+        "modern-bert" => modern_bert(kv, a, c, warnings),
+        "gemma-embedding" => embedding_gemma(kv, a, c),
         "ernie4_5-moe" => {
             if let Some(n) = kv.u64(&k("expert_shared_count")) {
                 c.insert("moe_num_shared_experts".into(), json!(n));
@@ -434,6 +446,148 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
         }
         _ => {}
     }
+}
+
+/// GLM-4's rope: `rope.dimension_count` is int(head_dim * partial_rotary_factor) (see
+/// ckpt-model's `glm4_rope_dims`), `rope.dimension_sections` the M-RoPE sections padded to 4.
+fn glm4_rope(kv: &Kvs, a: &str, c: &mut Map<String, Value>) {
+    let k = |s: &str| format!("{a}.{s}");
+    let head_dim = kv.u64(&k("attention.key_length")).or_else(|| {
+        let hidden = kv.u64(&k("embedding_length"))?;
+        hidden.checked_div(kv.u64(&k("attention.head_count"))?)
+    });
+    let Some(hd) = head_dim.filter(|&d| d > 0) else {
+        return;
+    };
+    c.insert("head_dim".into(), json!(hd));
+    let mut rp = Map::new();
+    rp.insert("rope_type".into(), json!("default"));
+    if let Some(theta) = kv.f32(&k("rope.freq_base")) {
+        rp.insert("rope_theta".into(), f32_json(theta));
+    }
+    if let Some(dims) = kv.u64(&k("rope.dimension_count")) {
+        let factor = json!(dims as f64 / hd as f64);
+        c.insert("partial_rotary_factor".into(), factor.clone());
+        rp.insert("partial_rotary_factor".into(), factor);
+    }
+    if let Some(GgufValue::Array(s)) = kv.get(&k("rope.dimension_sections")) {
+        let mut sections: Vec<i64> = s.items.iter().filter_map(GgufValue::as_i64).collect();
+        // (The converter pads the list to 4 with zeros; released configs have 3 sections.)
+        while sections.len() > 3 && sections.last() == Some(&0) {
+            sections.pop();
+        }
+        rp.insert("mrope_section".into(), json!(sections));
+    }
+    c.insert("rope_parameters".into(), Value::Object(rp));
+}
+
+/// Which layers use the sliding window as llama.cpp's `set_swa_pattern` decides from the
+/// pattern `n` (every n-th layer full; the first of each group when `dense_first`, else the
+/// last); `0` makes every layer sliding.
+fn swa_layer_types(layers: u64, n: u64, dense_first: bool) -> Value {
+    let types = (0..layers)
+        .map(|il| {
+            let sliding = n == 0
+                || if dense_first {
+                    il % n != 0
+                } else {
+                    il % n < n - 1
+                };
+            json!(if sliding {
+                "sliding_attention"
+            } else {
+                "full_attention"
+            })
+        })
+        .collect();
+    Value::Array(types)
+}
+
+/// transformers' per-layer-type rope parameters: the global base for full-attention layers,
+/// `rope.freq_base_swa` (llama.cpp's default 10000 when absent) for sliding ones; the
+/// top-level copies [`build_config`] wrote are taken out.
+fn rope_per_layer_type(kv: &Kvs, a: &str, c: &mut Map<String, Value>) {
+    let k = |s: &str| format!("{a}.{s}");
+    c.remove("rope_theta");
+    c.remove("rope_local_base_freq");
+    let mut full = Map::new();
+    full.insert("rope_type".into(), json!("default"));
+    if let Some(t) = kv.f32(&k("rope.freq_base")) {
+        full.insert("rope_theta".into(), f32_json(t));
+    }
+    // Linear scaling applies to the global layers (Gemma 3's released configs).
+    if let Some(Value::Object(rs)) = c.remove("rope_scaling") {
+        full.extend(rs);
+    }
+    let local = kv.f32(&k("rope.freq_base_swa")).unwrap_or(10000.0);
+    c.insert(
+        "rope_parameters".into(),
+        json!({
+            "full_attention": Value::Object(full),
+            "sliding_attention": {"rope_type": "default", "rope_theta": f32_json(local)},
+        }),
+    );
+}
+
+/// ModernBERT: the converter writes `norm_eps` as the RMS-norm key, `local_attention` as the
+/// window, `global_attn_every_n_layers` as the pattern (llama.cpp's default 3 when absent, layer 0
+/// global), the classifier pooling as a number; biases are on or off by the tensors present.
+fn modern_bert(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<String>) {
+    let k = |s: &str| format!("{a}.{s}");
+    c.remove("num_key_value_heads");
+    c.remove("is_causal");
+    if let Some(eps) = c.remove("rms_norm_eps") {
+        c.insert("norm_eps".into(), eps);
+    }
+    if let Some(w) = c.remove("sliding_window") {
+        c.insert("local_attention".into(), w);
+    }
+    let every = kv.u64(&k("attention.sliding_window_pattern")).unwrap_or(3);
+    c.insert("global_attn_every_n_layers".into(), json!(every));
+    if let Some(layers) = kv.u64(&k("block_count")) {
+        c.insert("layer_types".into(), swa_layer_types(layers, every, true));
+    }
+    rope_per_layer_type(kv, a, c);
+    if let Some(act) = kv.str(&k("hidden_activation")) {
+        c.insert("hidden_activation".into(), json!(act));
+    }
+    match kv.u64(&k("classifier.pooling_type")) {
+        Some(1) => {
+            c.insert("classifier_pooling".into(), json!("mean"));
+        }
+        Some(2) => {
+            c.insert("classifier_pooling".into(), json!("cls"));
+        }
+        Some(other) => warnings.push(format!(
+            "ModernBERT classifier pooling type {other} has no classifier_pooling value; config.json leaves the default"
+        )),
+        None => {}
+    }
+    for (t, key) in [("cls", "cls_token_id"), ("seperator", "sep_token_id")] {
+        if let Some(id) = kv.u64(&format!("tokenizer.ggml.{t}_token_id")) {
+            c.insert(key.into(), json!(id));
+        }
+    }
+}
+
+/// EmbeddingGemma: Gemma 3 text with bidirectional attention; llama.cpp's graph scales queries by
+/// 1/sqrt(head_dim) (query_pre_attn_scalar = head_dim) and makes every sixth layer global unless
+/// the GGUF says otherwise. The window is config.json's own (transformers adjusts it on load).
+fn embedding_gemma(kv: &Kvs, a: &str, c: &mut Map<String, Value>) {
+    let k = |s: &str| format!("{a}.{s}");
+    c.remove("is_causal");
+    c.insert("use_bidirectional_attention".into(), json!(true));
+    c.insert("hidden_activation".into(), json!("gelu_pytorch_tanh"));
+    if let Some(hd) = kv.u64(&k("attention.key_length")) {
+        c.insert("query_pre_attn_scalar".into(), json!(hd));
+    }
+    if !c.contains_key("layer_types") {
+        if let Some(layers) = kv.u64(&k("block_count")) {
+            let n = kv.u64(&k("attention.sliding_window_pattern")).unwrap_or(6);
+            c.insert("layer_types".into(), swa_layer_types(layers, n, false));
+        }
+    }
+    rope_per_layer_type(kv, a, c);
 }
 
 pub fn build_generation_config(kv: &Kvs) -> Option<Map<String, Value>> {

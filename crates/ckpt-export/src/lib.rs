@@ -286,6 +286,17 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         })
     };
 
+    if arch_name == "gemma-embedding" {
+        if let Some(t) = tensors
+            .iter()
+            .find(|t| t.name.starts_with("dense_2.") || t.name.starts_with("dense_3."))
+        {
+            return Err(Error::Unsupported(format!(
+                "{gguf_label}: a GGUF of architecture {arch_name} cannot be exported to a Hugging Face folder: it holds the sentence-transformers Dense projection '{}' (convert_hf_to_gguf.py --sentence-transformers-dense-modules), which the export does not write back as 2_Dense/3_Dense modules",
+                t.name
+            )));
+        }
+    }
     let Some(arch) = export_arch(&gguf_label, &kv, &arch_name, &tensors)? else {
         let msg = format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
@@ -394,15 +405,11 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
             ));
         }
         Some(v) if v.model == "gpt2" => {
-            extra_files.push((
-                "tokenizer.json".into(),
-                pretty(&tokenizer::bpe_tokenizer_json(
-                    v,
-                    &kv,
-                    &gguf_label,
-                    &mut warnings,
-                )?),
-            ));
+            let mut tj = tokenizer::bpe_tokenizer_json(v, &kv, &gguf_label, &mut warnings)?;
+            if arch_name == "modern-bert" {
+                tj["post_processor"] = tokenizer::cls_sep_processing(v, &kv);
+            }
+            extra_files.push(("tokenizer.json".into(), pretty(&tj)));
         }
         Some(v) if v.model == "bert" => {
             extra_files.push((
@@ -419,10 +426,14 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
     }
     if let Some(v) = &vocab {
         let ctx = kv.u64(&format!("{arch_name}.context_length"));
-        extra_files.push((
-            "tokenizer_config.json".into(),
-            pretty(&tokenizer::tokenizer_config(v, &kv, ctx)),
-        ));
+        let mut tc = tokenizer::tokenizer_config(v, &kv, ctx);
+        if arch_name == "modern-bert" {
+            // ModernBERT's [CLS] is the BOS the converter recorded.
+            if let Some(bos) = tc.get("bos_token").cloned() {
+                tc["cls_token"] = bos;
+            }
+        }
+        extra_files.push(("tokenizer_config.json".into(), pretty(&tc)));
     }
     write_folder(
         out_dir,

@@ -405,6 +405,31 @@ fn template_processing(vocab: &Vocab, kv: &Kvs) -> Value {
     json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials})
 }
 
+/// ModernBERT's post-processor: `[CLS] $A [SEP]` and `[CLS] $A [SEP] $B [SEP]`, the CLS being
+/// the GGUF's BOS and the closing SEP its EOS (what llama.cpp adds around one sequence, the
+/// converter setting add_bos/add_eos), the middle one its separator (EOS when it has none).
+pub fn cls_sep_processing(vocab: &Vocab, kv: &Kvs) -> Value {
+    let name = |typ: &str| {
+        special_id(kv, typ).and_then(|id| vocab.tokens.get(id).map(|t| (t.clone(), id)))
+    };
+    let (Some((cls, cls_id)), Some((end, end_id))) = (name("bos"), name("eos")) else {
+        return template_processing(vocab, kv);
+    };
+    let (sep, sep_id) = name("seperator").unwrap_or((end.clone(), end_id));
+    let special = |t: &str, type_id: u32| json!({"SpecialToken": {"id": t, "type_id": type_id}});
+    let seq = |s: &str, type_id: u32| json!({"Sequence": {"id": s, "type_id": type_id}});
+    let mut specials = Map::new();
+    for (t, id) in [(&cls, cls_id), (&sep, sep_id), (&end, end_id)] {
+        specials.insert(t.clone(), json!({"id": t, "ids": [id], "tokens": [t]}));
+    }
+    json!({
+        "type": "TemplateProcessing",
+        "single": [special(&cls, 0), seq("A", 0), special(&end, 0)],
+        "pair": [special(&cls, 0), seq("A", 0), special(&sep, 0), seq("B", 1), special(&end, 1)],
+        "special_tokens": specials
+    })
+}
+
 /// `tokenizer_config.json`: special tokens by content, added tokens, add_bos/add_eos, chat template.
 pub fn tokenizer_config(vocab: &Vocab, kv: &Kvs, context_length: Option<u64>) -> Value {
     let mut c = Map::new();

@@ -377,3 +377,142 @@ fn split_sizes_read_as_the_real_tools_read_them() {
         assert!(!work.path().join("x.gguf").exists());
     }
 }
+
+/// One-step `--outtype q4_k_m` of an arch-tables model (config, tokenizer files, weights element
+/// i = (i % 13) * 0.125 as scripts/gen-arch-fixtures.py wrote them) against what the pinned
+/// converter's f16 file became through llama-quantize Q4_K_M
+/// (tests/fixtures/onestep-q4km, scripts/gen-onestep-q4km-fixtures.py): the whole file's
+/// sha256, and on a difference the KV names and the tensors that differ.
+fn one_step_q4_k_m_equals_llama_quantize(case: &str) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let fx = fixtures.join("arch-tables").join(case);
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join(format!("onestep-q4km/{case}.Q4_K_M.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    let tables: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("expected.json")).unwrap()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // The folder name becomes general.name: the generator's was tiny-CASE.
+    let model = work.path().join(format!("tiny-{case}"));
+    std::fs::create_dir(&model).unwrap();
+    std::fs::copy(fx.join("config.json"), model.join("config.json")).unwrap();
+    let (tok_dir, files): (PathBuf, &[&str]) = match tables["tokenizer"].as_str().unwrap() {
+        "tiktoken" => (
+            fx.clone(),
+            &[
+                "hy.tiktoken",
+                "tokenizer_config.json",
+                "generation_config.json",
+            ],
+        ),
+        "xlmr" => (
+            fixtures.join("gguf/tiny-xlmr-unigram"),
+            &[
+                "sentencepiece.bpe.model",
+                "tokenizer.json",
+                "tokenizer_config.json",
+            ],
+        ),
+        other => panic!("{case}: tokenizer {other} is not set up by this test"),
+    };
+    for f in files {
+        let own = fx.join(f);
+        let src = if own.is_file() { own } else { tok_dir.join(f) };
+        std::fs::copy(src, model.join(f)).unwrap();
+    }
+    let list: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    let tensors: Vec<ckpt_core::Tensor> = list
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: u64 = shape.iter().product();
+            ckpt_core::Tensor::computed(name, ckpt_core::DType::F32, shape, move || {
+                Ok((0..n)
+                    .flat_map(|i| ((i % 13) as f32 * 0.125).to_le_bytes())
+                    .collect())
+            })
+        })
+        .collect();
+    ckpt_safetensors::write(
+        &model.join("model.safetensors"),
+        &tensors,
+        &Default::default(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let out = work.path().join("out.gguf");
+    let mut extra = vec!["--outtype", "q4_k_m"];
+    if let Some(pre) = expected["pre_tokenizer"].as_str() {
+        extra.extend(["--pre-tokenizer", pre]);
+    }
+    let r = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("convert")
+        .arg(&model)
+        .arg(&out)
+        .args(&extra)
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success(),
+        "{case}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let sha = sha256(&out);
+    if sha == expected["file_sha256"].as_str().unwrap() {
+        let stored = fixtures.join(format!("onestep-q4km/{case}.Q4_K_M.gguf"));
+        if stored.is_file() {
+            assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(stored).unwrap());
+        }
+        return;
+    }
+    // Say where the files differ.
+    let f = ckpt_gguf::GgufFile::open(&out).unwrap();
+    let ours: Vec<&str> = f.kvs.iter().map(|(k, _)| k.as_str()).collect();
+    let theirs: Vec<&str> = expected["kvs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| kv[0].as_str().unwrap())
+        .collect();
+    assert_eq!(ours, theirs, "{case}: KV keys differ");
+    let mut differ = Vec::new();
+    let ours = f.tensors();
+    for (i, want) in expected["tensors"].as_array().unwrap().iter().enumerate() {
+        let name = want["name"].as_str().unwrap();
+        let Some(t) = ours.get(i).filter(|t| t.name == name) else {
+            differ.push(format!("#{i}: {name} expected"));
+            continue;
+        };
+        let data: String = sha2::Sha256::digest(t.bytes().unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if data != want["sha256"].as_str().unwrap() {
+            differ.push(format!("{name} ({:?}, expected {})", t.dtype, want["type"]));
+        }
+    }
+    panic!(
+        "{case}: files differ (sha256 {sha}); tensors that differ: {}",
+        if differ.is_empty() {
+            "none (the KV values or layout)".to_string()
+        } else {
+            differ.join(", ")
+        }
+    );
+}
+
+/// Hunyuan with a tiktoken vocabulary (pre-tokenizer "hunyuan", as the converter was given).
+#[test]
+fn one_step_q4_k_m_of_hunyuan_tiktoken_equals_llama_quantize() {
+    one_step_q4_k_m_equals_llama_quantize("hunyuan_tiktoken");
+}
+
+/// nomic-embed-text-v2-moe: stacked experts and the padded XLM-RoBERTa vocabulary.
+#[test]
+fn one_step_q4_k_m_of_nomic_bert_moe_equals_llama_quantize() {
+    one_step_q4_k_m_equals_llama_quantize("nomic_bert_moe");
+}

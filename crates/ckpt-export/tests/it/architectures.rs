@@ -47,6 +47,9 @@ fn f32s(t: &Tensor) -> Vec<f32> {
 enum Vocab {
     SentencePiece,
     Bpe,
+    /// The BPE vocabulary with `<repo_name>` renamed `<|user|>` (GLM-4's converter reads its eot
+    /// from that added token), as scripts/gen-arch-fixtures.py does for the glm4 cases.
+    BpeGlm,
 }
 
 /// Runs the full cycle; `norm_plus_one` tensors went through Gemma's +1 (exact to one f32 ulp of 1).
@@ -73,11 +76,16 @@ fn cycle(
             )
             .unwrap();
         }
-        Vocab::Bpe => {
+        Vocab::Bpe | Vocab::BpeGlm => {
             for f in ["tokenizer.json", "tokenizer_config.json"] {
                 std::fs::copy(fixtures().join("tiny-smol-bpe").join(f), model.join(f)).unwrap();
             }
         }
+    }
+    if let Vocab::BpeGlm = vocab {
+        let path = model.join("tokenizer.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("<repo_name>", "<|user|>")).unwrap();
     }
     let ck = checkpoint(tensors);
     let gguf = tmp.path().join("a.gguf");
@@ -118,7 +126,13 @@ fn cycle(
         }
     }
     let back = tmp.path().join("b.gguf");
-    convert_hf_to_gguf(&out, &exported, &back, &f32_opts()).unwrap();
+    // (An exported post-processor that adds special tokens changes the BPE fingerprint, as
+    // ModernBERT's does: the name the first conversion found is given for an unknown one.)
+    let back_opts = HfToGgufOptions {
+        pre_tokenizer: Some("smollm".into()),
+        ..f32_opts()
+    };
+    convert_hf_to_gguf(&out, &exported, &back, &back_opts).unwrap();
     let back = ckpt_gguf::open_split(&back).unwrap();
     let (mut x, mut y) = (gguf_file.tensors(), back.tensors());
     x.sort_by(|a, b| a.name.cmp(&b.name));
@@ -998,4 +1012,124 @@ fn granite_moe_fused_gate_up_projections_are_rejoined() {
         .concat(),
     );
     assert_eq!(c["model_type"], "granitemoeshared");
+}
+
+/// ModernBERT: fused Wqkv and Wi, no attn_norm on layer 0 (an Identity in transformers); the
+/// config comes back with the global/local layer pattern, both rope bases, `norm_eps` and the
+/// classifier pooling, and converts to the same GGUF tensors.
+#[test]
+fn modern_bert_comes_back_with_its_layer_pattern_and_rope_bases() {
+    let (h, f) = (64u64, 32u64);
+    let mut t = vec![
+        (
+            "embeddings.tok_embeddings.weight".to_string(),
+            vec![49152, h],
+        ),
+        ("embeddings.norm.weight".into(), vec![h]),
+        ("final_norm.weight".into(), vec![h]),
+    ];
+    for b in 0..3 {
+        let p = format!("layers.{b}");
+        if b > 0 {
+            t.push((format!("{p}.attn_norm.weight"), vec![h]));
+        }
+        t.push((format!("{p}.attn.Wqkv.weight"), vec![3 * h, h]));
+        t.push((format!("{p}.attn.Wo.weight"), vec![h, h]));
+        t.push((format!("{p}.mlp_norm.weight"), vec![h]));
+        t.push((format!("{p}.mlp.Wi.weight"), vec![2 * f, h]));
+        t.push((format!("{p}.mlp.Wo.weight"), vec![h, f]));
+    }
+    let config = cycle(
+        json!({"architectures": ["ModernBertModel"], "model_type": "modernbert", "hidden_size": h, "intermediate_size": f,
+               "num_attention_heads": 2, "num_hidden_layers": 3, "max_position_embeddings": 256, "norm_eps": 1e-5,
+               "global_attn_every_n_layers": 2, "local_attention": 64, "vocab_size": 49152, "hidden_activation": "gelu",
+               "classifier_pooling": "mean", "norm_bias": false, "attention_bias": false, "mlp_bias": false,
+               "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 160000.0},
+                                   "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}}),
+        Vocab::Bpe,
+        &as_refs(&t),
+        "ModernBertModel",
+    );
+    assert_eq!(config["global_attn_every_n_layers"], 2);
+    assert_eq!(config["local_attention"], 64);
+    assert_eq!(
+        config["layer_types"],
+        json!(["full_attention", "sliding_attention", "full_attention"])
+    );
+    assert_eq!(
+        config["rope_parameters"]["full_attention"]["rope_theta"],
+        160000.0
+    );
+    assert_eq!(
+        config["rope_parameters"]["sliding_attention"]["rope_theta"],
+        10000.0
+    );
+    assert_eq!(config["norm_eps"], 1e-5);
+    assert_eq!(config["classifier_pooling"], "mean");
+    assert_eq!(config["hidden_activation"], "gelu");
+    assert_eq!(config["norm_bias"], false);
+    assert!(config.get("rms_norm_eps").is_none() && config.get("sliding_window").is_none());
+}
+
+/// EmbeddingGemma (the arch-tables case the converter's reference was made from): bidirectional
+/// Gemma 3 text without "model.", the window of config.json, llama.cpp's layer pattern (every
+/// sixth layer global) and query scaling (1/sqrt(head_dim)).
+#[test]
+fn embedding_gemma_comes_back_bidirectional_with_its_layer_types() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/arch-tables/embeddinggemma");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("config.json")).unwrap()).unwrap();
+    let tensors: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(case.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    let config = cycle(
+        config,
+        Vocab::SentencePiece,
+        &as_refs(&tensors),
+        "Gemma3TextModel",
+    );
+    assert_eq!(config["use_bidirectional_attention"], true);
+    assert_eq!(config["sliding_window"], 64);
+    assert_eq!(config["query_pre_attn_scalar"], 4);
+    assert_eq!(config["head_dim"], 4);
+    assert_eq!(
+        config["layer_types"],
+        json!(["sliding_attention", "sliding_attention"])
+    );
+    assert_eq!(
+        config["rope_parameters"]["full_attention"]["rope_theta"],
+        1000000.0
+    );
+    assert_eq!(
+        config["rope_parameters"]["sliding_attention"]["rope_theta"],
+        10000.0
+    );
+    assert_eq!(config["hidden_activation"], "gelu_pytorch_tanh");
+    assert!(config.get("is_causal").is_none());
+}
+
+/// GLM-4 with M-RoPE sections (the arch-tables case): the converter reordered Q/K to NeoX order
+/// over each head's rotary half; the config must bring back the sections, the partial rotary
+/// factor and head_dim (Glm4Config defaults them to 0.5 and 128) for the reorder to be undone.
+#[test]
+fn glm4_mrope_sections_and_partial_rotary_factor_come_back() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/arch-tables");
+    for (case, sections) in [("glm4", None), ("glm4_mrope", Some(json!([1, 1, 0])))] {
+        let dir = fx.join(case);
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        let tensors: Vec<(String, Vec<u64>)> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("hf_tensors.json")).unwrap())
+                .unwrap();
+        let head_dim = config["head_dim"].clone();
+        let config = cycle(config, Vocab::BpeGlm, &as_refs(&tensors), "Glm4ForCausalLM");
+        let rp = &config["rope_parameters"];
+        assert_eq!(rp["partial_rotary_factor"], 0.5, "{case}");
+        assert_eq!(config["partial_rotary_factor"], 0.5, "{case}");
+        assert_eq!(rp["rope_theta"], 10000.0, "{case}");
+        assert_eq!(config["head_dim"], head_dim, "{case}");
+        assert_eq!(rp.get("mrope_section"), sections.as_ref(), "{case}");
+    }
 }

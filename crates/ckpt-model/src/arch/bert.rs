@@ -671,8 +671,19 @@ impl Architecture for ModernBert {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embeddings.", "layers.", "final_norm"]
     }
-    fn export_refusal(&self) -> Option<&'static str> {
-        Some("not rebuilt yet: ModernBERT's config (global/local attention layers, its tokenizer post-processor) is not written back")
+    /// The checkpoint's own names (BERT's and Llama's spellings share the prefixes).
+    fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
+        &[
+            (Kind::TokenEmbd, "embeddings.tok_embeddings"),
+            (Kind::TokenEmbdNorm, "embeddings.norm"),
+            (Kind::OutputNorm, "final_norm"),
+            (Kind::AttnNorm, "layers.{bid}.attn_norm"),
+            (Kind::AttnQkv, "layers.{bid}.attn.Wqkv"),
+            (Kind::AttnOut, "layers.{bid}.attn.Wo"),
+            (Kind::FfnNorm, "layers.{bid}.mlp_norm"),
+            (Kind::FfnUp, "layers.{bid}.mlp.Wi"),
+            (Kind::FfnDown, "layers.{bid}.mlp.Wo"),
+        ]
     }
     fn config_defaults(&self, hp: &mut Hparams) {
         super::family::apply_defaults(hp, MODERN_BERT_DEFAULTS);

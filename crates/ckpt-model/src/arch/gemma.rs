@@ -204,9 +204,16 @@ impl Architecture for Gemma2 {
 }
 
 /// Gemma 3's real vocabulary size: SentencePiece pieces padded to the config's vocab_size, or
-/// tokenizer.json's vocab plus added tokens.
+/// tokenizer.json's vocab plus added tokens. Without either file (the GGUF -> Hugging Face
+/// export, whose rebuilt config has the GGUF's vocabulary size) the config's vocab_size.
 fn gemma3_vocab_rows(t: &TensorRef, hp: &Hparams) -> Result<u64> {
-    if t.model_dir.join("tokenizer.model").is_file() {
+    let spm = t.model_dir.join("tokenizer.model");
+    if !spm.is_file() && !t.model_dir.join("tokenizer.json").is_file() {
+        if let Some(v) = hp.find_u32(&["vocab_size"])? {
+            return Ok(v as u64);
+        }
+    }
+    if spm.is_file() {
         let model = vocab::spm::SentencePieceModel::load(&t.model_dir.join("tokenizer.model"))?;
         Ok(hp
             .find_u32(&["vocab_size_per_layer_input", "vocab_size"])?
@@ -345,9 +352,6 @@ impl Architecture for EmbeddingGemma {
     }
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embed_tokens", "layers.", "norm"]
-    }
-    fn export_refusal(&self) -> Option<&'static str> {
-        Some("not rebuilt yet: EmbeddingGemma's bidirectional Gemma 3 config (layer types, pooling modules) is not written back")
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
         gemma3_tensor(t, hp, block_count, "gemma-embedding")
