@@ -25,6 +25,6 @@ pub use header::{
 pub use split::{merge_gguf, split_gguf, ShardPlan, SplitReport};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
 pub use writer::{
-    encode_value, parse_convert_split_size, parse_split_size, split_prefix, DimsMode, GgufWriter,
-    ProgressFn, SplitBy, SplitOptions,
+    converter_shard_paths, encode_value, parse_convert_split_size, parse_split_size, split_prefix,
+    ConverterSplit, DimsMode, GgufWriter, ProgressFn, SplitBy, SplitOptions,
 };

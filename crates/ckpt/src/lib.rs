@@ -51,7 +51,7 @@ pub mod report;
 pub use ckpt_convert::gguf::{Intermediate, OutType, OUTTYPE_CHOICES};
 pub use ckpt_convert::{OpenOptions, Progress, ProgressFn, Target};
 pub use ckpt_core::{Checkpoint, DType, Error, ErrorKind, Format, GgmlType, Result, Tensor};
-pub use ckpt_gguf::{ShardPlan, SplitBy, SplitOptions, SplitReport};
+pub use ckpt_gguf::{ConverterSplit, ShardPlan, SplitBy, SplitOptions, SplitReport};
 pub use ckpt_quant::{
     Ftype, ImatrixWeights, KvOverride, KvOverrideValue, QuantizeOptions, QuantizeReport,
     TensorTypeOverride,

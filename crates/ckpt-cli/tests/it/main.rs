@@ -1,6 +1,7 @@
 //! ckpt-cli's integration tests, one binary (one link) for all of them.
 
 mod convert_gguf;
+mod convert_split;
 mod convert_torch;
 mod convert_views;
 mod crash_safety;
