@@ -508,7 +508,11 @@ fn convert_text(
 }
 
 /// The files the converter's output takes (one, or the shards of `opts.split`), as planned.
-fn planned_shards(writer: &ckpt_gguf::GgufWriter, dst: &Path, opts: &GgufOptions) -> Result<Vec<GgufShard>> {
+fn planned_shards(
+    writer: &ckpt_gguf::GgufWriter,
+    dst: &Path,
+    opts: &GgufOptions,
+) -> Result<Vec<GgufShard>> {
     let plans = match &opts.split {
         Some(split) => writer.plan_converter_split(dst, split)?,
         None => vec![ckpt_gguf::ShardPlan {

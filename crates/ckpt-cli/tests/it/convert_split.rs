@@ -163,20 +163,17 @@ fn split_dry_run_plans_the_real_shards_and_writes_nothing() {
     }
 }
 
-/// The tensor count in a GGUF header (bytes 16..24).
+/// The tensor count in a GGUF header (bytes 8..16, after the magic and the version).
 fn ckpt_tensor_count(p: &Path) -> u64 {
     let b = std::fs::read(p).unwrap();
-    u64::from_le_bytes(b[16..24].try_into().unwrap())
+    u64::from_le_bytes(b[8..16].try_into().unwrap())
 }
 
 /// Shards that exist are not replaced without --force, in a dry run as in a real one; a
 /// llama-quantize type cannot combine both limits (llama-gguf-split takes one).
 #[test]
 fn split_output_refusals() {
-    let (_, case) = cases()
-        .into_iter()
-        .find(|(n, _)| n == "tensors-7")
-        .unwrap();
+    let (_, case) = cases().into_iter().find(|(n, _)| n == "tensors-7").unwrap();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("tiny-00002-of-00003.gguf"), b"keep").unwrap();
     for post in [&[][..], &["--dry-run"][..]] {
@@ -211,7 +208,13 @@ fn split_output_refusals() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not both"));
     // quantize keeps llama-gguf-split's one limit
     let o = Command::new(env!("CARGO_BIN_EXE_ckpt"))
-        .args(["quantize", "--split-max-size", "1M", "--split-max-tensors", "3"])
+        .args([
+            "quantize",
+            "--split-max-size",
+            "1M",
+            "--split-max-tensors",
+            "3",
+        ])
         .arg(fixtures().join("expected/single-tensors-100/tiny.gguf"))
         .arg(work.path().join("q.gguf"))
         .arg("q8_0")
