@@ -116,10 +116,6 @@ CASES = {
         [("q", ["{F16}", "q.gguf", "Q4_K_M"]), ("s", ["--split-max-size", "1M", "q.gguf", "o"])],
         ["quantize", "--split-max-size", "1M", "{F16}", "{OUT}/o.gguf", "Q4_K_M"],
     ),
-    "convert-split-t10": (
-        [("s", ["--split-max-tensors", "10", "{F16}", "o"])],
-        ["convert", "{HF}", "{OUT}/o.gguf", "--outtype", "f16", "--split-max-tensors", "10"],
-    ),
     "convert-q4_k_m-split-t20": (
         [("q", ["--tensor-type", "attn_v=q8_0", "{F16}", "q.gguf", "Q4_K_M"]),
          ("s", ["--split-max-tensors", "20", "q.gguf", "o"])],
@@ -131,7 +127,7 @@ CASES = {
 OUTPUTS = {
     "split-t16": "s-*.gguf", "split-2M-no-first": "s-*.gguf", "merge": "m.gguf",
     "keep-split": "k-*.gguf", "keep-split-single": "k-*.gguf", "quantize-split-1M": "o-*.gguf",
-    "convert-split-t10": "o-*.gguf", "convert-q4_k_m-split-t20": "o-*.gguf",
+    "convert-q4_k_m-split-t20": "o-*.gguf",
 }
 
 

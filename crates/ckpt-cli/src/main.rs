@@ -254,6 +254,11 @@ struct ConvertArgs {
     /// GGUF output as a split set
     #[command(flatten)]
     split: quantize::SplitOutArgs,
+    /// GGUF output: a split set whose first shard holds only the metadata, the tensors starting
+    /// in the second (as convert_hf_to_gguf.py --no-tensor-first-split; alone, it makes two
+    /// shards)
+    #[arg(long)]
+    no_tensor_first_split: bool,
     /// PEFT LoRA adapter source (adapter_config.json + adapter_model.safetensors/.bin) to a GGUF
     /// adapter, as convert_lora_to_gguf.py --base: the base model folder (only its config.json is
     /// read; hf://ORG/NAME allowed). Default: the adapter's base_model_name_or_path if it is a local
@@ -474,9 +479,9 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
             if let Some(flag) = a.mix.any() {
                 return refuse(flag, what);
             }
-            if a.split.any() {
+            if a.split.any() || a.no_tensor_first_split {
                 return refuse(
-                    "--split-max-size/--split-max-tensors",
+                    "--split-max-size/--split-max-tensors/--no-tensor-first-split",
                     &format!("{what}; use --max-shard-size for safetensors/.bin shards"),
                 );
             }
@@ -637,15 +642,7 @@ fn run_convert(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
 
 /// A PEFT LoRA adapter folder to a GGUF adapter (convert_lora_to_gguf.py).
 fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
-    use ckpt::crates::model::OutType as AdapterType;
-    let outtype = match a.outtype.as_deref() {
-        None => AdapterType::F32,
-        Some(s) => AdapterType::from_name(s).ok_or_else(|| {
-            Error::Usage(format!(
-                "--outtype for a LoRA adapter must be f32, f16, bf16, q8_0 or auto (as convert_lora_to_gguf.py), not '{s}'"
-            ))
-        })?,
-    };
+    let outtype = ckpt::convert::adapter_outtype(a.outtype.as_deref())?;
     let not_for_adapters = [
         ("--intermediate", a.intermediate.is_some()),
         ("--pre-tokenizer", a.pre_tokenizer.is_some()),
@@ -654,6 +651,9 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         ("--key", a.key.is_some()),
         ("--mmproj", a.mmproj.is_some()),
         ("--push-pr", a.push_pr),
+        ("--split-max-size", a.split.split_max_size.is_some()),
+        ("--split-max-tensors", a.split.split_max_tensors.is_some()),
+        ("--no-tensor-first-split", a.no_tensor_first_split),
     ];
     if let Some((flag, _)) = not_for_adapters.iter().find(|(_, set)| *set) {
         return Err(Error::Usage(format!(
@@ -824,7 +824,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             ckpt::OutType::Quantized(f) => Some(a.mix.options(f)?),
             _ => None,
         },
-        split: a.split.convert_options()?,
+        split: a.split.convert_options(a.no_tensor_first_split)?,
         dry_run: a.dry_run,
         byte_order: byte_order(a),
     };
@@ -882,6 +882,16 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
             inspect::human_bytes(report.bytes),
             report.hf_architecture
         );
+        if report.shards.len() > 1 {
+            for s in &report.shards {
+                println!(
+                    "  {}: {} tensors, {}",
+                    s.path.display(),
+                    s.tensors,
+                    inspect::human_bytes(s.bytes)
+                );
+            }
+        }
         if report.dropped.len() > 8 && !a.verbose {
             println!(
                 "dropped by design: {} tensors ({}, …; --verbose lists them)",

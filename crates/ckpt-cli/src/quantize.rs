@@ -158,17 +158,20 @@ impl MixArgs {
     }
 }
 
-/// Writing the GGUF output as a split set, as llama-gguf-split would split it.
+/// Writing the GGUF output as a split set: `quantize` as llama-gguf-split would split it,
+/// `convert` as convert_hf_to_gguf.py splits its output.
 #[derive(Args, Default)]
 pub struct SplitOutArgs {
     /// Write OUTPUT as shards of at most this much tensor data (N followed by M or G, decimal:
-    /// 5G = 5*10^9 bytes, read as llama-gguf-split reads it; `convert` reads it as
-    /// convert_hf_to_gguf.py does: also K or a plain byte count, 0 = no split), named OUTPUT
-    /// without .gguf, then -00001-of-0000N.gguf …; the same bytes as writing one file and running
-    /// llama-gguf-split --split-max-size on it
-    #[arg(long, value_name = "N(M|G)", conflicts_with = "split_max_tensors")]
+    /// 5G = 5*10^9 bytes, read as llama-gguf-split reads it), named OUTPUT without .gguf, then
+    /// -00001-of-0000N.gguf …; the same bytes as writing one file and running llama-gguf-split
+    /// --split-max-size on it. `convert` reads and splits as convert_hf_to_gguf.py
+    /// --split-max-size does (also K or a plain byte count, 0 = no split; unpadded sizes; shards
+    /// named after OUTPUT without its extension; one file when everything fits)
+    #[arg(long, value_name = "N(M|G)")]
     pub split_max_size: Option<String>,
-    /// Like --split-max-size, at most N tensors per shard
+    /// Like --split-max-size, at most N tensors per shard (`convert`: as convert_hf_to_gguf.py
+    /// --split-max-tensors, which may be combined with --split-max-size; 0 = no limit)
     #[arg(long, value_name = "N")]
     pub split_max_tensors: Option<usize>,
 }
@@ -177,7 +180,12 @@ impl SplitOutArgs {
     /// The split, if one was asked for.
     pub fn options(&self) -> Result<Option<ckpt::SplitOptions>, Error> {
         let by = match (&self.split_max_size, self.split_max_tensors) {
-            (Some(s), _) => ckpt::SplitBy::MaxBytes(ckpt::crates::gguf::parse_split_size(s)?),
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage(
+                    "--split-max-size and --split-max-tensors cannot be used together (llama-gguf-split takes one limit)".into(),
+                ))
+            }
+            (Some(s), None) => ckpt::SplitBy::MaxBytes(ckpt::crates::gguf::parse_split_size(s)?),
             (None, Some(0)) => {
                 return Err(Error::Usage(
                     "--split-max-tensors must be at least 1".into(),
@@ -193,21 +201,23 @@ impl SplitOutArgs {
     }
 
     /// The split of `ckpt convert … --to gguf`, whose options read as convert_hf_to_gguf.py
-    /// reads its own: `--split-max-size` also takes `K` and plain byte counts, and 0 (of either
-    /// option) is no limit, so one file is written.
-    pub fn convert_options(&self) -> Result<Option<ckpt::SplitOptions>, Error> {
-        let by = match (&self.split_max_size, self.split_max_tensors) {
-            (Some(s), _) => match ckpt::crates::gguf::parse_convert_split_size(s)? {
-                0 => return Ok(None),
-                n => ckpt::SplitBy::MaxBytes(n),
-            },
-            (None, Some(0)) | (None, None) => return Ok(None),
-            (None, Some(n)) => ckpt::SplitBy::MaxTensors(n),
+    /// reads its own: `--split-max-size` also takes `K` and plain byte counts, 0 (of either
+    /// option) is no limit, both limits may be given; `no_tensor_first_split` is its
+    /// `--no-tensor-first-split`. `None` when nothing asks for a split.
+    pub fn convert_options(
+        &self,
+        no_tensor_first_split: bool,
+    ) -> Result<Option<ckpt::ConverterSplit>, Error> {
+        let max_bytes = match &self.split_max_size {
+            Some(s) => ckpt::crates::gguf::parse_convert_split_size(s)?,
+            None => 0,
         };
-        Ok(Some(ckpt::SplitOptions {
-            by,
-            no_tensor_first_split: false,
-        }))
+        let split = ckpt::ConverterSplit {
+            max_tensors: self.split_max_tensors.unwrap_or(0),
+            max_bytes,
+            small_first_shard: no_tensor_first_split,
+        };
+        Ok(split.any().then_some(split))
     }
 
     /// Whether a split was asked for.

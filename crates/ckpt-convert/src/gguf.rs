@@ -145,9 +145,13 @@ pub struct GgufOptions {
     /// `--imatrix`, `--pure`, …). Their `ftype` is replaced by the outtype's, `overwrite` and
     /// `split` by these options'.
     pub quantize: Option<ckpt_quant::QuantizeOptions>,
-    /// Write the GGUF as a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path
-    /// without `.gguf`): the same bytes as converting to one file, then `llama-gguf-split --split`.
-    pub split: Option<ckpt_gguf::SplitOptions>,
+    /// Write the GGUF as a split set, as `convert_hf_to_gguf.py --split-max-tensors N
+    /// --split-max-size N --no-tensor-first-split` does (see [`ckpt_gguf::ConverterSplit`]):
+    /// `OUT-00001-of-0000N.gguf`, … with OUT the output's file name without its extension, or
+    /// the output file itself when everything fits one shard. With a llama-quantize `outtype`
+    /// the quantized file is split instead, as `llama-gguf-split --split` splits it (one limit
+    /// only; `small_first_shard` is its `--no-tensor-first-split`).
+    pub split: Option<ckpt_gguf::ConverterSplit>,
     /// Also write the vision encoder + projector of a multimodal folder to this file, as
     /// `convert_hf_to_gguf.py --mmproj` does (in the same pass over the source).
     pub mmproj: Option<PathBuf>,
@@ -155,9 +159,9 @@ pub struct GgufOptions {
     /// that itself, else the [`Intermediate`] precision (quantizing the text model leaves the
     /// projector's precision alone).
     pub mmproj_outtype: Option<OutType>,
-    /// `convert_hf_to_gguf.py --dry-run`: plan the whole output (tensors, types, metadata, size)
-    /// and report it, writing nothing. Only for the converter's own types, unsplit, without a
-    /// projector.
+    /// `convert_hf_to_gguf.py --dry-run`: plan the whole output (tensors, types, metadata, size,
+    /// the shards of a split) and report it, writing nothing. Only for the converter's own
+    /// types, without a projector.
     pub dry_run: bool,
     /// `convert_hf_to_gguf.py --bigendian` ([`ckpt_gguf::ByteOrder::Big`]): header numbers and
     /// F32/F16 tensor data big-endian, BF16 and Q8_0 data as in a little-endian file, byte for
@@ -185,11 +189,23 @@ pub struct GgufReport {
     pub quantized: Vec<ckpt_quant::TensorReport>,
     /// The files written: the output, or the shards of a split output.
     pub outputs: Vec<PathBuf>,
+    /// The files of the output (one, or every shard of a split output), each with its tensor
+    /// count and size; for a dry run, what would be written.
+    pub shards: Vec<GgufShard>,
     /// Only planned ([`GgufOptions::dry_run`]): nothing was written.
     pub dry_run: bool,
     /// The projector file, when [`GgufOptions::mmproj`] asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mmproj: Option<MmprojReport>,
+}
+
+/// One file of a GGUF output.
+#[derive(Debug, Clone, Serialize)]
+pub struct GgufShard {
+    pub path: PathBuf,
+    pub tensors: usize,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// What was written to the `--mmproj` file.
@@ -272,8 +288,6 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
     if opts.dry_run {
         let refused = if opts.outtype.direct().is_none() {
             Some("a llama-quantize output type")
-        } else if opts.split.is_some() {
-            Some("a split output")
         } else if opts.mmproj.is_some() {
             Some("a projector file")
         } else {
@@ -281,7 +295,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         };
         if let Some(what) = refused {
             return Err(Error::Usage(format!(
-                "a dry run plans the converter's own output (f32, f16, bf16, q8_0, auto) as one file; it cannot plan {what}"
+                "a dry run plans the converter's own output (f32, f16, bf16, q8_0, auto); it cannot plan {what}"
             )));
         }
     }
@@ -412,8 +426,18 @@ fn convert_text(
         ckpt_model::plan_hf_to_gguf(model_dir, ckpt, &model_opts).and_then(|(writer, report)| {
             match quant {
                 None if opts.dry_run => {
-                    check_destination(dst, opts.overwrite)?;
-                    Ok((report, None))
+                    let mut report = report;
+                    let shards = planned_shards(&writer, dst, opts)?;
+                    // The single output was checked before converting; shards only now that
+                    // their number is known.
+                    if opts.split.is_some() {
+                        for s in &shards {
+                            check_destination(&s.path, opts.overwrite)?;
+                        }
+                    }
+                    report.output_bytes = shards.iter().map(|s| s.bytes).sum();
+                    report.outputs = shards.iter().map(|s| s.path.clone()).collect();
+                    Ok((report, None, shards))
                 }
                 None => {
                     let mut writer = writer;
@@ -425,16 +449,20 @@ fn convert_text(
                         ..Default::default()
                     };
                     let mut report = report;
+                    let planned = planned_shards(&writer, dst, opts)?;
                     let outputs = ckpt_model::write_with_progress(writer, dst, &write_opts)?;
-                    if opts.split.is_some() {
-                        report.output_bytes = 0;
-                        for p in &outputs {
-                            report.output_bytes +=
-                                std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
-                        }
+                    let mut shards = Vec::with_capacity(outputs.len());
+                    for (p, plan) in outputs.iter().zip(planned) {
+                        let bytes = std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+                        shards.push(GgufShard {
+                            path: p.clone(),
+                            tensors: plan.tensors,
+                            bytes,
+                        });
                     }
+                    report.output_bytes = shards.iter().map(|s| s.bytes).sum();
                     report.outputs = outputs;
-                    Ok((report, None))
+                    Ok((report, None, shards))
                 }
                 Some(ftype) => {
                     let mut qopts = opts
@@ -443,7 +471,11 @@ fn convert_text(
                         .unwrap_or_else(|| ckpt_quant::QuantizeOptions::new(ftype));
                     qopts.ftype = ftype;
                     qopts.overwrite = opts.overwrite;
-                    qopts.split = opts.split;
+                    qopts.split = opts
+                        .split
+                        .filter(ckpt_gguf::ConverterSplit::any)
+                        .map(gguf_split_options)
+                        .transpose()?;
                     qopts.keep_split = false;
                     // Planning is over; the quantizer's writer reports its own phase.
                     ckpt_core::progress::emit(progress.as_ref(), ckpt_core::ProgressEvent::Finish);
@@ -454,12 +486,12 @@ fn convert_text(
                         &qopts,
                         progress.clone(),
                     );
-                    q.map(|q| (report, Some(q)))
+                    q.map(|q| (report, Some(q), Vec::new()))
                 }
             }
         });
     ckpt_core::progress::emit(progress.as_ref(), ckpt_core::ProgressEvent::Finish);
-    let (report, quantized) = result?;
+    let (report, quantized, shards) = result?;
     let mut out = GgufReport {
         output: dst.to_path_buf(),
         hf_architecture: report.hf_architecture,
@@ -473,6 +505,7 @@ fn convert_text(
         warnings: report.warnings,
         quantized: Vec::new(),
         outputs: Vec::new(),
+        shards,
         dry_run: opts.dry_run,
         mmproj: None,
     };
@@ -493,4 +526,48 @@ fn convert_text(
         out.outputs = q.outputs;
     }
     Ok(out)
+}
+
+/// The files the converter's output takes (one, or the shards of `opts.split`), as planned.
+fn planned_shards(
+    writer: &ckpt_gguf::GgufWriter,
+    dst: &Path,
+    opts: &GgufOptions,
+) -> Result<Vec<GgufShard>> {
+    let plans = match &opts.split {
+        Some(split) => writer.plan_converter_split(dst, split)?,
+        None => vec![ckpt_gguf::ShardPlan {
+            path: dst.to_path_buf(),
+            tensors: writer.tensors().len(),
+            bytes: writer.total_size()?,
+            reported_bytes: 0,
+        }],
+    };
+    Ok(plans
+        .into_iter()
+        .map(|p| GgufShard {
+            path: p.path,
+            tensors: p.tensors,
+            bytes: p.bytes,
+        })
+        .collect())
+}
+
+/// The split of a llama-quantize type's output: llama-gguf-split's rule on the quantized file,
+/// which takes one limit.
+fn gguf_split_options(split: ckpt_gguf::ConverterSplit) -> Result<ckpt_gguf::SplitOptions> {
+    let by = match (split.max_tensors, split.max_bytes) {
+        (0, 0) => ckpt_gguf::SplitBy::MaxTensors(usize::MAX),
+        (n, 0) => ckpt_gguf::SplitBy::MaxTensors(n),
+        (0, b) => ckpt_gguf::SplitBy::MaxBytes(b),
+        _ => {
+            return Err(Error::Usage(
+                "a llama-quantize output type is split as llama-gguf-split splits the quantized file, by --split-max-size or --split-max-tensors, not both".into(),
+            ))
+        }
+    };
+    Ok(ckpt_gguf::SplitOptions {
+        by,
+        no_tensor_first_split: split.small_first_shard,
+    })
 }

@@ -28,6 +28,6 @@ pub use header::{
 pub use split::{merge_gguf, split_gguf, ShardPlan, SplitReport};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
 pub use writer::{
-    encode_value, parse_convert_split_size, parse_split_size, split_prefix, ByteOrder, DimsMode,
-    GgufWriter, SplitBy, SplitOptions,
+    converter_shard_paths, encode_value, parse_convert_split_size, parse_split_size, split_prefix,
+    ByteOrder, ConverterSplit, DimsMode, GgufWriter, SplitBy, SplitOptions,
 };

@@ -21,7 +21,9 @@ pub struct ShardPlan {
     pub tensors: usize,
     /// Its size: header (with padding) plus every tensor's data, padded.
     pub bytes: u64,
-    /// llama-gguf-split's `total_size` for `--dry-run`: the header plus the unpadded tensor data.
+    /// The size the tool itself prints for it: llama-gguf-split's `total_size` for `--dry-run`
+    /// (the header plus the unpadded tensor data); for convert_hf_to_gguf.py's split
+    /// ([`crate::GgufWriter::plan_converter_split`]), the unpadded tensor data alone.
     pub reported_bytes: u64,
 }
 

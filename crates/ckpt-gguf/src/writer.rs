@@ -652,6 +652,155 @@ pub struct SplitOptions {
     pub no_tensor_first_split: bool,
 }
 
+/// How convert_hf_to_gguf.py splits its output (gguf-py's `GGUFWriter` with `split_max_tensors`,
+/// `split_max_size` and `small_first_shard`). Unlike llama-gguf-split's rule ([`SplitOptions`]),
+/// both limits may be given (a shard ends when either is reached), sizes count tensor data
+/// unpadded, a tensor larger than the size limit gets a shard of its own, and when everything
+/// fits one shard the output is the ordinary single file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConverterSplit {
+    /// At most this many tensors per shard (`--split-max-tensors`); 0: no limit.
+    pub max_tensors: usize,
+    /// At most this many bytes of (unpadded) tensor data per shard (`--split-max-size`); 0: no
+    /// limit.
+    pub max_bytes: u64,
+    /// The first shard holds only the metadata (`--no-tensor-first-split`); the tensors start in
+    /// the second, so the output is always split.
+    pub small_first_shard: bool,
+}
+
+impl ConverterSplit {
+    /// Whether any option asks for a split (all zero and false: one file, as without them).
+    pub fn any(&self) -> bool {
+        self.max_tensors != 0 || self.max_bytes != 0 || self.small_first_shard
+    }
+}
+
+/// The file names gguf-py gives the shards of `out` (`format_shard_names`): the name's stem (the
+/// file name without its last extension, as Python's `Path.stem`) then `-00001-of-0000N.gguf`,
+/// in `out`'s folder; a single shard is `out` itself.
+pub fn converter_shard_paths(out: &Path, n_shards: usize) -> Vec<PathBuf> {
+    if n_shards == 1 {
+        return vec![out.to_path_buf()];
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Path.stem: the last '.' starts the suffix unless it is the first character or the last.
+    let stem = match name.rfind('.') {
+        Some(i) if i > 0 && i + 1 < name.len() => &name[..i],
+        _ => name.as_str(),
+    };
+    (0..n_shards)
+        .map(|i| out.with_file_name(split_path(stem, i, n_shards)))
+        .collect()
+}
+
+impl GgufWriter {
+    /// Tensor counts per shard by gguf-py's rule (`add_tensor_info`): a tensor starts a new shard
+    /// when the current one already holds some tensor and either holds `max_tensors` or would
+    /// exceed `max_bytes` of unpadded data with it.
+    fn converter_groups(&self, split: &ConverterSplit) -> Result<Vec<usize>> {
+        let plan = self.plan()?;
+        let mut sizes = vec![0usize];
+        if split.small_first_shard {
+            sizes.push(0);
+        }
+        let mut bytes = 0u64;
+        for planned in &plan.tensors {
+            let n = *sizes.last().expect("never empty");
+            if n > 0
+                && ((split.max_tensors != 0 && n >= split.max_tensors)
+                    || (split.max_bytes != 0
+                        && bytes.saturating_add(planned.nbytes) > split.max_bytes))
+            {
+                sizes.push(0);
+                bytes = 0;
+            }
+            *sizes.last_mut().expect("never empty") += 1;
+            bytes += planned.nbytes;
+        }
+        Ok(sizes)
+    }
+
+    /// Writes the output as convert_hf_to_gguf.py does with split options (see
+    /// [`ConverterSplit`] and [`converter_shard_paths`]): when there is more than one shard,
+    /// the first has every KV followed by `split.no` (u16), `split.count` (u16) and
+    /// `split.tensors.count` (i32), the others only those three; each shard's header and
+    /// padding follow this writer's settings. One shard: the ordinary file at `out`, without
+    /// split keys. Atomic like [`Self::write_split`]. Returns the files written.
+    pub fn write_converter_split(
+        self,
+        out: &Path,
+        split: &ConverterSplit,
+        overwrite: bool,
+    ) -> Result<Vec<PathBuf>> {
+        let sizes = self.converter_groups(split)?;
+        if sizes.len() == 1 {
+            self.write(out, overwrite)?;
+            return Ok(vec![out.to_path_buf()]);
+        }
+        let paths = converter_shard_paths(out, sizes.len());
+        self.write_groups(&paths, &sizes, overwrite, converter_split_keys)
+    }
+
+    /// What [`Self::write_converter_split`] would write (convert_hf_to_gguf.py `--dry-run`):
+    /// each file's path, tensor count and size (`bytes` is the file's size, `reported_bytes` the
+    /// unpadded tensor data the converter prints as `total_size`); writes nothing.
+    pub fn plan_converter_split(
+        &self,
+        out: &Path,
+        split: &ConverterSplit,
+    ) -> Result<Vec<crate::split::ShardPlan>> {
+        let plan = self.plan()?;
+        let sizes = self.converter_groups(split)?;
+        let paths = converter_shard_paths(out, sizes.len());
+        let n = sizes.len();
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        for (i, (&size, path)) in sizes.iter().zip(paths).enumerate() {
+            let range = start..start + size;
+            start += size;
+            let bytes = if n == 1 {
+                self.total_size()?
+            } else {
+                let mut shard = GgufWriter::new();
+                shard.dims_mode = self.dims_mode;
+                shard.alignment_override = self.alignment_override;
+                if i == 0 {
+                    shard.kvs = self.kvs.clone();
+                }
+                converter_split_keys(&mut shard, i, n, self.tensors.len());
+                shard.tensors = self.tensors[range.clone()].to_vec();
+                shard.total_size()?
+            };
+            out.push(crate::split::ShardPlan {
+                path,
+                tensors: size,
+                bytes,
+                reported_bytes: plan.tensors[range].iter().map(|t| t.nbytes).sum(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// gguf-py's `add_shard_kv_data`: the three keys set on every shard, in this order; a key the
+/// shard already has keeps its place (a Python dict update).
+fn converter_split_keys(shard: &mut GgufWriter, i: usize, n: usize, n_tensors: usize) {
+    for (key, value) in [
+        (SPLIT_NO_KEY, GgufValue::U16(i as u16)),
+        (SPLIT_COUNT_KEY, GgufValue::U16(n as u16)),
+        (SPLIT_TENSORS_COUNT_KEY, GgufValue::I32(n_tensors as i32)),
+    ] {
+        match shard.kvs.iter_mut().find(|(k, _)| k == key) {
+            Some(kv) => kv.1 = value,
+            None => shard.add_kv(key, value),
+        }
+    }
+}
+
 impl GgufWriter {
     /// Writes the model as `<out_prefix>-00001-of-0000N.gguf` … like `llama-gguf-split --split`:
     /// the first shard has every KV, then `split.no` (u16), `split.tensors.count` (i32) and
@@ -667,7 +816,8 @@ impl GgufWriter {
         let plan = self.plan()?;
         let groups = split_groups(&self.tensors, &plan, options)?;
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
-        self.write_groups(out_prefix, &sizes, overwrite, |shard, i, n, n_tensors| {
+        let paths = split_paths(out_prefix, sizes.len());
+        self.write_groups(&paths, &sizes, overwrite, |shard, i, n, n_tensors| {
             // llama-gguf-split sets split.count twice (a placeholder first), and every set moves
             // the key to the end: split.no, split.tensors.count, split.count.
             shard.set_kv(SPLIT_NO_KEY, GgufValue::U16(i as u16));
@@ -734,7 +884,7 @@ impl GgufWriter {
             )));
         }
         self.write_groups(
-            out_prefix,
+            &split_paths(out_prefix, shard_tensor_counts.len()),
             shard_tensor_counts,
             overwrite,
             |shard, i, n, n_tensors| {
@@ -747,12 +897,12 @@ impl GgufWriter {
         )
     }
 
-    /// Writes consecutive runs of tensors (`sizes[i]` tensors in shard i) into
-    /// `split_path(prefix, i, n)`: all shards to temporaries first, renamed into place only when
-    /// every one is complete (and removed again if a rename fails).
+    /// Writes consecutive runs of tensors (`sizes[i]` tensors in shard i) into `paths[i]`: all
+    /// shards to temporaries first, renamed into place only when every one is complete (and
+    /// removed again if a rename fails).
     fn write_groups(
         self,
-        out_prefix: &Path,
+        paths: &[PathBuf],
         sizes: &[usize],
         overwrite: bool,
         split_keys: impl Fn(&mut GgufWriter, usize, usize, usize),
@@ -765,11 +915,7 @@ impl GgufWriter {
                 "{n_shards} shards / {n_tensors} tensors do not fit the split keys"
             )));
         }
-        let prefix = out_prefix.to_string_lossy().into_owned();
-        let paths: Vec<PathBuf> = (0..n_shards)
-            .map(|i| split_path(&prefix, i, n_shards).into())
-            .collect();
-        for p in &paths {
+        for p in paths {
             check_destination(p, overwrite)?;
         }
         let GgufWriter {
@@ -805,7 +951,7 @@ impl GgufWriter {
             files.push(file);
         }
         let mut committed: Vec<&PathBuf> = Vec::with_capacity(n_shards);
-        for (f, p) in files.into_iter().zip(&paths) {
+        for (f, p) in files.into_iter().zip(paths) {
             if let Err(e) = f.commit() {
                 for done in committed {
                     let _ = std::fs::remove_file(done);
@@ -814,8 +960,16 @@ impl GgufWriter {
             }
             committed.push(p);
         }
-        Ok(paths)
+        Ok(paths.to_vec())
     }
+}
+
+/// llama.cpp's shard names for `out_prefix` (`split_path`).
+fn split_paths(out_prefix: &Path, n_shards: usize) -> Vec<PathBuf> {
+    let prefix = out_prefix.to_string_lossy();
+    (0..n_shards)
+        .map(|i| split_path(&prefix, i, n_shards).into())
+        .collect()
 }
 
 /// The prefix shards are named after when the output is given as a file name: `model.gguf`

@@ -78,9 +78,10 @@ pub struct HfToGgufOptions {
     /// Receives a `"converting"` phase measuring the data bytes, advanced as tensors are
     /// written.
     pub progress: Option<ckpt_core::SharedProgress>,
-    /// Write a split set (`OUT-00001-of-0000N.gguf`, … with OUT the output path without `.gguf`)
-    /// with the bytes `llama-gguf-split --split` makes of the single-file output.
-    pub split: Option<ckpt_gguf::SplitOptions>,
+    /// Write a split set as convert_hf_to_gguf.py `--split-max-tensors` / `--split-max-size` /
+    /// `--no-tensor-first-split` does (`OUT-00001-of-0000N.gguf`, … with OUT the output's file
+    /// name without its extension; one file at the output path when everything fits one shard).
+    pub split: Option<ckpt_gguf::ConverterSplit>,
 }
 
 impl Default for HfToGgufOptions {
@@ -578,14 +579,7 @@ pub fn write_with_progress(
         None => writer
             .write(out, opts.overwrite)
             .map(|()| vec![out.to_path_buf()]),
-        Some(split) => {
-            // llama-gguf-split rewrites the header with ggml's writer: ggml_n_dims, alignment 32.
-            let mut writer = writer;
-            writer
-                .set_dims_mode(ckpt_gguf::DimsMode::TrimTrailingOnes)
-                .set_alignment(ckpt_gguf::DEFAULT_ALIGNMENT);
-            writer.write_split(&ckpt_gguf::split_prefix(out), split, opts.overwrite)
-        }
+        Some(split) => writer.write_converter_split(out, split, opts.overwrite),
     };
     if let Some(progress) = &opts.progress {
         writer.set_progress("converting", progress.clone());

@@ -49,7 +49,7 @@ fn inspect(py: Python<'_>, path: PathBuf, key: Option<String>, summary: bool) ->
 #[pyo3(signature = (src, dst, *, to=None, outtype=None, dtype=None, max_shard_size=None,
     overwrite=false, verify=true, key=None, materialize_shared=false,
     allow_expanded_views=false, intermediate=None, pre_tokenizer=None, strict=false,
-    progress=None))]
+    base=None, base_model_id=None, dry_run=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn convert(
     py: Python<'_>,
@@ -67,13 +67,52 @@ fn convert(
     intermediate: Option<String>,
     pre_tokenizer: Option<String>,
     strict: bool,
+    base: Option<PathBuf>,
+    base_model_id: Option<String>,
+    dry_run: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let progress = Callback::new(progress);
     detached(py, move || {
         let to: Option<OutputFormat> = to.as_deref().map(str::parse).transpose()?;
         let progress = progress.map(|c| c.progress_fn());
-        if ckpt::convert::writes_gguf(&dst, to) {
+        let gguf = ckpt::convert::writes_gguf(&dst, to);
+        if gguf
+            && (base.is_some() || base_model_id.is_some() || ckpt::convert::is_adapter_dir(&src))
+        {
+            let not_for_adapters = [
+                ("dtype", dtype.is_some()),
+                ("max_shard_size", max_shard_size.is_some()),
+                ("key", key.is_some()),
+                ("intermediate", intermediate.is_some()),
+                ("pre_tokenizer", pre_tokenizer.is_some()),
+                ("materialize_shared", materialize_shared),
+                ("strict", strict),
+            ];
+            if let Some((arg, _)) = not_for_adapters.iter().find(|(_, set)| *set) {
+                return Err(usage(format!(
+                    "{arg} does not apply to a LoRA adapter converted to GGUF"
+                )));
+            }
+            return adapter_to_gguf(
+                &src,
+                &dst,
+                outtype.as_deref(),
+                base.as_deref(),
+                base_model_id.as_deref(),
+                dry_run,
+                overwrite,
+            );
+        }
+        if base.is_some() || base_model_id.is_some() {
+            return Err(usage("base and base_model_id apply to a PEFT LoRA adapter folder converted to GGUF (dst ending in .gguf or to='gguf')"));
+        }
+        if dry_run && !gguf {
+            return Err(usage(
+                "dry_run applies to a GGUF output (a model or a LoRA adapter converted to GGUF)",
+            ));
+        }
+        if gguf {
             if dtype.is_some() {
                 return Err(usage("dtype does not apply to GGUF output: the tensor types are chosen by outtype (f32, f16, bf16, q8_0, q4_k_m, …)"));
             }
@@ -95,6 +134,7 @@ fn convert(
                 key,
                 overwrite,
                 progress,
+                dry_run,
                 ..Default::default()
             };
             return ckpt::convert::to_gguf(&src, &dst, &opts).map(|r| to_json(&r));
@@ -133,6 +173,39 @@ fn convert(
         };
         ckpt::convert::convert(&local_src, &dst, &opts).map(|r| to_json(&r))
     })
+}
+
+/// A PEFT LoRA adapter folder to a GGUF adapter, as `ckpt convert ADAPTER out.gguf --base BASE`
+/// (convert_lora_to_gguf.py): the base's config.json from `base`, from the Hub when
+/// `base_model_id` is given (which then wins, as in the script), else from the adapter's
+/// `base_model_name_or_path` when that is a local folder.
+fn adapter_to_gguf(
+    src: &Path,
+    dst: &Path,
+    outtype: Option<&str>,
+    base: Option<&Path>,
+    base_model_id: Option<&str>,
+    dry_run: bool,
+    overwrite: bool,
+) -> ckpt::Result<String> {
+    let outtype = ckpt::convert::adapter_outtype(outtype)?;
+    if !ckpt::convert::is_adapter_dir(src) {
+        return Err(Error::Invalid {
+            path: src.to_path_buf(),
+            msg: "base was given, but this is not a PEFT adapter folder (adapter_config.json + adapter_model.safetensors or adapter_model.bin)".into(),
+        });
+    }
+    let hub_base = base_model_id
+        .map(ckpt::convert::adapter_base_from_hub)
+        .transpose()?;
+    let opts = ckpt::convert::LoraToGgufOptions {
+        outtype,
+        dry_run,
+        byte_order: Default::default(),
+    };
+    let report =
+        ckpt::convert::adapter_to_gguf(src, hub_base.as_deref().or(base), dst, &opts, overwrite)?;
+    Ok(to_json(&report))
 }
 
 fn ggml_type(s: Option<&str>, what: &str) -> ckpt::Result<Option<GgmlType>> {

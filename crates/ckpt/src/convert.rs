@@ -167,6 +167,19 @@ pub fn gguf_to_hf(src: &Path, dst: &Path, opts: &ExportOptions) -> Result<Export
 
 pub use ckpt_convert::lora_gguf::{is_adapter_dir, AdapterReport, LoraToGgufOptions};
 
+/// The output type of a GGUF LoRA adapter from its name (f32, f16, bf16, q8_0, auto, as
+/// `convert_lora_to_gguf.py --outtype`); `None`: f32, the script's default.
+pub fn adapter_outtype(name: Option<&str>) -> Result<ckpt_model::OutType> {
+    match name {
+        None => Ok(ckpt_model::OutType::F32),
+        Some(s) => ckpt_model::OutType::from_name(s).ok_or_else(|| {
+            Error::Usage(format!(
+                "the outtype of a LoRA adapter must be f32, f16, bf16, q8_0 or auto (as convert_lora_to_gguf.py --outtype), not '{s}'"
+            ))
+        }),
+    }
+}
+
 /// The base model of a PEFT adapter from the Hub, as `convert_lora_to_gguf.py --base-model-id`
 /// reads it: only `config.json` of `id` (`ORG/NAME`, `hf://ORG/NAME[@REV]`) is downloaded into
 /// the Hugging Face cache (settings from the environment: `HF_ENDPOINT`, `HF_TOKEN`, …); the

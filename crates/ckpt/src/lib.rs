@@ -54,7 +54,7 @@ pub use ckpt_core::{
     Checkpoint, DType, Error, ErrorKind, Format, GgmlType, Progress, ProgressEvent, Result,
     SharedProgress, Tensor,
 };
-pub use ckpt_gguf::{ShardPlan, SplitBy, SplitOptions, SplitReport};
+pub use ckpt_gguf::{ConverterSplit, ShardPlan, SplitBy, SplitOptions, SplitReport};
 pub use ckpt_quant::{
     Ftype, ImatrixWeights, KvOverride, KvOverrideValue, QuantizeOptions, QuantizeReport,
     TensorTypeOverride,

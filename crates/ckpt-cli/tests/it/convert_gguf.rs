@@ -339,15 +339,17 @@ fn split_sizes_read_as_the_real_tools_read_them() {
     names.sort();
     let shards: Vec<&String> = names.iter().filter(|n| n.starts_with("s-")).collect();
     assert!(shards.len() > 1, "{names:?}");
-    for s in shards {
-        let i = &s[1..];
-        for other in ["c", "b"] {
-            assert_eq!(
-                sha256(&work.path().join(s)),
-                sha256(&work.path().join(format!("{other}{i}"))),
-                "{other}{i}"
-            );
-        }
+    // 1000K and 1000000 are the same limit for the converter (whose split is gguf-py's, not
+    // llama-gguf-split's: tests/it/convert_split.rs)
+    let converted: Vec<&String> = names.iter().filter(|n| n.starts_with("c-")).collect();
+    assert!(converted.len() > 1, "{names:?}");
+    for c in converted {
+        let i = &c[1..];
+        assert_eq!(
+            sha256(&work.path().join(c)),
+            sha256(&work.path().join(format!("b{i}"))),
+            "b{i}"
+        );
     }
     // quantize orders tensors as llama-quantize does: its own split, but split by 1 M too
     assert!(

@@ -2,6 +2,7 @@
 
 mod bigendian;
 mod convert_gguf;
+mod convert_split;
 mod convert_torch;
 mod convert_views;
 mod crash_safety;

@@ -87,6 +87,9 @@ def convert(
     intermediate: Optional[str] = None,
     pre_tokenizer: Optional[str] = None,
     strict: bool = False,
+    base: Optional[PathLike] = None,
+    base_model_id: Optional[str] = None,
+    dry_run: bool = False,
     progress: ProgressArg = None,
 ) -> Dict[str, Any]:
     """Converts a checkpoint (``ckpt convert SRC DST --json``).
@@ -95,6 +98,9 @@ def convert(
       files), re-read and compared tensor by tensor before it is put in place;
     * a Hugging Face model folder → GGUF (``dst`` ending in ``.gguf`` or ``to="gguf"``), byte
       for byte as llama.cpp's ``convert_hf_to_gguf.py``, with any llama-quantize ``outtype``;
+    * a PEFT LoRA adapter folder (``adapter_config.json`` + ``adapter_model.safetensors`` or
+      ``.bin``) → a GGUF adapter (``dst`` ending in ``.gguf``), byte for byte as llama.cpp's
+      ``convert_lora_to_gguf.py`` (``ckpt convert ADAPTER adapter.gguf --base BASE``);
     * a GGUF → a Hugging Face folder (dequantized, config and tokenizer rebuilt).
 
     Args:
@@ -102,7 +108,8 @@ def convert(
         dst: output file or folder (written atomically).
         to: ``"safetensors"``, ``"bin"`` or ``"gguf"`` (default: from ``dst``).
         outtype: GGUF output type: ``auto``, ``f32``, ``f16``, ``bf16``, ``q8_0``, or a
-            llama-quantize type (``q4_k_m``, ``q6_k``, …).
+            llama-quantize type (``q4_k_m``, ``q6_k``, …). For a LoRA adapter: ``f32`` (the
+            default, as in ``convert_lora_to_gguf.py``), ``f16``, ``bf16``, ``q8_0`` or ``auto``.
         dtype: cast floating-point tensors (``f32``, ``f16``, ``bf16``) for safetensors/.bin.
         max_shard_size: shard the output (bytes, or ``"5GB"`` as huggingface_hub writes it).
         overwrite: replace an existing output (else :class:`UsageError`).
@@ -114,6 +121,15 @@ def convert(
         intermediate: GGUF with a llama-quantize outtype: ``f16`` (default), ``bf16`` or ``f32``.
         pre_tokenizer: GGUF: override the detected pre-tokenizer name.
         strict: GGUF → Hugging Face: refuse architectures without a Hugging Face mapping.
+        base: LoRA adapter → GGUF: the base model folder (or ``hf://ORG/NAME``); only its
+            ``config.json`` is read (``convert_lora_to_gguf.py --base``). Default: the
+            adapter's ``base_model_name_or_path`` when that is a local folder.
+        base_model_id: LoRA adapter → GGUF: the base model's Hub id (``ORG/NAME``); only its
+            ``config.json`` is downloaded, into the Hugging Face cache
+            (``convert_lora_to_gguf.py --base-model-id``); ``base`` is then ignored.
+        dry_run: GGUF output (a model with ``auto``/``f32``/``f16``/``bf16``/``q8_0``, or a
+            LoRA adapter): plan the whole file and report it (``bytes`` is the size the file
+            would have), writing nothing, as the scripts' ``--dry-run``.
         progress: ``True`` for tqdm bars, or a callable taking event dicts.
 
     Returns:
@@ -137,6 +153,9 @@ def convert(
             intermediate=intermediate,
             pre_tokenizer=pre_tokenizer,
             strict=strict,
+            base=None if base is None else _path(base),
+            base_model_id=base_model_id,
+            dry_run=dry_run,
         )
     )
 

@@ -38,6 +38,9 @@ def convert(
     intermediate: Optional[str] = ...,
     pre_tokenizer: Optional[str] = ...,
     strict: bool = ...,
+    base: Optional[PathLike] = ...,
+    base_model_id: Optional[str] = ...,
+    dry_run: bool = ...,
     progress: ProgressArg = ...,
 ) -> Dict[str, Any]: ...
 def quantize(
