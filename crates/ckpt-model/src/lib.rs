@@ -363,6 +363,8 @@ pub fn plan_hf_to_gguf(
         pre_override: opts.pre_tokenizer.as_deref(),
         warnings: &mut warnings,
     })?;
+    // What the converter writes without a word but llama.cpp then refuses to load.
+    warnings.extend(arch::deepseek::llama_cpp_load_problem(&kv));
 
     let kv_count = kv.entries().len();
     let tensor_count = planned.len();

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::family::{Dflt, Experts, Family, Hooks, Join, Param, Vocab};
 use super::{rope_parameters, write_base_params, Kind, ParamContext};
 use crate::hparams::Hparams;
+use crate::kv::KvList;
 
 const TENSORS: &[Kind] = &[
     Kind::TokenEmbd,
@@ -230,6 +231,29 @@ fn mla_lengths(ctx: &mut ParamContext) -> Result<()> {
     kv.u32("deepseek2.attention.key_length_mla", nope + rope);
     kv.u32("deepseek2.attention.value_length_mla", v);
     Ok(())
+}
+
+/// Why llama.cpp will refuse to load a `deepseek2` GGUF with these KVs, if it will: its loader
+/// reads `attention.q_lora_rank` (queries through a low-rank projection) unless the model looks
+/// like DeepSeek-V2-Lite (26 or 27 layers, or 48 with a 128256-token vocabulary); a model without
+/// q LoRA of any other depth converts (the converter writes no key) but does not load.
+pub fn llama_cpp_load_problem(kv: &KvList) -> Option<String> {
+    if kv.get("general.architecture").and_then(|v| v.as_str()) != Some("deepseek2")
+        || kv.get("deepseek2.attention.q_lora_rank").is_some()
+    {
+        return None;
+    }
+    let layers = kv.get("deepseek2.block_count").and_then(|v| v.as_u64())?;
+    let vocab = match kv.get("tokenizer.ggml.tokens") {
+        Some(ckpt_gguf::GgufValue::Array(a)) => Some(a.items.len() as u64),
+        _ => kv.get("deepseek2.vocab_size").and_then(|v| v.as_u64()),
+    };
+    if layers == 26 || layers == 27 || (layers == 48 && vocab == Some(128256)) {
+        return None;
+    }
+    Some(format!(
+        "llama.cpp will not load this GGUF: without q_lora_rank (no query LoRA) its deepseek2 loader needs DeepSeek-V2-Lite's layer count (26 or 27, or 48 with a 128256-token vocabulary), and this model has {layers} layers"
+    ))
 }
 
 fn shared_count(ctx: &mut ParamContext) -> Result<()> {

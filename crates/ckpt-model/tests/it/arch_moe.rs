@@ -408,3 +408,35 @@ fn stacking_reads_one_expert_at_a_time() {
     (fill.fill)(10..14, &mut dst).unwrap();
     assert_eq!(*reads.lock().unwrap(), vec![2, 3]);
 }
+
+/// The DeepSeek-V2 fixture has no q LoRA and 2 layers: the converter writes it without a word,
+/// llama.cpp's deepseek2 loader (llama-quantize, llama-cli) then stops for the missing
+/// `deepseek2.attention.q_lora_rank`. The conversion (still the converter's bytes) says so;
+/// DeepSeek-V3's fixture has q LoRA and gets no such warning.
+#[test]
+fn deepseek_v2_without_q_lora_warns_that_llama_cpp_will_not_load_it() {
+    let convert = |case: &str| {
+        let (tmp, dir, ck, _) = setup(case, |_| {});
+        let out = tmp.path().join("out.gguf");
+        let opts = HfToGgufOptions {
+            outtype: OutType::F16,
+            overwrite: true,
+            ..Default::default()
+        };
+        convert_hf_to_gguf(&dir, &ck, &out, &opts).unwrap()
+    };
+    let v2 = convert("deepseek_v2");
+    assert!(
+        v2.warnings
+            .iter()
+            .any(|w| w.contains("llama.cpp will not load") && w.contains("2 layers")),
+        "{:?}",
+        v2.warnings
+    );
+    let v3 = convert("deepseek_v3");
+    assert!(
+        !v3.warnings.iter().any(|w| w.contains("llama.cpp")),
+        "{:?}",
+        v3.warnings
+    );
+}
