@@ -457,13 +457,7 @@ mod tests {
             move || Ok(bytes.clone()),
         );
         let parts = split_kv_b(&t, heads, nope, v, std::path::Path::new("config.json")).unwrap();
-        let f32s = |t: &Tensor| -> Vec<f32> {
-            t.bytes()
-                .unwrap()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        };
+        let f32s = super::super::split::f32_values;
         let (k, vb) = (f32s(&parts[0]), f32s(&parts[1]));
         let shape = kv_b_shape(&[&parts[0].shape, &parts[1].shape]).unwrap();
         assert_eq!(shape, t.shape);

@@ -362,6 +362,16 @@ pub fn renamed(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, Stri
     }
 }
 
+/// An F32 tensor's values (tests of the split/join pairs).
+#[cfg(test)]
+pub(crate) fn f32_values(t: &Tensor) -> Vec<f32> {
+    t.bytes()
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,13 +387,7 @@ mod tests {
         let cfg = std::path::Path::new("config.json");
         let a = slice_rows(&t, "a".into(), 0..2, cfg).unwrap();
         let b = slice_rows(&t, "b".into(), 2..6, cfg).unwrap();
-        let f32s = |t: &Tensor| -> Vec<f32> {
-            t.bytes()
-                .unwrap()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        };
+        let f32s = f32_values;
         let (va, vb) = (f32s(&a), f32s(&b));
         assert_eq!(concat_rows_shape(&[&a.shape, &b.shape]).unwrap(), shape);
         assert_eq!(
@@ -402,13 +406,7 @@ mod tests {
         let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
         let t = Tensor::computed("t", DType::F32, shape.clone(), move || Ok(bytes.clone()));
         let cfg = std::path::Path::new("config.json");
-        let f32s = |t: &Tensor| -> Vec<f32> {
-            t.bytes()
-                .unwrap()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        };
+        let f32s = f32_values;
         let halves = packed_gate_up(&t, "g".into(), "u".into(), cfg).unwrap();
         let (g, u) = (f32s(&halves[0]), f32s(&halves[1]));
         assert_eq!(halves[0].shape, vec![2, 2, 3]);
