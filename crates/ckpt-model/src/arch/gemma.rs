@@ -538,6 +538,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dense_modules_follow_modules_json_and_name_a_bad_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("config.json"), "{}").unwrap();
+        std::fs::write(
+            d.join("modules.json"),
+            r#"[{"path": "", "type": "sentence_transformers.models.Transformer"},
+                {"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+                {"path": "5_Dense", "type": "sentence_transformers.models.Dense"},
+                {"path": "6_Dense", "type": "sentence_transformers.models.Dense"}]"#,
+        )
+        .unwrap();
+        for (m, conf) in [
+            ("2_Dense", r#"{"in_features": 8, "out_features": 32}"#),
+            ("5_Dense", r#"{"in_features": null, "out_features": 8}"#),
+        ] {
+            std::fs::create_dir(d.join(m)).unwrap();
+            std::fs::write(d.join(m).join("model.safetensors"), b"").unwrap();
+            std::fs::write(d.join(m).join("config.json"), conf).unwrap();
+        }
+        // 6_Dense has no model.safetensors: skipped, as the converter skips it.
+        std::fs::create_dir(d.join("6_Dense")).unwrap();
+        let mut hp = Hparams::load(d).unwrap();
+        assert!(
+            dense_modules(&hp).unwrap().is_empty(),
+            "off without the flag"
+        );
+        hp.sentence_transformers_dense_modules = true;
+        let got: Vec<_> = dense_modules(&hp)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.prefix, m.features))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("dense_2", Some((8, 32))), ("dense_3", None)],
+            "any folder but 2_Dense is dense_3; a null feature count writes no KVs"
+        );
+        std::fs::write(d.join("2_Dense/config.json"), r#"{"out_features": 32}"#).unwrap();
+        let err = dense_modules(&hp).err().unwrap().to_string();
+        assert!(
+            err.contains("2_Dense") && err.contains("in_features not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn gemma_norms_get_their_one_back_and_lm_head_is_dropped() {
         let dir = std::path::Path::new(".");
         let t = TensorRef {
