@@ -244,6 +244,11 @@ struct ConvertArgs {
     /// convert_hf_to_gguf.py --mmproj writes), in the same pass
     #[arg(long, value_name = "FILE")]
     mmproj: Option<PathBuf>,
+    /// GGUF: also convert the sentence-transformers Dense modules of modules.json
+    /// (EmbeddingGemma's 2_Dense/3_Dense), as convert_hf_to_gguf.py
+    /// --sentence-transformers-dense-modules does
+    #[arg(long)]
+    sentence_transformers_dense_modules: bool,
     /// GGUF with --mmproj: the projector's type (f32, f16, bf16, q8_0, auto; default: --outtype,
     /// or the --intermediate precision when --outtype is a llama-quantize type)
     #[arg(long, value_name = "TYPE", requires = "mmproj")]
@@ -494,6 +499,9 @@ fn check_convert_options(a: &ConvertArgs, kind: ConvertKind) -> Result<(), Error
             if a.mmproj.is_some() {
                 return refuse("--mmproj", what);
             }
+            if a.sentence_transformers_dense_modules {
+                return refuse("--sentence-transformers-dense-modules", what);
+            }
             if a.bigendian {
                 return refuse("--bigendian", what);
             }
@@ -650,6 +658,10 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         ("--max-shard-size", a.max_shard_size.is_some()),
         ("--key", a.key.is_some()),
         ("--mmproj", a.mmproj.is_some()),
+        (
+            "--sentence-transformers-dense-modules",
+            a.sentence_transformers_dense_modules,
+        ),
         ("--push-pr", a.push_pr),
         ("--split-max-size", a.split.split_max_size.is_some()),
         ("--split-max-tensors", a.split.split_max_tensors.is_some()),
@@ -827,6 +839,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         split: a.split.convert_options(a.no_tensor_first_split)?,
         dry_run: a.dry_run,
         byte_order: byte_order(a),
+        sentence_transformers_dense_modules: a.sentence_transformers_dense_modules,
     };
     let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
     bars.finish();

@@ -169,6 +169,13 @@ pub struct GgufOptions {
     /// the converter's own output types, unsplit: llama-quantize and llama-gguf-split write
     /// little-endian files only. Default little-endian.
     pub byte_order: ckpt_gguf::ByteOrder,
+    /// `convert_hf_to_gguf.py --sentence-transformers-dense-modules`: also convert the
+    /// sentence-transformers `Dense` modules listed in `modules.json` (EmbeddingGemma's
+    /// `2_Dense`/`3_Dense` as `dense_2.weight`/`dense_3.weight` with their
+    /// `gemma-embedding.dense_N_feat_in`/`_feat_out`), see
+    /// [`ckpt_model::HfToGgufOptions::sentence_transformers_dense_modules`]. Default off: the
+    /// modules are left out, as the converter leaves them out without the flag.
+    pub sentence_transformers_dense_modules: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -253,6 +260,7 @@ fn write_mmproj(
         overwrite: true,
         progress: None,
         split: None,
+        ..Default::default()
     };
     let (mut writer, mut r, _) = ckpt_model::mmproj::plan_mmproj(model_dir, ckpt, outtype)?;
     writer.set_byte_order(opts.byte_order);
@@ -417,6 +425,7 @@ fn convert_text(
         overwrite: opts.overwrite,
         progress: None,
         split: None,
+        sentence_transformers_dense_modules: opts.sentence_transformers_dense_modules,
     };
     // The converter's whole output, planned but not written. For a llama-quantize type the
     // quantizer reads its tensors by bands of rows (cast as they are read) and writes the

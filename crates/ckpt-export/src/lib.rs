@@ -564,6 +564,7 @@ fn plan_tensors(
     let mut hp = Hparams {
         path: PathBuf::from(format!("{gguf_label} (rebuilt config.json)")),
         map: config.clone(),
+        sentence_transformers_dense_modules: false,
     };
     forward.config_defaults(&mut hp);
     // As the converter counts blocks (GLM-4.5's include the NextN layers, see its `config` hook).

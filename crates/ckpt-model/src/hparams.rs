@@ -10,13 +10,22 @@ use serde_json::{Map, Value};
 pub struct Hparams {
     pub path: PathBuf,
     pub map: Map<String, Value>,
+    /// convert_hf_to_gguf.py `--sentence-transformers-dense-modules`: the conversion also takes
+    /// the sentence-transformers `Dense` modules listed in `modules.json` (EmbeddingGemma's
+    /// `2_Dense`/`3_Dense`). Not part of config.json; set from
+    /// [`crate::HfToGgufOptions::sentence_transformers_dense_modules`].
+    pub sentence_transformers_dense_modules: bool,
 }
 
 impl Hparams {
     pub fn load(model_dir: &Path) -> Result<Hparams> {
         let path = model_dir.join("config.json");
         let map = read_json_object(&path)?;
-        let mut hp = Hparams { path, map };
+        let mut hp = Hparams {
+            path,
+            map,
+            sentence_transformers_dense_modules: false,
+        };
         if let Some(Value::Object(text)) = hp.map.get("text_config").cloned() {
             for (k, v) in text {
                 hp.map.insert(k, v);

@@ -82,6 +82,13 @@ pub struct HfToGgufOptions {
     /// `--no-tensor-first-split` does (`OUT-00001-of-0000N.gguf`, … with OUT the output's file
     /// name without its extension; one file at the output path when everything fits one shard).
     pub split: Option<ckpt_gguf::ConverterSplit>,
+    /// convert_hf_to_gguf.py `--sentence-transformers-dense-modules`: also convert the
+    /// sentence-transformers `Dense` modules of `modules.json` whose folder holds a
+    /// `model.safetensors` (EmbeddingGemma's `2_Dense`/`3_Dense`, written as `dense_2.weight` /
+    /// `dense_3.weight` before the model's tensors, with their `{arch}.dense_N_feat_in` /
+    /// `_feat_out` from the module's config.json). Only EmbeddingGemma (`Gemma3TextModel`)
+    /// reads it, as in the converter; without it the modules are left out.
+    pub sentence_transformers_dense_modules: bool,
 }
 
 impl Default for HfToGgufOptions {
@@ -92,6 +99,7 @@ impl Default for HfToGgufOptions {
             overwrite: false,
             progress: None,
             split: None,
+            sentence_transformers_dense_modules: false,
         }
     }
 }
@@ -202,6 +210,7 @@ pub fn plan_hf_to_gguf(
     opts: &HfToGgufOptions,
 ) -> Result<(GgufWriter, ConvertReport)> {
     let mut hp = Hparams::load(model_dir)?;
+    hp.sentence_transformers_dense_modules = opts.sentence_transformers_dense_modules;
     let hf_arch = match hp
         .get("architectures")
         .and_then(|a| a.get(0))

@@ -6,6 +6,7 @@ mod convert_split;
 mod convert_torch;
 mod convert_views;
 mod crash_safety;
+mod dense_modules;
 mod diff_verify;
 mod export_cli;
 mod hostile;

@@ -190,6 +190,7 @@ fn mqa_base(ctx: &mut ParamContext) -> Result<()> {
     let mut hp = Hparams {
         path: ctx.hp.path.clone(),
         map: ctx.hp.map.clone(),
+        sentence_transformers_dense_modules: ctx.hp.sentence_transformers_dense_modules,
     };
     hp.map.insert("num_key_value_heads".into(), json!(1));
     if hp.get("rms_norm_eps").is_none() {

@@ -595,6 +595,7 @@ mod tests {
                 .as_object()
                 .unwrap()
                 .clone(),
+            sentence_transformers_dense_modules: false,
         };
         let mut kv = KvList::new();
         kv.u32("tokenizer.ggml.bos_token_id", 1);

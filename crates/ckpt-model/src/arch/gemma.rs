@@ -10,6 +10,7 @@ use super::{
     TensorAction, TensorRef, Transform, VocabContext,
 };
 use crate::hparams::{read_json_object, Hparams};
+use crate::kv::KvList;
 use crate::vocab::{self, special::SpecialVocab};
 
 pub struct Gemma;
@@ -17,9 +18,10 @@ pub struct Gemma2;
 pub struct Gemma3;
 /// `Gemma3TextModel` (EmbeddingGemma, GGUF arch "gemma-embedding"): Gemma 3 without the
 /// `model.` prefix, the window as config.json states it, sentence-transformers pooling. The
-/// `2_Dense`/`3_Dense` projections are only converted on the converter's opt-in
-/// `--sentence-transformers-dense-modules`, which ckpt does not offer: like the converter's
-/// default, they are not part of the GGUF.
+/// `2_Dense`/`3_Dense` projections are converted only on the converter's opt-in
+/// `--sentence-transformers-dense-modules`
+/// ([`Hparams::sentence_transformers_dense_modules`]): `dense_2.weight` / `dense_3.weight`
+/// first, their in/out features after the sliding window.
 pub struct EmbeddingGemma;
 
 const GEMMA_TENSORS: &[Kind] = &[
@@ -39,6 +41,27 @@ const GEMMA_TENSORS: &[Kind] = &[
 /// Gemma 2/3 have norms around both the attention and the MLP.
 const GEMMA2_TENSORS: &[Kind] = &[
     Kind::TokenEmbd,
+    Kind::OutputNorm,
+    Kind::AttnNorm,
+    Kind::AttnQ,
+    Kind::AttnK,
+    Kind::AttnV,
+    Kind::AttnOut,
+    Kind::AttnQNorm,
+    Kind::AttnKNorm,
+    Kind::AttnPostNorm,
+    Kind::FfnPreNorm,
+    Kind::FfnPostNorm,
+    Kind::FfnGate,
+    Kind::FfnUp,
+    Kind::FfnDown,
+];
+
+/// EmbeddingGemma: Gemma 3's tensors and the sentence-transformers Dense projections.
+const EMBEDDING_GEMMA_TENSORS: &[Kind] = &[
+    Kind::TokenEmbd,
+    Kind::Dense2Out,
+    Kind::Dense3Out,
     Kind::OutputNorm,
     Kind::AttnNorm,
     Kind::AttnQ,
@@ -203,6 +226,86 @@ impl Architecture for Gemma2 {
     }
 }
 
+/// A sentence-transformers `Dense` module of an EmbeddingGemma folder (an entry of
+/// `modules.json` whose type ends in `Dense` and whose folder holds `model.safetensors`).
+struct DenseModule {
+    /// `dense_2` for the `2_Dense` folder, `dense_3` for any other (as the converter names them).
+    prefix: &'static str,
+    dir: std::path::PathBuf,
+    /// `(in_features, out_features)` of the module's config.json, when it has one with both set.
+    features: Option<(u32, u32)>,
+}
+
+/// The Dense modules `--sentence-transformers-dense-modules` converts, in `modules.json` order;
+/// none without the option or without `modules.json`.
+fn dense_modules(hp: &Hparams) -> Result<Vec<DenseModule>> {
+    let dir = hp.path.parent().unwrap_or(std::path::Path::new(""));
+    let modules_path = dir.join("modules.json");
+    if !hp.sentence_transformers_dense_modules || !modules_path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = ckpt_core::hf::read_side_text(&modules_path)?;
+    let modules: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(&modules_path, format!("invalid JSON: {e}")))?;
+    let modules = modules
+        .as_array()
+        .ok_or_else(|| Error::invalid(&modules_path, "expected a JSON list of modules"))?;
+    let mut out = Vec::new();
+    for m in modules {
+        let ty = m.get("type").and_then(Value::as_str).ok_or_else(|| {
+            Error::invalid(&modules_path, format!("module {m} has no \"type\" string"))
+        })?;
+        if !ty.ends_with("Dense") {
+            continue;
+        }
+        let path = m.get("path").and_then(Value::as_str).ok_or_else(|| {
+            Error::invalid(
+                &modules_path,
+                format!("Dense module {m} has no \"path\" string"),
+            )
+        })?;
+        let mod_dir = dir.join(path);
+        if !mod_dir.join("model.safetensors").is_file() {
+            continue;
+        }
+        let prefix = if path == "2_Dense" {
+            "dense_2"
+        } else {
+            "dense_3"
+        };
+        let conf_path = mod_dir.join("config.json");
+        let features = if conf_path.is_file() {
+            let conf = read_json_object(&conf_path)?;
+            let get = |key: &str| -> Result<Option<u32>> {
+                match conf.get(key) {
+                    None => Err(Error::invalid(&conf_path, format!("{key} not found"))),
+                    Some(Value::Null) => Ok(None),
+                    Some(v) => v
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .map(Some)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                &conf_path,
+                                format!("{key} is {v}, expected an unsigned 32-bit integer"),
+                            )
+                        }),
+                }
+            };
+            let (i, o) = (get("in_features")?, get("out_features")?);
+            i.zip(o)
+        } else {
+            None
+        };
+        out.push(DenseModule {
+            prefix,
+            dir: mod_dir,
+            features,
+        });
+    }
+    Ok(out)
+}
+
 /// Gemma 3's real vocabulary size: SentencePiece pieces padded to the config's vocab_size, or
 /// tokenizer.json's vocab plus added tokens. Without either file (the GGUF -> Hugging Face
 /// export, whose rebuilt config has the GGUF's vocabulary size) the config's vocab_size.
@@ -242,6 +345,7 @@ fn gemma3_tensor(
     t: &TensorRef,
     hp: &Hparams,
     block_count: u32,
+    kinds: &[Kind],
     arch: &str,
 ) -> Result<TensorAction> {
     let mut extra = Vec::new();
@@ -250,7 +354,7 @@ fn gemma3_tensor(
             rows: gemma3_vocab_rows(t, hp)?,
         });
     }
-    gemma_tensor(t, GEMMA2_TENSORS, block_count, arch, extra)
+    gemma_tensor(t, kinds, block_count, arch, extra)
 }
 
 /// `Gemma3Model.set_gguf_parameters` for GGUF architecture `arch`.
@@ -322,7 +426,7 @@ impl Architecture for Gemma3 {
         GEMMA2_TENSORS
     }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        gemma3_tensor(t, hp, block_count, "gemma3")
+        gemma3_tensor(t, hp, block_count, GEMMA2_TENSORS, "gemma3")
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         gemma3_params(ctx, "gemma3")
@@ -353,8 +457,28 @@ impl Architecture for EmbeddingGemma {
     fn hf_prefixes(&self) -> &'static [&'static str] {
         &["embed_tokens", "layers.", "norm"]
     }
+    fn extra_tensors(&self, hp: &Hparams, _kv: &mut KvList) -> Result<Vec<ckpt_core::Tensor>> {
+        let mut out = Vec::new();
+        for m in dense_modules(hp)? {
+            let file = m.dir.join("model.safetensors");
+            for mut t in ckpt_safetensors::read(&file)?.tensors {
+                // Only the weights; `linear` becomes the GGUF prefix, then the name is mapped.
+                if t.name.ends_with(".weight") {
+                    t.name = t.name.replace("linear", m.prefix);
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
     fn tensor(&self, t: &TensorRef, hp: &Hparams, block_count: u32) -> Result<TensorAction> {
-        gemma3_tensor(t, hp, block_count, "gemma-embedding")
+        gemma3_tensor(
+            t,
+            hp,
+            block_count,
+            EMBEDDING_GEMMA_TENSORS,
+            "gemma-embedding",
+        )
     }
     fn write_params(&self, ctx: &mut ParamContext) -> Result<()> {
         gemma3_params(ctx, "gemma-embedding")?;
@@ -381,6 +505,21 @@ impl Architecture for EmbeddingGemma {
             })?;
         ctx.kv
             .u32("gemma-embedding.attention.sliding_window", window);
+        // One pair per prefix, in the order the prefixes first appear (a later module with the
+        // same prefix replaces the values in place, as a Python dict does).
+        let mut dims: Vec<(&str, u32, u32)> = Vec::new();
+        for m in dense_modules(ctx.hp)? {
+            if let Some((i, o)) = m.features {
+                match dims.iter_mut().find(|d| d.0 == m.prefix) {
+                    Some(d) => *d = (m.prefix, i, o),
+                    None => dims.push((m.prefix, i, o)),
+                }
+            }
+        }
+        for (prefix, i, o) in dims {
+            ctx.kv.u32(&format!("gemma-embedding.{prefix}_feat_in"), i);
+            ctx.kv.u32(&format!("gemma-embedding.{prefix}_feat_out"), o);
+        }
         let dir = ctx
             .hp
             .path
@@ -397,6 +536,53 @@ impl Architecture for EmbeddingGemma {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dense_modules_follow_modules_json_and_name_a_bad_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("config.json"), "{}").unwrap();
+        std::fs::write(
+            d.join("modules.json"),
+            r#"[{"path": "", "type": "sentence_transformers.models.Transformer"},
+                {"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+                {"path": "5_Dense", "type": "sentence_transformers.models.Dense"},
+                {"path": "6_Dense", "type": "sentence_transformers.models.Dense"}]"#,
+        )
+        .unwrap();
+        for (m, conf) in [
+            ("2_Dense", r#"{"in_features": 8, "out_features": 32}"#),
+            ("5_Dense", r#"{"in_features": null, "out_features": 8}"#),
+        ] {
+            std::fs::create_dir(d.join(m)).unwrap();
+            std::fs::write(d.join(m).join("model.safetensors"), b"").unwrap();
+            std::fs::write(d.join(m).join("config.json"), conf).unwrap();
+        }
+        // 6_Dense has no model.safetensors: skipped, as the converter skips it.
+        std::fs::create_dir(d.join("6_Dense")).unwrap();
+        let mut hp = Hparams::load(d).unwrap();
+        assert!(
+            dense_modules(&hp).unwrap().is_empty(),
+            "off without the flag"
+        );
+        hp.sentence_transformers_dense_modules = true;
+        let got: Vec<_> = dense_modules(&hp)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.prefix, m.features))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("dense_2", Some((8, 32))), ("dense_3", None)],
+            "any folder but 2_Dense is dense_3; a null feature count writes no KVs"
+        );
+        std::fs::write(d.join("2_Dense/config.json"), r#"{"out_features": 32}"#).unwrap();
+        let err = dense_modules(&hp).err().unwrap().to_string();
+        assert!(
+            err.contains("2_Dense") && err.contains("in_features not found"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn gemma_norms_get_their_one_back_and_lm_head_is_dropped() {

@@ -187,6 +187,7 @@ mod tests {
         let hp = Hparams {
             path: "config.json".into(),
             map,
+            sentence_transformers_dense_modules: false,
         };
         let f = llama3_rope_factors(&hp).unwrap().unwrap();
         assert_eq!(f.len(), 64);

@@ -17,6 +17,10 @@ pub enum Kind {
     TokenEmbdNorm,
     PosEmbd,
     Output,
+    /// EmbeddingGemma's sentence-transformers `2_Dense` projection.
+    Dense2Out,
+    /// EmbeddingGemma's sentence-transformers `3_Dense` projection.
+    Dense3Out,
     OutputNorm,
     RopeFreqs,
     RopeFactorsLong,
@@ -100,6 +104,8 @@ impl Kind {
             Kind::TokenEmbdNorm => "token_embd_norm",
             Kind::PosEmbd => "position_embd",
             Kind::Output => "output",
+            Kind::Dense2Out => "dense_2",
+            Kind::Dense3Out => "dense_3",
             Kind::OutputNorm => "output_norm",
             Kind::RopeFreqs => "rope_freqs",
             Kind::RopeFactorsLong => "rope_factors_long",
@@ -204,6 +210,8 @@ pub const TENSOR_MAP: &[(Kind, &[&str])] = &[
         &["transformer.wpe", "wpe", "embeddings.position_embeddings"],
     ),
     (Kind::Output, &["lm_head"]),
+    (Kind::Dense2Out, &["dense_2_out"]),
+    (Kind::Dense3Out, &["dense_3_out"]),
     (
         Kind::OutputNorm,
         &[
