@@ -264,6 +264,17 @@ fn dense_modules(hp: &Hparams) -> Result<Vec<DenseModule>> {
                 format!("Dense module {m} has no \"path\" string"),
             )
         })?;
+        // An untrusted file names the folder: only a plain folder inside the model's.
+        let plain = !path.is_empty()
+            && std::path::Path::new(path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            return Err(Error::invalid(
+                &modules_path,
+                format!("Dense module path '{path}' is not a folder inside the model folder"),
+            ));
+        }
         let mod_dir = dir.join(path);
         if !mod_dir.join("model.safetensors").is_file() {
             continue;
@@ -536,6 +547,28 @@ impl Architecture for EmbeddingGemma {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hostile modules.json cannot point the conversion at files outside the model folder.
+    #[test]
+    fn dense_module_paths_outside_the_model_folder_are_refused() {
+        for bad in ["../2_Dense", "/etc", "a/../../b", ""] {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = tmp.path();
+            std::fs::write(d.join("config.json"), "{}").unwrap();
+            let modules =
+                serde_json::json!([{"path": bad, "type": "sentence_transformers.models.Dense"}]);
+            std::fs::write(d.join("modules.json"), modules.to_string()).unwrap();
+            let mut hp = Hparams::load(d).unwrap();
+            hp.sentence_transformers_dense_modules = true;
+            let e = dense_modules(&hp)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(
+                e.to_string().contains("not a folder inside"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn dense_modules_follow_modules_json_and_name_a_bad_config() {
