@@ -201,6 +201,43 @@ pub fn cast_f8(from: DType, to: DType, src: &[u8], dst: &mut [u8]) -> Result<(),
 }
 
 /// Values converted at a time by the batched f16 paths (so `half` can use F16C).
+/// BF16 or F32 elements (little-endian) straight to F16 bytes, giving exactly what widening to
+/// f32 and [`encode`]ing to F16 under `nan` gives, in one pass and without an f32 buffer (the
+/// inner loop of an HF -> F16 conversion). `false` (nothing written) for other source types or
+/// when the lengths disagree.
+pub fn narrow_to_f16_le(from: DType, src: &[u8], dst: &mut [u8], nan: Nan) -> bool {
+    let n = dst.len() / 2;
+    let width = match from {
+        DType::BF16 => 2,
+        DType::F32 => 4,
+        _ => return false,
+    };
+    if dst.len() % 2 != 0 || src.len() != n * width {
+        return false;
+    }
+    let dst = dst.as_chunks_mut::<2>().0;
+    let one = |i: usize| -> [u8; 2] {
+        let x = if width == 2 {
+            bf16_bits_to_f32(u16::from_le_bytes([src[2 * i], src[2 * i + 1]]))
+        } else {
+            f32::from_le_bytes(src[4 * i..4 * i + 4].try_into().unwrap())
+        };
+        f32_to_f16_bits(x, nan).to_le_bytes()
+    };
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if f16c::has_avx2() {
+        // SAFETY: the CPU has AVX2 and F16C (checked just above).
+        done = unsafe { f16c::narrow(width, src, dst, &one) };
+    }
+    for (i, d) in dst.iter_mut().enumerate().skip(done) {
+        *d = one(i);
+    }
+    true
+}
+
+
 const BATCH: usize = 1024;
 
 /// Widens the little-endian `from` elements of `src` into `dst` (as many as both hold). Returns
@@ -332,6 +369,43 @@ mod f16c {
             .iter_mut()
             .for_each(|x| *x = round_f16_scalar(*x, nan));
     }
+
+    pub(super) fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+    }
+
+    /// Eight elements at a time with the hardware's round-to-nearest-even narrowing (the same
+    /// numbers as `half`); a group holding a NaN goes through `one`, so NaN bits follow the
+    /// caller's rule. Returns how many elements were written (a multiple of 8).
+    #[target_feature(enable = "avx2,f16c")]
+    pub(super) fn narrow(
+        width: usize,
+        src: &[u8],
+        dst: &mut [[u8; 2]],
+        one: &dyn Fn(usize) -> [u8; 2],
+    ) -> usize {
+        let n = dst.len() / 8 * 8;
+        for i in (0..n).step_by(8) {
+            let x = if width == 2 {
+                // SAFETY: src holds 2 * dst.len() bytes, so 16 from 2 * i are in bounds.
+                let h = unsafe { _mm_loadu_si128(src.as_ptr().add(2 * i) as *const __m128i) };
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+            } else {
+                // SAFETY: src holds 4 * dst.len() bytes, so 32 from 4 * i are in bounds.
+                unsafe { _mm256_loadu_ps(src.as_ptr().add(4 * i) as *const f32) }
+            };
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x)) != 0 {
+                for (j, d) in dst[i..i + 8].iter_mut().enumerate() {
+                    *d = one(i + j);
+                }
+                continue;
+            }
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x);
+            // SAFETY: dst[i..i + 8] is 16 bytes in bounds.
+            unsafe { _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h) };
+        }
+        n
+    }
 }
 
 /// Rounds `vals` in place to the precision of `to` (F32, F16 or BF16): each value becomes
@@ -359,6 +433,56 @@ pub fn round_through(to: DType, vals: &mut [f32], nan: Nan) -> Result<(), DType>
 
 #[cfg(test)]
 mod tests {
+    /// The old two-step path: decode to f32, encode to F16.
+    fn two_step(from: DType, src: &[u8], nan: Nan) -> Vec<u8> {
+        let width = if from == DType::BF16 { 2 } else { 4 };
+        let mut f = vec![0f32; src.len() / width];
+        decode(from, src, &mut f, nan).unwrap();
+        let mut out = vec![0u8; f.len() * 2];
+        encode(DType::F16, &f, &mut out, nan).unwrap();
+        out
+    }
+
+    #[test]
+    fn narrow_to_f16_matches_decode_then_encode_for_every_bf16() {
+        // Every bf16 bit pattern, NaNs included, at an odd length (a scalar tail).
+        let src: Vec<u8> = (0..=u16::MAX)
+            .chain([0x3f80, 0x7fc1, 0x0001])
+            .flat_map(|b| b.to_le_bytes())
+            .collect();
+        for nan in [Nan::Ggml, Nan::Quiet, Nan::Numpy] {
+            let mut out = vec![0u8; src.len()];
+            assert!(narrow_to_f16_le(DType::BF16, &src, &mut out, nan));
+            assert_eq!(out, two_step(DType::BF16, &src, nan), "{nan:?}");
+        }
+    }
+
+    #[test]
+    fn narrow_to_f16_matches_decode_then_encode_for_f32() {
+        // Rounding ties, subnormal results, overflow, infinities, NaN payloads, and a sweep.
+        let mut vals: Vec<u32> = vec![
+            0x3380_0000, 0x3380_0001, 0x337f_ffff, 0x477f_f000, 0x477f_efff, 0x477f_f001,
+            0x7f80_0000, 0xff80_0000, 0x7f80_0001, 0x7fc0_0000, 0xffc0_1234, 0x7f80_2000,
+            0x0000_0001, 0x8000_0000, 0x3f80_1000, 0x3f80_3000, 0x3880_0000, 0x387f_ffff,
+        ];
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            vals.push(x);
+        }
+        let src: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for nan in [Nan::Ggml, Nan::Quiet, Nan::Numpy] {
+            let mut out = vec![0u8; src.len() / 2];
+            assert!(narrow_to_f16_le(DType::F32, &src, &mut out, nan));
+            assert_eq!(out, two_step(DType::F32, &src, nan), "{nan:?}");
+        }
+        let mut out = vec![0u8; 4];
+        assert!(!narrow_to_f16_le(DType::F16, &[0; 4], &mut out, Nan::Numpy));
+        assert!(!narrow_to_f16_le(DType::F32, &[0; 4], &mut out, Nan::Numpy));
+    }
+
     use super::*;
 
     #[test]

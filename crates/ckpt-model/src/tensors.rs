@@ -727,7 +727,31 @@ fn fill_rows(
         }
         Ok(())
     };
+    // BF16/F32 rows to F16 without a +1: one fused pass from the mapped rows to the output.
+    let direct_f16 = computed.is_none()
+        && plan.plus_one.is_none()
+        && ggml_type == GgmlType::F16
+        && matches!(source.dtype, DType::BF16 | DType::F32)
+        && plan.row_out_bytes == row_len * 2;
     match out {
+        RowsOut::Bytes(dst) if direct_f16 => {
+            let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
+            dst.par_chunks_mut(task_out_bytes)
+                .zip(rows.par_chunks(plan.rows_per_task))
+                .try_for_each(|(dst, rows)| {
+                    for (d, &r) in dst.chunks_mut(plan.row_out_bytes.max(1)).zip(rows) {
+                        let src = &bytes[r * row_len * elem..(r + 1) * row_len * elem];
+                        let nan = ckpt_core::codec::Nan::Numpy;
+                        if !ckpt_core::codec::narrow_to_f16_le(source.dtype, src, d, nan) {
+                            return Err(source_err(
+                                source,
+                                format!("row {r} cannot be narrowed to F16 ({} bytes)", src.len()),
+                            ));
+                        }
+                    }
+                    Ok(())
+                })?;
+        }
         RowsOut::Bytes(dst) => {
             let task_out_bytes = (plan.row_out_bytes * plan.rows_per_task).max(1);
             dst.par_chunks_mut(task_out_bytes)
