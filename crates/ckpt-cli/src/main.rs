@@ -739,6 +739,7 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
 /// GGUF -> a Hugging Face model folder (dequantized, HF names, Q/K permutation undone, config and
 /// tokenizer rebuilt from the metadata).
 fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<(), Error> {
+    let bars = progress::Bars::new(g.quiet || g.json);
     let opts = ckpt::convert::ExportOptions {
         target: if a.to.as_deref() == Some("bin") {
             ckpt::Target::Bin
@@ -750,8 +751,10 @@ fn run_export(a: &ConvertArgs, src: &std::path::Path, g: &GlobalArgs) -> Result<
         overwrite: a.force,
         max_shard_size: parse_shard_size(a.max_shard_size.as_deref())?,
         verify: !a.no_verify,
+        progress: Some(bars.callback()),
     };
     let report = ckpt::convert::gguf_to_hf(src, a.dst(), &opts)?;
+    bars.finish();
     if g.json {
         println!(
             "{}",

@@ -305,6 +305,13 @@ pub fn write_output(
     opts: &ConvertOptions,
 ) -> Result<Written> {
     let total: u64 = plan.tensors.iter().map(|t| t.nbytes()).sum();
+    if target == Target::Bin {
+        // Refuse before writing what the reader would refuse.
+        for shard in shard_indices(&plan.tensors, opts.max_shard_size) {
+            let tensors: Vec<Tensor> = shard.iter().map(|&i| plan.tensors[i].clone()).collect();
+            crate::torch_io::check_limits(&tensors)?;
+        }
+    }
     let mut result = Written {
         files: Vec::new(),
         copied: Vec::new(),
@@ -387,7 +394,11 @@ pub fn write_output(
                         name
                     }
                     Companion::Bytes(name, bytes) => {
+                        // Our own names, possibly in a module folder (`1_Pooling/config.json`).
                         let to = out.path().join(name);
+                        if let Some(parent) = to.parent() {
+                            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                        }
                         std::fs::write(&to, bytes).map_err(|e| Error::io(&to, e))?;
                         name.clone()
                     }

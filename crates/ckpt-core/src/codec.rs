@@ -212,7 +212,7 @@ pub fn narrow_to_f16_le(from: DType, src: &[u8], dst: &mut [u8], nan: Nan) -> bo
         DType::F32 => 4,
         _ => return false,
     };
-    if dst.len() % 2 != 0 || src.len() != n * width {
+    if !dst.len().is_multiple_of(2) || src.len() != n * width {
         return false;
     }
     let dst = dst.as_chunks_mut::<2>().0;
@@ -236,7 +236,6 @@ pub fn narrow_to_f16_le(from: DType, src: &[u8], dst: &mut [u8], nan: Nan) -> bo
     }
     true
 }
-
 
 const BATCH: usize = 1024;
 
@@ -461,9 +460,24 @@ mod tests {
     fn narrow_to_f16_matches_decode_then_encode_for_f32() {
         // Rounding ties, subnormal results, overflow, infinities, NaN payloads, and a sweep.
         let mut vals: Vec<u32> = vec![
-            0x3380_0000, 0x3380_0001, 0x337f_ffff, 0x477f_f000, 0x477f_efff, 0x477f_f001,
-            0x7f80_0000, 0xff80_0000, 0x7f80_0001, 0x7fc0_0000, 0xffc0_1234, 0x7f80_2000,
-            0x0000_0001, 0x8000_0000, 0x3f80_1000, 0x3f80_3000, 0x3880_0000, 0x387f_ffff,
+            0x3380_0000,
+            0x3380_0001,
+            0x337f_ffff,
+            0x477f_f000,
+            0x477f_efff,
+            0x477f_f001,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7f80_0001,
+            0x7fc0_0000,
+            0xffc0_1234,
+            0x7f80_2000,
+            0x0000_0001,
+            0x8000_0000,
+            0x3f80_1000,
+            0x3f80_3000,
+            0x3880_0000,
+            0x387f_ffff,
         ];
         let mut x: u32 = 0x1234_5678;
         for _ in 0..200_000 {

@@ -1,6 +1,7 @@
 //! GGUF files back to Hugging Face model folders: every tensor dequantized (exactly as ggml
 //! does) under its transformers name with llama.cpp's layout changes undone (Q/K rotary
-//! permutation, Gemma's norm +1, GPT-2's Conv1D transposes), sharded safetensors, and
+//! permutation, Gemma's norm +1, GPT-2's Conv1D transposes), sharded safetensors or `.bin` weights
+//! (written and verified by the same folder writer as every conversion), and
 //! `config.json`, `generation_config.json` and tokenizer files rebuilt from the GGUF metadata.
 //!
 //! The name tables are the inverse of ckpt-model's converter; every exported tensor is checked
@@ -35,9 +36,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ckpt_core::atomic::{AtomicDir, AtomicFile};
+use ckpt_convert::convert::{write_output, Companion, ConvertOptions, Layout, Plan};
+pub use ckpt_convert::Target;
 use ckpt_core::codec::{self, Nan};
-use ckpt_core::shard::{plan_shards, shard_file_name, ShardItem};
+use ckpt_core::progress::SharedProgress;
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
 use ckpt_model::arch::family::JoinFn;
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
@@ -51,16 +53,54 @@ use names::ExportArch;
 /// huggingface_hub / transformers' default shard size.
 pub const DEFAULT_MAX_SHARD_SIZE: u64 = 5_000_000_000;
 
-#[derive(Clone, Debug, Default)]
+/// Options of [`gguf_to_hf`].
+#[derive(Clone)]
 pub struct ExportOptions {
+    /// The weight format of the folder: safetensors (`model*.safetensors`, the default) or
+    /// PyTorch `.bin` (`pytorch_model*.bin`).
+    pub target: Target,
     /// F32, F16 or BF16 for every tensor. None: F32 for quantized tensors, the stored type for
     /// F32/F16/BF16 ones.
     pub dtype: Option<DType>,
     /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
     pub strict: bool,
+    /// Replace an existing output.
     pub overwrite: bool,
-    /// Bytes per safetensors shard (default 5 GB).
+    /// Bytes per weight shard (default 5 GB).
     pub max_shard_size: Option<u64>,
+    /// Re-read every written weight file and check each tensor against what was computed
+    /// (default on), as every other ckpt output is.
+    pub verify: bool,
+    /// Progress of writing (bytes) and verifying.
+    pub progress: Option<SharedProgress>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            target: Target::Safetensors,
+            dtype: None,
+            strict: false,
+            overwrite: false,
+            max_shard_size: None,
+            verify: true,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ExportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportOptions")
+            .field("target", &self.target)
+            .field("dtype", &self.dtype)
+            .field("strict", &self.strict)
+            .field("overwrite", &self.overwrite)
+            .field("max_shard_size", &self.max_shard_size)
+            .field("verify", &self.verify)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +115,8 @@ pub struct ExportReport {
     /// GGUF tensors not exported (rope factors the converter computed from the config).
     pub dropped: Vec<String>,
     pub warnings: Vec<String>,
+    /// Whether every weight file was re-read and checked ([`ExportOptions::verify`]).
+    pub verified: bool,
 }
 
 impl ExportReport {
@@ -87,6 +129,7 @@ impl ExportReport {
             "total_tensor_bytes": self.total_tensor_bytes,
             "dropped": self.dropped,
             "warnings": self.warnings,
+            "verified": self.verified,
         })
     }
 }
@@ -1116,7 +1159,7 @@ fn write_folder(
     base: ReportBase,
 ) -> Result<ExportReport> {
     let label = out_dir.display().to_string();
-    let lazy: Vec<Tensor> = planned
+    let tensors: Vec<Tensor> = planned
         .into_iter()
         .map(|p| {
             let src = Arc::new(PlannedSource {
@@ -1129,69 +1172,55 @@ fn write_folder(
             Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
         })
         .collect();
-    let max = opts.max_shard_size.unwrap_or(DEFAULT_MAX_SHARD_SIZE).max(1);
-    let items: Vec<ShardItem> = lazy
-        .iter()
-        .map(|t| ShardItem {
-            size: t.nbytes(),
-            storage: None,
-        })
-        .collect();
-    let plan = plan_shards(&items, max);
-    let dir = AtomicDir::create(out_dir, opts.overwrite)?;
+    let tensor_count = tensors.len();
+    let total_tensor_bytes: u64 = tensors.iter().map(|t| t.nbytes()).sum();
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
-    let mut files = Vec::new();
-    let mut weight_map = Map::new();
-    let total: u64 = items.iter().map(|i| i.size).sum();
-    for (i, members) in plan.iter().enumerate() {
-        let name = shard_file_name("model", "safetensors", i, plan.len());
-        let shard: Vec<Tensor> = members.iter().map(|&m| lazy[m].clone()).collect();
-        for t in &shard {
-            weight_map.insert(t.name.clone(), json!(name));
-        }
-        ckpt_safetensors::write(
-            &dir.path().join(&name),
-            &shard,
-            &metadata,
-            false,
-            &mut |_| {},
-        )?;
-        files.push(name);
-    }
-    if plan.len() > 1 {
-        let mut sorted: Vec<(String, Value)> = weight_map.into_iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let index =
-            json!({"metadata": {"total_size": total}, "weight_map": Map::from_iter(sorted)});
-        write_file(dir.path(), "model.safetensors.index.json", &pretty(&index))?;
-        files.push("model.safetensors.index.json".into());
-    }
-    for (name, bytes) in &extra_files {
-        write_file(dir.path(), name, bytes)?;
-        files.push(name.clone());
-    }
-    dir.commit()?;
+    let plan = Plan {
+        tensors,
+        metadata,
+        dropped: BTreeMap::new(),
+        warnings: Vec::new(),
+    };
+    let companions: Vec<Companion> = extra_files
+        .into_iter()
+        .map(|(name, bytes)| Companion::Bytes(name, bytes))
+        .collect();
+    let write = ConvertOptions {
+        max_shard_size: Some(opts.max_shard_size.unwrap_or(DEFAULT_MAX_SHARD_SIZE).max(1)),
+        verify: opts.verify,
+        overwrite: opts.overwrite,
+        progress: opts.progress.clone(),
+        ..Default::default()
+    };
+    let written = write_output(
+        &Layout::Folder(out_dir.to_path_buf()),
+        opts.target,
+        &plan,
+        &companions,
+        &write,
+    )?;
+    let mut files: Vec<String> = written
+        .files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(out_dir)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.extend(written.copied);
     Ok(ExportReport {
         gguf_architecture: base.gguf_architecture,
         hf_architecture: base.hf_architecture,
-        tensor_count: lazy.len(),
+        tensor_count,
         files,
-        total_tensor_bytes: total,
+        total_tensor_bytes,
         dropped: base.dropped,
         warnings: base.warnings,
+        verified: written.verified,
     })
-}
-
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    let mut f = AtomicFile::in_atomic_dir(&path)?;
-    f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
-    f.commit()
 }
 
 #[cfg(test)]

@@ -131,54 +131,35 @@ impl Progress {
     }
 }
 
+/// One conversion a [`ModelPreparer`] is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvertJob<'a> {
+    /// The checkpoint: a folder, or uploaded files under their names.
+    pub input: ConvertInput<'a>,
+    /// A LoRA adapter rather than a model.
+    pub adapter: bool,
+    /// For an adapter: the GGUF of the model it applies to, if known.
+    pub base_model: Option<&'a Path>,
+    /// The (private, scratch) folder to write the GGUFs into.
+    pub out_dir: &'a Path,
+    /// The model part of the name being created, so a converter that names the GGUF
+    /// (`general.name`) can use it.
+    pub model_name: &'a str,
+}
+
 /// Converts checkpoints to GGUF and quantizes GGUFs for [`create_with`]. The CLI implements it
 /// with the ckpt converter and quantizer; every method defaults to "not supported yet".
 pub trait ModelPreparer: Send + Sync {
-    /// [`ModelPreparer::convert`] for the model being created as `model_name` (the model part
-    /// of its name), so a converter that names the GGUF (`general.name`) can use it. The
-    /// default ignores the name.
-    fn convert_named(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        model_name: &str,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<PathBuf> {
-        let _ = model_name;
-        self.convert(input, adapter, base_model, out_dir, progress)
-    }
-
-    /// Every GGUF converting `input` gives, the model first: a vision model's projector
-    /// (`general.type` mmproj) follows it and becomes an `application/vnd.ollama.image.projector`
-    /// layer. The default is the one GGUF of [`ModelPreparer::convert_named`].
-    #[allow(clippy::too_many_arguments)]
-    fn convert_layers(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        model_name: &str,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<PathBuf>> {
-        self.convert_named(input, adapter, base_model, out_dir, model_name, progress)
-            .map(|p| vec![p])
-    }
-
-    /// Writes one GGUF converted from `input` into `out_dir` and returns its path. `adapter` is
-    /// true for a LoRA adapter (then `base_model` is the GGUF it applies to, if known).
+    /// Writes the GGUFs converting `job.input` gives into `job.out_dir` and returns their paths,
+    /// the model first: a vision model's projector (`general.type` mmproj) follows it and
+    /// becomes an `application/vnd.ollama.image.projector` layer.
     fn convert(
         &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
+        job: ConvertJob<'_>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<PathBuf> {
-        let _ = (input, base_model, out_dir, progress);
-        Err(OllamaError::not_implemented(if adapter {
+    ) -> Result<Vec<PathBuf>> {
+        let _ = progress;
+        Err(OllamaError::not_implemented(if job.adapter {
             "converting a safetensors adapter is not supported yet (no converter is wired into this build)"
         } else {
             "converting a safetensors model is not supported yet (no converter is wired into this build)"
@@ -877,7 +858,7 @@ fn gguf_inputs(
         }
         ModelSource::HfDir(dir) => {
             progress(Progress::status(convert_status));
-            let outs = opts.preparer.convert_layers(ConvertInput::Dir(dir), adapter, base_model, scratch, model_name, progress)?;
+            let outs = opts.preparer.convert(ConvertJob { input: ConvertInput::Dir(dir), adapter, base_model, out_dir: scratch, model_name }, progress)?;
             Ok(outs.into_iter().map(|out| (String::new(), out, true)).collect())
         }
         ModelSource::Files(files) => {
@@ -887,7 +868,7 @@ fn gguf_inputs(
             match detect_files_type(files) {
                 Some(FilesType::Safetensors) => {
                     progress(Progress::status(convert_status));
-                    let outs = opts.preparer.convert_layers(ConvertInput::Files(files), adapter, base_model, scratch, model_name, progress)?;
+                    let outs = opts.preparer.convert(ConvertJob { input: ConvertInput::Files(files), adapter, base_model, out_dir: scratch, model_name }, progress)?;
                     Ok(outs.into_iter().map(|out| (String::new(), out, true)).collect())
                 }
                 Some(FilesType::Gguf) => {

@@ -31,11 +31,10 @@ pub struct GgufHeader {
 
 /// True if the file starts with the GGUF magic (Ollama sniffs files without an extension).
 pub fn is_gguf(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == b"GGUF"
+    matches!(
+        ckpt_core::sniff::sniff_file(path),
+        Ok(ckpt_core::sniff::FileKind::Gguf)
+    )
 }
 
 /// Reads only as much of `path` as its header needs (tensor data are never read) and parses it

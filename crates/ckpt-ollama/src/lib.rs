@@ -63,9 +63,9 @@ pub mod store;
 pub mod templates;
 
 pub use create::{
-    check_template, create, create_from_modelfile, create_with, ConvertInput, CreateOptions,
-    CreateReport, CreateSpec, Message, ModelPreparer, ModelSource, NoPreparer, Progress,
-    QuantizeLevel,
+    check_template, create, create_from_modelfile, create_with, ConvertInput, ConvertJob,
+    CreateOptions, CreateReport, CreateSpec, Message, ModelPreparer, ModelSource, NoPreparer,
+    Progress, QuantizeLevel,
 };
 pub use error::{ErrorKind, OllamaError, Result};
 pub use gguf_meta::GgufHeader;

@@ -154,6 +154,7 @@ fn convert(
                 overwrite,
                 max_shard_size,
                 verify,
+                progress: progress.clone(),
             };
             return ckpt::convert::gguf_to_hf(&local_src, &dst, &opts).map(|r| text(&r.to_json()));
         }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
 use crate::config::HubConfig;
@@ -226,4 +227,30 @@ pub(crate) fn check_etag(e: &str) -> std::result::Result<(), String> {
         return Err(format!("refusing etag '{e}' as a blob name"));
     }
     Ok(())
+}
+
+/// `--include`/`--exclude` patterns (`allow_patterns`/`ignore_patterns` of huggingface_hub) as
+/// one glob set: `*` also crosses `/`, and a pattern ending in `/` means everything below it.
+/// `None` for no patterns.
+pub(crate) fn file_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let p = if p.ends_with('/') {
+            format!("{p}*")
+        } else {
+            p.clone()
+        };
+        let glob = GlobBuilder::new(&p)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| RemoteError::Usage(format!("invalid file pattern '{p}': {e}")))?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
 }

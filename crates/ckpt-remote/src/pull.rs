@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ckpt_core::progress::{self, ProgressEvent, SharedProgress};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use sha2::Digest;
 
 use crate::cache::RepoCache;
 use crate::error::{RemoteError, Result};
 use crate::http::{io_network, parse_content_range, Context, Method, Redirects};
-use crate::hub::{check_repo_path, is_commit_hash, FileMetadata, Hub, RepoFile};
+use crate::hub::{check_repo_path, file_globs, is_commit_hash, FileMetadata, Hub, RepoFile};
 use crate::uri::{check_repo_id, check_revision, HubUri, RemoteLocation};
 
 pub const DEFAULT_WORKERS: usize = 8;
@@ -130,29 +130,6 @@ fn check_uri(uri: &HubUri) -> Result<()> {
     Ok(())
 }
 
-fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        let p = if p.ends_with('/') {
-            format!("{p}*")
-        } else {
-            p.clone()
-        };
-        let glob = GlobBuilder::new(&p)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| RemoteError::Usage(format!("invalid file pattern '{p}': {e}")))?;
-        builder.add(glob);
-    }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
-}
-
 struct Filter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
@@ -161,8 +138,8 @@ struct Filter {
 impl Filter {
     fn new(opts: &PullOptions) -> Result<Filter> {
         Ok(Filter {
-            include: build_globs(&opts.include)?,
-            exclude: build_globs(&opts.exclude)?,
+            include: file_globs(&opts.include)?,
+            exclude: file_globs(&opts.exclude)?,
         })
     }
     fn accepts(&self, path: &str) -> bool {

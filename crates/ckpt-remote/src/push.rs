@@ -19,13 +19,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use ckpt_core::progress::{self, ProgressEvent, SharedProgress};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::error::{RemoteError, Result};
 use crate::http::{origin, resolve_location};
-use crate::hub::{check_repo_path, Hub};
+use crate::hub::{check_repo_path, file_globs, Hub};
 use crate::uri::{percent_encode, HubUri, RemoteLocation, RepoType};
 
 /// huggingface_hub asks the preupload and LFS batch routes about at most this many files at once.
@@ -1366,37 +1365,14 @@ fn default_message(local: &Path, plan: &[Planned]) -> String {
     }
 }
 
-fn build_globs(patterns: &[String]) -> Result<Option<GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        let p = if p.ends_with('/') {
-            format!("{p}*")
-        } else {
-            p.clone()
-        };
-        let glob = GlobBuilder::new(&p)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| RemoteError::Usage(format!("invalid file pattern '{p}': {e}")))?;
-        builder.add(glob);
-    }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| RemoteError::Usage(format!("invalid file patterns: {e}")))
-}
-
 /// The files to push with their repository paths, sorted, before hashing.
 fn collect_local_files(
     local: &Path,
     opts: &PushOptions,
 ) -> Result<(Vec<LocalFile>, Vec<SkippedFile>)> {
     let meta = std::fs::metadata(local).map_err(|e| RemoteError::io(local, e))?;
-    let include = build_globs(&opts.include)?;
-    let exclude = build_globs(&opts.exclude)?;
+    let include = file_globs(&opts.include)?;
+    let exclude = file_globs(&opts.exclude)?;
     let prefix = opts
         .path_in_repo
         .as_deref()

@@ -94,75 +94,13 @@ pub fn to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport>
     ckpt_convert::gguf::convert_to_gguf(&resolve(src)?, dst, opts)
 }
 
-/// Options of [`gguf_to_hf`].
-#[derive(Clone, Debug)]
-pub struct ExportOptions {
-    /// Safetensors (written directly) or `.bin` (exported to safetensors in a private scratch
-    /// folder, then converted and verified).
-    pub target: Target,
-    /// Cast floating-point tensors (f32, f16, bf16); dequantized tensors are f32 otherwise.
-    pub dtype: Option<ckpt_core::DType>,
-    /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
-    pub strict: bool,
-    /// Replace an existing output.
-    pub overwrite: bool,
-    /// Split into shards of at most this many bytes.
-    pub max_shard_size: Option<u64>,
-    /// `.bin` only: re-read and compare the output.
-    pub verify: bool,
-}
-
-impl Default for ExportOptions {
-    fn default() -> Self {
-        ExportOptions {
-            target: Target::Safetensors,
-            dtype: None,
-            strict: false,
-            overwrite: false,
-            max_shard_size: None,
-            verify: true,
-        }
-    }
-}
+pub use ckpt_export::ExportOptions;
 
 /// A GGUF back to a Hugging Face folder: dequantized, HF names, Q/K permutation undone,
-/// `config.json`, generation config and tokenizer files rebuilt from the metadata.
+/// `config.json`, generation config and tokenizer files rebuilt from the metadata; safetensors or
+/// `.bin` weights ([`ExportOptions::target`]), verified like every other output.
 pub fn gguf_to_hf(src: &Path, dst: &Path, opts: &ExportOptions) -> Result<ExportReport> {
-    let src = resolve(src)?;
-    let eopts = ckpt_export::ExportOptions {
-        dtype: opts.dtype,
-        strict: opts.strict,
-        overwrite: opts.overwrite,
-        max_shard_size: opts.max_shard_size,
-    };
-    if opts.target == Target::Safetensors {
-        return ckpt_export::gguf_to_hf(&src, dst, &eopts);
-    }
-    // Export to safetensors beside the output, then convert that folder to .bin shards.
-    ckpt_core::atomic::check_destination(dst, opts.overwrite)?;
-    // A private folder made exclusively under a fresh name, removed when dropped.
-    let scratch_dir = ckpt_core::atomic::ScratchDir::create(dst, "export")?;
-    let scratch = scratch_dir.path().join("model");
-    let result = ckpt_export::gguf_to_hf(
-        &src,
-        &scratch,
-        &ckpt_export::ExportOptions {
-            overwrite: true,
-            ..eopts.clone()
-        },
-    )
-    .and_then(|r| {
-        let copts = ConvertOptions {
-            to: Some(opts.target),
-            max_shard_size: opts.max_shard_size,
-            verify: opts.verify,
-            overwrite: opts.overwrite,
-            ..Default::default()
-        };
-        ckpt_convert::convert(&scratch, dst, &copts).map(|_| r)
-    });
-    drop(scratch_dir);
-    result
+    ckpt_export::gguf_to_hf(&resolve(src)?, dst, opts)
 }
 
 pub use ckpt_convert::lora_gguf::{is_adapter_dir, AdapterReport, LoraToGgufOptions};

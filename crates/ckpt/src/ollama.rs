@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use ckpt_core::{Error, Result};
 use ckpt_ollama::{
-    ConvertInput, CreateOptions, CreateSpec, ModelPreparer, ModelSource, OllamaError, QuantizeLevel,
+    ConvertInput, ConvertJob, CreateOptions, CreateSpec, ModelPreparer, ModelSource, OllamaError,
+    QuantizeLevel,
 };
 
 pub use ckpt_ollama::{CreateReport, Progress, ServerOptions, Store};
@@ -82,53 +83,22 @@ pub struct CkptPreparer;
 impl ModelPreparer for CkptPreparer {
     fn convert(
         &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        self.convert_named(input, adapter, base_model, out_dir, "model", progress)
-    }
-
-    fn convert_named(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        model_name: &str,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        let mut outs =
-            self.convert_layers(input, adapter, base_model, out_dir, model_name, progress)?;
-        Ok(outs.remove(0))
-    }
-
-    fn convert_layers(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        model_name: &str,
+        job: ConvertJob<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> ckpt_ollama::Result<Vec<PathBuf>> {
-        if adapter {
-            let dir = match input {
+        if job.adapter {
+            let dir = match job.input {
                 ConvertInput::Dir(d) => d.to_path_buf(),
-                ConvertInput::Files(files) => stage_files(files, out_dir, "adapter")?,
+                ConvertInput::Files(files) => stage_files(files, job.out_dir, "adapter")?,
             };
-            return convert_adapter(&dir, base_model, out_dir);
+            return convert_adapter(&dir, job.base_model, job.out_dir);
         }
         progress(Progress::status("converting model"));
-        let staged;
-        let dir: &Path = match input {
-            ConvertInput::Dir(d) => d,
+        let dir = match job.input {
+            ConvertInput::Dir(d) => d.to_path_buf(),
+            // The folder is named after the model, which gives `general.name` (not "Model").
             ConvertInput::Files(files) => {
-                // The uploaded files under their names, so the converter sees a model folder;
-                // the folder is named after the model, which gives `general.name` (not "Model").
-                let folder = Some(model_name)
+                let folder = Some(job.model_name)
                     .filter(|n| {
                         !n.is_empty()
                             && !n.contains(['/', '\\'])
@@ -136,22 +106,10 @@ impl ModelPreparer for CkptPreparer {
                             && !n.ends_with(".gguf")
                     })
                     .unwrap_or("model");
-                staged = out_dir.join(folder);
-                std::fs::create_dir_all(&staged)
-                    .map_err(|e| OllamaError::io("create", &staged, &e))?;
-                for (name, path) in files {
-                    let link = staged.join(name);
-                    if let Some(parent) = link.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| OllamaError::io("create", parent, &e))?;
-                    }
-                    std::os::unix::fs::symlink(path, &link)
-                        .map_err(|e| OllamaError::io("link", &link, &e))?;
-                }
-                &staged
+                stage_files(files, job.out_dir, folder)?
             }
         };
-        convert_dir(dir, out_dir, OutType::F16)
+        convert_dir(&dir, job.out_dir, OutType::F16)
     }
 
     fn quantize(
@@ -201,40 +159,16 @@ struct DirectConverter(OutType);
 impl ModelPreparer for DirectConverter {
     fn convert(
         &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        progress: &mut dyn FnMut(Progress),
-    ) -> ckpt_ollama::Result<PathBuf> {
-        let mut outs =
-            self.convert_layers(input, adapter, base_model, out_dir, "model", progress)?;
-        Ok(outs.remove(0))
-    }
-
-    fn convert_layers(
-        &self,
-        input: ConvertInput<'_>,
-        adapter: bool,
-        base_model: Option<&Path>,
-        out_dir: &Path,
-        model_name: &str,
+        job: ConvertJob<'_>,
         _progress: &mut dyn FnMut(Progress),
     ) -> ckpt_ollama::Result<Vec<PathBuf>> {
-        let ConvertInput::Dir(dir) = input else {
-            return CkptPreparer.convert_layers(
-                input,
-                adapter,
-                base_model,
-                out_dir,
-                model_name,
-                &mut |_| {},
-            );
+        let ConvertInput::Dir(dir) = job.input else {
+            return CkptPreparer.convert(job, &mut |_| {});
         };
-        if adapter {
-            return convert_adapter(dir, base_model, out_dir);
+        if job.adapter {
+            return convert_adapter(dir, job.base_model, job.out_dir);
         }
-        convert_dir(dir, out_dir, self.0)
+        convert_dir(dir, job.out_dir, self.0)
     }
 
     fn quantize(

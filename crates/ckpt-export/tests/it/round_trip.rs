@@ -426,3 +426,35 @@ fn readme_lists_the_exported_and_refused_architectures() {
         "README.md's export section is out of date; it should read:\n{want}"
     );
 }
+
+/// The export goes through the same folder writer as every conversion: `.bin` shards written
+/// directly, re-read and checked, with the same tensors as the safetensors export.
+#[test]
+fn bin_export_is_written_and_verified_by_the_common_folder_writer() {
+    let path = fixtures().join("tiny-llama-spm.Q4_K_M.gguf");
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, bin) = (tmp.path().join("st"), tmp.path().join("bin"));
+    let st_report = gguf_to_hf(&path, &st, &ExportOptions::default()).unwrap();
+    let bin_report = gguf_to_hf(
+        &path,
+        &bin,
+        &ExportOptions {
+            target: ckpt_export::Target::Bin,
+            max_shard_size: Some(2_000_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(st_report.verified && bin_report.verified);
+    assert!(bin.join("pytorch_model.bin.index.json").is_file());
+    assert!(bin_report.files.iter().any(|f| f == "config.json"));
+    assert!(!bin.join("model.safetensors").exists());
+    let a = ckpt_convert::open(&st, &Default::default()).unwrap();
+    let b = ckpt_convert::open(&bin, &Default::default()).unwrap();
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for t in &a.tensors {
+        let u = b.tensors.iter().find(|u| u.name == t.name).unwrap();
+        assert_eq!((t.dtype, &t.shape), (u.dtype, &u.shape), "{}", t.name);
+        assert_eq!(t.bytes().unwrap(), u.bytes().unwrap(), "{}", t.name);
+    }
+}

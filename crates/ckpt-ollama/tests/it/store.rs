@@ -8,8 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use ckpt_ollama::{
-    copy, create, create_with, list, remove, show, ConvertInput, CreateOptions, CreateSpec,
-    Message, ModelPreparer, ModelSource, OllamaError, Progress, QuantizeLevel, Store,
+    copy, create, create_with, list, remove, show, ConvertInput, ConvertJob, CreateOptions,
+    CreateSpec, Message, ModelPreparer, ModelSource, OllamaError, Progress, QuantizeLevel, Store,
 };
 use common::{fixture, sha256_hex, tiny_model};
 use serde_json::json;
@@ -458,23 +458,20 @@ struct FakePreparer;
 impl ModelPreparer for FakePreparer {
     fn convert(
         &self,
-        input: ConvertInput<'_>,
-        _adapter: bool,
-        _base: Option<&Path>,
-        out_dir: &Path,
+        job: ConvertJob<'_>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<std::path::PathBuf, OllamaError> {
-        let ConvertInput::Dir(dir) = input else {
+    ) -> Result<Vec<std::path::PathBuf>, OllamaError> {
+        let ConvertInput::Dir(dir) = job.input else {
             panic!("expected a directory")
         };
         assert!(dir.join("model.safetensors").is_file());
         progress(Progress::status("fake converter ran"));
-        Ok(tiny_model(
-            out_dir,
+        Ok(vec![tiny_model(
+            job.out_dir,
             "converted.gguf",
             Some("{% for m in messages %}{{ m['content'] }}{% endfor %}"),
             1,
-        ))
+        )])
     }
 
     fn quantize(
