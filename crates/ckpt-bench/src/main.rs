@@ -5,6 +5,9 @@
 //!   cargo build --release && target/release/ckpt-bench real-size   (issue 19's ≥1B-parameter runs)
 //!   cargo build --release && target/release/ckpt-bench moe --python PY --llama-cpp SRC   (issue 16)
 //!
+//! `CKPT_BENCH_BIN=PATH` times another ckpt binary (e.g. an older commit's build) instead of the
+//! one beside ckpt-bench.
+//!
 //! The commands are run interleaved, 5 times each after a warm-up round, with `sync` (untimed)
 //! before every run; the median wall time is reported. Peak RSS is the
 //! child's `ru_maxrss` from wait4.
@@ -95,6 +98,10 @@ fn compare(contenders: &[Contender], rounds: usize) -> Vec<Run> {
 }
 
 fn ckpt_bin() -> PathBuf {
+    // Another build of ckpt (an older commit's, for a before/after comparison).
+    if let Some(p) = std::env::var_os("CKPT_BENCH_BIN") {
+        return PathBuf::from(p);
+    }
     let me = std::env::current_exe().unwrap();
     let p = me.parent().unwrap().join("ckpt");
     assert!(
