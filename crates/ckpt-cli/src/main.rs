@@ -1024,8 +1024,18 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
 fn message(e: &Error) -> String {
     match e {
         Error::Exists { .. } => format!("{e} (use --force to replace it)"),
-        _ => e.to_string(),
+        _ => flags_for_options(&e.to_string()),
     }
+}
+
+/// A library message with the options it names (`` `keep_split` ``, see
+/// [`ckpt::crates::core::error::opt`]) spelled as this command line's flags (`--keep-split`).
+pub(crate) fn flags_for_options(msg: &str) -> String {
+    let mut out = msg.to_string();
+    for (name, flag) in ckpt::crates::core::error::OPTION_NAMES {
+        out = out.replace(&format!("`{name}`"), flag);
+    }
+    out
 }
 
 /// The exit code for an error (listed in `ckpt --help`).
@@ -1038,5 +1048,36 @@ fn exit_code(e: &Error) -> u8 {
         ErrorKind::Unsupported => 5,
         ErrorKind::Io => 6,
         _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every long flag of the command line, subcommands included.
+    fn long_flags(cmd: &clap::Command, out: &mut Vec<String>) {
+        out.extend(
+            cmd.get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(|l| format!("--{l}")),
+        );
+        for sub in cmd.get_subcommands() {
+            long_flags(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_option_library_messages_name_is_a_flag() {
+        let mut flags = Vec::new();
+        long_flags(&super::command(), &mut flags);
+        for (name, flag) in ckpt::crates::core::error::OPTION_NAMES {
+            assert!(
+                flags.contains(&flag.to_string()),
+                "{name} -> {flag} is not a flag of ckpt"
+            );
+        }
+        assert_eq!(
+            super::flags_for_options("`keep_split` cannot be combined with `split_max_size`"),
+            "--keep-split cannot be combined with --split-max-size"
+        );
     }
 }

@@ -316,7 +316,7 @@ fn warn_skipped(skipped: &[ckpt::crates::remote::push::SkippedFile]) {
             "warning: skipped {} -> {}: {}",
             f.local_path.display(),
             f.target.display(),
-            f.reason
+            crate::flags_for_options(&f.reason)
         );
     }
 }

@@ -284,7 +284,7 @@ impl Layout {
         if Target::from_path(dst).is_some() && !dst.is_dir() {
             if sharded {
                 return Err(Error::Usage(format!(
-                    "--max-shard-size writes a model folder; give a directory instead of {}",
+                    "`max_shard_size` writes a model folder; give a directory instead of {}",
                     dst.display()
                 )));
             }

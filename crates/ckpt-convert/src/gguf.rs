@@ -311,7 +311,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
         check_destination(dst, opts.overwrite)?;
     } else if opts.mmproj.is_some() {
         return Err(Error::Usage(
-            "--mmproj cannot be combined with a split text output".into(),
+            "`mmproj` cannot be combined with a split text output".into(),
         ));
     }
     let model_dir = if src.is_dir() {
@@ -378,7 +378,7 @@ fn check_byte_order(opts: &GgufOptions) -> Result<()> {
     }
     let refused = if let OutType::Quantized(f) = opts.outtype {
         Some(format!(
-            "--outtype {} is llama-quantize's, which writes little-endian files only; big-endian output is one of convert_hf_to_gguf.py's own types (f32, f16, bf16, q8_0, auto)",
+            "`outtype` {} is llama-quantize's, which writes little-endian files only; big-endian output is one of convert_hf_to_gguf.py's own types (f32, f16, bf16, q8_0, auto)",
             f.name()
         ))
     } else if opts.split.is_some() {
@@ -388,7 +388,7 @@ fn check_byte_order(opts: &GgufOptions) -> Result<()> {
     };
     match refused {
         Some(why) => Err(Error::Usage(format!(
-            "big-endian output (--bigendian): {why}"
+            "big-endian output (`byte_order`): {why}"
         ))),
         None => Ok(()),
     }
@@ -571,7 +571,7 @@ fn gguf_split_options(split: ckpt_gguf::ConverterSplit) -> Result<ckpt_gguf::Spl
         (0, b) => ckpt_gguf::SplitBy::MaxBytes(b),
         _ => {
             return Err(Error::Usage(
-                "a llama-quantize output type is split as llama-gguf-split splits the quantized file, by --split-max-size or --split-max-tensors, not both".into(),
+                "a llama-quantize output type is split as llama-gguf-split splits the quantized file, by `split_max_size` or `split_max_tensors`, not both".into(),
             ))
         }
     };

@@ -102,3 +102,40 @@ impl Error {
         }
     }
 }
+
+/// How a library message names one of the library's options: the option's name in backticks,
+/// e.g. `` `keep_split` `` for `QuantizeOptions::keep_split`. Library messages never spell
+/// command-line flags; a front end shows its own spelling of the options it knows (the command
+/// line turns `` `keep_split` `` into `--keep-split`, see [`OPTION_NAMES`]).
+///
+/// ```
+/// let msg = format!("{} needs an importance matrix", ckpt_core::error::opt("imatrix"));
+/// assert_eq!(msg, "`imatrix` needs an importance matrix");
+/// ```
+pub fn opt(name: &str) -> String {
+    format!("`{name}`")
+}
+
+/// Every option name library messages use with [`opt`], with the command-line flag that sets it
+/// (a test of the command line checks that each flag exists).
+pub const OPTION_NAMES: &[(&str, &str)] = &[
+    ("allow_requantize", "--allow-requantize"),
+    ("base", "--base"),
+    ("byte_order", "--bigendian"),
+    ("create_repo", "--create-repo"),
+    ("exclude", "--exclude"),
+    ("follow_symlinks", "--follow-symlinks"),
+    ("imatrix", "--imatrix"),
+    ("include", "--include"),
+    ("keep_split", "--keep-split"),
+    ("kv_overrides", "--override-kv"),
+    ("local_dir", "--local-dir"),
+    ("max_shard_size", "--max-shard-size"),
+    ("mmproj", "--mmproj"),
+    ("outtype", "--outtype"),
+    ("path_in_repo", "--path-in-repo"),
+    ("prune_layers", "--prune-layers"),
+    ("split_max_size", "--split-max-size"),
+    ("split_max_tensors", "--split-max-tensors"),
+    ("tensor_types", "--tensor-type"),
+];

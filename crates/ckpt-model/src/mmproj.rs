@@ -40,7 +40,7 @@ pub fn check(model_dir: &Path) -> Result<(String, &'static dyn VisionArch, Visio
         .to_string();
     let arch = vision::find_vision(&hf_arch).ok_or_else(|| {
         Error::Unsupported(format!(
-            "{}: --mmproj is not supported for architecture {hf_arch} (projectors: {})",
+            "{}: `mmproj` is not supported for architecture {hf_arch} (projectors: {})",
             path.display(),
             vision::mmproj_architectures().join(", ")
         ))
@@ -57,7 +57,7 @@ pub fn check(model_dir: &Path) -> Result<(String, &'static dyn VisionArch, Visio
     };
     arch.vision_defaults(&mut vcfg, &path).map_err(|e| {
         Error::Unsupported(format!(
-            "--mmproj cannot write the projector of {hf_arch}: {e}"
+            "`mmproj` cannot write the projector of {hf_arch}: {e}"
         ))
     })?;
     let mut text = global.clone();

@@ -35,12 +35,12 @@ impl TensorTypeOverride {
     /// A rule from a pattern and a type. The pattern is lower-cased first (llama-quantize does).
     pub fn new(pattern: &str, ggml_type: GgmlType) -> Result<TensorTypeOverride> {
         if pattern.is_empty() {
-            return Err(Error::Usage("--tensor-type: missing tensor name".into()));
+            return Err(Error::Usage("`tensor_types`: missing tensor name".into()));
         }
         let pattern = pattern.to_ascii_lowercase();
         let regex = regex::Regex::new(&pattern).map_err(|e| {
             Error::Usage(format!(
-                "--tensor-type: '{pattern}' is not a regular expression ckpt understands: {e}"
+                "`tensor_types`: '{pattern}' is not a regular expression ckpt understands: {e}"
             ))
         })?;
         Ok(TensorTypeOverride {
@@ -54,20 +54,20 @@ impl TensorTypeOverride {
     pub fn parse(arg: &str) -> Result<TensorTypeOverride> {
         let Some((name, ty)) = arg.split_once('=') else {
             return Err(Error::Usage(format!(
-                "--tensor-type: malformed '{arg}' (expected PATTERN=TYPE, e.g. attn_q=q8_0)"
+                "`tensor_types`: malformed '{arg}' (expected PATTERN=TYPE, e.g. attn_q=q8_0)"
             )));
         };
         if name.is_empty() {
             return Err(Error::Usage(format!(
-                "--tensor-type: missing tensor name in '{arg}'"
+                "`tensor_types`: missing tensor name in '{arg}'"
             )));
         }
         if ty.is_empty() {
             return Err(Error::Usage(format!(
-                "--tensor-type: missing quantization type in '{arg}'"
+                "`tensor_types`: missing quantization type in '{arg}'"
             )));
         }
-        TensorTypeOverride::new(name, parse_ggml_type(ty, "--tensor-type")?)
+        TensorTypeOverride::new(name, parse_ggml_type(ty, "`tensor_types`")?)
     }
 
     /// Parses llama-quantize's `--tensor-type-file`: `PATTERN=TYPE` items separated by
@@ -126,7 +126,7 @@ impl KvOverride {
     pub fn parse(arg: &str) -> Result<KvOverride> {
         let malformed = |why: &str| {
             Error::Usage(format!(
-                "--override-kv: malformed '{arg}': {why} (expected KEY=TYPE:VALUE with TYPE int, float, bool or str)"
+                "`kv_overrides`: malformed '{arg}': {why} (expected KEY=TYPE:VALUE with TYPE int, float, bool or str)"
             ))
         };
         let Some((key, rest)) = arg.split_once('=') else {
@@ -293,7 +293,7 @@ pub fn parse_prune_layers(arg: &str) -> Result<Vec<u32>> {
     for item in arg.split(',') {
         let id = c_stoi(item).filter(|&v| v >= 0).ok_or_else(|| {
             Error::Usage(format!(
-                "--prune-layers: invalid layer id '{item}' in '{arg}'"
+                "`prune_layers`: invalid layer id '{item}' in '{arg}'"
             ))
         })?;
         out.push(id as u32);

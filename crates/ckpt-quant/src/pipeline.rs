@@ -300,7 +300,7 @@ fn run(
 ) -> Result<QuantizeReport> {
     if opts.keep_split && opts.split.is_some() {
         return Err(Error::Usage(
-            "--keep-split keeps the input's shards; it cannot be combined with --split-max-size/--split-max-tensors".into(),
+            "`keep_split` keeps the input's shards; it cannot be combined with `split_max_size`/`split_max_tensors`".into(),
         ));
     }
     let pool = thread_pool(opts.threads)?;
@@ -410,7 +410,7 @@ fn plan(
         }
         if let Some(empty) = sizes.iter().position(|&n| n == 0) {
             return Err(Error::Usage(format!(
-                "{}: --keep-split: shard {} of the input would have no tensors left",
+                "{}: `keep_split`: shard {} of the input would have no tensors left",
                 input.display(),
                 empty + 1
             )));
@@ -451,7 +451,7 @@ fn plan(
         // one, even a tensor that already has that type and would only be copied.
         if imatrix.is_none() && choice.quantizable && choice.requires_imatrix {
             return Err(Error::Usage(format!(
-                "{}: tensor {} becomes {to}, which needs an importance matrix (--imatrix)",
+                "{}: tensor {} becomes {to}, which needs an importance matrix (`imatrix`)",
                 input.display(),
                 info.name
             )));
@@ -460,7 +460,7 @@ fn plan(
         if from != to {
             if from.is_quantized() && !opts.allow_requantize {
                 return Err(Error::Usage(format!(
-                    "{}: tensor {} is already quantized ({from}); requantizing to {to} loses quality and is disabled without --allow-requantize",
+                    "{}: tensor {} is already quantized ({from}); requantizing to {to} loses quality and is disabled without `allow_requantize`",
                     input.display(),
                     info.name
                 )));
@@ -485,7 +485,7 @@ fn plan(
             }
             if choice.requires_imatrix && importance.is_none() {
                 return Err(Error::Usage(format!(
-                    "{}: tensor {} becomes {to}, which needs an importance matrix (--imatrix)",
+                    "{}: tensor {} becomes {to}, which needs an importance matrix (`imatrix`)",
                     input.display(),
                     info.name
                 )));

@@ -166,7 +166,7 @@ impl Hub {
         }
         if let Some(p) = uri.path.take() {
             return Err(RemoteError::Usage(format!(
-                "pull takes a repository, not a file ('{p}'); use --include '{p}'"
+                "pull takes a repository, not a file ('{p}'); use `include` '{p}'"
             )));
         }
         self.pull_filtered(&uri, opts, &Filter::new(opts)?)
@@ -187,7 +187,7 @@ impl Hub {
         if self.config().offline {
             if local_dir.is_some() {
                 return Err(RemoteError::Usage(
-                    "--local-dir needs the Hub, and HF_HUB_OFFLINE is set".into(),
+                    "`local_dir` needs the Hub, and HF_HUB_OFFLINE is set".into(),
                 ));
             }
             return self.pull_from_cache(uri, &cache, &revision, filter);

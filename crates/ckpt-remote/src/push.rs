@@ -469,7 +469,7 @@ impl Target {
         let msg = answer.error_message();
         match (answer.header("x-error-code").unwrap_or(""), status) {
             ("RepoNotFound", _) | ("", 404) if !msg.to_ascii_lowercase().contains("revision") => {
-                let hint = if self.create_repo { "" } else { "; pass --create-repo (PushOptions::create_repo) to create it" };
+                let hint = if self.create_repo { "" } else { "; set `create_repo` to create it" };
                 RemoteError::Http { url, status, msg: format!("repository '{repo}' does not exist (or the token cannot see it){hint}") }
             }
             ("RevisionNotFound", _) | ("", 404) => RemoteError::Http {
@@ -515,7 +515,7 @@ fn parse_target(repo: &str, opts: &PushOptions) -> Result<Target> {
         }
     };
     if let Some(p) = uri.path.take() {
-        return Err(RemoteError::Usage(format!("{repo}: push takes a repository, not a path inside it ('{p}'); use --path-in-repo '{p}'")));
+        return Err(RemoteError::Usage(format!("{repo}: push takes a repository, not a path inside it ('{p}'); use `path_in_repo` '{p}'")));
     }
     if !uri.repo_id.contains('/') {
         return Err(RemoteError::Usage(format!(
@@ -549,7 +549,7 @@ impl Hub {
         let (mut files, skipped) = collect_local_files(local, opts)?;
         if files.is_empty() {
             return Err(RemoteError::Usage(format!(
-                "{}: no files to push (check --include/--exclude)",
+                "{}: no files to push (check `include`/`exclude`)",
                 local.display()
             )));
         }
@@ -1527,7 +1527,7 @@ impl Walker<'_> {
                             path: rel,
                             local_path: path,
                             target,
-                            reason: "symlink to a file outside the folder (pass --follow-symlinks to upload it)".into(),
+                            reason: "symlink to a file outside the folder (pass `follow_symlinks` to upload it)".into(),
                         });
                         continue;
                     }

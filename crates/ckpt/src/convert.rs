@@ -155,7 +155,7 @@ pub fn adapter_base(adapter_dir: &Path, base: Option<&Path>) -> Result<std::path
         .filter(|s| !s.is_empty())
     else {
         return Err(Error::Usage(format!(
-            "{}: no base_model_name_or_path; give the base model folder with --base (only its config.json is needed)",
+            "{}: no base_model_name_or_path; give the base model folder with `base` (only its config.json is needed)",
             config.display()
         )));
     };
@@ -165,7 +165,7 @@ pub fn adapter_base(adapter_dir: &Path, base: Option<&Path>) -> Result<std::path
         }
     }
     Err(Error::Usage(format!(
-        "{}: base_model_name_or_path '{id}' is not a local model folder; give it with --base DIR (only config.json is needed) or --base hf://{id}",
+        "{}: base_model_name_or_path '{id}' is not a local model folder; give it with `base` DIR (only config.json is needed) or `base` hf://{id}",
         config.display()
     )))
 }

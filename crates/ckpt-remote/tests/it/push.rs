@@ -443,7 +443,7 @@ fn missing_repository_revision_and_too_large_files_are_clear_errors() {
         .unwrap_err();
     assert!(
         err.to_string().contains("'org/new-model' does not exist")
-            && err.to_string().contains("--create-repo"),
+            && err.to_string().contains("`create_repo`"),
         "{err}"
     );
     fake.with(|st| assert!(st.blobs.is_empty() && st.commits.is_empty()));
