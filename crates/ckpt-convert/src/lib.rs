@@ -5,8 +5,6 @@ pub mod cast;
 pub mod convert;
 pub mod diff;
 pub mod gguf;
-pub mod lora;
-pub mod lora_gguf;
 pub mod shared;
 pub mod source;
 mod torch_io;

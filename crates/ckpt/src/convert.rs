@@ -103,7 +103,7 @@ pub fn gguf_to_hf(src: &Path, dst: &Path, opts: &ExportOptions) -> Result<Export
     ckpt_export::gguf_to_hf(&resolve(src)?, dst, opts)
 }
 
-pub use ckpt_convert::lora_gguf::{is_adapter_dir, AdapterReport, LoraToGgufOptions};
+pub use ckpt_lora::to_gguf::{is_adapter_dir, AdapterReport, LoraToGgufOptions};
 
 /// The output type of a GGUF LoRA adapter from its name (f32, f16, bf16, q8_0, auto, as
 /// `convert_lora_to_gguf.py --outtype`); `None`: f32, the script's default.
@@ -182,5 +182,5 @@ pub fn adapter_to_gguf(
 ) -> Result<AdapterReport> {
     let adapter_dir = resolve(adapter_dir)?;
     let base = adapter_base(&adapter_dir, base)?;
-    ckpt_convert::lora_gguf::adapter_to_gguf(&adapter_dir, &base, dst, opts, overwrite)
+    ckpt_lora::to_gguf::adapter_to_gguf(&adapter_dir, &base, dst, opts, overwrite)
 }

@@ -68,6 +68,7 @@ pub mod crates {
     pub use ckpt_core as core;
     pub use ckpt_export as export;
     pub use ckpt_gguf as gguf;
+    pub use ckpt_lora as lora;
     pub use ckpt_model as model;
     pub use ckpt_ollama as ollama;
     pub use ckpt_quant as quant;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ckpt_core::{DType, Result};
 
-pub use ckpt_convert::lora::MergeReport;
+pub use ckpt_lora::merge::MergeReport;
 
 use crate::convert::{ConvertOptions, GgufOptions, GgufReport, OutputFormat};
 use crate::{resolve, OutType, SharedProgress, Target};
@@ -93,7 +93,7 @@ pub fn merge(
     let base = resolve(base)?;
     let adapters: Vec<(PathBuf, f32)> =
         adapters.iter().map(|a| (a.dir.clone(), a.weight)).collect();
-    let mopts = ckpt_convert::lora::MergeOptions {
+    let mopts = ckpt_lora::merge::MergeOptions {
         to: Some(opts.format.target().unwrap_or(Target::Safetensors)),
         dtype: opts.dtype,
         write: ConvertOptions {
@@ -112,10 +112,10 @@ pub fn merge(
             ..Default::default()
         };
         let (merged, converted) =
-            ckpt_convert::lora::merge_lora_to_gguf(&base, &adapters, out, &mopts, &gguf)?;
+            ckpt_lora::merge::merge_lora_to_gguf(&base, &adapters, out, &mopts, &gguf)?;
         return Ok(MergeOutcome::Gguf(merged, converted));
     }
-    Ok(MergeOutcome::Folder(ckpt_convert::lora::merge_lora(
+    Ok(MergeOutcome::Folder(ckpt_lora::merge::merge_lora(
         &base, &adapters, out, &mopts,
     )?))
 }

@@ -50,11 +50,11 @@ fn convert_adapter(
         .map_err(|e| OllamaError::bad_request(e.to_string()))?;
     std::fs::write(&config_path, text).map_err(|e| OllamaError::io("write", &config_path, &e))?;
     let out = out_dir.join("adapter.gguf");
-    let opts = ckpt_convert::lora_gguf::LoraToGgufOptions {
+    let opts = ckpt_lora::to_gguf::LoraToGgufOptions {
         outtype: ckpt_model::OutType::F16,
         ..Default::default()
     };
-    ckpt_convert::lora_gguf::adapter_to_gguf(dir, &base_dir, &out, &opts, true).map_err(bad)?;
+    ckpt_lora::to_gguf::adapter_to_gguf(dir, &base_dir, &out, &opts, true).map_err(bad)?;
     Ok(vec![out])
 }
 

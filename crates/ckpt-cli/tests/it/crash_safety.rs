@@ -552,7 +552,7 @@ fn merge_lora_scratch_folder_never_follows_a_planted_symlink() {
     };
     let mut failure = None;
     for _ in 0..20 {
-        let r = ckpt_convert::lora::merge_lora_to_gguf(
+        let r = ckpt_lora::merge::merge_lora_to_gguf(
             &base,
             &[(adapter.clone(), 1.0)],
             &out,

@@ -7,7 +7,7 @@ use ckpt_core::atomic::check_destination;
 use ckpt_core::{Error, Result};
 use serde::Serialize;
 
-use crate::source::{self, OpenOptions};
+use ckpt_convert::source::{self, OpenOptions};
 
 pub use ckpt_model::lora::{AdapterSettings, LoraToGgufOptions};
 

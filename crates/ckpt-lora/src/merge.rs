@@ -15,9 +15,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cast::{is_castable, to_f32};
-use crate::convert::{self, Companion, ConvertOptions, Layout, Plan, Target};
-use crate::source::{self, OpenOptions};
+use ckpt_convert::cast::{is_castable, to_f32};
+use ckpt_convert::convert::{self, Companion, ConvertOptions, Layout, Plan, Target};
+use ckpt_convert::source::{self, OpenOptions};
 
 const PREFIX: &str = "base_model.model.";
 
@@ -650,8 +650,8 @@ pub fn merge_lora_to_gguf(
     adapters: &[(PathBuf, f32)],
     out: &Path,
     opts: &MergeOptions,
-    gguf: &crate::gguf::GgufOptions,
-) -> Result<(MergeReport, crate::gguf::GgufReport)> {
+    gguf: &ckpt_convert::gguf::GgufOptions,
+) -> Result<(MergeReport, ckpt_convert::gguf::GgufReport)> {
     ckpt_core::atomic::check_destination(out, gguf.overwrite)?;
     // A private folder made exclusively under a fresh name (never one planted beside `out`);
     // removed when dropped, on success and on failure alike.
@@ -665,7 +665,7 @@ pub fn merge_lora_to_gguf(
         let mut folder_opts = opts.clone();
         folder_opts.to = Some(Target::Safetensors);
         let merged = merge_lora(base_dir, adapters, &folder, &folder_opts)?;
-        let converted = crate::gguf::convert_to_gguf(&folder, out, gguf)?;
+        let converted = ckpt_convert::gguf::convert_to_gguf(&folder, out, gguf)?;
         Ok((merged, converted))
     })();
     drop(scratch);
@@ -716,7 +716,7 @@ pub fn merge_lora(
             _ => t.dtype,
         };
         match edits.get(&t.name) {
-            None => tensors.push(crate::cast::cast_tensor(t, out_dtype)),
+            None => tensors.push(ckpt_convert::cast::cast_tensor(t, out_dtype)),
             Some(list) => {
                 if list.iter().all(|e| matches!(e, Edit::Replace(_))) {
                     replaced.push(t.name.clone());
@@ -741,7 +741,7 @@ pub fn merge_lora(
             .dtype
             .filter(|_| is_castable(t.dtype))
             .unwrap_or(t.dtype);
-        tensors.push(crate::cast::cast_tensor(&t, d));
+        tensors.push(ckpt_convert::cast::cast_tensor(&t, d));
     }
 
     let mut warnings = Vec::new();
@@ -821,4 +821,139 @@ fn missing_for_transformers(dir: &Path) -> Vec<String> {
         missing.push("tokenizer files (tokenizer.json or tokenizer.model)".to_string());
     }
     missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, shape: &[u64], xs: &[f32]) -> Tensor {
+        let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Tensor::computed(name, DType::F32, shape.to_vec(), move || Ok(bytes.clone()))
+    }
+
+    fn f32s(bytes: &[u8]) -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    }
+
+    fn config(json: &str) -> AdapterConfig {
+        AdapterConfig::parse_str(json, Path::new("adapter_config.json")).unwrap()
+    }
+
+    #[test]
+    fn scaling_is_alpha_over_r_or_over_sqrt_r_with_pattern_overrides() {
+        let c = config(r#"{"r": 16, "lora_alpha": 32}"#);
+        assert_eq!(c.scaling("model.layers.0.self_attn.q_proj").unwrap(), 2.0);
+        let c = config(r#"{"r": 16, "lora_alpha": 32, "use_rslora": true}"#);
+        assert_eq!(c.scaling("q_proj").unwrap(), 8.0);
+        // PEFT: the first key whose `(.*\.)?KEY$` matches wins; a key matches whole name parts.
+        let c = config(
+            r#"{"r": 8, "lora_alpha": 16,
+                "rank_pattern": {"layers.1.self_attn.q_proj": 4, "q_proj": 2},
+                "alpha_pattern": {"v_proj": 1}}"#,
+        );
+        assert_eq!(c.scaling("model.layers.1.self_attn.q_proj").unwrap(), 4.0);
+        assert_eq!(c.scaling("model.layers.0.self_attn.q_proj").unwrap(), 8.0);
+        assert_eq!(c.scaling("model.layers.0.self_attn.xq_proj").unwrap(), 2.0);
+        assert_eq!(c.scaling("model.layers.0.self_attn.v_proj").unwrap(), 0.125);
+        let bad = config(r#"{"r": 8, "lora_alpha": 8, "rank_pattern": {"(": 2}}"#);
+        assert!(bad.scaling("q_proj").is_err());
+    }
+
+    #[test]
+    fn adapters_peft_cannot_merge_are_refused() {
+        let p = Path::new("adapter_config.json");
+        for json in [
+            r#"{"peft_type": "IA3"}"#,
+            r#"{"peft_type": "LORA", "layer_replication": [[0, 2]]}"#,
+            r#"{"target_parameters": ["experts.gate_up_proj"]}"#,
+        ] {
+            let e = AdapterConfig::parse_str(json, p).unwrap_err();
+            assert_eq!(e.kind(), ckpt_core::ErrorKind::Unsupported, "{json}: {e}");
+        }
+        assert!(AdapterConfig::parse_str("{", p).is_err());
+    }
+
+    /// W + s·(B·A), summed over k first and scaled once, as PEFT's f32 matmul then `* scaling`.
+    fn naive(w: &[f32], b: &[f32], a: &[f32], r: usize, in_f: usize, s: f32) -> Vec<f32> {
+        let mut out = w.to_vec();
+        for (o, row) in out.chunks_mut(in_f).enumerate() {
+            for (i, x) in row.iter_mut().enumerate() {
+                let mut d = 0f32;
+                for k in 0..r {
+                    d += b[o * r + k] * a[k * in_f + i];
+                }
+                *x += d * s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn low_rank_update_matches_the_naive_product_bit_for_bit() {
+        let (out_f, r, in_f) = (5, 3, 7);
+        let val = |i: usize, m: f32| ((i * 37 % 11) as f32 - 5.0) * m;
+        let w: Vec<f32> = (0..out_f * in_f).map(|i| val(i, 0.25)).collect();
+        let b: Vec<f32> = (0..out_f * r).map(|i| val(i + 3, 0.125)).collect();
+        let a: Vec<f32> = (0..r * in_f).map(|i| val(i + 7, 0.0625)).collect();
+        let want = naive(&w, &b, &a, r, in_f, 1.5);
+        let mut got = w.clone();
+        add_lora_rows(&mut got, &b, &a, r, in_f, 1.5);
+        assert_eq!(got, want);
+        // The full delta, and its transpose for fan_in_fan_out (GPT-2's Conv1D).
+        let d = delta(&b, &a, out_f, r, in_f, 1.5, false);
+        let via_delta: Vec<f32> = w.iter().zip(&d).map(|(x, y)| x + y).collect();
+        assert_eq!(via_delta, want);
+        let dt = delta(&b, &a, out_f, r, in_f, 1.5, true);
+        for o in 0..out_f {
+            for i in 0..in_f {
+                assert_eq!(dt[i * out_f + o], d[o * in_f + i]);
+            }
+        }
+    }
+
+    #[test]
+    fn dora_rescales_each_output_row_to_its_magnitude() {
+        // W = [[3, 0], [0, 0]], B·A = [[0, 0], [0, 4]]: V = [[3, 0], [0, 4]], row norms 3 and 4,
+        // magnitudes 6 and 2 -> W' = [[6, 0], [0, 2]].
+        let base = t("w", &[2, 2], &[3.0, 0.0, 0.0, 0.0]);
+        let edit = Edit::Lora {
+            a: t("a", &[1, 2], &[0.0, 1.0]),
+            b: t("b", &[2, 1], &[0.0, 4.0]),
+            scale: 1.0,
+            transpose: false,
+            magnitude: Some(t("m", &[2], &[6.0, 2.0])),
+        };
+        let out = apply(&base, &[edit], DType::F32).unwrap();
+        assert_eq!(f32s(&out), [6.0, 0.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn replacements_come_first_then_biases_add_scaled() {
+        let base = t("bias", &[3], &[1.0, 1.0, 1.0]);
+        let edits = [
+            Edit::Bias {
+                b_bias: t("lb", &[3], &[1.0, 2.0, 3.0]),
+                scale: 0.5,
+            },
+            Edit::Replace(t("saved", &[3], &[10.0, 20.0, 30.0])),
+        ];
+        let out = apply(&base, &edits, DType::F32).unwrap();
+        assert_eq!(f32s(&out), [10.5, 21.0, 31.5]);
+    }
+
+    #[test]
+    fn outputs_round_to_nearest_even_in_the_base_dtype() {
+        // 1 + 2^-8 is halfway between two bf16 values: it rounds to the even one, 1.0;
+        // 1 + 3·2^-8 rounds up to 1 + 2^-6.
+        let (tie, above) = (1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8));
+        let out = from_f32(&[tie, above], DType::BF16);
+        assert_eq!(out, [0x80, 0x3f, 0x82, 0x3f]);
+        let mut xs = [tie, above];
+        round_to(DType::BF16, &mut xs);
+        assert_eq!(xs, [1.0, 1.0 + 2f32.powi(-6)]);
+    }
 }
