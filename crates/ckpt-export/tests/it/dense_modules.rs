@@ -182,6 +182,15 @@ fn dense_modules_come_back_as_sentence_transformers_modules_f16() {
     );
 }
 
+#[test]
+fn dense_modules_come_back_as_sentence_transformers_modules_bf16() {
+    round_trip(
+        OutType::BF16,
+        "tiny-embeddinggemma.dense.bf16.gguf",
+        DType::BF16,
+    );
+}
+
 /// Without the flag the GGUF has no Dense tensors: the export writes the pooling modules only.
 #[test]
 fn without_dense_tensors_no_dense_modules_are_written() {
