@@ -238,7 +238,8 @@ fn edited(path: &Path, edit: impl Fn(&mut ckpt_gguf::GgufWriter)) {
 #[test]
 fn inconsistent_dense_modules_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&str, &dyn Fn(&mut ckpt_gguf::GgufWriter), &[&str]); 2] = [
+    type Edit<'a> = &'a dyn Fn(&mut ckpt_gguf::GgufWriter);
+    let cases: [(&str, Edit, &[&str]); 2] = [
         (
             "features",
             &|w| {
