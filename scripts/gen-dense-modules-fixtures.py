@@ -14,7 +14,8 @@ Writes tests/fixtures/dense-modules/:
                                   Normalize (no folder); the Dense weights are float32
                                   `linear.weight`
   tiny-embeddinggemma.{f16,f32}.gguf         converter without the flag
-  tiny-embeddinggemma.dense.{f16,f32}.gguf   converter with --sentence-transformers-dense-modules
+  tiny-embeddinggemma.dense.{f16,f32,bf16,q8_0}.gguf
+                                  converter with --sentence-transformers-dense-modules
 The converter runs in tests/fixtures/dense-modules with the model folder given relatively
 (general.name comes from it), with the gguf-py of the same tree first on PYTHONPATH.
 """
@@ -83,12 +84,15 @@ def main():
     dense(m / "2_Dense", hidden, 4 * hidden, 2)
     dense(m / "3_Dense", 4 * hidden, hidden, 3)
 
-    for outtype in ("f16", "f32"):
-        for flag, infix in (([], ""), (["--sentence-transformers-dense-modules"], ".dense")):
-            out = f"{MODEL}{infix}.{outtype}.gguf"
-            cmd = [sys.executable, str(llama / "convert_hf_to_gguf.py"), MODEL, *flag,
-                   "--outtype", outtype, "--outfile", out]
-            subprocess.run(cmd, cwd=OUT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flag_on = ["--sentence-transformers-dense-modules"]
+    runs = [(outtype, flag, infix) for outtype in ("f16", "f32") for flag, infix in (([], ""), (flag_on, ".dense"))]
+    # bf16 and q8_0 with the flag only (without it they hold nothing the other cases do not show)
+    runs += [(outtype, flag_on, ".dense") for outtype in ("bf16", "q8_0")]
+    for outtype, flag, infix in runs:
+        out = f"{MODEL}{infix}.{outtype}.gguf"
+        cmd = [sys.executable, str(llama / "convert_hf_to_gguf.py"), MODEL, *flag,
+               "--outtype", outtype, "--outfile", out]
+        subprocess.run(cmd, cwd=OUT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

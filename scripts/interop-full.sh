@@ -78,6 +78,14 @@ echo "== GGUF -> Hugging Face export of every family: tensors bit-identical to t
 # convert_hf_to_gguf.py wrote. Families whose export is refused must say why and write nothing.
 "$py" scripts/interop/export_matrix.py "$ckpt" ${CKPT_LLAMA_CPP_SRC:+--llama-cpp "$CKPT_LLAMA_CPP_SRC"}
 
+echo "== EmbeddingGemma with its Dense modules: sentence-transformers encodes the exported folder as the original"
+# tests/fixtures/dense-modules converted with --sentence-transformers-dense-modules (by the
+# converter with CKPT_LLAMA_CPP_SRC) and exported back: SentenceTransformer(...).encode equal, f32 and f16.
+if ! "$py" -c "import sentence_transformers" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check sentence-transformers
+fi
+"$py" scripts/interop/st_dense_check.py "$ckpt" ${CKPT_LLAMA_CPP_SRC:+--llama-cpp "$CKPT_LLAMA_CPP_SRC"}
+
 echo "== convert_hf_to_gguf.py vs ckpt on tiny models of every supported architecture (byte-identical GGUF)"
 # Needs the llama.cpp source tree whose converter ckpt follows (commit 0c1e57098, e.g.
 # llama_cpp_python-0.3.36/vendor/llama.cpp from the PyPI sdist): convert_hf_to_gguf.py + gguf-py.

@@ -264,6 +264,9 @@ pub enum Companion {
     Copy(PathBuf),
     /// Written with these bytes (an edited config.json, …).
     Bytes(String, Vec<u8>),
+    /// A module's own weights under this name (a sentence-transformers `2_Dense/model.safetensors`),
+    /// always safetensors, written and verified like the model's.
+    Weights(String, Vec<Tensor>),
 }
 
 pub struct Written {
@@ -400,6 +403,24 @@ pub fn write_output(
                             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                         }
                         std::fs::write(&to, bytes).map_err(|e| Error::io(&to, e))?;
+                        name.clone()
+                    }
+                    Companion::Weights(name, tensors) => {
+                        let to = out.path().join(name);
+                        if let Some(parent) = to.parent() {
+                            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                        }
+                        // Its own checksums: module tensors share names (`linear.weight`).
+                        let module_crcs: WrittenCrcs = Default::default();
+                        let rec = recording(tensors, &module_crcs);
+                        let mut f = AtomicFile::in_atomic_dir(&to)?;
+                        let mut meta = BTreeMap::new();
+                        meta.insert("format".to_string(), "pt".to_string());
+                        write_one(f.writer(), &to, Target::Safetensors, &rec, &meta, &None)?;
+                        f.commit()?;
+                        if opts.verify {
+                            verify_outputs(&[(to, tensors.clone())], &module_crcs, &None)?;
+                        }
                         name.clone()
                     }
                 };

@@ -11,7 +11,9 @@
 //! `kv_b_proj`, Granite MoE's fused `input_linear`, GPT-OSS's interleaved `gate_up_proj`, its
 //! transposed `down_proj` and renamed biases and sinks), and the config's plain hyperparameters
 //! come from the family's declarative parameter list read backwards. An architecture whose
-//! mapping is not invertible is refused with the reason ([`names::refused`]).
+//! mapping is not invertible is refused with the reason ([`names::refused`]). Embedding models
+//! come back with their sentence-transformers modules: the pooling the GGUF records and
+//! EmbeddingGemma's Dense projections (`2_Dense`/`3_Dense` folders).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -329,17 +331,8 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         })
     };
 
-    if arch_name == "gemma-embedding" {
-        if let Some(t) = tensors
-            .iter()
-            .find(|t| t.name.starts_with("dense_2.") || t.name.starts_with("dense_3."))
-        {
-            return Err(Error::Unsupported(format!(
-                "{gguf_label}: a GGUF of architecture {arch_name} cannot be exported to a Hugging Face folder: it holds the sentence-transformers Dense projection '{}' (convert_hf_to_gguf.py --sentence-transformers-dense-modules), which the export does not write back as 2_Dense/3_Dense modules",
-                t.name
-            )));
-        }
-    }
+    // EmbeddingGemma's sentence-transformers Dense projections go back to their own folders.
+    let (dense, tensors) = dense_modules(&kv, &arch_name, tensors, &gguf_label, &out_type)?;
     let Some(arch) = export_arch(&gguf_label, &kv, &arch_name, &tensors)? else {
         let msg = format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping (supported: {})",
@@ -366,6 +359,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
             out_dir,
             opts,
             planned,
+            Vec::new(),
             Vec::new(),
             ReportBase {
                 gguf_architecture: arch_name,
@@ -424,10 +418,25 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
                 }
             }
         }
+        let folders: Vec<&str> = dense.iter().map(|m| m.folder).collect();
         extra_files.extend(pooling_files(
             p,
             config.get("hidden_size").or(config.get("n_embd")),
+            &folders,
         ));
+    }
+    if !dense.is_empty() && !extra_files.iter().any(|(f, _)| f == "modules.json") {
+        // llama.cpp applies the projections to the pooled embedding: without a pooling
+        // sentence-transformers knows there is no pipeline to put them in.
+        return Err(Error::Unsupported(format!(
+            "{gguf_label}: the GGUF holds the sentence-transformers Dense projection '{}' but no {arch_name}.pooling_type of mean, cls or last-token pooling, so it cannot be exported as a sentence-transformers module",
+            dense[0].tensor.source.name
+        )));
+    }
+    let mut modules = Vec::new();
+    for m in dense {
+        extra_files.push((format!("{}/config.json", m.folder), pretty(&m.config)));
+        modules.push((m.folder.to_string(), vec![m.tensor]));
     }
     extra_files.insert(
         0,
@@ -482,6 +491,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
         out_dir,
         opts,
         planned,
+        modules,
         extra_files,
         ReportBase {
             gguf_architecture: arch_name,
@@ -560,16 +570,35 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
 
 /// sentence-transformers' `modules.json` and `1_Pooling/config.json` for the GGUF's
 /// `pooling_type` (the inverse of what the converter reads, see
-/// [`ckpt_model::arch::qwen::POOLING_MODES`]).
-fn pooling_files(pooling_type: u64, hidden: Option<&Value>) -> Vec<(String, Vec<u8>)> {
+/// [`ckpt_model::arch::qwen::POOLING_MODES`]), with the Pooling flags sentence-transformers
+/// writes. `dense` are the Dense module folders that follow the pooling (EmbeddingGemma's, see
+/// [`dense_modules`]); after them comes a Normalize module, as in the released EmbeddingGemma
+/// (llama.cpp's embedding tools normalize by default).
+fn pooling_files(
+    pooling_type: u64,
+    hidden: Option<&Value>,
+    dense: &[&str],
+) -> Vec<(String, Vec<u8>)> {
     let modes = ckpt_model::arch::qwen::POOLING_MODES;
     if !modes.iter().any(|m| u64::from(m.0) == pooling_type) {
         return Vec::new();
     }
-    let modules = json!([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]);
+    let mut list: Vec<(String, &str)> = vec![
+        (String::new(), "Transformer"),
+        ("1_Pooling".into(), "Pooling"),
+    ];
+    list.extend(dense.iter().map(|f| (f.to_string(), "Dense")));
+    if !dense.is_empty() {
+        list.push((format!("{}_Normalize", list.len()), "Normalize"));
+    }
+    let modules: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .map(|(idx, (path, ty))| {
+            json!({"idx": idx, "name": idx.to_string(), "path": path,
+                   "type": format!("sentence_transformers.models.{ty}")})
+        })
+        .collect();
     let mut cfg = Map::new();
     cfg.insert(
         "word_embedding_dimension".into(),
@@ -578,12 +607,110 @@ fn pooling_files(pooling_type: u64, hidden: Option<&Value>) -> Vec<(String, Vec<
     for (id, flag, _) in modes {
         cfg.insert((*flag).into(), json!(u64::from(*id) == pooling_type));
     }
-    cfg.insert("pooling_mode_max_tokens".into(), json!(false));
-    cfg.insert("pooling_mode_mean_sqrt_len_tokens".into(), json!(false));
+    for flag in [
+        "pooling_mode_max_tokens",
+        "pooling_mode_mean_sqrt_len_tokens",
+        "pooling_mode_weightedmean_tokens",
+    ] {
+        cfg.insert(flag.into(), json!(false));
+    }
+    // (llama.cpp pools over every token, the prompt's too.)
+    cfg.insert("include_prompt".into(), json!(true));
     vec![
-        ("modules.json".into(), pretty(&modules)),
+        ("modules.json".into(), pretty(&Value::Array(modules))),
         ("1_Pooling/config.json".into(), pretty(&Value::Object(cfg))),
     ]
+}
+
+/// A sentence-transformers Dense module rebuilt from the GGUF.
+struct DenseModule {
+    /// Its folder (`2_Dense`, `3_Dense`).
+    folder: &'static str,
+    /// `linear.weight`, in the folder's `model.safetensors`.
+    tensor: Planned,
+    /// The folder's `config.json`.
+    config: Value,
+}
+
+/// EmbeddingGemma's Dense projections (`dense_2.weight`, `dense_3.weight`, written by
+/// `convert_hf_to_gguf.py --sentence-transformers-dense-modules`; see
+/// [`ckpt_model::arch::gemma::DENSE_MODULES`]) as sentence-transformers Dense modules, in
+/// pipeline order, and the GGUF's other tensors. The converter keeps only the weights and llama.cpp
+/// applies no activation, so each module is a bias-free linear map with sentence-transformers'
+/// Identity activation, as EmbeddingGemma's are; the feature counts are the weight's shape,
+/// which must agree with the `dense_N_feat_in`/`_feat_out` keys when the GGUF has them.
+fn dense_modules(
+    kv: &Kvs,
+    arch_name: &str,
+    tensors: Vec<Tensor>,
+    gguf_label: &str,
+    out_type: &dyn Fn(&Tensor) -> DType,
+) -> Result<(Vec<DenseModule>, Vec<Tensor>)> {
+    use ckpt_model::arch::gemma::{
+        dense_feature_keys, EmbeddingGemma, DENSE_LINEAR, DENSE_MODULES,
+    };
+    use ckpt_model::arch::Architecture;
+    if arch_name != EmbeddingGemma.gguf_arch() {
+        return Ok((Vec::new(), tensors));
+    }
+    let mut found: Vec<Option<Tensor>> = vec![None; DENSE_MODULES.len()];
+    let mut rest = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let slot = DENSE_MODULES
+            .iter()
+            .position(|(_, prefix)| t.name == format!("{prefix}.weight"));
+        match slot {
+            Some(i) => found[i] = Some(t),
+            None => rest.push(t),
+        }
+    }
+    let mut modules = Vec::new();
+    for ((folder, prefix), t) in DENSE_MODULES.iter().zip(found) {
+        let Some(t) = t else { continue };
+        let &[out_features, in_features] = t.shape.as_slice() else {
+            return Err(Error::invalid(
+                gguf_label,
+                format!(
+                    "tensor '{}' has shape {:?}, expected a matrix [out_features, in_features]",
+                    t.name, t.shape
+                ),
+            ));
+        };
+        let (key_in, key_out) = dense_feature_keys(prefix);
+        for (key, want) in [(&key_in, in_features), (&key_out, out_features)] {
+            match kv.u64(key) {
+                Some(v) if v != want => {
+                    return Err(Error::invalid(
+                        gguf_label,
+                        format!(
+                            "{key} is {v}, but tensor '{}' of shape {:?} maps {in_features} features to {out_features}",
+                            t.name, t.shape
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let config = json!({
+            "in_features": in_features,
+            "out_features": out_features,
+            "bias": false,
+            "activation_function": "torch.nn.modules.linear.Identity",
+        });
+        modules.push(DenseModule {
+            folder,
+            config,
+            tensor: Planned {
+                hf_name: format!("{DENSE_LINEAR}.weight"),
+                out: out_type(&t),
+                hf_shape: t.shape.clone(),
+                source: t,
+                join: None,
+                transforms: Vec::new(),
+            },
+        });
+    }
+    Ok((modules, rest))
 }
 
 fn pretty(v: &Value) -> Vec<u8> {
@@ -1151,29 +1278,35 @@ struct ReportBase {
     warnings: Vec<String>,
 }
 
+/// Writes the model's tensors as (sharded) safetensors, each module folder's tensors as its
+/// `model.safetensors` (sentence-transformers modules), and the other files.
 fn write_folder(
     out_dir: &Path,
     opts: &ExportOptions,
     planned: Vec<Planned>,
+    modules: Vec<(String, Vec<Planned>)>,
     extra_files: Vec<(String, Vec<u8>)>,
     base: ReportBase,
 ) -> Result<ExportReport> {
     let label = out_dir.display().to_string();
-    let tensors: Vec<Tensor> = planned
-        .into_iter()
-        .map(|p| {
-            let src = Arc::new(PlannedSource {
-                source: p.source,
-                join: p.join,
-                transforms: p.transforms,
-                out: p.out,
-                label: label.clone(),
-            });
-            Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
-        })
-        .collect();
-    let tensor_count = tensors.len();
-    let total_tensor_bytes: u64 = tensors.iter().map(|t| t.nbytes()).sum();
+    let lazy_of = |planned: Vec<Planned>| -> Vec<Tensor> {
+        planned
+            .into_iter()
+            .map(|p| {
+                let src = Arc::new(PlannedSource {
+                    source: p.source,
+                    join: p.join,
+                    transforms: p.transforms,
+                    out: p.out,
+                    label: label.clone(),
+                });
+                Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
+            })
+            .collect()
+    };
+    let tensors = lazy_of(planned);
+    let mut tensor_count = tensors.len();
+    let mut total_tensor_bytes: u64 = tensors.iter().map(|t| t.nbytes()).sum();
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
     let plan = Plan {
@@ -1182,10 +1315,21 @@ fn write_folder(
         dropped: BTreeMap::new(),
         warnings: Vec::new(),
     };
-    let companions: Vec<Companion> = extra_files
-        .into_iter()
-        .map(|(name, bytes)| Companion::Bytes(name, bytes))
-        .collect();
+    let mut companions: Vec<Companion> = Vec::new();
+    for (folder, planned) in modules {
+        let tensors = lazy_of(planned);
+        tensor_count += tensors.len();
+        total_tensor_bytes += tensors.iter().map(Tensor::nbytes).sum::<u64>();
+        companions.push(Companion::Weights(
+            format!("{folder}/model.safetensors"),
+            tensors,
+        ));
+    }
+    companions.extend(
+        extra_files
+            .into_iter()
+            .map(|(name, bytes)| Companion::Bytes(name, bytes)),
+    );
     let write = ConvertOptions {
         max_shard_size: Some(opts.max_shard_size.unwrap_or(DEFAULT_MAX_SHARD_SIZE).max(1)),
         verify: opts.verify,

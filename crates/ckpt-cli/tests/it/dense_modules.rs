@@ -57,6 +57,14 @@ fn dense_modules_match_convert_hf_to_gguf() {
     check("f32", true, "tiny-embeddinggemma.dense.f32.gguf");
 }
 
+/// bf16 rounds the float32 Dense weights like the model's; q8_0 quantizes `dense_3.weight`
+/// (32 inputs) and keeps `dense_2.weight` (8 inputs, not a whole Q8_0 block) in F16.
+#[test]
+fn dense_modules_match_convert_hf_to_gguf_bf16_q8_0() {
+    check("bf16", true, "tiny-embeddinggemma.dense.bf16.gguf");
+    check("q8_0", true, "tiny-embeddinggemma.dense.q8_0.gguf");
+}
+
 #[test]
 fn without_the_flag_the_dense_modules_are_left_out() {
     check("f16", false, "tiny-embeddinggemma.f16.gguf");

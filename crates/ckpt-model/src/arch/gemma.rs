@@ -226,6 +226,24 @@ impl Architecture for Gemma2 {
     }
 }
 
+/// EmbeddingGemma's sentence-transformers Dense module folders and the GGUF prefix the converter
+/// gives each one's weight (`2_Dense` -> `dense_2`; any other Dense folder gets the last prefix,
+/// `dense_3`). The GGUF -> Hugging Face export writes `dense_N.weight` back into these folders.
+pub const DENSE_MODULES: &[(&str, &str)] = &[("2_Dense", "dense_2"), ("3_Dense", "dense_3")];
+
+/// The submodule of a sentence-transformers Dense module that holds its weight
+/// (`linear.weight` in the module's `model.safetensors`); the converter replaces it by the prefix.
+pub const DENSE_LINEAR: &str = "linear";
+
+/// The GGUF keys of one Dense module's `(in_features, out_features)`, for a prefix of
+/// [`DENSE_MODULES`] (`gemma-embedding.dense_2_feat_in`, `…_feat_out`).
+pub fn dense_feature_keys(prefix: &str) -> (String, String) {
+    (
+        format!("gemma-embedding.{prefix}_feat_in"),
+        format!("gemma-embedding.{prefix}_feat_out"),
+    )
+}
+
 /// A sentence-transformers `Dense` module of an EmbeddingGemma folder (an entry of
 /// `modules.json` whose type ends in `Dense` and whose folder holds `model.safetensors`).
 struct DenseModule {
@@ -279,11 +297,11 @@ fn dense_modules(hp: &Hparams) -> Result<Vec<DenseModule>> {
         if !mod_dir.join("model.safetensors").is_file() {
             continue;
         }
-        let prefix = if path == "2_Dense" {
-            "dense_2"
-        } else {
-            "dense_3"
-        };
+        let (_, last) = DENSE_MODULES[DENSE_MODULES.len() - 1];
+        let prefix = DENSE_MODULES
+            .iter()
+            .find(|(folder, _)| *folder == path)
+            .map_or(last, |(_, prefix)| *prefix);
         let conf_path = mod_dir.join("config.json");
         let features = if conf_path.is_file() {
             let conf = read_json_object(&conf_path)?;
@@ -475,7 +493,7 @@ impl Architecture for EmbeddingGemma {
             for mut t in ckpt_safetensors::read(&file)?.tensors {
                 // Only the weights; `linear` becomes the GGUF prefix, then the name is mapped.
                 if t.name.ends_with(".weight") {
-                    t.name = t.name.replace("linear", m.prefix);
+                    t.name = t.name.replace(DENSE_LINEAR, m.prefix);
                     out.push(t);
                 }
             }
@@ -528,8 +546,9 @@ impl Architecture for EmbeddingGemma {
             }
         }
         for (prefix, i, o) in dims {
-            ctx.kv.u32(&format!("gemma-embedding.{prefix}_feat_in"), i);
-            ctx.kv.u32(&format!("gemma-embedding.{prefix}_feat_out"), o);
+            let (key_in, key_out) = dense_feature_keys(prefix);
+            ctx.kv.u32(&key_in, i);
+            ctx.kv.u32(&key_out, o);
         }
         let dir = ctx
             .hp
