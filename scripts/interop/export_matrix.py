@@ -230,8 +230,9 @@ def check(arch: str, ckpt: str, llama_cpp: Path | None, work: Path) -> tuple[boo
     if diff > 1e-5 * scale:
         return False, f"{what} differ: max |diff| {diff:g} (largest |value| {scale:g})"
     n = len(load_folder(out))
-    versus = " (against the MXFP4 original loaded dequantized)" if mx else ""
-    return True, f"{n} tensors bit-identical, {what} max |diff| {diff:g}{versus}"
+    if mx:
+        return True, f"{n} tensors identical (MXFP4 experts value for value, the rest bit for bit), {what} max |diff| {diff:g} against the MXFP4 original loaded dequantized"
+    return True, f"{n} tensors bit-identical, {what} max |diff| {diff:g}"
 
 
 def main() -> int:
