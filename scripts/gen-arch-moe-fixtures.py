@@ -138,6 +138,44 @@ def glm_tokenizer(dst):
     path.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
 
 
+def dequantized_experts(model_dir, reader, dst):
+    """What the GGUF -> HF export of the MXFP4 case must give back for the experts: transformers'
+    own dequantization of the MXFP4 checkpoint (loaded with Mxfp4Config(dequantize=True), as it
+    does without an MXFP4 kernel, and saved with save_pretrained), the two experts tensors of
+    each layer as BF16. Checked first against gguf-py's dequantization of the converter's GGUF
+    MXFP4 tensors (gate and up interleaved back into gate_up_proj, down transposed back), value
+    for value: transformers writes -0 for the E2M1 code of negative zero, ggml (and gguf-py) +0."""
+    import numpy as np
+    import torch
+    import transformers as tf
+    from gguf.quants import dequantize
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = tf.GptOssForCausalLM.from_pretrained(str(model_dir), quantization_config=tf.Mxfp4Config(dequantize=True), dtype=torch.bfloat16)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        if "quantization_config" in json.loads((Path(tmp) / "config.json").read_text()):
+            raise SystemExit("transformers kept quantization_config for the dequantized model")
+        with safe_open(str(Path(tmp) / "model.safetensors"), "pt") as f:
+            experts = {n: f.get_tensor(n) for n in f.keys() if n.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj"))}
+    ggml = {t.name: dequantize(t.data, t.tensor_type) for t in reader.tensors if t.name.endswith("_exps.weight")}
+    for name, t in experts.items():
+        if t.dtype != torch.bfloat16:
+            raise SystemExit(f"{name}: transformers saved {t.dtype}, expected bfloat16")
+        bid = name.split(".")[2]
+        if name.endswith("gate_up_proj"):
+            gate, up = (ggml[f"blk.{bid}.ffn_{w}_exps.weight"].transpose(0, 2, 1) for w in ("gate", "up"))
+            ref = np.stack([gate, up], axis=-1).reshape(gate.shape[0], gate.shape[1], -1)
+        else:
+            ref = ggml[f"blk.{bid}.ffn_down_exps.weight"].transpose(0, 2, 1)
+        if not np.array_equal(t.float().numpy(), ref):
+            raise SystemExit(f"{name}: transformers and gguf-py dequantize the MXFP4 experts differently")
+    if len(experts) != 4:
+        raise SystemExit(f"expected 4 expert tensors, transformers saved {sorted(experts)}")
+    save_file({n: experts[n].contiguous() for n in sorted(experts)}, str(dst), metadata={"format": "pt"})
+
+
 def main() -> int:
     src = Path(sys.argv[1]).resolve()
     sys.path.insert(0, str(src / "gguf-py"))
@@ -202,6 +240,8 @@ def main() -> int:
                    "sha256": hashlib.sha256(np.asarray(t.data).tobytes()).hexdigest()} for t in r.tensors]
             expected = {"case": case, "architecture": arch, "tokenizer": tok, "file_sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "kvs": kvs, "tensors": ts}
             (d / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
+            if case == "gpt_oss_mxfp4":
+                dequantized_experts(m, r, d / "dequantized.safetensors")
         print(f"{case}: {len(kvs)} KVs, {len(ts)} tensors")
     return 0
 

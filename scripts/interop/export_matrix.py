@@ -14,6 +14,14 @@ llama.cpp's convert_hf_to_gguf.py when --llama-cpp is given), export the GGUF ba
   (b) transformers loads the exported folder (AutoModelForCausalLM, AutoModel for embedding
       models) and gives the same logits (hidden states) as the original model, in float32.
 
+GPT-OSS as released (+mxfp4: experts stored as MXFP4 blocks/scales, which the GGUF keeps as
+MXFP4 tensors): the export holds what transformers writes for that checkpoint loaded
+dequantized (Mxfp4Config(dequantize=True), saved with save_pretrained): BF16 experts and no
+quantization_config. (a) compares the export with that folder, bit for bit (the experts value
+for value: transformers writes -0 for the code of negative zero, ggml +0); (b) compares
+transformers' logits on the export with its logits on the original MXFP4 folder loaded
+dequantized.
+
 Families whose export is refused must fail with "cannot be exported" and write nothing.
 
 usage: export_matrix.py CKPT_BINARY [--llama-cpp LLAMA_CPP_SRC] [--arch ARCH ...] [--keep DIR]
@@ -59,6 +67,8 @@ EXPORTED = [
     "Glm4ForCausalLM+mrope",
     "Lfm2ForCausalLM",
     "GptOssForCausalLM",
+    "GptOssForCausalLM+mxfp4",
+    "GptOssForCausalLM+wide+mxfp4",
     "Glm4MoeForCausalLM",
     "Qwen3Model",
     "ModernBertModel",
@@ -110,6 +120,10 @@ def to_gguf(ckpt: str, llama_cpp: Path | None, arch: str, model: Path, out: Path
 def compare_tensors(arch: str, original: dict, exported: dict, config: dict) -> list[str]:
     import torch
 
+    # Dequantized MXFP4 experts: ggml's E2M1 table has no -0 where transformers' has one, so
+    # they are compared value for value (the sign of zero aside), everything else bit for bit.
+    by_value = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj") if is_mxfp4(arch) else ()
+
     problems = []
     layers = config.get("num_hidden_layers")
     tied = config.get("tie_word_embeddings", False)
@@ -129,7 +143,9 @@ def compare_tensors(arch: str, original: dict, exported: dict, config: dict) -> 
         if tuple(e.shape) != tuple(t.shape):
             problems.append(f"{name}: shape {tuple(e.shape)}, original {tuple(t.shape)}")
             continue
-        if e.dtype == t.dtype:
+        if name.endswith(by_value) and e.dtype == t.dtype:
+            same = torch.equal(e.float(), t.float())
+        elif e.dtype == t.dtype:
             same = torch.equal(e.view(torch.int16) if e.dtype == torch.bfloat16 else e, t.view(torch.int16) if t.dtype == torch.bfloat16 else t)
         else:
             # kept F32 by the converter: the f32 values must be the bf16 ones exactly
@@ -143,12 +159,29 @@ def compare_tensors(arch: str, original: dict, exported: dict, config: dict) -> 
     return problems
 
 
-def outputs(folder: Path, embedding: bool):
+def is_mxfp4(arch: str) -> bool:
+    return "mxfp4" in arch.split("+")[1:]
+
+
+def dequantized_folder(model: Path, dst: Path) -> Path:
+    """The MXFP4 checkpoint as transformers writes it once dequantized (BF16 experts)."""
+    import torch
+    import transformers as tf
+
+    m = tf.AutoModelForCausalLM.from_pretrained(str(model), quantization_config=tf.Mxfp4Config(dequantize=True), dtype=torch.bfloat16)
+    if dst.exists():
+        shutil.rmtree(dst)
+    m.save_pretrained(str(dst))
+    return dst
+
+
+def outputs(folder: Path, embedding: bool, dequantize_mxfp4: bool = False):
     import torch
     import transformers as tf
 
     cls = tf.AutoModel if embedding else tf.AutoModelForCausalLM
-    model = cls.from_pretrained(str(folder), dtype=torch.float32).eval()
+    extra = {"quantization_config": tf.Mxfp4Config(dequantize=True)} if dequantize_mxfp4 else {}
+    model = cls.from_pretrained(str(folder), dtype=torch.float32, **extra).eval()
     ids = torch.tensor([[5, 17, 3, 99, 42, 7, 250, 11, 64, 2]])
     with torch.no_grad():
         out = model(ids)
@@ -178,10 +211,16 @@ def check(arch: str, ckpt: str, llama_cpp: Path | None, work: Path) -> tuple[boo
         return False, f"expected a refusal, got exit {rc}: {log.strip()[-300:]}"
     if rc != 0:
         return False, f"export failed (exit {rc}): {log.strip()[-400:]}"
-    problems = compare_tensors(arch, load_folder(model), load_folder(out), cfg)
+    mx = is_mxfp4(arch)
+    original = dequantized_folder(model, work / f"tiny-{arch}-dequantized") if mx else model
+    if mx:
+        exported_cfg = json.loads((out / "config.json").read_text())
+        if "quantization_config" in exported_cfg:
+            return False, "the export of dequantized MXFP4 experts keeps quantization_config"
+    problems = compare_tensors(arch, load_folder(original), load_folder(out), cfg)
     if problems:
         return False, "tensors: " + "; ".join(problems[:6])
-    ref = outputs(model, arch in EMBEDDING)
+    ref = outputs(model, arch in EMBEDDING, dequantize_mxfp4=mx)
     ours = outputs(out, arch in EMBEDDING)
     if ref.shape != ours.shape:
         return False, f"output shape {tuple(ours.shape)}, original {tuple(ref.shape)}"
@@ -191,6 +230,8 @@ def check(arch: str, ckpt: str, llama_cpp: Path | None, work: Path) -> tuple[boo
     if diff > 1e-5 * scale:
         return False, f"{what} differ: max |diff| {diff:g} (largest |value| {scale:g})"
     n = len(load_folder(out))
+    if mx:
+        return True, f"{n} tensors identical (MXFP4 experts value for value, the rest bit for bit), {what} max |diff| {diff:g} against the MXFP4 original loaded dequantized"
     return True, f"{n} tensors bit-identical, {what} max |diff| {diff:g}"
 
 

@@ -511,7 +511,36 @@ fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
         .iter()
         .map(|t| match &t.data {
             TensorData::View(_) => t.clone(),
-            TensorData::Computed(_) | TensorData::Rows(_) => {
+            // Made by bands of rows: kept banded (memory stays flat); the checksum runs over the
+            // bands as the writer pulls them, in order (out of order, none is recorded and
+            // verification recomputes the tensor instead).
+            TensorData::Rows(r) => {
+                let (r, crcs, name) = (r.clone(), crcs.clone(), t.name.clone());
+                let state = Mutex::new((0usize, crc32fast::Hasher::new(), true));
+                Tensor::from_rows(
+                    t.name.clone(),
+                    t.dtype,
+                    t.shape.clone(),
+                    r.rows,
+                    r.row_bytes,
+                    move |range, dst| {
+                        (r.fill)(range.clone(), dst)?;
+                        let mut st = state.lock().unwrap();
+                        if st.2 && range.start == st.0 {
+                            st.1.update(dst);
+                            st.0 = range.end;
+                            if st.0 == r.rows {
+                                let crc = st.1.clone().finalize();
+                                crcs.lock().unwrap().insert(name.clone(), crc);
+                            }
+                        } else {
+                            st.2 = false;
+                        }
+                        Ok(())
+                    },
+                )
+            }
+            TensorData::Computed(_) => {
                 let (inner, crcs) = (t.clone(), crcs.clone());
                 Tensor::computed(t.name.clone(), t.dtype, t.shape.clone(), move || {
                     let bytes = inner.bytes()?.into_owned();

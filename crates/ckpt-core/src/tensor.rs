@@ -845,8 +845,10 @@ pub fn try_buffer(len: usize, what: &str) -> Result<Vec<u8>> {
 
 /// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
 /// produced on another thread, so computing and writing overlap. Views are written by
-/// `write_view` (which may copy in the kernel); computed bytes are written as they arrive.
-/// `after_each(index, bytes)` runs after every tensor (padding, progress, size checks).
+/// `write_view` (which may copy in the kernel); computed bytes are written as they arrive, a
+/// tensor made by bands of rows ([`TensorData::Rows`]) in pieces of about [`STREAM_CHUNK`]
+/// bytes, so neither thread holds it whole. `after_each(index, bytes)` runs after every tensor
+/// (padding, progress, size checks).
 pub fn write_pipelined<W: Write + ?Sized>(
     tensors: &[&Tensor],
     w: &mut W,
@@ -857,23 +859,48 @@ pub fn write_pipelined<W: Write + ?Sized>(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
         scope.spawn(move || {
             for t in tensors {
-                if let TensorData::Computed(_) | TensorData::Rows(_) = t.data {
-                    // A closed channel means the writer stopped early: stop computing.
-                    if tx.send(t.bytes().map(Cow::into_owned)).is_err() {
-                        return;
+                // A closed channel means the writer stopped early: stop computing.
+                match &t.data {
+                    TensorData::Computed(_) => {
+                        if tx.send(t.bytes().map(Cow::into_owned)).is_err() {
+                            return;
+                        }
                     }
+                    TensorData::Rows(r) => {
+                        for piece in row_pieces(t, r) {
+                            let stop = piece.is_err();
+                            if tx.send(piece).is_err() || stop {
+                                return;
+                            }
+                        }
+                    }
+                    TensorData::View(_) => {}
                 }
             }
         });
         for (i, t) in tensors.iter().enumerate() {
             let n = match t.data {
                 TensorData::Computed(_) | TensorData::Rows(_) => {
-                    let bytes = rx.recv().map_err(|_| {
-                        Error::Other(format!("tensor '{}': producer stopped", t.name))
-                    })??;
-                    w.write_all(&bytes)
-                        .map_err(|e| Error::Other(format!("writing tensor '{}': {e}", t.name)))?;
-                    bytes.len() as u64
+                    // One message for computed bytes; pieces up to the tensor's size for rows.
+                    let expected = t.nbytes();
+                    let mut n = 0u64;
+                    loop {
+                        let bytes = rx.recv().map_err(|_| {
+                            Error::Other(format!("tensor '{}': producer stopped", t.name))
+                        })??;
+                        w.write_all(&bytes).map_err(|e| {
+                            Error::Other(format!("writing tensor '{}': {e}", t.name))
+                        })?;
+                        n += bytes.len() as u64;
+                        if matches!(t.data, TensorData::Computed(_)) {
+                            break;
+                        }
+                        crate::pool::give(bytes);
+                        if n >= expected {
+                            break;
+                        }
+                    }
+                    n
                 }
                 TensorData::View(_) => write_view(t, w)?,
             };
@@ -881,6 +908,39 @@ pub fn write_pipelined<W: Write + ?Sized>(
         }
         Ok(())
     })
+}
+
+/// The bytes of a tensor made by bands of rows, as pieces of whole rows of about
+/// [`STREAM_CHUNK`] bytes (one row when a row is larger), produced as they are taken; at least
+/// one (empty for no rows). An error (the rows do not add up to the tensor's size, a failed
+/// fill) ends the pieces.
+fn row_pieces<'a>(t: &'a Tensor, r: &'a RowFill) -> impl Iterator<Item = Result<Vec<u8>>> + 'a {
+    let size_error = ((r.rows * r.row_bytes) as u64 != t.nbytes()).then(|| {
+        Error::Other(format!(
+            "tensor '{}': {} rows of {} bytes, expected {} bytes",
+            t.name,
+            r.rows,
+            r.row_bytes,
+            t.nbytes()
+        ))
+    });
+    let per_piece = (STREAM_CHUNK / r.row_bytes.max(1)).max(1);
+    let rows = if size_error.is_some() || r.row_bytes == 0 {
+        0
+    } else {
+        r.rows
+    };
+    let empty = (size_error.is_none() && rows == 0).then(|| Ok(Vec::new()));
+    size_error
+        .map(Err)
+        .into_iter()
+        .chain(empty)
+        .chain((0..rows).step_by(per_piece).map(move |start| {
+            let end = (start + per_piece).min(rows);
+            let mut buf = crate::pool::take((end - start) * r.row_bytes);
+            (r.fill)(start..end, &mut buf)?;
+            Ok(buf)
+        }))
 }
 
 #[cfg(test)]
@@ -952,6 +1012,88 @@ mod tests {
             Storage::new(Buffer::owned("d", out.clone()), 0, out.len(), "d").unwrap(),
         );
         assert_eq!(dense.first_difference(&small).unwrap(), Some(5_000_001));
+    }
+
+    /// A tensor made by bands of rows is produced and written in pieces of at most
+    /// STREAM_CHUNK bytes (never whole), in order, between the tensors around it; empty ones
+    /// and a failing fill are handled.
+    #[test]
+    fn row_tensors_are_written_in_bounded_pieces() {
+        use std::sync::atomic::AtomicUsize;
+        let row_bytes = 4096;
+        let rows = 3 * (STREAM_CHUNK / row_bytes) + 5;
+        let biggest = Arc::new(AtomicUsize::new(0));
+        let seen = biggest.clone();
+        let banded = Tensor::from_rows(
+            "banded",
+            DType::U8,
+            vec![rows as u64, row_bytes as u64],
+            rows,
+            row_bytes,
+            move |range, dst| {
+                seen.fetch_max(dst.len(), Ordering::Relaxed);
+                for (i, r) in range.enumerate() {
+                    dst[i * row_bytes..(i + 1) * row_bytes].fill((r % 251) as u8);
+                }
+                Ok(())
+            },
+        );
+        let empty = Tensor::from_rows("empty", DType::U8, vec![0, 7], 0, 7, |_, _| Ok(()));
+        let before = Tensor::computed("before", DType::U8, vec![3], || Ok(vec![1, 2, 3]));
+        let after = Tensor::computed("after", DType::U8, vec![2], || Ok(vec![9, 8]));
+        let mut out = Vec::new();
+        let mut sizes = Vec::new();
+        write_pipelined(
+            &[&before, &empty, &banded, &after],
+            &mut out,
+            |_, _| unreachable!("no views"),
+            |_, n, _| {
+                sizes.push(n);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(sizes, [3, 0, (rows * row_bytes) as u64, 2]);
+        assert!(biggest.load(Ordering::Relaxed) <= STREAM_CHUNK);
+        assert_eq!(&out[..3], &[1, 2, 3]);
+        assert_eq!(&out[out.len() - 2..], &[9, 8]);
+        let body = &out[3..out.len() - 2];
+        assert_eq!(body.len(), rows * row_bytes);
+        for (r, row) in body.chunks(row_bytes).enumerate() {
+            assert!(row.iter().all(|&b| b == (r % 251) as u8), "row {r}");
+        }
+
+        let failing = Tensor::from_rows(
+            "failing",
+            DType::U8,
+            vec![rows as u64, row_bytes as u64],
+            rows,
+            row_bytes,
+            |range, _| {
+                if range.start > 0 {
+                    Err(Error::Other("band failed".into()))
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        let e = write_pipelined(
+            &[&failing, &after],
+            &mut Vec::new(),
+            |_, _| unreachable!(),
+            |_, _, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("band failed"), "{e}");
+        let short = Tensor::from_rows("short", DType::U8, vec![10], 3, 3, |_, _| Ok(()));
+        let e = write_pipelined(
+            &[&short],
+            &mut Vec::new(),
+            |_, _| unreachable!(),
+            |_, _, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("expected 10 bytes"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! experts are cut back into one tensor per expert (the family's `Experts` spec read
 //! backwards), tensors the converter split or reshaped are joined again (its `Join`s: DeepSeek's
 //! `kv_b_proj`, Granite MoE's fused `input_linear`, GPT-OSS's interleaved `gate_up_proj`, its
-//! transposed `down_proj` and renamed biases and sinks), and the config's plain hyperparameters
+//! transposed `down_proj` and renamed biases and sinks; such joins of stacked experts are made a
+//! band of experts at a time), and the config's plain hyperparameters
 //! come from the family's declarative parameter list read backwards. An architecture whose
 //! mapping is not invertible is refused with the reason ([`names::refused`]). Embedding models
 //! come back with their sentence-transformers modules: the pooling the GGUF records and
@@ -43,7 +44,7 @@ pub use ckpt_convert::Target;
 use ckpt_core::codec::{self, Nan};
 use ckpt_core::progress::SharedProgress;
 use ckpt_core::{DType, Error, GgmlType, Result, Tensor};
-use ckpt_model::arch::family::JoinFn;
+use ckpt_model::arch::family::Join;
 use ckpt_model::arch::{TensorAction, TensorRef, Transform};
 use ckpt_model::hparams::Hparams;
 use rayon::prelude::*;
@@ -61,8 +62,8 @@ pub struct ExportOptions {
     /// The weight format of the folder: safetensors (`model*.safetensors`, the default) or
     /// PyTorch `.bin` (`pytorch_model*.bin`).
     pub target: Target,
-    /// F32, F16 or BF16 for every tensor. None: F32 for quantized tensors, the stored type for
-    /// F32/F16/BF16 ones.
+    /// F32, F16 or BF16 for every tensor. None: see [`default_out_type`] (the stored type for
+    /// F32/F16/BF16 tensors, BF16 for MXFP4 ones, F32 for other quantized ones).
     pub dtype: Option<DType>,
     /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
     pub strict: bool,
@@ -102,6 +103,18 @@ impl std::fmt::Debug for ExportOptions {
             .field("verify", &self.verify)
             .field("progress", &self.progress.is_some())
             .finish()
+    }
+}
+
+/// The type a GGUF tensor is exported as when [`ExportOptions::dtype`] is not given: F32, F16
+/// and BF16 as stored; MXFP4 as BF16, which holds every MXFP4 value exactly (a 4-bit E2M1
+/// value times a power of two) and is what transformers gives when it dequantizes an MXFP4
+/// checkpoint (GPT-OSS as released); any other quantized type as F32.
+pub fn default_out_type(t: &Tensor) -> DType {
+    match t.dtype {
+        DType::F32 | DType::F16 | DType::BF16 => t.dtype,
+        _ if t.dtype.to_ggml() == Some(GgmlType::MXFP4) => DType::BF16,
+        _ => DType::F32,
     }
 }
 
@@ -147,7 +160,7 @@ struct Planned {
     source: Tensor,
     /// The other parts of a tensor the converter split (`source` is the first), and how they
     /// go back together.
-    join: Option<(Vec<Tensor>, JoinFn)>,
+    join: Option<(Vec<Tensor>, &'static Join)>,
     /// Forward transforms of the converter, undone in reverse order.
     transforms: Vec<Transform>,
     hf_shape: Vec<u64>,
@@ -195,12 +208,7 @@ pub fn hf_config(gguf: &Path) -> Result<Map<String, Value>> {
                 supported_architectures().join(", ")
             ))
         })?;
-    let out_type = |t: &Tensor| -> DType {
-        match t.dtype {
-            DType::F32 | DType::F16 | DType::BF16 => t.dtype,
-            _ => DType::F32,
-        }
-    };
+    let out_type = default_out_type;
     let mut warnings = Vec::new();
     Ok(config_of(
         gguf,
@@ -324,12 +332,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
             )));
         }
     }
-    let out_type = |t: &Tensor| -> DType {
-        opts.dtype.unwrap_or(match t.dtype {
-            DType::F32 | DType::F16 | DType::BF16 => t.dtype,
-            _ => DType::F32,
-        })
-    };
+    let out_type = |t: &Tensor| -> DType { opts.dtype.unwrap_or(default_out_type(t)) };
 
     // EmbeddingGemma's sentence-transformers Dense projections go back to their own folders.
     let (dense, tensors) = dense_modules(&kv, &arch_name, tensors, &gguf_label, &out_type)?;
@@ -554,16 +557,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     let mut ck = ckpt_core::Checkpoint::new(ckpt_core::Format::Gguf, split.paths());
     ck.tensors = planned
         .into_iter()
-        .map(|p| {
-            let src = Arc::new(PlannedSource {
-                source: p.source,
-                join: p.join,
-                transforms: p.transforms,
-                out: p.out,
-                label: gguf_label.clone(),
-            });
-            Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
-        })
+        .map(|p| lazy_tensor(p, &gguf_label))
         .collect();
     Ok(ck)
 }
@@ -808,7 +802,7 @@ fn plan_tensors(
                         hf_name: j.fused.replace("{bid}", &b.to_string()),
                         out: out_type(&first),
                         source: first,
-                        join: Some((parts.collect(), j.join)),
+                        join: Some((parts.collect(), j)),
                         transforms: Vec::new(),
                         hf_shape,
                     });
@@ -1072,7 +1066,7 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// output and one slab of f32 are in memory; a transpose needs the whole tensor.
 fn materialize(p: &PlannedSource) -> Result<Vec<u8>> {
     if let Some((rest, join)) = &p.join {
-        return materialize_joined(p, rest, *join);
+        return materialize_joined(p, rest, join);
     }
     let src = &p.source;
     let g = src.dtype.to_ggml().ok_or_else(|| {
@@ -1234,7 +1228,7 @@ fn materialize_whole(p: &PlannedSource) -> Result<Vec<u8>> {
 }
 
 /// A tensor the converter split, put back together from its parts (each dequantized whole).
-fn materialize_joined(p: &PlannedSource, rest: &[Tensor], join: JoinFn) -> Result<Vec<u8>> {
+fn materialize_joined(p: &PlannedSource, rest: &[Tensor], join: &Join) -> Result<Vec<u8>> {
     let parts: Vec<&Tensor> = std::iter::once(&p.source).chain(rest).collect();
     let values = parts
         .iter()
@@ -1245,27 +1239,157 @@ fn materialize_joined(p: &PlannedSource, rest: &[Tensor], join: JoinFn) -> Resul
         .zip(&parts)
         .map(|(v, t)| (v.as_slice(), t.shape.as_slice()))
         .collect();
-    let v = join(&args).map_err(|e| {
-        Error::invalid(
-            &p.label,
-            format!(
-                "tensors {}: {e}",
-                parts
-                    .iter()
-                    .map(|t| format!("'{}'", t.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let v = (join.join)(&args).map_err(|e| join_error(&p.label, &parts, e))?;
     let mut out = vec![0u8; v.len() * p.out.elem_size().unwrap_or(4)];
     encode_into(&v, p.out, &mut out);
     Ok(out)
 }
 
+fn join_error(label: &str, parts: &[&Tensor], e: String) -> Error {
+    Error::invalid(
+        label,
+        format!(
+            "tensors {}: {e}",
+            parts
+                .iter()
+                .map(|t| format!("'{}'", t.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+}
+
+/// f32 values a band of a banded join holds at most (unless one index alone holds more).
+const JOIN_BAND_VALUES: usize = 1 << 20;
+
+/// The HF tensor of planned tensor `p`, computed when the writer reaches it. A banded join
+/// ([`Join::banded`]: GPT-OSS's experts, DeepSeek's heads…) of mapped parts is produced by
+/// bands of its parts' first dimension: the writer takes a piece of experts at a time, and
+/// only that piece's f32 values are ever in memory, however large the stacked tensor (an
+/// MXFP4 `gate_up_proj` of 128 experts). Everything else is computed whole.
+fn lazy_tensor(p: Planned, label: &str) -> Tensor {
+    let src = PlannedSource {
+        source: p.source,
+        join: p.join,
+        transforms: p.transforms,
+        out: p.out,
+        label: label.to_string(),
+    };
+    let (name, shape) = (p.hf_name, p.hf_shape);
+    let Some(band) = BandedJoin::new(&src, &shape) else {
+        let src = Arc::new(src);
+        return Tensor::computed(name, p.out, shape, move || materialize(&src));
+    };
+    let (units, row_bytes) = (band.units, band.row_bytes);
+    let band = Arc::new(band);
+    let src = Arc::new(src);
+    Tensor::from_rows(name, p.out, shape, units, row_bytes, move |range, dst| {
+        band.fill(&src, range, dst)
+    })
+}
+
+/// How a banded join is cut: `units` indices of the parts' first dimension, each
+/// `unit_bytes[i]` bytes of part i and `row_bytes` bytes of the output.
+struct BandedJoin {
+    units: usize,
+    unit_bytes: Vec<usize>,
+    row_bytes: usize,
+}
+
+impl BandedJoin {
+    /// None when the join is not banded or a part is not a dense mapped view cut into whole
+    /// rows along its first dimension (then the join is done whole).
+    fn new(p: &PlannedSource, hf_shape: &[u64]) -> Option<BandedJoin> {
+        let (rest, join) = p.join.as_ref()?;
+        if !join.banded {
+            return None;
+        }
+        let units = *p.source.shape.first()? as usize;
+        let mut unit_bytes = Vec::new();
+        for t in std::iter::once(&p.source).chain(rest) {
+            let (_, _, len) = t.mapped_range()?;
+            if t.shape.first().copied() != Some(units as u64) {
+                return None;
+            }
+            let per = t.dtype.nbytes(&t.shape[1..]).ok()? as usize;
+            if per * units != len {
+                return None;
+            }
+            unit_bytes.push(per);
+        }
+        let total = p.out.nbytes(hf_shape).ok()? as usize;
+        if units == 0 || !total.is_multiple_of(units) {
+            return None;
+        }
+        Some(BandedJoin {
+            units,
+            unit_bytes,
+            row_bytes: total / units,
+        })
+    }
+
+    /// Output indices `range` into `dst`, in parallel bands of about [`JOIN_BAND_VALUES`].
+    fn fill(&self, p: &PlannedSource, range: std::ops::Range<usize>, dst: &mut [u8]) -> Result<()> {
+        let Some((rest, join)) = &p.join else {
+            return Err(Error::Other(format!("{}: not a join", p.source.name)));
+        };
+        let parts: Vec<&Tensor> = std::iter::once(&p.source).chain(rest).collect();
+        let elem = p.out.elem_size().unwrap_or(4);
+        let per_unit = self.row_bytes / elem;
+        let band = (JOIN_BAND_VALUES / per_unit.max(1)).max(1);
+        dst.par_chunks_mut(band * self.row_bytes)
+            .enumerate()
+            .try_for_each(|(i, out)| -> Result<()> {
+                let first = range.start + i * band;
+                let count = out.len() / self.row_bytes;
+                let mut values = Vec::with_capacity(parts.len());
+                let mut shapes = Vec::with_capacity(parts.len());
+                for (t, &per) in parts.iter().zip(&self.unit_bytes) {
+                    let g = t.dtype.to_ggml().ok_or_else(|| {
+                        Error::Unsupported(format!(
+                            "{}: tensor '{}' has no float form",
+                            p.label, t.name
+                        ))
+                    })?;
+                    let (buf, start, _) = t.mapped_range().ok_or_else(|| {
+                        Error::Other(format!("{}: tensor '{}' is not mapped", p.label, t.name))
+                    })?;
+                    let (from, len) = (start + first * per, count * per);
+                    let n = t.shape[1..].iter().product::<u64>() as usize * count;
+                    values.push(decode(g, &buf.bytes()[from..from + len], n, &p.label, &t.name)?);
+                    // Read once: its mapped pages need not stay resident.
+                    buf.release(from, len);
+                    let mut shape = t.shape.clone();
+                    shape[0] = count as u64;
+                    shapes.push(shape);
+                }
+                let args: Vec<(&[f32], &[u64])> = values
+                    .iter()
+                    .zip(&shapes)
+                    .map(|(v, s)| (v.as_slice(), s.as_slice()))
+                    .collect();
+                let v = (join.join)(&args).map_err(|e| join_error(&p.label, &parts, e))?;
+                if v.len() != count * per_unit {
+                    return Err(join_error(
+                        &p.label,
+                        &parts,
+                        format!(
+                            "indices {first}..{} of the first dimension: joined {} values, expected {}",
+                            first + count,
+                            v.len(),
+                            count * per_unit
+                        ),
+                    ));
+                }
+                encode_into(&v, p.out, out);
+                Ok(())
+            })
+    }
+}
+
 struct PlannedSource {
     source: Tensor,
-    join: Option<(Vec<Tensor>, JoinFn)>,
+    join: Option<(Vec<Tensor>, &'static Join)>,
     transforms: Vec<Transform>,
     out: DType,
     label: String,
@@ -1292,16 +1416,7 @@ fn write_folder(
     let lazy_of = |planned: Vec<Planned>| -> Vec<Tensor> {
         planned
             .into_iter()
-            .map(|p| {
-                let src = Arc::new(PlannedSource {
-                    source: p.source,
-                    join: p.join,
-                    transforms: p.transforms,
-                    out: p.out,
-                    label: label.clone(),
-                });
-                Tensor::computed(p.hf_name, p.out, p.hf_shape, move || materialize(&src))
-            })
+            .map(|p| lazy_tensor(p, &label))
             .collect()
     };
     let tensors = lazy_of(planned);

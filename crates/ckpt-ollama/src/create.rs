@@ -561,9 +561,17 @@ pub fn create_with(
                 base_layers.push(layer);
             }
             if spec.detect_template {
+                let folder_template = converter_chat_template(source);
                 let mut extra = Vec::new();
                 for base in &base_layers {
-                    let Some(jinja) = base.header.as_ref().and_then(|h| h.chat_template()) else {
+                    let jinja = match (&folder_template, &base.header) {
+                        // A folder Ollama converts itself: the template its converter stores
+                        // (the projector it converts has none).
+                        (Some(t), Some(h)) if !h.is_projector() => t.as_deref(),
+                        (Some(_), _) => None,
+                        (None, h) => h.as_ref().and_then(|h| h.chat_template()),
+                    };
+                    let Some(jinja) = jinja else {
                         continue;
                     };
                     let Some((named, _distance)) = templates::detect(jinja) else {
@@ -943,6 +951,41 @@ fn group_split_shards(
         }
     }
     Ok(singles)
+}
+
+/// For a source converted from a Hugging Face checkpoint, the chat template Ollama's converter
+/// stores in its GGUF (`convert/tokenizer.go` `parseTokenizer`), which is what Ollama's template
+/// detection then reads: `chat_template` of `tokenizer_config.json` — a string, or from a list of
+/// named templates the one named "default" — and nothing else (a `chat_template.jinja` beside
+/// it is not read, unlike llama.cpp's converter, whose GGUF ckpt writes). `Some(None)`: a
+/// converted source without one. `None`: a GGUF source (its own `tokenizer.chat_template`
+/// counts).
+fn converter_chat_template(source: &ModelSource) -> Option<Option<String>> {
+    let config = match source {
+        ModelSource::HfDir(dir) => Some(dir.join("tokenizer_config.json")),
+        ModelSource::Files(files)
+            if matches!(detect_files_type(files), Some(FilesType::Safetensors)) =>
+        {
+            files
+                .iter()
+                .find(|(name, _)| name == "tokenizer_config.json")
+                .map(|(_, path)| path.clone())
+        }
+        _ => return None,
+    };
+    let parsed: Option<Value> = config
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let template = match parsed.as_ref().and_then(|c| c.get("chat_template")) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(named)) => named
+            .iter()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some("default"))
+            .and_then(|e| e.get("template").and_then(Value::as_str))
+            .map(str::to_string),
+        _ => None,
+    };
+    Some(template.filter(|t| !t.is_empty()))
 }
 
 enum FilesType {

@@ -72,9 +72,11 @@ fn create_show_list_rm_from_a_model_folder() {
         text.contains("PARAMETER temperature 0.7") && text.contains("<|im_end|>"),
         "{text}"
     );
+    // The folder's ChatML template is in chat_template.jinja, which Ollama's converter does not
+    // read (only tokenizer_config.json's chat_template): no template is detected.
     assert!(
-        text.contains("<|im_start|>"),
-        "ChatML template matched from the chat template: {text}"
+        !text.contains("<|im_start|>") && !text.contains("autodetected"),
+        "no template layer for a folder without tokenizer_config.json's chat_template: {text}"
     );
     let list = ckpt(&store).args(["ollama", "list"]).output().unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("smol:q4"));
@@ -567,15 +569,19 @@ fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("using existing layer"), "{stderr}");
-    for tag in ["moe:f16", "moe:gguf"] {
+    // The GGUF's ChatML chat template (from chat_template.jinja, as llama.cpp's converter reads
+    // it) is matched when the GGUF is given; from the folder Ollama's converter would read
+    // tokenizer_config.json's chat_template only, which it has not: no template layer.
+    for (tag, chatml) in [("moe:f16", false), ("moe:gguf", true)] {
         let show = ckpt(&store)
             .args(["ollama", "show", tag, "--modelfile"])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&show.stdout);
-        assert!(
+        assert_eq!(
             text.contains("<|im_start|>"),
-            "{tag}: ChatML template matched from the chat template: {text}"
+            chatml,
+            "{tag}: ChatML template matched only from the GGUF: {text}"
         );
         let show = ckpt(&store)
             .args(["--json", "ollama", "show", tag])
@@ -589,31 +595,66 @@ fn a_mixture_of_experts_folder_and_its_gguf_become_ollama_models() {
 
 /// Every mixture-of-experts family through `ollama create --from FOLDER`: converted (experts
 /// stacked), the family Ollama reports is the GGUF architecture the converter writes, and the
-/// template is the one Ollama's detection picks for the folder's chat template: the tiny BPE
-/// tokenizer's ChatML one is `chatml`; the SentencePiece tokenizer's `[INST]` one is 111 edits
-/// from the nearest known template (zephyr), past Ollama's limit of 100, so no template layer
-/// is written and Ollama's default `{{ .Prompt }}` applies.
+/// template is the one Ollama picks for the family's real chat template (tests/fixtures/ollama/
+/// moe-templates, written into the folder's tokenizer_config.json, where Ollama's converter
+/// reads it): `expected.json` there has Ollama's choice, computed under its rule by
+/// scripts/gen-ollama-template-fixtures.py (Mixtral's is `mistral-instruct`, DeepSeek-V2's
+/// `chatqa`, the others' nothing). Families without a real template keep the tiny tokenizers'
+/// (ChatML in chat_template.jinja, which Ollama's converter does not read; `[INST]` 111 edits
+/// from zephyr): no template layer, Ollama's default `{{ .Prompt }}`.
 #[test]
 fn every_moe_family_folder_becomes_an_ollama_model_with_its_template() {
     let work = tempfile::tempdir().unwrap();
     let store = work.path().join("models");
+    let templates_dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ollama/moe-templates");
+    let chosen: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(templates_dir.join("expected.json")).unwrap(),
+    )
+    .unwrap();
     let cases = [
-        ("mixtral", None),
-        ("qwen2moe", Some("chatml")),
-        ("qwen3moe", Some("chatml")),
-        ("deepseek_v2", Some("chatml")),
-        ("deepseek_v3", Some("chatml")),
-        ("gpt_oss", Some("chatml")),
-        ("gpt_oss_mxfp4", Some("chatml")),
-        ("olmoe", Some("chatml")),
-        ("granitemoe", Some("chatml")),
-        ("granitemoe_shared", Some("chatml")),
-        ("glm4moe", Some("chatml")),
+        (
+            "mixtral",
+            Some("mistralai-Mixtral-8x7B-Instruct-v0.1.jinja"),
+        ),
+        ("qwen2moe", None),
+        ("qwen3moe", Some("Qwen-Qwen3-0.6B.jinja")),
+        ("deepseek_v2", Some("DeepSeek-V2.jinja")),
+        ("deepseek_v3", Some("deepseek-ai-DeepSeek-V3.1.jinja")),
+        ("gpt_oss", Some("openai-gpt-oss-120b.jinja")),
+        ("gpt_oss_mxfp4", Some("openai-gpt-oss-120b.jinja")),
+        ("olmoe", None),
+        (
+            "granitemoe",
+            Some("ibm-granite-granite-3.0-8b-instruct.jinja"),
+        ),
+        (
+            "granitemoe_shared",
+            Some("ibm-granite-granite-3.0-8b-instruct.jinja"),
+        ),
+        ("glm4moe", Some("GLM-4.6.jinja")),
         ("ernie4_5_moe", None),
     ];
-    for (case, template) in cases {
+    let mut named = 0;
+    for (case, real) in cases {
         let folder = work.path().join(format!("tiny-{case}"));
         arch_moe_folder(&folder, case);
+        let template = real.and_then(|file| {
+            let path = folder.join("tokenizer_config.json");
+            let mut config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            config["chat_template"] =
+                serde_json::json!(std::fs::read_to_string(templates_dir.join(file)).unwrap());
+            std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+            let entry = chosen["templates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["file"] == file)
+                .unwrap();
+            entry["ollama"].as_str()
+        });
+        named += usize::from(template.is_some());
         let tag = format!("moe-{}:latest", case.replace('_', "-"));
         let out = ckpt(&store)
             .args(["ollama", "create", &tag, "--from"])
@@ -673,6 +714,10 @@ fn every_moe_family_folder_becomes_an_ollama_model_with_its_template() {
         };
         assert_eq!(text.trim_end(), want.trim_end(), "{case}: template layer");
     }
+    assert_eq!(
+        named, 2,
+        "Mixtral's and DeepSeek-V2's templates are ones Ollama knows"
+    );
 }
 
 /// New families through `ollama create --from FOLDER`: GPT-OSS as released (MXFP4 experts

@@ -519,9 +519,24 @@ fn moe_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the fixture generator wrote it.
+/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the fixture generator wrote it;
+/// MXFP4 blocks and scales (uint8) hold (7i + 3k) % 256 and 118 + (i + k) % 8.
 fn moe_tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
     let n: u64 = shape.iter().product();
+    if name.ends_with("_blocks") || name.ends_with("_scales") {
+        let blocks = name.ends_with("_blocks");
+        return Tensor::computed(name, DType::U8, shape, move || {
+            Ok((0..n)
+                .map(|i| {
+                    if blocks {
+                        ((7 * i + 3 * k) % 256) as u8
+                    } else {
+                        (118 + (i + k) % 8) as u8
+                    }
+                })
+                .collect())
+        });
+    }
     Tensor::computed(name, DType::F32, shape, move || {
         Ok((0..n)
             .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
@@ -871,6 +886,122 @@ fn gpt_oss_experts_are_packed_back_into_gate_up_proj() {
     assert_eq!(rs["original_max_position_embeddings"], 4096);
     assert_eq!(rs["truncate"], false);
     assert_eq!(c["rope_theta"], 150000.0);
+}
+
+/// BF16 bytes as f32.
+fn bf16s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
+}
+
+/// GPT-OSS as released, its experts MXFP4 blocks and scales, which convert_hf_to_gguf.py keeps
+/// as GGUF MXFP4 tensors (the GGUF is checked to be its, byte for byte). The export writes what
+/// transformers writes for that checkpoint loaded dequantized: the experts as BF16 (exact),
+/// gate and up interleaved back into `gate_up_proj`, and no quantization_config. The experts
+/// must equal transformers' own dequantization of the MXFP4 checkpoint
+/// (`dequantized.safetensors`, saved by scripts/gen-arch-moe-fixtures.py, which also checked it
+/// against gguf-py's dequantization of the converter's GGUF) value for value (ggml's +0 where
+/// transformers writes -0), and the stacked experts are produced a band of experts at a time.
+#[test]
+fn gpt_oss_mxfp4_experts_come_back_as_transformers_dequantizes_them() {
+    use ckpt_core::{GgmlType, TensorData};
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, ck, original) = moe_gguf("gpt_oss_mxfp4", tmp.path());
+    let split = ckpt_gguf::open_split(&gguf).unwrap();
+    let mx = split
+        .tensors()
+        .into_iter()
+        .filter(|t| t.dtype == DType::Ggml(GgmlType::MXFP4))
+        .count();
+    assert_eq!(mx, 6, "gate, up and down experts of 2 layers are MXFP4");
+
+    let out = tmp.path().join("export");
+    let report = gguf_to_hf(&gguf, &out, &ExportOptions::default()).unwrap();
+    assert_eq!(report.hf_architecture.as_deref(), Some("GptOssForCausalLM"));
+    let exported = ckpt_safetensors::read(&out.join("model.safetensors")).unwrap();
+    let reference = ckpt_safetensors::read(
+        &moe_fixtures().join("arch-moe/gpt_oss_mxfp4/dequantized.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(reference.tensors.len(), 4);
+    let mut negative_zeros = 0;
+    for r in &reference.tensors {
+        let e = exported
+            .get(&r.name)
+            .unwrap_or_else(|| panic!("{} was not exported", r.name));
+        assert_eq!(r.dtype, DType::BF16, "{}", r.name);
+        assert_eq!((e.dtype, &e.shape), (DType::BF16, &r.shape), "{}", r.name);
+        let (want, got) = (bf16s(&r.bytes().unwrap()), bf16s(&e.bytes().unwrap()));
+        if let Some(i) = (0..want.len()).find(|&i| want[i] != got[i]) {
+            panic!(
+                "{}: element {i} is {}, transformers dequantizes it to {}",
+                r.name, got[i], want[i]
+            );
+        }
+        // Bit for bit but for the sign of zero: ggml's E2M1 table (kvalues_mxfp4) has no -0,
+        // transformers' has one for code 8, so ggml's +0 is transformers' -0 there.
+        let signs = (0..want.len())
+            .filter(|&i| want[i].to_bits() != got[i].to_bits())
+            .inspect(|&i| {
+                assert!(
+                    got[i].to_bits() == 0 && want[i].to_bits() == 0x8000_0000,
+                    "{}: element {i}",
+                    r.name
+                )
+            })
+            .count();
+        negative_zeros += signs;
+    }
+    assert!(negative_zeros > 0, "the fixture has codes of -0");
+    // Everything else as in the checkpoint (exact in F16; norms, biases and sinks F32).
+    let mut names = 0;
+    for t in &ck.tensors {
+        if t.name.ends_with("_blocks") || t.name.ends_with("_scales") {
+            continue;
+        }
+        let e = exported
+            .get(&t.name)
+            .unwrap_or_else(|| panic!("{} was not exported", t.name));
+        assert_eq!(e.shape, t.shape, "{}", t.name);
+        assert_eq!(f16s(e), f32s(t), "{} differs", t.name);
+        names += 1;
+    }
+    assert_eq!(exported.tensors.len(), names + reference.tensors.len());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert!(config.get("quantization_config").is_none(), "{config}");
+    for key in [
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_local_experts",
+        "num_experts_per_tok",
+        "head_dim",
+        "sliding_window",
+        "swiglu_limit",
+    ] {
+        assert_eq!(config[key], original[key], "config.json {key}");
+    }
+
+    // The stacked experts are made by bands of experts: expert 1 of layer 1 alone (as f32).
+    let view = ckpt_export::hf_view(&gguf).unwrap();
+    let name = "model.layers.1.mlp.experts.gate_up_proj";
+    let gate_up = view.get(name).unwrap();
+    let TensorData::Rows(rows) = &gate_up.data else {
+        panic!("{name} is not produced by bands: {:?}", gate_up.data)
+    };
+    assert_eq!((rows.rows, rows.row_bytes), (3, 32 * 64 * 4));
+    let mut one = vec![0u8; rows.row_bytes];
+    (rows.fill)(1..2, &mut one).unwrap();
+    let r = reference.get(name).unwrap().bytes().unwrap();
+    let want = bf16s(&r[32 * 64 * 2..2 * 32 * 64 * 2]);
+    let got: Vec<f32> = one
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(got, want);
 }
 
 /// GLM-4.5: the NextN layer the converter keeps as the last block comes back as

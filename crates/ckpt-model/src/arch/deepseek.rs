@@ -105,6 +105,8 @@ const HOOKS: Hooks = Hooks {
         fused: "model.layers.{bid}.self_attn.kv_b_proj.weight",
         shape: kv_b_shape,
         join: join_kv_b,
+        // Each head's rows come from that head's k_b and v_b rows.
+        banded: true,
     }],
     export_overrides: SHARED_EXPERTS,
     ..Hooks::NONE

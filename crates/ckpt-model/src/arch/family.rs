@@ -319,6 +319,11 @@ pub struct Join {
     pub shape: JoinShapeFn,
     /// The fused tensor's values from the parts' values and shapes (in `parts` order).
     pub join: JoinFn,
+    /// Whether each index of the parts' first dimension (an expert, a head) makes a contiguous
+    /// run of the fused tensor by itself, so the export can join a band of them at a time
+    /// (`join` given the parts cut to the band along their first dimension) instead of whole
+    /// tensors.
+    pub banded: bool,
 }
 
 /// The fused tensor's shape from the parts' shapes, or why they do not fit.

@@ -562,6 +562,8 @@ pub static GRANITE_MOE: Family = Family {
                 fused: "model.layers.{bid}.block_sparse_moe.input_linear.weight",
                 shape: super::split::concat_rows_shape,
                 join: super::split::concat_rows,
+                // [experts, 2 * ffn, hidden]: each expert's gate rows, then its up rows.
+                banded: true,
             },
             Join {
                 parts: &[
@@ -571,6 +573,8 @@ pub static GRANITE_MOE: Family = Family {
                 fused: "model.layers.{bid}.shared_mlp.input_linear.weight",
                 shape: super::split::concat_rows_shape,
                 join: super::split::concat_rows,
+                // [2 * ffn, hidden]: all gate rows, then all up rows.
+                banded: false,
             },
         ],
         export_overrides: &[
@@ -921,6 +925,7 @@ const GPT_OSS_JOINS: &[Join] = &[
         fused: "model.layers.{bid}.mlp.experts.gate_up_proj",
         shape: super::split::packed_cols_shape,
         join: super::split::interleave_cols,
+        banded: true,
     },
     Join {
         parts: &[
@@ -930,24 +935,28 @@ const GPT_OSS_JOINS: &[Join] = &[
         fused: "model.layers.{bid}.mlp.experts.gate_up_proj_bias",
         shape: super::split::packed_cols_shape,
         join: super::split::interleave_cols,
+        banded: true,
     },
     Join {
         parts: &["model.layers.{bid}.mlp.experts.down_proj.weight"],
         fused: "model.layers.{bid}.mlp.experts.down_proj",
         shape: super::split::transposed_experts_shape,
         join: super::split::transposed_experts,
+        banded: true,
     },
     Join {
         parts: &["model.layers.{bid}.mlp.experts.down_proj.bias"],
         fused: "model.layers.{bid}.mlp.experts.down_proj_bias",
         shape: super::split::renamed_shape,
         join: super::split::renamed,
+        banded: true,
     },
     Join {
         parts: &["model.layers.{bid}.self_attn.sinks.weight"],
         fused: "model.layers.{bid}.self_attn.sinks",
         shape: super::split::renamed_shape,
         join: super::split::renamed,
+        banded: true,
     },
 ];
 

@@ -202,3 +202,173 @@ fn create_adds_detected_template_and_stop_layers() {
     let report = create(&store, "smol-raw", &spec).unwrap();
     assert_eq!(report.manifest.layers.len(), 1);
 }
+
+/// Real chat templates of the mixture-of-experts families (tests/fixtures/ollama/moe-templates,
+/// copied from llama-cpp-python's sources by scripts/gen-ollama-template-fixtures.py) and the
+/// template Ollama picks for each: computed by that script under Ollama's rule (`Named`: the
+/// first index.json entry at the smallest Levenshtein distance, if below 100) with an
+/// independent Levenshtein implementation, not with ckpt. `create` on a GGUF carrying each
+/// template must pick the same, with the same template layer.
+#[test]
+fn moe_family_chat_templates_get_the_template_ollama_picks() {
+    let dir = fixture("moe-templates");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(
+        expected["index_sha256"],
+        sha256_hex(include_bytes!("../../templates/index.json")),
+        "expected.json was computed over another index.json"
+    );
+    let cases = expected["templates"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path().join("store"));
+    let mut detected = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let file = case["file"].as_str().unwrap();
+        let jinja = std::fs::read_to_string(dir.join(file)).unwrap();
+        let ollama = case["ollama"].as_str();
+        let nearest = case["nearest"].as_str().unwrap();
+        let distance = case["distance"].as_u64().unwrap() as usize;
+        assert_eq!(
+            templates::closest(&jinja),
+            Some((nearest, distance)),
+            "{file}: nearest index entry"
+        );
+        assert_eq!(
+            templates::detect(&jinja).map(|(t, _)| t.name),
+            ollama,
+            "{file}: Ollama's choice"
+        );
+        let gguf = tiny_model(tmp.path(), &format!("{i}.gguf"), Some(&jinja), 1);
+        let name = format!("moe-template-{i}");
+        let report = create(&store, &name, &CreateSpec::new(ModelSource::Gguf(gguf))).unwrap();
+        assert_eq!(
+            report.detected_template.as_deref(),
+            ollama,
+            "{file}: create"
+        );
+        let info = show(&store, &name, false).unwrap();
+        match ollama {
+            Some(n) => {
+                detected += 1;
+                assert_eq!(
+                    info.template,
+                    templates::named(n).unwrap().template,
+                    "{file}"
+                );
+            }
+            None => assert_eq!(report.manifest.layers.len(), 1, "{file}: no template layer"),
+        }
+    }
+    assert!(detected >= 1, "some template is one Ollama knows");
+}
+
+/// Converts any folder to a GGUF carrying the folder's `chat_template.jinja` (as llama.cpp's
+/// converter, and so ckpt's, stores it).
+struct JinjaFileConverter;
+
+impl ckpt_ollama::ModelPreparer for JinjaFileConverter {
+    fn convert(
+        &self,
+        job: ckpt_ollama::ConvertJob<'_>,
+        _progress: &mut dyn FnMut(ckpt_ollama::Progress),
+    ) -> Result<Vec<std::path::PathBuf>, ckpt_ollama::OllamaError> {
+        let ckpt_ollama::ConvertInput::Dir(dir) = job.input else {
+            panic!("expected a directory")
+        };
+        let jinja = std::fs::read_to_string(dir.join("chat_template.jinja")).ok();
+        Ok(vec![tiny_model(
+            job.out_dir,
+            "converted.gguf",
+            jinja.as_deref(),
+            1,
+        )])
+    }
+}
+
+/// A folder is converted by Ollama's own converter, which stores `chat_template` of
+/// `tokenizer_config.json` (a string, or the entry named "default" of a list) and never reads
+/// `chat_template.jinja` (convert/tokenizer.go); its detection runs on that. ckpt's GGUF keeps
+/// llama.cpp's template, but the template layer must be the one Ollama would choose.
+#[test]
+fn a_folder_gets_the_template_ollama_detects_from_its_tokenizer_config() {
+    use ckpt_ollama::ModelPreparer as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path().join("store"));
+    let opts = ckpt_ollama::CreateOptions {
+        preparer: &JinjaFileConverter,
+        ..Default::default()
+    };
+    let mixtral = std::fs::read_to_string(
+        fixture("moe-templates").join("mistralai-Mixtral-8x7B-Instruct-v0.1.jinja"),
+    )
+    .unwrap();
+    let cases = [
+        // ChatML in chat_template.jinja only: Ollama's GGUF has no chat template.
+        ("jinja-only", json!({"bos_token": "<s>"}), None),
+        (
+            "config-string",
+            json!({"chat_template": mixtral}),
+            Some("mistral-instruct"),
+        ),
+        (
+            "config-list",
+            json!({"chat_template": [
+                {"name": "tool_use", "template": smol_template()},
+                {"name": "default", "template": mixtral},
+            ]}),
+            Some("mistral-instruct"),
+        ),
+        (
+            "config-list-without-default",
+            json!({"chat_template": [{"name": "tool_use", "template": mixtral}]}),
+            None,
+        ),
+    ];
+    for (case, config, want) in cases {
+        let dir = tmp.path().join(case);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model.safetensors"), b"{}").unwrap();
+        std::fs::write(dir.join("chat_template.jinja"), smol_template()).unwrap();
+        std::fs::write(
+            dir.join("tokenizer_config.json"),
+            serde_json::to_vec(&config).unwrap(),
+        )
+        .unwrap();
+        let report = ckpt_ollama::create_with(
+            &store,
+            case,
+            &CreateSpec::new(ModelSource::HfDir(dir.clone())),
+            &opts,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(report.detected_template.as_deref(), want, "{case}");
+        // The same GGUF given directly is detected from its own chat template (ChatML).
+        let gguf = JinjaFileConverter
+            .convert(
+                ckpt_ollama::ConvertJob {
+                    input: ckpt_ollama::ConvertInput::Dir(&dir),
+                    adapter: false,
+                    base_model: None,
+                    out_dir: tmp.path(),
+                    model_name: "model",
+                },
+                &mut |_| {},
+            )
+            .unwrap()
+            .remove(0);
+        let report = create(
+            &store,
+            &format!("{case}-gguf"),
+            &CreateSpec::new(ModelSource::Gguf(gguf)),
+        )
+        .unwrap();
+        assert_eq!(
+            report.detected_template.as_deref(),
+            Some("chatml"),
+            "{case}"
+        );
+    }
+}
