@@ -7,6 +7,7 @@
                                             (6.8 / 3.6 MB: header bytes and sha256 only)
   PEFT adapters of tests/fixtures/lora   -> lora/<case>.be.gguf                   (stored whole)
   tests/fixtures/vision/tiny-gemma3-vision -> mmproj-tiny-gemma3-vision.f16.be.gguf (--mmproj)
+  tests/fixtures/convert-split/tiny-split -> split/<case>/tiny-0000N-of-0000M.gguf (--split-max-*)
 
 Run from anywhere:
 
@@ -38,6 +39,12 @@ MODELS = [
     ("tiny-llama-spm.f16.be.gguf", FIX / "gguf", "tiny-llama-spm", "f16", False),
     ("tiny-llama-spm.q8_0.be.gguf", FIX / "gguf", "tiny-llama-spm", "q8_0", False),
     ("mmproj-tiny-gemma3-vision.f16.be.gguf", FIX / "vision", "tiny-gemma3-vision", "f16", True),
+]
+
+# Split outputs of tests/fixtures/convert-split/tiny-split: (case, converter arguments).
+SPLITS = [
+    ("f16-tensors-7", ["--outtype", "f16", "--split-max-tensors", "7"]),
+    ("bf16-size-8K-no-first", ["--outtype", "bf16", "--split-max-size", "8K", "--no-tensor-first-split"]),
 ]
 
 # (case, adapter, base (relative to tests/fixtures), outtype)
@@ -107,6 +114,27 @@ def main():
                          f"--base tests/fixtures/{base} --outtype {outtype} --bigendian "
                          f"--outfile lora/{name} tests/fixtures/{adapter}")
         manifest["adapters"][name] = d
+    manifest["splits"] = {}
+    split_src = FIX / "convert-split"
+    for case, extra in SPLITS:
+        folder = OUT / "split" / case
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        cmd = [sys.executable, str(llama / "convert_hf_to_gguf.py"), "tiny-split", *extra,
+               "--bigendian", "--outfile", str(folder / "tiny.gguf")]
+        subprocess.run(cmd, cwd=split_src, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        files = sorted(folder.iterdir())
+        assert len(files) > 1, f"{case}: not split"
+        manifest["splits"][case] = {
+            "source": str((split_src / "tiny-split").relative_to(ROOT)),
+            "args": extra,
+            "outfile": "tiny.gguf",
+            "files": [dict(file=f.name, **describe(f, gguf)) for f in files],
+            "command": f"PYTHONPATH=$LLAMA_CPP/gguf-py python $LLAMA_CPP/convert_hf_to_gguf.py tiny-split "
+                       f"{' '.join(extra)} --bigendian --outfile split/{case}/tiny.gguf  "
+                       f"(in {split_src.relative_to(ROOT)})",
+        }
     shutil.rmtree(scratch)
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
