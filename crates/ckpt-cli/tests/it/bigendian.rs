@@ -1,7 +1,7 @@
 //! `ckpt convert --bigendian`: models and LoRA adapters compared byte for byte with what
 //! convert_hf_to_gguf.py / convert_lora_to_gguf.py --bigendian wrote (tests/fixtures/bigendian,
-//! scripts/gen-bigendian-fixtures.py), split sets too; `inspect` and `diff` on those files; the
-//! refusals.
+//! scripts/gen-bigendian-fixtures.py), split sets and `merge-lora --to gguf` too; `inspect` and
+//! `diff` on those files; the refusals.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -190,6 +190,77 @@ fn bigendian_is_refused_where_the_scripts_cannot_write_it() {
     let o = ckpt!("convert", &model, &work.path().join("st"), "--bigendian");
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--bigendian"));
+}
+
+/// `merge-lora --to gguf --bigendian` against PEFT's merge_and_unload() of the same adapter
+/// converted by convert_hf_to_gguf.py --bigendian (the adapter's values make the merge exact,
+/// so the reference's weights are what any correct merger computes).
+#[test]
+fn merge_lora_to_gguf_matches_peft_merge_converted_bigendian() {
+    let work = tempfile::tempdir().unwrap();
+    let m = manifest();
+    let merges = m["merges"].as_object().unwrap();
+    assert_eq!(merges.len(), 1);
+    for (name, e) in merges {
+        // general.name comes from the merged folder's name, which is the output's stem.
+        let out = work
+            .path()
+            .join(format!("{}.gguf", e["folder"].as_str().unwrap()));
+        ok(&ckpt!(
+            "merge-lora",
+            "--base",
+            &root().join(e["base"].as_str().unwrap()),
+            "--adapter",
+            &root().join(e["adapter"].as_str().unwrap()),
+            "--out",
+            &out,
+            "--to",
+            "gguf",
+            "--outtype",
+            e["outtype"].as_str().unwrap(),
+            "--bigendian"
+        ));
+        let got = std::fs::read(&out).unwrap();
+        assert!(
+            got == std::fs::read(be(&format!("merge/{name}"))).unwrap(),
+            "{name}: differs from PEFT's merge converted by convert_hf_to_gguf.py --bigendian"
+        );
+        assert_eq!(sha256(&got), e["sha256"], "{name}");
+        assert_eq!(inspect(&out)["byte_order"], "big");
+    }
+}
+
+#[test]
+fn merge_lora_bigendian_is_refused_without_a_big_endian_gguf() {
+    let work = tempfile::tempdir().unwrap();
+    let e = &manifest()["merges"]["tiny-llama-merged.f16.be.gguf"];
+    let base = root().join(e["base"].as_str().unwrap());
+    let adapter = root().join(e["adapter"].as_str().unwrap());
+    for (out, extra) in [
+        ("folder", &["--bigendian"][..]),
+        (
+            "q.gguf",
+            &["--to", "gguf", "--outtype", "q4_k_m", "--bigendian"][..],
+        ),
+    ] {
+        let out = work.path().join(out);
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "merge-lora".as_ref(),
+            "--base".as_ref(),
+            base.as_os_str(),
+            "--adapter".as_ref(),
+            adapter.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let o = ckpt(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--bigendian"), "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?}");
+    }
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }
 
 /// `convert --bigendian --split-max-*` against the converter's big-endian shards: the same files
