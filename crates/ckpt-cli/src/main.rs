@@ -302,6 +302,10 @@ struct MergeLoraArgs {
     /// With --to gguf: f32, f16, bf16, q8_0, auto (default) or a llama-quantize type (q4_k_m, …)
     #[arg(long)]
     outtype: Option<String>,
+    /// With --to gguf (f32, f16, bf16, q8_0, auto): a big-endian GGUF, the bytes
+    /// convert_hf_to_gguf.py --bigendian writes for the merged folder
+    #[arg(long)]
+    bigendian: bool,
     /// Cast floating-point tensors of the output (f32, f16, bf16)
     #[arg(long)]
     dtype: Option<String>,
@@ -681,7 +685,7 @@ fn run_convert_adapter(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
     let opts = ckpt::convert::LoraToGgufOptions {
         outtype,
         dry_run: a.dry_run,
-        byte_order: byte_order(a),
+        byte_order: byte_order(a.bigendian),
     };
     let hub_base = match &a.base_model_id {
         Some(id) => {
@@ -796,9 +800,9 @@ fn parse_outtype(s: Option<&str>) -> Result<ckpt::OutType, Error> {
     })
 }
 
-/// --bigendian.
-fn byte_order(a: &ConvertArgs) -> ckpt::crates::gguf::ByteOrder {
-    if a.bigendian {
+/// The byte order `--bigendian` asks for.
+fn byte_order(bigendian: bool) -> ckpt::crates::gguf::ByteOrder {
+    if bigendian {
         ckpt::crates::gguf::ByteOrder::Big
     } else {
         ckpt::crates::gguf::ByteOrder::Little
@@ -841,7 +845,7 @@ fn run_convert_gguf(a: &ConvertArgs, g: &GlobalArgs) -> Result<(), Error> {
         },
         split: a.split.convert_options(a.no_tensor_first_split)?,
         dry_run: a.dry_run,
-        byte_order: byte_order(a),
+        byte_order: byte_order(a.bigendian),
         sentence_transformers_dense_modules: a.sentence_transformers_dense_modules,
     };
     let report = ckpt::convert::to_gguf(&a.src, a.dst(), &opts)?;
@@ -952,6 +956,12 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
             a.to
         )));
     }
+    if a.to != "gguf" && a.bigendian {
+        return Err(Error::Usage(format!(
+            "--bigendian does not apply to --to {}: it applies only to --to gguf",
+            a.to
+        )));
+    }
     if a.to == "gguf" && a.max_shard_size.is_some() {
         return Err(Error::Usage(
             "--max-shard-size does not apply to --to gguf: ckpt writes a GGUF as one file".into(),
@@ -966,6 +976,7 @@ fn run_merge_lora(a: &MergeLoraArgs, g: &GlobalArgs) -> Result<(), Error> {
     let opts = ckpt::lora::MergeOptions {
         format: a.to.parse()?,
         outtype: parse_outtype(a.outtype.as_deref())?,
+        byte_order: byte_order(a.bigendian),
         dtype: parse_dtype(a.dtype.as_deref())?,
         max_shard_size: parse_shard_size(a.max_shard_size.as_deref())?,
         verify: !a.no_verify,

@@ -165,9 +165,10 @@ pub struct GgufOptions {
     pub dry_run: bool,
     /// `convert_hf_to_gguf.py --bigendian` ([`ckpt_gguf::ByteOrder::Big`]): header numbers and
     /// F32/F16 tensor data big-endian, BF16 and Q8_0 data as in a little-endian file, byte for
-    /// byte what the script writes (the projector of [`GgufOptions::mmproj`] too). Only for
-    /// the converter's own output types, unsplit: llama-quantize and llama-gguf-split write
-    /// little-endian files only. Default little-endian.
+    /// byte what the script writes (the projector of [`GgufOptions::mmproj`] too, every shard
+    /// of a [`GgufOptions::split`] output, its `split.*` keys big-endian like the others). Only
+    /// for the converter's own output types: llama-quantize writes little-endian files only.
+    /// Default little-endian.
     pub byte_order: ckpt_gguf::ByteOrder,
     /// `convert_hf_to_gguf.py --sentence-transformers-dense-modules`: also convert the
     /// sentence-transformers `Dense` modules listed in `modules.json` (EmbeddingGemma's
@@ -370,27 +371,15 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
 }
 
 /// Refuses big-endian output the scripts cannot write: a llama-quantize type (llama-quantize
-/// writes little-endian files only) or a split set (written as llama-gguf-split splits the
-/// single file, which it cannot do for a big-endian one).
-fn check_byte_order(opts: &GgufOptions) -> Result<()> {
-    if opts.byte_order == ckpt_gguf::ByteOrder::Little {
-        return Ok(());
-    }
-    let refused = if let OutType::Quantized(f) = opts.outtype {
-        Some(format!(
-            "`outtype` {} is llama-quantize's, which writes little-endian files only; big-endian output is one of convert_hf_to_gguf.py's own types (f32, f16, bf16, q8_0, auto)",
+/// writes little-endian files only). A split set of the converter's own types is written in
+/// big-endian like one file: gguf-py's writer splits and packs every shard in its byte order.
+pub(crate) fn check_byte_order(opts: &GgufOptions) -> Result<()> {
+    match (opts.byte_order, opts.outtype) {
+        (ckpt_gguf::ByteOrder::Big, OutType::Quantized(f)) => Err(Error::Usage(format!(
+            "big-endian output (`byte_order`): `outtype` {} is llama-quantize's, which writes little-endian files only; big-endian output is one of convert_hf_to_gguf.py's own types (f32, f16, bf16, q8_0, auto)",
             f.name()
-        ))
-    } else if opts.split.is_some() {
-        Some("a split output is written as llama-gguf-split splits the single file, and llama-gguf-split reads and writes little-endian files only".to_string())
-    } else {
-        None
-    };
-    match refused {
-        Some(why) => Err(Error::Usage(format!(
-            "big-endian output (`byte_order`): {why}"
         ))),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 

@@ -323,6 +323,20 @@ pub fn open_split_with(first_or_any_shard: &Path, options: &ParseOptions) -> Res
         shards.push(shard);
     }
     let first = &shards[0];
+    // One byte order for the whole set: a reader on either kind of host takes every shard in
+    // its own order (convert_hf_to_gguf.py --bigendian writes every shard big-endian).
+    if let Some(s) = shards.iter().find(|s| s.big_endian != first.big_endian) {
+        let order = |big: bool| if big { "big-endian" } else { "little-endian" };
+        return Err(Error::invalid(
+            &s.path,
+            format!(
+                "this shard is {} but the set's first shard ({}) is {}: a split set has one byte order",
+                order(s.big_endian),
+                first.path.display(),
+                order(first.big_endian)
+            ),
+        ));
+    }
     let total: usize = shards.iter().map(|s| s.tensor_infos.len()).sum();
     if let Some(v) = first.get(SPLIT_TENSORS_COUNT_KEY) {
         if v.as_u64() != Some(total as u64) {

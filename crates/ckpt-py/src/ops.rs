@@ -27,6 +27,15 @@ fn parse_dtype(s: Option<&str>) -> ckpt::Result<Option<ckpt::DType>> {
         .transpose()
 }
 
+/// The byte order `bigendian=True` asks for (the converters' `--bigendian`).
+fn byte_order(bigendian: bool) -> ckpt::crates::gguf::ByteOrder {
+    if bigendian {
+        ckpt::crates::gguf::ByteOrder::Big
+    } else {
+        ckpt::crates::gguf::ByteOrder::Little
+    }
+}
+
 fn parse_outtype(s: Option<&str>) -> ckpt::Result<ckpt::OutType> {
     let Some(s) = s else {
         return Ok(ckpt::OutType::Auto);
@@ -49,7 +58,7 @@ fn inspect(py: Python<'_>, path: PathBuf, key: Option<String>, summary: bool) ->
 #[pyo3(signature = (src, dst, *, to=None, outtype=None, dtype=None, max_shard_size=None,
     overwrite=false, verify=true, key=None, materialize_shared=false,
     allow_expanded_views=false, intermediate=None, pre_tokenizer=None, strict=false,
-    base=None, base_model_id=None, dry_run=false, progress=None))]
+    base=None, base_model_id=None, dry_run=false, bigendian=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn convert(
     py: Python<'_>,
@@ -70,6 +79,7 @@ fn convert(
     base: Option<PathBuf>,
     base_model_id: Option<String>,
     dry_run: bool,
+    bigendian: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let progress = Callback::new(progress);
@@ -94,13 +104,17 @@ fn convert(
                     "{arg} does not apply to a LoRA adapter converted to GGUF"
                 )));
             }
+            let opts = ckpt::convert::LoraToGgufOptions {
+                outtype: ckpt::convert::adapter_outtype(outtype.as_deref())?,
+                dry_run,
+                byte_order: byte_order(bigendian),
+            };
             return adapter_to_gguf(
                 &src,
                 &dst,
-                outtype.as_deref(),
                 base.as_deref(),
                 base_model_id.as_deref(),
-                dry_run,
+                &opts,
                 overwrite,
             );
         }
@@ -110,6 +124,11 @@ fn convert(
         if dry_run && !gguf {
             return Err(usage(
                 "dry_run applies to a GGUF output (a model or a LoRA adapter converted to GGUF)",
+            ));
+        }
+        if bigendian && !gguf {
+            return Err(usage(
+                "bigendian applies to a GGUF output (a model or a LoRA adapter converted to GGUF)",
             ));
         }
         if gguf {
@@ -135,6 +154,7 @@ fn convert(
                 overwrite,
                 progress,
                 dry_run,
+                byte_order: byte_order(bigendian),
                 ..Default::default()
             };
             return ckpt::convert::to_gguf(&src, &dst, &opts).map(|r| to_json(&r));
@@ -183,13 +203,11 @@ fn convert(
 fn adapter_to_gguf(
     src: &Path,
     dst: &Path,
-    outtype: Option<&str>,
     base: Option<&Path>,
     base_model_id: Option<&str>,
-    dry_run: bool,
+    opts: &ckpt::convert::LoraToGgufOptions,
     overwrite: bool,
 ) -> ckpt::Result<String> {
-    let outtype = ckpt::convert::adapter_outtype(outtype)?;
     if !ckpt::convert::is_adapter_dir(src) {
         return Err(Error::Invalid {
             path: src.to_path_buf(),
@@ -199,13 +217,8 @@ fn adapter_to_gguf(
     let hub_base = base_model_id
         .map(ckpt::convert::adapter_base_from_hub)
         .transpose()?;
-    let opts = ckpt::convert::LoraToGgufOptions {
-        outtype,
-        dry_run,
-        byte_order: Default::default(),
-    };
     let report =
-        ckpt::convert::adapter_to_gguf(src, hub_base.as_deref().or(base), dst, &opts, overwrite)?;
+        ckpt::convert::adapter_to_gguf(src, hub_base.as_deref().or(base), dst, opts, overwrite)?;
     Ok(to_json(&report))
 }
 
@@ -268,7 +281,8 @@ fn quantize(
 /// missing weight parses `DIR[:WEIGHT]` as the command line does.
 #[pyfunction]
 #[pyo3(signature = (base, adapters, out, *, to="safetensors".to_string(), outtype=None,
-    dtype=None, max_shard_size=None, verify=true, overwrite=false, progress=None))]
+    dtype=None, max_shard_size=None, verify=true, overwrite=false, bigendian=false,
+    progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn merge_lora(
     py: Python<'_>,
@@ -281,10 +295,16 @@ fn merge_lora(
     max_shard_size: Option<u64>,
     verify: bool,
     overwrite: bool,
+    bigendian: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let progress = Callback::new(progress);
     detached(py, move || {
+        if to != "gguf" && bigendian {
+            return Err(usage(format!(
+                "bigendian does not apply to to='{to}': it applies only to to='gguf'"
+            )));
+        }
         if to != "gguf" && outtype.is_some() {
             return Err(usage(format!("outtype does not apply to to='{to}': it applies only to to='gguf' (use dtype to cast)")));
         }
@@ -306,6 +326,7 @@ fn merge_lora(
         let opts = ckpt::lora::MergeOptions {
             format: to.parse()?,
             outtype: parse_outtype(outtype.as_deref())?,
+            byte_order: byte_order(bigendian),
             dtype: parse_dtype(dtype.as_deref())?,
             max_shard_size,
             verify,

@@ -46,6 +46,10 @@ pub struct MergeOptions {
     pub format: OutputFormat,
     /// GGUF output: the type, as [`crate::convert::to_gguf`] writes it.
     pub outtype: OutType,
+    /// GGUF output: the byte order, as [`crate::convert::GgufOptions::byte_order`]
+    /// (`convert_hf_to_gguf.py --bigendian` run on the merged folder; the converter's own
+    /// types only). Default little-endian.
+    pub byte_order: ckpt_gguf::ByteOrder,
     /// Cast floating-point tensors of the output (the base dtype otherwise).
     pub dtype: Option<DType>,
     /// Folder output: split into shards of at most this many bytes.
@@ -63,6 +67,7 @@ impl Default for MergeOptions {
         MergeOptions {
             format: OutputFormat::Safetensors,
             outtype: OutType::Auto,
+            byte_order: ckpt_gguf::ByteOrder::Little,
             dtype: None,
             max_shard_size: None,
             verify: true,
@@ -107,6 +112,7 @@ pub fn merge(
     if opts.format == OutputFormat::Gguf {
         let gguf = GgufOptions {
             outtype: opts.outtype,
+            byte_order: opts.byte_order,
             overwrite: opts.overwrite,
             progress: opts.progress.clone(),
             ..Default::default()

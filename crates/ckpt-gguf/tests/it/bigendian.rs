@@ -203,3 +203,71 @@ fn header_of_the_big_endian_zoo_is_reproduced() {
         }
     }
 }
+
+/// The converter's big-endian split sets (split/<case>/ of the fixtures) open as one set: every
+/// shard big-endian, split.* keys read in that order, every tensor once; and the F16 set reads
+/// the same tensors as the little-endian set the converter wrote with the same limits. A set
+/// whose shards disagree on the byte order is refused, naming the odd shard.
+#[test]
+fn big_endian_split_sets_open_and_mixed_sets_are_refused() {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(be_fixture("manifest.json")).unwrap()).unwrap();
+    let splits = manifest["splits"].as_object().unwrap();
+    assert_eq!(splits.len(), 2);
+    for (case, e) in splits {
+        let files = e["files"].as_array().unwrap();
+        let first = be_fixture(&format!(
+            "split/{case}/{}",
+            files[0]["file"].as_str().unwrap()
+        ));
+        let set = open_split(&first).unwrap();
+        assert_eq!(set.shards.len(), files.len(), "{case}");
+        for (s, fe) in set.shards.iter().zip(files) {
+            assert!(s.big_endian, "{case}");
+            assert_eq!(fe["byte_order"], "BIG", "{case}: gguf-py's reader says");
+            assert_eq!(s.tensor_infos.len() as u64, fe["tensors"].as_u64().unwrap());
+            assert_eq!(s.data_offset, fe["data_offset"].as_u64().unwrap());
+        }
+        let total: u64 = files.iter().map(|f| f["tensors"].as_u64().unwrap()).sum();
+        assert_eq!(
+            set.shards[0]
+                .get("split.tensors.count")
+                .and_then(|v| v.as_u64()),
+            Some(total),
+            "{case}"
+        );
+        assert_eq!(
+            set.shards[0].get("split.count").and_then(|v| v.as_u64()),
+            Some(files.len() as u64),
+            "{case}"
+        );
+    }
+
+    let le_dir = fixtures().join("../convert-split/expected/tensors-7");
+    let be_dir = be_fixture("split/f16-tensors-7");
+    let name = |i: usize| format!("tiny-0000{i}-of-00003.gguf");
+    let (be_set, le_set) = (
+        open_split(&be_dir.join(name(1))).unwrap(),
+        open_split(&le_dir.join(name(1))).unwrap(),
+    );
+    let (bt, lt) = (be_set.to_checkpoint(), le_set.to_checkpoint());
+    assert_eq!(bt.tensors.len(), lt.tensors.len());
+    for (a, b) in bt.tensors.iter().zip(&lt.tensors) {
+        assert_eq!((&a.name, a.dtype, &a.shape), (&b.name, b.dtype, &b.shape));
+        assert_eq!(a.bytes().unwrap(), b.bytes().unwrap(), "{}", a.name);
+    }
+
+    // Shard 2 little-endian among big-endian ones.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 1..=3 {
+        let from = if i == 2 { &le_dir } else { &be_dir };
+        fs::copy(from.join(name(i)), dir.path().join(name(i))).unwrap();
+    }
+    let err = open_split(&dir.path().join(name(1)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&name(2)) && err.contains("little-endian") && err.contains("one byte order"),
+        "{err}"
+    );
+}

@@ -90,6 +90,7 @@ def convert(
     base: Optional[PathLike] = None,
     base_model_id: Optional[str] = None,
     dry_run: bool = False,
+    bigendian: bool = False,
     progress: ProgressArg = None,
 ) -> Dict[str, Any]:
     """Converts a checkpoint (``ckpt convert SRC DST --json``).
@@ -130,6 +131,11 @@ def convert(
         dry_run: GGUF output (a model with ``auto``/``f32``/``f16``/``bf16``/``q8_0``, or a
             LoRA adapter): plan the whole file and report it (``bytes`` is the size the file
             would have), writing nothing, as the scripts' ``--dry-run``.
+        bigendian: GGUF output (a model with ``auto``/``f32``/``f16``/``bf16``/``q8_0``, or a
+            LoRA adapter): a big-endian file for big-endian hosts (s390x), the bytes of the
+            scripts' ``--bigendian`` (header numbers and F32/F16 data byte-swapped, BF16 and
+            Q8_0 data as in a little-endian file). A llama-quantize ``outtype`` raises
+            :class:`UsageError` (llama-quantize writes little-endian files only).
         progress: ``True`` for tqdm bars, or a callable taking event dicts.
 
     Returns:
@@ -156,6 +162,7 @@ def convert(
             base=None if base is None else _path(base),
             base_model_id=base_model_id,
             dry_run=dry_run,
+            bigendian=bigendian,
         )
     )
 
@@ -235,6 +242,7 @@ def merge_lora(
     max_shard_size: Union[None, int, str] = None,
     verify: bool = True,
     overwrite: bool = False,
+    bigendian: bool = False,
     progress: ProgressArg = None,
 ) -> Dict[str, Any]:
     """Merges PEFT LoRA adapters into their base model (PEFT's ``merge_and_unload`` math:
@@ -251,6 +259,9 @@ def merge_lora(
         max_shard_size: shard the output folder.
         verify: re-read and compare every written tensor with the computed merge.
         overwrite: replace an existing output.
+        bigendian: with ``to="gguf"`` (``auto``/``f32``/``f16``/``bf16``/``q8_0``): a
+            big-endian GGUF, the bytes ``convert_hf_to_gguf.py --bigendian`` writes for the
+            merged folder.
         progress: ``True`` for tqdm bars, or a callable taking event dicts.
     """
     return json.loads(
@@ -266,6 +277,7 @@ def merge_lora(
             max_shard_size=_size(max_shard_size),
             verify=verify,
             overwrite=overwrite,
+            bigendian=bigendian,
         )
     )
 

@@ -41,6 +41,7 @@ def convert(
     base: Optional[PathLike] = ...,
     base_model_id: Optional[str] = ...,
     dry_run: bool = ...,
+    bigendian: bool = ...,
     progress: ProgressArg = ...,
 ) -> Dict[str, Any]: ...
 def quantize(
@@ -68,6 +69,7 @@ def merge_lora(
     max_shard_size: Union[None, int, str] = ...,
     verify: bool = ...,
     overwrite: bool = ...,
+    bigendian: bool = ...,
     progress: ProgressArg = ...,
 ) -> Dict[str, Any]: ...
 def diff(a: PathLike, b: PathLike, *, tolerance: float = ...) -> Dict[str, Any]: ...
