@@ -373,7 +373,7 @@ pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<Ggu
 /// Refuses big-endian output the scripts cannot write: a llama-quantize type (llama-quantize
 /// writes little-endian files only). A split set of the converter's own types is written in
 /// big-endian like one file: gguf-py's writer splits and packs every shard in its byte order.
-pub(crate) fn check_byte_order(opts: &GgufOptions) -> Result<()> {
+pub fn check_byte_order(opts: &GgufOptions) -> Result<()> {
     match (opts.byte_order, opts.outtype) {
         (ckpt_gguf::ByteOrder::Big, OutType::Quantized(f)) => Err(Error::Usage(format!(
             "big-endian output (`byte_order`): `outtype` {} is llama-quantize's, which writes little-endian files only; big-endian output is one of convert_hf_to_gguf.py's own types (f32, f16, bf16, q8_0, auto)",

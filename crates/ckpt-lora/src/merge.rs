@@ -654,7 +654,7 @@ pub fn merge_lora_to_gguf(
 ) -> Result<(MergeReport, ckpt_convert::gguf::GgufReport)> {
     ckpt_core::atomic::check_destination(out, gguf.overwrite)?;
     // Refused before merging: a byte order the converter cannot write with this type.
-    crate::gguf::check_byte_order(gguf)?;
+    ckpt_convert::gguf::check_byte_order(gguf)?;
     // A private folder made exclusively under a fresh name (never one planted beside `out`);
     // removed when dropped, on success and on failure alike.
     let scratch = ckpt_core::atomic::ScratchDir::create(out, "merge")?;
