@@ -336,6 +336,14 @@ fn command() -> clap::Command {
 
 fn main() -> ExitCode {
     use clap::FromArgMatches;
+    // Output piped into `head` and the like: end quietly when the reader goes away, as Unix
+    // tools do, instead of panicking in println!. Outputs are written under temporary names
+    // that a killed process never renames into place, so this leaves nothing half-written.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
         Ok(c) => c,
         Err(e) => e.exit(),

@@ -67,3 +67,28 @@ fn big_endian_reads_like_its_little_endian_twin() {
     let nested = inspect_json(&fx("metadata-zoo/metadata-zoo-nested.gguf"));
     assert!(nested["metadata"]["zoo.nested.arr_of_arr_i32"].is_object());
 }
+
+/// `ckpt inspect FILE | head -1`: the reader is gone before ckpt prints; ckpt ends quietly on
+/// SIGPIPE like other Unix tools instead of panicking in println!.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_ckpt"))
+        .arg("inspect")
+        .arg(fx("tiny-llama-spm.f16.gguf"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}
