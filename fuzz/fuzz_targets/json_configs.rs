@@ -5,7 +5,7 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = ckpt_convert::lora::AdapterConfig::parse_str(text, Path::new("adapter_config.json"));
+        let _ = ckpt_lora::merge::AdapterConfig::parse_str(text, Path::new("adapter_config.json"));
         let _ = ckpt_convert::source::parse_index(text, Path::new("model.safetensors.index.json"));
     }
 });
