@@ -33,7 +33,8 @@ fn class_name(kind: ckpt::ErrorKind) -> &'static str {
 pub(crate) fn to_py_err(py: Python<'_>, e: ckpt::Error) -> PyErr {
     let message = match &e {
         ckpt::Error::Exists { .. } => format!("{e} (pass overwrite=True to replace it)"),
-        _ => e.to_string(),
+        // The options the library names (`` `byte_order` ``) under this package's keywords.
+        _ => e.to_string().replace("`byte_order`", "`bigendian=True`"),
     };
     let path = e.path().map(|p| p.to_string_lossy().into_owned());
     let made = py
