@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ckpt_core::{DType, Tensor};
+use ckpt_core::DType;
 use ckpt_export::{gguf_to_hf, ExportOptions};
 use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
 use serde_json::Value;
@@ -22,24 +22,7 @@ fn json(path: &Path) -> Value {
 }
 
 /// The tensor's values as f32 (F32, F16 or BF16 data).
-fn values(t: &Tensor) -> Vec<f32> {
-    let b = t.bytes().unwrap();
-    match t.dtype {
-        DType::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        DType::F16 => b
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        DType::BF16 => b
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        d => panic!("{}: unexpected dtype {d}", t.name),
-    }
-}
+use crate::round_trip::f32s as values;
 
 /// `original` (float32) rounded to `dtype` the way numpy's `astype` rounds (to nearest even).
 fn rounded(original: &[f32], dtype: DType) -> Vec<f32> {

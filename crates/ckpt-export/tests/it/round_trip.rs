@@ -12,7 +12,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/gguf")
 }
 
-fn f32s(t: &ckpt_core::Tensor) -> Vec<f32> {
+pub(crate) fn f32s(t: &ckpt_core::Tensor) -> Vec<f32> {
     let b = t.bytes().unwrap();
     match t.dtype {
         DType::F32 => b
