@@ -28,6 +28,7 @@ def test_batch_run(tmp_path, sequential, parallel):
     results = batch.run(jobs, parallel=parallel, max_workers=2)
     assert [r.ok for r in results[:4]] == [True] * 4
     assert results[4].ok is False and results[4].error_type == "UsageError"
+    assert "job 3 of this batch already writes this output" in results[4].error
     for t in TYPES:
         name = f"tiny-llama-spm-{t}.gguf"
         assert read(tmp_path / name) == read(sequential / name), t

@@ -134,6 +134,40 @@ def run_job(job: Job) -> JobResult:
         return JobResult(job=job, ok=False, error=str(e), error_type=type(e).__name__)
 
 
+def _output_of(job: Job) -> Optional[str]:
+    """The output path a job writes (``dst`` or ``out``), normalised, or ``None``."""
+    if dataclasses.is_dataclass(job) and not isinstance(job, type):
+        out = getattr(job, "dst", None) or getattr(job, "out", None)
+    elif isinstance(job, dict):
+        out = job.get("dst") or job.get("out")
+    else:
+        return None
+    if out is None or str(out).startswith("hf://"):
+        return None
+    return os.path.normcase(os.path.abspath(os.fspath(out)))
+
+
+def _same_output_errors(jobs: List[Job]) -> Dict[int, JobResult]:
+    """A job writing the same output as an earlier job of the batch fails without running, so
+    which one wins never depends on how the pool schedules them."""
+    first: Dict[str, int] = {}
+    failed: Dict[int, JobResult] = {}
+    for i, job in enumerate(jobs):
+        out = _output_of(job)
+        if out is None:
+            continue
+        if out in first:
+            failed[i] = JobResult(
+                job=job,
+                ok=False,
+                error=f"{out}: job {first[out]} of this batch already writes this output (job {i})",
+                error_type="UsageError",
+            )
+        else:
+            first[out] = i
+    return failed
+
+
 def _check(results: List[JobResult], raise_errors: bool) -> List[JobResult]:
     if raise_errors:
         for r in results:
@@ -154,6 +188,9 @@ def run(
 ) -> List[JobResult]:
     """Runs ``jobs`` and returns one :class:`JobResult` per job, in order.
 
+    A job that writes the same output as an earlier job of the list fails with ``UsageError``
+    without running, whatever the pool's scheduling.
+
     Args:
         jobs: dicts or job dataclasses.
         parallel: ``None`` (one after the other), ``"thread"`` (a thread pool: ckpt releases the
@@ -164,8 +201,15 @@ def run(
             returning it.
     """
     jobs = list(jobs)
+    clashes = _same_output_errors(jobs)
+    todo = [j for i, j in enumerate(jobs) if i not in clashes]
+
+    def merged(done: Iterable[JobResult]) -> List[JobResult]:
+        it = iter(done)
+        return _check([clashes[i] if i in clashes else next(it) for i in range(len(jobs))], raise_errors)
+
     if parallel is None:
-        return _check([run_job(j) for j in jobs], raise_errors)
+        return merged(run_job(j) for j in todo)
     if parallel == "thread":
         from concurrent.futures import ThreadPoolExecutor as Pool
     elif parallel == "process":
@@ -183,7 +227,7 @@ def run(
     else:
         pool = Pool(max_workers=max_workers)
     with pool:
-        return _check(list(pool.map(run_job, jobs)), raise_errors)
+        return merged(list(pool.map(run_job, todo)))
 
 
 def run_ray(
@@ -203,9 +247,12 @@ def run_ray(
     """
     import ray
 
+    jobs = list(jobs)
+    clashes = _same_output_errors(jobs)
     task = ray.remote(num_cpus=num_cpus, **remote_options)(run_job)
-    refs = [task.remote(j) for j in jobs]
-    return _check(list(ray.get(refs)), raise_errors)
+    refs = {i: task.remote(j) for i, j in enumerate(jobs) if i not in clashes}
+    done = dict(zip(refs, ray.get(list(refs.values()))))
+    return _check([clashes[i] if i in clashes else done[i] for i in range(len(jobs))], raise_errors)
 
 
 def quant_matrix(
