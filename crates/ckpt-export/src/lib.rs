@@ -508,6 +508,8 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
 /// The GGUF's tensors as a Hugging Face checkpoint would hold them — HF names, dequantized to f32,
 /// Q/K permutation and other converter steps undone — lazily, without writing anything (what
 /// `ckpt diff` compares against a Hugging Face model). Generated tensors (rope factors) are left out.
+/// Weights of sentence-transformers modules (EmbeddingGemma's Dense projections) are named by
+/// their module folder, as in the exported folder: `2_Dense/linear.weight`.
 pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     let split = ckpt_gguf::open_split(gguf)?;
     let kv = Kvs(&split);
@@ -516,7 +518,9 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .str("general.architecture")
         .ok_or_else(|| Error::invalid(gguf, "no general.architecture key"))?
         .to_string();
-    let tensors = split.tensors();
+    let (dense, tensors) = dense_modules(&kv, &arch_name, split.tensors(), &gguf_label, &|_| {
+        DType::F32
+    })?;
     let arch = export_arch(&gguf_label, &kv, &arch_name, &tensors)?.ok_or_else(|| {
         Error::Unsupported(format!(
             "{gguf_label}: architecture {arch_name} has no Hugging Face mapping"
@@ -559,6 +563,11 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
         .into_iter()
         .map(|p| lazy_tensor(p, &gguf_label))
         .collect();
+    for m in dense {
+        let mut p = m.tensor;
+        p.hf_name = format!("{}/{}", m.folder, p.hf_name);
+        ck.tensors.push(lazy_tensor(p, &gguf_label));
+    }
     Ok(ck)
 }
 

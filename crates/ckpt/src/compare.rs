@@ -51,9 +51,11 @@ pub fn diff(a: &Path, b: &Path, tolerance: f64) -> Result<DiffOutcome> {
         if is_gguf(&ca) {
             ca = ckpt_export::hf_view(&pa)?;
             stored = Some((true, stored_types(&pa)?));
+            add_module_weights(&mut cb, &pb, &ca)?;
         } else {
             cb = ckpt_export::hf_view(&pb)?;
             stored = Some((false, stored_types(&pb)?));
+            add_module_weights(&mut ca, &pa, &cb)?;
         }
     }
     let mut report = ckpt_convert::diff::diff(&ca, &cb, &names, tolerance)?;
@@ -73,6 +75,33 @@ pub fn diff(a: &Path, b: &Path, tolerance: f64) -> Result<DiffOutcome> {
         tensors_a: ca.tensors.len(),
         tensors_b: cb.tensors.len(),
     })
+}
+
+/// The weights of the sentence-transformers modules (`2_Dense/model.safetensors`…) of the
+/// folder `dir` that the GGUF's Hugging Face view `view` holds, added to the folder's checkpoint
+/// `ck` under the view's names (`2_Dense/linear.weight`). A GGUF converted without its modules
+/// adds nothing, so those folders are not reported as missing from it.
+fn add_module_weights(ck: &mut Checkpoint, dir: &Path, view: &Checkpoint) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let mut folders: Vec<&str> = view
+        .tensors
+        .iter()
+        .filter_map(|t| t.name.split_once('/').map(|(folder, _)| folder))
+        .collect();
+    folders.dedup();
+    for folder in folders {
+        let file = dir.join(folder).join("model.safetensors");
+        if !file.is_file() {
+            continue;
+        }
+        for mut t in ckpt_safetensors::read(&file)?.tensors {
+            t.name = format!("{folder}/{}", t.name);
+            ck.tensors.push(t);
+        }
+    }
+    Ok(())
 }
 
 /// Whether a GGUF is a multimodal projector (`general.architecture` clip).
@@ -130,11 +159,21 @@ fn stored_types(gguf: &Path) -> Result<HashMap<String, String>> {
     let Some(arch) = arch else {
         return Ok(Default::default());
     };
+    use ckpt_model::arch::gemma::{DENSE_LINEAR, DENSE_MODULES};
+    // EmbeddingGemma's Dense weights, named by module folder (see `add_module_weights`).
+    let module_name = |gguf_name: &str| {
+        DENSE_MODULES
+            .iter()
+            .find(|(_, prefix)| gguf_name == format!("{prefix}.weight"))
+            .map(|(folder, _)| format!("{folder}/{DENSE_LINEAR}.weight"))
+    };
     Ok(split
         .tensors()
         .into_iter()
         .filter_map(|t| {
-            ckpt_export::names::hf_name(&arch, &t.name).map(|hf| (hf, t.dtype.to_string()))
+            ckpt_export::names::hf_name(&arch, &t.name)
+                .or_else(|| module_name(&t.name))
+                .map(|hf| (hf, t.dtype.to_string()))
         })
         .collect())
 }

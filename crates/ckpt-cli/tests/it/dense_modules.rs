@@ -89,3 +89,45 @@ fn dense_modules_flag_is_refused_off_gguf() {
     );
     assert!(!out.exists());
 }
+
+/// `ckpt diff` of the folder against the converter's GGUFs compares the Dense weights too, named
+/// by module folder and labelled with their stored type; against a GGUF converted without them,
+/// the folder's modules are not reported as missing.
+#[test]
+fn diff_compares_the_dense_modules() {
+    let src = fixture("tiny-embeddinggemma");
+    let diff = |gguf: &str| {
+        let o = ckpt!("diff", "--json", &src, &fixture(gguf));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.code(), v)
+    };
+    let dense = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["compared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["name"].as_str().unwrap().contains("_Dense/"))
+            .map(|d| {
+                let name = d["name"].as_str().unwrap().to_string();
+                (name, d["dtype_b"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let (code, v) = diff("tiny-embeddinggemma.dense.f32.gguf");
+    assert_eq!(code, Some(0), "f32 holds the folder's values exactly: {v}");
+    assert_eq!(
+        dense(&v),
+        [
+            ("2_Dense/linear.weight".to_string(), "F32".to_string()),
+            ("3_Dense/linear.weight".to_string(), "F32".to_string())
+        ]
+    );
+    let (code, v) = diff("tiny-embeddinggemma.dense.f16.gguf");
+    assert_eq!(code, Some(1), "f16 rounding is a difference: {v}");
+    assert!(dense(&v).iter().all(|(_, t)| t == "F16"), "{v}");
+    let (code, v) = diff("tiny-embeddinggemma.f32.gguf");
+    assert_eq!(code, Some(0), "{v}");
+    assert!(dense(&v).is_empty(), "{v}");
+    assert_eq!(v["only_in_a"].as_array().map(Vec::len), Some(0), "{v}");
+}
