@@ -8,6 +8,8 @@
 //! [`ckpt::ErrorKind`]. The Python wrappers in `python/ckpt` give the functions their public
 //! names, keyword arguments, docstrings and type stubs.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
