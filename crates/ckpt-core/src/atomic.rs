@@ -427,6 +427,9 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
+/// A single-file output in progress: written through [`AtomicFile::writer`] (or `Write`), it
+/// appears under its final name only at [`AtomicFile::commit`]; dropped uncommitted, it leaves
+/// nothing behind.
 pub struct AtomicFile {
     final_path: PathBuf,
     /// The named temporary, or `/proc/self/fd/N` for an unnamed one; empty once committed.
@@ -438,6 +441,9 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
+    /// Starts writing `final_path`: an unnamed file in its folder where the platform allows,
+    /// else an exclusively created hidden temporary. Fails with [`Error::Exists`] when the path
+    /// exists and `overwrite` is false, or with an I/O error when the folder is not writable.
     pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicFile> {
         Self::create_with(final_path, overwrite, true)
     }
@@ -497,6 +503,7 @@ impl AtomicFile {
         })
     }
 
+    /// The final name the file gets at commit.
     pub fn path(&self) -> &Path {
         &self.final_path
     }
@@ -525,6 +532,7 @@ impl AtomicFile {
         Ok(())
     }
 
+    /// The buffered writer into the temporary file.
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         self.writer.as_mut().expect("writer taken only by commit")
     }
@@ -615,6 +623,8 @@ pub struct AtomicDir {
 }
 
 impl AtomicDir {
+    /// Creates the hidden temporary directory beside `final_path` (its parent folders are
+    /// created). Fails with [`Error::Exists`] when the path exists and `overwrite` is false.
     pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicDir> {
         check_destination(final_path, overwrite)?;
         let (dir, _) = split(final_path);
@@ -641,10 +651,14 @@ impl AtomicDir {
         &self.tmp_path
     }
 
+    /// Where the directory goes at commit.
     pub fn final_path(&self) -> &Path {
         &self.final_path
     }
 
+    /// Renames the finished directory into place; with `overwrite`, an existing output is
+    /// swapped out in one step (or moved aside first where the filesystem cannot exchange) and
+    /// then deleted.
     pub fn commit(mut self) -> Result<()> {
         let present = fs::symlink_metadata(&self.final_path).is_ok();
         if !present || !self.overwrite {

@@ -17,9 +17,13 @@ use serde_json::Value;
 
 use crate::sniff::{kind_of_name, NameKind};
 
+/// transformers' `SAFE_WEIGHTS_NAME`: the single-file safetensors weights.
 pub const SAFE_WEIGHTS_NAME: &str = "model.safetensors";
+/// transformers' `SAFE_WEIGHTS_INDEX_NAME`: the index of sharded safetensors weights.
 pub const SAFE_WEIGHTS_INDEX_NAME: &str = "model.safetensors.index.json";
+/// transformers' `WEIGHTS_NAME`: the single-file PyTorch weights.
 pub const WEIGHTS_NAME: &str = "pytorch_model.bin";
+/// transformers' `WEIGHTS_INDEX_NAME`: the index of sharded PyTorch weights.
 pub const WEIGHTS_INDEX_NAME: &str = "pytorch_model.bin.index.json";
 /// A pickle the Trainer saves beside the weights; never weights itself.
 pub const TRAINING_ARGS_NAME: &str = "training_args.bin";
@@ -146,6 +150,9 @@ fn read_capped(path: &Path, limit: u64) -> crate::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Whether a file named `name` travels along with the weights when a model folder is copied or
+/// converted (config, tokenizer, README, ...): anything but weights, indexes and hidden files;
+/// `training_args.bin` is the one pickle that counts.
 pub fn is_companion(name: &str) -> bool {
     if name.starts_with('.') {
         return false;

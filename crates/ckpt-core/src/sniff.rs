@@ -15,12 +15,15 @@ pub const HEAD_LEN: usize = 64;
 /// What a file holds, by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// A safetensors file (a plausible little-endian header length, then a JSON object).
     Safetensors,
     /// A zip archive (`torch.save` since 1.6).
     TorchZip,
     /// A legacy `torch.save` stream (protocol-2 pickle of torch's magic number first).
     TorchLegacy,
+    /// A GGUF file (`GGUF` magic).
     Gguf,
+    /// None of these.
     Unknown,
 }
 
@@ -29,10 +32,13 @@ pub enum FileKind {
 pub enum NameKind {
     /// `*.index.json`: a shard index.
     Index,
+    /// `*.safetensors`.
     Safetensors,
+    /// `*.gguf`.
     Gguf,
     /// `*.bin`, `*.pt`, `*.pth`, `*.ckpt`: a pickle-based PyTorch file.
     Pickle,
+    /// Any other name.
     Unknown,
 }
 
