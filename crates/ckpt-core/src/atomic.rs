@@ -210,18 +210,11 @@ fn locked_by_someone(p: &Path, is_dir: bool) -> bool {
     }
 }
 
-/// Removes temporaries left beside `final_path` by ckpt processes that are gone; see
-/// [`remove_stale_temps_in`].
-pub fn remove_stale_temps(final_path: &Path) {
-    let (dir, _) = split(final_path);
-    remove_stale_temps_in(&dir);
-}
-
 /// Removes every temporary `.*.ckpt-tmp-PID…` (file, folder, scratch, symlink) in `dir` whose
 /// owner is gone: no process `PID`, or a zombie, or a process that is not ckpt, and no live
 /// process holds its lock. This process's own temporaries and a concurrent ckpt run's are kept.
 /// Without `/proc` nothing is removed (liveness cannot be told).
-pub fn remove_stale_temps_in(dir: &Path) {
+pub(crate) fn remove_stale_temps_in(dir: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
     }
@@ -775,14 +768,14 @@ impl Drop for ScratchDir {
 /// first runs direct compaction in the writing process (measured on 2 GB written in 8 MB
 /// writes: hundreds of compaction stalls and most of the system time; in 256 KB writes: none).
 /// `cp` copies through a 64 KB pipe, so it never pays for that.
-pub const WRITE_CHUNK: usize = 256 << 10;
+pub(crate) const WRITE_CHUNK: usize = 256 << 10;
 
 /// Serializes [`write_all_at`]: buffered writes to one file take its inode lock one at a time,
 /// and a second writer thread waiting in the kernel spins on that lock (measured: a tenth of a
 /// conversion's CPU time), where waiting here sleeps and leaves the core to the computing threads.
 static WRITE_LOCK: Mutex<()> = Mutex::new(());
 
-/// `pwrite`s all of `buf` at `offset` in writes of at most [`WRITE_CHUNK`] bytes, one thread
+/// `pwrite`s all of `buf` at `offset` in writes of at most 256 KiB, one thread
 /// at a time.
 pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
