@@ -733,7 +733,8 @@ impl GgufWriter {
     }
 
     /// Writes the output as convert_hf_to_gguf.py does with split options (see
-    /// [`ConverterSplit`] and [`converter_shard_paths`]): when there is more than one shard,
+    /// [`ConverterSplit`]; shards are named like gguf-py's `format_shard_names`: the stem of
+    /// `out`, then `-00001-of-0000N.gguf`, in `out`'s folder): when there is more than one shard,
     /// the first has every KV followed by `split.no` (u16), `split.count` (u16) and
     /// `split.tensors.count` (i32), the others only those three; each shard's header and
     /// padding follow this writer's settings. One shard: the ordinary file at `out`, without

@@ -43,8 +43,8 @@ pub struct ZipEntry {
     pub method: u16,
     /// The general-purpose bit flags (bit 0: encrypted, bit 3: a data descriptor follows).
     pub flags: u16,
-    /// The CRC-32 of the uncompressed data, as the central directory records it (not checked
-    /// on read).
+    /// The CRC-32 of the uncompressed data, as the central directory records it (the reader
+    /// does not verify it against the data).
     pub crc32: u32,
     pub(crate) compressed_size: u64,
     /// Uncompressed size in bytes.
