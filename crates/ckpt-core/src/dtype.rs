@@ -283,15 +283,6 @@ impl DType {
         self.plain().map(|e| e.3).filter(|n| !n.is_empty())
     }
 
-    /// The dtype of a torch dtype name without `torch.` (`bfloat16`); `None` for torch dtypes
-    /// ckpt does not hold as one element type.
-    pub fn from_torch_name(name: &str) -> Option<DType> {
-        PLAIN
-            .iter()
-            .find(|e| !e.3.is_empty() && e.3 == name)
-            .map(|e| e.0)
-    }
-
     /// Bits per element for element-wise types; None for block-quantized types.
     pub fn bits(self) -> Option<usize> {
         self.plain().map(|e| e.2)

@@ -700,7 +700,7 @@ impl Tensor {
     /// Hands the dense bytes of a view to `emit` in pieces of at most [`STREAM_CHUNK`] bytes
     /// (little-endian), gathering strided (and expanded, stride 0) views without ever holding
     /// their dense form.
-    pub fn stream_view(&self, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub(crate) fn stream_view(&self, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let Some(v) = self.view() else {
             return emit(&self.bytes()?);
         };

@@ -155,7 +155,7 @@ impl Ftype {
         self.entry().2
     }
     /// Whether this mix needs an importance matrix for its low-bit tensors.
-    pub fn is_iq_low_bit(self) -> bool {
+    pub(crate) fn is_iq_low_bit(self) -> bool {
         matches!(
             self,
             Ftype::IQ2_XXS

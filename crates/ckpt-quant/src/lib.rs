@@ -275,7 +275,7 @@ pub fn quantizable_types() -> impl Iterator<Item = GgmlType> {
 }
 
 /// Whether ckpt can quantize into `t` at all.
-pub fn can_quantize(t: GgmlType) -> bool {
+pub(crate) fn can_quantize(t: GgmlType) -> bool {
     kernels(t).is_some_and(|k| k.quantize_row.is_some() || k.quantize_row_weighted.is_some())
 }
 
@@ -352,7 +352,7 @@ fn check_quantize(
 
 /// [`quantize`] into a caller's buffer of exactly `src.len() / n_per_row` quantized rows, so a
 /// band of rows can be quantized without allocating.
-pub fn quantize_into(
+pub(crate) fn quantize_into(
     t: GgmlType,
     src: &[f32],
     n_per_row: usize,
@@ -399,7 +399,7 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
 }
 
 /// [`dequantize`] into a caller's buffer (`dst.len()` elements).
-pub fn dequantize_into(t: GgmlType, bytes: &[u8], dst: &mut [f32]) -> Result<()> {
+pub(crate) fn dequantize_into(t: GgmlType, bytes: &[u8], dst: &mut [f32]) -> Result<()> {
     let n = dst.len();
     let k = kernels(t)
         .ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
