@@ -16,7 +16,7 @@ pub struct TorchDType {
     /// The safetensors / core dtype, or None when safetensors has no equivalent.
     pub dtype: Option<DType>,
     /// The legacy typed storage class (`FloatStorage`), for dtypes that have one.
-    pub storage_class: Option<&'static str>,
+    pub(crate) storage_class: Option<&'static str>,
 }
 
 const fn row(

@@ -133,7 +133,7 @@ pub struct PickleWalk {
     /// Why the walk stopped early (with the byte offset).
     pub error: Option<String>,
     /// The pickle's value when it is an integer (the legacy magic number).
-    pub int_value: Option<i128>,
+    pub(crate) int_value: Option<i128>,
     /// The pickle's value, as far as it is known statically.
     pub(crate) value: Option<Sym>,
 }
