@@ -56,6 +56,6 @@ pub use header::{ALIGNMENT_KEY, MAX_ARRAY_ELEMENTS, MAX_NAME_LEN, MAX_STRING_LEN
 pub use split::{merge_gguf, split_gguf, ShardPlan, SplitReport};
 pub use value::{describe_value, to_json, to_typed_json, GgufArray, GgufValue, GgufValueType};
 pub use writer::{
-    encode_value, parse_convert_split_size, parse_split_size, split_prefix,
-    ByteOrder, ConverterSplit, DimsMode, GgufWriter, SplitBy, SplitOptions,
+    encode_value, parse_convert_split_size, parse_split_size, split_prefix, ByteOrder,
+    ConverterSplit, DimsMode, GgufWriter, SplitBy, SplitOptions,
 };

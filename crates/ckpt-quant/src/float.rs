@@ -4,6 +4,7 @@
 use ckpt_core::codec::{self, Nan};
 use ckpt_core::DType;
 
+#[cfg(test)]
 pub(crate) use ckpt_core::codec::bf16_bits_to_f32;
 pub use ckpt_core::codec::f32_to_bf16_bits;
 

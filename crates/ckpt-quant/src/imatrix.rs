@@ -204,7 +204,11 @@ impl ImportanceMatrix {
 
     /// The weights for one tensor, or None when the matrix has no entry for it (llama-quantize
     /// then quantizes without). A size mismatch is an error except for token_embd.
-    pub(crate) fn for_tensor(&self, input: &Path, info: &TensorInfo) -> Result<Option<Arc<Vec<f32>>>> {
+    pub(crate) fn for_tensor(
+        &self,
+        input: &Path,
+        info: &TensorInfo,
+    ) -> Result<Option<Arc<Vec<f32>>>> {
         let Some(values) = self.entries.get(&info.name) else {
             return Ok(None);
         };

@@ -429,7 +429,6 @@ pub use options::{
     TensorTypeOverride,
 };
 pub use pipeline::{
-    plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions,
-    QuantizeReport, TensorReport,
+    plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions, QuantizeReport,
+    TensorReport,
 };
-

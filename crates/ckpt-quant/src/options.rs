@@ -392,6 +392,7 @@ impl LayerRemap {
         self.next_id
     }
 
+    #[cfg(test)]
     /// The original name of a renamed tensor (for the importance matrix, which has the
     /// original names).
     pub fn original_name(&self, new_name: &str) -> String {

@@ -262,7 +262,10 @@ fn write_rank(d: DType) -> usize {
 
 /// The header JSON for `tensors` (already in write order) and `metadata`, padded with spaces
 /// to a multiple of 8.
-pub(crate) fn build_header(tensors: &[&Tensor], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub(crate) fn build_header(
+    tensors: &[&Tensor],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut json = String::from("{");
     let mut first = true;
     if !metadata.is_empty() {
