@@ -879,8 +879,8 @@ pub fn try_buffer(len: usize, what: &str) -> Result<Vec<u8>> {
 /// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
 /// produced on another thread, so computing and writing overlap. Views are written by
 /// `write_view` (which may copy in the kernel); computed bytes are written as they arrive, a
-/// tensor made by bands of rows ([`TensorData::Rows`]) in pieces of about [`STREAM_CHUNK`]
-/// bytes, so neither thread holds it whole. `after_each(index, bytes)` runs after every tensor
+/// tensor made by bands of rows ([`TensorData::Rows`]) in pieces of about 8 MiB,
+/// so neither thread holds it whole. `after_each(index, bytes)` runs after every tensor
 /// (padding, progress, size checks).
 pub fn write_pipelined<W: Write + ?Sized>(
     tensors: &[&Tensor],

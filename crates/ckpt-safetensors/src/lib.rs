@@ -6,7 +6,7 @@
 //! `data_offsets` pair is relative to byte 8+N.
 //!
 //! Entry points: [`read`] (a whole file, lazily), [`parse_header`] (the header alone, e.g. the
-//! first bytes of a remote file), [`write`] (atomic, tensors in the reference writer's order:
+//! first bytes of a remote file), [`write()`] (atomic, tensors in the reference writer's order:
 //! widest dtype first, then by name) and [`write_to`] / [`write_to_file`] for a stream.
 //!
 //! ```
