@@ -210,18 +210,11 @@ fn locked_by_someone(p: &Path, is_dir: bool) -> bool {
     }
 }
 
-/// Removes temporaries left beside `final_path` by ckpt processes that are gone; see
-/// [`remove_stale_temps_in`].
-pub fn remove_stale_temps(final_path: &Path) {
-    let (dir, _) = split(final_path);
-    remove_stale_temps_in(&dir);
-}
-
 /// Removes every temporary `.*.ckpt-tmp-PID…` (file, folder, scratch, symlink) in `dir` whose
 /// owner is gone: no process `PID`, or a zombie, or a process that is not ckpt, and no live
 /// process holds its lock. This process's own temporaries and a concurrent ckpt run's are kept.
 /// Without `/proc` nothing is removed (liveness cannot be told).
-pub fn remove_stale_temps_in(dir: &Path) {
+pub(crate) fn remove_stale_temps_in(dir: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
     }
@@ -427,6 +420,9 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
+/// A single-file output in progress: written through [`AtomicFile::writer`] (or `Write`), it
+/// appears under its final name only at [`AtomicFile::commit`]; dropped uncommitted, it leaves
+/// nothing behind.
 pub struct AtomicFile {
     final_path: PathBuf,
     /// The named temporary, or `/proc/self/fd/N` for an unnamed one; empty once committed.
@@ -438,6 +434,9 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
+    /// Starts writing `final_path`: an unnamed file in its folder where the platform allows,
+    /// else an exclusively created hidden temporary. Fails with [`Error::Exists`] when the path
+    /// exists and `overwrite` is false, or with an I/O error when the folder is not writable.
     pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicFile> {
         Self::create_with(final_path, overwrite, true)
     }
@@ -497,6 +496,7 @@ impl AtomicFile {
         })
     }
 
+    /// The final name the file gets at commit.
     pub fn path(&self) -> &Path {
         &self.final_path
     }
@@ -525,6 +525,7 @@ impl AtomicFile {
         Ok(())
     }
 
+    /// The buffered writer into the temporary file.
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         self.writer.as_mut().expect("writer taken only by commit")
     }
@@ -615,6 +616,8 @@ pub struct AtomicDir {
 }
 
 impl AtomicDir {
+    /// Creates the hidden temporary directory beside `final_path` (its parent folders are
+    /// created). Fails with [`Error::Exists`] when the path exists and `overwrite` is false.
     pub fn create(final_path: &Path, overwrite: bool) -> Result<AtomicDir> {
         check_destination(final_path, overwrite)?;
         let (dir, _) = split(final_path);
@@ -641,10 +644,14 @@ impl AtomicDir {
         &self.tmp_path
     }
 
+    /// Where the directory goes at commit.
     pub fn final_path(&self) -> &Path {
         &self.final_path
     }
 
+    /// Renames the finished directory into place; with `overwrite`, an existing output is
+    /// swapped out in one step (or moved aside first where the filesystem cannot exchange) and
+    /// then deleted.
     pub fn commit(mut self) -> Result<()> {
         let present = fs::symlink_metadata(&self.final_path).is_ok();
         if !present || !self.overwrite {
@@ -761,14 +768,14 @@ impl Drop for ScratchDir {
 /// first runs direct compaction in the writing process (measured on 2 GB written in 8 MB
 /// writes: hundreds of compaction stalls and most of the system time; in 256 KB writes: none).
 /// `cp` copies through a 64 KB pipe, so it never pays for that.
-pub const WRITE_CHUNK: usize = 256 << 10;
+pub(crate) const WRITE_CHUNK: usize = 256 << 10;
 
 /// Serializes [`write_all_at`]: buffered writes to one file take its inode lock one at a time,
 /// and a second writer thread waiting in the kernel spins on that lock (measured: a tenth of a
 /// conversion's CPU time), where waiting here sleeps and leaves the core to the computing threads.
 static WRITE_LOCK: Mutex<()> = Mutex::new(());
 
-/// `pwrite`s all of `buf` at `offset` in writes of at most [`WRITE_CHUNK`] bytes, one thread
+/// `pwrite`s all of `buf` at `offset` in writes of at most 256 KiB, one thread
 /// at a time.
 pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;

@@ -10,40 +10,75 @@ use std::fmt;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum GgmlType {
+    /// `GGML_TYPE_F32`: IEEE 754 single precision.
     F32 = 0,
+    /// `GGML_TYPE_F16`: IEEE 754 half precision.
     F16 = 1,
+    /// `GGML_TYPE_Q4_0`: blocks of 32 elements in 18 bytes.
     Q4_0 = 2,
+    /// `GGML_TYPE_Q4_1`: blocks of 32 elements in 20 bytes.
     Q4_1 = 3,
+    /// `GGML_TYPE_Q5_0`: blocks of 32 elements in 22 bytes.
     Q5_0 = 6,
+    /// `GGML_TYPE_Q5_1`: blocks of 32 elements in 24 bytes.
     Q5_1 = 7,
+    /// `GGML_TYPE_Q8_0`: blocks of 32 elements in 34 bytes.
     Q8_0 = 8,
+    /// `GGML_TYPE_Q8_1`: blocks of 32 elements in 36 bytes.
     Q8_1 = 9,
+    /// `GGML_TYPE_Q2_K`: blocks of 256 elements in 84 bytes.
     Q2_K = 10,
+    /// `GGML_TYPE_Q3_K`: blocks of 256 elements in 110 bytes.
     Q3_K = 11,
+    /// `GGML_TYPE_Q4_K`: blocks of 256 elements in 144 bytes.
     Q4_K = 12,
+    /// `GGML_TYPE_Q5_K`: blocks of 256 elements in 176 bytes.
     Q5_K = 13,
+    /// `GGML_TYPE_Q6_K`: blocks of 256 elements in 210 bytes.
     Q6_K = 14,
+    /// `GGML_TYPE_Q8_K`: blocks of 256 elements in 292 bytes.
     Q8_K = 15,
+    /// `GGML_TYPE_IQ2_XXS`: blocks of 256 elements in 66 bytes.
     IQ2_XXS = 16,
+    /// `GGML_TYPE_IQ2_XS`: blocks of 256 elements in 74 bytes.
     IQ2_XS = 17,
+    /// `GGML_TYPE_IQ3_XXS`: blocks of 256 elements in 98 bytes.
     IQ3_XXS = 18,
+    /// `GGML_TYPE_IQ1_S`: blocks of 256 elements in 50 bytes.
     IQ1_S = 19,
+    /// `GGML_TYPE_IQ4_NL`: blocks of 32 elements in 18 bytes.
     IQ4_NL = 20,
+    /// `GGML_TYPE_IQ3_S`: blocks of 256 elements in 110 bytes.
     IQ3_S = 21,
+    /// `GGML_TYPE_IQ2_S`: blocks of 256 elements in 82 bytes.
     IQ2_S = 22,
+    /// `GGML_TYPE_IQ4_XS`: blocks of 256 elements in 136 bytes.
     IQ4_XS = 23,
+    /// `GGML_TYPE_I8`: signed 8-bit integer.
     I8 = 24,
+    /// `GGML_TYPE_I16`: signed 16-bit integer.
     I16 = 25,
+    /// `GGML_TYPE_I32`: signed 32-bit integer.
     I32 = 26,
+    /// `GGML_TYPE_I64`: signed 64-bit integer.
     I64 = 27,
+    /// `GGML_TYPE_F64`: IEEE 754 double precision.
     F64 = 28,
+    /// `GGML_TYPE_IQ1_M`: blocks of 256 elements in 56 bytes.
     IQ1_M = 29,
+    /// `GGML_TYPE_BF16`: bfloat16 (the top half of an f32).
     BF16 = 30,
+    /// `GGML_TYPE_TQ1_0`: blocks of 256 elements in 54 bytes.
     TQ1_0 = 34,
+    /// `GGML_TYPE_TQ2_0`: blocks of 256 elements in 66 bytes.
     TQ2_0 = 35,
+    /// `GGML_TYPE_MXFP4`: blocks of 32 elements in 17 bytes.
     MXFP4 = 39,
+    /// `GGML_TYPE_NVFP4`: blocks of 64 elements in 36 bytes.
     NVFP4 = 40,
+    /// `GGML_TYPE_Q1_0`: blocks of 128 elements in 18 bytes.
     Q1_0 = 41,
+    /// `GGML_TYPE_Q2_0`: blocks of 64 elements in 18 bytes.
     Q2_0 = 42,
 }
 
@@ -87,6 +122,7 @@ const GGML_LAYOUT: &[(GgmlType, &str, usize, usize)] = &[
 ];
 
 impl GgmlType {
+    /// Every type, in `ggml.h` order.
     pub fn all() -> impl Iterator<Item = GgmlType> {
         GGML_LAYOUT.iter().map(|e| e.0)
     }
@@ -96,27 +132,35 @@ impl GgmlType {
             .find(|e| e.0 == self)
             .expect("every GgmlType has a layout row")
     }
+    /// The type numbered `id` in `ggml.h` (as a GGUF tensor info stores it); `None` for removed
+    /// or unknown numbers.
     pub fn from_id(id: u32) -> Option<GgmlType> {
         GGML_LAYOUT.iter().find(|e| e.0 as u32 == id).map(|e| e.0)
     }
+    /// The number `ggml.h` gives this type.
     pub fn id(self) -> u32 {
         self as u32
     }
+    /// ggml's name for the type (`Q4_K`, `F16`, ...).
     pub fn name(self) -> &'static str {
         self.layout().1
     }
+    /// The type with this ggml name, in any case (`q8_0`).
     pub fn from_name(name: &str) -> Option<GgmlType> {
         GGML_LAYOUT
             .iter()
             .find(|e| e.1.eq_ignore_ascii_case(name))
             .map(|e| e.0)
     }
+    /// Elements per block (`ggml_blck_size`; 1 for plain numbers).
     pub fn block_size(self) -> usize {
         self.layout().2
     }
+    /// Bytes per block (`ggml_type_size`).
     pub fn type_size(self) -> usize {
         self.layout().3
     }
+    /// Whether the type stores blocks of several elements (Q4_0, Q4_K, IQ2_XXS, MXFP4, ...).
     pub fn is_quantized(self) -> bool {
         self.block_size() > 1
     }
@@ -140,27 +184,49 @@ impl fmt::Display for GgmlType {
 /// types appear only in GGUF files.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// Boolean, one byte per element (safetensors `BOOL`, torch `bool`).
     Bool,
+    /// Unsigned 8-bit integer (`U8`, `uint8`).
     U8,
+    /// Signed 8-bit integer (`I8`, `int8`).
     I8,
+    /// Unsigned 16-bit integer (`U16`, `uint16`).
     U16,
+    /// Signed 16-bit integer (`I16`, `int16`).
     I16,
+    /// IEEE 754 half precision (`F16`, `float16`).
     F16,
+    /// bfloat16, the top half of an f32 (`BF16`, `bfloat16`).
     BF16,
+    /// Unsigned 32-bit integer (`U32`, `uint32`).
     U32,
+    /// Signed 32-bit integer (`I32`, `int32`).
     I32,
+    /// IEEE 754 single precision (`F32`, `float32`).
     F32,
+    /// Unsigned 64-bit integer (`U64`, `uint64`).
     U64,
+    /// Signed 64-bit integer (`I64`, `int64`).
     I64,
+    /// IEEE 754 double precision (`F64`, `float64`).
     F64,
+    /// Complex number of two f32, real part first (`C64`, `complex64`).
     C64,
+    /// 8-bit float, 4 exponent and 3 mantissa bits, no infinities (`F8_E4M3`, `float8_e4m3fn`).
     F8E4M3,
+    /// 8-bit float, 5 exponent and 2 mantissa bits (`F8_E5M2`, `float8_e5m2`).
     F8E5M2,
+    /// 8-bit power-of-two scale, exponent bits only (`F8_E8M0`, `float8_e8m0fnu`).
     F8E8M0,
+    /// `F8_E4M3FNUZ` / `float8_e4m3fnuz`: like E4M3, without negative zero.
     F8E4M3Fnuz,
+    /// `F8_E5M2FNUZ` / `float8_e5m2fnuz`: like E5M2, without negative zero.
     F8E5M2Fnuz,
+    /// 4-bit float E2M1, two elements per byte (`F4`; torch `float4_e2m1fn_x2` counts pairs).
     F4,
+    /// 6-bit float E2M3, packed (`F6_E2M3`; no torch dtype).
     F6E2M3,
+    /// 6-bit float E3M2, packed (`F6_E3M2`; no torch dtype).
     F6E3M2,
     /// A block-quantized ggml type (never F32/F16/BF16/I*/F64, which map to the plain variants).
     Ggml(GgmlType),
@@ -197,6 +263,7 @@ impl DType {
         PLAIN.iter().find(|e| e.0 == self)
     }
 
+    /// Every element-wise (non-ggml) dtype, in safetensors' table order.
     pub fn all_plain() -> impl Iterator<Item = DType> {
         PLAIN.iter().map(|e| e.0)
     }
@@ -206,6 +273,7 @@ impl DType {
         self.plain().map(|e| e.1)
     }
 
+    /// The dtype of a safetensors header tag (exact case).
     pub fn from_safetensors_name(name: &str) -> Option<DType> {
         PLAIN.iter().find(|e| e.1 == name).map(|e| e.0)
     }
@@ -213,13 +281,6 @@ impl DType {
     /// torch's name without the `torch.` prefix (`float32`, `float8_e4m3fn`, …).
     pub fn torch_name(self) -> Option<&'static str> {
         self.plain().map(|e| e.3).filter(|n| !n.is_empty())
-    }
-
-    pub fn from_torch_name(name: &str) -> Option<DType> {
-        PLAIN
-            .iter()
-            .find(|e| !e.3.is_empty() && e.3 == name)
-            .map(|e| e.0)
     }
 
     /// Bits per element for element-wise types; None for block-quantized types.
@@ -243,6 +304,8 @@ impl DType {
         }
     }
 
+    /// Whether the elements are floating point (any width, F8/F6/F4 included; not complex and
+    /// not ggml block types).
     pub fn is_float(self) -> bool {
         matches!(
             self,
@@ -277,6 +340,8 @@ impl DType {
         })
     }
 
+    /// The dtype of data stored as ggml type `t`: the plain variant for F32, F16, BF16, F64 and
+    /// the integers, [`DType::Ggml`] for block types.
     pub fn from_ggml(t: GgmlType) -> DType {
         match t {
             GgmlType::F32 => DType::F32,

@@ -3,20 +3,35 @@
 
 use std::path::{Path, PathBuf};
 
+/// Every failure of the ckpt library crates. Each message names the file (and, in the text, the
+/// tensor or byte offset) it is about.
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
+    /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or folder being read or written.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// The input is malformed, truncated or inconsistent.
     #[error("{}: {msg}", path.display())]
-    Invalid { path: PathBuf, msg: String },
+    Invalid {
+        /// The input file.
+        path: PathBuf,
+        /// What is wrong, with the tensor or byte offset and what was expected.
+        msg: String,
+    },
     /// The input asks for something ckpt refuses to do for safety (a pickle global outside the
     /// allowlist, a compressed record that could be a zip bomb).
     #[error("{}: refused: {msg}", path.display())]
-    Unsafe { path: PathBuf, msg: String },
+    Unsafe {
+        /// The input file.
+        path: PathBuf,
+        /// What was refused (e.g. the pickle global, by name).
+        msg: String,
+    },
     /// Valid input that ckpt does not support (yet), or a request that cannot be honoured.
     #[error("{0}")]
     Unsupported(String),
@@ -26,14 +41,19 @@ pub enum Error {
     /// The output already exists and replacing it was not asked for (a usage error; the command
     /// line adds how to ask).
     #[error("{} already exists", path.display())]
-    Exists { path: PathBuf },
+    Exists {
+        /// The existing output.
+        path: PathBuf,
+    },
     /// A check after writing found a difference.
     #[error("{0}")]
     Mismatch(String),
+    /// Any other failure, described by its message.
     #[error("{0}")]
     Other(String),
 }
 
+/// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What kind of failure an [`Error`] is, for a caller to match on (the command line maps each
@@ -59,18 +79,21 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    /// An [`Error::Io`] about `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.as_ref().to_path_buf(),
             source,
         }
     }
+    /// An [`Error::Invalid`] about `path`.
     pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
         Error::Invalid {
             path: path.as_ref().to_path_buf(),
             msg: msg.into(),
         }
     }
+    /// An [`Error::Unsafe`] about `path`.
     pub fn unsafe_input(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
         Error::Unsafe {
             path: path.as_ref().to_path_buf(),

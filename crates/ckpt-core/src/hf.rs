@@ -17,12 +17,16 @@ use serde_json::Value;
 
 use crate::sniff::{kind_of_name, NameKind};
 
-pub const SAFE_WEIGHTS_NAME: &str = "model.safetensors";
-pub const SAFE_WEIGHTS_INDEX_NAME: &str = "model.safetensors.index.json";
-pub const WEIGHTS_NAME: &str = "pytorch_model.bin";
-pub const WEIGHTS_INDEX_NAME: &str = "pytorch_model.bin.index.json";
+/// transformers' `SAFE_WEIGHTS_NAME`: the single-file safetensors weights.
+pub(crate) const SAFE_WEIGHTS_NAME: &str = "model.safetensors";
+/// transformers' `SAFE_WEIGHTS_INDEX_NAME`: the index of sharded safetensors weights.
+pub(crate) const SAFE_WEIGHTS_INDEX_NAME: &str = "model.safetensors.index.json";
+/// transformers' `WEIGHTS_NAME`: the single-file PyTorch weights.
+pub(crate) const WEIGHTS_NAME: &str = "pytorch_model.bin";
+/// transformers' `WEIGHTS_INDEX_NAME`: the index of sharded PyTorch weights.
+pub(crate) const WEIGHTS_INDEX_NAME: &str = "pytorch_model.bin.index.json";
 /// A pickle the Trainer saves beside the weights; never weights itself.
-pub const TRAINING_ARGS_NAME: &str = "training_args.bin";
+pub(crate) const TRAINING_ARGS_NAME: &str = "training_args.bin";
 
 /// The weights of a folder, as [`choose_weights`] picks them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +100,10 @@ pub fn choose_weights(names: &[&str], gguf: bool) -> Option<Weights> {
 /// The most a side file read whole (config.json, tokenizer files, adapter_config.json, an index,
 /// a chat template, a Modelfile) may hold: 256 MiB, far above any real one (the largest
 /// tokenizer.json files are a few tens of MB), far below what would exhaust memory.
-pub const MAX_SIDE_FILE_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_SIDE_FILE_BYTES: u64 = 256 << 20;
 
-/// Reads a side file of a model folder whole, refusing one larger than
-/// [`MAX_SIDE_FILE_BYTES`]. The budget is enforced while reading, so a file that lies about its
+/// Reads a side file of a model folder whole, refusing one larger than 256 MiB (far above any
+/// real one). The budget is enforced while reading, so a file that lies about its
 /// size (a symlink to `/dev/zero`, a FIFO, a file that grows) is refused too.
 ///
 /// ```
@@ -146,6 +150,9 @@ fn read_capped(path: &Path, limit: u64) -> crate::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Whether a file named `name` travels along with the weights when a model folder is copied or
+/// converted (config, tokenizer, README, ...): anything but weights, indexes and hidden files;
+/// `training_args.bin` is the one pickle that counts.
 pub fn is_companion(name: &str) -> bool {
     if name.starts_with('.') {
         return false;

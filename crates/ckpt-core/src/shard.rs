@@ -29,7 +29,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// One entry to place: its size in bytes and an optional storage identity (entries sharing a
 /// storage join the first one's shard and add nothing to its size).
 pub struct ShardItem {
+    /// Bytes the entry takes in a shard.
     pub size: u64,
+    /// Entries with the same id share one storage (tied weights); `None`: its own.
     pub storage: Option<u64>,
 }
 

@@ -10,17 +10,20 @@ use crate::{Error, Result};
 pub const SAFETENSORS_MAX_HEADER_SIZE: u64 = 100_000_000;
 
 /// Bytes of a file's beginning that [`sniff`] needs.
-pub const HEAD_LEN: usize = 64;
+pub(crate) const HEAD_LEN: usize = 64;
 
 /// What a file holds, by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// A safetensors file (a plausible little-endian header length, then a JSON object).
     Safetensors,
     /// A zip archive (`torch.save` since 1.6).
     TorchZip,
     /// A legacy `torch.save` stream (protocol-2 pickle of torch's magic number first).
     TorchLegacy,
+    /// A GGUF file (`GGUF` magic).
     Gguf,
+    /// None of these.
     Unknown,
 }
 
@@ -29,21 +32,24 @@ pub enum FileKind {
 pub enum NameKind {
     /// `*.index.json`: a shard index.
     Index,
+    /// `*.safetensors`.
     Safetensors,
+    /// `*.gguf`.
     Gguf,
     /// `*.bin`, `*.pt`, `*.pth`, `*.ckpt`: a pickle-based PyTorch file.
     Pickle,
+    /// Any other name.
     Unknown,
 }
 
 /// The magic of a zip archive, which `torch.save` writes since torch 1.6.
-pub const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+pub(crate) const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 /// PROTO 2 then LONG1 of 10 bytes: the start of a legacy `torch.save` stream (its magic number).
-pub const TORCH_LEGACY_MAGIC: &[u8] = &[0x80, 0x02, 0x8a, 0x0a];
+pub(crate) const TORCH_LEGACY_MAGIC: &[u8] = &[0x80, 0x02, 0x8a, 0x0a];
 /// The first bytes of a GGUF file.
 pub const GGUF_MAGIC: &[u8] = b"GGUF";
 /// The first bytes of a Git LFS pointer file (a clone without `git lfs pull`).
-pub const LFS_POINTER_PREFIX: &[u8] = b"version https://git-lfs";
+pub(crate) const LFS_POINTER_PREFIX: &[u8] = b"version https://git-lfs";
 
 /// Whether `head` is the beginning of a Git LFS pointer file rather than the weights.
 pub fn is_lfs_pointer(head: &[u8]) -> bool {
@@ -62,7 +68,7 @@ pub fn looks_like_safetensors(head: &[u8], file_len: u64) -> bool {
         && head[8..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// The kind of a file from its first bytes ([`HEAD_LEN`] are enough) and its length; `name`
+/// The kind of a file from its first bytes (64 are enough) and its length; `name`
 /// breaks the tie for a safetensors file whose header does not look like one (so that its
 /// reader, not "unrecognised", reports what is wrong).
 pub fn sniff(head: &[u8], file_len: u64, name: &str) -> FileKind {
@@ -86,7 +92,7 @@ pub fn sniff_file(path: &Path) -> Result<FileKind> {
     Ok(sniff(&head, len, &path.to_string_lossy()))
 }
 
-/// A file's first [`HEAD_LEN`] bytes (fewer for a shorter file) and its length.
+/// A file's first 64 bytes (fewer for a shorter file) and its length.
 pub fn read_head(path: &Path) -> Result<(Vec<u8>, u64)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();

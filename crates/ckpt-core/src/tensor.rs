@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 
 /// Bytes of one input file, memory-mapped (or owned, for inflated/synthesised data).
 pub struct Buffer {
+    /// The file the bytes come from (a label for owned bytes), named in errors.
     pub path: PathBuf,
     backing: Backing,
     /// The open file behind a mapping, for kernel-side copies.
@@ -49,6 +50,7 @@ impl Buffer {
         }))
     }
 
+    /// Bytes already in memory; `path` names them in errors.
     pub fn owned(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Arc<Buffer> {
         Arc::new(Buffer {
             path: path.into(),
@@ -57,6 +59,7 @@ impl Buffer {
         })
     }
 
+    /// The whole file's bytes.
     pub fn bytes(&self) -> &[u8] {
         match &self.backing {
             Backing::Mmap(m) => m,
@@ -64,10 +67,12 @@ impl Buffer {
         }
     }
 
+    /// The length in bytes.
     pub fn len(&self) -> usize {
         self.bytes().len()
     }
 
+    /// Whether the buffer holds no bytes (an empty file).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -106,9 +111,13 @@ static NEXT_STORAGE_ID: AtomicU64 = AtomicU64::new(1);
 /// GGUF tensor's own data range). Tensors with the same `id` share memory.
 #[derive(Debug)]
 pub struct Storage {
+    /// Unique in the process: tensors viewing storages with the same id share memory.
     pub id: u64,
+    /// The file bytes the range lies in.
     pub buffer: Arc<Buffer>,
+    /// Byte offset of the range in the buffer.
     pub start: usize,
+    /// Byte length of the range.
     pub len: usize,
     /// Data stored big-endian (a torch checkpoint with `byteorder = big`).
     pub big_endian: bool,
@@ -117,6 +126,8 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// The byte range `start..start + len` of `buffer`, with a fresh id; `label` names it in
+    /// errors. Fails with [`Error::Invalid`] when the range is not inside the buffer.
     pub fn new(
         buffer: Arc<Buffer>,
         start: usize,
@@ -143,6 +154,8 @@ impl Storage {
         }))
     }
 
+    /// Marks the data as stored big-endian (readers then swap each element). Must be called
+    /// before the storage is shared (panics otherwise).
     pub fn with_big_endian(mut self: Arc<Self>, big_endian: bool) -> Arc<Self> {
         Arc::get_mut(&mut self)
             .expect("set byte order before sharing")
@@ -150,6 +163,7 @@ impl Storage {
         self
     }
 
+    /// The range's bytes, as stored.
     pub fn bytes(&self) -> &[u8] {
         &self.buffer.bytes()[self.start..self.start + self.len]
     }
@@ -158,11 +172,15 @@ impl Storage {
 /// A view of a storage: element offset and strides (in elements; None means contiguous).
 #[derive(Debug, Clone)]
 pub struct View {
+    /// The storage viewed.
     pub storage: Arc<Storage>,
+    /// Offset of the first element, in elements of the tensor's dtype.
     pub offset: u64,
+    /// Stride of each dimension, in elements (row-major order like the shape); `None`: dense.
     pub strides: Option<Vec<u64>>,
 }
 
+/// Produces a computed tensor's whole data: dense, little-endian bytes.
 pub type ComputeFn = dyn Fn() -> Result<Vec<u8>> + Send + Sync;
 
 /// Writes the bytes of output rows `range` into `dst`, which is exactly `range.len() * row_bytes`.
@@ -177,15 +195,20 @@ pub type FillValuesFn = dyn Fn(std::ops::Range<usize>, &mut [f32]) -> Result<()>
 /// A computed tensor that can be produced a band of outer rows at a time, so a writer can
 /// stream it in bounded pieces instead of holding the whole output.
 pub struct RowFill {
+    /// How many outer rows the tensor is produced in.
     pub rows: usize,
+    /// Bytes of one outer row in the output form.
     pub row_bytes: usize,
+    /// Writes the bytes of a band of rows.
     pub fill: Box<FillRowsFn>,
     /// The same rows as f32 values, when the producer can give them directly.
     pub values: Option<Box<FillValuesFn>>,
 }
 
+/// Where a tensor's bytes come from.
 #[derive(Clone)]
 pub enum TensorData {
+    /// A view of stored bytes (possibly strided, offset or big-endian).
     View(View),
     /// Bytes produced on demand (a cast, a LoRA merge, a dequantization…), little-endian, dense.
     Computed(Arc<ComputeFn>),
@@ -203,11 +226,16 @@ impl fmt::Debug for TensorData {
     }
 }
 
+/// A named, typed, shaped tensor whose bytes are read or computed only when asked for.
 #[derive(Debug, Clone)]
 pub struct Tensor {
+    /// The name in the checkpoint (`model.layers.0.self_attn.q_proj.weight`, `blk.0.attn_q.weight`).
     pub name: String,
+    /// The element type.
     pub dtype: DType,
+    /// Row-major dimensions, outermost first (`[]` for a scalar).
     pub shape: Vec<u64>,
+    /// Where the bytes come from.
     pub data: TensorData,
 }
 
@@ -231,6 +259,8 @@ impl Tensor {
         }
     }
 
+    /// A tensor whose dense little-endian bytes `f` produces on demand (each time they are
+    /// asked for).
     pub fn computed(
         name: impl Into<String>,
         dtype: DType,
@@ -294,6 +324,7 @@ impl Tensor {
         }
     }
 
+    /// The number of elements (`u64::MAX` if the product overflows).
     pub fn numel(&self) -> u64 {
         numel(&self.shape).unwrap_or(u64::MAX)
     }
@@ -303,6 +334,7 @@ impl Tensor {
         self.dtype.nbytes(&self.shape).unwrap_or(u64::MAX)
     }
 
+    /// The storage view, for a tensor backed by stored bytes; `None` for a computed one.
     pub fn view(&self) -> Option<&View> {
         match &self.data {
             TensorData::View(v) => Some(v),
@@ -668,7 +700,7 @@ impl Tensor {
     /// Hands the dense bytes of a view to `emit` in pieces of at most [`STREAM_CHUNK`] bytes
     /// (little-endian), gathering strided (and expanded, stride 0) views without ever holding
     /// their dense form.
-    pub fn stream_view(&self, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub(crate) fn stream_view(&self, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let Some(v) = self.view() else {
             return emit(&self.bytes()?);
         };
@@ -823,6 +855,7 @@ pub fn is_contiguous(shape: &[u64], strides: &[u64]) -> bool {
     true
 }
 
+/// The row-major strides (in elements) of a dense tensor of `shape`: the last dimension's is 1.
 pub fn contiguous_strides(shape: &[u64]) -> Vec<u64> {
     let mut strides = vec![1u64; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
@@ -846,8 +879,8 @@ pub fn try_buffer(len: usize, what: &str) -> Result<Vec<u8>> {
 /// Writes tensors in order while the next computed tensor (a cast, a quantization, a merge) is
 /// produced on another thread, so computing and writing overlap. Views are written by
 /// `write_view` (which may copy in the kernel); computed bytes are written as they arrive, a
-/// tensor made by bands of rows ([`TensorData::Rows`]) in pieces of about [`STREAM_CHUNK`]
-/// bytes, so neither thread holds it whole. `after_each(index, bytes)` runs after every tensor
+/// tensor made by bands of rows ([`TensorData::Rows`]) in pieces of about 8 MiB,
+/// so neither thread holds it whole. `after_each(index, bytes)` runs after every tensor
 /// (padding, progress, size checks).
 pub fn write_pipelined<W: Write + ?Sized>(
     tensors: &[&Tensor],

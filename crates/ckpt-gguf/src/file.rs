@@ -9,24 +9,31 @@ use ckpt_core::{Buffer, Checkpoint, DType, Error, Format, GgmlType, Result, Stor
 use crate::header::{parse_complete, GgufHeader, ParseOptions, TensorInfo};
 use crate::value::{describe_value, to_json, GgufValue};
 
+/// The KV holding a shard's 0-based index in its split set (u16), as llama-gguf-split writes it.
 pub const SPLIT_NO_KEY: &str = "split.no";
+/// The KV holding the number of shards of a split set (u16).
 pub const SPLIT_COUNT_KEY: &str = "split.count";
+/// The KV holding the number of tensors in the whole split set (i32), on every shard.
 pub const SPLIT_TENSORS_COUNT_KEY: &str = "split.tensors.count";
 
 /// An open GGUF file: its parsed header plus lazy tensor views into the mapped bytes.
 #[derive(Debug, Clone)]
 pub struct GgufFile {
+    /// The file (the buffer's path for [`GgufFile::from_buffer`]).
     pub path: PathBuf,
+    /// The GGUF version (2 or 3).
     pub version: u32,
     /// KV pairs in file order.
     pub kvs: Vec<(String, GgufValue)>,
     /// Tensor infos in file order.
     pub tensor_infos: Vec<TensorInfo>,
+    /// The data alignment in bytes (`general.alignment`, default 32).
     pub alignment: u64,
     /// End of the tensor infos (before the padding that precedes the data section).
     pub infos_end: u64,
     /// Start of the data section (tensor offsets are relative to it).
     pub data_offset: u64,
+    /// The file's length in bytes.
     pub file_size: u64,
     /// Stored big-endian; [`GgufFile::tensors`] still yields little-endian bytes for number
     /// tensors (F32, F16, F64, integers) and fails, naming the file and tensor, when asked for
@@ -42,6 +49,7 @@ impl GgufFile {
         GgufFile::open_with(path, &ParseOptions::default())
     }
 
+    /// [`GgufFile::open`] with reader options beyond llama.cpp's rules.
     pub fn open_with(path: &Path, options: &ParseOptions) -> Result<GgufFile> {
         GgufFile::from_buffer(Buffer::map(path)?, options)
     }
@@ -92,6 +100,7 @@ impl GgufFile {
         })
     }
 
+    /// The value of KV `key`, if present.
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.kvs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -107,6 +116,7 @@ impl GgufFile {
         self.tensors.clone()
     }
 
+    /// The lazy view of the tensor named `name`, if any.
     pub fn tensor(&self, name: &str) -> Option<&Tensor> {
         self.tensors.iter().find(|t| t.name == name)
     }
@@ -124,6 +134,7 @@ impl GgufFile {
         &self.buffer.bytes()[..(self.data_offset.min(self.file_size)) as usize]
     }
 
+    /// The mapped (or owned) bytes of the whole file.
     pub fn buffer(&self) -> &Arc<Buffer> {
         &self.buffer
     }
@@ -148,6 +159,8 @@ impl GgufFile {
             .is_some_and(|n| n > 1)
     }
 
+    /// The file as a [`Checkpoint`]: its lazy tensors, scalar KVs as text metadata, array KVs
+    /// as JSON extras.
     pub fn to_checkpoint(&self) -> Checkpoint {
         let mut ck = Checkpoint::new(Format::Gguf, vec![self.path.clone()]);
         ck.tensors = self.tensors();
@@ -211,6 +224,7 @@ fn fill_metadata(ck: &mut Checkpoint, kvs: &[(String, GgufValue)]) {
 /// The shards of a split model, in order; a plain file is a set of one.
 #[derive(Debug, Clone)]
 pub struct GgufSplit {
+    /// The shards in `split.no` order (one file when the model is not split).
     pub shards: Vec<GgufFile>,
 }
 
@@ -220,10 +234,12 @@ impl GgufSplit {
         &self.shards[0].kvs
     }
 
+    /// The value of the model's KV `key` (looked up in the first shard).
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.shards[0].get(key)
     }
 
+    /// The shard files, in order.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.shards.iter().map(|s| s.path.clone()).collect()
     }
@@ -242,6 +258,8 @@ impl GgufSplit {
             .collect()
     }
 
+    /// The whole set as one [`Checkpoint`]: every shard's tensors, the first shard's KVs as
+    /// metadata and extras (like [`GgufFile::to_checkpoint`]).
     pub fn to_checkpoint(&self) -> Checkpoint {
         let mut ck = Checkpoint::new(Format::Gguf, self.paths());
         ck.tensors = self.tensors();
@@ -262,6 +280,7 @@ pub fn open_split(first_or_any_shard: &Path) -> Result<GgufSplit> {
     open_split_with(first_or_any_shard, &ParseOptions::default())
 }
 
+/// [`open_split`] with reader options beyond llama.cpp's rules, applied to every shard.
 pub fn open_split_with(first_or_any_shard: &Path, options: &ParseOptions) -> Result<GgufSplit> {
     let given = GgufFile::open_with(first_or_any_shard, options)?;
     let Some((split_no, split_count)) = split_numbers(&given)? else {
@@ -401,7 +420,7 @@ pub fn describe_kvs(kvs: &[(String, GgufValue)], max_items: usize) -> Vec<String
 }
 
 /// `UINT32`, or `ARRAY[STRING]` for arrays.
-pub fn type_label(v: &GgufValue) -> String {
+pub(crate) fn type_label(v: &GgufValue) -> String {
     match v {
         GgufValue::Array(a) => format!("ARRAY[{}]", a.elem_type),
         other => other.value_type().to_string(),

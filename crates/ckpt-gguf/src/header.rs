@@ -14,23 +14,30 @@ use ckpt_core::{DType, Error, GgmlType, Result};
 
 use crate::value::{GgufArray, GgufValue, GgufValueType};
 
-pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
+/// The first four bytes of every GGUF file.
+pub(crate) const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 /// `GGUF_DEFAULT_ALIGNMENT`.
-pub const DEFAULT_ALIGNMENT: u64 = 32;
+pub(crate) const DEFAULT_ALIGNMENT: u64 = 32;
 /// `GGML_MAX_DIMS`.
-pub const MAX_DIMS: usize = 4;
+pub(crate) const MAX_DIMS: usize = 4;
 /// `GGML_MAX_NAME`: names are stored in a 64-byte buffer with a NUL, so at most 63 bytes.
 pub const MAX_NAME_LEN: usize = 63;
+/// The KV that overrides the data alignment (a u32 power of two; 32 when absent).
 pub const ALIGNMENT_KEY: &str = "general.alignment";
-/// llama.cpp's `GGUF_MAX_STRING_LENGTH` and `GGUF_MAX_ARRAY_ELEMENTS` (1 GiB each).
+/// llama.cpp's `GGUF_MAX_STRING_LENGTH`: the longest string a reader accepts, in bytes (1 GiB).
 pub const MAX_STRING_LENGTH: u64 = 1 << 30;
+/// llama.cpp's `GGUF_MAX_ARRAY_ELEMENTS`: the most elements an array may declare (1 Gi).
 pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 30;
 /// How deep arrays of arrays may nest when they are allowed at all (stack safety).
 const MAX_ARRAY_NESTING: usize = 8;
 
+/// One tensor info of the header (ggml's `gguf_tensor_info`): where a tensor's data is and how
+/// to read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// The tensor's name (at most [`MAX_NAME_LEN`] bytes), e.g. `blk.0.attn_q.weight`.
     pub name: String,
+    /// The stored type: a float, integer or quantized block type.
     pub ggml_type: GgmlType,
     /// Dimensions in ggml order (`ne0`, the contiguous one, first); as many as the file's n_dims.
     pub ne: Vec<u64>,
@@ -44,10 +51,13 @@ impl TensorInfo {
         self.ne.iter().rev().copied().collect()
     }
 
+    /// The core element type of `ggml_type`: the matching [`DType`] for floats and integers,
+    /// `DType::Ggml` for block types.
     pub fn dtype(&self) -> DType {
         DType::from_ggml(self.ggml_type)
     }
 
+    /// The number of elements (product of `ne`; 1 for a tensor without dimensions).
     pub fn numel(&self) -> u64 {
         self.ne.iter().product()
     }
@@ -75,10 +85,13 @@ pub(crate) fn pad_to(x: u64, alignment: u64) -> Option<u64> {
 /// Everything before the tensor data, parsed and validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GgufHeader {
+    /// The GGUF version (2 or 3).
     pub version: u32,
     /// KV pairs in file order.
     pub kvs: Vec<(String, GgufValue)>,
+    /// Tensor infos in file order.
     pub tensor_infos: Vec<TensorInfo>,
+    /// The data alignment in bytes: `general.alignment`, or 32 when the file does not set it.
     pub alignment: u64,
     /// Where the tensor infos end (the header proper, before the alignment padding).
     pub infos_end: u64,
@@ -89,6 +102,7 @@ pub struct GgufHeader {
 }
 
 impl GgufHeader {
+    /// The value of KV `key`, if present.
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.kvs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -103,11 +117,15 @@ impl GgufHeader {
     }
 }
 
+/// The outcome of parsing a prefix of a GGUF file.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HeaderParse {
+    /// The whole header was in the bytes given.
     Complete(GgufHeader),
     /// The bytes given end inside the header; call again with at least this many.
     NeedMore {
+        /// The total number of bytes from the start of the file needed to go further (a lower
+        /// bound: the header may turn out longer still).
         at_least: usize,
     },
 }

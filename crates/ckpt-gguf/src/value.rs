@@ -7,18 +7,31 @@ use std::fmt::Write as _;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum GgufValueType {
+    /// `GGUF_TYPE_UINT8`: unsigned 8-bit integer.
     U8 = 0,
+    /// `GGUF_TYPE_INT8`: signed 8-bit integer.
     I8 = 1,
+    /// `GGUF_TYPE_UINT16`: unsigned 16-bit integer.
     U16 = 2,
+    /// `GGUF_TYPE_INT16`: signed 16-bit integer.
     I16 = 3,
+    /// `GGUF_TYPE_UINT32`: unsigned 32-bit integer.
     U32 = 4,
+    /// `GGUF_TYPE_INT32`: signed 32-bit integer.
     I32 = 5,
+    /// `GGUF_TYPE_FLOAT32`: IEEE 754 single precision.
     F32 = 6,
+    /// `GGUF_TYPE_BOOL`: one byte, 0 or 1.
     Bool = 7,
+    /// `GGUF_TYPE_STRING`: u64 byte length, then that many bytes of UTF-8.
     String = 8,
+    /// `GGUF_TYPE_ARRAY`: element type (u32), u64 count, then the elements.
     Array = 9,
+    /// `GGUF_TYPE_UINT64`: unsigned 64-bit integer.
     U64 = 10,
+    /// `GGUF_TYPE_INT64`: signed 64-bit integer.
     I64 = 11,
+    /// `GGUF_TYPE_FLOAT64`: IEEE 754 double precision.
     F64 = 12,
 }
 
@@ -39,11 +52,13 @@ const ALL_TYPES: [GgufValueType; 13] = [
 ];
 
 impl GgufValueType {
-    pub fn from_id(id: u32) -> Option<GgufValueType> {
+    /// The type stored as `id`, if it is one of the 13.
+    pub(crate) fn from_id(id: u32) -> Option<GgufValueType> {
         ALL_TYPES.get(id as usize).copied()
     }
 
-    pub fn id(self) -> u32 {
+    /// The number the file stores for this type.
+    pub(crate) fn id(self) -> u32 {
         self as u32
     }
 
@@ -79,7 +94,7 @@ impl GgufValueType {
 
     /// The fewest bytes one value of this type can take (a string is at least its u64 length,
     /// an array its element type and count). Used to reject absurd counts before reading on.
-    pub fn min_encoded_size(self) -> usize {
+    pub(crate) fn min_encoded_size(self) -> usize {
         match self {
             GgufValueType::String => 8,
             GgufValueType::Array => 12,
@@ -94,20 +109,34 @@ impl std::fmt::Display for GgufValueType {
     }
 }
 
+/// One metadata value of a GGUF KV pair (gguf-py's `GGUFValue`); the variant is the stored type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GgufValue {
+    /// `UINT8`.
     U8(u8),
+    /// `INT8`.
     I8(i8),
+    /// `UINT16`.
     U16(u16),
+    /// `INT16`.
     I16(i16),
+    /// `UINT32` (e.g. `general.file_type`, `general.alignment`).
     U32(u32),
+    /// `INT32`.
     I32(i32),
+    /// `FLOAT32`.
     F32(f32),
+    /// `BOOL`.
     Bool(bool),
+    /// `STRING` (UTF-8).
     String(String),
+    /// `ARRAY` of one element type.
     Array(GgufArray),
+    /// `UINT64`.
     U64(u64),
+    /// `INT64`.
     I64(i64),
+    /// `FLOAT64`.
     F64(f64),
 }
 
@@ -115,19 +144,24 @@ pub enum GgufValue {
 /// representable (gguf-py reads them) even though llama.cpp's reader rejects them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GgufArray {
+    /// The type of every item (written once, before the count).
     pub elem_type: GgufValueType,
+    /// The items, in order.
     pub items: Vec<GgufValue>,
 }
 
 impl GgufArray {
+    /// An array of `items`, all of type `elem_type` (not checked here; the writer checks).
     pub fn new(elem_type: GgufValueType, items: Vec<GgufValue>) -> GgufArray {
         GgufArray { elem_type, items }
     }
 
+    /// The number of items.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
+    /// Whether the array has no items.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -171,6 +205,7 @@ macro_rules! array_constructor {
 }
 
 impl GgufValue {
+    /// The stored type of this value.
     pub fn value_type(&self) -> GgufValueType {
         match self {
             GgufValue::U8(_) => GgufValueType::U8,
@@ -189,10 +224,12 @@ impl GgufValue {
         }
     }
 
+    /// A `STRING` value.
     pub fn string(s: impl Into<String>) -> GgufValue {
         GgufValue::String(s.into())
     }
 
+    /// An array of `STRING` values.
     pub fn string_array<S: Into<String>>(values: impl IntoIterator<Item = S>) -> GgufValue {
         GgufValue::Array(GgufArray {
             elem_type: GgufValueType::String,
@@ -215,6 +252,7 @@ impl GgufValue {
     array_constructor!(i64_array, i64, I64);
     array_constructor!(f64_array, f64, F64);
 
+    /// The text of a `STRING` value; `None` for any other type.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             GgufValue::String(s) => Some(s),
@@ -222,6 +260,7 @@ impl GgufValue {
         }
     }
 
+    /// The array of an `ARRAY` value; `None` for any other type.
     pub fn as_array(&self) -> Option<&GgufArray> {
         match self {
             GgufValue::Array(a) => Some(a),
@@ -229,6 +268,7 @@ impl GgufValue {
         }
     }
 
+    /// The value of a `BOOL`; `None` for any other type (numbers are not converted).
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             GgufValue::Bool(b) => Some(*b),

@@ -58,7 +58,7 @@ impl ByteOrder {
     /// The size of the units swapped in tensor data of `ggml_type` (1: none), as gguf-py's
     /// `ndarray.byteswap` treats the arrays the converters give it: numbers are swapped,
     /// BF16 and quantized blocks are byte arrays.
-    pub fn tensor_swap_unit(self, ggml_type: GgmlType) -> usize {
+    pub(crate) fn tensor_swap_unit(self, ggml_type: GgmlType) -> usize {
         match (self, ggml_type) {
             (ByteOrder::Little, _) => 1,
             (_, GgmlType::F16 | GgmlType::I16) => 2,
@@ -125,6 +125,12 @@ fn byte_swapped(t: &Tensor, unit: usize) -> Result<Tensor> {
     })
 }
 
+/// Builds a GGUF v3 file: KV pairs and tensors are added in the order they should appear, then
+/// [`GgufWriter::write`] writes it atomically (or [`GgufWriter::write_split`] /
+/// [`GgufWriter::write_converter_split`] as a split set, [`GgufWriter::write_to`] into any
+/// sink). The bytes are those of gguf-py's `GGUFWriter` or ggml's C writer: header, KV pairs in
+/// insertion order, tensor infos with contiguous offsets, then each tensor's data zero-padded to
+/// the alignment (the last one too), streamed one tensor at a time.
 pub struct GgufWriter {
     kvs: Vec<(String, GgufValue)>,
     tensors: Vec<Tensor>,
@@ -311,6 +317,7 @@ impl GgufWriter {
         Some(self.kvs.remove(i).1)
     }
 
+    /// The KV pairs added so far, in order.
     pub fn kvs(&self) -> &[(String, GgufValue)] {
         &self.kvs
     }
@@ -320,10 +327,12 @@ impl GgufWriter {
         self.tensors.push(tensor);
     }
 
+    /// The tensors added so far, in order.
     pub fn tensors(&self) -> &[Tensor] {
         &self.tensors
     }
 
+    /// How many dimensions each tensor info declares (default [`DimsMode::AsGiven`]).
     pub fn set_dims_mode(&mut self, mode: DimsMode) -> &mut Self {
         self.dims_mode = mode;
         self
@@ -341,10 +350,6 @@ impl GgufWriter {
     pub fn set_byte_order(&mut self, order: ByteOrder) -> &mut Self {
         self.byte_order = order;
         self
-    }
-
-    pub fn byte_order(&self) -> ByteOrder {
-        self.byte_order
     }
 
     /// The tensors as their data goes into the file: byte-swapped where [`ByteOrder::Big`] asks.
@@ -396,7 +401,7 @@ impl GgufWriter {
 
     /// Writes into an open [`AtomicFile`] (not committed, so the caller may verify first).
     /// Mapped tensor data is copied by the kernel where possible. Returns the bytes written.
-    pub fn write_to_file(mut self, file: &mut AtomicFile) -> Result<u64> {
+    pub(crate) fn write_to_file(mut self, file: &mut AtomicFile) -> Result<u64> {
         let mut progress = self.progress.take();
         self.write_file_reporting(file, &mut |done, total| {
             if let Some(p) = progress.as_mut() {
@@ -640,13 +645,16 @@ impl GgufWriter {
 /// and `--split-max-size`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SplitBy {
+    /// At most this many tensors per shard (`--split-max-tensors`).
     MaxTensors(usize),
     /// Padded tensor data bytes per shard (the header is not counted, as in llama-gguf-split).
     MaxBytes(u64),
 }
 
+/// llama-gguf-split's `--split` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SplitOptions {
+    /// Where one shard ends.
     pub by: SplitBy,
     /// The first shard holds only the metadata (`--no-tensor-first-split`).
     pub no_tensor_first_split: bool,
@@ -679,7 +687,7 @@ impl ConverterSplit {
 /// The file names gguf-py gives the shards of `out` (`format_shard_names`): the name's stem (the
 /// file name without its last extension, as Python's `Path.stem`) then `-00001-of-0000N.gguf`,
 /// in `out`'s folder; a single shard is `out` itself.
-pub fn converter_shard_paths(out: &Path, n_shards: usize) -> Vec<PathBuf> {
+pub(crate) fn converter_shard_paths(out: &Path, n_shards: usize) -> Vec<PathBuf> {
     if n_shards == 1 {
         return vec![out.to_path_buf()];
     }
@@ -725,7 +733,8 @@ impl GgufWriter {
     }
 
     /// Writes the output as convert_hf_to_gguf.py does with split options (see
-    /// [`ConverterSplit`] and [`converter_shard_paths`]): when there is more than one shard,
+    /// [`ConverterSplit`]; shards are named like gguf-py's `format_shard_names`: the stem of
+    /// `out`, then `-00001-of-0000N.gguf`, in `out`'s folder): when there is more than one shard,
     /// the first has every KV followed by `split.no` (u16), `split.count` (u16) and
     /// `split.tensors.count` (i32), the others only those three; each shard's header and
     /// padding follow this writer's settings. One shard: the ordinary file at `out`, without
@@ -829,7 +838,7 @@ impl GgufWriter {
 
     /// What [`Self::write_split`] would write (llama-gguf-split `--dry-run`): each shard's path,
     /// tensor count and size; writes nothing.
-    pub fn plan_split(
+    pub(crate) fn plan_split(
         &self,
         out_prefix: &Path,
         options: &SplitOptions,

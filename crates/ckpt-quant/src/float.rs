@@ -4,42 +4,44 @@
 use ckpt_core::codec::{self, Nan};
 use ckpt_core::DType;
 
-pub use ckpt_core::codec::{bf16_bits_to_f32, f32_to_bf16_bits};
+#[cfg(test)]
+pub(crate) use ckpt_core::codec::bf16_bits_to_f32;
+pub use ckpt_core::codec::f32_to_bf16_bits;
 
 /// f32 -> IEEE binary16 bits like ggml's software converter ([`Nan::Ggml`]: a NaN becomes
 /// `sign | 0x7E00`, where `half` would keep the payload).
-pub fn f32_to_f16_bits(x: f32) -> u16 {
+pub(crate) fn f32_to_f16_bits(x: f32) -> u16 {
     codec::f32_to_f16_bits(x, Nan::Ggml)
 }
 
 /// binary16 bits -> f32 (exact).
-pub fn f16_bits_to_f32(h: u16) -> f32 {
+pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
     codec::f16_bits_to_f32(h, Nan::Ggml)
 }
 
 // The row converters cannot fail: the dtypes are fixed, so `codec`'s refusal cannot happen.
 
-pub fn quantize_row_f32(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn quantize_row_f32(src: &[f32], dst: &mut [u8]) {
     let _ = codec::encode(DType::F32, src, dst, Nan::Ggml);
 }
 
-pub fn dequantize_row_f32(src: &[u8], dst: &mut [f32]) {
+pub(crate) fn dequantize_row_f32(src: &[u8], dst: &mut [f32]) {
     let _ = codec::decode(DType::F32, src, dst, Nan::Ggml);
 }
 
-pub fn quantize_row_f16(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn quantize_row_f16(src: &[f32], dst: &mut [u8]) {
     let _ = codec::encode(DType::F16, src, dst, Nan::Ggml);
 }
 
-pub fn dequantize_row_f16(src: &[u8], dst: &mut [f32]) {
+pub(crate) fn dequantize_row_f16(src: &[u8], dst: &mut [f32]) {
     let _ = codec::decode(DType::F16, src, dst, Nan::Ggml);
 }
 
-pub fn quantize_row_bf16(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn quantize_row_bf16(src: &[f32], dst: &mut [u8]) {
     let _ = codec::encode(DType::BF16, src, dst, Nan::Ggml);
 }
 
-pub fn dequantize_row_bf16(src: &[u8], dst: &mut [f32]) {
+pub(crate) fn dequantize_row_bf16(src: &[u8], dst: &mut [f32]) {
     let _ = codec::decode(DType::BF16, src, dst, Nan::Ggml);
 }
 

@@ -8,41 +8,78 @@ use std::fmt;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Ftype {
+    /// `LLAMA_FTYPE_ALL_F32`: every tensor F32.
     F32 = 0,
+    /// `LLAMA_FTYPE_MOSTLY_F16`: most tensors F16.
     F16 = 1,
+    /// `LLAMA_FTYPE_MOSTLY_Q4_0`: most tensors Q4_0.
     Q4_0 = 2,
+    /// `LLAMA_FTYPE_MOSTLY_Q4_1`: most tensors Q4_1.
     Q4_1 = 3,
+    /// `LLAMA_FTYPE_MOSTLY_Q8_0`: most tensors Q8_0.
     Q8_0 = 7,
+    /// `LLAMA_FTYPE_MOSTLY_Q5_0`: most tensors Q5_0.
     Q5_0 = 8,
+    /// `LLAMA_FTYPE_MOSTLY_Q5_1`: most tensors Q5_1.
     Q5_1 = 9,
+    /// `LLAMA_FTYPE_MOSTLY_Q2_K`: most tensors Q2_K.
     Q2_K = 10,
+    /// `LLAMA_FTYPE_MOSTLY_Q3_K_S`: most tensors Q3_K (the small mix).
     Q3_K_S = 11,
+    /// `LLAMA_FTYPE_MOSTLY_Q3_K_M`: most tensors Q3_K (the medium mix).
     Q3_K_M = 12,
+    /// `LLAMA_FTYPE_MOSTLY_Q3_K_L`: most tensors Q3_K (the large mix).
     Q3_K_L = 13,
+    /// `LLAMA_FTYPE_MOSTLY_Q4_K_S`: most tensors Q4_K (the small mix).
     Q4_K_S = 14,
+    /// `LLAMA_FTYPE_MOSTLY_Q4_K_M`: most tensors Q4_K (the medium mix).
     Q4_K_M = 15,
+    /// `LLAMA_FTYPE_MOSTLY_Q5_K_S`: most tensors Q5_K (the small mix).
     Q5_K_S = 16,
+    /// `LLAMA_FTYPE_MOSTLY_Q5_K_M`: most tensors Q5_K (the medium mix).
     Q5_K_M = 17,
+    /// `LLAMA_FTYPE_MOSTLY_Q6_K`: most tensors Q6_K.
     Q6_K = 18,
+    /// `LLAMA_FTYPE_MOSTLY_IQ2_XXS`: most tensors IQ2_XXS.
     IQ2_XXS = 19,
+    /// `LLAMA_FTYPE_MOSTLY_IQ2_XS`: most tensors IQ2_XS.
     IQ2_XS = 20,
+    /// `LLAMA_FTYPE_MOSTLY_Q2_K_S`: most tensors Q2_K (the small mix).
     Q2_K_S = 21,
+    /// `LLAMA_FTYPE_MOSTLY_IQ3_XS`: most tensors IQ3_S.
     IQ3_XS = 22,
+    /// `LLAMA_FTYPE_MOSTLY_IQ3_XXS`: most tensors IQ3_XXS.
     IQ3_XXS = 23,
+    /// `LLAMA_FTYPE_MOSTLY_IQ1_S`: most tensors IQ1_S.
     IQ1_S = 24,
+    /// `LLAMA_FTYPE_MOSTLY_IQ4_NL`: most tensors IQ4_NL.
     IQ4_NL = 25,
+    /// `LLAMA_FTYPE_MOSTLY_IQ3_S`: most tensors IQ3_S.
     IQ3_S = 26,
+    /// `LLAMA_FTYPE_MOSTLY_IQ3_M`: most tensors IQ3_S.
     IQ3_M = 27,
+    /// `LLAMA_FTYPE_MOSTLY_IQ2_S`: most tensors IQ2_XS.
     IQ2_S = 28,
+    /// `LLAMA_FTYPE_MOSTLY_IQ2_M`: most tensors IQ2_S.
     IQ2_M = 29,
+    /// `LLAMA_FTYPE_MOSTLY_IQ4_XS`: most tensors IQ4_XS.
     IQ4_XS = 30,
+    /// `LLAMA_FTYPE_MOSTLY_IQ1_M`: most tensors IQ1_M.
     IQ1_M = 31,
+    /// `LLAMA_FTYPE_MOSTLY_BF16`: most tensors BF16.
     BF16 = 32,
+    /// `LLAMA_FTYPE_MOSTLY_TQ1_0`: most tensors TQ1_0.
     TQ1_0 = 36,
+    /// `LLAMA_FTYPE_MOSTLY_TQ2_0`: most tensors TQ2_0.
     TQ2_0 = 37,
+    /// `LLAMA_FTYPE_MOSTLY_MXFP4_MOE`: MXFP4 for the expert (3-D) tensors of
+    /// a mixture-of-experts model, Q8_0 for the others.
     MXFP4_MOE = 38,
+    /// `LLAMA_FTYPE_MOSTLY_NVFP4`: most tensors NVFP4.
     NVFP4 = 39,
+    /// `LLAMA_FTYPE_MOSTLY_Q1_0`: most tensors Q1_0.
     Q1_0 = 40,
+    /// `LLAMA_FTYPE_MOSTLY_Q2_0`: most tensors Q2_0.
     Q2_0 = 41,
 }
 
@@ -94,9 +131,6 @@ const ALIASES: &[(&str, Ftype)] = &[
 ];
 
 impl Ftype {
-    pub fn all() -> impl Iterator<Item = Ftype> {
-        FTYPES.iter().map(|e| e.0)
-    }
     fn entry(self) -> &'static (Ftype, &'static str, GgmlType) {
         FTYPES
             .iter()
@@ -107,6 +141,8 @@ impl Ftype {
     pub fn id(self) -> u32 {
         self as u32
     }
+    /// The ftype numbered `id` (`general.file_type`); `None` for numbers llama.cpp no longer
+    /// uses or never used.
     pub fn from_id(id: u32) -> Option<Ftype> {
         FTYPES.iter().find(|e| e.0 as u32 == id).map(|e| e.0)
     }
@@ -119,7 +155,7 @@ impl Ftype {
         self.entry().2
     }
     /// Whether this mix needs an importance matrix for its low-bit tensors.
-    pub fn is_iq_low_bit(self) -> bool {
+    pub(crate) fn is_iq_low_bit(self) -> bool {
         matches!(
             self,
             Ftype::IQ2_XXS

@@ -14,9 +14,13 @@ const COUNTS_SUFFIX: &str = ".counts";
 /// llama-quantize copies strings into a 128-byte override buffer.
 const MAX_KV_STRING: usize = 127;
 
+/// An importance matrix as llama-quantize uses it: per weight tensor, the mean squared
+/// activation of each input column (per expert for MoE weights).
 pub struct ImportanceMatrix {
     /// Recorded as `quantize.imatrix.file`.
-    pub label: String,
+    pub(crate) label: String,
+    /// The calibration data it was computed from (`imatrix.datasets`; at most one name, from the
+    /// optional trailer, for the legacy format).
     pub datasets: Vec<String>,
     /// Chunks the matrix was computed on (0 when unknown).
     pub chunk_count: u32,
@@ -200,7 +204,11 @@ impl ImportanceMatrix {
 
     /// The weights for one tensor, or None when the matrix has no entry for it (llama-quantize
     /// then quantizes without). A size mismatch is an error except for token_embd.
-    pub fn for_tensor(&self, input: &Path, info: &TensorInfo) -> Result<Option<Arc<Vec<f32>>>> {
+    pub(crate) fn for_tensor(
+        &self,
+        input: &Path,
+        info: &TensorInfo,
+    ) -> Result<Option<Arc<Vec<f32>>>> {
         let Some(values) = self.entries.get(&info.name) else {
             return Ok(None);
         };

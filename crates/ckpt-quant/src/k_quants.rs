@@ -502,6 +502,7 @@ pub(crate) fn pack_scales_k4(scales: &[f32; 8], mins: &[f32; 8], head: &mut [u8]
     (d, dmin)
 }
 
+#[cfg(test)]
 /// Shared body of Q4_K and Q5_K: per 32-element sub-block make_qkx2_quants, 6-bit scales, then
 /// requantization with the stored scales. Writes the 16-byte head, returns the levels.
 fn quantize_k4_levels(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32) -> [u8; QK_K] {
@@ -574,6 +575,7 @@ pub fn quantize_row_q4_k(src: &[f32], dst: &mut [u8]) {
     );
 }
 
+#[cfg(test)]
 /// Q4_K one super-block at a time with the candidate-parallel search (the reference the
 /// sub-block-parallel [`quantize_row_q4_k`] is tested against).
 pub fn quantize_row_q4_k_blockwise(src: &[f32], dst: &mut [u8]) {
@@ -625,6 +627,7 @@ pub fn quantize_row_q5_k(src: &[f32], dst: &mut [u8]) {
     );
 }
 
+#[cfg(test)]
 /// Q5_K one super-block at a time (reference for [`quantize_row_q5_k`]).
 pub fn quantize_row_q5_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(176)) {
@@ -683,6 +686,7 @@ pub fn quantize_row_q6_k(src: &[f32], dst: &mut [u8]) {
     crate::k4_lanes::quantize_q6_k_rows(src, dst, None);
 }
 
+#[cfg(test)]
 /// Q6_K one sub-block search at a time (reference for [`quantize_row_q6_k`]).
 pub fn quantize_row_q6_k_blockwise(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(210)) {
@@ -690,6 +694,7 @@ pub fn quantize_row_q6_k_blockwise(src: &[f32], dst: &mut [u8]) {
     }
 }
 
+#[cfg(test)]
 /// One Q6_K super-block; `qw` (the imatrix slice) replaces the x^2 weights of make_qx_quants.
 fn quantize_block_q6_k(x: &[f32], y: &mut [u8], qw: Option<&[f32]>) {
     let mut levels = [0i8; QK_K];
@@ -1169,6 +1174,7 @@ pub fn quantize_row_q6_k_weighted(src: &[f32], dst: &mut [u8], importance: &[f32
     crate::k4_lanes::quantize_q6_k_rows(src, dst, Some(importance));
 }
 
+#[cfg(test)]
 /// [`quantize_row_q6_k_weighted`] one sub-block search at a time (its reference).
 pub fn quantize_row_q6_k_weighted_blockwise(src: &[f32], dst: &mut [u8], importance: &[f32]) {
     for ((x, y), qw) in src

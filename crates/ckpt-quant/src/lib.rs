@@ -6,52 +6,84 @@
 //! * [`quantize_gguf`] (+ [`plan_quantization`] for a dry run): GGUF -> GGUF exactly like
 //!   `llama-quantize`, including `--imatrix`, `--pure`, `--output-tensor-type`,
 //!   `--token-embedding-type`, `--leave-output-tensor`, `--allow-requantize`.
-//! * [`parse_ftype`], [`Ftype`]: llama-quantize's type names; [`choose_types`] /
-//!   [`TypeSelector`]: its per-tensor decisions, for converters that quantize in one step.
+//! * [`parse_ftype`], [`Ftype`]: llama-quantize's type names;
+//!   [`pipeline::quantize_writer_with_progress`]: the same per-tensor decisions for converters
+//!   that quantize in one step.
 //!
-//! Module per family: `float` (F32/F16/BF16), `legacy` (Q4_0..Q8_0), `k_quants` (Q2_K..Q8_K),
-//! `iq` (IQ4_NL/IQ4_XS), `iq_lattice_quants` (IQ3_XXS/IQ3_S, IQ2_XXS/IQ2_XS/IQ2_S, IQ1_S/IQ1_M,
-//! on the lattices of `iq_lattice`, tables in the generated `iq_grids`), `ternary`
-//! (TQ1_0/TQ2_0), `fp4` (MXFP4/NVFP4), `select` (type choice), `pipeline` (the GGUF rewrite),
-//! `imatrix` (importance matrices), `validate` (NaN/Inf checks).
+//! Module per family (private but for [`float`], [`imatrix`] and [`pipeline`]): `float`
+//! (F32/F16/BF16), `legacy` (Q4_0..Q8_0), `k_quants` (Q2_K..Q8_K), `iq` (IQ4_NL/IQ4_XS),
+//! `iq_lattice_quants` (IQ3_XXS/IQ3_S, IQ2_XXS/IQ2_XS/IQ2_S, IQ1_S/IQ1_M, on the lattices of
+//! `iq_lattice`, tables in the generated `iq_grids`), `ternary` (TQ1_0/TQ2_0), `fp4`
+//! (MXFP4/NVFP4), `select` (type choice), `pipeline` (the GGUF rewrite), `imatrix` (importance
+//! matrices), `validate` (NaN/Inf checks).
+//!
+//! ```
+//! use std::path::Path;
+//! use ckpt_quant::{parse_ftype, quantize_gguf, QuantizeOptions};
+//!
+//! let dir = Path::new(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../../tests/fixtures/gguf/quant-vectors"
+//! ));
+//! // `llama-quantize --pure quant-vectors.f32.gguf OUT Q4_K_M`, byte for byte.
+//! let tmp = tempfile::tempdir().unwrap();
+//! let out = tmp.path().join("q4_k_m.gguf");
+//! let mut opts = QuantizeOptions::new(parse_ftype("q4_k_m")?);
+//! opts.pure = true;
+//! let report = quantize_gguf(&dir.join("quant-vectors.f32.gguf"), &out, &opts)?;
+//! assert_eq!(report.outputs, vec![out.clone()]);
+//! assert!(std::fs::read(&out).unwrap() == std::fs::read(dir.join("quant-vectors.Q4_K_M.gguf")).unwrap());
+//!
+//! // The row kernels directly: Q8_0 blocks of 32 values, 34 bytes each.
+//! let row: Vec<f32> = (0..64).map(|i| i as f32 / 8.0).collect();
+//! let q = ckpt_quant::quantize(ckpt_core::GgmlType::Q8_0, &row, 64, None)?;
+//! assert_eq!(q.len(), 2 * 34);
+//! let back = ckpt_quant::dequantize(ckpt_core::GgmlType::Q8_0, &q, 64)?;
+//! assert!(row.iter().zip(&back).all(|(a, b)| (a - b).abs() < 0.05));
+//! # Ok::<(), ckpt_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod float;
-pub mod fp4;
-pub mod ftype;
+mod fp4;
+mod ftype;
 pub mod imatrix;
-pub mod iq;
+mod iq;
 mod iq_grids;
 mod iq_lattice;
-pub mod iq_lattice_quants;
+mod iq_lattice_quants;
 mod k4_lanes;
-pub mod k_quants;
+mod k_quants;
 mod lanes;
-pub mod legacy;
-pub mod options;
+mod legacy;
+mod options;
 pub mod pipeline;
-pub mod select;
-pub mod ternary;
-pub mod validate;
+mod select;
+mod ternary;
+mod validate;
 
 use ckpt_core::{Error, GgmlType, Result};
 use rayon::prelude::*;
 
 /// Quantizes whole blocks of f32 into `dst` (exactly `len / block_size * type_size` bytes).
-pub type QuantizeRowFn = fn(src: &[f32], dst: &mut [u8]);
+pub(crate) type QuantizeRowFn = fn(src: &[f32], dst: &mut [u8]);
 /// Like [`QuantizeRowFn`] for one whole row, guided by that row's importance weights.
-pub type QuantizeRowWeightedFn = fn(src: &[f32], dst: &mut [u8], importance: &[f32]);
+pub(crate) type QuantizeRowWeightedFn = fn(src: &[f32], dst: &mut [u8], importance: &[f32]);
 /// Expands whole blocks back to f32.
-pub type DequantizeRowFn = fn(src: &[u8], dst: &mut [f32]);
+pub(crate) type DequantizeRowFn = fn(src: &[u8], dst: &mut [f32]);
 
-/// What ckpt can do with one ggml type.
+/// What ckpt can do with one ggml type (the row kernels behind [`quantize`] and [`dequantize`]).
 pub struct QuantKernels {
-    pub ty: GgmlType,
+    /// The ggml type these kernels read and write.
+    pub(crate) ty: GgmlType,
     /// None for types ckpt can read but not produce (Q8_K, NVFP4), and for the types ggml
     /// quantizes only with importance weights (IQ2_XXS, IQ2_XS, IQ1_S).
-    pub quantize_row: Option<QuantizeRowFn>,
+    pub(crate) quantize_row: Option<QuantizeRowFn>,
     /// The imatrix variant (None for the float types, which ignore importance weights).
-    pub quantize_row_weighted: Option<QuantizeRowWeightedFn>,
-    pub dequantize_row: DequantizeRowFn,
+    pub(crate) quantize_row_weighted: Option<QuantizeRowWeightedFn>,
+    /// Expands whole blocks of this type back to f32.
+    pub(crate) dequantize_row: DequantizeRowFn,
 }
 
 macro_rules! kernels {
@@ -243,7 +275,7 @@ pub fn quantizable_types() -> impl Iterator<Item = GgmlType> {
 }
 
 /// Whether ckpt can quantize into `t` at all.
-pub fn can_quantize(t: GgmlType) -> bool {
+pub(crate) fn can_quantize(t: GgmlType) -> bool {
     kernels(t).is_some_and(|k| k.quantize_row.is_some() || k.quantize_row_weighted.is_some())
 }
 
@@ -320,7 +352,7 @@ fn check_quantize(
 
 /// [`quantize`] into a caller's buffer of exactly `src.len() / n_per_row` quantized rows, so a
 /// band of rows can be quantized without allocating.
-pub fn quantize_into(
+pub(crate) fn quantize_into(
     t: GgmlType,
     src: &[f32],
     n_per_row: usize,
@@ -367,7 +399,7 @@ pub fn dequantize(t: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
 }
 
 /// [`dequantize`] into a caller's buffer (`dst.len()` elements).
-pub fn dequantize_into(t: GgmlType, bytes: &[u8], dst: &mut [f32]) -> Result<()> {
+pub(crate) fn dequantize_into(t: GgmlType, bytes: &[u8], dst: &mut [f32]) -> Result<()> {
     let n = dst.len();
     let k = kernels(t)
         .ok_or_else(|| Error::Unsupported(format!("ckpt cannot dequantize ggml type {t}")))?;
@@ -397,7 +429,6 @@ pub use options::{
     TensorTypeOverride,
 };
 pub use pipeline::{
-    model_params, plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions,
-    QuantizeReport, TensorReport,
+    plan_quantization, quantize_gguf, quantize_gguf_with_progress, QuantizeOptions, QuantizeReport,
+    TensorReport,
 };
-pub use select::{choose_types, ModelParams, SelectOptions, TensorDesc, TypeChoice, TypeSelector};

@@ -160,7 +160,7 @@ impl KvOverride {
     }
 
     /// The GGUF value llama-quantize writes for this override.
-    pub fn gguf_value(&self) -> GgufValue {
+    pub(crate) fn gguf_value(&self) -> GgufValue {
         match &self.value {
             KvOverrideValue::Int(n) => GgufValue::U32(n.unsigned_abs() as u32),
             KvOverrideValue::Float(x) => GgufValue::F32(*x as f32),
@@ -392,6 +392,7 @@ impl LayerRemap {
         self.next_id
     }
 
+    #[cfg(test)]
     /// The original name of a renamed tensor (for the importance matrix, which has the
     /// original names).
     pub fn original_name(&self, new_name: &str) -> String {

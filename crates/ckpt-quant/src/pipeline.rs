@@ -22,11 +22,16 @@ const SPLIT_KEYS: &[&str] = &["split.no", "split.count", "split.tensors.count"];
 /// llama-quantize's options that ckpt supports.
 #[derive(Clone, Debug)]
 pub struct QuantizeOptions {
+    /// The quantization mix (llama-quantize's positional TYPE); written as `general.file_type`.
     pub ftype: Ftype,
     /// `--pure`: no mix rules, every quantizable tensor gets the ftype's default type.
     pub pure: bool,
+    /// `--output-tensor-type`: the type of `output.weight` (or of the token embedding when the
+    /// model ties it to the output), instead of the mix's choice.
     pub output_tensor_type: Option<GgmlType>,
+    /// `--token-embedding-type`: the type of `token_embd.weight`, instead of the mix's choice.
     pub token_embedding_type: Option<GgmlType>,
+    /// `--leave-output-tensor`: `output.weight` is copied unquantized.
     pub leave_output_tensor: bool,
     /// Quantize tensors that are already quantized (dequantized to f32 first, like llama.cpp).
     pub allow_requantize: bool,
@@ -37,6 +42,7 @@ pub struct QuantizeOptions {
     pub imatrix_label: Option<String>,
     /// Worker threads; 0 = all cores. The output does not depend on it.
     pub threads: usize,
+    /// Replace an existing output file (otherwise its existence is an error).
     pub overwrite: bool,
     /// `--tensor-type PATTERN=TYPE` rules, in order (the first match wins).
     pub tensor_types: Vec<TensorTypeOverride>,
@@ -55,6 +61,8 @@ pub struct QuantizeOptions {
 }
 
 impl QuantizeOptions {
+    /// llama-quantize's defaults for `ftype`: the full mix, no imatrix, no overrides, one output
+    /// file, all cores, no overwriting.
     pub fn new(ftype: Ftype) -> QuantizeOptions {
         QuantizeOptions {
             ftype,
@@ -80,23 +88,32 @@ impl QuantizeOptions {
 /// What happened to one tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorReport {
+    /// The tensor's name in the output (after `--prune-layers` renumbering).
     pub name: String,
     /// ggml dims, ne0 first.
     pub ne: Vec<u64>,
+    /// Its type in the input.
     pub from: GgmlType,
+    /// Its type in the output (`from` when it was copied).
     pub to: GgmlType,
     /// The type the mix wanted when the shape forced a fallback.
     pub fallback_from: Option<GgmlType>,
+    /// Whether importance-matrix weights guided its quantization.
     pub used_imatrix: bool,
+    /// Its data bytes in the input.
     pub bytes_in: u64,
+    /// Its data bytes in the output (without padding).
     pub bytes_out: u64,
 }
 
 /// How many tensors the shape fallback sent from one wanted type to one used type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FallbackCount {
+    /// The type the mix chose.
     pub wanted: GgmlType,
+    /// The type the tensors got instead (their row length is not a multiple of `wanted`'s block).
     pub used: GgmlType,
+    /// How many tensors.
     pub count: usize,
 }
 
@@ -122,8 +139,10 @@ pub fn fallback_summary(tensors: &[TensorReport]) -> Vec<FallbackCount> {
     out
 }
 
+/// The outcome of a quantization (or, for [`plan_quantization`], its plan).
 #[derive(Clone, Debug)]
 pub struct QuantizeReport {
+    /// The mix requested.
     pub ftype: Ftype,
     /// In output order.
     pub tensors: Vec<TensorReport>,
@@ -151,7 +170,7 @@ fn kv_u32(kvs: &[(String, GgufValue)], key: &str) -> Option<u32> {
 }
 
 /// The hyper-parameters the type rules need, read from the GGUF KVs like llama.cpp does.
-pub fn model_params(kvs: &[(String, GgufValue)]) -> ModelParams {
+pub(crate) fn model_params(kvs: &[(String, GgufValue)]) -> ModelParams {
     let arch = kvs
         .iter()
         .find(|(k, _)| k == "general.architecture")
@@ -216,18 +235,8 @@ pub fn quantize_gguf_with_progress(
 /// Quantizes what `source` would write, without writing it first: the one-step path of a
 /// converter (Hugging Face -> F16 GGUF -> llama-quantize type) that produces the same bytes as
 /// writing `source` to a file and quantizing that file with [`quantize_gguf`]. Tensors are read
-/// from `source` by bands of rows as the output is written. `label` names the model in errors.
-pub fn quantize_writer(
-    label: &Path,
-    source: &GgufWriter,
-    output: &Path,
-    opts: &QuantizeOptions,
-) -> Result<QuantizeReport> {
-    quantize_writer_with_progress(label, source, output, opts, None)
-}
-
-/// [`quantize_writer`] reporting the output data bytes to `progress` (if any) as a
-/// `"quantizing"` phase.
+/// from `source` by bands of rows as the output is written. `label` names the model in errors;
+/// the output data bytes are reported to `progress` (if any) as a `"quantizing"` phase.
 pub fn quantize_writer_with_progress(
     label: &Path,
     source: &GgufWriter,

@@ -58,6 +58,7 @@ pub struct SelectOptions {
 }
 
 impl SelectOptions {
+    #[cfg(test)]
     pub fn new(ftype: Ftype) -> SelectOptions {
         SelectOptions {
             ftype,
@@ -633,6 +634,7 @@ fn requires_imatrix(name: &str, ty: GgmlType, ftype: Ftype) -> bool {
     }
 }
 
+#[cfg(test)]
 /// The whole model's decisions, visiting tensors in llama-quantize's order; results are in the
 /// order of `tensors`. This is what a one-step HF->GGUF `--outtype q4_k_m` needs.
 pub fn choose_types(

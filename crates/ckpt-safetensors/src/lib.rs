@@ -4,6 +4,33 @@
 //!
 //! Layout: u64 LE header length N, N bytes of UTF-8 JSON, then the data buffer; every
 //! `data_offsets` pair is relative to byte 8+N.
+//!
+//! Entry points: [`read`] (a whole file, lazily), [`parse_header`] (the header alone, e.g. the
+//! first bytes of a remote file), [`write()`] (atomic, tensors in the reference writer's order:
+//! widest dtype first, then by name) and [`write_to`] / [`write_to_file`] for a stream.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::path::Path;
+//!
+//! let src = Path::new(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../../tests/fixtures/torch/parameters.expected.safetensors"
+//! ));
+//! let ckpt = ckpt_safetensors::read(src)?;
+//! assert!(!ckpt.tensors.is_empty());
+//!
+//! // Writing the tensors back gives a file with the same header entries.
+//! let dir = tempfile::tempdir().unwrap();
+//! let out = dir.path().join("copy.safetensors");
+//! ckpt_safetensors::write(&out, &ckpt.tensors, &ckpt.metadata, false, &mut |_| {})?;
+//! let bytes = std::fs::read(&out).unwrap();
+//! let header = ckpt_safetensors::parse_header(&bytes, Some(bytes.len() as u64), &out)?;
+//! assert_eq!(header.entries.len(), ckpt.tensors.len());
+//! # Ok::<(), ckpt_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -16,17 +43,22 @@ use ckpt_core::{Buffer, Checkpoint, DType, Error, Format, Result, Storage, Tenso
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The reference implementation's limit on the JSON header (100 MB).
-pub const MAX_HEADER_SIZE: u64 = ckpt_core::sniff::SAFETENSORS_MAX_HEADER_SIZE;
+pub(crate) const MAX_HEADER_SIZE: u64 = ckpt_core::sniff::SAFETENSORS_MAX_HEADER_SIZE;
 /// What we write at most: huggingface_hub and huggingface.js refuse headers above 25 MB.
-pub const MAX_WRITTEN_HEADER_SIZE: usize = 25_000_000;
+pub(crate) const MAX_WRITTEN_HEADER_SIZE: usize = 25_000_000;
 
+/// One tensor of a safetensors header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeaderEntry {
+    /// The tensor's key in the header JSON.
     pub name: String,
+    /// The element type (the header's `dtype` string, e.g. `"BF16"`).
     pub dtype: DType,
+    /// Row-major dimensions, as in the header (`[]` for a scalar).
     pub shape: Vec<u64>,
-    /// Byte range relative to the start of the data buffer.
+    /// Start of the tensor's bytes (`data_offsets[0]`), relative to the start of the data buffer.
     pub begin: u64,
+    /// End of the tensor's bytes, exclusive (`data_offsets[1]`), relative like `begin`.
     pub end: u64,
 }
 
@@ -34,20 +66,22 @@ pub struct HeaderEntry {
 #[derive(Debug, Clone)]
 pub struct Header {
     /// N, the JSON length; data starts at 8 + N.
-    pub header_len: u64,
+    pub(crate) header_len: u64,
+    /// The `__metadata__` string map, when the header has one.
     pub metadata: Option<BTreeMap<String, String>>,
     /// Entries sorted by data offset (file order).
     pub entries: Vec<HeaderEntry>,
 }
 
 impl Header {
-    pub fn data_start(&self) -> u64 {
+    pub(crate) fn data_start(&self) -> u64 {
         8 + self.header_len
     }
     /// The byte length of the data buffer the header describes.
-    pub fn data_len(&self) -> u64 {
+    pub(crate) fn data_len(&self) -> u64 {
         self.entries.last().map(|e| e.end).unwrap_or(0)
     }
+    /// The length of a file holding exactly this header and its data (8 + N + data length).
     pub fn file_len(&self) -> u64 {
         self.data_start() + self.data_len()
     }
@@ -228,7 +262,10 @@ fn write_rank(d: DType) -> usize {
 
 /// The header JSON for `tensors` (already in write order) and `metadata`, padded with spaces
 /// to a multiple of 8.
-pub fn build_header(tensors: &[&Tensor], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub(crate) fn build_header(
+    tensors: &[&Tensor],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut json = String::from("{");
     let mut first = true;
     if !metadata.is_empty() {
@@ -278,7 +315,7 @@ pub fn build_header(tensors: &[&Tensor], metadata: &BTreeMap<String, String>) ->
 }
 
 /// Orders tensors the way the reference writer does (dtype width, then name).
-pub fn write_order(tensors: &[Tensor]) -> Vec<&Tensor> {
+pub(crate) fn write_order(tensors: &[Tensor]) -> Vec<&Tensor> {
     let mut refs: Vec<&Tensor> = tensors.iter().collect();
     refs.sort_by(|a, b| {
         write_rank(a.dtype)

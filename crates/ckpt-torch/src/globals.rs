@@ -16,7 +16,7 @@ pub struct TorchDType {
     /// The safetensors / core dtype, or None when safetensors has no equivalent.
     pub dtype: Option<DType>,
     /// The legacy typed storage class (`FloatStorage`), for dtypes that have one.
-    pub storage_class: Option<&'static str>,
+    pub(crate) storage_class: Option<&'static str>,
 }
 
 const fn row(
@@ -34,7 +34,7 @@ const fn row(
 }
 
 /// Every torch dtype a checkpoint can name (torch 2.15), including those ckpt refuses to convert.
-pub static TORCH_DTYPES: &[TorchDType] = &[
+pub(crate) static TORCH_DTYPES: &[TorchDType] = &[
     row("float64", 8, Some(DType::F64), Some("DoubleStorage")),
     row("float32", 4, Some(DType::F32), Some("FloatStorage")),
     row("float16", 2, Some(DType::F16), Some("HalfStorage")),
@@ -88,12 +88,13 @@ pub static TORCH_DTYPES: &[TorchDType] = &[
     row("int7", 1, None, None),
 ];
 
-pub fn torch_dtype_by_name(name: &str) -> Option<&'static TorchDType> {
+/// The torch dtype named `torch.<name>` in a pickle (`float32`, `bfloat16`, ...).
+pub(crate) fn torch_dtype_by_name(name: &str) -> Option<&'static TorchDType> {
     TORCH_DTYPES.iter().find(|d| d.name == name)
 }
 
 /// The torch dtype ckpt writes for a core dtype.
-pub fn torch_dtype_for(dtype: DType) -> Option<&'static TorchDType> {
+pub(crate) fn torch_dtype_for(dtype: DType) -> Option<&'static TorchDType> {
     TORCH_DTYPES.iter().find(|d| d.dtype == Some(dtype))
 }
 
@@ -110,7 +111,7 @@ pub enum StorageClass {
 
 impl StorageClass {
     /// Bytes per unit of the persistent id's numel, when known.
-    pub fn unit_size(self) -> Option<u64> {
+    pub(crate) fn unit_size(self) -> Option<u64> {
         match self {
             StorageClass::Typed(d) => Some(d.elem_size),
             StorageClass::Untyped => Some(1),
@@ -118,7 +119,8 @@ impl StorageClass {
         }
     }
 
-    pub fn name(self) -> String {
+    /// The class as the pickle names it (`torch.FloatStorage`, `torch.storage.UntypedStorage`).
+    pub(crate) fn name(self) -> String {
         match self {
             StorageClass::Typed(d) => format!("torch.{}", d.storage_class.unwrap_or(d.name)),
             StorageClass::Untyped => "torch.storage.UntypedStorage".into(),
@@ -147,9 +149,13 @@ pub enum Rebuild {
 /// Every global a checkpoint may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Global {
+    /// `collections.OrderedDict`, the container of a state dict.
     OrderedDict,
+    /// One of the `torch._utils` tensor-rebuilding functions.
     Rebuild(Rebuild),
+    /// A storage class named in a persistent id.
     Storage(StorageClass),
+    /// A dtype object (`torch.float32`, ...), an argument of `_rebuild_tensor_v3`.
     DType(&'static TorchDType),
     /// `torch.Size(tuple)`
     Size,
@@ -161,8 +167,11 @@ pub enum Global {
     ParameterClass,
     /// `_codecs.encode(str, 'latin1')`: how protocol 2 spells bytes.
     CodecsEncode,
+    /// `builtins.set` (Python 2: `__builtin__.set`).
     Set,
+    /// `builtins.complex`.
     Complex,
+    /// `builtins.bytearray`.
     ByteArray,
     /// A torch global that is harmless but builds something ckpt cannot convert (quantized,
     /// sparse, meta or subclass tensors, and the layout / qscheme values they take).

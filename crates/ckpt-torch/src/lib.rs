@@ -8,6 +8,40 @@
 //!
 //! Writing: [`write()`] produces a zip checkpoint like `torch.save`'s (STORED, 64-byte aligned
 //! records, protocol-2 pickle using only opcodes and globals the safe loader accepts).
+//!
+//! Scanning: [`scan()`] / [`scan_globals`] list what a file's pickles import and call without
+//! running them ([`scan`](mod@scan) is the static scanner behind `ckpt scan`, [`globals`] the
+//! allowlist, [`zip`] the archive reader).
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! let src = Path::new(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../../tests/fixtures/torch/parameters.bin"
+//! ));
+//! let ckpt = ckpt_torch::read(src, &ckpt_torch::ReadOptions::default())?;
+//! // Every global the file names is on the allowlist.
+//! for g in ckpt_torch::scan_globals(src)? {
+//!     let (module, name) = g.rsplit_once('.').unwrap();
+//!     assert!(ckpt_torch::globals::resolve(module, name).is_some(), "{g}");
+//! }
+//!
+//! // Written back and read again, every tensor keeps its name, dtype, shape and bytes.
+//! let dir = tempfile::tempdir().unwrap();
+//! let out = dir.path().join("pytorch_model.bin");
+//! ckpt_torch::write(&out, &ckpt.tensors, false)?;
+//! let back = ckpt_torch::read(&out, &ckpt_torch::ReadOptions::default())?;
+//! assert_eq!(back.tensors.len(), ckpt.tensors.len());
+//! for t in &ckpt.tensors {
+//!     let b = back.tensors.iter().find(|b| b.name == t.name).unwrap();
+//!     assert_eq!((b.dtype, &b.shape), (t.dtype, &t.shape));
+//!     assert_eq!(b.bytes()?, t.bytes()?);
+//! }
+//! # Ok::<(), ckpt_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod archive;
 mod flatten;

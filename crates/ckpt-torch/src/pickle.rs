@@ -1,20 +1,20 @@
 //! A restricted pickle machine: it interprets the opcodes a checkpoint pickle uses and never
 //! imports or calls anything.
 //!
-//! Globals are symbols. In [`Mode::Load`] a global must be on the allowlist ([`crate::globals`])
+//! Globals are symbols. In `Mode::Load` a global must be on the allowlist ([`crate::globals`])
 //! or the whole read fails with [`Error::Unsafe`]; the few callables a checkpoint needs (tensor
-//! rebuilding, `OrderedDict()`, ...) are implemented in the `rebuild` module. In [`Mode::Scan`] every
+//! rebuilding, `OrderedDict()`, ...) are implemented in the `rebuild` module. In `Mode::Scan` every
 //! global is recorded and every call yields an opaque value, so a pickle can be listed without
 //! trusting it.
 //!
 //! Containers live in an arena and values refer to them by index: memo references keep Python's
 //! object identity, and neither deep nesting nor cycles can overflow the stack when values are
 //! dropped. The machine has its own budgets, far above what `torch.save` writes for a million
-//! tensors: values created ([`MAX_VALUES`]), containers ([`MAX_OBJECTS`]), memo entries, stack
-//! size, open MARKs, elements per container and container nesting ([`MAX_DEPTH`]); going over
+//! tensors: values created (`MAX_VALUES`), containers (`MAX_OBJECTS`), memo entries, stack
+//! size, open MARKs, elements per container and container nesting (`MAX_DEPTH`); going over
 //! one is an [`Error::Invalid`] "pickle too large/deep" naming the pickle and byte offset.
 //!
-//! Opcodes are read by the decoder shared with the static scanner ([`crate::opcodes`]).
+//! Opcodes are read by the decoder shared with the static scanner (`crate::opcodes`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,8 +47,9 @@ const MAX_GLOBAL_LINE: usize = 4096;
 /// Widest integer accepted from LONG1/LONG4, in bytes.
 const MAX_INT_BYTES: usize = 16;
 
+/// What the machine does with globals and calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Build checkpoint values; refuse any global outside the allowlist.
     Load,
     /// Record globals and call targets; build nothing that needs a global.
@@ -56,10 +57,10 @@ pub enum Mode {
 }
 
 /// Index of a container in [`Machine::objects`].
-pub type ObjId = usize;
+pub(crate) type ObjId = usize;
 
 #[derive(Debug, Clone)]
-pub enum Value {
+pub(crate) enum Value {
     None,
     Bool(bool),
     Int(i128),
@@ -81,7 +82,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn kind(&self, m: &Machine) -> &'static str {
+    pub(crate) fn kind(&self, m: &Machine) -> &'static str {
         match self {
             Value::None => "None",
             Value::Bool(_) => "bool",
@@ -106,7 +107,7 @@ impl Value {
 }
 
 #[derive(Debug)]
-pub enum Object {
+pub(crate) enum Object {
     Tuple(Vec<Value>),
     List(Vec<Value>),
     Dict(Dict),
@@ -115,9 +116,9 @@ pub enum Object {
 
 /// A dict or OrderedDict: insertion-ordered, a repeated key replaces the earlier value.
 #[derive(Debug, Default)]
-pub struct Dict {
-    pub ordered: bool,
-    pub entries: Vec<(Value, Value)>,
+pub(crate) struct Dict {
+    pub(crate) ordered: bool,
+    pub(crate) entries: Vec<(Value, Value)>,
     index: HashMap<KeyId, usize>,
 }
 
@@ -132,7 +133,7 @@ enum KeyId {
 }
 
 impl Dict {
-    pub fn new(ordered: bool) -> Dict {
+    pub(crate) fn new(ordered: bool) -> Dict {
         Dict {
             ordered,
             ..Dict::default()
@@ -163,16 +164,16 @@ impl Dict {
 
 /// A storage named by a persistent id: `('storage', class, key, location, numel[, view])`.
 #[derive(Debug)]
-pub struct PickledStorage {
-    pub key: String,
-    pub class: StorageClass,
+pub(crate) struct PickledStorage {
+    pub(crate) key: String,
+    pub(crate) class: StorageClass,
     /// Elements of the class's dtype (bytes for UntypedStorage).
-    pub numel: u64,
+    pub(crate) numel: u64,
 }
 
 impl PickledStorage {
     /// Bytes the storage's record must hold.
-    pub fn nbytes(&self) -> Option<u64> {
+    pub(crate) fn nbytes(&self) -> Option<u64> {
         self.class
             .unit_size()
             .and_then(|u| u.checked_mul(self.numel))
@@ -181,18 +182,18 @@ impl PickledStorage {
 
 /// A tensor built by a `torch._utils._rebuild_*` call: a view of a pickled storage.
 #[derive(Debug)]
-pub struct TensorRecord {
-    pub storage: usize,
-    pub dtype: &'static TorchDType,
+pub(crate) struct TensorRecord {
+    pub(crate) storage: usize,
+    pub(crate) dtype: &'static TorchDType,
     /// In elements of `dtype`.
-    pub offset: u64,
-    pub shape: Vec<u64>,
-    pub strides: Vec<u64>,
+    pub(crate) offset: u64,
+    pub(crate) shape: Vec<u64>,
+    pub(crate) strides: Vec<u64>,
 }
 
 /// Which persistent-id tuples a pickle may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersistentIds {
+pub(crate) enum PersistentIds {
     /// None at all (the small pickles of the legacy header).
     Forbidden,
     /// The zip format's 5-tuples.
@@ -211,17 +212,17 @@ pub struct ScanReport {
     pub calls: Vec<String>,
 }
 
-pub struct Machine<'p> {
+pub(crate) struct Machine<'p> {
     pub(crate) path: &'p Path,
     /// What is being unpickled, for errors (`all_dtypes/data.pkl`).
     pub(crate) label: String,
     pub(crate) mode: Mode,
     pub(crate) persistent_ids: PersistentIds,
-    pub objects: Vec<Object>,
-    pub storages: Vec<PickledStorage>,
+    pub(crate) objects: Vec<Object>,
+    pub(crate) storages: Vec<PickledStorage>,
     pub(crate) storage_index: HashMap<String, usize>,
-    pub tensors: Vec<TensorRecord>,
-    pub report: ScanReport,
+    pub(crate) tensors: Vec<TensorRecord>,
+    pub(crate) report: ScanReport,
     /// Byte offset of the opcode being run, for errors.
     pub(crate) at: usize,
     /// Values created so far (all pickles this machine ran), against [`MAX_VALUES`].
@@ -232,7 +233,7 @@ pub struct Machine<'p> {
 }
 
 impl<'p> Machine<'p> {
-    pub fn new(
+    pub(crate) fn new(
         path: &'p Path,
         label: impl Into<String>,
         mode: Mode,
@@ -327,7 +328,7 @@ impl<'p> Machine<'p> {
     }
 
     /// Runs one pickle starting at `start`; returns the value left by STOP and the offset after it.
-    pub fn run(&mut self, data: &[u8], start: usize) -> Result<(Value, usize)> {
+    pub(crate) fn run(&mut self, data: &[u8], start: usize) -> Result<(Value, usize)> {
         let mut r = Decoder::new(data, start);
         let mut stack: Vec<Value> = Vec::new();
         let mut marks: Vec<usize> = Vec::new();
@@ -786,6 +787,10 @@ fn le_signed(bytes: &[u8]) -> i128 {
 }
 
 /// Lists every global and call target in a pickle without executing or trusting anything.
+///
+/// The pickle starts at byte `start` of `data`; `path` and `label` (e.g. `archive/data.pkl`)
+/// name it in errors. Returns the report and the offset just past the STOP opcode. Fails with
+/// [`Error::Invalid`] on a malformed or truncated pickle or one over the machine's budgets.
 pub fn scan(path: &Path, label: &str, data: &[u8], start: usize) -> Result<(ScanReport, usize)> {
     let mut m = Machine::new(path, label, Mode::Scan, PersistentIds::Legacy);
     let (_, end) = m.run(data, start)?;

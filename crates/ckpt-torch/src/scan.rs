@@ -8,8 +8,8 @@
 //! number). `torch.load` does not decompress: a gzip or other compressed file is no checkpoint
 //! (its tar reader opens uncompressed archives only).
 //!
-//! The pickle walker is not [`crate::pickle::Machine`] (it builds no values and rejects no
-//! opcode it knows), but it reads the stream through the same decoder ([`crate::opcodes`]), so
+//! The pickle walker is not the load-mode pickle machine (it builds no values and rejects no
+//! opcode it knows), but it reads the stream through the same decoder (`opcodes`), so
 //! both agree on every opcode's boundaries. It follows the stack only as far as needed to name
 //! what is imported (`GLOBAL`, `INST`, `STACK_GLOBAL` with names from strings or the memo,
 //! extension codes) and what is called (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `INST`, `OBJ`), and
@@ -53,6 +53,7 @@ pub enum Content {
 }
 
 impl Content {
+    /// A short description for reports, e.g. `"torch legacy checkpoint"`.
     pub fn name(self) -> &'static str {
         match self {
             Content::Zip => "zip archive",
@@ -66,7 +67,10 @@ impl Content {
 /// The scan of one file.
 #[derive(Debug)]
 pub struct FileScan {
+    /// The file scanned.
     pub path: PathBuf,
+    /// What the file was recognised as; `None` when it could not be read or is neither an
+    /// archive nor a pickle (then `error` says why).
     pub content: Option<Content>,
     /// Every import and call found, in file order (also when the scan stopped early).
     pub report: ScanReport,
@@ -111,6 +115,7 @@ impl FileScan {
 pub struct Named {
     /// `module.name`, or `<...>` when it cannot be named statically.
     pub name: String,
+    /// The opcode that imported or called it, by its pickle name (`GLOBAL`, `REDUCE`, ...).
     pub opcode: &'static str,
     /// Byte offset of the opcode in the walked data.
     pub at: usize,
@@ -119,14 +124,16 @@ pub struct Named {
 /// What one pickle stream names.
 #[derive(Debug, Default, Clone)]
 pub struct PickleWalk {
+    /// Every global imported (`GLOBAL`, `STACK_GLOBAL`, `INST`, extension codes), in order.
     pub imports: Vec<Named>,
+    /// Every call (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `INST`, `OBJ`), named by its callable.
     pub calls: Vec<Named>,
     /// The offset just after STOP; `None` when the walk stopped early.
     pub end: Option<usize>,
     /// Why the walk stopped early (with the byte offset).
     pub error: Option<String>,
     /// The pickle's value when it is an integer (the legacy magic number).
-    pub int_value: Option<i128>,
+    pub(crate) int_value: Option<i128>,
     /// The pickle's value, as far as it is known statically.
     pub(crate) value: Option<Sym>,
 }

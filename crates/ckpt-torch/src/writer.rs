@@ -147,9 +147,9 @@ fn plan(tensors: &[Tensor]) -> Result<(Vec<StoragePlan<'_>>, Vec<usize>)> {
 }
 
 /// Refuses, before anything is written, tensors whose checkpoint ckpt's own reader would refuse:
-/// the same limits ([`crate::pickle::MAX_OBJECTS`], [`crate::pickle::MAX_MEMO`],
-/// [`crate::pickle::MAX_CONTAINER_LEN`], [`crate::flatten::MAX_TENSORS`],
-/// [`crate::flatten::MAX_NAME_BYTES`]) applied to the pickle [`write_to`] would produce.
+/// the same limits (containers, memo entries and elements per container of the pickle machine,
+/// at most 2^21 tensors and 256 MiB of names in all) applied to the pickle [`write_to`] would
+/// produce.
 pub fn check_limits(tensors: &[Tensor]) -> Result<()> {
     use crate::flatten::{MAX_NAME_BYTES, MAX_TENSORS};
     use crate::pickle::{MAX_CONTAINER_LEN, MAX_MEMO, MAX_OBJECTS};

@@ -34,18 +34,26 @@ const LOCAL_HEADER_LEN: usize = 30;
 /// The zip64 "extended information" extra field.
 const ZIP64_EXTRA_ID: u16 = 0x0001;
 
+/// One record of the central directory (zip64 sizes and offset already applied).
 #[derive(Debug, Clone)]
 pub struct ZipEntry {
+    /// The record's path in the archive, e.g. `archive/data/0` (UTF-8).
     pub name: String,
     /// 0 = STORED, 8 = DEFLATE, ...
     pub method: u16,
+    /// The general-purpose bit flags (bit 0: encrypted, bit 3: a data descriptor follows).
     pub flags: u16,
+    /// The CRC-32 of the uncompressed data, as the central directory records it (the reader
+    /// does not verify it against the data).
     pub crc32: u32,
-    pub compressed_size: u64,
+    pub(crate) compressed_size: u64,
+    /// Uncompressed size in bytes.
     pub size: u64,
+    /// Byte offset of the record's local header in the file.
     pub local_header_offset: u64,
 }
 
+/// A parsed, unambiguous zip archive borrowing the file's bytes.
 pub struct ZipArchive<'a> {
     path: &'a Path,
     bytes: &'a [u8],
@@ -64,11 +72,15 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Whether `bytes` begins like a zip archive.
-pub fn is_zip(bytes: &[u8]) -> bool {
+pub(crate) fn is_zip(bytes: &[u8]) -> bool {
     bytes.len() >= 4 && le32(bytes, 0) == LOCAL_HEADER_SIG
 }
 
 impl<'a> ZipArchive<'a> {
+    /// Reads the central directory of `bytes` (`path` names the file in errors) and checks the
+    /// layout described in the module docs. Fails with [`Error::Invalid`] on a truncated or
+    /// malformed archive and [`Error::Unsafe`] on an ambiguous one. Record data is checked only
+    /// when read ([`ZipArchive::data`]).
     pub fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<ZipArchive<'a>> {
         let bad = |msg: String| Error::invalid(path, msg);
         let eocd = find_eocd(bytes).ok_or_else(|| {
@@ -177,15 +189,19 @@ impl<'a> ZipArchive<'a> {
         })
     }
 
+    /// The records in central-directory order.
     pub fn entries(&self) -> &[ZipEntry] {
         &self.entries
     }
 
+    /// The record with this exact name, if any.
     pub fn find(&self, name: &str) -> Option<&ZipEntry> {
         self.by_name.get(name).map(|&i| &self.entries[i])
     }
 
-    /// The byte range of a STORED entry's data in the archive file.
+    /// The byte range of a STORED entry's data in the archive file. Fails with
+    /// [`Error::Unsafe`] for a compressed record and [`Error::Invalid`] for an encrypted one, a
+    /// missing or renamed local header, or data running past the end of the file.
     pub fn data_range(&self, entry: &ZipEntry) -> Result<Range<usize>> {
         let bad =
             |msg: String| Error::invalid(self.path, format!("zip record '{}': {msg}", entry.name));
