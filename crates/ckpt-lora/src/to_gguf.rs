@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use ckpt_convert::source::{self, OpenOptions};
 
-pub use ckpt_model::lora::{AdapterSettings, LoraToGgufOptions};
+pub use ckpt_model::lora::LoraToGgufOptions;
 
 /// Whether `dir` is a PEFT adapter folder: `adapter_config.json` and `adapter_model.safetensors`
 /// or `adapter_model.bin`.
@@ -18,7 +18,7 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
 }
 
 /// The adapter's weights, the safetensors file first (the script's order).
-pub fn adapter_weights(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn adapter_weights(dir: &Path) -> Option<PathBuf> {
     ["adapter_model.safetensors", "adapter_model.bin"]
         .iter()
         .map(|n| dir.join(n))
