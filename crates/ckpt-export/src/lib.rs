@@ -54,6 +54,8 @@
 //! parameters (only the computed `rope_freqs` are in the GGUF), and precision lost to
 //! quantization or to Gemma's `+1` done in f16.
 
+#![warn(missing_docs)]
+
 mod config;
 pub mod names;
 mod tokenizer;
@@ -148,7 +150,8 @@ pub struct ExportReport {
     pub gguf_architecture: String,
     /// The transformers class written to config.json; None when the architecture has no mapping.
     pub hf_architecture: Option<String>,
-    /// Tensors written (per expert for stacked experts, joined tensors once).
+    /// Hugging Face tensors written, those of sentence-transformers module folders included
+    /// (stacked experts count one per expert, tensors joined back together once).
     pub tensor_count: usize,
     /// Files written, relative to the output folder.
     pub files: Vec<String>,

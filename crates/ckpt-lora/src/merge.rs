@@ -57,7 +57,7 @@ impl AdapterConfig {
     }
 
     /// Parses the text of an `adapter_config.json`; `path` names it in errors. Fails on invalid
-    /// JSON, a pattern value that is not a number, or an adapter that cannot be merged (an
+    /// JSON, a `rank_pattern`/`alpha_pattern` that is not an object of numbers, or an adapter that cannot be merged (an
     /// [`Error::Unsupported`] saying why).
     pub fn parse_str(text: &str, path: &Path) -> Result<AdapterConfig> {
         let v: Value = serde_json::from_str(text)

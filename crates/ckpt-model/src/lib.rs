@@ -119,7 +119,9 @@ impl OutType {
 pub struct HfToGgufOptions {
     /// The tensor type asked for (`--outtype`).
     pub outtype: OutType,
-    /// Pre-tokenizer name to use when the BPE tokenizer's fingerprint is unknown to llama.cpp.
+    /// The pre-tokenizer name written as `tokenizer.ggml.pre` for a BPE tokenizer instead of
+    /// the one its fingerprint gives (without it, a fingerprint unknown to llama.cpp is an
+    /// error, as in the converter).
     pub pre_tokenizer: Option<String>,
     /// Replace an existing output file; without it an existing output is an error.
     pub overwrite: bool,
@@ -163,9 +165,9 @@ pub struct ConvertReport {
     pub file_type: u32,
     /// Tensors written.
     pub tensor_count: usize,
-    /// KV pairs written (without the `GGUF.*` header fields).
+    /// KV pairs written.
     pub kv_count: usize,
-    /// Elements in all tensors written (`general.size_label` is derived from it).
+    /// Elements in all tensors written (the default `general.size_label` comes from it).
     pub parameter_count: u64,
     /// Size of the output in bytes (all shards together for a split output).
     pub output_bytes: u64,
@@ -173,8 +175,9 @@ pub struct ConvertReport {
     pub fallbacks: Vec<String>,
     /// Tensors of the checkpoint that the converter drops by design.
     pub dropped: Vec<String>,
-    /// Things a user should know: metadata that could not be derived, output llama.cpp may
-    /// refuse to load, a pre-tokenizer chosen by `pre_tokenizer`.
+    /// Things a user should know: tokenizer entries ignored (beyond `vocab_size`, special ids
+    /// out of range, no merges found), model-card fields not exported, output llama.cpp may
+    /// refuse to load.
     pub warnings: Vec<String>,
     /// The files written (one, or the shards of a split output).
     pub outputs: Vec<PathBuf>,

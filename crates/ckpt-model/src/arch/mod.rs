@@ -233,7 +233,7 @@ pub struct VocabContext<'a> {
     pub hp: &'a Hparams,
     /// The KV list the `tokenizer.ggml.*` keys are added to.
     pub kv: &'a mut KvList,
-    /// The pre-tokenizer name to use when the BPE fingerprint is unknown
+    /// The pre-tokenizer name to write instead of the one the BPE fingerprint gives
     /// ([`crate::HfToGgufOptions::pre_tokenizer`]).
     pub pre_override: Option<&'a str>,
     /// Where problems worth telling the user are added.
