@@ -39,14 +39,8 @@ pub struct AdapterConfig {
     pub(crate) alpha_pattern: Vec<(String, f64)>,
     /// `fan_in_fan_out`: the base weights are stored (in, out) (GPT-2's Conv1D).
     pub(crate) fan_in_fan_out: bool,
-    /// `use_dora`: the adapter has DoRA magnitude vectors.
-    pub(crate) use_dora: bool,
     /// `modules_to_save`: modules the adapter stores in full.
     pub(crate) modules_to_save: Vec<String>,
-    /// `bias`: `none`, `all` or `lora_only`.
-    pub(crate) bias: String,
-    /// `lora_bias`: the B matrices have biases.
-    pub(crate) lora_bias: bool,
 }
 
 impl AdapterConfig {
@@ -126,14 +120,7 @@ impl AdapterConfig {
             rank_pattern: pattern("rank_pattern")?,
             alpha_pattern: pattern("alpha_pattern")?,
             fan_in_fan_out: flag("fan_in_fan_out"),
-            use_dora: flag("use_dora"),
             modules_to_save,
-            bias: v
-                .get("bias")
-                .and_then(Value::as_str)
-                .unwrap_or("none")
-                .to_string(),
-            lora_bias: flag("lora_bias"),
         })
     }
 
