@@ -155,13 +155,13 @@ impl AdapterConfig {
 
 /// One adapter folder, with the user's weight for it (`--adapter DIR:WEIGHT`).
 pub(crate) struct Adapter {
-    pub(crate) dir: PathBuf,
     pub(crate) config: AdapterConfig,
     pub(crate) tensors: Checkpoint,
     pub(crate) weight: f32,
 }
 
 impl Adapter {
+    /// Reads the folder's `adapter_config.json` and opens its weights (safetensors first).
     pub(crate) fn open(dir: &Path, weight: f32) -> Result<Adapter> {
         let config = AdapterConfig::parse(&dir.join("adapter_config.json"))?;
         let file = ["adapter_model.safetensors", "adapter_model.bin"]
@@ -173,7 +173,6 @@ impl Adapter {
             })?;
         let tensors = source::open_file(&file, &OpenOptions::default())?;
         Ok(Adapter {
-            dir: dir.to_path_buf(),
             config,
             tensors,
             weight,

@@ -602,12 +602,13 @@ impl Tags {
     }
 }
 
-/// gguf-py's `Metadata.get_model_id_components`.
+/// gguf-py's `Metadata.get_model_id_components` (the tests compare it with gguf-py's).
+#[cfg(test)]
 pub(crate) fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
     id_components(model_id, total_params.min(i64::MAX as u64) as i64)
 }
 
-/// [`model_id_components`] with gguf-py's signed count (negative for a LoRA adapter).
+/// `model_id_components` with gguf-py's signed count (negative for a LoRA adapter).
 fn id_components(model_id: &str, total_params: i64) -> IdComponents {
     if model_id.contains(' ') {
         return IdComponents {

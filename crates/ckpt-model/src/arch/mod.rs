@@ -3,22 +3,22 @@
 //! the config keys written as GGUF keys, and which vocabulary loader applies. The converter in
 //! `lib.rs` only walks these descriptions.
 
-mod bert;
-mod deepseek;
-mod dense;
-mod dense2;
+pub(crate) mod bert;
+pub(crate) mod deepseek;
+pub(crate) mod dense;
+pub(crate) mod dense2;
 pub mod family;
 pub mod gemma;
-mod gpt2;
-mod llama;
-mod llama4;
-mod moe;
-mod multimodal;
-mod phi3;
+pub(crate) mod gpt2;
+pub(crate) mod llama;
+pub(crate) mod llama4;
+pub(crate) mod moe;
+pub(crate) mod multimodal;
+pub(crate) mod phi3;
 pub mod qwen;
-mod split;
-mod tensor_map;
-mod vision;
+pub(crate) mod split;
+pub(crate) mod tensor_map;
+pub(crate) mod vision;
 
 use std::path::Path;
 

@@ -19,7 +19,6 @@ pub(crate) struct BpeVocab {
     pub tokens: Vec<String>,
     pub types: Vec<TokenType>,
     pub pre: String,
-    pub pre_hash: String,
 }
 
 /// Loads a `tokenizer.json` with the `tokenizers` crate; fails when the file cannot be read or
@@ -136,7 +135,6 @@ pub(crate) fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&
         tokens,
         types,
         pre,
-        pre_hash,
     })
 }
 

@@ -4,8 +4,8 @@
 pub mod bpe;
 mod pre_hashes;
 pub mod special;
-mod spm;
-mod tiktoken;
+pub(crate) mod spm;
+pub(crate) mod tiktoken;
 
 use std::path::Path;
 
@@ -41,7 +41,6 @@ pub(crate) struct SpmVocab {
     pub tokens: Vec<String>,
     pub scores: Vec<f32>,
     pub types: Vec<TokenType>,
-    pub model: SentencePieceModel,
 }
 
 /// `_create_vocab_sentencepiece`: pieces of tokenizer.model, then added_tokens.json and the
@@ -137,7 +136,6 @@ pub(crate) fn sentencepiece_vocab(
         tokens,
         scores,
         types,
-        model,
     })
 }
 
