@@ -31,7 +31,11 @@ pub struct PlannedTensor {
 
 /// The converter's per-tensor type rule for a model-wide target type. Returns the type and, for
 /// a fallback, the reason.
-pub(crate) fn choose_type(name: &str, shape: &[u64], target: GgmlType) -> (GgmlType, Option<String>) {
+pub(crate) fn choose_type(
+    name: &str,
+    shape: &[u64],
+    target: GgmlType,
+) -> (GgmlType, Option<String>) {
     let always_f32 = shape.len() <= 1
         || name.ends_with("_norm.weight")
         || is_kept_f32(name)

@@ -224,7 +224,11 @@ fn truthy(v: &Value) -> bool {
 }
 
 /// Writes the declarative keys of `params` for architecture `arch`.
-pub(crate) fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -> Result<()> {
+pub(crate) fn write_params_list(
+    ctx: &mut ParamContext,
+    arch: &str,
+    params: &[Param],
+) -> Result<()> {
     let hp = ctx.hp;
     for p in params {
         match *p {

@@ -425,7 +425,11 @@ pub(crate) fn find_for(hf_arch: &str, hp: &Hparams) -> Option<&'static dyn Archi
 }
 
 /// The shared map's GGUF name for `t`, or the error naming the tensor.
-pub(crate) fn map_or_err(arch: &dyn Architecture, t: &TensorRef, block_count: u32) -> Result<String> {
+pub(crate) fn map_or_err(
+    arch: &dyn Architecture,
+    t: &TensorRef,
+    block_count: u32,
+) -> Result<String> {
     arch.map_name(t.name, t.bid, block_count)
         .ok_or_else(|| unmapped(t.name, arch.gguf_arch()))
 }

@@ -79,7 +79,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Tokens and types for ids 0..vocab_size, plus the pre-tokenizer name.
-pub(crate) fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -> Result<BpeVocab> {
+pub(crate) fn load(
+    dir: &Path,
+    vocab_size: Option<usize>,
+    pre_override: Option<&str>,
+) -> Result<BpeVocab> {
     let path = dir.join("tokenizer.json");
     let tokenizer = load_tokenizer(&path)?;
     let vocab: HashMap<String, u32> = tokenizer.get_vocab(true);
@@ -131,11 +135,7 @@ pub(crate) fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&
         }
         tokens.push(token);
     }
-    Ok(BpeVocab {
-        tokens,
-        types,
-        pre,
-    })
+    Ok(BpeVocab { tokens, types, pre })
 }
 
 #[cfg(test)]
