@@ -16,14 +16,37 @@
 //! come back with their sentence-transformers modules: the pooling the GGUF records and
 //! EmbeddingGemma's Dense projections (`2_Dense`/`3_Dense` folders).
 //!
-//! ```no_run
+//! The entry point is [`gguf_to_hf`] with [`ExportOptions`]; [`hf_config`] rebuilds only the
+//! config, [`hf_view`] gives the tensors under their Hugging Face names without writing, and
+//! [`names`] maps single tensor names.
+//!
+//! # Example: a Q8_0 GGUF back to a Hugging Face folder
+//!
+//! ```
 //! use std::path::Path;
 //! use ckpt_export::{gguf_to_hf, ExportOptions};
 //!
-//! let report = gguf_to_hf(Path::new("model.Q4_K_M.gguf"), Path::new("model-hf"), &ExportOptions::default())?;
+//! let fixtures = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/gguf"));
+//! let tmp = tempfile::tempdir().unwrap();
+//! let out = tmp.path().join("tiny-llama-hf");
+//!
+//! let gguf = fixtures.join("tiny-llama-spm.q8_0.gguf");
+//! let report = gguf_to_hf(&gguf, &out, &ExportOptions::default())?;
+//! assert_eq!(report.hf_architecture.as_deref(), Some("LlamaForCausalLM"));
 //! for w in &report.warnings {
 //!     eprintln!("warning: {w}");
 //! }
+//!
+//! // The tensors come back under the names of the checkpoint the GGUF was converted from
+//! // (Q8_0 dequantized to F32).
+//! let names = |p: &Path| -> ckpt_core::Result<Vec<String>> {
+//!     let mut n: Vec<String> = ckpt_safetensors::read(p)?.tensors.into_iter().map(|t| t.name).collect();
+//!     n.sort();
+//!     Ok(n)
+//! };
+//! let original = names(&fixtures.join("tiny-llama-spm/model.safetensors"))?;
+//! assert_eq!(names(&out.join("model.safetensors"))?, original);
+//! assert!(out.join("config.json").is_file() && out.join("tokenizer.model").is_file());
 //! # Ok::<(), ckpt_core::Error>(())
 //! ```
 //!
@@ -31,9 +54,11 @@
 //! parameters (only the computed `rope_freqs` are in the GGUF), and precision lost to
 //! quantization or to Gemma's `+1` done in f16.
 
-pub mod config;
+#![warn(missing_docs)]
+
+mod config;
 pub mod names;
-pub mod tokenizer;
+mod tokenizer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,7 +79,7 @@ use config::{ConfigInputs, Kvs};
 use names::ExportArch;
 
 /// huggingface_hub / transformers' default shard size.
-pub const DEFAULT_MAX_SHARD_SIZE: u64 = 5_000_000_000;
+pub(crate) const DEFAULT_MAX_SHARD_SIZE: u64 = 5_000_000_000;
 
 /// Options of [`gguf_to_hf`].
 #[derive(Clone)]
@@ -62,8 +87,8 @@ pub struct ExportOptions {
     /// The weight format of the folder: safetensors (`model*.safetensors`, the default) or
     /// PyTorch `.bin` (`pytorch_model*.bin`).
     pub target: Target,
-    /// F32, F16 or BF16 for every tensor. None: see [`default_out_type`] (the stored type for
-    /// F32/F16/BF16 tensors, BF16 for MXFP4 ones, F32 for other quantized ones).
+    /// F32, F16 or BF16 for every tensor. None: the stored type for F32/F16/BF16 tensors, BF16
+    /// for MXFP4 ones (it holds every MXFP4 value exactly), F32 for other quantized ones.
     pub dtype: Option<DType>,
     /// Refuse architectures without a Hugging Face mapping instead of exporting GGUF names.
     pub strict: bool,
@@ -110,7 +135,7 @@ impl std::fmt::Debug for ExportOptions {
 /// and BF16 as stored; MXFP4 as BF16, which holds every MXFP4 value exactly (a 4-bit E2M1
 /// value times a power of two) and is what transformers gives when it dequantizes an MXFP4
 /// checkpoint (GPT-OSS as released); any other quantized type as F32.
-pub fn default_out_type(t: &Tensor) -> DType {
+pub(crate) fn default_out_type(t: &Tensor) -> DType {
     match t.dtype {
         DType::F32 | DType::F16 | DType::BF16 => t.dtype,
         _ if t.dtype.to_ggml() == Some(GgmlType::MXFP4) => DType::BF16,
@@ -118,23 +143,30 @@ pub fn default_out_type(t: &Tensor) -> DType {
     }
 }
 
+/// What [`gguf_to_hf`] wrote.
 #[derive(Clone, Debug)]
 pub struct ExportReport {
+    /// The GGUF's `general.architecture`.
     pub gguf_architecture: String,
     /// The transformers class written to config.json; None when the architecture has no mapping.
     pub hf_architecture: Option<String>,
+    /// Hugging Face tensors written, those of sentence-transformers module folders included
+    /// (stacked experts count one per expert, tensors joined back together once).
     pub tensor_count: usize,
     /// Files written, relative to the output folder.
     pub files: Vec<String>,
+    /// Bytes of tensor data written (in the output dtypes).
     pub total_tensor_bytes: u64,
     /// GGUF tensors not exported (rope factors the converter computed from the config).
     pub dropped: Vec<String>,
+    /// What the user should know: values that could not come back, names kept as in the GGUF.
     pub warnings: Vec<String>,
     /// Whether every weight file was re-read and checked ([`ExportOptions::verify`]).
     pub verified: bool,
 }
 
 impl ExportReport {
+    /// The report as the JSON object of `ckpt convert --json` (one key per field).
     pub fn to_json(&self) -> Value {
         json!({
             "gguf_architecture": self.gguf_architecture,
@@ -150,7 +182,7 @@ impl ExportReport {
 }
 
 /// Architectures (`general.architecture`) exported with Hugging Face names and a config.
-pub fn supported_architectures() -> Vec<&'static str> {
+pub(crate) fn supported_architectures() -> Vec<&'static str> {
     names::supported()
 }
 
@@ -295,6 +327,11 @@ fn config_of(
     Ok((vocab, config))
 }
 
+/// Exports the GGUF `gguf` (a single file or the first shard of a split set) as the Hugging
+/// Face model folder `out_dir`: weights, `config.json`, `generation_config.json` and tokenizer
+/// files. Fails when `opts.dtype` is not F32, F16 or BF16, a tensor's type cannot be
+/// dequantized, the architecture's export is refused ([`names::refused`]) or has no mapping
+/// with `opts.strict`, or the folder cannot be written (it exists without `opts.overwrite`).
 pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     if let Some(d) = opts.dtype {
         if !matches!(d, DType::F32 | DType::F16 | DType::BF16) {
@@ -1042,7 +1079,7 @@ fn to_f32(t: &Tensor, gguf_label: &str) -> Result<Vec<f32>> {
 }
 
 /// Inverse of llama.cpp's `permute`: GGUF row `h*hd + 2i + j` goes back to HF row `h*hd + j*hd/2 + i`.
-pub fn unpermute_rows(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
+pub(crate) fn unpermute_rows(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
     let cols = values.len() / rows.max(1);
     let head_dim = rows / heads;
     let half = head_dim / 2;

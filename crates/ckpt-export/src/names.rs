@@ -8,15 +8,17 @@ use ckpt_model::arch::Architecture;
 /// One GGUF architecture the exporter knows: the ckpt-model description that converts to it,
 /// read backwards.
 pub struct ExportArch {
-    pub gguf: &'static str,
+    /// `general.architecture`.
+    pub(crate) gguf: &'static str,
     /// `architectures[0]` of config.json.
-    pub hf_class: &'static str,
-    pub model_type: &'static str,
+    pub(crate) hf_class: &'static str,
+    /// `model_type` of config.json.
+    pub(crate) model_type: &'static str,
     /// HF module path (with `{bid}`) -> GGUF name, derived from the forward tables (the shared
     /// tensor map restricted to this architecture's kinds).
-    pub names: Vec<(&'static str, &'static str)>,
+    pub(crate) names: Vec<(&'static str, &'static str)>,
     /// The converter's description, read backwards (experts, joins, config fields).
-    pub forward: &'static dyn Architecture,
+    pub(crate) forward: &'static dyn Architecture,
 }
 
 impl ExportArch {
@@ -33,7 +35,7 @@ impl ExportArch {
 
 /// What tells apart the descriptions that convert to one GGUF architecture.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Hints<'a> {
+pub(crate) struct Hints<'a> {
     /// Stacked expert tensors (`ffn_*_exps`): Mixtral is "llama" with experts.
     pub has_experts: bool,
     /// An expert bias (`exp_probs_b`): DeepSeek V3 is "deepseek2" with one, V2's router has none.
@@ -45,7 +47,7 @@ pub struct Hints<'a> {
 /// Why a GGUF of architecture `gguf_arch` cannot be exported, or the description it exports
 /// through (see [`Hints`] for architectures several descriptions convert to; vision-language
 /// ones export through their text model). None when no description converts to `gguf_arch`.
-pub fn find_for(gguf_arch: &str, hints: Hints) -> Option<Result<ExportArch, &'static str>> {
+pub(crate) fn find_for(gguf_arch: &str, hints: Hints) -> Option<Result<ExportArch, &'static str>> {
     let Hints {
         has_experts,
         has_expert_bias,
@@ -88,7 +90,7 @@ pub fn refused() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Every GGUF architecture that exports, in ckpt-model's registry order.
-pub fn supported() -> Vec<&'static str> {
+pub(crate) fn supported() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for a in ckpt_model::arch::registry() {
         if a.exports() && !out.contains(&a.gguf_arch()) {
@@ -98,6 +100,9 @@ pub fn supported() -> Vec<&'static str> {
     out
 }
 
+/// The exporting description of GGUF architecture `gguf_arch` (its first, canonical one); None
+/// when no description converts to it or its export is refused. Unlike the export itself, no
+/// tensor hints are used (Mixtral's GGUF arch "llama" finds Llama).
 pub fn find(gguf_arch: &str) -> Option<ExportArch> {
     ckpt_model::arch::find_gguf(gguf_arch)
         .filter(|a| a.exports())
@@ -106,7 +111,7 @@ pub fn find(gguf_arch: &str) -> Option<ExportArch> {
 
 /// Tensors llama.cpp's converter computes from the config (rope factors); they are not weights
 /// of the HF model.
-pub fn is_generated(gguf_name: &str) -> bool {
+pub(crate) fn is_generated(gguf_name: &str) -> bool {
     matches!(
         gguf_name,
         "rope_freqs.weight" | "rope_factors_long.weight" | "rope_factors_short.weight"

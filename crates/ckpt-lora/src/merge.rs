@@ -21,29 +21,38 @@ use ckpt_convert::source::{self, OpenOptions};
 
 const PREFIX: &str = "base_model.model.";
 
-/// The parts of `adapter_config.json` that matter for merging.
+/// The parts of `adapter_config.json` that matter for merging (PEFT's `LoraConfig`), read with
+/// [`AdapterConfig::parse_str`]; refused there are adapters PEFT would not merge or ckpt does not
+/// (another `peft_type`, `layer_replication`, aLoRA, `target_parameters`, trainable tokens).
 #[derive(Debug, Clone)]
 pub struct AdapterConfig {
-    pub r: f64,
-    pub lora_alpha: f64,
-    pub use_rslora: bool,
-    /// (regex key, value) in the file's order; the first match wins.
-    pub rank_pattern: Vec<(String, f64)>,
-    pub alpha_pattern: Vec<(String, f64)>,
-    pub fan_in_fan_out: bool,
-    pub use_dora: bool,
-    pub modules_to_save: Vec<String>,
-    pub bias: String,
-    pub lora_bias: bool,
+    /// `r`: the default rank (8 when absent, as in PEFT).
+    pub(crate) r: f64,
+    /// `lora_alpha` (default 8).
+    pub(crate) lora_alpha: f64,
+    /// `use_rslora`: scale by alpha/√r instead of alpha/r.
+    pub(crate) use_rslora: bool,
+    /// `rank_pattern`: per-module rank overrides, (regex key, value) in the file's order; the
+    /// first match wins.
+    pub(crate) rank_pattern: Vec<(String, f64)>,
+    /// Per-module `lora_alpha` overrides, as `rank_pattern`.
+    pub(crate) alpha_pattern: Vec<(String, f64)>,
+    /// `fan_in_fan_out`: the base weights are stored (in, out) (GPT-2's Conv1D).
+    pub(crate) fan_in_fan_out: bool,
+    /// `modules_to_save`: modules the adapter stores in full.
+    pub(crate) modules_to_save: Vec<String>,
 }
 
 impl AdapterConfig {
-    pub fn parse(path: &Path) -> Result<AdapterConfig> {
+    /// Reads and parses the `adapter_config.json` at `path`.
+    pub(crate) fn parse(path: &Path) -> Result<AdapterConfig> {
         let text = ckpt_core::hf::read_side_text(path)?;
         Self::parse_str(&text, path)
     }
 
-    /// Parses the text of an `adapter_config.json`; `path` names it in errors.
+    /// Parses the text of an `adapter_config.json`; `path` names it in errors. Fails on invalid
+    /// JSON, a `rank_pattern`/`alpha_pattern` that is not an object of numbers, or an adapter that cannot be merged (an
+    /// [`Error::Unsupported`] saying why).
     pub fn parse_str(text: &str, path: &Path) -> Result<AdapterConfig> {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
@@ -111,14 +120,7 @@ impl AdapterConfig {
             rank_pattern: pattern("rank_pattern")?,
             alpha_pattern: pattern("alpha_pattern")?,
             fan_in_fan_out: flag("fan_in_fan_out"),
-            use_dora: flag("use_dora"),
             modules_to_save,
-            bias: v
-                .get("bias")
-                .and_then(Value::as_str)
-                .unwrap_or("none")
-                .to_string(),
-            lora_bias: flag("lora_bias"),
         })
     }
 
@@ -138,8 +140,9 @@ impl AdapterConfig {
         Ok(None)
     }
 
-    /// The scaling s of a module.
-    pub fn scaling(&self, module: &str) -> Result<f32> {
+    /// The scaling s of a module: alpha/r (alpha/√r with rsLoRA), each taken from the first
+    /// matching pattern; fails on a pattern that is not a valid regex.
+    pub(crate) fn scaling(&self, module: &str) -> Result<f32> {
         let r = Self::lookup(&self.rank_pattern, module)?.unwrap_or(self.r);
         let alpha = Self::lookup(&self.alpha_pattern, module)?.unwrap_or(self.lora_alpha);
         Ok(if self.use_rslora {
@@ -151,15 +154,15 @@ impl AdapterConfig {
 }
 
 /// One adapter folder, with the user's weight for it (`--adapter DIR:WEIGHT`).
-pub struct Adapter {
-    pub dir: PathBuf,
-    pub config: AdapterConfig,
-    pub tensors: Checkpoint,
-    pub weight: f32,
+pub(crate) struct Adapter {
+    pub(crate) config: AdapterConfig,
+    pub(crate) tensors: Checkpoint,
+    pub(crate) weight: f32,
 }
 
 impl Adapter {
-    pub fn open(dir: &Path, weight: f32) -> Result<Adapter> {
+    /// Reads the folder's `adapter_config.json` and opens its weights (safetensors first).
+    pub(crate) fn open(dir: &Path, weight: f32) -> Result<Adapter> {
         let config = AdapterConfig::parse(&dir.join("adapter_config.json"))?;
         let file = ["adapter_model.safetensors", "adapter_model.bin"]
             .iter()
@@ -170,7 +173,6 @@ impl Adapter {
             })?;
         let tensors = source::open_file(&file, &OpenOptions::default())?;
         Ok(Adapter {
-            dir: dir.to_path_buf(),
             config,
             tensors,
             weight,
@@ -212,22 +214,39 @@ enum Edit {
     },
 }
 
+/// What [`merge_lora`] wrote (the `--json` report of `ckpt merge-lora`).
 #[derive(Debug, Clone, Serialize)]
 pub struct MergeReport {
+    /// The model folder written.
     pub output: PathBuf,
+    /// The weight files written in it (one, or the shards and their index).
     pub files: Vec<PathBuf>,
+    /// Base tensors changed by a LoRA delta (W + s·B·A, DoRA, embedding LoRA, LoRA bias).
     pub merged: Vec<String>,
+    /// Base tensors replaced outright by a tensor the adapter saves (`modules_to_save`,
+    /// `bias="lora_only"`, saved embeddings), and tensors the adapter adds (an untied output
+    /// head).
     pub replaced: Vec<String>,
+    /// The base folder's other files copied beside the weights (config, tokenizer, chat
+    /// template; `config.json` rewritten when the dtype or tied embeddings change).
     pub copied_files: Vec<String>,
+    /// Files transformers needs that the base folder lacks (config.json, tokenizer files).
     pub missing_files: Vec<String>,
+    /// Whether the written tensors were read back and compared with the computed merge
+    /// (`write.verify` of [`MergeOptions`]).
     pub verified: bool,
+    /// Things the user should know about the output.
     pub warnings: Vec<String>,
 }
 
+/// Options of [`merge_lora`] and [`merge_lora_to_gguf`].
 #[derive(Clone, Default)]
 pub struct MergeOptions {
+    /// The weight format of the merged folder (safetensors when `None`).
     pub to: Option<Target>,
+    /// Cast floating-point tensors to this dtype (each keeps the base's dtype when `None`).
     pub dtype: Option<DType>,
+    /// How the folder is written (shard size, read-back verification, overwrite, progress).
     pub write: ConvertOptions,
 }
 
@@ -674,7 +693,11 @@ pub fn merge_lora_to_gguf(
     result
 }
 
-/// Merges `adapters` (in order) into the model at `base_dir` and writes a complete model folder.
+/// Merges `adapters` (each an adapter folder and the weight its deltas are scaled by, applied in
+/// order) into the model folder `base_dir` and writes a complete model folder at `out`: the
+/// merged weights, and the base's config, tokenizer and other companion files. Fails when the
+/// base is quantized, an adapter cannot be merged or touches no base tensor, or a saved tensor's
+/// shape differs from the base tensor it replaces.
 pub fn merge_lora(
     base_dir: &Path,
     adapters: &[(PathBuf, f32)],

@@ -1,5 +1,34 @@
 //! A PEFT LoRA adapter folder to a GGUF adapter, as llama.cpp's `convert_lora_to_gguf.py`
 //! writes it (the planning is [`ckpt_model::lora`]); the output appears only when complete.
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> ckpt_core::Result<()> {
+//! use std::path::Path;
+//!
+//! use ckpt_lora::to_gguf::{adapter_to_gguf, LoraToGgufOptions};
+//!
+//! let fixtures = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"));
+//! let tmp = tempfile::tempdir().unwrap();
+//! let out = tmp.path().join("adapter.gguf");
+//!
+//! // convert_lora_to_gguf.py's defaults: --outtype f32, little-endian.
+//! let report = adapter_to_gguf(
+//!     &fixtures.join("lora/f32/a_lora/adapter"),
+//!     &fixtures.join("lora/f32/base-llama"),
+//!     &out,
+//!     &LoraToGgufOptions::default(),
+//!     false,
+//! )?;
+//! assert_eq!(report.gguf_architecture, "llama");
+//! assert_eq!(report.tensors, 2 * report.pairs);
+//! // Byte for byte what the script wrote for the same adapter.
+//! let reference = std::fs::read(fixtures.join("lora-gguf/expected/llama-a-f32.gguf")).unwrap();
+//! assert!(std::fs::read(&out).unwrap() == reference);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +38,7 @@ use serde::Serialize;
 
 use ckpt_convert::source::{self, OpenOptions};
 
-pub use ckpt_model::lora::{AdapterSettings, LoraToGgufOptions};
+pub use ckpt_model::lora::LoraToGgufOptions;
 
 /// Whether `dir` is a PEFT adapter folder: `adapter_config.json` and `adapter_model.safetensors`
 /// or `adapter_model.bin`.
@@ -18,7 +47,7 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
 }
 
 /// The adapter's weights, the safetensors file first (the script's order).
-pub fn adapter_weights(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn adapter_weights(dir: &Path) -> Option<PathBuf> {
     ["adapter_model.safetensors", "adapter_model.bin"]
         .iter()
         .map(|n| dir.join(n))
@@ -53,7 +82,10 @@ pub struct AdapterReport {
 }
 
 /// Converts the adapter folder `adapter_dir` for the base model folder `base_dir` (only its
-/// `config.json` is read) into the GGUF `out`.
+/// `config.json` is read) into the GGUF `out` (with `opts.dry_run`, only plans and checks the
+/// destination). Fails when either folder lacks its files, when `out` exists and `overwrite`
+/// is false, or when the adapter holds something a GGUF adapter cannot (see
+/// [`ckpt_model::lora`]).
 pub fn adapter_to_gguf(
     adapter_dir: &Path,
     base_dir: &Path,

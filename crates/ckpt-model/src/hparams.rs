@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use ckpt_core::{Error, Result};
 use serde_json::{Map, Value};
 
+/// A model's `config.json` as the converter reads it (see the module documentation).
 pub struct Hparams {
+    /// The config.json read (named in errors).
     pub path: PathBuf,
+    /// Its top-level object, `text_config`'s keys merged over it, plus the defaults an
+    /// architecture adds.
     pub map: Map<String, Value>,
     /// convert_hf_to_gguf.py `--sentence-transformers-dense-modules`: the conversion also takes
     /// the sentence-transformers `Dense` modules listed in `modules.json` (EmbeddingGemma's
@@ -18,7 +22,7 @@ pub struct Hparams {
 }
 
 impl Hparams {
-    pub fn load(model_dir: &Path) -> Result<Hparams> {
+    pub(crate) fn load(model_dir: &Path) -> Result<Hparams> {
         let path = model_dir.join("config.json");
         let map = read_json_object(&path)?;
         let mut hp = Hparams {
@@ -35,24 +39,25 @@ impl Hparams {
     }
 
     /// Adds `key` with `value` unless the config already has it (transformers defaults).
-    pub fn default(&mut self, key: &str, value: Value) {
+    pub(crate) fn default(&mut self, key: &str, value: Value) {
         if !self.map.contains_key(key) {
             self.map.insert(key.to_string(), value);
         }
     }
 
+    /// The value of `key`; `None` when absent or null.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
     /// The value of the first key present (like the converter's `find_hparam(optional=True)`).
-    pub fn find(&self, keys: &[&str]) -> Option<&Value> {
+    pub(crate) fn find(&self, keys: &[&str]) -> Option<&Value> {
         keys.iter()
             .find_map(|k| self.map.get(*k))
             .filter(|v| !v.is_null())
     }
 
-    pub fn find_u32(&self, keys: &[&str]) -> Result<Option<u32>> {
+    pub(crate) fn find_u32(&self, keys: &[&str]) -> Result<Option<u32>> {
         match self.find(keys) {
             None => Ok(None),
             Some(v) => v
@@ -63,7 +68,7 @@ impl Hparams {
         }
     }
 
-    pub fn find_f64(&self, keys: &[&str]) -> Result<Option<f64>> {
+    pub(crate) fn find_f64(&self, keys: &[&str]) -> Result<Option<f64>> {
         match self.find(keys) {
             None => Ok(None),
             Some(v) => v
@@ -73,6 +78,8 @@ impl Hparams {
         }
     }
 
+    /// The value of the first of `keys` present, as a u32 (the converter's `find_hparam`); fails
+    /// when none is present (or it is null), or when the value is not an integer in u32 range.
     pub fn require_u32(&self, keys: &[&str]) -> Result<u32> {
         self.find_u32(keys)?.ok_or_else(|| {
             Error::invalid(
@@ -90,7 +97,7 @@ impl Hparams {
     }
 }
 
-pub fn read_json_object(path: &Path) -> Result<Map<String, Value>> {
+pub(crate) fn read_json_object(path: &Path) -> Result<Map<String, Value>> {
     let text = ckpt_core::hf::read_side_text(path)?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(m)) => Ok(m),
@@ -100,7 +107,7 @@ pub fn read_json_object(path: &Path) -> Result<Map<String, Value>> {
 }
 
 /// Reads an optional JSON object file; a missing file is None.
-pub fn read_optional_json(path: &Path) -> Result<Option<Map<String, Value>>> {
+pub(crate) fn read_optional_json(path: &Path) -> Result<Option<Map<String, Value>>> {
     if path.is_file() {
         read_json_object(path).map(Some)
     } else {

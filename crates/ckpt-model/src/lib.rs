@@ -4,16 +4,52 @@
 //!
 //! The caller loads the checkpoint (safetensors or torch) and passes it in with the model
 //! folder, which provides config.json, the tokenizer files and — through its name — the
-//! default `general.name`. Each supported architecture is one description in [`arch`].
+//! default `general.name`. Each supported architecture is one description in [`arch`]
+//! ([`supported_architectures`] lists their class names).
+//!
+//! Entry points:
+//! - [`convert_hf_to_gguf`]: a model folder to a GGUF file (or a split set) with
+//!   [`HfToGgufOptions`]; [`plan_hf_to_gguf`] + [`write_with_progress`] are the same in two
+//!   steps, for a caller that reads the planned tensors itself (one-step quantization).
+//! - [`mmproj::plan_mmproj`]: the vision projector GGUF of a multimodal folder (`--mmproj`).
+//! - [`lora::plan_lora_to_gguf`]: a PEFT adapter to a GGUF LoRA adapter
+//!   (`convert_lora_to_gguf.py`).
+//! - [`vocab::bpe`]: the BPE pre-tokenizer fingerprint (`tokenizer.ggml.pre`).
+//!
+//! # Example: a Llama folder to Q8_0, byte for byte the converter's output
+//!
+//! ```
+//! # fn main() -> ckpt_core::Result<()> {
+//! use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
+//!
+//! let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/gguf");
+//! let model_dir = std::path::Path::new(fixtures).join("tiny-llama-spm");
+//! let weights = ckpt_safetensors::read(&model_dir.join("model.safetensors"))?;
+//! let tmp = tempfile::tempdir().unwrap();
+//! let out = tmp.path().join("tiny-llama-spm.q8_0.gguf");
+//!
+//! let opts = HfToGgufOptions { outtype: OutType::Q8_0, ..Default::default() };
+//! let report = convert_hf_to_gguf(&model_dir, &weights, &out, &opts)?;
+//! assert_eq!(report.gguf_architecture, "llama");
+//! assert_eq!(report.file_type, 7); // MOSTLY_Q8_0
+//!
+//! // convert_hf_to_gguf.py --outtype q8_0 wrote the reference file.
+//! let reference = std::fs::read(format!("{fixtures}/tiny-llama-spm.q8_0.gguf")).unwrap();
+//! assert!(std::fs::read(&out).unwrap() == reference);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod arch;
-pub mod dequant;
+mod dequant;
 pub mod hparams;
 pub mod kv;
 pub mod lora;
 pub mod metadata;
 pub mod mmproj;
-pub mod model_card;
+mod model_card;
 pub mod tensors;
 pub mod vocab;
 
@@ -32,9 +68,15 @@ use tensors::{choose_type, PlannedTensor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OutType {
+    /// `--outtype f32`: every tensor stored as F32.
     F32,
+    /// `--outtype f16`: weight matrices as F16; 1-D tensors, norms and the tensors llama.cpp
+    /// keeps in F32 (router, position embeddings, convolutions) stay F32.
     F16,
+    /// `--outtype bf16`: as [`OutType::F16`] with BF16.
     BF16,
+    /// `--outtype q8_0`: weight matrices as Q8_0 (blocks of 32 along a row), F16 for a row
+    /// length that is not a multiple of 32; the F32 tensors as with [`OutType::F16`].
     Q8_0,
     /// The type of the first 2-D tensor stored as BF16 or F16 (the converter skips other
     /// dtypes), F16 when there is none.
@@ -42,6 +84,8 @@ pub enum OutType {
 }
 
 impl OutType {
+    /// Parses a `--outtype` name (`f32`, `f16`, `bf16`, `q8_0`, `auto`, any case); `None` for
+    /// any other name.
     pub fn from_name(name: &str) -> Option<OutType> {
         Some(match name.to_ascii_lowercase().as_str() {
             "f32" => OutType::F32,
@@ -70,10 +114,16 @@ impl OutType {
     }
 }
 
+/// Options of [`convert_hf_to_gguf`], [`plan_hf_to_gguf`] and [`write_with_progress`]
+/// (convert_hf_to_gguf.py's command-line options).
 pub struct HfToGgufOptions {
+    /// The tensor type asked for (`--outtype`).
     pub outtype: OutType,
-    /// Pre-tokenizer name to use when the BPE tokenizer's fingerprint is unknown to llama.cpp.
+    /// The pre-tokenizer name written as `tokenizer.ggml.pre` for a BPE tokenizer instead of
+    /// the one its fingerprint gives (without it, a fingerprint unknown to llama.cpp is an
+    /// error, as in the converter).
     pub pre_tokenizer: Option<String>,
+    /// Replace an existing output file; without it an existing output is an error.
     pub overwrite: bool,
     /// Receives a `"converting"` phase measuring the data bytes, advanced as tensors are
     /// written.
@@ -104,19 +154,30 @@ impl Default for HfToGgufOptions {
     }
 }
 
+/// What a conversion wrote (or, from [`plan_hf_to_gguf`], would write).
 #[derive(Debug, Clone)]
 pub struct ConvertReport {
+    /// config.json's `architectures[0]` (e.g. `LlamaForCausalLM`).
     pub hf_architecture: String,
+    /// The GGUF `general.architecture` written (e.g. `llama`).
     pub gguf_architecture: String,
+    /// `general.file_type`: llama.cpp's `llama_ftype` number (1 = MOSTLY_F16, 7 = MOSTLY_Q8_0, …).
     pub file_type: u32,
+    /// Tensors written.
     pub tensor_count: usize,
+    /// KV pairs written.
     pub kv_count: usize,
+    /// Elements in all tensors written (the default `general.size_label` comes from it).
     pub parameter_count: u64,
+    /// Size of the output in bytes (all shards together for a split output).
     pub output_bytes: u64,
     /// Tensors stored in another type than requested, and why.
     pub fallbacks: Vec<String>,
     /// Tensors of the checkpoint that the converter drops by design.
     pub dropped: Vec<String>,
+    /// Things a user should know: tokenizer entries ignored (beyond `vocab_size`, special ids
+    /// out of range, no merges found), model-card fields not exported, output llama.cpp may
+    /// refuse to load.
     pub warnings: Vec<String>,
     /// The files written (one, or the shards of a split output).
     pub outputs: Vec<PathBuf>,
@@ -496,12 +557,12 @@ fn plan_tensor(
     })
 }
 
-/// The converter's tensor order: model parts in sorted file-name order, tensors sorted by name
-/// inside each part; plus its generic renames and multimodal drops.
 /// The converter renames the router's expert bias (`…e_score_correction_bias`) to
 /// `…e_score_correction.bias` before mapping it (the GGUF -> Hugging Face export undoes it).
 pub const EXPERT_BIAS_RENAME: (&str, &str) = ("e_score_correction_bias", "e_score_correction.bias");
 
+/// The converter's tensor order: model parts in sorted file-name order, tensors sorted by name
+/// inside each part; plus its generic renames and multimodal drops.
 fn ordered_sources(source: &Checkpoint, dropped: &mut Vec<String>) -> Vec<Tensor> {
     let mut out = Vec::new();
     for t in sorted_sources(source) {

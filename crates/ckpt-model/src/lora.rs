@@ -24,7 +24,7 @@ use crate::OutType;
 
 /// `adapter_config.json`'s settings that the GGUF adapter carries.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdapterSettings {
+pub(crate) struct AdapterSettings {
     /// `lora_alpha`.
     pub lora_alpha: f64,
     /// `r` (the default rank).
@@ -39,7 +39,7 @@ pub struct AdapterSettings {
 
 impl AdapterSettings {
     /// Reads `adapter_config.json` (the path names it in errors).
-    pub fn read(path: &Path) -> Result<AdapterSettings> {
+    pub(crate) fn read(path: &Path) -> Result<AdapterSettings> {
         let text = ckpt_core::hf::read_side_text(path)?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;

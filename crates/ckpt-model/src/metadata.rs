@@ -9,41 +9,43 @@ use serde_json::{Map, Value};
 
 use crate::kv::KvList;
 
+/// The `general.*` keys of one model (or LoRA adapter), derived like gguf-py's `Metadata.load`
+/// followed by the converter's defaults.
 #[derive(Default, Debug, Clone)]
 pub struct ModelMetadata {
-    pub name: Option<String>,
-    pub author: Option<String>,
-    pub version: Option<String>,
-    pub organization: Option<String>,
-    pub finetune: Option<String>,
-    pub basename: Option<String>,
-    pub description: Option<String>,
-    pub size_label: Option<String>,
-    pub license: Option<String>,
-    pub license_name: Option<String>,
-    pub license_link: Option<String>,
-    pub source_url: Option<String>,
-    pub source_doi: Option<String>,
-    pub source_uuid: Option<String>,
-    pub source_repo_url: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) author: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) organization: Option<String>,
+    pub(crate) finetune: Option<String>,
+    pub(crate) basename: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) size_label: Option<String>,
+    pub(crate) license: Option<String>,
+    pub(crate) license_name: Option<String>,
+    pub(crate) license_link: Option<String>,
+    pub(crate) source_url: Option<String>,
+    pub(crate) source_doi: Option<String>,
+    pub(crate) source_uuid: Option<String>,
+    pub(crate) source_repo_url: Option<String>,
     /// Entries of `base_model` / `datasets`: (field, value) pairs in gguf-py's field order.
-    pub base_models: Option<Vec<Vec<(&'static str, String)>>>,
-    pub datasets: Option<Vec<Vec<(&'static str, String)>>>,
-    pub tags: Option<Vec<String>>,
-    pub languages: Option<Vec<String>>,
+    pub(crate) base_models: Option<Vec<Vec<(&'static str, String)>>>,
+    pub(crate) datasets: Option<Vec<Vec<(&'static str, String)>>>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) languages: Option<Vec<String>>,
     sampling: Vec<(&'static str, GgufValue)>,
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Parts of a Hugging Face style id `org/Name-7B-Instruct-v0.2`.
 #[derive(Default, Debug, PartialEq)]
-pub struct IdComponents {
-    pub full_name: Option<String>,
-    pub org: Option<String>,
-    pub basename: Option<String>,
-    pub finetune: Option<String>,
-    pub version: Option<String>,
-    pub size_label: Option<String>,
+pub(crate) struct IdComponents {
+    pub(crate) full_name: Option<String>,
+    pub(crate) org: Option<String>,
+    pub(crate) basename: Option<String>,
+    pub(crate) finetune: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) size_label: Option<String>,
 }
 
 fn card_string(v: &Value) -> Option<String> {
@@ -125,6 +127,10 @@ fn source_entries(
 }
 
 impl ModelMetadata {
+    /// Derives the metadata of the model folder `model_dir` from its `README.md` model card,
+    /// its `config` (config.json's object), its `generation_config.json` object and its
+    /// parameter count (which gives `general.size_label` when the name has none). Never fails:
+    /// what cannot be read is skipped, or noted among the warnings the conversion reports.
     pub fn derive(
         model_dir: &Path,
         config: &Map<String, Value>,
@@ -138,7 +144,7 @@ impl ModelMetadata {
     /// count of the matrices the adapter changes (`-total`), so size labels in the folder name
     /// are kept unless much smaller, a `lora` part is not a finetune name, and no size label
     /// is made up from the count.
-    pub fn derive_adapter(
+    pub(crate) fn derive_adapter(
         adapter_dir: &Path,
         config: &Map<String, Value>,
         generation: Option<&Map<String, Value>>,
@@ -156,7 +162,7 @@ impl ModelMetadata {
     /// [`derive`](Self::derive) for a model with stacked experts: `experts` is gguf-py's
     /// (shared params, params of one expert, expert count), whose default size label is
     /// `{count}x{shared + one expert}`.
-    pub fn derive_with_experts(
+    pub(crate) fn derive_with_experts(
         model_dir: &Path,
         config: &Map<String, Value>,
         generation: Option<&Map<String, Value>>,
@@ -492,7 +498,7 @@ fn sampling_keys(gen: &Map<String, Value>) -> Vec<(&'static str, GgufValue)> {
 }
 
 /// gguf-py's `model_weight_count_rounded_notation(n, min_digits=2)`.
-pub fn size_label(params: u64) -> String {
+pub(crate) fn size_label(params: u64) -> String {
     let n = params as f64;
     let (scaled, suffix) = if n > 1e12 {
         (n * 1e-12, "T")
@@ -515,7 +521,7 @@ fn python_round(x: f64) -> i64 {
 }
 
 /// gguf-py's `Metadata.id_to_title`.
-pub fn id_to_title(s: &str) -> String {
+pub(crate) fn id_to_title(s: &str) -> String {
     s.trim()
         .replace('-', " ")
         .split_whitespace()
@@ -596,12 +602,13 @@ impl Tags {
     }
 }
 
-/// gguf-py's `Metadata.get_model_id_components`.
-pub fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
+/// gguf-py's `Metadata.get_model_id_components` (the tests compare it with gguf-py's).
+#[cfg(test)]
+pub(crate) fn model_id_components(model_id: &str, total_params: u64) -> IdComponents {
     id_components(model_id, total_params.min(i64::MAX as u64) as i64)
 }
 
-/// [`model_id_components`] with gguf-py's signed count (negative for a LoRA adapter).
+/// `model_id_components` with gguf-py's signed count (negative for a LoRA adapter).
 fn id_components(model_id: &str, total_params: i64) -> IdComponents {
     if model_id.contains(' ') {
         return IdComponents {

@@ -1,6 +1,6 @@
 //! The vision encoder + projector of a multimodal folder as its own GGUF, byte-identical to
 //! `convert_hf_to_gguf.py --mmproj` (`general.architecture` clip, `general.type` mmproj,
-//! `clip.*` keys, `v.*`/`mm.*` tensors). The projector family comes from [`arch::vision`].
+//! `clip.*` keys, `v.*`/`mm.*` tensors). The projector families are described in `arch/vision.rs`.
 
 use std::path::Path;
 
@@ -13,7 +13,7 @@ use crate::hparams::{read_json_object, read_optional_json};
 use crate::kv::KvList;
 use crate::metadata::ModelMetadata;
 use crate::tensors::PlannedTensor;
-use crate::{ConvertReport, HfToGgufOptions, OutType};
+use crate::{ConvertReport, OutType};
 
 /// The block-count keys of `MmprojModel.n_block_keys`.
 const N_BLOCK_KEYS: [&str; 8] = [
@@ -28,7 +28,8 @@ const N_BLOCK_KEYS: [&str; 8] = [
 ];
 
 /// The folder's `architectures[0]` and its projector description, with the vision config
-/// checked: an error naming the architecture when `--mmproj` cannot be written for it.
+/// checked: an error naming the architecture when `--mmproj` cannot be written for it (a text
+/// model, an unsupported projector, or a vision config missing a required key).
 pub fn check(model_dir: &Path) -> Result<(String, &'static dyn VisionArch, VisionHparams)> {
     let path = model_dir.join("config.json");
     let global = read_json_object(&path)?;
@@ -144,21 +145,11 @@ fn image_stats(v: &VisionHparams, key: &str) -> Result<Vec<f32>> {
     }
 }
 
-/// Writes the projector GGUF of the multimodal folder `model_dir` (weights `source`) to `out`.
-pub fn convert_mmproj(
-    model_dir: &Path,
-    source: &Checkpoint,
-    out: &Path,
-    opts: &HfToGgufOptions,
-) -> Result<ConvertReport> {
-    let (writer, mut report, _) = plan_mmproj(model_dir, source, opts.outtype)?;
-    report.outputs = crate::write_with_progress(writer, out, opts)?;
-    Ok(report)
-}
-
-/// Everything [`convert_mmproj`] decides, without writing: the KVs and lazy tensors of the
-/// projector GGUF, the report, and for each tensor (in order) the name of the checkpoint
-/// tensor it is made from (as the projector family filtered it).
+/// Plans the projector GGUF (`mmproj-*.gguf`, clip.cpp's file) of the multimodal folder
+/// `model_dir` (weights `source`) without writing it: the KVs and lazy tensors of the file
+/// (written with [`crate::write_with_progress`]), the report, and for each tensor (in order)
+/// the name of the checkpoint tensor it is made from (as the projector family filtered it).
+/// Fails as [`check`] does, and on a tensor the projector cannot map.
 pub fn plan_mmproj(
     model_dir: &Path,
     source: &Checkpoint,

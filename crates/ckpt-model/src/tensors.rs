@@ -13,11 +13,15 @@ const CHUNK: usize = 1 << 16;
 
 /// One output tensor before its data is produced.
 pub struct PlannedTensor {
+    /// The GGUF tensor name.
     pub name: String,
+    /// The checkpoint tensor its values come from.
     pub source: Tensor,
     /// Output shape (row-major), after the transforms.
     pub shape: Vec<u64>,
+    /// Applied in order to the source's f32 values.
     pub transforms: Vec<Transform>,
+    /// The type the data is encoded in.
     pub ggml_type: GgmlType,
     /// For a stacked mixture-of-experts tensor (`ffn_*_exps`): the per-expert sources in
     /// expert order (`source` is the first of them), each converted with `transforms`; `shape`
@@ -27,7 +31,11 @@ pub struct PlannedTensor {
 
 /// The converter's per-tensor type rule for a model-wide target type. Returns the type and, for
 /// a fallback, the reason.
-pub fn choose_type(name: &str, shape: &[u64], target: GgmlType) -> (GgmlType, Option<String>) {
+pub(crate) fn choose_type(
+    name: &str,
+    shape: &[u64],
+    target: GgmlType,
+) -> (GgmlType, Option<String>) {
     let always_f32 = shape.len() <= 1
         || name.ends_with("_norm.weight")
         || is_kept_f32(name)
@@ -77,7 +85,7 @@ fn source_err(t: &Tensor, msg: String) -> Error {
 }
 
 /// Widens the source to f32 exactly (bf16/f16 are exact in f32; f64 rounds like torch's `.float()`).
-pub fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
+pub(crate) fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
     let bytes = t.bytes()?;
     let unit = source_elem_size(t)?;
     let mut out = vec![0f32; bytes.len() / unit];
@@ -94,7 +102,7 @@ pub fn source_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 /// `LlamaModel.permute` on the outermost dimension.
-pub fn permute_rows(
+pub(crate) fn permute_rows(
     data: &[f32],
     shape: &[u64],
     heads: u64,
@@ -166,7 +174,7 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Encodes f32 values as `t` (rows of `n_per_row` elements).
-pub fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
+pub(crate) fn encode(t: GgmlType, data: &[f32], n_per_row: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     encode_into(t, data, n_per_row, &mut out)?;
     Ok(out)

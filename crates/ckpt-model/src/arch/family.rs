@@ -1,7 +1,7 @@
 //! Table-driven architectures: an architecture that follows the usual conventions is one
-//! [`Family`] value — its tensor kinds, the config defaults transformers fills in, the
+//! `Family` value — its tensor kinds, the config defaults transformers fills in, the
 //! hyperparameter keys that are plain copies of config fields, whether Q/K are permuted, which
-//! vocabulary loader applies — plus [`Hooks`] for the quirks that need code.
+//! vocabulary loader applies — plus `Hooks` for the quirks that need code.
 //!
 //! A mixture-of-experts family adds its expert kinds (`ffn_{gate,up,down}_exps`,
 //! `ffn_gate_inp`, shared experts) to `tensors`, `Param`s for its expert counts, and an
@@ -21,7 +21,7 @@ use crate::kv::KvList;
 /// A transformers config default, applied when config.json lacks the key (the converter reads
 /// `AutoConfig.to_dict()`).
 #[derive(Clone, Copy, Debug)]
-pub enum Dflt {
+pub(crate) enum Dflt {
     Num(&'static str, f64),
     Int(&'static str, u64),
     Flag(&'static str, bool),
@@ -35,7 +35,7 @@ pub enum Dflt {
 
 /// A hyperparameter key `{arch}.KEY` written after `TextModel.set_gguf_parameters`' common ones.
 #[derive(Clone, Copy, Debug)]
-pub enum Param {
+pub(crate) enum Param {
     /// The first config field present, required, as u32.
     U32(&'static str, &'static [&'static str]),
     /// Written when a field is present and not null.
@@ -63,7 +63,7 @@ pub enum Param {
 
 /// Which vocabulary loader the converter's `set_vocab` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Vocab {
+pub(crate) enum Vocab {
     /// `LlamaModel.set_vocab`: SentencePiece, else GPT-2 BPE; CodeLlama/Granite special cases.
     Llama,
     /// SentencePiece when there is a tokenizer.model, else GPT-2 BPE (`Qwen2Model.set_vocab`).
@@ -77,15 +77,15 @@ pub enum Vocab {
     Gpt2OrTiktoken(&'static crate::vocab::tiktoken::TiktokenScheme),
 }
 
-pub type ExtraTensorsFn = fn(&Hparams, &mut KvList) -> Result<Vec<Tensor>>;
-pub type TensorFirstFn = fn(&TensorRef, &Hparams) -> Result<Option<TensorAction>>;
-pub type ExpandFn = fn(&Tensor, Option<u32>, &Hparams, u32) -> Result<Option<Vec<Tensor>>>;
-pub type SourcesFn = fn(Vec<Tensor>, &Hparams, &mut KvList) -> Result<Vec<Tensor>>;
-pub type TransformsFn = fn(&TensorRef, &Hparams, &str, &mut Vec<Transform>) -> Result<()>;
+pub(crate) type ExtraTensorsFn = fn(&Hparams, &mut KvList) -> Result<Vec<Tensor>>;
+pub(crate) type TensorFirstFn = fn(&TensorRef, &Hparams) -> Result<Option<TensorAction>>;
+pub(crate) type ExpandFn = fn(&Tensor, Option<u32>, &Hparams, u32) -> Result<Option<Vec<Tensor>>>;
+pub(crate) type SourcesFn = fn(Vec<Tensor>, &Hparams, &mut KvList) -> Result<Vec<Tensor>>;
+pub(crate) type TransformsFn = fn(&TensorRef, &Hparams, &str, &mut Vec<Transform>) -> Result<()>;
 
 /// Code for what the tables cannot say.
 #[derive(Clone, Copy, Default)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     /// More config defaults or rewrites, after [`Family::defaults`].
     pub config: Option<fn(&mut Hparams)>,
     /// Tensors generated from the config (placed first); KVs added go right after
@@ -129,7 +129,7 @@ pub struct Experts {
 }
 
 impl Hooks {
-    pub const NONE: Hooks = Hooks {
+    pub(crate) const NONE: Hooks = Hooks {
         config: None,
         extra_tensors: None,
         tensor_first: None,
@@ -145,7 +145,7 @@ impl Hooks {
 }
 
 /// One table-driven architecture.
-pub struct Family {
+pub(crate) struct Family {
     pub hf_names: &'static [&'static str],
     pub gguf_arch: &'static str,
     /// config.json `model_type` written by the export.
@@ -163,7 +163,7 @@ pub struct Family {
 }
 
 /// The tensors of a Llama-style decoder (gguf-py `MODEL_TENSORS[LLAMA]` minus MoE).
-pub const LLAMA_TENSORS: &[Kind] = &[
+pub(crate) const LLAMA_TENSORS: &[Kind] = &[
     Kind::TokenEmbd,
     Kind::OutputNorm,
     Kind::Output,
@@ -179,7 +179,7 @@ pub const LLAMA_TENSORS: &[Kind] = &[
     Kind::FfnUp,
 ];
 
-pub fn apply_defaults(hp: &mut Hparams, defaults: &[Dflt]) {
+pub(crate) fn apply_defaults(hp: &mut Hparams, defaults: &[Dflt]) {
     for d in defaults {
         match *d {
             Dflt::Num(k, v) => hp.default(k, json!(v)),
@@ -224,7 +224,11 @@ fn truthy(v: &Value) -> bool {
 }
 
 /// Writes the declarative keys of `params` for architecture `arch`.
-pub fn write_params_list(ctx: &mut ParamContext, arch: &str, params: &[Param]) -> Result<()> {
+pub(crate) fn write_params_list(
+    ctx: &mut ParamContext,
+    arch: &str,
+    params: &[Param],
+) -> Result<()> {
     let hp = ctx.hp;
     for p in params {
         match *p {
@@ -332,21 +336,26 @@ pub type JoinShapeFn = fn(&[&[u64]]) -> std::result::Result<Vec<u64>, String>;
 /// Puts split tensors back together: `(values, shape)` of each part -> the fused values.
 pub type JoinFn = fn(&[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String>;
 
-/// One config.json field that a GGUF key was copied from (the inverse of a [`Param`]).
+/// One config.json field that a GGUF key was copied from (the inverse of the family's
+/// declarative parameter list).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConfigField {
     /// The GGUF key without the `{arch}.` prefix.
     pub key: &'static str,
     /// The config.json field to write.
     pub field: &'static str,
+    /// How the value is written.
     pub kind: FieldKind,
 }
 
 /// How a [`ConfigField`]'s GGUF value is written to config.json.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldKind {
+    /// A JSON integer.
     Int,
+    /// A JSON number (the GGUF value is an f32).
     Float,
+    /// A JSON boolean.
     Bool,
 }
 
@@ -368,7 +377,7 @@ fn field_of(fields: &'static [&'static str], defaults: &[Dflt], more: &[&str]) -
 }
 
 /// The expert keys `TextModel.set_gguf_parameters` copies (see [`super::write_base_params`]).
-pub const BASE_EXPERT_PARAMS: &[Param] = &[
+pub(crate) const BASE_EXPERT_PARAMS: &[Param] = &[
     Param::OptU32(
         "expert_count",
         &["num_local_experts", "num_experts", "n_routed_experts"],

@@ -13,9 +13,9 @@ use crate::hparams::{read_json_object, Hparams};
 use crate::kv::KvList;
 use crate::vocab::{self, special::SpecialVocab};
 
-pub struct Gemma;
-pub struct Gemma2;
-pub struct Gemma3;
+pub(crate) struct Gemma;
+pub(crate) struct Gemma2;
+pub(crate) struct Gemma3;
 /// `Gemma3TextModel` (EmbeddingGemma, GGUF arch "gemma-embedding"): Gemma 3 without the
 /// `model.` prefix, the window as config.json states it, sentence-transformers pooling. The
 /// `2_Dense`/`3_Dense` projections are converted only on the converter's opt-in

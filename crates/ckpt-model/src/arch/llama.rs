@@ -9,15 +9,6 @@ use crate::hparams::{read_optional_json, Hparams};
 use crate::kv::KvList;
 use crate::vocab;
 
-/// transformers' LlamaConfig defaults that show up in `to_dict()` (after the family's own
-/// `max_position_embeddings`).
-pub const LLAMA_DEFAULTS: &[Dflt] = &[
-    Dflt::Copy("num_key_value_heads", "num_attention_heads"),
-    Dflt::HeadDim,
-    Dflt::Num("rms_norm_eps", 1e-6),
-    Dflt::RopeTheta(10000.0),
-];
-
 /// `LlamaModel.set_gguf_parameters` after the common keys.
 pub const LLAMA_PARAMS: &[Param] = &[Param::U32("vocab_size", &["vocab_size"]), Param::RopeDims];
 

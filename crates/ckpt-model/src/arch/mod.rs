@@ -3,22 +3,22 @@
 //! the config keys written as GGUF keys, and which vocabulary loader applies. The converter in
 //! `lib.rs` only walks these descriptions.
 
-pub mod bert;
-pub mod deepseek;
-pub mod dense;
-pub mod dense2;
+pub(crate) mod bert;
+pub(crate) mod deepseek;
+pub(crate) mod dense;
+pub(crate) mod dense2;
 pub mod family;
 pub mod gemma;
-pub mod gpt2;
-pub mod llama;
-pub mod llama4;
-pub mod moe;
-pub mod multimodal;
-pub mod phi3;
+pub(crate) mod gpt2;
+pub(crate) mod llama;
+pub(crate) mod llama4;
+pub(crate) mod moe;
+pub(crate) mod multimodal;
+pub(crate) mod phi3;
 pub mod qwen;
-pub mod split;
-pub mod tensor_map;
-pub mod vision;
+pub(crate) mod split;
+pub(crate) mod tensor_map;
+pub(crate) mod vision;
 
 use std::path::Path;
 
@@ -28,23 +28,36 @@ use serde_json::Value;
 
 use crate::hparams::Hparams;
 use crate::kv::KvList;
-pub use tensor_map::Kind;
+pub(crate) use tensor_map::Kind;
 
 /// A transformation applied to a tensor's f32 values before it is stored.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Transform {
     /// llama.cpp's `LlamaModel.permute`: rows viewed as [heads, 2, rows/heads/2] with the two
     /// inner axes swapped (HF rotate-half layout -> interleaved pairs).
-    PermuteRows { heads: u64 },
+    PermuteRows {
+        /// The head count of the projection (`num_attention_heads` for Q,
+        /// `num_key_value_heads` for K).
+        heads: u64,
+    },
     /// Gemma's RMSNorm stores weight - 1: add the 1 back. `in_f16` when the checkpoint is f16
     /// (the converter adds in the source precision, f32 otherwise).
-    AddOne { in_f16: bool },
+    AddOne {
+        /// Add in f16 (the checkpoint's precision) rather than in f32.
+        in_f16: bool,
+    },
     /// Keep only the first `rows` rows (Gemma 3 drops embedding rows beyond the real vocabulary).
     /// Like the converter's Python slice `t[:rows]`, a tensor with fewer rows is kept whole.
-    TruncateRows { rows: u64 },
+    TruncateRows {
+        /// Rows kept.
+        rows: u64,
+    },
     /// Drop the first `rows` rows (the converter's `t[rows:]`: RoBERTa position embeddings start
     /// at `pad_token_id + 1`).
-    SkipRows { rows: u64 },
+    SkipRows {
+        /// Rows dropped from the start.
+        rows: u64,
+    },
     /// HF `Conv1D` weights are stored transposed (GPT-2): swap the two dimensions.
     Transpose,
     /// torch's `squeeze(1)`: drops dimension 1 when it has size 1 (LFM2's short-conv kernels
@@ -52,24 +65,35 @@ pub enum Transform {
     SqueezeDim1,
     /// GLM-4's `normal_to_neox` (M-RoPE checkpoints): within each head of `head_dim` rows, the
     /// first `rotary_dim` rows reordered even rows first, then odd ones; the rest unchanged.
-    NeoxRotary { head_dim: u64, rotary_dim: u64 },
+    NeoxRotary {
+        /// Rows per head.
+        head_dim: u64,
+        /// Rows of each head that carry the rotary embedding (even, at most `head_dim`).
+        rotary_dim: u64,
+    },
     /// torch's `t[:, :, index]` on a tensor of at least three dimensions (dimension 2 is
     /// dropped): Qwen2-VL's Conv3D patch embedding split into one Conv2D per temporal slice.
     /// Not row-local: converted as a whole tensor (a patch embedding is small).
-    TakeDim2 { index: u64 },
+    TakeDim2 {
+        /// The index kept along dimension 2.
+        index: u64,
+    },
     /// Rows `[index * n/3, (index + 1) * n/3)` of a tensor of `n` rows: one of Q, K, V cut
     /// from a fused QKV projection (weight or bias).
-    ThirdOfRows { index: u64 },
+    ThirdOfRows {
+        /// 0 for Q, 1 for K, 2 for V.
+        index: u64,
+    },
 }
 
 impl Transform {
     /// Whether the transform needs the whole tensor at once (not row-local).
-    pub fn whole(&self) -> bool {
+    pub(crate) fn whole(&self) -> bool {
         matches!(self, Transform::Transpose | Transform::TakeDim2 { .. })
     }
 
     /// Whether the transform applies to a tensor of this shape (checked before anything is written).
-    pub fn check(&self, shape: &[u64]) -> Result<(), String> {
+    pub(crate) fn check(&self, shape: &[u64]) -> Result<(), String> {
         match self {
             Transform::PermuteRows { heads } => {
                 let rows = shape.first().copied().unwrap_or(1);
@@ -131,7 +155,7 @@ impl Transform {
     }
 
     /// The shape after this transform.
-    pub fn output_shape(&self, shape: &[u64]) -> Vec<u64> {
+    pub(crate) fn output_shape(&self, shape: &[u64]) -> Vec<u64> {
         match self {
             Transform::TruncateRows { rows } => {
                 let mut s = shape.to_vec();
@@ -168,7 +192,9 @@ impl Transform {
 pub enum TensorAction {
     /// Store it under this GGUF name after these transforms.
     Keep {
+        /// The GGUF tensor name (`blk.N.attn_q.weight`, …).
         name: String,
+        /// Applied in order to the f32 values before the output type is encoded.
         transforms: Vec<Transform>,
     },
     /// Not part of the GGUF model (the converter drops it on purpose).
@@ -177,29 +203,47 @@ pub enum TensorAction {
 
 /// The HF tensor an architecture is asked about.
 pub struct TensorRef<'a> {
+    /// The Hugging Face tensor name (after the converter's generic renames).
     pub name: &'a str,
     /// First all-digit component of the name (the converter's block id).
     pub bid: Option<u32>,
+    /// The tensor's dtype in the checkpoint.
     pub dtype: ckpt_core::DType,
+    /// The model folder (some architectures read side files such as `modules.json`).
     pub model_dir: &'a Path,
 }
 
-/// Everything the parameter writers need.
+/// Everything the parameter writers need ([`Architecture::write_params`]).
 pub struct ParamContext<'a> {
+    /// The model's config.json.
     pub hp: &'a Hparams,
+    /// The KV list the `{arch}.*` keys are added to.
     pub kv: &'a mut KvList,
+    /// `{arch}.block_count`: the number of transformer layers.
     pub block_count: u32,
+    /// `general.file_type` (llama.cpp's `llama_ftype` number).
     pub file_type: u32,
 }
 
+/// Everything the tokenizer writers need ([`Architecture::write_vocab`]).
 pub struct VocabContext<'a> {
+    /// The model folder holding the tokenizer files.
     pub dir: &'a Path,
+    /// The model's config.json.
     pub hp: &'a Hparams,
+    /// The KV list the `tokenizer.ggml.*` keys are added to.
     pub kv: &'a mut KvList,
+    /// The pre-tokenizer name to write instead of the one the BPE fingerprint gives
+    /// ([`crate::HfToGgufOptions::pre_tokenizer`]).
     pub pre_override: Option<&'a str>,
+    /// Where problems worth telling the user are added.
     pub warnings: &'a mut Vec<String>,
 }
 
+/// One supported Hugging Face architecture as the converter handles it (its `TextModel`
+/// subclass): config defaults, tensor names and transforms, and the GGUF keys it writes. The
+/// GGUF -> Hugging Face export reads the same description backwards. All descriptions are in
+/// [`registry`].
 pub trait Architecture: Sync {
     /// `architectures[0]` values of config.json handled by this description.
     fn hf_names(&self) -> &'static [&'static str];
@@ -218,7 +262,8 @@ pub trait Architecture: Sync {
     /// [`hf_names`]: Architecture::hf_names
     fn model_type(&self) -> &'static str;
     /// The GGUF tensors this architecture has (gguf-py's `MODEL_TENSORS` entry); HF names are
-    /// mapped through the shared [`tensor_map::TENSOR_MAP`] restricted to these kinds.
+    /// mapped through the shared tensor name table (gguf-py's `TensorNameMap`) restricted to
+    /// these kinds.
     fn tensors(&self) -> &'static [Kind];
     /// Module path prefixes of this family's checkpoints: the GGUF -> Hugging Face export writes
     /// the first spelling of each kind that starts with one of them.
@@ -351,6 +396,7 @@ static REGISTRY: &[&dyn Architecture] = &[
     &multimodal::QWEN3VLMOE,
 ];
 
+/// Every architecture description, in the order they are tried.
 pub fn registry() -> &'static [&'static dyn Architecture] {
     REGISTRY
 }
@@ -364,7 +410,7 @@ pub fn find_gguf(gguf_arch: &str) -> Option<&'static dyn Architecture> {
         .find(|a| a.gguf_arch() == gguf_arch)
 }
 
-pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
+pub(crate) fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
     registry()
         .iter()
         .copied()
@@ -373,24 +419,28 @@ pub fn find(hf_arch: &str) -> Option<&'static dyn Architecture> {
 
 /// The description converting a config.json whose `architectures[0]` is `hf_arch`: [`find`],
 /// then its [`Architecture::variant`] for this config.
-pub fn find_for(hf_arch: &str, hp: &Hparams) -> Option<&'static dyn Architecture> {
+pub(crate) fn find_for(hf_arch: &str, hp: &Hparams) -> Option<&'static dyn Architecture> {
     let arch = find(hf_arch)?;
     Some(arch.variant(hp).unwrap_or(arch))
 }
 
 /// The shared map's GGUF name for `t`, or the error naming the tensor.
-pub fn map_or_err(arch: &dyn Architecture, t: &TensorRef, block_count: u32) -> Result<String> {
+pub(crate) fn map_or_err(
+    arch: &dyn Architecture,
+    t: &TensorRef,
+    block_count: u32,
+) -> Result<String> {
     arch.map_name(t.name, t.bid, block_count)
         .ok_or_else(|| unmapped(t.name, arch.gguf_arch()))
 }
 
-pub fn unmapped(hf_name: &str, arch: &str) -> Error {
+pub(crate) fn unmapped(hf_name: &str, arch: &str) -> Error {
     Error::Unsupported(format!("cannot map tensor '{hf_name}' to a GGUF name for architecture {arch} (no rule for it; refusing to drop it silently)"))
 }
 
 /// The rope settings the converter reads: `rope_parameters`/`rope_scaling` with the top-level
 /// `rope_theta` etc. mirrored in.
-pub fn rope_parameters(hp: &Hparams) -> serde_json::Map<String, Value> {
+pub(crate) fn rope_parameters(hp: &Hparams) -> serde_json::Map<String, Value> {
     let mut rp = match hp.get("rope_parameters").or_else(|| hp.get("rope_scaling")) {
         Some(Value::Object(m)) => m.clone(),
         _ => serde_json::Map::new(),
@@ -463,7 +513,7 @@ fn as_u32(v: &Value, what: &str, hp: &Hparams) -> Result<u32> {
 }
 
 /// `TextModel.set_gguf_parameters`, the keys every text model starts with.
-pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
+pub(crate) fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
     let hp = ctx.hp;
     let kv = &mut *ctx.kv;
     kv.u32(&format!("{arch}.block_count"), ctx.block_count);
@@ -635,7 +685,7 @@ pub fn write_base_params(ctx: &mut ParamContext, arch: &str) -> Result<()> {
 }
 
 /// The (n_head, n_kv_head) pair the Q/K permutation needs.
-pub fn head_counts(hp: &Hparams) -> Result<(u32, u32)> {
+pub(crate) fn head_counts(hp: &Hparams) -> Result<(u32, u32)> {
     let n_head = hp.require_u32(&["n_heads", "num_attention_heads"])?;
     let n_kv = hp
         .find_u32(&["n_kv_heads", "num_key_value_heads"])?

@@ -50,7 +50,7 @@ const QWEN_DEFAULTS: &[Dflt] = &[
 
 /// `Qwen2ForCausalLM` (GGUF arch "qwen2"): Llama tensor names without the Q/K permutation,
 /// q/k/v biases.
-pub static QWEN2: Family = Family {
+pub(crate) static QWEN2: Family = Family {
     hf_names: &["Qwen2ForCausalLM"],
     gguf_arch: "qwen2",
     model_type: "qwen2",
@@ -64,7 +64,7 @@ pub static QWEN2: Family = Family {
 };
 
 /// `Qwen3ForCausalLM` ("qwen3"): q/k norms.
-pub static QWEN3: Family = Family {
+pub(crate) static QWEN3: Family = Family {
     hf_names: &["Qwen3ForCausalLM", "Qwen3Model"],
     gguf_arch: "qwen3",
     model_type: "qwen3",
@@ -178,7 +178,7 @@ pub(crate) fn write_pooling_type(
     Ok(())
 }
 
-pub fn qwen_vocab(ctx: &mut VocabContext) -> Result<()> {
+pub(crate) fn qwen_vocab(ctx: &mut VocabContext) -> Result<()> {
     let vocab_size = ctx.hp.find_u32(&["vocab_size"])?.map(|v| v as usize);
     if ctx.dir.join("tokenizer.model").is_file() {
         vocab::write_sentencepiece(ctx.dir, vocab_size, ctx.kv, ctx.warnings)?;

@@ -13,15 +13,16 @@ use super::pre_hashes::KNOWN_PRE_TOKENIZERS;
 use super::{looks_special, TokenType};
 
 /// llama.cpp's pre-tokenizer probe text (`chktxt` in `get_vocab_base_pre`).
-pub const CHECK_TEXT: &str = "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n\u{1f680} (normal) \u{1f636}\u{200d}\u{1f32b}\u{fe0f} (multiple emojis concatenated) \u{2705} \u{1f999}\u{1f999} 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 \u{1780}\u{17b6}\u{1793}\u{17cb}\u{178f}\u{17c2}\u{1796}\u{17b7}\u{179f}\u{17c1}\u{179f}\u{17a2}\u{17b6}\u{1785}\u{1f601} ?\u{6211}\u{60f3}\u{5728}apple\u{5de5}\u{4f5c}1314151\u{5929}\u{ff5e} ------======= \u{43d}\u{435}\u{449}\u{43e} \u{43d}\u{430} \u{411}\u{44a}\u{43b}\u{433}\u{430}\u{440}\u{441}\u{43a}\u{438} ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL";
+pub(crate) const CHECK_TEXT: &str = "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n\u{1f680} (normal) \u{1f636}\u{200d}\u{1f32b}\u{fe0f} (multiple emojis concatenated) \u{2705} \u{1f999}\u{1f999} 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 \u{1780}\u{17b6}\u{1793}\u{17cb}\u{178f}\u{17c2}\u{1796}\u{17b7}\u{179f}\u{17c1}\u{179f}\u{17a2}\u{17b6}\u{1785}\u{1f601} ?\u{6211}\u{60f3}\u{5728}apple\u{5de5}\u{4f5c}1314151\u{5929}\u{ff5e} ------======= \u{43d}\u{435}\u{449}\u{43e} \u{43d}\u{430} \u{411}\u{44a}\u{43b}\u{433}\u{430}\u{440}\u{441}\u{43a}\u{438} ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL";
 
-pub struct BpeVocab {
+pub(crate) struct BpeVocab {
     pub tokens: Vec<String>,
     pub types: Vec<TokenType>,
     pub pre: String,
-    pub pre_hash: String,
 }
 
+/// Loads a `tokenizer.json` with the `tokenizers` crate; fails when the file cannot be read or
+/// is not a tokenizer that crate understands.
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     let bytes = ckpt_core::hf::read_side_file(path)?;
     Tokenizer::from_bytes(bytes)
@@ -46,12 +47,12 @@ pub fn pre_tokenizer_hash(tokenizer: &Tokenizer, path: &Path) -> Result<String> 
     Ok(hex(&Sha256::digest(text.as_bytes())))
 }
 
-/// Every (fingerprint, pre-tokenizer name) pair the converter knows, in its order.
+/// Every (fingerprint, pre-tokenizer name) pair (`tokenizer.ggml.pre`) the converter knows, in its order.
 pub fn known_pre_tokenizers() -> &'static [(&'static str, &'static str)] {
     KNOWN_PRE_TOKENIZERS
 }
 
-pub fn known_pre_tokenizer(hash: &str) -> Option<&'static str> {
+pub(crate) fn known_pre_tokenizer(hash: &str) -> Option<&'static str> {
     KNOWN_PRE_TOKENIZERS
         .iter()
         .rev()
@@ -61,7 +62,7 @@ pub fn known_pre_tokenizer(hash: &str) -> Option<&'static str> {
 
 /// The pre-tokenizer name: the override when given, else the one the converter lists for
 /// `hash`, else an error naming the hash (the converter refuses an unknown one too).
-pub fn resolve_pre(hash: &str, pre_override: Option<&str>, path: &Path) -> Result<String> {
+pub(crate) fn resolve_pre(hash: &str, pre_override: Option<&str>, path: &Path) -> Result<String> {
     match (pre_override, known_pre_tokenizer(hash)) {
         (Some(p), _) => Ok(p.to_string()),
         (None, Some(p)) => Ok(p.to_string()),
@@ -73,12 +74,16 @@ pub fn resolve_pre(hash: &str, pre_override: Option<&str>, path: &Path) -> Resul
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Tokens and types for ids 0..vocab_size, plus the pre-tokenizer name.
-pub fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -> Result<BpeVocab> {
+pub(crate) fn load(
+    dir: &Path,
+    vocab_size: Option<usize>,
+    pre_override: Option<&str>,
+) -> Result<BpeVocab> {
     let path = dir.join("tokenizer.json");
     let tokenizer = load_tokenizer(&path)?;
     let vocab: HashMap<String, u32> = tokenizer.get_vocab(true);
@@ -130,12 +135,7 @@ pub fn load(dir: &Path, vocab_size: Option<usize>, pre_override: Option<&str>) -
         }
         tokens.push(token);
     }
-    Ok(BpeVocab {
-        tokens,
-        types,
-        pre,
-        pre_hash,
-    })
+    Ok(BpeVocab { tokens, types, pre })
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 pub mod bpe;
 mod pre_hashes;
 pub mod special;
-pub mod spm;
-pub mod tiktoken;
+pub(crate) mod spm;
+pub(crate) mod tiktoken;
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ use spm::{PieceType, SentencePieceModel};
 
 /// llama.cpp's `llama_token_type` as stored in `tokenizer.ggml.token_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenType {
+pub(crate) enum TokenType {
     Normal = 1,
     Unknown = 2,
     Control = 3,
@@ -30,23 +30,22 @@ pub enum TokenType {
 }
 
 /// The converter's `does_token_look_special`: added tokens some models forget to mark special.
-pub fn looks_special(token: &str) -> bool {
+pub(crate) fn looks_special(token: &str) -> bool {
     matches!(token, "<pad>" | "<mask>" | "<2mass>" | "[@BOS@]")
         || (token.starts_with("<|") && token.ends_with("|>"))
         || (token.starts_with("<\u{ff5c}") && token.ends_with("\u{ff5c}>"))
         || (token.starts_with("<unused") && token.ends_with('>'))
 }
 
-pub struct SpmVocab {
+pub(crate) struct SpmVocab {
     pub tokens: Vec<String>,
     pub scores: Vec<f32>,
     pub types: Vec<TokenType>,
-    pub model: SentencePieceModel,
 }
 
 /// `_create_vocab_sentencepiece`: pieces of tokenizer.model, then added_tokens.json and the
 /// `added_tokens_decoder` of tokenizer_config.json, padded to the config's vocab size.
-pub fn sentencepiece_vocab(
+pub(crate) fn sentencepiece_vocab(
     dir: &Path,
     vocab_size: Option<usize>,
     warnings: &mut Vec<String>,
@@ -137,7 +136,6 @@ pub fn sentencepiece_vocab(
         tokens,
         scores,
         types,
-        model,
     })
 }
 
@@ -146,7 +144,7 @@ fn type_array(types: &[TokenType]) -> GgufValue {
 }
 
 /// `_set_vocab_sentencepiece`.
-pub fn write_sentencepiece(
+pub(crate) fn write_sentencepiece(
     dir: &Path,
     vocab_size: Option<usize>,
     kv: &mut KvList,
@@ -174,7 +172,7 @@ pub fn write_sentencepiece(
 /// Unigram pieces with fairseq's id shift (`<s> <pad> </s> <unk>` first, the rest moved up by
 /// one, the last dropped), for llama.cpp's "t5" tokenizer, with the normalizer settings;
 /// `mask_at` puts `<mask>` at that id (nomic-bert-moe).
-pub fn write_xlmroberta(
+pub(crate) fn write_xlmroberta(
     dir: &Path,
     vocab_size: Option<usize>,
     type_count: u32,
@@ -479,7 +477,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// `_set_vocab_gpt2`.
-pub fn write_gpt2(
+pub(crate) fn write_gpt2(
     dir: &Path,
     vocab_size: Option<usize>,
     pre_override: Option<&str>,
@@ -505,7 +503,7 @@ pub fn write_gpt2(
 
 /// Whether tokenizer.json is a SentencePiece-style BPE (byte fallback), which the converter
 /// reads through transformers' LlamaTokenizer ("LlamaHfVocab") rather than as GPT-2 BPE.
-pub fn is_llama_hf_tokenizer(dir: &Path) -> Result<bool> {
+pub(crate) fn is_llama_hf_tokenizer(dir: &Path) -> Result<bool> {
     let path = dir.join("tokenizer.json");
     let Some(tok) = read_optional_json(&path)? else {
         return Ok(false);

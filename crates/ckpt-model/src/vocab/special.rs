@@ -11,18 +11,19 @@ use serde_json::{Map, Value};
 use crate::hparams::{read_json_object, read_optional_json};
 use crate::kv::KvList;
 
+/// The special-token metadata of a tokenizer folder, as gguf-py's `SpecialVocab` gathers it.
 pub struct SpecialVocab {
-    pub merges: Vec<String>,
+    pub(crate) merges: Vec<String>,
     load_merges: bool,
     n_vocab: Option<usize>,
     types: Vec<&'static str>,
     /// (type, id) in the order they were found.
-    pub ids: Vec<(&'static str, u32)>,
-    pub add: Vec<(&'static str, bool)>,
-    pub chat_template: Option<Value>,
+    pub(crate) ids: Vec<(&'static str, u32)>,
+    pub(crate) add: Vec<(&'static str, bool)>,
+    pub(crate) chat_template: Option<Value>,
     lowercase: Option<bool>,
     strip_accents: Option<bool>,
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 const DEFAULT_TYPES: [&str; 7] = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"];
@@ -32,12 +33,15 @@ fn str_of<'a>(cfg: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a str>
 }
 
 impl SpecialVocab {
+    /// `SpecialVocab(dir, load_merges, n_vocab=n_vocab)` with the default token types (bos,
+    /// eos, unk, sep, pad, cls, mask); ids at or above `n_vocab` are left out with a warning.
+    /// Fails when one of the files cannot be read or parsed, or gives a negative token id.
     pub fn load(dir: &Path, load_merges: bool, n_vocab: Option<usize>) -> Result<SpecialVocab> {
         Self::load_with_types(dir, load_merges, n_vocab, &DEFAULT_TYPES)
     }
 
     /// `SpecialVocab(dir, special_token_types=types)`.
-    pub fn load_with_types(
+    pub(crate) fn load_with_types(
         dir: &Path,
         load_merges: bool,
         n_vocab: Option<usize>,
@@ -76,7 +80,7 @@ impl SpecialVocab {
         }
     }
 
-    pub fn set_special(
+    pub(crate) fn set_special(
         &mut self,
         typ: &'static str,
         id: Option<&Value>,
@@ -514,7 +518,7 @@ fn load_chat_template(dir: &Path, config: &Map<String, Value>) -> Result<Option<
 
 /// tokenizer.json merges: "a b" strings as they are, or [a, b] pairs joined with a space after
 /// encoding literal spaces inside a part as U+0120 (what the converter does since transformers 4.45).
-pub fn convert_merges(merges: &[Value], path: &Path) -> Result<Vec<String>> {
+pub(crate) fn convert_merges(merges: &[Value], path: &Path) -> Result<Vec<String>> {
     let Some(first) = merges.first() else {
         return Ok(Vec::new());
     };
