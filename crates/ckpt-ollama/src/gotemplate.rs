@@ -14,13 +14,13 @@
 use std::collections::HashMap;
 
 /// Go's builtin template functions (text/template/funcs.go).
-pub const GO_BUILTINS: &[&str] = &[
+pub(crate) const GO_BUILTINS: &[&str] = &[
     "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
     "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
 ];
 
 /// The functions Ollama adds (`funcs` in template/template.go).
-pub const OLLAMA_FUNCS: &[&str] = &["json", "currentDate", "yesterdayDate", "toTypeScriptType"];
+pub(crate) const OLLAMA_FUNCS: &[&str] = &["json", "currentDate", "yesterdayDate", "toTypeScriptType"];
 
 /// Parses `text` as Ollama does (Go's parser with Go's builtins and Ollama's functions, then
 /// Ollama's variable walk). The error is the text Ollama reports after `template error: `.
@@ -36,7 +36,7 @@ pub fn check_ollama_template(text: &str) -> Result<(), String> {
 
 /// What a successful parse reports.
 #[derive(Debug, Clone, Default)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     /// Names of the templates defined (`define`/`block`), plus `""` for the top level.
     pub templates: Vec<String>,
     /// Some `{{template "x"}}` has no pipeline (Ollama refuses these).
@@ -49,7 +49,7 @@ pub struct Parsed {
 
 /// Ollama's `Template.Vars()` of a template it accepts (used for capabilities: `tools`,
 /// `suffix` → insert).
-pub fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
     let funcs: Vec<&str> = GO_BUILTINS.iter().chain(OLLAMA_FUNCS).copied().collect();
     let parsed = parse(text, &funcs)?;
     if parsed.template_without_pipeline {
@@ -60,7 +60,7 @@ pub fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
 
 /// Parses `text` with Go's `text/template` rules and the given function names; the error is Go's
 /// message (`template: :LINE: …`).
-pub fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
+pub(crate) fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
     let items = lex(text);
     let mut p = Parser {
         items,
