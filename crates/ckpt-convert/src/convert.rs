@@ -58,7 +58,7 @@ pub struct ConvertOptions {
     /// Cast the float tensors (F64/F32/F16/BF16, and FP8 widened) to this dtype ([`cast`](crate::cast)).
     pub dtype: Option<DType>,
     /// Split the output into shards of at most this many bytes (transformers'
-    /// `max_shard_size`), written as a model folder with an index.
+    /// `max_shard_size`), written as a model folder (with an index when there are several).
     pub max_shard_size: Option<u64>,
     /// Write every tensor that shares memory with another as its own copy instead of keeping one
     /// name and recording the others as `dropped -> kept` metadata.
@@ -109,7 +109,8 @@ pub struct ConvertReport {
 pub struct Plan {
     /// The tensors to write, in source order (lazy: cast when their bytes are read).
     pub tensors: Vec<Tensor>,
-    /// The safetensors `__metadata__` to write (`format: pt` and the `dropped -> kept` aliases).
+    /// The safetensors `__metadata__` to write (`format: pt` and the `dropped -> kept` aliases;
+    /// empty for a `.bin`).
     pub metadata: BTreeMap<String, String>,
     /// Names left out because they share memory with a kept tensor: dropped name -> kept name.
     pub dropped: BTreeMap<String, String>,

@@ -61,7 +61,8 @@ pub struct DiffReport {
     pub identical_bytes: usize,
     /// How many compared tensors are within `tolerance` (the byte-identical ones included).
     pub within_tolerance: usize,
-    /// How many compared tensors differ by more than `tolerance` (or in shape or dtype).
+    /// How many compared tensors are not within `tolerance` (shape mismatches and tensors whose
+    /// values could not be compared included).
     pub different: usize,
     /// The max abs error allowed for a tensor to count as the same.
     pub tolerance: f64,

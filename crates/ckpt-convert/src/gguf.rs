@@ -211,8 +211,8 @@ pub struct GgufReport {
     pub bytes: u64,
     /// Tensors stored in another type than requested, and why.
     pub fallbacks: Vec<String>,
-    /// Tensors of the checkpoint the converter leaves out by design (as convert_hf_to_gguf.py
-    /// does, e.g. rotary caches).
+    /// Tensors of the checkpoint the converter leaves out by design, as convert_hf_to_gguf.py
+    /// does.
     pub dropped: Vec<String>,
     /// Things the user should know that did not stop the conversion.
     pub warnings: Vec<String>,

@@ -79,7 +79,7 @@ impl Hub {
         }
     }
     /// A connection configured from the environment ([`HubConfig::from_env`]).
-    pub fn from_env() -> Hub {
+    pub(crate) fn from_env() -> Hub {
         Hub::new(HubConfig::from_env())
     }
     /// The configuration this connection uses.
