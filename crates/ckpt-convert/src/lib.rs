@@ -34,6 +34,7 @@
 //! let written = open(&out, &OpenOptions::default())?;
 //! let d = ckpt_convert::diff::diff(&expected, &written, &Default::default(), 0.0)?;
 //! assert!(d.same && d.identical_bytes == expected.tensors.len());
+//! assert_eq!(written.metadata, expected.metadata); // `format: pt` and the dropped -> kept names
 //! # Ok(())
 //! # }
 //! ```

@@ -70,7 +70,8 @@ pub enum RemoteError {
         /// The server's error message (its `X-Error-Message` or body), possibly empty.
         msg: String,
     },
-    /// No response: DNS, connection or TLS failure, or a timeout (after retries).
+    /// No response: a connection, TLS or timeout failure after retries (or HF_HUB_OFFLINE:
+    /// no request was sent).
     #[error("{url}: {msg}")]
     Network {
         /// The URL asked.
@@ -131,7 +132,7 @@ pub enum RemoteError {
         /// The cache folder looked in.
         cache: PathBuf,
     },
-    /// A wrong request: bad options, a path or revision ckpt refuses, an existing output.
+    /// A wrong request: bad options, or a path, revision or name ckpt refuses.
     #[error("{0}")]
     Usage(String),
     /// The server answered something that is not what the Hub API answers (bad JSON, a missing

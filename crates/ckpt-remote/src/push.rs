@@ -131,7 +131,7 @@ pub struct PullRequest {
     pub number: u64,
     /// `refs/pr/N`: pass it as the revision to pull or push more commits to the PR.
     pub revision: String,
-    /// Its discussion page.
+    /// Its page on the Hub (the commit answer's `pullRequestUrl`).
     pub url: String,
 }
 
@@ -144,7 +144,7 @@ pub struct PushReport {
     pub revision: String,
     /// None when nothing changed (every file was already there), so no commit was made.
     pub commit: Option<String>,
-    /// The commit's page on the Hub, when a commit was made.
+    /// The commit's page on the Hub (the commit answer's `commitUrl`), when a commit was made.
     pub commit_url: Option<String>,
     /// The pull request opened, with [`PushOptions::create_pr`].
     pub pull_request: Option<PullRequest>,
