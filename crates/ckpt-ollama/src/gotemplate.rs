@@ -20,7 +20,8 @@ pub(crate) const GO_BUILTINS: &[&str] = &[
 ];
 
 /// The functions Ollama adds (`funcs` in template/template.go).
-pub(crate) const OLLAMA_FUNCS: &[&str] = &["json", "currentDate", "yesterdayDate", "toTypeScriptType"];
+pub(crate) const OLLAMA_FUNCS: &[&str] =
+    &["json", "currentDate", "yesterdayDate", "toTypeScriptType"];
 
 /// Parses `text` as Ollama does (Go's parser with Go's builtins and Ollama's functions, then
 /// Ollama's variable walk). The error is the text Ollama reports after `template error: `.
@@ -37,8 +38,6 @@ pub fn check_ollama_template(text: &str) -> Result<(), String> {
 /// What a successful parse reports.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Parsed {
-    /// Names of the templates defined (`define`/`block`), plus `""` for the top level.
-    pub templates: Vec<String>,
     /// Some `{{template "x"}}` has no pipeline (Ollama refuses these).
     pub template_without_pipeline: bool,
     /// Ollama's `Template.Vars()`: the field and variable names used in commands (lower-cased,
@@ -74,13 +73,10 @@ pub(crate) fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
     p.trees.push(Tree::new(""));
     let root = p.parse_top()?;
     p.add("", &root)?;
-    let mut templates: Vec<String> = p.tree_set.keys().cloned().collect();
-    templates.sort();
     let mut vars: Vec<String> = p.idents.iter().map(|v| v.to_lowercase()).collect();
     vars.sort();
     vars.dedup();
     Ok(Parsed {
-        templates,
         template_without_pipeline: p.template_without_pipeline,
         vars,
     })

@@ -162,7 +162,11 @@ pub(crate) fn cors_verdict(
 
 /// Ollama's `allowedHostsMiddleware`: Some(status) when the request must stop here (403, or
 /// 204 for an OPTIONS request to an allowed host name), None to go on.
-pub(crate) fn host_verdict(bound: Option<SocketAddr>, host_header: &str, options: bool) -> Option<u16> {
+pub(crate) fn host_verdict(
+    bound: Option<SocketAddr>,
+    host_header: &str,
+    options: bool,
+) -> Option<u16> {
     let bound = bound?;
     if !bound.ip().is_loopback() {
         return None;

@@ -416,7 +416,11 @@ pub(crate) type Parameters = BTreeMap<String, Value>;
 /// Adds one `PARAMETER name value` the way the Ollama CLI does: ints become int64, floats
 /// float32, `use_mmap` a bool, `stop` accumulates a list. Deprecated names are ignored (returns
 /// a warning), unknown names and bad values are errors with Ollama's text.
-pub(crate) fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result<Option<String>> {
+pub(crate) fn add_parameter(
+    params: &mut Parameters,
+    name: &str,
+    value: &str,
+) -> Result<Option<String>> {
     if DEPRECATED_PARAMETERS.contains(&name) {
         return Ok(Some(format!("parameter {name} is deprecated")));
     }

@@ -76,11 +76,6 @@ impl Digest {
         Digest::from_sha256(&Sha256::digest(data))
     }
 
-    /// The 64 hex digits, in the case they were given.
-    pub(crate) fn hex(&self) -> &str {
-        &self.hex
-    }
-
     /// The blob's file name: `sha256-<hex>`.
     pub(crate) fn file_name(&self) -> String {
         format!("sha256-{}", self.hex)
@@ -381,7 +376,12 @@ impl Store {
 
     /// Moves a complete upload whose SHA-256 is `digest` into place (removes it if the blob
     /// already exists). Returns whether a new blob was created.
-    pub(crate) fn commit_upload(&self, temp: &Path, digest: &Digest, size: u64) -> Result<BlobInfo> {
+    pub(crate) fn commit_upload(
+        &self,
+        temp: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobInfo> {
         let file = File::open(temp).map_err(io_err("open", temp))?;
         self.commit_temp(
             TempBlob {
@@ -395,7 +395,11 @@ impl Store {
 
     /// Streams `reader` into a blob, hashing as it goes. With `expected`, a different digest is
     /// an error (the bytes are still kept under their real digest, as Ollama does).
-    pub(crate) fn write_blob(&self, reader: &mut dyn Read, expected: Option<&Digest>) -> Result<BlobInfo> {
+    pub(crate) fn write_blob(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<BlobInfo> {
         let mut temp = self.temp_blob()?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;

@@ -41,7 +41,7 @@ pub(crate) struct RepoInfo {
 
 /// What a HEAD on a resolve URL tells about one file.
 #[derive(Debug, Clone)]
-pub(crate) struct FileMetadata {
+pub struct FileMetadata {
     /// The commit the revision resolved to (X-Repo-Commit).
     pub commit: String,
     /// Blob identity: sha256 for LFS files, git blob sha1 for regular ones.
@@ -150,8 +150,9 @@ impl Hub {
         Ok(RepoInfo { sha, files })
     }
 
-    /// HEAD on the resolve URL, following relative redirects only, like huggingface_hub.
-    pub(crate) fn file_metadata(&self, uri: &HubUri, revision: &str, path: &str) -> Result<FileMetadata> {
+    /// HEAD on the resolve URL, following relative redirects only, like huggingface_hub. Fails
+    /// with [`RemoteError::InvalidResponse`] when the answer has no X-Repo-Commit or no ETag.
+    pub fn file_metadata(&self, uri: &HubUri, revision: &str, path: &str) -> Result<FileMetadata> {
         let url = self.resolve_url(uri, revision, path);
         let ctx = Self::context(uri, revision, path);
         let response = self.client.send(

@@ -66,7 +66,7 @@ mod uri;
 pub use config::HubConfig;
 pub use error::{RemoteError, Result};
 pub use http::Stats;
-pub use hub::Hub;
+pub use hub::{FileMetadata, Hub};
 pub use inspect::{inspect_remote, RemoteFile, RemoteInspection, RemoteTensor};
 pub use pull::{pull, resolve_to_local, PullOptions, PullReport, PulledFile};
 pub use uri::{is_remote, HubUri, RemoteLocation, RepoType};
