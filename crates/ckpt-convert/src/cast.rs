@@ -13,7 +13,8 @@ pub fn is_castable(d: DType) -> bool {
     matches!(d, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
 }
 
-/// Parses `f32|f16|bf16` (and the torch spellings).
+/// Parses `f32|f16|bf16` (and the torch spellings: `float32`, `fp16`, `half`, `bfloat16`, …),
+/// case-insensitive; anything else is an [`Error::Usage`].
 pub fn parse_float_dtype(s: &str) -> Result<DType> {
     match s.to_ascii_lowercase().as_str() {
         "f32" | "float32" | "fp32" => Ok(DType::F32),
@@ -27,7 +28,8 @@ pub fn parse_float_dtype(s: &str) -> Result<DType> {
 
 const CHUNK: usize = 1 << 16;
 
-/// Widens little-endian bytes of `from` to f32 (exact for F16/BF16; RNE for F64).
+/// Widens little-endian bytes of `from` to f32 (exact for F16/BF16; RNE for F64). Fails when
+/// `from` is not a float dtype or the output cannot be allocated.
 pub fn to_f32(from: DType, bytes: &[u8]) -> Result<Vec<f32>> {
     let unit = from.elem_size().unwrap_or(1);
     let n = bytes.len() / unit;
@@ -50,7 +52,7 @@ pub fn to_f32(from: DType, bytes: &[u8]) -> Result<Vec<f32>> {
 }
 
 /// Converts little-endian bytes from one float dtype to another.
-pub fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn convert_bytes(from: DType, to: DType, bytes: &[u8]) -> Result<Vec<u8>> {
     if from == to {
         return Ok(bytes.to_vec());
     }

@@ -19,14 +19,19 @@ use crate::cast::cast_tensor;
 use crate::shared::{dedup, tied_aliases};
 use crate::source::{self, OpenOptions};
 
+/// The weight format a conversion writes (`safetensors` or `bin` in the JSON report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
+    /// safetensors (`model.safetensors`, `model-00001-of-0000N.safetensors` in a folder).
     Safetensors,
+    /// A PyTorch zip checkpoint as `torch.save` writes it (`pytorch_model.bin` in a folder).
     Bin,
 }
 
 impl Target {
+    /// The target a file name asks for by its extension (`.safetensors`; `.bin`, `.pt`, `.pth`,
+    /// case-insensitive), or `None` for any other name (a folder, for instance).
     pub fn from_path(p: &Path) -> Option<Target> {
         let ext = p.extension()?.to_string_lossy().to_ascii_lowercase();
         match ext.as_str() {
@@ -43,46 +48,80 @@ impl Target {
     }
 }
 
+/// Options of [`convert()`] (the flags of `ckpt convert`); the default converts without casting
+/// into one file, without verification, refusing to replace an existing output.
 #[derive(Clone, Default)]
 pub struct ConvertOptions {
+    /// The output format; `None`: from the destination's extension, else the other format than
+    /// the source's (a `.bin` source gives safetensors and the reverse), else safetensors.
     pub to: Option<Target>,
+    /// Cast the float tensors (F64/F32/F16/BF16, and FP8 widened) to this dtype ([`cast`](crate::cast)).
     pub dtype: Option<DType>,
+    /// Split the output into shards of at most this many bytes (transformers'
+    /// `max_shard_size`), written as a model folder (with an index when there are several).
     pub max_shard_size: Option<u64>,
+    /// Write every tensor that shares memory with another as its own copy instead of keeping one
+    /// name and recording the others as `dropped -> kept` metadata.
     pub materialize_shared: bool,
     /// Write views whose dense form is far larger than their storage (`expand()`ed tensors).
     pub allow_expanded_views: bool,
+    /// Convert only this subtree of a pickled checkpoint (`state_dict`, `model`, …), as
+    /// [`OpenOptions::key`].
     pub key: Option<String>,
+    /// Re-read every written file and compare each tensor with what was planned before the
+    /// output is renamed into place (a mismatch fails with [`Error::Mismatch`]).
     pub verify: bool,
+    /// Replace an existing output; without it an existing destination is refused.
     pub overwrite: bool,
+    /// Receives the `writing` and `verifying` progress events.
     pub progress: Option<SharedProgress>,
 }
 
+/// What [`convert()`] wrote (the `--json` report of `ckpt convert`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ConvertReport {
+    /// The source's format name ([`Format::name`]).
     pub source_format: String,
+    /// The format written.
     pub target: Target,
+    /// The destination as given: a file, or a model folder.
     pub output: PathBuf,
+    /// The weight files written (and the index of a sharded folder).
     pub files: Vec<PathBuf>,
+    /// Number of tensors written.
     pub tensors: usize,
+    /// Total tensor data bytes written (headers not counted).
     pub bytes: u64,
     /// dropped name -> kept name (shared memory written once).
     pub dropped_shared: BTreeMap<String, String>,
+    /// Names of the companion files (config, tokenizer, …) copied beside the weights.
     pub copied_files: Vec<String>,
     /// Non-tensor values of a pickled checkpoint that have no place in the output.
     pub skipped_values: Vec<String>,
+    /// Whether every written tensor was re-read and checked ([`ConvertOptions::verify`]).
     pub verified: bool,
+    /// Things the user should know that did not stop the conversion (overlapping views written
+    /// as separate copies, …).
     pub warnings: Vec<String>,
 }
 
 /// The tensors a conversion will write, after de-duplication and casting.
 pub struct Plan {
+    /// The tensors to write, in source order (lazy: cast when their bytes are read).
     pub tensors: Vec<Tensor>,
+    /// The safetensors `__metadata__` to write (`format: pt` and the `dropped -> kept` aliases;
+    /// empty for a `.bin`).
     pub metadata: BTreeMap<String, String>,
+    /// Names left out because they share memory with a kept tensor: dropped name -> kept name.
     pub dropped: BTreeMap<String, String>,
+    /// Warnings for the report.
     pub warnings: Vec<String>,
 }
 
-pub fn plan(
+/// Plans the tensors of `ckpt` for `target`: de-duplicates shared memory (keeping names not in
+/// `discard` when it can), dequantizes ggml types, applies [`ConvertOptions::dtype`]. Fails when
+/// a tensor has no `target` dtype, cannot be dequantized, or is an expanded view not allowed.
+pub(crate) fn plan(
     ckpt: &Checkpoint,
     target: Target,
     opts: &ConvertOptions,
@@ -153,9 +192,9 @@ pub fn plan(
 }
 
 /// A view is "expanded" when its dense form exceeds both this many times its storage...
-pub const EXPANDED_VIEW_RATIO: u64 = 16;
+pub(crate) const EXPANDED_VIEW_RATIO: u64 = 16;
 /// ...and this many bytes (`torch.zeros(1).expand(100000, 100000)` is 4 bytes stored, 40 GB dense).
-pub const EXPANDED_VIEW_MIN_BYTES: u64 = 1 << 30;
+pub(crate) const EXPANDED_VIEW_MIN_BYTES: u64 = 1 << 30;
 
 /// Refuses (exit 5) to densify a view far larger than the storage it reads, unless asked to.
 fn refuse_expanded_view(t: &Tensor) -> Result<()> {
@@ -179,6 +218,15 @@ fn emit(progress: &Option<SharedProgress>, ev: ProgressEvent<'_>) {
     ckpt_core::progress::emit(progress.as_ref(), ev)
 }
 
+/// Converts `src` (a weight file, an index, or a model folder) to `dst`: a single file when
+/// `dst` has a weight extension, else a model folder with the source folder's companion files
+/// (config, tokenizer, …) copied. The output is written under a temporary name and renamed into
+/// place only once complete (and verified, with [`ConvertOptions::verify`]).
+///
+/// Fails with [`Error::Exists`] when `dst` exists without [`ConvertOptions::overwrite`], with
+/// [`Error::Usage`] when it would replace the source, and with the reader's error when the
+/// source cannot be opened; a `.bin`
+/// output the torch reader would refuse is refused before anything is written.
 pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
     let target = opts
         .to
@@ -261,6 +309,7 @@ pub fn convert(src: &Path, dst: &Path, opts: &ConvertOptions) -> Result<ConvertR
 
 /// A non-weight file placed beside the weights of a model folder.
 pub enum Companion {
+    /// Copied from this path, under its file name.
     Copy(PathBuf),
     /// Written with these bytes (an edited config.json, …).
     Bytes(String, Vec<u8>),
@@ -269,21 +318,27 @@ pub enum Companion {
     Weights(String, Vec<Tensor>),
 }
 
+/// What [`write_output`] wrote.
 pub struct Written {
+    /// The weight files (final paths), then the index of a sharded folder.
     pub files: Vec<PathBuf>,
+    /// The companion files written, by their name in the folder.
     pub copied: Vec<String>,
+    /// Whether the weight files were re-read and checked.
     pub verified: bool,
 }
 
 /// Where to write: a single file, or a model folder.
 pub enum Layout {
+    /// One weight file at this path.
     File(PathBuf),
+    /// A model folder at this path (weights, sharded or not, and companion files).
     Folder(PathBuf),
 }
 
 impl Layout {
     /// A destination with a weight extension is a file, anything else a model folder.
-    pub fn for_destination(dst: &Path, sharded: bool) -> Result<Layout> {
+    pub(crate) fn for_destination(dst: &Path, sharded: bool) -> Result<Layout> {
         if Target::from_path(dst).is_some() && !dst.is_dir() {
             if sharded {
                 return Err(Error::Usage(format!(
@@ -300,6 +355,9 @@ impl Layout {
 
 /// Writes the planned tensors (sharded when asked), the index and the companion files under a
 /// temporary name, verifies every tensor by re-reading it, and renames the result into place.
+///
+/// Fails with [`Error::Mismatch`] when verification finds a difference, and with the writer's
+/// error otherwise; on failure the temporary output is never renamed into place.
 pub fn write_output(
     layout: &Layout,
     target: Target,
@@ -499,10 +557,9 @@ fn write_one(
     })
 }
 
-/// Re-reads each written file and checks every tensor against what was planned.
 /// Checksums of computed tensors, taken as they are written, so verification need not compute
 /// them a second time.
-pub type WrittenCrcs = Arc<Mutex<HashMap<String, u32>>>;
+pub(crate) type WrittenCrcs = Arc<Mutex<HashMap<String, u32>>>;
 
 /// Wraps computed tensors so their checksum is recorded when the writer pulls their bytes; views
 /// are left alone (verification compares them with the source directly).
@@ -556,7 +613,7 @@ fn recording(tensors: &[Tensor], crcs: &WrittenCrcs) -> Vec<Tensor> {
 
 /// Re-reads each written file and checks every tensor: views byte for byte against the source,
 /// computed tensors against the checksum recorded while writing them.
-pub fn verify_outputs(
+pub(crate) fn verify_outputs(
     outputs: &[(PathBuf, Vec<Tensor>)],
     written_crcs: &WrittenCrcs,
     progress: &Option<SharedProgress>,

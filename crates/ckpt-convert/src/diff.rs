@@ -9,40 +9,62 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 use serde::Serialize;
 
+/// The comparison of one tensor present on both sides.
 #[derive(Debug, Clone, Serialize)]
 pub struct TensorDiff {
+    /// The tensor's name on side A.
     pub name: String,
     /// The other side's name when the two differ (HF ↔ GGUF mapping).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_name: Option<String>,
+    /// Side A's dtype (`F32`, `BF16`, `Q4_K`, …).
     pub dtype_a: String,
+    /// Side B's dtype.
     pub dtype_b: String,
+    /// Side A's shape, outermost dimension first (PyTorch order).
     pub shape_a: Vec<u64>,
+    /// Side B's shape.
     pub shape_b: Vec<u64>,
+    /// Same dtype, same shape and the same data bytes (quantized GGUF tensors: the same
+    /// dequantized values).
     pub bytes_identical: bool,
+    /// The largest `|a - b|` over the elements (values read as f64); `None` when values were not
+    /// compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_abs_error: Option<f64>,
+    /// Root mean square of `a - b` over the elements (non-finite differences left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rmse: Option<f64>,
+    /// Cosine similarity of the two tensors as vectors (1 when both are all zeros).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cosine_similarity: Option<f64>,
     /// Why values were not compared (shape mismatch, non-numeric dtype…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Bytes identical, or `max_abs_error` at most the report's tolerance.
     pub within_tolerance: bool,
     /// Every element differs by at most the rounding of the coarser float dtype of the two
     /// (bf16, f16 or f32 unit roundoff relative to the larger magnitude): a cast, not a change.
     pub within_rounding: bool,
 }
 
+/// The result of [`diff`] (the `--json` report of `ckpt diff`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DiffReport {
+    /// The tensors present on both sides, in side A's order.
     pub compared: Vec<TensorDiff>,
+    /// Names (side A's) with no counterpart in B.
     pub only_in_a: Vec<String>,
+    /// Names (side B's) with no counterpart in A.
     pub only_in_b: Vec<String>,
+    /// How many compared tensors are byte-identical.
     pub identical_bytes: usize,
+    /// How many compared tensors are within `tolerance` (the byte-identical ones included).
     pub within_tolerance: usize,
+    /// How many compared tensors are not within `tolerance` (shape mismatches and tensors whose
+    /// values could not be compared included).
     pub different: usize,
+    /// The max abs error allowed for a tensor to count as the same.
     pub tolerance: f64,
     /// Not the same, but only because of float rounding: names and shapes match and every
     /// differing tensor is `within_rounding` (then `suggested_tolerance` would make it the same).
@@ -189,6 +211,9 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64, bool)> {
 }
 
 /// Compares `b` against `a`. `b_to_a` maps B's names to A's (empty for the same naming).
+///
+/// Differences are the report, not errors; fails only when a tensor cannot be read, or is a
+/// ggml type ckpt cannot dequantize.
 pub fn diff(
     a: &Checkpoint,
     b: &Checkpoint,

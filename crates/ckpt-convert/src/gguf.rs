@@ -22,9 +22,13 @@ pub enum OutType {
     /// The type of the first 2-D tensor (bf16 -> BF16, f16 -> F16), F16 otherwise.
     #[default]
     Auto,
+    /// 32-bit floats (`--outtype f32`).
     F32,
+    /// IEEE half floats (`--outtype f16`).
     F16,
+    /// bfloat16 (`--outtype bf16`).
     BF16,
+    /// ggml's Q8_0 blocks, quantized by the converter itself (`--outtype q8_0`).
     Q8_0,
     /// A llama-quantize mix (`Q4_K_M`, `Q6_K`, …), quantized from [`Intermediate`] tensors.
     Quantized(ckpt_quant::Ftype),
@@ -105,6 +109,7 @@ pub enum Intermediate {
     F16,
     /// Keeps bf16 weights exact.
     BF16,
+    /// Full precision: the quantizer reads f32 values.
     F32,
 }
 
@@ -132,14 +137,22 @@ impl std::str::FromStr for Intermediate {
     }
 }
 
+/// Options of [`convert_to_gguf`] (the flags of `ckpt convert --to gguf`, mirroring
+/// `convert_hf_to_gguf.py`'s).
 #[derive(Clone, Default)]
 pub struct GgufOptions {
+    /// The output type (`--outtype`); default [`OutType::Auto`].
     pub outtype: OutType,
     /// Precision of the intermediate GGUF for llama-quantize types.
     pub intermediate: Intermediate,
+    /// The pre-tokenizer name (`tokenizer.ggml.pre`) to use when the BPE tokenizer's
+    /// fingerprint is unknown to llama.cpp.
     pub pre_tokenizer: Option<String>,
+    /// Read only this subtree of pickled `.bin` weights, as [`OpenOptions::key`].
     pub key: Option<String>,
+    /// Replace an existing output file (or shards); without it they are refused.
     pub overwrite: bool,
+    /// Receives the conversion's (and quantization's) progress events.
     pub progress: Option<ckpt_core::SharedProgress>,
     /// With a llama-quantize `outtype`: its other options (`--tensor-type`, `--override-kv`,
     /// `--imatrix`, `--pure`, …). Their `ftype` is replaced by the outtype's, `overwrite` and
@@ -179,17 +192,29 @@ pub struct GgufOptions {
     pub sentence_transformers_dense_modules: bool,
 }
 
+/// What [`convert_to_gguf`] wrote (the `--json` report of a GGUF conversion).
 #[derive(Debug, Clone, Serialize)]
 pub struct GgufReport {
+    /// The destination as given.
     pub output: PathBuf,
+    /// config.json's `architectures[0]` (`LlamaForCausalLM`, …).
     pub hf_architecture: String,
+    /// The GGUF `general.architecture` written (`llama`, `qwen2`, …).
     pub gguf_architecture: String,
+    /// The output type's name ([`OutType::name`]; llama-quantize's name for a quantized output).
     pub outtype: String,
+    /// Number of tensors written.
     pub tensors: usize,
+    /// Number of model parameters (elements of the tensors written).
     pub parameters: u64,
+    /// Size of the output in bytes (all shards of a split output).
     pub bytes: u64,
+    /// Tensors stored in another type than requested, and why.
     pub fallbacks: Vec<String>,
+    /// Tensors of the checkpoint the converter leaves out by design, as convert_hf_to_gguf.py
+    /// does.
     pub dropped: Vec<String>,
+    /// Things the user should know that did not stop the conversion.
     pub warnings: Vec<String>,
     /// With a llama-quantize --outtype: what happened to each tensor (the CLI summarises the
     /// shape fallbacks from it; `fallbacks` lists them as text after the converter's own).
@@ -210,7 +235,9 @@ pub struct GgufReport {
 /// One file of a GGUF output.
 #[derive(Debug, Clone, Serialize)]
 pub struct GgufShard {
+    /// The file (final path).
     pub path: PathBuf,
+    /// Number of tensors in it.
     pub tensors: usize,
     /// The file's size.
     pub bytes: u64,
@@ -219,13 +246,19 @@ pub struct GgufShard {
 /// What was written to the `--mmproj` file.
 #[derive(Debug, Clone, Serialize)]
 pub struct MmprojReport {
+    /// The projector file.
     pub output: PathBuf,
     /// `clip.projector_type`.
     pub projector: String,
+    /// Its type, by llama.cpp's ftype name (`F16`, `Q8_0`, …).
     pub outtype: String,
+    /// Number of tensors written.
     pub tensors: usize,
+    /// Number of parameters of the vision encoder and projector.
     pub parameters: u64,
+    /// Size of the file in bytes.
     pub bytes: u64,
+    /// Tensors stored in another type than requested, and why.
     pub fallbacks: Vec<String>,
 }
 
@@ -292,6 +325,11 @@ pub fn has_projector(dir: &Path) -> bool {
 }
 
 /// Converts the model folder `src` (or a weights file inside one) to `dst`.
+///
+/// Fails with [`Error::Usage`] for options that cannot go together (see [`check_byte_order`],
+/// [`GgufOptions::dry_run`]), with [`Error::Exists`] for an existing output without
+/// [`GgufOptions::overwrite`], and with [`Error::Unsupported`] for an architecture or tensor the
+/// converter does not handle.
 pub fn convert_to_gguf(src: &Path, dst: &Path, opts: &GgufOptions) -> Result<GgufReport> {
     check_byte_order(opts)?;
     if opts.dry_run {

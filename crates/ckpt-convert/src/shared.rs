@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ckpt_core::Tensor;
 
+/// The result of [`dedup`]: which tensors to write and which names are aliases.
 #[derive(Debug, Default, Clone)]
 pub struct Dedup {
     /// Indices of the tensors to write, in source order.

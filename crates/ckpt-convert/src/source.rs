@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ckpt_core::hf::{self, Weights};
 use ckpt_core::{Checkpoint, Error, Format, Result};
 
+/// Options of [`open`] and the other openers of this module.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Select a subtree of a pickled checkpoint (`state_dict`, `model`, …).
@@ -75,7 +76,7 @@ pub fn find_model_files(dir: &Path) -> Result<ModelFiles> {
 }
 
 /// Reads a `*.index.json` and lists its shards (sorted, as `-00001-of-` names sort in order).
-pub fn read_index(index: &Path) -> Result<ModelFiles> {
+pub(crate) fn read_index(index: &Path) -> Result<ModelFiles> {
     let text = hf::read_side_text(index)?;
     let (weights, weight_map) = parse_index(&text, index)?;
     let dir = index.parent().unwrap_or(Path::new("."));
@@ -105,6 +106,10 @@ pub fn parse_index(text: &str, index: &Path) -> Result<(Vec<String>, BTreeMap<St
 }
 
 /// Opens a file, an index, or a model folder as one checkpoint.
+///
+/// Fails with [`Error::Io`] when `path` does not exist, and with [`Error::Invalid`] when it is no
+/// supported format (a Git LFS pointer is named as such), or when the shards of an index or
+/// folder disagree with each other or with the index.
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
     if path.is_dir() {
         let files = find_model_files(path)?;
@@ -126,6 +131,10 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
     open_file(path, opts)
 }
 
+/// Opens the weight files of [`find_model_files`] as one checkpoint: tensors in shard order,
+/// metadata merged (the first shard's value wins). Fails when a tensor appears in two shards,
+/// when a shard and the index's weight_map disagree, or when shards mix formats (zip and legacy
+/// PyTorch files may be mixed).
 pub fn open_model_files(files: &ModelFiles, opts: &OpenOptions) -> Result<Checkpoint> {
     let mut merged: Option<Checkpoint> = None;
     let mut seen = HashSet::new();

@@ -14,37 +14,57 @@ use sha2::{Digest, Sha256};
 use crate::diff::for_each_chunk;
 use crate::source::{self, OpenOptions};
 
+/// One weight file's size and hash.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileCheck {
+    /// The weight file.
     pub path: PathBuf,
+    /// Its size in bytes.
     pub size: u64,
+    /// The SHA-256 of its content, lowercase hex.
     pub sha256: String,
     /// The hash the file should have, when known (the blob name in a Hugging Face cache).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_sha256: Option<String>,
 }
 
+/// A problem [`verify`] found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// `error` (the checkpoint fails verification) or `warning` (a model folder without config
+    /// or tokenizer files).
     pub severity: &'static str,
+    /// What is wrong, naming the file or tensor.
     pub message: String,
 }
 
+/// A tensor holding non-finite values.
 #[derive(Debug, Clone, Serialize)]
 pub struct ValueScan {
+    /// The tensor's name.
     pub tensor: String,
+    /// How many of its elements are NaN.
     pub nan: u64,
+    /// How many are +Inf or -Inf.
     pub inf: u64,
 }
 
+/// The result of [`verify`] (the `--json` report of `ckpt verify`).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// The path verified.
     pub path: PathBuf,
+    /// The checkpoint's format name, when its files could be opened.
     pub format: Option<String>,
+    /// Every weight file, hashed.
     pub files: Vec<FileCheck>,
+    /// Number of tensors, when the files could be opened.
     pub tensors: usize,
+    /// Errors and warnings, in the order found.
     pub findings: Vec<Finding>,
+    /// With a value scan: the float tensors holding NaN or Inf.
     pub non_finite: Vec<ValueScan>,
+    /// No finding of severity `error`.
     pub ok: bool,
 }
 
@@ -77,6 +97,9 @@ fn cache_etag(p: &Path) -> Option<String> {
         .then(|| name.to_ascii_lowercase())
 }
 
+/// Verifies a weight file, an index or a model folder; with `scan_values` also reads every float
+/// tensor for NaN and Inf. Problems are findings in the report (`ok` false), not errors: the
+/// `Result` is an `Ok` report for any path, including one that does not open.
 pub fn verify(path: &Path, scan_values: bool) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         path: path.to_path_buf(),

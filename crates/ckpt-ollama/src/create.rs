@@ -39,7 +39,9 @@ pub enum ModelSource {
 /// What a [`ModelPreparer`] is asked to convert.
 #[derive(Debug, Clone, Copy)]
 pub enum ConvertInput<'a> {
+    /// A Hugging Face checkpoint folder ([`ModelSource::HfDir`]).
     Dir(&'a Path),
+    /// Uploaded files, relative name → local path ([`ModelSource::Files`]).
     Files(&'a [(String, PathBuf)]),
 }
 
@@ -47,11 +49,17 @@ pub enum ConvertInput<'a> {
 #[allow(non_camel_case_types)] // the names users type and Ollama prints
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantizeLevel {
+    /// 32-bit floats (`F32`).
     F32,
+    /// IEEE half floats (`F16`).
     F16,
+    /// bfloat16 (`BF16`).
     BF16,
+    /// llama.cpp's 8-bit `Q8_0` blocks.
     Q8_0,
+    /// llama.cpp's `Q4_K_S` mix.
     Q4_K_S,
+    /// llama.cpp's `Q4_K_M` mix (also what `Q4_K` means).
     Q4_K_M,
 }
 
@@ -100,13 +108,18 @@ impl QuantizeLevel {
 /// Status lines as Ollama streams them (`api.ProgressResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Progress {
+    /// The status line (`parsing GGUF`, `using existing layer sha256:…`, `success`, …).
     pub status: String,
+    /// The blob digest the line is about (`sha256:<hex>`), when there is one.
     pub digest: Option<String>,
+    /// Bytes to process in this step, when known.
     pub total: Option<u64>,
+    /// Bytes processed so far in this step.
     pub completed: Option<u64>,
 }
 
 impl Progress {
+    /// A line with only a status.
     pub fn status(s: impl Into<String>) -> Progress {
         Progress {
             status: s.into(),
@@ -183,28 +196,36 @@ pub trait ModelPreparer: Send + Sync {
 }
 
 /// The preparer used when none is given: every conversion/quantization is refused clearly.
-pub struct NoPreparer;
+pub(crate) struct NoPreparer;
 impl ModelPreparer for NoPreparer {}
 
 /// A chat message stored in the `messages` layer (`api.Message`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Message {
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
+    /// The message text.
     #[serde(default)]
     pub content: String,
+    /// The model's reasoning text, for thinking models.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub thinking: String,
+    /// Base64-encoded images attached to the message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// The tool calls an assistant message makes, as Ollama's JSON objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<Value>,
+    /// For a `tool` message: the tool that answered.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tool_name: String,
+    /// For a `tool` message: the call it answers.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tool_call_id: String,
 }
 
 impl Message {
+    /// A message with only a role and content (a Modelfile's `MESSAGE role content`).
     pub fn new(role: &str, content: &str) -> Message {
         Message {
             role: role.to_string(),
@@ -214,7 +235,7 @@ impl Message {
     }
 
     /// Go struct order, empty optional fields omitted.
-    pub fn to_go_json(&self) -> Value {
+    pub(crate) fn to_go_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("role".into(), json!(self.role));
         m.insert("content".into(), json!(self.content));
@@ -243,6 +264,7 @@ impl Message {
 /// Everything `ollama create` takes besides the name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateSpec {
+    /// The model weights (Modelfile `FROM`).
     pub source: ModelSource,
     /// A LoRA adapter: a GGUF, or a safetensors adapter for the preparer.
     pub adapter: Option<ModelSource>,
@@ -253,17 +275,25 @@ pub struct CreateSpec {
     /// Pick a named template (and its stop list) from the GGUF's `tokenizer.chat_template`, as
     /// Ollama always does for file imports.
     pub detect_template: bool,
+    /// The system prompt (Modelfile `SYSTEM`), stored as a system layer.
     pub system: Option<String>,
     /// Merged over inherited/detected parameters (a given key replaces the old value).
     pub parameters: Map<String, Value>,
+    /// License texts (Modelfile `LICENSE`), one license layer each.
     pub licenses: Vec<String>,
+    /// A conversation to start from (Modelfile `MESSAGE`), stored as the messages layer.
     pub messages: Vec<Message>,
+    /// Ollama's built-in prompt renderer to use instead of the template (Modelfile
+    /// `RENDERER`), written to the config.
     pub renderer: Option<String>,
+    /// Ollama's built-in output parser (Modelfile `PARSER`), written to the config.
     pub parser: Option<String>,
+    /// The minimum Ollama version the model needs (Modelfile `REQUIRES`, without a leading `v`).
     pub requires: Option<String>,
 }
 
 impl CreateSpec {
+    /// A spec for `source` with nothing else set, the template detected from the GGUF.
     pub fn new(source: ModelSource) -> CreateSpec {
         CreateSpec {
             source,
@@ -451,6 +481,7 @@ fn source_for_path(path: &Path) -> Result<ModelSource> {
 
 /// Options that are not part of the model description.
 pub struct CreateOptions<'a> {
+    /// Converts checkpoints and quantizes GGUFs; the default refuses both.
     pub preparer: &'a dyn ModelPreparer,
     /// Keep blobs of a replaced manifest (Ollama's `OLLAMA_NOPRUNE`).
     pub no_prune: bool,
@@ -472,9 +503,11 @@ impl Default for CreateOptions<'_> {
 /// What [`create`] wrote.
 #[derive(Debug, Clone)]
 pub struct CreateReport {
+    /// The full name the model was stored under (the stored spelling of an existing name).
     pub name: ModelName,
     /// Hex SHA-256 of the manifest (the model id; `ollama list` shows the first 12 digits).
     pub manifest_digest: String,
+    /// The manifest written.
     pub manifest: Manifest,
     /// The named template picked from the GGUF chat template, if any.
     pub detected_template: Option<String>,

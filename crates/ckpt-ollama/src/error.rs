@@ -17,6 +17,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The HTTP status Ollama answers with: 400, 404, 501 or 500.
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::BadRequest => 400,
@@ -27,34 +28,43 @@ impl ErrorKind {
     }
 }
 
+/// A failure of a store, create or server operation: its kind and Ollama's message for it
+/// (the `error` of the JSON answer; [`Display`](fmt::Display) prints the message alone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OllamaError {
+    /// What went wrong, in HTTP terms.
     pub kind: ErrorKind,
+    /// The message, worded as Ollama's server words it.
     pub message: String,
 }
 
+/// `Result` with [`OllamaError`] as its default error.
 pub type Result<T, E = OllamaError> = std::result::Result<T, E>;
 
 impl OllamaError {
+    /// A 400 error with this message.
     pub fn bad_request(message: impl Into<String>) -> OllamaError {
         OllamaError {
             kind: ErrorKind::BadRequest,
             message: message.into(),
         }
     }
-    pub fn not_found(message: impl Into<String>) -> OllamaError {
+    /// A 404 error with this message.
+    pub(crate) fn not_found(message: impl Into<String>) -> OllamaError {
         OllamaError {
             kind: ErrorKind::NotFound,
             message: message.into(),
         }
     }
-    pub fn not_implemented(message: impl Into<String>) -> OllamaError {
+    /// A 501 error with this message.
+    pub(crate) fn not_implemented(message: impl Into<String>) -> OllamaError {
         OllamaError {
             kind: ErrorKind::NotImplemented,
             message: message.into(),
         }
     }
-    pub fn internal(message: impl Into<String>) -> OllamaError {
+    /// A 500 error with this message.
+    pub(crate) fn internal(message: impl Into<String>) -> OllamaError {
         OllamaError {
             kind: ErrorKind::Internal,
             message: message.into(),

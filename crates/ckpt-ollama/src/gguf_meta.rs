@@ -19,7 +19,9 @@ pub use ckpt_gguf::{GgufValue, TensorInfo};
 pub struct GgufHeader {
     /// The file given (for a split set, the first shard).
     pub path: PathBuf,
+    /// The GGUF format version (2 or 3).
     pub version: u32,
+    /// A big-endian GGUF (as `convert_hf_to_gguf.py --bigendian` writes).
     pub big_endian: bool,
     /// KV pairs in file order (for a split set, the first shard's).
     pub kvs: Vec<(String, GgufValue)>,
@@ -30,7 +32,7 @@ pub struct GgufHeader {
 }
 
 /// True if the file starts with the GGUF magic (Ollama sniffs files without an extension).
-pub fn is_gguf(path: &Path) -> bool {
+pub(crate) fn is_gguf(path: &Path) -> bool {
     matches!(
         ckpt_core::sniff::sniff_file(path),
         Ok(ckpt_core::sniff::FileKind::Gguf)
@@ -90,7 +92,7 @@ fn from_ckpt(e: ckpt_core::Error) -> OllamaError {
 
 /// Ollama's JSON for a KV value (`/api/show` model_info): a float32 is written with its shortest
 /// 32-bit digits, as Go marshals a float32.
-pub fn value_json(v: &GgufValue) -> Value {
+pub(crate) fn value_json(v: &GgufValue) -> Value {
     match v {
         GgufValue::U8(v) => json!(v),
         GgufValue::I8(v) => json!(v),
@@ -134,7 +136,7 @@ impl GgufHeader {
     }
 
     /// `split.count` above 1: this file is one shard of a split model.
-    pub fn is_split_shard(&self) -> bool {
+    pub(crate) fn is_split_shard(&self) -> bool {
         self.get("split.count")
             .and_then(GgufValue::as_u64)
             .is_some_and(|n| n > 1)
@@ -164,7 +166,7 @@ impl GgufHeader {
 /// Writes a split model as one GGUF, as Ollama imports split GGUFs into a single model layer:
 /// the first shard's KVs without `split.no`, `split.count` and `split.tensors.count` (what
 /// Ollama's removeSplitMetadata and llama-quantize drop), then every tensor in shard order.
-pub fn merge_split(split: &ckpt_gguf::GgufSplit, out: &Path) -> Result<()> {
+pub(crate) fn merge_split(split: &ckpt_gguf::GgufSplit, out: &Path) -> Result<()> {
     let arch = split
         .get("general.architecture")
         .and_then(GgufValue::as_str)
@@ -187,14 +189,17 @@ pub fn merge_split(split: &ckpt_gguf::GgufSplit, out: &Path) -> Result<()> {
 }
 
 impl GgufHeader {
+    /// The value of KV `key`, if present.
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.kvs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// The value of KV `key` when it is a string.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(GgufValue::as_str)
     }
 
+    /// `general.architecture` (`llama`, `qwen2`, …), `unknown` when absent.
     pub fn architecture(&self) -> &str {
         self.get_str("general.architecture").unwrap_or("unknown")
     }
@@ -205,11 +210,12 @@ impl GgufHeader {
     }
 
     /// An `<arch>.`-prefixed integer key, as Ollama's `kv.Uint("block_count")`.
-    pub fn arch_uint(&self, suffix: &str) -> Option<u64> {
+    pub(crate) fn arch_uint(&self, suffix: &str) -> Option<u64> {
         self.get(&format!("{}.{suffix}", self.architecture()))
             .and_then(GgufValue::as_u64)
     }
 
+    /// `tokenizer.chat_template`: the Jinja template of the Hugging Face tokenizer config.
     pub fn chat_template(&self) -> Option<&str> {
         self.get_str("tokenizer.chat_template")
             .filter(|s| !s.is_empty())
@@ -241,7 +247,7 @@ impl GgufHeader {
     }
 
     /// True for mmproj/vision projector GGUFs (Ollama's `isProjectorGGUF`).
-    pub fn is_projector(&self) -> bool {
+    pub(crate) fn is_projector(&self) -> bool {
         match self.kind() {
             "projector" | "mmproj" => return true,
             _ => {}
@@ -274,12 +280,12 @@ pub fn file_type_name(t: u64) -> &'static str {
 }
 
 /// ggml tensor type names as Ollama's `/api/show` lists them (ckpt-core's names, upper-cased).
-pub fn tensor_type_name(t: GgmlType) -> String {
+pub(crate) fn tensor_type_name(t: GgmlType) -> String {
     t.name().to_uppercase()
 }
 
 /// Ollama's `format.HumanNumber`, used for `model_type` ("8.0B", "494.03M", "7B").
-pub fn human_number(n: u64) -> String {
+pub(crate) fn human_number(n: u64) -> String {
     const THOUSAND: u64 = 1000;
     const MILLION: u64 = THOUSAND * 1000;
     const BILLION: u64 = MILLION * 1000;

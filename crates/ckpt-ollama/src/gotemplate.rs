@@ -14,13 +14,14 @@
 use std::collections::HashMap;
 
 /// Go's builtin template functions (text/template/funcs.go).
-pub const GO_BUILTINS: &[&str] = &[
+pub(crate) const GO_BUILTINS: &[&str] = &[
     "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
     "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
 ];
 
 /// The functions Ollama adds (`funcs` in template/template.go).
-pub const OLLAMA_FUNCS: &[&str] = &["json", "currentDate", "yesterdayDate", "toTypeScriptType"];
+pub(crate) const OLLAMA_FUNCS: &[&str] =
+    &["json", "currentDate", "yesterdayDate", "toTypeScriptType"];
 
 /// Parses `text` as Ollama does (Go's parser with Go's builtins and Ollama's functions, then
 /// Ollama's variable walk). The error is the text Ollama reports after `template error: `.
@@ -36,9 +37,7 @@ pub fn check_ollama_template(text: &str) -> Result<(), String> {
 
 /// What a successful parse reports.
 #[derive(Debug, Clone, Default)]
-pub struct Parsed {
-    /// Names of the templates defined (`define`/`block`), plus `""` for the top level.
-    pub templates: Vec<String>,
+pub(crate) struct Parsed {
     /// Some `{{template "x"}}` has no pipeline (Ollama refuses these).
     pub template_without_pipeline: bool,
     /// Ollama's `Template.Vars()`: the field and variable names used in commands (lower-cased,
@@ -49,7 +48,7 @@ pub struct Parsed {
 
 /// Ollama's `Template.Vars()` of a template it accepts (used for capabilities: `tools`,
 /// `suffix` → insert).
-pub fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
     let funcs: Vec<&str> = GO_BUILTINS.iter().chain(OLLAMA_FUNCS).copied().collect();
     let parsed = parse(text, &funcs)?;
     if parsed.template_without_pipeline {
@@ -60,7 +59,7 @@ pub fn ollama_vars(text: &str) -> Result<Vec<String>, String> {
 
 /// Parses `text` with Go's `text/template` rules and the given function names; the error is Go's
 /// message (`template: :LINE: …`).
-pub fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
+pub(crate) fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
     let items = lex(text);
     let mut p = Parser {
         items,
@@ -74,13 +73,10 @@ pub fn parse(text: &str, funcs: &[&str]) -> Result<Parsed, String> {
     p.trees.push(Tree::new(""));
     let root = p.parse_top()?;
     p.add("", &root)?;
-    let mut templates: Vec<String> = p.tree_set.keys().cloned().collect();
-    templates.sort();
     let mut vars: Vec<String> = p.idents.iter().map(|v| v.to_lowercase()).collect();
     vars.sort();
     vars.dedup();
     Ok(Parsed {
-        templates,
         template_without_pipeline: p.template_without_pipeline,
         vars,
     })

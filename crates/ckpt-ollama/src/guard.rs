@@ -125,19 +125,20 @@ impl AllowedOrigins {
 
 /// What the CORS check decided for one request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum CorsVerdict {
+pub(crate) enum CorsVerdict {
     /// No `Origin`, or the server's own origin: nothing to add.
     NotCors,
     /// An allowed cross-origin request: answer with `Access-Control-Allow-Origin: origin`.
     Allowed,
     /// An allowed preflight: answer 204 with the CORS headers, without running the handler.
     Preflight,
+    /// A cross-origin request from an origin not allowed: answer 403 without running the handler.
     Forbidden,
 }
 
 /// gin-contrib/cors' `applyCors` for `origin` (the header, if any), `host` (the Host header)
 /// and whether the method is OPTIONS.
-pub fn cors_verdict(
+pub(crate) fn cors_verdict(
     allowed: &AllowedOrigins,
     origin: Option<&str>,
     host: &str,
@@ -161,7 +162,11 @@ pub fn cors_verdict(
 
 /// Ollama's `allowedHostsMiddleware`: Some(status) when the request must stop here (403, or
 /// 204 for an OPTIONS request to an allowed host name), None to go on.
-pub fn host_verdict(bound: Option<SocketAddr>, host_header: &str, options: bool) -> Option<u16> {
+pub(crate) fn host_verdict(
+    bound: Option<SocketAddr>,
+    host_header: &str,
+    options: bool,
+) -> Option<u16> {
     let bound = bound?;
     if !bound.ip().is_loopback() {
         return None;

@@ -24,6 +24,40 @@
 //! are parsed by a Go `text/template` parser ([`gotemplate`]) so that what Ollama would refuse
 //! is refused at create with Go's message; [`format_show`] prints `ollama show`'s summary.
 //!
+//! # Example: import a GGUF into a store
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use ckpt_ollama::{create, list, remove, show, CreateSpec, ModelSource, Store};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let store = Store::new(tmp.path());
+//! let gguf = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/ollama/tiny-llama.Q2_K.gguf");
+//!
+//! // ollama create tiny -f Modelfile, with FROM the GGUF, a SYSTEM and a PARAMETER.
+//! let mut spec = CreateSpec::new(ModelSource::Gguf(gguf.into()));
+//! spec.system = Some("You are terse.".into());
+//! spec.set_parameter("stop=</s>")?;
+//! let report = create(&store, "tiny", &spec)?;
+//! assert_eq!(report.name.to_string(), "registry.ollama.ai/library/tiny:latest");
+//! assert_eq!(report.statuses.last().map(String::as_str), Some("success"));
+//!
+//! // ollama list / ollama show
+//! let models = list(&store)?;
+//! assert_eq!(models.len(), 1);
+//! assert_eq!(models[0].display_name, "tiny:latest");
+//! let info = show(&store, "tiny", false)?;
+//! assert_eq!(info.system, "You are terse.");
+//! assert_eq!(info.parameters_map["stop"], serde_json::json!(["</s>"]));
+//! assert_eq!((info.details.family.as_str(), info.details.quantization_level.as_str()), ("llama", "Q2_K"));
+//!
+//! // ollama rm: the manifest and every blob no other model uses.
+//! remove(&store, "tiny")?;
+//! assert!(list(&store)?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Wiring a CLI
 //!
 //! ```no_run
@@ -49,33 +83,33 @@
 //! # Ok(()) }
 //! ```
 
-pub mod create;
-pub mod error;
+#![warn(missing_docs)]
+
+mod create;
+mod error;
 pub mod gguf_meta;
-pub mod gojson;
+mod gojson;
 pub mod gotemplate;
 pub mod guard;
-pub mod modelfile;
-pub mod name;
-pub mod ops;
+mod modelfile;
+mod name;
+mod ops;
 pub mod server;
 pub mod store;
 pub mod templates;
 
 pub use create::{
     check_template, create, create_from_modelfile, create_with, ConvertInput, ConvertJob,
-    CreateOptions, CreateReport, CreateSpec, Message, ModelPreparer, ModelSource, NoPreparer,
-    Progress, QuantizeLevel,
+    CreateOptions, CreateReport, CreateSpec, Message, ModelPreparer, ModelSource, Progress,
+    QuantizeLevel,
 };
 pub use error::{ErrorKind, OllamaError, Result};
 pub use gguf_meta::GgufHeader;
-pub use modelfile::{
-    add_parameter, add_parameter_assignment, Command, Modelfile, Parameters, ParseError,
-};
+pub use modelfile::{Command, Modelfile, ParseError};
 pub use name::ModelName;
 pub use ops::{
-    copy, format_list, format_show, human_bytes, human_time, list, remove, show, ListEntry,
-    ModelDetails, RemoveReport, ShowInfo,
+    copy, format_list, format_show, list, remove, show, ListEntry, ModelDetails, RemoveReport,
+    ShowInfo,
 };
 pub use server::{serve, spawn, ServerHandle, ServerOptions};
 pub use store::{Digest, Layer, Manifest, Store, StoredManifest};

@@ -14,12 +14,17 @@ use crate::error::{OllamaError, Result};
 /// `args` is the unquoted value (`role: content` for MESSAGE), as Ollama stores them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
+    /// The command, lower-case (`model`, `template`, `system`, `message`, a parameter name, …).
     pub name: String,
+    /// Its value, unquoted.
     pub args: String,
 }
 
+/// A parsed Modelfile: its commands in file order ([`Modelfile::parse`]; [`Display`](fmt::Display)
+/// prints it back).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Modelfile {
+    /// The commands in file order.
     pub commands: Vec<Command>,
 }
 
@@ -41,7 +46,7 @@ const INVALID_COMMAND: &str = "command must be one of \"from\", \"license\", \"t
 const INVALID_ROLE: &str = "message role must be one of \"system\", \"user\", or \"assistant\"";
 
 /// Parameters Ollama accepts but ignores with a warning.
-pub const DEPRECATED_PARAMETERS: &[&str] = &[
+pub(crate) const DEPRECATED_PARAMETERS: &[&str] = &[
     "penalize_newline",
     "low_vram",
     "f16_kv",
@@ -66,7 +71,10 @@ enum State {
 /// A parse failure: `(line N): message` like Ollama's `ParserError`, or `unexpected EOF`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// The 1-based line of the error; 0 when it is not tied to a line (an unexpected end of
+    /// the text, no FROM line).
     pub line: usize,
+    /// Ollama's message.
     pub message: String,
 }
 
@@ -101,7 +109,7 @@ fn is_newline(c: char) -> bool {
 /// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and U+0020. Rust has
 /// no Unicode category tables in std, so this excludes what Go excludes in practice: controls,
 /// spaces other than U+0020, format characters, private use and non-characters.
-pub fn is_go_printable(c: char) -> bool {
+pub(crate) fn is_go_printable(c: char) -> bool {
     if c == ' ' {
         return true;
     }
@@ -403,12 +411,16 @@ fn float32_json(v: f32) -> Option<Value> {
 }
 
 /// Typed model parameters (`PARAMETER key value` lines), in Go map order (sorted keys).
-pub type Parameters = BTreeMap<String, Value>;
+pub(crate) type Parameters = BTreeMap<String, Value>;
 
 /// Adds one `PARAMETER name value` the way the Ollama CLI does: ints become int64, floats
 /// float32, `use_mmap` a bool, `stop` accumulates a list. Deprecated names are ignored (returns
 /// a warning), unknown names and bad values are errors with Ollama's text.
-pub fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result<Option<String>> {
+pub(crate) fn add_parameter(
+    params: &mut Parameters,
+    name: &str,
+    value: &str,
+) -> Result<Option<String>> {
     if DEPRECATED_PARAMETERS.contains(&name) {
         return Ok(Some(format!("parameter {name} is deprecated")));
     }
@@ -444,7 +456,7 @@ pub fn add_parameter(params: &mut Parameters, name: &str, value: &str) -> Result
 }
 
 /// Parses `KEY=VALUE` (the CLI's `--parameter` form) into [`add_parameter`].
-pub fn add_parameter_assignment(
+pub(crate) fn add_parameter_assignment(
     params: &mut Parameters,
     assignment: &str,
 ) -> Result<Option<String>> {

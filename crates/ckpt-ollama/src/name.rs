@@ -4,21 +4,30 @@
 use std::fmt;
 use std::path::PathBuf;
 
-pub const DEFAULT_HOST: &str = "registry.ollama.ai";
-pub const DEFAULT_NAMESPACE: &str = "library";
-pub const DEFAULT_TAG: &str = "latest";
+/// The host of a name without one.
+pub(crate) const DEFAULT_HOST: &str = "registry.ollama.ai";
+/// The namespace of a name without one.
+pub(crate) const DEFAULT_NAMESPACE: &str = "library";
+/// The tag of a name without one.
+pub(crate) const DEFAULT_TAG: &str = "latest";
 
 /// Ollama fills a part that is present but empty (`a/:x`, `/m`) with this, which is never valid.
 const MISSING_PART: &str = "!MISSING!";
 
 /// The message Ollama's server returns for a name that does not validate.
-pub const INVALID_MODEL_NAME: &str = "invalid model name";
+pub(crate) const INVALID_MODEL_NAME: &str = "invalid model name";
 
+/// A full Ollama model name, defaults filled in; [`Display`](fmt::Display) prints
+/// `host/namespace/model:tag`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelName {
+    /// The registry host (`registry.ollama.ai` by default).
     pub host: String,
+    /// The namespace (`library` by default).
     pub namespace: String,
+    /// The model (`llama3.2`).
     pub model: String,
+    /// The tag (`latest` by default).
     pub tag: String,
 }
 
@@ -32,7 +41,7 @@ enum Part {
 
 impl ModelName {
     /// Parses `s` and fills in the defaults, without validating (see [`ModelName::is_valid`]).
-    pub fn parse_unchecked(s: &str) -> ModelName {
+    pub(crate) fn parse_unchecked(s: &str) -> ModelName {
         let mut rest = s.to_string();
         let mut name = ModelName {
             host: String::new(),
@@ -89,7 +98,7 @@ impl ModelName {
     }
 
     /// The name of the manifest at `host/namespace/model/tag` relative to `manifests/`.
-    pub fn from_parts(parts: [&str; 4]) -> Option<ModelName> {
+    pub(crate) fn from_parts(parts: [&str; 4]) -> Option<ModelName> {
         let name = ModelName {
             host: parts[0].to_string(),
             namespace: parts[1].to_string(),
@@ -99,7 +108,8 @@ impl ModelName {
         name.is_valid().then_some(name)
     }
 
-    pub fn is_valid(&self) -> bool {
+    /// Every part is valid by Ollama's rules (`Name.IsValid`).
+    pub(crate) fn is_valid(&self) -> bool {
         valid_part(Part::Host, &self.host)
             && valid_part(Part::Namespace, &self.namespace)
             && valid_part(Part::Model, &self.model)
@@ -108,7 +118,7 @@ impl ModelName {
 
     /// `model:tag`, `namespace/model:tag` or `host/namespace/model:tag`, dropping default parts
     /// (the form `ollama list` shows).
-    pub fn display_shortest(&self) -> String {
+    pub(crate) fn display_shortest(&self) -> String {
         let mut s = String::new();
         if !self.host.eq_ignore_ascii_case(DEFAULT_HOST) {
             s.push_str(&self.host);
@@ -126,18 +136,10 @@ impl ModelName {
     }
 
     /// Path of the manifest relative to the `manifests` directory.
-    pub fn relative_path(&self) -> PathBuf {
+    pub(crate) fn relative_path(&self) -> PathBuf {
         [&self.host, &self.namespace, &self.model, &self.tag]
             .iter()
             .collect()
-    }
-
-    /// Ollama compares names case-insensitively (`getExistingName`).
-    pub fn eq_ignore_case(&self, other: &ModelName) -> bool {
-        self.host.eq_ignore_ascii_case(&other.host)
-            && self.namespace.eq_ignore_ascii_case(&other.namespace)
-            && self.model.eq_ignore_ascii_case(&other.model)
-            && self.tag.eq_ignore_ascii_case(&other.tag)
     }
 }
 

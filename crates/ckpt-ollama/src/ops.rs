@@ -14,20 +14,27 @@ use crate::name::ModelName;
 use crate::store::{self, Digest, Store, StoredManifest};
 
 /// The template Ollama uses when a model has no template layer.
-pub const DEFAULT_TEMPLATE: &str = "{{ .Prompt }}";
+pub(crate) const DEFAULT_TEMPLATE: &str = "{{ .Prompt }}";
 
 /// `details` of `/api/tags` and `/api/show` (`api.ModelDetails`), read from the config blob.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelDetails {
+    /// The model the weights layer was inherited from (its `from`), empty for an import.
     pub parent_model: String,
+    /// `model_format` of the config (`gguf`).
     pub format: String,
+    /// `model_family`: the GGUF architecture (`llama`, `qwen2`, …).
     pub family: String,
+    /// `model_families`, when the config has them.
     pub families: Option<Vec<String>>,
+    /// `model_type`: the parameter count as Ollama prints it (`8.0B`, `494.03M`).
     pub parameter_size: String,
+    /// `file_type`: the weights' type by llama.cpp's name (`Q4_K_M`, `F16`).
     pub quantization_level: String,
 }
 
 impl ModelDetails {
+    /// The `details` JSON object, in Ollama's field order.
     pub fn to_json(&self) -> Value {
         json!({
             "parent_model": self.parent_model,
@@ -43,17 +50,22 @@ impl ModelDetails {
 /// One row of `ollama list`.
 #[derive(Debug, Clone)]
 pub struct ListEntry {
+    /// The full name.
     pub name: ModelName,
     /// `name:tag` without default parts, as shown by `ollama list`.
     pub display_name: String,
     /// Hex SHA-256 of the manifest; `ollama list` ID = its first 12 digits.
     pub digest: String,
+    /// The model's size: its layers and config blob, in bytes (`ollama list` SIZE).
     pub size: u64,
+    /// When the manifest was last written (`ollama list` MODIFIED).
     pub modified: SystemTime,
+    /// What the config blob says about the model.
     pub details: ModelDetails,
 }
 
 impl ListEntry {
+    /// The model id `ollama list` shows: the first 12 hex digits of the manifest's SHA-256.
     pub fn id(&self) -> &str {
         &self.digest[..12.min(self.digest.len())]
     }
@@ -128,24 +140,43 @@ pub fn list(store: &Store) -> Result<Vec<ListEntry>> {
 /// What `ollama show` reports (`api.ShowResponse`).
 #[derive(Debug, Clone)]
 pub struct ShowInfo {
+    /// The full name.
     pub name: ModelName,
+    /// The Modelfile `ollama show --modelfile` prints (FROM the blob paths in this store).
     pub modelfile: String,
     /// `PARAMETER`s as `%-30s %#v` lines (sorted by key; Ollama's order is Go map order).
     pub parameters: String,
+    /// The parameters layer as JSON (typed values; `stop` a list).
     pub parameters_map: Map<String, Value>,
+    /// The Go template (Ollama's default `{{ .Prompt }}` when the model has none).
     pub template: String,
+    /// The system prompt, empty when none.
     pub system: String,
+    /// The license layers joined with newlines (`api.ShowResponse.License`).
     pub license: String,
+    /// Each license layer's text.
     pub licenses: Vec<String>,
+    /// The messages layer.
     pub messages: Vec<Message>,
+    /// The config's `renderer`, empty when none.
     pub renderer: String,
+    /// The config's `parser`, empty when none.
     pub parser: String,
+    /// The config's `requires` (minimum Ollama version), empty when none.
     pub requires: String,
+    /// What the config blob says about the model.
     pub details: ModelDetails,
+    /// What the model can do (`completion` or `embedding`, `tools`, `thinking`, `insert`,
+    /// `vision`, `audio`), in the order Ollama derives them.
     pub capabilities: Vec<String>,
+    /// When the manifest was last written.
     pub modified: SystemTime,
+    /// The model GGUF's KVs as JSON (`general.name` and the chat template left out; long
+    /// arrays emptied unless verbose), plus `general.parameter_count`.
     pub model_info: Map<String, Value>,
+    /// The projector GGUF's KVs, for a model with a projector layer.
     pub projector_info: Option<Map<String, Value>>,
+    /// The model GGUF's tensors as `{name, type, shape}` objects.
     pub tensors: Vec<Value>,
 }
 
@@ -474,6 +505,7 @@ pub fn show(store: &Store, raw_name: &str, verbose: bool) -> Result<ShowInfo> {
 /// What `ollama rm` deleted.
 #[derive(Debug, Clone)]
 pub struct RemoveReport {
+    /// The full name removed.
     pub name: ModelName,
     /// Blobs deleted because no other manifest uses them (`sha256:<hex>`).
     pub removed_blobs: Vec<String>,
@@ -531,7 +563,7 @@ pub fn copy(store: &Store, source: &str, destination: &str) -> Result<ModelName>
 }
 
 /// Ollama's `format.HumanBytes` (decimal units: "4.7 GB", "19 KB", "512 B").
-pub fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const UNITS: [(u64, &str); 4] = [
         (1_000_000_000_000, "TB"),
         (1_000_000_000, "GB"),
@@ -550,7 +582,7 @@ pub fn human_bytes(b: u64) -> String {
 }
 
 /// Ollama's `format.HumanTime`: "Less than a second ago", "5 minutes ago", "2 days ago", …
-pub fn human_time(t: SystemTime, now: SystemTime) -> String {
+pub(crate) fn human_time(t: SystemTime, now: SystemTime) -> String {
     match now.duration_since(t) {
         Ok(d) => format!("{} ago", human_duration(d.as_secs_f64())),
         Err(e) => format!("{} from now", human_duration(e.duration().as_secs_f64())),
@@ -615,7 +647,7 @@ pub fn format_list(entries: &[ListEntry], now: SystemTime) -> String {
 }
 
 /// RFC 3339 with nanoseconds, trailing zeros trimmed, in UTC (Go's `time.Time` JSON form).
-pub fn rfc3339_nano(t: SystemTime) -> String {
+pub(crate) fn rfc3339_nano(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let nanos = d.subsec_nanos();

@@ -230,6 +230,7 @@ pub fn serve_listener(
 /// A server running on a background thread (tests, or a CLI that does other work meanwhile).
 /// Dropping it stops the server.
 pub struct ServerHandle {
+    /// The address the server listens on (with the port chosen when 0 was asked).
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,

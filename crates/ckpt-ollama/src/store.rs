@@ -19,21 +19,31 @@ use crate::error::{OllamaError, Result};
 use crate::gojson;
 use crate::name::ModelName;
 
-pub const MEDIA_MODEL: &str = "application/vnd.ollama.image.model";
-pub const MEDIA_ADAPTER: &str = "application/vnd.ollama.image.adapter";
-pub const MEDIA_PROJECTOR: &str = "application/vnd.ollama.image.projector";
-pub const MEDIA_TEMPLATE: &str = "application/vnd.ollama.image.template";
+/// Media type of the model weights layer (a GGUF).
+pub(crate) const MEDIA_MODEL: &str = "application/vnd.ollama.image.model";
+/// Media type of a LoRA adapter layer (a GGUF).
+pub(crate) const MEDIA_ADAPTER: &str = "application/vnd.ollama.image.adapter";
+/// Media type of a vision projector layer (an mmproj GGUF).
+pub(crate) const MEDIA_PROJECTOR: &str = "application/vnd.ollama.image.projector";
+/// Media type of the Go chat template layer.
+pub(crate) const MEDIA_TEMPLATE: &str = "application/vnd.ollama.image.template";
 /// Legacy name of the template layer, still read by Ollama.
-pub const MEDIA_PROMPT: &str = "application/vnd.ollama.image.prompt";
-pub const MEDIA_SYSTEM: &str = "application/vnd.ollama.image.system";
-pub const MEDIA_PARAMS: &str = "application/vnd.ollama.image.params";
-pub const MEDIA_LICENSE: &str = "application/vnd.ollama.image.license";
-pub const MEDIA_MESSAGES: &str = "application/vnd.ollama.image.messages";
-pub const MEDIA_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const MEDIA_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const MEDIA_PROMPT: &str = "application/vnd.ollama.image.prompt";
+/// Media type of the system prompt layer.
+pub(crate) const MEDIA_SYSTEM: &str = "application/vnd.ollama.image.system";
+/// Media type of the parameters layer (JSON).
+pub(crate) const MEDIA_PARAMS: &str = "application/vnd.ollama.image.params";
+/// Media type of a license layer.
+pub(crate) const MEDIA_LICENSE: &str = "application/vnd.ollama.image.license";
+/// Media type of the messages layer (JSON).
+pub(crate) const MEDIA_MESSAGES: &str = "application/vnd.ollama.image.messages";
+/// Media type of the config blob.
+pub(crate) const MEDIA_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Media type of a manifest.
+pub(crate) const MEDIA_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Ollama's error text for a malformed digest.
-pub const INVALID_DIGEST: &str = "invalid digest format";
+pub(crate) const INVALID_DIGEST: &str = "invalid digest format";
 
 /// A blob digest as written in URLs and manifests: `sha256:<64 hex>` (`sha256-<hex>` accepted).
 /// The hex keeps its case: Ollama does too, so an upper-case digest never matches a blob.
@@ -56,20 +66,18 @@ impl Digest {
         }
     }
 
-    pub fn from_sha256(bytes: &[u8]) -> Digest {
+    /// The digest of a computed SHA-256 (32 bytes).
+    pub(crate) fn from_sha256(bytes: &[u8]) -> Digest {
         Digest { hex: hex(bytes) }
     }
 
-    pub fn of_bytes(data: &[u8]) -> Digest {
+    /// The digest of `data`.
+    pub(crate) fn of_bytes(data: &[u8]) -> Digest {
         Digest::from_sha256(&Sha256::digest(data))
     }
 
-    pub fn hex(&self) -> &str {
-        &self.hex
-    }
-
     /// The blob's file name: `sha256-<hex>`.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("sha256-{}", self.hex)
     }
 }
@@ -80,6 +88,7 @@ impl std::fmt::Display for Digest {
     }
 }
 
+/// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -93,18 +102,25 @@ pub fn hex(bytes: &[u8]) -> String {
 /// One manifest entry (also used for the config). Field order is Ollama's struct order.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Layer {
+    /// `mediaType`: what the blob is (`application/vnd.ollama.image.model`, …).
     #[serde(rename = "mediaType")]
     pub media_type: String,
+    /// The blob's digest, `sha256:<hex>`.
     pub digest: String,
+    /// The blob's size in bytes.
     pub size: u64,
+    /// The model this layer was inherited from (`FROM existing-model`); empty for a layer
+    /// imported from a file.
     #[serde(default)]
     pub from: String,
+    /// Ollama's optional layer `name` (omitted when empty; kept when a layer is inherited).
     #[serde(default)]
     pub name: String,
 }
 
 impl Layer {
-    pub fn new(media_type: &str, digest: &Digest, size: u64) -> Layer {
+    /// A layer for the blob `digest` of `size` bytes, without `from` or `name`.
+    pub(crate) fn new(media_type: &str, digest: &Digest, size: u64) -> Layer {
         Layer {
             media_type: media_type.to_string(),
             digest: digest.to_string(),
@@ -125,25 +141,28 @@ impl Layer {
         }
         v
     }
-
-    pub fn parsed_digest(&self) -> Result<Digest> {
-        Digest::parse(&self.digest)
-    }
 }
 
+/// A model manifest (Docker's image manifest v2 layout, as Ollama writes it).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Manifest {
+    /// `schemaVersion`: 2.
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
+    /// `mediaType`: the manifest media type.
     #[serde(rename = "mediaType")]
     pub media_type: String,
+    /// The config blob (model format, family, type, file type, …).
     pub config: Layer,
+    /// The layers: the weights (model, adapters, projectors), then the text and JSON layers
+    /// (template, system, params, licenses, messages).
     #[serde(default)]
     pub layers: Vec<Layer>,
 }
 
 impl Manifest {
-    pub fn new(config: Layer, layers: Vec<Layer>) -> Manifest {
+    /// A schema-2 manifest of `config` and `layers`.
+    pub(crate) fn new(config: Layer, layers: Vec<Layer>) -> Manifest {
         Manifest {
             schema_version: 2,
             media_type: MEDIA_MANIFEST.to_string(),
@@ -153,7 +172,7 @@ impl Manifest {
     }
 
     /// The file bytes exactly as Ollama's `WriteManifest` (json.Encoder) produces them.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let v = json!({
             "schemaVersion": self.schema_version,
             "mediaType": self.media_type,
@@ -164,10 +183,11 @@ impl Manifest {
     }
 
     /// Sum of layer and config sizes (`ollama list` SIZE).
-    pub fn total_size(&self) -> u64 {
+    pub(crate) fn total_size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum::<u64>() + self.config.size
     }
 
+    /// The digests of the layers and then the config (empty ones left out).
     pub fn all_digests(&self) -> impl Iterator<Item = &str> {
         self.layers
             .iter()
@@ -180,27 +200,32 @@ impl Manifest {
 /// A manifest read from disk with what `ollama list` shows about it.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
+    /// The model's full name.
     pub name: ModelName,
+    /// The manifest file.
     pub path: PathBuf,
+    /// Its content.
     pub manifest: Manifest,
     /// Hex SHA-256 of the manifest file (the model id; `ollama list` shows the first 12).
     pub digest: String,
+    /// The manifest file's modification time.
     pub modified: SystemTime,
 }
 
 /// A blob just written or found, with whether this call created it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobInfo {
+pub(crate) struct BlobInfo {
     pub digest: Digest,
     pub size: u64,
     pub created: bool,
 }
 
 /// An exclusive lock on the store, released on drop.
-pub struct StoreLock {
+pub(crate) struct StoreLock {
     _file: File,
 }
 
+/// An Ollama model store: the folder holding `blobs/` and `manifests/` (`$OLLAMA_MODELS`).
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
@@ -229,6 +254,7 @@ fn io_err<'a>(op: &str, path: &'a Path) -> impl FnOnce(io::Error) -> OllamaError
 }
 
 impl Store {
+    /// The store at `root` (nothing is created until something is written).
     pub fn new(root: impl Into<PathBuf>) -> Store {
         Store { root: root.into() }
     }
@@ -250,27 +276,29 @@ impl Store {
         ))
     }
 
+    /// The store's folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
-    pub fn blobs_dir(&self) -> PathBuf {
+    /// `<root>/blobs`.
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs")
     }
-    pub fn manifests_dir(&self) -> PathBuf {
+    /// `<root>/manifests`.
+    pub(crate) fn manifests_dir(&self) -> PathBuf {
         self.root.join("manifests")
     }
+    /// `<root>/blobs/sha256-<hex>`: where the blob `digest` is (or would be).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blobs_dir().join(digest.file_name())
     }
-    pub fn manifest_path(&self, name: &ModelName) -> PathBuf {
+    /// `<root>/manifests/<host>/<namespace>/<model>/<tag>`.
+    pub(crate) fn manifest_path(&self, name: &ModelName) -> PathBuf {
         self.manifests_dir().join(name.relative_path())
-    }
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
     }
 
     /// Scratch space on the store's filesystem (for converter/quantizer outputs).
-    pub fn scratch_dir(&self) -> Result<PathBuf> {
+    pub(crate) fn scratch_dir(&self) -> Result<PathBuf> {
         self.remove_stale_temporaries();
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = self
@@ -281,7 +309,7 @@ impl Store {
     }
 
     /// Blocks until no other ckpt process is writing this store.
-    pub fn lock(&self) -> Result<StoreLock> {
+    pub(crate) fn lock(&self) -> Result<StoreLock> {
         fs::create_dir_all(&self.root).map_err(io_err("mkdir", &self.root))?;
         let path = self.root.join(".ckpt-ollama.lock");
         let file = fs::OpenOptions::new()
@@ -339,7 +367,7 @@ impl Store {
 
     /// A fresh temporary path in `blobs/` for an upload written by the caller (the server
     /// streams request bodies into it asynchronously), then passed to [`Store::commit_upload`].
-    pub fn upload_temp_path(&self) -> Result<PathBuf> {
+    pub(crate) fn upload_temp_path(&self) -> Result<PathBuf> {
         let dir = self.blobs_dir();
         fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -348,7 +376,12 @@ impl Store {
 
     /// Moves a complete upload whose SHA-256 is `digest` into place (removes it if the blob
     /// already exists). Returns whether a new blob was created.
-    pub fn commit_upload(&self, temp: &Path, digest: &Digest, size: u64) -> Result<BlobInfo> {
+    pub(crate) fn commit_upload(
+        &self,
+        temp: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobInfo> {
         let file = File::open(temp).map_err(io_err("open", temp))?;
         self.commit_temp(
             TempBlob {
@@ -362,7 +395,11 @@ impl Store {
 
     /// Streams `reader` into a blob, hashing as it goes. With `expected`, a different digest is
     /// an error (the bytes are still kept under their real digest, as Ollama does).
-    pub fn write_blob(&self, reader: &mut dyn Read, expected: Option<&Digest>) -> Result<BlobInfo> {
+    pub(crate) fn write_blob(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<BlobInfo> {
         let mut temp = self.temp_blob()?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -396,7 +433,8 @@ impl Store {
         Ok(info)
     }
 
-    pub fn write_blob_bytes(&self, data: &[u8]) -> Result<BlobInfo> {
+    /// Writes `data` as a blob.
+    pub(crate) fn write_blob_bytes(&self, data: &[u8]) -> Result<BlobInfo> {
         let digest = Digest::of_bytes(data);
         let path = self.blob_path(&digest);
         if path.is_file() {
@@ -412,7 +450,7 @@ impl Store {
 
     /// Imports a local file as a blob: hashes it first (reading only), then copies it unless the
     /// blob already exists, re-hashing the copy so a file changed meanwhile is detected.
-    pub fn import_file(&self, path: &Path) -> Result<BlobInfo> {
+    pub(crate) fn import_file(&self, path: &Path) -> Result<BlobInfo> {
         let digest = sha256_file(path)?;
         let blob = self.blob_path(&digest);
         if blob.is_file() {
@@ -439,7 +477,7 @@ impl Store {
 
     /// Moves a file this process wrote (a converter or quantizer output on the store's
     /// filesystem) into `blobs/` without copying it; falls back to a copy across filesystems.
-    pub fn adopt_file(&self, path: &Path) -> Result<BlobInfo> {
+    pub(crate) fn adopt_file(&self, path: &Path) -> Result<BlobInfo> {
         let digest = sha256_file(path)?;
         let size = fs::metadata(path).map_err(io_err("stat", path))?.len();
         let blob = self.blob_path(&digest);
@@ -468,11 +506,12 @@ impl Store {
     }
 
     /// Writes the manifest atomically (temporary file + rename).
-    pub fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<String> {
+    pub(crate) fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<String> {
         self.write_manifest_bytes(name, &manifest.to_bytes())
     }
 
-    pub fn write_manifest_bytes(&self, name: &ModelName, bytes: &[u8]) -> Result<String> {
+    /// Writes manifest bytes for `name` atomically; returns the manifest's hex SHA-256.
+    pub(crate) fn write_manifest_bytes(&self, name: &ModelName, bytes: &[u8]) -> Result<String> {
         let path = self.manifest_path(name);
         let dir = path.parent().expect("manifest path has a parent");
         fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
@@ -534,7 +573,7 @@ impl Store {
 
     /// Every manifest at `manifests/*/*/*/*` whose path is a valid name; unreadable ones are
     /// skipped, like Ollama's `Manifests(continueOnError=true)`.
-    pub fn manifests(&self) -> Result<Vec<StoredManifest>> {
+    pub(crate) fn manifests(&self) -> Result<Vec<StoredManifest>> {
         let mut out = Vec::new();
         let root = self.manifests_dir();
         for host in sorted_entries(&root) {
@@ -569,7 +608,7 @@ impl Store {
 
     /// Reuses the stored spelling of each name part that matches case-insensitively
     /// (Ollama's `getExistingName`), so `Llama3` and `llama3` are the same model.
-    pub fn existing_name(&self, name: &ModelName) -> Result<ModelName> {
+    pub(crate) fn existing_name(&self, name: &ModelName) -> Result<ModelName> {
         let mut n = name.clone();
         for m in self.manifests()? {
             let e = &m.name;
@@ -590,7 +629,7 @@ impl Store {
     }
 
     /// Deletes the blobs among `digests` that no manifest references any more.
-    pub fn remove_unreferenced(&self, digests: &[String]) -> Result<Vec<String>> {
+    pub(crate) fn remove_unreferenced(&self, digests: &[String]) -> Result<Vec<String>> {
         let in_use: std::collections::HashSet<String> = self
             .manifests()?
             .iter()
@@ -620,7 +659,7 @@ impl Store {
     }
 
     /// Removes empty directories under `manifests/` (Ollama's `PruneDirectory`).
-    pub fn prune_manifest_dirs(&self) {
+    pub(crate) fn prune_manifest_dirs(&self) {
         fn prune(dir: &Path, is_root: bool) {
             for entry in sorted_entries(dir) {
                 if entry.is_dir() && !entry.is_symlink() {
@@ -638,7 +677,7 @@ impl Store {
 impl Store {
     /// Deletes scratch directories and partial blobs left by ckpt processes that died (their
     /// pid is gone), so a killed create does not leave garbage behind forever.
-    pub fn remove_stale_temporaries(&self) {
+    pub(crate) fn remove_stale_temporaries(&self) {
         let dead = |name: &str, prefix: &str| -> bool {
             let Some(rest) = name.strip_prefix(prefix) else {
                 return false;
@@ -683,7 +722,8 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-pub fn sha256_file(path: &Path) -> Result<Digest> {
+/// The digest of a file's content, read in full.
+pub(crate) fn sha256_file(path: &Path) -> Result<Digest> {
     let mut file = File::open(path).map_err(io_err("open", path))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -120,8 +120,10 @@ const TEMPLATE_FILES: &[(&str, &str, &str)] = &[
 /// Accept the closest template only below this distance (Ollama's threshold).
 const MAX_DISTANCE: usize = 100;
 
+/// One of Ollama's named chat templates (its `template/*.gotmpl` and `*.json` files).
 #[derive(Debug, Clone)]
 pub struct NamedTemplate {
+    /// The name (`chatml`, `llama3-instruct`, …).
     pub name: &'static str,
     /// The Go template text stored as the `template` layer (CRLF normalized to LF, as Ollama).
     pub template: String,
@@ -213,7 +215,7 @@ pub fn closest(jinja: &str) -> Option<(&'static str, usize)> {
 
 /// Edit distance over Unicode scalar values (as agnivade/levenshtein on runes). Returns some
 /// value >= `give_up` as soon as the distance is known to reach `give_up`.
-pub fn levenshtein(a: &[char], b: &[char], give_up: usize) -> usize {
+pub(crate) fn levenshtein(a: &[char], b: &[char], give_up: usize) -> usize {
     if a.is_empty() {
         return b.len();
     }

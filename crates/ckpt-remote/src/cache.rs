@@ -25,15 +25,19 @@ pub(crate) const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc
 # For information about cache directory tags, see:\n\
 #\thttps://bford.info/cachedir/\n";
 
+/// One repository's paths in a huggingface_hub cache.
 #[derive(Debug, Clone)]
-pub struct RepoCache {
+pub(crate) struct RepoCache {
+    /// The cache root (`HF_HUB_CACHE`).
     pub root: PathBuf,
     /// `models--ORG--NAME`.
     pub folder_name: String,
+    /// `<root>/<folder_name>`.
     pub folder: PathBuf,
 }
 
 impl RepoCache {
+    /// The paths of `uri`'s repository under the cache root `cache_dir`.
     pub fn new(cache_dir: &Path, uri: &HubUri) -> RepoCache {
         let folder_name = format!(
             "{}--{}",
@@ -47,21 +51,26 @@ impl RepoCache {
         }
     }
 
+    /// `blobs/<etag>`.
     pub fn blob_path(&self, etag: &str) -> PathBuf {
         self.folder.join("blobs").join(etag)
     }
+    /// `blobs/<etag>.incomplete`: the download in progress.
     pub fn incomplete_path(&self, etag: &str) -> PathBuf {
         self.folder.join("blobs").join(format!("{etag}.incomplete"))
     }
+    /// `<root>/.locks/<folder_name>/<etag>.lock`.
     pub fn lock_path(&self, etag: &str) -> PathBuf {
         self.root
             .join(".locks")
             .join(&self.folder_name)
             .join(format!("{etag}.lock"))
     }
+    /// `snapshots/<commit>`.
     pub fn snapshot_dir(&self, commit: &str) -> PathBuf {
         self.folder.join("snapshots").join(commit)
     }
+    /// `snapshots/<commit>/<repo_path>`: the symlink to the file's blob.
     pub fn pointer_path(&self, commit: &str, repo_path: &str) -> PathBuf {
         let mut p = self.snapshot_dir(commit);
         p.extend(repo_path.split('/'));
@@ -160,6 +169,7 @@ impl RepoCache {
         Ok(())
     }
 
+    /// Creates `blobs/`, `refs/` and `snapshots/` (and the root's CACHEDIR.TAG, best effort).
     pub fn ensure_layout(&self) -> Result<()> {
         self.check_folder()?;
         for d in [

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+/// The Hub used when `HF_ENDPOINT` is not set.
+pub(crate) const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// How to reach a Hub and where its cache is, as huggingface_hub configures itself.
 #[derive(Clone)]
 pub struct HubConfig {
     /// Base URL without a trailing `/` (`HF_ENDPOINT`).
@@ -16,12 +18,15 @@ pub struct HubConfig {
     pub cache_dir: PathBuf,
     /// `HF_HUB_OFFLINE`: no request at all; everything resolves from the cache.
     pub offline: bool,
+    /// The `User-Agent` header (`ckpt/VERSION`).
     pub user_agent: String,
+    /// Longest wait to connect (`HF_HUB_ETAG_TIMEOUT`; default 10 s).
     pub connect_timeout: Duration,
     /// Longest wait for response headers or for the next body bytes.
     pub read_timeout: Duration,
     /// Retries after a connection failure, timeout or 5xx (per request), with exponential backoff.
     pub max_retries: u32,
+    /// The first retry's delay (default 500 ms), doubled for each further one up to 20 s.
     pub retry_base_delay: Duration,
 }
 
@@ -60,7 +65,7 @@ impl HubConfig {
     }
 
     /// `from_env` with an explicit variable lookup (for tests and embedding).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> HubConfig {
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> HubConfig {
         let endpoint = var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let hf_home = var("HF_HOME")
             .map(|h| expand_home(&h, &var))

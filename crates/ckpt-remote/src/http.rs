@@ -23,9 +23,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// HTTP requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+    /// Response body bytes received so far.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
@@ -134,14 +136,16 @@ pub(crate) fn agent(config: &HubConfig, recv_response: Duration) -> ureq::Agent 
         .new_agent()
 }
 
+/// The HTTP client of a [`crate::Hub`]: its configuration, agent and counters.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     agent: ureq::Agent,
     pub config: HubConfig,
     pub stats: Arc<Stats>,
 }
 
 impl Client {
+    /// A client with the agent policy of [`agent`].
     pub fn new(config: HubConfig) -> Client {
         Client {
             agent: agent(&config, config.read_timeout),

@@ -21,26 +21,32 @@ pub struct Hub {
 
 /// One file of a repository listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoFile {
+pub(crate) struct RepoFile {
+    /// The path in the repository (`/`-separated, checked to stay inside it).
     pub path: String,
+    /// Size in bytes, when the listing gives it.
     pub size: Option<u64>,
     /// sha256 of the content for LFS files.
     pub lfs_sha256: Option<String>,
 }
 
+/// A repository at one revision, as the Hub's API lists it.
 #[derive(Debug, Clone)]
-pub struct RepoInfo {
+pub(crate) struct RepoInfo {
     /// The commit the revision points to.
     pub sha: String,
+    /// Every file of the repository at that commit.
     pub files: Vec<RepoFile>,
 }
 
 /// What a HEAD on a resolve URL tells about one file.
 #[derive(Debug, Clone)]
 pub struct FileMetadata {
+    /// The commit the revision resolved to (X-Repo-Commit).
     pub commit: String,
     /// Blob identity: sha256 for LFS files, git blob sha1 for regular ones.
     pub etag: String,
+    /// Size in bytes (X-Linked-Size, else Content-Length of a non-redirect answer).
     pub size: Option<u64>,
     /// Where the bytes are (the CDN location of an LFS file, else the resolve URL).
     pub location: String,
@@ -66,17 +72,21 @@ struct RawLfs {
 }
 
 impl Hub {
+    /// A connection to the Hub `config` describes (no request is sent yet).
     pub fn new(config: HubConfig) -> Hub {
         Hub {
             client: Client::new(config),
         }
     }
-    pub fn from_env() -> Hub {
+    /// A connection configured from the environment ([`HubConfig::from_env`]).
+    pub(crate) fn from_env() -> Hub {
         Hub::new(HubConfig::from_env())
     }
+    /// The configuration this connection uses.
     pub fn config(&self) -> &HubConfig {
         &self.client.config
     }
+    /// The request and byte counters of this connection (shared by its clones).
     pub fn stats(&self) -> Arc<Stats> {
         self.client.stats.clone()
     }
@@ -91,7 +101,7 @@ impl Hub {
 
     /// `{endpoint}/{prefix}{repo}/resolve/{revision}/{path}`: the revision fully percent-encoded
     /// (`refs/pr/1` → `refs%2Fpr%2F1`), each path segment encoded.
-    pub fn resolve_url(&self, uri: &HubUri, revision: &str, path: &str) -> String {
+    pub(crate) fn resolve_url(&self, uri: &HubUri, revision: &str, path: &str) -> String {
         format!(
             "{}/{}{}/resolve/{}/{}",
             self.config().endpoint,
@@ -103,7 +113,7 @@ impl Hub {
     }
 
     /// `GET /api/{models}/{repo}/revision/{rev}?blobs=true`: the commit and every file.
-    pub fn repo_info(&self, uri: &HubUri, revision: &str) -> Result<RepoInfo> {
+    pub(crate) fn repo_info(&self, uri: &HubUri, revision: &str) -> Result<RepoInfo> {
         let url = format!(
             "{}/api/{}/{}/revision/{}?blobs=true",
             self.config().endpoint,
@@ -140,7 +150,8 @@ impl Hub {
         Ok(RepoInfo { sha, files })
     }
 
-    /// HEAD on the resolve URL, following relative redirects only, like huggingface_hub.
+    /// HEAD on the resolve URL, following relative redirects only, like huggingface_hub. Fails
+    /// with [`RemoteError::InvalidResponse`] when the answer has no X-Repo-Commit or no ETag.
     pub fn file_metadata(&self, uri: &HubUri, revision: &str, path: &str) -> Result<FileMetadata> {
         let url = self.resolve_url(uri, revision, path);
         let ctx = Self::context(uri, revision, path);

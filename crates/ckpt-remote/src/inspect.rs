@@ -14,30 +14,39 @@ use crate::hub::{is_commit_hash, Hub, RepoFile};
 use crate::uri::{HubUri, RemoteLocation};
 
 /// The first read of every file: most safetensors headers (and many GGUF ones) fit.
-pub const SPECULATIVE_READ: u64 = 100_000;
+pub(crate) const SPECULATIVE_READ: u64 = 100_000;
 /// Shard headers fetched at the same time.
-pub const MAX_PARALLEL_HEADERS: usize = 8;
+pub(crate) const MAX_PARALLEL_HEADERS: usize = 8;
 /// Index files larger than this are refused.
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 
+/// One tensor as its file's header describes it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RemoteTensor {
+    /// The tensor's name in the file.
     pub name: String,
+    /// Its dtype as ckpt names it (`F32`, `BF16`, `Q4_K`, …).
     pub dtype: String,
+    /// Its shape, outermost dimension first (PyTorch order; GGUF dimensions reversed to it).
     pub shape: Vec<u64>,
+    /// Size of its data in bytes.
     pub bytes: u64,
 }
 
+/// One remote file and what its header says.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteFile {
     /// The path inside the repository, or the URL.
     pub path: String,
+    /// The URL read (a Hub resolve URL pinned to the commit, or the URL given).
     pub url: String,
     /// File size in bytes, when the server told it.
     pub size: Option<u64>,
     /// `safetensors`, `gguf` or `pytorch` (header not readable remotely).
     pub format: String,
+    /// The tensors in header order (empty for a pickled checkpoint).
     pub tensors: Vec<RemoteTensor>,
+    /// safetensors' `__metadata__`, or a GGUF file's scalar key/values as text.
     pub metadata: BTreeMap<String, String>,
     /// Non-string GGUF values (arrays) as JSON, like `values` of a local inspect.
     pub values: BTreeMap<String, Value>,
@@ -45,15 +54,24 @@ pub struct RemoteFile {
     pub note: Option<String>,
 }
 
+/// What [`inspect_remote`] / [`Hub::inspect`] found: the headers of every file of a remote
+/// checkpoint, read with HTTP range requests.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteInspection {
+    /// The location inspected, as `hf://…` or the URL.
     pub location: String,
+    /// `safetensors`, `gguf` or `pytorch`.
     pub format: String,
     /// The commit the Hub revision resolved to (Hub locations only).
     pub commit: Option<String>,
+    /// The files read: one, or every shard of an index or GGUF split, in order.
     pub files: Vec<RemoteFile>,
+    /// The checkpoint's metadata: of its one file, or merged over the shards and the index
+    /// (the first value of a key wins).
     pub metadata: BTreeMap<String, String>,
+    /// Non-string GGUF values (arrays) as JSON.
     pub values: BTreeMap<String, Value>,
+    /// What could not be read remotely and why (a pickled `.bin`).
     pub notes: Vec<String>,
     /// HTTP requests sent (redirect hops and retries included).
     pub requests: u64,
@@ -62,6 +80,7 @@ pub struct RemoteInspection {
 }
 
 impl RemoteInspection {
+    /// Every tensor of every file, in file order.
     pub fn tensors(&self) -> impl Iterator<Item = &RemoteTensor> {
         self.files.iter().flat_map(|f| f.tensors.iter())
     }
@@ -146,6 +165,12 @@ struct Target {
 }
 
 impl Hub {
+    /// Inspects `hf://ORG/NAME[@REVISION][/PATH]` or an http(s) URL of one file: reads the
+    /// headers of the safetensors or GGUF file (or every shard of an index or split) with range
+    /// requests; for a repository or folder, picks the weights as transformers would.
+    ///
+    /// Fails with [`RemoteError::Usage`] offline (remote inspect needs the network), and with
+    /// the Hub's errors (not found, unauthorized, …) or [`RemoteError::Format`] for a bad header.
     pub fn inspect(&self, uri: &str) -> Result<RemoteInspection> {
         let location = RemoteLocation::parse(uri)?;
         let start_requests = self.client.stats.requests();

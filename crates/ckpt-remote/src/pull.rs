@@ -17,7 +17,8 @@ use crate::http::{io_network, parse_content_range, Context, Method, Redirects};
 use crate::hub::{check_repo_path, file_globs, is_commit_hash, FileMetadata, Hub, RepoFile};
 use crate::uri::{check_repo_id, check_revision, HubUri, RemoteLocation};
 
-pub const DEFAULT_WORKERS: usize = 8;
+/// Parallel downloads when [`PullOptions::workers`] is 0.
+pub(crate) const DEFAULT_WORKERS: usize = 8;
 /// The most a download may bring when nobody announced its size (no X-Linked-Size or
 /// Content-Length in the metadata request, none in the response either: a chunked body). Only
 /// regular git files can get there (the Hub announces every LFS file's size, and ckpt refuses an
@@ -28,6 +29,8 @@ pub const MAX_UNSIZED_DOWNLOAD: u64 = 64 << 20;
 
 const COPY_BUFFER: usize = 1 << 20;
 
+/// Options of [`pull`](fn@pull) / [`Hub::pull`] (`ckpt pull`'s flags, huggingface_hub's
+/// `snapshot_download` arguments).
 #[derive(Clone, Default)]
 pub struct PullOptions {
     /// Branch, tag, commit or `refs/pr/N` (default: the revision in the URI, else `main`).
@@ -39,7 +42,7 @@ pub struct PullOptions {
     pub exclude: Vec<String>,
     /// Cache root instead of `$HF_HUB_CACHE` / `$HF_HOME/hub`.
     pub cache_dir: Option<PathBuf>,
-    /// Parallel downloads (0 = `DEFAULT_WORKERS`).
+    /// Parallel downloads (0 = 8).
     pub workers: usize,
     /// Download into this folder instead of the cache, as huggingface_hub's
     /// `snapshot_download(local_dir=...)` / `hf download --local-dir` do since v0.23: real files
@@ -53,27 +56,39 @@ pub struct PullOptions {
     pub progress: Option<SharedProgress>,
 }
 
+/// One file of a pull.
 #[derive(Debug, Clone)]
 pub struct PulledFile {
     /// Path inside the repository.
     pub path: String,
-    /// `snapshots/<commit>/<path>`.
+    /// `snapshots/<commit>/<path>` (or `<local_dir>/<path>`).
     pub local_path: PathBuf,
+    /// Its size in bytes.
     pub size: u64,
     /// Bytes downloaded for it by this pull (0 when it was cached).
     pub downloaded: u64,
+    /// It was already complete in the cache (or the local folder): nothing was downloaded.
     pub cached: bool,
 }
 
+/// What a pull did.
 #[derive(Debug, Clone)]
 pub struct PullReport {
+    /// The repository id (`ORG/NAME`).
     pub repo: String,
+    /// The revision asked for (`main` by default).
     pub revision: String,
+    /// The commit it resolved to.
     pub commit: String,
+    /// `snapshots/<commit>` in the cache, or the [`PullOptions::local_dir`].
     pub snapshot: PathBuf,
+    /// The files selected by the include/exclude patterns, each now present locally.
     pub files: Vec<PulledFile>,
+    /// Bytes downloaded by this pull, over all files.
     pub downloaded_bytes: u64,
+    /// HTTP requests sent (redirect hops and retries included).
     pub requests: u64,
+    /// Response body bytes received.
     pub bytes_transferred: u64,
 }
 
@@ -158,6 +173,11 @@ impl Hub {
         RepoCache::new(cache_dir.unwrap_or(&self.config().cache_dir), uri)
     }
 
+    /// `snapshot_download`: pulls `repo` (`ORG/NAME` or `hf://ORG/NAME[@REV]`, not a file) into
+    /// the cache (or [`PullOptions::local_dir`]): every file of the revision that the patterns
+    /// select, skipping what is already there, resuming partial downloads and checking each
+    /// blob's hash. Offline, answers from the cache only ([`RemoteError::NotCached`]); when the
+    /// Hub cannot be reached, a revision already in the cache is used.
     pub fn pull(&self, repo: &str, opts: &PullOptions) -> Result<PullReport> {
         let mut uri = parse_repo(repo)?;
         if let Some(rev) = &opts.revision {

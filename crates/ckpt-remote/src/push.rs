@@ -44,6 +44,8 @@ const UPLOAD_WORKERS: usize = 5;
 
 const LFS_CONTENT_TYPE: &str = "application/vnd.git-lfs+json";
 
+/// Options of [`push`](fn@push) / [`Hub::push`] (`ckpt push`'s flags, huggingface_hub's
+/// `upload_folder` arguments).
 #[derive(Clone, Default)]
 pub struct PushOptions {
     /// Branch to commit to, or to open the pull request against (default: the revision in the
@@ -82,9 +84,11 @@ pub struct PushOptions {
 pub struct SkippedFile {
     /// Its path relative to the folder.
     pub path: String,
+    /// The symlink's path on disk.
     pub local_path: PathBuf,
     /// Where it really is.
     pub target: PathBuf,
+    /// Why it was skipped, and how to upload it anyway.
     pub reason: String,
 }
 
@@ -103,34 +107,50 @@ pub enum PushAction {
     Ignored,
 }
 
+/// One local file of a push.
 #[derive(Debug, Clone)]
 pub struct PushedFile {
+    /// Its path in the repository.
     pub path_in_repo: String,
+    /// Its path on disk.
     pub local_path: PathBuf,
+    /// Its size in bytes.
     pub size: u64,
+    /// The SHA-256 of its content, lowercase hex (the LFS oid).
     pub sha256: String,
+    /// The Hub's preupload answer put it in LFS storage (else it is a regular git file).
     pub lfs: bool,
+    /// What was done with it.
     pub action: PushAction,
 }
 
+/// The pull request a push opened ([`PushOptions::create_pr`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
+    /// Its number on the Hub.
     pub number: u64,
     /// `refs/pr/N`: pass it as the revision to pull or push more commits to the PR.
     pub revision: String,
+    /// Its page on the Hub (the commit answer's `pullRequestUrl`).
     pub url: String,
 }
 
+/// What a push did (the `--json` report of `ckpt push`, see [`PushReport::to_json`]).
 #[derive(Debug, Clone)]
 pub struct PushReport {
+    /// The repository id (`ORG/NAME`).
     pub repo: String,
     /// The branch committed to (or that the pull request targets).
     pub revision: String,
     /// None when nothing changed (every file was already there), so no commit was made.
     pub commit: Option<String>,
+    /// The commit's page on the Hub (the commit answer's `commitUrl`), when a commit was made.
     pub commit_url: Option<String>,
+    /// The pull request opened, with [`PushOptions::create_pr`].
     pub pull_request: Option<PullRequest>,
+    /// The repository was created by this push ([`PushOptions::create_repo`]).
     pub repo_created: bool,
+    /// Every local file selected, with what was done with it.
     pub files: Vec<PushedFile>,
     /// Bytes sent to LFS storage.
     pub uploaded_bytes: u64,
@@ -141,6 +161,8 @@ pub struct PushReport {
 }
 
 impl PushAction {
+    /// The name in the JSON report: `uploaded`, `already-stored`, `regular`, `unchanged` or
+    /// `ignored`.
     pub fn as_str(self) -> &'static str {
         match self {
             PushAction::UploadedLfs => "uploaded",
@@ -540,7 +562,11 @@ fn parse_target(repo: &str, opts: &PushOptions) -> Result<Target> {
 }
 
 impl Hub {
-    /// See [`push`].
+    /// Uploads `local` (a file or folder) to `repo` (`ORG/NAME` or
+    /// `hf://[datasets/]ORG/NAME[@REV]`) as one commit, or one pull request: see
+    /// [`push`](fn@push) and the module documentation for the protocol. Nothing is committed
+    /// unless every upload succeeded. Fails with [`RemoteError::Usage`] when no file is
+    /// selected, and with [`RemoteError::Unauthorized`] when the token cannot write.
     pub fn push(&self, local: &Path, repo: &str, opts: &PushOptions) -> Result<PushReport> {
         let target = parse_target(repo, opts)?;
         let start_requests = self.stats().requests();

@@ -14,16 +14,20 @@ use std::fmt;
 
 use crate::error::{RemoteError, Result};
 
+/// The kind of Hub repository (`hf://datasets/…`, `hf://spaces/…`; models by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RepoType {
+    /// A model repository (`hf://ORG/NAME` or `hf://models/ORG/NAME`).
     Model,
+    /// A dataset repository (`hf://datasets/ORG/NAME`).
     Dataset,
+    /// A Space (`hf://spaces/ORG/NAME`).
     Space,
 }
 
 impl RepoType {
     /// The prefix in resolve URLs (`datasets/`…; empty for models).
-    pub fn url_prefix(self) -> &'static str {
+    pub(crate) fn url_prefix(self) -> &'static str {
         match self {
             RepoType::Model => "",
             RepoType::Dataset => "datasets/",
@@ -31,7 +35,7 @@ impl RepoType {
         }
     }
     /// The plural used by the API routes and the cache folder names.
-    pub fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             RepoType::Model => "models",
             RepoType::Dataset => "datasets",
@@ -43,6 +47,7 @@ impl RepoType {
 /// A location on the Hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubUri {
+    /// Model, dataset or Space.
     pub repo_type: RepoType,
     /// `ORG/NAME`.
     pub repo_id: String,
@@ -53,13 +58,17 @@ pub struct HubUri {
 }
 
 impl HubUri {
+    /// Parses `ORG/NAME[@REVISION][/PATH]` (what follows `hf://`); fails with
+    /// [`RemoteError::BadUri`] for an invalid repository id or revision.
     pub fn new(repo_id: &str) -> Result<HubUri> {
         parse_hub(&format!("hf://{repo_id}"))
     }
-    pub fn revision_or_main(&self) -> &str {
+    /// The revision, `main` when none was given.
+    pub(crate) fn revision_or_main(&self) -> &str {
         self.revision.as_deref().unwrap_or("main")
     }
-    pub fn with_path(&self, path: &str) -> HubUri {
+    /// The same repository and revision with another path.
+    pub(crate) fn with_path(&self, path: &str) -> HubUri {
         HubUri {
             path: Some(path.to_string()),
             ..self.clone()
@@ -91,12 +100,16 @@ impl fmt::Display for HubUri {
 /// Anything `inspect`/`pull` accept as remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteLocation {
+    /// A Hub location: `hf://…`, or a `https://huggingface.co/ORG/NAME/{resolve,blob}/REV/PATH`
+    /// link read as one.
     Hub(HubUri),
     /// A plain `http://` or `https://` URL of one file.
     Url(String),
 }
 
 impl RemoteLocation {
+    /// Parses `hf://…` or an http(s) URL; anything else, or an invalid repository id, revision
+    /// or URL, is a [`RemoteError::BadUri`].
     pub fn parse(s: &str) -> Result<RemoteLocation> {
         if s.starts_with("hf://") {
             return parse_hub(s).map(RemoteLocation::Hub);
@@ -251,7 +264,7 @@ fn parse_hub(uri: &str) -> Result<HubUri> {
 /// A repository id as huggingface_hub's `validate_repo_id` accepts it, in the `ORG/NAME` form
 /// this crate uses: each part 1 to 96 ASCII letters, digits, `-`, `_` or `.`, starting and
 /// ending with a letter, digit or `_`; no `--` or `..`; not ending in `.git`.
-pub fn check_repo_id(repo_id: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_repo_id(repo_id: &str) -> std::result::Result<(), String> {
     let Some((org, name)) = repo_id.split_once('/') else {
         return Err(format!(
             "invalid repository id '{repo_id}': expected ORG/NAME"
@@ -291,7 +304,7 @@ pub fn check_repo_id(repo_id: &str) -> std::result::Result<(), String> {
 /// rules are what keeps it there: no `..`, no component starting with `.` or ending in `.lock`,
 /// no leading, trailing or doubled `/`, no trailing `.`, no `@{`, not `@`, no backslash, control
 /// character, space, `~`, `^`, `:`, `?`, `*` or `[`.
-pub fn check_revision(rev: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_revision(rev: &str) -> std::result::Result<(), String> {
     let fail = |why: &str| Err(format!("invalid revision '{}': {why}", rev.escape_debug()));
     if rev.is_empty() {
         return fail("it is empty");

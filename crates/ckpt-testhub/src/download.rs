@@ -16,21 +16,30 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Which of the two servers answered a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
+    /// The Hub host ([`FakeHub::hub_url`]).
     Hub,
+    /// The CDN host LFS files redirect to ([`FakeHub::cdn_url`]).
     Cdn,
 }
 
+/// One request as received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The server that received it.
     pub host: Host,
+    /// The HTTP method.
     pub method: String,
+    /// The request target (path and query).
     pub path: String,
+    /// The headers, in the order sent.
     pub headers: Vec<(String, String)>,
 }
 
 impl Recorded {
+    /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -39,15 +48,21 @@ impl Recorded {
     }
 }
 
+/// A file of a fake repository ([`fake_file`] fills in the hashes).
 #[derive(Clone)]
 pub struct FakeFile {
+    /// The content.
     pub bytes: Arc<Vec<u8>>,
+    /// Stored in LFS: served by a redirect to the CDN, its ETag the sha256.
     pub lfs: bool,
+    /// Lowercase hex sha256 of the content.
     pub sha256: String,
+    /// The git blob id of the content.
     pub git_sha1: String,
 }
 
 impl FakeFile {
+    /// The ETag the Hub announces: the sha256 for LFS files, the git blob id otherwise.
     pub fn etag(&self) -> &str {
         if self.lfs {
             &self.sha256
@@ -57,19 +72,25 @@ impl FakeFile {
     }
 }
 
+/// A fake repository: its refs and commits.
 #[derive(Clone, Default)]
 pub struct FakeRepo {
     /// revision name → commit
     pub refs: HashMap<String, String>,
     /// commit → files
     pub commits: HashMap<String, BTreeMap<String, FakeFile>>,
+    /// Without the token, answered 401 `RepoNotFound`.
     pub private: bool,
+    /// Without the token, answered 403 `GatedRepo`.
     pub gated: bool,
 }
 
+/// What the servers serve, and the knobs tests turn to make them misbehave.
 #[derive(Default)]
 pub struct State {
+    /// Repositories by id (`ORG/NAME`).
     pub repos: HashMap<String, FakeRepo>,
+    /// Every request received by either host, in order.
     pub requests: Vec<Recorded>,
     /// The CDN answers 200 with the whole file to ranged requests.
     pub refuse_range: bool,
@@ -77,6 +98,7 @@ pub struct State {
     pub drop_next_body_after: Option<usize>,
     /// CDN serves these sha256 blobs with one byte flipped.
     pub corrupt: Vec<String>,
+    /// The token (`Authorization: Bearer …`) that opens private and gated repositories.
     pub token: Option<String>,
     /// The next this-many hub requests answer 503.
     pub fail_next: usize,
@@ -88,14 +110,19 @@ pub struct State {
     pub unsized_bodies: bool,
 }
 
+/// The two servers, running until dropped.
 pub struct FakeHub {
+    /// `http://127.0.0.1:PORT` of the Hub host: the endpoint to give the client (`HF_ENDPOINT`).
     pub hub_url: String,
+    /// `http://127.0.0.1:PORT` of the CDN host.
     pub cdn_url: String,
+    /// What they serve, shared with the server threads.
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
+/// A file with `bytes` as content, in LFS or not.
 pub fn fake_file(bytes: Vec<u8>, lfs: bool) -> FakeFile {
     FakeFile {
         sha256: sha256_hex(&bytes),
@@ -119,6 +146,7 @@ pub fn files_from_dir(dir: &Path) -> BTreeMap<String, FakeFile> {
 }
 
 impl FakeHub {
+    /// Binds both hosts to free ports on 127.0.0.1 and starts serving an empty state.
     pub fn start() -> FakeHub {
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -164,6 +192,7 @@ impl FakeHub {
         r.commits.insert(commit.into(), files);
     }
 
+    /// Points the ref `name` (a branch, tag or `refs/pr/N`) of `repo` at `commit`.
     pub fn add_ref(&self, repo: &str, name: &str, commit: &str) {
         self.state
             .lock()
@@ -175,12 +204,15 @@ impl FakeHub {
             .insert(name.into(), commit.into());
     }
 
+    /// The requests received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
+    /// Forgets the requests received so far.
     pub fn clear_requests(&self) {
         self.state.lock().unwrap().requests.clear();
     }
+    /// Runs `f` on the state, locked.
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.lock().unwrap())
     }

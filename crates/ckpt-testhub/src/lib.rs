@@ -2,6 +2,13 @@
 //! what `pull` and remote `inspect` read (a Hub host whose LFS files redirect to a CDN host);
 //! [`upload`] serves what `push` writes (preupload, the LFS batch API, NDJSON commits) and the
 //! read routes to check the result. The helpers below are shared by both.
+//!
+//! Each `FakeHub::start()` binds free ports on 127.0.0.1 (no other network), records every
+//! request, and stops when dropped; tests point the client at its URL (`HF_ENDPOINT`) and turn
+//! the knobs of its `State` to make it misbehave. The `ckpt-testhub` binary serves the same
+//! Hubs to tests written in other languages.
+
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -18,18 +18,25 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// One request as received, with the status it was answered.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The HTTP method.
     pub method: String,
+    /// The request target (path and query).
     pub path: String,
+    /// The headers, in the order sent.
     pub headers: Vec<(String, String)>,
+    /// The body's length in bytes.
     pub body_len: usize,
     /// The body of JSON requests (uploads are only counted).
     pub json: Value,
+    /// The HTTP status answered.
     pub status: u16,
 }
 
 impl Recorded {
+    /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -54,19 +61,25 @@ impl Recorded {
     }
 }
 
+/// A file of a commit.
 #[derive(Clone, Debug)]
 pub struct StoredFile {
+    /// The content.
     pub bytes: Arc<Vec<u8>>,
+    /// Committed as an LFS file (else a regular git file).
     pub lfs: bool,
 }
 
 impl StoredFile {
+    /// Lowercase hex sha256 of the content (the LFS oid).
     pub fn sha256(&self) -> String {
         sha256_hex(&self.bytes)
     }
+    /// The git blob id of the content.
     pub fn git_sha1(&self) -> String {
         git_sha1_hex(&self.bytes)
     }
+    /// The ETag the read routes announce: the sha256 for LFS files, the git blob id otherwise.
     pub fn etag(&self) -> String {
         if self.lfs {
             self.sha256()
@@ -79,45 +92,67 @@ impl StoredFile {
 /// One commit line as received: (key, path, oid-or-content-sha256, size).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CommitEntry {
+    /// The NDJSON line's `key`: `file` (content inline) or `lfsFile`.
     pub key: String,
+    /// The path in the repository.
     pub path: String,
+    /// The LFS oid, or the sha256 of the inline content.
     pub sha256: String,
+    /// The file's size in bytes.
     pub size: u64,
 }
 
+/// A commit request the server accepted.
 #[derive(Clone, Debug)]
 pub struct ReceivedCommit {
+    /// The repository id.
     pub repo: String,
+    /// The revision committed to (or that the pull request targets).
     pub revision: String,
+    /// Asked with `create_pr=1`.
     pub create_pr: bool,
+    /// The commit title (the header line's `summary`).
     pub summary: String,
+    /// The file lines, in the order received.
     pub entries: Vec<CommitEntry>,
+    /// The commit id the server made.
     pub commit: String,
 }
 
+/// A repository of the upload Hub.
 #[derive(Default)]
 pub struct FakeRepo {
+    /// Ref name (`main`, `refs/pr/1`) → commit.
     pub refs: HashMap<String, String>,
+    /// Commit → its files by path.
     pub commits: HashMap<String, BTreeMap<String, StoredFile>>,
+    /// The number the next pull request gets.
     pub next_pr: u64,
+    /// Created with `private: true`.
     pub private: bool,
 }
 
+/// What the server holds and the knobs tests turn.
 pub struct State {
+    /// The token accepted as `Authorization: Bearer …` ([`TOKEN`]).
     pub token: String,
     /// "write" or "read".
     pub role: String,
+    /// Repositories by id (`ORG/NAME`).
     pub repos: HashMap<String, FakeRepo>,
     /// LFS storage: sha256 → bytes.
     pub blobs: HashMap<String, Arc<Vec<u8>>>,
     /// Multipart uploads in progress: (oid, part) → bytes.
     pub parts: HashMap<(String, u64), Vec<u8>>,
+    /// Every request received, in order.
     pub requests: Vec<Recorded>,
+    /// Every commit accepted, in order.
     pub commits: Vec<ReceivedCommit>,
     /// Files at least this large (or *.safetensors / *.bin) are LFS.
     pub lfs_threshold: u64,
     /// LFS objects larger than this get a multipart action with parts of `chunk_size`.
     pub multipart_threshold: u64,
+    /// The part size of multipart uploads (`chunk_size` in the batch answer).
     pub chunk_size: u64,
     /// Objects above this size are refused by the batch API (the storage limit).
     pub max_lfs_size: u64,
@@ -129,16 +164,22 @@ pub struct State {
     pub renamed: HashMap<String, String>,
 }
 
+/// The server, running until dropped.
 pub struct FakeHub {
+    /// `http://127.0.0.1:PORT`: the endpoint to give the client (`HF_ENDPOINT`).
     pub url: String,
+    /// What it holds, shared with the server thread.
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// The write token the server accepts by default.
 pub const TOKEN: &str = "hf_fake_write_token";
 
 impl FakeHub {
+    /// Binds a free port on 127.0.0.1 and starts serving: token [`TOKEN`] with write access, no
+    /// repositories, LFS from 1 KiB, multipart above 64 KiB in 20 KiB parts.
     pub fn start() -> FakeHub {
         let state = Arc::new(Mutex::new(State {
             token: TOKEN.into(),
@@ -205,9 +246,11 @@ impl FakeHub {
         r.next_pr = 1;
     }
 
+    /// The requests received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
+    /// Runs `f` on the state, locked.
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.lock().unwrap())
     }
@@ -367,7 +410,8 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) -> std::io::Re
     Ok(())
 }
 
-pub fn base64_decode(s: &str) -> Vec<u8> {
+/// Standard base64 to bytes (whitespace ignored); panics on a byte outside the alphabet.
+pub(crate) fn base64_decode(s: &str) -> Vec<u8> {
     let value = |c: u8| -> u32 {
         match c {
             b'A'..=b'Z' => (c - b'A') as u32,
