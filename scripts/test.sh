@@ -65,6 +65,9 @@ msrv_check || status=1
 # Gates: formatting and lints (warnings are errors).
 cargo fmt --all --check || { echo "cargo fmt --check failed: run cargo fmt --all" >&2; status=1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
+# The library crates' docs (missing_docs is on in each): no broken or private intra-doc links.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --exclude ckpt-cli --exclude ckpt-bench \
+  || { echo "cargo doc: the library docs have warnings" >&2; status=1; }
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=1
 
 # A short smoke of every fuzz target (longer runs by hand: scripts/fuzz.sh 3600).
