@@ -20,6 +20,9 @@ if [ "${CKPT_SKIP_RAY:-0}" != 1 ] && ! "$venv/bin/python" -c "import ray" 2>/dev
 fi
 export CKPT_PYTHON="$PWD/$venv/bin/python"
 
+# A clean run gains nothing from incremental caches (~3 GB on disk); a developer can still set it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
@@ -68,6 +71,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
 # The library crates' docs (missing_docs is on in each): no broken or private intra-doc links.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --exclude ckpt-cli --exclude ckpt-bench \
   || { echo "cargo doc: the library docs have warnings" >&2; status=1; }
+# Every target is built once with one feature set: the binaries the Python tests run below
+# (target/debug/ckpt, target/debug/ckpt-testhub) come from this build, not from a second one
+# with the features resolved differently.
+cargo build --workspace --all-targets --locked || status=1
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=1
 
 # A short smoke of every fuzz target (longer runs by hand: scripts/fuzz.sh 3600).
@@ -80,7 +87,7 @@ fi
 # ckpt binary's output and the reference Python libraries; pull/push/remote inspect against the
 # fake Hub of crate ckpt-testhub run as a process (its ckpt-testhub binary).
 py_tests() {
-  cargo build -p ckpt-cli -p ckpt-testhub --locked || return 1
+  cargo build --workspace --all-targets --locked || return 1
   VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --locked -q -m crates/ckpt-py/Cargo.toml || return 1
   CKPT_BIN="$PWD/target/debug/ckpt" CKPT_TESTHUB_BIN="$PWD/target/debug/ckpt-testhub" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/ckpt-py/tests
