@@ -28,14 +28,16 @@ pub struct TensorDiff {
     /// Same dtype, same shape and the same data bytes (quantized GGUF tensors: the same
     /// dequantized values).
     pub bytes_identical: bool,
-    /// The largest `|a - b|` over the elements (values read as f64); `None` when values were not
-    /// compared.
+    /// The largest `|a - b|` over the elements (values read as f64; equal infinities and NaN
+    /// against NaN count as equal, any other non-finite pair as an infinite error); `None` when
+    /// values were not compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_abs_error: Option<f64>,
-    /// Root mean square of `a - b` over the elements (non-finite differences left out).
+    /// Root mean square of `a - b` over the elements finite on both sides.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rmse: Option<f64>,
-    /// Cosine similarity of the two tensors as vectors (1 when both are all zeros).
+    /// Cosine similarity of the two tensors as vectors, over the elements finite on both sides
+    /// (1 when both are all zeros).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cosine_similarity: Option<f64>,
     /// Why values were not compared (shape mismatch, non-numeric dtype…).
@@ -159,6 +161,7 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64, bool)> {
         b.dtype.elem_size().unwrap_or(1),
     );
     let (mut max_err, mut sq, mut dot, mut na, mut nb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    let mut finite = 0u64;
     let (mut xa, mut xb) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
     for (ca, cb) in ab.chunks(CHUNK * ua).zip(bb.chunks(CHUNK * ub)) {
         xa.clear();
@@ -167,9 +170,13 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64, bool)> {
         decode(b.dtype, cb, &mut xb)?;
         for (&x, &y) in xa.iter().zip(&xb) {
             let d = x - y;
-            if d.is_nan() && !(x.is_nan() && y.is_nan()) {
+            // Equal values (equal infinities too) and NaN against NaN are the same element; NaN
+            // against a number, or an infinity against anything else, is an unbounded error.
+            let same = x == y || (x.is_nan() && y.is_nan());
+            if !same && !d.is_finite() {
                 max_err = f64::INFINITY;
-            } else if x != y && !(x.is_nan() && y.is_nan()) {
+                rounding = false;
+            } else if !same {
                 max_err = max_err.max(d.abs());
                 if let Some(u) = u {
                     // f16's subnormals are spaced 2^-24 apart; allow half that gap below them.
@@ -183,18 +190,21 @@ fn compare_values(a: &Tensor, b: &Tensor) -> Result<(f64, f64, f64, bool)> {
                     }
                 }
             }
-            if d.is_finite() {
+            // RMSE and cosine similarity are over the elements finite on both sides (as
+            // numpy's over the same values after masking the rest out).
+            if x.is_finite() && y.is_finite() {
+                finite += 1;
                 sq += d * d;
+                dot += x * y;
+                na += x * x;
+                nb += y * y;
             }
-            dot += x * y;
-            na += x * x;
-            nb += y * y;
         }
     }
     drop((ab, bb));
     a.release();
     b.release();
-    let n = a.numel().max(1) as f64;
+    let n = finite.max(1) as f64;
     let cos = if na == 0.0 && nb == 0.0 {
         1.0
     } else if na == 0.0 || nb == 0.0 {

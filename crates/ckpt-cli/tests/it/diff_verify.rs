@@ -281,3 +281,60 @@ fn diff_hf_against_its_gguf() {
         "quantization error is reported as a difference"
     );
 }
+
+/// A safetensors file of one F32 tensor `w` holding `values`.
+fn f32_safetensors(path: &Path, values: &[f32]) {
+    let header = format!(
+        r#"{{"w":{{"dtype":"F32","shape":[{}],"data_offsets":[0,{}]}}}}"#,
+        values.len(),
+        values.len() * 4
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Infinities that survive a cast are the same value on both sides, and NaN matches NaN; an
+/// infinity against a number is an unbounded difference.
+#[test]
+fn diff_treats_equal_infinities_as_equal() {
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a.safetensors");
+    let values = [1.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 0.1, -2.0];
+    f32_safetensors(&a, &values);
+    let half = work.path().join("half.safetensors");
+    let r = ckpt(&["convert", "--dtype", "f16", s(&a), s(&half)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = ckpt(&["diff", "--json", s(&a), s(&half)]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(r.status.code(), Some(1), "{v}");
+    assert_eq!(v["rounding_only"], true, "{v}");
+    let d = &v["compared"][0];
+    assert_eq!(d["within_rounding"], true, "{v}");
+    // Over the three finite pairs: 0.1 is the only one f16 rounds.
+    let e = (0.1f32 as f64) - 0.0999755859375; // the f16 nearest 0.1
+    assert_eq!(d["max_abs_error"], e.abs(), "{v}");
+    assert!(
+        (d["rmse"].as_f64().unwrap() - (e * e / 3.0).sqrt()).abs() < 1e-15,
+        "{v}"
+    );
+    let r = ckpt(&["diff", "--tolerance", "0.001", s(&a), s(&half)]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+
+    let b = work.path().join("b.safetensors");
+    let mut changed = values;
+    changed[1] = 1.0;
+    f32_safetensors(&b, &changed);
+    let r = ckpt(&["diff", "--json", s(&a), s(&b)]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(r.status.code(), Some(1), "{v}");
+    assert_eq!(v["compared"][0]["within_tolerance"], false, "{v}");
+}
