@@ -68,8 +68,8 @@ msrv_check || status=1
 # Gates: formatting and lints (warnings are errors).
 cargo fmt --all --check || { echo "cargo fmt --check failed: run cargo fmt --all" >&2; status=1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
-# The library crates' docs (missing_docs is on in each): no broken or private intra-doc links.
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --exclude ckpt-cli --exclude ckpt-bench \
+# The docs (missing_docs is on in each library crate): no broken or private intra-doc links.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked \
   || { echo "cargo doc: the library docs have warnings" >&2; status=1; }
 # Every target is built once with one feature set: the binaries the Python tests run below
 # (target/debug/ckpt, target/debug/ckpt-testhub) come from this build, not from a second one

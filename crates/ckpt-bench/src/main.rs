@@ -769,14 +769,14 @@ impl Verdict {
     }
 }
 
-/// Pairwise ratios b[i] / a[i] of interleaved runs: (median, worst).
+/// Pairwise ratios `b[i] / a[i]` of interleaved runs: (median, worst).
 fn ratios(a: &[Run], b: &[Run]) -> (f64, f64) {
     let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| b.secs / a.secs).collect();
     r.sort_by(|x, y| x.partial_cmp(y).unwrap());
     (r[r.len() / 2], *r.last().unwrap())
 }
 
-/// Pairwise CPU-time ratios b[i] / a[i]: (median, worst).
+/// Pairwise CPU-time ratios `b[i] / a[i]`: (median, worst).
 fn cpu_ratios(a: &[Run], b: &[Run]) -> (f64, f64) {
     let mut r: Vec<f64> = a
         .iter()
