@@ -46,6 +46,8 @@ pub struct ConfigInputs<'a> {
     pub torch_dtype: &'a str,
     /// Phi-3 longrope factors (`rope_factors_long`/`_short` tensors), when the GGUF has them.
     pub longrope: Option<(Vec<f32>, Vec<f32>)>,
+    /// Llama 3 rope scaling parameters that generate the GGUF's `rope_freqs.weight`.
+    pub llama3_rope: Option<Map<String, Value>>,
     /// The GGUF's tensor names (optional tensors switch config flags on).
     pub tensors: Vec<String>,
 }
@@ -196,6 +198,9 @@ pub fn build_config(
             "rope scaling type {other} is not written to config.json"
         )),
         None => {}
+    }
+    if let Some(rs) = &inp.llama3_rope {
+        c.insert("rope_scaling".into(), Value::Object(rs.clone()));
     }
     for (gguf, hf) in [
         ("attention.sliding_window", "sliding_window"),
@@ -382,6 +387,7 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
         "glm4" => glm4_rope(kv, a, c),
         "modern-bert" => modern_bert(kv, a, c, warnings),
         "gemma-embedding" => embedding_gemma(kv, a, c),
+        "llama4" => llama4(kv, a, c, warnings),
         "ernie4_5-moe" => {
             if let Some(n) = kv.u64(&k("expert_shared_count")) {
                 c.insert("moe_num_shared_experts".into(), json!(n));
@@ -445,6 +451,87 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
             }
         }
         _ => {}
+    }
+}
+
+/// Llama 4: `Llama4TextConfig`'s `intermediate_size` is the experts' width (the converter wrote
+/// it as `expert_feed_forward_length`) and `intermediate_size_mlp` the dense layers'
+/// (`feed_forward_length`). The rest is what llama.cpp's graph fixes, which the GGUF does not
+/// record: without a `sliding_window` key, chunked attention over 8192 tokens on the layers of
+/// the window pattern (3 chunked, 1 full unless the GGUF says otherwise), no rope on every 4th
+/// layer, whose queries are scaled by the attention temperature `log(floor((pos + 1) / 8192) +
+/// 1) * 0.1 + 1`, and the weightless L2 norm of Q/K on the rope layers except for 128 experts
+/// (Maverick). With `sliding_window` 0 (all full attention) llama.cpp skips rope on the last
+/// layer only and leaves the temperature unset.
+fn llama4(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<String>) {
+    let k = |s: &str| format!("{a}.{s}");
+    let dense = c.remove("intermediate_size");
+    if let Some(moe) = c.remove("intermediate_size_moe") {
+        c.insert("intermediate_size".into(), moe);
+    }
+    if let Some(dense) = dense {
+        c.insert("intermediate_size_mlp".into(), dense);
+    }
+    // Llama4TextConfig's head_dim defaults to 128 whatever the head count.
+    if !c.contains_key("head_dim") {
+        let hidden = kv.u64(&k("embedding_length"));
+        let heads = kv.u64(&k("attention.head_count"));
+        if let Some(d) = hidden.zip(heads).and_then(|(h, n)| h.checked_div(n)) {
+            c.insert("head_dim".into(), json!(d));
+        }
+    }
+    let n = kv.u64(&k("block_count")).unwrap_or(0);
+    let experts = kv.u64(&k("expert_count")).unwrap_or(0);
+    c.insert("use_qk_norm".into(), json!(experts != 128));
+    c.remove("sliding_window");
+    if kv.u64(&k("attention.sliding_window")) == Some(0) {
+        c.insert("attention_chunk_size".into(), Value::Null);
+        c.insert(
+            "layer_types".into(),
+            json!(vec!["full_attention"; n as usize]),
+        );
+        let rope: Vec<u64> = (0..n).map(|il| u64::from(il + 1 != n)).collect();
+        c.insert("no_rope_layers".into(), json!(rope));
+        c.insert("attn_temperature_tuning".into(), json!(false));
+        warnings.push("Llama 4 without chunked attention (sliding_window 0): llama.cpp skips rope on the last layer and sets no attention temperature for it; config.json says the same".into());
+        return;
+    }
+    const CHUNK: u64 = 8192;
+    const NO_ROPE_EVERY: u64 = 4;
+    let chunked: Vec<bool> = match kv.get(&k("attention.sliding_window_pattern")) {
+        Some(GgufValue::Array(p)) => p.items.iter().map(|b| b.as_bool() == Some(true)).collect(),
+        other => {
+            let p = other.and_then(GgufValue::as_u64).unwrap_or(4).max(1);
+            (0..n).map(|il| il % p < p - 1).collect()
+        }
+    };
+    let types: Vec<&str> = chunked
+        .iter()
+        .map(|&s| {
+            if s {
+                "chunked_attention"
+            } else {
+                "full_attention"
+            }
+        })
+        .collect();
+    c.insert("layer_types".into(), json!(types));
+    c.insert("attention_chunk_size".into(), json!(CHUNK));
+    c.insert("no_rope_layer_interval".into(), json!(NO_ROPE_EVERY));
+    let rope: Vec<u64> = (0..n)
+        .map(|il| u64::from((il + 1) % NO_ROPE_EVERY != 0))
+        .collect();
+    c.insert("no_rope_layers".into(), json!(rope));
+    c.insert("attn_temperature_tuning".into(), json!(true));
+    c.insert("floor_scale".into(), json!(CHUNK));
+    c.insert("attn_scale".into(), json!(0.1));
+    if let (Some(swa), Some(base)) = (
+        kv.f32(&k("rope.freq_base_swa")),
+        kv.f32(&k("rope.freq_base")),
+    ) {
+        if swa != base {
+            warnings.push(format!("Llama 4: the chunked layers' rope base {swa} differs from the full layers' {base}; transformers has one rope base, config.json has {base}"));
+        }
     }
 }
 

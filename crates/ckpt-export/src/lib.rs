@@ -50,9 +50,10 @@
 //! # Ok::<(), ckpt_core::Error>(())
 //! ```
 //!
-//! What cannot come back: rows Gemma 3's converter cut from the embeddings, Llama 3 rope-scaling
-//! parameters (only the computed `rope_freqs` are in the GGUF), and precision lost to
-//! quantization or to Gemma's `+1` done in f16.
+//! What cannot come back: rows Gemma 3's converter cut from the embeddings, and precision lost
+//! to quantization or to Gemma's `+1` done in f16. Llama 3 rope scaling comes back as parameters
+//! that generate the GGUF's `rope_freqs` bit for bit (the band bounds themselves are not
+//! recorded, so they may differ from the original config's).
 
 #![warn(missing_docs)]
 
@@ -303,9 +304,21 @@ fn config_of(
         (Some(l), Some(s)) => Some((to_f32(l, &gguf_label)?, to_f32(s, &gguf_label)?)),
         _ => None,
     };
-    if tensors.iter().any(|t| t.name == "rope_freqs.weight") {
-        warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) cannot be turned back into rope_scaling parameters; config.json has no rope_scaling".into());
-    }
+    let llama3_rope = match tensors.iter().find(|t| t.name == "rope_freqs.weight") {
+        Some(t) => {
+            let factors = to_f32(t, &gguf_label)?;
+            let theta = kv.f32(&format!("{arch_name}.rope.freq_base"));
+            let dim = kv.u64(&format!("{arch_name}.rope.dimension_count"));
+            let params = theta.zip(dim).and_then(|(theta, dim)| {
+                ckpt_model::arch::llama3_rope_parameters(&factors, theta, dim as u32)
+            });
+            if params.is_none() {
+                warnings.push("rope_freqs.weight (Llama 3 rope scaling factors) matches no llama3 rope_scaling parameters; config.json has no rope_scaling".into());
+            }
+            params
+        }
+        None => None,
+    };
     let mut config = config::build_config(
         kv,
         &ConfigInputs {
@@ -314,6 +327,7 @@ fn config_of(
             tied,
             torch_dtype,
             longrope,
+            llama3_rope,
             tensors: tensors.iter().map(|t| t.name.clone()).collect(),
         },
         warnings,
@@ -582,6 +596,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
             tied,
             torch_dtype: "float32",
             longrope: None,
+            llama3_rope: None,
             tensors: tensors.iter().map(|t| t.name.clone()).collect(),
         },
         &mut warnings,

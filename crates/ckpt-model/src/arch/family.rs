@@ -308,7 +308,6 @@ const EXPORT_REFUSED: &[(&str, &str)] = &[
     ("SmolLM3ForCausalLM", "not invertible: the converter does not write no_rope_layers (which layers skip rotary embeddings) to the GGUF"),
     ("HunYuanDenseV1ForCausalLM", "not invertible: the converter replaces NTK-alpha rope scaling by a scaled rope base and a fixed context length"),
     ("ApertusForCausalLM", "not invertible: the converter replaces Llama 3 rope scaling by computed rope_freqs, and the xIELU scalars become KV arrays"),
-    ("Llama4ForCausalLM", "not rebuilt yet: Llama 4's packed experts, interleaved MoE layers and chunked attention are not written back"),
 ];
 
 /// Checkpoint tensors the converter splits into several GGUF tensors, and the inverse for the

@@ -1,7 +1,7 @@
 //! `LlamaForCausalLM` / `MistralForCausalLM` (llama.cpp's `LlamaModel`, GGUF arch "llama").
 
 use ckpt_core::{DType, Error, Result, Tensor};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::family::{Dflt, Family, Hooks, Param, Vocab, LLAMA_TENSORS};
 use super::VocabContext;
@@ -106,6 +106,54 @@ pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
         out.push(v);
     }
     Ok(Some(out))
+}
+
+/// The inverse of [`llama3_rope_factors`] for the GGUF -> Hugging Face export: "llama3" rope
+/// parameters (`rope_type`, `factor`, `low_freq_factor`, `high_freq_factor`,
+/// `original_max_position_embeddings`) from which the converter generates exactly `factors` (a
+/// GGUF's `rope_freqs.weight`, bit for bit) for head size `dim` and rope base `theta`, or None
+/// when none of the candidates does. The factor is the largest one; the frequency bands' bounds
+/// are not unique (only which band each frequency falls in is recorded), so the candidates are
+/// the released models' kind of values (a power-of-two original context, small band factors),
+/// the first that reproduces the factors winning.
+pub fn llama3_rope_parameters(factors: &[f32], theta: f32, dim: u32) -> Option<Map<String, Value>> {
+    let factor = factors.iter().copied().fold(f32::NAN, f32::max);
+    if !factor.is_finite() || factors.len() as u32 != dim.div_ceil(2) {
+        return None;
+    }
+    const BANDS: [f64; 7] = [1.0, 0.5, 2.0, 3.0, 4.0, 8.0, 16.0];
+    for low in BANDS {
+        for high in BANDS.into_iter().filter(|&h| h >= low) {
+            for k in 0..=24 {
+                let params = json!({
+                    "rope_type": "llama3",
+                    "factor": factor as f64,
+                    "low_freq_factor": low,
+                    "high_freq_factor": high,
+                    "original_max_position_embeddings": 1u64 << k,
+                });
+                let mut map = Map::new();
+                map.insert("head_dim".into(), json!(dim));
+                map.insert("rope_theta".into(), json!(theta as f64));
+                map.insert("rope_scaling".into(), params.clone());
+                let hp = Hparams {
+                    path: "config.json".into(),
+                    map,
+                    sentence_transformers_dense_modules: false,
+                };
+                let same = llama3_rope_factors(&hp).ok().flatten().is_some_and(|f| {
+                    f.len() == factors.len()
+                        && f.iter()
+                            .zip(factors)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                });
+                if same {
+                    return params.as_object().cloned();
+                }
+            }
+        }
+    }
+    None
 }
 
 /// `LlamaModel.set_vocab`.

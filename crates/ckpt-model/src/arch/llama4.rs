@@ -9,8 +9,8 @@
 use ckpt_core::{Result, Tensor};
 use serde_json::{json, Value};
 
-use super::family::{Dflt, Family, Hooks, Param, Vocab};
-use super::llama::{LLAMA_HOOKS, LLAMA_PARAMS};
+use super::family::{Dflt, Family, Hooks, Join, Param, Vocab};
+use super::llama::LLAMA_HOOKS;
 use super::{Kind, ParamContext};
 use crate::hparams::Hparams;
 
@@ -39,8 +39,11 @@ const LLAMA4_TENSORS: &[Kind] = &[
     Kind::FfnUpShexp,
 ];
 
-/// `Llama4Model.set_gguf_parameters` after `LlamaModel`'s keys.
+/// `LlamaModel.set_gguf_parameters`' keys ([`LLAMA_PARAMS`](super::llama::LLAMA_PARAMS), repeated here so that the export
+/// reads the whole list backwards), then `Llama4Model.set_gguf_parameters`'.
 const LLAMA4_PARAMS: &[Param] = &[
+    Param::U32("vocab_size", &["vocab_size"]),
+    Param::RopeDims,
     Param::U32("interleave_moe_layer_step", &["interleave_moe_layer_step"]),
     Param::U32("expert_feed_forward_length", &["intermediate_size_moe"]),
     Param::Custom(no_sliding_window),
@@ -70,16 +73,73 @@ pub static LLAMA4: Family = Family {
         Dflt::RopeTheta(500000.0),
     ],
     text_params: true,
-    params: LLAMA_PARAMS,
+    params: LLAMA4_PARAMS,
     permute_qk: false,
     vocab: Vocab::Gpt2,
     hooks: Hooks {
         config: Some(llama4_config),
-        params: Some(llama4_params),
         expand: Some(packed_experts),
+        joins: LLAMA4_JOINS,
+        export_overrides: LLAMA4_EXPORT_NAMES,
         ..LLAMA_HOOKS
     },
 };
+
+/// The export's inverse of [`packed_experts`]: gate and up side by side again in
+/// `gate_up_proj` `[experts, hidden, 2 * ffn]`, `down_proj` transposed back to `[experts, ffn,
+/// hidden]` (both a band of experts at a time).
+const LLAMA4_JOINS: &[Join] = &[
+    Join {
+        parts: &[
+            "model.layers.{bid}.feed_forward.experts.gate_proj.weight",
+            "model.layers.{bid}.feed_forward.experts.up_proj.weight",
+        ],
+        fused: "model.layers.{bid}.feed_forward.experts.gate_up_proj",
+        shape: super::split::packed_cols_shape,
+        join: super::split::concat_cols,
+        banded: true,
+    },
+    Join {
+        parts: &["model.layers.{bid}.feed_forward.experts.down_proj.weight"],
+        fused: "model.layers.{bid}.feed_forward.experts.down_proj",
+        shape: super::split::transposed_experts_shape,
+        join: super::split::transposed_experts,
+        banded: true,
+    },
+];
+
+/// transformers' `Llama4TextDecoderLayer.feed_forward`: the dense MLP, the router, the packed
+/// experts (before [`LLAMA4_JOINS`]) and the shared expert.
+const LLAMA4_EXPORT_NAMES: &[(Kind, &str)] = &[
+    (Kind::FfnGate, "model.layers.{bid}.feed_forward.gate_proj"),
+    (Kind::FfnUp, "model.layers.{bid}.feed_forward.up_proj"),
+    (Kind::FfnDown, "model.layers.{bid}.feed_forward.down_proj"),
+    (Kind::FfnGateInp, "model.layers.{bid}.feed_forward.router"),
+    (
+        Kind::FfnGateExps,
+        "model.layers.{bid}.feed_forward.experts.gate_proj",
+    ),
+    (
+        Kind::FfnUpExps,
+        "model.layers.{bid}.feed_forward.experts.up_proj",
+    ),
+    (
+        Kind::FfnDownExps,
+        "model.layers.{bid}.feed_forward.experts.down_proj",
+    ),
+    (
+        Kind::FfnGateShexp,
+        "model.layers.{bid}.feed_forward.shared_expert.gate_proj",
+    ),
+    (
+        Kind::FfnUpShexp,
+        "model.layers.{bid}.feed_forward.shared_expert.up_proj",
+    ),
+    (
+        Kind::FfnDownShexp,
+        "model.layers.{bid}.feed_forward.shared_expert.down_proj",
+    ),
+];
 
 /// `Llama4Model.__init__`: `intermediate_size` is the experts' width and
 /// `intermediate_size_mlp` the dense layers'; the converter renames them so the common keys
@@ -120,10 +180,6 @@ fn llama4_config(hp: &mut Hparams) {
             .collect();
         hp.map.insert("layer_types".into(), json!(types));
     }
-}
-
-fn llama4_params(ctx: &mut ParamContext) -> Result<()> {
-    super::family::write_params_list(ctx, "llama4", LLAMA4_PARAMS)
 }
 
 /// `add_sliding_window(0)` when every layer has full attention (MobileLLM-style configs).

@@ -11,6 +11,8 @@ pub mod family;
 pub mod gemma;
 pub(crate) mod gpt2;
 pub(crate) mod llama;
+/// Llama 3 rope parameters back from a GGUF's `rope_freqs` (the export).
+pub use llama::llama3_rope_parameters;
 pub(crate) mod llama4;
 pub(crate) mod moe;
 pub(crate) mod multimodal;

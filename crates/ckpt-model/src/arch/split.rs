@@ -310,8 +310,7 @@ pub fn interleave_cols(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f3
 }
 
 /// [`packed_cols_shape`]'s packing with the parts side by side (Llama 4: gate the first half of
-/// the columns, up the second). Only the tests use it.
-#[cfg(test)]
+/// the columns, up the second).
 pub fn concat_cols(parts: &[(&[f32], &[u64])]) -> std::result::Result<Vec<f32>, String> {
     pack_cols(parts, |p, k, f| p * f + k)
 }
