@@ -75,6 +75,11 @@ def cases():
         "olmoe": ("OlmoeForCausalLM", tf.OlmoeConfig(num_key_value_heads=1, num_experts=3, num_experts_per_tok=2, pad_token_id=None, bos_token_id=None, eos_token_id=None, **b), "bpe"),
         # Granite MoE without a shared expert: fused input_linear split, Granite's multipliers.
         "granitemoe": ("GraniteMoeForCausalLM", tf.GraniteMoeConfig(num_key_value_heads=1, num_local_experts=3, num_experts_per_tok=2, attention_multiplier=0.125, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=8.0, **b), "bpe"),
+        # Llama 4: dense and MoE layers interleaved (every 2nd), experts packed (gate_up_proj
+        # [E, H, 2F] cut in halves, down_proj [E, F, H], both transposed), a shared expert, the
+        # dense width in intermediate_size_mlp, no rope on the 4th layer, chunked attention, and
+        # Scout-style Llama 3 rope factors (low_freq_factor == high_freq_factor).
+        "llama4": ("Llama4ForCausalLM", tf.Llama4TextConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=1, interleave_moe_layer_step=2, intermediate_size_mlp=16, attention_chunk_size=64, rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 16.0, "low_freq_factor": 1.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 8}, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(b, num_hidden_layers=4, intermediate_size=4)), "bpe"),
         "gpt_oss_mxfp4": ("GptOssForCausalLM", tf.GptOssConfig(num_key_value_heads=1, head_dim=4, num_local_experts=3, num_experts_per_tok=2, sliding_window=64, pad_token_id=None, bos_token_id=None, eos_token_id=None, **dict(b, hidden_size=32, intermediate_size=32)), "bpe"),
     }
 

@@ -70,6 +70,7 @@ EXPORTED = [
     "GptOssForCausalLM+mxfp4",
     "GptOssForCausalLM+wide+mxfp4",
     "Glm4MoeForCausalLM",
+    "Llama4ForCausalLM",
     "Qwen3Model",
     "ModernBertModel",
     "Gemma3TextModel",

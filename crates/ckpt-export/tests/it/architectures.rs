@@ -791,6 +791,48 @@ fn mixtral_experts_are_unstacked_and_q_k_unpermuted() {
     assert_eq!(c["model_type"], "mixtral");
 }
 
+/// Llama 4: the packed experts (gate and up halves of `gate_up_proj`, `down_proj`, both
+/// transposed back) on the interleaved MoE layers, the shared expert and the dense layers' MLP;
+/// the two widths back in their fields; what llama.cpp's graph fixes (no rope on every 4th
+/// layer, chunked attention on the others, the attention temperature, Q/K norms); the llama3
+/// rope parameters that the GGUF's `rope_freqs` came from.
+#[test]
+fn llama4_packed_experts_and_interleaved_layers_come_back() {
+    let c = moe_cycle(
+        "llama4",
+        "Llama4ForCausalLM",
+        &[
+            MOE_COMMON,
+            &[
+                "num_key_value_heads",
+                "head_dim",
+                "num_local_experts",
+                "num_experts_per_tok",
+                "intermediate_size",
+                "intermediate_size_mlp",
+                "interleave_moe_layer_step",
+                "layer_types",
+                "no_rope_layers",
+                "no_rope_layer_interval",
+                "use_qk_norm",
+                "attn_temperature_tuning",
+                "floor_scale",
+                "attn_scale",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(c["model_type"], "llama4_text");
+    // llama.cpp's chunk, not the original config's 64 (the GGUF does not record it).
+    assert_eq!(c["attention_chunk_size"], 8192);
+    let fx = moe_fixtures().join("arch-moe/llama4/config.json");
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(fx).unwrap()).unwrap();
+    let mut rope = original["rope_parameters"].clone();
+    let theta = rope.as_object_mut().unwrap().remove("rope_theta").unwrap();
+    assert_eq!(c["rope_scaling"], rope);
+    assert_eq!(c["rope_theta"], theta);
+}
+
 #[test]
 fn ernie4_5_moe_keeps_dense_leading_layers_and_shared_experts() {
     moe_cycle(

@@ -234,4 +234,30 @@ mod tests {
         assert_eq!(f[63], 8.0);
         assert!(f.windows(2).all(|w| w[0] <= w[1]));
     }
+
+    /// The released Llama 3.1 and Llama 4 Scout rope parameters come back from the factors they
+    /// generate; factors no llama3 parameters make do not.
+    #[test]
+    fn llama3_parameters_come_back_from_their_factors() {
+        for params in [
+            json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+            json!({"rope_type": "llama3", "factor": 16.0, "low_freq_factor": 1.0, "high_freq_factor": 1.0, "original_max_position_embeddings": 8192}),
+        ] {
+            let mut map = Map::new();
+            map.insert("head_dim".into(), json!(128));
+            map.insert("rope_theta".into(), json!(500000.0));
+            map.insert("rope_scaling".into(), params.clone());
+            let hp = Hparams {
+                path: "config.json".into(),
+                map,
+                sentence_transformers_dense_modules: false,
+            };
+            let f = llama3_rope_factors(&hp).unwrap().unwrap();
+            let back = llama3_rope_parameters(&f, 500000.0, 128).unwrap();
+            assert_eq!(Value::Object(back), params);
+        }
+        let mut odd = vec![1.0f32; 64];
+        odd[10] = 3.0;
+        assert!(llama3_rope_parameters(&odd, 500000.0, 128).is_none());
+    }
 }

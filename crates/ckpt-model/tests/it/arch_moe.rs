@@ -242,6 +242,11 @@ fn glm4_moe_keeps_the_nextn_layer_and_its_tensors() {
 }
 
 #[test]
+fn llama4_splits_packed_experts_on_interleaved_moe_layers() {
+    check("llama4");
+}
+
+#[test]
 fn apertus_writes_its_xielu_scalars_as_kv_arrays() {
     check("apertus");
 }
