@@ -459,10 +459,11 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
 /// (`feed_forward_length`). The rest is what llama.cpp's graph fixes, which the GGUF does not
 /// record: without a `sliding_window` key, chunked attention over 8192 tokens on the layers of
 /// the window pattern (3 chunked, 1 full unless the GGUF says otherwise), no rope on every 4th
-/// layer, whose queries are scaled by the attention temperature `log(floor((pos + 1) / 8192) +
-/// 1) * 0.1 + 1`, and the weightless L2 norm of Q/K on the rope layers except for 128 experts
-/// (Maverick). With `sliding_window` 0 (all full attention) llama.cpp skips rope on the last
-/// layer only and leaves the temperature unset.
+/// layer, whose queries are scaled by the attention temperature
+/// `log(floor((pos + 1) / 8192) + 1) * 0.1 + 1`, and the weightless L2 norm of Q/K on the rope
+/// layers except with 128 experts (Maverick). With `sliding_window` 0 (all full attention)
+/// llama.cpp skips rope on the last layer only and leaves the temperature's scales at 0 (its
+/// input then fails an assertion at run time), so config.json has no temperature tuning.
 fn llama4(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<String>) {
     let k = |s: &str| format!("{a}.{s}");
     let dense = c.remove("intermediate_size");
@@ -493,7 +494,7 @@ fn llama4(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<Stri
         let rope: Vec<u64> = (0..n).map(|il| u64::from(il + 1 != n)).collect();
         c.insert("no_rope_layers".into(), json!(rope));
         c.insert("attn_temperature_tuning".into(), json!(false));
-        warnings.push("Llama 4 without chunked attention (sliding_window 0): llama.cpp skips rope on the last layer and sets no attention temperature for it; config.json says the same".into());
+        warnings.push("Llama 4 without chunked attention (sliding_window 0): llama.cpp skips rope on the last layer and leaves its attention temperature scales at 0 (it asserts on them at run time); config.json skips rope on the last layer, without temperature tuning".into());
         return;
     }
     const CHUNK: u64 = 8192;

@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn llama3_factors_span_one_to_factor() {
-        let mut map = serde_json::Map::new();
+        let mut map = Map::new();
         for (k, v) in [
             ("hidden_size", json!(4096)),
             ("num_attention_heads", json!(32)),
