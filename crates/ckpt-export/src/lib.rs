@@ -9,8 +9,9 @@
 //! experts are cut back into one tensor per expert (the family's `Experts` spec read
 //! backwards), tensors the converter split or reshaped are joined again (its `Join`s: DeepSeek's
 //! `kv_b_proj`, Granite MoE's fused `input_linear`, GPT-OSS's interleaved `gate_up_proj`, its
-//! transposed `down_proj` and renamed biases and sinks; such joins of stacked experts are made a
-//! band of experts at a time), and the config's plain hyperparameters
+//! transposed `down_proj` and renamed biases and sinks, Llama 4's `gate_up_proj` halves and
+//! transposed `down_proj`; such joins of stacked experts are made a band of experts at a time),
+//! and the config's plain hyperparameters
 //! come from the family's declarative parameter list read backwards. An architecture whose
 //! mapping is not invertible is refused with the reason ([`names::refused`]). Embedding models
 //! come back with their sentence-transformers modules: the pooling the GGUF records and
