@@ -108,7 +108,7 @@ pub fn llama3_rope_factors(hp: &Hparams) -> Result<Option<Vec<f32>>> {
     Ok(Some(out))
 }
 
-/// The inverse of [`llama3_rope_factors`] for the GGUF -> Hugging Face export: "llama3" rope
+/// The inverse of `llama3_rope_factors` for the GGUF -> Hugging Face export: "llama3" rope
 /// parameters (`rope_type`, `factor`, `low_freq_factor`, `high_freq_factor`,
 /// `original_max_position_embeddings`) from which the converter generates exactly `factors` (a
 /// GGUF's `rope_freqs.weight`, bit for bit) for head size `dim` and rope base `theta`, or None
