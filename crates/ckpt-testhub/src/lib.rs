@@ -6,7 +6,8 @@
 //! Each `FakeHub::start()` binds free ports on 127.0.0.1 (no other network), records every
 //! request, and stops when dropped; tests point the client at its URL (`HF_ENDPOINT`) and turn
 //! the knobs of its `State` to make it misbehave. The `ckpt-testhub` binary serves the same
-//! Hubs to tests written in other languages.
+//! Hubs to tests written in other languages. [`fixtures`] recomputes the tensor values the
+//! fixture generators wrote, for tests that build the same checkpoints in Rust.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use sha2::Digest;
 
 pub mod download;
+pub mod fixtures;
 pub mod upload;
 
 /// Lowercase hex sha256 of `b` (an LFS file's oid).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ckpt_core::{Checkpoint, DType, Format, Tensor};
 use ckpt_export::{gguf_to_hf, ExportOptions};
 use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
+use ckpt_testhub::fixtures::moe_tensor;
 use serde_json::json;
 
 fn fixtures() -> PathBuf {
@@ -517,31 +518,6 @@ fn bert_round_trips_tensors_and_the_wordpiece_vocabulary() {
 
 fn moe_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the fixture generator wrote it;
-/// MXFP4 blocks and scales (uint8) hold (7i + 3k) % 256 and 118 + (i + k) % 8.
-fn moe_tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
-    let n: u64 = shape.iter().product();
-    if name.ends_with("_blocks") || name.ends_with("_scales") {
-        let blocks = name.ends_with("_blocks");
-        return Tensor::computed(name, DType::U8, shape, move || {
-            Ok((0..n)
-                .map(|i| {
-                    if blocks {
-                        ((7 * i + 3 * k) % 256) as u8
-                    } else {
-                        (118 + (i + k) % 8) as u8
-                    }
-                })
-                .collect())
-        });
-    }
-    Tensor::computed(name, DType::F32, shape, move || {
-        Ok((0..n)
-            .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
-            .collect())
-    })
 }
 
 /// The case's model folder and checkpoint, and its F16 GGUF (checked against llama.cpp's).

@@ -10,6 +10,7 @@ use ckpt_core::{Checkpoint, DType, Format, GgmlType, Tensor, TensorData};
 use ckpt_gguf::GgufFile;
 use ckpt_model::tensors::PlannedTensor;
 use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
+use ckpt_testhub::fixtures::moe_tensor as tensor;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -19,31 +20,6 @@ fn fixtures() -> PathBuf {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Element i of the k-th tensor is ((i + 5k) % 13) * 0.125, as the generator wrote it; MXFP4
-/// blocks and scales (uint8) hold (7i + 3k) % 256 and 118 + (i + k) % 8.
-fn tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
-    let n: u64 = shape.iter().product();
-    if name.ends_with("_blocks") || name.ends_with("_scales") {
-        let blocks = name.ends_with("_blocks");
-        return Tensor::computed(name, DType::U8, shape, move || {
-            Ok((0..n)
-                .map(|i| {
-                    if blocks {
-                        ((7 * i + 3 * k) % 256) as u8
-                    } else {
-                        (118 + (i + k) % 8) as u8
-                    }
-                })
-                .collect())
-        });
-    }
-    Tensor::computed(name, DType::F32, shape, move || {
-        Ok((0..n)
-            .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
-            .collect())
-    })
 }
 
 /// The case's model folder (config + tokenizer) and checkpoint, with `edit` applied to the
