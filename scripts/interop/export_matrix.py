@@ -71,14 +71,15 @@ EXPORTED = [
     "GptOssForCausalLM+wide+mxfp4",
     "Glm4MoeForCausalLM",
     "Llama4ForCausalLM",
+    "ApertusForCausalLM",
+    "SmolLM3ForCausalLM",
+    "HunYuanDenseV1ForCausalLM",
+    "HunYuanDenseV1ForCausalLM+ropescale",
     "Qwen3Model",
     "ModernBertModel",
     "Gemma3TextModel",
 ]
 REFUSED = [
-    "SmolLM3ForCausalLM",
-    "HunYuanDenseV1ForCausalLM",
-    "ApertusForCausalLM",
     "NomicBertModel",
     "XLMRobertaModel",
 ]
@@ -89,9 +90,11 @@ KEEPS_MTP = {"Glm4MoeForCausalLM"}
 # before converting so both sides compute the same thing (the released models have it): Qwen 3
 # MoE renormalises the chosen experts' weights; EmbeddingGemma scales queries by 1/sqrt(head_dim)
 # (query_pre_attn_scalar = head_dim, 256 in the released model; transformers' default is 256
-# whatever the head size).
+# whatever the head size); SmolLM3 skips rope on every 4th layer (llama.cpp's fixed pattern, the
+# released model's).
 CONFIG_AS_RELEASED = {
     "Qwen3MoeForCausalLM": {"norm_topk_prob": True},
+    "SmolLM3ForCausalLM": {"no_rope_layers": [int((i + 1) % 4 != 0) for i in range(arch_matrix.LAYERS)]},
     "Gemma3TextModel": {"query_pre_attn_scalar": arch_matrix.HIDDEN // arch_matrix.HEADS},
 }
 

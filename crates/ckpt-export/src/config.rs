@@ -194,6 +194,8 @@ pub fn build_config(
                 c.insert("original_max_position_embeddings".into(), json!(o));
             }
         }
+        // (Hunyuan's converter writes "none" after folding NTK alpha into the base.)
+        Some("none") => {}
         Some(other) => warnings.push(format!(
             "rope scaling type {other} is not written to config.json"
         )),
@@ -388,6 +390,33 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
         "modern-bert" => modern_bert(kv, a, c, warnings),
         "gemma-embedding" => embedding_gemma(kv, a, c),
         "llama4" => llama4(kv, a, c, warnings),
+        // SmolLM3: llama.cpp skips rope on every 4th layer whatever the config said (the
+        // converter writes no key for it); the released model has that pattern.
+        "smollm3" => {
+            const NO_ROPE_EVERY: u64 = 4;
+            let n = kv.u64(&k("block_count")).unwrap_or(0);
+            let rope: Vec<u64> = (0..n)
+                .map(|il| u64::from((il + 1) % NO_ROPE_EVERY != 0))
+                .collect();
+            c.insert("no_rope_layers".into(), json!(rope));
+            c.insert("no_rope_layer_interval".into(), json!(NO_ROPE_EVERY));
+            c.insert("use_sliding_window".into(), json!(false));
+            warnings.push(format!("SmolLM3: the GGUF does not record which layers skip rope; config.json has llama.cpp's fixed pattern, none on every {NO_ROPE_EVERY}th layer (as in the released SmolLM3-3B)"));
+        }
+        // Hunyuan: the converter folded NTK-alpha ("dynamic") rope scaling into the base and
+        // fixed the context at 256k (scaling type "none"); plain rope with that base is what
+        // llama.cpp computes, and transformers' NTK-alpha frequencies come from the same f32
+        // base.
+        "hunyuan-dense" if kv.str(&k("rope.scaling.type")) == Some("none") => {
+            if let Some(base) = kv.f32(&k("rope.freq_base")) {
+                warnings.push(format!("Hunyuan: the converter folded NTK-alpha rope scaling into the rope base and fixed the context at 256k; config.json has plain rope with rope_theta {base} (the same frequencies), not the original alpha"));
+            }
+        }
+        // Apertus: llama.cpp's graph always applies xIELU, whose per-layer parameters come back
+        // as tensors (see ckpt-model's `kv_tensors`).
+        "apertus" => {
+            c.insert("hidden_act".into(), json!("xielu"));
+        }
         "ernie4_5-moe" => {
             if let Some(n) = kv.u64(&k("expert_shared_count")) {
                 c.insert("moe_num_shared_experts".into(), json!(n));

@@ -437,6 +437,7 @@ pub fn gguf_to_hf(gguf: &Path, out_dir: &Path, opts: &ExportOptions) -> Result<E
 
     let mut planned = plan_tensors(
         &arch,
+        &kv,
         &config,
         &tensors,
         &gguf_label,
@@ -605,6 +606,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
     let mut dropped = Vec::new();
     let planned = plan_tensors(
         &arch,
+        &kv,
         &config,
         &tensors,
         &gguf_label,
@@ -780,6 +782,7 @@ fn pretty(v: &Value) -> Vec<u8> {
 /// back into one tensor per expert, split tensors joined (see [`ckpt_model::arch::family::Join`]).
 fn plan_tensors(
     arch: &ExportArch,
+    kv: &Kvs,
     config: &Map<String, Value>,
     tensors: &[Tensor],
     gguf_label: &str,
@@ -953,6 +956,61 @@ fn plan_tensors(
                 j.fused.replace("{bid}", &b.to_string())
             ),
         ));
+    }
+    planned.extend(kv_tensors(forward, kv, block_count, gguf_label, &out_type)?);
+    Ok(planned)
+}
+
+/// The per-layer scalars the converter wrote as KV arrays ([`Architecture::kv_tensors`]), back
+/// as the checkpoint's tensors. llama.cpp also takes a single value for every layer.
+///
+/// [`Architecture::kv_tensors`]: ckpt_model::arch::Architecture::kv_tensors
+fn kv_tensors(
+    forward: &dyn ckpt_model::arch::Architecture,
+    kv: &Kvs,
+    block_count: u32,
+    gguf_label: &str,
+    out_type: &impl Fn(&Tensor) -> DType,
+) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    for spec in forward.kv_tensors() {
+        let values = match kv.get(spec.key) {
+            Some(ckpt_gguf::GgufValue::Array(a)) => a.as_f32s(),
+            Some(ckpt_gguf::GgufValue::F32(x)) => Some(vec![*x; block_count as usize]),
+            Some(_) => None,
+            None => {
+                return Err(Error::invalid(
+                    gguf_label,
+                    format!("no {} key (one value per layer)", spec.key),
+                ))
+            }
+        };
+        let values = values
+            .filter(|v| v.len() == block_count as usize)
+            .ok_or_else(|| {
+                Error::invalid(
+                    gguf_label,
+                    format!(
+                        "{} should be a float or an array of {block_count} floats (one per layer)",
+                        spec.key
+                    ),
+                )
+            })?;
+        for (bid, x) in values.into_iter().enumerate() {
+            let name = spec.hf.replace("{bid}", &bid.to_string());
+            let source =
+                Tensor::computed(name.clone(), DType::F32, spec.shape.to_vec(), move || {
+                    Ok(x.to_le_bytes().to_vec())
+                });
+            planned.push(Planned {
+                hf_name: name,
+                out: out_type(&source),
+                source,
+                join: None,
+                transforms: Vec::new(),
+                hf_shape: spec.shape.to_vec(),
+            });
+        }
     }
     Ok(planned)
 }

@@ -183,14 +183,14 @@ mod tests {
             Some("model.layers.2.post_attention_layernorm.weight")
         );
         assert!(
-            find("smollm3").is_none(),
-            "SmolLM3's no_rope_layers are not in the GGUF"
+            find("nomic-bert").is_none(),
+            "transformers has no NomicBERT class"
         );
-        let why = find_for("smollm3", Hints::default())
+        let why = find_for("nomic-bert", Hints::default())
             .unwrap()
             .err()
             .unwrap();
-        assert!(why.contains("no_rope_layers"), "{why}");
+        assert!(why.contains("remote-code"), "{why}");
         assert_eq!(
             find_for(
                 "llama",

@@ -1055,21 +1055,65 @@ fn glm4_5_keeps_its_nextn_layer_and_partial_rotary() {
     assert_eq!(c["partial_rotary_factor"], 0.5);
 }
 
+/// Apertus: the xIELU parameters the converter wrote as `xielu.*` arrays come back as each
+/// layer's `mlp.act_fn` tensors (one-element `alpha_n`/`alpha_p`, 0-d `beta`/`eps`), its norms
+/// under their own names, and llama3 rope parameters that generate the GGUF's `rope_freqs`.
 #[test]
-fn families_whose_export_is_refused_say_why() {
-    let (case, why) = ("apertus", "xIELU");
-    let tmp = tempfile::tempdir().unwrap();
-    let (gguf, _, _) = moe_gguf(case, tmp.path());
-    let out = tmp.path().join("export");
-    let err = gguf_to_hf(&gguf, &out, &ExportOptions::default())
-        .err()
-        .unwrap_or_else(|| panic!("{case}: exported"))
-        .to_string();
-    assert!(
-        err.contains("cannot be exported") && err.contains(why),
-        "{case}: {err}"
+fn apertus_xielu_parameters_and_llama3_rope_come_back() {
+    let c = moe_cycle(
+        "apertus",
+        "ApertusForCausalLM",
+        &[
+            MOE_COMMON,
+            &["num_key_value_heads", "hidden_act", "intermediate_size"],
+        ]
+        .concat(),
     );
-    assert!(!out.exists(), "{case}: nothing may be written");
+    assert_eq!(c["model_type"], "apertus");
+    let fx = moe_fixtures().join("arch-moe/apertus/config.json");
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(fx).unwrap()).unwrap();
+    // With head_dim 4 (two frequencies) several band bounds give the same factors: the round
+    // trip above checks that the exported parameters generate the same rope_freqs bit for bit.
+    let rope = &original["rope_parameters"];
+    assert_eq!(c["rope_scaling"]["rope_type"], "llama3");
+    assert_eq!(c["rope_scaling"]["factor"], rope["factor"]);
+    assert_eq!(c["rope_theta"], rope["rope_theta"]);
+}
+
+/// A GGUF whose per-layer xIELU array is missing or has the wrong length is refused by key,
+/// and nothing is written.
+#[test]
+fn apertus_without_its_xielu_arrays_is_refused_by_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, _, _) = moe_gguf("apertus", tmp.path());
+    let src = ckpt_gguf::open_split(&gguf).unwrap();
+    for (edit, want) in [
+        (None, "no xielu.beta key"),
+        (
+            Some(ckpt_gguf::GgufValue::f32_array([0.5f32])),
+            "xielu.beta should be a float or an array of 2 floats",
+        ),
+    ] {
+        let bad = tmp.path().join(format!("bad{}.gguf", edit.is_some()));
+        let mut w = ckpt_gguf::GgufWriter::new();
+        for (k, v) in src.kvs() {
+            match (k.as_str(), &edit) {
+                ("xielu.beta", None) => {}
+                ("xielu.beta", Some(e)) => w.add_kv(k, e.clone()),
+                _ => w.add_kv(k, v.clone()),
+            }
+        }
+        for t in src.tensors() {
+            w.add_tensor(t);
+        }
+        w.write(&bad, false).unwrap();
+        let out = tmp.path().join("export");
+        let err = gguf_to_hf(&bad, &out, &ExportOptions::default())
+            .expect_err("exported")
+            .to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(!out.exists(), "nothing may be written");
+    }
 }
 
 /// Qwen3-Embedding: the bare decoder (names without "model.") with last-token pooling comes back
@@ -1281,4 +1325,41 @@ fn glm4_mrope_sections_and_partial_rotary_factor_come_back() {
         assert_eq!(config["head_dim"], head_dim, "{case}");
         assert_eq!(rp.get("mrope_section"), sections.as_ref(), "{case}");
     }
+}
+
+/// The arch-tables case `case`'s config and tensor list, exported through [`cycle`].
+fn arch_tables_cycle(case: &str, vocab: Vocab, hf_class: &str) -> serde_json::Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/arch-tables")
+        .join(case);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let tensors: Vec<(String, Vec<u64>)> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("hf_tensors.json")).unwrap())
+            .unwrap();
+    cycle(config, vocab, &as_refs(&tensors), hf_class)
+}
+
+/// SmolLM3: the GGUF does not record which layers skip rope; the export writes llama.cpp's fixed
+/// pattern (every 4th layer, none of the fixture's 2), which is what the fixture's config has.
+#[test]
+fn smollm3_gets_llama_cpps_no_rope_pattern() {
+    let c = arch_tables_cycle("smollm3", Vocab::Bpe, "SmolLM3ForCausalLM");
+    assert_eq!(c["no_rope_layers"], json!([1, 1]));
+    assert_eq!(c["no_rope_layer_interval"], 4);
+    assert_eq!(c["use_sliding_window"], false);
+    assert_eq!(c["rope_theta"], 2000000.0);
+}
+
+/// Hunyuan with NTK-alpha ("dynamic") rope: the converter folded alpha into the base
+/// (10000 * 1000^(4/2) = 1e10 for head_dim 4) and fixed the context at 256k; the export writes
+/// plain rope with that base, Q/K norms under Hunyuan's names, and no rope_scaling.
+#[test]
+fn hunyuan_ntk_alpha_comes_back_as_its_scaled_base() {
+    let c = arch_tables_cycle("hunyuan_dense", Vocab::Bpe, "HunYuanDenseV1ForCausalLM");
+    assert_eq!(c["model_type"], "hunyuan_v1_dense");
+    assert_eq!(c["rope_theta"], 1e10);
+    assert!(c.get("rope_scaling").is_none(), "{c}");
+    assert_eq!(c["max_position_embeddings"], 262144);
+    assert_eq!(c["head_dim"], 4);
 }

@@ -3,7 +3,7 @@
 use ckpt_core::{Error, Result};
 use serde_json::Value;
 
-use super::family::{Dflt, Family, Hooks, Param, Vocab};
+use super::family::{Dflt, Family, Hooks, KvTensor, Param, Vocab};
 use super::{Kind, ParamContext, TensorAction, TensorRef, VocabContext};
 use crate::hparams::{read_optional_json, Hparams};
 use crate::vocab::special::SpecialVocab;
@@ -247,6 +247,16 @@ pub static HUNYUAN_DENSE: Family = Family {
         config: Some(hunyuan_config),
         tensor_first: Some(hunyuan_tied_head),
         vocab: Some(hunyuan_vocab),
+        export_overrides: &[
+            (
+                Kind::AttnQNorm,
+                "model.layers.{bid}.self_attn.query_layernorm",
+            ),
+            (
+                Kind::AttnKNorm,
+                "model.layers.{bid}.self_attn.key_layernorm",
+            ),
+        ],
         ..Hooks::NONE
     },
 };
@@ -524,9 +534,39 @@ pub static APERTUS: Family = Family {
     vocab: Vocab::Llama,
     hooks: Hooks {
         sources: Some(apertus_xielu),
+        kv_tensors: APERTUS_XIELU,
+        export_overrides: &[
+            (Kind::AttnNorm, "model.layers.{bid}.attention_layernorm"),
+            (Kind::FfnNorm, "model.layers.{bid}.feedforward_layernorm"),
+        ],
         ..super::llama::LLAMA_HOOKS
     },
 };
+
+/// Apertus' xIELU parameters: `alpha_n` and `alpha_p` are one-element parameters, `beta` and
+/// `eps` 0-d buffers, in every layer's `mlp.act_fn`.
+const APERTUS_XIELU: &[KvTensor] = &[
+    KvTensor {
+        key: "xielu.alpha_n",
+        hf: "model.layers.{bid}.mlp.act_fn.alpha_n",
+        shape: &[1],
+    },
+    KvTensor {
+        key: "xielu.alpha_p",
+        hf: "model.layers.{bid}.mlp.act_fn.alpha_p",
+        shape: &[1],
+    },
+    KvTensor {
+        key: "xielu.beta",
+        hf: "model.layers.{bid}.mlp.act_fn.beta",
+        shape: &[],
+    },
+    KvTensor {
+        key: "xielu.eps",
+        hf: "model.layers.{bid}.mlp.act_fn.eps",
+        shape: &[],
+    },
+];
 
 /// `ApertusModel.modify_tensors`: each layer's `mlp.act_fn.{alpha_n, alpha_p, beta, eps}`
 /// scalar is collected (by block) and, once every layer has one, written as the float array
@@ -538,15 +578,15 @@ fn apertus_xielu(
     kv: &mut crate::kv::KvList,
 ) -> Result<Vec<ckpt_core::Tensor>> {
     use std::collections::BTreeMap;
-    const PARAMS: [&str; 4] = ["alpha_n", "alpha_p", "beta", "eps"];
     let n_layers = hp.require_u32(&["num_hidden_layers"])? as usize;
     let mut seen: [BTreeMap<u32, f32>; 4] = Default::default();
     let mut rest = Vec::with_capacity(tensors.len());
     for t in tensors {
-        let Some(p) = PARAMS
-            .iter()
-            .position(|p| t.name.ends_with(&format!(".act_fn.{p}")))
-        else {
+        // (by the name's last part, as the converter does)
+        let Some(p) = APERTUS_XIELU.iter().position(|x| {
+            let param = x.hf.rsplit('.').next().unwrap_or(x.hf);
+            t.name.ends_with(&format!(".act_fn.{param}"))
+        }) else {
             rest.push(t);
             continue;
         };
@@ -574,7 +614,7 @@ fn apertus_xielu(
         seen[p].insert(bid, values[0]);
         if seen[p].len() == n_layers {
             kv.array(
-                &format!("xielu.{}", PARAMS[p]),
+                APERTUS_XIELU[p].key,
                 ckpt_gguf::GgufValue::f32_array(seen[p].values().copied()),
             );
         }

@@ -111,6 +111,21 @@ pub(crate) struct Hooks {
     pub joins: &'static [Join],
     /// Export spellings the prefix rule does not pick (see [`Architecture::export_overrides`]).
     pub export_overrides: &'static [(Kind, &'static str)],
+    /// Per-layer scalars the converter writes as KV arrays (see
+    /// [`Architecture::kv_tensors`]).
+    pub kv_tensors: &'static [KvTensor],
+}
+
+/// A per-layer scalar of the checkpoint that the converter writes as a float array key, one
+/// value per block in block order, instead of as tensors (Apertus' xIELU parameters).
+#[derive(Debug)]
+pub struct KvTensor {
+    /// The GGUF key of the array (no architecture prefix).
+    pub key: &'static str,
+    /// The checkpoint tensor's name, with `{bid}`.
+    pub hf: &'static str,
+    /// The checkpoint tensor's shape (one element).
+    pub shape: &'static [u64],
 }
 
 /// How a mixture-of-experts family's per-expert tensors are stacked, the way the converter's
@@ -141,6 +156,7 @@ impl Hooks {
         sources: None,
         joins: &[],
         export_overrides: &[],
+        kv_tensors: &[],
     };
 }
 
@@ -301,15 +317,6 @@ pub(crate) fn write_params_list(
     Ok(())
 }
 
-/// Table-driven families (by their first class name) the GGUF -> Hugging Face export refuses,
-/// and why: the converter's mapping is not invertible, or the export does not rebuild the
-/// family's config yet. Every other family exports.
-const EXPORT_REFUSED: &[(&str, &str)] = &[
-    ("SmolLM3ForCausalLM", "not invertible: the converter does not write no_rope_layers (which layers skip rotary embeddings) to the GGUF"),
-    ("HunYuanDenseV1ForCausalLM", "not invertible: the converter replaces NTK-alpha rope scaling by a scaled rope base and a fixed context length"),
-    ("ApertusForCausalLM", "not invertible: the converter replaces Llama 3 rope scaling by computed rope_freqs, and the xIELU scalars become KV arrays"),
-];
-
 /// Checkpoint tensors the converter splits into several GGUF tensors, and the inverse for the
 /// GGUF -> Hugging Face export.
 #[derive(Debug)]
@@ -415,17 +422,14 @@ impl Architecture for Family {
             None => Ok(None),
         }
     }
-    fn export_refusal(&self) -> Option<&'static str> {
-        EXPORT_REFUSED
-            .iter()
-            .find(|(c, _)| *c == self.hf_names[0])
-            .map(|(_, why)| *why)
-    }
     fn export_overrides(&self) -> &'static [(Kind, &'static str)] {
         self.hooks.export_overrides
     }
     fn joins(&self) -> &'static [Join] {
         self.hooks.joins
+    }
+    fn kv_tensors(&self) -> &'static [KvTensor] {
+        self.hooks.kv_tensors
     }
     /// The shared map's export spellings, preferring for each kind one in the family's own
     /// mixture-of-experts module (`block_sparse_moe.` for Mixtral, `mlp.shared_experts.` for

@@ -277,8 +277,8 @@ pub trait Architecture: Sync {
         &[]
     }
     /// Why `ckpt convert model.gguf OUT` cannot rebuild this architecture's Hugging Face folder,
-    /// or None when it can: the converter's mapping is not invertible (SmolLM3's
-    /// no_rope_layers are not in the GGUF) or the export does not rebuild it yet.
+    /// or None when it can: the converter's mapping is not invertible (XLM-RoBERTa's dropped
+    /// position rows), transformers has no class for it, or the export does not rebuild it yet.
     fn export_refusal(&self) -> Option<&'static str> {
         None
     }
@@ -289,6 +289,12 @@ pub trait Architecture: Sync {
     /// Checkpoint tensors the converter split into several GGUF tensors, put back together by
     /// the GGUF -> Hugging Face export (DeepSeek's `kv_b_proj`).
     fn joins(&self) -> &'static [family::Join] {
+        &[]
+    }
+    /// Per-layer scalars of the checkpoint that the converter writes as KV arrays instead of
+    /// tensors (Apertus' xIELU parameters): the GGUF -> Hugging Face export writes them back
+    /// as tensors.
+    fn kv_tensors(&self) -> &'static [family::KvTensor] {
         &[]
     }
     /// The config.json fields the hyperparameter keys were copied from (the inverse of the
