@@ -630,8 +630,9 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
 /// `pooling_type` (the inverse of what the converter reads, see
 /// [`ckpt_model::arch::qwen::POOLING_MODES`]), with the Pooling flags sentence-transformers
 /// writes. `dense` are the Dense module folders that follow the pooling (EmbeddingGemma's, see
-/// [`dense_modules`]); after them comes a Normalize module, as in the released EmbeddingGemma
-/// (llama.cpp's embedding tools normalize by default).
+/// [`dense_modules`]); last comes a Normalize module, as in the released EmbeddingGemma,
+/// Qwen3-Embedding and BGE models: llama.cpp's embedding tools normalize by default, and the GGUF
+/// does not record whether the original did.
 fn pooling_files(
     pooling_type: u64,
     hidden: Option<&Value>,
@@ -646,9 +647,7 @@ fn pooling_files(
         ("1_Pooling".into(), "Pooling"),
     ];
     list.extend(dense.iter().map(|f| (f.to_string(), "Dense")));
-    if !dense.is_empty() {
-        list.push((format!("{}_Normalize", list.len()), "Normalize"));
-    }
+    list.push((format!("{}_Normalize", list.len()), "Normalize"));
     let modules: Vec<Value> = list
         .iter()
         .enumerate()

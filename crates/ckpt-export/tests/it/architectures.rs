@@ -1173,6 +1173,13 @@ fn qwen3_embedding_comes_back_as_the_bare_model_with_its_pooling() {
     assert_eq!(pooling["pooling_mode_lasttoken"], true);
     assert_eq!(pooling["pooling_mode_mean_tokens"], false);
     assert_eq!(pooling["word_embedding_dimension"], 64);
+    // Normalized like llama.cpp's embeddings and the released Qwen3-Embedding.
+    let modules: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("modules.json")).unwrap()).unwrap();
+    assert_eq!(
+        modules[2],
+        json!({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    );
     let back = tmp.path().join("back.gguf");
     convert_hf_to_gguf(&out, &exported, &back, &opts()).unwrap();
     let (a, b) = (
@@ -1362,4 +1369,46 @@ fn hunyuan_ntk_alpha_comes_back_as_its_scaled_base() {
     assert!(c.get("rope_scaling").is_none(), "{c}");
     assert_eq!(c["max_position_embeddings"], 262144);
     assert_eq!(c["head_dim"], 4);
+}
+
+/// Llama 4 with `sliding_window` 0 (no chunked attention): llama.cpp attends fully on every
+/// layer and skips rope on the last one only, without attention temperature tuning; the export
+/// says so in config.json and warns.
+#[test]
+fn llama4_without_chunked_attention_skips_rope_on_the_last_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, _, original) = moe_gguf("llama4", tmp.path());
+    let src = ckpt_gguf::open_split(&gguf).unwrap();
+    let full = tmp.path().join("full.gguf");
+    let mut w = ckpt_gguf::GgufWriter::new();
+    for (k, v) in src.kvs() {
+        w.add_kv(k, v.clone());
+    }
+    w.set_kv(
+        "llama4.attention.sliding_window",
+        ckpt_gguf::GgufValue::U32(0),
+    );
+    for t in src.tensors() {
+        w.add_tensor(t);
+    }
+    w.write(&full, false).unwrap();
+    let out = tmp.path().join("export");
+    let report = gguf_to_hf(&full, &out, &ExportOptions::default()).unwrap();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("sliding_window 0")),
+        "{:?}",
+        report.warnings
+    );
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let n = original["num_hidden_layers"].as_u64().unwrap() as usize;
+    let mut rope = vec![1; n];
+    rope[n - 1] = 0;
+    assert_eq!(c["no_rope_layers"], json!(rope));
+    assert_eq!(c["layer_types"], json!(vec!["full_attention"; n]));
+    assert_eq!(c["attention_chunk_size"], serde_json::Value::Null);
+    assert_eq!(c["attn_temperature_tuning"], false);
 }

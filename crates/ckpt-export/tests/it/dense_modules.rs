@@ -197,7 +197,8 @@ fn without_dense_tensors_no_dense_modules_are_written() {
         types,
         [
             "sentence_transformers.models.Transformer",
-            "sentence_transformers.models.Pooling"
+            "sentence_transformers.models.Pooling",
+            "sentence_transformers.models.Normalize"
         ]
     );
 }
