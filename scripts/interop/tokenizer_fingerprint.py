@@ -21,7 +21,8 @@ roots = sys.argv[2:]
 # llama.cpp's chktxt, taken from ckpt's source so both sides hash the same text.
 src = open(os.path.join(os.path.dirname(__file__), "../../crates/ckpt-model/src/vocab/bpe.rs"),
            encoding="utf-8").read()
-lit = src.split("pub const CHECK_TEXT: &str = ", 1)[1].split(";\n", 1)[0]
+# (whatever the constant's visibility)
+lit = re.search(r'const CHECK_TEXT: &str = (".*?");\n', src, re.S).group(1)
 # Rust literal -> Python string: \u{XXXX} escapes, \n, \t, \" only.
 body = lit[1:-1]
 body = re.sub(r"\\u\{([0-9a-fA-F]+)\}", lambda m: chr(int(m.group(1), 16)), body)
