@@ -1,7 +1,9 @@
-//! The tensor values of the checkpoints that the MoE fixture generator wrote
-//! (`tests/fixtures/arch-moe`), so tests can build the same checkpoints without reading them.
+//! What several crates' tests build the same way: the tensor values of the checkpoints that the
+//! MoE fixture generator wrote (`tests/fixtures/arch-moe`), so tests can build the same
+//! checkpoints without reading them, and a tiny WordPiece `tokenizer.json`.
 
 use ckpt_core::{DType, Tensor};
+use serde_json::json;
 
 /// The `k`-th tensor of a generated MoE checkpoint, computed lazily: element `i` is
 /// `((i + 5k) % 13) * 0.125` as F32; MXFP4 `*_blocks` and `*_scales` tensors (U8) hold
@@ -35,5 +37,42 @@ pub fn moe_tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
         Ok((0..n)
             .flat_map(|i| (((i + 5 * k) % 13) as f32 * 0.125).to_le_bytes())
             .collect())
+    })
+}
+
+/// A BERT-style WordPiece `tokenizer.json` (as transformers saves one) of 12 tokens: the five
+/// specials `[PAD] [UNK] [CLS] [SEP] [MASK]`, then `hello world ##lo ##s a b c`; `[CLS] A [SEP]`
+/// post-processing.
+///
+/// ```
+/// let t = ckpt_testhub::fixtures::wordpiece_tokenizer_json();
+/// assert_eq!(t["model"]["vocab"]["hello"], 5);
+/// ```
+pub fn wordpiece_tokenizer_json() -> serde_json::Value {
+    let words = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b",
+        "c",
+    ];
+    let vocab: serde_json::Map<String, serde_json::Value> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = words[..5]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
     })
 }

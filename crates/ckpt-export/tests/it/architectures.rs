@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ckpt_core::{Checkpoint, DType, Format, Tensor};
 use ckpt_export::{gguf_to_hf, ExportOptions};
 use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
-use ckpt_testhub::fixtures::moe_tensor;
+use ckpt_testhub::fixtures::{moe_tensor, wordpiece_tokenizer_json};
 use serde_json::json;
 
 fn fixtures() -> PathBuf {
@@ -383,35 +383,6 @@ fn phi3_keeps_fused_projections_and_longrope_factors_go_to_the_config() {
     assert_eq!(config["rope_scaling"]["long_factor"], json!(long));
     assert_eq!(config["rope_scaling"]["short_factor"], json!(short));
     assert_eq!(config["original_max_position_embeddings"], 64);
-}
-
-fn wordpiece_tokenizer_json() -> serde_json::Value {
-    let words = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b",
-        "c",
-    ];
-    let vocab: serde_json::Map<String, serde_json::Value> = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.to_string(), json!(i)))
-        .collect();
-    let added: Vec<serde_json::Value> = words[..5]
-        .iter()
-        .enumerate()
-        .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-        .collect();
-    json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
-                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
-            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
-    })
 }
 
 #[test]

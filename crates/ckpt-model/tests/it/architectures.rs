@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use ckpt_core::{Checkpoint, DType, Format, GgmlType, Tensor};
 use ckpt_gguf::{GgufFile, GgufValue};
 use ckpt_model::{convert_hf_to_gguf, HfToGgufOptions, OutType};
+use ckpt_testhub::fixtures::wordpiece_tokenizer_json;
 use serde_json::json;
 
 fn fixtures() -> PathBuf {
@@ -324,35 +325,6 @@ fn qwen3_maps_qk_norms_and_does_not_permute() {
     assert_eq!(kv(&f, "general.architecture"), &GgufValue::string("qwen3"));
     assert_eq!(kv(&f, "qwen3.rope.freq_base"), &GgufValue::F32(1e6));
     assert_eq!(kv(&f, "qwen3.attention.key_length"), &GgufValue::U32(32));
-}
-
-fn wordpiece_tokenizer_json() -> serde_json::Value {
-    let words = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b",
-        "c",
-    ];
-    let vocab: serde_json::Map<String, serde_json::Value> = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.to_string(), json!(i)))
-        .collect();
-    let added: Vec<serde_json::Value> = words[..5]
-        .iter()
-        .enumerate()
-        .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-        .collect();
-    json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
-                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
-            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
-    })
 }
 
 #[test]
