@@ -42,29 +42,53 @@ pub fn moe_tensor(name: &str, shape: Vec<u64>, k: u64) -> Tensor {
 
 /// A BERT-style WordPiece `tokenizer.json` (as transformers saves one) of 12 tokens: the five
 /// specials `[PAD] [UNK] [CLS] [SEP] [MASK]`, then `hello world ##lo ##s a b c`; `[CLS] A [SEP]`
-/// post-processing.
+/// post-processing. See [`wordpiece_tokenizer_json_of`] for other words.
 ///
 /// ```
 /// let t = ckpt_testhub::fixtures::wordpiece_tokenizer_json();
 /// assert_eq!(t["model"]["vocab"]["hello"], 5);
 /// ```
 pub fn wordpiece_tokenizer_json() -> serde_json::Value {
-    let words = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b",
-        "c",
-    ];
-    let vocab: serde_json::Map<String, serde_json::Value> = words
+    wordpiece_tokenizer_json_of(
+        &["hello", "world", "##lo", "##s", "a", "b", "c"],
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+    )
+}
+
+/// A BERT-style WordPiece `tokenizer.json` whose vocabulary is the five specials
+/// `[PAD] [UNK] [CLS] [SEP] [MASK]` followed by `words`, with the stored `truncation` and
+/// `padding` given (`null` for none, as `tokenizers` saves them).
+///
+/// ```
+/// use serde_json::{json, Value};
+/// let t = ckpt_testhub::fixtures::wordpiece_tokenizer_json_of(
+///     &["hi"],
+///     json!({"direction": "Right", "max_length": 8, "strategy": "LongestFirst", "stride": 0}),
+///     Value::Null,
+/// );
+/// assert_eq!(t["model"]["vocab"]["hi"], 5);
+/// assert_eq!(t["truncation"]["max_length"], 8);
+/// ```
+pub fn wordpiece_tokenizer_json_of(
+    words: &[&str],
+    truncation: serde_json::Value,
+    padding: serde_json::Value,
+) -> serde_json::Value {
+    const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+    let vocab: serde_json::Map<String, serde_json::Value> = SPECIALS
         .iter()
+        .chain(words)
         .enumerate()
         .map(|(i, w)| (w.to_string(), json!(i)))
         .collect();
-    let added: Vec<serde_json::Value> = words[..5]
+    let added: Vec<serde_json::Value> = SPECIALS
         .iter()
         .enumerate()
         .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
         .collect();
     json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "version": "1.0", "truncation": truncation, "padding": padding, "added_tokens": added,
         "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
         "pre_tokenizer": {"type": "BertPreTokenizer"},
         "post_processor": {"type": "TemplateProcessing",

@@ -12,31 +12,9 @@ use serde_json::{json, Value};
 /// A small BERT (WordPiece) tokenizer.json, as `tokenizers` saves it.
 fn wordpiece(truncation: Value, padding: Value) -> Value {
     let words = [
-        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##lo", "##s", "a", "b",
-        "c", "3", "33", "!", "?", "i", "'", "ve", "been",
+        "hello", "world", "##lo", "##s", "a", "b", "c", "3", "33", "!", "?", "i", "'", "ve", "been",
     ];
-    let vocab: serde_json::Map<String, Value> = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.to_string(), json!(i)))
-        .collect();
-    let added: Vec<Value> = words[..5]
-        .iter()
-        .enumerate()
-        .map(|(i, w)| json!({"id": i, "content": w, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-        .collect();
-    json!({
-        "version": "1.0", "truncation": truncation, "padding": padding, "added_tokens": added,
-        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
-                     {"Sequence": {"id": "B", "type_id": 1}}, {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
-            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
-    })
+    ckpt_testhub::fixtures::wordpiece_tokenizer_json_of(&words, truncation, padding)
 }
 
 fn truncation() -> Value {
