@@ -394,12 +394,7 @@ fn family_quirks(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut V
         // converter writes no key for it); the released model has that pattern.
         "smollm3" => {
             const NO_ROPE_EVERY: u64 = 4;
-            let n = kv.u64(&k("block_count")).unwrap_or(0);
-            let rope: Vec<u64> = (0..n)
-                .map(|il| u64::from((il + 1) % NO_ROPE_EVERY != 0))
-                .collect();
-            c.insert("no_rope_layers".into(), json!(rope));
-            c.insert("no_rope_layer_interval".into(), json!(NO_ROPE_EVERY));
+            no_rope_every(c, kv.u64(&k("block_count")).unwrap_or(0), NO_ROPE_EVERY);
             c.insert("use_sliding_window".into(), json!(false));
             warnings.push(format!("SmolLM3: the GGUF does not record which layers skip rope; config.json has llama.cpp's fixed pattern, none on every {NO_ROPE_EVERY}th layer (as in the released SmolLM3-3B)"));
         }
@@ -547,11 +542,7 @@ fn llama4(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<Stri
         .collect();
     c.insert("layer_types".into(), json!(types));
     c.insert("attention_chunk_size".into(), json!(CHUNK));
-    c.insert("no_rope_layer_interval".into(), json!(NO_ROPE_EVERY));
-    let rope: Vec<u64> = (0..n)
-        .map(|il| u64::from((il + 1) % NO_ROPE_EVERY != 0))
-        .collect();
-    c.insert("no_rope_layers".into(), json!(rope));
+    no_rope_every(c, n, NO_ROPE_EVERY);
     c.insert("attn_temperature_tuning".into(), json!(true));
     c.insert("floor_scale".into(), json!(CHUNK));
     c.insert("attn_scale".into(), json!(0.1));
@@ -563,6 +554,14 @@ fn llama4(kv: &Kvs, a: &str, c: &mut Map<String, Value>, warnings: &mut Vec<Stri
             warnings.push(format!("Llama 4: the chunked layers' rope base {swa} differs from the full layers' {base}; transformers has one rope base, config.json has {base}"));
         }
     }
+}
+
+/// No rope on every `every`-th of `n` layers (llama.cpp's `n_no_rope_layer_step`), as
+/// transformers' `no_rope_layers` (1 = rope) and `no_rope_layer_interval` say it.
+fn no_rope_every(c: &mut Map<String, Value>, n: u64, every: u64) {
+    let rope: Vec<u64> = (0..n).map(|il| u64::from((il + 1) % every != 0)).collect();
+    c.insert("no_rope_layers".into(), json!(rope));
+    c.insert("no_rope_layer_interval".into(), json!(every));
 }
 
 /// GLM-4's rope: `rope.dimension_count` is int(head_dim * partial_rotary_factor) (see
