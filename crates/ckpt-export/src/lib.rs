@@ -268,6 +268,7 @@ fn config_of(
     warnings: &mut Vec<String>,
 ) -> Result<(Option<tokenizer::Vocab>, Map<String, Value>)> {
     let gguf_label = gguf.display().to_string();
+    check_block_count(kv, arch_name, tensors, &gguf_label)?;
     let vocab = tokenizer::Vocab::read(kv, &gguf_label)?;
     let tied = !tensors.iter().any(|t| t.name == "output.weight");
     let vocab_size = kv
@@ -340,6 +341,29 @@ fn config_of(
         );
     }
     Ok((vocab, config))
+}
+
+/// The GGUF's block count, which sizes per-layer lists of the config (no-rope and layer-type
+/// patterns) and the per-layer tensors rebuilt from KV arrays, must not exceed its tensor count:
+/// every block has tensors, so a real file always passes, and a forged count cannot make the
+/// export allocate without bound.
+fn check_block_count(
+    kv: &Kvs,
+    arch_name: &str,
+    tensors: &[Tensor],
+    gguf_label: &str,
+) -> Result<()> {
+    let key = format!("{arch_name}.block_count");
+    match kv.u64(&key) {
+        Some(n) if n > tensors.len() as u64 => Err(Error::invalid(
+            gguf_label,
+            format!(
+                "{key} is {n}, more than the file's {} tensors (every block has tensors)",
+                tensors.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Exports the GGUF `gguf` (a single file or the first shard of a split set) as the Hugging
@@ -589,6 +613,7 @@ pub fn hf_view(gguf: &Path) -> Result<ckpt_core::Checkpoint> {
                 .and_then(|t| t.shape.first().copied())
         })
         .unwrap_or(0);
+    check_block_count(&kv, &arch_name, &tensors, &gguf_label)?;
     let mut warnings = Vec::new();
     let config = config::build_config(
         &kv,

@@ -1383,3 +1383,35 @@ fn llama4_without_chunked_attention_skips_rope_on_the_last_layer() {
     assert_eq!(c["attention_chunk_size"], serde_json::Value::Null);
     assert_eq!(c["attn_temperature_tuning"], false);
 }
+
+/// A forged block count (it sizes the per-layer xIELU tensors, taken from a single value for
+/// every layer, and the config's per-layer lists) is refused by key before anything is
+/// allocated or written.
+#[test]
+fn a_forged_block_count_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gguf, _, _) = moe_gguf("apertus", tmp.path());
+    let src = ckpt_gguf::open_split(&gguf).unwrap();
+    let bad = tmp.path().join("bad.gguf");
+    let mut w = ckpt_gguf::GgufWriter::new();
+    for (k, v) in src.kvs() {
+        w.add_kv(k, v.clone());
+    }
+    w.set_kv("apertus.block_count", ckpt_gguf::GgufValue::U32(u32::MAX));
+    w.set_kv("xielu.beta", ckpt_gguf::GgufValue::F32(0.5));
+    for t in src.tensors() {
+        w.add_tensor(t);
+    }
+    w.write(&bad, false).unwrap();
+    let out = tmp.path().join("export");
+    let err = gguf_to_hf(&bad, &out, &ExportOptions::default())
+        .expect_err("exported")
+        .to_string();
+    assert!(err.contains("apertus.block_count is 4294967295"), "{err}");
+    assert!(!out.exists(), "nothing may be written");
+    let Err(err) = ckpt_export::hf_view(&bad) else {
+        panic!("viewed")
+    };
+    let err = err.to_string();
+    assert!(err.contains("apertus.block_count"), "{err}");
+}
