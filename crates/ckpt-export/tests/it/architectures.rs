@@ -1057,7 +1057,6 @@ fn apertus_xielu_parameters_and_llama3_rope_come_back() {
 fn apertus_without_its_xielu_arrays_is_refused_by_key() {
     let tmp = tempfile::tempdir().unwrap();
     let (gguf, _, _) = moe_gguf("apertus", tmp.path());
-    let src = ckpt_gguf::open_split(&gguf).unwrap();
     for (edit, want) in [
         (None, "no xielu.beta key"),
         (
@@ -1066,18 +1065,12 @@ fn apertus_without_its_xielu_arrays_is_refused_by_key() {
         ),
     ] {
         let bad = tmp.path().join(format!("bad{}.gguf", edit.is_some()));
-        let mut w = ckpt_gguf::GgufWriter::new();
-        for (k, v) in src.kvs() {
-            match (k.as_str(), &edit) {
-                ("xielu.beta", None) => {}
-                ("xielu.beta", Some(e)) => w.add_kv(k, e.clone()),
-                _ => w.add_kv(k, v.clone()),
+        crate::edited_gguf(&gguf, &bad, |w| match &edit {
+            None => {
+                w.remove_kv("xielu.beta");
             }
-        }
-        for t in src.tensors() {
-            w.add_tensor(t);
-        }
-        w.write(&bad, false).unwrap();
+            Some(e) => w.set_kv("xielu.beta", e.clone()),
+        });
         let out = tmp.path().join("export");
         let err = gguf_to_hf(&bad, &out, &ExportOptions::default())
             .expect_err("exported")
@@ -1349,20 +1342,13 @@ fn hunyuan_ntk_alpha_comes_back_as_its_scaled_base() {
 fn llama4_without_chunked_attention_skips_rope_on_the_last_layer() {
     let tmp = tempfile::tempdir().unwrap();
     let (gguf, _, original) = moe_gguf("llama4", tmp.path());
-    let src = ckpt_gguf::open_split(&gguf).unwrap();
     let full = tmp.path().join("full.gguf");
-    let mut w = ckpt_gguf::GgufWriter::new();
-    for (k, v) in src.kvs() {
-        w.add_kv(k, v.clone());
-    }
-    w.set_kv(
-        "llama4.attention.sliding_window",
-        ckpt_gguf::GgufValue::U32(0),
-    );
-    for t in src.tensors() {
-        w.add_tensor(t);
-    }
-    w.write(&full, false).unwrap();
+    crate::edited_gguf(&gguf, &full, |w| {
+        w.set_kv(
+            "llama4.attention.sliding_window",
+            ckpt_gguf::GgufValue::U32(0),
+        )
+    });
     let out = tmp.path().join("export");
     let report = gguf_to_hf(&full, &out, &ExportOptions::default()).unwrap();
     assert!(
@@ -1391,18 +1377,11 @@ fn llama4_without_chunked_attention_skips_rope_on_the_last_layer() {
 fn a_forged_block_count_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (gguf, _, _) = moe_gguf("apertus", tmp.path());
-    let src = ckpt_gguf::open_split(&gguf).unwrap();
     let bad = tmp.path().join("bad.gguf");
-    let mut w = ckpt_gguf::GgufWriter::new();
-    for (k, v) in src.kvs() {
-        w.add_kv(k, v.clone());
-    }
-    w.set_kv("apertus.block_count", ckpt_gguf::GgufValue::U32(u32::MAX));
-    w.set_kv("xielu.beta", ckpt_gguf::GgufValue::F32(0.5));
-    for t in src.tensors() {
-        w.add_tensor(t);
-    }
-    w.write(&bad, false).unwrap();
+    crate::edited_gguf(&gguf, &bad, |w| {
+        w.set_kv("apertus.block_count", ckpt_gguf::GgufValue::U32(u32::MAX));
+        w.set_kv("xielu.beta", ckpt_gguf::GgufValue::F32(0.5));
+    });
     let out = tmp.path().join("export");
     let err = gguf_to_hf(&bad, &out, &ExportOptions::default())
         .expect_err("exported")

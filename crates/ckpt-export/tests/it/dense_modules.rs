@@ -205,16 +205,7 @@ fn without_dense_tensors_no_dense_modules_are_written() {
 
 /// The converter's dense f32 GGUF with `edit` applied to its KVs, written to `path`.
 fn edited(path: &Path, edit: impl Fn(&mut ckpt_gguf::GgufWriter)) {
-    let src = ckpt_gguf::open_split(&fixture("tiny-embeddinggemma.dense.f32.gguf")).unwrap();
-    let mut w = ckpt_gguf::GgufWriter::new();
-    for (k, v) in src.kvs() {
-        w.add_kv(k, v.clone());
-    }
-    for t in src.tensors() {
-        w.add_tensor(t);
-    }
-    edit(&mut w);
-    w.write(path, false).unwrap();
+    crate::edited_gguf(&fixture("tiny-embeddinggemma.dense.f32.gguf"), path, edit);
 }
 
 /// Feature counts that contradict the weight's shape, or Dense weights without a pooling to
