@@ -479,6 +479,10 @@ impl Tensor {
             TensorData::View(v) => {
                 self.validate()?;
                 let nbytes = self.nbytes() as usize;
+                if nbytes == 0 {
+                    // (an empty view's offset is not checked: it reads nothing)
+                    return Ok(Cow::Borrowed(&[]));
+                }
                 let storage = v.storage.bytes();
                 let contiguous = match &v.strides {
                     None => true,
@@ -513,6 +517,10 @@ impl Tensor {
     /// The tensor's bytes as one range of a mapped buffer, when it is a dense little-endian view.
     pub fn mapped_range(&self) -> Option<(&Buffer, usize, usize)> {
         let v = self.view()?;
+        if self.numel() == 0 {
+            // (an empty view's offset is not checked; its bytes come from `bytes`)
+            return None;
+        }
         if v.storage.big_endian && self.dtype.swap_unit() > 1 {
             return None;
         }

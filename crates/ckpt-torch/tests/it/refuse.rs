@@ -181,3 +181,23 @@ fn corrupted_bytes_never_panic() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file the torch_read fuzz target found (fuzz_empty_view_past_storage.bin): an empty tensor
+/// whose view starts past the end of its storage. Materialising it panicked on the slice; an
+/// empty view reads nothing, so every tensor's bytes come back (or an error), never a panic.
+#[test]
+fn an_empty_view_past_its_storage_reads_as_empty() {
+    let path = fixture("fuzz_empty_view_past_storage.bin");
+    let data = std::fs::read(&path).unwrap();
+    let ck = ckpt_torch::read_bytes(&path, data, &ReadOptions::default()).unwrap();
+    let mut empty = 0;
+    for t in &ck.tensors {
+        if t.nbytes() == 0 {
+            assert!(t.bytes().unwrap().is_empty(), "{}", t.name);
+            empty += 1;
+        } else {
+            let _ = t.bytes();
+        }
+    }
+    assert!(empty > 0, "the file holds an empty tensor");
+}
